@@ -1,0 +1,205 @@
+import { KairosApiError } from './errors.ts';
+import type {
+  ErrorBody,
+  Health,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  Job,
+  JobFilter,
+  JobPatch,
+  JobSpec,
+  Page,
+  PollRequest,
+  PollResponse,
+  RegisterRequest,
+  RegisterResponse,
+  ReportRequest,
+  ReportResponse,
+  Run,
+  RunFilter,
+  TriggerRequest,
+  WorkerInfo,
+} from './wire.ts';
+
+export interface ClientOptions {
+  /** Base URL of a node, e.g. `http://127.0.0.1:7070`. */
+  url: string;
+  /** API or worker token, sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Per-request time limit in ms (long polls add their wait). Default 30 000. */
+  timeoutMs?: number;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+/**
+ * Typed client of the Kairos REST API and worker protocol.
+ *
+ * ```ts
+ * const kairos = new KairosClient({ url: 'http://127.0.0.1:7070', token });
+ * await kairos.createJob({ name: 'report', handler: 'send-report', trigger: { kind: 'cron', cron: '0 9 * * *' } });
+ * ```
+ */
+export class KairosClient {
+  readonly url: string;
+  private readonly token: string | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  health(): Promise<Health> {
+    return this.request('GET', '/v1/health');
+  }
+
+  createJob(spec: JobSpec): Promise<Job> {
+    return this.request('POST', '/v1/jobs', spec);
+  }
+
+  /** Creates the job or replaces its definition: safe to call on every deploy. */
+  putJob(spec: JobSpec): Promise<Job> {
+    return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec);
+  }
+
+  updateJob(name: string, patch: JobPatch): Promise<Job> {
+    return this.request('PATCH', `/v1/jobs/${enc(name)}`, patch);
+  }
+
+  getJob(name: string): Promise<Job> {
+    return this.request('GET', `/v1/jobs/${enc(name)}`);
+  }
+
+  listJobs(filter: JobFilter = {}): Promise<Page<Job>> {
+    return this.request('GET', '/v1/jobs', undefined, { ...filter });
+  }
+
+  async deleteJob(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/jobs/${enc(name)}`);
+  }
+
+  pauseJob(name: string): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/pause`, {});
+  }
+
+  resumeJob(name: string): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {});
+  }
+
+  triggerJob(name: string, request: TriggerRequest = {}): Promise<Run> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/trigger`, request);
+  }
+
+  /** Triggers a job many times in one durable write. */
+  triggerJobBatch(name: string, runs: TriggerRequest[]): Promise<{ runIds: number[] }> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/trigger-batch`, { runs });
+  }
+
+  listRuns(filter: RunFilter = {}): Promise<Page<Run>> {
+    return this.request('GET', '/v1/runs', undefined, { ...filter });
+  }
+
+  getRun(id: number): Promise<Run> {
+    return this.request('GET', `/v1/runs/${id}`);
+  }
+
+  cancelRun(id: number): Promise<Run> {
+    return this.request('POST', `/v1/runs/${id}/cancel`, {});
+  }
+
+  listWorkers(): Promise<{ items: WorkerInfo[] }> {
+    return this.request('GET', '/v1/workers');
+  }
+
+  // Worker protocol -------------------------------------------------------
+
+  register(request: RegisterRequest): Promise<RegisterResponse> {
+    return this.request('POST', '/v1/worker/register', request);
+  }
+
+  heartbeat(workerId: string, request: HeartbeatRequest): Promise<HeartbeatResponse> {
+    return this.request('POST', `/v1/worker/${enc(workerId)}/heartbeat`, request);
+  }
+
+  poll(workerId: string, request: PollRequest, signal?: AbortSignal): Promise<PollResponse> {
+    return this.request('POST', `/v1/worker/${enc(workerId)}/poll`, request, undefined, {
+      signal,
+      extraTimeoutMs: request.waitMs ?? 0,
+    });
+  }
+
+  report(workerId: string, request: ReportRequest): Promise<ReportResponse> {
+    return this.request('POST', `/v1/worker/${enc(workerId)}/report`, request, undefined, {
+      okStatuses: [409],
+    });
+  }
+
+  async unregister(workerId: string): Promise<void> {
+    await this.request('POST', `/v1/worker/${enc(workerId)}/unregister`, {});
+  }
+
+  /** Sends one request; non-2xx answers become a {@link KairosApiError} with the API's code. */
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    query?: Query,
+    options: { signal?: AbortSignal | undefined; extraTimeoutMs?: number; okStatuses?: number[] } = {},
+  ): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const timeout = AbortSignal.timeout(this.timeoutMs + (options.extraTimeoutMs ?? 0));
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const response = await fetch(this.url + path + toQueryString(query), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+    const text = await response.text();
+    const parsed: unknown = text ? safeJson(text) : undefined;
+    if (response.ok || options.okStatuses?.includes(response.status)) {
+      if (response.ok || !isErrorBody(parsed)) return parsed as T;
+      // A 409 on the report batch still carries per-report results in details.
+      return (parsed.error.details ?? parsed) as T;
+    }
+    if (isErrorBody(parsed)) {
+      throw new KairosApiError(
+        response.status,
+        parsed.error.code,
+        parsed.error.message,
+        parsed.error.details,
+      );
+    }
+    throw new KairosApiError(response.status, 'HTTP_' + response.status, text || response.statusText);
+  }
+}
+
+function enc(value: string): string {
+  return encodeURIComponent(value);
+}
+
+function toQueryString(query: Query | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isErrorBody(value: unknown): value is ErrorBody {
+  return typeof value === 'object' && value !== null && 'error' in value;
+}

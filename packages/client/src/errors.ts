@@ -1,0 +1,41 @@
+import type { Json } from './wire.ts';
+
+/**
+ * Every error code the Kairos API answers with. Stable: codes are never renamed or reused.
+ * `docs/errors.md` explains each one.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: 400,
+  INVALID_CRON: 400,
+  INVALID_TIMEZONE: 400,
+  INVALID_DURATION: 400,
+  INVALID_TRIGGER: 400,
+  INVALID_CURSOR: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  RUN_NOT_FOUND: 404,
+  WORKER_NOT_FOUND: 404,
+  JOB_NAME_TAKEN: 409,
+  ATTEMPT_STALE: 409,
+  RUN_FINISHED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  STORE_UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error answer of the Kairos API, as the client raises it. */
+export class KairosApiError extends Error {
+  override readonly name = 'KairosApiError';
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | string,
+    message: string,
+    readonly details?: Json,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,3 @@
+export { type ClientOptions, KairosClient } from './client.ts';
+export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
+export type * from './wire.ts';

@@ -1,0 +1,285 @@
+/**
+ * Wire types of the Kairos HTTP API (`/v1/...`) and of the worker protocol.
+ * Times on the wire are ISO-8601 strings; durations are milliseconds or strings like `'30s'`.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** Milliseconds, or a string with a unit: `'250ms'`, `'30s'`, `'5m'`, `'2h'`, `'1d'`. */
+export type Duration = number | string;
+
+/** The "when" of a job. */
+export type TriggerSpec =
+  /** Cron with 5 fields (minute first) or 6 (second first), or a macro like `@daily`, in an IANA zone (default UTC). */
+  | { kind: 'cron'; cron: string; timezone?: string }
+  /** Fixed rate: a fire every `every`, aligned to `startAt` (default: when the job was created). */
+  | { kind: 'every'; every: Duration; startAt?: string }
+  /** Fixed delay: the next fire comes `delay` after the previous run finished. */
+  | { kind: 'delay'; delay: Duration }
+  /** One shot at an instant. */
+  | { kind: 'at'; at: string }
+  /** No schedule: runs only when triggered through the API or CLI. */
+  | { kind: 'manual' };
+
+export type TriggerKind = TriggerSpec['kind'];
+
+export interface RetrySpec {
+  /** Total attempts, the first included. Default 3. 1 disables retries. */
+  maxAttempts?: number;
+  /** Default `'exponential'`. */
+  backoff?: 'fixed' | 'exponential';
+  /** Delay before the first retry (exponential doubles it each time). Default `'1s'`. */
+  delay?: Duration;
+  /** Upper bound of one retry delay. Default `'5m'`. */
+  maxDelay?: Duration;
+  /** Spread each delay randomly over [delay/2, delay]. Default true. */
+  jitter?: boolean;
+  /** Error names (`error.name` as thrown by the handler) that fail the run at once. */
+  nonRetryable?: string[];
+}
+
+/** What a user sends to create or replace a job. */
+export interface JobSpec {
+  name: string;
+  description?: string;
+  /** The group of workers that runs this job. Default `'default'`. */
+  group?: string;
+  /** The handler name a worker registered. */
+  handler: string;
+  params?: JsonObject;
+  trigger: TriggerSpec;
+  retry?: RetrySpec;
+  /** Time limit of one attempt. Default `'5m'`. */
+  timeout?: Duration;
+  /** Higher runs first within a group. Default 0. */
+  priority?: number;
+  paused?: boolean;
+}
+
+/** A partial update of a job; absent fields keep their value. */
+export type JobPatch = Partial<Omit<JobSpec, 'name'>>;
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: 'fixed' | 'exponential';
+  delay: number;
+  maxDelay: number;
+  jitter: boolean;
+  nonRetryable: string[];
+}
+
+/** A job as the API returns it: the spec with every default filled in and durations in ms. */
+export interface Job {
+  id: number;
+  name: string;
+  description: string;
+  group: string;
+  handler: string;
+  params: JsonObject;
+  trigger: TriggerSpec;
+  retry: RetryPolicy;
+  timeout: number;
+  priority: number;
+  paused: boolean;
+  /** The next fire time, or null when the trigger has no more fires (manual, `at` done, paused delay). */
+  nextFireAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * Run states:
+ * - `queued`: waiting for a worker (after `availableAt`, which a retry backoff may push forward);
+ * - `running`: an attempt is on a worker;
+ * - `succeeded`, `failed`, `timed_out`, `cancelled`: final.
+ */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+
+/** Why a run exists. */
+export type RunCause = 'schedule' | 'manual';
+
+export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled';
+
+export interface RunError {
+  message: string;
+  /** `error.name` as the handler threw it, or a Kairos reason: `Timeout`, `WorkerLost`, `Cancelled`. */
+  name: string;
+  stack?: string;
+}
+
+export interface Attempt {
+  attempt: number;
+  workerId: string;
+  status: AttemptStatus;
+  startedAt: string;
+  finishedAt: string | null;
+  error: RunError | null;
+}
+
+export interface Run {
+  id: number;
+  jobId: number;
+  jobName: string;
+  group: string;
+  handler: string;
+  cause: RunCause;
+  /** The nominal fire time for scheduled runs. */
+  fireTime: string | null;
+  params: JsonObject;
+  priority: number;
+  status: RunStatus;
+  /** Number of attempts started so far. */
+  attempt: number;
+  maxAttempts: number;
+  timeout: number;
+  workerId: string | null;
+  createdAt: string;
+  /** Not dispatched before this instant (retry backoff). */
+  availableAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  result: Json | null;
+  error: RunError | null;
+  attempts?: Attempt[];
+}
+
+export interface TriggerRequest {
+  /** Replaces the job's params for this run (merged over them when `mergeParams` is true). */
+  params?: JsonObject;
+  mergeParams?: boolean;
+  priority?: number;
+  /** A second trigger with the same key returns the first run instead of creating another. */
+  idempotencyKey?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface RunFilter {
+  job?: string;
+  status?: RunStatus;
+  worker?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface JobFilter {
+  group?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export type WorkerStatus = 'active' | 'draining' | 'lost' | 'stopped';
+
+export interface WorkerInfo {
+  id: string;
+  name: string;
+  group: string;
+  handlers: string[];
+  capacity: number;
+  labels: Record<string, string>;
+  version: string;
+  host: string;
+  status: WorkerStatus;
+  running: number;
+  registeredAt: string;
+  lastHeartbeatAt: string;
+}
+
+export interface Health {
+  status: 'ok';
+  version: string;
+  store: 'sqlite' | 'postgres';
+  nodeId: string;
+}
+
+/** `{ error: { code, message, details } }`: the body of every non-2xx answer. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Json };
+}
+
+// ---------------------------------------------------------------------------
+// Worker protocol: workers connect out; every call carries the worker token.
+
+export interface RegisterRequest {
+  name?: string;
+  group: string;
+  handlers: string[];
+  capacity: number;
+  labels?: Record<string, string>;
+  version?: string;
+  host?: string;
+}
+
+export interface RegisterResponse {
+  workerId: string;
+  /** The worker must heartbeat at least this often. */
+  heartbeatMs: number;
+  /** Running attempts are lost when no heartbeat arrived for this long. */
+  leaseMs: number;
+  /** Longest wait of one poll. */
+  pollWaitMs: number;
+}
+
+export interface AttemptRef {
+  runId: number;
+  attempt: number;
+}
+
+export interface HeartbeatRequest {
+  running: AttemptRef[];
+}
+
+export interface HeartbeatResponse {
+  /** Attempts the worker should stop: cancelled, or no longer its own (fenced out). */
+  cancel: AttemptRef[];
+}
+
+export interface PollRequest {
+  /** Free slots: the most runs to hand out. */
+  max: number;
+  /** How long to wait for work when none is ready; capped by the node. */
+  waitMs?: number;
+}
+
+/** One attempt handed to a worker. */
+export interface Assignment {
+  runId: number;
+  attempt: number;
+  jobName: string;
+  handler: string;
+  params: JsonObject;
+  fireTime: string | null;
+  /** Time limit of this attempt in ms. */
+  timeout: number;
+  maxAttempts: number;
+}
+
+export interface PollResponse {
+  runs: Assignment[];
+}
+
+export type Report =
+  | (AttemptRef & { outcome: 'succeeded'; result?: Json })
+  | (AttemptRef & {
+      /** `timed_out`: the worker stopped the handler at its time limit. */
+      outcome: 'failed' | 'timed_out';
+      error: RunError;
+      /** The handler asked for no retry (`NonRetryableError`). */
+      retryable?: boolean;
+      /** The handler asked to retry after this many ms (`RetryAfterError`). */
+      retryAfterMs?: number;
+    });
+
+export interface ReportRequest {
+  reports: Report[];
+}
+
+export interface ReportResponse {
+  /** One entry per report, in order: `ok`, or the code of why it changed nothing. */
+  results: Array<{ runId: number; attempt: number; ok: boolean; code?: string }>;
+}

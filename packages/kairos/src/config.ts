@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Duration } from '@kairos/client';
+import { parseDuration } from './core/duration.ts';
+import { KairosError } from './errors.ts';
+
+/** What a user may set, through flags, `KAIROS_*` environment variables or a JSON config file. */
+export interface KairosOptions {
+  host?: string;
+  port?: number;
+  /** Folder for the SQLite file and the generated credentials. Default `.kairos`. */
+  dataDir?: string;
+  /** `postgres://…` for a cluster; default: the SQLite file `<dataDir>/kairos.db`. */
+  databaseUrl?: string;
+  adminToken?: string;
+  workerToken?: string;
+  nodeId?: string;
+  logLevel?: string;
+  heartbeat?: Duration;
+  workerLease?: Duration;
+  reaperInterval?: Duration;
+  pollWait?: Duration;
+  partitionLease?: Duration;
+  partitions?: number;
+  misfireGrace?: Duration;
+}
+
+/** The resolved, validated, frozen configuration a node runs with. */
+export interface KairosConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** `sqlite:<path>` or a `postgres://` URL. */
+  readonly database: string;
+  readonly adminToken: string;
+  readonly workerToken: string;
+  readonly nodeId: string;
+  readonly logLevel: string;
+  readonly heartbeatMs: number;
+  readonly workerLeaseMs: number;
+  readonly reaperIntervalMs: number;
+  readonly pollWaitMs: number;
+  readonly partitionLeaseMs: number;
+  readonly partitions: number;
+  readonly misfireGraceMs: number;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 7070,
+  dataDir: '.kairos',
+  logLevel: 'info',
+  heartbeat: '1s',
+  workerLease: '5s',
+  reaperInterval: '1s',
+  pollWait: '30s',
+  partitionLease: '3s',
+  partitions: 16,
+  misfireGrace: '60s',
+} as const;
+
+const ENV: Record<keyof KairosOptions, string> = {
+  host: 'KAIROS_HOST',
+  port: 'KAIROS_PORT',
+  dataDir: 'KAIROS_DATA_DIR',
+  databaseUrl: 'KAIROS_DATABASE_URL',
+  adminToken: 'KAIROS_ADMIN_TOKEN',
+  workerToken: 'KAIROS_WORKER_TOKEN',
+  nodeId: 'KAIROS_NODE_ID',
+  logLevel: 'KAIROS_LOG_LEVEL',
+  heartbeat: 'KAIROS_HEARTBEAT',
+  workerLease: 'KAIROS_WORKER_LEASE',
+  reaperInterval: 'KAIROS_REAPER_INTERVAL',
+  pollWait: 'KAIROS_POLL_WAIT',
+  partitionLease: 'KAIROS_PARTITION_LEASE',
+  partitions: 'KAIROS_PARTITIONS',
+  misfireGrace: 'KAIROS_MISFIRE_GRACE',
+};
+
+/** Reads options from the environment (`KAIROS_*`). */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): KairosOptions {
+  const options: Record<string, string | number> = {};
+  for (const [key, name] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '')
+      options[key] = key === 'port' || key === 'partitions' ? Number(value) : value;
+  }
+  return options as KairosOptions;
+}
+
+/** Reads a JSON config file with the same keys as {@link KairosOptions}. */
+export function optionsFromFile(path: string): KairosOptions {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new KairosError('VALIDATION_FAILED', `config file ${path}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new KairosError('VALIDATION_FAILED', `config file ${path}: expected a JSON object`);
+  }
+  const unknown = Object.keys(parsed).filter((key) => !(key in ENV));
+  if (unknown.length > 0) {
+    throw new KairosError('VALIDATION_FAILED', `config file ${path}: unknown keys ${unknown.join(', ')}`);
+  }
+  return parsed as KairosOptions;
+}
+
+/**
+ * Resolves the configuration: explicit options over `KAIROS_*` variables over the config file
+ * (`KAIROS_CONFIG`) over defaults. Tokens that nobody set are generated once and kept in
+ * `<dataDir>/credentials.json`, so that a local CLI finds them.
+ */
+export function resolveConfig(
+  options: KairosOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): KairosConfig {
+  const file = env.KAIROS_CONFIG ? optionsFromFile(env.KAIROS_CONFIG) : {};
+  const o: KairosOptions = { ...file, ...optionsFromEnv(env), ...stripUndefined(options) };
+  const dataDir = resolve(o.dataDir ?? DEFAULTS.dataDir);
+  const port = o.port ?? DEFAULTS.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `port: expected a whole number from 0 to 65535, got ${o.port}`,
+    );
+  }
+  const partitions = o.partitions ?? DEFAULTS.partitions;
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1024) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `partitions: expected a whole number from 1 to 1024, got ${o.partitions}`,
+    );
+  }
+  const database = o.databaseUrl ?? `sqlite:${join(dataDir, 'kairos.db')}`;
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(database)) {
+    throw new KairosError('VALIDATION_FAILED', 'databaseUrl: expected postgres://… or sqlite:<path>');
+  }
+  const credentials = o.adminToken && o.workerToken ? undefined : loadCredentials(dataDir);
+  const config: KairosConfig = {
+    host: o.host ?? DEFAULTS.host,
+    port,
+    dataDir,
+    database,
+    adminToken: o.adminToken ?? credentials!.adminToken,
+    workerToken: o.workerToken ?? credentials!.workerToken,
+    nodeId: o.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    logLevel: o.logLevel ?? DEFAULTS.logLevel,
+    heartbeatMs: parseDuration(o.heartbeat ?? DEFAULTS.heartbeat, 'heartbeat', { min: 100 }),
+    workerLeaseMs: parseDuration(o.workerLease ?? DEFAULTS.workerLease, 'workerLease', { min: 500 }),
+    reaperIntervalMs: parseDuration(o.reaperInterval ?? DEFAULTS.reaperInterval, 'reaperInterval', {
+      min: 50,
+    }),
+    pollWaitMs: parseDuration(o.pollWait ?? DEFAULTS.pollWait, 'pollWait', { min: 0, max: 120_000 }),
+    partitionLeaseMs: parseDuration(o.partitionLease ?? DEFAULTS.partitionLease, 'partitionLease', {
+      min: 500,
+    }),
+    partitions,
+    misfireGraceMs: parseDuration(o.misfireGrace ?? DEFAULTS.misfireGrace, 'misfireGrace'),
+  };
+  if (config.workerLeaseMs <= config.heartbeatMs) {
+    throw new KairosError('VALIDATION_FAILED', 'workerLease must be longer than heartbeat');
+  }
+  return Object.freeze(config);
+}
+
+export interface Credentials {
+  adminToken: string;
+  workerToken: string;
+}
+
+/** Reads `<dataDir>/credentials.json`, creating it with fresh random tokens the first time. */
+export function loadCredentials(dataDir: string): Credentials {
+  const path = join(dataDir, 'credentials.json');
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as Credentials;
+  mkdirSync(dataDir, { recursive: true });
+  const credentials: Credentials = {
+    adminToken: `kairos_admin_${randomBytes(18).toString('base64url')}`,
+    workerToken: `kairos_worker_${randomBytes(18).toString('base64url')}`,
+  };
+  writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return credentials;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,140 @@
+import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
+import { KairosError } from '../errors.ts';
+import { parseDuration } from './duration.ts';
+import { compileRetry } from './retry.ts';
+import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
+
+/** A validated job definition: what the store keeps, minus its bookkeeping. */
+export interface JobDefinition {
+  name: string;
+  description: string;
+  group: string;
+  handler: string;
+  params: JsonObject;
+  trigger: Trigger;
+  retry: RetryPolicy;
+  timeoutMs: number;
+  priority: number;
+  paused: boolean;
+}
+
+/** A job as the store keeps it. */
+export interface JobRecord extends JobDefinition {
+  id: number;
+  nextFireAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const HANDLER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+export const PARAMS_LIMIT_BYTES = 64 * 1024;
+export const PRIORITY_LIMIT = 1000;
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_GROUP = 'default';
+
+/** Validates a job spec from outside and fills in every default. */
+export function compileJob(spec: JobSpec): JobDefinition {
+  checkName(spec.name, 'name', NAME_PATTERN);
+  const group = spec.group ?? DEFAULT_GROUP;
+  checkName(group, 'group', NAME_PATTERN);
+  checkName(spec.handler, 'handler', HANDLER_PATTERN);
+  const priority = spec.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
+    throw invalid('priority', `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
+  }
+  return {
+    name: spec.name,
+    description: spec.description ?? '',
+    group,
+    handler: spec.handler,
+    params: checkParams(spec.params ?? {}, 'params'),
+    trigger: compileTrigger(spec.trigger),
+    retry: compileRetry(spec.retry),
+    timeoutMs:
+      spec.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(spec.timeout, 'timeout', { min: 1000 }),
+    priority,
+    paused: spec.paused ?? false,
+  };
+}
+
+/** The spec that compiles back into `job`: `compileJob(specOf(job))` equals `job`. */
+export function specOf(job: JobDefinition): JobSpec {
+  return {
+    name: job.name,
+    description: job.description,
+    group: job.group,
+    handler: job.handler,
+    params: job.params,
+    trigger: describeTrigger(job.trigger),
+    retry: job.retry,
+    timeout: job.timeoutMs,
+    priority: job.priority,
+    paused: job.paused,
+  };
+}
+
+/** Applies a partial update; the result is validated as a whole. */
+export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
+  const base = specOf(job);
+  return compileJob({
+    ...base,
+    ...patch,
+    retry: patch.retry ? { ...job.retry, ...patch.retry } : base.retry,
+    name: job.name,
+  });
+}
+
+export function describeJob(job: JobRecord): Job {
+  return {
+    id: job.id,
+    name: job.name,
+    description: job.description,
+    group: job.group,
+    handler: job.handler,
+    params: job.params,
+    trigger: describeTrigger(job.trigger),
+    retry: job.retry,
+    timeout: job.timeoutMs,
+    priority: job.priority,
+    paused: job.paused,
+    nextFireAt: job.nextFireAt === null ? null : new Date(job.nextFireAt).toISOString(),
+    createdAt: new Date(job.createdAt).toISOString(),
+    updatedAt: new Date(job.updatedAt).toISOString(),
+  };
+}
+
+/** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */
+export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
+  return JSON.stringify(a.trigger) === JSON.stringify(b.trigger) && a.paused === b.paused;
+}
+
+export function checkParams(params: JsonObject, field: string): JsonObject {
+  if (typeof params !== 'object' || params === null || Array.isArray(params))
+    throw invalid(field, 'a JSON object');
+  const size = Buffer.byteLength(JSON.stringify(params));
+  if (size > PARAMS_LIMIT_BYTES) {
+    throw new KairosError(
+      'PAYLOAD_TOO_LARGE',
+      `${field}: ${size} bytes, over the limit of ${PARAMS_LIMIT_BYTES}`,
+      {
+        field,
+        limit: PARAMS_LIMIT_BYTES,
+      },
+    );
+  }
+  return params;
+}
+
+function checkName(value: string, field: string, pattern: RegExp): void {
+  if (typeof value !== 'string' || !pattern.test(value)) {
+    throw invalid(
+      field,
+      `letters, digits and ${pattern === HANDLER_PATTERN ? '._:/-' : '._:-'}, starting with a letter or digit`,
+    );
+  }
+}
+
+function invalid(field: string, expected: string): KairosError {
+  return new KairosError('VALIDATION_FAILED', `${field}: expected ${expected}`, { field });
+}

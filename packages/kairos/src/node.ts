@@ -1,0 +1,108 @@
+import pino, { type Logger } from 'pino';
+import type { KairosConfig } from './config.ts';
+import { AttemptEnder } from './scheduler/attempts.ts';
+import { type Clock, systemClock } from './scheduler/clock.ts';
+import { Dispatcher } from './scheduler/dispatcher.ts';
+import { JobService } from './scheduler/job-service.ts';
+import { Reaper } from './scheduler/reaper.ts';
+import { TriggerLoop } from './scheduler/trigger-loop.ts';
+import { buildServer } from './server/app.ts';
+import { TokenAuth } from './server/auth.ts';
+import { Metrics } from './server/metrics.ts';
+import { openStore } from './store/open.ts';
+import type { Store } from './store/store.ts';
+
+/** A running scheduler node: API, trigger loop, dispatcher and reaper over one store. */
+export interface KairosNode {
+  readonly url: string;
+  readonly config: KairosConfig;
+  readonly store: Store;
+  stop(): Promise<void>;
+}
+
+export interface NodeDependencies {
+  clock?: Clock;
+  logger?: Logger;
+  store?: Store;
+}
+
+/** Starts a node: migrates the store, starts the loops, then listens. */
+export async function startNode(config: KairosConfig, deps: NodeDependencies = {}): Promise<KairosNode> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const store = deps.store ?? (await openStore(config.database));
+  await store.migrate();
+
+  const metrics = new Metrics();
+  const dispatcher = new Dispatcher({
+    store,
+    clock,
+    workerLeaseMs: config.workerLeaseMs,
+    pollWaitMs: config.pollWaitMs,
+  });
+  const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
+  const jobs = new JobService(store, clock);
+  const triggerLoop = new TriggerLoop({
+    store,
+    clock,
+    owner: config.nodeId,
+    logger: logger.child({ component: 'trigger-loop' }),
+    partitions: config.partitions,
+    partitionLeaseMs: config.partitionLeaseMs,
+    misfireGraceMs: config.misfireGraceMs,
+    onFired: ({ runs, conflicts, lateness }) => {
+      metrics.runsCreated.inc({ cause: 'schedule' }, runs);
+      if (conflicts > 0) metrics.fireConflicts.inc(conflicts);
+      for (const ms of lateness) metrics.fireLateness.observe(ms / 1000);
+      metrics.partitionsOwned.set(triggerLoop.owned.length);
+    },
+  });
+  const reaper = new Reaper({
+    store,
+    clock,
+    ender,
+    logger: logger.child({ component: 'reaper' }),
+    intervalMs: config.reaperIntervalMs,
+  });
+
+  const app = await buildServer({
+    config,
+    store,
+    clock,
+    logger,
+    jobs,
+    ender,
+    dispatcher,
+    metrics,
+    auth: new TokenAuth(config),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  triggerLoop.start();
+  reaper.start();
+  logger.info({ url, store: store.dialect, nodeId: config.nodeId }, 'kairos node started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    config: Object.freeze({ ...config, port }),
+    store,
+    stop() {
+      stopping ??= (async () => {
+        await triggerLoop.stop();
+        await reaper.stop();
+        dispatcher.close();
+        await app.close();
+        if (!deps.store) await store.close();
+        logger.info('kairos node stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid } });
+}

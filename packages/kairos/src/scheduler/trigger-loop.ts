@@ -1,0 +1,168 @@
+import type { Logger } from 'pino';
+import { planFires } from '../core/fire-plan.ts';
+import type { FireEntry, Lease, Partitions, Store } from '../store/store.ts';
+import { LeaseLostError } from '../store/store.ts';
+import type { Clock } from './clock.ts';
+
+export interface TriggerLoopOptions {
+  store: Store;
+  clock: Clock;
+  /** The lease owner name: the node id. */
+  owner: string;
+  logger: Logger;
+  partitions: number;
+  partitionLeaseMs: number;
+  misfireGraceMs: number;
+  /** Jobs fired in one store transaction. */
+  batchSize?: number;
+  /**
+   * Take partition leases (default). Off only in tests that prove the store alone prevents
+   * double fires when two loops both believe they own every partition.
+   */
+  useLeases?: boolean;
+  /** Called after each batch of fires, for metrics. */
+  onFired?: (fired: { runs: number; conflicts: number; lateness: number[] }) => void;
+}
+
+/**
+ * Turns due fires into runs for the trigger partitions this node owns.
+ *
+ * The store's `jobs_due` index is the priority queue of next fire times: each tick asks it for
+ * due jobs (O(log n) per job), plans their fires in the pure core, and writes runs with a
+ * compare-and-set of each job's next fire time, fenced by the partition leases. Between ticks the
+ * loop sleeps until the earliest next fire, or until a job changes (store event), or until its
+ * leases need renewing, whichever comes first.
+ */
+export class TriggerLoop {
+  private leases: Lease[] = [];
+  private leasesRenewedAt = Number.NEGATIVE_INFINITY;
+  private running = false;
+  private wake = new AbortController();
+  private loop: Promise<void> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private readonly batchSize: number;
+  private readonly allPartitions: number[];
+
+  constructor(private readonly options: TriggerLoopOptions) {
+    this.batchSize = options.batchSize ?? 500;
+    this.allPartitions = Array.from({ length: options.partitions }, (_, i) => i);
+  }
+
+  /** The partitions this loop may fire now. */
+  get owned(): number[] {
+    if (this.options.useLeases === false) return this.allPartitions;
+    return this.leases.map((lease) => Number(lease.name.split('/')[1]));
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.unsubscribe = this.options.store.subscribe((event) => {
+      if (event.type === 'jobs') this.wake.abort();
+    });
+    this.loop = this.run();
+  }
+
+  /** Stops firing and hands the partitions over at once (the leases are released, not left to expire). */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.unsubscribe?.();
+    this.wake.abort();
+    await this.loop;
+    if (this.leases.length > 0) {
+      await this.options.store.releaseLeases(this.leases).catch(() => undefined);
+      this.leases = [];
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { clock, logger } = this.options;
+    while (this.running) {
+      let sleepMs: number;
+      try {
+        const nextAt = await this.tick();
+        const untilNext = nextAt === null ? Number.POSITIVE_INFINITY : nextAt - clock.now();
+        sleepMs = Math.max(0, Math.min(untilNext, this.renewEveryMs()));
+      } catch (error) {
+        logger.warn({ err: error }, 'trigger loop tick failed; retrying');
+        sleepMs = Math.min(1000, this.renewEveryMs());
+      }
+      if (!this.running) break;
+      if (this.wake.signal.aborted) this.wake = new AbortController();
+      await clock.sleep(sleepMs, this.wake.signal);
+    }
+  }
+
+  private renewEveryMs(): number {
+    return Math.max(50, Math.floor(this.options.partitionLeaseMs / 3));
+  }
+
+  /**
+   * One pass: renew or take leases when due, fire everything due now, and answer the next fire
+   * time among the owned partitions (null when there is none).
+   */
+  async tick(): Promise<number | null> {
+    const { store, clock } = this.options;
+    await this.maintainLeases();
+    const owned = this.owned;
+    if (owned.length === 0) return null;
+    const partitions: Partitions = { count: this.options.partitions, owned };
+    for (;;) {
+      const now = clock.now();
+      const due = await store.dueJobs(partitions, now, this.batchSize);
+      if (due.length === 0) break;
+      const entries: FireEntry[] = [];
+      const lateness: number[] = [];
+      for (const job of due) {
+        const plan = planFires(job.trigger, job.nextFireAt!, now, {
+          misfireGraceMs: this.options.misfireGraceMs,
+          maxFires: 100,
+        });
+        if (plan.skipped) {
+          this.options.logger.warn(
+            {
+              job: job.name,
+              from: new Date(plan.skipped.from).toISOString(),
+              to: new Date(plan.skipped.to).toISOString(),
+            },
+            'misfire: skipped fire times older than the misfire grace',
+          );
+        }
+        for (const fire of plan.fires) lateness.push(now - fire);
+        entries.push({ jobId: job.id, expected: job.nextFireAt!, next: plan.next, fires: plan.fires });
+      }
+      try {
+        const result = await store.fire(entries, this.options.useLeases === false ? null : this.leases, now);
+        this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
+      } catch (error) {
+        if (!(error instanceof LeaseLostError)) throw error;
+        this.options.logger.warn({ err: error }, 'partition lease lost; fenced out, re-acquiring');
+        this.leases = [];
+        this.leasesRenewedAt = Number.NEGATIVE_INFINITY;
+        return null;
+      }
+      if (due.length < this.batchSize) break;
+    }
+    return store.nextFireAt(partitions);
+  }
+
+  private async maintainLeases(): Promise<void> {
+    if (this.options.useLeases === false) return;
+    const { store, clock, owner, partitionLeaseMs } = this.options;
+    const now = clock.now();
+    if (now - this.leasesRenewedAt < this.renewEveryMs()) return;
+    const renewed = this.leases.length > 0 ? await store.renewLeases(this.leases, partitionLeaseMs, now) : [];
+    if (renewed.length < this.leases.length) {
+      this.options.logger.warn(
+        { lost: this.leases.length - renewed.length },
+        'partition leases lost to another node',
+      );
+    }
+    const held = new Set(renewed.map((lease) => lease.name));
+    const wanted = this.allPartitions.map((i) => `trigger/${i}`).filter((name) => !held.has(name));
+    const acquired = wanted.length > 0 ? await store.acquireLeases(wanted, owner, partitionLeaseMs, now) : [];
+    this.leases = [...renewed, ...acquired];
+    this.leasesRenewedAt = now;
+  }
+}

@@ -1,0 +1,23 @@
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { KairosConfig } from '../config.ts';
+import type { AttemptEnder } from '../scheduler/attempts.ts';
+import type { Clock } from '../scheduler/clock.ts';
+import type { Dispatcher } from '../scheduler/dispatcher.ts';
+import type { JobService } from '../scheduler/job-service.ts';
+import type { Store } from '../store/store.ts';
+import type { Role } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+
+/** What the HTTP layer of a node works with. */
+export interface NodeContext {
+  config: KairosConfig;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  jobs: JobService;
+  ender: AttemptEnder;
+  dispatcher: Dispatcher;
+  metrics: Metrics;
+  requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
+}

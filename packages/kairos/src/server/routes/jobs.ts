@@ -1,0 +1,104 @@
+import type { JobPatch, JobSpec, TriggerRequest } from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { describeJob } from '../../core/job.ts';
+import type { NodeContext } from '../context.ts';
+import {
+  JobPatchSchema,
+  JobQuery,
+  JobSpecSchema,
+  NameParam,
+  TriggerBatchSchema,
+  TriggerRequestSchema,
+} from '../schemas.ts';
+import { runView } from '../views.ts';
+
+type NameParams = Static<typeof NameParam>;
+
+export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { jobs, store, metrics } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin') };
+
+  app.post<{ Body: JobSpec }>(
+    '/v1/jobs',
+    { ...admin, schema: { tags: ['jobs'], body: JobSpecSchema } },
+    async (request, reply) => {
+      reply.status(201);
+      return describeJob(await jobs.create(request.body));
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof JobQuery> }>(
+    '/v1/jobs',
+    { ...admin, schema: { tags: ['jobs'], querystring: JobQuery } },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      const items = await store.listJobs({ group: request.query.group, after: request.query.cursor, limit });
+      return {
+        items: items.map(describeJob),
+        nextCursor: items.length === limit ? items[items.length - 1]!.name : null,
+      };
+    },
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/v1/jobs/:name',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    async (request) => describeJob(await jobs.get(request.params.name)),
+  );
+
+  app.put<{ Params: NameParams; Body: JobSpec }>(
+    '/v1/jobs/:name',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: JobSpecSchema } },
+    async (request) => describeJob(await jobs.put({ ...request.body, name: request.params.name })),
+  );
+
+  app.patch<{ Params: NameParams; Body: JobPatch }>(
+    '/v1/jobs/:name',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: JobPatchSchema } },
+    async (request) => describeJob(await jobs.update(request.params.name, request.body)),
+  );
+
+  app.delete<{ Params: NameParams }>(
+    '/v1/jobs/:name',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    async (request, reply) => {
+      await jobs.delete(request.params.name);
+      reply.status(204);
+    },
+  );
+
+  app.post<{ Params: NameParams }>(
+    '/v1/jobs/:name/pause',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    async (request) => describeJob(await jobs.pause(request.params.name)),
+  );
+
+  app.post<{ Params: NameParams }>(
+    '/v1/jobs/:name/resume',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    async (request) => describeJob(await jobs.resume(request.params.name)),
+  );
+
+  app.post<{ Params: NameParams; Body: TriggerRequest | undefined }>(
+    '/v1/jobs/:name/trigger',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema } },
+    async (request, reply) => {
+      const [id] = await jobs.trigger(request.params.name, [request.body ?? {}]);
+      metrics.runsCreated.inc({ cause: 'manual' });
+      reply.status(201);
+      return runView((await store.getRun(id!))!);
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: { runs: TriggerRequest[] } }>(
+    '/v1/jobs/:name/trigger-batch',
+    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: TriggerBatchSchema } },
+    async (request, reply) => {
+      const runIds = await jobs.trigger(request.params.name, request.body.runs);
+      metrics.runsCreated.inc({ cause: 'manual' }, runIds.length);
+      reply.status(201);
+      return { runIds };
+    },
+  );
+}

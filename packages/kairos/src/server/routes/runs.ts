@@ -1,0 +1,61 @@
+import type { RunStatus } from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import type { NodeContext } from '../context.ts';
+import { IdParam, RunQuery } from '../schemas.ts';
+import { runView, workerView } from '../views.ts';
+
+export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, jobs, clock } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin') };
+
+  app.get<{ Querystring: Static<typeof RunQuery> }>(
+    '/v1/runs',
+    { ...admin, schema: { tags: ['runs'], querystring: RunQuery } },
+    async (request) => {
+      const { job, status, worker, cursor } = request.query;
+      const limit = request.query.limit ?? 50;
+      const before = cursor === undefined ? undefined : Number(cursor);
+      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
+        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
+      }
+      const jobId = job === undefined ? undefined : (await jobs.get(job)).id;
+      const items = await store.listRuns({
+        jobId,
+        status: status as RunStatus | undefined,
+        workerId: worker,
+        before,
+        limit,
+      });
+      return {
+        items: items.map((run) => runView(run)),
+        nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
+      };
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParam> }>(
+    '/v1/runs/:id',
+    { ...admin, schema: { tags: ['runs'], params: IdParam } },
+    async (request) => {
+      const run = await store.getRun(request.params.id);
+      if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
+      return runView(run, await store.getAttempts(run.id));
+    },
+  );
+
+  app.post<{ Params: Static<typeof IdParam> }>(
+    '/v1/runs/:id/cancel',
+    { ...admin, schema: { tags: ['runs'], params: IdParam } },
+    async (request) => {
+      const run = await store.cancelRun(request.params.id, clock.now());
+      if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
+      return runView(run, await store.getAttempts(run.id));
+    },
+  );
+
+  app.get('/v1/workers', { ...admin, schema: { tags: ['workers'] } }, async () => ({
+    items: (await store.listWorkers()).map(workerView),
+  }));
+}

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  HeartbeatRequest,
+  PollRequest,
+  RegisterRequest,
+  RegisterResponse,
+  Report,
+  ReportRequest,
+} from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import type { NodeContext } from '../context.ts';
+import { body } from '../error-handler.ts';
+import { HeartbeatSchema, PollSchema, RegisterSchema, ReportSchema, WorkerParam } from '../schemas.ts';
+import { assignmentView } from '../views.ts';
+
+export const RESULT_LIMIT_BYTES = 64 * 1024;
+
+type WorkerParams = Static<typeof WorkerParam>;
+
+/** The worker protocol: workers connect out, register, long-poll for runs, heartbeat and report. */
+export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock, config, dispatcher, ender, metrics } = ctx;
+  const worker = { onRequest: ctx.requireRole('worker') };
+
+  app.post<{ Body: RegisterRequest }>(
+    '/v1/worker/register',
+    { ...worker, schema: { tags: ['worker protocol'], body: RegisterSchema } },
+    async (request) => {
+      const r = request.body;
+      const id = randomUUID();
+      await store.registerWorker(
+        {
+          id,
+          name: r.name ?? id,
+          group: r.group,
+          handlers: [...new Set(r.handlers)],
+          capacity: r.capacity,
+          labels: r.labels ?? {},
+          version: r.version ?? '',
+          host: r.host ?? request.ip,
+        },
+        config.workerLeaseMs,
+        clock.now(),
+      );
+      dispatcher.registered(id, r.group);
+      const response: RegisterResponse = {
+        workerId: id,
+        heartbeatMs: config.heartbeatMs,
+        leaseMs: config.workerLeaseMs,
+        pollWaitMs: config.pollWaitMs,
+      };
+      return response;
+    },
+  );
+
+  app.post<{ Params: WorkerParams; Body: HeartbeatRequest }>(
+    '/v1/worker/:id/heartbeat',
+    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: HeartbeatSchema } },
+    async (request) => {
+      const cancel = await store.heartbeat(
+        request.params.id,
+        request.body.running,
+        config.workerLeaseMs,
+        clock.now(),
+      );
+      if (cancel === null) throw unknownWorker(request.params.id);
+      return { cancel };
+    },
+  );
+
+  app.post<{ Params: WorkerParams; Body: PollRequest }>(
+    '/v1/worker/:id/poll',
+    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: PollSchema } },
+    async (request) => {
+      // Stop waiting when the worker hangs up (shutdown, network cut).
+      const gone = new AbortController();
+      const socket = request.raw.socket;
+      const onClose = () => gone.abort();
+      socket.once('close', onClose);
+      try {
+        const runs = await dispatcher.poll(
+          request.params.id,
+          request.body.max,
+          request.body.waitMs ?? config.pollWaitMs,
+          gone.signal,
+        );
+        metrics.claimed.inc(runs.length);
+        return { runs: runs.map(assignmentView) };
+      } finally {
+        socket.off('close', onClose);
+      }
+    },
+  );
+
+  app.post<{ Params: WorkerParams; Body: ReportRequest }>(
+    '/v1/worker/:id/report',
+    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: ReportSchema } },
+    async (request, reply) => {
+      const reports = request.body.reports.map(limitResult);
+      const results = await ender.report(reports, clock.now());
+      const accepted = results.filter((r) => r.ok).length;
+      metrics.attemptsEnded.inc({ source: 'worker', ok: 'true' }, accepted);
+      metrics.staleReports.inc(results.length - accepted);
+      if (accepted === 0) {
+        // Nothing applied: every attempt was stale (retried, timed out, cancelled or fenced out).
+        return reply
+          .status(409)
+          .send(body('ATTEMPT_STALE', 'no report applied: the attempts are no longer current', { results }));
+      }
+      return { results };
+    },
+  );
+
+  app.post<{ Params: WorkerParams }>(
+    '/v1/worker/:id/unregister',
+    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam } },
+    async (request) => {
+      await store.unregisterWorker(request.params.id, clock.now());
+      return {};
+    },
+  );
+}
+
+function unknownWorker(id: string): KairosError {
+  return new KairosError(
+    'WORKER_NOT_FOUND',
+    `worker ${id} is not registered or was declared lost: register again`,
+  );
+}
+
+/** Results over the limit are replaced by a marker rather than failing a run that succeeded. */
+function limitResult(report: Report): Report {
+  if (report.outcome !== 'succeeded' || report.result === undefined) return report;
+  const size = Buffer.byteLength(JSON.stringify(report.result));
+  if (size <= RESULT_LIMIT_BYTES) return report;
+  return { ...report, result: { truncated: true, bytes: size, limit: RESULT_LIMIT_BYTES } };
+}

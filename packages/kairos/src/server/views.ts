@@ -1,0 +1,73 @@
+import type { Assignment, Attempt, Run, WorkerInfo } from '@kairos/client';
+import type { AttemptRecord, ClaimedRun, RunRecord, WorkerRecord } from '../store/store.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
+  const view: Run = {
+    id: run.id,
+    jobId: run.jobId,
+    jobName: run.jobName,
+    group: run.group,
+    handler: run.handler,
+    cause: run.cause,
+    fireTime: isoOrNull(run.fireTime),
+    params: run.params,
+    priority: run.priority,
+    status: run.status,
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    timeout: run.timeoutMs,
+    workerId: run.workerId,
+    createdAt: iso(run.createdAt),
+    availableAt: iso(run.availableAt),
+    startedAt: isoOrNull(run.startedAt),
+    finishedAt: isoOrNull(run.finishedAt),
+    result: run.result,
+    error: run.error,
+  };
+  if (attempts) view.attempts = attempts.map(attemptView);
+  return view;
+}
+
+function attemptView(attempt: AttemptRecord): Attempt {
+  return {
+    attempt: attempt.attempt,
+    workerId: attempt.workerId,
+    status: attempt.status,
+    startedAt: iso(attempt.startedAt),
+    finishedAt: isoOrNull(attempt.finishedAt),
+    error: attempt.error,
+  };
+}
+
+export function workerView(worker: WorkerRecord): WorkerInfo {
+  return {
+    id: worker.id,
+    name: worker.name,
+    group: worker.group,
+    handlers: worker.handlers,
+    capacity: worker.capacity,
+    labels: worker.labels,
+    version: worker.version,
+    host: worker.host,
+    status: worker.status,
+    running: worker.running,
+    registeredAt: iso(worker.registeredAt),
+    lastHeartbeatAt: iso(worker.lastHeartbeatAt),
+  };
+}
+
+export function assignmentView(run: ClaimedRun): Assignment {
+  return {
+    runId: run.runId,
+    attempt: run.attempt,
+    jobName: run.jobName,
+    handler: run.handler,
+    params: run.params,
+    fireTime: isoOrNull(run.fireTime),
+    timeout: run.timeoutMs,
+    maxAttempts: run.maxAttempts,
+  };
+}

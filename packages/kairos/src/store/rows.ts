@@ -1,0 +1,168 @@
+import type {
+  AttemptStatus,
+  Json,
+  JsonObject,
+  RetryPolicy,
+  RunCause,
+  RunError,
+  RunStatus,
+  WorkerStatus,
+} from '@kairos/client';
+import type { JobRecord } from '../core/job.ts';
+import type { Trigger } from '../core/trigger.ts';
+import type { AttemptRecord, RunRecord, WorkerRecord } from './store.ts';
+
+/** Row shapes shared by the dialects (same column names); JSON columns arrive as text. */
+export interface JobRow {
+  id: number;
+  name: string;
+  description: string;
+  group_name: string;
+  handler: string;
+  params: string;
+  trigger: string;
+  retry: string;
+  timeout_ms: number;
+  priority: number;
+  paused: number | boolean;
+  next_fire_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RunRow {
+  id: number;
+  job_id: number;
+  job_name: string;
+  group_name: string;
+  handler: string;
+  cause: string;
+  fire_time: number | null;
+  params: string;
+  priority: number;
+  status: string;
+  attempt: number;
+  max_attempts: number;
+  timeout_ms: number;
+  worker_id: string | null;
+  created_at: number;
+  available_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  result: string | null;
+  error: string | null;
+}
+
+export interface AttemptRow {
+  run_id: number;
+  attempt: number;
+  worker_id: string;
+  status: string;
+  started_at: number;
+  finished_at: number | null;
+  error: string | null;
+}
+
+export interface WorkerRow {
+  id: string;
+  name: string;
+  group_name: string;
+  handlers: string;
+  capacity: number;
+  labels: string;
+  version: string;
+  host: string;
+  status: string;
+  running: number;
+  registered_at: number;
+  last_heartbeat_at: number;
+  lease_expires_at: number;
+}
+
+/** The run columns every run query selects, with the job's name. */
+export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.handler, r.cause, r.fire_time,
+  r.params, r.priority, r.status, r.attempt, r.max_attempts, r.timeout_ms, r.worker_id, r.created_at,
+  r.available_at, r.started_at, r.finished_at, r.result, r.error`;
+
+export function jobFromRow(row: JobRow): JobRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    group: row.group_name,
+    handler: row.handler,
+    params: JSON.parse(row.params) as JsonObject,
+    trigger: JSON.parse(row.trigger) as Trigger,
+    retry: JSON.parse(row.retry) as RetryPolicy,
+    timeoutMs: row.timeout_ms,
+    priority: row.priority,
+    paused: Boolean(row.paused),
+    nextFireAt: row.next_fire_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function runFromRow(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    jobName: row.job_name,
+    group: row.group_name,
+    handler: row.handler,
+    cause: row.cause as RunCause,
+    fireTime: row.fire_time,
+    params: JSON.parse(row.params) as JsonObject,
+    priority: row.priority,
+    status: row.status as RunStatus,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    workerId: row.worker_id,
+    createdAt: row.created_at,
+    availableAt: row.available_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    result: row.result === null ? null : (JSON.parse(row.result) as Json),
+    error: row.error === null ? null : (JSON.parse(row.error) as RunError),
+  };
+}
+
+export function attemptFromRow(row: AttemptRow): AttemptRecord {
+  return {
+    runId: row.run_id,
+    attempt: row.attempt,
+    workerId: row.worker_id,
+    status: row.status as AttemptStatus,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error === null ? null : (JSON.parse(row.error) as RunError),
+  };
+}
+
+export function workerFromRow(row: WorkerRow): WorkerRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    group: row.group_name,
+    handlers: JSON.parse(row.handlers) as string[],
+    capacity: row.capacity,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    version: row.version,
+    host: row.host,
+    status: row.status as WorkerStatus,
+    running: row.running,
+    registeredAt: row.registered_at,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    leaseExpiresAt: row.lease_expires_at,
+  };
+}
+
+/** The delay of a fixed-delay trigger, kept in its own column so that the store can reschedule. */
+export function delayOf(trigger: Trigger): number | null {
+  return trigger.kind === 'delay' ? trigger.delay : null;
+}
+
+export function toJson(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}

@@ -1,0 +1,711 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AttemptRef } from '@kairos/client';
+import Database from 'better-sqlite3';
+import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { readMigrations } from '../migrations.ts';
+import {
+  type AttemptRow,
+  attemptFromRow,
+  delayOf,
+  type JobRow,
+  jobFromRow,
+  RUN_COLUMNS,
+  type RunRow,
+  runFromRow,
+  toJson,
+  type WorkerRow,
+  workerFromRow,
+} from '../rows.ts';
+import {
+  type AttemptOutcome,
+  type AttemptRecord,
+  type ClaimedRun,
+  type DecisionInput,
+  type EnqueueRequest,
+  type ExpiredAttempt,
+  type FireEntry,
+  type FireResult,
+  type Lease,
+  LeaseLostError,
+  type Partitions,
+  type RunQuery,
+  type RunRecord,
+  type Store,
+  type StoreEvent,
+  type WorkerRecord,
+  type WorkerRegistration,
+} from '../store.ts';
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+/**
+ * The embedded store: one SQLite file in WAL mode, driven synchronously by better-sqlite3.
+ * Node's single thread is the single writer SQLite wants, so every operation is one short
+ * transaction with no lock waits inside this process; other processes on the same file wait
+ * up to `busy_timeout`.
+ */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly events = new EventEmitter();
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(readonly path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.events.setMaxListeners(0);
+  }
+
+  async migrate(): Promise<void> {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (const migration of readMigrations('sqlite')) {
+      if (migration.version <= current) continue;
+      this.db
+        .transaction(() => {
+          this.db.exec(migration.sql);
+          this.db.pragma(`user_version = ${migration.version}`);
+        })
+        .immediate();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // Jobs ---------------------------------------------------------------------
+
+  async createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord> {
+    return this.run('createJob', () => {
+      try {
+        const row = this.sql(
+          `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
+             priority, paused, next_fire_at, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(...jobValues(job), nextFireAt, now, now) as JobRow;
+        this.emit({ type: 'jobs' });
+        return jobFromRow(row);
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+          throw new KairosError('JOB_NAME_TAKEN', `a job named ${JSON.stringify(job.name)} exists`);
+        }
+        throw error;
+      }
+    });
+  }
+
+  async updateJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    return this.run('updateJob', () => {
+      const row = this.sql(
+        `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
+           retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?
+         WHERE id = ? RETURNING *`,
+      ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+      if (row) this.emit({ type: 'jobs' });
+      return row ? jobFromRow(row) : null;
+    });
+  }
+
+  async getJob(name: string): Promise<JobRecord | null> {
+    return this.run('getJob', () => {
+      const row = this.sql('SELECT * FROM jobs WHERE name = ?').get(name) as JobRow | undefined;
+      return row ? jobFromRow(row) : null;
+    });
+  }
+
+  async listJobs(filter: {
+    group?: string | undefined;
+    after?: string | undefined;
+    limit: number;
+  }): Promise<JobRecord[]> {
+    return this.run('listJobs', () => {
+      const rows = this.sql(
+        `SELECT * FROM jobs WHERE (@group IS NULL OR group_name = @group) AND (@after IS NULL OR name > @after)
+         ORDER BY name LIMIT @limit`,
+      ).all({ group: filter.group ?? null, after: filter.after ?? null, limit: filter.limit }) as JobRow[];
+      return rows.map(jobFromRow);
+    });
+  }
+
+  async deleteJob(name: string): Promise<boolean> {
+    return this.run('deleteJob', () => {
+      const deleted = this.sql('DELETE FROM jobs WHERE name = ?').run(name).changes > 0;
+      if (deleted) this.emit({ type: 'jobs' });
+      return deleted;
+    });
+  }
+
+  // Firing -------------------------------------------------------------------
+
+  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<JobRecord[]> {
+    return this.run('dueJobs', () => {
+      const rows = this.sql(
+        `SELECT * FROM jobs
+         WHERE next_fire_at IS NOT NULL AND paused = 0 AND next_fire_at <= ?
+           AND (id % ?) IN (SELECT value FROM json_each(?))
+         ORDER BY next_fire_at LIMIT ?`,
+      ).all(now, partitions.count, JSON.stringify(partitions.owned), limit) as JobRow[];
+      return rows.map(jobFromRow);
+    });
+  }
+
+  async nextFireAt(partitions: Partitions): Promise<number | null> {
+    return this.run('nextFireAt', () => {
+      // Walks the jobs_due index from its start and stops at the first owned job.
+      const row = this.sql(
+        `SELECT next_fire_at FROM jobs
+         WHERE next_fire_at IS NOT NULL AND paused = 0 AND (id % ?) IN (SELECT value FROM json_each(?))
+         ORDER BY next_fire_at LIMIT 1`,
+      ).get(partitions.count, JSON.stringify(partitions.owned)) as { next_fire_at: number } | undefined;
+      return row?.next_fire_at ?? null;
+    });
+  }
+
+  async fire(
+    entries: readonly FireEntry[],
+    leases: readonly Lease[] | null,
+    now: number,
+  ): Promise<FireResult> {
+    const result = this.run('fire', () =>
+      this.db
+        .transaction(() => {
+          if (leases) this.checkLeases(leases, now);
+          const advance = this.sql(
+            'UPDATE jobs SET next_fire_at = ? WHERE id = ? AND next_fire_at = ? AND paused = 0 RETURNING group_name',
+          );
+          const insert = this.sql(
+            `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts,
+               retry, timeout_ms, created_at, available_at)
+             SELECT id, group_name, handler, 'schedule', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
+               retry, timeout_ms, ?, ?
+             FROM jobs WHERE id = ?
+             ON CONFLICT DO NOTHING`,
+          );
+          const out: FireResult = { runs: 0, conflicts: 0, groups: [] };
+          for (const entry of entries) {
+            const advanced = advance.get(entry.next, entry.jobId, entry.expected) as
+              | { group_name: string }
+              | undefined;
+            if (!advanced) {
+              out.conflicts++;
+              continue;
+            }
+            for (const fireTime of entry.fires)
+              out.runs += insert.run(fireTime, now, fireTime, entry.jobId).changes;
+            if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
+              out.groups.push(advanced.group_name);
+          }
+          return out;
+        })
+        .immediate(),
+    );
+    for (const group of result.groups) this.emit({ type: 'runs', group });
+    return result;
+  }
+
+  private checkLeases(leases: readonly Lease[], now: number): void {
+    const held = this.sql(
+      'SELECT 1 FROM leases WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?',
+    );
+    for (const lease of leases) {
+      if (!held.get(lease.name, lease.owner, lease.epoch, now)) {
+        throw new LeaseLostError(
+          `lease ${lease.name} epoch ${lease.epoch} is no longer held by ${lease.owner}`,
+        );
+      }
+    }
+  }
+
+  // Runs ---------------------------------------------------------------------
+
+  async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
+    const { ids, group } = this.run('enqueueRuns', () =>
+      this.db
+        .transaction(() => {
+          const job = this.sql('SELECT group_name, retry FROM jobs WHERE id = ?').get(jobId) as
+            | { group_name: string; retry: string }
+            | undefined;
+          if (!job) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+          const insert = this.sql(
+            `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+               retry, timeout_ms, created_at, available_at)
+             SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
+               timeout_ms, ?, ?
+             FROM jobs WHERE id = ?
+             ON CONFLICT DO NOTHING RETURNING id`,
+          );
+          const existing = this.sql('SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?');
+          const out: number[] = [];
+          for (const request of requests) {
+            const key = request.idempotencyKey ?? null;
+            const row = insert.get(key, JSON.stringify(request.params), request.priority, now, now, jobId) as
+              | { id: number }
+              | undefined;
+            out.push(row ? row.id : (existing.get(jobId, key) as { id: number }).id);
+          }
+          return { ids: out, group: job.group_name };
+        })
+        .immediate(),
+    );
+    this.emit({ type: 'runs', group });
+    return ids;
+  }
+
+  async getRun(id: number): Promise<RunRecord | null> {
+    return this.run('getRun', () => {
+      const row = this.sql(
+        `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`,
+      ).get(id) as RunRow | undefined;
+      return row ? runFromRow(row) : null;
+    });
+  }
+
+  async getAttempts(runId: number): Promise<AttemptRecord[]> {
+    return this.run('getAttempts', () =>
+      (this.sql('SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt').all(runId) as AttemptRow[]).map(
+        attemptFromRow,
+      ),
+    );
+  }
+
+  async listRuns(filter: RunQuery): Promise<RunRecord[]> {
+    return this.run('listRuns', () => {
+      const rows = this.sql(
+        `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
+         WHERE (@job IS NULL OR r.job_id = @job) AND (@status IS NULL OR r.status = @status)
+           AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)
+         ORDER BY r.id DESC LIMIT @limit`,
+      ).all({
+        job: filter.jobId ?? null,
+        status: filter.status ?? null,
+        worker: filter.workerId ?? null,
+        before: filter.before ?? null,
+        limit: filter.limit,
+      }) as RunRow[];
+      return rows.map(runFromRow);
+    });
+  }
+
+  async cancelRun(id: number, now: number): Promise<RunRecord | null> {
+    return this.run('cancelRun', () =>
+      this.db
+        .transaction(() => {
+          const run = this.sql('SELECT status, attempt FROM runs WHERE id = ?').get(id) as
+            | { status: string; attempt: number }
+            | undefined;
+          if (!run) return null;
+          if (run.status !== 'queued' && run.status !== 'running') {
+            throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
+          }
+          const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
+          if (run.status === 'running') {
+            this.sql(
+              `UPDATE attempts SET status = 'cancelled', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
+            ).run(now, error, id, run.attempt);
+          }
+          this.endRun(id, 'cancelled', now, null, error);
+          return this.getRunSync(id);
+        })
+        .immediate(),
+    );
+  }
+
+  // Worker protocol ----------------------------------------------------------
+
+  async registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void> {
+    this.run('registerWorker', () =>
+      this.sql(
+        `INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
+           last_heartbeat_at, lease_expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
+           capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
+           status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
+      ).run(
+        worker.id,
+        worker.name,
+        worker.group,
+        JSON.stringify(worker.handlers),
+        worker.capacity,
+        JSON.stringify(worker.labels),
+        worker.version,
+        worker.host,
+        now,
+        now,
+        now + leaseMs,
+      ),
+    );
+  }
+
+  async heartbeat(
+    workerId: string,
+    running: readonly AttemptRef[],
+    leaseMs: number,
+    now: number,
+  ): Promise<AttemptRef[] | null> {
+    return this.run('heartbeat', () =>
+      this.db
+        .transaction(() => {
+          const alive = this.sql(
+            `UPDATE workers SET last_heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND status IN ('active', 'draining')`,
+          ).run(now, now + leaseMs, workerId).changes;
+          if (!alive) return null;
+          this.sql(`UPDATE runs SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running'`).run(
+            now + leaseMs,
+            workerId,
+          );
+          const current = this.sql(
+            `SELECT 1 FROM runs WHERE id = ? AND attempt = ? AND status = 'running' AND worker_id = ?`,
+          );
+          return running.filter((ref) => !current.get(ref.runId, ref.attempt, workerId));
+        })
+        .immediate(),
+    );
+  }
+
+  async claimRuns(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimedRun[]> {
+    const claimed = this.run('claimRuns', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql(
+            `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+          ).get(workerId) as { group_name: string; handlers: string } | undefined;
+          if (!worker) return null;
+          const rows = this.sql(
+            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
+               lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL
+             WHERE id IN (
+               SELECT id FROM runs
+               WHERE status = 'queued' AND group_name = @group AND available_at <= @now
+                 AND handler IN (SELECT value FROM json_each(@handlers))
+               ORDER BY priority DESC, available_at, id LIMIT @max)
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, job_id, priority, available_at`,
+          ).all({
+            worker: workerId,
+            now,
+            lease: leaseMs,
+            group: worker.group_name,
+            handlers: worker.handlers,
+            max,
+          }) as Array<{
+            id: number;
+            attempt: number;
+            handler: string;
+            params: string;
+            fire_time: number | null;
+            timeout_ms: number;
+            max_attempts: number;
+            job_id: number;
+            priority: number;
+            available_at: number;
+          }>;
+          if (rows.length === 0) return [];
+          rows.sort((a, b) => b.priority - a.priority || a.available_at - b.available_at || a.id - b.id);
+          const insert = this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
+          );
+          const jobName = this.sql('SELECT name FROM jobs WHERE id = ?');
+          const names = new Map<number, string>();
+          return rows.map((row): ClaimedRun => {
+            insert.run(row.id, row.attempt, workerId, now);
+            let name = names.get(row.job_id);
+            if (name === undefined) {
+              name = (jobName.get(row.job_id) as { name: string }).name;
+              names.set(row.job_id, name);
+            }
+            return {
+              runId: row.id,
+              attempt: row.attempt,
+              jobName: name,
+              handler: row.handler,
+              params: JSON.parse(row.params),
+              fireTime: row.fire_time,
+              timeoutMs: row.timeout_ms,
+              maxAttempts: row.max_attempts,
+            };
+          });
+        })
+        .immediate(),
+    );
+    if (claimed === null)
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    return claimed;
+  }
+
+  async unregisterWorker(workerId: string, now: number): Promise<void> {
+    this.run('unregisterWorker', () =>
+      this.sql(`UPDATE workers SET status = 'stopped', lease_expires_at = ? WHERE id = ?`).run(now, workerId),
+    );
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return this.run('listWorkers', () =>
+      (
+        this.sql(
+          `SELECT w.*, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running') AS running
+           FROM workers w ORDER BY w.group_name, w.name`,
+        ).all() as WorkerRow[]
+      ).map(workerFromRow),
+    );
+  }
+
+  // Ending attempts ----------------------------------------------------------
+
+  async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
+    return this.run('expiredAttempts', () => {
+      const rows = this.sql(
+        `SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
+           CASE WHEN deadline_at <= @now THEN 'timed_out' ELSE 'lost' END AS reason
+         FROM runs WHERE status = 'running' AND (lease_expires_at <= @now OR deadline_at <= @now)
+         ORDER BY id LIMIT @limit`,
+      ).all({ now, limit }) as Array<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>;
+      return rows.map((row) => ({ ...decisionFromRow(row), reason: row.reason, workerId: row.worker_id }));
+    });
+  }
+
+  async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
+    return this.run('runsForDecision', () => {
+      const select = this.sql(
+        `SELECT id, attempt, job_id, group_name, cause, retry FROM runs WHERE id = ? AND attempt = ? AND status = 'running'`,
+      );
+      const out: DecisionInput[] = [];
+      for (const ref of refs) {
+        const row = select.get(ref.runId, ref.attempt) as DecisionRow | undefined;
+        if (row) out.push(decisionFromRow(row));
+      }
+      return out;
+    });
+  }
+
+  async finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]> {
+    const requeued = new Set<string>();
+    const applied = this.run('finishAttempts', () =>
+      this.db
+        .transaction(() => {
+          const endAttempt = this.sql(
+            `UPDATE attempts SET status = ?, finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
+          );
+          const retry = this.sql(
+            `UPDATE runs SET status = 'queued', available_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+             WHERE id = ? AND attempt = ? AND status = 'running'`,
+          );
+          const end = this.sql(
+            `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+             WHERE id = ? AND attempt = ? AND status = 'running' RETURNING job_id, cause`,
+          );
+          return outcomes.map((o) => {
+            const error = toJson(o.error);
+            if (o.run.status === 'queued') {
+              if (retry.run(o.run.availableAt, error, o.runId, o.attempt).changes === 0) return false;
+              requeued.add(o.group);
+            } else {
+              const row = end.get(o.run.status, now, toJson(o.result), error, o.runId, o.attempt) as
+                | { job_id: number; cause: string }
+                | undefined;
+              if (!row) return false;
+              if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+            }
+            endAttempt.run(o.attemptStatus, now, error, o.runId, o.attempt);
+            return true;
+          });
+        })
+        .immediate(),
+    );
+    for (const group of requeued) this.emit({ type: 'runs', group });
+    return applied;
+  }
+
+  async markLostWorkers(now: number): Promise<string[]> {
+    return this.run('markLostWorkers', () =>
+      (
+        this.sql(
+          `UPDATE workers SET status = 'lost' WHERE status IN ('active', 'draining') AND lease_expires_at <= ? RETURNING id`,
+        ).all(now) as Array<{ id: string }>
+      ).map((row) => row.id),
+    );
+  }
+
+  // Leases -------------------------------------------------------------------
+
+  async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
+    return this.run('acquireLeases', () =>
+      this.db
+        .transaction(() => {
+          // A new holder gets a new epoch; the holder that renews keeps its own.
+          const take = this.sql(
+            `INSERT INTO leases (name, owner, epoch, expires_at) VALUES (@name, @owner, 1, @expires)
+             ON CONFLICT (name) DO UPDATE SET
+               epoch = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > @now THEN leases.epoch ELSE leases.epoch + 1 END,
+               owner = excluded.owner, expires_at = excluded.expires_at
+             WHERE leases.owner = excluded.owner OR leases.expires_at <= @now
+             RETURNING name, owner, epoch, expires_at`,
+          );
+          const out: Lease[] = [];
+          for (const name of names) {
+            const row = take.get({ name, owner, expires: now + ttlMs, now }) as LeaseRow | undefined;
+            if (row) out.push(leaseFromRow(row));
+          }
+          return out;
+        })
+        .immediate(),
+    );
+  }
+
+  async renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]> {
+    return this.run('renewLeases', () =>
+      this.db
+        .transaction(() => {
+          const renew = this.sql(
+            `UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?
+             RETURNING name, owner, epoch, expires_at`,
+          );
+          const out: Lease[] = [];
+          for (const lease of leases) {
+            const row = renew.get(now + ttlMs, lease.name, lease.owner, lease.epoch, now) as
+              | LeaseRow
+              | undefined;
+            if (row) out.push(leaseFromRow(row));
+          }
+          return out;
+        })
+        .immediate(),
+    );
+  }
+
+  async releaseLeases(leases: readonly Lease[]): Promise<void> {
+    this.run('releaseLeases', () =>
+      this.db
+        .transaction(() => {
+          // Expire rather than delete: the next holder's epoch still grows past ours.
+          const release = this.sql(
+            'UPDATE leases SET expires_at = 0 WHERE name = ? AND owner = ? AND epoch = ?',
+          );
+          for (const lease of leases) release.run(lease.name, lease.owner, lease.epoch);
+        })
+        .immediate(),
+    );
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  // Helpers ------------------------------------------------------------------
+
+  private endRun(id: number, status: string, now: number, result: string | null, error: string | null): void {
+    const row = this.sql(
+      `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+       WHERE id = ? RETURNING job_id, cause`,
+    ).get(status, now, result, error, id) as { job_id: number; cause: string };
+    if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+  }
+
+  /** A fixed-delay job waits for its scheduled run to end, then fires `delay` later. */
+  private scheduleAfterDelay(jobId: number, now: number): void {
+    const changed = this.sql(
+      `UPDATE jobs SET next_fire_at = ? + delay_ms WHERE id = ? AND delay_ms IS NOT NULL AND next_fire_at IS NULL AND paused = 0`,
+    ).run(now, jobId).changes;
+    if (changed) this.emit({ type: 'jobs' });
+  }
+
+  private getRunSync(id: number): RunRecord {
+    return runFromRow(
+      this.sql(`SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`).get(
+        id,
+      ) as RunRow,
+    );
+  }
+
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /**
+   * Runs one operation. Transient driver errors (busy, I/O, disk full) become STORE_UNAVAILABLE;
+   * any other driver error is a bug and keeps its cause under the operation's name.
+   */
+  private run<T>(operation: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (error instanceof KairosError || error instanceof LeaseLostError) throw error;
+      if (
+        error instanceof Database.SqliteError &&
+        /^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|LOCKED)/.test(error.code)
+      ) {
+        throw new StoreUnavailableError(operation, error);
+      }
+      throw new Error(`sqlite ${operation}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private emit(event: StoreEvent): void {
+    this.events.emit('event', event);
+  }
+}
+
+interface DecisionRow {
+  id: number;
+  attempt: number;
+  job_id: number;
+  group_name: string;
+  cause: string;
+  retry: string;
+}
+
+function decisionFromRow(row: DecisionRow): DecisionInput {
+  return {
+    runId: row.id,
+    attempt: row.attempt,
+    jobId: row.job_id,
+    group: row.group_name,
+    cause: row.cause as DecisionInput['cause'],
+    retry: JSON.parse(row.retry),
+  };
+}
+
+interface LeaseRow {
+  name: string;
+  owner: string;
+  epoch: number;
+  expires_at: number;
+}
+
+function leaseFromRow(row: LeaseRow): Lease {
+  return { name: row.name, owner: row.owner, epoch: row.epoch, expiresAt: row.expires_at };
+}
+
+function jobValues(job: JobDefinition): unknown[] {
+  return [
+    job.name,
+    job.description,
+    job.group,
+    job.handler,
+    JSON.stringify(job.params),
+    JSON.stringify(job.trigger),
+    delayOf(job.trigger),
+    JSON.stringify(job.retry),
+    job.timeoutMs,
+    job.priority,
+    job.paused ? 1 : 0,
+  ];
+}
