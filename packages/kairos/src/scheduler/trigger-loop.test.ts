@@ -1,0 +1,138 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { Store } from '../store/store.ts';
+import { FakeClock } from './clock.ts';
+import { JobService } from './job-service.ts';
+import { TriggerLoop } from './trigger-loop.ts';
+
+const dir = tempDir();
+const logger = pino({ level: 'silent' });
+let n = 0;
+const stores: Store[] = [];
+
+async function twoStoresOnOneFile(): Promise<[Store, Store]> {
+  const path = join(dir, `loop-${n++}.db`);
+  const a = new SqliteStore(path);
+  await a.migrate();
+  const b = new SqliteStore(path);
+  stores.push(a, b);
+  return [a, b];
+}
+
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+});
+
+function loop(store: Store, clock: FakeClock, owner: string, useLeases = true): TriggerLoop {
+  return new TriggerLoop({
+    store,
+    clock,
+    owner,
+    logger,
+    partitions: 4,
+    partitionLeaseMs: 3000,
+    misfireGraceMs: 60_000,
+    useLeases,
+  });
+}
+
+/** Every fire time of every job, counted from the store's run history. */
+async function fireCounts(store: Store): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const run of await store.listRuns({ limit: 100_000 })) {
+    const key = `${run.jobName}@${run.fireTime}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+describe('TriggerLoop', () => {
+  it('two loops with leases on one store fire every fire time exactly once', async () => {
+    const [storeA, storeB] = await twoStoresOnOneFile();
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 0, 0));
+    const jobs = new JobService(storeA, clock);
+    for (let i = 0; i < 20; i++)
+      await jobs.create({ name: `job-${i}`, handler: 'h', trigger: { kind: 'every', every: '1s' } });
+    const a = loop(storeA, clock, 'node-a');
+    const b = loop(storeB, clock, 'node-b');
+    const start = clock.now();
+    for (let step = 0; step < 120; step++) {
+      await clock.advance(500);
+      await (step % 2 ? a : b).tick();
+      await (step % 2 ? b : a).tick();
+    }
+    const counts = await fireCounts(storeA);
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    // Every nominal second of the 60 s window, for every job: no gap.
+    expect(counts.size).toBe(20 * 60);
+    for (let t = start + 1000; t <= clock.now(); t += 1000) expect(counts.get(`job-7@${t}`)).toBe(1);
+  });
+
+  it('without leases, two loops that both fire every partition still create each run once', async () => {
+    const [storeA, storeB] = await twoStoresOnOneFile();
+    const clock = new FakeClock();
+    const jobs = new JobService(storeA, clock);
+    for (let i = 0; i < 10; i++)
+      await jobs.create({ name: `job-${i}`, handler: 'h', trigger: { kind: 'cron', cron: '* * * * * *' } });
+    const a = loop(storeA, clock, 'a', false);
+    const b = loop(storeB, clock, 'b', false);
+    for (let step = 0; step < 30; step++) {
+      await clock.advance(1000);
+      await Promise.all([a.tick(), b.tick()]);
+    }
+    const counts = await fireCounts(storeA);
+    expect(counts.size).toBe(10 * 30);
+    expect(Math.max(...counts.values())).toBe(1);
+  });
+
+  it('a paused owner whose lease expired is fenced out: its late tick writes nothing', async () => {
+    const [storeA, storeB] = await twoStoresOnOneFile();
+    const clock = new FakeClock();
+    await new JobService(storeA, clock).create({
+      name: 'j',
+      handler: 'h',
+      trigger: { kind: 'every', every: '1s' },
+    });
+    const a = loop(storeA, clock, 'a');
+    const b = loop(storeB, clock, 'b');
+    await a.tick();
+    expect(a.owned).toHaveLength(4);
+    await b.tick();
+    expect(b.owned).toHaveLength(0);
+    // a is frozen (SIGSTOP) for 10 s: its leases expire and b takes every partition.
+    await clock.advance(10_000);
+    await b.tick();
+    expect(b.owned).toHaveLength(4);
+    await clock.advance(1000);
+    const before = (await fireCounts(storeA)).size;
+    // a wakes up still believing it owns the partitions (it skips its renewal); its write is rejected.
+    (a as unknown as { leasesRenewedAt: number }).leasesRenewedAt = clock.now();
+    await a.tick();
+    expect(a.owned).toHaveLength(0);
+    expect((await fireCounts(storeA)).size).toBe(before);
+    await b.tick();
+    const counts = await fireCounts(storeA);
+    expect(counts.size).toBe(before + 1);
+    expect(Math.max(...counts.values())).toBe(1);
+  });
+
+  it('skips fires older than the misfire grace without enumerating them', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    await new JobService(store, clock).create({
+      name: 's',
+      handler: 'h',
+      trigger: { kind: 'every', every: '1s' },
+    });
+    const l = loop(store, clock, 'a');
+    await clock.advance(24 * 3600_000); // a day down: 86 400 missed fires
+    await l.tick();
+    const runs = await store.listRuns({ limit: 100_000 });
+    // Only the fires within the 60 s grace run, each once.
+    expect(runs).toHaveLength(61);
+    expect(Math.min(...runs.map((r) => r.fireTime!))).toBe(clock.now() - 60_000);
+  });
+});

@@ -1,0 +1,350 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileJob, type JobDefinition } from '../core/job.ts';
+import { type AttemptOutcome, LeaseLostError, type Store } from './store.ts';
+
+/**
+ * The one conformance suite of the Store contract. Every dialect runs it unchanged:
+ * `describeStoreConformance('sqlite', () => new SqliteStore(path))`.
+ */
+export function describeStoreConformance(dialect: string, open: () => Promise<Store>): void {
+  describe(`Store conformance: ${dialect}`, () => {
+    let store: Store;
+    const T0 = Date.UTC(2026, 0, 1);
+    const all = { count: 1, owned: [0] };
+
+    beforeEach(async () => {
+      store = await open();
+      await store.migrate();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    const job = (name: string, extra: Partial<Parameters<typeof compileJob>[0]> = {}): JobDefinition =>
+      compileJob({ name, handler: 'h', trigger: { kind: 'every', every: '1s' }, ...extra });
+
+    async function queuedRun(name = 'j', extra: Partial<Parameters<typeof compileJob>[0]> = {}) {
+      const created = await store.createJob(job(name, { trigger: { kind: 'manual' }, ...extra }), null, T0);
+      const [id] = await store.enqueueRuns(created.id, [{ params: { n: 1 }, priority: 0 }], T0);
+      return { job: created, runId: id! };
+    }
+
+    async function worker(id = 'w1', handlers = ['h'], group = 'default') {
+      await store.registerWorker(
+        { id, name: id, group, handlers, capacity: 10, labels: {}, version: 't', host: 'h' },
+        5000,
+        T0,
+      );
+    }
+
+    describe('jobs', () => {
+      it('creates, reads, updates, lists by page and deletes', async () => {
+        const a = await store.createJob(job('a'), T0 + 1000, T0);
+        expect(a).toMatchObject({ name: 'a', group: 'default', nextFireAt: T0 + 1000, paused: false });
+        await store.createJob(job('b', { group: 'g2' }), null, T0);
+        await store.createJob(job('c'), null, T0);
+        expect((await store.getJob('a'))?.trigger).toEqual({ kind: 'every', every: 1000, anchor: 0 });
+        const page1 = await store.listJobs({ limit: 2 });
+        expect(page1.map((j) => j.name)).toEqual(['a', 'b']);
+        expect((await store.listJobs({ limit: 2, after: 'b' })).map((j) => j.name)).toEqual(['c']);
+        expect((await store.listJobs({ limit: 10, group: 'g2' })).map((j) => j.name)).toEqual(['b']);
+        const updated = await store.updateJob(a.id, job('a', { priority: 5 }), T0 + 2000, T0 + 10);
+        expect(updated).toMatchObject({
+          priority: 5,
+          nextFireAt: T0 + 2000,
+          updatedAt: T0 + 10,
+          createdAt: T0,
+        });
+        expect(await store.updateJob(999_999, job('zz'), null, T0)).toBeNull();
+        expect(await store.deleteJob('a')).toBe(true);
+        expect(await store.deleteJob('a')).toBe(false);
+        expect(await store.getJob('a')).toBeNull();
+      });
+
+      it('rejects a second job with the same name and keeps the first', async () => {
+        await store.createJob(job('dup', { priority: 1 }), null, T0);
+        await expect(store.createJob(job('dup', { priority: 2 }), null, T0)).rejects.toMatchObject({
+          code: 'JOB_NAME_TAKEN',
+        });
+        expect((await store.getJob('dup'))?.priority).toBe(1);
+      });
+
+      it('deleting a job deletes its runs', async () => {
+        const { runId } = await queuedRun('gone');
+        await store.deleteJob('gone');
+        expect(await store.getRun(runId)).toBeNull();
+      });
+    });
+
+    describe('firing', () => {
+      it('lists due jobs of owned partitions, most overdue first, and the next fire time', async () => {
+        const a = await store.createJob(job('a'), T0 + 2000, T0);
+        const b = await store.createJob(job('b'), T0 + 1000, T0);
+        await store.createJob(job('later'), T0 + 9000, T0);
+        await store.createJob(job('paused', { paused: true }), T0, T0);
+        expect((await store.dueJobs(all, T0 + 5000, 10)).map((j) => j.id)).toEqual([b.id, a.id]);
+        expect(await store.nextFireAt(all)).toBe(T0 + 1000);
+        const evens = { count: 2, owned: [a.id % 2] };
+        expect((await store.dueJobs(evens, T0 + 5000, 10)).map((j) => j.id)).toEqual([a.id]);
+      });
+
+      it('creates one run per fire and advances the next fire time by compare-and-set', async () => {
+        const a = await store.createJob(job('a'), T0 + 1000, T0);
+        const entry = { jobId: a.id, expected: T0 + 1000, next: T0 + 3000, fires: [T0 + 1000, T0 + 2000] };
+        expect(await store.fire([entry], null, T0 + 2500)).toEqual({
+          runs: 2,
+          conflicts: 0,
+          groups: ['default'],
+        });
+        // A second writer with the same stale view changes nothing.
+        expect(await store.fire([entry], null, T0 + 2500)).toMatchObject({ runs: 0, conflicts: 1 });
+        expect((await store.getJob('a'))?.nextFireAt).toBe(T0 + 3000);
+        const runs = await store.listRuns({ jobId: a.id, limit: 10 });
+        expect(runs.map((r) => r.fireTime).sort()).toEqual([T0 + 1000, T0 + 2000]);
+        expect(runs[0]).toMatchObject({
+          status: 'queued',
+          cause: 'schedule',
+          attempt: 0,
+          maxAttempts: 3,
+          jobName: 'a',
+        });
+      });
+
+      it('never creates two runs for one fire time, even when the compare-and-set is passed twice', async () => {
+        const a = await store.createJob(job('a'), T0 + 1000, T0);
+        await store.fire(
+          [{ jobId: a.id, expected: T0 + 1000, next: T0 + 1000, fires: [T0 + 1000] }],
+          null,
+          T0 + 1000,
+        );
+        const again = await store.fire(
+          [{ jobId: a.id, expected: T0 + 1000, next: T0 + 2000, fires: [T0 + 1000] }],
+          null,
+          T0 + 1000,
+        );
+        expect(again).toMatchObject({ runs: 0, conflicts: 0 });
+        expect(await store.listRuns({ jobId: a.id, limit: 10 })).toHaveLength(1);
+      });
+
+      it('does not fire a job paused since it was read', async () => {
+        const a = await store.createJob(job('a'), T0, T0);
+        await store.updateJob(a.id, job('a', { paused: true }), T0, T0);
+        const result = await store.fire(
+          [{ jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0] }],
+          null,
+          T0,
+        );
+        expect(result).toMatchObject({ runs: 0, conflicts: 1 });
+      });
+
+      it('fences a fire by the partition lease: a stale holder writes nothing', async () => {
+        const a = await store.createJob(job('a'), T0, T0);
+        const [lease] = await store.acquireLeases(['trigger/0'], 'node-a', 3000, T0);
+        expect(lease).toMatchObject({ owner: 'node-a', epoch: 1, expiresAt: T0 + 3000 });
+        // node-a pauses past its lease; node-b takes over with a new epoch.
+        const [taken] = await store.acquireLeases(['trigger/0'], 'node-b', 3000, T0 + 3001);
+        expect(taken).toMatchObject({ owner: 'node-b', epoch: 2 });
+        const entry = { jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0] };
+        await expect(store.fire([entry], [lease!], T0 + 3002)).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await store.listRuns({ limit: 10 })).toHaveLength(0);
+        expect(await store.renewLeases([lease!], 3000, T0 + 3002)).toEqual([]);
+        expect(await store.fire([entry], [taken!], T0 + 3002)).toMatchObject({ runs: 1 });
+      });
+
+      it('leases: held leases are not taken, renewal keeps the epoch, release hands over at once', async () => {
+        const [a] = await store.acquireLeases(['p'], 'a', 3000, T0);
+        expect(await store.acquireLeases(['p'], 'b', 3000, T0 + 100)).toEqual([]);
+        const [renewed] = await store.renewLeases([a!], 3000, T0 + 1000);
+        expect(renewed).toMatchObject({ epoch: a!.epoch, expiresAt: T0 + 4000 });
+        await store.releaseLeases([renewed!]);
+        const [b] = await store.acquireLeases(['p'], 'b', 3000, T0 + 1001);
+        expect(b).toMatchObject({ owner: 'b', epoch: a!.epoch + 1 });
+      });
+    });
+
+    describe('runs and the worker protocol', () => {
+      it('enqueues with an idempotency key once', async () => {
+        const created = await store.createJob(job('m', { trigger: { kind: 'manual' } }), null, T0);
+        const first = await store.enqueueRuns(
+          created.id,
+          [{ params: {}, priority: 0, idempotencyKey: 'k' }],
+          T0,
+        );
+        const second = await store.enqueueRuns(
+          created.id,
+          [{ params: {}, priority: 0, idempotencyKey: 'k' }],
+          T0,
+        );
+        expect(second).toEqual(first);
+        expect(await store.listRuns({ limit: 10 })).toHaveLength(1);
+        await expect(store.enqueueRuns(999_999, [{ params: {}, priority: 0 }], T0)).rejects.toMatchObject({
+          code: 'JOB_NOT_FOUND',
+        });
+      });
+
+      it('claims by priority then age, only for the worker group and handlers, and only when available', async () => {
+        const created = await store.createJob(job('m', { trigger: { kind: 'manual' } }), null, T0);
+        const other = await store.createJob(
+          job('o', { trigger: { kind: 'manual' }, handler: 'other' }),
+          null,
+          T0,
+        );
+        const [low, high] = await store.enqueueRuns(
+          created.id,
+          [
+            { params: {}, priority: 0 },
+            { params: {}, priority: 5 },
+          ],
+          T0,
+        );
+        await store.enqueueRuns(other.id, [{ params: {}, priority: 9 }], T0);
+        await worker('w1', ['h']);
+        const claimed = await store.claimRuns('w1', 10, 5000, T0 + 10);
+        expect(claimed.map((c) => c.runId)).toEqual([high, low]);
+        expect(claimed[0]).toMatchObject({ attempt: 1, jobName: 'm', handler: 'h', timeoutMs: 300_000 });
+        expect(await store.claimRuns('w1', 10, 5000, T0 + 10)).toEqual([]);
+        const run = await store.getRun(high!);
+        expect(run).toMatchObject({ status: 'running', attempt: 1, workerId: 'w1', startedAt: T0 + 10 });
+        expect(await store.getAttempts(high!)).toMatchObject([
+          { attempt: 1, workerId: 'w1', status: 'running' },
+        ]);
+        await expect(store.claimRuns('nobody', 1, 5000, T0)).rejects.toMatchObject({
+          code: 'WORKER_NOT_FOUND',
+        });
+      });
+
+      it('fences reports by attempt: a stale attempt changes nothing', async () => {
+        const { runId } = await queuedRun();
+        await worker();
+        await store.claimRuns('w1', 1, 5000, T0);
+        const retry: AttemptOutcome = {
+          runId,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'failed',
+          error: { name: 'Error', message: 'boom' },
+          result: null,
+          run: { status: 'queued', availableAt: T0 + 1000 },
+        };
+        expect(await store.finishAttempts([retry], T0 + 1)).toEqual([true]);
+        expect(await store.finishAttempts([retry], T0 + 1)).toEqual([false]);
+        expect(await store.claimRuns('w1', 1, 5000, T0 + 500)).toEqual([]);
+        const [second] = await store.claimRuns('w1', 1, 5000, T0 + 1000);
+        expect(second).toMatchObject({ runId, attempt: 2 });
+        const late: AttemptOutcome = {
+          ...retry,
+          attempt: 1,
+          attemptStatus: 'succeeded',
+          error: null,
+          result: 1,
+          run: { status: 'succeeded' },
+        };
+        expect(await store.finishAttempts([late], T0 + 1001)).toEqual([false]);
+        const done: AttemptOutcome = { ...late, attempt: 2, result: { ok: true } };
+        expect(await store.finishAttempts([done], T0 + 1002)).toEqual([true]);
+        expect(await store.getRun(runId)).toMatchObject({
+          status: 'succeeded',
+          result: { ok: true },
+          finishedAt: T0 + 1002,
+        });
+        expect((await store.getAttempts(runId)).map((a) => a.status)).toEqual(['failed', 'succeeded']);
+      });
+
+      it('heartbeats extend leases and name the attempts that are no longer the worker’s', async () => {
+        const { runId } = await queuedRun();
+        await worker();
+        await store.claimRuns('w1', 1, 5000, T0);
+        expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4000)).toEqual([]);
+        expect(await store.expiredAttempts(T0 + 8000, 10)).toEqual([]);
+        expect(await store.heartbeat('w1', [{ runId, attempt: 7 }], 5000, T0 + 4000)).toEqual([
+          { runId, attempt: 7 },
+        ]);
+        expect(await store.heartbeat('ghost', [], 5000, T0)).toBeNull();
+        await store.cancelRun(runId, T0 + 4500);
+        expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4600)).toEqual([
+          { runId, attempt: 1 },
+        ]);
+      });
+
+      it('finds lost and timed-out attempts, and lost workers', async () => {
+        const a = await queuedRun('a');
+        const b = await queuedRun('b', { timeout: '2s' });
+        await worker();
+        await store.claimRuns('w1', 10, 5000, T0);
+        expect(await store.expiredAttempts(T0 + 1000, 10)).toEqual([]);
+        const timedOut = await store.expiredAttempts(T0 + 2000, 10);
+        expect(timedOut).toMatchObject([{ runId: b.runId, reason: 'timed_out', workerId: 'w1' }]);
+        const both = await store.expiredAttempts(T0 + 5000, 10);
+        expect(both.map((x) => [x.runId, x.reason])).toEqual([
+          [a.runId, 'lost'],
+          [b.runId, 'timed_out'],
+        ]);
+        expect(both[0]?.retry.maxAttempts).toBe(3);
+        expect(await store.markLostWorkers(T0 + 4999)).toEqual([]);
+        expect(await store.markLostWorkers(T0 + 5000)).toEqual(['w1']);
+        expect(await store.heartbeat('w1', [], 5000, T0 + 5001)).toBeNull();
+        expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost', running: 2 });
+      });
+
+      it('cancels queued and running runs, and refuses finished ones', async () => {
+        const q = await queuedRun('q');
+        expect(await store.cancelRun(q.runId, T0 + 1)).toMatchObject({
+          status: 'cancelled',
+          finishedAt: T0 + 1,
+        });
+        await expect(store.cancelRun(q.runId, T0 + 2)).rejects.toMatchObject({ code: 'RUN_FINISHED' });
+        expect(await store.cancelRun(999_999, T0)).toBeNull();
+        const r = await queuedRun('r');
+        await worker();
+        await store.claimRuns('w1', 1, 5000, T0);
+        expect(await store.cancelRun(r.runId, T0 + 3)).toMatchObject({ status: 'cancelled' });
+        expect(await store.getAttempts(r.runId)).toMatchObject([{ status: 'cancelled' }]);
+      });
+
+      it('a fixed-delay job fires again `delay` after its scheduled run ends', async () => {
+        const d = await store.createJob(job('d', { trigger: { kind: 'delay', delay: '10s' } }), T0, T0);
+        await store.fire([{ jobId: d.id, expected: T0, next: null, fires: [T0] }], null, T0);
+        expect((await store.getJob('d'))?.nextFireAt).toBeNull();
+        await worker();
+        const [claimed] = await store.claimRuns('w1', 1, 5000, T0 + 5);
+        const done: AttemptOutcome = {
+          runId: claimed!.runId,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'succeeded',
+          error: null,
+          result: null,
+          run: { status: 'succeeded' },
+        };
+        await store.finishAttempts([done], T0 + 2000);
+        expect((await store.getJob('d'))?.nextFireAt).toBe(T0 + 12_000);
+      });
+
+      it('lists runs newest first with filters and a cursor', async () => {
+        const created = await store.createJob(job('m', { trigger: { kind: 'manual' } }), null, T0);
+        const ids = await store.enqueueRuns(
+          created.id,
+          Array.from({ length: 5 }, () => ({ params: {}, priority: 0 })),
+          T0,
+        );
+        const page = await store.listRuns({ limit: 2 });
+        expect(page.map((r) => r.id)).toEqual([ids[4], ids[3]]);
+        expect((await store.listRuns({ limit: 10, before: ids[3] })).map((r) => r.id)).toEqual([
+          ids[2],
+          ids[1],
+          ids[0],
+        ]);
+        expect(await store.listRuns({ limit: 10, status: 'running' })).toEqual([]);
+      });
+    });
+
+    it('notifies subscribers of runs and job changes', async () => {
+      const events: unknown[] = [];
+      const off = store.subscribe((event) => events.push(event));
+      await queuedRun('n');
+      off();
+      expect(events).toContainEqual({ type: 'jobs' });
+      expect(events).toContainEqual({ type: 'runs', group: 'default' });
+    });
+  });
+}
