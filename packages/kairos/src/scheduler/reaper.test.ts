@@ -1,0 +1,161 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { AttemptEnder } from './attempts.ts';
+import { FakeClock } from './clock.ts';
+import { JobService } from './job-service.ts';
+import { Reaper } from './reaper.ts';
+
+const dir = tempDir();
+let n = 0;
+
+describe('Reaper and AttemptEnder', () => {
+  let store: SqliteStore;
+  let clock: FakeClock;
+  let jobs: JobService;
+  let ender: AttemptEnder;
+  let reaper: Reaper;
+  const LEASE = 5000;
+
+  beforeEach(async () => {
+    store = new SqliteStore(join(dir, `reaper-${n++}.db`));
+    await store.migrate();
+    clock = new FakeClock();
+    jobs = new JobService(store, clock);
+    // random() = 0: jitter takes the lower bound, delay/2, so backoffs are exact.
+    ender = new AttemptEnder(store, () => 0);
+    reaper = new Reaper({ store, clock, ender, logger: pino({ level: 'silent' }), intervalMs: 1000 });
+  });
+  afterEach(() => store.close());
+
+  async function register(id: string) {
+    await store.registerWorker(
+      { id, name: id, group: 'default', handlers: ['h'], capacity: 4, labels: {}, version: '', host: '' },
+      LEASE,
+      clock.now(),
+    );
+  }
+
+  async function triggered(spec: Partial<Parameters<JobService['create']>[0]> = {}) {
+    await jobs.create({ name: 'j', handler: 'h', trigger: { kind: 'manual' }, ...spec });
+    const [runId] = await jobs.trigger('j', [{}]);
+    return runId!;
+  }
+
+  it('a dead worker’s attempt is lost after its lease, retried on another worker, and its late report is rejected', async () => {
+    const runId = await triggered();
+    await register('w1');
+    expect(await store.claimRuns('w1', 1, LEASE, clock.now())).toHaveLength(1);
+    await clock.advance(LEASE - 1);
+    expect(await reaper.tick()).toBe(0);
+    await clock.advance(1);
+    expect(await reaper.tick()).toBe(1);
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'queued',
+      attempt: 1,
+      availableAt: clock.now(),
+    });
+    expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost' });
+
+    await register('w2');
+    expect(await store.claimRuns('w2', 1, LEASE, clock.now())).toMatchObject([{ runId, attempt: 2 }]);
+    const late = await ender.report(
+      [{ runId, attempt: 1, outcome: 'succeeded', result: 'late' }],
+      clock.now(),
+    );
+    expect(late).toEqual([{ runId, attempt: 1, ok: false, code: 'ATTEMPT_STALE' }]);
+    const done = await ender.report([{ runId, attempt: 2, outcome: 'succeeded', result: 'ok' }], clock.now());
+    expect(done).toEqual([{ runId, attempt: 2, ok: true }]);
+    expect(await store.getRun(runId)).toMatchObject({ status: 'succeeded', result: 'ok', workerId: 'w2' });
+    const attempts = await store.getAttempts(runId);
+    expect(attempts.map((a) => [a.attempt, a.workerId, a.status])).toEqual([
+      [1, 'w1', 'lost'],
+      [2, 'w2', 'succeeded'],
+    ]);
+  });
+
+  it('heartbeats keep an attempt alive past its first lease', async () => {
+    const runId = await triggered();
+    await register('w1');
+    await store.claimRuns('w1', 1, LEASE, clock.now());
+    for (let i = 0; i < 10; i++) {
+      await clock.advance(1000);
+      await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
+      expect(await reaper.tick()).toBe(0);
+    }
+    expect((await store.getRun(runId))?.status).toBe('running');
+  });
+
+  it('times out an attempt at its deadline and backs off before the retry', async () => {
+    const runId = await triggered({
+      timeout: '2s',
+      retry: { maxAttempts: 2, delay: '4s', backoff: 'fixed' },
+    });
+    await register('w1');
+    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await clock.advance(1000);
+    await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
+    await clock.advance(1000);
+    expect(await reaper.tick()).toBe(1);
+    // Fixed 4 s with jitter at its lower bound: 2 s.
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'queued',
+      availableAt: clock.now() + 2000,
+      error: { name: 'Timeout' },
+    });
+    expect(await store.claimRuns('w1', 1, LEASE, clock.now() + 1999)).toEqual([]);
+    await clock.advance(2000);
+    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await clock.advance(2000);
+    await reaper.tick();
+    expect(await store.getRun(runId)).toMatchObject({ status: 'timed_out', attempt: 2 });
+  });
+
+  it('retries failures with exponential backoff, stops at maxAttempts, and honours non-retryable errors', async () => {
+    const runId = await triggered({ retry: { maxAttempts: 3, delay: '1s', jitter: false } });
+    await register('w1');
+    const fail = async (attempt: number, extra = {}) => {
+      await store.claimRuns('w1', 1, LEASE, clock.now());
+      return ender.report(
+        [
+          {
+            runId,
+            attempt,
+            outcome: 'failed',
+            error: { name: 'Error', message: `boom ${attempt}` },
+            ...extra,
+          },
+        ],
+        clock.now(),
+      );
+    };
+    await fail(1);
+    expect((await store.getRun(runId))?.availableAt).toBe(clock.now() + 1000);
+    await clock.advance(1000);
+    await fail(2);
+    expect((await store.getRun(runId))?.availableAt).toBe(clock.now() + 2000);
+    await clock.advance(2000);
+    await fail(3);
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'failed',
+      attempt: 3,
+      error: { message: 'boom 3' },
+    });
+
+    await jobs.create({
+      name: 'k',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+      retry: { nonRetryable: ['BadInput'] },
+    });
+    const [other] = await jobs.trigger('k', [{}]);
+    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await ender.report(
+      [{ runId: other!, attempt: 1, outcome: 'failed', error: { name: 'BadInput', message: 'no' } }],
+      clock.now(),
+    );
+    expect((await store.getRun(other!))?.status).toBe('failed');
+  });
+});
