@@ -1,0 +1,163 @@
+import { hostname } from 'node:os';
+import { createConsoleLogger, guarded, type WorkerLogger } from './logger.ts';
+
+/** Options of a {@link Worker}. Only `url` is required. */
+export interface WorkerOptions {
+  /**
+   * Base URL of a Kairos node, e.g. `http://127.0.0.1:7070`, or several: the worker talks to one
+   * at a time and moves to the next when it cannot connect or gets a 5xx.
+   */
+  url: string | string[];
+  /** The worker token (`KAIROS_WORKER_TOKEN` of the node), sent as a bearer token. */
+  token?: string | undefined;
+  /** The group of jobs this worker runs. Default `'default'`. */
+  group?: string;
+  /** How the worker shows in `kairos workers`. Default `<hostname>-<pid>`. */
+  name?: string;
+  /** How many attempts run at the same time (slots). Default 10. */
+  concurrency?: number;
+  /** Free-form labels shown with the worker. */
+  labels?: Record<string, string>;
+  /** The version of your application, shown with the worker. */
+  version?: string;
+  /** Longest wait of one poll for work, in ms; the node may cap it lower. Default 30 000. */
+  pollWaitMs?: number;
+  /** On stop, how long running handlers may take to finish before they are aborted, in ms. Default 10 000. */
+  shutdownGraceMs?: number;
+  /** Stop gracefully on SIGTERM and SIGINT. Default true. */
+  handleSignals?: boolean;
+  /** Where logs go. Default: JSON lines on stderr, warn and error only (all levels with `KAIROS_WORKER_DEBUG=1`). */
+  logger?: WorkerLogger;
+}
+
+/** The options with every default filled in. */
+export interface ResolvedOptions {
+  urls: string[];
+  token: string | undefined;
+  group: string;
+  name: string;
+  host: string;
+  concurrency: number;
+  labels: Record<string, string>;
+  version: string | undefined;
+  pollWaitMs: number;
+  shutdownGraceMs: number;
+  handleSignals: boolean;
+  logger: WorkerLogger;
+}
+
+/** Node's timers overflow past this (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The most slots a node accepts for one worker. */
+const MAX_CONCURRENCY = 10_000;
+
+/** Checks the options and fills in the defaults; throws a TypeError that names the bad option. */
+export function resolveOptions(options: WorkerOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) fail('options', 'an object', options);
+  const host = hostname();
+  return {
+    urls: checkUrls(options.url),
+    token: optional(options.token, 'token', checkString),
+    group: optional(options.group, 'group', checkName) ?? 'default',
+    name: optional(options.name, 'name', checkName) ?? `${host}-${process.pid}`,
+    host,
+    concurrency:
+      optional(options.concurrency, 'concurrency', (v, what) => checkInteger(v, what, 1, MAX_CONCURRENCY)) ??
+      10,
+    labels: optional(options.labels, 'labels', checkLabels) ?? {},
+    version: optional(options.version, 'version', checkName),
+    pollWaitMs:
+      optional(options.pollWaitMs, 'pollWaitMs', (v, what) => checkInteger(v, what, 0, MAX_TIMER_MS)) ??
+      30_000,
+    shutdownGraceMs:
+      optional(options.shutdownGraceMs, 'shutdownGraceMs', (v, what) =>
+        checkInteger(v, what, 0, MAX_TIMER_MS),
+      ) ?? 10_000,
+    handleSignals: optional(options.handleSignals, 'handleSignals', checkBoolean) ?? true,
+    logger: optional(options.logger, 'logger', checkLogger) ?? createConsoleLogger(),
+  };
+}
+
+function checkUrls(value: unknown): string[] {
+  const urls = Array.isArray(value) ? value : [value];
+  if (urls.length === 0) fail('url', 'a URL or a non-empty array of URLs', value);
+  return urls.map((url, i) => {
+    const what = Array.isArray(value) ? `url[${i}]` : 'url';
+    if (typeof url !== 'string' || url.trim() === '') fail(what, "a URL like 'http://127.0.0.1:7070'", url);
+    let parsed: URL;
+    try {
+      parsed = new URL(url.trim());
+    } catch {
+      fail(what, "a URL like 'http://127.0.0.1:7070'", url);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      fail(what, 'an http: or https: URL', url);
+    }
+    return url.trim();
+  });
+}
+
+function optional<T>(
+  value: unknown,
+  what: string,
+  check: (value: unknown, what: string) => T,
+): T | undefined {
+  return value === undefined ? undefined : check(value, what);
+}
+
+function checkString(value: unknown, what: string): string {
+  if (typeof value !== 'string') fail(what, 'a string', value);
+  return value;
+}
+
+function checkName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(what, 'a non-empty string', value);
+  return value;
+}
+
+function checkBoolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') fail(what, 'true or false', value);
+  return value;
+}
+
+function checkInteger(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(what, `a whole number from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function checkLabels(value: unknown, what: string): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    fail(what, 'an object of strings', value);
+  }
+  for (const [key, label] of Object.entries(value)) {
+    if (typeof label !== 'string') fail(`${what}.${key}`, 'a string', label);
+  }
+  return { ...(value as Record<string, string>) };
+}
+
+function checkLogger(value: unknown, what: string): WorkerLogger {
+  const logger = value as Partial<Record<keyof WorkerLogger, unknown>> | null;
+  if (typeof logger !== 'object' || logger === null) {
+    fail(what, 'an object with debug, info, warn and error methods', value);
+  }
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof logger[level] !== 'function') fail(`${what}.${level}`, 'a function', logger[level]);
+  }
+  return guarded(value as WorkerLogger);
+}
+
+function fail(what: string, expected: string, got: unknown): never {
+  const where = what === 'options' ? 'Worker options' : `Worker options.${what}`;
+  throw new TypeError(`${where}: expected ${expected}, got ${show(got)}`);
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return typeof value;
+  }
+}

@@ -1,0 +1,501 @@
+import { clearTimeout, setTimeout } from 'node:timers';
+import type { Assignment, AttemptRef, RegisterRequest, Report, ReportResponse } from '@kairos/client';
+import { Backoff } from './backoff.ts';
+import { createRunContext, type Handler, type RunContext } from './context.ts';
+import { formatDuration } from './duration.ts';
+import { CancelledError, TimeoutError } from './errors.ts';
+import { errorField, type WorkerLogger } from './logger.ts';
+import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
+import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
+import { classifyOutcome, type Settlement } from './outcome.ts';
+import { Reporter } from './reporter.ts';
+import { settlesWithin, sleep, Wakeup } from './timing.ts';
+
+/** The node refuses polls for more runs than this. */
+const MAX_POLL = 1000;
+/** The node refuses heartbeats listing more attempts than this. */
+const MAX_HEARTBEAT = 10_000;
+/** Node's timers overflow past this (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** An empty poll answer quicker than this means the node does not wait: pause instead of spinning. */
+const QUICK_EMPTY_POLL_MS = 50;
+const EMPTY_POLL_PAUSE_MS = 1000;
+
+/** What the node answered at registration. */
+interface Session {
+  workerId: string;
+  heartbeatMs: number;
+  pollWaitMs: number;
+}
+
+/** One attempt whose handler is running. */
+interface RunningAttempt {
+  ref: AttemptRef;
+  timeoutMs: number;
+  controller: AbortController;
+  timer: NodeJS.Timeout | undefined;
+  /** The time limit fired: whatever the handler does next, the attempt timed out. */
+  timedOut: boolean;
+  /** The node cancelled it, or shutdown reported it already: the handler's own end is not reported. */
+  abandoned: boolean;
+  /** Settles when the handler returns or throws. */
+  done: Promise<void>;
+}
+
+type State = 'idle' | 'starting' | 'started' | 'stopping' | 'stopped';
+
+/**
+ * A Kairos worker: connects out to a node, takes the runs of its group's jobs whose handler it
+ * registered, runs up to `concurrency` of them at a time and reports how each attempt ended.
+ *
+ * ```ts
+ * import { Worker } from '@kairos/worker';
+ *
+ * new Worker({ url: 'http://127.0.0.1:7070', token: process.env.KAIROS_WORKER_TOKEN, group: 'default' })
+ *   .handle('send-report', async (ctx) => {
+ *     ctx.log.info('sending', { to: ctx.params.to });
+ *     return { sent: true };
+ *   })
+ *   .start();
+ * ```
+ *
+ * Lost connections are retried forever with backoff (and the next URL, if several were given);
+ * they never throw. SIGTERM and SIGINT stop the worker gracefully unless `handleSignals` is false.
+ */
+export class Worker {
+  readonly #options: ResolvedOptions;
+  readonly #log: WorkerLogger;
+  readonly #nodes: NodePool;
+  readonly #reporter: Reporter;
+  readonly #handlers = new Map<string, Handler>();
+  readonly #running = new Map<string, RunningAttempt>();
+  readonly #slotFreed = new Wakeup();
+  /** Aborted when stop() begins: no new work. */
+  readonly #stopPolling = new AbortController();
+  /** Aborted when stop() is done with the node: no more heartbeats, retries or registrations. */
+  readonly #closed = new AbortController();
+  #state: State = 'idle';
+  #session: Session | null = null;
+  /** The registration in progress after the node forgot this worker. */
+  #registering: Promise<void> | null = null;
+  #starting: Promise<void> | null = null;
+  #stopping: Promise<void> | null = null;
+  #pollLoopDone: Promise<void> | null = null;
+  #heartbeatLoopDone: Promise<void> | null = null;
+
+  /** @throws TypeError when an option is invalid. */
+  constructor(options: WorkerOptions) {
+    this.#options = resolveOptions(options);
+    this.#log = this.#options.logger;
+    this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log);
+    this.#reporter = new Reporter((reports) => this.#sendReports(reports), this.#log);
+  }
+
+  /** The id the node gave this worker; null before registration (and while registering again). */
+  get id(): string | null {
+    return this.#session?.workerId ?? null;
+  }
+
+  /** How many handlers are running now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Registers the handler of the jobs whose `handler` is `name`. Chainable.
+   * @throws Error after start(), or when `name` already has a handler.
+   */
+  handle(name: string, fn: Handler): this {
+    if (this.#state !== 'idle') {
+      throw new Error(`Worker.handle('${name}'): handlers must be added before start()`);
+    }
+    if (typeof name !== 'string' || name.trim() === '') {
+      throw new TypeError('Worker.handle: name must be a non-empty string');
+    }
+    if (typeof fn !== 'function') {
+      throw new TypeError(`Worker.handle('${name}'): the handler must be a function`);
+    }
+    if (this.#handlers.has(name)) {
+      throw new Error(`Worker.handle('${name}'): a handler with this name is already registered`);
+    }
+    this.#handlers.set(name, fn);
+    return this;
+  }
+
+  /**
+   * Registers with the node, then polls for runs and heartbeats in the background. Resolves once
+   * registered: it waits through connection errors, but rejects when the node refuses the
+   * registration (a wrong token, for example) or when no handler was added. Idempotent.
+   */
+  start(): Promise<void> {
+    if (!this.#starting && this.#handlers.size === 0) {
+      // Not remembered: start() may be called again once handlers are added.
+      return Promise.reject(new Error('Worker.start(): no handlers; call handle(name, fn) first'));
+    }
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  /**
+   * Stops gracefully: no new runs, running handlers get `shutdownGraceMs` to finish, then their
+   * signal aborts with a {@link CancelledError} and their attempts are reported as failed
+   * (`WorkerShutdown`, retried at once elsewhere). Then the last reports are sent (for at most
+   * `shutdownGraceMs` more) and the worker unregisters. Idempotent; never rejects.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown().catch((err: unknown) => {
+      this.#log.error('error while stopping the worker', { err: errorField(err) });
+    });
+    return this.#stopping;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error('Worker.start(): this worker was stopped; create a new one');
+    this.#state = 'starting';
+    this.#installSignalHandlers();
+    let session: Session | null;
+    try {
+      // Before the first registration, stop() gives up at once: there is nothing to wind down.
+      session = await this.#register(this.#stopPolling.signal, true);
+    } catch (err) {
+      this.#state = 'stopped';
+      this.#removeSignalHandlers();
+      this.#closed.abort();
+      throw err;
+    }
+    this.#session = session;
+    if (session === null || this.#stopPolling.signal.aborted) return;
+    this.#state = 'started';
+    this.#log.info('worker registered', { workerId: session.workerId, handlers: [...this.#handlers.keys()] });
+    this.#pollLoopDone = this.#pollLoop().catch((err: unknown) => this.#crashed('poll', err));
+    this.#heartbeatLoopDone = this.#heartbeatLoop().catch((err: unknown) => this.#crashed('heartbeat', err));
+  }
+
+  async #shutdown(): Promise<void> {
+    const previous = this.#state;
+    if (previous === 'stopped') return;
+    this.#state = 'stopping';
+    this.#removeSignalHandlers();
+    this.#stopPolling.abort();
+    await this.#starting?.catch(() => {});
+    // No attempt can start after the poll loop ended.
+    await this.#pollLoopDone;
+    const grace = this.#options.shutdownGraceMs;
+    if (this.#running.size > 0) {
+      this.#log.info('waiting for running handlers', { running: this.#running.size, graceMs: grace });
+      await settlesWithin(Promise.all([...this.#running.values()].map((r) => r.done)), grace);
+    }
+    this.#abandonRunning();
+    // Heartbeats go on meanwhile: unacknowledged attempts must keep their lease.
+    await this.#reporter.flush(grace);
+    const unsent = this.#reporter.close();
+    if (unsent > 0) {
+      this.#log.warn('gave up sending reports; the node retries those attempts when their lease expires', {
+        unsent,
+      });
+    }
+    this.#closed.abort();
+    await Promise.all([this.#heartbeatLoopDone, this.#registering]);
+    const id = this.id;
+    if (id !== null) {
+      try {
+        await this.#nodes.call((client) => client.unregister(id));
+      } catch (err) {
+        this.#log.warn('could not unregister; the node will notice the worker is gone', {
+          err: errorField(err),
+        });
+      }
+    }
+    this.#state = 'stopped';
+    this.#log.info('worker stopped', { workerId: id });
+  }
+
+  /**
+   * Registers until it works or `signal` aborts (null). Connection errors are retried; a refusal
+   * (4xx) is thrown on the first registration and retried on later ones, which must not give up.
+   */
+  async #register(signal: AbortSignal, first: boolean): Promise<Session | null> {
+    const { name, group, concurrency, labels, version, host } = this.#options;
+    const request: RegisterRequest = {
+      name,
+      group,
+      handlers: [...this.#handlers.keys()],
+      capacity: concurrency,
+      labels,
+      host,
+    };
+    if (version !== undefined) request.version = version;
+    const backoff = new Backoff();
+    let refused = false;
+    while (!signal.aborted) {
+      try {
+        const answer = await this.#nodes.call(async (client) => {
+          const registered = await client.register(request);
+          // Something else answers at that address: treated like no answer, tried elsewhere.
+          if (typeof registered?.workerId !== 'string')
+            throw new Error(`unexpected answer from ${client.url}`);
+          return registered;
+        });
+        return {
+          workerId: answer.workerId,
+          heartbeatMs: positive(answer.heartbeatMs, 1000),
+          pollWaitMs: Math.max(0, answer.pollWaitMs || 0),
+        };
+      } catch (err) {
+        if (first && !isConnectionError(err)) throw err;
+        refused = this.#noteRefusal('registration', err, refused);
+        await sleep(backoff.next(), signal);
+      }
+    }
+    return null;
+  }
+
+  /** Registers again after the node said it does not know `staleId`; concurrent callers share one registration. */
+  #reregister(staleId: string): Promise<void> {
+    if (this.#session !== null && this.#session.workerId !== staleId) return Promise.resolve();
+    if (!this.#registering) {
+      this.#log.warn('the node no longer knows this worker; registering again', { workerId: staleId });
+      this.#session = null;
+      this.#registering = this.#register(this.#closed.signal, false)
+        .then((session) => {
+          this.#session = session;
+          if (session) this.#log.info('worker registered again', { workerId: session.workerId });
+        })
+        .catch((err: unknown) => this.#crashed('registration', err))
+        .finally(() => {
+          this.#registering = null;
+        });
+    }
+    return this.#registering;
+  }
+
+  /** The current worker id, after any registration in progress; null once closed. */
+  async #workerId(): Promise<string | null> {
+    while (this.#registering) await this.#registering;
+    return this.#session?.workerId ?? null;
+  }
+
+  async #pollLoop(): Promise<void> {
+    const signal = this.#stopPolling.signal;
+    const backoff = new Backoff();
+    let refused = false;
+    while (!signal.aborted) {
+      const free = this.#options.concurrency - this.#running.size;
+      if (free <= 0) {
+        await this.#slotFreed.wait(signal);
+        continue;
+      }
+      const id = await this.#workerId();
+      if (id === null || signal.aborted) return;
+      const waitMs = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
+      const askedAt = Date.now();
+      try {
+        const answer = await this.#nodes.call(
+          (client) => client.poll(id, { max: Math.min(free, MAX_POLL), waitMs }, signal),
+          signal,
+        );
+        backoff.reset();
+        refused = false;
+        const runs = answer?.runs ?? [];
+        for (const assignment of runs) this.#startAttempt(assignment);
+        if (runs.length === 0 && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
+          await sleep(EMPTY_POLL_PAUSE_MS, signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        if (isWorkerNotFound(err)) {
+          await this.#reregister(id);
+          continue;
+        }
+        refused = this.#noteRefusal('poll', err, refused);
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  async #heartbeatLoop(): Promise<void> {
+    const signal = this.#closed.signal;
+    const backoff = new Backoff();
+    let refused = false;
+    let wait = this.#session?.heartbeatMs ?? 1000;
+    while (!signal.aborted) {
+      await sleep(wait, signal);
+      const id = await this.#workerId();
+      if (id === null || signal.aborted) return;
+      const every = this.#session?.heartbeatMs ?? wait;
+      try {
+        const answer = await this.#nodes.call((client) => client.heartbeat(id, { running: this.#leased() }));
+        backoff.reset();
+        refused = false;
+        wait = every;
+        for (const ref of answer?.cancel ?? []) this.#cancel(ref);
+      } catch (err) {
+        if (signal.aborted) return;
+        if (isWorkerNotFound(err)) {
+          await this.#reregister(id);
+          wait = 0;
+          continue;
+        }
+        refused = this.#noteRefusal('heartbeat', err, refused);
+        // Retry sooner than the next beat: the lease is running out.
+        wait = Math.min(backoff.next(), every);
+      }
+    }
+  }
+
+  /** Attempts this worker holds: handlers running, and those whose report is not acknowledged yet. */
+  #leased(): AttemptRef[] {
+    const refs: AttemptRef[] = [];
+    for (const running of this.#running.values()) if (!running.abandoned) refs.push(running.ref);
+    refs.push(...this.#reporter.pending());
+    return refs.slice(0, MAX_HEARTBEAT);
+  }
+
+  #startAttempt(assignment: Assignment): void {
+    const ref: AttemptRef = { runId: assignment.runId, attempt: assignment.attempt };
+    const key = keyOf(ref);
+    if (this.#running.has(key)) return;
+    const handler = this.#handlers.get(assignment.handler);
+    if (!handler) {
+      const message = `worker ${this.#options.name} has no handler named '${assignment.handler}'`;
+      this.#log.error(message, { ...ref, job: assignment.jobName });
+      this.#reporter.add({
+        ...ref,
+        outcome: 'failed',
+        error: { name: 'UnknownHandler', message },
+        retryable: false,
+      });
+      return;
+    }
+    const startedAt = Date.now();
+    const controller = new AbortController();
+    const running: RunningAttempt = {
+      ref,
+      timeoutMs: assignment.timeout,
+      controller,
+      timer: undefined,
+      timedOut: false,
+      abandoned: false,
+      done: Promise.resolve(),
+    };
+    // A longer limit than a timer can hold is left to the node, which cancels the attempt at its deadline.
+    if (assignment.timeout <= MAX_TIMER_MS) {
+      running.timer = setTimeout(() => {
+        running.timedOut = true;
+        const limit = formatDuration(assignment.timeout);
+        controller.abort(
+          new TimeoutError(
+            `attempt ${ref.attempt} of run ${ref.runId} passed its time limit of ${limit}`,
+            assignment.timeout,
+          ),
+        );
+      }, assignment.timeout);
+    }
+    this.#running.set(key, running);
+    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log);
+    running.done = settle(handler, ctx).then((settlement) => this.#finish(running, settlement));
+  }
+
+  #finish(running: RunningAttempt, settlement: Settlement): void {
+    clearTimeout(running.timer);
+    this.#running.delete(keyOf(running.ref));
+    this.#slotFreed.notify();
+    if (running.abandoned) return;
+    this.#reporter.add(classifyOutcome(running.ref, settlement, running));
+  }
+
+  /** The node says the attempt is no longer this worker's: stop it, and do not report it. */
+  #cancel(ref: AttemptRef): void {
+    const running = this.#running.get(keyOf(ref));
+    if (!running || running.abandoned) return;
+    running.abandoned = true;
+    clearTimeout(running.timer);
+    this.#log.info('attempt cancelled by the node', { ...ref });
+    running.controller.abort(
+      new CancelledError(
+        `attempt ${ref.attempt} of run ${ref.runId} was cancelled or handed to another worker`,
+      ),
+    );
+  }
+
+  /** At the end of the grace period: abort what still runs and report it, so that it is retried at once. */
+  #abandonRunning(): void {
+    for (const running of this.#running.values()) {
+      if (running.abandoned) continue;
+      running.abandoned = true;
+      clearTimeout(running.timer);
+      running.controller.abort(new CancelledError('the worker is shutting down'));
+      const { ref } = running;
+      this.#reporter.add(
+        running.timedOut
+          ? classifyOutcome(ref, { ok: false, error: undefined }, running)
+          : {
+              ...ref,
+              outcome: 'failed',
+              error: { name: 'WorkerShutdown', message: 'the worker shut down before the handler finished' },
+              retryAfterMs: 0,
+            },
+      );
+    }
+  }
+
+  /** Sends one batch of reports; registers again (once) when the node forgot this worker. */
+  async #sendReports(reports: Report[]): Promise<ReportResponse> {
+    for (let tries = 0; ; tries++) {
+      const id = await this.#workerId();
+      if (id === null) throw new Error('the worker is not registered');
+      try {
+        return await this.#nodes.call((client) => client.report(id, { reports }));
+      } catch (err) {
+        if (!isWorkerNotFound(err) || tries > 0) throw err;
+        await this.#reregister(id);
+      }
+    }
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    // Ours only once: a second signal gets Node's default (exit), to force a stuck shutdown.
+    this.#removeSignalHandlers();
+    this.#log.info(`${signal} received; stopping the worker`);
+    void this.stop();
+  };
+
+  #installSignalHandlers(): void {
+    if (!this.#options.handleSignals) return;
+    process.on('SIGTERM', this.#onSignal);
+    process.on('SIGINT', this.#onSignal);
+  }
+
+  #removeSignalHandlers(): void {
+    process.off('SIGTERM', this.#onSignal);
+    process.off('SIGINT', this.#onSignal);
+  }
+
+  /** Logs a refusal by the node (not a connection error: the pool logs those) once per streak. */
+  #noteRefusal(what: string, err: unknown, refused: boolean): boolean {
+    if (isConnectionError(err)) return refused;
+    if (!refused) this.#log.error(`${what} refused by the node; retrying`, { err: errorField(err) });
+    return true;
+  }
+
+  #crashed(loop: string, err: unknown): void {
+    this.#log.error(`worker ${loop} loop failed unexpectedly`, { err: errorField(err) });
+  }
+}
+
+/** Runs a handler and captures how it ended; a synchronous throw counts as a throw. */
+async function settle(handler: Handler, ctx: RunContext): Promise<Settlement> {
+  try {
+    return { ok: true, value: await handler(ctx) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function keyOf(ref: AttemptRef): string {
+  return `${ref.runId}:${ref.attempt}`;
+}
+
+function positive(value: number, fallback: number): number {
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
