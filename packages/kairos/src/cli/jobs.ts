@@ -1,0 +1,206 @@
+import type { Job, TriggerRequest } from '@kairos/client';
+import type { Command } from 'commander';
+import {
+  compactJson,
+  formatDuration,
+  formatRetry,
+  formatTime,
+  formatTrigger,
+  keyValues,
+  printJson,
+  table,
+} from './format.ts';
+import {
+  clientFrom,
+  type GlobalFlags,
+  type JobFlags,
+  jobPatchFromFlags,
+  jobSpecFromFlags,
+  parseIntFlag,
+  parseJsonObject,
+} from './options.ts';
+
+/** Registers `kairos jobs …`: create, put, list, get, update, delete, pause, resume, trigger. */
+export function registerJobs(program: Command): void {
+  const jobs = program.command('jobs').description('define, list and trigger jobs');
+
+  addJobFlags(
+    jobs
+      .command('create')
+      .argument('<name>', 'job name')
+      .description('create a job (fails if the name is taken)'),
+    'create',
+  ).action(async (name: string, _options: unknown, cmd: Command) => {
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
+    const spec = jobSpecFromFlags(name, flags);
+    showJob(flags, await clientFrom(flags).createJob(spec), 'created');
+  });
+
+  addJobFlags(
+    jobs
+      .command('put')
+      .argument('<name>', 'job name')
+      .description('create a job or replace its definition (upsert)'),
+    'create',
+  ).action(async (name: string, _options: unknown, cmd: Command) => {
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
+    const spec = jobSpecFromFlags(name, flags);
+    showJob(flags, await clientFrom(flags).putJob(spec), 'saved');
+  });
+
+  addJobFlags(
+    jobs
+      .command('update')
+      .argument('<name>', 'job name')
+      .description('change some fields of a job; others keep their value'),
+    'update',
+  ).action(async (name: string, _options: unknown, cmd: Command) => {
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
+    const patch = jobPatchFromFlags(flags);
+    showJob(flags, await clientFrom(flags).updateJob(name, patch), 'updated');
+  });
+
+  jobs
+    .command('list')
+    .description('list jobs')
+    .option('--group <group>', 'only the jobs of this worker group')
+    .action(async (_options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags & { group?: string }>();
+      const client = clientFrom(flags);
+      const items: Job[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.listJobs({ group: flags.group, cursor });
+        items.push(...page.items);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      if (flags.json) return printJson(items);
+      if (items.length === 0) return console.log('no jobs yet: create one with `kairos jobs create --help`');
+      console.log(
+        table(
+          ['NAME', 'GROUP', 'HANDLER', 'TRIGGER', 'PAUSED', 'NEXT FIRE'],
+          items.map((job) => [
+            job.name,
+            job.group,
+            job.handler,
+            formatTrigger(job.trigger),
+            job.paused ? 'yes' : 'no',
+            formatTime(job.nextFireAt),
+          ]),
+        ),
+      );
+    });
+
+  jobs
+    .command('get')
+    .argument('<name>', 'job name')
+    .description('show a job')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const job = await clientFrom(flags).getJob(name);
+      if (flags.json) return printJson(job);
+      console.log(
+        keyValues([
+          ['name', job.name],
+          ['description', job.description || undefined],
+          ['group', job.group],
+          ['handler', job.handler],
+          ['trigger', formatTrigger(job.trigger)],
+          ['params', compactJson(job.params)],
+          ['retry', formatRetry(job.retry)],
+          ['timeout', formatDuration(job.timeout)],
+          ['priority', String(job.priority)],
+          ['paused', job.paused ? 'yes' : 'no'],
+          ['next fire', formatTime(job.nextFireAt)],
+          ['created', formatTime(job.createdAt)],
+          ['updated', formatTime(job.updatedAt)],
+        ]),
+      );
+    });
+
+  jobs
+    .command('delete')
+    .argument('<name>', 'job name')
+    .description('delete a job')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      await clientFrom(flags).deleteJob(name);
+      if (flags.json) return printJson({ deleted: name });
+      console.log(`deleted job ${name}`);
+    });
+
+  jobs
+    .command('pause')
+    .argument('<name>', 'job name')
+    .description('stop scheduling a job (manual triggers still work)')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      showJob(flags, await clientFrom(flags).pauseJob(name), 'paused');
+    });
+
+  jobs
+    .command('resume')
+    .argument('<name>', 'job name')
+    .description('schedule a paused job again')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      showJob(flags, await clientFrom(flags).resumeJob(name), 'resumed');
+    });
+
+  jobs
+    .command('trigger')
+    .argument('<name>', 'job name')
+    .description('run a job now; prints the run id')
+    .option('--params <json>', "params of this run as a JSON object, replacing the job's")
+    .option('--merge', "merge --params over the job's params instead of replacing them")
+    .option('--priority <n>', 'priority of this run (-1000 to 1000)')
+    .option('--idempotency-key <key>', 'a second trigger with the same key returns the first run')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<
+        GlobalFlags & { params?: string; merge?: boolean; priority?: string; idempotencyKey?: string }
+      >();
+      const request: TriggerRequest = {};
+      if (flags.params !== undefined) request.params = parseJsonObject(flags.params, '--params');
+      if (flags.merge) request.mergeParams = true;
+      if (flags.priority !== undefined) {
+        request.priority = parseIntFlag(flags.priority, '--priority', { min: -1000, max: 1000 });
+      }
+      if (flags.idempotencyKey !== undefined) request.idempotencyKey = flags.idempotencyKey;
+      const run = await clientFrom(flags).triggerJob(name, request);
+      if (flags.json) return printJson(run);
+      console.log(run.id);
+      if (process.stderr.isTTY)
+        console.error(`run ${run.id} ${run.status}; follow it with: kairos runs wait ${run.id}`);
+    });
+}
+
+/** The spec flags shared by create, put and update. */
+function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
+  const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
+  return cmd
+    .option('--handler <name>', 'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''))
+    .option('--group <group>', 'worker group that runs the job (default "default")')
+    .option('--cron <expr>', 'trigger: cron with 5 fields, 6 (seconds first) or a macro like @daily' + need)
+    .option('--tz <zone>', 'IANA time zone of --cron, e.g. Europe/Berlin (default UTC)')
+    .option('--every <dur>', 'trigger: fixed rate, e.g. 30s, 5m')
+    .option('--delay <dur>', 'trigger: fixed delay after the previous run finished')
+    .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
+    .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
+    .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
+    .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
+    .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
+    .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')
+    .option('--retry-delay <dur>', 'delay before the first retry (default 1s)')
+    .option('--priority <n>', 'higher runs first within a group, -1000 to 1000 (default 0)')
+    .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
+    .option('--description <text>', 'free text shown by `jobs get`');
+}
+
+function showJob(flags: GlobalFlags, job: Job, verb: string): void {
+  if (flags.json) {
+    printJson(job);
+    return;
+  }
+  const next = job.paused ? 'paused' : `next fire ${formatTime(job.nextFireAt)}`;
+  console.log(`${verb} job ${job.name}: ${formatTrigger(job.trigger)}, ${next}`);
+}

@@ -1,0 +1,31 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UsageError } from './options.ts';
+import { loadHandlers } from './worker.ts';
+
+function moduleFile(source: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'kairos-handlers-')), 'handlers.mjs');
+  writeFileSync(path, source);
+  return path;
+}
+
+describe('loadHandlers', () => {
+  it('reads the default export object', async () => {
+    const handlers = await loadHandlers(
+      moduleFile("export default { 'mail.send': async () => 1, note: 'x' };"),
+    );
+    expect(Object.keys(handlers)).toEqual(['mail.send']);
+  });
+
+  it('falls back to named function exports', async () => {
+    const handlers = await loadHandlers(moduleFile('export async function hello() {}\nexport const n = 1;'));
+    expect(Object.keys(handlers)).toEqual(['hello']);
+  });
+
+  it('rejects a module without handlers, and a missing file', async () => {
+    await expect(loadHandlers(moduleFile('export const n = 1;'))).rejects.toThrow(UsageError);
+    await expect(loadHandlers('/nonexistent/handlers.ts')).rejects.toThrow(/no such file/);
+  });
+});
