@@ -25,6 +25,7 @@ export const DEMO_JOBS: readonly JobSpec[] = [
     trigger: { kind: 'manual' },
     params: { ms: 3000 },
     timeout: '10s',
+    retry: { maxAttempts: 1 },
   },
   {
     name: 'demo.report',

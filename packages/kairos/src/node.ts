@@ -103,6 +103,16 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   };
 }
 
+/** JSON lines for machines; readable lines when a person watches the terminal. */
 export function createLogger(level: string): Logger {
+  if (process.stdout.isTTY) {
+    return pino({
+      level,
+      transport: {
+        target: 'pino-pretty',
+        options: { ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' },
+      },
+    });
+  }
   return pino({ level, base: { pid: process.pid } });
 }

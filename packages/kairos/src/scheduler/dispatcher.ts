@@ -20,6 +20,7 @@ export class Dispatcher {
   private readonly groups = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly unsubscribe: () => void;
+  private closed = false;
 
   constructor(private readonly options: DispatcherOptions) {
     this.unsubscribe = options.store.subscribe((event) => {
@@ -39,7 +40,7 @@ export class Dispatcher {
     for (;;) {
       const runs = await store.claimRuns(workerId, max, workerLeaseMs, clock.now());
       const remaining = deadline - clock.now();
-      if (runs.length > 0 || remaining <= 0 || signal.aborted) return runs;
+      if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
       await this.waitForRuns(
         this.groups.get(workerId),
         Math.min(remaining, this.options.backstopMs ?? 2000),
@@ -63,7 +64,9 @@ export class Dispatcher {
     this.timers.add(timer);
   }
 
+  /** Ends every waiting poll with what it has (nothing), so that the server can close at once. */
   close(): void {
+    this.closed = true;
     this.unsubscribe();
     for (const timer of this.timers) clearTimeout(timer);
     for (const set of this.waiters.values()) for (const wake of set) wake();
