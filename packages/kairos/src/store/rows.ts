@@ -19,9 +19,9 @@ export interface JobRow {
   description: string;
   group_name: string;
   handler: string;
-  params: string;
-  trigger: string;
-  retry: string;
+  params: JsonColumn;
+  trigger: JsonColumn;
+  retry: JsonColumn;
   timeout_ms: number;
   priority: number;
   paused: number | boolean;
@@ -38,7 +38,7 @@ export interface RunRow {
   handler: string;
   cause: string;
   fire_time: number | null;
-  params: string;
+  params: JsonColumn;
   priority: number;
   status: string;
   attempt: number;
@@ -49,8 +49,8 @@ export interface RunRow {
   available_at: number;
   started_at: number | null;
   finished_at: number | null;
-  result: string | null;
-  error: string | null;
+  result: JsonColumn | null;
+  error: JsonColumn | null;
 }
 
 export interface AttemptRow {
@@ -60,16 +60,16 @@ export interface AttemptRow {
   status: string;
   started_at: number;
   finished_at: number | null;
-  error: string | null;
+  error: JsonColumn | null;
 }
 
 export interface WorkerRow {
   id: string;
   name: string;
   group_name: string;
-  handlers: string;
+  handlers: JsonColumn;
   capacity: number;
-  labels: string;
+  labels: JsonColumn;
   version: string;
   host: string;
   status: string;
@@ -77,6 +77,17 @@ export interface WorkerRow {
   registered_at: number;
   last_heartbeat_at: number;
   lease_expires_at: number;
+}
+
+/** A JSON column as text: every dialect hands JSON over unparsed (PostgreSQL's jsonb parser is off). */
+export type JsonColumn = string;
+
+export function json<T>(value: JsonColumn): T {
+  return JSON.parse(value) as T;
+}
+
+function jsonOrNull<T>(value: JsonColumn | null): T | null {
+  return value === null ? null : json<T>(value);
 }
 
 /** The run columns every run query selects, with the job's name. */
@@ -91,9 +102,9 @@ export function jobFromRow(row: JobRow): JobRecord {
     description: row.description,
     group: row.group_name,
     handler: row.handler,
-    params: JSON.parse(row.params) as JsonObject,
-    trigger: JSON.parse(row.trigger) as Trigger,
-    retry: JSON.parse(row.retry) as RetryPolicy,
+    params: json<JsonObject>(row.params),
+    trigger: json<Trigger>(row.trigger),
+    retry: json<RetryPolicy>(row.retry),
     timeoutMs: row.timeout_ms,
     priority: row.priority,
     paused: Boolean(row.paused),
@@ -112,7 +123,7 @@ export function runFromRow(row: RunRow): RunRecord {
     handler: row.handler,
     cause: row.cause as RunCause,
     fireTime: row.fire_time,
-    params: JSON.parse(row.params) as JsonObject,
+    params: json<JsonObject>(row.params),
     priority: row.priority,
     status: row.status as RunStatus,
     attempt: row.attempt,
@@ -123,8 +134,8 @@ export function runFromRow(row: RunRow): RunRecord {
     availableAt: row.available_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
-    result: row.result === null ? null : (JSON.parse(row.result) as Json),
-    error: row.error === null ? null : (JSON.parse(row.error) as RunError),
+    result: jsonOrNull<Json>(row.result),
+    error: jsonOrNull<RunError>(row.error),
   };
 }
 
@@ -136,7 +147,7 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
     status: row.status as AttemptStatus,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
-    error: row.error === null ? null : (JSON.parse(row.error) as RunError),
+    error: jsonOrNull<RunError>(row.error),
   };
 }
 
@@ -145,9 +156,9 @@ export function workerFromRow(row: WorkerRow): WorkerRecord {
     id: row.id,
     name: row.name,
     group: row.group_name,
-    handlers: JSON.parse(row.handlers) as string[],
+    handlers: json<string[]>(row.handlers),
     capacity: row.capacity,
-    labels: JSON.parse(row.labels) as Record<string, string>,
+    labels: json<Record<string, string>>(row.labels),
     version: row.version,
     host: row.host,
     status: row.status as WorkerStatus,

@@ -1,0 +1,672 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { AttemptRef } from '@kairos/client';
+import pg from 'pg';
+import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { readMigrations } from '../migrations.ts';
+import {
+  type AttemptRow,
+  attemptFromRow,
+  delayOf,
+  type JobRow,
+  jobFromRow,
+  RUN_COLUMNS,
+  type RunRow,
+  runFromRow,
+  type WorkerRow,
+  workerFromRow,
+} from '../rows.ts';
+import {
+  type AttemptOutcome,
+  type AttemptRecord,
+  type ClaimedRun,
+  type DecisionInput,
+  type EnqueueRequest,
+  type ExpiredAttempt,
+  type FireEntry,
+  type FireResult,
+  type Lease,
+  LeaseLostError,
+  type Partitions,
+  type RunQuery,
+  type RunRecord,
+  type Store,
+  type StoreEvent,
+  type WorkerRecord,
+  type WorkerRegistration,
+} from '../store.ts';
+import * as sql from './queries.ts';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user@host:port/database`. */
+  connectionString: string;
+  /** A schema of its own (created by `migrate()`); default: the connection's search path. */
+  schema?: string;
+  /** Pool size. Default 10. */
+  poolSize?: number;
+}
+
+const CHANNEL = 'kairos_events';
+const MIGRATION_LOCK = 7_245_100_001;
+
+/**
+ * The cluster store on PostgreSQL. Claims use `FOR UPDATE SKIP LOCKED`; batches travel as one
+ * jsonb parameter (`jsonb_to_recordset`) so that a batch is one statement; events cross nodes
+ * through LISTEN/NOTIFY. int8 and jsonb come back unparsed-to-number / as text so that rows map
+ * the same way as SQLite's.
+ */
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres';
+  private readonly pool: pg.Pool;
+  private readonly events = new EventEmitter();
+  private readonly origin = randomUUID();
+  private listener: pg.Client | undefined;
+  private listening = false;
+  private closed = false;
+
+  constructor(private readonly options: PostgresStoreOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      options: options.schema ? `-c search_path=${quoteIdent(options.schema)}` : undefined,
+      types: { getTypeParser },
+      connectionTimeoutMillis: 5000,
+    });
+    // An idle client that loses its connection must not crash the node; the next query reconnects.
+    this.pool.on('error', () => {});
+    this.events.setMaxListeners(0);
+  }
+
+  async migrate(): Promise<void> {
+    await this.withClient('migrate', async (client) => {
+      if (this.options.schema)
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS kairos_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+        );
+        const applied = new Set(
+          (await client.query('SELECT version FROM kairos_migrations')).rows.map((r) => r.version as number),
+        );
+        for (const migration of readMigrations('postgres')) {
+          if (applied.has(migration.version)) continue;
+          await client.query(migration.sql);
+          await client.query('INSERT INTO kairos_migrations (version, name) VALUES ($1, $2)', [
+            migration.version,
+            migration.name,
+          ]);
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+    await this.listen();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+
+  // Jobs ---------------------------------------------------------------------
+
+  async createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord> {
+    try {
+      const [row] = await this.query<JobRow>('createJob', sql.CREATE_JOB, [
+        ...jobValues(job),
+        nextFireAt,
+        now,
+      ]);
+      await this.notify([{ type: 'jobs' }]);
+      return jobFromRow(row!);
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
+        throw new KairosError('JOB_NAME_TAKEN', `a job named ${JSON.stringify(job.name)} exists`);
+      }
+      throw error;
+    }
+  }
+
+  async updateJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    const [row] = await this.query<JobRow>('updateJob', sql.UPDATE_JOB, [
+      ...jobValues(job),
+      nextFireAt,
+      now,
+      id,
+    ]);
+    if (row) await this.notify([{ type: 'jobs' }]);
+    return row ? jobFromRow(row) : null;
+  }
+
+  async getJob(name: string): Promise<JobRecord | null> {
+    const [row] = await this.query<JobRow>('getJob', 'SELECT * FROM jobs WHERE name = $1', [name]);
+    return row ? jobFromRow(row) : null;
+  }
+
+  async listJobs(filter: {
+    group?: string | undefined;
+    after?: string | undefined;
+    limit: number;
+  }): Promise<JobRecord[]> {
+    const rows = await this.query<JobRow>('listJobs', sql.LIST_JOBS, [
+      filter.group ?? null,
+      filter.after ?? null,
+      filter.limit,
+    ]);
+    return rows.map(jobFromRow);
+  }
+
+  async deleteJob(name: string): Promise<boolean> {
+    const rows = await this.query('deleteJob', 'DELETE FROM jobs WHERE name = $1 RETURNING id', [name]);
+    if (rows.length > 0) await this.notify([{ type: 'jobs' }]);
+    return rows.length > 0;
+  }
+
+  // Firing -------------------------------------------------------------------
+
+  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<JobRecord[]> {
+    const rows = await this.query<JobRow>('dueJobs', sql.DUE_JOBS, [
+      now,
+      partitions.count,
+      partitions.owned,
+      limit,
+    ]);
+    return rows.map(jobFromRow);
+  }
+
+  async nextFireAt(partitions: Partitions): Promise<number | null> {
+    const [row] = await this.query<{ next_fire_at: number }>('nextFireAt', sql.NEXT_FIRE_AT, [
+      partitions.count,
+      partitions.owned,
+    ]);
+    return row?.next_fire_at ?? null;
+  }
+
+  async fire(
+    entries: readonly FireEntry[],
+    leases: readonly Lease[] | null,
+    now: number,
+  ): Promise<FireResult> {
+    const result = await this.transaction('fire', async (client) => {
+      if (leases && leases.length > 0) {
+        const held = await client.query(sql.LOCK_LEASES, [JSON.stringify(leases.map(leaseKey)), now]);
+        if ((held.rowCount ?? 0) < leases.length) {
+          throw new LeaseLostError(`partition leases of ${leases[0]!.owner} are no longer held (fenced out)`);
+        }
+      }
+      const { rows } = await client.query<{ advanced: number; runs: number; groups: string[] }>(sql.FIRE, [
+        JSON.stringify(entries.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
+        JSON.stringify(
+          entries.flatMap((e) => e.fires.map((fireTime) => ({ job_id: e.jobId, fire_time: fireTime }))),
+        ),
+        now,
+      ]);
+      const row = rows[0]!;
+      return { runs: row.runs, conflicts: entries.length - row.advanced, groups: row.groups };
+    });
+    await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
+    return result;
+  }
+
+  // Runs ---------------------------------------------------------------------
+
+  async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
+    const { ids, group } = await this.transaction('enqueueRuns', async (client) => {
+      const job = await client.query<{ group_name: string }>('SELECT group_name FROM jobs WHERE id = $1', [
+        jobId,
+      ]);
+      if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+      const input = requests.map((r, i) => ({
+        i,
+        params: r.params,
+        priority: r.priority,
+        key: r.idempotencyKey ?? null,
+      }));
+      const inserted = await client.query<{ id: number; idempotency_key: string | null }>(sql.ENQUEUE, [
+        jobId,
+        JSON.stringify(input),
+        now,
+      ]);
+      // Sequence numbers follow the insert order, which follows the input order.
+      const rows = [...inserted.rows].sort((a, b) => a.id - b.id);
+      const byKey = new Map(
+        rows.filter((r) => r.idempotency_key !== null).map((r) => [r.idempotency_key!, r.id]),
+      );
+      const unkeyed = rows.filter((r) => r.idempotency_key === null).map((r) => r.id);
+      const missing = input.filter((r) => r.key !== null && !byKey.has(r.key)).map((r) => r.key!);
+      if (missing.length > 0) {
+        const existing = await client.query<{ id: number; idempotency_key: string }>(
+          'SELECT id, idempotency_key FROM runs WHERE job_id = $1 AND idempotency_key = ANY($2::text[])',
+          [jobId, missing],
+        );
+        for (const row of existing.rows) byKey.set(row.idempotency_key, row.id);
+      }
+      return {
+        ids: input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!)),
+        group: job.rows[0]!.group_name,
+      };
+    });
+    await this.notify([{ type: 'runs', group }]);
+    return ids;
+  }
+
+  async getRun(id: number): Promise<RunRecord | null> {
+    const [row] = await this.query<RunRow>(
+      'getRun',
+      `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1`,
+      [id],
+    );
+    return row ? runFromRow(row) : null;
+  }
+
+  async getAttempts(runId: number): Promise<AttemptRecord[]> {
+    const rows = await this.query<AttemptRow>(
+      'getAttempts',
+      'SELECT * FROM attempts WHERE run_id = $1 ORDER BY attempt',
+      [runId],
+    );
+    return rows.map(attemptFromRow);
+  }
+
+  async listRuns(filter: RunQuery): Promise<RunRecord[]> {
+    const rows = await this.query<RunRow>('listRuns', sql.LIST_RUNS, [
+      filter.jobId ?? null,
+      filter.status ?? null,
+      filter.workerId ?? null,
+      filter.before ?? null,
+      filter.limit,
+    ]);
+    return rows.map(runFromRow);
+  }
+
+  async cancelRun(id: number, now: number): Promise<RunRecord | null> {
+    const found = await this.transaction('cancelRun', async (client) => {
+      const { rows } = await client.query<{ status: string; attempt: number }>(
+        'SELECT status, attempt FROM runs WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      const run = rows[0];
+      if (!run) return false;
+      if (run.status !== 'queued' && run.status !== 'running') {
+        throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
+      }
+      const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
+      await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
+      return true;
+    });
+    return found ? this.getRun(id) : null;
+  }
+
+  // Worker protocol ----------------------------------------------------------
+
+  async registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void> {
+    await this.query('registerWorker', sql.REGISTER_WORKER, [
+      worker.id,
+      worker.name,
+      worker.group,
+      JSON.stringify(worker.handlers),
+      worker.capacity,
+      JSON.stringify(worker.labels),
+      worker.version,
+      worker.host,
+      now,
+      now + leaseMs,
+    ]);
+  }
+
+  async heartbeat(
+    workerId: string,
+    running: readonly AttemptRef[],
+    leaseMs: number,
+    now: number,
+  ): Promise<AttemptRef[] | null> {
+    const [row] = await this.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
+      workerId,
+      now,
+      leaseMs,
+    ]);
+    if (!row || row.alive === 0) return null;
+    const pairs = JSON.parse(row.running) as Array<[number, number]>;
+    const current = new Set(pairs.map(([id, attempt]) => `${id}:${attempt}`));
+    return running.filter((ref) => !current.has(`${ref.runId}:${ref.attempt}`));
+  }
+
+  async claimRuns(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimedRun[]> {
+    const rows = await this.query<{
+      id: number;
+      attempt: number;
+      job_name: string;
+      handler: string;
+      params: string;
+      fire_time: number | null;
+      timeout_ms: number;
+      max_attempts: number;
+    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, leaseMs, max]);
+    if (rows.length === 0) {
+      const alive = await this.query(
+        'claimRuns',
+        `SELECT 1 FROM workers WHERE id = $1 AND status = 'active'`,
+        [workerId],
+      );
+      if (alive.length === 0)
+        throw new KairosError(
+          'WORKER_NOT_FOUND',
+          `worker ${workerId} is not registered or was declared lost`,
+        );
+    }
+    return rows.map((row) => ({
+      runId: row.id,
+      attempt: row.attempt,
+      jobName: row.job_name,
+      handler: row.handler,
+      params: JSON.parse(row.params),
+      fireTime: row.fire_time,
+      timeoutMs: row.timeout_ms,
+      maxAttempts: row.max_attempts,
+    }));
+  }
+
+  async unregisterWorker(workerId: string, now: number): Promise<void> {
+    await this.query(
+      'unregisterWorker',
+      `UPDATE workers SET status = 'stopped', lease_expires_at = $2 WHERE id = $1`,
+      [workerId, now],
+    );
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [])).map(workerFromRow);
+  }
+
+  // Ending attempts ----------------------------------------------------------
+
+  async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
+    const rows = await this.query<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>(
+      'expiredAttempts',
+      sql.EXPIRED_ATTEMPTS,
+      [now, limit],
+    );
+    return rows.map((row) => ({ ...decisionFromRow(row), reason: row.reason, workerId: row.worker_id }));
+  }
+
+  async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
+    const rows = await this.query<DecisionRow>('runsForDecision', sql.RUNS_FOR_DECISION, [
+      JSON.stringify(refs.map((r) => ({ run_id: r.runId, attempt: r.attempt }))),
+    ]);
+    return rows.map(decisionFromRow);
+  }
+
+  async finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]> {
+    const input = outcomes.map((o) => ({
+      run_id: o.runId,
+      attempt: o.attempt,
+      run_status: o.run.status,
+      available_at: o.run.status === 'queued' ? o.run.availableAt : null,
+      result: o.result,
+      error: o.error,
+      attempt_status: o.attemptStatus,
+    }));
+    const rows = await this.query<{ id: number; attempt: number }>('finishAttempts', sql.FINISH_ATTEMPTS, [
+      JSON.stringify(input),
+      now,
+    ]);
+    const applied = new Set(rows.map((r) => `${r.id}:${r.attempt}`));
+    const result = outcomes.map((o) => applied.has(`${o.runId}:${o.attempt}`));
+    const requeued = new Set(
+      outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
+    );
+    await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
+    return result;
+  }
+
+  async markLostWorkers(now: number): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(
+      'markLostWorkers',
+      `UPDATE workers SET status = 'lost' WHERE status IN ('active', 'draining') AND lease_expires_at <= $1 RETURNING id`,
+      [now],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  // Leases -------------------------------------------------------------------
+
+  async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
+    // Sorted, so that two nodes taking overlapping sets lock rows in the same order.
+    const rows = await this.query<LeaseRow>('acquireLeases', sql.ACQUIRE_LEASES, [
+      [...names].sort(),
+      owner,
+      now + ttlMs,
+      now,
+    ]);
+    return rows.map(leaseFromRow);
+  }
+
+  async renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.query<LeaseRow>('renewLeases', sql.RENEW_LEASES, [
+      now + ttlMs,
+      JSON.stringify(leases.map(leaseKey)),
+      now,
+    ]);
+    return rows.map(leaseFromRow);
+  }
+
+  async releaseLeases(leases: readonly Lease[]): Promise<void> {
+    if (leases.length === 0) return;
+    await this.query('releaseLeases', sql.RELEASE_LEASES, [JSON.stringify(leases.map(leaseKey))]);
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  // Notifications ------------------------------------------------------------
+
+  /** Tells this process at once and the other nodes through NOTIFY (delivered after commit). */
+  private async notify(events: StoreEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    for (const event of events) this.events.emit('event', event);
+    // Best effort: a lost notification costs at most one backstop interval, never correctness.
+    await this.pool
+      .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, events })])
+      .catch(() => undefined);
+  }
+
+  /** One dedicated connection LISTENs for other nodes' events; it reconnects by itself. */
+  private async listen(): Promise<void> {
+    if (this.listening || this.closed) return;
+    this.listening = true;
+    let delay = 100;
+    const connect = async (): Promise<void> => {
+      if (this.closed) return;
+      const client = new pg.Client({
+        connectionString: this.options.connectionString,
+        options: this.options.schema ? `-c search_path=${quoteIdent(this.options.schema)}` : undefined,
+      });
+      client.on('notification', (message) => {
+        if (!message.payload) return;
+        const { origin, events } = JSON.parse(message.payload) as { origin: string; events: StoreEvent[] };
+        if (origin === this.origin) return;
+        for (const event of events) this.events.emit('event', event);
+      });
+      client.on('error', () => {});
+      client.on('end', () => {
+        if (this.closed) return;
+        setTimeout(() => void connect(), delay).unref();
+        delay = Math.min(delay * 2, 5000);
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${CHANNEL}`);
+        this.listener = client;
+        delay = 100;
+        // Whatever happened while we were deaf: let every loop look again.
+        this.events.emit('event', { type: 'jobs' } satisfies StoreEvent);
+      } catch {
+        await client.end().catch(() => undefined);
+      }
+    };
+    await connect();
+  }
+
+  // Helpers ------------------------------------------------------------------
+
+  private async query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
+    try {
+      return (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[];
+    } catch (error) {
+      throw wrap(operation, error);
+    }
+  }
+
+  private async withClient<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw wrap(operation, error);
+    }
+    try {
+      return await body(client);
+    } catch (error) {
+      throw wrap(operation, error);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** BEGIN … COMMIT, retried on deadlock or serialization failure (the work is idempotent until COMMIT). */
+  private async transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.withClient(operation, async (client) => {
+          await client.query('BEGIN');
+          try {
+            const result = await body(client);
+            await client.query('COMMIT');
+            return result;
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
+        });
+      } catch (error) {
+        const code = (error as { cause?: { code?: string } }).cause?.code;
+        if (attempt < 3 && (code === '40P01' || code === '40001')) continue;
+        throw error;
+      }
+    }
+  }
+}
+
+/** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */
+function wrap(operation: string, error: unknown): Error {
+  if (error instanceof KairosError || error instanceof LeaseLostError) return error;
+  if (error instanceof Error && error.message.startsWith('postgres ')) return error;
+  if (isUnavailable(error)) return new StoreUnavailableError(operation, error);
+  return new Error(`postgres ${operation}: ${(error as Error).message}`, { cause: error });
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '53400',
+]);
+
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  const message = (error as Error).message ?? '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
+    message,
+  );
+}
+
+function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+  if (oid === 20) return Number; // int8: epoch ms and ids stay below 2^53
+  if (oid === 3802 || oid === 114) return (value: string) => value; // jsonb/json as text, like SQLite
+  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
+
+function quoteIdent(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name))
+    throw new KairosError('VALIDATION_FAILED', `invalid schema name ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}
+
+function hash(text: string): string {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
+  return (h >>> 0).toString(36);
+}
+
+interface DecisionRow {
+  id: number;
+  attempt: number;
+  job_id: number;
+  group_name: string;
+  cause: string;
+  retry: string;
+}
+
+function decisionFromRow(row: DecisionRow): DecisionInput {
+  return {
+    runId: row.id,
+    attempt: row.attempt,
+    jobId: row.job_id,
+    group: row.group_name,
+    cause: row.cause as DecisionInput['cause'],
+    retry: JSON.parse(row.retry),
+  };
+}
+
+interface LeaseRow {
+  name: string;
+  owner: string;
+  epoch: number;
+  expires_at: number;
+}
+
+function leaseFromRow(row: LeaseRow): Lease {
+  return { name: row.name, owner: row.owner, epoch: row.epoch, expiresAt: row.expires_at };
+}
+
+function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
+  return { name: lease.name, owner: lease.owner, epoch: lease.epoch };
+}
+
+function jobValues(job: JobDefinition): unknown[] {
+  return [
+    job.name,
+    job.description,
+    job.group,
+    job.handler,
+    JSON.stringify(job.params),
+    JSON.stringify(job.trigger),
+    delayOf(job.trigger),
+    JSON.stringify(job.retry),
+    job.timeoutMs,
+    job.priority,
+    job.paused,
+  ];
+}

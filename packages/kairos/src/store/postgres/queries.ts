@@ -1,0 +1,214 @@
+// Runtime SQL of the PostgreSQL store, one statement per constant. Batches arrive as one jsonb
+// parameter read with jsonb_to_recordset, so that a batch of any size is one round trip.
+
+import { RUN_COLUMNS } from '../rows.ts';
+
+const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused`;
+
+/** Insert a job. $1..$11 job values, $12 next_fire_at, $13 now. */
+export const CREATE_JOB = `
+  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12, $13, $13) RETURNING *`;
+
+/** Replace a job's definition. $1..$11 job values, $12 next_fire_at, $13 now, $14 id. */
+export const UPDATE_JOB = `
+  UPDATE jobs SET name = $1, description = $2, group_name = $3, handler = $4, params = $5::jsonb, trigger = $6::jsonb,
+    delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, next_fire_at = $12, updated_at = $13
+  WHERE id = $14 RETURNING *`;
+
+/** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit. */
+export const LIST_JOBS = `
+  SELECT * FROM jobs WHERE ($1::text IS NULL OR group_name = $1) AND ($2::text IS NULL OR name > $2)
+  ORDER BY name LIMIT $3`;
+
+/** Due jobs of owned partitions, most overdue first, on the jobs_due index. $1 now, $2 partition count, $3 owned, $4 limit. */
+export const DUE_JOBS = `
+  SELECT * FROM jobs
+  WHERE next_fire_at IS NOT NULL AND NOT paused AND next_fire_at <= $1 AND (id % $2) = ANY($3::int[])
+  ORDER BY next_fire_at LIMIT $4`;
+
+/** The earliest next fire time of owned partitions. $1 partition count, $2 owned. */
+export const NEXT_FIRE_AT = `
+  SELECT next_fire_at FROM jobs
+  WHERE next_fire_at IS NOT NULL AND NOT paused AND (id % $1) = ANY($2::int[])
+  ORDER BY next_fire_at LIMIT 1`;
+
+/**
+ * Lock the fire's partition leases until COMMIT, checking that they are still ours.
+ * FOR SHARE makes a concurrent take-over (an UPDATE of the lease) wait for this transaction, so
+ * no fire can commit under a lease that another node already holds. $1 [{name, owner, epoch}], $2 now.
+ */
+export const LOCK_LEASES = `
+  SELECT l.name FROM leases l
+  JOIN jsonb_to_recordset($1::jsonb) AS x(name text, owner text, epoch bigint) ON l.name = x.name
+  WHERE l.owner = x.owner AND l.epoch = x.epoch AND l.expires_at > $2
+  FOR SHARE OF l`;
+
+/**
+ * Compare-and-set each job's next fire time, then insert one run per fire of the jobs that won,
+ * UNIQUE(job_id, fire_time) dropping any fire already made. $1 [{job_id, expected, next}],
+ * $2 [{job_id, fire_time}], $3 now.
+ */
+export const FIRE = `
+  WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, expected bigint, next bigint)),
+  advanced AS (
+    UPDATE jobs j SET next_fire_at = i.next FROM input i
+    WHERE j.id = i.job_id AND j.next_fire_at = i.expected AND NOT j.paused
+    RETURNING j.id, j.group_name, j.handler, j.params, j.priority, j.retry, j.timeout_ms),
+  inserted AS (
+    INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+      timeout_ms, created_at, available_at)
+    SELECT a.id, a.group_name, a.handler, 'schedule', f.fire_time, a.params, a.priority, 'queued',
+      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, f.fire_time
+    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint) JOIN advanced a ON a.id = f.job_id
+    ORDER BY f.job_id, f.fire_time
+    ON CONFLICT DO NOTHING
+    RETURNING group_name)
+  SELECT (SELECT count(*) FROM advanced)::int AS advanced, (SELECT count(*) FROM inserted)::int AS runs,
+    coalesce((SELECT array_agg(DISTINCT group_name) FROM inserted), '{}') AS groups`;
+
+/** Manual runs, in input order. $1 job id, $2 [{i, params, priority, key}], $3 now. */
+export const ENQUEUE = `
+  INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at)
+  SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.params, x.priority, 'queued', (j.retry->>'maxAttempts')::int,
+    j.retry, j.timeout_ms, $3, $3
+  FROM jsonb_to_recordset($2::jsonb) AS x(i int, params jsonb, priority int, key text), jobs j
+  WHERE j.id = $1
+  ORDER BY x.i
+  ON CONFLICT DO NOTHING
+  RETURNING id, idempotency_key`;
+
+/** Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id (each null for any), $5 limit. */
+export const LIST_RUNS = `
+  SELECT ${RUN_COLUMNS}
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE ($1::bigint IS NULL OR r.job_id = $1) AND ($2::text IS NULL OR r.status = $2)
+    AND ($3::text IS NULL OR r.worker_id = $3) AND ($4::bigint IS NULL OR r.id < $4)
+  ORDER BY r.id DESC LIMIT $5`;
+
+/**
+ * End a queued or running run as cancelled, with its current attempt; a fixed-delay job's
+ * scheduled run sets the job's next fire. $1 run id, $2 attempt, $3 now, $4 error.
+ */
+export const CANCEL_RUN = `
+  WITH attempt_ended AS (
+    UPDATE attempts SET status = 'cancelled', finished_at = $3::bigint, error = $4::jsonb
+    WHERE run_id = $1 AND attempt = $2 AND status = 'running'),
+  ended AS (
+    UPDATE runs SET status = 'cancelled', finished_at = $3::bigint, error = $4::jsonb, lease_expires_at = NULL, deadline_at = NULL
+    WHERE id = $1 RETURNING job_id, cause)
+  UPDATE jobs j SET next_fire_at = $3::bigint + j.delay_ms FROM ended e
+  WHERE j.id = e.job_id AND e.cause = 'schedule' AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused`;
+
+/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end. */
+export const REGISTER_WORKER = `
+  INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
+    last_heartbeat_at, lease_expires_at)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10)
+  ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
+    capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
+    status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;
+
+/** Extend a live worker's lease and its running attempts'; answer which attempts are running. $1 worker, $2 now, $3 lease ms. */
+export const HEARTBEAT = `
+  WITH w AS (
+    UPDATE workers SET last_heartbeat_at = $2::bigint, lease_expires_at = $2::bigint + $3::bigint
+    WHERE id = $1 AND status IN ('active', 'draining') RETURNING id),
+  r AS (
+    UPDATE runs SET lease_expires_at = $2::bigint + $3::bigint
+    WHERE worker_id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM w) RETURNING id, attempt)
+  SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((SELECT json_agg(json_build_array(id, attempt)) FROM r), '[]') AS running`;
+
+/**
+ * Claim up to $4 queued runs for worker $1 at $2 with a lease of $3 ms: highest priority, then
+ * oldest, on the runs_claim index. SKIP LOCKED lets concurrent claims on other nodes take other
+ * rows instead of waiting; the attempt rows are written in the same statement.
+ */
+export const CLAIM_RUNS = `
+  WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
+  picked AS (
+    SELECT r.id FROM runs r
+    WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w) AND r.available_at <= $2::bigint
+      AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
+    ORDER BY r.priority DESC, r.available_at, r.id
+    LIMIT $4 FOR UPDATE SKIP LOCKED),
+  claimed AS (
+    UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
+      lease_expires_at = $2::bigint + $3::bigint, deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL
+    FROM picked WHERE r.id = picked.id
+    RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.priority,
+      r.available_at),
+  started AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) SELECT id, attempt, $1, 'running', $2::bigint FROM claimed)
+  SELECT c.id, c.attempt, j.name AS job_name, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts
+  FROM claimed c JOIN jobs j ON j.id = c.job_id
+  ORDER BY c.priority DESC, c.available_at, c.id`;
+
+/** Workers with their running attempts. */
+export const LIST_WORKERS = `
+  SELECT w.*, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')::int AS running
+  FROM workers w ORDER BY w.group_name, w.name`;
+
+/** Running attempts whose lease expired (lost) or deadline passed (timed out). $1 now, $2 limit. */
+export const EXPIRED_ATTEMPTS = `
+  SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
+    CASE WHEN deadline_at <= $1 THEN 'timed_out' ELSE 'lost' END AS reason
+  FROM runs WHERE status = 'running' AND (lease_expires_at <= $1 OR deadline_at <= $1)
+  ORDER BY id LIMIT $2`;
+
+/** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
+export const RUNS_FOR_DECISION = `
+  SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+  FROM runs r JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON r.id = x.run_id AND r.attempt = x.attempt
+  WHERE r.status = 'running'`;
+
+/**
+ * End attempts as decided, each only if its run is still running with that attempt (fencing);
+ * end the attempt rows; and schedule the next fire of fixed-delay jobs whose scheduled run ended.
+ * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status}], $2 now.
+ */
+export const FINISH_ATTEMPTS = `
+  WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS x(run_id bigint, attempt int, run_status text, available_at bigint, result jsonb, error jsonb, attempt_status text)),
+  ended AS (
+    UPDATE runs r SET
+      status = i.run_status,
+      available_at = coalesce(i.available_at, r.available_at),
+      finished_at = CASE WHEN i.run_status = 'queued' THEN NULL ELSE $2::bigint END,
+      result = CASE WHEN i.run_status = 'queued' THEN r.result ELSE i.result END,
+      error = i.error, lease_expires_at = NULL, deadline_at = NULL
+    FROM input i
+    WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running'
+    RETURNING r.id, r.attempt, r.job_id, r.cause, r.status, i.attempt_status, i.error),
+  attempts_ended AS (
+    UPDATE attempts a SET status = e.attempt_status, finished_at = $2::bigint, error = e.error
+    FROM ended e WHERE a.run_id = e.id AND a.attempt = e.attempt),
+  rescheduled AS (
+    UPDATE jobs j SET next_fire_at = $2::bigint + j.delay_ms
+    FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e
+    WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
+  SELECT id, attempt FROM ended`;
+
+/** Take each free, expired or already-owned lease; a new holder gets the next epoch. $1 names, $2 owner, $3 expiry, $4 now. */
+export const ACQUIRE_LEASES = `
+  INSERT INTO leases (name, owner, epoch, expires_at) SELECT unnest($1::text[]), $2, 1, $3::bigint
+  ON CONFLICT (name) DO UPDATE SET
+    epoch = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > $4::bigint THEN leases.epoch ELSE leases.epoch + 1 END,
+    owner = excluded.owner, expires_at = excluded.expires_at
+  WHERE leases.owner = excluded.owner OR leases.expires_at <= $4::bigint
+  RETURNING name, owner, epoch, expires_at`;
+
+/** Extend leases still held. $1 new expiry, $2 [{name, owner, epoch}], $3 now. */
+export const RENEW_LEASES = `
+  UPDATE leases l SET expires_at = $1
+  FROM jsonb_to_recordset($2::jsonb) AS x(name text, owner text, epoch bigint)
+  WHERE l.name = x.name AND l.owner = x.owner AND l.epoch = x.epoch AND l.expires_at > $3
+  RETURNING l.name, l.owner, l.epoch, l.expires_at`;
+
+/** Expire leases at once (not delete: the next holder's epoch still grows). $1 [{name, owner, epoch}]. */
+export const RELEASE_LEASES = `
+  UPDATE leases l SET expires_at = 0
+  FROM jsonb_to_recordset($1::jsonb) AS x(name text, owner text, epoch bigint)
+  WHERE l.name = x.name AND l.owner = x.owner AND l.epoch = x.epoch`;

@@ -1,0 +1,27 @@
+import pg from 'pg';
+
+const created: string[] = [];
+let counter = 0;
+
+/** The PostgreSQL that tests use: `KAIROS_TEST_DATABASE_URL`, or the machine's local server. */
+export function testDatabaseUrl(): string {
+  return process.env.KAIROS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+}
+
+/** A fresh schema name for one store under test; {@link dropTestSchemas} removes them all. */
+export function testSchema(prefix = 'kairos_test'): string {
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+  created.push(name);
+  return name;
+}
+
+export async function dropTestSchemas(): Promise<void> {
+  if (created.length === 0) return;
+  const client = new pg.Client({ connectionString: testDatabaseUrl() });
+  await client.connect();
+  try {
+    for (const schema of created.splice(0)) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
