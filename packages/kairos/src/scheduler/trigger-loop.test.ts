@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
@@ -117,6 +117,41 @@ describe('TriggerLoop', () => {
     const counts = await fireCounts(storeA);
     expect(counts.size).toBe(before + 1);
     expect(Math.max(...counts.values())).toBe(1);
+  });
+
+  it('three running loops share the partitions fairly, and take a stopped node’s share at once', async () => {
+    // One store: its events (a node released its leases) reach every loop, as NOTIFY does across nodes.
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock();
+    const make = (owner: string) =>
+      new TriggerLoop({
+        store,
+        clock,
+        owner,
+        logger,
+        partitions: 16,
+        partitionLeaseMs: 3000,
+        misfireGraceMs: 60_000,
+      });
+    const loops = [make('a'), make('b'), make('c')];
+    for (const l of loops) l.start();
+    try {
+      const balanced = () => {
+        const counts = loops.map((l) => l.owned.length);
+        return counts.reduce((a, b) => a + b) === 16 && Math.max(...counts) <= 6;
+      };
+      // The first loop alone takes all 16; as the others show up it hands over its surplus.
+      for (let round = 0; round < 20 && !balanced(); round++) await clock.advance(1000);
+      const owned = loops.map((l) => l.owned);
+      // Each at most its share, ceil(16 / 3) = 6; together every partition, none twice.
+      expect(Math.max(...owned.map((o) => o.length))).toBe(6);
+      expect(new Set(owned.flat()).size).toBe(16);
+      // A clean stop releases the leases; the others take them without waiting for expiry (no clock advance).
+      await loops[0]!.stop();
+      await vi.waitFor(() => expect(loops.slice(1).map((l) => l.owned.length)).toEqual([8, 8]));
+    } finally {
+      for (const l of loops) await l.stop();
+    }
   });
 
   it('skips fires older than the misfire grace without enumerating them', async () => {

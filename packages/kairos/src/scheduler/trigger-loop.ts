@@ -20,6 +20,8 @@ export interface TriggerLoopOptions {
    * double fires when two loops both believe they own every partition.
    */
   useLeases?: boolean;
+  /** What the node tells the cluster about itself at each lease renewal. */
+  node?: { address: string; version: string; startedAt: number; clockSkewMs: () => number };
   /** Called after each batch of fires, for metrics. */
   onFired?: (fired: { runs: number; conflicts: number; lateness: number[] }) => void;
 }
@@ -58,7 +60,9 @@ export class TriggerLoop {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = this.options.store.subscribe((event) => {
-      if (event.type === 'jobs') this.wake.abort();
+      // A node released its partitions: take our share now, not at the next renewal.
+      if (event.type === 'leases') this.leasesRenewedAt = Number.NEGATIVE_INFINITY;
+      if (event.type === 'jobs' || event.type === 'leases') this.wake.abort();
     });
     this.loop = this.run();
   }
@@ -70,9 +74,12 @@ export class TriggerLoop {
     this.unsubscribe?.();
     this.wake.abort();
     await this.loop;
-    if (this.leases.length > 0) {
-      await this.options.store.releaseLeases(this.leases).catch(() => undefined);
+    const { store, owner, useLeases } = this.options;
+    if (useLeases !== false) {
+      const leases = this.leases;
       this.leases = [];
+      await store.removeNode(owner).catch(() => undefined);
+      if (leases.length > 0) await store.releaseLeases(leases).catch(() => undefined);
     }
   }
 
@@ -89,7 +96,11 @@ export class TriggerLoop {
         sleepMs = Math.min(1000, this.renewEveryMs());
       }
       if (!this.running) break;
-      if (this.wake.signal.aborted) this.wake = new AbortController();
+      if (this.wake.signal.aborted) {
+        // Something changed while we were ticking: look again at once rather than lose the wake-up.
+        this.wake = new AbortController();
+        continue;
+      }
       await clock.sleep(sleepMs, this.wake.signal);
     }
   }
@@ -147,22 +158,57 @@ export class TriggerLoop {
     return store.nextFireAt(partitions);
   }
 
+  /**
+   * Every renewal interval: report this node, renew the leases it holds, and move towards its fair
+   * share of the partitions, ceil(partitions / live nodes): release the surplus (a node joined) or
+   * take free and expired ones (a node left or died). A single partition is plain leader election.
+   */
   private async maintainLeases(): Promise<void> {
     if (this.options.useLeases === false) return;
-    const { store, clock, owner, partitionLeaseMs } = this.options;
+    const { store, clock, owner, partitionLeaseMs, node } = this.options;
     const now = clock.now();
     if (now - this.leasesRenewedAt < this.renewEveryMs()) return;
-    const renewed = this.leases.length > 0 ? await store.renewLeases(this.leases, partitionLeaseMs, now) : [];
-    if (renewed.length < this.leases.length) {
+    this.leasesRenewedAt = now;
+    const live = await store.heartbeatNode(
+      {
+        id: owner,
+        address: node?.address ?? '',
+        version: node?.version ?? '',
+        startedAt: node?.startedAt ?? now,
+        partitions: this.owned,
+        clockSkewMs: node?.clockSkewMs() ?? 0,
+      },
+      partitionLeaseMs,
+      now,
+    );
+    const share = Math.ceil(this.options.partitions / Math.max(1, live));
+    let held = this.leases.length > 0 ? await store.renewLeases(this.leases, partitionLeaseMs, now) : [];
+    if (held.length < this.leases.length) {
       this.options.logger.warn(
-        { lost: this.leases.length - renewed.length },
+        { lost: this.leases.length - held.length },
         'partition leases lost to another node',
       );
     }
-    const held = new Set(renewed.map((lease) => lease.name));
-    const wanted = this.allPartitions.map((i) => `trigger/${i}`).filter((name) => !held.has(name));
-    const acquired = wanted.length > 0 ? await store.acquireLeases(wanted, owner, partitionLeaseMs, now) : [];
-    this.leases = [...renewed, ...acquired];
-    this.leasesRenewedAt = now;
+    if (held.length < share) {
+      const mine = new Set(held.map((lease) => lease.name));
+      // Start at an offset of our own so that nodes joining together reach for different partitions.
+      const offset = hashOf(owner) % this.options.partitions;
+      const wanted = this.allPartitions
+        .map((_, i) => `trigger/${(i + offset) % this.options.partitions}`)
+        .filter((name) => !mine.has(name));
+      held = [...held, ...(await store.acquireLeases(wanted, owner, partitionLeaseMs, now))];
+    }
+    if (held.length > share) {
+      const surplus = held.slice(share);
+      held = held.slice(0, share);
+      await store.releaseLeases(surplus);
+    }
+    this.leases = held;
   }
+}
+
+function hashOf(text: string): number {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) >>> 0;
+  return h;
 }

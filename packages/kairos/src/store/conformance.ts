@@ -338,6 +338,41 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       });
     });
 
+    describe('cluster membership', () => {
+      const node = (id: string) => ({
+        id,
+        address: `http://${id}`,
+        version: '1',
+        startedAt: T0,
+        partitions: [0, 1],
+        clockSkewMs: 1.5,
+      });
+
+      it('counts live nodes, lists them, forgets removed ones', async () => {
+        expect(await store.heartbeatNode(node('a'), 3000, T0)).toBe(1);
+        expect(await store.heartbeatNode(node('b'), 3000, T0 + 1000)).toBe(2);
+        // a's row expired at T0 + 3000: it no longer counts.
+        expect(await store.heartbeatNode(node('b'), 3000, T0 + 3500)).toBe(1);
+        const nodes = await store.listNodes();
+        expect(nodes.map((n) => n.id)).toEqual(['a', 'b']);
+        expect(nodes[1]).toMatchObject({
+          partitions: [0, 1],
+          clockSkewMs: 1.5,
+          heartbeatAt: T0 + 3500,
+          expiresAt: T0 + 6500,
+        });
+        await store.removeNode('a');
+        expect((await store.listNodes()).map((n) => n.id)).toEqual(['b']);
+      });
+
+      it('tells the time of its own clock', async () => {
+        const before = Date.now();
+        const time = await store.databaseTime();
+        // The machine's database runs on this machine's clock; allow for the round trip.
+        expect(Math.abs(time - before)).toBeLessThan(5000);
+      });
+    });
+
     it('notifies subscribers of runs and job changes', async () => {
       const events: unknown[] = [];
       const off = store.subscribe((event) => events.push(event));

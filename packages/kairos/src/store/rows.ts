@@ -10,7 +10,7 @@ import type {
 } from '@kairos/client';
 import type { JobRecord } from '../core/job.ts';
 import type { Trigger } from '../core/trigger.ts';
-import type { AttemptRecord, RunRecord, WorkerRecord } from './store.ts';
+import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
 /** Row shapes shared by the dialects (same column names); JSON columns arrive as text. */
 export interface JobRow {
@@ -88,6 +88,30 @@ export function json<T>(value: JsonColumn): T {
 
 function jsonOrNull<T>(value: JsonColumn | null): T | null {
   return value === null ? null : json<T>(value);
+}
+
+export interface NodeRow {
+  id: string;
+  address: string;
+  version: string;
+  started_at: number;
+  heartbeat_at: number;
+  expires_at: number;
+  partitions: JsonColumn;
+  clock_skew_ms: number;
+}
+
+export function nodeFromRow(row: NodeRow): NodeRecord {
+  return {
+    id: row.id,
+    address: row.address,
+    version: row.version,
+    startedAt: row.started_at,
+    heartbeatAt: row.heartbeat_at,
+    expiresAt: row.expires_at,
+    partitions: json<number[]>(row.partitions),
+    clockSkewMs: row.clock_skew_ms,
+  };
 }
 
 /** The run columns every run query selects, with the job's name. */

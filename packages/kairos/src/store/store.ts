@@ -133,6 +133,16 @@ export interface Store {
   renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]>;
   releaseLeases(leases: readonly Lease[]): Promise<void>;
 
+  // Cluster membership -------------------------------------------------------
+
+  /** The store's own clock, epoch ms: the clock every node judges "due" and "alive" by. */
+  databaseTime(): Promise<number>;
+  /** Inserts or refreshes a node's row; answers how many nodes are alive (expiry after `now`), this one included. */
+  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number>;
+  /** Removes a node's row (clean shutdown), so that the others rebalance at once. */
+  removeNode(id: string): Promise<void>;
+  listNodes(): Promise<NodeRecord[]>;
+
   // Notifications ------------------------------------------------------------
 
   /**
@@ -142,7 +152,25 @@ export interface Store {
   subscribe(listener: (event: StoreEvent) => void): () => void;
 }
 
-export type StoreEvent = { type: 'runs'; group: string } | { type: 'jobs' };
+/**
+ * `runs`: runs became available in a group; `jobs`: a schedule changed; `leases`: a node released
+ * its partitions (the others take them now rather than at their next renewal).
+ */
+export type StoreEvent = { type: 'runs'; group: string } | { type: 'jobs' } | { type: 'leases' };
+
+export interface NodeHeartbeat {
+  id: string;
+  address: string;
+  version: string;
+  startedAt: number;
+  partitions: number[];
+  clockSkewMs: number;
+}
+
+export interface NodeRecord extends NodeHeartbeat {
+  heartbeatAt: number;
+  expiresAt: number;
+}
 
 /** A job belongs to trigger partition `id % count`; a trigger loop fires the partitions it owns. */
 export interface Partitions {

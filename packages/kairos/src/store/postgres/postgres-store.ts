@@ -11,6 +11,8 @@ import {
   delayOf,
   type JobRow,
   jobFromRow,
+  type NodeRow,
+  nodeFromRow,
   RUN_COLUMNS,
   type RunRow,
   runFromRow,
@@ -28,6 +30,8 @@ import {
   type FireResult,
   type Lease,
   LeaseLostError,
+  type NodeHeartbeat,
+  type NodeRecord,
   type Partitions,
   type RunQuery,
   type RunRecord,
@@ -465,6 +469,41 @@ export class PostgresStore implements Store {
   async releaseLeases(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return;
     await this.query('releaseLeases', sql.RELEASE_LEASES, [JSON.stringify(leases.map(leaseKey))]);
+    await this.notify([{ type: 'leases' }]);
+  }
+
+  // Cluster membership -------------------------------------------------------
+
+  async databaseTime(): Promise<number> {
+    const [row] = await this.query<{ now: number }>(
+      'databaseTime',
+      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+      [],
+    );
+    return row!.now;
+  }
+
+  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
+    const [row] = await this.query<{ alive: number }>('heartbeatNode', sql.HEARTBEAT_NODE, [
+      node.id,
+      node.address,
+      node.version,
+      node.startedAt,
+      now,
+      now + ttlMs,
+      JSON.stringify(node.partitions),
+      node.clockSkewMs,
+    ]);
+    return row!.alive;
+  }
+
+  async removeNode(id: string): Promise<void> {
+    await this.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [id]);
+    await this.notify([{ type: 'leases' }]);
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return (await this.query<NodeRow>('listNodes', 'SELECT * FROM nodes ORDER BY id', [])).map(nodeFromRow);
   }
 
   subscribe(listener: (event: StoreEvent) => void): () => void {

@@ -212,3 +212,14 @@ export const RELEASE_LEASES = `
   UPDATE leases l SET expires_at = 0
   FROM jsonb_to_recordset($1::jsonb) AS x(name text, owner text, epoch bigint)
   WHERE l.name = x.name AND l.owner = x.owner AND l.epoch = x.epoch`;
+
+/** Upsert a node's row and count the live nodes. $1 id, $2 address, $3 version, $4 started, $5 now, $6 expiry, $7 partitions, $8 skew. */
+export const HEARTBEAT_NODE = `
+  WITH upserted AS (
+    INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+    ON CONFLICT (id) DO UPDATE SET address = excluded.address, version = excluded.version,
+      heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, partitions = excluded.partitions,
+      clock_skew_ms = excluded.clock_skew_ms
+    RETURNING id)
+  SELECT (SELECT count(*) FROM nodes WHERE expires_at > $5::bigint AND id <> $1)::int + 1 AS alive`;

@@ -12,6 +12,8 @@ import {
   delayOf,
   type JobRow,
   jobFromRow,
+  type NodeRow,
+  nodeFromRow,
   RUN_COLUMNS,
   type RunRow,
   runFromRow,
@@ -30,6 +32,8 @@ import {
   type FireResult,
   type Lease,
   LeaseLostError,
+  type NodeHeartbeat,
+  type NodeRecord,
   type Partitions,
   type RunQuery,
   type RunRecord,
@@ -596,6 +600,51 @@ export class SqliteStore implements Store {
           for (const lease of leases) release.run(lease.name, lease.owner, lease.epoch);
         })
         .immediate(),
+    );
+    this.emit({ type: 'leases' });
+  }
+
+  // Cluster membership -------------------------------------------------------
+
+  async databaseTime(): Promise<number> {
+    return Date.now();
+  }
+
+  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
+    return this.run('heartbeatNode', () =>
+      this.db
+        .transaction(() => {
+          this.sql(
+            `INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
+             VALUES (@id, @address, @version, @startedAt, @now, @expires, @partitions, @skew)
+             ON CONFLICT (id) DO UPDATE SET address = excluded.address, version = excluded.version,
+               heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, partitions = excluded.partitions,
+               clock_skew_ms = excluded.clock_skew_ms`,
+          ).run({
+            id: node.id,
+            address: node.address,
+            version: node.version,
+            startedAt: node.startedAt,
+            now,
+            expires: now + ttlMs,
+            partitions: JSON.stringify(node.partitions),
+            skew: node.clockSkewMs,
+          });
+          return (this.sql('SELECT count(*) AS n FROM nodes WHERE expires_at > ?').get(now) as { n: number })
+            .n;
+        })
+        .immediate(),
+    );
+  }
+
+  async removeNode(id: string): Promise<void> {
+    this.run('removeNode', () => this.sql('DELETE FROM nodes WHERE id = ?').run(id));
+    this.emit({ type: 'leases' });
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return this.run('listNodes', () =>
+      (this.sql('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(nodeFromRow),
     );
   }
 
