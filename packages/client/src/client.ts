@@ -8,6 +8,7 @@ import type {
   JobFilter,
   JobPatch,
   JobSpec,
+  NodeInfo,
   Page,
   PollRequest,
   PollResponse,
@@ -107,6 +108,10 @@ export class KairosClient {
 
   cancelRun(id: number): Promise<Run> {
     return this.request('POST', `/v1/runs/${id}/cancel`, {});
+  }
+
+  listNodes(): Promise<{ items: NodeInfo[] }> {
+    return this.request('GET', '/v1/nodes');
   }
 
   listWorkers(): Promise<{ items: WorkerInfo[] }> {

@@ -190,6 +190,22 @@ export interface WorkerInfo {
   lastHeartbeatAt: string;
 }
 
+/** A scheduler node of the cluster. */
+export interface NodeInfo {
+  id: string;
+  /** The URL the node serves on. */
+  address: string;
+  version: string;
+  /** `gone`: no heartbeat within the partition lease; kept until it comes back or is cleaned up. */
+  status: 'alive' | 'gone';
+  /** Trigger partitions it owns. */
+  partitions: number[];
+  /** Its wall clock minus the store's clock, in ms. */
+  clockSkewMs: number;
+  startedAt: string;
+  lastHeartbeatAt: string;
+}
+
 export interface Health {
   status: 'ok';
   version: string;

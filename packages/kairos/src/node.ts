@@ -5,12 +5,16 @@ import { type Clock, systemClock } from './scheduler/clock.ts';
 import { Dispatcher } from './scheduler/dispatcher.ts';
 import { JobService } from './scheduler/job-service.ts';
 import { Reaper } from './scheduler/reaper.ts';
+import { StoreClock } from './scheduler/store-clock.ts';
 import { TriggerLoop } from './scheduler/trigger-loop.ts';
-import { buildServer } from './server/app.ts';
+import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
 import { Metrics } from './server/metrics.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
+
+/** How often a node re-reads the database clock. */
+const CLOCK_SYNC_MS = 10_000;
 
 /** A running scheduler node: API, trigger loop, dispatcher and reaper over one store. */
 export interface KairosNode {
@@ -28,12 +32,17 @@ export interface NodeDependencies {
 
 /** Starts a node: migrates the store, starts the loops, then listens. */
 export async function startNode(config: KairosConfig, deps: NodeDependencies = {}): Promise<KairosNode> {
-  const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? (await openStore(config.database));
+  const store = deps.store ?? openStore(config.database);
   await store.migrate();
+  // In cluster mode every node judges time by the database's clock (SQLite's is this machine's).
+  const storeClock = store.dialect === 'postgres' && !deps.clock ? new StoreClock(store) : undefined;
+  await storeClock?.sync();
+  const clock = deps.clock ?? storeClock ?? systemClock;
+  const startedAt = clock.now();
 
   const metrics = new Metrics();
+  if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
   const dispatcher = new Dispatcher({
     store,
     clock,
@@ -42,21 +51,6 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   });
   const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
   const jobs = new JobService(store, clock);
-  const triggerLoop = new TriggerLoop({
-    store,
-    clock,
-    owner: config.nodeId,
-    logger: logger.child({ component: 'trigger-loop' }),
-    partitions: config.partitions,
-    partitionLeaseMs: config.partitionLeaseMs,
-    misfireGraceMs: config.misfireGraceMs,
-    onFired: ({ runs, conflicts, lateness }) => {
-      metrics.runsCreated.inc({ cause: 'schedule' }, runs);
-      if (conflicts > 0) metrics.fireConflicts.inc(conflicts);
-      for (const ms of lateness) metrics.fireLateness.observe(ms / 1000);
-      metrics.partitionsOwned.set(triggerLoop.owned.length);
-    },
-  });
   const reaper = new Reaper({
     store,
     clock,
@@ -80,8 +74,34 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const triggerLoop = new TriggerLoop({
+    store,
+    clock,
+    owner: config.nodeId,
+    logger: logger.child({ component: 'trigger-loop' }),
+    partitions: config.partitions,
+    partitionLeaseMs: config.partitionLeaseMs,
+    misfireGraceMs: config.misfireGraceMs,
+    node: { address: url, version: VERSION, startedAt, clockSkewMs: () => storeClock?.skewMs ?? 0 },
+    onFenced: () => metrics.fencedFires.inc(),
+    onFired: ({ runs, conflicts, lateness }) => {
+      metrics.runsCreated.inc({ cause: 'schedule' }, runs);
+      if (conflicts > 0) metrics.fireConflicts.inc(conflicts);
+      for (const ms of lateness) metrics.fireLateness.observe(ms / 1000);
+      metrics.partitionsOwned.set(triggerLoop.owned.length);
+    },
+  });
   triggerLoop.start();
   reaper.start();
+  const clockSync =
+    storeClock &&
+    setInterval(() => {
+      storeClock.sync().then(
+        () => metrics.clockSkew.set(storeClock.skewMs / 1000),
+        (error: unknown) => logger.warn({ err: error }, 'could not read the database clock'),
+      );
+    }, CLOCK_SYNC_MS);
+  clockSync?.unref();
   logger.info({ url, store: store.dialect, nodeId: config.nodeId }, 'kairos node started');
 
   let stopping: Promise<void> | undefined;
@@ -91,6 +111,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     store,
     stop() {
       stopping ??= (async () => {
+        if (clockSync) clearInterval(clockSync);
         await triggerLoop.stop();
         await reaper.stop();
         dispatcher.close();

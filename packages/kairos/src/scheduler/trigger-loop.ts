@@ -22,6 +22,8 @@ export interface TriggerLoopOptions {
   useLeases?: boolean;
   /** What the node tells the cluster about itself at each lease renewal. */
   node?: { address: string; version: string; startedAt: number; clockSkewMs: () => number };
+  /** Called when a fire was refused because this node no longer held its lease (fenced out). */
+  onFenced?: () => void;
   /** Called after each batch of fires, for metrics. */
   onFired?: (fired: { runs: number; conflicts: number; lateness: number[] }) => void;
 }
@@ -53,7 +55,7 @@ export class TriggerLoop {
   /** The partitions this loop may fire now. */
   get owned(): number[] {
     if (this.options.useLeases === false) return this.allPartitions;
-    return this.leases.map((lease) => Number(lease.name.split('/')[1]));
+    return this.leases.map((lease) => Number(lease.name.split('/')[1])).sort((a, b) => a - b);
   }
 
   start(): void {
@@ -148,6 +150,7 @@ export class TriggerLoop {
         this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
       } catch (error) {
         if (!(error instanceof LeaseLostError)) throw error;
+        this.options.onFenced?.();
         this.options.logger.warn({ err: error }, 'partition lease lost; fenced out, re-acquiring');
         this.leases = [];
         this.leasesRenewedAt = Number.NEGATIVE_INFINITY;

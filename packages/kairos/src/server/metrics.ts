@@ -25,6 +25,11 @@ export class Metrics {
     help: 'Fires that lost their compare-and-set to another writer',
     registers: [this.registry],
   });
+  readonly fencedFires = new Counter({
+    name: 'kairos_fenced_fires_total',
+    help: 'Fire batches refused because this node had lost its partition lease',
+    registers: [this.registry],
+  });
   readonly fireLateness = new Histogram({
     name: 'kairos_fire_lateness_seconds',
     help: 'Delay between a fire time and the creation of its run',
@@ -39,6 +44,12 @@ export class Metrics {
   readonly partitionsOwned = new Gauge({
     name: 'kairos_partitions_owned',
     help: 'Trigger partitions this node owns',
+    registers: [this.registry],
+  });
+
+  readonly clockSkew = new Gauge({
+    name: 'kairos_clock_skew_seconds',
+    help: "This node's wall clock minus the store's clock (cluster mode judges time by the store)",
     registers: [this.registry],
   });
 

@@ -1,5 +1,5 @@
-import type { Assignment, Attempt, Run, WorkerInfo } from '@kairos/client';
-import type { AttemptRecord, ClaimedRun, RunRecord, WorkerRecord } from '../store/store.ts';
+import type { Assignment, Attempt, NodeInfo, Run, WorkerInfo } from '@kairos/client';
+import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -69,5 +69,18 @@ export function assignmentView(run: ClaimedRun): Assignment {
     fireTime: isoOrNull(run.fireTime),
     timeout: run.timeoutMs,
     maxAttempts: run.maxAttempts,
+  };
+}
+
+export function nodeView(node: NodeRecord, now: number): NodeInfo {
+  return {
+    id: node.id,
+    address: node.address,
+    version: node.version,
+    status: node.expiresAt > now ? 'alive' : 'gone',
+    partitions: node.partitions,
+    clockSkewMs: node.clockSkewMs,
+    startedAt: iso(node.startedAt),
+    lastHeartbeatAt: iso(node.heartbeatAt),
   };
 }

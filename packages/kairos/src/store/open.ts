@@ -1,12 +1,22 @@
 import { KairosError } from '../errors.ts';
+import { PostgresStore } from './postgres/postgres-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 
-/** Opens the store a database setting names: `sqlite:<path>` (embedded) or `postgres://…` (cluster). */
-export async function openStore(database: string): Promise<Store> {
+/**
+ * Opens the store a database setting names: `sqlite:<path>` (embedded) or `postgres://…` (cluster).
+ * A `schema` query parameter on a PostgreSQL URL keeps Kairos in a schema of its own.
+ */
+export function openStore(database: string): Store {
   if (database.startsWith('sqlite:')) return new SqliteStore(database.slice('sqlite:'.length));
+  if (/^postgres(ql)?:\/\//.test(database)) {
+    const url = new URL(database);
+    const schema = url.searchParams.get('schema') ?? undefined;
+    url.searchParams.delete('schema');
+    return new PostgresStore({ connectionString: url.toString(), schema });
+  }
   throw new KairosError(
     'VALIDATION_FAILED',
-    `unsupported database ${database.split(':')[0]}: the PostgreSQL store is not built yet`,
+    `unsupported database ${JSON.stringify(database.split(':')[0])}: use sqlite:<path> or postgres://…`,
   );
 }

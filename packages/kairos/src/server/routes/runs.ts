@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { NodeContext } from '../context.ts';
 import { IdParam, RunQuery } from '../schemas.ts';
-import { runView, workerView } from '../views.ts';
+import { nodeView, runView, workerView } from '../views.ts';
 
 export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, jobs, clock } = ctx;
@@ -54,6 +54,11 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
       return runView(run, await store.getAttempts(run.id));
     },
   );
+
+  app.get('/v1/nodes', { ...admin, schema: { tags: ['cluster'] } }, async () => {
+    const now = clock.now();
+    return { items: (await store.listNodes()).map((node) => nodeView(node, now)) };
+  });
 
   app.get('/v1/workers', { ...admin, schema: { tags: ['workers'] } }, async () => ({
     items: (await store.listWorkers()).map(workerView),
