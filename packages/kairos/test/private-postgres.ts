@@ -1,0 +1,75 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './net.ts';
+
+/**
+ * A PostgreSQL server of the test's own, in a temporary folder on a free port, so that a test can
+ * stop and restart it without disturbing the machine's server that other tests use.
+ * The server runs as the `postgres` system user (PostgreSQL refuses to run as root).
+ */
+export interface PrivatePostgres {
+  url: string;
+  stop(): void;
+  start(): void;
+  restart(): void;
+  remove(): void;
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = findBin();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-pg-'));
+  const data = join(dir, 'data');
+  const asPostgres = (command: string, args: string[]) => {
+    const [cmd, argv] =
+      userInfo().uid === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+    execFileSync(cmd as string, argv as string[], { stdio: 'pipe' });
+  };
+  if (userInfo().uid === 0) {
+    const { uid, gid } = postgresIds();
+    chownSync(dir, uid, gid);
+  }
+  chmodSync(dir, 0o700);
+  asPostgres(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const ctl = (action: string, extra: string[] = []) =>
+    asPostgres(join(bin, 'pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      action,
+      ...extra,
+    ]);
+  ctl('start');
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    start: () => ctl('start'),
+    stop: () => ctl('stop', ['-m', 'fast']),
+    restart: () => ctl('restart', ['-m', 'fast']),
+    remove: () => {
+      try {
+        ctl('stop', ['-m', 'immediate']);
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function findBin(): string {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql');
+  const version = readdirSync(root).sort((a, b) => Number(b) - Number(a))[0];
+  return join(root, version!, 'bin');
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
