@@ -180,6 +180,21 @@ describe('a cluster of three nodes on PostgreSQL', () => {
     }
   }, 120_000);
 
+  it('a run created on one node reaches a worker long-polling another node at once (LISTEN/NOTIFY)', async () => {
+    const [a, b] = [...cluster.nodes.values()];
+    const worker = new KairosClient({ url: a!.url, token: TOKENS.KAIROS_WORKER_TOKEN });
+    await b!.client.createJob({ name: 'cross-node', handler: 'cross', trigger: { kind: 'manual' } });
+    const { workerId } = await worker.register({ group: 'default', handlers: ['cross'], capacity: 1 });
+    const polling = worker.poll(workerId, { max: 1, waitMs: 20_000 });
+    await sleep(200);
+    const triggeredAt = Date.now();
+    const run = await b!.client.triggerJob('cross-node');
+    const { runs } = await polling;
+    expect(runs.map((r) => r.runId)).toEqual([run.id]);
+    // Well under the 2 s backstop sweep of a waiting poll: the notification woke it.
+    expect(Date.now() - triggeredAt).toBeLessThan(1500);
+  });
+
   it('a clean shutdown hands the partitions over in under a second', async () => {
     await cluster.settled();
     const victim = await cluster.busiestOwner();
