@@ -1,0 +1,73 @@
+// `--all` / `--only`: every scenario for every chosen contestant, repeated, contestants alternating.
+import { performance } from 'node:perf_hooks';
+import { describeContestants, machine, services } from './environment.ts';
+import { summarise } from './figures.ts';
+import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
+import { type ContestantRun, runContestant, type ScenarioName, type Sizes } from './run.ts';
+import { message } from './util.ts';
+
+/** How a comparison is run. */
+export interface CompareOptions {
+  contestants: string[];
+  scenarios: readonly ScenarioName[];
+  reps: number;
+  quick: boolean;
+  workers: number;
+  sizes: Sizes;
+}
+
+function line(run: ContestantRun): string {
+  const parts = [
+    run.drain && `drain ${run.drain.enqueuePerSecond}/${run.drain.processPerSecond} jobs/s`,
+    run.steady &&
+      `steady ${run.steady.completedPerSecond} jobs/s p50 ${run.steady.p50} p99 ${run.steady.p99} ms`,
+    run.latency && `latency p50 ${run.latency.p50} p99 ${run.latency.p99} ms`,
+    ...run.errors.map((e) => `ERROR ${e}`),
+  ];
+  return parts.filter(Boolean).join(' · ');
+}
+
+/** Runs the comparison, writes its results and prints the table. Repetition r starts with the r-th
+ * contestant, so that no contestant always runs first (on a cold machine) or right after the same one. */
+export async function compare(options: CompareOptions): Promise<ComparisonResult> {
+  const started = performance.now();
+  const contestants = await describeContestants(options.contestants);
+  const runs: ContestantRun[] = [];
+  for (let rep = 1; rep <= options.reps; rep++) {
+    const shift = (rep - 1) % options.contestants.length;
+    const order = [...options.contestants.slice(shift), ...options.contestants.slice(0, shift)];
+    for (const name of order) {
+      const t0 = performance.now();
+      let run: ContestantRun;
+      try {
+        run = await runContestant(name, rep, {
+          sizes: options.sizes,
+          scenarios: options.scenarios,
+          workers: options.workers,
+          extra: {},
+        });
+      } catch (error) {
+        run = { contestant: name, rep, errors: [`setup: ${message(error)}`] };
+      }
+      runs.push(run);
+      const seconds = ((performance.now() - t0) / 1000).toFixed(0);
+      console.log(`rep ${rep}/${options.reps} ${name.padEnd(16)} ${seconds.padStart(3)} s  ${line(run)}`);
+    }
+  }
+  const result: ComparisonResult = {
+    date: new Date().toISOString(),
+    quick: options.quick,
+    reps: options.reps,
+    workers: options.workers,
+    sizes: options.sizes,
+    machine: machine(),
+    services: await services(options.contestants),
+    contestants,
+    runs,
+    summary: summarise(runs, options.sizes.latencyRate),
+    seconds: (performance.now() - started) / 1000,
+  };
+  const paths = writeComparison(result);
+  console.log(`\n${markdownTable(result)}\n\nwrote ${paths.json}\n  and ${paths.md}`);
+  return result;
+}

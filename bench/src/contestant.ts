@@ -1,0 +1,67 @@
+// The one interface every contestant implements, so that each scenario is written once.
+// A contestant has three sides, each run in its own process:
+// - the harness (this benchmark's main process): prepares a fresh store, counts unfinished jobs, cleans up;
+// - the client process: enqueues jobs (bulk, one by one, or at a fixed rate; see producer.ts);
+// - one or more worker processes: consume jobs with a no-op handler (see probe.ts).
+
+/** What every benchmark job carries: its number within the scenario and, where latency is measured, the
+ * instant it was enqueued (`performance.timeOrigin + performance.now()` in the client process). */
+export interface Payload {
+  i: number;
+  t?: number;
+}
+
+/** Connection details the harness hands to the client and worker processes (as JSON in the environment). */
+export type Env = Record<string, string>;
+
+/** A contestant's tuned settings, written into the results as they are. */
+export type Settings = Record<string, string | number | boolean>;
+
+/** Which Node.js the client and worker processes run on: the project's own (this process's), or the
+ * Node 22 that the peers need (see runtime.ts). */
+export type Runtime = 'project' | 'peer';
+
+/** The producer side, inside the client process. */
+export interface Client {
+  /** Enqueues all `payloads` with the contestant's bulk API, in one call. */
+  enqueueBulk(queue: string, payloads: Payload[]): Promise<void>;
+  /** Enqueues one job with the contestant's single-job API. */
+  enqueueOne(queue: string, payload: Payload): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The consumer side, inside a worker process: connected and ready, consuming only after `start()`. */
+export interface Consumer {
+  start(): Promise<void>;
+  /** Stops consuming and lets running handlers finish. */
+  stop(): Promise<void>;
+}
+
+/** The benchmark's handler: records the job (see probe.ts). It must not throw. */
+export type Handle = (payload: unknown) => void;
+
+/** A job system under test. */
+export interface Contestant {
+  /** Short name used on the command line (`--only`) and in result files. */
+  readonly name: string;
+  /** Name in tables and charts. */
+  readonly label: string;
+  readonly runtime: Runtime;
+  /** Jobs per call of the bulk API in the drain scenario. */
+  readonly bulkSize: number;
+  readonly settings: Settings;
+  /** The version under test, e.g. `12.38.0`. */
+  version(): string;
+
+  /** Harness: a fresh store (database, Redis) with `queues` ready to use. */
+  setup(queues: string[]): Promise<Env>;
+  /** Harness: how many jobs of `queue` the store does not count as completed yet. */
+  unfinished(queue: string): Promise<number>;
+  /** Harness: drops what `setup` made. */
+  teardown(): Promise<void>;
+
+  /** Client process: a connected producer. */
+  connect(env: Env, queues: string[]): Promise<Client>;
+  /** Worker process: a consumer of `queue` that calls `handle` once per job it runs. */
+  consume(env: Env, queue: string, handle: Handle): Promise<Consumer>;
+}

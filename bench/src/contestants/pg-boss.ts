@@ -1,0 +1,90 @@
+// pg-boss on PostgreSQL. Its library runs only in the client and worker processes (on Node 22); the
+// harness counts jobs with plain SQL.
+import type { Contestant } from '../contestant.ts';
+import { createDatabase, type FreshDatabase } from '../pg.ts';
+import { packageVersion } from '../util.ts';
+
+/** `work()` options: batches of 100 and two fetch loops (200 jobs in flight, like Kairos's 200 slots and
+ * BullMQ's concurrency 200; pg-boss's docs give no numbers), no idle wait while batches come back full.
+ * The polling interval is the documented minimum; LISTEN/NOTIFY wakes the workers on new jobs anyway. */
+const WORK = {
+  batchSize: 100,
+  localConcurrency: 2,
+  pollingIntervalSeconds: 0.5,
+  burstWhenBatchFull: true,
+};
+
+/** pg-boss as a contestant. */
+export function create(): Contestant {
+  let db: FreshDatabase | undefined;
+  const options = (env: Record<string, string>) => ({
+    connectionString: env.DATABASE_URL!,
+    useListenNotify: true,
+  });
+  async function boss(env: Record<string, string>) {
+    const { PgBoss } = await import('pg-boss');
+    const instance = new PgBoss(options(env));
+    instance.on('error', (error) => console.error(`pg-boss: ${error.message}`));
+    await instance.start();
+    return instance;
+  }
+  return {
+    name: 'pg-boss',
+    label: 'pg-boss',
+    runtime: 'peer',
+    bulkSize: 1000,
+    settings: {
+      store: 'PostgreSQL (server defaults)',
+      'constructor options': 'useListenNotify: true (others default: pool max 10, maintenance on)',
+      queue: 'createQueue(name, { notify: true }), policy standard',
+      'work() options': `batchSize ${WORK.batchSize}, localConcurrency ${WORK.localConcurrency}, pollingIntervalSeconds ${WORK.pollingIntervalSeconds}, burstWhenBatchFull`,
+      'jobs in flight per worker process': WORK.batchSize * WORK.localConcurrency,
+      'bulk API': 'insert(name, jobs), 1,000 per call',
+      'single API': 'send(name, data)',
+    },
+    version: () => packageVersion('pg-boss'),
+
+    async setup() {
+      db = await createDatabase('pgboss');
+      return { DATABASE_URL: db.url };
+    },
+    async unfinished(queue) {
+      const { rows } = await db!.pool.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pgboss.job WHERE name = $1 AND state <> 'completed'",
+        [queue],
+      );
+      return Number(rows[0]?.n);
+    },
+    async teardown() {
+      await db?.drop();
+    },
+
+    async connect(env, queues) {
+      const instance = await boss(env);
+      for (const queue of queues) await instance.createQueue(queue, { notify: true });
+      return {
+        async enqueueBulk(queue, payloads) {
+          await instance.insert(
+            queue,
+            payloads.map((data) => ({ data })),
+          );
+        },
+        async enqueueOne(queue, payload) {
+          await instance.send(queue, payload);
+        },
+        close: () => instance.stop({ graceful: true }),
+      };
+    },
+    async consume(env, queue, handle) {
+      const instance = await boss(env);
+      return {
+        async start() {
+          await instance.work<unknown>(queue, WORK, async (jobs) => {
+            for (const job of jobs) handle(job.data);
+          });
+        },
+        stop: () => instance.stop({ graceful: true, timeout: 10_000 }),
+      };
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// The figures of the comparison, how to read each from a run, and their spread over the repetitions.
+import type { ContestantRun } from './run.ts';
+import { type Spread, spread } from './stats.ts';
+
+/** One reported figure. */
+export interface Figure {
+  key: string;
+  label: string;
+  unit: 'jobs/s' | 'ms';
+  better: 'higher' | 'lower';
+  read(run: ContestantRun): number | undefined;
+}
+
+/** Every figure, in table order. `rate` is the fixed rate of the latency scenario. */
+export function figures(rate: number): Figure[] {
+  const jobs = (key: string, label: string, read: Figure['read']): Figure => ({
+    key,
+    label,
+    unit: 'jobs/s',
+    better: 'higher',
+    read,
+  });
+  const ms = (key: string, label: string, read: Figure['read']): Figure => ({
+    key,
+    label,
+    unit: 'ms',
+    better: 'lower',
+    read,
+  });
+  return [
+    jobs('drain.enqueuePerSecond', 'drain: enqueue, bulk API (jobs/s)', (r) => r.drain?.enqueuePerSecond),
+    jobs('drain.processPerSecond', 'drain: process (jobs/s)', (r) => r.drain?.processPerSecond),
+    jobs(
+      'steady.enqueuePerSecond',
+      'steady: enqueued one by one (jobs/s)',
+      (r) => r.steady?.enqueuePerSecond,
+    ),
+    jobs('steady.completedPerSecond', 'steady: completed (jobs/s)', (r) => r.steady?.completedPerSecond),
+    ms('steady.p50', 'steady: enqueue → start p50 (ms)', (r) => r.steady?.p50),
+    ms('steady.p99', 'steady: enqueue → start p99 (ms)', (r) => r.steady?.p99),
+    ms('latency.p50', `${rate} jobs/s: enqueue → start p50 (ms)`, (r) => r.latency?.p50),
+    ms('latency.p95', `${rate} jobs/s: enqueue → start p95 (ms)`, (r) => r.latency?.p95),
+    ms('latency.p99', `${rate} jobs/s: enqueue → start p99 (ms)`, (r) => r.latency?.p99),
+    ms('latency.max', `${rate} jobs/s: enqueue → start max (ms)`, (r) => r.latency?.max),
+  ];
+}
+
+/** Jobs lost and run twice, summed over every scenario and repetition of one contestant. */
+export interface Integrity {
+  missing: number;
+  duplicates: number;
+  incomplete: number;
+  errors: number;
+}
+
+/** The summary of one contestant: each figure's spread, and its integrity counts. */
+export interface Summary {
+  figures: Record<string, Spread | undefined>;
+  integrity: Integrity;
+}
+
+/** Summarises the runs of each contestant. */
+export function summarise(runs: ContestantRun[], rate: number): Record<string, Summary> {
+  const summary: Record<string, Summary> = {};
+  for (const name of new Set(runs.map((r) => r.contestant))) {
+    const mine = runs.filter((r) => r.contestant === name);
+    const parts = mine.flatMap((r) => [r.drain, r.steady, r.latency]).filter((p) => p !== undefined);
+    summary[name] = {
+      figures: Object.fromEntries(
+        figures(rate).map((f) => [f.key, spread(mine.map((r) => f.read(r) ?? Number.NaN))]),
+      ),
+      integrity: {
+        missing: parts.reduce((sum, p) => sum + p.missing, 0),
+        duplicates: parts.reduce((sum, p) => sum + p.duplicates, 0),
+        incomplete: parts.filter((p) => !p.complete).length,
+        errors: mine.reduce((sum, r) => sum + r.errors.length, 0),
+      },
+    };
+  }
+  return summary;
+}

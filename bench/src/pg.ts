@@ -1,0 +1,58 @@
+// A fresh PostgreSQL database per contestant run, on the machine's server (BENCH_DATABASE_URL or
+// postgres://postgres@127.0.0.1:5432/postgres).
+import pg from 'pg';
+
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+let made = 0;
+
+/** A database made for one run: its URL, a small pool for the harness's counts, and how to drop it. */
+export interface FreshDatabase {
+  url: string;
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database named after `prefix` and this process. */
+export async function createDatabase(prefix: string): Promise<FreshDatabase> {
+  const name = `bench_${prefix.replace(/\W/g, '_')}_${process.pid}_${made++}`;
+  await admin((client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  return {
+    url: url.toString(),
+    pool,
+    async drop() {
+      await pool.end();
+      await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+/** The server's version and the settings that bear on a queue's speed. */
+export async function postgresInfo(): Promise<Record<string, string>> {
+  return admin(async (client) => {
+    const info: Record<string, string> = {};
+    for (const setting of [
+      'server_version',
+      'synchronous_commit',
+      'fsync',
+      'shared_buffers',
+      'max_connections',
+    ]) {
+      const { rows } = await client.query<Record<string, string>>(`SHOW ${setting}`);
+      info[setting] = rows[0]?.[setting] ?? '?';
+    }
+    return info;
+  });
+}

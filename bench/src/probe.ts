@@ -1,0 +1,48 @@
+// The benchmark's handler, inside a worker process: counts every call, remembers which jobs ran, and
+// records enqueue → handler start for jobs that carry their enqueue instant.
+import type { Payload } from './contestant.ts';
+import { now } from './util.ts';
+
+/** What a worker process saw. */
+export interface ProbeReport {
+  /** Handler calls, duplicates included. */
+  calls: number;
+  /** Job numbers that ran at least once. */
+  ids: number[];
+  /** Enqueue → handler start, in milliseconds, one per call that carried `t`. */
+  latencies: number[];
+}
+
+function isPayload(value: unknown): value is Payload {
+  return typeof value === 'object' && value !== null && typeof (value as { i?: unknown }).i === 'number';
+}
+
+/** Records handler calls; `handle` is the no-op handler given to the contestant's consumer. */
+export class Probe {
+  private calls = 0;
+  private readonly seen = new Set<number>();
+  private readonly latencies: number[] = [];
+  private malformed = 0;
+
+  /** The handler body: one call per job run. */
+  readonly handle = (payload: unknown): void => {
+    const start = now();
+    this.calls++;
+    if (!isPayload(payload)) {
+      this.malformed++;
+      return;
+    }
+    this.seen.add(payload.i);
+    if (typeof payload.t === 'number') this.latencies.push(start - payload.t);
+  };
+
+  /** Distinct jobs that ran so far. */
+  distinct(): number {
+    return this.seen.size;
+  }
+
+  /** Everything seen so far. */
+  report(): ProbeReport & { malformed: number } {
+    return { calls: this.calls, ids: [...this.seen], latencies: this.latencies, malformed: this.malformed };
+  }
+}

@@ -1,0 +1,107 @@
+// The comparison's result file (JSON) and its Markdown table.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContestantInfo, Machine } from './environment.ts';
+import { figures, type Summary } from './figures.ts';
+import type { ContestantRun, Sizes } from './run.ts';
+import type { Spread } from './stats.ts';
+import { BENCH_DIR } from './util.ts';
+
+/** Everything one `--all` (or `--only`) invocation measured. */
+export interface ComparisonResult {
+  date: string;
+  quick: boolean;
+  reps: number;
+  /** Worker processes per scenario. */
+  workers: number;
+  sizes: Sizes;
+  machine: Machine;
+  services: Record<string, Record<string, string>>;
+  contestants: ContestantInfo[];
+  /** In the order they ran. */
+  runs: ContestantRun[];
+  summary: Record<string, Summary>;
+  /** Wall time of the whole invocation. */
+  seconds: number;
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+
+function format(value: number, unit: 'jobs/s' | 'ms'): string {
+  if (unit === 'jobs/s' || value >= 1000) return integer.format(value);
+  return value < 10 ? value.toFixed(2) : decimal.format(value);
+}
+
+function cell(spread: Spread | undefined, unit: 'jobs/s' | 'ms'): string {
+  if (!spread) return '—';
+  const median = `**${format(spread.median, unit)}**`;
+  if (spread.n === 1) return median;
+  return `${median} (${format(spread.min, unit)}–${format(spread.max, unit)})`;
+}
+
+/** The Markdown table: one row per figure, one column per contestant, "median (min–max)" per cell. */
+export function markdownTable(result: ComparisonResult): string {
+  const names = result.contestants.map((c) => c.name);
+  const lines = [
+    `| figure | ${result.contestants.map((c) => `${c.label} ${c.version}`).join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+  ];
+  for (const figure of figures(result.sizes.latencyRate)) {
+    const cells = names.map((n) => cell(result.summary[n]?.figures[figure.key], figure.unit));
+    lines.push(`| ${figure.label} | ${cells.join(' | ')} |`);
+  }
+  const integrity = names.map((n) => {
+    const i = result.summary[n]?.integrity;
+    if (!i) return '—';
+    const notes = [`${i.missing} / ${i.duplicates}`];
+    if (i.incomplete) notes.push(`${i.incomplete} incomplete`);
+    if (i.errors) notes.push(`${i.errors} errors`);
+    return notes.join(', ');
+  });
+  lines.push(`| jobs lost / run twice (all runs) | ${integrity.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/** The whole Markdown report: table, then how it was measured. */
+export function markdownReport(result: ComparisonResult): string {
+  const m = result.machine;
+  const out = [
+    `# Kairos vs peers — ${result.date}${result.quick ? ' (quick)' : ''}`,
+    '',
+    `Median of ${result.reps} repetition(s), (min–max) when more than one. ${result.workers} worker process(es) per scenario.`,
+    `Drain ${result.sizes.drainJobs} jobs; steady load ${result.sizes.steadySeconds} s; fixed rate ${result.sizes.latencyRate} jobs/s for ${result.sizes.latencySeconds} s. Whole run: ${Math.round(result.seconds)} s.`,
+    '',
+    markdownTable(result),
+    '',
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}.`,
+    ...Object.entries(result.services).map(
+      ([name, info]) =>
+        `${name}: ${Object.entries(info)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}.`,
+    ),
+    '',
+    '## Contestants and settings',
+    '',
+  ];
+  for (const c of result.contestants) {
+    out.push(`- **${c.label} ${c.version}** on Node ${c.node}:`);
+    for (const [key, value] of Object.entries(c.settings)) out.push(`  - ${key}: ${value}`);
+  }
+  const errors = result.runs.flatMap((r) => r.errors.map((e) => `- ${r.contestant} rep ${r.rep}: ${e}`));
+  if (errors.length) out.push('', '## Errors', '', ...errors);
+  return `${out.join('\n')}\n`;
+}
+
+/** Writes `bench/results/<stamp>.json` and `.md`; returns their paths. */
+export function writeComparison(result: ComparisonResult): { json: string; md: string } {
+  const dir = join(BENCH_DIR, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = result.date.replace(/[:.]/g, '-') + (result.quick ? '-quick' : '');
+  const json = join(dir, `${stamp}.json`);
+  const md = join(dir, `${stamp}.md`);
+  writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(md, markdownReport(result));
+  return { json, md };
+}

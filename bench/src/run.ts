@@ -1,0 +1,91 @@
+// One contestant run: a fresh store, a client process, the chosen scenarios in order, teardown.
+import { loadContestant } from './contestants/index.ts';
+import { spawnChild } from './processes.ts';
+import { nodeFor } from './runtime.ts';
+import { type DrainResult, drain } from './scenarios/drain.ts';
+import { type LatencyResult, latency } from './scenarios/latency.ts';
+import { type SteadyResult, steady } from './scenarios/steady.ts';
+import { message } from './util.ts';
+import type { RunContext } from './workers.ts';
+
+/** The scenarios, in the order they run. */
+export const SCENARIOS = ['drain', 'steady', 'latency'] as const;
+/** One of {@link SCENARIOS}. */
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** How big each scenario is. */
+export interface Sizes {
+  drainJobs: number;
+  steadySeconds: number;
+  latencyRate: number;
+  latencySeconds: number;
+}
+
+/** What one contestant run produced. */
+export interface ContestantRun {
+  contestant: string;
+  rep: number;
+  drain?: DrainResult;
+  steady?: SteadyResult;
+  latency?: LatencyResult;
+  errors: string[];
+}
+
+/** Options that are the same for every run. */
+export interface RunOptions {
+  sizes: Sizes;
+  scenarios: readonly ScenarioName[];
+  /** Worker processes per scenario. */
+  workers: number;
+  /** Extra environment for the child processes. */
+  extra: Record<string, string>;
+}
+
+/** Runs `options.scenarios` for contestant `name` on a fresh store; a failing scenario is recorded in
+ * `errors` and the next one still runs. */
+export async function runContestant(name: string, rep: number, options: RunOptions): Promise<ContestantRun> {
+  const run: ContestantRun = { contestant: name, rep, errors: [] };
+  const contestant = await loadContestant(name);
+  const env = await contestant.setup([...SCENARIOS]);
+  try {
+    const execPath = nodeFor(contestant.runtime);
+    const client = await spawnChild({
+      execPath,
+      role: 'client',
+      contestant: name,
+      env,
+      queues: [...SCENARIOS],
+      extra: options.extra,
+    });
+    const ctx: RunContext = {
+      contestant,
+      env,
+      client,
+      execPath,
+      workers: options.workers,
+      extra: options.extra,
+      spawned: [],
+    };
+    const { sizes } = options;
+    try {
+      for (const scenario of options.scenarios) {
+        try {
+          if (scenario === 'drain') run.drain = await drain(ctx, sizes.drainJobs);
+          if (scenario === 'steady') run.steady = await steady(ctx, sizes.steadySeconds);
+          if (scenario === 'latency')
+            run.latency = await latency(ctx, sizes.latencyRate, sizes.latencySeconds);
+        } catch (error) {
+          run.errors.push(`${scenario}: ${message(error)}`);
+        } finally {
+          // Worker processes a failed scenario left behind.
+          await Promise.all(ctx.spawned.splice(0).map((child) => child.stop(5000)));
+        }
+      }
+    } finally {
+      await client.stop();
+    }
+  } finally {
+    await contestant.teardown();
+  }
+  return run;
+}

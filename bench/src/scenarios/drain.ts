@@ -1,0 +1,42 @@
+// Drain: N jobs are enqueued through the bulk API while no worker runs; then the workers start and the
+// clock runs until the store counts every job completed.
+import type { Produced } from '../producer.ts';
+import { round } from '../stats.ts';
+import { now } from '../util.ts';
+import { type RunContext, startWorkers, waitProcessed } from '../workers.ts';
+
+/** Figures of one drain run. */
+export interface DrainResult {
+  jobs: number;
+  enqueuePerSecond: number;
+  processPerSecond: number;
+  /** From the workers' start to the last job completed in the store. */
+  seconds: number;
+  /** Handler calls that ran, duplicates included. */
+  handled: number;
+  duplicates: number;
+  /** Jobs enqueued that no handler ran. */
+  missing: number;
+  complete: boolean;
+}
+
+/** Runs the drain scenario with `jobs` jobs on queue `drain`. */
+export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000): Promise<DrainResult> {
+  const enqueued = await ctx.client.call<Produced>('bulk', { queue: 'drain', n: jobs });
+  const workers = await startWorkers(ctx, 'drain');
+  const start = now();
+  await workers.go();
+  const done = await waitProcessed(ctx, workers, 'drain', jobs, timeoutMs);
+  const seconds = (done.at - start) / 1000;
+  const handled = await workers.finish();
+  return {
+    jobs,
+    enqueuePerSecond: Math.round(jobs / (enqueued.ms / 1000)),
+    processPerSecond: done.complete ? Math.round(jobs / seconds) : Number.NaN,
+    seconds: round(seconds),
+    handled: handled.calls,
+    duplicates: handled.calls - handled.distinct,
+    missing: jobs - handled.distinct,
+    complete: done.complete,
+  };
+}

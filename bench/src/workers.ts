@@ -1,0 +1,96 @@
+// A contestant's worker processes for one scenario, and the wait for a queue to be fully processed.
+import type { Contestant, Env } from './contestant.ts';
+import type { ProbeReport } from './probe.ts';
+import { type Child, spawnChild } from './processes.ts';
+import { now, until } from './util.ts';
+
+/** Everything a scenario needs to drive one contestant in one run. */
+export interface RunContext {
+  contestant: Contestant;
+  env: Env;
+  /** The client process (producer). */
+  client: Child;
+  /** The node binary for client and worker processes. */
+  execPath: string;
+  /** Worker processes per scenario. */
+  workers: number;
+  /** Extra environment for the child processes. */
+  extra: Record<string, string>;
+  /** Every worker process forked in this run, so that none outlives it (see run.ts). */
+  spawned: Child[];
+}
+
+/** What the worker processes of a scenario saw, merged. */
+export interface Handled {
+  /** Handler calls, duplicates included. */
+  calls: number;
+  /** Distinct jobs that ran. */
+  distinct: number;
+  latencies: number[];
+  malformed: number;
+}
+
+/** The worker processes of one scenario. */
+export interface WorkerSet {
+  /** Lets every process start consuming. */
+  go(): Promise<void>;
+  /** Sum over processes of the distinct jobs each ran (a cheap progress figure). */
+  distinct(): Promise<number>;
+  /** Collects the reports and stops the processes. */
+  finish(): Promise<Handled>;
+}
+
+/** Forks the worker processes for `queue`; each is connected but idle until `go()`. */
+export async function startWorkers(ctx: RunContext, queue: string): Promise<WorkerSet> {
+  const children = await Promise.all(
+    Array.from({ length: ctx.workers }, () =>
+      spawnChild({
+        execPath: ctx.execPath,
+        role: 'worker',
+        contestant: ctx.contestant.name,
+        env: ctx.env,
+        queues: [queue],
+        extra: ctx.extra,
+      }),
+    ),
+  );
+  ctx.spawned.push(...children);
+  return {
+    async go() {
+      await Promise.all(children.map((child) => child.call('go')));
+    },
+    async distinct() {
+      const counts = await Promise.all(children.map((child) => child.call<number>('distinct')));
+      return counts.reduce((sum, n) => sum + n, 0);
+    },
+    async finish() {
+      const reports = await Promise.all(
+        children.map((child) => child.call<ProbeReport & { malformed: number }>('report')),
+      );
+      await Promise.all(children.map((child) => child.stop()));
+      const ids = new Set(reports.flatMap((r) => r.ids));
+      return {
+        calls: reports.reduce((sum, r) => sum + r.calls, 0),
+        distinct: ids.size,
+        latencies: reports.flatMap((r) => r.latencies),
+        malformed: reports.reduce((sum, r) => sum + r.malformed, 0),
+      };
+    },
+  };
+}
+
+/** Waits until the handlers ran `expected` distinct jobs and the store counts none of `queue` as
+ * unfinished. Resolves with the instant the store was seen empty, or `complete: false` after `timeoutMs`. */
+export async function waitProcessed(
+  ctx: RunContext,
+  workers: WorkerSet,
+  queue: string,
+  expected: number,
+  timeoutMs: number,
+): Promise<{ complete: boolean; at: number }> {
+  const deadline = now() + timeoutMs;
+  const ran = await until(async () => (await workers.distinct()) >= expected, 10, timeoutMs);
+  const stored =
+    ran && (await until(async () => (await ctx.contestant.unfinished(queue)) === 0, 5, deadline - now()));
+  return { complete: ran && stored, at: now() };
+}
