@@ -1,4 +1,5 @@
-// `npm run bench`: Kairos on SQLite alone (drain and fixed-rate latency), printed as it always was.
+// `npm run bench`: Kairos alone on SQLite and PostgreSQL (drain and fixed-rate latency).
+//   --store sqlite|postgres  one store only
 // `npm run bench -- --all`: Kairos against pg-boss, Graphile Worker and BullMQ, every scenario, 3 repetitions,
 // contestants alternating; results in bench/results/<timestamp>.json and .md.
 //   --only kairos,pg-boss   these contestants only (implies the comparison)
@@ -22,6 +23,7 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
     // The Kairos-only benchmark's knobs.
+    store: { type: 'string', default: 'sqlite,postgres' },
     runs: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '200' },
     rate: { type: 'string', default: '200' },
@@ -58,8 +60,14 @@ if (flags.all || flags.only) {
       : { drainJobs: 20_000, steadySeconds: 20, latencyRate: 200, latencySeconds: 10 },
   });
 } else {
+  const stores = flags.store.split(',').map((s) => s.trim());
+  for (const store of stores) {
+    if (store !== 'sqlite' && store !== 'postgres')
+      throw new Error(`--store expects sqlite, postgres or both, got ${store}`);
+  }
   await kairosOnly({
     quick,
+    stores: stores as ('sqlite' | 'postgres')[],
     workers,
     runs: quick ? 2000 : count('runs', flags.runs),
     concurrency: count('concurrency', flags.concurrency),
