@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { describeContestants, machine, services } from './environment.ts';
 import { summarise } from './figures.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
-import { type ContestantRun, runContestant, type ScenarioName, type Sizes } from './run.ts';
+import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
 import { message } from './util.ts';
 
 /** How a comparison is run. */
@@ -22,6 +22,9 @@ function line(run: ContestantRun): string {
     run.steady &&
       `steady ${run.steady.completedPerSecond} jobs/s p50 ${run.steady.p50} p99 ${run.steady.p99} ms`,
     run.latency && `latency p50 ${run.latency.p50} p99 ${run.latency.p99} ms`,
+    run.schedule &&
+      `schedule p99 ${run.schedule.p99} ms missed ${run.schedule.missing} doubled ${run.schedule.duplicates}`,
+    run.crash && `crash ${run.crash.complete ? `${run.crash.seconds} s` : `> ${run.crash.limitSeconds} s`}`,
     ...run.errors.map((e) => `ERROR ${e}`),
   ];
   return parts.filter(Boolean).join(' · ');
@@ -42,7 +45,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       try {
         run = await runContestant(name, rep, {
           sizes: options.sizes,
-          scenarios: options.scenarios,
+          scenarios: rep === 1 ? options.scenarios : options.scenarios.filter((s) => !ONCE.includes(s)),
           workers: options.workers,
           extra: {},
         });

@@ -31,7 +31,16 @@ export async function kairosOnly(options: KairosOnlyOptions): Promise<void> {
   const results: Record<string, unknown> = {};
   for (const store of options.stores) {
     const run = await runContestant(CONTESTANT[store], 1, {
-      sizes: { drainJobs: runs, steadySeconds: 0, latencyRate: rate, latencySeconds: seconds },
+      sizes: {
+        drainJobs: runs,
+        steadySeconds: 0,
+        latencyRate: rate,
+        latencySeconds: seconds,
+        schedules: 0,
+        scheduleSeconds: 0,
+        crashJobs: 0,
+        crashLimitSeconds: 0,
+      },
       scenarios: ['drain', 'latency'],
       workers,
       extra: { BENCH_CONCURRENCY: String(concurrency) },

@@ -56,8 +56,26 @@ if (flags.all || flags.only) {
     quick,
     workers,
     sizes: quick
-      ? { drainJobs: 2000, steadySeconds: 3, latencyRate: 200, latencySeconds: 3 }
-      : { drainJobs: 20_000, steadySeconds: 20, latencyRate: 200, latencySeconds: 10 },
+      ? {
+          drainJobs: 2000,
+          steadySeconds: 3,
+          latencyRate: 200,
+          latencySeconds: 3,
+          schedules: 100,
+          scheduleSeconds: 5,
+          crashJobs: 100,
+          crashLimitSeconds: 15,
+        }
+      : {
+          drainJobs: 20_000,
+          steadySeconds: 20,
+          latencyRate: 200,
+          latencySeconds: 10,
+          schedules: 1000,
+          scheduleSeconds: 60,
+          crashJobs: 100,
+          crashLimitSeconds: 60,
+        },
   });
 } else {
   const stores = flags.store.split(',').map((s) => s.trim());

@@ -28,6 +28,7 @@ export function create(): Contestant {
       'bulk API': 'addJobs(specs), 1,000 per call',
       'single API': 'addJob(identifier, payload)',
     },
+    recovery: 'jobs locked by a dead worker are unlocked after 4 h (fixed)',
     version: () => packageVersion('graphile-worker'),
 
     async setup() {
@@ -84,7 +85,7 @@ export function create(): Contestant {
             preset: PRESET,
             taskList: {
               [queue]: async (payload) => {
-                handle(payload);
+                await handle(payload);
               },
             },
           });

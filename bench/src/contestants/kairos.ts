@@ -18,6 +18,15 @@ function slots(): number {
   return Number(process.env.BENCH_CONCURRENCY ?? 200);
 }
 
+/** Calls `task(0 … count−1)`, 16 at a time. */
+async function inParallel(count: number, task: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: 16 }, lane));
+}
+
 /** Where the node keeps its state, and how the harness counts what is unfinished there. */
 interface StoreUnderTest {
   databaseUrl: string | undefined;
@@ -79,6 +88,11 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
       'single API': 'POST /v1/jobs/:name/trigger',
       'node timings': 'defaults (long poll 30 s, heartbeat 1 s)',
     },
+    schedules: {
+      periodMs: 1000,
+      note: "jobs with trigger { kind: 'every', every: '1s' }, created through the API",
+    },
+    recovery: 'worker lease 5 s, reaper sweep 1 s (defaults)',
     version: () => packageVersion('kairos'),
 
     async setup(queues) {
@@ -133,6 +147,20 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
         async enqueueOne(queue, payload) {
           await client.triggerJob(queue, { params: { ...payload } });
         },
+        async schedule(queue, count, periodMs) {
+          await inParallel(count, (i) =>
+            client.createJob({
+              name: `${queue}.${i}`,
+              group: queue,
+              handler: 'noop',
+              params: { i },
+              trigger: { kind: 'every', every: periodMs },
+            }),
+          );
+        },
+        async unschedule(queue, count) {
+          await inParallel(count, (i) => client.deleteJob(`${queue}.${i}`));
+        },
         async close() {},
       };
     },
@@ -143,8 +171,8 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
         group: queue,
         concurrency: slots(),
         handleSignals: false,
-      }).handle('noop', (ctx) => {
-        handle(ctx.params);
+      }).handle('noop', async (ctx) => {
+        await handle(ctx.params, ctx.fireTime?.getTime());
         return null;
       });
       return {

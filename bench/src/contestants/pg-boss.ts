@@ -42,6 +42,7 @@ export function create(): Contestant {
       'bulk API': 'insert(name, jobs), 1,000 per call',
       'single API': 'send(name, data)',
     },
+    recovery: 'active jobs expire after 15 min and are retried (expireInSeconds default)',
     version: () => packageVersion('pg-boss'),
 
     async setup() {
@@ -80,7 +81,7 @@ export function create(): Contestant {
       return {
         async start() {
           await instance.work<unknown>(queue, WORK, async (jobs) => {
-            for (const job of jobs) handle(job.data);
+            await Promise.all(jobs.map((job) => handle(job.data)));
           });
         },
         stop: () => instance.stop({ graceful: true, timeout: 10_000 }),
