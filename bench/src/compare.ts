@@ -1,10 +1,17 @@
 // `--all` / `--only`: every scenario for every chosen contestant, repeated, contestants alternating.
 import { performance } from 'node:perf_hooks';
+import { ceiling } from './ceiling.ts';
 import { describeContestants, machine, services } from './environment.ts';
+import { failover } from './failover.ts';
 import { summarise } from './figures.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
 import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
+import { scale } from './scale.ts';
 import { message } from './util.ts';
+
+/** The Kairos-only and machine sections that run once after the contestants. */
+export const EXTRAS = ['failover', 'scale', 'ceiling'] as const;
+export type ExtraName = (typeof EXTRAS)[number];
 
 /** How a comparison is run. */
 export interface CompareOptions {
@@ -14,6 +21,7 @@ export interface CompareOptions {
   quick: boolean;
   workers: number;
   sizes: Sizes;
+  extras: readonly ExtraName[];
 }
 
 function line(run: ContestantRun): string {
@@ -57,6 +65,24 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       console.log(`rep ${rep}/${options.reps} ${name.padEnd(16)} ${seconds.padStart(3)} s  ${line(run)}`);
     }
   }
+  const extras: ComparisonResult['extras'] = {};
+  const errors: string[] = [];
+  const section = async <T>(name: ExtraName, work: () => Promise<T>): Promise<T | undefined> => {
+    if (!options.extras.includes(name)) return undefined;
+    const t0 = performance.now();
+    try {
+      return await work();
+    } catch (error) {
+      errors.push(`${name}: ${message(error)}`);
+      return undefined;
+    } finally {
+      console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
+    }
+  };
+  extras.failover = await section('failover', () => failover(options.quick ? 1 : 5));
+  extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000));
+  extras.ceiling = await section('ceiling', () => ceiling());
+  if (errors.length) extras.errors = errors;
   const result: ComparisonResult = {
     date: new Date().toISOString(),
     quick: options.quick,
@@ -68,6 +94,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     contestants,
     runs,
     summary: summarise(runs, options.sizes.latencyRate),
+    extras,
     seconds: (performance.now() - started) / 1000,
   };
   const paths = writeComparison(result);

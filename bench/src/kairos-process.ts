@@ -35,17 +35,21 @@ export async function startNodeProcess(id: string, databaseUrl: string): Promise
   const started = now();
   // BENCH_NODE_ARGS: extra Node.js flags for the node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
   const flags = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', CLI, 'server', '--port', String(port)], {
-    env: {
-      ...process.env,
-      KAIROS_DATABASE_URL: databaseUrl,
-      KAIROS_ADMIN_TOKEN: ADMIN_TOKEN,
-      KAIROS_WORKER_TOKEN: 'bench-worker',
-      KAIROS_NODE_ID: id,
-      KAIROS_LOG_LEVEL: 'error',
+  const child = spawn(
+    process.execPath,
+    [...flags, '--import', 'tsx', CLI, 'server', '--port', String(port)],
+    {
+      env: {
+        ...process.env,
+        KAIROS_DATABASE_URL: databaseUrl,
+        KAIROS_ADMIN_TOKEN: ADMIN_TOKEN,
+        KAIROS_WORKER_TOKEN: 'bench-worker',
+        KAIROS_NODE_ID: id,
+        KAIROS_LOG_LEVEL: 'error',
+      },
+      stdio: 'ignore',
     },
-    stdio: 'ignore',
-  });
+  );
   const url = `http://127.0.0.1:${port}`;
   const client = new KairosClient({ url, token: ADMIN_TOKEN });
   for (let i = 0; ; i++) {

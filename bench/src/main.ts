@@ -4,12 +4,13 @@
 // contestants alternating; results in bench/results/<timestamp>.json and .md.
 //   --only kairos,pg-boss   these contestants only (implies the comparison)
 //   --reps N                repetitions (3)
-//   --scenarios drain,…     a subset of drain, steady, latency
+//   --scenarios drain,…     a subset of drain, steady, latency, schedule, crash
+//   --extras failover,…     a subset of failover, scale, ceiling, run once after the contestants ('' for none)
 //   --workers N             worker processes per scenario (1)
 //   --quick                 small sizes, for development and CI (Kairos-only without --all/--only)
 // Method and settings: docs/benchmarks.md.
 import { parseArgs } from 'node:util';
-import { compare } from './compare.ts';
+import { compare, EXTRAS, type ExtraName } from './compare.ts';
 import { CONTESTANTS } from './contestants/index.ts';
 import { kairosOnly } from './legacy.ts';
 import { SCENARIOS, type ScenarioName } from './run.ts';
@@ -22,6 +23,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
+    extras: { type: 'string', default: EXTRAS.join(',') },
     // The Kairos-only benchmark's knobs.
     store: { type: 'string', default: 'sqlite,postgres' },
     runs: { type: 'string', default: '20000' },
@@ -49,7 +51,14 @@ if (flags.all || flags.only) {
   const wrong = scenarios.filter((s) => !SCENARIOS.includes(s));
   if (wrong.length)
     throw new Error(`unknown scenario(s) ${wrong.join(', ')}; known: ${SCENARIOS.join(', ')}`);
+  const extras = flags.extras
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as ExtraName[];
+  const strange = extras.filter((s) => !EXTRAS.includes(s));
+  if (strange.length) throw new Error(`unknown extra(s) ${strange.join(', ')}; known: ${EXTRAS.join(', ')}`);
   await compare({
+    extras,
     contestants,
     scenarios,
     reps: count('reps', flags.reps),

@@ -1,9 +1,12 @@
 // The comparison's result file (JSON) and its Markdown table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CeilingResult, describeCeiling } from './ceiling.ts';
 import type { ContestantInfo, Machine } from './environment.ts';
+import { describeFailover, type FailoverResult } from './failover.ts';
 import { type Figure, figures, type Summary } from './figures.ts';
 import type { ContestantRun, Sizes } from './run.ts';
+import { describeScale, type ScaleResult } from './scale.ts';
 import type { Spread } from './stats.ts';
 import { BENCH_DIR } from './util.ts';
 
@@ -21,6 +24,8 @@ export interface ComparisonResult {
   /** In the order they ran. */
   runs: ContestantRun[];
   summary: Record<string, Summary>;
+  /** Sections run once: scheduler failover, 100,000 schedules, the store ceiling. */
+  extras: { failover?: FailoverResult; scale?: ScaleResult; ceiling?: CeilingResult; errors?: string[] };
   /** Wall time of the whole invocation. */
   seconds: number;
 }
@@ -76,6 +81,18 @@ export function markdownTable(result: ComparisonResult): string {
   return lines.join('\n');
 }
 
+/** The once-only sections as preformatted text. */
+function extrasText(result: ComparisonResult): string[] {
+  const { failover, scale, ceiling, errors } = result.extras;
+  const parts = [
+    failover && describeFailover(failover),
+    scale && describeScale(scale),
+    ceiling && describeCeiling(ceiling),
+    ...(errors ?? []).map((e) => `ERROR ${e}`),
+  ].filter((part): part is string => typeof part === 'string');
+  return parts.length ? ['```', ...parts, '```', ''] : [];
+}
+
 /** The whole Markdown report: table, then how it was measured. */
 export function markdownReport(result: ComparisonResult): string {
   const m = result.machine;
@@ -87,6 +104,7 @@ export function markdownReport(result: ComparisonResult): string {
     '',
     markdownTable(result),
     '',
+    ...extrasText(result),
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}.`,
     ...Object.entries(result.services).map(
       ([name, info]) =>

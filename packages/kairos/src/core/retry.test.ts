@@ -46,7 +46,7 @@ describe('retry and backoff', () => {
   });
 
   it('an ended attempt queues the run again or ends it for good', () => {
-    const error = { code: 'HANDLER_FAILED', message: 'boom' };
+    const error = { name: 'Error', message: 'boom' };
     expect(decideOutcome(policy, 1, { ...failed, error }, 10_000, 0).run).toEqual({
       status: 'queued',
       availableAt: 11_000,
