@@ -28,13 +28,22 @@ const SETTLE_MS = 3000;
 export async function schedule(ctx: RunContext, count: number, seconds: number): Promise<ScheduleResult> {
   const periodMs = ctx.contestant.schedules?.periodMs;
   if (!periodMs) throw new Error(`${ctx.contestant.name} has no schedules to measure`);
-  const workers = await startWorkers(ctx, 'schedule');
+  // A contestant whose schedules live in the worker (Graphile Worker's crontab) reads their count here.
+  const workers = await startWorkers(
+    { ...ctx, extra: { ...ctx.extra, BENCH_SCHEDULES: String(count) } },
+    'schedule',
+  );
   await workers.go();
   await ctx.client.call('schedule', { queue: 'schedule', count, periodMs });
-  const from = now() + SETTLE_MS;
+  // Per-minute schedules: the window opens a second before a minute starts, so that the minute's
+  // fires have the whole window to show up, however late they come.
+  const from =
+    periodMs >= 60_000
+      ? Math.ceil((now() + SETTLE_MS + 1000) / periodMs) * periodMs - 1000
+      : now() + SETTLE_MS;
   const to = from + seconds * 1000;
   // The last fires of the window get a second to run before the schedules go.
-  await sleep(to - now() + 1000);
+  await sleep(Math.max(0, to - now() + 1000));
   await ctx.client.call('unschedule', { queue: 'schedule', count });
   const handled = await workers.finish();
 
