@@ -1,4 +1,4 @@
-import type { TriggerSpec } from '@kairos/client';
+import type { DstPolicy, TriggerSpec } from '@kairos/client';
 import { Cron } from 'croner';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
@@ -8,7 +8,8 @@ import { parseDuration } from './duration.ts';
  * `every` fires at `anchor + k × every`; `delay` fires `delay` after the previous run finished.
  */
 export type Trigger =
-  | { kind: 'cron'; cron: string; timezone: string }
+  /** `dst` is absent for the default, `once-per-day`. */
+  | { kind: 'cron'; cron: string; timezone: string; dst?: 'literal' }
   | { kind: 'every'; every: number; anchor: number }
   | { kind: 'delay'; delay: number }
   | { kind: 'at'; at: number }
@@ -37,7 +38,8 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       if (schedule.nextRun(new Date(0)) === null) {
         throw new KairosError('INVALID_CRON', `cron expression ${JSON.stringify(spec.cron)} never fires`);
       }
-      return { kind: 'cron', cron, timezone };
+      const dst = compileDst(spec.dst);
+      return dst === 'literal' ? { kind: 'cron', cron, timezone, dst } : { kind: 'cron', cron, timezone };
     }
     case 'every':
       return {
@@ -92,15 +94,17 @@ export function firstFire(trigger: Trigger, now: number): number | null {
  * The first fire time strictly after `after`, or null when the trigger has none on its own
  * (manual, one-shot, and fixed delay, whose next fire is set when the previous run finishes).
  *
- * Cron follows croner's DST rule (the Vixie cron rule): a fixed-time job (no wildcard or step in
- * its second, minute and hour fields) fires once per local day, at the first valid instant after
- * a spring-forward gap and at the first occurrence of a repeated fall-back time; other jobs follow
- * absolute time, skipping instants that do not exist and firing on both occurrences of repeated ones.
+ * Cron follows croner's DST rule (the Vixie cron rule) by default: a fixed-time job (no wildcard or
+ * step in its second, minute and hour fields) fires once per local day, at the first valid instant
+ * after a spring-forward gap and at the first occurrence of a repeated fall-back time; other jobs
+ * follow absolute time, skipping instants that do not exist and firing on both occurrences of
+ * repeated ones. With `dst: 'literal'` every job follows that second rule.
  */
 export function nextFireAfter(trigger: Trigger, after: number): number | null {
   switch (trigger.kind) {
     case 'cron': {
-      const next = cronFor(trigger.cron, trigger.timezone).nextRun(new Date(after));
+      const pattern = trigger.dst === 'literal' ? literalPattern(trigger.cron) : trigger.cron;
+      const next = cronFor(pattern, trigger.timezone).nextRun(new Date(after));
       return next ? next.getTime() : null;
     }
     case 'every': {
@@ -119,7 +123,7 @@ export function isRecurring(trigger: Trigger): trigger is Extract<Trigger, { kin
 }
 
 const FIELDS: Record<Trigger['kind'], { required: string[]; optional: string[] }> = {
-  cron: { required: ['cron'], optional: ['timezone'] },
+  cron: { required: ['cron'], optional: ['timezone', 'dst'] },
   every: { required: ['every'], optional: ['startAt'] },
   delay: { required: ['delay'], optional: [] },
   at: { required: ['at'], optional: [] },
@@ -186,4 +190,42 @@ function cronFor(pattern: string, timezone: string): Cron {
     cronCache.set(key, cron);
   }
   return cron;
+}
+
+function compileDst(dst: DstPolicy | undefined): DstPolicy {
+  if (dst === undefined || dst === 'once-per-day' || dst === 'literal') return dst ?? 'once-per-day';
+  throw new KairosError(
+    'INVALID_TRIGGER',
+    `trigger.dst: expected once-per-day or literal, got ${JSON.stringify(dst)}`,
+    { field: 'trigger.dst' },
+  );
+}
+
+const MACROS: Record<string, string> = {
+  '@yearly': '0 0 0 1 1 *',
+  '@annually': '0 0 0 1 1 *',
+  '@monthly': '0 0 0 1 * *',
+  '@weekly': '0 0 0 * * 0',
+  '@daily': '0 0 0 * * *',
+  '@midnight': '0 0 0 * * *',
+  '@hourly': '0 0 * * * *',
+};
+
+/**
+ * The same pattern, made a croner "interval" job so that it follows absolute time across DST
+ * (skip a time that does not exist, fire on both occurrences of a repeated one). croner classes a
+ * pattern as fixed-time when its second, minute and hour fields have no wildcard or step; a step
+ * of 1 on each second value (`0` → `0-0/1`) keeps the values and drops that class.
+ */
+export function literalPattern(cron: string): string {
+  const fields = (MACROS[cron.toLowerCase()] ?? cron).split(' ');
+  if (fields.length === 5) fields.unshift('0');
+  const seconds = fields[0]!;
+  if (!/[*?/]/.test(seconds)) {
+    fields[0] = seconds
+      .split(',')
+      .map((part) => (part.includes('-') ? `${part}/1` : `${part}-${part}/1`))
+      .join(',');
+  }
+  return fields.join(' ');
 }

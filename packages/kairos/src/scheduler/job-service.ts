@@ -1,4 +1,5 @@
 import type { JobPatch, JobSpec, JsonObject, TriggerRequest } from '@kairos/client';
+import { firstScheduledFire, planResume } from '../core/fire-plan.ts';
 import {
   checkParams,
   compileJob,
@@ -7,7 +8,6 @@ import {
   patchJob,
   sameSchedule,
 } from '../core/job.ts';
-import { firstFire } from '../core/trigger.ts';
 import { KairosError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
@@ -84,16 +84,30 @@ export class JobService {
   }
 
   private async replace(existing: JobRecord, job: JobDefinition): Promise<JobRecord> {
-    const now = this.clock.now();
-    const next = sameSchedule(existing, job) ? existing.nextFireAt : scheduleOf(job, now);
-    const updated = await this.store.updateJob(existing.id, job, next, now);
-    if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
-    return updated;
+    for (let tries = 0; ; tries++) {
+      const now = this.clock.now();
+      // While paused a job keeps its next fire, so that resuming knows which fires it missed.
+      const next = sameSchedule({ ...existing, paused: job.paused }, job)
+        ? existing.nextFireAt
+        : firstScheduledFire(job.trigger, job.schedule, now);
+      if (existing.paused && !job.paused) {
+        const resume = planResume(job.trigger, job.schedule, next, now);
+        const resumed = await this.store.resumeJob(existing.id, job, resume.next, resume.skipped, now);
+        if (resumed) return resumed;
+        // Resumed or deleted by someone else since we read it: judge again from what is stored now.
+        if (tries > 2) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
+        existing = await this.get(job.name);
+        continue;
+      }
+      const updated = await this.store.updateJob(existing.id, job, next, now);
+      if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
+      return updated;
+    }
   }
 }
 
 function scheduleOf(job: JobDefinition, now: number): number | null {
-  return job.paused ? null : firstFire(job.trigger, now);
+  return job.paused ? null : firstScheduledFire(job.trigger, job.schedule, now);
 }
 
 function paramsOf(base: JsonObject, request: TriggerRequest): JsonObject {

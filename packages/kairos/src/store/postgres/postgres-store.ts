@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
+import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
@@ -35,12 +36,24 @@ import {
   type Partitions,
   type RunQuery,
   type RunRecord,
+  type SkippedRecord,
+  type SkipWritten,
   type Store,
   type StoreEvent,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
 import * as sql from './queries.ts';
+import {
+  fireWithPolicies,
+  LIST_SKIPPED,
+  needsPolicySteps,
+  RECORD_SKIPPED,
+  type SkippedRow,
+  skippedFromRow,
+  skippedInput,
+  writtenFromRow,
+} from './schedules.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -209,15 +222,28 @@ export class PostgresStore implements Store {
           throw new LeaseLostError(`partition leases of ${leases[0]!.owner} are no longer held (fenced out)`);
         }
       }
+      const out = await firePolicyEntries(client, entries.filter(needsPolicySteps), now);
+      const batch = entries.filter((e) => !needsPolicySteps(e));
       const { rows } = await client.query<{ advanced: number; runs: number; groups: string[] }>(sql.FIRE, [
-        JSON.stringify(entries.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
+        JSON.stringify(batch.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
         JSON.stringify(
-          entries.flatMap((e) => e.fires.map((fireTime) => ({ job_id: e.jobId, fire_time: fireTime }))),
+          batch.flatMap((e) => e.fires.map((fireTime) => ({ job_id: e.jobId, fire_time: fireTime }))),
         ),
         now,
       ]);
       const row = rows[0]!;
-      return { runs: row.runs, conflicts: entries.length - row.advanced, groups: row.groups };
+      const ledger = batch.flatMap((e) => skippedInput(e, e.skipped ?? []));
+      if (ledger.length > 0) {
+        const written = await client.query(RECORD_SKIPPED, [JSON.stringify(ledger), now]);
+        out.skipped.push(...written.rows.map(writtenFromRow));
+      }
+      const fired: FireResult = {
+        runs: row.runs + out.runs,
+        conflicts: batch.length - row.advanced + out.conflicts,
+        groups: [...new Set([...row.groups, ...out.groups])],
+      };
+      if (out.skipped.length > 0) fired.skipped = out.skipped;
+      return fired;
     });
     await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
     return result;
@@ -511,6 +537,41 @@ export class PostgresStore implements Store {
     return () => this.events.off('event', listener);
   }
 
+  // Schedules ----------------------------------------------------------------
+
+  async listSkipped(
+    jobId: number,
+    query: { before?: number | undefined; limit: number },
+  ): Promise<SkippedRecord[]> {
+    const rows = await this.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
+      jobId,
+      query.before ?? null,
+      query.limit,
+    ]);
+    return rows.map(skippedFromRow);
+  }
+
+  async resumeJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    skipped: SkippedRange | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    const row = await this.transaction('resumeJob', async (client) => {
+      const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [...jobValues(job), nextFireAt, now, id]);
+      if (rows[0] && skipped) {
+        await client.query(RECORD_SKIPPED, [
+          JSON.stringify(skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped])),
+          now,
+        ]);
+      }
+      return rows[0];
+    });
+    if (row) await this.notify([{ type: 'jobs' }]);
+    return row ? jobFromRow(row) : null;
+  }
+
   // Notifications ------------------------------------------------------------
 
   /** Tells this process at once and the other nodes through NOTIFY (delivered after commit). */
@@ -610,6 +671,23 @@ export class PostgresStore implements Store {
   }
 }
 
+/** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */
+async function firePolicyEntries(
+  client: pg.PoolClient,
+  entries: readonly FireEntry[],
+  now: number,
+): Promise<{ runs: number; conflicts: number; groups: string[]; skipped: SkipWritten[] }> {
+  const out = { runs: 0, conflicts: 0, groups: [] as string[], skipped: [] as SkipWritten[] };
+  for (const entry of entries) {
+    const fired = await fireWithPolicies(client, entry, now);
+    if (!fired.advanced) out.conflicts++;
+    out.runs += fired.runs;
+    if (fired.group && !out.groups.includes(fired.group)) out.groups.push(fired.group);
+    out.skipped.push(...fired.skipped);
+  }
+  return out;
+}
+
 /** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */
 function wrap(operation: string, error: unknown): Error {
   if (error instanceof KairosError || error instanceof LeaseLostError) return error;
@@ -707,5 +785,6 @@ function jobValues(job: JobDefinition): unknown[] {
     job.timeoutMs,
     job.priority,
     job.paused,
+    JSON.stringify(job.schedule),
   ];
 }

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
+import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
@@ -37,11 +38,20 @@ import {
   type Partitions,
   type RunQuery,
   type RunRecord,
+  type SkippedRecord,
   type Store,
   type StoreEvent,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import {
+  applyOverlap,
+  countRuns,
+  hasPolicies,
+  recordSkipped,
+  type SkippedRow,
+  skippedFromRow,
+} from './schedules.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -92,8 +102,8 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, next_fire_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             priority, paused, schedule, next_fire_at, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(...jobValues(job), nextFireAt, now, now) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -115,7 +125,7 @@ export class SqliteStore implements Store {
     return this.run('updateJob', () => {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?
+           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
          WHERE id = ? RETURNING *`,
       ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
@@ -207,8 +217,24 @@ export class SqliteStore implements Store {
               out.conflicts++;
               continue;
             }
-            for (const fireTime of entry.fires)
-              out.runs += insert.run(fireTime, now, fireTime, entry.jobId).changes;
+            if (hasPolicies(entry)) {
+              const sql = (text: string) => this.sql(text);
+              const { keep, skipped } = applyOverlap(sql, entry, now);
+              let runs = 0;
+              for (const i of keep) {
+                const fireTime = entry.fires[i]!;
+                runs += insert.run(fireTime, now, entry.availableAt?.[i] ?? fireTime, entry.jobId).changes;
+              }
+              out.runs += runs;
+              if (entry.countRuns) countRuns(sql, entry.jobId, runs);
+              const ranges = skipped ? [...(entry.skipped ?? []), skipped] : (entry.skipped ?? []);
+              out.skipped = [...(out.skipped ?? []), ...recordSkipped(sql, entry.jobId, ranges, now)];
+              if (runs > 0 && !out.groups.includes(advanced.group_name)) out.groups.push(advanced.group_name);
+              continue;
+            }
+            entry.fires.forEach((fireTime, i) => {
+              out.runs += insert.run(fireTime, now, entry.availableAt?.[i] ?? fireTime, entry.jobId).changes;
+            });
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
           }
@@ -653,6 +679,46 @@ export class SqliteStore implements Store {
     return () => this.events.off('event', listener);
   }
 
+  // Schedules ----------------------------------------------------------------
+
+  async listSkipped(
+    jobId: number,
+    query: { before?: number | undefined; limit: number },
+  ): Promise<SkippedRecord[]> {
+    return this.run('listSkipped', () =>
+      (
+        this.sql(
+          `SELECT s.*, j.name AS job_name FROM skipped_fires s JOIN jobs j ON j.id = s.job_id
+           WHERE s.job_id = @job AND (@before IS NULL OR s.id < @before) ORDER BY s.id DESC LIMIT @limit`,
+        ).all({ job: jobId, before: query.before ?? null, limit: query.limit }) as SkippedRow[]
+      ).map(skippedFromRow),
+    );
+  }
+
+  async resumeJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    skipped: SkippedRange | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    const row = this.run('resumeJob', () =>
+      this.db
+        .transaction(() => {
+          const row = this.sql(
+            `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
+               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
+             WHERE id = ? AND paused = 1 RETURNING *`,
+          ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+          if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
+          return row;
+        })
+        .immediate(),
+    );
+    if (row) this.emit({ type: 'jobs' });
+    return row ? jobFromRow(row) : null;
+  }
+
   // Helpers ------------------------------------------------------------------
 
   private endRun(id: number, status: string, now: number, result: string | null, error: string | null): void {
@@ -756,5 +822,6 @@ function jobValues(job: JobDefinition): unknown[] {
     job.timeoutMs,
     job.priority,
     job.paused ? 1 : 0,
+    JSON.stringify(job.schedule),
   ];
 }

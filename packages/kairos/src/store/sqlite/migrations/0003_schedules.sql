@@ -1,0 +1,22 @@
+-- Schedules: per-job policies, the run count that maxRuns caps, and the ledger of fires that did not run.
+
+-- The compiled schedule policy (core/schedule-policy.ts); '{}' means every default.
+ALTER TABLE jobs ADD COLUMN schedule TEXT NOT NULL DEFAULT '{}';
+-- Runs created by the schedule, kept by the fire transaction.
+ALTER TABLE jobs ADD COLUMN runs_fired INTEGER NOT NULL DEFAULT 0;
+
+-- One row per range of fire times of one job that did not become runs, for one reason.
+CREATE TABLE skipped_fires (
+  id          INTEGER PRIMARY KEY,
+  job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  reason      TEXT    NOT NULL,
+  first_fire  INTEGER NOT NULL,
+  last_fire   INTEGER NOT NULL,
+  -- NULL: too many fire times to count cheaply (a long outage of a frequent cron job).
+  count       INTEGER,
+  recorded_at INTEGER NOT NULL
+);
+-- Two writers with the same view of a job record a range once.
+CREATE UNIQUE INDEX skipped_fires_range ON skipped_fires (job_id, reason, first_fire);
+-- The ledger of a job, newest first.
+CREATE INDEX skipped_fires_job ON skipped_fires (job_id, id);
