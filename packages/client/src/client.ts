@@ -12,12 +12,16 @@ import type {
   Page,
   PollRequest,
   PollResponse,
+  Preview,
+  PreviewRequest,
   RegisterRequest,
   RegisterResponse,
   ReportRequest,
   ReportResponse,
   Run,
   RunFilter,
+  SkippedFilter,
+  SkippedFires,
   TriggerRequest,
   WorkerInfo,
 } from './wire.ts';
@@ -96,6 +100,21 @@ export class KairosClient {
   /** Triggers a job many times in one durable write. */
   triggerJobBatch(name: string, runs: TriggerRequest[]): Promise<{ runIds: number[] }> {
     return this.request('POST', `/v1/jobs/${enc(name)}/trigger-batch`, { runs });
+  }
+
+  /** The ledger of a job: fires that did not become runs, with the reason, newest first. */
+  listSkipped(name: string, filter: SkippedFilter = {}): Promise<Page<SkippedFires>> {
+    return this.request('GET', `/v1/jobs/${enc(name)}/skipped`, undefined, { ...filter });
+  }
+
+  /** The next fires of a saved job (default 20), marking those a DST rule changes. */
+  previewJob(name: string, count?: number): Promise<Preview> {
+    return this.request('GET', `/v1/jobs/${enc(name)}/preview`, undefined, { count });
+  }
+
+  /** The next fires of a trigger and schedule policy that are not saved (default 10). */
+  preview(request: PreviewRequest): Promise<Preview> {
+    return this.request('POST', '/v1/preview', request);
   }
 
   listRuns(filter: RunFilter = {}): Promise<Page<Run>> {

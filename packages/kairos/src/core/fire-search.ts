@@ -1,4 +1,4 @@
-import { nextFireAfter, type Trigger } from './trigger.ts';
+import { nextFireAfter, previousCronFire, type Trigger } from './trigger.ts';
 
 /**
  * Fire-time searches that never walk every fire of a range: a per-second job down for a day has
@@ -6,13 +6,14 @@ import { nextFireAfter, type Trigger } from './trigger.ts';
  * Each search costs O(log(range)) calls of {@link nextFireAfter}, whatever the number of fires.
  */
 
-/** The most fires {@link countFires} steps through before it answers "many" (null). */
-export const COUNT_LIMIT = 100;
+/** The most cron fires {@link countFires} steps through before it answers "many" (null). */
+export const COUNT_LIMIT = 20;
 
 /**
  * The latest fire time in `[from, to]`, or null when there is none.
  *
- * `nextFireAfter` is monotone in its argument, so the latest fire ≤ `to` is `nextFireAfter(s)` for
+ * `every` is arithmetic; cron asks croner's backward search and checks it. Otherwise (or if the
+ * check fails) a binary search: `nextFireAfter` is monotone in its argument, so the latest fire ≤ `to` is `nextFireAfter(s)` for
  * the largest `s` whose answer is still ≤ `to`: a binary search over `s` in `[from − 1, to]`.
  */
 export function latestFireIn(trigger: Trigger, from: number, to: number): number | null {
@@ -21,6 +22,10 @@ export function latestFireIn(trigger: Trigger, from: number, to: number): number
   if (first === null || first > to) return null;
   if (trigger.kind === 'every') {
     return trigger.anchor + Math.floor((to - trigger.anchor) / trigger.every) * trigger.every;
+  }
+  if (trigger.kind === 'cron') {
+    const previous = previousCronFire(trigger, to + 1);
+    if (previous.checked) return previous.fire !== null && previous.fire >= from ? previous.fire : null;
   }
   // Invariant: nextFireAfter(lo) ≤ to, nextFireAfter(hi) > to (or none).
   let lo = first;
@@ -34,17 +39,9 @@ export function latestFireIn(trigger: Trigger, from: number, to: number): number
   return nextFireAfter(trigger, lo);
 }
 
-/**
- * The latest fire time strictly before `before` and at or after `from`, or null. Searches backwards
- * in windows that double (1 s, 2 s, 4 s …) so that a frequent job costs a few calls.
- */
+/** The latest fire time strictly before `before` and at or after `from`, or null. */
 export function previousFire(trigger: Trigger, before: number, from: number): number | null {
-  for (let span = 1000; ; span *= 2) {
-    const start = Math.max(from, before - span);
-    const found = latestFireIn(trigger, start, before - 1);
-    if (found !== null) return found;
-    if (start === from) return null;
-  }
+  return latestFireIn(trigger, from, before - 1);
 }
 
 /**

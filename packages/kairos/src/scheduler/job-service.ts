@@ -1,5 +1,5 @@
 import type { JobPatch, JobSpec, JsonObject, TriggerRequest } from '@kairos/client';
-import { firstScheduledFire, planResume } from '../core/fire-plan.ts';
+import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-plan.ts';
 import {
   checkParams,
   compileJob,
@@ -19,6 +19,8 @@ export class JobService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    /** Told of fires recorded as skipped by a resume (reason `paused`), for metrics. */
+    private readonly onSkipped?: (job: string, skipped: SkippedRange) => void,
   ) {}
 
   async create(spec: JobSpec): Promise<JobRecord> {
@@ -93,7 +95,10 @@ export class JobService {
       if (existing.paused && !job.paused) {
         const resume = planResume(job.trigger, job.schedule, next, now);
         const resumed = await this.store.resumeJob(existing.id, job, resume.next, resume.skipped, now);
-        if (resumed) return resumed;
+        if (resumed) {
+          if (resume.skipped) this.onSkipped?.(job.name, resume.skipped);
+          return resumed;
+        }
         // Resumed or deleted by someone else since we read it: judge again from what is stored now.
         if (tries > 2) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
         existing = await this.get(job.name);

@@ -5,6 +5,7 @@ import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { runRoutes } from './routes/runs.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 
 export const VERSION = '0.1.0';
@@ -55,5 +56,6 @@ export async function buildServer(
   jobRoutes(app, context);
   runRoutes(app, context);
   workerProtocolRoutes(app, context);
+  scheduleRoutes(app, context);
   return app;
 }

@@ -19,6 +19,23 @@ export const TriggerSchema = closed({
   startAt: Type.Optional(Type.String({ maxLength: 64 })),
   delay: Type.Optional(Duration),
   at: Type.Optional(Type.String({ maxLength: 64 })),
+  dst: Type.Optional(Type.Union([Type.Literal('once-per-day'), Type.Literal('literal')])),
+});
+
+// Schedules: policies checked for shape here, for meaning (ranges, instants) in core/schedule-policy.ts.
+export const ScheduleSchema = closed({
+  misfire: Type.Optional(
+    closed({
+      policy: Type.Union(['skip', 'run-once', 'catch-up'].map((p) => Type.Literal(p))),
+      maxCatchUp: Type.Optional(Type.Integer()),
+      catchUpWindow: Type.Optional(Duration),
+    }),
+  ),
+  overlap: Type.Optional(Type.Union(['allow', 'skip', 'cancel-previous'].map((p) => Type.Literal(p)))),
+  startAt: Type.Optional(Type.String({ maxLength: 64 })),
+  endAt: Type.Optional(Type.String({ maxLength: 64 })),
+  jitter: Type.Optional(Duration),
+  maxRuns: Type.Optional(Type.Integer()),
 });
 
 export const RetrySchema = closed({
@@ -40,6 +57,7 @@ const jobFields = {
   timeout: Type.Optional(Duration),
   priority: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
+  schedule: Type.Optional(ScheduleSchema),
 };
 
 export const JobSpecSchema = closed({ name: Name, ...jobFields });
@@ -125,6 +143,20 @@ export const ReportSchema = closed({
     ]),
     { minItems: 1, maxItems: 1000 },
   ),
+});
+
+export const SkippedQuery = closed({
+  limit: Limit,
+  cursor: Type.Optional(Type.String({ maxLength: 32 })),
+});
+export const PreviewQuery = closed({
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+});
+export const PreviewRequestSchema = closed({
+  trigger: TriggerSchema,
+  schedule: Type.Optional(ScheduleSchema),
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  from: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
 export type Schema = TSchema;

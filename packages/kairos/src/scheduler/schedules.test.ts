@@ -1,0 +1,248 @@
+import { join } from 'node:path';
+import type { JobSpec } from '@kairos/client';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers.ts';
+import { decideOutcome } from '../core/outcome.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { Store } from '../store/store.ts';
+import { FakeClock } from './clock.ts';
+import { JobService } from './job-service.ts';
+import { TriggerLoop } from './trigger-loop.ts';
+
+const dir = tempDir();
+const logger = pino({ level: 'silent' });
+const stores: Store[] = [];
+let n = 0;
+const T0 = Date.UTC(2026, 0, 1);
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+});
+
+/** A store, a fake clock at T0, a job service and a trigger loop: a node without HTTP. */
+async function setup() {
+  const store = new SqliteStore(join(dir, `schedules-${n++}.db`));
+  await store.migrate();
+  stores.push(store);
+  const clock = new FakeClock(T0);
+  const jobs = new JobService(store, clock);
+  const skipped: Array<{ job: string; reason: string; count: number | null }> = [];
+  const loop = new TriggerLoop({
+    store,
+    clock,
+    owner: 'node',
+    logger,
+    partitions: 1,
+    partitionLeaseMs: 3_600_000,
+    misfireGraceMs: MIN,
+    onSkipped: (s) => skipped.push(...s),
+  });
+  const create = (spec: Omit<JobSpec, 'handler'>) => jobs.create({ handler: 'h', ...spec });
+  const runs = async (name: string) =>
+    (await store.listRuns({ jobId: (await jobs.get(name)).id, limit: 100_000 })).sort((a, b) => a.id - b.id);
+  const ledger = async (name: string) =>
+    (await store.listSkipped((await jobs.get(name)).id, { limit: 1000 })).reverse();
+  /** Advances the clock in steps, ticking the loop after each, as a running node would. */
+  const run = async (ms: number, step = 1000) => {
+    for (let t = 0; t < ms; t += step) {
+      await clock.advance(Math.min(step, ms - t));
+      await loop.tick();
+    }
+  };
+  return { store, clock, jobs, loop, create, runs, ledger, run, skipped };
+}
+
+/** Ends a run's attempt as succeeded (a worker claimed and reported it). */
+async function finish(store: Store, runId: number, now: number) {
+  await store.registerWorker(
+    {
+      id: 'w',
+      name: 'w',
+      group: 'default',
+      handlers: ['h'],
+      capacity: 100,
+      labels: {},
+      version: 't',
+      host: 'h',
+    },
+    HOUR,
+    now,
+  );
+  const claimed = await store.claimRuns('w', 100, HOUR, now);
+  const mine = claimed.find((c) => c.runId === runId)!;
+  const decision = decideOutcome(
+    { maxAttempts: 1, backoff: 'fixed', delay: 0, maxDelay: 0, jitter: false, nonRetryable: [] },
+    mine.attempt,
+    { kind: 'succeeded', result: null },
+    now,
+    0,
+  );
+  await store.finishAttempts([{ ...decision, runId, attempt: mine.attempt, group: 'default' }], now);
+}
+
+describe('misfire policies after a 3-hour outage (fake clock)', () => {
+  it('skip: the misses become one ledger row; the schedule goes on from now', async () => {
+    const s = await setup();
+    await s.create({ name: 'm', trigger: { kind: 'cron', cron: '* * * * *' } });
+    await s.clock.advance(3 * HOUR + 30_000);
+    await s.loop.tick();
+    expect((await s.runs('m')).map((r) => r.fireTime)).toEqual([T0 + 3 * HOUR]);
+    expect(await s.ledger('m')).toEqual([
+      expect.objectContaining({ reason: 'misfire', first: T0 + MIN, last: T0 + 3 * HOUR - MIN, count: null }),
+    ]);
+    expect(s.skipped).toEqual([{ job: 'm', reason: 'misfire', count: null }]);
+    await s.run(MIN);
+    expect((await s.runs('m')).map((r) => r.fireTime)).toEqual([T0 + 3 * HOUR, T0 + 3 * HOUR + MIN]);
+  });
+
+  it('run-once: one run for the latest missed fire', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'o',
+      trigger: { kind: 'every', every: '1m' },
+      schedule: { misfire: { policy: 'run-once' } },
+    });
+    await s.clock.advance(3 * HOUR + 30_000);
+    await s.loop.tick();
+    expect((await s.runs('o')).map((r) => r.fireTime)).toEqual([T0 + 3 * HOUR]);
+    expect(await s.ledger('o')).toEqual([
+      expect.objectContaining({ reason: 'misfire', first: T0 + MIN, last: T0 + 3 * HOUR - MIN, count: 179 }),
+    ]);
+  });
+
+  it('catch-up: the most recent missed fires within the window, oldest first, capped', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'c',
+      trigger: { kind: 'every', every: '1m' },
+      schedule: { misfire: { policy: 'catch-up', maxCatchUp: 30, catchUpWindow: '20m' } },
+    });
+    await s.clock.advance(3 * HOUR + 30_000);
+    await s.loop.tick();
+    const fires = (await s.runs('c')).map((r) => r.fireTime);
+    // The window holds 20 fires (3h−19m … 3h): fewer than the cap, so all of them, oldest first.
+    expect(fires).toEqual(Array.from({ length: 20 }, (_, i) => T0 + 3 * HOUR - (19 - i) * MIN));
+    expect(await s.ledger('c')).toEqual([
+      expect.objectContaining({
+        reason: 'misfire',
+        first: T0 + MIN,
+        last: T0 + 3 * HOUR - 20 * MIN,
+        count: 160,
+      }),
+    ]);
+  });
+});
+
+describe('overlap policies, decided in the fire transaction', () => {
+  it('allow (default): a run per fire, however many are active', async () => {
+    const s = await setup();
+    await s.create({ name: 'a', trigger: { kind: 'every', every: '1s' } });
+    await s.run(5000);
+    expect(await s.runs('a')).toHaveLength(5);
+  });
+
+  it('skip: no run while the previous one is queued or running; each skipped fire is in the ledger', async () => {
+    const s = await setup();
+    await s.create({ name: 's', trigger: { kind: 'every', every: '1s' }, schedule: { overlap: 'skip' } });
+    await s.run(5000);
+    const [first, ...rest] = await s.runs('s');
+    expect(rest).toHaveLength(0);
+    expect((await s.ledger('s')).map((r) => [r.reason, r.first])).toEqual(
+      [2, 3, 4, 5].map((k) => ['overlap', T0 + k * 1000]),
+    );
+    await finish(s.store, first!.id, s.clock.now());
+    await s.run(1000);
+    expect((await s.runs('s')).map((r) => r.fireTime)).toEqual([T0 + 1000, T0 + 6000]);
+  });
+
+  it('cancel-previous: the active run is cancelled and the new fire runs', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'c',
+      trigger: { kind: 'every', every: '1s' },
+      schedule: { overlap: 'cancel-previous' },
+    });
+    await s.run(3000);
+    const runs = await s.runs('c');
+    expect(runs.map((r) => [r.fireTime, r.status])).toEqual([
+      [T0 + 1000, 'cancelled'],
+      [T0 + 2000, 'cancelled'],
+      [T0 + 3000, 'queued'],
+    ]);
+    expect(runs[0]!.error).toMatchObject({ name: 'Cancelled' });
+  });
+});
+
+describe('pause and resume', () => {
+  it('fires nothing while paused and records the paused fires as one counted range', async () => {
+    const s = await setup();
+    await s.create({ name: 'p', trigger: { kind: 'every', every: '1s' } });
+    await s.run(2000);
+    await s.jobs.pause('p');
+    await s.run(10 * MIN, 10_000);
+    expect(await s.runs('p')).toHaveLength(2);
+    await s.jobs.resume('p');
+    // Resuming twice records nothing twice.
+    await s.jobs.resume('p');
+    expect(await s.ledger('p')).toEqual([
+      expect.objectContaining({ reason: 'paused', first: T0 + 3000, last: T0 + 2000 + 10 * MIN, count: 600 }),
+    ]);
+    await s.run(1000);
+    expect((await s.runs('p')).map((r) => r.fireTime)).toEqual([
+      T0 + 1000,
+      T0 + 2000,
+      T0 + 2000 + 10 * MIN + 1000,
+    ]);
+  });
+});
+
+describe('window, cap, jitter, fixed delay', () => {
+  it('fires only inside the window and records the first fire past its end', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'w',
+      trigger: { kind: 'every', every: '1s' },
+      schedule: { startAt: new Date(T0 + 3000).toISOString(), endAt: new Date(T0 + 5000).toISOString() },
+    });
+    await s.run(10_000);
+    expect((await s.runs('w')).map((r) => r.fireTime)).toEqual([T0 + 3000, T0 + 4000, T0 + 5000]);
+    expect((await s.ledger('w')).map((r) => [r.reason, r.first])).toEqual([['outside-window', T0 + 6000]]);
+    expect((await s.jobs.get('w')).nextFireAt).toBeNull();
+  });
+
+  it('stops after maxRuns and says so in the ledger', async () => {
+    const s = await setup();
+    await s.create({ name: 'x', trigger: { kind: 'every', every: '1s' }, schedule: { maxRuns: 3 } });
+    await s.run(10_000);
+    expect(await s.runs('x')).toHaveLength(3);
+    expect((await s.jobs.get('x')).runsFired).toBe(3);
+    expect((await s.ledger('x')).map((r) => [r.reason, r.first])).toEqual([['max-runs', T0 + 4000]]);
+  });
+
+  it('delays each run by its reproducible jitter', async () => {
+    const s = await setup();
+    await s.create({ name: 'j', trigger: { kind: 'every', every: '1m' }, schedule: { jitter: '30s' } });
+    await s.run(3 * MIN, MIN);
+    const runs = await s.runs('j');
+    const delays = runs.map((r) => r.availableAt - r.fireTime!);
+    expect(delays.every((d) => d >= 0 && d <= 30_000)).toBe(true);
+    expect(new Set(delays).size).toBe(3);
+  });
+
+  it('fixed delay: the next fire comes `delay` after the previous run ended', async () => {
+    const s = await setup();
+    await s.create({ name: 'd', trigger: { kind: 'delay', delay: '10s' } });
+    await s.loop.tick();
+    const [first] = await s.runs('d');
+    expect(first!.fireTime).toBe(T0);
+    expect((await s.jobs.get('d')).nextFireAt).toBeNull();
+    await s.clock.advance(42_000); // the run takes 42 s
+    await finish(s.store, first!.id, s.clock.now());
+    expect((await s.jobs.get('d')).nextFireAt).toBe(T0 + 52_000);
+    await s.run(10_000);
+    expect((await s.runs('d')).map((r) => r.fireTime)).toEqual([T0, T0 + 52_000]);
+  });
+});
