@@ -20,7 +20,15 @@ export type TriggerSpec =
   /** One shot at an instant. */
   | { kind: 'at'; at: string }
   /** No schedule: runs only when triggered through the API or CLI. */
-  | { kind: 'manual' };
+  | { kind: 'manual' }
+  /**
+   * After another job: a run of this job is created, in the same transaction, whenever a run of
+   * `job` ends as `on` says (default `success`); its params get `parent: { job, runId, status, result }`.
+   */
+  | { kind: 'after'; job: string; on?: DependencyCondition };
+
+/** `success`: the parent run succeeded; `failure`: it failed or timed out; `always`: any end, cancel included. */
+export type DependencyCondition = 'success' | 'failure' | 'always';
 
 export type TriggerKind = TriggerSpec['kind'];
 
@@ -101,8 +109,8 @@ export interface Job {
  */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
 
-/** Why a run exists. */
-export type RunCause = 'schedule' | 'manual';
+/** Why a run exists: its schedule, a manual trigger, a parent run that ended (`after`), a backfill. */
+export type RunCause = 'schedule' | 'manual' | 'dependency' | 'backfill';
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled';
 
@@ -329,8 +337,12 @@ export interface MisfireSpec {
   catchUpWindow?: Duration;
 }
 
-/** What a fire does while a previous run of the job is queued or running. */
-export type OverlapPolicy = 'allow' | 'skip' | 'cancel-previous';
+/**
+ * What a fire does while a previous run of the job is queued or running: `allow` (a run per fire),
+ * `skip`, `buffer-one` (keep one waiting run, skip the rest), `buffer-all` (a serial queue),
+ * `cancel-previous`.
+ */
+export type OverlapPolicy = 'allow' | 'skip' | 'buffer-one' | 'buffer-all' | 'cancel-previous';
 
 export interface ScheduleSpec {
   /** Default `{ policy: 'skip' }`. */

@@ -75,6 +75,8 @@ export function formatTrigger(trigger: TriggerSpec): string {
       return `at ${formatTime(trigger.at)}`;
     case 'manual':
       return 'manual';
+    case 'after':
+      return `after ${trigger.job} (${trigger.on ?? 'success'})`;
   }
 }
 

@@ -32,14 +32,17 @@ export interface ScheduleFlags {
 }
 
 const MISFIRE: readonly MisfirePolicyKind[] = ['skip', 'run-once', 'catch-up'];
-const OVERLAP: readonly OverlapPolicy[] = ['allow', 'skip', 'cancel-previous'];
+const OVERLAP: readonly OverlapPolicy[] = ['allow', 'skip', 'buffer-one', 'buffer-all', 'cancel-previous'];
 
 export function addScheduleFlags(cmd: Command): Command {
   return cmd
     .option('--misfire <policy>', 'missed fires: skip (default), run-once or catch-up')
     .option('--max-catch-up <n>', 'catch-up: the most missed fires to run (default 10)')
     .option('--catch-up-window <dur>', 'catch-up: missed fires older than this are skipped (default 1d)')
-    .option('--overlap <policy>', 'a fire while a run is active: allow (default), skip or cancel-previous')
+    .option(
+      '--overlap <policy>',
+      'a fire while a run is active: allow (default), skip, buffer-one, buffer-all or cancel-previous',
+    )
     .option('--start-at <iso>', 'no fire before this instant')
     .option('--end-at <iso>', 'no fire after this instant')
     .option('--jitter <dur>', 'delay each run by up to this, reproducibly per fire')

@@ -37,7 +37,13 @@ export const DEFAULT_SCHEDULE: SchedulePolicy = Object.freeze({
 }) as SchedulePolicy;
 
 const MISFIRE_POLICIES: readonly MisfirePolicyKind[] = ['skip', 'run-once', 'catch-up'];
-const OVERLAP_POLICIES: readonly OverlapPolicy[] = ['allow', 'skip', 'cancel-previous'];
+const OVERLAP_POLICIES: readonly OverlapPolicy[] = [
+  'allow',
+  'skip',
+  'buffer-one',
+  'buffer-all',
+  'cancel-previous',
+];
 
 /** Validates a schedule spec from outside and fills in every default; throws INVALID_SCHEDULE and friends. */
 export function compileSchedule(spec: ScheduleSpec | undefined): SchedulePolicy {

@@ -1,4 +1,4 @@
-import type { DstPolicy, TriggerSpec } from '@kairos/client';
+import type { DependencyCondition, DstPolicy, TriggerSpec } from '@kairos/client';
 import { Cron } from 'croner';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
@@ -13,7 +13,8 @@ export type Trigger =
   | { kind: 'every'; every: number; anchor: number }
   | { kind: 'delay'; delay: number }
   | { kind: 'at'; at: number }
-  | { kind: 'manual' };
+  | { kind: 'manual' }
+  | { kind: 'after'; job: string; on: DependencyCondition };
 
 const MIN_INTERVAL_MS = 1000;
 
@@ -53,6 +54,8 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       return { kind: 'at', at: parseInstant(spec.at, 'trigger.at') };
     case 'manual':
       return { kind: 'manual' };
+    case 'after':
+      return compileAfter(spec.job, spec.on);
     default:
       throw new KairosError(
         'INVALID_TRIGGER',
@@ -147,6 +150,7 @@ const FIELDS: Record<Trigger['kind'], { required: string[]; optional: string[] }
   delay: { required: ['delay'], optional: [] },
   at: { required: ['at'], optional: [] },
   manual: { required: [], optional: [] },
+  after: { required: ['job'], optional: ['on'] },
 };
 
 function checkFields(spec: TriggerSpec): void {
@@ -154,7 +158,7 @@ function checkFields(spec: TriggerSpec): void {
   if (!fields) {
     throw new KairosError(
       'INVALID_TRIGGER',
-      `trigger.kind: expected cron, every, delay, at or manual, got ${JSON.stringify(spec.kind)}`,
+      `trigger.kind: expected cron, every, delay, at, manual or after, got ${JSON.stringify(spec.kind)}`,
     );
   }
   const given = Object.keys(spec).filter((key) => key !== 'kind');
@@ -249,4 +253,21 @@ export function literalPattern(cron: string): string {
       .join(',');
   }
   return fields.join(' ');
+}
+
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const CONDITIONS: readonly DependencyCondition[] = ['success', 'failure', 'always'];
+
+function compileAfter(job: string, on: DependencyCondition | undefined): Trigger {
+  if (typeof job !== 'string' || !JOB_NAME.test(job)) {
+    throw new KairosError('INVALID_TRIGGER', 'trigger.job: expected the name of the parent job', {
+      field: 'trigger.job',
+    });
+  }
+  if (on !== undefined && !CONDITIONS.includes(on)) {
+    throw new KairosError('INVALID_TRIGGER', 'trigger.on: expected success, failure or always', {
+      field: 'trigger.on',
+    });
+  }
+  return { kind: 'after', job, on: on ?? 'success' };
 }

@@ -12,7 +12,7 @@ const closed = <T extends Parameters<typeof Type.Object>[0]>(properties: T) =>
 // One closed object for every kind: compileTrigger checks which fields each kind needs, with
 // messages that name the field (a union here would only say "must match a schema in anyOf").
 export const TriggerSchema = closed({
-  kind: Type.Union(['cron', 'every', 'delay', 'at', 'manual'].map((kind) => Type.Literal(kind))),
+  kind: Type.Union(['cron', 'every', 'delay', 'at', 'manual', 'after'].map((kind) => Type.Literal(kind))),
   cron: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   every: Type.Optional(Duration),
@@ -20,6 +20,8 @@ export const TriggerSchema = closed({
   delay: Type.Optional(Duration),
   at: Type.Optional(Type.String({ maxLength: 64 })),
   dst: Type.Optional(Type.Union([Type.Literal('once-per-day'), Type.Literal('literal')])),
+  job: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  on: Type.Optional(Type.Union(['success', 'failure', 'always'].map((on) => Type.Literal(on)))),
 });
 
 // Schedules: policies checked for shape here, for meaning (ranges, instants) in core/schedule-policy.ts.
@@ -31,7 +33,9 @@ export const ScheduleSchema = closed({
       catchUpWindow: Type.Optional(Duration),
     }),
   ),
-  overlap: Type.Optional(Type.Union(['allow', 'skip', 'cancel-previous'].map((p) => Type.Literal(p)))),
+  overlap: Type.Optional(
+    Type.Union(['allow', 'skip', 'buffer-one', 'buffer-all', 'cancel-previous'].map((p) => Type.Literal(p))),
+  ),
   startAt: Type.Optional(Type.String({ maxLength: 64 })),
   endAt: Type.Optional(Type.String({ maxLength: 64 })),
   jitter: Type.Optional(Duration),

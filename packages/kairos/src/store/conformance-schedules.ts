@@ -1,5 +1,7 @@
+import type { RunStatus } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
+import { decideOutcome } from '../core/outcome.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -155,6 +157,158 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       expect(runs.map((r) => r.fireTime)).toEqual([T0 + 2000]);
       expect((await store.listSkipped(a.id, { limit: 10 })).map((s) => [s.reason, s.first])).toEqual([
         ['overlap', T0 + 1000],
+      ]);
+    });
+
+    const RETRY_NONE = {
+      maxAttempts: 1,
+      backoff: 'fixed' as const,
+      delay: 0,
+      maxDelay: 0,
+      jitter: false,
+      nonRetryable: [],
+    };
+
+    async function worker(now: number) {
+      await store.registerWorker(
+        {
+          id: 'w',
+          name: 'w',
+          group: 'default',
+          handlers: ['h'],
+          capacity: 50,
+          labels: {},
+          version: 't',
+          host: 'h',
+        },
+        3_600_000,
+        now,
+      );
+    }
+
+    /** Claims whatever is claimable and ends it with `status`. */
+    async function endClaimable(now: number, status: RunStatus = 'succeeded', result: unknown = null) {
+      const claimed = await store.claimRuns('w', 50, 3_600_000, now);
+      const outcome =
+        status === 'succeeded'
+          ? { kind: 'succeeded' as const, result: result as null }
+          : { kind: 'failed' as const, name: 'Error', error: { name: 'Error', message: 'boom' } };
+      await store.finishAttempts(
+        claimed.map((c) => ({
+          ...decideOutcome(RETRY_NONE, c.attempt, outcome, now, 0),
+          runId: c.runId,
+          attempt: c.attempt,
+          group: 'default',
+        })),
+        now,
+      );
+      return claimed.map((c) => c.runId);
+    }
+
+    it('buffer-one: one run waits behind the active one and is released when it ends; more fires are skipped', async () => {
+      const a = await store.createJob(job('a', { schedule: { overlap: 'buffer-one' } }), T0, T0);
+      await worker(T0);
+      const fire = (t: number) =>
+        store.fire(
+          [{ jobId: a.id, expected: t, next: t + 1000, fires: [t], overlap: 'buffer-one' }],
+          null,
+          t,
+        );
+      await fire(T0);
+      await store.claimRuns('w', 50, 3_600_000, T0);
+      await fire(T0 + 1000); // buffered behind the running one
+      await fire(T0 + 2000); // one is already waiting: skipped
+      expect(await store.claimRuns('w', 50, 3_600_000, T0 + 2000)).toEqual([]);
+      expect((await store.listSkipped(a.id, { limit: 10 })).map((s) => [s.reason, s.first])).toEqual([
+        ['overlap', T0 + 2000],
+      ]);
+      // The running run ends: the buffered one becomes claimable in the same transaction.
+      const running = (await store.listRuns({ jobId: a.id, status: 'running', limit: 10 }))[0]!;
+      const [decision] = [decideOutcome(RETRY_NONE, 1, { kind: 'succeeded', result: null }, T0 + 2500, 0)];
+      await store.finishAttempts(
+        [{ ...decision!, runId: running.id, attempt: 1, group: 'default' }],
+        T0 + 2500,
+      );
+      const next = await store.claimRuns('w', 50, 3_600_000, T0 + 2500);
+      expect(next.map((c) => c.fireTime)).toEqual([T0 + 1000]);
+    });
+
+    it('buffer-all: a serial queue, one run of the job at a time, in fire order', async () => {
+      const a = await store.createJob(job('a', { schedule: { overlap: 'buffer-all' } }), T0, T0);
+      await worker(T0);
+      await store.fire(
+        [
+          {
+            jobId: a.id,
+            expected: T0,
+            next: T0 + 3000,
+            fires: [T0, T0 + 1000, T0 + 2000],
+            overlap: 'buffer-all',
+          },
+        ],
+        null,
+        T0 + 2000,
+      );
+      const order: number[] = [];
+      for (let step = 0; step < 4; step++) {
+        const claimed = await store.claimRuns('w', 50, 3_600_000, T0 + 3000 + step);
+        expect(claimed.length).toBeLessThanOrEqual(1);
+        for (const c of claimed) {
+          order.push(c.fireTime!);
+          const decision = decideOutcome(RETRY_NONE, c.attempt, { kind: 'succeeded', result: null }, T0, 0);
+          await store.finishAttempts(
+            [{ ...decision, runId: c.runId, attempt: c.attempt, group: 'default' }],
+            T0 + 3000 + step,
+          );
+        }
+      }
+      expect(order).toEqual([T0, T0 + 1000, T0 + 2000]);
+      expect(await store.listSkipped(a.id, { limit: 10 })).toEqual([]);
+    });
+
+    it('a run that ends creates the runs of the jobs after it, in the same transaction, with its result', async () => {
+      const parent = await store.createJob(job('parent', { trigger: { kind: 'manual' } }), null, T0);
+      await store.createJob(
+        job('on-success', { trigger: { kind: 'after', job: 'parent' }, params: { x: 1 } }),
+        null,
+        T0,
+      );
+      await store.createJob(
+        job('on-failure', { trigger: { kind: 'after', job: 'parent', on: 'failure' } }),
+        null,
+        T0,
+      );
+      await store.createJob(
+        job('always', { trigger: { kind: 'after', job: 'parent', on: 'always' } }),
+        null,
+        T0,
+      );
+      await worker(T0);
+      const [ok] = await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0);
+      await endClaimable(T0 + 10, 'succeeded', { total: 42 });
+      const children = await store.listRuns({ status: 'queued', limit: 10 });
+      expect(children.map((r) => r.jobName).sort()).toEqual(['always', 'on-success']);
+      const child = children.find((r) => r.jobName === 'on-success')!;
+      expect(child).toMatchObject({ cause: 'dependency' });
+      expect(child.params).toEqual({
+        x: 1,
+        parent: { job: 'parent', runId: ok, status: 'succeeded', result: { total: 42 } },
+      });
+      // A failed parent run sets off on-failure and always; a cancelled one, always only.
+      await store.cancelRun(child.id, T0 + 20);
+      await store.cancelRun(children.find((r) => r.jobName === 'always')!.id, T0 + 20);
+      await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0 + 30);
+      await endClaimable(T0 + 40, 'failed');
+      expect((await store.listRuns({ status: 'queued', limit: 10 })).map((r) => r.jobName).sort()).toEqual([
+        'always',
+        'on-failure',
+      ]);
+      const [cancelled] = await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0 + 50);
+      await store.cancelRun(cancelled!, T0 + 60);
+      expect((await store.listRuns({ status: 'queued', limit: 10 })).map((r) => r.jobName).sort()).toEqual([
+        'always',
+        'always',
+        'on-failure',
       ]);
     });
 

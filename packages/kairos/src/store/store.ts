@@ -3,6 +3,7 @@ import type {
   AttemptStatus,
   Json,
   JsonObject,
+  OverlapPolicy,
   RetryPolicy,
   RunCause,
   RunError,
@@ -237,10 +238,12 @@ export interface FireEntry {
   skipped?: readonly SkippedRange[] | undefined;
   /**
    * The job's overlap policy, applied in the transaction from the job's active (queued or running)
-   * runs: `skip` creates a run only when none is active (the rest go to the ledger, `overlap`);
-   * `cancel-previous` cancels the active runs and creates one for the latest fire. Absent: allow.
+   * runs (see `decideOverlap` in core/overlap.ts): `skip` creates a run only when none is active
+   * (the rest go to the ledger, `overlap`); `buffer-one`/`buffer-all` queue runs behind the active
+   * one (promoted when it ends); `cancel-previous` cancels the active runs and creates one for the
+   * latest fire. Absent: allow.
    */
-  overlap?: 'skip' | 'cancel-previous' | undefined;
+  overlap?: Exclude<OverlapPolicy, 'allow'> | undefined;
   /** Add the runs created to the job's `runsFired` (jobs with `maxRuns`). */
   countRuns?: boolean | undefined;
 }

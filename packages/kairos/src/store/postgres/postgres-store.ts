@@ -45,6 +45,7 @@ import {
 } from '../store.ts';
 import * as sql from './queries.ts';
 import {
+  afterRunsEnded,
   fireWithPolicies,
   LIST_SKIPPED,
   needsPolicySteps,
@@ -322,19 +323,20 @@ export class PostgresStore implements Store {
 
   async cancelRun(id: number, now: number): Promise<RunRecord | null> {
     const found = await this.transaction('cancelRun', async (client) => {
-      const { rows } = await client.query<{ status: string; attempt: number }>(
-        'SELECT status, attempt FROM runs WHERE id = $1 FOR UPDATE',
+      const { rows } = await client.query<{ status: string; attempt: number; job_id: number }>(
+        'SELECT status, attempt, job_id FROM runs WHERE id = $1 FOR UPDATE',
         [id],
       );
       const run = rows[0];
-      if (!run) return false;
+      if (!run) return null;
       if (run.status !== 'queued' && run.status !== 'running') {
         throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
       }
       const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
       await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
-      return true;
+      return afterRunsEnded(client, [id], [run.job_id], now);
     });
+    if (found) await this.notify(found.map((group) => ({ type: 'runs', group })));
     return found ? this.getRun(id) : null;
   }
 
@@ -447,15 +449,27 @@ export class PostgresStore implements Store {
       error: o.error,
       attempt_status: o.attemptStatus,
     }));
-    const rows = await this.query<{ id: number; attempt: number }>('finishAttempts', sql.FINISH_ATTEMPTS, [
-      JSON.stringify(input),
-      now,
-    ]);
+    // Schedules: what the ended runs set off (dependents, buffered runs) commits with them.
+    const { rows, woken } = await this.transaction('finishAttempts', async (client) => {
+      const { rows } = await client.query<{ id: number; attempt: number; job_id: number; status: string }>(
+        sql.FINISH_ATTEMPTS,
+        [JSON.stringify(input), now],
+      );
+      const ended = rows.filter((r) => r.status !== 'queued');
+      const woken = await afterRunsEnded(
+        client,
+        ended.map((r) => r.id),
+        ended.map((r) => r.job_id),
+        now,
+      );
+      return { rows, woken };
+    });
     const applied = new Set(rows.map((r) => `${r.id}:${r.attempt}`));
     const result = outcomes.map((o) => applied.has(`${o.runId}:${o.attempt}`));
-    const requeued = new Set(
-      outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
-    );
+    const requeued = new Set([
+      ...outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
+      ...woken,
+    ]);
     await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
     return result;
   }
@@ -682,7 +696,7 @@ async function firePolicyEntries(
     const fired = await fireWithPolicies(client, entry, now);
     if (!fired.advanced) out.conflicts++;
     out.runs += fired.runs;
-    if (fired.group && !out.groups.includes(fired.group)) out.groups.push(fired.group);
+    for (const group of fired.groups) if (!out.groups.includes(group)) out.groups.push(group);
     out.skipped.push(...fired.skipped);
   }
   return out;

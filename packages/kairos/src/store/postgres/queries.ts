@@ -193,7 +193,7 @@ export const FINISH_ATTEMPTS = `
     UPDATE jobs j SET next_fire_at = $2::bigint + j.delay_ms
     FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e
     WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
-  SELECT id, attempt FROM ended`;
+  SELECT id, attempt, job_id, status FROM ended`;
 
 /** Take each free, expired or already-owned lease; a new holder gets the next epoch. $1 names, $2 owner, $3 expiry, $4 now. */
 export const ACQUIRE_LEASES = `

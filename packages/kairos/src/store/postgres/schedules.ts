@@ -3,6 +3,7 @@
 
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
+import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
@@ -14,9 +15,57 @@ export function needsPolicySteps(entry: FireEntry): boolean {
 export const ADVANCE_JOB = `
   UPDATE jobs SET next_fire_at = $3 WHERE id = $1 AND next_fire_at = $2 AND NOT paused RETURNING group_name`;
 
-/** The job's active runs, locked so that a concurrent cancel or claim waits for this fire. $1 job id. */
+/**
+ * The job's active runs, oldest first. Not locked: a run that ends meanwhile takes the job's row
+ * lock (held here by the compare-and-set) before it promotes a buffered run, so it waits for this
+ * fire and then sees what it buffered; locking runs here too would order locks the other way
+ * round and deadlock with it. $1 job id.
+ */
 export const ACTIVE_RUNS = `
-  SELECT id, status, attempt FROM runs WHERE job_id = $1 AND status IN ('queued', 'running') FOR UPDATE`;
+  SELECT id, status, available_at FROM runs WHERE job_id = $1 AND status IN ('queued', 'running')
+  ORDER BY fire_time, id`;
+
+/** Make one buffered run claimable. $1 run id, $2 now. */
+export const PROMOTE_RUN = `UPDATE runs SET available_at = $2 WHERE id = $1 RETURNING group_name`;
+
+/**
+ * Lock the jobs of ended runs that buffer (buffer-one, buffer-all), so that a fire of such a job
+ * in flight commits first and its buffered run is seen by PROMOTE_BUFFERED. $1 job ids.
+ */
+export const LOCK_BUFFERING_JOBS = `
+  SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND schedule->>'overlap' IN ('buffer-one', 'buffer-all')
+  ORDER BY id FOR UPDATE`;
+
+/** For each job with nothing in flight, make its oldest buffered run claimable. $1 job ids, $2 now, $3 BUFFERED_AT. */
+export const PROMOTE_BUFFERED = `
+  UPDATE runs r SET available_at = $2 FROM (
+    SELECT DISTINCT ON (b.job_id) b.id FROM runs b
+    WHERE b.job_id = ANY($1::bigint[]) AND b.status = 'queued' AND b.available_at = $3
+      AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.job_id = b.job_id AND a.status IN ('queued', 'running')
+        AND a.available_at <> $3)
+    ORDER BY b.job_id, b.fire_time, b.id) n
+  WHERE r.id = n.id
+  RETURNING r.group_name`;
+
+/**
+ * Runs of the jobs that run `after` the ended runs' jobs, when the end matches their condition,
+ * with the parent under params.parent; `after:<run id>` as idempotency key keeps it once.
+ * $1 ended run ids, $2 now.
+ */
+export const TRIGGER_DEPENDENTS = `
+  INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+    retry, timeout_ms, created_at, available_at)
+  SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+    c.params || jsonb_build_object('parent',
+      jsonb_build_object('job', p.name, 'runId', r.id, 'status', r.status, 'result', r.result)),
+    c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2, $2
+  FROM runs r JOIN jobs p ON p.id = r.job_id
+  JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
+  WHERE r.id = ANY($1::bigint[]) AND NOT c.paused
+    AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND r.status = 'succeeded')
+      OR (c.trigger->>'on' = 'failure' AND r.status IN ('failed', 'timed_out')))
+  ON CONFLICT DO NOTHING
+  RETURNING group_name`;
 
 /** Cancel runs for the cancel-previous overlap policy, with their running attempts. $1 run ids, $2 now, $3 error. */
 export const CANCEL_ACTIVE_RUNS = `
@@ -85,27 +134,37 @@ export async function fireWithPolicies(
   client: pg.PoolClient,
   entry: FireEntry,
   now: number,
-): Promise<{ advanced: boolean; runs: number; group: string | null; skipped: SkipWritten[] }> {
+): Promise<{ advanced: boolean; runs: number; groups: string[]; skipped: SkipWritten[] }> {
   const advanced = await client.query<{ group_name: string }>(ADVANCE_JOB, [
     entry.jobId,
     entry.expected,
     entry.next,
   ]);
-  if (advanced.rows.length === 0) return { advanced: false, runs: 0, group: null, skipped: [] };
-  let keep = entry.fires.map((_, i) => i);
-  if (entry.overlap && keep.length > 0) {
-    const active = await client.query<{ id: number; status: string }>(ACTIVE_RUNS, [entry.jobId]);
-    if (entry.overlap === 'skip') {
-      keep = active.rows.length === 0 ? [0] : [];
-    } else {
-      if (active.rows.length > 0) {
-        await client.query(CANCEL_ACTIVE_RUNS, [active.rows.map((r) => r.id), now, CANCELLED_BY_OVERLAP]);
-      }
-      keep = [keep.length - 1];
+  if (advanced.rows.length === 0) return { advanced: false, runs: 0, groups: [], skipped: [] };
+  const groups: string[] = [];
+  let decision: Array<'run' | 'buffer' | 'skip'> = entry.fires.map(() => 'run');
+  if (entry.overlap && entry.fires.length > 0) {
+    const active = (
+      await client.query<{ id: number; status: string; available_at: number }>(ACTIVE_RUNS, [entry.jobId])
+    ).rows;
+    const buffered = active.filter((run) => run.available_at === BUFFERED_AT);
+    const overlap = decideOverlap(entry.overlap, entry.fires.length, {
+      inFlight: active.length - buffered.length,
+      buffered: buffered.length,
+    });
+    decision = overlap.fires;
+    if (overlap.promoteOldest) {
+      const promoted = await client.query<{ group_name: string }>(PROMOTE_RUN, [buffered[0]!.id, now]);
+      groups.push(...promoted.rows.map((r) => r.group_name));
+    }
+    if (overlap.cancelActive) {
+      const ids = active.map((r) => r.id);
+      await client.query(CANCEL_ACTIVE_RUNS, [ids, now, CANCELLED_BY_OVERLAP]);
+      groups.push(...(await afterRunsEnded(client, ids, [entry.jobId], now)));
     }
   }
   const ranges = [...(entry.skipped ?? [])];
-  const dropped = entry.fires.filter((_, i) => !keep.includes(i));
+  const dropped = entry.fires.filter((_, i) => decision[i] === 'skip');
   if (dropped.length > 0) {
     ranges.push({
       reason: 'overlap',
@@ -115,11 +174,17 @@ export async function fireWithPolicies(
     });
   }
   let runs = 0;
-  if (keep.length > 0) {
-    const fires = keep.map((i) => ({
-      fire_time: entry.fires[i]!,
-      available_at: entry.availableAt?.[i] ?? entry.fires[i]!,
-    }));
+  const fires = entry.fires.flatMap((fireTime, i) =>
+    decision[i] === 'skip'
+      ? []
+      : [
+          {
+            fire_time: fireTime,
+            available_at: decision[i] === 'buffer' ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime),
+          },
+        ],
+  );
+  if (fires.length > 0) {
     runs =
       (await client.query(INSERT_SCHEDULED_RUNS, [entry.jobId, JSON.stringify(fires), now])).rowCount ?? 0;
   }
@@ -133,7 +198,35 @@ export async function fireWithPolicies(
             now,
           ])
         ).rows.map(writtenFromRow);
-  return { advanced: true, runs, group: runs > 0 ? advanced.rows[0]!.group_name : null, skipped };
+  if (runs > 0) groups.push(advanced.rows[0]!.group_name);
+  return { advanced: true, runs, groups, skipped };
+}
+
+/**
+ * What the end of runs sets off, inside the transaction that ended them: the jobs that run
+ * `after` them get their runs, and buffering jobs with nothing left in flight promote their oldest
+ * buffered run. Answers the groups that got runs.
+ */
+export async function afterRunsEnded(
+  client: pg.PoolClient,
+  runIds: readonly number[],
+  jobIds: readonly number[],
+  now: number,
+): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const groups = (await client.query<{ group_name: string }>(TRIGGER_DEPENDENTS, [runIds, now])).rows.map(
+    (r) => r.group_name,
+  );
+  const buffering = await client.query<{ id: number }>(LOCK_BUFFERING_JOBS, [[...new Set(jobIds)]]);
+  if (buffering.rows.length > 0) {
+    const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [
+      buffering.rows.map((r) => r.id),
+      now,
+      BUFFERED_AT,
+    ]);
+    groups.push(...promoted.rows.map((r) => r.group_name));
+  }
+  return groups;
 }
 
 export function writtenFromRow(row: { job_id: number; reason: string; count: number | null }): SkipWritten {

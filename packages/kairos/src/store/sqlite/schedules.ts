@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
+import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
@@ -16,23 +17,29 @@ export function hasPolicies(entry: FireEntry): boolean {
 
 /**
  * Applies the overlap policy inside the fire transaction (the job's row is already written by the
- * compare-and-set, so no other fire of the job interleaves). Answers the indexes of the fires to
- * insert and the fires dropped as `overlap`.
+ * compare-and-set, so no other fire of the job interleaves). Answers, per fire to insert, its index
+ * and whether it is buffered, and the fires dropped as `overlap`.
  */
 export function applyOverlap(
   sql: Sql,
   entry: FireEntry,
   now: number,
-): { keep: number[]; skipped: SkippedRange | null } {
-  const all = entry.fires.map((_, i) => i);
-  if (!entry.overlap || all.length === 0) return { keep: all, skipped: null };
+): { keep: Array<{ i: number; buffered: boolean }>; skipped: SkippedRange | null; groups: string[] } {
+  if (!entry.overlap || entry.fires.length === 0) {
+    return { keep: entry.fires.map((_, i) => ({ i, buffered: false })), skipped: null, groups: [] };
+  }
   const active = sql(
-    `SELECT id, status, attempt FROM runs WHERE job_id = ? AND status IN ('queued', 'running')`,
-  ).all(entry.jobId) as Array<{ id: number; status: string; attempt: number }>;
-  let keep: number[];
-  if (entry.overlap === 'skip') {
-    keep = active.length === 0 ? [0] : [];
-  } else {
+    `SELECT id, status, attempt, available_at FROM runs WHERE job_id = ? AND status IN ('queued', 'running')
+     ORDER BY fire_time, id`,
+  ).all(entry.jobId) as Array<{ id: number; status: string; attempt: number; available_at: number }>;
+  const buffered = active.filter((run) => run.available_at === BUFFERED_AT);
+  const decision = decideOverlap(entry.overlap, entry.fires.length, {
+    inFlight: active.length - buffered.length,
+    buffered: buffered.length,
+  });
+  const groups: string[] = [];
+  if (decision.promoteOldest) groups.push(...promote(sql, buffered[0]!.id, now));
+  if (decision.cancelActive) {
     for (const run of active) {
       if (run.status === 'running') {
         sql(
@@ -43,12 +50,16 @@ export function applyOverlap(
         `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
          WHERE id = ?`,
       ).run(now, CANCELLED_BY_OVERLAP, run.id);
+      groups.push(...triggerDependents(sql, run.id, now));
     }
-    keep = [all.length - 1];
   }
-  const dropped = all.filter((i) => !keep.includes(i)).map((i) => entry.fires[i]!);
+  const keep = decision.fires.flatMap((what, i) =>
+    what === 'skip' ? [] : [{ i, buffered: what === 'buffer' }],
+  );
+  const dropped = entry.fires.filter((_, i) => decision.fires[i] === 'skip');
   return {
     keep,
+    groups,
     skipped:
       dropped.length === 0
         ? null
@@ -59,6 +70,55 @@ export function applyOverlap(
             count: dropped.length,
           },
   };
+}
+
+/**
+ * What the end of a run (succeeded, failed, timed out, cancelled) sets off, in the transaction that
+ * ends it: the job's oldest buffered run becomes claimable when nothing else of the job is in
+ * flight, and the jobs that run `after` it get their runs. Answers the groups that got runs.
+ */
+export function afterRunEnded(sql: Sql, runId: number, jobId: number, now: number): string[] {
+  const groups: string[] = [];
+  const next = sql(
+    `SELECT id FROM runs WHERE job_id = ? AND status = 'queued' AND available_at = ?
+       AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at <> ?)
+     ORDER BY fire_time, id LIMIT 1`,
+  ).get(jobId, BUFFERED_AT, jobId, BUFFERED_AT) as { id: number } | undefined;
+  if (next) groups.push(...promote(sql, next.id, now));
+  groups.push(...triggerDependents(sql, runId, now));
+  return groups;
+}
+
+function promote(sql: Sql, runId: number, now: number): string[] {
+  const row = sql('UPDATE runs SET available_at = ? WHERE id = ? RETURNING group_name').get(now, runId) as
+    | { group_name: string }
+    | undefined;
+  return row ? [row.group_name] : [];
+}
+
+/**
+ * Runs of the jobs whose trigger is `after` the ended run's job, when its end matches their
+ * condition. Each gets the parent's job, run id, status and result under `params.parent`; the
+ * idempotency key `after:<run id>` makes a second call for the same end create nothing.
+ */
+function triggerDependents(sql: Sql, runId: number, now: number): string[] {
+  const rows = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+       retry, timeout_ms, created_at, available_at)
+     SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+       json_set(c.params, '$.parent', json_object('job', p.name, 'runId', r.id, 'status', r.status,
+         'result', json(coalesce(r.result, 'null')))),
+       c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now
+     FROM runs r JOIN jobs p ON p.id = r.job_id
+     JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
+     WHERE r.id = @run AND c.paused = 0
+       AND (json_extract(c.trigger, '$.on') = 'always'
+         OR (json_extract(c.trigger, '$.on') = 'success' AND r.status = 'succeeded')
+         OR (json_extract(c.trigger, '$.on') = 'failure' AND r.status IN ('failed', 'timed_out')))
+     ON CONFLICT DO NOTHING
+     RETURNING group_name`,
+  ).all({ run: runId, now }) as Array<{ group_name: string }>;
+  return rows.map((row) => row.group_name);
 }
 
 /** Writes ledger rows; a range already recorded (same job, reason, first fire) is kept once. */

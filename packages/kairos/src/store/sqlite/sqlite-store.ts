@@ -5,6 +5,7 @@ import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { BUFFERED_AT } from '../../core/overlap.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
 import {
@@ -45,6 +46,7 @@ import {
   type WorkerRegistration,
 } from '../store.ts';
 import {
+  afterRunEnded,
   applyOverlap,
   countRuns,
   hasPolicies,
@@ -219,11 +221,13 @@ export class SqliteStore implements Store {
             }
             if (hasPolicies(entry)) {
               const sql = (text: string) => this.sql(text);
-              const { keep, skipped } = applyOverlap(sql, entry, now);
+              const { keep, skipped, groups } = applyOverlap(sql, entry, now);
+              for (const group of groups) if (!out.groups.includes(group)) out.groups.push(group);
               let runs = 0;
-              for (const i of keep) {
+              for (const { i, buffered } of keep) {
                 const fireTime = entry.fires[i]!;
-                runs += insert.run(fireTime, now, entry.availableAt?.[i] ?? fireTime, entry.jobId).changes;
+                const availableAt = buffered ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime);
+                runs += insert.run(fireTime, now, availableAt, entry.jobId).changes;
               }
               out.runs += runs;
               if (entry.countRuns) countRuns(sql, entry.jobId, runs);
@@ -547,6 +551,8 @@ export class SqliteStore implements Store {
                 | undefined;
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+              for (const group of afterRunEnded((text) => this.sql(text), o.runId, row.job_id, now))
+                requeued.add(group);
             }
             endAttempt.run(o.attemptStatus, now, error, o.runId, o.attempt);
             return true;
@@ -727,6 +733,8 @@ export class SqliteStore implements Store {
        WHERE id = ? RETURNING job_id, cause`,
     ).get(status, now, result, error, id) as { job_id: number; cause: string };
     if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+    for (const group of afterRunEnded((text) => this.sql(text), id, row.job_id, now))
+      this.emit({ type: 'runs', group });
   }
 
   /** A fixed-delay job waits for its scheduled run to end, then fires `delay` later. */

@@ -20,3 +20,6 @@ CREATE TABLE skipped_fires (
 CREATE UNIQUE INDEX skipped_fires_range ON skipped_fires (job_id, reason, first_fire);
 -- The ledger of a job, newest first.
 CREATE INDEX skipped_fires_job ON skipped_fires (job_id, id);
+
+-- Jobs that run after another job, found by the parent's name when one of its runs ends.
+CREATE INDEX jobs_after ON jobs (json_extract(trigger, '$.job')) WHERE json_extract(trigger, '$.kind') = 'after';
