@@ -1,5 +1,7 @@
 import { KairosApiError } from './errors.ts';
 import type {
+  BackfillRequest,
+  BackfillResponse,
   ErrorBody,
   Health,
   HeartbeatRequest,
@@ -110,6 +112,11 @@ export class KairosClient {
   /** The next fires of a saved job (default 20), marking those a DST rule changes. */
   previewJob(name: string, count?: number): Promise<Preview> {
     return this.request('GET', `/v1/jobs/${enc(name)}/preview`, undefined, { count });
+  }
+
+  /** Runs a job for every fire time of its trigger in a past range, with a cap. */
+  backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/backfill`, request);
   }
 
   /** The next fires of a trigger and schedule policy that are not saved (default 10). */

@@ -427,3 +427,26 @@ export interface PreviewRequest {
   /** Start after this instant (default now). */
   from?: string;
 }
+
+/** `POST /v1/jobs/:name/backfill`: run a job for every fire time of its trigger in a past range. */
+export interface BackfillRequest {
+  /** The range, inclusive, ISO-8601; `to` at most now. */
+  from: string;
+  to: string;
+  /**
+   * `buffer-all` (default): one backfill run at a time, oldest first, behind any active run of the
+   * job; `allow`: every run at once.
+   */
+  overlap?: 'allow' | 'buffer-all';
+  /** The most runs to create (default 100, at most 1000); the answer says where to continue. */
+  max?: number;
+}
+
+export interface BackfillResponse {
+  /** Runs created, oldest fire first. */
+  runs: Array<{ runId: number; fireTime: string }>;
+  /** Fire times in the range that already had a run (from the schedule or an earlier backfill). */
+  existing: string[];
+  /** Set when the range held more fires than `max`: pass it as `from` to continue. */
+  nextFrom: string | null;
+}

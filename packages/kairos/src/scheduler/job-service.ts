@@ -1,4 +1,12 @@
-import type { JobPatch, JobSpec, JsonObject, TriggerRequest } from '@kairos/client';
+import type {
+  BackfillRequest,
+  BackfillResponse,
+  JobPatch,
+  JobSpec,
+  JsonObject,
+  TriggerRequest,
+} from '@kairos/client';
+import { BACKFILL_DEFAULT_MAX, backfillFires } from '../core/backfill.ts';
 import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-plan.ts';
 import {
   checkParams,
@@ -25,6 +33,7 @@ export class JobService {
 
   async create(spec: JobSpec): Promise<JobRecord> {
     const job = compileJob(spec);
+    await this.checkDependencies(job);
     const now = this.clock.now();
     return this.store.createJob(job, scheduleOf(job, now), now);
   }
@@ -32,6 +41,7 @@ export class JobService {
   /** Creates or replaces: the next fire time survives when the schedule did not change. */
   async put(spec: JobSpec): Promise<JobRecord> {
     const job = compileJob(spec);
+    await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
       if (existing) return this.replace(existing, job);
@@ -47,7 +57,9 @@ export class JobService {
 
   async update(name: string, patch: JobPatch): Promise<JobRecord> {
     const existing = await this.get(name);
-    return this.replace(existing, patchJob(existing, patch));
+    const job = patchJob(existing, patch);
+    await this.checkDependencies(job);
+    return this.replace(existing, job);
   }
 
   async get(name: string): Promise<JobRecord> {
@@ -85,6 +97,53 @@ export class JobService {
     return this.store.enqueueRuns(job.id, runs, this.clock.now());
   }
 
+  /**
+   * Rejects a job whose `after` chain leads back to itself (DEPENDENCY_CYCLE): each run would set
+   * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
+   * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
+   */
+  private async checkDependencies(job: JobDefinition): Promise<void> {
+    const chain = [job.name];
+    let trigger = job.trigger;
+    while (trigger.kind === 'after') {
+      if (chain.includes(trigger.job)) {
+        throw new KairosError(
+          'DEPENDENCY_CYCLE',
+          `${chain.join(' → ')} → ${trigger.job}: a job cannot run after itself`,
+          { cycle: [...chain, trigger.job] },
+        );
+      }
+      chain.push(trigger.job);
+      const parent = await this.store.getJob(trigger.job);
+      if (!parent) return;
+      trigger = parent.trigger;
+    }
+  }
+
+  /** Runs a job for every fire time of its trigger in a past range (see `backfillFires`). */
+  async backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
+    const job = await this.get(name);
+    const now = this.clock.now();
+    const { fires, nextFrom } = backfillFires(
+      job.trigger,
+      instant(request.from, 'from'),
+      instant(request.to, 'to'),
+      request.max ?? BACKFILL_DEFAULT_MAX,
+      now,
+    );
+    const { created, existing } = await this.store.backfillRuns(
+      job.id,
+      fires,
+      request.overlap ?? 'buffer-all',
+      now,
+    );
+    return {
+      runs: created.map((c) => ({ runId: c.runId, fireTime: new Date(c.fireTime).toISOString() })),
+      existing: existing.map((t) => new Date(t).toISOString()),
+      nextFrom: nextFrom === null ? null : new Date(nextFrom).toISOString(),
+    };
+  }
+
   private async replace(existing: JobRecord, job: JobDefinition): Promise<JobRecord> {
     for (let tries = 0; ; tries++) {
       const now = this.clock.now();
@@ -113,6 +172,13 @@ export class JobService {
 
 function scheduleOf(job: JobDefinition, now: number): number | null {
   return job.paused ? null : firstScheduledFire(job.trigger, job.schedule, now);
+}
+
+function instant(value: string, field: string): number {
+  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms))
+    throw new KairosError('VALIDATION_FAILED', `${field}: expected an ISO-8601 instant`, { field });
+  return ms;
 }
 
 function paramsOf(base: JsonObject, request: TriggerRequest): JsonObject {

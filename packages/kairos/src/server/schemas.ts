@@ -163,4 +163,11 @@ export const PreviewRequestSchema = closed({
   from: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
+export const BackfillSchema = closed({
+  from: Type.String({ maxLength: 64 }),
+  to: Type.String({ maxLength: 64 }),
+  overlap: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('buffer-all')])),
+  max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
 export type Schema = TSchema;

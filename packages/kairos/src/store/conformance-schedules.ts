@@ -312,6 +312,42 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       ]);
     });
 
+    it('backfills past fire times once, serially behind an active run, keeping fires that already ran', async () => {
+      const a = await store.createJob(job('a'), T0, T0);
+      await worker(T0);
+      await store.fire([{ jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0 + 2000] }], null, T0); // scheduled, queued
+      const result = await store.backfillRuns(
+        a.id,
+        [T0, T0 + 1000, T0 + 2000, T0 + 3000],
+        'buffer-all',
+        T0 + 5000,
+      );
+      expect(result.existing).toEqual([T0 + 2000]);
+      expect(result.created.map((c) => c.fireTime)).toEqual([T0, T0 + 1000, T0 + 3000]);
+      const order: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        const claimed = await store.claimRuns('w', 50, 3_600_000, T0 + 6000 + step);
+        expect(claimed.length).toBeLessThanOrEqual(1);
+        for (const c of claimed) {
+          order.push(c.fireTime!);
+          const decision = decideOutcome(RETRY_NONE, c.attempt, { kind: 'succeeded', result: null }, T0, 0);
+          await store.finishAttempts(
+            [{ ...decision, runId: c.runId, attempt: c.attempt, group: 'default' }],
+            T0 + 6000 + step,
+          );
+        }
+      }
+      // The scheduled run was in flight first; then the backfill, oldest first, one at a time.
+      expect(order).toEqual([T0 + 2000, T0, T0 + 1000, T0 + 3000]);
+      const runs = await store.listRuns({ jobId: a.id, limit: 10 });
+      expect(runs.filter((r) => r.cause === 'backfill')).toHaveLength(3);
+      // A second backfill of the same range creates nothing.
+      expect((await store.backfillRuns(a.id, [T0, T0 + 1000], 'allow', T0 + 9000)).created).toEqual([]);
+      await expect(store.backfillRuns(999_999, [T0], 'allow', T0)).rejects.toMatchObject({
+        code: 'JOB_NOT_FOUND',
+      });
+    });
+
     it('resumes a paused job once, recording what it missed', async () => {
       const a = await store.createJob(job('a', { paused: true }), T0, T0);
       const missed = { reason: 'paused' as const, first: T0, last: T0 + 59_000, count: 60 };

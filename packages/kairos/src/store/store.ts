@@ -170,6 +170,18 @@ export interface Store {
     skipped: SkippedRange | null,
     now: number,
   ): Promise<JobRecord | null>;
+  /**
+   * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
+   * time that already has a run keeps it (UNIQUE(job, fire time)) and is answered in `existing`.
+   * `buffer-all` queues them behind each other and behind any active run of the job: one runs at a
+   * time, oldest first. Throws JOB_NOT_FOUND.
+   */
+  backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
 }
 
 /** One ledger row: fire times `first..last` of a job that did not become runs, for one reason. */

@@ -1,4 +1,4 @@
-import type { PreviewRequest, SkippedFires } from '@kairos/client';
+import type { BackfillRequest, PreviewRequest, SkippedFires } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { previewFires } from '../../core/preview.ts';
@@ -7,7 +7,7 @@ import { compileTrigger, parseInstant } from '../../core/trigger.ts';
 import { KairosError } from '../../errors.ts';
 import type { SkippedRecord } from '../../store/store.ts';
 import type { NodeContext } from '../context.ts';
-import { NameParam, PreviewQuery, PreviewRequestSchema, SkippedQuery } from '../schemas.ts';
+import { BackfillSchema, NameParam, PreviewQuery, PreviewRequestSchema, SkippedQuery } from '../schemas.ts';
 
 type NameParams = Static<typeof NameParam>;
 
@@ -41,6 +41,17 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const job = await jobs.get(request.params.name);
       return previewFires(job, clock.now(), request.query.count ?? 20);
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: BackfillRequest }>(
+    '/v1/jobs/:name/backfill',
+    { ...admin, schema: { tags: ['schedules'], params: NameParam, body: BackfillSchema } },
+    async (request, reply) => {
+      const result = await jobs.backfill(request.params.name, request.body);
+      ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);
+      reply.status(201);
+      return result;
     },
   );
 

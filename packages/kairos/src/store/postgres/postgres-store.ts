@@ -46,6 +46,7 @@ import {
 import * as sql from './queries.ts';
 import {
   afterRunsEnded,
+  backfill,
   fireWithPolicies,
   LIST_SKIPPED,
   needsPolicySteps,
@@ -584,6 +585,19 @@ export class PostgresStore implements Store {
     });
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
+  }
+
+  async backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
+    const { created, existing, group } = await this.transaction('backfillRuns', (client) =>
+      backfill(client, jobId, fireTimes, overlap, now),
+    );
+    if (group) await this.notify([{ type: 'runs', group }]);
+    return { created, existing };
   }
 
   // Notifications ------------------------------------------------------------

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
+import { KairosError } from '../../errors.ts';
 import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
@@ -29,18 +30,20 @@ export const ACTIVE_RUNS = `
 export const PROMOTE_RUN = `UPDATE runs SET available_at = $2 WHERE id = $1 RETURNING group_name`;
 
 /**
- * Lock the jobs of ended runs that buffer (buffer-one, buffer-all), so that a fire of such a job
- * in flight commits first and its buffered run is seen by PROMOTE_BUFFERED. $1 job ids.
+ * Lock the jobs of ended runs, so that a fire or backfill of such a job in flight commits first and
+ * a run it buffered is seen by PROMOTE_BUFFERED (a buffered run that nobody saw would wait forever).
+ * $1 job ids.
  */
-export const LOCK_BUFFERING_JOBS = `
-  SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND schedule->>'overlap' IN ('buffer-one', 'buffer-all')
-  ORDER BY id FOR UPDATE`;
+export const LOCK_JOBS = `SELECT id FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
 
-/** For each job with nothing in flight, make its oldest buffered run claimable. $1 job ids, $2 now, $3 BUFFERED_AT. */
+/**
+ * For each job with nothing in flight, make its oldest buffered run claimable. `status IN (…)`
+ * matches the runs_active index; a buffered run is always queued. $1 job ids, $2 now, $3 BUFFERED_AT.
+ */
 export const PROMOTE_BUFFERED = `
   UPDATE runs r SET available_at = $2 FROM (
     SELECT DISTINCT ON (b.job_id) b.id FROM runs b
-    WHERE b.job_id = ANY($1::bigint[]) AND b.status = 'queued' AND b.available_at = $3
+    WHERE b.job_id = ANY($1::bigint[]) AND b.status IN ('queued', 'running') AND b.available_at = $3
       AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.job_id = b.job_id AND a.status IN ('queued', 'running')
         AND a.available_at <> $3)
     ORDER BY b.job_id, b.fire_time, b.id) n
@@ -217,15 +220,10 @@ export async function afterRunsEnded(
   const groups = (await client.query<{ group_name: string }>(TRIGGER_DEPENDENTS, [runIds, now])).rows.map(
     (r) => r.group_name,
   );
-  const buffering = await client.query<{ id: number }>(LOCK_BUFFERING_JOBS, [[...new Set(jobIds)]]);
-  if (buffering.rows.length > 0) {
-    const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [
-      buffering.rows.map((r) => r.id),
-      now,
-      BUFFERED_AT,
-    ]);
-    groups.push(...promoted.rows.map((r) => r.group_name));
-  }
+  const jobs = [...new Set(jobIds)].sort((a, b) => a - b);
+  await client.query(LOCK_JOBS, [jobs]);
+  const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [jobs, now, BUFFERED_AT]);
+  groups.push(...promoted.rows.map((r) => r.group_name));
   return groups;
 }
 
@@ -255,4 +253,57 @@ export function skippedFromRow(row: SkippedRow): SkippedRecord {
     count: row.count,
     recordedAt: row.recorded_at,
   };
+}
+
+/** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now. */
+export const INSERT_BACKFILL_RUNS = `
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at)
+  SELECT j.id, j.group_name, j.handler, 'backfill', f.fire_time, j.params, j.priority, 'queued',
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at
+  FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
+  WHERE j.id = $1
+  ORDER BY f.fire_time
+  ON CONFLICT DO NOTHING
+  RETURNING id, fire_time, group_name`;
+
+/** Backfill runs, inside the caller's transaction (see Store.backfillRuns). */
+export async function backfill(
+  client: pg.PoolClient,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+): Promise<{
+  created: Array<{ runId: number; fireTime: number }>;
+  existing: number[];
+  group: string | null;
+}> {
+  // The job's row lock first: a run of the job that ends meanwhile waits for it, then sees what we buffer.
+  const job = await client.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+  if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+  const serial = overlap === 'buffer-all';
+  const active = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM runs WHERE job_id = $1 AND status IN ('queued', 'running')`,
+    [jobId],
+  );
+  const input = fireTimes.map((fireTime) => ({
+    fire_time: fireTime,
+    available_at: serial ? BUFFERED_AT : now,
+  }));
+  const inserted = await client.query<{ id: number; fire_time: number; group_name: string }>(
+    INSERT_BACKFILL_RUNS,
+    [jobId, JSON.stringify(input), now],
+  );
+  const created = inserted.rows
+    .map((r) => ({ runId: r.id, fireTime: r.fire_time }))
+    .sort((a, b) => a.fireTime - b.fireTime);
+  const made = new Set(created.map((c) => c.fireTime));
+  let group = serial ? null : (inserted.rows[0]?.group_name ?? null);
+  if (serial && active.rows[0]!.n === 0 && created.length > 0) {
+    // Nothing of the job in flight: the oldest backfill run goes now, the rest wait their turn.
+    const promoted = await client.query<{ group_name: string }>(PROMOTE_RUN, [created[0]!.runId, now]);
+    group = promoted.rows[0]?.group_name ?? null;
+  }
+  return { created, existing: fireTimes.filter((t) => !made.has(t)), group };
 }

@@ -80,7 +80,8 @@ export function applyOverlap(
 export function afterRunEnded(sql: Sql, runId: number, jobId: number, now: number): string[] {
   const groups: string[] = [];
   const next = sql(
-    `SELECT id FROM runs WHERE job_id = ? AND status = 'queued' AND available_at = ?
+    // status IN (…) as in the runs_active index; a buffered run is always queued.
+    `SELECT id FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at = ?
        AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at <> ?)
      ORDER BY fire_time, id LIMIT 1`,
   ).get(jobId, BUFFERED_AT, jobId, BUFFERED_AT) as { id: number } | undefined;
@@ -167,4 +168,42 @@ export function skippedFromRow(row: SkippedRow): SkippedRecord {
     count: row.count,
     recordedAt: row.recorded_at,
   };
+}
+
+/** Backfill runs, inside the caller's transaction (see Store.backfillRuns). */
+export function backfill(
+  sql: Sql,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+): { created: Array<{ runId: number; fireTime: number }>; existing: number[]; group: string | null } {
+  const active = sql(
+    `SELECT count(*) AS n FROM runs WHERE job_id = ? AND status IN ('queued', 'running')`,
+  ).get(jobId) as { n: number };
+  const insert = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+       timeout_ms, created_at, available_at)
+     SELECT id, group_name, handler, 'backfill', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
+       retry, timeout_ms, ?, ?
+     FROM jobs WHERE id = ?
+     ON CONFLICT DO NOTHING RETURNING id, group_name`,
+  );
+  let busy = overlap === 'buffer-all' && active.n > 0;
+  const created: Array<{ runId: number; fireTime: number }> = [];
+  const existing: number[] = [];
+  let group: string | null = null;
+  for (const fireTime of fireTimes) {
+    const row = insert.get(fireTime, now, busy ? BUFFERED_AT : now, jobId) as
+      | { id: number; group_name: string }
+      | undefined;
+    if (!row) {
+      existing.push(fireTime);
+      continue;
+    }
+    if (!busy) group = row.group_name;
+    created.push({ runId: row.id, fireTime });
+    busy = overlap === 'buffer-all';
+  }
+  return { created, existing, group };
 }

@@ -48,6 +48,7 @@ import {
 import {
   afterRunEnded,
   applyOverlap,
+  backfill,
   countRuns,
   hasPolicies,
   recordSkipped,
@@ -723,6 +724,26 @@ export class SqliteStore implements Store {
     );
     if (row) this.emit({ type: 'jobs' });
     return row ? jobFromRow(row) : null;
+  }
+
+  async backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
+    const { created, existing, group } = this.run('backfillRuns', () =>
+      this.db
+        .transaction(() => {
+          if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) {
+            throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+          }
+          return backfill((text) => this.sql(text), jobId, fireTimes, overlap, now);
+        })
+        .immediate(),
+    );
+    if (group) this.emit({ type: 'runs', group });
+    return { created, existing };
   }
 
   // Helpers ------------------------------------------------------------------

@@ -23,3 +23,5 @@ CREATE INDEX skipped_fires_job ON skipped_fires (job_id, id);
 
 -- Jobs that run after another job, found by the parent's name when one of its runs ends.
 CREATE INDEX jobs_after ON jobs (json_extract(trigger, '$.job')) WHERE json_extract(trigger, '$.kind') = 'after';
+-- A job's active runs (overlap policies, buffered runs), without walking its whole run history.
+CREATE INDEX runs_active ON runs (job_id, available_at) WHERE status IN ('queued', 'running');
