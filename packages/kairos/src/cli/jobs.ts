@@ -33,7 +33,7 @@ export function registerJobs(program: Command): void {
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
     const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
-    const spec = withSchedule(jobSpecFromFlags(name, flags), flags);
+    const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
     showJob(flags, await clientFrom(flags).createJob(spec), 'created');
   });
 
@@ -45,7 +45,7 @@ export function registerJobs(program: Command): void {
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
     const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
-    const spec = withSchedule(jobSpecFromFlags(name, flags), flags);
+    const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
     showJob(flags, await clientFrom(flags).putJob(spec), 'saved');
   });
 
@@ -176,6 +176,14 @@ export function registerJobs(program: Command): void {
     });
 
   registerScheduleCommands(jobs);
+}
+
+/**
+ * `--after` is a trigger of its own: the spec is built with a placeholder manual trigger that
+ * {@link withSchedule} replaces, so that `jobSpecFromFlags` still asks for exactly one trigger.
+ */
+function withAfter(flags: JobFlags & ScheduleFlags): JobFlags {
+  return flags.after === undefined ? flags : { ...flags, manual: true };
 }
 
 /** The patch of `jobs update`: job flags, schedule flags, or both. */

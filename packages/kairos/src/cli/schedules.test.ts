@@ -36,7 +36,19 @@ describe('schedule flags', () => {
     expect(withSchedule(jobSpecFromFlags('j', base), base).schedule).toBeUndefined();
   });
 
+  it('--after makes a dependency trigger', () => {
+    const flags = { handler: 'h', after: 'extract', on: 'always' };
+    expect(withSchedule(jobSpecFromFlags('load', { ...flags, manual: true }), flags).trigger).toEqual({
+      kind: 'after',
+      job: 'extract',
+      on: 'always',
+    });
+    const both = { handler: 'h', after: 'extract', every: '1m' };
+    expect(() => withSchedule(jobSpecFromFlags('load', both), both)).toThrow(/choose one trigger/);
+  });
+
   it.each([
+    [{ on: 'success' }, /--on goes with --after/],
     [{ misfire: 'later' }, /--misfire/],
     [{ overlap: 'queue' }, /--overlap/],
     [{ maxCatchUp: '3' }, /--misfire catch-up/],

@@ -1,4 +1,5 @@
 import type {
+  BackfillRequest,
   JobPatch,
   MisfirePolicyKind,
   OverlapPolicy,
@@ -29,6 +30,9 @@ export interface ScheduleFlags {
   maxRuns?: string;
   dst?: string;
   cron?: string;
+  after?: string;
+  on?: string;
+  manual?: boolean;
 }
 
 const MISFIRE: readonly MisfirePolicyKind[] = ['skip', 'run-once', 'catch-up'];
@@ -47,11 +51,27 @@ export function addScheduleFlags(cmd: Command): Command {
     .option('--end-at <iso>', 'no fire after this instant')
     .option('--jitter <dur>', 'delay each run by up to this, reproducibly per fire')
     .option('--max-runs <n>', 'stop the schedule after this many runs')
-    .option('--dst <rule>', 'with --cron: once-per-day (default) or literal');
+    .option('--dst <rule>', 'with --cron: once-per-day (default) or literal')
+    .option('--after <job>', 'trigger: a run when a run of <job> ends (see --on)')
+    .option('--on <when>', 'with --after: success (default), failure or always');
 }
 
 /** Adds the schedule policy and DST rule of the flags to a spec or patch. */
 export function withSchedule<T extends JobPatch>(spec: T, flags: ScheduleFlags): T {
+  if (flags.on !== undefined && flags.after === undefined) throw new UsageError('--on goes with --after');
+  if (flags.after !== undefined) {
+    // `jobs create|put` pass a placeholder manual trigger (see withAfter in jobs.ts).
+    if (flags.manual || (spec.trigger && spec.trigger.kind !== 'manual'))
+      throw new UsageError('choose one trigger: --after replaces --cron, --every, --delay, --at, --manual');
+    spec.trigger =
+      flags.on === undefined
+        ? { kind: 'after', job: flags.after }
+        : {
+            kind: 'after',
+            job: flags.after,
+            on: oneOf(flags.on, ['success', 'failure', 'always'] as const, '--on'),
+          };
+  }
   if (flags.dst !== undefined) {
     if (flags.dst !== 'once-per-day' && flags.dst !== 'literal') {
       throw new UsageError(`--dst: expected once-per-day or literal, got ${JSON.stringify(flags.dst)}`);
@@ -81,8 +101,35 @@ export function withSchedule<T extends JobPatch>(spec: T, flags: ScheduleFlags):
   return spec;
 }
 
-/** Registers `kairos jobs skipped NAME` and `kairos jobs preview NAME`. */
+/** Registers `kairos jobs skipped NAME`, `kairos jobs preview NAME` and `kairos jobs backfill NAME`. */
 export function registerScheduleCommands(jobs: Command): void {
+  jobs
+    .command('backfill')
+    .argument('<name>', 'job name')
+    .description('run a job for every fire time of its trigger in a past range')
+    .requiredOption('--from <iso>', 'first instant of the range')
+    .requiredOption('--to <iso>', 'last instant of the range (not in the future)')
+    .option('--overlap <policy>', 'buffer-all (default: one at a time, oldest first) or allow (all at once)')
+    .option('--max <n>', 'the most runs to create (default 100, at most 1000)')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<
+        GlobalFlags & { from: string; to: string; overlap?: string; max?: string }
+      >();
+      const request: BackfillRequest = {
+        from: parseInstant(flags.from, '--from'),
+        to: parseInstant(flags.to, '--to'),
+      };
+      if (flags.overlap !== undefined)
+        request.overlap = oneOf(flags.overlap, ['allow', 'buffer-all'] as const, '--overlap');
+      if (flags.max !== undefined) request.max = parseIntFlag(flags.max, '--max', { min: 1, max: 1000 });
+      const result = await clientFrom(flags).backfill(name, request);
+      if (flags.json) return printJson(result);
+      console.log(
+        `backfill of ${name}: ${result.runs.length} runs created, ${result.existing.length} fire times already had a run`,
+      );
+      if (result.nextFrom) console.log(`more fires in the range: continue with --from ${result.nextFrom}`);
+    });
+
   jobs
     .command('skipped')
     .argument('<name>', 'job name')

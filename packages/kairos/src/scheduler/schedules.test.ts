@@ -246,3 +246,75 @@ describe('window, cap, jitter, fixed delay', () => {
     expect((await s.runs('d')).map((r) => r.fireTime)).toEqual([T0, T0 + 52_000]);
   });
 });
+
+describe('buffering, dependencies and backfill on the fake clock', () => {
+  it('buffer-one: one fire waits for the running run, the next ones are skipped, and it runs when the first ends', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'b',
+      trigger: { kind: 'every', every: '1s' },
+      schedule: { overlap: 'buffer-one' },
+    });
+    await s.run(4000);
+    const runs = await s.runs('b');
+    expect(runs.map((r) => r.fireTime)).toEqual([T0 + 1000, T0 + 2000]);
+    expect((await s.ledger('b')).map((r) => r.first)).toEqual([T0 + 3000, T0 + 4000]);
+    await finish(s.store, runs[0]!.id, s.clock.now());
+    expect((await s.store.getRun(runs[1]!.id))?.availableAt).toBe(s.clock.now());
+  });
+
+  it('after: a child run follows each successful parent run, with the parent result in its params', async () => {
+    const s = await setup();
+    await s.create({ name: 'extract', trigger: { kind: 'every', every: '1m' } });
+    await s.create({ name: 'load', trigger: { kind: 'after', job: 'extract' }, params: { table: 't' } });
+    await s.run(MIN, MIN);
+    const [parent] = await s.runs('extract');
+    expect(await s.runs('load')).toEqual([]);
+    await finish(s.store, parent!.id, s.clock.now());
+    const [child] = await s.runs('load');
+    expect(child).toMatchObject({ cause: 'dependency', status: 'queued' });
+    expect(child!.params).toEqual({
+      table: 't',
+      parent: { job: 'extract', runId: parent!.id, status: 'succeeded', result: null },
+    });
+  });
+
+  it('rejects a dependency cycle when the job is defined, and stores nothing', async () => {
+    const s = await setup();
+    await s.create({ name: 'a', trigger: { kind: 'after', job: 'c' } });
+    await s.create({ name: 'b', trigger: { kind: 'after', job: 'a' } });
+    await expect(s.create({ name: 'c', trigger: { kind: 'after', job: 'b' } })).rejects.toMatchObject({
+      code: 'DEPENDENCY_CYCLE',
+    });
+    await expect(s.create({ name: 'self', trigger: { kind: 'after', job: 'self' } })).rejects.toMatchObject({
+      code: 'DEPENDENCY_CYCLE',
+    });
+    await expect(s.jobs.get('c')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await s.create({ name: 'c', trigger: { kind: 'every', every: '1h' } });
+    await expect(s.jobs.update('c', { trigger: { kind: 'after', job: 'b' } })).rejects.toMatchObject({
+      code: 'DEPENDENCY_CYCLE',
+    });
+  });
+
+  it('backfill: every past fire time of a range, capped, one at a time', async () => {
+    const s = await setup();
+    await s.create({
+      name: 'daily',
+      trigger: { kind: 'cron', cron: '0 6 * * *', timezone: 'Europe/Berlin' },
+    });
+    await s.clock.advance(10 * 24 * HOUR);
+    const result = await s.jobs.backfill('daily', {
+      from: '2025-12-01T00:00:00Z',
+      to: '2025-12-31T23:59:59Z',
+      max: 20,
+    });
+    expect(result.runs).toHaveLength(20);
+    expect(result.runs[0]!.fireTime).toBe('2025-12-01T05:00:00.000Z');
+    expect(result.nextFrom).toBe('2025-12-21T05:00:00.000Z');
+    const runs = await s.runs('daily');
+    expect(runs.filter((r) => r.availableAt === s.clock.now())).toHaveLength(1);
+    await expect(
+      s.jobs.backfill('daily', { from: '2026-01-01T00:00:00Z', to: '2027-01-01T00:00:00Z' }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+});
