@@ -2,6 +2,8 @@ import { KairosApiError } from './errors.ts';
 import type {
   BackfillRequest,
   BackfillResponse,
+  Calendar,
+  CalendarSpec,
   ErrorBody,
   Health,
   HeartbeatRequest,
@@ -117,6 +119,27 @@ export class KairosClient {
   /** Runs a job for every fire time of its trigger in a past range, with a cap. */
   backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
     return this.request('POST', `/v1/jobs/${enc(name)}/backfill`, request);
+  }
+
+  listCalendars(): Promise<{ items: Calendar[] }> {
+    return this.request('GET', '/v1/calendars');
+  }
+
+  getCalendar(name: string): Promise<Calendar> {
+    return this.request('GET', `/v1/calendars/${enc(name)}`);
+  }
+
+  createCalendar(spec: CalendarSpec): Promise<Calendar> {
+    return this.request('POST', '/v1/calendars', spec);
+  }
+
+  /** Creates the calendar or replaces it; jobs that name it follow the new one at their next fire. */
+  putCalendar(spec: CalendarSpec): Promise<Calendar> {
+    return this.request('PUT', `/v1/calendars/${enc(spec.name)}`, spec);
+  }
+
+  async deleteCalendar(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/calendars/${enc(name)}`);
   }
 
   /** The next fires of a trigger and schedule policy that are not saved (default 10). */

@@ -357,6 +357,8 @@ export interface ScheduleSpec {
   jitter?: Duration;
   /** The schedule stops after this many runs. */
   maxRuns?: number;
+  /** Names of calendars whose excluded dates and times this job does not fire on. */
+  calendars?: string[];
 }
 
 /** A resolved schedule policy: every default filled in, durations in ms, instants ISO-8601 or null. */
@@ -367,6 +369,7 @@ export interface SchedulePolicy {
   endAt: string | null;
   jitter: number;
   maxRuns: number | null;
+  calendars: string[];
 }
 
 /**
@@ -449,4 +452,35 @@ export interface BackfillResponse {
   existing: string[];
   /** Set when the range held more fires than `max`: pass it as `from` to continue. */
   nextFrom: string | null;
+}
+
+/**
+ * A named set of excluded dates and times (holidays, weekends, nights) that jobs attach with
+ * `schedule.calendars`; a fire it excludes is recorded as skipped with reason `calendar`.
+ */
+export interface CalendarSpec {
+  name: string;
+  description?: string;
+  /** The zone in which dates, weekdays and the cron exclusion are read. Default `UTC`. */
+  timezone?: string;
+  /** Whole local days excluded, `YYYY-MM-DD`. */
+  dates?: string[];
+  /** Local date ranges excluded, both ends included: `{ from: '2026-12-24', to: '2026-12-26' }`. */
+  periods?: Array<{ from: string; to: string }>;
+  /** Weekdays excluded: 0 Sunday … 6 Saturday. */
+  weekdays?: number[];
+  /** A cron expression: the fire times it matches are excluded (e.g. `* 0-6 * * *`: nights). */
+  cron?: string;
+}
+
+export interface Calendar {
+  name: string;
+  description: string;
+  timezone: string;
+  dates: string[];
+  periods: Array<{ from: string; to: string }>;
+  weekdays: number[];
+  cron: string | null;
+  createdAt: string;
+  updatedAt: string;
 }

@@ -30,6 +30,7 @@ export interface ScheduleFlags {
   maxRuns?: string;
   dst?: string;
   cron?: string;
+  calendar?: string[];
   after?: string;
   on?: string;
   manual?: boolean;
@@ -52,6 +53,11 @@ export function addScheduleFlags(cmd: Command): Command {
     .option('--jitter <dur>', 'delay each run by up to this, reproducibly per fire')
     .option('--max-runs <n>', 'stop the schedule after this many runs')
     .option('--dst <rule>', 'with --cron: once-per-day (default) or literal')
+    .option(
+      '--calendar <name>',
+      'do not fire on the dates this calendar excludes (repeatable)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
     .option('--after <job>', 'trigger: a run when a run of <job> ends (see --on)')
     .option('--on <when>', 'with --after: success (default), failure or always');
 }
@@ -96,6 +102,7 @@ export function withSchedule<T extends JobPatch>(spec: T, flags: ScheduleFlags):
   if (flags.startAt !== undefined) schedule.startAt = parseInstant(flags.startAt, '--start-at');
   if (flags.endAt !== undefined) schedule.endAt = parseInstant(flags.endAt, '--end-at');
   if (flags.jitter !== undefined) schedule.jitter = parseDurationFlag(flags.jitter, '--jitter');
+  if (flags.calendar !== undefined) schedule.calendars = flags.calendar;
   if (flags.maxRuns !== undefined) schedule.maxRuns = parseIntFlag(flags.maxRuns, '--max-runs', { min: 1 });
   if (Object.keys(schedule).length > 0) spec.schedule = schedule;
   return spec;

@@ -1,4 +1,5 @@
 import type { SkipReason } from '@kairos/client';
+import { type CalendarDefinition, exclusionOf } from './calendar.ts';
 import { countFires, latestFireIn, previousFire } from './fire-search.ts';
 import { jitterOf } from './jitter.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from './schedule-policy.ts';
@@ -19,6 +20,8 @@ export interface FirePlanJob {
   schedule?: SchedulePolicy | undefined;
   /** Runs the schedule created so far (for `maxRuns`). */
   runsFired?: number | undefined;
+  /** The job's calendars (loaded by the caller from `schedule.calendars`). */
+  calendars?: readonly CalendarDefinition[] | undefined;
 }
 
 /** Fire times `first..last` of one job that did not become runs, for one reason. */
@@ -85,6 +88,12 @@ export function planFires(job: FirePlanJob, due: number, now: number, options: F
     }
   }
 
+  if (job.calendars && job.calendars.length > 0) {
+    const excluded = applyCalendars(trigger, job.calendars, fires, next);
+    fires = excluded.fires;
+    next = excluded.next;
+    skipped.push(...excluded.skipped);
+  }
   if (schedule.endAt !== null) {
     const end = schedule.endAt;
     const beyond = fires.findIndex((fire) => fire > end);
@@ -108,6 +117,60 @@ export function planFires(job: FirePlanJob, due: number, now: number, options: F
     skipped,
     next,
   };
+}
+
+/** The most excluded days or periods one plan jumps over (a calendar that excludes everything ends here). */
+const CALENDAR_HOPS = 400;
+
+/**
+ * Drops the fires the calendars exclude and moves the next fire past any exclusion it falls in,
+ * a whole excluded day or period at a time (never fire by fire), recording each as `calendar`.
+ * A fixed-delay fire is postponed to the end of its exclusion rather than dropped (nothing else
+ * would set it again).
+ */
+function applyCalendars(
+  trigger: Trigger,
+  calendars: readonly CalendarDefinition[],
+  fires: number[],
+  next: number | null,
+): { fires: number[]; next: number | null; skipped: SkippedRange[] } {
+  const exclusion = (t: number) => {
+    for (const calendar of calendars) {
+      const found = exclusionOf(calendar, t);
+      if (found) return found;
+    }
+    return null;
+  };
+  const skipped: SkippedRange[] = [];
+  const kept: number[] = [];
+  let previousExcluded = false;
+  for (const fire of fires) {
+    const found = exclusion(fire);
+    if (!found) {
+      kept.push(fire);
+    } else if (trigger.kind === 'delay') {
+      skipped.push(single('calendar', fire));
+      return { fires: kept, next: found.until, skipped };
+    } else {
+      // Consecutive excluded fires make one range.
+      const last = skipped[skipped.length - 1];
+      if (previousExcluded && last && last.count !== null) {
+        last.last = fire;
+        last.count++;
+      } else {
+        skipped.push(single('calendar', fire));
+      }
+    }
+    previousExcluded = found !== null;
+  }
+  for (let hops = 0; next !== null && hops < CALENDAR_HOPS; hops++) {
+    const found = exclusion(next);
+    if (!found) break;
+    const last = latestFireIn(trigger, next, found.until - 1) ?? next;
+    skipped.push({ reason: 'calendar', first: next, last, count: countFires(trigger, next, last) });
+    next = nextFireAfter(trigger, last);
+  }
+  return { fires: kept, next, skipped };
 }
 
 function planMisfire(

@@ -1,9 +1,12 @@
 import type { FirePreview, Preview, PreviewSkip } from '@kairos/client';
+import { type CalendarDefinition, exclusionOf } from './calendar.ts';
 import { jitterOf } from './jitter.ts';
 import type { SchedulePolicy } from './schedule-policy.ts';
 import { nextFireAfter, type Trigger } from './trigger.ts';
 
 export const PREVIEW_LIMIT = 100;
+/** Excluded fires listed at most (a per-second job on a holiday would list 86 400). */
+const SKIPPED_LIMIT = 100;
 
 export interface PreviewJob {
   /** Seeds the jitter; absent for a spec that is not saved (its runs show no jitter). */
@@ -11,6 +14,7 @@ export interface PreviewJob {
   trigger: Trigger;
   schedule: SchedulePolicy;
   runsFired?: number | undefined;
+  calendars?: readonly CalendarDefinition[] | undefined;
 }
 
 /**
@@ -43,6 +47,14 @@ export function previewFires(job: PreviewJob, from: number, count: number): Prev
       skipped.push({ fireTime: iso(next), reason: 'max-runs' });
       break;
     }
+    const excluded = (job.calendars ?? []).some((calendar) => exclusionOf(calendar, next!) !== null);
+    if (excluded && skipped.length < SKIPPED_LIMIT) {
+      skipped.push({ fireTime: iso(next), reason: 'calendar' });
+      previous = next;
+      next = trigger.kind === 'at' ? null : nextFireAfter(trigger, next);
+      continue;
+    }
+    if (excluded) break;
     const fire: FirePreview = {
       fireTime: iso(next),
       runAt: iso(next + (job.id === undefined ? 0 : jitterOf(job.id, next, schedule.jitterMs))),

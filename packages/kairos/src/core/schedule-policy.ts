@@ -16,12 +16,16 @@ export interface SchedulePolicy {
   endAt: number | null;
   jitterMs: number;
   maxRuns: number | null;
+  /** Names of the calendars whose exclusions apply (core/calendar.ts). */
+  calendars: string[];
 }
 
 export const MAX_CATCH_UP_LIMIT = 1000;
 export const DEFAULT_MAX_CATCH_UP = 10;
 export const DEFAULT_CATCH_UP_WINDOW_MS = 86_400_000;
 const MAX_RUNS_LIMIT = 1_000_000_000;
+const CALENDARS_LIMIT = 20;
+const CALENDAR_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 export const DEFAULT_SCHEDULE: SchedulePolicy = Object.freeze({
   misfire: Object.freeze({
@@ -34,6 +38,7 @@ export const DEFAULT_SCHEDULE: SchedulePolicy = Object.freeze({
   endAt: null,
   jitterMs: 0,
   maxRuns: null,
+  calendars: Object.freeze([]) as unknown as string[],
 }) as SchedulePolicy;
 
 const MISFIRE_POLICIES: readonly MisfirePolicyKind[] = ['skip', 'run-once', 'catch-up'];
@@ -79,7 +84,15 @@ export function compileSchedule(spec: ScheduleSpec | undefined): SchedulePolicy 
   if (maxRuns !== null && (!Number.isInteger(maxRuns) || maxRuns < 1 || maxRuns > MAX_RUNS_LIMIT)) {
     throw invalid('schedule.maxRuns', `a whole number from 1 to ${MAX_RUNS_LIMIT}`);
   }
+  const calendars = [...new Set(spec.calendars ?? [])];
+  if (
+    calendars.length > CALENDARS_LIMIT ||
+    calendars.some((name) => typeof name !== 'string' || !CALENDAR_NAME.test(name))
+  ) {
+    throw invalid('schedule.calendars', `at most ${CALENDARS_LIMIT} calendar names`);
+  }
   return {
+    calendars,
     misfire: { policy: misfireSpec.policy, maxCatchUp, catchUpWindowMs },
     overlap,
     startAt,
@@ -103,6 +116,7 @@ export function describeSchedule(policy: SchedulePolicy): SchedulePolicyView {
     endAt: policy.endAt === null ? null : new Date(policy.endAt).toISOString(),
     jitter: policy.jitterMs,
     maxRuns: policy.maxRuns,
+    calendars: [...policy.calendars],
   };
 }
 
@@ -123,6 +137,7 @@ export function scheduleSpecOf(policy: SchedulePolicy): ScheduleSpec {
   if (policy.startAt !== null) spec.startAt = new Date(policy.startAt).toISOString();
   if (policy.endAt !== null) spec.endAt = new Date(policy.endAt).toISOString();
   if (policy.maxRuns !== null) spec.maxRuns = policy.maxRuns;
+  if (policy.calendars.length > 0) spec.calendars = [...policy.calendars];
   return spec;
 }
 

@@ -98,11 +98,26 @@ export class JobService {
   }
 
   /**
-   * Rejects a job whose `after` chain leads back to itself (DEPENDENCY_CYCLE): each run would set
+   * Checks what a job refers to: its calendars exist (CALENDAR_NOT_FOUND), and its `after` chain
+   * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
    * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
    * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
    */
   private async checkDependencies(job: JobDefinition): Promise<void> {
+    const names = job.schedule.calendars;
+    if (names.length > 0) {
+      const found = new Set((await this.store.getCalendars(names)).map((c) => c.name));
+      const missing = names.filter((name) => !found.has(name));
+      if (missing.length > 0) {
+        throw new KairosError(
+          'CALENDAR_NOT_FOUND',
+          `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
+          {
+            missing,
+          },
+        );
+      }
+    }
     const chain = [job.name];
     let trigger = job.trigger;
     while (trigger.kind === 'after') {

@@ -3,6 +3,7 @@ import type { JobSpec } from '@kairos/client';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { compileCalendar } from '../core/calendar.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
@@ -316,5 +317,33 @@ describe('buffering, dependencies and backfill on the fake clock', () => {
     await expect(
       s.jobs.backfill('daily', { from: '2026-01-01T00:00:00Z', to: '2027-01-01T00:00:00Z' }),
     ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+});
+
+describe('calendars on the fake clock', () => {
+  it('does not fire on excluded days; each excluded day is one ledger range', async () => {
+    const s = await setup();
+    await s.store.putCalendar(compileCalendar({ name: 'weekends', weekdays: [0, 6] }), T0);
+    // 1 January 2026 is a Thursday.
+    await s.create({
+      name: 'h',
+      trigger: { kind: 'every', every: '6h' },
+      schedule: { calendars: ['weekends'] },
+    });
+    await s.run(5 * 24 * HOUR, 6 * HOUR);
+    const days = (await s.runs('h')).map((r) => new Date(r.fireTime!).getUTCDay());
+    expect(days.filter((d) => d === 0 || d === 6)).toEqual([]);
+    expect(days).toContain(1);
+    expect((await s.ledger('h')).map((r) => [r.reason, new Date(r.first).toISOString(), r.count])).toEqual([
+      ['calendar', '2026-01-03T00:00:00.000Z', 4],
+      ['calendar', '2026-01-04T00:00:00.000Z', 4],
+    ]);
+  });
+
+  it('refuses a job that names a calendar that does not exist', async () => {
+    const s = await setup();
+    await expect(
+      s.create({ name: 'x', trigger: { kind: 'every', every: '1h' }, schedule: { calendars: ['nope'] } }),
+    ).rejects.toMatchObject({ code: 'CALENDAR_NOT_FOUND' });
   });
 });

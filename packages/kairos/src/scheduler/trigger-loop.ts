@@ -1,5 +1,6 @@
 import type { SkipReason } from '@kairos/client';
 import type { Logger } from 'pino';
+import type { CalendarRecord } from '../core/calendar.ts';
 import { type FirePlan, planFires } from '../core/fire-plan.ts';
 import type { JobRecord } from '../core/job.ts';
 import type { FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
@@ -131,11 +132,17 @@ export class TriggerLoop {
       if (due.length === 0) break;
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
+      const calendars = await this.calendarsOf(due);
       for (const job of due) {
-        const plan = planFires(job, job.nextFireAt!, now, {
-          misfireGraceMs: this.options.misfireGraceMs,
-          maxFires: 100,
-        });
+        const plan = planFires(
+          { ...job, calendars: job.schedule.calendars.map((c) => calendars.get(c)!).filter(Boolean) },
+          job.nextFireAt!,
+          now,
+          {
+            misfireGraceMs: this.options.misfireGraceMs,
+            maxFires: 100,
+          },
+        );
         for (const fire of plan.fires) lateness.push(now - fire);
         entries.push(fireEntryOf(job, plan));
       }
@@ -154,6 +161,13 @@ export class TriggerLoop {
       if (due.length < this.batchSize) break;
     }
     return store.nextFireAt(partitions);
+  }
+
+  /** The calendars the due jobs name, one store read per batch (none when no job has any). */
+  private async calendarsOf(due: readonly JobRecord[]): Promise<Map<string, CalendarRecord>> {
+    const names = [...new Set(due.flatMap((job) => job.schedule.calendars))];
+    const found = names.length === 0 ? [] : await this.options.store.getCalendars(names);
+    return new Map(found.map((calendar) => [calendar.name, calendar]));
   }
 
   private reportSkipped(due: readonly JobRecord[], skipped: readonly SkipWritten[]): void {

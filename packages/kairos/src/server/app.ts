@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { TokenAuth } from './auth.ts';
 import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
+import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -57,5 +58,6 @@ export async function buildServer(
   runRoutes(app, context);
   workerProtocolRoutes(app, context);
   scheduleRoutes(app, context);
+  calendarRoutes(app, context);
   return app;
 }

@@ -40,6 +40,7 @@ export const ScheduleSchema = closed({
   endAt: Type.Optional(Type.String({ maxLength: 64 })),
   jitter: Type.Optional(Duration),
   maxRuns: Type.Optional(Type.Integer()),
+  calendars: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 20 })),
 });
 
 export const RetrySchema = closed({
@@ -169,5 +170,17 @@ export const BackfillSchema = closed({
   overlap: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('buffer-all')])),
   max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
 });
+
+const LocalDate = Type.String({ maxLength: 10 });
+export const CalendarSchema = closed({
+  name: Name,
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+  timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  dates: Type.Optional(Type.Array(LocalDate, { maxItems: 1000 })),
+  periods: Type.Optional(Type.Array(closed({ from: LocalDate, to: LocalDate }), { maxItems: 1000 })),
+  weekdays: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { maxItems: 7 })),
+  cron: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+});
+export const CalendarBodySchema = closed({ ...CalendarSchema.properties, name: Type.Optional(Name) });
 
 export type Schema = TSchema;

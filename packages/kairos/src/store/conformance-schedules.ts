@@ -1,5 +1,6 @@
 import type { RunStatus } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileCalendar } from '../core/calendar.ts';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { Store } from './store.ts';
@@ -346,6 +347,31 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       await expect(store.backfillRuns(999_999, [T0], 'allow', T0)).rejects.toMatchObject({
         code: 'JOB_NOT_FOUND',
       });
+    });
+
+    it('keeps calendars by name, replaces them, and refuses to delete one a job names', async () => {
+      const holidays = compileCalendar({
+        name: 'holidays',
+        timezone: 'Europe/Berlin',
+        dates: ['2026-12-25'],
+      });
+      const first = await store.putCalendar(holidays, T0);
+      expect(first).toMatchObject({
+        created: true,
+        calendar: { name: 'holidays', dates: ['2026-12-25'], createdAt: T0 },
+      });
+      const replaced = await store.putCalendar({ ...holidays, weekdays: [0, 6] }, T0 + 1);
+      expect(replaced).toMatchObject({
+        created: false,
+        calendar: { weekdays: [0, 6], createdAt: T0, updatedAt: T0 + 1 },
+      });
+      await store.putCalendar(compileCalendar({ name: 'audits' }), T0);
+      expect((await store.listCalendars()).map((c) => c.name)).toEqual(['audits', 'holidays']);
+      expect((await store.getCalendars(['holidays', 'nope'])).map((c) => c.name)).toEqual(['holidays']);
+      await store.createJob(job('uses', { schedule: { calendars: ['holidays'] } }), T0, T0);
+      await expect(store.deleteCalendar('holidays')).rejects.toMatchObject({ code: 'CALENDAR_IN_USE' });
+      expect(await store.deleteCalendar('audits')).toBe(true);
+      expect(await store.deleteCalendar('audits')).toBe(false);
     });
 
     it('resumes a paused job once, recording what it missed', async () => {

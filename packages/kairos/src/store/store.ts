@@ -11,6 +11,7 @@ import type {
   SkipReason,
   WorkerStatus,
 } from '@kairos/client';
+import type { CalendarDefinition, CalendarRecord } from '../core/calendar.ts';
 import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
@@ -182,6 +183,16 @@ export interface Store {
     overlap: 'allow' | 'buffer-all',
     now: number,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
+  /** Creates or replaces a calendar; `created` tells which. */
+  putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }>;
+  /** The calendars of these names that exist, in name order. */
+  getCalendars(names: readonly string[]): Promise<CalendarRecord[]>;
+  listCalendars(): Promise<CalendarRecord[]>;
+  /** Deletes a calendar; false when there is none. Throws CALENDAR_IN_USE while a job names it. */
+  deleteCalendar(name: string): Promise<boolean>;
 }
 
 /** One ledger row: fire times `first..last` of a job that did not become runs, for one reason. */

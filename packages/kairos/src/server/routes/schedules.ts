@@ -40,7 +40,8 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
     { ...admin, schema: { tags: ['schedules'], params: NameParam, querystring: PreviewQuery } },
     async (request) => {
       const job = await jobs.get(request.params.name);
-      return previewFires(job, clock.now(), request.query.count ?? 20);
+      const calendars = await store.getCalendars(job.schedule.calendars);
+      return previewFires({ ...job, calendars }, clock.now(), request.query.count ?? 20);
     },
   );
 
@@ -60,8 +61,10 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
     { ...admin, schema: { tags: ['schedules'], body: PreviewRequestSchema } },
     async (request) => {
       const { trigger, schedule, count, from } = request.body;
+      const policy = compileSchedule(schedule);
+      const calendars = await store.getCalendars(policy.calendars);
       return previewFires(
-        { trigger: compileTrigger(trigger), schedule: compileSchedule(schedule) },
+        { trigger: compileTrigger(trigger), schedule: policy, calendars },
         from === undefined ? clock.now() : instant(from),
         count ?? 10,
       );

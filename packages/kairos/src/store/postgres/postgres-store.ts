@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
@@ -20,6 +21,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
+import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -47,9 +49,11 @@ import * as sql from './queries.ts';
 import {
   afterRunsEnded,
   backfill,
+  CALENDAR_USER,
   fireWithPolicies,
   LIST_SKIPPED,
   needsPolicySteps,
+  PUT_CALENDAR,
   RECORD_SKIPPED,
   type SkippedRow,
   skippedFromRow,
@@ -598,6 +602,48 @@ export class PostgresStore implements Store {
     );
     if (group) await this.notify([{ type: 'runs', group }]);
     return { created, existing };
+  }
+
+  async putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }> {
+    const [row] = await this.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
+      calendar.name,
+      JSON.stringify(calendar),
+      now,
+    ]);
+    return { calendar: calendarFromRow(row!), created: row!.created };
+  }
+
+  async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
+    if (names.length === 0) return [];
+    const rows = await this.query<CalendarRow>(
+      'getCalendars',
+      'SELECT * FROM calendars WHERE name = ANY($1::text[]) ORDER BY name',
+      [names],
+    );
+    return rows.map(calendarFromRow);
+  }
+
+  async listCalendars(): Promise<CalendarRecord[]> {
+    return (await this.query<CalendarRow>('listCalendars', 'SELECT * FROM calendars ORDER BY name', [])).map(
+      calendarFromRow,
+    );
+  }
+
+  async deleteCalendar(name: string): Promise<boolean> {
+    return this.transaction('deleteCalendar', async (client) => {
+      const user = await client.query<{ name: string }>(CALENDAR_USER, [name]);
+      if (user.rows[0]) {
+        throw new KairosError(
+          'CALENDAR_IN_USE',
+          `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.rows[0].name)}`,
+          { job: user.rows[0].name },
+        );
+      }
+      return ((await client.query('DELETE FROM calendars WHERE name = $1', [name])).rowCount ?? 0) > 0;
+    });
   }
 
   // Notifications ------------------------------------------------------------

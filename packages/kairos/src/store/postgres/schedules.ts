@@ -307,3 +307,12 @@ export async function backfill(
   }
   return { created, existing: fireTimes.filter((t) => !made.has(t)), group };
 }
+
+/** Create or replace a calendar, answering whether it was new. $1 name, $2 definition, $3 now. */
+export const PUT_CALENDAR = `
+  INSERT INTO calendars (name, definition, created_at, updated_at) VALUES ($1, $2::jsonb, $3, $3)
+  ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+  RETURNING *, (xmax = 0) AS created`;
+
+/** A job that names the calendar, if any. $1 calendar name. */
+export const CALENDAR_USER = `SELECT name FROM jobs WHERE schedule->'calendars' ? $1 ORDER BY name LIMIT 1`;

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
@@ -23,6 +24,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
+import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -744,6 +746,65 @@ export class SqliteStore implements Store {
     );
     if (group) this.emit({ type: 'runs', group });
     return { created, existing };
+  }
+
+  async putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }> {
+    return this.run('putCalendar', () =>
+      this.db
+        .transaction(() => {
+          const existed = this.sql('SELECT 1 FROM calendars WHERE name = ?').get(calendar.name) !== undefined;
+          const row = this.sql(
+            `INSERT INTO calendars (name, definition, created_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+             RETURNING *`,
+          ).get(calendar.name, JSON.stringify(calendar), now, now) as CalendarRow;
+          return { calendar: calendarFromRow(row), created: !existed };
+        })
+        .immediate(),
+    );
+  }
+
+  async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
+    if (names.length === 0) return [];
+    return this.run('getCalendars', () =>
+      (
+        this.sql('SELECT * FROM calendars WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name').all(
+          JSON.stringify(names),
+        ) as CalendarRow[]
+      ).map(calendarFromRow),
+    );
+  }
+
+  async listCalendars(): Promise<CalendarRecord[]> {
+    return this.run('listCalendars', () =>
+      (this.sql('SELECT * FROM calendars ORDER BY name').all() as CalendarRow[]).map(calendarFromRow),
+    );
+  }
+
+  async deleteCalendar(name: string): Promise<boolean> {
+    return this.run('deleteCalendar', () =>
+      this.db
+        .transaction(() => {
+          const user = this.sql(
+            `SELECT name FROM jobs WHERE EXISTS (SELECT 1 FROM json_each(jobs.schedule, '$.calendars') WHERE value = ?)
+             ORDER BY name LIMIT 1`,
+          ).get(name) as { name: string } | undefined;
+          if (user) {
+            throw new KairosError(
+              'CALENDAR_IN_USE',
+              `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.name)}`,
+              {
+                job: user.name,
+              },
+            );
+          }
+          return this.sql('DELETE FROM calendars WHERE name = ?').run(name).changes > 0;
+        })
+        .immediate(),
+    );
   }
 
   // Helpers ------------------------------------------------------------------

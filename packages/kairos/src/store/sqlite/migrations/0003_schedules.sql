@@ -25,3 +25,12 @@ CREATE INDEX skipped_fires_job ON skipped_fires (job_id, id);
 CREATE INDEX jobs_after ON jobs (json_extract(trigger, '$.job')) WHERE json_extract(trigger, '$.kind') = 'after';
 -- A job's active runs (overlap policies, buffered runs), without walking its whole run history.
 CREATE INDEX runs_active ON runs (job_id, available_at) WHERE status IN ('queued', 'running');
+
+-- Calendars: named sets of excluded dates and times that jobs attach by name (schedule.calendars).
+CREATE TABLE calendars (
+  name        TEXT    PRIMARY KEY,
+  -- The compiled calendar (core/calendar.ts): zone, dates, periods, weekdays, cron.
+  definition  TEXT    NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
