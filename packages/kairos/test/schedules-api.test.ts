@@ -56,6 +56,7 @@ describe('schedule policies through the API', () => {
       endAt: null,
       jitter: 10_000,
       maxRuns: 5,
+      calendars: [],
     });
     expect(job.runsFired).toBe(0);
     const plain = await admin.createJob({ name: 'plain', handler: 'h', trigger: { kind: 'manual' } });
@@ -154,5 +155,122 @@ describe('the ledger of skipped fires', () => {
     expect((await apiError(admin.listSkipped('nope'))).code).toBe('JOB_NOT_FOUND');
     const metrics = await fetch(`${node.url}/metrics`).then((r) => r.text());
     expect(metrics).toContain('kairos_skipped_fires_total{job="ticker",reason="paused"} 18');
+  });
+});
+
+describe('calendars through the API', () => {
+  it('creates, reads, replaces, lists and deletes calendars with stable codes', async () => {
+    const created = await admin.createCalendar({
+      name: 'holidays',
+      timezone: 'Europe/Berlin',
+      dates: ['2026-12-25'],
+      periods: [{ from: '2026-12-28', to: '2026-12-31' }],
+    });
+    expect(created).toMatchObject({ name: 'holidays', weekdays: [], cron: null, timezone: 'Europe/Berlin' });
+    expect((await apiError(admin.createCalendar({ name: 'holidays' }))).code).toBe('CALENDAR_NAME_TAKEN');
+    expect((await apiError(admin.createCalendar({ name: 'bad', dates: ['2026-13-01'] }))).code).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect((await apiError(admin.createCalendar({ name: 'bad', weekdays: [9] }))).code).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect((await apiError(admin.createCalendar({ name: 'bad', cron: 'x' }))).code).toBe('INVALID_CRON');
+    const replaced = await admin.putCalendar({
+      name: 'holidays',
+      timezone: 'Europe/Berlin',
+      weekdays: [0, 6],
+    });
+    expect(replaced).toMatchObject({ dates: [], weekdays: [0, 6] });
+    expect((await admin.listCalendars()).items.map((c) => c.name)).toEqual(['holidays']);
+    expect((await apiError(admin.getCalendar('nope'))).code).toBe('CALENDAR_NOT_FOUND');
+
+    const missing = await apiError(
+      admin.createJob({
+        name: 'cal-job',
+        handler: 'h',
+        trigger: { kind: 'every', every: '1h' },
+        schedule: { calendars: ['nope'] },
+      }),
+    );
+    expect(missing).toMatchObject({ status: 404, code: 'CALENDAR_NOT_FOUND' });
+    await admin.createJob({
+      name: 'cal-job',
+      handler: 'h',
+      trigger: { kind: 'cron', cron: '0 12 * * *', timezone: 'Europe/Berlin' },
+      schedule: { calendars: ['holidays'] },
+    });
+    // The clock is past noon on Saturday 28 March 2026: Sunday's fire is excluded, Monday's is the first.
+    const preview = await admin.previewJob('cal-job', 2);
+    expect(preview.fires.map((f) => f.fireTime)).toEqual([
+      '2026-03-30T10:00:00.000Z',
+      '2026-03-31T10:00:00.000Z',
+    ]);
+    expect(preview.skipped).toEqual([{ fireTime: '2026-03-29T10:00:00.000Z', reason: 'calendar' }]);
+    expect(await apiError(admin.deleteCalendar('holidays'))).toMatchObject({
+      status: 409,
+      code: 'CALENDAR_IN_USE',
+    });
+    await admin.deleteJob('cal-job');
+    await admin.deleteCalendar('holidays');
+    expect((await apiError(admin.deleteCalendar('holidays'))).code).toBe('CALENDAR_NOT_FOUND');
+  });
+});
+
+describe('dependencies and backfill through the API', () => {
+  it('rejects a dependency cycle with DEPENDENCY_CYCLE', async () => {
+    await admin.createJob({ name: 'dep-a', handler: 'h', trigger: { kind: 'after', job: 'dep-b' } });
+    const error = await apiError(
+      admin.createJob({
+        name: 'dep-b',
+        handler: 'h',
+        trigger: { kind: 'after', job: 'dep-a', on: 'always' },
+      }),
+    );
+    expect(error).toMatchObject({ status: 400, code: 'DEPENDENCY_CYCLE' });
+    expect(
+      (
+        await apiError(
+          admin.createJob({
+            name: 'dep-c',
+            handler: 'h',
+            trigger: { kind: 'after', job: 'x', on: 'never' },
+          } as never),
+        )
+      ).code,
+    ).toBe('VALIDATION_FAILED');
+  });
+
+  it('backfills a range with a cap and answers where to continue', async () => {
+    await admin.createJob({ name: 'hourly', handler: 'h', trigger: { kind: 'every', every: '1h' } });
+    const result = await admin.backfill('hourly', {
+      from: '2026-03-28T00:00:00Z',
+      to: '2026-03-28T11:59:59Z',
+      max: 5,
+    });
+    expect(result.runs.map((r) => r.fireTime)).toEqual(
+      [0, 1, 2, 3, 4].map((h) => `2026-03-28T0${h}:00:00.000Z`),
+    );
+    expect(result).toMatchObject({ existing: [], nextFrom: '2026-03-28T05:00:00.000Z' });
+    const again = await admin.backfill('hourly', {
+      from: '2026-03-28T00:00:00Z',
+      to: '2026-03-28T01:00:00Z',
+    });
+    expect(again).toMatchObject({
+      runs: [],
+      existing: ['2026-03-28T00:00:00.000Z', '2026-03-28T01:00:00.000Z'],
+    });
+    const runs = await admin.listRuns({ job: 'hourly' });
+    expect(runs.items.every((r) => r.cause === 'backfill')).toBe(true);
+    expect(
+      (await apiError(admin.backfill('hourly', { from: '2026-03-28T00:00:00Z', to: '2030-01-01T00:00:00Z' })))
+        .code,
+    ).toBe('VALIDATION_FAILED');
+    expect((await apiError(admin.backfill('hourly', { from: 'x', to: '2026-03-28T00:00:00Z' }))).code).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect(
+      (await apiError(admin.backfill('nope', { from: '2026-03-28T00:00:00Z', to: '2026-03-28T01:00:00Z' })))
+        .code,
+    ).toBe('JOB_NOT_FOUND');
   });
 });
