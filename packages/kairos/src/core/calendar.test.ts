@@ -58,7 +58,13 @@ describe('calendars', () => {
     expect(plan.fires).toEqual([at('2026-01-01T22:00:00Z')]);
     expect(plan.next).toBe(at('2026-01-03T00:00:00Z'));
     expect(plan.skipped).toEqual([
-      { reason: 'calendar', first: at('2026-01-02T00:00:00Z'), last: at('2026-01-02T22:00:00Z'), count: 12 },
+      {
+        reason: 'calendar',
+        first: at('2026-01-02T00:00:00Z'),
+        last: at('2026-01-02T22:00:00Z'),
+        count: 12,
+        after: at('2026-01-01T22:00:00Z'),
+      },
     ]);
   });
 });

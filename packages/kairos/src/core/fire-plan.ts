@@ -31,6 +31,12 @@ export interface SkippedRange {
   last: number;
   /** Fire times in the range; null when there are too many to count cheaply (see COUNT_LIMIT). */
   count: number | null;
+  /**
+   * The job's fire just before `first`, when known: a ledger row of the same reason that ends
+   * there is extended by this range instead of a new row (a slow job skipping every fire, one
+   * excluded day after another, stays one row).
+   */
+  after?: number | undefined;
 }
 
 export interface FirePlan {
@@ -158,7 +164,7 @@ function applyCalendars(
         last.last = fire;
         last.count++;
       } else {
-        skipped.push(single('calendar', fire));
+        skipped.push({ ...single('calendar', fire), after: fireBefore(trigger, fire) });
       }
     }
     previousExcluded = found !== null;
@@ -167,7 +173,13 @@ function applyCalendars(
     const found = exclusion(next);
     if (!found) break;
     const last = latestFireIn(trigger, next, found.until - 1) ?? next;
-    skipped.push({ reason: 'calendar', first: next, last, count: countFires(trigger, next, last) });
+    skipped.push({
+      reason: 'calendar',
+      first: next,
+      last,
+      count: countFires(trigger, next, last),
+      after: fireBefore(trigger, next),
+    });
     next = nextFireAfter(trigger, last);
   }
   return { fires: kept, next, skipped };
@@ -217,6 +229,15 @@ function range(trigger: Trigger, reason: SkipReason, from: number, to: number): 
   if (last === null) return null;
   const first = nextFireAfter(trigger, from - 1) ?? from;
   return { reason, first, last, count: countFires(trigger, first, last) };
+}
+
+/** How far back the fire before a skipped range is looked for (a yearly job still finds its last). */
+const BEFORE_SPAN_MS = 400 * 86_400_000;
+
+/** The fire just before `fire`, for extending the ledger row that ends there. */
+export function fireBefore(trigger: Trigger, fire: number): number | undefined {
+  if (!isRecurring(trigger)) return undefined;
+  return previousFire(trigger, fire, fire - BEFORE_SPAN_MS) ?? undefined;
 }
 
 function single(reason: SkipReason, fire: number): SkippedRange {

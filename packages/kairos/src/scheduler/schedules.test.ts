@@ -151,9 +151,10 @@ describe('overlap policies, decided in the fire transaction', () => {
     await s.run(5000);
     const [first, ...rest] = await s.runs('s');
     expect(rest).toHaveLength(0);
-    expect((await s.ledger('s')).map((r) => [r.reason, r.first])).toEqual(
-      [2, 3, 4, 5].map((k) => ['overlap', T0 + k * 1000]),
-    );
+    // One fire skipped per tick, all in one ledger row: each range continues the one before.
+    expect((await s.ledger('s')).map((r) => [r.reason, r.first, r.last, r.count])).toEqual([
+      ['overlap', T0 + 2000, T0 + 5000, 4],
+    ]);
     await finish(s.store, first!.id, s.clock.now());
     await s.run(1000);
     expect((await s.runs('s')).map((r) => r.fireTime)).toEqual([T0 + 1000, T0 + 6000]);
@@ -174,6 +175,7 @@ describe('overlap policies, decided in the fire transaction', () => {
       [T0 + 3000, 'queued'],
     ]);
     expect(runs[0]!.error).toMatchObject({ name: 'Cancelled' });
+    expect(await s.ledger('c')).toEqual([]);
   });
 });
 
@@ -259,7 +261,7 @@ describe('buffering, dependencies and backfill on the fake clock', () => {
     await s.run(4000);
     const runs = await s.runs('b');
     expect(runs.map((r) => r.fireTime)).toEqual([T0 + 1000, T0 + 2000]);
-    expect((await s.ledger('b')).map((r) => r.first)).toEqual([T0 + 3000, T0 + 4000]);
+    expect((await s.ledger('b')).map((r) => [r.first, r.last, r.count])).toEqual([[T0 + 3000, T0 + 4000, 2]]);
     await finish(s.store, runs[0]!.id, s.clock.now());
     expect((await s.store.getRun(runs[1]!.id))?.availableAt).toBe(s.clock.now());
   });
@@ -334,10 +336,15 @@ describe('calendars on the fake clock', () => {
     const days = (await s.runs('h')).map((r) => new Date(r.fireTime!).getUTCDay());
     expect(days.filter((d) => d === 0 || d === 6)).toEqual([]);
     expect(days).toContain(1);
-    expect((await s.ledger('h')).map((r) => [r.reason, new Date(r.first).toISOString(), r.count])).toEqual([
-      ['calendar', '2026-01-03T00:00:00.000Z', 4],
-      ['calendar', '2026-01-04T00:00:00.000Z', 4],
-    ]);
+    // Saturday and Sunday are excluded one day at a time; Sunday's range continues Saturday's row.
+    expect(
+      (await s.ledger('h')).map((r) => [
+        r.reason,
+        new Date(r.first).toISOString(),
+        new Date(r.last).toISOString(),
+        r.count,
+      ]),
+    ).toEqual([['calendar', '2026-01-03T00:00:00.000Z', '2026-01-04T18:00:00.000Z', 8]]);
   });
 
   it('refuses a job that names a calendar that does not exist', async () => {

@@ -1,7 +1,7 @@
 import type { SkipReason } from '@kairos/client';
 import type { Logger } from 'pino';
 import type { CalendarRecord } from '../core/calendar.ts';
-import { type FirePlan, planFires } from '../core/fire-plan.ts';
+import { type FirePlan, fireBefore, planFires } from '../core/fire-plan.ts';
 import type { JobRecord } from '../core/job.ts';
 import type { FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
 import { LeaseLostError } from '../store/store.ts';
@@ -235,7 +235,12 @@ function fireEntryOf(job: JobRecord, plan: FirePlan): FireEntry {
   const entry: FireEntry = { jobId: job.id, expected: job.nextFireAt!, next: plan.next, fires: plan.fires };
   if (job.schedule.jitterMs > 0) entry.availableAt = plan.availableAt;
   if (plan.skipped.length > 0) entry.skipped = plan.skipped;
-  if (job.schedule.overlap !== 'allow') entry.overlap = job.schedule.overlap;
+  if (job.schedule.overlap !== 'allow') {
+    entry.overlap = job.schedule.overlap;
+    if (job.schedule.overlap !== 'buffer-all' && plan.fires.length > 0) {
+      entry.previousFire = fireBefore(job.trigger, plan.fires[0]!);
+    }
+  }
   if (job.schedule.maxRuns !== null) entry.countRuns = true;
   return entry;
 }

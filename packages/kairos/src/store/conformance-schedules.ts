@@ -97,6 +97,34 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       ]);
     });
 
+    it('a range that starts right after a row of the same reason extends that row', async () => {
+      const a = await store.createJob(job('a'), T0, T0);
+      const fire = (expected: number, skipped: { first: number; last: number; after?: number }) =>
+        store.fire(
+          [
+            {
+              jobId: a.id,
+              expected,
+              next: expected + 1000,
+              fires: [],
+              skipped: [{ reason: 'calendar', count: 1, ...skipped }],
+            },
+          ],
+          null,
+          expected,
+        );
+      await fire(T0, { first: T0, last: T0 });
+      await fire(T0 + 1000, { first: T0 + 1000, last: T0 + 1000, after: T0 });
+      await fire(T0 + 2000, { first: T0 + 2000, last: T0 + 2000, after: T0 + 1000 });
+      // Not adjacent: a row of its own.
+      await fire(T0 + 3000, { first: T0 + 3000, last: T0 + 3000, after: T0 + 2500 });
+      const ledger = await store.listSkipped(a.id, { limit: 10 });
+      expect(ledger.map((r) => [r.first, r.last, r.count])).toEqual([
+        [T0 + 3000, T0 + 3000, 1],
+        [T0, T0 + 2000, 3],
+      ]);
+    });
+
     it('overlap skip: no run while one is active; the fires go to the ledger', async () => {
       const a = await store.createJob(job('a'), T0, T0);
       const fire = (expected: number, fires: number[]) =>

@@ -269,6 +269,8 @@ export interface FireEntry {
   overlap?: Exclude<OverlapPolicy, 'allow'> | undefined;
   /** Add the runs created to the job's `runsFired` (jobs with `maxRuns`). */
   countRuns?: boolean | undefined;
+  /** The job's fire just before `fires[0]`, so that fires the overlap policy drops extend the ledger row that ends there. */
+  previousFire?: number | undefined;
 }
 
 export interface FireResult {

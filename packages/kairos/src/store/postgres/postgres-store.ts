@@ -54,11 +54,10 @@ import {
   LIST_SKIPPED,
   needsPolicySteps,
   PUT_CALENDAR,
-  RECORD_SKIPPED,
   type SkippedRow,
   skippedFromRow,
   skippedInput,
-  writtenFromRow,
+  writeSkipped,
 } from './schedules.ts';
 
 export interface PostgresStoreOptions {
@@ -240,8 +239,7 @@ export class PostgresStore implements Store {
       const row = rows[0]!;
       const ledger = batch.flatMap((e) => skippedInput(e, e.skipped ?? []));
       if (ledger.length > 0) {
-        const written = await client.query(RECORD_SKIPPED, [JSON.stringify(ledger), now]);
-        out.skipped.push(...written.rows.map(writtenFromRow));
+        out.skipped.push(...(await writeSkipped(client, ledger, now)));
       }
       const fired: FireResult = {
         runs: row.runs + out.runs,
@@ -580,10 +578,11 @@ export class PostgresStore implements Store {
     const row = await this.transaction('resumeJob', async (client) => {
       const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [...jobValues(job), nextFireAt, now, id]);
       if (rows[0] && skipped) {
-        await client.query(RECORD_SKIPPED, [
-          JSON.stringify(skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped])),
+        await writeSkipped(
+          client,
+          skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped]),
           now,
-        ]);
+        );
       }
       return rows[0];
     });

@@ -117,8 +117,8 @@ const CANCELLED_BY_OVERLAP = JSON.stringify({
   message: 'cancelled by the overlap policy (cancel-previous) of a newer fire',
 });
 
-/** Ledger input rows for {@link RECORD_SKIPPED}. */
-export function skippedInput(entry: FireEntry, ranges: readonly SkippedRange[]): object[] {
+/** Ledger input rows for {@link writeSkipped}. */
+export function skippedInput(entry: FireEntry, ranges: readonly SkippedRange[]): SkippedInput[] {
   return ranges.map((r) => ({
     job_id: entry.jobId,
     next: entry.next,
@@ -126,7 +126,68 @@ export function skippedInput(entry: FireEntry, ranges: readonly SkippedRange[]):
     first_fire: r.first,
     last_fire: r.last,
     count: r.count,
+    after: r.after ?? null,
   }));
+}
+
+export interface SkippedInput {
+  job_id: number;
+  next: number | null;
+  reason: string;
+  first_fire: number;
+  last_fire: number;
+  count: number | null;
+  after: number | null;
+}
+
+/**
+ * Extend ledger rows: a range whose `after` is where the job's latest row of the same reason ends
+ * continues that row (only for jobs whose compare-and-set won, as RECORD_SKIPPED).
+ * $1 [{i, job_id, next, reason, last_fire, count, after}], $2 now.
+ */
+export const EXTEND_SKIPPED = `
+  WITH x AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS x(i int, job_id bigint, next bigint, reason text, last_fire bigint, count bigint, after bigint)),
+  target AS (
+    SELECT DISTINCT ON (x.i) x.i, s.id, x.last_fire, x.count
+    FROM x JOIN jobs j ON j.id = x.job_id AND j.next_fire_at IS NOT DISTINCT FROM x.next
+    JOIN skipped_fires s ON s.job_id = x.job_id AND s.reason = x.reason AND s.last_fire = x.after
+    ORDER BY x.i, s.id DESC)
+  UPDATE skipped_fires s SET last_fire = t.last_fire, count = s.count + t.count, recorded_at = $2
+  FROM target t WHERE s.id = t.id
+  RETURNING t.i, s.job_id, s.reason, t.count`;
+
+/** Writes ledger rows in two statements: extensions of existing rows, then new rows. */
+export async function writeSkipped(
+  client: pg.PoolClient,
+  input: readonly SkippedInput[],
+  now: number,
+): Promise<SkipWritten[]> {
+  if (input.length === 0) return [];
+  const numbered = input.map((row, i) => ({ ...row, i }));
+  const extending = numbered.filter((row) => row.after !== null);
+  const extended =
+    extending.length === 0
+      ? []
+      : (
+          await client.query<{ i: number; job_id: number; reason: string; count: number | null }>(
+            EXTEND_SKIPPED,
+            [JSON.stringify(extending), now],
+          )
+        ).rows;
+  const done = new Set(extended.map((row) => row.i));
+  const rest = numbered.filter((row) => !done.has(row.i));
+  const inserted =
+    rest.length === 0
+      ? []
+      : (
+          await client.query<{ job_id: number; reason: string; count: number | null }>(RECORD_SKIPPED, [
+            JSON.stringify(rest),
+            now,
+          ])
+        ).rows;
+  return [...extended, ...inserted].map(writtenFromRow);
 }
 
 /**
@@ -169,11 +230,13 @@ export async function fireWithPolicies(
   const ranges = [...(entry.skipped ?? [])];
   const dropped = entry.fires.filter((_, i) => decision[i] === 'skip');
   if (dropped.length > 0) {
+    const index = entry.fires.indexOf(dropped[0]!);
     ranges.push({
       reason: 'overlap',
       first: dropped[0]!,
       last: dropped[dropped.length - 1]!,
       count: dropped.length,
+      after: index > 0 ? entry.fires[index - 1] : entry.previousFire,
     });
   }
   let runs = 0;
@@ -192,15 +255,7 @@ export async function fireWithPolicies(
       (await client.query(INSERT_SCHEDULED_RUNS, [entry.jobId, JSON.stringify(fires), now])).rowCount ?? 0;
   }
   if (entry.countRuns && runs > 0) await client.query(COUNT_RUNS, [entry.jobId, runs]);
-  const skipped =
-    ranges.length === 0
-      ? []
-      : (
-          await client.query<{ job_id: number; reason: string; count: number | null }>(RECORD_SKIPPED, [
-            JSON.stringify(skippedInput(entry, ranges)),
-            now,
-          ])
-        ).rows.map(writtenFromRow);
+  const skipped = await writeSkipped(client, skippedInput(entry, ranges), now);
   if (runs > 0) groups.push(advanced.rows[0]!.group_name);
   return { advanced: true, runs, groups, skipped };
 }

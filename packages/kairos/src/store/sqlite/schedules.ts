@@ -57,19 +57,7 @@ export function applyOverlap(
     what === 'skip' ? [] : [{ i, buffered: what === 'buffer' }],
   );
   const dropped = entry.fires.filter((_, i) => decision.fires[i] === 'skip');
-  return {
-    keep,
-    groups,
-    skipped:
-      dropped.length === 0
-        ? null
-        : {
-            reason: 'overlap',
-            first: dropped[0]!,
-            last: dropped[dropped.length - 1]!,
-            count: dropped.length,
-          },
-  };
+  return { keep, groups, skipped: overlapRange(entry, dropped) };
 }
 
 /**
@@ -122,20 +110,44 @@ function triggerDependents(sql: Sql, runId: number, now: number): string[] {
   return rows.map((row) => row.group_name);
 }
 
-/** Writes ledger rows; a range already recorded (same job, reason, first fire) is kept once. */
+/** The fires an overlap policy dropped as one ledger range, continuing the row of the fire before. */
+export function overlapRange(entry: FireEntry, dropped: readonly number[]): SkippedRange | null {
+  if (dropped.length === 0) return null;
+  const index = entry.fires.indexOf(dropped[0]!);
+  return {
+    reason: 'overlap',
+    first: dropped[0]!,
+    last: dropped[dropped.length - 1]!,
+    count: dropped.length,
+    after: index > 0 ? entry.fires[index - 1] : entry.previousFire,
+  };
+}
+
+/**
+ * Writes ledger rows. A range whose `after` is where the job's latest row of the same reason ends
+ * extends that row; otherwise it is a new row, and a range already recorded (same job, reason,
+ * first fire) is kept once.
+ */
 export function recordSkipped(
   sql: Sql,
   jobId: number,
   ranges: readonly SkippedRange[],
   now: number,
 ): SkipWritten[] {
+  const extend = sql(
+    `UPDATE skipped_fires SET last_fire = ?, count = count + ?, recorded_at = ?
+     WHERE id = (SELECT id FROM skipped_fires WHERE job_id = ? AND reason = ? AND last_fire = ? ORDER BY id DESC LIMIT 1)`,
+  );
   const insert = sql(
     `INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   );
   const written: SkipWritten[] = [];
   for (const range of ranges) {
-    if (insert.run(jobId, range.reason, range.first, range.last, range.count, now).changes > 0) {
+    const extended =
+      range.after !== undefined &&
+      extend.run(range.last, range.count, now, jobId, range.reason, range.after).changes > 0;
+    if (extended || insert.run(jobId, range.reason, range.first, range.last, range.count, now).changes > 0) {
       written.push({ jobId, reason: range.reason, count: range.count });
     }
   }

@@ -34,3 +34,5 @@ CREATE TABLE calendars (
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL
 );
+-- The row a new range continues: the job's latest row of a reason that ends at a given fire.
+CREATE INDEX skipped_fires_end ON skipped_fires (job_id, reason, last_fire);
