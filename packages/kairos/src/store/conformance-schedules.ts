@@ -61,6 +61,15 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
         [T0 + 1000, T0 + 1700],
       ]);
       expect((await store.getJob('a'))?.runsFired).toBe(2);
+      // Jitter alone (no other policy): the same, in the dialect's plain batch.
+      const b = await store.createJob(job('b'), T0, T0);
+      await store.fire(
+        [{ jobId: b.id, expected: T0, next: T0 + 1000, fires: [T0], availableAt: [T0 + 999] }],
+        null,
+        T0,
+      );
+      expect((await store.listRuns({ jobId: b.id, limit: 10 }))[0]?.availableAt).toBe(T0 + 999);
+      expect((await store.getJob('b'))?.runsFired).toBe(0);
     });
 
     it('writes skipped ranges with the fire that won, once, and pages the ledger newest first', async () => {

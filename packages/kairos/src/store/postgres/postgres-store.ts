@@ -232,7 +232,13 @@ export class PostgresStore implements Store {
       const { rows } = await client.query<{ advanced: number; runs: number; groups: string[] }>(sql.FIRE, [
         JSON.stringify(batch.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
         JSON.stringify(
-          batch.flatMap((e) => e.fires.map((fireTime) => ({ job_id: e.jobId, fire_time: fireTime }))),
+          batch.flatMap((e) =>
+            e.fires.map((fireTime, i) => ({
+              job_id: e.jobId,
+              fire_time: fireTime,
+              available_at: e.availableAt?.[i] ?? fireTime,
+            })),
+          ),
         ),
         now,
       ]);

@@ -51,7 +51,7 @@ export const LOCK_LEASES = `
 /**
  * Compare-and-set each job's next fire time, then insert one run per fire of the jobs that won,
  * UNIQUE(job_id, fire_time) dropping any fire already made. $1 [{job_id, expected, next}],
- * $2 [{job_id, fire_time}], $3 now.
+ * $2 [{job_id, fire_time, available_at?}] (available_at: the fire time plus jitter), $3 now.
  */
 export const FIRE = `
   WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, expected bigint, next bigint)),
@@ -63,8 +63,9 @@ export const FIRE = `
     INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
       timeout_ms, created_at, available_at)
     SELECT a.id, a.group_name, a.handler, 'schedule', f.fire_time, a.params, a.priority, 'queued',
-      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, f.fire_time
-    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint) JOIN advanced a ON a.id = f.job_id
+      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, coalesce(f.available_at, f.fire_time)
+    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint, available_at bigint)
+    JOIN advanced a ON a.id = f.job_id
     ORDER BY f.job_id, f.fire_time
     ON CONFLICT DO NOTHING
     RETURNING group_name)

@@ -9,7 +9,7 @@ import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
 export function needsPolicySteps(entry: FireEntry): boolean {
-  return entry.overlap !== undefined || entry.countRuns === true || entry.availableAt !== undefined;
+  return entry.overlap !== undefined || entry.countRuns === true;
 }
 
 /** Compare-and-set one job's next fire time. $1 job id, $2 expected, $3 next. */
