@@ -30,13 +30,6 @@ export const ACTIVE_RUNS = `
 export const PROMOTE_RUN = `UPDATE runs SET available_at = $2 WHERE id = $1 RETURNING group_name`;
 
 /**
- * Lock the jobs of ended runs, so that a fire or backfill of such a job in flight commits first and
- * a run it buffered is seen by PROMOTE_BUFFERED (a buffered run that nobody saw would wait forever).
- * $1 job ids.
- */
-export const LOCK_JOBS = `SELECT id FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
-
-/**
  * For each job with nothing in flight, make its oldest buffered run claimable. `status IN (…)`
  * matches the runs_active index; a buffered run is always queued. $1 job ids, $2 now, $3 BUFFERED_AT.
  */
@@ -51,24 +44,30 @@ export const PROMOTE_BUFFERED = `
   RETURNING r.group_name`;
 
 /**
- * Runs of the jobs that run `after` the ended runs' jobs, when the end matches their condition,
- * with the parent under params.parent; `after:<run id>` as idempotency key keeps it once.
- * $1 ended run ids, $2 now.
+ * What ended runs set off, first step, in one round trip: lock the ended runs' jobs (so that a fire
+ * or backfill of such a job that is buffering a run commits first, and PROMOTE_BUFFERED, the next
+ * statement, sees its buffered run), and create the runs of the jobs that run `after` them when the
+ * end matches their condition, with the parent under params.parent (`after:<run id>` as
+ * idempotency key keeps it once). $1 ended run ids, $2 now, $3 their job ids, sorted.
  */
-export const TRIGGER_DEPENDENTS = `
-  INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-    retry, timeout_ms, created_at, available_at)
-  SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
-    c.params || jsonb_build_object('parent',
-      jsonb_build_object('job', p.name, 'runId', r.id, 'status', r.status, 'result', r.result)),
-    c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2, $2
-  FROM runs r JOIN jobs p ON p.id = r.job_id
-  JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
-  WHERE r.id = ANY($1::bigint[]) AND NOT c.paused
-    AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND r.status = 'succeeded')
-      OR (c.trigger->>'on' = 'failure' AND r.status IN ('failed', 'timed_out')))
-  ON CONFLICT DO NOTHING
-  RETURNING group_name`;
+export const LOCK_JOBS_AND_TRIGGER_DEPENDENTS = `
+  WITH locked AS (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE),
+  inserted AS (
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+      retry, timeout_ms, created_at, available_at)
+    SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+      c.params || jsonb_build_object('parent',
+        jsonb_build_object('job', p.name, 'runId', r.id, 'status', r.status, 'result', r.result)),
+      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2, $2
+    FROM runs r JOIN jobs p ON p.id = r.job_id
+    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
+    WHERE r.id = ANY($1::bigint[]) AND NOT c.paused
+      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND r.status = 'succeeded')
+        OR (c.trigger->>'on' = 'failure' AND r.status IN ('failed', 'timed_out')))
+    ON CONFLICT DO NOTHING
+    RETURNING group_name)
+  SELECT (SELECT count(*) FROM locked)::int AS locked,
+    coalesce((SELECT array_agg(group_name) FROM inserted), '{}') AS groups`;
 
 /** Cancel runs for the cancel-previous overlap policy, with their running attempts. $1 run ids, $2 now, $3 error. */
 export const CANCEL_ACTIVE_RUNS = `
@@ -272,11 +271,13 @@ export async function afterRunsEnded(
   now: number,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const groups = (await client.query<{ group_name: string }>(TRIGGER_DEPENDENTS, [runIds, now])).rows.map(
-    (r) => r.group_name,
-  );
   const jobs = [...new Set(jobIds)].sort((a, b) => a - b);
-  await client.query(LOCK_JOBS, [jobs]);
+  const first = await client.query<{ groups: string[] }>(LOCK_JOBS_AND_TRIGGER_DEPENDENTS, [
+    runIds,
+    now,
+    jobs,
+  ]);
+  const groups = [...first.rows[0]!.groups];
   const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [jobs, now, BUFFERED_AT]);
   groups.push(...promoted.rows.map((r) => r.group_name));
   return groups;
