@@ -5,7 +5,7 @@ import type { SchedulePolicy } from './schedule-policy.ts';
 import { nextFireAfter, type Trigger } from './trigger.ts';
 
 export const PREVIEW_LIMIT = 100;
-/** Excluded fires listed at most (a per-second job on a holiday would list 86 400). */
+/** Excluded days and fires listed at most (a calendar that excludes everything ends the preview). */
 const SKIPPED_LIMIT = 100;
 
 export interface PreviewJob {
@@ -20,7 +20,7 @@ export interface PreviewJob {
 /**
  * The next `count` fires of a job after `from`, as the trigger loop will fire them: the window and
  * the run cap end the list, jitter shifts each run, and a cron job's fires that its DST rule
- * changes are marked. The other DST rule is computed alongside: a fire only one rule has is
+ * changes are marked; an excluded day or period is listed once, by its first fire. The other DST rule is computed alongside: a fire only one rule has is
  * either moved or repeated (ours has it) or dropped (the other has it: listed in `skipped`).
  * Fixed-delay jobs have no fire to preview: each comes when the previous run ends.
  */
@@ -47,14 +47,16 @@ export function previewFires(job: PreviewJob, from: number, count: number): Prev
       skipped.push({ fireTime: iso(next), reason: 'max-runs' });
       break;
     }
-    const excluded = (job.calendars ?? []).some((calendar) => exclusionOf(calendar, next!) !== null);
-    if (excluded && skipped.length < SKIPPED_LIMIT) {
+    const at = next;
+    const exclusion = (job.calendars ?? []).map((c) => exclusionOf(c, at)).find((e) => e !== null);
+    if (exclusion) {
+      // One entry per excluded day or period (its first fire), then past it, as the trigger loop does.
+      if (skipped.length >= SKIPPED_LIMIT) break;
       skipped.push({ fireTime: iso(next), reason: 'calendar' });
       previous = next;
-      next = trigger.kind === 'at' ? null : nextFireAfter(trigger, next);
+      next = trigger.kind === 'at' ? null : nextFireAfter(trigger, Math.max(next, exclusion.until - 1));
       continue;
     }
-    if (excluded) break;
     const fire: FirePreview = {
       fireTime: iso(next),
       runAt: iso(next + (job.id === undefined ? 0 : jitterOf(job.id, next, schedule.jitterMs))),
