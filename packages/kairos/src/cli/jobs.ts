@@ -226,23 +226,28 @@ const JOB_KEYS = [
 /** The spec flags shared by create, put and update. */
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
-  return addScheduleFlags(cmd)
-    .option('--handler <name>', 'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''))
-    .option('--group <group>', 'worker group that runs the job (default "default")')
-    .option('--cron <expr>', 'trigger: cron with 5 fields, 6 (seconds first) or a macro like @daily' + need)
-    .option('--tz <zone>', 'IANA time zone of --cron, e.g. Europe/Berlin (default UTC)')
-    .option('--every <dur>', 'trigger: fixed rate, e.g. 30s, 5m')
-    .option('--delay <dur>', 'trigger: fixed delay after the previous run finished')
-    .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
-    .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
-    .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
-    .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
-    .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
-    .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')
-    .option('--retry-delay <dur>', 'delay before the first retry (default 1s)')
-    .option('--priority <n>', 'higher runs first within a group, -1000 to 1000 (default 0)')
-    .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
-    .option('--description <text>', 'free text shown by `jobs get`');
+  return addScheduleFlags(
+    cmd
+      .option(
+        '--handler <name>',
+        'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''),
+      )
+      .option('--group <group>', 'worker group that runs the job (default "default")')
+      .option('--cron <expr>', 'trigger: cron with 5 fields, 6 (seconds first) or a macro like @daily' + need)
+      .option('--tz <zone>', 'IANA time zone of --cron, e.g. Europe/Berlin (default UTC)')
+      .option('--every <dur>', 'trigger: fixed rate, e.g. 30s, 5m')
+      .option('--delay <dur>', 'trigger: fixed delay after the previous run finished')
+      .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
+      .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
+      .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
+      .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
+      .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
+      .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')
+      .option('--retry-delay <dur>', 'delay before the first retry (default 1s)')
+      .option('--priority <n>', 'higher runs first within a group, -1000 to 1000 (default 0)')
+      .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
+      .option('--description <text>', 'free text shown by `jobs get`'),
+  );
 }
 
 /** The policies that differ from the defaults, in one line. */
@@ -255,6 +260,7 @@ function formatSchedule(job: Job): string | undefined {
     s.endAt ? `until ${formatTime(s.endAt)}` : '',
     s.jitter ? `jitter ${formatDuration(s.jitter)}` : '',
     s.maxRuns === null ? '' : `${job.runsFired}/${s.maxRuns} runs`,
+    s.calendars.length > 0 ? `calendars ${s.calendars.join(', ')}` : '',
   ].filter(Boolean);
   return parts.length > 0 ? parts.join(', ') : undefined;
 }
