@@ -44,9 +44,10 @@ export const PROMOTE_BUFFERED = `
   RETURNING r.group_name`;
 
 /**
- * What ended runs set off, first step, in one round trip: lock the ended runs' jobs (so that a fire
- * or backfill of such a job that is buffering a run commits first, and PROMOTE_BUFFERED, the next
- * statement, sees its buffered run), and create the runs of the jobs that run `after` them when the
+ * What ended runs set off, first step, in one round trip: lock the ended runs' jobs, so that a fire
+ * or backfill of such a job that is buffering a run commits first and PROMOTE_BUFFERED, the next
+ * statement, sees its buffered run. FOR UPDATE, not FOR SHARE: two runs of one job that end at
+ * once must queue, or each would see the other still in flight and neither would promote. and create the runs of the jobs that run `after` them when the
  * end matches their condition, with the parent under params.parent (`after:<run id>` as
  * idempotency key keeps it once). $1 ended run ids, $2 now, $3 their job ids, sorted.
  */
