@@ -411,6 +411,37 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       expect(await store.deleteCalendar('audits')).toBe(false);
     });
 
+    it('when the last active run ends, the backfill waiting behind several runs is released', async () => {
+      const a = await store.createJob(job('a', { trigger: { kind: 'manual' } }), null, T0);
+      await worker(T0);
+      await store.enqueueRuns(
+        a.id,
+        [
+          { params: {}, priority: 0 },
+          { params: {}, priority: 0 },
+        ],
+        T0,
+      );
+      const running = await store.claimRuns('w', 50, 3_600_000, T0);
+      expect(running).toHaveLength(2);
+      await store.backfillRuns(a.id, [T0 - 2000, T0 - 1000], 'buffer-all', T0);
+      expect(await store.claimRuns('w', 50, 3_600_000, T0)).toEqual([]);
+      const end = (c: (typeof running)[number]) =>
+        store.finishAttempts(
+          [
+            {
+              ...decideOutcome(RETRY_NONE, c.attempt, { kind: 'succeeded', result: null }, T0 + 1, 0),
+              runId: c.runId,
+              attempt: c.attempt,
+              group: 'default',
+            },
+          ],
+          T0 + 1,
+        );
+      await Promise.all(running.map(end));
+      expect((await store.claimRuns('w', 50, 3_600_000, T0 + 2)).map((c) => c.fireTime)).toEqual([T0 - 2000]);
+    });
+
     it('resumes a paused job once, recording what it missed', async () => {
       const a = await store.createJob(job('a', { paused: true }), T0, T0);
       const missed = { reason: 'paused' as const, first: T0, last: T0 + 59_000, count: 60 };
