@@ -266,6 +266,21 @@ describe('buffering, dependencies and backfill on the fake clock', () => {
     expect((await s.store.getRun(runs[1]!.id))?.availableAt).toBe(s.clock.now());
   });
 
+  it('buffer-all: every fire queues behind the previous run; they run one at a time, in order', async () => {
+    const s = await setup();
+    await s.create({ name: 'q', trigger: { kind: 'every', every: '1s' }, schedule: { overlap: 'buffer-all' } });
+    await s.run(3000);
+    const order: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const claimable = (await s.runs('q')).filter((r) => r.status === 'queued' && r.availableAt <= s.clock.now());
+      expect(claimable).toHaveLength(1);
+      order.push(claimable[0]!.fireTime!);
+      await finish(s.store, claimable[0]!.id, s.clock.now());
+    }
+    expect(order).toEqual([T0 + 1000, T0 + 2000, T0 + 3000]);
+    expect(await s.ledger('q')).toEqual([]);
+  });
+
   it('after: a child run follows each successful parent run, with the parent result in its params', async () => {
     const s = await setup();
     await s.create({ name: 'extract', trigger: { kind: 'every', every: '1m' } });
