@@ -268,11 +268,17 @@ describe('buffering, dependencies and backfill on the fake clock', () => {
 
   it('buffer-all: every fire queues behind the previous run; they run one at a time, in order', async () => {
     const s = await setup();
-    await s.create({ name: 'q', trigger: { kind: 'every', every: '1s' }, schedule: { overlap: 'buffer-all' } });
+    await s.create({
+      name: 'q',
+      trigger: { kind: 'every', every: '1s' },
+      schedule: { overlap: 'buffer-all' },
+    });
     await s.run(3000);
     const order: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const claimable = (await s.runs('q')).filter((r) => r.status === 'queued' && r.availableAt <= s.clock.now());
+      const claimable = (await s.runs('q')).filter(
+        (r) => r.status === 'queued' && r.availableAt <= s.clock.now(),
+      );
       expect(claimable).toHaveLength(1);
       order.push(claimable[0]!.fireTime!);
       await finish(s.store, claimable[0]!.id, s.clock.now());
