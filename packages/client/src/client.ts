@@ -1,5 +1,9 @@
 import { KairosApiError } from './errors.ts';
 import type {
+  BackfillRequest,
+  BackfillResponse,
+  Calendar,
+  CalendarSpec,
   ErrorBody,
   Health,
   HeartbeatRequest,
@@ -12,12 +16,16 @@ import type {
   Page,
   PollRequest,
   PollResponse,
+  Preview,
+  PreviewRequest,
   RegisterRequest,
   RegisterResponse,
   ReportRequest,
   ReportResponse,
   Run,
   RunFilter,
+  SkippedFilter,
+  SkippedFires,
   TriggerRequest,
   WorkerInfo,
 } from './wire.ts';
@@ -96,6 +104,47 @@ export class KairosClient {
   /** Triggers a job many times in one durable write. */
   triggerJobBatch(name: string, runs: TriggerRequest[]): Promise<{ runIds: number[] }> {
     return this.request('POST', `/v1/jobs/${enc(name)}/trigger-batch`, { runs });
+  }
+
+  /** The ledger of a job: fires that did not become runs, with the reason, newest first. */
+  listSkipped(name: string, filter: SkippedFilter = {}): Promise<Page<SkippedFires>> {
+    return this.request('GET', `/v1/jobs/${enc(name)}/skipped`, undefined, { ...filter });
+  }
+
+  /** The next fires of a saved job (default 20), marking those a DST rule changes. */
+  previewJob(name: string, count?: number): Promise<Preview> {
+    return this.request('GET', `/v1/jobs/${enc(name)}/preview`, undefined, { count });
+  }
+
+  /** Runs a job for every fire time of its trigger in a past range, with a cap. */
+  backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/backfill`, request);
+  }
+
+  listCalendars(): Promise<{ items: Calendar[] }> {
+    return this.request('GET', '/v1/calendars');
+  }
+
+  getCalendar(name: string): Promise<Calendar> {
+    return this.request('GET', `/v1/calendars/${enc(name)}`);
+  }
+
+  createCalendar(spec: CalendarSpec): Promise<Calendar> {
+    return this.request('POST', '/v1/calendars', spec);
+  }
+
+  /** Creates the calendar or replaces it; jobs that name it follow the new one at their next fire. */
+  putCalendar(spec: CalendarSpec): Promise<Calendar> {
+    return this.request('PUT', `/v1/calendars/${enc(spec.name)}`, spec);
+  }
+
+  async deleteCalendar(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/calendars/${enc(name)}`);
+  }
+
+  /** The next fires of a trigger and schedule policy that are not saved (default 10). */
+  preview(request: PreviewRequest): Promise<Preview> {
+    return this.request('POST', '/v1/preview', request);
   }
 
   listRuns(filter: RunFilter = {}): Promise<Page<Run>> {

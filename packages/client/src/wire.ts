@@ -12,7 +12,7 @@ export type Duration = number | string;
 /** The "when" of a job. */
 export type TriggerSpec =
   /** Cron with 5 fields (minute first) or 6 (second first), or a macro like `@daily`, in an IANA zone (default UTC). */
-  | { kind: 'cron'; cron: string; timezone?: string }
+  | { kind: 'cron'; cron: string; timezone?: string; dst?: DstPolicy }
   /** Fixed rate: a fire every `every`, aligned to `startAt` (default: when the job was created). */
   | { kind: 'every'; every: Duration; startAt?: string }
   /** Fixed delay: the next fire comes `delay` after the previous run finished. */
@@ -20,7 +20,15 @@ export type TriggerSpec =
   /** One shot at an instant. */
   | { kind: 'at'; at: string }
   /** No schedule: runs only when triggered through the API or CLI. */
-  | { kind: 'manual' };
+  | { kind: 'manual' }
+  /**
+   * After another job: a run of this job is created, in the same transaction, whenever a run of
+   * `job` ends as `on` says (default `success`); its params get `parent: { job, runId, status, result }`.
+   */
+  | { kind: 'after'; job: string; on?: DependencyCondition };
+
+/** `success`: the parent run succeeded; `failure`: it failed or timed out; `always`: any end, cancel included. */
+export type DependencyCondition = 'success' | 'failure' | 'always';
 
 export type TriggerKind = TriggerSpec['kind'];
 
@@ -55,6 +63,8 @@ export interface JobSpec {
   /** Higher runs first within a group. Default 0. */
   priority?: number;
   paused?: boolean;
+  /** Misfire, overlap, window, jitter and run cap (docs/schedules.md). Default: every policy at its default. */
+  schedule?: ScheduleSpec;
 }
 
 /** A partial update of a job; absent fields keep their value. */
@@ -82,6 +92,9 @@ export interface Job {
   timeout: number;
   priority: number;
   paused: boolean;
+  schedule: SchedulePolicy;
+  /** Runs created by the schedule so far (what `maxRuns` counts). */
+  runsFired: number;
   /** The next fire time, or null when the trigger has no more fires (manual, `at` done, paused delay). */
   nextFireAt: string | null;
   createdAt: string;
@@ -96,8 +109,8 @@ export interface Job {
  */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
 
-/** Why a run exists. */
-export type RunCause = 'schedule' | 'manual';
+/** Why a run exists: its schedule, a manual trigger, a parent run that ended (`after`), a backfill. */
+export type RunCause = 'schedule' | 'manual' | 'dependency' | 'backfill';
 
 export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled';
 
@@ -298,4 +311,176 @@ export interface ReportRequest {
 export interface ReportResponse {
   /** One entry per report, in order: `ok`, or the code of why it changed nothing. */
   results: Array<{ runId: number; attempt: number; ok: boolean; code?: string }>;
+}
+
+// ---------------------------------------------------------------------------
+// Schedules: policies, the ledger of fires that did not run, previews. See docs/schedules.md.
+
+/**
+ * What a cron job does with a wall-clock time that does not exist (spring forward) or occurs twice
+ * (fall back):
+ * - `once-per-day` (default, like classic cron): a fixed-time job fires once per local day, at the
+ *   first instant after the gap, and on the first occurrence of a repeated time;
+ * - `literal`: a time that does not exist is skipped; a time that occurs twice fires twice.
+ * Patterns with a wildcard or step in second, minute or hour follow absolute time under both.
+ */
+export type DstPolicy = 'once-per-day' | 'literal';
+
+/** `skip` (default): drop missed fires; `run-once`: one run for the latest; `catch-up`: run them, oldest first. */
+export type MisfirePolicyKind = 'skip' | 'run-once' | 'catch-up';
+
+export interface MisfireSpec {
+  policy: MisfirePolicyKind;
+  /** `catch-up` only: the most missed fires run (the most recent ones). Default 10, at most 1000. */
+  maxCatchUp?: number;
+  /** `catch-up` only: missed fires older than this are skipped. Default `'1d'`. */
+  catchUpWindow?: Duration;
+}
+
+/**
+ * What a fire does while a previous run of the job is queued or running: `allow` (a run per fire),
+ * `skip`, `buffer-one` (keep one waiting run, skip the rest), `buffer-all` (a serial queue),
+ * `cancel-previous`.
+ */
+export type OverlapPolicy = 'allow' | 'skip' | 'buffer-one' | 'buffer-all' | 'cancel-previous';
+
+export interface ScheduleSpec {
+  /** Default `{ policy: 'skip' }`. */
+  misfire?: MisfireSpec;
+  /** Default `'allow'`. */
+  overlap?: OverlapPolicy;
+  /** No fire before this instant (ISO-8601). */
+  startAt?: string;
+  /** No fire after this instant (ISO-8601). */
+  endAt?: string;
+  /** Delay each run by a random but reproducible amount up to this (derived from job and fire time). */
+  jitter?: Duration;
+  /** The schedule stops after this many runs. */
+  maxRuns?: number;
+  /** Names of calendars whose excluded dates and times this job does not fire on. */
+  calendars?: string[];
+}
+
+/** A resolved schedule policy: every default filled in, durations in ms, instants ISO-8601 or null. */
+export interface SchedulePolicy {
+  misfire: { policy: MisfirePolicyKind; maxCatchUp: number; catchUpWindow: number };
+  overlap: OverlapPolicy;
+  startAt: string | null;
+  endAt: string | null;
+  jitter: number;
+  maxRuns: number | null;
+  calendars: string[];
+}
+
+/**
+ * Why a fire did not become a run: `misfire` (no node could fire it in time), `overlap` (a previous
+ * run was still active), `paused`, `max-runs` (the cap was reached), `outside-window` (after
+ * `endAt`), `calendar` (an excluded date).
+ */
+export type SkipReason = 'misfire' | 'overlap' | 'paused' | 'max-runs' | 'outside-window' | 'calendar';
+
+/** One ledger entry: a range of fire times of one job that did not run, for one reason. */
+export interface SkippedFires {
+  id: number;
+  jobName: string;
+  reason: SkipReason;
+  /** The first and last fire time of the range (equal for a single fire). */
+  firstFireTime: string;
+  lastFireTime: string;
+  /** Fire times in the range; null when there were too many to count cheaply (a long cron outage). */
+  count: number | null;
+  recordedAt: string;
+}
+
+export interface SkippedFilter {
+  limit?: number;
+  cursor?: string;
+}
+
+/** One upcoming fire of a preview. */
+export interface FirePreview {
+  fireTime: string;
+  /** When the run becomes available: the fire time plus its jitter. */
+  runAt: string;
+  /**
+   * Set when a rule changes this fire: `dst-moved` (the wall-clock time does not exist that day;
+   * it fires after the gap), `dst-repeated` (second occurrence of a repeated time, `literal` only).
+   */
+  note?: 'dst-moved' | 'dst-repeated';
+}
+
+/** A fire time a rule removes, shown so that a preview explains itself. */
+export interface PreviewSkip {
+  fireTime: string;
+  reason: SkipReason | 'dst';
+}
+
+export interface Preview {
+  fires: FirePreview[];
+  /** Fire times within the previewed span that will not run, with the reason. */
+  skipped: PreviewSkip[];
+}
+
+/** `POST /v1/preview`: the next fires of a spec that is not saved. */
+export interface PreviewRequest {
+  trigger: TriggerSpec;
+  schedule?: ScheduleSpec;
+  /** Default 10, at most 100. */
+  count?: number;
+  /** Start after this instant (default now). */
+  from?: string;
+}
+
+/** `POST /v1/jobs/:name/backfill`: run a job for every fire time of its trigger in a past range. */
+export interface BackfillRequest {
+  /** The range, inclusive, ISO-8601; `to` at most now. */
+  from: string;
+  to: string;
+  /**
+   * `buffer-all` (default): one backfill run at a time, oldest first, behind any active run of the
+   * job; `allow`: every run at once.
+   */
+  overlap?: 'allow' | 'buffer-all';
+  /** The most runs to create (default 100, at most 1000); the answer says where to continue. */
+  max?: number;
+}
+
+export interface BackfillResponse {
+  /** Runs created, oldest fire first. */
+  runs: Array<{ runId: number; fireTime: string }>;
+  /** Fire times in the range that already had a run (from the schedule or an earlier backfill). */
+  existing: string[];
+  /** Set when the range held more fires than `max`: pass it as `from` to continue. */
+  nextFrom: string | null;
+}
+
+/**
+ * A named set of excluded dates and times (holidays, weekends, nights) that jobs attach with
+ * `schedule.calendars`; a fire it excludes is recorded as skipped with reason `calendar`.
+ */
+export interface CalendarSpec {
+  name: string;
+  description?: string;
+  /** The zone in which dates, weekdays and the cron exclusion are read. Default `UTC`. */
+  timezone?: string;
+  /** Whole local days excluded, `YYYY-MM-DD`. */
+  dates?: string[];
+  /** Local date ranges excluded, both ends included: `{ from: '2026-12-24', to: '2026-12-26' }`. */
+  periods?: Array<{ from: string; to: string }>;
+  /** Weekdays excluded: 0 Sunday … 6 Saturday. */
+  weekdays?: number[];
+  /** A cron expression: the fire times it matches are excluded (e.g. `* 0-6 * * *`: nights). */
+  cron?: string;
+}
+
+export interface Calendar {
+  name: string;
+  description: string;
+  timezone: string;
+  dates: string[];
+  periods: Array<{ from: string; to: string }>;
+  weekdays: number[];
+  cron: string | null;
+  createdAt: string;
+  updatedAt: string;
 }

@@ -50,7 +50,9 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     pollWaitMs: config.pollWaitMs,
   });
   const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
-  const jobs = new JobService(store, clock);
+  const jobs = new JobService(store, clock, (job, skipped) =>
+    metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
+  );
   const reaper = new Reaper({
     store,
     clock,
@@ -84,6 +86,9 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     misfireGraceMs: config.misfireGraceMs,
     node: { address: url, version: VERSION, startedAt, clockSkewMs: () => storeClock?.skewMs ?? 0 },
     onFenced: () => metrics.fencedFires.inc(),
+    onSkipped: (skipped) => {
+      for (const s of skipped) metrics.skippedFires.inc({ job: s.job, reason: s.reason }, s.count ?? 1);
+    },
     onFired: ({ runs, conflicts, lateness }) => {
       metrics.runsCreated.inc({ cause: 'schedule' }, runs);
       if (conflicts > 0) metrics.fireConflicts.inc(conflicts);

@@ -66,7 +66,10 @@ export function showDuration(value: Duration): string {
 export function formatTrigger(trigger: TriggerSpec): string {
   switch (trigger.kind) {
     case 'cron':
-      return `cron ${trigger.cron}${trigger.timezone && trigger.timezone !== 'UTC' ? ` ${trigger.timezone}` : ''}`;
+      return (
+        `cron ${trigger.cron}${trigger.timezone && trigger.timezone !== 'UTC' ? ` ${trigger.timezone}` : ''}` +
+        (trigger.dst === 'literal' ? ' (dst literal)' : '')
+      );
     case 'every':
       return `every ${showDuration(trigger.every)}`;
     case 'delay':
@@ -75,6 +78,8 @@ export function formatTrigger(trigger: TriggerSpec): string {
       return `at ${formatTime(trigger.at)}`;
     case 'manual':
       return 'manual';
+    case 'after':
+      return `after ${trigger.job} (${trigger.on ?? 'success'})`;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Job, TriggerRequest } from '@kairos/client';
+import type { Job, JobPatch, TriggerRequest } from '@kairos/client';
 import type { Command } from 'commander';
 import {
   compactJson,
@@ -19,6 +19,7 @@ import {
   parseIntFlag,
   parseJsonObject,
 } from './options.ts';
+import { addScheduleFlags, registerScheduleCommands, type ScheduleFlags, withSchedule } from './schedules.ts';
 
 /** Registers `kairos jobs …`: create, put, list, get, update, delete, pause, resume, trigger. */
 export function registerJobs(program: Command): void {
@@ -31,8 +32,8 @@ export function registerJobs(program: Command): void {
       .description('create a job (fails if the name is taken)'),
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
-    const spec = jobSpecFromFlags(name, flags);
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
     showJob(flags, await clientFrom(flags).createJob(spec), 'created');
   });
 
@@ -43,8 +44,8 @@ export function registerJobs(program: Command): void {
       .description('create a job or replace its definition (upsert)'),
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
-    const spec = jobSpecFromFlags(name, flags);
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
     showJob(flags, await clientFrom(flags).putJob(spec), 'saved');
   });
 
@@ -55,8 +56,8 @@ export function registerJobs(program: Command): void {
       .description('change some fields of a job; others keep their value'),
     'update',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags>();
-    const patch = jobPatchFromFlags(flags);
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const patch = withScheduleOnly(flags);
     showJob(flags, await clientFrom(flags).updateJob(name, patch), 'updated');
   });
 
@@ -111,6 +112,7 @@ export function registerJobs(program: Command): void {
           ['timeout', formatDuration(job.timeout)],
           ['priority', String(job.priority)],
           ['paused', job.paused ? 'yes' : 'no'],
+          ['schedule', formatSchedule(job)],
           ['next fire', formatTime(job.nextFireAt)],
           ['created', formatTime(job.createdAt)],
           ['updated', formatTime(job.updatedAt)],
@@ -172,28 +174,95 @@ export function registerJobs(program: Command): void {
       if (process.stderr.isTTY)
         console.error(`run ${run.id} ${run.status}; follow it with: kairos runs wait ${run.id}`);
     });
+
+  registerScheduleCommands(jobs);
 }
+
+/**
+ * `--after` is a trigger of its own: the spec is built with a placeholder manual trigger that
+ * {@link withSchedule} replaces, so that `jobSpecFromFlags` still asks for exactly one trigger.
+ */
+function withAfter(flags: JobFlags & ScheduleFlags): JobFlags {
+  return flags.after === undefined ? flags : { ...flags, manual: true };
+}
+
+/** The patch of `jobs update`: job flags, schedule flags, or both. */
+function withScheduleOnly(flags: JobFlags & ScheduleFlags): JobPatch {
+  const scheduleOnly =
+    SCHEDULE_KEYS.some((key) => flags[key] !== undefined) &&
+    !Object.keys(flags).some((key) => JOB_KEYS.includes(key) && flags[key as keyof JobFlags] !== undefined);
+  return withSchedule(scheduleOnly ? {} : jobPatchFromFlags(flags), flags);
+}
+
+const SCHEDULE_KEYS = [
+  'misfire',
+  'maxCatchUp',
+  'catchUpWindow',
+  'overlap',
+  'startAt',
+  'endAt',
+  'jitter',
+  'maxRuns',
+] as const;
+const JOB_KEYS = [
+  'handler',
+  'group',
+  'cron',
+  'tz',
+  'every',
+  'delay',
+  'at',
+  'manual',
+  'params',
+  'timeout',
+  'retries',
+  'backoff',
+  'retryDelay',
+  'priority',
+  'paused',
+  'description',
+];
 
 /** The spec flags shared by create, put and update. */
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
-  return cmd
-    .option('--handler <name>', 'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''))
-    .option('--group <group>', 'worker group that runs the job (default "default")')
-    .option('--cron <expr>', 'trigger: cron with 5 fields, 6 (seconds first) or a macro like @daily' + need)
-    .option('--tz <zone>', 'IANA time zone of --cron, e.g. Europe/Berlin (default UTC)')
-    .option('--every <dur>', 'trigger: fixed rate, e.g. 30s, 5m')
-    .option('--delay <dur>', 'trigger: fixed delay after the previous run finished')
-    .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
-    .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
-    .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
-    .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
-    .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
-    .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')
-    .option('--retry-delay <dur>', 'delay before the first retry (default 1s)')
-    .option('--priority <n>', 'higher runs first within a group, -1000 to 1000 (default 0)')
-    .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
-    .option('--description <text>', 'free text shown by `jobs get`');
+  return addScheduleFlags(
+    cmd
+      .option(
+        '--handler <name>',
+        'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''),
+      )
+      .option('--group <group>', 'worker group that runs the job (default "default")')
+      .option('--cron <expr>', 'trigger: cron with 5 fields, 6 (seconds first) or a macro like @daily' + need)
+      .option('--tz <zone>', 'IANA time zone of --cron, e.g. Europe/Berlin (default UTC)')
+      .option('--every <dur>', 'trigger: fixed rate, e.g. 30s, 5m')
+      .option('--delay <dur>', 'trigger: fixed delay after the previous run finished')
+      .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
+      .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
+      .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
+      .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
+      .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
+      .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')
+      .option('--retry-delay <dur>', 'delay before the first retry (default 1s)')
+      .option('--priority <n>', 'higher runs first within a group, -1000 to 1000 (default 0)')
+      .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
+      .option('--description <text>', 'free text shown by `jobs get`'),
+  );
+}
+
+/** The policies that differ from the defaults, in one line. */
+function formatSchedule(job: Job): string | undefined {
+  const s = job.schedule;
+  const parts = [
+    s.misfire.policy === 'skip' ? '' : `misfire ${s.misfire.policy}`,
+    s.overlap === 'allow' ? '' : `overlap ${s.overlap}`,
+    s.startAt ? `from ${formatTime(s.startAt)}` : '',
+    s.endAt ? `until ${formatTime(s.endAt)}` : '',
+    s.jitter ? `jitter ${formatDuration(s.jitter)}` : '',
+    s.maxRuns === null ? '' : `${job.runsFired}/${s.maxRuns} runs`,
+    s.calendars.length > 0 ? `calendars ${s.calendars.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
 function showJob(flags: GlobalFlags, job: Job, verb: string): void {

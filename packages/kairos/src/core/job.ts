@@ -2,6 +2,7 @@ import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/cl
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { compileRetry } from './retry.ts';
+import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 
 /** A validated job definition: what the store keeps, minus its bookkeeping. */
@@ -16,11 +17,16 @@ export interface JobDefinition {
   timeoutMs: number;
   priority: number;
   paused: boolean;
+  /** Misfire, overlap, window, jitter, run cap (core/schedule-policy.ts). */
+  schedule: SchedulePolicy;
 }
 
 /** A job as the store keeps it. */
 export interface JobRecord extends JobDefinition {
   id: number;
+  /** Runs the schedule created so far (what `maxRuns` counts). */
+  runsFired: number;
+  /** Kept while paused: resuming records the fires from here to then as skipped (`paused`). */
   nextFireAt: number | null;
   createdAt: number;
   updatedAt: number;
@@ -55,6 +61,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
       spec.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(spec.timeout, 'timeout', { min: 1000 }),
     priority,
     paused: spec.paused ?? false,
+    schedule: compileSchedule(spec.schedule),
   };
 }
 
@@ -71,6 +78,7 @@ export function specOf(job: JobDefinition): JobSpec {
     timeout: job.timeoutMs,
     priority: job.priority,
     paused: job.paused,
+    schedule: scheduleSpecOf(job.schedule),
   };
 }
 
@@ -81,6 +89,7 @@ export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
     ...base,
     ...patch,
     retry: patch.retry ? { ...job.retry, ...patch.retry } : base.retry,
+    schedule: patch.schedule ? { ...base.schedule, ...patch.schedule } : base.schedule,
     name: job.name,
   });
 }
@@ -98,7 +107,10 @@ export function describeJob(job: JobRecord): Job {
     timeout: job.timeoutMs,
     priority: job.priority,
     paused: job.paused,
-    nextFireAt: job.nextFireAt === null ? null : new Date(job.nextFireAt).toISOString(),
+    schedule: describeSchedule(job.schedule),
+    runsFired: job.runsFired,
+    // A paused job keeps its next fire internally (for the ledger on resume) but has none to show.
+    nextFireAt: job.nextFireAt === null || job.paused ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),
   };
@@ -106,7 +118,12 @@ export function describeJob(job: JobRecord): Job {
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */
 export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
-  return JSON.stringify(a.trigger) === JSON.stringify(b.trigger) && a.paused === b.paused;
+  return (
+    JSON.stringify(a.trigger) === JSON.stringify(b.trigger) &&
+    a.paused === b.paused &&
+    a.schedule.startAt === b.schedule.startAt &&
+    a.schedule.endAt === b.schedule.endAt
+  );
 }
 
 export function checkParams(params: JsonObject, field: string): JsonObject {

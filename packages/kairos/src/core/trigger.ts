@@ -1,4 +1,4 @@
-import type { TriggerSpec } from '@kairos/client';
+import type { DependencyCondition, DstPolicy, TriggerSpec } from '@kairos/client';
 import { Cron } from 'croner';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
@@ -8,11 +8,13 @@ import { parseDuration } from './duration.ts';
  * `every` fires at `anchor + k × every`; `delay` fires `delay` after the previous run finished.
  */
 export type Trigger =
-  | { kind: 'cron'; cron: string; timezone: string }
+  /** `dst` is absent for the default, `once-per-day`. */
+  | { kind: 'cron'; cron: string; timezone: string; dst?: 'literal' }
   | { kind: 'every'; every: number; anchor: number }
   | { kind: 'delay'; delay: number }
   | { kind: 'at'; at: number }
-  | { kind: 'manual' };
+  | { kind: 'manual' }
+  | { kind: 'after'; job: string; on: DependencyCondition };
 
 const MIN_INTERVAL_MS = 1000;
 
@@ -37,7 +39,8 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       if (schedule.nextRun(new Date(0)) === null) {
         throw new KairosError('INVALID_CRON', `cron expression ${JSON.stringify(spec.cron)} never fires`);
       }
-      return { kind: 'cron', cron, timezone };
+      const dst = compileDst(spec.dst);
+      return dst === 'literal' ? { kind: 'cron', cron, timezone, dst } : { kind: 'cron', cron, timezone };
     }
     case 'every':
       return {
@@ -51,6 +54,8 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       return { kind: 'at', at: parseInstant(spec.at, 'trigger.at') };
     case 'manual':
       return { kind: 'manual' };
+    case 'after':
+      return compileAfter(spec.job, spec.on);
     default:
       throw new KairosError(
         'INVALID_TRIGGER',
@@ -92,17 +97,19 @@ export function firstFire(trigger: Trigger, now: number): number | null {
  * The first fire time strictly after `after`, or null when the trigger has none on its own
  * (manual, one-shot, and fixed delay, whose next fire is set when the previous run finishes).
  *
- * Cron follows croner's DST rule (the Vixie cron rule): a fixed-time job (no wildcard or step in
- * its second, minute and hour fields) fires once per local day, at the first valid instant after
- * a spring-forward gap and at the first occurrence of a repeated fall-back time; other jobs follow
- * absolute time, skipping instants that do not exist and firing on both occurrences of repeated ones.
+ * Cron follows croner's DST rule (the Vixie cron rule) by default: a fixed-time job (no wildcard or
+ * step in its second, minute and hour fields) fires once per local day, at the first valid instant
+ * after a spring-forward gap and at the first occurrence of a repeated fall-back time; other jobs
+ * follow absolute time, skipping instants that do not exist and firing on both occurrences of
+ * repeated ones. With `dst: 'literal'` every job follows that second rule.
  */
 export function nextFireAfter(trigger: Trigger, after: number): number | null {
   switch (trigger.kind) {
     case 'cron': {
       // Jobs that share a pattern are usually due together (a top-of-the-minute storm): croner
       // answers once per instant, the rest of the storm reads the answer (~80 µs saved per job).
-      const entry = cronFor(trigger.cron, trigger.timezone);
+      const pattern = trigger.dst === 'literal' ? literalPattern(trigger.cron) : trigger.cron;
+      const entry = cronFor(pattern, trigger.timezone);
       if (entry.after !== after) {
         entry.next = entry.cron.nextRun(new Date(after))?.getTime() ?? null;
         entry.after = after;
@@ -119,17 +126,37 @@ export function nextFireAfter(trigger: Trigger, after: number): number | null {
   }
 }
 
+/**
+ * The latest cron fire strictly before `before`, or null; croner searches backwards, and the answer
+ * is checked against {@link nextFireAfter} (nothing between it and `before`) so that both
+ * directions agree under every DST rule. Null also when the check fails: the caller then searches
+ * with `nextFireAfter` alone.
+ */
+export function previousCronFire(
+  trigger: Extract<Trigger, { kind: 'cron' }>,
+  before: number,
+): { fire: number | null; checked: boolean } {
+  const pattern = trigger.dst === 'literal' ? literalPattern(trigger.cron) : trigger.cron;
+  const [previous] = cronFor(pattern, trigger.timezone).cron.previousRuns(1, new Date(before));
+  if (!previous) return { fire: null, checked: false };
+  const fire = previous.getTime();
+  if (fire >= before) return { fire: null, checked: false };
+  const after = nextFireAfter(trigger, fire);
+  return after === null || after >= before ? { fire, checked: true } : { fire: null, checked: false };
+}
+
 /** Whether a trigger fires again and again on its own (only those can misfire and be skipped). */
 export function isRecurring(trigger: Trigger): trigger is Extract<Trigger, { kind: 'cron' | 'every' }> {
   return trigger.kind === 'cron' || trigger.kind === 'every';
 }
 
 const FIELDS: Record<Trigger['kind'], { required: string[]; optional: string[] }> = {
-  cron: { required: ['cron'], optional: ['timezone'] },
+  cron: { required: ['cron'], optional: ['timezone', 'dst'] },
   every: { required: ['every'], optional: ['startAt'] },
   delay: { required: ['delay'], optional: [] },
   at: { required: ['at'], optional: [] },
   manual: { required: [], optional: [] },
+  after: { required: ['job'], optional: ['on'] },
 };
 
 function checkFields(spec: TriggerSpec): void {
@@ -137,7 +164,7 @@ function checkFields(spec: TriggerSpec): void {
   if (!fields) {
     throw new KairosError(
       'INVALID_TRIGGER',
-      `trigger.kind: expected cron, every, delay, at or manual, got ${JSON.stringify(spec.kind)}`,
+      `trigger.kind: expected cron, every, delay, at, manual or after, got ${JSON.stringify(spec.kind)}`,
     );
   }
   const given = Object.keys(spec).filter((key) => key !== 'kind');
@@ -194,8 +221,10 @@ function cronFor(pattern: string, timezone: string): CachedCron {
   const key = `${timezone} ${pattern}`;
   let entry = cronCache.get(key);
   if (!entry) {
+    // A fixed offset skips croner's Intl-based zone conversion: ten times faster, and UTC has no DST.
+    const zone = timezone === 'UTC' ? { utcOffset: 0 } : { timezone };
     const cron = new Cron(pattern, {
-      timezone,
+      ...zone,
       mode: '5-or-6-parts',
       fixedTimeRule: 'no-wildcard',
       paused: true,
@@ -205,4 +234,59 @@ function cronFor(pattern: string, timezone: string): CachedCron {
     cronCache.set(key, entry);
   }
   return entry;
+}
+
+function compileDst(dst: DstPolicy | undefined): DstPolicy {
+  if (dst === undefined || dst === 'once-per-day' || dst === 'literal') return dst ?? 'once-per-day';
+  throw new KairosError(
+    'INVALID_TRIGGER',
+    `trigger.dst: expected once-per-day or literal, got ${JSON.stringify(dst)}`,
+    { field: 'trigger.dst' },
+  );
+}
+
+const MACROS: Record<string, string> = {
+  '@yearly': '0 0 0 1 1 *',
+  '@annually': '0 0 0 1 1 *',
+  '@monthly': '0 0 0 1 * *',
+  '@weekly': '0 0 0 * * 0',
+  '@daily': '0 0 0 * * *',
+  '@midnight': '0 0 0 * * *',
+  '@hourly': '0 0 * * * *',
+};
+
+/**
+ * The same pattern, made a croner "interval" job so that it follows absolute time across DST
+ * (skip a time that does not exist, fire on both occurrences of a repeated one). croner classes a
+ * pattern as fixed-time when its second, minute and hour fields have no wildcard or step; a step
+ * of 1 on each second value (`0` → `0-0/1`) keeps the values and drops that class.
+ */
+export function literalPattern(cron: string): string {
+  const fields = (MACROS[cron.toLowerCase()] ?? cron).split(' ');
+  if (fields.length === 5) fields.unshift('0');
+  const seconds = fields[0]!;
+  if (!/[*?/]/.test(seconds)) {
+    fields[0] = seconds
+      .split(',')
+      .map((part) => (part.includes('-') ? `${part}/1` : `${part}-${part}/1`))
+      .join(',');
+  }
+  return fields.join(' ');
+}
+
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const CONDITIONS: readonly DependencyCondition[] = ['success', 'failure', 'always'];
+
+function compileAfter(job: string, on: DependencyCondition | undefined): Trigger {
+  if (typeof job !== 'string' || !JOB_NAME.test(job)) {
+    throw new KairosError('INVALID_TRIGGER', 'trigger.job: expected the name of the parent job', {
+      field: 'trigger.job',
+    });
+  }
+  if (on !== undefined && !CONDITIONS.includes(on)) {
+    throw new KairosError('INVALID_TRIGGER', 'trigger.on: expected success, failure or always', {
+      field: 'trigger.on',
+    });
+  }
+  return { kind: 'after', job, on: on ?? 'success' };
 }

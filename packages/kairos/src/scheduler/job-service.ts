@@ -1,4 +1,13 @@
-import type { JobPatch, JobSpec, JsonObject, TriggerRequest } from '@kairos/client';
+import type {
+  BackfillRequest,
+  BackfillResponse,
+  JobPatch,
+  JobSpec,
+  JsonObject,
+  TriggerRequest,
+} from '@kairos/client';
+import { BACKFILL_DEFAULT_MAX, backfillFires } from '../core/backfill.ts';
+import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-plan.ts';
 import {
   checkParams,
   compileJob,
@@ -7,7 +16,6 @@ import {
   patchJob,
   sameSchedule,
 } from '../core/job.ts';
-import { firstFire } from '../core/trigger.ts';
 import { KairosError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
@@ -19,10 +27,13 @@ export class JobService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    /** Told of fires recorded as skipped by a resume (reason `paused`), for metrics. */
+    private readonly onSkipped?: (job: string, skipped: SkippedRange) => void,
   ) {}
 
   async create(spec: JobSpec): Promise<JobRecord> {
     const job = compileJob(spec);
+    await this.checkDependencies(job);
     const now = this.clock.now();
     return this.store.createJob(job, scheduleOf(job, now), now);
   }
@@ -30,6 +41,7 @@ export class JobService {
   /** Creates or replaces: the next fire time survives when the schedule did not change. */
   async put(spec: JobSpec): Promise<JobRecord> {
     const job = compileJob(spec);
+    await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
       if (existing) return this.replace(existing, job);
@@ -45,7 +57,9 @@ export class JobService {
 
   async update(name: string, patch: JobPatch): Promise<JobRecord> {
     const existing = await this.get(name);
-    return this.replace(existing, patchJob(existing, patch));
+    const job = patchJob(existing, patch);
+    await this.checkDependencies(job);
+    return this.replace(existing, job);
   }
 
   async get(name: string): Promise<JobRecord> {
@@ -83,17 +97,103 @@ export class JobService {
     return this.store.enqueueRuns(job.id, runs, this.clock.now());
   }
 
-  private async replace(existing: JobRecord, job: JobDefinition): Promise<JobRecord> {
+  /**
+   * Checks what a job refers to: its calendars exist (CALENDAR_NOT_FOUND), and its `after` chain
+   * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
+   * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
+   * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
+   */
+  private async checkDependencies(job: JobDefinition): Promise<void> {
+    const names = job.schedule.calendars;
+    if (names.length > 0) {
+      const found = new Set((await this.store.getCalendars(names)).map((c) => c.name));
+      const missing = names.filter((name) => !found.has(name));
+      if (missing.length > 0) {
+        throw new KairosError(
+          'CALENDAR_NOT_FOUND',
+          `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
+          {
+            missing,
+          },
+        );
+      }
+    }
+    const chain = [job.name];
+    let trigger = job.trigger;
+    while (trigger.kind === 'after') {
+      if (chain.includes(trigger.job)) {
+        throw new KairosError(
+          'DEPENDENCY_CYCLE',
+          `${chain.join(' → ')} → ${trigger.job}: a job cannot run after itself`,
+          { cycle: [...chain, trigger.job] },
+        );
+      }
+      chain.push(trigger.job);
+      const parent = await this.store.getJob(trigger.job);
+      if (!parent) return;
+      trigger = parent.trigger;
+    }
+  }
+
+  /** Runs a job for every fire time of its trigger in a past range (see `backfillFires`). */
+  async backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
+    const job = await this.get(name);
     const now = this.clock.now();
-    const next = sameSchedule(existing, job) ? existing.nextFireAt : scheduleOf(job, now);
-    const updated = await this.store.updateJob(existing.id, job, next, now);
-    if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
-    return updated;
+    const { fires, nextFrom } = backfillFires(
+      job.trigger,
+      instant(request.from, 'from'),
+      instant(request.to, 'to'),
+      request.max ?? BACKFILL_DEFAULT_MAX,
+      now,
+    );
+    const { created, existing } = await this.store.backfillRuns(
+      job.id,
+      fires,
+      request.overlap ?? 'buffer-all',
+      now,
+    );
+    return {
+      runs: created.map((c) => ({ runId: c.runId, fireTime: new Date(c.fireTime).toISOString() })),
+      existing: existing.map((t) => new Date(t).toISOString()),
+      nextFrom: nextFrom === null ? null : new Date(nextFrom).toISOString(),
+    };
+  }
+
+  private async replace(existing: JobRecord, job: JobDefinition): Promise<JobRecord> {
+    for (let tries = 0; ; tries++) {
+      const now = this.clock.now();
+      // While paused a job keeps its next fire, so that resuming knows which fires it missed.
+      const next = sameSchedule({ ...existing, paused: job.paused }, job)
+        ? existing.nextFireAt
+        : firstScheduledFire(job.trigger, job.schedule, now);
+      if (existing.paused && !job.paused) {
+        const resume = planResume(job.trigger, job.schedule, next, now);
+        const resumed = await this.store.resumeJob(existing.id, job, resume.next, resume.skipped, now);
+        if (resumed) {
+          if (resume.skipped) this.onSkipped?.(job.name, resume.skipped);
+          return resumed;
+        }
+        // Resumed or deleted by someone else since we read it: judge again from what is stored now.
+        if (tries > 2) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
+        existing = await this.get(job.name);
+        continue;
+      }
+      const updated = await this.store.updateJob(existing.id, job, next, now);
+      if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
+      return updated;
+    }
   }
 }
 
 function scheduleOf(job: JobDefinition, now: number): number | null {
-  return job.paused ? null : firstFire(job.trigger, now);
+  return job.paused ? null : firstScheduledFire(job.trigger, job.schedule, now);
+}
+
+function instant(value: string, field: string): number {
+  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms))
+    throw new KairosError('VALIDATION_FAILED', `${field}: expected an ISO-8601 instant`, { field });
+  return ms;
 }
 
 function paramsOf(base: JsonObject, request: TriggerRequest): JsonObject {

@@ -1,6 +1,9 @@
+import type { SkipReason } from '@kairos/client';
 import type { Logger } from 'pino';
-import { planFires } from '../core/fire-plan.ts';
-import type { FireEntry, Lease, Partitions, Store } from '../store/store.ts';
+import type { CalendarRecord } from '../core/calendar.ts';
+import { type FirePlan, fireBefore, planFires } from '../core/fire-plan.ts';
+import type { JobRecord } from '../core/job.ts';
+import type { FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
 import { LeaseLostError } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 
@@ -24,6 +27,8 @@ export interface TriggerLoopOptions {
   node?: { address: string; version: string; startedAt: number; clockSkewMs: () => number };
   /** Called when a fire was refused because this node no longer held its lease (fenced out). */
   onFenced?: () => void;
+  /** Called with the ledger rows a batch wrote (fires that did not become runs), for metrics. */
+  onSkipped?: (skipped: Array<{ job: string; reason: SkipReason; count: number | null }>) => void;
   /** Called after each batch of fires, for metrics. */
   onFired?: (fired: { runs: number; conflicts: number; lateness: number[] }) => void;
 }
@@ -127,27 +132,24 @@ export class TriggerLoop {
       if (due.length === 0) break;
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
+      const calendars = await this.calendarsOf(due);
       for (const job of due) {
-        const plan = planFires(job.trigger, job.nextFireAt!, now, {
-          misfireGraceMs: this.options.misfireGraceMs,
-          maxFires: 100,
-        });
-        if (plan.skipped) {
-          this.options.logger.warn(
-            {
-              job: job.name,
-              from: new Date(plan.skipped.from).toISOString(),
-              to: new Date(plan.skipped.to).toISOString(),
-            },
-            'misfire: skipped fire times older than the misfire grace',
-          );
-        }
+        const plan = planFires(
+          { ...job, calendars: job.schedule.calendars.map((c) => calendars.get(c)!).filter(Boolean) },
+          job.nextFireAt!,
+          now,
+          {
+            misfireGraceMs: this.options.misfireGraceMs,
+            maxFires: 100,
+          },
+        );
         for (const fire of plan.fires) lateness.push(now - fire);
-        entries.push({ jobId: job.id, expected: job.nextFireAt!, next: plan.next, fires: plan.fires });
+        entries.push(fireEntryOf(job, plan));
       }
       try {
         const result = await store.fire(entries, this.options.useLeases === false ? null : this.leases, now);
         this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
+        if (result.skipped && result.skipped.length > 0) this.reportSkipped(due, result.skipped);
       } catch (error) {
         if (!(error instanceof LeaseLostError)) throw error;
         this.options.onFenced?.();
@@ -159,6 +161,24 @@ export class TriggerLoop {
       if (due.length < this.batchSize) break;
     }
     return store.nextFireAt(partitions);
+  }
+
+  /** The calendars the due jobs name, one store read per batch (none when no job has any). */
+  private async calendarsOf(due: readonly JobRecord[]): Promise<Map<string, CalendarRecord>> {
+    const names = [...new Set(due.flatMap((job) => job.schedule.calendars))];
+    const found = names.length === 0 ? [] : await this.options.store.getCalendars(names);
+    return new Map(found.map((calendar) => [calendar.name, calendar]));
+  }
+
+  private reportSkipped(due: readonly JobRecord[], skipped: readonly SkipWritten[]): void {
+    const names = new Map(due.map((job) => [job.id, job.name]));
+    const named = skipped.map((s) => ({
+      job: names.get(s.jobId) ?? String(s.jobId),
+      reason: s.reason,
+      count: s.count,
+    }));
+    for (const skip of named) this.options.logger.info(skip, 'fires skipped');
+    this.options.onSkipped?.(named);
   }
 
   /**
@@ -208,6 +228,21 @@ export class TriggerLoop {
     }
     this.leases = held;
   }
+}
+
+/** The store write of a plan: policy fields only where the job has them (plain entries stay batched). */
+function fireEntryOf(job: JobRecord, plan: FirePlan): FireEntry {
+  const entry: FireEntry = { jobId: job.id, expected: job.nextFireAt!, next: plan.next, fires: plan.fires };
+  if (job.schedule.jitterMs > 0) entry.availableAt = plan.availableAt;
+  if (plan.skipped.length > 0) entry.skipped = plan.skipped;
+  if (job.schedule.overlap !== 'allow') {
+    entry.overlap = job.schedule.overlap;
+    if (job.schedule.overlap !== 'buffer-all' && plan.fires.length > 0) {
+      entry.previousFire = fireBefore(job.trigger, plan.fires[0]!);
+    }
+  }
+  if (job.schedule.maxRuns !== null) entry.countRuns = true;
+  return entry;
 }
 
 function hashOf(text: string): number {

@@ -3,8 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { TokenAuth } from './auth.ts';
 import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
+import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { runRoutes } from './routes/runs.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 
 export const VERSION = '0.1.0';
@@ -55,5 +57,7 @@ export async function buildServer(
   jobRoutes(app, context);
   runRoutes(app, context);
   workerProtocolRoutes(app, context);
+  scheduleRoutes(app, context);
+  calendarRoutes(app, context);
   return app;
 }

@@ -53,6 +53,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly skippedFires = new Counter({
+    name: 'kairos_skipped_fires_total',
+    help: 'Fires that did not become runs, by job and reason (a range too long to count adds 1)',
+    labelNames: ['job', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'kairos_process_' });
   }

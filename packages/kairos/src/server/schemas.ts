@@ -12,13 +12,35 @@ const closed = <T extends Parameters<typeof Type.Object>[0]>(properties: T) =>
 // One closed object for every kind: compileTrigger checks which fields each kind needs, with
 // messages that name the field (a union here would only say "must match a schema in anyOf").
 export const TriggerSchema = closed({
-  kind: Type.Union(['cron', 'every', 'delay', 'at', 'manual'].map((kind) => Type.Literal(kind))),
+  kind: Type.Union(['cron', 'every', 'delay', 'at', 'manual', 'after'].map((kind) => Type.Literal(kind))),
   cron: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   every: Type.Optional(Duration),
   startAt: Type.Optional(Type.String({ maxLength: 64 })),
   delay: Type.Optional(Duration),
   at: Type.Optional(Type.String({ maxLength: 64 })),
+  dst: Type.Optional(Type.Union([Type.Literal('once-per-day'), Type.Literal('literal')])),
+  job: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  on: Type.Optional(Type.Union(['success', 'failure', 'always'].map((on) => Type.Literal(on)))),
+});
+
+// Schedules: policies checked for shape here, for meaning (ranges, instants) in core/schedule-policy.ts.
+export const ScheduleSchema = closed({
+  misfire: Type.Optional(
+    closed({
+      policy: Type.Union(['skip', 'run-once', 'catch-up'].map((p) => Type.Literal(p))),
+      maxCatchUp: Type.Optional(Type.Integer()),
+      catchUpWindow: Type.Optional(Duration),
+    }),
+  ),
+  overlap: Type.Optional(
+    Type.Union(['allow', 'skip', 'buffer-one', 'buffer-all', 'cancel-previous'].map((p) => Type.Literal(p))),
+  ),
+  startAt: Type.Optional(Type.String({ maxLength: 64 })),
+  endAt: Type.Optional(Type.String({ maxLength: 64 })),
+  jitter: Type.Optional(Duration),
+  maxRuns: Type.Optional(Type.Integer()),
+  calendars: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 20 })),
 });
 
 export const RetrySchema = closed({
@@ -40,6 +62,7 @@ const jobFields = {
   timeout: Type.Optional(Duration),
   priority: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
+  schedule: Type.Optional(ScheduleSchema),
 };
 
 export const JobSpecSchema = closed({ name: Name, ...jobFields });
@@ -126,5 +149,38 @@ export const ReportSchema = closed({
     { minItems: 1, maxItems: 1000 },
   ),
 });
+
+export const SkippedQuery = closed({
+  limit: Limit,
+  cursor: Type.Optional(Type.String({ maxLength: 32 })),
+});
+export const PreviewQuery = closed({
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+});
+export const PreviewRequestSchema = closed({
+  trigger: TriggerSchema,
+  schedule: Type.Optional(ScheduleSchema),
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  from: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+export const BackfillSchema = closed({
+  from: Type.String({ maxLength: 64 }),
+  to: Type.String({ maxLength: 64 }),
+  overlap: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('buffer-all')])),
+  max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
+const LocalDate = Type.String({ maxLength: 10 });
+export const CalendarSchema = closed({
+  name: Name,
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+  timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  dates: Type.Optional(Type.Array(LocalDate, { maxItems: 1000 })),
+  periods: Type.Optional(Type.Array(closed({ from: LocalDate, to: LocalDate }), { maxItems: 1000 })),
+  weekdays: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { maxItems: 7 })),
+  cron: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+});
+export const CalendarBodySchema = closed({ ...CalendarSchema.properties, name: Type.Optional(Name) });
 
 export type Schema = TSchema;

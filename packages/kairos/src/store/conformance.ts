@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
+import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { type AttemptOutcome, LeaseLostError, type Store } from './store.ts';
 
 /**
@@ -382,4 +383,5 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       expect(events).toContainEqual({ type: 'runs', group: 'default' });
     });
   });
+  describeSchedulesConformance(dialect, open);
 }

@@ -9,6 +9,7 @@ import type {
   WorkerStatus,
 } from '@kairos/client';
 import type { JobRecord } from '../core/job.ts';
+import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
@@ -28,6 +29,8 @@ export interface JobRow {
   next_fire_at: number | null;
   created_at: number;
   updated_at: number;
+  schedule: JsonColumn;
+  runs_fired: number;
 }
 
 export interface RunRow {
@@ -132,6 +135,9 @@ export function jobFromRow(row: JobRow): JobRecord {
     timeoutMs: row.timeout_ms,
     priority: row.priority,
     paused: Boolean(row.paused),
+    // Jobs from before the schedules migration hold '{}': every default.
+    schedule: { ...DEFAULT_SCHEDULE, ...json<Partial<SchedulePolicy>>(row.schedule) },
+    runsFired: row.runs_fired,
     nextFireAt: row.next_fire_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,

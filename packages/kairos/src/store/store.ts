@@ -3,12 +3,16 @@ import type {
   AttemptStatus,
   Json,
   JsonObject,
+  OverlapPolicy,
   RetryPolicy,
   RunCause,
   RunError,
   RunStatus,
+  SkipReason,
   WorkerStatus,
 } from '@kairos/client';
+import type { CalendarDefinition, CalendarRecord } from '../core/calendar.ts';
+import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 
@@ -150,6 +154,60 @@ export interface Store {
    * `runs` (runs became available in a group), `jobs` (a job's schedule changed).
    */
   subscribe(listener: (event: StoreEvent) => void): () => void;
+
+  // Schedules ----------------------------------------------------------------
+
+  /** The ledger of a job: ranges of fire times that did not run, newest first; `before` is the last id of the previous page. */
+  listSkipped(jobId: number, query: { before?: number | undefined; limit: number }): Promise<SkippedRecord[]>;
+  /**
+   * Resumes a paused job, in one transaction: replaces its definition and next fire time and records
+   * the fires it missed while paused (`skipped`, reason `paused`). Applies only if the job is still
+   * paused; null otherwise (missing, or resumed by someone else first: nothing is recorded twice).
+   */
+  resumeJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    skipped: SkippedRange | null,
+    now: number,
+  ): Promise<JobRecord | null>;
+  /**
+   * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
+   * time that already has a run keeps it (UNIQUE(job, fire time)) and is answered in `existing`.
+   * `buffer-all` queues them behind each other and behind any active run of the job: one runs at a
+   * time, oldest first. Throws JOB_NOT_FOUND.
+   */
+  backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
+  /** Creates or replaces a calendar; `created` tells which. */
+  putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }>;
+  /** The calendars of these names that exist, in name order. */
+  getCalendars(names: readonly string[]): Promise<CalendarRecord[]>;
+  listCalendars(): Promise<CalendarRecord[]>;
+  /** Deletes a calendar; false when there is none. Throws CALENDAR_IN_USE while a job names it. */
+  deleteCalendar(name: string): Promise<boolean>;
+}
+
+/** One ledger row: fire times `first..last` of a job that did not become runs, for one reason. */
+export interface SkippedRecord extends SkippedRange {
+  id: number;
+  jobId: number;
+  jobName: string;
+  recordedAt: number;
+}
+
+/** A ledger row the store wrote, for metrics. */
+export interface SkipWritten {
+  jobId: number;
+  reason: SkipReason;
+  count: number | null;
 }
 
 /**
@@ -196,6 +254,23 @@ export interface FireEntry {
   next: number | null;
   /** Fire times that become runs. */
   fires: readonly number[];
+  // Schedules ----
+  /** When each run becomes available (its fire time plus jitter), parallel to `fires`; default the fire time. */
+  availableAt?: readonly number[] | undefined;
+  /** Fire times that will not run, written to the ledger in the same transaction when the compare-and-set won. */
+  skipped?: readonly SkippedRange[] | undefined;
+  /**
+   * The job's overlap policy, applied in the transaction from the job's active (queued or running)
+   * runs (see `decideOverlap` in core/overlap.ts): `skip` creates a run only when none is active
+   * (the rest go to the ledger, `overlap`); `buffer-one`/`buffer-all` queue runs behind the active
+   * one (promoted when it ends); `cancel-previous` cancels the active runs and creates one for the
+   * latest fire. Absent: allow.
+   */
+  overlap?: Exclude<OverlapPolicy, 'allow'> | undefined;
+  /** Add the runs created to the job's `runsFired` (jobs with `maxRuns`). */
+  countRuns?: boolean | undefined;
+  /** The job's fire just before `fires[0]`, so that fires the overlap policy drops extend the ledger row that ends there. */
+  previousFire?: number | undefined;
 }
 
 export interface FireResult {
@@ -205,6 +280,8 @@ export interface FireResult {
   conflicts: number;
   /** Groups that got runs. */
   groups: string[];
+  /** Ledger rows written (Schedules), for metrics. */
+  skipped?: SkipWritten[];
 }
 
 export interface EnqueueRequest {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
+import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
@@ -19,6 +21,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
+import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -35,12 +38,27 @@ import {
   type Partitions,
   type RunQuery,
   type RunRecord,
+  type SkippedRecord,
+  type SkipWritten,
   type Store,
   type StoreEvent,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
 import * as sql from './queries.ts';
+import {
+  afterRunsEnded,
+  backfill,
+  CALENDAR_USER,
+  fireWithPolicies,
+  LIST_SKIPPED,
+  needsPolicySteps,
+  PUT_CALENDAR,
+  type SkippedRow,
+  skippedFromRow,
+  skippedInput,
+  writeSkipped,
+} from './schedules.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -209,15 +227,33 @@ export class PostgresStore implements Store {
           throw new LeaseLostError(`partition leases of ${leases[0]!.owner} are no longer held (fenced out)`);
         }
       }
+      const out = await firePolicyEntries(client, entries.filter(needsPolicySteps), now);
+      const batch = entries.filter((e) => !needsPolicySteps(e));
       const { rows } = await client.query<{ advanced: number; runs: number; groups: string[] }>(sql.FIRE, [
-        JSON.stringify(entries.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
+        JSON.stringify(batch.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
         JSON.stringify(
-          entries.flatMap((e) => e.fires.map((fireTime) => ({ job_id: e.jobId, fire_time: fireTime }))),
+          batch.flatMap((e) =>
+            e.fires.map((fireTime, i) => ({
+              job_id: e.jobId,
+              fire_time: fireTime,
+              available_at: e.availableAt?.[i] ?? fireTime,
+            })),
+          ),
         ),
         now,
       ]);
       const row = rows[0]!;
-      return { runs: row.runs, conflicts: entries.length - row.advanced, groups: row.groups };
+      const ledger = batch.flatMap((e) => skippedInput(e, e.skipped ?? []));
+      if (ledger.length > 0) {
+        out.skipped.push(...(await writeSkipped(client, ledger, now)));
+      }
+      const fired: FireResult = {
+        runs: row.runs + out.runs,
+        conflicts: batch.length - row.advanced + out.conflicts,
+        groups: [...new Set([...row.groups, ...out.groups])],
+      };
+      if (out.skipped.length > 0) fired.skipped = out.skipped;
+      return fired;
     });
     await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
     return result;
@@ -296,19 +332,20 @@ export class PostgresStore implements Store {
 
   async cancelRun(id: number, now: number): Promise<RunRecord | null> {
     const found = await this.transaction('cancelRun', async (client) => {
-      const { rows } = await client.query<{ status: string; attempt: number }>(
-        'SELECT status, attempt FROM runs WHERE id = $1 FOR UPDATE',
+      const { rows } = await client.query<{ status: string; attempt: number; job_id: number }>(
+        'SELECT status, attempt, job_id FROM runs WHERE id = $1 FOR UPDATE',
         [id],
       );
       const run = rows[0];
-      if (!run) return false;
+      if (!run) return null;
       if (run.status !== 'queued' && run.status !== 'running') {
         throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
       }
       const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
       await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
-      return true;
+      return afterRunsEnded(client, [id], [run.job_id], now);
     });
+    if (found) await this.notify(found.map((group) => ({ type: 'runs', group })));
     return found ? this.getRun(id) : null;
   }
 
@@ -421,15 +458,27 @@ export class PostgresStore implements Store {
       error: o.error,
       attempt_status: o.attemptStatus,
     }));
-    const rows = await this.query<{ id: number; attempt: number }>('finishAttempts', sql.FINISH_ATTEMPTS, [
-      JSON.stringify(input),
-      now,
-    ]);
+    // Schedules: what the ended runs set off (dependents, buffered runs) commits with them.
+    const { rows, woken } = await this.transaction('finishAttempts', async (client) => {
+      const { rows } = await client.query<{ id: number; attempt: number; job_id: number; status: string }>(
+        sql.FINISH_ATTEMPTS,
+        [JSON.stringify(input), now],
+      );
+      const ended = rows.filter((r) => r.status !== 'queued');
+      const woken = await afterRunsEnded(
+        client,
+        ended.map((r) => r.id),
+        ended.map((r) => r.job_id),
+        now,
+      );
+      return { rows, woken };
+    });
     const applied = new Set(rows.map((r) => `${r.id}:${r.attempt}`));
     const result = outcomes.map((o) => applied.has(`${o.runId}:${o.attempt}`));
-    const requeued = new Set(
-      outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
-    );
+    const requeued = new Set([
+      ...outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
+      ...woken,
+    ]);
     await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
     return result;
   }
@@ -509,6 +558,97 @@ export class PostgresStore implements Store {
   subscribe(listener: (event: StoreEvent) => void): () => void {
     this.events.on('event', listener);
     return () => this.events.off('event', listener);
+  }
+
+  // Schedules ----------------------------------------------------------------
+
+  async listSkipped(
+    jobId: number,
+    query: { before?: number | undefined; limit: number },
+  ): Promise<SkippedRecord[]> {
+    const rows = await this.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
+      jobId,
+      query.before ?? null,
+      query.limit,
+    ]);
+    return rows.map(skippedFromRow);
+  }
+
+  async resumeJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    skipped: SkippedRange | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    const row = await this.transaction('resumeJob', async (client) => {
+      const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [...jobValues(job), nextFireAt, now, id]);
+      if (rows[0] && skipped) {
+        await writeSkipped(
+          client,
+          skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped]),
+          now,
+        );
+      }
+      return rows[0];
+    });
+    if (row) await this.notify([{ type: 'jobs' }]);
+    return row ? jobFromRow(row) : null;
+  }
+
+  async backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
+    const { created, existing, group } = await this.transaction('backfillRuns', (client) =>
+      backfill(client, jobId, fireTimes, overlap, now),
+    );
+    if (group) await this.notify([{ type: 'runs', group }]);
+    return { created, existing };
+  }
+
+  async putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }> {
+    const [row] = await this.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
+      calendar.name,
+      JSON.stringify(calendar),
+      now,
+    ]);
+    return { calendar: calendarFromRow(row!), created: row!.created };
+  }
+
+  async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
+    if (names.length === 0) return [];
+    const rows = await this.query<CalendarRow>(
+      'getCalendars',
+      'SELECT * FROM calendars WHERE name = ANY($1::text[]) ORDER BY name',
+      [names],
+    );
+    return rows.map(calendarFromRow);
+  }
+
+  async listCalendars(): Promise<CalendarRecord[]> {
+    return (await this.query<CalendarRow>('listCalendars', 'SELECT * FROM calendars ORDER BY name', [])).map(
+      calendarFromRow,
+    );
+  }
+
+  async deleteCalendar(name: string): Promise<boolean> {
+    return this.transaction('deleteCalendar', async (client) => {
+      const user = await client.query<{ name: string }>(CALENDAR_USER, [name]);
+      if (user.rows[0]) {
+        throw new KairosError(
+          'CALENDAR_IN_USE',
+          `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.rows[0].name)}`,
+          { job: user.rows[0].name },
+        );
+      }
+      return ((await client.query('DELETE FROM calendars WHERE name = $1', [name])).rowCount ?? 0) > 0;
+    });
   }
 
   // Notifications ------------------------------------------------------------
@@ -610,6 +750,23 @@ export class PostgresStore implements Store {
   }
 }
 
+/** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */
+async function firePolicyEntries(
+  client: pg.PoolClient,
+  entries: readonly FireEntry[],
+  now: number,
+): Promise<{ runs: number; conflicts: number; groups: string[]; skipped: SkipWritten[] }> {
+  const out = { runs: 0, conflicts: 0, groups: [] as string[], skipped: [] as SkipWritten[] };
+  for (const entry of entries) {
+    const fired = await fireWithPolicies(client, entry, now);
+    if (!fired.advanced) out.conflicts++;
+    out.runs += fired.runs;
+    for (const group of fired.groups) if (!out.groups.includes(group)) out.groups.push(group);
+    out.skipped.push(...fired.skipped);
+  }
+  return out;
+}
+
 /** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */
 function wrap(operation: string, error: unknown): Error {
   if (error instanceof KairosError || error instanceof LeaseLostError) return error;
@@ -707,5 +864,6 @@ function jobValues(job: JobDefinition): unknown[] {
     job.timeoutMs,
     job.priority,
     job.paused,
+    JSON.stringify(job.schedule),
   ];
 }

@@ -3,18 +3,22 @@
 
 import { RUN_COLUMNS } from '../rows.ts';
 
-const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused`;
+const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused, schedule`;
 
-/** Insert a job. $1..$11 job values, $12 next_fire_at, $13 now. */
+/** Insert a job. $1..$12 job values, $13 next_fire_at, $14 now. */
 export const CREATE_JOB = `
   INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12, $13, $13) RETURNING *`;
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14) RETURNING *`;
 
-/** Replace a job's definition. $1..$11 job values, $12 next_fire_at, $13 now, $14 id. */
+/** Replace a job's definition. $1..$12 job values, $13 next_fire_at, $14 now, $15 id. */
 export const UPDATE_JOB = `
   UPDATE jobs SET name = $1, description = $2, group_name = $3, handler = $4, params = $5::jsonb, trigger = $6::jsonb,
-    delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, next_fire_at = $12, updated_at = $13
-  WHERE id = $14 RETURNING *`;
+    delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, schedule = $12::jsonb,
+    next_fire_at = $13, updated_at = $14
+  WHERE id = $15 RETURNING *`;
+
+/** Resume a paused job (Schedules): as UPDATE_JOB, only while it is still paused. */
+export const RESUME_JOB = `${UPDATE_JOB.replace('WHERE id = $15', 'WHERE id = $15 AND paused')}`;
 
 /** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit. */
 export const LIST_JOBS = `
@@ -47,7 +51,7 @@ export const LOCK_LEASES = `
 /**
  * Compare-and-set each job's next fire time, then insert one run per fire of the jobs that won,
  * UNIQUE(job_id, fire_time) dropping any fire already made. $1 [{job_id, expected, next}],
- * $2 [{job_id, fire_time}], $3 now.
+ * $2 [{job_id, fire_time, available_at?}] (available_at: the fire time plus jitter), $3 now.
  */
 export const FIRE = `
   WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, expected bigint, next bigint)),
@@ -59,8 +63,9 @@ export const FIRE = `
     INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
       timeout_ms, created_at, available_at)
     SELECT a.id, a.group_name, a.handler, 'schedule', f.fire_time, a.params, a.priority, 'queued',
-      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, f.fire_time
-    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint) JOIN advanced a ON a.id = f.job_id
+      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, coalesce(f.available_at, f.fire_time)
+    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint, available_at bigint)
+    JOIN advanced a ON a.id = f.job_id
     ORDER BY f.job_id, f.fire_time
     ON CONFLICT DO NOTHING
     RETURNING group_name)
@@ -189,7 +194,7 @@ export const FINISH_ATTEMPTS = `
     UPDATE jobs j SET next_fire_at = $2::bigint + j.delay_ms
     FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e
     WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
-  SELECT id, attempt FROM ended`;
+  SELECT id, attempt, job_id, status FROM ended`;
 
 /** Take each free, expired or already-owned lease; a new holder gets the next epoch. $1 names, $2 owner, $3 expiry, $4 now. */
 export const ACQUIRE_LEASES = `

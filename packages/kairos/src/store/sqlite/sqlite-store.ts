@@ -3,7 +3,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
+import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { BUFFERED_AT } from '../../core/overlap.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
 import {
@@ -21,6 +24,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
+import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -37,11 +41,22 @@ import {
   type Partitions,
   type RunQuery,
   type RunRecord,
+  type SkippedRecord,
   type Store,
   type StoreEvent,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import {
+  afterRunEnded,
+  applyOverlap,
+  backfill,
+  countRuns,
+  hasPolicies,
+  recordSkipped,
+  type SkippedRow,
+  skippedFromRow,
+} from './schedules.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -92,8 +107,8 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, next_fire_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             priority, paused, schedule, next_fire_at, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(...jobValues(job), nextFireAt, now, now) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -115,7 +130,7 @@ export class SqliteStore implements Store {
     return this.run('updateJob', () => {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?
+           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
          WHERE id = ? RETURNING *`,
       ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
@@ -207,8 +222,26 @@ export class SqliteStore implements Store {
               out.conflicts++;
               continue;
             }
-            for (const fireTime of entry.fires)
-              out.runs += insert.run(fireTime, now, fireTime, entry.jobId).changes;
+            if (hasPolicies(entry)) {
+              const sql = (text: string) => this.sql(text);
+              const { keep, skipped, groups } = applyOverlap(sql, entry, now);
+              for (const group of groups) if (!out.groups.includes(group)) out.groups.push(group);
+              let runs = 0;
+              for (const { i, buffered } of keep) {
+                const fireTime = entry.fires[i]!;
+                const availableAt = buffered ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime);
+                runs += insert.run(fireTime, now, availableAt, entry.jobId).changes;
+              }
+              out.runs += runs;
+              if (entry.countRuns) countRuns(sql, entry.jobId, runs);
+              const ranges = skipped ? [...(entry.skipped ?? []), skipped] : (entry.skipped ?? []);
+              out.skipped = [...(out.skipped ?? []), ...recordSkipped(sql, entry.jobId, ranges, now)];
+              if (runs > 0 && !out.groups.includes(advanced.group_name)) out.groups.push(advanced.group_name);
+              continue;
+            }
+            entry.fires.forEach((fireTime, i) => {
+              out.runs += insert.run(fireTime, now, entry.availableAt?.[i] ?? fireTime, entry.jobId).changes;
+            });
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
           }
@@ -521,6 +554,8 @@ export class SqliteStore implements Store {
                 | undefined;
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+              for (const group of afterRunEnded((text) => this.sql(text), o.runId, row.job_id, now))
+                requeued.add(group);
             }
             endAttempt.run(o.attemptStatus, now, error, o.runId, o.attempt);
             return true;
@@ -653,6 +688,125 @@ export class SqliteStore implements Store {
     return () => this.events.off('event', listener);
   }
 
+  // Schedules ----------------------------------------------------------------
+
+  async listSkipped(
+    jobId: number,
+    query: { before?: number | undefined; limit: number },
+  ): Promise<SkippedRecord[]> {
+    return this.run('listSkipped', () =>
+      (
+        this.sql(
+          `SELECT s.*, j.name AS job_name FROM skipped_fires s JOIN jobs j ON j.id = s.job_id
+           WHERE s.job_id = @job AND (@before IS NULL OR s.id < @before) ORDER BY s.id DESC LIMIT @limit`,
+        ).all({ job: jobId, before: query.before ?? null, limit: query.limit }) as SkippedRow[]
+      ).map(skippedFromRow),
+    );
+  }
+
+  async resumeJob(
+    id: number,
+    job: JobDefinition,
+    nextFireAt: number | null,
+    skipped: SkippedRange | null,
+    now: number,
+  ): Promise<JobRecord | null> {
+    const row = this.run('resumeJob', () =>
+      this.db
+        .transaction(() => {
+          const row = this.sql(
+            `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
+               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
+             WHERE id = ? AND paused = 1 RETURNING *`,
+          ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+          if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
+          return row;
+        })
+        .immediate(),
+    );
+    if (row) this.emit({ type: 'jobs' });
+    return row ? jobFromRow(row) : null;
+  }
+
+  async backfillRuns(
+    jobId: number,
+    fireTimes: readonly number[],
+    overlap: 'allow' | 'buffer-all',
+    now: number,
+  ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
+    const { created, existing, group } = this.run('backfillRuns', () =>
+      this.db
+        .transaction(() => {
+          if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) {
+            throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+          }
+          return backfill((text) => this.sql(text), jobId, fireTimes, overlap, now);
+        })
+        .immediate(),
+    );
+    if (group) this.emit({ type: 'runs', group });
+    return { created, existing };
+  }
+
+  async putCalendar(
+    calendar: CalendarDefinition,
+    now: number,
+  ): Promise<{ calendar: CalendarRecord; created: boolean }> {
+    return this.run('putCalendar', () =>
+      this.db
+        .transaction(() => {
+          const existed = this.sql('SELECT 1 FROM calendars WHERE name = ?').get(calendar.name) !== undefined;
+          const row = this.sql(
+            `INSERT INTO calendars (name, definition, created_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+             RETURNING *`,
+          ).get(calendar.name, JSON.stringify(calendar), now, now) as CalendarRow;
+          return { calendar: calendarFromRow(row), created: !existed };
+        })
+        .immediate(),
+    );
+  }
+
+  async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
+    if (names.length === 0) return [];
+    return this.run('getCalendars', () =>
+      (
+        this.sql('SELECT * FROM calendars WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name').all(
+          JSON.stringify(names),
+        ) as CalendarRow[]
+      ).map(calendarFromRow),
+    );
+  }
+
+  async listCalendars(): Promise<CalendarRecord[]> {
+    return this.run('listCalendars', () =>
+      (this.sql('SELECT * FROM calendars ORDER BY name').all() as CalendarRow[]).map(calendarFromRow),
+    );
+  }
+
+  async deleteCalendar(name: string): Promise<boolean> {
+    return this.run('deleteCalendar', () =>
+      this.db
+        .transaction(() => {
+          const user = this.sql(
+            `SELECT name FROM jobs WHERE EXISTS (SELECT 1 FROM json_each(jobs.schedule, '$.calendars') WHERE value = ?)
+             ORDER BY name LIMIT 1`,
+          ).get(name) as { name: string } | undefined;
+          if (user) {
+            throw new KairosError(
+              'CALENDAR_IN_USE',
+              `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.name)}`,
+              {
+                job: user.name,
+              },
+            );
+          }
+          return this.sql('DELETE FROM calendars WHERE name = ?').run(name).changes > 0;
+        })
+        .immediate(),
+    );
+  }
+
   // Helpers ------------------------------------------------------------------
 
   private endRun(id: number, status: string, now: number, result: string | null, error: string | null): void {
@@ -661,6 +815,8 @@ export class SqliteStore implements Store {
        WHERE id = ? RETURNING job_id, cause`,
     ).get(status, now, result, error, id) as { job_id: number; cause: string };
     if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
+    for (const group of afterRunEnded((text) => this.sql(text), id, row.job_id, now))
+      this.emit({ type: 'runs', group });
   }
 
   /** A fixed-delay job waits for its scheduled run to end, then fires `delay` later. */
@@ -756,5 +912,6 @@ function jobValues(job: JobDefinition): unknown[] {
     job.timeoutMs,
     job.priority,
     job.paused ? 1 : 0,
+    JSON.stringify(job.schedule),
   ];
 }

@@ -1,0 +1,68 @@
+import type { CalendarSpec } from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { compileCalendar, describeCalendar } from '../../core/calendar.ts';
+import { KairosError } from '../../errors.ts';
+import type { NodeContext } from '../context.ts';
+import { CalendarBodySchema, CalendarSchema, NameParam } from '../schemas.ts';
+
+type NameParams = Static<typeof NameParam>;
+
+/** `/v1/calendars`: named sets of excluded dates and times that jobs attach by name. */
+export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin') };
+  const notFound = (name: string) =>
+    new KairosError('CALENDAR_NOT_FOUND', `no calendar named ${JSON.stringify(name)}`);
+
+  app.get('/v1/calendars', { ...admin, schema: { tags: ['calendars'] } }, async () => ({
+    items: (await store.listCalendars()).map(describeCalendar),
+  }));
+
+  app.post<{ Body: CalendarSpec }>(
+    '/v1/calendars',
+    { ...admin, schema: { tags: ['calendars'], body: CalendarSchema } },
+    async (request, reply) => {
+      const calendar = compileCalendar(request.body);
+      if ((await store.getCalendars([calendar.name])).length > 0) {
+        throw new KairosError(
+          'CALENDAR_NAME_TAKEN',
+          `a calendar named ${JSON.stringify(calendar.name)} exists`,
+        );
+      }
+      const saved = await store.putCalendar(calendar, clock.now());
+      reply.status(201);
+      return describeCalendar(saved.calendar);
+    },
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/v1/calendars/:name',
+    { ...admin, schema: { tags: ['calendars'], params: NameParam } },
+    async (request) => {
+      const [calendar] = await store.getCalendars([request.params.name]);
+      if (!calendar) throw notFound(request.params.name);
+      return describeCalendar(calendar);
+    },
+  );
+
+  app.put<{ Params: NameParams; Body: Omit<CalendarSpec, 'name'> & { name?: string } }>(
+    '/v1/calendars/:name',
+    { ...admin, schema: { tags: ['calendars'], params: NameParam, body: CalendarBodySchema } },
+    async (request, reply) => {
+      const calendar = compileCalendar({ ...request.body, name: request.params.name });
+      const saved = await store.putCalendar(calendar, clock.now());
+      if (saved.created) reply.status(201);
+      return describeCalendar(saved.calendar);
+    },
+  );
+
+  app.delete<{ Params: NameParams }>(
+    '/v1/calendars/:name',
+    { ...admin, schema: { tags: ['calendars'], params: NameParam } },
+    async (request, reply) => {
+      if (!(await store.deleteCalendar(request.params.name))) throw notFound(request.params.name);
+      reply.status(204);
+    },
+  );
+}

@@ -1,0 +1,93 @@
+import type { BackfillRequest, PreviewRequest, SkippedFires } from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { previewFires } from '../../core/preview.ts';
+import { compileSchedule } from '../../core/schedule-policy.ts';
+import { compileTrigger, parseInstant } from '../../core/trigger.ts';
+import { KairosError } from '../../errors.ts';
+import type { SkippedRecord } from '../../store/store.ts';
+import type { NodeContext } from '../context.ts';
+import { BackfillSchema, NameParam, PreviewQuery, PreviewRequestSchema, SkippedQuery } from '../schemas.ts';
+
+type NameParams = Static<typeof NameParam>;
+
+/** Schedules: the ledger of fires that did not run, and previews of upcoming fires. */
+export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { jobs, store, clock } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin') };
+
+  app.get<{ Params: NameParams; Querystring: Static<typeof SkippedQuery> }>(
+    '/v1/jobs/:name/skipped',
+    { ...admin, schema: { tags: ['schedules'], params: NameParam, querystring: SkippedQuery } },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      const { cursor } = request.query;
+      const before = cursor === undefined ? undefined : Number(cursor);
+      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
+        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
+      }
+      const job = await jobs.get(request.params.name);
+      const items = await store.listSkipped(job.id, { before, limit });
+      return {
+        items: items.map(skippedView),
+        nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
+      };
+    },
+  );
+
+  app.get<{ Params: NameParams; Querystring: Static<typeof PreviewQuery> }>(
+    '/v1/jobs/:name/preview',
+    { ...admin, schema: { tags: ['schedules'], params: NameParam, querystring: PreviewQuery } },
+    async (request) => {
+      const job = await jobs.get(request.params.name);
+      const calendars = await store.getCalendars(job.schedule.calendars);
+      return previewFires({ ...job, calendars }, clock.now(), request.query.count ?? 20);
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: BackfillRequest }>(
+    '/v1/jobs/:name/backfill',
+    { ...admin, schema: { tags: ['schedules'], params: NameParam, body: BackfillSchema } },
+    async (request, reply) => {
+      const result = await jobs.backfill(request.params.name, request.body);
+      ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);
+      reply.status(201);
+      return result;
+    },
+  );
+
+  app.post<{ Body: PreviewRequest }>(
+    '/v1/preview',
+    { ...admin, schema: { tags: ['schedules'], body: PreviewRequestSchema } },
+    async (request) => {
+      const { trigger, schedule, count, from } = request.body;
+      const policy = compileSchedule(schedule);
+      const calendars = await store.getCalendars(policy.calendars);
+      return previewFires(
+        { trigger: compileTrigger(trigger), schedule: policy, calendars },
+        from === undefined ? clock.now() : instant(from),
+        count ?? 10,
+      );
+    },
+  );
+}
+
+function instant(value: string): number {
+  try {
+    return parseInstant(value, 'from');
+  } catch {
+    throw new KairosError('VALIDATION_FAILED', 'from: expected an ISO-8601 instant', { field: 'from' });
+  }
+}
+
+function skippedView(record: SkippedRecord): SkippedFires {
+  return {
+    id: record.id,
+    jobName: record.jobName,
+    reason: record.reason,
+    firstFireTime: new Date(record.first).toISOString(),
+    lastFireTime: new Date(record.last).toISOString(),
+    count: record.count,
+    recordedAt: new Date(record.recordedAt).toISOString(),
+  };
+}

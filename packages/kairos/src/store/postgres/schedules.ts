@@ -1,0 +1,375 @@
+// Schedules on PostgreSQL: the fire steps for jobs with policies (overlap, jitter, run cap, ledger),
+// one commented statement per constant, and the helpers that run them inside the fire transaction.
+
+import type pg from 'pg';
+import type { SkippedRange } from '../../core/fire-plan.ts';
+import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
+import { KairosError } from '../../errors.ts';
+import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
+
+/** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
+export function needsPolicySteps(entry: FireEntry): boolean {
+  return entry.overlap !== undefined || entry.countRuns === true;
+}
+
+/** Compare-and-set one job's next fire time. $1 job id, $2 expected, $3 next. */
+export const ADVANCE_JOB = `
+  UPDATE jobs SET next_fire_at = $3 WHERE id = $1 AND next_fire_at = $2 AND NOT paused RETURNING group_name`;
+
+/**
+ * The job's active runs, oldest first. Not locked: a run that ends meanwhile takes the job's row
+ * lock (held here by the compare-and-set) before it promotes a buffered run, so it waits for this
+ * fire and then sees what it buffered; locking runs here too would order locks the other way
+ * round and deadlock with it. $1 job id.
+ */
+export const ACTIVE_RUNS = `
+  SELECT id, status, available_at FROM runs WHERE job_id = $1 AND status IN ('queued', 'running')
+  ORDER BY fire_time, id`;
+
+/** Make one buffered run claimable. $1 run id, $2 now. */
+export const PROMOTE_RUN = `UPDATE runs SET available_at = $2 WHERE id = $1 RETURNING group_name`;
+
+/**
+ * For each job with nothing in flight, make its oldest buffered run claimable. `status IN (…)`
+ * matches the runs_active index; a buffered run is always queued. $1 job ids, $2 now, $3 BUFFERED_AT.
+ */
+export const PROMOTE_BUFFERED = `
+  UPDATE runs r SET available_at = $2 FROM (
+    SELECT DISTINCT ON (b.job_id) b.id FROM runs b
+    WHERE b.job_id = ANY($1::bigint[]) AND b.status IN ('queued', 'running') AND b.available_at = $3
+      AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.job_id = b.job_id AND a.status IN ('queued', 'running')
+        AND a.available_at <> $3)
+    ORDER BY b.job_id, b.fire_time, b.id) n
+  WHERE r.id = n.id
+  RETURNING r.group_name`;
+
+/**
+ * What ended runs set off, first step, in one round trip: lock the ended runs' jobs, so that a fire
+ * or backfill of such a job that is buffering a run commits first and PROMOTE_BUFFERED, the next
+ * statement, sees its buffered run. FOR UPDATE, not FOR SHARE: two runs of one job that end at
+ * once must queue, or each would see the other still in flight and neither would promote. and create the runs of the jobs that run `after` them when the
+ * end matches their condition, with the parent under params.parent (`after:<run id>` as
+ * idempotency key keeps it once). $1 ended run ids, $2 now, $3 their job ids, sorted.
+ */
+export const LOCK_JOBS_AND_TRIGGER_DEPENDENTS = `
+  WITH locked AS (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE),
+  inserted AS (
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+      retry, timeout_ms, created_at, available_at)
+    SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+      c.params || jsonb_build_object('parent',
+        jsonb_build_object('job', p.name, 'runId', r.id, 'status', r.status, 'result', r.result)),
+      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2, $2
+    FROM runs r JOIN jobs p ON p.id = r.job_id
+    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
+    WHERE r.id = ANY($1::bigint[]) AND NOT c.paused
+      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND r.status = 'succeeded')
+        OR (c.trigger->>'on' = 'failure' AND r.status IN ('failed', 'timed_out')))
+    ON CONFLICT DO NOTHING
+    RETURNING group_name)
+  SELECT (SELECT count(*) FROM locked)::int AS locked,
+    coalesce((SELECT array_agg(group_name) FROM inserted), '{}') AS groups`;
+
+/** Cancel runs for the cancel-previous overlap policy, with their running attempts. $1 run ids, $2 now, $3 error. */
+export const CANCEL_ACTIVE_RUNS = `
+  WITH attempt_ended AS (
+    UPDATE attempts a SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb
+    FROM runs r WHERE r.id = ANY($1::bigint[]) AND a.run_id = r.id AND a.attempt = r.attempt AND a.status = 'running')
+  UPDATE runs SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, lease_expires_at = NULL,
+    deadline_at = NULL
+  WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')`;
+
+/** Insert scheduled runs with their own available time (jitter). $1 job id, $2 [{fire_time, available_at}], $3 now. */
+export const INSERT_SCHEDULED_RUNS = `
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at)
+  SELECT j.id, j.group_name, j.handler, 'schedule', f.fire_time, j.params, j.priority, 'queued',
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at
+  FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
+  WHERE j.id = $1
+  ORDER BY f.fire_time
+  ON CONFLICT DO NOTHING`;
+
+/** Count runs the schedule created. $1 job id, $2 runs. */
+export const COUNT_RUNS = `UPDATE jobs SET runs_fired = runs_fired + $2 WHERE id = $1`;
+
+/**
+ * Ledger rows of a fire batch, written only for jobs whose compare-and-set won in this transaction
+ * (their next fire is now the planned one); a range already recorded is kept once.
+ * $1 [{job_id, next, reason, first_fire, last_fire, count}], $2 now.
+ */
+export const RECORD_SKIPPED = `
+  INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+  SELECT x.job_id, x.reason, x.first_fire, x.last_fire, x.count, $2
+  FROM jsonb_to_recordset($1::jsonb)
+    AS x(job_id bigint, next bigint, reason text, first_fire bigint, last_fire bigint, count bigint)
+  JOIN jobs j ON j.id = x.job_id AND j.next_fire_at IS NOT DISTINCT FROM x.next
+  ON CONFLICT DO NOTHING
+  RETURNING job_id, reason, count`;
+
+/** The ledger of a job, newest first. $1 job id, $2 before id or null, $3 limit. */
+export const LIST_SKIPPED = `
+  SELECT s.*, j.name AS job_name FROM skipped_fires s JOIN jobs j ON j.id = s.job_id
+  WHERE s.job_id = $1 AND ($2::bigint IS NULL OR s.id < $2) ORDER BY s.id DESC LIMIT $3`;
+
+const CANCELLED_BY_OVERLAP = JSON.stringify({
+  name: 'Cancelled',
+  message: 'cancelled by the overlap policy (cancel-previous) of a newer fire',
+});
+
+/** Ledger input rows for {@link writeSkipped}. */
+export function skippedInput(entry: FireEntry, ranges: readonly SkippedRange[]): SkippedInput[] {
+  return ranges.map((r) => ({
+    job_id: entry.jobId,
+    next: entry.next,
+    reason: r.reason,
+    first_fire: r.first,
+    last_fire: r.last,
+    count: r.count,
+    after: r.after ?? null,
+  }));
+}
+
+export interface SkippedInput {
+  job_id: number;
+  next: number | null;
+  reason: string;
+  first_fire: number;
+  last_fire: number;
+  count: number | null;
+  after: number | null;
+}
+
+/**
+ * Extend ledger rows: a range whose `after` is where the job's latest row of the same reason ends
+ * continues that row (only for jobs whose compare-and-set won, as RECORD_SKIPPED).
+ * $1 [{i, job_id, next, reason, last_fire, count, after}], $2 now.
+ */
+export const EXTEND_SKIPPED = `
+  WITH x AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS x(i int, job_id bigint, next bigint, reason text, last_fire bigint, count bigint, after bigint)),
+  target AS (
+    SELECT DISTINCT ON (x.i) x.i, s.id, x.last_fire, x.count
+    FROM x JOIN jobs j ON j.id = x.job_id AND j.next_fire_at IS NOT DISTINCT FROM x.next
+    JOIN skipped_fires s ON s.job_id = x.job_id AND s.reason = x.reason AND s.last_fire = x.after
+    ORDER BY x.i, s.id DESC)
+  UPDATE skipped_fires s SET last_fire = t.last_fire, count = s.count + t.count, recorded_at = $2
+  FROM target t WHERE s.id = t.id
+  RETURNING t.i, s.job_id, s.reason, t.count`;
+
+/** Writes ledger rows in two statements: extensions of existing rows, then new rows. */
+export async function writeSkipped(
+  client: pg.PoolClient,
+  input: readonly SkippedInput[],
+  now: number,
+): Promise<SkipWritten[]> {
+  if (input.length === 0) return [];
+  const numbered = input.map((row, i) => ({ ...row, i }));
+  const extending = numbered.filter((row) => row.after !== null);
+  const extended =
+    extending.length === 0
+      ? []
+      : (
+          await client.query<{ i: number; job_id: number; reason: string; count: number | null }>(
+            EXTEND_SKIPPED,
+            [JSON.stringify(extending), now],
+          )
+        ).rows;
+  const done = new Set(extended.map((row) => row.i));
+  const rest = numbered.filter((row) => !done.has(row.i));
+  const inserted =
+    rest.length === 0
+      ? []
+      : (
+          await client.query<{ job_id: number; reason: string; count: number | null }>(RECORD_SKIPPED, [
+            JSON.stringify(rest),
+            now,
+          ])
+        ).rows;
+  return [...extended, ...inserted].map(writtenFromRow);
+}
+
+/**
+ * Fires one entry with policy steps, inside the caller's transaction. The compare-and-set takes the
+ * job's row lock, so no other fire of this job interleaves with the overlap decision.
+ */
+export async function fireWithPolicies(
+  client: pg.PoolClient,
+  entry: FireEntry,
+  now: number,
+): Promise<{ advanced: boolean; runs: number; groups: string[]; skipped: SkipWritten[] }> {
+  const advanced = await client.query<{ group_name: string }>(ADVANCE_JOB, [
+    entry.jobId,
+    entry.expected,
+    entry.next,
+  ]);
+  if (advanced.rows.length === 0) return { advanced: false, runs: 0, groups: [], skipped: [] };
+  const groups: string[] = [];
+  let decision: Array<'run' | 'buffer' | 'skip'> = entry.fires.map(() => 'run');
+  if (entry.overlap && entry.fires.length > 0) {
+    const active = (
+      await client.query<{ id: number; status: string; available_at: number }>(ACTIVE_RUNS, [entry.jobId])
+    ).rows;
+    const buffered = active.filter((run) => run.available_at === BUFFERED_AT);
+    const overlap = decideOverlap(entry.overlap, entry.fires.length, {
+      inFlight: active.length - buffered.length,
+      buffered: buffered.length,
+    });
+    decision = overlap.fires;
+    if (overlap.promoteOldest) {
+      const promoted = await client.query<{ group_name: string }>(PROMOTE_RUN, [buffered[0]!.id, now]);
+      groups.push(...promoted.rows.map((r) => r.group_name));
+    }
+    if (overlap.cancelActive) {
+      const ids = active.map((r) => r.id);
+      await client.query(CANCEL_ACTIVE_RUNS, [ids, now, CANCELLED_BY_OVERLAP]);
+      groups.push(...(await afterRunsEnded(client, ids, [entry.jobId], now)));
+    }
+  }
+  const ranges = [...(entry.skipped ?? [])];
+  const dropped = entry.fires.filter((_, i) => decision[i] === 'skip');
+  if (dropped.length > 0) {
+    const index = entry.fires.indexOf(dropped[0]!);
+    ranges.push({
+      reason: 'overlap',
+      first: dropped[0]!,
+      last: dropped[dropped.length - 1]!,
+      count: dropped.length,
+      after: index > 0 ? entry.fires[index - 1] : entry.previousFire,
+    });
+  }
+  let runs = 0;
+  const fires = entry.fires.flatMap((fireTime, i) =>
+    decision[i] === 'skip'
+      ? []
+      : [
+          {
+            fire_time: fireTime,
+            available_at: decision[i] === 'buffer' ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime),
+          },
+        ],
+  );
+  if (fires.length > 0) {
+    runs =
+      (await client.query(INSERT_SCHEDULED_RUNS, [entry.jobId, JSON.stringify(fires), now])).rowCount ?? 0;
+  }
+  if (entry.countRuns && runs > 0) await client.query(COUNT_RUNS, [entry.jobId, runs]);
+  const skipped = await writeSkipped(client, skippedInput(entry, ranges), now);
+  if (runs > 0) groups.push(advanced.rows[0]!.group_name);
+  return { advanced: true, runs, groups, skipped };
+}
+
+/**
+ * What the end of runs sets off, inside the transaction that ended them: the jobs that run
+ * `after` them get their runs, and buffering jobs with nothing left in flight promote their oldest
+ * buffered run. Answers the groups that got runs.
+ */
+export async function afterRunsEnded(
+  client: pg.PoolClient,
+  runIds: readonly number[],
+  jobIds: readonly number[],
+  now: number,
+): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const jobs = [...new Set(jobIds)].sort((a, b) => a - b);
+  const first = await client.query<{ groups: string[] }>(LOCK_JOBS_AND_TRIGGER_DEPENDENTS, [
+    runIds,
+    now,
+    jobs,
+  ]);
+  const groups = [...first.rows[0]!.groups];
+  const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [jobs, now, BUFFERED_AT]);
+  groups.push(...promoted.rows.map((r) => r.group_name));
+  return groups;
+}
+
+export function writtenFromRow(row: { job_id: number; reason: string; count: number | null }): SkipWritten {
+  return { jobId: row.job_id, reason: row.reason as SkipWritten['reason'], count: row.count };
+}
+
+export interface SkippedRow {
+  id: number;
+  job_id: number;
+  job_name: string;
+  reason: string;
+  first_fire: number;
+  last_fire: number;
+  count: number | null;
+  recorded_at: number;
+}
+
+export function skippedFromRow(row: SkippedRow): SkippedRecord {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    jobName: row.job_name,
+    reason: row.reason as SkippedRecord['reason'],
+    first: row.first_fire,
+    last: row.last_fire,
+    count: row.count,
+    recordedAt: row.recorded_at,
+  };
+}
+
+/** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now. */
+export const INSERT_BACKFILL_RUNS = `
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at)
+  SELECT j.id, j.group_name, j.handler, 'backfill', f.fire_time, j.params, j.priority, 'queued',
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at
+  FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
+  WHERE j.id = $1
+  ORDER BY f.fire_time
+  ON CONFLICT DO NOTHING
+  RETURNING id, fire_time, group_name`;
+
+/** Backfill runs, inside the caller's transaction (see Store.backfillRuns). */
+export async function backfill(
+  client: pg.PoolClient,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+): Promise<{
+  created: Array<{ runId: number; fireTime: number }>;
+  existing: number[];
+  group: string | null;
+}> {
+  // The job's row lock first: a run of the job that ends meanwhile waits for it, then sees what we buffer.
+  const job = await client.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+  if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+  const serial = overlap === 'buffer-all';
+  const active = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM runs WHERE job_id = $1 AND status IN ('queued', 'running')`,
+    [jobId],
+  );
+  const input = fireTimes.map((fireTime) => ({
+    fire_time: fireTime,
+    available_at: serial ? BUFFERED_AT : now,
+  }));
+  const inserted = await client.query<{ id: number; fire_time: number; group_name: string }>(
+    INSERT_BACKFILL_RUNS,
+    [jobId, JSON.stringify(input), now],
+  );
+  const created = inserted.rows
+    .map((r) => ({ runId: r.id, fireTime: r.fire_time }))
+    .sort((a, b) => a.fireTime - b.fireTime);
+  const made = new Set(created.map((c) => c.fireTime));
+  let group = serial ? null : (inserted.rows[0]?.group_name ?? null);
+  if (serial && active.rows[0]!.n === 0 && created.length > 0) {
+    // Nothing of the job in flight: the oldest backfill run goes now, the rest wait their turn.
+    const promoted = await client.query<{ group_name: string }>(PROMOTE_RUN, [created[0]!.runId, now]);
+    group = promoted.rows[0]?.group_name ?? null;
+  }
+  return { created, existing: fireTimes.filter((t) => !made.has(t)), group };
+}
+
+/** Create or replace a calendar, answering whether it was new. $1 name, $2 definition, $3 now. */
+export const PUT_CALENDAR = `
+  INSERT INTO calendars (name, definition, created_at, updated_at) VALUES ($1, $2::jsonb, $3, $3)
+  ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+  RETURNING *, (xmax = 0) AS created`;
+
+/** A job that names the calendar, if any. $1 calendar name. */
+export const CALENDAR_USER = `SELECT name FROM jobs WHERE schedule->'calendars' ? $1 ORDER BY name LIMIT 1`;

@@ -1,0 +1,221 @@
+import type Database from 'better-sqlite3';
+import type { SkippedRange } from '../../core/fire-plan.ts';
+import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
+import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
+
+type Sql = (text: string) => Database.Statement<unknown[], unknown>;
+
+const CANCELLED_BY_OVERLAP = JSON.stringify({
+  name: 'Cancelled',
+  message: 'cancelled by the overlap policy (cancel-previous) of a newer fire',
+});
+
+/** Whether an entry needs the schedule-policy steps of the fire transaction. */
+export function hasPolicies(entry: FireEntry): boolean {
+  return entry.overlap !== undefined || entry.countRuns === true || (entry.skipped?.length ?? 0) > 0;
+}
+
+/**
+ * Applies the overlap policy inside the fire transaction (the job's row is already written by the
+ * compare-and-set, so no other fire of the job interleaves). Answers, per fire to insert, its index
+ * and whether it is buffered, and the fires dropped as `overlap`.
+ */
+export function applyOverlap(
+  sql: Sql,
+  entry: FireEntry,
+  now: number,
+): { keep: Array<{ i: number; buffered: boolean }>; skipped: SkippedRange | null; groups: string[] } {
+  if (!entry.overlap || entry.fires.length === 0) {
+    return { keep: entry.fires.map((_, i) => ({ i, buffered: false })), skipped: null, groups: [] };
+  }
+  const active = sql(
+    `SELECT id, status, attempt, available_at FROM runs WHERE job_id = ? AND status IN ('queued', 'running')
+     ORDER BY fire_time, id`,
+  ).all(entry.jobId) as Array<{ id: number; status: string; attempt: number; available_at: number }>;
+  const buffered = active.filter((run) => run.available_at === BUFFERED_AT);
+  const decision = decideOverlap(entry.overlap, entry.fires.length, {
+    inFlight: active.length - buffered.length,
+    buffered: buffered.length,
+  });
+  const groups: string[] = [];
+  if (decision.promoteOldest) groups.push(...promote(sql, buffered[0]!.id, now));
+  if (decision.cancelActive) {
+    for (const run of active) {
+      if (run.status === 'running') {
+        sql(
+          `UPDATE attempts SET status = 'cancelled', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
+        ).run(now, CANCELLED_BY_OVERLAP, run.id, run.attempt);
+      }
+      sql(
+        `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+         WHERE id = ?`,
+      ).run(now, CANCELLED_BY_OVERLAP, run.id);
+      groups.push(...triggerDependents(sql, run.id, now));
+    }
+  }
+  const keep = decision.fires.flatMap((what, i) =>
+    what === 'skip' ? [] : [{ i, buffered: what === 'buffer' }],
+  );
+  const dropped = entry.fires.filter((_, i) => decision.fires[i] === 'skip');
+  return { keep, groups, skipped: overlapRange(entry, dropped) };
+}
+
+/**
+ * What the end of a run (succeeded, failed, timed out, cancelled) sets off, in the transaction that
+ * ends it: the job's oldest buffered run becomes claimable when nothing else of the job is in
+ * flight, and the jobs that run `after` it get their runs. Answers the groups that got runs.
+ */
+export function afterRunEnded(sql: Sql, runId: number, jobId: number, now: number): string[] {
+  const groups: string[] = [];
+  const next = sql(
+    // status IN (…) as in the runs_active index; a buffered run is always queued.
+    `SELECT id FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at = ?
+       AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at <> ?)
+     ORDER BY fire_time, id LIMIT 1`,
+  ).get(jobId, BUFFERED_AT, jobId, BUFFERED_AT) as { id: number } | undefined;
+  if (next) groups.push(...promote(sql, next.id, now));
+  groups.push(...triggerDependents(sql, runId, now));
+  return groups;
+}
+
+function promote(sql: Sql, runId: number, now: number): string[] {
+  const row = sql('UPDATE runs SET available_at = ? WHERE id = ? RETURNING group_name').get(now, runId) as
+    | { group_name: string }
+    | undefined;
+  return row ? [row.group_name] : [];
+}
+
+/**
+ * Runs of the jobs whose trigger is `after` the ended run's job, when its end matches their
+ * condition. Each gets the parent's job, run id, status and result under `params.parent`; the
+ * idempotency key `after:<run id>` makes a second call for the same end create nothing.
+ */
+function triggerDependents(sql: Sql, runId: number, now: number): string[] {
+  const rows = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+       retry, timeout_ms, created_at, available_at)
+     SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+       json_set(c.params, '$.parent', json_object('job', p.name, 'runId', r.id, 'status', r.status,
+         'result', json(coalesce(r.result, 'null')))),
+       c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now
+     FROM runs r JOIN jobs p ON p.id = r.job_id
+     JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
+     WHERE r.id = @run AND c.paused = 0
+       AND (json_extract(c.trigger, '$.on') = 'always'
+         OR (json_extract(c.trigger, '$.on') = 'success' AND r.status = 'succeeded')
+         OR (json_extract(c.trigger, '$.on') = 'failure' AND r.status IN ('failed', 'timed_out')))
+     ON CONFLICT DO NOTHING
+     RETURNING group_name`,
+  ).all({ run: runId, now }) as Array<{ group_name: string }>;
+  return rows.map((row) => row.group_name);
+}
+
+/** The fires an overlap policy dropped as one ledger range, continuing the row of the fire before. */
+export function overlapRange(entry: FireEntry, dropped: readonly number[]): SkippedRange | null {
+  if (dropped.length === 0) return null;
+  const index = entry.fires.indexOf(dropped[0]!);
+  return {
+    reason: 'overlap',
+    first: dropped[0]!,
+    last: dropped[dropped.length - 1]!,
+    count: dropped.length,
+    after: index > 0 ? entry.fires[index - 1] : entry.previousFire,
+  };
+}
+
+/**
+ * Writes ledger rows. A range whose `after` is where the job's latest row of the same reason ends
+ * extends that row; otherwise it is a new row, and a range already recorded (same job, reason,
+ * first fire) is kept once.
+ */
+export function recordSkipped(
+  sql: Sql,
+  jobId: number,
+  ranges: readonly SkippedRange[],
+  now: number,
+): SkipWritten[] {
+  const extend = sql(
+    `UPDATE skipped_fires SET last_fire = ?, count = count + ?, recorded_at = ?
+     WHERE id = (SELECT id FROM skipped_fires WHERE job_id = ? AND reason = ? AND last_fire = ? ORDER BY id DESC LIMIT 1)`,
+  );
+  const insert = sql(
+    `INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  );
+  const written: SkipWritten[] = [];
+  for (const range of ranges) {
+    const extended =
+      range.after !== undefined &&
+      extend.run(range.last, range.count, now, jobId, range.reason, range.after).changes > 0;
+    if (extended || insert.run(jobId, range.reason, range.first, range.last, range.count, now).changes > 0) {
+      written.push({ jobId, reason: range.reason, count: range.count });
+    }
+  }
+  return written;
+}
+
+export function countRuns(sql: Sql, jobId: number, runs: number): void {
+  if (runs > 0) sql('UPDATE jobs SET runs_fired = runs_fired + ? WHERE id = ?').run(runs, jobId);
+}
+
+export interface SkippedRow {
+  id: number;
+  job_id: number;
+  job_name: string;
+  reason: string;
+  first_fire: number;
+  last_fire: number;
+  count: number | null;
+  recorded_at: number;
+}
+
+export function skippedFromRow(row: SkippedRow): SkippedRecord {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    jobName: row.job_name,
+    reason: row.reason as SkippedRecord['reason'],
+    first: row.first_fire,
+    last: row.last_fire,
+    count: row.count,
+    recordedAt: row.recorded_at,
+  };
+}
+
+/** Backfill runs, inside the caller's transaction (see Store.backfillRuns). */
+export function backfill(
+  sql: Sql,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+): { created: Array<{ runId: number; fireTime: number }>; existing: number[]; group: string | null } {
+  const active = sql(
+    `SELECT count(*) AS n FROM runs WHERE job_id = ? AND status IN ('queued', 'running')`,
+  ).get(jobId) as { n: number };
+  const insert = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+       timeout_ms, created_at, available_at)
+     SELECT id, group_name, handler, 'backfill', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
+       retry, timeout_ms, ?, ?
+     FROM jobs WHERE id = ?
+     ON CONFLICT DO NOTHING RETURNING id, group_name`,
+  );
+  let busy = overlap === 'buffer-all' && active.n > 0;
+  const created: Array<{ runId: number; fireTime: number }> = [];
+  const existing: number[] = [];
+  let group: string | null = null;
+  for (const fireTime of fireTimes) {
+    const row = insert.get(fireTime, now, busy ? BUFFERED_AT : now, jobId) as
+      | { id: number; group_name: string }
+      | undefined;
+    if (!row) {
+      existing.push(fireTime);
+      continue;
+    }
+    if (!busy) group = row.group_name;
+    created.push({ runId: row.id, fireTime });
+    busy = overlap === 'buffer-all';
+  }
+  return { created, existing, group };
+}
