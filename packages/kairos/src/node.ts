@@ -68,7 +68,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     ender,
     dispatcher,
     metrics,
-    auth: new TokenAuth(config),
+    auth: new TokenAuth(config, store, clock),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
