@@ -9,6 +9,7 @@ import { StoreClock } from './scheduler/store-clock.ts';
 import { TriggerLoop } from './scheduler/trigger-loop.ts';
 import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
+import { bootstrapAdmin } from './server/bootstrap-admin.ts';
 import { Metrics } from './server/metrics.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -40,6 +41,9 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   await storeClock?.sync();
   const clock = deps.clock ?? storeClock ?? systemClock;
   const startedAt = clock.now();
+  if (config.adminUser && config.adminPassword) {
+    await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
+  }
 
   const metrics = new Metrics();
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);

@@ -6,6 +6,7 @@ import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
 import { registerServer } from './server.ts';
+import { registerUsers } from './users.ts';
 import { registerWorker } from './worker.ts';
 import { registerWorkers } from './workers.ts';
 
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerRuns(program);
   registerWorkers(program);
+  registerUsers(program);
   return program;
 }
 
