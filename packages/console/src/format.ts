@@ -9,19 +9,22 @@ export function time(iso: string | null | undefined): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-/** A time in an IANA zone, for previews of a job's fires in its own zone. */
+/** A time in an IANA zone, `Wed 2026-01-28 09:00:00`, for previews of a job's fires in its own zone. */
 export function timeIn(iso: string, timeZone: string): string {
   try {
-    return new Intl.DateTimeFormat('sv-SE', {
+    const parts = new Intl.DateTimeFormat('en-US', {
       timeZone,
+      hourCycle: 'h23',
+      weekday: 'short',
       year: 'numeric',
       month: '2-digit',
       day: '2-digit',
       hour: '2-digit',
       minute: '2-digit',
       second: '2-digit',
-      weekday: 'short',
-    }).format(new Date(iso));
+    }).formatToParts(new Date(iso));
+    const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
+    return `${part('weekday')} ${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')}`;
   } catch {
     return iso;
   }

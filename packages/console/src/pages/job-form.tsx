@@ -127,6 +127,8 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
   const [loadError, setLoadError] = useState<unknown>();
   const [saveError, setSaveError] = useState<unknown>();
   const [saving, setSaving] = useState(false);
+  // A field shows its problem once it was typed in; the submit button stays off until all are fine.
+  const [touched, setTouched] = useState<ReadonlySet<keyof Fields>>(new Set());
   const [preview, setPreview] = useState<{ times: string[]; error?: string }>({ times: [] });
 
   useEffect(() => {
@@ -160,7 +162,10 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
   const errors = localErrors(fields);
   const previewPending = trigger !== null && JSON.stringify(trigger) !== settled;
   const valid = Object.keys(errors).length === 0 && !preview.error && !previewPending;
-  const set = <K extends keyof Fields>(key: K, value: Fields[K]) => setFields({ ...fields, [key]: value });
+  const set = <K extends keyof Fields>(key: K, value: Fields[K]) => {
+    setTouched(new Set(touched).add(key));
+    setFields({ ...fields, [key]: value });
+  };
   const zone = fields.kind === 'cron' ? fields.timezone || 'UTC' : 'UTC';
 
   const submit = async (event: FormEvent) => {
@@ -188,19 +193,24 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
     }
   };
 
-  const field = (key: keyof Fields, label: string, input: ReactNode) => (
-    // biome-ignore lint/a11y/noLabelWithoutControl: the control is the `input` argument, inside the label
-    <label className={errors[key] ? 'invalid' : ''}>
-      {label}
-      {input}
-      {errors[key] && <span className="field-error">{errors[key]}</span>}
-    </label>
-  );
+  const field = (key: keyof Fields, label: string, input: ReactNode) => {
+    const problem = touched.has(key) ? errors[key] : undefined;
+    return (
+      <div className={problem ? 'field invalid' : 'field'}>
+        {/* biome-ignore lint/a11y/noLabelWithoutControl: the control is the `input` argument, inside the label */}
+        <label>
+          {label}
+          {input}
+        </label>
+        {problem && <span className="field-error">{problem}</span>}
+      </div>
+    );
+  };
   const text = (key: keyof Fields, extra: InputHTMLAttributes<HTMLInputElement> = {}) => (
     <input
       value={String(fields[key])}
       onChange={(e) => set(key, e.target.value as never)}
-      aria-invalid={!!errors[key]}
+      aria-invalid={touched.has(key) && !!errors[key]}
       {...extra}
     />
   );

@@ -91,7 +91,9 @@ export function RunDetailPage({ me, id }: { me: Me; id: number }) {
             <Section title="Params">
               <JsonView value={r.params} />
               <h3>{r.error ? 'Error' : 'Result'}</h3>
-              {r.error ? (
+              {!ended && !r.error ? (
+                <p className="muted">Not finished yet.</p>
+              ) : r.error ? (
                 <div className="run-error">
                   <strong>{r.error.name}</strong>: {r.error.message}
                   {r.error.stack && <pre>{r.error.stack}</pre>}
