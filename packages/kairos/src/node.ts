@@ -11,6 +11,7 @@ import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
 import { bootstrapAdmin } from './server/bootstrap-admin.ts';
 import { Metrics } from './server/metrics.ts';
+import type { RouteAccess } from './server/route-table.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 
@@ -23,6 +24,8 @@ export interface KairosNode {
   readonly config: KairosConfig;
   readonly store: Store;
   stop(): Promise<void>;
+  /** Every HTTP route with the role it needs (the role-matrix test walks it). */
+  readonly routes: readonly RouteAccess[];
 }
 
 export interface NodeDependencies {
@@ -113,6 +116,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     url,
     config: Object.freeze({ ...config, port }),
     store,
+    routes: app.routeTable,
     stop() {
       stopping ??= (async () => {
         if (clockSync) clearInterval(clockSync);
