@@ -47,6 +47,7 @@ export function UsersPage({ me }: { me: Me }) {
                 <td>{u.name}</td>
                 <td>
                   <select
+                    className="role-select"
                     aria-label={`Role of ${u.name}`}
                     value={u.role}
                     onChange={(e) => act(() => api.updateUser(u.name, { role: e.target.value as UserRole }))}
