@@ -19,11 +19,16 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [kind, n, r, p, salt, key] = stored.split('$');
   if (kind !== 'scrypt' || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64url');
-  const actual = await derive(password, Buffer.from(salt, 'base64url'), {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-  });
+  let actual: Buffer;
+  try {
+    actual = await derive(password, Buffer.from(salt, 'base64url'), {
+      N: Number(n),
+      r: Number(r),
+      p: Number(p),
+    });
+  } catch {
+    return false; // cost parameters scrypt refuses
+  }
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
