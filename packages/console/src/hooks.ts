@@ -11,7 +11,7 @@ export interface Polled<T> {
 
 /**
  * Loads now and again every `intervalMs` after each answer (never two requests in flight), while
- * the page is shown; `deps` restart it. `intervalMs` 0 loads once.
+ * the tab is visible; `deps` restart it. `intervalMs` 0 loads once.
  */
 export function usePoll<T>(
   load: () => Promise<T>,
@@ -38,12 +38,23 @@ export function usePoll<T>(
       } catch (e) {
         if (!stopped) setError(e);
       }
-      if (!stopped && intervalMs > 0) timer = setTimeout(step, intervalMs);
+      if (!stopped && intervalMs > 0) timer = setTimeout(next, intervalMs);
+    };
+    // A hidden tab stops asking; it asks again as soon as it is shown.
+    const next = () => {
+      if (document.hidden) document.addEventListener('visibilitychange', onVisible);
+      else void step();
+    };
+    const onVisible = () => {
+      if (document.hidden) return;
+      document.removeEventListener('visibilitychange', onVisible);
+      void step();
     };
     void step();
     return () => {
       stopped = true;
       if (timer) clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onVisible);
     };
   }, [...deps, tick, intervalMs]);
 

@@ -138,6 +138,15 @@ describe('the web console in Chromium', () => {
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByRole('button', { name: 'Resume' }).waitFor();
     expect((await admin.getJob('browser-tick')).paused).toBe(true);
+
+    // Open one of its runs from the list.
+    const link = succeeded.first().getByRole('link');
+    const runId = Number((await link.textContent())!.slice(1));
+    await link.click();
+    await page.getByRole('heading', { name: `Run #${runId}` }).waitFor();
+    await page.getByTestId('run-status').filter({ hasText: 'succeeded' }).waitFor();
+    await page.getByRole('list', { name: 'Attempts' }).getByText('succeeded').waitFor();
+    await page.getByText('"echo"').waitFor();
   });
 
   it('triggers a long run with params, opens it and cancels it', async () => {

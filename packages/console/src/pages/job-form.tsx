@@ -124,6 +124,8 @@ function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
 export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; cloneOf?: string }) {
   const editing = name !== undefined;
   const [fields, setFields] = useState<Fields | null>(editing || cloneOf ? null : EMPTY);
+  // The job being edited or cloned: settings the form does not show (retry backoff, …) are kept.
+  const [base, setBase] = useState<Job>();
   const [loadError, setLoadError] = useState<unknown>();
   const [saveError, setSaveError] = useState<unknown>();
   const [saving, setSaving] = useState(false);
@@ -135,7 +137,10 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
     const source = name ?? cloneOf;
     if (!source) return;
     api.getJob(source).then(
-      (job) => setFields(fromJob(job, editing ? job.name : `${job.name}-copy`)),
+      (job) => {
+        setBase(job);
+        setFields(fromJob(job, editing ? job.name : `${job.name}-copy`));
+      },
       (e: unknown) => setLoadError(e),
     );
   }, [name, cloneOf, editing]);
@@ -179,7 +184,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
       handler: fields.handler,
       params: JSON.parse(fields.params) as JsonObject,
       trigger: triggerOf(fields),
-      retry: { maxAttempts: Number(fields.maxAttempts) },
+      retry: { ...base?.retry, maxAttempts: Number(fields.maxAttempts) },
       timeout: durationOf(fields.timeout),
       priority: Number(fields.priority),
       paused: fields.paused,
