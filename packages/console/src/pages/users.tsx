@@ -1,7 +1,7 @@
 import type { ApiTokenSpec, CreatedApiToken, Me, UserRole } from '@kairos/client';
 import { type FormEvent, useState } from 'react';
 import { api } from '../api.ts';
-import { Confirm, ErrorBox, Section } from '../components.tsx';
+import { Confirm, Dialog, ErrorBox, Section } from '../components.tsx';
 import { time } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
@@ -14,6 +14,7 @@ export function UsersPage({ me }: { me: Me }) {
   const [error, setError] = useState<unknown>();
   const [deleting, setDeleting] = useState<string>();
   const [revoking, setRevoking] = useState<number>();
+  const [resetting, setResetting] = useState<string>();
 
   const act = async (action: () => Promise<unknown>) => {
     setError(undefined);
@@ -58,7 +59,10 @@ export function UsersPage({ me }: { me: Me }) {
                   </select>
                 </td>
                 <td>{time(u.createdAt)}</td>
-                <td>
+                <td className="actions">
+                  <button type="button" onClick={() => setResetting(u.name)}>
+                    Set password
+                  </button>
                   {u.name !== me.user && (
                     <button type="button" className="danger" onClick={() => setDeleting(u.name)}>
                       Delete
@@ -135,6 +139,11 @@ export function UsersPage({ me }: { me: Me }) {
         confirmLabel="Delete user"
         onConfirm={() => deleting && act(() => api.deleteUser(deleting))}
         onClose={() => setDeleting(undefined)}
+      />
+      <PasswordDialog
+        name={resetting}
+        onClose={() => setResetting(undefined)}
+        onSave={(name, password) => act(() => api.updateUser(name, { password }))}
       />
       <Confirm
         open={revoking !== undefined}
@@ -256,5 +265,49 @@ function NewTokenForm({ onCreated }: { onCreated: () => void }) {
         </div>
       )}
     </>
+  );
+}
+
+function PasswordDialog({
+  name,
+  onClose,
+  onSave,
+}: {
+  name: string | undefined;
+  onClose: () => void;
+  onSave: (name: string, password: string) => void;
+}) {
+  const [password, setPassword] = useState('');
+  return (
+    <Dialog title={`New password for ${name}`} open={name !== undefined} onClose={onClose}>
+      <p className="muted">Their sessions end; they log in again with the new password.</p>
+      <label>
+        Password
+        <input
+          type="password"
+          autoComplete="new-password"
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
+      </label>
+      {password.length > 0 && password.length < 8 && <p className="field-error">At least 8 characters.</p>}
+      <div className="actions">
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+        <button
+          type="button"
+          className="primary"
+          disabled={password.length < 8 || !name}
+          onClick={() => {
+            if (name) onSave(name, password);
+            setPassword('');
+            onClose();
+          }}
+        >
+          Set password
+        </button>
+      </div>
+    </Dialog>
   );
 }

@@ -41,6 +41,27 @@ export function registerUsers(program: Command): void {
     });
 
   users
+    .command('set-password <name>')
+    .description("set a user's password (ends their sessions); prompts unless --password-stdin")
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (name: string, options: { passwordStdin?: boolean }, cmd: Command) => {
+      const password = options.passwordStdin ? await readStdin() : await prompt(`new password for ${name}: `);
+      if (password.length < 8) throw new UsageError('the password needs at least 8 characters');
+      await clientFrom(cmd.optsWithGlobals<GlobalFlags>()).updateUser(name, { password });
+      console.log(`password of ${name} changed`);
+    });
+
+  users
+    .command('set-role <name> <role>')
+    .description(`change a user's role: ${ROLES.join(', ')}`)
+    .action(async (name: string, role: string, _options: unknown, cmd: Command) => {
+      const user = await clientFrom(cmd.optsWithGlobals<GlobalFlags>()).updateUser(name, {
+        role: parseRole(role),
+      });
+      console.log(`${user.name} is now ${user.role}`);
+    });
+
+  users
     .command('delete <name>')
     .description('delete a user and end their sessions')
     .action(async (name: string, _options: unknown, cmd: Command) => {

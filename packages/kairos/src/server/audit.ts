@@ -30,7 +30,7 @@ export function installAudit(app: FastifyInstance, store: Store, clock: Clock): 
       await store.appendAudit({
         at: clock.now(),
         actor: request.principal?.actor ?? 'anonymous',
-        ...describe(request, url),
+        ...describeChange(request, url),
       });
     } catch (error) {
       request.log.error({ err: error }, 'could not write the audit entry');
@@ -40,7 +40,7 @@ export function installAudit(app: FastifyInstance, store: Store, clock: Clock): 
 }
 
 /** `POST /v1/jobs/:name/pause` → `jobs.pause` on `jobs:<name>`; `DELETE /v1/jobs/:name` → `jobs.delete`. */
-export function describe(
+export function describeChange(
   request: FastifyRequest,
   url: string,
 ): { action: string; target: string; details: JsonObject } {
