@@ -30,3 +30,15 @@ export function errorText(error: unknown): string {
 export function isUnauthorized(error: unknown): boolean {
   return error instanceof KairosApiError && error.status === 401;
 }
+
+const expiredListeners = new Set<() => void>();
+
+/** Called by the app: a 401 anywhere (session expired, user deleted) shows the login page again. */
+export function onSessionExpired(listener: () => void): () => void {
+  expiredListeners.add(listener);
+  return () => expiredListeners.delete(listener);
+}
+
+export function noticeError(error: unknown): void {
+  if (isUnauthorized(error)) for (const listener of expiredListeners) listener();
+}

@@ -1,6 +1,6 @@
 import type { Me } from '@kairos/client';
 import { useCallback, useEffect, useState } from 'react';
-import { api, can, isUnauthorized, setSession } from './api.ts';
+import { api, can, onSessionExpired, setSession } from './api.ts';
 import { ClusterPage } from './pages/cluster.tsx';
 import { JobDetailPage } from './pages/job-detail.tsx';
 import { JobFormPage } from './pages/job-form.tsx';
@@ -36,14 +36,15 @@ export function App() {
     );
   }, []);
 
-  // Any 401 later (session expired, user deleted) brings the login page back.
-  useEffect(() => {
-    const onRejection = (event: PromiseRejectionEvent) => {
-      if (isUnauthorized(event.reason)) setMe(null);
-    };
-    window.addEventListener('unhandledrejection', onRejection);
-    return () => window.removeEventListener('unhandledrejection', onRejection);
-  }, []);
+  // Any 401 later (session expired, user deleted, password changed) brings the login page back.
+  useEffect(
+    () =>
+      onSessionExpired(() => {
+        setSession(null);
+        setMe(null);
+      }),
+    [],
+  );
 
   const logout = useCallback(async () => {
     await api.logout().catch(() => undefined);

@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { noticeError } from './api.ts';
 
 /** How often live pages ask the node again. */
 export const POLL_MS = 1500;
@@ -36,6 +37,7 @@ export function usePoll<T>(
           setError(undefined);
         }
       } catch (e) {
+        noticeError(e);
         if (!stopped) setError(e);
       }
       if (!stopped && intervalMs > 0) timer = setTimeout(next, intervalMs);

@@ -245,6 +245,12 @@ describe('the web console in Chromium', () => {
     });
     expect(answer).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
     expect((await admin.getJob('browser-tick')).paused).toBe(true);
+
+    // Deleting the user ends the session at once: the open page falls back to the login form.
+    await viewer.goto(`${url}/#/overview`);
+    await viewer.getByRole('heading', { name: 'Overview' }).waitFor();
+    await admin.deleteUser('vera');
+    await viewer.getByRole('button', { name: 'Log in' }).waitFor();
     await viewer.context().close();
   });
 });

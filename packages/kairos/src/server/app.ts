@@ -49,8 +49,14 @@ export async function buildServer(
         version: VERSION,
         description: 'Jobs, runs, workers and the worker protocol.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          // Console sessions; changes also need the session's x-csrf-token header.
+          session: { type: 'apiKey', in: 'cookie', name: 'kairos_session' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
     },
   });
   const context: NodeContext = {
