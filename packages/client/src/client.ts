@@ -20,8 +20,8 @@ import type {
   Page,
   PollRequest,
   PollResponse,
+  Preview,
   PreviewRequest,
-  PreviewResponse,
   RegisterRequest,
   RegisterResponse,
   ReportRequest,
@@ -219,7 +219,7 @@ export class KairosClient {
   }
 
   /** The next fire times of a trigger, computed by the node. */
-  preview(request: PreviewRequest): Promise<PreviewResponse> {
+  preview(request: PreviewRequest): Promise<Preview> {
     return this.request('POST', '/v1/preview', request);
   }
 

@@ -391,13 +391,32 @@ export interface MinuteStats {
   cancelled: number;
 }
 
+// The preview types have the shape of the schedules work's richer `POST /v1/preview` (which adds
+// `schedule` and `from` to the request, DST notes and skipped fires to the answer), so that the
+// console works with either; when both are merged, keep that one.
+
 export interface PreviewRequest {
   trigger: TriggerSpec;
   /** How many fire times, 1 to 100. Default 10. */
   count?: number;
 }
 
-export interface PreviewResponse {
-  /** The next fire times from now, in order (empty for manual and fixed-delay triggers). */
-  fireTimes: string[];
+export interface FirePreview {
+  fireTime: string;
+  /** When the run becomes available. */
+  runAt: string;
+  /** Set when a DST rule moves this fire (`dst-moved`) or it is a repeated wall-clock time (`dst-repeated`). */
+  note?: 'dst-moved' | 'dst-repeated';
+}
+
+/** A fire time a rule removes, shown so that a preview explains itself. */
+export interface PreviewSkip {
+  fireTime: string;
+  reason: string;
+}
+
+/** The next fires from now, in order (none for manual and fixed-delay triggers). */
+export interface Preview {
+  fires: FirePreview[];
+  skipped: PreviewSkip[];
 }

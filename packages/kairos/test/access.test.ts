@@ -374,12 +374,18 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       const preview = await admin.preview({
         trigger: { kind: 'cron', cron: '0 9 * * *', timezone: 'Europe/Berlin' },
       });
-      expect(preview.fireTimes).toHaveLength(10);
-      for (const t of preview.fireTimes) expect(new Date(t).getUTCHours()).toBeOneOf([7, 8]);
-      expect(
-        (await admin.preview({ trigger: { kind: 'every', every: '1m' }, count: 3 })).fireTimes,
-      ).toHaveLength(3);
-      expect((await admin.preview({ trigger: { kind: 'manual' } })).fireTimes).toEqual([]);
+      expect(preview.fires).toHaveLength(10);
+      expect(preview.skipped).toEqual([]);
+      for (const f of preview.fires) {
+        expect(new Date(f.fireTime).getUTCHours()).toBeOneOf([7, 8]);
+        expect(f.runAt).toBe(f.fireTime);
+      }
+      const times = preview.fires.map((f) => Date.parse(f.fireTime));
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect((await admin.preview({ trigger: { kind: 'every', every: '1m' }, count: 3 })).fires).toHaveLength(
+        3,
+      );
+      expect((await admin.preview({ trigger: { kind: 'manual' } })).fires).toEqual([]);
       await expect(admin.preview({ trigger: { kind: 'cron', cron: '61 * * * *' } })).rejects.toMatchObject({
         status: 400,
         code: 'INVALID_CRON',

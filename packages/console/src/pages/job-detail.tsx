@@ -15,7 +15,9 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
   const trigger = job.data ? JSON.stringify(job.data.trigger) : '';
   const fires = usePoll(
     () =>
-      trigger ? api.preview({ trigger: JSON.parse(trigger), count: 10 }) : Promise.resolve({ fireTimes: [] }),
+      trigger
+        ? api.preview({ trigger: JSON.parse(trigger), count: 10 })
+        : Promise.resolve({ fires: [], skipped: [] }),
     [trigger],
     30_000,
   );
@@ -61,10 +63,13 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
             <JsonView value={j.params} />
           </Section>
           <Section title={`Next fires (${zone})`}>
-            {fires.data && fires.data.fireTimes.length === 0 && <Empty>No scheduled fires.</Empty>}
+            {fires.data && fires.data.fires.length === 0 && <Empty>No scheduled fires.</Empty>}
             <ol aria-label="Next fire times">
-              {fires.data?.fireTimes.map((t) => (
-                <li key={t}>{timeIn(t, zone)}</li>
+              {fires.data?.fires.map((f) => (
+                <li key={f.fireTime}>
+                  {timeIn(f.fireTime, zone)}
+                  {f.note && <span className="muted"> ({f.note})</span>}
+                </li>
               ))}
             </ol>
           </Section>

@@ -1,4 +1,4 @@
-import type { Job, JobSpec, JsonObject, Me, TriggerKind, TriggerSpec } from '@kairos/client';
+import type { FirePreview, Job, JobSpec, JsonObject, Me, TriggerKind, TriggerSpec } from '@kairos/client';
 import {
   type FormEvent,
   type InputHTMLAttributes,
@@ -131,7 +131,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
   const [saving, setSaving] = useState(false);
   // A field shows its problem once it was typed in; the submit button stays off until all are fine.
   const [touched, setTouched] = useState<ReadonlySet<keyof Fields>>(new Set());
-  const [preview, setPreview] = useState<{ times: string[]; error?: string }>({ times: [] });
+  const [preview, setPreview] = useState<{ fires: FirePreview[]; error?: string }>({ fires: [] });
 
   useEffect(() => {
     const source = name ?? cloneOf;
@@ -152,8 +152,8 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
     if (!settled) return;
     let current = true;
     api.preview({ trigger: JSON.parse(settled) as TriggerSpec, count: 10 }).then(
-      (answer) => current && setPreview({ times: answer.fireTimes }),
-      (e: unknown) => current && setPreview({ times: [], error: errorText(e) }),
+      (answer) => current && setPreview({ fires: answer.fires }),
+      (e: unknown) => current && setPreview({ fires: [], error: errorText(e) }),
     );
     return () => {
       current = false;
@@ -289,10 +289,13 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
         </div>
         <aside className="preview">
           <h2>Next fires{fields.kind === 'cron' ? ` (${zone})` : ''}</h2>
-          {preview.times.length > 0 ? (
+          {preview.fires.length > 0 ? (
             <ol aria-label="Next fire times">
-              {preview.times.map((t) => (
-                <li key={t}>{timeIn(t, zone)}</li>
+              {preview.fires.map((f) => (
+                <li key={f.fireTime}>
+                  {timeIn(f.fireTime, zone)}
+                  {f.note && <span className="muted"> ({f.note})</span>}
+                </li>
               ))}
             </ol>
           ) : (

@@ -1,27 +1,56 @@
 import { useEffect, useRef, useState } from 'react';
 
+/** One log line as the run-logs stream sends it (`event: log`). */
+interface LogLine {
+  seq: number;
+  attempt: number;
+  time: string;
+  level: string;
+  message: string;
+}
+
+/** The last progress of an attempt (`event: progress`). */
+interface Progress {
+  attempt: number;
+  value: number;
+  message: string | null;
+}
+
 /**
- * LIVE LOG TAIL — the place for run logs (`GET /v1/runs/:id/logs`, a server-sent event stream).
- * The endpoint comes with the run-logs work; until a node answers it, this shows that logs are not
- * available. Each event's data is shown as one line; the stream is closed when the page is left.
+ * LIVE LOG TAIL — run logs come from the run-logs work: `GET /v1/runs/:id/logs/stream`, server-sent
+ * events `log` (one line, JSON), `progress` (JSON) and `end` (the run ended and every line was
+ * sent). Nodes without that endpoint answer 404 before the stream opens: the page then says that
+ * logs are not available. The stream closes when the page is left; a dropped stream resumes after
+ * the last line it got (EventSource sends Last-Event-ID).
  */
 export function LogTail({ runId }: { runId: number }) {
-  const [lines, setLines] = useState<string[]>([]);
-  const [state, setState] = useState<'connecting' | 'live' | 'unavailable'>('connecting');
+  const [lines, setLines] = useState<LogLine[]>([]);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const [state, setState] = useState<'connecting' | 'live' | 'ended' | 'unavailable'>('connecting');
   const box = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
     setLines([]);
+    setProgress(null);
     setState('connecting');
-    const source = new EventSource(`/v1/runs/${runId}/logs`);
+    const source = new EventSource(`/v1/runs/${runId}/logs/stream`);
     let opened = false;
     source.onopen = () => {
       opened = true;
       setState('live');
     };
-    source.onmessage = (event: MessageEvent<string>) => setLines((old) => [...old.slice(-999), event.data]);
+    source.addEventListener('log', (event) => {
+      const line = JSON.parse((event as MessageEvent<string>).data) as LogLine;
+      setLines((old) => [...old.slice(-1999), line]);
+    });
+    source.addEventListener('progress', (event) => {
+      setProgress(JSON.parse((event as MessageEvent<string>).data) as Progress);
+    });
+    source.addEventListener('end', () => {
+      source.close();
+      setState('ended');
+    });
     source.onerror = () => {
-      // No stream at all (404 on nodes without run logs): stop retrying. A dropped stream retries.
       if (!opened) {
         source.close();
         setState('unavailable');
@@ -37,8 +66,27 @@ export function LogTail({ runId }: { runId: number }) {
   if (state === 'unavailable')
     return <p className="muted">Logs are not available for this run on this node.</p>;
   return (
-    <pre className="log" ref={box} role="log" aria-label="Run log">
-      {lines.length === 0 ? (state === 'live' ? 'Waiting for log lines…' : 'Connecting…') : lines.join('\n')}
-    </pre>
+    <>
+      {progress && (
+        <p>
+          <progress max={1} value={progress.value} /> {Math.round(progress.value * 100)}%
+          {progress.message ? ` — ${progress.message}` : ''}
+        </p>
+      )}
+      <pre className="log" ref={box} role="log" aria-label="Run log">
+        {lines.length === 0
+          ? state === 'connecting'
+            ? 'Connecting…'
+            : state === 'ended'
+              ? 'No log lines.'
+              : 'Waiting for log lines…'
+          : lines
+              .map(
+                (l) =>
+                  `${l.time.slice(11, 23)} #${l.attempt} ${l.level.toUpperCase().padEnd(5)} ${l.message}`,
+              )
+              .join('\n')}
+      </pre>
+    </>
   );
 }

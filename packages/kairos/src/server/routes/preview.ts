@@ -1,4 +1,4 @@
-import type { PreviewRequest, PreviewResponse, TriggerSpec } from '@kairos/client';
+import type { Preview, PreviewRequest, TriggerSpec } from '@kairos/client';
 import type { FastifyInstance } from 'fastify';
 import { compileTrigger, firstFire, nextFireAfter } from '../../core/trigger.ts';
 import { PreviewSchema } from '../access-schemas.ts';
@@ -25,8 +25,14 @@ export function previewRoutes(app: FastifyInstance, ctx: NodeContext): void {
           next = nextFireAfter(trigger, next);
         }
       }
-      const response: PreviewResponse = { fireTimes: times.map((ms) => new Date(ms).toISOString()) };
-      return response;
+      const preview: Preview = {
+        fires: times.map((ms) => {
+          const at = new Date(ms).toISOString();
+          return { fireTime: at, runAt: at };
+        }),
+        skipped: [],
+      };
+      return preview;
     },
   );
 }
