@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { noticeError } from './api.ts';
+import { api, noticeError } from './api.ts';
 
 /** How often live pages ask the node again. */
 export const POLL_MS = 1500;
@@ -72,4 +72,10 @@ export function useDebounced<T>(value: T, ms: number): T {
     return () => clearTimeout(timer);
   }, [value, ms]);
   return settled;
+}
+
+/** Worker ids to names, for tables that show which worker ran something (refreshed every 10 s). */
+export function useWorkerNames(): Map<string, string> {
+  const workers = usePoll(() => api.listWorkers(), [], 10_000);
+  return new Map((workers.data?.items ?? []).map((w) => [w.id, w.name]));
 }

@@ -1,5 +1,5 @@
 import type { MinuteStats } from '@kairos/client';
-import { useMemo } from 'react';
+import { useMemo, useRef } from 'react';
 import uPlot from 'uplot';
 import { api } from '../api.ts';
 import { Chart, COLORS } from '../chart.tsx';
@@ -80,12 +80,15 @@ export function OverviewPage() {
 
 /** Stacked bars: each series is drawn as the running total up to it, tallest first. */
 function RunsPerMinuteChart({ items }: { items: MinuteStats[] }) {
+  // The legend shows each outcome's own count, not the running total the bars are drawn with.
+  const counts = useRef<number[][]>([]);
   const data = useMemo((): uPlot.AlignedData => {
     const byMinute = new Map(items.map((m) => [Date.parse(m.minute) / 1000, m]));
     const end = Math.floor(Date.now() / 60_000) * 60;
     const xs: number[] = [];
     for (let t = end - 59 * 60; t <= end; t += 60) xs.push(t);
     const raw = OUTCOMES.map((o) => xs.map((x) => byMinute.get(x)?.[o.key] ?? 0));
+    counts.current = [...raw].reverse();
     const stacked = raw.map((_, i) =>
       xs.map((__, j) => raw.slice(0, i + 1).reduce((sum, s) => sum + (s[j] ?? 0), 0)),
     );
@@ -99,8 +102,10 @@ function RunsPerMinuteChart({ items }: { items: MinuteStats[] }) {
       cursor: { drag: { x: false, y: false } },
       series: [
         {},
-        ...[...OUTCOMES].reverse().map((o) => ({
+        ...[...OUTCOMES].reverse().map((o, k) => ({
           label: o.label,
+          value: (_u: uPlot, _v: number | null, _series: number, index: number | null) =>
+            index === null ? '–' : String(counts.current[k]?.[index] ?? 0),
           stroke: o.color,
           fill: o.color,
           width: 0,

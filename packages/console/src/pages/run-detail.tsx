@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { api, can } from '../api.ts';
 import { Confirm, ErrorBox, JsonView, Section, StatusBadge } from '../components.tsx';
 import { duration, FINAL, runDuration, time } from '../format.ts';
-import { usePoll } from '../hooks.ts';
+import { usePoll, useWorkerNames } from '../hooks.ts';
 import { navigate } from '../router.ts';
 import { LogTail } from './log-tail.tsx';
 
@@ -117,6 +117,7 @@ export function RunDetailPage({ me, id }: { me: Me; id: number }) {
 
 /** One bar per attempt on a shared time axis, with its worker and why it ended. */
 function Timeline({ run }: { run: Run }) {
+  const names = useWorkerNames();
   const attempts: Attempt[] = run.attempts ?? [];
   if (attempts.length === 0)
     return <p className="muted">Not started yet (queued since {time(run.createdAt)}).</p>;
@@ -135,8 +136,9 @@ function Timeline({ run }: { run: Run }) {
         return (
           <li key={a.attempt}>
             <div className="timeline-label">
-              <strong>#{a.attempt}</strong> <StatusBadge status={a.status} /> on <code>{a.workerId}</code> ·{' '}
-              {time(a.startedAt)} · {duration(to - from)}
+              <strong>#{a.attempt}</strong> <StatusBadge status={a.status} /> on{' '}
+              <code title={a.workerId}>{names.get(a.workerId) ?? a.workerId}</code> · {time(a.startedAt)} ·{' '}
+              {duration(to - from)}
               {a.error && (
                 <span className="muted">
                   {' '}

@@ -1,8 +1,10 @@
 import type { Run } from '@kairos/client';
 import { StatusBadge } from '../components.tsx';
 import { ago, duration, runDuration } from '../format.ts';
+import { useWorkerNames } from '../hooks.ts';
 
 export function RunsTable({ runs, showJob = true }: { runs: Run[]; showJob?: boolean }) {
+  const names = useWorkerNames();
   return (
     <table aria-label="Runs">
       <thead>
@@ -35,7 +37,15 @@ export function RunsTable({ runs, showJob = true }: { runs: Run[]; showJob?: boo
             <td>
               {run.attempt}/{run.maxAttempts}
             </td>
-            <td className="clip">{run.workerId ?? '–'}</td>
+            <td className="clip" title={run.workerId ?? undefined}>
+              {run.workerId ? (
+                <a href={`#/runs?worker=${encodeURIComponent(run.workerId)}`}>
+                  {names.get(run.workerId) ?? run.workerId}
+                </a>
+              ) : (
+                '–'
+              )}
+            </td>
             <td>{ago(run.createdAt)}</td>
             <td>{duration(runDuration(run))}</td>
           </tr>

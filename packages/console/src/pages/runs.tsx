@@ -29,6 +29,15 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
     [job, status, worker, cursor],
     cursor ? 0 : 1500,
   );
+  // Suggestions for the filter fields: job names and the workers the node knows.
+  const known = usePoll(
+    async () => ({
+      jobs: (await api.listJobs({ limit: 500 })).items.map((j) => j.name),
+      workers: (await api.listWorkers()).items.map((w) => ({ id: w.id, name: w.name })),
+    }),
+    [],
+    10_000,
+  );
   const go = (changes: Record<string, string>) =>
     navigate(href('/runs', { job, status, worker, ...changes }).slice(1));
 
@@ -61,9 +70,17 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
         <input
           aria-label="Worker"
           placeholder="Worker id"
+          list="run-filter-workers"
           value={workerText}
           onChange={(e) => setWorkerText(e.target.value)}
         />
+        <datalist id="run-filter-workers">
+          {known.data?.workers.map((w) => (
+            <option key={w.id} value={w.id}>
+              {w.name}
+            </option>
+          ))}
+        </datalist>
         <button type="submit">Filter</button>
       </form>
       <ErrorBox error={runs.error} />
