@@ -140,7 +140,7 @@ describe('the web console in Chromium', () => {
     expect((await admin.getJob('browser-tick')).paused).toBe(true);
 
     // Open one of its runs from the list.
-    const link = succeeded.first().getByRole('link');
+    const link = succeeded.first().getByRole('link', { name: /^#\d+$/ });
     const runId = Number((await link.textContent())!.slice(1));
     await link.click();
     await page.getByRole('heading', { name: `Run #${runId}` }).waitFor();
