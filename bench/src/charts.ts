@@ -104,6 +104,7 @@ function latencySpec(result: ComparisonResult): TopLevelSpec {
   const panels: Record<string, string> = {
     latency: fixed,
     steady: 'steady load (each at its own top enqueue rate)',
+    schedule: `${result.sizes.schedules} schedules: nominal fire → handler start`,
   };
   const rows = data(result, (f) => (f.unit === 'ms' ? panels[f.key.split('.')[0]!] : undefined)).filter(
     (d) => d.median > 0,
@@ -111,7 +112,7 @@ function latencySpec(result: ComparisonResult): TopLevelSpec {
   const x = {
     field: 'figure',
     type: 'ordinal',
-    title: 'enqueue → handler start',
+    title: 'percentile',
     sort: ['p50', 'p95', 'p99', 'max'],
     axis: { labelAngle: 0 },
   } as const;

@@ -17,12 +17,17 @@ async function clientOperations(contestant: Contestant, env: Env, queues: string
     bulk: (a: { queue: string; n: number }) => bulk(client, a.queue, a.n, contestant.bulkSize),
     flood: (a: { queue: string; seconds: number }) => flood(client, a.queue, a.seconds),
     paced: (a: { queue: string; rate: number; seconds: number }) => paced(client, a.queue, a.rate, a.seconds),
+    schedule: (a: { queue: string; count: number; periodMs: number }) => {
+      if (!client.schedule) throw new Error(`${contestant.name} has no schedules`);
+      return client.schedule(a.queue, a.count, a.periodMs);
+    },
+    unschedule: (a: { queue: string; count: number }) => client.unschedule?.(a.queue, a.count),
     exit: () => client.close(),
   };
 }
 
 async function workerOperations(contestant: Contestant, env: Env, queue: string): Promise<Operations> {
-  const probe = new Probe();
+  const probe = new Probe(process.env.BENCH_HANG === '1');
   const consumer = await contestant.consume(env, queue, probe.handle);
   return {
     go: () => consumer.start(),

@@ -1,10 +1,17 @@
 // `--all` / `--only`: every scenario for every chosen contestant, repeated, contestants alternating.
 import { performance } from 'node:perf_hooks';
+import { ceiling } from './ceiling.ts';
 import { describeContestants, machine, services } from './environment.ts';
+import { failover } from './failover.ts';
 import { summarise } from './figures.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
-import { type ContestantRun, runContestant, type ScenarioName, type Sizes } from './run.ts';
+import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
+import { scale } from './scale.ts';
 import { message } from './util.ts';
+
+/** The Kairos-only and machine sections that run once after the contestants. */
+export const EXTRAS = ['failover', 'scale', 'ceiling'] as const;
+export type ExtraName = (typeof EXTRAS)[number];
 
 /** How a comparison is run. */
 export interface CompareOptions {
@@ -14,6 +21,7 @@ export interface CompareOptions {
   quick: boolean;
   workers: number;
   sizes: Sizes;
+  extras: readonly ExtraName[];
 }
 
 function line(run: ContestantRun): string {
@@ -22,6 +30,9 @@ function line(run: ContestantRun): string {
     run.steady &&
       `steady ${run.steady.completedPerSecond} jobs/s p50 ${run.steady.p50} p99 ${run.steady.p99} ms`,
     run.latency && `latency p50 ${run.latency.p50} p99 ${run.latency.p99} ms`,
+    run.schedule &&
+      `schedule p99 ${run.schedule.p99} ms missed ${run.schedule.missing} doubled ${run.schedule.duplicates}`,
+    run.crash && `crash ${run.crash.complete ? `${run.crash.seconds} s` : `> ${run.crash.limitSeconds} s`}`,
     ...run.errors.map((e) => `ERROR ${e}`),
   ];
   return parts.filter(Boolean).join(' · ');
@@ -42,7 +53,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       try {
         run = await runContestant(name, rep, {
           sizes: options.sizes,
-          scenarios: options.scenarios,
+          scenarios: rep === 1 ? options.scenarios : options.scenarios.filter((s) => !ONCE.includes(s)),
           workers: options.workers,
           extra: {},
         });
@@ -54,6 +65,24 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       console.log(`rep ${rep}/${options.reps} ${name.padEnd(16)} ${seconds.padStart(3)} s  ${line(run)}`);
     }
   }
+  const extras: ComparisonResult['extras'] = {};
+  const errors: string[] = [];
+  const section = async <T>(name: ExtraName, work: () => Promise<T>): Promise<T | undefined> => {
+    if (!options.extras.includes(name)) return undefined;
+    const t0 = performance.now();
+    try {
+      return await work();
+    } catch (error) {
+      errors.push(`${name}: ${message(error)}`);
+      return undefined;
+    } finally {
+      console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
+    }
+  };
+  extras.failover = await section('failover', () => failover(options.quick ? 1 : 5));
+  extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000));
+  extras.ceiling = await section('ceiling', () => ceiling());
+  if (errors.length) extras.errors = errors;
   const result: ComparisonResult = {
     date: new Date().toISOString(),
     quick: options.quick,
@@ -65,6 +94,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     contestants,
     runs,
     summary: summarise(runs, options.sizes.latencyRate),
+    extras,
     seconds: (performance.now() - started) / 1000,
   };
   const paths = writeComparison(result);

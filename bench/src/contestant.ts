@@ -27,6 +27,11 @@ export interface Client {
   enqueueBulk(queue: string, payloads: Payload[]): Promise<void>;
   /** Enqueues one job with the contestant's single-job API. */
   enqueueOne(queue: string, payload: Payload): Promise<void>;
+  /** Creates `count` recurring schedules on `queue`, schedule k carrying `{ i: k }`, each firing every
+   * `periodMs` (only for contestants with {@link Contestant.schedules}). */
+  schedule?(queue: string, count: number, periodMs: number): Promise<void>;
+  /** Removes the schedules `schedule` created. */
+  unschedule?(queue: string, count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -37,8 +42,10 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
-/** The benchmark's handler: records the job (see probe.ts). It must not throw. */
-export type Handle = (payload: unknown) => void;
+/** The benchmark's handler: records the job (see probe.ts); `fireTime` is the nominal instant of a
+ * scheduled job (epoch ms). It never throws. It returns a promise only in a worker that the worker-crash
+ * scenario dooms: that promise never settles, so the jobs stay in flight until the process is killed. */
+export type Handle = (payload: unknown, fireTime?: number) => void | Promise<void>;
 
 /** A job system under test. */
 export interface Contestant {
@@ -50,6 +57,11 @@ export interface Contestant {
   /** Jobs per call of the bulk API in the drain scenario. */
   readonly bulkSize: number;
   readonly settings: Settings;
+  /** The finest period of a recurring schedule and how it is set up; absent where the contestant has
+   * no schedules that the accuracy scenario can measure. */
+  readonly schedules?: { periodMs: number; note: string };
+  /** How a dead worker's jobs come back (the setting, and whether it is the default). */
+  readonly recovery: string;
   /** The version under test, e.g. `12.38.0`. */
   version(): string;
 

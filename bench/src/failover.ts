@@ -1,138 +1,116 @@
-// `npm run bench:failover -w bench`: scheduler failover on PostgreSQL, with real processes.
-// Two `kairos server` nodes share a database; one job fires every second. Each round kills the
-// node that owns the job's partition and measures the time from the kill to the next run the
-// survivor creates. `kill -9` (crash) and SIGTERM (clean stop) are measured 5 times each.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { KairosClient } from '@kairos/client';
+// Scheduler failover on PostgreSQL, with real processes (`npm run bench:failover -w bench`, and part
+// of `--all`). Two `kairos server` nodes share a database; one job fires every second. Each round
+// waits for a fire, then stops the node that owns the job's partition, and measures the time from
+// the stop to the next run the survivor creates, and how late that run was against its nominal fire
+// time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each.
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { type NodeProcess, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { round } from './stats.ts';
+import { sleep } from './util.ts';
 
-const DATABASE = process.env.KAIROS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const SCHEMA = `kairos_bench_failover_${process.pid}`;
-const CLI = fileURLToPath(new URL('../../packages/kairos/src/cli/main.ts', import.meta.url));
-const TOKEN = 'bench-admin';
-const ROUNDS = Number(process.env.ROUNDS ?? 5);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const DATABASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-interface Node {
-  id: string;
-  url: string;
-  child: ChildProcess;
-  client: KairosClient;
+/** One way of stopping the owner, measured `rounds` times (milliseconds). */
+export interface FailoverFigures {
+  /** Stop → next run created. */
+  gaps: number[];
+  /** Next run created − its nominal fire time. */
+  lateness: number[];
+  medianGap: number;
+  medianLateness: number;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+export interface FailoverResult {
+  rounds: number;
+  crash: FailoverFigures;
+  clean: FailoverFigures;
 }
 
-let generation = 0;
-async function startNode(): Promise<Node> {
-  const port = await freePort();
-  const id = `bench-${generation++}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'server', '--port', String(port)], {
-    env: {
-      ...process.env,
-      KAIROS_DATABASE_URL: `${DATABASE}?schema=${SCHEMA}`,
-      KAIROS_ADMIN_TOKEN: TOKEN,
-      KAIROS_WORKER_TOKEN: 'bench-worker',
-      KAIROS_NODE_ID: id,
-      KAIROS_LOG_LEVEL: 'error',
-    },
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const client = new KairosClient({ url, token: TOKEN });
-  for (let i = 0; ; i++) {
-    try {
-      await client.health();
-      break;
-    } catch (error) {
-      if (i > 300) throw error;
-      await sleep(100);
-    }
-  }
-  return { id, url, child, client };
-}
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-/** The node that owns partition `partition`, once the two nodes settled. */
-async function ownerOf(nodes: Node[], partition: number): Promise<Node> {
-  for (;;) {
-    const infos = (await nodes[0]!.client.listNodes()).items.filter(
-      (n) => n.status === 'alive' && nodes.some((x) => x.id === n.id),
-    );
-    const owned = infos.flatMap((n) => n.partitions);
-    if (infos.length === nodes.length && new Set(owned).size === 16 && owned.length === 16) {
-      const owner = infos.find((n) => n.partitions.includes(partition))!;
-      return nodes.find((n) => n.id === owner.id)!;
-    }
-    await sleep(50);
-  }
-}
+/** Runs the failover benchmark on a fresh schema, which it drops afterwards. */
+export async function failover(rounds: number): Promise<FailoverResult> {
+  const schema = `kairos_bench_failover_${process.pid}`;
+  let generation = 0;
+  const startNode = () => startNodeProcess(`bench-${generation++}`, `${DATABASE}?schema=${schema}`);
+  const db = new pg.Client({ connectionString: DATABASE });
+  await db.connect();
+  const nodes = [await startNode(), await startNode()];
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-async function measure(
-  signal: NodeJS.Signals,
-  nodes: Node[],
-  db: pg.Client,
-  jobId: number,
-): Promise<number[]> {
-  const times: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const owner = await ownerOf(nodes, jobId % 16);
-    const survivor = nodes.find((n) => n !== owner)!;
-    // Kill just after a fire, so that the next nominal fire is due within a second.
-    const last = await db.query<{ created_at: string }>(
-      `SELECT max(created_at) AS created_at FROM ${SCHEMA}.runs`,
-    );
-    while (Date.now() - Number(last.rows[0]!.created_at) > 300 || Date.now() % 1000 > 300) await sleep(10);
-    const killedAt = Date.now();
-    owner.child.kill(signal);
-    await new Promise((resolve) => owner.child.once('exit', resolve));
+  /** The node that owns partition `partition`, once the nodes have settled their shares. */
+  async function ownerOf(partition: number): Promise<NodeProcess> {
     for (;;) {
-      const next = await db.query<{ created_at: string }>(
-        `SELECT min(created_at) AS created_at FROM ${SCHEMA}.runs WHERE created_at > $1`,
-        [killedAt],
+      const alive = (await nodes[0]!.client.listNodes()).items.filter(
+        (n) => n.status === 'alive' && nodes.some((x) => x.id === n.id),
       );
-      const at = next.rows[0]?.created_at;
-      if (at) {
-        times.push(Number(at) - killedAt);
-        break;
+      const owned = alive.flatMap((n) => n.partitions);
+      if (alive.length === nodes.length && new Set(owned).size === 16 && owned.length === 16) {
+        const owner = alive.find((n) => n.partitions.includes(partition))!;
+        return nodes.find((n) => n.id === owner.id)!;
       }
-      await sleep(5);
+      await sleep(50);
     }
-    nodes.splice(nodes.indexOf(owner), 1, await startNode());
-    void survivor;
   }
-  return times;
+
+  async function measure(signal: NodeJS.Signals, jobId: number): Promise<FailoverFigures> {
+    const gaps: number[] = [];
+    const lateness: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const owner = await ownerOf(jobId % 16);
+      // Stop the owner just after a fire, so that the next nominal fire is due within a second.
+      for (;;) {
+        const { rows } = await db.query<{ at: string }>(`SELECT max(created_at) AS at FROM ${schema}.runs`);
+        if (Date.now() - Number(rows[0]!.at) < 200) break;
+        await sleep(10);
+      }
+      const stoppedAt = Date.now();
+      await stopNodeProcess(owner, signal);
+      for (;;) {
+        const { rows } = await db.query<{ created_at: string; fire_time: string }>(
+          `SELECT created_at, fire_time FROM ${schema}.runs WHERE created_at > $1 ORDER BY created_at LIMIT 1`,
+          [stoppedAt],
+        );
+        const next = rows[0];
+        if (next) {
+          gaps.push(Number(next.created_at) - stoppedAt);
+          lateness.push(Number(next.created_at) - Number(next.fire_time));
+          break;
+        }
+        await sleep(5);
+      }
+      nodes.splice(nodes.indexOf(owner), 1, await startNode());
+    }
+    return { gaps, lateness, medianGap: median(gaps), medianLateness: round(median(lateness)) };
+  }
+
+  try {
+    const job = await nodes[0]!.client.createJob({
+      name: 'tick',
+      handler: 'noop',
+      trigger: { kind: 'every', every: '1s' },
+    });
+    const crash = await measure('SIGKILL', job.id);
+    const clean = await measure('SIGTERM', job.id);
+    return { rounds, crash, clean };
+  } finally {
+    await Promise.all(nodes.map((node) => stopNodeProcess(node, 'SIGKILL')));
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end();
+  }
 }
 
-const db = new pg.Client({ connectionString: DATABASE });
-await db.connect();
-const nodes = [await startNode(), await startNode()];
-try {
-  const job = await nodes[0]!.client.createJob({
-    name: 'tick',
-    handler: 'noop',
-    trigger: { kind: 'every', every: '1s' },
-  });
-  await sleep(2000);
-  const crash = await measure('SIGKILL', nodes, db, job.id);
-  const clean = await measure('SIGTERM', nodes, db, job.id);
-  console.log('Kairos scheduler failover on PostgreSQL (2 nodes, 1 job every 1 s, default timings)');
-  console.log(`  kill -9  → next fire: median ${median(crash)} ms  (runs: ${crash.join(', ')})`);
-  console.log(`  SIGTERM  → next fire: median ${median(clean)} ms  (runs: ${clean.join(', ')})`);
-} finally {
-  for (const node of nodes) node.child.kill('SIGKILL');
-  await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await db.end();
+/** The result in two lines. */
+export function describeFailover(result: FailoverResult): string {
+  const line = (name: string, f: FailoverFigures) =>
+    `  ${name} → next fire after: median ${f.medianGap} ms (${f.gaps.join(', ')}); that fire late by median ${f.medianLateness} ms`;
+  return [
+    `Kairos scheduler failover on PostgreSQL (2 nodes, 1 job every 1 s, default timings, ${result.rounds} rounds)`,
+    line('kill -9', result.crash),
+    line('SIGTERM', result.clean),
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
+  console.log(describeFailover(await failover(Number(process.env.ROUNDS ?? 5))));
 }

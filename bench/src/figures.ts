@@ -6,7 +6,7 @@ import { type Spread, spread } from './stats.ts';
 export interface Figure {
   key: string;
   label: string;
-  unit: 'jobs/s' | 'ms';
+  unit: 'jobs/s' | 'ms' | 's' | 'count';
   better: 'higher' | 'lower';
   read(run: ContestantRun): number | undefined;
 }
@@ -27,6 +27,13 @@ export function figures(rate: number): Figure[] {
     better: 'lower',
     read,
   });
+  const count = (key: string, label: string, read: Figure['read']): Figure => ({
+    key,
+    label,
+    unit: 'count',
+    better: 'lower',
+    read,
+  });
   return [
     jobs('drain.enqueuePerSecond', 'drain: enqueue, bulk API (jobs/s)', (r) => r.drain?.enqueuePerSecond),
     jobs('drain.processPerSecond', 'drain: process (jobs/s)', (r) => r.drain?.processPerSecond),
@@ -42,6 +49,18 @@ export function figures(rate: number): Figure[] {
     ms('latency.p95', `${rate} jobs/s: enqueue → start p95 (ms)`, (r) => r.latency?.p95),
     ms('latency.p99', `${rate} jobs/s: enqueue → start p99 (ms)`, (r) => r.latency?.p99),
     ms('latency.max', `${rate} jobs/s: enqueue → start max (ms)`, (r) => r.latency?.max),
+    ms('schedule.p50', 'schedules: fire → start lateness p50 (ms)', (r) => r.schedule?.p50),
+    ms('schedule.p99', 'schedules: fire → start lateness p99 (ms)', (r) => r.schedule?.p99),
+    ms('schedule.max', 'schedules: fire → start lateness max (ms)', (r) => r.schedule?.max),
+    count('schedule.missing', 'schedules: fires missed', (r) => r.schedule?.missing),
+    count('schedule.duplicates', 'schedules: fires doubled', (r) => r.schedule?.duplicates),
+    {
+      key: 'crash.seconds',
+      label: 'worker kill -9: its jobs done elsewhere after (s)',
+      unit: 's',
+      better: 'lower',
+      read: (r) => r.crash?.seconds,
+    },
   ];
 }
 
@@ -64,7 +83,10 @@ export function summarise(runs: ContestantRun[], rate: number): Record<string, S
   const summary: Record<string, Summary> = {};
   for (const name of new Set(runs.map((r) => r.contestant))) {
     const mine = runs.filter((r) => r.contestant === name);
-    const parts = mine.flatMap((r) => [r.drain, r.steady, r.latency]).filter((p) => p !== undefined);
+    // The crash scenario's lost jobs are its measurement (recovery not within the limit), not a fault.
+    const parts = mine
+      .flatMap((r) => [r.drain, r.steady, r.latency, r.schedule])
+      .filter((p) => p !== undefined);
     summary[name] = {
       figures: Object.fromEntries(
         figures(rate).map((f) => [f.key, spread(mine.map((r) => f.read(r) ?? Number.NaN))]),

@@ -1,14 +1,16 @@
-// `npm run bench`: Kairos on SQLite alone (drain and fixed-rate latency), printed as it always was.
+// `npm run bench`: Kairos alone on SQLite and PostgreSQL (drain and fixed-rate latency).
+//   --store sqlite|postgres  one store only
 // `npm run bench -- --all`: Kairos against pg-boss, Graphile Worker and BullMQ, every scenario, 3 repetitions,
 // contestants alternating; results in bench/results/<timestamp>.json and .md.
 //   --only kairos,pg-boss   these contestants only (implies the comparison)
 //   --reps N                repetitions (3)
-//   --scenarios drain,…     a subset of drain, steady, latency
+//   --scenarios drain,…     a subset of drain, steady, latency, schedule, crash
+//   --extras failover,…     a subset of failover, scale, ceiling, run once after the contestants ('' for none)
 //   --workers N             worker processes per scenario (1)
 //   --quick                 small sizes, for development and CI (Kairos-only without --all/--only)
 // Method and settings: docs/benchmarks.md.
 import { parseArgs } from 'node:util';
-import { compare } from './compare.ts';
+import { compare, EXTRAS, type ExtraName } from './compare.ts';
 import { CONTESTANTS } from './contestants/index.ts';
 import { kairosOnly } from './legacy.ts';
 import { SCENARIOS, type ScenarioName } from './run.ts';
@@ -21,7 +23,9 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
+    extras: { type: 'string', default: EXTRAS.join(',') },
     // The Kairos-only benchmark's knobs.
+    store: { type: 'string', default: 'sqlite,postgres' },
     runs: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '200' },
     rate: { type: 'string', default: '200' },
@@ -47,19 +51,50 @@ if (flags.all || flags.only) {
   const wrong = scenarios.filter((s) => !SCENARIOS.includes(s));
   if (wrong.length)
     throw new Error(`unknown scenario(s) ${wrong.join(', ')}; known: ${SCENARIOS.join(', ')}`);
+  const extras = flags.extras
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as ExtraName[];
+  const strange = extras.filter((s) => !EXTRAS.includes(s));
+  if (strange.length) throw new Error(`unknown extra(s) ${strange.join(', ')}; known: ${EXTRAS.join(', ')}`);
   await compare({
+    extras,
     contestants,
     scenarios,
     reps: count('reps', flags.reps),
     quick,
     workers,
     sizes: quick
-      ? { drainJobs: 2000, steadySeconds: 3, latencyRate: 200, latencySeconds: 3 }
-      : { drainJobs: 20_000, steadySeconds: 20, latencyRate: 200, latencySeconds: 10 },
+      ? {
+          drainJobs: 2000,
+          steadySeconds: 3,
+          latencyRate: 200,
+          latencySeconds: 3,
+          schedules: 100,
+          scheduleSeconds: 5,
+          crashJobs: 100,
+          crashLimitSeconds: 15,
+        }
+      : {
+          drainJobs: 20_000,
+          steadySeconds: 20,
+          latencyRate: 200,
+          latencySeconds: 10,
+          schedules: 1000,
+          scheduleSeconds: 60,
+          crashJobs: 100,
+          crashLimitSeconds: 60,
+        },
   });
 } else {
+  const stores = flags.store.split(',').map((s) => s.trim());
+  for (const store of stores) {
+    if (store !== 'sqlite' && store !== 'postgres')
+      throw new Error(`--store expects sqlite, postgres or both, got ${store}`);
+  }
   await kairosOnly({
     quick,
+    stores: stores as ('sqlite' | 'postgres')[],
     workers,
     runs: quick ? 2000 : count('runs', flags.runs),
     concurrency: count('concurrency', flags.concurrency),

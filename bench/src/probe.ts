@@ -11,6 +11,8 @@ export interface ProbeReport {
   ids: number[];
   /** Enqueue → handler start, in milliseconds, one per call that carried `t`. */
   latencies: number[];
+  /** Scheduled jobs: `[schedule number, nominal fire time, handler start − fire time]`, one per call. */
+  fires: [number, number, number][];
 }
 
 function isPayload(value: unknown): value is Payload {
@@ -22,10 +24,14 @@ export class Probe {
   private calls = 0;
   private readonly seen = new Set<number>();
   private readonly latencies: number[] = [];
+  private readonly fires: [number, number, number][] = [];
   private malformed = 0;
 
+  /** `hang`: every handler call stays in flight forever (the doomed worker of the crash scenario). */
+  constructor(private readonly hang = false) {}
+
   /** The handler body: one call per job run. */
-  readonly handle = (payload: unknown): void => {
+  readonly handle = (payload: unknown, fireTime?: number): void | Promise<void> => {
     const start = now();
     this.calls++;
     if (!isPayload(payload)) {
@@ -34,6 +40,8 @@ export class Probe {
     }
     this.seen.add(payload.i);
     if (typeof payload.t === 'number') this.latencies.push(start - payload.t);
+    if (fireTime !== undefined) this.fires.push([payload.i, fireTime, start - fireTime]);
+    if (this.hang) return new Promise<void>(() => {});
   };
 
   /** Distinct jobs that ran so far. */
@@ -43,6 +51,12 @@ export class Probe {
 
   /** Everything seen so far. */
   report(): ProbeReport & { malformed: number } {
-    return { calls: this.calls, ids: [...this.seen], latencies: this.latencies, malformed: this.malformed };
+    return {
+      calls: this.calls,
+      ids: [...this.seen],
+      latencies: this.latencies,
+      fires: this.fires,
+      malformed: this.malformed,
+    };
   }
 }

@@ -35,6 +35,8 @@ export interface Child {
   call<T>(op: string, args?: unknown): Promise<T>;
   /** Asks the child to finish and exit; kills it if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** `kill -9`, resolving once the process is gone. */
+  kill(): Promise<void>;
 }
 
 /** Forks a client or worker process (bench/src/child.ts) and resolves once it is connected and ready. */
@@ -78,6 +80,10 @@ export function spawnChild(spec: ChildSpec): Promise<Child> {
         pending.set(id, { resolve: (value) => resolve(value as T), reject });
         child.send({ type: 'call', id, op, args } satisfies CallMessage);
       });
+    },
+    async kill() {
+      if (!exited) child.kill('SIGKILL');
+      await exit;
     },
     async stop(graceMs = 15_000) {
       if (exited) return;

@@ -1,9 +1,12 @@
 // The comparison's result file (JSON) and its Markdown table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CeilingResult, describeCeiling } from './ceiling.ts';
 import type { ContestantInfo, Machine } from './environment.ts';
-import { figures, type Summary } from './figures.ts';
+import { describeFailover, type FailoverResult } from './failover.ts';
+import { type Figure, figures, type Summary } from './figures.ts';
 import type { ContestantRun, Sizes } from './run.ts';
+import { describeScale, type ScaleResult } from './scale.ts';
 import type { Spread } from './stats.ts';
 import { BENCH_DIR } from './util.ts';
 
@@ -21,6 +24,8 @@ export interface ComparisonResult {
   /** In the order they ran. */
   runs: ContestantRun[];
   summary: Record<string, Summary>;
+  /** Sections run once: scheduler failover, 100,000 schedules, the store ceiling. */
+  extras: { failover?: FailoverResult; scale?: ScaleResult; ceiling?: CeilingResult; errors?: string[] };
   /** Wall time of the whole invocation. */
   seconds: number;
 }
@@ -28,16 +33,27 @@ export interface ComparisonResult {
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
 
-function format(value: number, unit: 'jobs/s' | 'ms'): string {
-  if (unit === 'jobs/s' || value >= 1000) return integer.format(value);
+function format(value: number, unit: Figure['unit']): string {
+  if (unit === 'jobs/s' || unit === 'count' || value >= 1000) return integer.format(value);
   return value < 10 ? value.toFixed(2) : decimal.format(value);
 }
 
-function cell(spread: Spread | undefined, unit: 'jobs/s' | 'ms'): string {
-  if (!spread) return '—';
+function cell(spread: Spread | undefined, unit: Figure['unit'], absent = '—'): string {
+  if (!spread) return absent;
   const median = `**${format(spread.median, unit)}**`;
   if (spread.n === 1) return median;
   return `${median} (${format(spread.min, unit)}–${format(spread.max, unit)})`;
+}
+
+/** What a cell without a value says: why the figure is missing. */
+function absent(result: ComparisonResult, name: string, figure: Figure): string {
+  const mine = result.runs.filter((r) => r.contestant === name);
+  const scenario = figure.key.split('.')[0]!;
+  const why = mine.find((r) => r.unsupported?.[scenario])?.unsupported?.[scenario];
+  if (why) return `n/a (${why})`;
+  const crash = mine.find((r) => r.crash && !r.crash.complete)?.crash;
+  if (scenario === 'crash' && crash) return `> ${crash.limitSeconds} (not within the limit)`;
+  return '—';
 }
 
 /** The Markdown table: one row per figure, one column per contestant, "median (min–max)" per cell. */
@@ -48,7 +64,9 @@ export function markdownTable(result: ComparisonResult): string {
     `|---|${names.map(() => '---:').join('|')}|`,
   ];
   for (const figure of figures(result.sizes.latencyRate)) {
-    const cells = names.map((n) => cell(result.summary[n]?.figures[figure.key], figure.unit));
+    const cells = names.map((n) =>
+      cell(result.summary[n]?.figures[figure.key], figure.unit, absent(result, n, figure)),
+    );
     lines.push(`| ${figure.label} | ${cells.join(' | ')} |`);
   }
   const integrity = names.map((n) => {
@@ -63,6 +81,18 @@ export function markdownTable(result: ComparisonResult): string {
   return lines.join('\n');
 }
 
+/** The once-only sections as preformatted text. */
+function extrasText(result: ComparisonResult): string[] {
+  const { failover, scale, ceiling, errors } = result.extras;
+  const parts = [
+    failover && describeFailover(failover),
+    scale && describeScale(scale),
+    ceiling && describeCeiling(ceiling),
+    ...(errors ?? []).map((e) => `ERROR ${e}`),
+  ].filter((part): part is string => typeof part === 'string');
+  return parts.length ? ['```', ...parts, '```', ''] : [];
+}
+
 /** The whole Markdown report: table, then how it was measured. */
 export function markdownReport(result: ComparisonResult): string {
   const m = result.machine;
@@ -70,10 +100,11 @@ export function markdownReport(result: ComparisonResult): string {
     `# Kairos vs peers — ${result.date}${result.quick ? ' (quick)' : ''}`,
     '',
     `Median of ${result.reps} repetition(s), (min–max) when more than one. ${result.workers} worker process(es) per scenario.`,
-    `Drain ${result.sizes.drainJobs} jobs; steady load ${result.sizes.steadySeconds} s; fixed rate ${result.sizes.latencyRate} jobs/s for ${result.sizes.latencySeconds} s. Whole run: ${Math.round(result.seconds)} s.`,
+    `Drain ${result.sizes.drainJobs} jobs; steady load ${result.sizes.steadySeconds} s; fixed rate ${result.sizes.latencyRate} jobs/s for ${result.sizes.latencySeconds} s; ${result.sizes.schedules} schedules for ${result.sizes.scheduleSeconds} s and a worker crash with ${result.sizes.crashJobs} jobs in flight (limit ${result.sizes.crashLimitSeconds} s), in the first repetition only. Whole run: ${Math.round(result.seconds)} s.`,
     '',
     markdownTable(result),
     '',
+    ...extrasText(result),
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}.`,
     ...Object.entries(result.services).map(
       ([name, info]) =>

