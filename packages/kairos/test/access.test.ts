@@ -276,6 +276,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
           },
         ),
       ).toMatchObject({ status: 409, code: 'USER_NAME_TAKEN' });
+      await expect(admin.updateUser('root', {})).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
       const error = await admin.updateUser('nobody', { role: 'viewer' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(KairosApiError);
       expect(error).toMatchObject({ status: 404, code: 'USER_NOT_FOUND' });
@@ -413,6 +417,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       expect(overview.lastHour).toEqual({ succeeded: 1, failed: 0, timedOut: 0, cancelled: 0 });
       expect((await admin.runsPerMinute()).items).toMatchObject([{ succeeded: 1, failed: 0 }]);
       await expect(admin.runsPerMinute('2000-01-01T00:00:00Z')).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+      });
+      await expect(admin.runsPerMinute('yesterday')).rejects.toMatchObject({
+        status: 400,
         code: 'VALIDATION_FAILED',
       });
     });

@@ -19,7 +19,10 @@ export const LoginSchema = closed({
   password: Type.String({ maxLength: 200 }),
 });
 export const UserSpecSchema = closed({ name: UserName, role: UserRole, password: Password });
-export const UserUpdateSchema = closed({ role: Type.Optional(UserRole), password: Type.Optional(Password) });
+export const UserUpdateSchema = Type.Object(
+  { role: Type.Optional(UserRole), password: Type.Optional(Password) },
+  { additionalProperties: false, minProperties: 1 },
+);
 export const UserParam = closed({ name: Type.String({ minLength: 1, maxLength: 64 }) });
 
 export const ApiTokenSpecSchema = closed({

@@ -45,8 +45,7 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
     { ...viewer, schema: { tags: ['stats'], querystring: RunsPerMinuteQuery } },
     async (request) => {
       const now = clock.now();
-      const since =
-        request.query.since === undefined ? now - HOUR_MS : parseInstant(request.query.since, 'since');
+      const since = request.query.since === undefined ? now - HOUR_MS : instant(request.query.since);
       if (since < now - MAX_RANGE_MS) {
         throw new KairosError('VALIDATION_FAILED', 'since: at most 24 hours back', { path: '/since' });
       }
@@ -71,4 +70,18 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       return { items: [...byMinute.values()] };
     },
   );
+}
+
+function instant(value: string): number {
+  try {
+    return parseInstant(value, 'since');
+  } catch {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      'since: expected an ISO-8601 instant such as 2030-01-01T09:00:00Z',
+      {
+        path: '/since',
+      },
+    );
+  }
 }
