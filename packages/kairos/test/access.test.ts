@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { KairosApiError, KairosClient } from '@kairos/client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,6 +347,42 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
           reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],
         }),
       ).toMatchObject({ results: [{ ok: true }] });
+    });
+  });
+
+  describe('the CLI', () => {
+    it('kairos users create NAME --role admin --password-stdin creates a user who can log in', async () => {
+      const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          cli,
+          '--url',
+          node.url,
+          '--token',
+          'config-admin',
+          'users',
+          'create',
+          'cli-admin',
+          '--role',
+          'admin',
+          '--password-stdin',
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.stdin.end('cli-password-1\n');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, output }).toEqual({ code: 0, output: 'created admin cli-admin\n' });
+      expect((await session('cli-admin', 'cli-password-1')).csrf).toBeTruthy();
     });
   });
 
