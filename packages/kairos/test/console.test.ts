@@ -212,8 +212,17 @@ describe('the web console in Chromium', () => {
     await page.getByRole('table', { name: 'Audit log' }).getByText('users:vera').waitFor();
     await shot(page, 'users');
 
+    // A failing run shows up in the overview's recent failures and in its chart.
+    await admin.createJob({
+      name: 'browser-fail',
+      handler: 'fail',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 1 },
+    });
+    await admin.triggerJob('browser-fail');
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.getByRole('region', { name: 'Success rate' }).getByText('%').waitFor();
+    await page.getByRole('link', { name: 'browser-fail' }).waitFor();
     await shot(page, 'overview');
   });
 
