@@ -31,6 +31,13 @@ export async function serveConsole(app: FastifyInstance, dir = CONSOLE_DIR): Pro
         'cache-control',
         path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
       );
+      // No framing by other sites (clickjacking), scripts only from the node itself.
+      reply.header('x-frame-options', 'DENY');
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header(
+        'content-security-policy',
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+      );
     },
   });
 }
