@@ -71,10 +71,20 @@ afterAll(async () => {
   expect(await node?.exited).toBe(0);
 });
 
+/** Script errors of every page: uncaught exceptions, React warnings, refused content (CSP). */
+const scriptErrors: string[] = [];
+
 async function newPage(): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  page.on('pageerror', (error) => scriptErrors.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    // Answers with an error status (401 before login, 400 of a refused preview, 404 of absent
+    // run logs) are logged by the browser as failed loads: they are the API working, not bugs.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+      scriptErrors.push(message.text());
+  });
   return page;
 }
 
@@ -261,5 +271,9 @@ describe('the web console in Chromium', () => {
     await admin.deleteUser('vera');
     await viewer.getByRole('button', { name: 'Log in' }).waitFor();
     await viewer.context().close();
+  });
+
+  it('ran without script errors', () => {
+    expect(scriptErrors).toEqual([]);
   });
 });
