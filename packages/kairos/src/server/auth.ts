@@ -8,7 +8,7 @@ import { readSessionCookie } from './session.ts';
 
 /**
  * What a route needs. `viewer`: read; `operator`: change jobs and runs; `admin`: users, tokens,
- * audit; `worker`: the worker protocol. Routes without a level are public (see app.ts).
+ * audit; `worker`: the worker protocol. Routes without one are public (server/route-table.ts).
  */
 export type Role = 'admin' | 'operator' | 'viewer' | 'worker';
 
