@@ -1,9 +1,13 @@
 import { KairosApiError } from './errors.ts';
 import type {
+  ApiToken,
+  ApiTokenSpec,
+  AuditEntry,
   BackfillRequest,
   BackfillResponse,
   Calendar,
   CalendarSpec,
+  CreatedApiToken,
   ErrorBody,
   Health,
   HeartbeatRequest,
@@ -12,7 +16,11 @@ import type {
   JobFilter,
   JobPatch,
   JobSpec,
+  LoginRequest,
+  Me,
+  MinuteStats,
   NodeInfo,
+  Overview,
   Page,
   PollRequest,
   PollResponse,
@@ -27,6 +35,9 @@ import type {
   SkippedFilter,
   SkippedFires,
   TriggerRequest,
+  User,
+  UserSpec,
+  UserUpdate,
   WorkerInfo,
 } from './wire.ts';
 
@@ -37,6 +48,8 @@ export interface ClientOptions {
   token?: string;
   /** Per-request time limit in ms (long polls add their wait). Default 30 000. */
   timeoutMs?: number;
+  /** Extra headers for each request, read at each call (the console sends its CSRF token this way). */
+  headers?: () => Record<string, string>;
 }
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -53,11 +66,13 @@ export class KairosClient {
   readonly url: string;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
+  private readonly headers: (() => Record<string, string>) | undefined;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.headers = options.headers;
   }
 
   health(): Promise<Health> {
@@ -194,6 +209,67 @@ export class KairosClient {
     await this.request('POST', `/v1/worker/${enc(workerId)}/unregister`, {});
   }
 
+  // Console and access ------------------------------------------------------
+
+  /** Console login: sets the session cookie; answers the CSRF token to send on changes. */
+  login(request: LoginRequest): Promise<Me> {
+    return this.request('POST', '/v1/auth/login', request);
+  }
+
+  async logout(): Promise<void> {
+    await this.request('POST', '/v1/auth/logout', {});
+  }
+
+  me(): Promise<Me> {
+    return this.request('GET', '/v1/auth/me');
+  }
+
+  listUsers(): Promise<{ items: User[] }> {
+    return this.request('GET', '/v1/users');
+  }
+
+  createUser(spec: UserSpec): Promise<User> {
+    return this.request('POST', '/v1/users', spec);
+  }
+
+  updateUser(name: string, update: UserUpdate): Promise<User> {
+    return this.request('PATCH', `/v1/users/${enc(name)}`, update);
+  }
+
+  async deleteUser(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/users/${enc(name)}`);
+  }
+
+  listTokens(): Promise<{ items: ApiToken[] }> {
+    return this.request('GET', '/v1/tokens');
+  }
+
+  /** The answer holds the token itself; it is never shown again. */
+  createToken(spec: ApiTokenSpec): Promise<CreatedApiToken> {
+    return this.request('POST', '/v1/tokens', spec);
+  }
+
+  async deleteToken(id: number): Promise<void> {
+    await this.request('DELETE', `/v1/tokens/${id}`);
+  }
+
+  listAudit(filter: { limit?: number; cursor?: string } = {}): Promise<Page<AuditEntry>> {
+    return this.request('GET', '/v1/audit', undefined, { ...filter });
+  }
+
+  overview(): Promise<Overview> {
+    return this.request('GET', '/v1/stats/overview');
+  }
+
+  runsPerMinute(since?: string): Promise<{ items: MinuteStats[] }> {
+    return this.request('GET', '/v1/stats/runs-per-minute', undefined, { since });
+  }
+
+  /** A new run of the same job with the same params. */
+  retryRun(id: number): Promise<Run> {
+    return this.request('POST', `/v1/runs/${id}/retry`, {});
+  }
+
   /** Sends one request; non-2xx answers become a {@link KairosApiError} with the API's code. */
   async request<T>(
     method: string,
@@ -202,7 +278,7 @@ export class KairosClient {
     query?: Query,
     options: { signal?: AbortSignal | undefined; extraTimeoutMs?: number; okStatuses?: number[] } = {},
   ): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...this.headers?.() };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const timeout = AbortSignal.timeout(this.timeoutMs + (options.extraTimeoutMs ?? 0));

@@ -28,6 +28,15 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: 413,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
+  // Access control (users, sessions, API tokens, worker-token groups).
+  LOGIN_FAILED: 401,
+  CSRF_FAILED: 403,
+  GROUP_FORBIDDEN: 403,
+  USER_NOT_FOUND: 404,
+  TOKEN_NOT_FOUND: 404,
+  USER_NAME_TAKEN: 409,
+  LAST_ADMIN: 409,
+  TOO_MANY_ATTEMPTS: 429,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

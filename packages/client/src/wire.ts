@@ -484,3 +484,93 @@ export interface Calendar {
   createdAt: string;
   updatedAt: string;
 }
+
+// Console and access control: users, sessions, API tokens, audit log, overview stats, previews.
+
+/** `admin`: everything; `operator`: jobs and runs, no users; `viewer`: read only. */
+export type UserRole = 'admin' | 'operator' | 'viewer';
+
+export interface User {
+  name: string;
+  role: UserRole;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface UserSpec {
+  name: string;
+  role: UserRole;
+  /** 8 to 200 characters. */
+  password: string;
+}
+
+export interface UserUpdate {
+  role?: UserRole;
+  password?: string;
+}
+
+export interface LoginRequest {
+  name: string;
+  password: string;
+}
+
+/** Who the caller is. Session callers get the CSRF token to send in `x-csrf-token` on changes. */
+export interface Me {
+  actor: string;
+  role: UserRole | 'worker';
+  user: string | null;
+  csrfToken: string | null;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  role: UserRole | 'worker';
+  /** Worker tokens: the groups they may serve; null for every group. */
+  groups: string[] | null;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface ApiTokenSpec {
+  name: string;
+  role: UserRole | 'worker';
+  /** Worker tokens only: limit the token to these groups. */
+  groups?: string[];
+}
+
+/** The answer to creating a token: the only time the token itself is shown. */
+export interface CreatedApiToken extends ApiToken {
+  token: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  details: JsonObject;
+}
+
+export interface Overview {
+  running: number;
+  queued: number;
+  /** Runs that ended in the last hour, by outcome. */
+  lastHour: { succeeded: number; failed: number; timedOut: number; cancelled: number };
+  /** Succeeded / (succeeded + failed + timed out) over the last hour; null without ended runs. */
+  successRate: number | null;
+  workersOnline: number;
+  nodesOnline: number;
+  /** The latest failed or timed-out runs. */
+  recentFailures: Run[];
+}
+
+/** Runs that ended in one minute, by outcome. */
+export interface MinuteStats {
+  minute: string;
+  succeeded: number;
+  failed: number;
+  timedOut: number;
+  cancelled: number;
+}

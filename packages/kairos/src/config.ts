@@ -25,6 +25,9 @@ export interface KairosOptions {
   partitionLease?: Duration;
   partitions?: number;
   misfireGrace?: Duration;
+  /** A console admin user created on first start when no admin user exists (with `adminPassword`). */
+  adminUser?: string;
+  adminPassword?: string;
 }
 
 /** The resolved, validated, frozen configuration a node runs with. */
@@ -45,6 +48,8 @@ export interface KairosConfig {
   readonly partitionLeaseMs: number;
   readonly partitions: number;
   readonly misfireGraceMs: number;
+  readonly adminUser: string | undefined;
+  readonly adminPassword: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -77,6 +82,8 @@ const ENV: Record<keyof KairosOptions, string> = {
   partitionLease: 'KAIROS_PARTITION_LEASE',
   partitions: 'KAIROS_PARTITIONS',
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
+  adminUser: 'KAIROS_ADMIN_USER',
+  adminPassword: 'KAIROS_ADMIN_PASSWORD',
 };
 
 /** Reads options from the environment (`KAIROS_*`). */
@@ -159,7 +166,12 @@ export function resolveConfig(
     }),
     partitions,
     misfireGraceMs: parseDuration(o.misfireGrace ?? DEFAULTS.misfireGrace, 'misfireGrace'),
+    adminUser: o.adminUser,
+    adminPassword: o.adminPassword,
   };
+  if ((config.adminUser === undefined) !== (config.adminPassword === undefined)) {
+    throw new KairosError('VALIDATION_FAILED', 'adminUser and adminPassword go together');
+  }
   if (config.workerLeaseMs <= config.heartbeatMs) {
     throw new KairosError('VALIDATION_FAILED', 'workerLease must be longer than heartbeat');
   }

@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type JobSpec, KairosClient } from '@kairos/client';
+import { type JobSpec, KairosApiError, KairosClient } from '@kairos/client';
 import { Worker } from '@kairos/worker';
 import type { KairosNode } from './node.ts';
 
@@ -72,4 +75,34 @@ export async function startDemo(node: KairosNode): Promise<{ stop(): Promise<voi
     });
   await worker.start();
   return { stop: () => worker.stop() };
+}
+
+/** The console login of the demo: user `admin`, kept with the other credentials of the data dir. */
+export interface DemoLogin {
+  user: string;
+  /** Null when the user existed before this data dir recorded a demo password. */
+  password: string | null;
+}
+
+/**
+ * Makes sure the demo has a console admin: creates `admin` with a random password the first time
+ * (kept in `<dataDir>/demo-login.json`, mode 0600) and answers the same login on later starts.
+ */
+export async function ensureDemoLogin(node: KairosNode): Promise<DemoLogin> {
+  const path = join(node.config.dataDir, 'demo-login.json');
+  if (existsSync(path)) {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as DemoLogin;
+    if (await node.store.getUser(saved.user)) return saved;
+  }
+  const client = new KairosClient({ url: node.url, token: node.config.adminToken });
+  const login: DemoLogin = { user: 'admin', password: randomBytes(9).toString('base64url') };
+  try {
+    await client.createUser({ name: login.user, role: 'admin', password: login.password! });
+  } catch (error) {
+    if (error instanceof KairosApiError && error.code === 'USER_NAME_TAKEN')
+      return { user: login.user, password: null };
+    throw error;
+  }
+  writeFileSync(path, JSON.stringify(login, null, 2) + '\n', { mode: 0o600 });
+  return login;
 }

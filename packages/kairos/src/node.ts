@@ -9,7 +9,9 @@ import { StoreClock } from './scheduler/store-clock.ts';
 import { TriggerLoop } from './scheduler/trigger-loop.ts';
 import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
+import { bootstrapAdmin } from './server/bootstrap-admin.ts';
 import { Metrics } from './server/metrics.ts';
+import type { RouteAccess } from './server/route-table.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 
@@ -22,6 +24,8 @@ export interface KairosNode {
   readonly config: KairosConfig;
   readonly store: Store;
   stop(): Promise<void>;
+  /** Every HTTP route with the role it needs (the role-matrix test walks it). */
+  readonly routes: readonly RouteAccess[];
 }
 
 export interface NodeDependencies {
@@ -40,6 +44,9 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   await storeClock?.sync();
   const clock = deps.clock ?? storeClock ?? systemClock;
   const startedAt = clock.now();
+  if (config.adminUser && config.adminPassword) {
+    await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
+  }
 
   const metrics = new Metrics();
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
@@ -70,7 +77,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     ender,
     dispatcher,
     metrics,
-    auth: new TokenAuth(config),
+    auth: new TokenAuth(config, store, clock),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -114,6 +121,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     url,
     config: Object.freeze({ ...config, port }),
     store,
+    routes: app.routeTable,
     stop() {
       stopping ??= (async () => {
         if (clockSync) clearInterval(clockSync);

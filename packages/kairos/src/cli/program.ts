@@ -7,6 +7,7 @@ import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
 import { registerServer } from './server.ts';
+import { registerUsers } from './users.ts';
 import { registerWorker } from './worker.ts';
 import { registerWorkers } from './workers.ts';
 
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerWorkers(program);
   registerCalendars(program);
+  registerUsers(program);
   return program;
 }
 

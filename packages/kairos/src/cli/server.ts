@@ -61,13 +61,18 @@ async function runNode(flags: NodeFlags, demo: boolean): Promise<void> {
   const { startNode } = await import('../node.ts');
   const node = await startNode(config);
   let demoHandle: { stop(): Promise<void> } | undefined;
+  let login: { user: string; password: string | null } | undefined;
   try {
-    if (demo) demoHandle = await (await import('../demo.ts')).startDemo(node);
+    if (demo) {
+      const { startDemo, ensureDemoLogin } = await import('../demo.ts');
+      demoHandle = await startDemo(node);
+      login = await ensureDemoLogin(node);
+    }
   } catch (error) {
     await node.stop();
     throw error;
   }
-  console.log(banner(node, demo));
+  console.log(banner(node, demo, login));
 
   const signal = await new Promise<NodeJS.Signals>((done) => {
     process.once('SIGINT', done);
@@ -87,7 +92,7 @@ async function runNode(flags: NodeFlags, demo: boolean): Promise<void> {
   process.exit(0);
 }
 
-function banner(node: KairosNode, demo: boolean): string {
+function banner(node: KairosNode, demo: boolean, login?: { user: string; password: string | null }): string {
   const { config } = node;
   const defaultDir = config.dataDir === resolve(DEFAULTS.dataDir);
   const env =
@@ -121,6 +126,15 @@ function banner(node: KairosNode, demo: boolean): string {
       ['  node id', config.nodeId],
       ['  admin token', config.adminToken],
       ['  worker token', config.workerToken],
+      ['  console', `${node.url}/`],
+      ...(login
+        ? [
+            ['  console login', `${login.user} / ${login.password ?? '(password set earlier)'}`] as [
+              string,
+              string,
+            ],
+          ]
+        : []),
     ]),
     ...env,
     '',

@@ -1,20 +1,33 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
+import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
+import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { statsRoutes } from './routes/stats.ts';
+import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
+import { installWorkerScope } from './worker-scope.ts';
 
 export const VERSION = '0.1.0';
 
 /** The HTTP API of a node: REST API, worker protocol, health, metrics and the OpenAPI document. */
 export async function buildServer(
   ctx: Omit<NodeContext, 'requireRole'> & { auth: TokenAuth },
-): Promise<FastifyInstance> {
+): Promise<FastifyInstance & { routeTable: RouteAccess[] }> {
   const app: FastifyInstance = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -26,6 +39,10 @@ export async function buildServer(
     },
   });
   installErrorHandler(app);
+  const routeTable = recordRoutes(app);
+  app.decorateRequest('principal', null);
+  installAudit(app, ctx.store, ctx.clock);
+  installWorkerScope(app, ctx.store);
   await app.register(swagger, {
     openapi: {
       info: {
@@ -33,13 +50,24 @@ export async function buildServer(
         version: VERSION,
         description: 'Jobs, runs, workers and the worker protocol.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          // Console sessions; changes also need the session's x-csrf-token header.
+          session: { type: 'apiKey', in: 'cookie', name: 'kairos_session' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
     },
   });
   const context: NodeContext = {
     ...ctx,
-    requireRole: (role) => async (request) => ctx.auth.check(request, role),
+    requireRole: (role) => {
+      const hook: RoleHook & ((request: FastifyRequest) => Promise<void>) = async (request) =>
+        ctx.auth.check(request, role);
+      hook.access = role;
+      return hook;
+    },
   };
 
   app.get('/v1/health', { schema: { tags: ['node'] } }, async () => ({
@@ -59,5 +87,12 @@ export async function buildServer(
   workerProtocolRoutes(app, context);
   scheduleRoutes(app, context);
   calendarRoutes(app, context);
-  return app;
+
+  // Console and access ------------------------------------------------------
+  sessionRoutes(app, context);
+  userRoutes(app, context);
+  statsRoutes(app, context);
+  runRetryRoutes(app, context);
+  await serveConsole(app);
+  return Object.assign(app, { routeTable });
 }

@@ -382,6 +382,193 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       expect(events).toContainEqual({ type: 'jobs' });
       expect(events).toContainEqual({ type: 'runs', group: 'default' });
     });
+
+    describe('access', () => {
+      const audit = (action: string, target: string) => ({
+        at: T0,
+        actor: 'user:root',
+        action,
+        target,
+        details: {},
+      });
+
+      it('users: create, read, list, update, delete; names are unique; changes are audited in the same write', async () => {
+        const ana = await store.createUser(
+          { name: 'ana', role: 'admin', passwordHash: 'h1' },
+          T0,
+          audit('user.create', 'user:ana'),
+        );
+        expect(ana).toMatchObject({
+          name: 'ana',
+          role: 'admin',
+          passwordHash: 'h1',
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        await store.createUser({ name: 'bob', role: 'viewer', passwordHash: 'h2' }, T0);
+        await expect(
+          store.createUser({ name: 'ana', role: 'viewer', passwordHash: 'x' }, T0),
+        ).rejects.toMatchObject({
+          code: 'USER_NAME_TAKEN',
+        });
+        expect((await store.listUsers()).map((u) => u.name)).toEqual(['ana', 'bob']);
+        const bob = await store.updateUser(
+          'bob',
+          { role: 'operator' },
+          T0 + 5,
+          audit('user.update', 'user:bob'),
+        );
+        expect(bob).toMatchObject({ role: 'operator', passwordHash: 'h2', updatedAt: T0 + 5 });
+        expect(await store.updateUser('nobody', { role: 'viewer' }, T0)).toBeNull();
+        expect(await store.deleteUser('bob', audit('user.delete', 'user:bob'))).toBe(true);
+        expect(await store.deleteUser('bob')).toBe(false);
+        expect(await store.getUser('bob')).toBeNull();
+        // The failed create wrote no audit entry.
+        expect((await store.listAudit({ limit: 10 })).map((e) => e.action)).toEqual([
+          'user.delete',
+          'user.update',
+          'user.create',
+        ]);
+      });
+
+      it('never removes or demotes the last admin, and then writes nothing', async () => {
+        await store.createUser({ name: 'root', role: 'admin', passwordHash: 'h' }, T0);
+        await expect(
+          store.updateUser('root', { role: 'viewer' }, T0, audit('user.update', 'user:root')),
+        ).rejects.toMatchObject({
+          code: 'LAST_ADMIN',
+        });
+        await expect(store.deleteUser('root', audit('user.delete', 'user:root'))).rejects.toMatchObject({
+          code: 'LAST_ADMIN',
+        });
+        expect(await store.getUser('root')).toMatchObject({ role: 'admin' });
+        expect(await store.listAudit({ limit: 10 })).toEqual([]);
+        await store.createUser({ name: 'second', role: 'admin', passwordHash: 'h' }, T0);
+        expect(await store.updateUser('root', { role: 'viewer' }, T0)).toMatchObject({ role: 'viewer' });
+      });
+
+      it('sessions: found with their user until they expire; a new password ends them', async () => {
+        const user = await store.createUser({ name: 'ana', role: 'operator', passwordHash: 'h' }, T0);
+        await store.createSession(
+          { idHash: 's1', userId: user.id, csrfToken: 'c1', expiresAt: T0 + 1000 },
+          T0,
+        );
+        expect(await store.getSession('s1', T0 + 999)).toMatchObject({
+          idHash: 's1',
+          csrfToken: 'c1',
+          createdAt: T0,
+          expiresAt: T0 + 1000,
+          user: { name: 'ana', role: 'operator' },
+        });
+        expect(await store.getSession('s1', T0 + 1000)).toBeNull();
+        expect(await store.getSession('nope', T0)).toBeNull();
+        await store.createSession(
+          { idHash: 's2', userId: user.id, csrfToken: 'c2', expiresAt: T0 + 9000 },
+          T0,
+        );
+        await store.deleteSession('s2');
+        expect(await store.getSession('s2', T0)).toBeNull();
+        await store.createSession(
+          { idHash: 's3', userId: user.id, csrfToken: 'c3', expiresAt: T0 + 9000 },
+          T0,
+        );
+        await store.updateUser('ana', { passwordHash: 'h2' }, T0);
+        expect(await store.getSession('s3', T0)).toBeNull();
+      });
+
+      it('API tokens: found by hash, listed newest first, deleted; groups survive the round trip', async () => {
+        const ci = await store.createApiToken(
+          { name: 'ci', tokenHash: 'aa', role: 'operator', groups: null, createdBy: 'user:ana' },
+          T0,
+          audit('token.create', 'token:ci'),
+        );
+        const w = await store.createApiToken(
+          { name: 'w-a', tokenHash: 'bb', role: 'worker', groups: ['a', 'b'], createdBy: 'user:ana' },
+          T0 + 1,
+        );
+        expect(await store.findApiToken('aa')).toMatchObject({
+          id: ci.id,
+          role: 'operator',
+          groups: null,
+          createdAt: T0,
+        });
+        expect(await store.findApiToken('bb')).toMatchObject({ role: 'worker', groups: ['a', 'b'] });
+        expect(await store.findApiToken('cc')).toBeNull();
+        expect((await store.listApiTokens()).map((t) => t.id)).toEqual([w.id, ci.id]);
+        expect(await store.deleteApiToken(ci.id, audit('token.delete', 'token:ci'))).toBe(true);
+        expect(await store.deleteApiToken(ci.id)).toBe(false);
+        expect(await store.findApiToken('aa')).toBeNull();
+      });
+
+      it('audit log: appended, paged newest first', async () => {
+        for (let i = 0; i < 5; i++)
+          await store.appendAudit({
+            at: T0 + i,
+            actor: 'admin-token',
+            action: 'job.create',
+            target: `job:j${i}`,
+            details: { i },
+          });
+        const page = await store.listAudit({ limit: 2 });
+        expect(page.map((e) => e.target)).toEqual(['job:j4', 'job:j3']);
+        expect(page[0]).toMatchObject({ at: T0 + 4, actor: 'admin-token', details: { i: 4 } });
+        const rest = await store.listAudit({ limit: 10, before: page[1]!.id });
+        expect(rest.map((e) => e.target)).toEqual(['job:j2', 'job:j1', 'job:j0']);
+      });
+
+      it('overview counts and runs per minute by outcome', async () => {
+        const created = await store.createJob(job('m', { trigger: { kind: 'manual' } }), null, T0);
+        const ids = await store.enqueueRuns(
+          created.id,
+          Array.from({ length: 4 }, () => ({ params: {}, priority: 0 })),
+          T0,
+        );
+        await worker();
+        expect(await store.workerGroup('w1')).toBe('default');
+        expect(await store.workerGroup('nobody')).toBeNull();
+        const claimed = await store.claimRuns('w1', 3, 5000, T0);
+        const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
+          store.finishAttempts(
+            [
+              {
+                runId,
+                attempt: 1,
+                group: 'default',
+                attemptStatus: status,
+                error: status === 'failed' ? { name: 'E', message: 'x' } : null,
+                result: null,
+                run: { status },
+              },
+            ],
+            at,
+          );
+        await end(claimed[0]!.runId, 'succeeded', T0 + 10_000);
+        await end(claimed[1]!.runId, 'failed', T0 + 70_000);
+        await store.heartbeatNode(
+          { id: 'n1', address: 'http://n1', version: '1', startedAt: T0, partitions: [0], clockSkewMs: 0 },
+          3000,
+          T0,
+        );
+        expect(await store.overviewCounts(T0, T0 + 1000)).toEqual({
+          running: 1,
+          queued: 1,
+          ended: { succeeded: 1, failed: 1, timed_out: 0, cancelled: 0 },
+          workersOnline: 1,
+          nodesOnline: 1,
+        });
+        expect((await store.overviewCounts(T0 + 60_000, T0 + 6000)).ended).toMatchObject({
+          succeeded: 0,
+          failed: 1,
+        });
+        expect(await store.overviewCounts(T0, T0 + 6000)).toMatchObject({ workersOnline: 0, nodesOnline: 0 });
+        expect(await store.runsPerMinute(T0)).toEqual([
+          { minute: T0, status: 'succeeded', count: 1 },
+          { minute: T0 + 60_000, status: 'failed', count: 1 },
+        ]);
+        expect(await store.runsPerMinute(T0 + 60_000)).toHaveLength(1);
+        expect(ids).toHaveLength(4);
+      });
+    });
   });
   describeSchedulesConformance(dialect, open);
 }

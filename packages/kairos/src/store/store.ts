@@ -15,6 +15,19 @@ import type { CalendarDefinition, CalendarRecord } from '../core/calendar.ts';
 import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
+import type {
+  ApiTokenRecord,
+  AuditEntry,
+  AuditRecord,
+  MinuteCount,
+  NewApiToken,
+  NewSession,
+  NewUser,
+  OverviewCounts,
+  SessionRecord,
+  UserPatch,
+  UserRecord,
+} from './access.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -193,6 +206,44 @@ export interface Store {
   listCalendars(): Promise<CalendarRecord[]>;
   /** Deletes a calendar; false when there is none. Throws CALENDAR_IN_USE while a job names it. */
   deleteCalendar(name: string): Promise<boolean>;
+
+  // Access -------------------------------------------------------------------
+  // Users, sessions, API tokens and the audit log (store/access.ts has the types), and the
+  // counts the console's overview reads. Writes that change access take an optional audit entry
+  // and write it in the same transaction.
+
+  /** Inserts a user. Throws USER_NAME_TAKEN when the name exists. */
+  createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord>;
+  getUser(name: string): Promise<UserRecord | null>;
+  /** Users ordered by name. */
+  listUsers(): Promise<UserRecord[]>;
+  /**
+   * Changes a user's role or password; a new password ends the user's sessions. Null when the
+   * user does not exist; throws LAST_ADMIN when the change would leave no admin user.
+   */
+  updateUser(name: string, patch: UserPatch, now: number, audit?: AuditEntry): Promise<UserRecord | null>;
+  /** Deletes a user with their sessions. Throws LAST_ADMIN for the last admin user. */
+  deleteUser(name: string, audit?: AuditEntry): Promise<boolean>;
+  /** Inserts a session, and removes sessions expired at `now`. */
+  createSession(session: NewSession, now: number): Promise<void>;
+  /** The session with that id hash and its user, unless it expired at `now`. */
+  getSession(idHash: string, now: number): Promise<SessionRecord | null>;
+  deleteSession(idHash: string): Promise<void>;
+  createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord>;
+  /** The token with that SHA-256 hash (hex), or null. */
+  findApiToken(tokenHash: string): Promise<ApiTokenRecord | null>;
+  /** Tokens newest first. */
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean>;
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** Audit entries newest first; `before` is the last id of the previous page. */
+  listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]>;
+  /** The group of a registered worker (whatever its status), or null. */
+  workerGroup(workerId: string): Promise<string | null>;
+  /** Runs running and queued now, runs ended since `since` by outcome, workers and nodes alive at `now`. */
+  overviewCounts(since: number, now: number): Promise<OverviewCounts>;
+  /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
+  runsPerMinute(since: number): Promise<MinuteCount[]>;
 }
 
 /** One ledger row: fire times `first..last` of a job that did not become runs, for one reason. */

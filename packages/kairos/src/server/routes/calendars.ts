@@ -11,17 +11,18 @@ type NameParams = Static<typeof NameParam>;
 /** `/v1/calendars`: named sets of excluded dates and times that jobs attach by name. */
 export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock } = ctx;
-  const admin = { onRequest: ctx.requireRole('admin') };
+  const read = { onRequest: ctx.requireRole('viewer') };
+  const write = { onRequest: ctx.requireRole('operator') };
   const notFound = (name: string) =>
     new KairosError('CALENDAR_NOT_FOUND', `no calendar named ${JSON.stringify(name)}`);
 
-  app.get('/v1/calendars', { ...admin, schema: { tags: ['calendars'] } }, async () => ({
+  app.get('/v1/calendars', { ...read, schema: { tags: ['calendars'] } }, async () => ({
     items: (await store.listCalendars()).map(describeCalendar),
   }));
 
   app.post<{ Body: CalendarSpec }>(
     '/v1/calendars',
-    { ...admin, schema: { tags: ['calendars'], body: CalendarSchema } },
+    { ...write, schema: { tags: ['calendars'], body: CalendarSchema } },
     async (request, reply) => {
       const calendar = compileCalendar(request.body);
       if ((await store.getCalendars([calendar.name])).length > 0) {
@@ -38,7 +39,7 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams }>(
     '/v1/calendars/:name',
-    { ...admin, schema: { tags: ['calendars'], params: NameParam } },
+    { ...read, schema: { tags: ['calendars'], params: NameParam } },
     async (request) => {
       const [calendar] = await store.getCalendars([request.params.name]);
       if (!calendar) throw notFound(request.params.name);
@@ -48,7 +49,7 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.put<{ Params: NameParams; Body: Omit<CalendarSpec, 'name'> & { name?: string } }>(
     '/v1/calendars/:name',
-    { ...admin, schema: { tags: ['calendars'], params: NameParam, body: CalendarBodySchema } },
+    { ...write, schema: { tags: ['calendars'], params: NameParam, body: CalendarBodySchema } },
     async (request, reply) => {
       const calendar = compileCalendar({ ...request.body, name: request.params.name });
       const saved = await store.putCalendar(calendar, clock.now());
@@ -59,7 +60,7 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.delete<{ Params: NameParams }>(
     '/v1/calendars/:name',
-    { ...admin, schema: { tags: ['calendars'], params: NameParam } },
+    { ...write, schema: { tags: ['calendars'], params: NameParam } },
     async (request, reply) => {
       if (!(await store.deleteCalendar(request.params.name))) throw notFound(request.params.name);
       reply.status(204);

@@ -17,11 +17,12 @@ type NameParams = Static<typeof NameParam>;
 
 export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { jobs, store, metrics } = ctx;
-  const admin = { onRequest: ctx.requireRole('admin') };
+  const read = { onRequest: ctx.requireRole('viewer') };
+  const write = { onRequest: ctx.requireRole('operator') };
 
   app.post<{ Body: JobSpec }>(
     '/v1/jobs',
-    { ...admin, schema: { tags: ['jobs'], body: JobSpecSchema } },
+    { ...write, schema: { tags: ['jobs'], body: JobSpecSchema } },
     async (request, reply) => {
       reply.status(201);
       return describeJob(await jobs.create(request.body));
@@ -30,7 +31,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof JobQuery> }>(
     '/v1/jobs',
-    { ...admin, schema: { tags: ['jobs'], querystring: JobQuery } },
+    { ...read, schema: { tags: ['jobs'], querystring: JobQuery } },
     async (request) => {
       const limit = request.query.limit ?? 50;
       const items = await store.listJobs({ group: request.query.group, after: request.query.cursor, limit });
@@ -43,25 +44,25 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams }>(
     '/v1/jobs/:name',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    { ...read, schema: { tags: ['jobs'], params: NameParam } },
     async (request) => describeJob(await jobs.get(request.params.name)),
   );
 
   app.put<{ Params: NameParams; Body: JobSpec }>(
     '/v1/jobs/:name',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: JobSpecSchema } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam, body: JobSpecSchema } },
     async (request) => describeJob(await jobs.put({ ...request.body, name: request.params.name })),
   );
 
   app.patch<{ Params: NameParams; Body: JobPatch }>(
     '/v1/jobs/:name',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: JobPatchSchema } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam, body: JobPatchSchema } },
     async (request) => describeJob(await jobs.update(request.params.name, request.body)),
   );
 
   app.delete<{ Params: NameParams }>(
     '/v1/jobs/:name',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam } },
     async (request, reply) => {
       await jobs.delete(request.params.name);
       reply.status(204);
@@ -70,19 +71,19 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams }>(
     '/v1/jobs/:name/pause',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam } },
     async (request) => describeJob(await jobs.pause(request.params.name)),
   );
 
   app.post<{ Params: NameParams }>(
     '/v1/jobs/:name/resume',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam } },
     async (request) => describeJob(await jobs.resume(request.params.name)),
   );
 
   app.post<{ Params: NameParams; Body: TriggerRequest | undefined }>(
     '/v1/jobs/:name/trigger',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema } },
     async (request, reply) => {
       const [id] = await jobs.trigger(request.params.name, [request.body ?? {}]);
       metrics.runsCreated.inc({ cause: 'manual' });
@@ -93,7 +94,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams; Body: { runs: TriggerRequest[] } }>(
     '/v1/jobs/:name/trigger-batch',
-    { ...admin, schema: { tags: ['jobs'], params: NameParam, body: TriggerBatchSchema } },
+    { ...write, schema: { tags: ['jobs'], params: NameParam, body: TriggerBatchSchema } },
     async (request, reply) => {
       const runIds = await jobs.trigger(request.params.name, request.body.runs);
       metrics.runsCreated.inc({ cause: 'manual' }, runIds.length);

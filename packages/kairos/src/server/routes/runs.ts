@@ -8,11 +8,12 @@ import { nodeView, runView, workerView } from '../views.ts';
 
 export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, jobs, clock } = ctx;
-  const admin = { onRequest: ctx.requireRole('admin') };
+  const read = { onRequest: ctx.requireRole('viewer') };
+  const write = { onRequest: ctx.requireRole('operator') };
 
   app.get<{ Querystring: Static<typeof RunQuery> }>(
     '/v1/runs',
-    { ...admin, schema: { tags: ['runs'], querystring: RunQuery } },
+    { ...read, schema: { tags: ['runs'], querystring: RunQuery } },
     async (request) => {
       const { job, status, worker, cursor } = request.query;
       const limit = request.query.limit ?? 50;
@@ -37,7 +38,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id',
-    { ...admin, schema: { tags: ['runs'], params: IdParam } },
+    { ...read, schema: { tags: ['runs'], params: IdParam } },
     async (request) => {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
@@ -47,7 +48,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id/cancel',
-    { ...admin, schema: { tags: ['runs'], params: IdParam } },
+    { ...write, schema: { tags: ['runs'], params: IdParam } },
     async (request) => {
       const run = await store.cancelRun(request.params.id, clock.now());
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
@@ -55,12 +56,12 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.get('/v1/nodes', { ...admin, schema: { tags: ['cluster'] } }, async () => {
+  app.get('/v1/nodes', { ...read, schema: { tags: ['cluster'] } }, async () => {
     const now = clock.now();
     return { items: (await store.listNodes()).map((node) => nodeView(node, now)) };
   });
 
-  app.get('/v1/workers', { ...admin, schema: { tags: ['workers'] } }, async () => ({
+  app.get('/v1/workers', { ...read, schema: { tags: ['workers'] } }, async () => ({
     items: (await store.listWorkers()).map(workerView),
   }));
 }

@@ -14,11 +14,12 @@ type NameParams = Static<typeof NameParam>;
 /** Schedules: the ledger of fires that did not run, and previews of upcoming fires. */
 export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { jobs, store, clock } = ctx;
-  const admin = { onRequest: ctx.requireRole('admin') };
+  const read = { onRequest: ctx.requireRole('viewer') };
+  const write = { onRequest: ctx.requireRole('operator') };
 
   app.get<{ Params: NameParams; Querystring: Static<typeof SkippedQuery> }>(
     '/v1/jobs/:name/skipped',
-    { ...admin, schema: { tags: ['schedules'], params: NameParam, querystring: SkippedQuery } },
+    { ...read, schema: { tags: ['schedules'], params: NameParam, querystring: SkippedQuery } },
     async (request) => {
       const limit = request.query.limit ?? 50;
       const { cursor } = request.query;
@@ -37,7 +38,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams; Querystring: Static<typeof PreviewQuery> }>(
     '/v1/jobs/:name/preview',
-    { ...admin, schema: { tags: ['schedules'], params: NameParam, querystring: PreviewQuery } },
+    { ...read, schema: { tags: ['schedules'], params: NameParam, querystring: PreviewQuery } },
     async (request) => {
       const job = await jobs.get(request.params.name);
       const calendars = await store.getCalendars(job.schedule.calendars);
@@ -47,7 +48,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams; Body: BackfillRequest }>(
     '/v1/jobs/:name/backfill',
-    { ...admin, schema: { tags: ['schedules'], params: NameParam, body: BackfillSchema } },
+    { ...write, schema: { tags: ['schedules'], params: NameParam, body: BackfillSchema } },
     async (request, reply) => {
       const result = await jobs.backfill(request.params.name, request.body);
       ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);
@@ -58,7 +59,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Body: PreviewRequest }>(
     '/v1/preview',
-    { ...admin, schema: { tags: ['schedules'], body: PreviewRequestSchema } },
+    { ...read, schema: { tags: ['schedules'], body: PreviewRequestSchema } },
     async (request) => {
       const { trigger, schedule, count, from } = request.body;
       const policy = compileSchedule(schedule);

@@ -6,6 +6,28 @@ import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts'
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import {
+  type ApiTokenRecord,
+  type ApiTokenRow,
+  type AuditEntry,
+  type AuditRecord,
+  type AuditRow,
+  apiTokenFromRow,
+  auditFromRow,
+  type MinuteCount,
+  type NewApiToken,
+  type NewSession,
+  type NewUser,
+  type OverviewCounts,
+  overviewFromRows,
+  type SessionRecord,
+  type SessionRow,
+  sessionFromRow,
+  type UserPatch,
+  type UserRecord,
+  type UserRow,
+  userFromRow,
+} from '../access.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
@@ -45,6 +67,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import * as access from './access-queries.ts';
 import * as sql from './queries.ts';
 import {
   afterRunsEnded,
@@ -748,6 +771,184 @@ export class PostgresStore implements Store {
       }
     }
   }
+
+  // Access -------------------------------------------------------------------
+
+  async createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    try {
+      return await this.transaction('createUser', async (client) => {
+        const { rows } = await client.query<UserRow>(access.CREATE_USER, [
+          user.name,
+          user.role,
+          user.passwordHash,
+          now,
+        ]);
+        await this.audit(client, audit);
+        return userFromRow(rows[0]!);
+      });
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
+        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+      }
+      throw error;
+    }
+  }
+
+  async getUser(name: string): Promise<UserRecord | null> {
+    const [row] = await this.query<UserRow>('getUser', 'SELECT * FROM users WHERE name = $1', [name]);
+    return row ? userFromRow(row) : null;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return (await this.query<UserRow>('listUsers', 'SELECT * FROM users ORDER BY name', [])).map(userFromRow);
+  }
+
+  async updateUser(
+    name: string,
+    patch: UserPatch,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<UserRecord | null> {
+    return this.transaction('updateUser', async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
+      const before = await client.query<{ role: string }>('SELECT role FROM users WHERE name = $1', [name]);
+      if (before.rows.length === 0) return null;
+      const { rows } = await client.query<UserRow>(access.UPDATE_USER, [
+        patch.role ?? null,
+        patch.passwordHash ?? null,
+        now,
+        name,
+      ]);
+      const row = rows[0]!;
+      await this.checkAdminsLeft(client, before.rows[0]!.role === 'admin' && row.role !== 'admin');
+      if (patch.passwordHash !== undefined)
+        await client.query('DELETE FROM sessions WHERE user_id = $1', [row.id]);
+      await this.audit(client, audit);
+      return userFromRow(row);
+    });
+  }
+
+  async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
+    return this.transaction('deleteUser', async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
+      const { rows } = await client.query<{ role: string }>(
+        'DELETE FROM users WHERE name = $1 RETURNING role',
+        [name],
+      );
+      if (rows.length === 0) return false;
+      await this.checkAdminsLeft(client, rows[0]!.role === 'admin');
+      await this.audit(client, audit);
+      return true;
+    });
+  }
+
+  async createSession(session: NewSession, now: number): Promise<void> {
+    await this.transaction('createSession', async (client) => {
+      await client.query('DELETE FROM sessions WHERE expires_at <= $1', [now]);
+      await client.query(access.CREATE_SESSION, [
+        session.idHash,
+        session.userId,
+        session.csrfToken,
+        now,
+        session.expiresAt,
+      ]);
+    });
+  }
+
+  async getSession(idHash: string, now: number): Promise<SessionRecord | null> {
+    const [row] = await this.query<SessionRow & UserRow & { s_created_at: number }>(
+      'getSession',
+      access.GET_SESSION,
+      [idHash, now],
+    );
+    return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+  }
+
+  async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
+    return this.transaction('createApiToken', async (client) => {
+      const { rows } = await client.query<ApiTokenRow>(access.CREATE_API_TOKEN, [
+        token.name,
+        token.tokenHash,
+        token.role,
+        token.groups === null ? null : JSON.stringify(token.groups),
+        token.createdBy,
+        now,
+      ]);
+      await this.audit(client, audit);
+      return apiTokenFromRow(rows[0]!);
+    });
+  }
+
+  async findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
+    const [row] = await this.query<ApiTokenRow>(
+      'findApiToken',
+      'SELECT * FROM api_tokens WHERE token_hash = $1',
+      [tokenHash],
+    );
+    return row ? apiTokenFromRow(row) : null;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (
+      await this.query<ApiTokenRow>('listApiTokens', 'SELECT * FROM api_tokens ORDER BY id DESC', [])
+    ).map(apiTokenFromRow);
+  }
+
+  async deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
+    return this.transaction('deleteApiToken', async (client) => {
+      const { rowCount } = await client.query('DELETE FROM api_tokens WHERE id = $1', [id]);
+      if (!rowCount) return false;
+      await this.audit(client, audit);
+      return true;
+    });
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    await this.query('appendAudit', access.APPEND_AUDIT, auditValues(entry));
+  }
+
+  async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
+    return (
+      await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [filter.before ?? null, filter.limit])
+    ).map(auditFromRow);
+  }
+
+  async workerGroup(workerId: string): Promise<string | null> {
+    const [row] = await this.query<{ group_name: string }>(
+      'workerGroup',
+      'SELECT group_name FROM workers WHERE id = $1',
+      [workerId],
+    );
+    return row?.group_name ?? null;
+  }
+
+  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+    return overviewFromRows(
+      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [since, now]),
+    );
+  }
+
+  async runsPerMinute(since: number): Promise<MinuteCount[]> {
+    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since]);
+  }
+
+  private async audit(client: pg.PoolClient, entry: AuditEntry | undefined): Promise<void> {
+    if (entry) await client.query(access.APPEND_AUDIT, auditValues(entry));
+  }
+
+  /** Throws LAST_ADMIN (rolling the transaction back) when an admin was removed and none is left. */
+  private async checkAdminsLeft(client: pg.PoolClient, removedAnAdmin: boolean): Promise<void> {
+    if (!removedAnAdmin) return;
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*) AS n FROM users WHERE role = 'admin'`,
+    );
+    if (Number(rows[0]!.n) === 0)
+      throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
+  }
 }
 
 /** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */
@@ -802,6 +1003,10 @@ function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string)
   if (oid === 20) return Number; // int8: epoch ms and ids stay below 2^53
   if (oid === 3802 || oid === 114) return (value: string) => value; // jsonb/json as text, like SQLite
   return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
+
+function auditValues(entry: AuditEntry): unknown[] {
+  return [entry.at, entry.actor, entry.action, entry.target, JSON.stringify(entry.details)];
 }
 
 function quoteIdent(name: string): string {

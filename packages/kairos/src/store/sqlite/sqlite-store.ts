@@ -8,6 +8,28 @@ import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import {
+  type ApiTokenRecord,
+  type ApiTokenRow,
+  type AuditEntry,
+  type AuditRecord,
+  type AuditRow,
+  apiTokenFromRow,
+  auditFromRow,
+  type MinuteCount,
+  type NewApiToken,
+  type NewSession,
+  type NewUser,
+  type OverviewCounts,
+  overviewFromRows,
+  type SessionRecord,
+  type SessionRow,
+  sessionFromRow,
+  type UserPatch,
+  type UserRecord,
+  type UserRow,
+  userFromRow,
+} from '../access.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
@@ -865,6 +887,232 @@ export class SqliteStore implements Store {
 
   private emit(event: StoreEvent): void {
     this.events.emit('event', event);
+  }
+
+  // Access -------------------------------------------------------------------
+
+  async createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return this.run('createUser', () =>
+      this.db
+        .transaction(() => {
+          try {
+            const row = this.sql(
+              `INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *`,
+            ).get(user.name, user.role, user.passwordHash, now, now) as UserRow;
+            this.audit(audit);
+            return userFromRow(row);
+          } catch (error) {
+            if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+              throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+            }
+            throw error;
+          }
+        })
+        .immediate(),
+    );
+  }
+
+  async getUser(name: string): Promise<UserRecord | null> {
+    return this.run('getUser', () => {
+      const row = this.sql('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
+      return row ? userFromRow(row) : null;
+    });
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.run('listUsers', () =>
+      (this.sql('SELECT * FROM users ORDER BY name').all() as UserRow[]).map(userFromRow),
+    );
+  }
+
+  async updateUser(
+    name: string,
+    patch: UserPatch,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<UserRecord | null> {
+    return this.run('updateUser', () =>
+      this.db
+        .transaction(() => {
+          const before = this.sql('SELECT role FROM users WHERE name = ?').get(name) as
+            | { role: string }
+            | undefined;
+          if (!before) return null;
+          const row = this.sql(
+            `UPDATE users SET role = coalesce(?, role), password_hash = coalesce(?, password_hash), updated_at = ?
+             WHERE name = ? RETURNING *`,
+          ).get(patch.role ?? null, patch.passwordHash ?? null, now, name) as UserRow;
+          this.checkAdminsLeft(before.role === 'admin' && row.role !== 'admin');
+          if (patch.passwordHash !== undefined)
+            this.sql('DELETE FROM sessions WHERE user_id = ?').run(row.id);
+          this.audit(audit);
+          return userFromRow(row);
+        })
+        .immediate(),
+    );
+  }
+
+  async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
+    return this.run('deleteUser', () =>
+      this.db
+        .transaction(() => {
+          const row = this.sql('DELETE FROM users WHERE name = ? RETURNING role').get(name) as
+            | { role: string }
+            | undefined;
+          if (!row) return false;
+          this.checkAdminsLeft(row.role === 'admin');
+          this.audit(audit);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async createSession(session: NewSession, now: number): Promise<void> {
+    this.run('createSession', () =>
+      this.db
+        .transaction(() => {
+          this.sql('DELETE FROM sessions WHERE expires_at <= ?').run(now);
+          this.sql(
+            'INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+          ).run(session.idHash, session.userId, session.csrfToken, now, session.expiresAt);
+        })
+        .immediate(),
+    );
+  }
+
+  async getSession(idHash: string, now: number): Promise<SessionRecord | null> {
+    return this.run('getSession', () => {
+      const row = this.sql(
+        `SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.expires_at,
+           u.id, u.name, u.role, u.password_hash, u.created_at, u.updated_at
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?`,
+      ).get(idHash, now) as (SessionRow & UserRow & { s_created_at: number }) | undefined;
+      return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
+    });
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.run('deleteSession', () => this.sql('DELETE FROM sessions WHERE id_hash = ?').run(idHash));
+  }
+
+  async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
+    return this.run('createApiToken', () =>
+      this.db
+        .transaction(() => {
+          const row = this.sql(
+            `INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             RETURNING *`,
+          ).get(
+            token.name,
+            token.tokenHash,
+            token.role,
+            token.groups === null ? null : JSON.stringify(token.groups),
+            token.createdBy,
+            now,
+          ) as ApiTokenRow;
+          this.audit(audit);
+          return apiTokenFromRow(row);
+        })
+        .immediate(),
+    );
+  }
+
+  async findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
+    return this.run('findApiToken', () => {
+      const row = this.sql('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
+        | ApiTokenRow
+        | undefined;
+      return row ? apiTokenFromRow(row) : null;
+    });
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.run('listApiTokens', () =>
+      (this.sql('SELECT * FROM api_tokens ORDER BY id DESC').all() as ApiTokenRow[]).map(apiTokenFromRow),
+    );
+  }
+
+  async deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
+    return this.run('deleteApiToken', () =>
+      this.db
+        .transaction(() => {
+          if (this.sql('DELETE FROM api_tokens WHERE id = ?').run(id).changes === 0) return false;
+          this.audit(audit);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    this.run('appendAudit', () => this.audit(entry));
+  }
+
+  async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
+    return this.run('listAudit', () =>
+      (
+        this.sql(
+          'SELECT * FROM audit_log WHERE (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
+        ).all({ before: filter.before ?? null, limit: filter.limit }) as AuditRow[]
+      ).map(auditFromRow),
+    );
+  }
+
+  async workerGroup(workerId: string): Promise<string | null> {
+    return this.run('workerGroup', () => {
+      const row = this.sql('SELECT group_name FROM workers WHERE id = ?').get(workerId) as
+        | { group_name: string }
+        | undefined;
+      return row?.group_name ?? null;
+    });
+  }
+
+  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+    // Left alone, SQLite walks all of runs_status to group the ended runs by status; the range on
+    // runs_finished reads only the last hour's runs.
+    return this.run('overviewCounts', () =>
+      overviewFromRows(
+        this.sql(
+          `SELECT 'running' AS kind, count(*) AS n FROM runs WHERE status = 'running'
+           UNION ALL SELECT 'queued', count(*) FROM runs WHERE status = 'queued'
+           UNION ALL SELECT 'ended:' || status, count(*) FROM runs INDEXED BY runs_finished
+             WHERE finished_at >= @since GROUP BY status
+           UNION ALL SELECT 'workers', count(*) FROM workers
+             WHERE status IN ('active', 'draining') AND lease_expires_at > @now
+           UNION ALL SELECT 'nodes', count(*) FROM nodes WHERE expires_at > @now`,
+        ).all({ since, now }) as Array<{ kind: string; n: number }>,
+      ),
+    );
+  }
+
+  async runsPerMinute(since: number): Promise<MinuteCount[]> {
+    return this.run(
+      'runsPerMinute',
+      () =>
+        this.sql(
+          `SELECT (finished_at / 60000) * 60000 AS minute, status, count(*) AS count
+         FROM runs WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2`,
+        ).all(since) as MinuteCount[],
+    );
+  }
+
+  private audit(entry: AuditEntry | undefined): void {
+    if (!entry) return;
+    this.sql('INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)').run(
+      entry.at,
+      entry.actor,
+      entry.action,
+      entry.target,
+      JSON.stringify(entry.details),
+    );
+  }
+
+  /** Throws LAST_ADMIN (rolling the transaction back) when an admin was removed and none is left. */
+  private checkAdminsLeft(removedAnAdmin: boolean): void {
+    if (!removedAnAdmin) return;
+    const left = this.sql(`SELECT count(*) AS n FROM users WHERE role = 'admin'`).get() as { n: number };
+    if (left.n === 0) throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
   }
 }
 

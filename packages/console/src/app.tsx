@@ -1,0 +1,123 @@
+import type { Me } from '@kairos/client';
+import { useCallback, useEffect, useState } from 'react';
+import { api, can, onSessionExpired, setSession } from './api.ts';
+import { ClusterPage } from './pages/cluster.tsx';
+import { JobDetailPage } from './pages/job-detail.tsx';
+import { JobFormPage } from './pages/job-form.tsx';
+import { JobsPage } from './pages/jobs.tsx';
+import { LoginPage } from './pages/login.tsx';
+import { OverviewPage } from './pages/overview.tsx';
+import { RunDetailPage } from './pages/run-detail.tsx';
+import { RunsPage } from './pages/runs.tsx';
+import { UsersPage } from './pages/users.tsx';
+import { WorkersPage } from './pages/workers.tsx';
+import { type Route, useRoute } from './router.ts';
+
+const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
+  { path: 'overview', label: 'Overview' },
+  { path: 'jobs', label: 'Jobs' },
+  { path: 'runs', label: 'Runs' },
+  { path: 'workers', label: 'Workers' },
+  { path: 'cluster', label: 'Cluster' },
+  { path: 'users', label: 'Users & tokens', admin: true },
+];
+
+export function App() {
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const route = useRoute();
+
+  useEffect(() => {
+    api.me().then(
+      (who) => {
+        setSession(who);
+        setMe(who);
+      },
+      () => setMe(null),
+    );
+  }, []);
+
+  // Any 401 later (session expired, user deleted, password changed) brings the login page back.
+  useEffect(
+    () =>
+      onSessionExpired(() => {
+        setSession(null);
+        setMe(null);
+      }),
+    [],
+  );
+
+  const logout = useCallback(async () => {
+    await api.logout().catch(() => undefined);
+    setSession(null);
+    setMe(null);
+  }, []);
+
+  if (me === undefined) return <div className="loading">Loading…</div>;
+  if (me === null)
+    return (
+      <LoginPage
+        onLogin={(who) => {
+          setSession(who);
+          setMe(who);
+        }}
+      />
+    );
+
+  const section = route.path[0] ?? 'overview';
+  return (
+    <div className="shell">
+      <header className="top">
+        <a className="brand" href="#/overview">
+          Kairos
+        </a>
+        <nav aria-label="main">
+          {NAV.filter((item) => !item.admin || can(me, 'admin')).map((item) => (
+            <a key={item.path} href={`#/${item.path}`} className={section === item.path ? 'active' : ''}>
+              {item.label}
+            </a>
+          ))}
+        </nav>
+        <div className="who">
+          <span title={me.actor}>
+            {me.user ?? me.actor} · <span className="role">{me.role}</span>
+          </span>
+          <button type="button" onClick={logout}>
+            Log out
+          </button>
+        </div>
+      </header>
+      <main>
+        <Page route={route} me={me} />
+      </main>
+    </div>
+  );
+}
+
+function Page({ route, me }: { route: Route; me: Me }) {
+  const [section, id, sub] = route.path;
+  switch (section) {
+    case undefined:
+    case 'overview':
+      return <OverviewPage />;
+    case 'jobs':
+      if (id === 'new') return <JobFormPage me={me} cloneOf={route.query.get('clone') ?? undefined} />;
+      if (id && sub === 'edit') return <JobFormPage me={me} name={id} />;
+      if (id) return <JobDetailPage me={me} name={id} />;
+      return <JobsPage me={me} query={route.query} />;
+    case 'runs':
+      if (id) return <RunDetailPage me={me} id={Number(id)} />;
+      return <RunsPage query={route.query} />;
+    case 'workers':
+      return <WorkersPage />;
+    case 'cluster':
+      return <ClusterPage />;
+    case 'users':
+      return can(me, 'admin') ? <UsersPage me={me} /> : <p>Only admins manage users.</p>;
+    default:
+      return (
+        <p>
+          No page here. Go to the <a href="#/overview">overview</a>.
+        </p>
+      );
+  }
+}

@@ -1,0 +1,76 @@
+import type { RunStatus, TriggerSpec } from '@kairos/client';
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** Local date and time, `2026-01-31 09:00:05`; `–` for none. */
+export function time(iso: string | null | undefined): string {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** A time in an IANA zone, `Wed 2026-01-28 09:00:00`, for previews of a job's fires in its own zone. */
+export function timeIn(iso: string, timeZone: string): string {
+  try {
+    const parts = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      weekday: 'short',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    }).formatToParts(new Date(iso));
+    const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
+    return `${part('weekday')} ${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')}`;
+  } catch {
+    return iso;
+  }
+}
+
+/** `3s ago`, `5m ago`, `in 2h`. */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '–';
+  const ms = now - Date.parse(iso);
+  const text = duration(Math.abs(ms));
+  return ms >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+export function duration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '–';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${Math.round(s % 60)}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${m % 60}m`;
+  return `${Math.floor(h / 24)}d${h % 24}h`;
+}
+
+export function runDuration(run: { startedAt: string | null; finishedAt: string | null }): number | null {
+  if (!run.startedAt) return null;
+  const end = run.finishedAt ? Date.parse(run.finishedAt) : Date.now();
+  return end - Date.parse(run.startedAt);
+}
+
+export function triggerText(trigger: TriggerSpec): string {
+  switch (trigger.kind) {
+    case 'cron':
+      return `cron ${trigger.cron}${trigger.timezone && trigger.timezone !== 'UTC' ? ` (${trigger.timezone})` : ''}`;
+    case 'every':
+      return `every ${duration(Number(trigger.every))}`;
+    case 'delay':
+      return `${duration(Number(trigger.delay))} after each run`;
+    case 'at':
+      return `once at ${time(trigger.at)}`;
+    case 'manual':
+      return 'manual';
+    case 'after':
+      return `after ${trigger.job} ${trigger.on === 'failure' ? 'fails' : trigger.on === 'always' ? 'ends' : 'succeeds'}`;
+  }
+}
+
+export const FINAL: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled'];

@@ -1,0 +1,119 @@
+import type { Me } from '@kairos/client';
+import { useMemo } from 'react';
+import type uPlot from 'uplot';
+import { api } from '../api.ts';
+import { Chart, COLORS } from '../chart.tsx';
+import { Empty, ErrorBox, JsonView, Section } from '../components.tsx';
+import { duration, time, timeIn, triggerText } from '../format.ts';
+import { usePoll } from '../hooks.ts';
+import { JobActions } from './job-actions.tsx';
+import { RunsTable } from './runs-table.tsx';
+
+export function JobDetailPage({ me, name }: { me: Me; name: string }) {
+  const job = usePoll(() => api.getJob(name), [name]);
+  const runs = usePoll(() => api.listRuns({ job: name, limit: 100 }), [name]);
+  const trigger = job.data ? JSON.stringify(job.data.trigger) : '';
+  const fires = usePoll(
+    () =>
+      trigger
+        ? api.preview({ trigger: JSON.parse(trigger), count: 10 })
+        : Promise.resolve({ fires: [], skipped: [] }),
+    [trigger],
+    30_000,
+  );
+  const j = job.data;
+  const zone = j?.trigger.kind === 'cron' ? (j.trigger.timezone ?? 'UTC') : 'UTC';
+
+  return (
+    <>
+      <div className="page-head">
+        <h1>{name}</h1>
+        {j && <JobActions job={j} me={me} onChange={job.reload} />}
+      </div>
+      <ErrorBox error={job.error} />
+      {j && (
+        <div className="two-columns">
+          <Section title="Definition">
+            <dl className="facts">
+              <dt>Status</dt>
+              <dd>{j.paused ? 'paused' : 'active'}</dd>
+              <dt>Trigger</dt>
+              <dd>{triggerText(j.trigger)}</dd>
+              <dt>Group</dt>
+              <dd>{j.group}</dd>
+              <dt>Handler</dt>
+              <dd>
+                <code>{j.handler}</code>
+              </dd>
+              <dt>Retry</dt>
+              <dd>
+                {j.retry.maxAttempts} attempts, {j.retry.backoff} backoff from {duration(j.retry.delay)} to{' '}
+                {duration(j.retry.maxDelay)}
+              </dd>
+              <dt>Timeout</dt>
+              <dd>{duration(j.timeout)}</dd>
+              <dt>Priority</dt>
+              <dd>{j.priority}</dd>
+              <dt>Description</dt>
+              <dd>{j.description || '–'}</dd>
+              <dt>Updated</dt>
+              <dd>{time(j.updatedAt)}</dd>
+            </dl>
+            <h3>Params</h3>
+            <JsonView value={j.params} />
+          </Section>
+          <Section title={`Next fires (${zone})`}>
+            {fires.data && fires.data.fires.length === 0 && <Empty>No scheduled fires.</Empty>}
+            <ol aria-label="Next fire times">
+              {fires.data?.fires.map((f) => (
+                <li key={f.fireTime}>
+                  {timeIn(f.fireTime, zone)}
+                  {f.note && <span className="muted"> ({f.note})</span>}
+                </li>
+              ))}
+            </ol>
+          </Section>
+        </div>
+      )}
+      <Section title="Run duration">
+        <DurationChart runs={runs.data?.items ?? []} />
+      </Section>
+      <Section
+        title="Recent runs"
+        actions={<a href={`#/runs?job=${encodeURIComponent(name)}`}>All runs →</a>}
+      >
+        <ErrorBox error={runs.error} />
+        {runs.data && runs.data.items.length === 0 && <Empty>No runs yet.</Empty>}
+        {runs.data && runs.data.items.length > 0 && <RunsTable runs={runs.data.items} showJob={false} />}
+      </Section>
+    </>
+  );
+}
+
+function DurationChart({ runs }: { runs: Array<{ startedAt: string | null; finishedAt: string | null }> }) {
+  const data = useMemo((): uPlot.AlignedData => {
+    const points = runs
+      .filter((r) => r.startedAt && r.finishedAt)
+      .map(
+        (r) =>
+          [
+            Date.parse(r.startedAt!) / 1000,
+            (Date.parse(r.finishedAt!) - Date.parse(r.startedAt!)) / 1000,
+          ] as const,
+      )
+      .sort((a, b) => a[0] - b[0]);
+    return [points.map((p) => p[0]), points.map((p) => p[1])];
+  }, [runs]);
+  const options = useMemo(
+    (): Omit<uPlot.Options, 'width' | 'height'> => ({
+      scales: { x: { time: true } },
+      series: [
+        {},
+        { label: 'duration (s)', stroke: COLORS.line, width: 1.5, points: { show: true, size: 5 } },
+      ],
+      axes: [{}, { label: 'seconds', size: 55 }],
+    }),
+    [],
+  );
+  return <Chart options={options} data={data} height={180} label="run durations" />;
+}

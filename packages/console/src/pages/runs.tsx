@@ -1,0 +1,103 @@
+import type { RunStatus } from '@kairos/client';
+import { useState } from 'react';
+import { api } from '../api.ts';
+import { Empty, ErrorBox } from '../components.tsx';
+import { usePoll } from '../hooks.ts';
+import { href, navigate } from '../router.ts';
+import { RunsTable } from './runs-table.tsx';
+
+const STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled'];
+
+/** Runs newest first, paged by id cursor (the store walks its index from the cursor: fast at any depth). */
+export function RunsPage({ query }: { query: URLSearchParams }) {
+  const job = query.get('job') ?? '';
+  const status = query.get('status') ?? '';
+  const worker = query.get('worker') ?? '';
+  const cursor = query.get('cursor') ?? '';
+  const [jobText, setJobText] = useState(job);
+  const [workerText, setWorkerText] = useState(worker);
+  // The first page follows new runs live; older pages stay still.
+  const runs = usePoll(
+    () =>
+      api.listRuns({
+        job: job || undefined,
+        status: (status || undefined) as RunStatus | undefined,
+        worker: worker || undefined,
+        cursor: cursor || undefined,
+        limit: 50,
+      }),
+    [job, status, worker, cursor],
+    cursor ? 0 : 1500,
+  );
+  // Suggestions for the filter fields: job names and the workers the node knows.
+  const known = usePoll(
+    async () => ({
+      jobs: (await api.listJobs({ limit: 500 })).items.map((j) => j.name),
+      workers: (await api.listWorkers()).items.map((w) => ({ id: w.id, name: w.name })),
+    }),
+    [],
+    10_000,
+  );
+  const go = (changes: Record<string, string>) =>
+    navigate(href('/runs', { job, status, worker, ...changes }).slice(1));
+
+  return (
+    <>
+      <h1>Runs</h1>
+      <form
+        className="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          go({ job: jobText.trim(), worker: workerText.trim(), cursor: '' });
+        }}
+      >
+        <input
+          aria-label="Job"
+          placeholder="Job name"
+          value={jobText}
+          onChange={(e) => setJobText(e.target.value)}
+        />
+        <select
+          aria-label="Status"
+          value={status}
+          onChange={(e) => go({ status: e.target.value, cursor: '' })}
+        >
+          <option value="">Any status</option>
+          {STATUSES.map((s) => (
+            <option key={s}>{s}</option>
+          ))}
+        </select>
+        <input
+          aria-label="Worker"
+          placeholder="Worker id"
+          list="run-filter-workers"
+          value={workerText}
+          onChange={(e) => setWorkerText(e.target.value)}
+        />
+        <datalist id="run-filter-workers">
+          {known.data?.workers.map((w) => (
+            <option key={w.id} value={w.id}>
+              {w.name}
+            </option>
+          ))}
+        </datalist>
+        <button type="submit">Filter</button>
+      </form>
+      <ErrorBox error={runs.error} />
+      {runs.data && runs.data.items.length === 0 && <Empty>No runs match.</Empty>}
+      {runs.data && runs.data.items.length > 0 && <RunsTable runs={runs.data.items} />}
+      <div className="pager">
+        {cursor && (
+          <button type="button" onClick={() => go({ cursor: '' })}>
+            ← Newest
+          </button>
+        )}
+        {runs.data?.nextCursor && (
+          <button type="button" onClick={() => go({ cursor: runs.data!.nextCursor! })}>
+            Older →
+          </button>
+        )}
+      </div>
+    </>
+  );
+}

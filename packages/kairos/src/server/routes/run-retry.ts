@@ -1,0 +1,27 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import type { NodeContext } from '../context.ts';
+import { IdParam } from '../schemas.ts';
+import { runView } from '../views.ts';
+
+/** `POST /v1/runs/:id/retry`: a new manual run of the same job with the same params and priority. */
+export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock, metrics } = ctx;
+  app.post<{ Params: Static<typeof IdParam> }>(
+    '/v1/runs/:id/retry',
+    { onRequest: ctx.requireRole('operator'), schema: { tags: ['runs'], params: IdParam } },
+    async (request, reply) => {
+      const run = await store.getRun(request.params.id);
+      if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
+      const [id] = await store.enqueueRuns(
+        run.jobId,
+        [{ params: run.params, priority: run.priority }],
+        clock.now(),
+      );
+      metrics.runsCreated.inc({ cause: 'manual' });
+      reply.status(201);
+      return runView((await store.getRun(id!))!);
+    },
+  );
+}

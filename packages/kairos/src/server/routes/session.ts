@@ -1,0 +1,80 @@
+import type { LoginRequest, Me } from '@kairos/client';
+import type { FastifyInstance } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import { LoginSchema } from '../access-schemas.ts';
+import { sha256Hex } from '../auth.ts';
+import type { NodeContext } from '../context.ts';
+import { LoginLimiter } from '../login-limiter.ts';
+import { UNUSABLE_HASH, verifyPassword } from '../passwords.ts';
+import {
+  clearSessionCookie,
+  newSecret,
+  readSessionCookie,
+  SESSION_TTL_MS,
+  setSessionCookie,
+} from '../session.ts';
+
+/** Console login: a session cookie plus a CSRF token the console sends back on every change. */
+export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock } = ctx;
+  const limiter = new LoginLimiter();
+  // Rate limiting judges time on this node's monotonic clock: a wall-clock step cannot unlock it.
+  const mono = () => performance.now();
+
+  app.post<{ Body: LoginRequest }>(
+    '/v1/auth/login',
+    { schema: { tags: ['access'], body: LoginSchema } },
+    async (request, reply) => {
+      const { name, password } = request.body;
+      const wait = limiter.blockedFor(name, request.ip, mono());
+      if (wait > 0) {
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        throw new KairosError('TOO_MANY_ATTEMPTS', `too many failed logins for ${name}: try again later`);
+      }
+      const user = await store.getUser(name);
+      // Unknown names cost a hash too, so that timing does not tell which names exist.
+      const ok = await verifyPassword(password, user?.passwordHash ?? UNUSABLE_HASH);
+      if (!user || !ok) {
+        limiter.failed(name, request.ip, mono());
+        throw new KairosError('LOGIN_FAILED', 'wrong user name or password');
+      }
+      limiter.succeeded(name, request.ip);
+      const sessionId = newSecret();
+      const csrfToken = newSecret();
+      const now = clock.now();
+      await store.createSession(
+        { idHash: sha256Hex(sessionId), userId: user.id, csrfToken, expiresAt: now + SESSION_TTL_MS },
+        now,
+      );
+      setSessionCookie(request, reply, sessionId, SESSION_TTL_MS);
+      const me: Me = { actor: `user:${user.name}`, role: user.role, user: user.name, csrfToken };
+      return me;
+    },
+  );
+
+  app.post(
+    '/v1/auth/logout',
+    { onRequest: ctx.requireRole('viewer'), schema: { tags: ['access'] } },
+    async (request, reply) => {
+      const sessionId = readSessionCookie(request);
+      if (sessionId) await store.deleteSession(sha256Hex(sessionId));
+      clearSessionCookie(request, reply);
+      return {};
+    },
+  );
+
+  app.get(
+    '/v1/auth/me',
+    { onRequest: ctx.requireRole('viewer'), schema: { tags: ['access'] } },
+    async (request) => {
+      const p = request.principal!;
+      const me: Me = {
+        actor: p.actor,
+        role: p.role,
+        user: p.user ?? null,
+        csrfToken: p.csrfToken ?? null,
+      };
+      return me;
+    },
+  );
+}

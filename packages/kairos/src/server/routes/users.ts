@@ -1,0 +1,168 @@
+import type {
+  ApiToken,
+  ApiTokenSpec,
+  AuditEntry,
+  CreatedApiToken,
+  User,
+  UserSpec,
+  UserUpdate,
+} from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import type { ApiTokenRecord, AuditRecord, UserRecord } from '../../store/access.ts';
+import {
+  ApiTokenSpecSchema,
+  AuditQuery,
+  UserParam,
+  UserSpecSchema,
+  UserUpdateSchema,
+} from '../access-schemas.ts';
+import { sha256Hex } from '../auth.ts';
+import type { NodeContext } from '../context.ts';
+import { hashPassword } from '../passwords.ts';
+import { IdParam } from '../schemas.ts';
+import { newSecret } from '../session.ts';
+
+/** Users, API tokens and the audit log: admin only. Each change is audited in its own transaction. */
+export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin'), config: { auditedInStore: true } };
+  const audit = (request: FastifyRequest, action: string, target: string, details = {}) => ({
+    at: clock.now(),
+    actor: request.principal?.actor ?? 'anonymous',
+    action,
+    target,
+    details,
+  });
+
+  app.get('/v1/users', { ...admin, schema: { tags: ['access'] } }, async () => ({
+    items: (await store.listUsers()).map(userView),
+  }));
+
+  app.post<{ Body: UserSpec }>(
+    '/v1/users',
+    { ...admin, schema: { tags: ['access'], body: UserSpecSchema } },
+    async (request, reply) => {
+      const { name, role, password } = request.body;
+      const user = await store.createUser(
+        { name, role, passwordHash: await hashPassword(password) },
+        clock.now(),
+        audit(request, 'users.create', `users:${name}`, { role }),
+      );
+      reply.status(201);
+      return userView(user);
+    },
+  );
+
+  app.patch<{ Params: Static<typeof UserParam>; Body: UserUpdate }>(
+    '/v1/users/:name',
+    { ...admin, schema: { tags: ['access'], params: UserParam, body: UserUpdateSchema } },
+    async (request) => {
+      const { role, password } = request.body;
+      const { name } = request.params;
+      const details = { ...(role ? { role } : {}), ...(password ? { password: 'changed' } : {}) };
+      const user = await store.updateUser(
+        name,
+        { role, passwordHash: password === undefined ? undefined : await hashPassword(password) },
+        clock.now(),
+        audit(request, 'users.update', `users:${name}`, details),
+      );
+      if (!user) throw new KairosError('USER_NOT_FOUND', `no user named ${JSON.stringify(name)}`);
+      return userView(user);
+    },
+  );
+
+  app.delete<{ Params: Static<typeof UserParam> }>(
+    '/v1/users/:name',
+    { ...admin, schema: { tags: ['access'], params: UserParam } },
+    async (request, reply) => {
+      const { name } = request.params;
+      if (!(await store.deleteUser(name, audit(request, 'users.delete', `users:${name}`))))
+        throw new KairosError('USER_NOT_FOUND', `no user named ${JSON.stringify(name)}`);
+      reply.status(204);
+    },
+  );
+
+  app.get('/v1/tokens', { ...admin, schema: { tags: ['access'] } }, async () => ({
+    items: (await store.listApiTokens()).map(tokenView),
+  }));
+
+  app.post<{ Body: ApiTokenSpec }>(
+    '/v1/tokens',
+    { ...admin, schema: { tags: ['access'], body: ApiTokenSpecSchema } },
+    async (request, reply) => {
+      const { name, role, groups } = request.body;
+      if (groups && role !== 'worker') {
+        throw new KairosError('VALIDATION_FAILED', 'groups: only worker tokens are scoped to groups', {
+          path: '/groups',
+        });
+      }
+      const token = `kairos_${role}_${newSecret()}`;
+      const record = await store.createApiToken(
+        {
+          name,
+          tokenHash: sha256Hex(token),
+          role,
+          groups: groups ?? null,
+          createdBy: request.principal!.actor,
+        },
+        clock.now(),
+        audit(request, 'tokens.create', `tokens:${name}`, { role, groups: groups ?? null }),
+      );
+      reply.status(201);
+      const created: CreatedApiToken = { ...tokenView(record), token };
+      return created;
+    },
+  );
+
+  app.delete<{ Params: Static<typeof IdParam> }>(
+    '/v1/tokens/:id',
+    { ...admin, schema: { tags: ['access'], params: IdParam } },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!(await store.deleteApiToken(id, audit(request, 'tokens.delete', `tokens:${id}`))))
+        throw new KairosError('TOKEN_NOT_FOUND', `no API token ${id}`);
+      reply.status(204);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof AuditQuery> }>(
+    '/v1/audit',
+    { ...admin, schema: { tags: ['access'], querystring: AuditQuery } },
+    async (request) => {
+      const limit = request.query.limit ?? 100;
+      const cursor = request.query.cursor;
+      const before = cursor === undefined ? undefined : Number(cursor);
+      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
+        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
+      }
+      const items = await store.listAudit({ before, limit });
+      return {
+        items: items.map(auditView),
+        nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
+      };
+    },
+  );
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function userView(user: UserRecord): User {
+  return { name: user.name, role: user.role, createdAt: iso(user.createdAt), updatedAt: iso(user.updatedAt) };
+}
+
+function tokenView(token: ApiTokenRecord): ApiToken {
+  return {
+    id: token.id,
+    name: token.name,
+    role: token.role,
+    groups: token.groups,
+    createdBy: token.createdBy,
+    createdAt: iso(token.createdAt),
+  };
+}
+
+function auditView(entry: AuditRecord): AuditEntry {
+  return { ...entry, at: iso(entry.at) };
+}

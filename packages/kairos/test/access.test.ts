@@ -1,0 +1,476 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { KairosApiError, KairosClient } from '@kairos/client';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config.ts';
+import { type KairosNode, startNode } from '../src/node.ts';
+import { ALLOWED, type Role } from '../src/server/auth.ts';
+import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
+import type { Store } from '../src/store/store.ts';
+import { tempDir } from './helpers.ts';
+
+/**
+ * Access control through the HTTP API of a real node, on SQLite and on PostgreSQL: the role of every route, for every
+ * kind of caller (config tokens, API tokens, console sessions); sessions and CSRF; login rate
+ * limiting; worker tokens scoped to groups; the audit log.
+ */
+
+/**
+ * The role every API route needs. A route added to the node but not listed here fails the first
+ * test, so each new route is classified on purpose; the matrix test then checks every route
+ * against every caller.
+ */
+const EXPECTED: Record<string, Role | 'public'> = {
+  'GET /v1/health': 'public',
+  'POST /v1/auth/login': 'public',
+  'POST /v1/auth/logout': 'viewer',
+  'GET /v1/auth/me': 'viewer',
+  'POST /v1/jobs': 'operator',
+  'GET /v1/jobs': 'viewer',
+  'GET /v1/jobs/:name': 'viewer',
+  'PUT /v1/jobs/:name': 'operator',
+  'PATCH /v1/jobs/:name': 'operator',
+  'DELETE /v1/jobs/:name': 'operator',
+  'POST /v1/jobs/:name/pause': 'operator',
+  'POST /v1/jobs/:name/resume': 'operator',
+  'POST /v1/jobs/:name/trigger': 'operator',
+  'POST /v1/jobs/:name/trigger-batch': 'operator',
+  'GET /v1/runs': 'viewer',
+  'GET /v1/runs/:id': 'viewer',
+  'POST /v1/runs/:id/cancel': 'operator',
+  'POST /v1/runs/:id/retry': 'operator',
+  'GET /v1/nodes': 'viewer',
+  'GET /v1/workers': 'viewer',
+  'POST /v1/worker/register': 'worker',
+  'POST /v1/worker/:id/heartbeat': 'worker',
+  'POST /v1/worker/:id/poll': 'worker',
+  'POST /v1/worker/:id/report': 'worker',
+  'POST /v1/worker/:id/unregister': 'worker',
+  'GET /v1/users': 'admin',
+  'POST /v1/users': 'admin',
+  'PATCH /v1/users/:name': 'admin',
+  'DELETE /v1/users/:name': 'admin',
+  'GET /v1/tokens': 'admin',
+  'POST /v1/tokens': 'admin',
+  'DELETE /v1/tokens/:id': 'admin',
+  'GET /v1/audit': 'admin',
+  'GET /v1/stats/overview': 'viewer',
+  'GET /v1/stats/runs-per-minute': 'viewer',
+  'POST /v1/preview': 'viewer',
+  'GET /v1/jobs/:name/skipped': 'viewer',
+  'GET /v1/jobs/:name/preview': 'viewer',
+  'POST /v1/jobs/:name/backfill': 'operator',
+  'GET /v1/calendars': 'viewer',
+  'POST /v1/calendars': 'operator',
+  'GET /v1/calendars/:name': 'viewer',
+  'PUT /v1/calendars/:name': 'operator',
+  'DELETE /v1/calendars/:name': 'operator',
+};
+
+interface Caller {
+  name: string;
+  role: 'admin' | 'operator' | 'viewer' | 'worker' | 'anonymous';
+  headers: () => Record<string, string>;
+}
+
+let node: KairosNode;
+let admin: KairosClient;
+const callers: Caller[] = [];
+
+async function session(name: string, password: string): Promise<{ cookie: string; csrf: string }> {
+  const response = await fetch(`${node.url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, password }),
+  });
+  expect(response.status).toBe(200);
+  const cookie = response.headers.get('set-cookie')!.split(';')[0]!;
+  return { cookie, csrf: ((await response.json()) as { csrfToken: string }).csrfToken };
+}
+
+async function call(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+): Promise<{ status: number; code: string | undefined; body: unknown }> {
+  const response = await fetch(node.url + path, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const parsed = text ? (JSON.parse(text) as { error?: { code: string } }) : undefined;
+  return { status: response.status, code: parsed?.error?.code, body: parsed };
+}
+
+// The same suite on both dialects: the embedded node's SQLite and a PostgreSQL schema of its own.
+describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
+  let store: Store | undefined;
+  beforeAll(async () => {
+    callers.length = 0;
+    store =
+      dialect === 'postgres'
+        ? new PostgresStore({ connectionString: testDatabaseUrl(), schema: testSchema() })
+        : undefined;
+    const config = resolveConfig(
+      {
+        port: 0,
+        dataDir: tempDir(),
+        adminToken: 'config-admin',
+        workerToken: 'config-worker',
+        adminUser: 'root',
+        adminPassword: 'root-password',
+      },
+      {},
+    );
+    node = await startNode(config, { logger: pino({ level: 'silent' }), ...(store ? { store } : {}) });
+    admin = new KairosClient({ url: node.url, token: 'config-admin' });
+    const bearer = (token: string) => () => ({ authorization: `Bearer ${token}` });
+    callers.push(
+      { name: 'anonymous', role: 'anonymous', headers: () => ({}) },
+      { name: 'config admin token', role: 'admin', headers: bearer('config-admin') },
+      { name: 'config worker token', role: 'worker', headers: bearer('config-worker') },
+    );
+    for (const role of ['admin', 'operator', 'viewer', 'worker'] as const) {
+      const { token } = await admin.createToken({ name: `matrix-${role}`, role });
+      callers.push({ name: `${role} API token`, role, headers: bearer(token) });
+    }
+    for (const role of ['operator', 'viewer'] as const)
+      await admin.createUser({ name: `matrix-${role}`, role, password: `${role}-password` });
+    for (const [name, password, role] of [
+      ['root', 'root-password', 'admin'],
+      ['matrix-operator', 'operator-password', 'operator'],
+      ['matrix-viewer', 'viewer-password', 'viewer'],
+    ] as const) {
+      const s = await session(name, password);
+      callers.push({
+        name: `${role} session`,
+        role,
+        headers: () => ({ cookie: s.cookie, 'x-csrf-token': s.csrf }),
+      });
+    }
+  });
+  afterAll(async () => {
+    await node.stop();
+    await store?.close();
+  });
+
+  describe('the role of every route', () => {
+    it('every API route of the node is classified, and as expected', () => {
+      const table = Object.fromEntries(
+        node.routes.filter((r) => r.url.startsWith('/v1/')).map((r) => [`${r.method} ${r.url}`, r.access]),
+      );
+      expect(table).toEqual(EXPECTED);
+    });
+
+    it('every route × every caller: allowed, or 403 FORBIDDEN (401 without credentials)', async () => {
+      const routes = node.routes
+        .filter((r) => r.url.startsWith('/v1/'))
+        // Logging out ends the session callers' sessions: last.
+        .sort((a, b) => Number(a.url === '/v1/auth/logout') - Number(b.url === '/v1/auth/logout'));
+      const failures: string[] = [];
+      for (const route of routes) {
+        // Parameters that name nothing: an allowed call answers 400 or 404 and changes nothing.
+        const path = route.url.replace(':name', 'matrix-nope').replace(':id', '999999');
+        for (const caller of callers) {
+          const result = await call(
+            route.method,
+            path,
+            caller.headers(),
+            route.method === 'GET' ? undefined : {},
+          );
+          const allowed =
+            route.access === 'public' ||
+            (caller.role !== 'anonymous' && ALLOWED[route.access].includes(caller.role));
+          const ok = allowed
+            ? result.status !== 401 && result.status !== 403
+            : caller.role === 'anonymous'
+              ? result.status === 401 && result.code === 'UNAUTHORIZED'
+              : result.status === 403 && result.code === 'FORBIDDEN';
+          if (!ok)
+            failures.push(`${route.method} ${route.url} as ${caller.name}: ${result.status} ${result.code}`);
+        }
+      }
+      expect(failures).toEqual([]);
+      expect(routes.length * callers.length).toBeGreaterThan(300);
+    });
+  });
+
+  describe('console sessions', () => {
+    it('sets an HttpOnly SameSite=Strict cookie; changes need the CSRF header; logout ends the session', async () => {
+      const response = await fetch(`${node.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'matrix-operator', password: 'operator-password' }),
+      });
+      const setCookie = response.headers.get('set-cookie')!;
+      expect(setCookie).toMatch(
+        /^kairos_session=[\w-]{40,}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/,
+      );
+      const cookie = setCookie.split(';')[0]!;
+      const { csrfToken } = (await response.json()) as { csrfToken: string };
+
+      expect(await call('GET', '/v1/auth/me', { cookie })).toMatchObject({
+        status: 200,
+        body: { actor: 'user:matrix-operator', role: 'operator', user: 'matrix-operator', csrfToken },
+      });
+      const spec = { name: 'csrf-job', handler: 'h', trigger: { kind: 'manual' } };
+      expect(await call('POST', '/v1/jobs', { cookie }, spec)).toMatchObject({
+        status: 403,
+        code: 'CSRF_FAILED',
+      });
+      expect(await call('POST', '/v1/jobs', { cookie, 'x-csrf-token': 'forged' }, spec)).toMatchObject({
+        status: 403,
+        code: 'CSRF_FAILED',
+      });
+      expect(await admin.listJobs()).toMatchObject({ items: [] });
+      expect(await call('POST', '/v1/jobs', { cookie, 'x-csrf-token': csrfToken }, spec)).toMatchObject({
+        status: 201,
+      });
+
+      expect(await call('POST', '/v1/auth/logout', { cookie, 'x-csrf-token': csrfToken }, {})).toMatchObject({
+        status: 200,
+      });
+      expect(await call('GET', '/v1/auth/me', { cookie })).toMatchObject({
+        status: 401,
+        code: 'UNAUTHORIZED',
+      });
+    });
+
+    it('refuses wrong passwords with one code for unknown users and wrong passwords, then rate limits', async () => {
+      await admin.createUser({ name: 'limited', role: 'viewer', password: 'right-password' });
+      const attempt = (name: string, password: string) =>
+        call('POST', '/v1/auth/login', {}, { name, password });
+      expect(await attempt('nobody', 'whatever')).toMatchObject({ status: 401, code: 'LOGIN_FAILED' });
+      for (let i = 0; i < 5; i++)
+        expect(await attempt('limited', 'wrong-password')).toMatchObject({
+          status: 401,
+          code: 'LOGIN_FAILED',
+        });
+      expect(await attempt('limited', 'right-password')).toMatchObject({
+        status: 429,
+        code: 'TOO_MANY_ATTEMPTS',
+      });
+      // Other users are not locked out by it.
+      expect(await attempt('matrix-viewer', 'viewer-password')).toMatchObject({ status: 200 });
+    });
+
+    it('keeps the last admin user and validates user input', async () => {
+      expect(await call('DELETE', '/v1/users/root', { authorization: 'Bearer config-admin' })).toMatchObject({
+        status: 409,
+        code: 'LAST_ADMIN',
+      });
+      const bad = await call(
+        'POST',
+        '/v1/users',
+        { authorization: 'Bearer config-admin' },
+        {
+          name: 'short',
+          role: 'viewer',
+          password: 'x',
+        },
+      );
+      expect(bad).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+      expect(
+        await call(
+          'POST',
+          '/v1/users',
+          { authorization: 'Bearer config-admin' },
+          {
+            name: 'root',
+            role: 'viewer',
+            password: 'long-enough',
+          },
+        ),
+      ).toMatchObject({ status: 409, code: 'USER_NAME_TAKEN' });
+      await expect(admin.updateUser('root', {})).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+      const error = await admin.updateUser('nobody', { role: 'viewer' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(KairosApiError);
+      expect(error).toMatchObject({ status: 404, code: 'USER_NOT_FOUND' });
+    });
+  });
+
+  describe('API tokens and worker tokens scoped to groups', () => {
+    it('a token is shown once, stored hashed, and stops working when revoked', async () => {
+      const created = await admin.createToken({ name: 'script', role: 'viewer' });
+      expect(created.token).toMatch(/^kairos_viewer_/);
+      const listed = (await admin.listTokens()).items.find((t) => t.id === created.id)!;
+      expect(listed).not.toHaveProperty('token');
+      const stored = await node.store.findApiToken(
+        (await import('node:crypto')).createHash('sha256').update(created.token).digest('hex'),
+      );
+      expect(stored).toMatchObject({ name: 'script', role: 'viewer' });
+      const script = new KairosClient({ url: node.url, token: created.token });
+      await script.listJobs();
+      await admin.deleteToken(created.id);
+      await expect(script.listJobs()).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+      await expect(admin.createToken({ name: 'x', role: 'viewer', groups: ['a'] })).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+      });
+    });
+
+    it('a worker token for group A cannot register, poll, heartbeat or report in group B', async () => {
+      const { token } = await admin.createToken({ name: 'group-a', role: 'worker', groups: ['a'] });
+      const scoped = new KairosClient({ url: node.url, token });
+      const any = new KairosClient({ url: node.url, token: 'config-worker' });
+
+      await expect(scoped.register({ group: 'b', handlers: ['h'], capacity: 1 })).rejects.toMatchObject({
+        status: 403,
+        code: 'GROUP_FORBIDDEN',
+      });
+      const mine = await scoped.register({ group: 'a', handlers: ['h'], capacity: 1 });
+      const theirs = await any.register({ group: 'b', handlers: ['h'], capacity: 1 });
+
+      await admin.createJob({ name: 'job-b', group: 'b', handler: 'h', trigger: { kind: 'manual' } });
+      const run = await admin.triggerJob('job-b', { params: { n: 1 } });
+      const [claimed] = (await any.poll(theirs.workerId, { max: 1, waitMs: 0 })).runs;
+      expect(claimed).toMatchObject({ runId: run.id, attempt: 1 });
+
+      for (const attempt of [
+        () => scoped.heartbeat(theirs.workerId, { running: [] }),
+        () => scoped.poll(theirs.workerId, { max: 1, waitMs: 0 }),
+        () => scoped.unregister(theirs.workerId),
+        // Its own worker id, but another group's run.
+        () =>
+          scoped.report(mine.workerId, {
+            reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],
+          }),
+      ]) {
+        await expect(attempt()).rejects.toMatchObject({ status: 403, code: 'GROUP_FORBIDDEN' });
+      }
+      expect(await admin.getRun(run.id)).toMatchObject({ status: 'running', workerId: theirs.workerId });
+      expect((await admin.listWorkers()).items.find((w) => w.id === theirs.workerId)?.status).toBe('active');
+
+      // Its own group works; the config's worker token still serves every group.
+      expect(await scoped.heartbeat(mine.workerId, { running: [] })).toEqual({ cancel: [] });
+      expect(await scoped.poll(mine.workerId, { max: 1, waitMs: 0 })).toEqual({ runs: [] });
+      expect(
+        await any.report(theirs.workerId, {
+          reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],
+        }),
+      ).toMatchObject({ results: [{ ok: true }] });
+    });
+  });
+
+  describe('the CLI', () => {
+    it('kairos users create NAME --role admin --password-stdin creates a user who can log in', async () => {
+      const cli = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          cli,
+          '--url',
+          node.url,
+          '--token',
+          'config-admin',
+          'users',
+          'create',
+          'cli-admin',
+          '--role',
+          'admin',
+          '--password-stdin',
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.stdin.end('cli-password-1\n');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, output }).toEqual({ code: 0, output: 'created admin cli-admin\n' });
+      expect((await session('cli-admin', 'cli-password-1')).csrf).toBeTruthy();
+    });
+  });
+
+  describe('audit log, stats, preview and retry', () => {
+    it('records who changed what, from tokens and from the store transactions of user changes', async () => {
+      const { token } = await admin.createToken({ name: 'auditor', role: 'operator' });
+      const operator = new KairosClient({ url: node.url, token });
+      await operator.createJob({ name: 'audited', handler: 'h', trigger: { kind: 'manual' } });
+      await operator.pauseJob('audited');
+      await operator.deleteJob('audited');
+      const { items } = await admin.listAudit({ limit: 50 });
+      const mine = items.filter((e) => e.target === 'jobs:audited').map((e) => [e.actor, e.action]);
+      expect(mine).toEqual([
+        ['token:auditor', 'jobs.delete'],
+        ['token:auditor', 'jobs.pause'],
+        ['token:auditor', 'jobs.create'],
+      ]);
+      expect(items.find((e) => e.target === 'tokens:auditor')).toMatchObject({
+        actor: 'admin-token',
+        action: 'tokens.create',
+        details: { role: 'operator' },
+      });
+      expect(items.find((e) => e.target === 'users:root')).toMatchObject({
+        actor: 'config',
+        action: 'users.create',
+      });
+      expect(items.some((e) => e.action.startsWith('worker'))).toBe(false);
+    });
+
+    it('previews fire times, refuses bad triggers with their codes, retries runs, and counts', async () => {
+      const preview = await admin.preview({
+        trigger: { kind: 'cron', cron: '0 9 * * *', timezone: 'Europe/Berlin' },
+      });
+      expect(preview.fires).toHaveLength(10);
+      expect(preview.skipped).toEqual([]);
+      for (const f of preview.fires) {
+        expect(new Date(f.fireTime).getUTCHours()).toBeOneOf([7, 8]);
+        expect(f.runAt).toBe(f.fireTime);
+      }
+      const times = preview.fires.map((f) => Date.parse(f.fireTime));
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect((await admin.preview({ trigger: { kind: 'every', every: '1m' }, count: 3 })).fires).toHaveLength(
+        3,
+      );
+      expect((await admin.preview({ trigger: { kind: 'manual' } })).fires).toEqual([]);
+      await expect(admin.preview({ trigger: { kind: 'cron', cron: '61 * * * *' } })).rejects.toMatchObject({
+        status: 400,
+        code: 'INVALID_CRON',
+      });
+      await expect(
+        admin.preview({ trigger: { kind: 'cron', cron: '* * * * *', timezone: 'Mars/Base' } }),
+      ).rejects.toMatchObject({ code: 'INVALID_TIMEZONE' });
+
+      await admin.createJob({ name: 'retried', handler: 'h', trigger: { kind: 'manual' }, params: { a: 1 } });
+      const first = await admin.triggerJob('retried', { params: { b: 2 }, priority: 3 });
+      const again = await admin.retryRun(first.id);
+      expect(again).toMatchObject({
+        jobName: 'retried',
+        params: { b: 2 },
+        priority: 3,
+        status: 'queued',
+        cause: 'manual',
+      });
+      expect(again.id).toBeGreaterThan(first.id);
+      await expect(admin.retryRun(999_999)).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
+
+      const overview = await admin.overview();
+      // The run of job-b (worker-token test) succeeded; the two runs of `retried` wait.
+      expect(overview).toMatchObject({ nodesOnline: 1, successRate: 1, queued: 2 });
+      expect(overview.lastHour).toEqual({ succeeded: 1, failed: 0, timedOut: 0, cancelled: 0 });
+      expect((await admin.runsPerMinute()).items).toMatchObject([{ succeeded: 1, failed: 0 }]);
+      await expect(admin.runsPerMinute('2000-01-01T00:00:00Z')).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+      });
+      await expect(admin.runsPerMinute('yesterday')).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+    });
+  });
+});
+
+afterAll(dropTestSchemas);

@@ -1,0 +1,279 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { KairosClient } from '@kairos/client';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_DIR } from '../src/server/console-assets.ts';
+import { tempDir } from './helpers.ts';
+import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
+
+/**
+ * The web console in a real headless Chromium against a real `kairos start` and a worker process.
+ * `KAIROS_SCREENSHOTS=1` also writes docs/images/console-*.png (CI leaves the tree clean).
+ */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const WORKER = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
+const CHROMIUM = process.env.KAIROS_CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOTS = process.env.KAIROS_SCREENSHOTS === '1';
+const env = {
+  KAIROS_ADMIN_TOKEN: 'console-admin-token',
+  KAIROS_WORKER_TOKEN: 'console-worker-token',
+  KAIROS_ADMIN_USER: 'ada',
+  KAIROS_ADMIN_PASSWORD: 'ada-secret-1',
+  KAIROS_LOG_LEVEL: 'warn',
+};
+
+let url: string;
+let node: Child;
+let worker: Child;
+let admin: KairosClient;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(`${CONSOLE_DIR}index.html`)) {
+    execFileSync('npm', ['run', 'build:console'], { cwd: ROOT, stdio: 'ignore' });
+  }
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set KAIROS_CHROMIUM)`);
+  }
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
+  admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
+  await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  worker = spawnTs(WORKER, [], { ...env, KAIROS_URL: url, WORKER_NAME: 'console-worker' });
+  await waitFor(
+    async () => (await admin.listWorkers()).items.some((w) => w.status === 'active'),
+    20_000,
+    'the worker to register',
+  );
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  worker?.process.kill('SIGTERM');
+  await worker?.exited;
+  node?.process.kill('SIGTERM');
+  expect(await node?.exited).toBe(0);
+});
+
+/** Script errors of every page: uncaught exceptions, React warnings, refused content (CSP). */
+const scriptErrors: string[] = [];
+
+async function newPage(): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('pageerror', (error) => scriptErrors.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    // Answers with an error status (401 before login, 400 of a refused preview, 404 of absent
+    // run logs) are logged by the browser as failed loads: they are the API working, not bugs.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+      scriptErrors.push(message.text());
+  });
+  return page;
+}
+
+async function login(page: Page, name: string, password: string): Promise<void> {
+  await page.goto(`${url}/`);
+  await page.getByLabel('User').fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('navigation', { name: 'main' }).waitFor();
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (SCREENSHOTS) await page.screenshot({ path: `${ROOT}docs/images/console-${name}.png` });
+}
+
+describe('the web console in Chromium', () => {
+  let page: Page;
+
+  beforeAll(async () => {
+    page = await newPage();
+  });
+
+  it('rejects a wrong password, then logs in and shows the overview', async () => {
+    await page.goto(`${url}/`);
+    await page.getByLabel('User').fill('ada');
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'LOGIN_FAILED' }).waitFor();
+    await login(page, 'ada', env.KAIROS_ADMIN_PASSWORD);
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.getByRole('region', { name: 'Workers online' }).getByText('1', { exact: true }).waitFor();
+  });
+
+  it('creates a cron job through the form, refusing an invalid cron with a visible message', async () => {
+    await page.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await page.getByRole('link', { name: 'New job' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('browser-tick');
+    await page.getByLabel('Handler').fill('echo');
+    await page.getByLabel('Time zone').fill('Asia/Shanghai');
+    await page.getByLabel('Cron expression').fill('61 * * * *');
+    const problem = page.getByRole('alert', { name: 'Trigger error' });
+    await problem.filter({ hasText: 'INVALID_CRON' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Create job' }).isDisabled()).toBe(true);
+
+    await page.getByLabel('Cron expression').fill('* * * * * *');
+    await problem.waitFor({ state: 'detached' });
+    const fires = page.getByRole('list', { name: 'Next fire times' }).getByRole('listitem');
+    await fires.nth(9).waitFor();
+    expect(await fires.count()).toBe(10);
+    await shot(page, 'job-form');
+    await page.getByRole('button', { name: 'Create job' }).click();
+
+    // The job page follows its runs live: scheduled runs appear and succeed without a reload.
+    await page.getByRole('heading', { name: 'browser-tick' }).waitFor();
+    expect(page.url()).toContain('#/jobs/browser-tick');
+    const succeeded = page.getByRole('table', { name: 'Runs' }).locator('tr[data-status="succeeded"]');
+    await succeeded.nth(2).waitFor();
+    const job = await admin.getJob('browser-tick');
+    expect(job.trigger).toEqual({ kind: 'cron', cron: '* * * * * *', timezone: 'Asia/Shanghai' });
+    await shot(page, 'job-detail');
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'Resume' }).waitFor();
+    expect((await admin.getJob('browser-tick')).paused).toBe(true);
+
+    // Open one of its runs from the list.
+    const link = succeeded.first().getByRole('link', { name: /^#\d+$/ });
+    const runId = Number((await link.textContent())!.slice(1));
+    await link.click();
+    await page.getByRole('heading', { name: `Run #${runId}` }).waitFor();
+    await page.getByTestId('run-status').filter({ hasText: 'succeeded' }).waitFor();
+    await page.getByRole('list', { name: 'Attempts' }).getByText('succeeded').waitFor();
+    await page.getByText('"echo"').waitFor();
+  });
+
+  it('triggers a long run with params, opens it and cancels it', async () => {
+    await admin.createJob({
+      name: 'browser-sleep',
+      handler: 'sleep',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 1 },
+    });
+    await page.goto(`${url}/#/jobs/browser-sleep`);
+    await page.getByRole('button', { name: 'Trigger', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Trigger browser-sleep now' });
+    await dialog.getByLabel('Params (JSON)').fill('{"ms": 120000}');
+    await dialog.getByRole('button', { name: 'Trigger run' }).click();
+
+    await page.getByRole('heading', { name: /^Run #\d+/ }).waitFor();
+    const status = page.getByTestId('run-status');
+    await page.getByTestId('run-status').filter({ hasText: 'running' }).waitFor();
+    const runId = Number(page.url().split('/').pop());
+    expect((await admin.getRun(runId)).params).toEqual({ ms: 120000 });
+    await page
+      .getByRole('list', { name: 'Attempts' })
+      .getByText('console-worker', { exact: false })
+      .or(page.getByRole('list', { name: 'Attempts' }).locator('code'))
+      .first()
+      .waitFor();
+    await shot(page, 'run-detail');
+
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await page
+      .getByRole('dialog', { name: `Cancel run #${runId}?` })
+      .getByRole('button', { name: 'Cancel run' })
+      .click();
+    await status.filter({ hasText: 'cancelled' }).waitFor();
+    expect((await admin.getRun(runId)).status).toBe('cancelled');
+    await page.getByRole('list', { name: 'Attempts' }).getByText('cancelled').first().waitFor();
+  });
+
+  it('lists runs, workers, nodes, and lets an admin add a viewer', async () => {
+    await page.getByRole('link', { name: 'Runs', exact: true }).click();
+    await page.getByRole('table', { name: 'Runs' }).locator('tr[data-status="cancelled"]').first().waitFor();
+    await shot(page, 'runs');
+
+    await page.getByRole('link', { name: 'Workers', exact: true }).click();
+    await page.getByRole('table', { name: 'Workers' }).getByText('console-worker').waitFor();
+    await shot(page, 'workers');
+
+    await page.getByRole('link', { name: 'Cluster', exact: true }).click();
+    await page
+      .getByRole('table', { name: 'Nodes' })
+      .getByText('alive')
+      .or(page.getByRole('table', { name: 'Nodes' }).getByText('active'))
+      .first()
+      .waitFor();
+    await shot(page, 'cluster');
+
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    await page.getByLabel('New user name').fill('vera');
+    await page.getByLabel('New user role').selectOption('viewer');
+    await page.getByLabel('New user password').fill('vera-secret-1');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('table', { name: 'Users' }).getByText('vera').waitFor();
+    await page.getByRole('table', { name: 'Audit log' }).getByText('users:vera').waitFor();
+    await shot(page, 'users');
+
+    // A failing run shows up in the overview's recent failures and in its chart.
+    await admin.createJob({
+      name: 'browser-fail',
+      handler: 'fail',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 1 },
+    });
+    await admin.triggerJob('browser-fail');
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('region', { name: 'Success rate' }).getByText('%').waitFor();
+    await page.getByRole('link', { name: 'browser-fail' }).waitFor();
+    await shot(page, 'overview');
+  });
+
+  it('a viewer sees everything and can change nothing', async () => {
+    const viewer = await newPage();
+    await login(viewer, 'vera', 'vera-secret-1');
+    await viewer.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await viewer.getByRole('link', { name: 'browser-tick' }).waitFor();
+    expect(await viewer.getByRole('link', { name: 'New job' }).count()).toBe(0);
+    expect(await viewer.getByRole('button', { name: 'Delete' }).count()).toBe(0);
+    expect(await viewer.getByRole('link', { name: 'Users & tokens' }).count()).toBe(0);
+
+    await viewer.getByRole('link', { name: 'browser-tick' }).click();
+    await viewer.getByRole('heading', { name: 'browser-tick' }).waitFor();
+    expect(await viewer.getByRole('button', { name: 'Resume' }).count()).toBe(0);
+
+    await viewer.goto(`${url}/#/jobs/new`);
+    await viewer.getByText('can look at jobs but not change them').waitFor();
+
+    // The server refuses too, whatever the page shows.
+    const answer = await viewer.evaluate(async () => {
+      const me = (await (await fetch('/v1/auth/me')).json()) as { csrfToken: string };
+      const response = await fetch('/v1/jobs/browser-tick/resume', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        body: '{}',
+      });
+      return { status: response.status, body: (await response.json()) as { error: { code: string } } };
+    });
+    expect(answer).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+    expect((await admin.getJob('browser-tick')).paused).toBe(true);
+
+    // Deleting the user ends the session at once: the open page falls back to the login form.
+    await viewer.goto(`${url}/#/overview`);
+    await viewer.getByRole('heading', { name: 'Overview' }).waitFor();
+    await admin.deleteUser('vera');
+    await viewer.getByRole('button', { name: 'Log in' }).waitFor();
+    await viewer.context().close();
+  });
+
+  it('ran without script errors', () => {
+    expect(scriptErrors).toEqual([]);
+  });
+});
