@@ -55,6 +55,39 @@ export interface JobSpec {
   /** Higher runs first within a group. Default 0. */
   priority?: number;
   paused?: boolean;
+  // Workers at scale ----
+  /** Which worker of the group runs each run. Default: any worker of the group that asks first. */
+  routing?: RoutingSpec;
+  /** The most runs of this job running at once, across the cluster. Default: no limit. */
+  maxConcurrency?: number;
+  /** A run that no worker started within this time after it became ready fails (`ScheduleToStartTimeout`). */
+  scheduleToStartTimeout?: Duration;
+}
+
+/**
+ * Routing strategies: `any` (whichever worker asks first), `first`, `last`, `round-robin`, `random`,
+ * `consistent-hash`, `least-recently-used`, `least-frequently-used`, `least-loaded`, `failover`,
+ * `busy-over`. See docs/workers.md.
+ */
+export type RoutingStrategyName =
+  | 'any'
+  | 'first'
+  | 'last'
+  | 'round-robin'
+  | 'random'
+  | 'consistent-hash'
+  | 'least-recently-used'
+  | 'least-frequently-used'
+  | 'least-loaded'
+  | 'failover'
+  | 'busy-over';
+
+export interface RoutingSpec {
+  strategy: RoutingStrategyName;
+  /** `consistent-hash`: the params field whose value is the key (default: the job name). */
+  key?: string;
+  /** Only workers whose labels carry all of these, e.g. `{ region: 'eu' }`. */
+  selector?: Record<string, string>;
 }
 
 /** A partial update of a job; absent fields keep their value. */
@@ -82,6 +115,10 @@ export interface Job {
   timeout: number;
   priority: number;
   paused: boolean;
+  routing: { strategy: RoutingStrategyName; key: string | null; selector: Record<string, string> };
+  maxConcurrency: number | null;
+  /** In ms; null when runs wait for a worker as long as it takes. */
+  scheduleToStartTimeout: number | null;
   /** The next fire time, or null when the trigger has no more fires (manual, `at` done, paused delay). */
   nextFireAt: string | null;
   createdAt: string;

@@ -1,5 +1,6 @@
 import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
 import { KairosError } from '../errors.ts';
+import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
 import { compileRetry } from './retry.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
@@ -16,6 +17,8 @@ export interface JobDefinition {
   timeoutMs: number;
   priority: number;
   paused: boolean;
+  /** Routing, concurrency limit, schedule-to-start timeout (`dispatch-policy.ts`). */
+  dispatch: DispatchPolicy;
 }
 
 /** A job as the store keeps it. */
@@ -55,6 +58,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
       spec.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(spec.timeout, 'timeout', { min: 1000 }),
     priority,
     paused: spec.paused ?? false,
+    dispatch: compileDispatch(spec),
   };
 }
 
@@ -71,6 +75,7 @@ export function specOf(job: JobDefinition): JobSpec {
     timeout: job.timeoutMs,
     priority: job.priority,
     paused: job.paused,
+    ...dispatchSpecOf(job.dispatch),
   };
 }
 
@@ -98,6 +103,9 @@ export function describeJob(job: JobRecord): Job {
     timeout: job.timeoutMs,
     priority: job.priority,
     paused: job.paused,
+    routing: job.dispatch.routing,
+    maxConcurrency: job.dispatch.maxConcurrency,
+    scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
     nextFireAt: job.nextFireAt === null ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),

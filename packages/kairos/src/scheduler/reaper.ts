@@ -13,8 +13,8 @@ export interface ReaperOptions {
 
 /**
  * Every sweep: attempts whose worker lease expired are `lost` and attempts past their deadline are
- * `timed_out` (each retried or ended by its run's policy), and workers whose lease expired are
- * marked lost. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
+ * `timed_out` (each retried or ended by its run's policy), queued runs past their job's
+ * schedule-to-start timeout fail, and workers whose lease expired are marked lost. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
  * back in the queue within 6 s.
  */
 export class Reaper {
@@ -46,6 +46,12 @@ export class Reaper {
       ended += count;
       if (count < 500) break;
     }
+    const expired = await store.expireQueuedRuns(clock.now(), 500);
+    if (expired.length > 0)
+      logger.warn(
+        { runs: expired },
+        'runs failed: no worker started them within their schedule-to-start timeout',
+      );
     const lost = await store.markLostWorkers(clock.now());
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');

@@ -40,6 +40,19 @@ const jobFields = {
   timeout: Type.Optional(Duration),
   priority: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
+  // Workers at scale ----
+  // The strategy is a string here: compileDispatch answers INVALID_ROUTING with the list of strategies.
+  routing: Type.Optional(
+    closed({
+      strategy: Type.String({ minLength: 1, maxLength: 64 }),
+      key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      selector: Type.Optional(
+        Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { maxProperties: 32 }),
+      ),
+    }),
+  ),
+  maxConcurrency: Type.Optional(Type.Integer()),
+  scheduleToStartTimeout: Type.Optional(Duration),
 };
 
 export const JobSpecSchema = closed({ name: Name, ...jobFields });

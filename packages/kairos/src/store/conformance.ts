@@ -373,6 +373,217 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       });
     });
 
+    // Workers at scale ----
+    describe('dispatch policies', () => {
+      async function routedJob(name: string, extra: Partial<Parameters<typeof compileJob>[0]> = {}) {
+        return store.createJob(job(name, { trigger: { kind: 'manual' }, ...extra }), null, T0);
+      }
+      async function enqueue(jobId: number, params: Array<Record<string, number>>) {
+        return store.enqueueRuns(
+          jobId,
+          params.map((p) => ({ params: p, priority: 0 })),
+          T0,
+        );
+      }
+      async function labelled(id: string, labels: Record<string, string>, capacity = 10) {
+        await store.registerWorker(
+          { id, name: id, group: 'default', handlers: ['h'], capacity, labels, version: 't', host: 'h' },
+          5000,
+          T0,
+        );
+      }
+      const dispatch = (id: string, max = 10, now = T0 + 10, random = 0) =>
+        store.dispatchRuns(id, max, 5000, now, random);
+      const ids = async (id: string, max = 10, now = T0 + 10) =>
+        (await dispatch(id, max, now)).map((c) => c.runId);
+
+      it('plain jobs are claimed like claimRuns: priority, then age, for the worker’s handlers', async () => {
+        const created = await routedJob('plain');
+        const [low, high] = await store.enqueueRuns(
+          created.id,
+          [
+            { params: {}, priority: 0 },
+            { params: {}, priority: 5 },
+          ],
+          T0,
+        );
+        await worker('w1');
+        const claimed = await dispatch('w1');
+        expect(claimed.map((c) => c.runId)).toEqual([high, low]);
+        expect(claimed[0]).toMatchObject({ attempt: 1, jobName: 'plain', handler: 'h' });
+        expect(await store.getAttempts(high!)).toMatchObject([
+          { attempt: 1, workerId: 'w1', status: 'running' },
+        ]);
+        await expect(dispatch('nobody')).rejects.toMatchObject({ code: 'WORKER_NOT_FOUND' });
+      });
+
+      it('round-robin assigns runs in turn across workers, with one shared state', async () => {
+        const rr = await routedJob('rr', { routing: { strategy: 'round-robin' } });
+        const runs = await enqueue(rr.id, [{}, {}, {}, {}, {}, {}]);
+        for (const id of ['w1', 'w2', 'w3']) await worker(id);
+        expect(await ids('w1')).toEqual([runs[0], runs[3]]);
+        expect(await ids('w2')).toEqual([runs[1], runs[4]]);
+        expect(await ids('w3')).toEqual([runs[2], runs[5]]);
+        expect(await store.routingState(rr.id)).toMatchObject({ turn: 6, uses: { w1: 2, w2: 2, w3: 2 } });
+        expect(await store.routingState(999_999)).toBeNull();
+      });
+
+      it('a run assigned to a worker that died or drains is routed again', async () => {
+        const rr = await routedJob('first', { routing: { strategy: 'first' } });
+        const [run] = await enqueue(rr.id, [{}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w2')).toEqual([]); // assigned to w1, the first by name
+        await store.drainWorker('w1', T0 + 20);
+        expect(await ids('w1')).toEqual([]); // draining: claims nothing, no error
+        expect(await ids('w2')).toEqual([run]);
+        const [next] = await enqueue(rr.id, [{}]);
+        await worker('w0');
+        expect(await ids('w2', 10, T0 + 30)).toEqual([]); // assigned to w0
+        // w0 stops heartbeating: past its lease the run is routed again.
+        await store.heartbeat('w2', [], 5000, T0 + 4000);
+        expect(await ids('w2', 10, T0 + 5001)).toEqual([next]);
+      });
+
+      it('a label selector sends runs only to matching workers', async () => {
+        const eu = await routedJob('eu', { routing: { strategy: 'any', selector: { region: 'eu' } } });
+        const [run] = await enqueue(eu.id, [{}]);
+        await labelled('us-1', { region: 'us' });
+        await labelled('eu-1', { region: 'eu' });
+        expect(await ids('us-1')).toEqual([]);
+        expect(await ids('eu-1')).toEqual([run]);
+      });
+
+      it('consistent-hash keeps one key on one worker', async () => {
+        const ch = await routedJob('ch', { routing: { strategy: 'consistent-hash', key: 'customer' } });
+        const runs = await enqueue(ch.id, [
+          { customer: 1 },
+          { customer: 2 },
+          { customer: 1 },
+          { customer: 2 },
+        ]);
+        for (const id of ['w1', 'w2', 'w3']) await worker(id);
+        const owners = new Map<number, string>();
+        for (const id of ['w1', 'w2', 'w3']) for (const runId of await ids(id)) owners.set(runId, id);
+        expect(owners.size).toBe(4);
+        expect(owners.get(runs[0]!)).toBe(owners.get(runs[2]!));
+        expect(owners.get(runs[1]!)).toBe(owners.get(runs[3]!));
+      });
+
+      it('busy-over skips a worker already running the job', async () => {
+        const bo = await routedJob('bo', { routing: { strategy: 'busy-over' } });
+        const [first, second, third] = await enqueue(bo.id, [{}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w1')).toEqual([first]);
+        expect(await ids('w2')).toEqual([second]);
+        // Both are busy with the job: the third waits, assigned to nobody.
+        expect(await ids('w1')).toEqual([]);
+        expect(await ids('w2')).toEqual([]);
+        expect(await store.getRun(third!)).toMatchObject({ status: 'queued' });
+      });
+
+      it('least-loaded picks the worker with the most free slots', async () => {
+        const ll = await routedJob('ll', { routing: { strategy: 'least-loaded' } });
+        const filler = await routedJob('filler');
+        await labelled('big', {}, 10);
+        await labelled('small', {}, 2);
+        await enqueue(filler.id, [{}, {}, {}, {}, {}, {}, {}, {}, {}]);
+        expect(await ids('big', 9)).toHaveLength(9); // big: 1 free slot, small: 2
+        const [run] = await enqueue(ll.id, [{}]);
+        expect(await ids('big')).toEqual([]);
+        expect(await ids('small')).toEqual([run]);
+      });
+
+      it('limits the runs of a job running at once', async () => {
+        const limited = await routedJob('limited', { maxConcurrency: 2 });
+        const runs = await enqueue(limited.id, [{}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w1')).toEqual([runs[0], runs[1]]);
+        expect(await ids('w2')).toEqual([]);
+        const done: AttemptOutcome = {
+          runId: runs[0]!,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'succeeded',
+          error: null,
+          result: null,
+          run: { status: 'succeeded' },
+        };
+        await store.finishAttempts([done], T0 + 20);
+        expect(await ids('w2', 10, T0 + 30)).toEqual([runs[2]]);
+      });
+
+      it('limits the runs of a group running at once', async () => {
+        const plain = await routedJob('g');
+        const runs = await enqueue(plain.id, [{}, {}, {}]);
+        await store.setGroupLimit('default', 2, T0);
+        expect(await store.listGroupLimits()).toEqual([
+          { group: 'default', maxConcurrency: 2, updatedAt: T0 },
+        ]);
+        await worker('w1');
+        expect(await ids('w1')).toEqual([runs[0], runs[1]]);
+        expect(await ids('w1')).toEqual([]);
+        await store.setGroupLimit('default', null, T0 + 1);
+        expect(await ids('w1')).toEqual([runs[2]]);
+      });
+
+      it('drains a worker: it keeps heartbeating; draining a lost worker is refused', async () => {
+        await worker('w1');
+        expect(await store.drainWorker('w1', T0)).toMatchObject({ id: 'w1', status: 'draining' });
+        expect(await store.drainWorker('w1', T0)).toMatchObject({ status: 'draining' });
+        expect(await store.heartbeat('w1', [], 5000, T0 + 1000)).toEqual([]);
+        expect(await store.drainWorker('ghost', T0)).toBeNull();
+        await store.markLostWorkers(T0 + 60_000);
+        await expect(store.drainWorker('w1', T0 + 60_001)).rejects.toMatchObject({
+          code: 'WORKER_NOT_ACTIVE',
+        });
+      });
+
+      it('fails queued runs past their schedule-to-start timeout, with the reason', async () => {
+        const waiting = await routedJob('waiting', { scheduleToStartTimeout: '5s' });
+        const patient = await routedJob('patient');
+        const [run] = await enqueue(waiting.id, [{}]);
+        const [other] = await enqueue(patient.id, [{}]);
+        expect(await store.expireQueuedRuns(T0 + 4999, 10)).toEqual([]);
+        expect(await store.expireQueuedRuns(T0 + 5000, 10)).toEqual([run]);
+        expect(await store.getRun(run!)).toMatchObject({
+          status: 'failed',
+          finishedAt: T0 + 5000,
+          error: { name: 'ScheduleToStartTimeout' },
+        });
+        expect(await store.getRun(other!)).toMatchObject({ status: 'queued' });
+        expect(await store.expireQueuedRuns(T0 + 9000, 10)).toEqual([]);
+      });
+
+      it('keeps a job’s dispatch policy', async () => {
+        const created = await routedJob('policy', {
+          routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
+          maxConcurrency: 3,
+          scheduleToStartTimeout: '1m',
+        });
+        const expected = {
+          routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
+          maxConcurrency: 3,
+          scheduleToStartMs: 60_000,
+        };
+        expect(created.dispatch).toEqual(expected);
+        expect((await store.getJob('policy'))?.dispatch).toEqual(expected);
+        const updated = await store.updateJob(
+          created.id,
+          job('policy', { trigger: { kind: 'manual' } }),
+          null,
+          T0,
+        );
+        expect(updated?.dispatch).toEqual({
+          routing: { strategy: 'any', key: null, selector: {} },
+          maxConcurrency: null,
+          scheduleToStartMs: null,
+        });
+      });
+    });
+
     it('notifies subscribers of runs and job changes', async () => {
       const events: unknown[] = [];
       const off = store.subscribe((event) => events.push(event));

@@ -8,7 +8,8 @@ import type {
   RunStatus,
   WorkerStatus,
 } from '@kairos/client';
-import type { JobRecord } from '../core/job.ts';
+import { dispatchFromColumn } from '../core/dispatch-policy.ts';
+import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
@@ -28,6 +29,7 @@ export interface JobRow {
   next_fire_at: number | null;
   created_at: number;
   updated_at: number;
+  dispatch: JsonColumn;
 }
 
 export interface RunRow {
@@ -135,6 +137,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     nextFireAt: row.next_fire_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    dispatch: dispatchFromColumn(row.dispatch),
   };
 }
 
@@ -200,4 +203,9 @@ export function delayOf(trigger: Trigger): number | null {
 
 export function toJson(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+/** The dispatch policy columns of a job: the policy as JSON and its schedule-to-start timeout. */
+export function dispatchValues(job: JobDefinition): [string, number | null] {
+  return [JSON.stringify(job.dispatch), job.dispatch.scheduleToStartMs];
 }

@@ -11,6 +11,7 @@ import type {
 } from '@kairos/client';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
+import type { RoutingState } from '../core/routing.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -150,6 +151,49 @@ export interface Store {
    * `runs` (runs became available in a group), `jobs` (a job's schedule changed).
    */
   subscribe(listener: (event: StoreEvent) => void): () => void;
+
+  // Workers at scale ----
+
+  /**
+   * Claims up to `max` queued runs for a worker, honouring each job's dispatch policy in one
+   * transaction (`store/dispatch-plan.ts` decides, every dialect reads and writes):
+   * - label selector: only workers whose labels match take the job's runs;
+   * - routing: a routed run is assigned to one live worker by its job's strategy over the live
+   *   workers of the group, with the job's routing state (shared by every node); only that worker
+   *   claims it, and it is routed again when that worker is no longer alive or eligible;
+   * - limits: at most `maxConcurrency` runs of a job and the group's limit running cluster-wide.
+   * Runs of plain jobs are claimed as {@link claimRuns} does. A draining worker claims nothing;
+   * an unknown or lost one gets WORKER_NOT_FOUND. `random` in [0, 1) seeds `random` routing.
+   */
+  dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]>;
+  /**
+   * Marks a worker draining: it keeps heartbeating and finishing its attempts, claims nothing new,
+   * and its assigned queued runs are routed elsewhere. Null when unknown; WORKER_NOT_ACTIVE when lost
+   * or stopped. Draining twice is a no-op.
+   */
+  drainWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
+  /**
+   * Fails queued runs that waited longer than their job's schedule-to-start timeout since they
+   * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
+   */
+  expireQueuedRuns(now: number, limit: number): Promise<number[]>;
+  /** Sets (null: removes) the most runs of a group running at once, cluster-wide. */
+  setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void>;
+  listGroupLimits(): Promise<GroupLimit[]>;
+  /** A job's routing state (round-robin turn, per-worker use), or null before its first routed run. */
+  routingState(jobId: number): Promise<RoutingState | null>;
+}
+
+export interface GroupLimit {
+  group: string;
+  maxConcurrency: number | null;
+  updatedAt: number;
 }
 
 /**

@@ -3,12 +3,25 @@ import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import type { RoutingState } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
+import {
+  type CandidateRow,
+  type ClaimRow,
+  candidateFromRow,
+  claimedFromRow,
+  dispatchWindow,
+  type SnapshotRow,
+  scheduleToStartError,
+  snapshotFromRow,
+} from '../dispatch-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
   delayOf,
+  dispatchValues,
   type JobRow,
   jobFromRow,
   type NodeRow,
@@ -28,6 +41,7 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  type GroupLimit,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -40,6 +54,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
 
 export interface PostgresStoreOptions {
@@ -126,6 +141,7 @@ export class PostgresStore implements Store {
         ...jobValues(job),
         nextFireAt,
         now,
+        ...dispatchValues(job),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -148,6 +164,7 @@ export class PostgresStore implements Store {
       nextFireAt,
       now,
       id,
+      ...dispatchValues(job),
     ]);
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
@@ -607,6 +624,158 @@ export class PostgresStore implements Store {
         throw error;
       }
     }
+  }
+
+  // Workers at scale ----
+
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]> {
+    const out = await this.transaction('dispatchRuns', async (client) => {
+      const [worker] = (
+        await client.query<{ group_name: string; handlers: string; status: string }>(
+          'SELECT group_name, handlers, status FROM workers WHERE id = $1',
+          [workerId],
+        )
+      ).rows;
+      if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
+      const group = worker.group_name;
+      if (worker.status === 'draining') return { claimed: [], wake: false, group };
+      const candidates = (
+        await client.query<CandidateRow>(dq.DISPATCH_CANDIDATES, [
+          workerId,
+          group,
+          JSON.parse(worker.handlers) as string[],
+          now,
+          dispatchWindow(max),
+        ])
+      ).rows.map(candidateFromRow);
+      if (candidates.length === 0) return { claimed: [], wake: false, group };
+      const [limit] = (await client.query<{ max_concurrency: number }>(dq.LOCK_GROUP_LIMIT, [group])).rows;
+      const groupLimit = limit?.max_concurrency ?? null;
+      let plan: DispatchPlan;
+      if (!needsSnapshot(candidates, groupLimit)) {
+        plan = { claim: candidates.slice(0, max).map((c) => c.runId), assign: [], states: new Map() };
+      } else {
+        const jobs = lockedJobs(candidates);
+        // Locks first, then counts: a concurrent claim of the same job commits before we count.
+        await client.query(dq.ENSURE_JOB_ROUTING, [jobs]);
+        const states = new Map<number, RoutingState>();
+        for (const row of (await client.query<{ job_id: number; state: string }>(dq.LOCK_JOB_ROUTING, [jobs]))
+          .rows)
+          states.set(row.job_id, JSON.parse(row.state));
+        const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now])).rows.map(
+          snapshotFromRow,
+        );
+        const loadOfJob = new Map<string, number>();
+        for (const row of (
+          await client.query<{ w: string; job_id: number; n: number }>(dq.LOAD_OF_JOBS, [jobs])
+        ).rows) {
+          const key = `${row.w}:${row.job_id}`;
+          loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+        }
+        const runningOfJob = new Map<number, number>();
+        for (const row of (await client.query<{ job_id: number; n: number }>(dq.RUNNING_OF_JOBS, [jobs]))
+          .rows)
+          runningOfJob.set(row.job_id, row.n);
+        const groupRunning =
+          groupLimit === null
+            ? 0
+            : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [group])).rows[0]!.n;
+        plan = planDispatch({
+          workerId,
+          max,
+          candidates,
+          live,
+          loadOfJob,
+          runningOfJob,
+          groupRunning,
+          groupLimit,
+          states,
+          random,
+        });
+      }
+      if (plan.assign.length > 0)
+        await client.query(dq.ASSIGN_RUNS, [
+          JSON.stringify(plan.assign.map((a) => ({ run_id: a.runId, worker_id: a.workerId }))),
+        ]);
+      if (plan.states.size > 0)
+        await client.query(dq.SAVE_JOB_ROUTING, [
+          JSON.stringify([...plan.states].map(([job_id, state]) => ({ job_id, state }))),
+        ]);
+      let claimed: ClaimedRun[] = [];
+      if (plan.claim.length > 0) {
+        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, leaseMs]))
+          .rows;
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        const names = new Map(candidates.map((c) => [c.runId, c.jobName]));
+        claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, names.get(id)!));
+      }
+      return {
+        claimed,
+        wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId),
+        group,
+      };
+    });
+    if (out === null)
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    // Runs were assigned to other workers: wake their polls, on every node.
+    if (out.wake) await this.notify([{ type: 'runs', group: out.group }]);
+    return out.claimed;
+  }
+
+  async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const [row] = await this.query<{ status: string; group_name: string }>('drainWorker', dq.DRAIN_WORKER, [
+      workerId,
+    ]);
+    if (!row) return null;
+    if (row.status !== 'active' && row.status !== 'draining') {
+      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to drain`);
+    }
+    // Runs assigned to it are routed again by the next claim of another worker.
+    await this.notify([{ type: 'runs', group: row.group_name }]);
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
+  async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
+    return this.transaction('expireQueuedRuns', async (client) => {
+      const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
+      if (due.length === 0) return [];
+      const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
+      const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
+      return ended.rows.map((row) => row.id);
+    });
+  }
+
+  async setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void> {
+    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [group, maxConcurrency, now]);
+    await this.notify([{ type: 'runs', group }]);
+  }
+
+  async listGroupLimits(): Promise<GroupLimit[]> {
+    const rows = await this.query<{ group_name: string; max_concurrency: number | null; updated_at: number }>(
+      'listGroupLimits',
+      'SELECT * FROM group_limits ORDER BY group_name',
+      [],
+    );
+    return rows.map((row) => ({
+      group: row.group_name,
+      maxConcurrency: row.max_concurrency,
+      updatedAt: row.updated_at,
+    }));
+  }
+
+  async routingState(jobId: number): Promise<RoutingState | null> {
+    const [row] = await this.query<{ state: string }>(
+      'routingState',
+      'SELECT state FROM job_routing WHERE job_id = $1',
+      [jobId],
+    );
+    return row ? (JSON.parse(row.state) as RoutingState) : null;
   }
 }
 

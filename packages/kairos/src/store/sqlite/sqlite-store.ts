@@ -4,12 +4,25 @@ import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import type { RoutingState } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
+import {
+  type CandidateRow,
+  type ClaimRow,
+  candidateFromRow,
+  claimedFromRow,
+  dispatchWindow,
+  type SnapshotRow,
+  scheduleToStartError,
+  snapshotFromRow,
+} from '../dispatch-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
   delayOf,
+  dispatchValues,
   type JobRow,
   jobFromRow,
   type NodeRow,
@@ -30,6 +43,7 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  type GroupLimit,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -92,9 +106,9 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, next_fire_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(...jobValues(job), nextFireAt, now, now) as JobRow;
+             priority, paused, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(...jobValues(job), nextFireAt, now, now, ...dispatchValues(job)) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -115,9 +129,10 @@ export class SqliteStore implements Store {
     return this.run('updateJob', () => {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?
+           retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?,
+           dispatch = ?, schedule_to_start_ms = ?
          WHERE id = ? RETURNING *`,
-      ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -709,6 +724,226 @@ export class SqliteStore implements Store {
 
   private emit(event: StoreEvent): void {
     this.events.emit('event', event);
+  }
+
+  // Workers at scale ----
+
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]> {
+    const out = this.run('dispatchRuns', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql('SELECT group_name, handlers, status FROM workers WHERE id = ?').get(
+            workerId,
+          ) as { group_name: string; handlers: string; status: string } | undefined;
+          if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
+          if (worker.status === 'draining') return { claimed: [], wake: false };
+          const group = worker.group_name;
+          const candidates = (
+            this.sql(
+              `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch
+               FROM runs r JOIN jobs j ON j.id = r.job_id
+               WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
+                 AND r.handler IN (SELECT value FROM json_each(@handlers))
+                 AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
+                   SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active'
+                     AND t.lease_expires_at > @now))
+               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
+            ).all({
+              group,
+              now,
+              handlers: worker.handlers,
+              worker: workerId,
+              window: dispatchWindow(max),
+            }) as CandidateRow[]
+          ).map(candidateFromRow);
+          if (candidates.length === 0) return { claimed: [], wake: false };
+          const limit = this.sql(
+            'SELECT max_concurrency FROM group_limits WHERE group_name = ? AND max_concurrency IS NOT NULL',
+          ).get(group) as { max_concurrency: number } | undefined;
+          const groupLimit = limit?.max_concurrency ?? null;
+          let plan: DispatchPlan;
+          if (!needsSnapshot(candidates, groupLimit)) {
+            plan = { claim: candidates.slice(0, max).map((c) => c.runId), assign: [], states: new Map() };
+          } else {
+            const jobs = JSON.stringify(lockedJobs(candidates));
+            const live = (
+              this.sql(
+                `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+                   (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+                   + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+                 FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+              ).all(group, now) as SnapshotRow[]
+            ).map(snapshotFromRow);
+            const loadOfJob = new Map<string, number>();
+            for (const row of this.sql(
+              `SELECT worker_id AS w, job_id, count(*) AS n FROM runs
+               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(@jobs)) GROUP BY 1, 2
+               UNION ALL
+               SELECT target_worker_id, job_id, count(*) FROM runs
+               WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id IN (SELECT value FROM json_each(@jobs))
+               GROUP BY 1, 2`,
+            ).all({ jobs }) as Array<{ w: string; job_id: number; n: number }>) {
+              const key = `${row.w}:${row.job_id}`;
+              loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+            }
+            const runningOfJob = new Map<number, number>();
+            for (const row of this.sql(
+              `SELECT job_id, count(*) AS n FROM runs
+               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`,
+            ).all(jobs) as Array<{ job_id: number; n: number }>)
+              runningOfJob.set(row.job_id, row.n);
+            const states = new Map<number, RoutingState>();
+            for (const row of this.sql(
+              'SELECT job_id, state FROM job_routing WHERE job_id IN (SELECT value FROM json_each(?))',
+            ).all(jobs) as Array<{ job_id: number; state: string }>)
+              states.set(row.job_id, JSON.parse(row.state));
+            const groupRunning =
+              groupLimit === null
+                ? 0
+                : (
+                    this.sql(
+                      `SELECT count(*) AS n FROM runs WHERE status = 'running' AND group_name = ?`,
+                    ).get(group) as { n: number }
+                  ).n;
+            plan = planDispatch({
+              workerId,
+              max,
+              candidates,
+              live,
+              loadOfJob,
+              runningOfJob,
+              groupRunning,
+              groupLimit,
+              states,
+              random,
+            });
+          }
+          const assign = this.sql('UPDATE runs SET target_worker_id = ? WHERE id = ?');
+          for (const a of plan.assign) assign.run(a.workerId, a.runId);
+          const saveState = this.sql(
+            `INSERT INTO job_routing (job_id, state) VALUES (?, ?)
+             ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`,
+          );
+          for (const [jobId, state] of plan.states) saveState.run(jobId, JSON.stringify(state));
+          const claim = this.sql(
+            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
+               lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
+               target_worker_id = NULL
+             WHERE id = @id AND status = 'queued'
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts`,
+          );
+          const attempt = this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
+          );
+          const names = new Map(candidates.map((c) => [c.runId, c.jobName]));
+          const claimed = plan.claim.map((id): ClaimedRun => {
+            const row = claim.get({ worker: workerId, now, lease: leaseMs, id }) as ClaimRow;
+            attempt.run(row.id, row.attempt, workerId, now);
+            return claimedFromRow(row, names.get(row.id)!);
+          });
+          return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
+        })
+        .immediate(),
+    );
+    if (out === null)
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    // Runs were assigned to other workers: wake their polls.
+    if (out.wake) {
+      const group = (
+        this.sql('SELECT group_name FROM workers WHERE id = ?').get(workerId) as {
+          group_name: string;
+        }
+      ).group_name;
+      this.emit({ type: 'runs', group });
+    }
+    return out.claimed;
+  }
+
+  async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const found = this.run('drainWorker', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql('SELECT status, group_name FROM workers WHERE id = ?').get(workerId) as
+            | { status: string; group_name: string }
+            | undefined;
+          if (!worker) return null;
+          if (worker.status !== 'active' && worker.status !== 'draining') {
+            throw new KairosError(
+              'WORKER_NOT_ACTIVE',
+              `worker ${workerId} is ${worker.status}: nothing to drain`,
+            );
+          }
+          this.sql(`UPDATE workers SET status = 'draining' WHERE id = ?`).run(workerId);
+          return worker.group_name;
+        })
+        .immediate(),
+    );
+    if (found === null) return null;
+    // Runs assigned to it are routed again by the next claim of another worker.
+    this.emit({ type: 'runs', group: found });
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
+  async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
+    return this.run('expireQueuedRuns', () =>
+      this.db
+        .transaction(() => {
+          const rows = this.sql(
+            `SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j
+             JOIN runs r ON r.job_id = j.id AND r.status = 'queued'
+             WHERE j.schedule_to_start_ms IS NOT NULL AND r.available_at + j.schedule_to_start_ms <= ?
+             ORDER BY r.id LIMIT ?`,
+          ).all(now, limit) as Array<{ id: number; ms: number }>;
+          for (const row of rows) {
+            const error = JSON.stringify(scheduleToStartError(row.ms));
+            this.sql(`UPDATE runs SET target_worker_id = NULL WHERE id = ?`).run(row.id);
+            this.endRun(row.id, 'failed', now, null, error);
+          }
+          return rows.map((row) => row.id);
+        })
+        .immediate(),
+    );
+  }
+
+  async setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void> {
+    this.run('setGroupLimit', () =>
+      this.sql(
+        `INSERT INTO group_limits (group_name, max_concurrency, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`,
+      ).run(group, maxConcurrency, now),
+    );
+    this.emit({ type: 'runs', group });
+  }
+
+  async listGroupLimits(): Promise<GroupLimit[]> {
+    return this.run('listGroupLimits', () =>
+      (
+        this.sql('SELECT * FROM group_limits ORDER BY group_name').all() as Array<{
+          group_name: string;
+          max_concurrency: number | null;
+          updated_at: number;
+        }>
+      ).map((row) => ({
+        group: row.group_name,
+        maxConcurrency: row.max_concurrency,
+        updatedAt: row.updated_at,
+      })),
+    );
+  }
+
+  async routingState(jobId: number): Promise<RoutingState | null> {
+    return this.run('routingState', () => {
+      const row = this.sql('SELECT state FROM job_routing WHERE job_id = ?').get(jobId) as
+        | { state: string }
+        | undefined;
+      return row ? (JSON.parse(row.state) as RoutingState) : null;
+    });
   }
 }
 

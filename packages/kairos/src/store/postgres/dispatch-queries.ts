@@ -1,0 +1,113 @@
+// Runtime SQL of the PostgreSQL store for dispatch policies (routing, limits, draining,
+// schedule-to-start timeouts), one statement per constant.
+
+/**
+ * The queued runs worker $1 may take, locked: its group ($2) and handlers ($3), available at $4,
+ * unassigned, assigned to it, or assigned to a worker that is no longer active; oldest of the
+ * highest priority first, up to $5. SKIP LOCKED: concurrent claims on other nodes take other rows.
+ */
+export const DISPATCH_CANDIDATES = `
+  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint
+    AND r.handler = ANY($3::text[])
+    AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
+      SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $4::bigint))
+  ORDER BY r.priority DESC, r.available_at, r.id
+  LIMIT $5
+  FOR UPDATE OF r SKIP LOCKED`;
+
+/** A group's concurrency limit, locked so that concurrent claims count its running runs one at a time. $1 group. */
+export const LOCK_GROUP_LIMIT = `
+  SELECT max_concurrency FROM group_limits WHERE group_name = $1 AND max_concurrency IS NOT NULL FOR UPDATE`;
+
+/**
+ * Create the routing rows of jobs $1 (sorted ids) if missing, then lock them in id order: claims of
+ * routed or limited jobs serialize per job, so a round-robin turn or a concurrency count is never
+ * read by two claims at once.
+ */
+export const ENSURE_JOB_ROUTING = `
+  INSERT INTO job_routing (job_id, state)
+  SELECT id, '{"turn":0,"lastUsed":{},"uses":{}}'::jsonb FROM unnest($1::bigint[]) AS id
+  ON CONFLICT (job_id) DO NOTHING`;
+export const LOCK_JOB_ROUTING = `
+  SELECT job_id, state FROM job_routing WHERE job_id = ANY($1::bigint[]) ORDER BY job_id FOR UPDATE`;
+
+/** Live workers of group $1 at $2 with their load: running attempts plus queued runs assigned to them. */
+export const LIVE_WORKERS = `
+  SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+    (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+    + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+  FROM workers w WHERE w.group_name = $1 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;
+
+/** Per worker and job ($1 ids): running plus assigned runs. */
+export const LOAD_OF_JOBS = `
+  SELECT worker_id AS w, job_id, count(*)::int AS n FROM runs
+  WHERE status = 'running' AND job_id = ANY($1::bigint[]) GROUP BY 1, 2
+  UNION ALL
+  SELECT target_worker_id, job_id, count(*)::int FROM runs
+  WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id = ANY($1::bigint[]) GROUP BY 1, 2`;
+
+/** Running runs per job ($1 ids), cluster-wide. */
+export const RUNNING_OF_JOBS = `
+  SELECT job_id, count(*)::int AS n FROM runs WHERE status = 'running' AND job_id = ANY($1::bigint[]) GROUP BY job_id`;
+
+/** Running runs of group $1. */
+export const RUNNING_OF_GROUP = `SELECT count(*)::int AS n FROM runs WHERE status = 'running' AND group_name = $1`;
+
+/** Assign queued runs to workers. $1 [{run_id, worker_id}] (worker_id null: unassigned). */
+export const ASSIGN_RUNS = `
+  UPDATE runs r SET target_worker_id = x.worker_id
+  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, worker_id text) WHERE r.id = x.run_id`;
+
+/** Save routing states. $1 [{job_id, state}]. */
+export const SAVE_JOB_ROUTING = `
+  INSERT INTO job_routing (job_id, state)
+  SELECT x.job_id, x.state FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, state jsonb)
+  ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`;
+
+/** Claim runs $2 (locked above) for worker $1 at $3 with a lease of $4 ms; start their attempts. */
+export const CLAIM_PLANNED = `
+  WITH claimed AS (
+    UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $3::bigint,
+      lease_expires_at = $3::bigint + $4::bigint, deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
+      target_worker_id = NULL
+    WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
+    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts),
+  started AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) SELECT id, attempt, $1, 'running', $3::bigint FROM claimed)
+  SELECT * FROM claimed`;
+
+/**
+ * Queued runs that waited past their job's schedule-to-start timeout since they became available,
+ * found through the jobs_schedule_to_start index, locked. $1 now, $2 limit.
+ */
+export const DUE_QUEUED = `
+  SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j
+  JOIN runs r ON r.job_id = j.id AND r.status = 'queued'
+  WHERE j.schedule_to_start_ms IS NOT NULL AND r.available_at + j.schedule_to_start_ms <= $1::bigint
+  ORDER BY r.id LIMIT $2
+  FOR UPDATE OF r SKIP LOCKED`;
+
+/** Fail the given queued runs; a fixed-delay job's scheduled run sets the job's next fire. $1 now, $2 [{id, error}]. */
+export const FAIL_QUEUED = `
+  WITH ended AS (
+    UPDATE runs r SET status = 'failed', finished_at = $1::bigint, target_worker_id = NULL, error = x.error
+    FROM jsonb_to_recordset($2::jsonb) AS x(id bigint, error jsonb) WHERE r.id = x.id AND r.status = 'queued'
+    RETURNING r.id, r.job_id, r.cause),
+  rescheduled AS (
+    UPDATE jobs j SET next_fire_at = $1::bigint + j.delay_ms
+    FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule') e
+    WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
+  SELECT id FROM ended ORDER BY id`;
+
+/** Mark worker $1 draining if active or draining; answers its status before and group. */
+export const DRAIN_WORKER = `
+  WITH before AS (SELECT status, group_name FROM workers WHERE id = $1 FOR UPDATE),
+  drained AS (UPDATE workers SET status = 'draining' WHERE id = $1 AND status IN ('active', 'draining'))
+  SELECT status, group_name FROM before`;
+
+/** Set or clear a group's limit. $1 group, $2 max or null, $3 now. */
+export const SET_GROUP_LIMIT = `
+  INSERT INTO group_limits (group_name, max_concurrency, updated_at) VALUES ($1, $2, $3)
+  ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`;
