@@ -336,3 +336,69 @@ export interface ReportResponse {
   /** One entry per report, in order: `ok`, or the code of why it changed nothing. */
   results: Array<{ runId: number; attempt: number; ok: boolean; code?: string }>;
 }
+
+// ---------------------------------------------------------------------------
+// Workers at scale ----
+
+/** A group's limits (`PUT /v1/groups/:name`). */
+export interface GroupInfo {
+  group: string;
+  /** The most runs of the group running at once, cluster-wide; null for no limit. */
+  maxConcurrency: number | null;
+  updatedAt: string;
+}
+
+export interface GroupLimitRequest {
+  maxConcurrency: number | null;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** One line of a run's log, numbered from 1 in the order the node stored it. */
+export interface RunLogLine {
+  seq: number;
+  attempt: number;
+  time: string;
+  level: LogLevel;
+  message: string;
+  fields?: JsonObject;
+}
+
+/** The last progress an attempt reported (`ctx.progress(0.4, 'step 2')`). */
+export interface RunProgress {
+  attempt: number;
+  /** From 0 to 1. */
+  value: number;
+  message: string | null;
+  updatedAt: string;
+}
+
+/** `GET /v1/runs/:id/logs?after=seq`: lines after `after`, oldest first. */
+export interface RunLogPage {
+  items: RunLogLine[];
+  /** Pass as `after` for the next page; null when this page reached the end (for now). */
+  next: number | null;
+  progress: RunProgress | null;
+  /** The run ended: no more lines will come. */
+  finished: boolean;
+}
+
+/** One log line of an attempt as a worker sends it. */
+export interface WorkerLogEntry extends AttemptRef {
+  level: LogLevel;
+  message: string;
+  fields?: JsonObject;
+  /** ISO-8601, the worker's clock. */
+  time: string;
+}
+
+/** `POST /v1/worker/:id/logs`: log lines and progress of the worker's attempts, in order. */
+export interface WorkerLogsRequest {
+  logs: WorkerLogEntry[];
+  progress?: Array<AttemptRef & { value: number; message?: string }>;
+}
+
+export interface WorkerLogsResponse {
+  /** Lines stored; lines of attempts that are not this worker's, or over the run's limit, are dropped. */
+  accepted: number;
+}

@@ -584,6 +584,115 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       });
     });
 
+    describe('run logs and progress', () => {
+      const line = (runId: number, attempt: number, message: string, time = T0) => ({
+        runId,
+        attempt,
+        level: 'info' as const,
+        message,
+        fields: null,
+        time,
+      });
+
+      it('stores lines of the worker’s own attempts in order, numbered per run', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await worker('w2');
+        await store.claimRuns('w1', 1, 5000, T0);
+        const events: unknown[] = [];
+        const off = store.subscribe((event) => events.push(event));
+        const batch = { logs: [line(runId, 1, 'a'), line(runId, 1, 'b', T0 + 1)], progress: [] };
+        expect(await store.appendRunLogs('w1', batch, 100, T0 + 5)).toBe(2);
+        off();
+        expect(events).toContainEqual({ type: 'logs', runId });
+        // A stranger, or an attempt that never was, writes nothing.
+        expect(await store.appendRunLogs('w2', { logs: [line(runId, 1, 'x')], progress: [] }, 100, T0)).toBe(
+          0,
+        );
+        expect(await store.appendRunLogs('w1', { logs: [line(runId, 2, 'y')], progress: [] }, 100, T0)).toBe(
+          0,
+        );
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'c', T0 + 2)], progress: [] }, 100, T0 + 6);
+        const lines = await store.runLogs(runId, 0, 10);
+        expect(lines).toEqual([
+          { seq: 1, attempt: 1, time: T0, level: 'info', message: 'a', fields: null },
+          { seq: 2, attempt: 1, time: T0 + 1, level: 'info', message: 'b', fields: null },
+          { seq: 3, attempt: 1, time: T0 + 2, level: 'info', message: 'c', fields: null },
+        ]);
+        expect((await store.runLogs(runId, 1, 1)).map((l) => l.message)).toEqual(['b']);
+        // A late line of an attempt that ended is still the worker's own.
+        await store.cancelRun(runId, T0 + 7);
+        const late = {
+          runId,
+          attempt: 1,
+          level: 'warn' as const,
+          message: 'late',
+          fields: { k: 1 },
+          time: T0,
+        };
+        expect(await store.appendRunLogs('w1', { logs: [late], progress: [] }, 100, T0 + 8)).toBe(1);
+        expect((await store.runLogs(runId, 3, 10))[0]).toMatchObject({
+          seq: 4,
+          message: 'late',
+          fields: { k: 1 },
+        });
+      });
+
+      it('keeps at most maxLines per run, then one marker line', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        const batch = (n: number, from: number) => ({
+          logs: Array.from({ length: n }, (_, i) => line(runId, 1, `l${from + i}`)),
+          progress: [],
+        });
+        expect(await store.appendRunLogs('w1', batch(3, 1), 5, T0)).toBe(3);
+        expect(await store.appendRunLogs('w1', batch(4, 4), 5, T0)).toBe(2);
+        expect(await store.appendRunLogs('w1', batch(2, 8), 5, T0)).toBe(0);
+        const lines = await store.runLogs(runId, 0, 100);
+        expect(lines.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(lines[5]).toMatchObject({
+          level: 'warn',
+          message: expect.stringContaining('limit of 5 lines'),
+        });
+      });
+
+      it('keeps the last progress of the latest attempt', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        expect(await store.runProgress(runId)).toBeNull();
+        await store.appendRunLogs(
+          'w1',
+          {
+            logs: [],
+            progress: [
+              { runId, attempt: 1, value: 0.2, message: 'one' },
+              { runId, attempt: 1, value: 0.4, message: 'two' },
+            ],
+          },
+          100,
+          T0 + 3,
+        );
+        expect(await store.runProgress(runId)).toEqual({
+          attempt: 1,
+          value: 0.4,
+          message: 'two',
+          updatedAt: T0 + 3,
+        });
+      });
+
+      it('prunes lines stored before the retention horizon', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'old')], progress: [] }, 100, T0);
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'new')], progress: [] }, 100, T0 + 1000);
+        expect(await store.pruneRunLogs(T0 + 1000, 100)).toBe(1);
+        expect((await store.runLogs(runId, 0, 10)).map((l) => l.message)).toEqual(['new']);
+      });
+    });
+
     it('notifies subscribers of runs and job changes', async () => {
       const events: unknown[] = [];
       const off = store.subscribe((event) => events.push(event));

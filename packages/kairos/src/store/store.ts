@@ -3,6 +3,7 @@ import type {
   AttemptStatus,
   Json,
   JsonObject,
+  LogLevel,
   RetryPolicy,
   RunCause,
   RunError,
@@ -188,6 +189,46 @@ export interface Store {
   listGroupLimits(): Promise<GroupLimit[]>;
   /** A job's routing state (round-robin turn, per-worker use), or null before its first routed run. */
   routingState(jobId: number): Promise<RoutingState | null>;
+  /**
+   * Appends a worker's log lines and progress, in order. Only lines of attempts that this worker
+   * ran (its attempt rows) are kept: a late line of a finished attempt is, a stranger's is not.
+   * Each run keeps at most `maxLines` lines; the first line over the limit is replaced by one
+   * marker line and the rest are dropped. Answers how many lines were stored.
+   */
+  appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number>;
+  /** Lines of a run with `seq > after`, oldest first, at most `limit`. */
+  runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]>;
+  runProgress(runId: number): Promise<RunProgressRecord | null>;
+  /** Deletes up to `limit` log lines stored before `before` (retention); answers how many. */
+  pruneRunLogs(before: number, limit: number): Promise<number>;
+}
+
+export interface RunLogBatch {
+  logs: ReadonlyArray<{
+    runId: number;
+    attempt: number;
+    level: LogLevel;
+    message: string;
+    fields: JsonObject | null;
+    time: number;
+  }>;
+  progress: ReadonlyArray<{ runId: number; attempt: number; value: number; message: string | null }>;
+}
+
+export interface RunLogRecord {
+  seq: number;
+  attempt: number;
+  time: number;
+  level: LogLevel;
+  message: string;
+  fields: JsonObject | null;
+}
+
+export interface RunProgressRecord {
+  attempt: number;
+  value: number;
+  message: string | null;
+  updatedAt: number;
 }
 
 export interface GroupLimit {
@@ -200,7 +241,12 @@ export interface GroupLimit {
  * `runs`: runs became available in a group; `jobs`: a schedule changed; `leases`: a node released
  * its partitions (the others take them now rather than at their next renewal).
  */
-export type StoreEvent = { type: 'runs'; group: string } | { type: 'jobs' } | { type: 'leases' };
+export type StoreEvent =
+  | { type: 'runs'; group: string }
+  | { type: 'jobs' }
+  | { type: 'leases' }
+  /** Workers at scale: lines were added to a run's log (log followers read them). */
+  | { type: 'logs'; runId: number };
 
 export interface NodeHeartbeat {
   id: string;

@@ -16,6 +16,14 @@ import {
   scheduleToStartError,
   snapshotFromRow,
 } from '../dispatch-rows.ts';
+import {
+  groupByRun,
+  type LogRow,
+  logFromRow,
+  type ProgressRow,
+  planLogAppend,
+  progressFromRow,
+} from '../log-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
@@ -47,6 +55,9 @@ import {
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type RunLogBatch,
+  type RunLogRecord,
+  type RunProgressRecord,
   type RunQuery,
   type RunRecord,
   type Store,
@@ -776,6 +787,112 @@ export class PostgresStore implements Store {
       [jobId],
     );
     return row ? (JSON.parse(row.state) as RoutingState) : null;
+  }
+
+  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    const refs = new Map<string, { run_id: number; attempt: number }>();
+    for (const r of [...batch.logs, ...batch.progress])
+      refs.set(`${r.runId}:${r.attempt}`, { run_id: r.runId, attempt: r.attempt });
+    if (refs.size === 0) return 0;
+    const { count, touched } = await this.transaction('appendRunLogs', async (client) => {
+      const owned = new Set(
+        (
+          await client.query<{ run_id: number; attempt: number }>(dq.OWNED_ATTEMPTS, [
+            JSON.stringify([...refs.values()]),
+            workerId,
+          ])
+        ).rows.map((r) => `${r.run_id}:${r.attempt}`),
+      );
+      const mine = (r: { runId: number; attempt: number }) => owned.has(`${r.runId}:${r.attempt}`);
+      const byRun = groupByRun(batch.logs.filter(mine));
+      const touched = new Set<number>(byRun.keys());
+      let count = 0;
+      if (byRun.size > 0) {
+        const runIds = [...byRun.keys()].sort((a, b) => a - b);
+        const states = new Map(
+          (
+            await client.query<{ run_id: number; lines: number; dropped: number }>(dq.LOCK_LOG_STATE, [
+              runIds,
+            ])
+          ).rows.map((r) => [r.run_id, r]),
+        );
+        const rows: unknown[] = [];
+        const saved: unknown[] = [];
+        for (const [runId, lines] of byRun) {
+          const before = states.get(runId)!;
+          const plan = planLogAppend(before, lines.length, maxLines);
+          lines.slice(0, plan.keep).forEach((line, i) => {
+            rows.push({
+              run_id: runId,
+              seq: before.lines + i + 1,
+              attempt: line.attempt,
+              time: line.time,
+              level: line.level,
+              message: line.message,
+              fields: line.fields,
+            });
+          });
+          if (plan.marker) {
+            const last = lines[lines.length - 1]!;
+            rows.push({
+              run_id: runId,
+              seq: plan.lines,
+              attempt: last.attempt,
+              time: last.time,
+              level: 'warn',
+              message: plan.marker,
+              fields: null,
+            });
+          }
+          saved.push({ run_id: runId, lines: plan.lines, dropped: plan.dropped });
+          count += plan.keep;
+        }
+        if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
+        await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
+      }
+      const progress = batch.progress.filter(mine);
+      if (progress.length > 0) {
+        await client.query(dq.SAVE_PROGRESS, [
+          // The last entry per run wins: one row per run in one INSERT.
+          JSON.stringify([
+            ...new Map(
+              progress.map((p) => [
+                p.runId,
+                { run_id: p.runId, attempt: p.attempt, value: p.value, message: p.message },
+              ]),
+            ).values(),
+          ]),
+          now,
+        ]);
+        for (const p of progress) touched.add(p.runId);
+      }
+      return { count, touched };
+    });
+    await this.notify([...touched].map((runId) => ({ type: 'logs', runId })));
+    return count;
+  }
+
+  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    const rows = await this.query<LogRow>(
+      'runLogs',
+      'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [runId, after, limit],
+    );
+    return rows.map(logFromRow);
+  }
+
+  async runProgress(runId: number): Promise<RunProgressRecord | null> {
+    const [row] = await this.query<ProgressRow>(
+      'runProgress',
+      'SELECT * FROM run_progress WHERE run_id = $1',
+      [runId],
+    );
+    return row ? progressFromRow(row) : null;
+  }
+
+  async pruneRunLogs(before: number, limit: number): Promise<number> {
+    const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
+    return rows.length;
   }
 }
 

@@ -17,6 +17,14 @@ import {
   scheduleToStartError,
   snapshotFromRow,
 } from '../dispatch-rows.ts';
+import {
+  groupByRun,
+  type LogRow,
+  logFromRow,
+  type ProgressRow,
+  planLogAppend,
+  progressFromRow,
+} from '../log-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
@@ -49,6 +57,9 @@ import {
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type RunLogBatch,
+  type RunLogRecord,
+  type RunProgressRecord,
   type RunQuery,
   type RunRecord,
   type Store,
@@ -944,6 +955,103 @@ export class SqliteStore implements Store {
         | undefined;
       return row ? (JSON.parse(row.state) as RoutingState) : null;
     });
+  }
+
+  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    const touched = new Set<number>();
+    const stored = this.run('appendRunLogs', () =>
+      this.db
+        .transaction(() => {
+          const owned = this.sql('SELECT 1 FROM attempts WHERE run_id = ? AND attempt = ? AND worker_id = ?');
+          const fenced = new Map<string, boolean>();
+          const mine = (runId: number, attempt: number) => {
+            const key = `${runId}:${attempt}`;
+            let ok = fenced.get(key);
+            if (ok === undefined) {
+              ok = owned.get(runId, attempt, workerId) !== undefined;
+              fenced.set(key, ok);
+            }
+            return ok;
+          };
+          const state = this.sql(
+            `INSERT INTO run_log_state (run_id, lines, dropped) VALUES (?, 0, 0)
+             ON CONFLICT (run_id) DO UPDATE SET lines = lines RETURNING lines, dropped`,
+          );
+          const save = this.sql('UPDATE run_log_state SET lines = ?, dropped = ? WHERE run_id = ?');
+          const insert = this.sql(
+            `INSERT INTO run_logs (run_id, seq, attempt, time, stored_at, level, message, fields)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          );
+          let count = 0;
+          for (const [runId, lines] of groupByRun(batch.logs.filter((l) => mine(l.runId, l.attempt)))) {
+            const before = state.get(runId) as { lines: number; dropped: number };
+            const plan = planLogAppend(before, lines.length, maxLines);
+            lines.slice(0, plan.keep).forEach((line, i) => {
+              insert.run(
+                runId,
+                before.lines + i + 1,
+                line.attempt,
+                line.time,
+                now,
+                line.level,
+                line.message,
+                toJson(line.fields),
+              );
+            });
+            if (plan.marker) {
+              const last = lines[lines.length - 1]!;
+              insert.run(runId, plan.lines, last.attempt, last.time, now, 'warn', plan.marker, null);
+            }
+            save.run(plan.lines, plan.dropped, runId);
+            count += plan.keep;
+            touched.add(runId);
+          }
+          const progress = this.sql(
+            `INSERT INTO run_progress (run_id, attempt, value, message, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (run_id) DO UPDATE SET attempt = excluded.attempt, value = excluded.value,
+               message = excluded.message, updated_at = excluded.updated_at
+             WHERE excluded.attempt >= run_progress.attempt`,
+          );
+          for (const p of batch.progress) {
+            if (!mine(p.runId, p.attempt)) continue;
+            progress.run(p.runId, p.attempt, p.value, p.message, now);
+            touched.add(p.runId);
+          }
+          return count;
+        })
+        .immediate(),
+    );
+    for (const runId of touched) this.emit({ type: 'logs', runId });
+    return stored;
+  }
+
+  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    return this.run('runLogs', () =>
+      (
+        this.sql(
+          'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+        ).all(runId, after, limit) as LogRow[]
+      ).map(logFromRow),
+    );
+  }
+
+  async runProgress(runId: number): Promise<RunProgressRecord | null> {
+    return this.run('runProgress', () => {
+      const row = this.sql('SELECT * FROM run_progress WHERE run_id = ?').get(runId) as
+        | ProgressRow
+        | undefined;
+      return row ? progressFromRow(row) : null;
+    });
+  }
+
+  async pruneRunLogs(before: number, limit: number): Promise<number> {
+    return this.run(
+      'pruneRunLogs',
+      () =>
+        this.sql(
+          'DELETE FROM run_logs WHERE rowid IN (SELECT rowid FROM run_logs WHERE stored_at < ? LIMIT ?)',
+        ).run(before, limit).changes,
+    );
   }
 }
 

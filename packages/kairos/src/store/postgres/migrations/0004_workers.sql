@@ -24,3 +24,32 @@ CREATE TABLE group_limits (
   max_concurrency integer,
   updated_at      bigint  NOT NULL
 );
+
+-- Run logs: lines numbered per run from 1 (seq), in the order the node stored them. `time` is the
+-- worker's clock (for people); `stored_at` the store's (for retention).
+CREATE TABLE run_logs (
+  run_id    bigint  NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  seq       integer NOT NULL,
+  attempt   integer NOT NULL,
+  time      bigint  NOT NULL,
+  stored_at bigint  NOT NULL,
+  level     text    NOT NULL,
+  message   text    NOT NULL,
+  fields    jsonb,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX run_logs_stored ON run_logs (stored_at);
+-- Lines stored and dropped per run: the size limit, and the next seq, under one row lock.
+CREATE TABLE run_log_state (
+  run_id  bigint  PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+  lines   integer NOT NULL,
+  dropped integer NOT NULL
+);
+-- The last progress an attempt reported.
+CREATE TABLE run_progress (
+  run_id     bigint           PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+  attempt    integer          NOT NULL,
+  value      double precision NOT NULL,
+  message    text,
+  updated_at bigint           NOT NULL
+);

@@ -24,3 +24,32 @@ CREATE TABLE group_limits (
   max_concurrency INTEGER,
   updated_at      INTEGER NOT NULL
 );
+
+-- Run logs: lines numbered per run from 1 (seq), in the order the node stored them. `time` is the
+-- worker's clock (for people); `stored_at` the store's (for retention).
+CREATE TABLE run_logs (
+  run_id    INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  seq       INTEGER NOT NULL,
+  attempt   INTEGER NOT NULL,
+  time      INTEGER NOT NULL,
+  stored_at INTEGER NOT NULL,
+  level     TEXT    NOT NULL,
+  message   TEXT    NOT NULL,
+  fields    TEXT,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX run_logs_stored ON run_logs (stored_at);
+-- Lines stored and dropped per run: the size limit, and the next seq, under one row lock.
+CREATE TABLE run_log_state (
+  run_id  INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+  lines   INTEGER NOT NULL,
+  dropped INTEGER NOT NULL
+);
+-- The last progress an attempt reported.
+CREATE TABLE run_progress (
+  run_id     INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+  attempt    INTEGER NOT NULL,
+  value      REAL    NOT NULL,
+  message    TEXT,
+  updated_at INTEGER NOT NULL
+);
