@@ -4,6 +4,7 @@ import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
+import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
 import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
@@ -20,6 +21,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** An empty poll answer quicker than this means the node does not wait: pause instead of spinning. */
 const QUICK_EMPTY_POLL_MS = 50;
 const EMPTY_POLL_PAUSE_MS = 1000;
+/** How long an ended attempt's report waits for its log lines to be sent first. */
+const LOG_FLUSH_BEFORE_REPORT_MS = 2000;
 
 /** What the node answered at registration. */
 interface Session {
@@ -67,6 +70,7 @@ export class Worker {
   readonly #log: WorkerLogger;
   readonly #nodes: NodePool;
   readonly #reporter: Reporter;
+  readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
   readonly #slotFreed = new Wakeup();
@@ -89,6 +93,11 @@ export class Worker {
     this.#log = this.#options.logger;
     this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log);
     this.#reporter = new Reporter((reports) => this.#sendReports(reports), this.#log);
+    this.#logs = new LogShipper(async (request) => {
+      const id = await this.#workerId();
+      if (id === null) throw new Error('the worker is not registered');
+      return this.#nodes.call((client) => client.sendLogs(id, request));
+    }, this.#log);
   }
 
   /** The id the node gave this worker; null before registration (and while registering again). */
@@ -187,7 +196,9 @@ export class Worker {
     }
     this.#abandonRunning();
     // Heartbeats go on meanwhile: unacknowledged attempts must keep their lease.
+    await this.#logs.flush(grace);
     await this.#reporter.flush(grace);
+    this.#logs.close();
     const unsent = this.#reporter.close();
     if (unsent > 0) {
       this.#log.warn('gave up sending reports; the node retries those attempts when their lease expires', {
@@ -392,16 +403,19 @@ export class Worker {
       }, assignment.timeout);
     }
     this.#running.set(key, running);
-    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log);
+    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log, this.#logs);
     running.done = settle(handler, ctx).then((settlement) => this.#finish(running, settlement));
   }
 
-  #finish(running: RunningAttempt, settlement: Settlement): void {
+  async #finish(running: RunningAttempt, settlement: Settlement): Promise<void> {
     clearTimeout(running.timer);
     this.#running.delete(keyOf(running.ref));
     this.#slotFreed.notify();
     if (running.abandoned) return;
-    this.#reporter.add(classifyOutcome(running.ref, settlement, running));
+    const report = classifyOutcome(running.ref, settlement, running);
+    // The run's log lines reach the node before its end, so that a follower sees them all.
+    await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+    this.#reporter.add(report);
   }
 
   /** The node says the attempt is no longer this worker's: stop it, and do not report it. */

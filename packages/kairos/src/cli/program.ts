@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
+import { registerFleet } from './fleet.ts';
 import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerRuns(program);
   registerWorkers(program);
+  registerFleet(program);
   return program;
 }
 

@@ -4,8 +4,10 @@ import type { TokenAuth } from './auth.ts';
 import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { logRoutes } from './routes/logs.ts';
 import { runRoutes } from './routes/runs.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
+import { workerAdminRoutes } from './routes/workers.ts';
 
 export const VERSION = '0.1.0';
 
@@ -55,5 +57,7 @@ export async function buildServer(
   jobRoutes(app, context);
   runRoutes(app, context);
   workerProtocolRoutes(app, context);
+  workerAdminRoutes(app, context);
+  logRoutes(app, context);
   return app;
 }

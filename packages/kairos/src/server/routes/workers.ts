@@ -1,0 +1,47 @@
+import type { GroupInfo, GroupLimitRequest } from '@kairos/client';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { KairosError } from '../../errors.ts';
+import type { GroupLimit } from '../../store/store.ts';
+import type { NodeContext } from '../context.ts';
+import { WorkerParam } from '../schemas.ts';
+import { workerView } from '../views.ts';
+import { GroupLimitSchema, GroupParam } from '../worker-schemas.ts';
+
+/** Steering the fleet: draining a worker, group limits. */
+export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock } = ctx;
+  const admin = { onRequest: ctx.requireRole('admin') };
+
+  app.post<{ Params: Static<typeof WorkerParam> }>(
+    '/v1/workers/:id/drain',
+    { ...admin, schema: { tags: ['workers'], params: WorkerParam } },
+    async (request) => {
+      const worker = await store.drainWorker(request.params.id, clock.now());
+      if (!worker) throw new KairosError('WORKER_NOT_FOUND', `no worker ${request.params.id}`);
+      return workerView(worker);
+    },
+  );
+
+  app.get('/v1/groups', { ...admin, schema: { tags: ['workers'] } }, async () => ({
+    items: (await store.listGroupLimits()).map(groupView),
+  }));
+
+  app.put<{ Params: Static<typeof GroupParam>; Body: GroupLimitRequest }>(
+    '/v1/groups/:name',
+    { ...admin, schema: { tags: ['workers'], params: GroupParam, body: GroupLimitSchema } },
+    async (request) => {
+      const now = clock.now();
+      await store.setGroupLimit(request.params.name, request.body.maxConcurrency, now);
+      return groupView({
+        group: request.params.name,
+        maxConcurrency: request.body.maxConcurrency,
+        updatedAt: now,
+      });
+    },
+  );
+}
+
+function groupView(limit: GroupLimit): GroupInfo {
+  return { ...limit, updatedAt: new Date(limit.updatedAt).toISOString() };
+}

@@ -1,0 +1,242 @@
+import { fileURLToPath } from 'node:url';
+import { KairosClient, type Run } from '@kairos/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers.ts';
+import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
+
+// One node and three worker processes, started once for every test of the file:
+// a and b in region eu, c in region us.
+const WORKER = fileURLToPath(new URL('./fixtures/fleet-worker.ts', import.meta.url));
+const env = {
+  KAIROS_ADMIN_TOKEN: 'fleet-admin',
+  KAIROS_WORKER_TOKEN: 'fleet-worker',
+  KAIROS_LOG_LEVEL: 'warn',
+};
+const FLEET = { a: { region: 'eu' }, b: { region: 'eu' }, c: { region: 'us' } } as const;
+
+let url: string;
+let node: Child;
+let admin: KairosClient;
+const workers: Child[] = [];
+const ids = new Map<string, string>();
+
+function cli(args: string[]): Child {
+  return spawnKairos(['--url', url, '--token', env.KAIROS_ADMIN_TOKEN, ...args], env);
+}
+
+async function finished(id: number, timeoutMs = 20_000): Promise<Run> {
+  return waitFor(
+    async () => {
+      const run = await admin.getRun(id);
+      return ['succeeded', 'failed', 'timed_out', 'cancelled'].includes(run.status) ? run : undefined;
+    },
+    timeoutMs,
+    `run ${id} to finish`,
+  );
+}
+
+async function running(id: number): Promise<Run> {
+  return waitFor(
+    async () => {
+      const run = await admin.getRun(id);
+      return run.status === 'running' ? run : undefined;
+    },
+    20_000,
+    `run ${id} to start`,
+  );
+}
+
+/** Which worker ran each of `count` runs of a manual job, triggered at once. */
+async function whoRuns(job: string, params: Array<Record<string, string>>): Promise<string[]> {
+  const { runIds } = await admin.triggerJobBatch(
+    job,
+    params.map((p) => ({ params: p })),
+  );
+  const runs = await Promise.all(runIds.map((id) => finished(id)));
+  for (const run of runs) expect(run.status).toBe('succeeded');
+  return runs.map((run) => (run.result as { worker: string }).worker);
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
+  admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
+  await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  for (const [name, labels] of Object.entries(FLEET)) {
+    workers.push(
+      spawnTs(WORKER, [], {
+        ...env,
+        KAIROS_URL: url,
+        WORKER_NAME: name,
+        WORKER_LABELS: JSON.stringify(labels),
+      }),
+    );
+  }
+  const active = await waitFor(
+    async () => {
+      const items = (await admin.listWorkers()).items.filter((w) => w.status === 'active');
+      return items.length === 3 ? items : undefined;
+    },
+    30_000,
+    'three workers',
+  );
+  for (const w of active) ids.set(w.name, w.id);
+});
+
+afterAll(async () => {
+  for (const w of workers) w.process.kill('SIGTERM');
+  await Promise.all(workers.map((w) => w.exited));
+  node.process.kill('SIGTERM');
+  expect(await node.exited).toBe(0);
+});
+
+describe('routing over real worker processes', () => {
+  it('round-robin gives each worker its turn', async () => {
+    await admin.createJob({
+      name: 'rr',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'round-robin' },
+    });
+    const ran = await whoRuns(
+      'rr',
+      Array.from({ length: 6 }, () => ({})),
+    );
+    expect([...ran].sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c']);
+  });
+
+  it('first and last pick by worker name; a selector keeps to matching labels', async () => {
+    await admin.createJob({
+      name: 'first',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'first' },
+    });
+    await admin.createJob({
+      name: 'last',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'last' },
+    });
+    await admin.createJob({
+      name: 'last-eu',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'last', selector: { region: 'eu' } },
+    });
+    expect(await whoRuns('first', [{}, {}, {}])).toEqual(['a', 'a', 'a']);
+    expect(await whoRuns('last', [{}, {}])).toEqual(['c', 'c']);
+    expect(await whoRuns('last-eu', [{}, {}])).toEqual(['b', 'b']);
+  });
+
+  it('consistent-hash sends one key to one worker', async () => {
+    await admin.createJob({
+      name: 'sticky',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'consistent-hash', key: 'key' },
+    });
+    const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6'];
+    const first = await whoRuns(
+      'sticky',
+      keys.map((key) => ({ key })),
+    );
+    const again = await whoRuns(
+      'sticky',
+      keys.map((key) => ({ key })),
+    );
+    expect(again).toEqual(first);
+  });
+
+  it('a run no worker can take waits, then fails with its schedule-to-start timeout', async () => {
+    await admin.createJob({
+      name: 'mars',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'any', selector: { region: 'mars' } },
+      scheduleToStartTimeout: '1s',
+    });
+    const { id } = await admin.triggerJob('mars');
+    expect((await admin.getRun(id)).status).toBe('queued');
+    const run = await finished(id);
+    expect(run).toMatchObject({ status: 'failed', attempt: 0, error: { name: 'ScheduleToStartTimeout' } });
+  });
+});
+
+describe('cancel and logs', () => {
+  it('a cancel from the CLI reaches the handler’s signal', async () => {
+    await admin.createJob({
+      name: 'wait',
+      handler: 'waiter',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 1 },
+    });
+    const { id } = await admin.triggerJob('wait');
+    await running(id);
+    const cancel = cli(['runs', 'cancel', String(id)]);
+    expect(await cancel.exited).toBe(0);
+    expect((await admin.getRun(id)).status).toBe('cancelled');
+    const lines = await waitFor(
+      async () => {
+        const page = await admin.runLogs(id);
+        return page.items.some((l) => l.message.startsWith('aborted')) ? page.items : undefined;
+      },
+      10_000,
+      'the handler to see its signal abort',
+    );
+    expect(lines.map((l) => l.message)).toEqual(['first', 'aborted: CancelledError']);
+  });
+
+  it('10,000 lines of a run arrive complete and in order', async () => {
+    await admin.createJob({ name: 'chatty', handler: 'chatty', trigger: { kind: 'manual' } });
+    const { id } = await admin.triggerJob('chatty', { params: { lines: 10_000 } });
+    expect(await finished(id, 60_000)).toMatchObject({ status: 'succeeded' });
+    const lines = [];
+    let after: number | null = 0;
+    while (after !== null) {
+      const page = await admin.runLogs(id, { after, limit: 1000 });
+      lines.push(...page.items);
+      after = page.next;
+    }
+    expect(lines).toHaveLength(10_000);
+    lines.forEach((line, i) => {
+      expect(line.seq).toBe(i + 1);
+      expect(line.message).toBe(`line ${i + 1}`);
+    });
+  });
+
+  it('`kairos runs logs --follow` shows lines while the run is still running', async () => {
+    const { id } = await admin.triggerJob('wait');
+    await running(id);
+    const follower = cli(['runs', 'logs', String(id), '--follow']);
+    await waitFor(
+      async () => follower.output().includes('first'),
+      20_000,
+      `the follower to print\n${follower.output()}`,
+    );
+    // The line was shown live: the run had not ended yet.
+    expect((await admin.getRun(id)).status).toBe('running');
+    await admin.cancelRun(id);
+    expect(await follower.exited).toBe(0);
+    expect(follower.output()).toContain(`run ${id} cancelled`);
+  });
+});
+
+describe('draining', () => {
+  it('a drained worker finishes nothing new: runs go to the others', async () => {
+    const drain = cli(['workers', 'drain', ids.get('c')!]);
+    expect(await drain.exited).toBe(0);
+    expect((await admin.listWorkers()).items.find((w) => w.name === 'c')?.status).toBe('draining');
+    expect(await whoRuns('last', [{}, {}])).toEqual(['b', 'b']);
+    await admin.createJob({
+      name: 'us-only',
+      handler: 'who',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'any', selector: { region: 'us' } },
+      scheduleToStartTimeout: '1s',
+    });
+    const { id } = await admin.triggerJob('us-only');
+    expect(await finished(id)).toMatchObject({ status: 'failed', error: { name: 'ScheduleToStartTimeout' } });
+  });
+});
