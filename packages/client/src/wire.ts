@@ -45,8 +45,8 @@ export interface JobSpec {
   description?: string;
   /** The group of workers that runs this job. Default `'default'`. */
   group?: string;
-  /** The handler name a worker registered. */
-  handler: string;
+  /** The handler name a worker registered (optional with `task`). */
+  handler?: string;
   params?: JsonObject;
   trigger: TriggerSpec;
   retry?: RetrySpec;
@@ -62,6 +62,36 @@ export interface JobSpec {
   maxConcurrency?: number;
   /** A run that no worker started within this time after it became ready fails (`ScheduleToStartTimeout`). */
   scheduleToStartTimeout?: Duration;
+  /**
+   * A built-in task instead of a handler of yours: a shell command or an HTTP call, run by workers
+   * that enabled that kind. `handler` is then `kairos:shell` or `kairos:http` (and may be left out).
+   */
+  task?: TaskSpec;
+}
+
+export type TaskSpec = ShellTaskSpec | HttpTaskSpec;
+
+/** Runs `command` with `args` (no shell unless you run one); exit code 0 is success; output is the run's log. */
+export interface ShellTaskSpec {
+  kind: 'shell';
+  command: string;
+  args?: string[];
+  /** Added to the worker's environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Calls a URL; the run succeeds when the status is one of `expectStatus` (default: any 2xx). */
+export interface HttpTaskSpec {
+  kind: 'http';
+  /** Default `GET`. */
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Time limit of the request (the attempt's timeout still applies). Default `'30s'`. */
+  timeout?: Duration;
+  expectStatus?: number[];
 }
 
 /**
@@ -119,6 +149,8 @@ export interface Job {
   maxConcurrency: number | null;
   /** In ms; null when runs wait for a worker as long as it takes. */
   scheduleToStartTimeout: number | null;
+  /** The built-in task, durations in ms; null for a handler of yours. */
+  task: TaskSpec | null;
   /** The next fire time, or null when the trigger has no more fires (manual, `at` done, paused delay). */
   nextFireAt: string | null;
   createdAt: string;
@@ -310,6 +342,8 @@ export interface Assignment {
   /** Time limit of this attempt in ms. */
   timeout: number;
   maxAttempts: number;
+  /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
+  task?: TaskSpec;
 }
 
 export interface PollResponse {

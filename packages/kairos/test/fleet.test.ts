@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KairosClient, type Run } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,12 +58,27 @@ async function whoRuns(job: string, params: Array<Record<string, string>>): Prom
   return runs.map((run) => (run.result as { worker: string }).worker);
 }
 
+/** Alive: a /proc entry that is not a zombie (dead, waiting to be reaped). */
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return false;
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 beforeAll(async () => {
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
   node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
   admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
   await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  // Built-in kinds: c runs shell commands, a may call the node's health route and nothing else.
+  const tasks: Record<string, object> = {
+    a: { http: { allow: [`${url}/v1/health`] } },
+    c: { shell: { killGraceMs: 1000 } },
+  };
   for (const [name, labels] of Object.entries(FLEET)) {
     workers.push(
       spawnTs(WORKER, [], {
@@ -70,6 +86,7 @@ beforeAll(async () => {
         KAIROS_URL: url,
         WORKER_NAME: name,
         WORKER_LABELS: JSON.stringify(labels),
+        WORKER_TASKS: JSON.stringify(tasks[name] ?? {}),
       }),
     );
   }
@@ -220,6 +237,77 @@ describe('cancel and logs', () => {
     await admin.cancelRun(id);
     expect(await follower.exited).toBe(0);
     expect(follower.output()).toContain(`run ${id} cancelled`);
+  });
+});
+
+describe('built-in tasks', () => {
+  it('a shell job runs on a worker that enabled shell, its output as the run log', async () => {
+    await admin.createJob({
+      name: 'shell',
+      trigger: { kind: 'manual' },
+      task: {
+        kind: 'shell',
+        command: 'sh',
+        args: ['-c', 'echo "hello $WHO"; echo oops >&2'],
+        env: { WHO: 'kairos' },
+      },
+    });
+    const run = await finished((await admin.triggerJob('shell')).id);
+    expect(run).toMatchObject({ status: 'succeeded', handler: 'kairos:shell', result: { exitCode: 0 } });
+    expect(run.workerId).toBe(ids.get('c'));
+    const lines = (await admin.runLogs(run.id)).items.map((l) => [l.level, l.message]);
+    expect(lines).toContainEqual(['info', 'hello kairos']);
+    expect(lines).toContainEqual(['warn', 'oops']);
+  });
+
+  it('an http job calls an allowed URL; one outside the worker’s allow-list fails at once', async () => {
+    await admin.createJob({
+      name: 'health',
+      trigger: { kind: 'manual' },
+      task: { kind: 'http', url: `${url}/v1/health` },
+    });
+    const run = await finished((await admin.triggerJob('health')).id);
+    expect(run).toMatchObject({ status: 'succeeded', result: { status: 200, body: { status: 'ok' } } });
+    expect(run.workerId).toBe(ids.get('a'));
+    await admin.createJob({
+      name: 'sneaky',
+      trigger: { kind: 'manual' },
+      task: { kind: 'http', url: `${url}/v1/jobs` },
+    });
+    const refused = await finished((await admin.triggerJob('sneaky')).id);
+    expect(refused).toMatchObject({ status: 'failed', attempt: 1, error: { name: 'NonRetryableError' } });
+  });
+
+  it('a shell command that ignores SIGTERM is killed with its children at its time limit', async () => {
+    await admin.createJob({
+      name: 'stubborn',
+      trigger: { kind: 'manual' },
+      timeout: '2s',
+      retry: { maxAttempts: 1 },
+      task: {
+        kind: 'shell',
+        command: 'sh',
+        args: ['-c', 'trap "" TERM; sleep 300 & echo "pid $!"; echo "pid $$"; wait'],
+      },
+    });
+    const { id } = await admin.triggerJob('stubborn');
+    const pids = await waitFor(
+      async () => {
+        const found = (await admin.runLogs(id)).items.filter((l) => l.message.startsWith('pid '));
+        return found.length === 2 ? found.map((l) => Number(l.message.slice(4))) : undefined;
+      },
+      20_000,
+      'the command to print its pids',
+    );
+    const run = await finished(id);
+    expect(run.status).toBe('timed_out');
+    // Time limit 2 s + kill grace 1 s, and an honest second of margin for a loaded machine.
+    const deadline = Date.parse(run.startedAt!) + 2000 + 1000 + 1000;
+    await waitFor(
+      async () => pids.every((pid) => !alive(pid)),
+      Math.max(0, deadline - Date.now()),
+      'the process group to die',
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Assignment, AttemptRef, Json, JsonObject, WorkerLogEntry } from '@kairos/client';
+import type { Assignment, AttemptRef, Json, JsonObject, TaskSpec, WorkerLogEntry } from '@kairos/client';
 import { type LogFields, type WorkerLogger, withFields } from './logger.ts';
 
 /**
@@ -35,6 +35,8 @@ export interface RunContext {
    */
   readonly signal: AbortSignal;
   readonly log: RunLogger;
+  /** The built-in task of the job (shell command, HTTP call), for the built-in handlers; null otherwise. */
+  readonly task: TaskSpec | null;
   /**
    * Reports how far the attempt got, from 0 to 1, with an optional note: shown with the run's log.
    * Only the latest value travels; calling it often is cheap.
@@ -91,6 +93,7 @@ export function createRunContext(
     deadline: new Date(startedAt + timeout),
     signal,
     log: { info: line('info'), warn: line('warn'), error: line('error') },
+    task: assignment.task ?? null,
     progress(value: number, message?: string) {
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new TypeError('ctx.progress(value): value must be a number from 0 to 1');

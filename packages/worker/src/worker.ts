@@ -4,12 +4,14 @@ import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
+import { httpHandler } from './http-task.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
 import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
+import { shellHandler } from './shell.ts';
 import { settlesWithin, sleep, Wakeup } from './timing.ts';
 
 /** The node refuses polls for more runs than this. */
@@ -93,6 +95,9 @@ export class Worker {
     this.#log = this.#options.logger;
     this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log);
     this.#reporter = new Reporter((reports) => this.#sendReports(reports), this.#log);
+    // Built-in kinds are handlers too, under names no user handler may take.
+    if (this.#options.shell) this.#handlers.set('kairos:shell', shellHandler(this.#options.shell));
+    if (this.#options.http) this.#handlers.set('kairos:http', httpHandler(this.#options.http));
     this.#logs = new LogShipper(async (request) => {
       const id = await this.#workerId();
       if (id === null) throw new Error('the worker is not registered');
@@ -123,6 +128,11 @@ export class Worker {
     }
     if (typeof fn !== 'function') {
       throw new TypeError(`Worker.handle('${name}'): the handler must be a function`);
+    }
+    if (name.startsWith('kairos:')) {
+      throw new Error(
+        `Worker.handle('${name}'): names starting with kairos: are built-in (see the tasks option)`,
+      );
     }
     if (this.#handlers.has(name)) {
       throw new Error(`Worker.handle('${name}'): a handler with this name is already registered`);

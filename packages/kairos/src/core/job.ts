@@ -3,6 +3,7 @@ import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
 import { compileRetry } from './retry.ts';
+import { compileTask, handlerOf, type TaskDefinition, taskSpecOf } from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 
 /** A validated job definition: what the store keeps, minus its bookkeeping. */
@@ -19,6 +20,8 @@ export interface JobDefinition {
   paused: boolean;
   /** Routing, concurrency limit, schedule-to-start timeout (`dispatch-policy.ts`). */
   dispatch: DispatchPolicy;
+  /** A built-in task (shell, http) whose `handler` is `kairos:<kind>`; null for a user's handler. */
+  task: TaskDefinition | null;
 }
 
 /** A job as the store keeps it. */
@@ -41,7 +44,9 @@ export function compileJob(spec: JobSpec): JobDefinition {
   checkName(spec.name, 'name', NAME_PATTERN);
   const group = spec.group ?? DEFAULT_GROUP;
   checkName(group, 'group', NAME_PATTERN);
-  checkName(spec.handler, 'handler', HANDLER_PATTERN);
+  const task = compileTask(spec.task);
+  const handler = handlerOf(spec.handler, task);
+  checkName(handler, 'handler', HANDLER_PATTERN);
   const priority = spec.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
     throw invalid('priority', `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
@@ -50,7 +55,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     name: spec.name,
     description: spec.description ?? '',
     group,
-    handler: spec.handler,
+    handler,
     params: checkParams(spec.params ?? {}, 'params'),
     trigger: compileTrigger(spec.trigger),
     retry: compileRetry(spec.retry),
@@ -59,6 +64,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     priority,
     paused: spec.paused ?? false,
     dispatch: compileDispatch(spec),
+    task,
   };
 }
 
@@ -76,6 +82,7 @@ export function specOf(job: JobDefinition): JobSpec {
     priority: job.priority,
     paused: job.paused,
     ...dispatchSpecOf(job.dispatch),
+    ...(job.task ? { handler: undefined, task: taskSpecOf(job.task) } : {}),
   };
 }
 
@@ -86,6 +93,8 @@ export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
     ...base,
     ...patch,
     retry: patch.retry ? { ...job.retry, ...patch.retry } : base.retry,
+    // A new task brings its built-in handler.
+    handler: patch.handler ?? (patch.task ? undefined : base.handler),
     name: job.name,
   });
 }
@@ -106,6 +115,7 @@ export function describeJob(job: JobRecord): Job {
     routing: job.dispatch.routing,
     maxConcurrency: job.dispatch.maxConcurrency,
     scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
+    task: job.task ? taskSpecOf(job.task) : null,
     nextFireAt: job.nextFireAt === null ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),

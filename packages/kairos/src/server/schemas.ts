@@ -1,4 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
+import { TaskSchema } from './worker-schemas.ts';
 
 /** Request schemas: every body is closed (unknown fields are a 400), every bound is explicit. */
 
@@ -53,9 +54,11 @@ const jobFields = {
   ),
   maxConcurrency: Type.Optional(Type.Integer()),
   scheduleToStartTimeout: Type.Optional(Duration),
+  task: Type.Optional(TaskSchema),
 };
 
-export const JobSpecSchema = closed({ name: Name, ...jobFields });
+// The handler may be left out for a job with a task (compileJob checks).
+export const JobSpecSchema = closed({ name: Name, ...jobFields, handler: Type.Optional(jobFields.handler) });
 
 export const JobPatchSchema = closed({
   ...jobFields,

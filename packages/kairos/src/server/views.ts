@@ -1,4 +1,5 @@
 import type { Assignment, Attempt, NodeInfo, Run, WorkerInfo } from '@kairos/client';
+import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -69,6 +70,7 @@ export function assignmentView(run: ClaimedRun): Assignment {
     fireTime: isoOrNull(run.fireTime),
     timeout: run.timeoutMs,
     maxAttempts: run.maxAttempts,
+    ...(run.task ? { task: taskSpecOf(run.task) } : {}),
   };
 }
 

@@ -48,3 +48,21 @@ export const LogQuery = closed({
 });
 
 export const LogStreamQuery = closed({ after: Type.Optional(Type.Integer({ minimum: 0 })) });
+
+// One closed object for both kinds: compileTask checks which fields each kind takes, with
+// messages that name the field (a union here would only say "must match a schema in anyOf").
+export const TaskSchema = closed({
+  kind: Type.Union([Type.Literal('shell'), Type.Literal('http')]),
+  command: Type.Optional(Type.String({ maxLength: 1024 })),
+  args: Type.Optional(Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 256 })),
+  env: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 8192 }))),
+  cwd: Type.Optional(Type.String({ maxLength: 1024 })),
+  method: Type.Optional(Type.String({ maxLength: 16 })),
+  url: Type.Optional(Type.String({ maxLength: 4096 })),
+  headers: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 8192 }))),
+  body: Type.Optional(Type.String({ maxLength: 65_536 })),
+  timeout: Type.Optional(
+    Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 32 })]),
+  ),
+  expectStatus: Type.Optional(Type.Array(Type.Integer(), { maxItems: 50 })),
+});

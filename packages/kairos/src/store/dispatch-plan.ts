@@ -7,6 +7,7 @@ import {
   route,
   type WorkerSnapshot,
 } from '../core/routing.ts';
+import type { TaskDefinition } from '../core/task.ts';
 
 /**
  * The decision part of a dispatch claim, shared by every dialect: each dialect reads these inputs
@@ -23,6 +24,7 @@ export interface DispatchCandidate {
   params: JsonObject;
   targetWorkerId: string | null;
   policy: DispatchPolicy;
+  task: TaskDefinition | null;
 }
 
 export interface DispatchInput {

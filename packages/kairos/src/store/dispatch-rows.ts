@@ -2,6 +2,7 @@ import type { JsonObject, RunError } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import { formatDuration } from '../core/duration.ts';
 import type { WorkerSnapshot } from '../core/routing.ts';
+import type { TaskDefinition } from '../core/task.ts';
 import type { DispatchCandidate } from './dispatch-plan.ts';
 import { type JsonColumn, json } from './rows.ts';
 import type { ClaimedRun } from './store.ts';
@@ -16,6 +17,7 @@ export interface CandidateRow {
   params: JsonColumn;
   target_worker_id: string | null;
   dispatch: JsonColumn;
+  task: JsonColumn | null;
 }
 
 export function candidateFromRow(row: CandidateRow): DispatchCandidate {
@@ -27,6 +29,7 @@ export function candidateFromRow(row: CandidateRow): DispatchCandidate {
     params: json<JsonObject>(row.params),
     targetWorkerId: row.target_worker_id,
     policy: dispatchFromColumn(row.dispatch),
+    task: row.task === null ? null : json<TaskDefinition>(row.task),
   };
 }
 
@@ -61,11 +64,12 @@ export interface ClaimRow {
   max_attempts: number;
 }
 
-export function claimedFromRow(row: ClaimRow, jobName: string): ClaimedRun {
+export function claimedFromRow(row: ClaimRow, candidate: DispatchCandidate): ClaimedRun {
   return {
+    task: candidate.task,
     runId: row.id,
     attempt: row.attempt,
-    jobName,
+    jobName: candidate.jobName,
     handler: row.handler,
     params: json<JsonObject>(row.params),
     fireTime: row.fire_time,

@@ -10,6 +10,7 @@ import type {
 } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
+import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
@@ -30,6 +31,7 @@ export interface JobRow {
   created_at: number;
   updated_at: number;
   dispatch: JsonColumn;
+  task: JsonColumn | null;
 }
 
 export interface RunRow {
@@ -138,6 +140,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     dispatch: dispatchFromColumn(row.dispatch),
+    task: jsonOrNull<TaskDefinition>(row.task),
   };
 }
 
@@ -205,7 +208,7 @@ export function toJson(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
-/** The dispatch policy columns of a job: the policy as JSON and its schedule-to-start timeout. */
-export function dispatchValues(job: JobDefinition): [string, number | null] {
-  return [JSON.stringify(job.dispatch), job.dispatch.scheduleToStartMs];
+/** The workers-at-scale columns of a job: dispatch policy, its schedule-to-start timeout, task. */
+export function dispatchValues(job: JobDefinition): [string, number | null, string | null] {
+  return [JSON.stringify(job.dispatch), job.dispatch.scheduleToStartMs, toJson(job.task)];
 }

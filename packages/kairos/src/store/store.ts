@@ -13,6 +13,7 @@ import type {
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 import type { RoutingState } from '../core/routing.ts';
+import type { TaskDefinition } from '../core/task.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -373,6 +374,8 @@ export interface ClaimedRun {
   fireTime: number | null;
   timeoutMs: number;
   maxAttempts: number;
+  /** Workers at scale: the built-in task of the job, if any. */
+  task?: TaskDefinition | null;
 }
 
 /** What deciding the end of an attempt needs to know. */

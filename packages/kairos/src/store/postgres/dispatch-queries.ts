@@ -7,7 +7,7 @@
  * highest priority first, up to $5. SKIP LOCKED: concurrent claims on other nodes take other rows.
  */
 export const DISPATCH_CANDIDATES = `
-  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch
+  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint
     AND r.handler = ANY($3::text[])

@@ -723,8 +723,8 @@ export class PostgresStore implements Store {
         const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, leaseMs]))
           .rows;
         const byId = new Map(rows.map((row) => [row.id, row]));
-        const names = new Map(candidates.map((c) => [c.runId, c.jobName]));
-        claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, names.get(id)!));
+        const byRun = new Map(candidates.map((c) => [c.runId, c]));
+        claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, byRun.get(id)!));
       }
       return {
         claimed,

@@ -5,16 +5,17 @@ import { RUN_COLUMNS } from '../rows.ts';
 
 const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused`;
 
-/** Insert a job. $1..$11 job values, $12 next_fire_at, $13 now, $14 dispatch, $15 schedule_to_start_ms. */
+/** Insert a job. $1..$11 job values, $12 next_fire_at, $13 now, $14 dispatch, $15 schedule_to_start_ms, $16 task. */
 export const CREATE_JOB = `
-  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12, $13, $13, $14::jsonb, $15) RETURNING *`;
+  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12, $13, $13, $14::jsonb, $15, $16::jsonb)
+  RETURNING *`;
 
-/** Replace a job's definition. $1..$11 job values, $12 next_fire_at, $13 now, $14 id, $15 dispatch, $16 schedule_to_start_ms. */
+/** Replace a job's definition. $1..$11 job values, $12 next_fire_at, $13 now, $14 id, $15 dispatch, $16 schedule_to_start_ms, $17 task. */
 export const UPDATE_JOB = `
   UPDATE jobs SET name = $1, description = $2, group_name = $3, handler = $4, params = $5::jsonb, trigger = $6::jsonb,
     delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, next_fire_at = $12, updated_at = $13,
-    dispatch = $15::jsonb, schedule_to_start_ms = $16
+    dispatch = $15::jsonb, schedule_to_start_ms = $16, task = $17::jsonb
   WHERE id = $14 RETURNING *`;
 
 /** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit. */

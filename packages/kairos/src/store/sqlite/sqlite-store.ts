@@ -117,8 +117,8 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             priority, paused, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(...jobValues(job), nextFireAt, now, now, ...dispatchValues(job)) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -141,7 +141,7 @@ export class SqliteStore implements Store {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
            retry = ?, timeout_ms = ?, priority = ?, paused = ?, next_fire_at = ?, updated_at = ?,
-           dispatch = ?, schedule_to_start_ms = ?
+           dispatch = ?, schedule_to_start_ms = ?, task = ?
          WHERE id = ? RETURNING *`,
       ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
@@ -757,7 +757,7 @@ export class SqliteStore implements Store {
           const group = worker.group_name;
           const candidates = (
             this.sql(
-              `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch
+              `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
                FROM runs r JOIN jobs j ON j.id = r.job_id
                WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
                  AND r.handler IN (SELECT value FROM json_each(@handlers))
@@ -852,11 +852,11 @@ export class SqliteStore implements Store {
           const attempt = this.sql(
             `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
           );
-          const names = new Map(candidates.map((c) => [c.runId, c.jobName]));
+          const byRun = new Map(candidates.map((c) => [c.runId, c]));
           const claimed = plan.claim.map((id): ClaimedRun => {
             const row = claim.get({ worker: workerId, now, lease: leaseMs, id }) as ClaimRow;
             attempt.run(row.id, row.attempt, workerId, now);
-            return claimedFromRow(row, names.get(row.id)!);
+            return claimedFromRow(row, byRun.get(row.id)!);
           });
           return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
         })

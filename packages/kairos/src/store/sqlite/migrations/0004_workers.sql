@@ -5,6 +5,8 @@ ALTER TABLE jobs ADD COLUMN dispatch TEXT NOT NULL DEFAULT '{}';
 -- Copied out of `dispatch` so that the reaper finds the jobs that have one through an index.
 ALTER TABLE jobs ADD COLUMN schedule_to_start_ms INTEGER;
 CREATE INDEX jobs_schedule_to_start ON jobs (id) WHERE schedule_to_start_ms IS NOT NULL;
+-- A built-in task (shell, http) the job runs instead of a user's handler; NULL for a handler.
+ALTER TABLE jobs ADD COLUMN task TEXT;
 
 -- The worker a routed run is assigned to while it is queued; only that worker claims it, unless it
 -- is no longer alive (then the run is routed again). NULL: any eligible worker.
