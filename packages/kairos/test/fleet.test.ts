@@ -311,6 +311,42 @@ describe('built-in tasks', () => {
   });
 });
 
+describe('isolated handlers', () => {
+  it('a cancelled handler that ignores its signal is killed within heartbeat + grace + 1 s', async () => {
+    await admin.createJob({ name: 'iso-hang', handler: 'iso-hang', trigger: { kind: 'manual' } });
+    const { id } = await admin.triggerJob('iso-hang');
+    const pid = await waitFor(
+      async () => {
+        const line = (await admin.runLogs(id)).items.find((l) => l.message.startsWith('pid '));
+        return line ? Number(line.message.slice(4)) : undefined;
+      },
+      20_000,
+      'the isolated process to start',
+    );
+    expect(alive(pid)).toBe(true);
+    const cancelledAt = Date.now();
+    await admin.cancelRun(id);
+    // The cancel reaches the worker with its next heartbeat (1 s), the kill follows the grace (1 s).
+    await waitFor(async () => !alive(pid), 1000 + 1000 + 1000, 'the isolated process to be killed');
+    expect(Date.now() - cancelledAt).toBeLessThan(3000);
+    expect((await admin.getRun(id)).status).toBe('cancelled');
+  });
+
+  it('a poison run that kills its process every time fails after its attempts; the worker lives on', async () => {
+    await admin.createJob({
+      name: 'poison',
+      handler: 'iso-crash',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 2, delay: '100ms' },
+    });
+    const run = await finished((await admin.triggerJob('poison')).id);
+    expect(run).toMatchObject({ status: 'failed', attempt: 2, error: { name: 'IsolatedProcessCrashed' } });
+    expect(run.attempts?.map((a) => a.status)).toEqual(['failed', 'failed']);
+    expect((await admin.listWorkers()).items.filter((w) => w.status === 'active')).toHaveLength(3);
+    expect(await whoRuns('first', [{}])).toEqual(['a']);
+  });
+});
+
 describe('draining', () => {
   it('a drained worker finishes nothing new: runs go to the others', async () => {
     const drain = cli(['workers', 'drain', ids.get('c')!]);

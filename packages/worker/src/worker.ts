@@ -5,6 +5,7 @@ import { createRunContext, type Handler, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
 import { httpHandler } from './http-task.ts';
+import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
 import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
@@ -116,18 +117,25 @@ export class Worker {
   }
 
   /**
-   * Registers the handler of the jobs whose `handler` is `name`. Chainable.
+   * Registers the handler of the jobs whose `handler` is `name`. Chainable. A function runs in
+   * this process; `{ module, isolated: true }` runs the module's export in a child process per
+   * attempt, which is killed when it ignores a cancel or a timeout (see {@link IsolatedHandler}).
    * @throws Error after start(), or when `name` already has a handler.
    */
-  handle(name: string, fn: Handler): this {
+  handle(name: string, fn: Handler | IsolatedHandler): this {
     if (this.#state !== 'idle') {
       throw new Error(`Worker.handle('${name}'): handlers must be added before start()`);
     }
     if (typeof name !== 'string' || name.trim() === '') {
       throw new TypeError('Worker.handle: name must be a non-empty string');
     }
+    if (typeof fn === 'object' && fn !== null && (fn as IsolatedHandler).isolated === true) {
+      fn = isolatedHandler(compileIsolated(name, fn as IsolatedHandler));
+    }
     if (typeof fn !== 'function') {
-      throw new TypeError(`Worker.handle('${name}'): the handler must be a function`);
+      throw new TypeError(
+        `Worker.handle('${name}'): the handler must be a function or { module, isolated: true }`,
+      );
     }
     if (name.startsWith('kairos:')) {
       throw new Error(
