@@ -97,7 +97,7 @@ export interface HttpTaskSpec {
 /**
  * Routing strategies: `any` (whichever worker asks first), `first`, `last`, `round-robin`, `random`,
  * `consistent-hash`, `least-recently-used`, `least-frequently-used`, `least-loaded`, `failover`,
- * `busy-over`. See docs/workers.md.
+ * `busy-over`, and `broadcast` (sharding: one run per live worker). See docs/workers.md.
  */
 export type RoutingStrategyName =
   | 'any'
@@ -110,7 +110,8 @@ export type RoutingStrategyName =
   | 'least-frequently-used'
   | 'least-loaded'
   | 'failover'
-  | 'busy-over';
+  | 'busy-over'
+  | 'broadcast';
 
 export interface RoutingSpec {
   strategy: RoutingStrategyName;
@@ -344,6 +345,8 @@ export interface Assignment {
   maxAttempts: number;
   /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
   task?: TaskSpec;
+  /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
+  shard?: { index: number; total: number };
 }
 
 export interface PollResponse {

@@ -5,15 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
 
-// One node and three worker processes, started once for every test of the file:
-// a and b in region eu, c in region us.
+// One node and four worker processes, started once for every test of the file:
+// a and b in region eu, c in region us, d in region ap.
 const WORKER = fileURLToPath(new URL('./fixtures/fleet-worker.ts', import.meta.url));
 const env = {
   KAIROS_ADMIN_TOKEN: 'fleet-admin',
   KAIROS_WORKER_TOKEN: 'fleet-worker',
   KAIROS_LOG_LEVEL: 'warn',
 };
-const FLEET = { a: { region: 'eu' }, b: { region: 'eu' }, c: { region: 'us' } } as const;
+const FLEET = { a: { region: 'eu' }, b: { region: 'eu' }, c: { region: 'us' }, d: { region: 'ap' } } as const;
 
 let url: string;
 let node: Child;
@@ -93,10 +93,10 @@ beforeAll(async () => {
   const active = await waitFor(
     async () => {
       const items = (await admin.listWorkers()).items.filter((w) => w.status === 'active');
-      return items.length === 3 ? items : undefined;
+      return items.length === 4 ? items : undefined;
     },
     30_000,
-    'three workers',
+    'four workers',
   );
   for (const w of active) ids.set(w.name, w.id);
 });
@@ -118,9 +118,9 @@ describe('routing over real worker processes', () => {
     });
     const ran = await whoRuns(
       'rr',
-      Array.from({ length: 6 }, () => ({})),
+      Array.from({ length: 8 }, () => ({})),
     );
-    expect([...ran].sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c']);
+    expect([...ran].sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd']);
   });
 
   it('first and last pick by worker name; a selector keeps to matching labels', async () => {
@@ -143,7 +143,7 @@ describe('routing over real worker processes', () => {
       routing: { strategy: 'last', selector: { region: 'eu' } },
     });
     expect(await whoRuns('first', [{}, {}, {}])).toEqual(['a', 'a', 'a']);
-    expect(await whoRuns('last', [{}, {}])).toEqual(['c', 'c']);
+    expect(await whoRuns('last', [{}, {}])).toEqual(['d', 'd']);
     expect(await whoRuns('last-eu', [{}, {}])).toEqual(['b', 'b']);
   });
 
@@ -311,6 +311,39 @@ describe('built-in tasks', () => {
   });
 });
 
+describe('sharding broadcast', () => {
+  it('one run per live worker with its shard index; a failed shard is retried alone', async () => {
+    await admin.createJob({
+      name: 'shards',
+      handler: 'shard',
+      trigger: { kind: 'manual' },
+      routing: { strategy: 'broadcast' },
+      retry: { delay: '100ms' },
+    });
+    await admin.triggerJob('shards', { params: { failShard: 2 } });
+    const runs = await waitFor(
+      async () => {
+        const page = await admin.listRuns({ job: 'shards' });
+        return page.items.length === 4 && page.items.every((r) => r.status === 'succeeded')
+          ? page.items
+          : undefined;
+      },
+      20_000,
+      'four shards to succeed',
+    );
+    const byShard = runs
+      .map((r) => ({
+        ...(r.result as { worker: string; shard: { index: number; total: number } }),
+        attempt: r.attempt,
+      }))
+      .sort((x, y) => x.shard.index - y.shard.index);
+    expect(byShard.map((r) => r.shard)).toEqual([0, 1, 2, 3].map((index) => ({ index, total: 4 })));
+    expect(byShard.map((r) => r.attempt)).toEqual([1, 1, 2, 1]);
+    // First attempts in worker name order: shard i on the i-th worker.
+    expect(byShard.filter((r) => r.attempt === 1).map((r) => r.worker)).toEqual(['a', 'b', 'd']);
+  });
+});
+
 describe('isolated handlers', () => {
   it('a cancelled handler that ignores its signal is killed within heartbeat + grace + 1 s', async () => {
     await admin.createJob({ name: 'iso-hang', handler: 'iso-hang', trigger: { kind: 'manual' } });
@@ -342,7 +375,7 @@ describe('isolated handlers', () => {
     const run = await finished((await admin.triggerJob('poison')).id);
     expect(run).toMatchObject({ status: 'failed', attempt: 2, error: { name: 'IsolatedProcessCrashed' } });
     expect(run.attempts?.map((a) => a.status)).toEqual(['failed', 'failed']);
-    expect((await admin.listWorkers()).items.filter((w) => w.status === 'active')).toHaveLength(3);
+    expect((await admin.listWorkers()).items.filter((w) => w.status === 'active')).toHaveLength(4);
     expect(await whoRuns('first', [{}])).toEqual(['a']);
   });
 });
@@ -352,7 +385,7 @@ describe('draining', () => {
     const drain = cli(['workers', 'drain', ids.get('c')!]);
     expect(await drain.exited).toBe(0);
     expect((await admin.listWorkers()).items.find((w) => w.name === 'c')?.status).toBe('draining');
-    expect(await whoRuns('last', [{}, {}])).toEqual(['b', 'b']);
+    expect(await whoRuns('last', [{}, {}])).toEqual(['d', 'd']);
     await admin.createJob({
       name: 'us-only',
       handler: 'who',

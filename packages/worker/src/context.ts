@@ -37,6 +37,8 @@ export interface RunContext {
   readonly log: RunLogger;
   /** The built-in task of the job (shell command, HTTP call), for the built-in handlers; null otherwise. */
   readonly task: TaskSpec | null;
+  /** A shard of a broadcast job: this run's index from 0 and the number of shards; null otherwise. */
+  readonly shard: { index: number; total: number } | null;
   /**
    * Reports how far the attempt got, from 0 to 1, with an optional note: shown with the run's log.
    * Only the latest value travels; calling it often is cheap.
@@ -94,6 +96,7 @@ export function createRunContext(
     signal,
     log: { info: line('info'), warn: line('warn'), error: line('error') },
     task: assignment.task ?? null,
+    shard: assignment.shard ?? null,
     progress(value: number, message?: string) {
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new TypeError('ctx.progress(value): value must be a number from 0 to 1');

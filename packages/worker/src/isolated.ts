@@ -145,6 +145,7 @@ function assignmentOf(ctx: RunContext, now: number): Assignment {
     maxAttempts: ctx.maxAttempts,
   };
   if (ctx.task) assignment.task = ctx.task;
+  if (ctx.shard) assignment.shard = ctx.shard;
   return assignment;
 }
 

@@ -25,6 +25,11 @@ export const ROUTING_STRATEGIES = [
   'failover',
   /** The first worker in order not already running this job; waits when every one is. */
   'busy-over',
+  /**
+   * Sharding broadcast: each fire becomes one run per live worker (shard index and total); a
+   * shard whose worker is gone goes to any eligible worker. Decided when the runs are created.
+   */
+  'broadcast',
 ] as const;
 
 export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
@@ -129,6 +134,9 @@ function choose(workers: WorkerSnapshot[], input: RouteInput): WorkerSnapshot | 
       return workers.find((w) => w.running < w.capacity);
     case 'busy-over':
       return workers.find((w) => w.runningOfJob === 0);
+    case 'broadcast':
+      // A shard to place again: the least loaded worker.
+      return maxBy(workers, (w) => w.capacity - w.running);
   }
 }
 
@@ -183,4 +191,16 @@ export function hash53(text: string): number {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+/** Shards of one broadcast fire: the eligible live workers in name order, one shard each. */
+export function shardTargets(
+  workers: readonly WorkerSnapshot[],
+  handler: string,
+  selector: Routing['selector'],
+): string[] {
+  return workers
+    .filter((w) => eligible(w, handler, selector))
+    .sort((a, b) => compare(a.name, b.name) || compare(a.id, b.id))
+    .map((w) => w.id);
 }

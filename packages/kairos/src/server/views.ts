@@ -71,6 +71,7 @@ export function assignmentView(run: ClaimedRun): Assignment {
     timeout: run.timeoutMs,
     maxAttempts: run.maxAttempts,
     ...(run.task ? { task: taskSpecOf(run.task) } : {}),
+    ...(run.shard ? { shard: run.shard } : {}),
   };
 }
 

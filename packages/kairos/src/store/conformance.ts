@@ -557,6 +557,58 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         expect(await store.expireQueuedRuns(T0 + 9000, 10)).toEqual([]);
       });
 
+      it('broadcast: a fire becomes one shard per live worker; a failed shard is retried alone', async () => {
+        const b = await store.createJob(
+          job('bc', { trigger: { kind: 'every', every: '1m' }, routing: { strategy: 'broadcast' } }),
+          T0,
+          T0,
+        );
+        for (const id of ['w4', 'w2', 'w3', 'w1']) await worker(id);
+        const entry = { jobId: b.id, expected: T0, next: T0 + 60_000, fires: [T0] };
+        await store.fire([entry], null, T0 + 5);
+        // The same fire again (a stale writer passing the compare-and-set) adds nothing.
+        await store.fire([{ ...entry, expected: T0 + 60_000, next: T0 + 60_000 }], null, T0 + 6);
+        const runs = await store.listRuns({ jobId: b.id, limit: 10 });
+        expect(runs).toHaveLength(4);
+        const claimed = new Map<string, { index: number; total: number } | undefined>();
+        for (const id of ['w1', 'w2', 'w3', 'w4']) {
+          const got = await dispatch(id, 10, T0 + 10);
+          expect(got).toHaveLength(1);
+          claimed.set(id, got[0]!.shard);
+        }
+        expect([...claimed]).toEqual([
+          ['w1', { index: 0, total: 4 }],
+          ['w2', { index: 1, total: 4 }],
+          ['w3', { index: 2, total: 4 }],
+          ['w4', { index: 3, total: 4 }],
+        ]);
+        const shard2 = (await store.listRuns({ jobId: b.id, limit: 10 })).find((r) => r.workerId === 'w3')!;
+        const retry: AttemptOutcome = {
+          runId: shard2.id,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'failed',
+          error: { name: 'Error', message: 'shard failed' },
+          result: null,
+          run: { status: 'queued', availableAt: T0 + 20 },
+        };
+        expect(await store.finishAttempts([retry], T0 + 15)).toEqual([true]);
+        // Any live worker takes the retried shard; the other shards stay as they were.
+        const again = await dispatch('w1', 10, T0 + 20);
+        expect(again.map((c) => [c.runId, c.attempt, c.shard])).toEqual([
+          [shard2.id, 2, { index: 2, total: 4 }],
+        ]);
+        expect((await store.listRuns({ jobId: b.id, status: 'running', limit: 10 })).length).toBe(4);
+      });
+
+      it('broadcast without live workers: one shard, for the first worker that comes', async () => {
+        const b = await routedJob('lonely', { routing: { strategy: 'broadcast' } });
+        const [run] = await enqueue(b.id, [{}]);
+        expect(await store.listRuns({ jobId: b.id, limit: 10 })).toHaveLength(1);
+        await worker('w1');
+        expect(await dispatch('w1')).toMatchObject([{ runId: run, shard: { index: 0, total: 1 } }]);
+      });
+
       it('keeps a job’s dispatch policy', async () => {
         const created = await routedJob('policy', {
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },

@@ -97,6 +97,19 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
   for (const c of input.candidates) {
     if (plan.claim.length >= input.max) break;
     const { routing } = c.policy;
+    if (routing.strategy === 'broadcast') {
+      // A shard belongs to its worker while that one lives; then to any eligible worker.
+      const owner = c.targetWorkerId === null ? undefined : live.get(c.targetWorkerId);
+      if (owner && eligible(owner, c.handler, routing.selector)) {
+        if (owner.id === input.workerId && underLimits(c)) take(c);
+        continue;
+      }
+      if (me && eligible(me, c.handler, routing.selector) && underLimits(c)) {
+        take(c);
+        load(me.id, c.jobId, 1);
+      }
+      continue;
+    }
     if (routing.strategy === 'any') {
       // Unrouted: whoever asks first, if the selector lets it.
       if (me && eligible(me, c.handler, routing.selector) && underLimits(c)) {

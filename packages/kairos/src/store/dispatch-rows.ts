@@ -62,11 +62,14 @@ export interface ClaimRow {
   fire_time: number | null;
   timeout_ms: number;
   max_attempts: number;
+  shard: number;
+  shard_count: number;
 }
 
 export function claimedFromRow(row: ClaimRow, candidate: DispatchCandidate): ClaimedRun {
   return {
     task: candidate.task,
+    ...(row.shard_count > 0 ? { shard: { index: row.shard, total: row.shard_count } } : {}),
     runId: row.id,
     attempt: row.attempt,
     jobName: candidate.jobName,

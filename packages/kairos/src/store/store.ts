@@ -376,6 +376,8 @@ export interface ClaimedRun {
   maxAttempts: number;
   /** Workers at scale: the built-in task of the job, if any. */
   task?: TaskDefinition | null;
+  /** Workers at scale: a shard of a broadcast fire. */
+  shard?: { index: number; total: number };
 }
 
 /** What deciding the end of an attempt needs to know. */

@@ -73,7 +73,7 @@ export const CLAIM_PLANNED = `
       lease_expires_at = $3::bigint + $4::bigint, deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
       target_worker_id = NULL
     WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
-    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts),
+    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count),
   started AS (
     INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) SELECT id, attempt, $1, 'running', $3::bigint FROM claimed)
   SELECT * FROM claimed`;
@@ -148,3 +148,28 @@ export const SAVE_PROGRESS = `
 /** Delete up to $2 log lines stored before $1 (retention). */
 export const PRUNE_LOGS = `
   DELETE FROM run_logs WHERE ctid IN (SELECT ctid FROM run_logs WHERE stored_at < $1 LIMIT $2)`;
+
+/** Broadcast jobs among $1 (ids). */
+export const BROADCAST_JOBS = `
+  SELECT id, group_name, handler, dispatch FROM jobs
+  WHERE id = ANY($1::bigint[]) AND dispatch->'routing'->>'strategy' = 'broadcast'`;
+
+/** Queued runs of job $1 created at $2 that are not sharded yet. */
+export const NEW_UNSHARDED_RUNS = `
+  SELECT id FROM runs WHERE job_id = $1 AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = $2
+  FOR UPDATE`;
+
+/**
+ * Make runs $1 shard 0 of $2, assigned to the first of workers $3 (text[], [null] for none), and
+ * insert shards 1..$2-1 as copies assigned to the others.
+ */
+export const SHARD_RUNS = `
+  WITH first AS (
+    UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1]
+    WHERE id = ANY($1::bigint[]) RETURNING *)
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+  SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1]
+  FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
+  ORDER BY f.id, s.shard`;

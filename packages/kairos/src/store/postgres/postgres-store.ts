@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
+import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
-import type { RoutingState } from '../../core/routing.ts';
+import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
 import {
@@ -245,6 +246,11 @@ export class PostgresStore implements Store {
         now,
       ]);
       const row = rows[0]!;
+      await this.shardNewRuns(
+        client,
+        entries.map((e) => e.jobId),
+        now,
+      );
       return { runs: row.runs, conflicts: entries.length - row.advanced, groups: row.groups };
     });
     await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
@@ -284,6 +290,7 @@ export class PostgresStore implements Store {
         );
         for (const row of existing.rows) byKey.set(row.idempotency_key, row.id);
       }
+      await this.shardNewRuns(client, [jobId], now);
       return {
         ids: input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!)),
         group: job.rows[0]!.group_name,
@@ -778,6 +785,35 @@ export class PostgresStore implements Store {
       maxConcurrency: row.max_concurrency,
       updatedAt: row.updated_at,
     }));
+  }
+
+  /**
+   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
+   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
+   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
+   * whichever worker comes first.
+   */
+  private async shardNewRuns(client: pg.PoolClient, jobIds: readonly number[], now: number): Promise<void> {
+    const broadcast = (
+      await client.query<{ id: number; group_name: string; handler: string; dispatch: string }>(
+        dq.BROADCAST_JOBS,
+        [[...new Set(jobIds)]],
+      )
+    ).rows;
+    for (const job of broadcast) {
+      const runs = (await client.query<{ id: number }>(dq.NEW_UNSHARDED_RUNS, [job.id, now])).rows;
+      if (runs.length === 0) continue;
+      const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now])).rows.map(
+        snapshotFromRow,
+      );
+      const targets = shardTargets(live, job.handler, dispatchFromColumn(job.dispatch).routing.selector);
+      const total = Math.max(1, targets.length);
+      await client.query(dq.SHARD_RUNS, [
+        runs.map((r) => r.id),
+        total,
+        targets.length > 0 ? targets : [null],
+      ]);
+    }
   }
 
   async routingState(jobId: number): Promise<RoutingState | null> {

@@ -3,8 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
+import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
-import type { RoutingState } from '../../core/routing.ts';
+import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
 import {
@@ -238,6 +239,10 @@ export class SqliteStore implements Store {
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
           }
+          this.shardNewRuns(
+            entries.map((e) => e.jobId),
+            now,
+          );
           return out;
         })
         .immediate(),
@@ -286,6 +291,7 @@ export class SqliteStore implements Store {
               | undefined;
             out.push(row ? row.id : (existing.get(jobId, key) as { id: number }).id);
           }
+          this.shardNewRuns([jobId], now);
           return { ids: out, group: job.group_name };
         })
         .immediate(),
@@ -847,7 +853,7 @@ export class SqliteStore implements Store {
                lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
                target_worker_id = NULL
              WHERE id = @id AND status = 'queued'
-             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts`,
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
           );
           const attempt = this.sql(
             `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
@@ -946,6 +952,47 @@ export class SqliteStore implements Store {
         updatedAt: row.updated_at,
       })),
     );
+  }
+
+  /**
+   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
+   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
+   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
+   * whichever worker comes first.
+   */
+  private shardNewRuns(jobIds: readonly number[], now: number): void {
+    for (const jobId of new Set(jobIds)) {
+      const job = this.sql('SELECT group_name, handler, dispatch FROM jobs WHERE id = ?').get(jobId) as
+        | { group_name: string; handler: string; dispatch: string }
+        | undefined;
+      if (!job) continue;
+      const { routing } = dispatchFromColumn(job.dispatch);
+      if (routing.strategy !== 'broadcast') continue;
+      const runs = this.sql(
+        `SELECT id FROM runs WHERE job_id = ? AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = ?`,
+      ).all(jobId, now) as Array<{ id: number }>;
+      if (runs.length === 0) continue;
+      const live = (
+        this.sql(
+          `SELECT w.id, w.name, w.handlers, w.labels, w.capacity, 0 AS running
+           FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+        ).all(job.group_name, now) as SnapshotRow[]
+      ).map(snapshotFromRow);
+      const targets = shardTargets(live, job.handler, routing.selector);
+      const total = Math.max(1, targets.length);
+      const first = this.sql('UPDATE runs SET shard = 0, shard_count = ?, target_worker_id = ? WHERE id = ?');
+      const copy = this.sql(
+        `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+         SELECT job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+           timeout_ms, created_at, available_at, ?, ?, ?
+         FROM runs WHERE id = ?`,
+      );
+      for (const run of runs) {
+        first.run(total, targets[0] ?? null, run.id);
+        for (let shard = 1; shard < total; shard++) copy.run(shard, total, targets[shard]!, run.id);
+      }
+    }
   }
 
   async routingState(jobId: number): Promise<RoutingState | null> {

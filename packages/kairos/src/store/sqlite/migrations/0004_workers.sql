@@ -55,3 +55,10 @@ CREATE TABLE run_progress (
   message    TEXT,
   updated_at INTEGER NOT NULL
 );
+
+-- Sharding broadcast: a fire of a broadcast job becomes one run per live worker, shard 0..count-1.
+-- shard_count 0 marks a run that is not (yet) sharded. A fire stays unique per shard.
+ALTER TABLE runs ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN shard_count INTEGER NOT NULL DEFAULT 0;
+DROP INDEX runs_fire;
+CREATE UNIQUE INDEX runs_fire ON runs (job_id, fire_time, shard);
