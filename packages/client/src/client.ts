@@ -162,9 +162,9 @@ export class KairosClient {
     return this.request('GET', '/v1/groups');
   }
 
-  /** Sets (null: removes) the most runs of a group running at once across the cluster. */
-  setGroupLimit(group: string, maxConcurrency: number | null): Promise<GroupInfo> {
-    return this.request('PUT', `/v1/groups/${enc(group)}`, { maxConcurrency } satisfies GroupLimitRequest);
+  /** Replaces a group's limits across the cluster: runs at once, runs started per time; absent or null removes one. */
+  setGroupLimits(group: string, limits: GroupLimitRequest): Promise<GroupInfo> {
+    return this.request('PUT', `/v1/groups/${enc(group)}`, limits);
   }
 
   /** One page of a run's log: lines with `seq > after`, oldest first. */

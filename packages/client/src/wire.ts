@@ -60,6 +60,8 @@ export interface JobSpec {
   routing?: RoutingSpec;
   /** The most runs of this job running at once, across the cluster. Default: no limit. */
   maxConcurrency?: number;
+  /** The most runs of this job started per `per`, across the cluster (a token bucket; bursts up to `limit`). */
+  rateLimit?: RateLimitSpec;
   /** A run that no worker started within this time after it became ready fails (`ScheduleToStartTimeout`). */
   scheduleToStartTimeout?: Duration;
   /**
@@ -113,6 +115,11 @@ export type RoutingStrategyName =
   | 'busy-over'
   | 'broadcast';
 
+export interface RateLimitSpec {
+  limit: number;
+  per: Duration;
+}
+
 export interface RoutingSpec {
   strategy: RoutingStrategyName;
   /** `consistent-hash`: the params field whose value is the key (default: the job name). */
@@ -148,6 +155,8 @@ export interface Job {
   paused: boolean;
   routing: { strategy: RoutingStrategyName; key: string | null; selector: Record<string, string> };
   maxConcurrency: number | null;
+  /** `per` in ms. */
+  rateLimit: { limit: number; per: number } | null;
   /** In ms; null when runs wait for a worker as long as it takes. */
   scheduleToStartTimeout: number | null;
   /** The built-in task, durations in ms; null for a handler of yours. */
@@ -382,11 +391,15 @@ export interface GroupInfo {
   group: string;
   /** The most runs of the group running at once, cluster-wide; null for no limit. */
   maxConcurrency: number | null;
+  /** The most runs of the group started per `per` (ms), cluster-wide; null for no limit. */
+  rateLimit: { limit: number; per: number } | null;
   updatedAt: string;
 }
 
+/** Replaces a group's limits; an absent limit is removed. */
 export interface GroupLimitRequest {
-  maxConcurrency: number | null;
+  maxConcurrency?: number;
+  rateLimit?: RateLimitSpec;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -1,8 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KairosClient, RunLogLine, RunProgress } from '@kairos/client';
+import type { GroupLimitRequest, KairosClient, RateLimitSpec, RunLogLine, RunProgress } from '@kairos/client';
 import type { Command } from 'commander';
 import { compactJson, formatTime, printJson, table } from './format.ts';
-import { clientFrom, type GlobalFlags, parseIntFlag, parseRunId, UsageError } from './options.ts';
+import {
+  clientFrom,
+  type GlobalFlags,
+  parseDurationFlag,
+  parseIntFlag,
+  parseRunId,
+  UsageError,
+} from './options.ts';
 
 /**
  * Registers the fleet commands: `kairos runs logs`, `kairos workers drain`,
@@ -52,10 +59,11 @@ export function registerFleet(program: Command): void {
       if (items.length === 0) return console.log('no group limits');
       console.log(
         table(
-          ['GROUP', 'MAX CONCURRENCY', 'UPDATED'],
+          ['GROUP', 'MAX CONCURRENCY', 'RATE', 'UPDATED'],
           items.map((g) => [
             g.group,
             g.maxConcurrency === null ? '-' : String(g.maxConcurrency),
+            g.rateLimit ? `${g.rateLimit.limit}/${g.rateLimit.per}ms` : '-',
             formatTime(g.updatedAt),
           ]),
         ),
@@ -64,18 +72,36 @@ export function registerFleet(program: Command): void {
   groups
     .command('set')
     .argument('<group>', 'group name')
-    .requiredOption('--max-concurrency <n>', 'the most runs of the group running at once, or "none"')
-    .description("set a group's limits, across the cluster")
+    .option('--max-concurrency <n>', 'the most runs of the group running at once (default: no limit)')
+    .option(
+      '--rate <n/dur>',
+      'the most runs of the group started per period, e.g. 100/1m (default: no limit)',
+    )
+    .description("replace a group's limits, across the cluster; a limit not given is removed")
     .action(async (group: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags & { maxConcurrency: string }>();
-      const max =
-        flags.maxConcurrency === 'none'
-          ? null
-          : parseIntFlag(flags.maxConcurrency, '--max-concurrency', { min: 1, max: 100_000 });
-      const info = await clientFrom(flags).setGroupLimit(group, max);
+      const flags = cmd.optsWithGlobals<GlobalFlags & { maxConcurrency?: string; rate?: string }>();
+      const limits: GroupLimitRequest = {};
+      if (flags.maxConcurrency !== undefined)
+        limits.maxConcurrency = parseIntFlag(flags.maxConcurrency, '--max-concurrency', {
+          min: 1,
+          max: 100_000,
+        });
+      if (flags.rate !== undefined) limits.rateLimit = parseRate(flags.rate);
+      const info = await clientFrom(flags).setGroupLimits(group, limits);
       if (flags.json) return printJson(info);
-      console.log(`group ${info.group}: max concurrency ${info.maxConcurrency ?? 'none'}`);
+      const rate = info.rateLimit ? `${info.rateLimit.limit} per ${info.rateLimit.per} ms` : 'none';
+      console.log(`group ${info.group}: max concurrency ${info.maxConcurrency ?? 'none'}, rate ${rate}`);
     });
+}
+
+/** `100/1m` → 100 runs per minute. */
+function parseRate(value: string): RateLimitSpec {
+  const match = /^(\d+)\/(\S+)$/.exec(value.trim());
+  if (!match) throw new UsageError(`--rate: expected N/DURATION like 100/1m, got ${JSON.stringify(value)}`);
+  return {
+    limit: parseIntFlag(match[1]!, '--rate', { min: 1, max: 1_000_000 }),
+    per: parseDurationFlag(match[2]!, '--rate'),
+  };
 }
 
 function subcommand(program: Command, name: string): Command {

@@ -114,6 +114,10 @@ export function describeJob(job: JobRecord): Job {
     paused: job.paused,
     routing: job.dispatch.routing,
     maxConcurrency: job.dispatch.maxConcurrency,
+    rateLimit: job.dispatch.rateLimit && {
+      limit: job.dispatch.rateLimit.limit,
+      per: job.dispatch.rateLimit.perMs,
+    },
     scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
     task: job.task ? taskSpecOf(job.task) : null,
     nextFireAt: job.nextFireAt === null ? null : new Date(job.nextFireAt).toISOString(),

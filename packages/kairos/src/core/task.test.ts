@@ -12,11 +12,13 @@ describe('job dispatch policy', () => {
       routing: { strategy: 'consistent-hash', key: 'customer', selector: { region: 'eu' } },
       maxConcurrency: 4,
       scheduleToStartTimeout: '30s',
+      rateLimit: { limit: 10, per: '1m' },
     });
     expect(job.dispatch).toEqual({
       routing: { strategy: 'consistent-hash', key: 'customer', selector: { region: 'eu' } },
       maxConcurrency: 4,
       scheduleToStartMs: 30_000,
+      rateLimit: { limit: 10, perMs: 60_000 },
     });
     expect(compileJob(specOf(job))).toEqual(job);
   });
@@ -30,6 +32,8 @@ describe('job dispatch policy', () => {
       'routing.selector.bad label!',
     ],
     [{ maxConcurrency: 0 }, 'VALIDATION_FAILED', 'maxConcurrency'],
+    [{ rateLimit: { limit: 0, per: '1s' } }, 'VALIDATION_FAILED', 'rateLimit.limit'],
+    [{ rateLimit: { limit: 1, per: '10ms' } }, 'INVALID_DURATION', 'rateLimit.per'],
     [{ scheduleToStartTimeout: '10ms' }, 'INVALID_DURATION', 'scheduleToStartTimeout'],
   ])('refuses %j with %s', (extra, code, field) => {
     expect(() => compileJob({ name: 'j', handler: 'h', trigger: manual, ...(extra as object) })).toThrow(

@@ -53,6 +53,7 @@ const jobFields = {
     }),
   ),
   maxConcurrency: Type.Optional(Type.Integer()),
+  rateLimit: Type.Optional(closed({ limit: Type.Integer(), per: Duration })),
   scheduleToStartTimeout: Type.Optional(Duration),
   task: Type.Optional(TaskSchema),
 };

@@ -11,8 +11,15 @@ export const GroupParam = closed({
   name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' }),
 });
 
+// No `null` alternatives: the node's Ajv coerces 0 to null, which would turn a bad limit into none.
 export const GroupLimitSchema = closed({
-  maxConcurrency: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_CONCURRENCY_LIMIT }), Type.Null()]),
+  maxConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENCY_LIMIT })),
+  rateLimit: Type.Optional(
+    closed({
+      limit: Type.Integer(),
+      per: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 32 })]),
+    }),
+  ),
 });
 
 const Level = Type.Union(['debug', 'info', 'warn', 'error'].map((level) => Type.Literal(level)));

@@ -518,15 +518,44 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('limits the runs of a group running at once', async () => {
         const plain = await routedJob('g');
         const runs = await enqueue(plain.id, [{}, {}, {}]);
-        await store.setGroupLimit('default', 2, T0);
+        await store.setGroupLimit('default', { maxConcurrency: 2, rateLimit: null }, T0);
         expect(await store.listGroupLimits()).toEqual([
-          { group: 'default', maxConcurrency: 2, updatedAt: T0 },
+          { group: 'default', maxConcurrency: 2, rateLimit: null, updatedAt: T0 },
         ]);
         await worker('w1');
         expect(await ids('w1')).toEqual([runs[0], runs[1]]);
         expect(await ids('w1')).toEqual([]);
-        await store.setGroupLimit('default', null, T0 + 1);
+        await store.setGroupLimit('default', { maxConcurrency: null, rateLimit: null }, T0 + 1);
         expect(await ids('w1')).toEqual([runs[2]]);
+      });
+
+      it('rate-limits the runs of a job started, across claims, with a token bucket in the store', async () => {
+        const limited = await routedJob('rated', { rateLimit: { limit: 2, per: '1s' } });
+        const runs = await enqueue(limited.id, [{}, {}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        // A burst of 2, shared by every worker (and node).
+        expect(await ids('w1', 10, T0 + 10)).toEqual([runs[0], runs[1]]);
+        expect(await ids('w2', 10, T0 + 10)).toEqual([]);
+        // One token back every 500 ms.
+        expect(await ids('w2', 10, T0 + 500)).toEqual([]);
+        expect(await ids('w2', 10, T0 + 510)).toEqual([runs[2]]);
+        expect(await ids('w1', 10, T0 + 1010)).toEqual([runs[3]]);
+      });
+
+      it('rate-limits the runs of a group started', async () => {
+        const plain = await routedJob('g');
+        const runs = await enqueue(plain.id, [{}, {}, {}]);
+        await store.setGroupLimit(
+          'default',
+          { maxConcurrency: null, rateLimit: { limit: 1, perMs: 2000 } },
+          T0,
+        );
+        expect((await store.listGroupLimits())[0]?.rateLimit).toEqual({ limit: 1, perMs: 2000 });
+        await worker('w1');
+        expect(await ids('w1', 10, T0 + 10)).toEqual([runs[0]]);
+        expect(await ids('w1', 10, T0 + 1500)).toEqual([]);
+        expect(await ids('w1', 10, T0 + 2010)).toEqual([runs[1]]);
       });
 
       it('drains a worker: it keeps heartbeating; draining a lost worker is refused', async () => {
@@ -619,6 +648,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
           maxConcurrency: 3,
           scheduleToStartMs: 60_000,
+          rateLimit: null,
         };
         expect(created.dispatch).toEqual(expected);
         expect((await store.getJob('policy'))?.dispatch).toEqual(expected);
@@ -632,6 +662,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
           routing: { strategy: 'any', key: null, selector: {} },
           maxConcurrency: null,
           scheduleToStartMs: null,
+          rateLimit: null,
         });
       });
     });

@@ -1,5 +1,6 @@
 import type { JsonObject } from '@kairos/client';
 import { type DispatchPolicy, isPlainDispatch } from '../core/dispatch-policy.ts';
+import { type Bucket, fullBucket, type RateLimit, take as takeToken } from '../core/rate-limit.ts';
 import {
   EMPTY_ROUTING_STATE,
   eligible,
@@ -8,6 +9,7 @@ import {
   type WorkerSnapshot,
 } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
+import type { GroupLimits } from './store.ts';
 
 /**
  * The decision part of a dispatch claim, shared by every dialect: each dialect reads these inputs
@@ -43,7 +45,10 @@ export interface DispatchInput {
   runningOfJob: ReadonlyMap<number, number>;
   /** Running runs of the group, when the group has a limit. */
   groupRunning: number;
-  groupLimit: number | null;
+  group: GroupLimits & { name: string };
+  /** Token buckets of the rate limits in play (`job:<id>`, `group:<name>`); missing ones are full. */
+  buckets: ReadonlyMap<string, Bucket>;
+  now: number;
   states: ReadonlyMap<number, RoutingState>;
   /** A number in [0, 1) that seeds `random` routing. */
   random: number;
@@ -56,11 +61,28 @@ export interface DispatchPlan {
   assign: Array<{ runId: number; workerId: string | null }>;
   /** Routing states that changed. */
   states: Map<number, RoutingState>;
+  /** Token buckets that changed. */
+  buckets: Map<string, Bucket>;
 }
 
 /** Whether the plan needs the live-worker snapshot and locks, or is a plain "oldest first" claim. */
-export function needsSnapshot(candidates: readonly DispatchCandidate[], groupLimit: number | null): boolean {
-  return groupLimit !== null || candidates.some((c) => !isPlainDispatch(c.policy));
+export function needsSnapshot(candidates: readonly DispatchCandidate[], group: GroupLimits): boolean {
+  return (
+    group.maxConcurrency !== null ||
+    group.rateLimit !== null ||
+    candidates.some((c) => !isPlainDispatch(c.policy))
+  );
+}
+
+/** The bucket scopes a claim reads: rate-limited jobs among the candidates, and the group's. */
+export function bucketScopes(
+  candidates: readonly DispatchCandidate[],
+  group: GroupLimits & { name: string },
+): string[] {
+  const scopes = new Set<string>();
+  for (const c of candidates) if (c.policy.rateLimit) scopes.add(`job:${c.jobId}`);
+  if (group.rateLimit) scopes.add(`group:${group.name}`);
+  return [...scopes];
 }
 
 /** The job ids whose routing row a claim must lock: routed jobs and jobs with a concurrency limit. */
@@ -71,7 +93,7 @@ export function lockedJobs(candidates: readonly DispatchCandidate[]): number[] {
 }
 
 export function planDispatch(input: DispatchInput): DispatchPlan {
-  const plan: DispatchPlan = { claim: [], assign: [], states: new Map() };
+  const plan: DispatchPlan = { claim: [], assign: [], states: new Map(), buckets: new Map() };
   const me = input.live.find((w) => w.id === input.workerId);
   const live = new Map(input.live.map((w) => [w.id, { ...w }]));
   const loadOfJob = new Map(input.loadOfJob);
@@ -85,9 +107,26 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
     const key = `${workerId}:${jobId}`;
     loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + delta);
   };
-  const underLimits = (c: DispatchCandidate) =>
-    (input.groupLimit === null || groupRunning < input.groupLimit) &&
-    (c.policy.maxConcurrency === null || (runningOfJob.get(c.jobId) ?? 0) < c.policy.maxConcurrency);
+  const bucket = (scope: string, rate: RateLimit) =>
+    plan.buckets.get(scope) ?? input.buckets.get(scope) ?? fullBucket(rate, input.now);
+  /** Concurrency limits hold and every rate limit has a token; takes the tokens when it does. */
+  const underLimits = (c: DispatchCandidate) => {
+    if (input.group.maxConcurrency !== null && groupRunning >= input.group.maxConcurrency) return false;
+    if (c.policy.maxConcurrency !== null && (runningOfJob.get(c.jobId) ?? 0) >= c.policy.maxConcurrency)
+      return false;
+    const taken: Array<[string, Bucket]> = [];
+    for (const [scope, rate] of [
+      [`job:${c.jobId}`, c.policy.rateLimit],
+      [`group:${input.group.name}`, input.group.rateLimit],
+    ] as const) {
+      if (!rate) continue;
+      const next = takeToken(bucket(scope, rate), rate, input.now);
+      if (!next) return false;
+      taken.push([scope, next]);
+    }
+    for (const [scope, next] of taken) plan.buckets.set(scope, next);
+    return true;
+  };
   const take = (c: DispatchCandidate) => {
     plan.claim.push(c.runId);
     groupRunning++;

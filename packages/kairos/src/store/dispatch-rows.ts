@@ -5,7 +5,7 @@ import type { WorkerSnapshot } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { DispatchCandidate } from './dispatch-plan.ts';
 import { type JsonColumn, json } from './rows.ts';
-import type { ClaimedRun } from './store.ts';
+import type { ClaimedRun, GroupLimits } from './store.ts';
 
 /** Row shapes of the dispatch claim, shared by the dialects (same column names). */
 
@@ -96,4 +96,26 @@ export function scheduleToStartError(timeoutMs: number): RunError {
     name: 'ScheduleToStartTimeout',
     message: `no worker started the run within its schedule-to-start timeout of ${formatDuration(timeoutMs)}`,
   };
+}
+
+export interface GroupLimitRow {
+  max_concurrency: number | null;
+  rate_limit: number | null;
+  rate_per_ms: number | null;
+}
+
+export function groupLimitsFromRow(row: GroupLimitRow | undefined): GroupLimits {
+  return {
+    maxConcurrency: row?.max_concurrency ?? null,
+    rateLimit:
+      row && row.rate_limit !== null && row.rate_per_ms !== null
+        ? { limit: row.rate_limit, perMs: Number(row.rate_per_ms) }
+        : null,
+  };
+}
+
+export interface BucketRow {
+  scope: string;
+  tokens: number;
+  updated_at: number;
 }

@@ -12,6 +12,7 @@ import type {
 } from '@kairos/client';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
+import type { RateLimit } from '../core/rate-limit.ts';
 import type { RoutingState } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 
@@ -185,8 +186,8 @@ export interface Store {
    * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
    */
   expireQueuedRuns(now: number, limit: number): Promise<number[]>;
-  /** Sets (null: removes) the most runs of a group running at once, cluster-wide. */
-  setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void>;
+  /** Replaces a group's limits (null: none): runs running at once, and runs started per time, cluster-wide. */
+  setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void>;
   listGroupLimits(): Promise<GroupLimit[]>;
   /** A job's routing state (round-robin turn, per-worker use), or null before its first routed run. */
   routingState(jobId: number): Promise<RoutingState | null>;
@@ -232,9 +233,13 @@ export interface RunProgressRecord {
   updatedAt: number;
 }
 
-export interface GroupLimit {
-  group: string;
+export interface GroupLimits {
   maxConcurrency: number | null;
+  rateLimit: RateLimit | null;
+}
+
+export interface GroupLimit extends GroupLimits {
+  group: string;
   updatedAt: number;
 }
 

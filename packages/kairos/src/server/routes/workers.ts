@@ -1,6 +1,7 @@
 import type { GroupInfo, GroupLimitRequest } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { compileRateLimit } from '../../core/dispatch-policy.ts';
 import { KairosError } from '../../errors.ts';
 import type { GroupLimit } from '../../store/store.ts';
 import type { NodeContext } from '../context.ts';
@@ -32,16 +33,21 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
     { ...admin, schema: { tags: ['workers'], params: GroupParam, body: GroupLimitSchema } },
     async (request) => {
       const now = clock.now();
-      await store.setGroupLimit(request.params.name, request.body.maxConcurrency, now);
-      return groupView({
-        group: request.params.name,
-        maxConcurrency: request.body.maxConcurrency,
-        updatedAt: now,
-      });
+      const limits = {
+        maxConcurrency: request.body.maxConcurrency ?? null,
+        rateLimit: compileRateLimit(request.body.rateLimit, 'rateLimit'),
+      };
+      await store.setGroupLimit(request.params.name, limits, now);
+      return groupView({ group: request.params.name, ...limits, updatedAt: now });
     },
   );
 }
 
 function groupView(limit: GroupLimit): GroupInfo {
-  return { ...limit, updatedAt: new Date(limit.updatedAt).toISOString() };
+  return {
+    group: limit.group,
+    maxConcurrency: limit.maxConcurrency,
+    rateLimit: limit.rateLimit && { limit: limit.rateLimit.limit, per: limit.rateLimit.perMs },
+    updatedAt: new Date(limit.updatedAt).toISOString(),
+  };
 }

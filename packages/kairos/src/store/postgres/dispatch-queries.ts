@@ -17,9 +17,19 @@ export const DISPATCH_CANDIDATES = `
   LIMIT $5
   FOR UPDATE OF r SKIP LOCKED`;
 
-/** A group's concurrency limit, locked so that concurrent claims count its running runs one at a time. $1 group. */
+/** A group's limits, locked so that concurrent claims count its runs and take its tokens one at a time. $1 group. */
 export const LOCK_GROUP_LIMIT = `
-  SELECT max_concurrency FROM group_limits WHERE group_name = $1 AND max_concurrency IS NOT NULL FOR UPDATE`;
+  SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits
+  WHERE group_name = $1 AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL) FOR UPDATE`;
+
+/** Token buckets of scopes $1. */
+export const READ_BUCKETS = `SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope = ANY($1::text[])`;
+
+/** Save token buckets. $1 [{scope, tokens, updated_at}]. */
+export const SAVE_BUCKETS = `
+  INSERT INTO rate_buckets (scope, tokens, updated_at)
+  SELECT x.scope, x.tokens, x.updated_at FROM jsonb_to_recordset($1::jsonb) AS x(scope text, tokens float8, updated_at bigint)
+  ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`;
 
 /**
  * Create the routing rows of jobs $1 (sorted ids) if missing, then lock them in id order: claims of
@@ -107,10 +117,11 @@ export const DRAIN_WORKER = `
   drained AS (UPDATE workers SET status = 'draining' WHERE id = $1 AND status IN ('active', 'draining'))
   SELECT status, group_name FROM before`;
 
-/** Set or clear a group's limit. $1 group, $2 max or null, $3 now. */
+/** Replace a group's limits. $1 group, $2 max concurrency, $3 rate limit, $4 rate period ms (each null for none), $5 now. */
 export const SET_GROUP_LIMIT = `
-  INSERT INTO group_limits (group_name, max_concurrency, updated_at) VALUES ($1, $2, $3)
-  ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`;
+  INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, rate_limit = excluded.rate_limit,
+    rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`;
 
 /** Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its attempt rows. */
 export const OWNED_ATTEMPTS = `

@@ -4,15 +4,25 @@ import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
-import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
 import {
+  bucketScopes,
+  type DispatchPlan,
+  lockedJobs,
+  needsSnapshot,
+  planDispatch,
+} from '../dispatch-plan.ts';
+import {
+  type BucketRow,
   type CandidateRow,
   type ClaimRow,
   candidateFromRow,
   claimedFromRow,
   dispatchWindow,
+  type GroupLimitRow,
+  groupLimitsFromRow,
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
@@ -51,6 +61,7 @@ import {
   type FireEntry,
   type FireResult,
   type GroupLimit,
+  type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -673,11 +684,16 @@ export class PostgresStore implements Store {
         ])
       ).rows.map(candidateFromRow);
       if (candidates.length === 0) return { claimed: [], wake: false, group };
-      const [limit] = (await client.query<{ max_concurrency: number }>(dq.LOCK_GROUP_LIMIT, [group])).rows;
-      const groupLimit = limit?.max_concurrency ?? null;
+      const [limit] = (await client.query<GroupLimitRow>(dq.LOCK_GROUP_LIMIT, [group])).rows;
+      const groupLimits = { name: group, ...groupLimitsFromRow(limit) };
       let plan: DispatchPlan;
-      if (!needsSnapshot(candidates, groupLimit)) {
-        plan = { claim: candidates.slice(0, max).map((c) => c.runId), assign: [], states: new Map() };
+      if (!needsSnapshot(candidates, groupLimits)) {
+        plan = {
+          claim: candidates.slice(0, max).map((c) => c.runId),
+          assign: [],
+          states: new Map(),
+          buckets: new Map(),
+        };
       } else {
         const jobs = lockedJobs(candidates);
         // Locks first, then counts: a concurrent claim of the same job commits before we count.
@@ -700,8 +716,14 @@ export class PostgresStore implements Store {
         for (const row of (await client.query<{ job_id: number; n: number }>(dq.RUNNING_OF_JOBS, [jobs]))
           .rows)
           runningOfJob.set(row.job_id, row.n);
+        // Buckets need no lock of their own: the job's routing row and the group's limit row are locked.
+        const buckets = new Map<string, Bucket>();
+        for (const row of (
+          await client.query<BucketRow>(dq.READ_BUCKETS, [bucketScopes(candidates, groupLimits)])
+        ).rows)
+          buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
         const groupRunning =
-          groupLimit === null
+          groupLimits.maxConcurrency === null
             ? 0
             : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [group])).rows[0]!.n;
         plan = planDispatch({
@@ -712,7 +734,9 @@ export class PostgresStore implements Store {
           loadOfJob,
           runningOfJob,
           groupRunning,
-          groupLimit,
+          group: groupLimits,
+          buckets,
+          now,
           states,
           random,
         });
@@ -724,6 +748,12 @@ export class PostgresStore implements Store {
       if (plan.states.size > 0)
         await client.query(dq.SAVE_JOB_ROUTING, [
           JSON.stringify([...plan.states].map(([job_id, state]) => ({ job_id, state }))),
+        ]);
+      if (plan.buckets.size > 0)
+        await client.query(dq.SAVE_BUCKETS, [
+          JSON.stringify(
+            [...plan.buckets].map(([scope, b]) => ({ scope, tokens: b.tokens, updated_at: b.updatedAt })),
+          ),
         ]);
       let claimed: ClaimedRun[] = [];
       if (plan.claim.length > 0) {
@@ -769,20 +799,26 @@ export class PostgresStore implements Store {
     });
   }
 
-  async setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void> {
-    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [group, maxConcurrency, now]);
+  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
+    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
+      group,
+      limits.maxConcurrency,
+      limits.rateLimit?.limit ?? null,
+      limits.rateLimit?.perMs ?? null,
+      now,
+    ]);
     await this.notify([{ type: 'runs', group }]);
   }
 
   async listGroupLimits(): Promise<GroupLimit[]> {
-    const rows = await this.query<{ group_name: string; max_concurrency: number | null; updated_at: number }>(
+    const rows = await this.query<GroupLimitRow & { group_name: string; updated_at: number }>(
       'listGroupLimits',
       'SELECT * FROM group_limits ORDER BY group_name',
       [],
     );
     return rows.map((row) => ({
       group: row.group_name,
-      maxConcurrency: row.max_concurrency,
+      ...groupLimitsFromRow(row),
       updatedAt: row.updated_at,
     }));
   }

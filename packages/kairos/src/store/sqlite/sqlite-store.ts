@@ -5,15 +5,25 @@ import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
-import { type DispatchPlan, lockedJobs, needsSnapshot, planDispatch } from '../dispatch-plan.ts';
 import {
+  bucketScopes,
+  type DispatchPlan,
+  lockedJobs,
+  needsSnapshot,
+  planDispatch,
+} from '../dispatch-plan.ts';
+import {
+  type BucketRow,
   type CandidateRow,
   type ClaimRow,
   candidateFromRow,
   claimedFromRow,
   dispatchWindow,
+  type GroupLimitRow,
+  groupLimitsFromRow,
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
@@ -53,6 +63,7 @@ import {
   type FireEntry,
   type FireResult,
   type GroupLimit,
+  type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -780,13 +791,23 @@ export class SqliteStore implements Store {
             }) as CandidateRow[]
           ).map(candidateFromRow);
           if (candidates.length === 0) return { claimed: [], wake: false };
-          const limit = this.sql(
-            'SELECT max_concurrency FROM group_limits WHERE group_name = ? AND max_concurrency IS NOT NULL',
-          ).get(group) as { max_concurrency: number } | undefined;
-          const groupLimit = limit?.max_concurrency ?? null;
+          const groupLimits = {
+            name: group,
+            ...groupLimitsFromRow(
+              this.sql(
+                `SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits WHERE group_name = ?
+                   AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+              ).get(group) as GroupLimitRow | undefined,
+            ),
+          };
           let plan: DispatchPlan;
-          if (!needsSnapshot(candidates, groupLimit)) {
-            plan = { claim: candidates.slice(0, max).map((c) => c.runId), assign: [], states: new Map() };
+          if (!needsSnapshot(candidates, groupLimits)) {
+            plan = {
+              claim: candidates.slice(0, max).map((c) => c.runId),
+              assign: [],
+              states: new Map(),
+              buckets: new Map(),
+            };
           } else {
             const jobs = JSON.stringify(lockedJobs(candidates));
             const live = (
@@ -820,8 +841,13 @@ export class SqliteStore implements Store {
               'SELECT job_id, state FROM job_routing WHERE job_id IN (SELECT value FROM json_each(?))',
             ).all(jobs) as Array<{ job_id: number; state: string }>)
               states.set(row.job_id, JSON.parse(row.state));
+            const buckets = new Map<string, Bucket>();
+            for (const row of this.sql(
+              'SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope IN (SELECT value FROM json_each(?))',
+            ).all(JSON.stringify(bucketScopes(candidates, groupLimits))) as BucketRow[])
+              buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
             const groupRunning =
-              groupLimit === null
+              groupLimits.maxConcurrency === null
                 ? 0
                 : (
                     this.sql(
@@ -836,7 +862,9 @@ export class SqliteStore implements Store {
               loadOfJob,
               runningOfJob,
               groupRunning,
-              groupLimit,
+              group: groupLimits,
+              buckets,
+              now,
               states,
               random,
             });
@@ -848,6 +876,11 @@ export class SqliteStore implements Store {
              ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`,
           );
           for (const [jobId, state] of plan.states) saveState.run(jobId, JSON.stringify(state));
+          const saveBucket = this.sql(
+            `INSERT INTO rate_buckets (scope, tokens, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+          );
+          for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
           const claim = this.sql(
             `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
                lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
@@ -928,12 +961,19 @@ export class SqliteStore implements Store {
     );
   }
 
-  async setGroupLimit(group: string, maxConcurrency: number | null, now: number): Promise<void> {
+  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
     this.run('setGroupLimit', () =>
       this.sql(
-        `INSERT INTO group_limits (group_name, max_concurrency, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`,
-      ).run(group, maxConcurrency, now),
+        `INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+           rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`,
+      ).run(
+        group,
+        limits.maxConcurrency,
+        limits.rateLimit?.limit ?? null,
+        limits.rateLimit?.perMs ?? null,
+        now,
+      ),
     );
     this.emit({ type: 'runs', group });
   }
@@ -941,16 +981,10 @@ export class SqliteStore implements Store {
   async listGroupLimits(): Promise<GroupLimit[]> {
     return this.run('listGroupLimits', () =>
       (
-        this.sql('SELECT * FROM group_limits ORDER BY group_name').all() as Array<{
-          group_name: string;
-          max_concurrency: number | null;
-          updated_at: number;
-        }>
-      ).map((row) => ({
-        group: row.group_name,
-        maxConcurrency: row.max_concurrency,
-        updatedAt: row.updated_at,
-      })),
+        this.sql('SELECT * FROM group_limits ORDER BY group_name').all() as Array<
+          GroupLimitRow & { group_name: string; updated_at: number }
+        >
+      ).map((row) => ({ group: row.group_name, ...groupLimitsFromRow(row), updatedAt: row.updated_at })),
     );
   }
 

@@ -20,11 +20,21 @@ CREATE TABLE job_routing (
   state  jsonb  NOT NULL
 );
 
--- Per-group limits: the most runs of the group running at once across the cluster.
+-- Per-group limits, across the cluster: the most runs running at once, and the most started per
+-- rate_per_ms (a token bucket in rate_buckets).
 CREATE TABLE group_limits (
   group_name      text    PRIMARY KEY,
   max_concurrency integer,
+  rate_limit      integer,
+  rate_per_ms     bigint,
   updated_at      bigint  NOT NULL
+);
+
+-- Token buckets of rate limits ('job:<id>', 'group:<name>'), taken from in the claim transaction.
+CREATE TABLE rate_buckets (
+  scope      text             PRIMARY KEY,
+  tokens     double precision NOT NULL,
+  updated_at bigint           NOT NULL
 );
 
 -- Run logs: lines numbered per run from 1 (seq), in the order the node stored them. `time` is the
