@@ -74,6 +74,7 @@ beforeAll(async () => {
   node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
   admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
   await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  const deadUrl = `http://127.0.0.1:${await freePort()}`;
   // Built-in kinds: c runs shell commands, a may call the node's health route and nothing else.
   const tasks: Record<string, object> = {
     a: { http: { allow: [`${url}/v1/health`] } },
@@ -87,6 +88,8 @@ beforeAll(async () => {
         WORKER_NAME: name,
         WORKER_LABELS: JSON.stringify(labels),
         WORKER_TASKS: JSON.stringify(tasks[name] ?? {}),
+        // d knows a node that is down first: it fails over to the live one.
+        ...(name === 'd' ? { KAIROS_URLS: JSON.stringify([deadUrl, url]) } : {}),
       }),
     );
   }

@@ -1,5 +1,6 @@
 import type { Job, TriggerRequest } from '@kairos/client';
 import type { Command } from 'commander';
+import { addDispatchFlags } from './dispatch-flags.ts';
 import {
   compactJson,
   formatDuration,
@@ -177,6 +178,7 @@ export function registerJobs(program: Command): void {
 /** The spec flags shared by create, put and update. */
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
+  addDispatchFlags(cmd);
   return cmd
     .option('--handler <name>', 'handler name a worker registered' + (mode === 'create' ? ' (required)' : ''))
     .option('--group <group>', 'worker group that runs the job (default "default")')
