@@ -66,7 +66,10 @@ export interface ClaimRow {
   shard_count: number;
 }
 
-export function claimedFromRow(row: ClaimRow, candidate: DispatchCandidate): ClaimedRun {
+export function claimedFromRow(
+  row: ClaimRow,
+  candidate: Pick<DispatchCandidate, 'jobName' | 'task'>,
+): ClaimedRun {
   return {
     task: candidate.task,
     ...(row.shard_count > 0 ? { shard: { index: row.shard, total: row.shard_count } } : {}),

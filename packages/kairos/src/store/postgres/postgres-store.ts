@@ -6,6 +6,7 @@ import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
+import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import {
   bucketScopes,
@@ -664,6 +665,27 @@ export class PostgresStore implements Store {
     now: number,
     random: number,
   ): Promise<ClaimedRun[]> {
+    const [fast] = await this.query<{
+      worker_status: string | null;
+      simple: boolean | null;
+      picked: number;
+      claimed: string;
+    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, leaseMs, max, dispatchWindow(max)]);
+    const status = fast?.worker_status ?? null;
+    if (status !== 'active' && status !== 'draining') {
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    }
+    if (status === 'draining' || fast!.picked === 0) return [];
+    if (fast!.simple) {
+      return (JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>).map(
+        (row) =>
+          claimedFromRow(row, {
+            jobName: row.job_name,
+            task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
+          }),
+      );
+    }
+    // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
     const out = await this.transaction('dispatchRuns', async (client) => {
       const [worker] = (
         await client.query<{ group_name: string; handlers: string; status: string }>(
