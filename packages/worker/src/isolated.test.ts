@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Assignment } from '@kairos/client';
@@ -95,6 +96,22 @@ describe('isolated handlers', () => {
     const abortedAt = Date.now();
     await expect(done).rejects.toBeInstanceOf(TimeoutError);
     expect(Date.now() - abortedAt).toBeLessThan(1000); // before the 1 s kill grace
+  });
+
+  it('children do not outlive the worker: a blocked isolated process and a shell group are killed at exit', async () => {
+    const script = fileURLToPath(new URL('../test/fixtures/exit-with-children.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    const pids = output.trim().split(' ').map(Number);
+    expect(pids).toHaveLength(2);
+    await until(() => pids.every((pid) => !alive(pid)), 2000, 'the children to die with their worker');
   });
 
   it('checks its options', () => {

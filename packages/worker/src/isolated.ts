@@ -2,6 +2,7 @@ import { fork } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Assignment, Json, JsonObject, LogLevel } from '@kairos/client';
+import { trackChild } from './children.ts';
 import type { Handler, RunContext } from './context.ts';
 import { NonRetryableError, RetryAfterError, TimeoutError } from './errors.ts';
 
@@ -84,6 +85,7 @@ export function isolatedHandler(spec: ReturnType<typeof compileIsolated>): Handl
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
       });
+      const untrack = trackChild(() => child.kill('SIGKILL'));
       let result: ChildMessage | undefined;
       let killTimer: NodeJS.Timeout | undefined;
       const onAbort = () => {
@@ -103,11 +105,13 @@ export function isolatedHandler(spec: ReturnType<typeof compileIsolated>): Handl
         else result = message;
       });
       child.once('error', (error) => {
+        untrack();
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(killTimer);
         reject(error);
       });
       child.once('exit', (code, signal) => {
+        untrack();
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(killTimer);
         // An aborted attempt ends when its process is gone, not before: its slot is really free.

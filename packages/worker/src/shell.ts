@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Json, ShellTaskSpec } from '@kairos/client';
+import { trackChild } from './children.ts';
 import type { Handler, RunContext } from './context.ts';
 import { NonRetryableError } from './errors.ts';
 
@@ -62,6 +63,7 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
       killTimer.unref();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const untrack = trackChild(() => killGroup('SIGKILL'));
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     // The command ended: whatever it left running in its group goes too (it also holds our pipes).
     child.once('exit', (code, signal) => {
@@ -69,6 +71,7 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
       killGroup('SIGKILL');
     });
     child.once('error', (error) => {
+      untrack();
       ctx.signal.removeEventListener('abort', onAbort);
       clearTimeout(killTimer);
       const code = (error as NodeJS.ErrnoException).code;
@@ -79,6 +82,7 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
       );
     });
     child.once('close', () => {
+      untrack();
       ctx.signal.removeEventListener('abort', onAbort);
       clearTimeout(killTimer);
       if (ctx.signal.aborted) return reject(ctx.signal.reason);
