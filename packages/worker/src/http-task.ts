@@ -18,11 +18,21 @@ export function httpHandler(config: HttpConfig): Handler {
     const task = ctx.task;
     if (task?.kind !== 'http') throw new NonRetryableError('the run has no http task');
     const url = new URL(task.url).href;
-    if (!allow.some((prefix) => url.startsWith(prefix))) {
+    if (!allow.some((prefix) => underPrefix(url, prefix))) {
       throw new NonRetryableError(`this worker may not call ${url} (not in its allow-list)`);
     }
     return call(task, url, ctx);
   };
+}
+
+/**
+ * Whether `url` is `prefix` or below it: `https://a.example/v1` allows `https://a.example/v1/x` and
+ * `https://a.example/v1?q`, not `https://a.example/v1evil` (nor `https://a.example.evil/`).
+ */
+export function underPrefix(url: string, prefix: string): boolean {
+  if (!url.startsWith(prefix)) return false;
+  if (url.length === prefix.length || prefix.endsWith('/')) return true;
+  return '/?#'.includes(url[prefix.length]!);
 }
 
 async function call(task: HttpTaskSpec, url: string, ctx: RunContext): Promise<Json> {

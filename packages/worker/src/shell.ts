@@ -13,6 +13,14 @@ export interface ShellConfig {
   killGraceMs: number;
 }
 
+/**
+ * The worker's environment for a command, without the `KAIROS_*` variables: a command a job names
+ * has no business with the worker's token.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('KAIROS_')));
+}
+
 /** Lines of stderr kept for the error message of a failed command. */
 const STDERR_TAIL = 20;
 
@@ -38,7 +46,7 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
     if (ctx.signal.aborted) return reject(ctx.signal.reason);
     const child = spawn(task.command, task.args ?? [], {
       cwd: task.cwd,
-      env: { ...process.env, ...task.env },
+      env: { ...inheritedEnv(), ...task.env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

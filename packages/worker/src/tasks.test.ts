@@ -4,7 +4,7 @@ import type { Assignment, TaskSpec } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunContext, type RunContext } from './context.ts';
 import { CancelledError, NonRetryableError } from './errors.ts';
-import { httpHandler } from './http-task.ts';
+import { httpHandler, underPrefix } from './http-task.ts';
 import type { WorkerLogger } from './logger.ts';
 import { shellHandler } from './shell.ts';
 import { Worker } from './worker.ts';
@@ -54,10 +54,11 @@ describe('shell tasks', () => {
   const shell = shellHandler({ allow: null, killGraceMs: 1000 });
 
   it('streams output as the run log and succeeds on exit code 0', async () => {
+    process.env.KAIROS_WORKER_TOKEN_FOR_TEST = 'secret';
     const { ctx, lines } = contextFor({
       kind: 'shell',
       command: 'sh',
-      args: ['-c', 'echo one; echo two >&2; echo "$GREETING"'],
+      args: ['-c', 'echo one; echo two >&2; echo "$GREETING${KAIROS_WORKER_TOKEN_FOR_TEST:-}"'],
       env: { GREETING: 'hi' },
     });
     expect(await shell(ctx)).toEqual({ exitCode: 0 });
@@ -67,6 +68,8 @@ describe('shell tasks', () => {
       { level: 'info', message: 'hi' },
     ]);
     expect(lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', message: 'two' }]);
+    // The worker's KAIROS_* variables (its token) are not the command's.
+    delete process.env.KAIROS_WORKER_TOKEN_FOR_TEST;
   });
 
   it('fails on another exit code, with the end of stderr', async () => {
@@ -168,6 +171,14 @@ describe('http tasks', () => {
       status: 503,
       body: 'POST hello',
     });
+  });
+
+  it('matches allow-list prefixes on path boundaries', () => {
+    expect(underPrefix('https://a.example/v1', 'https://a.example/v1')).toBe(true);
+    expect(underPrefix('https://a.example/v1/x', 'https://a.example/v1')).toBe(true);
+    expect(underPrefix('https://a.example/v1?q=1', 'https://a.example/v1')).toBe(true);
+    expect(underPrefix('https://a.example/v1evil', 'https://a.example/v1')).toBe(false);
+    expect(underPrefix('https://a.example/anything', 'https://a.example/')).toBe(true);
   });
 
   it('refuses a URL outside the allow-list and does not follow redirects out of it', async () => {
