@@ -58,7 +58,7 @@ describe('shell tasks', () => {
     const { ctx, lines } = contextFor({
       kind: 'shell',
       command: 'sh',
-      args: ['-c', 'echo one; echo two >&2; echo "$GREETING${KAIROS_WORKER_TOKEN_FOR_TEST:-}"'],
+      args: ['-c', 'echo one; echo two >&2; echo "$GREETING$KAIROS_WORKER_TOKEN_FOR_TEST"'],
       env: { GREETING: 'hi' },
     });
     expect(await shell(ctx)).toEqual({ exitCode: 0 });
