@@ -134,6 +134,31 @@ describe('workers and groups', () => {
   });
 });
 
+describe('run results', () => {
+  it('are stored and returned; one over 64 KiB is replaced by a marker, the run still succeeds', async () => {
+    await admin.createJob({ name: 'results', handler: 'r', trigger: { kind: 'manual' } });
+    const { workerId } = await workerClient.register({ group: 'default', handlers: ['r'], capacity: 2 });
+    const small = await admin.triggerJob('results');
+    const big = await admin.triggerJob('results');
+    const runs = (await workerClient.poll(workerId, { max: 2, waitMs: 0 })).runs;
+    expect(runs.map((r) => r.runId).sort()).toEqual([small.id, big.id].sort());
+    await workerClient.report(workerId, {
+      reports: [
+        { runId: small.id, attempt: 1, outcome: 'succeeded', result: { rows: 3, names: ['a', 'b'] } },
+        { runId: big.id, attempt: 1, outcome: 'succeeded', result: 'x'.repeat(70_000) },
+      ],
+    });
+    expect(await admin.getRun(small.id)).toMatchObject({
+      status: 'succeeded',
+      result: { rows: 3, names: ['a', 'b'] },
+    });
+    expect(await admin.getRun(big.id)).toMatchObject({
+      status: 'succeeded',
+      result: { truncated: true, bytes: 70_002, limit: 65_536 },
+    });
+  });
+});
+
 describe('run logs', () => {
   it('takes lines only for the worker’s own attempts and pages them', async () => {
     await admin.createJob({ name: 'logged', handler: 'h', trigger: { kind: 'manual' } });
