@@ -119,6 +119,25 @@ describe('routing strategies over a fixed snapshot', () => {
   });
 });
 
+describe('workers that share a name', () => {
+  it('still count as distinct workers', () => {
+    const twins = [worker('r', { id: 'x' }), worker('r', { id: 'y' })];
+    const hashing: Routing = { strategy: 'consistent-hash', key: 'k', selector: {} };
+    const owners = new Set<string | null>();
+    for (let k = 0; k < 40; k++)
+      owners.add(route(twins, input('consistent-hash', { routing: hashing, params: { k } })).workerId);
+    expect(owners).toEqual(new Set(['x', 'y']));
+    let state: RoutingState = EMPTY_ROUTING_STATE;
+    const chosen: Array<string | null> = [];
+    for (let i = 0; i < 4; i++) {
+      const decision = route(twins, input('least-frequently-used', { state }));
+      chosen.push(decision.workerId);
+      state = decision.state;
+    }
+    expect(chosen).toEqual(['x', 'y', 'x', 'y']);
+  });
+});
+
 describe('consistent-hash', () => {
   const hashing: Routing = { strategy: 'consistent-hash', key: 'customer', selector: {} };
   const owner = (workers: WorkerSnapshot[], customer: number) =>

@@ -102,12 +102,28 @@ export function route(workers: readonly WorkerSnapshot[], input: RouteInput): Ro
   const candidates = workers
     .filter((w) => eligible(w, input.handler, routing.selector))
     .sort((a, b) => compare(a.name, b.name) || compare(a.id, b.id));
-  const chosen = choose(candidates, input);
+  const identity = identities(workers);
+  const chosen = choose(candidates, input, (w) => identity.get(w.id)!);
   if (!chosen) return { workerId: null, state };
-  return { workerId: chosen.id, state: advance(state, chosen.name, workers) };
+  return { workerId: chosen.id, state: advance(state, identity.get(chosen.id)!, identity) };
 }
 
-function choose(workers: WorkerSnapshot[], input: RouteInput): WorkerSnapshot | undefined {
+/**
+ * What routing knows a worker by: its name, which survives restarts, so a restarted worker keeps
+ * its keys and its history; `name#id` for workers that share a name (replicas started with one
+ * name), so that they still count as distinct workers.
+ */
+function identities(workers: readonly WorkerSnapshot[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const w of workers) count.set(w.name, (count.get(w.name) ?? 0) + 1);
+  return new Map(workers.map((w) => [w.id, count.get(w.name) === 1 ? w.name : `${w.name}#${w.id}`]));
+}
+
+function choose(
+  workers: WorkerSnapshot[],
+  input: RouteInput,
+  identity: (worker: WorkerSnapshot) => string,
+): WorkerSnapshot | undefined {
   if (workers.length === 0) return undefined;
   const { state } = input;
   switch (input.routing.strategy) {
@@ -122,12 +138,12 @@ function choose(workers: WorkerSnapshot[], input: RouteInput): WorkerSnapshot | 
       return workers[Math.min(workers.length - 1, Math.floor(input.random * workers.length))];
     case 'consistent-hash': {
       const key = hashKeyOf(input);
-      return maxBy(workers, (w) => hash53(`${key}\u0000${w.name}`));
+      return maxBy(workers, (w) => hash53(`${key}\u0000${identity(w)}`));
     }
     case 'least-recently-used':
-      return maxBy(workers, (w) => -(state.lastUsed[w.name] ?? -1));
+      return maxBy(workers, (w) => -(state.lastUsed[identity(w)] ?? -1));
     case 'least-frequently-used':
-      return maxBy(workers, (w) => -(state.uses[w.name] ?? 0));
+      return maxBy(workers, (w) => -(state.uses[identity(w)] ?? 0));
     case 'least-loaded':
       return maxBy(workers, (w) => w.capacity - w.running);
     case 'failover':
@@ -149,8 +165,8 @@ export function hashKeyOf(input: Pick<RouteInput, 'routing' | 'params' | 'jobNam
 }
 
 /** The state after assigning a run to `name`; entries of workers no longer alive are dropped. */
-function advance(state: RoutingState, name: string, alive: readonly WorkerSnapshot[]): RoutingState {
-  const names = new Set(alive.map((w) => w.name));
+function advance(state: RoutingState, name: string, alive: ReadonlyMap<string, string>): RoutingState {
+  const names = new Set(alive.values());
   const keep = (record: Record<string, number>) =>
     Object.fromEntries(Object.entries(record).filter(([n]) => names.has(n)));
   const turn = state.turn + 1;
