@@ -7,6 +7,7 @@ import {
   type RoutingState,
   type RoutingStrategy,
   route,
+  shardTargets,
   type WorkerSnapshot,
 } from './routing.ts';
 
@@ -97,6 +98,13 @@ describe('routing strategies over a fixed snapshot', () => {
   it('busy-over skips workers already running the job, and waits when all are', () => {
     expect(pick('busy-over')).toBe('id-b');
     expect(pick('busy-over', {}, [worker('a', { runningOfJob: 1 })])).toBeNull();
+  });
+
+  it('broadcast: one shard per eligible worker in name order; a shard placed again goes to the least loaded', () => {
+    expect(shardTargets(fleet, 'h', {})).toEqual(['id-a', 'id-b', 'id-c']);
+    expect(shardTargets(fleet, 'h', { region: 'eu' })).toEqual(['id-a', 'id-b']);
+    expect(shardTargets(fleet, 'other', {})).toEqual(['id-d']);
+    expect(pick('broadcast')).toBe('id-c');
   });
 
   it('a label selector keeps only matching workers', () => {
