@@ -1,7 +1,7 @@
 import { type AttemptRef, KairosApiError, type WorkerLogEntry, type WorkerLogsRequest } from '@kairos/client';
 import { Backoff } from './backoff.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
-import { settlesWithin, sleep } from './timing.ts';
+import { sleep, Wakeup } from './timing.ts';
 
 /** Lines per request; the node accepts up to 1000. */
 export const LOG_BATCH = 1000;
@@ -23,6 +23,10 @@ export class LogShipper {
   #progress = new Map<string, Progress>();
   #sending: Promise<void> | null = null;
   #dropped = 0;
+  /** Lines queued and lines done (sent, or refused for good) so far: FIFO, so a flush waits for a watermark. */
+  #queued = 0;
+  #done = 0;
+  readonly #progressed = new Wakeup();
   readonly #closed = new AbortController();
 
   constructor(
@@ -39,6 +43,7 @@ export class LogShipper {
     }
     if (entry.message.length > MAX_MESSAGE) entry.message = `${entry.message.slice(0, MAX_MESSAGE - 1)}…`;
     this.#queue.push(entry);
+    this.#queued++;
     this.#kick();
   }
 
@@ -48,12 +53,20 @@ export class LogShipper {
     this.#kick();
   }
 
-  /** Waits until everything queued so far was sent: true, or false when `timeoutMs` passed first. */
+  /**
+   * Waits until every line queued so far was sent (lines queued later, by other attempts, do not
+   * hold it up): true, or false when `timeoutMs` passed first.
+   */
   async flush(timeoutMs: number): Promise<boolean> {
+    const target = this.#queued;
     const deadline = Date.now() + timeoutMs;
-    while (this.#sending) {
+    while (this.#done < target) {
       const left = deadline - Date.now();
-      if (left <= 0 || !(await settlesWithin(this.#sending, left))) return false;
+      if (left <= 0 || this.#closed.signal.aborted) return false;
+      const stop = new AbortController();
+      const timer = setTimeout(() => stop.abort(), left);
+      await this.#progressed.wait(AbortSignal.any([stop.signal, this.#closed.signal]));
+      clearTimeout(timer);
     }
     return true;
   }
@@ -89,6 +102,8 @@ export class LogShipper {
       this.#progress.clear();
       try {
         await this.send(progress.length > 0 ? { logs, progress } : { logs });
+        this.#done += logs.length;
+        this.#progressed.notify();
         backoff.reset();
         if (this.#dropped > 0) {
           this.logger.warn('run log lines were dropped while the queue was full', { dropped: this.#dropped });
@@ -101,6 +116,8 @@ export class LogShipper {
             lines: logs.length,
             err: errorField(err),
           });
+          this.#done += logs.length;
+          this.#progressed.notify();
           continue;
         }
         this.#queue.unshift(...logs);
