@@ -220,6 +220,10 @@ export interface Run {
   finishedAt: string | null;
   result: Json | null;
   error: RunError | null;
+  /** A shard of a broadcast fire: its index from 0 and the number of shards. */
+  shard?: { index: number; total: number };
+  /** A queued routed run: the worker it waits for (routing decided it). */
+  assignedWorkerId?: string;
   attempts?: Attempt[];
 }
 

@@ -365,6 +365,7 @@ export function describeFleet(dialect: 'sqlite' | 'postgres'): void {
           .sort((x, y) => x.shard.index - y.shard.index);
         expect(byShard.map((r) => r.shard)).toEqual([0, 1, 2, 3].map((index) => ({ index, total: 4 })));
         expect(byShard.map((r) => r.attempt)).toEqual([1, 1, 2, 1]);
+        expect(runs.map((r) => r.shard?.index).sort()).toEqual([0, 1, 2, 3]);
         // First attempts in worker name order: shard i on the i-th worker.
         expect(byShard.filter((r) => r.attempt === 1).map((r) => r.worker)).toEqual(['a', 'b', 'd']);
       });

@@ -28,6 +28,8 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
     result: run.result,
     error: run.error,
   };
+  if (run.shard) view.shard = run.shard;
+  if (run.assignedWorkerId) view.assignedWorkerId = run.assignedWorkerId;
   if (attempts) view.attempts = attempts.map(attemptView);
   return view;
 }

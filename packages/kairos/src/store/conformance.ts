@@ -434,6 +434,11 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         await worker('w1');
         await worker('w2');
         expect(await ids('w2')).toEqual([]); // assigned to w1, the first by name
+        expect(await store.getRun(run!)).toMatchObject({
+          status: 'queued',
+          assignedWorkerId: 'w1',
+          shard: null,
+        });
         await store.drainWorker('w1', T0 + 20);
         expect(await ids('w1')).toEqual([]); // draining: claims nothing, no error
         expect(await ids('w2')).toEqual([run]);
@@ -599,6 +604,12 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         await store.fire([{ ...entry, expected: T0 + 60_000, next: T0 + 60_000 }], null, T0 + 6);
         const runs = await store.listRuns({ jobId: b.id, limit: 10 });
         expect(runs).toHaveLength(4);
+        expect(runs.map((r) => [r.shard?.index, r.shard?.total, r.assignedWorkerId]).sort()).toEqual([
+          [0, 4, 'w1'],
+          [1, 4, 'w2'],
+          [2, 4, 'w3'],
+          [3, 4, 'w4'],
+        ]);
         const claimed = new Map<string, { index: number; total: number } | undefined>();
         for (const id of ['w1', 'w2', 'w3', 'w4']) {
           const got = await dispatch(id, 10, T0 + 10);

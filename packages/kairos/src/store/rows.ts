@@ -55,6 +55,9 @@ export interface RunRow {
   finished_at: number | null;
   result: JsonColumn | null;
   error: JsonColumn | null;
+  shard: number;
+  shard_count: number;
+  target_worker_id: string | null;
 }
 
 export interface AttemptRow {
@@ -121,7 +124,8 @@ export function nodeFromRow(row: NodeRow): NodeRecord {
 /** The run columns every run query selects, with the job's name. */
 export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.handler, r.cause, r.fire_time,
   r.params, r.priority, r.status, r.attempt, r.max_attempts, r.timeout_ms, r.worker_id, r.created_at,
-  r.available_at, r.started_at, r.finished_at, r.result, r.error`;
+  r.available_at, r.started_at, r.finished_at, r.result, r.error,
+  r.shard, r.shard_count, r.target_worker_id`;
 
 export function jobFromRow(row: JobRow): JobRecord {
   return {
@@ -166,6 +170,8 @@ export function runFromRow(row: RunRow): RunRecord {
     finishedAt: row.finished_at,
     result: jsonOrNull<Json>(row.result),
     error: jsonOrNull<RunError>(row.error),
+    shard: row.shard_count > 0 ? { index: row.shard, total: row.shard_count } : null,
+    assignedWorkerId: row.target_worker_id,
   };
 }
 

@@ -330,6 +330,10 @@ export interface RunRecord {
   finishedAt: number | null;
   result: Json | null;
   error: RunError | null;
+  /** Workers at scale: the shard of a broadcast fire; null otherwise. */
+  shard: { index: number; total: number } | null;
+  /** Workers at scale: the worker a queued routed run waits for; null when any may take it. */
+  assignedWorkerId: string | null;
 }
 
 export interface RunQuery {
