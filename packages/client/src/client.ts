@@ -1,4 +1,5 @@
 import { KairosApiError } from './errors.ts';
+import { type RunLogEvent, readRunLogEvents } from './sse.ts';
 import type {
   ApiToken,
   ApiTokenSpec,
@@ -9,6 +10,8 @@ import type {
   CalendarSpec,
   CreatedApiToken,
   ErrorBody,
+  GroupInfo,
+  GroupLimitRequest,
   Health,
   HeartbeatRequest,
   HeartbeatResponse,
@@ -32,6 +35,7 @@ import type {
   ReportResponse,
   Run,
   RunFilter,
+  RunLogPage,
   SkippedFilter,
   SkippedFires,
   TriggerRequest,
@@ -39,6 +43,8 @@ import type {
   UserSpec,
   UserUpdate,
   WorkerInfo,
+  WorkerLogsRequest,
+  WorkerLogsResponse,
 } from './wire.ts';
 
 export interface ClientOptions {
@@ -268,6 +274,62 @@ export class KairosClient {
   /** A new run of the same job with the same params. */
   retryRun(id: number): Promise<Run> {
     return this.request('POST', `/v1/runs/${id}/retry`, {});
+  }
+
+  // Workers at scale ----
+
+  /** The worker stops taking runs and finishes those it has. */
+  drainWorker(id: string): Promise<WorkerInfo> {
+    return this.request('POST', `/v1/workers/${enc(id)}/drain`, {});
+  }
+
+  listGroups(): Promise<{ items: GroupInfo[] }> {
+    return this.request('GET', '/v1/groups');
+  }
+
+  /** Replaces a group's limits across the cluster: runs at once, runs started per time; absent or null removes one. */
+  setGroupLimits(group: string, limits: GroupLimitRequest): Promise<GroupInfo> {
+    return this.request('PUT', `/v1/groups/${enc(group)}`, limits);
+  }
+
+  /** One page of a run's log: lines with `seq > after`, oldest first. */
+  runLogs(id: number, options: { after?: number; limit?: number } = {}): Promise<RunLogPage> {
+    return this.request('GET', `/v1/runs/${id}/logs`, undefined, { ...options });
+  }
+
+  /**
+   * Follows a run's log live (Server-Sent Events): every line after `after`, progress as it
+   * changes, and `end` once the run ended and every line was sent.
+   */
+  async *followRunLogs(
+    id: number,
+    options: { after?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<RunLogEvent> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await fetch(
+      `${this.url}/v1/runs/${id}/logs/stream${toQueryString({ after: options.after })}`,
+      { headers, signal: options.signal },
+    );
+    if (!response.ok || !response.body) {
+      const text = await response.text();
+      const parsed = safeJson(text);
+      if (isErrorBody(parsed)) {
+        throw new KairosApiError(
+          response.status,
+          parsed.error.code,
+          parsed.error.message,
+          parsed.error.details,
+        );
+      }
+      throw new KairosApiError(response.status, 'HTTP_' + response.status, text || response.statusText);
+    }
+    yield* readRunLogEvents(response.body);
+  }
+
+  /** Worker protocol: log lines and progress of the worker's attempts. */
+  sendLogs(workerId: string, request: WorkerLogsRequest): Promise<WorkerLogsResponse> {
+    return this.request('POST', `/v1/worker/${enc(workerId)}/logs`, request);
   }
 
   /** Sends one request; non-2xx answers become a {@link KairosApiError} with the API's code. */

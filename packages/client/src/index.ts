@@ -1,3 +1,4 @@
 export { type ClientOptions, KairosClient } from './client.ts';
 export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
+export { type RunLogEvent, readRunLogEvents } from './sse.ts';
 export type * from './wire.ts';

@@ -53,8 +53,8 @@ export interface JobSpec {
   description?: string;
   /** The group of workers that runs this job. Default `'default'`. */
   group?: string;
-  /** The handler name a worker registered. */
-  handler: string;
+  /** The handler name a worker registered (optional with `task`). */
+  handler?: string;
   params?: JsonObject;
   trigger: TriggerSpec;
   retry?: RetrySpec;
@@ -65,6 +65,77 @@ export interface JobSpec {
   paused?: boolean;
   /** Misfire, overlap, window, jitter and run cap (docs/schedules.md). Default: every policy at its default. */
   schedule?: ScheduleSpec;
+  // Workers at scale ----
+  /** Which worker of the group runs each run. Default: any worker of the group that asks first. */
+  routing?: RoutingSpec;
+  /** The most runs of this job running at once, across the cluster. Default: no limit. */
+  maxConcurrency?: number;
+  /** The most runs of this job started per `per`, across the cluster (a token bucket; bursts up to `limit`). */
+  rateLimit?: RateLimitSpec;
+  /** A run that no worker started within this time after it became ready fails (`ScheduleToStartTimeout`). */
+  scheduleToStartTimeout?: Duration;
+  /**
+   * A built-in task instead of a handler of yours: a shell command or an HTTP call, run by workers
+   * that enabled that kind. `handler` is then `kairos:shell` or `kairos:http` (and may be left out).
+   */
+  task?: TaskSpec;
+}
+
+export type TaskSpec = ShellTaskSpec | HttpTaskSpec;
+
+/** Runs `command` with `args` (no shell unless you run one); exit code 0 is success; output is the run's log. */
+export interface ShellTaskSpec {
+  kind: 'shell';
+  command: string;
+  args?: string[];
+  /** Added to the worker's environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Calls a URL; the run succeeds when the status is one of `expectStatus` (default: any 2xx). */
+export interface HttpTaskSpec {
+  kind: 'http';
+  /** Default `GET`. */
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Time limit of the request (the attempt's timeout still applies). Default `'30s'`. */
+  timeout?: Duration;
+  expectStatus?: number[];
+}
+
+/**
+ * Routing strategies: `any` (whichever worker asks first), `first`, `last`, `round-robin`, `random`,
+ * `consistent-hash`, `least-recently-used`, `least-frequently-used`, `least-loaded`, `failover`,
+ * `busy-over`, and `broadcast` (sharding: one run per live worker). See docs/workers.md.
+ */
+export type RoutingStrategyName =
+  | 'any'
+  | 'first'
+  | 'last'
+  | 'round-robin'
+  | 'random'
+  | 'consistent-hash'
+  | 'least-recently-used'
+  | 'least-frequently-used'
+  | 'least-loaded'
+  | 'failover'
+  | 'busy-over'
+  | 'broadcast';
+
+export interface RateLimitSpec {
+  limit: number;
+  per: Duration;
+}
+
+export interface RoutingSpec {
+  strategy: RoutingStrategyName;
+  /** `consistent-hash`: the params field whose value is the key (default: the job name). */
+  key?: string;
+  /** Only workers whose labels carry all of these, e.g. `{ region: 'eu' }`. */
+  selector?: Record<string, string>;
 }
 
 /** A partial update of a job; absent fields keep their value. */
@@ -95,6 +166,14 @@ export interface Job {
   schedule: SchedulePolicy;
   /** Runs created by the schedule so far (what `maxRuns` counts). */
   runsFired: number;
+  routing: { strategy: RoutingStrategyName; key: string | null; selector: Record<string, string> };
+  maxConcurrency: number | null;
+  /** `per` in ms. */
+  rateLimit: { limit: number; per: number } | null;
+  /** In ms; null when runs wait for a worker as long as it takes. */
+  scheduleToStartTimeout: number | null;
+  /** The built-in task, durations in ms; null for a handler of yours. */
+  task: TaskSpec | null;
   /** The next fire time, or null when the trigger has no more fires (manual, `at` done, paused delay). */
   nextFireAt: string | null;
   createdAt: string;
@@ -154,6 +233,10 @@ export interface Run {
   finishedAt: string | null;
   result: Json | null;
   error: RunError | null;
+  /** A shard of a broadcast fire: its index from 0 and the number of shards. */
+  shard?: { index: number; total: number };
+  /** A queued routed run: the worker it waits for (routing decided it). */
+  assignedWorkerId?: string;
   attempts?: Attempt[];
 }
 
@@ -286,6 +369,10 @@ export interface Assignment {
   /** Time limit of this attempt in ms. */
   timeout: number;
   maxAttempts: number;
+  /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
+  task?: TaskSpec;
+  /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
+  shard?: { index: number; total: number };
 }
 
 export interface PollResponse {
@@ -573,4 +660,73 @@ export interface MinuteStats {
   failed: number;
   timedOut: number;
   cancelled: number;
+}
+
+// Workers at scale ----
+
+/** A group's limits (`PUT /v1/groups/:name`). */
+export interface GroupInfo {
+  group: string;
+  /** The most runs of the group running at once, cluster-wide; null for no limit. */
+  maxConcurrency: number | null;
+  /** The most runs of the group started per `per` (ms), cluster-wide; null for no limit. */
+  rateLimit: { limit: number; per: number } | null;
+  updatedAt: string;
+}
+
+/** Replaces a group's limits; an absent limit is removed. */
+export interface GroupLimitRequest {
+  maxConcurrency?: number;
+  rateLimit?: RateLimitSpec;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** One line of a run's log, numbered from 1 in the order the node stored it. */
+export interface RunLogLine {
+  seq: number;
+  attempt: number;
+  time: string;
+  level: LogLevel;
+  message: string;
+  fields?: JsonObject;
+}
+
+/** The last progress an attempt reported (`ctx.progress(0.4, 'step 2')`). */
+export interface RunProgress {
+  attempt: number;
+  /** From 0 to 1. */
+  value: number;
+  message: string | null;
+  updatedAt: string;
+}
+
+/** `GET /v1/runs/:id/logs?after=seq`: lines after `after`, oldest first. */
+export interface RunLogPage {
+  items: RunLogLine[];
+  /** Pass as `after` for the next page; null when this page reached the end (for now). */
+  next: number | null;
+  progress: RunProgress | null;
+  /** The run ended: no more lines will come. */
+  finished: boolean;
+}
+
+/** One log line of an attempt as a worker sends it. */
+export interface WorkerLogEntry extends AttemptRef {
+  level: LogLevel;
+  message: string;
+  fields?: JsonObject;
+  /** ISO-8601, the worker's clock. */
+  time: string;
+}
+
+/** `POST /v1/worker/:id/logs`: log lines and progress of the worker's attempts, in order. */
+export interface WorkerLogsRequest {
+  logs: WorkerLogEntry[];
+  progress?: Array<AttemptRef & { value: number; message?: string }>;
+}
+
+export interface WorkerLogsResponse {
+  /** Lines stored; lines of attempts that are not this worker's, or over the run's limit, are dropped. */
+  accepted: number;
 }

@@ -67,6 +67,12 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/calendars/:name': 'viewer',
   'PUT /v1/calendars/:name': 'operator',
   'DELETE /v1/calendars/:name': 'operator',
+  'POST /v1/workers/:id/drain': 'operator',
+  'GET /v1/groups': 'viewer',
+  'PUT /v1/groups/:name': 'operator',
+  'POST /v1/worker/:id/logs': 'worker',
+  'GET /v1/runs/:id/logs': 'viewer',
+  'GET /v1/runs/:id/logs/stream': 'viewer',
 };
 
 interface Caller {

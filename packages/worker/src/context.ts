@@ -1,7 +1,10 @@
-import type { Assignment, Json, JsonObject } from '@kairos/client';
+import type { Assignment, AttemptRef, Json, JsonObject, TaskSpec, WorkerLogEntry } from '@kairos/client';
 import { type LogFields, type WorkerLogger, withFields } from './logger.ts';
 
-/** Logs of one attempt: they go to the worker's logger with the run id and attempt attached. */
+/**
+ * Logs of one attempt: they go to the worker's logger with the run id and attempt attached, and
+ * to the node as the run's log (`kairos runs logs ID --follow`).
+ */
 export interface RunLogger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
@@ -32,6 +35,21 @@ export interface RunContext {
    */
   readonly signal: AbortSignal;
   readonly log: RunLogger;
+  /** The built-in task of the job (shell command, HTTP call), for the built-in handlers; null otherwise. */
+  readonly task: TaskSpec | null;
+  /** A shard of a broadcast job: this run's index from 0 and the number of shards; null otherwise. */
+  readonly shard: { index: number; total: number } | null;
+  /**
+   * Reports how far the attempt got, from 0 to 1, with an optional note: shown with the run's log.
+   * Only the latest value travels; calling it often is cheap.
+   */
+  progress(value: number, message?: string): void;
+}
+
+/** Where an attempt's log lines and progress go besides the worker's logger (the node). */
+export interface RunSink {
+  log(entry: WorkerLogEntry): void;
+  progress(progress: AttemptRef & { value: number; message?: string }): void;
 }
 
 /**
@@ -47,8 +65,25 @@ export function createRunContext(
   signal: AbortSignal,
   startedAt: number,
   logger: WorkerLogger,
+  sink?: RunSink,
 ): RunContext {
   const { runId, attempt, maxAttempts, jobName, handler, params, fireTime, timeout } = assignment;
+  const local = withFields(logger, { runId, attempt, job: jobName });
+  const line =
+    (level: 'info' | 'warn' | 'error') =>
+    (message: string, fields?: LogFields): void => {
+      local[level](message, fields);
+      const entry: WorkerLogEntry = {
+        runId,
+        attempt,
+        level,
+        message: String(message),
+        time: new Date().toISOString(),
+      };
+      const json = fields === undefined ? undefined : toJsonObject(fields);
+      if (json) entry.fields = json;
+      sink?.log(entry);
+    };
   return Object.freeze({
     runId,
     attempt,
@@ -59,6 +94,37 @@ export function createRunContext(
     fireTime: fireTime === null ? null : new Date(fireTime),
     deadline: new Date(startedAt + timeout),
     signal,
-    log: withFields(logger, { runId, attempt, job: jobName }),
+    log: { info: line('info'), warn: line('warn'), error: line('error') },
+    task: assignment.task ?? null,
+    shard: assignment.shard ?? null,
+    progress(value: number, message?: string) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new TypeError('ctx.progress(value): value must be a number from 0 to 1');
+      }
+      const clamped = Math.min(1, Math.max(0, value));
+      const note = message === undefined ? undefined : String(message).slice(0, 1000);
+      sink?.progress(
+        note === undefined
+          ? { runId, attempt, value: clamped }
+          : { runId, attempt, value: clamped, message: note },
+      );
+    },
   });
+}
+
+/** Fields as JSON (Errors keep name and message); undefined when they do not serialize. */
+function toJsonObject(fields: LogFields): JsonObject | undefined {
+  try {
+    const text = JSON.stringify(fields, (_key, value: unknown) => {
+      if (value instanceof Error) return { name: value.name, message: value.message };
+      if (typeof value === 'bigint') return value.toString();
+      return value;
+    });
+    const parsed: unknown = text === undefined ? undefined : JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as JsonObject)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
+import type { HttpConfig } from './http-task.ts';
 import { createConsoleLogger, guarded, type WorkerLogger } from './logger.ts';
+import type { ShellConfig } from './shell.ts';
 
 /** Options of a {@link Worker}. Only `url` is required. */
 export interface WorkerOptions {
@@ -28,6 +30,16 @@ export interface WorkerOptions {
   handleSignals?: boolean;
   /** Where logs go. Default: JSON lines on stderr, warn and error only (all levels with `KAIROS_WORKER_DEBUG=1`). */
   logger?: WorkerLogger;
+  /**
+   * Built-in task kinds this worker runs, none by default: jobs with a `shell` or `http` task.
+   * - `shell: true` runs any command; `{ allow: ['/usr/local/bin/backup'] }` only those;
+   *   `killGraceMs` (default 5000) is the wait between SIGTERM and SIGKILL on cancel or timeout.
+   * - `http: { allow: ['https://api.example.com/'] }`: URL prefixes it may call.
+   */
+  tasks?: {
+    shell?: boolean | { allow?: string[]; killGraceMs?: number };
+    http?: { allow: string[] };
+  };
 }
 
 /** The options with every default filled in. */
@@ -44,6 +56,8 @@ export interface ResolvedOptions {
   shutdownGraceMs: number;
   handleSignals: boolean;
   logger: WorkerLogger;
+  shell: ShellConfig | null;
+  http: HttpConfig | null;
 }
 
 /** Node's timers overflow past this (about 24.8 days). */
@@ -75,14 +89,50 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
       ) ?? 10_000,
     handleSignals: optional(options.handleSignals, 'handleSignals', checkBoolean) ?? true,
     logger: optional(options.logger, 'logger', checkLogger) ?? createConsoleLogger(),
+    ...checkTasks(options.tasks),
   };
 }
 
-function checkUrls(value: unknown): string[] {
+function checkTasks(tasks: WorkerOptions['tasks']): { shell: ShellConfig | null; http: HttpConfig | null } {
+  if (tasks === undefined) return { shell: null, http: null };
+  if (typeof tasks !== 'object' || tasks === null) fail('tasks', 'an object with shell and/or http', tasks);
+  for (const key of Object.keys(tasks))
+    if (key !== 'shell' && key !== 'http') fail(`tasks.${key}`, 'shell or http', key);
+  let shell: ShellConfig | null = null;
+  if (tasks.shell === true) shell = { allow: null, killGraceMs: 5000 };
+  else if (typeof tasks.shell === 'object' && tasks.shell !== null) {
+    const allow = tasks.shell.allow;
+    if (
+      allow !== undefined &&
+      (!Array.isArray(allow) || allow.some((c) => typeof c !== 'string' || c === ''))
+    ) {
+      fail('tasks.shell.allow', 'an array of commands', allow);
+    }
+    shell = {
+      allow: allow ? [...allow] : null,
+      killGraceMs:
+        optional(tasks.shell.killGraceMs, 'tasks.shell.killGraceMs', (v, what) =>
+          checkInteger(v, what, 0, MAX_TIMER_MS),
+        ) ?? 5000,
+    };
+  } else if (tasks.shell !== undefined && tasks.shell !== false) {
+    fail('tasks.shell', 'true, false or { allow, killGraceMs }', tasks.shell);
+  }
+  let http: HttpConfig | null = null;
+  if (tasks.http !== undefined) {
+    const allow = (tasks.http as { allow?: unknown } | null)?.allow;
+    if (!Array.isArray(allow) || allow.length === 0)
+      fail('tasks.http.allow', 'a non-empty array of URL prefixes', allow);
+    http = { allow: allow.map((prefix, i) => checkUrls(prefix, `tasks.http.allow[${i}]`)[0]!) };
+  }
+  return { shell, http };
+}
+
+function checkUrls(value: unknown, field = 'url'): string[] {
   const urls = Array.isArray(value) ? value : [value];
-  if (urls.length === 0) fail('url', 'a URL or a non-empty array of URLs', value);
+  if (urls.length === 0) fail(field, 'a URL or a non-empty array of URLs', value);
   return urls.map((url, i) => {
-    const what = Array.isArray(value) ? `url[${i}]` : 'url';
+    const what = Array.isArray(value) ? `${field}[${i}]` : field;
     if (typeof url !== 'string' || url.trim() === '') fail(what, "a URL like 'http://127.0.0.1:7070'", url);
     let parsed: URL;
     try {

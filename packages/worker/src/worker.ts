@@ -4,11 +4,15 @@ import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
+import { httpHandler } from './http-task.ts';
+import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
+import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
 import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
+import { shellHandler } from './shell.ts';
 import { settlesWithin, sleep, Wakeup } from './timing.ts';
 
 /** The node refuses polls for more runs than this. */
@@ -20,6 +24,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** An empty poll answer quicker than this means the node does not wait: pause instead of spinning. */
 const QUICK_EMPTY_POLL_MS = 50;
 const EMPTY_POLL_PAUSE_MS = 1000;
+/** How long an ended attempt's report waits for its log lines to be sent first. */
+const LOG_FLUSH_BEFORE_REPORT_MS = 2000;
 
 /** What the node answered at registration. */
 interface Session {
@@ -67,6 +73,7 @@ export class Worker {
   readonly #log: WorkerLogger;
   readonly #nodes: NodePool;
   readonly #reporter: Reporter;
+  readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
   readonly #slotFreed = new Wakeup();
@@ -89,6 +96,14 @@ export class Worker {
     this.#log = this.#options.logger;
     this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log);
     this.#reporter = new Reporter((reports) => this.#sendReports(reports), this.#log);
+    // Built-in kinds are handlers too, under names no user handler may take.
+    if (this.#options.shell) this.#handlers.set('kairos:shell', shellHandler(this.#options.shell));
+    if (this.#options.http) this.#handlers.set('kairos:http', httpHandler(this.#options.http));
+    this.#logs = new LogShipper(async (request) => {
+      const id = await this.#workerId();
+      if (id === null) throw new Error('the worker is not registered');
+      return this.#nodes.call((client) => client.sendLogs(id, request));
+    }, this.#log);
   }
 
   /** The id the node gave this worker; null before registration (and while registering again). */
@@ -102,18 +117,30 @@ export class Worker {
   }
 
   /**
-   * Registers the handler of the jobs whose `handler` is `name`. Chainable.
+   * Registers the handler of the jobs whose `handler` is `name`. Chainable. A function runs in
+   * this process; `{ module, isolated: true }` runs the module's export in a child process per
+   * attempt, which is killed when it ignores a cancel or a timeout (see {@link IsolatedHandler}).
    * @throws Error after start(), or when `name` already has a handler.
    */
-  handle(name: string, fn: Handler): this {
+  handle(name: string, fn: Handler | IsolatedHandler): this {
     if (this.#state !== 'idle') {
       throw new Error(`Worker.handle('${name}'): handlers must be added before start()`);
     }
     if (typeof name !== 'string' || name.trim() === '') {
       throw new TypeError('Worker.handle: name must be a non-empty string');
     }
+    if (typeof fn === 'object' && fn !== null && (fn as IsolatedHandler).isolated === true) {
+      fn = isolatedHandler(compileIsolated(name, fn as IsolatedHandler));
+    }
     if (typeof fn !== 'function') {
-      throw new TypeError(`Worker.handle('${name}'): the handler must be a function`);
+      throw new TypeError(
+        `Worker.handle('${name}'): the handler must be a function or { module, isolated: true }`,
+      );
+    }
+    if (name.startsWith('kairos:')) {
+      throw new Error(
+        `Worker.handle('${name}'): names starting with kairos: are built-in (see the tasks option)`,
+      );
     }
     if (this.#handlers.has(name)) {
       throw new Error(`Worker.handle('${name}'): a handler with this name is already registered`);
@@ -187,7 +214,9 @@ export class Worker {
     }
     this.#abandonRunning();
     // Heartbeats go on meanwhile: unacknowledged attempts must keep their lease.
+    await this.#logs.flush(grace);
     await this.#reporter.flush(grace);
+    this.#logs.close();
     const unsent = this.#reporter.close();
     if (unsent > 0) {
       this.#log.warn('gave up sending reports; the node retries those attempts when their lease expires', {
@@ -392,16 +421,19 @@ export class Worker {
       }, assignment.timeout);
     }
     this.#running.set(key, running);
-    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log);
+    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log, this.#logs);
     running.done = settle(handler, ctx).then((settlement) => this.#finish(running, settlement));
   }
 
-  #finish(running: RunningAttempt, settlement: Settlement): void {
+  async #finish(running: RunningAttempt, settlement: Settlement): Promise<void> {
     clearTimeout(running.timer);
     this.#running.delete(keyOf(running.ref));
     this.#slotFreed.notify();
     if (running.abandoned) return;
-    this.#reporter.add(classifyOutcome(running.ref, settlement, running));
+    const report = classifyOutcome(running.ref, settlement, running);
+    // The run's log lines reach the node before its end, so that a follower sees them all.
+    await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+    this.#reporter.add(report);
   }
 
   /** The node says the attempt is no longer this worker's: stop it, and do not report it. */

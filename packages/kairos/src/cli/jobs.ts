@@ -1,5 +1,6 @@
 import type { Job, JobPatch, TriggerRequest } from '@kairos/client';
 import type { Command } from 'commander';
+import { addDispatchFlags } from './dispatch-flags.ts';
 import {
   compactJson,
   formatDuration,
@@ -226,6 +227,7 @@ const JOB_KEYS = [
 /** The spec flags shared by create, put and update. */
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
+  addDispatchFlags(cmd);
   return addScheduleFlags(
     cmd
       .option(

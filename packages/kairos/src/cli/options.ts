@@ -11,6 +11,7 @@ import type {
 } from '@kairos/client';
 import { KairosClient } from '@kairos/client';
 import { DEFAULTS } from '../config.ts';
+import { type DispatchFlags, dispatchFromFlags } from './dispatch-flags.ts';
 
 /** A bad flag value: `main` prints `error: message` and exits with code 2, before any request. */
 export class UsageError extends Error {
@@ -26,7 +27,7 @@ export interface GlobalFlags {
 }
 
 /** Job flags as commander hands them over: raw strings, parsed by {@link jobSpecFromFlags}. */
-export interface JobFlags {
+export interface JobFlags extends DispatchFlags {
   handler?: string;
   group?: string;
   cron?: string;
@@ -66,14 +67,15 @@ const DURATION = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/;
  * @throws UsageError on a missing or invalid flag.
  */
 export function jobSpecFromFlags(name: string, flags: JobFlags): JobSpec {
-  if (!flags.handler) throw new UsageError('missing --handler <name>: the handler a worker registered');
+  if (!flags.handler && flags.shell === undefined && flags.http === undefined)
+    throw new UsageError('missing --handler <name> (the handler a worker registered), or --shell / --http');
   const trigger = triggerFromFlags(flags);
   if (!trigger) {
     throw new UsageError(
       'missing trigger: pass one of --cron EXPR, --every DUR, --delay DUR, --at ISO or --manual',
     );
   }
-  return { name, ...fieldsFromFlags(flags), handler: flags.handler, trigger };
+  return { name, ...fieldsFromFlags(flags), trigger };
 }
 
 /**
@@ -111,7 +113,7 @@ function fieldsFromFlags(flags: JobFlags): JobPatch {
   }
   if (flags.retryDelay !== undefined) retry.delay = parseDurationFlag(flags.retryDelay, '--retry-delay');
   if (Object.keys(retry).length > 0) patch.retry = retry;
-  return patch;
+  return { ...patch, ...dispatchFromFlags(flags) };
 }
 
 /** The trigger named by the flags, or undefined when none is given. Throws on two or more. */

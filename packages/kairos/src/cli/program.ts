@@ -3,6 +3,7 @@ import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
 import { registerCalendars } from './calendars.ts';
+import { registerFleet } from './fleet.ts';
 import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerWorkers(program);
   registerCalendars(program);
   registerUsers(program);
+  registerFleet(program);
   return program;
 }
 

@@ -141,6 +141,8 @@ function showRun(run: Run): void {
       ['handler', `${run.handler} (group ${run.group})`],
       ['attempt', `${run.attempt} of ${run.maxAttempts}`],
       ['worker', run.workerId ?? '-'],
+      ['assigned to', run.assignedWorkerId],
+      ['shard', run.shard ? `${run.shard.index} of ${run.shard.total}` : undefined],
       ['params', compactJson(run.params)],
       ['fire time', run.fireTime ? formatTime(run.fireTime) : undefined],
       ['created', formatTime(run.createdAt)],

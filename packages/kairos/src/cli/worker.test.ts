@@ -3,13 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from './options.ts';
-import { loadHandlers } from './worker.ts';
+import { loadHandlers, workerTasksFromFlags } from './worker.ts';
 
 function moduleFile(source: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'kairos-handlers-')), 'handlers.mjs');
   writeFileSync(path, source);
   return path;
 }
+
+describe('workerTasksFromFlags', () => {
+  it('enables the kinds the flags name', () => {
+    expect(workerTasksFromFlags({})).toBeUndefined();
+    expect(workerTasksFromFlags({ shell: true })).toEqual({ shell: true });
+    expect(workerTasksFromFlags({ shellAllow: ['/bin/backup'], httpAllow: ['https://x.example/'] })).toEqual({
+      shell: { allow: ['/bin/backup'] },
+      http: { allow: ['https://x.example/'] },
+    });
+    expect(() => workerTasksFromFlags({ shell: true, shellAllow: ['ls'] })).toThrow(UsageError);
+  });
+});
 
 describe('loadHandlers', () => {
   it('reads the default export object', async () => {

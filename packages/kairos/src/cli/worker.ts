@@ -8,23 +8,39 @@ import { type GlobalFlags, parseIntFlag, resolveToken, UsageError } from './opti
 /** A handler function as `Worker.handle` takes it. */
 export type HandlerFn = Parameters<Worker['handle']>[1];
 
-interface WorkerFlags extends GlobalFlags {
-  handlers: string;
+interface WorkerFlags extends GlobalFlags, WorkerTaskFlags {
+  handlers?: string;
   group: string;
   concurrency: string;
+  name?: string;
+  label?: string[];
 }
+
+/** Flags that enable built-in task kinds. */
+export interface WorkerTaskFlags {
+  shell?: boolean;
+  shellAllow?: string[];
+  httpAllow?: string[];
+}
+
+const repeat = (value: string, all: string[] = []) => [...all, value];
 
 /** Registers `kairos worker --handlers FILE`. */
 export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description('run a worker with the handlers a module exports')
-    .requiredOption(
+    .option(
       '--handlers <file>',
       'a .ts or .js module: `export default { name: fn }` or named function exports',
     )
     .option('--group <group>', 'worker group to serve', 'default')
     .option('--concurrency <n>', 'runs at the same time', '4')
+    .option('--name <name>', 'how the worker shows in `kairos workers list` (routing orders by it)')
+    .option('--label <key=value>', 'a label job selectors match, e.g. region=eu (repeat for several)', repeat)
+    .option('--shell', 'run shell tasks: any command')
+    .option('--shell-allow <command>', 'run shell tasks: only this command (repeat for several)', repeat)
+    .option('--http-allow <url-prefix>', 'run http tasks under this URL prefix (repeat for several)', repeat)
     .addHelpText(
       'after',
       '\nToken: --token, else KAIROS_WORKER_TOKEN, else workerToken of <data-dir>/credentials.json.',
@@ -38,16 +54,51 @@ export function registerWorker(program: Command): void {
           'no worker token: pass --token, set KAIROS_WORKER_TOKEN, or run where <data-dir>/credentials.json exists',
         );
       }
-      const handlers = await loadHandlers(flags.handlers);
+      const tasks = workerTasksFromFlags(flags);
+      if (flags.handlers === undefined && !tasks) {
+        throw new UsageError('nothing to run: pass --handlers FILE, --shell, --shell-allow or --http-allow');
+      }
+      const handlers = flags.handlers === undefined ? {} : await loadHandlers(flags.handlers);
+      const labels = Object.fromEntries(
+        (flags.label ?? []).map((pair) => {
+          const at = pair.indexOf('=');
+          if (at < 1) throw new UsageError(`--label: expected key=value, got ${JSON.stringify(pair)}`);
+          return [pair.slice(0, at), pair.slice(at + 1)];
+        }),
+      );
       const { Worker } = await import('@kairos/worker');
-      const worker = new Worker({ url: flags.url, token, group: flags.group, concurrency });
+      const worker = new Worker({
+        url: flags.url,
+        token,
+        group: flags.group,
+        concurrency,
+        labels,
+        ...(flags.name === undefined ? {} : { name: flags.name }),
+        ...(tasks ? { tasks } : {}),
+      });
       for (const [name, fn] of Object.entries(handlers)) worker.handle(name, fn);
       console.error(`worker: connecting to ${flags.url} (group ${flags.group}, concurrency ${concurrency})…`);
       await worker.start();
-      console.error(
-        `worker ${worker.id} ready; handlers: ${Object.keys(handlers).join(', ')}. Ctrl+C stops it.`,
-      );
+      const names = [
+        ...Object.keys(handlers),
+        ...(tasks?.shell ? ['kairos:shell'] : []),
+        ...(tasks?.http ? ['kairos:http'] : []),
+      ];
+      console.error(`worker ${worker.id} ready; handlers: ${names.join(', ')}. Ctrl+C stops it.`);
     });
+}
+
+/** The `tasks` option of the worker from its flags; undefined when no kind is enabled. */
+export function workerTasksFromFlags(
+  flags: WorkerTaskFlags,
+): { shell?: true | { allow: string[] }; http?: { allow: string[] } } | undefined {
+  const tasks: { shell?: true | { allow: string[] }; http?: { allow: string[] } } = {};
+  if (flags.shell && flags.shellAllow)
+    throw new UsageError('choose --shell (any command) or --shell-allow, not both');
+  if (flags.shell) tasks.shell = true;
+  if (flags.shellAllow) tasks.shell = { allow: flags.shellAllow };
+  if (flags.httpAllow) tasks.http = { allow: flags.httpAllow };
+  return Object.keys(tasks).length > 0 ? tasks : undefined;
 }
 
 /**

@@ -1,8 +1,10 @@
 import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
 import { KairosError } from '../errors.ts';
+import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import { compileTask, handlerOf, type TaskDefinition, taskSpecOf } from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 
 /** A validated job definition: what the store keeps, minus its bookkeeping. */
@@ -19,6 +21,10 @@ export interface JobDefinition {
   paused: boolean;
   /** Misfire, overlap, window, jitter, run cap (core/schedule-policy.ts). */
   schedule: SchedulePolicy;
+  /** Routing, concurrency limit, schedule-to-start timeout (`dispatch-policy.ts`). */
+  dispatch: DispatchPolicy;
+  /** A built-in task (shell, http) whose `handler` is `kairos:<kind>`; null for a user's handler. */
+  task: TaskDefinition | null;
 }
 
 /** A job as the store keeps it. */
@@ -44,7 +50,9 @@ export function compileJob(spec: JobSpec): JobDefinition {
   checkName(spec.name, 'name', NAME_PATTERN);
   const group = spec.group ?? DEFAULT_GROUP;
   checkName(group, 'group', NAME_PATTERN);
-  checkName(spec.handler, 'handler', HANDLER_PATTERN);
+  const task = compileTask(spec.task);
+  const handler = handlerOf(spec.handler, task);
+  checkName(handler, 'handler', HANDLER_PATTERN);
   const priority = spec.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
     throw invalid('priority', `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
@@ -53,7 +61,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     name: spec.name,
     description: spec.description ?? '',
     group,
-    handler: spec.handler,
+    handler,
     params: checkParams(spec.params ?? {}, 'params'),
     trigger: compileTrigger(spec.trigger),
     retry: compileRetry(spec.retry),
@@ -62,6 +70,8 @@ export function compileJob(spec: JobSpec): JobDefinition {
     priority,
     paused: spec.paused ?? false,
     schedule: compileSchedule(spec.schedule),
+    dispatch: compileDispatch(spec),
+    task,
   };
 }
 
@@ -79,6 +89,8 @@ export function specOf(job: JobDefinition): JobSpec {
     priority: job.priority,
     paused: job.paused,
     schedule: scheduleSpecOf(job.schedule),
+    ...dispatchSpecOf(job.dispatch),
+    ...(job.task ? { handler: undefined, task: taskSpecOf(job.task) } : {}),
   };
 }
 
@@ -90,6 +102,8 @@ export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
     ...patch,
     retry: patch.retry ? { ...job.retry, ...patch.retry } : base.retry,
     schedule: patch.schedule ? { ...base.schedule, ...patch.schedule } : base.schedule,
+    // A new task brings its built-in handler.
+    handler: patch.handler ?? (patch.task ? undefined : base.handler),
     name: job.name,
   });
 }
@@ -107,6 +121,14 @@ export function describeJob(job: JobRecord): Job {
     timeout: job.timeoutMs,
     priority: job.priority,
     paused: job.paused,
+    routing: job.dispatch.routing,
+    maxConcurrency: job.dispatch.maxConcurrency,
+    rateLimit: job.dispatch.rateLimit && {
+      limit: job.dispatch.rateLimit.limit,
+      per: job.dispatch.rateLimit.perMs,
+    },
+    scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
+    task: job.task ? taskSpecOf(job.task) : null,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
     // A paused job keeps its next fire internally (for the ledger on resume) but has none to show.

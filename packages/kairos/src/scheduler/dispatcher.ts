@@ -8,6 +8,8 @@ export interface DispatcherOptions {
   pollWaitMs: number;
   /** A waiting poll re-checks the store this often even without an event (runs made by other nodes). */
   backstopMs?: number;
+  /** Seeds `random` routing; tests pass a fixed one. */
+  random?: () => number;
 }
 
 /**
@@ -38,7 +40,14 @@ export class Dispatcher {
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
     for (;;) {
-      const runs = await store.claimRuns(workerId, max, workerLeaseMs, clock.now());
+      // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
+      const runs = await store.dispatchRuns(
+        workerId,
+        max,
+        workerLeaseMs,
+        clock.now(),
+        (this.options.random ?? Math.random)(),
+      );
       const remaining = deadline - clock.now();
       if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
       await this.waitForRuns(

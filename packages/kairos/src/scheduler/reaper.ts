@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { RUN_LOG_LIMITS } from '../core/log-limits.ts';
 import type { Store } from '../store/store.ts';
 import type { AttemptEnder } from './attempts.ts';
 import type { Clock } from './clock.ts';
@@ -13,8 +14,9 @@ export interface ReaperOptions {
 
 /**
  * Every sweep: attempts whose worker lease expired are `lost` and attempts past their deadline are
- * `timed_out` (each retried or ended by its run's policy), and workers whose lease expired are
- * marked lost. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
+ * `timed_out` (each retried or ended by its run's policy), queued runs past their job's
+ * schedule-to-start timeout fail, log lines past their retention go, and workers whose lease
+ * expired are marked lost. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
  * back in the queue within 6 s.
  */
 export class Reaper {
@@ -46,6 +48,13 @@ export class Reaper {
       ended += count;
       if (count < 500) break;
     }
+    const expired = await store.expireQueuedRuns(clock.now(), 500);
+    if (expired.length > 0)
+      logger.warn(
+        { runs: expired },
+        'runs failed: no worker started them within their schedule-to-start timeout',
+      );
+    await store.pruneRunLogs(clock.now() - RUN_LOG_LIMITS.retentionMs, 1000);
     const lost = await store.markLostWorkers(clock.now());
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');

@@ -13,6 +13,7 @@ import { installErrorHandler } from './error-handler.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { logRoutes } from './routes/logs.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -20,6 +21,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
+import { workerAdminRoutes } from './routes/workers.ts';
 import { installWorkerScope } from './worker-scope.ts';
 
 export const VERSION = '0.1.0';
@@ -87,6 +89,8 @@ export async function buildServer(
   workerProtocolRoutes(app, context);
   scheduleRoutes(app, context);
   calendarRoutes(app, context);
+  workerAdminRoutes(app, context);
+  logRoutes(app, context);
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);

@@ -1,4 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
+import { TaskSchema } from './worker-schemas.ts';
 
 /** Request schemas: every body is closed (unknown fields are a 400), every bound is explicit. */
 
@@ -63,9 +64,25 @@ const jobFields = {
   priority: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
   schedule: Type.Optional(ScheduleSchema),
+  // Workers at scale ----
+  // The strategy is a string here: compileDispatch answers INVALID_ROUTING with the list of strategies.
+  routing: Type.Optional(
+    closed({
+      strategy: Type.String({ minLength: 1, maxLength: 64 }),
+      key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      selector: Type.Optional(
+        Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { maxProperties: 32 }),
+      ),
+    }),
+  ),
+  maxConcurrency: Type.Optional(Type.Integer()),
+  rateLimit: Type.Optional(closed({ limit: Type.Integer(), per: Duration })),
+  scheduleToStartTimeout: Type.Optional(Duration),
+  task: Type.Optional(TaskSchema),
 };
 
-export const JobSpecSchema = closed({ name: Name, ...jobFields });
+// The handler may be left out for a job with a task (compileJob checks).
+export const JobSpecSchema = closed({ name: Name, ...jobFields, handler: Type.Optional(jobFields.handler) });
 
 export const JobPatchSchema = closed({
   ...jobFields,

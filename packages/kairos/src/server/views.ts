@@ -1,4 +1,5 @@
 import type { Assignment, Attempt, NodeInfo, Run, WorkerInfo } from '@kairos/client';
+import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -27,6 +28,8 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
     result: run.result,
     error: run.error,
   };
+  if (run.shard) view.shard = run.shard;
+  if (run.assignedWorkerId) view.assignedWorkerId = run.assignedWorkerId;
   if (attempts) view.attempts = attempts.map(attemptView);
   return view;
 }
@@ -69,6 +72,8 @@ export function assignmentView(run: ClaimedRun): Assignment {
     fireTime: isoOrNull(run.fireTime),
     timeout: run.timeoutMs,
     maxAttempts: run.maxAttempts,
+    ...(run.task ? { task: taskSpecOf(run.task) } : {}),
+    ...(run.shard ? { shard: run.shard } : {}),
   };
 }
 

@@ -374,6 +374,420 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       });
     });
 
+    // Workers at scale ----
+    describe('dispatch policies', () => {
+      async function routedJob(name: string, extra: Partial<Parameters<typeof compileJob>[0]> = {}) {
+        return store.createJob(job(name, { trigger: { kind: 'manual' }, ...extra }), null, T0);
+      }
+      async function enqueue(jobId: number, params: Array<Record<string, number>>) {
+        return store.enqueueRuns(
+          jobId,
+          params.map((p) => ({ params: p, priority: 0 })),
+          T0,
+        );
+      }
+      async function labelled(id: string, labels: Record<string, string>, capacity = 10) {
+        await store.registerWorker(
+          { id, name: id, group: 'default', handlers: ['h'], capacity, labels, version: 't', host: 'h' },
+          5000,
+          T0,
+        );
+      }
+      const dispatch = (id: string, max = 10, now = T0 + 10, random = 0) =>
+        store.dispatchRuns(id, max, 5000, now, random);
+      const ids = async (id: string, max = 10, now = T0 + 10) =>
+        (await dispatch(id, max, now)).map((c) => c.runId);
+
+      it('plain jobs are claimed like claimRuns: priority, then age, for the worker’s handlers', async () => {
+        const created = await routedJob('plain');
+        const [low, high] = await store.enqueueRuns(
+          created.id,
+          [
+            { params: {}, priority: 0 },
+            { params: {}, priority: 5 },
+          ],
+          T0,
+        );
+        await worker('w1');
+        const claimed = await dispatch('w1');
+        expect(claimed.map((c) => c.runId)).toEqual([high, low]);
+        expect(claimed[0]).toMatchObject({ attempt: 1, jobName: 'plain', handler: 'h' });
+        expect(await store.getAttempts(high!)).toMatchObject([
+          { attempt: 1, workerId: 'w1', status: 'running' },
+        ]);
+        await expect(dispatch('nobody')).rejects.toMatchObject({ code: 'WORKER_NOT_FOUND' });
+      });
+
+      it('round-robin assigns runs in turn across workers, with one shared state', async () => {
+        const rr = await routedJob('rr', { routing: { strategy: 'round-robin' } });
+        const runs = await enqueue(rr.id, [{}, {}, {}, {}, {}, {}]);
+        for (const id of ['w1', 'w2', 'w3']) await worker(id);
+        expect(await ids('w1')).toEqual([runs[0], runs[3]]);
+        expect(await ids('w2')).toEqual([runs[1], runs[4]]);
+        expect(await ids('w3')).toEqual([runs[2], runs[5]]);
+        expect(await store.routingState(rr.id)).toMatchObject({ turn: 6, uses: { w1: 2, w2: 2, w3: 2 } });
+        expect(await store.routingState(999_999)).toBeNull();
+      });
+
+      it('a run assigned to a worker that died or drains is routed again', async () => {
+        const rr = await routedJob('first', { routing: { strategy: 'first' } });
+        const [run] = await enqueue(rr.id, [{}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w2')).toEqual([]); // assigned to w1, the first by name
+        expect(await store.getRun(run!)).toMatchObject({
+          status: 'queued',
+          assignedWorkerId: 'w1',
+          shard: null,
+        });
+        await store.drainWorker('w1', T0 + 20);
+        expect(await ids('w1')).toEqual([]); // draining: claims nothing, no error
+        expect(await ids('w2')).toEqual([run]);
+        const [next] = await enqueue(rr.id, [{}]);
+        await worker('w0');
+        expect(await ids('w2', 10, T0 + 30)).toEqual([]); // assigned to w0
+        // w0 stops heartbeating: past its lease the run is routed again.
+        await store.heartbeat('w2', [], 5000, T0 + 4000);
+        expect(await ids('w2', 10, T0 + 5001)).toEqual([next]);
+      });
+
+      it('a label selector sends runs only to matching workers', async () => {
+        const eu = await routedJob('eu', { routing: { strategy: 'any', selector: { region: 'eu' } } });
+        const [run] = await enqueue(eu.id, [{}]);
+        await labelled('us-1', { region: 'us' });
+        await labelled('eu-1', { region: 'eu' });
+        expect(await ids('us-1')).toEqual([]);
+        expect(await ids('eu-1')).toEqual([run]);
+      });
+
+      it('consistent-hash keeps one key on one worker', async () => {
+        const ch = await routedJob('ch', { routing: { strategy: 'consistent-hash', key: 'customer' } });
+        const runs = await enqueue(ch.id, [
+          { customer: 1 },
+          { customer: 2 },
+          { customer: 1 },
+          { customer: 2 },
+        ]);
+        for (const id of ['w1', 'w2', 'w3']) await worker(id);
+        const owners = new Map<number, string>();
+        for (const id of ['w1', 'w2', 'w3']) for (const runId of await ids(id)) owners.set(runId, id);
+        expect(owners.size).toBe(4);
+        expect(owners.get(runs[0]!)).toBe(owners.get(runs[2]!));
+        expect(owners.get(runs[1]!)).toBe(owners.get(runs[3]!));
+      });
+
+      it('busy-over skips a worker already running the job', async () => {
+        const bo = await routedJob('bo', { routing: { strategy: 'busy-over' } });
+        const [first, second, third] = await enqueue(bo.id, [{}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w1')).toEqual([first]);
+        expect(await ids('w2')).toEqual([second]);
+        // Both are busy with the job: the third waits, assigned to nobody.
+        expect(await ids('w1')).toEqual([]);
+        expect(await ids('w2')).toEqual([]);
+        expect(await store.getRun(third!)).toMatchObject({ status: 'queued' });
+      });
+
+      it('least-loaded picks the worker with the most free slots', async () => {
+        const ll = await routedJob('ll', { routing: { strategy: 'least-loaded' } });
+        const filler = await routedJob('filler');
+        await labelled('big', {}, 10);
+        await labelled('small', {}, 2);
+        await enqueue(filler.id, [{}, {}, {}, {}, {}, {}, {}, {}, {}]);
+        expect(await ids('big', 9)).toHaveLength(9); // big: 1 free slot, small: 2
+        const [run] = await enqueue(ll.id, [{}]);
+        expect(await ids('big')).toEqual([]);
+        expect(await ids('small')).toEqual([run]);
+      });
+
+      it('limits the runs of a job running at once', async () => {
+        const limited = await routedJob('limited', { maxConcurrency: 2 });
+        const runs = await enqueue(limited.id, [{}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        expect(await ids('w1')).toEqual([runs[0], runs[1]]);
+        expect(await ids('w2')).toEqual([]);
+        const done: AttemptOutcome = {
+          runId: runs[0]!,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'succeeded',
+          error: null,
+          result: null,
+          run: { status: 'succeeded' },
+        };
+        await store.finishAttempts([done], T0 + 20);
+        expect(await ids('w2', 10, T0 + 30)).toEqual([runs[2]]);
+      });
+
+      it('limits the runs of a group running at once', async () => {
+        const plain = await routedJob('g');
+        const runs = await enqueue(plain.id, [{}, {}, {}]);
+        await store.setGroupLimit('default', { maxConcurrency: 2, rateLimit: null }, T0);
+        expect(await store.listGroupLimits()).toEqual([
+          { group: 'default', maxConcurrency: 2, rateLimit: null, updatedAt: T0 },
+        ]);
+        await worker('w1');
+        expect(await ids('w1')).toEqual([runs[0], runs[1]]);
+        expect(await ids('w1')).toEqual([]);
+        await store.setGroupLimit('default', { maxConcurrency: null, rateLimit: null }, T0 + 1);
+        expect(await ids('w1')).toEqual([runs[2]]);
+      });
+
+      it('rate-limits the runs of a job started, across claims, with a token bucket in the store', async () => {
+        const limited = await routedJob('rated', { rateLimit: { limit: 2, per: '1s' } });
+        const runs = await enqueue(limited.id, [{}, {}, {}, {}]);
+        await worker('w1');
+        await worker('w2');
+        // A burst of 2, shared by every worker (and node).
+        expect(await ids('w1', 10, T0 + 10)).toEqual([runs[0], runs[1]]);
+        expect(await ids('w2', 10, T0 + 10)).toEqual([]);
+        // One token back every 500 ms.
+        expect(await ids('w2', 10, T0 + 500)).toEqual([]);
+        expect(await ids('w2', 10, T0 + 510)).toEqual([runs[2]]);
+        expect(await ids('w1', 10, T0 + 1010)).toEqual([runs[3]]);
+      });
+
+      it('rate-limits the runs of a group started', async () => {
+        const plain = await routedJob('g');
+        const runs = await enqueue(plain.id, [{}, {}, {}]);
+        await store.setGroupLimit(
+          'default',
+          { maxConcurrency: null, rateLimit: { limit: 1, perMs: 2000 } },
+          T0,
+        );
+        expect((await store.listGroupLimits())[0]?.rateLimit).toEqual({ limit: 1, perMs: 2000 });
+        await worker('w1');
+        expect(await ids('w1', 10, T0 + 10)).toEqual([runs[0]]);
+        expect(await ids('w1', 10, T0 + 1500)).toEqual([]);
+        expect(await ids('w1', 10, T0 + 2010)).toEqual([runs[1]]);
+      });
+
+      it('drains a worker: it keeps heartbeating; draining a lost worker is refused', async () => {
+        await worker('w1');
+        expect(await store.drainWorker('w1', T0)).toMatchObject({ id: 'w1', status: 'draining' });
+        expect(await store.drainWorker('w1', T0)).toMatchObject({ status: 'draining' });
+        expect(await store.heartbeat('w1', [], 5000, T0 + 1000)).toEqual([]);
+        expect(await store.drainWorker('ghost', T0)).toBeNull();
+        await store.markLostWorkers(T0 + 60_000);
+        await expect(store.drainWorker('w1', T0 + 60_001)).rejects.toMatchObject({
+          code: 'WORKER_NOT_ACTIVE',
+        });
+      });
+
+      it('fails queued runs past their schedule-to-start timeout, with the reason', async () => {
+        const waiting = await routedJob('waiting', { scheduleToStartTimeout: '5s' });
+        const patient = await routedJob('patient');
+        const [run] = await enqueue(waiting.id, [{}]);
+        const [other] = await enqueue(patient.id, [{}]);
+        expect(await store.expireQueuedRuns(T0 + 4999, 10)).toEqual([]);
+        expect(await store.expireQueuedRuns(T0 + 5000, 10)).toEqual([run]);
+        expect(await store.getRun(run!)).toMatchObject({
+          status: 'failed',
+          finishedAt: T0 + 5000,
+          error: { name: 'ScheduleToStartTimeout' },
+        });
+        expect(await store.getRun(other!)).toMatchObject({ status: 'queued' });
+        expect(await store.expireQueuedRuns(T0 + 9000, 10)).toEqual([]);
+      });
+
+      it('broadcast: a fire becomes one shard per live worker; a failed shard is retried alone', async () => {
+        const b = await store.createJob(
+          job('bc', { trigger: { kind: 'every', every: '1m' }, routing: { strategy: 'broadcast' } }),
+          T0,
+          T0,
+        );
+        for (const id of ['w4', 'w2', 'w3', 'w1']) await worker(id);
+        const entry = { jobId: b.id, expected: T0, next: T0 + 60_000, fires: [T0] };
+        await store.fire([entry], null, T0 + 5);
+        // The same fire again (a stale writer passing the compare-and-set) adds nothing.
+        await store.fire([{ ...entry, expected: T0 + 60_000, next: T0 + 60_000 }], null, T0 + 6);
+        const runs = await store.listRuns({ jobId: b.id, limit: 10 });
+        expect(runs).toHaveLength(4);
+        expect(runs.map((r) => [r.shard?.index, r.shard?.total, r.assignedWorkerId]).sort()).toEqual([
+          [0, 4, 'w1'],
+          [1, 4, 'w2'],
+          [2, 4, 'w3'],
+          [3, 4, 'w4'],
+        ]);
+        const claimed = new Map<string, { index: number; total: number } | undefined>();
+        for (const id of ['w1', 'w2', 'w3', 'w4']) {
+          const got = await dispatch(id, 10, T0 + 10);
+          expect(got).toHaveLength(1);
+          claimed.set(id, got[0]!.shard);
+        }
+        expect([...claimed]).toEqual([
+          ['w1', { index: 0, total: 4 }],
+          ['w2', { index: 1, total: 4 }],
+          ['w3', { index: 2, total: 4 }],
+          ['w4', { index: 3, total: 4 }],
+        ]);
+        const shard2 = (await store.listRuns({ jobId: b.id, limit: 10 })).find((r) => r.workerId === 'w3')!;
+        const retry: AttemptOutcome = {
+          runId: shard2.id,
+          attempt: 1,
+          group: 'default',
+          attemptStatus: 'failed',
+          error: { name: 'Error', message: 'shard failed' },
+          result: null,
+          run: { status: 'queued', availableAt: T0 + 20 },
+        };
+        expect(await store.finishAttempts([retry], T0 + 15)).toEqual([true]);
+        // Any live worker takes the retried shard; the other shards stay as they were.
+        const again = await dispatch('w1', 10, T0 + 20);
+        expect(again.map((c) => [c.runId, c.attempt, c.shard])).toEqual([
+          [shard2.id, 2, { index: 2, total: 4 }],
+        ]);
+        expect((await store.listRuns({ jobId: b.id, status: 'running', limit: 10 })).length).toBe(4);
+      });
+
+      it('broadcast without live workers: one shard, for the first worker that comes', async () => {
+        const b = await routedJob('lonely', { routing: { strategy: 'broadcast' } });
+        const [run] = await enqueue(b.id, [{}]);
+        expect(await store.listRuns({ jobId: b.id, limit: 10 })).toHaveLength(1);
+        await worker('w1');
+        expect(await dispatch('w1')).toMatchObject([{ runId: run, shard: { index: 0, total: 1 } }]);
+      });
+
+      it('keeps a job’s dispatch policy', async () => {
+        const created = await routedJob('policy', {
+          routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
+          maxConcurrency: 3,
+          scheduleToStartTimeout: '1m',
+        });
+        const expected = {
+          routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
+          maxConcurrency: 3,
+          scheduleToStartMs: 60_000,
+          rateLimit: null,
+        };
+        expect(created.dispatch).toEqual(expected);
+        expect((await store.getJob('policy'))?.dispatch).toEqual(expected);
+        const updated = await store.updateJob(
+          created.id,
+          job('policy', { trigger: { kind: 'manual' } }),
+          null,
+          T0,
+        );
+        expect(updated?.dispatch).toEqual({
+          routing: { strategy: 'any', key: null, selector: {} },
+          maxConcurrency: null,
+          scheduleToStartMs: null,
+          rateLimit: null,
+        });
+      });
+    });
+
+    describe('run logs and progress', () => {
+      const line = (runId: number, attempt: number, message: string, time = T0) => ({
+        runId,
+        attempt,
+        level: 'info' as const,
+        message,
+        fields: null,
+        time,
+      });
+
+      it('stores lines of the worker’s own attempts in order, numbered per run', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await worker('w2');
+        await store.claimRuns('w1', 1, 5000, T0);
+        const events: unknown[] = [];
+        const off = store.subscribe((event) => events.push(event));
+        const batch = { logs: [line(runId, 1, 'a'), line(runId, 1, 'b', T0 + 1)], progress: [] };
+        expect(await store.appendRunLogs('w1', batch, 100, T0 + 5)).toBe(2);
+        off();
+        expect(events).toContainEqual({ type: 'logs', runId });
+        // A stranger, or an attempt that never was, writes nothing.
+        expect(await store.appendRunLogs('w2', { logs: [line(runId, 1, 'x')], progress: [] }, 100, T0)).toBe(
+          0,
+        );
+        expect(await store.appendRunLogs('w1', { logs: [line(runId, 2, 'y')], progress: [] }, 100, T0)).toBe(
+          0,
+        );
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'c', T0 + 2)], progress: [] }, 100, T0 + 6);
+        const lines = await store.runLogs(runId, 0, 10);
+        expect(lines).toEqual([
+          { seq: 1, attempt: 1, time: T0, level: 'info', message: 'a', fields: null },
+          { seq: 2, attempt: 1, time: T0 + 1, level: 'info', message: 'b', fields: null },
+          { seq: 3, attempt: 1, time: T0 + 2, level: 'info', message: 'c', fields: null },
+        ]);
+        expect((await store.runLogs(runId, 1, 1)).map((l) => l.message)).toEqual(['b']);
+        // A late line of an attempt that ended is still the worker's own.
+        await store.cancelRun(runId, T0 + 7);
+        const late = {
+          runId,
+          attempt: 1,
+          level: 'warn' as const,
+          message: 'late',
+          fields: { k: 1 },
+          time: T0,
+        };
+        expect(await store.appendRunLogs('w1', { logs: [late], progress: [] }, 100, T0 + 8)).toBe(1);
+        expect((await store.runLogs(runId, 3, 10))[0]).toMatchObject({
+          seq: 4,
+          message: 'late',
+          fields: { k: 1 },
+        });
+      });
+
+      it('keeps at most maxLines per run, then one marker line', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        const batch = (n: number, from: number) => ({
+          logs: Array.from({ length: n }, (_, i) => line(runId, 1, `l${from + i}`)),
+          progress: [],
+        });
+        expect(await store.appendRunLogs('w1', batch(3, 1), 5, T0)).toBe(3);
+        expect(await store.appendRunLogs('w1', batch(4, 4), 5, T0)).toBe(2);
+        expect(await store.appendRunLogs('w1', batch(2, 8), 5, T0)).toBe(0);
+        const lines = await store.runLogs(runId, 0, 100);
+        expect(lines.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(lines[5]).toMatchObject({
+          level: 'warn',
+          message: expect.stringContaining('limit of 5 lines'),
+        });
+      });
+
+      it('keeps the last progress of the latest attempt', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        expect(await store.runProgress(runId)).toBeNull();
+        await store.appendRunLogs(
+          'w1',
+          {
+            logs: [],
+            progress: [
+              { runId, attempt: 1, value: 0.2, message: 'one' },
+              { runId, attempt: 1, value: 0.4, message: 'two' },
+            ],
+          },
+          100,
+          T0 + 3,
+        );
+        expect(await store.runProgress(runId)).toEqual({
+          attempt: 1,
+          value: 0.4,
+          message: 'two',
+          updatedAt: T0 + 3,
+        });
+      });
+
+      it('prunes lines stored before the retention horizon', async () => {
+        const { runId } = await queuedRun();
+        await worker('w1');
+        await store.claimRuns('w1', 1, 5000, T0);
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'old')], progress: [] }, 100, T0);
+        await store.appendRunLogs('w1', { logs: [line(runId, 1, 'new')], progress: [] }, 100, T0 + 1000);
+        expect(await store.pruneRunLogs(T0 + 1000, 100)).toBe(1);
+        expect((await store.runLogs(runId, 0, 10)).map((l) => l.message)).toEqual(['new']);
+      });
+    });
+
     it('notifies subscribers of runs and job changes', async () => {
       const events: unknown[] = [];
       const off = store.subscribe((event) => events.push(event));

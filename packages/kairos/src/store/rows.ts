@@ -8,8 +8,10 @@ import type {
   RunStatus,
   WorkerStatus,
 } from '@kairos/client';
-import type { JobRecord } from '../core/job.ts';
+import { dispatchFromColumn } from '../core/dispatch-policy.ts';
+import type { JobDefinition, JobRecord } from '../core/job.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
+import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
@@ -31,6 +33,8 @@ export interface JobRow {
   updated_at: number;
   schedule: JsonColumn;
   runs_fired: number;
+  dispatch: JsonColumn;
+  task: JsonColumn | null;
 }
 
 export interface RunRow {
@@ -54,6 +58,9 @@ export interface RunRow {
   finished_at: number | null;
   result: JsonColumn | null;
   error: JsonColumn | null;
+  shard: number;
+  shard_count: number;
+  target_worker_id: string | null;
 }
 
 export interface AttemptRow {
@@ -120,7 +127,8 @@ export function nodeFromRow(row: NodeRow): NodeRecord {
 /** The run columns every run query selects, with the job's name. */
 export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.handler, r.cause, r.fire_time,
   r.params, r.priority, r.status, r.attempt, r.max_attempts, r.timeout_ms, r.worker_id, r.created_at,
-  r.available_at, r.started_at, r.finished_at, r.result, r.error`;
+  r.available_at, r.started_at, r.finished_at, r.result, r.error,
+  r.shard, r.shard_count, r.target_worker_id`;
 
 export function jobFromRow(row: JobRow): JobRecord {
   return {
@@ -141,6 +149,8 @@ export function jobFromRow(row: JobRow): JobRecord {
     nextFireAt: row.next_fire_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    dispatch: dispatchFromColumn(row.dispatch),
+    task: jsonOrNull<TaskDefinition>(row.task),
   };
 }
 
@@ -166,6 +176,8 @@ export function runFromRow(row: RunRow): RunRecord {
     finishedAt: row.finished_at,
     result: jsonOrNull<Json>(row.result),
     error: jsonOrNull<RunError>(row.error),
+    shard: row.shard_count > 0 ? { index: row.shard, total: row.shard_count } : null,
+    assignedWorkerId: row.target_worker_id,
   };
 }
 
@@ -206,4 +218,9 @@ export function delayOf(trigger: Trigger): number | null {
 
 export function toJson(value: unknown): string | null {
   return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+/** The workers-at-scale columns of a job: dispatch policy, its schedule-to-start timeout, task. */
+export function dispatchValues(job: JobDefinition): [string, number | null, string | null] {
+  return [JSON.stringify(job.dispatch), job.dispatch.scheduleToStartMs, toJson(job.task)];
 }

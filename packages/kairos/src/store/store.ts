@@ -3,6 +3,7 @@ import type {
   AttemptStatus,
   Json,
   JsonObject,
+  LogLevel,
   OverlapPolicy,
   RetryPolicy,
   RunCause,
@@ -15,6 +16,9 @@ import type { CalendarDefinition, CalendarRecord } from '../core/calendar.ts';
 import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
+import type { RateLimit } from '../core/rate-limit.ts';
+import type { RoutingState } from '../core/routing.ts';
+import type { TaskDefinition } from '../core/task.ts';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -244,6 +248,93 @@ export interface Store {
   overviewCounts(since: number, now: number): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
   runsPerMinute(since: number): Promise<MinuteCount[]>;
+
+  // Workers at scale ----
+
+  /**
+   * Claims up to `max` queued runs for a worker, honouring each job's dispatch policy in one
+   * transaction (`store/dispatch-plan.ts` decides, every dialect reads and writes):
+   * - label selector: only workers whose labels match take the job's runs;
+   * - routing: a routed run is assigned to one live worker by its job's strategy over the live
+   *   workers of the group, with the job's routing state (shared by every node); only that worker
+   *   claims it, and it is routed again when that worker is no longer alive or eligible;
+   * - limits: at most `maxConcurrency` runs of a job and the group's limit running cluster-wide.
+   * Runs of plain jobs are claimed as {@link claimRuns} does. A draining worker claims nothing;
+   * an unknown or lost one gets WORKER_NOT_FOUND. `random` in [0, 1) seeds `random` routing.
+   */
+  dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]>;
+  /**
+   * Marks a worker draining: it keeps heartbeating and finishing its attempts, claims nothing new,
+   * and its assigned queued runs are routed elsewhere. Null when unknown; WORKER_NOT_ACTIVE when lost
+   * or stopped. Draining twice is a no-op.
+   */
+  drainWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
+  /**
+   * Fails queued runs that waited longer than their job's schedule-to-start timeout since they
+   * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
+   */
+  expireQueuedRuns(now: number, limit: number): Promise<number[]>;
+  /** Replaces a group's limits (null: none): runs running at once, and runs started per time, cluster-wide. */
+  setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void>;
+  listGroupLimits(): Promise<GroupLimit[]>;
+  /** A job's routing state (round-robin turn, per-worker use), or null before its first routed run. */
+  routingState(jobId: number): Promise<RoutingState | null>;
+  /**
+   * Appends a worker's log lines and progress, in order. Only lines of attempts that this worker
+   * ran (its attempt rows) are kept: a late line of a finished attempt is, a stranger's is not.
+   * Each run keeps at most `maxLines` lines; the first line over the limit is replaced by one
+   * marker line and the rest are dropped. Answers how many lines were stored.
+   */
+  appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number>;
+  /** Lines of a run with `seq > after`, oldest first, at most `limit`. */
+  runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]>;
+  runProgress(runId: number): Promise<RunProgressRecord | null>;
+  /** Deletes up to `limit` log lines stored before `before` (retention); answers how many. */
+  pruneRunLogs(before: number, limit: number): Promise<number>;
+}
+
+export interface RunLogBatch {
+  logs: ReadonlyArray<{
+    runId: number;
+    attempt: number;
+    level: LogLevel;
+    message: string;
+    fields: JsonObject | null;
+    time: number;
+  }>;
+  progress: ReadonlyArray<{ runId: number; attempt: number; value: number; message: string | null }>;
+}
+
+export interface RunLogRecord {
+  seq: number;
+  attempt: number;
+  time: number;
+  level: LogLevel;
+  message: string;
+  fields: JsonObject | null;
+}
+
+export interface RunProgressRecord {
+  attempt: number;
+  value: number;
+  message: string | null;
+  updatedAt: number;
+}
+
+export interface GroupLimits {
+  maxConcurrency: number | null;
+  rateLimit: RateLimit | null;
+}
+
+export interface GroupLimit extends GroupLimits {
+  group: string;
+  updatedAt: number;
 }
 
 /** One ledger row: fire times `first..last` of a job that did not become runs, for one reason. */
@@ -265,7 +356,12 @@ export interface SkipWritten {
  * `runs`: runs became available in a group; `jobs`: a schedule changed; `leases`: a node released
  * its partitions (the others take them now rather than at their next renewal).
  */
-export type StoreEvent = { type: 'runs'; group: string } | { type: 'jobs' } | { type: 'leases' };
+export type StoreEvent =
+  | { type: 'runs'; group: string }
+  | { type: 'jobs' }
+  | { type: 'leases' }
+  /** Workers at scale: lines were added to a run's log (log followers read them). */
+  | { type: 'logs'; runId: number };
 
 export interface NodeHeartbeat {
   id: string;
@@ -362,6 +458,10 @@ export interface RunRecord {
   finishedAt: number | null;
   result: Json | null;
   error: RunError | null;
+  /** Workers at scale: the shard of a broadcast fire; null otherwise. */
+  shard: { index: number; total: number } | null;
+  /** Workers at scale: the worker a queued routed run waits for; null when any may take it. */
+  assignedWorkerId: string | null;
 }
 
 export interface RunQuery {
@@ -411,6 +511,10 @@ export interface ClaimedRun {
   fireTime: number | null;
   timeoutMs: number;
   maxAttempts: number;
+  /** Workers at scale: the built-in task of the job, if any. */
+  task?: TaskDefinition | null;
+  /** Workers at scale: a shard of a broadcast fire. */
+  shard?: { index: number; total: number };
 }
 
 /** What deciding the end of an attempt needs to know. */

@@ -3,8 +3,12 @@ import { EventEmitter } from 'node:events';
 import type { AttemptRef } from '@kairos/client';
 import pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
+import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import type { Bucket } from '../../core/rate-limit.ts';
+import { type RoutingState, shardTargets } from '../../core/routing.ts';
+import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import {
   type ApiTokenRecord,
@@ -28,11 +32,40 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import {
+  bucketScopes,
+  type DispatchPlan,
+  lockedJobs,
+  needsSnapshot,
+  planDispatch,
+} from '../dispatch-plan.ts';
+import {
+  type BucketRow,
+  type CandidateRow,
+  type ClaimRow,
+  candidateFromRow,
+  claimedFromRow,
+  dispatchWindow,
+  type GroupLimitRow,
+  groupLimitsFromRow,
+  type SnapshotRow,
+  scheduleToStartError,
+  snapshotFromRow,
+} from '../dispatch-rows.ts';
+import {
+  groupByRun,
+  type LogRow,
+  logFromRow,
+  type ProgressRow,
+  planLogAppend,
+  progressFromRow,
+} from '../log-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
   delayOf,
+  dispatchValues,
   type JobRow,
   jobFromRow,
   type NodeRow,
@@ -53,11 +86,16 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  type GroupLimit,
+  type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type RunLogBatch,
+  type RunLogRecord,
+  type RunProgressRecord,
   type RunQuery,
   type RunRecord,
   type SkippedRecord,
@@ -68,6 +106,7 @@ import {
   type WorkerRegistration,
 } from '../store.ts';
 import * as access from './access-queries.ts';
+import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
 import {
   afterRunsEnded,
@@ -167,6 +206,7 @@ export class PostgresStore implements Store {
         ...jobValues(job),
         nextFireAt,
         now,
+        ...dispatchValues(job),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -189,6 +229,7 @@ export class PostgresStore implements Store {
       nextFireAt,
       now,
       id,
+      ...dispatchValues(job),
     ]);
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
@@ -270,6 +311,11 @@ export class PostgresStore implements Store {
       if (ledger.length > 0) {
         out.skipped.push(...(await writeSkipped(client, ledger, now)));
       }
+      await this.shardNewRuns(
+        client,
+        entries.map((e) => e.jobId),
+        now,
+      );
       const fired: FireResult = {
         runs: row.runs + out.runs,
         conflicts: batch.length - row.advanced + out.conflicts,
@@ -315,6 +361,7 @@ export class PostgresStore implements Store {
         );
         for (const row of existing.rows) byKey.set(row.idempotency_key, row.id);
       }
+      await this.shardNewRuns(client, [jobId], now);
       return {
         ids: input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!)),
         group: job.rows[0]!.group_name,
@@ -605,7 +652,13 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
-      const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [...jobValues(job), nextFireAt, now, id]);
+      const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [
+        ...jobValues(job),
+        nextFireAt,
+        now,
+        id,
+        ...dispatchValues(job),
+      ]);
       if (rows[0] && skipped) {
         await writeSkipped(
           client,
@@ -948,6 +1001,339 @@ export class PostgresStore implements Store {
     );
     if (Number(rows[0]!.n) === 0)
       throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
+  }
+
+  // Workers at scale ----
+
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]> {
+    const [fast] = await this.query<{
+      worker_status: string | null;
+      simple: boolean | null;
+      picked: number;
+      claimed: string;
+    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, leaseMs, max, dispatchWindow(max)]);
+    const status = fast?.worker_status ?? null;
+    if (status !== 'active' && status !== 'draining') {
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    }
+    if (status === 'draining' || fast!.picked === 0) return [];
+    if (fast!.simple) {
+      return (JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>).map(
+        (row) =>
+          claimedFromRow(row, {
+            jobName: row.job_name,
+            task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
+          }),
+      );
+    }
+    // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
+    const out = await this.transaction('dispatchRuns', async (client) => {
+      const [worker] = (
+        await client.query<{ group_name: string; handlers: string; status: string }>(
+          'SELECT group_name, handlers, status FROM workers WHERE id = $1',
+          [workerId],
+        )
+      ).rows;
+      if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
+      const group = worker.group_name;
+      if (worker.status === 'draining') return { claimed: [], wake: false, group };
+      const candidates = (
+        await client.query<CandidateRow>(dq.DISPATCH_CANDIDATES, [
+          workerId,
+          group,
+          JSON.parse(worker.handlers) as string[],
+          now,
+          dispatchWindow(max),
+        ])
+      ).rows.map(candidateFromRow);
+      if (candidates.length === 0) return { claimed: [], wake: false, group };
+      const [limit] = (await client.query<GroupLimitRow>(dq.LOCK_GROUP_LIMIT, [group])).rows;
+      const groupLimits = { name: group, ...groupLimitsFromRow(limit) };
+      let plan: DispatchPlan;
+      if (!needsSnapshot(candidates, groupLimits)) {
+        plan = {
+          claim: candidates.slice(0, max).map((c) => c.runId),
+          assign: [],
+          states: new Map(),
+          buckets: new Map(),
+        };
+      } else {
+        const jobs = lockedJobs(candidates);
+        // Locks first, then counts: a concurrent claim of the same job commits before we count.
+        await client.query(dq.ENSURE_JOB_ROUTING, [jobs]);
+        const states = new Map<number, RoutingState>();
+        for (const row of (await client.query<{ job_id: number; state: string }>(dq.LOCK_JOB_ROUTING, [jobs]))
+          .rows)
+          states.set(row.job_id, JSON.parse(row.state));
+        const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now])).rows.map(
+          snapshotFromRow,
+        );
+        const loadOfJob = new Map<string, number>();
+        for (const row of (
+          await client.query<{ w: string; job_id: number; n: number }>(dq.LOAD_OF_JOBS, [jobs])
+        ).rows) {
+          const key = `${row.w}:${row.job_id}`;
+          loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+        }
+        const runningOfJob = new Map<number, number>();
+        for (const row of (await client.query<{ job_id: number; n: number }>(dq.RUNNING_OF_JOBS, [jobs]))
+          .rows)
+          runningOfJob.set(row.job_id, row.n);
+        // Buckets need no lock of their own: the job's routing row and the group's limit row are locked.
+        const buckets = new Map<string, Bucket>();
+        for (const row of (
+          await client.query<BucketRow>(dq.READ_BUCKETS, [bucketScopes(candidates, groupLimits)])
+        ).rows)
+          buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
+        const groupRunning =
+          groupLimits.maxConcurrency === null
+            ? 0
+            : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [group])).rows[0]!.n;
+        plan = planDispatch({
+          workerId,
+          max,
+          candidates,
+          live,
+          loadOfJob,
+          runningOfJob,
+          groupRunning,
+          group: groupLimits,
+          buckets,
+          now,
+          states,
+          random,
+        });
+      }
+      if (plan.assign.length > 0)
+        await client.query(dq.ASSIGN_RUNS, [
+          JSON.stringify(plan.assign.map((a) => ({ run_id: a.runId, worker_id: a.workerId }))),
+        ]);
+      if (plan.states.size > 0)
+        await client.query(dq.SAVE_JOB_ROUTING, [
+          JSON.stringify([...plan.states].map(([job_id, state]) => ({ job_id, state }))),
+        ]);
+      if (plan.buckets.size > 0)
+        await client.query(dq.SAVE_BUCKETS, [
+          JSON.stringify(
+            [...plan.buckets].map(([scope, b]) => ({ scope, tokens: b.tokens, updated_at: b.updatedAt })),
+          ),
+        ]);
+      let claimed: ClaimedRun[] = [];
+      if (plan.claim.length > 0) {
+        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, leaseMs]))
+          .rows;
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        const byRun = new Map(candidates.map((c) => [c.runId, c]));
+        claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, byRun.get(id)!));
+      }
+      return {
+        claimed,
+        wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId),
+        group,
+      };
+    });
+    if (out === null)
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    // Runs were assigned to other workers: wake their polls, on every node.
+    if (out.wake) await this.notify([{ type: 'runs', group: out.group }]);
+    return out.claimed;
+  }
+
+  async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const [row] = await this.query<{ status: string; group_name: string }>('drainWorker', dq.DRAIN_WORKER, [
+      workerId,
+    ]);
+    if (!row) return null;
+    if (row.status !== 'active' && row.status !== 'draining') {
+      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to drain`);
+    }
+    // Runs assigned to it are routed again by the next claim of another worker.
+    await this.notify([{ type: 'runs', group: row.group_name }]);
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
+  async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
+    return this.transaction('expireQueuedRuns', async (client) => {
+      const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
+      if (due.length === 0) return [];
+      const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
+      const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
+      return ended.rows.map((row) => row.id);
+    });
+  }
+
+  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
+    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
+      group,
+      limits.maxConcurrency,
+      limits.rateLimit?.limit ?? null,
+      limits.rateLimit?.perMs ?? null,
+      now,
+    ]);
+    await this.notify([{ type: 'runs', group }]);
+  }
+
+  async listGroupLimits(): Promise<GroupLimit[]> {
+    const rows = await this.query<GroupLimitRow & { group_name: string; updated_at: number }>(
+      'listGroupLimits',
+      'SELECT * FROM group_limits ORDER BY group_name',
+      [],
+    );
+    return rows.map((row) => ({
+      group: row.group_name,
+      ...groupLimitsFromRow(row),
+      updatedAt: row.updated_at,
+    }));
+  }
+
+  /**
+   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
+   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
+   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
+   * whichever worker comes first.
+   */
+  private async shardNewRuns(client: pg.PoolClient, jobIds: readonly number[], now: number): Promise<void> {
+    const broadcast = (
+      await client.query<{ id: number; group_name: string; handler: string; dispatch: string }>(
+        dq.BROADCAST_JOBS,
+        [[...new Set(jobIds)]],
+      )
+    ).rows;
+    for (const job of broadcast) {
+      const runs = (await client.query<{ id: number }>(dq.NEW_UNSHARDED_RUNS, [job.id, now])).rows;
+      if (runs.length === 0) continue;
+      const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now])).rows.map(
+        snapshotFromRow,
+      );
+      const targets = shardTargets(live, job.handler, dispatchFromColumn(job.dispatch).routing.selector);
+      const total = Math.max(1, targets.length);
+      await client.query(dq.SHARD_RUNS, [
+        runs.map((r) => r.id),
+        total,
+        targets.length > 0 ? targets : [null],
+      ]);
+    }
+  }
+
+  async routingState(jobId: number): Promise<RoutingState | null> {
+    const [row] = await this.query<{ state: string }>(
+      'routingState',
+      'SELECT state FROM job_routing WHERE job_id = $1',
+      [jobId],
+    );
+    return row ? (JSON.parse(row.state) as RoutingState) : null;
+  }
+
+  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    const refs = new Map<string, { run_id: number; attempt: number }>();
+    for (const r of [...batch.logs, ...batch.progress])
+      refs.set(`${r.runId}:${r.attempt}`, { run_id: r.runId, attempt: r.attempt });
+    if (refs.size === 0) return 0;
+    const { count, touched } = await this.transaction('appendRunLogs', async (client) => {
+      const owned = new Set(
+        (
+          await client.query<{ run_id: number; attempt: number }>(dq.OWNED_ATTEMPTS, [
+            JSON.stringify([...refs.values()]),
+            workerId,
+          ])
+        ).rows.map((r) => `${r.run_id}:${r.attempt}`),
+      );
+      const mine = (r: { runId: number; attempt: number }) => owned.has(`${r.runId}:${r.attempt}`);
+      const byRun = groupByRun(batch.logs.filter(mine));
+      const touched = new Set<number>(byRun.keys());
+      let count = 0;
+      if (byRun.size > 0) {
+        const runIds = [...byRun.keys()].sort((a, b) => a - b);
+        const states = new Map(
+          (
+            await client.query<{ run_id: number; lines: number; dropped: number }>(dq.LOCK_LOG_STATE, [
+              runIds,
+            ])
+          ).rows.map((r) => [r.run_id, r]),
+        );
+        const rows: unknown[] = [];
+        const saved: unknown[] = [];
+        for (const [runId, lines] of byRun) {
+          const before = states.get(runId)!;
+          const plan = planLogAppend(before, lines.length, maxLines);
+          lines.slice(0, plan.keep).forEach((line, i) => {
+            rows.push({
+              run_id: runId,
+              seq: before.lines + i + 1,
+              attempt: line.attempt,
+              time: line.time,
+              level: line.level,
+              message: line.message,
+              fields: line.fields,
+            });
+          });
+          if (plan.marker) {
+            const last = lines[lines.length - 1]!;
+            rows.push({
+              run_id: runId,
+              seq: plan.lines,
+              attempt: last.attempt,
+              time: last.time,
+              level: 'warn',
+              message: plan.marker,
+              fields: null,
+            });
+          }
+          saved.push({ run_id: runId, lines: plan.lines, dropped: plan.dropped });
+          count += plan.keep;
+        }
+        if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
+        await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
+      }
+      const progress = batch.progress.filter(mine);
+      if (progress.length > 0) {
+        await client.query(dq.SAVE_PROGRESS, [
+          // The last entry per run wins: one row per run in one INSERT.
+          JSON.stringify([
+            ...new Map(
+              progress.map((p) => [
+                p.runId,
+                { run_id: p.runId, attempt: p.attempt, value: p.value, message: p.message },
+              ]),
+            ).values(),
+          ]),
+          now,
+        ]);
+        for (const p of progress) touched.add(p.runId);
+      }
+      return { count, touched };
+    });
+    await this.notify([...touched].map((runId) => ({ type: 'logs', runId })));
+    return count;
+  }
+
+  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    const rows = await this.query<LogRow>(
+      'runLogs',
+      'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [runId, after, limit],
+    );
+    return rows.map(logFromRow);
+  }
+
+  async runProgress(runId: number): Promise<RunProgressRecord | null> {
+    const [row] = await this.query<ProgressRow>(
+      'runProgress',
+      'SELECT * FROM run_progress WHERE run_id = $1',
+      [runId],
+    );
+    return row ? progressFromRow(row) : null;
+  }
+
+  async pruneRunLogs(before: number, limit: number): Promise<number> {
+    const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
+    return rows.length;
   }
 }
 

@@ -4,9 +4,12 @@ import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
+import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
+import type { Bucket } from '../../core/rate-limit.ts';
+import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import {
   type ApiTokenRecord,
@@ -30,11 +33,40 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import {
+  bucketScopes,
+  type DispatchPlan,
+  lockedJobs,
+  needsSnapshot,
+  planDispatch,
+} from '../dispatch-plan.ts';
+import {
+  type BucketRow,
+  type CandidateRow,
+  type ClaimRow,
+  candidateFromRow,
+  claimedFromRow,
+  dispatchWindow,
+  type GroupLimitRow,
+  groupLimitsFromRow,
+  type SnapshotRow,
+  scheduleToStartError,
+  snapshotFromRow,
+} from '../dispatch-rows.ts';
+import {
+  groupByRun,
+  type LogRow,
+  logFromRow,
+  type ProgressRow,
+  planLogAppend,
+  progressFromRow,
+} from '../log-rows.ts';
 import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
   delayOf,
+  dispatchValues,
   type JobRow,
   jobFromRow,
   type NodeRow,
@@ -56,11 +88,16 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  type GroupLimit,
+  type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type RunLogBatch,
+  type RunLogRecord,
+  type RunProgressRecord,
   type RunQuery,
   type RunRecord,
   type SkippedRecord,
@@ -129,9 +166,9 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, schedule, next_fire_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(...jobValues(job), nextFireAt, now, now) as JobRow;
+             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(...jobValues(job), nextFireAt, now, now, ...dispatchValues(job)) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -152,9 +189,10 @@ export class SqliteStore implements Store {
     return this.run('updateJob', () => {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
+           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
+           dispatch = ?, schedule_to_start_ms = ?, task = ?
          WHERE id = ? RETURNING *`,
-      ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -267,6 +305,10 @@ export class SqliteStore implements Store {
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
           }
+          this.shardNewRuns(
+            entries.map((e) => e.jobId),
+            now,
+          );
           return out;
         })
         .immediate(),
@@ -315,6 +357,7 @@ export class SqliteStore implements Store {
               | undefined;
             out.push(row ? row.id : (existing.get(jobId, key) as { id: number }).id);
           }
+          this.shardNewRuns([jobId], now);
           return { ids: out, group: job.group_name };
         })
         .immediate(),
@@ -738,9 +781,10 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const row = this.sql(
             `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?
+               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
+               dispatch = ?, schedule_to_start_ms = ?, task = ?
              WHERE id = ? AND paused = 1 RETURNING *`,
-          ).get(...jobValues(job), nextFireAt, now, id) as JobRow | undefined;
+          ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
         })
@@ -1113,6 +1157,387 @@ export class SqliteStore implements Store {
     if (!removedAnAdmin) return;
     const left = this.sql(`SELECT count(*) AS n FROM users WHERE role = 'admin'`).get() as { n: number };
     if (left.n === 0) throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
+  }
+
+  // Workers at scale ----
+
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<ClaimedRun[]> {
+    const out = this.run('dispatchRuns', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql('SELECT group_name, handlers, status FROM workers WHERE id = ?').get(
+            workerId,
+          ) as { group_name: string; handlers: string; status: string } | undefined;
+          if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
+          if (worker.status === 'draining') return { claimed: [], wake: false };
+          const group = worker.group_name;
+          const candidates = (
+            this.sql(
+              `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+               FROM runs r JOIN jobs j ON j.id = r.job_id
+               WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
+                 AND r.handler IN (SELECT value FROM json_each(@handlers))
+                 AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
+                   SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active'
+                     AND t.lease_expires_at > @now))
+               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
+            ).all({
+              group,
+              now,
+              handlers: worker.handlers,
+              worker: workerId,
+              window: dispatchWindow(max),
+            }) as CandidateRow[]
+          ).map(candidateFromRow);
+          if (candidates.length === 0) return { claimed: [], wake: false };
+          const groupLimits = {
+            name: group,
+            ...groupLimitsFromRow(
+              this.sql(
+                `SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits WHERE group_name = ?
+                   AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+              ).get(group) as GroupLimitRow | undefined,
+            ),
+          };
+          let plan: DispatchPlan;
+          if (!needsSnapshot(candidates, groupLimits)) {
+            plan = {
+              claim: candidates.slice(0, max).map((c) => c.runId),
+              assign: [],
+              states: new Map(),
+              buckets: new Map(),
+            };
+          } else {
+            const jobs = JSON.stringify(lockedJobs(candidates));
+            const live = (
+              this.sql(
+                `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+                   (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+                   + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+                 FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+              ).all(group, now) as SnapshotRow[]
+            ).map(snapshotFromRow);
+            const loadOfJob = new Map<string, number>();
+            for (const row of this.sql(
+              `SELECT worker_id AS w, job_id, count(*) AS n FROM runs
+               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(@jobs)) GROUP BY 1, 2
+               UNION ALL
+               SELECT target_worker_id, job_id, count(*) FROM runs
+               WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id IN (SELECT value FROM json_each(@jobs))
+               GROUP BY 1, 2`,
+            ).all({ jobs }) as Array<{ w: string; job_id: number; n: number }>) {
+              const key = `${row.w}:${row.job_id}`;
+              loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+            }
+            const runningOfJob = new Map<number, number>();
+            for (const row of this.sql(
+              `SELECT job_id, count(*) AS n FROM runs
+               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`,
+            ).all(jobs) as Array<{ job_id: number; n: number }>)
+              runningOfJob.set(row.job_id, row.n);
+            const states = new Map<number, RoutingState>();
+            for (const row of this.sql(
+              'SELECT job_id, state FROM job_routing WHERE job_id IN (SELECT value FROM json_each(?))',
+            ).all(jobs) as Array<{ job_id: number; state: string }>)
+              states.set(row.job_id, JSON.parse(row.state));
+            const buckets = new Map<string, Bucket>();
+            for (const row of this.sql(
+              'SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope IN (SELECT value FROM json_each(?))',
+            ).all(JSON.stringify(bucketScopes(candidates, groupLimits))) as BucketRow[])
+              buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
+            const groupRunning =
+              groupLimits.maxConcurrency === null
+                ? 0
+                : (
+                    this.sql(
+                      `SELECT count(*) AS n FROM runs WHERE status = 'running' AND group_name = ?`,
+                    ).get(group) as { n: number }
+                  ).n;
+            plan = planDispatch({
+              workerId,
+              max,
+              candidates,
+              live,
+              loadOfJob,
+              runningOfJob,
+              groupRunning,
+              group: groupLimits,
+              buckets,
+              now,
+              states,
+              random,
+            });
+          }
+          const assign = this.sql('UPDATE runs SET target_worker_id = ? WHERE id = ?');
+          for (const a of plan.assign) assign.run(a.workerId, a.runId);
+          const saveState = this.sql(
+            `INSERT INTO job_routing (job_id, state) VALUES (?, ?)
+             ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`,
+          );
+          for (const [jobId, state] of plan.states) saveState.run(jobId, JSON.stringify(state));
+          const saveBucket = this.sql(
+            `INSERT INTO rate_buckets (scope, tokens, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+          );
+          for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
+          const claim = this.sql(
+            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
+               lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
+               target_worker_id = NULL
+             WHERE id = @id AND status = 'queued'
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
+          );
+          const attempt = this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
+          );
+          const byRun = new Map(candidates.map((c) => [c.runId, c]));
+          const claimed = plan.claim.map((id): ClaimedRun => {
+            const row = claim.get({ worker: workerId, now, lease: leaseMs, id }) as ClaimRow;
+            attempt.run(row.id, row.attempt, workerId, now);
+            return claimedFromRow(row, byRun.get(row.id)!);
+          });
+          return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
+        })
+        .immediate(),
+    );
+    if (out === null)
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
+    // Runs were assigned to other workers: wake their polls.
+    if (out.wake) {
+      const group = (
+        this.sql('SELECT group_name FROM workers WHERE id = ?').get(workerId) as {
+          group_name: string;
+        }
+      ).group_name;
+      this.emit({ type: 'runs', group });
+    }
+    return out.claimed;
+  }
+
+  async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const found = this.run('drainWorker', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql('SELECT status, group_name FROM workers WHERE id = ?').get(workerId) as
+            | { status: string; group_name: string }
+            | undefined;
+          if (!worker) return null;
+          if (worker.status !== 'active' && worker.status !== 'draining') {
+            throw new KairosError(
+              'WORKER_NOT_ACTIVE',
+              `worker ${workerId} is ${worker.status}: nothing to drain`,
+            );
+          }
+          this.sql(`UPDATE workers SET status = 'draining' WHERE id = ?`).run(workerId);
+          return worker.group_name;
+        })
+        .immediate(),
+    );
+    if (found === null) return null;
+    // Runs assigned to it are routed again by the next claim of another worker.
+    this.emit({ type: 'runs', group: found });
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
+  async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
+    return this.run('expireQueuedRuns', () =>
+      this.db
+        .transaction(() => {
+          const rows = this.sql(
+            `SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j
+             JOIN runs r ON r.job_id = j.id AND r.status = 'queued'
+             WHERE j.schedule_to_start_ms IS NOT NULL AND r.available_at + j.schedule_to_start_ms <= ?
+             ORDER BY r.id LIMIT ?`,
+          ).all(now, limit) as Array<{ id: number; ms: number }>;
+          for (const row of rows) {
+            const error = JSON.stringify(scheduleToStartError(row.ms));
+            this.sql(`UPDATE runs SET target_worker_id = NULL WHERE id = ?`).run(row.id);
+            this.endRun(row.id, 'failed', now, null, error);
+          }
+          return rows.map((row) => row.id);
+        })
+        .immediate(),
+    );
+  }
+
+  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
+    this.run('setGroupLimit', () =>
+      this.sql(
+        `INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+           rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`,
+      ).run(
+        group,
+        limits.maxConcurrency,
+        limits.rateLimit?.limit ?? null,
+        limits.rateLimit?.perMs ?? null,
+        now,
+      ),
+    );
+    this.emit({ type: 'runs', group });
+  }
+
+  async listGroupLimits(): Promise<GroupLimit[]> {
+    return this.run('listGroupLimits', () =>
+      (
+        this.sql('SELECT * FROM group_limits ORDER BY group_name').all() as Array<
+          GroupLimitRow & { group_name: string; updated_at: number }
+        >
+      ).map((row) => ({ group: row.group_name, ...groupLimitsFromRow(row), updatedAt: row.updated_at })),
+    );
+  }
+
+  /**
+   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
+   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
+   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
+   * whichever worker comes first.
+   */
+  private shardNewRuns(jobIds: readonly number[], now: number): void {
+    for (const jobId of new Set(jobIds)) {
+      const job = this.sql('SELECT group_name, handler, dispatch FROM jobs WHERE id = ?').get(jobId) as
+        | { group_name: string; handler: string; dispatch: string }
+        | undefined;
+      if (!job) continue;
+      const { routing } = dispatchFromColumn(job.dispatch);
+      if (routing.strategy !== 'broadcast') continue;
+      const runs = this.sql(
+        `SELECT id FROM runs WHERE job_id = ? AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = ?`,
+      ).all(jobId, now) as Array<{ id: number }>;
+      if (runs.length === 0) continue;
+      const live = (
+        this.sql(
+          `SELECT w.id, w.name, w.handlers, w.labels, w.capacity, 0 AS running
+           FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+        ).all(job.group_name, now) as SnapshotRow[]
+      ).map(snapshotFromRow);
+      const targets = shardTargets(live, job.handler, routing.selector);
+      const total = Math.max(1, targets.length);
+      const first = this.sql('UPDATE runs SET shard = 0, shard_count = ?, target_worker_id = ? WHERE id = ?');
+      const copy = this.sql(
+        `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+         SELECT job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+           timeout_ms, created_at, available_at, ?, ?, ?
+         FROM runs WHERE id = ?`,
+      );
+      for (const run of runs) {
+        first.run(total, targets[0] ?? null, run.id);
+        for (let shard = 1; shard < total; shard++) copy.run(shard, total, targets[shard]!, run.id);
+      }
+    }
+  }
+
+  async routingState(jobId: number): Promise<RoutingState | null> {
+    return this.run('routingState', () => {
+      const row = this.sql('SELECT state FROM job_routing WHERE job_id = ?').get(jobId) as
+        | { state: string }
+        | undefined;
+      return row ? (JSON.parse(row.state) as RoutingState) : null;
+    });
+  }
+
+  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    const touched = new Set<number>();
+    const stored = this.run('appendRunLogs', () =>
+      this.db
+        .transaction(() => {
+          const owned = this.sql('SELECT 1 FROM attempts WHERE run_id = ? AND attempt = ? AND worker_id = ?');
+          const fenced = new Map<string, boolean>();
+          const mine = (runId: number, attempt: number) => {
+            const key = `${runId}:${attempt}`;
+            let ok = fenced.get(key);
+            if (ok === undefined) {
+              ok = owned.get(runId, attempt, workerId) !== undefined;
+              fenced.set(key, ok);
+            }
+            return ok;
+          };
+          const state = this.sql(
+            `INSERT INTO run_log_state (run_id, lines, dropped) VALUES (?, 0, 0)
+             ON CONFLICT (run_id) DO UPDATE SET lines = lines RETURNING lines, dropped`,
+          );
+          const save = this.sql('UPDATE run_log_state SET lines = ?, dropped = ? WHERE run_id = ?');
+          const insert = this.sql(
+            `INSERT INTO run_logs (run_id, seq, attempt, time, stored_at, level, message, fields)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          );
+          let count = 0;
+          for (const [runId, lines] of groupByRun(batch.logs.filter((l) => mine(l.runId, l.attempt)))) {
+            const before = state.get(runId) as { lines: number; dropped: number };
+            const plan = planLogAppend(before, lines.length, maxLines);
+            lines.slice(0, plan.keep).forEach((line, i) => {
+              insert.run(
+                runId,
+                before.lines + i + 1,
+                line.attempt,
+                line.time,
+                now,
+                line.level,
+                line.message,
+                toJson(line.fields),
+              );
+            });
+            if (plan.marker) {
+              const last = lines[lines.length - 1]!;
+              insert.run(runId, plan.lines, last.attempt, last.time, now, 'warn', plan.marker, null);
+            }
+            save.run(plan.lines, plan.dropped, runId);
+            count += plan.keep;
+            touched.add(runId);
+          }
+          const progress = this.sql(
+            `INSERT INTO run_progress (run_id, attempt, value, message, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (run_id) DO UPDATE SET attempt = excluded.attempt, value = excluded.value,
+               message = excluded.message, updated_at = excluded.updated_at
+             WHERE excluded.attempt >= run_progress.attempt`,
+          );
+          for (const p of batch.progress) {
+            if (!mine(p.runId, p.attempt)) continue;
+            progress.run(p.runId, p.attempt, p.value, p.message, now);
+            touched.add(p.runId);
+          }
+          return count;
+        })
+        .immediate(),
+    );
+    for (const runId of touched) this.emit({ type: 'logs', runId });
+    return stored;
+  }
+
+  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    return this.run('runLogs', () =>
+      (
+        this.sql(
+          'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+        ).all(runId, after, limit) as LogRow[]
+      ).map(logFromRow),
+    );
+  }
+
+  async runProgress(runId: number): Promise<RunProgressRecord | null> {
+    return this.run('runProgress', () => {
+      const row = this.sql('SELECT * FROM run_progress WHERE run_id = ?').get(runId) as
+        | ProgressRow
+        | undefined;
+      return row ? progressFromRow(row) : null;
+    });
+  }
+
+  async pruneRunLogs(before: number, limit: number): Promise<number> {
+    return this.run(
+      'pruneRunLogs',
+      () =>
+        this.sql(
+          'DELETE FROM run_logs WHERE rowid IN (SELECT rowid FROM run_logs WHERE stored_at < ? LIMIT ?)',
+        ).run(before, limit).changes,
+    );
   }
 }
 

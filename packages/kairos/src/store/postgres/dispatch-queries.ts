@@ -1,0 +1,233 @@
+// Runtime SQL of the PostgreSQL store for dispatch policies (routing, limits, draining,
+// schedule-to-start timeouts), one statement per constant.
+
+/**
+ * The queued runs worker $1 may take, locked: its group ($2) and handlers ($3), available at $4,
+ * unassigned, assigned to it, or assigned to a worker that is no longer active; oldest of the
+ * highest priority first, up to $5. SKIP LOCKED: concurrent claims on other nodes take other rows.
+ */
+export const DISPATCH_CANDIDATES = `
+  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint
+    AND r.handler = ANY($3::text[])
+    AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
+      SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $4::bigint))
+  ORDER BY r.priority DESC, r.available_at, r.id
+  LIMIT $5
+  FOR UPDATE OF r SKIP LOCKED`;
+
+/** A group's limits, locked so that concurrent claims count its runs and take its tokens one at a time. $1 group. */
+export const LOCK_GROUP_LIMIT = `
+  SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits
+  WHERE group_name = $1 AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL) FOR UPDATE`;
+
+/** Token buckets of scopes $1. */
+export const READ_BUCKETS = `SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope = ANY($1::text[])`;
+
+/** Save token buckets. $1 [{scope, tokens, updated_at}]. */
+export const SAVE_BUCKETS = `
+  INSERT INTO rate_buckets (scope, tokens, updated_at)
+  SELECT x.scope, x.tokens, x.updated_at FROM jsonb_to_recordset($1::jsonb) AS x(scope text, tokens float8, updated_at bigint)
+  ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`;
+
+/**
+ * Create the routing rows of jobs $1 (sorted ids) if missing, then lock them in id order: claims of
+ * routed or limited jobs serialize per job, so a round-robin turn or a concurrency count is never
+ * read by two claims at once.
+ */
+export const ENSURE_JOB_ROUTING = `
+  INSERT INTO job_routing (job_id, state)
+  SELECT id, '{"turn":0,"lastUsed":{},"uses":{}}'::jsonb FROM unnest($1::bigint[]) AS id
+  ON CONFLICT (job_id) DO NOTHING`;
+export const LOCK_JOB_ROUTING = `
+  SELECT job_id, state FROM job_routing WHERE job_id = ANY($1::bigint[]) ORDER BY job_id FOR UPDATE`;
+
+/** Live workers of group $1 at $2 with their load: running attempts plus queued runs assigned to them. */
+export const LIVE_WORKERS = `
+  SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+    (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+    + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+  FROM workers w WHERE w.group_name = $1 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;
+
+/** Per worker and job ($1 ids): running plus assigned runs. */
+export const LOAD_OF_JOBS = `
+  SELECT worker_id AS w, job_id, count(*)::int AS n FROM runs
+  WHERE status = 'running' AND job_id = ANY($1::bigint[]) GROUP BY 1, 2
+  UNION ALL
+  SELECT target_worker_id, job_id, count(*)::int FROM runs
+  WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id = ANY($1::bigint[]) GROUP BY 1, 2`;
+
+/** Running runs per job ($1 ids), cluster-wide. */
+export const RUNNING_OF_JOBS = `
+  SELECT job_id, count(*)::int AS n FROM runs WHERE status = 'running' AND job_id = ANY($1::bigint[]) GROUP BY job_id`;
+
+/** Running runs of group $1. */
+export const RUNNING_OF_GROUP = `SELECT count(*)::int AS n FROM runs WHERE status = 'running' AND group_name = $1`;
+
+/** Assign queued runs to workers. $1 [{run_id, worker_id}] (worker_id null: unassigned). */
+export const ASSIGN_RUNS = `
+  UPDATE runs r SET target_worker_id = x.worker_id
+  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, worker_id text) WHERE r.id = x.run_id`;
+
+/** Save routing states. $1 [{job_id, state}]. */
+export const SAVE_JOB_ROUTING = `
+  INSERT INTO job_routing (job_id, state)
+  SELECT x.job_id, x.state FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, state jsonb)
+  ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`;
+
+/** Claim runs $2 (locked above) for worker $1 at $3 with a lease of $4 ms; start their attempts. */
+export const CLAIM_PLANNED = `
+  WITH claimed AS (
+    UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $3::bigint,
+      lease_expires_at = $3::bigint + $4::bigint, deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
+      target_worker_id = NULL
+    WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
+    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count),
+  started AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) SELECT id, attempt, $1, 'running', $3::bigint FROM claimed)
+  SELECT * FROM claimed`;
+
+/**
+ * Queued runs that waited past their job's schedule-to-start timeout since they became available,
+ * found through the jobs_schedule_to_start index, locked. $1 now, $2 limit.
+ */
+export const DUE_QUEUED = `
+  SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j
+  JOIN runs r ON r.job_id = j.id AND r.status = 'queued'
+  WHERE j.schedule_to_start_ms IS NOT NULL AND r.available_at + j.schedule_to_start_ms <= $1::bigint
+  ORDER BY r.id LIMIT $2
+  FOR UPDATE OF r SKIP LOCKED`;
+
+/** Fail the given queued runs; a fixed-delay job's scheduled run sets the job's next fire. $1 now, $2 [{id, error}]. */
+export const FAIL_QUEUED = `
+  WITH ended AS (
+    UPDATE runs r SET status = 'failed', finished_at = $1::bigint, target_worker_id = NULL, error = x.error
+    FROM jsonb_to_recordset($2::jsonb) AS x(id bigint, error jsonb) WHERE r.id = x.id AND r.status = 'queued'
+    RETURNING r.id, r.job_id, r.cause),
+  rescheduled AS (
+    UPDATE jobs j SET next_fire_at = $1::bigint + j.delay_ms
+    FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule') e
+    WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
+  SELECT id FROM ended ORDER BY id`;
+
+/** Mark worker $1 draining if active or draining; answers its status before and group. */
+export const DRAIN_WORKER = `
+  WITH before AS (SELECT status, group_name FROM workers WHERE id = $1 FOR UPDATE),
+  drained AS (UPDATE workers SET status = 'draining' WHERE id = $1 AND status IN ('active', 'draining'))
+  SELECT status, group_name FROM before`;
+
+/** Replace a group's limits. $1 group, $2 max concurrency, $3 rate limit, $4 rate period ms (each null for none), $5 now. */
+export const SET_GROUP_LIMIT = `
+  INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, rate_limit = excluded.rate_limit,
+    rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`;
+
+/** Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its attempt rows. */
+export const OWNED_ATTEMPTS = `
+  SELECT DISTINCT a.run_id, a.attempt FROM attempts a
+  JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON a.run_id = x.run_id AND a.attempt = x.attempt
+  WHERE a.worker_id = $2`;
+
+/** Create-or-lock the log state rows of runs $1 (sorted ids), answering lines stored and dropped. */
+export const LOCK_LOG_STATE = `
+  INSERT INTO run_log_state (run_id, lines, dropped) SELECT id, 0, 0 FROM unnest($1::bigint[]) AS id
+  ON CONFLICT (run_id) DO UPDATE SET lines = run_log_state.lines
+  RETURNING run_id, lines, dropped`;
+
+/** Insert log lines. $1 [{run_id, seq, attempt, time, level, message, fields}], $2 now. */
+export const INSERT_LOGS = `
+  INSERT INTO run_logs (run_id, seq, attempt, time, stored_at, level, message, fields)
+  SELECT x.run_id, x.seq, x.attempt, x.time, $2, x.level, x.message, x.fields
+  FROM jsonb_to_recordset($1::jsonb)
+    AS x(run_id bigint, seq int, attempt int, time bigint, level text, message text, fields jsonb)`;
+
+/** Save log states. $1 [{run_id, lines, dropped}]. */
+export const SAVE_LOG_STATE = `
+  UPDATE run_log_state s SET lines = x.lines, dropped = x.dropped
+  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, lines int, dropped int) WHERE s.run_id = x.run_id`;
+
+/** Upsert progress (one entry per run), never going back to an older attempt's. $1 [{run_id, attempt, value, message}], $2 now. */
+export const SAVE_PROGRESS = `
+  INSERT INTO run_progress (run_id, attempt, value, message, updated_at)
+  SELECT x.run_id, x.attempt, x.value, x.message, $2
+  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int, value float8, message text)
+  ON CONFLICT (run_id) DO UPDATE SET attempt = excluded.attempt, value = excluded.value, message = excluded.message,
+    updated_at = excluded.updated_at
+  WHERE excluded.attempt >= run_progress.attempt`;
+
+/** Delete up to $2 log lines stored before $1 (retention). */
+export const PRUNE_LOGS = `
+  DELETE FROM run_logs WHERE ctid IN (SELECT ctid FROM run_logs WHERE stored_at < $1 LIMIT $2)`;
+
+/** Broadcast jobs among $1 (ids). */
+export const BROADCAST_JOBS = `
+  SELECT id, group_name, handler, dispatch FROM jobs
+  WHERE id = ANY($1::bigint[]) AND dispatch->'routing'->>'strategy' = 'broadcast'`;
+
+/** Queued runs of job $1 created at $2 that are not sharded yet. */
+export const NEW_UNSHARDED_RUNS = `
+  SELECT id FROM runs WHERE job_id = $1 AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = $2
+  FOR UPDATE`;
+
+/**
+ * Make runs $1 shard 0 of $2, assigned to the first of workers $3 (text[], [null] for none), and
+ * insert shards 1..$2-1 as copies assigned to the others.
+ */
+export const SHARD_RUNS = `
+  WITH first AS (
+    UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1]
+    WHERE id = ANY($1::bigint[]) RETURNING *)
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+  SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1]
+  FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
+  ORDER BY f.id, s.shard`;
+
+/**
+ * The fast path of a claim, one statement: when the group has no limits and every run in the
+ * window belongs to a plain job (no routing, selector or limit), claim up to $4 of them like
+ * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
+ * transaction with the planner. One round trip instead of six for the common case, which the
+ * long-poll path runs on every wake-up. $1 worker, $2 now, $3 lease ms, $4 max, $5 window.
+ */
+export const DISPATCH_FAST = `
+  WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
+  g AS (
+    SELECT 1 FROM group_limits
+    WHERE group_name = (SELECT group_name FROM w) AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
+  picked AS (
+    SELECT r.id, r.priority, r.available_at,
+      coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
+        AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
+        AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL AS plain
+    FROM runs r JOIN jobs j ON j.id = r.job_id
+    WHERE (SELECT status FROM w) = 'active' AND r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+      AND r.available_at <= $2::bigint AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
+      AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
+        SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))
+    ORDER BY r.priority DESC, r.available_at, r.id
+    LIMIT $5
+    FOR UPDATE OF r SKIP LOCKED),
+  simple AS (SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM picked WHERE NOT plain) AS ok),
+  chosen AS (
+    SELECT id FROM picked WHERE (SELECT ok FROM simple) ORDER BY priority DESC, available_at, id LIMIT $4),
+  claimed AS (
+    UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
+      lease_expires_at = $2::bigint + $3::bigint, deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL,
+      target_worker_id = NULL
+    FROM chosen WHERE r.id = chosen.id
+    RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
+      r.shard_count, r.priority, r.available_at),
+  started AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+    SELECT id, attempt, $1, 'running', $2::bigint FROM claimed)
+  SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
+    (SELECT count(*) FROM picked)::int AS picked,
+    coalesce((
+      SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempt, 'handler', c.handler,
+        'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,
+        'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
+        'job_name', j.name, 'task', j.task::text) ORDER BY c.priority DESC, c.available_at, c.id)
+      FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed`;

@@ -1,0 +1,3 @@
+import { describeFleet } from './fleet-suite.ts';
+
+describeFleet('sqlite');
