@@ -1,4 +1,4 @@
-import type { Me } from '@kairos/client';
+import type { Job, Me } from '@kairos/client';
 import { useMemo } from 'react';
 import type uPlot from 'uplot';
 import { api } from '../api.ts';
@@ -12,15 +12,9 @@ import { RunsTable } from './runs-table.tsx';
 export function JobDetailPage({ me, name }: { me: Me; name: string }) {
   const job = usePoll(() => api.getJob(name), [name]);
   const runs = usePoll(() => api.listRuns({ job: name, limit: 100 }), [name]);
-  const trigger = job.data ? JSON.stringify(job.data.trigger) : '';
-  const fires = usePoll(
-    () =>
-      trigger
-        ? api.preview({ trigger: JSON.parse(trigger), count: 10 })
-        : Promise.resolve({ fires: [], skipped: [] }),
-    [trigger],
-    30_000,
-  );
+  // The saved job's own preview: its calendars, window and DST rule included.
+  const fires = usePoll(() => api.previewJob(name, 10), [name], 30_000);
+  const skipped = usePoll(() => api.listSkipped(name, { limit: 20 }), [name], 5000);
   const j = job.data;
   const zone = j?.trigger.kind === 'cron' ? (j.trigger.timezone ?? 'UTC') : 'UTC';
 
@@ -54,6 +48,14 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
               <dd>{duration(j.timeout)}</dd>
               <dt>Priority</dt>
               <dd>{j.priority}</dd>
+              <dt>Schedule</dt>
+              <dd>{scheduleText(j)}</dd>
+              <dt>Routing</dt>
+              <dd>
+                {j.routing.strategy}
+                {j.maxConcurrency !== null ? `, at most ${j.maxConcurrency} at once` : ''}
+                {j.rateLimit ? `, ${j.rateLimit.limit} per ${duration(j.rateLimit.per)}` : ''}
+              </dd>
               <dt>Description</dt>
               <dd>{j.description || '–'}</dd>
               <dt>Updated</dt>
@@ -72,9 +74,50 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
                 </li>
               ))}
             </ol>
+            {fires.data && fires.data.skipped.length > 0 && (
+              <>
+                <h3>Left out by a rule</h3>
+                <ul aria-label="Previewed fires left out">
+                  {fires.data.skipped.map((f) => (
+                    <li key={f.fireTime}>
+                      {timeIn(f.fireTime, zone)} <span className="muted">({f.reason})</span>
+                    </li>
+                  ))}
+                </ul>
+              </>
+            )}
           </Section>
         </div>
       )}
+      <Section title="Fires that did not run">
+        <ErrorBox error={skipped.error} />
+        {skipped.data && skipped.data.items.length === 0 && <Empty>Every fire became a run.</Empty>}
+        {skipped.data && skipped.data.items.length > 0 && (
+          <table aria-label="Skipped fires">
+            <thead>
+              <tr>
+                <th>reason</th>
+                <th>fire times</th>
+                <th>count</th>
+                <th>recorded</th>
+              </tr>
+            </thead>
+            <tbody>
+              {skipped.data.items.map((k) => (
+                <tr key={k.id}>
+                  <td>{k.reason}</td>
+                  <td>
+                    {timeIn(k.firstFireTime, zone)}
+                    {k.lastFireTime !== k.firstFireTime ? ` … ${timeIn(k.lastFireTime, zone)}` : ''}
+                  </td>
+                  <td>{k.count ?? 'many'}</td>
+                  <td>{time(k.recordedAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Section>
       <Section title="Run duration">
         <DurationChart runs={runs.data?.items ?? []} />
       </Section>
@@ -116,4 +159,19 @@ function DurationChart({ runs }: { runs: Array<{ startedAt: string | null; finis
     [],
   );
   return <Chart options={options} data={data} height={180} label="run durations" />;
+}
+
+/** The schedule policies that differ from the defaults, in words. */
+function scheduleText(job: Job): string {
+  const s = job.schedule;
+  const parts = [
+    s.misfire.policy === 'skip' ? '' : `misfire: ${s.misfire.policy}`,
+    s.overlap === 'allow' ? '' : `overlap: ${s.overlap}`,
+    s.startAt ? `from ${time(s.startAt)}` : '',
+    s.endAt ? `until ${time(s.endAt)}` : '',
+    s.jitter ? `jitter up to ${duration(s.jitter)}` : '',
+    s.maxRuns === null ? '' : `${job.runsFired} of ${s.maxRuns} runs`,
+    s.calendars.length > 0 ? `calendars: ${s.calendars.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join('; ') : 'defaults (misfire: skip, overlap: allow)';
 }
