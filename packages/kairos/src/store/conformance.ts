@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
-import { type AttemptOutcome, LeaseLostError, type Store } from './store.ts';
+import { type AttemptOutcome, type ClaimedRun, LeaseLostError, type Store } from './store.ts';
 
 /**
  * The one conformance suite of the Store contract. Every dialect runs it unchanged:
@@ -212,6 +212,42 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         await expect(store.claimRuns('nobody', 1, 5000, T0)).rejects.toMatchObject({
           code: 'WORKER_NOT_FOUND',
         });
+      });
+
+      it('deletes jobs while their runs end at the same time: every call answers, nothing is left', async () => {
+        await worker('w1', ['h']);
+        const jobs = 12;
+        for (let i = 0; i < jobs; i++) {
+          const created = await store.createJob(job(`del-${i}`, { trigger: { kind: 'manual' } }), null, T0);
+          await store.enqueueRuns(
+            created.id,
+            Array.from({ length: 5 }, () => ({ params: {}, priority: 0 })),
+            T0,
+          );
+        }
+        const claimed = await store.claimRuns('w1', 100, 5000, T0 + 1);
+        expect(claimed).toHaveLength(jobs * 5);
+        const outcome = (c: ClaimedRun): AttemptOutcome => ({
+          runId: c.runId,
+          attempt: c.attempt,
+          group: 'default',
+          attemptStatus: 'succeeded',
+          error: null,
+          result: null,
+          run: { status: 'succeeded' },
+        });
+        // Reports and deletes race: each report batch ends one run of every job, each delete takes
+        // one job with its runs. On PostgreSQL they take their locks in one order, so none fails.
+        const batches = Array.from({ length: 5 }, (_, b) =>
+          claimed.filter((_, i) => i % 5 === b).map(outcome),
+        );
+        const settled = await Promise.allSettled([
+          ...batches.map((batch) => store.finishAttempts(batch, T0 + 2)),
+          ...Array.from({ length: jobs }, (_, i) => store.deleteJob(`del-${i}`)),
+        ]);
+        expect(settled.filter((r) => r.status === 'rejected')).toEqual([]);
+        expect(await store.listJobs({ limit: 100 })).toEqual([]);
+        expect(await store.listRuns({ limit: 10 })).toEqual([]);
       });
 
       it('fences reports by attempt: a stale attempt changes nothing', async () => {

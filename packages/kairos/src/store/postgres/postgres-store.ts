@@ -254,9 +254,14 @@ export class PostgresStore implements Store {
   }
 
   async deleteJob(name: string): Promise<boolean> {
-    const rows = await this.query('deleteJob', 'DELETE FROM jobs WHERE name = $1 RETURNING id', [name]);
-    if (rows.length > 0) await this.notify([{ type: 'jobs' }]);
-    return rows.length > 0;
+    const deleted = await this.transaction('deleteJob', async (client) => {
+      // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
+      // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
+      await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
+      return (await client.query('DELETE FROM jobs WHERE name = $1 RETURNING id', [name])).rows.length > 0;
+    });
+    if (deleted) await this.notify([{ type: 'jobs' }]);
+    return deleted;
   }
 
   // Firing -------------------------------------------------------------------
@@ -778,11 +783,19 @@ export class PostgresStore implements Store {
 
   // Helpers ------------------------------------------------------------------
 
+  /** One statement (its own transaction), retried like {@link transaction} when PostgreSQL aborts it. */
   private async query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
-    try {
-      return (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[];
-    } catch (error) {
-      throw wrap(operation, error);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values }))
+          .rows as R[];
+      } catch (error) {
+        if (attempt < RETRIES && isRetryable(error)) {
+          await backoff(attempt);
+          continue;
+        }
+        throw wrap(operation, error);
+      }
     }
   }
 
@@ -802,7 +815,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** BEGIN … COMMIT, retried on deadlock or serialization failure (the work is idempotent until COMMIT). */
+  /** BEGIN … COMMIT, retried on deadlock or serialization failure (nothing of it stays until COMMIT). */
   private async transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -818,8 +831,10 @@ export class PostgresStore implements Store {
           }
         });
       } catch (error) {
-        const code = (error as { cause?: { code?: string } }).cause?.code;
-        if (attempt < 3 && (code === '40P01' || code === '40001')) continue;
+        if (attempt < RETRIES && isRetryable((error as { cause?: unknown }).cause)) {
+          await backoff(attempt);
+          continue;
+        }
         throw error;
       }
     }
@@ -1352,6 +1367,20 @@ async function firePolicyEntries(
     out.skipped.push(...fired.skipped);
   }
   return out;
+}
+
+/** Tries of a statement or transaction that PostgreSQL aborted as a deadlock or serialization failure. */
+const RETRIES = 5;
+
+/** A deadlock (40P01) or serialization failure (40001): the work was rolled back whole and can run again. */
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** A few random milliseconds, growing with the try, so that the transactions that collided do not collide again. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * 2 ** attempt));
 }
 
 /** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */

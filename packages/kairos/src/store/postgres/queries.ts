@@ -229,3 +229,8 @@ export const HEARTBEAT_NODE = `
       clock_skew_ms = excluded.clock_skew_ms
     RETURNING id)
   SELECT (SELECT count(*) FROM nodes WHERE expires_at > $5::bigint AND id <> $1)::int + 1 AS alive`;
+
+/** Lock a job's queued and running runs (before deleting the job: runs first, as ending a run does). $1 job name. */
+export const LOCK_ACTIVE_RUNS_OF_JOB = `
+  SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE j.name = $1 AND r.status IN ('queued', 'running') ORDER BY r.id FOR UPDATE OF r`;
