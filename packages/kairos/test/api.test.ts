@@ -1,9 +1,9 @@
-import { KairosApiError, KairosClient } from '@kairos/client';
+import { KairosClient } from '@kairos/client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
-import { tempDir } from './helpers.ts';
+import { apiError, tempDir } from './helpers.ts';
 
 let node: KairosNode;
 let admin: KairosClient;
@@ -19,15 +19,6 @@ beforeAll(async () => {
   workerClient = new KairosClient({ url: node.url, token: 'worker-t' });
 });
 afterAll(() => node.stop());
-
-async function apiError(promise: Promise<unknown>): Promise<KairosApiError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KairosApiError);
-  return error as KairosApiError;
-}
 
 describe('auth', () => {
   it('answers 401 without a token or with a wrong one, 403 for a worker token on the admin API', async () => {

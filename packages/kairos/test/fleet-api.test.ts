@@ -1,9 +1,9 @@
-import { KairosApiError, KairosClient } from '@kairos/client';
+import { KairosClient } from '@kairos/client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
-import { tempDir } from './helpers.ts';
+import { apiError, tempDir } from './helpers.ts';
 
 // The fleet routes in process: job dispatch fields, drain, group limits, logs; every refusal with its code.
 let node: KairosNode;
@@ -20,15 +20,6 @@ beforeAll(async () => {
   workerClient = new KairosClient({ url: node.url, token: 'worker-t' });
 });
 afterAll(() => node.stop());
-
-async function apiError(promise: Promise<unknown>): Promise<KairosApiError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KairosApiError);
-  return error as KairosApiError;
-}
 
 describe('job dispatch fields', () => {
   it('are stored and shown', async () => {

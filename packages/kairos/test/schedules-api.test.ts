@@ -1,10 +1,10 @@
-import { KairosApiError, KairosClient } from '@kairos/client';
+import { KairosClient } from '@kairos/client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
 import { FakeClock } from '../src/scheduler/clock.ts';
-import { tempDir } from './helpers.ts';
+import { apiError, tempDir } from './helpers.ts';
 
 const T0 = Date.UTC(2026, 2, 28, 12);
 let node: KairosNode;
@@ -20,15 +20,6 @@ beforeAll(async () => {
   admin = new KairosClient({ url: node.url, token: 'admin-t' });
 });
 afterAll(() => node.stop());
-
-async function apiError(promise: Promise<unknown>): Promise<KairosApiError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KairosApiError);
-  return error as KairosApiError;
-}
 
 describe('schedule policies through the API', () => {
   it('keeps the policies and shows every default', async () => {

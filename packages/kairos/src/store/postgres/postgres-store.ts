@@ -76,7 +76,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
-import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
+import { type CalendarRow, calendarFromRow, type SkippedRow, skippedFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -116,8 +116,6 @@ import {
   LIST_SKIPPED,
   needsPolicySteps,
   PUT_CALENDAR,
-  type SkippedRow,
-  skippedFromRow,
   skippedInput,
   writeSkipped,
 } from './schedules.ts';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
-import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
+import type { FireEntry, SkipWritten } from '../store.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
 export function needsPolicySteps(entry: FireEntry): boolean {
@@ -286,30 +286,6 @@ export async function afterRunsEnded(
 
 export function writtenFromRow(row: { job_id: number; reason: string; count: number | null }): SkipWritten {
   return { jobId: row.job_id, reason: row.reason as SkipWritten['reason'], count: row.count };
-}
-
-export interface SkippedRow {
-  id: number;
-  job_id: number;
-  job_name: string;
-  reason: string;
-  first_fire: number;
-  last_fire: number;
-  count: number | null;
-  recorded_at: number;
-}
-
-export function skippedFromRow(row: SkippedRow): SkippedRecord {
-  return {
-    id: row.id,
-    jobId: row.job_id,
-    jobName: row.job_name,
-    reason: row.reason as SkippedRecord['reason'],
-    first: row.first_fire,
-    last: row.last_fire,
-    count: row.count,
-    recordedAt: row.recorded_at,
-  };
 }
 
 /** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now. */

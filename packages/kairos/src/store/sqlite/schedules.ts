@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
-import type { FireEntry, SkippedRecord, SkipWritten } from '../store.ts';
+import type { FireEntry, SkipWritten } from '../store.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
@@ -156,30 +156,6 @@ export function recordSkipped(
 
 export function countRuns(sql: Sql, jobId: number, runs: number): void {
   if (runs > 0) sql('UPDATE jobs SET runs_fired = runs_fired + ? WHERE id = ?').run(runs, jobId);
-}
-
-export interface SkippedRow {
-  id: number;
-  job_id: number;
-  job_name: string;
-  reason: string;
-  first_fire: number;
-  last_fire: number;
-  count: number | null;
-  recorded_at: number;
-}
-
-export function skippedFromRow(row: SkippedRow): SkippedRecord {
-  return {
-    id: row.id,
-    jobId: row.job_id,
-    jobName: row.job_name,
-    reason: row.reason as SkippedRecord['reason'],
-    first: row.first_fire,
-    last: row.last_fire,
-    count: row.count,
-    recordedAt: row.recorded_at,
-  };
 }
 
 /** Backfill runs, inside the caller's transaction (see Store.backfillRuns). */

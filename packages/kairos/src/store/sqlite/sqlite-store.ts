@@ -78,7 +78,7 @@ import {
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
-import { type CalendarRow, calendarFromRow } from '../rows-schedules.ts';
+import { type CalendarRow, calendarFromRow, type SkippedRow, skippedFromRow } from '../rows-schedules.ts';
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -106,16 +106,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import {
-  afterRunEnded,
-  applyOverlap,
-  backfill,
-  countRuns,
-  hasPolicies,
-  recordSkipped,
-  type SkippedRow,
-  skippedFromRow,
-} from './schedules.ts';
+import { afterRunEnded, applyOverlap, backfill, countRuns, hasPolicies, recordSkipped } from './schedules.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
