@@ -67,6 +67,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
       >
         <input
           aria-label="Job"
+          className="narrow"
           placeholder="Job name"
           value={jobText}
           onChange={(e) => setJobText(e.target.value)}
@@ -83,6 +84,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
         </select>
         <input
           aria-label="Worker"
+          className="narrow"
           placeholder="Worker id"
           list="run-filter-workers"
           value={workerText}
@@ -105,7 +107,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
           />
         </label>
         <label className="inline">
-          before
+          Created before
           <input
             type="datetime-local"
             aria-label="Created before"
