@@ -293,7 +293,20 @@ describe('the web console in Chromium', () => {
     await shot(page, 'overview');
 
     // The last day: counts, lateness and the chart (10-minute bars) over 24 hours.
+    const dayChart = page.waitForResponse((r) => {
+      const since = new URL(r.url()).searchParams.get('since');
+      return (
+        r.url().includes('/v1/stats/runs-per-minute') &&
+        !!since &&
+        Date.parse(since) < Date.now() - 2 * 3_600_000
+      );
+    });
+    const dayCounts = page.waitForResponse((r) => r.url().includes('/v1/stats/overview?window=24h'));
     await page.getByRole('button', { name: 'Last day' }).click();
+    // Both of the day's questions are answered, not refused (a day back by the browser's clock is
+    // more than a day back by the node's when the answer leaves).
+    expect((await dayChart).status()).toBe(200);
+    expect((await dayCounts).status()).toBe(200);
     await page.getByRole('heading', { name: 'Runs per 10 minutes, last day' }).waitFor();
     await page.getByRole('region', { name: 'Success rate' }).getByText('failed, last day').waitFor();
     await page

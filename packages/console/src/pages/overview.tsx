@@ -30,8 +30,10 @@ export function OverviewPage({ query }: { query: URLSearchParams }) {
   const win: WindowKey = query.get('window') === '24h' ? '24h' : '1h';
   const span = WINDOWS[win];
   const overview = usePoll(() => api.overview(win), [win]);
+  // From the start of the chart's first bar: never further back than the node allows (24 h of its
+  // clock), even when this browser's clock runs a little behind the node's.
   const perMinute = usePoll(
-    () => api.runsPerMinute(new Date(Date.now() - span.minutes * 60_000).toISOString()),
+    () => api.runsPerMinute(new Date(bars(span.minutes, span.bucket)[0]! * 1000).toISOString()),
     [win],
     span.pollMs,
   );
@@ -130,6 +132,15 @@ export function OverviewPage({ query }: { query: URLSearchParams }) {
   );
 }
 
+/** The start of each bar (unix seconds) of the last `minutes`, `bucket` minutes a bar, the current one last. */
+function bars(minutes: number, bucket: number): number[] {
+  const step = bucket * 60;
+  const end = Math.floor(Date.now() / 1000 / step) * step;
+  const xs: number[] = [];
+  for (let t = end - (minutes / bucket - 1) * step; t <= end; t += step) xs.push(t);
+  return xs;
+}
+
 /**
  * Stacked bars of `minutes` back, `bucket` minutes a bar: each series is drawn as the running total
  * up to it, tallest first.
@@ -147,9 +158,7 @@ function RunsPerMinuteChart({
   const counts = useRef<number[][]>([]);
   const data = useMemo((): uPlot.AlignedData => {
     const step = bucket * 60;
-    const end = Math.floor(Date.now() / 1000 / step) * step;
-    const xs: number[] = [];
-    for (let t = end - (minutes / bucket - 1) * step; t <= end; t += step) xs.push(t);
+    const xs = bars(minutes, bucket);
     const byBucket = new Map<number, number[]>();
     for (const m of items) {
       const x = Math.floor(Date.parse(m.minute) / 1000 / step) * step;
