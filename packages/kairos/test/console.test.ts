@@ -320,10 +320,28 @@ describe('the web console in Chromium', () => {
   });
 
   it('a viewer sees everything and can change nothing', async () => {
+    await admin.createJob({
+      name: 'browser-after',
+      handler: 'echo',
+      trigger: { kind: 'after', job: 'browser-tick', on: 'always' },
+    });
     const viewer = await newPage();
     await login(viewer, 'vera', 'vera-secret-1');
     await viewer.getByRole('link', { name: 'Jobs', exact: true }).click();
-    await viewer.getByRole('link', { name: 'browser-tick' }).waitFor();
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().waitFor();
+    // The jobs list: a dependency links its upstream job and says when it fires; a paused job says so.
+    const afterRow = viewer
+      .getByRole('row')
+      .filter({ has: viewer.getByRole('link', { name: 'browser-after' }) });
+    await afterRow.getByText('when browser-tick ends').waitFor();
+    expect(await afterRow.getByRole('link', { name: 'browser-tick' }).getAttribute('href')).toBe(
+      '#/jobs/browser-tick',
+    );
+    const tickRow = viewer
+      .getByRole('row')
+      .filter({ has: viewer.getByRole('link', { name: 'browser-tick', exact: true }) })
+      .filter({ hasText: 'cron' });
+    await tickRow.getByText('paused', { exact: true }).first().waitFor();
     expect(await viewer.getByRole('link', { name: 'New job' }).count()).toBe(0);
     expect(await viewer.getByRole('button', { name: 'Delete' }).count()).toBe(0);
     expect(await viewer.getByRole('link', { name: 'Users & tokens' }).count()).toBe(0);
@@ -332,9 +350,9 @@ describe('the web console in Chromium', () => {
     await viewer.getByRole('table', { name: 'Workers' }).getByText('console-worker').waitFor();
     expect(await viewer.getByRole('button', { name: 'Drain' }).count()).toBe(0);
     await viewer.getByRole('link', { name: 'Jobs', exact: true }).click();
-    await viewer.getByRole('link', { name: 'browser-tick' }).waitFor();
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().waitFor();
 
-    await viewer.getByRole('link', { name: 'browser-tick' }).click();
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().click();
     await viewer.getByRole('heading', { name: 'browser-tick' }).waitFor();
     expect(await viewer.getByRole('button', { name: 'Resume' }).count()).toBe(0);
 
