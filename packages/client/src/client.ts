@@ -38,6 +38,7 @@ import type {
   RunLogPage,
   SkippedFilter,
   SkippedFires,
+  StatsWindow,
   TriggerRequest,
   User,
   UserSpec,
@@ -263,8 +264,9 @@ export class KairosClient {
     return this.request('GET', '/v1/audit', undefined, { ...filter });
   }
 
-  overview(): Promise<Overview> {
-    return this.request('GET', '/v1/stats/overview');
+  /** Counts, success rate and fire lateness over the last hour (default) or the last day. */
+  overview(window?: StatsWindow): Promise<Overview> {
+    return this.request('GET', '/v1/stats/overview', undefined, { window });
   }
 
   runsPerMinute(since?: string): Promise<{ items: MinuteStats[] }> {

@@ -259,6 +259,10 @@ export interface RunFilter {
   job?: string;
   status?: RunStatus;
   worker?: string;
+  /** Only runs created at or after this ISO-8601 instant. */
+  since?: string;
+  /** Only runs created before this ISO-8601 instant. */
+  until?: string;
   limit?: number;
   cursor?: string;
 }
@@ -640,13 +644,32 @@ export interface AuditEntry {
   details: JsonObject;
 }
 
+/** The span the overview's counts and lateness cover: the last hour or the last day. */
+export type StatsWindow = '1h' | '24h';
+
+export interface EndedCounts {
+  succeeded: number;
+  failed: number;
+  timedOut: number;
+  cancelled: number;
+}
+
 export interface Overview {
   running: number;
   queued: number;
-  /** Runs that ended in the last hour, by outcome. */
-  lastHour: { succeeded: number; failed: number; timedOut: number; cancelled: number };
-  /** Succeeded / (succeeded + failed + timed out) over the last hour; null without ended runs. */
+  window: StatsWindow;
+  /** Runs that ended in the window, by outcome. */
+  ended: EndedCounts;
+  /** The same counts as `ended` (the name is from before the window could be a day). */
+  lastHour: EndedCounts;
+  /** Succeeded / (succeeded + failed + timed out) over the window; null without ended runs. */
   successRate: number | null;
+  /**
+   * How late scheduled runs started against their fire time (first attempt's start − fire time, ms)
+   * among those that started in the window: nearest-rank p50 and p99 of the newest `count` starts
+   * (`sampled` when the window held more); null without any.
+   */
+  lateness: { count: number; p50Ms: number | null; p99Ms: number | null; sampled: boolean };
   workersOnline: number;
   nodesOnline: number;
   /** The latest failed or timed-out runs. */

@@ -98,7 +98,7 @@ function Page({ route, me }: { route: Route; me: Me }) {
   switch (section) {
     case undefined:
     case 'overview':
-      return <OverviewPage />;
+      return <OverviewPage query={route.query} />;
     case 'jobs':
       if (id === 'new') return <JobFormPage me={me} cloneOf={route.query.get('clone') ?? undefined} />;
       if (id && sub === 'edit') return <JobFormPage me={me} name={id} />;
@@ -108,7 +108,7 @@ function Page({ route, me }: { route: Route; me: Me }) {
       if (id) return <RunDetailPage me={me} id={Number(id)} />;
       return <RunsPage query={route.query} />;
     case 'workers':
-      return <WorkersPage />;
+      return <WorkersPage me={me} />;
     case 'cluster':
       return <ClusterPage />;
     case 'users':

@@ -30,6 +30,19 @@ export function timeIn(iso: string, timeZone: string): string {
   }
 }
 
+/** An instant as the value of a `datetime-local` input (local time, minutes); '' for none or a bad one. */
+export function toLocalInput(iso: string | null | undefined): string {
+  const d = iso ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return '';
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** A `datetime-local` value (local time) as an ISO instant; '' for an empty or incomplete one. */
+export function fromLocalInput(value: string): string {
+  const d = value ? new Date(value) : null;
+  return d && !Number.isNaN(d.getTime()) ? d.toISOString() : '';
+}
+
 /** `3s ago`, `5m ago`, `in 2h`. */
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '–';
@@ -69,8 +82,13 @@ export function triggerText(trigger: TriggerSpec): string {
     case 'manual':
       return 'manual';
     case 'after':
-      return `after ${trigger.job} ${trigger.on === 'failure' ? 'fails' : trigger.on === 'always' ? 'ends' : 'succeeds'}`;
+      return `after ${trigger.job} ${dependencyVerb(trigger.on)}`;
   }
+}
+
+/** What of the upstream job's run starts a dependent one: `succeeds` (the default), `fails`, `ends`. */
+export function dependencyVerb(on: string | undefined): string {
+  return on === 'failure' ? 'fails' : on === 'always' ? 'ends' : 'succeeds';
 }
 
 export const FINAL: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled'];

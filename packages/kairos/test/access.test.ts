@@ -476,6 +476,87 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
         code: 'VALIDATION_FAILED',
       });
     });
+
+    it('overview over the last hour or day with fire lateness; refuses any other window', async () => {
+      // A scheduled job in a group of its own, and a worker that takes its first run.
+      await admin.createJob({
+        name: 'late',
+        group: 'late',
+        handler: 'h',
+        trigger: { kind: 'every', every: '1s' },
+      });
+      const { workerId } = await admin.register({ group: 'late', handlers: ['h'], capacity: 1 });
+      let claimed: Awaited<ReturnType<typeof admin.poll>>['runs'] = [];
+      while (claimed.length === 0) claimed = (await admin.poll(workerId, { max: 1, waitMs: 5000 })).runs;
+      await admin.pauseJob('late');
+      const run = await admin.getRun(claimed[0]!.runId);
+      expect(run.cause).toBe('schedule');
+      const late = Date.parse(run.startedAt!) - Date.parse(run.fireTime!);
+
+      const hour = await admin.overview();
+      expect(hour.window).toBe('1h');
+      expect(hour.ended).toEqual(hour.lastHour);
+      expect(hour.lateness).toEqual({ count: 1, p50Ms: late, p99Ms: late, sampled: false });
+      const day = await admin.overview('24h');
+      expect(day).toMatchObject({ window: '24h', lateness: { count: 1, p50Ms: late } });
+      expect(day.ended.succeeded).toBeGreaterThanOrEqual(hour.ended.succeeded);
+
+      for (const window of ['1w', '', '1H']) {
+        const result = await call('GET', `/v1/stats/overview?window=${window}`, {
+          authorization: 'Bearer config-admin',
+        });
+        expect(result).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+      }
+      await admin.report(workerId, {
+        reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: null }],
+      });
+      await admin.unregister(workerId);
+    });
+
+    it('lists runs created in a time range, paged by id; refuses malformed or empty ranges', async () => {
+      await admin.createJob({ name: 'ranged', handler: 'h', trigger: { kind: 'manual' } });
+      const runs = [];
+      for (let i = 0; i < 3; i++) runs.push(await admin.triggerJob('ranged', {}));
+      const first = runs[0]!.createdAt;
+      const last = runs[2]!.createdAt;
+      const inRange = await admin.listRuns({
+        job: 'ranged',
+        since: first,
+        until: new Date(Date.parse(last) + 1).toISOString(),
+      });
+      expect(inRange.items.map((r) => r.id)).toEqual(runs.map((r) => r.id).reverse());
+      // Paging inside the range.
+      const page1 = await admin.listRuns({ job: 'ranged', since: first, limit: 2 });
+      expect(page1.items).toHaveLength(2);
+      const page2 = await admin.listRuns({
+        job: 'ranged',
+        since: first,
+        limit: 2,
+        cursor: page1.nextCursor!,
+      });
+      expect(page2.items.map((r) => r.id)).toEqual([runs[0]!.id]);
+      // Before all of them, and after all of them.
+      expect((await admin.listRuns({ job: 'ranged', until: first })).items).toEqual([]);
+      expect(
+        (await admin.listRuns({ job: 'ranged', since: new Date(Date.parse(last) + 1).toISOString() })).items,
+      ).toEqual([]);
+
+      await expect(admin.listRuns({ since: 'yesterday' })).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        details: { path: '/since' },
+      });
+      await expect(admin.listRuns({ until: '2030-13-45T00:00:00Z' })).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+      await expect(
+        admin.listRuns({ since: '2030-01-02T00:00:00Z', until: '2030-01-01T00:00:00Z' }),
+      ).rejects.toMatchObject({ status: 400, code: 'INVALID_TIME_RANGE' });
+      await expect(admin.listRuns({ since: first, until: first })).rejects.toMatchObject({
+        code: 'INVALID_TIME_RANGE',
+      });
+    });
   });
 });
 

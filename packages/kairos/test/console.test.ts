@@ -26,6 +26,8 @@ const env = {
 let url: string;
 let node: Child;
 let worker: Child;
+/** A second worker, started for the Workers page to drain (the first keeps taking runs). */
+let spare: Child | undefined;
 let admin: KairosClient;
 let browser: Browser;
 
@@ -63,6 +65,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  spare?.process.kill('SIGTERM');
+  await spare?.exited;
   worker?.process.kill('SIGTERM');
   await worker?.exited;
   node?.process.kill('SIGTERM');
@@ -207,11 +211,49 @@ describe('the web console in Chromium', () => {
 
   it('lists runs, workers, nodes, and lets an admin add a viewer', async () => {
     await page.getByRole('link', { name: 'Runs', exact: true }).click();
-    await page.getByRole('table', { name: 'Runs' }).locator('tr[data-status="cancelled"]').first().waitFor();
+    const runsTable = page.getByRole('table', { name: 'Runs' });
+    await runsTable.locator('tr[data-status="cancelled"]').first().waitFor();
     await shot(page, 'runs');
 
+    // A time range before any run: the empty state; then one around now: the runs again.
+    const empty = page.getByText('No runs were created in this time range.');
+    await page.getByLabel('Created after').fill('2001-01-01T00:00');
+    await page.getByLabel('Created before').fill('2001-01-02T00:00');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await empty.waitFor();
+    expect(page.url()).toContain('since=2001-01-0');
+    expect(await runsTable.count()).toBe(0);
+    const local = (ms: number) => {
+      const d = new Date(ms);
+      const p = (n: number) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    };
+    await page.getByLabel('Created after').fill(local(Date.now() - 3_600_000));
+    await page.getByLabel('Created before').fill(local(Date.now() + 3_600_000));
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await runsTable.locator('tr[data-status="cancelled"]').first().waitFor();
+    expect(await empty.count()).toBe(0);
+    await page.getByRole('button', { name: 'Any time' }).click();
+    await page.waitForURL((u) => !u.hash.includes('since='));
+
+    // Drain a second worker from the Workers page; the first keeps its Drain button and its runs.
+    spare = spawnTs(WORKER, [], { ...env, KAIROS_URL: url, WORKER_NAME: 'spare-worker' });
     await page.getByRole('link', { name: 'Workers', exact: true }).click();
-    await page.getByRole('table', { name: 'Workers' }).getByText('console-worker').waitFor();
+    const workers = page.getByRole('table', { name: 'Workers' });
+    await workers.getByText('console-worker').waitFor();
+    const spareRow = workers.locator('tr[data-worker="spare-worker"]');
+    await spareRow.getByRole('button', { name: 'Drain' }).click();
+    await page
+      .getByRole('dialog', { name: 'Drain spare-worker?' })
+      .getByRole('button', { name: 'Drain worker' })
+      .click();
+    await spareRow.getByText('draining').waitFor();
+    expect(await spareRow.getByRole('button', { name: 'Drain' }).count()).toBe(0);
+    expect((await admin.listWorkers()).items.find((w) => w.name === 'spare-worker')?.status).toBe('draining');
+    await workers
+      .locator('tr[data-worker="console-worker"]')
+      .getByRole('button', { name: 'Drain' })
+      .waitFor();
     await shot(page, 'workers');
 
     await page.getByRole('link', { name: 'Cluster', exact: true }).click();
@@ -243,19 +285,74 @@ describe('the web console in Chromium', () => {
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.getByRole('region', { name: 'Success rate' }).getByText('%').waitFor();
     await page.getByRole('link', { name: 'browser-fail' }).waitFor();
+    // browser-tick's scheduled runs started: their lateness is shown.
+    await page
+      .getByRole('region', { name: 'Fire lateness p50 / p99' })
+      .getByText('scheduled starts, last hour')
+      .waitFor();
     await shot(page, 'overview');
+
+    // The last day: counts, lateness and the chart (10-minute bars) over 24 hours.
+    const dayChart = page.waitForResponse((r) => {
+      const since = new URL(r.url()).searchParams.get('since');
+      return (
+        r.url().includes('/v1/stats/runs-per-minute') &&
+        !!since &&
+        Date.parse(since) < Date.now() - 2 * 3_600_000
+      );
+    });
+    const dayCounts = page.waitForResponse((r) => r.url().includes('/v1/stats/overview?window=24h'));
+    await page.getByRole('button', { name: 'Last day' }).click();
+    // Both of the day's questions are answered, not refused (a day back by the browser's clock is
+    // more than a day back by the node's when the answer leaves).
+    expect((await dayChart).status()).toBe(200);
+    expect((await dayCounts).status()).toBe(200);
+    await page.getByRole('heading', { name: 'Runs per 10 minutes, last day' }).waitFor();
+    await page.getByRole('region', { name: 'Success rate' }).getByText('failed, last day').waitFor();
+    await page
+      .getByRole('region', { name: 'Fire lateness p50 / p99' })
+      .getByText('scheduled starts, last day')
+      .waitFor();
+    expect(await page.getByRole('button', { name: 'Last day' }).getAttribute('aria-pressed')).toBe('true');
+    expect(page.url()).toContain('window=24h');
+    await page.getByRole('button', { name: 'Last hour' }).click();
+    await page.getByRole('heading', { name: 'Runs per minute, last hour' }).waitFor();
   });
 
   it('a viewer sees everything and can change nothing', async () => {
+    await admin.createJob({
+      name: 'browser-after',
+      handler: 'echo',
+      trigger: { kind: 'after', job: 'browser-tick', on: 'always' },
+    });
     const viewer = await newPage();
     await login(viewer, 'vera', 'vera-secret-1');
     await viewer.getByRole('link', { name: 'Jobs', exact: true }).click();
-    await viewer.getByRole('link', { name: 'browser-tick' }).waitFor();
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().waitFor();
+    // The jobs list: a dependency links its upstream job and says when it fires; a paused job says so.
+    const afterRow = viewer
+      .getByRole('row')
+      .filter({ has: viewer.getByRole('link', { name: 'browser-after' }) });
+    await afterRow.getByText('when browser-tick ends').waitFor();
+    expect(await afterRow.getByRole('link', { name: 'browser-tick' }).getAttribute('href')).toBe(
+      '#/jobs/browser-tick',
+    );
+    const tickRow = viewer
+      .getByRole('row')
+      .filter({ has: viewer.getByRole('link', { name: 'browser-tick', exact: true }) })
+      .filter({ hasText: 'cron' });
+    await tickRow.getByText('paused', { exact: true }).first().waitFor();
     expect(await viewer.getByRole('link', { name: 'New job' }).count()).toBe(0);
     expect(await viewer.getByRole('button', { name: 'Delete' }).count()).toBe(0);
     expect(await viewer.getByRole('link', { name: 'Users & tokens' }).count()).toBe(0);
 
-    await viewer.getByRole('link', { name: 'browser-tick' }).click();
+    await viewer.getByRole('link', { name: 'Workers', exact: true }).click();
+    await viewer.getByRole('table', { name: 'Workers' }).getByText('console-worker').waitFor();
+    expect(await viewer.getByRole('button', { name: 'Drain' }).count()).toBe(0);
+    await viewer.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().waitFor();
+
+    await viewer.getByRole('link', { name: 'browser-tick' }).first().click();
     await viewer.getByRole('heading', { name: 'browser-tick' }).waitFor();
     expect(await viewer.getByRole('button', { name: 'Resume' }).count()).toBe(0);
 

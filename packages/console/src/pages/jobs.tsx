@@ -2,7 +2,7 @@ import type { Job, Me, TriggerKind } from '@kairos/client';
 import { useState } from 'react';
 import { api, can } from '../api.ts';
 import { Empty, ErrorBox } from '../components.tsx';
-import { ago, triggerText } from '../format.ts';
+import { ago, dependencyVerb, time, triggerText } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 import { href, navigate } from '../router.ts';
 import { JobActions } from './job-actions.tsx';
@@ -102,8 +102,12 @@ export function JobsPage({ me, query }: { me: Me; query: URLSearchParams }) {
                 <td>
                   <code>{job.handler}</code>
                 </td>
-                <td>{triggerText(job.trigger)}</td>
-                <td>{job.paused ? '–' : ago(job.nextFireAt)}</td>
+                <td>
+                  <TriggerCell job={job} />
+                </td>
+                <td>
+                  <NextFire job={job} />
+                </td>
                 <td>
                   <span className={`badge ${job.paused ? 'badge-cancelled' : 'badge-succeeded'}`}>
                     {job.paused ? 'paused' : 'active'}
@@ -118,5 +122,35 @@ export function JobsPage({ me, query }: { me: Me; query: URLSearchParams }) {
         </table>
       )}
     </>
+  );
+}
+
+/** The trigger; a dependency names its upstream job as a link. */
+function TriggerCell({ job }: { job: Job }) {
+  const trigger = job.trigger;
+  if (trigger.kind !== 'after') return <>{triggerText(trigger)}</>;
+  return (
+    <>
+      after <a href={`#/jobs/${encodeURIComponent(trigger.job)}`}>{trigger.job}</a>{' '}
+      {dependencyVerb(trigger.on)}
+    </>
+  );
+}
+
+/** When the job fires next: a time and how far off; dependencies and manual jobs have no time of their own. */
+function NextFire({ job }: { job: Job }) {
+  if (job.paused) return <span className="muted">paused</span>;
+  if (job.trigger.kind === 'after')
+    return (
+      <span className="muted">
+        when {job.trigger.job} {dependencyVerb(job.trigger.on)}
+      </span>
+    );
+  if (!job.nextFireAt)
+    return <span className="muted">{job.trigger.kind === 'manual' ? 'on demand' : 'none'}</span>;
+  return (
+    <span>
+      {time(job.nextFireAt)} <span className="muted">({ago(job.nextFireAt)})</span>
+    </span>
   );
 }

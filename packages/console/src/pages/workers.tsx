@@ -1,15 +1,29 @@
-import { api } from '../api.ts';
-import { Empty, ErrorBox, StatusBadge } from '../components.tsx';
+import type { Me, WorkerInfo } from '@kairos/client';
+import { useState } from 'react';
+import { api, can } from '../api.ts';
+import { Confirm, Empty, ErrorBox, StatusBadge } from '../components.tsx';
 import { ago } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
-export function WorkersPage() {
+export function WorkersPage({ me }: { me: Me }) {
   const workers = usePoll(() => api.listWorkers(), []);
+  const [draining, setDraining] = useState<WorkerInfo | null>(null);
+  const [actionError, setActionError] = useState<unknown>();
   const items = workers.data?.items ?? [];
+  const mayDrain = can(me, 'operator');
+  const drain = async (worker: WorkerInfo) => {
+    setActionError(undefined);
+    try {
+      await api.drainWorker(worker.id);
+    } catch (e) {
+      setActionError(e);
+    }
+    workers.reload();
+  };
   return (
     <>
       <h1>Workers</h1>
-      <ErrorBox error={workers.error} />
+      <ErrorBox error={workers.error ?? actionError} />
       {workers.data && items.length === 0 && (
         <Empty>No workers. Start one with `kairos worker --handlers ./handlers.ts`.</Empty>
       )}
@@ -26,11 +40,12 @@ export function WorkersPage() {
               <th>Host</th>
               <th>Last heartbeat</th>
               <th>Handlers</th>
+              {mayDrain && <th />}
             </tr>
           </thead>
           <tbody>
             {items.map((w) => (
-              <tr key={w.id} className={w.status === 'lost' ? 'lost' : ''}>
+              <tr key={w.id} className={w.status === 'lost' ? 'lost' : ''} data-worker={w.name}>
                 <td title={w.id}>{w.name}</td>
                 <td>{w.group}</td>
                 <td>
@@ -56,11 +71,31 @@ export function WorkersPage() {
                 <td>{w.host}</td>
                 <td>{ago(w.lastHeartbeatAt)}</td>
                 <td className="clip">{w.handlers.join(', ')}</td>
+                {mayDrain && (
+                  <td>
+                    {/* Only an active worker can start draining; lost and stopped ones stay as they are. */}
+                    {w.status === 'active' && (
+                      <button type="button" onClick={() => setDraining(w)}>
+                        Drain
+                      </button>
+                    )}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      <Confirm
+        open={draining !== null}
+        title={`Drain ${draining?.name ?? ''}?`}
+        message="The worker finishes the runs it has, takes no new ones and keeps heartbeating; runs assigned to it go to other workers."
+        confirmLabel="Drain worker"
+        onConfirm={() => {
+          if (draining) void drain(draining);
+        }}
+        onClose={() => setDraining(null)}
+      />
     </>
   );
 }

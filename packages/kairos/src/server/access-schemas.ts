@@ -48,3 +48,7 @@ export const PreviewSchema = closed({
 });
 
 export const RunsPerMinuteQuery = closed({ since: Type.Optional(Type.String({ maxLength: 64 })) });
+
+export const OverviewQuery = closed({
+  window: Type.Optional(Type.Union([Type.Literal('1h'), Type.Literal('24h')])),
+});

@@ -121,6 +121,8 @@ export const RunQuery = closed({
   worker: Type.Optional(Type.String({ maxLength: 128 })),
   limit: Limit,
   cursor: Type.Optional(Type.String({ maxLength: 32 })),
+  since: Type.Optional(Type.String({ maxLength: 64 })),
+  until: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
 const AttemptRef = closed({ runId: Type.Integer({ minimum: 1 }), attempt: Type.Integer({ minimum: 1 }) });

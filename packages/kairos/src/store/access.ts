@@ -75,6 +75,26 @@ export interface OverviewCounts {
   nodesOnline: number;
 }
 
+/** Fire lateness of scheduled runs over a sample: nearest-rank percentiles, in ms. */
+export interface FireLateness {
+  /** Runs in the sample. */
+  count: number;
+  p50: number | null;
+  p99: number | null;
+  /** The window held more runs than the sample: the percentiles are of the newest `count`. */
+  sampled: boolean;
+}
+
+/**
+ * Nearest-rank percentiles of a lateness sample (ms, any order), shared by every dialect so they
+ * answer the same. `limit` is the sample bound the store read with: reaching it means `sampled`.
+ */
+export function latenessFromSample(sample: readonly number[], limit: number): FireLateness {
+  const sorted = sample.map(Number).sort((a, b) => a - b);
+  const rank = (p: number) => (sorted.length === 0 ? null : sorted[Math.ceil(p * sorted.length) - 1]!);
+  return { count: sorted.length, p50: rank(0.5), p99: rank(0.99), sampled: sorted.length >= limit };
+}
+
 export interface MinuteCount {
   minute: number;
   status: RunStatus;

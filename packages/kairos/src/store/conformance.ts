@@ -1018,6 +1018,84 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         expect(await store.runsPerMinute(T0 + 60_000)).toHaveLength(1);
         expect(ids).toHaveLength(4);
       });
+
+      it('fire lateness: first starts of scheduled runs in the window, nearest rank over the newest sample', async () => {
+        const created = await store.createJob(job('late'), T0, T0);
+        // Fires at T0, T0+1s, …; each is claimed (first attempt) at a growing delay.
+        const fires = Array.from({ length: 5 }, (_, i) => T0 + i * 1000);
+        await store.fire([{ jobId: created.id, expected: T0, next: T0 + 5000, fires }], null, T0 + 4000);
+        await store.registerWorker(
+          {
+            id: 'w1',
+            name: 'w1',
+            group: 'default',
+            handlers: ['h'],
+            capacity: 10,
+            labels: {},
+            version: 't',
+            host: 'h',
+          },
+          60_000,
+          T0,
+        );
+        const lateness = [100, 300, 200, 400, 5000];
+        const started: number[] = [];
+        for (const late of lateness) {
+          // Oldest fire first: the claim order; each claim at its fire time plus the lateness.
+          const at = fires[started.length]! + late;
+          const claimed = await store.claimRuns('w1', 1, 60_000, at);
+          expect(claimed).toHaveLength(1);
+          started.push(at);
+        }
+        // A manual run starts too, and is no scheduled run.
+        const manual = await store.createJob(job('by-hand', { trigger: { kind: 'manual' } }), null, T0);
+        await store.enqueueRuns(manual.id, [{ params: {}, priority: 0 }], T0 + 9000);
+        expect(await store.claimRuns('w1', 1, 60_000, T0 + 9500)).toHaveLength(1);
+        expect(await store.fireLateness(T0, T0 + 10_000, 100)).toEqual({
+          count: 5,
+          p50: 300,
+          p99: 5000,
+          sampled: false,
+        });
+        // The newest 2 starts only: 400 and 5000.
+        expect(await store.fireLateness(T0, T0 + 10_000, 2)).toEqual({
+          count: 2,
+          p50: 400,
+          p99: 5000,
+          sampled: true,
+        });
+        // The window starts after the first two starts.
+        expect((await store.fireLateness(started[2]!, T0 + 10_000, 100)).count).toBe(3);
+        expect(await store.fireLateness(T0 + 20_000, T0 + 30_000, 100)).toEqual({
+          count: 0,
+          p50: null,
+          p99: null,
+          sampled: false,
+        });
+      });
+
+      it('runs by creation time: since inclusive, until exclusive, with the id cursor', async () => {
+        const created = await store.createJob(job('ranged', { trigger: { kind: 'manual' } }), null, T0);
+        const ids: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          ids.push(...(await store.enqueueRuns(created.id, [{ params: {}, priority: 0 }], T0 + i * 1000)));
+        }
+        const list = async (q: Partial<Parameters<Store['listRuns']>[0]>) =>
+          (await store.listRuns({ limit: 10, ...q })).map((r) => r.id);
+        expect(await list({ createdSince: T0 + 1000, createdUntil: T0 + 4000 })).toEqual([
+          ids[3],
+          ids[2],
+          ids[1],
+        ]);
+        expect(await list({ createdSince: T0 + 3000 })).toEqual([ids[4], ids[3]]);
+        expect(await list({ createdUntil: T0 + 1000 })).toEqual([ids[0]]);
+        expect(await list({ createdSince: T0 + 10_000 })).toEqual([]);
+        // Paging inside a range.
+        expect(
+          await list({ createdSince: T0 + 1000, createdUntil: T0 + 4000, before: ids[2], limit: 1 }),
+        ).toEqual([ids[1]]);
+        expect(await list({ createdSince: T0, jobId: created.id, status: 'queued' })).toHaveLength(5);
+      });
     });
   });
   describeSchedulesConformance(dialect, open);

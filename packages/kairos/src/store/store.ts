@@ -23,6 +23,7 @@ import type {
   ApiTokenRecord,
   AuditEntry,
   AuditRecord,
+  FireLateness,
   MinuteCount,
   NewApiToken,
   NewSession,
@@ -248,6 +249,12 @@ export interface Store {
   overviewCounts(since: number, now: number): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
   runsPerMinute(since: number): Promise<MinuteCount[]>;
+  /**
+   * How late scheduled runs started against their fire time: `first attempt start − fire time` of
+   * runs with cause `schedule` whose first attempt started in [since, now], the newest `limit` of
+   * them, folded by {@link latenessFromSample} (nearest rank, the same on every dialect).
+   */
+  fireLateness(since: number, now: number, limit: number): Promise<FireLateness>;
 
   // Workers at scale ----
 
@@ -470,6 +477,10 @@ export interface RunQuery {
   workerId?: string | undefined;
   /** Only runs with a smaller id (paging). */
   before?: number | undefined;
+  /** Only runs created at or after this instant (epoch ms). */
+  createdSince?: number | undefined;
+  /** Only runs created before this instant (epoch ms). */
+  createdUntil?: number | undefined;
   limit: number;
 }
 

@@ -3,6 +3,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { NodeContext } from '../context.ts';
+import { queryInstant } from '../query-instant.ts';
 import { IdParam, RunQuery } from '../schemas.ts';
 import { nodeView, runView, workerView } from '../views.ts';
 
@@ -21,12 +22,22 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
       if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
         throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
       }
+      const createdSince = queryInstant(request.query.since, 'since');
+      const createdUntil = queryInstant(request.query.until, 'until');
+      if (createdSince !== undefined && createdUntil !== undefined && createdSince >= createdUntil) {
+        throw new KairosError('INVALID_TIME_RANGE', 'until must be later than since', {
+          since: request.query.since ?? null,
+          until: request.query.until ?? null,
+        });
+      }
       const jobId = job === undefined ? undefined : (await jobs.get(job)).id;
       const items = await store.listRuns({
         jobId,
         status: status as RunStatus | undefined,
         workerId: worker,
         before,
+        createdSince,
+        createdUntil,
         limit,
       });
       return {

@@ -53,3 +53,14 @@ export const OVERVIEW_COUNTS = `
 export const RUNS_PER_MINUTE = `
   SELECT (finished_at / 60000) * 60000 AS minute, status, count(*) AS count
   FROM runs WHERE finished_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2`;
+
+/**
+ * Lateness of scheduled runs whose first attempt started in [$1, $2], newest $3: a backward range
+ * scan of attempts_first_start, each joined to its run by primary key.
+ */
+export const FIRE_LATENESS = `
+  SELECT a.started_at - r.fire_time AS late
+  FROM attempts a JOIN runs r ON r.id = a.run_id
+  WHERE a.attempt = 1 AND a.started_at >= $1 AND a.started_at <= $2
+    AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+  ORDER BY a.started_at DESC LIMIT $3`;

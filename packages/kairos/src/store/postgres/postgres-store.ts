@@ -18,6 +18,8 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  type FireLateness,
+  latenessFromSample,
   type MinuteCount,
   type NewApiToken,
   type NewSession,
@@ -399,6 +401,8 @@ export class PostgresStore implements Store {
       filter.workerId ?? null,
       filter.before ?? null,
       filter.limit,
+      filter.createdSince ?? null,
+      filter.createdUntil ?? null,
     ]);
     return rows.map(runFromRow);
   }
@@ -1000,6 +1004,20 @@ export class PostgresStore implements Store {
 
   async runsPerMinute(since: number): Promise<MinuteCount[]> {
     return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since]);
+  }
+
+  async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
+    // The same bounded sample as SQLite, folded by the same helper: percentile_cont over the whole
+    // window would interpolate, and the two dialects would answer differently.
+    const rows = await this.query<{ late: string | number }>('fireLateness', access.FIRE_LATENESS, [
+      since,
+      now,
+      limit,
+    ]);
+    return latenessFromSample(
+      rows.map((r) => Number(r.late)),
+      limit,
+    );
   }
 
   private async audit(client: pg.PoolClient, entry: AuditEntry | undefined): Promise<void> {

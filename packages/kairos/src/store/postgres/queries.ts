@@ -85,12 +85,17 @@ export const ENQUEUE = `
   ON CONFLICT DO NOTHING
   RETURNING id, idempotency_key`;
 
-/** Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id (each null for any), $5 limit. */
+/**
+ * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created
+ * until (each null for any), $5 limit. Unnamed statements are planned with their values, so a null
+ * filter folds away and a time range can use runs_created.
+ */
 export const LIST_RUNS = `
   SELECT ${RUN_COLUMNS}
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE ($1::bigint IS NULL OR r.job_id = $1) AND ($2::text IS NULL OR r.status = $2)
     AND ($3::text IS NULL OR r.worker_id = $3) AND ($4::bigint IS NULL OR r.id < $4)
+    AND ($6::bigint IS NULL OR r.created_at >= $6) AND ($7::bigint IS NULL OR r.created_at < $7)
   ORDER BY r.id DESC LIMIT $5`;
 
 /**

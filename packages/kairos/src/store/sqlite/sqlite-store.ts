@@ -19,6 +19,8 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  type FireLateness,
+  latenessFromSample,
   type MinuteCount,
   type NewApiToken,
   type NewSession,
@@ -376,16 +378,23 @@ export class SqliteStore implements Store {
 
   async listRuns(filter: RunQuery): Promise<RunRecord[]> {
     return this.run('listRuns', () => {
+      // SQLite plans a statement once, whatever is bound: `@x IS NULL OR …` would hide the time
+      // range from runs_created, so the range predicates are written only when given.
+      const range =
+        (filter.createdSince === undefined ? '' : ' AND r.created_at >= @since') +
+        (filter.createdUntil === undefined ? '' : ' AND r.created_at < @until');
       const rows = this.sql(
         `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
          WHERE (@job IS NULL OR r.job_id = @job) AND (@status IS NULL OR r.status = @status)
-           AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)
+           AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)${range}
          ORDER BY r.id DESC LIMIT @limit`,
       ).all({
         job: filter.jobId ?? null,
         status: filter.status ?? null,
         worker: filter.workerId ?? null,
         before: filter.before ?? null,
+        ...(filter.createdSince === undefined ? {} : { since: filter.createdSince }),
+        ...(filter.createdUntil === undefined ? {} : { until: filter.createdUntil }),
         limit: filter.limit,
       }) as RunRow[];
       return rows.map(runFromRow);
@@ -1130,6 +1139,22 @@ export class SqliteStore implements Store {
          FROM runs WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2`,
         ).all(since) as MinuteCount[],
     );
+  }
+
+  async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
+    return this.run('fireLateness', () => {
+      const rows = this.sql(
+        `SELECT a.started_at - r.fire_time AS late FROM attempts a INDEXED BY attempts_first_start
+           JOIN runs r ON r.id = a.run_id
+         WHERE a.attempt = 1 AND a.started_at >= ? AND a.started_at <= ?
+           AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+         ORDER BY a.started_at DESC LIMIT ?`,
+      ).all(since, now, limit) as Array<{ late: number }>;
+      return latenessFromSample(
+        rows.map((r) => r.late),
+        limit,
+      );
+    });
   }
 
   private audit(entry: AuditEntry | undefined): void {
