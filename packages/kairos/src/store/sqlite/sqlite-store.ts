@@ -1193,9 +1193,10 @@ export class SqliteStore implements Store {
           if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
           if (worker.status === 'draining') return { claimed: [], wake: false };
           const group = worker.group_name;
-          const candidates = (
-            this.sql(
-              `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+          const read = (window: number) =>
+            (
+              this.sql(
+                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
                FROM runs r JOIN jobs j ON j.id = r.job_id
                WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
                  AND r.handler IN (SELECT value FROM json_each(@handlers))
@@ -1203,14 +1204,17 @@ export class SqliteStore implements Store {
                    SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active'
                      AND t.lease_expires_at > @now))
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
-            ).all({
-              group,
-              now,
-              handlers: worker.handlers,
-              worker: workerId,
-              window: dispatchWindow(max),
-            }) as CandidateRow[]
-          ).map(candidateFromRow);
+              ).all({
+                group,
+                now,
+                handlers: worker.handlers,
+                worker: workerId,
+                window,
+              }) as CandidateRow[]
+            ).map(candidateFromRow);
+          // Plain jobs need only the first `max` ready runs; a window beyond them is read only when
+          // routing or limits may pass some of them over.
+          let candidates = read(max);
           if (candidates.length === 0) return { claimed: [], wake: false };
           const groupLimits = {
             name: group,
@@ -1221,6 +1225,8 @@ export class SqliteStore implements Store {
               ).get(group) as GroupLimitRow | undefined,
             ),
           };
+          if (candidates.length === max && needsSnapshot(candidates, groupLimits))
+            candidates = read(dispatchWindow(max));
           let plan: DispatchPlan;
           if (!needsSnapshot(candidates, groupLimits)) {
             plan = {
