@@ -337,9 +337,10 @@ export class PostgresStore implements Store {
 
   async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
     const { ids, group } = await this.transaction('enqueueRuns', async (client) => {
-      const job = await client.query<{ group_name: string }>('SELECT group_name FROM jobs WHERE id = $1', [
-        jobId,
-      ]);
+      const job = await client.query<{ group_name: string; broadcast: boolean }>(
+        `SELECT group_name, dispatch->'routing'->>'strategy' = 'broadcast' AS broadcast FROM jobs WHERE id = $1`,
+        [jobId],
+      );
       if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
       const input = requests.map((r, i) => ({
         i,
@@ -366,7 +367,8 @@ export class PostgresStore implements Store {
         );
         for (const row of existing.rows) byKey.set(row.idempotency_key, row.id);
       }
-      await this.shardNewRuns(client, [jobId], now);
+      // Only a broadcast job's runs are sharded: the others skip that round trip.
+      if (job.rows[0]!.broadcast) await this.shardNewRuns(client, [jobId], now);
       return {
         ids: input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!)),
         group: job.rows[0]!.group_name,
@@ -740,8 +742,9 @@ export class PostgresStore implements Store {
   private async notify(events: StoreEvent[]): Promise<void> {
     if (events.length === 0) return;
     for (const event of events) this.events.emit('event', event);
-    // Best effort: a lost notification costs at most one backstop interval, never correctness.
-    await this.pool
+    // Best effort, and not awaited: the change is committed and this node's waiters already know;
+    // a lost notification costs other nodes at most one backstop interval, never correctness.
+    void this.pool
       .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, events })])
       .catch(() => undefined);
   }
