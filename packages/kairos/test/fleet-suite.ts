@@ -169,6 +169,55 @@ export function describeFleet(dialect: 'sqlite' | 'postgres'): void {
         expect(await whoRuns('last-eu', [{}, {}])).toEqual(['b', 'b']);
       });
 
+      it('least-recently-used, least-frequently-used and least-loaded spread a burst evenly', async () => {
+        for (const strategy of ['least-recently-used', 'least-frequently-used', 'least-loaded'] as const) {
+          await admin.createJob({
+            name: `spread-${strategy}`,
+            handler: 'who',
+            trigger: { kind: 'manual' },
+            routing: { strategy },
+          });
+          const ran = await whoRuns(
+            `spread-${strategy}`,
+            Array.from({ length: 8 }, () => ({})),
+          );
+          expect([...ran].sort(), strategy).toEqual(['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd']);
+        }
+      });
+
+      it('failover keeps to the first worker with a free slot; busy-over to workers not running the job', async () => {
+        await admin.createJob({
+          name: 'fo',
+          handler: 'who',
+          trigger: { kind: 'manual' },
+          routing: { strategy: 'failover' },
+        });
+        expect(await whoRuns('fo', [{}, {}, {}])).toEqual(['a', 'a', 'a']);
+        await admin.createJob({
+          name: 'bo',
+          handler: 'who',
+          trigger: { kind: 'manual' },
+          routing: { strategy: 'busy-over' },
+        });
+        // Four runs at once: each goes to a worker that is not already running one of them.
+        expect([...(await whoRuns('bo', [{}, {}, {}, {}]))].sort()).toEqual(['a', 'b', 'c', 'd']);
+      });
+
+      it('random spreads runs over more than one worker', async () => {
+        await admin.createJob({
+          name: 'dice',
+          handler: 'who',
+          trigger: { kind: 'manual' },
+          routing: { strategy: 'random' },
+        });
+        // Twelve runs on one of four workers by chance: 4 × (1/4)^12, about 2 in 10 million.
+        const ran = await whoRuns(
+          'dice',
+          Array.from({ length: 12 }, () => ({})),
+        );
+        expect(new Set(ran).size).toBeGreaterThan(1);
+      });
+
       it('consistent-hash sends one key to one worker', async () => {
         await admin.createJob({
           name: 'sticky',
