@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KairosClient, type Run } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive } from '../../worker/src/process-probe.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
@@ -68,16 +68,6 @@ export function describeFleet(dialect: 'sqlite' | 'postgres'): void {
       const runs = await Promise.all(runIds.map((id) => finished(id)));
       for (const run of runs) expect(run.status).toBe('succeeded');
       return runs.map((run) => (run.result as { worker: string }).worker);
-    }
-
-    /** Alive: a /proc entry that is not a zombie (dead, waiting to be reaped). */
-    function alive(pid: number): boolean {
-      if (!existsSync(`/proc/${pid}`)) return false;
-      try {
-        return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      } catch {
-        return false;
-      }
     }
 
     beforeAll(async () => {

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Assignment } from '@kairos/client';
 import { describe, expect, it } from 'vitest';
 import { createRunContext } from './context.ts';
 import { CancelledError, NonRetryableError, TimeoutError } from './errors.ts';
 import { compileIsolated, isolatedHandler } from './isolated.ts';
+import { alive, until } from './process-probe.ts';
 
 const MODULE = fileURLToPath(new URL('../test/fixtures/isolated-handlers.ts', import.meta.url));
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -31,23 +31,6 @@ function attempt(exportName: string, signal = new AbortController().signal) {
     compileIsolated('h', { isolated: true, module: MODULE, export: exportName, killGraceMs: 1000 }),
   );
   return { run: () => Promise.resolve(handler(ctx)), lines, progress };
-}
-
-function alive(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}`)) return false;
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('isolated handlers', () => {

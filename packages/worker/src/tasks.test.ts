@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Assignment, TaskSpec } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +5,7 @@ import { createRunContext, type RunContext } from './context.ts';
 import { CancelledError, NonRetryableError } from './errors.ts';
 import { httpHandler, underPrefix } from './http-task.ts';
 import type { WorkerLogger } from './logger.ts';
+import { alive, until } from './process-probe.ts';
 import { shellHandler } from './shell.ts';
 import { Worker } from './worker.ts';
 
@@ -30,24 +30,6 @@ function contextFor(task: TaskSpec, signal = new AbortController().signal) {
     progress: () => {},
   });
   return { ctx, lines };
-}
-
-/** Alive: a /proc entry that is not a zombie (a zombie is dead, waiting for its parent to reap it). */
-function alive(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}`)) return false;
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('shell tasks', () => {
