@@ -50,7 +50,7 @@ export function applyOverlap(
         `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
          WHERE id = ?`,
       ).run(now, CANCELLED_BY_OVERLAP, run.id);
-      groups.push(...triggerDependents(sql, run.id, now));
+      groups.push(...triggerDependents(sql, [run.id], now));
     }
   }
   const keep = decision.fires.flatMap((what, i) =>
@@ -61,20 +61,44 @@ export function applyOverlap(
 }
 
 /**
- * What the end of a run (succeeded, failed, timed out, cancelled) sets off, in the transaction that
- * ends it: the job's oldest buffered run becomes claimable when nothing else of the job is in
- * flight, and the jobs that run `after` it get their runs. Answers the groups that got runs.
+ * What ended runs set off, in the transaction that ended them: for each of their jobs with nothing
+ * left in flight, the oldest buffered run becomes claimable; the jobs that run `after` theirs get
+ * their runs. One statement each for the whole batch; per job only where a buffered run exists.
+ * Answers the groups that got runs.
  */
-export function afterRunEnded(sql: Sql, runId: number, jobId: number, now: number): string[] {
+export function afterRunsEnded(
+  sql: Sql,
+  ended: ReadonlyArray<{ runId: number; jobId: number }>,
+  now: number,
+): string[] {
+  if (ended.length === 0) return [];
   const groups: string[] = [];
-  const next = sql(
-    // status IN (…) as in the runs_active index; a buffered run is always queued.
-    `SELECT id FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at = ?
-       AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at <> ?)
-     ORDER BY fire_time, id LIMIT 1`,
-  ).get(jobId, BUFFERED_AT, jobId, BUFFERED_AT) as { id: number } | undefined;
-  if (next) groups.push(...promote(sql, next.id, now));
-  groups.push(...triggerDependents(sql, runId, now));
+  const buffering = sql(
+    // status IN (…) as in the runs_active index; a buffered run is always queued. Without INDEXED BY
+    // the planner takes runs_status and walks every queued run of the store.
+    `SELECT DISTINCT job_id FROM runs INDEXED BY runs_active
+     WHERE job_id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running') AND available_at = ?`,
+  ).all(JSON.stringify([...new Set(ended.map((e) => e.jobId))]), BUFFERED_AT) as Array<{ job_id: number }>;
+  for (const { job_id: jobId } of buffering) {
+    const next = sql(
+      `SELECT id FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at = ?
+         AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ? AND status IN ('queued', 'running') AND available_at <> ?)
+       ORDER BY fire_time, id LIMIT 1`,
+    ).get(jobId, BUFFERED_AT, jobId, BUFFERED_AT) as { id: number } | undefined;
+    if (next) groups.push(...promote(sql, next.id, now));
+  }
+  // Most jobs have no dependents: one look at the jobs_after index decides whether to join at all.
+  const parents = sql(
+    `SELECT p.id FROM jobs p
+     WHERE p.id IN (SELECT value FROM json_each(?))
+       AND EXISTS (SELECT 1 FROM jobs c WHERE json_extract(c.trigger, '$.kind') = 'after'
+         AND json_extract(c.trigger, '$.job') = p.name)`,
+  ).all(JSON.stringify([...new Set(ended.map((e) => e.jobId))])) as Array<{ id: number }>;
+  if (parents.length > 0) {
+    const withDependents = new Set(parents.map((p) => p.id));
+    const runs = ended.filter((e) => withDependents.has(e.jobId)).map((e) => e.runId);
+    groups.push(...triggerDependents(sql, runs, now));
+  }
   return groups;
 }
 
@@ -90,7 +114,7 @@ function promote(sql: Sql, runId: number, now: number): string[] {
  * condition. Each gets the parent's job, run id, status and result under `params.parent`; the
  * idempotency key `after:<run id>` makes a second call for the same end create nothing.
  */
-function triggerDependents(sql: Sql, runId: number, now: number): string[] {
+function triggerDependents(sql: Sql, runIds: readonly number[], now: number): string[] {
   const rows = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
        retry, timeout_ms, created_at, available_at)
@@ -100,13 +124,13 @@ function triggerDependents(sql: Sql, runId: number, now: number): string[] {
        c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now
      FROM runs r JOIN jobs p ON p.id = r.job_id
      JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
-     WHERE r.id = @run AND c.paused = 0
+     WHERE r.id IN (SELECT value FROM json_each(@runs)) AND c.paused = 0
        AND (json_extract(c.trigger, '$.on') = 'always'
          OR (json_extract(c.trigger, '$.on') = 'success' AND r.status = 'succeeded')
          OR (json_extract(c.trigger, '$.on') = 'failure' AND r.status IN ('failed', 'timed_out')))
      ON CONFLICT DO NOTHING
      RETURNING group_name`,
-  ).all({ run: runId, now }) as Array<{ group_name: string }>;
+  ).all({ runs: JSON.stringify(runIds), now }) as Array<{ group_name: string }>;
   return rows.map((row) => row.group_name);
 }
 

@@ -108,7 +108,14 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import { afterRunEnded, applyOverlap, backfill, countRuns, hasPolicies, recordSkipped } from './schedules.ts';
+import {
+  afterRunsEnded,
+  applyOverlap,
+  backfill,
+  countRuns,
+  hasPolicies,
+  recordSkipped,
+} from './schedules.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -608,7 +615,8 @@ export class SqliteStore implements Store {
             `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
              WHERE id = ? AND attempt = ? AND status = 'running' RETURNING job_id, cause`,
           );
-          return outcomes.map((o) => {
+          const ended: Array<{ runId: number; jobId: number }> = [];
+          const applied = outcomes.map((o) => {
             const error = toJson(o.error);
             if (o.run.status === 'queued') {
               if (retry.run(o.run.availableAt, error, o.runId, o.attempt).changes === 0) return false;
@@ -619,12 +627,13 @@ export class SqliteStore implements Store {
                 | undefined;
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
-              for (const group of afterRunEnded((text) => this.sql(text), o.runId, row.job_id, now))
-                requeued.add(group);
+              ended.push({ runId: o.runId, jobId: row.job_id });
             }
             endAttempt.run(o.attemptStatus, now, error, o.runId, o.attempt);
             return true;
           });
+          for (const group of afterRunsEnded((text) => this.sql(text), ended, now)) requeued.add(group);
+          return applied;
         })
         .immediate(),
     );
@@ -881,7 +890,7 @@ export class SqliteStore implements Store {
        WHERE id = ? RETURNING job_id, cause`,
     ).get(status, now, result, error, id) as { job_id: number; cause: string };
     if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
-    for (const group of afterRunEnded((text) => this.sql(text), id, row.job_id, now))
+    for (const group of afterRunsEnded((text) => this.sql(text), [{ runId: id, jobId: row.job_id }], now))
       this.emit({ type: 'runs', group });
   }
 
@@ -1308,21 +1317,24 @@ export class SqliteStore implements Store {
              ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
           );
           for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
-          const claim = this.sql(
+          // The whole claim in two statements, not two per run: a poll of 200 runs is one claim.
+          const rows = this.sql(
             `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
                lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
                target_worker_id = NULL
-             WHERE id = @id AND status = 'queued'
+             WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
              RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
-          );
-          const attempt = this.sql(
-            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
-          );
+          ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(plan.claim) }) as ClaimRow[];
+          this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', ? FROM json_each(?)`,
+          ).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
           const byRun = new Map(candidates.map((c) => [c.runId, c]));
-          const claimed = plan.claim.map((id): ClaimedRun => {
-            const row = claim.get({ worker: workerId, now, lease: leaseMs, id }) as ClaimRow;
-            attempt.run(row.id, row.attempt, workerId, now);
-            return claimedFromRow(row, byRun.get(row.id)!);
+          const byId = new Map(rows.map((row) => [row.id, row]));
+          // In the plan's order: highest priority first, then oldest.
+          const claimed = plan.claim.flatMap((id): ClaimedRun[] => {
+            const row = byId.get(id);
+            return row ? [claimedFromRow(row, byRun.get(id)!)] : [];
           });
           return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
         })
