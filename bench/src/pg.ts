@@ -29,6 +29,8 @@ export async function createDatabase(prefix: string): Promise<FreshDatabase> {
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  // An idle client whose connection ends (the database dropped, a server restart) must not end the harness.
+  pool.on('error', (error) => console.error(`bench pool: ${error.message}`));
   return {
     url: url.toString(),
     pool,

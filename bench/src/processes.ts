@@ -57,6 +57,11 @@ export function spawnChild(spec: ChildSpec): Promise<Child> {
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let next = 0;
   let exited = false;
+  // A message sent as the child exits fails on its closed IPC channel (EPIPE): the pending call is
+  // rejected by the exit below; unhandled, the 'error' event would end the harness instead.
+  child.on('error', (error) => {
+    if (!exited) console.error(`${spec.role} process ${child.pid}: ${error.message}`);
+  });
   const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exit.then(() => {
     exited = true;
