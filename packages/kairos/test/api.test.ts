@@ -1,24 +1,15 @@
 import { KairosClient } from '@kairos/client';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
-import { type KairosNode, startNode } from '../src/node.ts';
-import { apiError, tempDir } from './helpers.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { KairosNode } from '../src/node.ts';
+import { apiError, startTestNode } from './helpers.ts';
 
 let node: KairosNode;
 let admin: KairosClient;
 let workerClient: KairosClient;
 
 beforeAll(async () => {
-  const config = resolveConfig(
-    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
-    {},
-  );
-  node = await startNode(config, { logger: pino({ level: 'silent' }) });
-  admin = new KairosClient({ url: node.url, token: 'admin-t' });
-  workerClient = new KairosClient({ url: node.url, token: 'worker-t' });
+  ({ node, admin, workerClient } = await startTestNode());
 });
-afterAll(() => node.stop());
 
 describe('auth', () => {
   it('answers 401 without a token or with a wrong one, 403 for a worker token on the admin API', async () => {

@@ -1,25 +1,14 @@
-import { KairosClient } from '@kairos/client';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
-import { type KairosNode, startNode } from '../src/node.ts';
-import { apiError, tempDir } from './helpers.ts';
+import type { KairosClient } from '@kairos/client';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { apiError, startTestNode } from './helpers.ts';
 
 // The fleet routes in process: job dispatch fields, drain, group limits, logs; every refusal with its code.
-let node: KairosNode;
 let admin: KairosClient;
 let workerClient: KairosClient;
 
 beforeAll(async () => {
-  const config = resolveConfig(
-    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
-    {},
-  );
-  node = await startNode(config, { logger: pino({ level: 'silent' }) });
-  admin = new KairosClient({ url: node.url, token: 'admin-t' });
-  workerClient = new KairosClient({ url: node.url, token: 'worker-t' });
+  ({ admin, workerClient } = await startTestNode());
 });
-afterAll(() => node.stop());
 
 describe('job dispatch fields', () => {
   it('are stored and shown', async () => {

@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KairosApiError } from '@kairos/client';
+import { KairosApiError, KairosClient } from '@kairos/client';
+import pino from 'pino';
 import { afterAll, expect } from 'vitest';
+import { resolveConfig } from '../src/config.ts';
+import { type KairosNode, type NodeDependencies, startNode } from '../src/node.ts';
 
 /** A fresh temporary folder, removed when the test file ends. */
 export function tempDir(prefix = 'kairos-test-'): string {
@@ -19,4 +22,21 @@ export async function apiError(promise: Promise<unknown>): Promise<KairosApiErro
   );
   expect(error).toBeInstanceOf(KairosApiError);
   return error as KairosApiError;
+}
+
+/** An in-process node on a fresh SQLite folder with the tokens `admin-t` and `worker-t`, stopped after the file. */
+export async function startTestNode(
+  dependencies: Partial<NodeDependencies> = {},
+): Promise<{ node: KairosNode; admin: KairosClient; workerClient: KairosClient }> {
+  const config = resolveConfig(
+    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
+    {},
+  );
+  const node = await startNode(config, { logger: pino({ level: 'silent' }), ...dependencies });
+  afterAll(() => node.stop());
+  return {
+    node,
+    admin: new KairosClient({ url: node.url, token: 'admin-t' }),
+    workerClient: new KairosClient({ url: node.url, token: 'worker-t' }),
+  };
 }

@@ -1,10 +1,8 @@
-import { KairosClient } from '@kairos/client';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
-import { type KairosNode, startNode } from '../src/node.ts';
+import type { KairosClient } from '@kairos/client';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { KairosNode } from '../src/node.ts';
 import { FakeClock } from '../src/scheduler/clock.ts';
-import { apiError, tempDir } from './helpers.ts';
+import { apiError, startTestNode } from './helpers.ts';
 
 const T0 = Date.UTC(2026, 2, 28, 12);
 let node: KairosNode;
@@ -12,14 +10,8 @@ let admin: KairosClient;
 const clock = new FakeClock(T0);
 
 beforeAll(async () => {
-  const config = resolveConfig(
-    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
-    {},
-  );
-  node = await startNode(config, { logger: pino({ level: 'silent' }), clock });
-  admin = new KairosClient({ url: node.url, token: 'admin-t' });
+  ({ node, admin } = await startTestNode({ clock }));
 });
-afterAll(() => node.stop());
 
 describe('schedule policies through the API', () => {
   it('keeps the policies and shows every default', async () => {

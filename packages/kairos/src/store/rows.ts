@@ -13,7 +13,7 @@ import type { JobDefinition, JobRecord } from '../core/job.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
-import type { AttemptRecord, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
+import type { AttemptRecord, DecisionInput, Lease, NodeRecord, RunRecord, WorkerRecord } from './store.ts';
 
 /** Row shapes shared by the dialects (same column names); JSON columns arrive as text. */
 export interface JobRow {
@@ -223,4 +223,36 @@ export function toJson(value: unknown): string | null {
 /** The workers-at-scale columns of a job: dispatch policy, its schedule-to-start timeout, task. */
 export function dispatchValues(job: JobDefinition): [string, number | null, string | null] {
   return [JSON.stringify(job.dispatch), job.dispatch.scheduleToStartMs, toJson(job.task)];
+}
+
+/** A running run with what deciding its attempt's end needs. */
+export interface DecisionRow {
+  id: number;
+  attempt: number;
+  job_id: number;
+  group_name: string;
+  cause: string;
+  retry: string;
+}
+
+export function decisionFromRow(row: DecisionRow): DecisionInput {
+  return {
+    runId: row.id,
+    attempt: row.attempt,
+    jobId: row.job_id,
+    group: row.group_name,
+    cause: row.cause as DecisionInput['cause'],
+    retry: JSON.parse(row.retry),
+  };
+}
+
+export interface LeaseRow {
+  name: string;
+  owner: string;
+  epoch: number;
+  expires_at: number;
+}
+
+export function leaseFromRow(row: LeaseRow): Lease {
+  return { name: row.name, owner: row.owner, epoch: row.epoch, expiresAt: row.expires_at };
 }

@@ -66,10 +66,14 @@ import { readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
+  type DecisionRow,
+  decisionFromRow,
   delayOf,
   dispatchValues,
   type JobRow,
   jobFromRow,
+  type LeaseRow,
+  leaseFromRow,
   type NodeRow,
   nodeFromRow,
   RUN_COLUMNS,
@@ -1453,37 +1457,6 @@ function hash(text: string): string {
   let h = 0;
   for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
-}
-
-interface DecisionRow {
-  id: number;
-  attempt: number;
-  job_id: number;
-  group_name: string;
-  cause: string;
-  retry: string;
-}
-
-function decisionFromRow(row: DecisionRow): DecisionInput {
-  return {
-    runId: row.id,
-    attempt: row.attempt,
-    jobId: row.job_id,
-    group: row.group_name,
-    cause: row.cause as DecisionInput['cause'],
-    retry: JSON.parse(row.retry),
-  };
-}
-
-interface LeaseRow {
-  name: string;
-  owner: string;
-  epoch: number;
-  expires_at: number;
-}
-
-function leaseFromRow(row: LeaseRow): Lease {
-  return { name: row.name, owner: row.owner, epoch: row.epoch, expiresAt: row.expires_at };
 }
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
