@@ -55,6 +55,7 @@ export async function kairosOnly(options: KairosOnlyOptions): Promise<void> {
         seconds: drain.seconds,
         handled: drain.handled,
         duplicates: drain.duplicates,
+        nodeCpuMsPer1k: drain.harnessCpuMsPer1k,
       },
       latency: { runs: latency.jobs, p50: latency.p50, p95: latency.p95, p99: latency.p99, max: latency.max },
     };
@@ -62,6 +63,9 @@ export async function kairosOnly(options: KairosOnlyOptions): Promise<void> {
     console.log(`  enqueue  ${drain.enqueuePerSecond} runs/s (API, batches of 1000)`);
     console.log(
       `  process  ${drain.processPerSecond} runs/s (${drain.seconds} s; handled ${drain.handled}, duplicates ${drain.duplicates})`,
+    );
+    console.log(
+      `  node CPU ${drain.harnessCpuMsPer1k} ms per 1,000 runs (user + system of the node's process)`,
     );
     console.log(`${LABEL[store]}: latency at ${rate} runs/s for ${seconds} s (enqueue → handler start, ms):`);
     console.log(`  p50 ${latency.p50}  p95 ${latency.p95}  p99 ${latency.p99}  max ${latency.max}`);

@@ -18,6 +18,11 @@ export interface DrainResult {
   /** Jobs enqueued that no handler ran. */
   missing: number;
   complete: boolean;
+  /**
+   * CPU time of the harness process during the drain, per 1,000 jobs (ms). For Kairos the node runs
+   * in the harness, so this is the node's cost per run, steadier than the wall clock on a shared machine.
+   */
+  harnessCpuMsPer1k: number;
 }
 
 /** Runs the drain scenario with `jobs` jobs on queue `drain`. */
@@ -25,8 +30,10 @@ export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000):
   const enqueued = await ctx.client.call<Produced>('bulk', { queue: 'drain', n: jobs });
   const workers = await startWorkers(ctx, 'drain');
   const start = now();
+  const cpuBefore = process.cpuUsage();
   await workers.go();
   const done = await waitProcessed(ctx, workers, 'drain', jobs, timeoutMs);
+  const cpu = process.cpuUsage(cpuBefore);
   const seconds = (done.at - start) / 1000;
   const handled = await workers.finish();
   return {
@@ -38,5 +45,6 @@ export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000):
     duplicates: handled.calls - handled.distinct,
     missing: jobs - handled.distinct,
     complete: done.complete,
+    harnessCpuMsPer1k: round((cpu.user + cpu.system) / jobs),
   };
 }

@@ -158,10 +158,17 @@ describe('worker protocol', () => {
     expect(await workerClient.heartbeat(workerId, { running: [{ runId: runId!, attempt: 1 }] })).toEqual({
       cancel: [],
     });
+    // The same attempt twice in one batch: the first report wins, the repeat is stale.
     const ok = await workerClient.report(workerId, {
-      reports: [{ runId: runId!, attempt: 1, outcome: 'succeeded', result: { n: 1 } }],
+      reports: [
+        { runId: runId!, attempt: 1, outcome: 'succeeded', result: { n: 1 } },
+        { runId: runId!, attempt: 1, outcome: 'succeeded', result: { n: 2 } },
+      ],
     });
-    expect(ok.results).toEqual([{ runId, attempt: 1, ok: true }]);
+    expect(ok.results).toEqual([
+      { runId, attempt: 1, ok: true },
+      { runId, attempt: 1, ok: false, code: 'ATTEMPT_STALE' },
+    ]);
 
     const stale = await fetch(`${node.url}/v1/worker/${workerId}/report`, {
       method: 'POST',

@@ -26,8 +26,10 @@ export class AttemptEnder {
     const outcomes: AttemptOutcome[] = [];
     const positions: number[] = [];
     reports.forEach((report, index) => {
+      // An attempt named twice in one batch is decided once: the first report wins, the repeat is stale.
       const input = byRef.get(key(report));
       if (!input) return;
+      byRef.delete(key(report));
       outcomes.push(this.decide(input, resultOf(report), now));
       positions.push(index);
     });

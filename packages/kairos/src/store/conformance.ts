@@ -287,6 +287,55 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         expect((await store.getAttempts(runId)).map((a) => a.status)).toEqual(['failed', 'succeeded']);
       });
 
+      it('ends a batch of attempts each with its own outcome, result and error', async () => {
+        const runs = [];
+        for (let i = 0; i < 4; i++) runs.push((await queuedRun(`batch-${i}`)).runId);
+        await worker();
+        const claimed = await store.claimRuns('w1', 4, 5000, T0);
+        expect(claimed).toHaveLength(4);
+        const base = { attempt: 1, group: 'default', error: null, result: null } as const;
+        const outcomes: AttemptOutcome[] = [
+          {
+            ...base,
+            runId: runs[0]!,
+            attemptStatus: 'succeeded',
+            result: 'text',
+            run: { status: 'succeeded' },
+          },
+          {
+            ...base,
+            runId: runs[1]!,
+            attemptStatus: 'succeeded',
+            result: { n: [1, 2] },
+            run: { status: 'succeeded' },
+          },
+          {
+            ...base,
+            runId: runs[2]!,
+            attemptStatus: 'failed',
+            error: { name: 'Boom', message: 'it broke' },
+            run: { status: 'failed' },
+          },
+          { ...base, runId: runs[3]!, attempt: 2, attemptStatus: 'succeeded', run: { status: 'succeeded' } },
+        ];
+        expect(await store.finishAttempts(outcomes, T0 + 5)).toEqual([true, true, true, false]);
+        expect(await store.getRun(runs[0]!)).toMatchObject({
+          status: 'succeeded',
+          result: 'text',
+          finishedAt: T0 + 5,
+        });
+        expect(await store.getRun(runs[1]!)).toMatchObject({ status: 'succeeded', result: { n: [1, 2] } });
+        expect(await store.getRun(runs[2]!)).toMatchObject({
+          status: 'failed',
+          error: { name: 'Boom', message: 'it broke' },
+        });
+        expect(await store.getRun(runs[3]!)).toMatchObject({ status: 'running' });
+        expect((await store.getAttempts(runs[2]!)).map((a) => [a.status, a.finishedAt])).toEqual([
+          ['failed', T0 + 5],
+        ]);
+        expect((await store.getAttempts(runs[3]!)).map((a) => a.status)).toEqual(['running']);
+      });
+
       it('heartbeats extend leases and name the attempts that are no longer the worker’s', async () => {
         const { runId } = await queuedRun();
         await worker();

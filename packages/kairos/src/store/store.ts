@@ -140,7 +140,8 @@ export interface Store {
   runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]>;
   /**
    * Ends attempts as decided. Each outcome applies only if the run is still `running` with that
-   * attempt number; the answer says, in order, which applied. A scheduled run of a fixed-delay
+   * attempt number; the answer says, in order, which applied. The outcomes name distinct runs (the
+   * caller decides each attempt once). A scheduled run of a fixed-delay
    * job that ends sets the job's next fire time to `now + delay` in the same transaction.
    */
   finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]>;

@@ -35,13 +35,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
-import {
-  bucketScopes,
-  type DispatchPlan,
-  lockedJobs,
-  needsSnapshot,
-  planDispatch,
-} from '../dispatch-plan.ts';
+import { bucketScopes, type DispatchCandidate, lockedJobs, planDispatch } from '../dispatch-plan.ts';
 import {
   type BucketRow,
   type CandidateRow,
@@ -129,6 +123,20 @@ type Statement = Database.Statement<unknown[], unknown>;
  * transaction with no lock waits inside this process; other processes on the same file wait
  * up to `busy_timeout`.
  */
+/**
+ * A queued run that worker @worker (of @group, serving @handlers) may take at @now: ready, and not
+ * routed to another worker that is still alive.
+ */
+const READY_FOR_WORKER = `r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
+  AND r.handler IN (SELECT value FROM json_each(@handlers))
+  AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
+    SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > @now))`;
+
+/** isPlainDispatch (core/dispatch-policy.ts) of job `j`, in SQL: no routing, selector or limit. */
+const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'any') = 'any'
+  AND coalesce(j.dispatch -> '$.routing.selector', '{}') = '{}'
+  AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL)`;
+
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
   private readonly db: Database.Database;
@@ -590,17 +598,15 @@ export class SqliteStore implements Store {
   }
 
   async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
-    return this.run('runsForDecision', () => {
-      const select = this.sql(
-        `SELECT id, attempt, job_id, group_name, cause, retry FROM runs WHERE id = ? AND attempt = ? AND status = 'running'`,
-      );
-      const out: DecisionInput[] = [];
-      for (const ref of refs) {
-        const row = select.get(ref.runId, ref.attempt) as DecisionRow | undefined;
-        if (row) out.push(decisionFromRow(row));
-      }
-      return out;
-    });
+    return this.run('runsForDecision', () =>
+      (
+        this.sql(
+          `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+           FROM json_each(?) v CROSS JOIN runs r ON r.id = v.value ->> 0 -- CROSS: the refs drive, by id
+           WHERE r.attempt = v.value ->> 1 AND r.status = 'running'`,
+        ).all(JSON.stringify(refs.map((ref) => [ref.runId, ref.attempt]))) as DecisionRow[]
+      ).map(decisionFromRow),
+    );
   }
 
   async finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]> {
@@ -608,34 +614,51 @@ export class SqliteStore implements Store {
     const applied = this.run('finishAttempts', () =>
       this.db
         .transaction(() => {
-          const endAttempt = this.sql(
-            `UPDATE attempts SET status = ?, finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
-          );
           const retry = this.sql(
             `UPDATE runs SET status = 'queued', available_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
              WHERE id = ? AND attempt = ? AND status = 'running'`,
           );
-          const end = this.sql(
-            `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
-             WHERE id = ? AND attempt = ? AND status = 'running' RETURNING job_id, cause`,
-          );
+          // Ends (not retries) in one statement for the whole report: a batch of 200 is one update.
+          // `+runs.status` keeps the planner off runs_status (it would scan every running run per ref).
+          const ends = outcomes.filter((o) => o.run.status !== 'queued');
+          const endedRows =
+            ends.length === 0
+              ? []
+              : (this.sql(
+                  `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
+                     error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
+                   FROM json_each(@ends) v
+                   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
+                   RETURNING runs.id, runs.job_id, runs.cause`,
+                ).all({
+                  now,
+                  ends: JSON.stringify(
+                    ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
+                  ),
+                }) as Array<{ id: number; job_id: number; cause: string }>);
+          const endedById = new Map(endedRows.map((row) => [row.id, row]));
           const ended: Array<{ runId: number; jobId: number }> = [];
+          const attemptEnds: Array<[number, number, string, string | null]> = [];
           const applied = outcomes.map((o) => {
             const error = toJson(o.error);
             if (o.run.status === 'queued') {
               if (retry.run(o.run.availableAt, error, o.runId, o.attempt).changes === 0) return false;
               requeued.add(o.group);
             } else {
-              const row = end.get(o.run.status, now, toJson(o.result), error, o.runId, o.attempt) as
-                | { job_id: number; cause: string }
-                | undefined;
+              const row = endedById.get(o.runId);
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
               ended.push({ runId: o.runId, jobId: row.job_id });
             }
-            endAttempt.run(o.attemptStatus, now, error, o.runId, o.attempt);
+            attemptEnds.push([o.runId, o.attempt, o.attemptStatus, error]);
             return true;
           });
+          if (attemptEnds.length > 0) {
+            this.sql(
+              `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3
+               FROM json_each(?) v WHERE attempts.run_id = v.value ->> 0 AND attempts.attempt = v.value ->> 1`,
+            ).run(now, JSON.stringify(attemptEnds));
+          }
           for (const group of afterRunsEnded((text) => this.sql(text), ended, now)) requeued.add(group);
           return applied;
         })
@@ -1206,29 +1229,6 @@ export class SqliteStore implements Store {
           if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
           if (worker.status === 'draining') return { claimed: [], wake: false };
           const group = worker.group_name;
-          const read = (window: number) =>
-            (
-              this.sql(
-                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
-               FROM runs r JOIN jobs j ON j.id = r.job_id
-               WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
-                 AND r.handler IN (SELECT value FROM json_each(@handlers))
-                 AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
-                   SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active'
-                     AND t.lease_expires_at > @now))
-               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
-              ).all({
-                group,
-                now,
-                handlers: worker.handlers,
-                worker: workerId,
-                window,
-              }) as CandidateRow[]
-            ).map(candidateFromRow);
-          // Plain jobs need only the first `max` ready runs; a window beyond them is read only when
-          // routing or limits may pass some of them over.
-          let candidates = read(max);
-          if (candidates.length === 0) return { claimed: [], wake: false };
           const groupLimits = {
             name: group,
             ...groupLimitsFromRow(
@@ -1238,77 +1238,109 @@ export class SqliteStore implements Store {
               ).get(group) as GroupLimitRow | undefined,
             ),
           };
-          if (candidates.length === max && needsSnapshot(candidates, groupLimits))
-            candidates = read(dispatchWindow(max));
-          let plan: DispatchPlan;
-          if (!needsSnapshot(candidates, groupLimits)) {
-            plan = {
-              claim: candidates.slice(0, max).map((c) => c.runId),
-              assign: [],
-              states: new Map(),
-              buckets: new Map(),
-            };
-          } else {
-            const jobs = JSON.stringify(lockedJobs(candidates));
-            const live = (
-              this.sql(
-                `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
-                   (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
-                   + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
-                 FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
-              ).all(group, now) as SnapshotRow[]
-            ).map(snapshotFromRow);
-            const loadOfJob = new Map<string, number>();
-            for (const row of this.sql(
-              `SELECT worker_id AS w, job_id, count(*) AS n FROM runs
-               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(@jobs)) GROUP BY 1, 2
-               UNION ALL
-               SELECT target_worker_id, job_id, count(*) FROM runs
-               WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id IN (SELECT value FROM json_each(@jobs))
-               GROUP BY 1, 2`,
-            ).all({ jobs }) as Array<{ w: string; job_id: number; n: number }>) {
-              const key = `${row.w}:${row.job_id}`;
-              loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+          const limited = groupLimits.maxConcurrency !== null || groupLimits.rateLimit !== null;
+          if (!limited) {
+            // The common case first: when the first `max` ready runs all belong to plain jobs (no
+            // routing, selector or limit), claim them without reading their policies, params or tasks.
+            const picked = this.sql(
+              `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r JOIN jobs j ON j.id = r.job_id
+               WHERE ${READY_FOR_WORKER}
+               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`,
+            ).all({ group, now, handlers: worker.handlers, worker: workerId, max }) as Array<{
+              id: number;
+              plain: number;
+            }>;
+            if (picked.length === 0) return { claimed: [], wake: false };
+            if (picked.every((p) => p.plain === 1)) {
+              return {
+                claimed: this.claimIds(
+                  workerId,
+                  picked.map((p) => p.id),
+                  leaseMs,
+                  now,
+                ),
+                wake: false,
+              };
             }
-            const runningOfJob = new Map<number, number>();
-            for (const row of this.sql(
-              `SELECT job_id, count(*) AS n FROM runs
-               WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`,
-            ).all(jobs) as Array<{ job_id: number; n: number }>)
-              runningOfJob.set(row.job_id, row.n);
-            const states = new Map<number, RoutingState>();
-            for (const row of this.sql(
-              'SELECT job_id, state FROM job_routing WHERE job_id IN (SELECT value FROM json_each(?))',
-            ).all(jobs) as Array<{ job_id: number; state: string }>)
-              states.set(row.job_id, JSON.parse(row.state));
-            const buckets = new Map<string, Bucket>();
-            for (const row of this.sql(
-              'SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope IN (SELECT value FROM json_each(?))',
-            ).all(JSON.stringify(bucketScopes(candidates, groupLimits))) as BucketRow[])
-              buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
-            const groupRunning =
-              groupLimits.maxConcurrency === null
-                ? 0
-                : (
-                    this.sql(
-                      `SELECT count(*) AS n FROM runs WHERE status = 'running' AND group_name = ?`,
-                    ).get(group) as { n: number }
-                  ).n;
-            plan = planDispatch({
-              workerId,
-              max,
-              candidates,
-              live,
-              loadOfJob,
-              runningOfJob,
-              groupRunning,
-              group: groupLimits,
-              buckets,
-              now,
-              states,
-              random,
-            });
           }
+          const read = (window: number) =>
+            (
+              this.sql(
+                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+               FROM runs r JOIN jobs j ON j.id = r.job_id
+               WHERE ${READY_FOR_WORKER}
+               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
+              ).all({
+                group,
+                now,
+                handlers: worker.handlers,
+                worker: workerId,
+                window,
+              }) as CandidateRow[]
+            ).map(candidateFromRow);
+          // Routing, selectors or limits in play: read a window wider than `max` (runs that routing or
+          // limits pass over must not hide the ones behind them) and plan with the fleet's state.
+          const candidates = read(dispatchWindow(max));
+          if (candidates.length === 0) return { claimed: [], wake: false };
+          const jobs = JSON.stringify(lockedJobs(candidates));
+          const live = (
+            this.sql(
+              `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+                 (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+                 + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+               FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+            ).all(group, now) as SnapshotRow[]
+          ).map(snapshotFromRow);
+          const loadOfJob = new Map<string, number>();
+          for (const row of this.sql(
+            `SELECT worker_id AS w, job_id, count(*) AS n FROM runs
+             WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(@jobs)) GROUP BY 1, 2
+             UNION ALL
+             SELECT target_worker_id, job_id, count(*) FROM runs
+             WHERE status = 'queued' AND target_worker_id IS NOT NULL AND job_id IN (SELECT value FROM json_each(@jobs))
+             GROUP BY 1, 2`,
+          ).all({ jobs }) as Array<{ w: string; job_id: number; n: number }>) {
+            const key = `${row.w}:${row.job_id}`;
+            loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
+          }
+          const runningOfJob = new Map<number, number>();
+          for (const row of this.sql(
+            `SELECT job_id, count(*) AS n FROM runs
+             WHERE status = 'running' AND job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`,
+          ).all(jobs) as Array<{ job_id: number; n: number }>)
+            runningOfJob.set(row.job_id, row.n);
+          const states = new Map<number, RoutingState>();
+          for (const row of this.sql(
+            'SELECT job_id, state FROM job_routing WHERE job_id IN (SELECT value FROM json_each(?))',
+          ).all(jobs) as Array<{ job_id: number; state: string }>)
+            states.set(row.job_id, JSON.parse(row.state));
+          const buckets = new Map<string, Bucket>();
+          for (const row of this.sql(
+            'SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope IN (SELECT value FROM json_each(?))',
+          ).all(JSON.stringify(bucketScopes(candidates, groupLimits))) as BucketRow[])
+            buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
+          const groupRunning =
+            groupLimits.maxConcurrency === null
+              ? 0
+              : (
+                  this.sql(`SELECT count(*) AS n FROM runs WHERE status = 'running' AND group_name = ?`).get(
+                    group,
+                  ) as { n: number }
+                ).n;
+          const plan = planDispatch({
+            workerId,
+            max,
+            candidates,
+            live,
+            loadOfJob,
+            runningOfJob,
+            groupRunning,
+            group: groupLimits,
+            buckets,
+            now,
+            states,
+            random,
+          });
           const assign = this.sql('UPDATE runs SET target_worker_id = ? WHERE id = ?');
           for (const a of plan.assign) assign.run(a.workerId, a.runId);
           const saveState = this.sql(
@@ -1321,25 +1353,7 @@ export class SqliteStore implements Store {
              ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
           );
           for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
-          // The whole claim in two statements, not two per run: a poll of 200 runs is one claim.
-          const rows = this.sql(
-            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
-               lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
-               target_worker_id = NULL
-             WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
-             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
-          ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(plan.claim) }) as ClaimRow[];
-          this.sql(
-            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', ? FROM json_each(?)`,
-          ).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
-          const byRun = new Map(candidates.map((c) => [c.runId, c]));
-          const byId = new Map(rows.map((row) => [row.id, row]));
-          // In the plan's order: highest priority first, then oldest.
-          const claimed = plan.claim.flatMap((id): ClaimedRun[] => {
-            const row = byId.get(id);
-            return row ? [claimedFromRow(row, byRun.get(id)!)] : [];
-          });
+          const claimed = this.claimIds(workerId, plan.claim, leaseMs, now, candidates);
           return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
         })
         .immediate(),
@@ -1356,6 +1370,50 @@ export class SqliteStore implements Store {
       this.emit({ type: 'runs', group });
     }
     return out.claimed;
+  }
+
+  /**
+   * Claims the queued runs `ids` for a worker in two statements (not two per run: a poll of 200 runs
+   * is one claim), answered in the order of `ids`. Job names and tasks come from `candidates` when
+   * the caller has read them, else from one read of the claimed runs' jobs.
+   */
+  private claimIds(
+    workerId: string,
+    ids: readonly number[],
+    leaseMs: number,
+    now: number,
+    candidates?: readonly DispatchCandidate[],
+  ): ClaimedRun[] {
+    const rows = this.sql(
+      `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
+         lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
+         target_worker_id = NULL
+       WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+       RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
+    ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(ids) }) as Array<
+      ClaimRow & { job_id: number }
+    >;
+    if (rows.length === 0) return [];
+    this.sql(
+      `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', ? FROM json_each(?)`,
+    ).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
+    const jobs = new Map<number, Pick<DispatchCandidate, 'jobName' | 'task'>>();
+    if (candidates) {
+      for (const c of candidates) jobs.set(c.jobId, c);
+    } else {
+      const jobIds = JSON.stringify([...new Set(rows.map((row) => row.job_id))]);
+      for (const job of this.sql(
+        'SELECT id, name, task FROM jobs WHERE id IN (SELECT value FROM json_each(?))',
+      ).all(jobIds) as Array<{ id: number; name: string; task: string | null }>) {
+        jobs.set(job.id, { jobName: job.name, task: job.task === null ? null : JSON.parse(job.task) });
+      }
+    }
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.flatMap((id): ClaimedRun[] => {
+      const row = byId.get(id);
+      return row ? [claimedFromRow(row, jobs.get(row.job_id)!)] : [];
+    });
   }
 
   async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
