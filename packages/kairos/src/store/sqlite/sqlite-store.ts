@@ -106,6 +106,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import * as hot from './hot-statements.ts';
 import {
   afterRunsEnded,
   applyOverlap,
@@ -123,20 +124,6 @@ type Statement = Database.Statement<unknown[], unknown>;
  * transaction with no lock waits inside this process; other processes on the same file wait
  * up to `busy_timeout`.
  */
-/**
- * A queued run that worker @worker (of @group, serving @handlers) may take at @now: ready, and not
- * routed to another worker that is still alive.
- */
-const READY_FOR_WORKER = `r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
-  AND r.handler IN (SELECT value FROM json_each(@handlers))
-  AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
-    SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > @now))`;
-
-/** isPlainDispatch (core/dispatch-policy.ts) of job `j`, in SQL: no routing, selector or limit. */
-const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'any') = 'any'
-  AND coalesce(j.dispatch -> '$.routing.selector', '{}') = '{}'
-  AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL)`;
-
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
   private readonly db: Database.Database;
@@ -600,11 +587,9 @@ export class SqliteStore implements Store {
   async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
     return this.run('runsForDecision', () =>
       (
-        this.sql(
-          `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
-           FROM json_each(?) v CROSS JOIN runs r ON r.id = v.value ->> 0 -- CROSS: the refs drive, by id
-           WHERE r.attempt = v.value ->> 1 AND r.status = 'running'`,
-        ).all(JSON.stringify(refs.map((ref) => [ref.runId, ref.attempt]))) as DecisionRow[]
+        this.sql(hot.DECISION_INPUTS).all(
+          JSON.stringify(refs.map((ref) => [ref.runId, ref.attempt])),
+        ) as DecisionRow[]
       ).map(decisionFromRow),
     );
   }
@@ -619,18 +604,11 @@ export class SqliteStore implements Store {
              WHERE id = ? AND attempt = ? AND status = 'running'`,
           );
           // Ends (not retries) in one statement for the whole report: a batch of 200 is one update.
-          // `+runs.status` keeps the planner off runs_status (it would scan every running run per ref).
           const ends = outcomes.filter((o) => o.run.status !== 'queued');
           const endedRows =
             ends.length === 0
               ? []
-              : (this.sql(
-                  `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
-                     error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
-                   FROM json_each(@ends) v
-                   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
-                   RETURNING runs.id, runs.job_id, runs.cause`,
-                ).all({
+              : (this.sql(hot.END_RUNS).all({
                   now,
                   ends: JSON.stringify(
                     ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
@@ -654,10 +632,7 @@ export class SqliteStore implements Store {
             return true;
           });
           if (attemptEnds.length > 0) {
-            this.sql(
-              `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3
-               FROM json_each(?) v WHERE attempts.run_id = v.value ->> 0 AND attempts.attempt = v.value ->> 1`,
-            ).run(now, JSON.stringify(attemptEnds));
+            this.sql(hot.END_ATTEMPTS).run(now, JSON.stringify(attemptEnds));
           }
           for (const group of afterRunsEnded((text) => this.sql(text), ended, now)) requeued.add(group);
           return applied;
@@ -1242,11 +1217,13 @@ export class SqliteStore implements Store {
           if (!limited) {
             // The common case first: when the first `max` ready runs all belong to plain jobs (no
             // routing, selector or limit), claim them without reading their policies, params or tasks.
-            const picked = this.sql(
-              `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r JOIN jobs j ON j.id = r.job_id
-               WHERE ${READY_FOR_WORKER}
-               ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`,
-            ).all({ group, now, handlers: worker.handlers, worker: workerId, max }) as Array<{
+            const picked = this.sql(hot.PICK_PLAIN).all({
+              group,
+              now,
+              handlers: worker.handlers,
+              worker: workerId,
+              max,
+            }) as Array<{
               id: number;
               plain: number;
             }>;
@@ -1268,7 +1245,7 @@ export class SqliteStore implements Store {
               this.sql(
                 `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
                FROM runs r JOIN jobs j ON j.id = r.job_id
-               WHERE ${READY_FOR_WORKER}
+               WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
               ).all({
                 group,
@@ -1384,20 +1361,14 @@ export class SqliteStore implements Store {
     now: number,
     candidates?: readonly DispatchCandidate[],
   ): ClaimedRun[] {
-    const rows = this.sql(
-      `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
-         lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL,
-         target_worker_id = NULL
-       WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
-       RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`,
-    ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(ids) }) as Array<
-      ClaimRow & { job_id: number }
-    >;
+    const rows = this.sql(hot.CLAIM_IDS).all({
+      worker: workerId,
+      now,
+      lease: leaseMs,
+      ids: JSON.stringify(ids),
+    }) as Array<ClaimRow & { job_id: number }>;
     if (rows.length === 0) return [];
-    this.sql(
-      `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', ? FROM json_each(?)`,
-    ).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
+    this.sql(hot.START_ATTEMPTS).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
     const jobs = new Map<number, Pick<DispatchCandidate, 'jobName' | 'task'>>();
     if (candidates) {
       for (const c of candidates) jobs.set(c.jobId, c);

@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import type { JobSpec } from '@kairos/client';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers.ts';
+import { dispatchFromColumn, isPlainDispatch } from '../../core/dispatch-policy.ts';
+import { compileJob } from '../../core/job.ts';
+import * as hot from './hot-statements.ts';
+import { SqliteStore } from './sqlite-store.ts';
+
+const path = join(tempDir(), 'hot.db');
+let db: Database.Database;
+
+beforeAll(async () => {
+  const store = new SqliteStore(path);
+  await store.migrate();
+  const specs: Array<Partial<JobSpec>> = [
+    {},
+    { routing: { strategy: 'round-robin' } },
+    { routing: { strategy: 'any', selector: { region: 'eu' } } },
+    { maxConcurrency: 2 },
+    { rateLimit: { limit: 5, per: '1s' } },
+    { scheduleToStartTimeout: '30s' },
+  ];
+  for (const [i, spec] of specs.entries()) {
+    await store.createJob(
+      compileJob({ name: `j${i}`, handler: 'h', trigger: { kind: 'manual' }, ...spec } as JobSpec),
+      null,
+      0,
+    );
+  }
+  await store.close();
+  db = new Database(path);
+});
+
+afterAll(() => db?.close());
+
+function plan(sql: string, params: unknown[] | Record<string, unknown>): string[] {
+  const statement = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+  const rows = (Array.isArray(params) ? statement.all(...params) : statement.all(params)) as Array<{
+    detail: string;
+  }>;
+  return rows.map((row) => row.detail);
+}
+
+const claimParams = {
+  group: 'g',
+  now: 0,
+  handlers: '[]',
+  worker: 'w',
+  max: 1,
+  lease: 1,
+  ids: '[]',
+  ends: '[]',
+};
+
+describe('SQLite hot statements', () => {
+  it('look runs up by id, never by walking runs or one of their status indexes', () => {
+    expect(plan(hot.DECISION_INPUTS, ['[]'])).toContain('SEARCH r USING INTEGER PRIMARY KEY (rowid=?)');
+    expect(plan(hot.END_RUNS, { now: 0, ends: '[]' })).toContain(
+      'SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)',
+    );
+    expect(plan(hot.END_ATTEMPTS, [0, '[]'])).toContain(
+      'SEARCH attempts USING PRIMARY KEY (run_id=? AND attempt=?)',
+    );
+    for (const sql of [hot.DECISION_INPUTS, hot.END_RUNS, hot.CLAIM_IDS]) {
+      const details = plan(sql, sql === hot.DECISION_INPUTS ? ['[]'] : claimParams);
+      expect(
+        details.filter((d) => /^SCAN (r|runs)\b/.test(d) || /runs_status \(status=\?\)$/.test(d)),
+      ).toEqual([]);
+    }
+  });
+
+  it('pick ready runs from the claim index', () => {
+    expect(plan(hot.PICK_PLAIN, claimParams)).toContain('SEARCH r USING INDEX runs_claim (group_name=?)');
+  });
+
+  it('say a job dispatches plainly exactly when the core does', () => {
+    const rows = db.prepare(`SELECT j.dispatch, ${hot.PLAIN_DISPATCH} AS plain FROM jobs j`).all() as Array<{
+      dispatch: string;
+      plain: number;
+    }>;
+    expect(rows).toHaveLength(6);
+    for (const row of rows) expect(row.plain === 1).toBe(isPlainDispatch(dispatchFromColumn(row.dispatch)));
+    expect(rows.map((row) => row.plain)).toEqual([1, 0, 0, 0, 0, 1]);
+  });
+});

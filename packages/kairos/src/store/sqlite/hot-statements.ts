@@ -1,0 +1,52 @@
+// The statements of the worker protocol's hot path on SQLite: every claim and every report runs
+// them. Kept here so that hot-statements.test.ts can hold their query plans to the indexes they need
+// (a plan that walks runs_status instead of the primary key costs 100× on a busy store).
+
+/**
+ * A queued run that worker @worker (of @group, serving @handlers) may take at @now: ready, and not
+ * routed to another worker that is still alive.
+ */
+export const READY_FOR_WORKER = `r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
+  AND r.handler IN (SELECT value FROM json_each(@handlers))
+  AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
+    SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > @now))`;
+
+/** isPlainDispatch (core/dispatch-policy.ts) of job `j`, in SQL: no routing, selector or limit. */
+export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'any') = 'any'
+  AND coalesce(j.dispatch -> '$.routing.selector', '{}') = '{}'
+  AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL)`;
+
+/** The first `max` runs ready for the worker, each with whether its job dispatches plainly. */
+export const PICK_PLAIN = `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE ${READY_FOR_WORKER}
+  ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`;
+
+/** Claims the queued runs @ids for @worker at @now with a lease of @lease ms. */
+export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
+    lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL, target_worker_id = NULL
+  WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+  RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`;
+
+/** The attempts of claimed runs: (worker, now, [[run id, attempt], …]). */
+export const START_ATTEMPTS = `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+  SELECT value ->> 0, value ->> 1, ?, 'running', ? FROM json_each(?)`;
+
+/** What deciding the ends of reported attempts needs: ([[run id, attempt], …]); the refs drive, by id. */
+export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+  FROM json_each(?) v CROSS JOIN runs r ON r.id = v.value ->> 0
+  WHERE r.attempt = v.value ->> 1 AND r.status = 'running'`;
+
+/**
+ * Ends runs still running with those attempts: (@now, @ends = [[run id, attempt, status, result
+ * JSON, error JSON], …]). `+runs.status` keeps the planner off runs_status, which it would walk
+ * for every ref.
+ */
+export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
+    error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
+  FROM json_each(@ends) v
+  WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
+  RETURNING runs.id, runs.job_id, runs.cause`;
+
+/** Ends attempts: (now, [[run id, attempt, status, error JSON], …]). */
+export const END_ATTEMPTS = `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3
+  FROM json_each(?) v WHERE attempts.run_id = v.value ->> 0 AND attempts.attempt = v.value ->> 1`;
