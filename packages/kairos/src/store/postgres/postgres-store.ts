@@ -1038,7 +1038,7 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.query('appendAudit', access.APPEND_AUDIT, auditValues(entry));
+    await this.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
   }
 
   async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
