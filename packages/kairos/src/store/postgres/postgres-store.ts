@@ -576,9 +576,9 @@ export class PostgresStore implements Store {
       now,
       true,
     ]);
-    if (rows.length < input.length) {
-      const done = new Set(rows.map((r) => r.id));
-      const rest = input.filter((r) => !done.has(r.run_id));
+    const done = new Set(rows.map((r) => r.id));
+    const rest = input.filter((r) => !done.has(r.run_id));
+    if (rest.length > 0) {
       rows = [
         ...rows,
         ...(await this.transaction('finishAttempts', async (client) => {
@@ -1506,10 +1506,18 @@ function quoteIdent(name: string): string {
   return `"${name}"`;
 }
 
+/** Hashes of statement texts, which are constants of this module: each is hashed once. */
+const hashes = new Map<string, string>();
+
 function hash(text: string): string {
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
-  return (h >>> 0).toString(36);
+  let known = hashes.get(text);
+  if (known === undefined) {
+    let h = 0;
+    for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
+    known = (h >>> 0).toString(36);
+    hashes.set(text, known);
+  }
+  return known;
 }
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
