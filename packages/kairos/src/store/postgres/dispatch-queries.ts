@@ -186,11 +186,12 @@ export const SHARD_RUNS = `
   ORDER BY f.id, s.shard`;
 
 /**
- * Run `r` is available at $2 to worker $1: not assigned, assigned to it, or assigned to a worker
- * that is no longer active. In DISPATCH_FAST twice: a row locked after a concurrent change is
- * checked again against its latest version.
+ * Run `r` is one that worker $1 (CTE `w`) may take at $2: queued in its group for one of its
+ * handlers, available, and not assigned, assigned to it, or assigned to a worker that is no longer
+ * active. In both reads of DISPATCH_FAST.
  */
-const FAST_CLAIMABLE = `r.available_at <= $2::bigint
+const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+  AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w) AND r.available_at <= $2::bigint
   AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
     SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))`;
 
@@ -199,10 +200,10 @@ const FAST_CLAIMABLE = `r.available_at <= $2::bigint
  * window belongs to a plain job (no routing, selector or limit), claim up to $4 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
- * long-poll path runs on every wake-up. The window is read without locks and each of its jobs'
- * policies once; only the runs taken are locked (SKIP LOCKED, further down the window past runs
- * that a concurrent claim holds): a row lock is a write. $1 worker, $2 now, $3 lease ms, $4 max,
- * $5 window.
+ * long-poll path runs on every wake-up. The window is read without locks, and each of its jobs'
+ * policies once; then the claimable runs of those jobs are read again from the top of the index and
+ * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
+ * lock is a write, and a poll of 200 locked 800. $1 worker, $2 now, $3 lease ms, $4 max, $5 window.
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
@@ -211,8 +212,7 @@ export const DISPATCH_FAST = `
     WHERE group_name = (SELECT group_name FROM w) AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
   seen AS (
     SELECT r.id, r.job_id FROM runs r
-    WHERE (SELECT status FROM w) = 'active' AND r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
-      AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w) AND ${FAST_CLAIMABLE}
+    WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $5),
   simple AS (
@@ -223,7 +223,7 @@ export const DISPATCH_FAST = `
           AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL)) AS ok),
   chosen AS (
     SELECT r.id FROM runs r
-    WHERE r.id IN (SELECT id FROM seen) AND (SELECT ok FROM simple) AND r.status = 'queued' AND ${FAST_CLAIMABLE}
+    WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $4
     FOR UPDATE SKIP LOCKED),
