@@ -442,6 +442,54 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       expect((await store.claimRuns('w', 50, 3_600_000, T0 + 2)).map((c) => c.fireTime)).toEqual([T0 - 2000]);
     });
 
+    it('a job that gains dependents while runs of it are in flight: their ends trigger them', async () => {
+      const parent = await store.createJob(job('parent', { trigger: { kind: 'manual' } }), null, T0);
+      await worker(T0);
+      await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0);
+      expect(await store.claimRuns('w', 50, 3_600_000, T0)).toHaveLength(1);
+      await store.createJob(job('child', { trigger: { kind: 'after', job: 'parent' } }), null, T0 + 1);
+      // The parent's run is running, not claimable: end it through the store as a worker's report would.
+      const [running] = await store.listRuns({ jobId: parent.id, status: 'running', limit: 10 });
+      await store.finishAttempts(
+        [
+          {
+            ...decideOutcome(RETRY_NONE, 1, { kind: 'succeeded', result: null }, T0 + 2, 0),
+            runId: running!.id,
+            attempt: 1,
+            group: 'default',
+          },
+        ],
+        T0 + 2,
+      );
+      const children = await store.listRuns({ status: 'queued', limit: 10 });
+      expect(children.map((r) => [r.jobName, r.cause])).toEqual([['child', 'dependency']]);
+    });
+
+    it('a job whose policy becomes buffer-one while a run is in flight: that run’s end releases the buffered one', async () => {
+      const a = await store.createJob(job('a'), T0, T0);
+      await worker(T0);
+      await store.fire([{ jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0] }], null, T0);
+      const [first] = await store.claimRuns('w', 50, 3_600_000, T0);
+      await store.updateJob(a.id, job('a', { schedule: { overlap: 'buffer-one' } }), T0 + 1000, T0 + 1);
+      const fire = { jobId: a.id, expected: T0 + 1000, next: T0 + 2000, fires: [T0 + 1000] };
+      await store.fire([{ ...fire, overlap: 'buffer-one' }], null, T0 + 1000);
+      expect(await store.claimRuns('w', 50, 3_600_000, T0 + 1000)).toEqual([]);
+      await store.finishAttempts(
+        [
+          {
+            ...decideOutcome(RETRY_NONE, 1, { kind: 'succeeded', result: null }, T0 + 1500, 0),
+            runId: first!.runId,
+            attempt: 1,
+            group: 'default',
+          },
+        ],
+        T0 + 1500,
+      );
+      expect((await store.claimRuns('w', 50, 3_600_000, T0 + 1500)).map((c) => c.fireTime)).toEqual([
+        T0 + 1000,
+      ]);
+    });
+
     it('resumes a paused job once, recording what it missed', async () => {
       const a = await store.createJob(job('a', { paused: true }), T0, T0);
       const missed = { reason: 'paused' as const, first: T0, last: T0 + 59_000, count: 60 };

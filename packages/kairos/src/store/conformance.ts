@@ -727,6 +727,20 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         expect((await store.listRuns({ jobId: b.id, status: 'running', limit: 10 })).length).toBe(4);
       });
 
+      it('broadcast: a manual trigger becomes one shard per live worker, its id the first shard', async () => {
+        const b = await routedJob('manual-bc', { routing: { strategy: 'broadcast' } });
+        for (const id of ['w2', 'w1']) await worker(id);
+        const [run] = await enqueue(b.id, [{ n: 1 }]);
+        const runs = await store.listRuns({ jobId: b.id, limit: 10 });
+        expect(
+          runs.map((r) => [r.shard?.index, r.shard?.total, r.assignedWorkerId, r.params]).sort(),
+        ).toEqual([
+          [0, 2, 'w1', { n: 1 }],
+          [1, 2, 'w2', { n: 1 }],
+        ]);
+        expect(runs.find((r) => r.shard?.index === 0)?.id).toBe(run);
+      });
+
       it('broadcast without live workers: one shard, for the first worker that comes', async () => {
         const b = await routedJob('lonely', { routing: { strategy: 'broadcast' } });
         const [run] = await enqueue(b.id, [{}]);

@@ -33,6 +33,17 @@ export const CREATE_API_TOKEN = `
 export const APPEND_AUDIT = `
   INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5::jsonb)`;
 
+/**
+ * Appends one audit entry in a transaction of its own that does not wait for its WAL flush
+ * (asynchronous commit, for this transaction only): the entry of a change that the API committed in
+ * an earlier transaction, which a crash between the two may lose anyway (server/audit.ts). A crash
+ * within the next WAL writer round may lose it too; the change stays. $1..$5 as APPEND_AUDIT.
+ */
+export const APPEND_AUDIT_AFTER = `
+  WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+  INSERT INTO audit_log (at, actor, action, target, details)
+  SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb FROM async`;
+
 /** Audit entries newest first. $1 before id or null, $2 limit. */
 export const LIST_AUDIT = `
   SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`;

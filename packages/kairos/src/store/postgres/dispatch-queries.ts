@@ -186,33 +186,47 @@ export const SHARD_RUNS = `
   ORDER BY f.id, s.shard`;
 
 /**
+ * Run `r` is one that worker $1 (CTE `w`) may take at $2: queued in its group for one of its
+ * handlers, available, and not assigned, assigned to it, or assigned to a worker that is no longer
+ * active. In both reads of DISPATCH_FAST.
+ */
+const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+  AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w) AND r.available_at <= $2::bigint
+  AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
+    SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))`;
+
+/**
  * The fast path of a claim, one statement: when the group has no limits and every run in the
  * window belongs to a plain job (no routing, selector or limit), claim up to $4 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
- * long-poll path runs on every wake-up. $1 worker, $2 now, $3 lease ms, $4 max, $5 window.
+ * long-poll path runs on every wake-up. The window is read without locks, and each of its jobs'
+ * policies once; then the claimable runs of those jobs are read again from the top of the index and
+ * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
+ * lock is a write, and a poll of 200 locked 800. $1 worker, $2 now, $3 lease ms, $4 max, $5 window.
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
   g AS (
     SELECT 1 FROM group_limits
     WHERE group_name = (SELECT group_name FROM w) AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
-  picked AS (
-    SELECT r.id, r.priority, r.available_at,
-      coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
-        AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
-        AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL AS plain
-    FROM runs r JOIN jobs j ON j.id = r.job_id
-    WHERE (SELECT status FROM w) = 'active' AND r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
-      AND r.available_at <= $2::bigint AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
-      AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
-        SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))
+  seen AS (
+    SELECT r.id, r.job_id FROM runs r
+    WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}
     ORDER BY r.priority DESC, r.available_at, r.id
-    LIMIT $5
-    FOR UPDATE OF r SKIP LOCKED),
-  simple AS (SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM picked WHERE NOT plain) AS ok),
+    LIMIT $5),
+  simple AS (
+    SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (
+      SELECT 1 FROM jobs j WHERE j.id IN (SELECT job_id FROM seen)
+        AND NOT (coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
+          AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
+          AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL)) AS ok),
   chosen AS (
-    SELECT id FROM picked WHERE (SELECT ok FROM simple) ORDER BY priority DESC, available_at, id LIMIT $4),
+    SELECT r.id FROM runs r
+    WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)
+    ORDER BY r.priority DESC, r.available_at, r.id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
       lease_expires_at = $2::bigint + $3::bigint, deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL,
@@ -224,7 +238,7 @@ export const DISPATCH_FAST = `
     INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
     SELECT id, attempt, $1, 'running', $2::bigint FROM claimed)
   SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
-    (SELECT count(*) FROM picked)::int AS picked,
+    (SELECT count(*) FROM seen)::int AS picked,
     coalesce((
       SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempt, 'handler', c.handler,
         'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,

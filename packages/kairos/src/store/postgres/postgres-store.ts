@@ -117,14 +117,36 @@ import * as sql from './queries.ts';
 import {
   afterRunsEnded,
   backfill,
+  buffersRuns,
   CALENDAR_USER,
   fireWithPolicies,
   LIST_SKIPPED,
   needsPolicySteps,
   PUT_CALENDAR,
+  promoteBuffered,
   skippedInput,
+  startBuffering,
   writeSkipped,
 } from './schedules.ts';
+
+/** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
+interface EnqueuedRow {
+  group_name: string;
+  broadcast: boolean;
+  inserted: string;
+  existing: string;
+}
+
+/** A run that FINISH_ATTEMPTS ended (or queued again), with what its end set off. */
+interface FinishedRow {
+  id: number;
+  attempt: number;
+  job_id: number;
+  status: string;
+  buffering: boolean;
+  /** The groups that got runs (on one row of the batch); null for none. */
+  groups: string[] | null;
+}
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -211,6 +233,7 @@ export class PostgresStore implements Store {
         nextFireAt,
         now,
         ...dispatchValues(job),
+        buffersRuns(job),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -228,13 +251,14 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     now: number,
   ): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>('updateJob', sql.UPDATE_JOB, [
-      ...jobValues(job),
-      nextFireAt,
-      now,
-      id,
-      ...dispatchValues(job),
-    ]);
+    const values = [...jobValues(job), nextFireAt, now, id, ...dispatchValues(job)];
+    // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
+    const [row] = buffersRuns(job)
+      ? await this.transaction('updateJob', async (client) => {
+          await startBuffering(client, id);
+          return (await client.query<JobRow>(sql.UPDATE_JOB, values)).rows;
+        })
+      : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
   }
@@ -340,46 +364,49 @@ export class PostgresStore implements Store {
   // Runs ---------------------------------------------------------------------
 
   async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
-    const { ids, group } = await this.transaction('enqueueRuns', async (client) => {
-      const job = await client.query<{ group_name: string; broadcast: boolean }>(
-        `SELECT group_name, dispatch->'routing'->>'strategy' = 'broadcast' AS broadcast FROM jobs WHERE id = $1`,
-        [jobId],
+    const input = requests.map((r, i) => ({
+      i,
+      params: r.params,
+      priority: r.priority,
+      key: r.idempotencyKey ?? null,
+    }));
+    const enqueue = async (db: pg.Pool | pg.PoolClient, broadcast: boolean) => {
+      const { rows } = await db.query<EnqueuedRow>({
+        name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
+        text: sql.ENQUEUE,
+        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast],
+      });
+      if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+      return rows[0]!;
+    };
+    // One statement, its own transaction; a broadcast job's runs are sharded in a transaction.
+    let row = await this.retrying('enqueueRuns', () => enqueue(this.pool, false));
+    if (row.broadcast) {
+      row = await this.transaction('enqueueRuns', async (client) => {
+        const row = await enqueue(client, true);
+        await this.shardNewRuns(client, [jobId], now);
+        return row;
+      });
+    }
+    // Sequence numbers follow the insert order, which follows the input order.
+    const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort((a, b) => a[0] - b[0]);
+    const byKey = new Map<string, number>();
+    for (const [id, key] of [...JSON.parse(row.existing), ...inserted] as Array<[number, string | null]>)
+      if (key !== null) byKey.set(key, id);
+    const unkeyed = inserted.filter(([, key]) => key === null).map(([id]) => id);
+    const missing = input.filter((r) => r.key !== null && !byKey.has(r.key)).map((r) => r.key!);
+    if (missing.length > 0) {
+      // Keys that a concurrent request committed after this statement began.
+      const existing = await this.query<{ id: number; idempotency_key: string }>(
+        'enqueueRuns',
+        'SELECT id, idempotency_key FROM runs WHERE job_id = $1 AND idempotency_key = ANY($2::text[])',
+        [jobId, missing],
       );
-      if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-      const input = requests.map((r, i) => ({
-        i,
-        params: r.params,
-        priority: r.priority,
-        key: r.idempotencyKey ?? null,
-      }));
-      const inserted = await client.query<{ id: number; idempotency_key: string | null }>(sql.ENQUEUE, [
-        jobId,
-        JSON.stringify(input),
-        now,
-      ]);
-      // Sequence numbers follow the insert order, which follows the input order.
-      const rows = [...inserted.rows].sort((a, b) => a.id - b.id);
-      const byKey = new Map(
-        rows.filter((r) => r.idempotency_key !== null).map((r) => [r.idempotency_key!, r.id]),
-      );
-      const unkeyed = rows.filter((r) => r.idempotency_key === null).map((r) => r.id);
-      const missing = input.filter((r) => r.key !== null && !byKey.has(r.key)).map((r) => r.key!);
-      if (missing.length > 0) {
-        const existing = await client.query<{ id: number; idempotency_key: string }>(
-          'SELECT id, idempotency_key FROM runs WHERE job_id = $1 AND idempotency_key = ANY($2::text[])',
-          [jobId, missing],
-        );
-        for (const row of existing.rows) byKey.set(row.idempotency_key, row.id);
-      }
-      // Only a broadcast job's runs are sharded: the others skip that round trip.
-      if (job.rows[0]!.broadcast) await this.shardNewRuns(client, [jobId], now);
-      return {
-        ids: input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!)),
-        group: job.rows[0]!.group_name,
-      };
-    });
-    await this.notify([{ type: 'runs', group }]);
-    return ids;
+      for (const r of existing) byKey.set(r.idempotency_key, r.id);
+    }
+    // Other nodes learn through the statement's NOTIFY.
+    this.emit([{ type: 'runs', group: row.group_name }]);
+    return input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!));
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -426,7 +453,7 @@ export class PostgresStore implements Store {
       }
       const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
       await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
-      return afterRunsEnded(client, [id], [run.job_id], now);
+      return afterRunsEnded(client, [id], now);
     });
     if (found) await this.notify(found.map((group) => ({ type: 'runs', group })));
     return found ? this.getRun(id) : null;
@@ -541,26 +568,38 @@ export class PostgresStore implements Store {
       error: o.error,
       attempt_status: o.attemptStatus,
     }));
-    // Schedules: what the ended runs set off (dependents, buffered runs) commits with them.
-    const { rows, woken } = await this.transaction('finishAttempts', async (client) => {
-      const { rows } = await client.query<{ id: number; attempt: number; job_id: number; status: string }>(
-        sql.FINISH_ATTEMPTS,
-        [JSON.stringify(input), now],
-      );
-      const ended = rows.filter((r) => r.status !== 'queued');
-      const woken = await afterRunsEnded(
-        client,
-        ended.map((r) => r.id),
-        ended.map((r) => r.job_id),
-        now,
-      );
-      return { rows, woken };
-    });
+    // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
+    // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale
+    // attempt, a run whose job began to buffer meanwhile) end in a transaction that also promotes.
+    let rows = await this.query<FinishedRow>('finishAttempts', sql.FINISH_ATTEMPTS, [
+      JSON.stringify(input),
+      now,
+      true,
+    ]);
+    const done = new Set(rows.map((r) => r.id));
+    const rest = input.filter((r) => !done.has(r.run_id));
+    if (rest.length > 0) {
+      rows = [
+        ...rows,
+        ...(await this.transaction('finishAttempts', async (client) => {
+          const ended = (
+            await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
+          ).rows;
+          const promoted = await promoteBuffered(
+            client,
+            ended.filter((r) => r.buffering).map((r) => r.job_id),
+            now,
+          );
+          if (ended[0]) ended[0].groups = [...(ended[0].groups ?? []), ...promoted];
+          return ended;
+        })),
+      ];
+    }
     const applied = new Set(rows.map((r) => `${r.id}:${r.attempt}`));
     const result = outcomes.map((o) => applied.has(`${o.runId}:${o.attempt}`));
     const requeued = new Set([
       ...outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
-      ...woken,
+      ...rows.flatMap((r) => r.groups ?? []),
     ]);
     await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
     return result;
@@ -665,6 +704,7 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
+      if (buffersRuns(job)) await startBuffering(client, id);
       const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [
         ...jobValues(job),
         nextFireAt,
@@ -745,12 +785,17 @@ export class PostgresStore implements Store {
   /** Tells this process at once and the other nodes through NOTIFY (delivered after commit). */
   private async notify(events: StoreEvent[]): Promise<void> {
     if (events.length === 0) return;
-    for (const event of events) this.events.emit('event', event);
+    this.emit(events);
     // Best effort, and not awaited: the change is committed and this node's waiters already know;
     // a lost notification costs other nodes at most one backstop interval, never correctness.
     void this.pool
       .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, events })])
       .catch(() => undefined);
+  }
+
+  /** Tells this process only: for changes whose statement sent the NOTIFY itself. */
+  private emit(events: StoreEvent[]): void {
+    for (const event of events) this.events.emit('event', event);
   }
 
   /** One dedicated connection LISTENs for other nodes' events; it reconnects by itself. */
@@ -793,11 +838,19 @@ export class PostgresStore implements Store {
   // Helpers ------------------------------------------------------------------
 
   /** One statement (its own transaction), retried like {@link transaction} when PostgreSQL aborts it. */
-  private async query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
+  private query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
+    return this.retrying(
+      operation,
+      async () =>
+        (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[],
+    );
+  }
+
+  /** Runs `work` (one statement), again when PostgreSQL aborted it as a deadlock or serialization failure. */
+  private async retrying<T>(operation: string, work: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values }))
-          .rows as R[];
+        return await work();
       } catch (error) {
         if (attempt < RETRIES && isRetryable(error)) {
           await backoff(attempt);
@@ -985,7 +1038,7 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.query('appendAudit', access.APPEND_AUDIT, auditValues(entry));
+    await this.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
   }
 
   async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
@@ -1453,10 +1506,18 @@ function quoteIdent(name: string): string {
   return `"${name}"`;
 }
 
+/** Hashes of statement texts, which are constants of this module: each is hashed once. */
+const hashes = new Map<string, string>();
+
 function hash(text: string): string {
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
-  return (h >>> 0).toString(36);
+  let known = hashes.get(text);
+  if (known === undefined) {
+    let h = 0;
+    for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
+    known = (h >>> 0).toString(36);
+    hashes.set(text, known);
+  }
+  return known;
 }
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {

@@ -2,13 +2,17 @@
 // parameter read with jsonb_to_recordset, so that a batch of any size is one round trip.
 
 import { RUN_COLUMNS } from '../rows.ts';
+import { DEPENDENTS_OF_ENDED } from './schedules.ts';
 
 const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused, schedule`;
 
-/** Insert a job. $1..$12 job values, $13 next_fire_at, $14 now, $15 dispatch, $16 schedule_to_start_ms, $17 task. */
+/**
+ * Insert a job. $1..$12 job values, $13 next_fire_at, $14 now, $15 dispatch, $16 schedule_to_start_ms,
+ * $17 task, $18 whether its policy buffers runs.
+ */
 export const CREATE_JOB = `
-  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb)
+  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, buffers)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18)
   RETURNING *`;
 
 /** Replace a job's definition. $1..$12 job values, $13 next_fire_at, $14 now, $15 id, $16 dispatch, $17 schedule_to_start_ms, $18 task. */
@@ -73,17 +77,40 @@ export const FIRE = `
   SELECT (SELECT count(*) FROM advanced)::int AS advanced, (SELECT count(*) FROM inserted)::int AS runs,
     coalesce((SELECT array_agg(DISTINCT group_name) FROM inserted), '{}') AS groups`;
 
-/** Manual runs, in input order. $1 job id, $2 [{i, params, priority, key}], $3 now. */
+/**
+ * Manual runs, in input order, in one statement: the job's row, the runs, the runs that already
+ * held the idempotency keys, and the notification of the job's group, sent at commit. No row: no
+ * such job. A broadcast job's runs are sharded in the same transaction, so with $6 false (one
+ * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
+ * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
+ * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served.
+ */
 export const ENQUEUE = `
-  INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at)
-  SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.params, x.priority, 'queued', (j.retry->>'maxAttempts')::int,
-    j.retry, j.timeout_ms, $3, $3
-  FROM jsonb_to_recordset($2::jsonb) AS x(i int, params jsonb, priority int, key text), jobs j
-  WHERE j.id = $1
-  ORDER BY x.i
-  ON CONFLICT DO NOTHING
-  RETURNING id, idempotency_key`;
+  WITH job AS (
+    SELECT id, group_name, coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
+    FROM jobs WHERE id = $1),
+  input AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(i int, params jsonb, priority int, key text)),
+  inserted AS (
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+      retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.params, x.priority, 'queued',
+      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, $3
+    FROM input x, jobs j
+    WHERE j.id = $1 AND ($6 OR NOT (SELECT broadcast FROM job))
+    ORDER BY x.i
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key),
+  existing AS (
+    SELECT id, idempotency_key FROM runs
+    WHERE job_id = $1 AND idempotency_key IN (SELECT key FROM input WHERE key IS NOT NULL)),
+  notified AS (
+    SELECT pg_notify($4, json_build_object('origin', $5::text,
+      'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
+    FROM job WHERE $6 OR NOT broadcast)
+  SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
+    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted,
+    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM existing) AS existing
+  FROM job`;
 
 /**
  * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created
@@ -176,7 +203,11 @@ export const RUNS_FOR_DECISION = `
 
 /**
  * End attempts as decided, each only if its run is still running with that attempt (fencing);
- * end the attempt rows; and schedule the next fire of fixed-delay jobs whose scheduled run ended.
+ * end the attempt rows; schedule the next fire of fixed-delay jobs whose scheduled run ended; and
+ * create the runs of the ended runs' dependents. One row per ended run, `buffering` when its end
+ * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
+ * $3 true leaves such runs alone (the caller ends them in a transaction that also promotes): the
+ * others end here in one statement, its own transaction.
  * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status}], $2 now.
  */
 export const FINISH_ATTEMPTS = `
@@ -190,17 +221,21 @@ export const FINISH_ATTEMPTS = `
       finished_at = CASE WHEN i.run_status = 'queued' THEN NULL ELSE $2::bigint END,
       result = CASE WHEN i.run_status = 'queued' THEN r.result ELSE i.result END,
       error = i.error, lease_expires_at = NULL, deadline_at = NULL
-    FROM input i
-    WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running'
-    RETURNING r.id, r.attempt, r.job_id, r.cause, r.status, i.attempt_status, i.error),
+    FROM input i, jobs p
+    WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running' AND p.id = r.job_id
+      AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes))
+    RETURNING r.id, r.attempt, r.job_id, r.cause, r.status, r.result, i.attempt_status, i.error,
+      i.run_status <> 'queued' AND (p.buffers OR r.promotes) AS buffering),
   attempts_ended AS (
     UPDATE attempts a SET status = e.attempt_status, finished_at = $2::bigint, error = e.error
     FROM ended e WHERE a.run_id = e.id AND a.attempt = e.attempt),
   rescheduled AS (
     UPDATE jobs j SET next_fire_at = $2::bigint + j.delay_ms
     FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e
-    WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused)
-  SELECT id, attempt, job_id, status FROM ended`;
+    WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused),
+  ${DEPENDENTS_OF_ENDED.trim()}
+  SELECT id, attempt, job_id, status, buffering, (SELECT array_agg(group_name) FROM dependents) AS groups
+  FROM ended`;
 
 /** Take each free, expired or already-owned lease; a new holder gets the next epoch. $1 names, $2 owner, $3 expiry, $4 now. */
 export const ACQUIRE_LEASES = `

@@ -3,6 +3,7 @@
 
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
+import type { JobDefinition } from '../../core/job.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
@@ -44,31 +45,58 @@ export const PROMOTE_BUFFERED = `
   RETURNING r.group_name`;
 
 /**
- * What ended runs set off, first step, in one round trip: lock the ended runs' jobs, so that a fire
- * or backfill of such a job that is buffering a run commits first and PROMOTE_BUFFERED, the next
- * statement, sees its buffered run. FOR UPDATE, not FOR SHARE: two runs of one job that end at
- * once must queue, or each would see the other still in flight and neither would promote. and create the runs of the jobs that run `after` them when the
- * end matches their condition, with the parent under params.parent (`after:<run id>` as
- * idempotency key keeps it once). $1 ended run ids, $2 now, $3 their job ids, sorted.
+ * The runs of the jobs that run `after` the runs of CTE `ended` (id, job_id, status, result), as a
+ * CTE `dependents` to append to a statement's WITH list: one run per dependent job whose condition
+ * the end matches, with the parent under params.parent (`after:<run id>` as idempotency key keeps
+ * it once). The jobs_after index finds no dependent at once for most jobs. $2 now.
  */
-export const LOCK_JOBS_AND_TRIGGER_DEPENDENTS = `
-  WITH locked AS (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE),
-  inserted AS (
+export const DEPENDENTS_OF_ENDED = `
+  dependents AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
       retry, timeout_ms, created_at, available_at)
-    SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
+    SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || e.id,
       c.params || jsonb_build_object('parent',
-        jsonb_build_object('job', p.name, 'runId', r.id, 'status', r.status, 'result', r.result)),
-      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2, $2
-    FROM runs r JOIN jobs p ON p.id = r.job_id
+        jsonb_build_object('job', p.name, 'runId', e.id, 'status', e.status, 'result', e.result)),
+      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2::bigint, $2::bigint
+    FROM ended e JOIN jobs p ON p.id = e.job_id
     JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
-    WHERE r.id = ANY($1::bigint[]) AND NOT c.paused
-      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND r.status = 'succeeded')
-        OR (c.trigger->>'on' = 'failure' AND r.status IN ('failed', 'timed_out')))
+    WHERE e.status <> 'queued' AND NOT c.paused
+      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND e.status = 'succeeded')
+        OR (c.trigger->>'on' = 'failure' AND e.status IN ('failed', 'timed_out')))
     ON CONFLICT DO NOTHING
-    RETURNING group_name)
-  SELECT (SELECT count(*) FROM locked)::int AS locked,
-    coalesce((SELECT array_agg(group_name) FROM inserted), '{}') AS groups`;
+    RETURNING group_name)`;
+
+/**
+ * What runs that this transaction ended set off, first step: the runs of their dependents, and the
+ * jobs whose buffered runs may need a promotion (see {@link promoteBuffered}). $1 ended run ids, $2 now.
+ */
+export const TRIGGER_DEPENDENTS = `
+  WITH ended AS (
+    SELECT r.id, r.job_id, r.status, r.result, p.buffers OR r.promotes AS buffering
+    FROM runs r JOIN jobs p ON p.id = r.job_id WHERE r.id = ANY($1::bigint[])),
+  ${DEPENDENTS_OF_ENDED.trim()}
+  SELECT coalesce((SELECT json_agg(DISTINCT job_id) FROM ended WHERE buffering), '[]') AS buffering,
+    coalesce((SELECT array_agg(group_name) FROM dependents), '{}') AS groups`;
+
+/**
+ * Lock jobs whose ended runs may promote a buffered run ($1, sorted ids), so that a fire or
+ * backfill of such a job that is buffering a run commits first and PROMOTE_BUFFERED, the next
+ * statement, sees its buffered run. FOR UPDATE: two runs of one job that end at once must queue, or
+ * each would see the other still in flight and neither would promote.
+ */
+export const LOCK_BUFFERING_JOBS = `SELECT id FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
+
+/** Lock one job and read whether it buffers runs already. $1 job id. */
+export const LOCK_JOB = `SELECT buffers FROM jobs WHERE id = $1 FOR UPDATE`;
+
+/**
+ * A job begins to buffer runs: its runs in flight are marked, so that an end that this
+ * transaction made wait (on the run's row) sees the mark in the row it updates and promotes; later
+ * ends read the job's flag. $1 job id.
+ */
+export const START_BUFFERING = `
+  WITH marked AS (UPDATE runs SET promotes = true WHERE job_id = $1 AND status IN ('queued', 'running'))
+  UPDATE jobs SET buffers = true WHERE id = $1`;
 
 /** Cancel runs for the cancel-previous overlap policy, with their running attempts. $1 run ids, $2 now, $3 error. */
 export const CANCEL_ACTIVE_RUNS = `
@@ -224,7 +252,7 @@ export async function fireWithPolicies(
     if (overlap.cancelActive) {
       const ids = active.map((r) => r.id);
       await client.query(CANCEL_ACTIVE_RUNS, [ids, now, CANCELLED_BY_OVERLAP]);
-      groups.push(...(await afterRunsEnded(client, ids, [entry.jobId], now)));
+      groups.push(...(await afterRunsEnded(client, ids, now)));
     }
   }
   const ranges = [...(entry.skipped ?? [])];
@@ -261,27 +289,64 @@ export async function fireWithPolicies(
 }
 
 /**
- * What the end of runs sets off, inside the transaction that ended them: the jobs that run
- * `after` them get their runs, and buffering jobs with nothing left in flight promote their oldest
+ * What the end of runs sets off, inside the transaction that ended them: the jobs that run `after`
+ * them get their runs, and buffering jobs with nothing left in flight promote their oldest
  * buffered run. Answers the groups that got runs.
  */
 export async function afterRunsEnded(
   client: pg.PoolClient,
   runIds: readonly number[],
-  jobIds: readonly number[],
   now: number,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const jobs = [...new Set(jobIds)].sort((a, b) => a - b);
-  const first = await client.query<{ groups: string[] }>(LOCK_JOBS_AND_TRIGGER_DEPENDENTS, [
+  const { rows } = await client.query<{ buffering: string; groups: string[] }>(TRIGGER_DEPENDENTS, [
     runIds,
     now,
-    jobs,
   ]);
-  const groups = [...first.rows[0]!.groups];
+  return [...rows[0]!.groups, ...(await promoteBuffered(client, JSON.parse(rows[0]!.buffering), now))];
+}
+
+/**
+ * Second step of a run end, for the jobs that buffer runs only: lock them, then, for each with
+ * nothing left in flight, make its oldest buffered run claimable. Two statements: the second sees
+ * what a fire or backfill that held the lock committed. Answers the groups that got runs.
+ *
+ * Why other jobs need neither step: a job's buffered runs come from its buffer-* policy or a serial
+ * backfill, and both set `jobs.buffers` first (createJob, {@link startBuffering}) under the job's
+ * row lock, marking the runs then in flight (`runs.promotes`). An end whose statement began before
+ * that commit either updated its run first (the marking waits for it, then does not count the run
+ * as in flight) or waits on the run's row and reads the mark in the row it updates. A run inserted
+ * meanwhile waits for that commit (its foreign key check shares the job's row lock), so its end
+ * reads the job's flag.
+ */
+export async function promoteBuffered(
+  client: pg.PoolClient,
+  jobIds: readonly number[],
+  now: number,
+): Promise<string[]> {
+  if (jobIds.length === 0) return [];
+  const jobs = [...new Set(jobIds)].sort((a, b) => a - b);
+  await client.query(LOCK_BUFFERING_JOBS, [jobs]);
   const promoted = await client.query<{ group_name: string }>(PROMOTE_BUFFERED, [jobs, now, BUFFERED_AT]);
-  groups.push(...promoted.rows.map((r) => r.group_name));
-  return groups;
+  return promoted.rows.map((r) => r.group_name);
+}
+
+/** Whether a job's overlap policy buffers runs behind the previous one. */
+export function buffersRuns(job: JobDefinition): boolean {
+  return job.schedule.overlap === 'buffer-one' || job.schedule.overlap === 'buffer-all';
+}
+
+/**
+ * Before a job may get buffered runs (a buffer-* policy set, a serial backfill), inside the
+ * caller's transaction: lock the job and, the first time, mark it and its runs in flight (see
+ * {@link promoteBuffered}). Separate statements: the marking sees the runs committed while the
+ * lock was awaited.
+ */
+export async function startBuffering(client: pg.PoolClient, jobId: number): Promise<boolean> {
+  const job = await client.query<{ buffers: boolean }>(LOCK_JOB, [jobId]);
+  if (job.rows.length === 0) return false;
+  if (!job.rows[0]!.buffers) await client.query(START_BUFFERING, [jobId]);
+  return true;
 }
 
 export function writtenFromRow(row: { job_id: number; reason: string; count: number | null }): SkipWritten {
@@ -313,9 +378,11 @@ export async function backfill(
   group: string | null;
 }> {
   // The job's row lock first: a run of the job that ends meanwhile waits for it, then sees what we buffer.
-  const job = await client.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
-  if (job.rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
   const serial = overlap === 'buffer-all';
+  const found = serial
+    ? await startBuffering(client, jobId)
+    : (await client.query(LOCK_JOB, [jobId])).rows.length > 0;
+  if (!found) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
   const active = await client.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM runs WHERE job_id = $1 AND status IN ('queued', 'running')`,
     [jobId],
