@@ -7,6 +7,7 @@ import { summarise } from './figures.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
 import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
 import { scale } from './scale.ts';
+import { describePhases, Timings } from './timings.ts';
 import { message } from './util.ts';
 
 /** The Kairos-only and machine sections that run once after the contestants. */
@@ -63,15 +64,17 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       runs.push(run);
       const seconds = ((performance.now() - t0) / 1000).toFixed(0);
       console.log(`rep ${rep}/${options.reps} ${name.padEnd(16)} ${seconds.padStart(3)} s  ${line(run)}`);
+      if (run.phases) console.log(`    ${describePhases(run.phases)}`);
     }
   }
   const extras: ComparisonResult['extras'] = {};
   const errors: string[] = [];
+  const timings = new Timings();
   const section = async <T>(name: ExtraName, work: () => Promise<T>): Promise<T | undefined> => {
     if (!options.extras.includes(name)) return undefined;
     const t0 = performance.now();
     try {
-      return await work();
+      return await timings.time(name, work);
     } catch (error) {
       errors.push(`${name}: ${message(error)}`);
       return undefined;
@@ -79,10 +82,12 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
     }
   };
-  extras.failover = await section('failover', () => failover(options.quick ? 1 : 5));
-  extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000));
-  extras.ceiling = await section('ceiling', () => ceiling());
+  extras.failover = await section('failover', () => failover(options.quick ? 1 : 3, timings));
+  extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000, timings));
+  extras.ceiling = await section('ceiling', () => ceiling(timings));
   if (errors.length) extras.errors = errors;
+  extras.phases = timings.phases();
+  if (Object.keys(extras.phases).length) console.log(`    ${describePhases(extras.phases)}`);
   const result: ComparisonResult = {
     date: new Date().toISOString(),
     quick: options.quick,

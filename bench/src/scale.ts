@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { compileJob, firstFire, openStore } from 'kairos';
 import { memoryOf, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { latencyStats, round } from './stats.ts';
+import { Timings } from './timings.ts';
 import { sleep } from './util.ts';
 
 export interface ScaleResult {
@@ -27,37 +28,43 @@ export interface ScaleResult {
 }
 
 /** Runs the scale benchmark on SQLite in a temporary folder. */
-export async function scale(jobs: number): Promise<ScaleResult> {
+export async function scale(jobs: number, timings = new Timings()): Promise<ScaleResult> {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-scale-'));
   const file = join(dir, 'kairos.db');
   try {
-    const store = openStore(`sqlite:${file}`);
-    await store.migrate();
     const created = Date.now();
-    for (let i = 0; i < jobs; i++) {
-      const job = compileJob({
-        name: `cron.${i}`,
-        handler: 'noop',
-        params: { i },
-        trigger: { kind: 'cron', cron: '0 * * * * *' },
-      });
-      await store.createJob(job, firstFire(job.trigger, created), created);
-    }
+    await timings.time('scale: create jobs', async () => {
+      const store = openStore(`sqlite:${file}`);
+      await store.migrate();
+      for (let i = 0; i < jobs; i++) {
+        const job = compileJob({
+          name: `cron.${i}`,
+          handler: 'noop',
+          params: { i },
+          trigger: { kind: 'cron', cron: '0 * * * * *' },
+        });
+        await store.createJob(job, firstFire(job.trigger, created), created);
+      }
+      await store.close();
+    });
     const createSeconds = round((Date.now() - created) / 1000);
-    await store.close();
 
     // Start the node with at least 10 s left before the minute, so the storm finds it running.
-    while (Date.now() % 60_000 > 45_000) await sleep(100);
-    const node = await startNodeProcess('scale', `sqlite:${file}`);
+    await timings.time('scale: wait for the minute', async () => {
+      while (Date.now() % 60_000 > 45_000) await sleep(100);
+    });
+    const node = await timings.time('scale: node start', () => startNodeProcess('scale', `sqlite:${file}`));
     try {
       const storm = Math.ceil(Date.now() / 60_000) * 60_000;
       const { default: Database } = await import('better-sqlite3');
       const db = new Database(file, { readonly: true });
       try {
         const count = db.prepare('SELECT count(*) AS n FROM runs WHERE fire_time = ?');
-        await sleep(storm - Date.now());
+        await timings.time('scale: wait for the minute', () => sleep(storm - Date.now()));
         const deadline = Date.now() + 60_000;
-        while ((count.get(storm) as { n: number }).n < jobs && Date.now() < deadline) await sleep(50);
+        await timings.time('scale: storm', async () => {
+          while ((count.get(storm) as { n: number }).n < jobs && Date.now() < deadline) await sleep(50);
+        });
         const late = db
           .prepare('SELECT created_at - fire_time AS late FROM runs WHERE fire_time = ?')
           .pluck()
