@@ -4,13 +4,11 @@
 // the stop to the next run the survivor creates, and how late that run was against its nominal fire
 // time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each (3 by default).
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { SERVER_URL, serverClient } from './pg.ts';
 import { round } from './stats.ts';
 import { Timings } from './timings.ts';
 import { sleep } from './util.ts';
-
-const DATABASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** One way of stopping the owner, measured `rounds` times (milliseconds). */
 export interface FailoverFigures {
@@ -34,8 +32,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 export async function failover(rounds: number, timings = new Timings()): Promise<FailoverResult> {
   const schema = `kairos_bench_failover_${process.pid}`;
   let generation = 0;
-  const startNode = () => startNodeProcess(`bench-${generation++}`, `${DATABASE}?schema=${schema}`);
-  const db = new pg.Client({ connectionString: DATABASE });
+  const startNode = () => startNodeProcess(`bench-${generation++}`, `${SERVER_URL}?schema=${schema}`);
+  const db = serverClient();
   await db.connect();
   const nodes = await timings.time('failover: node start', () => Promise.all([startNode(), startNode()]));
 

@@ -2,7 +2,7 @@
 // postgres://postgres@127.0.0.1:5432/postgres).
 import pg from 'pg';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 let made = 0;
 
 /** A database made for one run: its URL, a small pool for the harness's counts, and how to drop it. */
@@ -12,8 +12,16 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
+/** A client of the server's whose lost connection fails its statement instead of ending the harness
+ * (pg.Client emits 'error' when its connection ends, whatever it was doing). */
+export function serverClient(url = SERVER_URL): pg.Client {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', (error) => console.error(`bench database client: ${error.message}`));
+  return client;
+}
+
 async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
+  const client = serverClient();
   await client.connect();
   try {
     return await work(client);
