@@ -1,5 +1,6 @@
 // One contestant run: a fresh store, a client process, the chosen scenarios in order, teardown.
 import { loadContestant } from './contestants/index.ts';
+import type { IdleWork } from './idle.ts';
 import { spawnChild } from './processes.ts';
 import { nodeFor } from './runtime.ts';
 import { type CrashResult, crash } from './scenarios/crash.ts';
@@ -56,6 +57,8 @@ export interface RunOptions {
   workers: number;
   /** Extra environment for the child processes. */
   extra: Record<string, string>;
+  /** Once-only sections that may run in the idle part of a per-minute schedule window. */
+  idle?: IdleWork;
 }
 
 /** Runs `options.scenarios` for contestant `name` on a fresh store; a failing scenario is recorded in
@@ -95,6 +98,7 @@ async function scenarios(run: ContestantRun, timings: Timings, options: RunOptio
       extra: options.extra,
       spawned: [],
       timings,
+      idle: options.idle,
     };
     const { sizes } = options;
     const runSchedule = async () => {

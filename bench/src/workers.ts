@@ -1,5 +1,6 @@
 // A contestant's worker processes for one scenario, and the wait for a queue to be fully processed.
 import type { Contestant, Env } from './contestant.ts';
+import type { IdleWork } from './idle.ts';
 import type { ProbeReport } from './probe.ts';
 import { type Child, spawnChild } from './processes.ts';
 import type { Timings } from './timings.ts';
@@ -21,6 +22,8 @@ export interface RunContext {
   spawned: Child[];
   /** Where the run adds up the time its worker processes take to start and to stop. */
   timings: Timings;
+  /** Once-only sections that may run in the idle part of a per-minute schedule window. */
+  idle?: IdleWork | undefined;
 }
 
 /** What the worker processes of a scenario saw, merged. */
@@ -41,6 +44,8 @@ export interface WorkerSet {
   go(): Promise<void>;
   /** Sum over processes of the distinct jobs each ran (a cheap progress figure). */
   distinct(): Promise<number>;
+  /** How many schedules fired at a nominal instant at or after `since` (epoch ms), in any process. */
+  firedSince(since: number): Promise<number>;
   /** Collects the reports and stops the processes. */
   finish(): Promise<Handled>;
   /** `kill -9` of every process of the set. */
@@ -71,6 +76,10 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
     async distinct() {
       const counts = await Promise.all(children.map((child) => child.call<number>('distinct')));
       return counts.reduce((sum, n) => sum + n, 0);
+    },
+    async firedSince(since) {
+      const fired = await Promise.all(children.map((child) => child.call<number[]>('firedSince', { since })));
+      return new Set(fired.flat()).size;
     },
     async finish() {
       const reports = await Promise.all(

@@ -2,7 +2,7 @@
 // run for a window; each handler start is compared with its job's nominal fire time. Fires are checked
 // per schedule: a nominal instant of the window with no handler call is missing, one with two is doubled.
 import { latencyStats } from '../stats.ts';
-import { now, sleep } from '../util.ts';
+import { now, sleep, until } from '../util.ts';
 import { type RunContext, startWorkers } from '../workers.ts';
 
 /** Figures of one schedule-accuracy run (milliseconds). */
@@ -53,6 +53,15 @@ export async function schedule(ctx: RunContext, count: number, seconds: number):
   );
   const from = windowStart(now() + SETTLE_MS, periodMs, seconds * 1000);
   const to = from + seconds * 1000;
+  // Per-minute schedules fire once in the window, at its minute: until the window opens nothing fires,
+  // and once every schedule has run, the rest of the window only watches for doubled fires. Once-only
+  // sections that end before the window opens, or before it closes, run in that idle time.
+  if (ctx.idle && periodMs >= 60_000) {
+    await ctx.idle.fill(from, `the wait for ${ctx.contestant.name}'s schedule window`);
+    await sleep(Math.max(0, from - now()));
+    if (await until(async () => (await workers.firedSince(from)) >= count, 250, to - now()))
+      await ctx.idle.fill(to, `${ctx.contestant.name}'s schedule window, after its minute's fires`);
+  }
   // The last fires of the window get a second to run before the schedules go.
   await sleep(Math.max(0, to - now() + 1000));
   await ctx.timings.time('schedules remove', () =>
