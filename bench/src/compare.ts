@@ -65,7 +65,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     [
       {
         name: 'failover' as const,
-        seconds: options.quick ? 20 : 40,
+        seconds: options.quick ? 20 : 35,
         run: async () => {
           extras.failover = await section('failover', () => failover(options.quick ? 1 : 3, timings));
         },
