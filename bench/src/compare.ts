@@ -59,8 +59,8 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
     }
   };
-  // The failover and ceiling sections run in the idle part of a per-minute schedule window where they
-  // fit (see idle.ts), else after the contestants; scale needs a top of the minute of its own and runs last.
+  // The failover and ceiling sections run in the idle part of a per-minute schedule window, or in the
+  // scale section's wait for its storm, where they fit (see idle.ts), else at the end.
   const idle = new IdleWork(
     [
       {
@@ -103,9 +103,9 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       if (run.phases) console.log(`    ${describePhases(run.phases)}`);
     }
   }
-  await idle.drain();
   if (options.extras.includes('scale'))
-    extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000, timings));
+    extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000, timings, idle));
+  await idle.drain();
   if (errors.length) extras.errors = errors;
   extras.phases = timings.phases();
   if (Object.keys(extras.phases).length) console.log(`    ${describePhases(extras.phases)}`);
