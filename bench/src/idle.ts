@@ -30,6 +30,11 @@ export class IdleWork {
     }
   }
 
+  /** How long the queued tasks take together, by their estimates (seconds). */
+  pendingSeconds(): number {
+    return this.tasks.reduce((sum, task) => sum + task.seconds, 0);
+  }
+
   /** Runs the tasks that no idle time took. */
   async drain(): Promise<void> {
     for (const task of this.tasks.splice(0)) await task.run();

@@ -37,13 +37,19 @@ export async function createDatabase(prefix: string): Promise<FreshDatabase> {
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
-  // An idle client whose connection ends (the database dropped, a server restart) must not end the harness.
+  // An idle client whose connection ends (a server restart) must not end the harness.
   pool.on('error', (error) => console.error(`bench pool: ${error.message}`));
+  // `pool.end()` resolves once it has asked its clients to end, before their connections have closed:
+  // a DROP … WITH (FORCE) right after it would terminate them (and end the harness, had the pool no
+  // error listener). drop() waits for every connection to close first.
+  const closed: Promise<void>[] = [];
+  pool.on('connect', (client) => closed.push(new Promise((resolve) => client.once('end', () => resolve()))));
   return {
     url: url.toString(),
     pool,
     async drop() {
       await pool.end();
+      await Promise.all(closed);
       await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };

@@ -28,12 +28,15 @@ export interface ScaleResult {
   peakMiB: number;
 }
 
-/** Writes `jobs` cron jobs `cron.0…` into a new SQLite store at `file`, each first due at `firstAt`. */
-async function writeJobs(file: string, jobs: number, cron: string, firstAt: number): Promise<void> {
+/** Writes `jobs` cron jobs `cron.0…` into a new SQLite store at `file`, each first due at `firstAt`;
+ * resolves with the milliseconds the last 1,000 took. */
+async function writeJobs(file: string, jobs: number, cron: string, firstAt: number): Promise<number> {
   const store = openStore(`sqlite:${file}`);
   await store.migrate();
   const now = Date.now();
+  let lastThousand = now;
   for (let i = 0; i < jobs; i++) {
+    if (i === jobs - 1000) lastThousand = Date.now();
     const job = compileJob({
       name: `cron.${i}`,
       handler: 'noop',
@@ -42,7 +45,9 @@ async function writeJobs(file: string, jobs: number, cron: string, firstAt: numb
     });
     await store.createJob(job, firstFire(job.trigger, firstAt - 1000), now);
   }
+  const ms = Date.now() - lastThousand;
   await store.close();
+  return ms;
 }
 
 /** How long the node gets to start before the storm (its start took 4 s; 10 s to spare). */
@@ -54,12 +59,17 @@ export async function scale(jobs: number, timings = new Timings(), idle?: IdleWo
   const dir = mkdtempSync(join(tmpdir(), 'kairos-scale-'));
   const file = join(dir, 'kairos.db');
   try {
-    // The storm is one second of the minute (`S * * * * *`), chosen so that writing the jobs (twice
-    // the time 1,000 take in a scratch store) and starting the node end before it.
-    const probed = Date.now();
-    await writeJobs(join(dir, 'probe.db'), 1000, '0 * * * * *', probed + 60_000);
+    // The storm is one second of the minute (`S * * * * *`), chosen so that writing the jobs and
+    // starting the node end before it: the writing is expected to take `jobs / 1,000` times what the
+    // last 1,000 of 3,000 take in a scratch store, and gets as much again to spare. The once-only
+    // sections still queued would run after this section: the spare time grows to hold them (and half
+    // the writing time again, in case the writing is slower than expected), and they run in it.
+    const probe = await writeJobs(join(dir, 'probe.db'), 3000, '0 * * * * *', Date.now() + 60_000);
     const created = Date.now();
-    const storm = Math.ceil((created + 2 * (created - probed) * (jobs / 1000) + START_MS) / 1000) * 1000;
+    const writing = probe * (jobs / 1000);
+    const pending = (idle?.pendingSeconds() ?? 0) * 1000;
+    const spare = pending ? Math.max(writing, pending + writing / 2) : writing;
+    const storm = Math.ceil((created + writing + spare + START_MS) / 1000) * 1000;
     await timings.time('scale: create jobs', () =>
       writeJobs(file, jobs, `${new Date(storm).getUTCSeconds()} * * * * *`, storm),
     );
