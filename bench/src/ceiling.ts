@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createDatabase } from './pg.ts';
+import { Timings } from './timings.ts';
 
 export interface CeilingResult {
   /** Single-row UPDATE transactions per second (pgbench, 8 clients, 10 s). */
@@ -19,28 +20,34 @@ export interface CeilingResult {
 const SECONDS = 10;
 
 /** Runs pgbench on a fresh database (dropped afterwards) and redis-benchmark on database 15. */
-export async function ceiling(): Promise<CeilingResult> {
+export async function ceiling(timings = new Timings()): Promise<CeilingResult> {
   const database = await createDatabase('ceiling');
   try {
     const url = new URL(database.url);
     const target = ['-h', url.hostname, '-p', url.port || '5432', '-U', url.username || 'postgres'];
     const name = url.pathname.slice(1);
-    execFileSync('pgbench', [...target, '-i', '-s', '10', '-q', name], { stdio: 'ignore' });
+    await timings.time('ceiling: pgbench -i', async () =>
+      execFileSync('pgbench', [...target, '-i', '-s', '10', '-q', name], { stdio: 'ignore' }),
+    );
     const script = join(tmpdir(), `kairos-ceiling-${process.pid}.sql`);
     writeFileSync(
       script,
       '\\set aid random(1, 1000000)\nUPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n',
     );
-    const out = execFileSync(
-      'pgbench',
-      [...target, '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS), '-f', script, name],
-      { encoding: 'utf8' },
+    const out = await timings.time('ceiling: pgbench', async () =>
+      execFileSync(
+        'pgbench',
+        [...target, '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS), '-f', script, name],
+        { encoding: 'utf8' },
+      ),
     );
     const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-    const redis = execFileSync(
-      'redis-benchmark',
-      ['-h', '127.0.0.1', '-p', '6379', '--dbnum', '15', '-t', 'set,get', '-n', '200000', '-c', '50', '-q'],
-      { encoding: 'utf8' },
+    const redis = await timings.time('ceiling: redis-benchmark', async () =>
+      execFileSync(
+        'redis-benchmark',
+        ['-h', '127.0.0.1', '-p', '6379', '--dbnum', '15', '-t', 'set,get', '-n', '200000', '-c', '50', '-q'],
+        { encoding: 'utf8' },
+      ),
     );
     const rate = (command: string) =>
       Number(new RegExp(`${command}: ([\\d.]+) requests per second`).exec(redis)?.[1] ?? Number.NaN);

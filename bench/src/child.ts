@@ -32,6 +32,7 @@ async function workerOperations(contestant: Contestant, env: Env, queue: string)
   return {
     go: () => consumer.start(),
     distinct: () => probe.distinct(),
+    firedSince: (a: { since: number }) => probe.firedSince(a.since),
     report: () => probe.report(),
     exit: () => consumer.stop(),
   };

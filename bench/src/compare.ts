@@ -4,9 +4,11 @@ import { ceiling } from './ceiling.ts';
 import { describeContestants, machine, services } from './environment.ts';
 import { failover } from './failover.ts';
 import { summarise } from './figures.ts';
+import { IdleWork } from './idle.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
 import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
 import { scale } from './scale.ts';
+import { describePhases, Timings } from './timings.ts';
 import { message } from './util.ts';
 
 /** The Kairos-only and machine sections that run once after the contestants. */
@@ -43,6 +45,40 @@ function line(run: ContestantRun): string {
 export async function compare(options: CompareOptions): Promise<ComparisonResult> {
   const started = performance.now();
   const contestants = await describeContestants(options.contestants);
+  const extras: ComparisonResult['extras'] = {};
+  const errors: string[] = [];
+  const timings = new Timings();
+  const section = async <T>(name: ExtraName, work: () => Promise<T>): Promise<T | undefined> => {
+    const t0 = performance.now();
+    try {
+      return await timings.time(name, work);
+    } catch (error) {
+      errors.push(`${name}: ${message(error)}`);
+      return undefined;
+    } finally {
+      console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
+    }
+  };
+  // The failover and ceiling sections run in the idle part of a per-minute schedule window, or in the
+  // scale section's wait for its storm, where they fit (see idle.ts), else at the end.
+  const idle = new IdleWork(
+    [
+      {
+        name: 'failover' as const,
+        seconds: options.quick ? 20 : 35,
+        run: async () => {
+          extras.failover = await section('failover', () => failover(options.quick ? 1 : 3, timings));
+        },
+      },
+      {
+        name: 'ceiling' as const,
+        seconds: 25,
+        run: async () => {
+          extras.ceiling = await section('ceiling', () => ceiling(timings));
+        },
+      },
+    ].filter((task) => options.extras.includes(task.name)),
+  );
   const runs: ContestantRun[] = [];
   for (let rep = 1; rep <= options.reps; rep++) {
     const shift = (rep - 1) % options.contestants.length;
@@ -56,6 +92,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
           scenarios: rep === 1 ? options.scenarios : options.scenarios.filter((s) => !ONCE.includes(s)),
           workers: options.workers,
           extra: {},
+          idle,
         });
       } catch (error) {
         run = { contestant: name, rep, errors: [`setup: ${message(error)}`] };
@@ -63,26 +100,15 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       runs.push(run);
       const seconds = ((performance.now() - t0) / 1000).toFixed(0);
       console.log(`rep ${rep}/${options.reps} ${name.padEnd(16)} ${seconds.padStart(3)} s  ${line(run)}`);
+      if (run.phases) console.log(`    ${describePhases(run.phases)}`);
     }
   }
-  const extras: ComparisonResult['extras'] = {};
-  const errors: string[] = [];
-  const section = async <T>(name: ExtraName, work: () => Promise<T>): Promise<T | undefined> => {
-    if (!options.extras.includes(name)) return undefined;
-    const t0 = performance.now();
-    try {
-      return await work();
-    } catch (error) {
-      errors.push(`${name}: ${message(error)}`);
-      return undefined;
-    } finally {
-      console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
-    }
-  };
-  extras.failover = await section('failover', () => failover(options.quick ? 1 : 5));
-  extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000));
-  extras.ceiling = await section('ceiling', () => ceiling());
+  if (options.extras.includes('scale'))
+    extras.scale = await section('scale', () => scale(options.quick ? 10_000 : 100_000, timings, idle));
+  await idle.drain();
   if (errors.length) extras.errors = errors;
+  extras.phases = timings.phases();
+  if (Object.keys(extras.phases).length) console.log(`    ${describePhases(extras.phases)}`);
   const result: ComparisonResult = {
     date: new Date().toISOString(),
     quick: options.quick,

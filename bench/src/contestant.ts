@@ -62,6 +62,10 @@ export interface Contestant {
   readonly schedules?: { periodMs: number; note: string };
   /** How a dead worker's jobs come back (the setting, and whether it is the default). */
   readonly recovery: string;
+  /** The earliest, in seconds after a worker dies, that its jobs can run elsewhere with these settings
+   * (from the contestant's documentation). Beyond the crash scenario's limit, its wait is idle time,
+   * which the comparison overlaps with the schedule scenario (see run.ts). */
+  readonly recoverySeconds: number;
   /** The version under test, e.g. `12.38.0`. */
   version(): string;
 

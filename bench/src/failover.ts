@@ -2,14 +2,13 @@
 // of `--all`). Two `kairos server` nodes share a database; one job fires every second. Each round
 // waits for a fire, then stops the node that owns the job's partition, and measures the time from
 // the stop to the next run the survivor creates, and how late that run was against its nominal fire
-// time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each.
+// time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each (3 by default).
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { SERVER_URL, serverClient } from './pg.ts';
 import { round } from './stats.ts';
+import { Timings } from './timings.ts';
 import { sleep } from './util.ts';
-
-const DATABASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** One way of stopping the owner, measured `rounds` times (milliseconds). */
 export interface FailoverFigures {
@@ -30,13 +29,13 @@ export interface FailoverResult {
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Runs the failover benchmark on a fresh schema, which it drops afterwards. */
-export async function failover(rounds: number): Promise<FailoverResult> {
+export async function failover(rounds: number, timings = new Timings()): Promise<FailoverResult> {
   const schema = `kairos_bench_failover_${process.pid}`;
   let generation = 0;
-  const startNode = () => startNodeProcess(`bench-${generation++}`, `${DATABASE}?schema=${schema}`);
-  const db = new pg.Client({ connectionString: DATABASE });
+  const startNode = () => startNodeProcess(`bench-${generation++}`, `${SERVER_URL}?schema=${schema}`);
+  const db = serverClient();
   await db.connect();
-  const nodes = [await startNode(), await startNode()];
+  const nodes = await timings.time('failover: node start', () => Promise.all([startNode(), startNode()]));
 
   /** The node that owns partition `partition`, once the nodes have settled their shares. */
   async function ownerOf(partition: number): Promise<NodeProcess> {
@@ -57,15 +56,18 @@ export async function failover(rounds: number): Promise<FailoverResult> {
     const gaps: number[] = [];
     const lateness: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      const owner = await ownerOf(jobId % 16);
-      // Stop the owner just after a fire, so that the next nominal fire is due within a second.
-      for (;;) {
-        const { rows } = await db.query<{ at: string }>(`SELECT max(created_at) AS at FROM ${schema}.runs`);
-        if (Date.now() - Number(rows[0]!.at) < 200) break;
-        await sleep(10);
-      }
+      const owner = await timings.time('failover: settle', async () => {
+        const owner = await ownerOf(jobId % 16);
+        // Stop the owner just after a fire, so that the next nominal fire is due within a second.
+        for (;;) {
+          const { rows } = await db.query<{ at: string }>(`SELECT max(created_at) AS at FROM ${schema}.runs`);
+          if (Date.now() - Number(rows[0]!.at) < 200) return owner;
+          await sleep(10);
+        }
+      });
       const stoppedAt = Date.now();
       await stopNodeProcess(owner, signal);
+      const measured = Date.now();
       for (;;) {
         const { rows } = await db.query<{ created_at: string; fire_time: string }>(
           `SELECT created_at, fire_time FROM ${schema}.runs WHERE created_at > $1 ORDER BY created_at LIMIT 1`,
@@ -79,7 +81,8 @@ export async function failover(rounds: number): Promise<FailoverResult> {
         }
         await sleep(5);
       }
-      nodes.splice(nodes.indexOf(owner), 1, await startNode());
+      timings.add(`failover: ${signal} → next fire`, Date.now() - measured);
+      nodes.splice(nodes.indexOf(owner), 1, await timings.time('failover: node start', startNode));
     }
     return { gaps, lateness, medianGap: median(gaps), medianLateness: round(median(lateness)) };
   }
@@ -112,5 +115,5 @@ export function describeFailover(result: FailoverResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
-  console.log(describeFailover(await failover(Number(process.env.ROUNDS ?? 5))));
+  console.log(describeFailover(await failover(Number(process.env.ROUNDS ?? 3))));
 }

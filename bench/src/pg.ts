@@ -2,7 +2,7 @@
 // postgres://postgres@127.0.0.1:5432/postgres).
 import pg from 'pg';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 let made = 0;
 
 /** A database made for one run: its URL, a small pool for the harness's counts, and how to drop it. */
@@ -12,8 +12,16 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
+/** A client of the server's whose lost connection fails its statement instead of ending the harness
+ * (pg.Client emits 'error' when its connection ends, whatever it was doing). */
+export function serverClient(url = SERVER_URL): pg.Client {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', (error) => console.error(`bench database client: ${error.message}`));
+  return client;
+}
+
 async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
+  const client = serverClient();
   await client.connect();
   try {
     return await work(client);
@@ -29,13 +37,19 @@ export async function createDatabase(prefix: string): Promise<FreshDatabase> {
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
-  // An idle client whose connection ends (the database dropped, a server restart) must not end the harness.
+  // An idle client whose connection ends (a server restart) must not end the harness.
   pool.on('error', (error) => console.error(`bench pool: ${error.message}`));
+  // `pool.end()` resolves once it has asked its clients to end, before their connections have closed:
+  // a DROP … WITH (FORCE) right after it would terminate them (and end the harness, had the pool no
+  // error listener). drop() waits for every connection to close first.
+  const closed: Promise<void>[] = [];
+  pool.on('connect', (client) => closed.push(new Promise((resolve) => client.once('end', () => resolve()))));
   return {
     url: url.toString(),
     pool,
     async drop() {
       await pool.end();
+      await Promise.all(closed);
       await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };

@@ -49,6 +49,11 @@ export class Probe {
     return this.seen.size;
   }
 
+  /** The schedule numbers that fired at a nominal instant at or after `since` (epoch ms). */
+  firedSince(since: number): number[] {
+    return [...new Set(this.fires.filter(([, fireTime]) => fireTime >= since).map(([i]) => i))];
+  }
+
   /** Everything seen so far. */
   report(): ProbeReport & { malformed: number } {
     return {

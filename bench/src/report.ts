@@ -8,6 +8,7 @@ import { type Figure, figures, type Summary } from './figures.ts';
 import type { ContestantRun, Sizes } from './run.ts';
 import { describeScale, type ScaleResult } from './scale.ts';
 import type { Spread } from './stats.ts';
+import type { Phases } from './timings.ts';
 import { BENCH_DIR } from './util.ts';
 
 /** Everything one `--all` (or `--only`) invocation measured. */
@@ -25,7 +26,14 @@ export interface ComparisonResult {
   runs: ContestantRun[];
   summary: Record<string, Summary>;
   /** Sections run once: scheduler failover, 100,000 schedules, the store ceiling. */
-  extras: { failover?: FailoverResult; scale?: ScaleResult; ceiling?: CeilingResult; errors?: string[] };
+  extras: {
+    failover?: FailoverResult;
+    scale?: ScaleResult;
+    ceiling?: CeilingResult;
+    errors?: string[];
+    /** Wall time of each section and of its parts (see timings.ts). */
+    phases?: Phases;
+  };
   /** Wall time of the whole invocation. */
   seconds: number;
 }

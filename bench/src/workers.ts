@@ -1,7 +1,9 @@
 // A contestant's worker processes for one scenario, and the wait for a queue to be fully processed.
 import type { Contestant, Env } from './contestant.ts';
+import type { IdleWork } from './idle.ts';
 import type { ProbeReport } from './probe.ts';
 import { type Child, spawnChild } from './processes.ts';
+import type { Timings } from './timings.ts';
 import { now, until } from './util.ts';
 
 /** Everything a scenario needs to drive one contestant in one run. */
@@ -18,6 +20,10 @@ export interface RunContext {
   extra: Record<string, string>;
   /** Every worker process forked in this run, so that none outlives it (see run.ts). */
   spawned: Child[];
+  /** Where the run adds up the time its worker processes take to start and to stop. */
+  timings: Timings;
+  /** Once-only sections that may run in the idle part of a per-minute schedule window. */
+  idle?: IdleWork | undefined;
 }
 
 /** What the worker processes of a scenario saw, merged. */
@@ -38,6 +44,8 @@ export interface WorkerSet {
   go(): Promise<void>;
   /** Sum over processes of the distinct jobs each ran (a cheap progress figure). */
   distinct(): Promise<number>;
+  /** How many schedules fired at a nominal instant at or after `since` (epoch ms), in any process. */
+  firedSince(since: number): Promise<number>;
   /** Collects the reports and stops the processes. */
   finish(): Promise<Handled>;
   /** `kill -9` of every process of the set. */
@@ -46,16 +54,18 @@ export interface WorkerSet {
 
 /** Forks the worker processes for `queue`; each is connected but idle until `go()`. */
 export async function startWorkers(ctx: RunContext, queue: string): Promise<WorkerSet> {
-  const children = await Promise.all(
-    Array.from({ length: ctx.workers }, () =>
-      spawnChild({
-        execPath: ctx.execPath,
-        role: 'worker',
-        contestant: ctx.contestant.name,
-        env: ctx.env,
-        queues: [queue],
-        extra: ctx.extra,
-      }),
+  const children = await ctx.timings.time('worker start', () =>
+    Promise.all(
+      Array.from({ length: ctx.workers }, () =>
+        spawnChild({
+          execPath: ctx.execPath,
+          role: 'worker',
+          contestant: ctx.contestant.name,
+          env: ctx.env,
+          queues: [queue],
+          extra: ctx.extra,
+        }),
+      ),
     ),
   );
   ctx.spawned.push(...children);
@@ -67,11 +77,15 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
       const counts = await Promise.all(children.map((child) => child.call<number>('distinct')));
       return counts.reduce((sum, n) => sum + n, 0);
     },
+    async firedSince(since) {
+      const fired = await Promise.all(children.map((child) => child.call<number[]>('firedSince', { since })));
+      return new Set(fired.flat()).size;
+    },
     async finish() {
       const reports = await Promise.all(
         children.map((child) => child.call<ProbeReport & { malformed: number }>('report')),
       );
-      await Promise.all(children.map((child) => child.stop()));
+      await ctx.timings.time('worker stop', () => Promise.all(children.map((child) => child.stop())));
       const ids = new Set(reports.flatMap((r) => r.ids));
       return {
         calls: reports.reduce((sum, r) => sum + r.calls, 0),
@@ -88,16 +102,18 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
 }
 
 /** Waits until the handlers ran `expected` distinct jobs and the store counts none of `queue` as
- * unfinished. Resolves with the instant the store was seen empty, or `complete: false` after `timeoutMs`. */
+ * unfinished, asking the workers every `everyMs`. Resolves with the instant the store was seen empty,
+ * or `complete: false` after `timeoutMs`. */
 export async function waitProcessed(
   ctx: RunContext,
   workers: WorkerSet,
   queue: string,
   expected: number,
   timeoutMs: number,
+  everyMs = 10,
 ): Promise<{ complete: boolean; at: number }> {
   const deadline = now() + timeoutMs;
-  const ran = await until(async () => (await workers.distinct()) >= expected, 10, timeoutMs);
+  const ran = await until(async () => (await workers.distinct()) >= expected, everyMs, timeoutMs);
   const stored =
     ran && (await until(async () => (await ctx.contestant.unfinished(queue)) === 0, 5, deadline - now()));
   return { complete: ran && stored, at: now() };

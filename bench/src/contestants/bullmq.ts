@@ -36,6 +36,7 @@ export function create(): Contestant {
       note: 'Queue.upsertJobScheduler(id, { every: 1000 }), one scheduler per schedule',
     },
     recovery: 'stalled-job check every 30 s, lock 30 s (defaults)',
+    recoverySeconds: 30, // the stalled-job check interval: a job comes back at a check after its lock expired
     version: () => packageVersion('bullmq'),
 
     async setup(queues) {

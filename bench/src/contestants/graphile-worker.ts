@@ -33,6 +33,7 @@ export function create(): Contestant {
       note: "crontab lines '* * * * * schedule ?id=sN {i:N}' in the worker (cron has no seconds field)",
     },
     recovery: 'jobs locked by a dead worker are unlocked after 4 h (fixed)',
+    recoverySeconds: 4 * 60 * 60, // the fixed unlock delay
     version: () => packageVersion('graphile-worker'),
 
     async setup() {

@@ -93,6 +93,7 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
       note: "jobs with trigger { kind: 'every', every: '1s' }, created through the API",
     },
     recovery: 'worker lease 5 s, reaper sweep 1 s (defaults)',
+    recoverySeconds: 5, // the worker lease
     version: () => packageVersion('kairos'),
 
     async setup(queues) {

@@ -51,6 +51,7 @@ export function create(): Contestant {
       note: "schedule(queue, '* * * * *', { i }, { key }) per schedule; cron monitor every 30 s (default); the nominal minute is read off the start time",
     },
     recovery: 'active jobs expire after 15 min and are retried (expireInSeconds default)',
+    recoverySeconds: 15 * 60, // expireInSeconds
     version: () => packageVersion('pg-boss'),
 
     async setup() {

@@ -183,8 +183,11 @@ export class PostgresStore implements Store {
       types: { getTypeParser },
       connectionTimeoutMillis: 5000,
     });
-    // An idle client that loses its connection must not crash the node; the next query reconnects.
+    // A client that loses its connection must not crash the node. The pool listens for errors of idle
+    // clients only: a checked-out one (inside a transaction) gets a listener of its own; its statement
+    // fails (STORE_UNAVAILABLE), the pool drops it when it is released, and the next query reconnects.
     this.pool.on('error', () => {});
+    this.pool.on('connect', (client) => client.on('error', () => {}));
     this.events.setMaxListeners(0);
   }
 
@@ -824,6 +827,11 @@ export class PostgresStore implements Store {
       try {
         await client.connect();
         await client.query(`LISTEN ${CHANNEL}`);
+        // Closed while connecting: close() ended the previous connection, not this one.
+        if (this.closed) {
+          await client.end();
+          return;
+        }
         this.listener = client;
         delay = 100;
         // Whatever happened while we were deaf: let every loop look again.
