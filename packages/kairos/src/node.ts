@@ -55,6 +55,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     clock,
     workerLeaseMs: config.workerLeaseMs,
     pollWaitMs: config.pollWaitMs,
+    fireAheadMs: config.fireAheadMs,
   });
   const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
   const jobs = new JobService(store, clock, (job, skipped) =>
@@ -91,6 +92,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     partitions: config.partitions,
     partitionLeaseMs: config.partitionLeaseMs,
     misfireGraceMs: config.misfireGraceMs,
+    fireAheadMs: config.fireAheadMs,
     node: { address: url, version: VERSION, startedAt, clockSkewMs: () => storeClock?.skewMs ?? 0 },
     onFenced: () => metrics.fencedFires.inc(),
     onSkipped: (skipped) => {

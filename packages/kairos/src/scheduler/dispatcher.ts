@@ -6,6 +6,8 @@ export interface DispatcherOptions {
   clock: Clock;
   workerLeaseMs: number;
   pollWaitMs: number;
+  /** Fire ahead: how far ahead a poll with `ahead` may claim runs that are not available yet (0: never). */
+  fireAheadMs?: number;
   /** A waiting poll re-checks the store this often even without an event (runs made by other nodes). */
   backstopMs?: number;
   /** Seeds `random` routing; tests pass a fixed one. */
@@ -15,7 +17,9 @@ export interface DispatcherOptions {
 /**
  * Hands queued runs to workers' long polls. A poll claims at once when runs are ready; otherwise
  * it waits for a store event of its group (runs queued, retries due) or the backstop, then claims
- * again, until its wait is over.
+ * again, until its wait is over. A poll with `ahead` also takes up to that many runs that become
+ * available within `fireAheadMs` (runs fired ahead, retries due soon), which the worker holds
+ * until their instant; they are asked for only when the ready runs did not fill `max`.
  */
 export class Dispatcher {
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -35,8 +39,15 @@ export class Dispatcher {
     this.groups.set(workerId, group);
   }
 
-  async poll(workerId: string, max: number, waitMs: number, signal: AbortSignal): Promise<ClaimedRun[]> {
+  async poll(
+    workerId: string,
+    max: number,
+    waitMs: number,
+    signal: AbortSignal,
+    ahead = 0,
+  ): Promise<ClaimedRun[]> {
     const { store, clock, workerLeaseMs } = this.options;
+    const aheadMs = this.options.fireAheadMs ?? 0;
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
     for (;;) {
@@ -48,6 +59,11 @@ export class Dispatcher {
         clock.now(),
         (this.options.random ?? Math.random)(),
       );
+      // A full batch means a backlog: the worker has no use for runs that are not due yet.
+      if (ahead > 0 && aheadMs > 0 && runs.length < max) {
+        const now = clock.now();
+        runs.push(...(await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now)));
+      }
       const remaining = deadline - clock.now();
       if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
       await this.waitForRuns(

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
-import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
+import { dispatchFromColumn, isPlainDispatch } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
@@ -35,6 +35,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import {
   bucketScopes,
   type DispatchPlan,
@@ -1575,6 +1576,67 @@ export class SqliteStore implements Store {
         this.sql(
           'DELETE FROM run_logs WHERE rowid IN (SELECT rowid FROM run_logs WHERE stored_at < ? LIMIT ?)',
         ).run(before, limit).changes,
+    );
+  }
+
+  // Fire ahead ----
+
+  async dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ClaimedRun[]> {
+    return this.run('dispatchAhead', () =>
+      this.db
+        .transaction((): ClaimedRun[] => {
+          const worker = this.sql(
+            `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+          ).get(workerId) as { group_name: string; handlers: string } | undefined;
+          if (!worker) return [];
+          const limited = this.sql(
+            `SELECT 1 FROM group_limits WHERE group_name = ?
+               AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+          ).get(worker.group_name);
+          if (limited) return [];
+          // Queued runs of the group that become available in (now, until], soonest first, through
+          // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
+          const candidates = this.sql(
+            `SELECT r.id, j.dispatch FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
+               AND r.available_at <= @until AND r.target_worker_id IS NULL
+               AND r.handler IN (SELECT value FROM json_each(@handlers))
+             ORDER BY r.available_at, r.id LIMIT @window`,
+          ).all({
+            group: worker.group_name,
+            now,
+            until,
+            handlers: worker.handlers,
+            window: dispatchWindow(max),
+          }) as Array<{ id: number; dispatch: string }>;
+          const ids = candidates
+            .filter((c) => isPlainDispatch(dispatchFromColumn(c.dispatch)))
+            .slice(0, max)
+            .map((c) => c.id);
+          if (ids.length === 0) return [];
+          const rows = this.sql(
+            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
+               started_at = available_at, lease_expires_at = @now + @lease, deadline_at = available_at + timeout_ms,
+               finished_at = NULL
+             WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
+               available_at, (SELECT name FROM jobs WHERE id = job_id) AS job_name,
+               (SELECT task FROM jobs WHERE id = job_id) AS task`,
+          ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(ids) }) as AheadRow[];
+          this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', json_extract(value, '$[2]')
+             FROM json_each(?)`,
+          ).run(workerId, JSON.stringify(rows.map((row) => [row.id, row.attempt, row.available_at])));
+          return rows.sort((a, b) => a.available_at - b.available_at || a.id - b.id).map(aheadClaimedFromRow);
+        })
+        .immediate(),
     );
   }
 }
