@@ -16,10 +16,11 @@ export interface DispatcherOptions {
 
 /**
  * Hands queued runs to workers' long polls. A poll claims at once when runs are ready; otherwise
- * it waits for a store event of its group (runs queued, retries due) or the backstop, then claims
+ * it waits for a store event of its group (runs queued, retries due), the backstop, or the instant
+ * the next queued run of its group becomes available (fired ahead, retried, jittered), then claims
  * again, until its wait is over. A poll with `ahead` also takes up to that many runs that become
- * available within `fireAheadMs` (runs fired ahead, retries due soon), which the worker holds
- * until their instant; they are asked for only when the ready runs did not fill `max`.
+ * available within `fireAheadMs`, which the worker holds until their instant; they are asked for
+ * only when the ready runs did not fill `max`.
  */
 export class Dispatcher {
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -46,32 +47,48 @@ export class Dispatcher {
     signal: AbortSignal,
     ahead = 0,
   ): Promise<ClaimedRun[]> {
-    const { store, clock, workerLeaseMs } = this.options;
-    const aheadMs = this.options.fireAheadMs ?? 0;
+    const { store, clock } = this.options;
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
+    const group = this.groups.get(workerId);
     for (;;) {
-      // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
-      const runs = await store.dispatchRuns(
-        workerId,
-        max,
-        workerLeaseMs,
-        clock.now(),
-        (this.options.random ?? Math.random)(),
-      );
-      // A full batch means a backlog: the worker has no use for runs that are not due yet.
-      if (ahead > 0 && aheadMs > 0 && runs.length < max) {
+      // Listen before claiming: an event that comes while the store is read is not lost.
+      const listening = this.listen(group);
+      let wakeInMs: number | undefined;
+      try {
+        const runs = await this.claim(workerId, max, ahead);
         const now = clock.now();
-        runs.push(...(await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now)));
+        const remaining = deadline - now;
+        if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
+        // Runs queued for later (fired ahead, retries, jitter) raise no event when they become
+        // available: wake for the next of them, on whichever node made it.
+        const next = (await store.nextAvailableAt(workerId, now)) ?? Number.POSITIVE_INFINITY;
+        wakeInMs = Math.min(remaining, this.options.backstopMs ?? 2000, next - now);
+      } finally {
+        if (wakeInMs === undefined) listening.stop();
       }
-      const remaining = deadline - clock.now();
-      if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
-      await this.waitForRuns(
-        this.groups.get(workerId),
-        Math.min(remaining, this.options.backstopMs ?? 2000),
-        signal,
-      );
+      await listening.wait(wakeInMs, signal);
     }
+  }
+
+  /** One claim: up to `max` ready runs, then up to `ahead` runs due within `fireAheadMs`. */
+  private async claim(workerId: string, max: number, ahead: number): Promise<ClaimedRun[]> {
+    const { store, clock, workerLeaseMs } = this.options;
+    const aheadMs = this.options.fireAheadMs ?? 0;
+    // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
+    const runs = await store.dispatchRuns(
+      workerId,
+      max,
+      workerLeaseMs,
+      clock.now(),
+      (this.options.random ?? Math.random)(),
+    );
+    // A full batch means a backlog: the worker has no use for runs that are not due yet.
+    if (ahead > 0 && aheadMs > 0 && runs.length < max) {
+      const now = clock.now();
+      runs.push(...(await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now)));
+    }
+    return runs;
   }
 
   /** Wakes the polls of a group when a retry becomes available at `at`. */
@@ -106,20 +123,44 @@ export class Dispatcher {
     }
   }
 
-  private waitForRuns(group: string | undefined, ms: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Listens for the next event of a group (any group when unknown): `wait` resolves at once when
+   * one came since `listen`, else at the next one, after `ms`, or when `signal` aborts.
+   */
+  private listen(group: string | undefined): {
+    wait(ms: number, signal: AbortSignal): Promise<void>;
+    stop(): void;
+  } {
     const key = group ?? '*';
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.waiters.get(key)?.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      const set = this.waiters.get(key) ?? new Set();
-      this.waiters.set(key, set);
-      set.add(done);
-    });
+    let fired = false;
+    let wakeWaiter: (() => void) | undefined;
+    const onEvent = () => {
+      fired = true;
+      wakeWaiter?.();
+    };
+    const set = this.waiters.get(key) ?? new Set();
+    this.waiters.set(key, set);
+    set.add(onEvent);
+    const stop = () => this.waiters.get(key)?.delete(onEvent);
+    return {
+      stop,
+      wait: (ms, signal) =>
+        new Promise((resolve) => {
+          if (fired || signal.aborted || this.closed) {
+            stop();
+            resolve();
+            return;
+          }
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            stop();
+            resolve();
+          };
+          wakeWaiter = done;
+          const timer = setTimeout(done, ms);
+          signal.addEventListener('abort', done, { once: true });
+        }),
+    };
   }
 }

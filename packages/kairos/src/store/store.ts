@@ -293,6 +293,12 @@ export interface Store {
     now: number,
   ): Promise<ClaimedRun[]>;
   /**
+   * The earliest instant after `now` at which a queued run of the worker's group becomes available
+   * (a run fired ahead, a retry, a jittered fire), or null when none is waiting: a long poll with
+   * nothing to claim sleeps until then at most. One index probe (`runs_ahead`).
+   */
+  nextAvailableAt(workerId: string, now: number): Promise<number | null>;
+  /**
    * Marks a worker draining: it keeps heartbeating and finishing its attempts, claims nothing new,
    * and its assigned queued runs are routed elsewhere. Null when unknown; WORKER_NOT_ACTIVE when lost
    * or stopped. Draining twice is a no-op.

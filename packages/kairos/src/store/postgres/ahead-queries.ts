@@ -36,3 +36,8 @@ export const DISPATCH_AHEAD = `
     c.available_at, j.name AS job_name, j.task
   FROM claimed c JOIN jobs j ON j.id = c.job_id
   ORDER BY c.available_at, c.id`;
+
+/** The earliest available_at after $2 of a queued run of worker $1's group (null: none). Uses runs_ahead. */
+export const NEXT_AVAILABLE_AT = `
+  SELECT min(available_at) AS at FROM runs
+  WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;

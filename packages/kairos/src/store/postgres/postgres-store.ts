@@ -1394,6 +1394,14 @@ export class PostgresStore implements Store {
     ]);
     return rows.map(aheadClaimedFromRow);
   }
+
+  async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
+    const [row] = await this.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
+      workerId,
+      now,
+    ]);
+    return row?.at ?? null;
+  }
 }
 
 /** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */

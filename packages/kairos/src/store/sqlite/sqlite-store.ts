@@ -1639,6 +1639,16 @@ export class SqliteStore implements Store {
         .immediate(),
     );
   }
+
+  async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
+    return this.run('nextAvailableAt', () => {
+      const row = this.sql(
+        `SELECT min(available_at) AS at FROM runs
+         WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = ?) AND available_at > ?`,
+      ).get(workerId, now) as { at: number | null };
+      return row.at;
+    });
+  }
 }
 
 function jobValues(job: JobDefinition): unknown[] {
