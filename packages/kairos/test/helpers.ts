@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { KairosApiError, KairosClient } from '@kairos/client';
 import pino from 'pino';
 import { afterAll, expect } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
+import { type KairosOptions, resolveConfig } from '../src/config.ts';
 import { type KairosNode, type NodeDependencies, startNode } from '../src/node.ts';
 
 /** A fresh temporary folder, removed when the test file ends. */
@@ -27,9 +27,10 @@ export async function apiError(promise: Promise<unknown>): Promise<KairosApiErro
 /** An in-process node on a fresh SQLite folder with the tokens `admin-t` and `worker-t`, stopped after the file. */
 export async function startTestNode(
   dependencies: Partial<NodeDependencies> = {},
+  options: KairosOptions = {},
 ): Promise<{ node: KairosNode; admin: KairosClient; workerClient: KairosClient }> {
   const config = resolveConfig(
-    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
+    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t', ...options },
     {},
   );
   const node = await startNode(config, { logger: pino({ level: 'silent' }), ...dependencies });

@@ -52,6 +52,8 @@ export class Dispatcher {
     const deadline = clock.now() + wait;
     const group = this.groups.get(workerId);
     for (;;) {
+      // A worker that hung up gets nothing: runs claimed for it now would wait for its lease to end.
+      if (signal.aborted || this.closed) return [];
       // Listen before claiming: an event that comes while the store is read is not lost.
       const listening = this.listen(group);
       let wakeInMs: number | undefined;
