@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KairosApiError, KairosClient } from '@kairos/client';
+import { Worker, type WorkerOptions } from '@kairos/worker';
 import pino from 'pino';
 import { afterAll, expect } from 'vitest';
 import { type KairosOptions, resolveConfig } from '../src/config.ts';
@@ -40,4 +41,17 @@ export async function startTestNode(
     admin: new KairosClient({ url: node.url, token: 'admin-t' }),
     workerClient: new KairosClient({ url: node.url, token: 'worker-t' }),
   };
+}
+
+/** An in-process SDK worker of a test node (token `worker-t`), 2 slots, quiet, signals left alone. */
+export function testWorker(node: KairosNode, group: string, options: Partial<WorkerOptions> = {}): Worker {
+  return new Worker({
+    url: node.url,
+    token: 'worker-t',
+    group,
+    concurrency: 2,
+    handleSignals: false,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    ...options,
+  });
 }
