@@ -53,6 +53,11 @@ export class HeldRuns {
     return low;
   }
 
+  /** The earliest instant still to come among the held attempts (infinity when none). */
+  nextStart(now: number): number {
+    return this.#runs[this.dueCount(now)]?.startAt ?? Number.POSITIVE_INFINITY;
+  }
+
   /** Removes and answers the earliest attempt whose instant has come, if any. */
   takeDue(now: number): Assignment | undefined {
     const first = this.#runs[0];
@@ -100,7 +105,7 @@ export class HeldRuns {
 
   /** One timer, for the earliest instant still to come (none when every held run is due, or none is held). */
   #arm(now: number): void {
-    const next = this.#runs[this.dueCount(now)]?.startAt ?? Number.POSITIVE_INFINITY;
+    const next = this.nextStart(now);
     if (next === this.#timerAt) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -347,7 +347,11 @@ export class Worker {
       }
       const id = await this.#workerId();
       if (id === null || signal.aborted) return;
-      const waitMs = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
+      const longest = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
+      // A poll sized while runs are held ends when the next of them starts: the next poll asks
+      // again for what it may hold then (else it would wait with the room of a full hold).
+      const untilHeldStarts = this.#held.nextStart(Date.now()) - Date.now();
+      const waitMs = Math.max(0, Math.min(longest, untilHeldStarts));
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
       const ahead = this.#options.prefetch - this.#held.size;
       if (ahead > 0) request.ahead = ahead;
@@ -361,7 +365,7 @@ export class Worker {
         const answeredAt = Date.now();
         for (const assignment of runs) this.#held.add(assignment, answeredAt + (assignment.startInMs ?? 0));
         this.#startDue();
-        if (runs.length === 0 && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
+        if (runs.length === 0 && waitMs === longest && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
           await sleep(EMPTY_POLL_PAUSE_MS, signal);
         }
       } catch (err) {
