@@ -1588,43 +1588,46 @@ export class SqliteStore implements Store {
     leaseMs: number,
     now: number,
   ): Promise<ClaimedRun[]> {
-    return this.run('dispatchAhead', () =>
-      this.db
+    return this.run('dispatchAhead', () => {
+      // Read first, outside a write transaction: most polls find nothing ahead.
+      const worker = this.sql(
+        `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+      ).get(workerId) as { group_name: string; handlers: string } | undefined;
+      if (!worker) return [];
+      const limited = this.sql(
+        `SELECT 1 FROM group_limits WHERE group_name = ?
+           AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+      ).get(worker.group_name);
+      if (limited) return [];
+      // Queued runs of the group that become available in (now, until], soonest first, through
+      // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
+      const candidates = this.sql(
+        `SELECT r.id, j.dispatch FROM runs r JOIN jobs j ON j.id = r.job_id
+         WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
+           AND r.available_at <= @until AND r.target_worker_id IS NULL
+           AND r.handler IN (SELECT value FROM json_each(@handlers))
+         ORDER BY r.available_at, r.id LIMIT @window`,
+      ).all({
+        group: worker.group_name,
+        now,
+        until,
+        handlers: worker.handlers,
+        window: dispatchWindow(max),
+      }) as Array<{ id: number; dispatch: string }>;
+      const ids = candidates
+        .filter((c) => isPlainDispatch(dispatchFromColumn(c.dispatch)))
+        .slice(0, max)
+        .map((c) => c.id);
+      if (ids.length === 0) return [];
+      return this.db
         .transaction((): ClaimedRun[] => {
-          const worker = this.sql(
-            `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
-          ).get(workerId) as { group_name: string; handlers: string } | undefined;
-          if (!worker) return [];
-          const limited = this.sql(
-            `SELECT 1 FROM group_limits WHERE group_name = ?
-               AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
-          ).get(worker.group_name);
-          if (limited) return [];
-          // Queued runs of the group that become available in (now, until], soonest first, through
-          // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
-          const candidates = this.sql(
-            `SELECT r.id, j.dispatch FROM runs r JOIN jobs j ON j.id = r.job_id
-             WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
-               AND r.available_at <= @until AND r.target_worker_id IS NULL
-               AND r.handler IN (SELECT value FROM json_each(@handlers))
-             ORDER BY r.available_at, r.id LIMIT @window`,
-          ).all({
-            group: worker.group_name,
-            now,
-            until,
-            handlers: worker.handlers,
-            window: dispatchWindow(max),
-          }) as Array<{ id: number; dispatch: string }>;
-          const ids = candidates
-            .filter((c) => isPlainDispatch(dispatchFromColumn(c.dispatch)))
-            .slice(0, max)
-            .map((c) => c.id);
-          if (ids.length === 0) return [];
+          // Still queued, and the worker still active: what was read may have changed since.
           const rows = this.sql(
             `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
                started_at = available_at, lease_expires_at = @now + @lease, deadline_at = available_at + timeout_ms,
                finished_at = NULL
              WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+               AND EXISTS (SELECT 1 FROM workers WHERE id = @worker AND status = 'active')
              RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
                available_at, (SELECT name FROM jobs WHERE id = job_id) AS job_name,
                (SELECT task FROM jobs WHERE id = job_id) AS task`,
@@ -1636,8 +1639,8 @@ export class SqliteStore implements Store {
           ).run(workerId, JSON.stringify(rows.map((row) => [row.id, row.attempt, row.available_at])));
           return rows.sort((a, b) => a.available_at - b.available_at || a.id - b.id).map(aheadClaimedFromRow);
         })
-        .immediate(),
-    );
+        .immediate();
+    });
   }
 
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
