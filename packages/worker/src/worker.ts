@@ -16,7 +16,7 @@ import { httpHandler } from './http-task.ts';
 import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
-import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
+import { isConnectionError, isValidationFailed, isWorkerNotFound, NodePool } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
@@ -98,6 +98,8 @@ export class Worker {
   #starting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
   #pollLoopDone: Promise<void> | null = null;
+  /** The node refused polls with `ahead` (it predates fire ahead): prefetch is off from then on. */
+  #aheadRefused = false;
   #heartbeatLoopDone: Promise<void> | null = null;
 
   /** @throws TypeError when an option is invalid. */
@@ -353,7 +355,7 @@ export class Worker {
       const untilHeldStarts = this.#held.nextStart(Date.now()) - Date.now();
       const waitMs = Math.max(0, Math.min(longest, untilHeldStarts));
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
-      const ahead = this.#options.prefetch - this.#held.size;
+      const ahead = this.#aheadRefused ? 0 : this.#options.prefetch - this.#held.size;
       if (ahead > 0) request.ahead = ahead;
       const askedAt = Date.now();
       try {
@@ -372,6 +374,13 @@ export class Worker {
         if (signal.aborted) return;
         if (isWorkerNotFound(err)) {
           await this.#reregister(id);
+          continue;
+        }
+        if (request.ahead !== undefined && isValidationFailed(err)) {
+          this.#aheadRefused = true;
+          this.#log.warn('the node does not hand out runs ahead of their instant; prefetch is off', {
+            err: errorField(err),
+          });
           continue;
         }
         refused = this.#noteRefusal('poll', err, refused);
