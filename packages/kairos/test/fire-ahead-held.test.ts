@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestNode, testWorker } from './helpers.ts';
 
 // Fire ahead end to end, runs held until their instant: cancelled, or given back at shutdown.
-// A wide window (3 s) and quick heartbeats leave room to act before the instant.
-const { node, admin } = await startTestNode({}, { fireAhead: '3s', heartbeat: '200ms' });
+// A wide window (10 s) and quick heartbeats leave room to act before the instant.
+const { node, admin } = await startTestNode({}, { fireAhead: '10s', heartbeat: '200ms' });
 
 const at = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
 
@@ -36,18 +36,18 @@ describe('runs held for their instant', () => {
         expect(found?.status).toBe('running');
         return found!;
       },
-      { timeout: 2000, interval: 20 },
+      { timeout: 6000, interval: 20 },
     );
     return { run, fire };
   }
 
   it('a run cancelled before its instant ends without calling the handler', async () => {
-    const { run, fire } = await heldRun('cancel-me', 'held', 2500);
+    const { run, fire } = await heldRun('cancel-me', 'held', 8000);
     expect(at(run.startedAt)).toBe(fire);
-    await vi.waitFor(() => expect(held.held).toBe(1), { timeout: 2000, interval: 10 });
+    await vi.waitFor(() => expect(held.held).toBe(1), { timeout: 6000, interval: 10 });
     await admin.cancelRun(run.id);
     // The next heartbeat answer tells the worker; it drops the run, well before the instant.
-    await vi.waitFor(() => expect(held.held).toBe(0), { timeout: 2000, interval: 10 });
+    await vi.waitFor(() => expect(held.held).toBe(0), { timeout: 6000, interval: 10 });
     expect(Date.now()).toBeLessThan(fire);
     expect(calls).toEqual([]);
     expect((await admin.getRun(run.id)).status).toBe('cancelled');
@@ -56,8 +56,8 @@ describe('runs held for their instant', () => {
   it('a worker that stops before the instant gives the run back for its instant', async () => {
     const leaving = testWorker(node, 'leaving', { shutdownGraceMs: 300 }).handle('later', () => null);
     await leaving.start();
-    const { run, fire } = await heldRun('give-back', 'leaving', 2500);
-    await vi.waitFor(() => expect(leaving.held).toBe(1), { timeout: 2000, interval: 10 });
+    const { run, fire } = await heldRun('give-back', 'leaving', 8000);
+    await vi.waitFor(() => expect(leaving.held).toBe(1), { timeout: 6000, interval: 10 });
     await leaving.stop();
     const back = await admin.getRun(run.id);
     expect(Date.now()).toBeLessThan(fire);
