@@ -18,9 +18,9 @@ export interface DispatcherOptions {
  * Hands queued runs to workers' long polls. A poll claims at once when runs are ready; otherwise
  * it waits for a store event of its group (runs queued, retries due), the backstop, or the instant
  * the next queued run of its group becomes available (fired ahead, retried, jittered), then claims
- * again, until its wait is over. A poll with `ahead` also takes up to that many runs that become
- * available within `fireAheadMs`, which the worker holds until their instant; they are asked for
- * only when the ready runs did not fill `max`.
+ * again, until its wait is over. A poll with `ahead` that finds no run ready takes up to that many
+ * runs that become available within `fireAheadMs`, which the worker holds until their instant
+ * (a worker with ready runs has no use for them yet: it polls again as soon as it has a free slot).
  */
 export class Dispatcher {
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -47,7 +47,9 @@ export class Dispatcher {
     signal: AbortSignal,
     ahead = 0,
   ): Promise<ClaimedRun[]> {
-    const { store, clock } = this.options;
+    const { store, clock, workerLeaseMs } = this.options;
+    const aheadMs = this.options.fireAheadMs ?? 0;
+    const random = this.options.random ?? Math.random;
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
     const group = this.groups.get(workerId);
@@ -58,39 +60,26 @@ export class Dispatcher {
       const listening = this.listen(group);
       let wakeInMs: number | undefined;
       try {
-        const runs = await this.claim(workerId, max, ahead);
+        // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
+        const runs = await store.dispatchRuns(workerId, max, workerLeaseMs, clock.now(), random());
+        if (runs.length > 0) return runs;
+        // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
+        // no event then, so the wait ends at the next of them, on whichever node made it; those
+        // within the fire-ahead window go now to a poll that holds runs ahead.
         const now = clock.now();
-        const remaining = deadline - now;
-        if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
-        // Runs queued for later (fired ahead, retries, jitter) raise no event when they become
-        // available: wake for the next of them, on whichever node made it.
         const next = (await store.nextAvailableAt(workerId, now)) ?? Number.POSITIVE_INFINITY;
-        wakeInMs = Math.min(remaining, this.options.backstopMs ?? 2000, next - now);
+        if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
+          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now);
+          if (held.length > 0) return held;
+        }
+        const remaining = deadline - clock.now();
+        if (remaining <= 0 || signal.aborted || this.closed) return [];
+        wakeInMs = Math.min(remaining, this.options.backstopMs ?? 2000, next - clock.now());
       } finally {
         if (wakeInMs === undefined) listening.stop();
       }
       await listening.wait(wakeInMs, signal);
     }
-  }
-
-  /** One claim: up to `max` ready runs, then up to `ahead` runs due within `fireAheadMs`. */
-  private async claim(workerId: string, max: number, ahead: number): Promise<ClaimedRun[]> {
-    const { store, clock, workerLeaseMs } = this.options;
-    const aheadMs = this.options.fireAheadMs ?? 0;
-    // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
-    const runs = await store.dispatchRuns(
-      workerId,
-      max,
-      workerLeaseMs,
-      clock.now(),
-      (this.options.random ?? Math.random)(),
-    );
-    // A full batch means a backlog: the worker has no use for runs that are not due yet.
-    if (ahead > 0 && aheadMs > 0 && runs.length < max) {
-      const now = clock.now();
-      runs.push(...(await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now)));
-    }
-    return runs;
   }
 
   /** Wakes the polls of a group when a retry becomes available at `at`. */
