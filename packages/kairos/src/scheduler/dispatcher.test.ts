@@ -37,7 +37,8 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
       clock: systemClock,
       workerLeaseMs: 5000,
       pollWaitMs: 30_000,
-      fireAheadMs: 500,
+      // A window wide enough that a loaded machine fires, and polls, well before the instant.
+      fireAheadMs: 5000,
       backstopMs: 60_000,
     });
     for (const id of ['holder', 'plain'])
@@ -65,7 +66,7 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
   it('runs fired ahead wake a waiting poll with ahead; a poll without ahead wakes at their instant', async () => {
     await setUp();
     const never = new AbortController().signal;
-    const F = Date.now() + 400;
+    const F = Date.now() + 1500;
     // Waiting before the fire: the store event of the fire wakes it, long before F.
     const holder = dispatcher.poll('holder', 4, 30_000, never, 1);
     const plain = dispatcher.poll('plain', 4, 30_000, never);
@@ -89,10 +90,10 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
     const never = new AbortController().signal;
     const now = Date.now();
     await fireAhead('ready', [now - 10]);
-    await fireAhead('soon', [now + 300]);
+    await fireAhead('soon', [now + 3000]);
     const ready = await dispatcher.poll('holder', 2, 0, never, 5);
     expect(ready.map((c) => [c.fireTime, c.startAt])).toEqual([[now - 10, undefined]]);
     const held = await dispatcher.poll('holder', 2, 0, never, 5);
-    expect(held.map((c) => [c.fireTime, c.startAt])).toEqual([[now + 300, now + 300]]);
+    expect(held.map((c) => [c.fireTime, c.startAt])).toEqual([[now + 3000, now + 3000]]);
   });
 });
