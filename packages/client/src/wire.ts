@@ -360,6 +360,11 @@ export interface PollRequest {
   max: number;
   /** How long to wait for work when none is ready; capped by the node. */
   waitMs?: number;
+  /**
+   * Fire ahead: besides `max` runs ready now, up to this many runs that become available within
+   * the node's fire-ahead window, to hold and start at their instant (`startInMs`). Default 0.
+   */
+  ahead?: number;
 }
 
 /** One attempt handed to a worker. */
@@ -377,6 +382,11 @@ export interface Assignment {
   task?: TaskSpec;
   /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
   shard?: { index: number; total: number };
+  /**
+   * Fire ahead: start the handler this many ms after the answer arrived (the run's instant, counted
+   * on the node's clock when it answered). Absent: start at once. The time limit counts from then.
+   */
+  startInMs?: number;
 }
 
 export interface PollResponse {

@@ -25,6 +25,11 @@ export interface KairosOptions {
   partitionLease?: Duration;
   partitions?: number;
   misfireGrace?: Duration;
+  /**
+   * How long before its fire time a job (overlap `allow`) is fired, so that workers hold its runs
+   * and start them on the instant. `0` fires at the instant. Default 500 ms.
+   */
+  fireAhead?: Duration;
   /** A console admin user created on first start when no admin user exists (with `adminPassword`). */
   adminUser?: string;
   adminPassword?: string;
@@ -48,6 +53,7 @@ export interface KairosConfig {
   readonly partitionLeaseMs: number;
   readonly partitions: number;
   readonly misfireGraceMs: number;
+  readonly fireAheadMs: number;
   readonly adminUser: string | undefined;
   readonly adminPassword: string | undefined;
 }
@@ -64,6 +70,7 @@ export const DEFAULTS = {
   partitionLease: '3s',
   partitions: 16,
   misfireGrace: '60s',
+  fireAhead: '500ms',
 } as const;
 
 const ENV: Record<keyof KairosOptions, string> = {
@@ -82,17 +89,30 @@ const ENV: Record<keyof KairosOptions, string> = {
   partitionLease: 'KAIROS_PARTITION_LEASE',
   partitions: 'KAIROS_PARTITIONS',
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
+  fireAhead: 'KAIROS_FIRE_AHEAD',
   adminUser: 'KAIROS_ADMIN_USER',
   adminPassword: 'KAIROS_ADMIN_PASSWORD',
 };
+
+/** Options whose value is a duration: a bare number in the environment is milliseconds. */
+const DURATIONS = new Set<string>([
+  'heartbeat',
+  'workerLease',
+  'reaperInterval',
+  'pollWait',
+  'partitionLease',
+  'misfireGrace',
+  'fireAhead',
+]);
 
 /** Reads options from the environment (`KAIROS_*`). */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): KairosOptions {
   const options: Record<string, string | number> = {};
   for (const [key, name] of Object.entries(ENV)) {
     const value = env[name];
-    if (value !== undefined && value !== '')
-      options[key] = key === 'port' || key === 'partitions' ? Number(value) : value;
+    if (value === undefined || value === '') continue;
+    const numeric = key === 'port' || key === 'partitions' || (DURATIONS.has(key) && /^\d+$/.test(value));
+    options[key] = numeric ? Number(value) : value;
   }
   return options as KairosOptions;
 }
@@ -166,6 +186,7 @@ export function resolveConfig(
     }),
     partitions,
     misfireGraceMs: parseDuration(o.misfireGrace ?? DEFAULTS.misfireGrace, 'misfireGrace'),
+    fireAheadMs: parseDuration(o.fireAhead ?? DEFAULTS.fireAhead, 'fireAhead', { min: 0, max: 60_000 }),
     adminUser: o.adminUser,
     adminPassword: o.adminPassword,
   };

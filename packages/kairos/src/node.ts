@@ -18,6 +18,9 @@ import type { Store } from './store/store.ts';
 /** How often a node re-reads the database clock. */
 const CLOCK_SYNC_MS = 10_000;
 
+/** How long a stopping node lets open requests finish before it cuts their connections. */
+const SERVER_CLOSE_GRACE_MS = 2000;
+
 /** A running scheduler node: API, trigger loop, dispatcher and reaper over one store. */
 export interface KairosNode {
   readonly url: string;
@@ -55,6 +58,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     clock,
     workerLeaseMs: config.workerLeaseMs,
     pollWaitMs: config.pollWaitMs,
+    fireAheadMs: config.fireAheadMs,
   });
   const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
   const jobs = new JobService(store, clock, (job, skipped) =>
@@ -91,6 +95,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     partitions: config.partitions,
     partitionLeaseMs: config.partitionLeaseMs,
     misfireGraceMs: config.misfireGraceMs,
+    fireAheadMs: config.fireAheadMs,
     node: { address: url, version: VERSION, startedAt, clockSkewMs: () => storeClock?.skewMs ?? 0 },
     onFenced: () => metrics.fencedFires.inc(),
     onSkipped: (skipped) => {
@@ -128,7 +133,12 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         await triggerLoop.stop();
         await reaper.stop();
         dispatcher.close();
-        await app.close();
+        // Requests still open after a grace (a client that went silent mid-request) are cut, so that
+        // a stop never waits for a keep-alive or a half-sent request to time out.
+        const closing = app.close();
+        const force = setTimeout(() => app.server.closeAllConnections(), SERVER_CLOSE_GRACE_MS);
+        await closing;
+        clearTimeout(force);
         if (!deps.store) await store.close();
         logger.info('kairos node stopped');
       })();

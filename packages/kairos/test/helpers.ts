@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KairosApiError, KairosClient } from '@kairos/client';
+import { Worker, type WorkerOptions } from '@kairos/worker';
 import pino from 'pino';
 import { afterAll, expect } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
+import { type KairosOptions, resolveConfig } from '../src/config.ts';
 import { type KairosNode, type NodeDependencies, startNode } from '../src/node.ts';
 
 /** A fresh temporary folder, removed when the test file ends. */
@@ -27,9 +28,10 @@ export async function apiError(promise: Promise<unknown>): Promise<KairosApiErro
 /** An in-process node on a fresh SQLite folder with the tokens `admin-t` and `worker-t`, stopped after the file. */
 export async function startTestNode(
   dependencies: Partial<NodeDependencies> = {},
+  options: KairosOptions = {},
 ): Promise<{ node: KairosNode; admin: KairosClient; workerClient: KairosClient }> {
   const config = resolveConfig(
-    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t' },
+    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t', ...options },
     {},
   );
   const node = await startNode(config, { logger: pino({ level: 'silent' }), ...dependencies });
@@ -39,4 +41,17 @@ export async function startTestNode(
     admin: new KairosClient({ url: node.url, token: 'admin-t' }),
     workerClient: new KairosClient({ url: node.url, token: 'worker-t' }),
   };
+}
+
+/** An in-process SDK worker of a test node (token `worker-t`), 2 slots, quiet, signals left alone. */
+export function testWorker(node: KairosNode, group: string, options: Partial<WorkerOptions> = {}): Worker {
+  return new Worker({
+    url: node.url,
+    token: 'worker-t',
+    group,
+    concurrency: 2,
+    handleSignals: false,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    ...options,
+  });
 }

@@ -69,3 +69,8 @@ export function isConnectionError(err: unknown): boolean {
 export function isWorkerNotFound(err: unknown): boolean {
   return err instanceof KairosApiError && err.code === 'WORKER_NOT_FOUND';
 }
+
+/** The node refused the request's shape: a field it does not know (an older node), for one. */
+export function isValidationFailed(err: unknown): boolean {
+  return err instanceof KairosApiError && err.code === 'VALIDATION_FAILED';
+}

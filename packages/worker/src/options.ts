@@ -18,6 +18,14 @@ export interface WorkerOptions {
   name?: string;
   /** How many attempts run at the same time (slots). Default 10. */
   concurrency?: number;
+  /**
+   * How many runs due soon the worker may hold besides its running ones: the node hands out runs
+   * up to its fire-ahead window (500 ms by default) before their instant, and the worker starts
+   * each at its instant, so a burst of fires starts on time. Held runs count as this worker's
+   * (listed in heartbeats); `concurrency` still bounds the handlers running at once. `0` turns it
+   * off. Default 5 × `concurrency` (at most 10 000).
+   */
+  prefetch?: number;
   /** Free-form labels shown with the worker. */
   labels?: Record<string, string>;
   /** The version of your application, shown with the worker. */
@@ -50,6 +58,7 @@ export interface ResolvedOptions {
   name: string;
   host: string;
   concurrency: number;
+  prefetch: number;
   labels: Record<string, string>;
   version: string | undefined;
   pollWaitMs: number;
@@ -64,20 +73,26 @@ export interface ResolvedOptions {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The most slots a node accepts for one worker. */
 const MAX_CONCURRENCY = 10_000;
+/** The most runs a node hands out ahead of their instant in one poll. */
+export const MAX_PREFETCH = 10_000;
 
 /** Checks the options and fills in the defaults; throws a TypeError that names the bad option. */
 export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'an object', options);
   const host = hostname();
+  const concurrency =
+    optional(options.concurrency, 'concurrency', (v, what) => checkInteger(v, what, 1, MAX_CONCURRENCY)) ??
+    10;
   return {
     urls: checkUrls(options.url),
     token: optional(options.token, 'token', checkString),
     group: optional(options.group, 'group', checkName) ?? 'default',
     name: optional(options.name, 'name', checkName) ?? `${host}-${process.pid}`,
     host,
-    concurrency:
-      optional(options.concurrency, 'concurrency', (v, what) => checkInteger(v, what, 1, MAX_CONCURRENCY)) ??
-      10,
+    concurrency,
+    prefetch:
+      optional(options.prefetch, 'prefetch', (v, what) => checkInteger(v, what, 0, MAX_PREFETCH)) ??
+      Math.min(5 * concurrency, MAX_PREFETCH),
     labels: optional(options.labels, 'labels', checkLabels) ?? {},
     version: optional(options.version, 'version', checkName),
     pollWaitMs:

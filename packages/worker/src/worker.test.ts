@@ -44,6 +44,8 @@ describe('Worker options', () => {
     [{ group: '' }, /options\.group/],
     [{ name: '  ' }, /options\.name/],
     [{ pollWaitMs: -1 }, /options\.pollWaitMs/],
+    [{ prefetch: -1 }, /options\.prefetch/],
+    [{ prefetch: 10_001 }, /options\.prefetch/],
     [{ shutdownGraceMs: Number.NaN }, /options\.shutdownGraceMs/],
     [{ labels: { team: 3 } }, /options\.labels\.team/],
     [{ handleSignals: 'yes' }, /options\.handleSignals/],

@@ -1,14 +1,22 @@
 import { clearTimeout, setTimeout } from 'node:timers';
-import type { Assignment, AttemptRef, RegisterRequest, Report, ReportResponse } from '@kairos/client';
+import type {
+  Assignment,
+  AttemptRef,
+  PollRequest,
+  RegisterRequest,
+  Report,
+  ReportResponse,
+} from '@kairos/client';
 import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
+import { HeldRuns } from './held-runs.ts';
 import { httpHandler } from './http-task.ts';
 import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
-import { isConnectionError, isWorkerNotFound, NodePool } from './nodes.ts';
+import { isConnectionError, isValidationFailed, isWorkerNotFound, NodePool } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
@@ -76,6 +84,8 @@ export class Worker {
   readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
+  /** Claimed attempts not started yet: before their instant (fire ahead), or waiting for a slot. */
+  readonly #held = new HeldRuns(() => this.#startDue());
   readonly #slotFreed = new Wakeup();
   /** Aborted when stop() begins: no new work. */
   readonly #stopPolling = new AbortController();
@@ -88,6 +98,8 @@ export class Worker {
   #starting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
   #pollLoopDone: Promise<void> | null = null;
+  /** The node refused polls with `ahead` (it predates fire ahead): prefetch is off from then on. */
+  #aheadRefused = false;
   #heartbeatLoopDone: Promise<void> | null = null;
 
   /** @throws TypeError when an option is invalid. */
@@ -114,6 +126,11 @@ export class Worker {
   /** How many handlers are running now. */
   get running(): number {
     return this.#running.size;
+  }
+
+  /** How many claimed runs wait to start: before their instant (see `prefetch`), or for a free slot. */
+  get held(): number {
+    return this.#held.size;
   }
 
   /**
@@ -166,8 +183,11 @@ export class Worker {
   /**
    * Stops gracefully: no new runs, running handlers get `shutdownGraceMs` to finish, then their
    * signal aborts with a {@link CancelledError} and their attempts are reported as failed
-   * (`WorkerShutdown`, retried at once elsewhere). Then the last reports are sent (for at most
-   * `shutdownGraceMs` more) and the worker unregisters. Idempotent; never rejects.
+   * (`WorkerShutdown`, retried at once elsewhere). Runs held for their instant (`prefetch`) are
+   * this worker's attempts already: they still start at their instant within the grace; those
+   * whose instant is beyond it are reported `WorkerShutdown` without starting, retried from their
+   * instant on. Then the last reports are sent (for at most `shutdownGraceMs` more) and the worker
+   * unregisters. Idempotent; never rejects.
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#shutdown().catch((err: unknown) => {
@@ -208,9 +228,21 @@ export class Worker {
     // No attempt can start after the poll loop ended.
     await this.#pollLoopDone;
     const grace = this.#options.shutdownGraceMs;
-    if (this.#running.size > 0) {
-      this.#log.info('waiting for running handlers', { running: this.#running.size, graceMs: grace });
-      await settlesWithin(Promise.all([...this.#running.values()].map((r) => r.done)), grace);
+    if (this.#running.size > 0 || this.#held.size > 0) {
+      this.#log.info('waiting for running handlers', {
+        running: this.#running.size,
+        held: this.#held.size,
+        graceMs: grace,
+      });
+      const deadline = Date.now() + grace;
+      const graceOver = new AbortController();
+      const timer = setTimeout(() => graceOver.abort(), grace);
+      await this.#held.whenEmpty(graceOver.signal);
+      clearTimeout(timer);
+      await settlesWithin(
+        Promise.all([...this.#running.values()].map((r) => r.done)),
+        Math.max(0, deadline - Date.now()),
+      );
     }
     this.#abandonRunning();
     // Heartbeats go on meanwhile: unacknowledged attempts must keep their lease.
@@ -309,31 +341,46 @@ export class Worker {
     const backoff = new Backoff();
     let refused = false;
     while (!signal.aborted) {
-      const free = this.#options.concurrency - this.#running.size;
+      // Held runs whose instant came take the next free slots.
+      const free = this.#options.concurrency - this.#running.size - this.#held.dueCount(Date.now());
       if (free <= 0) {
         await this.#slotFreed.wait(signal);
         continue;
       }
       const id = await this.#workerId();
       if (id === null || signal.aborted) return;
-      const waitMs = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
+      const longest = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
+      // A poll sized while runs are held ends when the next of them starts: the next poll asks
+      // again for what it may hold then (else it would wait with the room of a full hold).
+      const untilHeldStarts = this.#held.nextStart(Date.now()) - Date.now();
+      const waitMs = Math.max(0, Math.min(longest, untilHeldStarts));
+      const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
+      const ahead = this.#aheadRefused ? 0 : this.#options.prefetch - this.#held.size;
+      if (ahead > 0) request.ahead = ahead;
       const askedAt = Date.now();
       try {
-        const answer = await this.#nodes.call(
-          (client) => client.poll(id, { max: Math.min(free, MAX_POLL), waitMs }, signal),
-          signal,
-        );
+        const answer = await this.#nodes.call((client) => client.poll(id, request, signal), signal);
         backoff.reset();
         refused = false;
         const runs = answer?.runs ?? [];
-        for (const assignment of runs) this.#startAttempt(assignment);
-        if (runs.length === 0 && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
+        // `startInMs` counts from the answer: no clock of the node is compared with ours.
+        const answeredAt = Date.now();
+        for (const assignment of runs) this.#held.add(assignment, answeredAt + (assignment.startInMs ?? 0));
+        this.#startDue();
+        if (runs.length === 0 && waitMs === longest && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
           await sleep(EMPTY_POLL_PAUSE_MS, signal);
         }
       } catch (err) {
         if (signal.aborted) return;
         if (isWorkerNotFound(err)) {
           await this.#reregister(id);
+          continue;
+        }
+        if (request.ahead !== undefined && isValidationFailed(err)) {
+          this.#aheadRefused = true;
+          this.#log.warn('the node does not hand out runs ahead of their instant; prefetch is off', {
+            err: errorField(err),
+          });
           continue;
         }
         refused = this.#noteRefusal('poll', err, refused);
@@ -372,12 +419,22 @@ export class Worker {
     }
   }
 
-  /** Attempts this worker holds: handlers running, and those whose report is not acknowledged yet. */
+  /** Attempts this worker holds: handlers running, held ones, and those whose report is not acknowledged yet. */
   #leased(): AttemptRef[] {
     const refs: AttemptRef[] = [];
     for (const running of this.#running.values()) if (!running.abandoned) refs.push(running.ref);
+    refs.push(...this.#held.refs());
     refs.push(...this.#reporter.pending());
     return refs.slice(0, MAX_HEARTBEAT);
+  }
+
+  /** Starts held attempts whose instant came, in order, while slots are free. */
+  #startDue(): void {
+    while (this.#running.size < this.#options.concurrency) {
+      const assignment = this.#held.takeDue(Date.now());
+      if (!assignment) return;
+      this.#startAttempt(assignment);
+    }
   }
 
   #startAttempt(assignment: Assignment): void {
@@ -428,6 +485,7 @@ export class Worker {
   async #finish(running: RunningAttempt, settlement: Settlement): Promise<void> {
     clearTimeout(running.timer);
     this.#running.delete(keyOf(running.ref));
+    this.#startDue();
     this.#slotFreed.notify();
     if (running.abandoned) return;
     const report = classifyOutcome(running.ref, settlement, running);
@@ -438,6 +496,10 @@ export class Worker {
 
   /** The node says the attempt is no longer this worker's: stop it, and do not report it. */
   #cancel(ref: AttemptRef): void {
+    if (this.#held.remove(ref)) {
+      this.#log.info('attempt cancelled by the node before it started', { ...ref });
+      return;
+    }
     const running = this.#running.get(keyOf(ref));
     if (!running || running.abandoned) return;
     running.abandoned = true;
@@ -450,8 +512,20 @@ export class Worker {
     );
   }
 
-  /** At the end of the grace period: abort what still runs and report it, so that it is retried at once. */
+  /**
+   * At the end of the grace period: abort what still runs and report it, so that it is retried at
+   * once; report held runs that did not start, so that they are retried from their instant on.
+   */
   #abandonRunning(): void {
+    for (const { assignment, startAt } of this.#held.drain()) {
+      this.#reporter.add({
+        runId: assignment.runId,
+        attempt: assignment.attempt,
+        outcome: 'failed',
+        error: { name: 'WorkerShutdown', message: 'the worker shut down before the run started' },
+        retryAfterMs: Math.max(0, startAt - Date.now()),
+      });
+    }
     for (const running of this.#running.values()) {
       if (running.abandoned) continue;
       running.abandoned = true;

@@ -156,3 +156,28 @@ describe('pause and resume', () => {
     expect(planResume(perSecond, schedule, null, T0 + 500)).toEqual({ next: T0 + 1000, skipped: null });
   });
 });
+
+describe('fire ahead', () => {
+  const every = { id: 7, trigger: perSecond, schedule: compileSchedule({ jitter: '200ms' }) };
+
+  it('plans the fires due within aheadMs after now, each available at its fire time plus jitter', () => {
+    expect(planFires(every, T0 + 1000, T0 + 499, { ...options, aheadMs: 500 })).toMatchObject({
+      fires: [],
+      next: T0 + 1000,
+    });
+    const plan = planFires(every, T0 + 1000, T0 + 500, { ...options, aheadMs: 1500 });
+    expect(plan.fires).toEqual([T0 + 1000, T0 + 2000]);
+    expect(plan.availableAt).toEqual(plan.fires.map((f) => f + jitterOf(7, f, 200)));
+    expect(plan.next).toBe(T0 + 3000);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('judges misfires against now, not against the window', () => {
+    // 61 s behind with a grace of 60 s: the one fire past the grace is a misfire, the rest run.
+    const plan = planFires({ id: 7, trigger: perSecond }, T0, T0 + 61_000, { ...options, aheadMs: 500 });
+    expect(plan.skipped).toMatchObject([{ reason: 'misfire', first: T0, last: T0, count: 1 }]);
+    expect(plan.fires[0]).toBe(T0 + 1000);
+    expect(plan.fires).toHaveLength(61);
+    expect(plan.next).toBe(T0 + 62_000);
+  });
+});

@@ -10,6 +10,11 @@ export interface FirePlanOptions {
   misfireGraceMs: number;
   /** The most on-time fires to plan in one call; the rest come on the next call. */
   maxFires: number;
+  /**
+   * Also plan the fires due within this many ms after `now` (fired ahead of time: their runs
+   * become available at their fire time). Default 0. Misfires are still judged against `now`.
+   */
+  aheadMs?: number;
 }
 
 /** What a plan needs to know of a job. */
@@ -61,12 +66,14 @@ export interface FirePlan {
  *   `catch-up` runs the most recent `maxCatchUp` fires within `catchUpWindow`, oldest first.
  *   None of them walks the missed fires: each costs O(log) `nextFireAfter` calls (fire-search.ts).
  * - One-shot and fixed-delay fires never misfire: they run late, once.
+ * - With `aheadMs`, fires up to `now + aheadMs` are planned too (never a misfire: not late).
  * - `endAt` ends the schedule; `maxRuns` caps the runs; both record what they cut.
  */
 export function planFires(job: FirePlanJob, due: number, now: number, options: FirePlanOptions): FirePlan {
   const { trigger } = job;
   const schedule = job.schedule ?? DEFAULT_SCHEDULE;
-  if (due > now) return { fires: [], availableAt: [], skipped: [], next: due };
+  const until = now + (options.aheadMs ?? 0);
+  if (due > until) return { fires: [], availableAt: [], skipped: [], next: due };
   const runsFired = job.runsFired ?? 0;
   if (schedule.maxRuns !== null && runsFired >= schedule.maxRuns) {
     return done('max-runs', due);
@@ -88,7 +95,7 @@ export function planFires(job: FirePlanJob, due: number, now: number, options: F
       next = misfire.next;
       if (misfire.skipped) skipped.push(misfire.skipped);
     }
-    while (next !== null && next <= now && fires.length < options.maxFires) {
+    while (next !== null && next <= until && fires.length < options.maxFires) {
       fires.push(next);
       next = nextFireAfter(trigger, next);
     }

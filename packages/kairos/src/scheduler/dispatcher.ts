@@ -6,6 +6,8 @@ export interface DispatcherOptions {
   clock: Clock;
   workerLeaseMs: number;
   pollWaitMs: number;
+  /** Fire ahead: how far ahead a poll with `ahead` may claim runs that are not available yet (0: never). */
+  fireAheadMs?: number;
   /** A waiting poll re-checks the store this often even without an event (runs made by other nodes). */
   backstopMs?: number;
   /** Seeds `random` routing; tests pass a fixed one. */
@@ -14,8 +16,11 @@ export interface DispatcherOptions {
 
 /**
  * Hands queued runs to workers' long polls. A poll claims at once when runs are ready; otherwise
- * it waits for a store event of its group (runs queued, retries due) or the backstop, then claims
- * again, until its wait is over.
+ * it waits for a store event of its group (runs queued, retries due), the backstop, or the instant
+ * the next queued run of its group becomes available (fired ahead, retried, jittered), then claims
+ * again, until its wait is over. A poll with `ahead` that finds no run ready takes up to that many
+ * runs that become available within `fireAheadMs`, which the worker holds until their instant
+ * (a worker with ready runs has no use for them yet: it polls again as soon as it has a free slot).
  */
 export class Dispatcher {
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -35,26 +40,45 @@ export class Dispatcher {
     this.groups.set(workerId, group);
   }
 
-  async poll(workerId: string, max: number, waitMs: number, signal: AbortSignal): Promise<ClaimedRun[]> {
+  async poll(
+    workerId: string,
+    max: number,
+    waitMs: number,
+    signal: AbortSignal,
+    ahead = 0,
+  ): Promise<ClaimedRun[]> {
     const { store, clock, workerLeaseMs } = this.options;
+    const aheadMs = this.options.fireAheadMs ?? 0;
+    const random = this.options.random ?? Math.random;
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
+    const group = this.groups.get(workerId);
     for (;;) {
-      // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
-      const runs = await store.dispatchRuns(
-        workerId,
-        max,
-        workerLeaseMs,
-        clock.now(),
-        (this.options.random ?? Math.random)(),
-      );
-      const remaining = deadline - clock.now();
-      if (runs.length > 0 || remaining <= 0 || signal.aborted || this.closed) return runs;
-      await this.waitForRuns(
-        this.groups.get(workerId),
-        Math.min(remaining, this.options.backstopMs ?? 2000),
-        signal,
-      );
+      // A worker that hung up gets nothing: runs claimed for it now would wait for its lease to end.
+      if (signal.aborted || this.closed) return [];
+      // Listen before claiming: an event that comes while the store is read is not lost.
+      const listening = this.listen(group);
+      let wakeInMs: number | undefined;
+      try {
+        // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
+        const runs = await store.dispatchRuns(workerId, max, workerLeaseMs, clock.now(), random());
+        if (runs.length > 0) return runs;
+        // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
+        // no event then, so the wait ends at the next of them, on whichever node made it; those
+        // within the fire-ahead window go now to a poll that holds runs ahead.
+        const now = clock.now();
+        const next = (await store.nextAvailableAt(workerId, now)) ?? Number.POSITIVE_INFINITY;
+        if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
+          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now);
+          if (held.length > 0) return held;
+        }
+        const remaining = deadline - clock.now();
+        if (remaining <= 0 || signal.aborted || this.closed) return [];
+        wakeInMs = Math.min(remaining, this.options.backstopMs ?? 2000, next - clock.now());
+      } finally {
+        if (wakeInMs === undefined) listening.stop();
+      }
+      await listening.wait(wakeInMs, signal);
     }
   }
 
@@ -90,20 +114,44 @@ export class Dispatcher {
     }
   }
 
-  private waitForRuns(group: string | undefined, ms: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Listens for the next event of a group (any group when unknown): `wait` resolves at once when
+   * one came since `listen`, else at the next one, after `ms`, or when `signal` aborts.
+   */
+  private listen(group: string | undefined): {
+    wait(ms: number, signal: AbortSignal): Promise<void>;
+    stop(): void;
+  } {
     const key = group ?? '*';
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.waiters.get(key)?.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      const set = this.waiters.get(key) ?? new Set();
-      this.waiters.set(key, set);
-      set.add(done);
-    });
+    let fired = false;
+    let wakeWaiter: (() => void) | undefined;
+    const onEvent = () => {
+      fired = true;
+      wakeWaiter?.();
+    };
+    const set = this.waiters.get(key) ?? new Set();
+    this.waiters.set(key, set);
+    set.add(onEvent);
+    const stop = () => this.waiters.get(key)?.delete(onEvent);
+    return {
+      stop,
+      wait: (ms, signal) =>
+        new Promise((resolve) => {
+          if (fired || signal.aborted || this.closed) {
+            stop();
+            resolve();
+            return;
+          }
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            stop();
+            resolve();
+          };
+          wakeWaiter = done;
+          const timer = setTimeout(done, ms);
+          signal.addEventListener('abort', done, { once: true });
+        }),
+    };
   }
 }

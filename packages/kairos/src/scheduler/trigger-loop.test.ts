@@ -6,7 +6,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { FakeClock } from './clock.ts';
 import { JobService } from './job-service.ts';
-import { TriggerLoop } from './trigger-loop.ts';
+import { TriggerLoop, type TriggerLoopOptions } from './trigger-loop.ts';
 
 const dir = tempDir();
 const logger = pino({ level: 'silent' });
@@ -26,7 +26,13 @@ afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
 });
 
-function loop(store: Store, clock: FakeClock, owner: string, useLeases = true): TriggerLoop {
+function loop(
+  store: Store,
+  clock: FakeClock,
+  owner: string,
+  useLeases = true,
+  extra: Partial<TriggerLoopOptions> = {},
+): TriggerLoop {
   return new TriggerLoop({
     store,
     clock,
@@ -36,6 +42,7 @@ function loop(store: Store, clock: FakeClock, owner: string, useLeases = true): 
     partitionLeaseMs: 3000,
     misfireGraceMs: 60_000,
     useLeases,
+    ...extra,
   });
 }
 
@@ -169,5 +176,91 @@ describe('TriggerLoop', () => {
     // Only the fires within the 60 s grace run, each once.
     expect(runs).toHaveLength(61);
     expect(Math.min(...runs.map((r) => r.fireTime!))).toBe(clock.now() - 60_000);
+  });
+
+  describe('fire ahead', () => {
+    it('fires allow jobs fireAheadMs before their instant, available from it; other overlap policies at the instant', async () => {
+      const [store] = await twoStoresOnOneFile();
+      const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 0, 200));
+      const jobs = new JobService(store, clock);
+      const every = { kind: 'every', every: '1s' } as const;
+      const allow = await jobs.create({ name: 'allow', handler: 'h', trigger: every });
+      const skip = await jobs.create({
+        name: 'skip',
+        handler: 'h',
+        trigger: every,
+        schedule: { overlap: 'skip' },
+      });
+      const F = allow.nextFireAt!;
+      expect(skip.nextFireAt).toBe(F);
+      const lateness: number[] = [];
+      const l = loop(store, clock, 'a', true, {
+        fireAheadMs: 500,
+        onFired: (fired) => lateness.push(...fired.lateness),
+      });
+      const runsOf = async (name: string) =>
+        (await store.listRuns({ limit: 100 }))
+          .filter((r) => r.jobName === name)
+          .map((r) => [r.fireTime, r.availableAt, r.createdAt]);
+
+      await clock.setTime(F - 501);
+      // Nothing in the window yet: look again fireAheadMs before the next fire.
+      expect(await l.tick()).toBe(F - 500);
+      expect(await store.listRuns({ limit: 10 })).toEqual([]);
+
+      await clock.setTime(F - 500);
+      // allow fired ahead; skip waits for its instant, which is when the loop looks again.
+      expect(await l.tick()).toBe(F);
+      expect(await runsOf('allow')).toEqual([[F, F, F - 500]]);
+      expect(await runsOf('skip')).toEqual([]);
+      // Not claimable before the instant by a poll that does not hold runs ahead.
+      await store.registerWorker(
+        {
+          id: 'w',
+          name: 'w',
+          group: 'default',
+          handlers: ['h'],
+          capacity: 1,
+          labels: {},
+          version: '',
+          host: '',
+        },
+        5000,
+        clock.now(),
+      );
+      expect(await store.dispatchRuns('w', 10, 5000, F - 1, 0)).toEqual([]);
+
+      await clock.setTime(F);
+      expect(await l.tick()).toBe(F + 1000 - 500);
+      expect(await runsOf('skip')).toEqual([[F, F, F]]);
+      // A fire made ahead of its time is not late.
+      expect(lateness).toEqual([0, 0]);
+    });
+
+    it('two loops with leases firing ahead still fire every fire time exactly once', async () => {
+      const [storeA, storeB] = await twoStoresOnOneFile();
+      const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 0, 0));
+      const jobs = new JobService(storeA, clock);
+      for (let i = 0; i < 10; i++)
+        await jobs.create({ name: `job-${i}`, handler: 'h', trigger: { kind: 'every', every: '1s' } });
+      const a = loop(storeA, clock, 'node-a', true, { fireAheadMs: 700 });
+      const b = loop(storeB, clock, 'node-b', true, { fireAheadMs: 700 });
+      const start = clock.now();
+      for (let step = 0; step < 60; step++) {
+        await clock.advance(500);
+        await (step % 2 ? a : b).tick();
+        await (step % 2 ? b : a).tick();
+      }
+      const runs = await storeA.listRuns({ limit: 100_000 });
+      const counts = await fireCounts(storeA);
+      expect([...counts.values()].every((c) => c === 1)).toBe(true);
+      // Every nominal second up to now + 700 ms, for every job, created no more than 700 ms early.
+      expect(counts.size).toBe(10 * 30);
+      for (let t = start + 1000; t <= clock.now() + 700; t += 1000) expect(counts.get(`job-3@${t}`)).toBe(1);
+      for (const run of runs) {
+        expect(run.availableAt).toBe(run.fireTime);
+        expect(run.fireTime! - run.createdAt).toBeLessThanOrEqual(700);
+      }
+    });
   });
 });

@@ -16,6 +16,12 @@ export interface TriggerLoopOptions {
   partitions: number;
   partitionLeaseMs: number;
   misfireGraceMs: number;
+  /**
+   * Fire jobs whose overlap policy is `allow` up to this many ms before their fire time (default 0:
+   * at the instant). Their runs are created at once but become available at the fire time, so a
+   * worker can hold them and start them on the instant (see the dispatcher's `ahead`).
+   */
+  fireAheadMs?: number;
   /** Jobs fired in one store transaction. */
   batchSize?: number;
   /**
@@ -41,6 +47,11 @@ export interface TriggerLoopOptions {
  * compare-and-set of each job's next fire time, fenced by the partition leases. Between ticks the
  * loop sleeps until the earliest next fire, or until a job changes (store event), or until its
  * leases need renewing, whichever comes first.
+ *
+ * Fire ahead (`fireAheadMs`): a job of overlap policy `allow` is fired up to `fireAheadMs` before
+ * its fire time, its runs available from the fire time on; the other policies decide on the runs
+ * active at the fire instant, so they are fired at the instant. The loop therefore wakes
+ * `fireAheadMs` before the next fire, or at the instant of a non-`allow` job inside the window.
  */
 export class TriggerLoop {
   private leases: Lease[] = [];
@@ -50,10 +61,12 @@ export class TriggerLoop {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly batchSize: number;
+  private readonly aheadMs: number;
   private readonly allPartitions: number[];
 
   constructor(private readonly options: TriggerLoopOptions) {
     this.batchSize = options.batchSize ?? 500;
+    this.aheadMs = options.fireAheadMs ?? 0;
     this.allPartitions = Array.from({ length: options.partitions }, (_, i) => i);
   }
 
@@ -95,8 +108,8 @@ export class TriggerLoop {
     while (this.running) {
       let sleepMs: number;
       try {
-        const nextAt = await this.tick();
-        const untilNext = nextAt === null ? Number.POSITIVE_INFINITY : nextAt - clock.now();
+        const wakeAt = await this.tick();
+        const untilNext = wakeAt === null ? Number.POSITIVE_INFINITY : wakeAt - clock.now();
         sleepMs = Math.max(0, Math.min(untilNext, this.renewEveryMs()));
       } catch (error) {
         logger.warn({ err: error }, 'trigger loop tick failed; retrying');
@@ -117,8 +130,10 @@ export class TriggerLoop {
   }
 
   /**
-   * One pass: renew or take leases when due, fire everything due now, and answer the next fire
-   * time among the owned partitions (null when there is none).
+   * One pass: renew or take leases when due, fire everything due now (and the `allow` jobs due
+   * within `fireAheadMs`), and answer when the loop should look again: `fireAheadMs` before the
+   * next fire among the owned partitions, or the instant of a job held back for its policy (null
+   * when there is none).
    */
   async tick(): Promise<number | null> {
     const { store, clock } = this.options;
@@ -126,14 +141,21 @@ export class TriggerLoop {
     const owned = this.owned;
     if (owned.length === 0) return null;
     const partitions: Partitions = { count: this.options.partitions, owned };
+    /** The earliest fire time of a job inside the window that waits for its instant. */
+    let heldBack: number | null = null;
     for (;;) {
       const now = clock.now();
-      const due = await store.dueJobs(partitions, now, this.batchSize);
+      const due = await store.dueJobs(partitions, now + this.aheadMs, this.batchSize);
       if (due.length === 0) break;
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
       const calendars = await this.calendarsOf(due);
       for (const job of due) {
+        const aheadMs = job.schedule.overlap === 'allow' ? this.aheadMs : 0;
+        if (job.nextFireAt! > now + aheadMs) {
+          heldBack = Math.min(heldBack ?? job.nextFireAt!, job.nextFireAt!);
+          continue;
+        }
         const plan = planFires(
           { ...job, calendars: job.schedule.calendars.map((c) => calendars.get(c)!).filter(Boolean) },
           job.nextFireAt!,
@@ -141,11 +163,15 @@ export class TriggerLoop {
           {
             misfireGraceMs: this.options.misfireGraceMs,
             maxFires: 100,
+            aheadMs,
           },
         );
-        for (const fire of plan.fires) lateness.push(now - fire);
+        // A fire made ahead of its time is not late.
+        for (const fire of plan.fires) lateness.push(Math.max(0, now - fire));
         entries.push(fireEntryOf(job, plan));
       }
+      // Only jobs held back for their instant in this batch: the ones behind them come later still.
+      if (entries.length === 0) break;
       try {
         const result = await store.fire(entries, this.options.useLeases === false ? null : this.leases, now);
         this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
@@ -160,7 +186,9 @@ export class TriggerLoop {
       }
       if (due.length < this.batchSize) break;
     }
-    return store.nextFireAt(partitions);
+    if (heldBack !== null) return heldBack;
+    const next = await store.nextFireAt(partitions);
+    return next === null ? null : next - this.aheadMs;
   }
 
   /** The calendars the due jobs name, one store read per batch (none when no job has any). */

@@ -147,6 +147,7 @@ export const HeartbeatSchema = closed({ running: Type.Array(AttemptRef, { maxIte
 export const PollSchema = closed({
   max: Type.Integer({ minimum: 1, maximum: 1000 }),
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
+  ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
 });
 
 export const ReportSchema = closed({

@@ -62,7 +62,8 @@ export function workerView(worker: WorkerRecord): WorkerInfo {
   };
 }
 
-export function assignmentView(run: ClaimedRun): Assignment {
+/** A claimed run as the worker gets it; `now` turns a later start instant into a delay (clock-independent). */
+export function assignmentView(run: ClaimedRun, now: number): Assignment {
   return {
     runId: run.runId,
     attempt: run.attempt,
@@ -74,6 +75,7 @@ export function assignmentView(run: ClaimedRun): Assignment {
     maxAttempts: run.maxAttempts,
     ...(run.task ? { task: taskSpecOf(run.task) } : {}),
     ...(run.shard ? { shard: run.shard } : {}),
+    ...(run.startAt !== undefined && run.startAt > now ? { startInMs: run.startAt - now } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
+import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { type AttemptOutcome, type ClaimedRun, LeaseLostError, type Store } from './store.ts';
 
@@ -1162,4 +1163,5 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
     });
   });
   describeSchedulesConformance(dialect, open);
+  describeFireAheadConformance(dialect, open);
 }

@@ -278,6 +278,28 @@ export interface Store {
     random: number,
   ): Promise<ClaimedRun[]>;
   /**
+   * Fire ahead: claims for a worker up to `max` queued runs that become available after `now` and
+   * at or before `until`, soonest first, for the worker to hold and start at their instant. Each
+   * attempt starts at the run's `available_at` (its `startAt`, also its `started_at`), and its
+   * deadline counts from then; its worker lease from `now`, as any claim. Only runs any worker of
+   * the group may take are claimed this way: unassigned runs of jobs without routing, label
+   * selector or limits, in a group without limits (the others wait for their instant and
+   * {@link dispatchRuns}). A worker that is not active (draining, lost, unknown) claims nothing.
+   */
+  dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ClaimedRun[]>;
+  /**
+   * The earliest instant after `now` at which a queued run of the worker's group becomes available
+   * (a run fired ahead, a retry, a jittered fire), or null when none is waiting: a long poll with
+   * nothing to claim sleeps until then at most. One index probe (`runs_ahead`).
+   */
+  nextAvailableAt(workerId: string, now: number): Promise<number | null>;
+  /**
    * Marks a worker draining: it keeps heartbeating and finishing its attempts, claims nothing new,
    * and its assigned queued runs are routed elsewhere. Null when unknown; WORKER_NOT_ACTIVE when lost
    * or stopped. Draining twice is a no-op.
@@ -527,6 +549,8 @@ export interface ClaimedRun {
   task?: TaskDefinition | null;
   /** Workers at scale: a shard of a broadcast fire. */
   shard?: { index: number; total: number };
+  /** Fire ahead: the instant the attempt starts, when it was claimed before it (see `dispatchAhead`). */
+  startAt?: number;
 }
 
 /** What deciding the end of an attempt needs to know. */

@@ -85,9 +85,11 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           request.body.max,
           request.body.waitMs ?? config.pollWaitMs,
           gone.signal,
+          request.body.ahead ?? 0,
         );
         metrics.claimed.inc(runs.length);
-        return { runs: runs.map(assignmentView) };
+        const now = clock.now();
+        return { runs: runs.map((run) => assignmentView(run, now)) };
       } finally {
         socket.off('close', onClose);
       }

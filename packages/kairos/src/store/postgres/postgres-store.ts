@@ -34,6 +34,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import {
   bucketScopes,
   type DispatchPlan,
@@ -112,6 +113,7 @@ import {
   type WorkerRegistration,
 } from '../store.ts';
 import * as access from './access-queries.ts';
+import * as ahead from './ahead-queries.ts';
 import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
 import {
@@ -1433,6 +1435,33 @@ export class PostgresStore implements Store {
   async pruneRunLogs(before: number, limit: number): Promise<number> {
     const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
     return rows.length;
+  }
+
+  // Fire ahead ----
+
+  async dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ClaimedRun[]> {
+    const rows = await this.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
+      workerId,
+      now,
+      until,
+      leaseMs,
+      max,
+    ]);
+    return rows.map(aheadClaimedFromRow);
+  }
+
+  async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
+    const [row] = await this.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
+      workerId,
+      now,
+    ]);
+    return row?.at ?? null;
   }
 }
 

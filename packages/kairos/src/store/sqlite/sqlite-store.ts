@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
-import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
+import { dispatchFromColumn, isPlainDispatch } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
@@ -35,6 +35,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import { bucketScopes, type DispatchCandidate, lockedJobs, planDispatch } from '../dispatch-plan.ts';
 import {
   type BucketRow,
@@ -496,7 +497,7 @@ export class SqliteStore implements Store {
             `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
                lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL
              WHERE id IN (
-               SELECT id FROM runs
+               SELECT id FROM runs INDEXED BY runs_claim
                WHERE status = 'queued' AND group_name = @group AND available_at <= @now
                  AND handler IN (SELECT value FROM json_each(@handlers))
                ORDER BY priority DESC, available_at, id LIMIT @max)
@@ -1244,7 +1245,7 @@ export class SqliteStore implements Store {
             (
               this.sql(
                 `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
-               FROM runs r JOIN jobs j ON j.id = r.job_id
+               FROM runs r INDEXED BY runs_claim JOIN jobs j ON j.id = r.job_id
                WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
               ).all({
@@ -1605,6 +1606,80 @@ export class SqliteStore implements Store {
           'DELETE FROM run_logs WHERE rowid IN (SELECT rowid FROM run_logs WHERE stored_at < ? LIMIT ?)',
         ).run(before, limit).changes,
     );
+  }
+
+  // Fire ahead ----
+
+  async dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ClaimedRun[]> {
+    return this.run('dispatchAhead', () => {
+      // Read first, outside a write transaction: most polls find nothing ahead.
+      const worker = this.sql(
+        `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+      ).get(workerId) as { group_name: string; handlers: string } | undefined;
+      if (!worker) return [];
+      const limited = this.sql(
+        `SELECT 1 FROM group_limits WHERE group_name = ?
+           AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+      ).get(worker.group_name);
+      if (limited) return [];
+      // Queued runs of the group that become available in (now, until], soonest first, through
+      // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
+      const candidates = this.sql(
+        `SELECT r.id, j.dispatch FROM runs r JOIN jobs j ON j.id = r.job_id
+         WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
+           AND r.available_at <= @until AND r.target_worker_id IS NULL
+           AND r.handler IN (SELECT value FROM json_each(@handlers))
+         ORDER BY r.available_at, r.id LIMIT @window`,
+      ).all({
+        group: worker.group_name,
+        now,
+        until,
+        handlers: worker.handlers,
+        window: dispatchWindow(max),
+      }) as Array<{ id: number; dispatch: string }>;
+      const ids = candidates
+        .filter((c) => isPlainDispatch(dispatchFromColumn(c.dispatch)))
+        .slice(0, max)
+        .map((c) => c.id);
+      if (ids.length === 0) return [];
+      return this.db
+        .transaction((): ClaimedRun[] => {
+          // Still queued, and the worker still active: what was read may have changed since.
+          const rows = this.sql(
+            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
+               started_at = available_at, lease_expires_at = @now + @lease, deadline_at = available_at + timeout_ms,
+               finished_at = NULL
+             WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+               AND EXISTS (SELECT 1 FROM workers WHERE id = @worker AND status = 'active')
+             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
+               available_at, (SELECT name FROM jobs WHERE id = job_id) AS job_name,
+               (SELECT task FROM jobs WHERE id = job_id) AS task`,
+          ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(ids) }) as AheadRow[];
+          this.sql(
+            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', json_extract(value, '$[2]')
+             FROM json_each(?)`,
+          ).run(workerId, JSON.stringify(rows.map((row) => [row.id, row.attempt, row.available_at])));
+          return rows.sort((a, b) => a.available_at - b.available_at || a.id - b.id).map(aheadClaimedFromRow);
+        })
+        .immediate();
+    });
+  }
+
+  async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
+    return this.run('nextAvailableAt', () => {
+      const row = this.sql(
+        `SELECT min(available_at) AS at FROM runs
+         WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = ?) AND available_at > ?`,
+      ).get(workerId, now) as { at: number | null };
+      return row.at;
+    });
   }
 }
 

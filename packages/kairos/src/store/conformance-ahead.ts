@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileJob } from '../core/job.ts';
+import type { Store } from './store.ts';
+
+/**
+ * The fire-ahead part of the store conformance suite (`Store.dispatchAhead`), run by
+ * `describeStoreConformance` on every dialect, unchanged.
+ */
+export function describeFireAheadConformance(dialect: string, open: () => Promise<Store>): void {
+  describe(`Store conformance, fire ahead: ${dialect}`, () => {
+    let store: Store;
+    const T0 = Date.UTC(2026, 0, 1);
+    const F = T0 + 1000;
+    const LEASE = 5000;
+
+    beforeEach(async () => {
+      store = await open();
+      await store.migrate();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    async function worker(id = 'w1', group = 'default') {
+      await store.registerWorker(
+        { id, name: id, group, handlers: ['h'], capacity: 10, labels: {}, version: 't', host: 'h' },
+        LEASE,
+        T0,
+      );
+    }
+
+    /** A job (every second, timeout 2 s) fired ahead: runs of `fires`, available at each fire time. */
+    async function firedAhead(
+      name: string,
+      fires: number[],
+      extra: Partial<Parameters<typeof compileJob>[0]> = {},
+    ) {
+      const created = await store.createJob(
+        compileJob({ name, handler: 'h', trigger: { kind: 'every', every: '1s' }, timeout: '2s', ...extra }),
+        fires[0]!,
+        T0,
+      );
+      await store.fire(
+        [{ jobId: created.id, expected: fires[0]!, next: fires[fires.length - 1]! + 1000, fires }],
+        null,
+        T0,
+      );
+      return created;
+    }
+
+    it('a run fired ahead is not claimable before its instant without ahead; then it is', async () => {
+      await firedAhead('a', [F]);
+      await worker();
+      expect(await store.dispatchRuns('w1', 10, LEASE, F - 1, 0)).toEqual([]);
+      expect(await store.dispatchRuns('w1', 10, LEASE, F, 0)).toMatchObject([{ fireTime: F }]);
+    });
+
+    it('claims up to max runs due in (now, until], soonest first, each starting at its instant', async () => {
+      const a = await firedAhead('a', [F, F + 1000, F + 2000]);
+      await firedAhead('b', [F + 200]);
+      await worker();
+      const now = F - 400;
+      const claimed = await store.dispatchAhead('w1', 2, F + 1500, LEASE, now);
+      expect(claimed.map((c) => [c.jobName, c.fireTime, c.startAt])).toEqual([
+        ['a', F, F],
+        ['b', F + 200, F + 200],
+      ]);
+      // The count bound held: a's run at F + 1000 is within the window but was not taken.
+      const again = await store.dispatchAhead('w1', 5, F + 1500, LEASE, now);
+      expect(again.map((c) => [c.fireTime, c.startAt])).toEqual([[F + 1000, F + 1000]]);
+      // Beyond the window (F + 2000) and already claimed runs: nothing more.
+      expect(await store.dispatchAhead('w1', 5, F + 1500, LEASE, now)).toEqual([]);
+      const runs = await store.listRuns({ jobId: a.id, limit: 10 });
+      expect(runs.map((r) => [r.fireTime, r.status, r.startedAt]).sort()).toEqual([
+        [F, 'running', F],
+        [F + 1000, 'running', F + 1000],
+        [F + 2000, 'queued', null],
+      ]);
+      expect(await store.getAttempts(claimed[0]!.runId)).toMatchObject([
+        { attempt: 1, workerId: 'w1', status: 'running', startedAt: F },
+      ]);
+    });
+
+    it('counts the deadline from the start instant and the worker lease from the claim', async () => {
+      await firedAhead('a', [F]);
+      await firedAhead('long', [F], { timeout: '1h' });
+      await worker();
+      const claimed = await store.dispatchAhead('w1', 2, F, LEASE, F - 500);
+      const [a, long] = ['a', 'long'].map((name) => claimed.find((c) => c.jobName === name)!.runId);
+      // Timeout 2 s from F, not from the claim at F − 500.
+      expect(await store.expiredAttempts(F + 1999, 10)).toEqual([]);
+      expect(await store.expiredAttempts(F + 2000, 10)).toMatchObject([{ runId: a, reason: 'timed_out' }]);
+      // Without heartbeats, the lease taken at the claim runs out.
+      const lost = await store.expiredAttempts(F - 500 + LEASE, 10);
+      expect(lost.find((x) => x.runId === long)).toMatchObject({ reason: 'lost' });
+    });
+
+    it('answers when the next queued run of the worker’s group becomes available', async () => {
+      await firedAhead('a', [F, F + 1000]);
+      await firedAhead('other', [F - 200], { group: 'g2' });
+      await worker();
+      expect(await store.nextAvailableAt('w1', F - 500)).toBe(F);
+      expect(await store.nextAvailableAt('w1', F)).toBe(F + 1000);
+      await store.dispatchAhead('w1', 1, F + 1000, LEASE, F);
+      // Claimed runs wait for nobody.
+      expect(await store.nextAvailableAt('w1', F)).toBeNull();
+      expect(await store.nextAvailableAt('nobody', F - 500)).toBeNull();
+    });
+
+    it('passes over runs due now, runs with dispatch policies, limited groups and draining workers', async () => {
+      await firedAhead('due', [F - 100]);
+      await firedAhead('routed', [F], { routing: { strategy: 'round-robin' } });
+      await firedAhead('limited', [F + 1], { maxConcurrency: 2 });
+      await firedAhead('other', [F + 2], { group: 'g2' });
+      await worker('w1');
+      await worker('w2', 'g2');
+      await store.setGroupLimit('g2', { maxConcurrency: 5, rateLimit: null }, T0);
+      expect(await store.dispatchAhead('w1', 10, F + 500, LEASE, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('w2', 10, F + 500, LEASE, F - 50)).toEqual([]);
+      await firedAhead('plain', [F + 3]);
+      await store.drainWorker('w1', F - 50);
+      expect(await store.dispatchAhead('w1', 10, F + 500, LEASE, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('nobody', 10, F + 500, LEASE, F - 50)).toEqual([]);
+    });
+  });
+}

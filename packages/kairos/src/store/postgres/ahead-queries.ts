@@ -1,0 +1,43 @@
+// Runtime SQL of the PostgreSQL store for fire ahead (Store.dispatchAhead).
+
+/**
+ * Claim for worker $1 (active), at $2, up to $5 queued runs of its group and handlers that become
+ * available in ($2, $3], soonest first, with a worker lease of $4 ms: each attempt starts at the
+ * run's available_at, and its deadline counts from there. Passed over: runs assigned to a worker,
+ * runs of jobs with routing, a selector or limits, and every run of a group with limits (they wait
+ * for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the other claims.
+ */
+export const DISPATCH_AHEAD = `
+  WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
+  chosen AS (
+    SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
+    WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+      AND r.available_at > $2::bigint AND r.available_at <= $3::bigint AND r.target_worker_id IS NULL
+      AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
+      AND coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
+      AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
+      AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM group_limits g WHERE g.group_name = r.group_name
+          AND (g.max_concurrency IS NOT NULL OR g.rate_limit IS NOT NULL))
+    ORDER BY r.available_at, r.id
+    LIMIT $5
+    FOR UPDATE OF r SKIP LOCKED),
+  claimed AS (
+    UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = r.available_at,
+      lease_expires_at = $2::bigint + $4::bigint, deadline_at = r.available_at + r.timeout_ms, finished_at = NULL
+    FROM chosen WHERE r.id = chosen.id
+    RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
+      r.shard_count, r.available_at),
+  started AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
+    SELECT id, attempt, $1, 'running', available_at FROM claimed)
+  SELECT c.id, c.attempt, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts, c.shard, c.shard_count,
+    c.available_at, j.name AS job_name, j.task
+  FROM claimed c JOIN jobs j ON j.id = c.job_id
+  ORDER BY c.available_at, c.id`;
+
+/** The earliest available_at after $2 of a queued run of worker $1's group (null: none). Uses runs_ahead. */
+export const NEXT_AVAILABLE_AT = `
+  SELECT min(available_at) AS at FROM runs
+  WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;

@@ -1,0 +1,61 @@
+import type { Assignment } from '@kairos/client';
+import { describe, expect, it } from 'vitest';
+import { HeldRuns } from './held-runs.ts';
+
+function assignment(runId: number): Assignment {
+  return {
+    runId,
+    attempt: 1,
+    jobName: 'j',
+    handler: 'h',
+    params: {},
+    fireTime: null,
+    timeout: 1000,
+    maxAttempts: 1,
+  };
+}
+
+describe('HeldRuns', () => {
+  it('keeps runs in start order and hands out only those whose instant came', () => {
+    const held = new HeldRuns(() => {});
+    const now = Date.now();
+    held.add(assignment(3), now + 60_000);
+    held.add(assignment(1), now - 10);
+    held.add(assignment(2), now + 30_000);
+    held.add(assignment(4), now - 5);
+    expect(held.size).toBe(4);
+    expect(held.dueCount(now)).toBe(2);
+    expect(held.nextStart(now)).toBe(now + 30_000);
+    expect(held.takeDue(now)?.runId).toBe(1);
+    expect(held.takeDue(now)?.runId).toBe(4);
+    expect(held.takeDue(now)).toBeUndefined();
+    expect(held.refs()).toEqual([
+      { runId: 2, attempt: 1 },
+      { runId: 3, attempt: 1 },
+    ]);
+    expect(held.remove({ runId: 2, attempt: 2 })).toBe(false);
+    expect(held.remove({ runId: 2, attempt: 1 })).toBe(true);
+    expect(held.drain().map((run) => run.assignment.runId)).toEqual([3]);
+    expect(held.size).toBe(0);
+  });
+
+  it('calls back at the earliest instant, not before, and tells when it is empty', async () => {
+    const due: number[] = [];
+    let held: HeldRuns;
+    const called = new Promise<void>((resolve) => {
+      held = new HeldRuns(() => {
+        due.push(Date.now());
+        const run = held.takeDue(Date.now());
+        if (run) resolve();
+      });
+    });
+    const startAt = Date.now() + 40;
+    held!.add(assignment(1), startAt);
+    const empty = held!.whenEmpty(new AbortController().signal);
+    await called;
+    // A timer that fired early finds nothing due and is set again: the run came out at its instant.
+    expect(due[due.length - 1]).toBeGreaterThanOrEqual(startAt);
+    await empty;
+    expect(held!.size).toBe(0);
+  });
+});

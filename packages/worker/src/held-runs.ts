@@ -1,0 +1,122 @@
+import { clearTimeout, setTimeout } from 'node:timers';
+import type { Assignment, AttemptRef } from '@kairos/client';
+import { Wakeup } from './timing.ts';
+
+/** One claimed attempt whose handler has not started. */
+export interface HeldRun {
+  assignment: Assignment;
+  /** When its handler may start, on this process's clock (epoch ms). */
+  startAt: number;
+}
+
+/**
+ * The attempts a worker claimed and has not started: runs handed out ahead of their instant (fire
+ * ahead), and ready runs waiting for a free slot. Kept in start order with one timer, for the
+ * earliest instant still to come.
+ *
+ * States of a held run: `waiting` (its instant is later) → `due` (its instant came; it starts
+ * when a slot is free) → taken by the worker, which starts its handler. A cancel by the node or
+ * the end of a shutdown removes it from either state without starting it.
+ */
+export class HeldRuns {
+  #runs: HeldRun[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  readonly #emptied = new Wakeup();
+
+  /** `onDue` is called when a waiting run's instant comes (the worker then takes the due ones). */
+  constructor(private readonly onDue: () => void) {}
+
+  /** Held attempts, due or waiting. */
+  get size(): number {
+    return this.#runs.length;
+  }
+
+  /** Holds an attempt until `startAt` (at or before `now`: due at once). */
+  add(assignment: Assignment, startAt: number): void {
+    let i = this.#runs.length;
+    while (i > 0 && this.#runs[i - 1]!.startAt > startAt) i--;
+    this.#runs.splice(i, 0, { assignment, startAt });
+    this.#arm(Date.now());
+  }
+
+  /** How many held attempts may start now (they wait for a slot). */
+  dueCount(now: number): number {
+    // Binary search: the runs are in start order.
+    let low = 0;
+    let high = this.#runs.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.#runs[mid]!.startAt <= now) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** The earliest instant still to come among the held attempts (infinity when none). */
+  nextStart(now: number): number {
+    return this.#runs[this.dueCount(now)]?.startAt ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Removes and answers the earliest attempt whose instant has come, if any. */
+  takeDue(now: number): Assignment | undefined {
+    const first = this.#runs[0];
+    if (!first || first.startAt > now) {
+      this.#arm(now);
+      return undefined;
+    }
+    this.#runs.shift();
+    this.#changed(now);
+    return first.assignment;
+  }
+
+  /** Removes a held attempt; false when it is not held. */
+  remove(ref: AttemptRef): boolean {
+    const i = this.#runs.findIndex(
+      (run) => run.assignment.runId === ref.runId && run.assignment.attempt === ref.attempt,
+    );
+    if (i < 0) return false;
+    this.#runs.splice(i, 1);
+    this.#changed(Date.now());
+    return true;
+  }
+
+  refs(): AttemptRef[] {
+    return this.#runs.map(({ assignment }) => ({ runId: assignment.runId, attempt: assignment.attempt }));
+  }
+
+  /** Removes and answers every held attempt, and stops the timer. */
+  drain(): HeldRun[] {
+    const runs = this.#runs;
+    this.#runs = [];
+    this.#changed(Date.now());
+    return runs;
+  }
+
+  /** Resolves when nothing is held any more, or when `signal` aborts. */
+  async whenEmpty(signal: AbortSignal): Promise<void> {
+    while (this.#runs.length > 0 && !signal.aborted) await this.#emptied.wait(signal);
+  }
+
+  #changed(now: number): void {
+    if (this.#runs.length === 0) this.#emptied.notify();
+    this.#arm(now);
+  }
+
+  /** One timer, for the earliest instant still to come (none when every held run is due, or none is held). */
+  #arm(now: number): void {
+    const next = this.nextStart(now);
+    if (next === this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = next;
+    if (next === Number.POSITIVE_INFINITY) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      this.onDue();
+      // A timer may fire a little before its instant: the run is then still waiting, so re-arm.
+      this.#arm(Date.now());
+    }, next - now);
+  }
+}
