@@ -9,7 +9,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { FakeClock } from './clock.ts';
 import { JobService } from './job-service.ts';
-import { TriggerLoop } from './trigger-loop.ts';
+import { TriggerLoop, type TriggerLoopOptions } from './trigger-loop.ts';
 
 const dir = tempDir();
 const logger = pino({ level: 'silent' });
@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 /** A store, a fake clock at T0, a job service and a trigger loop: a node without HTTP. */
-async function setup() {
+async function setup(loopOptions: Partial<TriggerLoopOptions> = {}) {
   const store = new SqliteStore(join(dir, `schedules-${n++}.db`));
   await store.migrate();
   stores.push(store);
@@ -40,6 +40,7 @@ async function setup() {
     partitionLeaseMs: 3_600_000,
     misfireGraceMs: MIN,
     onSkipped: (s) => skipped.push(...s),
+    ...loopOptions,
   });
   const create = (spec: Omit<JobSpec, 'handler'>) => jobs.create({ handler: 'h', ...spec });
   const runs = async (name: string) =>
@@ -199,6 +200,21 @@ describe('pause and resume', () => {
       T0 + 2000,
       T0 + 2000 + 10 * MIN + 1000,
     ]);
+  });
+
+  it('a pause takes back a fire made ahead of its instant: it counts among the paused fires', async () => {
+    const s = await setup({ fireAheadMs: 500 });
+    await s.create({ name: 'p', trigger: { kind: 'every', every: '1s' } });
+    await s.run(2000);
+    await s.run(600, 600); // at T0 + 2.6 s the fire of T0 + 3 s is made ahead
+    const fires = async () => (await s.runs('p')).map((r) => r.fireTime);
+    expect(await fires()).toEqual([T0 + 1000, T0 + 2000, T0 + 3000]);
+    await s.jobs.pause('p');
+    expect(await fires()).toEqual([T0 + 1000, T0 + 2000]);
+    expect((await s.jobs.get('p')).nextFireAt).toBe(T0 + 3000);
+    await s.run(10 * MIN, 10_000);
+    await s.jobs.resume('p');
+    expect(await s.ledger('p')).toEqual([expect.objectContaining({ reason: 'paused', first: T0 + 3000 })]);
   });
 });
 

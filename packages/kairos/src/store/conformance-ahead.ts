@@ -122,5 +122,41 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       expect(await store.dispatchAhead('w1', 10, F + 500, LEASE, F - 50)).toEqual([]);
       expect(await store.dispatchAhead('nobody', 10, F + 500, LEASE, F - 50)).toEqual([]);
     });
+
+    const paused = (name: string) =>
+      compileJob({
+        name,
+        handler: 'h',
+        trigger: { kind: 'every', every: '1s' },
+        timeout: '2s',
+        paused: true,
+      });
+
+    it('a pause withdraws the fires made ahead that never started, held ones too, and rewinds the next fire', async () => {
+      const a = await firedAhead('a', [F, F + 1000, F + 2000]);
+      await worker();
+      const [held] = await store.dispatchAhead('w1', 1, F + 500, LEASE, F - 100);
+      expect(held).toMatchObject({ fireTime: F });
+      await store.updateJob(a.id, paused('a'), F + 3000, F - 90);
+      expect(await store.withdrawFiresAhead(a.id, F - 50)).toBe(3);
+      expect((await store.getJob('a'))!.nextFireAt).toBe(F);
+      expect(await store.listRuns({ jobId: a.id, limit: 10 })).toEqual([]);
+      // The worker that held one hears that the attempt is no longer its own.
+      const ref = { runId: held!.runId, attempt: held!.attempt };
+      expect(await store.heartbeat('w1', [ref], LEASE, F - 40)).toEqual([ref]);
+      expect(await store.withdrawFiresAhead(a.id, F - 50)).toBe(0);
+    });
+
+    it('a pause keeps runs that started, fires due before the cutoff and runs not made by the schedule', async () => {
+      const a = await firedAhead('a', [F, F + 1000, F + 2000]);
+      await store.enqueueRuns(a.id, [{ params: {}, priority: 0 }], F);
+      await worker();
+      expect(await store.dispatchRuns('w1', 1, LEASE, F, 0)).toMatchObject([{ fireTime: F }]);
+      await store.updateJob(a.id, paused('a'), F + 3000, F + 10);
+      expect(await store.withdrawFiresAhead(a.id, F + 1500)).toBe(1);
+      expect((await store.getJob('a'))!.nextFireAt).toBe(F + 2000);
+      const left = await store.listRuns({ jobId: a.id, limit: 10 });
+      expect(left.map((run) => run.fireTime).sort()).toEqual([F, F + 1000, null].sort());
+    });
   });
 }

@@ -300,6 +300,14 @@ export interface Store {
    */
   nextAvailableAt(workerId: string, now: number): Promise<number | null>;
   /**
+   * Takes back the fires of a paused job that were made ahead of time and are not due before
+   * `after`: its scheduled runs with a later fire time that never started (queued, or held by a
+   * worker until their instant) are deleted, and the job's next fire moves back to the earliest of
+   * them, so that resuming counts them among the fires the pause skipped. A worker holding one hears
+   * at its next heartbeat that the attempt is no longer its own, and drops it. Answers how many.
+   */
+  withdrawFiresAhead(jobId: number, after: number): Promise<number>;
+  /**
    * Marks a worker draining: it keeps heartbeating and finishing its attempts, claims nothing new,
    * and its assigned queued runs are routed elsewhere. Null when unknown; WORKER_NOT_ACTIVE when lost
    * or stopped. Draining twice is a no-op.

@@ -41,3 +41,18 @@ export const DISPATCH_AHEAD = `
 export const NEXT_AVAILABLE_AT = `
   SELECT min(available_at) AS at FROM runs
   WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;
+
+/**
+ * withdrawFiresAhead: deletes the paused job's scheduled runs fired ahead that never started and
+ * moves its next fire back to the earliest of them. $1 job id, $2 after.
+ */
+export const WITHDRAW_FIRES_AHEAD = `
+  WITH gone AS (
+    DELETE FROM runs WHERE job_id = $1 AND cause = 'schedule' AND fire_time > $2::bigint
+      AND ((status = 'queued' AND attempt = 0) OR (status = 'running' AND attempt = 1 AND started_at > $2::bigint))
+    RETURNING fire_time),
+  moved AS (
+    UPDATE jobs SET next_fire_at = LEAST(coalesce(next_fire_at, (SELECT min(fire_time) FROM gone)),
+      (SELECT min(fire_time) FROM gone))
+    WHERE id = $1 AND paused AND EXISTS (SELECT 1 FROM gone))
+  SELECT count(*)::int AS n FROM gone`;

@@ -1456,6 +1456,15 @@ export class PostgresStore implements Store {
     return rows.map(aheadClaimedFromRow);
   }
 
+  async withdrawFiresAhead(jobId: number, after: number): Promise<number> {
+    // The runs first, then the job: the lock order of every path that ends or deletes runs.
+    const [row] = await this.query<{ n: number }>('withdrawFiresAhead', ahead.WITHDRAW_FIRES_AHEAD, [
+      jobId,
+      after,
+    ]);
+    return row?.n ?? 0;
+  }
+
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
     const [row] = await this.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
       workerId,

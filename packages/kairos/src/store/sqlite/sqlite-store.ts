@@ -1672,6 +1672,26 @@ export class SqliteStore implements Store {
     });
   }
 
+  async withdrawFiresAhead(jobId: number, after: number): Promise<number> {
+    return this.run('withdrawFiresAhead', () =>
+      this.db
+        .transaction(() => {
+          const gone = this.sql(
+            `DELETE FROM runs WHERE job_id = ? AND cause = 'schedule' AND fire_time > ?
+               AND ((status = 'queued' AND attempt = 0) OR (status = 'running' AND attempt = 1 AND started_at > ?))
+             RETURNING fire_time`,
+          ).all(jobId, after, after) as Array<{ fire_time: number }>;
+          if (gone.length === 0) return 0;
+          const earliest = Math.min(...gone.map((run) => run.fire_time));
+          this.sql(
+            `UPDATE jobs SET next_fire_at = min(coalesce(next_fire_at, ?), ?) WHERE id = ? AND paused = 1`,
+          ).run(earliest, earliest, jobId);
+          return gone.length;
+        })
+        .immediate(),
+    );
+  }
+
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
     return this.run('nextAvailableAt', () => {
       const row = this.sql(
