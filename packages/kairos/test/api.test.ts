@@ -135,7 +135,8 @@ describe('jobs', () => {
       limit: 50,
       cursor: runs.nextCursor!,
     });
-    expect(runs.items.length + rest.items.length).toBe(5);
+    // The five triggered above (a fire of the every-5-seconds schedule may have come meanwhile).
+    expect([...runs.items, ...rest.items].filter((r) => r.cause !== 'schedule')).toHaveLength(5);
     expect(await apiError(admin.listRuns({ cursor: 'zzz' }))).toMatchObject({ code: 'INVALID_CURSOR' });
 
     const cancelled = await admin.cancelRun(run.id);
