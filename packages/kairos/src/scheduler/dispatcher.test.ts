@@ -81,8 +81,9 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
     expect(due.map((c) => c.fireTime)).toEqual([F + 1]);
     expect(due[0]!.startAt).toBeUndefined();
     expect(dueAt).toBeGreaterThanOrEqual(F + 1);
-    // Honest margin on a loaded machine; the backstop (60 s) would be far later.
-    expect(dueAt - (F + 1)).toBeLessThan(250);
+    // Woken by its instant, not by the backstop (60 s); a wide margin, as a loaded machine's
+    // PostgreSQL may take most of a second for the reads between (seen: 891 ms under CI).
+    expect(dueAt - (F + 1)).toBeLessThan(10_000);
   });
 
   it('a poll takes runs ahead only when none is ready', async () => {

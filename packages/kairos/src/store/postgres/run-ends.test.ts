@@ -90,13 +90,14 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
     }
   }
 
-  /** `promise`, with whether it settled before `step` was done. */
-  async function settledBefore<T>(promise: Promise<T>, step: () => Promise<void>): Promise<[boolean, T]> {
+  /** `promise`, with whether it settled before `other` committed (once `promise` waited for its lock). */
+  async function settledBeforeCommit<T>(promise: Promise<T>): Promise<[boolean, T]> {
     let settled = false;
     const watched = promise.finally(() => {
       settled = true;
     });
-    await step();
+    await blockedByOther();
+    await other.query('COMMIT');
     const early = settled;
     return [early, await watched];
   }
@@ -116,12 +117,8 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
     await store.backfillRuns(serial.id, [T0 - 1000], 'buffer-all', T0);
     await other.query('BEGIN');
     await other.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [serial.id]);
-    const [early, applied] = await settledBefore(
+    const [early, applied] = await settledBeforeCommit(
       store.finishAttempts([succeeded(runId, T0 + 1)], T0 + 1),
-      async () => {
-        await blockedByOther();
-        await other.query('COMMIT');
-      },
     );
     expect(early).toBe(false);
     expect(applied).toEqual([true]);
@@ -141,12 +138,8 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
       T0,
     );
     expect(made.created).toHaveLength(2);
-    const [early, applied] = await settledBefore(
+    const [early, applied] = await settledBeforeCommit(
       store.finishAttempts([succeeded(runId, T0 + 1)], T0 + 1),
-      async () => {
-        await blockedByOther();
-        await other.query('COMMIT');
-      },
     );
     expect(early).toBe(false);
     expect(applied).toEqual([true]);
@@ -164,7 +157,7 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
        FROM jobs WHERE id = $1 RETURNING id`,
       [keyed.id, T0],
     );
-    const [early, ids] = await settledBefore(
+    const [early, ids] = await settledBeforeCommit(
       store.enqueueRuns(
         keyed.id,
         [
@@ -173,10 +166,6 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
         ],
         T0,
       ),
-      async () => {
-        await blockedByOther();
-        await other.query('COMMIT');
-      },
     );
     expect(early).toBe(false);
     expect(ids[0]).toBe(Number(theirs.rows[0]!.id));
