@@ -24,15 +24,20 @@ export const PICK_PLAIN = `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r I
   WHERE ${READY_FOR_WORKER}
   ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`;
 
-/** Claims the queued runs @ids for @worker at @now with a lease of @lease ms. */
-export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
-    lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL, target_worker_id = NULL
+/**
+ * Claims the queued runs @ids for @worker at @now with a lease of @lease ms. A run claimed before
+ * its instant (fire ahead) starts at it: its attempt's start and deadline count from `available_at`.
+ */
+export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
+    started_at = max(@now, available_at), lease_expires_at = @now + @lease,
+    deadline_at = max(@now, available_at) + timeout_ms, finished_at = NULL, target_worker_id = NULL
   WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
-  RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count`;
+  RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
+    available_at, started_at`;
 
-/** The attempts of claimed runs: (worker, now, [[run id, attempt], …]). */
+/** The attempts of claimed runs: (worker, [[run id, attempt, started at], …]). */
 export const START_ATTEMPTS = `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-  SELECT value ->> 0, value ->> 1, ?, 'running', ? FROM json_each(?)`;
+  SELECT value ->> 0, value ->> 1, ?, 'running', value ->> 2 FROM json_each(?)`;
 
 /** What deciding the ends of reported attempts needs: ([[run id, attempt], …]); the refs drive, by id. */
 export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry

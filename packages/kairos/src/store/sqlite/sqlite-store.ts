@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
-import { dispatchFromColumn, isPlainDispatch } from '../../core/dispatch-policy.ts';
+import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
@@ -35,7 +35,6 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
-import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import { bucketScopes, type DispatchCandidate, lockedJobs, planDispatch } from '../dispatch-plan.ts';
 import {
   type BucketRow,
@@ -493,59 +492,15 @@ export class SqliteStore implements Store {
             `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
           ).get(workerId) as { group_name: string; handlers: string } | undefined;
           if (!worker) return null;
-          const rows = this.sql(
-            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker, started_at = @now,
-               lease_expires_at = @now + @lease, deadline_at = @now + timeout_ms, finished_at = NULL
-             WHERE id IN (
-               SELECT id FROM runs INDEXED BY runs_claim
+          const ids = (
+            this.sql(
+              `SELECT id FROM runs INDEXED BY runs_claim
                WHERE status = 'queued' AND group_name = @group AND available_at <= @now
                  AND handler IN (SELECT value FROM json_each(@handlers))
-               ORDER BY priority DESC, available_at, id LIMIT @max)
-             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, job_id, priority, available_at`,
-          ).all({
-            worker: workerId,
-            now,
-            lease: leaseMs,
-            group: worker.group_name,
-            handlers: worker.handlers,
-            max,
-          }) as Array<{
-            id: number;
-            attempt: number;
-            handler: string;
-            params: string;
-            fire_time: number | null;
-            timeout_ms: number;
-            max_attempts: number;
-            job_id: number;
-            priority: number;
-            available_at: number;
-          }>;
-          if (rows.length === 0) return [];
-          rows.sort((a, b) => b.priority - a.priority || a.available_at - b.available_at || a.id - b.id);
-          const insert = this.sql(
-            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) VALUES (?, ?, ?, 'running', ?)`,
-          );
-          const jobName = this.sql('SELECT name FROM jobs WHERE id = ?');
-          const names = new Map<number, string>();
-          return rows.map((row): ClaimedRun => {
-            insert.run(row.id, row.attempt, workerId, now);
-            let name = names.get(row.job_id);
-            if (name === undefined) {
-              name = (jobName.get(row.job_id) as { name: string }).name;
-              names.set(row.job_id, name);
-            }
-            return {
-              runId: row.id,
-              attempt: row.attempt,
-              jobName: name,
-              handler: row.handler,
-              params: JSON.parse(row.params),
-              fireTime: row.fire_time,
-              timeoutMs: row.timeout_ms,
-              maxAttempts: row.max_attempts,
-            };
-          });
+               ORDER BY priority DESC, available_at, id LIMIT @max`,
+            ).all({ now, group: worker.group_name, handlers: worker.handlers, max }) as Array<{ id: number }>
+          ).map((row) => row.id);
+          return this.claimIds(workerId, ids, leaseMs, now);
         })
         .immediate(),
     );
@@ -1367,9 +1322,12 @@ export class SqliteStore implements Store {
       now,
       lease: leaseMs,
       ids: JSON.stringify(ids),
-    }) as Array<ClaimRow & { job_id: number }>;
+    }) as Array<ClaimRow & { job_id: number; available_at: number; started_at: number }>;
     if (rows.length === 0) return [];
-    this.sql(hot.START_ATTEMPTS).run(workerId, now, JSON.stringify(rows.map((row) => [row.id, row.attempt])));
+    this.sql(hot.START_ATTEMPTS).run(
+      workerId,
+      JSON.stringify(rows.map((row) => [row.id, row.attempt, row.started_at])),
+    );
     const jobs = new Map<number, Pick<DispatchCandidate, 'jobName' | 'task'>>();
     if (candidates) {
       for (const c of candidates) jobs.set(c.jobId, c);
@@ -1384,7 +1342,9 @@ export class SqliteStore implements Store {
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.flatMap((id): ClaimedRun[] => {
       const row = byId.get(id);
-      return row ? [claimedFromRow(row, jobs.get(row.job_id)!)] : [];
+      if (!row) return [];
+      const claimed = claimedFromRow(row, jobs.get(row.job_id)!);
+      return [row.available_at > now ? { ...claimed, startAt: row.available_at } : claimed];
     });
   }
 
@@ -1628,45 +1588,25 @@ export class SqliteStore implements Store {
            AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
       ).get(worker.group_name);
       if (limited) return [];
-      // Queued runs of the group that become available in (now, until], soonest first, through
+      // Queued runs of plain jobs that become available in (now, until], soonest first, through
       // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
-      const candidates = this.sql(
-        `SELECT r.id, j.dispatch FROM runs r JOIN jobs j ON j.id = r.job_id
-         WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
-           AND r.available_at <= @until AND r.target_worker_id IS NULL
-           AND r.handler IN (SELECT value FROM json_each(@handlers))
-         ORDER BY r.available_at, r.id LIMIT @window`,
-      ).all({
-        group: worker.group_name,
-        now,
-        until,
-        handlers: worker.handlers,
-        window: dispatchWindow(max),
-      }) as Array<{ id: number; dispatch: string }>;
-      const ids = candidates
-        .filter((c) => isPlainDispatch(dispatchFromColumn(c.dispatch)))
-        .slice(0, max)
-        .map((c) => c.id);
+      const ids = (
+        this.sql(
+          `SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
+           WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
+             AND r.available_at <= @until AND r.target_worker_id IS NULL
+             AND r.handler IN (SELECT value FROM json_each(@handlers)) AND ${hot.PLAIN_DISPATCH}
+           ORDER BY r.available_at, r.id LIMIT @max`,
+        ).all({ group: worker.group_name, now, until, handlers: worker.handlers, max }) as Array<{
+          id: number;
+        }>
+      ).map((row) => row.id);
       if (ids.length === 0) return [];
       return this.db
         .transaction((): ClaimedRun[] => {
-          // Still queued, and the worker still active: what was read may have changed since.
-          const rows = this.sql(
-            `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
-               started_at = available_at, lease_expires_at = @now + @lease, deadline_at = available_at + timeout_ms,
-               finished_at = NULL
-             WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
-               AND EXISTS (SELECT 1 FROM workers WHERE id = @worker AND status = 'active')
-             RETURNING id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
-               available_at, (SELECT name FROM jobs WHERE id = job_id) AS job_name,
-               (SELECT task FROM jobs WHERE id = job_id) AS task`,
-          ).all({ worker: workerId, now, lease: leaseMs, ids: JSON.stringify(ids) }) as AheadRow[];
-          this.sql(
-            `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, 'running', json_extract(value, '$[2]')
-             FROM json_each(?)`,
-          ).run(workerId, JSON.stringify(rows.map((row) => [row.id, row.attempt, row.available_at])));
-          return rows.sort((a, b) => a.available_at - b.available_at || a.id - b.id).map(aheadClaimedFromRow);
+          // The worker still active: what was read may have changed since (the claim checks the runs).
+          const active = this.sql(`SELECT 1 FROM workers WHERE id = ? AND status = 'active'`).get(workerId);
+          return active ? this.claimIds(workerId, ids, leaseMs, now) : [];
         })
         .immediate();
     });
