@@ -63,12 +63,26 @@ describe('SQLite hot statements', () => {
     expect(plan(hot.END_ATTEMPTS, [0, '[]'])).toContain(
       'SEARCH attempts USING PRIMARY KEY (run_id=? AND attempt=?)',
     );
-    for (const sql of [hot.DECISION_INPUTS, hot.END_RUNS, hot.CLAIM_IDS]) {
-      const details = plan(sql, sql === hot.DECISION_INPUTS ? ['[]'] : claimParams);
+    expect(plan(hot.CLAIM_IDS, claimParams)).toContain('SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)');
+    for (const sql of [hot.DECISION_INPUTS, hot.END_RUNS, hot.CLAIM_IDS, hot.EXPIRED_ATTEMPTS]) {
+      const details = plan(sql, sql === hot.DECISION_INPUTS ? ['[]'] : { ...claimParams, limit: 1 });
       expect(
-        details.filter((d) => /^SCAN (r|runs)\b/.test(d) || /runs_status \(status=\?\)$/.test(d)),
+        details.filter(
+          (d) =>
+            /^SCAN (r|runs)\b/.test(d) ||
+            (/USING (COVERING )?INDEX/.test(d) && !/runs_(lease|deadline)/.test(d)),
+        ),
       ).toEqual([]);
     }
+  });
+
+  it('find expired attempts in the lease and deadline indexes only', () => {
+    expect(plan(hot.EXPIRED_ATTEMPTS, { now: 0, limit: 1 })).toEqual(
+      expect.arrayContaining([
+        'SEARCH runs USING COVERING INDEX runs_lease (lease_expires_at<?)',
+        'SEARCH runs USING COVERING INDEX runs_deadline (deadline_at<?)',
+      ]),
+    );
   });
 
   it('pick ready runs from the claim index', () => {

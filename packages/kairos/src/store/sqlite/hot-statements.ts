@@ -1,6 +1,6 @@
 // The statements of the worker protocol's hot path on SQLite: every claim and every report runs
 // them. Kept here so that hot-statements.test.ts can hold their query plans to the indexes they need
-// (a plan that walks runs_status instead of the primary key costs 100× on a busy store).
+// (a plan that walks a status index instead of the primary key costs 100× on a busy store).
 
 /**
  * A queued run that worker @worker (of @group, serving @handlers) may take at @now: ready, and not
@@ -46,8 +46,8 @@ export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, 
 
 /**
  * Ends runs still running with those attempts: (@now, @ends = [[run id, attempt, status, result
- * JSON, error JSON], …]). `+runs.status` keeps the planner off runs_status, which it would walk
- * for every ref.
+ * JSON, error JSON], …]). `+runs.status` keeps the planner off the status indexes, which it would
+ * walk for every ref.
  */
 export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
     error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
@@ -58,3 +58,15 @@ export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @
 /** Ends attempts: (now, [[run id, attempt, status, error JSON], …]). */
 export const END_ATTEMPTS = `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3
   FROM json_each(?) v WHERE attempts.run_id = v.value ->> 0 AND attempts.attempt = v.value ->> 1`;
+
+/**
+ * Attempts the reaper ends at @now: lease lost or deadline passed, the first @limit by run id. Two
+ * ranges of the partial indexes, so that a sweep reads only the expired runs (INDEXED BY: without
+ * statistics the planner walks the whole table to get them in id order).
+ */
+export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
+    CASE WHEN deadline_at <= @now THEN 'timed_out' ELSE 'lost' END AS reason
+  FROM runs WHERE id IN (
+    SELECT id FROM runs INDEXED BY runs_lease WHERE status = 'running' AND lease_expires_at <= @now
+    UNION ALL SELECT id FROM runs INDEXED BY runs_deadline WHERE status = 'running' AND deadline_at <= @now)
+  ORDER BY id LIMIT @limit`;

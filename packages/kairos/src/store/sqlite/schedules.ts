@@ -75,7 +75,7 @@ export function afterRunsEnded(
   const groups: string[] = [];
   const buffering = sql(
     // status IN (…) as in the runs_active index; a buffered run is always queued. Without INDEXED BY
-    // the planner takes runs_status and walks every queued run of the store.
+    // the planner may take runs_ahead and walk every queued run of the store.
     `SELECT DISTINCT job_id FROM runs INDEXED BY runs_active
      WHERE job_id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running') AND available_at = ?`,
   ).all(JSON.stringify([...new Set(ended.map((e) => e.jobId))]), BUFFERED_AT) as Array<{ job_id: number }>;

@@ -530,12 +530,9 @@ export class SqliteStore implements Store {
 
   async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
     return this.run('expiredAttempts', () => {
-      const rows = this.sql(
-        `SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
-           CASE WHEN deadline_at <= @now THEN 'timed_out' ELSE 'lost' END AS reason
-         FROM runs WHERE status = 'running' AND (lease_expires_at <= @now OR deadline_at <= @now)
-         ORDER BY id LIMIT @limit`,
-      ).all({ now, limit }) as Array<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>;
+      const rows = this.sql(hot.EXPIRED_ATTEMPTS).all({ now, limit }) as Array<
+        DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }
+      >;
       return rows.map((row) => ({ ...decisionFromRow(row), reason: row.reason, workerId: row.worker_id }));
     });
   }
@@ -1080,8 +1077,8 @@ export class SqliteStore implements Store {
   }
 
   async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
-    // Left alone, SQLite walks all of runs_status to group the ended runs by status; the range on
-    // runs_finished reads only the last hour's runs.
+    // Left alone, SQLite would group every ended run by status; the range on runs_finished reads
+    // only the last hour's runs.
     return this.run('overviewCounts', () =>
       overviewFromRows(
         this.sql(
