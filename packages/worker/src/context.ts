@@ -59,31 +59,64 @@ export interface RunSink {
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (`async () => {}` is Promise<void>).
 export type Handler = (ctx: RunContext) => Promise<Json | void> | Json | void;
 
-/** The context of an attempt that starts at `startedAt`. */
+/**
+ * An AbortController made when its signal is first read: most handlers never read it, and making
+ * one per attempt is a good part of a worker's cost on a busy queue. Aborted before it is made, the
+ * signal is made aborted, with the first reason.
+ */
+export class LazyAbort {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
+/**
+ * The context of an attempt that starts at `startedAt`. Its signal and logger are made on first
+ * use (see {@link LazyAbort}).
+ */
 export function createRunContext(
   assignment: Assignment,
-  signal: AbortSignal,
+  abort: { readonly signal: AbortSignal },
   startedAt: number,
   logger: WorkerLogger,
   sink?: RunSink,
 ): RunContext {
   const { runId, attempt, maxAttempts, jobName, handler, params, fireTime, timeout } = assignment;
-  const local = withFields(logger, { runId, attempt, job: jobName });
-  const line =
-    (level: 'info' | 'warn' | 'error') =>
-    (message: string, fields?: LogFields): void => {
-      local[level](message, fields);
-      const entry: WorkerLogEntry = {
-        runId,
-        attempt,
-        level,
-        message: String(message),
-        time: new Date().toISOString(),
+  let log: RunLogger | undefined;
+  const makeLog = (): RunLogger => {
+    const local = withFields(logger, { runId, attempt, job: jobName });
+    const line =
+      (level: 'info' | 'warn' | 'error') =>
+      (message: string, fields?: LogFields): void => {
+        local[level](message, fields);
+        const entry: WorkerLogEntry = {
+          runId,
+          attempt,
+          level,
+          message: String(message),
+          time: new Date().toISOString(),
+        };
+        const json = fields === undefined ? undefined : toJsonObject(fields);
+        if (json) entry.fields = json;
+        sink?.log(entry);
       };
-      const json = fields === undefined ? undefined : toJsonObject(fields);
-      if (json) entry.fields = json;
-      sink?.log(entry);
-    };
+    return { info: line('info'), warn: line('warn'), error: line('error') };
+  };
   return Object.freeze({
     runId,
     attempt,
@@ -93,8 +126,13 @@ export function createRunContext(
     params,
     fireTime: fireTime === null ? null : new Date(fireTime),
     deadline: new Date(startedAt + timeout),
-    signal,
-    log: { info: line('info'), warn: line('warn'), error: line('error') },
+    get signal() {
+      return abort.signal;
+    },
+    get log() {
+      log ??= makeLog();
+      return log;
+    },
     task: assignment.task ?? null,
     shard: assignment.shard ?? null,
     progress(value: number, message?: string) {

@@ -42,7 +42,7 @@ async function run(
     if (typeof handler !== 'function') {
       throw new TypeError(`module ${module} has no function export ${JSON.stringify(exportName)}`);
     }
-    const ctx = createRunContext(assignment, controller.signal, startedAt, quiet, {
+    const ctx = createRunContext(assignment, controller, startedAt, quiet, {
       log: (entry) =>
         void send({ type: 'log', level: entry.level, message: entry.message, fields: entry.fields }),
       progress: (p) => void send({ type: 'progress', value: p.value, message: p.message }),

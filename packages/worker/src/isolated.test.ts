@@ -23,7 +23,7 @@ function attempt(exportName: string, signal = new AbortController().signal) {
     timeout: 60_000,
     maxAttempts: 3,
   };
-  const ctx = createRunContext(assignment, signal, Date.now(), quiet, {
+  const ctx = createRunContext(assignment, { signal }, Date.now(), quiet, {
     log: (entry) => lines.push(entry.message),
     progress: (p) => progress.push(p.value),
   });

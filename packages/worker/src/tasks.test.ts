@@ -25,7 +25,7 @@ function contextFor(task: TaskSpec, signal = new AbortController().signal) {
     maxAttempts: 1,
     task,
   };
-  const ctx: RunContext = createRunContext(assignment, signal, Date.now(), quiet, {
+  const ctx: RunContext = createRunContext(assignment, { signal }, Date.now(), quiet, {
     log: (entry) => lines.push({ level: entry.level, message: entry.message }),
     progress: () => {},
   });

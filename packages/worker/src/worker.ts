@@ -8,7 +8,7 @@ import type {
   ReportResponse,
 } from '@kairos/client';
 import { Backoff } from './backoff.ts';
-import { createRunContext, type Handler, type RunContext } from './context.ts';
+import { createRunContext, type Handler, LazyAbort, type RunContext } from './context.ts';
 import { formatDuration } from './duration.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
 import { HeldRuns } from './held-runs.ts';
@@ -46,7 +46,7 @@ interface Session {
 interface RunningAttempt {
   ref: AttemptRef;
   timeoutMs: number;
-  controller: AbortController;
+  abort: LazyAbort;
   timer: NodeJS.Timeout | undefined;
   /** The time limit fired: whatever the handler does next, the attempt timed out. */
   timedOut: boolean;
@@ -454,11 +454,11 @@ export class Worker {
       return;
     }
     const startedAt = Date.now();
-    const controller = new AbortController();
+    const abort = new LazyAbort();
     const running: RunningAttempt = {
       ref,
       timeoutMs: assignment.timeout,
-      controller,
+      abort,
       timer: undefined,
       timedOut: false,
       abandoned: false,
@@ -469,7 +469,7 @@ export class Worker {
       running.timer = setTimeout(() => {
         running.timedOut = true;
         const limit = formatDuration(assignment.timeout);
-        controller.abort(
+        abort.abort(
           new TimeoutError(
             `attempt ${ref.attempt} of run ${ref.runId} passed its time limit of ${limit}`,
             assignment.timeout,
@@ -478,7 +478,7 @@ export class Worker {
       }, assignment.timeout);
     }
     this.#running.set(key, running);
-    const ctx = createRunContext(assignment, controller.signal, startedAt, this.#log, this.#logs);
+    const ctx = createRunContext(assignment, abort, startedAt, this.#log, this.#logs);
     running.done = settle(handler, ctx).then((settlement) => this.#finish(running, settlement));
   }
 
@@ -505,7 +505,7 @@ export class Worker {
     running.abandoned = true;
     clearTimeout(running.timer);
     this.#log.info('attempt cancelled by the node', { ...ref });
-    running.controller.abort(
+    running.abort.abort(
       new CancelledError(
         `attempt ${ref.attempt} of run ${ref.runId} was cancelled or handed to another worker`,
       ),
@@ -530,7 +530,7 @@ export class Worker {
       if (running.abandoned) continue;
       running.abandoned = true;
       clearTimeout(running.timer);
-      running.controller.abort(new CancelledError('the worker is shutting down'));
+      running.abort.abort(new CancelledError('the worker is shutting down'));
       const { ref } = running;
       this.#reporter.add(
         running.timedOut
