@@ -57,7 +57,42 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Extra headers for each request, read at each call (the console sends its CSRF token this way). */
   headers?: () => Record<string, string>;
+  /** How requests travel; `fetch` by default (the worker SDK passes one built on `node:http`). */
+  transport?: Transport;
 }
+
+/** One request as the client sends it: the body is already JSON. */
+export interface TransportRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+  /** The caller's abort, if any: rejects the request. */
+  signal: AbortSignal | undefined;
+  /** The whole request's time limit: rejects it when passed. */
+  timeoutMs: number;
+}
+
+export interface TransportResponse {
+  status: number;
+  statusText: string;
+  text: string;
+}
+
+/** Sends one request; rejects only when no answer came (network, abort, time limit). */
+export type Transport = (request: TransportRequest) => Promise<TransportResponse>;
+
+/** The default transport: `fetch`, in browsers and Node.js alike. */
+export const fetchTransport: Transport = async ({ method, url, headers, body, signal, timeoutMs }) => {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const response = await fetch(url, {
+    method,
+    headers,
+    body,
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+  });
+  return { status: response.status, statusText: response.statusText, text: await response.text() };
+};
 
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -74,12 +109,14 @@ export class KairosClient {
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
   private readonly headers: (() => Record<string, string>) | undefined;
+  private readonly transport: Transport;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.headers = options.headers;
+    this.transport = options.transport ?? fetchTransport;
   }
 
   health(): Promise<Health> {
@@ -345,18 +382,19 @@ export class KairosClient {
     const headers: Record<string, string> = { accept: 'application/json', ...this.headers?.() };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const timeout = AbortSignal.timeout(this.timeoutMs + (options.extraTimeoutMs ?? 0));
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    const response = await fetch(this.url + path + toQueryString(query), {
+    const response = await this.transport({
       method,
+      url: this.url + path + toQueryString(query),
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
+      signal: options.signal,
+      timeoutMs: this.timeoutMs + (options.extraTimeoutMs ?? 0),
     });
-    const text = await response.text();
+    const { text } = response;
+    const ok = response.status >= 200 && response.status < 300;
     const parsed: unknown = text ? safeJson(text) : undefined;
-    if (response.ok || options.okStatuses?.includes(response.status)) {
-      if (response.ok || !isErrorBody(parsed)) return parsed as T;
+    if (ok || options.okStatuses?.includes(response.status)) {
+      if (ok || !isErrorBody(parsed)) return parsed as T;
       // A 409 on the report batch still carries per-report results in details.
       return (parsed.error.details ?? parsed) as T;
     }

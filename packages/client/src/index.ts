@@ -1,4 +1,11 @@
-export { type ClientOptions, KairosClient } from './client.ts';
+export {
+  type ClientOptions,
+  fetchTransport,
+  KairosClient,
+  type Transport,
+  type TransportRequest,
+  type TransportResponse,
+} from './client.ts';
 export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
 export { type RunLogEvent, readRunLogEvents } from './sse.ts';
 export type * from './wire.ts';

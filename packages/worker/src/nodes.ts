@@ -1,4 +1,5 @@
 import { KairosApiError, KairosClient } from '@kairos/client';
+import { nodeTransport } from './http-transport.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
 
 /**
@@ -24,7 +25,10 @@ export class NodePool {
     token: string | undefined,
     private readonly logger: WorkerLogger,
   ) {
-    this.#clients = urls.map((url) => new KairosClient({ url, token, timeoutMs: REQUEST_TIMEOUT_MS }));
+    const transport = nodeTransport();
+    this.#clients = urls.map(
+      (url) => new KairosClient({ url, token, timeoutMs: REQUEST_TIMEOUT_MS, transport }),
+    );
   }
 
   /**
