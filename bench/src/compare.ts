@@ -77,7 +77,12 @@ async function plan(options: CompareOptions): Promise<{ regular: Unit[]; deferre
     for (const name of order) {
       const scenarios =
         rep === 1 ? [...options.scenarios] : options.scenarios.filter((s) => !ONCE.includes(s));
-      const perMinute = ((await loadContestant(name)).schedules?.periodMs ?? 0) >= 60_000;
+      // A contestant that does not load fails in its run, as before, recorded there.
+      const period = await loadContestant(name).then(
+        (contestant) => contestant.schedules?.periodMs ?? 0,
+        () => 0,
+      );
+      const perMinute = period >= 60_000;
       if (rep === 1 && perMinute && scenarios.includes('schedule')) {
         const speed = scenarios.filter((s) => !ONCE.includes(s));
         const first = speed.length ? { name, rep, scenarios: speed } : undefined;
@@ -175,7 +180,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     else {
       for (const waiting of eligible)
         console.log(
-          `    ${waiting.name}'s schedule window would wait for its minute: another run goes first`,
+          `    ${waiting.name}'s once-only run waits for its window's time of the minute: another run goes first`,
         );
       unit = regular[0];
     }
