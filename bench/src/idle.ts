@@ -35,6 +35,11 @@ export class IdleWork {
     return this.tasks.reduce((sum, task) => sum + task.seconds, 0);
   }
 
+  /** The longest queued task, by its estimate (seconds; 0 when none is queued). */
+  largestPending(): number {
+    return Math.max(0, ...this.tasks.map((task) => task.seconds));
+  }
+
   /** Runs the tasks that no idle time took. */
   async drain(): Promise<void> {
     for (const task of this.tasks.splice(0)) await task.run();

@@ -1,6 +1,7 @@
 // Schedule accuracy: `count` recurring schedules, each firing every period (1 s where the contestant can),
 // run for a window; each handler start is compared with its job's nominal fire time. Fires are checked
 // per schedule: a nominal instant of the window with no handler call is missing, one with two is doubled.
+import { countFires } from '../fires.ts';
 import { latencyStats } from '../stats.ts';
 import { now, sleep, until } from '../util.ts';
 import { type RunContext, startWorkers } from '../workers.ts';
@@ -16,8 +17,12 @@ export interface ScheduleResult {
   p50: number;
   p99: number;
   max: number;
+  /** Nominal instants of the window with no handler call. */
   missing: number;
+  /** Handler calls beyond the first for one schedule and nominal instant. */
   duplicates: number;
+  /** Fires in the window at an instant off their schedule's period (absent in older result files). */
+  offSchedule?: number;
   complete: boolean;
 }
 
@@ -26,6 +31,9 @@ const SETTLE_MS = 3000;
 /** A per-minute window holds its minute at least this long before it closes, so that late fires still
  * fall in it (pg-boss's came up to 10.4 s late). */
 const LATE_ALLOWANCE_MS = 30_000;
+
+/** Once-only sections that run before a per-minute window's minute end at least this long before it. */
+const IDLE_GUARD_MS = 2000;
 
 /** When the window opens, at `earliest` or later. Per-minute schedules: the window holds one minute
  * start, at least a second after it opens (so that no fire of that minute comes before the window) and
@@ -38,8 +46,32 @@ export function windowStart(earliest: number, periodMs: number, windowMs: number
   return Math.max(earliest, minute - lead);
 }
 
-/** Runs the schedule-accuracy scenario on queue `schedule`. */
-export async function schedule(ctx: RunContext, count: number, seconds: number): Promise<ScheduleResult> {
+/** Whether a per-minute schedule scenario whose window may open at `earliest` (epoch ms, an estimate
+ * that may be off by `errorMs` either way) waits at most `maxWaitMs` for its window and leaves at least
+ * `roomMs` between its minute and its close, wherever in that error the true instant falls. */
+export function suitsWindow(
+  earliest: number,
+  periodMs: number,
+  windowMs: number,
+  { maxWaitMs, errorMs, roomMs = 0 }: { maxWaitMs: number; errorMs: number; roomMs?: number },
+): boolean {
+  for (let shift = -errorMs; shift <= errorMs; shift += 250) {
+    const at = earliest + shift;
+    const from = windowStart(at, periodMs, windowMs);
+    const minute = Math.ceil(from / periodMs) * periodMs;
+    if (from - at > maxWaitMs || from + windowMs - minute < roomMs) return false;
+  }
+  return true;
+}
+
+/** Runs the schedule-accuracy scenario on queue `schedule`; `remove`: the schedules are removed after
+ * the window (else they keep firing until the run's teardown drops the store). */
+export async function schedule(
+  ctx: RunContext,
+  count: number,
+  seconds: number,
+  remove = true,
+): Promise<ScheduleResult> {
   const periodMs = ctx.contestant.schedules?.periodMs;
   if (!periodMs) throw new Error(`${ctx.contestant.name} has no schedules to measure`);
   // A contestant whose schedules live in the worker (Graphile Worker's crontab) reads their count here.
@@ -53,50 +85,43 @@ export async function schedule(ctx: RunContext, count: number, seconds: number):
   );
   const from = windowStart(now() + SETTLE_MS, periodMs, seconds * 1000);
   const to = from + seconds * 1000;
-  // Per-minute schedules fire once in the window, at its minute: until the window opens nothing fires,
-  // and once every schedule has run, the rest of the window only watches for doubled fires. Once-only
-  // sections that end before the window opens, or before it closes, run in that idle time.
+  // Per-minute schedules fire once in the window, at its minute: until shortly before the minute
+  // nothing fires, and once every schedule has run, the rest of the window only watches for doubled
+  // fires. Once-only sections that end (by their estimate) {@link IDLE_GUARD_MS} before the minute, or
+  // before the window closes, run in that idle time.
   if (ctx.idle && periodMs >= 60_000) {
-    await ctx.idle.fill(from, `the wait for ${ctx.contestant.name}'s schedule window`);
-    await sleep(Math.max(0, from - now()));
+    const minute = Math.ceil(from / periodMs) * periodMs;
+    await ctx.idle.fill(
+      Math.max(from, minute - IDLE_GUARD_MS),
+      `the wait for ${ctx.contestant.name}'s scheduled minute`,
+    );
     if (await until(async () => (await workers.firedSince(from)) >= count, 250, to - now()))
       await ctx.idle.fill(to, `${ctx.contestant.name}'s schedule window, after its minute's fires`);
   }
   // The last fires of the window get a second to run before the schedules go.
   await sleep(Math.max(0, to - now() + 1000));
-  await ctx.timings.time('schedules remove', () =>
-    ctx.client.call('unschedule', { queue: 'schedule', count }),
-  );
+  if (remove)
+    await ctx.timings.time('schedules remove', () =>
+      ctx.client.call('unschedule', { queue: 'schedule', count }),
+    );
   const handled = await workers.finish();
 
-  const inWindow = handled.fires.filter(([, fireTime]) => fireTime >= from && fireTime < to);
-  const distinct = new Map<string, number>();
-  const phase = new Map<number, number>();
-  for (const [i, fireTime, lateness] of inWindow) {
-    const key = `${i}@${fireTime}`;
-    if (!distinct.has(key)) distinct.set(key, lateness);
-    phase.set(i, fireTime % periodMs);
-  }
-  // Per schedule, the nominal instants in [from, to) with the phase its fires showed (0 for a
-  // schedule that never fired in the window: all its instants are missing).
-  const slots = (offset: number) => {
-    const first = Math.ceil((from - offset) / periodMs) * periodMs + offset;
-    return first >= to ? 0 : Math.floor((to - 1 - first) / periodMs) + 1;
-  };
-  let expected = 0;
-  for (let i = 0; i < count; i++) expected += slots(phase.get(i) ?? 0);
-  const stats = latencyStats([...distinct.values()]);
+  // By nominal instant in [from, to), exactly (see fires.ts): the window's bounds carry fractions of a
+  // millisecond, and each schedule keeps its own phase (BullMQ's: the instant it was created).
+  const counted = countFires(handled.fires, { count, periodMs, from, to });
+  const stats = latencyStats(counted.lateness);
   return {
     schedules: count,
     periodMs,
     seconds,
-    expected,
-    fires: distinct.size,
+    expected: counted.expected,
+    fires: counted.fires,
     p50: stats.p50,
     p99: stats.p99,
     max: stats.max,
-    missing: expected - distinct.size,
-    duplicates: inWindow.length - distinct.size,
-    complete: distinct.size === expected,
+    missing: counted.missing,
+    duplicates: counted.duplicates,
+    offSchedule: counted.offSchedule,
+    complete: counted.missing === 0 && counted.offSchedule === 0,
   };
 }

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { suitsWindow, windowStart } from './schedule.ts';
+
+const MINUTE = 60_000;
+const T = 1_700_000_020_000; // 40 s past a minute (28,333,333 minutes and 40 s since the epoch)
+
+describe('windowStart', () => {
+  it('opens a per-second window at once', () => {
+    expect(windowStart(T + 0.5, 1000, 60_000)).toBe(T + 0.5);
+  });
+
+  it('holds the minute between 1 s after opening and 30 s before closing', () => {
+    for (let at = T; at < T + MINUTE; at += 700) {
+      const from = windowStart(at, MINUTE, 60_000);
+      const minute = Math.ceil(from / MINUTE) * MINUTE;
+      expect(from).toBeGreaterThanOrEqual(at);
+      expect(minute - from).toBeGreaterThanOrEqual(1000);
+      expect(from + 60_000 - minute).toBeGreaterThanOrEqual(30_000);
+    }
+  });
+});
+
+describe('suitsWindow', () => {
+  const minute = Math.ceil(T / MINUTE) * MINUTE; // 20 s after T
+
+  it('is true where the window opens at once whatever the error, false where it waits for its minute', () => {
+    // The minute 20 s ahead: the window opens at once, even 3 s earlier or later.
+    expect(suitsWindow(minute - 20_000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(true);
+    // The minute 2 s ahead: 3 s later it has passed, and the window waits for the next one.
+    expect(suitsWindow(minute - 2000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(false);
+    // The minute 45 s ahead: the window waits 15 s.
+    expect(suitsWindow(minute - 45_000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(false);
+  });
+
+  it('asks for room after the minute: the minute early in the window', () => {
+    const options = { maxWaitMs: 5000, errorMs: 3000, roomMs: 47_000 };
+    // The window opens at once, its minute 8 s in: 52 s after it (± 3 s).
+    expect(suitsWindow(minute - 8000, MINUTE, 60_000, options)).toBe(true);
+    // The minute 20 s in: 40 s after it.
+    expect(suitsWindow(minute - 20_000, MINUTE, 60_000, options)).toBe(false);
+  });
+
+  it('agrees with windowStart at every instant of a minute', () => {
+    for (let at = T; at < T + MINUTE; at += 250) {
+      const soon = suitsWindow(at, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 0 });
+      expect(soon).toBe(windowStart(at, MINUTE, 60_000) - at <= 5000);
+    }
+  });
+});
