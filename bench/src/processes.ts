@@ -43,7 +43,8 @@ export interface Child {
 export function spawnChild(spec: ChildSpec): Promise<Child> {
   const child = fork(new URL('./child.ts', import.meta.url), [], {
     execPath: spec.execPath,
-    execArgv: ['--import', 'tsx'],
+    // BENCH_CHILD_ARGS: extra Node.js flags for client and worker processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [])],
     env: {
       ...process.env,
       ...spec.extra,
