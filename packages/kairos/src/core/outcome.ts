@@ -29,14 +29,8 @@ export function decideOutcome(
 ): AttemptDecision {
   switch (outcome.kind) {
     case 'succeeded':
-      return {
-        attemptStatus: 'succeeded',
-        error: null,
-        result: outcome.result,
-        run: { status: 'succeeded' },
-      };
     case 'cancelled':
-      return { attemptStatus: 'cancelled', error: outcome.error, result: null, run: { status: 'cancelled' } };
+      return finalOutcome(outcome);
     default: {
       const decision = decideRetry(retry, attempt, outcome, random);
       return {
@@ -49,4 +43,18 @@ export function decideOutcome(
       };
     }
   }
+}
+
+/** An outcome that ends its run whatever the retry policy says: a success or a cancel. */
+export type FinalResult = Extract<AttemptResult, { kind: 'succeeded' | 'cancelled' }>;
+
+export function isFinalResult(outcome: AttemptResult): outcome is FinalResult {
+  return outcome.kind === 'succeeded' || outcome.kind === 'cancelled';
+}
+
+/** The end of an attempt whose outcome needs no retry policy (see decideOutcome). */
+export function finalOutcome(outcome: FinalResult): AttemptDecision {
+  return outcome.kind === 'succeeded'
+    ? { attemptStatus: 'succeeded', error: null, result: outcome.result, run: { status: 'succeeded' } }
+    : { attemptStatus: 'cancelled', error: outcome.error, result: null, run: { status: 'cancelled' } };
 }

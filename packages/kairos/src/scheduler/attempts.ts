@@ -1,5 +1,5 @@
 import type { AttemptRef, Report } from '@kairos/client';
-import { type AttemptResult, decideOutcome } from '../core/outcome.ts';
+import { type AttemptResult, decideOutcome, finalOutcome, isFinalResult } from '../core/outcome.ts';
 import type { AttemptOutcome, DecisionInput, Store } from '../store/store.ts';
 
 export interface ReportResult extends AttemptRef {
@@ -21,16 +21,30 @@ export class AttemptEnder {
   ) {}
 
   async report(reports: readonly Report[], now: number): Promise<ReportResult[]> {
-    const inputs = await this.store.runsForDecision(reports);
+    // A success ends the run whatever its retry policy: decided without reading the run
+    // (finishAttempts is fenced by run, attempt and status, so a stale one still changes nothing).
+    // Only failures read the run's policy, to decide on a retry.
+    const ends = reports.map(resultOf);
+    const failures = reports.filter((_, i) => !isFinalResult(ends[i]!));
+    const inputs = failures.length > 0 ? await this.store.runsForDecision(failures) : [];
     const byRef = new Map(inputs.map((input) => [key(input), input]));
+    const seen = new Set<string>();
     const outcomes: AttemptOutcome[] = [];
     const positions: number[] = [];
     reports.forEach((report, index) => {
       // An attempt named twice in one batch is decided once: the first report wins, the repeat is stale.
-      const input = byRef.get(key(report));
-      if (!input) return;
-      byRef.delete(key(report));
-      outcomes.push(this.decide(input, resultOf(report), now));
+      const ref = key(report);
+      if (seen.has(ref)) return;
+      seen.add(ref);
+      const result = ends[index]!;
+      if (isFinalResult(result)) {
+        // The group only serves to wake polls for a requeued run, which a final outcome never is.
+        outcomes.push({ ...finalOutcome(result), runId: report.runId, attempt: report.attempt, group: '' });
+      } else {
+        const input = byRef.get(ref);
+        if (!input) return;
+        outcomes.push(this.decide(input, result, now));
+      }
       positions.push(index);
     });
     const applied = outcomes.length > 0 ? await this.store.finishAttempts(outcomes, now) : [];

@@ -76,6 +76,35 @@ describe('Reaper and AttemptEnder', () => {
     ]);
   });
 
+  it('decides a batch of mixed reports: successes without reading the run, failures by its policy, each attempt once', async () => {
+    await jobs.create({
+      name: 'j',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 2, delay: '1s' },
+    });
+    const [ok, failing] = await jobs.trigger('j', [{}, {}]);
+    await register('w1');
+    expect(await store.claimRuns('w1', 2, LEASE, clock.now())).toHaveLength(2);
+    const answer = await ender.report(
+      [
+        { runId: ok!, attempt: 1, outcome: 'succeeded', result: 1 },
+        { runId: ok!, attempt: 1, outcome: 'succeeded', result: 2 },
+        { runId: failing!, attempt: 1, outcome: 'failed', error: { name: 'E', message: 'x' } },
+        { runId: ok!, attempt: 2, outcome: 'succeeded' },
+      ],
+      clock.now(),
+    );
+    expect(answer.map((r) => r.ok)).toEqual([true, false, true, false]);
+    expect(await store.getRun(ok!)).toMatchObject({ status: 'succeeded', result: 1 });
+    expect(await store.getRun(failing!)).toMatchObject({ status: 'queued', availableAt: clock.now() + 500 });
+    // A success for an attempt that already ended changes nothing, its attempt row included.
+    const again = await ender.report([{ runId: failing!, attempt: 1, outcome: 'succeeded' }], clock.now());
+    expect(again).toEqual([{ runId: failing, attempt: 1, ok: false, code: 'ATTEMPT_STALE' }]);
+    expect((await store.getAttempts(failing!)).map((a) => a.status)).toEqual(['failed']);
+    expect(await store.getRun(failing!)).toMatchObject({ status: 'queued' });
+  });
+
   it('heartbeats keep an attempt alive past its first lease', async () => {
     const runId = await triggered();
     await register('w1');

@@ -53,7 +53,7 @@ export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @
     error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
   FROM json_each(@ends) v
   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
-  RETURNING runs.id, runs.job_id, runs.cause`;
+  RETURNING runs.id, runs.attempt, runs.job_id, runs.cause`;
 
 /** Ends attempts: (now, [[run id, attempt, status, error JSON], …]). */
 export const END_ATTEMPTS = `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3

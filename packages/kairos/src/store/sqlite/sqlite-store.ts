@@ -566,8 +566,9 @@ export class SqliteStore implements Store {
                   ends: JSON.stringify(
                     ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
                   ),
-                }) as Array<{ id: number; job_id: number; cause: string }>);
-          const endedById = new Map(endedRows.map((row) => [row.id, row]));
+                }) as Array<{ id: number; attempt: number; job_id: number; cause: string }>);
+          // By run and attempt: a stale report may name a run that another attempt of it ended here.
+          const endedByRef = new Map(endedRows.map((row) => [`${row.id}:${row.attempt}`, row]));
           const ended: Array<{ runId: number; jobId: number }> = [];
           const attemptEnds: Array<[number, number, string, string | null]> = [];
           const applied = outcomes.map((o) => {
@@ -576,7 +577,7 @@ export class SqliteStore implements Store {
               if (retry.run(o.run.availableAt, error, o.runId, o.attempt).changes === 0) return false;
               requeued.add(o.group);
             } else {
-              const row = endedById.get(o.runId);
+              const row = endedByRef.get(`${o.runId}:${o.attempt}`);
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
               ended.push({ runId: o.runId, jobId: row.job_id });
