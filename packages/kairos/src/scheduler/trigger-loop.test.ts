@@ -56,6 +56,23 @@ async function fireCounts(store: Store): Promise<Map<string, number>> {
   return counts;
 }
 
+/** The store, with `ms` of the clock passing in each fire: a storm that takes a while. */
+function slowFires(store: Store, clock: FakeClock, ms: number): Store {
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'fire') {
+        return async (...args: Parameters<Store['fire']>) => {
+          const result = await target.fire(...args);
+          await clock.advance(ms);
+          return result;
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 describe('TriggerLoop', () => {
   it('two loops with leases on one store fire every fire time exactly once', async () => {
     const [storeA, storeB] = await twoStoresOnOneFile();
@@ -159,6 +176,36 @@ describe('TriggerLoop', () => {
     } finally {
       for (const l of loops) await l.stop();
     }
+  });
+
+  it('a storm over several batches fires exactly the due jobs, each once, and keeps its leases throughout', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const jobs = new JobService(store, clock);
+    // Ten jobs due at 00:01:00 and two at 00:02:00.
+    for (let i = 0; i < 10; i++)
+      await jobs.create({ name: `due-${i}`, handler: 'h', trigger: { kind: 'every', every: '1m' } });
+    for (let i = 0; i < 2; i++)
+      await jobs.create({ name: `later-${i}`, handler: 'h', trigger: { kind: 'every', every: '2m' } });
+    let fenced = 0;
+    // Batches of 3, each taking a second: the storm lasts 4 s, longer than the 3 s lease.
+    const l = loop(slowFires(store, clock, 1000), clock, 'a', true, {
+      batchSize: 3,
+      onFenced: () => fenced++,
+    });
+    const minute = Date.UTC(2026, 0, 1, 0, 1, 0);
+    await clock.setTime(minute);
+    expect(await l.tick()).toBe(minute + 60_000);
+    expect(fenced).toBe(0);
+    expect(l.owned).toHaveLength(4);
+    const counts = await fireCounts(store);
+    expect([...counts.keys()].sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => `due-${i}@${minute}`).sort(),
+    );
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    // Every run was created at the start of its batch; the last batch four seconds in.
+    const created = (await store.listRuns({ limit: 100 })).map((r) => r.createdAt - minute);
+    expect(created.sort((a, b) => a - b)).toEqual([0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]);
   });
 
   it('skips fires older than the misfire grace without enumerating them', async () => {

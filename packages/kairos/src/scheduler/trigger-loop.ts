@@ -2,8 +2,7 @@ import type { SkipReason } from '@kairos/client';
 import type { Logger } from 'pino';
 import type { CalendarRecord } from '../core/calendar.ts';
 import { type FirePlan, fireBefore, planFires } from '../core/fire-plan.ts';
-import type { JobRecord } from '../core/job.ts';
-import type { FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
+import type { DueJob, FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
 import { LeaseLostError } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 
@@ -137,13 +136,15 @@ export class TriggerLoop {
    */
   async tick(): Promise<number | null> {
     const { store, clock } = this.options;
-    await this.maintainLeases();
-    const owned = this.owned;
-    if (owned.length === 0) return null;
-    const partitions: Partitions = { count: this.options.partitions, owned };
+    let partitions: Partitions;
     /** The earliest fire time of a job inside the window that waits for its instant. */
     let heldBack: number | null = null;
     for (;;) {
+      // Between batches too: a storm that takes longer than a lease must not lose its partitions midway.
+      await this.maintainLeases();
+      const owned = this.owned;
+      if (owned.length === 0) return null;
+      partitions = { count: this.options.partitions, owned };
       const now = clock.now();
       const due = await store.dueJobs(partitions, now + this.aheadMs, this.batchSize);
       if (due.length === 0) break;
@@ -192,13 +193,13 @@ export class TriggerLoop {
   }
 
   /** The calendars the due jobs name, one store read per batch (none when no job has any). */
-  private async calendarsOf(due: readonly JobRecord[]): Promise<Map<string, CalendarRecord>> {
+  private async calendarsOf(due: readonly DueJob[]): Promise<Map<string, CalendarRecord>> {
     const names = [...new Set(due.flatMap((job) => job.schedule.calendars))];
     const found = names.length === 0 ? [] : await this.options.store.getCalendars(names);
     return new Map(found.map((calendar) => [calendar.name, calendar]));
   }
 
-  private reportSkipped(due: readonly JobRecord[], skipped: readonly SkipWritten[]): void {
+  private reportSkipped(due: readonly DueJob[], skipped: readonly SkipWritten[]): void {
     const names = new Map(due.map((job) => [job.id, job.name]));
     const named = skipped.map((s) => ({
       job: names.get(s.jobId) ?? String(s.jobId),
@@ -259,7 +260,7 @@ export class TriggerLoop {
 }
 
 /** The store write of a plan: policy fields only where the job has them (plain entries stay batched). */
-function fireEntryOf(job: JobRecord, plan: FirePlan): FireEntry {
+function fireEntryOf(job: DueJob, plan: FirePlan): FireEntry {
   const entry: FireEntry = { jobId: job.id, expected: job.nextFireAt!, next: plan.next, fires: plan.fires };
   if (job.schedule.jitterMs > 0) entry.availableAt = plan.availableAt;
   if (plan.skipped.length > 0) entry.skipped = plan.skipped;

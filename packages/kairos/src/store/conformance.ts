@@ -112,6 +112,60 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         });
       });
 
+      it('fires a batch of plain and policy entries in one call: each won fire once, lost ones counted', async () => {
+        const at = T0 + 1000;
+        const make = (name: string, extra: Partial<Parameters<typeof compileJob>[0]> = {}) =>
+          store.createJob(job(name, extra), at, T0);
+        const plain = [];
+        for (let i = 0; i < 5; i++) plain.push(await make(`p${i}`));
+        const skip = await make('skip', { schedule: { overlap: 'skip' } });
+        const broadcast = await make('bc', { routing: { strategy: 'broadcast' } });
+        const stale = await make('stale');
+        const entries = [
+          { jobId: plain[0]!.id, expected: at, next: at + 1000, fires: [at] },
+          { jobId: skip.id, expected: at, next: at + 1000, fires: [at], overlap: 'skip' as const },
+          { jobId: plain[1]!.id, expected: at, next: at + 2000, fires: [at, at + 1000] },
+          { jobId: stale.id, expected: at - 1000, next: at + 1000, fires: [at] },
+          { jobId: plain[2]!.id, expected: at, next: at + 1000, fires: [at], availableAt: [at + 300] },
+          { jobId: broadcast.id, expected: at, next: at + 1000, fires: [at] },
+          { jobId: plain[3]!.id, expected: at, next: at + 5000, fires: [] },
+          { jobId: plain[4]!.id, expected: at, next: at + 1000, fires: [at] },
+        ];
+        expect(await store.fire(entries, null, at)).toMatchObject({
+          runs: 7,
+          conflicts: 1,
+          groups: ['default'],
+        });
+        const runs = (await store.listRuns({ limit: 100 })).map((r) => ({
+          job: r.jobName,
+          fireTime: r.fireTime,
+          availableAt: r.availableAt,
+          shard: r.shard,
+        }));
+        const plainRun = (job: string, fireTime = at) => ({
+          job,
+          fireTime,
+          availableAt: fireTime,
+          shard: null,
+        });
+        expect(runs.sort((a, b) => a.job.localeCompare(b.job) || a.fireTime! - b.fireTime!)).toEqual([
+          { ...plainRun('bc'), shard: { index: 0, total: 1 } },
+          plainRun('p0'),
+          plainRun('p1'),
+          plainRun('p1', at + 1000),
+          { ...plainRun('p2'), availableAt: at + 300 },
+          plainRun('p4'),
+          plainRun('skip'),
+        ]);
+        const next = async (name: string) => (await store.getJob(name))?.nextFireAt;
+        expect(await next('p1')).toBe(at + 2000);
+        expect(await next('p3')).toBe(at + 5000);
+        expect(await next('stale')).toBe(at);
+        // The same batch again: every compare-and-set fails, nothing is written.
+        expect(await store.fire(entries, null, at)).toMatchObject({ runs: 0, conflicts: 8 });
+        expect(await store.listRuns({ limit: 100 })).toHaveLength(7);
+      });
+
       it('never creates two runs for one fire time, even when the compare-and-set is passed twice', async () => {
         const a = await store.createJob(job('a'), T0 + 1000, T0);
         await store.fire(

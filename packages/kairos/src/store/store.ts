@@ -78,7 +78,7 @@ export interface Store {
   // Firing -------------------------------------------------------------------
 
   /** Jobs of the given trigger partitions that are due (`nextFireAt <= now`, not paused), most overdue first. */
-  dueJobs(partitions: Partitions, now: number, limit: number): Promise<JobRecord[]>;
+  dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]>;
   /** The earliest next fire time among the given partitions, or null when nothing is scheduled. */
   nextFireAt(partitions: Partitions): Promise<number | null>;
   /**
@@ -416,6 +416,12 @@ export interface NodeRecord extends NodeHeartbeat {
 }
 
 /** A job belongs to trigger partition `id % count`; a trigger loop fires the partitions it owns. */
+/**
+ * What firing reads of a due job. Jobs of one answer that have the same trigger or schedule may
+ * share one object for it (a storm of one pattern parses it once): read them, never change them.
+ */
+export type DueJob = Pick<JobRecord, 'id' | 'name' | 'trigger' | 'schedule' | 'runsFired' | 'nextFireAt'>;
+
 export interface Partitions {
   count: number;
   owned: readonly number[];

@@ -68,9 +68,11 @@ import {
   type AttemptRow,
   attemptFromRow,
   type DecisionRow,
+  type DueJobRow,
   decisionFromRow,
   delayOf,
   dispatchValues,
+  dueJobsFromRows,
   type JobRow,
   jobFromRow,
   type LeaseRow,
@@ -89,6 +91,7 @@ import {
   type AttemptRecord,
   type ClaimedRun,
   type DecisionInput,
+  type DueJob,
   type EnqueueRequest,
   type ExpiredAttempt,
   type FireEntry,
@@ -299,14 +302,14 @@ export class PostgresStore implements Store {
 
   // Firing -------------------------------------------------------------------
 
-  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<JobRecord[]> {
-    const rows = await this.query<JobRow>('dueJobs', sql.DUE_JOBS, [
+  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]> {
+    const rows = await this.query<DueJobRow>('dueJobs', sql.DUE_JOBS, [
       now,
       partitions.count,
       partitions.owned,
       limit,
     ]);
-    return rows.map(jobFromRow);
+    return dueJobsFromRows(rows);
   }
 
   async nextFireAt(partitions: Partitions): Promise<number | null> {

@@ -1,7 +1,7 @@
 // Runtime SQL of the PostgreSQL store, one statement per constant. Batches arrive as one jsonb
 // parameter read with jsonb_to_recordset, so that a batch of any size is one round trip.
 
-import { RUN_COLUMNS } from '../rows.ts';
+import { DUE_JOB_COLUMNS, RUN_COLUMNS } from '../rows.ts';
 import { DEPENDENTS_OF_ENDED } from './schedules.ts';
 
 const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused, schedule`;
@@ -32,7 +32,7 @@ export const LIST_JOBS = `
 
 /** Due jobs of owned partitions, most overdue first, on the jobs_due index. $1 now, $2 partition count, $3 owned, $4 limit. */
 export const DUE_JOBS = `
-  SELECT * FROM jobs
+  SELECT ${DUE_JOB_COLUMNS} FROM jobs
   WHERE next_fire_at IS NOT NULL AND NOT paused AND next_fire_at <= $1 AND (id % $2) = ANY($3::int[])
   ORDER BY next_fire_at LIMIT $4`;
 

@@ -85,6 +85,15 @@ describe('SQLite hot statements', () => {
     );
   });
 
+  it('fire: one pass over the input, each job looked up by id', () => {
+    const details = plan(hot.INSERT_FIRES, { now: 0, fires: '[]' });
+    expect(details.slice(0, 2)).toEqual([
+      expect.stringMatching(/^SCAN v VIRTUAL TABLE/),
+      'SEARCH j USING INTEGER PRIMARY KEY (rowid=?)',
+    ]);
+    expect(plan(hot.BROADCAST_JOBS, ['[]'])).toContain('SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)');
+  });
+
   it('pick ready runs from the claim index', () => {
     expect(plan(hot.PICK_PLAIN, claimParams)).toContain('SEARCH r USING INDEX runs_claim (group_name=?)');
   });

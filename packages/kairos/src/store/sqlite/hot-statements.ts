@@ -70,3 +70,25 @@ export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, 
     SELECT id FROM runs INDEXED BY runs_lease WHERE status = 'running' AND lease_expires_at <= @now
     UNION ALL SELECT id FROM runs INDEXED BY runs_deadline WHERE status = 'running' AND deadline_at <= @now)
   ORDER BY id LIMIT @limit`;
+
+// The fire path. A storm's runs are inserted with one statement per batch of entries: one
+// INSERT … SELECT per run cost 16 µs against 2.5 µs per run in one statement (100,000 runs into the
+// runs table and its indexes: 1.66 s against 0.25 s). The compare-and-set of each job's next fire
+// stays one UPDATE per job: as fast as UPDATE … FROM json_each here, and it keeps the entries' order.
+
+/**
+ * One run per fire, in input order (CROSS JOIN keeps json_each the outer loop, so ids follow it):
+ * (@now, @fires = [[job id, fire time, available at], …]). UNIQUE(job, fire time, shard) drops a
+ * fire already made. (`WHERE true`: an upsert's SELECT needs a WHERE to parse.)
+ */
+export const INSERT_FIRES = `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status,
+    max_attempts, retry, timeout_ms, created_at, available_at)
+  SELECT j.id, j.group_name, j.handler, 'schedule', v.value ->> 1, j.params, j.priority, 'queued',
+    json_extract(j.retry, '$.maxAttempts'), j.retry, j.timeout_ms, @now, v.value ->> 2
+  FROM json_each(@fires) v CROSS JOIN jobs j ON j.id = v.value ->> 0
+  WHERE true
+  ON CONFLICT DO NOTHING`;
+
+/** Of the jobs ([id, …]), those whose routing is broadcast: their new runs are sharded. */
+export const BROADCAST_JOBS = `SELECT id, group_name, handler, dispatch FROM jobs
+  WHERE id IN (SELECT value FROM json_each(?)) AND dispatch ->> '$.routing.strategy' = 'broadcast'`;

@@ -62,9 +62,12 @@ import {
   type AttemptRow,
   attemptFromRow,
   type DecisionRow,
+  DUE_JOB_COLUMNS,
+  type DueJobRow,
   decisionFromRow,
   delayOf,
   dispatchValues,
+  dueJobsFromRows,
   type JobRow,
   jobFromRow,
   type LeaseRow,
@@ -84,6 +87,7 @@ import {
   type AttemptRecord,
   type ClaimedRun,
   type DecisionInput,
+  type DueJob,
   type EnqueueRequest,
   type ExpiredAttempt,
   type FireEntry,
@@ -228,15 +232,15 @@ export class SqliteStore implements Store {
 
   // Firing -------------------------------------------------------------------
 
-  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<JobRecord[]> {
+  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]> {
     return this.run('dueJobs', () => {
       const rows = this.sql(
-        `SELECT * FROM jobs
+        `SELECT ${DUE_JOB_COLUMNS} FROM jobs
          WHERE next_fire_at IS NOT NULL AND paused = 0 AND next_fire_at <= ?
            AND (id % ?) IN (SELECT value FROM json_each(?))
          ORDER BY next_fire_at LIMIT ?`,
-      ).all(now, partitions.count, JSON.stringify(partitions.owned), limit) as JobRow[];
-      return rows.map(jobFromRow);
+      ).all(now, partitions.count, JSON.stringify(partitions.owned), limit) as DueJobRow[];
+      return dueJobsFromRows(rows);
     });
   }
 
@@ -264,15 +268,15 @@ export class SqliteStore implements Store {
           const advance = this.sql(
             'UPDATE jobs SET next_fire_at = ? WHERE id = ? AND next_fire_at = ? AND paused = 0 RETURNING group_name',
           );
-          const insert = this.sql(
-            `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts,
-               retry, timeout_ms, created_at, available_at)
-             SELECT id, group_name, handler, 'schedule', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
-               retry, timeout_ms, ?, ?
-             FROM jobs WHERE id = ?
-             ON CONFLICT DO NOTHING`,
-          );
           const out: FireResult = { runs: 0, conflicts: 0, groups: [] };
+          // The runs of plain entries wait here and are inserted in one statement (see
+          // hot.INSERT_FIRES), before an entry with policies and at the end: ids in entry order.
+          const pending: Array<[jobId: number, fireTime: number, availableAt: number]> = [];
+          const flush = () => {
+            if (pending.length === 0) return;
+            out.runs += this.sql(hot.INSERT_FIRES).run({ now, fires: JSON.stringify(pending) }).changes;
+            pending.length = 0;
+          };
           for (const entry of entries) {
             const advanced = advance.get(entry.next, entry.jobId, entry.expected) as
               | { group_name: string }
@@ -282,28 +286,17 @@ export class SqliteStore implements Store {
               continue;
             }
             if (hasPolicies(entry)) {
-              const sql = (text: string) => this.sql(text);
-              const { keep, skipped, groups } = applyOverlap(sql, entry, now);
-              for (const group of groups) if (!out.groups.includes(group)) out.groups.push(group);
-              let runs = 0;
-              for (const { i, buffered } of keep) {
-                const fireTime = entry.fires[i]!;
-                const availableAt = buffered ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime);
-                runs += insert.run(fireTime, now, availableAt, entry.jobId).changes;
-              }
-              out.runs += runs;
-              if (entry.countRuns) countRuns(sql, entry.jobId, runs);
-              const ranges = skipped ? [...(entry.skipped ?? []), skipped] : (entry.skipped ?? []);
-              out.skipped = [...(out.skipped ?? []), ...recordSkipped(sql, entry.jobId, ranges, now)];
-              if (runs > 0 && !out.groups.includes(advanced.group_name)) out.groups.push(advanced.group_name);
+              flush();
+              this.fireWithPolicies(entry, advanced.group_name, now, out);
               continue;
             }
             entry.fires.forEach((fireTime, i) => {
-              out.runs += insert.run(fireTime, now, entry.availableAt?.[i] ?? fireTime, entry.jobId).changes;
+              pending.push([entry.jobId, fireTime, entry.availableAt?.[i] ?? fireTime]);
             });
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
           }
+          flush();
           this.shardNewRuns(
             entries.map((e) => e.jobId),
             now,
@@ -314,6 +307,32 @@ export class SqliteStore implements Store {
     );
     for (const group of result.groups) this.emit({ type: 'runs', group });
     return result;
+  }
+
+  /** The runs of an entry whose job won its compare-and-set, through its overlap, ledger and maxRuns steps. */
+  private fireWithPolicies(entry: FireEntry, group: string, now: number, out: FireResult): void {
+    const insert = this.sql(
+      `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts,
+         retry, timeout_ms, created_at, available_at)
+       SELECT id, group_name, handler, 'schedule', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
+         retry, timeout_ms, ?, ?
+       FROM jobs WHERE id = ?
+       ON CONFLICT DO NOTHING`,
+    );
+    const sql = (text: string) => this.sql(text);
+    const { keep, skipped, groups } = applyOverlap(sql, entry, now);
+    for (const g of groups) if (!out.groups.includes(g)) out.groups.push(g);
+    let runs = 0;
+    for (const { i, buffered } of keep) {
+      const fireTime = entry.fires[i]!;
+      const availableAt = buffered ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime);
+      runs += insert.run(fireTime, now, availableAt, entry.jobId).changes;
+    }
+    out.runs += runs;
+    if (entry.countRuns) countRuns(sql, entry.jobId, runs);
+    const ranges = skipped ? [...(entry.skipped ?? []), skipped] : (entry.skipped ?? []);
+    out.skipped = [...(out.skipped ?? []), ...recordSkipped(sql, entry.jobId, ranges, now)];
+    if (runs > 0 && !out.groups.includes(group)) out.groups.push(group);
   }
 
   private checkLeases(leases: readonly Lease[], now: number): void {
@@ -1426,11 +1445,15 @@ export class SqliteStore implements Store {
    * whichever worker comes first.
    */
   private shardNewRuns(jobIds: readonly number[], now: number): void {
-    for (const jobId of new Set(jobIds)) {
-      const job = this.sql('SELECT group_name, handler, dispatch FROM jobs WHERE id = ?').get(jobId) as
-        | { group_name: string; handler: string; dispatch: string }
-        | undefined;
-      if (!job) continue;
+    // One look at the batch's jobs finds the broadcast ones (most fires have none).
+    const broadcast = this.sql(hot.BROADCAST_JOBS).all(JSON.stringify([...new Set(jobIds)])) as Array<{
+      id: number;
+      group_name: string;
+      handler: string;
+      dispatch: string;
+    }>;
+    for (const job of broadcast) {
+      const jobId = job.id;
       const { routing } = dispatchFromColumn(job.dispatch);
       if (routing.strategy !== 'broadcast') continue;
       const runs = this.sql(
