@@ -1,5 +1,6 @@
 import type { AttemptRef, Report } from '@kairos/client';
 import { type AttemptResult, decideOutcome } from '../core/outcome.ts';
+import { DEFAULT_RETRY } from '../core/retry.ts';
 import type { AttemptOutcome, DecisionInput, Store } from '../store/store.ts';
 
 export interface ReportResult extends AttemptRef {
@@ -11,6 +12,9 @@ export interface ReportResult extends AttemptRef {
  * Ends attempts: reads the runs still running with those attempt numbers, decides each end in the
  * pure core, and writes the decisions fenced by (run, attempt). A report whose attempt is not the
  * run's current running attempt (a retry, a timeout or a cancel came first) changes nothing.
+ * A success ends its run whatever the run's retry policy says: successes are decided without
+ * reading the runs first, and the write's fence alone tells whether they applied (one round trip
+ * per report batch where there were two, on PostgreSQL).
  */
 export class AttemptEnder {
   constructor(
@@ -21,15 +25,30 @@ export class AttemptEnder {
   ) {}
 
   async report(reports: readonly Report[], now: number): Promise<ReportResult[]> {
-    const inputs = await this.store.runsForDecision(reports);
+    const needInput = reports.filter((r) => !endsWhatever(r));
+    const inputs = needInput.length > 0 ? await this.store.runsForDecision(needInput) : [];
     const byRef = new Map(inputs.map((input) => [key(input), input]));
+    const seen = new Set<string>();
     const outcomes: AttemptOutcome[] = [];
     const positions: number[] = [];
     reports.forEach((report, index) => {
       // An attempt named twice in one batch is decided once: the first report wins, the repeat is stale.
-      const input = byRef.get(key(report));
+      const ref = key(report);
+      if (seen.has(ref)) return;
+      seen.add(ref);
+      if (endsWhatever(report)) {
+        // No retry to decide: the policy and the group (which only a requeued run needs) play no part.
+        outcomes.push({
+          ...decideOutcome(DEFAULT_RETRY, report.attempt, resultOf(report), now, 0),
+          runId: report.runId,
+          attempt: report.attempt,
+          group: '',
+        });
+        positions.push(index);
+        return;
+      }
+      const input = byRef.get(ref);
       if (!input) return;
-      byRef.delete(key(report));
       outcomes.push(this.decide(input, resultOf(report), now));
       positions.push(index);
     });
@@ -92,6 +111,11 @@ export class AttemptEnder {
       if (outcome.run.status === 'queued') this.onRequeued(outcome.group, outcome.run.availableAt);
     }
   }
+}
+
+/** A success ends its run whatever the run's retry policy (decideOutcome does not read it then). */
+function endsWhatever(report: Report): boolean {
+  return report.outcome === 'succeeded';
 }
 
 function resultOf(report: Report): AttemptResult {
