@@ -176,6 +176,17 @@ export class PostgresStore implements Store {
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
+  /**
+   * Whether another node may be listening: false once this node's heartbeat found it alone, true
+   * again at a heartbeat that counts another node or at a notification from one of its schema (a
+   * node announces itself when its first heartbeat finds others). Events are NOTIFYed only then: a commit that
+   * sends a NOTIFY takes PostgreSQL's one notify lock, for the whole cluster, and holds it until
+   * its WAL flush, so every NOTIFYing commit, of any database on the server, waits for the one
+   * before it. A node alone skips that on each trigger. A node that joins may miss events until
+   * the others hear of it, which costs its polls at most one backstop interval, never a run.
+   */
+  private peers = true;
+  private announced = false;
   private listening = false;
   private closed = false;
 
@@ -381,7 +392,7 @@ export class PostgresStore implements Store {
       const { rows } = await db.query<EnqueuedRow>({
         name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
         text: sql.ENQUEUE,
-        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast],
+        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast, this.peers],
       });
       if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
       return rows[0]!;
@@ -424,7 +435,7 @@ export class PostgresStore implements Store {
   ): Promise<RunRecord | null> {
     const key = request.idempotencyKey ?? null;
     const [row] = await this.query<
-      RunRow & { job_id_of_name: number; job_broadcast: boolean; notified: number }
+      RunRow & { job_id_of_name: number; job_broadcast: boolean; inserted: number }
     >('triggerRun', sql.TRIGGER_RUN, [
       name,
       request.params === null ? null : JSON.stringify(request.params),
@@ -434,6 +445,7 @@ export class PostgresStore implements Store {
       CHANNEL,
       this.origin,
       ...(audit ? auditValues(audit) : [null, null, null, null, null]),
+      this.peers,
     ]);
     if (!row) return null;
     if (row.job_broadcast) {
@@ -455,7 +467,7 @@ export class PostgresStore implements Store {
       return this.getRun(id!);
     }
     // Other nodes learn through the statement's NOTIFY.
-    if (row.notified > 0) this.emit([{ type: 'runs', group: row.group_name }]);
+    if (row.inserted > 0) this.emit([{ type: 'runs', group: row.group_name }]);
     if (row.id !== null) return runFromRow(row);
     // The key's run was committed by a concurrent request after this statement began.
     const [existing] = await this.query<RunRow>(
@@ -722,6 +734,12 @@ export class PostgresStore implements Store {
       JSON.stringify(node.partitions),
       node.clockSkewMs,
     ]);
+    this.peers = row!.alive > 1;
+    if (this.peers && !this.announced) {
+      // Tell nodes that found themselves alone to NOTIFY again.
+      this.announced = true;
+      await this.notify([{ type: 'leases' }]);
+    }
     return row!.alive;
   }
 
@@ -843,10 +861,14 @@ export class PostgresStore implements Store {
   private async notify(events: StoreEvent[]): Promise<void> {
     if (events.length === 0) return;
     this.emit(events);
+    if (!this.peers) return;
     // Best effort, and not awaited: the change is committed and this node's waiters already know;
     // a lost notification costs other nodes at most one backstop interval, never correctness.
     void this.pool
-      .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, events })])
+      .query('SELECT pg_notify($1, $2)', [
+        CHANNEL,
+        JSON.stringify({ origin: this.origin, schema: this.options.schema ?? null, events }),
+      ])
       .catch(() => undefined);
   }
 
@@ -868,8 +890,14 @@ export class PostgresStore implements Store {
       });
       client.on('notification', (message) => {
         if (!message.payload) return;
-        const { origin, events } = JSON.parse(message.payload) as { origin: string; events: StoreEvent[] };
+        const { origin, schema, events } = JSON.parse(message.payload) as {
+          origin: string;
+          schema?: string | null;
+          events: StoreEvent[];
+        };
         if (origin === this.origin) return;
+        // Another node of this cluster (same schema; the channel is shared by every schema).
+        if (schema !== undefined && schema === (this.options.schema ?? null)) this.peers = true;
         for (const event of events) this.events.emit('event', event);
       });
       client.on('error', () => {});

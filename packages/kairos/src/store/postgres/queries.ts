@@ -83,7 +83,8 @@ export const FIRE = `
  * such job. A broadcast job's runs are sharded in the same transaction, so with $6 false (one
  * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
  * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
- * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served.
+ * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
+ * node listens).
  */
 export const ENQUEUE = `
   WITH job AS (
@@ -106,7 +107,7 @@ export const ENQUEUE = `
   notified AS (
     SELECT pg_notify($4, json_build_object('origin', $5::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
-    FROM job WHERE $6 OR NOT broadcast)
+    FROM job WHERE ($6 OR NOT broadcast) AND $7::boolean)
   SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
     (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted,
     (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM existing) AS existing
@@ -120,7 +121,7 @@ export const ENQUEUE = `
  * trips before (read the job, insert, read the run back, audit in a commit of its own), on the path
  * of every API trigger. A broadcast job inserts nothing here (its runs are sharded in a transaction):
  * the row says `job_broadcast` and the run columns are null. No row: no such job.
- * $5 now, $6 channel, $7 origin.
+ * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers).
  */
 export const TRIGGER_RUN = `
   WITH job AS (
@@ -141,11 +142,12 @@ export const TRIGGER_RUN = `
   notified AS (
     SELECT pg_notify($6, json_build_object('origin', $7::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
-    FROM job WHERE NOT broadcast AND EXISTS (SELECT 1 FROM inserted)),
+    FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
   audited AS (
     INSERT INTO audit_log (at, actor, action, target, details)
     SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL)
   SELECT j.id AS job_id_of_name, j.broadcast AS job_broadcast, (SELECT count(*) FROM notified)::int AS notified,
+    (SELECT count(*) FROM inserted)::int AS inserted,
     ${RUN_COLUMNS}
   FROM job j LEFT JOIN (SELECT * FROM inserted UNION ALL SELECT * FROM existing) r ON true`;
 
