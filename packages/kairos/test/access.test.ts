@@ -9,7 +9,7 @@ import { ALLOWED, type Role } from '../src/server/auth.ts';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import type { Store } from '../src/store/store.ts';
-import { tempDir } from './helpers.ts';
+import { apiError, tempDir } from './helpers.ts';
 
 /**
  * Access control through the HTTP API of a real node, on SQLite and on PostgreSQL: the role of every route, for every
@@ -406,14 +406,19 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       const operator = new KairosClient({ url: node.url, token });
       await operator.createJob({ name: 'audited', handler: 'h', trigger: { kind: 'manual' } });
       await operator.pauseJob('audited');
+      // A trigger is audited in the write of its run; one that fails is not audited.
+      await operator.triggerJob('audited', { params: { n: 1 } });
+      await apiError(operator.triggerJob('audited-not', {}));
       await operator.deleteJob('audited');
       const { items } = await admin.listAudit({ limit: 50 });
       const mine = items.filter((e) => e.target === 'jobs:audited').map((e) => [e.actor, e.action]);
       expect(mine).toEqual([
         ['token:auditor', 'jobs.delete'],
+        ['token:auditor', 'jobs.trigger'],
         ['token:auditor', 'jobs.pause'],
         ['token:auditor', 'jobs.create'],
       ]);
+      expect(items.filter((e) => e.target === 'jobs:audited-not')).toEqual([]);
       expect(items.find((e) => e.target === 'tokens:auditor')).toMatchObject({
         actor: 'admin-token',
         action: 'tokens.create',

@@ -122,6 +122,21 @@ describe('jobs', () => {
       params: { to: 'all', extra: true },
       jobName: 'report',
     });
+    // Params given replace the job's; priority defaults to the job's; checked before anything is written.
+    expect(await admin.triggerJob('report', { params: { only: 1 } })).toMatchObject({
+      params: { only: 1 },
+      priority: 0,
+    });
+    expect(
+      await apiError(admin.triggerJob('report', { params: { blob: 'x'.repeat(70_000) } })),
+    ).toMatchObject({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+    expect(await apiError(admin.triggerJob('no-such-job', {}))).toMatchObject({
+      status: 404,
+      code: 'JOB_NOT_FOUND',
+    });
     const again = await admin.triggerJob('report', { idempotencyKey: 'once' });
     expect((await admin.triggerJob('report', { idempotencyKey: 'once' })).id).toBe(again.id);
     const batch = await admin.triggerJobBatch('report', [{}, {}, {}]);
@@ -135,8 +150,8 @@ describe('jobs', () => {
       limit: 50,
       cursor: runs.nextCursor!,
     });
-    // The five triggered above (a fire of the every-5-seconds schedule may have come meanwhile).
-    expect([...runs.items, ...rest.items].filter((r) => r.cause !== 'schedule')).toHaveLength(5);
+    // The six triggered above (a fire of the every-5-seconds schedule may have come meanwhile).
+    expect([...runs.items, ...rest.items].filter((r) => r.cause !== 'schedule')).toHaveLength(6);
     expect(await apiError(admin.listRuns({ cursor: 'zzz' }))).toMatchObject({ code: 'INVALID_CURSOR' });
 
     const cancelled = await admin.cancelRun(run.id);

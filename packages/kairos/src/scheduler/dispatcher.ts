@@ -61,13 +61,19 @@ export class Dispatcher {
       let wakeInMs: number | undefined;
       try {
         // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
-        const runs = await store.dispatchRuns(workerId, max, workerLeaseMs, clock.now(), random());
+        const now = clock.now();
+        const { runs, nextAvailableAt } = await store.dispatchForPoll(
+          workerId,
+          max,
+          workerLeaseMs,
+          now,
+          random(),
+        );
         if (runs.length > 0) return runs;
         // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
         // no event then, so the wait ends at the next of them, on whichever node made it; those
         // within the fire-ahead window go now to a poll that holds runs ahead.
-        const now = clock.now();
-        const next = (await store.nextAvailableAt(workerId, now)) ?? Number.POSITIVE_INFINITY;
+        const next = nextAvailableAt ?? Number.POSITIVE_INFINITY;
         if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
           const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now);
           if (held.length > 0) return held;

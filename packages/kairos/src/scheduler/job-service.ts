@@ -17,7 +17,8 @@ import {
   sameSchedule,
 } from '../core/job.ts';
 import { KairosError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
+import type { AuditEntry } from '../store/access.ts';
+import type { RunRecord, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 
 export const TRIGGER_BATCH_LIMIT = 1000;
@@ -95,6 +96,28 @@ export class JobService {
       idempotencyKey: request.idempotencyKey,
     }));
     return this.store.enqueueRuns(job.id, runs, this.clock.now());
+  }
+
+  /**
+   * One trigger, answered with its run, and `audit` committed with it: the request's params are
+   * checked here and the job's defaults applied by the store in the same write, so that the job is
+   * not read first; only params merged into the job's need the job read first.
+   */
+  async triggerOne(name: string, request: TriggerRequest, audit?: AuditEntry): Promise<RunRecord> {
+    let params: JsonObject | null = null;
+    if (request.params && request.mergeParams) {
+      params = checkParams(paramsOf((await this.get(name)).params, request), 'params');
+    } else if (request.params) {
+      params = checkParams(request.params, 'params');
+    }
+    const run = await this.store.triggerRun(
+      name,
+      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey },
+      this.clock.now(),
+      audit,
+    );
+    if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
+    return run;
   }
 
   /**

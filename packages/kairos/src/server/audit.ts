@@ -14,8 +14,9 @@ declare module 'fastify' {
  * Writes an audit entry for every successful change made through the API (jobs, runs, …), before
  * the answer leaves: who (the principal's actor), what (`jobs.pause`), on what (`jobs:tick`).
  * Users and tokens are audited by the store inside the same transaction as the change (their
- * routes set `config.auditedInStore`); job and run changes are audited in a second write right
- * after theirs (a crash between the two can lose that one entry, never the change).
+ * routes set `config.auditedInStore`), and so is a trigger (`POST /v1/jobs/:name/trigger`, the
+ * API's hot path: one statement on PostgreSQL); other job and run changes are audited in a second
+ * write right after theirs (a crash between the two can lose that one entry, never the change).
  * The worker protocol and logins are not audited: they are traffic, not changes of definitions.
  */
 export function installAudit(app: FastifyInstance, store: Store, clock: Clock): void {

@@ -107,6 +107,29 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       expect(await store.nextAvailableAt('nobody', F - 500)).toBeNull();
     });
 
+    it('a poll’s claim answers the next available instant when it takes nothing', async () => {
+      await firedAhead('a', [F, F + 1000]);
+      await firedAhead('other', [F - 200], { group: 'g2' });
+      await worker();
+      // Nothing ready before F: nothing claimed, and when the first run becomes available.
+      expect(await store.dispatchForPoll('w1', 10, LEASE, F - 500, 0)).toEqual({
+        runs: [],
+        nextAvailableAt: F,
+      });
+      // Ready at F: claimed as dispatchRuns would, and no instant.
+      const ready = await store.dispatchForPoll('w1', 10, LEASE, F, 0);
+      expect(ready).toMatchObject({ runs: [{ fireTime: F, attempt: 1 }], nextAvailableAt: null });
+      expect(await store.dispatchForPoll('w1', 10, LEASE, F, 0)).toEqual({
+        runs: [],
+        nextAvailableAt: F + 1000,
+      });
+      await store.dispatchAhead('w1', 1, F + 1000, LEASE, F);
+      expect(await store.dispatchForPoll('w1', 10, LEASE, F, 0)).toEqual({ runs: [], nextAvailableAt: null });
+      await expect(store.dispatchForPoll('nobody', 10, LEASE, F, 0)).rejects.toMatchObject({
+        code: 'WORKER_NOT_FOUND',
+      });
+    });
+
     it('passes over runs due now, runs with dispatch policies, limited groups and draining workers', async () => {
       await firedAhead('due', [F - 100]);
       await firedAhead('routed', [F], { routing: { strategy: 'round-robin' } });

@@ -238,6 +238,61 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         });
       });
 
+      it('triggers one run by job name: the job’s defaults, its key once, the audit entry with it', async () => {
+        const created = await store.createJob(
+          job('t', { trigger: { kind: 'manual' }, params: { a: 1 }, priority: 3 }),
+          null,
+          T0,
+        );
+        const events: unknown[] = [];
+        const unsubscribe = store.subscribe((e) => events.push(e));
+        const audit = (n: number) => ({
+          at: T0 + n,
+          actor: 'u',
+          action: 'jobs.trigger',
+          target: 'jobs:t',
+          details: {},
+        });
+        const byDefault = await store.triggerRun('t', { params: null, priority: null }, T0, audit(1));
+        expect(byDefault).toMatchObject({
+          jobId: created.id,
+          jobName: 't',
+          params: { a: 1 },
+          priority: 3,
+          status: 'queued',
+          attempt: 0,
+          cause: 'manual',
+        });
+        expect(events).toContainEqual({ type: 'runs', group: 'default' });
+        const given = await store.triggerRun(
+          't',
+          { params: { b: 2 }, priority: 7, idempotencyKey: 'k' },
+          T0 + 1,
+          audit(2),
+        );
+        expect(given).toMatchObject({ params: { b: 2 }, priority: 7 });
+        expect(await store.getRun(given!.id)).toEqual(given);
+        events.length = 0;
+        // The key's earlier run, nothing queued, no event; the call is audited all the same.
+        const again = await store.triggerRun(
+          't',
+          { params: { c: 3 }, priority: null, idempotencyKey: 'k' },
+          T0 + 2,
+          audit(3),
+        );
+        expect(again).toEqual(given);
+        expect(events).toEqual([]);
+        unsubscribe();
+        expect(await store.listRuns({ jobId: created.id, limit: 10 })).toHaveLength(2);
+        expect((await store.listAudit({ limit: 10 })).map((e) => e.at)).toEqual([T0 + 3, T0 + 2, T0 + 1]);
+        // No such job: null, and nothing written.
+        expect(await store.triggerRun('nope', { params: null, priority: null }, T0, audit(4))).toBeNull();
+        expect(await store.listAudit({ limit: 10 })).toHaveLength(3);
+        // Without an audit entry.
+        await store.triggerRun('t', { params: null, priority: null }, T0 + 5);
+        expect(await store.listAudit({ limit: 10 })).toHaveLength(3);
+      });
+
       it('claims by priority then age, only for the worker group and handlers, and only when available', async () => {
         const created = await store.createJob(job('m', { trigger: { kind: 'manual' } }), null, T0);
         const other = await store.createJob(
@@ -794,6 +849,28 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
           [1, 2, 'w2', { n: 1 }],
         ]);
         expect(runs.find((r) => r.shard?.index === 0)?.id).toBe(run);
+      });
+
+      it('broadcast: a trigger by name is sharded the same way and answers the first shard', async () => {
+        const b = await routedJob('named-bc', { routing: { strategy: 'broadcast' }, params: { d: 1 } });
+        for (const id of ['w2', 'w1']) await worker(id);
+        const run = await store.triggerRun('named-bc', { params: null, priority: null }, T0, {
+          at: T0,
+          actor: 'u',
+          action: 'jobs.trigger',
+          target: 'jobs:named-bc',
+          details: {},
+        });
+        const runs = await store.listRuns({ jobId: b.id, limit: 10 });
+        expect(runs.map((r) => [r.shard?.index, r.assignedWorkerId, r.params]).sort()).toEqual([
+          [0, 'w1', { d: 1 }],
+          [1, 'w2', { d: 1 }],
+        ]);
+        expect(run).toMatchObject({
+          id: runs.find((r) => r.shard?.index === 0)?.id,
+          shard: { index: 0, total: 2 },
+        });
+        expect(await store.listAudit({ limit: 10 })).toHaveLength(1);
       });
 
       it('broadcast without live workers: one shard, for the first worker that comes', async () => {

@@ -97,6 +97,20 @@ export interface Store {
    * idempotency key was used before returns the earlier run instead of a new one.
    */
   enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
+  /**
+   * Queues one run of the job named `name` (manual or API trigger) and answers it, in one write: the
+   * job read by name, its defaults applied (`params` or `priority` null take the job's), the run
+   * queued or, when its idempotency key was used before, the earlier run returned, and `audit`
+   * committed with it. Null when no job has that name (nothing written). The trigger route's path:
+   * one round trip to PostgreSQL where reading the job, inserting, reading the run back and auditing
+   * took four.
+   */
+  triggerRun(
+    name: string,
+    request: TriggerRunRequest,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<RunRecord | null>;
   getRun(id: number): Promise<RunRecord | null>;
   getAttempts(runId: number): Promise<AttemptRecord[]>;
   /** Runs newest first; `before` is the last id of the previous page. */
@@ -277,6 +291,18 @@ export interface Store {
     now: number,
     random: number,
   ): Promise<ClaimedRun[]>;
+  /**
+   * A long poll's claim: {@link dispatchRuns}, and when it takes nothing, {@link nextAvailableAt}
+   * at the same `now` (null: none waiting), which the poll needs before it waits. PostgreSQL answers
+   * both in the claim's statement; every poll that finds nothing ready saves a round trip.
+   */
+  dispatchForPoll(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<PollDispatch>;
   /**
    * Fire ahead: claims for a worker up to `max` queued runs that become available after `now` and
    * at or before `until`, soonest first, for the worker to hold and start at their instant. Each
@@ -473,6 +499,19 @@ export interface FireResult {
   groups: string[];
   /** Ledger rows written (Schedules), for metrics. */
   skipped?: SkipWritten[];
+}
+
+/** What {@link Store.dispatchForPoll} answers: `nextAvailableAt` is null when runs were claimed. */
+export interface PollDispatch {
+  runs: ClaimedRun[];
+  nextAvailableAt: number | null;
+}
+
+/** One run of {@link Store.triggerRun}: null `params` or `priority` take the job's. */
+export interface TriggerRunRequest {
+  params: JsonObject | null;
+  priority: number | null;
+  idempotencyKey?: string | undefined;
 }
 
 export interface EnqueueRequest {

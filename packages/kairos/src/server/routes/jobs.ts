@@ -2,6 +2,7 @@ import type { JobPatch, JobSpec, TriggerRequest } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { describeJob } from '../../core/job.ts';
+import { describeChange } from '../audit.ts';
 import type { NodeContext } from '../context.ts';
 import {
   JobPatchSchema,
@@ -16,7 +17,7 @@ import { runView } from '../views.ts';
 type NameParams = Static<typeof NameParam>;
 
 export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
-  const { jobs, store, metrics } = ctx;
+  const { jobs, store, metrics, clock } = ctx;
   const read = { onRequest: ctx.requireRole('viewer') };
   const write = { onRequest: ctx.requireRole('operator') };
 
@@ -83,12 +84,22 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams; Body: TriggerRequest | undefined }>(
     '/v1/jobs/:name/trigger',
-    { ...write, schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema } },
+    {
+      ...write,
+      // The run, its job's defaults and the audit entry in one write (Store.triggerRun).
+      config: { auditedInStore: true },
+      schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema },
+    },
     async (request, reply) => {
-      const [id] = await jobs.trigger(request.params.name, [request.body ?? {}]);
+      const audit = {
+        at: clock.now(),
+        actor: request.principal?.actor ?? 'anonymous',
+        ...describeChange(request, '/v1/jobs/:name/trigger'),
+      };
+      const run = await jobs.triggerOne(request.params.name, request.body ?? {}, audit);
       metrics.runsCreated.inc({ cause: 'manual' });
       reply.status(201);
-      return runView((await store.getRun(id!))!);
+      return runView(run);
     },
   );
 

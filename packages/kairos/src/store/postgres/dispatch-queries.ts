@@ -203,7 +203,10 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * long-poll path runs on every wake-up. The window is read without locks, and each of its jobs'
  * policies once; then the claimable runs of those jobs are read again from the top of the index and
  * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
- * lock is a write, and a poll of 200 locked 800. $1 worker, $2 now, $3 lease ms, $4 max, $5 window.
+ * lock is a write, and a poll of 200 locked 800. With $6, a claim that takes nothing also answers
+ * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
+ * there were two on every poll that finds nothing ready (runs_ahead, one index probe).
+ * $1 worker, $2 now, $3 lease ms, $4 max, $5 window, $6 answer next_at.
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
@@ -244,4 +247,8 @@ export const DISPATCH_FAST = `
         'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
         'job_name', j.name, 'task', j.task::text) ORDER BY c.priority DESC, c.available_at, c.id)
-      FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed`;
+      FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed,
+    CASE WHEN $6::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
+      SELECT min(available_at) FROM runs
+      WHERE status = 'queued' AND group_name = (SELECT group_name FROM w) AND available_at > $2::bigint)
+    END AS next_at`;

@@ -122,3 +122,90 @@ describe('PostgreSQL store: connections ended by the server', () => {
     }
   });
 });
+
+// NOTIFY holds PostgreSQL's cluster-wide notify lock until the commit's WAL flush: a node that its
+// heartbeat found alone sends none, and sends them again once another node announces itself.
+describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const node = (id: string) => ({
+    id,
+    address: '',
+    version: 't',
+    startedAt: T0,
+    partitions: [],
+    clockSkewMs: 0,
+  });
+  let schema: string;
+  let stores: PostgresStore[];
+  let listener: pg.Client;
+  let sender: pg.Client;
+  let heard: string[];
+
+  async function open(): Promise<PostgresStore> {
+    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    stores.push(store);
+    await store.migrate();
+    return store;
+  }
+
+  /** The payloads of this test's group heard on the channel, up to a marker sent now (delivery is in commit order). */
+  async function heardSoFar(group: string): Promise<string[]> {
+    const marker = `marker-${schema}-${heard.length}-${Math.random()}`;
+    const arrived = new Promise<void>((resolve) => {
+      const onMessage = (message: pg.Notification) => {
+        if (message.payload !== marker) return;
+        listener.off('notification', onMessage);
+        resolve();
+      };
+      listener.on('notification', onMessage);
+    });
+    // On a channel of its own (the stores read every payload of theirs); one queue keeps the order.
+    await sender.query('SELECT pg_notify($1, $2)', ['kairos_test_marker', marker]);
+    await arrived;
+    return heard.filter((p) => p.includes(group));
+  }
+
+  beforeEach(async () => {
+    schema = testSchema();
+    stores = [];
+    heard = [];
+    listener = new pg.Client({ connectionString: testDatabaseUrl() });
+    sender = new pg.Client({ connectionString: testDatabaseUrl() });
+    await Promise.all([listener.connect(), sender.connect()]);
+    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    await listener.query('LISTEN kairos_events');
+    await listener.query('LISTEN kairos_test_marker');
+  });
+  afterEach(async () => {
+    await Promise.all([listener.end(), sender.end()]);
+    for (const store of stores) await store.close();
+  });
+
+  it('a node alone triggers without NOTIFY; a node that joins makes it NOTIFY again', async () => {
+    const group = `g_${schema}`;
+    const a = await open();
+    await a.createJob(compileJob({ name: 'j', group, handler: 'h', trigger: { kind: 'manual' } }), null, T0);
+    expect(await a.heartbeatNode(node('a'), 60_000, T0)).toBe(1);
+    const local: unknown[] = [];
+    a.subscribe((event) => local.push(event));
+    await a.triggerRun('j', { params: null, priority: null }, T0);
+    await a.enqueueRuns((await a.getJob('j'))!.id, [{ params: {}, priority: 0 }], T0);
+    // This node's own waiters still hear of the runs.
+    expect(local).toEqual([
+      { type: 'runs', group },
+      { type: 'runs', group },
+    ]);
+    expect(await heardSoFar(group)).toEqual([]);
+
+    const b = await open();
+    const announced = new Promise<void>((resolve) =>
+      a.subscribe((event) => {
+        if (event.type === 'leases') resolve();
+      }),
+    );
+    expect(await b.heartbeatNode(node('b'), 60_000, T0)).toBe(2);
+    await announced;
+    await a.triggerRun('j', { params: null, priority: null }, T0);
+    expect(await heardSoFar(group)).toHaveLength(1);
+  });
+});

@@ -103,6 +103,7 @@ import {
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type PollDispatch,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -112,6 +113,7 @@ import {
   type SkipWritten,
   type Store,
   type StoreEvent,
+  type TriggerRunRequest,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -177,6 +179,17 @@ export class PostgresStore implements Store {
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
+  /**
+   * Whether another node may be listening: false once this node's heartbeat found it alone, true
+   * again at a heartbeat that counts another node or at a notification from one of its schema (a
+   * node announces itself when its first heartbeat finds others). Events are NOTIFYed only then: a commit that
+   * sends a NOTIFY takes PostgreSQL's one notify lock, for the whole cluster, and holds it until
+   * its WAL flush, so every NOTIFYing commit, of any database on the server, waits for the one
+   * before it. A node alone skips that on each trigger. A node that joins may miss events until
+   * the others hear of it, which costs its polls at most one backstop interval, never a run.
+   */
+  private peers = true;
+  private announced = false;
   private listening = false;
   private closed = false;
 
@@ -382,7 +395,7 @@ export class PostgresStore implements Store {
       const { rows } = await db.query<EnqueuedRow>({
         name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
         text: sql.ENQUEUE,
-        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast],
+        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast, this.peers],
       });
       if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
       return rows[0]!;
@@ -415,6 +428,57 @@ export class PostgresStore implements Store {
     // Other nodes learn through the statement's NOTIFY.
     this.emit([{ type: 'runs', group: row.group_name }]);
     return input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!));
+  }
+
+  async triggerRun(
+    name: string,
+    request: TriggerRunRequest,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<RunRecord | null> {
+    const key = request.idempotencyKey ?? null;
+    const [row] = await this.query<
+      RunRow & { job_id_of_name: number; job_broadcast: boolean; inserted: number }
+    >('triggerRun', sql.TRIGGER_RUN, [
+      name,
+      request.params === null ? null : JSON.stringify(request.params),
+      request.priority,
+      key,
+      now,
+      CHANNEL,
+      this.origin,
+      ...(audit ? auditValues(audit) : [null, null, null, null, null]),
+      this.peers,
+    ]);
+    if (!row) return null;
+    if (row.job_broadcast) {
+      // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
+      const job = await this.getJob(name);
+      if (!job) return null;
+      const [id] = await this.enqueueRuns(
+        job.id,
+        [
+          {
+            params: request.params ?? job.params,
+            priority: request.priority ?? job.priority,
+            idempotencyKey: key ?? undefined,
+          },
+        ],
+        now,
+      );
+      if (audit) await this.appendAudit(audit);
+      return this.getRun(id!);
+    }
+    // Other nodes learn through the statement's NOTIFY.
+    if (row.inserted > 0) this.emit([{ type: 'runs', group: row.group_name }]);
+    if (row.id !== null) return runFromRow(row);
+    // The key's run was committed by a concurrent request after this statement began.
+    const [existing] = await this.query<RunRow>(
+      'triggerRun',
+      `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.job_id = $1 AND r.idempotency_key = $2`,
+      [row.job_id_of_name, key],
+    );
+    return existing ? runFromRow(existing) : null;
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -673,6 +737,12 @@ export class PostgresStore implements Store {
       JSON.stringify(node.partitions),
       node.clockSkewMs,
     ]);
+    this.peers = row!.alive > 1;
+    if (this.peers && !this.announced) {
+      // Tell nodes that found themselves alone to NOTIFY again.
+      this.announced = true;
+      await this.notify([{ type: 'leases' }]);
+    }
     return row!.alive;
   }
 
@@ -794,10 +864,14 @@ export class PostgresStore implements Store {
   private async notify(events: StoreEvent[]): Promise<void> {
     if (events.length === 0) return;
     this.emit(events);
+    if (!this.peers) return;
     // Best effort, and not awaited: the change is committed and this node's waiters already know;
     // a lost notification costs other nodes at most one backstop interval, never correctness.
     void this.pool
-      .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, events })])
+      .query('SELECT pg_notify($1, $2)', [
+        CHANNEL,
+        JSON.stringify({ origin: this.origin, schema: this.options.schema ?? null, events }),
+      ])
       .catch(() => undefined);
   }
 
@@ -819,8 +893,14 @@ export class PostgresStore implements Store {
       });
       client.on('notification', (message) => {
         if (!message.payload) return;
-        const { origin, events } = JSON.parse(message.payload) as { origin: string; events: StoreEvent[] };
+        const { origin, schema, events } = JSON.parse(message.payload) as {
+          origin: string;
+          schema?: string | null;
+          events: StoreEvent[];
+        };
         if (origin === this.origin) return;
+        // Another node of this cluster (same schema; the channel is shared by every schema).
+        if (schema !== undefined && schema === (this.options.schema ?? null)) this.peers = true;
         for (const event of events) this.events.emit('event', event);
       });
       client.on('error', () => {});
@@ -1116,25 +1196,56 @@ export class PostgresStore implements Store {
     now: number,
     random: number,
   ): Promise<ClaimedRun[]> {
+    return (await this.dispatch(workerId, max, leaseMs, now, random, false)).runs;
+  }
+
+  async dispatchForPoll(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<PollDispatch> {
+    const out = await this.dispatch(workerId, max, leaseMs, now, random, true);
+    if (out.runs.length > 0 || out.nextAvailableAt !== undefined) {
+      return { runs: out.runs, nextAvailableAt: out.nextAvailableAt ?? null };
+    }
+    // The planner's path (routing, selectors, limits) took nothing: ask apart.
+    return { runs: [], nextAvailableAt: await this.nextAvailableAt(workerId, now) };
+  }
+
+  /** dispatchRuns; with `next`, a fast-path claim that takes nothing also answers nextAvailableAt. */
+  private async dispatch(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+    next: boolean,
+  ): Promise<{ runs: ClaimedRun[]; nextAvailableAt?: number | null }> {
     const [fast] = await this.query<{
       worker_status: string | null;
       simple: boolean | null;
       picked: number;
       claimed: string;
-    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, leaseMs, max, dispatchWindow(max)]);
+      next_at: number | null;
+    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, leaseMs, max, dispatchWindow(max), next]);
     const status = fast?.worker_status ?? null;
     if (status !== 'active' && status !== 'draining') {
       throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
     }
-    if (status === 'draining' || fast!.picked === 0) return [];
+    const nextAvailableAt = next ? fast!.next_at : undefined;
+    if (status === 'draining' || fast!.picked === 0) return { runs: [], nextAvailableAt };
     if (fast!.simple) {
-      return (JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>).map(
-        (row) =>
-          claimedFromRow(row, {
-            jobName: row.job_name,
-            task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
-          }),
+      const runs = (
+        JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>
+      ).map((row) =>
+        claimedFromRow(row, {
+          jobName: row.job_name,
+          task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
+        }),
       );
+      return { runs, nextAvailableAt: runs.length > 0 ? null : nextAvailableAt };
     }
     // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
     const out = await this.transaction('dispatchRuns', async (client) => {
@@ -1246,7 +1357,7 @@ export class PostgresStore implements Store {
       throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
     // Runs were assigned to other workers: wake their polls, on every node.
     if (out.wake) await this.notify([{ type: 'runs', group: out.group }]);
-    return out.claimed;
+    return { runs: out.claimed };
   }
 
   async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {

@@ -83,7 +83,8 @@ export const FIRE = `
  * such job. A broadcast job's runs are sharded in the same transaction, so with $6 false (one
  * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
  * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
- * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served.
+ * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
+ * node listens).
  */
 export const ENQUEUE = `
   WITH job AS (
@@ -106,11 +107,49 @@ export const ENQUEUE = `
   notified AS (
     SELECT pg_notify($4, json_build_object('origin', $5::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
-    FROM job WHERE $6 OR NOT broadcast)
+    FROM job WHERE ($6 OR NOT broadcast) AND $7::boolean)
   SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
     (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted,
     (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM existing) AS existing
   FROM job`;
+
+/**
+ * One manual trigger of the job named $1 in one statement and one commit: the job read by name, its
+ * defaults applied ($2 params, $3 priority: null takes the job's), the run inserted or, when its
+ * idempotency key $4 was used before, that run returned; other nodes told (NOTIFY, delivered at
+ * commit); the audit entry ($8..$12, none when $8 is null) written in the same commit. Four round
+ * trips before (read the job, insert, read the run back, audit in a commit of its own), on the path
+ * of every API trigger. A broadcast job inserts nothing here (its runs are sharded in a transaction):
+ * the row says `job_broadcast` and the run columns are null. No row: no such job.
+ * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers).
+ */
+export const TRIGGER_RUN = `
+  WITH job AS (
+    SELECT id, name, group_name, handler, params, priority, retry, timeout_ms,
+      coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
+    FROM jobs WHERE name = $1),
+  inserted AS (
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+      retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', $4::text, coalesce($2::jsonb, j.params), coalesce($3::int, j.priority),
+      'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint, $5::bigint
+    FROM job j WHERE NOT j.broadcast
+    ON CONFLICT DO NOTHING
+    RETURNING *),
+  existing AS (
+    SELECT r.* FROM runs r, job j
+    WHERE $4::text IS NOT NULL AND NOT j.broadcast AND r.job_id = j.id AND r.idempotency_key = $4::text),
+  notified AS (
+    SELECT pg_notify($6, json_build_object('origin', $7::text,
+      'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
+    FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
+  audited AS (
+    INSERT INTO audit_log (at, actor, action, target, details)
+    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL)
+  SELECT j.id AS job_id_of_name, j.broadcast AS job_broadcast, (SELECT count(*) FROM notified)::int AS notified,
+    (SELECT count(*) FROM inserted)::int AS inserted,
+    ${RUN_COLUMNS}
+  FROM job j LEFT JOIN (SELECT * FROM inserted UNION ALL SELECT * FROM existing) r ON true`;
 
 /**
  * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created

@@ -99,6 +99,7 @@ import {
   type NodeHeartbeat,
   type NodeRecord,
   type Partitions,
+  type PollDispatch,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -107,6 +108,7 @@ import {
   type SkippedRecord,
   type Store,
   type StoreEvent,
+  type TriggerRunRequest,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -382,6 +384,55 @@ export class SqliteStore implements Store {
     );
     this.emit({ type: 'runs', group });
     return ids;
+  }
+
+  async triggerRun(
+    name: string,
+    request: TriggerRunRequest,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<RunRecord | null> {
+    const out = this.run('triggerRun', () =>
+      this.db
+        .transaction(() => {
+          const job = this.sql('SELECT id, group_name, params, priority FROM jobs WHERE name = ?').get(
+            name,
+          ) as { id: number; group_name: string; params: string; priority: number } | undefined;
+          if (!job) return null;
+          const key = request.idempotencyKey ?? null;
+          const inserted = this.sql(
+            `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+               retry, timeout_ms, created_at, available_at)
+             SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
+               timeout_ms, ?, ?
+             FROM jobs WHERE id = ?
+             ON CONFLICT DO NOTHING RETURNING id`,
+          ).get(
+            key,
+            request.params === null ? job.params : JSON.stringify(request.params),
+            request.priority ?? job.priority,
+            now,
+            now,
+            job.id,
+          ) as { id: number } | undefined;
+          const id =
+            inserted?.id ??
+            (
+              this.sql('SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?').get(job.id, key) as {
+                id: number;
+              }
+            ).id;
+          if (inserted) this.shardNewRuns([job.id], now);
+          this.audit(audit);
+          const row = this.sql(
+            `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`,
+          ).get(id) as RunRow;
+          return { run: runFromRow(row), group: inserted ? job.group_name : null };
+        })
+        .immediate(),
+    );
+    if (out?.group) this.emit({ type: 'runs', group: out.group });
+    return out?.run ?? null;
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -1651,6 +1702,18 @@ export class SqliteStore implements Store {
         })
         .immediate(),
     );
+  }
+
+  async dispatchForPoll(
+    workerId: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+    random: number,
+  ): Promise<PollDispatch> {
+    // In process, two statements cost no more than one.
+    const runs = await this.dispatchRuns(workerId, max, leaseMs, now, random);
+    return { runs, nextAvailableAt: runs.length > 0 ? null : await this.nextAvailableAt(workerId, now) };
   }
 
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
