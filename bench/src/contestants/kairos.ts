@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KairosClient } from '@kairos/client';
+import { nodeTransport } from '@kairos/client/node';
 import { Worker } from '@kairos/worker';
 import type { Contestant } from '../contestant.ts';
 import { createDatabase } from '../pg.ts';
@@ -137,7 +138,12 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
     },
 
     async connect(env) {
-      const client = new KairosClient({ url: env.KAIROS_URL!, token: ADMIN_TOKEN });
+      // The client's Node.js transport, as docs/workers.md recommends for producers in Node.js.
+      const client = new KairosClient({
+        url: env.KAIROS_URL!,
+        token: ADMIN_TOKEN,
+        transport: nodeTransport(),
+      });
       return {
         async enqueueBulk(queue, payloads) {
           await client.triggerJobBatch(

@@ -1,5 +1,5 @@
 import { KairosApiError, KairosClient } from '@kairos/client';
-import { nodeTransport } from './http-transport.ts';
+import { nodeTransport } from '@kairos/client/node';
 import { errorField, type WorkerLogger } from './logger.ts';
 
 /**

@@ -1,11 +1,15 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Transport } from '@kairos/client';
+import type { Transport } from './client.ts';
 
 /**
- * The worker's requests to its nodes over `node:http(s)` with kept-alive connections: a worker
- * sends several requests per batch of runs, and `fetch` costs it several times more CPU per request
- * (web streams, an AbortSignal per request and per time limit).
+ * Requests over `node:http(s)` with kept-alive connections, for Node.js (`@kairos/client/node`):
+ * `fetch` costs several times more CPU per request (web streams, an AbortSignal per request and per
+ * time limit), which a worker or a busy producer pays on every call.
+ *
+ * ```ts
+ * const kairos = new KairosClient({ url, token, transport: nodeTransport() });
+ * ```
  */
 export function nodeTransport(): Transport {
   const http = new HttpAgent({ keepAlive: true });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeTransport } from './http-transport.ts';
+import { nodeTransport } from './node.ts';
 
 let server: Server;
 let url: string;
