@@ -17,6 +17,18 @@ export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'a
   AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL)`;
 
 /**
+ * A run of a job triggered by hand or through the API, with the job's group, handler, retry and time
+ * limit: (idempotency key, params JSON, priority, created at, available at, job id). A repeated
+ * idempotency key inserts nothing and returns no row.
+ */
+export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority,
+    status, max_attempts, retry, timeout_ms, created_at, available_at)
+  SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
+    timeout_ms, ?, ?
+  FROM jobs WHERE id = ?
+  ON CONFLICT DO NOTHING RETURNING id`;
+
+/**
  * The first `max` runs ready for the worker, each with whether its job dispatches plainly. INDEXED BY:
  * otherwise the planner may take runs_ahead and sort every ready run of the group for each claim.
  */

@@ -360,14 +360,7 @@ export class SqliteStore implements Store {
             | { group_name: string; retry: string }
             | undefined;
           if (!job) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-          const insert = this.sql(
-            `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-               retry, timeout_ms, created_at, available_at)
-             SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
-               timeout_ms, ?, ?
-             FROM jobs WHERE id = ?
-             ON CONFLICT DO NOTHING RETURNING id`,
-          );
+          const insert = this.sql(hot.INSERT_MANUAL_RUN);
           const existing = this.sql('SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?');
           const out: number[] = [];
           for (const request of requests) {
@@ -400,14 +393,7 @@ export class SqliteStore implements Store {
           ) as { id: number; group_name: string; params: string; priority: number } | undefined;
           if (!job) return null;
           const key = request.idempotencyKey ?? null;
-          const inserted = this.sql(
-            `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-               retry, timeout_ms, created_at, available_at)
-             SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
-               timeout_ms, ?, ?
-             FROM jobs WHERE id = ?
-             ON CONFLICT DO NOTHING RETURNING id`,
-          ).get(
+          const inserted = this.sql(hot.INSERT_MANUAL_RUN).get(
             key,
             request.params === null ? job.params : JSON.stringify(request.params),
             request.priority ?? job.priority,
