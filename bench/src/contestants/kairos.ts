@@ -87,6 +87,7 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
       'worker slots per process': slots(),
       'bulk API': 'POST /v1/jobs/:name/trigger-batch, 1,000 runs per request',
       'single API': 'POST /v1/jobs/:name/trigger',
+      client: 'KairosClient with the Node.js transport (@kairos/client/node: kept-alive node:http)',
       'node timings': 'defaults (long poll 30 s, heartbeat 1 s)',
     },
     schedules: {
