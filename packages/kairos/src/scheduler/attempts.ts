@@ -8,9 +8,10 @@ export interface ReportResult extends AttemptRef {
 }
 
 /**
- * Ends attempts: reads the runs still running with those attempt numbers, decides each end in the
- * pure core, and writes the decisions fenced by (run, attempt). A report whose attempt is not the
- * run's current running attempt (a retry, a timeout or a cancel came first) changes nothing.
+ * Ends attempts: decides each end in the pure core (a failure after reading its run's retry policy,
+ * a success from the report alone) and writes the decisions fenced by (run, attempt, status). A
+ * report whose attempt is not the run's current running attempt (a retry, a timeout or a cancel
+ * came first) changes nothing.
  */
 export class AttemptEnder {
   constructor(
