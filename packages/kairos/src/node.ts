@@ -40,7 +40,7 @@ export interface NodeDependencies {
 /** Starts a node: migrates the store, starts the loops, then listens. */
 export async function startNode(config: KairosConfig, deps: NodeDependencies = {}): Promise<KairosNode> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? openStore(config.database);
+  const store = deps.store ?? openStore(config.database, { partitionLeaseMs: config.partitionLeaseMs });
   await store.migrate();
   // In cluster mode every node judges time by the database's clock (SQLite's is this machine's).
   const storeClock = store.dialect === 'postgres' && !deps.clock ? new StoreClock(store) : undefined;

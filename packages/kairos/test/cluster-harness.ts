@@ -86,7 +86,11 @@ export class Cluster {
   }
 
   async stopAll(): Promise<void> {
-    for (const name of [...this.nodes.keys()]) await this.signal(name, 'SIGTERM');
+    for (const [name, node] of [...this.nodes]) {
+      // A node a failed test left stopped would hold SIGTERM pending forever.
+      node.child.process.kill('SIGCONT');
+      await this.signal(name, 'SIGTERM');
+    }
   }
 
   private isUp(id: string): boolean {

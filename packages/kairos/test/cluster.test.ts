@@ -80,18 +80,25 @@ describe('a cluster of three nodes on PostgreSQL', () => {
     const paused = cluster.nodes.get(victim)!;
     paused.child.process.kill('SIGSTOP');
     // The others take its partitions once its lease expires.
-    await waitFor(
-      async () => {
-        const infos = await cluster.clusterNodes(victim);
-        const others = infos
-          .filter((n) => n.id !== paused.id && n.status === 'alive')
-          .flatMap((n) => n.partitions);
-        return new Set(others).size === 16 || undefined;
-      },
-      PARTITION_LEASE_MS + 1000 + SLACK_MS + 5000,
-      'the other nodes to take over',
-    );
-    paused.child.process.kill('SIGCONT');
+    let seen: unknown;
+    try {
+      await waitFor(
+        async () => {
+          const infos = await cluster.clusterNodes(victim);
+          seen = infos.map(({ id, status, partitions }) => ({ id, status, partitions }));
+          const others = infos
+            .filter((n) => n.id !== paused.id && n.status === 'alive')
+            .flatMap((n) => n.partitions);
+          return new Set(others).size === 16 || undefined;
+        },
+        PARTITION_LEASE_MS + 1000 + SLACK_MS + 5000,
+        'the other nodes to take over',
+      );
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; the nodes last seen: ${JSON.stringify(seen)}`);
+    } finally {
+      paused.child.process.kill('SIGCONT');
+    }
     await waitFor(
       async () => (paused.child.output().includes('partition leases lost') ? true : undefined),
       10_000,

@@ -5,15 +5,20 @@ import type { Store } from './store.ts';
 
 /**
  * Opens the store a database setting names: `sqlite:<path>` (embedded) or `postgres://…` (cluster).
- * A `schema` query parameter on a PostgreSQL URL keeps Kairos in a schema of its own.
+ * A `schema` query parameter on a PostgreSQL URL keeps Kairos in a schema of its own. A PostgreSQL
+ * session idle inside a transaction for longer than the partition lease is ended by the server.
  */
-export function openStore(database: string): Store {
+export function openStore(database: string, options: { partitionLeaseMs?: number } = {}): Store {
   if (database.startsWith('sqlite:')) return new SqliteStore(database.slice('sqlite:'.length));
   if (/^postgres(ql)?:\/\//.test(database)) {
     const url = new URL(database);
     const schema = url.searchParams.get('schema') ?? undefined;
     url.searchParams.delete('schema');
-    return new PostgresStore({ connectionString: url.toString(), schema });
+    return new PostgresStore({
+      connectionString: url.toString(),
+      schema,
+      idleInTransactionTimeoutMs: options.partitionLeaseMs,
+    });
   }
   throw new KairosError(
     'VALIDATION_FAILED',

@@ -123,6 +123,79 @@ describe('PostgreSQL store: connections ended by the server', () => {
   });
 });
 
+// A node frozen inside a fire's transaction (SIGSTOP, a paused VM) holds its partition leases FOR
+// SHARE: the others must neither wait for it (their own firing would stop) nor wait forever.
+describe('PostgreSQL store: a node frozen inside a transaction', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const names = ['trigger/0', 'trigger/1', 'trigger/2'];
+  let schema: string;
+  let stores: PostgresStore[];
+
+  async function open(idleInTransactionTimeoutMs?: number): Promise<PostgresStore> {
+    const store = new PostgresStore({
+      connectionString: testDatabaseUrl(),
+      schema,
+      idleInTransactionTimeoutMs,
+    });
+    stores.push(store);
+    await store.migrate();
+    return store;
+  }
+
+  /** Begins a transaction on `client` that holds `name` as a fire does, and leaves it open. */
+  async function holdAsAFire(client: pg.ClientBase, name: string): Promise<void> {
+    await client.query('BEGIN');
+    await client.query(`SELECT name FROM "${schema}".leases WHERE name = $1 FOR SHARE`, [name]);
+  }
+
+  beforeEach(() => {
+    schema = testSchema();
+    stores = [];
+  });
+  afterEach(async () => {
+    for (const store of stores) await store.close();
+  });
+
+  it('an expired lease still locked by a fire is skipped, not waited for, and taken once the fire ends', async () => {
+    const frozen = await open();
+    const survivor = await open();
+    expect(await frozen.acquireLeases(names, 'frozen', 1000, T0)).toHaveLength(3);
+    const holder = new pg.Client({ connectionString: testDatabaseUrl() });
+    await holder.connect();
+    try {
+      await holdAsAFire(holder, 'trigger/1');
+      const taken = await survivor.acquireLeases(names, 'survivor', 1000, T0 + 2000);
+      expect(taken.map((l) => [l.name, l.owner, l.epoch])).toEqual([
+        ['trigger/0', 'survivor', 2],
+        ['trigger/2', 'survivor', 2],
+      ]);
+      await holder.query('ROLLBACK');
+      const later = await survivor.acquireLeases(['trigger/1'], 'survivor', 1000, T0 + 3000);
+      expect(later.map((l) => [l.name, l.owner, l.epoch])).toEqual([['trigger/1', 'survivor', 2]]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it("the server ends a store session idle inside a transaction, and with it the session's locks", async () => {
+    const frozen = await open(300);
+    const survivor = await open();
+    expect(await frozen.acquireLeases(names, 'frozen', 1000, T0)).toHaveLength(3);
+    // One of the frozen store's own pooled sessions, stopped between two statements of a fire.
+    const client = await (frozen as unknown as { pool: pg.Pool }).pool.connect();
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    try {
+      await holdAsAFire(client, 'trigger/1');
+      expect((await survivor.acquireLeases(['trigger/1'], 'survivor', 1000, T0 + 2000)).length).toBe(0);
+      await ended;
+      const taken = await survivor.acquireLeases(['trigger/1'], 'survivor', 1000, T0 + 2000);
+      expect(taken.map((l) => [l.name, l.owner])).toEqual([['trigger/1', 'survivor']]);
+    } finally {
+      client.release(true);
+    }
+  });
+});
+
 // NOTIFY holds PostgreSQL's cluster-wide notify lock until the commit's WAL flush: a node that its
 // heartbeat found alone sends none, and sends them again once another node announces itself.
 describe('PostgreSQL store: NOTIFY only when another node may listen', () => {

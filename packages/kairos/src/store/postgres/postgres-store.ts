@@ -162,6 +162,13 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Pool size. Default 10. */
   poolSize?: number;
+  /**
+   * PostgreSQL ends a session of this node that sits idle inside a transaction for longer, releasing
+   * its locks (`idle_in_transaction_session_timeout`): a node frozen mid-fire (a stopped process, a
+   * paused VM) must not hold its partition leases locked. The node passes its partition lease.
+   * Default 5,000 ms; 0 turns it off.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 const CHANNEL = 'kairos_events';
@@ -194,10 +201,15 @@ export class PostgresStore implements Store {
   private closed = false;
 
   constructor(private readonly options: PostgresStoreOptions) {
+    const idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
+    const settings = [
+      ...(options.schema ? [`-c search_path=${quoteIdent(options.schema)}`] : []),
+      ...(idleMs > 0 ? [`-c idle_in_transaction_session_timeout=${idleMs}`] : []),
+    ];
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
-      options: options.schema ? `-c search_path=${quoteIdent(options.schema)}` : undefined,
+      options: settings.length > 0 ? settings.join(' ') : undefined,
       types: { getTypeParser },
       connectionTimeoutMillis: 5000,
     });

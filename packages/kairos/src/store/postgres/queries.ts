@@ -276,14 +276,30 @@ export const FINISH_ATTEMPTS = `
   SELECT id, attempt, job_id, status, buffering, (SELECT array_agg(group_name) FROM dependents) AS groups
   FROM ended`;
 
-/** Take each free, expired or already-owned lease; a new holder gets the next epoch. $1 names, $2 owner, $3 expiry, $4 now. */
+/**
+ * Take each free, expired or already-owned lease; a new holder gets the next epoch. A lease that a
+ * fire still holds FOR SHARE (its node paused mid-transaction, say) is skipped, not waited for:
+ * waiting would stop this node's own firing behind a node that may never come back; the lease is
+ * taken at a later renewal, once PostgreSQL ends that transaction. $1 names, $2 owner, $3 expiry, $4 now.
+ */
 export const ACQUIRE_LEASES = `
-  INSERT INTO leases (name, owner, epoch, expires_at) SELECT unnest($1::text[]), $2, 1, $3::bigint
-  ON CONFLICT (name) DO UPDATE SET
-    epoch = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > $4::bigint THEN leases.epoch ELSE leases.epoch + 1 END,
-    owner = excluded.owner, expires_at = excluded.expires_at
-  WHERE leases.owner = excluded.owner OR leases.expires_at <= $4::bigint
-  RETURNING name, owner, epoch, expires_at`;
+  WITH takeable AS (
+    SELECT name FROM leases
+    WHERE name = ANY($1::text[]) AND (owner = $2::text OR expires_at <= $4::bigint)
+    ORDER BY name FOR UPDATE SKIP LOCKED),
+  taken AS (
+    UPDATE leases l SET
+      epoch = CASE WHEN l.owner = $2::text AND l.expires_at > $4::bigint THEN l.epoch ELSE l.epoch + 1 END,
+      owner = $2::text, expires_at = $3::bigint
+    FROM takeable t WHERE l.name = t.name
+    RETURNING l.name, l.owner, l.epoch, l.expires_at),
+  created AS (
+    INSERT INTO leases (name, owner, epoch, expires_at)
+    SELECT n, $2::text, 1, $3::bigint FROM unnest($1::text[]) AS n
+    WHERE NOT EXISTS (SELECT 1 FROM leases WHERE name = n)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING name, owner, epoch, expires_at)
+  SELECT * FROM taken UNION ALL SELECT * FROM created`;
 
 /** Extend leases still held. $1 new expiry, $2 [{name, owner, epoch}], $3 now. */
 export const RENEW_LEASES = `
