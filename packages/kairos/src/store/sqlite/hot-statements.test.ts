@@ -94,6 +94,20 @@ describe('SQLite hot statements', () => {
     expect(plan(hot.BROADCAST_JOBS, ['[]'])).toContain('SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)');
   });
 
+  it('find a run by its idempotency key in the partial runs_idempotency index', () => {
+    expect(plan(hot.RUN_BY_IDEMPOTENCY_KEY, [1, 'k'])).toEqual([
+      'SEARCH runs USING COVERING INDEX runs_idempotency (job_id=? AND idempotency_key=?)',
+    ]);
+    const indexes = db
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'")
+      .all() as Array<{ name: string; sql: string }>;
+    const where = Object.fromEntries(indexes.map((i) => [i.name, i.sql.replace(/.*WHERE /s, '')]));
+    expect(where).toMatchObject({
+      runs_fire: 'fire_time IS NOT NULL',
+      runs_idempotency: 'idempotency_key IS NOT NULL',
+    });
+  });
+
   it('pick ready runs from the claim index', () => {
     expect(plan(hot.PICK_PLAIN, claimParams)).toContain('SEARCH r USING INDEX runs_claim (group_name=?)');
   });

@@ -28,6 +28,9 @@ export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler,
   FROM jobs WHERE id = ?
   ON CONFLICT DO NOTHING RETURNING id`;
 
+/** The run a repeated idempotency key already made: (job id, key); through runs_idempotency. */
+export const RUN_BY_IDEMPOTENCY_KEY = 'SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?';
+
 /**
  * The first `max` runs ready for the worker, each with whether its job dispatches plainly. INDEXED BY:
  * otherwise the planner may take runs_ahead and sort every ready run of the group for each claim.

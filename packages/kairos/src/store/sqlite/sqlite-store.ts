@@ -361,7 +361,7 @@ export class SqliteStore implements Store {
             | undefined;
           if (!job) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
           const insert = this.sql(hot.INSERT_MANUAL_RUN);
-          const existing = this.sql('SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?');
+          const existing = this.sql(hot.RUN_BY_IDEMPOTENCY_KEY);
           const out: number[] = [];
           for (const request of requests) {
             const key = request.idempotencyKey ?? null;
@@ -402,12 +402,7 @@ export class SqliteStore implements Store {
             job.id,
           ) as { id: number } | undefined;
           const id =
-            inserted?.id ??
-            (
-              this.sql('SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?').get(job.id, key) as {
-                id: number;
-              }
-            ).id;
+            inserted?.id ?? (this.sql(hot.RUN_BY_IDEMPOTENCY_KEY).get(job.id, key) as { id: number }).id;
           if (inserted) this.shardNewRuns([job.id], now);
           this.audit(audit);
           const row = this.sql(
