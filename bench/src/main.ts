@@ -1,5 +1,6 @@
 // `npm run bench`: Kairos alone on SQLite and PostgreSQL (drain and fixed-rate latency).
 //   --store sqlite|postgres  one store only
+//   --runs N (20000) --concurrency N (200 worker slots) --rate N (200/s) --seconds N (10 of latency)
 // `npm run bench -- --all`: Kairos against pg-boss, Graphile Worker and BullMQ, every scenario, 3 repetitions,
 // contestants alternating; results in bench/results/<timestamp>.json and .md.
 //   --only kairos,pg-boss   these contestants only (implies the comparison)
@@ -8,7 +9,9 @@
 //   --extras failover,…     a subset of failover, scale, ceiling, run once after the contestants ('' for none)
 //   --workers N             worker processes per scenario (1)
 //   --quick                 small sizes, for development and CI (Kairos-only without --all/--only)
+//   --help                  this text
 // Method and settings: docs/benchmarks.md.
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { compare, EXTRAS, type ExtraName } from './compare.ts';
 import { CONTESTANTS } from './contestants/index.ts';
@@ -30,8 +33,17 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '200' },
     rate: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '10' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+
+if (flags.help) {
+  // The usage is this file's opening comment.
+  const source = await readFile(new URL(import.meta.url), 'utf8');
+  const usage = source.split('\n').filter((line) => line.startsWith('//'));
+  console.log(usage.map((line) => line.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
 
 /** `value` as a whole number ≥ 1, or an error naming the flag. */
 function count(flag: string, value: string): number {
