@@ -50,7 +50,7 @@ async function once(): Promise<{ claim: number; report: number }> {
     let done = 0;
     for (;;) {
       let mark = process.cpuUsage();
-      const claimed = await store.dispatchRuns('w', batch, 600_000, Date.now(), 0.5);
+      const claimed = await store.dispatchRuns('w', batch, Date.now(), 0.5);
       let spent = process.cpuUsage(mark);
       claimUs += spent.user + spent.system;
       if (claimed.length === 0) break;

@@ -56,7 +56,6 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   const dispatcher = new Dispatcher({
     store,
     clock,
-    workerLeaseMs: config.workerLeaseMs,
     pollWaitMs: config.pollWaitMs,
     fireAheadMs: config.fireAheadMs,
   });

@@ -53,7 +53,7 @@ for (const [dialect, open] of DIALECTS) {
     async function claimed(name: string, retry = { maxAttempts: 3, delay: '1s', jitter: false }) {
       await jobs.create({ name, handler: 'h', trigger: { kind: 'manual' }, retry });
       const [runId] = await jobs.trigger(name, [{}]);
-      const [claim] = await store.dispatchRuns('w1', 1, LEASE, clock.now(), 0);
+      const [claim] = await store.dispatchRuns('w1', 1, clock.now(), 0);
       expect(claim).toMatchObject({ runId, attempt: 1 });
       return runId!;
     }

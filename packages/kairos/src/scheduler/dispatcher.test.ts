@@ -35,7 +35,6 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
     dispatcher = new Dispatcher({
       store,
       clock: systemClock,
-      workerLeaseMs: 5000,
       pollWaitMs: 30_000,
       // A window wide enough that a loaded machine fires, and polls, well before the instant.
       fireAheadMs: 5000,

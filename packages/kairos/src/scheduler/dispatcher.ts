@@ -4,7 +4,6 @@ import type { Clock } from './clock.ts';
 export interface DispatcherOptions {
   store: Store;
   clock: Clock;
-  workerLeaseMs: number;
   pollWaitMs: number;
   /** Fire ahead: how far ahead a poll with `ahead` may claim runs that are not available yet (0: never). */
   fireAheadMs?: number;
@@ -47,7 +46,7 @@ export class Dispatcher {
     signal: AbortSignal,
     ahead = 0,
   ): Promise<ClaimedRun[]> {
-    const { store, clock, workerLeaseMs } = this.options;
+    const { store, clock } = this.options;
     const aheadMs = this.options.fireAheadMs ?? 0;
     const random = this.options.random ?? Math.random;
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
@@ -62,20 +61,14 @@ export class Dispatcher {
       try {
         // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
         const now = clock.now();
-        const { runs, nextAvailableAt } = await store.dispatchForPoll(
-          workerId,
-          max,
-          workerLeaseMs,
-          now,
-          random(),
-        );
+        const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random());
         if (runs.length > 0) return runs;
         // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
         // no event then, so the wait ends at the next of them, on whichever node made it; those
         // within the fire-ahead window go now to a poll that holds runs ahead.
         const next = nextAvailableAt ?? Number.POSITIVE_INFINITY;
         if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
-          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, workerLeaseMs, now);
+          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now);
           if (held.length > 0) return held;
         }
         const remaining = deadline - clock.now();

@@ -28,7 +28,7 @@ describe('Reaper and Dispatcher: schedule-to-start, log retention, draining', ()
     jobs = new JobService(store, clock);
     const ender = new AttemptEnder(store, () => 0);
     reaper = new Reaper({ store, clock, ender, logger: pino({ level: 'silent' }), intervalMs: 1000 });
-    dispatcher = new Dispatcher({ store, clock, workerLeaseMs: 5000, pollWaitMs: 0, random: () => 0 });
+    dispatcher = new Dispatcher({ store, clock, pollWaitMs: 0, random: () => 0 });
   });
   afterEach(async () => {
     dispatcher.close();

@@ -47,7 +47,7 @@ describe('Reaper and AttemptEnder', () => {
   it('a dead worker’s attempt is lost after its lease, retried on another worker, and its late report is rejected', async () => {
     const runId = await triggered();
     await register('w1');
-    expect(await store.claimRuns('w1', 1, LEASE, clock.now())).toHaveLength(1);
+    expect(await store.claimRuns('w1', 1, clock.now())).toHaveLength(1);
     await clock.advance(LEASE - 1);
     expect(await reaper.tick()).toBe(0);
     await clock.advance(1);
@@ -60,7 +60,7 @@ describe('Reaper and AttemptEnder', () => {
     expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost' });
 
     await register('w2');
-    expect(await store.claimRuns('w2', 1, LEASE, clock.now())).toMatchObject([{ runId, attempt: 2 }]);
+    expect(await store.claimRuns('w2', 1, clock.now())).toMatchObject([{ runId, attempt: 2 }]);
     const late = await ender.report(
       [{ runId, attempt: 1, outcome: 'succeeded', result: 'late' }],
       clock.now(),
@@ -85,7 +85,7 @@ describe('Reaper and AttemptEnder', () => {
     });
     const [ok, failing] = await jobs.trigger('j', [{}, {}]);
     await register('w1');
-    expect(await store.claimRuns('w1', 2, LEASE, clock.now())).toHaveLength(2);
+    expect(await store.claimRuns('w1', 2, clock.now())).toHaveLength(2);
     const answer = await ender.report(
       [
         { runId: ok!, attempt: 1, outcome: 'succeeded', result: 1 },
@@ -108,7 +108,7 @@ describe('Reaper and AttemptEnder', () => {
   it('heartbeats keep an attempt alive past its first lease', async () => {
     const runId = await triggered();
     await register('w1');
-    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await store.claimRuns('w1', 1, clock.now());
     for (let i = 0; i < 10; i++) {
       await clock.advance(1000);
       await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
@@ -123,7 +123,7 @@ describe('Reaper and AttemptEnder', () => {
       retry: { maxAttempts: 2, delay: '4s', backoff: 'fixed' },
     });
     await register('w1');
-    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await store.claimRuns('w1', 1, clock.now());
     await clock.advance(1000);
     await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
     await clock.advance(1000);
@@ -134,9 +134,9 @@ describe('Reaper and AttemptEnder', () => {
       availableAt: clock.now() + 2000,
       error: { name: 'Timeout' },
     });
-    expect(await store.claimRuns('w1', 1, LEASE, clock.now() + 1999)).toEqual([]);
+    expect(await store.claimRuns('w1', 1, clock.now() + 1999)).toEqual([]);
     await clock.advance(2000);
-    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await store.claimRuns('w1', 1, clock.now());
     await clock.advance(2000);
     await reaper.tick();
     expect(await store.getRun(runId)).toMatchObject({ status: 'timed_out', attempt: 2 });
@@ -146,7 +146,7 @@ describe('Reaper and AttemptEnder', () => {
     const runId = await triggered({ retry: { maxAttempts: 3, delay: '1s', jitter: false } });
     await register('w1');
     const fail = async (attempt: number, extra = {}) => {
-      await store.claimRuns('w1', 1, LEASE, clock.now());
+      await store.claimRuns('w1', 1, clock.now());
       return ender.report(
         [
           {
@@ -180,7 +180,7 @@ describe('Reaper and AttemptEnder', () => {
       retry: { nonRetryable: ['BadInput'] },
     });
     const [other] = await jobs.trigger('k', [{}]);
-    await store.claimRuns('w1', 1, LEASE, clock.now());
+    await store.claimRuns('w1', 1, clock.now());
     await ender.report(
       [{ runId: other!, attempt: 1, outcome: 'failed', error: { name: 'BadInput', message: 'no' } }],
       clock.now(),

@@ -73,7 +73,7 @@ async function finish(store: Store, runId: number, now: number) {
     HOUR,
     now,
   );
-  const claimed = await store.claimRuns('w', 100, HOUR, now);
+  const claimed = await store.claimRuns('w', 100, now);
   const mine = claimed.find((c) => c.runId === runId)!;
   const decision = decideOutcome(
     { maxAttempts: 1, backoff: 'fixed', delay: 0, maxDelay: 0, jitter: false, nonRetryable: [] },

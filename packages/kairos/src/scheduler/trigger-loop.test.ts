@@ -275,7 +275,7 @@ describe('TriggerLoop', () => {
         5000,
         clock.now(),
       );
-      expect(await store.dispatchRuns('w', 10, 5000, F - 1, 0)).toEqual([]);
+      expect(await store.dispatchRuns('w', 10, F - 1, 0)).toEqual([]);
 
       await clock.setTime(F);
       expect(await l.tick()).toBe(F + 1000 - 500);

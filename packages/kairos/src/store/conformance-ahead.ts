@@ -51,8 +51,8 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
     it('a run fired ahead is not claimable before its instant without ahead; then it is', async () => {
       await firedAhead('a', [F]);
       await worker();
-      expect(await store.dispatchRuns('w1', 10, LEASE, F - 1, 0)).toEqual([]);
-      expect(await store.dispatchRuns('w1', 10, LEASE, F, 0)).toMatchObject([{ fireTime: F }]);
+      expect(await store.dispatchRuns('w1', 10, F - 1, 0)).toEqual([]);
+      expect(await store.dispatchRuns('w1', 10, F, 0)).toMatchObject([{ fireTime: F }]);
     });
 
     it('claims up to max runs due in (now, until], soonest first, each starting at its instant', async () => {
@@ -60,16 +60,16 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       await firedAhead('b', [F + 200]);
       await worker();
       const now = F - 400;
-      const claimed = await store.dispatchAhead('w1', 2, F + 1500, LEASE, now);
+      const claimed = await store.dispatchAhead('w1', 2, F + 1500, now);
       expect(claimed.map((c) => [c.jobName, c.fireTime, c.startAt])).toEqual([
         ['a', F, F],
         ['b', F + 200, F + 200],
       ]);
       // The count bound held: a's run at F + 1000 is within the window but was not taken.
-      const again = await store.dispatchAhead('w1', 5, F + 1500, LEASE, now);
+      const again = await store.dispatchAhead('w1', 5, F + 1500, now);
       expect(again.map((c) => [c.fireTime, c.startAt])).toEqual([[F + 1000, F + 1000]]);
       // Beyond the window (F + 2000) and already claimed runs: nothing more.
-      expect(await store.dispatchAhead('w1', 5, F + 1500, LEASE, now)).toEqual([]);
+      expect(await store.dispatchAhead('w1', 5, F + 1500, now)).toEqual([]);
       const runs = await store.listRuns({ jobId: a.id, limit: 10 });
       expect(runs.map((r) => [r.fireTime, r.status, r.startedAt]).sort()).toEqual([
         [F, 'running', F],
@@ -81,16 +81,16 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       ]);
     });
 
-    it('counts the deadline from the start instant and the worker lease from the claim', async () => {
+    it('counts the deadline from the start instant; the attempt lives on the worker’s lease', async () => {
       await firedAhead('a', [F]);
       await firedAhead('long', [F], { timeout: '1h' });
       await worker();
-      const claimed = await store.dispatchAhead('w1', 2, F, LEASE, F - 500);
+      const claimed = await store.dispatchAhead('w1', 2, F, F - 500);
       const [a, long] = ['a', 'long'].map((name) => claimed.find((c) => c.jobName === name)!.runId);
       // Timeout 2 s from F, not from the claim at F − 500.
       expect(await store.expiredAttempts(F + 1999, 10)).toEqual([]);
       expect(await store.expiredAttempts(F + 2000, 10)).toMatchObject([{ runId: a, reason: 'timed_out' }]);
-      // Without heartbeats, the lease taken at the claim runs out.
+      // Without heartbeats, the worker's lease runs out, and the attempt with it.
       const lost = await store.expiredAttempts(F - 500 + LEASE, 10);
       expect(lost.find((x) => x.runId === long)).toMatchObject({ reason: 'lost' });
     });
@@ -101,7 +101,7 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       await worker();
       expect(await store.nextAvailableAt('w1', F - 500)).toBe(F);
       expect(await store.nextAvailableAt('w1', F)).toBe(F + 1000);
-      await store.dispatchAhead('w1', 1, F + 1000, LEASE, F);
+      await store.dispatchAhead('w1', 1, F + 1000, F);
       // Claimed runs wait for nobody.
       expect(await store.nextAvailableAt('w1', F)).toBeNull();
       expect(await store.nextAvailableAt('nobody', F - 500)).toBeNull();
@@ -112,20 +112,20 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       await firedAhead('other', [F - 200], { group: 'g2' });
       await worker();
       // Nothing ready before F: nothing claimed, and when the first run becomes available.
-      expect(await store.dispatchForPoll('w1', 10, LEASE, F - 500, 0)).toEqual({
+      expect(await store.dispatchForPoll('w1', 10, F - 500, 0)).toEqual({
         runs: [],
         nextAvailableAt: F,
       });
       // Ready at F: claimed as dispatchRuns would, and no instant.
-      const ready = await store.dispatchForPoll('w1', 10, LEASE, F, 0);
+      const ready = await store.dispatchForPoll('w1', 10, F, 0);
       expect(ready).toMatchObject({ runs: [{ fireTime: F, attempt: 1 }], nextAvailableAt: null });
-      expect(await store.dispatchForPoll('w1', 10, LEASE, F, 0)).toEqual({
+      expect(await store.dispatchForPoll('w1', 10, F, 0)).toEqual({
         runs: [],
         nextAvailableAt: F + 1000,
       });
-      await store.dispatchAhead('w1', 1, F + 1000, LEASE, F);
-      expect(await store.dispatchForPoll('w1', 10, LEASE, F, 0)).toEqual({ runs: [], nextAvailableAt: null });
-      await expect(store.dispatchForPoll('nobody', 10, LEASE, F, 0)).rejects.toMatchObject({
+      await store.dispatchAhead('w1', 1, F + 1000, F);
+      expect(await store.dispatchForPoll('w1', 10, F, 0)).toEqual({ runs: [], nextAvailableAt: null });
+      await expect(store.dispatchForPoll('nobody', 10, F, 0)).rejects.toMatchObject({
         code: 'WORKER_NOT_FOUND',
       });
     });
@@ -138,12 +138,12 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       await worker('w1');
       await worker('w2', 'g2');
       await store.setGroupLimit('g2', { maxConcurrency: 5, rateLimit: null }, T0);
-      expect(await store.dispatchAhead('w1', 10, F + 500, LEASE, F - 50)).toEqual([]);
-      expect(await store.dispatchAhead('w2', 10, F + 500, LEASE, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('w1', 10, F + 500, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('w2', 10, F + 500, F - 50)).toEqual([]);
       await firedAhead('plain', [F + 3]);
       await store.drainWorker('w1', F - 50);
-      expect(await store.dispatchAhead('w1', 10, F + 500, LEASE, F - 50)).toEqual([]);
-      expect(await store.dispatchAhead('nobody', 10, F + 500, LEASE, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('w1', 10, F + 500, F - 50)).toEqual([]);
+      expect(await store.dispatchAhead('nobody', 10, F + 500, F - 50)).toEqual([]);
     });
 
     const paused = (name: string) =>
@@ -158,7 +158,7 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
     it('a pause withdraws the fires made ahead that never started, held ones too, and rewinds the next fire', async () => {
       const a = await firedAhead('a', [F, F + 1000, F + 2000]);
       await worker();
-      const [held] = await store.dispatchAhead('w1', 1, F + 500, LEASE, F - 100);
+      const [held] = await store.dispatchAhead('w1', 1, F + 500, F - 100);
       expect(held).toMatchObject({ fireTime: F });
       await store.updateJob(a.id, paused('a'), F + 3000, F - 90);
       expect(await store.withdrawFiresAhead(a.id, F - 50)).toBe(3);
@@ -174,7 +174,7 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       const a = await firedAhead('a', [F, F + 1000, F + 2000]);
       await store.enqueueRuns(a.id, [{ params: {}, priority: 0 }], F);
       await worker();
-      expect(await store.dispatchRuns('w1', 1, LEASE, F, 0)).toMatchObject([{ fireTime: F }]);
+      expect(await store.dispatchRuns('w1', 1, F, 0)).toMatchObject([{ fireTime: F }]);
       await store.updateJob(a.id, paused('a'), F + 3000, F + 10);
       expect(await store.withdrawFiresAhead(a.id, F + 1500)).toBe(1);
       expect((await store.getJob('a'))!.nextFireAt).toBe(F + 2000);

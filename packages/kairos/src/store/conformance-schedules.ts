@@ -172,7 +172,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
         T0,
       );
       await store.fire([{ jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0] }], null, T0);
-      const [claimed] = await store.claimRuns('w', 1, 5000, T0);
+      const [claimed] = await store.claimRuns('w', 1, T0);
       const result = await store.fire(
         [
           {
@@ -226,7 +226,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
 
     /** Claims whatever is claimable and ends it with `status`. */
     async function endClaimable(now: number, status: RunStatus = 'succeeded', result: unknown = null) {
-      const claimed = await store.claimRuns('w', 50, 3_600_000, now);
+      const claimed = await store.claimRuns('w', 50, now);
       const outcome =
         status === 'succeeded'
           ? { kind: 'succeeded' as const, result: result as null }
@@ -253,10 +253,10 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
           t,
         );
       await fire(T0);
-      await store.claimRuns('w', 50, 3_600_000, T0);
+      await store.claimRuns('w', 50, T0);
       await fire(T0 + 1000); // buffered behind the running one
       await fire(T0 + 2000); // one is already waiting: skipped
-      expect(await store.claimRuns('w', 50, 3_600_000, T0 + 2000)).toEqual([]);
+      expect(await store.claimRuns('w', 50, T0 + 2000)).toEqual([]);
       expect((await store.listSkipped(a.id, { limit: 10 })).map((s) => [s.reason, s.first])).toEqual([
         ['overlap', T0 + 2000],
       ]);
@@ -267,7 +267,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
         [{ ...decision!, runId: running.id, attempt: 1, group: 'default' }],
         T0 + 2500,
       );
-      const next = await store.claimRuns('w', 50, 3_600_000, T0 + 2500);
+      const next = await store.claimRuns('w', 50, T0 + 2500);
       expect(next.map((c) => c.fireTime)).toEqual([T0 + 1000]);
     });
 
@@ -289,7 +289,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       );
       const order: number[] = [];
       for (let step = 0; step < 4; step++) {
-        const claimed = await store.claimRuns('w', 50, 3_600_000, T0 + 3000 + step);
+        const claimed = await store.claimRuns('w', 50, T0 + 3000 + step);
         expect(claimed.length).toBeLessThanOrEqual(1);
         for (const c of claimed) {
           order.push(c.fireTime!);
@@ -364,7 +364,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       expect(result.created.map((c) => c.fireTime)).toEqual([T0, T0 + 1000, T0 + 3000]);
       const order: number[] = [];
       for (let step = 0; step < 6; step++) {
-        const claimed = await store.claimRuns('w', 50, 3_600_000, T0 + 6000 + step);
+        const claimed = await store.claimRuns('w', 50, T0 + 6000 + step);
         expect(claimed.length).toBeLessThanOrEqual(1);
         for (const c of claimed) {
           order.push(c.fireTime!);
@@ -422,10 +422,10 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
         ],
         T0,
       );
-      const running = await store.claimRuns('w', 50, 3_600_000, T0);
+      const running = await store.claimRuns('w', 50, T0);
       expect(running).toHaveLength(2);
       await store.backfillRuns(a.id, [T0 - 2000, T0 - 1000], 'buffer-all', T0);
-      expect(await store.claimRuns('w', 50, 3_600_000, T0)).toEqual([]);
+      expect(await store.claimRuns('w', 50, T0)).toEqual([]);
       const end = (c: (typeof running)[number]) =>
         store.finishAttempts(
           [
@@ -439,14 +439,14 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
           T0 + 1,
         );
       await Promise.all(running.map(end));
-      expect((await store.claimRuns('w', 50, 3_600_000, T0 + 2)).map((c) => c.fireTime)).toEqual([T0 - 2000]);
+      expect((await store.claimRuns('w', 50, T0 + 2)).map((c) => c.fireTime)).toEqual([T0 - 2000]);
     });
 
     it('a job that gains dependents while runs of it are in flight: their ends trigger them', async () => {
       const parent = await store.createJob(job('parent', { trigger: { kind: 'manual' } }), null, T0);
       await worker(T0);
       await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0);
-      expect(await store.claimRuns('w', 50, 3_600_000, T0)).toHaveLength(1);
+      expect(await store.claimRuns('w', 50, T0)).toHaveLength(1);
       await store.createJob(job('child', { trigger: { kind: 'after', job: 'parent' } }), null, T0 + 1);
       // The parent's run is running, not claimable: end it through the store as a worker's report would.
       const [running] = await store.listRuns({ jobId: parent.id, status: 'running', limit: 10 });
@@ -469,11 +469,11 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       const a = await store.createJob(job('a'), T0, T0);
       await worker(T0);
       await store.fire([{ jobId: a.id, expected: T0, next: T0 + 1000, fires: [T0] }], null, T0);
-      const [first] = await store.claimRuns('w', 50, 3_600_000, T0);
+      const [first] = await store.claimRuns('w', 50, T0);
       await store.updateJob(a.id, job('a', { schedule: { overlap: 'buffer-one' } }), T0 + 1000, T0 + 1);
       const fire = { jobId: a.id, expected: T0 + 1000, next: T0 + 2000, fires: [T0 + 1000] };
       await store.fire([{ ...fire, overlap: 'buffer-one' }], null, T0 + 1000);
-      expect(await store.claimRuns('w', 50, 3_600_000, T0 + 1000)).toEqual([]);
+      expect(await store.claimRuns('w', 50, T0 + 1000)).toEqual([]);
       await store.finishAttempts(
         [
           {
@@ -485,9 +485,7 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
         ],
         T0 + 1500,
       );
-      expect((await store.claimRuns('w', 50, 3_600_000, T0 + 1500)).map((c) => c.fireTime)).toEqual([
-        T0 + 1000,
-      ]);
+      expect((await store.claimRuns('w', 50, T0 + 1500)).map((c) => c.fireTime)).toEqual([T0 + 1000]);
     });
 
     it('resumes a paused job once, recording what it missed', async () => {

@@ -5,10 +5,26 @@ import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { type AttemptOutcome, type ClaimedRun, LeaseLostError, type Store } from './store.ts';
 
 /**
- * The one conformance suite of the Store contract. Every dialect runs it unchanged:
- * `describeStoreConformance('sqlite', () => new SqliteStore(path))`.
+ * What the suite reads below the contract, from the last store `open` made: a property the contract
+ * cannot show, such as which rows a call writes.
  */
-export function describeStoreConformance(dialect: string, open: () => Promise<Store>): void {
+export interface StoreProbe {
+  /**
+   * A token of the stored version of run `runId`'s row, which changes whenever the row is written
+   * (PostgreSQL: its `xmin`; SQLite, which keeps no row version: its values).
+   */
+  runRowVersion(runId: number): Promise<string>;
+}
+
+/**
+ * The one conformance suite of the Store contract. Every dialect runs it unchanged:
+ * `describeStoreConformance('sqlite', () => new SqliteStore(path), probe)`.
+ */
+export function describeStoreConformance(
+  dialect: string,
+  open: () => Promise<Store>,
+  probe: StoreProbe,
+): void {
   describe(`Store conformance: ${dialect}`, () => {
     let store: Store;
     const T0 = Date.UTC(2026, 0, 1);
@@ -310,16 +326,16 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         );
         await store.enqueueRuns(other.id, [{ params: {}, priority: 9 }], T0);
         await worker('w1', ['h']);
-        const claimed = await store.claimRuns('w1', 10, 5000, T0 + 10);
+        const claimed = await store.claimRuns('w1', 10, T0 + 10);
         expect(claimed.map((c) => c.runId)).toEqual([high, low]);
         expect(claimed[0]).toMatchObject({ attempt: 1, jobName: 'm', handler: 'h', timeoutMs: 300_000 });
-        expect(await store.claimRuns('w1', 10, 5000, T0 + 10)).toEqual([]);
+        expect(await store.claimRuns('w1', 10, T0 + 10)).toEqual([]);
         const run = await store.getRun(high!);
         expect(run).toMatchObject({ status: 'running', attempt: 1, workerId: 'w1', startedAt: T0 + 10 });
         expect(await store.getAttempts(high!)).toMatchObject([
           { attempt: 1, workerId: 'w1', status: 'running' },
         ]);
-        await expect(store.claimRuns('nobody', 1, 5000, T0)).rejects.toMatchObject({
+        await expect(store.claimRuns('nobody', 1, T0)).rejects.toMatchObject({
           code: 'WORKER_NOT_FOUND',
         });
       });
@@ -335,7 +351,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
             T0,
           );
         }
-        const claimed = await store.claimRuns('w1', 100, 5000, T0 + 1);
+        const claimed = await store.claimRuns('w1', 100, T0 + 1);
         expect(claimed).toHaveLength(jobs * 5);
         const outcome = (c: ClaimedRun): AttemptOutcome => ({
           runId: c.runId,
@@ -363,7 +379,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('fences reports by attempt: a stale attempt changes nothing', async () => {
         const { runId } = await queuedRun();
         await worker();
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         const retry: AttemptOutcome = {
           runId,
           attempt: 1,
@@ -375,8 +391,8 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         };
         expect(await store.finishAttempts([retry], T0 + 1)).toEqual([true]);
         expect(await store.finishAttempts([retry], T0 + 1)).toEqual([false]);
-        expect(await store.claimRuns('w1', 1, 5000, T0 + 500)).toEqual([]);
-        const [second] = await store.claimRuns('w1', 1, 5000, T0 + 1000);
+        expect(await store.claimRuns('w1', 1, T0 + 500)).toEqual([]);
+        const [second] = await store.claimRuns('w1', 1, T0 + 1000);
         expect(second).toMatchObject({ runId, attempt: 2 });
         const late: AttemptOutcome = {
           ...retry,
@@ -401,7 +417,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         const runs = [];
         for (let i = 0; i < 4; i++) runs.push((await queuedRun(`batch-${i}`)).runId);
         await worker();
-        const claimed = await store.claimRuns('w1', 4, 5000, T0);
+        const claimed = await store.claimRuns('w1', 4, T0);
         expect(claimed).toHaveLength(4);
         const base = { attempt: 1, group: 'default', error: null, result: null } as const;
         const outcomes: AttemptOutcome[] = [
@@ -449,7 +465,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('heartbeats extend leases and name the attempts that are no longer the worker’s', async () => {
         const { runId } = await queuedRun();
         await worker();
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4000)).toEqual([]);
         expect(await store.expiredAttempts(T0 + 8000, 10)).toEqual([]);
         expect(await store.heartbeat('w1', [{ runId, attempt: 7 }], 5000, T0 + 4000)).toEqual([
@@ -462,11 +478,49 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         ]);
       });
 
+      it('writes no run at a heartbeat: a running attempt lives on its worker’s lease', async () => {
+        const { runId } = await queuedRun('long', { timeout: '1h' });
+        await worker();
+        await store.claimRuns('w1', 1, T0);
+        const before = await probe.runRowVersion(runId);
+        for (let beat = 1; beat <= 3; beat++) {
+          expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + beat * 1000)).toEqual([]);
+        }
+        expect(await probe.runRowVersion(runId)).toBe(before);
+      });
+
+      it('reaps the runs of a worker whose lease ended as lost, not a live worker’s long run', async () => {
+        const lost = await queuedRun('a', { timeout: '1h' });
+        const kept = await queuedRun('b', { timeout: '1h' });
+        await worker('w1');
+        await worker('w2');
+        expect(await store.claimRuns('w1', 1, T0)).toMatchObject([{ runId: lost.runId }]);
+        expect(await store.claimRuns('w2', 1, T0)).toMatchObject([{ runId: kept.runId }]);
+        // w2 beats every 4 s for 20 s, four leases' worth; w1 never does.
+        for (let at = T0 + 4000; at <= T0 + 20_000; at += 4000) {
+          expect(await store.heartbeat('w2', [{ runId: kept.runId, attempt: 1 }], 5000, at)).toEqual([]);
+          expect(
+            (await store.expiredAttempts(at, 10)).map((x) => [x.runId, x.attempt, x.reason, x.workerId]),
+          ).toEqual(at < T0 + 5000 ? [] : [[lost.runId, 1, 'lost', 'w1']]);
+        }
+        // Once w1 is declared lost, its run is still found (until the reaper ends it).
+        expect(await store.markLostWorkers(T0 + 20_000)).toEqual(['w1']);
+        expect((await store.expiredAttempts(T0 + 20_000, 10)).map((x) => x.runId)).toEqual([lost.runId]);
+        // A stopped worker holds no lease: an attempt it still has is lost at once.
+        await store.unregisterWorker('w2', T0 + 21_000);
+        expect(
+          (await store.expiredAttempts(T0 + 21_000, 10)).map((x) => [x.runId, x.reason, x.workerId]),
+        ).toEqual([
+          [lost.runId, 'lost', 'w1'],
+          [kept.runId, 'lost', 'w2'],
+        ]);
+      });
+
       it('finds lost and timed-out attempts, and lost workers', async () => {
         const a = await queuedRun('a');
         const b = await queuedRun('b', { timeout: '2s' });
         await worker();
-        await store.claimRuns('w1', 10, 5000, T0);
+        await store.claimRuns('w1', 10, T0);
         expect(await store.expiredAttempts(T0 + 1000, 10)).toEqual([]);
         const timedOut = await store.expiredAttempts(T0 + 2000, 10);
         expect(timedOut).toMatchObject([{ runId: b.runId, reason: 'timed_out', workerId: 'w1' }]);
@@ -492,7 +546,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         expect(await store.cancelRun(999_999, T0)).toBeNull();
         const r = await queuedRun('r');
         await worker();
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         expect(await store.cancelRun(r.runId, T0 + 3)).toMatchObject({ status: 'cancelled' });
         expect(await store.getAttempts(r.runId)).toMatchObject([{ status: 'cancelled' }]);
       });
@@ -502,7 +556,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         await store.fire([{ jobId: d.id, expected: T0, next: null, fires: [T0] }], null, T0);
         expect((await store.getJob('d'))?.nextFireAt).toBeNull();
         await worker();
-        const [claimed] = await store.claimRuns('w1', 1, 5000, T0 + 5);
+        const [claimed] = await store.claimRuns('w1', 1, T0 + 5);
         const done: AttemptOutcome = {
           runId: claimed!.runId,
           attempt: 1,
@@ -589,7 +643,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         );
       }
       const dispatch = (id: string, max = 10, now = T0 + 10, random = 0) =>
-        store.dispatchRuns(id, max, 5000, now, random);
+        store.dispatchRuns(id, max, now, random);
       const ids = async (id: string, max = 10, now = T0 + 10) =>
         (await dispatch(id, max, now)).map((c) => c.runId);
 
@@ -924,7 +978,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         const { runId } = await queuedRun();
         await worker('w1');
         await worker('w2');
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         const events: unknown[] = [];
         const off = store.subscribe((event) => events.push(event));
         const batch = { logs: [line(runId, 1, 'a'), line(runId, 1, 'b', T0 + 1)], progress: [] };
@@ -967,7 +1021,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('keeps at most maxLines per run, then one marker line', async () => {
         const { runId } = await queuedRun();
         await worker('w1');
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         const batch = (n: number, from: number) => ({
           logs: Array.from({ length: n }, (_, i) => line(runId, 1, `l${from + i}`)),
           progress: [],
@@ -986,7 +1040,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('keeps the last progress of the latest attempt', async () => {
         const { runId } = await queuedRun();
         await worker('w1');
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         expect(await store.runProgress(runId)).toBeNull();
         await store.appendRunLogs(
           'w1',
@@ -1011,7 +1065,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
       it('prunes lines stored before the retention horizon', async () => {
         const { runId } = await queuedRun();
         await worker('w1');
-        await store.claimRuns('w1', 1, 5000, T0);
+        await store.claimRuns('w1', 1, T0);
         await store.appendRunLogs('w1', { logs: [line(runId, 1, 'old')], progress: [] }, 100, T0);
         await store.appendRunLogs('w1', { logs: [line(runId, 1, 'new')], progress: [] }, 100, T0 + 1000);
         expect(await store.pruneRunLogs(T0 + 1000, 100)).toBe(1);
@@ -1171,7 +1225,7 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         await worker();
         expect(await store.workerGroup('w1')).toBe('default');
         expect(await store.workerGroup('nobody')).toBeNull();
-        const claimed = await store.claimRuns('w1', 3, 5000, T0);
+        const claimed = await store.claimRuns('w1', 3, T0);
         const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
           store.finishAttempts(
             [
@@ -1238,14 +1292,14 @@ export function describeStoreConformance(dialect: string, open: () => Promise<St
         for (const late of lateness) {
           // Oldest fire first: the claim order; each claim at its fire time plus the lateness.
           const at = fires[started.length]! + late;
-          const claimed = await store.claimRuns('w1', 1, 60_000, at);
+          const claimed = await store.claimRuns('w1', 1, at);
           expect(claimed).toHaveLength(1);
           started.push(at);
         }
         // A manual run starts too, and is no scheduled run.
         const manual = await store.createJob(job('by-hand', { trigger: { kind: 'manual' } }), null, T0);
         await store.enqueueRuns(manual.id, [{ params: {}, priority: 0 }], T0 + 9000);
-        expect(await store.claimRuns('w1', 1, 60_000, T0 + 9500)).toHaveLength(1);
+        expect(await store.claimRuns('w1', 1, T0 + 9500)).toHaveLength(1);
         expect(await store.fireLateness(T0, T0 + 10_000, 100)).toEqual({
           count: 5,
           p50: 300,

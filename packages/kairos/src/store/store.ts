@@ -127,9 +127,10 @@ export interface Store {
   /** Inserts or refreshes a worker, with its lease. */
   registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void>;
   /**
-   * Extends the lease of a worker and of its running attempts. Answers which of the attempts it
-   * reported are no longer its own running attempts (cancelled, timed out, fenced out).
-   * Null when the worker is unknown or was declared lost: it must register again.
+   * Extends the lease of a worker, which is the lease of each of its running attempts: no run is
+   * written. Answers which of the attempts it reported are no longer its own running attempts
+   * (cancelled, timed out, fenced out). Null when the worker is unknown or was declared lost: it
+   * must register again.
    */
   heartbeat(
     workerId: string,
@@ -139,16 +140,23 @@ export interface Store {
   ): Promise<AttemptRef[] | null>;
   /**
    * Claims up to `max` queued runs of the worker's group and handlers whose time has come,
-   * highest priority first, then oldest: each becomes `running` with a new attempt.
+   * highest priority first, then oldest: each becomes `running` with a new attempt, alive as long
+   * as the worker's lease.
    */
-  claimRuns(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimedRun[]>;
-  /** Marks a worker stopped (clean shutdown). Its running attempts are left to their leases. */
+  claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]>;
+  /**
+   * Marks a worker stopped (clean shutdown) and ends its lease: an attempt it still holds (a report
+   * it gave up sending) is lost at the reaper's next sweep.
+   */
   unregisterWorker(workerId: string, now: number): Promise<void>;
   listWorkers(): Promise<WorkerRecord[]>;
 
   // Ending attempts ----------------------------------------------------------
 
-  /** Running attempts that need a decision: lease expired (worker lost) or deadline passed. */
+  /**
+   * Running attempts that need a decision: their worker's lease ended (lost: no heartbeat, declared
+   * lost or stopped) or their deadline passed (timed out, which wins when both hold).
+   */
   expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]>;
   /** Running runs with their retry policy, for deciding what their reports do. */
   runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]>;
@@ -284,41 +292,23 @@ export interface Store {
    * Runs of plain jobs are claimed as {@link claimRuns} does. A draining worker claims nothing;
    * an unknown or lost one gets WORKER_NOT_FOUND. `random` in [0, 1) seeds `random` routing.
    */
-  dispatchRuns(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<ClaimedRun[]>;
+  dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]>;
   /**
    * A long poll's claim: {@link dispatchRuns}, and when it takes nothing, {@link nextAvailableAt}
    * at the same `now` (null: none waiting), which the poll needs before it waits. PostgreSQL answers
    * both in the claim's statement; every poll that finds nothing ready saves a round trip.
    */
-  dispatchForPoll(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<PollDispatch>;
+  dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch>;
   /**
    * Fire ahead: claims for a worker up to `max` queued runs that become available after `now` and
    * at or before `until`, soonest first, for the worker to hold and start at their instant. Each
    * attempt starts at the run's `available_at` (its `startAt`, also its `started_at`), and its
-   * deadline counts from then; its worker lease from `now`, as any claim. Only runs any worker of
+   * deadline counts from then; it lives on its worker's lease, as any attempt. Only runs any worker of
    * the group may take are claimed this way: unassigned runs of jobs without routing, label
    * selector or limits, in a group without limits (the others wait for their instant and
    * {@link dispatchRuns}). A worker that is not active (draining, lost, unknown) claims nothing.
    */
-  dispatchAhead(
-    workerId: string,
-    max: number,
-    until: number,
-    leaseMs: number,
-    now: number,
-  ): Promise<ClaimedRun[]>;
+  dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]>;
   /**
    * The earliest instant after `now` at which a queued run of the worker's group becomes available
    * (a run fired ahead, a retry, a jittered fire), or null when none is waiting: a long poll with

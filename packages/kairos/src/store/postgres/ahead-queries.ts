@@ -1,8 +1,8 @@
 // Runtime SQL of the PostgreSQL store for fire ahead (Store.dispatchAhead).
 
 /**
- * Claim for worker $1 (active), at $2, up to $5 queued runs of its group and handlers that become
- * available in ($2, $3], soonest first, with a worker lease of $4 ms: each attempt starts at the
+ * Claim for worker $1 (active), at $2, up to $4 queued runs of its group and handlers that become
+ * available in ($2, $3], soonest first: each attempt (alive while its worker's lease is) starts at the
  * run's available_at, and its deadline counts from there. Passed over: runs assigned to a worker,
  * runs of jobs with routing, a selector or limits, and every run of a group with limits (they wait
  * for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the other claims.
@@ -21,11 +21,11 @@ export const DISPATCH_AHEAD = `
         SELECT 1 FROM group_limits g WHERE g.group_name = r.group_name
           AND (g.max_concurrency IS NOT NULL OR g.rate_limit IS NOT NULL))
     ORDER BY r.available_at, r.id
-    LIMIT $5
+    LIMIT $4
     FOR UPDATE OF r SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = r.available_at,
-      lease_expires_at = $2::bigint + $4::bigint, deadline_at = r.available_at + r.timeout_ms, finished_at = NULL
+      deadline_at = r.available_at + r.timeout_ms, finished_at = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
       r.shard_count, r.available_at),

@@ -76,11 +76,11 @@ export const SAVE_JOB_ROUTING = `
   SELECT x.job_id, x.state FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, state jsonb)
   ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`;
 
-/** Claim runs $2 (locked above) for worker $1 at $3 with a lease of $4 ms; start their attempts. */
+/** Claim runs $2 (locked above) for worker $1 at $3; start their attempts (they live on the worker's lease). */
 export const CLAIM_PLANNED = `
   WITH claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $3::bigint,
-      lease_expires_at = $3::bigint + $4::bigint, deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
+      deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
       target_worker_id = NULL
     WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
     RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count),
@@ -197,16 +197,16 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
 
 /**
  * The fast path of a claim, one statement: when the group has no limits and every run in the
- * window belongs to a plain job (no routing, selector or limit), claim up to $4 of them like
+ * window belongs to a plain job (no routing, selector or limit), claim up to $3 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
  * long-poll path runs on every wake-up. The window is read without locks, and each of its jobs'
  * policies once; then the claimable runs of those jobs are read again from the top of the index and
  * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
- * lock is a write, and a poll of 200 locked 800. With $6, a claim that takes nothing also answers
+ * lock is a write, and a poll of 200 locked 800. With $5, a claim that takes nothing also answers
  * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
  * there were two on every poll that finds nothing ready (runs_ahead, one index probe).
- * $1 worker, $2 now, $3 lease ms, $4 max, $5 window, $6 answer next_at.
+ * $1 worker, $2 now, $3 max, $4 window, $5 answer next_at.
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
@@ -217,7 +217,7 @@ export const DISPATCH_FAST = `
     SELECT r.id, r.job_id FROM runs r
     WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}
     ORDER BY r.priority DESC, r.available_at, r.id
-    LIMIT $5),
+    LIMIT $4),
   simple AS (
     SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (
       SELECT 1 FROM jobs j WHERE j.id IN (SELECT job_id FROM seen)
@@ -228,11 +228,11 @@ export const DISPATCH_FAST = `
     SELECT r.id FROM runs r
     WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)
     ORDER BY r.priority DESC, r.available_at, r.id
-    LIMIT $4
+    LIMIT $3
     FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
-      lease_expires_at = $2::bigint + $3::bigint, deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL,
+      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL,
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
@@ -248,7 +248,7 @@ export const DISPATCH_FAST = `
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
         'job_name', j.name, 'task', j.task::text) ORDER BY c.priority DESC, c.available_at, c.id)
       FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed,
-    CASE WHEN $6::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
+    CASE WHEN $5::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
       SELECT min(available_at) FROM runs
       WHERE status = 'queued' AND group_name = (SELECT group_name FROM w) AND available_at > $2::bigint)
     END AS next_at`;

@@ -110,3 +110,93 @@ describe('PostgreSQL: run keys in partial indexes', () => {
     ).toMatch(/Index (Only )?Scan using runs_fire/);
   });
 });
+
+// A running attempt lives on its worker's lease. The reaper reads the workers (few), the running runs
+// of those whose lease ended through runs_worker and the timed-out runs through runs_deadline; the
+// heartbeat writes the worker's row only and reads its running runs through runs_worker. Planned with
+// the statistics of a store whose runs have mostly ended, as in production: neither walks the runs.
+describe('PostgreSQL: attempts live on their worker’s lease', () => {
+  const NOW = 1_000_000;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    const schema = testSchema();
+    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    await store.migrate();
+    await store.close();
+    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+    await client.connect();
+    await client.query(`
+      INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, paused,
+        created_at, updated_at)
+      VALUES ('j', 'g', 'h', '{}', '{"kind":"manual"}', '{"maxAttempts":1}', 60000, 0, false, 0, 0)`);
+    await client.query(`
+      INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status,
+        registered_at, last_heartbeat_at, lease_expires_at)
+      SELECT 'w' || i, 'w' || i, 'g', '["h"]', 100, '{}', 't', 'h', 'active', 0, 0, ${NOW} + 98 - i
+      FROM generate_series(1, 100) AS i`);
+    // 50,000 ended runs and 10,000 running ones, 100 on each worker (two of which lost their lease),
+    // a few past their deadline.
+    await client.query(`
+      INSERT INTO runs (job_id, group_name, handler, cause, params, priority, status, attempt, max_attempts, retry,
+        timeout_ms, worker_id, created_at, available_at, started_at, finished_at, deadline_at)
+      SELECT (SELECT id FROM jobs), 'g', 'h', 'manual', '{}', 0,
+        CASE WHEN i <= 10000 THEN 'running' ELSE 'succeeded' END, 1, 1, '{"maxAttempts":1}', 60000,
+        'w' || (1 + i % 100), i, i, i, CASE WHEN i <= 10000 THEN NULL ELSE i + 1 END,
+        CASE WHEN i <= 10000 THEN ${NOW} - 5 + i ELSE NULL END
+      FROM generate_series(1, 60000) AS i`);
+    await client.query('ANALYZE');
+  });
+  afterAll(() => client?.end());
+
+  async function plan(query: string, values: unknown[]): Promise<string> {
+    let n = 0;
+    const text = query.replace(/\$(\d+)(::\w+)?/g, (_, i: string) => {
+      n = Math.max(n, Number(i));
+      const value = values[Number(i) - 1];
+      return typeof value === 'string' ? `'${value}'::text` : `${value}::bigint`;
+    });
+    expect(n).toBe(values.length);
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`);
+    return rows.map((row) => row['QUERY PLAN']).join('\n');
+  }
+
+  /** Each read of runs in a plan: the index and its condition (a walk of a whole index has none). */
+  function scansOfRuns(text: string): string[] {
+    const scans: string[] = [];
+    const lines = text.split('\n');
+    lines.forEach((line, i) => {
+      const scan =
+        /(Seq Scan on runs|Index (?:Only )?Scan using (\w+) on runs|Bitmap Index Scan on (runs\w*))\b/.exec(
+          line,
+        );
+      if (!scan) return;
+      const index = scan[2] ?? scan[3] ?? 'seq';
+      const cond = /Index Cond: (.*)$/.exec(lines[i + 1] ?? '');
+      scans.push(`${index}: ${cond?.[1] ?? 'none'}`);
+    });
+    return scans;
+  }
+
+  it('the reaper reads the workers, then runs_worker for the lost and runs_deadline for the timed out', async () => {
+    const text = await plan(sql.EXPIRED_ATTEMPTS, [NOW, 500]);
+    expect(scansOfRuns(text)).toEqual([
+      'runs_worker: (worker_id = w.id)',
+      "runs_deadline: (deadline_at <= '1000000'::bigint)",
+    ]);
+  });
+
+  it('the heartbeat reads the worker’s running runs through runs_worker and writes no run', async () => {
+    const text = await plan(sql.HEARTBEAT, ['w1', NOW, 5000]);
+    expect(text).toMatch(/Update on workers/);
+    expect(text).not.toMatch(/Update on runs/);
+    expect(scansOfRuns(text)).toEqual(["runs_worker: (worker_id = 'w1'::text)"]);
+  });
+
+  it('keeps no run lease', async () => {
+    const { rows } = await client.query(
+      "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'runs' AND column_name = 'lease_expires_at' UNION ALL SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'runs_lease'",
+    );
+    expect(rows).toEqual([]);
+  });
+});

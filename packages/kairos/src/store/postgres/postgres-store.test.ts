@@ -8,9 +8,31 @@ import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts
 afterAll(dropTestSchemas);
 
 // The real PostgreSQL of the machine, a schema of its own per test.
+let conformanceSchema = '';
 describeStoreConformance(
   'postgres',
-  async () => new PostgresStore({ connectionString: testDatabaseUrl(), schema: testSchema() }),
+  async () => {
+    conformanceSchema = testSchema();
+    return new PostgresStore({ connectionString: testDatabaseUrl(), schema: conformanceSchema });
+  },
+  {
+    // Every write of a row makes a new version of it, with the writing transaction's id as its xmin.
+    async runRowVersion(runId) {
+      const client = new pg.Client({
+        connectionString: testDatabaseUrl(),
+        options: `-c search_path=${conformanceSchema}`,
+      });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ xmin: string }>('SELECT xmin::text FROM runs WHERE id = $1', [
+          runId,
+        ]);
+        return rows[0]?.xmin ?? 'none';
+      } finally {
+        await client.end();
+      }
+    },
+  },
 );
 
 // A connection that PostgreSQL ends (a restart, a failover, `pg_terminate_backend`) must cost the node

@@ -577,7 +577,7 @@ export class PostgresStore implements Store {
     return running.filter((ref) => !current.has(`${ref.runId}:${ref.attempt}`));
   }
 
-  async claimRuns(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimedRun[]> {
+  async claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
     const rows = await this.query<{
       id: number;
       attempt: number;
@@ -587,7 +587,7 @@ export class PostgresStore implements Store {
       fire_time: number | null;
       timeout_ms: number;
       max_attempts: number;
-    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, leaseMs, max]);
+    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max]);
     if (rows.length === 0) {
       const alive = await this.query(
         'claimRuns',
@@ -1201,24 +1201,12 @@ export class PostgresStore implements Store {
 
   // Workers at scale ----
 
-  async dispatchRuns(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<ClaimedRun[]> {
-    return (await this.dispatch(workerId, max, leaseMs, now, random, false)).runs;
+  async dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]> {
+    return (await this.dispatch(workerId, max, now, random, false)).runs;
   }
 
-  async dispatchForPoll(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<PollDispatch> {
-    const out = await this.dispatch(workerId, max, leaseMs, now, random, true);
+  async dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch> {
+    const out = await this.dispatch(workerId, max, now, random, true);
     if (out.runs.length > 0 || out.nextAvailableAt !== undefined) {
       return { runs: out.runs, nextAvailableAt: out.nextAvailableAt ?? null };
     }
@@ -1230,7 +1218,6 @@ export class PostgresStore implements Store {
   private async dispatch(
     workerId: string,
     max: number,
-    leaseMs: number,
     now: number,
     random: number,
     next: boolean,
@@ -1241,7 +1228,7 @@ export class PostgresStore implements Store {
       picked: number;
       claimed: string;
       next_at: number | null;
-    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, leaseMs, max, dispatchWindow(max), next]);
+    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next]);
     const status = fast?.worker_status ?? null;
     if (status !== 'active' && status !== 'draining') {
       throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
@@ -1353,8 +1340,7 @@ export class PostgresStore implements Store {
         ]);
       let claimed: ClaimedRun[] = [];
       if (plan.claim.length > 0) {
-        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, leaseMs]))
-          .rows;
+        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now])).rows;
         const byId = new Map(rows.map((row) => [row.id, row]));
         const byRun = new Map(candidates.map((c) => [c.runId, c]));
         claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, byRun.get(id)!));
@@ -1565,18 +1551,11 @@ export class PostgresStore implements Store {
 
   // Fire ahead ----
 
-  async dispatchAhead(
-    workerId: string,
-    max: number,
-    until: number,
-    leaseMs: number,
-    now: number,
-  ): Promise<ClaimedRun[]> {
+  async dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]> {
     const rows = await this.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
       workerId,
       now,
       until,
-      leaseMs,
       max,
     ]);
     return rows.map(aheadClaimedFromRow);

@@ -173,7 +173,7 @@ export const CANCEL_RUN = `
     UPDATE attempts SET status = 'cancelled', finished_at = $3::bigint, error = $4::jsonb
     WHERE run_id = $1 AND attempt = $2 AND status = 'running'),
   ended AS (
-    UPDATE runs SET status = 'cancelled', finished_at = $3::bigint, error = $4::jsonb, lease_expires_at = NULL, deadline_at = NULL
+    UPDATE runs SET status = 'cancelled', finished_at = $3::bigint, error = $4::jsonb, deadline_at = NULL
     WHERE id = $1 RETURNING job_id, cause)
   UPDATE jobs j SET next_fire_at = $3::bigint + j.delay_ms FROM ended e
   WHERE j.id = e.job_id AND e.cause = 'schedule' AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused`;
@@ -187,20 +187,23 @@ export const REGISTER_WORKER = `
     capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
     status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;
 
-/** Extend a live worker's lease and its running attempts'; answer which attempts are running. $1 worker, $2 now, $3 lease ms. */
+/**
+ * Extend a live worker's lease, which is the lease of each of its running attempts (no run row is
+ * written: a heartbeat once renewed every running run of the worker, a row version each per second);
+ * answer which attempts are running, read through runs_worker. $1 worker, $2 now, $3 lease ms.
+ */
 export const HEARTBEAT = `
   WITH w AS (
     UPDATE workers SET last_heartbeat_at = $2::bigint, lease_expires_at = $2::bigint + $3::bigint
-    WHERE id = $1 AND status IN ('active', 'draining') RETURNING id),
-  r AS (
-    UPDATE runs SET lease_expires_at = $2::bigint + $3::bigint
-    WHERE worker_id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM w) RETURNING id, attempt)
-  SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((SELECT json_agg(json_build_array(id, attempt)) FROM r), '[]') AS running`;
+    WHERE id = $1 AND status IN ('active', 'draining') RETURNING id)
+  SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((
+    SELECT json_agg(json_build_array(id, attempt)) FROM runs
+    WHERE worker_id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM w)), '[]') AS running`;
 
 /**
- * Claim up to $4 queued runs for worker $1 at $2 with a lease of $3 ms: highest priority, then
- * oldest, on the runs_claim index. SKIP LOCKED lets concurrent claims on other nodes take other
- * rows instead of waiting; the attempt rows are written in the same statement.
+ * Claim up to $3 queued runs for worker $1 at $2: highest priority, then oldest, on the runs_claim
+ * index; each attempt lives on the worker's lease. SKIP LOCKED lets concurrent claims on other nodes
+ * take other rows instead of waiting; the attempt rows are written in the same statement.
  */
 export const CLAIM_RUNS = `
   WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
@@ -209,10 +212,10 @@ export const CLAIM_RUNS = `
     WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w) AND r.available_at <= $2::bigint
       AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
     ORDER BY r.priority DESC, r.available_at, r.id
-    LIMIT $4 FOR UPDATE SKIP LOCKED),
+    LIMIT $3 FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
-      lease_expires_at = $2::bigint + $3::bigint, deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL
+      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL
     FROM picked WHERE r.id = picked.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.priority,
       r.available_at),
@@ -227,11 +230,24 @@ export const LIST_WORKERS = `
   SELECT w.*, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')::int AS running
   FROM workers w ORDER BY w.group_name, w.name`;
 
-/** Running attempts whose lease expired (lost) or deadline passed (timed out). $1 now, $2 limit. */
+/**
+ * Running attempts at $1 whose worker's lease ended (lost: it stopped heartbeating, was declared lost
+ * or stopped; workers keep their rows) or whose deadline passed (timed out, which wins), the first $2
+ * by run id. Workers are few and read whole; the running runs of each whose lease ended come through
+ * runs_worker, the timed-out ones through a range of runs_deadline: no other run is read. The first
+ * $2 of each worker suffice, and that LIMIT keeps the lateral read per worker: as a join, the planner
+ * hashes every running run (it cannot tell how many workers' leases ended).
+ */
 export const EXPIRED_ATTEMPTS = `
-  SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
-    CASE WHEN deadline_at <= $1 THEN 'timed_out' ELSE 'lost' END AS reason
-  FROM runs WHERE status = 'running' AND (lease_expires_at <= $1 OR deadline_at <= $1)
+  SELECT * FROM (
+    SELECT r.*, 'lost' AS reason FROM workers w CROSS JOIN LATERAL (
+      SELECT id, attempt, job_id, group_name, cause, retry, worker_id FROM runs
+      WHERE worker_id = w.id AND status = 'running' AND (deadline_at IS NULL OR deadline_at > $1)
+      ORDER BY id LIMIT $2) r
+    WHERE w.lease_expires_at <= $1
+    UNION ALL
+    SELECT id, attempt, job_id, group_name, cause, retry, worker_id, 'timed_out'
+    FROM runs WHERE status = 'running' AND deadline_at <= $1) expired
   ORDER BY id LIMIT $2`;
 
 /** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
@@ -259,7 +275,7 @@ export const FINISH_ATTEMPTS = `
       available_at = coalesce(i.available_at, r.available_at),
       finished_at = CASE WHEN i.run_status = 'queued' THEN NULL ELSE $2::bigint END,
       result = CASE WHEN i.run_status = 'queued' THEN r.result ELSE i.result END,
-      error = i.error, lease_expires_at = NULL, deadline_at = NULL
+      error = i.error, deadline_at = NULL
     FROM input i, jobs p
     WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running' AND p.id = r.job_id
       AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes))

@@ -103,8 +103,7 @@ export const CANCEL_ACTIVE_RUNS = `
   WITH attempt_ended AS (
     UPDATE attempts a SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb
     FROM runs r WHERE r.id = ANY($1::bigint[]) AND a.run_id = r.id AND a.attempt = r.attempt AND a.status = 'running')
-  UPDATE runs SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, lease_expires_at = NULL,
-    deadline_at = NULL
+  UPDATE runs SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
   WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')`;
 
 /** Insert scheduled runs with their own available time (jitter). $1 job id, $2 [{fire_time, available_at}], $3 now. */

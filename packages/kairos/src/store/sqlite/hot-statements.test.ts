@@ -49,7 +49,6 @@ const claimParams = {
   handlers: '[]',
   worker: 'w',
   max: 1,
-  lease: 1,
   ids: '[]',
   ends: '[]',
 };
@@ -70,19 +69,40 @@ describe('SQLite hot statements', () => {
         details.filter(
           (d) =>
             /^SCAN (r|runs)\b/.test(d) ||
-            (/USING (COVERING )?INDEX/.test(d) && !/runs_(lease|deadline)/.test(d)),
+            (/USING (COVERING )?INDEX/.test(d) && !/runs_(worker|deadline)/.test(d)),
         ),
       ).toEqual([]);
     }
   });
 
-  it('find expired attempts in the lease and deadline indexes only', () => {
-    expect(plan(hot.EXPIRED_ATTEMPTS, { now: 0, limit: 1 })).toEqual(
+  it('find expired attempts through the workers, then runs_worker, and a range of runs_deadline only', () => {
+    const details = plan(hot.EXPIRED_ATTEMPTS, { now: 0, limit: 1 });
+    expect(details).toEqual(
       expect.arrayContaining([
-        'SEARCH runs USING COVERING INDEX runs_lease (lease_expires_at<?)',
+        'SCAN w',
+        'SEARCH r USING COVERING INDEX runs_worker (worker_id=?)',
         'SEARCH runs USING COVERING INDEX runs_deadline (deadline_at<?)',
       ]),
     );
+    // The workers drive the lost half: runs are never the outer loop of the join.
+    expect(details.indexOf('SCAN w')).toBeLessThan(
+      details.indexOf('SEARCH r USING COVERING INDEX runs_worker (worker_id=?)'),
+    );
+  });
+
+  it('read a worker’s running attempts, for its heartbeat, through runs_worker', () => {
+    expect(plan(hot.RUNNING_OF_WORKER, ['w'])).toEqual(['SEARCH runs USING INDEX runs_worker (worker_id=?)']);
+  });
+
+  it('keep no index of a run lease: a running attempt lives on its worker’s lease', () => {
+    const columns = db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as Array<{
+      name: string;
+    }>;
+    expect(columns.map((c) => c.name)).not.toContain('lease_expires_at');
+    const indexes = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'")
+      .all();
+    expect(indexes).not.toContainEqual({ name: 'runs_lease' });
   });
 
   it('fire: one pass over the input, each job looked up by id', () => {

@@ -40,11 +40,12 @@ export const PICK_PLAIN = `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r I
   ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`;
 
 /**
- * Claims the queued runs @ids for @worker at @now with a lease of @lease ms. A run claimed before
- * its instant (fire ahead) starts at it: its attempt's start and deadline count from `available_at`.
+ * Claims the queued runs @ids for @worker at @now; each attempt lives on the worker's lease. A run
+ * claimed before its instant (fire ahead) starts at it: its attempt's start and deadline count from
+ * `available_at`.
  */
 export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
-    started_at = max(@now, available_at), lease_expires_at = @now + @lease,
+    started_at = max(@now, available_at),
     deadline_at = max(@now, available_at) + timeout_ms, finished_at = NULL, target_worker_id = NULL
   WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
   RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
@@ -65,7 +66,7 @@ export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, 
  * walk for every ref.
  */
 export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
-    error = v.value ->> 4, lease_expires_at = NULL, deadline_at = NULL
+    error = v.value ->> 4, deadline_at = NULL
   FROM json_each(@ends) v
   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
   RETURNING runs.id, runs.attempt, runs.job_id, runs.cause`;
@@ -74,15 +75,24 @@ export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @
 export const END_ATTEMPTS = `UPDATE attempts SET status = v.value ->> 2, finished_at = ?, error = v.value ->> 3
   FROM json_each(?) v WHERE attempts.run_id = v.value ->> 0 AND attempts.attempt = v.value ->> 1`;
 
+/** A worker's running attempts, which its heartbeat answers about: (worker id); through runs_worker. */
+export const RUNNING_OF_WORKER = `SELECT id, attempt FROM runs INDEXED BY runs_worker
+  WHERE worker_id = ? AND status = 'running'`;
+
 /**
- * Attempts the reaper ends at @now: lease lost or deadline passed, the first @limit by run id. Two
- * ranges of the partial indexes, so that a sweep reads only the expired runs (INDEXED BY: without
- * statistics the planner walks the whole table to get them in id order).
+ * Attempts the reaper ends at @now: their worker's lease ended (lost: no heartbeat, declared lost or
+ * stopped; workers keep their rows) or their deadline passed (timed out, which wins), the first @limit
+ * by run id. Workers are few and read whole; the running runs of those whose lease ended come through
+ * runs_worker, the timed-out ones through a range of runs_deadline, so that a sweep reads only the
+ * expired runs (INDEXED BY: without statistics the planner walks the whole table to get them in id
+ * order).
  */
 export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, retry, worker_id,
     CASE WHEN deadline_at <= @now THEN 'timed_out' ELSE 'lost' END AS reason
   FROM runs WHERE id IN (
-    SELECT id FROM runs INDEXED BY runs_lease WHERE status = 'running' AND lease_expires_at <= @now
+    SELECT r.id FROM workers w CROSS JOIN runs r INDEXED BY runs_worker
+      ON r.worker_id = w.id AND r.status = 'running'
+    WHERE w.lease_expires_at <= @now
     UNION ALL SELECT id FROM runs INDEXED BY runs_deadline WHERE status = 'running' AND deadline_at <= @now)
   ORDER BY id LIMIT @limit`;
 

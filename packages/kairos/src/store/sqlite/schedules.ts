@@ -47,7 +47,7 @@ export function applyOverlap(
         ).run(now, CANCELLED_BY_OVERLAP, run.id, run.attempt);
       }
       sql(
-        `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+        `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL
          WHERE id = ?`,
       ).run(now, CANCELLED_BY_OVERLAP, run.id);
       groups.push(...triggerDependents(sql, [run.id], now));

@@ -522,20 +522,19 @@ export class SqliteStore implements Store {
             `UPDATE workers SET last_heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND status IN ('active', 'draining')`,
           ).run(now, now + leaseMs, workerId).changes;
           if (!alive) return null;
-          this.sql(`UPDATE runs SET lease_expires_at = ? WHERE worker_id = ? AND status = 'running'`).run(
-            now + leaseMs,
-            workerId,
+          // No run is written: a running attempt lives as long as its worker's lease.
+          const current = new Set(
+            (this.sql(hot.RUNNING_OF_WORKER).all(workerId) as Array<{ id: number; attempt: number }>).map(
+              (row) => `${row.id}:${row.attempt}`,
+            ),
           );
-          const current = this.sql(
-            `SELECT 1 FROM runs WHERE id = ? AND attempt = ? AND status = 'running' AND worker_id = ?`,
-          );
-          return running.filter((ref) => !current.get(ref.runId, ref.attempt, workerId));
+          return running.filter((ref) => !current.has(`${ref.runId}:${ref.attempt}`));
         })
         .immediate(),
     );
   }
 
-  async claimRuns(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimedRun[]> {
+  async claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
     const claimed = this.run('claimRuns', () =>
       this.db
         .transaction(() => {
@@ -551,7 +550,7 @@ export class SqliteStore implements Store {
                ORDER BY priority DESC, available_at, id LIMIT @max`,
             ).all({ now, group: worker.group_name, handlers: worker.handlers, max }) as Array<{ id: number }>
           ).map((row) => row.id);
-          return this.claimIds(workerId, ids, leaseMs, now);
+          return this.claimIds(workerId, ids, now);
         })
         .immediate(),
     );
@@ -604,7 +603,7 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const retry = this.sql(
-            `UPDATE runs SET status = 'queued', available_at = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+            `UPDATE runs SET status = 'queued', available_at = ?, error = ?, deadline_at = NULL
              WHERE id = ? AND attempt = ? AND status = 'running'`,
           );
           // Ends (not retries) in one statement for the whole report: a batch of 200 is one update.
@@ -893,7 +892,7 @@ export class SqliteStore implements Store {
 
   private endRun(id: number, status: string, now: number, result: string | null, error: string | null): void {
     const row = this.sql(
-      `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, lease_expires_at = NULL, deadline_at = NULL
+      `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, deadline_at = NULL
        WHERE id = ? RETURNING job_id, cause`,
     ).get(status, now, result, error, id) as { job_id: number; cause: string };
     if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
@@ -1193,13 +1192,7 @@ export class SqliteStore implements Store {
 
   // Workers at scale ----
 
-  async dispatchRuns(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<ClaimedRun[]> {
+  async dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]> {
     const out = this.run('dispatchRuns', () =>
       this.db
         .transaction(() => {
@@ -1238,7 +1231,6 @@ export class SqliteStore implements Store {
                 claimed: this.claimIds(
                   workerId,
                   picked.map((p) => p.id),
-                  leaseMs,
                   now,
                 ),
                 wake: false,
@@ -1335,7 +1327,7 @@ export class SqliteStore implements Store {
              ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
           );
           for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
-          const claimed = this.claimIds(workerId, plan.claim, leaseMs, now, candidates);
+          const claimed = this.claimIds(workerId, plan.claim, now, candidates);
           return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
         })
         .immediate(),
@@ -1362,14 +1354,12 @@ export class SqliteStore implements Store {
   private claimIds(
     workerId: string,
     ids: readonly number[],
-    leaseMs: number,
     now: number,
     candidates?: readonly DispatchCandidate[],
   ): ClaimedRun[] {
     const rows = this.sql(hot.CLAIM_IDS).all({
       worker: workerId,
       now,
-      lease: leaseMs,
       ids: JSON.stringify(ids),
     }) as Array<ClaimRow & { job_id: number; available_at: number; started_at: number }>;
     if (rows.length === 0) return [];
@@ -1623,13 +1613,7 @@ export class SqliteStore implements Store {
 
   // Fire ahead ----
 
-  async dispatchAhead(
-    workerId: string,
-    max: number,
-    until: number,
-    leaseMs: number,
-    now: number,
-  ): Promise<ClaimedRun[]> {
+  async dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]> {
     return this.run('dispatchAhead', () => {
       // Read first, outside a write transaction: most polls find nothing ahead.
       const worker = this.sql(
@@ -1659,7 +1643,7 @@ export class SqliteStore implements Store {
         .transaction((): ClaimedRun[] => {
           // The worker still active: what was read may have changed since (the claim checks the runs).
           const active = this.sql(`SELECT 1 FROM workers WHERE id = ? AND status = 'active'`).get(workerId);
-          return active ? this.claimIds(workerId, ids, leaseMs, now) : [];
+          return active ? this.claimIds(workerId, ids, now) : [];
         })
         .immediate();
     });
@@ -1685,15 +1669,9 @@ export class SqliteStore implements Store {
     );
   }
 
-  async dispatchForPoll(
-    workerId: string,
-    max: number,
-    leaseMs: number,
-    now: number,
-    random: number,
-  ): Promise<PollDispatch> {
+  async dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch> {
     // In process, two statements cost no more than one.
-    const runs = await this.dispatchRuns(workerId, max, leaseMs, now, random);
+    const runs = await this.dispatchRuns(workerId, max, now, random);
     return { runs, nextAvailableAt: runs.length > 0 ? null : await this.nextAvailableAt(workerId, now) };
   }
 
