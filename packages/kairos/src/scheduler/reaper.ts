@@ -4,6 +4,9 @@ import type { Store } from '../store/store.ts';
 import type { AttemptEnder } from './attempts.ts';
 import type { Clock } from './clock.ts';
 
+/** Stopped and lost workers stay listed this long after their lease ended, then go. */
+export const WORKER_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 export interface ReaperOptions {
   store: Store;
   clock: Clock;
@@ -15,8 +18,8 @@ export interface ReaperOptions {
 /**
  * Every sweep: attempts whose worker lease expired are `lost` and attempts past their deadline are
  * `timed_out` (each retried or ended by its run's policy), queued runs past their job's
- * schedule-to-start timeout fail, log lines past their retention go, and workers whose lease
- * expired are marked lost. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
+ * schedule-to-start timeout fail, log lines past their retention go, workers whose lease
+ * expired are marked lost, and stopped or lost workers go a day after their lease ended. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
  * back in the queue within 6 s.
  */
 export class Reaper {
@@ -57,6 +60,7 @@ export class Reaper {
     await store.pruneRunLogs(clock.now() - RUN_LOG_LIMITS.retentionMs, 1000);
     const lost = await store.markLostWorkers(clock.now());
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
+    await store.pruneWorkers(clock.now() - WORKER_RETENTION_MS, 1000);
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');
     return ended;
   }

@@ -536,6 +536,41 @@ export function describeStoreConformance(
         expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost', running: 2 });
       });
 
+      it('prunes stopped and lost workers after their retention, never one that still holds a run', async () => {
+        const DAY = 24 * 60 * 60 * 1000;
+        const held = await queuedRun('held');
+        for (const id of ['stopped', 'lost', 'holding', 'active', 'recent']) await worker(id);
+        await store.unregisterWorker('stopped', T0);
+        expect(await store.claimRuns('holding', 1, T0)).toMatchObject([{ runId: held.runId }]);
+        expect(await store.heartbeat('active', [], 5000, T0 + 2 * DAY)).toEqual([]);
+        expect(await store.heartbeat('recent', [], 5000, T0 + 2 * DAY - 10_000)).toEqual([]);
+        expect((await store.markLostWorkers(T0 + 2 * DAY)).sort()).toEqual(['holding', 'lost', 'recent']);
+        expect(await store.pruneWorkers(T0 + DAY, 1000)).toBe(2);
+        const left = (await store.listWorkers()).map((w) => [w.id, w.status]).sort();
+        expect(left).toEqual([
+          ['active', 'active'],
+          ['holding', 'lost'],
+          ['recent', 'lost'],
+        ]);
+        // Once its run is ended, the worker that held it goes too.
+        await store.finishAttempts(
+          [
+            {
+              runId: held.runId,
+              attempt: 1,
+              group: 'default',
+              attemptStatus: 'lost',
+              error: { name: 'WorkerLost', message: 'lost' },
+              result: null,
+              run: { status: 'failed' },
+            },
+          ],
+          T0 + 2 * DAY,
+        );
+        expect(await store.pruneWorkers(T0 + DAY, 1000)).toBe(1);
+        expect(await store.pruneWorkers(T0 + DAY, 1000)).toBe(0);
+      });
+
       it('cancels queued and running runs, and refuses finished ones', async () => {
         const q = await queuedRun('q');
         expect(await store.cancelRun(q.runId, T0 + 1)).toMatchObject({

@@ -169,6 +169,12 @@ export interface Store {
   finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]>;
   /** Marks workers whose lease expired as lost; returns their ids. */
   markLostWorkers(now: number): Promise<string[]>;
+  /**
+   * Deletes up to `limit` stopped or lost workers whose lease ended before `before` and that hold no
+   * running attempt any more; answers how many. Every sweep reads each worker whose lease ended (its
+   * running attempts are lost), so workers gone for good must not pile up.
+   */
+  pruneWorkers(before: number, limit: number): Promise<number>;
 
   // Trigger partition leases -------------------------------------------------
 

@@ -698,6 +698,11 @@ export class PostgresStore implements Store {
     return rows.map((r) => r.id);
   }
 
+  async pruneWorkers(before: number, limit: number): Promise<number> {
+    const rows = await this.query('pruneWorkers', sql.PRUNE_WORKERS, [before, limit]);
+    return rows.length;
+  }
+
   // Leases -------------------------------------------------------------------
 
   async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {

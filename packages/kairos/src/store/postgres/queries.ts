@@ -250,6 +250,14 @@ export const EXPIRED_ATTEMPTS = `
     FROM runs WHERE status = 'running' AND deadline_at <= $1) expired
   ORDER BY id LIMIT $2`;
 
+/** Workers gone for good: stopped or lost, lease ended before $1, no running attempt; at most $2. */
+export const PRUNE_WORKERS = `
+  DELETE FROM workers WHERE id IN (
+    SELECT w.id FROM workers w WHERE w.status IN ('stopped', 'lost') AND w.lease_expires_at < $1
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+    LIMIT $2)
+  RETURNING id`;
+
 /** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
 export const RUNS_FOR_DECISION = `
   SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry

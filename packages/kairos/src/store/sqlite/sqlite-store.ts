@@ -657,6 +657,10 @@ export class SqliteStore implements Store {
     );
   }
 
+  async pruneWorkers(before: number, limit: number): Promise<number> {
+    return this.run('pruneWorkers', () => this.sql(hot.PRUNE_WORKERS).run(before, limit).changes);
+  }
+
   // Leases -------------------------------------------------------------------
 
   async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
