@@ -1,3 +1,5 @@
+import type { Server } from './server-cpu.ts';
+
 // The one interface every contestant implements, so that each scenario is written once.
 // A contestant has three sides, each run in its own process:
 // - the harness (this benchmark's main process): prepares a fresh store, counts unfinished jobs, cleans up;
@@ -60,6 +62,8 @@ export interface Contestant {
   /** The finest period of a recurring schedule and how it is set up; absent where the contestant has
    * no schedules that the accuracy scenario can measure. */
   readonly schedules?: { periodMs: number; note: string };
+  /** The database server its jobs live in, whose CPU the drain measures; none for an embedded store. */
+  readonly server?: Server;
   /** How a dead worker's jobs come back (the setting, and whether it is the default). */
   readonly recovery: string;
   /** The earliest, in seconds after a worker dies, that its jobs can run elsewhere with these settings

@@ -1,8 +1,10 @@
 // What the results were measured on: the machine, the runtimes, the servers and their settings.
+
 import { cpus, release, totalmem } from 'node:os';
 import { loadContestant } from './contestants/index.ts';
 import { postgresInfo } from './pg.ts';
 import { nodeVersion } from './runtime.ts';
+import type { Server } from './server-cpu.ts';
 import { message } from './util.ts';
 
 /** The machine the benchmark ran on. */
@@ -31,6 +33,8 @@ export interface ContestantInfo {
   label: string;
   version: string;
   node: string;
+  /** The database server its jobs live in; absent for an embedded store. */
+  server?: Server;
   settings: Record<string, string | number | boolean>;
 }
 
@@ -44,6 +48,7 @@ export async function describeContestants(names: string[]): Promise<ContestantIn
         label: c.label,
         version: c.version(),
         node: nodeVersion(c.runtime),
+        ...(c.server ? { server: c.server } : {}),
         settings: c.settings,
       };
     }),

@@ -37,6 +37,11 @@ export function figures(rate: number): Figure[] {
   return [
     jobs('drain.enqueuePerSecond', 'drain: enqueue, bulk API (jobs/s)', (r) => r.drain?.enqueuePerSecond),
     jobs('drain.processPerSecond', 'drain: process (jobs/s)', (r) => r.drain?.processPerSecond),
+    ms(
+      'drain.serverCpuMsPer1k',
+      'drain: database server CPU per 1,000 jobs (ms)',
+      (r) => r.drain?.serverCpuMsPer1k,
+    ),
     jobs(
       'steady.enqueuePerSecond',
       'steady: enqueued one by one (jobs/s)',

@@ -56,6 +56,7 @@ export async function kairosOnly(options: KairosOnlyOptions): Promise<void> {
         handled: drain.handled,
         duplicates: drain.duplicates,
         nodeCpuMsPer1k: drain.harnessCpuMsPer1k,
+        serverCpuMsPer1k: drain.serverCpuMsPer1k ?? null,
       },
       latency: { runs: latency.jobs, p50: latency.p50, p95: latency.p95, p99: latency.p99, max: latency.max },
     };
@@ -67,6 +68,10 @@ export async function kairosOnly(options: KairosOnlyOptions): Promise<void> {
     console.log(
       `  node CPU ${drain.harnessCpuMsPer1k} ms per 1,000 runs (user + system of the node's process)`,
     );
+    if (drain.serverCpuMsPer1k !== undefined)
+      console.log(
+        `  database CPU ${drain.serverCpuMsPer1k} ms per 1,000 runs (the PostgreSQL server's processes)`,
+      );
     console.log(`${LABEL[store]}: latency at ${rate} runs/s for ${seconds} s (enqueue → handler start, ms):`);
     console.log(`  p50 ${latency.p50}  p95 ${latency.p95}  p99 ${latency.p99}  max ${latency.max}`);
   }

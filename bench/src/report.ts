@@ -59,6 +59,8 @@ function absent(result: ComparisonResult, name: string, figure: Figure): string 
   const scenario = figure.key.split('.')[0]!;
   const why = mine.find((r) => r.unsupported?.[scenario])?.unsupported?.[scenario];
   if (why) return `n/a (${why})`;
+  const info = result.contestants.find((c) => c.name === name);
+  if (figure.key === 'drain.serverCpuMsPer1k' && info && !info.server) return 'n/a (embedded: in the node)';
   const crash = mine.find((r) => r.crash && !r.crash.complete)?.crash;
   if (scenario === 'crash' && crash) return `> ${crash.limitSeconds} (not within the limit)`;
   return '—';

@@ -22,6 +22,7 @@ export function create(): Contestant {
     name: 'bullmq',
     label: 'BullMQ',
     runtime: 'project',
+    server: 'redis',
     bulkSize: 1000,
     settings: {
       store: 'Redis, appendonly yes, appendfsync everysec, maxmemory-policy noeviction',

@@ -16,6 +16,7 @@ export function create(): Contestant {
     name: 'graphile-worker',
     label: 'Graphile Worker',
     runtime: 'peer',
+    server: 'postgres',
     bulkSize: 1000,
     settings: {
       store: 'PostgreSQL (server defaults)',

@@ -78,6 +78,7 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
     name: dialect === 'sqlite' ? 'kairos' : 'kairos-pg',
     label: dialect === 'sqlite' ? 'Kairos (SQLite)' : 'Kairos (PostgreSQL)',
     runtime: 'project',
+    ...(dialect === 'postgres' ? { server: 'postgres' as const } : {}),
     bulkSize: 1000,
     settings: {
       store:

@@ -35,6 +35,7 @@ export function create(): Contestant {
     name: 'pg-boss',
     label: 'pg-boss',
     runtime: 'peer',
+    server: 'postgres',
     bulkSize: 1000,
     settings: {
       store: 'PostgreSQL (server defaults)',

@@ -1,6 +1,7 @@
 // Drain: N jobs are enqueued through the bulk API while no worker runs; then the workers start and the
 // clock runs until the store counts every job completed.
 import type { Produced } from '../producer.ts';
+import { serverCpuMs } from '../server-cpu.ts';
 import { round } from '../stats.ts';
 import { now } from '../util.ts';
 import { type RunContext, startWorkers, waitProcessed } from '../workers.ts';
@@ -23,6 +24,11 @@ export interface DrainResult {
    * in the harness, so this is the node's cost per run, steadier than the wall clock on a shared machine.
    */
   harnessCpuMsPer1k: number;
+  /**
+   * CPU time of the contestant's database server (PostgreSQL, Redis) during the drain, per 1,000 jobs
+   * (ms); absent for an embedded store (SQLite runs inside the node) or where it cannot be read.
+   */
+  serverCpuMsPer1k?: number;
 }
 
 /** Runs the drain scenario with `jobs` jobs on queue `drain`. */
@@ -30,10 +36,13 @@ export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000):
   const enqueued = await ctx.client.call<Produced>('bulk', { queue: 'drain', n: jobs });
   const workers = await startWorkers(ctx, 'drain');
   const start = now();
+  const { server } = ctx.contestant;
+  const serverBefore = server ? serverCpuMs(server) : null;
   const cpuBefore = process.cpuUsage();
   await workers.go();
   const done = await waitProcessed(ctx, workers, 'drain', jobs, timeoutMs);
   const cpu = process.cpuUsage(cpuBefore);
+  const serverAfter = server ? serverCpuMs(server) : null;
   const seconds = (done.at - start) / 1000;
   const handled = await workers.finish();
   return {
@@ -46,5 +55,8 @@ export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000):
     missing: jobs - handled.distinct,
     complete: done.complete,
     harnessCpuMsPer1k: round((cpu.user + cpu.system) / jobs),
+    ...(serverBefore !== null && serverAfter !== null
+      ? { serverCpuMsPer1k: round(((serverAfter - serverBefore) * 1000) / jobs) }
+      : {}),
   };
 }

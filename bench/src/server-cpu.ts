@@ -1,0 +1,54 @@
+// CPU time of the database server a contestant keeps its jobs in, read from /proc (Linux, a server on
+// this machine): every PostgreSQL process alive, plus what the postmaster's ended children used (a
+// connection's backend exits with it); Redis is one process. Null where it cannot be read.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export type Server = 'postgres' | 'redis';
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux.
+
+interface Stat {
+  comm: string;
+  ppid: number;
+  /** utime + stime, and cutime + cstime (children waited for), in ticks. */
+  own: number;
+  children: number;
+}
+
+function stat(pid: string): Stat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = text.lastIndexOf(')');
+    const comm = text.slice(text.indexOf('(') + 1, close);
+    const f = text.slice(close + 2).split(' ');
+    // Fields after the name, from 3 (state): ppid is 4, utime 14, stime 15, cutime 16, cstime 17.
+    const at = (field: number) => Number(f[field - 3]);
+    return { comm, ppid: at(4), own: at(14) + at(15), children: at(16) + at(17) };
+  } catch {
+    return null;
+  }
+}
+
+/** The server's CPU time so far, in ms; null without a readable server process. */
+export function serverCpuMs(server: Server): number | null {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return null;
+  }
+  const comm = server === 'postgres' ? 'postgres' : 'redis-server';
+  const stats = new Map<number, Stat>();
+  for (const pid of pids) {
+    const s = stat(pid);
+    if (s?.comm === comm) stats.set(Number(pid), s);
+  }
+  if (stats.size === 0) return null;
+  let ticks = 0;
+  for (const s of stats.values()) {
+    ticks += s.own;
+    // The postmaster (its parent is no server process) also carries its ended backends.
+    if (!stats.has(s.ppid)) ticks += s.children;
+  }
+  return ticks * TICK_MS;
+}
