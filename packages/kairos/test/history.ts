@@ -89,7 +89,11 @@ export async function readHistory(connectionString: string, schema: string): Pro
       }>;
     }>(`
       SELECT r.id, j.name AS job, r.fire_time, r.status, r.created_at,
-        coalesce((SELECT json_agg(a ORDER BY a.attempt) FROM attempts a WHERE a.run_id = r.id), '[]') AS attempts
+        coalesce((SELECT json_agg(a ORDER BY a.attempt) FROM (
+          SELECT attempt, worker_id, status, started_at, finished_at FROM attempts WHERE run_id = r.id
+          -- A running attempt has no row until it ends: its run describes it.
+          UNION ALL SELECT r.attempt, r.worker_id, 'running', r.started_at, NULL WHERE r.status = 'running') a),
+          '[]') AS attempts
       FROM runs r JOIN jobs j ON j.id = r.job_id ORDER BY r.id`);
     return rows.map((row) => ({
       id: Number(row.id),

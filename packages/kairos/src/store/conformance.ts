@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
+import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { type AttemptOutcome, type ClaimedRun, LeaseLostError, type Store } from './store.ts';
 
@@ -14,6 +15,17 @@ export interface StoreProbe {
    * (PostgreSQL: its `xmin`; SQLite, which keeps no row version: its values).
    */
   runRowVersion(runId: number): Promise<string>;
+  /** The stored attempt rows of run `runId` (ended attempts only: a running one is its run's row). */
+  attemptRows(runId: number): Promise<StoredAttempt[]>;
+}
+
+/** An attempt's row as stored, for {@link StoreProbe.attemptRows}. */
+export interface StoredAttempt {
+  attempt: number;
+  workerId: string;
+  status: string;
+  startedAt: number;
+  finishedAt: number | null;
 }
 
 /**
@@ -1384,4 +1396,5 @@ export function describeStoreConformance(
   });
   describeSchedulesConformance(dialect, open);
   describeFireAheadConformance(dialect, open);
+  describeAttemptsConformance(dialect, open, probe);
 }

@@ -112,6 +112,10 @@ export interface Store {
     audit?: AuditEntry,
   ): Promise<RunRecord | null>;
   getRun(id: number): Promise<RunRecord | null>;
+  /**
+   * A run's attempts in order: those that ended (each stored once, at its end) and, while the run is
+   * running, its current attempt as the run describes it (status `running`, no finish).
+   */
   getAttempts(runId: number): Promise<AttemptRecord[]>;
   /** Runs newest first; `before` is the last id of the previous page. */
   listRuns(filter: RunQuery): Promise<RunRecord[]>;
@@ -347,7 +351,8 @@ export interface Store {
   routingState(jobId: number): Promise<RoutingState | null>;
   /**
    * Appends a worker's log lines and progress, in order. Only lines of attempts that this worker
-   * ran (its attempt rows) are kept: a late line of a finished attempt is, a stranger's is not.
+   * ran (its running attempt, or ones that ended) are kept: a late line of a finished attempt is, a
+   * stranger's is not.
    * Each run keeps at most `maxLines` lines; the first line over the limit is replaced by one
    * marker line and the rest are dropped. Answers how many lines were stored.
    */

@@ -66,12 +66,19 @@ export const RUNS_PER_MINUTE = `
   FROM runs WHERE finished_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2`;
 
 /**
- * Lateness of scheduled runs whose first attempt started in [$1, $2], newest $3: a backward range
- * scan of attempts_first_start, each joined to its run by primary key.
+ * Lateness of scheduled runs whose first attempt started in [$1, $2], newest $3: ended first attempts
+ * by a backward range scan of attempts_first_start, each joined to its run by primary key, and first
+ * attempts still running (they have no attempt row yet) from their runs, which are few.
  */
 export const FIRE_LATENESS = `
-  SELECT a.started_at - r.fire_time AS late
-  FROM attempts a JOIN runs r ON r.id = a.run_id
-  WHERE a.attempt = 1 AND a.started_at >= $1 AND a.started_at <= $2
-    AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
-  ORDER BY a.started_at DESC LIMIT $3`;
+  SELECT late FROM (
+    (SELECT a.started_at AS started, a.started_at - r.fire_time AS late
+      FROM attempts a JOIN runs r ON r.id = a.run_id
+      WHERE a.attempt = 1 AND a.started_at >= $1 AND a.started_at <= $2
+        AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+      ORDER BY a.started_at DESC LIMIT $3)
+    UNION ALL
+    SELECT started_at, started_at - fire_time FROM runs
+    WHERE status = 'running' AND attempt = 1 AND started_at >= $1 AND started_at <= $2
+      AND cause = 'schedule' AND fire_time IS NOT NULL) first_starts
+  ORDER BY started DESC LIMIT $3`;

@@ -2,10 +2,11 @@
 
 /**
  * Claim for worker $1 (active), at $2, up to $4 queued runs of its group and handlers that become
- * available in ($2, $3], soonest first: each attempt (alive while its worker's lease is) starts at the
- * run's available_at, and its deadline counts from there. Passed over: runs assigned to a worker,
- * runs of jobs with routing, a selector or limits, and every run of a group with limits (they wait
- * for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the other claims.
+ * available in ($2, $3], soonest first: each attempt (alive while its worker's lease is; no row until
+ * it ends) starts at the run's available_at, and its deadline counts from there. Passed over: runs
+ * assigned to a worker, runs of jobs with routing, a selector or limits, and every run of a group
+ * with limits (they wait for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the
+ * other claims.
  */
 export const DISPATCH_AHEAD = `
   WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
@@ -28,10 +29,7 @@ export const DISPATCH_AHEAD = `
       deadline_at = r.available_at + r.timeout_ms, finished_at = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.available_at),
-  started AS (
-    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-    SELECT id, attempt, $1, 'running', available_at FROM claimed)
+      r.shard_count, r.available_at)
   SELECT c.id, c.attempt, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts, c.shard, c.shard_count,
     c.available_at, j.name AS job_name, j.task
   FROM claimed c JOIN jobs j ON j.id = c.job_id

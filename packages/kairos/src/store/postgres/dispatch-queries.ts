@@ -76,16 +76,17 @@ export const SAVE_JOB_ROUTING = `
   SELECT x.job_id, x.state FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, state jsonb)
   ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`;
 
-/** Claim runs $2 (locked above) for worker $1 at $3; start their attempts (they live on the worker's lease). */
+/**
+ * Claim runs $2 (locked above) for worker $1 at $3; their attempts live on the worker's lease, and
+ * have no row until they end (the running run is the attempt).
+ */
 export const CLAIM_PLANNED = `
   WITH claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $3::bigint,
       deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
       target_worker_id = NULL
     WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
-    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count),
-  started AS (
-    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at) SELECT id, attempt, $1, 'running', $3::bigint FROM claimed)
+    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count)
   SELECT * FROM claimed`;
 
 /**
@@ -123,10 +124,16 @@ export const SET_GROUP_LIMIT = `
   ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, rate_limit = excluded.rate_limit,
     rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`;
 
-/** Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its attempt rows. */
+/**
+ * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts (their
+ * runs' rows) and its ended ones (their attempt rows).
+ */
 export const OWNED_ATTEMPTS = `
-  SELECT DISTINCT a.run_id, a.attempt FROM attempts a
-  JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON a.run_id = x.run_id AND a.attempt = x.attempt
+  WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
+  SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt
+  WHERE r.worker_id = $2 AND r.status = 'running'
+  UNION ALL
+  SELECT a.run_id, a.attempt FROM attempts a JOIN x ON a.run_id = x.run_id AND a.attempt = x.attempt
   WHERE a.worker_id = $2`;
 
 /** Create-or-lock the log state rows of runs $1 (sorted ids), answering lines stored and dropped. */
@@ -236,10 +243,7 @@ export const DISPATCH_FAST = `
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.priority, r.available_at),
-  started AS (
-    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at)
-    SELECT id, attempt, $1, 'running', $2::bigint FROM claimed)
+      r.shard_count, r.priority, r.available_at)
   SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
     (SELECT count(*) FROM seen)::int AS picked,
     coalesce((

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../../core/job.ts';
-import { describeStoreConformance } from '../conformance.ts';
+import { describeStoreConformance, type StoredAttempt } from '../conformance.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
@@ -28,6 +28,24 @@ describeStoreConformance(
           runId,
         ]);
         return rows[0]?.xmin ?? 'none';
+      } finally {
+        await client.end();
+      }
+    },
+    async attemptRows(runId) {
+      const client = new pg.Client({
+        connectionString: testDatabaseUrl(),
+        options: `-c search_path=${conformanceSchema}`,
+      });
+      await client.connect();
+      try {
+        const { rows } = await client.query<StoredAttempt>(
+          `SELECT attempt, worker_id AS "workerId", status, started_at::float8 AS "startedAt",
+             finished_at::float8 AS "finishedAt"
+           FROM attempts WHERE run_id = $1 ORDER BY attempt`,
+          [runId],
+        );
+        return rows;
       } finally {
         await client.end();
       }

@@ -503,11 +503,7 @@ export class PostgresStore implements Store {
   }
 
   async getAttempts(runId: number): Promise<AttemptRecord[]> {
-    const rows = await this.query<AttemptRow>(
-      'getAttempts',
-      'SELECT * FROM attempts WHERE run_id = $1 ORDER BY attempt',
-      [runId],
-    );
+    const rows = await this.query<AttemptRow>('getAttempts', sql.ATTEMPTS_OF_RUN, [runId]);
     return rows.map(attemptFromRow);
   }
 

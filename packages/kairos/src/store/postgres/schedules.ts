@@ -98,13 +98,21 @@ export const START_BUFFERING = `
   WITH marked AS (UPDATE runs SET promotes = true WHERE job_id = $1 AND status IN ('queued', 'running'))
   UPDATE jobs SET buffers = true WHERE id = $1`;
 
-/** Cancel runs for the cancel-previous overlap policy, with their running attempts. $1 run ids, $2 now, $3 error. */
+/**
+ * Cancel runs for the cancel-previous overlap policy; a running one's attempt gets its row. The runs
+ * are locked first, so that what is read of each (running or not, its attempt, worker and start) is
+ * its latest version: a report that ended it meanwhile inserted that attempt's row already, and the
+ * snapshot alone would insert it twice. $1 run ids, $2 now, $3 error.
+ */
 export const CANCEL_ACTIVE_RUNS = `
-  WITH attempt_ended AS (
-    UPDATE attempts a SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb
-    FROM runs r WHERE r.id = ANY($1::bigint[]) AND a.run_id = r.id AND a.attempt = r.attempt AND a.status = 'running')
-  UPDATE runs SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
-  WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')`;
+  WITH active AS (
+    SELECT id, status, attempt, worker_id, started_at FROM runs
+    WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running') ORDER BY id FOR UPDATE),
+  attempt_ended AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+    SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+  UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+  FROM active a WHERE r.id = a.id`;
 
 /** Insert scheduled runs with their own available time (jitter). $1 job id, $2 [{fire_time, available_at}], $3 now. */
 export const INSERT_SCHEDULED_RUNS = `

@@ -59,9 +59,10 @@ describe('SQLite hot statements', () => {
     expect(plan(hot.END_RUNS, { now: 0, ends: '[]' })).toContain(
       'SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)',
     );
-    expect(plan(hot.END_ATTEMPTS, [0, '[]'])).toContain(
-      'SEARCH attempts USING PRIMARY KEY (run_id=? AND attempt=?)',
-    );
+    // An ended attempt's row is inserted from the end's input alone: no run or attempt row is read.
+    expect(plan(hot.END_ATTEMPTS, [0, '[]'])).toEqual([
+      expect.stringMatching(/^SCAN json_each VIRTUAL TABLE/),
+    ]);
     expect(plan(hot.CLAIM_IDS, claimParams)).toContain('SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)');
     for (const sql of [hot.DECISION_INPUTS, hot.END_RUNS, hot.CLAIM_IDS, hot.EXPIRED_ATTEMPTS]) {
       const details = plan(sql, sql === hot.DECISION_INPUTS ? ['[]'] : { ...claimParams, limit: 1 });
@@ -87,6 +88,12 @@ describe('SQLite hot statements', () => {
     // The workers drive the lost half: runs are never the outer loop of the join.
     expect(details.indexOf('SCAN w')).toBeLessThan(
       details.indexOf('SEARCH r USING COVERING INDEX runs_worker (worker_id=?)'),
+    );
+  });
+
+  it('write no attempt row at a claim: a running attempt is its run’s row', () => {
+    expect(Object.values(hot).filter((v) => typeof v === 'string' && /INSERT INTO attempts/.test(v))).toEqual(
+      [hot.END_ATTEMPTS],
     );
   });
 

@@ -2,8 +2,19 @@ import type Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
+import { END_ATTEMPTS, type EndedAttempt } from './hot-statements.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
+
+/** A queued or running run of a job, as the overlap policy reads it (worker and start: of its attempt). */
+interface ActiveRun {
+  id: number;
+  status: string;
+  attempt: number;
+  worker_id: string | null;
+  started_at: number | null;
+  available_at: number;
+}
 
 const CANCELLED_BY_OVERLAP = JSON.stringify({
   name: 'Cancelled',
@@ -29,9 +40,9 @@ export function applyOverlap(
     return { keep: entry.fires.map((_, i) => ({ i, buffered: false })), skipped: null, groups: [] };
   }
   const active = sql(
-    `SELECT id, status, attempt, available_at FROM runs WHERE job_id = ? AND status IN ('queued', 'running')
-     ORDER BY fire_time, id`,
-  ).all(entry.jobId) as Array<{ id: number; status: string; attempt: number; available_at: number }>;
+    `SELECT id, status, attempt, worker_id, started_at, available_at FROM runs
+     WHERE job_id = ? AND status IN ('queued', 'running') ORDER BY fire_time, id`,
+  ).all(entry.jobId) as ActiveRun[];
   const buffered = active.filter((run) => run.available_at === BUFFERED_AT);
   const decision = decideOverlap(entry.overlap, entry.fires.length, {
     inFlight: active.length - buffered.length,
@@ -42,9 +53,16 @@ export function applyOverlap(
   if (decision.cancelActive) {
     for (const run of active) {
       if (run.status === 'running') {
-        sql(
-          `UPDATE attempts SET status = 'cancelled', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
-        ).run(now, CANCELLED_BY_OVERLAP, run.id, run.attempt);
+        // The running attempt's row is written now, as it ends (the run row held it while it ran).
+        const attempt: EndedAttempt = [
+          run.id,
+          run.attempt,
+          run.worker_id!,
+          'cancelled',
+          run.started_at!,
+          CANCELLED_BY_OVERLAP,
+        ];
+        sql(END_ATTEMPTS).run(now, JSON.stringify([attempt]));
       }
       sql(
         `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL

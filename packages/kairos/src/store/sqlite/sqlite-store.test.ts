@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir } from '../../../test/helpers.ts';
-import { describeStoreConformance } from '../conformance.ts';
+import { describeStoreConformance, type StoredAttempt } from '../conformance.ts';
 import { SqliteStore } from './sqlite-store.ts';
 
 const dir = tempDir();
@@ -21,6 +21,19 @@ describeStoreConformance(
       const db = new Database(path);
       try {
         return JSON.stringify(db.prepare('SELECT * FROM runs WHERE id = ?').get(runId));
+      } finally {
+        db.close();
+      }
+    },
+    async attemptRows(runId) {
+      const db = new Database(path);
+      try {
+        return db
+          .prepare(
+            `SELECT attempt, worker_id AS workerId, status, started_at AS startedAt, finished_at AS finishedAt
+             FROM attempts WHERE run_id = ? ORDER BY attempt`,
+          )
+          .all(runId) as StoredAttempt[];
       } finally {
         db.close();
       }

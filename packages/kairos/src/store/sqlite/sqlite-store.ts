@@ -124,6 +124,38 @@ import {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+// An attempt's row is written once, when the attempt ends; a running attempt is its run's row
+// (attempt, worker, start). Reads of attempts take both.
+
+/** The attempts of run @run in order: the ended ones' rows, then the running one from the run row. */
+const ATTEMPTS_OF_RUN = `SELECT run_id, attempt, worker_id, status, started_at, finished_at, error
+  FROM attempts WHERE run_id = @run
+  UNION ALL
+  SELECT id, attempt, worker_id, 'running', started_at, NULL, NULL FROM runs WHERE id = @run AND status = 'running'
+  ORDER BY attempt`;
+
+/** Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones. */
+const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'
+  UNION ALL SELECT 1 FROM attempts WHERE run_id = @run AND attempt = @attempt AND worker_id = @worker`;
+
+/**
+ * Lateness (first attempt's start − fire time) of scheduled runs whose first attempt started in
+ * [@since, @now], the newest @limit: ended first attempts through attempts_first_start, and first
+ * attempts still running from their runs (runs_worker holds every running run; they are few).
+ */
+const FIRST_STARTS = `SELECT late FROM (
+    SELECT * FROM (
+      SELECT a.started_at AS started, a.started_at - r.fire_time AS late FROM attempts a INDEXED BY attempts_first_start
+        JOIN runs r ON r.id = a.run_id
+      WHERE a.attempt = 1 AND a.started_at >= @since AND a.started_at <= @now
+        AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+      ORDER BY a.started_at DESC LIMIT @limit)
+    UNION ALL
+    SELECT started_at, started_at - fire_time FROM runs INDEXED BY runs_worker
+    WHERE status = 'running' AND attempt = 1 AND started_at >= @since AND started_at <= @now
+      AND cause = 'schedule' AND fire_time IS NOT NULL)
+  ORDER BY started DESC LIMIT @limit`;
+
 /**
  * The embedded store: one SQLite file in WAL mode, driven synchronously by better-sqlite3.
  * Node's single thread is the single writer SQLite wants, so every operation is one short
@@ -427,9 +459,7 @@ export class SqliteStore implements Store {
 
   async getAttempts(runId: number): Promise<AttemptRecord[]> {
     return this.run('getAttempts', () =>
-      (this.sql('SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt').all(runId) as AttemptRow[]).map(
-        attemptFromRow,
-      ),
+      (this.sql(ATTEMPTS_OF_RUN).all({ run: runId }) as AttemptRow[]).map(attemptFromRow),
     );
   }
 
@@ -462,18 +492,19 @@ export class SqliteStore implements Store {
     return this.run('cancelRun', () =>
       this.db
         .transaction(() => {
-          const run = this.sql('SELECT status, attempt FROM runs WHERE id = ?').get(id) as
-            | { status: string; attempt: number }
-            | undefined;
+          const run = this.sql('SELECT status, attempt, worker_id, started_at FROM runs WHERE id = ?').get(
+            id,
+          ) as { status: string; attempt: number; worker_id: string; started_at: number } | undefined;
           if (!run) return null;
           if (run.status !== 'queued' && run.status !== 'running') {
             throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
           }
           const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
           if (run.status === 'running') {
-            this.sql(
-              `UPDATE attempts SET status = 'cancelled', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?`,
-            ).run(now, error, id, run.attempt);
+            this.sql(hot.END_ATTEMPTS).run(
+              now,
+              JSON.stringify([[id, run.attempt, run.worker_id, 'cancelled', run.started_at, error]]),
+            );
           }
           this.endRun(id, 'cancelled', now, null, error);
           return this.getRunSync(id);
@@ -604,7 +635,7 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const retry = this.sql(
             `UPDATE runs SET status = 'queued', available_at = ?, error = ?, deadline_at = NULL
-             WHERE id = ? AND attempt = ? AND status = 'running'`,
+             WHERE id = ? AND attempt = ? AND status = 'running' RETURNING worker_id, started_at`,
           );
           // Ends (not retries) in one statement for the whole report: a batch of 200 is one update.
           const ends = outcomes.filter((o) => o.run.status !== 'queued');
@@ -616,23 +647,26 @@ export class SqliteStore implements Store {
                   ends: JSON.stringify(
                     ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
                   ),
-                }) as Array<{ id: number; attempt: number; job_id: number; cause: string }>);
+                }) as hot.EndedRunRow[]);
           // By run and attempt: a stale report may name a run that another attempt of it ended here.
           const endedByRef = new Map(endedRows.map((row) => [`${row.id}:${row.attempt}`, row]));
           const ended: Array<{ runId: number; jobId: number }> = [];
-          const attemptEnds: Array<[number, number, string, string | null]> = [];
+          const attemptEnds: hot.EndedAttempt[] = [];
           const applied = outcomes.map((o) => {
             const error = toJson(o.error);
+            let ran: { worker_id: string; started_at: number } | undefined;
             if (o.run.status === 'queued') {
-              if (retry.run(o.run.availableAt, error, o.runId, o.attempt).changes === 0) return false;
+              ran = retry.get(o.run.availableAt, error, o.runId, o.attempt) as typeof ran;
+              if (!ran) return false;
               requeued.add(o.group);
             } else {
               const row = endedByRef.get(`${o.runId}:${o.attempt}`);
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
               ended.push({ runId: o.runId, jobId: row.job_id });
+              ran = row;
             }
-            attemptEnds.push([o.runId, o.attempt, o.attemptStatus, error]);
+            attemptEnds.push([o.runId, o.attempt, ran.worker_id, o.attemptStatus, ran.started_at, error]);
             return true;
           });
           if (attemptEnds.length > 0) {
@@ -1162,13 +1196,7 @@ export class SqliteStore implements Store {
 
   async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
     return this.run('fireLateness', () => {
-      const rows = this.sql(
-        `SELECT a.started_at - r.fire_time AS late FROM attempts a INDEXED BY attempts_first_start
-           JOIN runs r ON r.id = a.run_id
-         WHERE a.attempt = 1 AND a.started_at >= ? AND a.started_at <= ?
-           AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
-         ORDER BY a.started_at DESC LIMIT ?`,
-      ).all(since, now, limit) as Array<{ late: number }>;
+      const rows = this.sql(FIRST_STARTS).all({ since, now, limit }) as Array<{ late: number }>;
       return latenessFromSample(
         rows.map((r) => r.late),
         limit,
@@ -1367,10 +1395,6 @@ export class SqliteStore implements Store {
       ids: JSON.stringify(ids),
     }) as Array<ClaimRow & { job_id: number; available_at: number; started_at: number }>;
     if (rows.length === 0) return [];
-    this.sql(hot.START_ATTEMPTS).run(
-      workerId,
-      JSON.stringify(rows.map((row) => [row.id, row.attempt, row.started_at])),
-    );
     const jobs = new Map<number, Pick<DispatchCandidate, 'jobName' | 'task'>>();
     if (candidates) {
       for (const c of candidates) jobs.set(c.jobId, c);
@@ -1523,13 +1547,13 @@ export class SqliteStore implements Store {
     const stored = this.run('appendRunLogs', () =>
       this.db
         .transaction(() => {
-          const owned = this.sql('SELECT 1 FROM attempts WHERE run_id = ? AND attempt = ? AND worker_id = ?');
+          const owned = this.sql(OWNED_ATTEMPT);
           const fenced = new Map<string, boolean>();
           const mine = (runId: number, attempt: number) => {
             const key = `${runId}:${attempt}`;
             let ok = fenced.get(key);
             if (ok === undefined) {
-              ok = owned.get(runId, attempt, workerId) !== undefined;
+              ok = owned.get({ run: runId, attempt, worker: workerId }) !== undefined;
               fenced.set(key, ok);
             }
             return ok;
