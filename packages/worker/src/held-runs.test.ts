@@ -26,9 +26,9 @@ describe('HeldRuns', () => {
     expect(held.size).toBe(4);
     expect(held.dueCount(now)).toBe(2);
     expect(held.nextStart(now)).toBe(now + 30_000);
-    expect(held.takeDue(now)?.runId).toBe(1);
-    expect(held.takeDue(now)?.runId).toBe(4);
-    expect(held.takeDue(now)).toBeUndefined();
+    expect(held.takeDue(now, 1).map((run) => run.runId)).toEqual([1]);
+    expect(held.takeDue(now, 5).map((run) => run.runId)).toEqual([4]);
+    expect(held.takeDue(now, 5)).toEqual([]);
     expect(held.refs()).toEqual([
       { runId: 2, attempt: 1 },
       { runId: 3, attempt: 1 },
@@ -45,8 +45,7 @@ describe('HeldRuns', () => {
     const called = new Promise<void>((resolve) => {
       held = new HeldRuns(() => {
         due.push(Date.now());
-        const run = held.takeDue(Date.now());
-        if (run) resolve();
+        if (held.takeDue(Date.now(), 1).length > 0) resolve();
       });
     });
     const startAt = Date.now() + 40;

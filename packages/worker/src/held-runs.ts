@@ -58,16 +58,17 @@ export class HeldRuns {
     return this.#runs[this.dueCount(now)]?.startAt ?? Number.POSITIVE_INFINITY;
   }
 
-  /** Removes and answers the earliest attempt whose instant has come, if any. */
-  takeDue(now: number): Assignment | undefined {
-    const first = this.#runs[0];
-    if (!first || first.startAt > now) {
-      this.#arm(now);
-      return undefined;
+  /** Removes and answers, in start order, up to `max` of the attempts whose instant has come. */
+  takeDue(now: number, max: number): Assignment[] {
+    const taken: Assignment[] = [];
+    for (let run = this.#runs[0]; run && run.startAt <= now && taken.length < max; run = this.#runs[0]) {
+      // shift() is O(1) here: V8 moves the start of a long array rather than its elements.
+      this.#runs.shift();
+      taken.push(run.assignment);
     }
-    this.#runs.shift();
+    // Once per take, not per run: the timer and the empty notice.
     this.#changed(now);
-    return first.assignment;
+    return taken;
   }
 
   /** Removes a held attempt; false when it is not held. */

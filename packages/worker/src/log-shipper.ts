@@ -53,6 +53,11 @@ export class LogShipper {
     this.#kick();
   }
 
+  /** Lines queued and not sent yet (nor refused for good). */
+  get unsent(): number {
+    return this.#queued - this.#done;
+  }
+
   /**
    * Waits until every line queued so far was sent (lines queued later, by other attempts, do not
    * hold it up): true, or false when `timeoutMs` passed first.

@@ -49,6 +49,7 @@ export class Wakeup {
   }
 
   notify(): void {
+    if (this.#waiters.size === 0) return;
     for (const done of [...this.#waiters]) done();
   }
 }

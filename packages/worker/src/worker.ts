@@ -21,6 +21,7 @@ import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './opti
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
 import { shellHandler } from './shell.ts';
+import { TimeLimits } from './time-limits.ts';
 import { settlesWithin, sleep, Wakeup } from './timing.ts';
 
 /** The node refuses polls for more runs than this. */
@@ -45,9 +46,12 @@ interface Session {
 /** One attempt whose handler is running. */
 interface RunningAttempt {
   ref: AttemptRef;
+  /** Its key in the running map. */
+  key: string;
   timeoutMs: number;
   abort: LazyAbort;
-  timer: NodeJS.Timeout | undefined;
+  /** When its time limit ends (epoch ms); null when the limit is left to the node. */
+  limitAt: number | null;
   /** The time limit fired: whatever the handler does next, the attempt timed out. */
   timedOut: boolean;
   /** The node cancelled it, or shutdown reported it already: the handler's own end is not reported. */
@@ -84,6 +88,7 @@ export class Worker {
   readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
+  readonly #limits = new TimeLimits<RunningAttempt>((running) => this.#timedOut(running));
   /** Claimed attempts not started yet: before their instant (fire ahead), or waiting for a slot. */
   readonly #held = new HeldRuns(() => this.#startDue());
   readonly #slotFreed = new Wakeup();
@@ -430,10 +435,13 @@ export class Worker {
 
   /** Starts held attempts whose instant came, in order, while slots are free. */
   #startDue(): void {
-    while (this.#running.size < this.#options.concurrency) {
-      const assignment = this.#held.takeDue(Date.now());
-      if (!assignment) return;
-      this.#startAttempt(assignment);
+    for (;;) {
+      const free = this.#options.concurrency - this.#running.size;
+      if (free <= 0) return;
+      // As many as the free slots in one take; then again, for those whose instant came meanwhile.
+      const due = this.#held.takeDue(Date.now(), free);
+      if (due.length === 0) return;
+      for (const assignment of due) this.#startAttempt(assignment);
     }
   }
 
@@ -455,43 +463,56 @@ export class Worker {
     }
     const startedAt = Date.now();
     const abort = new LazyAbort();
+    // A longer limit than a timer can hold is left to the node, which cancels the attempt at its deadline.
+    const limitAt = assignment.timeout <= MAX_TIMER_MS ? startedAt + assignment.timeout : null;
     const running: RunningAttempt = {
       ref,
+      key,
       timeoutMs: assignment.timeout,
       abort,
-      timer: undefined,
+      limitAt,
       timedOut: false,
       abandoned: false,
       done: Promise.resolve(),
     };
-    // A longer limit than a timer can hold is left to the node, which cancels the attempt at its deadline.
-    if (assignment.timeout <= MAX_TIMER_MS) {
-      running.timer = setTimeout(() => {
-        running.timedOut = true;
-        const limit = formatDuration(assignment.timeout);
-        abort.abort(
-          new TimeoutError(
-            `attempt ${ref.attempt} of run ${ref.runId} passed its time limit of ${limit}`,
-            assignment.timeout,
-          ),
-        );
-      }, assignment.timeout);
-    }
+    if (limitAt !== null) this.#limits.add(running, limitAt, startedAt);
     this.#running.set(key, running);
     const ctx = createRunContext(assignment, abort, startedAt, this.#log, this.#logs);
-    running.done = settle(handler, ctx).then((settlement) => this.#finish(running, settlement));
+    running.done = this.#run(running, handler, ctx);
   }
 
-  async #finish(running: RunningAttempt, settlement: Settlement): Promise<void> {
-    clearTimeout(running.timer);
-    this.#running.delete(keyOf(running.ref));
+  /** Runs the handler and ends the attempt. */
+  async #run(running: RunningAttempt, handler: Handler, ctx: RunContext): Promise<void> {
+    // Awaited even when the handler threw at once: the attempt ends in a later microtask, never
+    // inside #startDue's loop, which would start the next runs ahead of those it took already.
+    const settlement = await settle(handler, ctx);
+    this.#clearLimit(running);
+    this.#running.delete(running.key);
     this.#startDue();
     this.#slotFreed.notify();
     if (running.abandoned) return;
     const report = classifyOutcome(running.ref, settlement, running);
     // The run's log lines reach the node before its end, so that a follower sees them all.
-    await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+    if (this.#logs.unsent > 0) await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
     this.#reporter.add(report);
+  }
+
+  #timedOut(running: RunningAttempt): void {
+    running.limitAt = null;
+    running.timedOut = true;
+    const { ref, timeoutMs } = running;
+    running.abort.abort(
+      new TimeoutError(
+        `attempt ${ref.attempt} of run ${ref.runId} passed its time limit of ${formatDuration(timeoutMs)}`,
+        timeoutMs,
+      ),
+    );
+  }
+
+  #clearLimit(running: RunningAttempt): void {
+    if (running.limitAt === null) return;
+    this.#limits.remove(running, running.limitAt);
+    running.limitAt = null;
   }
 
   /** The node says the attempt is no longer this worker's: stop it, and do not report it. */
@@ -503,7 +524,7 @@ export class Worker {
     const running = this.#running.get(keyOf(ref));
     if (!running || running.abandoned) return;
     running.abandoned = true;
-    clearTimeout(running.timer);
+    this.#clearLimit(running);
     this.#log.info('attempt cancelled by the node', { ...ref });
     running.abort.abort(
       new CancelledError(
@@ -529,7 +550,7 @@ export class Worker {
     for (const running of this.#running.values()) {
       if (running.abandoned) continue;
       running.abandoned = true;
-      clearTimeout(running.timer);
+      this.#clearLimit(running);
       running.abort.abort(new CancelledError('the worker is shutting down'));
       const { ref } = running;
       this.#reporter.add(
