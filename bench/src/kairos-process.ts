@@ -47,9 +47,14 @@ export async function startNodeProcess(id: string, databaseUrl: string): Promise
         KAIROS_NODE_ID: id,
         KAIROS_LOG_LEVEL: 'error',
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
+  // The end of its error output, to say why a node that exits while starting did.
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
   const url = `http://127.0.0.1:${port}`;
   const client = new KairosClient({ url, token: ADMIN_TOKEN });
   for (let i = 0; ; i++) {
@@ -57,7 +62,9 @@ export async function startNodeProcess(id: string, databaseUrl: string): Promise
       await client.health();
       break;
     } catch (error) {
-      if (i > 3000 || child.exitCode !== null) throw error;
+      if (child.exitCode !== null)
+        throw new Error(`node ${id} exited with code ${child.exitCode} while starting:\n${stderr}`);
+      if (i > 3000) throw error;
       await sleep(10);
     }
   }

@@ -53,6 +53,22 @@ describeStoreConformance(
   },
 );
 
+// Nodes of a new cluster often start together (a deployment of three replicas): each migrates.
+describe('PostgreSQL store: migrations of nodes that start together', () => {
+  it('every node migrates a new schema, none fails on the race to create it', async () => {
+    for (let round = 0; round < 5; round++) {
+      const schema = testSchema();
+      const stores = [1, 2, 3].map(() => new PostgresStore({ connectionString: testDatabaseUrl(), schema }));
+      try {
+        const results = await Promise.allSettled(stores.map((store) => store.migrate()));
+        expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      } finally {
+        await Promise.all(stores.map((store) => store.close()));
+      }
+    }
+  });
+});
+
 // A connection that PostgreSQL ends (a restart, a failover, `pg_terminate_backend`) must cost the node
 // at most the statement in flight: neither a client checked out of the pool nor the LISTEN connection
 // may end the process with an unhandled 'error' event.

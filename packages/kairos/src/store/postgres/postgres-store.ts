@@ -223,11 +223,13 @@ export class PostgresStore implements Store {
 
   async migrate(): Promise<void> {
     await this.withClient('migrate', async (client) => {
-      if (this.options.schema)
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
       await client.query('BEGIN');
       try {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        // Under the lock: two nodes that start together would race `IF NOT EXISTS`, and one of them
+        // fail on pg_namespace's unique index.
+        if (this.options.schema)
+          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
         await client.query(
           'CREATE TABLE IF NOT EXISTS kairos_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
         );
