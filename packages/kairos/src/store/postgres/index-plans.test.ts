@@ -6,18 +6,24 @@ import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts
 
 afterAll(dropTestSchemas);
 
+/** A connection to a new schema that the store has migrated, for reading plans. */
+async function migratedSchema(): Promise<pg.Client> {
+  const schema = testSchema();
+  const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+  await store.migrate();
+  await store.close();
+  const client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+  await client.connect();
+  return client;
+}
+
 // Runs are listed by status through an index only for the rarer ends (runs_unsuccessful): queued and
 // running runs have partial indexes of their own, succeeded ones are most of the table.
 describe('PostgreSQL: run lists by status', () => {
   let client: pg.Client;
 
   beforeAll(async () => {
-    const schema = testSchema();
-    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
-    await store.migrate();
-    await store.close();
-    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
-    await client.connect();
+    client = await migratedSchema();
   });
   afterAll(() => client?.end());
 
@@ -52,12 +58,7 @@ describe('PostgreSQL: run keys in partial indexes', () => {
   let client: pg.Client;
 
   beforeAll(async () => {
-    const schema = testSchema();
-    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
-    await store.migrate();
-    await store.close();
-    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
-    await client.connect();
+    client = await migratedSchema();
     await client.query('SET enable_seqscan = off');
     await client.query('SET plan_cache_mode = force_generic_plan');
   });
@@ -120,12 +121,7 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
   let client: pg.Client;
 
   beforeAll(async () => {
-    const schema = testSchema();
-    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
-    await store.migrate();
-    await store.close();
-    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
-    await client.connect();
+    client = await migratedSchema();
     await client.query(`
       INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, paused,
         created_at, updated_at)
