@@ -337,4 +337,30 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
     await a.triggerRun('j', { params: null, priority: null }, T0);
     expect(await heardSoFar(group)).toHaveLength(1);
   });
+
+  it("a node hears its own cluster's events, not those of another schema on the same server", async () => {
+    const group = `g_${schema}`;
+    const mine = await open();
+    const ours = await open();
+    const otherSchema = testSchema();
+    const theirs = new PostgresStore({ connectionString: testDatabaseUrl(), schema: otherSchema });
+    stores.push(theirs);
+    await theirs.migrate();
+    const spec = { name: 'j', group, handler: 'h', trigger: { kind: 'manual' as const } };
+    const jobOfOurs = await ours.createJob(compileJob(spec), null, T0);
+    const jobOfTheirs = await theirs.createJob(compileJob(spec), null, T0);
+    const heard: unknown[] = [];
+    mine.subscribe((event) => heard.push(event));
+    // Each statement's NOTIFY (enqueue and trigger) and the client-side one (cancel, through notify()).
+    await theirs.enqueueRuns(jobOfTheirs.id, [{ params: {}, priority: 0 }], T0);
+    await theirs.triggerRun('j', { params: null, priority: null }, T0);
+    await theirs.createJob(compileJob({ ...spec, name: 'k' }), null, T0);
+    await ours.enqueueRuns(jobOfOurs.id, [{ params: {}, priority: 0 }], T0);
+    await ours.triggerRun('j', { params: null, priority: null }, T0);
+    await ours.createJob(compileJob({ ...spec, name: 'k' }), null, T0);
+    // Delivery is in commit order: once ours's last event is here, theirs's would have come before.
+    const deadline = Date.now() + 10_000;
+    while (heard.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(heard).toEqual([{ type: 'runs', group }, { type: 'runs', group }, { type: 'jobs' }]);
+  });
 });

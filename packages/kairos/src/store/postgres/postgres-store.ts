@@ -409,7 +409,16 @@ export class PostgresStore implements Store {
       const { rows } = await db.query<EnqueuedRow>({
         name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
         text: sql.ENQUEUE,
-        values: [jobId, JSON.stringify(input), now, CHANNEL, this.origin, broadcast, this.peers],
+        values: [
+          jobId,
+          JSON.stringify(input),
+          now,
+          CHANNEL,
+          this.origin,
+          broadcast,
+          this.peers,
+          this.options.schema ?? null,
+        ],
       });
       if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
       return rows[0]!;
@@ -463,6 +472,7 @@ export class PostgresStore implements Store {
       this.origin,
       ...(audit ? auditValues(audit) : [null, null, null, null, null]),
       this.peers,
+      this.options.schema ?? null,
     ]);
     if (!row) return null;
     if (row.job_broadcast) {
@@ -914,8 +924,12 @@ export class PostgresStore implements Store {
           events: StoreEvent[];
         };
         if (origin === this.origin) return;
-        // Another node of this cluster (same schema; the channel is shared by every schema).
-        if (schema !== undefined && schema === (this.options.schema ?? null)) this.peers = true;
+        // The channel is shared by every schema of the server: another schema's events are another
+        // cluster's (a payload without one comes from a node older than this rule: heard as before).
+        if (schema !== undefined) {
+          if (schema !== (this.options.schema ?? null)) return;
+          this.peers = true;
+        }
         for (const event of events) this.events.emit('event', event);
       });
       client.on('error', () => {});

@@ -84,7 +84,7 @@ export const FIRE = `
  * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
  * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
  * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
- * node listens).
+ * node listens), $8 the node's schema (null: none of its own), which listeners of other schemas skip.
  */
 export const ENQUEUE = `
   WITH job AS (
@@ -105,7 +105,7 @@ export const ENQUEUE = `
     SELECT id, idempotency_key FROM runs
     WHERE job_id = $1 AND idempotency_key IN (SELECT key FROM input WHERE key IS NOT NULL)),
   notified AS (
-    SELECT pg_notify($4, json_build_object('origin', $5::text,
+    SELECT pg_notify($4, json_build_object('origin', $5::text, 'schema', $8::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
     FROM job WHERE ($6 OR NOT broadcast) AND $7::boolean)
   SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
@@ -121,7 +121,8 @@ export const ENQUEUE = `
  * trips before (read the job, insert, read the run back, audit in a commit of its own), on the path
  * of every API trigger. A broadcast job inserts nothing here (its runs are sharded in a transaction):
  * the row says `job_broadcast` and the run columns are null. No row: no such job.
- * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers).
+ * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers),
+ * $14 the node's schema (null: none of its own), which listeners of other schemas skip.
  */
 export const TRIGGER_RUN = `
   WITH job AS (
@@ -140,7 +141,7 @@ export const TRIGGER_RUN = `
     SELECT r.* FROM runs r, job j
     WHERE $4::text IS NOT NULL AND NOT j.broadcast AND r.job_id = j.id AND r.idempotency_key = $4::text),
   notified AS (
-    SELECT pg_notify($6, json_build_object('origin', $7::text,
+    SELECT pg_notify($6, json_build_object('origin', $7::text, 'schema', $14::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
     FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
   audited AS (
