@@ -7,84 +7,80 @@ import { Worker } from './worker.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** A node from before fire ahead: its closed poll schema refuses `ahead`. */
-function olderNode(polls: Array<Record<string, unknown>>): Promise<Server> {
-  let handed = false;
+type Send = (json: unknown, status?: number) => void;
+
+/** A stand-in node: `route` answers each request from its path and body. */
+function fakeNode(route: (path: string, body: string, send: Send) => void): Promise<Server> {
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => {
       body += chunk;
     });
-    req.on('end', () => {
-      const send = (status: number, json: unknown) => {
+    req.on('end', () =>
+      route(req.url ?? '', body, (json, status = 200) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(json));
-      };
-      const path = req.url ?? '';
-      if (path.endsWith('/register'))
-        return send(200, { workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 200 });
-      if (path.endsWith('/poll')) {
-        const poll = JSON.parse(body) as Record<string, unknown>;
-        polls.push(poll);
-        if ('ahead' in poll)
-          return send(400, {
-            error: { code: 'VALIDATION_FAILED', message: "body must NOT have property 'ahead'" },
-          });
-        const runs = handed
-          ? []
-          : [
-              {
-                runId: 1,
-                attempt: 1,
-                jobName: 'j',
-                handler: 'h',
-                params: {},
-                fireTime: null,
-                timeout: 60_000,
-                maxAttempts: 1,
-              },
-            ];
-        handed = true;
-        return send(200, { runs });
-      }
-      if (path.endsWith('/report')) return send(200, { results: [{ runId: 1, attempt: 1, ok: true }] });
-      return send(200, {});
-    });
+      }),
+    );
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** A node from before fire ahead: its closed poll schema refuses `ahead`. */
+function olderNode(polls: Array<Record<string, unknown>>): Promise<Server> {
+  let handed = false;
+  return fakeNode((path, body, send) => {
+    if (path.endsWith('/register'))
+      return send({ workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 200 });
+    if (path.endsWith('/poll')) {
+      const poll = JSON.parse(body) as Record<string, unknown>;
+      polls.push(poll);
+      if ('ahead' in poll)
+        return send(
+          { error: { code: 'VALIDATION_FAILED', message: "body must NOT have property 'ahead'" } },
+          400,
+        );
+      const runs = handed
+        ? []
+        : [
+            {
+              runId: 1,
+              attempt: 1,
+              jobName: 'j',
+              handler: 'h',
+              params: {},
+              fireTime: null,
+              timeout: 60_000,
+              maxAttempts: 1,
+            },
+          ];
+      handed = true;
+      return send({ runs });
+    }
+    if (path.endsWith('/report')) return send({ results: [{ runId: 1, attempt: 1, ok: true }] });
+    return send({});
+  });
 }
 
 /** A node that hands out `runs` in its first poll answer, and records the reports and when it answered. */
 function burstNode(runs: Assignment[], reports: Report[], answered: { at: number }): Promise<Server> {
   let handed = false;
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      const send = (json: unknown) => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(json));
-      };
-      const path = req.url ?? '';
-      if (path.endsWith('/register'))
-        return send({ workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 100 });
-      if (path.endsWith('/poll')) {
-        if (handed) return setTimeout(() => send({ runs: [] }), 100);
-        handed = true;
-        answered.at = Date.now();
-        return send({ runs });
-      }
-      if (path.endsWith('/report')) {
-        const batch = (JSON.parse(body) as { reports: Report[] }).reports;
-        reports.push(...batch);
-        return send({ results: batch.map(({ runId, attempt }) => ({ runId, attempt, ok: true })) });
-      }
-      return send({});
-    });
+  return fakeNode((path, body, send) => {
+    if (path.endsWith('/register'))
+      return send({ workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 100 });
+    if (path.endsWith('/poll')) {
+      if (handed) return setTimeout(() => send({ runs: [] }), 100);
+      handed = true;
+      answered.at = Date.now();
+      return send({ runs });
+    }
+    if (path.endsWith('/report')) {
+      const batch = (JSON.parse(body) as { reports: Report[] }).reports;
+      reports.push(...batch);
+      return send({ results: batch.map(({ runId, attempt }) => ({ runId, attempt, ok: true })) });
+    }
+    return send({});
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 describe('Worker prefetch', () => {

@@ -113,12 +113,6 @@ export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, 
     UNION ALL SELECT id FROM runs INDEXED BY runs_deadline WHERE status = 'running' AND deadline_at <= @now)
   ORDER BY id LIMIT @limit`;
 
-/** Workers gone for good: (lease ended before, limit); those still holding a running attempt stay. */
-export const PRUNE_WORKERS = `DELETE FROM workers WHERE id IN (
-  SELECT w.id FROM workers w WHERE w.status IN ('stopped', 'lost') AND w.lease_expires_at < ?
-    AND NOT EXISTS (SELECT 1 FROM runs r INDEXED BY runs_worker WHERE r.worker_id = w.id AND r.status = 'running')
-  LIMIT ?)`;
-
 // The fire path. A storm's runs are inserted with one statement per batch of entries: one
 // INSERT … SELECT per run cost 16 µs against 2.5 µs per run in one statement (100,000 runs into the
 // runs table and its indexes: 1.66 s against 0.25 s). The compare-and-set of each job's next fire

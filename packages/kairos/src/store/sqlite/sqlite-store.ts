@@ -692,7 +692,17 @@ export class SqliteStore implements Store {
   }
 
   async pruneWorkers(before: number, limit: number): Promise<number> {
-    return this.run('pruneWorkers', () => this.sql(hot.PRUNE_WORKERS).run(before, limit).changes);
+    // Those still holding a running attempt stay (its run is found through runs_worker).
+    return this.run(
+      'pruneWorkers',
+      () =>
+        this.sql(
+          `DELETE FROM workers WHERE id IN (
+             SELECT w.id FROM workers w WHERE w.status IN ('stopped', 'lost') AND w.lease_expires_at < ?
+               AND NOT EXISTS (SELECT 1 FROM runs r INDEXED BY runs_worker WHERE r.worker_id = w.id AND r.status = 'running')
+             LIMIT ?)`,
+        ).run(before, limit).changes,
+    );
   }
 
   // Leases -------------------------------------------------------------------
