@@ -279,11 +279,34 @@ describe('installed into an empty project', () => {
     expect(runs['esm-isolated'].result.pid).not.toBe(workerPid);
   });
 
-  it('the installed CLI talks to the node, and says what a TypeScript handlers module needs', async () => {
+  it('the installed CLI drives the deploy example worker (deploy/worker.mjs)', async () => {
+    copyFileSync(join(ROOT, 'deploy', 'worker.mjs'), join(app, 'deploy-worker.mjs'));
+    const example = start(process.execPath, ['deploy-worker.mjs'], {
+      KAIROS_URL: `${url}, ${url}`,
+      KAIROS_WORKER_TOKEN: tokens.KAIROS_WORKER_TOKEN,
+      KAIROS_WORKER_NAME: 'deploy-example',
+    });
+    try {
+      await example.line(/^worker .* ready/, 120_000);
+      const env = userEnv({ KAIROS_URL: url, KAIROS_TOKEN: tokens.KAIROS_ADMIN_TOKEN });
+      await run(kairos, ['jobs', 'create', 'hello', '--handler', 'hello', '--manual'], { cwd: app, env });
+      const triggered = await run(kairos, ['jobs', 'trigger', 'hello', '--params', '{"name":"deploy"}'], {
+        cwd: app,
+        env,
+      });
+      const id = /\d+/.exec(triggered.stdout)![0];
+      const waited = await run(kairos, ['--json', 'runs', 'wait', id, '--timeout', '2m'], { cwd: app, env });
+      expect(JSON.parse(waited.stdout)).toMatchObject({ status: 'succeeded', result: { hello: 'deploy' } });
+      const { stdout } = await run(kairos, ['jobs', 'list'], { cwd: app, env });
+      expect(stdout).toMatch(/esm-double/);
+      expect(stdout).toMatch(/hello/);
+    } finally {
+      await stop(example);
+    }
+  });
+
+  it('the installed CLI says what a TypeScript handlers module needs', async () => {
     const env = userEnv({ KAIROS_URL: url, KAIROS_TOKEN: tokens.KAIROS_ADMIN_TOKEN });
-    const { stdout } = await run(kairos, ['jobs', 'list'], { cwd: app, env });
-    expect(stdout).toMatch(/esm-double/);
-    expect(stdout).toMatch(/cjs-double/);
 
     writeFileSync(join(app, 'handlers.ts'), 'export default { hello: async (): Promise<number> => 1 };\n');
     const failed = await run(kairos, ['worker', '--handlers', 'handlers.ts', '--token', 'x'], {
@@ -325,5 +348,5 @@ describe('a strict TypeScript project', () => {
     );
     expect(result.stdout).toBe('');
     expect(result.code).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });
