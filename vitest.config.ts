@@ -1,8 +1,24 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The workspace runs its packages from their sources, never from a (maybe stale) `dist/`: the
+ * `@kairos/source` export condition resolves `@kairos/client`, `@kairos/worker` and
+ * `@kairos/server` to `src/`, here and in every process a test spawns (NODE_OPTIONS).
+ */
+const SOURCE = '@kairos/source';
+
 export default defineConfig({
+  resolve: { conditions: [SOURCE, ...defaultServerConditions] },
+  ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'bench/src/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'packages/*/test/**/*.test.ts',
+      'bench/src/**/*.test.ts',
+      'test/**/*.test.ts',
+    ],
+    env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--conditions=${SOURCE}`].filter(Boolean).join(' ') },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Two noisy cores: the process-spawning suites fight for CPU when run wide.

@@ -6,7 +6,7 @@
 // p99 start, first → last start, and the process's CPU time between the first and the last start per
 // start. The first bursts warm up and are left out. No store, no other load of its own: the SDK's
 // start path alone, for comparing changes to it (`--cpu-prof` shows where a start's time goes).
-//   node --import tsx src/burst.ts [--runs 1000] [--concurrency 200] [--bursts 12] [--warmup 3] [--ahead 300]
+//   node --import tsx --conditions=@kairos/source src/burst.ts [--runs 1000] [--concurrency 200] [--bursts 12] [--warmup 3] [--ahead 300]
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';

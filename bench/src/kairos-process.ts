@@ -37,7 +37,7 @@ export async function startNodeProcess(id: string, databaseUrl: string): Promise
   const flags = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(
     process.execPath,
-    [...flags, '--import', 'tsx', CLI, 'server', '--port', String(port)],
+    [...flags, '--import', 'tsx', '--conditions=@kairos/source', CLI, 'server', '--port', String(port)],
     {
       env: {
         ...process.env,

@@ -44,7 +44,12 @@ export function spawnChild(spec: ChildSpec): Promise<Child> {
   const child = fork(new URL('./child.ts', import.meta.url), [], {
     execPath: spec.execPath,
     // BENCH_CHILD_ARGS: extra Node.js flags for client and worker processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [])],
+    execArgv: [
+      '--import',
+      'tsx',
+      '--conditions=@kairos/source',
+      ...(process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? []),
+    ],
     env: {
       ...process.env,
       ...spec.extra,

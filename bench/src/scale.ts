@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { compileJob, firstFire, openStore } from 'kairos';
+import { compileJob, firstFire, openStore } from '@kairos/server';
 import type { IdleWork } from './idle.ts';
 import { memoryOf, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { latencyStats, round } from './stats.ts';

@@ -3,12 +3,12 @@
 // succeeded through the node's AttemptEnder, until none is left; prints the CPU time per 1,000
 // runs of the claims and of the reports. One process, no other load of its own: steadier than the
 // full drain, for comparing changes to the store's statements and indexes.
-//   node --import tsx src/store-drain.ts [--runs 60000] [--batch 200] [--reps 3]
+//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--runs 60000] [--batch 200] [--reps 3]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AttemptEnder, compileJob, SqliteStore } from 'kairos';
+import { AttemptEnder, compileJob, SqliteStore } from '@kairos/server';
 
 const { values } = parseArgs({
   options: {

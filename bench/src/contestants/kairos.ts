@@ -97,10 +97,10 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
     },
     recovery: 'worker lease 5 s, reaper sweep 1 s (defaults)',
     recoverySeconds: 5, // the worker lease
-    version: () => packageVersion('kairos'),
+    version: () => packageVersion('@kairos/server'),
 
     async setup(queues) {
-      const { resolveConfig, startNode } = await import('kairos');
+      const { resolveConfig, startNode } = await import('@kairos/server');
       const store = dialect === 'sqlite' ? await sqliteStore() : await postgresStore();
       const node = await startNode(
         resolveConfig(

@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx kairos` works from the workspace without a build.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/cli/main.ts');
+// The `kairos` command: the compiled CLI (`dist/`, built by `npm install` in the workspace and
+// shipped in the package). `npm run kairos` in the workspace runs the sources instead.
+import '../dist/cli/main.js';

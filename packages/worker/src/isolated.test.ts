@@ -10,7 +10,7 @@ import { alive, until } from './process-probe.ts';
 const MODULE = fileURLToPath(new URL('../test/fixtures/isolated-handlers.ts', import.meta.url));
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
-function attempt(exportName: string, signal = new AbortController().signal) {
+function attempt(exportName: string, signal = new AbortController().signal, killGraceMs = 1000) {
   const lines: string[] = [];
   const progress: number[] = [];
   const assignment: Assignment = {
@@ -28,7 +28,7 @@ function attempt(exportName: string, signal = new AbortController().signal) {
     progress: (p) => progress.push(p.value),
   });
   const handler = isolatedHandler(
-    compileIsolated('h', { isolated: true, module: MODULE, export: exportName, killGraceMs: 1000 }),
+    compileIsolated('h', { isolated: true, module: MODULE, export: exportName, killGraceMs }),
   );
   return { run: () => Promise.resolve(handler(ctx)), lines, progress };
 }
@@ -72,13 +72,13 @@ describe('isolated handlers', () => {
   });
 
   it('a handler that honours its signal ends without the kill, with the timeout as the reason', async () => {
+    // A kill grace far beyond the test's timeout: only the handler's own stop can end the attempt
+    // in time, however long a busy machine takes to start the child.
     const controller = new AbortController();
-    const { run } = attempt('default', controller.signal);
+    const { run } = attempt('default', controller.signal, 600_000);
     const done = run();
     controller.abort(new TimeoutError('too slow', 50));
-    const abortedAt = Date.now();
     await expect(done).rejects.toBeInstanceOf(TimeoutError);
-    expect(Date.now() - abortedAt).toBeLessThan(1000); // before the 1 s kill grace
   });
 
   it('children do not outlive the worker: a blocked isolated process and a shell group are killed at exit', async () => {

@@ -39,15 +39,21 @@ export type ChildMessage =
       error: { name: string; message: string; stack?: string | undefined; retryAfterMs?: number | undefined };
     };
 
-const RUNNER = fileURLToPath(new URL('./isolated-runner.ts', import.meta.url));
+/** This package runs from its sources in the workspace, from its build (`dist/*.js`) when installed. */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const RUNNER = fileURLToPath(
+  new URL(FROM_SOURCE ? './isolated-runner.ts' : './isolated-runner.js', import.meta.url),
+);
 /**
- * The worker's own flags (a loader, memory limits), plus a TypeScript loader when this package
- * runs from its sources, so that the runner and TypeScript handler modules load.
+ * The worker's own flags (a loader such as `--import tsx` for TypeScript handler modules, memory
+ * limits). From the sources (the workspace only, where tsx is a dev dependency) the runner needs
+ * a TypeScript loader and the workspace's source condition too; the build is plain JavaScript.
  */
 const EXEC_ARGV = [
   ...process.execArgv,
-  ...(RUNNER.endsWith('.ts') && !process.execArgv.some((arg) => arg.includes('tsx'))
-    ? ['--import', 'tsx']
+  ...(FROM_SOURCE && !process.execArgv.some((arg) => arg.includes('tsx')) ? ['--import', 'tsx'] : []),
+  ...(FROM_SOURCE && !process.execArgv.some((arg) => arg.includes('@kairos/source'))
+    ? ['--conditions=@kairos/source']
     : []),
 ];
 

@@ -108,7 +108,7 @@ export function workerTasksFromFlags(
 export async function loadHandlers(file: string): Promise<Record<string, HandlerFn>> {
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`--handlers: no such file ${path}`);
-  const module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  const module = await importModule(path, file);
   const source = isObject(module.default)
     ? module.default
     : Object.fromEntries(Object.entries(module).filter(([key]) => key !== 'default'));
@@ -122,6 +122,27 @@ export async function loadHandlers(file: string): Promise<Record<string, Handler
     );
   }
   return handlers;
+}
+
+/**
+ * Imports a module. A TypeScript module needs a loader: the workspace runs the CLI under tsx; the
+ * installed CLI is plain JavaScript, so it registers tsx when the user's project has it.
+ */
+async function importModule(path: string, file: string): Promise<Record<string, unknown>> {
+  const url = pathToFileURL(path).href;
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
+    const tsx = await import('tsx/esm/api').catch(() => undefined);
+    if (!tsx) {
+      throw new UsageError(
+        `--handlers: ${file} needs a TypeScript loader: install tsx in your project (npm install --save-dev tsx), or pass a JavaScript module`,
+      );
+    }
+    tsx.register();
+    return (await import(url)) as Record<string, unknown>;
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

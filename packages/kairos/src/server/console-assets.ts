@@ -3,8 +3,12 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-/** Where `npm run build:console` (run by `npm install`) puts the console. */
-export const CONSOLE_DIR = fileURLToPath(new URL('../../../console/dist/', import.meta.url));
+/**
+ * Where the console's build is: `dist/console` of this package, which ships it. The same path
+ * from `src/server/` (the workspace) and from `dist/server/` (the published build); in the
+ * workspace, `npm install` and `npm start` build it (`packages/console/ensure-built.mjs`).
+ */
+export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 
 /**
  * Serves the web console at `/`. It routes on the URL fragment (`/#/jobs`), so only its files are
