@@ -1,13 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { closed, ItemsSchema, JsonObjectSchema, nullable, PageSchema } from './common.ts';
+import { closed, ItemsSchema, JsonObjectSchema, literals, nullable, PageSchema } from './common.ts';
 import { RunSchema } from './runs.ts';
 
 /** Schemas of the console and access control: users, sessions, API tokens, audit log, stats. */
 
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
-
 export const UserRoleSchema = literals(['admin', 'operator', 'viewer'] as const);
-const RoleOrWorker = Type.Union([UserRoleSchema, Type.Literal('worker')]);
+const RoleOrWorker = literals(['admin', 'operator', 'viewer', 'worker'] as const);
 
 export const UserName = Type.String({
   minLength: 1,

@@ -1,8 +1,21 @@
-import { type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import {
+  type Static,
+  type TObject,
+  type TProperties,
+  type TSchema,
+  type TUnion,
+  type TUnsafe,
+  Type,
+} from '@sinclair/typebox';
 
 /**
  * The building blocks of every schema of the API. Request bodies are closed objects (an unknown
  * field is a 400); answers are open objects, which the node's serializer cuts to the listed fields.
+ *
+ * Answers avoid `anyOf`: fast-json-stringify serializes an `anyOf` by validating the value against
+ * each branch, with validators it compiles on the first answer of a route (hundreds of ms with the
+ * event loop blocked on a busy machine). Enums, `type: [t, 'null']` and one object for a union of
+ * kinds serialize without a validator.
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -32,7 +45,13 @@ export const StringMapSchema = Type.Record(Type.String({ maxLength: 128 }), Type
 /** An instant on the wire: an ISO-8601 string. */
 export const InstantSchema = Type.String({ maxLength: 64 });
 
-export const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/** One of a few strings: an enum (a union of literals would be an `anyOf`). */
+export const literals = <const T extends string>(values: readonly T[]): TUnsafe<T> =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values] });
+
+/** A value or null, as a list of types (`type: ['string', 'null']`). */
+export const nullable = <T extends TSchema>(schema: T): TUnsafe<Static<T> | null> =>
+  Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type as string, 'null'] });
 
 /** `{ error: { code, message, details } }`: the body of every non-2xx answer (codes: docs/errors.md). */
 export const ErrorBodySchema = Type.Object({
@@ -69,6 +88,30 @@ export function oneObjectOfKinds<T extends TObject[]>(
       if (key !== 'kind') properties[key] = Type.Optional(schema);
     }
   }
-  const kinds = variants.map((variant) => variant.properties.kind as TSchema);
-  return closed({ kind: Type.Union(kinds), ...properties, ...overrides });
+  return closed({ kind: kindsOf(variants), ...properties, ...overrides });
+}
+
+/**
+ * The answer form of a union of object kinds: one open object with every field of every kind,
+ * which serializes without a validator; its static type stays the union. Fields that are a union
+ * of plain types (a duration: integer or string) become a list of types.
+ */
+export function kindsAnswer<T extends TObject[]>(variants: [...T]): TUnsafe<Static<TUnion<T>>> {
+  const properties: Record<string, unknown> = {};
+  for (const variant of variants) {
+    for (const [key, schema] of Object.entries(variant.properties)) {
+      if (key === 'kind') continue;
+      const branches = (schema as { anyOf?: TSchema[] }).anyOf;
+      properties[key] = branches ? { type: branches.map((branch) => branch.type as string) } : schema;
+    }
+  }
+  return Type.Unsafe<Static<TUnion<T>>>({
+    type: 'object',
+    properties: { kind: kindsOf(variants), ...properties },
+    required: ['kind'],
+  });
+}
+
+function kindsOf(variants: TObject[]): TSchema {
+  return literals(variants.map((variant) => (variant.properties.kind as TSchema).const as string));
 }

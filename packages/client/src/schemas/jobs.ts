@@ -4,6 +4,8 @@ import {
   DurationSchema,
   InstantSchema,
   JsonObjectSchema,
+  kindsAnswer,
+  literals,
   NameSchema,
   nullable,
   oneObjectOfKinds,
@@ -11,8 +13,6 @@ import {
 } from './common.ts';
 
 /** Schemas of jobs: specs as users send them, jobs as the API answers them. */
-
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 export const DstPolicySchema = literals(['once-per-day', 'literal'] as const);
 export const DependencyConditionSchema = literals(['success', 'failure', 'always'] as const);
@@ -44,6 +44,8 @@ export const TriggerKindSchemas = [
   }),
 ] as const;
 export const TriggerSpecSchema = Type.Union([...TriggerKindSchemas]);
+/** The answer form of a trigger (see {@link kindsAnswer}). */
+export const TriggerAnswer = kindsAnswer([...TriggerKindSchemas]);
 /** The request form of a trigger (see {@link oneObjectOfKinds}). */
 export const TriggerBody = oneObjectOfKinds([...TriggerKindSchemas]);
 
@@ -133,6 +135,8 @@ export const HttpTaskSpecSchema = closed({
 });
 
 export const TaskSpecSchema = Type.Union([ShellTaskSpecSchema, HttpTaskSpecSchema]);
+/** The answer form of a task (see {@link kindsAnswer}). */
+export const TaskAnswer = kindsAnswer([ShellTaskSpecSchema, HttpTaskSpecSchema]);
 /** The request form of a task; the method is checked by the node, with a message that lists the methods. */
 export const TaskBody = oneObjectOfKinds([ShellTaskSpecSchema, HttpTaskSpecSchema], {
   method: Type.Optional(Type.String({ maxLength: 16 })),
@@ -220,7 +224,7 @@ export const JobSchema = Type.Object({
   group: Type.String(),
   handler: Type.String(),
   params: JsonObjectSchema,
-  trigger: TriggerSpecSchema,
+  trigger: TriggerAnswer,
   retry: RetryPolicySchema,
   timeout: Type.Integer(),
   priority: Type.Integer(),
@@ -239,7 +243,7 @@ export const JobSchema = Type.Object({
   /** In ms; null when runs wait for a worker as long as it takes. */
   scheduleToStartTimeout: nullable(Type.Integer()),
   /** The built-in task, durations in ms; null for a handler of yours. */
-  task: nullable(TaskSpecSchema),
+  task: nullable(TaskAnswer),
   /** The next fire time, or null when the trigger has no more fires. */
   nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),

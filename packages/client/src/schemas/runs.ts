@@ -1,10 +1,16 @@
 import { Type } from '@sinclair/typebox';
-import { closed, JsonObjectSchema, JsonSchema, NameSchema, nullable, PageSchema } from './common.ts';
+import {
+  closed,
+  JsonObjectSchema,
+  JsonSchema,
+  literals,
+  NameSchema,
+  nullable,
+  PageSchema,
+} from './common.ts';
 import { LimitSchema } from './jobs.ts';
 
 /** Schemas of runs, their attempts and their logs. */
-
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 export const RunStatusSchema = literals([
   'queued',

@@ -1,19 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { closed, InstantSchema, ItemsSchema, NameSchema, nullable, PageSchema } from './common.ts';
+import { closed, InstantSchema, ItemsSchema, literals, NameSchema, nullable, PageSchema } from './common.ts';
 import { ScheduleSpecSchema, TriggerBody, TriggerSpecSchema } from './jobs.ts';
 
 /** Schemas of schedules: the ledger of fires that did not run, previews, backfills, calendars. */
 
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
-
-export const SkipReasonSchema = literals([
-  'misfire',
-  'overlap',
-  'paused',
-  'max-runs',
-  'outside-window',
-  'calendar',
-] as const);
+const SKIP_REASONS = ['misfire', 'overlap', 'paused', 'max-runs', 'outside-window', 'calendar'] as const;
+export const SkipReasonSchema = literals(SKIP_REASONS);
 
 export const SkippedFiresSchema = Type.Object({
   id: Type.Integer(),
@@ -39,7 +31,7 @@ export const FirePreviewSchema = Type.Object({
 
 export const PreviewSkipSchema = Type.Object({
   fireTime: Type.String(),
-  reason: Type.Union([SkipReasonSchema, Type.Literal('dst')]),
+  reason: literals([...SKIP_REASONS, 'dst'] as const),
 });
 
 export const PreviewSchema = Type.Object({

@@ -5,15 +5,14 @@ import {
   ItemsSchema,
   JsonObjectSchema,
   JsonSchema,
+  literals,
   NameSchema,
   nullable,
 } from './common.ts';
-import { TaskSpecSchema } from './jobs.ts';
+import { TaskAnswer } from './jobs.ts';
 import { LOG_MESSAGE_MAX_CHARS, LogLevelSchema, ShardSchema } from './runs.ts';
 
 /** Schemas of workers: the worker protocol, the fleet and the cluster's nodes. */
-
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 /** The most a concurrency limit (of a job or a group) may be. */
 export const MAX_CONCURRENCY_LIMIT = 100_000;
@@ -70,7 +69,7 @@ export const AssignmentSchema = Type.Object({
   timeout: Type.Integer(),
   maxAttempts: Type.Integer(),
   /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
-  task: Type.Optional(TaskSpecSchema),
+  task: Type.Optional(TaskAnswer),
   /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
   shard: Type.Optional(ShardSchema),
   /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
