@@ -39,9 +39,6 @@ export const DurationSchema = Type.Union([
 /** Names of jobs, groups and calendars. */
 export const NameSchema = Type.String({ minLength: 1, maxLength: 128 });
 
-/** A string-to-string map: labels, selectors, environments, headers. */
-export const StringMapSchema = Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 8192 }));
-
 /** An instant on the wire: an ISO-8601 string. */
 export const InstantSchema = Type.String({ maxLength: 64 });
 
