@@ -47,8 +47,10 @@ export const literals = <const T extends string>(values: readonly T[]): TUnsafe<
   Type.Unsafe<T>({ type: 'string', enum: [...values] });
 
 /** A value or null, as a list of types (`type: ['string', 'null']`). */
-export const nullable = <T extends TSchema>(schema: T): TUnsafe<Static<T> | null> =>
-  Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type as string, 'null'] });
+export function nullable<T extends TSchema>(schema: T): TUnsafe<Static<T> | null> {
+  if (typeof schema.type !== 'string') throw new Error('nullable: the schema needs one type');
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] });
+}
 
 /** `{ error: { code, message, details } }`: the body of every non-2xx answer (codes: docs/errors.md). */
 export const ErrorBodySchema = Type.Object({
