@@ -7,5 +7,6 @@ export {
   type TransportResponse,
 } from './client.ts';
 export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
+export * from './schemas/index.ts';
 export { type RunLogEvent, readRunLogEvents } from './sse.ts';
 export type * from './wire.ts';

@@ -1,4 +1,4 @@
-import type { JobSpec, RateLimitSpec, RoutingSpec } from '@kairos/client';
+import { type JobSpec, MAX_CONCURRENCY_LIMIT, type RateLimitSpec, type RoutingSpec } from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import type { RateLimit } from './rate-limit.ts';
@@ -22,7 +22,8 @@ export const DEFAULT_DISPATCH: DispatchPolicy = Object.freeze({
   rateLimit: null,
 });
 
-export const MAX_CONCURRENCY_LIMIT = 100_000;
+export { MAX_CONCURRENCY_LIMIT };
+
 const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$/;
 const KEY_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 

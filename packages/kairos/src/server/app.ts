@@ -1,10 +1,12 @@
 import swagger from '@fastify/swagger';
+import { HealthSchema } from '@kairos/client';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import { answers } from './answers.ts';
 import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
 import { serveConsole } from './console-assets.ts';
@@ -47,6 +49,7 @@ export async function buildServer(
   installWorkerScope(app, ctx.store);
   await app.register(swagger, {
     openapi: {
+      openapi: '3.1.0',
       info: {
         title: 'Kairos API',
         version: VERSION,
@@ -72,7 +75,8 @@ export async function buildServer(
     },
   };
 
-  app.get('/v1/health', { schema: { tags: ['node'] } }, async () => ({
+  const health = { operationId: 'health', tags: ['node'], response: answers({ 200: HealthSchema }) };
+  app.get('/v1/health', { schema: health }, async () => ({
     status: 'ok',
     version: VERSION,
     store: ctx.store.dialect,

@@ -1,10 +1,17 @@
-import type { CalendarSpec } from '@kairos/client';
+import {
+  CalendarBody,
+  CalendarListSchema,
+  CalendarSchema,
+  type CalendarSpec,
+  CalendarSpecSchema,
+  NameParam,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { compileCalendar, describeCalendar } from '../../core/calendar.ts';
 import { KairosError } from '../../errors.ts';
+import { answers, NoContent } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
-import { CalendarBodySchema, CalendarSchema, NameParam } from '../schemas.ts';
 
 type NameParams = Static<typeof NameParam>;
 
@@ -16,13 +23,26 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const notFound = (name: string) =>
     new KairosError('CALENDAR_NOT_FOUND', `no calendar named ${JSON.stringify(name)}`);
 
-  app.get('/v1/calendars', { ...read, schema: { tags: ['calendars'] } }, async () => ({
+  const listCalendars = {
+    operationId: 'listCalendars',
+    tags: ['calendars'],
+    response: answers({ 200: CalendarListSchema }),
+  };
+  app.get('/v1/calendars', { ...read, schema: listCalendars }, async () => ({
     items: (await store.listCalendars()).map(describeCalendar),
   }));
 
   app.post<{ Body: CalendarSpec }>(
     '/v1/calendars',
-    { ...write, schema: { tags: ['calendars'], body: CalendarSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'createCalendar',
+        tags: ['calendars'],
+        body: CalendarSpecSchema,
+        response: answers({ 201: CalendarSchema }),
+      },
+    },
     async (request, reply) => {
       const calendar = compileCalendar(request.body);
       if ((await store.getCalendars([calendar.name])).length > 0) {
@@ -39,7 +59,15 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams }>(
     '/v1/calendars/:name',
-    { ...read, schema: { tags: ['calendars'], params: NameParam } },
+    {
+      ...read,
+      schema: {
+        operationId: 'getCalendar',
+        tags: ['calendars'],
+        params: NameParam,
+        response: answers({ 200: CalendarSchema }),
+      },
+    },
     async (request) => {
       const [calendar] = await store.getCalendars([request.params.name]);
       if (!calendar) throw notFound(request.params.name);
@@ -49,7 +77,16 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.put<{ Params: NameParams; Body: Omit<CalendarSpec, 'name'> & { name?: string } }>(
     '/v1/calendars/:name',
-    { ...write, schema: { tags: ['calendars'], params: NameParam, body: CalendarBodySchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'putCalendar',
+        tags: ['calendars'],
+        params: NameParam,
+        body: CalendarBody,
+        response: answers({ 200: CalendarSchema, 201: CalendarSchema }),
+      },
+    },
     async (request, reply) => {
       const calendar = compileCalendar({ ...request.body, name: request.params.name });
       const saved = await store.putCalendar(calendar, clock.now());
@@ -60,7 +97,15 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.delete<{ Params: NameParams }>(
     '/v1/calendars/:name',
-    { ...write, schema: { tags: ['calendars'], params: NameParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'deleteCalendar',
+        tags: ['calendars'],
+        params: NameParam,
+        response: answers({ 204: NoContent }),
+      },
+    },
     async (request, reply) => {
       if (!(await store.deleteCalendar(request.params.name))) throw notFound(request.params.name);
       reply.status(204);

@@ -1,17 +1,24 @@
-import type { JobPatch, JobSpec, TriggerRequest } from '@kairos/client';
+import {
+  JobPageSchema,
+  type JobPatch,
+  JobPatchBody,
+  JobQuery,
+  JobSchema,
+  type JobSpec,
+  JobSpecBody,
+  NameParam,
+  RunSchema,
+  TriggerBatchResponseSchema,
+  TriggerBatchSchema,
+  type TriggerRequest,
+  TriggerRequestSchema,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { describeJob } from '../../core/job.ts';
+import { answers, NoContent } from '../answers.ts';
 import { describeChange } from '../audit.ts';
 import type { NodeContext } from '../context.ts';
-import {
-  JobPatchSchema,
-  JobQuery,
-  JobSpecSchema,
-  NameParam,
-  TriggerBatchSchema,
-  TriggerRequestSchema,
-} from '../schemas.ts';
 import { runView } from '../views.ts';
 
 type NameParams = Static<typeof NameParam>;
@@ -23,7 +30,15 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Body: JobSpec }>(
     '/v1/jobs',
-    { ...write, schema: { tags: ['jobs'], body: JobSpecSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'createJob',
+        tags: ['jobs'],
+        body: JobSpecBody,
+        response: answers({ 201: JobSchema }),
+      },
+    },
     async (request, reply) => {
       reply.status(201);
       return describeJob(await jobs.create(request.body));
@@ -32,7 +47,15 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof JobQuery> }>(
     '/v1/jobs',
-    { ...read, schema: { tags: ['jobs'], querystring: JobQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'listJobs',
+        tags: ['jobs'],
+        querystring: JobQuery,
+        response: answers({ 200: JobPageSchema }),
+      },
+    },
     async (request) => {
       const limit = request.query.limit ?? 50;
       const items = await store.listJobs({ group: request.query.group, after: request.query.cursor, limit });
@@ -45,25 +68,59 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams }>(
     '/v1/jobs/:name',
-    { ...read, schema: { tags: ['jobs'], params: NameParam } },
+    {
+      ...read,
+      schema: {
+        operationId: 'getJob',
+        tags: ['jobs'],
+        params: NameParam,
+        response: answers({ 200: JobSchema }),
+      },
+    },
     async (request) => describeJob(await jobs.get(request.params.name)),
   );
 
   app.put<{ Params: NameParams; Body: JobSpec }>(
     '/v1/jobs/:name',
-    { ...write, schema: { tags: ['jobs'], params: NameParam, body: JobSpecSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'putJob',
+        tags: ['jobs'],
+        params: NameParam,
+        body: JobSpecBody,
+        response: answers({ 200: JobSchema }),
+      },
+    },
     async (request) => describeJob(await jobs.put({ ...request.body, name: request.params.name })),
   );
 
   app.patch<{ Params: NameParams; Body: JobPatch }>(
     '/v1/jobs/:name',
-    { ...write, schema: { tags: ['jobs'], params: NameParam, body: JobPatchSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'updateJob',
+        tags: ['jobs'],
+        params: NameParam,
+        body: JobPatchBody,
+        response: answers({ 200: JobSchema }),
+      },
+    },
     async (request) => describeJob(await jobs.update(request.params.name, request.body)),
   );
 
   app.delete<{ Params: NameParams }>(
     '/v1/jobs/:name',
-    { ...write, schema: { tags: ['jobs'], params: NameParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'deleteJob',
+        tags: ['jobs'],
+        params: NameParam,
+        response: answers({ 204: NoContent }),
+      },
+    },
     async (request, reply) => {
       await jobs.delete(request.params.name);
       reply.status(204);
@@ -72,13 +129,29 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams }>(
     '/v1/jobs/:name/pause',
-    { ...write, schema: { tags: ['jobs'], params: NameParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'pauseJob',
+        tags: ['jobs'],
+        params: NameParam,
+        response: answers({ 200: JobSchema }),
+      },
+    },
     async (request) => describeJob(await jobs.pause(request.params.name)),
   );
 
   app.post<{ Params: NameParams }>(
     '/v1/jobs/:name/resume',
-    { ...write, schema: { tags: ['jobs'], params: NameParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'resumeJob',
+        tags: ['jobs'],
+        params: NameParam,
+        response: answers({ 200: JobSchema }),
+      },
+    },
     async (request) => describeJob(await jobs.resume(request.params.name)),
   );
 
@@ -88,7 +161,13 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
       ...write,
       // The run, its job's defaults and the audit entry in one write (Store.triggerRun).
       config: { auditedInStore: true },
-      schema: { tags: ['jobs'], params: NameParam, body: TriggerRequestSchema },
+      schema: {
+        operationId: 'triggerJob',
+        tags: ['jobs'],
+        params: NameParam,
+        body: TriggerRequestSchema,
+        response: answers({ 201: RunSchema }),
+      },
     },
     async (request, reply) => {
       const audit = {
@@ -105,7 +184,16 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams; Body: { runs: TriggerRequest[] } }>(
     '/v1/jobs/:name/trigger-batch',
-    { ...write, schema: { tags: ['jobs'], params: NameParam, body: TriggerBatchSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'triggerJobBatch',
+        tags: ['jobs'],
+        params: NameParam,
+        body: TriggerBatchSchema,
+        response: answers({ 201: TriggerBatchResponseSchema }),
+      },
+    },
     async (request, reply) => {
       const runIds = await jobs.trigger(request.params.name, request.body.runs);
       metrics.runsCreated.inc({ cause: 'manual' }, runIds.length);

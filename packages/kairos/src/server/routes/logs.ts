@@ -1,19 +1,25 @@
-import type {
-  JsonObject,
-  RunLogLine,
-  RunLogPage,
-  RunProgress,
-  WorkerLogsRequest,
-  WorkerLogsResponse,
+import {
+  IdParam,
+  type JsonObject,
+  LogQuery,
+  LogStreamQuery,
+  type RunLogLine,
+  type RunLogPage,
+  RunLogPageSchema,
+  type RunProgress,
+  type WorkerLogsRequest,
+  WorkerLogsRequestSchema,
+  type WorkerLogsResponse,
+  WorkerLogsResponseSchema,
+  WorkerParam,
 } from '@kairos/client';
-import type { Static } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { RUN_LOG_LIMITS } from '../../core/log-limits.ts';
 import { KairosError } from '../../errors.ts';
 import type { RunLogBatch, RunLogRecord, RunProgressRecord, Store } from '../../store/store.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
-import { IdParam, WorkerParam } from '../schemas.ts';
-import { LogQuery, LogStreamQuery, WorkerLogsSchema } from '../worker-schemas.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
 /** A follower re-reads the store this often without an event (a NOTIFY lost between nodes). */
@@ -21,6 +27,11 @@ const STREAM_BACKSTOP_MS = 1000;
 /** An idle stream sends a comment this often, so that proxies keep it open. */
 const STREAM_PING_MS = 15_000;
 const STREAM_PAGE = 1000;
+/** The stream's answer, for the OpenAPI document (the route writes it itself). */
+const LogStream = {
+  description: 'Server-Sent Events: `log` (a RunLogLine), `progress` (a RunProgress), a last `end`.',
+  content: { 'text/event-stream': { schema: Type.String() } },
+};
 
 /**
  * Run logs: workers send lines and progress (`POST /v1/worker/:id/logs`); people read them page by
@@ -37,7 +48,16 @@ export function logRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: Static<typeof WorkerParam>; Body: WorkerLogsRequest }>(
     '/v1/worker/:id/logs',
-    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: WorkerLogsSchema } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'sendLogs',
+        tags: ['worker protocol'],
+        params: WorkerParam,
+        body: WorkerLogsRequestSchema,
+        response: answers({ 200: WorkerLogsResponseSchema }),
+      },
+    },
     async (request) => {
       const batch = toBatch(request.body);
       const accepted = await store.appendRunLogs(
@@ -53,7 +73,16 @@ export function logRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: Static<typeof IdParam>; Querystring: Static<typeof LogQuery> }>(
     '/v1/runs/:id/logs',
-    { ...read, schema: { tags: ['runs'], params: IdParam, querystring: LogQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'runLogs',
+        tags: ['runs'],
+        params: IdParam,
+        querystring: LogQuery,
+        response: answers({ 200: RunLogPageSchema }),
+      },
+    },
     async (request) => {
       const id = request.params.id;
       const run = await store.getRun(id);
@@ -72,7 +101,16 @@ export function logRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: Static<typeof IdParam>; Querystring: Static<typeof LogStreamQuery> }>(
     '/v1/runs/:id/logs/stream',
-    { ...read, schema: { tags: ['runs'], params: IdParam, querystring: LogStreamQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'followRunLogs',
+        tags: ['runs'],
+        params: IdParam,
+        querystring: LogStreamQuery,
+        response: { ...answers({}), 200: LogStream },
+      },
+    },
     async (request, reply) => {
       const id = request.params.id;
       if (!(await store.getRun(id))) throw new KairosError('RUN_NOT_FOUND', `no run ${id}`);

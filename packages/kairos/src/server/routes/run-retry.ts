@@ -1,8 +1,9 @@
+import { IdParam, RunSchema } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
-import { IdParam } from '../schemas.ts';
 import { runView } from '../views.ts';
 
 /** `POST /v1/runs/:id/retry`: a new manual run of the same job with the same params and priority. */
@@ -10,7 +11,15 @@ export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock, metrics } = ctx;
   app.post<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id/retry',
-    { onRequest: ctx.requireRole('operator'), schema: { tags: ['runs'], params: IdParam } },
+    {
+      onRequest: ctx.requireRole('operator'),
+      schema: {
+        operationId: 'retryRun',
+        tags: ['runs'],
+        params: IdParam,
+        response: answers({ 201: RunSchema }),
+      },
+    },
     async (request, reply) => {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);

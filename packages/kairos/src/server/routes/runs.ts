@@ -1,10 +1,17 @@
-import type { RunStatus } from '@kairos/client';
+import {
+  IdParam,
+  NodeListSchema,
+  RunPageSchema,
+  RunQuery,
+  RunSchema,
+  WorkerListSchema,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { queryInstant } from '../query-instant.ts';
-import { IdParam, RunQuery } from '../schemas.ts';
 import { nodeView, runView, workerView } from '../views.ts';
 
 export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
@@ -14,7 +21,15 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof RunQuery> }>(
     '/v1/runs',
-    { ...read, schema: { tags: ['runs'], querystring: RunQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'listRuns',
+        tags: ['runs'],
+        querystring: RunQuery,
+        response: answers({ 200: RunPageSchema }),
+      },
+    },
     async (request) => {
       const { job, status, worker, cursor } = request.query;
       const limit = request.query.limit ?? 50;
@@ -33,7 +48,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const jobId = job === undefined ? undefined : (await jobs.get(job)).id;
       const items = await store.listRuns({
         jobId,
-        status: status as RunStatus | undefined,
+        status,
         workerId: worker,
         before,
         createdSince,
@@ -49,7 +64,15 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id',
-    { ...read, schema: { tags: ['runs'], params: IdParam } },
+    {
+      ...read,
+      schema: {
+        operationId: 'getRun',
+        tags: ['runs'],
+        params: IdParam,
+        response: answers({ 200: RunSchema }),
+      },
+    },
     async (request) => {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
@@ -59,7 +82,15 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id/cancel',
-    { ...write, schema: { tags: ['runs'], params: IdParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'cancelRun',
+        tags: ['runs'],
+        params: IdParam,
+        response: answers({ 200: RunSchema }),
+      },
+    },
     async (request) => {
       const run = await store.cancelRun(request.params.id, clock.now());
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
@@ -67,12 +98,22 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.get('/v1/nodes', { ...read, schema: { tags: ['cluster'] } }, async () => {
+  const listNodes = {
+    operationId: 'listNodes',
+    tags: ['cluster'],
+    response: answers({ 200: NodeListSchema }),
+  };
+  app.get('/v1/nodes', { ...read, schema: listNodes }, async () => {
     const now = clock.now();
     return { items: (await store.listNodes()).map((node) => nodeView(node, now)) };
   });
 
-  app.get('/v1/workers', { ...read, schema: { tags: ['workers'] } }, async () => ({
+  const listWorkers = {
+    operationId: 'listWorkers',
+    tags: ['workers'],
+    response: answers({ 200: WorkerListSchema }),
+  };
+  app.get('/v1/workers', { ...read, schema: listWorkers }, async () => ({
     items: (await store.listWorkers()).map(workerView),
   }));
 }

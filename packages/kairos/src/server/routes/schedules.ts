@@ -1,4 +1,16 @@
-import type { BackfillRequest, PreviewRequest, SkippedFires } from '@kairos/client';
+import {
+  type BackfillRequest,
+  BackfillRequestSchema,
+  BackfillResponseSchema,
+  NameParam,
+  PreviewQuery,
+  type PreviewRequest,
+  PreviewRequestBody,
+  PreviewSchema,
+  type SkippedFires,
+  SkippedPageSchema,
+  SkippedQuery,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { previewFires } from '../../core/preview.ts';
@@ -6,8 +18,8 @@ import { compileSchedule } from '../../core/schedule-policy.ts';
 import { compileTrigger, parseInstant } from '../../core/trigger.ts';
 import { KairosError } from '../../errors.ts';
 import type { SkippedRecord } from '../../store/store.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
-import { BackfillSchema, NameParam, PreviewQuery, PreviewRequestSchema, SkippedQuery } from '../schemas.ts';
 
 type NameParams = Static<typeof NameParam>;
 
@@ -19,7 +31,16 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams; Querystring: Static<typeof SkippedQuery> }>(
     '/v1/jobs/:name/skipped',
-    { ...read, schema: { tags: ['schedules'], params: NameParam, querystring: SkippedQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'listSkipped',
+        tags: ['schedules'],
+        params: NameParam,
+        querystring: SkippedQuery,
+        response: answers({ 200: SkippedPageSchema }),
+      },
+    },
     async (request) => {
       const limit = request.query.limit ?? 50;
       const { cursor } = request.query;
@@ -38,7 +59,16 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Params: NameParams; Querystring: Static<typeof PreviewQuery> }>(
     '/v1/jobs/:name/preview',
-    { ...read, schema: { tags: ['schedules'], params: NameParam, querystring: PreviewQuery } },
+    {
+      ...read,
+      schema: {
+        operationId: 'previewJob',
+        tags: ['schedules'],
+        params: NameParam,
+        querystring: PreviewQuery,
+        response: answers({ 200: PreviewSchema }),
+      },
+    },
     async (request) => {
       const job = await jobs.get(request.params.name);
       const calendars = await store.getCalendars(job.schedule.calendars);
@@ -48,7 +78,16 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Params: NameParams; Body: BackfillRequest }>(
     '/v1/jobs/:name/backfill',
-    { ...write, schema: { tags: ['schedules'], params: NameParam, body: BackfillSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'backfill',
+        tags: ['schedules'],
+        params: NameParam,
+        body: BackfillRequestSchema,
+        response: answers({ 201: BackfillResponseSchema }),
+      },
+    },
     async (request, reply) => {
       const result = await jobs.backfill(request.params.name, request.body);
       ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);
@@ -59,7 +98,15 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Body: PreviewRequest }>(
     '/v1/preview',
-    { ...read, schema: { tags: ['schedules'], body: PreviewRequestSchema } },
+    {
+      ...read,
+      schema: {
+        operationId: 'preview',
+        tags: ['schedules'],
+        body: PreviewRequestBody,
+        response: answers({ 200: PreviewSchema }),
+      },
+    },
     async (request) => {
       const { trigger, schedule, count, from } = request.body;
       const policy = compileSchedule(schedule);

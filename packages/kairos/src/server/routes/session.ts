@@ -1,7 +1,7 @@
-import type { LoginRequest, Me } from '@kairos/client';
+import { EmptySchema, type LoginRequest, LoginRequestSchema, type Me, MeSchema } from '@kairos/client';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
-import { LoginSchema } from '../access-schemas.ts';
+import { answers } from '../answers.ts';
 import { sha256Hex } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
 import { LoginLimiter } from '../login-limiter.ts';
@@ -23,7 +23,14 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post<{ Body: LoginRequest }>(
     '/v1/auth/login',
-    { schema: { tags: ['access'], body: LoginSchema } },
+    {
+      schema: {
+        operationId: 'login',
+        tags: ['access'],
+        body: LoginRequestSchema,
+        response: answers({ 200: MeSchema }),
+      },
+    },
     async (request, reply) => {
       const { name, password } = request.body;
       const wait = limiter.blockedFor(name, request.ip, mono());
@@ -54,7 +61,10 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.post(
     '/v1/auth/logout',
-    { onRequest: ctx.requireRole('viewer'), schema: { tags: ['access'] } },
+    {
+      onRequest: ctx.requireRole('viewer'),
+      schema: { operationId: 'logout', tags: ['access'], response: answers({ 200: EmptySchema }) },
+    },
     async (request, reply) => {
       const sessionId = readSessionCookie(request);
       if (sessionId) await store.deleteSession(sha256Hex(sessionId));
@@ -65,7 +75,10 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get(
     '/v1/auth/me',
-    { onRequest: ctx.requireRole('viewer'), schema: { tags: ['access'] } },
+    {
+      onRequest: ctx.requireRole('viewer'),
+      schema: { operationId: 'me', tags: ['access'], response: answers({ 200: MeSchema }) },
+    },
     async (request) => {
       const p = request.principal!;
       const me: Me = {

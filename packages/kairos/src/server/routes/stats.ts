@@ -1,8 +1,17 @@
-import type { MinuteStats, Overview, Run, StatsWindow } from '@kairos/client';
+import {
+  type MinuteStats,
+  MinuteStatsListSchema,
+  type Overview,
+  OverviewQuery,
+  OverviewSchema,
+  type Run,
+  RunsPerMinuteQuery,
+  type StatsWindow,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
-import { OverviewQuery, RunsPerMinuteQuery } from '../access-schemas.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { queryInstant } from '../query-instant.ts';
 import { runView } from '../views.ts';
@@ -22,7 +31,15 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof OverviewQuery> }>(
     '/v1/stats/overview',
-    { ...viewer, schema: { tags: ['stats'], querystring: OverviewQuery } },
+    {
+      ...viewer,
+      schema: {
+        operationId: 'overview',
+        tags: ['stats'],
+        querystring: OverviewQuery,
+        response: answers({ 200: OverviewSchema }),
+      },
+    },
     async (request) => {
       const window: StatsWindow = request.query.window ?? '1h';
       const now = clock.now();
@@ -63,7 +80,15 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof RunsPerMinuteQuery> }>(
     '/v1/stats/runs-per-minute',
-    { ...viewer, schema: { tags: ['stats'], querystring: RunsPerMinuteQuery } },
+    {
+      ...viewer,
+      schema: {
+        operationId: 'runsPerMinute',
+        tags: ['stats'],
+        querystring: RunsPerMinuteQuery,
+        response: answers({ 200: MinuteStatsListSchema }),
+      },
+    },
     async (request) => {
       const now = clock.now();
       const since = queryInstant(request.query.since, 'since') ?? now - HOUR_MS;

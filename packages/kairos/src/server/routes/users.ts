@@ -1,27 +1,31 @@
-import type {
-  ApiToken,
-  ApiTokenSpec,
-  AuditEntry,
-  CreatedApiToken,
-  User,
-  UserSpec,
-  UserUpdate,
+import {
+  type ApiToken,
+  ApiTokenListSchema,
+  type ApiTokenSpec,
+  ApiTokenSpecSchema,
+  type AuditEntry,
+  AuditPageSchema,
+  AuditQuery,
+  type CreatedApiToken,
+  CreatedApiTokenSchema,
+  IdParam,
+  type User,
+  UserListSchema,
+  UserParam,
+  UserSchema,
+  type UserSpec,
+  UserSpecSchema,
+  type UserUpdate,
+  UserUpdateSchema,
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { ApiTokenRecord, AuditRecord, UserRecord } from '../../store/access.ts';
-import {
-  ApiTokenSpecSchema,
-  AuditQuery,
-  UserParam,
-  UserSpecSchema,
-  UserUpdateSchema,
-} from '../access-schemas.ts';
+import { answers, NoContent } from '../answers.ts';
 import { sha256Hex } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
 import { hashPassword } from '../passwords.ts';
-import { IdParam } from '../schemas.ts';
 import { newSecret } from '../session.ts';
 
 /** Users, API tokens and the audit log: admin only. Each change is audited in its own transaction. */
@@ -36,13 +40,26 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     details,
   });
 
-  app.get('/v1/users', { ...admin, schema: { tags: ['access'] } }, async () => ({
+  const listUsers = {
+    operationId: 'listUsers',
+    tags: ['access'],
+    response: answers({ 200: UserListSchema }),
+  };
+  app.get('/v1/users', { ...admin, schema: listUsers }, async () => ({
     items: (await store.listUsers()).map(userView),
   }));
 
   app.post<{ Body: UserSpec }>(
     '/v1/users',
-    { ...admin, schema: { tags: ['access'], body: UserSpecSchema } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'createUser',
+        tags: ['access'],
+        body: UserSpecSchema,
+        response: answers({ 201: UserSchema }),
+      },
+    },
     async (request, reply) => {
       const { name, role, password } = request.body;
       const user = await store.createUser(
@@ -57,7 +74,16 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.patch<{ Params: Static<typeof UserParam>; Body: UserUpdate }>(
     '/v1/users/:name',
-    { ...admin, schema: { tags: ['access'], params: UserParam, body: UserUpdateSchema } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'updateUser',
+        tags: ['access'],
+        params: UserParam,
+        body: UserUpdateSchema,
+        response: answers({ 200: UserSchema }),
+      },
+    },
     async (request) => {
       const { role, password } = request.body;
       const { name } = request.params;
@@ -75,7 +101,15 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.delete<{ Params: Static<typeof UserParam> }>(
     '/v1/users/:name',
-    { ...admin, schema: { tags: ['access'], params: UserParam } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'deleteUser',
+        tags: ['access'],
+        params: UserParam,
+        response: answers({ 204: NoContent }),
+      },
+    },
     async (request, reply) => {
       const { name } = request.params;
       if (!(await store.deleteUser(name, audit(request, 'users.delete', `users:${name}`))))
@@ -84,13 +118,26 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.get('/v1/tokens', { ...admin, schema: { tags: ['access'] } }, async () => ({
+  const listTokens = {
+    operationId: 'listTokens',
+    tags: ['access'],
+    response: answers({ 200: ApiTokenListSchema }),
+  };
+  app.get('/v1/tokens', { ...admin, schema: listTokens }, async () => ({
     items: (await store.listApiTokens()).map(tokenView),
   }));
 
   app.post<{ Body: ApiTokenSpec }>(
     '/v1/tokens',
-    { ...admin, schema: { tags: ['access'], body: ApiTokenSpecSchema } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'createToken',
+        tags: ['access'],
+        body: ApiTokenSpecSchema,
+        response: answers({ 201: CreatedApiTokenSchema }),
+      },
+    },
     async (request, reply) => {
       const { name, role, groups } = request.body;
       if (groups && role !== 'worker') {
@@ -118,7 +165,15 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.delete<{ Params: Static<typeof IdParam> }>(
     '/v1/tokens/:id',
-    { ...admin, schema: { tags: ['access'], params: IdParam } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'deleteToken',
+        tags: ['access'],
+        params: IdParam,
+        response: answers({ 204: NoContent }),
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       if (!(await store.deleteApiToken(id, audit(request, 'tokens.delete', `tokens:${id}`))))
@@ -129,7 +184,15 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   app.get<{ Querystring: Static<typeof AuditQuery> }>(
     '/v1/audit',
-    { ...admin, schema: { tags: ['access'], querystring: AuditQuery } },
+    {
+      ...admin,
+      schema: {
+        operationId: 'listAudit',
+        tags: ['access'],
+        querystring: AuditQuery,
+        response: answers({ 200: AuditPageSchema }),
+      },
+    },
     async (request) => {
       const limit = request.query.limit ?? 100;
       const cursor = request.query.cursor;

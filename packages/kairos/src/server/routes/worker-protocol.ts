@@ -1,18 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import type {
-  HeartbeatRequest,
-  PollRequest,
-  RegisterRequest,
-  RegisterResponse,
-  Report,
-  ReportRequest,
+import {
+  EmptySchema,
+  type HeartbeatRequest,
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  type PollRequest,
+  PollRequestSchema,
+  PollResponseSchema,
+  type RegisterRequest,
+  RegisterRequestSchema,
+  type RegisterResponse,
+  RegisterResponseSchema,
+  type Report,
+  type ReportRequest,
+  ReportRequestSchema,
+  ReportResponseSchema,
+  WorkerParam,
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { body } from '../error-handler.ts';
-import { HeartbeatSchema, PollSchema, RegisterSchema, ReportSchema, WorkerParam } from '../schemas.ts';
 import { assignmentView } from '../views.ts';
 
 export const RESULT_LIMIT_BYTES = 64 * 1024;
@@ -26,7 +36,15 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
 
   app.post<{ Body: RegisterRequest }>(
     '/v1/worker/register',
-    { ...worker, schema: { tags: ['worker protocol'], body: RegisterSchema } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'register',
+        tags: ['worker protocol'],
+        body: RegisterRequestSchema,
+        response: answers({ 200: RegisterResponseSchema }),
+      },
+    },
     async (request) => {
       const r = request.body;
       const id = randomUUID();
@@ -57,7 +75,16 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
 
   app.post<{ Params: WorkerParams; Body: HeartbeatRequest }>(
     '/v1/worker/:id/heartbeat',
-    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: HeartbeatSchema } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'heartbeat',
+        tags: ['worker protocol'],
+        params: WorkerParam,
+        body: HeartbeatRequestSchema,
+        response: answers({ 200: HeartbeatResponseSchema }),
+      },
+    },
     async (request) => {
       const cancel = await store.heartbeat(
         request.params.id,
@@ -72,7 +99,16 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
 
   app.post<{ Params: WorkerParams; Body: PollRequest }>(
     '/v1/worker/:id/poll',
-    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: PollSchema } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'poll',
+        tags: ['worker protocol'],
+        params: WorkerParam,
+        body: PollRequestSchema,
+        response: answers({ 200: PollResponseSchema }),
+      },
+    },
     async (request) => {
       // Stop waiting when the worker hangs up (shutdown, network cut).
       const gone = new AbortController();
@@ -98,7 +134,16 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
 
   app.post<{ Params: WorkerParams; Body: ReportRequest }>(
     '/v1/worker/:id/report',
-    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam, body: ReportSchema } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'report',
+        tags: ['worker protocol'],
+        params: WorkerParam,
+        body: ReportRequestSchema,
+        response: answers({ 200: ReportResponseSchema }),
+      },
+    },
     async (request, reply) => {
       const reports = request.body.reports.map(limitResult);
       const results = await ender.report(reports, clock.now());
@@ -117,7 +162,15 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
 
   app.post<{ Params: WorkerParams }>(
     '/v1/worker/:id/unregister',
-    { ...worker, schema: { tags: ['worker protocol'], params: WorkerParam } },
+    {
+      ...worker,
+      schema: {
+        operationId: 'unregister',
+        tags: ['worker protocol'],
+        params: WorkerParam,
+        response: answers({ 200: EmptySchema }),
+      },
+    },
     async (request) => {
       await store.unregisterWorker(request.params.id, clock.now());
       return {};

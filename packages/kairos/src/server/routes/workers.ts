@@ -1,13 +1,21 @@
-import type { GroupInfo, GroupLimitRequest } from '@kairos/client';
+import {
+  type GroupInfo,
+  GroupInfoSchema,
+  type GroupLimitRequest,
+  GroupLimitRequestSchema,
+  GroupListSchema,
+  GroupParam,
+  WorkerInfoSchema,
+  WorkerParam,
+} from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { compileRateLimit } from '../../core/dispatch-policy.ts';
 import { KairosError } from '../../errors.ts';
 import type { GroupLimit } from '../../store/store.ts';
+import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
-import { WorkerParam } from '../schemas.ts';
 import { workerView } from '../views.ts';
-import { GroupLimitSchema, GroupParam } from '../worker-schemas.ts';
 
 /** Steering the fleet: draining a worker, group limits. */
 export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void {
@@ -17,7 +25,15 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
 
   app.post<{ Params: Static<typeof WorkerParam> }>(
     '/v1/workers/:id/drain',
-    { ...write, schema: { tags: ['workers'], params: WorkerParam } },
+    {
+      ...write,
+      schema: {
+        operationId: 'drainWorker',
+        tags: ['workers'],
+        params: WorkerParam,
+        response: answers({ 200: WorkerInfoSchema }),
+      },
+    },
     async (request) => {
       const worker = await store.drainWorker(request.params.id, clock.now());
       if (!worker) throw new KairosError('WORKER_NOT_FOUND', `no worker ${request.params.id}`);
@@ -25,13 +41,27 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
     },
   );
 
-  app.get('/v1/groups', { ...read, schema: { tags: ['workers'] } }, async () => ({
+  const listGroups = {
+    operationId: 'listGroups',
+    tags: ['workers'],
+    response: answers({ 200: GroupListSchema }),
+  };
+  app.get('/v1/groups', { ...read, schema: listGroups }, async () => ({
     items: (await store.listGroupLimits()).map(groupView),
   }));
 
   app.put<{ Params: Static<typeof GroupParam>; Body: GroupLimitRequest }>(
     '/v1/groups/:name',
-    { ...write, schema: { tags: ['workers'], params: GroupParam, body: GroupLimitSchema } },
+    {
+      ...write,
+      schema: {
+        operationId: 'setGroupLimits',
+        tags: ['workers'],
+        params: GroupParam,
+        body: GroupLimitRequestSchema,
+        response: answers({ 200: GroupInfoSchema }),
+      },
+    },
     async (request) => {
       const now = clock.now();
       const limits = {

@@ -1,0 +1,141 @@
+import { Type } from '@sinclair/typebox';
+import { closed, ItemsSchema, JsonObjectSchema, literals, nullable, PageSchema } from './common.ts';
+import { RunSchema } from './runs.ts';
+
+/** Schemas of the console and access control: users, sessions, API tokens, audit log, stats. */
+
+export const UserRoleSchema = literals(['admin', 'operator', 'viewer'] as const);
+const RoleOrWorker = literals(['admin', 'operator', 'viewer', 'worker'] as const);
+
+export const UserName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$',
+});
+const Password = Type.String({ minLength: 8, maxLength: 200 });
+
+export const UserSchema = Type.Object({
+  name: Type.String(),
+  role: UserRoleSchema,
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const UserListSchema = ItemsSchema(UserSchema);
+
+export const UserSpecSchema = closed({
+  name: UserName,
+  role: UserRoleSchema,
+  /** 8 to 200 characters. */
+  password: Password,
+});
+
+export const UserUpdateSchema = Type.Object(
+  { role: Type.Optional(UserRoleSchema), password: Type.Optional(Password) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const UserParam = closed({ name: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const LoginRequestSchema = closed({
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  password: Type.String({ maxLength: 200 }),
+});
+
+export const MeSchema = Type.Object({
+  actor: Type.String(),
+  role: RoleOrWorker,
+  user: nullable(Type.String()),
+  csrfToken: nullable(Type.String()),
+});
+
+const apiTokenFields = {
+  id: Type.Integer(),
+  name: Type.String(),
+  role: RoleOrWorker,
+  /** Worker tokens: the groups they may serve; null for every group. */
+  groups: nullable(Type.Array(Type.String())),
+  createdBy: Type.String(),
+  createdAt: Type.String(),
+};
+export const ApiTokenSchema = Type.Object(apiTokenFields);
+export const ApiTokenListSchema = ItemsSchema(ApiTokenSchema);
+/** The answer to creating a token: the only time the token itself is shown. */
+export const CreatedApiTokenSchema = Type.Object({ ...apiTokenFields, token: Type.String() });
+
+export const ApiTokenSpecSchema = closed({
+  name: Type.String({ minLength: 1, maxLength: 100 }),
+  role: RoleOrWorker,
+  /** Worker tokens only: limit the token to these groups. */
+  groups: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+    }),
+  ),
+});
+
+export const AuditEntrySchema = Type.Object({
+  id: Type.Integer(),
+  at: Type.String(),
+  actor: Type.String(),
+  action: Type.String(),
+  target: Type.String(),
+  details: JsonObjectSchema,
+});
+
+export const AuditPageSchema = PageSchema(AuditEntrySchema);
+
+export const AuditQuery = closed({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  cursor: Type.Optional(Type.String({ maxLength: 32 })),
+});
+
+// Stats ----------------------------------------------------------------------
+
+export const StatsWindowSchema = literals(['1h', '24h'] as const);
+
+export const EndedCountsSchema = Type.Object({
+  succeeded: Type.Integer(),
+  failed: Type.Integer(),
+  timedOut: Type.Integer(),
+  cancelled: Type.Integer(),
+});
+
+export const OverviewSchema = Type.Object({
+  running: Type.Integer(),
+  queued: Type.Integer(),
+  window: StatsWindowSchema,
+  /** Runs that ended in the window, by outcome. */
+  ended: EndedCountsSchema,
+  /** The same counts as `ended` (the name is from before the window could be a day). */
+  lastHour: EndedCountsSchema,
+  /** Succeeded / (succeeded + failed + timed out) over the window; null without ended runs. */
+  successRate: nullable(Type.Number()),
+  /** Lateness of scheduled starts against their fire time, in ms: nearest-rank p50 and p99. */
+  lateness: Type.Object({
+    count: Type.Integer(),
+    p50Ms: nullable(Type.Number()),
+    p99Ms: nullable(Type.Number()),
+    sampled: Type.Boolean(),
+  }),
+  workersOnline: Type.Integer(),
+  nodesOnline: Type.Integer(),
+  /** The latest failed or timed-out runs. */
+  recentFailures: Type.Array(RunSchema),
+});
+
+export const MinuteStatsSchema = Type.Object({
+  minute: Type.String(),
+  succeeded: Type.Integer(),
+  failed: Type.Integer(),
+  timedOut: Type.Integer(),
+  cancelled: Type.Integer(),
+});
+
+export const MinuteStatsListSchema = ItemsSchema(MinuteStatsSchema);
+
+export const OverviewQuery = closed({ window: Type.Optional(StatsWindowSchema) });
+
+export const RunsPerMinuteQuery = closed({ since: Type.Optional(Type.String({ maxLength: 64 })) });

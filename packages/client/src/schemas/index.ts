@@ -1,0 +1,19 @@
+/** The TypeBox schemas of the API: the node validates and serializes with them; `wire.ts` derives its types from them. */
+export * from './access.ts';
+export {
+  DurationSchema,
+  EmptySchema,
+  ErrorBodySchema,
+  InstantSchema,
+  ItemsSchema,
+  type Json,
+  type JsonObject,
+  JsonObjectSchema,
+  JsonSchema,
+  NameSchema,
+  PageSchema,
+} from './common.ts';
+export * from './jobs.ts';
+export * from './runs.ts';
+export * from './schedules.ts';
+export * from './workers.ts';

@@ -1,0 +1,136 @@
+import { Type } from '@sinclair/typebox';
+import {
+  closed,
+  JsonObjectSchema,
+  JsonSchema,
+  literals,
+  NameSchema,
+  nullable,
+  PageSchema,
+} from './common.ts';
+import { LimitSchema } from './jobs.ts';
+
+/** Schemas of runs, their attempts and their logs. */
+
+export const RunStatusSchema = literals([
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+] as const);
+export const RunCauseSchema = literals(['schedule', 'manual', 'dependency', 'backfill'] as const);
+export const AttemptStatusSchema = literals([
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'lost',
+  'cancelled',
+] as const);
+
+export const RunErrorSchema = Type.Object({
+  message: Type.String(),
+  /** `error.name` as the handler threw it, or a Kairos reason: `Timeout`, `WorkerLost`, `Cancelled`. */
+  name: Type.String(),
+  stack: Type.Optional(Type.String()),
+});
+
+export const AttemptSchema = Type.Object({
+  attempt: Type.Integer(),
+  workerId: Type.String(),
+  status: AttemptStatusSchema,
+  startedAt: Type.String(),
+  finishedAt: nullable(Type.String()),
+  error: nullable(RunErrorSchema),
+});
+
+export const ShardSchema = Type.Object({ index: Type.Integer(), total: Type.Integer() });
+
+export const RunSchema = Type.Object({
+  id: Type.Integer(),
+  jobId: Type.Integer(),
+  jobName: Type.String(),
+  group: Type.String(),
+  handler: Type.String(),
+  cause: RunCauseSchema,
+  /** The nominal fire time for scheduled runs. */
+  fireTime: nullable(Type.String()),
+  params: JsonObjectSchema,
+  priority: Type.Integer(),
+  status: RunStatusSchema,
+  /** Number of attempts started so far. */
+  attempt: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  timeout: Type.Integer(),
+  workerId: nullable(Type.String()),
+  createdAt: Type.String(),
+  /** Not dispatched before this instant (retry backoff). */
+  availableAt: Type.String(),
+  startedAt: nullable(Type.String()),
+  finishedAt: nullable(Type.String()),
+  result: JsonSchema,
+  error: nullable(RunErrorSchema),
+  /** A shard of a broadcast fire: its index from 0 and the number of shards. */
+  shard: Type.Optional(ShardSchema),
+  /** A queued routed run: the worker it waits for (routing decided it). */
+  assignedWorkerId: Type.Optional(Type.String()),
+  attempts: Type.Optional(Type.Array(AttemptSchema)),
+});
+
+export const RunPageSchema = PageSchema(RunSchema);
+
+export const IdParam = closed({ id: Type.Integer({ minimum: 1 }) });
+
+export const RunQuery = closed({
+  job: Type.Optional(NameSchema),
+  status: Type.Optional(RunStatusSchema),
+  worker: Type.Optional(Type.String({ maxLength: 128 })),
+  limit: LimitSchema,
+  cursor: Type.Optional(Type.String({ maxLength: 32 })),
+  /** Only runs created at or after this ISO-8601 instant. */
+  since: Type.Optional(Type.String({ maxLength: 64 })),
+  /** Only runs created before this ISO-8601 instant. */
+  until: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+// Logs -----------------------------------------------------------------------
+
+/** One line's message, in characters (the worker SDK cuts longer ones). */
+export const LOG_MESSAGE_MAX_CHARS = 8192;
+
+export const LogLevelSchema = literals(['debug', 'info', 'warn', 'error'] as const);
+
+export const RunLogLineSchema = Type.Object({
+  seq: Type.Integer(),
+  attempt: Type.Integer(),
+  time: Type.String(),
+  level: LogLevelSchema,
+  message: Type.String(),
+  fields: Type.Optional(JsonObjectSchema),
+});
+
+export const RunProgressSchema = Type.Object({
+  attempt: Type.Integer(),
+  /** From 0 to 1. */
+  value: Type.Number(),
+  message: nullable(Type.String()),
+  updatedAt: Type.String(),
+});
+
+export const RunLogPageSchema = Type.Object({
+  items: Type.Array(RunLogLineSchema),
+  /** Pass as `after` for the next page; null when this page reached the end (for now). */
+  next: nullable(Type.Integer()),
+  progress: nullable(RunProgressSchema),
+  /** The run ended: no more lines will come. */
+  finished: Type.Boolean(),
+});
+
+export const LogQuery = closed({
+  after: Type.Optional(Type.Integer({ minimum: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 1000 })),
+});
+
+export const LogStreamQuery = closed({ after: Type.Optional(Type.Integer({ minimum: 0 })) });

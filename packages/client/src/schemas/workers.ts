@@ -1,0 +1,213 @@
+import { Type } from '@sinclair/typebox';
+import {
+  closed,
+  DurationSchema,
+  ItemsSchema,
+  JsonObjectSchema,
+  JsonSchema,
+  literals,
+  NameSchema,
+  nullable,
+} from './common.ts';
+import { TaskAnswer } from './jobs.ts';
+import { LOG_MESSAGE_MAX_CHARS, LogLevelSchema, ShardSchema } from './runs.ts';
+
+/** Schemas of workers: the worker protocol, the fleet and the cluster's nodes. */
+
+/** The most a concurrency limit (of a job or a group) may be. */
+export const MAX_CONCURRENCY_LIMIT = 100_000;
+
+export const WorkerParam = closed({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+const AttemptRefFields = { runId: Type.Integer({ minimum: 1 }), attempt: Type.Integer({ minimum: 1 }) };
+export const AttemptRefSchema = closed(AttemptRefFields);
+
+export const RegisterRequestSchema = closed({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  group: NameSchema,
+  handlers: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 1000 }),
+  capacity: Type.Integer({ minimum: 1, maximum: 10_000 }),
+  labels: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }))),
+  version: Type.Optional(Type.String({ maxLength: 64 })),
+  host: Type.Optional(Type.String({ maxLength: 256 })),
+});
+
+export const RegisterResponseSchema = Type.Object({
+  workerId: Type.String(),
+  /** The worker must heartbeat at least this often. */
+  heartbeatMs: Type.Integer(),
+  /** Running attempts are lost when no heartbeat arrived for this long. */
+  leaseMs: Type.Integer(),
+  /** Longest wait of one poll. */
+  pollWaitMs: Type.Integer(),
+});
+
+export const HeartbeatRequestSchema = closed({ running: Type.Array(AttemptRefSchema, { maxItems: 10_000 }) });
+
+export const HeartbeatResponseSchema = Type.Object({
+  /** Attempts the worker should stop: cancelled, or no longer its own (fenced out). */
+  cancel: Type.Array(Type.Object({ runId: Type.Integer(), attempt: Type.Integer() })),
+});
+
+export const PollRequestSchema = closed({
+  /** Free slots: the most runs to hand out. */
+  max: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** How long to wait for work when none is ready; capped by the node. */
+  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
+  /** Fire ahead: up to this many runs that become available within the node's fire-ahead window. */
+  ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+});
+
+export const AssignmentSchema = Type.Object({
+  runId: Type.Integer(),
+  attempt: Type.Integer(),
+  jobName: Type.String(),
+  handler: Type.String(),
+  params: JsonObjectSchema,
+  fireTime: nullable(Type.String()),
+  /** Time limit of this attempt in ms. */
+  timeout: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
+  task: Type.Optional(TaskAnswer),
+  /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
+  shard: Type.Optional(ShardSchema),
+  /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
+  startInMs: Type.Optional(Type.Integer()),
+});
+
+export const PollResponseSchema = Type.Object({ runs: Type.Array(AssignmentSchema) });
+
+export const ReportErrorSchema = closed({
+  name: Type.String({ maxLength: 200 }),
+  message: Type.String({ maxLength: LOG_MESSAGE_MAX_CHARS }),
+  stack: Type.Optional(Type.String({ maxLength: 16384 })),
+});
+
+export const ReportSchema = Type.Union([
+  closed({
+    ...AttemptRefFields,
+    outcome: Type.Literal('succeeded'),
+    result: Type.Optional(JsonSchema),
+  }),
+  closed({
+    ...AttemptRefFields,
+    /** `timed_out`: the worker stopped the handler at its time limit. */
+    outcome: literals(['failed', 'timed_out'] as const),
+    error: ReportErrorSchema,
+    /** The handler asked for no retry (`NonRetryableError`). */
+    retryable: Type.Optional(Type.Boolean()),
+    /** The handler asked to retry after this many ms (`RetryAfterError`). */
+    retryAfterMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400_000 })),
+  }),
+]);
+
+export const ReportRequestSchema = closed({
+  reports: Type.Array(ReportSchema, { minItems: 1, maxItems: 1000 }),
+});
+
+export const ReportResultSchema = Type.Object({
+  runId: Type.Integer(),
+  attempt: Type.Integer(),
+  ok: Type.Boolean(),
+  code: Type.Optional(Type.String()),
+});
+
+export const ReportResponseSchema = Type.Object({
+  /** One entry per report, in order: `ok`, or the code of why it changed nothing. */
+  results: Type.Array(ReportResultSchema),
+});
+
+export const WorkerLogEntrySchema = closed({
+  ...AttemptRefFields,
+  level: LogLevelSchema,
+  message: Type.String({ maxLength: LOG_MESSAGE_MAX_CHARS }),
+  fields: Type.Optional(JsonObjectSchema),
+  /** ISO-8601, the worker's clock. */
+  time: Type.String({ minLength: 1, maxLength: 40 }),
+});
+
+export const WorkerLogsRequestSchema = closed({
+  logs: Type.Array(WorkerLogEntrySchema, { maxItems: 1000 }),
+  progress: Type.Optional(
+    Type.Array(
+      closed({
+        ...AttemptRefFields,
+        value: Type.Number({ minimum: 0, maximum: 1 }),
+        message: Type.Optional(Type.String({ maxLength: 1000 })),
+      }),
+      { maxItems: 1000 },
+    ),
+  ),
+});
+
+export const WorkerLogsResponseSchema = Type.Object({
+  /** Lines stored; lines of attempts that are not this worker's, or over the run's limit, are dropped. */
+  accepted: Type.Integer(),
+});
+
+// The fleet ------------------------------------------------------------------
+
+export const WorkerStatusSchema = literals(['active', 'draining', 'lost', 'stopped'] as const);
+
+export const WorkerInfoSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  group: Type.String(),
+  handlers: Type.Array(Type.String()),
+  capacity: Type.Integer(),
+  labels: Type.Record(Type.String(), Type.String()),
+  version: Type.String(),
+  host: Type.String(),
+  status: WorkerStatusSchema,
+  running: Type.Integer(),
+  registeredAt: Type.String(),
+  lastHeartbeatAt: Type.String(),
+});
+
+export const WorkerListSchema = ItemsSchema(WorkerInfoSchema);
+
+export const NodeInfoSchema = Type.Object({
+  id: Type.String(),
+  /** The URL the node serves on. */
+  address: Type.String(),
+  version: Type.String(),
+  /** `gone`: no heartbeat within the partition lease; kept until it comes back or is cleaned up. */
+  status: literals(['alive', 'gone'] as const),
+  /** Trigger partitions it owns. */
+  partitions: Type.Array(Type.Integer()),
+  /** Its wall clock minus the store's clock, in ms. */
+  clockSkewMs: Type.Number(),
+  startedAt: Type.String(),
+  lastHeartbeatAt: Type.String(),
+});
+
+export const NodeListSchema = ItemsSchema(NodeInfoSchema);
+
+export const HealthSchema = Type.Object({
+  status: Type.Literal('ok'),
+  version: Type.String(),
+  store: literals(['sqlite', 'postgres'] as const),
+  nodeId: Type.String(),
+});
+
+export const GroupParam = closed({
+  name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' }),
+});
+
+export const GroupInfoSchema = Type.Object({
+  group: Type.String(),
+  /** The most runs of the group running at once, cluster-wide; null for no limit. */
+  maxConcurrency: nullable(Type.Integer()),
+  /** The most runs of the group started per `per` (ms), cluster-wide; null for no limit. */
+  rateLimit: nullable(Type.Object({ limit: Type.Integer(), per: Type.Integer() })),
+  updatedAt: Type.String(),
+});
+
+export const GroupListSchema = ItemsSchema(GroupInfoSchema);
+
+// No `null` alternatives: the node's Ajv coerces 0 to null, which would turn a bad limit into none.
+export const GroupLimitRequestSchema = closed({
+  maxConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENCY_LIMIT })),
+  rateLimit: Type.Optional(closed({ limit: Type.Integer(), per: DurationSchema })),
+});
