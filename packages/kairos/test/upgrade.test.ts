@@ -61,6 +61,9 @@ describe(`a rolling upgrade from ${OLD} to ${VERSION} on PostgreSQL`, () => {
         return `--- ${label}, last lines:\n${lines.join('\n')}`;
       })
       .join('\n');
+  /** A worker id as the worker process that registered it ("worker <id> ready"). */
+  const workerLabel = (id: string) =>
+    started.find(({ child }) => child.output().includes(`worker ${id} ready`))?.label ?? `worker ${id}`;
   const failure = (what: string, problems: string[]) =>
     new Error(
       `${what}:\n  ${problems.slice(0, 25).join('\n  ')}${problems.length > 25 ? `\n  … and ${problems.length - 25} more` : ''}\n` +
@@ -236,7 +239,7 @@ describe(`a rolling upgrade from ${OLD} to ${VERSION} on PostgreSQL`, () => {
         open.map(
           (r) =>
             `run ${r.id} (${r.job} @ ${iso(Number(r.fire_time))}, fired during "${stepAt(Number(r.fire_time))}"): ` +
-            `${r.status}, attempt ${r.attempt}${r.worker_id ? ` on worker ${r.worker_id}` : ''}`,
+            `${r.status}, attempt ${r.attempt}${r.worker_id ? ` on ${workerLabel(r.worker_id)}` : ''}`,
         ),
       );
     }
@@ -254,7 +257,9 @@ describe(`a rolling upgrade from ${OLD} to ${VERSION} on PostgreSQL`, () => {
       stuckBefore: Number.POSITIVE_INFINITY,
     });
     const describeRun = (r: RunHistory) =>
-      `run ${r.id} (${r.status}; attempts ${r.attempts.map((a) => `#${a.attempt} ${a.status} on ${a.workerId}`).join(', ') || 'none'})`;
+      `run ${r.id} (${r.status}; attempts ${
+        r.attempts.map((a) => `#${a.attempt} ${a.status} on ${workerLabel(a.workerId)}`).join(', ') || 'none'
+      })`;
     const problems: string[] = [];
     for (const d of report.duplicates) {
       const doubled = runs.filter((r) => r.job === d.job && r.fireTime === d.fireTime);

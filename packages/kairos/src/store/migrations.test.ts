@@ -135,3 +135,56 @@ describe('migration declarations', () => {
     });
   });
 });
+
+describe('planMigrations', () => {
+  const known = [
+    at(1, '0.1.0', 'expand', '\nCREATE TABLE t (a int, b int);'),
+    at(2, '0.2.0', 'expand', '\nCREATE TABLE schema_meta (id int);'),
+    at(3, '0.3.0', 'contract', '; oldest code: 0.2.0\nALTER TABLE t DROP COLUMN b;'),
+  ];
+  const meta = (minCodeVersion: string) => ({ schemaVersion: 4, minCodeVersion, migratedBy: '0.4.0' });
+  const plan = (input: Partial<Parameters<typeof planMigrations>[0]>) =>
+    planMigrations({ known, applied: [], meta: null, codeVersion: '0.3.0', ...input });
+  const refusal = (input: Partial<Parameters<typeof planMigrations>[0]>) => {
+    try {
+      plan(input);
+    } catch (error) {
+      return error as Error & { code: string };
+    }
+    throw new Error('not refused');
+  };
+
+  it('applies what the store lacks and records the newest oldest code of its contract steps', () => {
+    expect(plan({ applied: [1] })).toEqual({
+      pending: known.slice(1),
+      meta: { schemaVersion: 3, minCodeVersion: '0.2.0', migratedBy: '0.3.0' },
+    });
+    expect(plan({ applied: [1, 2, 3], meta: meta('0.2.0') })).toEqual({ pending: [], meta: null });
+  });
+
+  it('runs on a newer schema that supports its code, and refuses one that does not', () => {
+    expect(plan({ applied: [1, 2, 3, 4], meta: meta('0.3.0') })).toEqual({ pending: [], meta: null });
+    const error = refusal({ applied: [1, 2, 3, 4], meta: meta('0.4.0') });
+    expect(error.code).toBe('SCHEMA_UNSUPPORTED');
+    expect(error.message).toMatch(
+      /^the store's schema is version 4 \(migrated by 0\.4\.0\) and needs Kairos 0\.4\.0/,
+    );
+    expect(refusal({ applied: [1, 2, 4], meta: meta('0.1.0') }).message).toMatch(
+      /lacks migrations .*0003_m\.sql/,
+    );
+  });
+
+  it('refuses a contract step while a node older than it supports is alive', () => {
+    const error = refusal({
+      applied: [1, 2],
+      meta: meta('0.1.0'),
+      liveNodes: [{ id: 'a', version: '0.1.0' }],
+    });
+    expect(error.message).toMatch(/still run on it \(a at 0\.1\.0\): upgrade every node to 0\.2\.0 first/);
+    expect(plan({ applied: [1, 2], liveNodes: [{ id: 'b', version: '0.2.0' }] }).pending).toEqual([known[2]]);
+    // An expand step never waits for old nodes.
+    expect(
+      plan({ known: known.slice(0, 2), applied: [1], liveNodes: [{ id: 'a', version: '0.1.0' }] }).pending,
+    ).toEqual([known[1]]);
+  });
+});
