@@ -73,7 +73,12 @@ export async function checkOutPreviousRelease(): Promise<PreviousReleaseCheckout
   };
   try {
     await run('git', ['worktree', 'add', '--detach', root, commit], ROOT);
-    await run('npm', ['ci', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], root);
+    await run(
+      'npm',
+      ['ci', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'],
+      root,
+      npmEnv(),
+    );
   } catch (error) {
     await remove();
     throw error;
@@ -81,10 +86,24 @@ export async function checkOutPreviousRelease(): Promise<PreviousReleaseCheckout
   return { root, installMs: Date.now() - started, remove };
 }
 
+/**
+ * The environment for npm in the worktree. Under `npm test` the environment carries the running
+ * npm's settings (`npm_config_local_prefix` names this checkout, and would make `npm ci` install
+ * here); only where the cache and the user's settings are stays.
+ */
+function npmEnv(): NodeJS.ProcessEnv {
+  const keep = new Set(['npm_config_cache', 'npm_config_userconfig', 'npm_config_registry']);
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([key]) => !/^(npm_|init_cwd$)/i.test(key) || keep.has(key.toLowerCase()),
+    ),
+  );
+}
+
 /** Runs a command without blocking the test's event loop; fails with its output. */
-function run(command: string, args: string[], cwd: string): Promise<void> {
+function run(command: string, args: string[], cwd: string, env = process.env): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+    execFile(command, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
       error
         ? reject(
             new Error(
