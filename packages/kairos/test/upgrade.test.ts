@@ -82,10 +82,11 @@ describe(`a rolling upgrade from ${OLD} to ${VERSION} on PostgreSQL`, () => {
 
   const ports = new Map<string, number>();
   const startNode = async (name: string, release: 'old' | 'new') => {
-    const node = await cluster.start(name, {
-      port: ports.get(name),
-      root: release === 'old' ? previous!.root : undefined,
-    });
+    const node = await cluster
+      .start(name, { port: ports.get(name), root: release === 'old' ? previous!.root : undefined })
+      .catch((error: Error) => {
+        throw failure(`node ${name} (${release === 'old' ? OLD : VERSION}) did not start`, [error.message]);
+      });
     started.push({
       label: `node ${name} (${release === 'old' ? OLD : VERSION}, id ${node.id})`,
       child: node.child,
@@ -113,11 +114,13 @@ describe(`a rolling upgrade from ${OLD} to ${VERSION} on PostgreSQL`, () => {
         : spawnTs(WORKER, [], env);
     workers.set(name, child);
     started.push({ label: `worker ${name} (${release === 'old' ? OLD : VERSION})`, child });
-    await waitFor(
-      async () => child.output().includes(' ready') || undefined,
-      STEP_TIMEOUT_MS,
-      `worker ${name} to register\n${child.output()}`,
-    );
+    try {
+      await waitFor(async () => child.output().includes(' ready') || undefined, STEP_TIMEOUT_MS, 'ready');
+    } catch {
+      throw failure(`worker ${name} (${release === 'old' ? OLD : VERSION}) did not register`, [
+        'its log is the last of the tails below',
+      ]);
+    }
     step(`worker ${name} started on ${release === 'old' ? OLD : VERSION}`);
   };
   const stopWorker = async (name: string) => {
