@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   WORKER_NOT_ACTIVE: 409,
   PAYLOAD_TOO_LARGE: 413,
   STORE_UNAVAILABLE: 503,
+  // A node refuses to start on a schema it does not understand (never an answer of the API).
+  SCHEMA_UNSUPPORTED: 503,
   INTERNAL: 500,
   // Access control (users, sessions, API tokens, worker-token groups).
   LOGIN_FAILED: 401,

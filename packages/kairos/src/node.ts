@@ -41,7 +41,13 @@ export interface NodeDependencies {
 export async function startNode(config: KairosConfig, deps: NodeDependencies = {}): Promise<KairosNode> {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const store = deps.store ?? openStore(config.database, { partitionLeaseMs: config.partitionLeaseMs });
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (error) {
+    // A refused schema (SCHEMA_UNSUPPORTED) ends the process at once: no pool left open keeps it up.
+    if (!deps.store) await store.close().catch(() => undefined);
+    throw error;
+  }
   // In cluster mode every node judges time by the database's clock (SQLite's is this machine's).
   const storeClock = store.dialect === 'postgres' && !deps.clock ? new StoreClock(store) : undefined;
   await storeClock?.sync();

@@ -21,17 +21,21 @@ export class Cluster {
     private readonly env: Record<string, string> = {},
   ) {}
 
-  /** Starts (or restarts) the node called `name` on a new port, with a new node id, and waits until it answers. */
-  async start(name: string): Promise<ClusterNode> {
-    const port = await freePort();
+  /**
+   * Starts (or restarts) the node called `name` on a new port (or `port`), with a new node id, and
+   * waits until it answers. `root`: run the code of that checkout (an older release's worktree).
+   */
+  async start(name: string, options: { port?: number; root?: string } = {}): Promise<ClusterNode> {
+    const port = options.port ?? (await freePort());
     const id = `${name}-g${this.generation++}`;
-    const child = spawnKairos(['server', '--port', String(port)], {
+    const env = {
       ...TOKENS,
       KAIROS_LOG_LEVEL: 'warn',
       KAIROS_DATABASE_URL: this.databaseUrl,
       KAIROS_NODE_ID: id,
       ...this.env,
-    });
+    };
+    const child = spawnKairos(['server', '--port', String(port)], env, options.root);
     const url = `http://127.0.0.1:${port}`;
     const client = new KairosClient({ url, token: TOKENS.KAIROS_ADMIN_TOKEN, timeoutMs: 10_000 });
     await waitFor(() => client.health(), 30_000, `node ${id} to answer\n${child.output()}`);

@@ -19,10 +19,13 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
-/** Runs `node --import tsx <script> ...args` with extra environment; output is kept for failure messages. */
-export function spawnTs(script: string, args: string[], env: Record<string, string>): Child {
+/**
+ * Runs `node --import tsx <script> ...args` with extra environment; output is kept for failure messages.
+ * `root` is the checkout whose tsx runs it (another release's worktree in upgrade tests).
+ */
+export function spawnTs(script: string, args: string[], env: Record<string, string>, root = ROOT): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    cwd: ROOT,
+    cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,9 +46,9 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
   return { process: child, output: () => output, exited };
 }
 
-/** `kairos <args>` as a child process. */
-export function spawnKairos(args: string[], env: Record<string, string>): Child {
-  return spawnTs(CLI, args, env);
+/** `kairos <args>` as a child process: this checkout's, or the one at `root` (another release). */
+export function spawnKairos(args: string[], env: Record<string, string>, root?: string): Child {
+  return root ? spawnTs(`${root}/packages/kairos/src/cli/main.ts`, args, env, root) : spawnTs(CLI, args, env);
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */

@@ -7,6 +7,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { answers } from './answers.ts';
+import { VERSION } from '../version.ts';
 import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
 import { serveConsole } from './console-assets.ts';
@@ -26,7 +27,7 @@ import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
 import { installWorkerScope } from './worker-scope.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** The HTTP API of a node: REST API, worker protocol, health, metrics and the OpenAPI document. */
 export async function buildServer(

@@ -33,7 +33,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       const raw = (): Database.Database => new Database(path);
       return {
         store: new SqliteStore(path),
-        rewind: 'PRAGMA user_version = 10',
+        rewind: 'DROP TABLE schema_meta; PRAGMA user_version = 10',
         raw: {
           async exec(sql) {
             const db = raw();
@@ -70,7 +70,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       };
       return {
         store: new PostgresStore({ connectionString: testDatabaseUrl(), schema }),
-        rewind: 'DELETE FROM kairos_migrations WHERE version = 12',
+        rewind: 'DROP TABLE schema_meta; DELETE FROM kairos_migrations WHERE version >= 12',
         raw: {
           async exec(sql) {
             await query(sql);
@@ -117,7 +117,7 @@ describe.each(dialects)('upgrading a $name store with running attempts', ({ open
         T0,
       );
       await store.claimRuns('w1', 3, T0 + 10);
-      // The store as the starting commit left it, one migration back.
+      // The store as the starting commit left it, one migration back (and before schema_meta).
       await raw.exec(`${OLD_CLAIM_ROWS}; ${rewind}`);
       expect(await raw.attempts()).toHaveLength(3);
       await store.migrate();

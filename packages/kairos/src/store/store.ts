@@ -50,7 +50,12 @@ import type {
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
 
-  /** Applies pending migrations. Safe to call from several nodes at once. */
+  /**
+   * Applies pending migrations and records the schema version (`schema_meta`). Safe to call from
+   * several nodes at once. On a schema a newer release migrated, changes nothing; throws
+   * SCHEMA_UNSUPPORTED when that schema no longer supports this code, or (PostgreSQL) when a
+   * contract step would break live nodes of an older release (store/migrations.ts).
+   */
   migrate(): Promise<void>;
   close(): Promise<void>;
 

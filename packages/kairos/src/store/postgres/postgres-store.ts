@@ -10,6 +10,7 @@ import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { VERSION } from '../../version.ts';
 import {
   type ApiTokenRecord,
   type ApiTokenRow,
@@ -63,7 +64,7 @@ import {
   planLogAppend,
   progressFromRow,
 } from '../log-rows.ts';
-import { readMigrations } from '../migrations.ts';
+import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -172,6 +173,27 @@ export interface PostgresStoreOptions {
 }
 
 const CHANNEL = 'kairos_events';
+
+/** The schema's `schema_meta` row; null before the migration that creates it. */
+async function readSchemaMeta(client: pg.PoolClient): Promise<SchemaMeta | null> {
+  if (!(await client.query("SELECT to_regclass('schema_meta') AS t")).rows[0].t) return null;
+  const [row] = (
+    await client.query('SELECT schema_version, min_code_version, migrated_by FROM schema_meta WHERE id = 1')
+  ).rows;
+  return row
+    ? { schemaVersion: row.schema_version, minCodeVersion: row.min_code_version, migratedBy: row.migrated_by }
+    : null;
+}
+
+/** The nodes whose membership lease has not ended, on the database's clock (none before the table exists). */
+async function readLiveNodes(client: pg.PoolClient): Promise<Array<{ id: string; version: string }>> {
+  if (!(await client.query("SELECT to_regclass('nodes') AS t")).rows[0].t) return [];
+  return (
+    await client.query(
+      'SELECT id, version FROM nodes WHERE expires_at > extract(epoch FROM clock_timestamp()) * 1000',
+    )
+  ).rows;
+}
 const MIGRATION_LOCK = 7_245_100_001;
 
 /**
@@ -233,17 +255,29 @@ export class PostgresStore implements Store {
         await client.query(
           'CREATE TABLE IF NOT EXISTS kairos_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
         );
-        const applied = new Set(
-          (await client.query('SELECT version FROM kairos_migrations')).rows.map((r) => r.version as number),
+        const applied = (await client.query('SELECT version FROM kairos_migrations')).rows.map(
+          (r) => r.version as number,
         );
-        for (const migration of readMigrations('postgres')) {
-          if (applied.has(migration.version)) continue;
+        const plan = planMigrations({
+          known: readMigrations('postgres'),
+          applied,
+          meta: await readSchemaMeta(client),
+          codeVersion: VERSION,
+          liveNodes: await readLiveNodes(client),
+        });
+        for (const migration of plan.pending) {
           await client.query(migration.sql);
           await client.query('INSERT INTO kairos_migrations (version, name) VALUES ($1, $2)', [
             migration.version,
             migration.name,
           ]);
         }
+        if (plan.meta)
+          await client.query(
+            `INSERT INTO schema_meta (id, schema_version, min_code_version, migrated_by) VALUES (1, $1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET schema_version = $1, min_code_version = $2, migrated_by = $3`,
+            [plan.meta.schemaVersion, plan.meta.minCodeVersion, plan.meta.migratedBy],
+          );
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);

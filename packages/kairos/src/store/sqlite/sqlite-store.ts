@@ -11,6 +11,7 @@ import { BUFFERED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
+import { VERSION } from '../../version.ts';
 import {
   type ApiTokenRecord,
   type ApiTokenRow,
@@ -57,7 +58,7 @@ import {
   planLogAppend,
   progressFromRow,
 } from '../log-rows.ts';
-import { readMigrations } from '../migrations.ts';
+import { planMigrations, readMigrations } from '../migrations.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -180,16 +181,45 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    for (const migration of readMigrations('sqlite')) {
-      if (migration.version <= current) continue;
-      this.db
-        .transaction(() => {
+    this.db
+      .transaction(() => {
+        // user_version is the highest migration applied; the write lock of IMMEDIATE keeps another
+        // process on the same file from migrating at the same time.
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        const hasMeta = this.db
+          .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'")
+          .get();
+        const row = hasMeta
+          ? (this.db
+              .prepare('SELECT schema_version, min_code_version, migrated_by FROM schema_meta WHERE id = 1')
+              .get() as { schema_version: number; min_code_version: string; migrated_by: string } | undefined)
+          : undefined;
+        const plan = planMigrations({
+          known: readMigrations('sqlite'),
+          applied: Array.from({ length: current }, (_, i) => i + 1),
+          meta: row
+            ? {
+                schemaVersion: row.schema_version,
+                minCodeVersion: row.min_code_version,
+                migratedBy: row.migrated_by,
+              }
+            : null,
+          codeVersion: VERSION,
+        });
+        for (const migration of plan.pending) {
           this.db.exec(migration.sql);
           this.db.pragma(`user_version = ${migration.version}`);
-        })
-        .immediate();
-    }
+        }
+        if (plan.meta)
+          this.db
+            .prepare(
+              `INSERT INTO schema_meta (id, schema_version, min_code_version, migrated_by) VALUES (1, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET schema_version = excluded.schema_version,
+                 min_code_version = excluded.min_code_version, migrated_by = excluded.migrated_by`,
+            )
+            .run(plan.meta.schemaVersion, plan.meta.minCodeVersion, plan.meta.migratedBy);
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {

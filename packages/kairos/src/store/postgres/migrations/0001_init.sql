@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Kairos schema, PostgreSQL dialect. Times are epoch milliseconds (bigint) so that every dialect
 -- compares the same numbers; JSON columns are jsonb.
 

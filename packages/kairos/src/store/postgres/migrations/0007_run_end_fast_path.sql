@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Run ends without the job's row lock: only the ends of runs of jobs that buffer runs take it and
 -- look for a buffered run to promote (schedules.ts, afterRunsEnded).
 -- buffers: the job has or may get buffered runs (a buffer-* overlap policy, now or once, or a serial

@@ -1,3 +1,4 @@
+-- migration: contract; release: 0.1.0; oldest code: 0.1.0
 -- runs_status (status, id) took a new entry at each of a run's status changes; every UPDATE of a
 -- run that changes its status writes all of the table's indexes anew, so each index counts on the
 -- hot path. Queued and running runs are found through their own partial indexes (runs_claim,

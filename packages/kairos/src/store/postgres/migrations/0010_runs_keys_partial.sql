@@ -1,3 +1,4 @@
+-- migration: contract; release: 0.1.0; oldest code: 0.1.0
 -- A run's UPDATE that changes its status is never HOT, so it writes a new entry into every index
 -- whose predicate the new row version matches: three times in a run's life. runs_fire and
 -- runs_idempotency held an entry for every run, though only scheduled runs have a fire time and

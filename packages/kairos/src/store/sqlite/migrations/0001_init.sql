@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Kairos schema, SQLite dialect. Times are epoch milliseconds; JSON columns hold TEXT.
 
 CREATE TABLE jobs (

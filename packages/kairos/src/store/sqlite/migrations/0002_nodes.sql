@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Cluster membership: every node upserts its row as it renews its partition leases.
 CREATE TABLE nodes (
   id             TEXT    PRIMARY KEY,

@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Schedules: per-job policies, the run count that maxRuns caps, and the ledger of fires that did not run.
 
 -- The compiled schedule policy (core/schedule-policy.ts); '{}' means every default.

@@ -1,3 +1,4 @@
+-- migration: contract; release: 0.1.0; oldest code: 0.1.0
 -- Workers at scale: routing, concurrency limits, schedule-to-start timeouts.
 
 -- The job's dispatch policy (routing, maxConcurrency, scheduleToStartMs) as JSON; '{}' is the default policy.

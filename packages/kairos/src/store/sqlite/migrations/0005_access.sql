@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- Access control: console users, their sessions, API tokens, the audit log; and the index the
 -- console's runs-per-minute chart reads.
 

@@ -1,3 +1,4 @@
+-- migration: expand; release: 0.1.0
 -- The Runs page's time range: runs by creation time.
 CREATE INDEX runs_created ON runs (created_at);
 -- Fire lateness: first attempts by start time, newest first (the overview reads a bounded sample).

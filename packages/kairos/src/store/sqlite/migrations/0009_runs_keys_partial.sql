@@ -1,3 +1,4 @@
+-- migration: contract; release: 0.1.0; oldest code: 0.1.0
 -- runs_fire and runs_idempotency held an entry for every run, though only scheduled runs have a
 -- fire time and few runs have an idempotency key; as partial indexes, inserting a manual run writes
 -- neither. Both stay unique where they apply (NULLs never conflicted), and every lookup by them

@@ -1,0 +1,238 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers.ts';
+import { spawnKairos } from '../../test/processes.ts';
+import { compileJob } from '../core/job.ts';
+import { KairosError } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { readMigrations } from './migrations.ts';
+import { PostgresStore } from './postgres/postgres-store.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './postgres/test-database.ts';
+import { SqliteStore } from './sqlite/sqlite-store.ts';
+import type { Store } from './store.ts';
+
+afterAll(dropTestSchemas);
+const dir = tempDir();
+
+/** Raw SQL on a dialect's store, below the contract, and how the dialect records its migrations. */
+interface Raw {
+  exec(sql: string): Promise<void>;
+  meta(): Promise<unknown[]>;
+  /** Records a migration this code does not know, as a newer node would have applied it. */
+  addFutureMigration(version: number): string;
+  /** Takes the store back to the schema that 0.1.0 left (no schema_meta). */
+  rewindTo010: string;
+}
+
+const META = 'SELECT schema_version, min_code_version, migrated_by FROM schema_meta';
+let files = 0;
+
+const dialects: Array<{ name: string; known: number; open: () => { store: () => Store; raw: Raw } }> = [
+  {
+    name: 'sqlite',
+    known: readMigrations('sqlite').length,
+    open: () => {
+      const path = join(dir, `schema-${files++}.db`);
+      const withDb = <T>(body: (db: Database.Database) => T): T => {
+        const db = new Database(path);
+        try {
+          return body(db);
+        } finally {
+          db.close();
+        }
+      };
+      return {
+        store: () => new SqliteStore(path),
+        raw: {
+          async exec(sql) {
+            withDb((db) => db.exec(sql));
+          },
+          async meta() {
+            return withDb((db) => db.prepare(META).all());
+          },
+          addFutureMigration: (version) => `PRAGMA user_version = ${version}`,
+          rewindTo010: 'DROP TABLE schema_meta; PRAGMA user_version = 11',
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    known: readMigrations('postgres').length,
+    open: () => {
+      const schema = testSchema('kairos_schema_version');
+      const query = async (sql: string) => {
+        const client = new pg.Client({
+          connectionString: testDatabaseUrl(),
+          options: `-c search_path=${schema}`,
+        });
+        await client.connect();
+        try {
+          return (await client.query(sql)).rows;
+        } finally {
+          await client.end();
+        }
+      };
+      return {
+        store: () => new PostgresStore({ connectionString: testDatabaseUrl(), schema }),
+        raw: {
+          async exec(sql) {
+            await query(sql);
+          },
+          meta: () => query(META),
+          addFutureMigration: (version) =>
+            `INSERT INTO kairos_migrations (version, name) VALUES (${version}, '${version}_future.sql')`,
+          rewindTo010: 'DROP TABLE schema_meta; DELETE FROM kairos_migrations WHERE version > 12',
+        },
+      };
+    },
+  },
+];
+
+/** The error a promise was rejected with; fails when it resolved. */
+async function rejection(promise: Promise<unknown>): Promise<KairosError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(KairosError);
+  return error as KairosError;
+}
+
+describe.each(dialects)('the schema version of a $name store', ({ known, open }) => {
+  it('a new store records its version and the oldest code that may run on it', async () => {
+    const { store, raw } = open();
+    const s = store();
+    await s.migrate();
+    await s.close();
+    expect(await raw.meta()).toEqual([
+      { schema_version: known, min_code_version: '0.1.0', migrated_by: VERSION },
+    ]);
+  });
+
+  it('a store that 0.1.0 left is migrated and gets its version', async () => {
+    const { store, raw } = open();
+    let s = store();
+    await s.migrate();
+    await s.close();
+    await raw.exec(raw.rewindTo010);
+    s = store();
+    await s.migrate();
+    await s.createJob(compileJob({ name: 'j', handler: 'h', trigger: { kind: 'manual' } }), null, 0);
+    await s.close();
+    expect(await raw.meta()).toEqual([
+      { schema_version: known, min_code_version: '0.1.0', migrated_by: VERSION },
+    ]);
+  });
+
+  it('a newer schema that still supports this code is used as it is', async () => {
+    const { store, raw } = open();
+    let s = store();
+    await s.migrate();
+    await s.close();
+    await raw.exec(
+      `${raw.addFutureMigration(99)}; UPDATE schema_meta SET schema_version = 99, min_code_version = '${VERSION}', migrated_by = '99.1.0'`,
+    );
+    s = store();
+    await s.migrate();
+    await s.createJob(compileJob({ name: 'j', handler: 'h', trigger: { kind: 'manual' } }), null, 0);
+    await s.close();
+    expect(await raw.meta()).toEqual([
+      { schema_version: 99, min_code_version: VERSION, migrated_by: '99.1.0' },
+    ]);
+  });
+
+  it('a newer schema that needs newer code is refused, naming both versions and what to do', async () => {
+    const { store, raw } = open();
+    let s = store();
+    await s.migrate();
+    await s.close();
+    await raw.exec(
+      `${raw.addFutureMigration(99)}; UPDATE schema_meta SET schema_version = 99, min_code_version = '99.0.0', migrated_by = '99.1.0'`,
+    );
+    s = store();
+    const error = await rejection(s.migrate());
+    await s.close();
+    expect(error.code).toBe('SCHEMA_UNSUPPORTED');
+    expect(error.message).toBe(
+      `the store's schema is version 99 (migrated by 99.1.0) and needs Kairos 99.0.0 or newer; this node is ` +
+        `${VERSION} and knows schema versions up to ${known}: run this node at 99.0.0 or newer (to go back to ` +
+        `${VERSION}, restore the backup taken before the upgrade)`,
+    );
+    expect(await raw.meta()).toEqual([
+      { schema_version: 99, min_code_version: '99.0.0', migrated_by: '99.1.0' },
+    ]);
+  });
+});
+
+describe('a PostgreSQL node of an older release', () => {
+  it('is not left behind: a node refuses a contract step while a node it no longer supports runs', async () => {
+    const schema = testSchema('kairos_schema_version');
+    const store = () => new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    const client = new pg.Client({
+      connectionString: testDatabaseUrl(),
+      options: `-c search_path=${schema}`,
+    });
+    let s = store();
+    await s.migrate();
+    await s.close();
+    await client.connect();
+    try {
+      // Before the last contract step (0012, for code 0.1.0 on), with a node of 0.0.9 alive.
+      await client.query(`DROP TABLE schema_meta; DELETE FROM kairos_migrations WHERE version >= 12;
+        INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
+        VALUES ('old-1', 'http://old-1', '0.0.9', 0, 0, extract(epoch FROM clock_timestamp()) * 1000 + 600000, '[]', 0),
+               ('gone', 'http://gone', '0.0.9', 0, 0, 1, '[]', 0)`);
+      s = store();
+      const error = await rejection(s.migrate());
+      await s.close();
+      expect(error.code).toBe('SCHEMA_UNSUPPORTED');
+      expect(error.message).toBe(
+        `this node (${VERSION}) would migrate the store to a schema that needs Kairos 0.1.0 or newer, while ` +
+          'older nodes still run on it (old-1 at 0.0.9): upgrade every node to 0.1.0 first, one release at a time',
+      );
+      const { rows } = await client.query('SELECT max(version) AS v FROM kairos_migrations');
+      expect(rows).toEqual([{ v: 11 }]);
+      // Once the old node is gone, the upgrade goes on.
+      await client.query("DELETE FROM nodes WHERE id = 'old-1'");
+      s = store();
+      await s.migrate();
+      await s.close();
+      expect((await client.query(META)).rows).toEqual([
+        {
+          schema_version: readMigrations('postgres').length,
+          min_code_version: '0.1.0',
+          migrated_by: VERSION,
+        },
+      ]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('`kairos server` on a schema that needs newer code exits 1 with the error', async () => {
+    const schema = testSchema('kairos_schema_version');
+    const s = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    await s.migrate();
+    await s.close();
+    const client = new pg.Client({
+      connectionString: testDatabaseUrl(),
+      options: `-c search_path=${schema}`,
+    });
+    await client.connect();
+    await client.query(`INSERT INTO kairos_migrations (version, name) VALUES (99, '0099_future.sql');
+      UPDATE schema_meta SET schema_version = 99, min_code_version = '99.0.0', migrated_by = '99.1.0'`);
+    await client.end();
+    const child = spawnKairos(['server', '--port', '0'], {
+      KAIROS_DATABASE_URL: `${testDatabaseUrl()}?schema=${schema}`,
+      KAIROS_ADMIN_TOKEN: 'a',
+      KAIROS_WORKER_TOKEN: 'w',
+    });
+    expect(await child.exited).toBe(1);
+    expect(child.output()).toContain(
+      `error SCHEMA_UNSUPPORTED: the store's schema is version 99 (migrated by 99.1.0) and needs Kairos 99.0.0 or newer; this node is ${VERSION}`,
+    );
+  });
+});
