@@ -75,7 +75,7 @@ export function jobSpecFromFlags(name: string, flags: JobFlags): JobSpec {
       'missing trigger: pass one of --cron EXPR, --every DUR, --delay DUR, --at ISO or --manual',
     );
   }
-  return { name, ...fieldsFromFlags(flags), trigger };
+  return { name, ...jobFieldsFromFlags(flags), trigger };
 }
 
 /**
@@ -83,14 +83,14 @@ export function jobSpecFromFlags(name: string, flags: JobFlags): JobSpec {
  * @throws UsageError on an invalid flag, or when no flag is given at all.
  */
 export function jobPatchFromFlags(flags: JobFlags): JobPatch {
-  const patch = fieldsFromFlags(flags);
+  const patch = jobFieldsFromFlags(flags);
   if (Object.keys(patch).length === 0)
     throw new UsageError('nothing to update: pass at least one flag (see --help)');
   return patch;
 }
 
-/** Every field the flags set, trigger included. */
-function fieldsFromFlags(flags: JobFlags): JobPatch {
+/** Every field the job flags set, trigger included; empty when none is given. */
+export function jobFieldsFromFlags(flags: JobFlags): JobPatch {
   const patch: JobPatch = {};
   const trigger = triggerFromFlags(flags);
   if (trigger) patch.trigger = trigger;
