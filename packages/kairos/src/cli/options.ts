@@ -244,5 +244,17 @@ export function resolveToken(
 
 /** The API client for the global `--url` and `--token` options. */
 export function clientFrom(flags: GlobalFlags): KairosClient {
-  return new KairosClient({ url: flags.url, token: resolveToken(flags, 'admin') });
+  const urls = parseUrls(flags.url);
+  if (urls.length > 1) throw new UsageError('--url: this command talks to one node; pass one URL');
+  return new KairosClient({ url: urls[0]!, token: resolveToken(flags, 'admin') });
+}
+
+/** The node URLs of `--url` / `KAIROS_URL`: one, or several separated by commas. */
+export function parseUrls(value: string): string[] {
+  const urls = value
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+  if (urls.length === 0) throw new UsageError('--url: expected a URL like http://127.0.0.1:7070');
+  return urls;
 }

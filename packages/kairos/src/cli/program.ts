@@ -32,7 +32,18 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .showHelpAfterError('(add --help for usage)')
-    .addOption(new Option('--url <url>', 'URL of a Kairos node').env('KAIROS_URL').default(DEFAULT_URL))
+    .addOption(
+      new Option(
+        '--url <url>',
+        'URL of a Kairos node (`kairos worker`: several, comma-separated or repeated)',
+      )
+        .env('KAIROS_URL')
+        .default(DEFAULT_URL)
+        // A repeated --url adds to the list instead of replacing it (the default and KAIROS_URL do not).
+        .argParser((value: string, previous: string) =>
+          program.getOptionValueSource('url') === 'cli' ? `${previous},${value}` : value,
+        ),
+    )
     .addOption(
       new Option(
         '--token <token>',
