@@ -26,7 +26,7 @@ export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-  const program = new Command('kairos')
+  const program: Command = new Command('kairos')
     .description('Kairos: a distributed task scheduler')
     .version(pkg.version)
     .exitOverride()
@@ -40,7 +40,7 @@ export function buildProgram(): Command {
         .env('KAIROS_URL')
         .default(DEFAULT_URL)
         // A repeated --url adds to the list instead of replacing it (the default and KAIROS_URL do not).
-        .argParser((value: string, previous: string) =>
+        .argParser((value: string, previous: string): string =>
           program.getOptionValueSource('url') === 'cli' ? `${previous},${value}` : value,
         ),
     )

@@ -14,6 +14,7 @@ import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts'
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
+import { probeRoutes } from './routes/probes.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -72,6 +73,8 @@ export async function buildServer(
     },
   };
 
+  probeRoutes(app, context);
+  // The node's identity (version, store, node id), for people and older probes; /livez and /readyz are the probes.
   app.get('/v1/health', { schema: { tags: ['node'] } }, async () => ({
     status: 'ok',
     version: VERSION,

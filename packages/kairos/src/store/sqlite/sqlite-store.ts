@@ -773,6 +773,10 @@ export class SqliteStore implements Store {
     return Date.now();
   }
 
+  async schemaVersion(): Promise<number> {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
   async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
     return this.run('heartbeatNode', () =>
       this.db
