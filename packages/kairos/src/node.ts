@@ -1,4 +1,5 @@
-import pino, { type Logger } from 'pino';
+import { createKairosLogger } from '@kairos/worker';
+import type { Logger } from 'pino';
 import type { KairosConfig } from './config.ts';
 import { AttemptEnder } from './scheduler/attempts.ts';
 import { type Clock, systemClock } from './scheduler/clock.ts';
@@ -146,16 +147,10 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   };
 }
 
-/** JSON lines for machines; readable lines when a person watches the terminal. */
+/**
+ * The node's logger: the Kairos log format shared with workers (pino JSON lines on stdout, readable
+ * lines when a person watches the terminal), see `createKairosLogger` of `@kairos/worker`.
+ */
 export function createLogger(level: string): Logger {
-  if (process.stdout.isTTY) {
-    return pino({
-      level,
-      transport: {
-        target: 'pino-pretty',
-        options: { ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' },
-      },
-    });
-  }
-  return pino({ level, base: { pid: process.pid } });
+  return createKairosLogger({ level, fd: 1 });
 }
