@@ -52,7 +52,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
   }
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(() => store.overviewCounts(clock.now(), clock.now()));
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
   const dispatcher = new Dispatcher({
     store,
@@ -60,7 +60,17 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     pollWaitMs: config.pollWaitMs,
     fireAheadMs: config.fireAheadMs,
   });
-  const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
+  const ender = new AttemptEnder(
+    store,
+    Math.random,
+    (group, at) => dispatcher.wakeAt(group, at),
+    (ended) => {
+      for (const { run } of ended) {
+        if (run.status === 'queued') metrics.attemptsRetried.inc();
+        else metrics.runsEnded.inc({ status: run.status });
+      }
+    },
+  );
   const jobs = new JobService(store, clock, (job, skipped) =>
     metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
   );
