@@ -53,6 +53,7 @@ describe('node and worker log in one format', async () => {
     expect(nodeLines.map((line) => line.msg)).toContain('kairos node started');
     for (const line of [...nodeLines, ...workerLines]) expectKairosFormat(line);
     const warning = workerLines.find((line) => line.msg === 'cannot reach Kairos; retrying with backoff');
-    expect(warning).toMatchObject({ level: 'warn', url: dead });
+    expect(warning).toMatchObject({ level: 'warn', url: dead, err: { name: expect.any(String) } });
+    expect(warning?.err).not.toHaveProperty('type');
   });
 });

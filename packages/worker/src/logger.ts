@@ -53,6 +53,8 @@ export function createKairosLogger({ level, fd }: KairosLoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: REDACT, censor: '[redacted]' },
+    // Errors get pino's serializer; an error already made a field (`errorField`) stays as it is.
+    serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
   };
   const pretty = isatty(fd) ? resolvePretty() : undefined;
   if (pretty) {
