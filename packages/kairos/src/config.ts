@@ -207,8 +207,12 @@ export interface Credentials {
 /** Reads `<dataDir>/credentials.json`, creating it with fresh random tokens the first time. */
 export function loadCredentials(dataDir: string): Credentials {
   const path = join(dataDir, 'credentials.json');
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as Credentials;
-  mkdirSync(dataDir, { recursive: true });
+  // A folder that holds credentials is Kairos's own: made private even when an older version made it.
+  ensurePrivateDir(dataDir);
+  if (existsSync(path)) {
+    chmodSync(path, 0o600);
+    return JSON.parse(readFileSync(path, 'utf8')) as Credentials;
+  }
   const credentials: Credentials = {
     adminToken: `kairos_admin_${randomBytes(18).toString('base64url')}`,
     workerToken: `kairos_worker_${randomBytes(18).toString('base64url')}`,
@@ -216,6 +220,15 @@ export function loadCredentials(dataDir: string): Credentials {
   writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
   return credentials;
+}
+
+/**
+ * Makes the data folder private to this user (0700), creating it when missing: it holds the
+ * credentials and, in embedded mode, the database.
+ */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -1,4 +1,5 @@
-import pino, { type Logger } from 'pino';
+import { createKairosLogger } from '@kairos/worker';
+import type { Logger } from 'pino';
 import type { KairosConfig } from './config.ts';
 import { AttemptEnder } from './scheduler/attempts.ts';
 import { type Clock, systemClock } from './scheduler/clock.ts';
@@ -57,7 +58,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
   }
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(() => store.overviewCounts(clock.now(), clock.now()));
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
   const dispatcher = new Dispatcher({
     store,
@@ -65,7 +66,17 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     pollWaitMs: config.pollWaitMs,
     fireAheadMs: config.fireAheadMs,
   });
-  const ender = new AttemptEnder(store, Math.random, (group, at) => dispatcher.wakeAt(group, at));
+  const ender = new AttemptEnder(
+    store,
+    Math.random,
+    (group, at) => dispatcher.wakeAt(group, at),
+    (ended) => {
+      for (const { run } of ended) {
+        if (run.status === 'queued') metrics.attemptsRetried.inc();
+        else metrics.runsEnded.inc({ status: run.status });
+      }
+    },
+  );
   const jobs = new JobService(store, clock, (job, skipped) =>
     metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
   );
@@ -152,16 +163,10 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   };
 }
 
-/** JSON lines for machines; readable lines when a person watches the terminal. */
+/**
+ * The node's logger: the Kairos log format shared with workers (pino JSON lines on stdout, readable
+ * lines when a person watches the terminal), see `createKairosLogger` of `@kairos/worker`.
+ */
 export function createLogger(level: string): Logger {
-  if (process.stdout.isTTY) {
-    return pino({
-      level,
-      transport: {
-        target: 'pino-pretty',
-        options: { ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' },
-      },
-    });
-  }
-  return pino({ level, base: { pid: process.pid } });
+  return createKairosLogger({ level, fd: 1 });
 }

@@ -3,5 +3,6 @@ export type { Handler, RunContext, RunLogger } from './context.ts';
 export { CancelledError, NonRetryableError, RetryAfterError, TimeoutError } from './errors.ts';
 export type { IsolatedHandler } from './isolated.ts';
 export type { LogFields, WorkerLogger } from './logger.ts';
+export { createKairosLogger, fromPino, type KairosLoggerOptions } from './logger.ts';
 export type { WorkerOptions } from './options.ts';
 export { Worker } from './worker.ts';

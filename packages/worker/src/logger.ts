@@ -1,3 +1,7 @@
+import { createRequire } from 'node:module';
+import { isatty } from 'node:tty';
+import pino, { type Logger, type LoggerOptions } from 'pino';
+
 /** Structured fields attached to a log line. */
 export type LogFields = Record<string, unknown>;
 
@@ -14,22 +18,82 @@ export interface WorkerLogger {
 
 const QUIET = new Set(['', '0', 'false', 'no', 'off']);
 
+/** Fields that never reach a log line, whoever logs them. */
+const REDACT = [
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+  'authorization',
+  '*.authorization',
+  'adminToken',
+  'workerToken',
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+/** Options of {@link createKairosLogger}. */
+export interface KairosLoggerOptions {
+  /** pino level: `debug`, `info`, `warn`, … */
+  level: string;
+  /** Where the lines go: file descriptor 1 (stdout, the node) or 2 (stderr, a worker). */
+  fd: 1 | 2;
+}
+
 /**
- * The default logger: JSON lines on stderr, warn and error only, so that the worker stays quiet
- * inside an application; every level when `KAIROS_WORKER_DEBUG` is set.
+ * The one log format of Kairos, shared by node and worker: pino JSON lines
+ * (`{"level":"info","time":"2026-…Z","pid":1234,"msg":"…",…}`, level names and ISO times), tokens and
+ * passwords redacted; readable lines through pino-pretty only when the output is a terminal and
+ * pino-pretty is installed.
+ */
+export function createKairosLogger({ level, fd }: KairosLoggerOptions): Logger {
+  const options: LoggerOptions = {
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACT, censor: '[redacted]' },
+    // Errors get pino's serializer; an error already made a field (`errorField`) stays as it is.
+    serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
+  };
+  const pretty = isatty(fd) ? resolvePretty() : undefined;
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: {
+        target: pretty,
+        options: { destination: fd, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' },
+      },
+    });
+  }
+  return pino(options, pino.destination({ fd, sync: true }));
+}
+
+/**
+ * The default logger of a worker: the Kairos format on stderr, warn and error only, so that the
+ * worker stays quiet inside an application; every level when `KAIROS_WORKER_DEBUG` is set.
  */
 export function createConsoleLogger(env: NodeJS.ProcessEnv = process.env): WorkerLogger {
   const verbose = !QUIET.has((env.KAIROS_WORKER_DEBUG ?? '').trim().toLowerCase());
-  const write = (level: string, message: string, fields?: LogFields) => {
-    console.error(toJsonLine({ time: new Date().toISOString(), level, msg: message, ...fields }));
-  };
-  const quiet = () => {};
+  return fromPino(createKairosLogger({ level: verbose ? 'debug' : 'warn', fd: 2 }));
+}
+
+/** A pino logger in the worker's shape (message first, fields second). */
+export function fromPino(logger: Logger): WorkerLogger {
   return {
-    debug: verbose ? (message, fields) => write('debug', message, fields) : quiet,
-    info: verbose ? (message, fields) => write('info', message, fields) : quiet,
-    warn: (message, fields) => write('warn', message, fields),
-    error: (message, fields) => write('error', message, fields),
+    debug: (message, fields) => logger.debug(fields ?? {}, message),
+    info: (message, fields) => logger.info(fields ?? {}, message),
+    warn: (message, fields) => logger.warn(fields ?? {}, message),
+    error: (message, fields) => logger.error(fields ?? {}, message),
   };
+}
+
+function resolvePretty(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The user's logger, made unable to throw into the worker's loops. */
@@ -68,22 +132,5 @@ export function errorField(err: unknown, depth = 0): LogFields | string {
     return String(err);
   } catch {
     return Object.prototype.toString.call(err);
-  }
-}
-
-function toJsonLine(record: LogFields): string {
-  try {
-    return JSON.stringify(record, (_key, value: unknown) => {
-      if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack };
-      if (typeof value === 'bigint') return value.toString();
-      return value;
-    });
-  } catch {
-    return JSON.stringify({
-      time: record.time,
-      level: record.level,
-      msg: record.msg,
-      fields: '[unserializable]',
-    });
   }
 }

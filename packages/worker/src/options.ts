@@ -36,7 +36,7 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** Stop gracefully on SIGTERM and SIGINT. Default true. */
   handleSignals?: boolean;
-  /** Where logs go. Default: JSON lines on stderr, warn and error only (all levels with `KAIROS_WORKER_DEBUG=1`). */
+  /** Where logs go. Default: the Kairos log format (pino JSON lines, as the node writes them) on stderr, warn and error only (all levels with `KAIROS_WORKER_DEBUG=1`). */
   logger?: WorkerLogger;
   /**
    * Built-in task kinds this worker runs, none by default: jobs with a `shell` or `http` task.

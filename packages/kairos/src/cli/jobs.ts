@@ -15,10 +15,11 @@ import {
   clientFrom,
   type GlobalFlags,
   type JobFlags,
-  jobPatchFromFlags,
+  jobFieldsFromFlags,
   jobSpecFromFlags,
   parseIntFlag,
   parseJsonObject,
+  UsageError,
 } from './options.ts';
 import { addScheduleFlags, registerScheduleCommands, type ScheduleFlags, withSchedule } from './schedules.ts';
 
@@ -58,8 +59,9 @@ export function registerJobs(program: Command): void {
     'update',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
     const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
-    const patch = withScheduleOnly(flags);
-    showJob(flags, await clientFrom(flags).updateJob(name, patch), 'updated');
+    const client = clientFrom(flags);
+    const patch = await jobUpdateFromFlags(flags, () => client.getJob(name));
+    showJob(flags, await client.updateJob(name, patch), 'updated');
   });
 
   jobs
@@ -187,42 +189,26 @@ function withAfter(flags: JobFlags & ScheduleFlags): JobFlags {
   return flags.after === undefined ? flags : { ...flags, manual: true };
 }
 
-/** The patch of `jobs update`: job flags, schedule flags, or both. */
-function withScheduleOnly(flags: JobFlags & ScheduleFlags): JobPatch {
-  const scheduleOnly =
-    SCHEDULE_KEYS.some((key) => flags[key] !== undefined) &&
-    !Object.keys(flags).some((key) => JOB_KEYS.includes(key) && flags[key as keyof JobFlags] !== undefined);
-  return withSchedule(scheduleOnly ? {} : jobPatchFromFlags(flags), flags);
+/**
+ * The patch of `jobs update`: job flags, schedule flags (`--calendar`, `--overlap`, …), or both.
+ * `--dst` alone changes the DST rule of the job's cron trigger, read through `current`.
+ * @throws UsageError when no flag changes anything.
+ */
+export async function jobUpdateFromFlags(
+  flags: JobFlags & ScheduleFlags,
+  current: () => Promise<Job>,
+): Promise<JobPatch> {
+  const patch = jobFieldsFromFlags(flags);
+  if (flags.dst !== undefined && patch.trigger === undefined && flags.after === undefined) {
+    const { trigger } = await current();
+    if (trigger.kind !== 'cron') throw new UsageError('--dst goes with a cron trigger; this job has none');
+    patch.trigger = trigger;
+  }
+  withSchedule(patch, flags);
+  if (Object.keys(patch).length === 0)
+    throw new UsageError('nothing to update: pass at least one flag (see --help)');
+  return patch;
 }
-
-const SCHEDULE_KEYS = [
-  'misfire',
-  'maxCatchUp',
-  'catchUpWindow',
-  'overlap',
-  'startAt',
-  'endAt',
-  'jitter',
-  'maxRuns',
-] as const;
-const JOB_KEYS = [
-  'handler',
-  'group',
-  'cron',
-  'tz',
-  'every',
-  'delay',
-  'at',
-  'manual',
-  'params',
-  'timeout',
-  'retries',
-  'backoff',
-  'retryDelay',
-  'priority',
-  'paused',
-  'description',
-];
 
 /** The spec flags shared by create, put and update. */
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {

@@ -75,7 +75,7 @@ export function jobSpecFromFlags(name: string, flags: JobFlags): JobSpec {
       'missing trigger: pass one of --cron EXPR, --every DUR, --delay DUR, --at ISO or --manual',
     );
   }
-  return { name, ...fieldsFromFlags(flags), trigger };
+  return { name, ...jobFieldsFromFlags(flags), trigger };
 }
 
 /**
@@ -83,14 +83,14 @@ export function jobSpecFromFlags(name: string, flags: JobFlags): JobSpec {
  * @throws UsageError on an invalid flag, or when no flag is given at all.
  */
 export function jobPatchFromFlags(flags: JobFlags): JobPatch {
-  const patch = fieldsFromFlags(flags);
+  const patch = jobFieldsFromFlags(flags);
   if (Object.keys(patch).length === 0)
     throw new UsageError('nothing to update: pass at least one flag (see --help)');
   return patch;
 }
 
-/** Every field the flags set, trigger included. */
-function fieldsFromFlags(flags: JobFlags): JobPatch {
+/** Every field the job flags set, trigger included; empty when none is given. */
+export function jobFieldsFromFlags(flags: JobFlags): JobPatch {
   const patch: JobPatch = {};
   const trigger = triggerFromFlags(flags);
   if (trigger) patch.trigger = trigger;
@@ -244,5 +244,17 @@ export function resolveToken(
 
 /** The API client for the global `--url` and `--token` options. */
 export function clientFrom(flags: GlobalFlags): KairosClient {
-  return new KairosClient({ url: flags.url, token: resolveToken(flags, 'admin') });
+  const urls = parseUrls(flags.url);
+  if (urls.length > 1) throw new UsageError('--url: this command talks to one node; pass one URL');
+  return new KairosClient({ url: urls[0]!, token: resolveToken(flags, 'admin') });
+}
+
+/** The node URLs of `--url` / `KAIROS_URL`: one, or several separated by commas. */
+export function parseUrls(value: string): string[] {
+  const urls = value
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+  if (urls.length === 0) throw new UsageError('--url: expected a URL like http://127.0.0.1:7070');
+  return urls;
 }

@@ -26,13 +26,24 @@ export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-  const program = new Command('kairos')
+  const program: Command = new Command('kairos')
     .description('Kairos: a distributed task scheduler')
     .version(pkg.version)
     .exitOverride()
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .showHelpAfterError('(add --help for usage)')
-    .addOption(new Option('--url <url>', 'URL of a Kairos node').env('KAIROS_URL').default(DEFAULT_URL))
+    .addOption(
+      new Option(
+        '--url <url>',
+        'URL of a Kairos node (`kairos worker`: several, comma-separated or repeated)',
+      )
+        .env('KAIROS_URL')
+        .default(DEFAULT_URL)
+        // A repeated --url adds to the list instead of replacing it (the default and KAIROS_URL do not).
+        .argParser((value: string, previous: string): string =>
+          program.getOptionValueSource('url') === 'cli' ? `${previous},${value}` : value,
+        ),
+    )
     .addOption(
       new Option(
         '--token <token>',

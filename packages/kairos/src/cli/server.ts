@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULTS, resolveConfig } from '../config.ts';
 import type { KairosNode } from '../node.ts';
@@ -92,17 +93,37 @@ async function runNode(flags: NodeFlags, demo: boolean): Promise<void> {
   process.exit(0);
 }
 
+/**
+ * What the node prints when it is up. Tokens are shown by the demo only (a terminal on one's own
+ * machine); otherwise the banner says where they are kept, so that no token reaches a log.
+ */
 function banner(node: KairosNode, demo: boolean, login?: { user: string; password: string | null }): string {
   const { config } = node;
   const defaultDir = config.dataDir === resolve(DEFAULTS.dataDir);
+  const credentialsFile = join(config.dataDir, 'credentials.json');
+  const fromFile = tokensFromFile(credentialsFile, config);
+  const tokens: Array<[string, string]> = demo
+    ? [
+        ['  admin token', config.adminToken],
+        ['  worker token', config.workerToken],
+      ]
+    : [
+        [
+          '  tokens',
+          fromFile
+            ? `${credentialsFile} (mode 0600)`
+            : 'as configured (KAIROS_ADMIN_TOKEN, KAIROS_WORKER_TOKEN)',
+        ],
+      ];
+  const exports = demo
+    ? `  export KAIROS_URL=${node.url} KAIROS_TOKEN=${config.adminToken} KAIROS_WORKER_TOKEN=${config.workerToken}`
+    : fromFile
+      ? `  export KAIROS_URL=${node.url} KAIROS_DATA_DIR=${config.dataDir}   # the CLI reads the tokens there`
+      : `  export KAIROS_URL=${node.url} KAIROS_TOKEN=… KAIROS_WORKER_TOKEN=…`;
   const env =
     node.url === DEFAULT_URL && defaultDir
       ? []
-      : [
-          '',
-          'In another shell, point the CLI and workers at this node:',
-          `  export KAIROS_URL=${node.url} KAIROS_TOKEN=${config.adminToken} KAIROS_WORKER_TOKEN=${config.workerToken}`,
-        ];
+      : ['', 'In another shell, point the CLI and workers at this node:', exports];
   const examples = demo
     ? [
         '  kairos jobs list',
@@ -124,8 +145,7 @@ function banner(node: KairosNode, demo: boolean, login?: { user: string; passwor
       ['  data dir', config.dataDir],
       ['  database', config.database.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@')],
       ['  node id', config.nodeId],
-      ['  admin token', config.adminToken],
-      ['  worker token', config.workerToken],
+      ...tokens,
       ['  console', `${node.url}/`],
       ...(login
         ? [
@@ -144,4 +164,14 @@ function banner(node: KairosNode, demo: boolean, login?: { user: string; passwor
     'Press Ctrl+C to stop.',
     '',
   ].join('\n');
+}
+
+/** Whether the node runs with the tokens of its credentials file (generated at its first start). */
+function tokensFromFile(path: string, config: KairosNode['config']): boolean {
+  try {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as { adminToken?: unknown; workerToken?: unknown };
+    return saved.adminToken === config.adminToken && saved.workerToken === config.workerToken;
+  } catch {
+    return false;
+  }
 }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from '@kairos/worker';
 import type { Command } from 'commander';
-import { type GlobalFlags, parseIntFlag, resolveToken, UsageError } from './options.ts';
+import { type GlobalFlags, parseIntFlag, parseUrls, resolveToken, UsageError } from './options.ts';
 
 /** A handler function as `Worker.handle` takes it. */
 export type HandlerFn = Parameters<Worker['handle']>[1];
@@ -43,10 +43,13 @@ export function registerWorker(program: Command): void {
     .option('--http-allow <url-prefix>', 'run http tasks under this URL prefix (repeat for several)', repeat)
     .addHelpText(
       'after',
-      '\nToken: --token, else KAIROS_WORKER_TOKEN, else workerToken of <data-dir>/credentials.json.',
+      '\nNodes: --url takes every node of the cluster, comma-separated or repeated; the worker moves to the\n' +
+        'next one when a node cannot be reached.\n' +
+        'Token: --token, else KAIROS_WORKER_TOKEN, else workerToken of <data-dir>/credentials.json.',
     )
     .action(async (_options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<WorkerFlags>();
+      const urls = parseUrls(flags.url);
       const concurrency = parseIntFlag(flags.concurrency, '--concurrency', { min: 1, max: 1000 });
       const token = resolveToken(flags, 'worker');
       if (!token) {
@@ -68,7 +71,7 @@ export function registerWorker(program: Command): void {
       );
       const { Worker } = await import('@kairos/worker');
       const worker = new Worker({
-        url: flags.url,
+        url: urls,
         token,
         group: flags.group,
         concurrency,
@@ -77,7 +80,9 @@ export function registerWorker(program: Command): void {
         ...(tasks ? { tasks } : {}),
       });
       for (const [name, fn] of Object.entries(handlers)) worker.handle(name, fn);
-      console.error(`worker: connecting to ${flags.url} (group ${flags.group}, concurrency ${concurrency})…`);
+      console.error(
+        `worker: connecting to ${urls.join(', ')} (group ${flags.group}, concurrency ${concurrency})…`,
+      );
       await worker.start();
       const names = [
         ...Object.keys(handlers),

@@ -19,6 +19,8 @@ export class AttemptEnder {
     private readonly random: () => number = Math.random,
     /** Called with the groups and instants at which retried runs become available. */
     private readonly onRequeued: (group: string, availableAt: number) => void = () => {},
+    /** Called with the ends that were written (a stale one is not), for metrics. */
+    private readonly onEnded: (ended: readonly AttemptOutcome[]) => void = () => {},
   ) {}
 
   async report(reports: readonly Report[], now: number): Promise<ReportResult[]> {
@@ -103,6 +105,7 @@ export class AttemptEnder {
   }
 
   private notifyRequeued(outcomes: AttemptOutcome[]): void {
+    if (outcomes.length > 0) this.onEnded(outcomes);
     for (const outcome of outcomes) {
       if (outcome.run.status === 'queued') this.onRequeued(outcome.group, outcome.run.availableAt);
     }

@@ -60,3 +60,12 @@ export class FakeClock implements Clock {
     return this.setTime(this.current + ms);
   }
 }
+
+/**
+ * Lets the event loop serve I/O (HTTP requests, probes, timers) before going on. A loop over store
+ * calls must call it between transactions: better-sqlite3 answers synchronously, so `await` on its
+ * promises alone never leaves the microtask queue, and a storm of fires starved every request.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { RUN_LOG_LIMITS } from '../core/log-limits.ts';
 import type { Store } from '../store/store.ts';
 import type { AttemptEnder } from './attempts.ts';
-import type { Clock } from './clock.ts';
+import { type Clock, yieldToEventLoop } from './clock.ts';
 
 /** Stopped and lost workers stay listed this long after their lease ended, then go. */
 export const WORKER_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -50,6 +50,7 @@ export class Reaper {
       const count = await ender.expire(clock.now(), 500);
       ended += count;
       if (count < 500) break;
+      await yieldToEventLoop();
     }
     const expired = await store.expireQueuedRuns(clock.now(), 500);
     if (expired.length > 0)

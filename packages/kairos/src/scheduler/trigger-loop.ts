@@ -4,7 +4,7 @@ import type { CalendarRecord } from '../core/calendar.ts';
 import { type FirePlan, fireBefore, planFires } from '../core/fire-plan.ts';
 import type { DueJob, FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
 import { LeaseLostError } from '../store/store.ts';
-import type { Clock } from './clock.ts';
+import { type Clock, yieldToEventLoop } from './clock.ts';
 
 export interface TriggerLoopOptions {
   store: Store;
@@ -23,6 +23,12 @@ export interface TriggerLoopOptions {
   fireAheadMs?: number;
   /** Jobs fired in one store transaction. */
   batchSize?: number;
+  /**
+   * Fires (runs) written in one store transaction, however many jobs they come from (default
+   * 2000). A batch of jobs catching up on missed fires is cut there: on SQLite a transaction holds
+   * the event loop for as long as it runs.
+   */
+  maxFiresPerBatch?: number;
   /**
    * Take partition leases (default). Off only in tests that prove the store alone prevents
    * double fires when two loops both believe they own every partition.
@@ -60,11 +66,13 @@ export class TriggerLoop {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly batchSize: number;
+  private readonly maxFiresPerBatch: number;
   private readonly aheadMs: number;
   private readonly allPartitions: number[];
 
   constructor(private readonly options: TriggerLoopOptions) {
     this.batchSize = options.batchSize ?? 500;
+    this.maxFiresPerBatch = options.maxFiresPerBatch ?? 2000;
     this.aheadMs = options.fireAheadMs ?? 0;
     this.allPartitions = Array.from({ length: options.partitions }, (_, i) => i);
   }
@@ -151,6 +159,9 @@ export class TriggerLoop {
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
       const calendars = await this.calendarsOf(due);
+      /** Fires planned in this batch; the jobs past the cap wait for the next batch. */
+      let fires = 0;
+      let cut = false;
       for (const job of due) {
         const aheadMs = job.schedule.overlap === 'allow' ? this.aheadMs : 0;
         if (job.nextFireAt! > now + aheadMs) {
@@ -167,6 +178,11 @@ export class TriggerLoop {
             aheadMs,
           },
         );
+        if (fires > 0 && fires + plan.fires.length > this.maxFiresPerBatch) {
+          cut = true;
+          break;
+        }
+        fires += plan.fires.length;
         // A fire made ahead of its time is not late.
         for (const fire of plan.fires) lateness.push(Math.max(0, now - fire));
         entries.push(fireEntryOf(job, plan));
@@ -185,7 +201,10 @@ export class TriggerLoop {
         this.leasesRenewedAt = Number.NEGATIVE_INFINITY;
         return null;
       }
-      if (due.length < this.batchSize) break;
+      if (due.length < this.batchSize && !cut) break;
+      // Let requests in between transactions: better-sqlite3 answers synchronously, so without this a
+      // storm of fires (10,000 every-second jobs) held the event loop for minutes.
+      await yieldToEventLoop();
     }
     if (heldBack !== null) return heldBack;
     const next = await store.nextFireAt(partitions);

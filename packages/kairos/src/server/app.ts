@@ -6,8 +6,8 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { answers } from './answers.ts';
 import { VERSION } from '../version.ts';
+import { answers } from './answers.ts';
 import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
 import { serveConsole } from './console-assets.ts';
@@ -17,6 +17,7 @@ import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts'
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
+import { probeRoutes } from './routes/probes.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
@@ -76,6 +77,8 @@ export async function buildServer(
     },
   };
 
+  probeRoutes(app, context);
+  // The node's identity (version, store, node id), for people and older probes; /livez and /readyz are the probes.
   const health = { operationId: 'health', tags: ['node'], response: answers({ 200: HealthSchema }) };
   app.get('/v1/health', { schema: health }, async () => ({
     status: 'ok',

@@ -1,6 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { OverviewCounts } from '../store/access.ts';
 
-/** The node's Prometheus metrics, on a registry of its own (several nodes can share a process in tests). */
+/**
+ * The node's Prometheus metrics, on a registry of its own (several nodes can share a process in tests).
+ * Names follow Prometheus conventions: ours start with `kairos_`, counters end in `_total`, times
+ * are in seconds; the standard `process_*` and `nodejs_*` metrics of prom-client carry no prefix, so
+ * the usual Node.js dashboards match them. `docs/grafana-dashboard.json` queries them.
+ */
 export class Metrics {
   readonly registry = new Registry();
   readonly runsCreated = new Counter({
@@ -60,7 +66,47 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'kairos_process_' });
+  readonly runsEnded = new Counter({
+    name: 'kairos_runs_ended_total',
+    help: 'Runs ended by this node (worker reports, reaper, cancel), by final status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly attemptsRetried = new Counter({
+    name: 'kairos_attempts_retried_total',
+    help: 'Attempts that ended with their run queued again for a retry',
+    registers: [this.registry],
+  });
+
+  /**
+   * @param counts the cluster-wide counts of the store (queued and running runs, workers and nodes
+   *   online), read once per scrape; every node answers the same, so dashboards take `max`.
+   */
+  constructor(counts?: () => Promise<OverviewCounts>) {
+    collectDefaultMetrics({ register: this.registry });
+    if (!counts) return;
+    let reading: Promise<OverviewCounts | null> | undefined;
+    // One store read per scrape, shared by the four gauges (collected one after another).
+    const read = () => {
+      reading ??= counts()
+        .catch(() => null)
+        .finally(() => setTimeout(() => (reading = undefined), 1000).unref());
+      return reading;
+    };
+    const gauge = (name: string, help: string, pick: (c: OverviewCounts) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          const c = await read();
+          if (c) this.set(pick(c));
+        },
+      });
+    gauge('kairos_runs_queued', 'Runs waiting for a worker, cluster-wide', (c) => c.queued);
+    gauge('kairos_runs_running', 'Runs running on workers, cluster-wide', (c) => c.running);
+    gauge('kairos_workers_online', 'Workers with a live lease, cluster-wide', (c) => c.workersOnline);
+    gauge('kairos_nodes_online', 'Scheduler nodes with a live heartbeat, cluster-wide', (c) => c.nodesOnline);
   }
 }

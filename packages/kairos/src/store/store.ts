@@ -197,6 +197,8 @@ export interface Store {
 
   /** The store's own clock, epoch ms: the clock every node judges "due" and "alive" by. */
   databaseTime(): Promise<number>;
+  /** One trivial read for readiness probes: the highest migration applied to the store (0 when none). */
+  schemaVersion(): Promise<number>;
   /** Inserts or refreshes a node's row; answers how many nodes are alive (expiry after `now`), this one included. */
   heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number>;
   /** Removes a node's row (clean shutdown), so that the others rebalance at once. */

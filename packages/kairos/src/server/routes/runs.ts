@@ -94,6 +94,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const run = await store.cancelRun(request.params.id, clock.now());
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
+      if (run.status === 'cancelled') ctx.metrics.runsEnded.inc({ status: 'cancelled' });
       return runView(run, await store.getAttempts(run.id));
     },
   );

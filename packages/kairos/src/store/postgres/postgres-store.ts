@@ -785,6 +785,15 @@ export class PostgresStore implements Store {
     return row!.now;
   }
 
+  async schemaVersion(): Promise<number> {
+    const [row] = await this.query<{ version: number }>(
+      'schemaVersion',
+      'SELECT coalesce(max(version), 0)::integer AS version FROM kairos_migrations',
+      [],
+    );
+    return row!.version;
+  }
+
   async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
     const [row] = await this.query<{ alive: number }>('heartbeatNode', sql.HEARTBEAT_NODE, [
       node.id,

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AttemptRef } from '@kairos/client';
 import Database from 'better-sqlite3';
@@ -170,7 +170,7 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
 
   constructor(readonly path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') createPrivateFile(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
@@ -801,6 +801,10 @@ export class SqliteStore implements Store {
 
   async databaseTime(): Promise<number> {
     return Date.now();
+  }
+
+  async schemaVersion(): Promise<number> {
+    return this.db.pragma('user_version', { simple: true }) as number;
   }
 
   async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
@@ -1769,4 +1773,15 @@ function jobValues(job: JobDefinition): unknown[] {
     job.paused ? 1 : 0,
     JSON.stringify(job.schedule),
   ];
+}
+
+/**
+ * Creates the database file readable by this user only (0600), in a folder of the same kind when
+ * the folder is new (0700). SQLite gives the `-wal` and `-shm` files the database file's mode; the
+ * ones an older version left are tightened too.
+ */
+function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
 }
