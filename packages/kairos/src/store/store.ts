@@ -326,11 +326,13 @@ export interface Store {
    */
   nextAvailableAt(workerId: string, now: number): Promise<number | null>;
   /**
-   * Takes back the fires of a paused job that were made ahead of time and are not due before
-   * `after`: its scheduled runs with a later fire time that never started (queued, or held by a
-   * worker until their instant) are deleted, and the job's next fire moves back to the earliest of
-   * them, so that resuming counts them among the fires the pause skipped. A worker holding one hears
-   * at its next heartbeat that the attempt is no longer its own, and drops it. Answers how many.
+   * Takes back the fires of a paused job that were made ahead of time, are due after `after` and
+   * that no worker holds: its scheduled runs still queued and never claimed at this moment (fenced:
+   * a claim in flight wins, and its run stays) are deleted, and the job's next fire moves back to the
+   * earliest of them, so that resuming counts them among the fires the pause skipped. A run a worker
+   * holds until its instant is never deleted: it runs (a cancel could reach the worker after the
+   * handler started). Only runs later than every run of the job kept after `after` are taken back,
+   * so the next fire never moves to or before an instant that has a run. Answers how many.
    */
   withdrawFiresAhead(jobId: number, after: number): Promise<number>;
   /**

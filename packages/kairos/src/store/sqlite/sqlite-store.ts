@@ -1691,11 +1691,15 @@ export class SqliteStore implements Store {
     return this.run('withdrawFiresAhead', () =>
       this.db
         .transaction(() => {
+          // Queued and never claimed at this moment (the one writer: no claim can interleave), and
+          // later than every run of the job that stays (held, started, retried, ended), so that the
+          // next fire never moves back to or before an instant that has a run.
           const gone = this.sql(
-            `DELETE FROM runs WHERE job_id = ? AND cause = 'schedule' AND fire_time > ?
-               AND ((status = 'queued' AND attempt = 0) OR (status = 'running' AND attempt = 1 AND started_at > ?))
+            `DELETE FROM runs WHERE job_id = @job AND cause = 'schedule' AND status = 'queued' AND attempt = 0
+               AND fire_time > coalesce((SELECT max(fire_time) FROM runs WHERE job_id = @job AND fire_time > @after
+                 AND NOT (cause = 'schedule' AND status = 'queued' AND attempt = 0)), @after)
              RETURNING fire_time`,
-          ).all(jobId, after, after) as Array<{ fire_time: number }>;
+          ).all({ job: jobId, after }) as Array<{ fire_time: number }>;
           if (gone.length === 0) return 0;
           const earliest = Math.min(...gone.map((run) => run.fire_time));
           this.sql(
