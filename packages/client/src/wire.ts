@@ -292,13 +292,22 @@ export interface WorkerInfo {
 
 /** A scheduler node of the cluster. */
 export interface NodeInfo {
+  /** The node id (`KAIROS_NODE_ID`). Two processes started with the same one are listed apart. */
   id: string;
+  /**
+   * A random token of the node's process, unique to it: the owner name of its partition leases.
+   * A restarted node has a new one.
+   */
+  instance: string;
   /** The URL the node serves on. */
   address: string;
   version: string;
-  /** `gone`: no heartbeat within the partition lease; kept until it comes back or is cleaned up. */
+  /**
+   * `gone`: no heartbeat within the partition lease. A gone node is listed for 5 partition leases
+   * more (15 s by default), then forgotten.
+   */
   status: 'alive' | 'gone';
-  /** Trigger partitions it owns. */
+  /** Trigger partitions it owns (none once gone). */
   partitions: number[];
   /** Its wall clock minus the store's clock, in ms. */
   clockSkewMs: number;

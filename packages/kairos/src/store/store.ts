@@ -192,10 +192,15 @@ export interface Store {
 
   /** The store's own clock, epoch ms: the clock every node judges "due" and "alive" by. */
   databaseTime(): Promise<number>;
-  /** Inserts or refreshes a node's row; answers how many nodes are alive (expiry after `now`), this one included. */
-  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number>;
-  /** Removes a node's row (clean shutdown), so that the others rebalance at once. */
-  removeNode(id: string): Promise<void>;
+  /**
+   * Inserts or refreshes a node's row (keyed by its instance), valid until `now + ttlMs`; deletes
+   * the rows of other nodes expired for longer than {@link GONE_NODE_KEPT_LEASES} × `ttlMs`. Answers
+   * how many nodes are alive (expiry after `now`), this one included, and how many other live
+   * instances carry the same node id (a configuration mistake the node warns about).
+   */
+  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer>;
+  /** Removes a node's row by its instance (clean shutdown), so that the others rebalance at once. */
+  removeNode(instance: string): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
 
   // Notifications ------------------------------------------------------------
@@ -430,13 +435,32 @@ export type StoreEvent =
   /** Workers at scale: lines were added to a run's log (log followers read them). */
   | { type: 'logs'; runId: number };
 
+/**
+ * A node that stopped renewing stays listed (as gone) for this many of its leases after its row
+ * expired, then the next heartbeat of any node deletes its row.
+ */
+export const GONE_NODE_KEPT_LEASES = 5;
+
 export interface NodeHeartbeat {
+  /**
+   * A random token of the process, unique to it: the key of its row and the owner name of its
+   * partition leases. Two processes started with the same node id have different instances.
+   */
+  instance: string;
+  /** The node id people read (`KAIROS_NODE_ID`). */
   id: string;
   address: string;
   version: string;
   startedAt: number;
   partitions: number[];
   clockSkewMs: number;
+}
+
+export interface NodeHeartbeatAnswer {
+  /** Live nodes, this one included. */
+  alive: number;
+  /** Other live instances with this node's id. */
+  namesakes: number;
 }
 
 export interface NodeRecord extends NodeHeartbeat {
