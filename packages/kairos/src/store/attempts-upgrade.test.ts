@@ -33,7 +33,8 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       const raw = (): Database.Database => new Database(path);
       return {
         store: new SqliteStore(path),
-        rewind: 'PRAGMA user_version = 10',
+        // Back before 0011, and so before the migrations after it (0012 added nodes.name).
+        rewind: 'ALTER TABLE nodes DROP COLUMN name; PRAGMA user_version = 10',
         raw: {
           async exec(sql) {
             const db = raw();
