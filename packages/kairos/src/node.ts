@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createKairosLogger } from '@kairos/worker';
 import type { Logger } from 'pino';
 import type { KairosConfig } from './config.ts';
@@ -25,6 +26,8 @@ const SERVER_CLOSE_GRACE_MS = 2000;
 /** A running scheduler node: API, trigger loop, dispatcher and reaper over one store. */
 export interface KairosNode {
   readonly url: string;
+  /** A random token of this process, unique to it: the owner of its partition leases. */
+  readonly instance: string;
   readonly config: KairosConfig;
   readonly store: Store;
   stop(): Promise<void>;
@@ -103,10 +106,14 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  // This process's own name in the cluster: the owner of its leases. The node id is for people and
+  // may be given to two processes by mistake; the instance never is.
+  const instance = `${config.nodeId}:${randomBytes(6).toString('hex')}`;
   const triggerLoop = new TriggerLoop({
     store,
     clock,
-    owner: config.nodeId,
+    owner: instance,
+    nodeId: config.nodeId,
     logger: logger.child({ component: 'trigger-loop' }),
     partitions: config.partitions,
     partitionLeaseMs: config.partitionLeaseMs,
@@ -135,11 +142,12 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
       );
     }, CLOCK_SYNC_MS);
   clockSync?.unref();
-  logger.info({ url, store: store.dialect, nodeId: config.nodeId }, 'kairos node started');
+  logger.info({ url, store: store.dialect, nodeId: config.nodeId, instance }, 'kairos node started');
 
   let stopping: Promise<void> | undefined;
   return {
     url,
+    instance,
     config: Object.freeze({ ...config, port }),
     store,
     routes: app.routeTable,

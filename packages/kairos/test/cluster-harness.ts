@@ -38,7 +38,8 @@ export class Cluster {
     const child = spawnKairos(['server', '--port', String(port)], env, options.root);
     const url = `http://127.0.0.1:${port}`;
     const client = new KairosClient({ url, token: TOKENS.KAIROS_ADMIN_TOKEN, timeoutMs: 10_000 });
-    await waitFor(() => client.health(), 30_000, `node ${id} to answer\n${child.output()}`);
+    // A process start (tsx, migrations, the first lease renewal) on a busy machine: an honest margin.
+    await waitFor(() => client.health(), 120_000, `node ${id} to answer\n${child.output()}`);
     const node = { name, id, url, child, client };
     this.nodes.set(name, node);
     return node;
@@ -66,7 +67,7 @@ export class Cluster {
   }
 
   /** Waits until the alive nodes own every partition between them, each once. */
-  async settled(partitions = 16, timeoutMs = 30_000): Promise<NodeInfo[]> {
+  async settled(partitions = 16, timeoutMs = 120_000): Promise<NodeInfo[]> {
     return waitFor(
       async () => {
         const alive = (await this.clusterNodes()).filter((n) => n.status === 'alive' && this.isUp(n.id));

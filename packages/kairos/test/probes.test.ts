@@ -37,8 +37,8 @@ describe.each(DIALECTS)('probes on %s', async (dialect, open) => {
     await store.close();
     const ready = await get('/readyz');
     expect(ready.status).toBe(503);
-    expect(ready.body).toMatchObject({ status: 'not ready' });
-    expect(String(ready.body.reason)).toMatch(/^store: /);
+    expect(ready.body).toMatchObject({ error: { code: 'STORE_UNAVAILABLE' } });
+    expect(String((ready.body as { error: { message: string } }).error.message)).toMatch(/^store: /);
     expect((await get('/livez')).status).toBe(200);
   });
 });

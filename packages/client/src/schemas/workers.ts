@@ -168,13 +168,22 @@ export const WorkerInfoSchema = Type.Object({
 export const WorkerListSchema = ItemsSchema(WorkerInfoSchema);
 
 export const NodeInfoSchema = Type.Object({
+  /** The node id (`KAIROS_NODE_ID`). Two processes started with the same one are listed apart. */
   id: Type.String(),
+  /**
+   * A random token of the node's process, unique to it: the owner name of its partition leases.
+   * A restarted node has a new one.
+   */
+  instance: Type.String(),
   /** The URL the node serves on. */
   address: Type.String(),
   version: Type.String(),
-  /** `gone`: no heartbeat within the partition lease; kept until it comes back or is cleaned up. */
+  /**
+   * `gone`: no heartbeat within the partition lease. A gone node is listed for 5 partition leases
+   * more (15 s by default), then forgotten.
+   */
   status: literals(['alive', 'gone'] as const),
-  /** Trigger partitions it owns. */
+  /** Trigger partitions it owns (none once gone). */
   partitions: Type.Array(Type.Integer()),
   /** Its wall clock minus the store's clock, in ms. */
   clockSkewMs: Type.Number(),
@@ -189,6 +198,17 @@ export const HealthSchema = Type.Object({
   version: Type.String(),
   store: literals(['sqlite', 'postgres'] as const),
   nodeId: Type.String(),
+});
+
+/** `GET /livez`: the node's process answers. */
+export const LiveSchema = Type.Object({ status: Type.Literal('ok') });
+
+/** `GET /readyz`: the store answers and holds every migration this node ships. */
+export const ReadySchema = Type.Object({
+  status: Type.Literal('ready'),
+  store: literals(['sqlite', 'postgres'] as const),
+  /** The highest migration applied to the store. */
+  schemaVersion: Type.Integer(),
 });
 
 export const GroupParam = closed({

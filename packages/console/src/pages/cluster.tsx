@@ -27,8 +27,8 @@ export function ClusterPage() {
           </thead>
           <tbody>
             {items.map((n) => (
-              <tr key={n.id}>
-                <td>{n.id}</td>
+              <tr key={n.instance}>
+                <td title={`instance ${n.instance}`}>{n.id}</td>
                 <td>{n.address}</td>
                 <td>
                   <StatusBadge status={n.status === 'alive' ? 'active' : 'lost'} />

@@ -204,20 +204,15 @@ export class JobService {
       const updated = await this.store.updateJob(existing.id, job, next, now);
       if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
       if (job.paused && !existing.paused) {
-        // A pause reaches the fires made ahead of their instant too (see the store's contract).
-        const withdrawn = await this.store.withdrawFiresAhead(updated.id, now + PAUSE_MARGIN_MS);
+        // A pause reaches the fires made ahead of their instant too, those no worker holds yet
+        // (see the store's contract): a held one runs, as if the pause had come just after it.
+        const withdrawn = await this.store.withdrawFiresAhead(updated.id, now);
         if (withdrawn > 0) return (await this.store.getJob(job.name)) ?? updated;
       }
       return updated;
     }
   }
 }
-
-/**
- * Fires due within this much of a pause still run: a worker holding one may already be starting it,
- * and would hear of a withdrawal only at its next heartbeat.
- */
-const PAUSE_MARGIN_MS = 50;
 
 function scheduleOf(job: JobDefinition, now: number): number | null {
   return job.paused ? null : firstScheduledFire(job.trigger, job.schedule, now);

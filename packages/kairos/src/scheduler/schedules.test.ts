@@ -74,15 +74,19 @@ async function finish(store: Store, runId: number, now: number) {
     now,
   );
   const claimed = await store.claimRuns('w', 100, now);
-  const mine = claimed.find((c) => c.runId === runId)!;
+  await succeed(store, runId, claimed.find((c) => c.runId === runId)!.attempt, now);
+}
+
+/** Ends a claimed attempt as succeeded. */
+async function succeed(store: Store, runId: number, attempt: number, now: number) {
   const decision = decideOutcome(
     { maxAttempts: 1, backoff: 'fixed', delay: 0, maxDelay: 0, jitter: false, nonRetryable: [] },
-    mine.attempt,
+    attempt,
     { kind: 'succeeded', result: null },
     now,
     0,
   );
-  await store.finishAttempts([{ ...decision, runId, attempt: mine.attempt, group: 'default' }], now);
+  await store.finishAttempts([{ ...decision, runId, attempt, group: 'default' }], now);
 }
 
 describe('misfire policies after a 3-hour outage (fake clock)', () => {
@@ -215,6 +219,82 @@ describe('pause and resume', () => {
     await s.run(10 * MIN, 10_000);
     await s.jobs.resume('p');
     expect(await s.ledger('p')).toEqual([expect.objectContaining({ reason: 'paused', first: T0 + 3000 })]);
+  });
+});
+
+describe('pause with a run a worker holds ahead of its instant', () => {
+  /** A per-second job fired 2.5 s ahead; at T0 + 2.6 s a worker holds the run of T0 + 3 s. */
+  async function holding() {
+    const s = await setup({ fireAheadMs: 2500 });
+    await s.create({ name: 'p', trigger: { kind: 'every', every: '1s' } });
+    await s.run(2000);
+    await s.run(600, 600);
+    await s.store.registerWorker(
+      {
+        id: 'w',
+        name: 'w',
+        group: 'default',
+        handlers: ['h'],
+        capacity: 10,
+        labels: {},
+        version: 't',
+        host: 'h',
+      },
+      HOUR,
+      s.clock.now(),
+    );
+    const [held] = await s.store.dispatchAhead('w', 1, T0 + 3000, s.clock.now());
+    expect(held).toMatchObject({ fireTime: T0 + 3000 });
+    const fires = async () => (await s.runs('p')).map((r) => r.fireTime);
+    expect(await fires()).toEqual([T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000, T0 + 5000]);
+    return { ...s, held: held!, fires };
+  }
+
+  it('the pause keeps the held run and withdraws the queued ones; a resume before the instant fires no instant twice', async () => {
+    const s = await holding();
+    await s.jobs.pause('p');
+    // Kept, still the worker's; the queued fires after it are taken back.
+    expect(await s.fires()).toEqual([T0 + 1000, T0 + 2000, T0 + 3000]);
+    expect(await s.store.getRun(s.held.runId)).toMatchObject({ status: 'running', workerId: 'w' });
+    expect((await s.jobs.get('p')).nextFireAt).toBe(T0 + 4000);
+    expect(await s.store.heartbeat('w', [{ runId: s.held.runId, attempt: 1 }], HOUR, s.clock.now())).toEqual(
+      [],
+    );
+    // Resumed 100 ms later, well within the misfire grace and before the held run's instant.
+    await s.clock.advance(100);
+    await s.jobs.resume('p');
+    await s.run(4000);
+    const fires = await s.fires();
+    expect(fires).toEqual([...new Set(fires)]);
+    expect(fires).toEqual([
+      T0 + 1000,
+      T0 + 2000,
+      T0 + 3000,
+      T0 + 4000,
+      T0 + 5000,
+      T0 + 6000,
+      T0 + 7000,
+      T0 + 8000,
+      T0 + 9000,
+    ]);
+    expect(await s.ledger('p')).toEqual([]);
+  });
+
+  it('a resume after the instants records only the withdrawn fires as paused, never the held one that ran', async () => {
+    const s = await holding();
+    await s.jobs.pause('p');
+    await s.clock.advance(400); // T0 + 3 s: the worker starts the held run at its instant
+    await succeed(s.store, s.held.runId, s.held.attempt, s.clock.now());
+    await s.run(10_000);
+    await s.jobs.resume('p');
+    expect(await s.store.getRun(s.held.runId)).toMatchObject({ status: 'succeeded' });
+    expect(await s.ledger('p')).toEqual([
+      expect.objectContaining({ reason: 'paused', first: T0 + 4000, last: T0 + 13_000, count: 10 }),
+    ]);
+    await s.run(1000);
+    const fires = await s.fires();
+    expect(fires).toEqual([...new Set(fires)]);
+    expect(fires.filter((f) => f! > T0 + 3000 && f! <= T0 + 13_000)).toEqual([]);
   });
 });
 

@@ -178,6 +178,40 @@ describe('TriggerLoop', () => {
     }
   });
 
+  it('two loops with the same node id and their own instances hold partitions apart, and each logs an error', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock();
+    const errors: string[] = [];
+    const loud = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
+    const make = (instance: string) =>
+      new TriggerLoop({
+        store,
+        clock,
+        owner: instance,
+        nodeId: 'twin',
+        logger: loud,
+        partitions: 16,
+        partitionLeaseMs: 3000,
+        misfireGraceMs: 60_000,
+      });
+    const loops = [make('twin:a'), make('twin:b')];
+    for (const l of loops) l.start();
+    try {
+      const apart = () => loops.every((l) => l.owned.length === 8);
+      for (let round = 0; round < 20 && !apart(); round++) await clock.advance(1000);
+      expect(new Set(loops.flatMap((l) => l.owned)).size).toBe(16);
+      expect(loops.map((l) => l.owned.length)).toEqual([8, 8]);
+      const instances = errors.map((line) => JSON.parse(line)).filter((e) => e.nodeId === 'twin');
+      expect(new Set(instances.map((e) => e.instance))).toEqual(new Set(['twin:a', 'twin:b']));
+      // Once per minute at most while it lasts, not at every renewal.
+      const before = errors.length;
+      await clock.advance(30_000);
+      expect(errors.length).toBe(before);
+    } finally {
+      for (const l of loops) await l.stop();
+    }
+  });
+
   it('a storm over several batches fires exactly the due jobs, each once, and keeps its leases throughout', async () => {
     const [store] = await twoStoresOnOneFile();
     const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 30));

@@ -9,8 +9,13 @@ import { type Clock, yieldToEventLoop } from './clock.ts';
 export interface TriggerLoopOptions {
   store: Store;
   clock: Clock;
-  /** The lease owner name: the node id. */
+  /**
+   * The lease owner name: the node's instance, a random token of this process (see `node.ts`), so
+   * that two processes never share a lease even when given the same node id.
+   */
   owner: string;
+  /** The node id people read (`KAIROS_NODE_ID`); default `owner`. */
+  nodeId?: string;
   logger: Logger;
   partitions: number;
   partitionLeaseMs: number;
@@ -61,6 +66,8 @@ export interface TriggerLoopOptions {
 export class TriggerLoop {
   private leases: Lease[] = [];
   private leasesRenewedAt = Number.NEGATIVE_INFINITY;
+  /** When this node last warned that another live node has its id (null: none has). */
+  private namesakesWarnedAt: number | null = null;
   private running = false;
   private wake = new AbortController();
   private loop: Promise<void> | undefined;
@@ -218,6 +225,28 @@ export class TriggerLoop {
     return new Map(found.map((calendar) => [calendar.name, calendar]));
   }
 
+  /**
+   * Another live process carries this node's id: a configuration mistake (two nodes started with
+   * the same KAIROS_NODE_ID). Their leases stay apart (each has its own instance), but people and
+   * logs can no longer tell them apart, so it is logged as an error when it is first seen, every
+   * minute while it lasts, and when it ends.
+   */
+  private warnOfNamesakes(nodeId: string, namesakes: number, now: number): void {
+    const { logger, owner } = this.options;
+    if (namesakes === 0) {
+      if (this.namesakesWarnedAt !== null)
+        logger.info({ nodeId }, 'no other live node has this node id any more');
+      this.namesakesWarnedAt = null;
+      return;
+    }
+    if (this.namesakesWarnedAt !== null && now - this.namesakesWarnedAt < NAMESAKE_WARN_EVERY_MS) return;
+    this.namesakesWarnedAt = now;
+    logger.error(
+      { nodeId, instance: owner, namesakes },
+      `${namesakes} other live node(s) have the node id ${JSON.stringify(nodeId)}: give each node its own KAIROS_NODE_ID`,
+    );
+  }
+
   private reportSkipped(due: readonly DueJob[], skipped: readonly SkipWritten[]): void {
     const names = new Map(due.map((job) => [job.id, job.name]));
     const named = skipped.map((s) => ({
@@ -240,9 +269,11 @@ export class TriggerLoop {
     const now = clock.now();
     if (now - this.leasesRenewedAt < this.renewEveryMs()) return;
     this.leasesRenewedAt = now;
-    const live = await store.heartbeatNode(
+    const nodeId = this.options.nodeId ?? owner;
+    const { alive: live, namesakes } = await store.heartbeatNode(
       {
-        id: owner,
+        instance: owner,
+        id: nodeId,
         address: node?.address ?? '',
         version: node?.version ?? '',
         startedAt: node?.startedAt ?? now,
@@ -252,6 +283,7 @@ export class TriggerLoop {
       partitionLeaseMs,
       now,
     );
+    this.warnOfNamesakes(nodeId, namesakes, now);
     const share = Math.ceil(this.options.partitions / Math.max(1, live));
     let held = this.leases.length > 0 ? await store.renewLeases(this.leases, partitionLeaseMs, now) : [];
     if (held.length < this.leases.length) {
@@ -277,6 +309,9 @@ export class TriggerLoop {
     this.leases = held;
   }
 }
+
+/** How often a node repeats that another live node has its id, while it lasts. */
+const NAMESAKE_WARN_EVERY_MS = 60_000;
 
 /** The store write of a plan: policy fields only where the job has them (plain entries stay batched). */
 function fireEntryOf(job: DueJob, plan: FirePlan): FireEntry {

@@ -80,12 +80,15 @@ export function assignmentView(run: ClaimedRun, now: number): Assignment {
 }
 
 export function nodeView(node: NodeRecord, now: number): NodeInfo {
+  const alive = node.expiresAt > now;
   return {
     id: node.id,
+    instance: node.instance,
     address: node.address,
     version: node.version,
-    status: node.expiresAt > now ? 'alive' : 'gone',
-    partitions: node.partitions,
+    status: alive ? 'alive' : 'gone',
+    // A gone node's leases ran out with its row: it owns nothing, whatever it last reported.
+    partitions: alive ? node.partitions : [],
     clockSkewMs: node.clockSkewMs,
     startedAt: iso(node.startedAt),
     lastHeartbeatAt: iso(node.heartbeatAt),

@@ -155,19 +155,59 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
         paused: true,
       });
 
-    it('a pause withdraws the fires made ahead that never started, held ones too, and rewinds the next fire', async () => {
+    it('a pause withdraws the fires made ahead that no worker holds, keeps the one a worker holds, and rewinds the next fire past it', async () => {
       const a = await firedAhead('a', [F, F + 1000, F + 2000]);
       await worker();
       const [held] = await store.dispatchAhead('w1', 1, F + 500, F - 100);
-      expect(held).toMatchObject({ fireTime: F });
+      expect(held).toMatchObject({ fireTime: F, startAt: F });
       await store.updateJob(a.id, paused('a'), F + 3000, F - 90);
-      expect(await store.withdrawFiresAhead(a.id, F - 50)).toBe(3);
-      expect((await store.getJob('a'))!.nextFireAt).toBe(F);
-      expect(await store.listRuns({ jobId: a.id, limit: 10 })).toEqual([]);
-      // The worker that held one hears that the attempt is no longer its own.
+      expect(await store.withdrawFiresAhead(a.id, F - 90)).toBe(2);
+      // The next fire is the earliest withdrawn one, never the instant of the held run.
+      expect((await store.getJob('a'))!.nextFireAt).toBe(F + 1000);
+      const left = await store.listRuns({ jobId: a.id, limit: 10 });
+      expect(left.map((run) => [run.fireTime, run.status, run.workerId])).toEqual([[F, 'running', 'w1']]);
+      // The worker keeps it: the heartbeat cancels nothing, and the run starts at its instant.
       const ref = { runId: held!.runId, attempt: held!.attempt };
-      expect(await store.heartbeat('w1', [ref], LEASE, F - 40)).toEqual([ref]);
-      expect(await store.withdrawFiresAhead(a.id, F - 50)).toBe(0);
+      expect(await store.heartbeat('w1', [ref], LEASE, F - 40)).toEqual([]);
+      expect(await store.withdrawFiresAhead(a.id, F - 40)).toBe(0);
+      // Nothing is claimable any more: no worker can be handed a withdrawn fire.
+      expect(await store.dispatchAhead('w1', 10, F + 3000, F - 40)).toEqual([]);
+    });
+
+    it('a pause withdraws no fire earlier than one that has a run it keeps: the next fire never points at or before a kept run', async () => {
+      const a = await firedAhead('a', [F, F + 1000, F + 2000, F + 3000]);
+      await worker();
+      // The run of F + 1000 is held while the one of F is still queued (F is not ahead at F).
+      const [held] = await store.dispatchAhead('w1', 1, F + 1500, F);
+      expect(held).toMatchObject({ fireTime: F + 1000 });
+      await store.updateJob(a.id, paused('a'), F + 4000, F - 90);
+      expect(await store.withdrawFiresAhead(a.id, F - 90)).toBe(2);
+      expect((await store.getJob('a'))!.nextFireAt).toBe(F + 2000);
+      const left = await store.listRuns({ jobId: a.id, limit: 10 });
+      expect(left.map((run) => [run.fireTime, run.status]).sort()).toEqual([
+        [F, 'queued'],
+        [F + 1000, 'running'],
+      ]);
+    });
+
+    it('a pause racing with claims ahead: a claimed run is never deleted, every fire is either held or withdrawn', async () => {
+      await worker();
+      for (let round = 0; round < 8; round++) {
+        const fires = [F, F + 1000, F + 2000, F + 3000, F + 4000];
+        const a = await firedAhead(`race-${round}`, fires);
+        await store.updateJob(a.id, paused(`race-${round}`), F + 5000, F - 100);
+        const [claimed, withdrawn] = await Promise.all([
+          store.dispatchAhead('w1', 1 + (round % 5), F + 5000, F - 100),
+          store.withdrawFiresAhead(a.id, F - 100),
+        ]);
+        const mine = claimed.filter((c) => c.jobName === `race-${round}`);
+        const left = await store.listRuns({ jobId: a.id, limit: 10 });
+        for (const c of mine)
+          expect(left.find((run) => run.id === c.runId)).toMatchObject({ status: 'running', workerId: 'w1' });
+        expect(left.length + withdrawn).toBe(fires.length);
+        const next = (await store.getJob(`race-${round}`))!.nextFireAt!;
+        for (const run of left) expect(run.fireTime!).toBeLessThan(next);
+      }
     });
 
     it('a pause keeps runs that started, fires due before the cutoff and runs not made by the schedule', async () => {

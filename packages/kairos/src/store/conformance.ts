@@ -3,7 +3,13 @@ import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
-import { type AttemptOutcome, type ClaimedRun, LeaseLostError, type Store } from './store.ts';
+import {
+  type AttemptOutcome,
+  type ClaimedRun,
+  GONE_NODE_KEPT_LEASES,
+  LeaseLostError,
+  type Store,
+} from './store.ts';
 
 /**
  * What the suite reads below the contract, from the last store `open` made: a property the contract
@@ -636,7 +642,8 @@ export function describeStoreConformance(
     });
 
     describe('cluster membership', () => {
-      const node = (id: string) => ({
+      const node = (id: string, instance = `${id}:1`) => ({
+        instance,
         id,
         address: `http://${id}`,
         version: '1',
@@ -646,19 +653,59 @@ export function describeStoreConformance(
       });
 
       it('counts live nodes, lists them, forgets removed ones', async () => {
-        expect(await store.heartbeatNode(node('a'), 3000, T0)).toBe(1);
-        expect(await store.heartbeatNode(node('b'), 3000, T0 + 1000)).toBe(2);
+        expect(await store.heartbeatNode(node('a'), 3000, T0)).toEqual({ alive: 1, namesakes: 0 });
+        expect(await store.heartbeatNode(node('b'), 3000, T0 + 1000)).toEqual({ alive: 2, namesakes: 0 });
         // a's row expired at T0 + 3000: it no longer counts.
-        expect(await store.heartbeatNode(node('b'), 3000, T0 + 3500)).toBe(1);
+        expect(await store.heartbeatNode(node('b'), 3000, T0 + 3500)).toEqual({ alive: 1, namesakes: 0 });
         const nodes = await store.listNodes();
-        expect(nodes.map((n) => n.id)).toEqual(['a', 'b']);
+        expect(nodes.map((n) => [n.id, n.instance])).toEqual([
+          ['a', 'a:1'],
+          ['b', 'b:1'],
+        ]);
         expect(nodes[1]).toMatchObject({
           partitions: [0, 1],
           clockSkewMs: 1.5,
           heartbeatAt: T0 + 3500,
           expiresAt: T0 + 6500,
         });
-        await store.removeNode('a');
+        await store.removeNode('a:1');
+        expect((await store.listNodes()).map((n) => n.id)).toEqual(['b']);
+      });
+
+      it('keeps two processes with the same node id apart, and tells each of the other', async () => {
+        expect(await store.heartbeatNode(node('twin', 'twin:x'), 3000, T0)).toEqual({
+          alive: 1,
+          namesakes: 0,
+        });
+        expect(await store.heartbeatNode(node('twin', 'twin:y'), 3000, T0 + 100)).toEqual({
+          alive: 2,
+          namesakes: 1,
+        });
+        expect(await store.heartbeatNode(node('twin', 'twin:x'), 3000, T0 + 1000)).toEqual({
+          alive: 2,
+          namesakes: 1,
+        });
+        expect((await store.listNodes()).map((n) => [n.id, n.instance])).toEqual([
+          ['twin', 'twin:x'],
+          ['twin', 'twin:y'],
+        ]);
+        // Their leases too: the owner is the instance, so one cannot renew or take the other's.
+        const [x] = await store.acquireLeases(['trigger/0'], 'twin:x', 3000, T0 + 1000);
+        expect(x).toBeDefined();
+        expect(await store.acquireLeases(['trigger/0'], 'twin:y', 3000, T0 + 1100)).toEqual([]);
+        // y stopped renewing: once its row expired, x is alone again.
+        expect(await store.heartbeatNode(node('twin', 'twin:x'), 3000, T0 + 3200)).toEqual({
+          alive: 1,
+          namesakes: 0,
+        });
+      });
+
+      it(`forgets a gone node ${GONE_NODE_KEPT_LEASES} leases after its row expired`, async () => {
+        await store.heartbeatNode(node('gone'), 3000, T0);
+        const expired = T0 + 3000;
+        await store.heartbeatNode(node('b'), 3000, expired + GONE_NODE_KEPT_LEASES * 3000);
+        expect((await store.listNodes()).map((n) => n.id)).toEqual(['b', 'gone']);
+        await store.heartbeatNode(node('b'), 3000, expired + GONE_NODE_KEPT_LEASES * 3000 + 1);
         expect((await store.listNodes()).map((n) => n.id)).toEqual(['b']);
       });
 
@@ -1291,7 +1338,15 @@ export function describeStoreConformance(
         await end(claimed[0]!.runId, 'succeeded', T0 + 10_000);
         await end(claimed[1]!.runId, 'failed', T0 + 70_000);
         await store.heartbeatNode(
-          { id: 'n1', address: 'http://n1', version: '1', startedAt: T0, partitions: [0], clockSkewMs: 0 },
+          {
+            instance: 'n1:1',
+            id: 'n1',
+            address: 'http://n1',
+            version: '1',
+            startedAt: T0,
+            partitions: [0],
+            clockSkewMs: 0,
+          },
           3000,
           T0,
         );

@@ -109,7 +109,9 @@ function jsonOrNull<T>(value: JsonColumn | null): T | null {
 }
 
 export interface NodeRow {
+  /** The instance (see migration node_instances: PostgreSQL 0014, SQLite 0013); the node id too for rows written before it. */
   id: string;
+  name: string;
   address: string;
   version: string;
   started_at: number;
@@ -121,7 +123,8 @@ export interface NodeRow {
 
 export function nodeFromRow(row: NodeRow): NodeRecord {
   return {
-    id: row.id,
+    instance: row.id,
+    id: row.name || row.id,
     address: row.address,
     version: row.version,
     startedAt: row.started_at,

@@ -199,10 +199,15 @@ export interface Store {
   databaseTime(): Promise<number>;
   /** One trivial read for readiness probes: the highest migration applied to the store (0 when none). */
   schemaVersion(): Promise<number>;
-  /** Inserts or refreshes a node's row; answers how many nodes are alive (expiry after `now`), this one included. */
-  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number>;
-  /** Removes a node's row (clean shutdown), so that the others rebalance at once. */
-  removeNode(id: string): Promise<void>;
+  /**
+   * Inserts or refreshes a node's row (keyed by its instance), valid until `now + ttlMs`; deletes
+   * the rows of other nodes expired for longer than {@link GONE_NODE_KEPT_LEASES} × `ttlMs`. Answers
+   * how many nodes are alive (expiry after `now`), this one included, and how many other live
+   * instances carry the same node id (a configuration mistake the node warns about).
+   */
+  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer>;
+  /** Removes a node's row by its instance (clean shutdown), so that the others rebalance at once. */
+  removeNode(instance: string): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
 
   // Notifications ------------------------------------------------------------
@@ -333,11 +338,13 @@ export interface Store {
    */
   nextAvailableAt(workerId: string, now: number): Promise<number | null>;
   /**
-   * Takes back the fires of a paused job that were made ahead of time and are not due before
-   * `after`: its scheduled runs with a later fire time that never started (queued, or held by a
-   * worker until their instant) are deleted, and the job's next fire moves back to the earliest of
-   * them, so that resuming counts them among the fires the pause skipped. A worker holding one hears
-   * at its next heartbeat that the attempt is no longer its own, and drops it. Answers how many.
+   * Takes back the fires of a paused job that were made ahead of time, are due after `after` and
+   * that no worker holds: its scheduled runs still queued and never claimed at this moment (fenced:
+   * a claim in flight wins, and its run stays) are deleted, and the job's next fire moves back to the
+   * earliest of them, so that resuming counts them among the fires the pause skipped. A run a worker
+   * holds until its instant is never deleted: it runs (a cancel could reach the worker after the
+   * handler started). Only runs later than every run of the job kept after `after` are taken back,
+   * so the next fire never moves to or before an instant that has a run. Answers how many.
    */
   withdrawFiresAhead(jobId: number, after: number): Promise<number>;
   /**
@@ -435,13 +442,32 @@ export type StoreEvent =
   /** Workers at scale: lines were added to a run's log (log followers read them). */
   | { type: 'logs'; runId: number };
 
+/**
+ * A node that stopped renewing stays listed (as gone) for this many of its leases after its row
+ * expired, then the next heartbeat of any node deletes its row.
+ */
+export const GONE_NODE_KEPT_LEASES = 5;
+
 export interface NodeHeartbeat {
+  /**
+   * A random token of the process, unique to it: the key of its row and the owner name of its
+   * partition leases. Two processes started with the same node id have different instances.
+   */
+  instance: string;
+  /** The node id people read (`KAIROS_NODE_ID`). */
   id: string;
   address: string;
   version: string;
   startedAt: number;
   partitions: number[];
   clockSkewMs: number;
+}
+
+export interface NodeHeartbeatAnswer {
+  /** Live nodes, this one included. */
+  alive: number;
+  /** Other live instances with this node's id. */
+  namesakes: number;
 }
 
 export interface NodeRecord extends NodeHeartbeat {

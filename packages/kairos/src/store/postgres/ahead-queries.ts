@@ -41,14 +41,23 @@ export const NEXT_AVAILABLE_AT = `
   WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;
 
 /**
- * withdrawFiresAhead: deletes the paused job's scheduled runs fired ahead that never started and
- * moves its next fire back to the earliest of them. $1 job id, $2 after.
+ * withdrawFiresAhead: deletes the paused job's scheduled runs fired after $2 that are queued and
+ * never claimed, later than every run of the job after $2 that stays (held by a worker, started,
+ * retried, ended), and moves its next fire back to the earliest of them. $1 job id, $2 after.
+ * The job's runs after $2 are locked first (FOR UPDATE: a claim in flight is waited for and its
+ * run read as claimed; a later claim skips them, SKIP LOCKED), so only runs still unclaimed at
+ * this moment are deleted; the DELETE checks the status again on the row it removes.
  */
 export const WITHDRAW_FIRES_AHEAD = `
-  WITH gone AS (
-    DELETE FROM runs WHERE job_id = $1 AND cause = 'schedule' AND fire_time > $2::bigint
-      AND ((status = 'queued' AND attempt = 0) OR (status = 'running' AND attempt = 1 AND started_at > $2::bigint))
-    RETURNING fire_time),
+  WITH ahead AS (
+    SELECT id, fire_time, cause = 'schedule' AND status = 'queued' AND attempt = 0 AS free FROM runs
+    WHERE job_id = $1 AND fire_time > $2::bigint
+    ORDER BY id FOR UPDATE),
+  gone AS (
+    DELETE FROM runs r USING ahead a
+    WHERE r.id = a.id AND a.free AND r.status = 'queued' AND r.attempt = 0
+      AND a.fire_time > coalesce((SELECT max(fire_time) FROM ahead WHERE NOT free), $2::bigint)
+    RETURNING r.fire_time),
   moved AS (
     UPDATE jobs SET next_fire_at = LEAST(coalesce(next_fire_at, (SELECT min(fire_time) FROM gone)),
       (SELECT min(fire_time) FROM gone))

@@ -257,6 +257,7 @@ describe('PostgreSQL store: a node frozen inside a transaction', () => {
 describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
   const T0 = Date.UTC(2026, 0, 1);
   const node = (id: string) => ({
+    instance: id,
     id,
     address: '',
     version: 't',
@@ -314,7 +315,7 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
     const group = `g_${schema}`;
     const a = await open();
     await a.createJob(compileJob({ name: 'j', group, handler: 'h', trigger: { kind: 'manual' } }), null, T0);
-    expect(await a.heartbeatNode(node('a'), 60_000, T0)).toBe(1);
+    expect((await a.heartbeatNode(node('a'), 60_000, T0)).alive).toBe(1);
     const local: unknown[] = [];
     a.subscribe((event) => local.push(event));
     await a.triggerRun('j', { params: null, priority: null }, T0);
@@ -332,7 +333,7 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
         if (event.type === 'leases') resolve();
       }),
     );
-    expect(await b.heartbeatNode(node('b'), 60_000, T0)).toBe(2);
+    expect((await b.heartbeatNode(node('b'), 60_000, T0)).alive).toBe(2);
     await announced;
     await a.triggerRun('j', { params: null, priority: null }, T0);
     expect(await heardSoFar(group)).toHaveLength(1);

@@ -97,11 +97,13 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  GONE_NODE_KEPT_LEASES,
   type GroupLimit,
   type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
+  type NodeHeartbeatAnswer,
   type NodeRecord,
   type Partitions,
   type PollDispatch,
@@ -794,9 +796,9 @@ export class PostgresStore implements Store {
     return row!.version;
   }
 
-  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
-    const [row] = await this.query<{ alive: number }>('heartbeatNode', sql.HEARTBEAT_NODE, [
-      node.id,
+  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer> {
+    const [row] = await this.query<NodeHeartbeatAnswer>('heartbeatNode', sql.HEARTBEAT_NODE, [
+      node.instance,
       node.address,
       node.version,
       node.startedAt,
@@ -804,6 +806,8 @@ export class PostgresStore implements Store {
       now + ttlMs,
       JSON.stringify(node.partitions),
       node.clockSkewMs,
+      node.id,
+      now - GONE_NODE_KEPT_LEASES * ttlMs,
     ]);
     this.peers = row!.alive > 1;
     if (this.peers && !this.announced) {
@@ -811,16 +815,22 @@ export class PostgresStore implements Store {
       this.announced = true;
       await this.notify([{ type: 'leases' }]);
     }
-    return row!.alive;
+    return { alive: row!.alive, namesakes: row!.namesakes };
   }
 
-  async removeNode(id: string): Promise<void> {
-    await this.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [id]);
+  async removeNode(instance: string): Promise<void> {
+    await this.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [instance]);
     await this.notify([{ type: 'leases' }]);
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    return (await this.query<NodeRow>('listNodes', 'SELECT * FROM nodes ORDER BY id', [])).map(nodeFromRow);
+    return (
+      await this.query<NodeRow>(
+        'listNodes',
+        `SELECT * FROM nodes ORDER BY coalesce(nullif(name, ''), id), id`,
+        [],
+      )
+    ).map(nodeFromRow);
   }
 
   subscribe(listener: (event: StoreEvent) => void): () => void {

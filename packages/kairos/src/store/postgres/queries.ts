@@ -355,16 +355,22 @@ export const RELEASE_LEASES = `
   FROM jsonb_to_recordset($1::jsonb) AS x(name text, owner text, epoch bigint)
   WHERE l.name = x.name AND l.owner = x.owner AND l.epoch = x.epoch`;
 
-/** Upsert a node's row and count the live nodes. $1 id, $2 address, $3 version, $4 started, $5 now, $6 expiry, $7 partitions, $8 skew. */
+/**
+ * A node's heartbeat: upsert its row, delete the rows of others expired before $10, count the live
+ * nodes (this one included) and the other live instances with the same id. $1 instance, $2 address,
+ * $3 version, $4 started, $5 now, $6 expiry, $7 partitions, $8 skew, $9 id, $10 forget before.
+ */
 export const HEARTBEAT_NODE = `
-  WITH upserted AS (
-    INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-    ON CONFLICT (id) DO UPDATE SET address = excluded.address, version = excluded.version,
+  WITH pruned AS (DELETE FROM nodes WHERE expires_at < $10::bigint AND id <> $1),
+  upserted AS (
+    INSERT INTO nodes (id, name, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
+    VALUES ($1, $9, $2, $3, $4, $5, $6, $7::jsonb, $8)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, version = excluded.version,
       heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, partitions = excluded.partitions,
       clock_skew_ms = excluded.clock_skew_ms
     RETURNING id)
-  SELECT (SELECT count(*) FROM nodes WHERE expires_at > $5::bigint AND id <> $1)::int + 1 AS alive`;
+  SELECT (SELECT count(*) FROM nodes WHERE expires_at > $5::bigint AND id <> $1)::int + 1 AS alive,
+    (SELECT count(*) FROM nodes WHERE expires_at > $5::bigint AND id <> $1 AND name = $9)::int AS namesakes`;
 
 /** Lock a job's queued and running runs (before deleting the job: runs first, as ending a run does). $1 job name. */
 export const LOCK_ACTIVE_RUNS_OF_JOB = `

@@ -93,11 +93,13 @@ import {
   type ExpiredAttempt,
   type FireEntry,
   type FireResult,
+  GONE_NODE_KEPT_LEASES,
   type GroupLimit,
   type GroupLimits,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
+  type NodeHeartbeatAnswer,
   type NodeRecord,
   type Partitions,
   type PollDispatch,
@@ -807,17 +809,22 @@ export class SqliteStore implements Store {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
 
-  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<number> {
+  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer> {
     return this.run('heartbeatNode', () =>
       this.db
-        .transaction(() => {
+        .transaction((): NodeHeartbeatAnswer => {
+          this.sql('DELETE FROM nodes WHERE expires_at < ? AND id <> ?').run(
+            now - GONE_NODE_KEPT_LEASES * ttlMs,
+            node.instance,
+          );
           this.sql(
-            `INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
-             VALUES (@id, @address, @version, @startedAt, @now, @expires, @partitions, @skew)
-             ON CONFLICT (id) DO UPDATE SET address = excluded.address, version = excluded.version,
+            `INSERT INTO nodes (id, name, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
+             VALUES (@instance, @id, @address, @version, @startedAt, @now, @expires, @partitions, @skew)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, version = excluded.version,
                heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, partitions = excluded.partitions,
                clock_skew_ms = excluded.clock_skew_ms`,
           ).run({
+            instance: node.instance,
             id: node.id,
             address: node.address,
             version: node.version,
@@ -827,21 +834,25 @@ export class SqliteStore implements Store {
             partitions: JSON.stringify(node.partitions),
             skew: node.clockSkewMs,
           });
-          return (this.sql('SELECT count(*) AS n FROM nodes WHERE expires_at > ?').get(now) as { n: number })
-            .n;
+          return this.sql(
+            `SELECT count(*) AS alive, coalesce(sum(name = @id AND id <> @instance), 0) AS namesakes
+             FROM nodes WHERE expires_at > @now`,
+          ).get({ id: node.id, instance: node.instance, now }) as NodeHeartbeatAnswer;
         })
         .immediate(),
     );
   }
 
-  async removeNode(id: string): Promise<void> {
-    this.run('removeNode', () => this.sql('DELETE FROM nodes WHERE id = ?').run(id));
+  async removeNode(instance: string): Promise<void> {
+    this.run('removeNode', () => this.sql('DELETE FROM nodes WHERE id = ?').run(instance));
     this.emit({ type: 'leases' });
   }
 
   async listNodes(): Promise<NodeRecord[]> {
     return this.run('listNodes', () =>
-      (this.sql('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(nodeFromRow),
+      (this.sql(`SELECT * FROM nodes ORDER BY coalesce(nullif(name, ''), id), id`).all() as NodeRow[]).map(
+        nodeFromRow,
+      ),
     );
   }
 
@@ -1725,11 +1736,15 @@ export class SqliteStore implements Store {
     return this.run('withdrawFiresAhead', () =>
       this.db
         .transaction(() => {
+          // Queued and never claimed at this moment (the one writer: no claim can interleave), and
+          // later than every run of the job that stays (held, started, retried, ended), so that the
+          // next fire never moves back to or before an instant that has a run.
           const gone = this.sql(
-            `DELETE FROM runs WHERE job_id = ? AND cause = 'schedule' AND fire_time > ?
-               AND ((status = 'queued' AND attempt = 0) OR (status = 'running' AND attempt = 1 AND started_at > ?))
+            `DELETE FROM runs WHERE job_id = @job AND cause = 'schedule' AND status = 'queued' AND attempt = 0
+               AND fire_time > coalesce((SELECT max(fire_time) FROM runs WHERE job_id = @job AND fire_time > @after
+                 AND NOT (cause = 'schedule' AND status = 'queued' AND attempt = 0)), @after)
              RETURNING fire_time`,
-          ).all(jobId, after, after) as Array<{ fire_time: number }>;
+          ).all({ job: jobId, after }) as Array<{ fire_time: number }>;
           if (gone.length === 0) return 0;
           const earliest = Math.min(...gone.map((run) => run.fire_time));
           this.sql(
