@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.ts';
@@ -17,7 +17,11 @@ export interface PrivatePostgres {
   remove(): void;
 }
 
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+/**
+ * `listen`: addresses to listen on besides 127.0.0.1 (a bridge of the chaos suite's network
+ * namespaces), trusted for every client of their /24.
+ */
+export async function startPrivatePostgres(options: { listen?: string[] } = {}): Promise<PrivatePostgres> {
   const bin = findBin();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'kairos-pg-'));
@@ -33,6 +37,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   }
   chmodSync(dir, 0o700);
   asPostgres(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const listen = ['127.0.0.1', ...(options.listen ?? [])];
+  for (const address of options.listen ?? [])
+    appendFileSync(join(data, 'pg_hba.conf'), `host all all ${address.replace(/\.\d+$/, '.0')}/24 trust\n`);
   const ctl = (action: string, extra: string[] = []) =>
     asPostgres(join(bin, 'pg_ctl'), [
       '-D',
@@ -41,7 +48,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       join(dir, 'log'),
       '-w',
       '-o',
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      `-p ${port} -k ${dir} -c listen_addresses=${listen.join(',')} -c fsync=off`,
       action,
       ...extra,
     ]);

@@ -25,7 +25,13 @@ function run(id: number, extra: Partial<StoreRun> = {}): StoreRun {
     createdAt: T0 + id * 10 - 5,
     result: { runId: id, attempt: extra.attempt ?? 1 },
     attempts: [
-      { attempt: 1, workerId: 'id-w1', status: 'succeeded', startedAt: T0 + id * 10, finishedAt: T0 + id * 10 + 5 },
+      {
+        attempt: 1,
+        workerId: 'id-w1',
+        status: 'succeeded',
+        startedAt: T0 + id * 10,
+        finishedAt: T0 + id * 10 + 5,
+      },
     ],
     ...extra,
   };
@@ -58,6 +64,7 @@ function clean(): { events: HistoryEvent[]; store: StoreSnapshot } {
   };
 }
 
+const runOf = (e: HistoryEvent) => ('runId' in e ? e.runId : null);
 const kinds = (verdict: ReturnType<typeof checkChaos>) =>
   verdict.invariants.flatMap((i) => i.violations.map((v) => v.kind));
 
@@ -117,14 +124,28 @@ describe('the chaos checker', () => {
     const verdict = checkChaos(events, store, options);
     expect(kinds(verdict)).toEqual([]);
     expect(verdict.reexecutions).toHaveLength(1);
-    expect(verdict.reexecutions[0]).toMatchObject({ runId: 2, faults: [expect.stringContaining('worker-stop')] });
+    expect(verdict.reexecutions[0]).toMatchObject({
+      runId: 2,
+      faults: [expect.stringContaining('worker-stop')],
+    });
   });
 
   it('catches an acknowledged enqueue that is missing or never ended', () => {
     const { events, store } = clean();
     events.push({ t: 'ack', runId: 99, job: 'manual', at: T0 });
-    store.runs[4] = run(5, { job: 'manual', status: 'queued', attempt: 0, workerId: null, startedAt: null, attempts: [] });
-    const verdict = checkChaos(events.filter((e) => !(e.t !== 'ack' && e.runId === 5)), store, options);
+    store.runs[4] = run(5, {
+      job: 'manual',
+      status: 'queued',
+      attempt: 0,
+      workerId: null,
+      startedAt: null,
+      attempts: [],
+    });
+    const verdict = checkChaos(
+      events.filter((e) => !(e.t !== 'ack' && runOf(e) === 5)),
+      store,
+      options,
+    );
     expect(kinds(verdict).sort()).toEqual(['enqueue-lost', 'enqueue-unfinished']);
   });
 
@@ -133,10 +154,16 @@ describe('the chaos checker', () => {
     // Run 4: claimed by w1 long ago, but w1 never started it (the claim's answer was lost).
     store.runs[3] = run(4, { job: 'manual', status: 'running', result: null, attempts: [] });
     // Run 5: a long handler that w2 is executing right now.
-    store.runs[4] = run(5, { job: 'manual', status: 'running', workerId: 'id-w2', result: null, attempts: [] });
+    store.runs[4] = run(5, {
+      job: 'manual',
+      status: 'running',
+      workerId: 'id-w2',
+      result: null,
+      attempts: [],
+    });
     const verdict = checkChaos(
       [
-        ...events.filter((e) => !(e.t !== 'ack' && (e.runId === 4 || e.runId === 5))),
+        ...events.filter((e) => !(e.t !== 'ack' && (runOf(e) === 4 || runOf(e) === 5))),
         { t: 'exec', runId: 5, attempt: 1, job: 'manual', fireTime: null, worker: 'w2', at: T0 + 50 },
       ],
       store,
@@ -153,12 +180,20 @@ describe('the chaos checker', () => {
     expect(kinds(verdict)).toEqual(['fire-doubled', 'fire-missing']);
     store.runs.splice(2, 1);
     store.skipped.push({ job: 'tick', reason: 'overlap', firstFire: T0 + 2000, lastFire: T0 + 2000 });
-    verdict = checkChaos(events.filter((e) => e.t === 'ack' || e.runId !== 3), store, {
-      ...options,
-      allowedSkips: { tick: ['overlap'] },
-    });
+    verdict = checkChaos(
+      events.filter((e) => e.t === 'ack' || runOf(e) !== 3),
+      store,
+      {
+        ...options,
+        allowedSkips: { tick: ['overlap'] },
+      },
+    );
     expect(kinds(verdict)).toEqual([]);
-    verdict = checkChaos(events.filter((e) => e.t === 'ack' || e.runId !== 3), store, options);
+    verdict = checkChaos(
+      events.filter((e) => e.t === 'ack' || runOf(e) !== 3),
+      store,
+      options,
+    );
     expect(kinds(verdict)).toEqual(['fire-missing']);
   });
 

@@ -16,7 +16,13 @@ export interface StoreRun {
   /** The result the accepted success report wrote. */
   result: unknown;
   /** Ended attempts (the running one is the run itself). */
-  attempts: Array<{ attempt: number; workerId: string; status: string; startedAt: number; finishedAt: number | null }>;
+  attempts: Array<{
+    attempt: number;
+    workerId: string;
+    status: string;
+    startedAt: number;
+    finishedAt: number | null;
+  }>;
 }
 
 /** What the store holds at the end. */
@@ -69,7 +75,13 @@ export interface Verdict {
   };
   invariants: InvariantVerdict[];
   /** Executions beyond one per run, each after a fenced attempt that a fault explains. */
-  reexecutions: Array<{ runId: number; job: string; fireTime: number | null; attempts: unknown[]; faults: string[] }>;
+  reexecutions: Array<{
+    runId: number;
+    job: string;
+    fireTime: number | null;
+    attempts: unknown[];
+    faults: string[];
+  }>;
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
@@ -176,7 +188,11 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
   const holderViolations: Violation[] = [];
   const live = new Set(options.liveWorkers);
   const ended = new Set(ends.map((e) => `${e.runId}#${e.attempt}`));
-  const open = new Set(execs.filter((e) => !ended.has(`${e.runId}#${e.attempt}`)).map((e) => `${e.runId}#${e.attempt}@${e.worker}`));
+  const open = new Set(
+    execs
+      .filter((e) => !ended.has(`${e.runId}#${e.attempt}`))
+      .map((e) => `${e.runId}#${e.attempt}@${e.worker}`),
+  );
   let runningChecked = 0;
   for (const run of store.runs) {
     if (run.status !== 'running') continue;
@@ -214,7 +230,11 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
         message: `run ${run.id} (${run.job}) has a success that is not its last attempt`,
         evidence: summary(run),
       });
-    } else if (run.status === 'succeeded' && typeof resultAttempt === 'number' && resultAttempt !== run.attempt) {
+    } else if (
+      run.status === 'succeeded' &&
+      typeof resultAttempt === 'number' &&
+      resultAttempt !== run.attempt
+    ) {
       fencingViolations.push({
         kind: 'fenced-write-accepted',
         message: `run ${run.id} (${run.job}) succeeded as attempt ${run.attempt} with the result of attempt ${resultAttempt}`,
@@ -346,10 +366,13 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
 export function formatVerdict(verdict: Verdict, maxPerInvariant = 20): string {
   const lines = [`verdict: ${verdict.ok ? 'PASS' : 'FAIL'}`, `counts: ${JSON.stringify(verdict.counts)}`];
   for (const inv of verdict.invariants) {
-    lines.push(`${inv.violations.length === 0 ? 'ok  ' : 'FAIL'} ${inv.name}: checked ${inv.checked}; ${inv.violations.length} violations`);
+    lines.push(
+      `${inv.violations.length === 0 ? 'ok  ' : 'FAIL'} ${inv.name}: checked ${inv.checked}; ${inv.violations.length} violations`,
+    );
     for (const v of inv.violations.slice(0, maxPerInvariant))
       lines.push(`     - [${v.kind}] ${v.message}\n       evidence: ${JSON.stringify(v.evidence)}`);
-    if (inv.violations.length > maxPerInvariant) lines.push(`     … ${inv.violations.length - maxPerInvariant} more`);
+    if (inv.violations.length > maxPerInvariant)
+      lines.push(`     … ${inv.violations.length - maxPerInvariant} more`);
   }
   for (const r of verdict.reexecutions.slice(0, maxPerInvariant))
     lines.push(`re-executed after a fence: ${JSON.stringify(r)}`);
