@@ -127,7 +127,11 @@ export async function runChaos(
     producer.stop();
     await producer.done;
     log(`chaos: faults healed at ${new Date(to).toISOString()}; waiting for the system to drain`);
-    const snapshot = await drain(system, profile, dir, history, to);
+    await drain(system, profile, dir, history, to);
+    // The history before the store: every execution it holds is of a run the store then holds;
+    // an execution that starts in between is a running run younger than the holder bound.
+    const events = readEvents(history);
+    const snapshot = await readStore(system, profile, dir);
     const options: CheckOptions = {
       scheduled: scheduledFires(from, to),
       workerLeaseMs: TIMINGS.workerLeaseMs,
@@ -136,7 +140,7 @@ export async function runChaos(
       liveWorkers: system.liveWorkers(),
       allowedSkips: { 'cron-instant': ['overlap'] },
     };
-    const verdict = checkChaos(readEvents(history), snapshot, options);
+    const verdict = checkChaos(events, snapshot, options);
     const counters = await nodeCounters(system);
     const report = [
       `chaos: profile ${profile.name}, seed ${seed}, ${(to - from) / 1000} s of fires checked`,
@@ -251,22 +255,24 @@ function produce(system: System, history: string, perSecond: number) {
   return { done, stop: () => (running = false) };
 }
 
-/** Waits until every acknowledged run and every fire up to `to` ended (at most 90 s), then reads the store. */
+function readStore(system: System, profile: Profile, dir: string) {
+  return profile.store === 'postgres'
+    ? readPostgresSnapshot(system.postgres!.url, 'chaos')
+    : Promise.resolve(readSqliteSnapshot(join(dir, 'data', 'kairos.db')));
+}
+
+/** Waits until every acknowledged run and every fire up to `to` ended, at most 90 s. */
 async function drain(system: System, profile: Profile, dir: string, history: string, to: number) {
-  const read = () =>
-    profile.store === 'postgres'
-      ? readPostgresSnapshot(system.postgres!.url, 'chaos')
-      : Promise.resolve(readSqliteSnapshot(join(dir, 'data', 'kairos.db')));
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const snapshot = await read();
+    const snapshot = await readStore(system, profile, dir);
     const acked = new Set(readEvents(history).flatMap((e) => (e.t === 'ack' ? [e.runId] : [])));
     const open = snapshot.runs.filter(
       (r) =>
         (acked.has(r.id) || (r.fireTime !== null && r.fireTime <= to)) &&
         !['succeeded', 'failed', 'timed_out', 'cancelled'].includes(r.status),
     );
-    if (open.length === 0 || Date.now() > deadline) return snapshot;
+    if (open.length === 0 || Date.now() > deadline) return;
     await sleep(1000);
   }
 }

@@ -39,6 +39,8 @@ export const FAULTS = {
   'worker-lossy': { ms: [5000, 15_000], needs: ['network'] },
   /** One node's wall clock stepped forward or back by 10 s to 10 min, and back after the duration. */
   'clock-step': { ms: [5000, 20_000], needs: ['postgres'] },
+  /** Every node in turn stopped cleanly (SIGTERM) and started again, as an upgrade rolls. */
+  'rolling-restart': { ms: [0, 0], needs: [] },
   /** A run whose handler kills its worker, on every attempt (2 attempts). */
   poison: { ms: [0, 0], needs: [] },
 } as const;
@@ -126,11 +128,13 @@ export class Nemesis {
   /** Waits the fault's duration, or less when the nemesis is told to heal everything. */
   private hold(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.stop.signal.addEventListener('abort', () => {
+      const done = () => {
         clearTimeout(timer);
+        this.stop.signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const timer = setTimeout(done, ms);
+      this.stop.signal.addEventListener('abort', done);
     });
   }
 
@@ -250,6 +254,24 @@ export class Nemesis {
         } finally {
           this.busy.delete('db');
         }
+        return;
+      }
+      case 'rolling-restart': {
+        const targets: string[] = [];
+        for (const slot of nodes) {
+          if (this.stop.signal.aborted) break;
+          if (this.busy.has(slot)) continue;
+          this.busy.add(slot);
+          try {
+            const member = system.nodes.get(slot)!;
+            targets.push(`node:${member.name}`);
+            await system.terminate(member);
+            await system.startNode(slot);
+          } finally {
+            this.busy.delete(slot);
+          }
+        }
+        this.record({ kind: fault.kind, targets, start, end: Date.now() });
         return;
       }
       case 'poison': {

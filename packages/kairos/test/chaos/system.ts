@@ -177,6 +177,15 @@ export class System {
     await member.exited;
   }
 
+  /** A clean stop (SIGTERM); kill -9 if it has not exited after 20 s. */
+  async terminate(member: Member): Promise<void> {
+    member.expectedExit = true;
+    member.child.kill('SIGTERM');
+    const timer = setTimeout(() => member.child.kill('SIGKILL'), 20_000);
+    await member.exited;
+    clearTimeout(timer);
+  }
+
   pause(member: Member): void {
     member.stopped = true;
     member.child.kill('SIGSTOP');
