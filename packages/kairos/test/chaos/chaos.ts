@@ -62,7 +62,7 @@ export const PROFILES: Record<string, Profile> = {
     nodes: 1,
     workers: 2,
     durationMs: 60_000,
-    faults: ['node-kill', 'worker-kill', 'worker-stop', 'poison'],
+    faults: ['node-kill', 'node-stop', 'rolling-restart', 'worker-kill', 'worker-stop', 'poison'],
     gapMs: [3000, 7000],
     enqueueRate: 10,
   },
