@@ -36,6 +36,7 @@ export const PROFILES: Record<string, Profile> = {
     durationMs: 60_000,
     faults: [
       'node-kill',
+      'rolling-restart',
       'worker-kill',
       'worker-stop',
       'db-restart',
