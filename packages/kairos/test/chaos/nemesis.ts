@@ -56,7 +56,10 @@ export interface PlannedFault {
   sign: number;
 }
 
-/** The whole fault plan of a run, from the seed alone. */
+/**
+ * The whole fault plan of a run, from the seed alone. Kinds come in rounds, each a seeded shuffle
+ * of every kind, so that even a short run injects each kind.
+ */
 export function planFaults(
   seed: number,
   kinds: FaultKind[],
@@ -65,9 +68,17 @@ export function planFaults(
 ): PlannedFault[] {
   const random = rng(seed);
   const plan: PlannedFault[] = [];
+  let round: FaultKind[] = [];
   let at = 2000;
   while (at < durationMs) {
-    const kind = kinds[Math.floor(random() * kinds.length)]!;
+    if (round.length === 0) {
+      round = [...kinds];
+      for (let i = round.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [round[i], round[j]] = [round[j]!, round[i]!];
+      }
+    }
+    const kind = round.pop()!;
     const [min, max] = FAULTS[kind].ms;
     const ms = Math.min(Math.round(min + random() * (max - min)), Math.max(0, durationMs - at));
     plan.push({ at, kind, ms, pick: random(), pick2: random(), sign: random() < 0.5 ? -1 : 1 });

@@ -141,7 +141,7 @@ export class System {
       env,
     );
     this.nodes.set(slot, member);
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     for (;;) {
       const ok = await fetch(`${this.url(slot)}/v1/health`, { signal: AbortSignal.timeout(2000) }).then(
         (r) => r.ok,
