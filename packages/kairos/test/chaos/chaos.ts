@@ -94,6 +94,7 @@ export async function runChaos(
     nodes: profile.nodes,
     workers: profile.workers,
     network,
+    slowLinks: network && profile.faults.includes('db-slow'),
     dir,
     history,
     log: (line) => log(`  ${line}`),

@@ -31,6 +31,8 @@ export const FAULTS = {
   'db-restart': { ms: [500, 3000], needs: ['postgres'] },
   /** A node cut off from PostgreSQL while its process runs (and its workers still reach it). */
   'node-db-cut': { ms: [2000, 10_000], needs: ['postgres', 'network'] },
+  /** One node's link to PostgreSQL slowed to 200 ms each way. */
+  'db-slow': { ms: [5000, 15_000], needs: ['postgres', 'network'] },
   /** A worker cut off from every node past its lease, then healed: a zombie that reports. */
   'worker-isolate': { ms: [2000, 10_000], needs: ['network'] },
   /** A worker cut off from one node; the other nodes and the database stay reachable. */
@@ -158,7 +160,8 @@ export class Nemesis {
       case 'node-kill':
       case 'node-stop':
       case 'clock-step':
-      case 'node-db-cut': {
+      case 'node-db-cut':
+      case 'db-slow': {
         const slot = this.take(nodes, fault.pick);
         if (!slot) return;
         const member = system.nodes.get(slot)!;
@@ -187,6 +190,11 @@ export class Nemesis {
             await this.hold(fault.ms);
             writeFileSync(system.clockFile(slot), '0');
             this.record({ kind: fault.kind, targets, start, end: Date.now(), note: `offset ${offset} ms` });
+          } else if (fault.kind === 'db-slow') {
+            system.links.get(slot)!.delayMs = 200;
+            await this.hold(fault.ms);
+            system.links.get(slot)!.delayMs = 0;
+            this.record({ kind: fault.kind, targets, start, end: Date.now(), note: '200 ms each way' });
           } else {
             system.net.cut(slot, 'db');
             await this.hold(fault.ms);
@@ -258,9 +266,9 @@ export class Nemesis {
         if (this.busy.has('db')) return;
         this.busy.add('db');
         try {
-          system.postgres!.stop();
+          await system.postgres!.stopAsync();
           await this.hold(fault.ms);
-          system.postgres!.start();
+          await system.postgres!.startAsync();
           this.record({ kind: fault.kind, targets: ['db'], start, end: Date.now() });
         } finally {
           this.busy.delete('db');

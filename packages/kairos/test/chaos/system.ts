@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../net.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../private-postgres.ts';
 import { Network } from './netns.ts';
+import { SlowLink } from './slow-link.ts';
 
 // The system under test: scheduler nodes (`kairos server` processes) on a private PostgreSQL
 // server or on one SQLite file, and chaos workers, each process in a network namespace of its
@@ -36,6 +37,8 @@ export interface SystemOptions {
   workers: number;
   /** Each process in a network namespace of its own (needed for partitions). */
   network: boolean;
+  /** Each node reaches PostgreSQL through a relay of the harness that can slow it down. */
+  slowLinks: boolean;
   dir: string;
   history: string;
   log: (line: string) => void;
@@ -62,7 +65,9 @@ export class System {
   onWorkerCrash: (member: Member) => void = () => {};
   private generation = new Map<string, number>();
   private ports = new Map<string, number>();
-  private databaseUrl = '';
+  /** Each node's own link to PostgreSQL (network profiles), which the nemesis slows down. */
+  readonly links = new Map<string, SlowLink>();
+  private databaseUrls = new Map<string, string>();
   private closing = false;
 
   constructor(readonly options: SystemOptions) {}
@@ -77,9 +82,16 @@ export class System {
     }
     if (options.store === 'postgres') {
       this.postgres = await startPrivatePostgres({ listen: options.network ? [Network.HOST] : [] });
-      const port = new URL(this.postgres.url).port;
-      const host = options.network ? Network.HOST : '127.0.0.1';
-      this.databaseUrl = `postgres://postgres@${host}:${port}/postgres?schema=chaos`;
+      const port = Number(new URL(this.postgres.url).port);
+      for (let i = 1; i <= options.nodes; i++) {
+        let url = `postgres://postgres@127.0.0.1:${port}/postgres?schema=chaos`;
+        if (options.slowLinks) {
+          const link = new SlowLink(Network.HOST, { host: '127.0.0.1', port });
+          url = `postgres://postgres@${Network.HOST}:${await link.listen()}/postgres?schema=chaos`;
+          this.links.set(`n${i}`, link);
+        }
+        this.databaseUrls.set(`n${i}`, url);
+      }
     }
     for (let i = 1; i <= options.nodes; i++)
       this.ports.set(`n${i}`, options.network ? 7070 : await freePort());
@@ -121,7 +133,8 @@ export class System {
       KAIROS_PARTITION_LEASE: String(TIMINGS.partitionLeaseMs),
       CHAOS_CLOCK_FILE: this.clockFile(slot),
     };
-    if (this.databaseUrl) env.KAIROS_DATABASE_URL = this.databaseUrl;
+    const databaseUrl = this.databaseUrls.get(slot);
+    if (databaseUrl) env.KAIROS_DATABASE_URL = databaseUrl;
     else env.KAIROS_DATA_DIR = join(this.options.dir, 'data');
     const member = this.spawn(
       slot,
@@ -211,6 +224,7 @@ export class System {
       m.child.kill('SIGKILL');
     }
     await Promise.all([...this.workers.values(), ...this.nodes.values()].map((m) => m.exited));
+    for (const link of this.links.values()) link.close();
     this.postgres?.remove();
     if (this.options.network) this.net.teardown();
   }
