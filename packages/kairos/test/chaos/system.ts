@@ -84,7 +84,8 @@ export class System {
       this.postgres = await startPrivatePostgres({ listen: options.network ? [Network.HOST] : [] });
       const port = Number(new URL(this.postgres.url).port);
       for (let i = 1; i <= options.nodes; i++) {
-        let url = `postgres://postgres@127.0.0.1:${port}/postgres?schema=chaos`;
+        const host = options.network ? Network.HOST : '127.0.0.1';
+        let url = `postgres://postgres@${host}:${port}/postgres?schema=chaos`;
         if (options.slowLinks) {
           const link = new SlowLink(Network.HOST, { host: '127.0.0.1', port });
           url = `postgres://postgres@${Network.HOST}:${await link.listen()}/postgres?schema=chaos`;
