@@ -16,5 +16,5 @@ it(`the quick chaos profile (seed ${seed}) keeps every promise`, async () => {
   // The run did what it claims: faults injected, fires and enqueues checked, executions recorded.
   expect(result.verdict.counts.faultsInjected).toBeGreaterThan(5);
   expect(result.verdict.counts.firesChecked).toBeGreaterThan(100);
-  expect(result.verdict.counts.acknowledgedEnqueues).toBeGreaterThan(100);
+  expect(result.verdict.counts.acknowledgedEnqueues).toBeGreaterThan(20);
 }, 420_000);
