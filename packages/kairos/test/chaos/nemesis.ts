@@ -43,6 +43,8 @@ export const FAULTS = {
   'clock-step': { ms: [5000, 20_000], needs: ['postgres'] },
   /** Every node in turn stopped cleanly (SIGTERM) and started again, as an upgrade rolls. */
   'rolling-restart': { ms: [0, 0], needs: [] },
+  /** The SQLite node's disk (a 64 MB tmpfs) filled up, and freed after the duration. */
+  'disk-full': { ms: [3000, 10_000], needs: ['sqlite'] },
   /** A run whose handler kills its worker, on every attempt (2 attempts). */
   poison: { ms: [0, 0], needs: [] },
 } as const;
@@ -269,6 +271,20 @@ export class Nemesis {
           await system.postgres!.stopAsync();
           await this.hold(fault.ms);
           await system.postgres!.startAsync();
+          this.record({ kind: fault.kind, targets: ['db'], start, end: Date.now() });
+        } finally {
+          this.busy.delete('db');
+        }
+        return;
+      }
+      case 'disk-full': {
+        // Only the SQLite profile's data folder is a disk of its own.
+        if (this.busy.has('db') || system.options.store !== 'sqlite') return;
+        this.busy.add('db');
+        try {
+          await system.fillDisk();
+          await this.hold(fault.ms);
+          system.freeDisk();
           this.record({ kind: fault.kind, targets: ['db'], start, end: Date.now() });
         } finally {
           this.busy.delete('db');

@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../net.ts';
@@ -94,6 +94,11 @@ export class System {
         this.databaseUrls.set(`n${i}`, url);
       }
     }
+    if (options.store === 'sqlite') {
+      // The SQLite file on a small disk of its own, which the nemesis can fill.
+      mkdirSync(this.dataDir(), { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', this.dataDir()]);
+    }
     for (let i = 1; i <= options.nodes; i++)
       this.ports.set(`n${i}`, options.network ? 7070 : await freePort());
     // The first node creates the schema; the others join it.
@@ -136,7 +141,7 @@ export class System {
     };
     const databaseUrl = this.databaseUrls.get(slot);
     if (databaseUrl) env.KAIROS_DATABASE_URL = databaseUrl;
-    else env.KAIROS_DATA_DIR = join(this.options.dir, 'data');
+    else env.KAIROS_DATA_DIR = this.dataDir();
     const member = this.spawn(
       slot,
       name,
@@ -210,6 +215,21 @@ export class System {
     member.child.kill('SIGCONT');
   }
 
+  dataDir(): string {
+    return join(this.options.dir, 'data');
+  }
+
+  /** Fills the SQLite node's disk to the last byte. */
+  async fillDisk(): Promise<void> {
+    await new Promise<void>((resolve) =>
+      execFile('dd', ['if=/dev/zero', `of=${join(this.dataDir(), 'filler')}`, 'bs=1M'], () => resolve()),
+    );
+  }
+
+  freeDisk(): void {
+    rmSync(join(this.dataDir(), 'filler'), { force: true });
+  }
+
   /** Names of the worker processes alive now. */
   liveWorkers(): string[] {
     return [...this.workers.values()]
@@ -228,6 +248,7 @@ export class System {
     for (const link of this.links.values()) link.close();
     this.postgres?.remove();
     if (this.options.network) this.net.teardown();
+    if (this.options.store === 'sqlite') execFile('umount', ['-l', this.dataDir()], () => {});
   }
 
   private nextName(slot: string): string {
