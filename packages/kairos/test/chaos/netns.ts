@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * A private network for the chaos suite: a bridge in the root namespace (the database and the
@@ -17,9 +20,16 @@ export class Network {
   private readonly blocks = new Map<string, number>();
   private readonly shaped = new Set<string>();
 
-  /** Removes what an earlier run that was killed may have left, then builds the bridge. */
+  /**
+   * Removes what an earlier run that was killed may have left, then builds the bridge. One run at
+   * a time per machine: the names are fixed, so a second run would tear down the first one's.
+   */
   setup(): void {
+    const holder = existsSync(LOCK) ? Number(readFileSync(LOCK, 'utf8')) : 0;
+    if (holder && holder !== process.pid && alive(holder))
+      throw new Error(`another chaos run (pid ${holder}) holds the network namespaces; wait for it to end`);
     this.teardown();
+    writeFileSync(LOCK, String(process.pid));
     run('ip', ['link', 'add', Network.BRIDGE, 'type', 'bridge']);
     run('ip', ['addr', 'add', `${Network.HOST}/24`, 'dev', Network.BRIDGE]);
     run('ip', ['link', 'set', Network.BRIDGE, 'up']);
@@ -113,6 +123,7 @@ export class Network {
     tryRun('nft', ['delete', 'table', 'inet', 'kairos_chaos']);
     this.members.clear();
     this.blocks.clear();
+    if (existsSync(LOCK) && Number(readFileSync(LOCK, 'utf8')) === process.pid) rmSync(LOCK);
     this.shaped.clear();
   }
 
@@ -149,6 +160,17 @@ export class Network {
 
 // `blocked` sources are dropped; of `lossy` sources one packet in five (netem is not in every
 // kernel; nftables' random number generator is).
+const LOCK = join(tmpdir(), 'kairos-chaos-network.pid');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const FILTER = `table inet kairos_chaos {
   set blocked { type ipv4_addr; }
   set lossy { type ipv4_addr; }
