@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.ts';
@@ -13,11 +13,18 @@ export interface PrivatePostgres {
   url: string;
   stop(): void;
   start(): void;
+  /** `stop` without blocking the event loop (a harness that keeps serving while the server is down). */
+  stopAsync(): Promise<void>;
+  startAsync(): Promise<void>;
   restart(): void;
   remove(): void;
 }
 
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+/**
+ * `listen`: addresses to listen on besides 127.0.0.1 (a bridge of the chaos suite's network
+ * namespaces), trusted for every client of their /24.
+ */
+export async function startPrivatePostgres(options: { listen?: string[] } = {}): Promise<PrivatePostgres> {
   const bin = findBin();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'kairos-pg-'));
@@ -33,24 +40,40 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   }
   chmodSync(dir, 0o700);
   asPostgres(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const listen = ['127.0.0.1', ...(options.listen ?? [])];
+  for (const address of options.listen ?? [])
+    appendFileSync(join(data, 'pg_hba.conf'), `host all all ${address.replace(/\.\d+$/, '.0')}/24 trust\n`);
+  const ctlArgs = (action: string, extra: string[] = []) => [
+    '-D',
+    data,
+    '-l',
+    join(dir, 'log'),
+    '-w',
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=${listen.join(',')} -c fsync=off`,
+    action,
+    ...extra,
+  ];
+  const ctlAsync = (action: string, extra: string[] = []) => {
+    const args = ctlArgs(action, extra);
+    const [cmd, argv] =
+      userInfo().uid === 0
+        ? ['runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), ...args]]
+        : [join(bin, 'pg_ctl'), args];
+    return new Promise<void>((resolve, reject) =>
+      execFile(cmd as string, argv as string[], (error) => (error ? reject(error) : resolve())),
+    );
+  };
   const ctl = (action: string, extra: string[] = []) =>
-    asPostgres(join(bin, 'pg_ctl'), [
-      '-D',
-      data,
-      '-l',
-      join(dir, 'log'),
-      '-w',
-      '-o',
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-      action,
-      ...extra,
-    ]);
+    asPostgres(join(bin, 'pg_ctl'), ctlArgs(action, extra));
   ctl('start');
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     start: () => ctl('start'),
     stop: () => ctl('stop', ['-m', 'fast']),
     restart: () => ctl('restart', ['-m', 'fast']),
+    startAsync: () => ctlAsync('start'),
+    stopAsync: () => ctlAsync('stop', ['-m', 'fast']),
     remove: () => {
       try {
         ctl('stop', ['-m', 'immediate']);
