@@ -347,7 +347,14 @@ export interface AttemptRef {
 }
 
 export interface HeartbeatRequest {
+  /** Every attempt the worker holds: running, held for its instant, or with a report not acknowledged yet. */
   running: AttemptRef[];
+  /**
+   * Every poll up to this number (`PollRequest.seq`) was answered or abandoned, and `running` is
+   * the whole list: the node gives back (`lost`) the attempts those polls claimed for this worker
+   * that `running` does not name, whose answer never reached it. Absent: nothing is given back.
+   */
+  polled?: number;
 }
 
 export interface HeartbeatResponse {
@@ -365,6 +372,11 @@ export interface PollRequest {
    * the node's fire-ahead window, to hold and start at their instant (`startInMs`). Default 0.
    */
   ahead?: number;
+  /**
+   * The worker's number of this poll, increasing from 1: the node keeps it with each attempt the
+   * poll claims, so that a heartbeat's `polled` can tell the claims whose answer was lost.
+   */
+  seq?: number;
 }
 
 /** One attempt handed to a worker. */

@@ -142,12 +142,19 @@ export const RegisterSchema = closed({
   host: Type.Optional(Type.String({ maxLength: 256 })),
 });
 
-export const HeartbeatSchema = closed({ running: Type.Array(AttemptRef, { maxItems: 10_000 }) });
+/** A worker's poll number (`PollRequest.seq`, `HeartbeatRequest.polled`): a safe integer. */
+const PollSeq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+export const HeartbeatSchema = closed({
+  running: Type.Array(AttemptRef, { maxItems: 10_000 }),
+  polled: Type.Optional(PollSeq),
+});
 
 export const PollSchema = closed({
   max: Type.Integer({ minimum: 1, maximum: 1000 }),
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
   ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  seq: Type.Optional(PollSeq),
 });
 
 export const ReportSchema = closed({
