@@ -207,6 +207,12 @@ export interface Attempt {
   startedAt: string;
   finishedAt: string | null;
   error: RunError | null;
+  /**
+   * Present when the worker reported this attempt's end after the node had ended it (`lost`,
+   * `timed_out`, `cancelled`): the attempt was fenced out but ran on, so the run executed more than
+   * once. What the worker reported, and when.
+   */
+  lateReport?: { outcome: 'succeeded' | 'failed' | 'timed_out'; reportedAt: string; error: RunError | null };
 }
 
 export interface Run {
