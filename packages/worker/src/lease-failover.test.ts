@@ -7,7 +7,7 @@ import { Worker } from './worker.ts';
 // The worker against stand-in nodes that stop answering (a frozen node: SIGSTOP, a VM pause, a
 // long GC) while they keep the connection open.
 
-type Send = (json: unknown) => void;
+type Send = (json: unknown, status?: number) => void;
 type Route = (path: string, body: string, send: Send, res: ServerResponse) => void;
 
 const servers: Server[] = [];
@@ -27,9 +27,9 @@ async function fakeNode(route: Route): Promise<string> {
       route(
         req.url ?? '',
         body,
-        (json) => {
+        (json, status = 200) => {
           if (res.destroyed) return;
-          res.writeHead(200, { 'content-type': 'application/json' });
+          res.writeHead(status, { 'content-type': 'application/json' });
           res.end(JSON.stringify(json));
         },
         res,
@@ -166,4 +166,40 @@ describe('runs held for their instant', () => {
     await worker.stop();
     expect(started).toEqual([2]);
   }, 20_000);
+
+  it("are dropped when the node no longer knows the worker: they were the lost worker's, run elsewhere", async () => {
+    let registrations = 0;
+    let handed = false;
+    const url = await fakeNode((path, _body, send) => {
+      if (path.endsWith('/register')) {
+        registrations++;
+        return send({ workerId: `w${registrations}`, heartbeatMs: 100, leaseMs: 5000, pollWaitMs: 200 });
+      }
+      if (path.endsWith('/heartbeat')) {
+        // The first worker id was declared lost once it held the run.
+        if (path.includes('/w1/') && handed)
+          return send({ error: { code: 'WORKER_NOT_FOUND', message: 'register again' } }, 404);
+        return send({ cancel: [] });
+      }
+      if (path.endsWith('/poll')) {
+        if (handed) return setTimeout(() => send({ runs: [] }), 200);
+        handed = true;
+        return send({ runs: [run(1, 2000)] });
+      }
+      send({ results: [] });
+    });
+    const started: number[] = [];
+    const worker = new Worker({ url, handleSignals: false, logger: recordingLogger([]) }).handle(
+      'h',
+      (ctx) => {
+        started.push(ctx.runId);
+        return null;
+      },
+    );
+    await worker.start();
+    await vi.waitFor(() => expect(worker.id).toBe('w2'), { timeout: 10_000, interval: 10 });
+    expect(worker.held).toBe(0);
+    await worker.stop();
+    expect(started).toEqual([]);
+  });
 });

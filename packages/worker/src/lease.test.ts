@@ -10,7 +10,7 @@ describe('WorkerLease', () => {
     const sent = lease.mark();
     now = 1400;
     // Acknowledged late: the lease still counts from the send.
-    lease.renewed(sent, 5000, 1000);
+    lease.registered(sent, 5000, 1000);
     expect(lease.live()).toBe(true);
     now = sent + 3749;
     expect(lease.live()).toBe(true);
@@ -19,8 +19,20 @@ describe('WorkerLease', () => {
     // An answer to an older heartbeat does not move it back.
     lease.renewed(sent - 500, 5000, 1000);
     expect(lease.live()).toBe(false);
+    // After the lapse, the first answer does not do: the reaper may have been ending attempts meanwhile.
     const again = lease.mark();
+    now += 10;
     lease.renewed(again, 5000, 1000);
+    expect(lease.live()).toBe(false);
+    // The next heartbeat, sent after that answer came back, names them; its answer does.
+    now += 1;
+    const next = lease.mark();
+    lease.renewed(next, 5000, 1000);
+    expect(lease.live()).toBe(true);
+    // A new registration is live at once.
+    now += 10_000;
+    expect(lease.live()).toBe(false);
+    lease.registered(lease.mark(), 5000, 1000);
     expect(lease.live()).toBe(true);
     lease.reset();
     expect(lease.live()).toBe(false);
@@ -29,7 +41,7 @@ describe('WorkerLease', () => {
   it('keeps a beat of margin when the beat is long against the lease', () => {
     let now = 0;
     const lease = new WorkerLease(() => now);
-    lease.renewed(0, 3000, 2000);
+    lease.registered(0, 3000, 2000);
     now = 999;
     expect(lease.live()).toBe(true);
     now = 1000;

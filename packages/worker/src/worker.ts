@@ -328,7 +328,7 @@ export class Worker {
         };
         // Every request from now on times out well within the lease other nodes judge this worker by.
         this.#nodes.useLease(session.leaseMs, session.heartbeatMs);
-        this.#lease.renewed(sentAt, session.leaseMs, session.heartbeatMs);
+        this.#lease.registered(sentAt, session.leaseMs, session.heartbeatMs);
         return session;
       } catch (err) {
         if (first && !isConnectionError(err)) throw err;
