@@ -82,7 +82,7 @@ async function answerDroppingProxy(): Promise<{
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`a claim whose answer never reached the worker (${dialect})`, () => {
     const dataDir = tempDir();
-    const store =
+    const store: Record<string, string> =
       dialect === 'sqlite'
         ? { KAIROS_DATA_DIR: dataDir }
         : { KAIROS_DATABASE_URL: `${testDatabaseUrl()}?schema=${testSchema('kairos_lost_answer')}` };
