@@ -4,6 +4,11 @@ import { errorField, type WorkerLogger } from './logger.ts';
 
 /** Until a node announces its worker lease: the time limit that the default lease (5 s) and heartbeat (1 s) give. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = requestTimeoutFor(5000, 1000);
+/**
+ * The time limit of requests the lease does not hang on (log lines): a large batch on a busy node
+ * may take longer than a lease-bound limit, and sending it again would store its lines twice.
+ */
+export const PATIENT_TIMEOUT_MS = 10_000;
 
 /**
  * The time limit of one request to a node, for a worker whose lease is `leaseMs` and heartbeat
@@ -28,6 +33,7 @@ export class NodePool {
   readonly #token: string | undefined;
   readonly #transport: Transport = nodeTransport();
   #clients: KairosClient[];
+  readonly #patient: KairosClient[];
   #index = 0;
   /** Aborted when the pool moves off the current node: its requests in flight are abandoned. */
   #leaving = new AbortController();
@@ -42,7 +48,8 @@ export class NodePool {
   ) {
     this.#urls = urls;
     this.#token = token;
-    this.#clients = this.#connect();
+    this.#clients = this.#connect(this.#timeoutMs);
+    this.#patient = this.#connect(PATIENT_TIMEOUT_MS);
   }
 
   /** The time limit of a request (a long poll's beyond its wait). */
@@ -55,7 +62,7 @@ export class NodePool {
     const timeoutMs = requestTimeoutFor(leaseMs, heartbeatMs);
     if (timeoutMs === this.#timeoutMs) return;
     this.#timeoutMs = timeoutMs;
-    this.#clients = this.#connect();
+    this.#clients = this.#connect(timeoutMs);
   }
 
   /**
@@ -63,12 +70,14 @@ export class NodePool {
    * the caller decides how long to back off. An abort through `signal` is not a node failure.
    * The request's own signal also aborts when another request made the pool leave this node, so
    * that a long poll does not wait out its time limit on a node that stopped answering.
+   * `patient` requests (log lines) wait {@link PATIENT_TIMEOUT_MS} instead of the lease-bound limit.
    */
   async call<T>(
     request: (client: KairosClient, signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
+    patient = false,
   ): Promise<T> {
-    const client = this.#clients[this.#index]!;
+    const client = (patient ? this.#patient : this.#clients)[this.#index]!;
     const leaving = this.#leaving.signal;
     try {
       const answer = await request(client, signal ? AbortSignal.any([signal, leaving]) : leaving);
@@ -83,16 +92,16 @@ export class NodePool {
     }
   }
 
-  #connect(): KairosClient[] {
+  #connect(timeoutMs: number): KairosClient[] {
     return this.#urls.map(
-      (url) =>
-        new KairosClient({ url, token: this.#token, timeoutMs: this.#timeoutMs, transport: this.#transport }),
+      (url) => new KairosClient({ url, token: this.#token, timeoutMs, transport: this.#transport }),
     );
   }
 
   #failed(client: KairosClient, err: unknown): void {
     // Concurrent calls failing on the same node move on once, not once each.
-    if (this.#clients[this.#index] === client && this.#clients.length > 1) {
+    const current = this.#clients[this.#index] === client || this.#patient[this.#index] === client;
+    if (current && this.#clients.length > 1) {
       this.#index = (this.#index + 1) % this.#clients.length;
       this.#leaving.abort();
       this.#leaving = new AbortController();
@@ -102,7 +111,7 @@ export class NodePool {
     const next = this.#clients[this.#index]!;
     this.logger.warn('cannot reach Kairos; retrying with backoff', {
       url: client.url,
-      ...(next === client ? {} : { next: next.url }),
+      ...(next.url === client.url ? {} : { next: next.url }),
       err: errorField(err),
     });
   }

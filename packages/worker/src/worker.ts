@@ -136,7 +136,7 @@ export class Worker {
     this.#logs = new LogShipper(async (request) => {
       const id = await this.#workerId();
       if (id === null) throw new Error('the worker is not registered');
-      return this.#nodes.call((client) => client.sendLogs(id, request));
+      return this.#nodes.call((client) => client.sendLogs(id, request), undefined, true);
     }, this.#log);
   }
 
