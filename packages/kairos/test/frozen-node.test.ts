@@ -53,8 +53,10 @@ describe('a node frozen past the worker lease', () => {
         concurrency: 8,
         handleSignals: false,
         logger: quiet,
-      }).handle('tick', (ctx) => {
+      }).handle('tick', async (ctx) => {
         executions.push({ runId: ctx.runId, attempt: ctx.attempt, worker: name, at: Date.now() });
+        // A little work: at a freeze, some handlers are running and their reports are due soon.
+        await sleep(300);
         return null;
       });
       workers.push(w);
