@@ -38,6 +38,7 @@ export class NodePool {
   /** Aborted when the pool moves off the current node: its requests in flight are abandoned. */
   #leaving = new AbortController();
   #timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
+  #pollTimeoutMs = 4000;
   /** In a streak of failures: logged once at its start and once at its end. */
   #failing = false;
 
@@ -52,14 +53,25 @@ export class NodePool {
     this.#patient = this.#connect(PATIENT_TIMEOUT_MS);
   }
 
-  /** The time limit of a request (a long poll's beyond its wait). */
+  /** The time limit of a request. */
   get timeoutMs(): number {
     return this.#timeoutMs;
+  }
+
+  /**
+   * How long a long poll waits for its answer beyond its wait: what the lease leaves after a beat,
+   * shorter than the lease but longer than other requests, since a claim made at the end of the
+   * wait on a busy node answers late, and a poll given up on loses what it claimed (given back at
+   * the next heartbeat). A poll on a node the worker leaves for another is abandoned at once.
+   */
+  get pollTimeoutMs(): number {
+    return this.#pollTimeoutMs;
   }
 
   /** Sets the time limit of every request to come from the lease the node announced (see {@link requestTimeoutFor}). */
   useLease(leaseMs: number, heartbeatMs: number): void {
     const timeoutMs = requestTimeoutFor(leaseMs, heartbeatMs);
+    this.#pollTimeoutMs = Math.max(timeoutMs, leaseMs > heartbeatMs ? leaseMs - heartbeatMs : timeoutMs);
     if (timeoutMs === this.#timeoutMs) return;
     this.#timeoutMs = timeoutMs;
     this.#clients = this.#connect(timeoutMs);

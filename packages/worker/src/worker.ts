@@ -400,7 +400,10 @@ export class Worker {
       try {
         let answer: PollResponse;
         try {
-          answer = await this.#nodes.call((client, abort) => client.poll(id, request, abort), signal);
+          answer = await this.#nodes.call(
+            (client, abort) => client.poll(id, request, abort, this.#nodes.pollTimeoutMs),
+            signal,
+          );
         } finally {
           // Answered or abandoned: whatever this poll claimed and did not hand over is not ours.
           // (On an answer, its runs are held before anything reads this.)

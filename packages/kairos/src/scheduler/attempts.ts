@@ -87,25 +87,25 @@ export class AttemptEnder {
 
   /**
    * Gives back attempts claimed for a worker whose claim's answer never reached it (see
-   * `Store.heartbeat`): each ends `lost` and is retried at once, as any lost attempt. Answers how many.
+   * `Store.heartbeat`): each ends `lost` and its run is queued again at once, whatever its retry
+   * policy: its handler never ran (a busy node answering after the worker gave up must not fail the
+   * run). Answers how many.
    */
   async giveBack(workerId: string, refs: readonly AttemptRef[], now: number): Promise<number> {
     const inputs = await this.store.runsForDecision(refs);
     if (inputs.length === 0) return 0;
-    const outcomes = inputs.map((input) =>
-      this.decide(
-        input,
-        {
-          kind: 'lost',
-          name: 'WorkerLost',
-          error: {
-            name: 'WorkerLost',
-            message: `worker ${workerId} never received this attempt: the answer of the poll that claimed it was lost`,
-          },
-        },
-        now,
-      ),
-    );
+    const outcomes: AttemptOutcome[] = inputs.map((input) => ({
+      runId: input.runId,
+      attempt: input.attempt,
+      group: input.group,
+      attemptStatus: 'lost',
+      error: {
+        name: 'WorkerLost',
+        message: `worker ${workerId} never received this attempt: the answer of the poll that claimed it was lost`,
+      },
+      result: null,
+      run: { status: 'queued', availableAt: now },
+    }));
     const applied = await this.store.finishAttempts(outcomes, now);
     this.notifyRequeued(outcomes.filter((_, i) => applied[i]));
     return applied.filter(Boolean).length;
