@@ -203,3 +203,51 @@ describe('runs held for their instant', () => {
     expect(started).toEqual([]);
   });
 });
+
+describe('heartbeats', () => {
+  it('list an ended attempt while its report waits for its log lines, so that the node does not give it back', async () => {
+    const beats: Array<{ running: Array<{ runId: number }>; polled?: number }> = [];
+    let handed = false;
+    let reported = false;
+    const url = await fakeNode((path, body, send) => {
+      if (path.endsWith('/register'))
+        return send({ workerId: 'w', heartbeatMs: 50, leaseMs: 5000, pollWaitMs: 200 });
+      if (path.endsWith('/heartbeat')) {
+        beats.push(JSON.parse(body));
+        return send({ cancel: [] });
+      }
+      if (path.endsWith('/poll')) {
+        if (handed) return setTimeout(() => send({ runs: [] }), 200);
+        handed = true;
+        return send({ runs: [run(1, 0)] });
+      }
+      // The log lines take a while: the report waits for them.
+      if (path.endsWith('/logs')) return setTimeout(() => send({ stored: 1 }), 600);
+      if (path.endsWith('/report')) {
+        reported = true;
+        return send({ results: [{ runId: 1, attempt: 1, ok: true }] });
+      }
+      send({});
+    });
+    let ended = 0;
+    const worker = new Worker({ url, handleSignals: false, logger: recordingLogger([]) }).handle(
+      'h',
+      (ctx) => {
+        ctx.log.info('a line');
+        ended = beats.length;
+        return null;
+      },
+    );
+    await worker.start();
+    await vi.waitFor(() => expect(reported).toBe(true), { timeout: 10_000, interval: 10 });
+    const whileEnding = beats.slice(ended).filter((beat) => beat.polled !== undefined && beat.polled >= 1);
+    await worker.stop();
+    // Every heartbeat between the handler's end and the report listed the attempt.
+    const before = whileEnding.slice(
+      0,
+      whileEnding.findIndex((beat) => beat.running.length === 0),
+    );
+    expect(before.length).toBeGreaterThan(0);
+    for (const beat of before) expect(beat.running).toEqual([{ runId: 1, attempt: 1 }]);
+  });
+});

@@ -92,6 +92,8 @@ export class Worker {
   readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
+  /** Attempts whose handler ended and whose report waits for their log lines to be sent. */
+  readonly #ending = new Map<string, AttemptRef>();
   readonly #limits = new TimeLimits<RunningAttempt>((running) => this.#timedOut(running));
   /** Claimed attempts not started yet: before their instant (fire ahead), or waiting for a slot. */
   readonly #held = new HeldRuns(() => this.#startDue());
@@ -504,6 +506,7 @@ export class Worker {
   #heartbeatRequest(): HeartbeatRequest {
     const refs: AttemptRef[] = [];
     for (const running of this.#running.values()) if (!running.abandoned) refs.push(running.ref);
+    refs.push(...this.#ending.values());
     refs.push(...this.#held.refs());
     refs.push(...this.#reporter.pending());
     if (refs.length > MAX_HEARTBEAT) return { running: refs.slice(0, MAX_HEARTBEAT) };
@@ -580,8 +583,13 @@ export class Worker {
     this.#slotFreed.notify();
     if (running.abandoned) return;
     const report = classifyOutcome(running.ref, settlement, running);
-    // The run's log lines reach the node before its end, so that a follower sees them all.
-    if (this.#logs.unsent > 0) await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+    // The run's log lines reach the node before its end, so that a follower sees them all. Until
+    // its report is queued, heartbeats still list the attempt: it is this worker's.
+    if (this.#logs.unsent > 0) {
+      this.#ending.set(running.key, running.ref);
+      await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+      this.#ending.delete(running.key);
+    }
     this.#reporter.add(report);
   }
 
