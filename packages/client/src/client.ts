@@ -236,9 +236,16 @@ export class KairosClient {
     return this.request('POST', `/v1/worker/${enc(workerId)}/heartbeat`, request);
   }
 
-  poll(workerId: string, request: PollRequest, signal?: AbortSignal): Promise<PollResponse> {
+  /** `answerTimeoutMs`: how long to wait for the answer beyond the poll's wait (default: the client's time limit). */
+  poll(
+    workerId: string,
+    request: PollRequest,
+    signal?: AbortSignal,
+    answerTimeoutMs?: number,
+  ): Promise<PollResponse> {
     return this.request('POST', `/v1/worker/${enc(workerId)}/poll`, request, undefined, {
       signal,
+      timeoutMs: answerTimeoutMs,
       extraTimeoutMs: request.waitMs ?? 0,
     });
   }
@@ -377,7 +384,13 @@ export class KairosClient {
     path: string,
     body?: unknown,
     query?: Query,
-    options: { signal?: AbortSignal | undefined; extraTimeoutMs?: number; okStatuses?: number[] } = {},
+    options: {
+      signal?: AbortSignal | undefined;
+      /** Instead of the client's time limit. */
+      timeoutMs?: number | undefined;
+      extraTimeoutMs?: number;
+      okStatuses?: number[];
+    } = {},
   ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json', ...this.headers?.() };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -388,7 +401,7 @@ export class KairosClient {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: options.signal,
-      timeoutMs: this.timeoutMs + (options.extraTimeoutMs ?? 0),
+      timeoutMs: (options.timeoutMs ?? this.timeoutMs) + (options.extraTimeoutMs ?? 0),
     });
     const { text } = response;
     const ok = response.status >= 200 && response.status < 300;

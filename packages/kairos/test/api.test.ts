@@ -165,6 +165,63 @@ describe('jobs', () => {
 });
 
 describe('worker protocol', () => {
+  it('keeps a report that came after the node ended its attempt; gives back a claim the worker never got', async () => {
+    // One attempt only: a claim given back never ran its handler, so it does not fail the run.
+    await admin.createJob({
+      name: 'wp-late',
+      handler: 'late-h',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 1 },
+    });
+    const { workerId } = await workerClient.register({ group: 'default', handlers: ['late-h'], capacity: 1 });
+    const first = await admin.triggerJob('wp-late');
+    expect((await workerClient.poll(workerId, { max: 1, waitMs: 0, seq: 1 })).runs).toMatchObject([
+      { runId: first.id, attempt: 1 },
+    ]);
+    // Cancelled while the worker ran it to its end: the report is fenced out, and kept.
+    await admin.cancelRun(first.id);
+    expect(
+      await apiError(
+        workerClient.request('POST', `/v1/worker/${workerId}/report`, {
+          reports: [{ runId: first.id, attempt: 1, outcome: 'succeeded', result: 1 }],
+        }),
+      ),
+    ).toMatchObject({ status: 409, code: 'ATTEMPT_STALE' });
+    const [cancelled] = (await admin.getRun(first.id)).attempts ?? [];
+    expect(cancelled).toMatchObject({
+      status: 'cancelled',
+      lateReport: { outcome: 'succeeded', error: null },
+    });
+    expect(Date.parse(cancelled!.lateReport!.reportedAt)).toBeGreaterThan(0);
+
+    // Poll 2 claims a run whose answer the worker never got; its next heartbeat says poll 2 is settled.
+    const second = await admin.triggerJob('wp-late');
+    await workerClient.poll(workerId, { max: 1, waitMs: 0, seq: 2 });
+    expect((await admin.getRun(second.id)).status).toBe('running');
+    expect(await workerClient.heartbeat(workerId, { running: [], polled: 2 })).toEqual({ cancel: [] });
+    expect(await admin.getRun(second.id)).toMatchObject({
+      status: 'queued',
+      attempts: [{ attempt: 1, status: 'lost', error: { name: 'WorkerLost' } }],
+    });
+    expect((await workerClient.poll(workerId, { max: 1, waitMs: 0, seq: 3 })).runs).toMatchObject([
+      { runId: second.id, attempt: 2 },
+    ]);
+    for (const bad of [
+      { running: [], polled: -1 },
+      { running: [], polled: 1.5 },
+    ]) {
+      expect(
+        await apiError(workerClient.request('POST', `/v1/worker/${workerId}/heartbeat`, bad)),
+      ).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    }
+    expect(
+      await apiError(workerClient.request('POST', `/v1/worker/${workerId}/poll`, { max: 1, seq: 'x' })),
+    ).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    await workerClient.report(workerId, {
+      reports: [{ runId: second.id, attempt: 2, outcome: 'succeeded', result: 2 }],
+    });
+  });
+
   it('register, poll, report; a stale attempt gets 409 and changes nothing', async () => {
     await admin.createJob({ name: 'wp', handler: 'wp-h', trigger: { kind: 'manual' } });
     const [runId] = (await admin.triggerJobBatch('wp', [{ params: { i: 1 } }])).runIds;

@@ -2,7 +2,9 @@ import { clearTimeout, setTimeout } from 'node:timers';
 import type {
   Assignment,
   AttemptRef,
+  HeartbeatRequest,
   PollRequest,
+  PollResponse,
   RegisterRequest,
   Report,
   ReportResponse,
@@ -14,9 +16,10 @@ import { CancelledError, TimeoutError } from './errors.ts';
 import { HeldRuns } from './held-runs.ts';
 import { httpHandler } from './http-task.ts';
 import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
+import { WorkerLease } from './lease.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
-import { isConnectionError, isValidationFailed, isWorkerNotFound, NodePool } from './nodes.ts';
+import { isConnectionError, isValidationFailed, isWorkerNotFound, NodePool, namesField } from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
@@ -40,6 +43,7 @@ const LOG_FLUSH_BEFORE_REPORT_MS = 2000;
 interface Session {
   workerId: string;
   heartbeatMs: number;
+  leaseMs: number;
   pollWaitMs: number;
 }
 
@@ -88,6 +92,8 @@ export class Worker {
   readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
   readonly #running = new Map<string, RunningAttempt>();
+  /** Attempts whose handler ended and whose report waits for their log lines to be sent. */
+  readonly #ending = new Map<string, AttemptRef>();
   readonly #limits = new TimeLimits<RunningAttempt>((running) => this.#timedOut(running));
   /** Claimed attempts not started yet: before their instant (fire ahead), or waiting for a slot. */
   readonly #held = new HeldRuns(() => this.#startDue());
@@ -106,6 +112,19 @@ export class Worker {
   /** The node refused polls with `ahead` (it predates fire ahead): prefetch is off from then on. */
   #aheadRefused = false;
   #heartbeatLoopDone: Promise<void> | null = null;
+  /** The lease this worker can show: held runs start only while it is live. */
+  readonly #lease = new WorkerLease();
+  /** Held runs wait for a live lease (logged once per streak). */
+  #waitingForLease = false;
+  /** The number of the last poll sent; the node writes it with the runs that poll claims. */
+  #pollSeq = 0;
+  /**
+   * Every poll up to this number has been answered (its runs are held) or abandoned. A heartbeat
+   * says so, and the node gives back the attempts claimed by those polls that it does not list.
+   */
+  #polledSeq = 0;
+  /** The node refused `seq` / `polled` (it predates them): not sent from then on. */
+  #seqRefused = false;
 
   /** @throws TypeError when an option is invalid. */
   constructor(options: WorkerOptions) {
@@ -119,7 +138,7 @@ export class Worker {
     this.#logs = new LogShipper(async (request) => {
       const id = await this.#workerId();
       if (id === null) throw new Error('the worker is not registered');
-      return this.#nodes.call((client) => client.sendLogs(id, request));
+      return this.#nodes.call((client) => client.sendLogs(id, request), undefined, true);
     }, this.#log);
   }
 
@@ -294,6 +313,7 @@ export class Worker {
     const backoff = new Backoff();
     let refused = false;
     while (!signal.aborted) {
+      const sentAt = this.#lease.mark();
       try {
         const answer = await this.#nodes.call(async (client) => {
           const registered = await client.register(request);
@@ -302,11 +322,16 @@ export class Worker {
             throw new Error(`unexpected answer from ${client.url}`);
           return registered;
         });
-        return {
+        const session: Session = {
           workerId: answer.workerId,
           heartbeatMs: positive(answer.heartbeatMs, 1000),
+          leaseMs: positive(answer.leaseMs, 5000),
           pollWaitMs: Math.max(0, answer.pollWaitMs || 0),
         };
+        // Every request from now on times out well within the lease other nodes judge this worker by.
+        this.#nodes.useLease(session.leaseMs, session.heartbeatMs);
+        this.#lease.registered(sentAt, session.leaseMs, session.heartbeatMs);
+        return session;
       } catch (err) {
         if (first && !isConnectionError(err)) throw err;
         refused = this.#noteRefusal('registration', err, refused);
@@ -322,6 +347,15 @@ export class Worker {
     if (!this.#registering) {
       this.#log.warn('the node no longer knows this worker; registering again', { workerId: staleId });
       this.#session = null;
+      this.#lease.reset();
+      // The runs held for their instant were the lost worker's: the node ends them and runs them elsewhere.
+      const dropped = this.#held.drain();
+      if (dropped.length > 0) {
+        this.#log.warn("dropped the runs held for their instant: they were the lost worker's", {
+          workerId: staleId,
+          runs: dropped.map(({ assignment }) => assignment.runId),
+        });
+      }
       this.#registering = this.#register(this.#closed.signal, false)
         .then((session) => {
           this.#session = session;
@@ -362,9 +396,21 @@ export class Worker {
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
       const ahead = this.#aheadRefused ? 0 : this.#options.prefetch - this.#held.size;
       if (ahead > 0) request.ahead = ahead;
+      const seq = ++this.#pollSeq;
+      if (!this.#seqRefused) request.seq = seq;
       const askedAt = Date.now();
       try {
-        const answer = await this.#nodes.call((client) => client.poll(id, request, signal), signal);
+        let answer: PollResponse;
+        try {
+          answer = await this.#nodes.call(
+            (client, abort) => client.poll(id, request, abort, this.#nodes.pollTimeoutMs),
+            signal,
+          );
+        } finally {
+          // Answered or abandoned: whatever this poll claimed and did not hand over is not ours.
+          // (On an answer, its runs are held before anything reads this.)
+          if (seq > this.#polledSeq) this.#polledSeq = seq;
+        }
         backoff.reset();
         refused = false;
         const runs = answer?.runs ?? [];
@@ -379,6 +425,21 @@ export class Worker {
         if (signal.aborted) return;
         if (isWorkerNotFound(err)) {
           await this.#reregister(id);
+          continue;
+        }
+        // An older node refuses the field it does not know; without a name, the newest goes first.
+        if (
+          request.seq !== undefined &&
+          isValidationFailed(err) &&
+          (namesField(err, 'seq') || !namesField(err, 'ahead'))
+        ) {
+          this.#seqRefused = true;
+          this.#log.warn(
+            'the node does not take poll numbers; it cannot give back runs whose answer was lost',
+            {
+              err: errorField(err),
+            },
+          );
           continue;
         }
         if (request.ahead !== undefined && isValidationFailed(err)) {
@@ -403,17 +464,30 @@ export class Worker {
       await sleep(wait, signal);
       const id = await this.#workerId();
       if (id === null || signal.aborted) return;
-      const every = this.#session?.heartbeatMs ?? wait;
+      const session = this.#session;
+      const every = session?.heartbeatMs ?? wait;
+      const request = this.#heartbeatRequest();
+      const sentAt = this.#lease.mark();
       try {
-        const answer = await this.#nodes.call((client) => client.heartbeat(id, { running: this.#leased() }));
+        const answer = await this.#nodes.call((client) => client.heartbeat(id, request));
         backoff.reset();
         refused = false;
         wait = every;
+        if (session !== null && session === this.#session) {
+          this.#lease.renewed(sentAt, session.leaseMs, session.heartbeatMs);
+        }
         for (const ref of answer?.cancel ?? []) this.#cancel(ref);
+        // Held runs that waited for a live lease, and were not taken back just now.
+        this.#startDue();
       } catch (err) {
         if (signal.aborted) return;
         if (isWorkerNotFound(err)) {
           await this.#reregister(id);
+          wait = 0;
+          continue;
+        }
+        if (request.polled !== undefined && isValidationFailed(err)) {
+          this.#seqRefused = true;
           wait = 0;
           continue;
         }
@@ -424,17 +498,34 @@ export class Worker {
     }
   }
 
-  /** Attempts this worker holds: handlers running, held ones, and those whose report is not acknowledged yet. */
-  #leased(): AttemptRef[] {
+  /**
+   * The attempts this worker holds: handlers running, held ones, and those whose report is not
+   * acknowledged yet; with the last poll settled when the list is whole, so that the node gives
+   * back what it claimed for this worker and never handed over.
+   */
+  #heartbeatRequest(): HeartbeatRequest {
     const refs: AttemptRef[] = [];
     for (const running of this.#running.values()) if (!running.abandoned) refs.push(running.ref);
+    refs.push(...this.#ending.values());
     refs.push(...this.#held.refs());
     refs.push(...this.#reporter.pending());
-    return refs.slice(0, MAX_HEARTBEAT);
+    if (refs.length > MAX_HEARTBEAT) return { running: refs.slice(0, MAX_HEARTBEAT) };
+    return this.#seqRefused ? { running: refs } : { running: refs, polled: this.#polledSeq };
   }
 
-  /** Starts held attempts whose instant came, in order, while slots are free. */
+  /** Starts held attempts whose instant came, in order, while slots are free and the lease is live. */
   #startDue(): void {
+    if (this.#held.dueCount(Date.now()) === 0) return;
+    if (!this.#lease.live()) {
+      if (!this.#waitingForLease) {
+        this.#waitingForLease = true;
+        this.#log.warn('held runs wait: no heartbeat acknowledged within the lease', {
+          due: this.#held.dueCount(Date.now()),
+        });
+      }
+      return;
+    }
+    this.#waitingForLease = false;
     for (;;) {
       const free = this.#options.concurrency - this.#running.size;
       if (free <= 0) return;
@@ -492,8 +583,13 @@ export class Worker {
     this.#slotFreed.notify();
     if (running.abandoned) return;
     const report = classifyOutcome(running.ref, settlement, running);
-    // The run's log lines reach the node before its end, so that a follower sees them all.
-    if (this.#logs.unsent > 0) await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+    // The run's log lines reach the node before its end, so that a follower sees them all. Until
+    // its report is queued, heartbeats still list the attempt: it is this worker's.
+    if (this.#logs.unsent > 0) {
+      this.#ending.set(running.key, running.ref);
+      await this.#logs.flush(LOG_FLUSH_BEFORE_REPORT_MS);
+      this.#ending.delete(running.key);
+    }
     this.#reporter.add(report);
   }
 

@@ -44,6 +44,18 @@ export const AttemptSchema = Type.Object({
   startedAt: Type.String(),
   finishedAt: nullable(Type.String()),
   error: nullable(RunErrorSchema),
+  /**
+   * Present when the worker reported this attempt's end after the node had ended it (`lost`,
+   * `timed_out`, `cancelled`): the attempt was fenced out but ran on, so the run executed more than
+   * once. What the worker reported, and when.
+   */
+  lateReport: Type.Optional(
+    Type.Object({
+      outcome: literals(['succeeded', 'failed', 'timed_out'] as const),
+      reportedAt: Type.String(),
+      error: nullable(RunErrorSchema),
+    }),
+  ),
 });
 
 export const ShardSchema = Type.Object({ index: Type.Integer(), total: Type.Integer() });

@@ -42,7 +42,19 @@ export const RegisterResponseSchema = Type.Object({
   pollWaitMs: Type.Integer(),
 });
 
-export const HeartbeatRequestSchema = closed({ running: Type.Array(AttemptRefSchema, { maxItems: 10_000 }) });
+/** A worker's poll number (`PollRequest.seq`, `HeartbeatRequest.polled`): a safe integer. */
+const PollSeqSchema = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+export const HeartbeatRequestSchema = closed({
+  /** Every attempt the worker holds: running, held for its instant, or with a report not acknowledged yet. */
+  running: Type.Array(AttemptRefSchema, { maxItems: 10_000 }),
+  /**
+   * Every poll up to this number (`PollRequest.seq`) was answered or abandoned, and `running` is
+   * the whole list: the node gives back (`lost`) the attempts those polls claimed for this worker
+   * that `running` does not name, whose answer never reached it. Absent: nothing is given back.
+   */
+  polled: Type.Optional(PollSeqSchema),
+});
 
 export const HeartbeatResponseSchema = Type.Object({
   /** Attempts the worker should stop: cancelled, or no longer its own (fenced out). */
@@ -56,6 +68,11 @@ export const PollRequestSchema = closed({
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
   /** Fire ahead: up to this many runs that become available within the node's fire-ahead window. */
   ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  /**
+   * The worker's number of this poll, increasing from 1: the node keeps it with each attempt the
+   * poll claims, so that a heartbeat's `polled` can tell the claims whose answer was lost.
+   */
+  seq: Type.Optional(PollSeqSchema),
 });
 
 export const AssignmentSchema = Type.Object({

@@ -145,6 +145,14 @@ function Timeline({ run }: { run: Run }) {
                   — {a.error.name}: {a.error.message}
                 </span>
               )}
+              {a.lateReport && (
+                <div className="error">
+                  Ran on after it was fenced out: the worker reported <strong>{a.lateReport.outcome}</strong>{' '}
+                  at {time(a.lateReport.reportedAt)}
+                  {a.lateReport.error ? ` (${a.lateReport.error.name}: ${a.lateReport.error.message})` : ''}.
+                  This run executed more than once.
+                </div>
+              )}
             </div>
             <div className="timeline-track">
               <div

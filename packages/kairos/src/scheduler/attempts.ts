@@ -23,7 +23,12 @@ export class AttemptEnder {
     private readonly onEnded: (ended: readonly AttemptOutcome[]) => void = () => {},
   ) {}
 
-  async report(reports: readonly Report[], now: number): Promise<ReportResult[]> {
+  /**
+   * Ends reported attempts. With `workerId`, the reports the fence refused are offered to
+   * `Store.recordLateReports`: an attempt that the node ended (lost, timed out, cancelled) and that
+   * still ran to its end is kept in its run's history.
+   */
+  async report(reports: readonly Report[], now: number, workerId?: string): Promise<ReportResult[]> {
     // A success ends the run whatever its retry policy: decided without reading the run
     // (finishAttempts is fenced by run, attempt and status, so a stale one still changes nothing).
     // Only failures read the run's policy, to decide on a retry.
@@ -66,7 +71,46 @@ export class AttemptEnder {
         };
     });
     this.notifyRequeued(outcomes.filter((_, i) => applied[i]));
+    const late = reports.filter((_, i) => !results[i]!.ok);
+    if (workerId !== undefined && late.length > 0) {
+      await this.store.recordLateReports(
+        workerId,
+        late.map((r) => ({
+          runId: r.runId,
+          attempt: r.attempt,
+          outcome: r.outcome,
+          error: r.outcome === 'succeeded' ? null : r.error,
+        })),
+        now,
+      );
+    }
     return results;
+  }
+
+  /**
+   * Gives back attempts claimed for a worker whose claim's answer never reached it (see
+   * `Store.heartbeat`): each ends `lost` and its run is queued again at once, whatever its retry
+   * policy: its handler never ran (a busy node answering after the worker gave up must not fail the
+   * run). Answers how many.
+   */
+  async giveBack(workerId: string, refs: readonly AttemptRef[], now: number): Promise<number> {
+    const inputs = await this.store.runsForDecision(refs);
+    if (inputs.length === 0) return 0;
+    const outcomes: AttemptOutcome[] = inputs.map((input) => ({
+      runId: input.runId,
+      attempt: input.attempt,
+      group: input.group,
+      attemptStatus: 'lost',
+      error: {
+        name: 'WorkerLost',
+        message: `worker ${workerId} never received this attempt: the answer of the poll that claimed it was lost`,
+      },
+      result: null,
+      run: { status: 'queued', availableAt: now },
+    }));
+    const applied = await this.store.finishAttempts(outcomes, now);
+    this.notifyRequeued(outcomes.filter((_, i) => applied[i]));
+    return applied.filter(Boolean).length;
   }
 
   /** Ends attempts the reaper found: lost (no heartbeat) or over their deadline. */

@@ -45,6 +45,8 @@ export class Dispatcher {
     waitMs: number,
     signal: AbortSignal,
     ahead = 0,
+    /** The worker's number of this poll, kept with what it claims (see `Store.heartbeat`). */
+    seq: number | null = null,
   ): Promise<ClaimedRun[]> {
     const { store, clock } = this.options;
     const aheadMs = this.options.fireAheadMs ?? 0;
@@ -61,14 +63,14 @@ export class Dispatcher {
       try {
         // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
         const now = clock.now();
-        const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random());
+        const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random(), seq);
         if (runs.length > 0) return runs;
         // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
         // no event then, so the wait ends at the next of them, on whichever node made it; those
         // within the fire-ahead window go now to a poll that holds runs ahead.
         const next = nextAvailableAt ?? Number.POSITIVE_INFINITY;
         if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
-          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now);
+          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now, seq);
           if (held.length > 0) return held;
         }
         const remaining = deadline - clock.now();

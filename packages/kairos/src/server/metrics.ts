@@ -17,7 +17,7 @@ export class Metrics {
   });
   readonly attemptsEnded = new Counter({
     name: 'kairos_attempts_ended_total',
-    help: 'Attempts ended, by how (reported by workers or found by the reaper)',
+    help: 'Attempts ended, by how (reported by workers, found by the reaper, or given back at a heartbeat)',
     labelNames: ['source', 'ok'] as const,
     registers: [this.registry],
   });

@@ -35,7 +35,7 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
 }
 
 function attemptView(attempt: AttemptRecord): Attempt {
-  return {
+  const view: Attempt = {
     attempt: attempt.attempt,
     workerId: attempt.workerId,
     status: attempt.status,
@@ -43,6 +43,9 @@ function attemptView(attempt: AttemptRecord): Attempt {
     finishedAt: isoOrNull(attempt.finishedAt),
     error: attempt.error,
   };
+  const late = attempt.lateReport;
+  if (late) view.lateReport = { outcome: late.outcome, reportedAt: iso(late.reportedAt), error: late.error };
+  return view;
 }
 
 export function workerView(worker: WorkerRecord): WorkerInfo {

@@ -168,7 +168,7 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       expect(left.map((run) => [run.fireTime, run.status, run.workerId])).toEqual([[F, 'running', 'w1']]);
       // The worker keeps it: the heartbeat cancels nothing, and the run starts at its instant.
       const ref = { runId: held!.runId, attempt: held!.attempt };
-      expect(await store.heartbeat('w1', [ref], LEASE, F - 40)).toEqual([]);
+      expect((await store.heartbeat('w1', [ref], LEASE, F - 40))?.cancel).toEqual([]);
       expect(await store.withdrawFiresAhead(a.id, F - 40)).toBe(0);
       // Nothing is claimable any more: no worker can be handed a withdrawn fire.
       expect(await store.dispatchAhead('w1', 10, F + 3000, F - 40)).toEqual([]);

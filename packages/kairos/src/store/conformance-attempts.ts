@@ -86,6 +86,7 @@ export function describeAttemptsConformance(
           startedAt: T0 + 10,
           finishedAt: null,
           error: null,
+          lateReport: null,
         },
       ]);
     });
@@ -123,6 +124,7 @@ export function describeAttemptsConformance(
           startedAt: T0 + 10,
           finishedAt: T0 + 20,
           error: { name: 'Error', message: 'boom' },
+          lateReport: null,
         },
         {
           runId,
@@ -132,6 +134,7 @@ export function describeAttemptsConformance(
           startedAt: T0 + 100,
           finishedAt: null,
           error: null,
+          lateReport: null,
         },
       ]);
       expect(await probe.attemptRows(runId)).toHaveLength(1);

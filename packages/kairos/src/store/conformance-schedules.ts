@@ -188,9 +188,9 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       );
       expect(result).toMatchObject({ runs: 1 });
       expect(await store.getRun(claimed!.runId)).toMatchObject({ status: 'cancelled' });
-      expect(await store.heartbeat('w', [{ runId: claimed!.runId, attempt: 1 }], 5000, T0 + 2000)).toEqual([
-        { runId: claimed!.runId, attempt: 1 },
-      ]);
+      expect(
+        (await store.heartbeat('w', [{ runId: claimed!.runId, attempt: 1 }], 5000, T0 + 2000))?.cancel,
+      ).toEqual([{ runId: claimed!.runId, attempt: 1 }]);
       const runs = await store.listRuns({ jobId: a.id, status: 'queued', limit: 10 });
       expect(runs.map((r) => r.fireTime)).toEqual([T0 + 2000]);
       expect((await store.listSkipped(a.id, { limit: 10 })).map((s) => [s.reason, s.first])).toEqual([

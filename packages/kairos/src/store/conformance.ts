@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
+import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import {
   type AttemptOutcome,
@@ -484,14 +485,14 @@ export function describeStoreConformance(
         const { runId } = await queuedRun();
         await worker();
         await store.claimRuns('w1', 1, T0);
-        expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4000)).toEqual([]);
+        expect((await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4000))?.cancel).toEqual([]);
         expect(await store.expiredAttempts(T0 + 8000, 10)).toEqual([]);
-        expect(await store.heartbeat('w1', [{ runId, attempt: 7 }], 5000, T0 + 4000)).toEqual([
+        expect((await store.heartbeat('w1', [{ runId, attempt: 7 }], 5000, T0 + 4000))?.cancel).toEqual([
           { runId, attempt: 7 },
         ]);
         expect(await store.heartbeat('ghost', [], 5000, T0)).toBeNull();
         await store.cancelRun(runId, T0 + 4500);
-        expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4600)).toEqual([
+        expect((await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + 4600))?.cancel).toEqual([
           { runId, attempt: 1 },
         ]);
       });
@@ -502,7 +503,9 @@ export function describeStoreConformance(
         await store.claimRuns('w1', 1, T0);
         const before = await probe.runRowVersion(runId);
         for (let beat = 1; beat <= 3; beat++) {
-          expect(await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + beat * 1000)).toEqual([]);
+          expect(
+            (await store.heartbeat('w1', [{ runId, attempt: 1 }], 5000, T0 + beat * 1000))?.cancel,
+          ).toEqual([]);
         }
         expect(await probe.runRowVersion(runId)).toBe(before);
       });
@@ -516,7 +519,9 @@ export function describeStoreConformance(
         expect(await store.claimRuns('w2', 1, T0)).toMatchObject([{ runId: kept.runId }]);
         // w2 beats every 4 s for 20 s, four leases' worth; w1 never does.
         for (let at = T0 + 4000; at <= T0 + 20_000; at += 4000) {
-          expect(await store.heartbeat('w2', [{ runId: kept.runId, attempt: 1 }], 5000, at)).toEqual([]);
+          expect(
+            (await store.heartbeat('w2', [{ runId: kept.runId, attempt: 1 }], 5000, at))?.cancel,
+          ).toEqual([]);
           expect(
             (await store.expiredAttempts(at, 10)).map((x) => [x.runId, x.attempt, x.reason, x.workerId]),
           ).toEqual(at < T0 + 5000 ? [] : [[lost.runId, 1, 'lost', 'w1']]);
@@ -560,8 +565,8 @@ export function describeStoreConformance(
         for (const id of ['stopped', 'lost', 'holding', 'active', 'recent']) await worker(id);
         await store.unregisterWorker('stopped', T0);
         expect(await store.claimRuns('holding', 1, T0)).toMatchObject([{ runId: held.runId }]);
-        expect(await store.heartbeat('active', [], 5000, T0 + 2 * DAY)).toEqual([]);
-        expect(await store.heartbeat('recent', [], 5000, T0 + 2 * DAY - 10_000)).toEqual([]);
+        expect((await store.heartbeat('active', [], 5000, T0 + 2 * DAY))?.cancel).toEqual([]);
+        expect((await store.heartbeat('recent', [], 5000, T0 + 2 * DAY - 10_000))?.cancel).toEqual([]);
         expect((await store.markLostWorkers(T0 + 2 * DAY)).sort()).toEqual(['holding', 'lost', 'recent']);
         expect(await store.pruneWorkers(T0 + DAY, 1000)).toBe(2);
         const left = (await store.listWorkers()).map((w) => [w.id, w.status]).sort();
@@ -911,7 +916,7 @@ export function describeStoreConformance(
         await worker('w1');
         expect(await store.drainWorker('w1', T0)).toMatchObject({ id: 'w1', status: 'draining' });
         expect(await store.drainWorker('w1', T0)).toMatchObject({ status: 'draining' });
-        expect(await store.heartbeat('w1', [], 5000, T0 + 1000)).toEqual([]);
+        expect((await store.heartbeat('w1', [], 5000, T0 + 1000))?.cancel).toEqual([]);
         expect(await store.drainWorker('ghost', T0)).toBeNull();
         await store.markLostWorkers(T0 + 60_000);
         await expect(store.drainWorker('w1', T0 + 60_001)).rejects.toMatchObject({
@@ -1452,4 +1457,5 @@ export function describeStoreConformance(
   describeSchedulesConformance(dialect, open);
   describeFireAheadConformance(dialect, open);
   describeAttemptsConformance(dialect, open, probe);
+  describeFencingConformance(dialect, open);
 }

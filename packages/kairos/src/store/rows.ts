@@ -1,4 +1,5 @@
 import type {
+  AttemptRef,
   AttemptStatus,
   Json,
   JsonObject,
@@ -17,6 +18,8 @@ import type {
   AttemptRecord,
   DecisionInput,
   DueJob,
+  HeartbeatAnswer,
+  LateReport,
   Lease,
   NodeRecord,
   RunRecord,
@@ -79,6 +82,9 @@ export interface AttemptRow {
   started_at: number;
   finished_at: number | null;
   error: JsonColumn | null;
+  late_outcome: string | null;
+  late_reported_at: number | null;
+  late_error: JsonColumn | null;
 }
 
 export interface WorkerRow {
@@ -232,7 +238,41 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: jsonOrNull<RunError>(row.error),
+    lateReport:
+      row.late_outcome === null
+        ? null
+        : {
+            outcome: row.late_outcome as LateReport['outcome'],
+            reportedAt: Number(row.late_reported_at),
+            error: jsonOrNull<RunError>(row.late_error),
+          },
   };
+}
+
+/**
+ * A heartbeat's answer from the worker's running attempts in the store, `[run id, attempt, claim
+ * seq]` each: those it listed that are not among them (to cancel), and, with `polled`, those claimed
+ * by its settled polls that it did not list (to give back).
+ */
+export function heartbeatAnswer(
+  current: ReadonlyArray<readonly [number, number, number | null]>,
+  running: readonly AttemptRef[],
+  polled: number | null,
+): HeartbeatAnswer {
+  const key = (runId: number, attempt: number) => `${runId}:${attempt}`;
+  const held = new Set(current.map(([runId, attempt]) => key(runId, attempt)));
+  const listed = new Set(running.map((ref) => key(ref.runId, ref.attempt)));
+  const cancel = running.filter((ref) => !held.has(key(ref.runId, ref.attempt)));
+  const unheld =
+    polled === null
+      ? []
+      : current
+          .filter(
+            ([runId, attempt, seq]) =>
+              seq !== null && Number(seq) <= polled && !listed.has(key(runId, attempt)),
+          )
+          .map(([runId, attempt]) => ({ runId: Number(runId), attempt }));
+  return { cancel, unheld };
 }
 
 export function workerFromRow(row: WorkerRow): WorkerRecord {

@@ -137,16 +137,20 @@ export interface Store {
   registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void>;
   /**
    * Extends the lease of a worker, which is the lease of each of its running attempts: no run is
-   * written. Answers which of the attempts it reported are no longer its own running attempts
-   * (cancelled, timed out, fenced out). Null when the worker is unknown or was declared lost: it
-   * must register again.
+   * written. Answers which of the attempts it listed are no longer its own running attempts
+   * (cancelled, timed out, fenced out), and, when `polled` is given (every poll of the worker up to
+   * that number was answered or abandoned, and `running` is all it holds), which of its running
+   * attempts claimed by those polls it does not list: their answer never reached it. Attempts
+   * claimed by later polls, or by polls without a number, are never in `unheld`. Null when the
+   * worker is unknown or was declared lost: it must register again.
    */
   heartbeat(
     workerId: string,
     running: readonly AttemptRef[],
     leaseMs: number,
     now: number,
-  ): Promise<AttemptRef[] | null>;
+    polled?: number | null,
+  ): Promise<HeartbeatAnswer | null>;
   /**
    * Claims up to `max` queued runs of the worker's group and handlers whose time has come,
    * highest priority first, then oldest: each becomes `running` with a new attempt, alive as long
@@ -176,6 +180,15 @@ export interface Store {
    * job that ends sets the job's next fire time to `now + delay` in the same transaction.
    */
   finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]>;
+  /**
+   * Keeps reports of a worker that came too late: its attempt had been ended by the node (lost,
+   * timed out, cancelled) and the fence refused the report, yet the attempt ran on, so its run
+   * executed more than once. A report is kept only for an attempt of this worker that the node
+   * ended, once per attempt (the first), and not when it says what the attempt's end already says
+   * (a report repeated after a lost answer). Answers how many were kept. The run's attempts show it
+   * ({@link AttemptRecord.lateReport}).
+   */
+  recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number>;
   /** Marks workers whose lease expired as lost; returns their ids. */
   markLostWorkers(now: number): Promise<string[]>;
   /**
@@ -313,14 +326,28 @@ export interface Store {
    * - limits: at most `maxConcurrency` runs of a job and the group's limit running cluster-wide.
    * Runs of plain jobs are claimed as {@link claimRuns} does. A draining worker claims nothing;
    * an unknown or lost one gets WORKER_NOT_FOUND. `random` in [0, 1) seeds `random` routing.
+   * `claimSeq` is the number of the worker's poll that claims (null: not numbered), kept with each
+   * attempt claimed, for {@link heartbeat}'s `polled`; every claim writes it.
    */
-  dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]>;
+  dispatchRuns(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq?: number | null,
+  ): Promise<ClaimedRun[]>;
   /**
    * A long poll's claim: {@link dispatchRuns}, and when it takes nothing, {@link nextAvailableAt}
    * at the same `now` (null: none waiting), which the poll needs before it waits. PostgreSQL answers
    * both in the claim's statement; every poll that finds nothing ready saves a round trip.
    */
-  dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch>;
+  dispatchForPoll(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq?: number | null,
+  ): Promise<PollDispatch>;
   /**
    * Fire ahead: claims for a worker up to `max` queued runs that become available after `now` and
    * at or before `until`, soonest first, for the worker to hold and start at their instant. Each
@@ -330,7 +357,13 @@ export interface Store {
    * selector or limits, in a group without limits (the others wait for their instant and
    * {@link dispatchRuns}). A worker that is not active (draining, lost, unknown) claims nothing.
    */
-  dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]>;
+  dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    now: number,
+    claimSeq?: number | null,
+  ): Promise<ClaimedRun[]>;
   /**
    * The earliest instant after `now` at which a queued run of the worker's group becomes available
    * (a run fired ahead, a retry, a jittered fire), or null when none is waiting: a long poll with
@@ -602,6 +635,22 @@ export interface AttemptRecord {
   startedAt: number;
   finishedAt: number | null;
   error: RunError | null;
+  /** The worker's report that came after the node ended the attempt: it ran on (see {@link Store.recordLateReports}). */
+  lateReport: { outcome: LateReport['outcome']; reportedAt: number; error: RunError | null } | null;
+}
+
+/** A worker's report of how an attempt ended, refused by the fence (see {@link Store.recordLateReports}). */
+export interface LateReport extends AttemptRef {
+  outcome: 'succeeded' | 'failed' | 'timed_out';
+  error: RunError | null;
+}
+
+/** What {@link Store.heartbeat} answers. */
+export interface HeartbeatAnswer {
+  /** Attempts the worker listed that are no longer its own running attempts: it must stop them. */
+  cancel: AttemptRef[];
+  /** The worker's running attempts whose claim's answer never reached it: to give back (lost). */
+  unheld: AttemptRef[];
 }
 
 export interface WorkerRegistration {

@@ -86,14 +86,25 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       },
     },
     async (request) => {
-      const cancel = await store.heartbeat(
-        request.params.id,
+      const id = request.params.id;
+      const answer = await store.heartbeat(
+        id,
         request.body.running,
         config.workerLeaseMs,
         clock.now(),
+        request.body.polled ?? null,
       );
-      if (cancel === null) throw unknownWorker(request.params.id);
-      return { cancel };
+      if (answer === null) throw unknownWorker(id);
+      if (answer.unheld.length > 0) {
+        // Claimed for this worker by polls it has settled, and not held: the answer was lost.
+        const given = await ender.giveBack(id, answer.unheld, clock.now());
+        metrics.attemptsEnded.inc({ source: 'reconcile', ok: 'true' }, given);
+        request.log.warn(
+          { workerId: id, attempts: answer.unheld },
+          'attempts the worker never received given back (lost)',
+        );
+      }
+      return { cancel: answer.cancel };
     },
   );
 
@@ -122,6 +133,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           request.body.waitMs ?? config.pollWaitMs,
           gone.signal,
           request.body.ahead ?? 0,
+          request.body.seq ?? null,
         );
         metrics.claimed.inc(runs.length);
         const now = clock.now();
@@ -146,7 +158,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
     },
     async (request, reply) => {
       const reports = request.body.reports.map(limitResult);
-      const results = await ender.report(reports, clock.now());
+      const results = await ender.report(reports, clock.now(), request.params.id);
       const accepted = results.filter((r) => r.ok).length;
       metrics.attemptsEnded.inc({ source: 'worker', ok: 'true' }, accepted);
       metrics.staleReports.inc(results.length - accepted);

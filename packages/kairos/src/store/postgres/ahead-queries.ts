@@ -6,7 +6,7 @@
  * it ends) starts at the run's available_at, and its deadline counts from there. Passed over: runs
  * assigned to a worker, runs of jobs with routing, a selector or limits, and every run of a group
  * with limits (they wait for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the
- * other claims.
+ * other claims. $5 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_AHEAD = `
   WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
@@ -26,7 +26,7 @@ export const DISPATCH_AHEAD = `
     FOR UPDATE OF r SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = r.available_at,
-      deadline_at = r.available_at + r.timeout_ms, finished_at = NULL
+      deadline_at = r.available_at + r.timeout_ms, finished_at = NULL, claim_seq = $5::bigint
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
       r.shard_count, r.available_at)

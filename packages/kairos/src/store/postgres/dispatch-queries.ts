@@ -77,13 +77,13 @@ export const SAVE_JOB_ROUTING = `
   ON CONFLICT (job_id) DO UPDATE SET state = excluded.state`;
 
 /**
- * Claim runs $2 (locked above) for worker $1 at $3; their attempts live on the worker's lease, and
+ * Claim runs $2 (locked above) for worker $1 at $3, by its poll $4 (null: not numbered); their attempts live on the worker's lease, and
  * have no row until they end (the running run is the attempt).
  */
 export const CLAIM_PLANNED = `
   WITH claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $3::bigint,
-      deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL,
+      deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $4::bigint,
       target_worker_id = NULL
     WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
     RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count)
@@ -213,7 +213,7 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * lock is a write, and a poll of 200 locked 800. With $5, a claim that takes nothing also answers
  * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
  * there were two on every poll that finds nothing ready (runs_ahead, one index probe).
- * $1 worker, $2 now, $3 max, $4 window, $5 answer next_at.
+ * $1 worker, $2 now, $3 max, $4 window, $5 answer next_at, $6 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
@@ -239,7 +239,7 @@ export const DISPATCH_FAST = `
     FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
-      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL,
+      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $6::bigint,
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,

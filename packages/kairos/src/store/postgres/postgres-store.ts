@@ -74,6 +74,7 @@ import {
   delayOf,
   dispatchValues,
   dueJobsFromRows,
+  heartbeatAnswer,
   type JobRow,
   jobFromRow,
   type LeaseRow,
@@ -100,6 +101,8 @@ import {
   GONE_NODE_KEPT_LEASES,
   type GroupLimit,
   type GroupLimits,
+  type HeartbeatAnswer,
+  type LateReport,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -609,16 +612,28 @@ export class PostgresStore implements Store {
     running: readonly AttemptRef[],
     leaseMs: number,
     now: number,
-  ): Promise<AttemptRef[] | null> {
+    polled: number | null = null,
+  ): Promise<HeartbeatAnswer | null> {
     const [row] = await this.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
       workerId,
       now,
       leaseMs,
     ]);
     if (!row || row.alive === 0) return null;
-    const pairs = JSON.parse(row.running) as Array<[number, number]>;
-    const current = new Set(pairs.map(([id, attempt]) => `${id}:${attempt}`));
-    return running.filter((ref) => !current.has(`${ref.runId}:${ref.attempt}`));
+    const current = JSON.parse(row.running) as Array<[number, number, number | null]>;
+    return heartbeatAnswer(current, running, polled);
+  }
+
+  async recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
+    if (reports.length === 0) return 0;
+    const rows = await this.query('recordLateReports', sql.LATE_REPORTS, [
+      workerId,
+      JSON.stringify(
+        reports.map((r) => ({ run_id: r.runId, attempt: r.attempt, outcome: r.outcome, error: r.error })),
+      ),
+      now,
+    ]);
+    return rows.length;
   }
 
   async claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
@@ -631,7 +646,7 @@ export class PostgresStore implements Store {
       fire_time: number | null;
       timeout_ms: number;
       max_attempts: number;
-    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max]);
+    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max, null]);
     if (rows.length === 0) {
       const alive = await this.query(
         'claimRuns',
@@ -1271,12 +1286,24 @@ export class PostgresStore implements Store {
 
   // Workers at scale ----
 
-  async dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]> {
-    return (await this.dispatch(workerId, max, now, random, false)).runs;
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
+    return (await this.dispatch(workerId, max, now, random, false, claimSeq)).runs;
   }
 
-  async dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch> {
-    const out = await this.dispatch(workerId, max, now, random, true);
+  async dispatchForPoll(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<PollDispatch> {
+    const out = await this.dispatch(workerId, max, now, random, true, claimSeq);
     if (out.runs.length > 0 || out.nextAvailableAt !== undefined) {
       return { runs: out.runs, nextAvailableAt: out.nextAvailableAt ?? null };
     }
@@ -1291,6 +1318,7 @@ export class PostgresStore implements Store {
     now: number,
     random: number,
     next: boolean,
+    claimSeq: number | null,
   ): Promise<{ runs: ClaimedRun[]; nextAvailableAt?: number | null }> {
     const [fast] = await this.query<{
       worker_status: string | null;
@@ -1298,7 +1326,7 @@ export class PostgresStore implements Store {
       picked: number;
       claimed: string;
       next_at: number | null;
-    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next]);
+    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next, claimSeq]);
     const status = fast?.worker_status ?? null;
     if (status !== 'active' && status !== 'draining') {
       throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
@@ -1410,7 +1438,8 @@ export class PostgresStore implements Store {
         ]);
       let claimed: ClaimedRun[] = [];
       if (plan.claim.length > 0) {
-        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now])).rows;
+        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, claimSeq]))
+          .rows;
         const byId = new Map(rows.map((row) => [row.id, row]));
         const byRun = new Map(candidates.map((c) => [c.runId, c]));
         claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, byRun.get(id)!));
@@ -1621,12 +1650,19 @@ export class PostgresStore implements Store {
 
   // Fire ahead ----
 
-  async dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]> {
+  async dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    now: number,
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
     const rows = await this.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
       workerId,
       now,
       until,
       max,
+      claimSeq,
     ]);
     return rows.map(aheadClaimedFromRow);
   }

@@ -170,10 +170,26 @@ export const LIST_RUNS = `
  * attempt's row is written once, when it ends).
  */
 export const ATTEMPTS_OF_RUN = `
-  SELECT run_id, attempt, worker_id, status, started_at, finished_at, error FROM attempts WHERE run_id = $1
+  SELECT a.run_id, a.attempt, a.worker_id, a.status, a.started_at, a.finished_at, a.error,
+    l.outcome AS late_outcome, l.reported_at AS late_reported_at, l.error AS late_error
+  FROM attempts a LEFT JOIN late_reports l ON l.run_id = a.run_id AND l.attempt = a.attempt WHERE a.run_id = $1
   UNION ALL
-  SELECT id, attempt, worker_id, 'running', started_at, NULL::bigint, NULL::jsonb FROM runs WHERE id = $1 AND status = 'running'
+  SELECT id, attempt, worker_id, 'running', started_at, NULL::bigint, NULL::jsonb, NULL, NULL::bigint, NULL::jsonb
+  FROM runs WHERE id = $1 AND status = 'running'
   ORDER BY attempt`;
+
+/**
+ * Late reports of worker $1 ($2 [{run_id, attempt, outcome, error}]) at $3, for its attempts that the
+ * node ended (lost, timed out, cancelled), unless the report says what the end says; the first per attempt.
+ */
+export const LATE_REPORTS = `
+  INSERT INTO late_reports (run_id, attempt, outcome, reported_at, error)
+  SELECT a.run_id, a.attempt, x.outcome, $3::bigint, x.error
+  FROM jsonb_to_recordset($2::jsonb) AS x(run_id bigint, attempt int, outcome text, error jsonb)
+  JOIN attempts a ON a.run_id = x.run_id AND a.attempt = x.attempt
+  WHERE a.worker_id = $1 AND a.status IN ('lost', 'timed_out', 'cancelled') AND a.status <> x.outcome
+  ON CONFLICT DO NOTHING
+  RETURNING 1`;
 
 /**
  * End a queued or running run (locked by the caller) as cancelled; a running one's attempt gets its
@@ -205,18 +221,19 @@ export const REGISTER_WORKER = `
 /**
  * Extend a live worker's lease, which is the lease of each of its running attempts (no run row is
  * written: a heartbeat once renewed every running run of the worker, a row version each per second);
- * answer which attempts are running, read through runs_worker. $1 worker, $2 now, $3 lease ms.
+ * answer which attempts are running, with the number of the poll that claimed each, read through
+ * runs_worker. $1 worker, $2 now, $3 lease ms.
  */
 export const HEARTBEAT = `
   WITH w AS (
     UPDATE workers SET last_heartbeat_at = $2::bigint, lease_expires_at = $2::bigint + $3::bigint
     WHERE id = $1 AND status IN ('active', 'draining') RETURNING id)
   SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((
-    SELECT json_agg(json_build_array(id, attempt)) FROM runs
+    SELECT json_agg(json_build_array(id, attempt, claim_seq)) FROM runs
     WHERE worker_id = $1 AND status = 'running' AND EXISTS (SELECT 1 FROM w)), '[]') AS running`;
 
 /**
- * Claim up to $3 queued runs for worker $1 at $2: highest priority, then oldest, on the runs_claim
+ * Claim up to $3 queued runs for worker $1 at $2 (by its poll $4, null: not numbered): highest priority, then oldest, on the runs_claim
  * index; each attempt lives on the worker's lease. SKIP LOCKED lets concurrent claims on other nodes
  * take other rows instead of waiting. No attempt row is written: the running run is its current
  * attempt, whose row FINISH_ATTEMPTS inserts when it ends.
@@ -231,7 +248,7 @@ export const CLAIM_RUNS = `
     LIMIT $3 FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
-      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL
+      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $4::bigint
     FROM picked WHERE r.id = picked.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.priority,
       r.available_at)

@@ -50,6 +50,7 @@ const claimParams = {
   worker: 'w',
   max: 1,
   ids: '[]',
+  seq: null,
   ends: '[]',
 };
 
@@ -60,7 +61,9 @@ describe('SQLite hot statements', () => {
       'SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)',
     );
     // An ended attempt's row is inserted from the end's input alone: no run or attempt row is read.
-    expect(plan(hot.END_ATTEMPTS, [0, '[]'])).toEqual([
+    // (The probe of late_reports is its foreign key's, which SQLite runs only while a violation
+    // of it is outstanding: never, as the constraint is checked at once.)
+    expect(plan(hot.END_ATTEMPTS, [0, '[]']).filter((d) => !d.startsWith('SEARCH late_reports '))).toEqual([
       expect.stringMatching(/^SCAN json_each VIRTUAL TABLE/),
     ]);
     expect(plan(hot.CLAIM_IDS, claimParams)).toContain('SEARCH runs USING INTEGER PRIMARY KEY (rowid=?)');

@@ -40,13 +40,14 @@ export const PICK_PLAIN = `SELECT r.id, ${PLAIN_DISPATCH} AS plain FROM runs r I
   ORDER BY r.priority DESC, r.available_at, r.id LIMIT @max`;
 
 /**
- * Claims the queued runs @ids for @worker at @now; each attempt lives on the worker's lease. A run
+ * Claims the queued runs @ids for @worker at @now, by its poll @seq (null: not numbered; see
+ * RUNNING_OF_WORKER); each attempt lives on the worker's lease. A run
  * claimed before its instant (fire ahead) starts at it: its attempt's start and deadline count from
  * `available_at`. No attempt row is written: the running run is its current attempt (worker, start),
  * and the attempt's row is inserted once, when it ends (END_ATTEMPTS).
  */
 export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt + 1, worker_id = @worker,
-    started_at = max(@now, available_at),
+    claim_seq = @seq, started_at = max(@now, available_at),
     deadline_at = max(@now, available_at) + timeout_ms, finished_at = NULL, target_worker_id = NULL
   WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
   RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
@@ -92,8 +93,11 @@ export const END_ATTEMPTS = `INSERT INTO attempts (run_id, attempt, worker_id, s
 /** One entry of END_ATTEMPTS: run id, attempt, worker id, status, started at, error JSON. */
 export type EndedAttempt = [number, number, string, string, number, string | null];
 
-/** A worker's running attempts, which its heartbeat answers about: (worker id); through runs_worker. */
-export const RUNNING_OF_WORKER = `SELECT id, attempt FROM runs INDEXED BY runs_worker
+/**
+ * A worker's running attempts, which its heartbeat answers about, with the number of the poll that
+ * claimed each: (worker id); through runs_worker.
+ */
+export const RUNNING_OF_WORKER = `SELECT id, attempt, claim_seq FROM runs INDEXED BY runs_worker
   WHERE worker_id = ? AND status = 'running'`;
 
 /**

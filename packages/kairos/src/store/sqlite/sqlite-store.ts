@@ -69,6 +69,7 @@ import {
   delayOf,
   dispatchValues,
   dueJobsFromRows,
+  heartbeatAnswer,
   type JobRow,
   jobFromRow,
   type LeaseRow,
@@ -96,6 +97,8 @@ import {
   GONE_NODE_KEPT_LEASES,
   type GroupLimit,
   type GroupLimits,
+  type HeartbeatAnswer,
+  type LateReport,
   type Lease,
   LeaseLostError,
   type NodeHeartbeat,
@@ -131,11 +134,23 @@ type Statement = Database.Statement<unknown[], unknown>;
 // (attempt, worker, start). Reads of attempts take both.
 
 /** The attempts of run @run in order: the ended ones' rows, then the running one from the run row. */
-const ATTEMPTS_OF_RUN = `SELECT run_id, attempt, worker_id, status, started_at, finished_at, error
-  FROM attempts WHERE run_id = @run
+const ATTEMPTS_OF_RUN = `SELECT a.run_id, a.attempt, a.worker_id, a.status, a.started_at, a.finished_at, a.error,
+    l.outcome AS late_outcome, l.reported_at AS late_reported_at, l.error AS late_error
+  FROM attempts a LEFT JOIN late_reports l ON l.run_id = a.run_id AND l.attempt = a.attempt WHERE a.run_id = @run
   UNION ALL
-  SELECT id, attempt, worker_id, 'running', started_at, NULL, NULL FROM runs WHERE id = @run AND status = 'running'
+  SELECT id, attempt, worker_id, 'running', started_at, NULL, NULL, NULL, NULL, NULL FROM runs
+  WHERE id = @run AND status = 'running'
   ORDER BY attempt`;
+
+/**
+ * Late reports of @worker ([[run id, attempt, outcome, error], …]) for its attempts that the node
+ * ended (lost, timed out, cancelled), unless the report says what the end says; the first per attempt.
+ */
+const LATE_REPORTS = `INSERT INTO late_reports (run_id, attempt, outcome, reported_at, error)
+  SELECT a.run_id, a.attempt, v.value ->> 2, @now, v.value ->> 3
+  FROM json_each(@reports) v JOIN attempts a ON a.run_id = v.value ->> 0 AND a.attempt = v.value ->> 1
+  WHERE a.worker_id = @worker AND a.status IN ('lost', 'timed_out', 'cancelled') AND a.status <> v.value ->> 2
+  ON CONFLICT DO NOTHING`;
 
 /** Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones. */
 const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'
@@ -577,7 +592,8 @@ export class SqliteStore implements Store {
     running: readonly AttemptRef[],
     leaseMs: number,
     now: number,
-  ): Promise<AttemptRef[] | null> {
+    polled: number | null = null,
+  ): Promise<HeartbeatAnswer | null> {
     return this.run('heartbeat', () =>
       this.db
         .transaction(() => {
@@ -586,12 +602,14 @@ export class SqliteStore implements Store {
           ).run(now, now + leaseMs, workerId).changes;
           if (!alive) return null;
           // No run is written: a running attempt lives as long as its worker's lease.
-          const current = new Set(
-            (this.sql(hot.RUNNING_OF_WORKER).all(workerId) as Array<{ id: number; attempt: number }>).map(
-              (row) => `${row.id}:${row.attempt}`,
-            ),
-          );
-          return running.filter((ref) => !current.has(`${ref.runId}:${ref.attempt}`));
+          const current = (
+            this.sql(hot.RUNNING_OF_WORKER).all(workerId) as Array<{
+              id: number;
+              attempt: number;
+              claim_seq: number | null;
+            }>
+          ).map((row) => [row.id, row.attempt, row.claim_seq] as const);
+          return heartbeatAnswer(current, running, polled);
         })
         .immediate(),
     );
@@ -613,7 +631,7 @@ export class SqliteStore implements Store {
                ORDER BY priority DESC, available_at, id LIMIT @max`,
             ).all({ now, group: worker.group_name, handlers: worker.handlers, max }) as Array<{ id: number }>
           ).map((row) => row.id);
-          return this.claimIds(workerId, ids, now);
+          return this.claimIds(workerId, ids, now, null);
         })
         .immediate(),
     );
@@ -640,6 +658,19 @@ export class SqliteStore implements Store {
   }
 
   // Ending attempts ----------------------------------------------------------
+
+  async recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
+    if (reports.length === 0) return 0;
+    return this.run(
+      'recordLateReports',
+      () =>
+        this.sql(LATE_REPORTS).run({
+          worker: workerId,
+          now,
+          reports: JSON.stringify(reports.map((r) => [r.runId, r.attempt, r.outcome, r.error])),
+        }).changes,
+    );
+  }
 
   async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
     return this.run('expiredAttempts', () => {
@@ -1279,7 +1310,13 @@ export class SqliteStore implements Store {
 
   // Workers at scale ----
 
-  async dispatchRuns(workerId: string, max: number, now: number, random: number): Promise<ClaimedRun[]> {
+  async dispatchRuns(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
     const out = this.run('dispatchRuns', () =>
       this.db
         .transaction(() => {
@@ -1319,6 +1356,7 @@ export class SqliteStore implements Store {
                   workerId,
                   picked.map((p) => p.id),
                   now,
+                  claimSeq,
                 ),
                 wake: false,
               };
@@ -1414,7 +1452,7 @@ export class SqliteStore implements Store {
              ON CONFLICT (scope) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
           );
           for (const [scope, b] of plan.buckets) saveBucket.run(scope, b.tokens, b.updatedAt);
-          const claimed = this.claimIds(workerId, plan.claim, now, candidates);
+          const claimed = this.claimIds(workerId, plan.claim, now, claimSeq, candidates);
           return { claimed, wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId) };
         })
         .immediate(),
@@ -1442,11 +1480,13 @@ export class SqliteStore implements Store {
     workerId: string,
     ids: readonly number[],
     now: number,
+    claimSeq: number | null,
     candidates?: readonly DispatchCandidate[],
   ): ClaimedRun[] {
     const rows = this.sql(hot.CLAIM_IDS).all({
       worker: workerId,
       now,
+      seq: claimSeq,
       ids: JSON.stringify(ids),
     }) as Array<ClaimRow & { job_id: number; available_at: number; started_at: number }>;
     if (rows.length === 0) return [];
@@ -1696,7 +1736,13 @@ export class SqliteStore implements Store {
 
   // Fire ahead ----
 
-  async dispatchAhead(workerId: string, max: number, until: number, now: number): Promise<ClaimedRun[]> {
+  async dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
+    now: number,
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
     return this.run('dispatchAhead', () => {
       // Read first, outside a write transaction: most polls find nothing ahead.
       const worker = this.sql(
@@ -1726,7 +1772,7 @@ export class SqliteStore implements Store {
         .transaction((): ClaimedRun[] => {
           // The worker still active: what was read may have changed since (the claim checks the runs).
           const active = this.sql(`SELECT 1 FROM workers WHERE id = ? AND status = 'active'`).get(workerId);
-          return active ? this.claimIds(workerId, ids, now) : [];
+          return active ? this.claimIds(workerId, ids, now, claimSeq) : [];
         })
         .immediate();
     });
@@ -1756,9 +1802,15 @@ export class SqliteStore implements Store {
     );
   }
 
-  async dispatchForPoll(workerId: string, max: number, now: number, random: number): Promise<PollDispatch> {
+  async dispatchForPoll(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<PollDispatch> {
     // In process, two statements cost no more than one.
-    const runs = await this.dispatchRuns(workerId, max, now, random);
+    const runs = await this.dispatchRuns(workerId, max, now, random, claimSeq);
     return { runs, nextAvailableAt: runs.length > 0 ? null : await this.nextAvailableAt(workerId, now) };
   }
 
