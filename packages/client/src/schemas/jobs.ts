@@ -142,20 +142,32 @@ export const TaskBody = oneObjectOfKinds([ShellTaskSpecSchema, HttpTaskSpecSchem
   method: Type.Optional(Type.String({ maxLength: 16 })),
 });
 
-export const RoutingStrategyNameSchema = literals([
+/** The routing strategies a job may name: which live worker of its group runs a run. */
+export const ROUTING_STRATEGIES = [
+  /** Any worker of the group that polls first (no routing state; the fastest path). */
   'any',
   'first',
   'last',
   'round-robin',
   'random',
+  /** Rendezvous hashing of a key: one key sticks to one worker; a worker leaving moves only its keys. */
   'consistent-hash',
   'least-recently-used',
   'least-frequently-used',
+  /** Most free slots. */
   'least-loaded',
+  /** The first worker in order that has a free slot. */
   'failover',
+  /** The first worker in order not already running this job; waits when every one is. */
   'busy-over',
+  /**
+   * Sharding broadcast: each fire becomes one run per live worker (shard index and total); a
+   * shard whose worker is gone goes to any eligible worker. Decided when the runs are created.
+   */
   'broadcast',
-] as const);
+] as const;
+
+export const RoutingStrategyNameSchema = literals(ROUTING_STRATEGIES);
 
 const Selector = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), {
   maxProperties: 32,

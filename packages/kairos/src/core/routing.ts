@@ -1,5 +1,3 @@
-import type { JsonObject } from '@kairos/client';
-
 /**
  * Routing: which live worker of a job's group runs a run. Pure: every strategy is a choice over a
  * snapshot of workers plus the job's routing state (kept in the store, so that a round robin is
@@ -7,30 +5,11 @@ import type { JsonObject } from '@kairos/client';
  *
  * Workers are ordered by name (then id): names are what users set and see, and stay the same when
  * a worker restarts with a new id, so "first", "failover" and the hash ring survive restarts.
+ * The strategies' names (and what each does) are listed once, in `@kairos/client`.
  */
-export const ROUTING_STRATEGIES = [
-  /** Any worker of the group that polls first (no routing state; the fastest path). */
-  'any',
-  'first',
-  'last',
-  'round-robin',
-  'random',
-  /** Rendezvous hashing of a key: one key sticks to one worker; a worker leaving moves only its keys. */
-  'consistent-hash',
-  'least-recently-used',
-  'least-frequently-used',
-  /** Most free slots. */
-  'least-loaded',
-  /** The first worker in order that has a free slot. */
-  'failover',
-  /** The first worker in order not already running this job; waits when every one is. */
-  'busy-over',
-  /**
-   * Sharding broadcast: each fire becomes one run per live worker (shard index and total); a
-   * shard whose worker is gone goes to any eligible worker. Decided when the runs are created.
-   */
-  'broadcast',
-] as const;
+import { type JsonObject, ROUTING_STRATEGIES } from '@kairos/client';
+
+export { ROUTING_STRATEGIES };
 
 export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
 
