@@ -89,6 +89,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     ender,
     logger: logger.child({ component: 'reaper' }),
     intervalMs: config.reaperIntervalMs,
+    workerLeaseMs: config.workerLeaseMs,
   });
 
   const app = await buildServer({

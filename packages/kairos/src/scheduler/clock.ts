@@ -59,6 +59,15 @@ export class FakeClock implements Clock {
   advance(ms: number): Promise<void> {
     return this.setTime(this.current + ms);
   }
+
+  /**
+   * Moves time by `ms` at once, as a process sees it after it stood still (SIGSTOP, a VM freeze):
+   * every sleeper due meanwhile wakes late, at the new time, oldest first.
+   */
+  async jump(ms: number): Promise<void> {
+    this.current += ms;
+    await this.setTime(this.current);
+  }
 }
 
 /**

@@ -105,6 +105,71 @@ describe('Reaper and AttemptEnder', () => {
     expect(await store.getRun(failing!)).toMatchObject({ status: 'queued' });
   });
 
+  describe('after its node stood still or its store failed', () => {
+    let looping: Reaper;
+    beforeEach(() => {
+      looping = new Reaper({
+        store,
+        clock,
+        ender,
+        logger: pino({ level: 'silent' }),
+        intervalMs: 1000,
+        workerLeaseMs: LEASE,
+      });
+    });
+    afterEach(() => looping.stop());
+
+    /** Heartbeats of w1 for its run, one a second, with the reaper sweeping beside them. */
+    async function beat(runId: number, seconds: number) {
+      for (let i = 0; i < seconds; i++) {
+        await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
+        await clock.advance(1000);
+      }
+    }
+
+    it('a node frozen past the lease gives its live workers one lease to renew before it judges them', async () => {
+      const runId = await triggered();
+      await register('w1');
+      await store.claimRuns('w1', 1, clock.now());
+      looping.start();
+      await beat(runId, 3);
+      // SIGSTOP for 8 s: no heartbeat could land, no sweep ran; the sweep due meanwhile wakes late.
+      await clock.jump(8000);
+      await beat(runId, 6);
+      expect(await store.getRun(runId)).toMatchObject({ status: 'running', attempt: 1 });
+      expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'active' });
+    });
+
+    it('a worker that does not renew within that lease is still lost', async () => {
+      const runId = await triggered();
+      await register('w1');
+      await store.claimRuns('w1', 1, clock.now());
+      looping.start();
+      await beat(runId, 2);
+      await clock.jump(8000);
+      for (let i = 0; i < LEASE / 1000 + 1; i++) await clock.advance(1000);
+      expect(await store.getRun(runId)).toMatchObject({ status: 'queued', attempt: 1 });
+      expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost' });
+    });
+
+    it('a sweep that failed on the store holds judgements for one lease after it', async () => {
+      const runId = await triggered();
+      await register('w1');
+      await store.claimRuns('w1', 1, clock.now());
+      looping.start();
+      await beat(runId, 2);
+      // The store takes no writes for 7 s (a full disk): heartbeats and sweeps fail alike.
+      const db = (store as unknown as { db: { pragma(sql: string): unknown } }).db;
+      db.pragma('query_only = ON');
+      for (let i = 0; i < 7; i++) await clock.advance(1000);
+      db.pragma('query_only = OFF');
+      // The store is back; the reaper's next sweep comes before the worker's next heartbeat.
+      await clock.advance(1000);
+      await beat(runId, 4);
+      expect(await store.getRun(runId)).toMatchObject({ status: 'running', attempt: 1 });
+    });
+  });
+
   it('heartbeats keep an attempt alive past its first lease', async () => {
     const runId = await triggered();
     await register('w1');

@@ -13,6 +13,12 @@ export interface ReaperOptions {
   ender: AttemptEnder;
   logger: Logger;
   intervalMs: number;
+  /**
+   * The worker lease. After this node stood still (a sweep later than `intervalMs` + half of it)
+   * or its store failed, the reaper judges no lease and no deadline for one lease: workers could
+   * not renew through a frozen node or a failed store, and deserve one lease to do it. 0: never.
+   */
+  workerLeaseMs?: number;
 }
 
 /**
@@ -21,11 +27,19 @@ export interface ReaperOptions {
  * schedule-to-start timeout fail, log lines past their retention go, workers whose lease
  * expired are marked lost, and stopped or lost workers go a day after their lease ended. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
  * back in the queue within 6 s.
+ *
+ * A reaper judges leases only when workers could renew them. When its node stood still (SIGSTOP,
+ * a VM freeze, an event loop blocked for seconds) or its store failed, the heartbeats of that time
+ * could not land, and a sweep right after would end the attempts of live workers, which then run
+ * twice. So after either, it holds: for one lease it ends no attempt and marks no worker lost
+ * (deadlines wait too; the worker enforces its own time limit). Other nodes' reapers are not held.
  */
 export class Reaper {
   private running = false;
   private stopSignal = new AbortController();
   private loop: Promise<void> | undefined;
+  /** No lease or deadline is judged before this instant (see the class comment). */
+  private holdUntil = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: ReaperOptions) {}
 
@@ -46,7 +60,9 @@ export class Reaper {
   async tick(): Promise<number> {
     const { store, clock, ender, logger } = this.options;
     let ended = 0;
+    const holding = clock.now() < this.holdUntil;
     for (;;) {
+      if (holding) break;
       const count = await ender.expire(clock.now(), 500);
       ended += count;
       if (count < 500) break;
@@ -59,7 +75,7 @@ export class Reaper {
         'runs failed: no worker started them within their schedule-to-start timeout',
       );
     await store.pruneRunLogs(clock.now() - RUN_LOG_LIMITS.retentionMs, 1000);
-    const lost = await store.markLostWorkers(clock.now());
+    const lost = holding ? [] : await store.markLostWorkers(clock.now());
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
     await store.pruneWorkers(clock.now() - WORKER_RETENTION_MS, 1000);
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');
@@ -67,13 +83,35 @@ export class Reaper {
   }
 
   private async run(): Promise<void> {
+    const { clock, intervalMs, logger } = this.options;
+    let lastSweep = clock.now();
     while (this.running) {
+      const now = clock.now();
+      const gap = now - lastSweep;
+      lastSweep = now;
+      if (gap > intervalMs * 1.5 + this.leaseMs() / 2)
+        this.hold(now, { reason: 'this node stood still', gapMs: gap - intervalMs });
       try {
         await this.tick();
       } catch (error) {
-        this.options.logger.warn({ err: error }, 'reaper sweep failed; retrying');
+        logger.warn({ err: error }, 'reaper sweep failed; retrying');
+        this.hold(clock.now(), { reason: 'the store failed' });
       }
-      await this.options.clock.sleep(this.options.intervalMs, this.stopSignal.signal);
+      await clock.sleep(intervalMs, this.stopSignal.signal);
     }
+  }
+
+  private leaseMs(): number {
+    return this.options.workerLeaseMs ?? 0;
+  }
+
+  private hold(now: number, why: Record<string, unknown>): void {
+    if (this.leaseMs() <= 0) return;
+    if (now >= this.holdUntil)
+      this.options.logger.warn(
+        { ...why, holdMs: this.leaseMs() },
+        'reaper holds lease and deadline judgements for one lease: workers could not renew meanwhile',
+      );
+    this.holdUntil = Math.max(this.holdUntil, now + this.leaseMs());
   }
 }

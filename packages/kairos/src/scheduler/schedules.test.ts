@@ -257,9 +257,9 @@ describe('pause with a run a worker holds ahead of its instant', () => {
     expect(await s.fires()).toEqual([T0 + 1000, T0 + 2000, T0 + 3000]);
     expect(await s.store.getRun(s.held.runId)).toMatchObject({ status: 'running', workerId: 'w' });
     expect((await s.jobs.get('p')).nextFireAt).toBe(T0 + 4000);
-    expect(await s.store.heartbeat('w', [{ runId: s.held.runId, attempt: 1 }], HOUR, s.clock.now())).toEqual(
-      [],
-    );
+    expect(
+      (await s.store.heartbeat('w', [{ runId: s.held.runId, attempt: 1 }], HOUR, s.clock.now()))?.cancel,
+    ).toEqual([]);
     // Resumed 100 ms later, well within the misfire grace and before the held run's instant.
     await s.clock.advance(100);
     await s.jobs.resume('p');
