@@ -333,6 +333,7 @@ export class PostgresStore implements Store {
     const other = new pg.Client({
       connectionString: this.options.connectionString,
       options: this.startupOptions,
+      connectionTimeoutMillis: 5000,
     });
     other.on('error', () => {});
     let shared: boolean;
