@@ -1,8 +1,9 @@
 // Run before `npm test` (the `pretest` script): the suite needs a few Debian packages that
 // `npm install` cannot bring — Chromium for the console's browser test (driven through
 // playwright-core; no browser download), iproute2 and nftables for the chaos suite's network
-// namespaces. When one is missing: as root on Debian/Ubuntu, install it with apt-get; otherwise
-// stop with what to do, rather than let the suite fail late. KAIROS_CHROMIUM names another browser.
+// namespaces, pgbouncer for the connection-pooler test (/usr/sbin/pgbouncer). When one is missing:
+// as root on Debian/Ubuntu, install it with apt-get; otherwise stop with what to do, rather than
+// let the suite fail late. KAIROS_CHROMIUM names another browser.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -11,6 +12,7 @@ const tools = [
   { pkg: 'chromium', found: () => existsSync(chromium), why: "the console's browser test" },
   { pkg: 'iproute2', found: () => onPath('ip'), why: "the chaos suite's network namespaces" },
   { pkg: 'nftables', found: () => onPath('nft'), why: "the chaos suite's network faults" },
+  { pkg: 'pgbouncer', found: () => existsSync('/usr/sbin/pgbouncer'), why: 'the connection-pooler test' },
 ];
 
 function onPath(name) {

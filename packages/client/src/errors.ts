@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: 503,
   // A node refuses to start on a schema it does not understand (never an answer of the API).
   SCHEMA_UNSUPPORTED: 503,
+  // A node refuses to start on a connection that cannot carry its session (a transaction-mode pooler).
+  STORE_UNSUPPORTED: 503,
   INTERNAL: 500,
   // Access control (users, sessions, API tokens, worker-token groups).
   LOGIN_FAILED: 401,

@@ -179,6 +179,10 @@ export interface PostgresStoreOptions {
 
 const CHANNEL = 'kairos_events';
 
+/** What to do when the connection cannot carry a node's session (STORE_UNSUPPORTED). */
+const POOLER_ADVICE =
+  'Kairos keeps session state (advisory locks, LISTEN/NOTIFY, search_path and session settings), which transaction pooling does not carry: connect the node directly to PostgreSQL, or through a pool in session mode (PgBouncer: pool_mode = session, ignore_startup_parameters = options, and the settings on the role with ALTER ROLE … SET); see docs/operations.md, "Connection poolers"';
+
 /** The schema's `schema_meta` row; null before the migration that creates it. */
 async function readSchemaMeta(client: pg.PoolClient): Promise<SchemaMeta | null> {
   if (!(await client.query("SELECT to_regclass('schema_meta') AS t")).rows[0].t) return null;
@@ -227,16 +231,22 @@ export class PostgresStore implements Store {
   private listening = false;
   private closed = false;
 
+  /** `idle_in_transaction_session_timeout` that this node's sessions ask for; 0: none. */
+  private readonly idleMs: number;
+  /** The startup parameter `options` that sets this node's session settings. */
+  private readonly startupOptions: string | undefined;
+
   constructor(private readonly options: PostgresStoreOptions) {
-    const idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
+    this.idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
     const settings = [
       ...(options.schema ? [`-c search_path=${quoteIdent(options.schema)}`] : []),
-      ...(idleMs > 0 ? [`-c idle_in_transaction_session_timeout=${idleMs}`] : []),
+      ...(this.idleMs > 0 ? [`-c idle_in_transaction_session_timeout=${this.idleMs}`] : []),
     ];
+    this.startupOptions = settings.length > 0 ? settings.join(' ') : undefined;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
-      options: settings.length > 0 ? settings.join(' ') : undefined,
+      options: this.startupOptions,
       types: { getTypeParser },
       connectionTimeoutMillis: 5000,
     });
@@ -250,6 +260,7 @@ export class PostgresStore implements Store {
 
   async migrate(): Promise<void> {
     await this.withClient('migrate', async (client) => {
+      await this.checkSession(client);
       await client.query('BEGIN');
       try {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
@@ -290,6 +301,78 @@ export class PostgresStore implements Store {
       }
     });
     await this.listen();
+  }
+
+  /**
+   * Refuses (STORE_UNSUPPORTED), before anything is written, a connection that cannot carry this
+   * node's session: the schema and settings it asked for are missing (a pooler dropped the startup
+   * parameter), or two of its sessions share one server process (transaction pooling: advisory locks,
+   * LISTEN and session settings would land on whichever session serves the next transaction).
+   */
+  private async checkSession(client: pg.PoolClient): Promise<void> {
+    const asked = (): string => `this node asked for ${this.askedSettings()}`;
+    const row = (
+      await client.query(
+        `SELECT current_setting('search_path') AS search_path, pg_backend_pid() AS pid,
+           (SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout') AS idle_ms`,
+      )
+    ).rows[0] as { search_path: string; pid: number; idle_ms: string };
+    const wrong: string[] = [];
+    const schema = this.options.schema;
+    if (schema && !searchPathIs(row.search_path, schema))
+      wrong.push(`search_path is ${row.search_path}, not ${schema}`);
+    if (this.idleMs > 0 && Number(row.idle_ms) !== this.idleMs)
+      wrong.push(`idle_in_transaction_session_timeout is ${row.idle_ms} ms, not ${this.idleMs} ms`);
+    if (wrong.length > 0)
+      throw new KairosError(
+        'STORE_UNSUPPORTED',
+        `the database session does not carry the settings this node set in the startup parameter "options" (${wrong.join('; ')}): a connection pooler dropped them (PgBouncer with ignore_startup_parameters = options?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
+      );
+    // A second session, inside a transaction, while the first is idle: a pooler in transaction
+    // mode hands it the server process the first just used (or the first moves to another one).
+    const other = new pg.Client({
+      connectionString: this.options.connectionString,
+      options: this.startupOptions,
+      connectionTimeoutMillis: 5000,
+    });
+    other.on('error', () => {});
+    let shared: boolean;
+    try {
+      await other.connect();
+      await other.query('BEGIN');
+      const otherPid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      const pidAgain = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      shared = otherPid === row.pid || pidAgain !== row.pid;
+      await other.query('ROLLBACK');
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+    if (shared)
+      throw new KairosError(
+        'STORE_UNSUPPORTED',
+        `two sessions of this node share one PostgreSQL server process: a connection pooler in transaction (or statement) pooling mode sits between the node and PostgreSQL (PgBouncer pool_mode = transaction?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
+      );
+  }
+
+  /** The settings this node's sessions ask for, for messages. */
+  private askedSettings(): string {
+    const settings = [
+      ...(this.options.schema ? [`search_path = ${this.options.schema}`] : []),
+      ...(this.idleMs > 0 ? [`idle_in_transaction_session_timeout = ${this.idleMs}`] : []),
+    ];
+    return settings.length > 0 ? settings.join(', ') : 'no session settings';
+  }
+
+  /** STORE_UNSUPPORTED for a connection that the server (a pooler) refused for a startup parameter. */
+  private refusedParameter(error: unknown): KairosError | undefined {
+    const message = (error as Error | undefined)?.message ?? '';
+    if (!/unsupported startup parameter/i.test(message)) return undefined;
+    return new KairosError(
+      'STORE_UNSUPPORTED',
+      `the server refused this node's connection: ${message} (a connection pooler such as PgBouncer refuses the startup parameter "options" that sets the node's session settings); nothing was written. ${POOLER_ADVICE} (this node asks for ${this.askedSettings()})`,
+      undefined,
+      { cause: error },
+    );
   }
 
   async close(): Promise<void> {
@@ -1056,7 +1139,7 @@ export class PostgresStore implements Store {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      throw wrap(operation, error);
+      throw this.refusedParameter(error) ?? wrap(operation, error);
     }
     try {
       return await body(client);
@@ -1755,6 +1838,12 @@ function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string)
 
 function auditValues(entry: AuditEntry): unknown[] {
   return [entry.at, entry.actor, entry.action, entry.target, JSON.stringify(entry.details)];
+}
+
+/** Whether a session's `search_path` is the one schema `schema` (quoted or not). */
+function searchPathIs(searchPath: string, schema: string): boolean {
+  const names = searchPath.split(',').map((name) => name.trim().replace(/^"(.*)"$/, '$1'));
+  return names.length === 1 && names[0] === schema;
 }
 
 function quoteIdent(name: string): string {
