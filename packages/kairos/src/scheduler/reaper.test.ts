@@ -140,6 +140,18 @@ describe('Reaper and AttemptEnder', () => {
       expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'active' });
     });
 
+    it('a node that just started gives the workers of its store one lease to renew', async () => {
+      const runId = await triggered();
+      await register('w1');
+      await store.claimRuns('w1', 1, clock.now());
+      // The only node was down for 8 s (killed, restarted): no heartbeat could land meanwhile.
+      await clock.advance(8000);
+      looping.start();
+      await clock.advance(1000);
+      await beat(runId, 6);
+      expect(await store.getRun(runId)).toMatchObject({ status: 'running', attempt: 1 });
+    });
+
     it('a worker that does not renew within that lease is still lost', async () => {
       const runId = await triggered();
       await register('w1');

@@ -28,9 +28,9 @@ export interface ReaperOptions {
  * expired are marked lost, and stopped or lost workers go a day after their lease ended. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
  * back in the queue within 6 s.
  *
- * A reaper judges leases only when workers could renew them. When its node stood still (SIGSTOP,
- * a VM freeze, an event loop blocked for seconds) or its store failed, the heartbeats of that time
- * could not land, and a sweep right after would end the attempts of live workers, which then run
+ * A reaper judges leases only when workers could renew them. When its node just started (alone,
+ * nobody took heartbeats while it was down), stood still (SIGSTOP, a VM freeze, an event loop
+ * blocked for seconds) or its store failed, the heartbeats of that time could not land, and a sweep right after would end the attempts of live workers, which then run
  * twice. So after either, it holds: for one lease it ends no attempt and marks no worker lost
  * (deadlines wait too; the worker enforces its own time limit). Other nodes' reapers are not held.
  */
@@ -85,6 +85,8 @@ export class Reaper {
   private async run(): Promise<void> {
     const { clock, intervalMs, logger } = this.options;
     let lastSweep = clock.now();
+    // A node that just started was not there to take heartbeats (alone, nobody was).
+    this.hold(lastSweep, { reason: 'this node just started' });
     while (this.running) {
       const now = clock.now();
       const gap = now - lastSweep;
