@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createKairosLogger } from '@kairos/worker';
 import type { Logger } from 'pino';
 import type { KairosConfig } from './config.ts';
+import { KairosError } from './errors.ts';
 import { AttemptEnder } from './scheduler/attempts.ts';
 import { type Clock, systemClock } from './scheduler/clock.ts';
 import { Dispatcher } from './scheduler/dispatcher.ts';
@@ -19,6 +20,56 @@ import type { Store } from './store/store.ts';
 
 /** How often a node re-reads the database clock. */
 const CLOCK_SYNC_MS = 10_000;
+
+/** The longest wait between two tries to reach the database at start. */
+const START_RETRY_MAX_MS = 5000;
+
+/**
+ * Runs `step` of the start until the database answers: a node started while PostgreSQL is down or
+ * restarting (a supervisor restarting it, a rolling restart, a whole machine booting) waits for it and
+ * joins the cluster as soon as it is back, instead of exiting, which left a cluster whose nodes were
+ * all restarted during an outage with no node at all. Only an unreachable database is waited for
+ * (connection refused, reset or timed out, the server starting up or shutting down, too many
+ * connections); any other error, e.g. a refused schema or a protocol the server rejects, ends the
+ * start at once.
+ */
+async function untilReachable<T>(step: () => Promise<T>, logger: Logger): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isUnreachable(error)) throw error;
+      const waitMs = Math.min(START_RETRY_MAX_MS, 250 * 2 ** attempt);
+      logger.warn(
+        { err: (error as Error).cause ?? error, attempt, retryInMs: waitMs },
+        `${(error as Error).message}: waiting for the database`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
+/** Causes of STORE_UNAVAILABLE that a database coming back ends (see {@link untilReachable}). */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+
+function isUnreachable(error: unknown): boolean {
+  if (!(error instanceof KairosError) || error.code !== 'STORE_UNAVAILABLE') return false;
+  const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+  if (cause?.code) return UNREACHABLE_CODES.has(cause.code);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(
+    cause?.message ?? '',
+  );
+}
 
 /** How long a stopping node lets open requests finish before it cuts their connections. */
 const SERVER_CLOSE_GRACE_MS = 2000;
@@ -46,7 +97,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const store = deps.store ?? openStore(config.database, { partitionLeaseMs: config.partitionLeaseMs });
   try {
-    await store.migrate();
+    await untilReachable(() => store.migrate(), logger);
   } catch (error) {
     // A refused schema (SCHEMA_UNSUPPORTED) ends the process at once: no pool left open keeps it up.
     if (!deps.store) await store.close().catch(() => undefined);
@@ -54,7 +105,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
   }
   // In cluster mode every node judges time by the database's clock (SQLite's is this machine's).
   const storeClock = store.dialect === 'postgres' && !deps.clock ? new StoreClock(store) : undefined;
-  await storeClock?.sync();
+  if (storeClock) await untilReachable(() => storeClock.sync(), logger);
   const clock = deps.clock ?? storeClock ?? systemClock;
   const startedAt = clock.now();
   if (config.adminUser && config.adminPassword) {

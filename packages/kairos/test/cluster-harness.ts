@@ -39,7 +39,15 @@ export class Cluster {
     const url = `http://127.0.0.1:${port}`;
     const client = new KairosClient({ url, token: TOKENS.KAIROS_ADMIN_TOKEN, timeoutMs: 10_000 });
     // A process start (tsx, migrations, the first lease renewal) on a busy machine: an honest margin.
-    await waitFor(() => client.health(), 120_000, `node ${id} to answer\n${child.output()}`);
+    // A process that exits (e.g. refused to start) fails at once rather than after the whole margin.
+    const exited = child.exited.then((code) => {
+      throw new Error(`node ${id} exited (${code}) before it answered\n${child.output()}`);
+    });
+    await Promise.race([
+      waitFor(() => client.health(), 120_000, `node ${id} to answer\n${child.output()}`),
+      exited,
+    ]);
+    exited.catch(() => undefined);
     const node = { name, id, url, child, client };
     this.nodes.set(name, node);
     return node;

@@ -7,6 +7,9 @@ import { FAULTS, type FaultKind, Nemesis, planFaults } from './nemesis.ts';
 import { readPostgresSnapshot, readSqliteSnapshot } from './store-reader.ts';
 import { ADMIN_TOKEN, System, sleep, TIMINGS } from './system.ts';
 
+/** The nodes' misfire grace: they run with the default (`KAIROS_MISFIRE_GRACE` unset). */
+const MISFIRE_GRACE_MS = 60_000;
+
 /** A chaos run: which system, which faults, for how long. */
 export interface Profile {
   name: string;
@@ -151,6 +154,8 @@ export async function runChaos(
       slackMs: 3000,
       liveWorkers: system.liveWorkers(),
       allowedSkips: { 'cron-instant': ['overlap'] },
+      misfireGraceMs: MISFIRE_GRACE_MS,
+      partitionLeaseMs: TIMINGS.partitionLeaseMs,
     };
     const verdict = checkChaos(events, snapshot, options);
     const counters = await nodeCounters(system);

@@ -213,4 +213,33 @@ describe('the chaos checker', () => {
     const verdict = checkChaos(events, store, options);
     expect(kinds(verdict)).toEqual(['fenced-write-accepted', 'attempt-executed-twice']);
   });
+
+  it('expects a misfire whose grace ran out while the database was down, and only that', () => {
+    // Fires T0 .. T0+2000 skipped as misfires (no runs); a grace of 60 s, a lease of 3 s.
+    const misfired = (outage: { start: number; end: number }) => {
+      const { events, store } = clean();
+      store.runs = store.runs.filter((r) => r.fireTime === null);
+      store.skipped = [{ job: 'tick', reason: 'misfire', firstFire: T0, lastFire: T0 + 2000 }];
+      const history = events.filter((e) => e.t === 'ack' || [4, 5].includes(runOf(e) ?? 0));
+      history.push({ t: 'fault', kind: 'db-restart', targets: ['db'], ...outage });
+      return checkChaos(history, store, { ...options, misfireGraceMs: 60_000, partitionLeaseMs: 3000 });
+    };
+    const missing = (verdict: ReturnType<typeof checkChaos>) =>
+      verdict.invariants.flatMap((i) => i.violations.filter((v) => v.kind === 'fire-missing')).length;
+    // The database down from T0 + 30 s to T0 + 100 s: every grace (ending T0 + 60..62 s) ran out then.
+    expect(missing(misfired({ start: T0 + 30_000, end: T0 + 100_000 }))).toBe(0);
+    // Back at T0 + 58 s: the graces end within lease + renewal + slack (5 s) of its return.
+    expect(missing(misfired({ start: T0 + 30_000, end: T0 + 58_000 }))).toBe(0);
+    // Back at T0 + 50 s: the cluster had 10 s to fire them; none of the misfires is excused.
+    expect(missing(misfired({ start: T0 + 30_000, end: T0 + 50_000 }))).toBe(3);
+    // Down only after the graces ended: the fires were already late, not the outage's doing.
+    expect(missing(misfired({ start: T0 + 63_000, end: T0 + 90_000 }))).toBe(3);
+    // Without the grace and lease the checker excuses nothing.
+    const { events, store } = clean();
+    store.runs = store.runs.filter((r) => r.fireTime === null);
+    store.skipped = [{ job: 'tick', reason: 'misfire', firstFire: T0, lastFire: T0 + 2000 }];
+    events.push({ t: 'fault', kind: 'db-restart', targets: ['db'], start: T0 + 30_000, end: T0 + 100_000 });
+    const history = events.filter((e) => e.t === 'ack' || e.t === 'fault' || [4, 5].includes(runOf(e) ?? 0));
+    expect(missing(checkChaos(history, store, options))).toBe(3);
+  });
 });

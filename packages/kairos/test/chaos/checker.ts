@@ -46,6 +46,13 @@ export interface CheckOptions {
   liveWorkers: string[];
   /** Skip reasons a job's policy makes legitimate (`overlap` for a job with `overlap: skip`). */
   allowedSkips?: Record<string, string[]>;
+  /**
+   * The misfire grace and partition lease of the nodes: a fire skipped as `misfire` is expected when
+   * its grace ran out while the database was down (a `db-restart` fault) or before the cluster could
+   * fire again after it came back (lease + a renewal + slack). Without them every misfire counts.
+   */
+  misfireGraceMs?: number;
+  partitionLeaseMs?: number;
 }
 
 export interface Violation {
@@ -108,7 +115,7 @@ function attemptsOf(run: StoreRun): Attempt[] {
 /**
  * Checks a chaos run's whole history against the store at the end. Invariants:
  * - fires: each nominal fire inside the window has exactly one run (or a ledger entry its job's
- *   policy allows), and that run ended;
+ *   policy allows, or a misfire whose grace ran out while the database was down), and that run ended;
  * - enqueues: each acknowledged enqueue exists in the store and reached a final state;
  * - holders: no run is `running` past worker lease + sweep without a live worker executing it;
  * - fencing: no write of a fenced attempt was accepted (one success per run, by its last attempt,
@@ -128,6 +135,17 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
 
   // fires ------------------------------------------------------------------
   const fireViolations: Violation[] = [];
+  const outages = faults.filter((f) => f.kind === 'db-restart');
+  /** Whether the fire's grace ended while the database was down or the cluster was taking it back. */
+  const misfireExpected = (reason: string, fireTime: number): boolean => {
+    const { misfireGraceMs, partitionLeaseMs } = options;
+    if (reason !== 'misfire' || misfireGraceMs === undefined || partitionLeaseMs === undefined) return false;
+    const graceEnds = fireTime + misfireGraceMs;
+    const recovery = partitionLeaseMs + partitionLeaseMs / 3 + options.slackMs;
+    return outages.some(
+      (o) => o.start <= graceEnds && graceEnds <= (o.end ?? Number.POSITIVE_INFINITY) + recovery,
+    );
+  };
   const byFire = new Map<string, StoreRun[]>();
   for (const run of store.runs) {
     if (run.fireTime === null) continue;
@@ -150,7 +168,7 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
         const ledger = store.skipped.find(
           (s) => s.job === job && s.firstFire <= fireTime && fireTime <= s.lastFire,
         );
-        if (!ledger || !allowed.includes(ledger.reason))
+        if (!ledger || !(allowed.includes(ledger.reason) || misfireExpected(ledger.reason, fireTime)))
           fireViolations.push({
             kind: 'fire-missing',
             message: `${job} @ ${iso(fireTime)} has no run${ledger ? ` (ledger: ${ledger.reason})` : ''}`,

@@ -124,6 +124,19 @@ export class Nemesis {
     if (this.system.options.network) this.system.net.healAll();
   }
 
+  /**
+   * Starts node `slot` again. A start that fails leaves the node down: that is recorded as the
+   * fault it is (until the failure), so that the checker sees the node was down, and rethrown.
+   */
+  private async restart(slot: string, targets: string[], kind: FaultKind, start: number): Promise<void> {
+    try {
+      await this.system.startNode(slot);
+    } catch (error) {
+      this.record({ kind, targets, start, end: Date.now(), note: `did not start again: node left down` });
+      throw error;
+    }
+  }
+
   private record(event: Omit<FaultEvent, 't'>): void {
     this.injected++;
     appendEvent(this.history, { t: 'fault', ...event });
@@ -173,7 +186,7 @@ export class Nemesis {
             await system.kill(member);
             await this.hold(fault.ms);
             const end = Date.now();
-            await system.startNode(slot);
+            await this.restart(slot, targets, fault.kind, start);
             this.record({
               kind: fault.kind,
               targets,
@@ -301,7 +314,7 @@ export class Nemesis {
             const member = system.nodes.get(slot)!;
             targets.push(`node:${member.name}`);
             await system.terminate(member);
-            await system.startNode(slot);
+            await this.restart(slot, [...targets], fault.kind, start);
           } finally {
             this.busy.delete(slot);
           }
