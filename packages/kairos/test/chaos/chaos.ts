@@ -39,11 +39,13 @@ export const PROFILES: Record<string, Profile> = {
     durationMs: 60_000,
     faults: [
       'node-kill',
+      'node-stop',
       'rolling-restart',
       'worker-kill',
       'worker-stop',
       'db-restart',
       'worker-isolate',
+      'worker-node-cut',
       'clock-step',
       'poison',
     ],
