@@ -134,8 +134,14 @@ export class AttemptEnder {
         now,
       ),
     );
-    const applied = await this.store.finishAttempts(outcomes, now);
-    this.notifyRequeued(outcomes.filter((_, i) => applied[i]));
+    // A lost end is fenced on the worker's lease still being ended at `now` when it is written: the
+    // write may land late (this node stalled, or its link to the database hung) after the worker
+    // heartbeated through another node.
+    const fenced = outcomes.map((outcome, i) =>
+      expired[i]!.reason === 'lost' ? { ...outcome, leaseEndedBy: now } : outcome,
+    );
+    const applied = await this.store.finishAttempts(fenced, now);
+    this.notifyRequeued(fenced.filter((_, i) => applied[i]));
     return applied.filter(Boolean).length;
   }
 

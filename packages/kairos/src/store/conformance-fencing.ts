@@ -101,6 +101,41 @@ export function describeFencingConformance(dialect: string, open: () => Promise<
       );
     });
 
+    it('a heartbeat applied late (sent earlier through a node whose database link hung) never shortens the lease', async () => {
+      const [run] = await queued('late-beat', 1);
+      await worker('w1');
+      await store.claimRuns('w1', 1, T0 + 10);
+      // Through a healthy node, then the older heartbeat of a node whose link to the database healed.
+      expect(await store.heartbeat('w1', [{ runId: run!, attempt: 1 }], LEASE, T0 + 2000)).not.toBeNull();
+      expect(await store.heartbeat('w1', [{ runId: run!, attempt: 1 }], LEASE, T0 + 1000)).not.toBeNull();
+      // The lease runs to T0 + 7000: at T0 + 6500 the attempt is not lost and the worker is not either.
+      expect(await store.expiredAttempts(T0 + 6500, 10)).toEqual([]);
+      expect(await store.markLostWorkers(T0 + 6500)).toEqual([]);
+      expect((await store.getRun(run!))?.status).toBe('running');
+    });
+
+    it("a sweep's lost end is refused when the worker heartbeated after the sweep read its lease", async () => {
+      const [live, dead] = await queued('stale-sweep', 2);
+      await worker('w1');
+      await worker('w2');
+      await store.claimRuns('w1', 1, T0 + 10);
+      await store.claimRuns('w2', 1, T0 + 10);
+      // A sweep at T0 + 5001 reads both workers' leases (to T0 + 5000) as ended...
+      const sweep = T0 + LEASE + 1;
+      const expired = await store.expiredAttempts(sweep, 10);
+      expect(expired.map((e) => [e.runId, e.reason])).toEqual([
+        [live, 'lost'],
+        [dead, 'lost'],
+      ]);
+      // ...then its write is delayed (its node's link hung) while w1 heartbeats through another node.
+      expect(await store.heartbeat('w1', [{ runId: live!, attempt: 1 }], LEASE, T0 + 5500)).not.toBeNull();
+      const lost = (runId: number): AttemptOutcome => ({ ...end(runId, 1, 'lost'), leaseEndedBy: sweep });
+      expect(await store.finishAttempts([lost(live!), lost(dead!)], sweep)).toEqual([false, true]);
+      expect((await store.getRun(live!))?.status).toBe('running');
+      expect((await store.getRun(dead!))?.status).toBe('queued');
+      expect((await store.getAttempts(live!)).map((a) => a.status)).toEqual(['running']);
+    });
+
     it('a claim ahead of the instant keeps the poll number too', async () => {
       const F = T0 + 1000;
       const job = await store.createJob(

@@ -711,4 +711,11 @@ export interface AttemptOutcome extends AttemptDecision {
   attempt: number;
   /** The run's group, to wake pollers when it is queued again. */
   group: string;
+  /**
+   * A lost end the reaper decided at this instant: written only if the attempt's worker's lease
+   * still ended at or before it, checked in the write itself. A heartbeat that reached the store
+   * after the sweep read the lease (the sweep's node stalled, or its link to the database hung)
+   * keeps the attempt running.
+   */
+  leaseEndedBy?: number;
 }

@@ -793,6 +793,7 @@ export class PostgresStore implements Store {
       result: o.result,
       error: o.error,
       attempt_status: o.attemptStatus,
+      lease_ended_by: o.leaseEndedBy ?? null,
     }));
     // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
     // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale

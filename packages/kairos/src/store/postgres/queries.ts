@@ -222,11 +222,14 @@ export const REGISTER_WORKER = `
  * Extend a live worker's lease, which is the lease of each of its running attempts (no run row is
  * written: a heartbeat once renewed every running run of the worker, a row version each per second);
  * answer which attempts are running, with the number of the poll that claimed each, read through
- * runs_worker. $1 worker, $2 now, $3 lease ms.
+ * runs_worker. A lease never moves back: a heartbeat that a node sent before its link to the
+ * database hung and that lands after a later one (through another node) leaves the later lease.
+ * $1 worker, $2 now, $3 lease ms.
  */
 export const HEARTBEAT = `
   WITH w AS (
-    UPDATE workers SET last_heartbeat_at = $2::bigint, lease_expires_at = $2::bigint + $3::bigint
+    UPDATE workers SET last_heartbeat_at = greatest(last_heartbeat_at, $2::bigint),
+      lease_expires_at = greatest(lease_expires_at, $2::bigint + $3::bigint)
     WHERE id = $1 AND status IN ('active', 'draining') RETURNING id)
   SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((
     SELECT json_agg(json_build_array(id, attempt, claim_seq)) FROM runs
@@ -296,7 +299,9 @@ export const RUNS_FOR_DECISION = `
   WHERE r.status = 'running'`;
 
 /**
- * End attempts as decided, each only if its run is still running with that attempt (fencing);
+ * End attempts as decided, each only if its run is still running with that attempt (fencing) and,
+ * for a lost end the reaper decided at lease_ended_by, only if its worker's lease still ended by then
+ * (a heartbeat that reached the database after the sweep read the lease keeps the attempt);
  * insert the ended attempts' rows (written once, at the end: worker and start come from the run row,
  * which the end leaves; a stale or second end updates no run, so inserts nothing; an INSERT at the
  * claim and an UPDATE here cost the 40,000-run drain ~53 against ~46 ms of server CPU per 1,000
@@ -305,12 +310,13 @@ export const RUNS_FOR_DECISION = `
  * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
  * $3 true leaves such runs alone (the caller ends them in a transaction that also promotes): the
  * others end here in one statement, its own transaction.
- * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status}], $2 now.
+ * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by}], $2 now.
  */
 export const FINISH_ATTEMPTS = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
-      AS x(run_id bigint, attempt int, run_status text, available_at bigint, result jsonb, error jsonb, attempt_status text)),
+      AS x(run_id bigint, attempt int, run_status text, available_at bigint, result jsonb, error jsonb, attempt_status text,
+        lease_ended_by bigint)),
   ended AS (
     UPDATE runs r SET
       status = i.run_status,
@@ -320,6 +326,8 @@ export const FINISH_ATTEMPTS = `
       error = i.error, deadline_at = NULL
     FROM input i, jobs p
     WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running' AND p.id = r.job_id
+      AND (i.lease_ended_by IS NULL OR NOT EXISTS (
+        SELECT 1 FROM workers w WHERE w.id = r.worker_id AND w.lease_expires_at > i.lease_ended_by))
       AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes))
     RETURNING r.id, r.attempt, r.job_id, r.cause, r.status, r.result, r.worker_id, r.started_at,
       i.attempt_status, i.error, i.run_status <> 'queued' AND (p.buffers OR r.promotes) AS buffering),

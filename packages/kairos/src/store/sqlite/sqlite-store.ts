@@ -598,7 +598,9 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const alive = this.sql(
-            `UPDATE workers SET last_heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND status IN ('active', 'draining')`,
+            // A lease never moves back (a heartbeat applied after a later one leaves the later lease).
+            `UPDATE workers SET last_heartbeat_at = max(last_heartbeat_at, ?), lease_expires_at = max(lease_expires_at, ?)
+             WHERE id = ? AND status IN ('active', 'draining')`,
           ).run(now, now + leaseMs, workerId).changes;
           if (!alive) return null;
           // No run is written: a running attempt lives as long as its worker's lease.
@@ -700,8 +702,19 @@ export class SqliteStore implements Store {
             `UPDATE runs SET status = 'queued', available_at = ?, error = ?, deadline_at = NULL
              WHERE id = ? AND attempt = ? AND status = 'running' RETURNING worker_id, started_at`,
           );
+          // A lost end the reaper decided is written only if the worker's lease still ended by then:
+          // a heartbeat that came after the sweep read the lease keeps the attempt running.
+          const leaseLive = this.sql(
+            `SELECT 1 FROM runs r JOIN workers w ON w.id = r.worker_id
+             WHERE r.id = ? AND r.attempt = ? AND w.lease_expires_at > ?`,
+          );
+          const fenced = new Set(
+            outcomes.filter(
+              (o) => o.leaseEndedBy !== undefined && leaseLive.get(o.runId, o.attempt, o.leaseEndedBy),
+            ),
+          );
           // Ends (not retries) in one statement for the whole report: a batch of 200 is one update.
-          const ends = outcomes.filter((o) => o.run.status !== 'queued');
+          const ends = outcomes.filter((o) => o.run.status !== 'queued' && !fenced.has(o));
           const endedRows =
             ends.length === 0
               ? []
@@ -716,6 +729,7 @@ export class SqliteStore implements Store {
           const ended: Array<{ runId: number; jobId: number }> = [];
           const attemptEnds: hot.EndedAttempt[] = [];
           const applied = outcomes.map((o) => {
+            if (fenced.has(o)) return false;
             const error = toJson(o.error);
             let ran: { worker_id: string; started_at: number } | undefined;
             if (o.run.status === 'queued') {
