@@ -61,8 +61,7 @@ export class Reaper {
     const { store, clock, ender, logger } = this.options;
     let ended = 0;
     const holding = clock.now() < this.holdUntil;
-    for (;;) {
-      if (holding) break;
+    while (!holding) {
       const count = await ender.expire(clock.now(), 500);
       ended += count;
       if (count < 500) break;
