@@ -103,6 +103,20 @@ async function refusal(store: PostgresStore): Promise<KairosError> {
 describe('PostgreSQL through PgBouncer', () => {
   const publicBefore = tablesIn('public');
 
+  /** A `kairos server` on that store exits 1 with the error, and writes nothing anywhere. */
+  async function expectServerRefusal(url: URL | string, schema: string, message: string) {
+    const child = spawnKairos(['server', '--port', '0'], {
+      KAIROS_DATABASE_URL: `${url}?schema=${schema}`,
+      KAIROS_ADMIN_TOKEN: 'a',
+      KAIROS_WORKER_TOKEN: 'w',
+    });
+    expect(await child.exited).toBe(1);
+    expect(child.output()).toContain('error STORE_UNSUPPORTED: ');
+    expect(child.output()).toContain(message);
+    expect(await tablesIn(schema)).toEqual([]);
+    expect(await tablesIn('public')).toEqual(await publicBefore);
+  }
+
   it('in transaction mode with its defaults (the startup parameter refused): refused at start', async () => {
     const url = await startPgBouncer('transaction');
     const schema = testSchema('kairos_pgbouncer');
@@ -114,16 +128,7 @@ describe('PostgreSQL through PgBouncer', () => {
     expect(await tablesIn(schema)).toEqual([]);
     expect(await tablesIn('public')).toEqual(await publicBefore);
 
-    const child = spawnKairos(['server', '--port', '0'], {
-      KAIROS_DATABASE_URL: `${url}?schema=${schema}`,
-      KAIROS_ADMIN_TOKEN: 'a',
-      KAIROS_WORKER_TOKEN: 'w',
-    });
-    expect(await child.exited).toBe(1);
-    expect(child.output()).toContain('error STORE_UNSUPPORTED: ');
-    expect(child.output()).toContain('unsupported startup parameter: options');
-    expect(await tablesIn(schema)).toEqual([]);
-    expect(await tablesIn('public')).toEqual(await publicBefore);
+    await expectServerRefusal(url, schema, 'unsupported startup parameter: options');
   });
 
   it('in transaction mode with ignore_startup_parameters = options (the schema silently dropped): refused at start', async () => {
@@ -136,16 +141,7 @@ describe('PostgreSQL through PgBouncer', () => {
     expect(await tablesIn(schema)).toEqual([]);
     expect(await tablesIn('public')).toEqual(await publicBefore);
 
-    const child = spawnKairos(['server', '--port', '0'], {
-      KAIROS_DATABASE_URL: `${url}?schema=${schema}`,
-      KAIROS_ADMIN_TOKEN: 'a',
-      KAIROS_WORKER_TOKEN: 'w',
-    });
-    expect(await child.exited).toBe(1);
-    expect(child.output()).toContain('error STORE_UNSUPPORTED: ');
-    expect(child.output()).toContain('search_path is');
-    expect(await tablesIn(schema)).toEqual([]);
-    expect(await tablesIn('public')).toEqual(await publicBefore);
+    await expectServerRefusal(url, schema, 'search_path is');
   });
 
   it('in transaction mode with the settings on the role: refused at start (two sessions share one backend)', async () => {
