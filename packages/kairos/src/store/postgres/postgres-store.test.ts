@@ -348,10 +348,18 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
     stores.push(theirs);
     await theirs.migrate();
     const spec = { name: 'j', group, handler: 'h', trigger: { kind: 'manual' as const } };
-    const jobOfOurs = await ours.createJob(compileJob(spec), null, T0);
-    const jobOfTheirs = await theirs.createJob(compileJob(spec), null, T0);
     const heard: unknown[] = [];
     mine.subscribe((event) => heard.push(event));
+    const untilHeard = async (count: number) => {
+      const deadline = Date.now() + 10_000;
+      while (heard.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    const jobOfTheirs = await theirs.createJob(compileJob(spec), null, T0);
+    const jobOfOurs = await ours.createJob(compileJob(spec), null, T0);
+    // Ours's job event arrives after anything theirs sent before it; only then start listening for real.
+    await untilHeard(1);
+    expect(heard).toEqual([{ type: 'jobs' }]);
+    heard.length = 0;
     // Each statement's NOTIFY (enqueue and trigger) and the client-side one (cancel, through notify()).
     await theirs.enqueueRuns(jobOfTheirs.id, [{ params: {}, priority: 0 }], T0);
     await theirs.triggerRun('j', { params: null, priority: null }, T0);
@@ -360,8 +368,7 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
     await ours.triggerRun('j', { params: null, priority: null }, T0);
     await ours.createJob(compileJob({ ...spec, name: 'k' }), null, T0);
     // Delivery is in commit order: once ours's last event is here, theirs's would have come before.
-    const deadline = Date.now() + 10_000;
-    while (heard.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await untilHeard(3);
     expect(heard).toEqual([{ type: 'runs', group }, { type: 'runs', group }, { type: 'jobs' }]);
   });
 });
