@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
 import { registerCalendars } from './calendars.ts';
 import { registerFleet } from './fleet.ts';
+import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerCalendars(program);
   registerUsers(program);
   registerFleet(program);
+  registerImport(program);
   return program;
 }
 

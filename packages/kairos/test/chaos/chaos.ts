@@ -26,10 +26,15 @@ export interface Profile {
   enqueueRate: number;
 }
 
+/** Every fault a PostgreSQL cluster can be given (the SQLite ones need the SQLite profile). */
+const POSTGRES_FAULTS = (Object.keys(FAULTS) as FaultKind[]).filter(
+  (kind) => !(FAULTS[kind].needs as readonly string[]).includes('sqlite'),
+);
+
 /**
- * The quick profile runs in CI on every `npm test`: only faults that the current code survives.
- * `node-stop` and the worker↔node cuts are in the long profile only until the fixes for what they
- * found land (docs/reliability.md, "Results").
+ * `quick` runs in CI on every `npm test`; `long` is the 30-minute run of docs/reliability.md;
+ * `latency` injects one fault at a time, far enough apart that each run's delay is charged to one
+ * fault only: what each fault costs in latency.
  */
 export const PROFILES: Record<string, Profile> = {
   quick: {
@@ -38,18 +43,7 @@ export const PROFILES: Record<string, Profile> = {
     nodes: 3,
     workers: 3,
     durationMs: 60_000,
-    faults: [
-      'node-kill',
-      'node-stop',
-      'rolling-restart',
-      'worker-kill',
-      'worker-stop',
-      'db-restart',
-      'worker-isolate',
-      'worker-node-cut',
-      'clock-step',
-      'poison',
-    ],
+    faults: POSTGRES_FAULTS,
     gapMs: [2000, 5000],
     enqueueRate: 10,
   },
@@ -59,10 +53,19 @@ export const PROFILES: Record<string, Profile> = {
     nodes: 3,
     workers: 3,
     durationMs: 30 * 60_000,
-    faults: (Object.keys(FAULTS) as FaultKind[]).filter(
-      (kind) => !(FAULTS[kind].needs as readonly string[]).includes('sqlite'),
-    ),
+    faults: POSTGRES_FAULTS,
     gapMs: [2000, 6000],
+    enqueueRate: 10,
+  },
+  latency: {
+    name: 'latency',
+    store: 'postgres',
+    nodes: 3,
+    workers: 3,
+    // Two rounds of every kind, one at a time: the longest fault (15 s) and its recovery fit a gap.
+    durationMs: 2 * POSTGRES_FAULTS.length * 30_000,
+    faults: POSTGRES_FAULTS,
+    gapMs: [30_000, 30_000],
     enqueueRate: 10,
   },
   sqlite: {
