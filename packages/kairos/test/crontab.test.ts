@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type CrontabLine, readCrontab, splitPercent } from './crontab.ts';
+import { type CrontabLine, readCrontab, splitPercent } from '../src/core/crontab.ts';
 
 const fixture = (name: string) =>
-  readFileSync(new URL(`../../test/fixtures/crontab/${name}`, import.meta.url), 'utf8');
+  readFileSync(new URL(`./fixtures/crontab/${name}`, import.meta.url), 'utf8');
 const system = { userField: true, timezone: 'Europe/Berlin' };
 const jobs = (lines: CrontabLine[]) => lines.flatMap((l) => (l.kind === 'job' ? [l] : []));
 const shellOf = (l: CrontabLine) => {
