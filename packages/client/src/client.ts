@@ -1,5 +1,6 @@
 import { KairosApiError } from './errors.ts';
 import { type RunLogEvent, readRunLogEvents } from './sse.ts';
+import { checkTaskParams, type Task, type TaskReturn, type TaskRun } from './tasks.ts';
 import type {
   ApiToken,
   ApiTokenSpec,
@@ -19,6 +20,7 @@ import type {
   JobFilter,
   JobPatch,
   JobSpec,
+  JsonObject,
   LoginRequest,
   Me,
   MinuteStats,
@@ -158,6 +160,27 @@ export class KairosClient {
 
   triggerJob(name: string, request: TriggerRequest = {}): Promise<Run> {
     return this.request('POST', `/v1/jobs/${enc(name)}/trigger`, request);
+  }
+
+  /**
+   * Triggers a typed task's job: params are checked against the task's type (and its schema, if
+   * it has one, before anything is sent; {@link TaskParamsError}).
+   */
+  async trigger<Params extends JsonObject, Result extends TaskReturn>(
+    task: Task<Params, Result>,
+    params: Params,
+    request: Omit<TriggerRequest, 'params'> = {},
+  ): Promise<TaskRun<Result>> {
+    const checked = await checkTaskParams(task, params);
+    return (await this.triggerJob(task.job, { ...request, params: checked })) as TaskRun<Result>;
+  }
+
+  /** A run of a typed task, its result typed. */
+  async getTaskRun<Result extends TaskReturn>(
+    _task: Task<JsonObject, Result>,
+    id: number,
+  ): Promise<TaskRun<Result>> {
+    return (await this.getRun(id)) as TaskRun<Result>;
   }
 
   /** Triggers a job many times in one durable write. */
