@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
+import { registerApply } from './apply.ts';
 import { registerCalendars } from './calendars.ts';
 import { registerFleet } from './fleet.ts';
 import { registerImport } from './import.ts';
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
   registerUsers(program);
   registerFleet(program);
   registerImport(program);
+  registerApply(program);
   return program;
 }
 

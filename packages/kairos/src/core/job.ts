@@ -94,6 +94,76 @@ export function specOf(job: JobDefinition): JobSpec {
   };
 }
 
+/**
+ * The spec of a job as the API returns it: what `kairos export` writes and `kairos apply` compares.
+ * Fields at their default are left out, so that a file shows what its author chose.
+ */
+export function specFromJob(job: Job): JobSpec {
+  const full: JobSpec = {
+    name: job.name,
+    description: job.description,
+    group: job.group,
+    handler: job.handler,
+    params: job.params,
+    trigger: job.trigger,
+    retry: job.retry,
+    timeout: job.timeout,
+    priority: job.priority,
+    paused: job.paused,
+    schedule: {
+      misfire:
+        job.schedule.misfire.policy === 'catch-up'
+          ? { ...job.schedule.misfire }
+          : { policy: job.schedule.misfire.policy },
+      overlap: job.schedule.overlap,
+      jitter: job.schedule.jitter,
+      ...(job.schedule.startAt === null ? {} : { startAt: job.schedule.startAt }),
+      ...(job.schedule.endAt === null ? {} : { endAt: job.schedule.endAt }),
+      ...(job.schedule.maxRuns === null ? {} : { maxRuns: job.schedule.maxRuns }),
+      ...(job.schedule.calendars.length === 0 ? {} : { calendars: job.schedule.calendars }),
+    },
+    routing: {
+      strategy: job.routing.strategy,
+      selector: job.routing.selector,
+      ...(job.routing.key === null ? {} : { key: job.routing.key }),
+    },
+    ...(job.maxConcurrency === null ? {} : { maxConcurrency: job.maxConcurrency }),
+    ...(job.rateLimit === null ? {} : { rateLimit: job.rateLimit }),
+    ...(job.scheduleToStartTimeout === null ? {} : { scheduleToStartTimeout: job.scheduleToStartTimeout }),
+    ...(job.task === null ? {} : { handler: undefined, task: job.task }),
+  };
+  return minimalSpec(full);
+}
+
+/**
+ * The spec with every field that equals its default left out: the same job, the fewest words.
+ * `compileJob(minimalSpec(s))` equals `compileJob(s)`.
+ */
+export function minimalSpec(spec: JobSpec): JobSpec {
+  const canonical = specOf(compileJob(spec));
+  const bare = specOf(
+    compileJob({
+      name: spec.name,
+      trigger: spec.trigger,
+      ...(canonical.task ? { task: canonical.task } : { handler: canonical.handler }),
+    }),
+  );
+  const out: Record<string, unknown> = { name: canonical.name };
+  for (const [key, value] of Object.entries(canonical)) {
+    if (value === undefined || key === 'name') continue;
+    const always = key === 'trigger' || key === 'handler' || key === 'task';
+    if (always || JSON.stringify(value) !== JSON.stringify(bare[key as keyof JobSpec])) out[key] = value;
+  }
+  if (out.schedule) {
+    const schedule = { ...(out.schedule as Record<string, unknown>) };
+    const bareSchedule = (bare.schedule ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(schedule))
+      if (JSON.stringify(schedule[key]) === JSON.stringify(bareSchedule[key])) delete schedule[key];
+    out.schedule = schedule;
+  }
+  return out as unknown as JobSpec;
+}
+
 /** Applies a partial update; the result is validated as a whole. */
 export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
   const base = specOf(job);
