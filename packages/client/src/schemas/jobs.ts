@@ -215,6 +215,11 @@ export const JobSpecSchema = closed({
   scheduleToStartTimeout: Type.Optional(DurationSchema),
   /** A built-in task instead of a handler of yours: a shell command or an HTTP call. */
   task: Type.Optional(TaskSpecSchema),
+  /**
+   * On a replace or update: the version of the job this change was decided on (as `If-Match`). The
+   * change applies only while the job is at that version; 409 `VERSION_CONFLICT` otherwise.
+   */
+  version: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 
 /** The request form of a job spec: trigger, task and routing in their request forms. */
@@ -244,6 +249,11 @@ export const JobSchema = Type.Object({
   schedule: SchedulePolicySchema,
   /** Runs created by the schedule so far (what `maxRuns` counts). */
   runsFired: Type.Integer(),
+  /**
+   * Bumped by every change of the job (edit, pause, resume), not by firing; also its `ETag`. Send it
+   * back (`If-Match` or `version`) so that a change applies only to the job as you read it.
+   */
+  version: Type.Integer(),
   routing: Type.Object({
     strategy: RoutingStrategyNameSchema,
     key: nullable(Type.String()),

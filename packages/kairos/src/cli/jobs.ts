@@ -43,25 +43,29 @@ export function registerJobs(program: Command): void {
     jobs
       .command('put')
       .argument('<name>', 'job name')
-      .description('create a job or replace its definition (upsert)'),
+      .description('create a job or replace its definition (upsert)')
+      .option('--if-match <version>', IF_MATCH_HELP),
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags & IfMatchFlags>();
     const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
-    showJob(flags, await clientFrom(flags).putJob(spec), 'saved');
+    showJob(flags, await clientFrom(flags).putJob(spec, ifMatchOf(flags)), 'saved');
   });
 
   addJobFlags(
     jobs
       .command('update')
       .argument('<name>', 'job name')
-      .description('change some fields of a job; others keep their value'),
+      .description('change some fields of a job; others keep their value')
+      .option('--if-match <version>', IF_MATCH_HELP),
     'update',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags & IfMatchFlags>();
     const client = clientFrom(flags);
     const patch = await jobUpdateFromFlags(flags, () => client.getJob(name));
-    showJob(flags, await client.updateJob(name, patch), 'updated');
+    // A version given wins over the one of a read made for --dst.
+    if (flags.ifMatch !== undefined) delete patch.version;
+    showJob(flags, await client.updateJob(name, patch, ifMatchOf(flags)), 'updated');
   });
 
   jobs
@@ -115,6 +119,7 @@ export function registerJobs(program: Command): void {
           ['timeout', formatDuration(job.timeout)],
           ['priority', String(job.priority)],
           ['paused', job.paused ? 'yes' : 'no'],
+          ['version', String(job.version)],
           ['schedule', formatSchedule(job)],
           ['next fire', formatTime(job.nextFireAt)],
           ['created', formatTime(job.createdAt)],
@@ -138,18 +143,20 @@ export function registerJobs(program: Command): void {
     .command('pause')
     .argument('<name>', 'job name')
     .description('stop scheduling a job (manual triggers still work)')
+    .option('--if-match <version>', IF_MATCH_HELP)
     .action(async (name: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags>();
-      showJob(flags, await clientFrom(flags).pauseJob(name), 'paused');
+      const flags = cmd.optsWithGlobals<GlobalFlags & IfMatchFlags>();
+      showJob(flags, await clientFrom(flags).pauseJob(name, ifMatchOf(flags)), 'paused');
     });
 
   jobs
     .command('resume')
     .argument('<name>', 'job name')
     .description('schedule a paused job again')
+    .option('--if-match <version>', IF_MATCH_HELP)
     .action(async (name: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags>();
-      showJob(flags, await clientFrom(flags).resumeJob(name), 'resumed');
+      const flags = cmd.optsWithGlobals<GlobalFlags & IfMatchFlags>();
+      showJob(flags, await clientFrom(flags).resumeJob(name, ifMatchOf(flags)), 'resumed');
     });
 
   jobs
@@ -200,9 +207,11 @@ export async function jobUpdateFromFlags(
 ): Promise<JobPatch> {
   const patch = jobFieldsFromFlags(flags);
   if (flags.dst !== undefined && patch.trigger === undefined && flags.after === undefined) {
-    const { trigger } = await current();
+    const { trigger, version } = await current();
     if (trigger.kind !== 'cron') throw new UsageError('--dst goes with a cron trigger; this job has none');
     patch.trigger = trigger;
+    // The trigger was read: it applies only to the job as read, not over a change made since.
+    patch.version = version;
   }
   withSchedule(patch, flags);
   if (Object.keys(patch).length === 0)
@@ -236,6 +245,18 @@ function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
       .option('--paused', mode === 'create' ? 'create the job paused' : 'pause the job')
       .option('--description <text>', 'free text shown by `jobs get`'),
   );
+}
+
+const IF_MATCH_HELP =
+  'apply only to this version of the job (`jobs get` shows it); exits with VERSION_CONFLICT if it changed';
+
+interface IfMatchFlags {
+  ifMatch?: string;
+}
+
+function ifMatchOf(flags: IfMatchFlags): { ifMatch?: number } {
+  if (flags.ifMatch === undefined) return {};
+  return { ifMatch: parseIntFlag(flags.ifMatch, '--if-match', { min: 1, max: 2 ** 31 - 1 }) };
 }
 
 /** The policies that differ from the defaults, in one line. */

@@ -32,6 +32,8 @@ export interface JobRecord extends JobDefinition {
   id: number;
   /** Runs the schedule created so far (what `maxRuns` counts). */
   runsFired: number;
+  /** Bumped by every change of the definition or the pause state, never by firing. */
+  version: number;
   /** Kept while paused: resuming records the fires from here to then as skipped (`paused`). */
   nextFireAt: number | null;
   createdAt: number;
@@ -131,6 +133,7 @@ export function describeJob(job: JobRecord): Job {
     task: job.task ? taskSpecOf(job.task) : null,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
+    version: job.version,
     // A paused job keeps its next fire internally (for the ledger on resume) but has none to show.
     nextFireAt: job.nextFireAt === null || job.paused ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),

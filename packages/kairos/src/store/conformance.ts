@@ -98,6 +98,42 @@ export function describeStoreConformance(
         expect(await store.getJob('a')).toBeNull();
       });
 
+      it('an update with an expectation applies only to the version and next fire it read', async () => {
+        const a = await store.createJob(job('v'), T0 + 1000, T0);
+        expect(a.version).toBe(1);
+        const read = { version: 1, nextFireAt: T0 + 1000 };
+        const first = await store.updateJob(a.id, job('v', { priority: 1 }), T0 + 1000, T0 + 1, read);
+        expect(first).toMatchObject({ priority: 1, version: 2 });
+        // The same expectation again: the version moved on, nothing is written.
+        expect(await store.updateJob(a.id, job('v', { priority: 2 }), null, T0 + 2, read)).toBeNull();
+        // The schedule moves the next fire without a new version: an edit that read the old one loses.
+        const fired = await store.fire(
+          [{ jobId: a.id, expected: T0 + 1000, next: T0 + 2000, fires: [T0 + 1000] }],
+          null,
+          T0 + 1000,
+        );
+        expect(fired.conflicts).toBe(0);
+        expect((await store.getJob('v'))?.version).toBe(2);
+        const stale = { version: 2, nextFireAt: T0 + 1000 };
+        expect(await store.updateJob(a.id, job('v', { priority: 3 }), T0 + 1000, T0 + 3, stale)).toBeNull();
+        expect(await store.getJob('v')).toMatchObject({ priority: 1, nextFireAt: T0 + 2000, version: 2 });
+        // What is stored now applies; a paused job resumes only from its version too.
+        const current = { version: 2, nextFireAt: T0 + 2000 };
+        const paused = await store.updateJob(a.id, job('v', { paused: true }), T0 + 2000, T0 + 4, current);
+        expect(paused).toMatchObject({ paused: true, version: 3 });
+        expect(await store.resumeJob(a.id, job('v'), T0 + 5000, null, T0 + 5, current)).toBeNull();
+        const resumed = await store.resumeJob(a.id, job('v'), T0 + 5000, null, T0 + 5, {
+          version: 3,
+          nextFireAt: T0 + 2000,
+        });
+        expect(resumed).toMatchObject({ paused: false, nextFireAt: T0 + 5000, version: 4 });
+        // Without an expectation an update applies as before, and still bumps the version.
+        expect(await store.updateJob(a.id, job('v'), null, T0 + 6)).toMatchObject({
+          version: 5,
+          nextFireAt: null,
+        });
+      });
+
       it('rejects a second job with the same name and keeps the first', async () => {
         await store.createJob(job('dup', { priority: 1 }), null, T0);
         await expect(store.createJob(job('dup', { priority: 2 }), null, T0)).rejects.toMatchObject({

@@ -63,12 +63,18 @@ export interface Store {
 
   /** Inserts a job. Throws JOB_NAME_TAKEN when the name exists. */
   createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord>;
-  /** Replaces a job's definition and next fire time. Null when the job does not exist. */
+  /**
+   * Replaces a job's definition and next fire time and bumps its version, in one conditional write.
+   * With `expected`, applies only while the job still has that version and next fire time (what the
+   * edit read and computed from): a concurrent edit, pause, or the schedule moving the next fire
+   * makes it change nothing. Null when the job does not exist or no longer matches `expected`.
+   */
   updateJob(
     id: number,
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null>;
   getJob(name: string): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
@@ -237,8 +243,9 @@ export interface Store {
   listSkipped(jobId: number, query: { before?: number | undefined; limit: number }): Promise<SkippedRecord[]>;
   /**
    * Resumes a paused job, in one transaction: replaces its definition and next fire time and records
-   * the fires it missed while paused (`skipped`, reason `paused`). Applies only if the job is still
-   * paused; null otherwise (missing, or resumed by someone else first: nothing is recorded twice).
+   * the fires it missed while paused (`skipped`, reason `paused`), and bumps its version. Applies only
+   * if the job is still paused (and matches `expected`, as {@link updateJob}); null otherwise (missing,
+   * or changed or resumed by someone else first: nothing is recorded twice).
    */
   resumeJob(
     id: number,
@@ -246,6 +253,7 @@ export interface Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null>;
   /**
    * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
@@ -506,6 +514,12 @@ export interface NodeHeartbeatAnswer {
 export interface NodeRecord extends NodeHeartbeat {
   heartbeatAt: number;
   expiresAt: number;
+}
+
+/** What an edit read of a job, that must still hold when it writes (Store.updateJob). */
+export interface JobExpectation {
+  version: number;
+  nextFireAt: number | null;
 }
 
 /** A job belongs to trigger partition `id % count`; a trigger loop fires the partitions it owns. */

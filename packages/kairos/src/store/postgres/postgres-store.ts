@@ -102,6 +102,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobExpectation,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -407,8 +408,16 @@ export class PostgresStore implements Store {
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
-    const values = [...jobValues(job), nextFireAt, now, id, ...dispatchValues(job)];
+    const values = [
+      ...jobValues(job),
+      nextFireAt,
+      now,
+      id,
+      ...dispatchValues(job),
+      ...expectationValues(expected),
+    ];
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
       ? await this.transaction('updateJob', async (client) => {
@@ -957,6 +966,7 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
       if (buffersRuns(job)) await startBuffering(client, id);
@@ -966,6 +976,7 @@ export class PostgresStore implements Store {
         now,
         id,
         ...dispatchValues(job),
+        ...expectationValues(expected),
       ]);
       if (rows[0] && skipped) {
         await writeSkipped(
@@ -1869,6 +1880,11 @@ function hash(text: string): string {
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
   return { name: lease.name, owner: lease.owner, epoch: lease.epoch };
+}
+
+/** The edit's expectation as UPDATE_JOB's $19..$21. */
+function expectationValues(expected: JobExpectation | undefined): unknown[] {
+  return expected ? [expected.version, true, expected.nextFireAt] : [null, false, null];
 }
 
 function jobValues(job: JobDefinition): unknown[] {

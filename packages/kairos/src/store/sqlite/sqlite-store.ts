@@ -98,6 +98,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobExpectation,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -269,14 +270,17 @@ export class SqliteStore implements Store {
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     return this.run('updateJob', () => {
-      const row = this.sql(
-        `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-           dispatch = ?, schedule_to_start_ms = ?, task = ?
-         WHERE id = ? RETURNING *`,
-      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+      const row = this.sql(`${UPDATE_JOB} RETURNING *`).get(
+        ...jobValues(job),
+        nextFireAt,
+        now,
+        ...dispatchValues(job),
+        id,
+        ...expectationValues(expected),
+      ) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -928,16 +932,19 @@ export class SqliteStore implements Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     const row = this.run('resumeJob', () =>
       this.db
         .transaction(() => {
-          const row = this.sql(
-            `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-               dispatch = ?, schedule_to_start_ms = ?, task = ?
-             WHERE id = ? AND paused = 1 RETURNING *`,
-          ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+          const row = this.sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`).get(
+            ...jobValues(job),
+            nextFireAt,
+            now,
+            ...dispatchValues(job),
+            id,
+            ...expectationValues(expected),
+          ) as JobRow | undefined;
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
         })
@@ -1837,6 +1844,20 @@ export class SqliteStore implements Store {
       return row.at;
     });
   }
+}
+
+/**
+ * Replace a job's definition and next fire time, bumping its version. Parameters: job values,
+ * next_fire_at, now, dispatch values, id, then the expectation (expectationValues): version or
+ * null, whether the next fire is checked, the next fire read.
+ */
+const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
+    delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, version = version + 1
+  WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
+
+function expectationValues(expected: JobExpectation | undefined): unknown[] {
+  return expected ? [expected.version, expected.version, 1, expected.nextFireAt] : [null, null, 0, null];
 }
 
 function jobValues(job: JobDefinition): unknown[] {
