@@ -234,8 +234,9 @@ export class KairosClient {
     return this.request('GET', '/v1/nodes');
   }
 
-  listWorkers(): Promise<{ items: WorkerInfo[] }> {
-    return this.request('GET', '/v1/workers');
+  /** Active and draining workers; with `all`, lost and stopped ones too (until they are pruned). */
+  listWorkers(filter: { all?: boolean } = {}): Promise<{ items: WorkerInfo[] }> {
+    return this.request('GET', '/v1/workers', undefined, { all: filter.all || undefined });
   }
 
   // Worker protocol -------------------------------------------------------
@@ -339,6 +340,11 @@ export class KairosClient {
   /** The worker stops taking runs and finishes those it has. */
   drainWorker(id: string): Promise<WorkerInfo> {
     return this.request('POST', `/v1/workers/${enc(id)}/drain`, {});
+  }
+
+  /** Undoes a drain: the worker takes runs again. */
+  resumeWorker(id: string): Promise<WorkerInfo> {
+    return this.request('POST', `/v1/workers/${enc(id)}/resume`, {});
   }
 
   listGroups(): Promise<{ items: GroupInfo[] }> {

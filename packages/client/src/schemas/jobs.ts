@@ -279,8 +279,18 @@ export const TriggerRequestSchema = closed({
   params: Type.Optional(JsonObjectSchema),
   mergeParams: Type.Optional(Type.Boolean()),
   priority: Type.Optional(Type.Integer()),
-  /** A second trigger with the same key returns the first run instead of creating another. */
+  /**
+   * A second trigger with the same key and params returns the first run instead of creating another;
+   * with other params or priority it answers 409 `IDEMPOTENCY_CONFLICT`. The key holds its run for
+   * `idempotencyTtl`, then may be used again.
+   */
   idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** How long the idempotency key holds its run: 1 s to 30 days, default `'24h'`. */
+  idempotencyTtl: Type.Optional(DurationSchema),
+  /** The run starts at this instant (RFC 3339, e.g. `2030-01-01T09:00:00Z`), not before; one already past starts at once. */
+  runAt: Type.Optional(InstantSchema),
+  /** The run starts this long after the trigger (`'30s'` or ms), not before. Not with `runAt`. */
+  delay: Type.Optional(DurationSchema),
 });
 
 export const TriggerBatchSchema = closed({

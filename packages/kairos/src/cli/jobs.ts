@@ -17,6 +17,8 @@ import {
   type JobFlags,
   jobFieldsFromFlags,
   jobSpecFromFlags,
+  parseDurationFlag,
+  parseInstant,
   parseIntFlag,
   parseJsonObject,
   UsageError,
@@ -162,15 +164,31 @@ export function registerJobs(program: Command): void {
   jobs
     .command('trigger')
     .argument('<name>', 'job name')
-    .description('run a job now; prints the run id')
+    .description('run a job now, or later with --at or --delay; prints the run id')
     .option('--params <json>', "params of this run as a JSON object, replacing the job's")
     .option('--merge', "merge --params over the job's params instead of replacing them")
     .option('--priority <n>', 'priority of this run (-1000 to 1000)')
-    .option('--idempotency-key <key>', 'a second trigger with the same key returns the first run')
+    .option('--at <iso>', 'start the run at this instant, not before, e.g. 2030-01-01T09:00:00Z')
+    .option('--delay <dur>', 'start the run this long from now, not before, e.g. 30s, 2h')
+    .option(
+      '--idempotency-key <key>',
+      'a second trigger with the same key and params returns the first run; other params are refused',
+    )
+    .option('--idempotency-ttl <dur>', 'how long the key holds its run (1s to 30d, default 24h)')
     .action(async (name: string, _options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<
-        GlobalFlags & { params?: string; merge?: boolean; priority?: string; idempotencyKey?: string }
+        GlobalFlags & {
+          params?: string;
+          merge?: boolean;
+          priority?: string;
+          idempotencyKey?: string;
+          idempotencyTtl?: string;
+          at?: string;
+          delay?: string;
+        }
       >();
+      if (flags.at !== undefined && flags.delay !== undefined)
+        throw new UsageError('--at or --delay, not both');
       const request: TriggerRequest = {};
       if (flags.params !== undefined) request.params = parseJsonObject(flags.params, '--params');
       if (flags.merge) request.mergeParams = true;
@@ -178,11 +196,20 @@ export function registerJobs(program: Command): void {
         request.priority = parseIntFlag(flags.priority, '--priority', { min: -1000, max: 1000 });
       }
       if (flags.idempotencyKey !== undefined) request.idempotencyKey = flags.idempotencyKey;
+      if (flags.idempotencyTtl !== undefined)
+        request.idempotencyTtl = parseDurationFlag(flags.idempotencyTtl, '--idempotency-ttl');
+      if (flags.at !== undefined) request.runAt = parseInstant(flags.at, '--at');
+      if (flags.delay !== undefined) request.delay = parseDurationFlag(flags.delay, '--delay');
       const run = await clientFrom(flags).triggerJob(name, request);
       if (flags.json) return printJson(run);
       console.log(run.id);
-      if (process.stderr.isTTY)
-        console.error(`run ${run.id} ${run.status}; follow it with: kairos runs wait ${run.id}`);
+      if (process.stderr.isTTY) {
+        const later =
+          Date.parse(run.availableAt) > Date.parse(run.createdAt)
+            ? ` until ${formatTime(run.availableAt)}`
+            : '';
+        console.error(`run ${run.id} ${run.status}${later}; follow it with: kairos runs wait ${run.id}`);
+      }
     });
 
   registerScheduleCommands(jobs);

@@ -18,6 +18,7 @@ import {
   patchJob,
   sameSchedule,
 } from '../core/job.ts';
+import { runTiming } from '../core/manual-run.ts';
 import { KairosError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import type { RunRecord, Store } from '../store/store.ts';
@@ -95,12 +96,14 @@ export class JobService {
       );
     }
     const job = await this.get(name);
-    const runs = requests.map((request) => ({
+    const now = this.clock.now();
+    const runs = requests.map((request, i) => ({
       params: checkParams(paramsOf(job.params, request), 'params'),
       priority: request.priority ?? job.priority,
       idempotencyKey: request.idempotencyKey,
+      ...runTiming(request, now, `runs[${i}].`),
     }));
-    return this.store.enqueueRuns(job.id, runs, this.clock.now());
+    return this.store.enqueueRuns(job.id, runs, now);
   }
 
   /**
@@ -115,10 +118,12 @@ export class JobService {
     } else if (request.params) {
       params = checkParams(request.params, 'params');
     }
+    const now = this.clock.now();
+    const timing = runTiming(request, now);
     const run = await this.store.triggerRun(
       name,
-      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey },
-      this.clock.now(),
+      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey, ...timing },
+      now,
       audit,
     );
     if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);

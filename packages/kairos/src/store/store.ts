@@ -104,15 +104,16 @@ export interface Store {
   // Runs ---------------------------------------------------------------------
 
   /**
-   * Queues runs of a job outside its schedule (manual or API trigger). A request whose
-   * idempotency key was used before returns the earlier run instead of a new one.
+   * Queues runs of a job outside its schedule (manual or API trigger), all or none. A request whose
+   * idempotency key holds a run returns that run instead of a new one (see {@link RunTimingRequest}:
+   * other params throw IDEMPOTENCY_CONFLICT and nothing is queued; an expired key is reused).
    */
   enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
   /**
    * Queues one run of the job named `name` (manual or API trigger) and answers it, in one write: the
    * job read by name, its defaults applied (`params` or `priority` null take the job's), the run
-   * queued or, when its idempotency key was used before, the earlier run returned, and `audit`
-   * committed with it. Null when no job has that name (nothing written). The trigger route's path:
+   * queued or, when its idempotency key holds a run, that run returned (IDEMPOTENCY_CONFLICT with
+   * other params or priority; see {@link RunTimingRequest}), and `audit` committed with it. Null when no job has that name (nothing written). The trigger route's path:
    * one round trip to PostgreSQL where reading the job, inserting, reading the run back and auditing
    * took four.
    */
@@ -395,6 +396,12 @@ export interface Store {
    */
   drainWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
   /**
+   * Undoes a drain: a draining worker is active again and claims runs; long polls of its group are
+   * woken. Null when unknown; WORKER_NOT_ACTIVE when lost or stopped. Resuming an active worker is a
+   * no-op.
+   */
+  resumeWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
+  /**
    * Fails queued runs that waited longer than their job's schedule-to-start timeout since they
    * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
    */
@@ -589,16 +596,28 @@ export interface PollDispatch {
 }
 
 /** One run of {@link Store.triggerRun}: null `params` or `priority` take the job's. */
-export interface TriggerRunRequest {
+export interface TriggerRunRequest extends RunTimingRequest {
   params: JsonObject | null;
   priority: number | null;
-  idempotencyKey?: string | undefined;
 }
 
-export interface EnqueueRequest {
+export interface EnqueueRequest extends RunTimingRequest {
   params: JsonObject;
   priority: number;
+}
+
+/**
+ * When a manual run may start and its idempotency key. A key holds its run until
+ * `idempotencyExpiresAt`: a request with that key answers the run while its params and priority are
+ * the same, and throws IDEMPOTENCY_CONFLICT (writing nothing) while they differ; after it, the key
+ * is taken from the old run for a new one.
+ */
+export interface RunTimingRequest {
   idempotencyKey?: string | undefined;
+  /** Epoch ms; null or absent with no expiry (keys written before expiry existed). */
+  idempotencyExpiresAt?: number | null | undefined;
+  /** Not handed to a worker before this instant (`availableAt`); absent: now. */
+  availableAt?: number | undefined;
 }
 
 export interface RunRecord {

@@ -96,12 +96,13 @@ export const ENQUEUE = `
   WITH job AS (
     SELECT id, group_name, coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE id = $1),
-  input AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(i int, params jsonb, priority int, key text)),
+  input AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
+    AS x(i int, params jsonb, priority int, key text, expires bigint, available_at bigint)),
   inserted AS (
-    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at)
-    SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.params, x.priority, 'queued',
-      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, $3
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
+      status, max_attempts, retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.expires, x.params, x.priority, 'queued',
+      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at
     FROM input x, jobs j
     WHERE j.id = $1 AND ($6 OR NOT (SELECT broadcast FROM job))
     ORDER BY x.i
@@ -128,7 +129,10 @@ export const ENQUEUE = `
  * of every API trigger. A broadcast job inserts nothing here (its runs are sharded in a transaction):
  * the row says `job_broadcast` and the run columns are null. No row: no such job.
  * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers),
- * $14 the node's schema (null: none of its own), which listeners of other schemas skip.
+ * $14 the node's schema (null: none of its own), which listeners of other schemas skip, $15 when the
+ * run may start, $16 when its key expires. A key's run is answered with `key_same` (the same params
+ * and priority) and `key_expired`; the audit entry is written only for a run inserted or answered as
+ * the same request (the caller refuses the others, or takes the expired key and runs this again).
  */
 export const TRIGGER_RUN = `
   WITH job AS (
@@ -136,15 +140,18 @@ export const TRIGGER_RUN = `
       coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE name = $1),
   inserted AS (
-    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at)
-    SELECT j.id, j.group_name, j.handler, 'manual', $4::text, coalesce($2::jsonb, j.params), coalesce($3::int, j.priority),
-      'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint, $5::bigint
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
+      status, max_attempts, retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', $4::text, $16::bigint, coalesce($2::jsonb, j.params),
+      coalesce($3::int, j.priority), 'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint,
+      $15::bigint
     FROM job j WHERE NOT j.broadcast
     ON CONFLICT DO NOTHING
     RETURNING *),
   existing AS (
-    SELECT r.* FROM runs r, job j
+    SELECT r.*, r.params = coalesce($2::jsonb, j.params) AND r.priority = coalesce($3::int, j.priority) AS same,
+      r.idempotency_expires_at IS NOT NULL AND r.idempotency_expires_at <= $5::bigint AS expired
+    FROM runs r, job j
     WHERE $4::text IS NOT NULL AND NOT j.broadcast AND r.job_id = j.id AND r.idempotency_key = $4::text),
   notified AS (
     SELECT pg_notify($6, json_build_object('origin', $7::text, 'schema', $14::text,
@@ -152,11 +159,26 @@ export const TRIGGER_RUN = `
     FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
   audited AS (
     INSERT INTO audit_log (at, actor, action, target, details)
-    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL)
+    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL
+      AND (EXISTS (SELECT 1 FROM inserted) OR EXISTS (SELECT 1 FROM existing WHERE same AND NOT expired)))
   SELECT j.id AS job_id_of_name, j.broadcast AS job_broadcast, (SELECT count(*) FROM notified)::int AS notified,
-    (SELECT count(*) FROM inserted)::int AS inserted,
+    (SELECT count(*) FROM inserted)::int AS inserted, r.same AS key_same, r.expired AS key_expired,
     ${RUN_COLUMNS}
-  FROM job j LEFT JOIN (SELECT * FROM inserted UNION ALL SELECT * FROM existing) r ON true`;
+  FROM job j LEFT JOIN (SELECT *, true AS same, false AS expired FROM inserted UNION ALL SELECT * FROM existing) r
+    ON true`;
+
+/** Takes an expired idempotency key from its run, so that a new run may have it. $1 run id, $2 key, $3 now. */
+export const RELEASE_IDEMPOTENCY_KEY = `
+  UPDATE runs SET idempotency_key = NULL
+  WHERE id = $1 AND idempotency_key = $2 AND idempotency_expires_at <= $3`;
+
+/**
+ * The runs that idempotency keys of a job hold, locked, with what a repeated request is compared
+ * with. $1 job id, $2 keys.
+ */
+export const RUNS_BY_IDEMPOTENCY_KEYS = `
+  SELECT id, idempotency_key, params, priority, idempotency_expires_at FROM runs
+  WHERE job_id = $1 AND idempotency_key = ANY($2::text[]) FOR UPDATE`;
 
 /**
  * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created
