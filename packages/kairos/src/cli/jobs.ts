@@ -10,6 +10,7 @@ import {
   keyValues,
   printJson,
   table,
+  zoneOf,
 } from './format.ts';
 import {
   clientFrom,
@@ -95,7 +96,7 @@ export function registerJobs(program: Command): void {
             job.handler,
             formatTrigger(job.trigger),
             job.paused ? 'yes' : 'no',
-            formatTime(job.nextFireAt),
+            formatTime(job.nextFireAt, zoneOf(job.trigger)),
           ]),
         ),
       );
@@ -123,7 +124,7 @@ export function registerJobs(program: Command): void {
           ['paused', job.paused ? 'yes' : 'no'],
           ['version', String(job.version)],
           ['schedule', formatSchedule(job)],
-          ['next fire', formatTime(job.nextFireAt)],
+          ['next fire', formatTime(job.nextFireAt, zoneOf(job.trigger))],
           ['created', formatTime(job.createdAt)],
           ['updated', formatTime(job.updatedAt)],
         ]),
@@ -292,8 +293,8 @@ function formatSchedule(job: Job): string | undefined {
   const parts = [
     s.misfire.policy === 'skip' ? '' : `misfire ${s.misfire.policy}`,
     s.overlap === 'allow' ? '' : `overlap ${s.overlap}`,
-    s.startAt ? `from ${formatTime(s.startAt)}` : '',
-    s.endAt ? `until ${formatTime(s.endAt)}` : '',
+    s.startAt ? `from ${formatTime(s.startAt, zoneOf(job.trigger))}` : '',
+    s.endAt ? `until ${formatTime(s.endAt, zoneOf(job.trigger))}` : '',
     s.jitter ? `jitter ${formatDuration(s.jitter)}` : '',
     s.maxRuns === null ? '' : `${job.runsFired}/${s.maxRuns} runs`,
     s.calendars.length > 0 ? `calendars ${s.calendars.join(', ')}` : '',
@@ -306,6 +307,6 @@ function showJob(flags: GlobalFlags, job: Job, verb: string): void {
     printJson(job);
     return;
   }
-  const next = job.paused ? 'paused' : `next fire ${formatTime(job.nextFireAt)}`;
+  const next = job.paused ? 'paused' : `next fire ${formatTime(job.nextFireAt, zoneOf(job.trigger))}`;
   console.log(`${verb} job ${job.name}: ${formatTrigger(job.trigger)}, ${next}`);
 }
