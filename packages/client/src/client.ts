@@ -128,8 +128,9 @@ export class KairosClient {
   }
 
   /**
-   * Creates the job or replaces its definition: safe to call on every deploy. With `spec.version`
-   * or `options.ifMatch`, replaces only that version of the job (409 `VERSION_CONFLICT` otherwise).
+   * Creates the job or replaces its definition: safe to call on every deploy (a spec without
+   * `paused` keeps the job paused or not, as it is). With `spec.version` or `options.ifMatch`,
+   * replaces only that version of the job (409 `VERSION_CONFLICT` otherwise).
    */
   putJob(spec: JobSpec, options: JobEditOptions = {}): Promise<Job> {
     return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec, undefined, ifMatch(options));

@@ -157,6 +157,33 @@ describe.each(dialects)('job edits that race: %s', (_dialect, open) => {
     expect((await s.other.get('v')).trigger).toMatchObject({ kind: 'every', every: MIN });
   });
 
+  it('a replacement that does not say `paused` keeps a pause made while it was written', async () => {
+    const s = await setup();
+    await s.create({ name: 'r', trigger: { kind: 'every', every: '1m' } });
+    s.whileReading(async () => {
+      await s.other.pause('r');
+    });
+    const put = await s.editor.put({
+      name: 'r',
+      handler: 'h',
+      trigger: { kind: 'every', every: '1m' },
+      priority: 2,
+    });
+    expect(put).toMatchObject({ paused: true, priority: 2 });
+    // Saying it resumes, with the ledger entry of a resume.
+    await s.clock.advance(3 * MIN);
+    const resumed = await s.other.put({
+      name: 'r',
+      handler: 'h',
+      trigger: { kind: 'every', every: '1m' },
+      paused: false,
+    });
+    expect(resumed.paused).toBe(false);
+    expect(await s.store.listSkipped(resumed.id, { limit: 10 })).toEqual([
+      expect.objectContaining({ reason: 'paused', count: 3 }),
+    ]);
+  });
+
   it('the version of a concurrent edit is checked when it writes, not only when it reads', async () => {
     const s = await setup();
     await s.create({ name: 'w', trigger: { kind: 'every', every: '1m' } });

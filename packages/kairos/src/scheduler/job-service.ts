@@ -43,16 +43,24 @@ export class JobService {
   }
 
   /**
-   * Creates or replaces: the next fire time survives when the schedule did not change. With a
-   * `version`, only replaces that version of the job (VERSION_CONFLICT otherwise; JOB_NOT_FOUND when
-   * there is no job to replace).
+   * Creates or replaces: the next fire time survives when the schedule did not change, and so does
+   * a pause when the spec does not say `paused` (a deploy that puts its jobs does not resume one an
+   * operator paused). With a `version`, only replaces that version of the job (VERSION_CONFLICT
+   * otherwise; JOB_NOT_FOUND when there is no job to replace).
    */
   async put(spec: JobSpec, condition: EditCondition = {}): Promise<JobRecord> {
     const job = compileJob(spec);
     await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
-      if (existing) return this.replace(existing, () => job, condition);
+      if (existing) {
+        const keepsPause = spec.paused === undefined;
+        return this.replace(
+          existing,
+          (stored) => (keepsPause ? { ...job, paused: stored.paused } : job),
+          condition,
+        );
+      }
       if (condition.version !== undefined) throw notFound(job.name);
       try {
         const now = this.clock.now();

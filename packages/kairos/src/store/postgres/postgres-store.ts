@@ -160,7 +160,6 @@ interface EnqueuedRow {
   group_name: string;
   broadcast: boolean;
   inserted: string;
-  existing: string;
 }
 
 /** A run that FINISH_ATTEMPTS ended (or queued again), with what its end set off. */

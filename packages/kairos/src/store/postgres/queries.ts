@@ -84,11 +84,12 @@ export const FIRE = `
     coalesce((SELECT array_agg(DISTINCT group_name) FROM inserted), '{}') AS groups`;
 
 /**
- * Manual runs, in input order, in one statement: the job's row, the runs, the runs that already
- * held the idempotency keys, and the notification of the job's group, sent at commit. No row: no
- * such job. A broadcast job's runs are sharded in the same transaction, so with $6 false (one
- * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
- * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
+ * Manual runs, in input order, in one statement: the job's row, the runs, and the notification of
+ * the job's group, sent at commit. No row: no such job. A key that holds a run inserts nothing (the
+ * caller judged the keys first, in its transaction: PostgresStore.enqueueKeyedRuns). A broadcast
+ * job's runs are sharded in the same transaction, so with $6 false (one statement, its own
+ * transaction) a broadcast job gets nothing and answers `broadcast`, and the caller runs it again
+ * with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key, expires, available_at}],
  * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
  * node listens), $8 the node's schema (null: none of its own), which listeners of other schemas skip.
  */
@@ -108,16 +109,12 @@ export const ENQUEUE = `
     ORDER BY x.i
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key),
-  existing AS (
-    SELECT id, idempotency_key FROM runs
-    WHERE job_id = $1 AND idempotency_key IN (SELECT key FROM input WHERE key IS NOT NULL)),
   notified AS (
     SELECT pg_notify($4, json_build_object('origin', $5::text, 'schema', $8::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
     FROM job WHERE ($6 OR NOT broadcast) AND $7::boolean)
   SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
-    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted,
-    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM existing) AS existing
+    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted
   FROM job`;
 
 /**
