@@ -49,6 +49,7 @@ export class JobService {
    * otherwise; JOB_NOT_FOUND when there is no job to replace).
    */
   async put(spec: JobSpec, condition: EditCondition = {}): Promise<JobRecord> {
+    condition = { version: condition.version ?? spec.version };
     const job = compileJob(spec);
     await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
@@ -74,7 +75,9 @@ export class JobService {
 
   /** Applies a partial update, to the job as stored when it writes (see `replace`). */
   async update(name: string, patch: JobPatch, condition: EditCondition = {}): Promise<JobRecord> {
-    return this.replace(await this.get(name), (existing) => patchJob(existing, patch), condition);
+    const { version, ...fields } = patch;
+    const expected = { version: condition.version ?? version };
+    return this.replace(await this.get(name), (existing) => patchJob(existing, fields), expected);
   }
 
   async get(name: string): Promise<JobRecord> {
