@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
@@ -139,6 +140,30 @@ export function describeJob(job: JobRecord): Job {
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),
   };
+}
+
+/**
+ * Whether two definitions are the same job: an edit that changes nothing writes nothing (no new
+ * version, so a no-op edit or a repeated pause does not make others' `If-Match` fail). Stored JSON
+ * may come back with its keys in another order (PostgreSQL's jsonb), so values are compared.
+ */
+export function sameDefinition(a: JobDefinition, b: JobDefinition): boolean {
+  const keys: Array<keyof JobDefinition> = [
+    'name',
+    'description',
+    'group',
+    'handler',
+    'params',
+    'trigger',
+    'retry',
+    'timeoutMs',
+    'priority',
+    'paused',
+    'schedule',
+    'dispatch',
+    'task',
+  ];
+  return keys.every((key) => isDeepStrictEqual(a[key], b[key]));
 }
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */

@@ -157,6 +157,28 @@ describe.each(dialects)('job edits that race: %s', (_dialect, open) => {
     expect((await s.other.get('v')).trigger).toMatchObject({ kind: 'every', every: MIN });
   });
 
+  it('an edit that changes nothing writes nothing: the version stays', async () => {
+    const s = await setup();
+    const spec = {
+      name: 'same',
+      handler: 'h',
+      trigger: { kind: 'cron' as const, cron: '0 9 * * *', timezone: 'Europe/Berlin' },
+      params: { b: 1, a: { d: 2, c: 3 } },
+      schedule: { overlap: 'skip' as const, jitter: '5s' },
+      routing: { strategy: 'round-robin' as const },
+      retry: { maxAttempts: 4, backoff: 'fixed' as const },
+    };
+    const created = await s.other.create(spec);
+    expect((await s.other.put(spec)).version).toBe(created.version);
+    expect((await s.other.update('same', { priority: 0, params: { a: { c: 3, d: 2 }, b: 1 } })).version).toBe(
+      created.version,
+    );
+    const paused = await s.other.pause('same');
+    expect(paused.version).toBe(created.version + 1);
+    expect((await s.other.pause('same', { version: paused.version })).version).toBe(paused.version);
+    expect((await s.other.get('same')).updatedAt).toBe(paused.updatedAt);
+  });
+
   it('a replacement that does not say `paused` keeps a pause made while it was written', async () => {
     const s = await setup();
     await s.create({ name: 'r', trigger: { kind: 'every', every: '1m' } });

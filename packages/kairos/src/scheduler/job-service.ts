@@ -16,6 +16,7 @@ import {
   type JobDefinition,
   type JobRecord,
   patchJob,
+  sameDefinition,
   sameSchedule,
 } from '../core/job.ts';
 import { runTiming } from '../core/manual-run.ts';
@@ -221,6 +222,8 @@ export class JobService {
         throw versionConflict(existing, condition.version);
       }
       const job = build(existing);
+      // Nothing to change: nothing written, the version stays.
+      if (sameDefinition(existing, job)) return existing;
       await this.checkDependencies(job);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
