@@ -1601,7 +1601,10 @@ export class SqliteStore implements Store {
             | undefined;
           if (!worker) return null;
           if (worker.status !== 'active' && worker.status !== 'draining') {
-            throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${worker.status}: nothing to resume`);
+            throw new KairosError(
+              'WORKER_NOT_ACTIVE',
+              `worker ${workerId} is ${worker.status}: nothing to resume`,
+            );
           }
           this.sql(`UPDATE workers SET status = 'active' WHERE id = ?`).run(workerId);
           return worker.group_name;
