@@ -129,13 +129,26 @@ export class KairosClient {
     return this.request('POST', '/v1/jobs', spec);
   }
 
-  /** Creates the job or replaces its definition: safe to call on every deploy. */
-  putJob(spec: JobSpec): Promise<Job> {
-    return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec);
+  /**
+   * Creates the job or replaces its definition: safe to call on every deploy (a spec without
+   * `paused` keeps the job paused or not, as it is). With `spec.version` or `options.ifMatch`,
+   * replaces only that version of the job (409 `VERSION_CONFLICT` otherwise).
+   */
+  putJob(spec: JobSpec, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec, undefined, ifMatch(options));
   }
 
-  updateJob(name: string, patch: JobPatch): Promise<Job> {
-    return this.request('PATCH', `/v1/jobs/${enc(name)}`, patch);
+  /**
+   * Changes the fields `patch` names. With `patch.version` or `options.ifMatch` (a `Job.version`
+   * you read), applies only while the job is still at that version: another change in between
+   * answers 409 `VERSION_CONFLICT`, with the current job in `details.job`.
+   *
+   * @example
+   * const job = await client.getJob('report');
+   * await client.updateJob('report', { priority: 5 }, { ifMatch: job.version });
+   */
+  updateJob(name: string, patch: JobPatch, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('PATCH', `/v1/jobs/${enc(name)}`, patch, undefined, ifMatch(options));
   }
 
   getJob(name: string): Promise<Job> {
@@ -150,12 +163,12 @@ export class KairosClient {
     await this.request('DELETE', `/v1/jobs/${enc(name)}`);
   }
 
-  pauseJob(name: string): Promise<Job> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/pause`, {});
+  pauseJob(name: string, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/pause`, {}, undefined, ifMatch(options));
   }
 
-  resumeJob(name: string): Promise<Job> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {});
+  resumeJob(name: string, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {}, undefined, ifMatch(options));
   }
 
   triggerJob(name: string, request: TriggerRequest = {}): Promise<Run> {
@@ -245,8 +258,9 @@ export class KairosClient {
     return this.request('GET', '/v1/nodes');
   }
 
-  listWorkers(): Promise<{ items: WorkerInfo[] }> {
-    return this.request('GET', '/v1/workers');
+  /** Active and draining workers; with `all`, lost and stopped ones too (until they are pruned). */
+  listWorkers(filter: { all?: boolean } = {}): Promise<{ items: WorkerInfo[] }> {
+    return this.request('GET', '/v1/workers', undefined, { all: filter.all || undefined });
   }
 
   // Worker protocol -------------------------------------------------------
@@ -352,6 +366,11 @@ export class KairosClient {
     return this.request('POST', `/v1/workers/${enc(id)}/drain`, {});
   }
 
+  /** Undoes a drain: the worker takes runs again. */
+  resumeWorker(id: string): Promise<WorkerInfo> {
+    return this.request('POST', `/v1/workers/${enc(id)}/resume`, {});
+  }
+
   listGroups(): Promise<{ items: GroupInfo[] }> {
     return this.request('GET', '/v1/groups');
   }
@@ -413,9 +432,14 @@ export class KairosClient {
       timeoutMs?: number | undefined;
       extraTimeoutMs?: number;
       okStatuses?: number[];
+      headers?: Record<string, string> | undefined;
     } = {},
   ): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json', ...this.headers?.() };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...this.headers?.(),
+      ...options.headers,
+    };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const response = await this.transport({
@@ -444,6 +468,16 @@ export class KairosClient {
     }
     throw new KairosApiError(response.status, 'HTTP_' + response.status, text || response.statusText);
   }
+}
+
+/** Options of the calls that change a job. */
+export interface JobEditOptions {
+  /** The `Job.version` the change was decided on, sent as `If-Match`. */
+  ifMatch?: number | undefined;
+}
+
+function ifMatch(options: JobEditOptions): { headers?: Record<string, string> } {
+  return options.ifMatch === undefined ? {} : { headers: { 'if-match': `"${options.ifMatch}"` } };
 }
 
 function enc(value: string): string {

@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   RUN_FINISHED: 409,
   CALENDAR_IN_USE: 409,
   WORKER_NOT_ACTIVE: 409,
+  VERSION_CONFLICT: 409,
+  IDEMPOTENCY_CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   STORE_UNAVAILABLE: 503,
   // A node refuses to start on a schema it does not understand (never an answer of the API).

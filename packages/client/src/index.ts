@@ -1,6 +1,7 @@
 export {
   type ClientOptions,
   fetchTransport,
+  type JobEditOptions,
   KairosClient,
   type Transport,
   type TransportRequest,

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
@@ -32,6 +33,8 @@ export interface JobRecord extends JobDefinition {
   id: number;
   /** Runs the schedule created so far (what `maxRuns` counts). */
   runsFired: number;
+  /** Bumped by every change of the definition or the pause state, never by firing. */
+  version: number;
   /** Kept while paused: resuming records the fires from here to then as skipped (`paused`). */
   nextFireAt: number | null;
   createdAt: number;
@@ -201,11 +204,36 @@ export function describeJob(job: JobRecord): Job {
     task: job.task ? taskSpecOf(job.task) : null,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
+    version: job.version,
     // A paused job keeps its next fire internally (for the ledger on resume) but has none to show.
     nextFireAt: job.nextFireAt === null || job.paused ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),
   };
+}
+
+/**
+ * Whether two definitions are the same job: an edit that changes nothing writes nothing (no new
+ * version, so a no-op edit or a repeated pause does not make others' `If-Match` fail). Stored JSON
+ * may come back with its keys in another order (PostgreSQL's jsonb), so values are compared.
+ */
+export function sameDefinition(a: JobDefinition, b: JobDefinition): boolean {
+  const keys: Array<keyof JobDefinition> = [
+    'name',
+    'description',
+    'group',
+    'handler',
+    'params',
+    'trigger',
+    'retry',
+    'timeoutMs',
+    'priority',
+    'paused',
+    'schedule',
+    'dispatch',
+    'task',
+  ];
+  return keys.every((key) => isDeepStrictEqual(a[key], b[key]));
 }
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */
