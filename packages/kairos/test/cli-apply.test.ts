@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { JobSpec, KairosClient } from '@kairos/client';
 import { describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
+import { carryOut, planApply } from '../src/cli/apply.ts';
 import { buildProgram } from '../src/cli/program.ts';
 import type { KairosNode } from '../src/node.ts';
 import { startTestNode, tempDir } from './helpers.ts';
@@ -184,6 +185,19 @@ describe('kairos apply and kairos export', async () => {
     writeFileSync(file, 'jobs: []\nteams: []\n');
     await expect(kairos(target.node, 'apply', '-f', file)).rejects.toThrow(/unknown key teams/);
     expect(await state(target.admin)).toEqual(before);
+  });
+
+  it('an edit made between the diff and the apply is refused, never overwritten', async () => {
+    const definitions = {
+      jobs: [{ name: 'rate', handler: 'tick', trigger: { kind: 'every' as const, every: '3m' } }],
+    };
+    const plan = await planApply(target.admin, definitions);
+    expect(plan).toMatchObject([{ kind: 'job', name: 'rate', action: 'update' }]);
+    await target.admin.updateJob('rate', { priority: 9 });
+    await expect(carryOut(target.admin, definitions, plan)).rejects.toMatchObject({
+      code: 'VERSION_CONFLICT',
+    });
+    expect(await target.admin.getJob('rate')).toMatchObject({ priority: 9, trigger: { every: 90_000 } });
   });
 
   it('a TypeScript module that exports the definitions', async () => {

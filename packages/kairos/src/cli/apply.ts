@@ -38,6 +38,8 @@ export interface Change {
   action: 'create' | 'update' | 'unchanged';
   /** The fields that differ, `field: before → after`. */
   fields: string[];
+  /** The job's version the diff was read from: the update applies only over it (If-Match). */
+  version?: number;
 }
 
 /** Registers `kairos apply -f` and `kairos export`. */
@@ -200,7 +202,8 @@ export async function planApply(client: KairosClient, definitions: Definitions):
           ...(spec.paused === undefined ? { paused: desired.paused } : {}),
         }),
       );
-    changes.push(diff('job', spec.name, now, desired));
+    const change = diff('job', spec.name, now, desired);
+    changes.push(current === undefined ? change : { ...change, version: current.version });
   }
   return changes;
 }
@@ -230,7 +233,11 @@ function perMs(per: string | number): number {
 }
 
 /** Calendars and groups first (jobs name them), then jobs, parents before their `after` children. */
-async function carryOut(client: KairosClient, definitions: Definitions, plan: Change[]): Promise<void> {
+export async function carryOut(
+  client: KairosClient,
+  definitions: Definitions,
+  plan: Change[],
+): Promise<void> {
   const todo = (kind: Change['kind'], name: string) =>
     plan.some((c) => c.kind === kind && c.name === name && c.action !== 'unchanged');
   for (const calendar of definitions.calendars ?? [])
@@ -247,7 +254,11 @@ async function carryOut(client: KairosClient, definitions: Definitions, plan: Ch
         !jobs.some((o) => o.name === (j.trigger as { job: string }).job),
     );
     const [job] = jobs.splice(index === -1 ? 0 : index, 1);
-    if (todo('job', job!.name)) await client.putJob(job!);
+    if (todo('job', job!.name)) {
+      // An edit made since the diff was read is refused (409 VERSION_CONFLICT), never overwritten.
+      const version = plan.find((c) => c.kind === 'job' && c.name === job!.name)?.version;
+      await client.putJob(job!, version === undefined ? {} : { ifMatch: version });
+    }
     done.add(job!.name);
   }
 }
