@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
 import { registerApply } from './apply.ts';
 import { registerCalendars } from './calendars.ts';
+import { registerCompletion } from './completion.ts';
 import { registerFleet } from './fleet.ts';
 import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
@@ -64,6 +65,7 @@ export function buildProgram(): Command {
   registerFleet(program);
   registerImport(program);
   registerApply(program);
+  registerCompletion(program);
   return program;
 }
 
