@@ -1632,27 +1632,27 @@ export class PostgresStore implements Store {
   }
 
   async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    const [row] = await this.query<{ status: string; group_name: string }>('drainWorker', dq.DRAIN_WORKER, [
-      workerId,
-    ]);
-    if (!row) return null;
-    if (row.status !== 'active' && row.status !== 'draining') {
-      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to drain`);
-    }
     // Runs assigned to it are routed again by the next claim of another worker.
-    await this.notify([{ type: 'runs', group: row.group_name }]);
-    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+    return this.setWorkerStatus('drainWorker', dq.DRAIN_WORKER, workerId, 'drain');
   }
 
   async resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    const [row] = await this.query<{ status: string; group_name: string }>('resumeWorker', dq.RESUME_WORKER, [
-      workerId,
-    ]);
+    // Its long polls, and those of its group, claim again.
+    return this.setWorkerStatus('resumeWorker', dq.RESUME_WORKER, workerId, 'resume');
+  }
+
+  /** Drains or resumes a worker that is active or draining; its group's waiters hear of it. */
+  private async setWorkerStatus(
+    operation: string,
+    statement: string,
+    workerId: string,
+    verb: string,
+  ): Promise<WorkerRecord | null> {
+    const [row] = await this.query<{ status: string; group_name: string }>(operation, statement, [workerId]);
     if (!row) return null;
     if (row.status !== 'active' && row.status !== 'draining') {
-      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to resume`);
+      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to ${verb}`);
     }
-    // Its long polls, and those of its group, claim again.
     await this.notify([{ type: 'runs', group: row.group_name }]);
     return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
   }

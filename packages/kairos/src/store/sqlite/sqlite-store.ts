@@ -1568,32 +1568,23 @@ export class SqliteStore implements Store {
   }
 
   async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    const found = this.run('drainWorker', () =>
-      this.db
-        .transaction(() => {
-          const worker = this.sql('SELECT status, group_name FROM workers WHERE id = ?').get(workerId) as
-            | { status: string; group_name: string }
-            | undefined;
-          if (!worker) return null;
-          if (worker.status !== 'active' && worker.status !== 'draining') {
-            throw new KairosError(
-              'WORKER_NOT_ACTIVE',
-              `worker ${workerId} is ${worker.status}: nothing to drain`,
-            );
-          }
-          this.sql(`UPDATE workers SET status = 'draining' WHERE id = ?`).run(workerId);
-          return worker.group_name;
-        })
-        .immediate(),
-    );
-    if (found === null) return null;
     // Runs assigned to it are routed again by the next claim of another worker.
-    this.emit({ type: 'runs', group: found });
-    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+    return this.setWorkerStatus('drainWorker', workerId, 'draining', 'drain');
   }
 
   async resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    const found = this.run('resumeWorker', () =>
+    // Its long polls, and those of its group, claim again.
+    return this.setWorkerStatus('resumeWorker', workerId, 'active', 'resume');
+  }
+
+  /** Drains or resumes a worker that is active or draining; its group's waiters hear of it. */
+  private async setWorkerStatus(
+    operation: string,
+    workerId: string,
+    status: 'active' | 'draining',
+    verb: string,
+  ): Promise<WorkerRecord | null> {
+    const found = this.run(operation, () =>
       this.db
         .transaction(() => {
           const worker = this.sql('SELECT status, group_name FROM workers WHERE id = ?').get(workerId) as
@@ -1603,16 +1594,15 @@ export class SqliteStore implements Store {
           if (worker.status !== 'active' && worker.status !== 'draining') {
             throw new KairosError(
               'WORKER_NOT_ACTIVE',
-              `worker ${workerId} is ${worker.status}: nothing to resume`,
+              `worker ${workerId} is ${worker.status}: nothing to ${verb}`,
             );
           }
-          this.sql(`UPDATE workers SET status = 'active' WHERE id = ?`).run(workerId);
+          this.sql('UPDATE workers SET status = ? WHERE id = ?').run(status, workerId);
           return worker.group_name;
         })
         .immediate(),
     );
     if (found === null) return null;
-    // Its long polls, and those of its group, claim again.
     this.emit({ type: 'runs', group: found });
     return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
   }
