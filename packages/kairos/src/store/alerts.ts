@@ -64,8 +64,10 @@ export interface NewDelivery {
   title: string;
   text: string;
   details: JsonObject;
-  /** `pending`: to send (at `now`); `silenced`: recorded only. */
-  status: 'pending' | 'silenced';
+  /** `pending`: to send (at `now`); `silenced`: recorded only; `sent`/`failed`: sent once already (a test message). */
+  status: 'pending' | 'silenced' | 'sent' | 'failed';
+  /** `failed`: why. */
+  error?: string;
 }
 
 export interface DeliveryRecord extends Omit<NewDelivery, 'status'> {
@@ -148,7 +150,7 @@ export interface AlertStore {
    */
   commitAlerts(lease: Lease, commit: AlertCommit, now: number): Promise<void>;
 
-  /** Inserts deliveries outside an evaluation (test messages). */
+  /** Records deliveries outside an evaluation (test messages, sent already). */
   addDeliveries(deliveries: readonly NewDelivery[], now: number): Promise<DeliveryRecord[]>;
   /** Pending deliveries due by `now`, oldest first. */
   dueDeliveries(now: number, limit: number): Promise<DeliveryRecord[]>;

@@ -71,11 +71,13 @@ const JOB_FACTS = `
 
 const INSERT_DELIVERIES = `
   INSERT INTO alert_deliveries (event_id, rule_name, channel_name, subject, state, title, body, details,
-    status, created_at, next_attempt_at)
+    status, created_at, next_attempt_at, attempts, sent_at, last_error)
   SELECT d.event_id, d.rule_name, d.channel_name, d.subject, d.state, d.title, d.body, d.details, d.status,
-    $2::bigint, CASE WHEN d.status = 'pending' THEN $2::bigint END
+    $2::bigint, CASE WHEN d.status = 'pending' THEN $2::bigint END,
+    CASE WHEN d.status IN ('sent', 'failed') THEN 1 ELSE 0 END,
+    CASE WHEN d.status = 'sent' THEN $2::bigint END, d.error
   FROM jsonb_to_recordset($1::jsonb) AS d(event_id text, rule_name text, channel_name text, subject text,
-    state text, title text, body text, details jsonb, status text)
+    state text, title text, body text, details jsonb, status text, error text)
   RETURNING ${DELIVERY_COLUMNS}`;
 
 /** Alerts on PostgreSQL. */
@@ -423,6 +425,7 @@ async function insertDeliveries(
         body: d.text,
         details: d.details,
         status: d.status,
+        error: d.error ?? null,
       })),
     ),
     now,

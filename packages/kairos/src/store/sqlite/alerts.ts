@@ -349,8 +349,8 @@ export class SqliteAlerts implements AlertStore {
   private insertDeliveries(deliveries: readonly NewDelivery[], now: number): DeliveryRecord[] {
     const insert = this.c.sql(
       `INSERT INTO alert_deliveries (event_id, rule_name, channel_name, subject, state, title, body, details,
-         status, created_at, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${DELIVERY_COLUMNS}`,
+         status, created_at, next_attempt_at, attempts, sent_at, last_error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${DELIVERY_COLUMNS}`,
     );
     return deliveries.map((d) =>
       deliveryFromRow(
@@ -366,6 +366,9 @@ export class SqliteAlerts implements AlertStore {
           d.status,
           now,
           d.status === 'pending' ? now : null,
+          d.status === 'sent' || d.status === 'failed' ? 1 : 0,
+          d.status === 'sent' ? now : null,
+          d.error ?? null,
         ) as DeliveryRow,
       ),
     );
