@@ -20,6 +20,8 @@ export class Receiver {
   readonly received: Received[] = [];
   /** The status and body of the next answers. */
   answer: { status: number; body: string } = { status: 200, body: '{"code":0,"errcode":0}' };
+  /** How many of the next requests are recorded and never answered (a sender that hangs mid-delivery). */
+  hold = 0;
   private server: Server | undefined;
   private waiters: Array<() => void> = [];
   url = '';
@@ -37,6 +39,11 @@ export class Receiver {
           body: Buffer.concat(chunks).toString('utf8'),
           at: Date.now(),
         });
+        if (this.hold > 0) {
+          this.hold--;
+          for (const wake of this.waiters.splice(0)) wake();
+          return;
+        }
         response.writeHead(this.answer.status, { 'content-type': 'application/json' });
         response.end(this.answer.body);
         for (const wake of this.waiters.splice(0)) wake();
