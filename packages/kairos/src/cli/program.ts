@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
+import { registerAlerts, registerChannels } from './alerts.ts';
 import { registerCalendars } from './calendars.ts';
 import { registerFleet } from './fleet.ts';
 import { registerJobs } from './jobs.ts';
@@ -58,6 +59,8 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerWorkers(program);
   registerCalendars(program);
+  registerAlerts(program);
+  registerChannels(program);
   registerUsers(program);
   registerFleet(program);
   return program;
