@@ -126,7 +126,7 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
     await clock.advance(60 * 60_000);
     await endRun('nightly', 'failed');
     await service.tick();
-    expect(bodies()[1]).toMatchObject({ eventId: 'evt-2', state: 'firing', details: { count: 3 } });
+    expect(bodies()[1]).toMatchObject({ eventId: 'evt-2', state: 'firing', details: { occurrences: 3 } });
 
     await endRun('nightly', 'succeeded');
     await service.tick();
@@ -339,6 +339,120 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
     );
     await service.tick();
     expect(bodies()[1]).toMatchObject({ state: 'resolved', subject: 'worker:w-x' });
+  });
+
+  it('fires that did not run, by reason, from the ledger: a new range and one that extends', async () => {
+    await store.alerts.putRule(
+      compileAlertRule({
+        name: 'misfires',
+        kind: 'fire-skipped',
+        reasons: ['misfire'],
+        channels: ['hook'],
+        window: 0,
+      }),
+      clock.now(),
+      true,
+    );
+    const job = await store.createJob(
+      compileJob({ name: 'tick', handler: 'h', trigger: { kind: 'every', every: '1s' } }),
+      clock.now(),
+      clock.now(),
+    );
+    const t = clock.now();
+    await store.fire(
+      [
+        {
+          jobId: job.id,
+          expected: t,
+          next: t + 5000,
+          fires: [t + 4000],
+          skipped: [{ reason: 'misfire', first: t, last: t + 3000, count: 4 }],
+        },
+      ],
+      null,
+      t + 4000,
+    );
+    await store.fire(
+      [
+        {
+          jobId: job.id,
+          expected: t + 5000,
+          next: t + 7000,
+          fires: [],
+          skipped: [{ reason: 'overlap', first: t + 5000, last: t + 5000, count: 1 }],
+        },
+      ],
+      null,
+      t + 5000,
+    );
+    await service.tick();
+    expect(bodies()).toMatchObject([
+      { state: 'firing', subject: 'job:tick', details: { reason: 'misfire', count: 4 } },
+    ]);
+  });
+
+  it('fire lateness over its threshold, then in time again', async () => {
+    await store.alerts.putRule(
+      compileAlertRule({ name: 'late', kind: 'fire-late', threshold: '30s', channels: ['hook'] }),
+      clock.now(),
+      true,
+    );
+    const job = await store.createJob(
+      compileJob({ name: 'cron', handler: 'h', group: 'c', trigger: { kind: 'every', every: '1m' } }),
+      clock.now(),
+      clock.now(),
+    );
+    const t = clock.now();
+    await store.fire([{ jobId: job.id, expected: t, next: t + 60_000, fires: [t] }], null, t);
+    await clock.advance(29_000);
+    await service.tick();
+    expect(receiver.received).toHaveLength(0);
+    await clock.advance(1000);
+    await service.tick();
+    expect(bodies()).toMatchObject([
+      { state: 'firing', subject: 'job:cron', details: { fireTime: new Date(t).toISOString() } },
+    ]);
+    // The next fire starts on time.
+    await store.registerWorker(
+      { id: 'wc', name: 'wc', group: 'c', handlers: ['h'], capacity: 2, labels: {}, version: 't', host: 'h' },
+      600_000,
+      clock.now(),
+    );
+    await store.claimRuns('wc', 1, clock.now());
+    await clock.setTime(t + 60_000);
+    await store.fire(
+      [{ jobId: job.id, expected: t + 60_000, next: t + 120_000, fires: [t + 60_000] }],
+      null,
+      t + 60_000,
+    );
+    await store.claimRuns('wc', 1, t + 61_000);
+    await clock.setTime(t + 61_000);
+    await service.tick();
+    expect(bodies()[1]).toMatchObject({ state: 'resolved', subject: 'job:cron' });
+  });
+
+  it('a node that stops renewing its membership without a clean shutdown', async () => {
+    await store.alerts.putRule(
+      compileAlertRule({ name: 'nodes', kind: 'node-lost', channels: ['hook'] }),
+      clock.now(),
+      true,
+    );
+    const node = {
+      id: 'n1',
+      address: 'http://n1',
+      version: 't',
+      startedAt: clock.now(),
+      partitions: [],
+      clockSkewMs: 0,
+    };
+    await store.heartbeatNode({ ...node, instance: 'n1:a' }, 3000, clock.now());
+    await service.tick();
+    await clock.advance(3000);
+    await service.tick();
+    expect(bodies()).toMatchObject([{ state: 'firing', subject: 'node:n1' }]);
+    await store.heartbeatNode({ ...node, instance: 'n1:b' }, 3000, clock.now());
+    await service.tick();
+    expect(bodies()[1]).toMatchObject({ state: 'resolved', subject: 'node:n1' });
   });
 
   it('a second node does nothing while the first holds the lease', async () => {

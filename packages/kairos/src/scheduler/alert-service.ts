@@ -185,7 +185,7 @@ export class AlertService {
           state: decision.notify,
           title: signal.title,
           text: signal.text,
-          details: { ...signal.details, rule: rule.name, kind: rule.kind, count: decision.state.count },
+          details: { ...signal.details, rule: rule.name, kind: rule.kind, occurrences: decision.state.count },
           status: silenced ? 'silenced' : 'pending',
         });
       }
