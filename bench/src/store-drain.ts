@@ -31,7 +31,12 @@ async function once(): Promise<{ claim: number; report: number }> {
     if (values['alert-rule']) {
       const now = Date.now();
       await store.alerts.putChannel(
-        { name: 'hook', type: 'webhook', config: { urlOrigin: 'http://127.0.0.1:9', smtp: null }, secrets: {} },
+        {
+          name: 'hook',
+          type: 'webhook',
+          config: { urlOrigin: 'http://127.0.0.1:9', smtp: null },
+          secrets: {},
+        },
         now,
         true,
       );
