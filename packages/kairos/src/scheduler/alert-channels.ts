@@ -17,8 +17,15 @@ export interface AlertMessage {
   at: number;
 }
 
-/** Sends one message through one channel; throws with a reason when the channel did not take it. */
-export type AlertSender = (channel: ChannelRecord, message: AlertMessage) => Promise<void>;
+/**
+ * Sends one message through one channel; throws with a reason when the channel did not take it.
+ * `signal` ends an HTTP request early (the node stops).
+ */
+export type AlertSender = (
+  channel: ChannelRecord,
+  message: AlertMessage,
+  signal?: AbortSignal,
+) => Promise<void>;
 
 export interface SenderOptions {
   /** Per sending attempt. Default 10 s. */
@@ -28,10 +35,10 @@ export interface SenderOptions {
 /** The sender of every channel type: HTTP posts with `fetch`, email with nodemailer. */
 export function createAlertSender(options: SenderOptions = {}): AlertSender {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  return async (channel, message) => {
+  return async (channel, message, signal) => {
     try {
       if (channel.type === 'email') await sendEmail(channel, message, timeoutMs);
-      else await post(channel, message, timeoutMs);
+      else await post(channel, message, timeoutMs, signal);
     } catch (error) {
       // A driver's message may quote the URL, which carries the platform's token: never pass it on.
       throw new Error(scrub((error as Error).message, channel), { cause: undefined });
@@ -59,7 +66,12 @@ function chatText(message: AlertMessage): string {
   return `${mark} ${message.title}\n${message.text}`;
 }
 
-async function post(channel: ChannelRecord, message: AlertMessage, timeoutMs: number): Promise<void> {
+async function post(
+  channel: ChannelRecord,
+  message: AlertMessage,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const url = channel.secrets.url;
   if (!url) throw new Error('the channel has no URL');
   const secret = channel.secrets.secret;
@@ -97,7 +109,9 @@ async function post(channel: ChannelRecord, message: AlertMessage, timeoutMs: nu
     headers,
     body,
     redirect: 'manual',
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+      : AbortSignal.timeout(timeoutMs),
   });
   const text = await response.text().catch(() => '');
   if (!response.ok) throw new Error(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`);

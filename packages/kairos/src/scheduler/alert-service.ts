@@ -248,9 +248,11 @@ export class AlertService {
           outcome = { sent: false, error: 'the channel was deleted', retryAt: null };
         } else {
           try {
-            await this.sender(channel, { ...delivery, at: clock.now() });
+            await this.sender(channel, { ...delivery, at: clock.now() }, this.stopSignal.signal);
             outcome = { sent: true };
           } catch (error) {
+            // Cut short by a stop: left pending as it was, for the next holder of the lease.
+            if (this.stopSignal.signal.aborted) return;
             const attempts = delivery.attempts + 1;
             const retryAt =
               attempts >= retry.attempts
