@@ -389,6 +389,33 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
     expect(bodies()).toMatchObject([
       { state: 'firing', subject: 'job:tick', details: { reason: 'misfire', count: 4 } },
     ]);
+    // Two more misfires right after the range: the ledger extends its row, the alert says what is new.
+    await store.fire(
+      [
+        {
+          jobId: job.id,
+          expected: t + 7000,
+          next: t + 10_000,
+          fires: [],
+          skipped: [{ reason: 'misfire', first: t + 8000, last: t + 9000, count: 2, after: t + 3000 }],
+        },
+      ],
+      null,
+      t + 9000,
+    );
+    expect(
+      (await store.listSkipped(job.id, { limit: 10 })).filter((r) => r.reason === 'misfire'),
+    ).toHaveLength(1);
+    await service.tick();
+    expect(bodies()[1]).toMatchObject({
+      state: 'firing',
+      details: {
+        reason: 'misfire',
+        count: 2,
+        firstFire: new Date(t + 3000).toISOString(),
+        lastFire: new Date(t + 9000).toISOString(),
+      },
+    });
   });
 
   it('fire lateness over its threshold, then in time again', async () => {

@@ -132,6 +132,100 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
       expect(await store.alerts.pendingEvents(10)).toHaveLength(2);
     });
 
+    it('writes an outbox event for each range of fires that did not run, new or extended, and for workers lost and back', async () => {
+      await store.alerts.putChannel(channel('ops'), T0, true);
+      await store.alerts.putRule(
+        compileAlertRule({ name: 'skips', kind: 'fire-skipped', channels: ['ops'] }),
+        T0,
+        true,
+      );
+      await store.alerts.putRule(
+        compileAlertRule({ name: 'workers', kind: 'worker-lost', channels: ['ops'] }),
+        T0,
+        true,
+      );
+      const job = await store.createJob(
+        compileJob({ name: 'tick', handler: 'h', trigger: { kind: 'every', every: '1s' } }),
+        T0,
+        T0,
+      );
+      await store.fire(
+        [
+          {
+            jobId: job.id,
+            expected: T0,
+            next: T0 + 5000,
+            fires: [T0 + 4000],
+            skipped: [{ reason: 'misfire', first: T0, last: T0 + 3000, count: 4 }],
+          },
+        ],
+        null,
+        T0 + 4000,
+      );
+      await store.fire(
+        [
+          {
+            jobId: job.id,
+            expected: T0 + 5000,
+            next: T0 + 10_000,
+            fires: [],
+            skipped: [{ reason: 'misfire', first: T0 + 8000, last: T0 + 9000, count: 2, after: T0 + 3000 }],
+          },
+        ],
+        null,
+        T0 + 9000,
+      );
+      await store.registerWorker(
+        {
+          id: 'wl',
+          name: 'box',
+          group: 'etl',
+          handlers: ['h'],
+          capacity: 1,
+          labels: {},
+          version: 't',
+          host: 'h',
+        },
+        1000,
+        T0,
+      );
+      expect(await store.markLostWorkers(T0 + 1000)).toEqual(['wl']);
+      await store.registerWorker(
+        {
+          id: 'wl',
+          name: 'box',
+          group: 'etl',
+          handlers: ['h'],
+          capacity: 1,
+          labels: {},
+          version: 't',
+          host: 'h',
+        },
+        1000,
+        T0 + 2000,
+      );
+      expect(await store.alerts.pendingEvents(10)).toMatchObject([
+        {
+          type: 'fire-skipped',
+          job: 'tick',
+          reason: 'misfire',
+          count: 4,
+          firstFire: T0,
+          lastFire: T0 + 3000,
+        },
+        {
+          type: 'fire-skipped',
+          job: 'tick',
+          reason: 'misfire',
+          count: 2,
+          firstFire: T0 + 3000,
+          lastFire: T0 + 9000,
+        },
+        { type: 'worker-lost', workerId: 'wl', worker: 'box', group: 'etl' },
+        { type: 'worker-back', workerId: 'wl', worker: 'box', group: 'etl' },
+      ]);
+    });
+
     it('counts failed runs in a row, ending at a run', async () => {
       const a = await endRun('j', 'failed', T0 + 10);
       await endRun('j', 'succeeded', T0 + 20);
