@@ -193,6 +193,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     owner: instance,
     logger: logger.child({ component: 'alerts' }),
     sender: alertSender,
+    historyMs: config.alertHistoryMs,
     onDelivery: (delivery) =>
       metrics.alertDeliveries.inc({
         channel: delivery.channel,
