@@ -36,6 +36,7 @@ beforeEach(async () => {
     owner: 'node-a',
     logger: pino({ level: 'silent' }),
     retry: { baseMs: 5000, maxMs: 60_000, attempts: 3 },
+    conditionsEveryMs: 0,
     newEventId: () => `evt-${++ids}`,
   });
   await store.alerts.putChannel(

@@ -25,6 +25,11 @@ export interface AlertServiceOptions {
   logger: Logger;
   /** Between evaluations. Default 1 s. */
   intervalMs?: number;
+  /**
+   * How often the state rules (`no-success`, `run-queued`, `fire-late`, `node-lost`) read the jobs
+   * of their scopes; events are decided every evaluation. Default 5 s.
+   */
+  conditionsEveryMs?: number;
   /** The `alerts` lease. Default 5 s, renewed every evaluation. */
   leaseMs?: number;
   /** Retries of a failed sending attempt: `baseMs` doubled each time up to `maxMs`, `attempts` in all. */
@@ -58,6 +63,7 @@ export class AlertService {
   private loop: Promise<void> | undefined;
   private lease: Lease | null = null;
   private prunedAt = Number.NEGATIVE_INFINITY;
+  private conditionsAt = Number.NEGATIVE_INFINITY;
   private readonly sender: AlertSender;
 
   constructor(private readonly options: AlertServiceOptions) {
@@ -153,7 +159,9 @@ export class AlertService {
     const stored = await store.alerts.firingAlerts();
     const states = new Map<string, AlertStateRecord>(stored.map((s) => [key(s.ruleId, s.subject), s]));
     const stateRules = rules.filter((r) => r.enabled && !EVENT_KINDS.has(r.kind));
-    if (stateRules.length > 0) {
+    const conditionsDue = now - this.conditionsAt >= (this.options.conditionsEveryMs ?? 5000);
+    if (stateRules.length > 0 && conditionsDue) {
+      this.conditionsAt = now;
       const snapshot = await this.snapshot(stateRules, now);
       for (const rule of stateRules) {
         const firing = stored.filter((s) => s.ruleId === rule.id).map((s) => s.subject);
