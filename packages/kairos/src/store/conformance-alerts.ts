@@ -283,7 +283,14 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
       expect(await store.alerts.listDeliveries({ limit: 10 })).toMatchObject([
         { eventId: 'e1', status: 'pending', attempts: 0, nextAttemptAt: T0 + 6000, details: { a: 1 } },
       ]);
-      // Deleting the rule takes its states along.
+      // Deleting the job takes its open alerts along (nothing could resolve them); so does deleting the rule.
+      await store.alerts.commitAlerts(
+        taken!,
+        { consumed: [], states: [{ ...commit.states[0]!, subject: 'job:other' }], deliveries: [] },
+        T0 + 6002,
+      );
+      expect(await store.deleteJob('j')).toBe(true);
+      expect((await store.alerts.firingAlerts()).map((s) => s.subject)).toEqual(['job:other']);
       await store.alerts.deleteRule('r1');
       expect(await store.alerts.firingAlerts()).toEqual([]);
     });

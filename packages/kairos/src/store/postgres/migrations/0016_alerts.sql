@@ -130,3 +130,12 @@ END $$;
 CREATE TRIGGER workers_alert AFTER UPDATE OF status ON workers FOR EACH ROW
   WHEN ((NEW.status = 'lost' AND OLD.status <> 'lost') OR (OLD.status = 'lost' AND NEW.status = 'active'))
   EXECUTE FUNCTION kairos_alert_worker();
+
+-- A deleted job's open alerts go with it: nothing can resolve them any more.
+CREATE FUNCTION kairos_alert_job_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM alert_states WHERE subject = 'job:' || OLD.name;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_alert_deleted AFTER DELETE ON jobs FOR EACH ROW
+  EXECUTE FUNCTION kairos_alert_job_deleted();

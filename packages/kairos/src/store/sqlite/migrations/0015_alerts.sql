@@ -120,3 +120,9 @@ BEGIN
   INSERT INTO alert_events (type, at, worker_id)
   VALUES (CASE WHEN NEW.status = 'lost' THEN 'worker-lost' ELSE 'worker-back' END, NEW.lease_expires_at, NEW.id);
 END;
+
+-- A deleted job's open alerts go with it: nothing can resolve them any more.
+CREATE TRIGGER jobs_alert_deleted AFTER DELETE ON jobs
+BEGIN
+  DELETE FROM alert_states WHERE subject = 'job:' || OLD.name;
+END;
