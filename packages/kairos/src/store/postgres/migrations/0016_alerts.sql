@@ -139,3 +139,10 @@ BEGIN
 END $$;
 CREATE TRIGGER jobs_alert_deleted AFTER DELETE ON jobs FOR EACH ROW
   EXECUTE FUNCTION kairos_alert_job_deleted();
+
+-- The outbox triggers start disabled: a rule change turns on those its enabled rules need (a
+-- plpgsql trigger costs microseconds per row even when it writes nothing; store/postgres/alerts.ts).
+ALTER TABLE runs DISABLE TRIGGER runs_alert_ended;
+ALTER TABLE skipped_fires DISABLE TRIGGER skipped_fires_alert_insert;
+ALTER TABLE skipped_fires DISABLE TRIGGER skipped_fires_alert_extend;
+ALTER TABLE workers DISABLE TRIGGER workers_alert;
