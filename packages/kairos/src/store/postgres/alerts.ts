@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { AlertStateRecord } from '../../core/alert-engine.ts';
 import type { AlertRuleDefinition } from '../../core/alert-rule.ts';
-import { KairosError } from '../../errors.ts';
+import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import {
   type AlertCommit,
   type AlertRuleRow,
@@ -117,9 +117,18 @@ async function syncOutboxTriggers(client: pg.PoolClient): Promise<void> {
   const enabled = new Map(triggers.map((t) => [t.name, t.enabled]));
   for (const trigger of OUTBOX_TRIGGERS) {
     const on = trigger.kinds.some((kind) => wanted.has(kind));
-    // Only a change takes the table's lock (it waits for the writes in flight on that table).
+    // Only a change takes the table's lock. It waits for the writes in flight on that table, and
+    // writers queue behind it meanwhile: at most 2 s, then the rule change fails and can be retried.
     if (enabled.get(trigger.name) === on) continue;
-    await client.query(`ALTER TABLE ${trigger.table} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${trigger.name}`);
+    await client.query(`SET LOCAL lock_timeout = '2s'`);
+    try {
+      await client.query(`ALTER TABLE ${trigger.table} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${trigger.name}`);
+    } catch (error) {
+      // lock_not_available: busy, not broken; the API answers 503 with Retry-After.
+      if ((error as { code?: string }).code === '55P03')
+        throw new StoreUnavailableError('alert rules', error);
+      throw error;
+    }
   }
 }
 
