@@ -403,6 +403,11 @@ describe('the web console in Chromium', () => {
     await viewer.getByRole('heading', { name: 'browser-tick' }).waitFor();
     expect(await viewer.getByRole('button', { name: 'Resume' }).count()).toBe(0);
 
+    await viewer.getByRole('link', { name: 'Alerts', exact: true }).click();
+    await viewer.getByRole('table', { name: 'Alert channels' }).getByText('ops').waitFor();
+    expect(await viewer.getByRole('button', { name: 'Send test' }).count()).toBe(0);
+    expect(await viewer.getByRole('form', { name: 'New alert rule' }).count()).toBe(0);
+
     await viewer.goto(`${url}/#/jobs/new`);
     await viewer.getByText('can look at jobs but not change them').waitFor();
 
