@@ -3,7 +3,9 @@
 // succeeded through the node's AttemptEnder, until none is left; prints the CPU time per 1,000
 // runs of the claims and of the reports. One process, no other load of its own: steadier than the
 // full drain, for comparing changes to the store's statements and indexes.
-//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--runs 60000] [--batch 200] [--reps 3]
+// `--alert-rule`: with an enabled run-failed alert rule, so that every run end also writes its alert
+// outbox row (the cost of alerts on the hot path).
+//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--runs 60000] [--batch 200] [--reps 3] [--alert-rule]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '60000' },
     batch: { type: 'string', default: '200' },
     reps: { type: 'string', default: '3' },
+    'alert-rule': { type: 'boolean', default: false },
   },
 });
 const runs = Number(values.runs);
@@ -25,6 +28,36 @@ async function once(): Promise<{ claim: number; report: number }> {
   const store = new SqliteStore(join(dir, 'kairos.db'));
   try {
     await store.migrate();
+    if (values['alert-rule']) {
+      const now = Date.now();
+      await store.alerts.putChannel(
+        {
+          name: 'hook',
+          type: 'webhook',
+          config: { urlOrigin: 'http://127.0.0.1:9', smtp: null },
+          secrets: {},
+        },
+        now,
+        true,
+      );
+      await store.alerts.putRule(
+        {
+          name: 'failed',
+          kind: 'run-failed',
+          job: null,
+          group: null,
+          threshold: null,
+          count: null,
+          reasons: null,
+          unroutableOnly: false,
+          channels: ['hook'],
+          windowMs: 3_600_000,
+          enabled: true,
+        },
+        now,
+        true,
+      );
+    }
     const job = await store.createJob(
       compileJob({ name: 'noop', handler: 'noop', trigger: { kind: 'manual' } }),
       null,
@@ -72,7 +105,8 @@ async function once(): Promise<{ claim: number; report: number }> {
 }
 
 console.log(
-  `SQLite store: ${runs} runs, claimed ${batch} at a time, reported succeeded (CPU ms per 1,000 runs)`,
+  `SQLite store: ${runs} runs, claimed ${batch} at a time, reported succeeded (CPU ms per 1,000 runs)` +
+    (values['alert-rule'] ? ', with an alert rule (an outbox row per run end)' : ''),
 );
 for (let rep = 0; rep < Number(values.reps); rep++) {
   const { claim, report } = await once();

@@ -2,6 +2,15 @@ import { KairosApiError } from './errors.ts';
 import { type RunLogEvent, readRunLogEvents } from './sse.ts';
 import { checkTaskParams, type Task, type TaskReturn, type TaskRun } from './tasks.ts';
 import type {
+  AlertChannel,
+  AlertChannelSpec,
+  AlertDelivery,
+  AlertDeliveryFilter,
+  AlertOpen,
+  AlertRule,
+  AlertRuleSpec,
+  AlertSilence,
+  AlertSilenceSpec,
   ApiToken,
   ApiTokenSpec,
   AuditEntry,
@@ -235,6 +244,77 @@ export class KairosClient {
 
   async deleteCalendar(name: string): Promise<void> {
     await this.request('DELETE', `/v1/calendars/${enc(name)}`);
+  }
+
+  // Alerts (docs/alerts.md) -------------------------------------------------
+
+  listAlertRules(): Promise<{ items: AlertRule[] }> {
+    return this.request('GET', '/v1/alert-rules');
+  }
+
+  getAlertRule(name: string): Promise<AlertRule> {
+    return this.request('GET', `/v1/alert-rules/${enc(name)}`);
+  }
+
+  createAlertRule(spec: AlertRuleSpec): Promise<AlertRule> {
+    return this.request('POST', '/v1/alert-rules', spec);
+  }
+
+  /** Creates the rule or replaces it. */
+  putAlertRule(spec: AlertRuleSpec): Promise<AlertRule> {
+    return this.request('PUT', `/v1/alert-rules/${enc(spec.name)}`, spec);
+  }
+
+  async deleteAlertRule(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/alert-rules/${enc(name)}`);
+  }
+
+  listAlertChannels(): Promise<{ items: AlertChannel[] }> {
+    return this.request('GET', '/v1/alert-channels');
+  }
+
+  getAlertChannel(name: string): Promise<AlertChannel> {
+    return this.request('GET', `/v1/alert-channels/${enc(name)}`);
+  }
+
+  createAlertChannel(spec: AlertChannelSpec): Promise<AlertChannel> {
+    return this.request('POST', '/v1/alert-channels', spec);
+  }
+
+  /** Creates the channel or replaces it; a secret or URL left out keeps the stored one. */
+  putAlertChannel(spec: AlertChannelSpec): Promise<AlertChannel> {
+    return this.request('PUT', `/v1/alert-channels/${enc(spec.name)}`, spec);
+  }
+
+  async deleteAlertChannel(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/alert-channels/${enc(name)}`);
+  }
+
+  /** Sends a test message through the channel now and answers its delivery (sent or failed). */
+  testAlertChannel(name: string): Promise<AlertDelivery> {
+    return this.request('POST', `/v1/alert-channels/${enc(name)}/test`);
+  }
+
+  listAlertSilences(): Promise<{ items: AlertSilence[] }> {
+    return this.request('GET', '/v1/alert-silences');
+  }
+
+  createAlertSilence(spec: AlertSilenceSpec): Promise<AlertSilence> {
+    return this.request('POST', '/v1/alert-silences', spec);
+  }
+
+  async deleteAlertSilence(id: number): Promise<void> {
+    await this.request('DELETE', `/v1/alert-silences/${id}`);
+  }
+
+  /** The delivery history, newest first. */
+  listAlertDeliveries(filter: AlertDeliveryFilter = {}): Promise<{ items: AlertDelivery[] }> {
+    return this.request('GET', '/v1/alert-deliveries', undefined, filter);
+  }
+
+  /** Alerts firing now, one per rule and subject. */
+  listOpenAlerts(): Promise<{ items: AlertOpen[] }> {
+    return this.request('GET', '/v1/alerts');
   }
 
   /** The next fires of a trigger and schedule policy that are not saved (default 10). */

@@ -47,6 +47,15 @@ export const ERROR_CODES = {
   USER_NAME_TAKEN: 409,
   LAST_ADMIN: 409,
   TOO_MANY_ATTEMPTS: 429,
+  // Alerts: rules, channels, silences.
+  INVALID_ALERT_RULE: 400,
+  INVALID_CHANNEL: 400,
+  ALERT_RULE_NOT_FOUND: 404,
+  CHANNEL_NOT_FOUND: 404,
+  SILENCE_NOT_FOUND: 404,
+  ALERT_RULE_NAME_TAKEN: 409,
+  CHANNEL_NAME_TAKEN: 409,
+  CHANNEL_IN_USE: 409,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -21,6 +21,18 @@ import type {
   UserSpecSchema,
   UserUpdateSchema,
 } from './schemas/access.ts';
+import type {
+  AlertChannelSchema,
+  AlertChannelSpecSchema,
+  AlertDeliveryQuery,
+  AlertDeliverySchema,
+  AlertKindSchema,
+  AlertOpenSchema,
+  AlertRuleSchema,
+  AlertRuleSpecSchema,
+  AlertSilenceSchema,
+  AlertSilenceSpecSchema,
+} from './schemas/alerts.ts';
 import type { DurationSchema, ErrorBodySchema } from './schemas/common.ts';
 import type {
   DependencyConditionSchema,
@@ -371,3 +383,29 @@ export type WorkerLogEntry = Static<typeof WorkerLogEntrySchema>;
 export type WorkerLogsRequest = Static<typeof WorkerLogsRequestSchema>;
 
 export type WorkerLogsResponse = Static<typeof WorkerLogsResponseSchema>;
+
+// Alerts: rules, channels, silences, deliveries (docs/alerts.md).
+
+/** What alerts, where, and for which jobs: one alert per rule and subject per window. */
+export type AlertRuleSpec = Static<typeof AlertRuleSpecSchema>;
+
+export type AlertRule = Static<typeof AlertRuleSchema>;
+
+export type AlertKind = Static<typeof AlertKindSchema>;
+
+/** Where alerts go: a webhook, a chat bot or email. Secrets are write-only. */
+export type AlertChannelSpec = Static<typeof AlertChannelSpecSchema>;
+
+export type AlertChannel = Static<typeof AlertChannelSchema>;
+
+export type AlertSilenceSpec = Static<typeof AlertSilenceSpecSchema>;
+
+export type AlertSilence = Static<typeof AlertSilenceSchema>;
+
+/** One alert (or test message) to one channel, with its sending attempts. */
+export type AlertDelivery = Static<typeof AlertDeliverySchema>;
+
+export type AlertDeliveryFilter = Static<typeof AlertDeliveryQuery>;
+
+/** An alert firing now. */
+export type AlertOpen = Static<typeof AlertOpenSchema>;

@@ -1,6 +1,7 @@
 import type { Me } from '@kairos/client';
 import { useCallback, useEffect, useState } from 'react';
 import { api, can, onSessionExpired, setSession } from './api.ts';
+import { AlertsPage } from './pages/alerts.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
 import { JobDetailPage } from './pages/job-detail.tsx';
 import { JobFormPage } from './pages/job-form.tsx';
@@ -19,6 +20,7 @@ const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
   { path: 'runs', label: 'Runs' },
   { path: 'workers', label: 'Workers' },
   { path: 'cluster', label: 'Cluster' },
+  { path: 'alerts', label: 'Alerts' },
   { path: 'users', label: 'Users & tokens', admin: true },
 ];
 
@@ -111,6 +113,8 @@ function Page({ route, me }: { route: Route; me: Me }) {
       return <WorkersPage me={me} />;
     case 'cluster':
       return <ClusterPage />;
+    case 'alerts':
+      return <AlertsPage me={me} />;
     case 'users':
       return can(me, 'admin') ? <UsersPage me={me} /> : <p>Only admins manage users.</p>;
     default:

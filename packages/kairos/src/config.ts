@@ -30,6 +30,8 @@ export interface KairosOptions {
    * and start them on the instant. `0` fires at the instant. Default 500 ms.
    */
   fireAhead?: Duration;
+  /** How long alert deliveries stay in the history (docs/alerts.md). Default 30 days. */
+  alertHistory?: Duration;
   /** A console admin user created on first start when no admin user exists (with `adminPassword`). */
   adminUser?: string;
   adminPassword?: string;
@@ -54,6 +56,7 @@ export interface KairosConfig {
   readonly partitions: number;
   readonly misfireGraceMs: number;
   readonly fireAheadMs: number;
+  readonly alertHistoryMs: number;
   readonly adminUser: string | undefined;
   readonly adminPassword: string | undefined;
 }
@@ -71,6 +74,7 @@ export const DEFAULTS = {
   partitions: 16,
   misfireGrace: '60s',
   fireAhead: '500ms',
+  alertHistory: '30d',
 } as const;
 
 const ENV: Record<keyof KairosOptions, string> = {
@@ -90,6 +94,7 @@ const ENV: Record<keyof KairosOptions, string> = {
   partitions: 'KAIROS_PARTITIONS',
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
   fireAhead: 'KAIROS_FIRE_AHEAD',
+  alertHistory: 'KAIROS_ALERT_HISTORY',
   adminUser: 'KAIROS_ADMIN_USER',
   adminPassword: 'KAIROS_ADMIN_PASSWORD',
 };
@@ -103,6 +108,7 @@ const DURATIONS = new Set<string>([
   'partitionLease',
   'misfireGrace',
   'fireAhead',
+  'alertHistory',
 ]);
 
 /** Reads options from the environment (`KAIROS_*`). */
@@ -187,6 +193,9 @@ export function resolveConfig(
     partitions,
     misfireGraceMs: parseDuration(o.misfireGrace ?? DEFAULTS.misfireGrace, 'misfireGrace'),
     fireAheadMs: parseDuration(o.fireAhead ?? DEFAULTS.fireAhead, 'fireAhead', { min: 0, max: 60_000 }),
+    alertHistoryMs: parseDuration(o.alertHistory ?? DEFAULTS.alertHistory, 'alertHistory', {
+      min: 3_600_000,
+    }),
     adminUser: o.adminUser,
     adminPassword: o.adminPassword,
   };

@@ -3,6 +3,8 @@ import { createKairosLogger } from '@kairos/worker';
 import type { Logger } from 'pino';
 import type { KairosConfig } from './config.ts';
 import { KairosError } from './errors.ts';
+import { createAlertSender } from './scheduler/alert-channels.ts';
+import { AlertService } from './scheduler/alert-service.ts';
 import { AttemptEnder } from './scheduler/attempts.ts';
 import { type Clock, systemClock } from './scheduler/clock.ts';
 import { Dispatcher } from './scheduler/dispatcher.ts';
@@ -143,7 +145,9 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     workerLeaseMs: config.workerLeaseMs,
   });
 
+  const alertSender = createAlertSender();
   const app = await buildServer({
+    alertSender,
     config,
     store,
     clock,
@@ -183,8 +187,22 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
       metrics.partitionsOwned.set(triggerLoop.owned.length);
     },
   });
+  const alerts = new AlertService({
+    store,
+    clock,
+    owner: instance,
+    logger: logger.child({ component: 'alerts' }),
+    sender: alertSender,
+    historyMs: config.alertHistoryMs,
+    onDelivery: (delivery) =>
+      metrics.alertDeliveries.inc({
+        channel: delivery.channel,
+        outcome: delivery.status === 'pending' ? 'retry' : delivery.status,
+      }),
+  });
   triggerLoop.start();
   reaper.start();
+  alerts.start();
   const clockSync =
     storeClock &&
     setInterval(() => {
@@ -208,6 +226,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         if (clockSync) clearInterval(clockSync);
         await triggerLoop.stop();
         await reaper.stop();
+        await alerts.stop();
         dispatcher.close();
         // Requests still open after a grace (a client that went silent mid-request) are cut, so that
         // a stop never waits for a keep-alive or a half-sent request to time out.

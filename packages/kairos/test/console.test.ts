@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { KairosClient } from '@kairos/client';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Receiver, verifyKairosWebhook } from './alert-receiver.ts';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
 
@@ -320,6 +321,51 @@ describe('the web console in Chromium', () => {
     await page.getByRole('heading', { name: 'Runs per minute, last hour' }).waitFor();
   });
 
+  it('alerts: adds a signed webhook channel, sends a test, adds a rule and shows its alert and deliveries', async () => {
+    const receiver = await new Receiver().start();
+    try {
+      await page.getByRole('link', { name: 'Alerts', exact: true }).click();
+      await page.getByRole('heading', { name: 'Alerts' }).waitFor();
+      const channelForm = page.getByRole('form', { name: 'New channel' });
+      await channelForm.getByLabel('Channel name').fill('ops');
+      await channelForm.getByLabel('Channel type').selectOption('webhook');
+      await channelForm.getByLabel('Channel URL').fill(`${receiver.url}/hook/token-123`);
+      await channelForm.getByLabel('Signing secret').fill('browser-secret');
+      await channelForm.getByRole('button', { name: 'Add channel' }).click();
+      const row = page.getByRole('table', { name: 'Alert channels' }).locator('tr[data-channel="ops"]');
+      await row.waitFor();
+      // The page shows the URL's origin only, never its token or the secret.
+      expect(await page.content()).not.toContain('token-123');
+      await row.getByRole('button', { name: 'Send test' }).click();
+      await page.getByRole('status').getByText('sent').waitFor();
+      const [test] = await receiver.until(1);
+      expect(verifyKairosWebhook(test!, 'browser-secret')).toBe(true);
+
+      const ruleForm = page.getByRole('form', { name: 'New alert rule' });
+      await ruleForm.getByLabel('Rule name').fill('browser-fail-alert');
+      await ruleForm.getByLabel('Rule kind').selectOption('run-failed');
+      await ruleForm.getByLabel('Rule scope').selectOption('job');
+      await ruleForm.getByLabel('Scope name').fill('browser-fail');
+      await ruleForm.getByRole('button', { name: 'Add rule' }).click();
+      await page
+        .getByRole('table', { name: 'Alert rules' })
+        .locator('tr[data-rule="browser-fail-alert"]')
+        .waitFor();
+      await admin.triggerJob('browser-fail');
+      await page.getByRole('table', { name: 'Firing alerts' }).getByText('job:browser-fail').waitFor();
+      await page
+        .getByRole('table', { name: 'Deliveries' })
+        .getByText('Job browser-fail: run')
+        .first()
+        .waitFor();
+      const firing = await receiver.until(2);
+      expect(JSON.parse(firing[1]!.body)).toMatchObject({ state: 'firing', rule: 'browser-fail-alert' });
+      await shot(page, 'alerts');
+    } finally {
+      await receiver.stop();
+    }
+  });
+
   it('a viewer sees everything and can change nothing', async () => {
     await admin.createJob({
       name: 'browser-after',
@@ -356,6 +402,11 @@ describe('the web console in Chromium', () => {
     await viewer.getByRole('link', { name: 'browser-tick' }).first().click();
     await viewer.getByRole('heading', { name: 'browser-tick' }).waitFor();
     expect(await viewer.getByRole('button', { name: 'Resume' }).count()).toBe(0);
+
+    await viewer.getByRole('link', { name: 'Alerts', exact: true }).click();
+    await viewer.getByRole('table', { name: 'Alert channels' }).getByText('ops').waitFor();
+    expect(await viewer.getByRole('button', { name: 'Send test' }).count()).toBe(0);
+    expect(await viewer.getByRole('form', { name: 'New alert rule' }).count()).toBe(0);
 
     await viewer.goto(`${url}/#/jobs/new`);
     await viewer.getByText('can look at jobs but not change them').waitFor();

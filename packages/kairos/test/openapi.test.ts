@@ -189,6 +189,13 @@ export const checks: true[] = [
   true as Fits<W.WorkerLogsRequest, BodyOf<'/v1/worker/{id}/logs', 'post'>>,
   true as Same<W.CalendarSpec, BodyOf<'/v1/calendars', 'post'>>,
   true as Same<W.RegisterRequest, BodyOf<'/v1/worker/register', 'post'>>,
+  true as Same<Ok<'/v1/alert-rules/{name}', 'get', 200>, W.AlertRule>,
+  true as Same<Ok<'/v1/alert-channels/{name}', 'get', 200>, W.AlertChannel>,
+  true as Same<Ok<'/v1/alerts', 'get', 200>, { items: W.AlertOpen[] }>,
+  true as Fits<W.AlertDelivery, Ok<'/v1/alert-channels/{name}/test', 'post', 200>>,
+  true as Same<W.AlertRuleSpec, BodyOf<'/v1/alert-rules', 'post'>>,
+  true as Same<W.AlertChannelSpec, BodyOf<'/v1/alert-channels', 'post'>>,
+  true as Same<W.AlertSilenceSpec, BodyOf<'/v1/alert-silences', 'post'>>,
 ];
 `;
 }

@@ -1,5 +1,6 @@
 /** The TypeBox schemas of the API: the node validates and serializes with them; `wire.ts` derives its types from them. */
 export * from './access.ts';
+export * from './alerts.ts';
 export {
   DurationSchema,
   EmptySchema,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
+import { registerAlerts, registerChannels } from './alerts.ts';
 import { registerApply } from './apply.ts';
 import { registerCalendars } from './calendars.ts';
 import { registerCompletion } from './completion.ts';
@@ -61,6 +62,8 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerWorkers(program);
   registerCalendars(program);
+  registerAlerts(program);
+  registerChannels(program);
   registerUsers(program);
   registerFleet(program);
   registerImport(program);

@@ -14,6 +14,7 @@ import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
@@ -99,6 +100,7 @@ export async function buildServer(
   calendarRoutes(app, context);
   workerAdminRoutes(app, context);
   logRoutes(app, context);
+  alertRoutes(app, context);
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { KairosConfig } from '../config.ts';
+import type { AlertSender } from '../scheduler/alert-channels.ts';
 import type { AttemptEnder } from '../scheduler/attempts.ts';
 import type { Clock } from '../scheduler/clock.ts';
 import type { Dispatcher } from '../scheduler/dispatcher.ts';
@@ -19,5 +20,7 @@ export interface NodeContext {
   ender: AttemptEnder;
   dispatcher: Dispatcher;
   metrics: Metrics;
+  /** Sends alert messages (the channels' "send test" action). */
+  alertSender: AlertSender;
   requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
 }

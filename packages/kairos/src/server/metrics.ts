@@ -59,6 +59,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly alertDeliveries = new Counter({
+    name: 'kairos_alert_deliveries_total',
+    help: 'Alert sending attempts by channel and outcome (sent, retry, failed)',
+    labelNames: ['channel', 'outcome'] as const,
+    registers: [this.registry],
+  });
   readonly skippedFires = new Counter({
     name: 'kairos_skipped_fires_total',
     help: 'Fires that did not become runs, by job and reason (a range too long to count adds 1)',

@@ -2,6 +2,7 @@ import type { JsonObject } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
+import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
@@ -1610,5 +1611,6 @@ export function describeStoreConformance(
   describeSchedulesConformance(dialect, open);
   describeFireAheadConformance(dialect, open);
   describeAttemptsConformance(dialect, open, probe);
+  describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
 }

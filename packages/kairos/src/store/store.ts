@@ -33,6 +33,7 @@ import type {
   UserPatch,
   UserRecord,
 } from './access.ts';
+import type { AlertStore } from './alerts.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -49,6 +50,8 @@ import type {
  */
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
+  /** Alert rules, channels, silences, the outbox and the delivery history (store/alerts.ts). */
+  readonly alerts: AlertStore;
 
   /**
    * Applies pending migrations and records the schema version (`schema_meta`). Safe to call from

@@ -129,6 +129,7 @@ import {
 } from '../store.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
+import { PostgresAlerts } from './alerts.ts';
 import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
 import {
@@ -226,6 +227,10 @@ const MIGRATION_LOCK = 7_245_100_001;
 export class PostgresStore implements Store {
   readonly dialect = 'postgres';
   private readonly pool: pg.Pool;
+  readonly alerts = new PostgresAlerts({
+    query: (operation, text, values) => this.query(operation, text, values),
+    transaction: (operation, body) => this.transaction(operation, body),
+  });
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;

@@ -122,6 +122,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import { SqliteAlerts } from './alerts.ts';
 import * as hot from './hot-statements.ts';
 import {
   afterRunsEnded,
@@ -186,6 +187,7 @@ const FIRST_STARTS = `SELECT late FROM (
  */
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
+  readonly alerts: SqliteAlerts;
   private readonly db: Database.Database;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Statement>();
@@ -199,6 +201,11 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.events.setMaxListeners(0);
+    this.alerts = new SqliteAlerts({
+      db: this.db,
+      sql: (text) => this.sql(text),
+      run: (operation, body) => this.run(operation, body),
+    });
   }
 
   async migrate(): Promise<void> {
