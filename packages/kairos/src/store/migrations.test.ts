@@ -35,7 +35,11 @@ function ruleViolations(migrations: readonly Migration[], codeVersion: string): 
     release = m.release;
     if (compareVersions(m.release, codeVersion) > 0)
       problems.push(`${m.name}: release ${m.release} is newer than this code (${codeVersion})`);
-    const code = m.sql.replace(/--[^\n]*/g, '');
+    // Trigger and function bodies run on rows later (a DELETE there removes rows, not schema).
+    const code = m.sql
+      .replace(/--[^\n]*/g, '')
+      .replace(/\$\$[\s\S]*?\$\$/g, '')
+      .replace(/\bCREATE\s+TRIGGER\b[^;]*?\bBEGIN\b[\s\S]*?\bEND\s*;/gi, '');
     const contracting = CONTRACT_ONLY.find((pattern) => pattern.test(code));
     if (m.step === 'expand' && contracting)
       problems.push(`${m.name}: an expand step with a contracting statement (${contracting.source})`);
@@ -98,6 +102,24 @@ describe('migration declarations', () => {
         '0.2.0',
       ),
     ).toEqual([]);
+    // A DELETE in a trigger's or a function's body removes rows when it runs, not schema; outside one it counts.
+    const sqliteTrigger =
+      '\nCREATE TRIGGER t_d AFTER DELETE ON t\nBEGIN\n  DELETE FROM u WHERE a = OLD.a;\nEND;';
+    const pgFunction =
+      '\nCREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM u; RETURN OLD; END $$;';
+    expect(
+      ruleViolations(
+        [
+          base,
+          at(2, '0.2.0', 'expand', sqliteTrigger),
+          at(3, '0.2.0', 'expand', pgFunction),
+          at(4, '0.2.0', 'expand', `${sqliteTrigger}\nDELETE FROM t;`),
+        ],
+        '0.2.0',
+      ),
+    ).toEqual([
+      expect.stringMatching(/^0004_m\.sql: an expand step with a contracting statement \(.*DELETE/),
+    ]);
   });
 
   describe.each(['sqlite', 'postgres'] as const)('%s', (dialect) => {
