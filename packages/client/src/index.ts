@@ -8,6 +8,7 @@ export {
   type TransportResponse,
 } from './client.ts';
 export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
+export { jobToSpec } from './job-spec.ts';
 export * from './schemas/index.ts';
 export { type RunLogEvent, readRunLogEvents } from './sse.ts';
 export {

@@ -1,5 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
+import {
+  type Job,
+  type JobPatch,
+  type JobSpec,
+  type JsonObject,
+  jobToSpec,
+  type RetryPolicy,
+} from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
@@ -98,44 +105,11 @@ export function specOf(job: JobDefinition): JobSpec {
 }
 
 /**
- * The spec of a job as the API returns it: what `kairos export` writes and `kairos apply` compares.
- * Fields at their default are left out, so that a file shows what its author chose.
+ * The spec of a job as the API returns it, with every field at its default left out, so that a
+ * file shows what its author chose: what `kairos export` writes and `kairos apply` compares.
  */
 export function specFromJob(job: Job): JobSpec {
-  const full: JobSpec = {
-    name: job.name,
-    description: job.description,
-    group: job.group,
-    handler: job.handler,
-    params: job.params,
-    trigger: job.trigger,
-    retry: job.retry,
-    timeout: job.timeout,
-    priority: job.priority,
-    paused: job.paused,
-    schedule: {
-      misfire:
-        job.schedule.misfire.policy === 'catch-up'
-          ? { ...job.schedule.misfire }
-          : { policy: job.schedule.misfire.policy },
-      overlap: job.schedule.overlap,
-      jitter: job.schedule.jitter,
-      ...(job.schedule.startAt === null ? {} : { startAt: job.schedule.startAt }),
-      ...(job.schedule.endAt === null ? {} : { endAt: job.schedule.endAt }),
-      ...(job.schedule.maxRuns === null ? {} : { maxRuns: job.schedule.maxRuns }),
-      ...(job.schedule.calendars.length === 0 ? {} : { calendars: job.schedule.calendars }),
-    },
-    routing: {
-      strategy: job.routing.strategy,
-      selector: job.routing.selector,
-      ...(job.routing.key === null ? {} : { key: job.routing.key }),
-    },
-    ...(job.maxConcurrency === null ? {} : { maxConcurrency: job.maxConcurrency }),
-    ...(job.rateLimit === null ? {} : { rateLimit: job.rateLimit }),
-    ...(job.scheduleToStartTimeout === null ? {} : { scheduleToStartTimeout: job.scheduleToStartTimeout }),
-    ...(job.task === null ? {} : { handler: undefined, task: job.task }),
-  };
-  return minimalSpec(full);
+  return minimalSpec(jobToSpec(job));
 }
 
 /**
