@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { KairosClient } from '@kairos/client';
+import { type JobSpec, KairosClient } from '@kairos/client';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Receiver, verifyKairosWebhook } from './alert-receiver.ts';
@@ -169,6 +169,90 @@ describe('the web console in Chromium', () => {
     await page.getByTestId('run-status').filter({ hasText: 'succeeded' }).waitFor();
     await page.getByRole('list', { name: 'Attempts' }).getByText('succeeded').waitFor();
     await page.getByText('"echo"').waitFor();
+  });
+
+  it('the job form opens and saves jobs that use every field without changing them', async () => {
+    await admin.putCalendar({ name: 'holidays', timezone: 'Europe/Berlin', dates: ['2026-12-25'] });
+    const specs: JobSpec[] = [
+      {
+        name: 'form-everything',
+        description: 'every setting',
+        group: 'reports',
+        handler: 'send-report',
+        params: { to: 'ops', nested: { a: [1, 2] } },
+        trigger: { kind: 'cron', cron: '30 2 * * *', timezone: 'Europe/Berlin', dst: 'literal' },
+        retry: {
+          maxAttempts: 5,
+          backoff: 'fixed',
+          delay: '10s',
+          maxDelay: '1m',
+          jitter: false,
+          nonRetryable: ['BadInput'],
+        },
+        timeout: '15m',
+        priority: 7,
+        paused: true,
+        schedule: {
+          misfire: { policy: 'catch-up', maxCatchUp: 3, catchUpWindow: '2h' },
+          overlap: 'buffer-one',
+          startAt: '2026-01-01T00:00:00.000Z',
+          endAt: '2030-01-01T00:00:00.000Z',
+          jitter: '5s',
+          maxRuns: 1000,
+          calendars: ['holidays'],
+        },
+        routing: { strategy: 'consistent-hash', key: 'to', selector: { region: 'eu', tier: 'gold' } },
+        maxConcurrency: 2,
+        rateLimit: { limit: 10, per: '1m' },
+        scheduleToStartTimeout: '30s',
+      },
+      {
+        name: 'form-shell',
+        trigger: { kind: 'every', every: '90s', startAt: '2026-01-01T00:00:00.000Z' },
+        paused: true,
+        task: {
+          kind: 'shell',
+          command: '/usr/local/bin/backup',
+          args: ['--all', 'two words'],
+          env: { MODE: 'full' },
+          cwd: '/tmp',
+        },
+      },
+      {
+        name: 'form-http',
+        trigger: { kind: 'after', job: 'form-everything', on: 'failure' },
+        task: {
+          kind: 'http',
+          method: 'POST',
+          url: 'https://hooks.example.com/ping',
+          headers: { 'x-team': 'ops' },
+          body: '{"a":1}',
+          timeout: '10s',
+          expectStatus: [200, 204],
+        },
+      },
+    ];
+    for (const spec of specs) {
+      const before = await admin.putJob(spec);
+      await page.goto(`${url}/#/jobs/${spec.name}/edit`);
+      await page.getByRole('heading', { name: `Edit ${spec.name}` }).waitFor();
+      const save = page.getByRole('button', { name: 'Save changes' });
+      await waitFor(async () => (await save.isEnabled()) || undefined, 10_000, `${spec.name}: Save enabled`);
+      await save.click();
+      await page.getByRole('heading', { name: spec.name, exact: true }).waitFor();
+      // Not a field changed, not even the version: an edit that changes nothing writes nothing.
+      expect(await admin.getJob(spec.name)).toEqual(before);
+    }
+    // A change keeps everything else: the DST rule stays literal.
+    await page.goto(`${url}/#/jobs/form-everything/edit`);
+    await page.getByLabel('Priority').fill('8');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'form-everything', exact: true }).waitFor();
+    const changed = await admin.getJob('form-everything');
+    expect(changed.priority).toBe(8);
+    expect(changed.trigger).toMatchObject({ dst: 'literal' });
+    expect(changed.schedule.calendars).toEqual(['holidays']);
+    for (const spec of specs.reverse()) await admin.deleteJob(spec.name);
   });
 
   it('triggers a long run with params, opens it and cancels it', async () => {

@@ -1,4 +1,12 @@
-import type { FirePreview, Job, JobSpec, JsonObject, Me, TriggerKind, TriggerSpec } from '@kairos/client';
+import {
+  type Calendar,
+  type FirePreview,
+  type Job,
+  jobToSpec,
+  type Me,
+  ROUTING_STRATEGIES,
+  type TriggerKind,
+} from '@kairos/client';
 import {
   type FormEvent,
   type InputHTMLAttributes,
@@ -12,156 +20,57 @@ import { ErrorBox } from '../components.tsx';
 import { timeIn } from '../format.ts';
 import { useDebounced } from '../hooks.ts';
 import { navigate } from '../router.ts';
-
-/** The form's fields, all as typed (strings), so that validation can explain every keystroke. */
-interface Fields {
-  name: string;
-  description: string;
-  group: string;
-  handler: string;
-  kind: TriggerKind;
-  cron: string;
-  timezone: string;
-  every: string;
-  startAt: string;
-  delay: string;
-  at: string;
-  parent: string;
-  on: 'success' | 'failure' | 'always';
-  params: string;
-  maxAttempts: string;
-  timeout: string;
-  priority: string;
-  paused: boolean;
-}
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const HANDLER = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
-const DURATION = /^\d+(\.\d+)?(ms|s|m|h|d)?$/;
-
-const EMPTY: Fields = {
-  name: '',
-  description: '',
-  group: 'default',
-  handler: '',
-  kind: 'cron',
-  cron: '*/10 * * * * *',
-  timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
-  every: '30s',
-  startAt: '',
-  delay: '1m',
-  at: '',
-  parent: '',
-  on: 'success',
-  params: '{}',
-  maxAttempts: '3',
-  timeout: '5m',
-  priority: '0',
-  paused: false,
-};
-
-function fromJob(job: Job, name: string): Fields {
-  const t = job.trigger;
-  return {
-    ...EMPTY,
-    name,
-    description: job.description,
-    group: job.group,
-    handler: job.handler,
-    kind: t.kind,
-    cron: t.kind === 'cron' ? t.cron : EMPTY.cron,
-    timezone: t.kind === 'cron' ? (t.timezone ?? 'UTC') : EMPTY.timezone,
-    every: t.kind === 'every' ? String(t.every) : EMPTY.every,
-    startAt: t.kind === 'every' ? (t.startAt ?? '') : '',
-    delay: t.kind === 'delay' ? String(t.delay) : EMPTY.delay,
-    at: t.kind === 'at' ? t.at : '',
-    parent: t.kind === 'after' ? t.job : '',
-    on: t.kind === 'after' ? (t.on ?? 'success') : 'success',
-    params: JSON.stringify(job.params, null, 2),
-    maxAttempts: String(job.retry.maxAttempts),
-    timeout: String(job.timeout),
-    priority: String(job.priority),
-    paused: job.paused,
-  };
-}
-
-function durationOf(text: string): string | number {
-  return /^\d+$/.test(text) ? Number(text) : text;
-}
-
-function triggerOf(f: Fields): TriggerSpec {
-  switch (f.kind) {
-    case 'cron':
-      return { kind: 'cron', cron: f.cron, timezone: f.timezone || 'UTC' };
-    case 'every':
-      return f.startAt
-        ? { kind: 'every', every: durationOf(f.every), startAt: f.startAt }
-        : { kind: 'every', every: durationOf(f.every) };
-    case 'delay':
-      return { kind: 'delay', delay: durationOf(f.delay) };
-    case 'at':
-      return { kind: 'at', at: f.at };
-    case 'manual':
-      return { kind: 'manual' };
-    case 'after':
-      return { kind: 'after', job: f.parent, on: f.on };
-  }
-}
-
-/** Checks that need no server; the trigger itself is checked by the node's preview as you type. */
-function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
-  const errors: Partial<Record<keyof Fields, string>> = {};
-  if (!NAME.test(f.name))
-    errors.name = 'letters, digits and . _ : - (up to 128), starting with a letter or digit';
-  if (!HANDLER.test(f.handler)) errors.handler = 'the handler name a worker registered';
-  if (!NAME.test(f.group)) errors.group = 'a group name like "default"';
-  try {
-    const value = JSON.parse(f.params) as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) errors.params = 'a JSON object';
-  } catch (e) {
-    errors.params = `not JSON: ${(e as Error).message}`;
-  }
-  const attempts = Number(f.maxAttempts);
-  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
-    errors.maxAttempts = 'a whole number from 1 to 100';
-  if (!DURATION.test(f.timeout)) errors.timeout = 'a duration: 30s, 5m, 2h or milliseconds';
-  if (!/^-?\d+$/.test(f.priority)) errors.priority = 'a whole number';
-  return errors;
-}
+import { EMPTY, type Fields, fieldsOf, localErrors, scheduleOf, specOf, triggerOf } from './job-fields.ts';
 
 export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; cloneOf?: string }) {
   const editing = name !== undefined;
   const [fields, setFields] = useState<Fields | null>(editing || cloneOf ? null : EMPTY);
-  // The job being edited or cloned: settings the form does not show (retry backoff, …) are kept.
+  // The job being edited or cloned: saving sends its whole spec, the form's fields over it.
   const [base, setBase] = useState<Job>();
+  const [calendars, setCalendars] = useState<Calendar[]>([]);
   const [loadError, setLoadError] = useState<unknown>();
   const [saveError, setSaveError] = useState<unknown>();
   const [saving, setSaving] = useState(false);
   // A field shows its problem once it was typed in; the submit button stays off until all are fine.
   const [touched, setTouched] = useState<ReadonlySet<keyof Fields>>(new Set());
-  const [preview, setPreview] = useState<{ fires: FirePreview[]; error?: string }>({ fires: [] });
+  const [preview, setPreview] = useState<{ fires: FirePreview[]; skipped: number; error?: string }>({
+    fires: [],
+    skipped: 0,
+  });
 
   useEffect(() => {
+    api.listCalendars().then(
+      (answer) => setCalendars(answer.items),
+      () => setCalendars([]),
+    );
     const source = name ?? cloneOf;
     if (!source) return;
     api.getJob(source).then(
       (job) => {
         setBase(job);
-        setFields(fromJob(job, editing ? job.name : `${job.name}-copy`));
+        setFields(fieldsOf(jobToSpec(job), editing ? job.name : `${job.name}-copy`));
       },
       (e: unknown) => setLoadError(e),
     );
   }, [name, cloneOf, editing]);
 
-  const trigger = useMemo(() => (fields ? triggerOf(fields) : null), [fields]);
-  const settled = useDebounced(trigger ? JSON.stringify(trigger) : '', 250);
+  // The preview reads the trigger with the schedule policy: calendars, the window and the DST rule.
+  const request = useMemo(() => {
+    if (!fields) return '';
+    try {
+      return JSON.stringify({ trigger: triggerOf(fields), schedule: scheduleOf(fields) });
+    } catch {
+      return '';
+    }
+  }, [fields]);
+  const settled = useDebounced(request, 250);
 
   useEffect(() => {
     if (!settled) return;
     let current = true;
-    api.preview({ trigger: JSON.parse(settled) as TriggerSpec, count: 10 }).then(
-      (answer) => current && setPreview({ fires: answer.fires }),
-      (e: unknown) => current && setPreview({ fires: [], error: errorText(e) }),
+    api.preview({ ...JSON.parse(settled), count: 10 }).then(
+      (answer) => current && setPreview({ fires: answer.fires, skipped: answer.skipped.length }),
+      (e: unknown) => current && setPreview({ fires: [], skipped: 0, error: errorText(e) }),
     );
     return () => {
       current = false;
@@ -173,7 +82,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
   if (!can(me, 'operator')) return <p>Your role ({me.role}) can look at jobs but not change them.</p>;
 
   const errors = localErrors(fields);
-  const previewPending = trigger !== null && JSON.stringify(trigger) !== settled;
+  const previewPending = request !== settled;
   const valid = Object.keys(errors).length === 0 && !preview.error && !previewPending;
   const set = <K extends keyof Fields>(key: K, value: Fields[K]) => {
     setTouched(new Set(touched).add(key));
@@ -185,25 +94,11 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
     event.preventDefault();
     setSaving(true);
     setSaveError(undefined);
-    // Editing patches what the form shows, so settings it does not show (schedule policies,
-    // routing, tasks, …) stay as they are.
-    const shown: Omit<JobSpec, 'name'> = {
-      description: fields.description,
-      group: fields.group,
-      handler: fields.handler,
-      params: JSON.parse(fields.params) as JsonObject,
-      trigger: triggerOf(fields),
-      retry: { ...base?.retry, maxAttempts: Number(fields.maxAttempts) },
-      timeout: durationOf(fields.timeout),
-      priority: Number(fields.priority),
-      paused: fields.paused,
-    };
     try {
-      // Only the job as the form loaded it: a change someone made meanwhile (a pause, an edit)
-      // answers VERSION_CONFLICT instead of being overwritten with what the form still shows.
-      const job = editing
-        ? await api.updateJob(fields.name, shown, { ifMatch: base?.version })
-        : await api.createJob({ name: fields.name, ...shown });
+      // The whole job, as the form shows it over the job it loaded; only over that version: a change
+      // someone made meanwhile (a pause, an edit) answers VERSION_CONFLICT instead of being lost.
+      const spec = specOf(fields, base ? jobToSpec(base) : {});
+      const job = editing ? await api.putJob(spec, { ifMatch: base?.version }) : await api.createJob(spec);
       navigate(`/jobs/${encodeURIComponent(job.name)}`);
     } catch (e) {
       setSaveError(e);
@@ -232,6 +127,33 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
       {...extra}
     />
   );
+  const area = (key: keyof Fields, rows: number, placeholder?: string) => (
+    <textarea
+      rows={rows}
+      spellCheck={false}
+      placeholder={placeholder}
+      value={String(fields[key])}
+      onChange={(e) => set(key, e.target.value as never)}
+    />
+  );
+  const choice = <K extends keyof Fields>(key: K, label: string, options: Array<[string, string]>) => (
+    <label>
+      {label}
+      <select value={String(fields[key])} onChange={(e) => set(key, e.target.value as Fields[K])}>
+        {options.map(([value, text]) => (
+          <option key={value} value={value}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+  const check = (key: 'paused' | 'retryJitter', label: string) => (
+    <label className="check">
+      <input type="checkbox" checked={fields[key]} onChange={(e) => set(key, e.target.checked)} />
+      {label}
+    </label>
+  );
 
   return (
     <form className="job-form" onSubmit={submit}>
@@ -241,18 +163,47 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
           {field('name', 'Name', text('name', { readOnly: editing }))}
           {field('description', 'Description', text('description'))}
           {field('group', 'Group', text('group'))}
-          {field('handler', 'Handler', text('handler', { placeholder: 'send-report' }))}
-          <label>
-            Trigger
-            <select value={fields.kind} onChange={(e) => set('kind', e.target.value as TriggerKind)}>
-              <option value="cron">cron</option>
-              <option value="every">every (fixed rate)</option>
-              <option value="delay">delay (after each run)</option>
-              <option value="at">at (one shot)</option>
-              <option value="manual">manual</option>
-              <option value="after">after another job</option>
-            </select>
-          </label>
+          {choice('runs', 'Runs', [
+            ['handler', 'code registered by a worker'],
+            ['shell', 'a shell command (built-in task)'],
+            ['http', 'an HTTP call (built-in task)'],
+          ])}
+          {fields.runs === 'handler' &&
+            field('handler', 'Handler', text('handler', { placeholder: 'send-report' }))}
+          {fields.runs === 'shell' && (
+            <>
+              {field('command', 'Command', text('command', { placeholder: '/usr/local/bin/backup' }))}
+              {field('args', 'Arguments (one per line)', area('args', 2))}
+              {field('env', 'Environment (NAME=value, one per line)', area('env', 2))}
+              {field('cwd', 'Working folder', text('cwd'))}
+            </>
+          )}
+          {fields.runs === 'http' && (
+            <>
+              <div className="row">
+                {choice(
+                  'method',
+                  'Method',
+                  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map((m) => [m, m] as [string, string]),
+                )}
+                {field('url', 'URL', text('url', { placeholder: 'https://hooks.example.com/ping' }))}
+              </div>
+              {field('headers', 'Headers (Name: value, one per line)', area('headers', 2))}
+              {field('body', 'Body', area('body', 2))}
+              <div className="row">
+                {field('httpTimeout', 'Request timeout', text('httpTimeout'))}
+                {field('expectStatus', 'Expected status (empty: any 2xx)', text('expectStatus'))}
+              </div>
+            </>
+          )}
+          {choice('kind', 'Trigger', [
+            ['cron', 'cron'],
+            ['every', 'every (fixed rate)'],
+            ['delay', 'delay (after each run)'],
+            ['at', 'at (one shot)'],
+            ['manual', 'manual'],
+            ['after', 'after another job'],
+          ] satisfies Array<[TriggerKind, string]>)}
           {fields.kind === 'cron' && (
             <>
               {field(
@@ -261,6 +212,10 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
                 text('cron', { placeholder: '0 9 * * 1-5', spellCheck: false }),
               )}
               {field('timezone', 'Time zone', text('timezone', { placeholder: 'Europe/Berlin' }))}
+              {choice('dst', 'Daylight saving changes', [
+                ['once-per-day', 'once per day: a skipped time runs after the gap, a repeated one once'],
+                ['literal', 'literal: only times that exist, each time it occurs'],
+              ])}
             </>
           )}
           {fields.kind === 'every' && (
@@ -273,14 +228,11 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
           {fields.kind === 'after' && (
             <>
               {field('parent', 'Parent job', text('parent', { placeholder: 'nightly-export' }))}
-              <label>
-                When its run
-                <select value={fields.on} onChange={(e) => set('on', e.target.value as Fields['on'])}>
-                  <option value="success">succeeds</option>
-                  <option value="failure">fails</option>
-                  <option value="always">ends, either way</option>
-                </select>
-              </label>
+              {choice('on', 'When its run', [
+                ['success', 'succeeds'],
+                ['failure', 'fails'],
+                ['always', 'ends, either way'],
+              ])}
             </>
           )}
           {fields.kind === 'at' &&
@@ -290,29 +242,101 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
               {preview.error}
             </div>
           )}
-          {field(
-            'params',
-            'Params (JSON)',
-            <textarea
-              rows={4}
-              spellCheck={false}
-              value={fields.params}
-              onChange={(e) => set('params', e.target.value)}
-            />,
-          )}
+          {field('params', 'Params (JSON)', area('params', 4))}
           <div className="row">
-            {field('maxAttempts', 'Max attempts', text('maxAttempts', { inputMode: 'numeric' }))}
-            {field('timeout', 'Timeout', text('timeout'))}
             {field('priority', 'Priority', text('priority', { inputMode: 'numeric' }))}
+            {field('timeout', 'Timeout', text('timeout'))}
           </div>
-          <label className="check">
-            <input
-              type="checkbox"
-              checked={fields.paused}
-              onChange={(e) => set('paused', e.target.checked)}
-            />
-            Paused
-          </label>
+          {check('paused', 'Paused')}
+
+          <details>
+            <summary>Schedule policy</summary>
+            <div className="row">
+              {choice('misfire', 'Missed fires', [
+                ['skip', 'skip'],
+                ['run-once', 'run once'],
+                ['catch-up', 'catch up'],
+              ])}
+              {fields.misfire === 'catch-up' && (
+                <>
+                  {field('maxCatchUp', 'At most', text('maxCatchUp', { inputMode: 'numeric' }))}
+                  {field('catchUpWindow', 'Within', text('catchUpWindow'))}
+                </>
+              )}
+            </div>
+            {choice('overlap', 'A fire while a run is active', [
+              ['allow', 'allow: run both'],
+              ['skip', 'skip the fire'],
+              ['buffer-one', 'buffer one run'],
+              ['buffer-all', 'buffer every run'],
+              ['cancel-previous', 'cancel the previous run'],
+            ])}
+            <div className="row">
+              {field('windowStart', 'Window start (ISO-8601)', text('windowStart'))}
+              {field('windowEnd', 'Window end (ISO-8601)', text('windowEnd'))}
+            </div>
+            <div className="row">
+              {field('jitter', 'Jitter', text('jitter'))}
+              {field('maxRuns', 'Run cap', text('maxRuns', { inputMode: 'numeric', placeholder: 'none' }))}
+            </div>
+            <fieldset aria-label="Calendars">
+              <legend>Calendars (fires on their dates are skipped)</legend>
+              {calendars.length === 0 && fields.calendars.length === 0 && (
+                <span className="muted">No calendars.</span>
+              )}
+              {[...new Set([...calendars.map((c) => c.name), ...fields.calendars])].map((c) => (
+                <label key={c} className="check">
+                  <input
+                    type="checkbox"
+                    checked={fields.calendars.includes(c)}
+                    onChange={(e) =>
+                      set(
+                        'calendars',
+                        e.target.checked ? [...fields.calendars, c] : fields.calendars.filter((x) => x !== c),
+                      )
+                    }
+                  />
+                  {c}
+                </label>
+              ))}
+            </fieldset>
+          </details>
+
+          <details>
+            <summary>Retries</summary>
+            <div className="row">
+              {field('maxAttempts', 'Max attempts', text('maxAttempts', { inputMode: 'numeric' }))}
+              {choice('backoff', 'Backoff', [
+                ['exponential', 'exponential'],
+                ['fixed', 'fixed'],
+              ])}
+            </div>
+            <div className="row">
+              {field('retryDelay', 'First delay', text('retryDelay'))}
+              {field('maxDelay', 'Longest delay', text('maxDelay'))}
+            </div>
+            {check('retryJitter', 'Jitter the delays')}
+            {field('nonRetryable', 'Errors never retried (names, comma-separated)', text('nonRetryable'))}
+          </details>
+
+          <details>
+            <summary>Routing and limits</summary>
+            <div className="row">
+              {choice(
+                'strategy',
+                'Routing',
+                ROUTING_STRATEGIES.map((s) => [s, s] as [string, string]),
+              )}
+              {fields.strategy === 'consistent-hash' &&
+                field('routingKey', 'Key (a params field)', text('routingKey'))}
+            </div>
+            {field('selector', 'Worker labels (key=value, comma-separated)', text('selector'))}
+            <div className="row">
+              {field('maxConcurrency', 'Runs at once', text('maxConcurrency', { placeholder: 'no limit' }))}
+              {field('rate', 'Rate (runs/time)', text('rate', { placeholder: '10/1m' }))}
+              {field('scheduleToStart', 'Start within', text('scheduleToStart', { placeholder: 'no limit' }))}
+            </div>
+          </details>
         </div>
         <aside className="preview">
           <h2>Next fires{fields.kind === 'cron' ? ` (${zone})` : ''}</h2>
@@ -334,6 +358,11 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
                   : fields.kind === 'delay'
                     ? 'Fires once now, then each delay after the previous run ends.'
                     : 'No fires.'}
+            </p>
+          )}
+          {preview.skipped > 0 && (
+            <p className="muted" aria-label="Skipped fire times">
+              {preview.skipped} fire times in that span will not run (calendars, window or DST rule).
             </p>
           )}
         </aside>
