@@ -361,7 +361,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             </p>
           )}
           {preview.skipped > 0 && (
-            <p className="muted" aria-label="Skipped fire times">
+            <p className="muted">
               {preview.skipped} fire times in that span will not run (calendars, window or DST rule).
             </p>
           )}
