@@ -2,6 +2,7 @@ import type { Me } from '@kairos/client';
 import { useCallback, useEffect, useState } from 'react';
 import { api, can, onSessionExpired, setSession } from './api.ts';
 import { AlertsPage } from './pages/alerts.tsx';
+import { CalendarsPage } from './pages/calendars.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
 import { JobDetailPage } from './pages/job-detail.tsx';
 import { JobFormPage } from './pages/job-form.tsx';
@@ -17,6 +18,7 @@ import { type Route, useRoute } from './router.ts';
 const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
   { path: 'overview', label: 'Overview' },
   { path: 'jobs', label: 'Jobs' },
+  { path: 'calendars', label: 'Calendars' },
   { path: 'runs', label: 'Runs' },
   { path: 'workers', label: 'Workers' },
   { path: 'cluster', label: 'Cluster' },
@@ -115,6 +117,8 @@ function Page({ route, me }: { route: Route; me: Me }) {
       return <ClusterPage />;
     case 'alerts':
       return <AlertsPage me={me} />;
+    case 'calendars':
+      return <CalendarsPage me={me} />;
     case 'users':
       return can(me, 'admin') ? <UsersPage me={me} /> : <p>Only admins manage users.</p>;
     default:

@@ -255,6 +255,57 @@ describe('the web console in Chromium', () => {
     for (const spec of specs.reverse()) await admin.deleteJob(spec.name);
   });
 
+  it('calendars: a page to add and change them; a backfill dialog on a job', async () => {
+    await page.getByRole('link', { name: 'Calendars', exact: true }).click();
+    await page.getByRole('button', { name: 'New calendar' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('weekends');
+    await dialog.getByLabel('Time zone').fill('Europe/Berlin');
+    await dialog.getByLabel('Sat').check();
+    await dialog.getByLabel('Sun').check();
+    await dialog.getByLabel(/^Dates excluded/).fill('2026-12-24\nnot-a-date');
+    await dialog.getByRole('alert').filter({ hasText: 'not a date (YYYY-MM-DD): not-a-date' }).waitFor();
+    await dialog.getByLabel(/^Dates excluded/).fill('2026-12-24');
+    await dialog.getByRole('button', { name: 'Save calendar' }).click();
+    await page
+      .getByRole('table', { name: 'Calendars' })
+      .getByRole('row', { name: /weekends/ })
+      .getByText('Sun, Sat · 1 date')
+      .waitFor();
+    expect(await admin.getCalendar('weekends')).toMatchObject({
+      timezone: 'Europe/Berlin',
+      weekdays: [0, 6],
+      dates: ['2026-12-24'],
+    });
+
+    await admin.putJob({
+      name: 'hourly-report',
+      handler: 'echo',
+      trigger: { kind: 'cron', cron: '0 * * * *' },
+      paused: true,
+    });
+    await page.goto(`${url}/#/jobs/hourly-report`);
+    await page.getByRole('button', { name: 'Backfill' }).click();
+    const backfill = page.getByRole('dialog', { name: 'Backfill hourly-report' });
+    const hour = 3_600_000;
+    const end = Math.floor(Date.now() / hour) * hour;
+    const local = (ms: number) => {
+      const d = new Date(ms);
+      const p = (n: number) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    };
+    await backfill.getByLabel('From').fill(local(end - 2 * hour));
+    await backfill.getByLabel('To').fill(local(end));
+    await backfill.getByRole('button', { name: 'Create runs' }).click();
+    await backfill
+      .getByRole('status')
+      .filter({ hasText: '3 runs created, 0 fire times already had a run' })
+      .waitFor();
+    expect((await admin.listRuns({ job: 'hourly-report' })).items).toHaveLength(3);
+    await backfill.getByRole('button', { name: 'Close' }).click();
+    await admin.deleteJob('hourly-report');
+  });
+
   it('triggers a long run with params, opens it and cancels it', async () => {
     await admin.createJob({
       name: 'browser-sleep',

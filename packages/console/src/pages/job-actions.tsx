@@ -1,7 +1,8 @@
-import type { Job, Me } from '@kairos/client';
+import type { BackfillResponse, Job, Me } from '@kairos/client';
 import { useState } from 'react';
 import { api, can, errorText } from '../api.ts';
 import { Confirm, Dialog, ErrorBox } from '../components.tsx';
+import { fromLocalInput, time, toLocalInput } from '../format.ts';
 import { navigate } from '../router.ts';
 
 /** Pause/resume, trigger now with params, edit, clone, delete: operators and admins only. */
@@ -9,6 +10,7 @@ export function JobActions({ job, me, onChange }: { job: Job; me: Me; onChange: 
   const [error, setError] = useState<unknown>();
   const [deleting, setDeleting] = useState(false);
   const [triggering, setTriggering] = useState(false);
+  const [backfilling, setBackfilling] = useState(false);
   if (!can(me, 'operator')) return null;
   const run = async (action: () => Promise<unknown>) => {
     setError(undefined);
@@ -34,6 +36,11 @@ export function JobActions({ job, me, onChange }: { job: Job; me: Me; onChange: 
       <button type="button" onClick={() => setTriggering(true)}>
         Trigger
       </button>
+      {(job.trigger.kind === 'cron' || job.trigger.kind === 'every') && (
+        <button type="button" onClick={() => setBackfilling(true)}>
+          Backfill
+        </button>
+      )}
       <a className="button" href={`#/jobs/${name}/edit`}>
         Edit
       </a>
@@ -53,6 +60,15 @@ export function JobActions({ job, me, onChange }: { job: Job; me: Me; onChange: 
         onClose={() => setDeleting(false)}
       />
       <TriggerDialog job={job} open={triggering} onClose={() => setTriggering(false)} />
+      {backfilling && (
+        <BackfillDialog
+          job={job}
+          onClose={() => {
+            setBackfilling(false);
+            onChange();
+          }}
+        />
+      )}
     </div>
   );
 }
@@ -96,6 +112,95 @@ function TriggerDialog({ job, open, onClose }: { job: Job; open: boolean; onClos
           Trigger run
         </button>
       </div>
+    </Dialog>
+  );
+}
+
+/** Runs a job for each fire time of its trigger in a past range (POST /v1/jobs/:name/backfill). */
+function BackfillDialog({ job, onClose }: { job: Job; onClose: () => void }) {
+  const now = Date.now();
+  const [from, setFrom] = useState(toLocalInput(new Date(now - 86_400_000).toISOString()));
+  const [to, setTo] = useState(toLocalInput(new Date(now).toISOString()));
+  const [max, setMax] = useState('100');
+  const [overlap, setOverlap] = useState<'buffer-all' | 'allow'>('buffer-all');
+  const [error, setError] = useState<string>();
+  const [done, setDone] = useState<BackfillResponse>();
+  const problem =
+    !fromLocalInput(from) || !fromLocalInput(to)
+      ? 'pick both ends of the range'
+      : fromLocalInput(from) > fromLocalInput(to)
+        ? 'the range ends before it starts'
+        : !/^\d+$/.test(max) || Number(max) < 1 || Number(max) > 1000
+          ? 'at most 1 to 1000 runs'
+          : undefined;
+  const submit = async () => {
+    setError(undefined);
+    try {
+      setDone(
+        await api.backfill(job.name, {
+          from: fromLocalInput(from),
+          to: fromLocalInput(to),
+          max: Number(max),
+          overlap,
+        }),
+      );
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  return (
+    <Dialog title={`Backfill ${job.name}`} open onClose={onClose}>
+      {done ? (
+        <>
+          <p role="status">
+            {done.runs.length} runs created, {done.existing.length} fire times already had a run
+            {done.nextFrom ? `; more fires from ${time(done.nextFrom)} on (run it again from there)` : ''}.
+          </p>
+          <div className="actions">
+            <button type="button" className="primary" onClick={onClose}>
+              Close
+            </button>
+          </div>
+        </>
+      ) : (
+        <>
+          <p className="muted">
+            One run for each fire time of its trigger in the range (local time), oldest first.
+          </p>
+          <label>
+            From
+            <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} />
+          </label>
+          <label>
+            To
+            <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} />
+          </label>
+          <label>
+            At most
+            <input value={max} inputMode="numeric" onChange={(e) => setMax(e.target.value)} />
+          </label>
+          <label>
+            Runs
+            <select value={overlap} onChange={(e) => setOverlap(e.target.value as 'buffer-all' | 'allow')}>
+              <option value="buffer-all">one at a time, oldest first</option>
+              <option value="allow">all at once</option>
+            </select>
+          </label>
+          {(problem ?? error) && (
+            <div className="error" role="alert">
+              {problem ?? error}
+            </div>
+          )}
+          <div className="actions">
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button type="button" className="primary" disabled={!!problem} onClick={submit}>
+              Create runs
+            </button>
+          </div>
+        </>
+      )}
     </Dialog>
   );
 }
