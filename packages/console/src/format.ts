@@ -2,14 +2,21 @@ import type { RunStatus, TriggerSpec } from '@kairos/client';
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** Local date and time, `2026-01-31 09:00:05`; `–` for none. */
+/** Local date and time with the offset it is in, `2026-01-31 09:00:05 +01:00`; `–` for none. */
 export function time(iso: string | null | undefined): string {
   if (!iso) return '–';
   const d = new Date(iso);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${offset(d)}`;
 }
 
-/** A time in an IANA zone, `Wed 2026-01-28 09:00:00`, for previews of a job's fires in its own zone. */
+/** The browser's UTC offset at that instant, `+01:00`. */
+function offset(d: Date): string {
+  const minutes = -d.getTimezoneOffset();
+  const sign = minutes < 0 ? '-' : '+';
+  return `${sign}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
+}
+
+/** A time in an IANA zone, `Wed 2026-01-28 09:00:00 CET`, for previews of a job's fires in its own zone. */
 export function timeIn(iso: string, timeZone: string): string {
   try {
     const parts = new Intl.DateTimeFormat('en-US', {
@@ -22,9 +29,10 @@ export function timeIn(iso: string, timeZone: string): string {
       hour: '2-digit',
       minute: '2-digit',
       second: '2-digit',
+      timeZoneName: 'short',
     }).formatToParts(new Date(iso));
     const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
-    return `${part('weekday')} ${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')}`;
+    return `${part('weekday')} ${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')} ${part('timeZoneName')}`;
   } catch {
     return iso;
   }
