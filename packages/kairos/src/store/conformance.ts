@@ -3,6 +3,7 @@ import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
+import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import {
   type AttemptOutcome,
@@ -1458,4 +1459,5 @@ export function describeStoreConformance(
   describeFireAheadConformance(dialect, open);
   describeAttemptsConformance(dialect, open, probe);
   describeFencingConformance(dialect, open);
+  describeRetentionConformance(dialect, open);
 }

@@ -11,6 +11,7 @@ import type {
 } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
+import { retentionFromColumn } from '../core/retention.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
@@ -46,6 +47,7 @@ export interface JobRow {
   runs_fired: number;
   dispatch: JsonColumn;
   task: JsonColumn | null;
+  retention: JsonColumn;
 }
 
 export interface RunRow {
@@ -168,6 +170,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     updatedAt: row.updated_at,
     dispatch: dispatchFromColumn(row.dispatch),
     task: jsonOrNull<TaskDefinition>(row.task),
+    retention: retentionFromColumn(row.retention),
   };
 }
 

@@ -7,6 +7,12 @@ import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import {
+  type JobRetention,
+  type PruneCandidate,
+  retentionColumn,
+  retentionFromColumn,
+} from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
@@ -65,6 +71,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
+import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -102,6 +109,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobPruneScan,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -110,6 +118,7 @@ import {
   type NodeRecord,
   type Partitions,
   type PollDispatch,
+  type PruneCursor,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -127,6 +136,7 @@ import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
 import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
+import * as rq from './retention-queries.ts';
 import {
   afterRunsEnded,
   backfill,
@@ -391,6 +401,7 @@ export class PostgresStore implements Store {
         now,
         ...dispatchValues(job),
         buffersRuns(job),
+        retentionColumn(job.retention),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -408,7 +419,14 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     now: number,
   ): Promise<JobRecord | null> {
-    const values = [...jobValues(job), nextFireAt, now, id, ...dispatchValues(job)];
+    const values = [
+      ...jobValues(job),
+      nextFireAt,
+      now,
+      id,
+      ...dispatchValues(job),
+      retentionColumn(job.retention),
+    ];
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
       ? await this.transaction('updateJob', async (client) => {
@@ -966,6 +984,7 @@ export class PostgresStore implements Store {
         now,
         id,
         ...dispatchValues(job),
+        retentionColumn(job.retention),
       ]);
       if (rows[0] && skipped) {
         await writeSkipped(
@@ -1730,6 +1749,50 @@ export class PostgresStore implements Store {
   async pruneRunLogs(before: number, limit: number): Promise<number> {
     const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
     return rows.length;
+  }
+
+  // Retention ----
+
+  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    const rows = await this.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
+      until,
+      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+      after?.id ?? 0,
+      limit,
+    ]);
+    return rows.map((row) => pruneCandidateFromRow(row));
+  }
+
+  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    const [keep] = await this.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
+    const keepFrom = keep?.id ?? null;
+    const rows = await this.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
+    return {
+      runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+      keepFrom,
+    };
+  }
+
+  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    const rows = await this.query<{ id: number; retention: string }>(
+      'jobsWithRetention',
+      rq.JOBS_WITH_RETENTION,
+      [],
+    );
+    return rows.map((row) => ({ jobId: row.id, retention: retentionFromColumn(row.retention) }));
+  }
+
+  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return (await this.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
+  }
+
+  async pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return (await this.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
+  }
+
+  async pruneAuditLog(before: number, limit: number): Promise<number> {
+    return (await this.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
   }
 
   // Fire ahead ----

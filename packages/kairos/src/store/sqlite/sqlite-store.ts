@@ -9,6 +9,12 @@ import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import {
+  type JobRetention,
+  type PruneCandidate,
+  retentionColumn,
+  retentionFromColumn,
+} from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
@@ -59,6 +65,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations } from '../migrations.ts';
+import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -98,6 +105,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobPruneScan,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -106,6 +114,7 @@ import {
   type NodeRecord,
   type Partitions,
   type PollDispatch,
+  type PruneCursor,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -119,6 +128,7 @@ import {
   type WorkerRegistration,
 } from '../store.ts';
 import * as hot from './hot-statements.ts';
+import * as retention from './retention.ts';
 import {
   afterRunsEnded,
   applyOverlap,
@@ -250,9 +260,16 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(...jobValues(job), nextFireAt, now, now, ...dispatchValues(job)) as JobRow;
+             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(
+          ...jobValues(job),
+          nextFireAt,
+          now,
+          now,
+          ...dispatchValues(job),
+          retentionColumn(job.retention),
+        ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -274,9 +291,11 @@ export class SqliteStore implements Store {
       const row = this.sql(
         `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
            retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-           dispatch = ?, schedule_to_start_ms = ?, task = ?
+           dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?
          WHERE id = ? RETURNING *`,
-      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), retentionColumn(job.retention), id) as
+        | JobRow
+        | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -935,9 +954,16 @@ export class SqliteStore implements Store {
           const row = this.sql(
             `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
                retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-               dispatch = ?, schedule_to_start_ms = ?, task = ?
+               dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?
              WHERE id = ? AND paused = 1 RETURNING *`,
-          ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+          ).get(
+            ...jobValues(job),
+            nextFireAt,
+            now,
+            ...dispatchValues(job),
+            retentionColumn(job.retention),
+            id,
+          ) as JobRow | undefined;
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
         })
@@ -1746,6 +1772,63 @@ export class SqliteStore implements Store {
           'DELETE FROM run_logs WHERE rowid IN (SELECT rowid FROM run_logs WHERE stored_at < ? LIMIT ?)',
         ).run(before, limit).changes,
     );
+  }
+
+  // Retention ----
+
+  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    return this.run('runsToPrune', () =>
+      (
+        this.sql(retention.RUNS_TO_PRUNE).all({
+          until,
+          at: after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+          id: after?.id ?? 0,
+          limit,
+        }) as PruneRow[]
+      ).map((row) => pruneCandidateFromRow(row)),
+    );
+  }
+
+  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    return this.run('jobRunsToPrune', () => {
+      const keep = this.sql(retention.KEEP_FROM).get(jobId, keepLast - 1) as { id: number } | undefined;
+      const keepFrom = keep?.id ?? null;
+      const rows = this.sql(retention.JOB_RUNS).all(jobId, after, limit) as PruneRow[];
+      return {
+        runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+        keepFrom,
+      };
+    });
+  }
+
+  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    return this.run('jobsWithRetention', () =>
+      (this.sql(retention.JOBS_WITH_RETENTION).all() as Array<{ id: number; retention: string }>).map(
+        (row) => ({
+          jobId: row.id,
+          retention: retentionFromColumn(row.retention),
+        }),
+      ),
+    );
+  }
+
+  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.run(
+      'deleteFinishedRuns',
+      () => this.sql(retention.DELETE_FINISHED_RUNS).run(JSON.stringify(ids)).changes,
+    );
+  }
+
+  async pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return this.run(
+      'pruneSkippedFires',
+      () => this.sql(retention.PRUNE_SKIPPED_FIRES).run(before, limit).changes,
+    );
+  }
+
+  async pruneAuditLog(before: number, limit: number): Promise<number> {
+    return this.run('pruneAuditLog', () => this.sql(retention.PRUNE_AUDIT_LOG).run(before, limit).changes);
   }
 
   // Fire ahead ----

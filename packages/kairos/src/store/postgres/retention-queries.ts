@@ -1,0 +1,42 @@
+// Retention on PostgreSQL: the pruner's reads and its bounded deletes (docs/retention.md). Each is
+// one statement outside any explicit transaction; the pruner (scheduler/pruner.ts) decides what goes.
+
+import { FINISHED_SQL } from '../retention-rows.ts';
+
+/**
+ * Finished runs in end order after a cursor, with their job's retention and whether a later finished
+ * run of the job exists: one range of runs_finished, one probe of runs_job per run.
+ * $1 end time bound, $2/$3 the cursor (finished_at, id), $4 limit.
+ */
+export const RUNS_TO_PRUNE = `
+  SELECT r.id, r.job_id, r.status, r.created_at, r.finished_at, j.retention,
+    EXISTS (SELECT 1 FROM runs n WHERE n.job_id = r.job_id AND n.id > r.id AND n.status IN ${FINISHED_SQL}) AS superseded
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.finished_at IS NOT NULL AND r.finished_at < $1 AND r.finished_at >= $2 AND (r.finished_at > $2 OR r.id > $3)
+  ORDER BY r.finished_at, r.id LIMIT $4`;
+
+/** The id of a job's ($2 + 1)-th newest finished run, walking runs_job from the newest. $1 job. */
+export const KEEP_FROM = `
+  SELECT id FROM runs WHERE job_id = $1 AND status IN ${FINISHED_SQL} ORDER BY id DESC LIMIT 1 OFFSET $2`;
+
+/** A job's runs after an id, oldest first, with its retention. $1 job, $2 after, $3 limit. */
+export const JOB_RUNS = `
+  SELECT r.id, r.job_id, r.status, r.created_at, r.finished_at, j.retention
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.job_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3`;
+
+/** Jobs with a retention of their own. */
+export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retention <> '{}'::jsonb`;
+
+/** Delete the finished runs among $1 (ids); cascades to attempts, logs, progress, late reports. */
+export const DELETE_FINISHED_RUNS = `
+  DELETE FROM runs WHERE id = ANY($1::bigint[]) AND status IN ${FINISHED_SQL} RETURNING 1`;
+
+/** Delete up to $2 ledger rows last written before $1, on skipped_fires_recorded. */
+export const PRUNE_SKIPPED_FIRES = `
+  DELETE FROM skipped_fires WHERE id IN (
+    SELECT id FROM skipped_fires WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2) RETURNING 1`;
+
+/** Delete up to $2 audit entries written before $1, on audit_log_at. */
+export const PRUNE_AUDIT_LOG = `
+  DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2) RETURNING 1`;
