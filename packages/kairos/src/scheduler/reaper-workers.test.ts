@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
-import { RUN_LOG_LIMITS } from '../core/log-limits.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { AttemptEnder } from './attempts.ts';
 import { FakeClock } from './clock.ts';
