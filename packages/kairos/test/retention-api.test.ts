@@ -24,6 +24,9 @@ describe('retention through the API', () => {
     expect(job.retention).toEqual({ finished: 2 * 86_400_000, failed: null, keepLast: 100 });
     const updated = await admin.updateJob('kept', { retention: { failed: '30d' } });
     expect(updated.retention).toEqual({ finished: 2 * 86_400_000, failed: 30 * 86_400_000, keepLast: 100 });
+    // null gives a field back to the node's default.
+    const cleared = await admin.updateJob('kept', { retention: { finished: null, keepLast: null } });
+    expect(cleared.retention).toEqual({ finished: null, failed: 30 * 86_400_000, keepLast: null });
     const plain = await admin.createJob({ name: 'plain', handler: 'h', trigger: { kind: 'manual' } });
     expect(plain.retention).toEqual({ finished: null, failed: null, keepLast: null });
   });

@@ -110,16 +110,16 @@ export const SchedulePolicySchema = Type.Object({
 });
 
 /**
- * How long a job's finished runs are kept (docs/retention.md); a field left out takes the node's
- * default (`KAIROS_RETENTION_*`).
+ * How long a job's finished runs are kept (docs/retention.md); a field left out or null takes the
+ * node's default (`KAIROS_RETENTION_*`). An update changes the fields it names.
  */
 export const RetentionSpecSchema = closed({
-  /** Succeeded and cancelled runs are deleted this long after they ended. */
-  finished: Type.Optional(DurationSchema),
-  /** Failed and timed-out runs are deleted this long after they ended. */
-  failed: Type.Optional(DurationSchema),
-  /** Only the newest N finished runs are kept (failed ones stay until `failed` passes). */
-  keepLast: Type.Optional(Type.Integer()),
+  /** Succeeded and cancelled runs are deleted this long after they ended; null: the node's default. */
+  finished: Type.Optional(Type.Union([Type.Null(), ...DurationSchema.anyOf])),
+  /** Failed and timed-out runs are deleted this long after they ended; null: the node's default. */
+  failed: Type.Optional(Type.Union([Type.Null(), ...DurationSchema.anyOf])),
+  /** Only the newest N finished runs are kept (failed ones stay until `failed` passes); null: no limit. */
+  keepLast: Type.Optional(nullable(Type.Integer())),
 });
 
 /** A job's own retention, in ms; null fields take the node's default. */

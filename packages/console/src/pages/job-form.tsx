@@ -1,4 +1,13 @@
-import type { FirePreview, Job, JobSpec, JsonObject, Me, TriggerKind, TriggerSpec } from '@kairos/client';
+import type {
+  FirePreview,
+  Job,
+  JobSpec,
+  JsonObject,
+  Me,
+  RetentionSpec,
+  TriggerKind,
+  TriggerSpec,
+} from '@kairos/client';
 import {
   type FormEvent,
   type InputHTMLAttributes,
@@ -33,6 +42,10 @@ interface Fields {
   timeout: string;
   priority: string;
   paused: boolean;
+  /** Retention: empty takes the node's default. */
+  keepFinished: string;
+  keepFailed: string;
+  keepLast: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -58,6 +71,9 @@ const EMPTY: Fields = {
   timeout: '5m',
   priority: '0',
   paused: false,
+  keepFinished: '',
+  keepFailed: '',
+  keepLast: '',
 };
 
 function fromJob(job: Job, name: string): Fields {
@@ -82,6 +98,18 @@ function fromJob(job: Job, name: string): Fields {
     timeout: String(job.timeout),
     priority: String(job.priority),
     paused: job.paused,
+    keepFinished: job.retention.finished === null ? '' : String(job.retention.finished),
+    keepFailed: job.retention.failed === null ? '' : String(job.retention.failed),
+    keepLast: job.retention.keepLast === null ? '' : String(job.retention.keepLast),
+  };
+}
+
+/** The job's retention: an empty field (null) takes the node's default, also when editing. */
+function retentionOf(f: Fields): RetentionSpec {
+  return {
+    finished: f.keepFinished ? durationOf(f.keepFinished) : null,
+    failed: f.keepFailed ? durationOf(f.keepFailed) : null,
+    keepLast: f.keepLast ? Number(f.keepLast) : null,
   };
 }
 
@@ -126,6 +154,11 @@ function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
     errors.maxAttempts = 'a whole number from 1 to 100';
   if (!DURATION.test(f.timeout)) errors.timeout = 'a duration: 30s, 5m, 2h or milliseconds';
   if (!/^-?\d+$/.test(f.priority)) errors.priority = 'a whole number';
+  for (const key of ['keepFinished', 'keepFailed'] as const)
+    if (f[key] && !DURATION.test(f[key]))
+      errors[key] = "a duration such as 30d, or empty for the node's default";
+  if (f.keepLast && !/^[1-9]\d*$/.test(f.keepLast))
+    errors.keepLast = 'a whole number from 1, or empty for no limit';
   return errors;
 }
 
@@ -197,6 +230,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
       timeout: durationOf(fields.timeout),
       priority: Number(fields.priority),
       paused: fields.paused,
+      retention: retentionOf(fields),
     };
     try {
       const job = editing
@@ -302,6 +336,19 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             {field('maxAttempts', 'Max attempts', text('maxAttempts', { inputMode: 'numeric' }))}
             {field('timeout', 'Timeout', text('timeout'))}
             {field('priority', 'Priority', text('priority', { inputMode: 'numeric' }))}
+          </div>
+          <div className="row" aria-label="Retention">
+            {field(
+              'keepFinished',
+              'Keep finished runs',
+              text('keepFinished', { placeholder: 'node default' }),
+            )}
+            {field('keepFailed', 'Keep failed runs', text('keepFailed', { placeholder: 'node default' }))}
+            {field(
+              'keepLast',
+              'Keep last',
+              text('keepLast', { inputMode: 'numeric', placeholder: 'no limit' }),
+            )}
           </div>
           <label className="check">
             <input

@@ -58,7 +58,9 @@ export const FINISHED_STATUSES: readonly RunStatus[] = ['succeeded', 'cancelled'
 export function compileRetention(spec: RetentionSpec | undefined): JobRetention {
   if (spec === undefined) return NO_JOB_RETENTION;
   const age = (value: RetentionSpec['finished'], field: string) =>
-    value === undefined ? null : parseDuration(value, field, { min: MIN_RUN_AGE_MS, max: RETENTION_MAX_MS });
+    value === undefined || value === null
+      ? null
+      : parseDuration(value, field, { min: MIN_RUN_AGE_MS, max: RETENTION_MAX_MS });
   const keepLast = spec.keepLast ?? null;
   if (keepLast !== null && (!Number.isInteger(keepLast) || keepLast < 1 || keepLast > KEEP_LAST_LIMIT)) {
     throw new KairosError(
