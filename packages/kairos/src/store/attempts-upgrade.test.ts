@@ -33,9 +33,9 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       const raw = (): Database.Database => new Database(path);
       return {
         store: new SqliteStore(path),
-        // Back before 0011, and so before the migrations after it (0012 schema_meta, 0013 nodes.name, 0014 claims and late reports).
+        // Back before 0011, and so before the migrations after it (0012 schema_meta, 0013 nodes.name, 0014 claims and late reports, 0015 retention).
         rewind:
-          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; PRAGMA user_version = 10',
+          'DROP INDEX skipped_fires_recorded; DROP INDEX audit_log_at; ALTER TABLE jobs DROP COLUMN retention; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; PRAGMA user_version = 10',
         raw: {
           async exec(sql) {
             const db = raw();
@@ -73,7 +73,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       return {
         store: new PostgresStore({ connectionString: testDatabaseUrl(), schema }),
         rewind:
-          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; DELETE FROM kairos_migrations WHERE version >= 12',
+          'DROP INDEX skipped_fires_recorded; DROP INDEX audit_log_at; ALTER TABLE jobs DROP COLUMN retention; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; DELETE FROM kairos_migrations WHERE version >= 12',
         raw: {
           async exec(sql) {
             await query(sql);

@@ -19,11 +19,14 @@ export const RUNS_TO_PRUNE = `
 export const KEEP_FROM = `
   SELECT id FROM runs WHERE job_id = $1 AND status IN ${FINISHED_SQL} ORDER BY id DESC LIMIT 1 OFFSET $2`;
 
-/** A job's runs after an id, oldest first, with its retention. $1 job, $2 after, $3 limit. */
+/**
+ * A job's runs after an id, oldest first, with its retention: an ordered walk of runs_job that stops
+ * at the limit (joined to jobs, the planner read the job's whole range and sorted it). $1 job, $2
+ * after, $3 limit.
+ */
 export const JOB_RUNS = `
-  SELECT r.id, r.job_id, r.status, r.created_at, r.finished_at, j.retention
-  FROM runs r JOIN jobs j ON j.id = r.job_id
-  WHERE r.job_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3`;
+  SELECT id, job_id, status, created_at, finished_at, (SELECT retention FROM jobs WHERE id = $1) AS retention
+  FROM runs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3`;
 
 /** Jobs with a retention of their own. */
 export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retention <> '{}'::jsonb`;
@@ -32,11 +35,14 @@ export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retenti
 export const DELETE_FINISHED_RUNS = `
   DELETE FROM runs WHERE id = ANY($1::bigint[]) AND status IN ${FINISHED_SQL} RETURNING 1`;
 
-/** Delete up to $2 ledger rows last written before $1, on skipped_fires_recorded. */
+/**
+ * Delete up to $2 ledger rows last written before $1, on skipped_fires_recorded, then by primary key.
+ * As `id IN (SELECT …)` the planner hashed the batch and scanned the whole table for it.
+ */
 export const PRUNE_SKIPPED_FIRES = `
-  DELETE FROM skipped_fires WHERE id IN (
-    SELECT id FROM skipped_fires WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2) RETURNING 1`;
+  DELETE FROM skipped_fires WHERE id = ANY(ARRAY(
+    SELECT id FROM skipped_fires WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2)) RETURNING 1`;
 
-/** Delete up to $2 audit entries written before $1, on audit_log_at. */
+/** Delete up to $2 audit entries written before $1, on audit_log_at, then by primary key. */
 export const PRUNE_AUDIT_LOG = `
-  DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2) RETURNING 1`;
+  DELETE FROM audit_log WHERE id = ANY(ARRAY(SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)) RETURNING 1`;

@@ -20,11 +20,10 @@ export const KEEP_FROM = `
   SELECT id FROM runs INDEXED BY runs_job WHERE job_id = ? AND status IN ${FINISHED_SQL}
   ORDER BY id DESC LIMIT 1 OFFSET ?`;
 
-/** A job's runs after an id, oldest first, with its retention. ?job, ?after, ?limit. */
+/** A job's runs after an id, oldest first, with its retention: an ordered walk of runs_job. @job, @after, @limit. */
 export const JOB_RUNS = `
-  SELECT r.id, r.job_id, r.status, r.created_at, r.finished_at, j.retention
-  FROM runs r INDEXED BY runs_job JOIN jobs j ON j.id = r.job_id
-  WHERE r.job_id = ? AND r.id > ? ORDER BY r.id LIMIT ?`;
+  SELECT id, job_id, status, created_at, finished_at, (SELECT retention FROM jobs WHERE id = @job) AS retention
+  FROM runs INDEXED BY runs_job WHERE job_id = @job AND id > @after ORDER BY id LIMIT @limit`;
 
 /** Jobs with a retention of their own. */
 export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retention <> '{}'`;

@@ -1793,7 +1793,7 @@ export class SqliteStore implements Store {
     return this.run('jobRunsToPrune', () => {
       const keep = this.sql(retention.KEEP_FROM).get(jobId, keepLast - 1) as { id: number } | undefined;
       const keepFrom = keep?.id ?? null;
-      const rows = this.sql(retention.JOB_RUNS).all(jobId, after, limit) as PruneRow[];
+      const rows = this.sql(retention.JOB_RUNS).all({ job: jobId, after, limit }) as PruneRow[];
       return {
         runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
         keepFrom,
