@@ -337,7 +337,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             {field('timeout', 'Timeout', text('timeout'))}
             {field('priority', 'Priority', text('priority', { inputMode: 'numeric' }))}
           </div>
-          <div className="row" aria-label="Retention">
+          <div className="row">
             {field(
               'keepFinished',
               'Keep finished runs',
