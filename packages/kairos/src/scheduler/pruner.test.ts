@@ -425,6 +425,23 @@ for (const [dialect, open] of DIALECTS) {
       expect((await s.runsOf('capped')).length).toBeLessThan(4);
     });
 
+    it('backfill: a fire time whose run was pruned gets a new run; one whose run is kept is answered as existing', async () => {
+      const s = await setup();
+      await s.create({ name: 'b', trigger: { kind: 'every', every: '1h' }, paused: true });
+      const from = new Date(T0 + HOUR).toISOString();
+      const to = new Date(T0 + 2 * HOUR).toISOString();
+      await s.clock.advance(3 * HOUR);
+      const first = await s.jobs.backfill('b', { from, to, overlap: 'allow' });
+      expect(first.runs).toHaveLength(2);
+      await s.finishAll();
+      await s.clock.advance(7 * HOUR);
+      await s.cycle();
+      // The older run is gone, the newest (its job's last) stays.
+      const again = await s.jobs.backfill('b', { from, to, overlap: 'allow' });
+      expect(again.runs.map((r) => r.fireTime)).toEqual([from]);
+      expect(again.existing).toEqual([to]);
+    });
+
     it('idempotency keys live as long as their run: a key used again after its run was pruned makes a new run', async () => {
       const s = await setup();
       await s.create({ name: 'k', trigger: { kind: 'manual' } });
