@@ -3,7 +3,7 @@ import type { JobSpec, RunStatus } from '@kairos/client';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import pino from 'pino';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
 import { compileJob } from '../core/job.ts';
 import type { RetentionConfig } from '../core/retention.ts';
@@ -297,6 +297,24 @@ for (const [dialect, open] of DIALECTS) {
       await s.clock.advance(6 * HOUR);
       await s.cycle();
       expect(await statuses('busy')).toEqual(['succeeded']);
+    });
+
+    it('the job pass reads a job’s runs only up to the first one too young for it, not its whole history', async () => {
+      const s = await setup();
+      await s.create({ name: 'long', trigger: { kind: 'manual' }, retention: { finished: '2d' } });
+      for (let i = 0; i < 4; i++) {
+        await s.jobs.trigger(
+          'long',
+          Array.from({ length: 50 }, () => ({})),
+        );
+        await s.finishAll();
+      }
+      const reads = vi.spyOn(s.store, 'jobRunsToPrune');
+      await s.clock.advance(HOUR);
+      expect(await s.cycle()).toMatchObject({ runs: 0 });
+      // 200 runs, batches of 50: the first batch starts with a run too young, and the walk ends there.
+      expect(reads).toHaveBeenCalledTimes(1);
+      expect(await s.runsOf('long')).toHaveLength(200);
     });
 
     it('one node at a time: a second pruner does nothing while the first holds the lease, and takes over when it stops', async () => {

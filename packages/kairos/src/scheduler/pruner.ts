@@ -41,7 +41,7 @@ export interface PrunerOptions {
  * the two default ages, in end order from a cursor: runs it keeps (a job's longer retention, failed
  * runs kept longer, the newest run of a job) are read once per cycle, never again in it. The job
  * pass walks the runs of each job with a retention of its own by id, oldest first, and stops at the
- * first run that is neither past its `keepLast` nor old enough for the job's shorter age.
+ * first run created after the job's shorter age that its `keepLast` does not take.
  */
 export class Pruner {
   private running = false;
@@ -136,9 +136,10 @@ export class Pruner {
       for (const run of scan.runs) {
         const beyondKeepLast = keepLast !== null && run.superseded;
         if (prunable(run, retention, now, beyondKeepLast)) doomed.push(run);
-        // Runs are read by id, about creation order: past the runs kept by count, none created after
-        // the job's shorter age can be old enough.
-        if (!run.superseded && run.createdAt >= now - shortestAgeMs(run.retention, retention)) done = true;
+        // Runs are read by id, about creation order: none created after the job's shorter age is old
+        // enough, so the walk ends at the first such run, unless `keepLast` may still take it.
+        const young = run.createdAt >= now - shortestAgeMs(run.retention, retention);
+        if (young && !beyondKeepLast) done = true;
       }
       await this.deleteRuns(doomed, counts);
       const last = scan.runs.at(-1);
