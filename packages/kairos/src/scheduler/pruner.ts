@@ -48,6 +48,7 @@ export class Pruner {
   private stopSignal = new AbortController();
   private loop: Promise<void> | undefined;
   private lease: Lease | null = null;
+  private renewedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: PrunerOptions) {}
 
@@ -80,11 +81,13 @@ export class Pruner {
     const startedAt = clock.now();
     [this.lease = null] = await store.acquireLeases([PRUNER_LEASE], owner, this.leaseMs, startedAt);
     if (!this.lease) return null;
+    this.renewedAt = startedAt;
     const counts: PruneCounts = { runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 };
     try {
       await this.runsByAge(counts);
       for (const { jobId, retention: own } of await store.jobsWithRetention()) {
         await this.runsOfJob(jobId, own.keepLast, counts);
+        await this.nextBatch();
       }
       const now = clock.now();
       await this.batches('run_logs', counts, (limit) => store.pruneRunLogs(now - retention.logsMs, limit));
@@ -176,14 +179,20 @@ export class Pruner {
     this.options.onPruned?.(kind, rows);
   }
 
-  /** Between two batches: let the event loop run, stop when asked, and keep the lease or give up. */
+  /**
+   * Between two batches (and two jobs): let the event loop run, stop when asked, and renew the lease
+   * once a third of it has passed, or give up when another node has it.
+   */
   private async nextBatch(): Promise<void> {
     await yieldToEventLoop();
     if (!this.running && this.loop) throw new LeaseGone();
     const { store, clock } = this.options;
     if (!this.lease) throw new LeaseGone();
-    [this.lease = null] = await store.renewLeases([this.lease], this.leaseMs, clock.now());
+    const now = clock.now();
+    if (now < this.renewedAt + this.leaseMs / 3) return;
+    [this.lease = null] = await store.renewLeases([this.lease], this.leaseMs, now);
     if (!this.lease) throw new LeaseGone();
+    this.renewedAt = now;
   }
 
   private async run(): Promise<void> {
