@@ -439,6 +439,13 @@ export interface Store {
   pruneSkippedFires(before: number, limit: number): Promise<number>;
   /** Deletes up to `limit` audit entries written before `before`; answers how many. */
   pruneAuditLog(before: number, limit: number): Promise<number>;
+  /**
+   * Gives space that deletes freed back to the file system: at most `maxPages` pages in one short
+   * transaction, and only when at least `minFreeShare` (0..1) of the database is free. SQLite: an
+   * incremental vacuum, on a database created with `auto_vacuum = INCREMENTAL` (every new one);
+   * PostgreSQL: nothing (autovacuum's work). Answers the pages given back.
+   */
+  reclaimSpace(maxPages: number, minFreeShare: number): Promise<number>;
 }
 
 /** Where the age pass of the pruner stopped: the last run it read, in end order. */

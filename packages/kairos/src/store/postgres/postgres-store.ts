@@ -1795,6 +1795,11 @@ export class PostgresStore implements Store {
     return (await this.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
   }
 
+  /** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
+  async reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
+    return 0;
+  }
+
   // Fire ahead ----
 
   async dispatchAhead(

@@ -199,6 +199,9 @@ export class SqliteStore implements Store {
   constructor(readonly path: string) {
     if (path !== ':memory:') createPrivateFile(path);
     this.db = new Database(path);
+    // Retention frees pages; a database created incremental can give them back (reclaimSpace). The
+    // mode is chosen before the first table: on an older database this changes nothing.
+    this.db.pragma('auto_vacuum = INCREMENTAL');
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
     this.db.pragma('synchronous = NORMAL');
@@ -1829,6 +1832,17 @@ export class SqliteStore implements Store {
 
   async pruneAuditLog(before: number, limit: number): Promise<number> {
     return this.run('pruneAuditLog', () => this.sql(retention.PRUNE_AUDIT_LOG).run(before, limit).changes);
+  }
+
+  async reclaimSpace(maxPages: number, minFreeShare: number): Promise<number> {
+    return this.run('reclaimSpace', () => {
+      if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
+      const free = this.db.pragma('freelist_count', { simple: true }) as number;
+      const pages = this.db.pragma('page_count', { simple: true }) as number;
+      if (free === 0 || free < pages * minFreeShare) return 0;
+      this.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+      return free - (this.db.pragma('freelist_count', { simple: true }) as number);
+    });
   }
 
   // Fire ahead ----
