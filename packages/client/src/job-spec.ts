@@ -16,6 +16,7 @@ export function jobToSpec(job: Job): JobSpec {
     timeout: job.timeout,
     priority: job.priority,
     paused: job.paused,
+    retention: job.retention,
     schedule: {
       misfire:
         schedule.misfire.policy === 'catch-up'

@@ -45,6 +45,8 @@ import type {
   MisfireSpecSchema,
   OverlapPolicySchema,
   RateLimitSpecSchema,
+  RetentionPolicySchema,
+  RetentionSpecSchema,
   RetryPolicySchema,
   RetrySpecSchema,
   RoutingSpecSchema,
@@ -276,6 +278,16 @@ export type ScheduleSpec = Static<typeof ScheduleSpecSchema>;
 
 /** A resolved schedule policy: every default filled in, durations in ms, instants ISO-8601 or null. */
 export type SchedulePolicy = Static<typeof SchedulePolicySchema>;
+
+/**
+ * How long a job's finished runs are kept: `finished` (succeeded, cancelled) and `failed` (failed,
+ * timed out) as durations after the run ended, `keepLast` the newest N finished runs. A field left
+ * out takes the node's default (docs/retention.md).
+ */
+export type RetentionSpec = Static<typeof RetentionSpecSchema>;
+
+/** A job's own retention as the API answers it: ms, null for the node's default. */
+export type RetentionPolicy = Static<typeof RetentionPolicySchema>;
 
 /**
  * Why a fire did not become a run: `misfire` (no node could fire it in time), `overlap` (a previous

@@ -20,3 +20,43 @@ describe('resolveConfig: fire ahead', () => {
       );
   });
 });
+
+describe('resolveConfig: retention', () => {
+  it('has defaults, and takes durations and the batch from the environment', () => {
+    expect(resolveConfig(base, {}).retention).toEqual({
+      finishedMs: 30 * 86_400_000,
+      failedMs: 90 * 86_400_000,
+      skippedFiresMs: 30 * 86_400_000,
+      auditMs: 365 * 86_400_000,
+      logsMs: 7 * 86_400_000,
+      workersMs: 86_400_000,
+      intervalMs: 60_000,
+      batch: 1000,
+    });
+    const retention = resolveConfig(base, {
+      KAIROS_RETENTION_FINISHED: '2h',
+      KAIROS_RETENTION_FAILED: '3650d',
+      KAIROS_RETENTION_INTERVAL: '0',
+      KAIROS_RETENTION_BATCH: '200',
+    }).retention;
+    expect(retention).toMatchObject({
+      finishedMs: 7_200_000,
+      failedMs: 3650 * 86_400_000,
+      intervalMs: 0,
+      batch: 200,
+    });
+  });
+
+  it('refuses ages under a minute, an interval under a second, and a batch out of range', () => {
+    for (const env of [
+      { KAIROS_RETENTION_FINISHED: '30s' },
+      { KAIROS_RETENTION_AUDIT: 'forever' },
+      { KAIROS_RETENTION_INTERVAL: '500ms' },
+      { KAIROS_RETENTION_BATCH: '0' },
+      { KAIROS_RETENTION_BATCH: 'many' },
+    ])
+      expect(() => resolveConfig(base, env)).toThrow(
+        expect.objectContaining({ code: expect.stringMatching(/INVALID_DURATION|VALIDATION_FAILED/) }),
+      );
+  });
+});

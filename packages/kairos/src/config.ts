@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Duration } from '@kairos/client';
 import { parseDuration } from './core/duration.ts';
+import { MIN_RUN_AGE_MS, RETENTION_MAX_MS, type RetentionConfig } from './core/retention.ts';
 import { KairosError } from './errors.ts';
 
 /** What a user may set, through flags, `KAIROS_*` environment variables or a JSON config file. */
@@ -32,6 +33,22 @@ export interface KairosOptions {
   fireAhead?: Duration;
   /** How long alert deliveries stay in the history (docs/alerts.md). Default 30 days. */
   alertHistory?: Duration;
+  /** Retention (docs/retention.md): succeeded and cancelled runs are deleted this long after they ended. Default 30 days. */
+  retentionFinished?: Duration;
+  /** Failed and timed-out runs are deleted this long after they ended. Default 90 days. */
+  retentionFailed?: Duration;
+  /** Rows of the skipped-fire ledger, after they were last written. Default 30 days. */
+  retentionSkippedFires?: Duration;
+  /** Audit entries. Default 365 days. */
+  retentionAudit?: Duration;
+  /** Run log lines, after they were stored. Default 7 days. */
+  retentionLogs?: Duration;
+  /** Stopped and lost workers, after their lease ended. Default 1 day. */
+  retentionWorkers?: Duration;
+  /** How often the pruner runs (on one node of the cluster at a time); `0` turns pruning off. Default 1 minute. */
+  retentionInterval?: Duration;
+  /** Rows one delete statement takes at most. Default 1000. */
+  retentionBatch?: number;
   /** A console admin user created on first start when no admin user exists (with `adminPassword`). */
   adminUser?: string;
   adminPassword?: string;
@@ -57,6 +74,8 @@ export interface KairosConfig {
   readonly misfireGraceMs: number;
   readonly fireAheadMs: number;
   readonly alertHistoryMs: number;
+  /** `intervalMs` 0: the pruner is off. */
+  readonly retention: RetentionConfig;
   readonly adminUser: string | undefined;
   readonly adminPassword: string | undefined;
 }
@@ -75,6 +94,14 @@ export const DEFAULTS = {
   misfireGrace: '60s',
   fireAhead: '500ms',
   alertHistory: '30d',
+  retentionFinished: '30d',
+  retentionFailed: '90d',
+  retentionSkippedFires: '30d',
+  retentionAudit: '365d',
+  retentionLogs: '7d',
+  retentionWorkers: '1d',
+  retentionInterval: '1m',
+  retentionBatch: 1000,
 } as const;
 
 const ENV: Record<keyof KairosOptions, string> = {
@@ -95,6 +122,14 @@ const ENV: Record<keyof KairosOptions, string> = {
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
   fireAhead: 'KAIROS_FIRE_AHEAD',
   alertHistory: 'KAIROS_ALERT_HISTORY',
+  retentionFinished: 'KAIROS_RETENTION_FINISHED',
+  retentionFailed: 'KAIROS_RETENTION_FAILED',
+  retentionSkippedFires: 'KAIROS_RETENTION_SKIPPED_FIRES',
+  retentionAudit: 'KAIROS_RETENTION_AUDIT',
+  retentionLogs: 'KAIROS_RETENTION_LOGS',
+  retentionWorkers: 'KAIROS_RETENTION_WORKERS',
+  retentionInterval: 'KAIROS_RETENTION_INTERVAL',
+  retentionBatch: 'KAIROS_RETENTION_BATCH',
   adminUser: 'KAIROS_ADMIN_USER',
   adminPassword: 'KAIROS_ADMIN_PASSWORD',
 };
@@ -109,6 +144,13 @@ const DURATIONS = new Set<string>([
   'misfireGrace',
   'fireAhead',
   'alertHistory',
+  'retentionFinished',
+  'retentionFailed',
+  'retentionSkippedFires',
+  'retentionAudit',
+  'retentionLogs',
+  'retentionWorkers',
+  'retentionInterval',
 ]);
 
 /** Reads options from the environment (`KAIROS_*`). */
@@ -117,7 +159,11 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): KairosOpti
   for (const [key, name] of Object.entries(ENV)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    const numeric = key === 'port' || key === 'partitions' || (DURATIONS.has(key) && /^\d+$/.test(value));
+    const numeric =
+      key === 'port' ||
+      key === 'partitions' ||
+      key === 'retentionBatch' ||
+      (DURATIONS.has(key) && /^\d+$/.test(value));
     options[key] = numeric ? Number(value) : value;
   }
   return options as KairosOptions;
@@ -196,6 +242,7 @@ export function resolveConfig(
     alertHistoryMs: parseDuration(o.alertHistory ?? DEFAULTS.alertHistory, 'alertHistory', {
       min: 3_600_000,
     }),
+    retention: resolveRetention(o),
     adminUser: o.adminUser,
     adminPassword: o.adminPassword,
   };
@@ -242,4 +289,39 @@ export function ensurePrivateDir(dir: string): void {
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The node's retention: every limit a duration from a minute to ten years, the interval 0 (off) to a day. */
+function resolveRetention(o: KairosOptions): RetentionConfig {
+  const age = (key: keyof typeof DEFAULTS & keyof KairosOptions, min = MIN_RUN_AGE_MS) =>
+    parseDuration((o[key] as Duration | undefined) ?? (DEFAULTS[key] as Duration), key, {
+      min,
+      max: RETENTION_MAX_MS,
+    });
+  const batch = o.retentionBatch ?? DEFAULTS.retentionBatch;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `retentionBatch: expected a whole number from 1 to 100000, got ${o.retentionBatch}`,
+    );
+  }
+  const intervalMs = parseDuration(o.retentionInterval ?? DEFAULTS.retentionInterval, 'retentionInterval', {
+    min: 0,
+    max: 86_400_000,
+  });
+  if (intervalMs > 0 && intervalMs < 1000) {
+    throw new KairosError('INVALID_DURATION', 'retentionInterval: expected 0 (off) or at least 1s', {
+      field: 'retentionInterval',
+    });
+  }
+  return Object.freeze({
+    finishedMs: age('retentionFinished'),
+    failedMs: age('retentionFailed'),
+    skippedFiresMs: age('retentionSkippedFires'),
+    auditMs: age('retentionAudit'),
+    logsMs: age('retentionLogs'),
+    workersMs: age('retentionWorkers'),
+    intervalMs,
+    batch,
+  });
 }

@@ -9,6 +9,7 @@ import { AttemptEnder } from './scheduler/attempts.ts';
 import { type Clock, systemClock } from './scheduler/clock.ts';
 import { Dispatcher } from './scheduler/dispatcher.ts';
 import { JobService } from './scheduler/job-service.ts';
+import { Pruner } from './scheduler/pruner.ts';
 import { Reaper } from './scheduler/reaper.ts';
 import { StoreClock } from './scheduler/store-clock.ts';
 import { TriggerLoop } from './scheduler/trigger-loop.ts';
@@ -200,9 +201,22 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         outcome: delivery.status === 'pending' ? 'retry' : delivery.status,
       }),
   });
+  const pruner = new Pruner({
+    store,
+    clock,
+    logger: logger.child({ component: 'pruner' }),
+    owner: instance,
+    retention: config.retention,
+    onPruned: (kind, rows) => metrics.prunedRows.inc({ kind }, rows),
+    onCycle: (at, tookMs) => {
+      metrics.pruneLast.set(at / 1000);
+      metrics.pruneDuration.set(tookMs / 1000);
+    },
+  });
   triggerLoop.start();
   reaper.start();
   alerts.start();
+  if (config.retention.intervalMs > 0) pruner.start();
   const clockSync =
     storeClock &&
     setInterval(() => {
@@ -227,6 +241,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         await triggerLoop.stop();
         await reaper.stop();
         await alerts.stop();
+        await pruner.stop();
         dispatcher.close();
         // Requests still open after a grace (a client that went silent mid-request) are cut, so that
         // a stop never waits for a keep-alive or a half-sent request to time out.

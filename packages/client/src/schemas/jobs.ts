@@ -109,6 +109,26 @@ export const SchedulePolicySchema = Type.Object({
   calendars: Type.Array(Type.String()),
 });
 
+/**
+ * How long a job's finished runs are kept (docs/retention.md); a field left out or null takes the
+ * node's default (`KAIROS_RETENTION_*`). An update changes the fields it names.
+ */
+export const RetentionSpecSchema = closed({
+  /** Succeeded and cancelled runs are deleted this long after they ended; null: the node's default. */
+  finished: Type.Optional(Type.Union([Type.Null(), ...DurationSchema.anyOf])),
+  /** Failed and timed-out runs are deleted this long after they ended; null: the node's default. */
+  failed: Type.Optional(Type.Union([Type.Null(), ...DurationSchema.anyOf])),
+  /** Only the newest N finished runs are kept (failed ones stay until `failed` passes); null: no limit. */
+  keepLast: Type.Optional(nullable(Type.Integer())),
+});
+
+/** A job's own retention, in ms; null fields take the node's default. */
+export const RetentionPolicySchema = Type.Object({
+  finished: nullable(Type.Integer()),
+  failed: nullable(Type.Integer()),
+  keepLast: nullable(Type.Integer()),
+});
+
 const StringMap = Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 8192 }));
 
 export const ShellTaskSpecSchema = closed({
@@ -220,6 +240,8 @@ export const JobSpecSchema = closed({
    * change applies only while the job is at that version; 409 `VERSION_CONFLICT` otherwise.
    */
   version: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** How long finished runs of this job are kept (default: the node's retention). */
+  retention: Type.Optional(RetentionSpecSchema),
 });
 
 /** The request form of a job spec: trigger, task and routing in their request forms. */
@@ -266,6 +288,8 @@ export const JobSchema = Type.Object({
   scheduleToStartTimeout: nullable(Type.Integer()),
   /** The built-in task, durations in ms; null for a handler of yours. */
   task: nullable(TaskAnswer),
+  /** The job's own retention (ms); null fields take the node's default. */
+  retention: RetentionPolicySchema,
   /** The next fire time, or null when the trigger has no more fires. */
   nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),

@@ -56,6 +56,8 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
                 {j.maxConcurrency !== null ? `, at most ${j.maxConcurrency} at once` : ''}
                 {j.rateLimit ? `, ${j.rateLimit.limit} per ${duration(j.rateLimit.per)}` : ''}
               </dd>
+              <dt>Retention</dt>
+              <dd>{retentionText(j)}</dd>
               <dt>Description</dt>
               <dd>{j.description || '–'}</dd>
               <dt>Updated</dt>
@@ -162,6 +164,16 @@ function DurationChart({ runs }: { runs: Array<{ startedAt: string | null; finis
 }
 
 /** The schedule policies that differ from the defaults, in words. */
+function retentionText(job: Job): string {
+  const r = job.retention;
+  const parts = [
+    r.finished === null ? '' : `finished runs ${duration(r.finished)}`,
+    r.failed === null ? '' : `failed runs ${duration(r.failed)}`,
+    r.keepLast === null ? '' : `the last ${r.keepLast}`,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join('; ') : "the node's default";
+}
+
 function scheduleText(job: Job): string {
   const s = job.schedule;
   const parts = [

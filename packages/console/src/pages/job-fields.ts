@@ -36,6 +36,10 @@ export interface Fields {
   params: string;
   priority: string;
   paused: boolean;
+  /** Retention: empty takes the node's default. */
+  keepFinished: string;
+  keepFailed: string;
+  keepLast: string;
   // retries and time limit
   maxAttempts: string;
   backoff: 'exponential' | 'fixed';
@@ -94,6 +98,9 @@ export const EMPTY: Fields = {
   params: '{}',
   priority: '0',
   paused: false,
+  keepFinished: '',
+  keepFailed: '',
+  keepLast: '',
   maxAttempts: '3',
   backoff: 'exponential',
   retryDelay: '1s',
@@ -186,6 +193,9 @@ export function fieldsOf(spec: JobSpec, name: string): Fields {
     params: JSON.stringify(spec.params ?? {}, null, 2),
     priority: String(spec.priority ?? 0),
     paused: spec.paused ?? false,
+    keepFinished: durationText(spec.retention?.finished),
+    keepFailed: durationText(spec.retention?.failed),
+    keepLast: spec.retention?.keepLast == null ? '' : String(spec.retention.keepLast),
     maxAttempts: String(retry.maxAttempts ?? 3),
     backoff: retry.backoff ?? 'exponential',
     retryDelay: durationText(retry.delay ?? 1000),
@@ -332,6 +342,12 @@ export function specOf(f: Fields, base: Partial<JobSpec> = {}): JobSpec {
     timeout: duration(f.timeout),
     priority: Number(f.priority),
     paused: f.paused,
+    // An empty field (null) takes the node's default, also when editing.
+    retention: {
+      finished: f.keepFinished ? duration(f.keepFinished) : null,
+      failed: f.keepFailed ? duration(f.keepFailed) : null,
+      keepLast: f.keepLast ? Number(f.keepLast) : null,
+    },
     schedule: scheduleOf(f),
     routing: {
       strategy: f.strategy,
@@ -380,6 +396,13 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
   need('retryDelay', isDuration(f.retryDelay), 'a duration');
   need('maxDelay', isDuration(f.maxDelay), 'a duration');
   need('priority', /^-?\d+$/.test(f.priority), 'a whole number');
+  for (const key of ['keepFinished', 'keepFailed'] as const)
+    need(key, f[key] === '' || isDuration(f[key]), "a duration such as 30d, or empty for the node's default");
+  need(
+    'keepLast',
+    f.keepLast === '' || /^[1-9]\d*$/.test(f.keepLast),
+    'a whole number from 1, or empty for no limit',
+  );
   need('jitter', f.jitter === '' || isDuration(f.jitter), 'a duration');
   if (f.misfire === 'catch-up') {
     need('maxCatchUp', WHOLE.test(f.maxCatchUp), 'a whole number');

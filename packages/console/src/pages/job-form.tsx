@@ -247,6 +247,19 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             {field('priority', 'Priority', text('priority', { inputMode: 'numeric' }))}
             {field('timeout', 'Timeout', text('timeout'))}
           </div>
+          <div className="row">
+            {field(
+              'keepFinished',
+              'Keep finished runs',
+              text('keepFinished', { placeholder: 'node default' }),
+            )}
+            {field('keepFailed', 'Keep failed runs', text('keepFailed', { placeholder: 'node default' }))}
+            {field(
+              'keepLast',
+              'Keep last',
+              text('keepLast', { inputMode: 'numeric', placeholder: 'no limit' }),
+            )}
+          </div>
           {check('paused', 'Paused')}
 
           <details>

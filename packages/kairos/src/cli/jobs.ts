@@ -24,6 +24,7 @@ import {
   parseJsonObject,
   UsageError,
 } from './options.ts';
+import { addRetentionFlags } from './retention-flags.ts';
 import { addScheduleFlags, registerScheduleCommands, type ScheduleFlags, withSchedule } from './schedules.ts';
 
 /** Registers `kairos jobs …`: create, put, list, get, update, delete, pause, resume, trigger. */
@@ -124,6 +125,7 @@ export function registerJobs(program: Command): void {
           ['paused', job.paused ? 'yes' : 'no'],
           ['version', String(job.version)],
           ['schedule', formatSchedule(job)],
+          ['retention', formatRetention(job)],
           ['next fire', formatTime(job.nextFireAt, zoneOf(job.trigger))],
           ['created', formatTime(job.createdAt)],
           ['updated', formatTime(job.updatedAt)],
@@ -251,6 +253,7 @@ export async function jobUpdateFromFlags(
 function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   const need = mode === 'create' ? ' (exactly one trigger flag is required)' : '';
   addDispatchFlags(cmd);
+  addRetentionFlags(cmd);
   return addScheduleFlags(
     cmd
       .option(
@@ -298,6 +301,17 @@ function formatSchedule(job: Job): string | undefined {
     s.jitter ? `jitter ${formatDuration(s.jitter)}` : '',
     s.maxRuns === null ? '' : `${job.runsFired}/${s.maxRuns} runs`,
     s.calendars.length > 0 ? `calendars ${s.calendars.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : undefined;
+}
+
+/** The job's own retention, in one line; undefined when it takes the node's. */
+function formatRetention(job: Job): string | undefined {
+  const r = job.retention;
+  const parts = [
+    r.finished === null ? '' : `finished ${formatDuration(r.finished)}`,
+    r.failed === null ? '' : `failed ${formatDuration(r.failed)}`,
+    r.keepLast === null ? '' : `last ${r.keepLast}`,
   ].filter(Boolean);
   return parts.length > 0 ? parts.join(', ') : undefined;
 }

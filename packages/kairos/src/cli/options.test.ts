@@ -74,6 +74,19 @@ describe('jobSpecFromFlags', () => {
     expect(jobSpecFromFlags('r', { ...base, every: '5000' }).trigger).toEqual({ kind: 'every', every: 5000 });
   });
 
+  it('builds a job’s retention from --keep-finished, --keep-failed and --keep-last', () => {
+    expect(
+      jobSpecFromFlags('r', { ...base, manual: true, keepFinished: '2d', keepFailed: '30d', keepLast: '100' })
+        .retention,
+    ).toEqual({ finished: '2d', failed: '30d', keepLast: 100 });
+    expect(jobSpecFromFlags('r', { ...base, manual: true }).retention).toBeUndefined();
+    expect(jobPatchFromFlags({ keepLast: '5' })).toEqual({ retention: { keepLast: 5 } });
+    expect(() => jobSpecFromFlags('r', { ...base, manual: true, keepLast: '0' })).toThrow(UsageError);
+    expect(() => jobSpecFromFlags('r', { ...base, manual: true, keepFinished: 'a while' })).toThrow(
+      UsageError,
+    );
+  });
+
   it('maps --retries N to retry.maxAttempts N + 1', () => {
     expect(jobSpecFromFlags('r', { ...base, manual: true, retries: '2' }).retry).toEqual({ maxAttempts: 3 });
     expect(jobSpecFromFlags('r', { ...base, manual: true, retries: '0' }).retry).toEqual({ maxAttempts: 1 });

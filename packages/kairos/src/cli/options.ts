@@ -12,6 +12,7 @@ import type {
 import { KairosClient } from '@kairos/client';
 import { DEFAULTS } from '../config.ts';
 import { type DispatchFlags, dispatchFromFlags } from './dispatch-flags.ts';
+import { type RetentionFlags, retentionFromFlags } from './retention-flags.ts';
 
 /** A bad flag value: `main` prints `error: message` and exits with code 2, before any request. */
 export class UsageError extends Error {
@@ -27,7 +28,7 @@ export interface GlobalFlags {
 }
 
 /** Job flags as commander hands them over: raw strings, parsed by {@link jobSpecFromFlags}. */
-export interface JobFlags extends DispatchFlags {
+export interface JobFlags extends DispatchFlags, RetentionFlags {
   handler?: string;
   group?: string;
   cron?: string;
@@ -113,7 +114,7 @@ export function jobFieldsFromFlags(flags: JobFlags): JobPatch {
   }
   if (flags.retryDelay !== undefined) retry.delay = parseDurationFlag(flags.retryDelay, '--retry-delay');
   if (Object.keys(retry).length > 0) patch.retry = retry;
-  return { ...patch, ...dispatchFromFlags(flags) };
+  return { ...patch, ...dispatchFromFlags(flags), ...retentionFromFlags(flags) };
 }
 
 /** The trigger named by the flags, or undefined when none is given. Throws on two or more. */

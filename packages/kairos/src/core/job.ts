@@ -10,6 +10,7 @@ import {
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
+import { compileRetention, describeRetention, type JobRetention, retentionSpecOf } from './retention.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
 import { compileTask, handlerOf, type TaskDefinition, taskSpecOf } from './task.ts';
@@ -33,6 +34,8 @@ export interface JobDefinition {
   dispatch: DispatchPolicy;
   /** A built-in task (shell, http) whose `handler` is `kairos:<kind>`; null for a user's handler. */
   task: TaskDefinition | null;
+  /** How long its finished runs are kept (`retention.ts`); null fields take the node's default. */
+  retention: JobRetention;
 }
 
 /** A job as the store keeps it. */
@@ -82,6 +85,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     schedule: compileSchedule(spec.schedule),
     dispatch: compileDispatch(spec),
     task,
+    retention: compileRetention(spec.retention),
   };
 }
 
@@ -101,6 +105,7 @@ export function specOf(job: JobDefinition): JobSpec {
     schedule: scheduleSpecOf(job.schedule),
     ...dispatchSpecOf(job.dispatch),
     ...(job.task ? { handler: undefined, task: taskSpecOf(job.task) } : {}),
+    ...(retentionSpecOf(job.retention) ? { retention: retentionSpecOf(job.retention) } : {}),
   };
 }
 
@@ -149,6 +154,7 @@ export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
     ...patch,
     retry: patch.retry ? { ...job.retry, ...patch.retry } : base.retry,
     schedule: patch.schedule ? { ...base.schedule, ...patch.schedule } : base.schedule,
+    retention: patch.retention ? { ...base.retention, ...patch.retention } : base.retention,
     // A new task brings its built-in handler.
     handler: patch.handler ?? (patch.task ? undefined : base.handler),
     name: job.name,
@@ -176,6 +182,7 @@ export function describeJob(job: JobRecord): Job {
     },
     scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
     task: job.task ? taskSpecOf(job.task) : null,
+    retention: describeRetention(job.retention),
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
     version: job.version,

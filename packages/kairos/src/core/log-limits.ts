@@ -1,6 +1,6 @@
 import { LOG_MESSAGE_MAX_CHARS } from '@kairos/client';
 
-/** Bounds of run logs: what one run may store, and for how long. */
+/** Bounds of run logs: what one run may store (how long: the node's `retentionLogs`, docs/retention.md). */
 export const RUN_LOG_LIMITS = Object.freeze({
   /** Lines kept per run; later lines are dropped after one marker line. */
   maxLinesPerRun: 100_000,
@@ -8,6 +8,4 @@ export const RUN_LOG_LIMITS = Object.freeze({
   maxMessageChars: LOG_MESSAGE_MAX_CHARS,
   /** One line's structured fields, as JSON bytes; larger fields are replaced by a note. */
   maxFieldsBytes: 8192,
-  /** Lines are deleted this long after they were stored. */
-  retentionMs: 7 * 86_400_000,
 });

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
-import { RUN_LOG_LIMITS } from '../core/log-limits.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { AttemptEnder } from './attempts.ts';
 import { FakeClock } from './clock.ts';
@@ -14,7 +13,7 @@ const dir = tempDir();
 let n = 0;
 
 // The reaper's and the dispatcher's share of workers at scale, on a fake clock.
-describe('Reaper and Dispatcher: schedule-to-start, log retention, draining', () => {
+describe('Reaper and Dispatcher: schedule-to-start, draining', () => {
   let store: SqliteStore;
   let clock: FakeClock;
   let jobs: JobService;
@@ -64,28 +63,6 @@ describe('Reaper and Dispatcher: schedule-to-start, log retention, draining', ()
       status: 'failed',
       error: { name: 'ScheduleToStartTimeout', message: expect.stringContaining('10s') },
     });
-  });
-
-  it('deletes log lines past their retention', async () => {
-    await jobs.create({ name: 'j', handler: 'h', trigger: { kind: 'manual' } });
-    const [runId] = await jobs.trigger('j', [{}]);
-    await register('w1');
-    await dispatcher.poll('w1', 1, 0, new AbortController().signal);
-    const line = {
-      runId: runId!,
-      attempt: 1,
-      level: 'info' as const,
-      message: 'x',
-      fields: null,
-      time: clock.now(),
-    };
-    await store.appendRunLogs('w1', { logs: [line], progress: [] }, 100, clock.now());
-    await clock.advance(RUN_LOG_LIMITS.retentionMs - 1);
-    await reaper.tick();
-    expect(await store.runLogs(runId!, 0, 10)).toHaveLength(1);
-    await clock.advance(2);
-    await reaper.tick();
-    expect(await store.runLogs(runId!, 0, 10)).toHaveLength(0);
   });
 
   it('a draining worker’s poll answers nothing, and its assigned runs go to another worker', async () => {

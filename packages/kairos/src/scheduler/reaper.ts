@@ -1,11 +1,7 @@
 import type { Logger } from 'pino';
-import { RUN_LOG_LIMITS } from '../core/log-limits.ts';
 import type { Store } from '../store/store.ts';
 import type { AttemptEnder } from './attempts.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
-
-/** Stopped and lost workers stay listed this long after their lease ended, then go. */
-export const WORKER_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 export interface ReaperOptions {
   store: Store;
@@ -24,9 +20,9 @@ export interface ReaperOptions {
 /**
  * Every sweep: attempts whose worker lease expired are `lost` and attempts past their deadline are
  * `timed_out` (each retried or ended by its run's policy), queued runs past their job's
- * schedule-to-start timeout fail, log lines past their retention go, workers whose lease
- * expired are marked lost, and stopped or lost workers go a day after their lease ended. With the defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are
- * back in the queue within 6 s.
+ * schedule-to-start timeout fail, and workers whose lease expired are marked lost. With the
+ * defaults (heartbeat 1 s, lease 5 s, sweep 1 s) a dead worker's runs are back in the queue within
+ * 6 s. What retention deletes (old log lines, gone workers) is the pruner's (`pruner.ts`).
  *
  * A reaper judges leases only when workers could renew them. When its node just started (alone,
  * nobody took heartbeats while it was down), stood still (SIGSTOP, a VM freeze, an event loop
@@ -73,10 +69,8 @@ export class Reaper {
         { runs: expired },
         'runs failed: no worker started them within their schedule-to-start timeout',
       );
-    await store.pruneRunLogs(clock.now() - RUN_LOG_LIMITS.retentionMs, 1000);
     const lost = holding ? [] : await store.markLostWorkers(clock.now());
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
-    await store.pruneWorkers(clock.now() - WORKER_RETENTION_MS, 1000);
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');
     return ended;
   }

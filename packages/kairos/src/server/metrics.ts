@@ -85,6 +85,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly prunedRows = new Counter({
+    name: 'kairos_pruned_rows_total',
+    help: 'Rows deleted by retention on this node, by kind (runs go with their attempts, logs and late reports)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pruneLast = new Gauge({
+    name: 'kairos_prune_last_timestamp_seconds',
+    help: 'When this node last ended a retention cycle (Unix time; 0: never, e.g. another node prunes)',
+    registers: [this.registry],
+  });
+
+  readonly pruneDuration = new Gauge({
+    name: 'kairos_prune_last_duration_seconds',
+    help: 'How long the last retention cycle of this node took',
+    registers: [this.registry],
+  });
+
   /**
    * @param counts the cluster-wide counts of the store (queued and running runs, workers and nodes
    *   online), read once per scrape; every node answers the same, so dashboards take `max`.

@@ -33,9 +33,9 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       const raw = (): Database.Database => new Database(path);
       return {
         store: new SqliteStore(path),
-        // Back before 0011, and so before the migrations after it (0012 schema_meta, 0013 nodes.name, 0014 claims and late reports).
+        // Back before 0011, and so before the migrations after it (0012 schema_meta, 0013 nodes.name, 0014 claims and late reports, 0015 retention).
         rewind:
-          'DROP TRIGGER runs_alert_ended; DROP TRIGGER skipped_fires_alert_insert; DROP TRIGGER skipped_fires_alert_extend; DROP TRIGGER workers_alert; DROP TRIGGER jobs_alert_deleted; DROP TABLE alert_deliveries; DROP TABLE alert_events; DROP TABLE alert_silences; DROP TABLE alert_states; DROP TABLE alert_rules; DROP TABLE alert_channels; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; PRAGMA user_version = 10',
+          'DROP INDEX skipped_fires_recorded; DROP INDEX audit_log_at; ALTER TABLE jobs DROP COLUMN retention; DROP TRIGGER runs_alert_ended; DROP TRIGGER skipped_fires_alert_insert; DROP TRIGGER skipped_fires_alert_extend; DROP TRIGGER workers_alert; DROP TRIGGER jobs_alert_deleted; DROP TABLE alert_deliveries; DROP TABLE alert_events; DROP TABLE alert_silences; DROP TABLE alert_states; DROP TABLE alert_rules; DROP TABLE alert_channels; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; PRAGMA user_version = 10',
         raw: {
           async exec(sql) {
             const db = raw();
@@ -73,7 +73,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       return {
         store: new PostgresStore({ connectionString: testDatabaseUrl(), schema }),
         rewind:
-          'DROP TRIGGER runs_alert_ended ON runs; DROP TRIGGER skipped_fires_alert_insert ON skipped_fires; DROP TRIGGER skipped_fires_alert_extend ON skipped_fires; DROP TRIGGER workers_alert ON workers; DROP TRIGGER jobs_alert_deleted ON jobs; DROP FUNCTION kairos_alert_run_ended(); DROP FUNCTION kairos_alert_fire_skipped(); DROP FUNCTION kairos_alert_worker(); DROP FUNCTION kairos_alert_job_deleted(); DROP TABLE alert_deliveries, alert_events, alert_silences, alert_states, alert_rules, alert_channels; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; DELETE FROM kairos_migrations WHERE version >= 12',
+          'DROP INDEX skipped_fires_recorded; DROP INDEX audit_log_at; ALTER TABLE jobs DROP COLUMN retention; DROP TRIGGER runs_alert_ended ON runs; DROP TRIGGER skipped_fires_alert_insert ON skipped_fires; DROP TRIGGER skipped_fires_alert_extend ON skipped_fires; DROP TRIGGER workers_alert ON workers; DROP TRIGGER jobs_alert_deleted ON jobs; DROP FUNCTION kairos_alert_run_ended(); DROP FUNCTION kairos_alert_fire_skipped(); DROP FUNCTION kairos_alert_worker(); DROP FUNCTION kairos_alert_job_deleted(); DROP TABLE alert_deliveries, alert_events, alert_silences, alert_states, alert_rules, alert_channels; DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; DELETE FROM kairos_migrations WHERE version >= 12',
         raw: {
           async exec(sql) {
             await query(sql);

@@ -5,6 +5,7 @@ import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
+import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import {
   type AttemptOutcome,
@@ -1613,4 +1614,5 @@ export function describeStoreConformance(
   describeAttemptsConformance(dialect, open, probe);
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
+  describeRetentionConformance(dialect, open);
 }

@@ -11,6 +11,7 @@ import type {
 } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
+import { retentionFromColumn } from '../core/retention.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
@@ -47,6 +48,7 @@ export interface JobRow {
   dispatch: JsonColumn;
   task: JsonColumn | null;
   version: number;
+  retention: JsonColumn;
 }
 
 export interface RunRow {
@@ -170,6 +172,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     updatedAt: row.updated_at,
     dispatch: dispatchFromColumn(row.dispatch),
     task: jsonOrNull<TaskDefinition>(row.task),
+    retention: retentionFromColumn(row.retention),
   };
 }
 

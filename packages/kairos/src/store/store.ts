@@ -17,6 +17,7 @@ import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 import type { RateLimit } from '../core/rate-limit.ts';
+import type { JobRetention, PruneCandidate } from '../core/retention.ts';
 import type { RoutingState } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type {
@@ -427,6 +428,54 @@ export interface Store {
   runProgress(runId: number): Promise<RunProgressRecord | null>;
   /** Deletes up to `limit` log lines stored before `before` (retention); answers how many. */
   pruneRunLogs(before: number, limit: number): Promise<number>;
+
+  // Retention (docs/retention.md; the pruner in scheduler/pruner.ts decides, core/retention.ts) ----
+
+  /**
+   * The pruner's age pass: runs with an end time before `until`, in end order (`finished_at`, id)
+   * after `after`, at most `limit`, each with its job's retention and whether a later finished run
+   * of its job exists. One range of the `runs_finished` index. A retry waiting may carry its last
+   * attempt's end time: it is `queued`, and never deleted.
+   */
+  runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]>;
+  /**
+   * The pruner's pass over one job with a retention of its own: the job's runs with an id above
+   * `after`, oldest first, at most `limit` (a range of `runs_job`), and `keepFrom`, the id of its
+   * `keepLast`-th newest finished run (1 when it keeps no count): runs below it are superseded.
+   * `keepFrom` is null when the job has fewer finished runs than that.
+   */
+  jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan>;
+  /** Jobs with a retention of their own (a full read of `jobs`, once per pruner cycle). */
+  jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>>;
+  /**
+   * Deletes the runs named that are finished (succeeded, failed, timed out, cancelled), with their
+   * attempts, log lines, progress and late reports; a run that is not finished stays. Answers how
+   * many runs went. One short transaction: the caller passes a bounded batch.
+   */
+  deleteFinishedRuns(ids: readonly number[]): Promise<number>;
+  /** Deletes up to `limit` rows of the skipped-fire ledger last written before `before`; answers how many. */
+  pruneSkippedFires(before: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` audit entries written before `before`; answers how many. */
+  pruneAuditLog(before: number, limit: number): Promise<number>;
+  /**
+   * Gives space that deletes freed back to the file system: at most `maxPages` pages in one short
+   * transaction, and only when at least `minFreeShare` (0..1) of the database is free. SQLite: an
+   * incremental vacuum, on a database created with `auto_vacuum = INCREMENTAL` (every new one);
+   * PostgreSQL: nothing (autovacuum's work). Answers the pages given back.
+   */
+  reclaimSpace(maxPages: number, minFreeShare: number): Promise<number>;
+}
+
+/** Where the age pass of the pruner stopped: the last run it read, in end order. */
+export interface PruneCursor {
+  finishedAt: number;
+  id: number;
+}
+
+/** What {@link Store.jobRunsToPrune} answers. */
+export interface JobPruneScan {
+  runs: PruneCandidate[];
+  keepFrom: number | null;
 }
 
 export interface RunLogBatch {

@@ -8,6 +8,12 @@ import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import {
+  type JobRetention,
+  type PruneCandidate,
+  retentionColumn,
+  retentionFromColumn,
+} from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
@@ -66,6 +72,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
+import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -106,6 +113,7 @@ import {
   type GroupLimits,
   type HeartbeatAnswer,
   type JobExpectation,
+  type JobPruneScan,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -114,6 +122,7 @@ import {
   type NodeRecord,
   type Partitions,
   type PollDispatch,
+  type PruneCursor,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -132,6 +141,7 @@ import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts } from './alerts.ts';
 import * as dq from './dispatch-queries.ts';
 import * as sql from './queries.ts';
+import * as rq from './retention-queries.ts';
 import {
   afterRunsEnded,
   backfill,
@@ -408,6 +418,7 @@ export class PostgresStore implements Store {
         now,
         ...dispatchValues(job),
         buffersRuns(job),
+        retentionColumn(job.retention),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -433,6 +444,7 @@ export class PostgresStore implements Store {
       id,
       ...dispatchValues(job),
       ...expectationValues(expected),
+      retentionColumn(job.retention),
     ];
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
@@ -1061,6 +1073,7 @@ export class PostgresStore implements Store {
         id,
         ...dispatchValues(job),
         ...expectationValues(expected),
+        retentionColumn(job.retention),
       ]);
       if (rows[0] && skipped) {
         await writeSkipped(
@@ -1838,6 +1851,55 @@ export class PostgresStore implements Store {
   async pruneRunLogs(before: number, limit: number): Promise<number> {
     const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
     return rows.length;
+  }
+
+  // Retention ----
+
+  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    const rows = await this.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
+      until,
+      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+      after?.id ?? 0,
+      limit,
+    ]);
+    return rows.map((row) => pruneCandidateFromRow(row));
+  }
+
+  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    const [keep] = await this.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
+    const keepFrom = keep?.id ?? null;
+    const rows = await this.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
+    return {
+      runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+      keepFrom,
+    };
+  }
+
+  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    const rows = await this.query<{ id: number; retention: string }>(
+      'jobsWithRetention',
+      rq.JOBS_WITH_RETENTION,
+      [],
+    );
+    return rows.map((row) => ({ jobId: row.id, retention: retentionFromColumn(row.retention) }));
+  }
+
+  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return (await this.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
+  }
+
+  async pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return (await this.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
+  }
+
+  async pruneAuditLog(before: number, limit: number): Promise<number> {
+    return (await this.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
+  }
+
+  /** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
+  async reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
+    return 0;
   }
 
   // Fire ahead ----

@@ -10,6 +10,12 @@ import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import {
+  type JobRetention,
+  type PruneCandidate,
+  retentionColumn,
+  retentionFromColumn,
+} from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
@@ -60,6 +66,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations } from '../migrations.ts';
+import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -101,6 +108,7 @@ import {
   type GroupLimits,
   type HeartbeatAnswer,
   type JobExpectation,
+  type JobPruneScan,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -109,6 +117,7 @@ import {
   type NodeRecord,
   type Partitions,
   type PollDispatch,
+  type PruneCursor,
   type RunLogBatch,
   type RunLogRecord,
   type RunProgressRecord,
@@ -124,6 +133,7 @@ import {
 } from '../store.ts';
 import { SqliteAlerts } from './alerts.ts';
 import * as hot from './hot-statements.ts';
+import * as retention from './retention.ts';
 import {
   afterRunsEnded,
   applyOverlap,
@@ -195,6 +205,9 @@ export class SqliteStore implements Store {
   constructor(readonly path: string) {
     if (path !== ':memory:') createPrivateFile(path);
     this.db = new Database(path);
+    // Retention frees pages; a database created incremental can give them back (reclaimSpace). The
+    // mode is chosen before the first table: on an older database this changes nothing.
+    this.db.pragma('auto_vacuum = INCREMENTAL');
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
     this.db.pragma('synchronous = NORMAL');
@@ -261,9 +274,16 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(...jobValues(job), nextFireAt, now, now, ...dispatchValues(job)) as JobRow;
+             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(
+          ...jobValues(job),
+          nextFireAt,
+          now,
+          now,
+          ...dispatchValues(job),
+          retentionColumn(job.retention),
+        ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -288,6 +308,7 @@ export class SqliteStore implements Store {
         nextFireAt,
         now,
         ...dispatchValues(job),
+        retentionColumn(job.retention),
         id,
         ...expectationValues(expected),
       ) as JobRow | undefined;
@@ -985,6 +1006,7 @@ export class SqliteStore implements Store {
             nextFireAt,
             now,
             ...dispatchValues(job),
+            retentionColumn(job.retention),
             id,
             ...expectationValues(expected),
           ) as JobRow | undefined;
@@ -1813,6 +1835,74 @@ export class SqliteStore implements Store {
     );
   }
 
+  // Retention ----
+
+  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    return this.run('runsToPrune', () =>
+      (
+        this.sql(retention.RUNS_TO_PRUNE).all({
+          until,
+          at: after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+          id: after?.id ?? 0,
+          limit,
+        }) as PruneRow[]
+      ).map((row) => pruneCandidateFromRow(row)),
+    );
+  }
+
+  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    return this.run('jobRunsToPrune', () => {
+      const keep = this.sql(retention.KEEP_FROM).get(jobId, keepLast - 1) as { id: number } | undefined;
+      const keepFrom = keep?.id ?? null;
+      const rows = this.sql(retention.JOB_RUNS).all({ job: jobId, after, limit }) as PruneRow[];
+      return {
+        runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+        keepFrom,
+      };
+    });
+  }
+
+  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    return this.run('jobsWithRetention', () =>
+      (this.sql(retention.JOBS_WITH_RETENTION).all() as Array<{ id: number; retention: string }>).map(
+        (row) => ({
+          jobId: row.id,
+          retention: retentionFromColumn(row.retention),
+        }),
+      ),
+    );
+  }
+
+  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.run(
+      'deleteFinishedRuns',
+      () => this.sql(retention.DELETE_FINISHED_RUNS).run(JSON.stringify(ids)).changes,
+    );
+  }
+
+  async pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return this.run(
+      'pruneSkippedFires',
+      () => this.sql(retention.PRUNE_SKIPPED_FIRES).run(before, limit).changes,
+    );
+  }
+
+  async pruneAuditLog(before: number, limit: number): Promise<number> {
+    return this.run('pruneAuditLog', () => this.sql(retention.PRUNE_AUDIT_LOG).run(before, limit).changes);
+  }
+
+  async reclaimSpace(maxPages: number, minFreeShare: number): Promise<number> {
+    return this.run('reclaimSpace', () => {
+      if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
+      const free = this.db.pragma('freelist_count', { simple: true }) as number;
+      const pages = this.db.pragma('page_count', { simple: true }) as number;
+      if (free === 0 || free < pages * minFreeShare) return 0;
+      this.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+      return free - (this.db.pragma('freelist_count', { simple: true }) as number);
+    });
+  }
+
   // Fire ahead ----
 
   async dispatchAhead(
@@ -1911,7 +2001,7 @@ export class SqliteStore implements Store {
  */
 const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
     delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-    dispatch = ?, schedule_to_start_ms = ?, task = ?, version = version + 1
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, version = version + 1
   WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
 
 function expectationValues(expected: JobExpectation | undefined): unknown[] {

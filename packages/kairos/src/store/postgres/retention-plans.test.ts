@@ -1,0 +1,126 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresStore } from './postgres-store.ts';
+import * as rq from './retention-queries.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
+
+afterAll(dropTestSchemas);
+
+// Each batch of the pruner is a range of an index, whatever the size of the table: planned with the
+// statistics of a store of 60,000 runs (most of them ended), 20,000 ledger rows and audit entries.
+describe('PostgreSQL: the pruner’s statements read ranges of indexes', () => {
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    const schema = testSchema();
+    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    await store.migrate();
+    await store.close();
+    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+    await client.connect();
+    await client.query(`
+      INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, paused,
+        created_at, updated_at)
+      SELECT 'j' || i, 'g', 'h', '{}', '{"kind":"manual"}', '{"maxAttempts":1}', 60000, 0, false, 0, 0
+      FROM generate_series(1, 100) AS i`);
+    await client.query(`
+      INSERT INTO runs (job_id, group_name, handler, cause, params, priority, status, attempt, max_attempts, retry,
+        timeout_ms, created_at, available_at, finished_at)
+      SELECT CASE WHEN i % 10 = 0 THEN 2 + i % 99 ELSE 1 END, 'g', 'h', 'manual', '{}', 0, CASE WHEN i > 59000 THEN 'queued' ELSE 'succeeded' END, 1, 1,
+        '{"maxAttempts":1}', 60000, i, i, CASE WHEN i > 59000 THEN NULL ELSE i + 1 END
+      FROM generate_series(1, 60000) AS i`);
+    await client.query(`
+      INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+      SELECT 1, 'misfire', i, i, 1, i FROM generate_series(1, 20000) AS i`);
+    await client.query(`
+      INSERT INTO audit_log (at, actor, action, target, details)
+      SELECT i, 'a', 'x', 't', '{}' FROM generate_series(1, 20000) AS i`);
+    await client.query('ANALYZE');
+  });
+  afterAll(() => client?.end());
+
+  async function plan(query: string, values: string[]): Promise<string> {
+    const text = query.replace(/\$(\d+)(::[\w[\]]+)?/g, (_, i: string, cast: string | undefined) => {
+      const value = values[Number(i) - 1];
+      return `${value}${cast ?? ''}`;
+    });
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`);
+    const out = rows.map((row) => row['QUERY PLAN']).join('\n');
+    if (process.env.SHOW_PLANS) console.log(out);
+    return out;
+  }
+
+  it('the age pass: a range of runs_finished from the cursor, then each job’s newest finished run from the newest', async () => {
+    const text = await plan(rq.RUNS_TO_PRUNE, ['30000::bigint', '1000::bigint', '999::bigint', '1000']);
+    expect(text).toMatch(/Index Scan using runs_finished on runs r/);
+    expect(text).toMatch(/Index Cond: .*finished_at < '30000'::bigint/);
+    expect(text).toMatch(/Index Cond: .*finished_at >= '1000'::bigint/);
+    expect(text).toMatch(/Index Scan Backward using (runs_job|runs_pkey) on runs n/);
+    expect(text).not.toMatch(/Seq Scan on runs/);
+  });
+
+  it('the job pass: runs_job from the id after, and from the newest for the id kept from', async () => {
+    // An ordered walk that stops at the limit: runs_job for a job among many, or the primary key
+    // filtered by job when one job has most of the runs (here 90 %), never a sort of the job's runs.
+    for (const [jobId, index] of [
+      ['1', /Index Scan using (runs_job|runs_pkey) on runs/],
+      ['5', /Index Scan using runs_job on runs/],
+    ] as const) {
+      const job = await plan(rq.JOB_RUNS, [`${jobId}::bigint`, '100::bigint', '1000']);
+      expect(job).toMatch(index);
+      expect(job).not.toMatch(/Sort|Seq Scan on runs|Bitmap/);
+    }
+    expect(await plan(rq.KEEP_FROM, ['5::bigint', '9'])).toMatch(
+      /Index Scan Backward using runs_job on runs/,
+    );
+  });
+
+  it('deletes by primary key, and the ledger and the audit log by their time indexes', async () => {
+    expect(await plan(rq.DELETE_FINISHED_RUNS, ["'{1,2,3}'"])).toMatch(/Index Scan using runs_pkey on runs/);
+    const ledger = await plan(rq.PRUNE_SKIPPED_FIRES, ['1000::bigint', '1000']);
+    expect(ledger).toMatch(/Index Scan using skipped_fires_recorded on skipped_fires/);
+    expect(ledger).toMatch(/Index Scan using skipped_fires_pkey on skipped_fires/);
+    expect(ledger).not.toMatch(/Seq Scan/);
+    const audit = await plan(rq.PRUNE_AUDIT_LOG, ['1000::bigint', '1000']);
+    expect(audit).toMatch(/Index Scan using audit_log_at on audit_log/);
+    expect(audit).toMatch(/Index Scan using audit_log_pkey on audit_log/);
+    expect(audit).not.toMatch(/Seq Scan/);
+  });
+});
+
+// One job with every run: the planner once read the runs table from the start for each run of a batch
+// (an EXISTS it planned as a sequential scan), 15 s for a batch of 1,000 of 100,000 runs.
+describe('PostgreSQL: the age pass on a store with one busy job', () => {
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    const schema = testSchema();
+    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+    await store.migrate();
+    await store.close();
+    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+    await client.connect();
+    await client.query(`
+      INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, paused,
+        created_at, updated_at)
+      VALUES ('j', 'g', 'h', '{}', '{"kind":"manual"}', '{"maxAttempts":1}', 60000, 0, false, 0, 0)`);
+    await client.query(`
+      INSERT INTO runs (job_id, group_name, handler, cause, params, priority, status, attempt, max_attempts, retry,
+        timeout_ms, created_at, available_at, finished_at)
+      SELECT (SELECT id FROM jobs), 'g', 'h', 'manual', '{}', 0, 'succeeded', 1, 1, '{"maxAttempts":1}', 60000,
+        i, i, i + 1
+      FROM generate_series(1, 50000) AS i`);
+    await client.query('ANALYZE');
+  });
+  afterAll(() => client?.end());
+
+  it('reads the newest finished run through an index, never the table', async () => {
+    const text = rq.RUNS_TO_PRUNE.replace(/\$(\d)/g, (_, i: string) =>
+      i === '1' ? '40000::bigint' : i === '2' ? '20000::bigint' : i === '3' ? '0::bigint' : '1000',
+    );
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`);
+    const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+    expect(plan).not.toMatch(/Seq Scan on runs/);
+    expect(plan).toMatch(/Index Scan Backward using (runs_job|runs_pkey) on runs n/);
+  });
+});

@@ -1,0 +1,43 @@
+// Retention on SQLite: the pruner's reads and its bounded deletes (docs/retention.md). Each is one
+// short statement or transaction; the pruner (scheduler/pruner.ts) decides what goes.
+
+import { FINISHED_SQL } from '../retention-rows.ts';
+
+/**
+ * Finished runs in end order after a cursor, with their job's retention and whether a later finished
+ * run of the job exists: one range of runs_finished, one probe of runs_job per run.
+ * @until end time bound, @at/@id the cursor, @limit.
+ */
+export const RUNS_TO_PRUNE = `
+  SELECT r.id, r.job_id, r.status, r.created_at, r.finished_at, j.retention,
+    EXISTS (SELECT 1 FROM runs n WHERE n.job_id = r.job_id AND n.id > r.id AND n.status IN ${FINISHED_SQL}) AS superseded
+  FROM runs r INDEXED BY runs_finished JOIN jobs j ON j.id = r.job_id
+  WHERE r.finished_at IS NOT NULL AND r.finished_at < @until AND r.finished_at >= @at AND (r.finished_at > @at OR r.id > @id)
+  ORDER BY r.finished_at, r.id LIMIT @limit`;
+
+/** The id of a job's (offset + 1)-th newest finished run, walking runs_job from the newest. ?job, ?offset. */
+export const KEEP_FROM = `
+  SELECT id FROM runs INDEXED BY runs_job WHERE job_id = ? AND status IN ${FINISHED_SQL}
+  ORDER BY id DESC LIMIT 1 OFFSET ?`;
+
+/** A job's runs after an id, oldest first, with its retention: an ordered walk of runs_job. @job, @after, @limit. */
+export const JOB_RUNS = `
+  SELECT id, job_id, status, created_at, finished_at, (SELECT retention FROM jobs WHERE id = @job) AS retention
+  FROM runs INDEXED BY runs_job WHERE job_id = @job AND id > @after ORDER BY id LIMIT @limit`;
+
+/** Jobs with a retention of their own. */
+export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retention <> '{}'`;
+
+/** Delete the finished runs among ?1 (a JSON array of ids); cascades to attempts, logs, progress, late reports. */
+export const DELETE_FINISHED_RUNS = `
+  DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND status IN ${FINISHED_SQL}`;
+
+/** Delete up to ?2 ledger rows last written before ?1, on skipped_fires_recorded. */
+export const PRUNE_SKIPPED_FIRES = `
+  DELETE FROM skipped_fires WHERE id IN (
+    SELECT id FROM skipped_fires INDEXED BY skipped_fires_recorded WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`;
+
+/** Delete up to ?2 audit entries written before ?1, on audit_log_at. */
+export const PRUNE_AUDIT_LOG = `
+  DELETE FROM audit_log WHERE id IN (
+    SELECT id FROM audit_log INDEXED BY audit_log_at WHERE at < ? ORDER BY at LIMIT ?)`;
