@@ -199,23 +199,28 @@ export function describeJob(job: JobRecord): Job {
  * may come back with its keys in another order (PostgreSQL's jsonb), so values are compared.
  */
 export function sameDefinition(a: JobDefinition, b: JobDefinition): boolean {
-  const keys: Array<keyof JobDefinition> = [
-    'name',
-    'description',
-    'group',
-    'handler',
-    'params',
-    'trigger',
-    'retry',
-    'timeoutMs',
-    'priority',
-    'paused',
-    'schedule',
-    'dispatch',
-    'task',
-  ];
-  return keys.every((key) => isDeepStrictEqual(a[key], b[key]));
+  return (Object.keys(DEFINITION_KEYS) as Array<keyof JobDefinition>).every((key) =>
+    isDeepStrictEqual(a[key], b[key]),
+  );
 }
+
+/** Every field of a definition: a field added to JobDefinition must be added here (the type says so). */
+const DEFINITION_KEYS: Record<keyof JobDefinition, true> = {
+  name: true,
+  description: true,
+  group: true,
+  handler: true,
+  params: true,
+  trigger: true,
+  retry: true,
+  timeoutMs: true,
+  priority: true,
+  paused: true,
+  schedule: true,
+  dispatch: true,
+  task: true,
+  retention: true,
+};
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */
 export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
