@@ -315,6 +315,7 @@ export interface DecisionRow {
   group_name: string;
   cause: string;
   retry: string;
+  worker_id: string;
 }
 
 export function decisionFromRow(row: DecisionRow): DecisionInput {
@@ -325,6 +326,7 @@ export function decisionFromRow(row: DecisionRow): DecisionInput {
     group: row.group_name,
     cause: row.cause as DecisionInput['cause'],
     retry: JSON.parse(row.retry),
+    workerId: row.worker_id,
   };
 }
 

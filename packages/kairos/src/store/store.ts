@@ -171,7 +171,7 @@ export interface Store {
    * lost or stopped) or their deadline passed (timed out, which wins when both hold).
    */
   expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]>;
-  /** Running runs with their retry policy, for deciding what their reports do. */
+  /** Running runs with their retry policy and holder, for deciding what their reports do. */
   runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]>;
   /**
    * Ends attempts as decided. Each outcome applies only if the run is still `running` with that
@@ -697,12 +697,13 @@ export interface DecisionInput {
   group: string;
   cause: RunCause;
   retry: RetryPolicy;
+  /** The worker that holds the attempt. */
+  workerId: string;
 }
 
 export interface ExpiredAttempt extends DecisionInput {
   /** `lost`: the worker stopped heartbeating; `timed_out`: the attempt passed its deadline. */
   reason: 'lost' | 'timed_out';
-  workerId: string;
 }
 
 /** The decided end of one attempt (see `decideOutcome` in core). */
@@ -718,4 +719,10 @@ export interface AttemptOutcome extends AttemptDecision {
    * keeps the attempt running.
    */
   leaseEndedBy?: number;
+  /**
+   * A worker's report: written only if this worker holds the attempt, checked in the write itself.
+   * An attempt number is claimed by one worker only, so a report naming another worker's attempt
+   * (a peer in its group, a guessed run id) changes nothing.
+   */
+  workerId?: string;
 }

@@ -794,6 +794,7 @@ export class PostgresStore implements Store {
       error: o.error,
       attempt_status: o.attemptStatus,
       lease_ended_by: o.leaseEndedBy ?? null,
+      worker_id: o.workerId ?? null,
     }));
     // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
     // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale

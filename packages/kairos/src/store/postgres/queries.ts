@@ -294,14 +294,15 @@ export const PRUNE_WORKERS = `
 
 /** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
 export const RUNS_FOR_DECISION = `
-  SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+  SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id
   FROM runs r JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON r.id = x.run_id AND r.attempt = x.attempt
   WHERE r.status = 'running'`;
 
 /**
  * End attempts as decided, each only if its run is still running with that attempt (fencing) and,
  * for a lost end the reaper decided at lease_ended_by, only if its worker's lease still ended by then
- * (a heartbeat that reached the database after the sweep read the lease keeps the attempt);
+ * (a heartbeat that reached the database after the sweep read the lease keeps the attempt), and for
+ * a worker's report (worker_id), only if that worker holds the attempt;
  * insert the ended attempts' rows (written once, at the end: worker and start come from the run row,
  * which the end leaves; a stale or second end updates no run, so inserts nothing; an INSERT at the
  * claim and an UPDATE here cost the 40,000-run drain ~53 against ~46 ms of server CPU per 1,000
@@ -310,13 +311,14 @@ export const RUNS_FOR_DECISION = `
  * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
  * $3 true leaves such runs alone (the caller ends them in a transaction that also promotes): the
  * others end here in one statement, its own transaction.
- * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by}], $2 now.
+ * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by,
+ *   worker_id}], $2 now.
  */
 export const FINISH_ATTEMPTS = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS x(run_id bigint, attempt int, run_status text, available_at bigint, result jsonb, error jsonb, attempt_status text,
-        lease_ended_by bigint)),
+        lease_ended_by bigint, worker_id text)),
   ended AS (
     UPDATE runs r SET
       status = i.run_status,
@@ -326,6 +328,7 @@ export const FINISH_ATTEMPTS = `
       error = i.error, deadline_at = NULL
     FROM input i, jobs p
     WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running' AND p.id = r.job_id
+      AND (i.worker_id IS NULL OR r.worker_id = i.worker_id)
       AND (i.lease_ended_by IS NULL OR NOT EXISTS (
         SELECT 1 FROM workers w WHERE w.id = r.worker_id AND w.lease_expires_at > i.lease_ended_by))
       AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes))

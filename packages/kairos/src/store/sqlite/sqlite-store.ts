@@ -700,7 +700,8 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const retry = this.sql(
             `UPDATE runs SET status = 'queued', available_at = ?, error = ?, deadline_at = NULL
-             WHERE id = ? AND attempt = ? AND status = 'running' RETURNING worker_id, started_at`,
+             WHERE id = ? AND attempt = ? AND status = 'running' AND (? IS NULL OR worker_id = ?)
+             RETURNING worker_id, started_at`,
           );
           // A lost end the reaper decided is written only if the worker's lease still ended by then:
           // a heartbeat that came after the sweep read the lease keeps the attempt running.
@@ -721,7 +722,14 @@ export class SqliteStore implements Store {
               : (this.sql(hot.END_RUNS).all({
                   now,
                   ends: JSON.stringify(
-                    ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
+                    ends.map((o) => [
+                      o.runId,
+                      o.attempt,
+                      o.run.status,
+                      toJson(o.result),
+                      toJson(o.error),
+                      o.workerId ?? null,
+                    ]),
                   ),
                 }) as hot.EndedRunRow[]);
           // By run and attempt: a stale report may name a run that another attempt of it ended here.
@@ -733,7 +741,8 @@ export class SqliteStore implements Store {
             const error = toJson(o.error);
             let ran: { worker_id: string; started_at: number } | undefined;
             if (o.run.status === 'queued') {
-              ran = retry.get(o.run.availableAt, error, o.runId, o.attempt) as typeof ran;
+              const by = o.workerId ?? null;
+              ran = retry.get(o.run.availableAt, error, o.runId, o.attempt, by, by) as typeof ran;
               if (!ran) return false;
               requeued.add(o.group);
             } else {
