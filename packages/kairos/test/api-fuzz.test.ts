@@ -163,6 +163,21 @@ const PLAUSIBLE = [
   'correct horse battery',
 ];
 
+/** What a query string or path can say in place of a number. */
+const NUMERIC_STRINGS = [
+  'Infinity',
+  '-Infinity',
+  '1e309',
+  'NaN',
+  '1e3',
+  '0x10',
+  ' 5',
+  '1.5',
+  '-1',
+  '0',
+  '99999999999999999999',
+];
+
 const hostileString = fc.oneof(
   fc.constantFrom(...HOSTILE_STRINGS),
   fc.string({ maxLength: 40 }),
@@ -314,7 +329,7 @@ function requestOf(route: Route) {
   const pathValue = (p: Parameter) =>
     fc.oneof(
       { weight: 3, arbitrary: fitting(p.schema ?? { type: 'string' }, true, 0).map(String) },
-      { weight: 1, arbitrary: fc.constantFrom('fuzz', '1', '2') },
+      { weight: 1, arbitrary: fc.constantFrom('fuzz', '1', '2', ...NUMERIC_STRINGS) },
       { weight: 2, arbitrary: hostileString },
     );
   const path = fc.tuple(...route.pathParams.map(pathValue));
@@ -322,7 +337,11 @@ function requestOf(route: Route) {
     Object.fromEntries(
       route.query.map((p) => [
         p.name,
-        fc.oneof(fitting(p.schema ?? { type: 'string' }, true, 0).map(String), hostileString),
+        fc.oneof(
+          fitting(p.schema ?? { type: 'string' }, true, 0).map(String),
+          hostileString,
+          fc.constantFrom(...NUMERIC_STRINGS),
+        ),
       ]),
     ),
     { requiredKeys: [] },
@@ -338,7 +357,7 @@ function requestOf(route: Route) {
             { raw: '{"a":', type: 'application/json' },
             { raw: '', type: 'application/json' },
             { raw: '<a/>', type: 'text/xml' },
-            { raw: `{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`, type: 'application/json' },
+            { raw: `{"params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`, type: 'application/json' },
             { raw: '{"__proto__":{"admin":true}}', type: 'application/json' },
             { raw: 'null', type: 'application/json' },
           ),
