@@ -94,7 +94,14 @@ describe('a worker acts only on the attempts it holds', () => {
       logs: [{ runId: run.id, attempt: 1, level: 'info', message: 'forged', time: new Date().toISOString() }],
     });
     expect(logs.accepted).toBe(0);
-    expect((await admin.runLogs(run.id)).items).toEqual([]);
+    const progress = await workerClient.sendLogs(peer.workerId, {
+      logs: [],
+      progress: [{ runId: run.id, attempt: 1, value: 0.9, message: 'forged' }],
+    });
+    expect(progress.accepted).toBe(0);
+    const page = await admin.runLogs(run.id);
+    expect(page.items).toEqual([]);
+    expect(page.progress).toBeNull();
 
     const own = await workerClient.report(holder.workerId, {
       reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: { ok: 1 } }],
@@ -150,6 +157,49 @@ describe('a worker acts only on the attempts it holds', () => {
       'GROUP_FORBIDDEN',
     );
     expect(await admin.getRun(run.id)).toMatchObject({ status: 'running', workerId: other.workerId });
+  });
+});
+
+describe('a worker is driven only with the token that registered it', () => {
+  it('another worker token gets WORKER_FORBIDDEN on every worker call; the admin token may act', async () => {
+    const own = await admin.createToken({ name: 'own-w', role: 'worker' });
+    const other = await admin.createToken({ name: 'other-w', role: 'worker' });
+    await admin.createJob({ name: 'bound', handler: 'bound-h', trigger: { kind: 'manual' } });
+    const run = await admin.triggerJob('bound');
+    const registered = await call('POST', '/v1/worker/register', {
+      token: own.token,
+      body: { group: 'default', handlers: ['bound-h'], capacity: 1 },
+    });
+    const id = registered.body.workerId as string;
+    const poll = await call('POST', `/v1/worker/${id}/poll`, {
+      token: own.token,
+      body: { max: 1, waitMs: 0 },
+    });
+    expect(poll.body.runs).toMatchObject([{ runId: run.id, attempt: 1 }]);
+    const calls: Array<[string, unknown]> = [
+      ['heartbeat', { running: [{ runId: run.id, attempt: 1 }] }],
+      ['poll', { max: 1, waitMs: 0 }],
+      ['report', { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] }],
+      ['logs', { logs: [], progress: [{ runId: run.id, attempt: 1, value: 0.5 }] }],
+      ['unregister', {}],
+    ];
+    for (const token of [other.token, 'worker-t']) {
+      for (const [path, body] of calls) {
+        refused(await call('POST', `/v1/worker/${id}/${path}`, { token, body }), 403, 'WORKER_FORBIDDEN');
+      }
+    }
+    expect(await admin.getRun(run.id)).toMatchObject({ status: 'running', workerId: id });
+    expect((await admin.listWorkers()).items.find((w) => w.id === id)).toMatchObject({ status: 'active' });
+    const heartbeat = await call('POST', `/v1/worker/${id}/heartbeat`, {
+      token: 'admin-t',
+      body: { running: [{ runId: run.id, attempt: 1 }] },
+    });
+    expect(heartbeat.status).toBe(200);
+    const report = await call('POST', `/v1/worker/${id}/report`, {
+      token: own.token,
+      body: { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] },
+    });
+    expect(report.status).toBe(200);
   });
 });
 

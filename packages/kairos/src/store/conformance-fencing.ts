@@ -136,6 +136,28 @@ export function describeFencingConformance(dialect: string, open: () => Promise<
       expect((await store.getAttempts(live!)).map((a) => a.status)).toEqual(['running']);
     });
 
+    it('keeps who registered a worker, for the node to check who acts as it', async () => {
+      await store.registerWorker(
+        {
+          id: 'w-bound',
+          name: 'w-bound',
+          group: 'g2',
+          handlers: ['h'],
+          capacity: 1,
+          labels: {},
+          version: 't',
+          host: 'h',
+          registeredBy: 'token:team-a',
+        },
+        LEASE,
+        T0,
+      );
+      await worker('w-old');
+      expect(await store.workerIdentity('w-bound')).toEqual({ group: 'g2', registeredBy: 'token:team-a' });
+      expect(await store.workerIdentity('w-old')).toEqual({ group: 'default', registeredBy: '' });
+      expect(await store.workerIdentity('nobody')).toBeNull();
+    });
+
     it("a worker's end is written only for an attempt it holds: another worker's report changes nothing", async () => {
       const [runA, runB] = await queued('held', 2);
       await worker('w1');

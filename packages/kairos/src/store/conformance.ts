@@ -1322,8 +1322,8 @@ export function describeStoreConformance(
           T0,
         );
         await worker();
-        expect(await store.workerGroup('w1')).toBe('default');
-        expect(await store.workerGroup('nobody')).toBeNull();
+        expect(await store.workerIdentity('w1')).toEqual({ group: 'default', registeredBy: '' });
+        expect(await store.workerIdentity('nobody')).toBeNull();
         const claimed = await store.claimRuns('w1', 3, T0);
         const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
           store.finishAttempts(

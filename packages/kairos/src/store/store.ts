@@ -301,8 +301,8 @@ export interface Store {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Audit entries newest first; `before` is the last id of the previous page. */
   listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]>;
-  /** The group of a registered worker (whatever its status), or null. */
-  workerGroup(workerId: string): Promise<string | null>;
+  /** The group of a registered worker (whatever its status) and who registered it, or null. */
+  workerIdentity(workerId: string): Promise<WorkerIdentity | null>;
   /** Runs running and queued now, runs ended since `since` by outcome, workers and nodes alive at `now`. */
   overviewCounts(since: number, now: number): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
@@ -662,6 +662,18 @@ export interface WorkerRegistration {
   labels: Record<string, string>;
   version: string;
   host: string;
+  /**
+   * The actor of the token that registered it (`worker-token`, `token:<name>`); empty for workers
+   * registered before this was kept. See {@link Store.workerIdentity}.
+   */
+  registeredBy?: string;
+}
+
+/** Who a worker is, for checking who may act as it. */
+export interface WorkerIdentity {
+  group: string;
+  /** The actor of the token that registered it; empty: not known (any worker token may act). */
+  registeredBy: string;
 }
 
 export interface WorkerRecord extends WorkerRegistration {

@@ -60,6 +60,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           labels: r.labels ?? {},
           version: r.version ?? '',
           host: r.host ?? request.ip,
+          registeredBy: request.principal?.actor ?? '',
         },
         config.workerLeaseMs,
         clock.now(),

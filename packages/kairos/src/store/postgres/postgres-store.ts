@@ -120,6 +120,7 @@ import {
   type Store,
   type StoreEvent,
   type TriggerRunRequest,
+  type WorkerIdentity,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -687,6 +688,7 @@ export class PostgresStore implements Store {
       worker.host,
       now,
       now + leaseMs,
+      worker.registeredBy ?? '',
     ]);
   }
 
@@ -1322,13 +1324,13 @@ export class PostgresStore implements Store {
     ).map(auditFromRow);
   }
 
-  async workerGroup(workerId: string): Promise<string | null> {
-    const [row] = await this.query<{ group_name: string }>(
-      'workerGroup',
-      'SELECT group_name FROM workers WHERE id = $1',
+  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    const [row] = await this.query<{ group_name: string; registered_by: string }>(
+      'workerIdentity',
+      'SELECT group_name, registered_by FROM workers WHERE id = $1',
       [workerId],
     );
-    return row?.group_name ?? null;
+    return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
   }
 
   async overviewCounts(since: number, now: number): Promise<OverviewCounts> {

@@ -209,11 +209,11 @@ export const CANCEL_RUN = `
   UPDATE jobs j SET next_fire_at = $3::bigint + j.delay_ms FROM ended e
   WHERE j.id = e.job_id AND e.cause = 'schedule' AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused`;
 
-/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end. */
+/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end, $11 the registering actor. */
 export const REGISTER_WORKER = `
   INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-    last_heartbeat_at, lease_expires_at)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10)
+    last_heartbeat_at, lease_expires_at, registered_by)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11)
   ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
     capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
     status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;

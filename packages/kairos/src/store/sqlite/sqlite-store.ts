@@ -115,6 +115,7 @@ import {
   type Store,
   type StoreEvent,
   type TriggerRunRequest,
+  type WorkerIdentity,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -566,8 +567,8 @@ export class SqliteStore implements Store {
     this.run('registerWorker', () =>
       this.sql(
         `INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-           last_heartbeat_at, lease_expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)
+           last_heartbeat_at, lease_expires_at, registered_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
            capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
            status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
@@ -583,6 +584,7 @@ export class SqliteStore implements Store {
         now,
         now,
         now + leaseMs,
+        worker.registeredBy ?? '',
       ),
     );
   }
@@ -1265,12 +1267,12 @@ export class SqliteStore implements Store {
     );
   }
 
-  async workerGroup(workerId: string): Promise<string | null> {
-    return this.run('workerGroup', () => {
-      const row = this.sql('SELECT group_name FROM workers WHERE id = ?').get(workerId) as
-        | { group_name: string }
+  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    return this.run('workerIdentity', () => {
+      const row = this.sql('SELECT group_name, registered_by FROM workers WHERE id = ?').get(workerId) as
+        | { group_name: string; registered_by: string }
         | undefined;
-      return row?.group_name ?? null;
+      return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
     });
   }
 
