@@ -1452,6 +1452,19 @@ export function describeStoreConformance(
         ).toEqual([ids[1]]);
         expect(await list({ createdSince: T0, jobId: created.id, status: 'queued' })).toHaveLength(5);
       });
+
+      it('lists runs as summaries without their params and result', async () => {
+        const created = await store.createJob(job('summary', { trigger: { kind: 'manual' } }), null, T0);
+        const [id] = await store.enqueueRuns(
+          created.id,
+          [{ params: { blob: 'x'.repeat(1000) }, priority: 0 }],
+          T0,
+        );
+        const [full] = await store.listRuns({ jobId: created.id, limit: 10 });
+        const [summary] = await store.listRuns({ jobId: created.id, limit: 10, summary: true });
+        expect(full).toMatchObject({ id, params: { blob: 'x'.repeat(1000) } });
+        expect(summary).toEqual({ ...full, params: {}, result: null });
+      });
     });
   });
   describeSchedulesConformance(dialect, open);

@@ -147,6 +147,12 @@ export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.
   r.available_at, r.started_at, r.finished_at, r.result, r.error,
   r.shard, r.shard_count, r.target_worker_id`;
 
+/** RUN_COLUMNS without the params and result, as `'{}'` and NULL (text, like the JSON columns). */
+export const RUN_SUMMARY_COLUMNS = RUN_COLUMNS.replace('r.params', `'{}' AS params`).replace(
+  'r.result',
+  'NULL AS result',
+);
+
 export function jobFromRow(row: JobRow): JobRecord {
   return {
     id: row.id,

@@ -625,6 +625,11 @@ export interface RunQuery {
   /** Only runs created before this instant (epoch ms). */
   createdUntil?: number | undefined;
   limit: number;
+  /**
+   * Leave out each run's params and result (answered as `{}` and null): a list shows summaries, and
+   * a page of 500 runs with 64 KiB of params each is 32 MB read and held for nothing.
+   */
+  summary?: boolean | undefined;
 }
 
 export interface AttemptRecord {

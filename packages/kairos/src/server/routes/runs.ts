@@ -53,6 +53,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
         createdSince,
         createdUntil,
         limit,
+        summary: request.query.include !== 'params',
       });
       const withParams = request.query.include === 'params';
       const page = fitPage(items, (run) => (withParams ? runView(run) : runSummaryView(run)));

@@ -643,15 +643,19 @@ export class PostgresStore implements Store {
   }
 
   async listRuns(filter: RunQuery): Promise<RunRecord[]> {
-    const rows = await this.query<RunRow>('listRuns', sql.LIST_RUNS, [
-      filter.jobId ?? null,
-      filter.status ?? null,
-      filter.workerId ?? null,
-      filter.before ?? null,
-      filter.limit,
-      filter.createdSince ?? null,
-      filter.createdUntil ?? null,
-    ]);
+    const rows = await this.query<RunRow>(
+      'listRuns',
+      filter.summary ? sql.LIST_RUN_SUMMARIES : sql.LIST_RUNS,
+      [
+        filter.jobId ?? null,
+        filter.status ?? null,
+        filter.workerId ?? null,
+        filter.before ?? null,
+        filter.limit,
+        filter.createdSince ?? null,
+        filter.createdUntil ?? null,
+      ],
+    );
     return rows.map(runFromRow);
   }
 

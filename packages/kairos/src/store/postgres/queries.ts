@@ -1,7 +1,7 @@
 // Runtime SQL of the PostgreSQL store, one statement per constant. Batches arrive as one jsonb
 // parameter read with jsonb_to_recordset, so that a batch of any size is one round trip.
 
-import { DUE_JOB_COLUMNS, RUN_COLUMNS } from '../rows.ts';
+import { DUE_JOB_COLUMNS, RUN_COLUMNS, RUN_SUMMARY_COLUMNS } from '../rows.ts';
 import { DEPENDENTS_OF_ENDED } from './schedules.ts';
 
 const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused, schedule`;
@@ -164,6 +164,9 @@ export const LIST_RUNS = `
     AND ($3::text IS NULL OR r.worker_id = $3) AND ($4::bigint IS NULL OR r.id < $4)
     AND ($6::bigint IS NULL OR r.created_at >= $6) AND ($7::bigint IS NULL OR r.created_at < $7)
   ORDER BY r.id DESC LIMIT $5`;
+
+/** LIST_RUNS without params and results (a list's summaries); the same parameters. */
+export const LIST_RUN_SUMMARIES = LIST_RUNS.replace(RUN_COLUMNS, RUN_SUMMARY_COLUMNS);
 
 /**
  * The attempts of run $1 in order: the ended ones' rows, then the running one from the run row (an

@@ -77,6 +77,7 @@ import {
   type NodeRow,
   nodeFromRow,
   RUN_COLUMNS,
+  RUN_SUMMARY_COLUMNS,
   type RunRow,
   runFromRow,
   toJson,
@@ -519,7 +520,7 @@ export class SqliteStore implements Store {
         (filter.createdSince === undefined ? '' : ' AND r.created_at >= @since') +
         (filter.createdUntil === undefined ? '' : ' AND r.created_at < @until');
       const rows = this.sql(
-        `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
+        `SELECT ${filter.summary ? RUN_SUMMARY_COLUMNS : RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
          WHERE (@job IS NULL OR r.job_id = @job) AND (@status IS NULL OR r.status = @status)
            AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)${range}
          ORDER BY r.id DESC LIMIT @limit`,
