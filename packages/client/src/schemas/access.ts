@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { closed, ItemsSchema, JsonObjectSchema, literals, nullable, PageSchema } from './common.ts';
-import { RunSchema } from './runs.ts';
+import { RunSummarySchema } from './runs.ts';
 
 /** Schemas of the console and access control: users, sessions, API tokens, audit log, stats. */
 
@@ -123,7 +123,7 @@ export const OverviewSchema = Type.Object({
   workersOnline: Type.Integer(),
   nodesOnline: Type.Integer(),
   /** The latest failed or timed-out runs. */
-  recentFailures: Type.Array(RunSchema),
+  recentFailures: Type.Array(RunSummarySchema),
 });
 
 export const MinuteStatsSchema = Type.Object({
