@@ -56,10 +56,12 @@ interface Route {
 /** Long-lived answers (a log stream) and waits are not what this test is about. */
 const SKIPPED = new Set(['GET /v1/runs/{id}/logs/stream']);
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch']);
-const RUNS = Number(process.env.KAIROS_FUZZ_RUNS ?? 2500);
+const RUNS = Number(process.env.KAIROS_FUZZ_RUNS ?? 3000);
 
 let node: KairosNode;
 let routes: Route[];
+/** Who calls: mostly the admin token (it reaches every route), sometimes others. */
+const callers: string[] = [...Array.from({ length: 12 }, () => 'admin-t'), 'worker-t', 'nope', ''];
 let db: Database.Database;
 
 beforeAll(async () => {
@@ -88,6 +90,17 @@ beforeAll(async () => {
     body: JSON.stringify({ name: 'fuzz', handler: 'h', trigger: { kind: 'cron', cron: '0 0 * * *' } }),
   });
   await fetch(`${node.url}/v1/jobs/fuzz/trigger`, { method: 'POST', headers: admin, body: '{}' });
+  for (const [name, role, groups] of [
+    ['fuzz-viewer', 'viewer', undefined],
+    ['fuzz-scoped', 'worker', ['default']],
+  ] as const) {
+    const created = await fetch(`${node.url}/v1/tokens`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ name, role, groups }),
+    });
+    callers.push(((await created.json()) as { token: string }).token);
+  }
   await fetch(`${node.url}/v1/calendars`, {
     method: 'POST',
     headers: admin,
@@ -364,7 +377,7 @@ function requestOf(route: Route) {
         },
       )
     : fc.constant(null);
-  return fc.record({ path, query, body });
+  return fc.record({ path, query, body, caller: fc.nat({ max: 1000 }) });
 }
 
 // The store's fingerprint -----------------------------------------------------
@@ -395,6 +408,7 @@ function fingerprint(): string {
 describe('the API under random and hostile requests', () => {
   it('never answers 5xx, answers every 4xx in the documented shape, and stores nothing on a refusal', async () => {
     const counts = { requests: 0, '2xx': 0, '4xx': 0, '5xx': 0, other: 0 };
+    expect(routes.length).toBeGreaterThan(40);
     const codes = new Map<string, number>();
     const failures: string[] = [];
     const started = Date.now();
@@ -414,7 +428,8 @@ describe('the API under random and hostile requests', () => {
           );
         });
         const search = new URLSearchParams(request.query as Record<string, string>).toString();
-        const headers: Record<string, string> = { authorization: 'Bearer admin-t' };
+        const caller = callers[request.caller % callers.length]!;
+        const headers: Record<string, string> = caller ? { authorization: `Bearer ${caller}` } : {};
         let body: string | undefined;
         const b = request.body as { json?: unknown; raw?: string; type?: string } | null;
         if (b && 'raw' in b) {
