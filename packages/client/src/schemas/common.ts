@@ -39,7 +39,7 @@ export const DurationSchema = Type.Union([
 /** Names of jobs, groups and calendars. */
 export const NameSchema = Type.String({ minLength: 1, maxLength: 128 });
 
-/** An instant on the wire: an ISO-8601 string. */
+/** An instant on the wire: an RFC 3339 string with seconds and an offset (`2030-01-01T09:00:00Z`). */
 export const InstantSchema = Type.String({ maxLength: 64 });
 
 /** One of a few strings: an enum (a union of literals would be an `anyOf`). */
