@@ -1,7 +1,7 @@
 import type { KairosClient } from '@kairos/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KairosNode } from '../src/node.ts';
-import { apiError, startTestNode } from './helpers.ts';
+import { startTestNode } from './helpers.ts';
 
 /**
  * Reproductions of what hostile testing of the API found (issue 15): each answered a 500, stored
