@@ -198,6 +198,8 @@ describe('the tarballs', () => {
         'dist/index.d.ts',
         'dist/isolated-runner.js',
         'dist/index.js.map',
+        'dist/testing.js',
+        'dist/testing.d.ts',
       ]),
     );
   });
@@ -303,6 +305,23 @@ describe('installed into an empty project', () => {
     } finally {
       await stop(example);
     }
+  });
+
+  it('a handler runs under @kairos/worker/testing, without a node', async () => {
+    const script =
+      "import { runHandler } from '@kairos/worker/testing';" +
+      "const r = await runHandler((ctx) => { ctx.log.info('hi'); return ctx.params.n * 2; }, { params: { n: 21 } });" +
+      'console.log(JSON.stringify(r));';
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: app,
+      env: userEnv(),
+    });
+    expect(JSON.parse(stdout)).toEqual({
+      status: 'succeeded',
+      result: 42,
+      logs: [{ level: 'info', message: 'hi' }],
+      progress: [],
+    });
   });
 
   it('the installed CLI says what a TypeScript handlers module needs', async () => {

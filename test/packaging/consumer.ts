@@ -1,8 +1,9 @@
 // A strict TypeScript project against the packages' shipped declarations (tsc --noEmit --strict).
-import { KairosApiError, KairosClient, type Run } from '@kairos/client';
+import { defineTask, KairosApiError, KairosClient, type Run } from '@kairos/client';
 import { nodeTransport } from '@kairos/client/node';
 import { type KairosNode, resolveConfig, startNode } from '@kairos/server';
 import { NonRetryableError, type RunContext, Worker } from '@kairos/worker';
+import { runHandler } from '@kairos/worker/testing';
 
 export const worker = new Worker({ url: 'http://127.0.0.1:7070', token: 'token', group: 'billing' }).handle(
   'invoice',
@@ -37,4 +38,21 @@ export async function invoiceNow(customer: string): Promise<Run['status']> {
 
 export async function embedded(): Promise<KairosNode> {
   return startNode(resolveConfig({ port: 0, dataDir: '.kairos' }, {}));
+}
+
+// A typed task shared by producer and worker, and its handler tested without a node.
+const total = defineTask<{ customer: string }, { total: number }>('total');
+export const typedWorker = new Worker({ url: 'http://127.0.0.1:7070', token: 'token' }).handle(
+  total,
+  (ctx) => ({
+    total: ctx.params.customer.length,
+  }),
+);
+// @ts-expect-error customer is a string
+void client.trigger(total, { customer: 1 });
+export async function testTotal(): Promise<number | undefined> {
+  const outcome = await runHandler(total, (ctx) => ({ total: ctx.params.customer.length }), {
+    params: { customer: 'acme' },
+  });
+  return outcome.result?.total;
 }

@@ -1,5 +1,6 @@
 import { KairosApiError } from './errors.ts';
 import { type RunLogEvent, readRunLogEvents } from './sse.ts';
+import { checkTaskParams, type Task, type TaskReturn, type TaskRun } from './tasks.ts';
 import type {
   ApiToken,
   ApiTokenSpec,
@@ -19,6 +20,7 @@ import type {
   JobFilter,
   JobPatch,
   JobSpec,
+  JsonObject,
   LoginRequest,
   Me,
   MinuteStats,
@@ -128,13 +130,26 @@ export class KairosClient {
     return this.request('POST', '/v1/jobs', spec);
   }
 
-  /** Creates the job or replaces its definition: safe to call on every deploy. */
-  putJob(spec: JobSpec): Promise<Job> {
-    return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec);
+  /**
+   * Creates the job or replaces its definition: safe to call on every deploy (a spec without
+   * `paused` keeps the job paused or not, as it is). With `spec.version` or `options.ifMatch`,
+   * replaces only that version of the job (409 `VERSION_CONFLICT` otherwise).
+   */
+  putJob(spec: JobSpec, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('PUT', `/v1/jobs/${enc(spec.name)}`, spec, undefined, ifMatch(options));
   }
 
-  updateJob(name: string, patch: JobPatch): Promise<Job> {
-    return this.request('PATCH', `/v1/jobs/${enc(name)}`, patch);
+  /**
+   * Changes the fields `patch` names. With `patch.version` or `options.ifMatch` (a `Job.version`
+   * you read), applies only while the job is still at that version: another change in between
+   * answers 409 `VERSION_CONFLICT`, with the current job in `details.job`.
+   *
+   * @example
+   * const job = await client.getJob('report');
+   * await client.updateJob('report', { priority: 5 }, { ifMatch: job.version });
+   */
+  updateJob(name: string, patch: JobPatch, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('PATCH', `/v1/jobs/${enc(name)}`, patch, undefined, ifMatch(options));
   }
 
   getJob(name: string): Promise<Job> {
@@ -149,16 +164,37 @@ export class KairosClient {
     await this.request('DELETE', `/v1/jobs/${enc(name)}`);
   }
 
-  pauseJob(name: string): Promise<Job> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/pause`, {});
+  pauseJob(name: string, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/pause`, {}, undefined, ifMatch(options));
   }
 
-  resumeJob(name: string): Promise<Job> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {});
+  resumeJob(name: string, options: JobEditOptions = {}): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {}, undefined, ifMatch(options));
   }
 
   triggerJob(name: string, request: TriggerRequest = {}): Promise<Run> {
     return this.request('POST', `/v1/jobs/${enc(name)}/trigger`, request);
+  }
+
+  /**
+   * Triggers a typed task's job: params are checked against the task's type (and its schema, if
+   * it has one, before anything is sent; {@link TaskParamsError}).
+   */
+  async trigger<Params extends JsonObject, Result extends TaskReturn>(
+    task: Task<Params, Result>,
+    params: Params,
+    request: Omit<TriggerRequest, 'params'> = {},
+  ): Promise<TaskRun<Result>> {
+    const checked = await checkTaskParams(task, params);
+    return (await this.triggerJob(task.job, { ...request, params: checked })) as TaskRun<Result>;
+  }
+
+  /** A run of a typed task, its result typed. */
+  async getTaskRun<Result extends TaskReturn>(
+    _task: Task<JsonObject, Result>,
+    id: number,
+  ): Promise<TaskRun<Result>> {
+    return (await this.getRun(id)) as TaskRun<Result>;
   }
 
   /** Triggers a job many times in one durable write. */
@@ -223,8 +259,9 @@ export class KairosClient {
     return this.request('GET', '/v1/nodes');
   }
 
-  listWorkers(): Promise<{ items: WorkerInfo[] }> {
-    return this.request('GET', '/v1/workers');
+  /** Active and draining workers; with `all`, lost and stopped ones too (until they are pruned). */
+  listWorkers(filter: { all?: boolean } = {}): Promise<{ items: WorkerInfo[] }> {
+    return this.request('GET', '/v1/workers', undefined, { all: filter.all || undefined });
   }
 
   // Worker protocol -------------------------------------------------------
@@ -330,6 +367,11 @@ export class KairosClient {
     return this.request('POST', `/v1/workers/${enc(id)}/drain`, {});
   }
 
+  /** Undoes a drain: the worker takes runs again. */
+  resumeWorker(id: string): Promise<WorkerInfo> {
+    return this.request('POST', `/v1/workers/${enc(id)}/resume`, {});
+  }
+
   listGroups(): Promise<{ items: GroupInfo[] }> {
     return this.request('GET', '/v1/groups');
   }
@@ -391,9 +433,14 @@ export class KairosClient {
       timeoutMs?: number | undefined;
       extraTimeoutMs?: number;
       okStatuses?: number[];
+      headers?: Record<string, string> | undefined;
     } = {},
   ): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json', ...this.headers?.() };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...this.headers?.(),
+      ...options.headers,
+    };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const response = await this.transport({
@@ -422,6 +469,16 @@ export class KairosClient {
     }
     throw new KairosApiError(response.status, 'HTTP_' + response.status, text || response.statusText);
   }
+}
+
+/** Options of the calls that change a job. */
+export interface JobEditOptions {
+  /** The `Job.version` the change was decided on, sent as `If-Match`. */
+  ifMatch?: number | undefined;
+}
+
+function ifMatch(options: JobEditOptions): { headers?: Record<string, string> } {
+  return options.ifMatch === undefined ? {} : { headers: { 'if-match': `"${options.ifMatch}"` } };
 }
 
 function enc(value: string): string {

@@ -1,6 +1,7 @@
 export {
   type ClientOptions,
   fetchTransport,
+  type JobEditOptions,
   KairosClient,
   type Transport,
   type TransportRequest,
@@ -9,4 +10,16 @@ export {
 export { ERROR_CODES, type ErrorCode, KairosApiError } from './errors.ts';
 export * from './schemas/index.ts';
 export { type RunLogEvent, readRunLogEvents } from './sse.ts';
+export {
+  checkTaskParams,
+  defineTask,
+  type StandardSchemaV1,
+  type Task,
+  type TaskOptions,
+  type TaskParams,
+  TaskParamsError,
+  type TaskResult,
+  type TaskReturn,
+  type TaskRun,
+} from './tasks.ts';
 export type * from './wire.ts';

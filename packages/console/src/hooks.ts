@@ -76,6 +76,6 @@ export function useDebounced<T>(value: T, ms: number): T {
 
 /** Worker ids to names, for tables that show which worker ran something (refreshed every 10 s). */
 export function useWorkerNames(): Map<string, string> {
-  const workers = usePoll(() => api.listWorkers(), [], 10_000);
+  const workers = usePoll(() => api.listWorkers({ all: true }), [], 10_000);
   return new Map((workers.data?.items ?? []).map((w) => [w.id, w.name]));
 }

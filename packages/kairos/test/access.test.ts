@@ -68,6 +68,7 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'PUT /v1/calendars/:name': 'operator',
   'DELETE /v1/calendars/:name': 'operator',
   'POST /v1/workers/:id/drain': 'operator',
+  'POST /v1/workers/:id/resume': 'operator',
   'GET /v1/groups': 'viewer',
   'PUT /v1/groups/:name': 'operator',
   'POST /v1/worker/:id/logs': 'worker',

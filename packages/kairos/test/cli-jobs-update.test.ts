@@ -59,4 +59,24 @@ describe('kairos jobs update', async () => {
     );
     await expect(kairos('jobs', 'update', 'rate')).rejects.toThrow(/nothing to update/);
   });
+
+  it('--if-match applies only to that version of the job', async () => {
+    const job = await admin.createJob({ name: 'versioned', handler: 'h', trigger: { kind: 'manual' } });
+    await kairos('jobs', 'update', 'versioned', '--priority', '4', '--if-match', String(job.version));
+    await expect(
+      kairos('jobs', 'update', 'versioned', '--priority', '5', '--if-match', String(job.version)),
+    ).rejects.toMatchObject({ code: 'VERSION_CONFLICT' });
+    await expect(
+      kairos('jobs', 'pause', 'versioned', '--if-match', String(job.version)),
+    ).rejects.toMatchObject({
+      code: 'VERSION_CONFLICT',
+    });
+    await kairos('jobs', 'pause', 'versioned', '--if-match', String(job.version + 1));
+    expect(await admin.getJob('versioned')).toMatchObject({
+      priority: 4,
+      paused: true,
+      version: job.version + 2,
+    });
+    await expect(kairos('jobs', 'resume', 'versioned', '--if-match', 'two')).rejects.toThrow(/--if-match/);
+  });
 });

@@ -184,7 +184,7 @@ describe('a cluster of three nodes on PostgreSQL', () => {
         60_000,
         'every run to succeed elsewhere',
       );
-      const gone = (await client.listWorkers()).items.find((w) => w.id === doomedId)!;
+      const gone = (await client.listWorkers({ all: true })).items.find((w) => w.id === doomedId)!;
       for (const run of runs) {
         expect(run.attempts).toHaveLength(2);
         const [lost, retry] = run.attempts!;

@@ -89,6 +89,38 @@ describe('workers and groups', () => {
     });
   });
 
+  it('resumes a drained worker; lists hide gone workers unless asked for all', async () => {
+    const { workerId } = await workerClient.register({
+      name: 'r',
+      group: 'rg',
+      handlers: ['h'],
+      capacity: 2,
+    });
+    await admin.drainWorker(workerId);
+    expect(await admin.resumeWorker(workerId)).toMatchObject({ id: workerId, status: 'active' });
+    expect(await apiError(admin.resumeWorker('nobody'))).toMatchObject({
+      status: 404,
+      code: 'WORKER_NOT_FOUND',
+    });
+    expect(await apiError(workerClient.resumeWorker(workerId))).toMatchObject({
+      status: 403,
+      code: 'FORBIDDEN',
+    });
+    const listed = async (all?: boolean) =>
+      (await admin.listWorkers({ all })).items.filter((w) => w.id === workerId).map((w) => w.status);
+    expect(await listed()).toEqual(['active']);
+    await workerClient.unregister(workerId);
+    expect(await apiError(admin.resumeWorker(workerId))).toMatchObject({
+      status: 409,
+      code: 'WORKER_NOT_ACTIVE',
+    });
+    expect(await listed()).toEqual([]);
+    expect(await listed(true)).toEqual(['stopped']);
+    expect(
+      (await admin.listWorkers()).items.every((w) => w.status === 'active' || w.status === 'draining'),
+    ).toBe(true);
+  });
+
   it('sets and lists group limits; bad ones are refused', async () => {
     expect(
       await admin.setGroupLimits('batch', { maxConcurrency: 5, rateLimit: { limit: 100, per: '1m' } }),

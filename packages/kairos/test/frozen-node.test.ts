@@ -88,7 +88,7 @@ describe('a node frozen past the worker lease', () => {
 
     // The worker of the frozen node kept its registration and went on working through the other.
     expect(onA.id).toBe(idOnA);
-    const workersNow = (await admin.listWorkers()).items;
+    const workersNow = (await admin.listWorkers({ all: true })).items;
     expect(workersNow.filter((w) => w.status !== 'active').map((w) => `${w.name}: ${w.status}`)).toEqual([]);
     for (const freeze of freezes) {
       const during = executions.filter(

@@ -1,4 +1,11 @@
-import type { Assignment, AttemptRef, Json, JsonObject, TaskSpec, WorkerLogEntry } from '@kairos/client';
+import type {
+  Assignment,
+  AttemptRef,
+  JsonObject,
+  TaskReturn,
+  TaskSpec,
+  WorkerLogEntry,
+} from '@kairos/client';
 import { type LogFields, type WorkerLogger, withFields } from './logger.ts';
 
 /**
@@ -12,7 +19,7 @@ export interface RunLogger {
 }
 
 /** What a handler gets for one attempt of a run. */
-export interface RunContext {
+export interface RunContext<Params extends JsonObject = JsonObject> {
   readonly runId: number;
   /** This attempt's number, 1 for the first. */
   readonly attempt: number;
@@ -22,7 +29,7 @@ export interface RunContext {
   /** The handler name this attempt was routed by. */
   readonly handler: string;
   /** The run's parameters (the job's, or those given when triggering it). */
-  readonly params: JsonObject;
+  readonly params: Params;
   /** The nominal fire time of a scheduled run; null for a run triggered by hand. */
   readonly fireTime: Date | null;
   /** When this attempt's time limit ends (start + the job's timeout). */
@@ -56,8 +63,9 @@ export interface RunSink {
  * Runs one attempt. Its return value (JSON) becomes the run's result; a throw fails the attempt
  * (retried per the job's policy, see {@link NonRetryableError} and {@link RetryAfterError}).
  */
-// biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (`async () => {}` is Promise<void>).
-export type Handler = (ctx: RunContext) => Promise<Json | void> | Json | void;
+export type Handler<Params extends JsonObject = JsonObject> = (
+  ctx: RunContext<Params>,
+) => Promise<TaskReturn> | TaskReturn;
 
 /**
  * An AbortController made when its signal is first read: most handlers never read it, and making
@@ -171,6 +179,33 @@ class AttemptContext implements RunContext {
     this.#log ??= runLogger(this.#logger, this.#sink, this.runId, this.attempt, this.jobName);
     return this.#log;
   }
+}
+
+/** The same attempt with its params replaced (as a task's schema output them). */
+export function withParams<Params extends JsonObject>(ctx: RunContext, params: Params): RunContext<Params> {
+  return Object.freeze({
+    runId: ctx.runId,
+    attempt: ctx.attempt,
+    maxAttempts: ctx.maxAttempts,
+    jobName: ctx.jobName,
+    handler: ctx.handler,
+    params,
+    task: ctx.task,
+    shard: ctx.shard,
+    progress: ctx.progress,
+    get fireTime() {
+      return ctx.fireTime;
+    },
+    get deadline() {
+      return ctx.deadline;
+    },
+    get signal() {
+      return ctx.signal;
+    },
+    get log() {
+      return ctx.log;
+    },
+  });
 }
 
 /** The fire time parsed last: the runs of a burst share their instant, and a parse costs ~0.5 µs. */

@@ -3,16 +3,20 @@ import type {
   Assignment,
   AttemptRef,
   HeartbeatRequest,
+  JsonObject,
   PollRequest,
   PollResponse,
   RegisterRequest,
   Report,
   ReportResponse,
+  Task,
+  TaskReturn,
 } from '@kairos/client';
+import { checkTaskParams, TaskParamsError } from '@kairos/client';
 import { Backoff } from './backoff.ts';
-import { createRunContext, type Handler, LazyAbort, type RunContext } from './context.ts';
+import { createRunContext, type Handler, LazyAbort, type RunContext, withParams } from './context.ts';
 import { formatDuration } from './duration.ts';
-import { CancelledError, TimeoutError } from './errors.ts';
+import { CancelledError, NonRetryableError, TimeoutError } from './errors.ts';
 import { HeldRuns } from './held-runs.ts';
 import { httpHandler } from './http-task.ts';
 import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolated.ts';
@@ -163,7 +167,39 @@ export class Worker {
    * attempt, which is killed when it ignores a cancel or a timeout (see {@link IsolatedHandler}).
    * @throws Error after start(), or when `name` already has a handler.
    */
-  handle(name: string, fn: Handler | IsolatedHandler): this {
+  handle(name: string, fn: Handler | IsolatedHandler): this;
+  /**
+   * Registers the handler of a typed task (`defineTask` of `@kairos/client`, shared with the
+   * producers): `ctx.params` and the return value have the task's types; a task with a params
+   * schema checks each run's params first, and a run whose params it refuses fails without a retry.
+   */
+  handle<Params extends JsonObject, Result extends TaskReturn>(
+    task: Task<Params, Result>,
+    fn: (ctx: RunContext<Params>) => Promise<Result> | Result,
+  ): this;
+  handle(target: string | Task<JsonObject, TaskReturn>, fn: unknown): this {
+    if (typeof target === 'object' && target !== null) {
+      const task = target;
+      const typed = fn as Handler<JsonObject>;
+      if (typeof typed !== 'function') {
+        throw new TypeError(`Worker.handle('${task.handler}'): the handler of a task must be a function`);
+      }
+      const checked: Handler =
+        task.params === undefined
+          ? typed
+          : async (ctx) => {
+              let params: JsonObject;
+              try {
+                params = await checkTaskParams(task, ctx.params);
+              } catch (error) {
+                if (error instanceof TaskParamsError) throw new NonRetryableError(error.message);
+                throw error;
+              }
+              return typed(withParams(ctx, params));
+            };
+      return this.handle(task.handler, checked);
+    }
+    const name = target;
     if (this.#state !== 'idle') {
       throw new Error(`Worker.handle('${name}'): handlers must be added before start()`);
     }
@@ -186,7 +222,7 @@ export class Worker {
     if (this.#handlers.has(name)) {
       throw new Error(`Worker.handle('${name}'): a handler with this name is already registered`);
     }
-    this.#handlers.set(name, fn);
+    this.#handlers.set(name, fn as Handler);
     return this;
   }
 

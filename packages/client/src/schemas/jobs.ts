@@ -215,6 +215,11 @@ export const JobSpecSchema = closed({
   scheduleToStartTimeout: Type.Optional(DurationSchema),
   /** A built-in task instead of a handler of yours: a shell command or an HTTP call. */
   task: Type.Optional(TaskSpecSchema),
+  /**
+   * On a replace or update: the version of the job this change was decided on (as `If-Match`). The
+   * change applies only while the job is at that version; 409 `VERSION_CONFLICT` otherwise.
+   */
+  version: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 
 /** The request form of a job spec: trigger, task and routing in their request forms. */
@@ -244,6 +249,11 @@ export const JobSchema = Type.Object({
   schedule: SchedulePolicySchema,
   /** Runs created by the schedule so far (what `maxRuns` counts). */
   runsFired: Type.Integer(),
+  /**
+   * Bumped by every change of the job (edit, pause, resume), not by firing; also its `ETag`. Send it
+   * back (`If-Match` or `version`) so that a change applies only to the job as you read it.
+   */
+  version: Type.Integer(),
   routing: Type.Object({
     strategy: RoutingStrategyNameSchema,
     key: nullable(Type.String()),
@@ -269,8 +279,18 @@ export const TriggerRequestSchema = closed({
   params: Type.Optional(JsonObjectSchema),
   mergeParams: Type.Optional(Type.Boolean()),
   priority: Type.Optional(Type.Integer()),
-  /** A second trigger with the same key returns the first run instead of creating another. */
+  /**
+   * A second trigger with the same key and params returns the first run instead of creating another;
+   * with other params or priority it answers 409 `IDEMPOTENCY_CONFLICT`. The key holds its run for
+   * `idempotencyTtl`, then may be used again.
+   */
   idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** How long the idempotency key holds its run: 1 s to 30 days, default `'24h'`. */
+  idempotencyTtl: Type.Optional(DurationSchema),
+  /** The run starts at this instant (RFC 3339, e.g. `2030-01-01T09:00:00Z`), not before; one already past starts at once. */
+  runAt: Type.Optional(InstantSchema),
+  /** The run starts this long after the trigger (`'30s'` or ms), not before. Not with `runAt`. */
+  delay: Type.Optional(DurationSchema),
 });
 
 export const TriggerBatchSchema = closed({

@@ -184,6 +184,11 @@ export const WorkerInfoSchema = Type.Object({
 
 export const WorkerListSchema = ItemsSchema(WorkerInfoSchema);
 
+export const WorkerQuery = closed({
+  /** Lost and stopped workers too (default: only active and draining ones). */
+  all: Type.Optional(Type.Boolean()),
+});
+
 export const NodeInfoSchema = Type.Object({
   /** The node id (`KAIROS_NODE_ID`). Two processes started with the same one are listed apart. */
   id: Type.String(),

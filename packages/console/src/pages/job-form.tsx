@@ -199,8 +199,10 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
       paused: fields.paused,
     };
     try {
+      // Only the job as the form loaded it: a change someone made meanwhile (a pause, an edit)
+      // answers VERSION_CONFLICT instead of being overwritten with what the form still shows.
       const job = editing
-        ? await api.updateJob(fields.name, shown)
+        ? await api.updateJob(fields.name, shown, { ifMatch: base?.version })
         : await api.createJob({ name: fields.name, ...shown });
       navigate(`/jobs/${encodeURIComponent(job.name)}`);
     } catch (e) {

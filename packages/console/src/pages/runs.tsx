@@ -41,7 +41,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
   const known = usePoll(
     async () => ({
       jobs: (await api.listJobs({ limit: 500 })).items.map((j) => j.name),
-      workers: (await api.listWorkers()).items.map((w) => ({ id: w.id, name: w.name })),
+      workers: (await api.listWorkers({ all: true })).items.map((w) => ({ id: w.id, name: w.name })),
     }),
     [],
     10_000,

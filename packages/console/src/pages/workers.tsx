@@ -6,7 +6,9 @@ import { ago } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
 export function WorkersPage({ me }: { me: Me }) {
-  const workers = usePoll(() => api.listWorkers(), []);
+  // Lost and stopped workers stay listed until the reaper prunes them: hidden unless asked for.
+  const [showGone, setShowGone] = useState(false);
+  const workers = usePoll(() => api.listWorkers({ all: showGone }), [showGone]);
   const [draining, setDraining] = useState<WorkerInfo | null>(null);
   const [actionError, setActionError] = useState<unknown>();
   const items = workers.data?.items ?? [];
@@ -20,9 +22,22 @@ export function WorkersPage({ me }: { me: Me }) {
     }
     workers.reload();
   };
+  const resume = async (worker: WorkerInfo) => {
+    setActionError(undefined);
+    try {
+      await api.resumeWorker(worker.id);
+    } catch (e) {
+      setActionError(e);
+    }
+    workers.reload();
+  };
   return (
     <>
       <h1>Workers</h1>
+      <label>
+        <input type="checkbox" checked={showGone} onChange={(e) => setShowGone(e.target.checked)} /> Show lost
+        and stopped workers
+      </label>
       <ErrorBox error={workers.error ?? actionError} />
       {workers.data && items.length === 0 && (
         <Empty>No workers. Start one with `kairos worker --handlers ./handlers.ts`.</Empty>
@@ -77,6 +92,11 @@ export function WorkersPage({ me }: { me: Me }) {
                     {w.status === 'active' && (
                       <button type="button" onClick={() => setDraining(w)}>
                         Drain
+                      </button>
+                    )}
+                    {w.status === 'draining' && (
+                      <button type="button" onClick={() => void resume(w)}>
+                        Resume
                       </button>
                     )}
                   </td>

@@ -48,6 +48,17 @@ export function registerFleet(program: Command): void {
       console.log(`worker ${worker.name} (${worker.id}): ${worker.status}, ${worker.running} running`);
     });
 
+  workers
+    .command('resume')
+    .argument('<id>', 'worker id (see `kairos workers list`)')
+    .description('give runs to a drained worker again')
+    .action(async (id: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const worker = await clientFrom(flags).resumeWorker(id);
+      if (flags.json) return printJson(worker);
+      console.log(`worker ${worker.name} (${worker.id}): ${worker.status}, ${worker.running} running`);
+    });
+
   const groups = program.command('groups').description('limits of worker groups');
   groups
     .command('list')

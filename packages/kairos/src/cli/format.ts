@@ -25,16 +25,50 @@ export function keyValues(pairs: ReadonlyArray<readonly [string, string | undefi
   return shown.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n');
 }
 
-/** An ISO instant as short local time, `2025-06-01 09:00:05`; `-` for none. */
-export function formatTime(iso: string | null | undefined): string {
+/**
+ * An ISO instant as wall time with its UTC offset, `2025-06-01 09:00:05 +02:00`, in `timeZone`
+ * (default: this machine's zone); a zone other than this machine's is named after the offset
+ * (`2025-06-01 15:00:05 +08:00 Asia/Shanghai`), so a time never reads as local when it is not.
+ * `-` for none.
+ */
+export function formatTime(iso: string | null | undefined, timeZone?: string): string {
   if (!iso) return '-';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  const p = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())} ` +
-    `${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())}`
-  );
+  const zone = timeZone ?? LOCAL_ZONE;
+  const parts: Record<string, string> = {};
+  for (const part of zoneFormat(zone).formatToParts(date)) parts[part.type] = part.value;
+  // `longOffset` names the offset `GMT+08:00`, and UTC itself `GMT`.
+  const offset = (parts.timeZoneName ?? 'GMT').replace(/^GMT/, '') || '+00:00';
+  const label = zone === LOCAL_ZONE ? '' : ` ${zone}`;
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${offset}${label}`;
+}
+
+/** The zone in which a job's times read best: its cron trigger's zone; none for other triggers. */
+export function zoneOf(trigger: TriggerSpec): string | undefined {
+  return trigger.kind === 'cron' ? (trigger.timezone ?? 'UTC') : undefined;
+}
+
+const LOCAL_ZONE = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+function zoneFormat(timeZone: string): Intl.DateTimeFormat {
+  let format = formats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'longOffset',
+    });
+    formats.set(timeZone, format);
+  }
+  return format;
 }
 
 /** Milliseconds for humans: `350ms`, `1.2s`, `15s`, `2m5s`, `1h30m`, `2d3h`. */

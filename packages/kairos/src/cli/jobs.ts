@@ -10,6 +10,7 @@ import {
   keyValues,
   printJson,
   table,
+  zoneOf,
 } from './format.ts';
 import {
   clientFrom,
@@ -17,6 +18,8 @@ import {
   type JobFlags,
   jobFieldsFromFlags,
   jobSpecFromFlags,
+  parseDurationFlag,
+  parseInstant,
   parseIntFlag,
   parseJsonObject,
   UsageError,
@@ -43,25 +46,29 @@ export function registerJobs(program: Command): void {
     jobs
       .command('put')
       .argument('<name>', 'job name')
-      .description('create a job or replace its definition (upsert)'),
+      .description('create a job or replace its definition (upsert)')
+      .option('--if-match <version>', IF_MATCH_HELP),
     'create',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags & IfMatchFlags>();
     const spec = withSchedule(jobSpecFromFlags(name, withAfter(flags)), flags);
-    showJob(flags, await clientFrom(flags).putJob(spec), 'saved');
+    showJob(flags, await clientFrom(flags).putJob(spec, ifMatchOf(flags)), 'saved');
   });
 
   addJobFlags(
     jobs
       .command('update')
       .argument('<name>', 'job name')
-      .description('change some fields of a job; others keep their value'),
+      .description('change some fields of a job; others keep their value')
+      .option('--if-match <version>', IF_MATCH_HELP),
     'update',
   ).action(async (name: string, _options: unknown, cmd: Command) => {
-    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags>();
+    const flags = cmd.optsWithGlobals<GlobalFlags & JobFlags & ScheduleFlags & IfMatchFlags>();
     const client = clientFrom(flags);
     const patch = await jobUpdateFromFlags(flags, () => client.getJob(name));
-    showJob(flags, await client.updateJob(name, patch), 'updated');
+    // A version given wins over the one of a read made for --dst.
+    if (flags.ifMatch !== undefined) delete patch.version;
+    showJob(flags, await client.updateJob(name, patch, ifMatchOf(flags)), 'updated');
   });
 
   jobs
@@ -89,7 +96,7 @@ export function registerJobs(program: Command): void {
             job.handler,
             formatTrigger(job.trigger),
             job.paused ? 'yes' : 'no',
-            formatTime(job.nextFireAt),
+            formatTime(job.nextFireAt, zoneOf(job.trigger)),
           ]),
         ),
       );
@@ -115,8 +122,9 @@ export function registerJobs(program: Command): void {
           ['timeout', formatDuration(job.timeout)],
           ['priority', String(job.priority)],
           ['paused', job.paused ? 'yes' : 'no'],
+          ['version', String(job.version)],
           ['schedule', formatSchedule(job)],
-          ['next fire', formatTime(job.nextFireAt)],
+          ['next fire', formatTime(job.nextFireAt, zoneOf(job.trigger))],
           ['created', formatTime(job.createdAt)],
           ['updated', formatTime(job.updatedAt)],
         ]),
@@ -138,32 +146,50 @@ export function registerJobs(program: Command): void {
     .command('pause')
     .argument('<name>', 'job name')
     .description('stop scheduling a job (manual triggers still work)')
+    .option('--if-match <version>', IF_MATCH_HELP)
     .action(async (name: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags>();
-      showJob(flags, await clientFrom(flags).pauseJob(name), 'paused');
+      const flags = cmd.optsWithGlobals<GlobalFlags & IfMatchFlags>();
+      showJob(flags, await clientFrom(flags).pauseJob(name, ifMatchOf(flags)), 'paused');
     });
 
   jobs
     .command('resume')
     .argument('<name>', 'job name')
     .description('schedule a paused job again')
+    .option('--if-match <version>', IF_MATCH_HELP)
     .action(async (name: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags>();
-      showJob(flags, await clientFrom(flags).resumeJob(name), 'resumed');
+      const flags = cmd.optsWithGlobals<GlobalFlags & IfMatchFlags>();
+      showJob(flags, await clientFrom(flags).resumeJob(name, ifMatchOf(flags)), 'resumed');
     });
 
   jobs
     .command('trigger')
     .argument('<name>', 'job name')
-    .description('run a job now; prints the run id')
+    .description('run a job now, or later with --at or --delay; prints the run id')
     .option('--params <json>', "params of this run as a JSON object, replacing the job's")
     .option('--merge', "merge --params over the job's params instead of replacing them")
     .option('--priority <n>', 'priority of this run (-1000 to 1000)')
-    .option('--idempotency-key <key>', 'a second trigger with the same key returns the first run')
+    .option('--at <iso>', 'start the run at this instant, not before, e.g. 2030-01-01T09:00:00Z')
+    .option('--delay <dur>', 'start the run this long from now, not before, e.g. 30s, 2h')
+    .option(
+      '--idempotency-key <key>',
+      'a second trigger with the same key and params returns the first run; other params are refused',
+    )
+    .option('--idempotency-ttl <dur>', 'how long the key holds its run (1s to 30d, default 24h)')
     .action(async (name: string, _options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<
-        GlobalFlags & { params?: string; merge?: boolean; priority?: string; idempotencyKey?: string }
+        GlobalFlags & {
+          params?: string;
+          merge?: boolean;
+          priority?: string;
+          idempotencyKey?: string;
+          idempotencyTtl?: string;
+          at?: string;
+          delay?: string;
+        }
       >();
+      if (flags.at !== undefined && flags.delay !== undefined)
+        throw new UsageError('--at or --delay, not both');
       const request: TriggerRequest = {};
       if (flags.params !== undefined) request.params = parseJsonObject(flags.params, '--params');
       if (flags.merge) request.mergeParams = true;
@@ -171,11 +197,20 @@ export function registerJobs(program: Command): void {
         request.priority = parseIntFlag(flags.priority, '--priority', { min: -1000, max: 1000 });
       }
       if (flags.idempotencyKey !== undefined) request.idempotencyKey = flags.idempotencyKey;
+      if (flags.idempotencyTtl !== undefined)
+        request.idempotencyTtl = parseDurationFlag(flags.idempotencyTtl, '--idempotency-ttl');
+      if (flags.at !== undefined) request.runAt = parseInstant(flags.at, '--at');
+      if (flags.delay !== undefined) request.delay = parseDurationFlag(flags.delay, '--delay');
       const run = await clientFrom(flags).triggerJob(name, request);
       if (flags.json) return printJson(run);
       console.log(run.id);
-      if (process.stderr.isTTY)
-        console.error(`run ${run.id} ${run.status}; follow it with: kairos runs wait ${run.id}`);
+      if (process.stderr.isTTY) {
+        const later =
+          Date.parse(run.availableAt) > Date.parse(run.createdAt)
+            ? ` until ${formatTime(run.availableAt)}`
+            : '';
+        console.error(`run ${run.id} ${run.status}${later}; follow it with: kairos runs wait ${run.id}`);
+      }
     });
 
   registerScheduleCommands(jobs);
@@ -200,9 +235,11 @@ export async function jobUpdateFromFlags(
 ): Promise<JobPatch> {
   const patch = jobFieldsFromFlags(flags);
   if (flags.dst !== undefined && patch.trigger === undefined && flags.after === undefined) {
-    const { trigger } = await current();
+    const { trigger, version } = await current();
     if (trigger.kind !== 'cron') throw new UsageError('--dst goes with a cron trigger; this job has none');
     patch.trigger = trigger;
+    // The trigger was read: it applies only to the job as read, not over a change made since.
+    patch.version = version;
   }
   withSchedule(patch, flags);
   if (Object.keys(patch).length === 0)
@@ -238,14 +275,26 @@ function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
   );
 }
 
+const IF_MATCH_HELP =
+  'apply only to this version of the job (`jobs get` shows it); exits with VERSION_CONFLICT if it changed';
+
+interface IfMatchFlags {
+  ifMatch?: string;
+}
+
+function ifMatchOf(flags: IfMatchFlags): { ifMatch?: number } {
+  if (flags.ifMatch === undefined) return {};
+  return { ifMatch: parseIntFlag(flags.ifMatch, '--if-match', { min: 1, max: 2 ** 31 - 1 }) };
+}
+
 /** The policies that differ from the defaults, in one line. */
 function formatSchedule(job: Job): string | undefined {
   const s = job.schedule;
   const parts = [
     s.misfire.policy === 'skip' ? '' : `misfire ${s.misfire.policy}`,
     s.overlap === 'allow' ? '' : `overlap ${s.overlap}`,
-    s.startAt ? `from ${formatTime(s.startAt)}` : '',
-    s.endAt ? `until ${formatTime(s.endAt)}` : '',
+    s.startAt ? `from ${formatTime(s.startAt, zoneOf(job.trigger))}` : '',
+    s.endAt ? `until ${formatTime(s.endAt, zoneOf(job.trigger))}` : '',
     s.jitter ? `jitter ${formatDuration(s.jitter)}` : '',
     s.maxRuns === null ? '' : `${job.runsFired}/${s.maxRuns} runs`,
     s.calendars.length > 0 ? `calendars ${s.calendars.join(', ')}` : '',
@@ -258,6 +307,6 @@ function showJob(flags: GlobalFlags, job: Job, verb: string): void {
     printJson(job);
     return;
   }
-  const next = job.paused ? 'paused' : `next fire ${formatTime(job.nextFireAt)}`;
+  const next = job.paused ? 'paused' : `next fire ${formatTime(job.nextFireAt, zoneOf(job.trigger))}`;
   console.log(`${verb} job ${job.name}: ${formatTrigger(job.trigger)}, ${next}`);
 }

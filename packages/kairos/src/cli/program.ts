@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import { KairosApiError } from '@kairos/client';
 import { Command, CommanderError, Option } from 'commander';
 import { KairosError } from '../errors.ts';
+import { registerApply } from './apply.ts';
 import { registerCalendars } from './calendars.ts';
+import { registerCompletion } from './completion.ts';
 import { registerFleet } from './fleet.ts';
+import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
@@ -60,6 +63,9 @@ export function buildProgram(): Command {
   registerCalendars(program);
   registerUsers(program);
   registerFleet(program);
+  registerImport(program);
+  registerApply(program);
+  registerCompletion(program);
   return program;
 }
 

@@ -110,7 +110,11 @@ export function registerRuns(program: Command): void {
       const runId = parseRunId(id);
       const limitMs =
         flags.timeout === undefined ? Number.POSITIVE_INFINITY : durationFlagMs(flags.timeout, '--timeout');
-      const run = await waitForRun(clientFrom(flags), runId, limitMs);
+      const client = clientFrom(flags);
+      const run =
+        process.stderr.isTTY && !flags.json
+          ? await waitWithProgress(client, runId, limitMs, (text) => process.stderr.write(text))
+          : await waitForRun(client, runId, limitMs);
       if (flags.json) printJson(run);
       else if (!FINAL.has(run.status))
         console.error(`run ${run.id} still ${run.status} after ${formatDuration(limitMs)}`);
@@ -129,6 +133,58 @@ async function waitForRun(client: KairosClient, id: number, limitMs: number): Pr
     if (FINAL.has(run.status) || left <= 0) return run;
     await sleep(Math.min(pause, left));
     pause = Math.min(pause * 2, 2000);
+  }
+}
+
+/**
+ * As {@link waitForRun}, with one status line kept up to date on a terminal: the run's state, its
+ * attempt, the time it has waited or run, and the handler's latest progress (`ctx.progress`), read
+ * from the run's log stream. The line is cleared before the answer.
+ */
+export async function waitWithProgress(
+  client: KairosClient,
+  id: number,
+  limitMs: number,
+  write: (text: string) => void,
+): Promise<Run> {
+  const stop = new AbortController();
+  let progress: { value: number; message: string | null } | null = null;
+  let run: Run | undefined;
+  const render = () => {
+    if (!run) return;
+    const since = run.startedAt ?? run.createdAt;
+    const parts = [`run ${run.id} ${run.status}`];
+    if (run.attempt > 0) parts.push(`attempt ${run.attempt}/${run.maxAttempts}`);
+    parts.push(formatDuration(Date.now() - Date.parse(since)));
+    if (progress)
+      parts.push(`${Math.round(progress.value * 100)}%${progress.message ? ` ${progress.message}` : ''}`);
+    write(`\r\x1b[K${truncate(parts.join(' · '), (process.stderr.columns || 100) - 1)}`);
+  };
+  // Progress arrives on the log stream; a stream that fails leaves the status line without it.
+  const follow = (async () => {
+    try {
+      for await (const event of client.followRunLogs(id, { signal: stop.signal }))
+        if (event.type === 'progress') {
+          progress = { value: event.progress.value, message: event.progress.message };
+          render();
+        }
+    } catch {
+      // aborted, or no stream: polling below still ends the wait
+    }
+  })();
+  try {
+    const deadline = Date.now() + limitMs;
+    for (;;) {
+      run = await client.getRun(id);
+      render();
+      const left = deadline - Date.now();
+      if (FINAL.has(run.status) || left <= 0) return run;
+      await sleep(Math.min(500, left));
+    }
+  } finally {
+    stop.abort();
+    await follow;
+    write('\r\x1b[K');
   }
 }
 

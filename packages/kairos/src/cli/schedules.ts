@@ -8,7 +8,7 @@ import type {
   SkippedFires,
 } from '@kairos/client';
 import type { Command } from 'commander';
-import { formatTime, printJson, table } from './format.ts';
+import { formatTime, printJson, table, zoneOf } from './format.ts';
 import {
   clientFrom,
   type GlobalFlags,
@@ -159,13 +159,16 @@ export function registerScheduleCommands(jobs: Command): void {
     .argument('<name>', 'job name')
     .description('the next fire times of a job, marking those a DST rule, window or cap changes')
     .option('--count <n>', 'how many fires (default 20, at most 100)')
+    .option('--skipped', 'list the fire times between them that will not run (calendar, window, DST)')
     .action(async (name: string, _options: unknown, cmd: Command) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags & { count?: string }>();
+      const flags = cmd.optsWithGlobals<GlobalFlags & { count?: string; skipped?: boolean }>();
       const count =
         flags.count === undefined ? 20 : parseIntFlag(flags.count, '--count', { min: 1, max: 100 });
-      const preview = await clientFrom(flags).previewJob(name, count);
+      const client = clientFrom(flags);
+      const preview = await client.previewJob(name, count);
       if (flags.json) return printJson(preview);
-      printPreview(preview);
+      // Times read in the job's own zone (its cron's), named when it is not this machine's.
+      printPreview(preview, zoneOf((await client.getJob(name)).trigger), flags.skipped === true);
     });
 }
 
@@ -179,17 +182,21 @@ function skippedRow(entry: SkippedFires): string[] {
   ];
 }
 
-function printPreview(preview: Preview): void {
+/**
+ * One row per fire asked for; the fire times in between that will not run are counted below the
+ * table, or listed among the fires with `withSkipped` (`--skipped`).
+ */
+function printPreview(preview: Preview, zone: string | undefined, withSkipped: boolean): void {
   const rows = [
     ...preview.fires.map((f) => ({
-      at: f.fireTime,
-      row: [formatTime(f.fireTime), formatTime(f.runAt), f.note ?? ''],
+      at: Date.parse(f.fireTime),
+      row: [formatTime(f.fireTime, zone), formatTime(f.runAt, zone), f.note ?? ''],
     })),
-    ...preview.skipped.map((s) => ({
-      at: s.fireTime,
-      row: [formatTime(s.fireTime), '-', `skipped: ${s.reason}`],
+    ...(withSkipped ? preview.skipped : []).map((s) => ({
+      at: Date.parse(s.fireTime),
+      row: [formatTime(s.fireTime, zone), '-', `skipped: ${s.reason}`],
     })),
-  ].sort((a, b) => a.at.localeCompare(b.at));
+  ].sort((a, b) => a.at - b.at);
   if (rows.length === 0) {
     console.log('no upcoming fires');
     return;
@@ -200,6 +207,14 @@ function printPreview(preview: Preview): void {
       rows.map((r) => r.row),
     ),
   );
+  if (!withSkipped && preview.skipped.length > 0) {
+    const reasons = new Map<string, number>();
+    for (const s of preview.skipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
+    const counted = [...reasons].map(([reason, n]) => `skipped: ${reason} ×${n}`).join(', ');
+    console.log(
+      `and ${preview.skipped.length} fire times between them that will not run (${counted}); --skipped lists them`,
+    );
+  }
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {

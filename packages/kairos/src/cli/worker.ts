@@ -133,7 +133,11 @@ export async function loadHandlers(file: string): Promise<Record<string, Handler
  * Imports a module. A TypeScript module needs a loader: the workspace runs the CLI under tsx; the
  * installed CLI is plain JavaScript, so it registers tsx when the user's project has it.
  */
-async function importModule(path: string, file: string): Promise<Record<string, unknown>> {
+export async function importModule(
+  path: string,
+  file: string,
+  flag = '--handlers',
+): Promise<Record<string, unknown>> {
   const url = pathToFileURL(path).href;
   try {
     return (await import(url)) as Record<string, unknown>;
@@ -142,7 +146,7 @@ async function importModule(path: string, file: string): Promise<Record<string, 
     const tsx = await import('tsx/esm/api').catch(() => undefined);
     if (!tsx) {
       throw new UsageError(
-        `--handlers: ${file} needs a TypeScript loader: install tsx in your project (npm install --save-dev tsx), or pass a JavaScript module`,
+        `${flag}: ${file} needs a TypeScript loader: install tsx in your project (npm install --save-dev tsx), or pass a JavaScript module`,
       );
     }
     tsx.register();

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
@@ -32,6 +33,8 @@ export interface JobRecord extends JobDefinition {
   id: number;
   /** Runs the schedule created so far (what `maxRuns` counts). */
   runsFired: number;
+  /** Bumped by every change of the definition or the pause state, never by firing. */
+  version: number;
   /** Kept while paused: resuming records the fires from here to then as skipped (`paused`). */
   nextFireAt: number | null;
   createdAt: number;
@@ -94,6 +97,76 @@ export function specOf(job: JobDefinition): JobSpec {
   };
 }
 
+/**
+ * The spec of a job as the API returns it: what `kairos export` writes and `kairos apply` compares.
+ * Fields at their default are left out, so that a file shows what its author chose.
+ */
+export function specFromJob(job: Job): JobSpec {
+  const full: JobSpec = {
+    name: job.name,
+    description: job.description,
+    group: job.group,
+    handler: job.handler,
+    params: job.params,
+    trigger: job.trigger,
+    retry: job.retry,
+    timeout: job.timeout,
+    priority: job.priority,
+    paused: job.paused,
+    schedule: {
+      misfire:
+        job.schedule.misfire.policy === 'catch-up'
+          ? { ...job.schedule.misfire }
+          : { policy: job.schedule.misfire.policy },
+      overlap: job.schedule.overlap,
+      jitter: job.schedule.jitter,
+      ...(job.schedule.startAt === null ? {} : { startAt: job.schedule.startAt }),
+      ...(job.schedule.endAt === null ? {} : { endAt: job.schedule.endAt }),
+      ...(job.schedule.maxRuns === null ? {} : { maxRuns: job.schedule.maxRuns }),
+      ...(job.schedule.calendars.length === 0 ? {} : { calendars: job.schedule.calendars }),
+    },
+    routing: {
+      strategy: job.routing.strategy,
+      selector: job.routing.selector,
+      ...(job.routing.key === null ? {} : { key: job.routing.key }),
+    },
+    ...(job.maxConcurrency === null ? {} : { maxConcurrency: job.maxConcurrency }),
+    ...(job.rateLimit === null ? {} : { rateLimit: job.rateLimit }),
+    ...(job.scheduleToStartTimeout === null ? {} : { scheduleToStartTimeout: job.scheduleToStartTimeout }),
+    ...(job.task === null ? {} : { handler: undefined, task: job.task }),
+  };
+  return minimalSpec(full);
+}
+
+/**
+ * The spec with every field that equals its default left out: the same job, the fewest words.
+ * `compileJob(minimalSpec(s))` equals `compileJob(s)`.
+ */
+export function minimalSpec(spec: JobSpec): JobSpec {
+  const canonical = specOf(compileJob(spec));
+  const bare = specOf(
+    compileJob({
+      name: spec.name,
+      trigger: spec.trigger,
+      ...(canonical.task ? { task: canonical.task } : { handler: canonical.handler }),
+    }),
+  );
+  const out: Record<string, unknown> = { name: canonical.name };
+  for (const [key, value] of Object.entries(canonical)) {
+    if (value === undefined || key === 'name') continue;
+    const always = key === 'trigger' || key === 'handler' || key === 'task';
+    if (always || JSON.stringify(value) !== JSON.stringify(bare[key as keyof JobSpec])) out[key] = value;
+  }
+  if (out.schedule) {
+    const schedule = { ...(out.schedule as Record<string, unknown>) };
+    const bareSchedule = (bare.schedule ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(schedule))
+      if (JSON.stringify(schedule[key]) === JSON.stringify(bareSchedule[key])) delete schedule[key];
+    out.schedule = schedule;
+  }
+  return out as unknown as JobSpec;
+}
+
 /** Applies a partial update; the result is validated as a whole. */
 export function patchJob(job: JobDefinition, patch: JobPatch): JobDefinition {
   const base = specOf(job);
@@ -131,11 +204,36 @@ export function describeJob(job: JobRecord): Job {
     task: job.task ? taskSpecOf(job.task) : null,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
+    version: job.version,
     // A paused job keeps its next fire internally (for the ledger on resume) but has none to show.
     nextFireAt: job.nextFireAt === null || job.paused ? null : new Date(job.nextFireAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
     updatedAt: new Date(job.updatedAt).toISOString(),
   };
+}
+
+/**
+ * Whether two definitions are the same job: an edit that changes nothing writes nothing (no new
+ * version, so a no-op edit or a repeated pause does not make others' `If-Match` fail). Stored JSON
+ * may come back with its keys in another order (PostgreSQL's jsonb), so values are compared.
+ */
+export function sameDefinition(a: JobDefinition, b: JobDefinition): boolean {
+  const keys: Array<keyof JobDefinition> = [
+    'name',
+    'description',
+    'group',
+    'handler',
+    'params',
+    'trigger',
+    'retry',
+    'timeoutMs',
+    'priority',
+    'paused',
+    'schedule',
+    'dispatch',
+    'task',
+  ];
+  return keys.every((key) => isDeepStrictEqual(a[key], b[key]));
 }
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */

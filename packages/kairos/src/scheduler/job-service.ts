@@ -3,6 +3,7 @@ import type {
   BackfillResponse,
   JobPatch,
   JobSpec,
+  Json,
   JsonObject,
   TriggerRequest,
 } from '@kairos/client';
@@ -12,11 +13,14 @@ import { parseRfc3339 } from '../core/instant.ts';
 import {
   checkParams,
   compileJob,
+  describeJob,
   type JobDefinition,
   type JobRecord,
   patchJob,
+  sameDefinition,
   sameSchedule,
 } from '../core/job.ts';
+import { runTiming } from '../core/manual-run.ts';
 import { KairosError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import type { RunRecord, Store } from '../store/store.ts';
@@ -40,13 +44,27 @@ export class JobService {
     return this.store.createJob(job, scheduleOf(job, now), now);
   }
 
-  /** Creates or replaces: the next fire time survives when the schedule did not change. */
-  async put(spec: JobSpec): Promise<JobRecord> {
+  /**
+   * Creates or replaces: the next fire time survives when the schedule did not change, and so does
+   * a pause when the spec does not say `paused` (a deploy that puts its jobs does not resume one an
+   * operator paused). With a `version`, only replaces that version of the job (VERSION_CONFLICT
+   * otherwise; JOB_NOT_FOUND when there is no job to replace).
+   */
+  async put(spec: JobSpec, condition: EditCondition = {}): Promise<JobRecord> {
+    condition = { version: condition.version ?? spec.version };
     const job = compileJob(spec);
     await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
-      if (existing) return this.replace(existing, job);
+      if (existing) {
+        const keepsPause = spec.paused === undefined;
+        return this.replace(
+          existing,
+          (stored) => (keepsPause ? { ...job, paused: stored.paused } : job),
+          condition,
+        );
+      }
+      if (condition.version !== undefined) throw notFound(job.name);
       try {
         const now = this.clock.now();
         return await this.store.createJob(job, scheduleOf(job, now), now);
@@ -57,11 +75,11 @@ export class JobService {
     }
   }
 
-  async update(name: string, patch: JobPatch): Promise<JobRecord> {
-    const existing = await this.get(name);
-    const job = patchJob(existing, patch);
-    await this.checkDependencies(job);
-    return this.replace(existing, job);
+  /** Applies a partial update, to the job as stored when it writes (see `replace`). */
+  async update(name: string, patch: JobPatch, condition: EditCondition = {}): Promise<JobRecord> {
+    const { version, ...fields } = patch;
+    const expected = { version: condition.version ?? version };
+    return this.replace(await this.get(name), (existing) => patchJob(existing, fields), expected);
   }
 
   async get(name: string): Promise<JobRecord> {
@@ -75,12 +93,12 @@ export class JobService {
       throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
   }
 
-  pause(name: string): Promise<JobRecord> {
-    return this.update(name, { paused: true });
+  pause(name: string, condition: EditCondition = {}): Promise<JobRecord> {
+    return this.update(name, { paused: true }, condition);
   }
 
-  resume(name: string): Promise<JobRecord> {
-    return this.update(name, { paused: false });
+  resume(name: string, condition: EditCondition = {}): Promise<JobRecord> {
+    return this.update(name, { paused: false }, condition);
   }
 
   async trigger(name: string, requests: readonly TriggerRequest[]): Promise<number[]> {
@@ -91,12 +109,14 @@ export class JobService {
       );
     }
     const job = await this.get(name);
-    const runs = requests.map((request) => ({
+    const now = this.clock.now();
+    const runs = requests.map((request, i) => ({
       params: checkParams(paramsOf(job.params, request), 'params'),
       priority: request.priority ?? job.priority,
       idempotencyKey: request.idempotencyKey,
+      ...runTiming(request, now, `runs[${i}].`),
     }));
-    return this.store.enqueueRuns(job.id, runs, this.clock.now());
+    return this.store.enqueueRuns(job.id, runs, now);
   }
 
   /**
@@ -111,10 +131,12 @@ export class JobService {
     } else if (request.params) {
       params = checkParams(request.params, 'params');
     }
+    const now = this.clock.now();
+    const timing = runTiming(request, now);
     const run = await this.store.triggerRun(
       name,
-      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey },
-      this.clock.now(),
+      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey, ...timing },
+      now,
       audit,
     );
     if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
@@ -183,36 +205,87 @@ export class JobService {
     };
   }
 
-  private async replace(existing: JobRecord, job: JobDefinition): Promise<JobRecord> {
+  /**
+   * Writes the definition `build` makes of the job as stored, in one conditional write that applies
+   * only while the job is still as read: same version (nobody edited, paused or resumed it since)
+   * and same next fire (the schedule did not move it, e.g. a fixed-delay run ending). Otherwise the
+   * job is read again and the edit made anew on what is stored, so no edit writes back a stale next
+   * fire or pause state. With `condition.version`, a job at another version answers VERSION_CONFLICT
+   * with the job as it is: the caller decided on a version that is gone.
+   */
+  private async replace(
+    existing: JobRecord,
+    build: (existing: JobRecord) => JobDefinition,
+    condition: EditCondition,
+  ): Promise<JobRecord> {
     for (let tries = 0; ; tries++) {
+      if (condition.version !== undefined && condition.version !== existing.version) {
+        throw versionConflict(existing, condition.version);
+      }
+      const job = build(existing);
+      // Nothing to change: nothing written, the version stays.
+      if (sameDefinition(existing, job)) return existing;
+      await this.checkDependencies(job);
       const now = this.clock.now();
+      const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
       // While paused a job keeps its next fire, so that resuming knows which fires it missed.
       const next = sameSchedule({ ...existing, paused: job.paused }, job)
         ? existing.nextFireAt
         : firstScheduledFire(job.trigger, job.schedule, now);
       if (existing.paused && !job.paused) {
         const resume = planResume(job.trigger, job.schedule, next, now);
-        const resumed = await this.store.resumeJob(existing.id, job, resume.next, resume.skipped, now);
+        const resumed = await this.store.resumeJob(
+          existing.id,
+          job,
+          resume.next,
+          resume.skipped,
+          now,
+          expected,
+        );
         if (resumed) {
           if (resume.skipped) this.onSkipped?.(job.name, resume.skipped);
           return resumed;
         }
-        // Resumed or deleted by someone else since we read it: judge again from what is stored now.
-        if (tries > 2) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
-        existing = await this.get(job.name);
-        continue;
+      } else {
+        const updated = await this.store.updateJob(existing.id, job, next, now, expected);
+        if (updated) {
+          if (job.paused && !existing.paused) {
+            // A pause reaches the fires made ahead of their instant too, those no worker holds yet
+            // (see the store's contract): a held one runs, as if the pause had come just after it.
+            const withdrawn = await this.store.withdrawFiresAhead(updated.id, now);
+            if (withdrawn > 0) return (await this.store.getJob(job.name)) ?? updated;
+          }
+          return updated;
+        }
       }
-      const updated = await this.store.updateJob(existing.id, job, next, now);
-      if (!updated) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job.name)}`);
-      if (job.paused && !existing.paused) {
-        // A pause reaches the fires made ahead of their instant too, those no worker holds yet
-        // (see the store's contract): a held one runs, as if the pause had come just after it.
-        const withdrawn = await this.store.withdrawFiresAhead(updated.id, now);
-        if (withdrawn > 0) return (await this.store.getJob(job.name)) ?? updated;
-      }
-      return updated;
+      // Changed or deleted by someone else since we read it: judge again from what is stored now.
+      const current = await this.store.getJob(existing.name);
+      if (!current || current.id !== existing.id) throw notFound(existing.name);
+      // Each round lost to a write that landed; a job edited this fast by others is a conflict.
+      if (tries >= EDIT_ROUNDS) throw versionConflict(current, condition.version ?? existing.version);
+      existing = current;
     }
   }
+}
+
+/** How many times an edit is made anew on a job that others keep changing before it gives up. */
+const EDIT_ROUNDS = 10;
+
+/** What an edit expects of the job it changes: `version`, the job's version it was decided on. */
+export interface EditCondition {
+  version?: number | undefined;
+}
+
+function notFound(name: string): KairosError {
+  return new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
+}
+
+function versionConflict(current: JobRecord, expected: number): KairosError {
+  return new KairosError(
+    'VERSION_CONFLICT',
+    `job ${JSON.stringify(current.name)} is at version ${current.version}, not ${expected}: it changed since it was read`,
+    { expected, job: describeJob(current) as unknown as Json },
+  );
 }
 
 function scheduleOf(job: JobDefinition, now: number): number | null {

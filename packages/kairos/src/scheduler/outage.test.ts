@@ -84,5 +84,7 @@ describe('restart after a 3-hour outage with 10,000 per-minute jobs', () => {
     expect(calls.get('fire')).toBe(batches);
     const total = [...calls.values()].reduce((a, b) => a + b, 0);
     expect(total).toBeLessThanOrEqual(2 * batches + 5);
-  });
+    // What it asserts is counted work, not time: 10,000 jobs created and fired take 5–10 s alone
+    // and several times that beside other test files on a busy 2-core machine.
+  }, 180_000);
 });

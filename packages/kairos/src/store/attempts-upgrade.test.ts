@@ -35,7 +35,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
         store: new SqliteStore(path),
         // Back before 0011, and so before the migrations after it (0012 schema_meta, 0013 nodes.name, 0014 claims and late reports).
         rewind:
-          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; PRAGMA user_version = 10',
+          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; PRAGMA user_version = 10',
         raw: {
           async exec(sql) {
             const db = raw();
@@ -73,7 +73,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
       return {
         store: new PostgresStore({ connectionString: testDatabaseUrl(), schema }),
         rewind:
-          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; DELETE FROM kairos_migrations WHERE version >= 12',
+          'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; DELETE FROM kairos_migrations WHERE version >= 12',
         raw: {
           async exec(sql) {
             await query(sql);

@@ -1,3 +1,4 @@
+import type { JsonObject } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
@@ -96,6 +97,42 @@ export function describeStoreConformance(
         expect(await store.deleteJob('a')).toBe(true);
         expect(await store.deleteJob('a')).toBe(false);
         expect(await store.getJob('a')).toBeNull();
+      });
+
+      it('an update with an expectation applies only to the version and next fire it read', async () => {
+        const a = await store.createJob(job('v'), T0 + 1000, T0);
+        expect(a.version).toBe(1);
+        const read = { version: 1, nextFireAt: T0 + 1000 };
+        const first = await store.updateJob(a.id, job('v', { priority: 1 }), T0 + 1000, T0 + 1, read);
+        expect(first).toMatchObject({ priority: 1, version: 2 });
+        // The same expectation again: the version moved on, nothing is written.
+        expect(await store.updateJob(a.id, job('v', { priority: 2 }), null, T0 + 2, read)).toBeNull();
+        // The schedule moves the next fire without a new version: an edit that read the old one loses.
+        const fired = await store.fire(
+          [{ jobId: a.id, expected: T0 + 1000, next: T0 + 2000, fires: [T0 + 1000] }],
+          null,
+          T0 + 1000,
+        );
+        expect(fired.conflicts).toBe(0);
+        expect((await store.getJob('v'))?.version).toBe(2);
+        const stale = { version: 2, nextFireAt: T0 + 1000 };
+        expect(await store.updateJob(a.id, job('v', { priority: 3 }), T0 + 1000, T0 + 3, stale)).toBeNull();
+        expect(await store.getJob('v')).toMatchObject({ priority: 1, nextFireAt: T0 + 2000, version: 2 });
+        // What is stored now applies; a paused job resumes only from its version too.
+        const current = { version: 2, nextFireAt: T0 + 2000 };
+        const paused = await store.updateJob(a.id, job('v', { paused: true }), T0 + 2000, T0 + 4, current);
+        expect(paused).toMatchObject({ paused: true, version: 3 });
+        expect(await store.resumeJob(a.id, job('v'), T0 + 5000, null, T0 + 5, current)).toBeNull();
+        const resumed = await store.resumeJob(a.id, job('v'), T0 + 5000, null, T0 + 5, {
+          version: 3,
+          nextFireAt: T0 + 2000,
+        });
+        expect(resumed).toMatchObject({ paused: false, nextFireAt: T0 + 5000, version: 4 });
+        // Without an expectation an update applies as before, and still bumps the version.
+        expect(await store.updateJob(a.id, job('v'), null, T0 + 6)).toMatchObject({
+          version: 5,
+          nextFireAt: null,
+        });
       });
 
       it('rejects a second job with the same name and keeps the first', async () => {
@@ -273,6 +310,92 @@ export function describeStoreConformance(
         });
       });
 
+      it('an idempotency key holds its run until it expires, then a new run takes it', async () => {
+        const created = await store.createJob(job('ttl', { trigger: { kind: 'manual' } }), null, T0);
+        const keyed = (params: JsonObject, expires: number) => ({
+          params,
+          priority: 0,
+          idempotencyKey: 'k',
+          idempotencyExpiresAt: expires,
+        });
+        const [first] = await store.enqueueRuns(created.id, [keyed({ a: 1, b: 2 }, T0 + 1000)], T0);
+        // Live: the same params (in any key order) answer the run; other params are refused, and the
+        // whole batch with them writes nothing.
+        expect(await store.enqueueRuns(created.id, [keyed({ b: 2, a: 1 }, T0 + 5000)], T0 + 999)).toEqual([
+          first,
+        ]);
+        await expect(
+          store.enqueueRuns(created.id, [{ params: {}, priority: 0 }, keyed({ a: 2 }, T0 + 5000)], T0 + 999),
+        ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { runId: first } });
+        await expect(
+          store.triggerRun('ttl', { params: { a: 2 }, priority: 0, idempotencyKey: 'k' }, T0 + 999),
+        ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+        expect(await store.listRuns({ jobId: created.id, limit: 10 })).toHaveLength(1);
+        // Two requests of one batch with one key and other params: refused.
+        await expect(
+          store.enqueueRuns(
+            created.id,
+            [keyed({ x: 1 }, T0 + 9000), keyed({ x: 2 }, T0 + 9000)].map((r) => ({
+              ...r,
+              idempotencyKey: 'pair',
+            })),
+            T0,
+          ),
+        ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+        expect(await store.listRuns({ jobId: created.id, limit: 10 })).toHaveLength(1);
+        // Expired: the key goes to a new run, with other params too; the old run stays.
+        const [second] = await store.enqueueRuns(created.id, [keyed({ a: 2 }, T0 + 9000)], T0 + 1000);
+        expect(second).not.toBe(first);
+        const third = await store.triggerRun(
+          'ttl',
+          { params: { a: 3 }, priority: 0, idempotencyKey: 'k', idempotencyExpiresAt: T0 + 20_000 },
+          T0 + 9000,
+        );
+        expect(third!.id).not.toBe(second);
+        expect(
+          await store.triggerRun('ttl', { params: { a: 3 }, priority: 0, idempotencyKey: 'k' }, T0 + 10_000),
+        ).toEqual(third);
+        expect((await store.listRuns({ jobId: created.id, limit: 10 })).map((r) => r.params)).toEqual([
+          { a: 3 },
+          { a: 2 },
+          { a: 1, b: 2 },
+        ]);
+      });
+
+      it('a run triggered for later is not claimed before its instant', async () => {
+        const created = await store.createJob(job('later', { trigger: { kind: 'manual' } }), null, T0);
+        const run = await store.triggerRun(
+          'later',
+          { params: null, priority: null, availableAt: T0 + 30_000 },
+          T0,
+        );
+        expect(run).toMatchObject({ status: 'queued', availableAt: T0 + 30_000, createdAt: T0 });
+        const [batch] = await store.enqueueRuns(
+          created.id,
+          [{ params: {}, priority: 0, availableAt: T0 + 60_000 }],
+          T0,
+        );
+        await store.registerWorker(
+          {
+            id: 'w',
+            name: 'w',
+            group: 'default',
+            handlers: ['h'],
+            capacity: 10,
+            labels: {},
+            version: '',
+            host: '',
+          },
+          3_600_000,
+          T0,
+        );
+        expect(await store.claimRuns('w', 10, T0 + 29_999)).toEqual([]);
+        expect(await store.nextAvailableAt('w', T0 + 29_999)).toBe(T0 + 30_000);
+        expect((await store.claimRuns('w', 10, T0 + 30_000)).map((c) => c.runId)).toEqual([run!.id]);
+        expect(await store.claimRuns('w', 10, T0 + 59_999)).toEqual([]);
+        expect((await store.claimRuns('w', 10, T0 + 60_000)).map((c) => c.runId)).toEqual([batch]);
+      });
+
       it('triggers one run by job name: the job’s defaults, its key once, the audit entry with it', async () => {
         const created = await store.createJob(
           job('t', { trigger: { kind: 'manual' }, params: { a: 1 }, priority: 3 }),
@@ -311,11 +434,21 @@ export function describeStoreConformance(
         // The key's earlier run, nothing queued, no event; the call is audited all the same.
         const again = await store.triggerRun(
           't',
-          { params: { c: 3 }, priority: null, idempotencyKey: 'k' },
+          { params: { b: 2 }, priority: 7, idempotencyKey: 'k' },
           T0 + 2,
           audit(3),
         );
         expect(again).toEqual(given);
+        // The same key with other params (or the job's priority, 3): refused, nothing written.
+        const others: Array<{ params: JsonObject; priority: number | null }> = [
+          { params: { c: 3 }, priority: 7 },
+          { params: { b: 2 }, priority: null },
+        ];
+        for (const other of others) {
+          await expect(
+            store.triggerRun('t', { ...other, idempotencyKey: 'k' }, T0 + 2, audit(9)),
+          ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { runId: given!.id } });
+        }
         expect(events).toEqual([]);
         unsubscribe();
         expect(await store.listRuns({ jobId: created.id, limit: 10 })).toHaveLength(2);
@@ -920,6 +1053,26 @@ export function describeStoreConformance(
         expect(await store.drainWorker('ghost', T0)).toBeNull();
         await store.markLostWorkers(T0 + 60_000);
         await expect(store.drainWorker('w1', T0 + 60_001)).rejects.toMatchObject({
+          code: 'WORKER_NOT_ACTIVE',
+        });
+      });
+
+      it('resumes a drained worker: it claims again; resuming a lost worker is refused', async () => {
+        const plain = await store.createJob(job('r', { trigger: { kind: 'manual' } }), null, T0);
+        const [run] = await enqueue(plain.id, [{}]);
+        await worker('w1');
+        await store.drainWorker('w1', T0);
+        expect(await ids('w1', 10, T0 + 1)).toEqual([]);
+        const events: unknown[] = [];
+        const unsubscribe = store.subscribe((event) => events.push(event));
+        expect(await store.resumeWorker('w1', T0 + 2)).toMatchObject({ id: 'w1', status: 'active' });
+        unsubscribe();
+        expect(events).toContainEqual({ type: 'runs', group: 'default' });
+        expect(await store.resumeWorker('w1', T0 + 2)).toMatchObject({ status: 'active' });
+        expect(await ids('w1', 10, T0 + 3)).toEqual([run]);
+        expect(await store.resumeWorker('ghost', T0)).toBeNull();
+        await store.markLostWorkers(T0 + 60_000);
+        await expect(store.resumeWorker('w1', T0 + 60_001)).rejects.toMatchObject({
           code: 'WORKER_NOT_ACTIVE',
         });
       });

@@ -46,6 +46,7 @@ export interface JobRow {
   runs_fired: number;
   dispatch: JsonColumn;
   task: JsonColumn | null;
+  version: number;
 }
 
 export interface RunRow {
@@ -169,6 +170,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     // Jobs from before the schedules migration hold '{}': every default.
     schedule: { ...DEFAULT_SCHEDULE, ...json<Partial<SchedulePolicy>>(row.schedule) },
     runsFired: row.runs_fired,
+    version: row.version,
     nextFireAt: row.next_fire_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,

@@ -54,7 +54,7 @@ const dialects: Array<{ name: string; known: number; open: () => { store: () => 
           },
           addFutureMigration: (version) => `PRAGMA user_version = ${version}`,
           rewindTo010:
-            'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; PRAGMA user_version = 11',
+            'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; PRAGMA user_version = 11',
         },
       };
     },
@@ -86,7 +86,7 @@ const dialects: Array<{ name: string; known: number; open: () => { store: () => 
           addFutureMigration: (version) =>
             `INSERT INTO kairos_migrations (version, name) VALUES (${version}, '${version}_future.sql')`,
           rewindTo010:
-            'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; DELETE FROM kairos_migrations WHERE version > 12',
+            'DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; DELETE FROM kairos_migrations WHERE version > 12',
         },
       };
     },
@@ -183,7 +183,7 @@ describe('a PostgreSQL node of an older release', () => {
     await client.connect();
     try {
       // Before the last contract step (0012, for code 0.1.0 on), with a node of 0.0.9 alive.
-      await client.query(`DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; DELETE FROM kairos_migrations WHERE version >= 12;
+      await client.query(`DROP TABLE schema_meta; ALTER TABLE nodes DROP COLUMN name; DROP TABLE late_reports; ALTER TABLE runs DROP COLUMN claim_seq; ALTER TABLE workers DROP COLUMN registered_by; ALTER TABLE jobs DROP COLUMN version; ALTER TABLE runs DROP COLUMN idempotency_expires_at; DELETE FROM kairos_migrations WHERE version >= 12;
         INSERT INTO nodes (id, address, version, started_at, heartbeat_at, expires_at, partitions, clock_skew_ms)
         VALUES ('old-1', 'http://old-1', '0.0.9', 0, 0, extract(epoch FROM clock_timestamp()) * 1000 + 600000, '[]', 0),
                ('gone', 'http://gone', '0.0.9', 0, 0, 1, '[]', 0)`);

@@ -63,12 +63,18 @@ export interface Store {
 
   /** Inserts a job. Throws JOB_NAME_TAKEN when the name exists. */
   createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord>;
-  /** Replaces a job's definition and next fire time. Null when the job does not exist. */
+  /**
+   * Replaces a job's definition and next fire time and bumps its version, in one conditional write.
+   * With `expected`, applies only while the job still has that version and next fire time (what the
+   * edit read and computed from): a concurrent edit, pause, or the schedule moving the next fire
+   * makes it change nothing. Null when the job does not exist or no longer matches `expected`.
+   */
   updateJob(
     id: number,
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null>;
   getJob(name: string): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
@@ -98,15 +104,16 @@ export interface Store {
   // Runs ---------------------------------------------------------------------
 
   /**
-   * Queues runs of a job outside its schedule (manual or API trigger). A request whose
-   * idempotency key was used before returns the earlier run instead of a new one.
+   * Queues runs of a job outside its schedule (manual or API trigger), all or none. A request whose
+   * idempotency key holds a run returns that run instead of a new one (see {@link RunTimingRequest}:
+   * other params throw IDEMPOTENCY_CONFLICT and nothing is queued; an expired key is reused).
    */
   enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
   /**
    * Queues one run of the job named `name` (manual or API trigger) and answers it, in one write: the
    * job read by name, its defaults applied (`params` or `priority` null take the job's), the run
-   * queued or, when its idempotency key was used before, the earlier run returned, and `audit`
-   * committed with it. Null when no job has that name (nothing written). The trigger route's path:
+   * queued or, when its idempotency key holds a run, that run returned (IDEMPOTENCY_CONFLICT with
+   * other params or priority; see {@link RunTimingRequest}), and `audit` committed with it. Null when no job has that name (nothing written). The trigger route's path:
    * one round trip to PostgreSQL where reading the job, inserting, reading the run back and auditing
    * took four.
    */
@@ -237,8 +244,9 @@ export interface Store {
   listSkipped(jobId: number, query: { before?: number | undefined; limit: number }): Promise<SkippedRecord[]>;
   /**
    * Resumes a paused job, in one transaction: replaces its definition and next fire time and records
-   * the fires it missed while paused (`skipped`, reason `paused`). Applies only if the job is still
-   * paused; null otherwise (missing, or resumed by someone else first: nothing is recorded twice).
+   * the fires it missed while paused (`skipped`, reason `paused`), and bumps its version. Applies only
+   * if the job is still paused (and matches `expected`, as {@link updateJob}); null otherwise (missing,
+   * or changed or resumed by someone else first: nothing is recorded twice).
    */
   resumeJob(
     id: number,
@@ -246,6 +254,7 @@ export interface Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null>;
   /**
    * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
@@ -387,6 +396,12 @@ export interface Store {
    */
   drainWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
   /**
+   * Undoes a drain: a draining worker is active again and claims runs; long polls of its group are
+   * woken. Null when unknown; WORKER_NOT_ACTIVE when lost or stopped. Resuming an active worker is a
+   * no-op.
+   */
+  resumeWorker(workerId: string, now: number): Promise<WorkerRecord | null>;
+  /**
    * Fails queued runs that waited longer than their job's schedule-to-start timeout since they
    * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
    */
@@ -508,6 +523,12 @@ export interface NodeRecord extends NodeHeartbeat {
   expiresAt: number;
 }
 
+/** What an edit read of a job, that must still hold when it writes (Store.updateJob). */
+export interface JobExpectation {
+  version: number;
+  nextFireAt: number | null;
+}
+
 /** A job belongs to trigger partition `id % count`; a trigger loop fires the partitions it owns. */
 /**
  * What firing reads of a due job. Jobs of one answer that have the same trigger or schedule may
@@ -575,16 +596,28 @@ export interface PollDispatch {
 }
 
 /** One run of {@link Store.triggerRun}: null `params` or `priority` take the job's. */
-export interface TriggerRunRequest {
+export interface TriggerRunRequest extends RunTimingRequest {
   params: JsonObject | null;
   priority: number | null;
-  idempotencyKey?: string | undefined;
 }
 
-export interface EnqueueRequest {
+export interface EnqueueRequest extends RunTimingRequest {
   params: JsonObject;
   priority: number;
+}
+
+/**
+ * When a manual run may start and its idempotency key. A key holds its run until
+ * `idempotencyExpiresAt`: a request with that key answers the run while its params and priority are
+ * the same, and throws IDEMPOTENCY_CONFLICT (writing nothing) while they differ; after it, the key
+ * is taken from the old run for a new one.
+ */
+export interface RunTimingRequest {
   idempotencyKey?: string | undefined;
+  /** Epoch ms; null or absent with no expiry (keys written before expiry existed). */
+  idempotencyExpiresAt?: number | null | undefined;
+  /** Not handed to a worker before this instant (`availableAt`); absent: now. */
+  availableAt?: number | undefined;
 }
 
 export interface RunRecord {

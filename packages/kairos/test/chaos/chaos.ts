@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CheckOptions, checkChaos, formatVerdict, type Verdict } from './checker.ts';
 import { appendEvent, readEvents } from './history-log.ts';
+import { formatLatency, latencyByFault } from './latency.ts';
 import { FAULTS, type FaultKind, Nemesis, planFaults } from './nemesis.ts';
 import { readPostgresSnapshot, readSqliteSnapshot } from './store-reader.ts';
 import { ADMIN_TOKEN, System, sleep, TIMINGS } from './system.ts';
@@ -25,10 +26,15 @@ export interface Profile {
   enqueueRate: number;
 }
 
+/** Every fault a PostgreSQL cluster can be given (the SQLite ones need the SQLite profile). */
+const POSTGRES_FAULTS = (Object.keys(FAULTS) as FaultKind[]).filter(
+  (kind) => !(FAULTS[kind].needs as readonly string[]).includes('sqlite'),
+);
+
 /**
- * The quick profile runs in CI on every `npm test`: only faults that the current code survives.
- * `node-stop` and the worker↔node cuts are in the long profile only until the fixes for what they
- * found land (docs/reliability.md, "Results").
+ * `quick` runs in CI on every `npm test`; `long` is the 30-minute run of docs/reliability.md;
+ * `latency` injects one fault at a time, far enough apart that each run's delay is charged to one
+ * fault only: what each fault costs in latency.
  */
 export const PROFILES: Record<string, Profile> = {
   quick: {
@@ -37,18 +43,7 @@ export const PROFILES: Record<string, Profile> = {
     nodes: 3,
     workers: 3,
     durationMs: 60_000,
-    faults: [
-      'node-kill',
-      'node-stop',
-      'rolling-restart',
-      'worker-kill',
-      'worker-stop',
-      'db-restart',
-      'worker-isolate',
-      'worker-node-cut',
-      'clock-step',
-      'poison',
-    ],
+    faults: POSTGRES_FAULTS,
     gapMs: [2000, 5000],
     enqueueRate: 10,
   },
@@ -58,10 +53,19 @@ export const PROFILES: Record<string, Profile> = {
     nodes: 3,
     workers: 3,
     durationMs: 30 * 60_000,
-    faults: (Object.keys(FAULTS) as FaultKind[]).filter(
-      (kind) => !(FAULTS[kind].needs as readonly string[]).includes('sqlite'),
-    ),
+    faults: POSTGRES_FAULTS,
     gapMs: [2000, 6000],
+    enqueueRate: 10,
+  },
+  latency: {
+    name: 'latency',
+    store: 'postgres',
+    nodes: 3,
+    workers: 3,
+    // Two rounds of every kind, one at a time: the longest fault (15 s) and its recovery fit a gap.
+    durationMs: 2 * POSTGRES_FAULTS.length * 30_000,
+    faults: POSTGRES_FAULTS,
+    gapMs: [30_000, 30_000],
     enqueueRate: 10,
   },
   sqlite: {
@@ -144,7 +148,7 @@ export async function runChaos(
     producer.stop();
     await producer.done;
     log(`chaos: faults healed at ${new Date(to).toISOString()}; waiting for the system to drain`);
-    await drain(system, profile, dir, history, to);
+    await drain(system, profile, dir, history, scheduledFires(from, to));
     // The history before the store: every execution it holds is of a run the store then holds;
     // an execution that starts in between is a running run younger than the holder bound.
     const events = readEvents(history);
@@ -160,18 +164,26 @@ export async function runChaos(
       partitionLeaseMs: TIMINGS.partitionLeaseMs,
     };
     const verdict = checkChaos(events, snapshot, options);
+    // A fault's effects are charged to it until lease + sweep + a partition renewal after it heals.
+    const latency = latencyByFault(events, snapshot, {
+      afterMs: TIMINGS.workerLeaseMs + TIMINGS.reaperIntervalMs + TIMINGS.partitionLeaseMs,
+      from,
+      to,
+    });
     const counters = await nodeCounters(system);
     const report = [
       `chaos: profile ${profile.name}, seed ${seed}, ${(to - from) / 1000} s of fires checked`,
       formatVerdict(verdict),
       `node counters (live nodes since their last start): ${JSON.stringify(counters)}`,
+      'latency by fault (ms; start: due → first execution, counted: due → the execution that counted):',
+      formatLatency(latency),
       verdict.ok
         ? ''
         : `chaos: FAILED with seed ${seed}; reproduce with: npm run chaos -- --${profile.name} --seed ${seed}`,
     ].join('\n');
     writeFileSync(
       join(dir, 'verdict.json'),
-      JSON.stringify({ seed, profile: profile.name, verdict, counters }, null, 2),
+      JSON.stringify({ seed, profile: profile.name, verdict, counters, latency }, null, 2),
     );
     writeFileSync(join(dir, 'verdict.txt'), report);
     return { seed, profile: profile.name, verdict, report, dir };
@@ -280,9 +292,20 @@ function readStore(system: System, profile: Profile, dir: string) {
     : Promise.resolve(readSqliteSnapshot(join(dir, 'data', 'kairos.db')));
 }
 
-/** Waits until every acknowledged run and every fire up to `to` ended, at most 90 s. */
-async function drain(system: System, profile: Profile, dir: string, history: string, to: number) {
+/**
+ * Waits, at most 90 s, until every acknowledged run ended and every fire due up to the heal has a
+ * run that ended or a ledger entry: fires due while every node was cut off are fired late, within
+ * the misfire grace, once the cluster takes its partitions back.
+ */
+async function drain(
+  system: System,
+  profile: Profile,
+  dir: string,
+  history: string,
+  scheduled: CheckOptions['scheduled'],
+) {
   const deadline = Date.now() + 90_000;
+  const to = Math.max(...scheduled.flatMap((s) => s.fires));
   for (;;) {
     const snapshot = await readStore(system, profile, dir);
     const acked = new Set(readEvents(history).flatMap((e) => (e.t === 'ack' ? [e.runId] : [])));
@@ -291,7 +314,15 @@ async function drain(system: System, profile: Profile, dir: string, history: str
         (acked.has(r.id) || (r.fireTime !== null && r.fireTime <= to)) &&
         !['succeeded', 'failed', 'timed_out', 'cancelled'].includes(r.status),
     );
-    if (open.length === 0 || Date.now() > deadline) return;
+    const fired = new Set(snapshot.runs.map((r) => `${r.job}@${r.fireTime}`));
+    const unfired = scheduled.flatMap(({ job, fires }) =>
+      fires.filter(
+        (t) =>
+          !fired.has(`${job}@${t}`) &&
+          !snapshot.skipped.some((s) => s.job === job && s.firstFire <= t && t <= s.lastFire),
+      ),
+    );
+    if ((open.length === 0 && unfired.length === 0) || Date.now() > deadline) return;
     await sleep(1000);
   }
 }

@@ -25,11 +25,8 @@ export class Network {
    * a time per machine: the names are fixed, so a second run would tear down the first one's.
    */
   setup(): void {
-    const holder = existsSync(LOCK) ? Number(readFileSync(LOCK, 'utf8')) : 0;
-    if (holder && holder !== process.pid && alive(holder))
-      throw new Error(`another chaos run (pid ${holder}) holds the network namespaces; wait for it to end`);
+    takeLock();
     this.teardown();
-    writeFileSync(LOCK, String(process.pid));
     run('ip', ['link', 'add', Network.BRIDGE, 'type', 'bridge']);
     run('ip', ['addr', 'add', `${Network.HOST}/24`, 'dev', Network.BRIDGE]);
     run('ip', ['link', 'set', Network.BRIDGE, 'up']);
@@ -119,6 +116,9 @@ export class Network {
       const ns = line.split(' ')[0];
       if (ns?.startsWith('kc-')) tryRun('ip', ['netns', 'del', ns]);
     }
+    // A veth whose namespace went away with a killed run, or that a half-done `add` left behind.
+    const links = tryRun('ip', ['-o', 'link', 'show']) ?? '';
+    for (const match of links.matchAll(/^\d+: (kcv-[^:@\s]+)/gm)) tryRun('ip', ['link', 'del', match[1]!]);
     tryRun('ip', ['link', 'del', Network.BRIDGE]);
     tryRun('nft', ['delete', 'table', 'inet', 'kairos_chaos']);
     this.members.clear();
@@ -161,6 +161,32 @@ export class Network {
 // `blocked` sources are dropped; of `lossy` sources one packet in five (netem is not in every
 // kernel; nftables' random number generator is).
 const LOCK = join(tmpdir(), 'kairos-chaos-network.pid');
+
+/**
+ * Takes the machine-wide lock of the namespaces atomically (O_EXCL): of two runs that start at
+ * once, exactly one gets it. A lock whose holder died is taken over.
+ */
+function takeLock(): void {
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number(readFileSync(LOCK, 'utf8').trim() || '0');
+    if (holder === process.pid) return;
+    if (holder === 0) {
+      // Created by a run that has not written its pid yet.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      continue;
+    }
+    if (alive(holder))
+      throw new Error(`another chaos run (pid ${holder}) holds the network namespaces; wait for it to end`);
+    rmSync(LOCK, { force: true });
+  }
+  throw new Error(`could not take the chaos network lock ${LOCK}`);
+}
 
 function alive(pid: number): boolean {
   try {

@@ -1,4 +1,4 @@
-// `npm run chaos -- [--quick | --long | --sqlite] [--seed N] [--duration 120s] [--faults a,b]`:
+// `npm run chaos -- [--quick | --long | --latency | --sqlite] [--seed N] [--duration 120s] [--faults a,b]`:
 // runs the system under test with the nemesis and checks the whole history (docs/reliability.md).
 import { parseArgs } from 'node:util';
 import { PROFILES, runChaos } from './chaos.ts';
@@ -9,6 +9,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean' },
     long: { type: 'boolean' },
     sqlite: { type: 'boolean' },
+    latency: { type: 'boolean' },
     seed: { type: 'string' },
     duration: { type: 'string' },
     faults: { type: 'string' },
@@ -16,7 +17,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log(`usage: npm run chaos -- [--quick | --long | --sqlite] [--seed N] [--duration 90s] [--faults kind,kind]
+  console.log(`usage: npm run chaos -- [--quick | --long | --latency | --sqlite] [--seed N] [--duration 90s] [--faults kind,kind]
 profiles: ${Object.entries(PROFILES)
     .map(
       ([name, p]) =>
@@ -26,7 +27,7 @@ profiles: ${Object.entries(PROFILES)
 faults: ${Object.keys(FAULTS).join(' ')}`);
   process.exit(0);
 }
-const name = values.long ? 'long' : values.sqlite ? 'sqlite' : 'quick';
+const name = values.long ? 'long' : values.latency ? 'latency' : values.sqlite ? 'sqlite' : 'quick';
 const profile = { ...PROFILES[name]! };
 if (values.duration) {
   const match = /^(\d+)(ms|s|m)?$/.exec(values.duration);

@@ -1,4 +1,5 @@
 import {
+  type Job,
   JobPageSchema,
   type JobPatch,
   JobPatchBody,
@@ -13,9 +14,11 @@ import {
   type TriggerRequest,
   TriggerRequestSchema,
 } from '@kairos/client';
-import type { Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
-import { describeJob } from '../../core/job.ts';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { describeJob, type JobRecord } from '../../core/job.ts';
+import { KairosError } from '../../errors.ts';
+import type { EditCondition } from '../../scheduler/job-service.ts';
 import { answers, NoContent } from '../answers.ts';
 import { describeChange } from '../audit.ts';
 import type { NodeContext } from '../context.ts';
@@ -24,6 +27,53 @@ import { fitPage } from '../page-budget.ts';
 import { runView } from '../views.ts';
 
 type NameParams = Static<typeof NameParam>;
+
+/** `If-Match` on the routes that change a job: the version (ETag) the change was decided on. */
+const IfMatchHeader = Type.Object({
+  'if-match': Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description: 'The job version (its ETag) the change applies to; 409 VERSION_CONFLICT otherwise.',
+    }),
+  ),
+});
+type IfMatch = Static<typeof IfMatchHeader>;
+
+function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+function answerJob(reply: FastifyReply, record: JobRecord): Job {
+  const job = describeJob(record);
+  reply.header('etag', etagOf(job.version));
+  return job;
+}
+
+/**
+ * The version a change applies to, from `If-Match` (`"3"`, `W/"3"` or `3`; `*`: any) and/or the
+ * body's `version`; both given must agree.
+ */
+function editCondition(headers: IfMatch, bodyVersion: number | undefined): EditCondition {
+  const header = headers['if-match']?.trim();
+  let version: number | undefined;
+  if (header !== undefined && header !== '*') {
+    const match = /^(?:W\/)?"?([1-9]\d{0,14})"?$/.exec(header);
+    if (!match) {
+      throw new KairosError('VALIDATION_FAILED', 'If-Match: expected a job version such as "3"', {
+        field: 'If-Match',
+      });
+    }
+    version = Number(match[1]);
+  }
+  if (version !== undefined && bodyVersion !== undefined && version !== bodyVersion) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `version: ${bodyVersion} in the body, ${version} in If-Match; send one, or the same`,
+      { field: 'version' },
+    );
+  }
+  return { version: version ?? bodyVersion };
+}
 
 export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { jobs, store, metrics, clock } = ctx;
@@ -82,10 +132,14 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         response: answers({ 200: JobSchema }),
       },
     },
-    async (request) => describeJob(await jobs.get(request.params.name)),
+    async (request, reply) => {
+      const job = describeJob(await jobs.get(request.params.name));
+      reply.header('etag', etagOf(job.version));
+      return job;
+    },
   );
 
-  app.put<{ Params: NameParams; Body: JobSpec }>(
+  app.put<{ Params: NameParams; Body: JobSpec; Headers: IfMatch }>(
     '/v1/jobs/:name',
     {
       ...write,
@@ -93,14 +147,22 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         operationId: 'putJob',
         tags: ['jobs'],
         params: NameParam,
+        headers: IfMatchHeader,
         body: JobSpecBody,
         response: answers({ 200: JobSchema }),
       },
     },
-    async (request) => describeJob(await jobs.put({ ...request.body, name: request.params.name })),
+    async (request, reply) => {
+      const { version, ...spec } = request.body;
+      const job = await jobs.put(
+        { ...spec, name: request.params.name },
+        editCondition(request.headers, version),
+      );
+      return answerJob(reply, job);
+    },
   );
 
-  app.patch<{ Params: NameParams; Body: JobPatch }>(
+  app.patch<{ Params: NameParams; Body: JobPatch; Headers: IfMatch }>(
     '/v1/jobs/:name',
     {
       ...write,
@@ -108,11 +170,16 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         operationId: 'updateJob',
         tags: ['jobs'],
         params: NameParam,
+        headers: IfMatchHeader,
         body: JobPatchBody,
         response: answers({ 200: JobSchema }),
       },
     },
-    async (request) => describeJob(await jobs.update(request.params.name, request.body)),
+    async (request, reply) => {
+      const { version, ...patch } = request.body;
+      const job = await jobs.update(request.params.name, patch, editCondition(request.headers, version));
+      return answerJob(reply, job);
+    },
   );
 
   app.delete<{ Params: NameParams }>(
@@ -132,7 +199,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.post<{ Params: NameParams }>(
+  app.post<{ Params: NameParams; Headers: IfMatch }>(
     '/v1/jobs/:name/pause',
     {
       ...write,
@@ -140,13 +207,15 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         operationId: 'pauseJob',
         tags: ['jobs'],
         params: NameParam,
+        headers: IfMatchHeader,
         response: answers({ 200: JobSchema }),
       },
     },
-    async (request) => describeJob(await jobs.pause(request.params.name)),
+    async (request, reply) =>
+      answerJob(reply, await jobs.pause(request.params.name, editCondition(request.headers, undefined))),
   );
 
-  app.post<{ Params: NameParams }>(
+  app.post<{ Params: NameParams; Headers: IfMatch }>(
     '/v1/jobs/:name/resume',
     {
       ...write,
@@ -154,10 +223,12 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         operationId: 'resumeJob',
         tags: ['jobs'],
         params: NameParam,
+        headers: IfMatchHeader,
         response: answers({ 200: JobSchema }),
       },
     },
-    async (request) => describeJob(await jobs.resume(request.params.name)),
+    async (request, reply) =>
+      answerJob(reply, await jobs.resume(request.params.name, editCondition(request.headers, undefined))),
   );
 
   app.post<{ Params: NameParams; Body: TriggerRequest | undefined }>(

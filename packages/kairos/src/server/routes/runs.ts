@@ -5,6 +5,7 @@ import {
   RunQuery,
   RunSchema,
   WorkerListSchema,
+  WorkerQuery,
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
@@ -115,9 +116,17 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const listWorkers = {
     operationId: 'listWorkers',
     tags: ['workers'],
+    querystring: WorkerQuery,
     response: answers({ 200: WorkerListSchema }),
   };
-  app.get('/v1/workers', { ...read, schema: listWorkers }, async () => ({
-    items: (await store.listWorkers()).map(workerView),
-  }));
+  app.get<{ Querystring: Static<typeof WorkerQuery> }>(
+    '/v1/workers',
+    { ...read, schema: listWorkers },
+    async (request) => ({
+      // Lost and stopped workers stay until the reaper prunes them; a list of the fleet hides them.
+      items: (await store.listWorkers())
+        .filter((worker) => request.query.all || worker.status === 'active' || worker.status === 'draining')
+        .map(workerView),
+    }),
+  );
 }

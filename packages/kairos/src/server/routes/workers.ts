@@ -17,7 +17,7 @@ import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { workerView } from '../views.ts';
 
-/** Steering the fleet: draining a worker, group limits. */
+/** Steering the fleet: draining and resuming a worker, group limits. */
 export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock } = ctx;
   const read = { onRequest: ctx.requireRole('viewer') };
@@ -36,6 +36,24 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
     },
     async (request) => {
       const worker = await store.drainWorker(request.params.id, clock.now());
+      if (!worker) throw new KairosError('WORKER_NOT_FOUND', `no worker ${request.params.id}`);
+      return workerView(worker);
+    },
+  );
+
+  app.post<{ Params: Static<typeof WorkerParam> }>(
+    '/v1/workers/:id/resume',
+    {
+      ...write,
+      schema: {
+        operationId: 'resumeWorker',
+        tags: ['workers'],
+        params: WorkerParam,
+        response: answers({ 200: WorkerInfoSchema }),
+      },
+    },
+    async (request) => {
+      const worker = await store.resumeWorker(request.params.id, clock.now());
       if (!worker) throw new KairosError('WORKER_NOT_FOUND', `no worker ${request.params.id}`);
       return workerView(worker);
     },

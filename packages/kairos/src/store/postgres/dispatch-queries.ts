@@ -118,6 +118,12 @@ export const DRAIN_WORKER = `
   drained AS (UPDATE workers SET status = 'draining' WHERE id = $1 AND status IN ('active', 'draining'))
   SELECT status, group_name FROM before`;
 
+/** Mark worker $1 active again if draining or active; answers its status before and group. */
+export const RESUME_WORKER = `
+  WITH before AS (SELECT status, group_name FROM workers WHERE id = $1 FOR UPDATE),
+  resumed AS (UPDATE workers SET status = 'active' WHERE id = $1 AND status IN ('active', 'draining'))
+  SELECT status, group_name FROM before`;
+
 /** Replace a group's limits. $1 group, $2 max concurrency, $3 rate limit, $4 rate period ms (each null for none), $5 now. */
 export const SET_GROUP_LIMIT = `
   INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES ($1, $2, $3, $4, $5)

@@ -352,7 +352,8 @@ describe('PostgreSQL store: NOTIFY only when another node may listen', () => {
     mine.subscribe((event) => heard.push(event));
     const untilHeard = async (count: number) => {
       const deadline = Date.now() + 10_000;
-      while (heard.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (heard.length < count && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
     };
     const jobOfTheirs = await theirs.createJob(compileJob(spec), null, T0);
     const jobOfOurs = await ours.createJob(compileJob(spec), null, T0);

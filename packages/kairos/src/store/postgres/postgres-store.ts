@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { AttemptRef } from '@kairos/client';
+import type { AttemptRef, JsonObject } from '@kairos/client';
 import pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
@@ -76,7 +77,9 @@ import {
   dueJobsFromRows,
   heartbeatAnswer,
   type JobRow,
+  type JsonColumn,
   jobFromRow,
+  json,
   type LeaseRow,
   leaseFromRow,
   type NodeRow,
@@ -102,6 +105,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobExpectation,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -144,11 +148,19 @@ import {
 } from './schedules.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
+/** A run an idempotency key holds (RUNS_BY_IDEMPOTENCY_KEYS). */
+interface KeyHolderRow {
+  id: number;
+  idempotency_key: string;
+  params: JsonColumn;
+  priority: number;
+  idempotency_expires_at: number | null;
+}
+
 interface EnqueuedRow {
   group_name: string;
   broadcast: boolean;
   inserted: string;
-  existing: string;
 }
 
 /** A run that FINISH_ATTEMPTS ended (or queued again), with what its end set off. */
@@ -408,8 +420,16 @@ export class PostgresStore implements Store {
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
-    const values = [...jobValues(job), nextFireAt, now, id, ...dispatchValues(job)];
+    const values = [
+      ...jobValues(job),
+      nextFireAt,
+      now,
+      id,
+      ...dispatchValues(job),
+      ...expectationValues(expected),
+    ];
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
       ? await this.transaction('updateJob', async (client) => {
@@ -527,7 +547,11 @@ export class PostgresStore implements Store {
       params: r.params,
       priority: r.priority,
       key: r.idempotencyKey ?? null,
+      expires: r.idempotencyKey === undefined ? null : (r.idempotencyExpiresAt ?? null),
+      available_at: r.availableAt ?? now,
     }));
+    const keys = [...new Set(input.flatMap((r) => (r.key === null ? [] : [r.key])))];
+    if (keys.length > 0) return this.enqueueKeyedRuns(jobId, requests, input, keys, now);
     const enqueue = async (db: pg.Pool | pg.PoolClient, broadcast: boolean) => {
       const { rows } = await db.query<EnqueuedRow>({
         name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
@@ -555,25 +579,80 @@ export class PostgresStore implements Store {
         return row;
       });
     }
-    // Sequence numbers follow the insert order, which follows the input order.
+    // Sequence numbers follow the insert order, which follows the input order (no keys here).
     const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort((a, b) => a[0] - b[0]);
-    const byKey = new Map<string, number>();
-    for (const [id, key] of [...JSON.parse(row.existing), ...inserted] as Array<[number, string | null]>)
-      if (key !== null) byKey.set(key, id);
-    const unkeyed = inserted.filter(([, key]) => key === null).map(([id]) => id);
-    const missing = input.filter((r) => r.key !== null && !byKey.has(r.key)).map((r) => r.key!);
-    if (missing.length > 0) {
-      // Keys that a concurrent request committed after this statement began.
-      const existing = await this.query<{ id: number; idempotency_key: string }>(
-        'enqueueRuns',
-        'SELECT id, idempotency_key FROM runs WHERE job_id = $1 AND idempotency_key = ANY($2::text[])',
-        [jobId, missing],
-      );
-      for (const r of existing) byKey.set(r.idempotency_key, r.id);
-    }
     // Other nodes learn through the statement's NOTIFY.
     this.emit([{ type: 'runs', group: row.group_name }]);
-    return input.map((r) => (r.key === null ? unkeyed.shift()! : byKey.get(r.key)!));
+    return inserted.map(([id]) => id);
+  }
+
+  /**
+   * enqueueRuns with idempotency keys, in one transaction so that a conflict writes nothing: the
+   * runs the keys hold are locked and judged first (expired keys taken from their runs, other params
+   * refused), then the runs inserted. A key whose run a concurrent request commits meanwhile is
+   * judged against that run; with other params, the whole batch is refused.
+   */
+  private async enqueueKeyedRuns(
+    jobId: number,
+    requests: readonly EnqueueRequest[],
+    input: ReadonlyArray<{ key: string | null }>,
+    keys: string[],
+    now: number,
+  ): Promise<number[]> {
+    const byKey = new Map<string, { id: number; params: JsonObject; priority: number }>();
+    const { group, ids } = await this.transaction('enqueueRuns', async (client) => {
+      const held = await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, keys]);
+      for (const run of held.rows) {
+        if (run.idempotency_expires_at !== null && Number(run.idempotency_expires_at) <= now) {
+          await client.query(sql.RELEASE_IDEMPOTENCY_KEY, [run.id, run.idempotency_key, now]);
+        } else {
+          byKey.set(run.idempotency_key, { ...run, params: json<JsonObject>(run.params) });
+        }
+      }
+      const fresh = requests
+        .map((request, i) => ({ request, i }))
+        .filter(({ request }) => request.idempotencyKey === undefined || !byKey.has(request.idempotencyKey));
+      const { rows } = await client.query<EnqueuedRow>(sql.ENQUEUE, [
+        jobId,
+        JSON.stringify(fresh.map(({ i }) => input[i])),
+        now,
+        CHANNEL,
+        this.origin,
+        true,
+        this.peers,
+        this.options.schema ?? null,
+      ]);
+      const row = rows[0];
+      if (!row) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+      if (row.broadcast) await this.shardNewRuns(client, [jobId], now);
+      const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort(
+        (a, b) => a[0] - b[0],
+      );
+      const unkeyed = inserted.filter(([, key]) => key === null).map(([id]) => id);
+      for (const [id, key] of inserted) {
+        if (key === null) continue;
+        const first = fresh.find(({ request }) => request.idempotencyKey === key)!.request;
+        byKey.set(key, { id, params: first.params, priority: first.priority });
+      }
+      const missing = keys.filter((key) => !byKey.has(key));
+      if (missing.length > 0) {
+        // Keys that a concurrent request committed after this transaction read them.
+        const late = await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, missing]);
+        for (const run of late.rows)
+          byKey.set(run.idempotency_key, { ...run, params: json<JsonObject>(run.params) });
+      }
+      const ids = requests.map((request) => {
+        if (request.idempotencyKey === undefined) return unkeyed.shift()!;
+        const run = byKey.get(request.idempotencyKey)!;
+        if (!sameRunRequest(run, request.params, request.priority))
+          throw idempotencyConflict(request.idempotencyKey, run.id);
+        return run.id;
+      });
+      return { group: row.group_name, ids };
+    });
+    // Other nodes learn through the statement's NOTIFY.
+    this.emit([{ type: 'runs', group }]);
+    return ids;
   }
 
   async triggerRun(
@@ -583,49 +662,58 @@ export class PostgresStore implements Store {
     audit?: AuditEntry,
   ): Promise<RunRecord | null> {
     const key = request.idempotencyKey ?? null;
-    const [row] = await this.query<
-      RunRow & { job_id_of_name: number; job_broadcast: boolean; inserted: number }
-    >('triggerRun', sql.TRIGGER_RUN, [
-      name,
-      request.params === null ? null : JSON.stringify(request.params),
-      request.priority,
-      key,
-      now,
-      CHANNEL,
-      this.origin,
-      ...(audit ? auditValues(audit) : [null, null, null, null, null]),
-      this.peers,
-      this.options.schema ?? null,
-    ]);
-    if (!row) return null;
-    if (row.job_broadcast) {
-      // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
-      const job = await this.getJob(name);
-      if (!job) return null;
-      const [id] = await this.enqueueRuns(
-        job.id,
-        [
-          {
-            params: request.params ?? job.params,
-            priority: request.priority ?? job.priority,
-            idempotencyKey: key ?? undefined,
-          },
-        ],
+    for (let round = 1; ; round++) {
+      const [row] = await this.query<
+        RunRow & {
+          job_id_of_name: number;
+          job_broadcast: boolean;
+          inserted: number;
+          key_same: boolean | null;
+          key_expired: boolean | null;
+        }
+      >('triggerRun', sql.TRIGGER_RUN, [
+        name,
+        request.params === null ? null : JSON.stringify(request.params),
+        request.priority,
+        key,
         now,
-      );
-      if (audit) await this.appendAudit(audit);
-      return this.getRun(id!);
+        CHANNEL,
+        this.origin,
+        ...(audit ? auditValues(audit) : [null, null, null, null, null]),
+        this.peers,
+        this.options.schema ?? null,
+        request.availableAt ?? now,
+        key === null ? null : (request.idempotencyExpiresAt ?? null),
+      ]);
+      if (!row) return null;
+      if (row.job_broadcast) {
+        // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
+        const job = await this.getJob(name);
+        if (!job) return null;
+        const [id] = await this.enqueueRuns(
+          job.id,
+          [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
+          now,
+        );
+        if (audit) await this.appendAudit(audit);
+        return this.getRun(id!);
+      }
+      // Other nodes learn through the statement's NOTIFY.
+      if (row.inserted > 0) {
+        this.emit([{ type: 'runs', group: row.group_name }]);
+        return runFromRow(row);
+      }
+      // Nothing inserted: the key holds a run, committed before this statement began or (no row to
+      // show, id null) since; an expired key is taken from its run, and the statement runs again.
+      if (row.id !== null && !row.key_expired) {
+        if (!row.key_same) throw idempotencyConflict(key!, row.id);
+        return runFromRow(row);
+      }
+      if (row.id !== null) {
+        await this.query('triggerRun', sql.RELEASE_IDEMPOTENCY_KEY, [row.id, key, now]);
+      }
+      if (round >= 3) throw new StoreUnavailableError('triggerRun', new Error('idempotency key contended'));
     }
-    // Other nodes learn through the statement's NOTIFY.
-    if (row.inserted > 0) this.emit([{ type: 'runs', group: row.group_name }]);
-    if (row.id !== null) return runFromRow(row);
-    // The key's run was committed by a concurrent request after this statement began.
-    const [existing] = await this.query<RunRow>(
-      'triggerRun',
-      `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.job_id = $1 AND r.idempotency_key = $2`,
-      [row.job_id_of_name, key],
-    );
-    return existing ? runFromRow(existing) : null;
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -964,6 +1052,7 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
       if (buffersRuns(job)) await startBuffering(client, id);
@@ -973,6 +1062,7 @@ export class PostgresStore implements Store {
         now,
         id,
         ...dispatchValues(job),
+        ...expectationValues(expected),
       ]);
       if (rows[0] && skipped) {
         await writeSkipped(
@@ -1561,6 +1651,19 @@ export class PostgresStore implements Store {
     return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
   }
 
+  async resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const [row] = await this.query<{ status: string; group_name: string }>('resumeWorker', dq.RESUME_WORKER, [
+      workerId,
+    ]);
+    if (!row) return null;
+    if (row.status !== 'active' && row.status !== 'draining') {
+      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to resume`);
+    }
+    // Its long polls, and those of its group, claim again.
+    await this.notify([{ type: 'runs', group: row.group_name }]);
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
   async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
     return this.transaction('expireQueuedRuns', async (client) => {
       const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
@@ -1876,6 +1979,11 @@ function hash(text: string): string {
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
   return { name: lease.name, owner: lease.owner, epoch: lease.epoch };
+}
+
+/** The edit's expectation as UPDATE_JOB's $19..$21. */
+function expectationValues(expected: JobExpectation | undefined): unknown[] {
+  return expected ? [expected.version, true, expected.nextFireAt] : [null, false, null];
 }
 
 function jobValues(job: JobDefinition): unknown[] {

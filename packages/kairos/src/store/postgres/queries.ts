@@ -15,12 +15,18 @@ export const CREATE_JOB = `
   VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18)
   RETURNING *`;
 
-/** Replace a job's definition. $1..$12 job values, $13 next_fire_at, $14 now, $15 id, $16 dispatch, $17 schedule_to_start_ms, $18 task. */
+/**
+ * Replace a job's definition, bumping its version. $1..$12 job values, $13 next_fire_at, $14 now, $15 id,
+ * $16 dispatch, $17 schedule_to_start_ms, $18 task; the edit's expectation: $19 version or null, $20
+ * whether the next fire is checked, $21 the next fire it read.
+ */
 export const UPDATE_JOB = `
   UPDATE jobs SET name = $1, description = $2, group_name = $3, handler = $4, params = $5::jsonb, trigger = $6::jsonb,
     delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, schedule = $12::jsonb,
-    next_fire_at = $13, updated_at = $14, dispatch = $16::jsonb, schedule_to_start_ms = $17, task = $18::jsonb
-  WHERE id = $15 RETURNING *`;
+    next_fire_at = $13, updated_at = $14, dispatch = $16::jsonb, schedule_to_start_ms = $17, task = $18::jsonb,
+    version = version + 1
+  WHERE id = $15 AND ($19::integer IS NULL OR version = $19) AND (NOT $20::boolean OR next_fire_at IS NOT DISTINCT FROM $21::bigint)
+  RETURNING *`;
 
 /** Resume a paused job (Schedules): as UPDATE_JOB, only while it is still paused. */
 export const RESUME_JOB = `${UPDATE_JOB.replace('WHERE id = $15', 'WHERE id = $15 AND paused')}`;
@@ -78,11 +84,12 @@ export const FIRE = `
     coalesce((SELECT array_agg(DISTINCT group_name) FROM inserted), '{}') AS groups`;
 
 /**
- * Manual runs, in input order, in one statement: the job's row, the runs, the runs that already
- * held the idempotency keys, and the notification of the job's group, sent at commit. No row: no
- * such job. A broadcast job's runs are sharded in the same transaction, so with $6 false (one
- * statement, its own transaction) a broadcast job gets nothing and answers `broadcast`, and the
- * caller runs it again with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key}],
+ * Manual runs, in input order, in one statement: the job's row, the runs, and the notification of
+ * the job's group, sent at commit. No row: no such job. A key that holds a run inserts nothing (the
+ * caller judged the keys first, in its transaction: PostgresStore.enqueueKeyedRuns). A broadcast
+ * job's runs are sharded in the same transaction, so with $6 false (one statement, its own
+ * transaction) a broadcast job gets nothing and answers `broadcast`, and the caller runs it again
+ * with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key, expires, available_at}],
  * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
  * node listens), $8 the node's schema (null: none of its own), which listeners of other schemas skip.
  */
@@ -90,27 +97,24 @@ export const ENQUEUE = `
   WITH job AS (
     SELECT id, group_name, coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE id = $1),
-  input AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(i int, params jsonb, priority int, key text)),
+  input AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
+    AS x(i int, params jsonb, priority int, key text, expires bigint, available_at bigint)),
   inserted AS (
-    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at)
-    SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.params, x.priority, 'queued',
-      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, $3
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
+      status, max_attempts, retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.expires, x.params, x.priority, 'queued',
+      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at
     FROM input x, jobs j
     WHERE j.id = $1 AND ($6 OR NOT (SELECT broadcast FROM job))
     ORDER BY x.i
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key),
-  existing AS (
-    SELECT id, idempotency_key FROM runs
-    WHERE job_id = $1 AND idempotency_key IN (SELECT key FROM input WHERE key IS NOT NULL)),
   notified AS (
     SELECT pg_notify($4, json_build_object('origin', $5::text, 'schema', $8::text,
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
     FROM job WHERE ($6 OR NOT broadcast) AND $7::boolean)
   SELECT group_name, broadcast, (SELECT count(*) FROM notified)::int AS notified,
-    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted,
-    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM existing) AS existing
+    (SELECT coalesce(json_agg(json_build_array(id, idempotency_key)), '[]') FROM inserted) AS inserted
   FROM job`;
 
 /**
@@ -122,7 +126,10 @@ export const ENQUEUE = `
  * of every API trigger. A broadcast job inserts nothing here (its runs are sharded in a transaction):
  * the row says `job_broadcast` and the run columns are null. No row: no such job.
  * $5 now, $6 channel, $7 origin, $13 NOTIFY (false: no other node listens, see PostgresStore.peers),
- * $14 the node's schema (null: none of its own), which listeners of other schemas skip.
+ * $14 the node's schema (null: none of its own), which listeners of other schemas skip, $15 when the
+ * run may start, $16 when its key expires. A key's run is answered with `key_same` (the same params
+ * and priority) and `key_expired`; the audit entry is written only for a run inserted or answered as
+ * the same request (the caller refuses the others, or takes the expired key and runs this again).
  */
 export const TRIGGER_RUN = `
   WITH job AS (
@@ -130,15 +137,18 @@ export const TRIGGER_RUN = `
       coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE name = $1),
   inserted AS (
-    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at)
-    SELECT j.id, j.group_name, j.handler, 'manual', $4::text, coalesce($2::jsonb, j.params), coalesce($3::int, j.priority),
-      'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint, $5::bigint
+    INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
+      status, max_attempts, retry, timeout_ms, created_at, available_at)
+    SELECT j.id, j.group_name, j.handler, 'manual', $4::text, $16::bigint, coalesce($2::jsonb, j.params),
+      coalesce($3::int, j.priority), 'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint,
+      $15::bigint
     FROM job j WHERE NOT j.broadcast
     ON CONFLICT DO NOTHING
     RETURNING *),
   existing AS (
-    SELECT r.* FROM runs r, job j
+    SELECT r.*, r.params = coalesce($2::jsonb, j.params) AND r.priority = coalesce($3::int, j.priority) AS same,
+      r.idempotency_expires_at IS NOT NULL AND r.idempotency_expires_at <= $5::bigint AS expired
+    FROM runs r, job j
     WHERE $4::text IS NOT NULL AND NOT j.broadcast AND r.job_id = j.id AND r.idempotency_key = $4::text),
   notified AS (
     SELECT pg_notify($6, json_build_object('origin', $7::text, 'schema', $14::text,
@@ -146,11 +156,26 @@ export const TRIGGER_RUN = `
     FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
   audited AS (
     INSERT INTO audit_log (at, actor, action, target, details)
-    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL)
+    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL
+      AND (EXISTS (SELECT 1 FROM inserted) OR EXISTS (SELECT 1 FROM existing WHERE same AND NOT expired)))
   SELECT j.id AS job_id_of_name, j.broadcast AS job_broadcast, (SELECT count(*) FROM notified)::int AS notified,
-    (SELECT count(*) FROM inserted)::int AS inserted,
+    (SELECT count(*) FROM inserted)::int AS inserted, r.same AS key_same, r.expired AS key_expired,
     ${RUN_COLUMNS}
-  FROM job j LEFT JOIN (SELECT * FROM inserted UNION ALL SELECT * FROM existing) r ON true`;
+  FROM job j LEFT JOIN (SELECT *, true AS same, false AS expired FROM inserted UNION ALL SELECT * FROM existing) r
+    ON true`;
+
+/** Takes an expired idempotency key from its run, so that a new run may have it. $1 run id, $2 key, $3 now. */
+export const RELEASE_IDEMPOTENCY_KEY = `
+  UPDATE runs SET idempotency_key = NULL
+  WHERE id = $1 AND idempotency_key = $2 AND idempotency_expires_at <= $3`;
+
+/**
+ * The runs that idempotency keys of a job hold, locked, with what a repeated request is compared
+ * with. $1 job id, $2 keys.
+ */
+export const RUNS_BY_IDEMPOTENCY_KEYS = `
+  SELECT id, idempotency_key, params, priority, idempotency_expires_at FROM runs
+  WHERE job_id = $1 AND idempotency_key = ANY($2::text[]) FOR UPDATE`;
 
 /**
  * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created

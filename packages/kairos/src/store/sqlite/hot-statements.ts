@@ -18,18 +18,22 @@ export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'a
 
 /**
  * A run of a job triggered by hand or through the API, with the job's group, handler, retry and time
- * limit: (idempotency key, params JSON, priority, created at, available at, job id). A repeated
- * idempotency key inserts nothing and returns no row.
+ * limit: (idempotency key, key expiry, params JSON, priority, created at, available at, job id). A
+ * key that holds a run inserts nothing and returns no row.
  */
-export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority,
-    status, max_attempts, retry, timeout_ms, created_at, available_at)
-  SELECT id, group_name, handler, 'manual', ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
+export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key,
+    idempotency_expires_at, params, priority, status, max_attempts, retry, timeout_ms, created_at, available_at)
+  SELECT id, group_name, handler, 'manual', ?, ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
     timeout_ms, ?, ?
   FROM jobs WHERE id = ?
   ON CONFLICT DO NOTHING RETURNING id`;
 
-/** The run a repeated idempotency key already made: (job id, key); through runs_idempotency. */
-export const RUN_BY_IDEMPOTENCY_KEY = 'SELECT id FROM runs WHERE job_id = ? AND idempotency_key = ?';
+/** The run an idempotency key holds: (job id, key); through runs_idempotency. */
+export const RUN_BY_IDEMPOTENCY_KEY = `SELECT id, params, priority, idempotency_expires_at FROM runs
+  WHERE job_id = ? AND idempotency_key = ?`;
+
+/** Takes an expired key from its run, so that a new run may have it: (run id). */
+export const RELEASE_IDEMPOTENCY_KEY = 'UPDATE runs SET idempotency_key = NULL WHERE id = ?';
 
 /**
  * The first `max` runs ready for the worker, each with whether its job dispatches plainly. INDEXED BY:

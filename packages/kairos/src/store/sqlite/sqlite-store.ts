@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AttemptRef } from '@kairos/client';
+import type { AttemptRef, JsonObject } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import { BUFFERED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
@@ -72,6 +73,7 @@ import {
   heartbeatAnswer,
   type JobRow,
   jobFromRow,
+  json,
   type LeaseRow,
   leaseFromRow,
   type NodeRow,
@@ -99,6 +101,7 @@ import {
   type GroupLimit,
   type GroupLimits,
   type HeartbeatAnswer,
+  type JobExpectation,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -112,6 +115,7 @@ import {
   type RunProgressRecord,
   type RunQuery,
   type RunRecord,
+  type RunTimingRequest,
   type SkippedRecord,
   type Store,
   type StoreEvent,
@@ -271,14 +275,17 @@ export class SqliteStore implements Store {
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     return this.run('updateJob', () => {
-      const row = this.sql(
-        `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-           retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-           dispatch = ?, schedule_to_start_ms = ?, task = ?
-         WHERE id = ? RETURNING *`,
-      ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+      const row = this.sql(`${UPDATE_JOB} RETURNING *`).get(
+        ...jobValues(job),
+        nextFireAt,
+        now,
+        ...dispatchValues(job),
+        id,
+        ...expectationValues(expected),
+      ) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -441,15 +448,9 @@ export class SqliteStore implements Store {
             | { group_name: string; retry: string }
             | undefined;
           if (!job) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-          const insert = this.sql(hot.INSERT_MANUAL_RUN);
-          const existing = this.sql(hot.RUN_BY_IDEMPOTENCY_KEY);
           const out: number[] = [];
           for (const request of requests) {
-            const key = request.idempotencyKey ?? null;
-            const row = insert.get(key, JSON.stringify(request.params), request.priority, now, now, jobId) as
-              | { id: number }
-              | undefined;
-            out.push(row ? row.id : (existing.get(jobId, key) as { id: number }).id);
+            out.push(this.insertManualRun(jobId, request, request.params, request.priority, now).id);
           }
           this.shardNewRuns([jobId], now);
           return { ids: out, group: job.group_name };
@@ -473,17 +474,13 @@ export class SqliteStore implements Store {
             name,
           ) as { id: number; group_name: string; params: string; priority: number } | undefined;
           if (!job) return null;
-          const key = request.idempotencyKey ?? null;
-          const inserted = this.sql(hot.INSERT_MANUAL_RUN).get(
-            key,
-            request.params === null ? job.params : JSON.stringify(request.params),
+          const { id, inserted } = this.insertManualRun(
+            job.id,
+            request,
+            request.params ?? json<JsonObject>(job.params),
             request.priority ?? job.priority,
             now,
-            now,
-            job.id,
-          ) as { id: number } | undefined;
-          const id =
-            inserted?.id ?? (this.sql(hot.RUN_BY_IDEMPOTENCY_KEY).get(job.id, key) as { id: number }).id;
+          );
           if (inserted) this.shardNewRuns([job.id], now);
           this.audit(audit);
           const row = this.sql(
@@ -495,6 +492,49 @@ export class SqliteStore implements Store {
     );
     if (out?.group) this.emit({ type: 'runs', group: out.group });
     return out?.run ?? null;
+  }
+
+  /**
+   * Inserts one manual run, inside the caller's transaction; or answers the run its idempotency key
+   * holds (IDEMPOTENCY_CONFLICT when asked for with other params or priority), after taking an
+   * expired key from its old run.
+   */
+  private insertManualRun(
+    jobId: number,
+    request: RunTimingRequest,
+    params: JsonObject,
+    priority: number,
+    now: number,
+  ): { id: number; inserted: boolean } {
+    const key = request.idempotencyKey ?? null;
+    if (key !== null) {
+      const held = this.sql(hot.RUN_BY_IDEMPOTENCY_KEY).get(jobId, key) as
+        | { id: number; params: string; priority: number; idempotency_expires_at: number | null }
+        | undefined;
+      if (held && held.idempotency_expires_at !== null && held.idempotency_expires_at <= now) {
+        this.sql(hot.RELEASE_IDEMPOTENCY_KEY).run(held.id);
+      } else if (held) {
+        if (
+          !sameRunRequest(
+            { params: json<JsonObject>(held.params), priority: held.priority },
+            params,
+            priority,
+          )
+        )
+          throw idempotencyConflict(key, held.id);
+        return { id: held.id, inserted: false };
+      }
+    }
+    const row = this.sql(hot.INSERT_MANUAL_RUN).get(
+      key,
+      key === null ? null : (request.idempotencyExpiresAt ?? null),
+      JSON.stringify(params),
+      priority,
+      now,
+      request.availableAt ?? now,
+      jobId,
+    ) as { id: number };
+    return { id: row.id, inserted: true };
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -940,16 +980,19 @@ export class SqliteStore implements Store {
     nextFireAt: number | null,
     skipped: SkippedRange | null,
     now: number,
+    expected?: JobExpectation,
   ): Promise<JobRecord | null> {
     const row = this.run('resumeJob', () =>
       this.db
         .transaction(() => {
-          const row = this.sql(
-            `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?, delay_ms = ?,
-               retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-               dispatch = ?, schedule_to_start_ms = ?, task = ?
-             WHERE id = ? AND paused = 1 RETURNING *`,
-          ).get(...jobValues(job), nextFireAt, now, ...dispatchValues(job), id) as JobRow | undefined;
+          const row = this.sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`).get(
+            ...jobValues(job),
+            nextFireAt,
+            now,
+            ...dispatchValues(job),
+            id,
+            ...expectationValues(expected),
+          ) as JobRow | undefined;
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
         })
@@ -1561,6 +1604,31 @@ export class SqliteStore implements Store {
     return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
   }
 
+  async resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    const found = this.run('resumeWorker', () =>
+      this.db
+        .transaction(() => {
+          const worker = this.sql('SELECT status, group_name FROM workers WHERE id = ?').get(workerId) as
+            | { status: string; group_name: string }
+            | undefined;
+          if (!worker) return null;
+          if (worker.status !== 'active' && worker.status !== 'draining') {
+            throw new KairosError(
+              'WORKER_NOT_ACTIVE',
+              `worker ${workerId} is ${worker.status}: nothing to resume`,
+            );
+          }
+          this.sql(`UPDATE workers SET status = 'active' WHERE id = ?`).run(workerId);
+          return worker.group_name;
+        })
+        .immediate(),
+    );
+    if (found === null) return null;
+    // Its long polls, and those of its group, claim again.
+    this.emit({ type: 'runs', group: found });
+    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  }
+
   async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
     return this.run('expireQueuedRuns', () =>
       this.db
@@ -1849,6 +1917,20 @@ export class SqliteStore implements Store {
       return row.at;
     });
   }
+}
+
+/**
+ * Replace a job's definition and next fire time, bumping its version. Parameters: job values,
+ * next_fire_at, now, dispatch values, id, then the expectation (expectationValues): version or
+ * null, whether the next fire is checked, the next fire read.
+ */
+const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
+    delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, version = version + 1
+  WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
+
+function expectationValues(expected: JobExpectation | undefined): unknown[] {
+  return expected ? [expected.version, expected.version, 1, expected.nextFireAt] : [null, null, 0, null];
 }
 
 function jobValues(job: JobDefinition): unknown[] {

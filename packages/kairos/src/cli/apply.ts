@@ -1,0 +1,322 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import {
+  type CalendarSpec,
+  GroupLimitRequestSchema,
+  type Job,
+  type JobSpec,
+  type KairosClient,
+} from '@kairos/client';
+import { Value } from '@sinclair/typebox/value';
+import type { Command } from 'commander';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { compileCalendar } from '../core/calendar.ts';
+import { compileJob, minimalSpec, specFromJob, specOf } from '../core/job.ts';
+import { KairosError } from '../errors.ts';
+import { printJson } from './format.ts';
+import { clientFrom, type GlobalFlags, UsageError } from './options.ts';
+import { importModule } from './worker.ts';
+
+/** A file of definitions: what `kairos apply` takes and `kairos export` writes. */
+export interface Definitions {
+  calendars?: CalendarSpec[];
+  /** Group limits: `{ name, maxConcurrency?, rateLimit? }`. */
+  groups?: GroupDefinition[];
+  jobs?: JobSpec[];
+}
+
+interface GroupDefinition {
+  name: string;
+  maxConcurrency?: number;
+  rateLimit?: { limit: number; per: string | number };
+}
+
+/** One change `apply` makes (or would make). */
+export interface Change {
+  kind: 'calendar' | 'group' | 'job';
+  name: string;
+  action: 'create' | 'update' | 'unchanged';
+  /** The fields that differ, `field: before → after`. */
+  fields: string[];
+  /** The job's version the diff was read from: the update applies only over it (If-Match). */
+  version?: number;
+}
+
+/** Registers `kairos apply -f` and `kairos export`. */
+export function registerApply(program: Command): void {
+  program
+    .command('apply')
+    .description(
+      'make the cluster match a file of jobs, calendars and group limits (YAML, JSON, or a JavaScript/TypeScript module): a diff first, then the changes',
+    )
+    .requiredOption('-f, --file <file>', 'the definitions: .yaml, .yml, .json, .js, .mjs or .ts')
+    .option('--dry-run', 'print the diff, change nothing')
+    .action(async (options: { file: string; dryRun?: boolean }, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const definitions = await loadDefinitions(options.file);
+      const client = clientFrom(flags);
+      const plan = await planApply(client, definitions);
+      if (!options.dryRun) await carryOut(client, definitions, plan);
+      if (flags.json) return printJson({ dryRun: options.dryRun === true, changes: plan });
+      printPlan(plan, options.dryRun === true);
+    });
+
+  program
+    .command('export')
+    .description(
+      'write every job, calendar and group limit as a file that `kairos apply -f` takes back unchanged',
+    )
+    .option('-o, --output <file>', 'write to this file (.yaml, .yml or .json) instead of standard output')
+    .option('--job <name...>', 'only these jobs (and no calendars or groups)')
+    .action(async (options: { output?: string; job?: string[] }, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const definitions = await exportDefinitions(clientFrom(flags), options.job);
+      const json = options.output ? extname(options.output) === '.json' : flags.json === true;
+      const text = json ? `${JSON.stringify(definitions, null, 2)}\n` : stringifyYaml(definitions);
+      if (options.output) writeFileSync(options.output, text);
+      else process.stdout.write(text);
+    });
+}
+
+/** Reads and checks a definitions file; every error names the entry. */
+export async function loadDefinitions(file: string): Promise<Definitions> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new UsageError(`-f: no such file ${file}`);
+  const ext = extname(path);
+  let value: unknown;
+  if (ext === '.yaml' || ext === '.yml' || ext === '.json') {
+    const text = readFileSync(path, 'utf8');
+    try {
+      value = ext === '.json' ? JSON.parse(text) : parseYaml(text);
+    } catch (error) {
+      throw new UsageError(`-f: ${file} does not parse: ${(error as Error).message}`);
+    }
+  } else if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
+    const module = await importModule(path, file, '-f');
+    value = module.default ?? module;
+  } else throw new UsageError(`-f: ${file}: expected .yaml, .yml, .json, .js, .mjs or .ts`);
+  return checkDefinitions(value, file);
+}
+
+function checkDefinitions(value: unknown, file: string): Definitions {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new UsageError(`-f: ${file}: expected an object with jobs, calendars and groups`);
+  const { jobs = [], calendars = [], groups = [], ...rest } = value as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0)
+    throw new UsageError(`-f: ${file}: unknown key ${unknown[0]} (expected jobs, calendars, groups)`);
+  for (const [key, list] of Object.entries({ jobs, calendars, groups }))
+    if (!Array.isArray(list)) throw new UsageError(`-f: ${file}: ${key} must be a list`);
+  const definitions = { jobs, calendars, groups } as Required<Definitions>;
+  const seen = (kind: string, names: string[]) => {
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) throw new UsageError(`-f: ${file}: ${kind} ${dup} is listed twice`);
+  };
+  seen(
+    'job',
+    definitions.jobs.map((j) => j?.name),
+  );
+  seen(
+    'calendar',
+    definitions.calendars.map((c) => c?.name),
+  );
+  seen(
+    'group',
+    definitions.groups.map((g) => g?.name),
+  );
+  // Every entry compiles before anything is sent: a file with an invalid entry changes nothing.
+  const at = (kind: string, name: unknown, error: unknown) => {
+    if (error instanceof KairosError)
+      return new UsageError(`-f: ${file}: ${kind} ${String(name)}: ${error.code}: ${error.message}`);
+    return error;
+  };
+  for (const job of definitions.jobs) {
+    try {
+      compileJob(job);
+    } catch (error) {
+      throw at('job', job?.name, error);
+    }
+  }
+  for (const calendar of definitions.calendars) {
+    try {
+      compileCalendar(calendar);
+    } catch (error) {
+      throw at('calendar', calendar?.name, error);
+    }
+  }
+  for (const group of definitions.groups) {
+    const { name, ...limits } = group ?? ({} as GroupDefinition);
+    if (typeof name !== 'string' || !Value.Check(GroupLimitRequestSchema, limits))
+      throw new UsageError(
+        `-f: ${file}: group ${String(name)}: expected { name, maxConcurrency?, rateLimit?: { limit, per } }`,
+      );
+  }
+  return definitions;
+}
+
+/** What applying would change, entry by entry, from what the node holds now. */
+export async function planApply(client: KairosClient, definitions: Definitions): Promise<Change[]> {
+  const changes: Change[] = [];
+  const calendars = new Map((await client.listCalendars()).items.map((c) => [c.name, c]));
+  for (const spec of definitions.calendars ?? []) {
+    const desired = compileCalendar(spec);
+    const current = calendars.get(spec.name);
+    const now = current && compileCalendar({ ...current, cron: current.cron ?? undefined });
+    changes.push(diff('calendar', spec.name, now, desired));
+  }
+  const groups = new Map((await client.listGroups()).items.map((g) => [g.group, g]));
+  for (const { name, ...limits } of definitions.groups ?? []) {
+    const current = groups.get(name);
+    const now = current && {
+      maxConcurrency: current.maxConcurrency ?? undefined,
+      rateLimit: current.rateLimit ?? undefined,
+    };
+    const desired = {
+      maxConcurrency: limits.maxConcurrency,
+      rateLimit: limits.rateLimit && { limit: limits.rateLimit.limit, per: perMs(limits.rateLimit.per) },
+    };
+    changes.push(diff('group', name, now, desired));
+  }
+  const calendarNames = new Set([...calendars.keys(), ...(definitions.calendars ?? []).map((c) => c.name)]);
+  const fileJobs = new Set((definitions.jobs ?? []).map((j) => j.name));
+  for (const spec of definitions.jobs ?? []) {
+    for (const calendar of spec.schedule?.calendars ?? [])
+      if (!calendarNames.has(calendar))
+        throw new UsageError(`job ${spec.name}: calendar ${calendar} is neither in the file nor on the node`);
+    const current = await getJob(client, spec.name);
+    if (
+      spec.trigger.kind === 'after' &&
+      !fileJobs.has(spec.trigger.job) &&
+      !(await getJob(client, spec.trigger.job))
+    )
+      throw new UsageError(
+        `job ${spec.name}: its parent ${spec.trigger.job} is neither in the file nor on the node`,
+      );
+    const desired = specOf(compileJob(spec));
+    // A file that does not say whether a job is paused leaves an operator's pause alone.
+    const now =
+      current &&
+      specOf(
+        compileJob({
+          ...specFromJob(current),
+          ...(spec.paused === undefined ? { paused: desired.paused } : {}),
+        }),
+      );
+    const change = diff('job', spec.name, now, desired);
+    changes.push(current === undefined ? change : { ...change, version: current.version });
+  }
+  return changes;
+}
+
+async function getJob(client: KairosClient, name: string): Promise<Job | undefined> {
+  return client.getJob(name).catch((error: { code?: string }) => {
+    if (error.code === 'JOB_NOT_FOUND') return undefined;
+    throw error;
+  });
+}
+
+function diff(kind: Change['kind'], name: string, now: object | undefined, desired: object): Change {
+  if (now === undefined) return { kind, name, action: 'create', fields: [] };
+  const before = now as Record<string, unknown>;
+  const after = desired as Record<string, unknown>;
+  const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter((key) => key !== 'name' && JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+    .map((key) => `${key}: ${JSON.stringify(before[key]) ?? '-'} → ${JSON.stringify(after[key]) ?? '-'}`);
+  return { kind, name, action: fields.length === 0 ? 'unchanged' : 'update', fields };
+}
+
+function perMs(per: string | number): number {
+  return typeof per === 'number'
+    ? per
+    : compileJob({ name: 'x', handler: 'x', trigger: { kind: 'manual' }, rateLimit: { limit: 1, per } })
+        .dispatch.rateLimit!.perMs;
+}
+
+/** Calendars and groups first (jobs name them), then jobs, parents before their `after` children. */
+export async function carryOut(
+  client: KairosClient,
+  definitions: Definitions,
+  plan: Change[],
+): Promise<void> {
+  const todo = (kind: Change['kind'], name: string) =>
+    plan.some((c) => c.kind === kind && c.name === name && c.action !== 'unchanged');
+  for (const calendar of definitions.calendars ?? [])
+    if (todo('calendar', calendar.name)) await client.putCalendar(calendar);
+  for (const { name, ...limits } of definitions.groups ?? [])
+    if (todo('group', name)) await client.setGroupLimits(name, limits);
+  const jobs = [...(definitions.jobs ?? [])];
+  const done = new Set<string>();
+  while (jobs.length > 0) {
+    const index = jobs.findIndex(
+      (j) =>
+        j.trigger.kind !== 'after' ||
+        done.has(j.trigger.job) ||
+        !jobs.some((o) => o.name === (j.trigger as { job: string }).job),
+    );
+    const [job] = jobs.splice(index === -1 ? 0 : index, 1);
+    if (todo('job', job!.name)) {
+      // An edit made since the diff was read is refused (409 VERSION_CONFLICT), never overwritten.
+      const version = plan.find((c) => c.kind === 'job' && c.name === job!.name)?.version;
+      await client.putJob(job!, version === undefined ? {} : { ifMatch: version });
+    }
+    done.add(job!.name);
+  }
+}
+
+function printPlan(plan: Change[], dryRun: boolean): void {
+  const verb = {
+    create: dryRun ? 'would create' : 'created',
+    update: dryRun ? 'would update' : 'updated',
+    unchanged: 'unchanged',
+  };
+  for (const change of plan) {
+    console.log(`${verb[change.action]} ${change.kind} ${change.name}`);
+    for (const field of change.fields) console.log(`    ${field}`);
+  }
+  const count = (action: Change['action']) => plan.filter((c) => c.action === action).length;
+  console.log(
+    `${count('create')} to create, ${count('update')} to update, ${count('unchanged')} unchanged${dryRun ? ' (dry run: nothing changed)' : ''}`,
+  );
+}
+
+/** Every job (or the named ones), calendar and group limit, as `apply` takes them. */
+export async function exportDefinitions(client: KairosClient, only?: string[]): Promise<Definitions> {
+  const jobs: Job[] = [];
+  if (only) for (const name of only) jobs.push(await client.getJob(name));
+  else {
+    let cursor: string | undefined;
+    do {
+      const page = await client.listJobs({ limit: 500, ...(cursor ? { cursor } : {}) });
+      jobs.push(...page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+  const out: Definitions = {};
+  if (!only) {
+    const calendars = (await client.listCalendars()).items;
+    if (calendars.length > 0)
+      out.calendars = calendars.map((c) => {
+        const d = compileCalendar({ ...c, cron: c.cron ?? undefined });
+        return {
+          name: d.name,
+          ...(d.description ? { description: d.description } : {}),
+          ...(d.timezone === 'UTC' ? {} : { timezone: d.timezone }),
+          ...(d.dates.length ? { dates: d.dates } : {}),
+          ...(d.periods.length ? { periods: d.periods } : {}),
+          ...(d.weekdays.length ? { weekdays: d.weekdays } : {}),
+          ...(d.cron ? { cron: d.cron } : {}),
+        };
+      });
+    const groups = (await client.listGroups()).items.filter(
+      (g) => g.maxConcurrency !== null || g.rateLimit !== null,
+    );
+    if (groups.length > 0)
+      out.groups = groups.map((g) => ({
+        name: g.group,
+        ...(g.maxConcurrency === null ? {} : { maxConcurrency: g.maxConcurrency }),
+        ...(g.rateLimit === null ? {} : { rateLimit: g.rateLimit }),
+      }));
+  }
+  out.jobs = jobs.sort((a, b) => a.name.localeCompare(b.name)).map((job) => minimalSpec(specFromJob(job)));
+  return out;
+}

@@ -1,0 +1,216 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JobSpec, KairosClient } from '@kairos/client';
+import { describe, expect, it, vi } from 'vitest';
+import { parse } from 'yaml';
+import { carryOut, planApply } from '../src/cli/apply.ts';
+import { buildProgram } from '../src/cli/program.ts';
+import type { KairosNode } from '../src/node.ts';
+import { startTestNode, tempDir } from './helpers.ts';
+
+/** Jobs that between them use every field a job has. */
+const JOBS: JobSpec[] = [
+  {
+    name: 'nightly',
+    description: 'the nightly report',
+    group: 'reports',
+    handler: 'send-report',
+    params: { to: 'ops', copies: 2, nested: { a: [1, 2] } },
+    trigger: { kind: 'cron', cron: '30 2 * * *', timezone: 'Europe/Berlin', dst: 'literal' },
+    retry: {
+      maxAttempts: 5,
+      backoff: 'fixed',
+      delay: '10s',
+      maxDelay: '1m',
+      jitter: false,
+      nonRetryable: ['BadInput'],
+    },
+    timeout: '15m',
+    priority: 7,
+    schedule: {
+      misfire: { policy: 'catch-up', maxCatchUp: 3, catchUpWindow: '2h' },
+      overlap: 'buffer-one',
+      startAt: '2026-01-01T00:00:00.000Z',
+      endAt: '2030-01-01T00:00:00.000Z',
+      jitter: '5s',
+      maxRuns: 1000,
+      calendars: ['holidays'],
+    },
+    routing: { strategy: 'consistent-hash', key: 'to', selector: { region: 'eu' } },
+    maxConcurrency: 2,
+    rateLimit: { limit: 10, per: '1m' },
+    scheduleToStartTimeout: '30s',
+  },
+  { name: 'rate', handler: 'tick', trigger: { kind: 'every', every: '90s' }, paused: true },
+  { name: 'gap', handler: 'tick', trigger: { kind: 'delay', delay: '10s' } },
+  { name: 'once', handler: 'tick', trigger: { kind: 'at', at: '2031-05-01T09:00:00.000Z' } },
+  { name: 'after-nightly', handler: 'tick', trigger: { kind: 'after', job: 'nightly', on: 'always' } },
+  {
+    name: 'backup',
+    trigger: { kind: 'manual' },
+    task: {
+      kind: 'shell',
+      command: '/usr/local/bin/backup',
+      args: ['--all'],
+      env: { MODE: 'full' },
+      cwd: '/tmp',
+    },
+  },
+  {
+    name: 'ping',
+    trigger: { kind: 'every', every: '5m' },
+    task: {
+      kind: 'http',
+      method: 'POST',
+      url: 'https://hooks.example.com/ping',
+      headers: { 'x-team': 'ops' },
+      body: '{}',
+      timeout: '10s',
+      expectStatus: [200, 204],
+    },
+  },
+];
+
+describe('kairos apply and kairos export', async () => {
+  const source = await startTestNode();
+  const target = await startTestNode();
+  const dir = tempDir();
+  const output: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((line: string) => output.push(line));
+  const kairos = async (node: KairosNode, ...args: string[]) => {
+    output.length = 0;
+    await buildProgram().parseAsync(['node', 'kairos', '--url', node.url, '--token', 'admin-t', ...args]);
+    return output.join('\n');
+  };
+  const state = async (client: KairosClient) => {
+    const jobs = (await client.listJobs({ limit: 100 })).items.map(
+      ({ id: _id, createdAt: _c, updatedAt: _u, nextFireAt: _n, ...job }) => job,
+    );
+    return {
+      jobs,
+      calendars: (await client.listCalendars()).items.map(({ createdAt: _c, updatedAt: _u, ...c }) => c),
+    };
+  };
+
+  await source.admin.putCalendar({
+    name: 'holidays',
+    timezone: 'Europe/Berlin',
+    dates: ['2026-12-25'],
+    weekdays: [0],
+  });
+  await source.admin.setGroupLimits('reports', { maxConcurrency: 4, rateLimit: { limit: 100, per: '1m' } });
+  for (const job of JOBS) await source.admin.createJob(job);
+
+  it('export → apply on another node → export again: the same file; applied again, nothing changes', async () => {
+    const file = join(dir, 'jobs.yaml');
+    await kairos(source.node, 'export', '-o', file);
+    const exported = parse(readFileSync(file, 'utf8'));
+    expect(exported.jobs.map((j: JobSpec) => j.name)).toEqual(JOBS.map((j) => j.name).sort());
+    // Defaults are left out: a file shows what its author chose.
+    expect(exported.jobs.find((j: JobSpec) => j.name === 'gap')).toEqual({
+      name: 'gap',
+      handler: 'tick',
+      trigger: { kind: 'delay', delay: 10_000 },
+    });
+
+    expect(await kairos(target.node, 'apply', '-f', file, '--dry-run')).toMatch(
+      /^would create calendar holidays\nwould create group reports\nwould create job after-nightly/,
+    );
+    expect((await target.admin.listJobs()).items).toEqual([]);
+    expect(await kairos(target.node, 'apply', '-f', file)).toMatch(/9 to create, 0 to update, 0 unchanged$/);
+    expect(await state(target.admin)).toEqual(await state(source.admin));
+    expect((await target.admin.listGroups()).items.find((g) => g.group === 'reports')).toMatchObject({
+      maxConcurrency: 4,
+      rateLimit: { limit: 100, per: 60_000 },
+    });
+
+    const again = join(dir, 'again.yaml');
+    await kairos(target.node, 'export', '-o', again);
+    expect(readFileSync(again, 'utf8')).toBe(readFileSync(file, 'utf8'));
+    expect(await kairos(target.node, 'apply', '-f', again)).toMatch(/0 to create, 0 to update, 9 unchanged$/);
+  });
+
+  it('a dry run shows the diff and changes nothing; apply makes it; a pause the file does not mention stays', async () => {
+    const before = await target.admin.getJob('nightly');
+    await target.admin.pauseJob('gap');
+    const file = join(dir, 'changed.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        jobs: [
+          { ...JOBS[0], trigger: { kind: 'cron', cron: '45 3 * * *', timezone: 'Europe/Berlin' } },
+          { name: 'gap', handler: 'tick', trigger: { kind: 'delay', delay: '10s' } },
+          { name: 'new-one', handler: 'tick', trigger: { kind: 'manual' } },
+        ],
+      }),
+    );
+    const diff = await kairos(target.node, 'apply', '-f', file, '--dry-run');
+    expect(diff).toContain('would update job nightly');
+    expect(diff).toContain(
+      '    trigger: {"kind":"cron","cron":"30 2 * * *","timezone":"Europe/Berlin","dst":"literal"} → {"kind":"cron","cron":"45 3 * * *","timezone":"Europe/Berlin"}',
+    );
+    expect(diff).toContain('unchanged job gap');
+    expect(diff).toMatch(/1 to create, 1 to update, 1 unchanged \(dry run: nothing changed\)$/);
+    expect(await target.admin.getJob('nightly')).toEqual(before);
+
+    await kairos(target.node, 'apply', '-f', file);
+    expect((await target.admin.getJob('nightly')).trigger).toMatchObject({ cron: '45 3 * * *' });
+    expect((await target.admin.getJob('gap')).paused).toBe(true);
+    expect((await target.admin.getJob('new-one')).trigger).toEqual({ kind: 'manual' });
+  });
+
+  it('a file with one invalid entry changes nothing at all', async () => {
+    const before = await state(target.admin);
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(
+      file,
+      [
+        'jobs:',
+        '  - { name: fine, handler: tick, trigger: { kind: manual } }',
+        "  - { name: broken, handler: tick, trigger: { kind: cron, cron: '61 * * * *' } }",
+        'calendars:',
+        '  - { name: new-calendar, weekdays: [6] }',
+      ].join('\n'),
+    );
+    await expect(kairos(target.node, 'apply', '-f', file)).rejects.toThrow(
+      /bad\.yaml: job broken: INVALID_CRON: .*61/,
+    );
+    writeFileSync(
+      file,
+      'jobs:\n  - { name: orphan, handler: tick, trigger: { kind: after, job: nobody } }\n',
+    );
+    await expect(kairos(target.node, 'apply', '-f', file)).rejects.toThrow(
+      /job orphan: its parent nobody is neither in the file nor on the node/,
+    );
+    writeFileSync(file, 'jobs: []\nteams: []\n');
+    await expect(kairos(target.node, 'apply', '-f', file)).rejects.toThrow(/unknown key teams/);
+    expect(await state(target.admin)).toEqual(before);
+  });
+
+  it('an edit made between the diff and the apply is refused, never overwritten', async () => {
+    const definitions = {
+      jobs: [{ name: 'rate', handler: 'tick', trigger: { kind: 'every' as const, every: '3m' } }],
+    };
+    const plan = await planApply(target.admin, definitions);
+    expect(plan).toMatchObject([{ kind: 'job', name: 'rate', action: 'update' }]);
+    await target.admin.updateJob('rate', { priority: 9 });
+    await expect(carryOut(target.admin, definitions, plan)).rejects.toMatchObject({
+      code: 'VERSION_CONFLICT',
+    });
+    expect(await target.admin.getJob('rate')).toMatchObject({ priority: 9, trigger: { every: 90_000 } });
+  });
+
+  it('a TypeScript module that exports the definitions', async () => {
+    const file = join(dir, 'jobs.ts');
+    writeFileSync(
+      file,
+      [
+        "import type { JobSpec } from '@kairos/client';",
+        "const every = (name: string, every: string): JobSpec => ({ name, handler: 'tick', trigger: { kind: 'every', every } });",
+        "export default { jobs: [every('ts-1', '1m'), every('ts-2', '2m')] };",
+      ].join('\n'),
+    );
+    expect(await kairos(target.node, 'apply', '-f', file)).toMatch(/2 to create/);
+    expect((await target.admin.getJob('ts-2')).trigger).toEqual({ kind: 'every', every: 120_000 });
+  });
+});
