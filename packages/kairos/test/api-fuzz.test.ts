@@ -50,6 +50,7 @@ interface Route {
   path: string;
   pathParams: Parameter[];
   query: Parameter[];
+  headers: Parameter[];
   body: Schema | null;
 }
 
@@ -78,6 +79,7 @@ beforeAll(async () => {
         path,
         pathParams: (op.parameters ?? []).filter((p) => p.in === 'path'),
         query: (op.parameters ?? []).filter((p) => p.in === 'query'),
+        headers: (op.parameters ?? []).filter((p) => p.in === 'header'),
         body: op.requestBody?.content?.['application/json']?.schema ?? null,
       })),
   );
@@ -377,7 +379,20 @@ function requestOf(route: Route) {
         },
       )
     : fc.constant(null);
-  return fc.record({ path, query, body, caller: fc.nat({ max: 1000 }) });
+  const headers = fc.record(
+    Object.fromEntries(
+      route.headers.map((p) => [
+        p.name,
+        fc.oneof(
+          fitting(p.schema ?? { type: 'string' }, true, 0).map(String),
+          hostileString,
+          fc.constantFrom('"1"', 'W/"1"', '*', '"0"', '"99999999999999999999"', ...NUMERIC_STRINGS),
+        ),
+      ]),
+    ),
+    { requiredKeys: [] },
+  );
+  return fc.record({ path, query, headers, body, caller: fc.nat({ max: 1000 }) });
 }
 
 // The store's fingerprint -----------------------------------------------------
@@ -430,6 +445,9 @@ describe('the API under random and hostile requests', () => {
         const search = new URLSearchParams(request.query as Record<string, string>).toString();
         const caller = callers[request.caller % callers.length]!;
         const headers: Record<string, string> = caller ? { authorization: `Bearer ${caller}` } : {};
+        // Header values an HTTP client can send at all (no line breaks, NUL or non-Latin-1).
+        for (const [name, value] of Object.entries(request.headers as Record<string, string>))
+          if (/^[\t\u0020-\u007e\u0080-\u00ff]*$/.test(value)) headers[name] = value;
         let body: string | undefined;
         const b = request.body as { json?: unknown; raw?: string; type?: string } | null;
         if (b && 'raw' in b) {
@@ -497,7 +515,7 @@ describe('the API under random and hostile requests', () => {
     );
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     console.log(
-      `api fuzz: ${routes.length} operations, ${counts.requests} requests in ${seconds} s: ` +
+      `api fuzz: ${routes.length} operations (${routes.filter((r) => r.headers.length > 0).length} with header parameters), ${counts.requests} requests in ${seconds} s: ` +
         `${counts['2xx']} 2xx, ${counts['4xx']} 4xx, ${counts['5xx']} 5xx, ${counts.other} other; ` +
         `codes ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}`,
     );
