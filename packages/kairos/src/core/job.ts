@@ -1,5 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Job, JobPatch, JobSpec, JsonObject, RetryPolicy } from '@kairos/client';
+import {
+  HANDLER_PATTERN,
+  type Job,
+  type JobPatch,
+  type JobSpec,
+  type JsonObject,
+  NAME_PATTERN,
+  type RetryPolicy,
+} from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
@@ -41,8 +49,7 @@ export interface JobRecord extends JobDefinition {
   updatedAt: number;
 }
 
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-export const HANDLER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+export { HANDLER_PATTERN, NAME_PATTERN };
 export const PARAMS_LIMIT_BYTES = 64 * 1024;
 export const PRIORITY_LIMIT = 1000;
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
