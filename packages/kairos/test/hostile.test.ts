@@ -346,6 +346,19 @@ describe('worker registration is validated as jobs are', () => {
   });
 });
 
+describe('API tokens are named as groups are, and scoped to real group names', () => {
+  it.each([
+    ['a name with a control character', { name: 'ci\u0000', role: 'operator' }],
+    ['a name with a space', { name: 'my token', role: 'operator' }],
+    ['a group with SQL in it', { name: 'w-sql', role: 'worker', groups: ["' OR 1=1--"] }],
+    ['a group with a space', { name: 'w-space', role: 'worker', groups: ['a b'] }],
+  ])('%s answers 400 and creates nothing', async (_label, body) => {
+    const before = (await admin.listTokens()).items.length;
+    refused(await call('POST', '/v1/tokens', { body }), 400, 'VALIDATION_FAILED');
+    expect((await admin.listTokens()).items.length).toBe(before);
+  });
+});
+
 describe('cursors', () => {
   it('a cursor that no page answered is INVALID_CURSOR on jobs, runs, audit and skipped', async () => {
     await admin.createJob({ name: 'cur', handler: 'h', trigger: { kind: 'manual' } });
