@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { ERROR_CODES } from '@kairos/client';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KairosNode } from '../src/node.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { startTestNode, tempDir } from './helpers.ts';
 
 /**
@@ -57,21 +58,28 @@ interface Route {
 /** Long-lived answers (a log stream) and waits are not what this test is about. */
 const SKIPPED = new Set(['GET /v1/runs/{id}/logs/stream']);
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch']);
-const RUNS = Number(process.env.KAIROS_FUZZ_RUNS ?? 3000);
 
-let node: KairosNode;
-let routes: Route[];
-/** Who calls: mostly the admin token (it reaches every route), sometimes others. */
-const callers: string[] = [...Array.from({ length: 12 }, () => 'admin-t'), 'worker-t', 'nope', ''];
-let db: Database.Database;
+/** One node under test: its URL, its routes, who may call it, and what it stores. */
+interface Target {
+  url: string;
+  routes: Route[];
+  /** Who calls: mostly the admin token (it reaches every route), sometimes others. */
+  callers: string[];
+  /** What the API stores, as a hash: equal before and after a refused request. */
+  fingerprint: () => Promise<string>;
+}
 
-beforeAll(async () => {
+async function startTarget(dialect: 'sqlite' | 'postgres'): Promise<Target> {
   const dataDir = tempDir('kairos-fuzz-');
-  ({ node } = await startTestNode({}, { dataDir }));
+  const schema = testSchema('kairos_fuzz');
+  const { node } = await startTestNode(
+    {},
+    dialect === 'postgres' ? { dataDir, databaseUrl: `${testDatabaseUrl()}?schema=${schema}` } : { dataDir },
+  );
   const document = (await (await fetch(`${node.url}/openapi.json`)).json()) as {
     paths: Record<string, Record<string, Operation>>;
   };
-  routes = Object.entries(document.paths).flatMap(([path, item]) =>
+  const routes = Object.entries(document.paths).flatMap(([path, item]) =>
     Object.entries(item)
       .filter(([method]) => METHODS.has(method) && !SKIPPED.has(`${method.toUpperCase()} ${path}`))
       .map(([method, op]) => ({
@@ -83,8 +91,8 @@ beforeAll(async () => {
         body: op.requestBody?.content?.['application/json']?.schema ?? null,
       })),
   );
-  db = new Database(join(dataDir, 'kairos.db'), { readonly: true, fileMustExist: true });
-  // Some things for the requests to find: a job, a run, a calendar, a worker.
+  const callers = [...Array.from({ length: 12 }, () => 'admin-t'), 'worker-t', 'nope', ''];
+  // Some things for the requests to find: a job, a run, a calendar, tokens of other roles.
   const admin = { authorization: 'Bearer admin-t', 'content-type': 'application/json' };
   await fetch(`${node.url}/v1/jobs`, {
     method: 'POST',
@@ -108,8 +116,26 @@ beforeAll(async () => {
     headers: admin,
     body: JSON.stringify({ name: 'fuzz', dates: ['2030-01-01'] }),
   });
-});
-afterAll(() => db?.close());
+  if (dialect === 'sqlite') {
+    const db = new Database(join(dataDir, 'kairos.db'), { readonly: true, fileMustExist: true });
+    afterAll(() => db.close());
+    const statement = db.prepare(SQLITE_FINGERPRINT).raw();
+    return { url: node.url, routes, callers, fingerprint: async () => hash(statement.get()) };
+  }
+  const client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+  await client.connect();
+  afterAll(async () => {
+    await client.end();
+    await dropTestSchemas();
+  });
+  return {
+    url: node.url,
+    routes,
+    callers,
+    fingerprint: async () =>
+      hash((await client.query({ text: POSTGRES_FINGERPRINT, rowMode: 'array' })).rows),
+  };
+}
 
 // Values ----------------------------------------------------------------------
 
@@ -397,129 +423,154 @@ function requestOf(route: Route) {
 
 // The store's fingerprint -----------------------------------------------------
 
-/** What the API stores, as a hash: equal before and after a refused request. */
-function fingerprint(): string {
-  const rows = db
-    .prepare(
-      `SELECT
-        (SELECT group_concat(id || name || description || group_name || handler || params || trigger || retry
-           || timeout_ms || priority || paused || schedule || dispatch || coalesce(task, ''), '|') FROM jobs),
-        (SELECT group_concat(name || definition, '|') FROM calendars),
-        (SELECT group_concat(name || role || password_hash, '|') FROM users),
-        (SELECT group_concat(name || role || coalesce(groups, ''), '|') FROM api_tokens),
-        (SELECT count(*) || max(registered_at) FROM workers),
-        (SELECT group_concat(group_name || coalesce(max_concurrency, '') || coalesce(rate_limit, '')
-           || coalesce(rate_per_ms, ''), '|') FROM group_limits),
-        (SELECT count(*) FROM runs WHERE cause = 'manual'), (SELECT count(*) FROM run_logs),
-        (SELECT count(*) FROM audit_log)`,
-    )
-    .raw()
-    .get();
+/** Jobs, calendars, users, tokens, workers, group limits, manual runs, log lines, audit entries. */
+const SQLITE_FINGERPRINT = `SELECT
+  (SELECT group_concat(id || name || description || group_name || handler || params || trigger || retry
+     || timeout_ms || priority || paused || schedule || dispatch || coalesce(task, '') || version, '|') FROM jobs),
+  (SELECT group_concat(name || definition, '|') FROM calendars),
+  (SELECT group_concat(name || role || password_hash, '|') FROM users),
+  (SELECT group_concat(name || role || coalesce(groups, ''), '|') FROM api_tokens),
+  (SELECT count(*) || max(registered_at) FROM workers),
+  (SELECT group_concat(group_name || coalesce(max_concurrency, '') || coalesce(rate_limit, '')
+     || coalesce(rate_per_ms, ''), '|') FROM group_limits),
+  (SELECT count(*) FROM runs WHERE cause = 'manual'), (SELECT count(*) FROM run_logs),
+  (SELECT count(*) FROM audit_log)`;
+
+/** The same on PostgreSQL (JSON columns read as text). */
+const POSTGRES_FINGERPRINT = `SELECT
+  (SELECT string_agg(id || name || description || group_name || handler || params::text || trigger::text
+     || retry::text || timeout_ms || priority || paused || schedule::text || dispatch::text
+     || coalesce(task::text, '') || version, '|' ORDER BY id) FROM jobs),
+  (SELECT string_agg(name || definition::text, '|' ORDER BY name) FROM calendars),
+  (SELECT string_agg(name || role || password_hash, '|' ORDER BY name) FROM users),
+  (SELECT string_agg(name || role || coalesce(groups::text, ''), '|' ORDER BY id) FROM api_tokens),
+  (SELECT count(*) || coalesce(max(registered_at)::text, '') FROM workers),
+  (SELECT string_agg(group_name || coalesce(max_concurrency::text, '') || coalesce(rate_limit::text, '')
+     || coalesce(rate_per_ms::text, ''), '|' ORDER BY group_name) FROM group_limits),
+  (SELECT count(*) FROM runs WHERE cause = 'manual'), (SELECT count(*) FROM run_logs),
+  (SELECT count(*) FROM audit_log)`;
+
+function hash(rows: unknown): string {
   return createHash('sha256').update(JSON.stringify(rows)).digest('hex');
 }
 
 // The property ------------------------------------------------------------------
 
-describe('the API under random and hostile requests', () => {
-  it('never answers 5xx, answers every 4xx in the documented shape, and stores nothing on a refusal', async () => {
-    const counts = { requests: 0, '2xx': 0, '4xx': 0, '5xx': 0, other: 0 };
-    expect(routes.length).toBeGreaterThan(40);
-    const codes = new Map<string, number>();
-    const failures: string[] = [];
-    const started = Date.now();
-    const arbitrary = fc
-      .integer({ min: 0, max: routes.length - 1 })
-      .chain((index) => requestOf(routes[index]!).map((request) => ({ route: routes[index]!, request })));
+/** Requests per dialect: SQLite gets more (its node is in-process and cheap to fingerprint). */
+const RUNS = {
+  sqlite: Number(process.env.KAIROS_FUZZ_RUNS ?? 3000),
+  postgres: Number(process.env.KAIROS_FUZZ_RUNS ?? 2000),
+};
 
-    await fc.assert(
-      fc.asyncProperty(arbitrary, async ({ route, request }) => {
-        let url = route.path;
-        route.pathParams.forEach((p, i) => {
-          const value = request.path[i] as string;
-          // A raw `%ff` stays raw (bad encoding); anything else is encoded as a client would.
-          url = url.replace(
-            `{${p.name}}`,
-            value === '%ff' ? value : encodeURIComponent(Buffer.from(value).toString()),
-          );
-        });
-        const search = new URLSearchParams(request.query as Record<string, string>).toString();
-        const caller = callers[request.caller % callers.length]!;
-        const headers: Record<string, string> = caller ? { authorization: `Bearer ${caller}` } : {};
-        // Header values an HTTP client can send at all (no line breaks, NUL or non-Latin-1).
-        for (const [name, value] of Object.entries(request.headers as Record<string, string>))
-          if (/^[\t\u0020-\u007e\u0080-\u00ff]*$/.test(value)) headers[name] = value;
-        let body: string | undefined;
-        const b = request.body as { json?: unknown; raw?: string; type?: string } | null;
-        if (b && 'raw' in b) {
-          body = b.raw;
-          headers['content-type'] = b.type!;
-        } else if (b) {
-          body = JSON.stringify(b.json ?? null);
-          headers['content-type'] = 'application/json';
-        }
-        // A poll would wait: ask it not to.
-        if (route.path.endsWith('/poll') && b && 'json' in b && typeof b.json === 'object' && b.json) {
-          (b.json as Record<string, unknown>).waitMs = 0;
-          body = JSON.stringify(b.json);
-        }
-        const before = route.method === 'GET' ? '' : fingerprint();
-        const response = await fetch(`${node.url}${url}${search ? `?${search}` : ''}`, {
-          method: route.method,
-          headers,
-          body,
-        });
-        const text = await response.text();
-        counts.requests++;
-        const label = `${route.method} ${url}${search ? `?${search}` : ''} ${body?.slice(0, 200) ?? ''}`;
-        if (response.status >= 500) {
-          counts['5xx']++;
-          failures.push(`${response.status} ${label}: ${text.slice(0, 300)}`);
-          return;
-        }
-        if (response.status >= 200 && response.status < 300) {
-          counts['2xx']++;
-          return;
-        }
-        if (response.status < 400) {
-          counts.other++;
-          return;
-        }
-        counts['4xx']++;
-        let parsed: { error?: { code?: unknown; message?: unknown } } = {};
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          failures.push(`not JSON: ${response.status} ${label}: ${text.slice(0, 200)}`);
-          return;
-        }
-        const code = parsed.error?.code;
-        codes.set(String(code), (codes.get(String(code)) ?? 0) + 1);
-        const documented = typeof code === 'string' && code in ERROR_CODES;
-        const statusOk = documented && ERROR_CODES[code as keyof typeof ERROR_CODES] === response.status;
-        if (
-          !documented ||
-          !statusOk ||
-          typeof parsed.error?.message !== 'string' ||
-          Object.keys(parsed).length !== 1
-        ) {
-          failures.push(`shape: ${response.status} ${label}: ${text.slice(0, 300)}`);
-        }
-        if (route.method !== 'GET' && fingerprint() !== before) {
-          failures.push(`stored junk: ${response.status} ${label}: ${text.slice(0, 300)}`);
-        }
-      }),
-      {
-        numRuns: RUNS,
-        seed: process.env.KAIROS_FUZZ_SEED ? Number(process.env.KAIROS_FUZZ_SEED) : undefined,
-      },
-    );
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(
-      `api fuzz: ${routes.length} operations (${routes.filter((r) => r.headers.length > 0).length} with header parameters), ${counts.requests} requests in ${seconds} s: ` +
-        `${counts['2xx']} 2xx, ${counts['4xx']} 4xx, ${counts['5xx']} 5xx, ${counts.other} other; ` +
-        `codes ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}`,
-    );
-    expect(failures.slice(0, 20)).toEqual([]);
-    expect(counts['5xx']).toBe(0);
-  }, 120_000);
-});
+describe.each(['sqlite', 'postgres'] as const)(
+  'the API on %s under random and hostile requests',
+  (dialect) => {
+    let target: Target;
+    beforeAll(async () => {
+      target = await startTarget(dialect);
+    });
+
+    it('never answers 5xx, answers every 4xx in the documented shape, and stores nothing on a refusal', async () => {
+      const { routes, callers, fingerprint } = target;
+      const counts = { requests: 0, '2xx': 0, '4xx': 0, '5xx': 0, other: 0 };
+      expect(routes.length).toBeGreaterThan(40);
+      const codes = new Map<string, number>();
+      const failures: string[] = [];
+      const started = Date.now();
+      const arbitrary = fc
+        .integer({ min: 0, max: routes.length - 1 })
+        .chain((index) => requestOf(routes[index]!).map((request) => ({ route: routes[index]!, request })));
+
+      await fc.assert(
+        fc.asyncProperty(arbitrary, async ({ route, request }) => {
+          let url = route.path;
+          route.pathParams.forEach((p, i) => {
+            const value = request.path[i] as string;
+            // A raw `%ff` stays raw (bad encoding); anything else is encoded as a client would.
+            url = url.replace(
+              `{${p.name}}`,
+              value === '%ff' ? value : encodeURIComponent(Buffer.from(value).toString()),
+            );
+          });
+          const search = new URLSearchParams(request.query as Record<string, string>).toString();
+          const caller = callers[request.caller % callers.length]!;
+          const headers: Record<string, string> = caller ? { authorization: `Bearer ${caller}` } : {};
+          // Header values an HTTP client can send at all (no line breaks, NUL or non-Latin-1).
+          for (const [name, value] of Object.entries(request.headers as Record<string, string>))
+            if (/^[\t\u0020-\u007e\u0080-\u00ff]*$/.test(value)) headers[name] = value;
+          let body: string | undefined;
+          const b = request.body as { json?: unknown; raw?: string; type?: string } | null;
+          if (b && 'raw' in b) {
+            body = b.raw;
+            headers['content-type'] = b.type!;
+          } else if (b) {
+            body = JSON.stringify(b.json ?? null);
+            headers['content-type'] = 'application/json';
+          }
+          // A poll would wait: ask it not to.
+          if (route.path.endsWith('/poll') && b && 'json' in b && typeof b.json === 'object' && b.json) {
+            (b.json as Record<string, unknown>).waitMs = 0;
+            body = JSON.stringify(b.json);
+          }
+          const before = route.method === 'GET' ? '' : await fingerprint();
+          const response = await fetch(`${target.url}${url}${search ? `?${search}` : ''}`, {
+            method: route.method,
+            headers,
+            body,
+          });
+          const text = await response.text();
+          counts.requests++;
+          const label = `${route.method} ${url}${search ? `?${search}` : ''} ${body?.slice(0, 200) ?? ''}`;
+          if (response.status >= 500) {
+            counts['5xx']++;
+            failures.push(`${response.status} ${label}: ${text.slice(0, 300)}`);
+            return;
+          }
+          if (response.status >= 200 && response.status < 300) {
+            counts['2xx']++;
+            return;
+          }
+          if (response.status < 400) {
+            counts.other++;
+            return;
+          }
+          counts['4xx']++;
+          let parsed: { error?: { code?: unknown; message?: unknown } } = {};
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            failures.push(`not JSON: ${response.status} ${label}: ${text.slice(0, 200)}`);
+            return;
+          }
+          const code = parsed.error?.code;
+          codes.set(String(code), (codes.get(String(code)) ?? 0) + 1);
+          const documented = typeof code === 'string' && code in ERROR_CODES;
+          const statusOk = documented && ERROR_CODES[code as keyof typeof ERROR_CODES] === response.status;
+          if (
+            !documented ||
+            !statusOk ||
+            typeof parsed.error?.message !== 'string' ||
+            Object.keys(parsed).length !== 1
+          ) {
+            failures.push(`shape: ${response.status} ${label}: ${text.slice(0, 300)}`);
+          }
+          if (route.method !== 'GET' && (await fingerprint()) !== before) {
+            failures.push(`stored junk: ${response.status} ${label}: ${text.slice(0, 300)}`);
+          }
+        }),
+        {
+          numRuns: RUNS[dialect],
+          seed: process.env.KAIROS_FUZZ_SEED ? Number(process.env.KAIROS_FUZZ_SEED) : undefined,
+        },
+      );
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      console.log(
+        `api fuzz on ${dialect}: ${routes.length} operations (${routes.filter((r) => r.headers.length > 0).length} with header parameters), ${counts.requests} requests in ${seconds} s: ` +
+          `${counts['2xx']} 2xx, ${counts['4xx']} 4xx, ${counts['5xx']} 5xx, ${counts.other} other; ` +
+          `codes ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}`,
+      );
+      expect(failures.slice(0, 20)).toEqual([]);
+      expect(counts['5xx']).toBe(0);
+    }, 120_000);
+  },
+);

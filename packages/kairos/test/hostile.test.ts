@@ -1,6 +1,7 @@
 import type { KairosClient } from '@kairos/client';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KairosNode } from '../src/node.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { startTestNode } from './helpers.ts';
 
 /**
@@ -290,7 +291,8 @@ describe('instants are strict RFC 3339 with an offset', () => {
     const answer = await call('POST', '/v1/jobs', {
       body: { name: 'at-bad', handler: 'h', trigger: { kind: 'at', at } },
     });
-    refused(answer, 400, 'INVALID_TRIGGER');
+    // A NUL is refused before the instant is read (see 'a NUL anywhere in the input').
+    refused(answer, 400, at.includes('\u0000') ? 'VALIDATION_FAILED' : 'INVALID_TRIGGER');
     expect(await jobNames()).not.toContain('at-bad');
     refused(await call('GET', `/v1/runs?since=${encodeURIComponent(at)}`), 400, 'VALIDATION_FAILED');
   });
@@ -359,10 +361,99 @@ describe('API tokens are named as groups are, and scoped to real group names', (
   });
 });
 
+describe.each(['sqlite', 'postgres'] as const)('a NUL anywhere in the input, on %s', (dialect) => {
+  let url: string;
+  beforeAll(async () => {
+    const options =
+      dialect === 'postgres'
+        ? { databaseUrl: `${testDatabaseUrl()}?schema=${testSchema('kairos_nul')}` }
+        : {};
+    ({
+      node: { url },
+    } = await startTestNode({}, options));
+    await fetch(`${url}/v1/jobs`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-t', 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'nul', handler: 'h', trigger: { kind: 'manual' } }),
+    });
+  });
+  afterAll(() => dropTestSchemas());
+
+  const send = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: 'Bearer admin-t',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : {}, bytes: text.length } as Answer;
+  };
+
+  it.each([
+    ['GET', '/v1/jobs/a%00b'],
+    ['DELETE', '/v1/jobs/%00'],
+    ['POST', '/v1/jobs/a%00b/pause'],
+    ['GET', '/v1/calendars/a%00b'],
+    ['DELETE', '/v1/users/%00'],
+    ['POST', '/v1/workers/a%00b/drain'],
+    ['POST', '/v1/worker/a%00b/unregister'],
+    ['GET', '/v1/runs?worker=a%00b'],
+    ['GET', '/v1/jobs?group=a%00b'],
+  ])('%s %s answers 400 VALIDATION_FAILED', async (method, path) => {
+    refused(
+      await send(method, path, method === 'GET' || method === 'DELETE' ? undefined : {}),
+      400,
+      'VALIDATION_FAILED',
+    );
+  });
+
+  it.each([
+    ['POST', '/v1/auth/login', { name: 'a\u0000b', password: 'whatever-password' }],
+    [
+      'POST',
+      '/v1/jobs',
+      { name: 'nul-2', handler: 'h', trigger: { kind: 'manual' }, description: 'a\u0000' },
+    ],
+    [
+      'POST',
+      '/v1/jobs',
+      { name: 'nul-3', handler: 'h', trigger: { kind: 'manual' }, params: { a: 'b\u0000' } },
+    ],
+    [
+      'POST',
+      '/v1/jobs',
+      { name: 'nul-4', handler: 'h', trigger: { kind: 'manual' }, params: { 'a\u0000': 1 } },
+    ],
+    ['POST', '/v1/jobs/nul/trigger', { params: { deep: [{ x: ['\u0000'] }] } }],
+  ])(
+    '%s %s with a NUL in the body answers 400 VALIDATION_FAILED and stores nothing',
+    async (method, path, body) => {
+      refused(await send(method, path, body), 400, 'VALIDATION_FAILED');
+      const jobs = (await send('GET', '/v1/jobs')).body.items as Array<{ name: string }>;
+      expect(jobs.map((job) => job.name)).toEqual(['nul']);
+      expect((await send('GET', '/v1/runs')).body.items).toEqual([]);
+    },
+  );
+
+  it('a backslash followed by u0000 in a string is text, not a NUL', async () => {
+    const answer = await send('POST', '/v1/jobs', {
+      name: 'nul-text',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+      params: { path: 'C:\\u0000' },
+    });
+    expect(answer.status).toBe(201);
+    await send('DELETE', '/v1/jobs/nul-text');
+  });
+});
+
 describe('cursors', () => {
   it('a cursor that no page answered is INVALID_CURSOR on jobs, runs, audit and skipped', async () => {
     await admin.createJob({ name: 'cur', handler: 'h', trigger: { kind: 'manual' } });
-    for (const cursor of ['zzz zz', '%00', "'--", '-1']) {
+    for (const cursor of ['zzz zz', "'--", '-1', 'a/b']) {
       refused(await call('GET', `/v1/jobs?cursor=${cursor}`), 400, 'INVALID_CURSOR');
     }
     for (const path of ['/v1/runs', '/v1/audit', '/v1/jobs/cur/skipped']) {
@@ -394,7 +485,7 @@ describe('cron, HTTP tasks and framework errors', () => {
     const tasks = [
       { kind: 'http', url: 'http://example.test/\r\nX-Injected: 1' },
       { kind: 'http', url: 'http://example.test/a b' },
-      { kind: 'http', url: 'http://example.test/', headers: { a: 'b\u0000c' } },
+      { kind: 'http', url: 'http://example.test/', headers: { a: 'b\u0001c' } },
       { kind: 'http', url: 'http://example.test/', headers: { a: 'b\r\nX-Injected: 1' } },
       { kind: 'http', url: 'http://example.test/', headers: { 'a b': 'c' } },
     ];
@@ -405,6 +496,13 @@ describe('cron, HTTP tasks and framework errors', () => {
         'INVALID_TASK',
       );
     }
+    // A NUL is refused before the task is read (see 'a NUL anywhere in the input').
+    const nul = { kind: 'http', url: 'http://example.test/', headers: { a: 'b\u0000c' } };
+    refused(
+      await call('POST', '/v1/jobs', { body: { name: 'http-bad', task: nul, trigger: { kind: 'manual' } } }),
+      400,
+      'VALIDATION_FAILED',
+    );
     expect(await jobNames()).not.toContain('http-bad');
   });
 

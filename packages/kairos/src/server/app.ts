@@ -14,7 +14,7 @@ import type { TokenAuth } from './auth.ts';
 import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
 import { body, installErrorHandler } from './error-handler.ts';
-import { installJsonParser, installNumberGuard } from './input-guards.ts';
+import { installJsonParser, installNulGuard, installNumberGuard } from './input-guards.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { calendarRoutes } from './routes/calendars.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -57,6 +57,7 @@ export async function buildServer(
   installErrorHandler(app);
   installJsonParser(app);
   installNumberGuard(app);
+  installNulGuard(app);
   const routeTable = recordRoutes(app);
   app.decorateRequest('principal', null);
   installAudit(app, ctx.store, ctx.clock);

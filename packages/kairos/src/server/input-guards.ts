@@ -3,9 +3,11 @@ import { KairosError } from '../errors.ts';
 
 /**
  * Guards that sit in front of schema validation, for what Ajv and `JSON.parse` let through:
- * bodies nested deep enough to overflow a recursive walk (10,000 levels fit in 20 KB), and numbers in
+ * bodies nested deep enough to overflow a recursive walk (10,000 levels fit in 20 KB), numbers in
  * query strings and paths that Ajv's coercion reads as `Infinity` (`Infinity`, `1e309`: an integer
- * bound is not checked on a value that is not finite) or reads loosely (`0x10`, `' 5'`, `1e3`).
+ * bound is not checked on a value that is not finite) or reads loosely (`0x10`, `' 5'`, `1e3`), and
+ * NUL characters (U+0000), which PostgreSQL cannot hold in text or jsonb (a NUL in a job name in a
+ * path answered 500 there, and SQLite kept it): refused everywhere, on both dialects alike.
  */
 
 /** The deepest a JSON body may nest (objects and arrays); deeper answers JSON_TOO_DEEP. */
@@ -49,8 +51,58 @@ export function installJsonParser(app: FastifyInstance): void {
       );
       return;
     }
-    parse(request, text, done);
+    // A NUL can only come in escaped (JSON has no raw control characters in strings).
+    if (!/\\u0000/i.test(text)) {
+      parse(request, text, done);
+      return;
+    }
+    parse(request, text, (error, value) => {
+      const nul = error ? null : nulPath(value);
+      if (nul !== null) done(nulError('body', nul), undefined);
+      else done(error as Error, value);
+    });
   });
+}
+
+/** Path and query values with a NUL answer VALIDATION_FAILED (bodies are checked when parsed). */
+export function installNulGuard(app: FastifyInstance): void {
+  app.addHook('preValidation', async (request) => {
+    for (const [where, source] of [
+      ['params', request.params],
+      ['querystring', request.query],
+    ] as const) {
+      if (!source || typeof source !== 'object') continue;
+      for (const [name, value] of Object.entries(source as Record<string, unknown>)) {
+        if ([value].flat().some((one) => typeof one === 'string' && one.includes('\u0000'))) {
+          throw nulError(where, `/${name}`);
+        }
+      }
+    }
+  });
+}
+
+/** The JSON pointer of the first string or key holding a NUL, or null. */
+function nulPath(value: unknown): string | null {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [item, path] = stack.pop()!;
+    if (typeof item === 'string') {
+      if (item.includes('\u0000')) return path || '/';
+    } else if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) stack.push([item[i], `${path}/${i}`]);
+    } else if (item && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) {
+        if (key.includes('\u0000')) return `${path}/${key.replaceAll('\u0000', '\\u0000')}`;
+        stack.push([child, `${path}/${key}`]);
+      }
+    }
+  }
+  return null;
+}
+
+function nulError(where: string, path: string): KairosError {
+  const message = 'must not contain a NUL character (U+0000)';
+  return new KairosError('VALIDATION_FAILED', `${where}${path}: ${message}`, [{ path, message }]);
 }
 
 const INTEGER = /^-?\d{1,16}$/;
