@@ -438,6 +438,51 @@ describe.each(['sqlite', 'postgres'] as const)('a NUL anywhere in the input, on 
     },
   );
 
+  it("a worker's report and log lines keep a NUL as U+FFFD: a handler's output is not refused", async () => {
+    await send('POST', '/v1/jobs', { name: 'nul-run', handler: 'nul-h', trigger: { kind: 'manual' } });
+    const run = (await send('POST', '/v1/jobs/nul-run/trigger', {})).body as unknown as { id: number };
+    const worker = async (path: string, body: unknown) => {
+      const response = await fetch(`${url}/v1/worker/${path}`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer worker-t', 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const { workerId } = (await worker('register', { group: 'default', handlers: ['nul-h'], capacity: 1 }))
+      .body as { workerId: string };
+    expect((await worker(`${workerId}/poll`, { max: 1, waitMs: 0 })).body.runs).toMatchObject([
+      { runId: run.id },
+    ]);
+    const logs = await worker(`${workerId}/logs`, {
+      logs: [
+        { runId: run.id, attempt: 1, level: 'info', message: 'out\u0000put', time: new Date().toISOString() },
+      ],
+    });
+    expect(logs).toMatchObject({ status: 200, body: { accepted: 1 } });
+    const report = await worker(`${workerId}/report`, {
+      reports: [
+        {
+          runId: run.id,
+          attempt: 1,
+          outcome: 'failed',
+          error: { name: 'E', message: 'bad\u0000byte' },
+          retryable: false,
+        },
+      ],
+    });
+    expect(report.status).toBe(200);
+    const ended = (await send('GET', `/v1/runs/${run.id}`)).body as unknown as {
+      status: string;
+      error: { message: string };
+    };
+    expect(ended).toMatchObject({ status: 'failed', error: { message: 'bad\ufffdbyte' } });
+    const lines = (await send('GET', `/v1/runs/${run.id}/logs`)).body as unknown as {
+      items: Array<{ message: string }>;
+    };
+    expect(lines.items.map((line) => line.message)).toEqual(['out\ufffdput']);
+  });
+
   it('a backslash followed by u0000 in a string is text, not a NUL', async () => {
     const answer = await send('POST', '/v1/jobs', {
       name: 'nul-text',

@@ -58,11 +58,16 @@ export function installJsonParser(app: FastifyInstance): void {
     }
     parse(request, text, (error, value) => {
       const nul = error ? null : nulPath(value);
-      if (nul !== null) done(nulError('body', nul), undefined);
-      else done(error as Error, value);
+      if (nul === null) done(error as Error, value);
+      // A worker's reports and log lines are its handlers' output (error messages, results, lines):
+      // a NUL in them is kept as U+FFFD rather than refusing the batch and losing its neighbours.
+      else if (HANDLER_OUTPUT.has(request.routeOptions.url ?? '')) done(null, withoutNul(value));
+      else done(nulError('body', nul), undefined);
     });
   });
 }
+
+const HANDLER_OUTPUT = new Set(['/v1/worker/:id/report', '/v1/worker/:id/logs']);
 
 /** Path and query values with a NUL answer VALIDATION_FAILED (bodies are checked when parsed). */
 export function installNulGuard(app: FastifyInstance): void {
@@ -98,6 +103,18 @@ function nulPath(value: unknown): string | null {
     }
   }
   return null;
+}
+
+/** The value with every NUL in its strings and keys replaced by U+FFFD. */
+function withoutNul(value: unknown): unknown {
+  if (typeof value === 'string') return value.replaceAll('\u0000', '\ufffd');
+  if (Array.isArray(value)) return value.map(withoutNul);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, child]) => [key.replaceAll('\u0000', '\ufffd'), withoutNul(child)]),
+    );
+  }
+  return value;
 }
 
 function nulError(where: string, path: string): KairosError {
