@@ -47,6 +47,7 @@ import type {
   Run,
   RunFilter,
   RunLogPage,
+  RunSummary,
   SkippedFilter,
   SkippedFires,
   StatsWindow,
@@ -322,7 +323,7 @@ export class KairosClient {
     return this.request('POST', '/v1/preview', request);
   }
 
-  listRuns(filter: RunFilter = {}): Promise<Page<Run>> {
+  listRuns(filter: RunFilter = {}): Promise<Page<RunSummary>> {
     return this.request('GET', '/v1/runs', undefined, { ...filter });
   }
 

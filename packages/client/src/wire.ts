@@ -70,6 +70,7 @@ import type {
   RunQuery,
   RunSchema,
   RunStatusSchema,
+  RunSummarySchema,
 } from './schemas/runs.ts';
 import type {
   BackfillRequestSchema,
@@ -185,6 +186,9 @@ export type RunError = Static<typeof RunErrorSchema>;
 export type Attempt = Static<typeof AttemptSchema>;
 
 export type Run = Static<typeof RunSchema>;
+
+/** A run as lists answer it: no params or result unless asked for (`include: 'params'`). */
+export type RunSummary = Static<typeof RunSummarySchema>;
 
 export type TriggerRequest = Static<typeof TriggerRequestSchema>;
 

@@ -76,7 +76,7 @@ describe('bad input gets a 4xx with a stable code and stores nothing', () => {
       body: '{"name":',
     });
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('VALIDATION_FAILED');
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('INVALID_JSON');
     expect(await apiError(admin.request('GET', '/v1/nothing'))).toMatchObject({
       status: 404,
       code: 'NOT_FOUND',

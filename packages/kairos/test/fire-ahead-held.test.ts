@@ -1,4 +1,4 @@
-import type { Run } from '@kairos/client';
+import type { RunSummary } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestNode, testWorker } from './helpers.ts';
 
@@ -22,7 +22,11 @@ describe('runs held for their instant', () => {
   afterAll(() => held.stop());
 
   /** A one-shot job firing `inMs` from now, and its run once a worker holds it. */
-  async function heldRun(name: string, group: string, inMs: number): Promise<{ run: Run; fire: number }> {
+  async function heldRun(
+    name: string,
+    group: string,
+    inMs: number,
+  ): Promise<{ run: RunSummary; fire: number }> {
     const fire = Date.now() + inMs;
     const job = await admin.createJob({
       name,

@@ -388,7 +388,7 @@ export function describeFleet(dialect: 'sqlite' | 'postgres'): void {
         await admin.triggerJob('shards', { params: { failShard: 2 } });
         const runs = await waitFor(
           async () => {
-            const page = await admin.listRuns({ job: 'shards' });
+            const page = await admin.listRuns({ job: 'shards', include: 'params' });
             return page.items.length === 4 && page.items.every((r) => r.status === 'succeeded')
               ? page.items
               : undefined;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KairosClient, type Run } from '@kairos/client';
+import { KairosClient, type Run, type RunSummary } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from './helpers.ts';
@@ -26,8 +26,8 @@ async function stopNode(): Promise<void> {
   expect(await node.exited).toBe(0);
 }
 
-async function runs(job: string, status?: Run['status']): Promise<Run[]> {
-  return (await admin.listRuns({ job, status, limit: 200 })).items.reverse();
+async function runs(job: string, status?: Run['status']): Promise<RunSummary[]> {
+  return (await admin.listRuns({ job, status, limit: 200, include: 'params' })).items.reverse();
 }
 
 beforeAll(async () => {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { NAME_PATTERN } from '@kairos/client';
 import type { HttpConfig } from './http-task.ts';
 import { createConsoleLogger, guarded, type WorkerLogger } from './logger.ts';
 import type { ShellConfig } from './shell.ts';
@@ -86,7 +87,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   return {
     urls: checkUrls(options.url),
     token: optional(options.token, 'token', checkString),
-    group: optional(options.group, 'group', checkName) ?? 'default',
+    group: optional(options.group, 'group', checkGroup) ?? 'default',
     name: optional(options.name, 'name', checkName) ?? `${host}-${process.pid}`,
     host,
     concurrency,
@@ -177,6 +178,14 @@ function checkString(value: unknown, what: string): string {
 
 function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.trim() === '') fail(what, 'a non-empty string', value);
+  return value;
+}
+
+/** A group is named as jobs name it (the node refuses anything else at registration). */
+function checkGroup(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
+    fail(what, 'letters, digits and ._:-, starting with a letter or digit', value);
+  }
   return value;
 }
 

@@ -42,6 +42,8 @@ describe('Worker options', () => {
     [{ concurrency: 1.5 }, /options\.concurrency/],
     [{ concurrency: '4' }, /options\.concurrency/],
     [{ group: '' }, /options\.group/],
+    [{ group: "' OR 1=1--" }, /options\.group/],
+    [{ group: 'a b' }, /options\.group/],
     [{ name: '  ' }, /options\.name/],
     [{ pollWaitMs: -1 }, /options\.pollWaitMs/],
     [{ prefetch: -1 }, /options\.prefetch/],
@@ -59,6 +61,14 @@ describe('Worker options', () => {
     const worker = new Worker(valid).handle('a', () => null);
     expect(() => worker.handle('a', () => null)).toThrow(/already registered/);
     expect(() => worker.handle('b', 'nope' as never)).toThrow(TypeError);
+  });
+
+  it('refuses a handler name no job could name (the node would refuse it at registration)', () => {
+    const worker = new Worker(valid);
+    for (const name of ['a b', '-a', 'a\u0000', 'é', 'x'.repeat(201)]) {
+      expect(() => worker.handle(name, () => null)).toThrow(/letters, digits/);
+    }
+    expect(() => worker.handle('mail:send/v2.a_b-c', () => null)).not.toThrow();
   });
 
   it('refuses to start without handlers', async () => {

@@ -12,7 +12,7 @@ import type {
   Task,
   TaskReturn,
 } from '@kairos/client';
-import { checkTaskParams, TaskParamsError } from '@kairos/client';
+import { checkTaskParams, HANDLER_PATTERN, TaskParamsError } from '@kairos/client';
 import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, LazyAbort, type RunContext, withParams } from './context.ts';
 import { formatDuration } from './duration.ts';
@@ -217,6 +217,12 @@ export class Worker {
     if (name.startsWith('kairos:')) {
       throw new Error(
         `Worker.handle('${name}'): names starting with kairos: are built-in (see the tasks option)`,
+      );
+    }
+    if (!HANDLER_PATTERN.test(name)) {
+      // The node refuses such a name at registration: no job could name it.
+      throw new TypeError(
+        `Worker.handle('${name}'): a handler name is letters, digits and ._:/-, starting with a letter or digit`,
       );
     }
     if (this.#handlers.has(name)) {

@@ -1,6 +1,14 @@
 import { Type } from '@sinclair/typebox';
-import { closed, ItemsSchema, JsonObjectSchema, literals, nullable, PageSchema } from './common.ts';
-import { RunSchema } from './runs.ts';
+import {
+  closed,
+  ItemsSchema,
+  JsonObjectSchema,
+  literals,
+  NAME_PATTERN,
+  nullable,
+  PageSchema,
+} from './common.ts';
+import { RunSummarySchema } from './runs.ts';
 
 /** Schemas of the console and access control: users, sessions, API tokens, audit log, stats. */
 
@@ -64,11 +72,12 @@ export const ApiTokenListSchema = ItemsSchema(ApiTokenSchema);
 export const CreatedApiTokenSchema = Type.Object({ ...apiTokenFields, token: Type.String() });
 
 export const ApiTokenSpecSchema = closed({
-  name: Type.String({ minLength: 1, maxLength: 100 }),
+  /** Letters, digits and `._:-`, starting with a letter or digit (it names the token in the audit log). */
+  name: Type.String({ minLength: 1, maxLength: 100, pattern: NAME_PATTERN.source }),
   role: RoleOrWorker,
   /** Worker tokens only: limit the token to these groups. */
   groups: Type.Optional(
-    Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+    Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN.source }), {
       minItems: 1,
       maxItems: 100,
       uniqueItems: true,
@@ -123,7 +132,7 @@ export const OverviewSchema = Type.Object({
   workersOnline: Type.Integer(),
   nodesOnline: Type.Integer(),
   /** The latest failed or timed-out runs. */
-  recentFailures: Type.Array(RunSchema),
+  recentFailures: Type.Array(RunSummarySchema),
 });
 
 export const MinuteStatsSchema = Type.Object({

@@ -36,10 +36,15 @@ export const DurationSchema = Type.Union([
   Type.String({ minLength: 1, maxLength: 32 }),
 ]);
 
+/** What a job, group or calendar name may be: letters, digits and `._:-`, starting with a letter or digit. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** What a handler name may be (jobs name it, workers register it): as a name, and `/` too. */
+export const HANDLER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+
 /** Names of jobs, groups and calendars. */
 export const NameSchema = Type.String({ minLength: 1, maxLength: 128 });
 
-/** An instant on the wire: an ISO-8601 string. */
+/** An instant on the wire: an RFC 3339 string with seconds and an offset (`2030-01-01T09:00:00Z`). */
 export const InstantSchema = Type.String({ maxLength: 64 });
 
 /** One of a few strings: an enum (a union of literals would be an `anyOf`). */

@@ -91,7 +91,19 @@ export const RunSchema = Type.Object({
   attempts: Type.Optional(Type.Array(AttemptSchema)),
 });
 
-export const RunPageSchema = PageSchema(RunSchema);
+const { params: _params, result: _result, attempts: _attempts, ...summaryFields } = RunSchema.properties;
+
+/**
+ * A run in a list: without its params and result, which can be 64 KiB each (`GET /v1/runs/:id`
+ * has them). With `include=params` a list carries them too, and a page ends early at its size bound.
+ */
+export const RunSummarySchema = Type.Object({
+  ...summaryFields,
+  params: Type.Optional(JsonObjectSchema),
+  result: Type.Optional(JsonSchema),
+});
+
+export const RunPageSchema = PageSchema(RunSummarySchema);
 
 export const IdParam = closed({ id: Type.Integer({ minimum: 1 }) });
 
@@ -101,10 +113,12 @@ export const RunQuery = closed({
   worker: Type.Optional(Type.String({ maxLength: 128 })),
   limit: LimitSchema,
   cursor: Type.Optional(Type.String({ maxLength: 32 })),
-  /** Only runs created at or after this ISO-8601 instant. */
+  /** Only runs created at or after this RFC 3339 instant. */
   since: Type.Optional(Type.String({ maxLength: 64 })),
-  /** Only runs created before this ISO-8601 instant. */
+  /** Only runs created before this RFC 3339 instant. */
   until: Type.Optional(Type.String({ maxLength: 64 })),
+  /** `params`: list each run's params and result too (a page then ends early at its size bound). */
+  include: Type.Optional(literals(['params'] as const)),
 });
 
 // Logs -----------------------------------------------------------------------

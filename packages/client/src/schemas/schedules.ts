@@ -52,7 +52,7 @@ export const PreviewRequestSchema = closed({
 export const PreviewRequestBody = closed({ ...PreviewRequestSchema.properties, trigger: TriggerBody });
 
 export const BackfillRequestSchema = closed({
-  /** The range, inclusive, ISO-8601; `to` at most now. */
+  /** The range, inclusive, RFC 3339; `to` at most now. */
   from: InstantSchema,
   to: InstantSchema,
   /** `buffer-all` (default): one backfill run at a time, oldest first; `allow`: every run at once. */

@@ -140,7 +140,7 @@ export const WorkerLogEntrySchema = closed({
   level: LogLevelSchema,
   message: Type.String({ maxLength: LOG_MESSAGE_MAX_CHARS }),
   fields: Type.Optional(JsonObjectSchema),
-  /** ISO-8601, the worker's clock. */
+  /** RFC 3339 with an offset, the worker's clock. */
   time: Type.String({ minLength: 1, maxLength: 40 }),
 });
 

@@ -221,7 +221,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
           {fields.kind === 'every' && (
             <>
               {field('every', 'Every', text('every', { placeholder: '30s' }))}
-              {field('startAt', 'Start at (optional, ISO-8601)', text('startAt'))}
+              {field('startAt', 'Start at (optional, RFC 3339 with an offset)', text('startAt'))}
             </>
           )}
           {fields.kind === 'delay' && field('delay', 'Delay', text('delay', { placeholder: '1m' }))}
@@ -236,7 +236,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             </>
           )}
           {fields.kind === 'at' &&
-            field('at', 'At (ISO-8601)', text('at', { placeholder: '2030-01-01T09:00:00Z' }))}
+            field('at', 'At (RFC 3339 with an offset)', text('at', { placeholder: '2030-01-01T09:00:00Z' }))}
           {preview.error && (
             <div className="error" role="alert" aria-label="Trigger error">
               {preview.error}

@@ -1,9 +1,9 @@
-import type { Run } from '@kairos/client';
+import type { RunSummary } from '@kairos/client';
 import { StatusBadge } from '../components.tsx';
 import { ago, duration, runDuration } from '../format.ts';
 import { useWorkerNames } from '../hooks.ts';
 
-export function RunsTable({ runs, showJob = true }: { runs: Run[]; showJob?: boolean }) {
+export function RunsTable({ runs, showJob = true }: { runs: RunSummary[]; showJob?: boolean }) {
   const names = useWorkerNames();
   return (
     <table aria-label="Runs">

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KairosClient, Run, RunFilter, RunStatus } from '@kairos/client';
+import type { KairosClient, Run, RunFilter, RunStatus, RunSummary } from '@kairos/client';
 import type { Command } from 'commander';
 import {
   compactJson,
@@ -46,7 +46,13 @@ export function registerRuns(program: Command): void {
     .option('--cursor <cursor>', 'the page after this cursor, as printed by the previous page')
     .action(async (_options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<ListFlags>();
-      const filter: RunFilter = { job: flags.job, worker: flags.worker, cursor: flags.cursor };
+      // With params and results, for the result column (a page ends early at the node's size bound).
+      const filter: RunFilter = {
+        job: flags.job,
+        worker: flags.worker,
+        cursor: flags.cursor,
+        include: 'params',
+      };
       if (flags.status !== undefined) filter.status = parseRunStatus(flags.status);
       if (flags.limit !== undefined)
         filter.limit = parseIntFlag(flags.limit, '--limit', { min: 1, max: 1000 });
@@ -182,9 +188,9 @@ export async function waitWithProgress(
   }
 }
 
-function outcome(run: Run): string {
+function outcome(run: RunSummary): string {
   if (run.error) return formatError(run.error);
-  return run.result === null ? '' : compactJson(run.result);
+  return run.result === null || run.result === undefined ? '' : compactJson(run.result);
 }
 
 function showRun(run: Run): void {

@@ -1,10 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
+  HANDLER_PATTERN,
   type Job,
   type JobPatch,
   type JobSpec,
   type JsonObject,
   jobToSpec,
+  NAME_PATTERN,
   type RetryPolicy,
 } from '@kairos/client';
 import { KairosError } from '../errors.ts';
@@ -51,8 +53,7 @@ export interface JobRecord extends JobDefinition {
   updatedAt: number;
 }
 
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-export const HANDLER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+export { HANDLER_PATTERN, NAME_PATTERN };
 export const PARAMS_LIMIT_BYTES = 64 * 1024;
 export const PRIORITY_LIMIT = 1000;
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;

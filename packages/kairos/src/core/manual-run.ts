@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { JsonObject, TriggerRequest } from '@kairos/client';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
+import { parseRfc3339 } from './instant.ts';
 
 /** How long an idempotency key holds its run when the trigger does not say (`idempotencyTtl`). */
 export const IDEMPOTENCY_TTL_DEFAULT_MS = 24 * 3_600_000;
@@ -29,7 +30,7 @@ export function runTiming(request: TriggerRequest, now: number, field = ''): Run
   }
   let availableAt = now;
   if (request.runAt !== undefined) {
-    availableAt = Math.max(now, parseRfc3339(request.runAt, `${field}runAt`));
+    availableAt = Math.max(now, instantOf(request.runAt, `${field}runAt`));
   } else if (request.delay !== undefined) {
     availableAt = now + parseDuration(request.delay, `${field}delay`, { max: RUN_DELAY_MAX_MS });
   }
@@ -67,25 +68,13 @@ export function idempotencyConflict(key: string, runId: number): KairosError {
   );
 }
 
-const RFC_3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
-
-/** An RFC 3339 instant (a zone or offset required; impossible dates refused) as epoch ms. */
-export function parseRfc3339(value: string, field: string): number {
-  const match = RFC_3339.exec(value);
-  if (match) {
-    const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    const date = new Date(Date.UTC(year, month - 1, day));
-    const real = date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
-    if (real && hour < 24 && minute < 60 && second < 60) return Date.parse(value.toUpperCase());
+/** An RFC 3339 instant (an offset required; impossible dates refused) as epoch ms (core/instant.ts). */
+function instantOf(value: string, field: string): number {
+  const ms = parseRfc3339(value);
+  if (ms === null) {
+    throw invalid(field, `an RFC 3339 instant such as 2030-01-01T09:00:00Z, got ${JSON.stringify(value)}`);
   }
-  throw invalid(field, `an RFC 3339 instant such as 2030-01-01T09:00:00Z, got ${JSON.stringify(value)}`);
+  return ms;
 }
 
 function invalid(field: string, expected: string): KairosError {

@@ -145,7 +145,7 @@ function instant(value: string, field: string): number {
   try {
     return parseInstant(value, field);
   } catch {
-    throw invalid(field, 'an ISO-8601 instant such as 2030-01-01T09:00:00Z');
+    throw invalid(field, 'an RFC 3339 instant with an offset, such as 2030-01-01T09:00:00Z');
   }
 }
 

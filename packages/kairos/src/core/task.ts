@@ -38,6 +38,11 @@ export type TaskDefinition = ShellTask | HttpTask;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+/** A header value is one line of visible characters, spaces and tabs (RFC 9110 field-value). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const HEADER_VALUE_FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const URL_FORBIDDEN = /[\u0000-\u0020\u007f]/;
 const BODY_LIMIT = 64 * 1024;
 
 /** Validates a job's task; throws INVALID_TASK naming the field. */
@@ -85,6 +90,10 @@ function compileHttp(spec: HttpTaskSpec): HttpTask {
   ]);
   const method = spec.method ?? 'GET';
   if (!(METHODS as readonly string[]).includes(method)) throw invalid('task.method', METHODS.join(', '));
+  // The URL parser drops tabs and line breaks silently and encodes spaces: refuse them instead.
+  if (typeof spec.url !== 'string' || URL_FORBIDDEN.test(spec.url)) {
+    throw invalid('task.url', 'an absolute http: or https: URL without spaces or control characters');
+  }
   let url: URL;
   try {
     url = new URL(spec.url);
@@ -96,7 +105,12 @@ function compileHttp(spec: HttpTaskSpec): HttpTask {
   }
   const headers = spec.headers ?? {};
   for (const [name, value] of Object.entries(headers)) {
-    if (!HEADER_NAME.test(name) || typeof value !== 'string' || /[\r\n]/.test(value) || value.length > 8192) {
+    if (
+      !HEADER_NAME.test(name) ||
+      typeof value !== 'string' ||
+      HEADER_VALUE_FORBIDDEN.test(value) ||
+      value.length > 8192
+    ) {
       throw invalid(`task.headers.${name}`, 'a header name and a one-line value');
     }
   }

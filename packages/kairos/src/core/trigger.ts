@@ -2,6 +2,7 @@ import type { DependencyCondition, DstPolicy, TriggerSpec } from '@kairos/client
 import { Cron } from 'croner';
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
+import { parseRfc3339 } from './instant.ts';
 
 /**
  * A validated trigger, with durations and instants in epoch milliseconds.
@@ -26,6 +27,7 @@ export function compileTrigger(spec: TriggerSpec): Trigger {
       const timezone = spec.timezone ?? 'UTC';
       assertTimezone(timezone);
       const cron = spec.cron.trim().replace(/\s+/g, ' ');
+      checkCronFields(cron, spec.cron);
       let schedule: Cron;
       try {
         schedule = cronFor(cron, timezone).cron;
@@ -183,12 +185,34 @@ function checkFields(spec: TriggerSpec): void {
   }
 }
 
+/**
+ * What croner would accept beyond the cron we document: `?` outside day-of-month and day-of-week
+ * (read there as "any", and as the current time elsewhere: `?/5` fires from now on), and croner's
+ * `+` day-of-week modifier (which turns the day fields from OR into AND). Nicknames (`@daily`)
+ * pass to croner.
+ */
+function checkCronFields(cron: string, original: string): void {
+  if (cron.startsWith('@')) return;
+  const fields = cron.split(' ');
+  // Day-of-month and day-of-week are the 3rd and 5th of five fields, 4th and 6th of six.
+  const days = fields.length === 6 ? [3, 5] : [2, 4];
+  fields.forEach((field, i) => {
+    const wrong = field.includes('+') || (field.includes('?') && !(field === '?' && days.includes(i)));
+    if (wrong) {
+      throw new KairosError(
+        'INVALID_CRON',
+        `invalid cron expression ${JSON.stringify(original)}: field ${i + 1} (${field}): "?" stands alone in the day fields only, and "+" is not cron`,
+      );
+    }
+  });
+}
+
 export function parseInstant(value: string, field: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) {
+  const ms = parseRfc3339(value);
+  if (ms === null) {
     throw new KairosError(
       'INVALID_TRIGGER',
-      `${field}: expected an ISO-8601 instant such as 2030-01-01T09:00:00Z, got ${JSON.stringify(value)}`,
+      `${field}: expected an RFC 3339 instant with an offset, such as 2030-01-01T09:00:00Z, got ${JSON.stringify(value)}`,
       { field },
     );
   }

@@ -24,9 +24,11 @@ export class AttemptEnder {
   ) {}
 
   /**
-   * Ends reported attempts. With `workerId`, the reports the fence refused are offered to
-   * `Store.recordLateReports`: an attempt that the node ended (lost, timed out, cancelled) and that
-   * still ran to its end is kept in its run's history.
+   * Ends reported attempts. With `workerId` (a worker's report), an end applies only to an attempt
+   * that worker holds: another worker's attempt is refused with `ATTEMPT_NOT_HELD` and changes
+   * nothing. The reports the fence refused are offered to `Store.recordLateReports`: an attempt that
+   * the node ended (lost, timed out, cancelled) and that still ran to its end is kept in its run's
+   * history.
    */
   async report(reports: readonly Report[], now: number, workerId?: string): Promise<ReportResult[]> {
     // A success ends the run whatever its retry policy: decided without reading the run
@@ -47,11 +49,21 @@ export class AttemptEnder {
       const result = ends[index]!;
       if (isFinalResult(result)) {
         // The group only serves to wake polls for a requeued run, which a final outcome never is.
-        outcomes.push({ ...finalOutcome(result), runId: report.runId, attempt: report.attempt, group: '' });
+        outcomes.push({
+          ...finalOutcome(result),
+          runId: report.runId,
+          attempt: report.attempt,
+          group: '',
+          ...(workerId === undefined ? {} : { workerId }),
+        });
       } else {
         const input = byRef.get(ref);
         if (!input) return;
-        outcomes.push(this.decide(input, result, now));
+        if (workerId !== undefined && input.workerId !== workerId) return;
+        outcomes.push({
+          ...this.decide(input, result, now),
+          ...(workerId === undefined ? {} : { workerId }),
+        });
       }
       positions.push(index);
     });
@@ -73,6 +85,11 @@ export class AttemptEnder {
     this.notifyRequeued(outcomes.filter((_, i) => applied[i]));
     const late = reports.filter((_, i) => !results[i]!.ok);
     if (workerId !== undefined && late.length > 0) {
+      // Refused: stale, or another worker's attempt. Only the refusals read their runs again.
+      const held = await this.store.runsForDecision(late);
+      const strangers = new Set(held.filter((input) => input.workerId !== workerId).map(key));
+      for (const result of results)
+        if (!result.ok && strangers.has(key(result))) result.code = 'ATTEMPT_NOT_HELD';
       await this.store.recordLateReports(
         workerId,
         late.map((r) => ({

@@ -9,6 +9,7 @@ import type {
 } from '@kairos/client';
 import { BACKFILL_DEFAULT_MAX, backfillFires } from '../core/backfill.ts';
 import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-plan.ts';
+import { parseRfc3339 } from '../core/instant.ts';
 import {
   checkParams,
   compileJob,
@@ -292,9 +293,13 @@ function scheduleOf(job: JobDefinition, now: number): number | null {
 }
 
 function instant(value: string, field: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms))
-    throw new KairosError('VALIDATION_FAILED', `${field}: expected an ISO-8601 instant`, { field });
+  const ms = parseRfc3339(value);
+  if (ms === null)
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `${field}: expected an RFC 3339 instant with an offset, such as 2030-01-01T09:00:00Z`,
+      { field },
+    );
   return ms;
 }
 

@@ -3,6 +3,7 @@ import { HealthSchema } from '@kairos/client';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   LogController,
 } from 'fastify';
@@ -12,7 +13,8 @@ import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
 import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
-import { installErrorHandler } from './error-handler.ts';
+import { body, installErrorHandler } from './error-handler.ts';
+import { installJsonParser, installNulGuard, installNumberGuard } from './input-guards.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
@@ -44,8 +46,19 @@ export async function buildServer(
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
+    // Errors of the router (a path with bad percent-encoding) answer in the house shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const answer =
+        error.code === 'FST_ERR_BAD_URL'
+          ? body('INVALID_URL', 'the path is not valid percent-encoded UTF-8')
+          : body('VALIDATION_FAILED', error.message);
+      (reply as FastifyReply).code(400).send(answer);
+    },
   });
   installErrorHandler(app);
+  installJsonParser(app);
+  installNumberGuard(app);
+  installNulGuard(app);
   const routeTable = recordRoutes(app);
   app.decorateRequest('principal', null);
   installAudit(app, ctx.store, ctx.clock);

@@ -44,6 +44,20 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.status(413).send(body('PAYLOAD_TOO_LARGE', 'request body too large'));
     }
+    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.status(415).send(
+        body('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json', {
+          contentType: request.headers['content-type'] ?? null,
+        }),
+      );
+    }
+    if (
+      fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+      (error instanceof SyntaxError && fastifyError.statusCode === 400)
+    ) {
+      return reply.status(400).send(body('INVALID_JSON', `the body is not valid JSON: ${error.message}`));
+    }
     if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
       return reply.status(400).send(body('VALIDATION_FAILED', fastifyError.message));
     }

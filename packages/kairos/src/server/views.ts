@@ -1,4 +1,4 @@
-import type { Assignment, Attempt, NodeInfo, Run, WorkerInfo } from '@kairos/client';
+import type { Assignment, Attempt, NodeInfo, Run, RunSummary, WorkerInfo } from '@kairos/client';
 import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
 
@@ -32,6 +32,12 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
   if (run.assignedWorkerId) view.assignedWorkerId = run.assignedWorkerId;
   if (attempts) view.attempts = attempts.map(attemptView);
   return view;
+}
+
+/** A run as lists show it: no params or result (see RunSummarySchema). */
+export function runSummaryView(run: RunRecord): RunSummary {
+  const { params: _params, result: _result, ...summary } = runView(run);
+  return summary;
 }
 
 function attemptView(attempt: AttemptRecord): Attempt {

@@ -136,6 +136,52 @@ export function describeFencingConformance(dialect: string, open: () => Promise<
       expect((await store.getAttempts(live!)).map((a) => a.status)).toEqual(['running']);
     });
 
+    it('keeps who registered a worker, for the node to check who acts as it', async () => {
+      await store.registerWorker(
+        {
+          id: 'w-bound',
+          name: 'w-bound',
+          group: 'g2',
+          handlers: ['h'],
+          capacity: 1,
+          labels: {},
+          version: 't',
+          host: 'h',
+          registeredBy: 'token:team-a',
+        },
+        LEASE,
+        T0,
+      );
+      await worker('w-old');
+      expect(await store.workerIdentity('w-bound')).toEqual({ group: 'g2', registeredBy: 'token:team-a' });
+      expect(await store.workerIdentity('w-old')).toEqual({ group: 'default', registeredBy: '' });
+      expect(await store.workerIdentity('nobody')).toBeNull();
+    });
+
+    it("a worker's end is written only for an attempt it holds: another worker's report changes nothing", async () => {
+      const [runA, runB] = await queued('held', 2);
+      await worker('w1');
+      await worker('w2');
+      const [a] = await store.claimRuns('w1', 1, T0 + 10);
+      const [b] = await store.claimRuns('w2', 1, T0 + 10);
+      expect([a!.runId, b!.runId].sort()).toEqual([runA, runB].sort());
+      expect(
+        (await store.runsForDecision([{ runId: a!.runId, attempt: a!.attempt }])).map((d) => d.workerId),
+      ).toEqual(['w1']);
+      // w2 names w1's attempt: neither an end nor a retry applies; w1's own end still does.
+      const stranger = [
+        { ...end(a!.runId, a!.attempt, 'succeeded'), workerId: 'w2' },
+        { ...end(b!.runId, b!.attempt, 'failed'), workerId: 'w1' },
+      ];
+      expect(await store.finishAttempts(stranger, T0 + 20)).toEqual([false, false]);
+      expect(await store.getRun(a!.runId)).toMatchObject({ status: 'running', attempt: 1, workerId: 'w1' });
+      expect(await store.getRun(b!.runId)).toMatchObject({ status: 'running', attempt: 1, workerId: 'w2' });
+      expect(
+        await store.finishAttempts([{ ...end(a!.runId, a!.attempt, 'succeeded'), workerId: 'w1' }], T0 + 30),
+      ).toEqual([true]);
+      expect(await store.getRun(a!.runId)).toMatchObject({ status: 'succeeded' });
+    });
+
     it('a claim ahead of the instant keeps the poll number too', async () => {
       const F = T0 + 1000;
       const job = await store.createJob(

@@ -1477,8 +1477,8 @@ export function describeStoreConformance(
           T0,
         );
         await worker();
-        expect(await store.workerGroup('w1')).toBe('default');
-        expect(await store.workerGroup('nobody')).toBeNull();
+        expect(await store.workerIdentity('w1')).toEqual({ group: 'default', registeredBy: '' });
+        expect(await store.workerIdentity('nobody')).toBeNull();
         const claimed = await store.claimRuns('w1', 3, T0);
         const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
           store.finishAttempts(
@@ -1606,6 +1606,19 @@ export function describeStoreConformance(
           await list({ createdSince: T0 + 1000, createdUntil: T0 + 4000, before: ids[2], limit: 1 }),
         ).toEqual([ids[1]]);
         expect(await list({ createdSince: T0, jobId: created.id, status: 'queued' })).toHaveLength(5);
+      });
+
+      it('lists runs as summaries without their params and result', async () => {
+        const created = await store.createJob(job('summary', { trigger: { kind: 'manual' } }), null, T0);
+        const [id] = await store.enqueueRuns(
+          created.id,
+          [{ params: { blob: 'x'.repeat(1000) }, priority: 0 }],
+          T0,
+        );
+        const [full] = await store.listRuns({ jobId: created.id, limit: 10 });
+        const [summary] = await store.listRuns({ jobId: created.id, limit: 10, summary: true });
+        expect(full).toMatchObject({ id, params: { blob: 'x'.repeat(1000) } });
+        expect(summary).toEqual({ ...full, params: {}, result: null });
       });
     });
   });

@@ -150,6 +150,12 @@ export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.
   r.available_at, r.started_at, r.finished_at, r.result, r.error,
   r.shard, r.shard_count, r.target_worker_id`;
 
+/** RUN_COLUMNS without the params and result, as `'{}'` and NULL (text, like the JSON columns). */
+export const RUN_SUMMARY_COLUMNS = RUN_COLUMNS.replace('r.params', `'{}' AS params`).replace(
+  'r.result',
+  'NULL AS result',
+);
+
 export function jobFromRow(row: JobRow): JobRecord {
   return {
     id: row.id,
@@ -320,6 +326,7 @@ export interface DecisionRow {
   group_name: string;
   cause: string;
   retry: string;
+  worker_id: string;
 }
 
 export function decisionFromRow(row: DecisionRow): DecisionInput {
@@ -330,6 +337,7 @@ export function decisionFromRow(row: DecisionRow): DecisionInput {
     group: row.group_name,
     cause: row.cause as DecisionInput['cause'],
     retry: JSON.parse(row.retry),
+    workerId: row.worker_id,
   };
 }
 

@@ -182,7 +182,7 @@ export interface Store {
    * lost or stopped) or their deadline passed (timed out, which wins when both hold).
    */
   expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]>;
-  /** Running runs with their retry policy, for deciding what their reports do. */
+  /** Running runs with their retry policy and holder, for deciding what their reports do. */
   runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]>;
   /**
    * Ends attempts as decided. Each outcome applies only if the run is still `running` with that
@@ -314,8 +314,8 @@ export interface Store {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Audit entries newest first; `before` is the last id of the previous page. */
   listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]>;
-  /** The group of a registered worker (whatever its status), or null. */
-  workerGroup(workerId: string): Promise<string | null>;
+  /** The group of a registered worker (whatever its status) and who registered it, or null. */
+  workerIdentity(workerId: string): Promise<WorkerIdentity | null>;
   /** Runs running and queued now, runs ended since `since` by outcome, workers and nodes alive at `now`. */
   overviewCounts(since: number, now: number): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
@@ -710,6 +710,11 @@ export interface RunQuery {
   /** Only runs created before this instant (epoch ms). */
   createdUntil?: number | undefined;
   limit: number;
+  /**
+   * Leave out each run's params and result (answered as `{}` and null): a list shows summaries, and
+   * a page of 500 runs with 64 KiB of params each is 32 MB read and held for nothing.
+   */
+  summary?: boolean | undefined;
 }
 
 export interface AttemptRecord {
@@ -747,6 +752,18 @@ export interface WorkerRegistration {
   labels: Record<string, string>;
   version: string;
   host: string;
+  /**
+   * The actor of the token that registered it (`worker-token`, `token:<name>`); empty for workers
+   * registered before this was kept. See {@link Store.workerIdentity}.
+   */
+  registeredBy?: string;
+}
+
+/** Who a worker is, for checking who may act as it. */
+export interface WorkerIdentity {
+  group: string;
+  /** The actor of the token that registered it; empty: not known (any worker token may act). */
+  registeredBy: string;
 }
 
 export interface WorkerRecord extends WorkerRegistration {
@@ -782,12 +799,13 @@ export interface DecisionInput {
   group: string;
   cause: RunCause;
   retry: RetryPolicy;
+  /** The worker that holds the attempt. */
+  workerId: string;
 }
 
 export interface ExpiredAttempt extends DecisionInput {
   /** `lost`: the worker stopped heartbeating; `timed_out`: the attempt passed its deadline. */
   reason: 'lost' | 'timed_out';
-  workerId: string;
 }
 
 /** The decided end of one attempt (see `decideOutcome` in core). */
@@ -803,4 +821,10 @@ export interface AttemptOutcome extends AttemptDecision {
    * keeps the attempt running.
    */
   leaseEndedBy?: number;
+  /**
+   * A worker's report: written only if this worker holds the attempt, checked in the write itself.
+   * An attempt number is claimed by one worker only, so a report naming another worker's attempt
+   * (a peer in its group, a guessed run id) changes nothing.
+   */
+  workerId?: string;
 }

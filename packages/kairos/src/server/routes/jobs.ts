@@ -22,6 +22,8 @@ import type { EditCondition } from '../../scheduler/job-service.ts';
 import { answers, NoContent } from '../answers.ts';
 import { describeChange } from '../audit.ts';
 import type { NodeContext } from '../context.ts';
+import { nameCursor } from '../cursor.ts';
+import { fitPage } from '../page-budget.ts';
 import { runView } from '../views.ts';
 
 type NameParams = Static<typeof NameParam>;
@@ -108,10 +110,13 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request) => {
       const limit = request.query.limit ?? 50;
-      const items = await store.listJobs({ group: request.query.group, after: request.query.cursor, limit });
+      const after = nameCursor(request.query.cursor);
+      const items = await store.listJobs({ group: request.query.group, after, limit });
+      const page = fitPage(items, describeJob);
+      const last = page.rows[page.rows.length - 1];
       return {
-        items: items.map(describeJob),
-        nextCursor: items.length === limit ? items[items.length - 1]!.name : null,
+        items: page.items,
+        nextCursor: last && (page.cut || items.length === limit) ? last.name : null,
       };
     },
   );

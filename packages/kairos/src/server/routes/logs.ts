@@ -15,6 +15,7 @@ import {
 } from '@kairos/client';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { parseRfc3339 } from '../../core/instant.ts';
 import { RUN_LOG_LIMITS } from '../../core/log-limits.ts';
 import { KairosError } from '../../errors.ts';
 import type { RunLogBatch, RunLogRecord, RunProgressRecord, Store } from '../../store/store.ts';
@@ -222,11 +223,11 @@ async function follow(
 function toBatch(body: WorkerLogsRequest): RunLogBatch {
   return {
     logs: body.logs.map((entry) => {
-      const time = Date.parse(entry.time);
-      if (!Number.isFinite(time)) {
+      const time = parseRfc3339(entry.time);
+      if (time === null) {
         throw new KairosError(
           'VALIDATION_FAILED',
-          `logs: time ${JSON.stringify(entry.time)} is not an ISO-8601 instant`,
+          `logs: time ${JSON.stringify(entry.time)} is not an RFC 3339 instant with an offset`,
           {
             field: 'logs.time',
           },

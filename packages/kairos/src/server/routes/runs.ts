@@ -12,8 +12,10 @@ import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
+import { idCursor } from '../cursor.ts';
+import { fitPage } from '../page-budget.ts';
 import { queryInstant } from '../query-instant.ts';
-import { nodeView, runView, workerView } from '../views.ts';
+import { nodeView, runSummaryView, runView, workerView } from '../views.ts';
 
 export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, jobs, clock } = ctx;
@@ -34,10 +36,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const { job, status, worker, cursor } = request.query;
       const limit = request.query.limit ?? 50;
-      const before = cursor === undefined ? undefined : Number(cursor);
-      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
-        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
-      }
+      const before = idCursor(cursor);
       const createdSince = queryInstant(request.query.since, 'since');
       const createdUntil = queryInstant(request.query.until, 'until');
       if (createdSince !== undefined && createdUntil !== undefined && createdSince >= createdUntil) {
@@ -55,10 +54,14 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
         createdSince,
         createdUntil,
         limit,
+        summary: request.query.include !== 'params',
       });
+      const withParams = request.query.include === 'params';
+      const page = fitPage(items, (run) => (withParams ? runView(run) : runSummaryView(run)));
+      const last = page.rows[page.rows.length - 1];
       return {
-        items: items.map((run) => runView(run)),
-        nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
+        items: page.items,
+        nextCursor: last && (page.cut || items.length === limit) ? String(last.id) : null,
       };
     },
   );

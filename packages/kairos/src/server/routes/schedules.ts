@@ -20,6 +20,7 @@ import { KairosError } from '../../errors.ts';
 import type { SkippedRecord } from '../../store/store.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
+import { idCursor } from '../cursor.ts';
 
 type NameParams = Static<typeof NameParam>;
 
@@ -44,10 +45,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const limit = request.query.limit ?? 50;
       const { cursor } = request.query;
-      const before = cursor === undefined ? undefined : Number(cursor);
-      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
-        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
-      }
+      const before = idCursor(cursor);
       const job = await jobs.get(request.params.name);
       const items = await store.listSkipped(job.id, { before, limit });
       return {
@@ -124,7 +122,11 @@ function instant(value: string): number {
   try {
     return parseInstant(value, 'from');
   } catch {
-    throw new KairosError('VALIDATION_FAILED', 'from: expected an ISO-8601 instant', { field: 'from' });
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      'from: expected an RFC 3339 instant with an offset, such as 2030-01-01T09:00:00Z',
+      { field: 'from' },
+    );
   }
 }
 

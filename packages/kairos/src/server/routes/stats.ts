@@ -4,7 +4,7 @@ import {
   type Overview,
   OverviewQuery,
   OverviewSchema,
-  type Run,
+  type RunSummary,
   RunsPerMinuteQuery,
   type StatsWindow,
 } from '@kairos/client';
@@ -14,7 +14,7 @@ import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { queryInstant } from '../query-instant.ts';
-import { runView } from '../views.ts';
+import { runSummaryView } from '../views.ts';
 
 const HOUR_MS = 60 * 60_000;
 const MAX_RANGE_MS = 24 * HOUR_MS;
@@ -46,16 +46,16 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const since = now - (window === '24h' ? MAX_RANGE_MS : HOUR_MS);
       const [counts, failed, timedOut, lateness] = await Promise.all([
         store.overviewCounts(since, now),
-        store.listRuns({ status: 'failed', limit: 10 }),
-        store.listRuns({ status: 'timed_out', limit: 10 }),
+        store.listRuns({ status: 'failed', limit: 10, summary: true }),
+        store.listRuns({ status: 'timed_out', limit: 10, summary: true }),
         store.fireLateness(since, now, LATENESS_SAMPLE),
       ]);
       const { succeeded, failed: failedCount, timed_out, cancelled } = counts.ended;
       const judged = succeeded + failedCount + timed_out;
-      const recentFailures: Run[] = [...failed, ...timedOut]
+      const recentFailures: RunSummary[] = [...failed, ...timedOut]
         .sort((a, b) => b.id - a.id)
         .slice(0, 10)
-        .map((run) => runView(run));
+        .map(runSummaryView);
       const ended = { succeeded, failed: failedCount, timedOut: timed_out, cancelled };
       const overview: Overview = {
         running: counts.running,

@@ -25,6 +25,7 @@ import type { ApiTokenRecord, AuditRecord, UserRecord } from '../../store/access
 import { answers, NoContent } from '../answers.ts';
 import { sha256Hex } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
+import { idCursor } from '../cursor.ts';
 import { hashPassword } from '../passwords.ts';
 import { newSecret } from '../session.ts';
 
@@ -196,10 +197,7 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const limit = request.query.limit ?? 100;
       const cursor = request.query.cursor;
-      const before = cursor === undefined ? undefined : Number(cursor);
-      if (before !== undefined && !(Number.isInteger(before) && before > 0)) {
-        throw new KairosError('INVALID_CURSOR', 'cursor: pass back the nextCursor of the previous page');
-      }
+      const before = idCursor(cursor);
       const items = await store.listAudit({ before, limit });
       return {
         items: items.map(auditView),

@@ -19,6 +19,7 @@ import {
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { checkRegistration } from '../../core/worker-registration.ts';
 import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
@@ -47,6 +48,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
     },
     async (request) => {
       const r = request.body;
+      checkRegistration(r);
       const id = randomUUID();
       await store.registerWorker(
         {
@@ -58,6 +60,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           labels: r.labels ?? {},
           version: r.version ?? '',
           host: r.host ?? request.ip,
+          registeredBy: request.principal?.actor ?? '',
         },
         config.workerLeaseMs,
         clock.now(),
@@ -163,6 +166,18 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       metrics.attemptsEnded.inc({ source: 'worker', ok: 'true' }, accepted);
       metrics.staleReports.inc(results.length - accepted);
       if (accepted === 0) {
+        if (results.some((r) => r.code === 'ATTEMPT_NOT_HELD')) {
+          // A worker named attempts another worker holds: a peer, or a guessed run id.
+          return reply.status(409).send(
+            body(
+              'ATTEMPT_NOT_HELD',
+              `no report applied: worker ${request.params.id} does not hold these attempts`,
+              {
+                results,
+              },
+            ),
+          );
+        }
         // Nothing applied: every attempt was stale (retried, timed out, cancelled or fenced out).
         return reply
           .status(409)

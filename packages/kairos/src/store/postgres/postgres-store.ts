@@ -133,6 +133,7 @@ import {
   type Store,
   type StoreEvent,
   type TriggerRunRequest,
+  type WorkerIdentity,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -747,15 +748,19 @@ export class PostgresStore implements Store {
   }
 
   async listRuns(filter: RunQuery): Promise<RunRecord[]> {
-    const rows = await this.query<RunRow>('listRuns', sql.LIST_RUNS, [
-      filter.jobId ?? null,
-      filter.status ?? null,
-      filter.workerId ?? null,
-      filter.before ?? null,
-      filter.limit,
-      filter.createdSince ?? null,
-      filter.createdUntil ?? null,
-    ]);
+    const rows = await this.query<RunRow>(
+      'listRuns',
+      filter.summary ? sql.LIST_RUN_SUMMARIES : sql.LIST_RUNS,
+      [
+        filter.jobId ?? null,
+        filter.status ?? null,
+        filter.workerId ?? null,
+        filter.before ?? null,
+        filter.limit,
+        filter.createdSince ?? null,
+        filter.createdUntil ?? null,
+      ],
+    );
     return rows.map(runFromRow);
   }
 
@@ -792,6 +797,7 @@ export class PostgresStore implements Store {
       worker.host,
       now,
       now + leaseMs,
+      worker.registeredBy ?? '',
     ]);
   }
 
@@ -899,6 +905,7 @@ export class PostgresStore implements Store {
       error: o.error,
       attempt_status: o.attemptStatus,
       lease_ended_by: o.leaseEndedBy ?? null,
+      worker_id: o.workerId ?? null,
     }));
     // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
     // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale
@@ -1429,13 +1436,13 @@ export class PostgresStore implements Store {
     ).map(auditFromRow);
   }
 
-  async workerGroup(workerId: string): Promise<string | null> {
-    const [row] = await this.query<{ group_name: string }>(
-      'workerGroup',
-      'SELECT group_name FROM workers WHERE id = $1',
+  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    const [row] = await this.query<{ group_name: string; registered_by: string }>(
+      'workerIdentity',
+      'SELECT group_name, registered_by FROM workers WHERE id = $1',
       [workerId],
     );
-    return row?.group_name ?? null;
+    return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
   }
 
   async overviewCounts(since: number, now: number): Promise<OverviewCounts> {

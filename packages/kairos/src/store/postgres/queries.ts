@@ -1,7 +1,7 @@
 // Runtime SQL of the PostgreSQL store, one statement per constant. Batches arrive as one jsonb
 // parameter read with jsonb_to_recordset, so that a batch of any size is one round trip.
 
-import { DUE_JOB_COLUMNS, RUN_COLUMNS } from '../rows.ts';
+import { DUE_JOB_COLUMNS, RUN_COLUMNS, RUN_SUMMARY_COLUMNS } from '../rows.ts';
 import { DEPENDENTS_OF_ENDED } from './schedules.ts';
 
 const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms, priority, paused, schedule`;
@@ -190,6 +190,9 @@ export const LIST_RUNS = `
     AND ($6::bigint IS NULL OR r.created_at >= $6) AND ($7::bigint IS NULL OR r.created_at < $7)
   ORDER BY r.id DESC LIMIT $5`;
 
+/** LIST_RUNS without params and results (a list's summaries); the same parameters. */
+export const LIST_RUN_SUMMARIES = LIST_RUNS.replace(RUN_COLUMNS, RUN_SUMMARY_COLUMNS);
+
 /**
  * The attempts of run $1 in order: the ended ones' rows, then the running one from the run row (an
  * attempt's row is written once, when it ends).
@@ -234,11 +237,11 @@ export const CANCEL_RUN = `
   UPDATE jobs j SET next_fire_at = $3::bigint + j.delay_ms FROM ended e
   WHERE j.id = e.job_id AND e.cause = 'schedule' AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused`;
 
-/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end. */
+/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end, $11 the registering actor. */
 export const REGISTER_WORKER = `
   INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-    last_heartbeat_at, lease_expires_at)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10)
+    last_heartbeat_at, lease_expires_at, registered_by)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11)
   ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
     capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
     status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;
@@ -319,14 +322,15 @@ export const PRUNE_WORKERS = `
 
 /** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
 export const RUNS_FOR_DECISION = `
-  SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+  SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id
   FROM runs r JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON r.id = x.run_id AND r.attempt = x.attempt
   WHERE r.status = 'running'`;
 
 /**
  * End attempts as decided, each only if its run is still running with that attempt (fencing) and,
  * for a lost end the reaper decided at lease_ended_by, only if its worker's lease still ended by then
- * (a heartbeat that reached the database after the sweep read the lease keeps the attempt);
+ * (a heartbeat that reached the database after the sweep read the lease keeps the attempt), and for
+ * a worker's report (worker_id), only if that worker holds the attempt;
  * insert the ended attempts' rows (written once, at the end: worker and start come from the run row,
  * which the end leaves; a stale or second end updates no run, so inserts nothing; an INSERT at the
  * claim and an UPDATE here cost the 40,000-run drain ~53 against ~46 ms of server CPU per 1,000
@@ -335,13 +339,14 @@ export const RUNS_FOR_DECISION = `
  * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
  * $3 true leaves such runs alone (the caller ends them in a transaction that also promotes): the
  * others end here in one statement, its own transaction.
- * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by}], $2 now.
+ * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by,
+ *   worker_id}], $2 now.
  */
 export const FINISH_ATTEMPTS = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
       AS x(run_id bigint, attempt int, run_status text, available_at bigint, result jsonb, error jsonb, attempt_status text,
-        lease_ended_by bigint)),
+        lease_ended_by bigint, worker_id text)),
   ended AS (
     UPDATE runs r SET
       status = i.run_status,
@@ -351,6 +356,7 @@ export const FINISH_ATTEMPTS = `
       error = i.error, deadline_at = NULL
     FROM input i, jobs p
     WHERE r.id = i.run_id AND r.attempt = i.attempt AND r.status = 'running' AND p.id = r.job_id
+      AND (i.worker_id IS NULL OR r.worker_id = i.worker_id)
       AND (i.lease_ended_by IS NULL OR NOT EXISTS (
         SELECT 1 FROM workers w WHERE w.id = r.worker_id AND w.lease_expires_at > i.lease_ended_by))
       AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes))

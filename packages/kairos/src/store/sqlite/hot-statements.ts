@@ -58,19 +58,21 @@ export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt 
     available_at, started_at`;
 
 /** What deciding the ends of reported attempts needs: ([[run id, attempt], …]); the refs drive, by id. */
-export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry
+export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id
   FROM json_each(?) v CROSS JOIN runs r ON r.id = v.value ->> 0
   WHERE r.attempt = v.value ->> 1 AND r.status = 'running'`;
 
 /**
  * Ends runs still running with those attempts: (@now, @ends = [[run id, attempt, status, result
- * JSON, error JSON], …]), answering each with the worker and start of its attempt (an end leaves
- * them). `+runs.status` keeps the planner off the status indexes, which it would walk for every ref.
+ * JSON, error JSON, reporting worker id or null], …]), answering each with the worker and start of
+ * its attempt (an end leaves them); a worker's report ends only an attempt that worker holds.
+ * `+runs.status` keeps the planner off the status indexes, which it would walk for every ref.
  */
 export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @now, result = v.value ->> 3,
     error = v.value ->> 4, deadline_at = NULL
   FROM json_each(@ends) v
   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
+    AND (v.value ->> 5 IS NULL OR runs.worker_id = v.value ->> 5)
   RETURNING runs.id, runs.attempt, runs.job_id, runs.cause, runs.worker_id, runs.started_at`;
 
 /** A row END_RUNS answers. */

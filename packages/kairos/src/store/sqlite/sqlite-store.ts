@@ -86,6 +86,7 @@ import {
   type NodeRow,
   nodeFromRow,
   RUN_COLUMNS,
+  RUN_SUMMARY_COLUMNS,
   type RunRow,
   runFromRow,
   toJson,
@@ -128,6 +129,7 @@ import {
   type Store,
   type StoreEvent,
   type TriggerRunRequest,
+  type WorkerIdentity,
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
@@ -586,7 +588,7 @@ export class SqliteStore implements Store {
         (filter.createdSince === undefined ? '' : ' AND r.created_at >= @since') +
         (filter.createdUntil === undefined ? '' : ' AND r.created_at < @until');
       const rows = this.sql(
-        `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
+        `SELECT ${filter.summary ? RUN_SUMMARY_COLUMNS : RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
          WHERE (@job IS NULL OR r.job_id = @job) AND (@status IS NULL OR r.status = @status)
            AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)${range}
          ORDER BY r.id DESC LIMIT @limit`,
@@ -634,8 +636,8 @@ export class SqliteStore implements Store {
     this.run('registerWorker', () =>
       this.sql(
         `INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-           last_heartbeat_at, lease_expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)
+           last_heartbeat_at, lease_expires_at, registered_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
            capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
            status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
@@ -651,6 +653,7 @@ export class SqliteStore implements Store {
         now,
         now,
         now + leaseMs,
+        worker.registeredBy ?? '',
       ),
     );
   }
@@ -768,7 +771,8 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const retry = this.sql(
             `UPDATE runs SET status = 'queued', available_at = ?, error = ?, deadline_at = NULL
-             WHERE id = ? AND attempt = ? AND status = 'running' RETURNING worker_id, started_at`,
+             WHERE id = ? AND attempt = ? AND status = 'running' AND (? IS NULL OR worker_id = ?)
+             RETURNING worker_id, started_at`,
           );
           // A lost end the reaper decided is written only if the worker's lease still ended by then:
           // a heartbeat that came after the sweep read the lease keeps the attempt running.
@@ -789,7 +793,14 @@ export class SqliteStore implements Store {
               : (this.sql(hot.END_RUNS).all({
                   now,
                   ends: JSON.stringify(
-                    ends.map((o) => [o.runId, o.attempt, o.run.status, toJson(o.result), toJson(o.error)]),
+                    ends.map((o) => [
+                      o.runId,
+                      o.attempt,
+                      o.run.status,
+                      toJson(o.result),
+                      toJson(o.error),
+                      o.workerId ?? null,
+                    ]),
                   ),
                 }) as hot.EndedRunRow[]);
           // By run and attempt: a stale report may name a run that another attempt of it ended here.
@@ -801,7 +812,8 @@ export class SqliteStore implements Store {
             const error = toJson(o.error);
             let ran: { worker_id: string; started_at: number } | undefined;
             if (o.run.status === 'queued') {
-              ran = retry.get(o.run.availableAt, error, o.runId, o.attempt) as typeof ran;
+              const by = o.workerId ?? null;
+              ran = retry.get(o.run.availableAt, error, o.runId, o.attempt, by, by) as typeof ran;
               if (!ran) return false;
               requeued.add(o.group);
             } else {
@@ -1328,12 +1340,12 @@ export class SqliteStore implements Store {
     );
   }
 
-  async workerGroup(workerId: string): Promise<string | null> {
-    return this.run('workerGroup', () => {
-      const row = this.sql('SELECT group_name FROM workers WHERE id = ?').get(workerId) as
-        | { group_name: string }
+  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    return this.run('workerIdentity', () => {
+      const row = this.sql('SELECT group_name, registered_by FROM workers WHERE id = ?').get(workerId) as
+        | { group_name: string; registered_by: string }
         | undefined;
-      return row?.group_name ?? null;
+      return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
     });
   }
 
