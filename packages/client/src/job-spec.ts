@@ -17,6 +17,7 @@ export function jobToSpec(job: Job): JobSpec {
     priority: job.priority,
     paused: job.paused,
     retention: job.retention,
+    owner: job.owner,
     schedule: {
       misfire:
         schedule.misfire.policy === 'catch-up'

@@ -117,7 +117,9 @@ describe('kairos apply and kairos export', async () => {
       /^would create calendar holidays\nwould create group reports\nwould create job after-nightly/,
     );
     expect((await target.admin.listJobs()).items).toEqual([]);
-    expect(await kairos(target.node, 'apply', '-f', file)).toMatch(/9 to create, 0 to update, 0 unchanged$/);
+    expect(await kairos(target.node, 'apply', '-f', file)).toMatch(
+      /9 to create, 0 to update, 0 to delete, 0 unchanged$/,
+    );
     expect(await state(target.admin)).toEqual(await state(source.admin));
     expect((await target.admin.listGroups()).items.find((g) => g.group === 'reports')).toMatchObject({
       maxConcurrency: 4,
@@ -127,7 +129,9 @@ describe('kairos apply and kairos export', async () => {
     const again = join(dir, 'again.yaml');
     await kairos(target.node, 'export', '-o', again);
     expect(readFileSync(again, 'utf8')).toBe(readFileSync(file, 'utf8'));
-    expect(await kairos(target.node, 'apply', '-f', again)).toMatch(/0 to create, 0 to update, 9 unchanged$/);
+    expect(await kairos(target.node, 'apply', '-f', again)).toMatch(
+      /0 to create, 0 to update, 0 to delete, 9 unchanged$/,
+    );
   });
 
   it('a dry run shows the diff and changes nothing; apply makes it; a pause the file does not mention stays', async () => {
@@ -150,7 +154,7 @@ describe('kairos apply and kairos export', async () => {
       '    trigger: {"kind":"cron","cron":"30 2 * * *","timezone":"Europe/Berlin","dst":"literal"} → {"kind":"cron","cron":"45 3 * * *","timezone":"Europe/Berlin"}',
     );
     expect(diff).toContain('unchanged job gap');
-    expect(diff).toMatch(/1 to create, 1 to update, 1 unchanged \(dry run: nothing changed\)$/);
+    expect(diff).toMatch(/1 to create, 1 to update, 0 to delete, 1 unchanged \(dry run: nothing changed\)$/);
     expect(await target.admin.getJob('nightly')).toEqual(before);
 
     await kairos(target.node, 'apply', '-f', file);
@@ -198,6 +202,64 @@ describe('kairos apply and kairos export', async () => {
       code: 'VERSION_CONFLICT',
     });
     expect(await target.admin.getJob('rate')).toMatchObject({ priority: 9, trigger: { every: 90_000 } });
+  });
+
+  it('an owner: prune deletes its jobs the file no longer lists, never jobs made by hand or of another owner', async () => {
+    const file = join(dir, 'team-a.yaml');
+    const write = (jobs: string[]) =>
+      writeFileSync(
+        file,
+        [
+          'owner: team-a',
+          'jobs:',
+          ...jobs.map((name) => `  - { name: ${name}, handler: tick, trigger: { kind: manual } }`),
+        ].join('\n'),
+      );
+    write(['a-1', 'a-2', 'a-3']);
+    await kairos(target.node, 'apply', '-f', file);
+    expect((await target.admin.getJob('a-2')).owner).toBe('team-a');
+    await target.admin.createJob({ name: 'by-hand', handler: 'tick', trigger: { kind: 'manual' } });
+    writeFileSync(
+      join(dir, 'team-b.yaml'),
+      'jobs:\n  - { name: b-1, handler: tick, trigger: { kind: manual } }\n',
+    );
+    await kairos(target.node, 'apply', '--owner', 'team-b', '-f', join(dir, 'team-b.yaml'));
+
+    write(['a-1']);
+    const plan = await kairos(target.node, 'apply', '-f', file, '--prune', '--dry-run');
+    expect(plan).toContain('would delete job a-2\nwould delete job a-3');
+    expect(plan).toMatch(/0 to create, 0 to update, 2 to delete, 1 unchanged \(dry run: nothing changed\)$/);
+    expect((await target.admin.getJob('a-3')).name).toBe('a-3');
+    await kairos(target.node, 'apply', '-f', file, '--prune');
+    const names = (await target.admin.listJobs({ limit: 100 })).items.map((j) => j.name);
+    expect(names).toEqual(expect.arrayContaining(['a-1', 'by-hand', 'b-1']));
+    expect(names).not.toContain('a-2');
+    expect(names).not.toContain('a-3');
+
+    // Another owner's job is not taken silently; a prune needs an owner.
+    writeFileSync(
+      join(dir, 'grab.yaml'),
+      'owner: team-a\njobs:\n  - { name: b-1, handler: tick, trigger: { kind: manual } }\n',
+    );
+    await expect(kairos(target.node, 'apply', '-f', join(dir, 'grab.yaml'))).rejects.toThrow(
+      /job b-1 is managed by team-b; pass --take-over/,
+    );
+    await kairos(target.node, 'apply', '-f', join(dir, 'grab.yaml'), '--take-over');
+    expect((await target.admin.getJob('b-1')).owner).toBe('team-a');
+    writeFileSync(join(dir, 'anon.yaml'), 'jobs: []\n');
+    await expect(kairos(target.node, 'apply', '-f', join(dir, 'anon.yaml'), '--prune')).rejects.toThrow(
+      /--prune needs an owner/,
+    );
+
+    // An owner's export is its file again.
+    await kairos(target.node, 'export', '--owner', 'team-a', '-o', join(dir, 'export-a.yaml'));
+    expect(parse(readFileSync(join(dir, 'export-a.yaml'), 'utf8'))).toEqual({
+      owner: 'team-a',
+      jobs: [
+        { name: 'a-1', handler: 'tick', trigger: { kind: 'manual' } },
+        { name: 'b-1', handler: 'tick', trigger: { kind: 'manual' } },
+      ],
+    });
   });
 
   it('a TypeScript module that exports the definitions', async () => {

@@ -242,6 +242,11 @@ export const JobSpecSchema = closed({
   version: Type.Optional(Type.Integer({ minimum: 1 })),
   /** How long finished runs of this job are kept (default: the node's retention). */
   retention: Type.Optional(RetentionSpecSchema),
+  /**
+   * Who manages the job: the owner that `kairos apply` records (a name like `team-billing`), so that
+   * `--prune` removes only jobs of its own file; null or absent for a job made by hand.
+   */
+  owner: Type.Optional(nullable(NameSchema)),
 });
 
 /** The request form of a job spec: trigger, task and routing in their request forms. */
@@ -290,6 +295,8 @@ export const JobSchema = Type.Object({
   task: nullable(TaskAnswer),
   /** The job's own retention (ms); null fields take the node's default. */
   retention: RetentionPolicySchema,
+  /** Who manages the job (`kairos apply`'s owner); null for a job made by hand. */
+  owner: nullable(Type.String()),
   /** The next fire time, or null when the trigger has no more fires. */
   nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),

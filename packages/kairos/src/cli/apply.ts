@@ -19,6 +19,8 @@ import { importModule } from './worker.ts';
 
 /** A file of definitions: what `kairos apply` takes and `kairos export` writes. */
 export interface Definitions {
+  /** Who manages the jobs of this file (recorded on each job): `--prune` removes only this owner's jobs. */
+  owner?: string;
   calendars?: CalendarSpec[];
   /** Group limits: `{ name, maxConcurrency?, rateLimit? }`. */
   groups?: GroupDefinition[];
@@ -35,11 +37,29 @@ interface GroupDefinition {
 export interface Change {
   kind: 'calendar' | 'group' | 'job';
   name: string;
-  action: 'create' | 'update' | 'unchanged';
+  action: 'create' | 'update' | 'unchanged' | 'delete';
   /** The fields that differ, `field: before → after`. */
   fields: string[];
   /** The job's version the diff was read from: the update applies only over it (If-Match). */
   version?: number;
+}
+
+interface ApplyFlags {
+  file: string;
+  dryRun?: boolean;
+  owner?: string;
+  prune?: boolean;
+  takeOver?: boolean;
+}
+
+const OWNER = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function checkOwner(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !OWNER.test(value))
+    throw new UsageError(
+      `${where}: an owner is a name: letters, digits and ._:-, starting with a letter or digit`,
+    );
+  return value;
 }
 
 /** Registers `kairos apply -f` and `kairos export`. */
@@ -51,11 +71,20 @@ export function registerApply(program: Command): void {
     )
     .requiredOption('-f, --file <file>', 'the definitions: .yaml, .yml, .json, .js, .mjs or .ts')
     .option('--dry-run', 'print the diff, change nothing')
-    .action(async (options: { file: string; dryRun?: boolean }, cmd: Command) => {
+    .option('--owner <name>', "who manages the file's jobs, recorded on each (default: the file's owner key)")
+    .option(
+      '--prune',
+      'delete the jobs of this owner that the file no longer lists (never jobs made by hand)',
+    )
+    .option('--take-over', 'manage jobs that another owner manages now')
+    .action(async (options: ApplyFlags, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       const definitions = await loadDefinitions(options.file);
+      if (options.owner !== undefined) definitions.owner = checkOwner(options.owner, '--owner');
+      if (options.prune && definitions.owner === undefined)
+        throw new UsageError('--prune needs an owner: an owner key in the file, or --owner');
       const client = clientFrom(flags);
-      const plan = await planApply(client, definitions);
+      const plan = await planApply(client, definitions, options);
       if (!options.dryRun) await carryOut(client, definitions, plan);
       if (flags.json) return printJson({ dryRun: options.dryRun === true, changes: plan });
       printPlan(plan, options.dryRun === true);
@@ -68,9 +97,11 @@ export function registerApply(program: Command): void {
     )
     .option('-o, --output <file>', 'write to this file (.yaml, .yml or .json) instead of standard output')
     .option('--job <name...>', 'only these jobs (and no calendars or groups)')
-    .action(async (options: { output?: string; job?: string[] }, cmd: Command) => {
+    .option('--owner <name>', 'only the jobs this owner manages, as its file (with its owner key)')
+    .action(async (options: { output?: string; job?: string[]; owner?: string }, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
-      const definitions = await exportDefinitions(clientFrom(flags), options.job);
+      const owner = options.owner === undefined ? undefined : checkOwner(options.owner, '--owner');
+      const definitions = await exportDefinitions(clientFrom(flags), options.job, owner);
       const json = options.output ? extname(options.output) === '.json' : flags.json === true;
       const text = json ? `${JSON.stringify(definitions, null, 2)}\n` : stringifyYaml(definitions);
       if (options.output) writeFileSync(options.output, text);
@@ -101,13 +132,17 @@ export async function loadDefinitions(file: string): Promise<Definitions> {
 function checkDefinitions(value: unknown, file: string): Definitions {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new UsageError(`-f: ${file}: expected an object with jobs, calendars and groups`);
-  const { jobs = [], calendars = [], groups = [], ...rest } = value as Record<string, unknown>;
+  const { jobs = [], calendars = [], groups = [], owner, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0)
-    throw new UsageError(`-f: ${file}: unknown key ${unknown[0]} (expected jobs, calendars, groups)`);
+    throw new UsageError(`-f: ${file}: unknown key ${unknown[0]} (expected owner, jobs, calendars, groups)`);
   for (const [key, list] of Object.entries({ jobs, calendars, groups }))
     if (!Array.isArray(list)) throw new UsageError(`-f: ${file}: ${key} must be a list`);
   const definitions = { jobs, calendars, groups } as Required<Definitions>;
+  if (owner !== undefined) definitions.owner = checkOwner(owner, `-f: ${file}: owner`);
+  for (const job of definitions.jobs as Array<JobSpec | undefined>)
+    if (job && 'owner' in job)
+      throw new UsageError(`-f: ${file}: job ${job.name}: a job's owner is the file's (its owner key)`);
   const seen = (kind: string, names: string[]) => {
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup !== undefined) throw new UsageError(`-f: ${file}: ${kind} ${dup} is listed twice`);
@@ -155,7 +190,12 @@ function checkDefinitions(value: unknown, file: string): Definitions {
 }
 
 /** What applying would change, entry by entry, from what the node holds now. */
-export async function planApply(client: KairosClient, definitions: Definitions): Promise<Change[]> {
+export async function planApply(
+  client: KairosClient,
+  definitions: Definitions,
+  options: { prune?: boolean; takeOver?: boolean } = {},
+): Promise<Change[]> {
+  const owner = definitions.owner ?? null;
   const changes: Change[] = [];
   const calendars = new Map((await client.listCalendars()).items.map((c) => [c.name, c]));
   for (const spec of definitions.calendars ?? []) {
@@ -184,6 +224,10 @@ export async function planApply(client: KairosClient, definitions: Definitions):
       if (!calendarNames.has(calendar))
         throw new UsageError(`job ${spec.name}: calendar ${calendar} is neither in the file nor on the node`);
     const current = await getJob(client, spec.name);
+    if (current && current.owner !== null && current.owner !== owner && !options.takeOver)
+      throw new UsageError(
+        `job ${spec.name} is managed by ${current.owner}; pass --take-over to manage it from this file`,
+      );
     if (
       spec.trigger.kind === 'after' &&
       !fileJobs.has(spec.trigger.job) &&
@@ -192,7 +236,7 @@ export async function planApply(client: KairosClient, definitions: Definitions):
       throw new UsageError(
         `job ${spec.name}: its parent ${spec.trigger.job} is neither in the file nor on the node`,
       );
-    const desired = specOf(compileJob(spec));
+    const desired = specOf(compileJob({ ...spec, owner }));
     // A file that does not say whether a job is paused leaves an operator's pause alone.
     const now =
       current &&
@@ -205,7 +249,23 @@ export async function planApply(client: KairosClient, definitions: Definitions):
     const change = diff('job', spec.name, now, desired);
     changes.push(current === undefined ? change : { ...change, version: current.version });
   }
+  if (options.prune && owner !== null) {
+    for (const job of await allJobs(client))
+      if (job.owner === owner && !fileJobs.has(job.name))
+        changes.push({ kind: 'job', name: job.name, action: 'delete', fields: [], version: job.version });
+  }
   return changes;
+}
+
+async function allJobs(client: KairosClient): Promise<Job[]> {
+  const jobs: Job[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listJobs({ limit: 500, ...(cursor ? { cursor } : {}) });
+    jobs.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return jobs;
 }
 
 async function getJob(client: KairosClient, name: string): Promise<Job | undefined> {
@@ -257,16 +317,21 @@ export async function carryOut(
     if (todo('job', job!.name)) {
       // An edit made since the diff was read is refused (409 VERSION_CONFLICT), never overwritten.
       const version = plan.find((c) => c.kind === 'job' && c.name === job!.name)?.version;
-      await client.putJob(job!, version === undefined ? {} : { ifMatch: version });
+      await client.putJob(
+        { ...job!, owner: definitions.owner ?? null },
+        version === undefined ? {} : { ifMatch: version },
+      );
     }
     done.add(job!.name);
   }
+  for (const change of plan) if (change.action === 'delete') await client.deleteJob(change.name);
 }
 
 function printPlan(plan: Change[], dryRun: boolean): void {
   const verb = {
     create: dryRun ? 'would create' : 'created',
     update: dryRun ? 'would update' : 'updated',
+    delete: dryRun ? 'would delete' : 'deleted',
     unchanged: 'unchanged',
   };
   for (const change of plan) {
@@ -275,24 +340,21 @@ function printPlan(plan: Change[], dryRun: boolean): void {
   }
   const count = (action: Change['action']) => plan.filter((c) => c.action === action).length;
   console.log(
-    `${count('create')} to create, ${count('update')} to update, ${count('unchanged')} unchanged${dryRun ? ' (dry run: nothing changed)' : ''}`,
+    `${count('create')} to create, ${count('update')} to update, ${count('delete')} to delete, ${count('unchanged')} unchanged${dryRun ? ' (dry run: nothing changed)' : ''}`,
   );
 }
 
 /** Every job (or the named ones), calendar and group limit, as `apply` takes them. */
-export async function exportDefinitions(client: KairosClient, only?: string[]): Promise<Definitions> {
+export async function exportDefinitions(
+  client: KairosClient,
+  only?: string[],
+  owner?: string,
+): Promise<Definitions> {
   const jobs: Job[] = [];
   if (only) for (const name of only) jobs.push(await client.getJob(name));
-  else {
-    let cursor: string | undefined;
-    do {
-      const page = await client.listJobs({ limit: 500, ...(cursor ? { cursor } : {}) });
-      jobs.push(...page.items);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
-  }
-  const out: Definitions = {};
-  if (!only) {
+  else jobs.push(...(await allJobs(client)).filter((job) => owner === undefined || job.owner === owner));
+  const out: Definitions = owner === undefined ? {} : { owner };
+  if (!only && owner === undefined) {
     const calendars = (await client.listCalendars()).items;
     if (calendars.length > 0)
       out.calendars = calendars.map((c) => {
@@ -317,6 +379,12 @@ export async function exportDefinitions(client: KairosClient, only?: string[]): 
         ...(g.rateLimit === null ? {} : { rateLimit: g.rateLimit }),
       }));
   }
-  out.jobs = jobs.sort((a, b) => a.name.localeCompare(b.name)).map((job) => minimalSpec(specFromJob(job)));
+  // A job's owner is the file's.
+  out.jobs = jobs
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((job) => {
+      const { owner: _owner, ...spec } = minimalSpec(specFromJob(job));
+      return spec;
+    });
   return out;
 }

@@ -38,6 +38,8 @@ export interface JobDefinition {
   task: TaskDefinition | null;
   /** How long its finished runs are kept (`retention.ts`); null fields take the node's default. */
   retention: JobRetention;
+  /** Who manages the job: the owner `kairos apply` records; null for a job made by hand. */
+  owner: string | null;
 }
 
 /** A job as the store keeps it. */
@@ -87,6 +89,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     dispatch: compileDispatch(spec),
     task,
     retention: compileRetention(spec.retention),
+    owner: compileOwner(spec.owner),
   };
 }
 
@@ -106,6 +109,7 @@ export function specOf(job: JobDefinition): JobSpec {
     schedule: scheduleSpecOf(job.schedule),
     ...dispatchSpecOf(job.dispatch),
     ...(job.task ? { handler: undefined, task: taskSpecOf(job.task) } : {}),
+    ...(job.owner === null ? {} : { owner: job.owner }),
     ...(retentionSpecOf(job.retention) ? { retention: retentionSpecOf(job.retention) } : {}),
   };
 }
@@ -184,6 +188,7 @@ export function describeJob(job: JobRecord): Job {
     scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
     task: job.task ? taskSpecOf(job.task) : null,
     retention: describeRetention(job.retention),
+    owner: job.owner,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
     version: job.version,
@@ -221,6 +226,7 @@ const DEFINITION_KEYS: Record<keyof JobDefinition, true> = {
   dispatch: true,
   task: true,
   retention: true,
+  owner: true,
 };
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */
@@ -231,6 +237,12 @@ export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
     a.schedule.startAt === b.schedule.startAt &&
     a.schedule.endAt === b.schedule.endAt
   );
+}
+
+function compileOwner(owner: string | null | undefined): string | null {
+  if (owner === undefined || owner === null) return null;
+  checkName(owner, 'owner', NAME_PATTERN);
+  return owner;
 }
 
 export function checkParams(params: JsonObject, field: string): JsonObject {

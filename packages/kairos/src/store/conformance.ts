@@ -101,6 +101,17 @@ export function describeStoreConformance(
         expect(await store.getJob('a')).toBeNull();
       });
 
+      it('keeps a job’s owner: set on create, changed and cleared by an update, none for a job made by hand', async () => {
+        const owned = await store.createJob(job('owned', { owner: 'team-a' }), null, T0);
+        expect(owned.owner).toBe('team-a');
+        expect((await store.createJob(job('by-hand'), null, T0)).owner).toBeNull();
+        expect((await store.updateJob(owned.id, job('owned', { owner: 'team-b' }), null, T0))?.owner).toBe(
+          'team-b',
+        );
+        expect((await store.getJob('owned'))?.owner).toBe('team-b');
+        expect((await store.updateJob(owned.id, job('owned'), null, T0))?.owner).toBeNull();
+      });
+
       it('an update with an expectation applies only to the version and next fire it read', async () => {
         const a = await store.createJob(job('v'), T0 + 1000, T0);
         expect(a.version).toBe(1);

@@ -49,6 +49,7 @@ export interface JobRow {
   task: JsonColumn | null;
   version: number;
   retention: JsonColumn;
+  owner: string | null;
 }
 
 export interface RunRow {
@@ -179,6 +180,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     dispatch: dispatchFromColumn(row.dispatch),
     task: jsonOrNull<TaskDefinition>(row.task),
     retention: retentionFromColumn(row.retention),
+    owner: row.owner ?? null,
   };
 }
 

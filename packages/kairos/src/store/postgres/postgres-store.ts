@@ -420,6 +420,7 @@ export class PostgresStore implements Store {
         ...dispatchValues(job),
         buffersRuns(job),
         retentionColumn(job.retention),
+        job.owner,
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -446,6 +447,7 @@ export class PostgresStore implements Store {
       ...dispatchValues(job),
       ...expectationValues(expected),
       retentionColumn(job.retention),
+      job.owner,
     ];
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
@@ -1081,6 +1083,7 @@ export class PostgresStore implements Store {
         ...dispatchValues(job),
         ...expectationValues(expected),
         retentionColumn(job.retention),
+        job.owner,
       ]);
       if (rows[0] && skipped) {
         await writeSkipped(

@@ -276,8 +276,9 @@ export class SqliteStore implements Store {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
-             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
+             owner)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(
           ...jobValues(job),
           nextFireAt,
@@ -285,6 +286,7 @@ export class SqliteStore implements Store {
           now,
           ...dispatchValues(job),
           retentionColumn(job.retention),
+          job.owner,
         ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -311,6 +313,7 @@ export class SqliteStore implements Store {
         now,
         ...dispatchValues(job),
         retentionColumn(job.retention),
+        job.owner,
         id,
         ...expectationValues(expected),
       ) as JobRow | undefined;
@@ -1019,6 +1022,7 @@ export class SqliteStore implements Store {
             now,
             ...dispatchValues(job),
             retentionColumn(job.retention),
+            job.owner,
             id,
             ...expectationValues(expected),
           ) as JobRow | undefined;
@@ -2013,7 +2017,7 @@ export class SqliteStore implements Store {
  */
 const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
     delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, version = version + 1
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, version = version + 1
   WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
 
 function expectationValues(expected: JobExpectation | undefined): unknown[] {
