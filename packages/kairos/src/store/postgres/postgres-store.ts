@@ -439,16 +439,7 @@ export class PostgresStore implements Store {
     now: number,
     expected?: JobExpectation,
   ): Promise<JobRecord | null> {
-    const values = [
-      ...jobValues(job),
-      nextFireAt,
-      now,
-      id,
-      ...dispatchValues(job),
-      ...expectationValues(expected),
-      retentionColumn(job.retention),
-      job.owner,
-    ];
+    const values = updateValues(id, job, nextFireAt, now, expected);
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] = buffersRuns(job)
       ? await this.transaction('updateJob', async (client) => {
@@ -1075,16 +1066,10 @@ export class PostgresStore implements Store {
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
       if (buffersRuns(job)) await startBuffering(client, id);
-      const { rows } = await client.query<JobRow>(sql.RESUME_JOB, [
-        ...jobValues(job),
-        nextFireAt,
-        now,
-        id,
-        ...dispatchValues(job),
-        ...expectationValues(expected),
-        retentionColumn(job.retention),
-        job.owner,
-      ]);
+      const { rows } = await client.query<JobRow>(
+        sql.RESUME_JOB,
+        updateValues(id, job, nextFireAt, now, expected),
+      );
       if (rows[0] && skipped) {
         await writeSkipped(
           client,
@@ -2052,6 +2037,26 @@ function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } 
 }
 
 /** The edit's expectation as UPDATE_JOB's $19..$21. */
+/** The parameters of UPDATE_JOB (and RESUME_JOB), in their order. */
+function updateValues(
+  id: number,
+  job: JobDefinition,
+  nextFireAt: number | null,
+  now: number,
+  expected: JobExpectation | undefined,
+): unknown[] {
+  return [
+    ...jobValues(job),
+    nextFireAt,
+    now,
+    id,
+    ...dispatchValues(job),
+    ...expectationValues(expected),
+    retentionColumn(job.retention),
+    job.owner,
+  ];
+}
+
 function expectationValues(expected: JobExpectation | undefined): unknown[] {
   return expected ? [expected.version, true, expected.nextFireAt] : [null, false, null];
 }

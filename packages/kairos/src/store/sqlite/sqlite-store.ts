@@ -308,14 +308,7 @@ export class SqliteStore implements Store {
   ): Promise<JobRecord | null> {
     return this.run('updateJob', () => {
       const row = this.sql(`${UPDATE_JOB} RETURNING *`).get(
-        ...jobValues(job),
-        nextFireAt,
-        now,
-        ...dispatchValues(job),
-        retentionColumn(job.retention),
-        job.owner,
-        id,
-        ...expectationValues(expected),
+        ...updateValues(id, job, nextFireAt, now, expected),
       ) as JobRow | undefined;
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
@@ -1017,14 +1010,7 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const row = this.sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`).get(
-            ...jobValues(job),
-            nextFireAt,
-            now,
-            ...dispatchValues(job),
-            retentionColumn(job.retention),
-            job.owner,
-            id,
-            ...expectationValues(expected),
+            ...updateValues(id, job, nextFireAt, now, expected),
           ) as JobRow | undefined;
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
@@ -2019,6 +2005,26 @@ const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, h
     delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
     dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, version = version + 1
   WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
+
+/** The parameters of UPDATE_JOB, in its order. */
+function updateValues(
+  id: number,
+  job: JobDefinition,
+  nextFireAt: number | null,
+  now: number,
+  expected: JobExpectation | undefined,
+): unknown[] {
+  return [
+    ...jobValues(job),
+    nextFireAt,
+    now,
+    ...dispatchValues(job),
+    retentionColumn(job.retention),
+    job.owner,
+    id,
+    ...expectationValues(expected),
+  ];
+}
 
 function expectationValues(expected: JobExpectation | undefined): unknown[] {
   return expected ? [expected.version, expected.version, 1, expected.nextFireAt] : [null, null, 0, null];
