@@ -42,6 +42,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import type { AlertStore } from '../alerts.ts';
 import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import {
   bucketScopes,
@@ -238,7 +239,7 @@ const MIGRATION_LOCK = 7_245_100_001;
 export class PostgresStore implements Store {
   readonly dialect = 'postgres';
   private readonly pool: pg.Pool;
-  readonly alerts = new PostgresAlerts({
+  readonly alerts: AlertStore = new PostgresAlerts({
     query: (operation, text, values) => this.query(operation, text, values),
     transaction: (operation, body) => this.transaction(operation, body),
   });

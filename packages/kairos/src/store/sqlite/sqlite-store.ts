@@ -43,6 +43,7 @@ import {
   type UserRow,
   userFromRow,
 } from '../access.ts';
+import type { AlertStore } from '../alerts.ts';
 import { bucketScopes, type DispatchCandidate, lockedJobs, planDispatch } from '../dispatch-plan.ts';
 import {
   type BucketRow,
@@ -199,7 +200,7 @@ const FIRST_STARTS = `SELECT late FROM (
  */
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
-  readonly alerts: SqliteAlerts;
+  readonly alerts: AlertStore;
   private readonly db: Database.Database;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Statement>();
