@@ -18,6 +18,7 @@ export function jobToSpec(job: Job): JobSpec {
     paused: job.paused,
     retention: job.retention,
     owner: job.owner,
+    revision: job.revision,
     schedule: {
       misfire:
         schedule.misfire.policy === 'catch-up'

@@ -49,6 +49,13 @@ export interface WorkerOptions {
     shell?: boolean | { allow?: string[]; killGraceMs?: number };
     http?: { allow: string[] };
   };
+  /**
+   * How the jobs given to {@link Worker.declare} are written when the worker starts: `revision`, a
+   * number that grows with each release of this code (the newest definition wins, an older worker
+   * starting later changes nothing); `owner`, default `worker.<group>`; `token`, one that may write
+   * jobs (operator or admin), default the worker's own (which may not: the start then fails).
+   */
+  jobs?: { revision: number; owner?: string; token?: string };
 }
 
 /** The options with every default filled in. */
@@ -68,6 +75,7 @@ export interface ResolvedOptions {
   logger: WorkerLogger;
   shell: ShellConfig | null;
   http: HttpConfig | null;
+  jobs: { revision: number; owner: string; token: string | undefined } | null;
 }
 
 /** Node's timers overflow past this (about 24.8 days). */
@@ -86,6 +94,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     10;
   return {
     urls: checkUrls(options.url),
+    jobs: optional(options.jobs, 'jobs', (v, what) => checkJobs(v, what, options.group ?? 'default')) ?? null,
     token: optional(options.token, 'token', checkString),
     group: optional(options.group, 'group', checkGroup) ?? 'default',
     name: optional(options.name, 'name', checkName) ?? `${host}-${process.pid}`,
@@ -179,6 +188,25 @@ function checkString(value: unknown, what: string): string {
 function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.trim() === '') fail(what, 'a non-empty string', value);
   return value;
+}
+
+function checkJobs(
+  value: unknown,
+  what: string,
+  group: string,
+): { revision: number; owner: string; token: string | undefined } {
+  if (typeof value !== 'object' || value === null) fail(what, '{ revision, owner?, token? }', value);
+  const { revision, owner, token } = value as { revision?: unknown; owner?: unknown; token?: unknown };
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0)
+    fail(`${what}.revision`, 'a whole number from 0', revision);
+  if (owner !== undefined && (typeof owner !== 'string' || !NAME_PATTERN.test(owner)))
+    fail(`${what}.owner`, 'a name: letters, digits and ._:-', owner);
+  if (token !== undefined && typeof token !== 'string') fail(`${what}.token`, 'a string', token);
+  return {
+    revision,
+    owner: (owner as string | undefined) ?? `worker.${group}`,
+    token: token as string | undefined,
+  };
 }
 
 /** A group is named as jobs name it (the node refuses anything else at registration). */

@@ -3,6 +3,7 @@ import type {
   Assignment,
   AttemptRef,
   HeartbeatRequest,
+  JobSpec,
   JsonObject,
   PollRequest,
   PollResponse,
@@ -12,7 +13,13 @@ import type {
   Task,
   TaskReturn,
 } from '@kairos/client';
-import { checkTaskParams, HANDLER_PATTERN, TaskParamsError } from '@kairos/client';
+import {
+  checkTaskParams,
+  HANDLER_PATTERN,
+  KairosApiError,
+  KairosClient,
+  TaskParamsError,
+} from '@kairos/client';
 import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, LazyAbort, type RunContext, withParams } from './context.ts';
 import { formatDuration } from './duration.ts';
@@ -95,6 +102,8 @@ export class Worker {
   readonly #reporter: Reporter;
   readonly #logs: LogShipper;
   readonly #handlers = new Map<string, Handler>();
+  /** Jobs this worker's code declares, written at start (see `declare`). */
+  readonly #declared = new Map<string, JobSpec>();
   readonly #running = new Map<string, RunningAttempt>();
   /** Attempts whose handler ended and whose report waits for their log lines to be sent. */
   readonly #ending = new Map<string, AttemptRef>();
@@ -233,6 +242,25 @@ export class Worker {
   }
 
   /**
+   * Declares a job next to its handler: when the worker starts, it writes the job (in its group,
+   * unless the spec names another), owned by the `jobs.owner` option and marked with its
+   * `jobs.revision`. Workers of one release write nothing new (an unchanged job is not written);
+   * a worker of an older release changes nothing (`STALE_REVISION`, logged), so the newest code's
+   * definition wins whatever the order in which workers start. A job an operator paused stays
+   * paused unless the spec says `paused`. Chainable; before start().
+   */
+  declare(spec: JobSpec): this {
+    if (this.#state !== 'idle') throw new Error(`Worker.declare('${spec?.name}'): before start()`);
+    if (!this.#options.jobs)
+      throw new Error('Worker.declare(): set the jobs option ({ revision }) to declare jobs');
+    if (typeof spec !== 'object' || spec === null || typeof spec.name !== 'string')
+      throw new TypeError('Worker.declare(spec): a job spec with a name');
+    if (this.#declared.has(spec.name)) throw new Error(`Worker.declare('${spec.name}'): declared twice`);
+    this.#declared.set(spec.name, spec);
+    return this;
+  }
+
+  /**
    * Registers with the node, then polls for runs and heartbeats in the background. Resolves once
    * registered: it waits through connection errors, but rejects when the node refuses the
    * registration (a wrong token, for example) or when no handler was added. Idempotent.
@@ -278,10 +306,58 @@ export class Worker {
     }
     this.#session = session;
     if (session === null || this.#stopPolling.signal.aborted) return;
+    try {
+      await this.#writeDeclared();
+    } catch (err) {
+      // A declaration the node refuses is a mistake in the code or its token: say so at start.
+      await this.#unregisterQuietly(session);
+      this.#state = 'stopped';
+      this.#removeSignalHandlers();
+      this.#closed.abort();
+      throw err;
+    }
     this.#state = 'started';
     this.#log.info('worker registered', { workerId: session.workerId, handlers: [...this.#handlers.keys()] });
     this.#pollLoopDone = this.#pollLoop().catch((err: unknown) => this.#crashed('poll', err));
     this.#heartbeatLoopDone = this.#heartbeatLoop().catch((err: unknown) => this.#crashed('heartbeat', err));
+  }
+
+  /** Writes the declared jobs (see `declare`), through the first node that answers. */
+  async #writeDeclared(): Promise<void> {
+    const jobs = this.#options.jobs;
+    if (!jobs || this.#declared.size === 0) return;
+    const token = jobs.token ?? this.#options.token;
+    for (const spec of this.#declared.values()) {
+      const body: JobSpec = {
+        ...spec,
+        group: spec.group ?? this.#options.group,
+        owner: jobs.owner,
+        revision: jobs.revision,
+      };
+      for (const [i, url] of this.#options.urls.entries()) {
+        try {
+          const job = await new KairosClient({ url, token }).putJob(body);
+          this.#log.debug('declared job written', { job: job.name, version: job.version });
+          break;
+        } catch (err) {
+          if (err instanceof KairosApiError && err.code === 'STALE_REVISION') {
+            this.#log.info('a newer release declared this job; it stays as that release wrote it', {
+              job: spec.name,
+              revision: jobs.revision,
+              stored: (err.details as { revision?: number } | undefined)?.revision,
+            });
+            break;
+          }
+          if (isConnectionError(err) && i < this.#options.urls.length - 1) continue;
+          throw err;
+        }
+      }
+    }
+  }
+
+  /** After a failed start: the node forgets the worker at once instead of at its lease's end. */
+  async #unregisterQuietly(session: Session): Promise<void> {
+    await this.#nodes.call((client) => client.unregister(session.workerId)).catch(() => undefined);
   }
 
   async #shutdown(): Promise<void> {

@@ -247,6 +247,12 @@ export const JobSpecSchema = closed({
    * `--prune` removes only jobs of its own file; null or absent for a job made by hand.
    */
   owner: Type.Optional(nullable(NameSchema)),
+  /**
+   * The revision of the owner's definition (a number that grows with each release of the code or
+   * file that declares the job): a write of the same owner with a lower revision than the job's is
+   * refused with 409 `STALE_REVISION`, so the newest definition wins whatever the order of writes.
+   */
+  revision: Type.Optional(nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))),
 });
 
 /** The request form of a job spec: trigger, task and routing in their request forms. */
@@ -297,6 +303,8 @@ export const JobSchema = Type.Object({
   retention: RetentionPolicySchema,
   /** Who manages the job (`kairos apply`'s owner); null for a job made by hand. */
   owner: nullable(Type.String()),
+  /** The revision of the owner's definition that wrote the job; null without one. */
+  revision: nullable(Type.Integer()),
   /** The next fire time, or null when the trigger has no more fires. */
   nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),

@@ -379,11 +379,11 @@ export async function exportDefinitions(
         ...(g.rateLimit === null ? {} : { rateLimit: g.rateLimit }),
       }));
   }
-  // A job's owner is the file's.
+  // A job's owner is the file's; the revision is its declaring code's.
   out.jobs = jobs
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((job) => {
-      const { owner: _owner, ...spec } = minimalSpec(specFromJob(job));
+      const { owner: _owner, revision: _revision, ...spec } = minimalSpec(specFromJob(job));
       return spec;
     });
   return out;

@@ -40,6 +40,8 @@ export interface JobDefinition {
   retention: JobRetention;
   /** Who manages the job: the owner `kairos apply` records; null for a job made by hand. */
   owner: string | null;
+  /** The revision of the owner's definition that wrote it (a lower one is refused); null without one. */
+  revision: number | null;
 }
 
 /** A job as the store keeps it. */
@@ -90,6 +92,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     task,
     retention: compileRetention(spec.retention),
     owner: compileOwner(spec.owner),
+    revision: spec.revision ?? null,
   };
 }
 
@@ -110,6 +113,7 @@ export function specOf(job: JobDefinition): JobSpec {
     ...dispatchSpecOf(job.dispatch),
     ...(job.task ? { handler: undefined, task: taskSpecOf(job.task) } : {}),
     ...(job.owner === null ? {} : { owner: job.owner }),
+    ...(job.revision === null ? {} : { revision: job.revision }),
     ...(retentionSpecOf(job.retention) ? { retention: retentionSpecOf(job.retention) } : {}),
   };
 }
@@ -189,6 +193,7 @@ export function describeJob(job: JobRecord): Job {
     task: job.task ? taskSpecOf(job.task) : null,
     retention: describeRetention(job.retention),
     owner: job.owner,
+    revision: job.revision,
     schedule: describeSchedule(job.schedule),
     runsFired: job.runsFired,
     version: job.version,
@@ -227,6 +232,7 @@ const DEFINITION_KEYS: Record<keyof JobDefinition, true> = {
   task: true,
   retention: true,
   owner: true,
+  revision: true,
 };
 
 /** Whether two definitions fire at the same times (an update that keeps them keeps the next fire). */

@@ -223,6 +223,21 @@ export class JobService {
         throw versionConflict(existing, condition.version);
       }
       const job = build(existing);
+      // The same owner's older definition (a worker of an older release, an older file): refused,
+      // so that the newest definition stays whatever the order in which they arrive.
+      if (
+        job.owner !== null &&
+        job.owner === existing.owner &&
+        job.revision !== null &&
+        existing.revision !== null &&
+        job.revision < existing.revision
+      ) {
+        throw new KairosError(
+          'STALE_REVISION',
+          `job ${JSON.stringify(existing.name)} was written by revision ${existing.revision} of ${existing.owner}, newer than ${job.revision}`,
+          { revision: existing.revision, job: describeJob(existing) as unknown as Json },
+        );
+      }
       // Nothing to change: nothing written, the version stays.
       if (sameDefinition(existing, job)) return existing;
       await this.checkDependencies(job);

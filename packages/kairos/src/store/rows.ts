@@ -50,6 +50,7 @@ export interface JobRow {
   version: number;
   retention: JsonColumn;
   owner: string | null;
+  revision: number | string | null;
 }
 
 export interface RunRow {
@@ -181,6 +182,7 @@ export function jobFromRow(row: JobRow): JobRecord {
     task: jsonOrNull<TaskDefinition>(row.task),
     retention: retentionFromColumn(row.retention),
     owner: row.owner ?? null,
+    revision: row.revision === null || row.revision === undefined ? null : Number(row.revision),
   };
 }
 

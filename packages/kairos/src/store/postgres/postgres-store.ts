@@ -422,6 +422,7 @@ export class PostgresStore implements Store {
         buffersRuns(job),
         retentionColumn(job.retention),
         job.owner,
+        job.revision,
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -2055,6 +2056,7 @@ function updateValues(
     ...expectationValues(expected),
     retentionColumn(job.retention),
     job.owner,
+    job.revision,
   ];
 }
 

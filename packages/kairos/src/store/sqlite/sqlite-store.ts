@@ -278,8 +278,8 @@ export class SqliteStore implements Store {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
-             owner)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             owner, revision)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(
           ...jobValues(job),
           nextFireAt,
@@ -288,6 +288,7 @@ export class SqliteStore implements Store {
           ...dispatchValues(job),
           retentionColumn(job.retention),
           job.owner,
+          job.revision,
         ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -2004,7 +2005,7 @@ export class SqliteStore implements Store {
  */
 const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
     delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, version = version + 1
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, revision = ?, version = version + 1
   WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
 
 /** The parameters of UPDATE_JOB, in its order. */
@@ -2022,6 +2023,7 @@ function updateValues(
     ...dispatchValues(job),
     retentionColumn(job.retention),
     job.owner,
+    job.revision,
     id,
     ...expectationValues(expected),
   ];
