@@ -169,8 +169,9 @@ export class KairosClient {
     return this.request('GET', '/v1/jobs', undefined, { ...filter });
   }
 
-  async deleteJob(name: string): Promise<void> {
-    await this.request('DELETE', `/v1/jobs/${enc(name)}`);
+  /** Deletes a job and its runs; with `options.ifMatch`, only that version of it (VERSION_CONFLICT otherwise). */
+  async deleteJob(name: string, options: JobEditOptions = {}): Promise<void> {
+    await this.request('DELETE', `/v1/jobs/${enc(name)}`, undefined, undefined, ifMatch(options));
   }
 
   pauseJob(name: string, options: JobEditOptions = {}): Promise<Job> {
@@ -194,8 +195,9 @@ export class KairosClient {
     params: Params,
     request: Omit<TriggerRequest, 'params'> = {},
   ): Promise<TaskRun<Result>> {
-    const checked = await checkTaskParams(task, params);
-    return (await this.triggerJob(task.job, { ...request, params: checked })) as TaskRun<Result>;
+    // Checked here, sent as given: the worker reads them through the schema (its output may differ).
+    await checkTaskParams(task, params);
+    return (await this.triggerJob(task.job, { ...request, params })) as TaskRun<Result>;
   }
 
   /** A run of a typed task, its result typed. */

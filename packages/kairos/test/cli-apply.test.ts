@@ -262,6 +262,62 @@ describe('kairos apply and kairos export', async () => {
     });
   });
 
+  it('guards: a prune or create planned before someone else’s change is refused; a parent is not pruned from under a child; revisions and owners are kept', async () => {
+    const manual = (name: string, extra: object = {}) => ({
+      name,
+      handler: 'tick',
+      trigger: { kind: 'manual' as const },
+      ...extra,
+    });
+    // A job deleted by the plan but edited in between: not deleted.
+    await target.admin.putJob({ ...manual('c-1'), owner: 'team-c' });
+    await target.admin.putJob({ ...manual('c-2'), owner: 'team-c' });
+    const keepOne = { owner: 'team-c', jobs: [manual('c-1')] };
+    const prunePlan = await planApply(target.admin, keepOne, { prune: true });
+    expect(prunePlan.filter((c) => c.action === 'delete').map((c) => c.name)).toEqual(['c-2']);
+    await target.admin.updateJob('c-2', { priority: 3 });
+    await expect(carryOut(target.admin, keepOne, prunePlan)).rejects.toMatchObject({
+      code: 'VERSION_CONFLICT',
+    });
+    expect((await target.admin.getJob('c-2')).priority).toBe(3);
+
+    // A job planned as new but made meanwhile: not taken over.
+    const fresh = { owner: 'team-c', jobs: [manual('c-1'), manual('c-new')] };
+    const createPlan = await planApply(target.admin, fresh);
+    await target.admin.createJob({ ...manual('c-new'), description: 'by hand' });
+    await expect(carryOut(target.admin, fresh, createPlan)).rejects.toMatchObject({ code: 'JOB_NAME_TAKEN' });
+    expect(await target.admin.getJob('c-new')).toMatchObject({ owner: null, description: 'by hand' });
+
+    // Pruning a parent that a kept job runs after: refused before anything changes.
+    await target.admin.putJob({
+      name: 'c-child',
+      handler: 'tick',
+      trigger: { kind: 'after', job: 'c-2' },
+      owner: 'team-c',
+    });
+    const orphaning = {
+      owner: 'team-c',
+      jobs: [
+        manual('c-1'),
+        { name: 'c-child', handler: 'tick', trigger: { kind: 'after' as const, job: 'c-2' } },
+      ],
+    };
+    await expect(planApply(target.admin, orphaning, { prune: true })).rejects.toThrow(
+      /c-child runs after c-2, which --prune would delete/,
+    );
+
+    // A revision written by the job's declaring code survives an apply that does not give one.
+    await target.admin.putJob({ ...manual('c-1'), owner: 'team-c', revision: 5 });
+    const c1 = { owner: 'team-c', jobs: [{ ...manual('c-1'), priority: 2 }] };
+    await carryOut(target.admin, c1, await planApply(target.admin, c1));
+    expect(await target.admin.getJob('c-1')).toMatchObject({ priority: 2, revision: 5, owner: 'team-c' });
+
+    // Jobs of several owners are not exported as one file.
+    await expect(kairos(target.node, 'export', '-o', join(dir, 'mixed.yaml'))).rejects.toThrow(
+      /the jobs have several owners \(.*\): export one file per owner with --owner/,
+    );
+  });
+
   it('a TypeScript module that exports the definitions', async () => {
     const file = join(dir, 'jobs.ts');
     writeFileSync(

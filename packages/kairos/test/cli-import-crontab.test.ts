@@ -43,6 +43,25 @@ describe('kairos import crontab', async () => {
     expect((await admin.listJobs()).items).toEqual([]);
   });
 
+  it('two files of one name, or a file that may or may not have a user field: the reader must say', async () => {
+    mkdirSync(join(dir, 'other'));
+    const a = join(dir, 'cron.d', 'twin');
+    const b = join(dir, 'other', 'twin');
+    writeFileSync(a, '0 0 * * * root true\n');
+    writeFileSync(b, '0 0 * * * echo hi\n');
+    await expect(kairos('import', 'crontab', '--dry-run', a, b)).rejects.toThrow(
+      /have the same name, and so would their jobs/,
+    );
+    const ambiguous = join(dir, 'ambiguous');
+    writeFileSync(ambiguous, '0 3 * * * root /usr/local/bin/backup\n');
+    await expect(kairos('import', 'crontab', '--dry-run', ambiguous)).rejects.toThrow(
+      /every line's sixth word is a user of this machine \(root\): say whether .*--system.*--no-system/,
+    );
+    printed.length = 0;
+    await kairos('import', 'crontab', '--dry-run', '--system', ambiguous);
+    expect(printed.join('\n')).toMatch(/would create ambiguous-1 — cron ran it as root/);
+  });
+
   it('creates the jobs of a user crontab; a run gets its environment and its % input; a second import leaves them', async () => {
     const file = join(dir, 'alice.crontab');
     writeFileSync(

@@ -212,9 +212,9 @@ describe('the web console in Chromium', () => {
         paused: true,
         task: {
           kind: 'shell',
-          command: '/usr/local/bin/backup',
-          args: ['--all', 'two words'],
-          env: { MODE: 'full' },
+          command: '/bin/sh',
+          args: ['-c', 'echo a\necho b', ' leading space', ''],
+          env: { MODE: 'full', JAVA_OPTS: '-Xms1g,-Xmx2g' },
           cwd: '/tmp',
         },
       },

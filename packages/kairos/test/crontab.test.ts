@@ -118,24 +118,31 @@ describe('crontab import, the rules of crontab(5)', () => {
       [
         '@reboot /usr/local/bin/start',
         '@fortnightly echo x',
-        'CRON_TZ=Mars/Olympus',
         '0 0 */2 * 1-5 echo both-days',
         '61 * * * * echo bad-minute',
         '* * * *',
         '0 0 * * * %only-input',
         '0 0 * * * echo fine',
+        'CRON_TZ=Mars/Olympus',
+        '0 0 * * * echo where',
+        'CRON_TZ=Asia/Tokyo',
+        '0 0 * * * echo tokyo',
       ].join('\n'),
       user,
     );
     expect(lines.map((l) => (l.kind === 'unmapped' ? [l.line, l.reason] : [l.line, l.kind]))).toEqual([
       [1, expect.stringMatching(/^@reboot runs once when the host starts/)],
       [2, '@fortnightly: not a cron macro'],
-      [3, 'CRON_TZ: unknown time zone Mars/Olympus'],
-      [4, expect.stringMatching(/cron matches only the restricted one/)],
-      [5, expect.stringMatching(/^invalid cron expression "61 \* \* \* \*"/)],
-      [6, 'neither an environment setting nor five time fields and a command'],
-      [7, 'no command before %'],
-      [8, 'job'],
+      [3, expect.stringMatching(/cron matches only the restricted one/)],
+      [4, expect.stringMatching(/^invalid cron expression "61 \* \* \* \*"/)],
+      [5, 'neither an environment setting nor five time fields and a command'],
+      [6, 'no command before %'],
+      [7, 'job'],
+      [8, 'CRON_TZ: unknown time zone Mars/Olympus'],
+      // Not in some other zone: not at all, until a good CRON_TZ.
+      [9, 'the CRON_TZ above it (Mars/Olympus) is no time zone: its schedule’s zone is unknown'],
+      [10, 'env'],
+      [11, 'job'],
     ]);
   });
 });

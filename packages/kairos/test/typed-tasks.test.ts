@@ -9,6 +9,9 @@ const sendReport = defineTask<z.infer<typeof ReportParams>, { sent: number; to: 
   params: ReportParams,
 });
 const ping = defineTask<{ n: number }, number>('ping', { handler: 'pinger' });
+// A schema that changes its input: producers send a string, the handler gets a number.
+const Counted = z.object({ n: z.string().transform(Number) });
+const count = defineTask<z.output<typeof Counted>, number>('count', { params: Counted as never });
 
 describe('typed tasks, producer to worker through a node', async () => {
   const { node, admin } = await startTestNode();
@@ -19,12 +22,14 @@ describe('typed tasks, producer to worker through a node', async () => {
     trigger: { kind: 'manual' },
     retry: { maxAttempts: 3 },
   });
+  await admin.createJob({ name: 'count', handler: 'count', trigger: { kind: 'manual' } });
   const worker = testWorker(node, 'default')
     .handle(sendReport, (ctx) => {
       expectTypeOf(ctx.params).toEqualTypeOf<{ to: string; copies: number }>();
       return { sent: ctx.params.copies, to: ctx.params.to };
     })
-    .handle(ping, (ctx) => ctx.params.n + 1);
+    .handle(ping, (ctx) => ctx.params.n + 1)
+    .handle(count, (ctx) => ctx.params.n * 2);
   await worker.start();
   afterAll(() => worker.stop());
 
@@ -50,6 +55,14 @@ describe('typed tasks, producer to worker through a node', async () => {
     const pinged = await finished(() => admin.getTaskRun(ping, id));
     expect(pinged.result).toBe(42);
     expectTypeOf(pinged.result).toEqualTypeOf<number | null>();
+  });
+
+  it('a schema that transforms: the producer sends the params as given, the handler gets its output', async () => {
+    const { id } = await admin.triggerJob('count', { params: { n: '21' } });
+    const run = await finished(() => admin.getTaskRun(count, id));
+    expect(run).toMatchObject({ status: 'succeeded', params: { n: '21' }, result: 42 });
+    const viaTask = await admin.trigger(count, { n: '5' } as never);
+    expect((await finished(() => admin.getTaskRun(count, viaTask.id))).result).toBe(10);
   });
 
   it('params the schema refuses never leave the producer', async () => {

@@ -124,7 +124,7 @@ export const EMPTY: Fields = {
   rate: '',
   scheduleToStart: '',
   command: '',
-  args: '',
+  args: '[]',
   env: '',
   cwd: '',
   method: 'GET',
@@ -151,18 +151,17 @@ export function durationText(value: Duration | null | undefined): string {
   return `${value}ms`;
 }
 
-const lines = (text: string) =>
-  text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-
-/** `a=1, b=2` or one per line → `{ a: '1', b: '2' }`. */
-function pairs(text: string, separator: '=' | ':'): Record<string, string> {
+/**
+ * `key=value` pairs → `{ key: 'value' }`: labels are separated by commas or lines and trimmed;
+ * environment variables and headers one per line, values as written (a value may hold commas).
+ */
+function pairs(text: string, separator: '=' | ':', list: 'labels' | 'lines'): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of text.split(separator === '=' ? /[\n,]/ : /\n/)) {
+  for (const item of text.split(list === 'labels' ? /[\n,]/ : /\n/)) {
     const at = item.indexOf(separator);
-    if (at > 0) out[item.slice(0, at).trim()] = item.slice(at + 1).trim();
+    if (at <= 0) continue;
+    const value = item.slice(at + 1);
+    out[item.slice(0, at).trim()] = list === 'labels' || separator === ':' ? value.trim() : value;
   }
   return out;
 }
@@ -221,7 +220,7 @@ export function fieldsOf(spec: JobSpec, name: string): Fields {
     rate: spec.rateLimit ? `${spec.rateLimit.limit}/${durationText(spec.rateLimit.per)}` : '',
     scheduleToStart: durationText(spec.scheduleToStartTimeout),
     command: task?.kind === 'shell' ? task.command : '',
-    args: task?.kind === 'shell' ? (task.args ?? []).join('\n') : '',
+    args: task?.kind === 'shell' ? JSON.stringify(task.args ?? []) : '[]',
     env:
       task?.kind === 'shell'
         ? Object.entries(task.env ?? {})
@@ -292,8 +291,8 @@ function taskOf(f: Fields): TaskSpec | undefined {
     return {
       kind: 'shell',
       command: f.command,
-      args: lines(f.args),
-      env: pairs(f.env, '='),
+      args: JSON.parse(f.args) as string[],
+      env: pairs(f.env, '=', 'lines'),
       ...(f.cwd ? { cwd: f.cwd } : {}),
     };
   if (f.runs === 'http')
@@ -301,7 +300,7 @@ function taskOf(f: Fields): TaskSpec | undefined {
       kind: 'http',
       method: f.method,
       url: f.url,
-      headers: pairs(f.headers, ':'),
+      headers: pairs(f.headers, ':', 'lines'),
       ...(f.body ? { body: f.body } : {}),
       timeout: duration(f.httpTimeout),
       expectStatus: f.expectStatus
@@ -351,7 +350,7 @@ export function specOf(f: Fields, base: Partial<JobSpec> = {}): JobSpec {
     schedule: scheduleOf(f),
     routing: {
       strategy: f.strategy,
-      selector: pairs(f.selector, '='),
+      selector: pairs(f.selector, '=', 'labels'),
       ...(f.strategy === 'consistent-hash' && f.routingKey ? { key: f.routingKey } : {}),
     },
     ...(task ? { task } : { handler: f.handler }),
@@ -422,7 +421,20 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
       f.selector.split(/[\n,]/).every((p) => p.trim() === '' || /^[^=]+=.*$/.test(p)),
     'labels as key=value, separated by commas',
   );
-  if (f.runs === 'shell') need('command', f.command.trim() !== '', 'a program name or path');
+  if (f.runs === 'shell') {
+    need('command', f.command.trim() !== '', 'a program name or path');
+    let args: unknown;
+    try {
+      args = JSON.parse(f.args);
+    } catch {
+      args = null;
+    }
+    need(
+      'args',
+      Array.isArray(args) && args.every((a) => typeof a === 'string'),
+      'a JSON list of strings, like ["--all"]',
+    );
+  }
   if (f.runs === 'http') {
     need('url', /^https?:\/\/\S+$/.test(f.url), 'an http:// or https:// URL');
     need('httpTimeout', isDuration(f.httpTimeout), 'a duration');

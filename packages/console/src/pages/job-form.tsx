@@ -173,7 +173,7 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
           {fields.runs === 'shell' && (
             <>
               {field('command', 'Command', text('command', { placeholder: '/usr/local/bin/backup' }))}
-              {field('args', 'Arguments (one per line)', area('args', 2))}
+              {field('args', 'Arguments (a JSON list of strings)', area('args', 2))}
               {field('env', 'Environment (NAME=value, one per line)', area('env', 2))}
               {field('cwd', 'Working folder', text('cwd'))}
             </>

@@ -42,6 +42,8 @@ export interface Change {
   fields: string[];
   /** The job's version the diff was read from: the update applies only over it (If-Match). */
   version?: number;
+  /** The job's revision as stored (its declaring code's): kept when the file gives none. */
+  revision?: number | null;
 }
 
 interface ApplyFlags {
@@ -236,7 +238,10 @@ export async function planApply(
       throw new UsageError(
         `job ${spec.name}: its parent ${spec.trigger.job} is neither in the file nor on the node`,
       );
-    const desired = specOf(compileJob({ ...spec, owner }));
+    // A revision is the declaring code's: a file that gives none keeps it.
+    const desired = specOf(
+      compileJob({ ...spec, owner, revision: spec.revision ?? current?.revision ?? null }),
+    );
     // A file that does not say whether a job is paused leaves an operator's pause alone.
     const now =
       current &&
@@ -247,12 +252,20 @@ export async function planApply(
         }),
       );
     const change = diff('job', spec.name, now, desired);
-    changes.push(current === undefined ? change : { ...change, version: current.version });
+    changes.push(
+      current === undefined ? change : { ...change, version: current.version, revision: current.revision },
+    );
   }
   if (options.prune && owner !== null) {
     for (const job of await allJobs(client))
       if (job.owner === owner && !fileJobs.has(job.name))
         changes.push({ kind: 'job', name: job.name, action: 'delete', fields: [], version: job.version });
+    const deleted = new Set(changes.filter((c) => c.action === 'delete').map((c) => c.name));
+    for (const spec of definitions.jobs ?? [])
+      if (spec.trigger.kind === 'after' && deleted.has(spec.trigger.job))
+        throw new UsageError(
+          `job ${spec.name} runs after ${spec.trigger.job}, which --prune would delete: keep ${spec.trigger.job} in the file, or change ${spec.name}`,
+        );
   }
   return changes;
 }
@@ -316,15 +329,22 @@ export async function carryOut(
     const [job] = jobs.splice(index === -1 ? 0 : index, 1);
     if (todo('job', job!.name)) {
       // An edit made since the diff was read is refused (409 VERSION_CONFLICT), never overwritten.
-      const version = plan.find((c) => c.kind === 'job' && c.name === job!.name)?.version;
-      await client.putJob(
-        { ...job!, owner: definitions.owner ?? null },
-        version === undefined ? {} : { ifMatch: version },
-      );
+      const change = plan.find((c) => c.kind === 'job' && c.name === job!.name)!;
+      const body = {
+        ...job!,
+        owner: definitions.owner ?? null,
+        revision: job!.revision ?? change.revision ?? null,
+      };
+      // A job planned as new is created, never put: one made meanwhile (by hand, by a worker's
+      // declaration) answers JOB_NAME_TAKEN instead of being taken over.
+      if (change.action === 'create') await client.createJob(body);
+      else await client.putJob(body, { ifMatch: change.version });
     }
     done.add(job!.name);
   }
-  for (const change of plan) if (change.action === 'delete') await client.deleteJob(change.name);
+  // Only the version the plan read: a job edited or taken over since is not deleted.
+  for (const change of plan)
+    if (change.action === 'delete') await client.deleteJob(change.name, { ifMatch: change.version });
 }
 
 function printPlan(plan: Change[], dryRun: boolean): void {
@@ -354,6 +374,15 @@ export async function exportDefinitions(
   if (only) for (const name of only) jobs.push(await client.getJob(name));
   else jobs.push(...(await allJobs(client)).filter((job) => owner === undefined || job.owner === owner));
   const out: Definitions = owner === undefined ? {} : { owner };
+  if (!only && owner === undefined) {
+    // The file's owner is each of its jobs': one file holds the jobs of one owner (or of none).
+    const owners = [...new Set(jobs.map((job) => job.owner))];
+    if (owners.length > 1)
+      throw new UsageError(
+        `the jobs have several owners (${owners.map((o) => o ?? 'none').join(', ')}): export one file per owner with --owner, or name jobs with --job`,
+      );
+    if (owners[0]) out.owner = owners[0];
+  }
   if (!only && owner === undefined) {
     const calendars = (await client.listCalendars()).items;
     if (calendars.length > 0)

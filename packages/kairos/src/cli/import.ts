@@ -78,6 +78,16 @@ export function registerImport(program: Command): void {
           }),
         };
       });
+      // Jobs are named after the file: two files of one name would make the same names.
+      const seen = new Map<string, string>();
+      for (const file of files) {
+        const other = seen.get(basename(file));
+        if (other !== undefined)
+          throw new UsageError(
+            `${other} and ${file} have the same name, and so would their jobs: import them apart with --prefix`,
+          );
+        seen.set(basename(file), file);
+      }
       const client = options.dryRun ? null : clientFrom(flags);
       const outcomes: Outcome[] = [];
       for (const { file, lines } of parsed)
@@ -113,9 +123,10 @@ async function apply(
 }
 
 /**
- * Whether a file has a user field when the command line does not say: `/etc/crontab` and files in
- * a `cron.d` folder do; otherwise, when the sixth word of every schedule line names a user of this
- * machine (`/etc/passwd`).
+ * Whether a file has a user field when the command line does not say: `/etc/crontab` and files in a
+ * `cron.d` folder do. Any other file is read as a user's crontab, unless its lines look like a
+ * system crontab's (every sixth word a user of this machine): then the reader must say which it is,
+ * since a word like `backup` may be a user or a command.
  */
 function looksSystem(file: string, text: string): boolean {
   if (file.replace(/\/+$/, '') === '/etc/crontab' || basename(dirname(file)) === 'cron.d') return true;
@@ -134,7 +145,11 @@ function looksSystem(file: string, text: string): boolean {
     .map((l) => l.trim())
     .filter((l) => /^[\d*@]/.test(l))
     .map((l) => l.split(/[ \t]+/)[l.startsWith('@') ? 1 : 5]);
-  return sixth.length > 0 && sixth.every((word) => word !== undefined && users.has(word));
+  if (sixth.length > 0 && sixth.every((word) => word !== undefined && users.has(word)))
+    throw new UsageError(
+      `${file}: every line's sixth word is a user of this machine (${[...new Set(sixth)].slice(0, 3).join(', ')}): say whether it is a system crontab with a user field (--system) or a user's crontab (--no-system)`,
+    );
+  return false;
 }
 
 function print(outcomes: Outcome[], formats: Record<string, string>, timezone: string): void {

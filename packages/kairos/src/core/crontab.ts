@@ -35,6 +35,8 @@ export function readCrontab(text: string, options: CrontabOptions): CrontabLine[
   const env: Record<string, string> = {};
   let shell = '/bin/sh';
   let zone = options.timezone;
+  /** A CRON_TZ that is no zone: the lines below it are not mapped until a good one. */
+  let badZone: string | null = null;
   let mailto: string | undefined;
   const lines = text.split(/\r?\n/);
   for (const [index, raw] of lines.entries()) {
@@ -49,9 +51,11 @@ export function readCrontab(text: string, options: CrontabOptions): CrontabLine[
       if (name === 'SHELL') shell = value;
       else if (name === 'CRON_TZ') {
         if (!validZone(value)) {
+          badZone = value;
           out.push({ line, text: raw, kind: 'unmapped', reason: `CRON_TZ: unknown time zone ${value}` });
           continue;
         }
+        badZone = null;
         zone = value;
         notes.push(`schedules below run in ${value}`);
       } else if (name === 'MAILTO') {
@@ -69,6 +73,15 @@ export function readCrontab(text: string, options: CrontabOptions): CrontabLine[
         continue;
       } else env[name] = value;
       out.push({ line, text: raw, kind: 'env', notes });
+      continue;
+    }
+    if (badZone !== null) {
+      out.push({
+        line,
+        text: raw,
+        kind: 'unmapped',
+        reason: `the CRON_TZ above it (${badZone}) is no time zone: its schedule’s zone is unknown`,
+      });
       continue;
     }
     out.push(readEntry(raw, trimmed, line, { ...options, env: { ...env }, shell, zone, mailto }));

@@ -88,9 +88,12 @@ export class JobService {
     return job;
   }
 
-  async delete(name: string): Promise<void> {
-    if (!(await this.store.deleteJob(name)))
-      throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
+  /** Deletes a job and its runs; with `condition.version`, only that version (VERSION_CONFLICT otherwise). */
+  async delete(name: string, condition: EditCondition = {}): Promise<void> {
+    if (await this.store.deleteJob(name, condition.version)) return;
+    const current = condition.version === undefined ? null : await this.store.getJob(name);
+    if (current && condition.version !== undefined) throw versionConflict(current, condition.version);
+    throw notFound(name);
   }
 
   pause(name: string, condition: EditCondition = {}): Promise<JobRecord> {

@@ -109,7 +109,12 @@ export function describeStoreConformance(
           'team-b',
         );
         expect((await store.getJob('owned'))?.owner).toBe('team-b');
-        expect((await store.updateJob(owned.id, job('owned'), null, T0))?.owner).toBeNull();
+        const cleared = await store.updateJob(owned.id, job('owned'), null, T0);
+        expect(cleared?.owner).toBeNull();
+        // A delete for a version that is gone deletes nothing.
+        expect(await store.deleteJob('owned', cleared!.version - 1)).toBe(false);
+        expect(await store.deleteJob('owned', cleared!.version)).toBe(true);
+        expect(await store.getJob('owned')).toBeNull();
       });
 
       it('an update with an expectation applies only to the version and next fire it read', async () => {

@@ -88,7 +88,8 @@ export interface Store {
     limit: number;
   }): Promise<JobRecord[]>;
   /** Deletes a job with its runs and attempts; attempts still on workers become stale. */
-  deleteJob(name: string): Promise<boolean>;
+  /** Deletes a job with its runs; with `version`, only while the job is at that version. */
+  deleteJob(name: string, version?: number): Promise<boolean>;
 
   // Firing -------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.delete<{ Params: NameParams }>(
+  app.delete<{ Params: NameParams; Headers: IfMatch }>(
     '/v1/jobs/:name',
     {
       ...write,
@@ -190,11 +190,12 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         operationId: 'deleteJob',
         tags: ['jobs'],
         params: NameParam,
+        headers: IfMatchHeader,
         response: answers({ 204: NoContent }),
       },
     },
     async (request, reply) => {
-      await jobs.delete(request.params.name);
+      await jobs.delete(request.params.name, editCondition(request.headers, undefined));
       reply.status(204);
     },
   );

@@ -471,12 +471,19 @@ export class PostgresStore implements Store {
     return rows.map(jobFromRow);
   }
 
-  async deleteJob(name: string): Promise<boolean> {
+  async deleteJob(name: string, version?: number): Promise<boolean> {
     const deleted = await this.transaction('deleteJob', async (client) => {
       // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
       // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
       await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
-      return (await client.query('DELETE FROM jobs WHERE name = $1 RETURNING id', [name])).rows.length > 0;
+      return (
+        (
+          await client.query(
+            'DELETE FROM jobs WHERE name = $1 AND ($2::integer IS NULL OR version = $2) RETURNING id',
+            [name, version ?? null],
+          )
+        ).rows.length > 0
+      );
     });
     if (deleted) await this.notify([{ type: 'jobs' }]);
     return deleted;

@@ -338,9 +338,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  async deleteJob(name: string): Promise<boolean> {
+  async deleteJob(name: string, version?: number): Promise<boolean> {
     return this.run('deleteJob', () => {
-      const deleted = this.sql('DELETE FROM jobs WHERE name = ?').run(name).changes > 0;
+      const deleted =
+        this.sql('DELETE FROM jobs WHERE name = ? AND (? IS NULL OR version = ?)').run(
+          name,
+          version ?? null,
+          version ?? null,
+        ).changes > 0;
       if (deleted) this.emit({ type: 'jobs' });
       return deleted;
     });
