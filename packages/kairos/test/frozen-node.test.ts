@@ -67,7 +67,13 @@ describe('a node frozen past the worker lease', () => {
     const onB = worker('on-b', [b.url, a.url]);
     await Promise.all([onA.start(), onB.start()]);
     const idOnA = onA.id;
-    await sleep(3000);
+    await waitFor(
+      async () =>
+        (executions.some((e) => e.worker === 'on-a') && executions.some((e) => e.worker === 'on-b')) ||
+        undefined,
+      30_000,
+      'both workers to run fires',
+    );
 
     const freezes: Array<{ from: number; to: number }> = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -75,8 +81,20 @@ describe('a node frozen past the worker lease', () => {
       a.child.process.kill('SIGSTOP');
       await sleep(FREEZE_MS);
       a.child.process.kill('SIGCONT');
-      freezes.push({ from, to: Date.now() });
-      await sleep(4000);
+      const thawed = Date.now();
+      freezes.push({ from, to: thawed });
+      // The next freeze only once the thawed node answers again and its worker ran a fire since.
+      await waitFor(
+        async () =>
+          (executions.some((e) => e.worker === 'on-a' && e.at > thawed) &&
+            (await fetch(`${a.url}/livez`).then(
+              (r) => r.ok,
+              () => false,
+            ))) ||
+          undefined,
+        30_000,
+        'the thawed node to answer and its worker to run a fire',
+      );
     }
     await Promise.all(Array.from({ length: JOBS }, (_, i) => admin.pauseJob(`tick-${i}`)));
     // Every run fired so far ends.

@@ -129,8 +129,15 @@ describe('alerts on two nodes sharing PostgreSQL', () => {
     service(b!, 'node-b').start();
     await Promise.all(Array.from({ length: 20 }, (_, i) => failRun(i % 2 === 0 ? a! : b!, `job-${i}`)));
     await receiver.until(20);
-    // Long enough for the other node to have sent anything twice, had it decided it too.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Every event decided and every delivery sent: nothing is left that either node could send again.
+    const settled = Date.now() + 30_000;
+    while (
+      (await a!.alerts.pendingEvents(1)).length > 0 ||
+      (await a!.alerts.dueDeliveries(Number.MAX_SAFE_INTEGER, 1)).length > 0
+    ) {
+      if (Date.now() > settled) throw new Error('alert events or deliveries still pending after 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const subjects = receiver.received.map((r) => JSON.parse(r.body).subject as string).sort();
     expect(subjects).toEqual(Array.from({ length: 20 }, (_, i) => `job:job-${i}`).sort());
     expect(new Set(receiver.received.map((r) => r.headers['kairos-event-id'])).size).toBe(20);
