@@ -20,7 +20,8 @@ export default defineConfig({
     ],
     env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--conditions=${SOURCE}`].filter(Boolean).join(' ') },
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Hooks start nodes and workers as processes: on two busy cores a start can take a minute.
+    hookTimeout: 180_000,
     // Two noisy cores: the process-spawning suites fight for CPU when run wide.
     maxWorkers: 2,
     reporters: ['default'],

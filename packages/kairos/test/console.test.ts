@@ -42,7 +42,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
   admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
-  await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  await waitFor(() => admin.health(), 120_000, `kairos start on ${url}\n${node.output()}`);
   worker = spawnTs(WORKER, [], { ...env, KAIROS_URL: url, WORKER_NAME: 'console-worker' });
   await waitFor(
     async () => (await admin.listWorkers()).items.some((w) => w.status === 'active'),

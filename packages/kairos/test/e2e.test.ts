@@ -31,7 +31,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
   admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
-  await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+  await waitFor(() => admin.health(), 120_000, `kairos start on ${url}\n${node.output()}`);
 });
 
 afterAll(async () => {

@@ -81,7 +81,7 @@ export function describeFleet(dialect: 'sqlite' | 'postgres'): void {
               KAIROS_DATABASE_URL: `${testDatabaseUrl()}?schema=${testSchema('kairos_fleet')}`,
             });
       admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
-      await waitFor(() => admin.health(), 20_000, `kairos start on ${url}\n${node.output()}`);
+      await waitFor(() => admin.health(), 120_000, `kairos start on ${url}\n${node.output()}`);
       const deadUrl = `http://127.0.0.1:${await freePort()}`;
       // Built-in kinds: c runs shell commands, a may call the node's health route and nothing else.
       const tasks: Record<string, object> = {

@@ -108,7 +108,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const url = `http://127.0.0.1:${port}`;
       const admin = new KairosClient({ url, token: TOKENS.KAIROS_ADMIN_TOKEN, timeoutMs: 10_000 });
       const started = node;
-      await waitFor(() => admin.health(), 30_000, `the node to answer\n${started.output()}`);
+      await waitFor(() => admin.health(), 120_000, `the node to answer\n${started.output()}`);
       proxy!.target.url = url;
       return admin;
     }

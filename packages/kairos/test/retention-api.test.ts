@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { KairosNode } from '../src/node.ts';
 import { FakeClock } from '../src/scheduler/clock.ts';
 import { apiError, startTestNode, testWorker } from './helpers.ts';
+import { waitFor } from './processes.ts';
 
 const T0 = Date.UTC(2026, 2, 28, 12);
 const clock = new FakeClock(T0);
@@ -50,25 +51,29 @@ describe('retention through the API', () => {
     expect((await apiError(admin.getJob('bad'))).code).toBe('JOB_NOT_FOUND');
   });
 
-  it('prunes finished runs past the node’s retention and counts them in the metrics', async () => {
+  it('prunes finished runs past the node’s retention and counts them in the metrics', {
+    timeout: 180_000,
+  }, async () => {
     await admin.createJob({ name: 'work', handler: 'work', trigger: { kind: 'manual' } });
     const worker = testWorker(node, 'default').handle('work', async () => 'ok');
     await worker.start();
     try {
       const runs = await admin.triggerJobBatch('work', [{}, {}, {}]);
-      for (const id of runs.runIds) {
-        for (let i = 0; i < 200 && (await admin.getRun(id)).status !== 'succeeded'; i++)
-          await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      for (const id of runs.runIds)
+        await waitFor(
+          async () => (await admin.getRun(id)).status === 'succeeded',
+          60_000,
+          `run ${id} to succeed`,
+        );
     } finally {
       await worker.stop();
     }
     await clock.advance(2 * 3_600_000);
-    for (let i = 0; i < 200; i++) {
-      const page = await admin.listRuns({ job: 'work' });
-      if (page.items.length === 1) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await waitFor(
+      async () => (await admin.listRuns({ job: 'work' })).items.length === 1,
+      60_000,
+      'the pruner to delete the runs past retention',
+    );
     expect((await admin.listRuns({ job: 'work' })).items).toHaveLength(1);
     const metrics = await (await fetch(`${node.url}/metrics`)).text();
     expect(metrics).toMatch(/kairos_pruned_rows_total\{kind="runs"\} 2/);

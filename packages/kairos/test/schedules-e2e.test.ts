@@ -18,7 +18,7 @@ let admin: KairosClient;
 
 async function startNode(): Promise<void> {
   node = spawnKairos(['start', '--port', String(port), '--data-dir', dataDir], env);
-  await waitFor(() => admin.health(), 20_000, `kairos start\n${node.output()}`);
+  await waitFor(() => admin.health(), 120_000, `kairos start\n${node.output()}`);
 }
 
 async function stopNode(): Promise<void> {
