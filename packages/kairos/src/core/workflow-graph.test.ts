@@ -1,0 +1,228 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  conditionHolds,
+  type EdgeCondition,
+  graphProblems,
+  type StepEnd,
+  WorkflowGraph,
+  type WorkflowStep,
+} from './workflow-graph.ts';
+
+const step = (
+  id: string,
+  after: Array<[string, EdgeCondition]> = [],
+  join: 'all' | 'any' = 'all',
+): WorkflowStep => ({
+  id,
+  after: after.map(([from, on]) => ({ from, on })),
+  join,
+});
+
+/** Runs an instance to its end, ending ready steps in the order `pick` chooses. */
+function runInstance(
+  graph: WorkflowGraph,
+  ends: Map<string, StepEnd>,
+  pick: (ready: string[]) => number = () => 0,
+): { ran: string[]; skipped: string[]; states: Map<string, string>; outcome: string } {
+  const { steps, ready } = graph.start();
+  const pending = [...ready];
+  const ran: string[] = [];
+  const skipped: string[] = [];
+  while (pending.length > 0) {
+    const [id] = pending.splice(pick(pending) % pending.length, 1);
+    ran.push(id!);
+    const next = graph.advance(steps, id!, ends.get(id!)!);
+    pending.push(...next.ready);
+    skipped.push(...next.skipped);
+  }
+  return {
+    ran,
+    skipped,
+    states: new Map([...steps].map(([id, s]) => [id, s.state])),
+    outcome: graph.outcome(steps),
+  };
+}
+
+describe('workflow graph', () => {
+  it('finds what is wrong with a graph', () => {
+    expect(graphProblems([])).toMatchObject([{ kind: 'no-steps' }]);
+    expect(graphProblems([step('a'), step('a')])).toMatchObject([{ kind: 'duplicate-step', steps: ['a'] }]);
+    expect(graphProblems([step('a', [['b', 'success']])])).toMatchObject([{ kind: 'unknown-parent' }]);
+    expect(graphProblems([step('a', [['a', 'success']])])).toMatchObject([{ kind: 'self-edge' }]);
+    expect(
+      graphProblems([
+        step('a'),
+        step('b', [
+          ['a', 'success'],
+          ['a', 'failure'],
+        ]),
+      ]),
+    ).toMatchObject([{ kind: 'duplicate-edge' }]);
+    const cycle = graphProblems([
+      step('a'),
+      step('b', [
+        ['a', 'success'],
+        ['d', 'always'],
+      ]),
+      step('c', [['b', 'success']]),
+      step('d', [['c', 'success']]),
+    ]);
+    expect(cycle).toHaveLength(1);
+    expect(cycle[0]!.kind).toBe('cycle');
+    expect(new Set(cycle[0]!.steps)).toEqual(new Set(['b', 'c', 'd']));
+    expect(graphProblems([step('a')], { maxSteps: 0 })).toMatchObject([{ kind: 'too-many-steps' }]);
+  });
+
+  it('names a cycle by a path along its edges, in random graphs with a back edge', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 60 }), fc.nat(), fc.nat(), (n, a, b) => {
+        // A chain s0 ← s1 ← … ← s(n-1), then an edge that makes an earlier step run after a later one.
+        const steps = Array.from({ length: n }, (_, i) =>
+          step(`s${i}`, i === 0 ? [] : [[`s${i - 1}`, 'success']]),
+        );
+        const from = (a % (n - 1)) + 1;
+        const to = b % from;
+        steps[to]!.after.push({ from: `s${from}`, on: 'always' });
+        const problems = graphProblems(steps);
+        expect(problems.map((p) => p.kind)).toEqual(['cycle']);
+        const path = problems[0]!.steps;
+        expect(path[0]).toBe(path[path.length - 1]);
+        // Each step of the path is a parent of the one before it.
+        for (let i = 0; i + 1 < path.length; i++) {
+          const child = steps.find((s) => s.id === path[i + 1])!;
+          expect(child.after.some((e) => e.from === path[i])).toBe(true);
+        }
+      }),
+    );
+  });
+
+  it('runs a diamond with a failure branch and an any-join', () => {
+    const graph = new WorkflowGraph([
+      step('extract'),
+      step('load', [['extract', 'success']]),
+      step('alert', [['extract', 'failure']]),
+      step('report', [['load', 'success']]),
+      step(
+        'done',
+        [
+          ['report', 'always'],
+          ['alert', 'always'],
+        ],
+        'any',
+      ),
+    ]);
+    const ok = runInstance(
+      graph,
+      new Map(['extract', 'load', 'alert', 'report', 'done'].map((s) => [s, { ok: true }])),
+    );
+    expect(ok.ran).toEqual(['extract', 'load', 'report', 'done']);
+    expect(ok.skipped).toEqual(['alert']);
+    expect(ok.outcome).toBe('succeeded');
+    const failed = runInstance(
+      graph,
+      new Map([
+        ['extract', { ok: false }],
+        ['alert', { ok: true }],
+        ['done', { ok: true }],
+      ]),
+    );
+    expect(failed.ran).toEqual(['extract', 'alert', 'done']);
+    expect(failed.skipped).toEqual(['load', 'report']);
+    // The failure of extract is handled by its failure edge.
+    expect(failed.outcome).toBe('succeeded');
+  });
+
+  it('branches on a predicate over the parent’s result and fails an unhandled failure', () => {
+    const graph = new WorkflowGraph([
+      step('check'),
+      step('big', [['check', { path: 'size.kind', equals: 'big' }]]),
+      step('small', [['check', { path: 'size.kind', equals: 'small' }]]),
+    ]);
+    const run = runInstance(
+      graph,
+      new Map([
+        ['check', { ok: true, result: { size: { kind: 'small' } } }],
+        ['small', { ok: false }],
+      ]),
+    );
+    expect(run.ran).toEqual(['check', 'small']);
+    expect(run.skipped).toEqual(['big']);
+    expect(run.outcome).toBe('failed');
+    expect(conditionHolds({ path: 'x', equals: 1 }, { ok: false, result: { x: 1 } })).toBe(false);
+  });
+
+  it('ignores a second end of a step', () => {
+    const graph = new WorkflowGraph([step('a'), step('b', [['a', 'success']])]);
+    const { steps } = graph.start();
+    expect(graph.advance(steps, 'a', { ok: true })).toEqual({ ready: ['b'], skipped: [] });
+    expect(graph.advance(steps, 'a', { ok: false })).toEqual({ ready: [], skipped: [] });
+    expect(steps.get('a')!.state).toBe('succeeded');
+  });
+
+  /**
+   * For random DAGs (up to 200 steps, random conditions and joins), random step outcomes and a
+   * random order of ending ready steps, the steps that run are those of a reference evaluation that
+   * decides each step once from its parents' final states in topological order; each runs once.
+   */
+  it('runs exactly the steps a reference evaluation runs, in any order of ends', () => {
+    const condition = fc.oneof(
+      fc.constantFrom<EdgeCondition>('success', 'failure', 'always'),
+      fc.record({ path: fc.constant('v'), equals: fc.integer({ min: 0, max: 2 }) }),
+    );
+    const dag = fc.integer({ min: 1, max: 200 }).chain((n) =>
+      fc.tuple(
+        fc.array(
+          fc.record({
+            parents: fc.uniqueArray(fc.nat(), { maxLength: 4 }),
+            conditions: fc.array(condition, { minLength: 4, maxLength: 4 }),
+            join: fc.constantFrom<'all' | 'any'>('all', 'any'),
+            ok: fc.boolean(),
+            v: fc.integer({ min: 0, max: 2 }),
+          }),
+          { minLength: n, maxLength: n },
+        ),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 400 }),
+      ),
+    );
+    fc.assert(
+      fc.property(dag, ([specs, picks]) => {
+        // Parents only among earlier steps: acyclic by construction.
+        const steps = specs.map((spec, i) => {
+          const parents = i === 0 ? [] : [...new Set(spec.parents.map((p) => p % i))];
+          return step(
+            `s${i}`,
+            parents.map((p, k) => [`s${p}`, spec.conditions[k]!]),
+            spec.join,
+          );
+        });
+        const ends = new Map(specs.map((spec, i) => [`s${i}`, { ok: spec.ok, result: { v: spec.v } }]));
+        let turn = 0;
+        const run = runInstance(new WorkflowGraph(steps), ends, () => picks[turn++ % picks.length]!);
+
+        // The reference: in index order (a topological order), decide each step from its parents.
+        const reference = new Map<string, 'ran' | 'skipped'>();
+        for (const s of steps) {
+          const met = s.after.map(
+            (e) => reference.get(e.from) === 'ran' && conditionHolds(e.on, ends.get(e.from)!),
+          );
+          const runs = s.after.length === 0 || (s.join === 'all' ? met.every(Boolean) : met.some(Boolean));
+          reference.set(s.id, runs ? 'ran' : 'skipped');
+        }
+        const expectedRan = steps.filter((s) => reference.get(s.id) === 'ran').map((s) => s.id);
+        expect([...run.ran].sort()).toEqual([...expectedRan].sort());
+        expect(new Set(run.ran).size).toBe(run.ran.length);
+        expect(run.ran.length + run.skipped.length).toBe(steps.length);
+        const unhandled = expectedRan.some(
+          (id) =>
+            !ends.get(id)!.ok &&
+            !steps.some((s) =>
+              s.after.some((e) => e.from === id && (e.on === 'failure' || e.on === 'always')),
+            ),
+        );
+        expect(run.outcome).toBe(unhandled ? 'failed' : 'succeeded');
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
