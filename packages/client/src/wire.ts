@@ -62,6 +62,7 @@ import type {
   AttemptSchema,
   AttemptStatusSchema,
   LogLevelSchema,
+  QueueWaitSchema,
   RunCauseSchema,
   RunErrorSchema,
   RunLogLineSchema,
@@ -186,6 +187,7 @@ export type RunError = Static<typeof RunErrorSchema>;
 export type Attempt = Static<typeof AttemptSchema>;
 
 export type Run = Static<typeof RunSchema>;
+export type QueueWait = Static<typeof QueueWaitSchema>;
 
 /** A run as lists answer it: no params or result unless asked for (`include: 'params'`). */
 export type RunSummary = Static<typeof RunSummarySchema>;

@@ -16,7 +16,7 @@ import { TriggerLoop } from './scheduler/trigger-loop.ts';
 import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
 import { bootstrapAdmin } from './server/bootstrap-admin.ts';
-import { Metrics } from './server/metrics.ts';
+import { Metrics, QUEUE_SERIES_LIMIT } from './server/metrics.ts';
 import type { RouteAccess } from './server/route-table.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -115,7 +115,13 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
   }
 
-  const metrics = new Metrics(() => store.overviewCounts(clock.now(), clock.now()));
+  const metrics = new Metrics(
+    () => store.overviewCounts(clock.now(), clock.now()),
+    async () => {
+      const now = clock.now();
+      return { now, counts: await store.queuedRunCounts(now, QUEUE_SERIES_LIMIT) };
+    },
+  );
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
   const dispatcher = new Dispatcher({
     store,
