@@ -34,6 +34,7 @@ import type {
   AlertSilenceSpecSchema,
 } from './schemas/alerts.ts';
 import type { DurationSchema, ErrorBodySchema } from './schemas/common.ts';
+import type { DoctorCheckSchema, DoctorReportSchema, DoctorStatusSchema } from './schemas/doctor.ts';
 import type {
   DependencyConditionSchema,
   DstPolicySchema,
@@ -188,6 +189,9 @@ export type Attempt = Static<typeof AttemptSchema>;
 
 export type Run = Static<typeof RunSchema>;
 export type QueueWait = Static<typeof QueueWaitSchema>;
+export type DoctorStatus = Static<typeof DoctorStatusSchema>;
+export type DoctorCheck = Static<typeof DoctorCheckSchema>;
+export type DoctorReport = Static<typeof DoctorReportSchema>;
 
 /** A run as lists answer it: no params or result unless asked for (`include: 'params'`). */
 export type RunSummary = Static<typeof RunSummarySchema>;

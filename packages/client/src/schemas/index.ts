@@ -16,6 +16,7 @@ export {
   NameSchema,
   PageSchema,
 } from './common.ts';
+export * from './doctor.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedules.ts';

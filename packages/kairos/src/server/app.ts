@@ -18,6 +18,7 @@ import { installJsonParser, installNulGuard, installNumberGuard } from './input-
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
+import { doctorRoutes } from './routes/doctor.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { probeRoutes } from './routes/probes.ts';
@@ -120,6 +121,7 @@ export async function buildServer(
   userRoutes(app, context);
   statsRoutes(app, context);
   runRetryRoutes(app, context);
+  doctorRoutes(app, context);
   await serveConsole(app);
   return Object.assign(app, { routeTable });
 }
