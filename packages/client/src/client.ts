@@ -45,6 +45,7 @@ import type {
   RegisterResponse,
   ReportRequest,
   ReportResponse,
+  RetentionSettings,
   Run,
   RunFilter,
   RunLogPage,
@@ -446,6 +447,11 @@ export class KairosClient {
   /** The node's checks of itself, its store and the fleet (`kairos doctor`); operator or admin. */
   doctor(): Promise<DoctorReport> {
     return this.request('GET', '/v1/doctor');
+  }
+
+  /** The node's global retention and what its pruner did lately (console: Settings → Retention). */
+  retentionSettings(): Promise<RetentionSettings> {
+    return this.request('GET', '/v1/settings/retention');
   }
 
   // Workers at scale ----

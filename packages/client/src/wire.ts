@@ -87,6 +87,7 @@ import type {
   SkippedQuery,
   SkipReasonSchema,
 } from './schemas/schedules.ts';
+import type { RetentionSettingsSchema } from './schemas/settings.ts';
 import type {
   AssignmentSchema,
   AttemptRefSchema,
@@ -192,6 +193,7 @@ export type QueueWait = Static<typeof QueueWaitSchema>;
 export type DoctorStatus = Static<typeof DoctorStatusSchema>;
 export type DoctorCheck = Static<typeof DoctorCheckSchema>;
 export type DoctorReport = Static<typeof DoctorReportSchema>;
+export type RetentionSettings = Static<typeof RetentionSettingsSchema>;
 
 /** A run as lists answer it: no params or result unless asked for (`include: 'params'`). */
 export type RunSummary = Static<typeof RunSummarySchema>;

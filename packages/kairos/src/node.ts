@@ -152,6 +152,22 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     workerLeaseMs: config.workerLeaseMs,
   });
 
+  // This process's own name in the cluster: the owner of its leases. The node id is for people and
+  // may be given to two processes by mistake; the instance never is.
+  const instance = `${config.nodeId}:${randomBytes(6).toString('hex')}`;
+  const pruner = new Pruner({
+    store,
+    clock,
+    logger: logger.child({ component: 'pruner' }),
+    owner: instance,
+    retention: config.retention,
+    onPruned: (kind, rows) => metrics.prunedRows.inc({ kind }, rows),
+    onCycle: (at, tookMs) => {
+      metrics.pruneLast.set(at / 1000);
+      metrics.pruneDuration.set(tookMs / 1000);
+    },
+  });
+
   const alertSender = createAlertSender();
   const app = await buildServer({
     alertSender,
@@ -163,15 +179,13 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     ender,
     dispatcher,
     metrics,
+    pruner,
     auth: new TokenAuth(config, store, clock),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  // This process's own name in the cluster: the owner of its leases. The node id is for people and
-  // may be given to two processes by mistake; the instance never is.
-  const instance = `${config.nodeId}:${randomBytes(6).toString('hex')}`;
   const triggerLoop = new TriggerLoop({
     store,
     clock,
@@ -206,18 +220,6 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         channel: delivery.channel,
         outcome: delivery.status === 'pending' ? 'retry' : delivery.status,
       }),
-  });
-  const pruner = new Pruner({
-    store,
-    clock,
-    logger: logger.child({ component: 'pruner' }),
-    owner: instance,
-    retention: config.retention,
-    onPruned: (kind, rows) => metrics.prunedRows.inc({ kind }, rows),
-    onCycle: (at, tookMs) => {
-      metrics.pruneLast.set(at / 1000);
-      metrics.pruneDuration.set(tookMs / 1000);
-    },
   });
   triggerLoop.start();
   reaper.start();

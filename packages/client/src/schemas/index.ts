@@ -20,4 +20,5 @@ export * from './doctor.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedules.ts';
+export * from './settings.ts';
 export * from './workers.ts';

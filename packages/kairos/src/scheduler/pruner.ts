@@ -20,6 +20,18 @@ export const RECLAIM_PAGES = 4096;
 /** The lease that makes one node of the cluster the pruner at a time. */
 export const PRUNER_LEASE = 'retention';
 
+/** What a node's pruner did lately, for `GET /v1/settings/retention` (times on the store's clock). */
+export interface PrunerState {
+  /** The last cycle this node tried: when it started, and whether it held the `retention` lease. */
+  lastTry: { at: number; heldLease: boolean } | null;
+  /** The last cycle this node ran to its end: when it ended, how long it took, what it deleted. */
+  lastCycle: { endedAt: number; tookMs: number; pruned: PruneCounts } | null;
+  /** When this node tries its next cycle; null when its pruner does not run. */
+  nextCycleAt: number | null;
+  /** Rows this node deleted since it started, by kind. */
+  prunedSinceStart: PruneCounts;
+}
+
 export interface PrunerOptions {
   store: Store;
   clock: Clock;
@@ -52,6 +64,16 @@ export class Pruner {
   private loop: Promise<void> | undefined;
   private lease: Lease | null = null;
   private renewedAt = Number.NEGATIVE_INFINITY;
+  private lastTry: PrunerState['lastTry'] = null;
+  private lastCycle: PrunerState['lastCycle'] = null;
+  private nextCycleAt: number | null = null;
+  private prunedSinceStart: PruneCounts = {
+    runs: 0,
+    run_logs: 0,
+    skipped_fires: 0,
+    audit_log: 0,
+    workers: 0,
+  };
 
   constructor(private readonly options: PrunerOptions) {}
 
@@ -70,6 +92,16 @@ export class Pruner {
     this.lease = null;
   }
 
+  /** What this node's pruner did lately (see {@link PrunerState}). */
+  get state(): PrunerState {
+    return {
+      lastTry: this.lastTry,
+      lastCycle: this.lastCycle,
+      nextCycleAt: this.nextCycleAt,
+      prunedSinceStart: { ...this.prunedSinceStart },
+    };
+  }
+
   /** The lease lives for this long past its last renewal: a dead pruner's node hands over within it. */
   private get leaseMs(): number {
     return Math.max(30_000, this.options.retention.intervalMs * 2);
@@ -83,6 +115,7 @@ export class Pruner {
     const { store, clock, owner, retention, onCycle } = this.options;
     const startedAt = clock.now();
     [this.lease = null] = await store.acquireLeases([PRUNER_LEASE], owner, this.leaseMs, startedAt);
+    this.lastTry = { at: startedAt, heldLease: this.lease !== null };
     if (!this.lease) return null;
     this.renewedAt = startedAt;
     const counts: PruneCounts = { runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 };
@@ -105,6 +138,7 @@ export class Pruner {
       throw error;
     }
     const endedAt = clock.now();
+    this.lastCycle = { endedAt, tookMs: endedAt - startedAt, pruned: { ...counts } };
     onCycle?.(endedAt, endedAt - startedAt);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     if (total > 0)
@@ -196,6 +230,7 @@ export class Pruner {
   private count(kind: PruneKind, rows: number, counts: PruneCounts): void {
     if (rows === 0) return;
     counts[kind] += rows;
+    this.prunedSinceStart[kind] += rows;
     this.options.onPruned?.(kind, rows);
   }
 
@@ -223,8 +258,10 @@ export class Pruner {
       } catch (error) {
         logger.warn({ err: error }, 'retention cycle failed; retrying at the next');
       }
+      this.nextCycleAt = clock.now() + retention.intervalMs;
       await clock.sleep(retention.intervalMs, this.stopSignal.signal);
     }
+    this.nextCycleAt = null;
   }
 }
 

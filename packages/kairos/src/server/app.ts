@@ -26,6 +26,7 @@ import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { sessionRoutes } from './routes/session.ts';
+import { settingsRoutes } from './routes/settings.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
@@ -122,6 +123,7 @@ export async function buildServer(
   statsRoutes(app, context);
   runRetryRoutes(app, context);
   doctorRoutes(app, context);
+  settingsRoutes(app, context);
   await serveConsole(app);
   return Object.assign(app, { routeTable });
 }
