@@ -7,6 +7,7 @@ import {
   shortestAgeMs,
 } from '../core/retention.ts';
 import type { Lease, PruneCursor, Store } from '../store/store.ts';
+import { BackgroundLoop } from './background-loop.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
 
 /** What the pruner deletes, as the `kind` label of `kairos_pruned_rows_total`. */
@@ -59,9 +60,7 @@ export interface PrunerOptions {
  * first run created after the job's shorter age that its `keepLast` does not take.
  */
 export class Pruner {
-  private running = false;
-  private stopSignal = new AbortController();
-  private loop: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop(() => this.run());
   private lease: Lease | null = null;
   private renewedAt = Number.NEGATIVE_INFINITY;
   private lastTry: PrunerState['lastTry'] = null;
@@ -78,16 +77,11 @@ export class Pruner {
   constructor(private readonly options: PrunerOptions) {}
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopSignal.abort();
-    await this.loop;
+    await this.loop.stop();
     if (this.lease) await this.options.store.releaseLeases([this.lease]).catch(() => undefined);
     this.lease = null;
   }
@@ -240,7 +234,7 @@ export class Pruner {
    */
   private async nextBatch(): Promise<void> {
     await yieldToEventLoop();
-    if (!this.running && this.loop) throw new LeaseGone();
+    if (this.loop.stopped) throw new LeaseGone();
     const { store, clock } = this.options;
     if (!this.lease) throw new LeaseGone();
     const now = clock.now();
@@ -252,14 +246,14 @@ export class Pruner {
 
   private async run(): Promise<void> {
     const { clock, logger, retention } = this.options;
-    while (this.running) {
+    while (this.loop.running) {
       try {
         await this.cycle();
       } catch (error) {
         logger.warn({ err: error }, 'retention cycle failed; retrying at the next');
       }
       this.nextCycleAt = clock.now() + retention.intervalMs;
-      await clock.sleep(retention.intervalMs, this.stopSignal.signal);
+      await clock.sleep(retention.intervalMs, this.loop.signal);
     }
     this.nextCycleAt = null;
   }
