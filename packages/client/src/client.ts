@@ -19,6 +19,7 @@ import type {
   Calendar,
   CalendarSpec,
   CreatedApiToken,
+  DoctorReport,
   ErrorBody,
   GroupInfo,
   GroupLimitRequest,
@@ -44,6 +45,7 @@ import type {
   RegisterResponse,
   ReportRequest,
   ReportResponse,
+  RetentionSettings,
   Run,
   RunFilter,
   RunLogPage,
@@ -440,6 +442,16 @@ export class KairosClient {
   /** A new run of the same job with the same params. */
   retryRun(id: number): Promise<Run> {
     return this.request('POST', `/v1/runs/${id}/retry`, {});
+  }
+
+  /** The node's checks of itself, its store and the fleet (`kairos doctor`); operator or admin. */
+  doctor(): Promise<DoctorReport> {
+    return this.request('GET', '/v1/doctor');
+  }
+
+  /** The node's global retention and what its pruner did lately (console: Settings → Retention). */
+  retentionSettings(): Promise<RetentionSettings> {
+    return this.request('GET', '/v1/settings/retention');
   }
 
   // Workers at scale ----

@@ -34,6 +34,7 @@ import type {
   AlertSilenceSpecSchema,
 } from './schemas/alerts.ts';
 import type { DurationSchema, ErrorBodySchema } from './schemas/common.ts';
+import type { DoctorCheckSchema, DoctorReportSchema, DoctorStatusSchema } from './schemas/doctor.ts';
 import type {
   DependencyConditionSchema,
   DstPolicySchema,
@@ -62,6 +63,7 @@ import type {
   AttemptSchema,
   AttemptStatusSchema,
   LogLevelSchema,
+  QueueWaitSchema,
   RunCauseSchema,
   RunErrorSchema,
   RunLogLineSchema,
@@ -85,6 +87,7 @@ import type {
   SkippedQuery,
   SkipReasonSchema,
 } from './schemas/schedules.ts';
+import type { RetentionSettingsSchema } from './schemas/settings.ts';
 import type {
   AssignmentSchema,
   AttemptRefSchema,
@@ -186,6 +189,11 @@ export type RunError = Static<typeof RunErrorSchema>;
 export type Attempt = Static<typeof AttemptSchema>;
 
 export type Run = Static<typeof RunSchema>;
+export type QueueWait = Static<typeof QueueWaitSchema>;
+export type DoctorStatus = Static<typeof DoctorStatusSchema>;
+export type DoctorCheck = Static<typeof DoctorCheckSchema>;
+export type DoctorReport = Static<typeof DoctorReportSchema>;
+export type RetentionSettings = Static<typeof RetentionSettingsSchema>;
 
 /** A run as lists answer it: no params or result unless asked for (`include: 'params'`). */
 export type RunSummary = Static<typeof RunSummarySchema>;

@@ -11,6 +11,7 @@ import { LoginPage } from './pages/login.tsx';
 import { OverviewPage } from './pages/overview.tsx';
 import { RunDetailPage } from './pages/run-detail.tsx';
 import { RunsPage } from './pages/runs.tsx';
+import { RetentionSettingsPage } from './pages/settings.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { WorkersPage } from './pages/workers.tsx';
 import { type Route, useRoute } from './router.ts';
@@ -23,6 +24,7 @@ const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
   { path: 'workers', label: 'Workers' },
   { path: 'cluster', label: 'Cluster' },
   { path: 'alerts', label: 'Alerts' },
+  { path: 'settings', label: 'Settings' },
   { path: 'users', label: 'Users & tokens', admin: true },
 ];
 
@@ -119,6 +121,8 @@ function Page({ route, me }: { route: Route; me: Me }) {
       return <AlertsPage me={me} />;
     case 'calendars':
       return <CalendarsPage me={me} />;
+    case 'settings':
+      return <RetentionSettingsPage />;
     case 'users':
       return can(me, 'admin') ? <UsersPage me={me} /> : <p>Only admins manage users.</p>;
     default:

@@ -16,7 +16,7 @@ import { TriggerLoop } from './scheduler/trigger-loop.ts';
 import { buildServer, VERSION } from './server/app.ts';
 import { TokenAuth } from './server/auth.ts';
 import { bootstrapAdmin } from './server/bootstrap-admin.ts';
-import { Metrics } from './server/metrics.ts';
+import { Metrics, QUEUE_SERIES_LIMIT } from './server/metrics.ts';
 import type { RouteAccess } from './server/route-table.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -115,7 +115,13 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     await bootstrapAdmin(store, clock, logger, { name: config.adminUser, password: config.adminPassword });
   }
 
-  const metrics = new Metrics(() => store.overviewCounts(clock.now(), clock.now()));
+  const metrics = new Metrics(
+    () => store.overviewCounts(clock.now(), clock.now()),
+    async () => {
+      const now = clock.now();
+      return { now, counts: await store.queuedRunCounts(now, QUEUE_SERIES_LIMIT) };
+    },
+  );
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);
   const dispatcher = new Dispatcher({
     store,
@@ -146,6 +152,22 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     workerLeaseMs: config.workerLeaseMs,
   });
 
+  // This process's own name in the cluster: the owner of its leases. The node id is for people and
+  // may be given to two processes by mistake; the instance never is.
+  const instance = `${config.nodeId}:${randomBytes(6).toString('hex')}`;
+  const pruner = new Pruner({
+    store,
+    clock,
+    logger: logger.child({ component: 'pruner' }),
+    owner: instance,
+    retention: config.retention,
+    onPruned: (kind, rows) => metrics.prunedRows.inc({ kind }, rows),
+    onCycle: (at, tookMs) => {
+      metrics.pruneLast.set(at / 1000);
+      metrics.pruneDuration.set(tookMs / 1000);
+    },
+  });
+
   const alertSender = createAlertSender();
   const app = await buildServer({
     alertSender,
@@ -157,15 +179,13 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     ender,
     dispatcher,
     metrics,
+    pruner,
     auth: new TokenAuth(config, store, clock),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  // This process's own name in the cluster: the owner of its leases. The node id is for people and
-  // may be given to two processes by mistake; the instance never is.
-  const instance = `${config.nodeId}:${randomBytes(6).toString('hex')}`;
   const triggerLoop = new TriggerLoop({
     store,
     clock,
@@ -200,18 +220,6 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
         channel: delivery.channel,
         outcome: delivery.status === 'pending' ? 'retry' : delivery.status,
       }),
-  });
-  const pruner = new Pruner({
-    store,
-    clock,
-    logger: logger.child({ component: 'pruner' }),
-    owner: instance,
-    retention: config.retention,
-    onPruned: (kind, rows) => metrics.prunedRows.inc({ kind }, rows),
-    onCycle: (at, tookMs) => {
-      metrics.pruneLast.set(at / 1000);
-      metrics.pruneDuration.set(tookMs / 1000);
-    },
   });
   triggerLoop.start();
   reaper.start();

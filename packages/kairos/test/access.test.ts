@@ -42,6 +42,8 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/runs/:id/cancel': 'operator',
   'POST /v1/runs/:id/retry': 'operator',
   'GET /v1/nodes': 'viewer',
+  'GET /v1/doctor': 'operator',
+  'GET /v1/settings/retention': 'viewer',
   'GET /v1/workers': 'viewer',
   'POST /v1/worker/register': 'worker',
   'POST /v1/worker/:id/heartbeat': 'worker',

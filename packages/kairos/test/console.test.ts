@@ -456,6 +456,41 @@ describe('the web console in Chromium', () => {
     await page.getByRole('heading', { name: 'Runs per minute, last hour' }).waitFor();
   });
 
+  it('a queued run tells why it waits; Settings → Retention shows the node’s retention and its pruner', async () => {
+    await admin.createJob({
+      name: 'browser-stranded',
+      handler: 'nobody-runs-this',
+      group: 'empty-group',
+      trigger: { kind: 'manual' },
+      retention: { keepLast: 10 },
+    });
+    const run = await admin.triggerJob('browser-stranded');
+    await page.goto(`${url}/#/runs/${run.id}`);
+    await page
+      .getByTestId('run-waiting')
+      .filter({ hasText: 'no live worker in group empty-group' })
+      .waitFor();
+
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.getByRole('heading', { name: 'Settings · Retention' }).waitFor();
+    await page.getByTestId('retention-finished').filter({ hasText: '30d' }).waitFor();
+    await page.getByTestId('pruner-last-try').filter({ hasText: 'this node prunes' }).waitFor();
+    await page.getByRole('table', { name: 'Rows pruned' }).getByText('run log lines').waitFor();
+    await shot(page, 'settings-retention');
+    await page
+      .getByRole('list', { name: 'Jobs with their own retention' })
+      .getByRole('link', { name: 'browser-stranded' })
+      .click();
+    await page
+      .getByRole('heading', { name: /browser-stranded/ })
+      .first()
+      .waitFor();
+    await page.getByText('the last 10', { exact: false }).waitFor();
+    await page.getByRole('link', { name: "the node's retention" }).click();
+    await page.getByRole('heading', { name: 'Settings · Retention' }).waitFor();
+    await admin.deleteJob('browser-stranded');
+  });
+
   it('alerts: adds a signed webhook channel, sends a test, adds a rule and shows its alert and deliveries', async () => {
     const receiver = await new Receiver().start();
     try {

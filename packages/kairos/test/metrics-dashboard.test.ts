@@ -93,4 +93,36 @@ describe('metrics and the Grafana dashboard', async () => {
     expect(exposition).toMatch(/^kairos_nodes_online 1$/m);
     expect(exposition).toMatch(/^kairos_runs_ended_total\{status="succeeded"\} [1-9]/m);
   });
+
+  it('the queue series show queued runs by group and job, the oldest age, and runs no live worker can take', async () => {
+    const live = testWorker(node, 'busy').handle('h', async () => 'ok');
+    await live.start();
+    try {
+      // A group with no worker at all, and a group whose live worker does not declare the handler.
+      await admin.createJob({ name: 'stranded', handler: 'h', group: 'empty', trigger: { kind: 'manual' } });
+      await admin.createJob({ name: 'orphan', handler: 'other', group: 'busy', trigger: { kind: 'manual' } });
+      await admin.triggerJobBatch('stranded', [{}, {}]);
+      await admin.triggerJob('orphan');
+      // A scrape shares the store's answer with the scrapes of the next second: wait for a fresh one.
+      let text = '';
+      await waitFor(
+        async () => {
+          text = await (await fetch(`${node.url}/metrics`)).text();
+          return /^kairos_runs_queued_by_job\{group="empty",job="stranded"\} 2$/m.test(text);
+        },
+        30_000,
+        'a scrape that counts the queued runs',
+      );
+      expect(text).toMatch(/^kairos_runs_queued_by_job\{group="busy",job="orphan"\} 1$/m);
+      expect(text).toMatch(
+        /^kairos_runs_queued_without_worker\{group="empty",reason="no_worker_in_group"\} 2$/m,
+      );
+      expect(text).toMatch(
+        /^kairos_runs_queued_without_worker\{group="busy",reason="no_worker_for_handler"\} 1$/m,
+      );
+      expect(text).toMatch(/^kairos_runs_queued_oldest_age_seconds\{group="empty"\} \d/m);
+    } finally {
+      await live.stop();
+    }
+  });
 });

@@ -79,4 +79,39 @@ describe('retention through the API', () => {
     expect(metrics).toMatch(/kairos_pruned_rows_total\{kind="runs"\} 2/);
     expect(metrics).toMatch(/kairos_prune_last_timestamp_seconds \d+/);
   });
+
+  it('Settings → Retention shows the node’s retention and what its pruner did', async () => {
+    // A cycle of the test before pruned the two old runs of "work"; wait for the node to end its last cycle.
+    let settings = await admin.retentionSettings();
+    const settled = () => {
+      const { lastCycle, nextCycleAt } = settings.pruner;
+      return lastCycle && nextCycleAt && Date.parse(nextCycleAt) - Date.parse(lastCycle.endedAt) === 60_000;
+    };
+    for (let i = 0; i < 200 && !settled(); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      settings = await admin.retentionSettings();
+    }
+    expect(settings).toMatchObject({
+      enabled: true,
+      intervalMs: 60_000,
+      keep: { finishedMs: 3_600_000, failedMs: 90 * 86_400_000, logsMs: 7 * 86_400_000 },
+      pruner: { nodeId: node.config.nodeId, heldLease: true },
+    });
+    const { lastCycle, lastTryAt, nextCycleAt } = settings.pruner;
+    expect(settings.pruner.prunedSinceStart).toMatchObject({ runs: 2 });
+    expect(Object.keys(lastCycle!.pruned).sort()).toEqual([
+      'audit_log',
+      'run_logs',
+      'runs',
+      'skipped_fires',
+      'workers',
+    ]);
+    expect(Date.parse(lastCycle!.endedAt)).toBeGreaterThanOrEqual(Date.parse(lastTryAt!));
+    expect(Date.parse(nextCycleAt!) - Date.parse(lastCycle!.endedAt)).toBe(60_000);
+    const viewer = await admin.createToken({ name: 'settings-viewer', role: 'viewer' });
+    const response = await fetch(`${node.url}/v1/settings/retention`, {
+      headers: { authorization: `Bearer ${viewer.token}` },
+    });
+    expect(response.status).toBe(200);
+  });
 });

@@ -16,7 +16,9 @@ export {
   NameSchema,
   PageSchema,
 } from './common.ts';
+export * from './doctor.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedules.ts';
+export * from './settings.ts';
 export * from './workers.ts';

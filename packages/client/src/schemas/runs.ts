@@ -60,6 +60,20 @@ export const AttemptSchema = Type.Object({
 
 export const ShardSchema = Type.Object({ index: Type.Integer(), total: Type.Integer() });
 
+/** Why a queued run has not started (core/queue-wait.ts of the server decides). */
+export const QueueWaitSchema = Type.Object({
+  reason: literals([
+    'not_yet_available',
+    'no_live_worker_in_group',
+    'no_live_worker_for_handler',
+    'assigned_worker',
+    'all_slots_busy',
+    'next_poll',
+  ] as const),
+  /** The reason for people: `no live worker in group reports`. */
+  message: Type.String(),
+});
+
 export const RunSchema = Type.Object({
   id: Type.Integer(),
   jobId: Type.Integer(),
@@ -89,9 +103,17 @@ export const RunSchema = Type.Object({
   /** A queued routed run: the worker it waits for (routing decided it). */
   assignedWorkerId: Type.Optional(Type.String()),
   attempts: Type.Optional(Type.Array(AttemptSchema)),
+  /** A queued run, read alone (`GET /v1/runs/:id`): why it has not started yet. */
+  waiting: Type.Optional(QueueWaitSchema),
 });
 
-const { params: _params, result: _result, attempts: _attempts, ...summaryFields } = RunSchema.properties;
+const {
+  params: _params,
+  result: _result,
+  attempts: _attempts,
+  waiting: _waiting,
+  ...summaryFields
+} = RunSchema.properties;
 
 /**
  * A run in a list: without its params and result, which can be 64 KiB each (`GET /v1/runs/:id`

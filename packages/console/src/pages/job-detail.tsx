@@ -57,7 +57,9 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
                 {j.rateLimit ? `, ${j.rateLimit.limit} per ${duration(j.rateLimit.per)}` : ''}
               </dd>
               <dt>Retention</dt>
-              <dd>{retentionText(j)}</dd>
+              <dd>
+                {retentionText(j)} (<a href="#/settings/retention">the node's retention</a>)
+              </dd>
               <dt>Description</dt>
               <dd>{j.description || '–'}</dd>
               <dt>Updated</dt>
@@ -164,7 +166,7 @@ function DurationChart({ runs }: { runs: Array<{ startedAt: string | null; finis
 }
 
 /** The schedule policies that differ from the defaults, in words. */
-function retentionText(job: Job): string {
+export function retentionText(job: Job): string {
   const r = job.retention;
   const parts = [
     r.finished === null ? '' : `finished runs ${duration(r.finished)}`,

@@ -66,6 +66,14 @@ export function RunDetailPage({ me, id }: { me: Me; id: number }) {
                 </dd>
                 <dt>Status</dt>
                 <dd data-testid="run-status">{r.status}</dd>
+                {r.waiting && (
+                  <>
+                    <dt>Waiting</dt>
+                    <dd data-testid="run-waiting" title={r.waiting.reason}>
+                      {r.waiting.message}
+                    </dd>
+                  </>
+                )}
                 <dt>Cause</dt>
                 <dd>{r.cause}</dd>
                 <dt>Fire time</dt>

@@ -6,6 +6,7 @@ import { registerAlerts, registerChannels } from './alerts.ts';
 import { registerApply } from './apply.ts';
 import { registerCalendars } from './calendars.ts';
 import { registerCompletion } from './completion.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerFleet } from './fleet.ts';
 import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   registerChannels(program);
   registerUsers(program);
   registerFleet(program);
+  registerDoctor(program);
   registerImport(program);
   registerApply(program);
   registerCompletion(program);

@@ -12,6 +12,7 @@ import { type AlertRuleRecord, EVENT_KINDS, ruleCovers } from '../core/alert-rul
 import type { DeliveryRecord, NewDelivery, SilenceRecord } from '../store/alerts.ts';
 import { type Lease, LeaseLostError, type Store } from '../store/store.ts';
 import { type AlertSender, createAlertSender } from './alert-channels.ts';
+import { BackgroundLoop } from './background-loop.ts';
 import type { Clock } from './clock.ts';
 
 /** The lease whose holder evaluates and delivers alerts for the whole cluster. */
@@ -58,9 +59,7 @@ const PRUNE_EVERY_MS = 60_000;
  * event id (at least once; receivers deduplicate by the id).
  */
 export class AlertService {
-  private running = false;
-  private stopSignal = new AbortController();
-  private loop: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop(() => this.run());
   private lease: Lease | null = null;
   private prunedAt = Number.NEGATIVE_INFINITY;
   private conditionsAt = Number.NEGATIVE_INFINITY;
@@ -76,30 +75,25 @@ export class AlertService {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Stops and hands the lease over at once (a crash leaves it to expire). */
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopSignal.abort();
-    await this.loop;
+    await this.loop.stop();
     if (this.lease) await this.options.store.releaseLeases([this.lease]).catch(() => undefined);
     this.lease = null;
   }
 
   private async run(): Promise<void> {
     const { clock, logger } = this.options;
-    while (this.running) {
+    while (this.loop.running) {
       try {
         await this.tick();
       } catch (error) {
         logger.warn({ err: error }, 'alert evaluation failed; retrying');
       }
-      await clock.sleep(this.options.intervalMs ?? 1000, this.stopSignal.signal);
+      await clock.sleep(this.options.intervalMs ?? 1000, this.loop.signal);
     }
   }
 
@@ -109,7 +103,7 @@ export class AlertService {
     try {
       for (;;) {
         const consumed = await this.evaluate();
-        if (consumed < EVENT_BATCH || !this.running) break;
+        if (consumed < EVENT_BATCH || !this.loop.running) break;
       }
       await this.deliver();
       await this.prune();
@@ -256,11 +250,11 @@ export class AlertService {
           outcome = { sent: false, error: 'the channel was deleted', retryAt: null };
         } else {
           try {
-            await this.sender(channel, { ...delivery, at: clock.now() }, this.stopSignal.signal);
+            await this.sender(channel, { ...delivery, at: clock.now() }, this.loop.signal);
             outcome = { sent: true };
           } catch (error) {
             // Cut short by a stop: left pending as it was, for the next holder of the lease.
-            if (this.stopSignal.signal.aborted) return;
+            if (this.loop.signal.aborted) return;
             const attempts = delivery.attempts + 1;
             const retryAt =
               attempts >= retry.attempts

@@ -7,6 +7,7 @@ import {
   shortestAgeMs,
 } from '../core/retention.ts';
 import type { Lease, PruneCursor, Store } from '../store/store.ts';
+import { BackgroundLoop } from './background-loop.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
 
 /** What the pruner deletes, as the `kind` label of `kairos_pruned_rows_total`. */
@@ -19,6 +20,18 @@ export const RECLAIM_PAGES = 4096;
 
 /** The lease that makes one node of the cluster the pruner at a time. */
 export const PRUNER_LEASE = 'retention';
+
+/** What a node's pruner did lately, for `GET /v1/settings/retention` (times on the store's clock). */
+export interface PrunerState {
+  /** The last cycle this node tried: when it started, and whether it held the `retention` lease. */
+  lastTry: { at: number; heldLease: boolean } | null;
+  /** The last cycle this node ran to its end: when it ended, how long it took, what it deleted. */
+  lastCycle: { endedAt: number; tookMs: number; pruned: PruneCounts } | null;
+  /** When this node tries its next cycle; null when its pruner does not run. */
+  nextCycleAt: number | null;
+  /** Rows this node deleted since it started, by kind. */
+  prunedSinceStart: PruneCounts;
+}
 
 export interface PrunerOptions {
   store: Store;
@@ -47,27 +60,40 @@ export interface PrunerOptions {
  * first run created after the job's shorter age that its `keepLast` does not take.
  */
 export class Pruner {
-  private running = false;
-  private stopSignal = new AbortController();
-  private loop: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop(() => this.run());
   private lease: Lease | null = null;
   private renewedAt = Number.NEGATIVE_INFINITY;
+  private lastTry: PrunerState['lastTry'] = null;
+  private lastCycle: PrunerState['lastCycle'] = null;
+  private nextCycleAt: number | null = null;
+  private prunedSinceStart: PruneCounts = {
+    runs: 0,
+    run_logs: 0,
+    skipped_fires: 0,
+    audit_log: 0,
+    workers: 0,
+  };
 
   constructor(private readonly options: PrunerOptions) {}
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopSignal.abort();
-    await this.loop;
+    await this.loop.stop();
     if (this.lease) await this.options.store.releaseLeases([this.lease]).catch(() => undefined);
     this.lease = null;
+  }
+
+  /** What this node's pruner did lately (see {@link PrunerState}). */
+  get state(): PrunerState {
+    return {
+      lastTry: this.lastTry,
+      lastCycle: this.lastCycle,
+      nextCycleAt: this.nextCycleAt,
+      prunedSinceStart: { ...this.prunedSinceStart },
+    };
   }
 
   /** The lease lives for this long past its last renewal: a dead pruner's node hands over within it. */
@@ -83,6 +109,7 @@ export class Pruner {
     const { store, clock, owner, retention, onCycle } = this.options;
     const startedAt = clock.now();
     [this.lease = null] = await store.acquireLeases([PRUNER_LEASE], owner, this.leaseMs, startedAt);
+    this.lastTry = { at: startedAt, heldLease: this.lease !== null };
     if (!this.lease) return null;
     this.renewedAt = startedAt;
     const counts: PruneCounts = { runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 };
@@ -105,6 +132,7 @@ export class Pruner {
       throw error;
     }
     const endedAt = clock.now();
+    this.lastCycle = { endedAt, tookMs: endedAt - startedAt, pruned: { ...counts } };
     onCycle?.(endedAt, endedAt - startedAt);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     if (total > 0)
@@ -196,6 +224,7 @@ export class Pruner {
   private count(kind: PruneKind, rows: number, counts: PruneCounts): void {
     if (rows === 0) return;
     counts[kind] += rows;
+    this.prunedSinceStart[kind] += rows;
     this.options.onPruned?.(kind, rows);
   }
 
@@ -205,7 +234,7 @@ export class Pruner {
    */
   private async nextBatch(): Promise<void> {
     await yieldToEventLoop();
-    if (!this.running && this.loop) throw new LeaseGone();
+    if (this.loop.stopped) throw new LeaseGone();
     const { store, clock } = this.options;
     if (!this.lease) throw new LeaseGone();
     const now = clock.now();
@@ -217,14 +246,16 @@ export class Pruner {
 
   private async run(): Promise<void> {
     const { clock, logger, retention } = this.options;
-    while (this.running) {
+    while (this.loop.running) {
       try {
         await this.cycle();
       } catch (error) {
         logger.warn({ err: error }, 'retention cycle failed; retrying at the next');
       }
-      await clock.sleep(retention.intervalMs, this.stopSignal.signal);
+      this.nextCycleAt = clock.now() + retention.intervalMs;
+      await clock.sleep(retention.intervalMs, this.loop.signal);
     }
+    this.nextCycleAt = null;
   }
 }
 

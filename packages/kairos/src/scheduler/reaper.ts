@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
 import type { AttemptEnder } from './attempts.ts';
+import { BackgroundLoop } from './background-loop.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
 
 export interface ReaperOptions {
@@ -31,25 +32,18 @@ export interface ReaperOptions {
  * (deadlines wait too; the worker enforces its own time limit). Other nodes' reapers are not held.
  */
 export class Reaper {
-  private running = false;
-  private stopSignal = new AbortController();
-  private loop: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop(() => this.run());
   /** No lease or deadline is judged before this instant (see the class comment). */
   private holdUntil = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: ReaperOptions) {}
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopSignal.abort();
-    await this.loop;
+    await this.loop.stop();
   }
 
   /** One sweep; returns the number of attempts it ended. */
@@ -80,7 +74,7 @@ export class Reaper {
     let lastSweep = clock.now();
     // A node that just started was not there to take heartbeats (alone, nobody was).
     this.hold(lastSweep, { reason: 'this node just started' });
-    while (this.running) {
+    while (this.loop.running) {
       const now = clock.now();
       const gap = now - lastSweep;
       lastSweep = now;
@@ -92,7 +86,7 @@ export class Reaper {
         logger.warn({ err: error }, 'reaper sweep failed; retrying');
         this.hold(clock.now(), { reason: 'the store failed' });
       }
-      await clock.sleep(intervalMs, this.stopSignal.signal);
+      await clock.sleep(intervalMs, this.loop.signal);
     }
   }
 

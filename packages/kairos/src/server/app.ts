@@ -18,6 +18,7 @@ import { installJsonParser, installNulGuard, installNumberGuard } from './input-
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
+import { doctorRoutes } from './routes/doctor.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { probeRoutes } from './routes/probes.ts';
@@ -25,6 +26,7 @@ import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { sessionRoutes } from './routes/session.ts';
+import { settingsRoutes } from './routes/settings.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
@@ -120,6 +122,8 @@ export async function buildServer(
   userRoutes(app, context);
   statsRoutes(app, context);
   runRetryRoutes(app, context);
+  doctorRoutes(app, context);
+  settingsRoutes(app, context);
   await serveConsole(app);
   return Object.assign(app, { routeTable });
 }

@@ -6,6 +6,7 @@ import type { AttemptEnder } from '../scheduler/attempts.ts';
 import type { Clock } from '../scheduler/clock.ts';
 import type { Dispatcher } from '../scheduler/dispatcher.ts';
 import type { JobService } from '../scheduler/job-service.ts';
+import type { Pruner } from '../scheduler/pruner.ts';
 import type { Store } from '../store/store.ts';
 import type { Role } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -22,5 +23,7 @@ export interface NodeContext {
   metrics: Metrics;
   /** Sends alert messages (the channels' "send test" action). */
   alertSender: AlertSender;
+  /** This node's pruner, for what it did lately (Settings → Retention). */
+  pruner?: Pick<Pruner, 'state'>;
   requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
 }

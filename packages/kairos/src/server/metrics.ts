@@ -1,5 +1,14 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { OverviewCounts } from '../store/access.ts';
+import type { OverviewCounts, QueuedRunCount } from '../store/access.ts';
+
+/** The most (group, job, handler) rows of queued runs one scrape reads: a bound on series and work. */
+export const QUEUE_SERIES_LIMIT = 1000;
+
+/** What the queue series read at a scrape: the queued runs, and the instant they were counted at. */
+export interface QueueSnapshot {
+  now: number;
+  counts: QueuedRunCount[];
+}
 
 /**
  * The node's Prometheus metrics, on a registry of its own (several nodes can share a process in tests).
@@ -107,18 +116,18 @@ export class Metrics {
   /**
    * @param counts the cluster-wide counts of the store (queued and running runs, workers and nodes
    *   online), read once per scrape; every node answers the same, so dashboards take `max`.
+   * @param queued the queued runs by group, job and handler (Store.queuedRunCounts), read once per
+   *   scrape for the three queue series.
    */
-  constructor(counts?: () => Promise<OverviewCounts>) {
+  constructor(counts?: () => Promise<OverviewCounts>, queued?: () => Promise<QueueSnapshot>) {
     collectDefaultMetrics({ register: this.registry });
-    if (!counts) return;
-    let reading: Promise<OverviewCounts | null> | undefined;
+    if (counts) this.countGauges(counts);
+    if (queued) this.queueGauges(queued);
+  }
+
+  private countGauges(counts: () => Promise<OverviewCounts>): void {
+    const read = oncePerScrape(counts);
     // One store read per scrape, shared by the four gauges (collected one after another).
-    const read = () => {
-      reading ??= counts()
-        .catch(() => null)
-        .finally(() => setTimeout(() => (reading = undefined), 1000).unref());
-      return reading;
-    };
     const gauge = (name: string, help: string, pick: (c: OverviewCounts) => number) =>
       new Gauge({
         name,
@@ -134,4 +143,80 @@ export class Metrics {
     gauge('kairos_workers_online', 'Workers with a live lease, cluster-wide', (c) => c.workersOnline);
     gauge('kairos_nodes_online', 'Scheduler nodes with a live heartbeat, cluster-wide', (c) => c.nodesOnline);
   }
+
+  /**
+   * The queue series operators alert on, from one store read per scrape. Each scrape sets them
+   * afresh: a group or job with nothing queued has no series (Prometheus reads it as gone).
+   */
+  private queueGauges(queued: () => Promise<QueueSnapshot>): void {
+    const read = oncePerScrape(queued);
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      fill: (gauge: Gauge<L>, snapshot: QueueSnapshot) => void,
+    ) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        async collect() {
+          const snapshot = await read();
+          if (!snapshot) return;
+          this.reset();
+          fill(this, snapshot);
+        },
+      });
+    gauge(
+      'kairos_runs_queued_by_job',
+      'Runs waiting for a worker, by group and job, cluster-wide',
+      ['group', 'job'],
+      (g, { counts }) => {
+        for (const row of counts) g.inc({ group: row.group, job: row.jobName }, row.queued);
+      },
+    );
+    gauge(
+      'kairos_runs_queued_oldest_age_seconds',
+      'Age of the oldest queued run whose time has come, by group (seconds since it became available)',
+      ['group'],
+      (g, { now, counts }) => {
+        const oldest = new Map<string, number>();
+        for (const row of counts) {
+          if (row.oldestAvailableAt === null) continue;
+          oldest.set(
+            row.group,
+            Math.min(oldest.get(row.group) ?? row.oldestAvailableAt, row.oldestAvailableAt),
+          );
+        }
+        for (const [group, at] of oldest) g.set({ group }, Math.max(0, (now - at) / 1000));
+      },
+    );
+    gauge(
+      'kairos_runs_queued_without_worker',
+      'Queued runs no live worker can take, by group and reason (no live worker in the group, or none declares the handler)',
+      ['group', 'reason'],
+      (g, { counts }) => {
+        for (const row of counts) {
+          if (row.handlerServed) continue;
+          const reason = row.groupServed ? 'no_worker_for_handler' : 'no_worker_in_group';
+          g.inc({ group: row.group, reason }, row.queued);
+        }
+      },
+    );
+  }
+}
+
+/**
+ * Shares one read among the gauges of a scrape (prom-client collects them one after another): the
+ * first asks, the others within a second get the same answer; a failed read answers null.
+ */
+function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T | null> {
+  let reading: Promise<T | null> | undefined;
+  return () => {
+    reading ??= read()
+      .catch(() => null)
+      .finally(() => setTimeout(() => (reading = undefined), 1000).unref());
+    return reading;
+  };
 }

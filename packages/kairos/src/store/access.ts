@@ -75,6 +75,42 @@ export interface OverviewCounts {
   nodesOnline: number;
 }
 
+/** Queued runs of one group, job and handler (Store.queuedRunCounts). */
+export interface QueuedRunCount {
+  group: string;
+  jobName: string;
+  handler: string;
+  queued: number;
+  /** The earliest `availableAt` (epoch ms) of these runs that has come; null when all wait for later. */
+  oldestAvailableAt: number | null;
+  /** A live worker of the group exists (status `active`, lease not expired). */
+  groupServed: boolean;
+  /** A live worker of the group declares the handler. */
+  handlerServed: boolean;
+}
+
+export interface QueuedRunCountRow {
+  group_name: string;
+  job_name: string;
+  handler: string;
+  queued: number | string;
+  oldest: number | string | null;
+  group_served: number | boolean;
+  handler_served: number | boolean;
+}
+
+export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
+  return {
+    group: row.group_name,
+    jobName: row.job_name,
+    handler: row.handler,
+    queued: Number(row.queued),
+    oldestAvailableAt: row.oldest === null ? null : Number(row.oldest),
+    groupServed: Boolean(row.group_served),
+    handlerServed: Boolean(row.handler_served),
+  };
+}
+
 /** Fire lateness of scheduled runs over a sample: nearest-rank percentiles, in ms. */
 export interface FireLateness {
   /** Runs in the sample. */

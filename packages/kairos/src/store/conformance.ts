@@ -5,6 +5,7 @@ import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
+import { describeQueueConformance } from './conformance-queue.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import {
@@ -1644,4 +1645,5 @@ export function describeStoreConformance(
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
   describeRetentionConformance(dialect, open);
+  describeQueueConformance(dialect, open);
 }

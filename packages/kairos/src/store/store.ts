@@ -30,6 +30,7 @@ import type {
   NewSession,
   NewUser,
   OverviewCounts,
+  QueuedRunCount,
   SessionRecord,
   UserPatch,
   UserRecord,
@@ -327,6 +328,13 @@ export interface Store {
    * them, folded by {@link latenessFromSample} (nearest rank, the same on every dialect).
    */
   fireLateness(since: number, now: number, limit: number): Promise<FireLateness>;
+  /**
+   * Queued runs counted by group, job and handler, for the queue metrics and `kairos doctor`: how
+   * many, the earliest `availableAt` among those whose time has come, and whether a live worker
+   * (active, lease not expired at `now`) of the group exists and declares the handler. One statement
+   * over the `runs_queued_by_job` index; at most `limit` rows, the largest counts first.
+   */
+  queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]>;
 
   // Workers at scale ----
 

@@ -9,6 +9,7 @@ import {
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { whyQueued } from '../../core/queue-wait.ts';
 import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
@@ -80,7 +81,9 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
-      return runView(run, await store.getAttempts(run.id));
+      const view = runView(run, await store.getAttempts(run.id));
+      if (run.status === 'queued') view.waiting = whyQueued(run, await store.listWorkers(), clock.now());
+      return view;
     },
   );
 

@@ -82,3 +82,22 @@ export const FIRE_LATENESS = `
     WHERE status = 'running' AND attempt = 1 AND started_at >= $1 AND started_at <= $2
       AND cause = 'schedule' AND fire_time IS NOT NULL) first_starts
   ORDER BY started DESC LIMIT $3`;
+
+/**
+ * Queued runs by group, job and handler, the largest counts first. $1 now, $2 limit.
+ * The count is an ordered pass over runs_queued_by_job (group, job, handler, available_at), which
+ * holds every column it reads; live workers are few and read once.
+ */
+export const QUEUED_RUN_COUNTS = `
+  WITH queued AS (
+    SELECT group_name, job_id, handler, count(*) AS queued,
+      min(available_at) FILTER (WHERE available_at <= $1) AS oldest
+    FROM runs WHERE status = 'queued'
+    GROUP BY group_name, job_id, handler
+    ORDER BY count(*) DESC, group_name, job_id, handler LIMIT $2),
+  live AS (SELECT group_name, handlers FROM workers WHERE status = 'active' AND lease_expires_at > $1)
+  SELECT q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
+    EXISTS (SELECT 1 FROM live l WHERE l.group_name = q.group_name) AS group_served,
+    EXISTS (SELECT 1 FROM live l WHERE l.group_name = q.group_name AND l.handlers ? q.handler) AS handler_served
+  FROM queued q JOIN jobs j ON j.id = q.job_id
+  ORDER BY q.group_name, j.name, q.handler`;

@@ -34,6 +34,9 @@ import {
   type NewUser,
   type OverviewCounts,
   overviewFromRows,
+  type QueuedRunCount,
+  type QueuedRunCountRow,
+  queuedRunCountFromRow,
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
@@ -1464,6 +1467,14 @@ export class PostgresStore implements Store {
       rows.map((r) => Number(r.late)),
       limit,
     );
+  }
+
+  async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
+    const rows = await this.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
+      now,
+      limit,
+    ]);
+    return rows.map(queuedRunCountFromRow);
   }
 
   private async audit(client: pg.PoolClient, entry: AuditEntry | undefined): Promise<void> {

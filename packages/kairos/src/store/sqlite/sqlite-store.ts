@@ -35,6 +35,9 @@ import {
   type NewUser,
   type OverviewCounts,
   overviewFromRows,
+  type QueuedRunCount,
+  type QueuedRunCountRow,
+  queuedRunCountFromRow,
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
@@ -1361,6 +1364,30 @@ export class SqliteStore implements Store {
            UNION ALL SELECT 'nodes', count(*) FROM nodes WHERE expires_at > @now`,
         ).all({ since, now }) as Array<{ kind: string; n: number }>,
       ),
+    );
+  }
+
+  async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
+    // The count is an ordered pass over runs_queued_by_job (group, job, handler, available_at), which
+    // holds every column it reads; live workers are few and read once.
+    return this.run('queuedRunCounts', () =>
+      (
+        this.sql(
+          `WITH queued AS (
+             SELECT group_name, job_id, handler, count(*) AS queued,
+               min(CASE WHEN available_at <= @now THEN available_at END) AS oldest
+             FROM runs INDEXED BY runs_queued_by_job WHERE status = 'queued'
+             GROUP BY group_name, job_id, handler
+             ORDER BY count(*) DESC, group_name, job_id, handler LIMIT @limit),
+           live AS (SELECT group_name, handlers FROM workers WHERE status = 'active' AND lease_expires_at > @now)
+           SELECT q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
+             EXISTS (SELECT 1 FROM live l WHERE l.group_name = q.group_name) AS group_served,
+             EXISTS (SELECT 1 FROM live l, json_each(l.handlers) h
+               WHERE l.group_name = q.group_name AND h.value = q.handler) AS handler_served
+           FROM queued q JOIN jobs j ON j.id = q.job_id
+           ORDER BY q.group_name, j.name, q.handler`,
+        ).all({ now, limit }) as QueuedRunCountRow[]
+      ).map(queuedRunCountFromRow),
     );
   }
 

@@ -1,0 +1,54 @@
+import type { WaitWorker } from './queue-wait.ts';
+
+/** What the coverage check reads of a job. */
+export interface CoverageJob {
+  name: string;
+  group: string;
+  handler: string;
+  paused: boolean;
+}
+
+/** Jobs no live worker can run, and groups of live workers that no job routes to. */
+export interface FleetCoverage {
+  /** Jobs (not paused) whose group has no live worker: `job (group g)`. */
+  jobsWithoutWorkerGroup: string[];
+  /** Jobs (not paused) whose group has live workers, none declaring the handler: `job (group g, handler h)`. */
+  jobsWithoutHandler: string[];
+  /** Groups served by live workers that no job uses, in name order. */
+  groupsWithoutJobs: string[];
+}
+
+/**
+ * Which jobs the live workers (active, lease not expired at `now`) cannot run, and which of their
+ * groups no job routes to: `kairos doctor`'s fleet checks. A paused job is left out (it creates no
+ * runs); a job with a built-in task needs a worker that enabled the task (its built-in handler).
+ */
+export function fleetCoverage(
+  jobs: readonly CoverageJob[],
+  workers: readonly WaitWorker[],
+  now: number,
+): FleetCoverage {
+  const handlersByGroup = new Map<string, Set<string>>();
+  for (const w of workers) {
+    if (w.status !== 'active' || w.leaseExpiresAt <= now) continue;
+    const handlers = handlersByGroup.get(w.group) ?? new Set<string>();
+    for (const h of w.handlers) handlers.add(h);
+    handlersByGroup.set(w.group, handlers);
+  }
+  const coverage: FleetCoverage = {
+    jobsWithoutWorkerGroup: [],
+    jobsWithoutHandler: [],
+    groupsWithoutJobs: [],
+  };
+  const usedGroups = new Set<string>();
+  for (const job of jobs) {
+    usedGroups.add(job.group);
+    if (job.paused) continue;
+    const handlers = handlersByGroup.get(job.group);
+    if (!handlers) coverage.jobsWithoutWorkerGroup.push(`${job.name} (group ${job.group})`);
+    else if (!handlers.has(job.handler))
+      coverage.jobsWithoutHandler.push(`${job.name} (group ${job.group}, handler ${job.handler})`);
+  }
+  coverage.groupsWithoutJobs = [...handlersByGroup.keys()].filter((g) => !usedGroups.has(g)).sort();
+  return coverage;
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
+
+const NOW = Date.UTC(2026, 0, 1);
+const run: WaitingRun = { group: 'g', handler: 'h', availableAt: NOW - 1000, assignedWorkerId: null };
+const worker = (extra: Partial<WaitWorker> = {}): WaitWorker => ({
+  id: 'w1',
+  group: 'g',
+  handlers: ['h'],
+  status: 'active',
+  capacity: 2,
+  running: 0,
+  leaseExpiresAt: NOW + 5000,
+  ...extra,
+});
+
+describe('why a queued run waits', () => {
+  it('its time has not come', () => {
+    expect(whyQueued({ ...run, availableAt: NOW + 60_000 }, [worker()], NOW)).toEqual({
+      reason: 'not_yet_available',
+      message: expect.stringContaining('2026-01-01T00:01:00.000Z'),
+    });
+  });
+
+  it('no live worker in its group: none, another group, lease ended, draining or stopped', () => {
+    for (const workers of [
+      [],
+      [worker({ group: 'other' })],
+      [worker({ leaseExpiresAt: NOW })],
+      [worker({ status: 'draining' })],
+      [worker({ status: 'lost' })],
+    ])
+      expect(whyQueued(run, workers, NOW)).toEqual({
+        reason: 'no_live_worker_in_group',
+        message: 'no live worker in group g',
+      });
+  });
+
+  it('live workers in its group, none declares its handler', () => {
+    expect(whyQueued(run, [worker({ handlers: ['x'] })], NOW)).toEqual({
+      reason: 'no_live_worker_for_handler',
+      message: 'no live worker in group g declares handler h',
+    });
+  });
+
+  it('every slot of the workers that could take it is busy', () => {
+    const busy = [worker({ running: 2 }), worker({ id: 'w2', capacity: 1, running: 1 })];
+    expect(whyQueued(run, busy, NOW)).toEqual({
+      reason: 'all_slots_busy',
+      message: 'all 3 slots of the 2 live workers declaring handler h are busy',
+    });
+    // A free slot on a worker without the handler does not count.
+    expect(whyQueued(run, [...busy, worker({ id: 'w3', handlers: ['x'] })], NOW).reason).toBe(
+      'all_slots_busy',
+    );
+  });
+
+  it('a free slot: the next poll takes it; a routed run waits for its worker', () => {
+    expect(whyQueued(run, [worker({ running: 1 })], NOW).reason).toBe('next_poll');
+    expect(whyQueued({ ...run, assignedWorkerId: 'w1' }, [worker()], NOW)).toMatchObject({
+      reason: 'assigned_worker',
+      message: expect.stringContaining('w1'),
+    });
+  });
+});

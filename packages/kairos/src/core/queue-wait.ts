@@ -1,0 +1,66 @@
+import type { QueueWait } from '@kairos/client';
+
+/** What deciding why a queued run waits reads of it. */
+export interface WaitingRun {
+  group: string;
+  handler: string;
+  availableAt: number;
+  /** The worker routing chose for it, if any. */
+  assignedWorkerId: string | null;
+}
+
+/** What it reads of each worker (live or not: this function judges). */
+export interface WaitWorker {
+  id: string;
+  group: string;
+  handlers: readonly string[];
+  status: string;
+  capacity: number;
+  running: number;
+  leaseExpiresAt: number;
+}
+
+/**
+ * Why a queued run has not started at `now`, first reason first:
+ * - `not_yet_available`: its time has not come (a delay, a retry's backoff, jitter);
+ * - `no_live_worker_in_group`: no live worker (active, lease not expired) serves its group;
+ * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
+ * - `assigned_worker`: routing chose one worker for it, and that worker takes it when it can;
+ * - `all_slots_busy`: the live workers that could take it run as many attempts as their capacity;
+ * - `next_poll`: a worker has a free slot; it starts at that worker's next poll unless a limit of
+ *   its group or job, or runs of higher priority, come first.
+ */
+export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: number): QueueWait {
+  if (run.availableAt > now)
+    return {
+      reason: 'not_yet_available',
+      message: `waits until ${new Date(run.availableAt).toISOString()} (a delay, a retry's backoff or jitter)`,
+    };
+  const live = workers.filter(
+    (w) => w.group === run.group && w.status === 'active' && w.leaseExpiresAt > now,
+  );
+  if (live.length === 0)
+    return { reason: 'no_live_worker_in_group', message: `no live worker in group ${run.group}` };
+  const able = live.filter((w) => w.handlers.includes(run.handler));
+  if (able.length === 0)
+    return {
+      reason: 'no_live_worker_for_handler',
+      message: `no live worker in group ${run.group} declares handler ${run.handler}`,
+    };
+  if (run.assignedWorkerId !== null)
+    return {
+      reason: 'assigned_worker',
+      message: `routing chose worker ${run.assignedWorkerId} for it; it waits for a free slot there`,
+    };
+  const slots = able.reduce((sum, w) => sum + w.capacity, 0);
+  if (able.every((w) => w.running >= w.capacity))
+    return {
+      reason: 'all_slots_busy',
+      message: `all ${slots} slots of the ${able.length} live workers declaring handler ${run.handler} are busy`,
+    };
+  return {
+    reason: 'next_poll',
+    message:
+      'a live worker has a free slot: it starts at that worker’s next poll, unless a limit of its group or job or runs of higher priority come first',
+  };
+}
