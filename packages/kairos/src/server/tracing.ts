@@ -74,6 +74,9 @@ export function requestTraceContext(request: FastifyRequest): TraceContext | nul
  * context, so the worker's attempt span is its child. Runs with no trace context cost nothing.
  */
 export function traceDispatch(runs: ClaimedRun[], workerId: string, request: FastifyRequest): ClaimedRun[] {
+  if (request.traceSpan?.isRecording()) {
+    request.traceSpan.setAttributes({ 'kairos.worker.id': workerId, 'kairos.runs.claimed': runs.length });
+  }
   if (!runs.some((run) => run.traceContext)) return runs;
   const poll = request.traceSpan?.spanContext();
   return runs.map((run) => {
