@@ -49,6 +49,16 @@ export function installTracing(app: FastifyInstance): void {
     request.traceSpan = span;
     done();
   });
+  // A client that hangs up (a worker stopping mid-poll) gets no answer: the span ends here.
+  app.addHook('onRequestAbort', (request, done) => {
+    const span = request.traceSpan;
+    request.traceSpan = null;
+    if (span) {
+      if (span.isRecording()) span.setAttribute('kairos.request.aborted', true);
+      span.end();
+    }
+    done();
+  });
   app.addHook('onResponse', (request, reply, done) => {
     const span = request.traceSpan;
     if (span) {
