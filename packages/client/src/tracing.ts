@@ -8,6 +8,8 @@ import {
   type SpanContext,
   SpanKind,
   SpanStatusCode,
+  type Tracer,
+  type TracerProvider,
   trace,
 } from '@opentelemetry/api';
 
@@ -49,7 +51,26 @@ export function contextOfTrace(traceContext: TraceContext | null | undefined): C
   return isSpanContextValid(span) ? trace.setSpanContext(ROOT_CONTEXT, span) : ROOT_CONTEXT;
 }
 
-const tracer = () => trace.getTracer('@kairos/client');
+/**
+ * The tracer `name` of the tracer provider registered now. Looked up at each use, not kept from
+ * import time: an application whose `@opentelemetry/api` is another copy than Kairos's registers its
+ * SDK in the API's global slot, which each use reads; the tracer is made again only when the
+ * provider changed (`getTracer` makes a new object at each call).
+ */
+export function tracerFor(name: string, version?: string): () => Tracer {
+  let provider: TracerProvider | undefined;
+  let tracer: Tracer | undefined;
+  return () => {
+    const current = trace.getTracerProvider();
+    if (current !== provider || !tracer) {
+      provider = current;
+      tracer = current.getTracer(name, version);
+    }
+    return tracer;
+  };
+}
+
+const tracer = tracerFor('@kairos/client');
 
 /**
  * Runs one API call in a client span named `name`, with the active context injected into its

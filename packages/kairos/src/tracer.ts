@@ -1,8 +1,8 @@
-import { trace } from '@opentelemetry/api';
+import { tracerFor } from '@kairos/client';
 import { VERSION } from './version.ts';
 
 /**
- * The node's OpenTelemetry tracer (docs/tracing.md), read at each use so that an SDK registered
- * after the node started is used. With no SDK registered it is the API's no-op tracer.
+ * The node's OpenTelemetry tracer (docs/tracing.md), from the tracer provider registered when a
+ * span starts: an SDK registered after the node started is used too; with none, the API's no-op.
  */
-export const nodeTracer = () => trace.getTracer('@kairos/server', VERSION);
+export const nodeTracer = tracerFor('@kairos/server', VERSION);

@@ -4,6 +4,7 @@ import {
   type Report,
   type TraceContext,
   traceContextOf,
+  tracerFor,
 } from '@kairos/client';
 import {
   type Context,
@@ -18,8 +19,8 @@ import {
 // the SDK and exporter. With none registered the span is the API's non-recording one and no
 // attributes are built.
 
-/** The tracer of the worker SDK; read at each use, so an SDK registered after `start()` is used. */
-const tracer = () => trace.getTracer('@kairos/worker');
+/** The tracer of the worker SDK, from the provider registered when a span starts. */
+const tracer = tracerFor('@kairos/worker');
 
 /** One attempt's span and the context its handler runs in. */
 export interface AttemptSpan {
