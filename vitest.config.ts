@@ -7,10 +7,16 @@ import { defineConfig } from 'vitest/config';
  * `@kairos/server` to `src/`, here and in every process a test spawns (NODE_OPTIONS).
  */
 const SOURCE = '@kairos/source';
+/**
+ * As Node.js resolves: without Vite's bundler-only `module` condition, which picks builds that Node
+ * cannot load when Vitest leaves a dependency to it (`@opentelemetry/api`'s `build/esm` imports
+ * files without extensions).
+ */
+const CONDITIONS = [SOURCE, ...defaultServerConditions.filter((condition) => condition !== 'module')];
 
 export default defineConfig({
-  resolve: { conditions: [SOURCE, ...defaultServerConditions] },
-  ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
+  resolve: { conditions: CONDITIONS },
+  ssr: { resolve: { conditions: CONDITIONS } },
   test: {
     include: [
       'packages/*/src/**/*.test.ts',

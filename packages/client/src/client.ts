@@ -1,6 +1,7 @@
 import { KairosApiError } from './errors.ts';
 import { type RunLogEvent, readRunLogEvents } from './sse.ts';
 import { checkTaskParams, type Task, type TaskReturn, type TaskRun } from './tasks.ts';
+import { inClientSpan } from './tracing.ts';
 import type {
   AlertChannel,
   AlertChannelSpec,
@@ -184,8 +185,14 @@ export class KairosClient {
     return this.request('POST', `/v1/jobs/${enc(name)}/resume`, {}, undefined, ifMatch(options));
   }
 
+  /**
+   * Queues a run of a job. Traced: a client span `kairos.trigger`, whose context travels to the
+   * node in `traceparent`/`tracestate` headers and from there with the run to its attempts.
+   */
   triggerJob(name: string, request: TriggerRequest = {}): Promise<Run> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/trigger`, request);
+    return inClientSpan('kairos.trigger', name, (headers) =>
+      this.request('POST', `/v1/jobs/${enc(name)}/trigger`, request, undefined, { headers }),
+    );
   }
 
   /**
@@ -212,7 +219,9 @@ export class KairosClient {
 
   /** Triggers a job many times in one durable write. */
   triggerJobBatch(name: string, runs: TriggerRequest[]): Promise<{ runIds: number[] }> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/trigger-batch`, { runs });
+    return inClientSpan('kairos.trigger-batch', name, (headers) =>
+      this.request('POST', `/v1/jobs/${enc(name)}/trigger-batch`, { runs }, undefined, { headers }),
+    );
   }
 
   /** The ledger of a job: fires that did not become runs, with the reason, newest first. */

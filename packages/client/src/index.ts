@@ -23,4 +23,5 @@ export {
   type TaskReturn,
   type TaskRun,
 } from './tasks.ts';
+export { contextOfTrace, type TraceContext, traceContextOf, tracerFor } from './tracing.ts';
 export type * from './wire.ts';

@@ -4,6 +4,7 @@ import type {
   JsonObject,
   TaskReturn,
   TaskSpec,
+  TraceContext,
   WorkerLogEntry,
 } from '@kairos/client';
 import { type LogFields, type WorkerLogger, withFields } from './logger.ts';
@@ -46,6 +47,12 @@ export interface RunContext<Params extends JsonObject = JsonObject> {
   readonly task: TaskSpec | null;
   /** A shard of a broadcast job: this run's index from 0 and the number of shards; null otherwise. */
   readonly shard: { index: number; total: number } | null;
+  /**
+   * The W3C trace context of this attempt's span (docs/tracing.md), to pass on to what the handler
+   * calls outside this process; null when the attempt is not traced. Inside the process the span is
+   * active while the handler runs: spans of the application's tracer nest under it.
+   */
+  readonly trace: TraceContext | null;
   /**
    * Reports how far the attempt got, from 0 to 1, with an optional note: shown with the run's log.
    * Only the latest value travels; calling it often is cheap.
@@ -103,8 +110,9 @@ export function createRunContext(
   startedAt: number,
   logger: WorkerLogger,
   sink?: RunSink,
+  trace: TraceContext | null = null,
 ): RunContext {
-  return new AttemptContext(assignment, abort, startedAt, logger, sink);
+  return new AttemptContext(assignment, abort, startedAt, logger, sink, trace);
 }
 
 /**
@@ -122,6 +130,7 @@ class AttemptContext implements RunContext {
   readonly params: JsonObject;
   readonly task: TaskSpec | null;
   readonly shard: { index: number; total: number } | null;
+  readonly trace: TraceContext | null;
   readonly progress: (value: number, message?: string) => void;
   readonly #assignment: Assignment;
   readonly #abort: { readonly signal: AbortSignal };
@@ -138,6 +147,7 @@ class AttemptContext implements RunContext {
     startedAt: number,
     logger: WorkerLogger,
     sink: RunSink | undefined,
+    trace: TraceContext | null,
   ) {
     this.runId = assignment.runId;
     this.attempt = assignment.attempt;
@@ -147,6 +157,7 @@ class AttemptContext implements RunContext {
     this.params = assignment.params;
     this.task = assignment.task ?? null;
     this.shard = assignment.shard ?? null;
+    this.trace = trace;
     // Own and bound: a handler may pass `ctx.progress` around on its own.
     this.progress = (value, message) => reportProgress(this.#sink, this.runId, this.attempt, value, message);
     this.#assignment = assignment;
@@ -192,6 +203,7 @@ export function withParams<Params extends JsonObject>(ctx: RunContext, params: P
     params,
     task: ctx.task,
     shard: ctx.shard,
+    trace: ctx.trace,
     progress: ctx.progress,
     get fireTime() {
       return ctx.fireTime;

@@ -43,7 +43,7 @@ async function call(task: HttpTaskSpec, url: string, ctx: RunContext): Promise<J
   // Redirects are not followed: a redirect could leave the allow-list.
   const response = await fetch(url, {
     method,
-    headers: task.headers,
+    headers: { ...traceHeaders(ctx), ...task.headers },
     body: task.body,
     signal,
     redirect: 'manual',
@@ -70,4 +70,13 @@ function parseBody(text: string, type: string | null): Json {
     }
   }
   return text.length <= BODY_LIMIT ? text : `${text.slice(0, BODY_LIMIT)}…`;
+}
+
+/** The attempt span's W3C context as `traceparent`/`tracestate` headers: the called service continues the trace. */
+function traceHeaders(ctx: RunContext): Record<string, string> {
+  if (!ctx.trace) return {};
+  return {
+    traceparent: ctx.trace.traceparent,
+    ...(ctx.trace.tracestate ? { tracestate: ctx.trace.tracestate } : {}),
+  };
 }

@@ -1,6 +1,7 @@
 // The child process of an isolated run (see isolated.ts): imports the handler's module, runs it
 // once with a context whose log, progress and signal travel over IPC, sends how it ended, exits.
-import type { Assignment } from '@kairos/client';
+import { type Assignment, contextOfTrace } from '@kairos/client';
+import { context } from '@opentelemetry/api';
 import { createRunContext, type Handler } from './context.ts';
 import { CancelledError, TimeoutError } from './errors.ts';
 import type { ChildMessage, ParentMessage } from './isolated.ts';
@@ -42,12 +43,23 @@ async function run(
     if (typeof handler !== 'function') {
       throw new TypeError(`module ${module} has no function export ${JSON.stringify(exportName)}`);
     }
-    const ctx = createRunContext(assignment, controller, startedAt, quiet, {
-      log: (entry) =>
-        void send({ type: 'log', level: entry.level, message: entry.message, fields: entry.fields }),
-      progress: (p) => void send({ type: 'progress', value: p.value, message: p.message }),
-    });
-    const value = await handler(ctx);
+    // The parent's attempt span, as W3C context: `ctx.trace`, and the parent of spans the module makes
+    // when it registers a tracing SDK of its own in this process.
+    const { traceparent, tracestate } = assignment;
+    const trace = traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : null;
+    const ctx = createRunContext(
+      assignment,
+      controller,
+      startedAt,
+      quiet,
+      {
+        log: (entry) =>
+          void send({ type: 'log', level: entry.level, message: entry.message, fields: entry.fields }),
+        progress: (p) => void send({ type: 'progress', value: p.value, message: p.message }),
+      },
+      trace,
+    );
+    const value = await context.with(contextOfTrace(trace), handler, undefined, ctx);
     await send({ type: 'result', ok: true, value: JSON.parse(JSON.stringify(value ?? null)) });
   } catch (error) {
     const e = error as { name?: unknown; message?: unknown; stack?: unknown; retryAfterMs?: unknown };

@@ -156,6 +156,8 @@ function assignmentOf(ctx: RunContext, now: number): Assignment {
   };
   if (ctx.task) assignment.task = ctx.task;
   if (ctx.shard) assignment.shard = ctx.shard;
+  // The attempt span's context: the child's handler continues the trace (see isolated-runner.ts).
+  if (ctx.trace) Object.assign(assignment, ctx.trace);
   return assignment;
 }
 

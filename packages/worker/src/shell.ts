@@ -46,7 +46,7 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
     if (ctx.signal.aborted) return reject(ctx.signal.reason);
     const child = spawn(task.command, task.args ?? [], {
       cwd: task.cwd,
-      env: { ...inheritedEnv(), ...task.env },
+      env: { ...inheritedEnv(), ...traceEnv(ctx), ...task.env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -103,4 +103,13 @@ export function runCommand(task: ShellTaskSpec, ctx: RunContext, killGraceMs: nu
       reject(error);
     });
   });
+}
+
+/** The attempt span's W3C context as `TRACEPARENT`/`TRACESTATE`, the variables tracing tools read. */
+function traceEnv(ctx: RunContext): Record<string, string> {
+  if (!ctx.trace) return {};
+  return {
+    TRACEPARENT: ctx.trace.traceparent,
+    ...(ctx.trace.tracestate ? { TRACESTATE: ctx.trace.tracestate } : {}),
+  };
 }

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { Assignment, TaskSpec } from '@kairos/client';
+import type { Assignment, TaskSpec, TraceContext } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunContext, type RunContext } from './context.ts';
 import { CancelledError, NonRetryableError } from './errors.ts';
@@ -12,7 +12,11 @@ import { Worker } from './worker.ts';
 const quiet: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** A context for one attempt of a task, with its log lines collected. */
-function contextFor(task: TaskSpec, signal = new AbortController().signal) {
+function contextFor(
+  task: TaskSpec,
+  signal = new AbortController().signal,
+  trace: TraceContext | null = null,
+) {
   const lines: Array<{ level: string; message: string }> = [];
   const assignment: Assignment = {
     runId: 1,
@@ -25,10 +29,17 @@ function contextFor(task: TaskSpec, signal = new AbortController().signal) {
     maxAttempts: 1,
     task,
   };
-  const ctx: RunContext = createRunContext(assignment, { signal }, Date.now(), quiet, {
-    log: (entry) => lines.push({ level: entry.level, message: entry.message }),
-    progress: () => {},
-  });
+  const ctx: RunContext = createRunContext(
+    assignment,
+    { signal },
+    Date.now(),
+    quiet,
+    {
+      log: (entry) => lines.push({ level: entry.level, message: entry.message }),
+      progress: () => {},
+    },
+    trace,
+  );
   return { ctx, lines };
 }
 
@@ -52,6 +63,17 @@ describe('shell tasks', () => {
     expect(lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', message: 'two' }]);
     // The worker's KAIROS_* variables (its token) are not the command's.
     delete process.env.KAIROS_WORKER_TOKEN_FOR_TEST;
+  });
+
+  it("gives the command the attempt span's trace context as TRACEPARENT", async () => {
+    const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
+    const task = { kind: 'shell' as const, command: 'sh', args: ['-c', 'echo "[$TRACEPARENT]"'] };
+    const traced = contextFor(task, undefined, trace);
+    await shell(traced.ctx);
+    expect(traced.lines).toEqual([{ level: 'info', message: `[${trace.traceparent}]` }]);
+    const plain = contextFor(task);
+    await shell(plain.ctx);
+    expect(plain.lines).toEqual([{ level: 'info', message: '[]' }]);
   });
 
   it('fails on another exit code, with the end of stderr', async () => {
@@ -117,7 +139,12 @@ describe('http tasks', () => {
   let base: string;
   beforeAll(async () => {
     server = createServer((request, response) => {
-      if (request.url === '/json') {
+      if (request.url === '/trace') {
+        const { traceparent, tracestate } = request.headers;
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ traceparent, tracestate }));
+      } else if (request.url === '/json') {
         response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
       } else if (request.url === '/moved') {
         response.writeHead(302, { location: 'http://example.invalid/' }).end();
@@ -140,6 +167,19 @@ describe('http tasks', () => {
     const { ctx, lines } = contextFor({ kind: 'http', url: `${base}/json` });
     expect(await http(ctx)).toEqual({ status: 200, body: { ok: true } });
     expect(lines[0]?.message).toMatch(/^GET .*\/json -> 200 in \d+ms$/);
+  });
+
+  it("passes the attempt span's trace context on as traceparent and tracestate", async () => {
+    const http = httpHandler({ allow: [`${base}/`] });
+    const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, tracestate: 'k=v' };
+    expect(await http(contextFor({ kind: 'http', url: `${base}/trace` }, undefined, trace).ctx)).toEqual({
+      status: 200,
+      body: trace,
+    });
+    expect(await http(contextFor({ kind: 'http', url: `${base}/trace` }).ctx)).toEqual({
+      status: 200,
+      body: {},
+    });
   });
 
   it('fails on an unexpected status, and accepts an expected one', async () => {

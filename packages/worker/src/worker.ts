@@ -20,6 +20,8 @@ import {
   KairosClient,
   TaskParamsError,
 } from '@kairos/client';
+import { context } from '@opentelemetry/api';
+import { type AttemptSpan, endAttemptSpan, startAttemptSpan } from './attempt-span.ts';
 import { Backoff } from './backoff.ts';
 import { createRunContext, type Handler, LazyAbort, type RunContext, withParams } from './context.ts';
 import { formatDuration } from './duration.ts';
@@ -73,6 +75,8 @@ interface RunningAttempt {
   abandoned: boolean;
   /** Settles when the handler returns or throws. */
   done: Promise<void>;
+  /** Its span (tracing), ended with its report. */
+  span: AttemptSpan;
 }
 
 type State = 'idle' | 'starting' | 'started' | 'stopping' | 'stopped';
@@ -672,6 +676,7 @@ export class Worker {
     }
     const startedAt = Date.now();
     const abort = new LazyAbort();
+    const span = startAttemptSpan(assignment, this.#options.name);
     // A longer limit than a timer can hold is left to the node, which cancels the attempt at its deadline.
     const limitAt = assignment.timeout <= MAX_TIMER_MS ? startedAt + assignment.timeout : null;
     const running: RunningAttempt = {
@@ -683,10 +688,11 @@ export class Worker {
       timedOut: false,
       abandoned: false,
       done: Promise.resolve(),
+      span,
     };
     if (limitAt !== null) this.#limits.add(running, limitAt, startedAt);
     this.#running.set(key, running);
-    const ctx = createRunContext(assignment, abort, startedAt, this.#log, this.#logs);
+    const ctx = createRunContext(assignment, abort, startedAt, this.#log, this.#logs, span.trace);
     running.done = this.#run(running, handler, ctx);
   }
 
@@ -694,13 +700,18 @@ export class Worker {
   async #run(running: RunningAttempt, handler: Handler, ctx: RunContext): Promise<void> {
     // Awaited even when the handler threw at once: the attempt ends in a later microtask, never
     // inside #startDue's loop, which would start the next runs ahead of those it took already.
-    const settlement = await settle(handler, ctx);
+    // The attempt's span is active while the handler runs: spans the handler makes are its children.
+    const settlement = await context.with(running.span.context, settle, undefined, handler, ctx);
     this.#clearLimit(running);
     this.#running.delete(running.key);
     this.#startDue();
     this.#slotFreed.notify();
-    if (running.abandoned) return;
+    if (running.abandoned) {
+      endAttemptSpan(running.span.span, 'abandoned');
+      return;
+    }
     const report = classifyOutcome(running.ref, settlement, running);
+    endAttemptSpan(running.span.span, report, settlement.ok ? undefined : settlement.error);
     // The run's log lines reach the node before its end, so that a follower sees them all. Until
     // its report is queued, heartbeats still list the attempt: it is this worker's.
     if (this.#logs.unsent > 0) {

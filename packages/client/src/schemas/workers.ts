@@ -91,6 +91,9 @@ export const AssignmentSchema = Type.Object({
   shard: Type.Optional(ShardSchema),
   /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
   startInMs: Type.Optional(Type.Integer()),
+  /** W3C trace context of the attempt's parent span (the dispatch); absent when the run is not traced. */
+  traceparent: Type.Optional(Type.String()),
+  tracestate: Type.Optional(Type.String()),
 });
 
 export const PollResponseSchema = Type.Object({ runs: Type.Array(AssignmentSchema) });

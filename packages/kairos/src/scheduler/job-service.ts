@@ -5,6 +5,7 @@ import type {
   JobSpec,
   Json,
   JsonObject,
+  TraceContext,
   TriggerRequest,
 } from '@kairos/client';
 import { BACKFILL_DEFAULT_MAX, backfillFires } from '../core/backfill.ts';
@@ -104,7 +105,12 @@ export class JobService {
     return this.update(name, { paused: false }, condition);
   }
 
-  async trigger(name: string, requests: readonly TriggerRequest[]): Promise<number[]> {
+  /** Queues runs of a job; `traceContext`: the trace they continue (the API request's span). */
+  async trigger(
+    name: string,
+    requests: readonly TriggerRequest[],
+    traceContext: TraceContext | null = null,
+  ): Promise<number[]> {
     if (requests.length === 0 || requests.length > TRIGGER_BATCH_LIMIT) {
       throw new KairosError(
         'VALIDATION_FAILED',
@@ -118,6 +124,7 @@ export class JobService {
       priority: request.priority ?? job.priority,
       idempotencyKey: request.idempotencyKey,
       ...runTiming(request, now, `runs[${i}].`),
+      traceContext,
     }));
     return this.store.enqueueRuns(job.id, runs, now);
   }
@@ -127,7 +134,12 @@ export class JobService {
    * checked here and the job's defaults applied by the store in the same write, so that the job is
    * not read first; only params merged into the job's need the job read first.
    */
-  async triggerOne(name: string, request: TriggerRequest, audit?: AuditEntry): Promise<RunRecord> {
+  async triggerOne(
+    name: string,
+    request: TriggerRequest,
+    audit?: AuditEntry,
+    traceContext: TraceContext | null = null,
+  ): Promise<RunRecord> {
     let params: JsonObject | null = null;
     if (request.params && request.mergeParams) {
       params = checkParams(paramsOf((await this.get(name)).params, request), 'params');
@@ -138,7 +150,13 @@ export class JobService {
     const timing = runTiming(request, now);
     const run = await this.store.triggerRun(
       name,
-      { params, priority: request.priority ?? null, idempotencyKey: request.idempotencyKey, ...timing },
+      {
+        params,
+        priority: request.priority ?? null,
+        idempotencyKey: request.idempotencyKey,
+        ...timing,
+        traceContext,
+      },
       now,
       audit,
     );

@@ -2,9 +2,10 @@ import type { SkipReason } from '@kairos/client';
 import type { Logger } from 'pino';
 import type { CalendarRecord } from '../core/calendar.ts';
 import { type FirePlan, fireBefore, planFires } from '../core/fire-plan.ts';
-import type { DueJob, FireEntry, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
+import type { DueJob, FireEntry, FireResult, Lease, Partitions, SkipWritten, Store } from '../store/store.ts';
 import { LeaseLostError } from '../store/store.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
+import { FireSpans } from './fire-spans.ts';
 
 export interface TriggerLoopOptions {
   store: Store;
@@ -165,6 +166,7 @@ export class TriggerLoop {
       if (due.length === 0) break;
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
+      const spans = new FireSpans();
       const calendars = await this.calendarsOf(due);
       /** Fires planned in this batch; the jobs past the cap wait for the next batch. */
       let fires = 0;
@@ -192,12 +194,21 @@ export class TriggerLoop {
         fires += plan.fires.length;
         // A fire made ahead of its time is not late.
         for (const fire of plan.fires) lateness.push(Math.max(0, now - fire));
-        entries.push(fireEntryOf(job, plan));
+        const entry = fireEntryOf(job, plan);
+        spans.add(job, entry, now);
+        entries.push(entry);
       }
       // Only jobs held back for their instant in this batch: the ones behind them come later still.
       if (entries.length === 0) break;
       try {
-        const result = await store.fire(entries, this.options.useLeases === false ? null : this.leases, now);
+        let result: FireResult;
+        try {
+          result = await store.fire(entries, this.options.useLeases === false ? null : this.leases, now);
+        } catch (error) {
+          spans.end(error);
+          throw error;
+        }
+        spans.end();
         this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
         if (result.skipped && result.skipped.length > 0) this.reportSkipped(due, result.skipped);
       } catch (error) {

@@ -31,6 +31,7 @@ import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
+import { installTracing } from './tracing.ts';
 import { installWorkerScope } from './worker-scope.ts';
 
 export { VERSION };
@@ -58,6 +59,7 @@ export async function buildServer(
     },
   });
   installErrorHandler(app);
+  installTracing(app);
   installJsonParser(app);
   installNumberGuard(app);
   installNulGuard(app);

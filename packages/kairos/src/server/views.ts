@@ -85,6 +85,7 @@ export function assignmentView(run: ClaimedRun, now: number): Assignment {
     ...(run.task ? { task: taskSpecOf(run.task) } : {}),
     ...(run.shard ? { shard: run.shard } : {}),
     ...(run.startAt !== undefined && run.startAt > now ? { startInMs: run.startAt - now } : {}),
+    ...(run.traceContext ? run.traceContext : {}),
   };
 }
 

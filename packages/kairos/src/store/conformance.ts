@@ -8,6 +8,7 @@ import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
+import { describeTracingConformance } from './conformance-tracing.ts';
 import {
   type AttemptOutcome,
   type ClaimedRun,
@@ -1646,4 +1647,5 @@ export function describeStoreConformance(
   describeFencingConformance(dialect, open);
   describeRetentionConformance(dialect, open);
   describeQueueConformance(dialect, open);
+  describeTracingConformance(dialect, open);
 }

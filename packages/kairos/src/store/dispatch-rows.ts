@@ -1,4 +1,4 @@
-import type { JsonObject, RunError } from '@kairos/client';
+import type { JsonObject, RunError, TraceContext } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import { formatDuration } from '../core/duration.ts';
 import type { WorkerSnapshot } from '../core/routing.ts';
@@ -64,6 +64,8 @@ export interface ClaimRow {
   max_attempts: number;
   shard: number;
   shard_count: number;
+  /** JSON of a TraceContext, or null (see Store RunTimingRequest.traceContext). */
+  trace_context: string | null;
 }
 
 export function claimedFromRow(
@@ -81,6 +83,7 @@ export function claimedFromRow(
     fireTime: row.fire_time,
     timeoutMs: row.timeout_ms,
     maxAttempts: row.max_attempts,
+    ...(row.trace_context ? { traceContext: JSON.parse(row.trace_context) as TraceContext } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import type {
   RunCause,
   RunError,
   RunStatus,
+  TraceContext,
   WorkerStatus,
 } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
@@ -354,4 +355,9 @@ export interface LeaseRow {
 
 export function leaseFromRow(row: LeaseRow): Lease {
   return { name: row.name, owner: row.owner, epoch: row.epoch, expiresAt: row.expires_at };
+}
+
+/** The `trace_context` column of a run: the JSON of its trace context, or null. */
+export function traceColumn(traceContext: TraceContext | null | undefined): string | null {
+  return traceContext ? JSON.stringify(traceContext) : null;
 }

@@ -10,6 +10,7 @@ import type {
   RunError,
   RunStatus,
   SkipReason,
+  TraceContext,
   WorkerStatus,
 } from '@kairos/client';
 import type { CalendarDefinition, CalendarRecord } from '../core/calendar.ts';
@@ -637,6 +638,8 @@ export interface FireEntry {
   countRuns?: boolean | undefined;
   /** The job's fire just before `fires[0]`, so that fires the overlap policy drops extend the ledger row that ends there. */
   previousFire?: number | undefined;
+  /** Tracing: the trace context of each fire's span, parallel to `fires`, kept on its run; absent: not traced. */
+  traceContexts?: ReadonlyArray<TraceContext | null> | undefined;
 }
 
 export interface FireResult {
@@ -679,6 +682,8 @@ export interface RunTimingRequest {
   idempotencyExpiresAt?: number | null | undefined;
   /** Not handed to a worker before this instant (`availableAt`); absent: now. */
   availableAt?: number | undefined;
+  /** Tracing: the context of the span that created the run (the API request), kept on the run. */
+  traceContext?: TraceContext | null | undefined;
 }
 
 export interface RunRecord {
@@ -798,6 +803,8 @@ export interface ClaimedRun {
   shard?: { index: number; total: number };
   /** Fire ahead: the instant the attempt starts, when it was claimed before it (see `dispatchAhead`). */
   startAt?: number;
+  /** Tracing: the trace context kept on the run (see {@link RunTimingRequest.traceContext}); absent: none. */
+  traceContext?: TraceContext;
 }
 
 /** What deciding the end of an attempt needs to know. */

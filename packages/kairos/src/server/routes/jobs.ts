@@ -24,6 +24,7 @@ import { describeChange } from '../audit.ts';
 import type { NodeContext } from '../context.ts';
 import { nameCursor } from '../cursor.ts';
 import { fitPage } from '../page-budget.ts';
+import { requestTraceContext } from '../tracing.ts';
 import { runView } from '../views.ts';
 
 type NameParams = Static<typeof NameParam>;
@@ -252,7 +253,12 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         actor: request.principal?.actor ?? 'anonymous',
         ...describeChange(request, '/v1/jobs/:name/trigger'),
       };
-      const run = await jobs.triggerOne(request.params.name, request.body ?? {}, audit);
+      const run = await jobs.triggerOne(
+        request.params.name,
+        request.body ?? {},
+        audit,
+        requestTraceContext(request),
+      );
       metrics.runsCreated.inc({ cause: 'manual' });
       reply.status(201);
       return runView(run);
@@ -272,7 +278,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const runIds = await jobs.trigger(request.params.name, request.body.runs);
+      const runIds = await jobs.trigger(request.params.name, request.body.runs, requestTraceContext(request));
       metrics.runsCreated.inc({ cause: 'manual' }, runIds.length);
       reply.status(201);
       return { runIds };

@@ -24,6 +24,7 @@ import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { body } from '../error-handler.ts';
+import { traceDispatch } from '../tracing.ts';
 import { assignmentView } from '../views.ts';
 
 export const RESULT_LIMIT_BYTES = 64 * 1024;
@@ -140,7 +141,8 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
         );
         metrics.claimed.inc(runs.length);
         const now = clock.now();
-        return { runs: runs.map((run) => assignmentView(run, now)) };
+        const traced = traceDispatch(runs, request.params.id, request);
+        return { runs: traced.map((run) => assignmentView(run, now)) };
       } finally {
         socket.off('close', onClose);
       }

@@ -86,7 +86,8 @@ export const CLAIM_PLANNED = `
       deadline_at = $3::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $4::bigint,
       target_worker_id = NULL
     WHERE r.id = ANY($2::bigint[]) AND r.status = 'queued'
-    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count)
+    RETURNING r.id, r.attempt, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard, r.shard_count,
+      r.trace_context)
   SELECT * FROM claimed`;
 
 /**
@@ -192,9 +193,9 @@ export const SHARD_RUNS = `
     UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1]
     WHERE id = ANY($1::bigint[]) RETURNING *)
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context)
   SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
-    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1]
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context
   FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
   ORDER BY f.id, s.shard`;
 
@@ -249,14 +250,14 @@ export const DISPATCH_FAST = `
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.priority, r.available_at)
+      r.shard_count, r.priority, r.available_at, r.trace_context)
   SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
     (SELECT count(*) FROM seen)::int AS picked,
     coalesce((
       SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempt, 'handler', c.handler,
         'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
-        'job_name', j.name, 'task', j.task::text) ORDER BY c.priority DESC, c.available_at, c.id)
+        'job_name', j.name, 'task', j.task::text, 'trace_context', c.trace_context) ORDER BY c.priority DESC, c.available_at, c.id)
       FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed,
     CASE WHEN $5::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
       SELECT min(available_at) FROM runs

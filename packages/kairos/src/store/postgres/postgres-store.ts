@@ -98,6 +98,7 @@ import {
   RUN_COLUMNS,
   type RunRow,
   runFromRow,
+  traceColumn,
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
@@ -534,6 +535,7 @@ export class PostgresStore implements Store {
               job_id: e.jobId,
               fire_time: fireTime,
               available_at: e.availableAt?.[i] ?? fireTime,
+              trace_context: traceColumn(e.traceContexts?.[i]),
             })),
           ),
         ),
@@ -571,6 +573,7 @@ export class PostgresStore implements Store {
       key: r.idempotencyKey ?? null,
       expires: r.idempotencyKey === undefined ? null : (r.idempotencyExpiresAt ?? null),
       available_at: r.availableAt ?? now,
+      trace_context: traceColumn(r.traceContext),
     }));
     const keys = [...new Set(input.flatMap((r) => (r.key === null ? [] : [r.key])))];
     if (keys.length > 0) return this.enqueueKeyedRuns(jobId, requests, input, keys, now);
@@ -706,6 +709,7 @@ export class PostgresStore implements Store {
         this.options.schema ?? null,
         request.availableAt ?? now,
         key === null ? null : (request.idempotencyExpiresAt ?? null),
+        traceColumn(request.traceContext),
       ]);
       if (!row) return null;
       if (row.job_broadcast) {
@@ -845,6 +849,7 @@ export class PostgresStore implements Store {
       fire_time: number | null;
       timeout_ms: number;
       max_attempts: number;
+      trace_context: string | null;
     }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max, null]);
     if (rows.length === 0) {
       const alive = await this.query(
@@ -867,6 +872,7 @@ export class PostgresStore implements Store {
       fireTime: row.fire_time,
       timeoutMs: row.timeout_ms,
       maxAttempts: row.max_attempts,
+      ...(row.trace_context ? { traceContext: JSON.parse(row.trace_context) } : {}),
     }));
   }
 

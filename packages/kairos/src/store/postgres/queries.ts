@@ -62,7 +62,8 @@ export const LOCK_LEASES = `
 /**
  * Compare-and-set each job's next fire time, then insert one run per fire of the jobs that won,
  * UNIQUE(job_id, fire_time) dropping any fire already made. $1 [{job_id, expected, next}],
- * $2 [{job_id, fire_time, available_at?}] (available_at: the fire time plus jitter), $3 now.
+ * $2 [{job_id, fire_time, available_at?, trace_context?}] (available_at: the fire time plus jitter;
+ * trace_context: the JSON of the fire span's trace context), $3 now.
  */
 export const FIRE = `
   WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, expected bigint, next bigint)),
@@ -72,10 +73,11 @@ export const FIRE = `
     RETURNING j.id, j.group_name, j.handler, j.params, j.priority, j.retry, j.timeout_ms),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-      timeout_ms, created_at, available_at)
+      timeout_ms, created_at, available_at, trace_context)
     SELECT a.id, a.group_name, a.handler, 'schedule', f.fire_time, a.params, a.priority, 'queued',
-      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, coalesce(f.available_at, f.fire_time)
-    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint, available_at bigint)
+      (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, coalesce(f.available_at, f.fire_time),
+      f.trace_context
+    FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint, available_at bigint, trace_context text)
     JOIN advanced a ON a.id = f.job_id
     ORDER BY f.job_id, f.fire_time
     ON CONFLICT DO NOTHING
@@ -89,7 +91,7 @@ export const FIRE = `
  * caller judged the keys first, in its transaction: PostgresStore.enqueueKeyedRuns). A broadcast
  * job's runs are sharded in the same transaction, so with $6 false (one statement, its own
  * transaction) a broadcast job gets nothing and answers `broadcast`, and the caller runs it again
- * with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key, expires, available_at}],
+ * with $6 true in a transaction. $1 job id, $2 [{i, params, priority, key, expires, available_at, trace_context}],
  * $3 now, $4 channel, $5 origin, $6 whether broadcast jobs are served, $7 NOTIFY (false: no other
  * node listens), $8 the node's schema (null: none of its own), which listeners of other schemas skip.
  */
@@ -98,12 +100,12 @@ export const ENQUEUE = `
     SELECT id, group_name, coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE id = $1),
   input AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
-    AS x(i int, params jsonb, priority int, key text, expires bigint, available_at bigint)),
+    AS x(i int, params jsonb, priority int, key text, expires bigint, available_at bigint, trace_context text)),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
-      status, max_attempts, retry, timeout_ms, created_at, available_at)
+      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
     SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.expires, x.params, x.priority, 'queued',
-      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at
+      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at, x.trace_context
     FROM input x, jobs j
     WHERE j.id = $1 AND ($6 OR NOT (SELECT broadcast FROM job))
     ORDER BY x.i
@@ -130,6 +132,7 @@ export const ENQUEUE = `
  * run may start, $16 when its key expires. A key's run is answered with `key_same` (the same params
  * and priority) and `key_expired`; the audit entry is written only for a run inserted or answered as
  * the same request (the caller refuses the others, or takes the expired key and runs this again).
+ * $17 the JSON of the run's trace context (null: not traced).
  */
 export const TRIGGER_RUN = `
   WITH job AS (
@@ -138,10 +141,10 @@ export const TRIGGER_RUN = `
     FROM jobs WHERE name = $1),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
-      status, max_attempts, retry, timeout_ms, created_at, available_at)
+      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
     SELECT j.id, j.group_name, j.handler, 'manual', $4::text, $16::bigint, coalesce($2::jsonb, j.params),
       coalesce($3::int, j.priority), 'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint,
-      $15::bigint
+      $15::bigint, $17::text
     FROM job j WHERE NOT j.broadcast
     ON CONFLICT DO NOTHING
     RETURNING *),
@@ -282,8 +285,9 @@ export const CLAIM_RUNS = `
       deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $4::bigint
     FROM picked WHERE r.id = picked.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.priority,
-      r.available_at)
-  SELECT c.id, c.attempt, j.name AS job_name, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts
+      r.available_at, r.trace_context)
+  SELECT c.id, c.attempt, j.name AS job_name, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts,
+    c.trace_context
   FROM claimed c JOIN jobs j ON j.id = c.job_id
   ORDER BY c.priority DESC, c.available_at, c.id`;
 

@@ -6,6 +6,7 @@ import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition } from '../../core/job.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
+import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
@@ -53,11 +54,12 @@ export const PROMOTE_BUFFERED = `
 export const DEPENDENTS_OF_ENDED = `
   dependents AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at)
+      retry, timeout_ms, created_at, available_at, trace_context)
     SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || e.id,
       c.params || jsonb_build_object('parent',
         jsonb_build_object('job', p.name, 'runId', e.id, 'status', e.status, 'result', e.result)),
-      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2::bigint, $2::bigint
+      c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2::bigint, $2::bigint,
+      (SELECT t.trace_context FROM runs t WHERE t.id = e.id)
     FROM ended e JOIN jobs p ON p.id = e.job_id
     JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
     WHERE e.status <> 'queued' AND NOT c.paused
@@ -114,13 +116,16 @@ export const CANCEL_ACTIVE_RUNS = `
   UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
   FROM active a WHERE r.id = a.id`;
 
-/** Insert scheduled runs with their own available time (jitter). $1 job id, $2 [{fire_time, available_at}], $3 now. */
+/**
+ * Insert scheduled runs with their own available time (jitter). $1 job id,
+ * $2 [{fire_time, available_at, trace_context?}], $3 now.
+ */
 export const INSERT_SCHEDULED_RUNS = `
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at)
+    timeout_ms, created_at, available_at, trace_context)
   SELECT j.id, j.group_name, j.handler, 'schedule', f.fire_time, j.params, j.priority, 'queued',
-    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at
-  FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, f.trace_context
+  FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint, trace_context text), jobs j
   WHERE j.id = $1
   ORDER BY f.fire_time
   ON CONFLICT DO NOTHING`;
@@ -282,6 +287,7 @@ export async function fireWithPolicies(
           {
             fire_time: fireTime,
             available_at: decision[i] === 'buffer' ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime),
+            trace_context: traceColumn(entry.traceContexts?.[i]),
           },
         ],
   );

@@ -18,13 +18,14 @@ export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'a
 
 /**
  * A run of a job triggered by hand or through the API, with the job's group, handler, retry and time
- * limit: (idempotency key, key expiry, params JSON, priority, created at, available at, job id). A
- * key that holds a run inserts nothing and returns no row.
+ * limit: (idempotency key, key expiry, params JSON, priority, created at, available at, trace context
+ * JSON or null, job id). A key that holds a run inserts nothing and returns no row.
  */
 export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key,
-    idempotency_expires_at, params, priority, status, max_attempts, retry, timeout_ms, created_at, available_at)
+    idempotency_expires_at, params, priority, status, max_attempts, retry, timeout_ms, created_at, available_at,
+    trace_context)
   SELECT id, group_name, handler, 'manual', ?, ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
-    timeout_ms, ?, ?
+    timeout_ms, ?, ?, ?
   FROM jobs WHERE id = ?
   ON CONFLICT DO NOTHING RETURNING id`;
 
@@ -55,7 +56,7 @@ export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt 
     deadline_at = max(@now, available_at) + timeout_ms, finished_at = NULL, target_worker_id = NULL
   WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
   RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
-    available_at, started_at`;
+    available_at, started_at, trace_context`;
 
 /** What deciding the ends of reported attempts needs: ([[run id, attempt], …]); the refs drive, by id. */
 export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id
@@ -130,13 +131,14 @@ export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, 
 
 /**
  * One run per fire, in input order (CROSS JOIN keeps json_each the outer loop, so ids follow it):
- * (@now, @fires = [[job id, fire time, available at], …]). UNIQUE(job, fire time, shard) drops a
- * fire already made. (`WHERE true`: an upsert's SELECT needs a WHERE to parse.)
+ * (@now, @fires = [[job id, fire time, available at, trace context JSON or null], …]).
+ * UNIQUE(job, fire time, shard) drops a fire already made. (`WHERE true`: an upsert's SELECT needs a
+ * WHERE to parse.)
  */
 export const INSERT_FIRES = `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status,
-    max_attempts, retry, timeout_ms, created_at, available_at)
+    max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
   SELECT j.id, j.group_name, j.handler, 'schedule', v.value ->> 1, j.params, j.priority, 'queued',
-    json_extract(j.retry, '$.maxAttempts'), j.retry, j.timeout_ms, @now, v.value ->> 2
+    json_extract(j.retry, '$.maxAttempts'), j.retry, j.timeout_ms, @now, v.value ->> 2, v.value ->> 3
   FROM json_each(@fires) v CROSS JOIN jobs j ON j.id = v.value ->> 0
   WHERE true
   ON CONFLICT DO NOTHING`;

@@ -135,11 +135,12 @@ function promote(sql: Sql, runId: number, now: number): string[] {
 function triggerDependents(sql: Sql, runIds: readonly number[], now: number): string[] {
   const rows = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at)
+       retry, timeout_ms, created_at, available_at, trace_context)
      SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
        json_set(c.params, '$.parent', json_object('job', p.name, 'runId', r.id, 'status', r.status,
          'result', json(coalesce(r.result, 'null')))),
-       c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now
+       c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now,
+       r.trace_context
      FROM runs r JOIN jobs p ON p.id = r.job_id
      JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
      WHERE r.id IN (SELECT value FROM json_each(@runs)) AND c.paused = 0

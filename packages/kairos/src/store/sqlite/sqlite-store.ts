@@ -94,6 +94,7 @@ import {
   type RunRow,
   runFromRow,
   toJson,
+  traceColumn,
   type WorkerRow,
   workerFromRow,
 } from '../rows.ts';
@@ -395,7 +396,9 @@ export class SqliteStore implements Store {
           const out: FireResult = { runs: 0, conflicts: 0, groups: [] };
           // The runs of plain entries wait here and are inserted in one statement (see
           // hot.INSERT_FIRES), before an entry with policies and at the end: ids in entry order.
-          const pending: Array<[jobId: number, fireTime: number, availableAt: number]> = [];
+          const pending: Array<
+            [jobId: number, fireTime: number, availableAt: number, traceContext: string | null]
+          > = [];
           const flush = () => {
             if (pending.length === 0) return;
             out.runs += this.sql(hot.INSERT_FIRES).run({ now, fires: JSON.stringify(pending) }).changes;
@@ -415,7 +418,12 @@ export class SqliteStore implements Store {
               continue;
             }
             entry.fires.forEach((fireTime, i) => {
-              pending.push([entry.jobId, fireTime, entry.availableAt?.[i] ?? fireTime]);
+              pending.push([
+                entry.jobId,
+                fireTime,
+                entry.availableAt?.[i] ?? fireTime,
+                traceColumn(entry.traceContexts?.[i]),
+              ]);
             });
             if (entry.fires.length > 0 && !out.groups.includes(advanced.group_name))
               out.groups.push(advanced.group_name);
@@ -437,9 +445,9 @@ export class SqliteStore implements Store {
   private fireWithPolicies(entry: FireEntry, group: string, now: number, out: FireResult): void {
     const insert = this.sql(
       `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts,
-         retry, timeout_ms, created_at, available_at)
+         retry, timeout_ms, created_at, available_at, trace_context)
        SELECT id, group_name, handler, 'schedule', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
-         retry, timeout_ms, ?, ?
+         retry, timeout_ms, ?, ?, ?
        FROM jobs WHERE id = ?
        ON CONFLICT DO NOTHING`,
     );
@@ -450,7 +458,13 @@ export class SqliteStore implements Store {
     for (const { i, buffered } of keep) {
       const fireTime = entry.fires[i]!;
       const availableAt = buffered ? BUFFERED_AT : (entry.availableAt?.[i] ?? fireTime);
-      runs += insert.run(fireTime, now, availableAt, entry.jobId).changes;
+      runs += insert.run(
+        fireTime,
+        now,
+        availableAt,
+        traceColumn(entry.traceContexts?.[i]),
+        entry.jobId,
+      ).changes;
     }
     out.runs += runs;
     if (entry.countRuns) countRuns(sql, entry.jobId, runs);
@@ -566,6 +580,7 @@ export class SqliteStore implements Store {
       priority,
       now,
       request.availableAt ?? now,
+      traceColumn(request.traceContext),
       jobId,
     ) as { id: number };
     return { id: row.id, inserted: true };
@@ -1753,9 +1768,9 @@ export class SqliteStore implements Store {
       const first = this.sql('UPDATE runs SET shard = 0, shard_count = ?, target_worker_id = ? WHERE id = ?');
       const copy = this.sql(
         `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id)
+           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context)
          SELECT job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, ?, ?, ?
+           timeout_ms, created_at, available_at, ?, ?, ?, trace_context
          FROM runs WHERE id = ?`,
       );
       for (const run of runs) {
