@@ -19,4 +19,5 @@ export {
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedules.ts';
+export * from './secrets.ts';
 export * from './workers.ts';

@@ -15,6 +15,7 @@ import { parseDuration } from './duration.ts';
 import { compileRetention, describeRetention, type JobRetention, retentionSpecOf } from './retention.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import { compileSecretPaths, maskSecrets } from './secret-params.ts';
 import { compileTask, handlerOf, type TaskDefinition, taskSpecOf } from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 
@@ -24,7 +25,10 @@ export interface JobDefinition {
   description: string;
   group: string;
   handler: string;
+  /** As stored: the value at each secret path an envelope (`secret-params.ts`). */
   params: JsonObject;
+  /** Dotted paths of the params fields that are secret. */
+  secretParams: string[];
   trigger: Trigger;
   retry: RetryPolicy;
   timeoutMs: number;
@@ -81,6 +85,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     group,
     handler,
     params: checkParams(spec.params ?? {}, 'params'),
+    secretParams: compileSecretPaths(spec.secretParams, 'secretParams'),
     trigger: compileTrigger(spec.trigger),
     retry: compileRetry(spec.retry),
     timeoutMs:
@@ -104,6 +109,7 @@ export function specOf(job: JobDefinition): JobSpec {
     group: job.group,
     handler: job.handler,
     params: job.params,
+    ...(job.secretParams.length === 0 ? {} : { secretParams: job.secretParams }),
     trigger: describeTrigger(job.trigger),
     retry: job.retry,
     timeout: job.timeoutMs,
@@ -177,7 +183,9 @@ export function describeJob(job: JobRecord): Job {
     description: job.description,
     group: job.group,
     handler: job.handler,
-    params: job.params,
+    // Secret values never leave the node in an answer: each is "***".
+    params: maskSecrets(job.params),
+    secretParams: job.secretParams,
     trigger: describeTrigger(job.trigger),
     retry: job.retry,
     timeout: job.timeoutMs,
@@ -222,6 +230,7 @@ const DEFINITION_KEYS: Record<keyof JobDefinition, true> = {
   group: true,
   handler: true,
   params: true,
+  secretParams: true,
   trigger: true,
   retry: true,
   timeoutMs: true,

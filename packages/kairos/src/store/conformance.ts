@@ -7,6 +7,7 @@ import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
+import { describeSecretsConformance } from './conformance-secrets.ts';
 import {
   type AttemptOutcome,
   type ClaimedRun,
@@ -1644,4 +1645,5 @@ export function describeStoreConformance(
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
   describeRetentionConformance(dialect, open);
+  describeSecretsConformance(dialect, open);
 }
