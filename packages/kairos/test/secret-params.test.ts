@@ -227,6 +227,32 @@ describe('secret params', async () => {
     expect((await apiError(client.rotateSecrets())).code).toBe('SECRET_KEY_MISSING');
   });
 
+  it('a run whose secret names a key no node has fails at its claim, not retried', async () => {
+    const dir = tempDir();
+    const before = await start(key('gone'), dir);
+    await new KairosClient({ url: before.url, token: 'admin-t' }).createJob({
+      ...spec,
+      retry: { maxAttempts: 3 },
+    });
+    await before.stop();
+    const after = await start(K2, dir);
+    const client = new KairosClient({ url: after.url, token: 'admin-t' });
+    const { worker: lost, received: got } = await worker(after);
+    const run = await client.triggerJob('charge');
+    const ended = await waitFor(
+      async () => {
+        const r = await client.getRun(run.id);
+        return r.status === 'failed' ? r : undefined;
+      },
+      60_000,
+      'the run to fail',
+    );
+    expect(ended.error?.name).toBe('SecretKeyUnknown');
+    expect(ended.attempt).toBe(1);
+    expect(got.size).toBe(0);
+    await lost.stop();
+  });
+
   it('the node log (debug level) holds no plaintext, after all of the above', () => {
     const log = logs.join('');
     expect(log).toContain('secret params rotated');
