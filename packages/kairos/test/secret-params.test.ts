@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { type JsonObject, jobToSpec, KairosClient } from '@kairos/client';
@@ -55,6 +56,20 @@ describe('secret params', async () => {
     } finally {
       db.close();
     }
+  }
+
+  /** Runs `kairos …` against the current node; answers what it printed. */
+  async function cli(...args: string[]): Promise<string> {
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => {
+      lines.push(parts.map(String).join(' '));
+    });
+    try {
+      await buildProgram().parseAsync(['node', 'kairos', '--url', node.url, '--token', 'admin-t', ...args]);
+    } finally {
+      log.mockRestore();
+    }
+    return lines.join('\n');
   }
 
   /** A worker whose `charge` handler records the params it receives. */
@@ -147,6 +162,26 @@ describe('secret params', async () => {
     expect(other.code).toBe('IDEMPOTENCY_CONFLICT');
   });
 
+  it('kairos export writes the mask; apply of it, or of a file with the plain secret, prints no secret and keeps it', async () => {
+    const dir = tempDir();
+    const exported = join(dir, 'export.json');
+    await cli('export', '--job', 'charge', '-o', exported);
+    const file = readFileSync(exported, 'utf8');
+    expect(file).toContain('"apiKey": "***"');
+    for (const plain of PLAINTEXTS) expect(file).not.toContain(plain);
+    const before = await admin.getJob('charge');
+    expect(await cli('apply', '-f', exported)).toMatch(/0 to update, 0 to delete, 1 unchanged/);
+    // A file that holds the secret itself (the same value): sent, never printed, and nothing changes.
+    const plainFile = join(dir, 'plain.json');
+    const spec = JSON.parse(file) as { jobs: Array<{ params: JsonObject }> };
+    spec.jobs[0]!.params.apiKey = API_KEY;
+    writeFileSync(plainFile, JSON.stringify(spec));
+    const output = await cli('apply', '-f', plainFile);
+    expect(output).toContain('secret params sent: apiKey');
+    for (const plain of PLAINTEXTS) expect(output).not.toContain(plain);
+    expect((await admin.getJob('charge')).version).toBe(before.version);
+  });
+
   it('refuses an envelope sent from outside', async () => {
     const error = await apiError(
       admin.createJob({
@@ -171,25 +206,9 @@ describe('secret params', async () => {
     // The new key first, the old one still there to decrypt.
     node = await start(`${K2},${K1}`);
     admin = new KairosClient({ url: node.url, token: 'admin-t' });
-    const lines: string[] = [];
-    const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-      lines.push(args.map(String).join(' '));
-    });
-    try {
-      await buildProgram().parseAsync([
-        'node',
-        'kairos',
-        '--url',
-        node.url,
-        '--token',
-        'admin-t',
-        'secrets',
-        'rotate',
-      ]);
-    } finally {
-      log.mockRestore();
-    }
-    expect(lines.join('\n')).toMatch(/secrets are under key k2: 1 jobs and 3 runs re-encrypted/);
+    expect(await cli('secrets', 'rotate')).toMatch(
+      /secrets are under key k2: 1 jobs and 3 runs re-encrypted/,
+    );
     const stored = rawRows('SELECT params FROM jobs UNION ALL SELECT params FROM runs')
       .map((row) => String(row.params))
       .filter((text) => text.includes('$kairos:secret'));
