@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { type JsonObject, jobToSpec, KairosClient } from '@kairos/client';
 import type { Worker } from '@kairos/worker';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import pino from 'pino';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../src/cli/program.ts';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { apiError, tempDir, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
 
@@ -298,5 +300,93 @@ describe('secret params', async () => {
     expect(JSON.parse(text)).toEqual({
       error: { code: 'HEADERS_TOO_LARGE', message: expect.stringContaining('headers') },
     });
+  });
+});
+
+/** The same on a node over PostgreSQL: raw rows, the worker's values, idempotent repeats, rotation. */
+describe('secret params on PostgreSQL', async () => {
+  const schema = testSchema('kairos_secrets');
+  const databaseUrl = `${testDatabaseUrl()}?schema=${schema}`;
+  const started: KairosNode[] = [];
+  afterAll(async () => {
+    for (const node of started) await node.stop();
+    await dropTestSchemas();
+  });
+  async function start(secretKeys: string): Promise<KairosNode> {
+    const config = resolveConfig(
+      {
+        port: 0,
+        dataDir: tempDir(),
+        databaseUrl,
+        adminToken: 'admin-t',
+        workerToken: 'worker-t',
+        secretKeys,
+      },
+      {},
+    );
+    const node = await startNode(config, { logger: pino({ level: 'silent' }) });
+    started.push(node);
+    return node;
+  }
+  async function rawParams(): Promise<string[]> {
+    const client = new pg.Client({ connectionString: testDatabaseUrl() });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ params: string }>(
+        `SELECT params::text AS params FROM "${schema}".jobs UNION ALL SELECT params::text FROM "${schema}".runs`,
+      );
+      return rows.map((row) => row.params);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('stores only envelopes, hands the handler plain values, answers a repeat with its run, rotates', async () => {
+    let node = await start(K1);
+    let admin = new KairosClient({ url: node.url, token: 'admin-t' });
+    await admin.createJob({
+      name: 'charge',
+      handler: 'charge',
+      trigger: { kind: 'manual' },
+      params: { apiKey: API_KEY, region: 'eu' },
+      secretParams: ['apiKey'],
+    });
+    const received = new Map<number, JsonObject>();
+    const w = testWorker(node, 'default').handle('charge', async (ctx) => {
+      received.set(ctx.runId, ctx.params);
+    });
+    await w.start();
+    const request = {
+      params: { apiKey: '***', other: RUN_SECRET },
+      secretParams: ['other'],
+      idempotencyKey: 'k',
+    };
+    const run = await admin.triggerJob('charge', request);
+    expect((await admin.triggerJob('charge', request)).id).toBe(run.id);
+    expect(await waitFor(async () => received.get(run.id), 60_000, 'the handler to run')).toEqual({
+      apiKey: API_KEY,
+      other: RUN_SECRET,
+    });
+    expect((await admin.getRun(run.id)).params).toEqual({ apiKey: '***', other: '***' });
+    const before = await rawParams();
+    expect(before).toHaveLength(2);
+    for (const text of before) {
+      for (const plain of PLAINTEXTS) expect(text).not.toContain(plain);
+      expect(text).toContain('v1:k1:');
+    }
+    await w.stop();
+    await node.stop();
+
+    node = await start(`${K2},${K1}`);
+    admin = new KairosClient({ url: node.url, token: 'admin-t' });
+    expect(await admin.rotateSecrets()).toEqual({
+      keyId: 'k2',
+      rotated: { jobs: 1, runs: 1 },
+      unreadable: { jobs: 0, runs: 0 },
+    });
+    for (const text of await rawParams()) {
+      expect(text).toContain('v1:k2:');
+      expect(text).not.toContain('v1:k1:');
+    }
   });
 });
