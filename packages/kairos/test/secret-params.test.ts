@@ -193,6 +193,11 @@ describe('secret params', async () => {
       }),
     );
     expect(error.code).toBe('VALIDATION_FAILED');
+    // A routing key that is secret would hash a new ciphertext for every value.
+    const routed = await apiError(
+      admin.createJob({ ...spec, name: 'routed', routing: { strategy: 'consistent-hash', key: 'apiKey' } }),
+    );
+    expect(routed.code).toBe('INVALID_ROUTING');
   });
 
   it('keeps plaintext out of the audit log', async () => {

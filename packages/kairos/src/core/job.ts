@@ -75,6 +75,9 @@ export function compileJob(spec: JobSpec): JobDefinition {
   const task = compileTask(spec.task);
   const handler = handlerOf(spec.handler, task);
   checkName(handler, 'handler', HANDLER_PATTERN);
+  const dispatch = compileDispatch(spec);
+  const secretParams = compileSecretPaths(spec.secretParams, 'secretParams');
+  checkRoutingKeyNotSecret(dispatch, secretParams);
   const priority = spec.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
     throw invalid('priority', `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
@@ -85,7 +88,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     group,
     handler,
     params: checkParams(spec.params ?? {}, 'params'),
-    secretParams: compileSecretPaths(spec.secretParams, 'secretParams'),
+    secretParams,
     trigger: compileTrigger(spec.trigger),
     retry: compileRetry(spec.retry),
     timeoutMs:
@@ -93,7 +96,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     priority,
     paused: spec.paused ?? false,
     schedule: compileSchedule(spec.schedule),
-    dispatch: compileDispatch(spec),
+    dispatch,
     task,
     retention: compileRetention(spec.retention),
     owner: compileOwner(spec.owner),
@@ -252,6 +255,19 @@ export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
     a.schedule.startAt === b.schedule.startAt &&
     a.schedule.endAt === b.schedule.endAt
   );
+}
+
+/**
+ * A routing key read from a secret field would hash its ciphertext, which is new for every value
+ * written: runs of one key would not keep to one worker. INVALID_ROUTING.
+ */
+export function checkRoutingKeyNotSecret(dispatch: DispatchPolicy, secretParams: readonly string[]): void {
+  const key = dispatch.routing.key;
+  if (key !== null && secretParams.includes(key)) {
+    throw new KairosError('INVALID_ROUTING', `routing.key: ${JSON.stringify(key)} is a secret field`, {
+      field: 'routing.key',
+    });
+  }
 }
 
 function compileOwner(owner: string | null | undefined): string | null {

@@ -12,6 +12,7 @@ import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-
 import { parseRfc3339 } from '../core/instant.ts';
 import {
   checkParams,
+  checkRoutingKeyNotSecret,
   compileJob,
   describeJob,
   type JobDefinition,
@@ -184,6 +185,7 @@ export class JobService {
   private runParams(job: JobRecord, request: TriggerRequest, prefix: string): JsonObject {
     checkNoEnvelopes(request.params, `${prefix}params`);
     const paths = [...job.secretParams, ...compileSecretPaths(request.secretParams, `${prefix}secretParams`)];
+    checkRoutingKeyNotSecret(job.dispatch, paths);
     const params = checkParams(paramsOf(job.params, request), `${prefix}params`);
     return this.keyring.seal(params, [...new Set(paths)], job.params);
   }
