@@ -51,6 +51,7 @@ import type {
   RunFilter,
   RunLogPage,
   RunSummary,
+  SecretRotation,
   SkippedFilter,
   SkippedFires,
   StatsWindow,
@@ -420,6 +421,14 @@ export class KairosClient {
 
   async deleteUser(name: string): Promise<void> {
     await this.request('DELETE', `/v1/users/${enc(name)}`);
+  }
+
+  /**
+   * Re-encrypts every stored secret param with the node's first secret key (admin). Run it after
+   * adding a new key first in every node's `KAIROS_SECRET_KEYS`, before removing the old one.
+   */
+  rotateSecrets(): Promise<SecretRotation> {
+    return this.request('POST', '/v1/secrets/rotate');
   }
 
   listTokens(): Promise<{ items: ApiToken[] }> {

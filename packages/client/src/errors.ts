@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   INVALID_JSON: 400,
   JSON_TOO_DEEP: 400,
   INVALID_URL: 400,
+  MALFORMED_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -38,6 +40,11 @@ export const ERROR_CODES = {
   STALE_REVISION: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  // Secret params (docs/security.md): a secret to store while the node has no key.
+  SECRET_KEY_MISSING: 422,
+  // A stored secret whose key the node no longer has (removed before a rotation finished).
+  SECRET_KEY_UNKNOWN: 422,
+  HEADERS_TOO_LARGE: 431,
   STORE_UNAVAILABLE: 503,
   // A node refuses to start on a schema it does not understand (never an answer of the API).
   SCHEMA_UNSUPPORTED: 503,

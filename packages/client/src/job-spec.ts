@@ -11,6 +11,7 @@ export function jobToSpec(job: Job): JobSpec {
     description: job.description,
     group: job.group,
     params: job.params,
+    ...(job.secretParams.length === 0 ? {} : { secretParams: job.secretParams }),
     trigger: job.trigger,
     retry: job.retry,
     timeout: job.timeout,

@@ -87,6 +87,7 @@ import type {
   SkippedQuery,
   SkipReasonSchema,
 } from './schemas/schedules.ts';
+import type { SecretRotationSchema } from './schemas/secrets.ts';
 import type { RetentionSettingsSchema } from './schemas/settings.ts';
 import type {
   AssignmentSchema,
@@ -170,6 +171,8 @@ export type RetryPolicy = Static<typeof RetryPolicySchema>;
 
 /** A job as the API returns it: the spec with every default filled in and durations in ms. */
 export type Job = Static<typeof JobSchema>;
+/** What a key rotation of secret params did (`POST /v1/secrets/rotate`). */
+export type SecretRotation = Static<typeof SecretRotationSchema>;
 
 /**
  * Run states:

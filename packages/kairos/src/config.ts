@@ -6,6 +6,7 @@ import type { Duration } from '@kairos/client';
 import { parseDuration } from './core/duration.ts';
 import { MIN_RUN_AGE_MS, RETENTION_MAX_MS, type RetentionConfig } from './core/retention.ts';
 import { KairosError } from './errors.ts';
+import { parseSecretKeys, type SecretKey } from './scheduler/secret-keyring.ts';
 
 /** What a user may set, through flags, `KAIROS_*` environment variables or a JSON config file. */
 export interface KairosOptions {
@@ -52,6 +53,13 @@ export interface KairosOptions {
   /** A console admin user created on first start when no admin user exists (with `adminPassword`). */
   adminUser?: string;
   adminPassword?: string;
+  /**
+   * Keys for secret params (docs/security.md): `id:base64key` entries (32-byte keys) separated by
+   * commas; the first encrypts, all decrypt. Generate one with `openssl rand -base64 32`.
+   */
+  secretKeys?: string;
+  /** A file of such entries, one a line (`#` comments); used when `secretKeys` is not set. */
+  secretKeyFile?: string;
 }
 
 /** The resolved, validated, frozen configuration a node runs with. */
@@ -78,6 +86,8 @@ export interface KairosConfig {
   readonly retention: RetentionConfig;
   readonly adminUser: string | undefined;
   readonly adminPassword: string | undefined;
+  /** The keys for secret params, the encrypting one first; empty when none is configured. */
+  readonly secretKeys: readonly SecretKey[];
 }
 
 export const DEFAULTS = {
@@ -132,6 +142,8 @@ const ENV: Record<keyof KairosOptions, string> = {
   retentionBatch: 'KAIROS_RETENTION_BATCH',
   adminUser: 'KAIROS_ADMIN_USER',
   adminPassword: 'KAIROS_ADMIN_PASSWORD',
+  secretKeys: 'KAIROS_SECRET_KEYS',
+  secretKeyFile: 'KAIROS_SECRET_KEY_FILE',
 };
 
 /** Options whose value is a duration: a bare number in the environment is milliseconds. */
@@ -245,6 +257,7 @@ export function resolveConfig(
     retention: resolveRetention(o),
     adminUser: o.adminUser,
     adminPassword: o.adminPassword,
+    secretKeys: Object.freeze(resolveSecretKeys(o)),
   };
   if ((config.adminUser === undefined) !== (config.adminPassword === undefined)) {
     throw new KairosError('VALIDATION_FAILED', 'adminUser and adminPassword go together');
@@ -285,6 +298,26 @@ export function loadCredentials(dataDir: string): Credentials {
 export function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
+}
+
+/** The secret keys from `secretKeys`, or else the key file; validated (32 bytes, unique ids). */
+function resolveSecretKeys(o: KairosOptions): SecretKey[] {
+  if (o.secretKeys !== undefined) return parseSecretKeys(o.secretKeys, 'secretKeys');
+  if (o.secretKeyFile === undefined) return [];
+  let text: string;
+  try {
+    text = readFileSync(o.secretKeyFile, 'utf8');
+  } catch (error) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `secretKeyFile ${o.secretKeyFile}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+  const keys = parseSecretKeys(text, `secretKeyFile ${o.secretKeyFile}`);
+  if (keys.length === 0) {
+    throw new KairosError('VALIDATION_FAILED', `secretKeyFile ${o.secretKeyFile}: no key in it`);
+  }
+  return keys;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

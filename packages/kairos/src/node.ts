@@ -11,6 +11,7 @@ import { Dispatcher } from './scheduler/dispatcher.ts';
 import { JobService } from './scheduler/job-service.ts';
 import { Pruner } from './scheduler/pruner.ts';
 import { Reaper } from './scheduler/reaper.ts';
+import { SecretKeyring } from './scheduler/secret-keyring.ts';
 import { StoreClock } from './scheduler/store-clock.ts';
 import { TriggerLoop } from './scheduler/trigger-loop.ts';
 import { buildServer, VERSION } from './server/app.ts';
@@ -140,8 +141,12 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
       }
     },
   );
-  const jobs = new JobService(store, clock, (job, skipped) =>
-    metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
+  const keyring = new SecretKeyring(config.secretKeys);
+  const jobs = new JobService(
+    store,
+    clock,
+    (job, skipped) => metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
+    keyring,
   );
   const reaper = new Reaper({
     store,
@@ -176,6 +181,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     clock,
     logger,
     jobs,
+    keyring,
     ender,
     dispatcher,
     metrics,

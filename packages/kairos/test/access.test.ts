@@ -41,6 +41,7 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/runs/:id': 'viewer',
   'POST /v1/runs/:id/cancel': 'operator',
   'POST /v1/runs/:id/retry': 'operator',
+  'POST /v1/secrets/rotate': 'admin',
   'GET /v1/nodes': 'viewer',
   'GET /v1/doctor': 'operator',
   'GET /v1/settings/retention': 'viewer',

@@ -22,6 +22,8 @@ const env = {
   KAIROS_ADMIN_USER: 'ada',
   KAIROS_ADMIN_PASSWORD: 'ada-secret-1',
   KAIROS_LOG_LEVEL: 'warn',
+  // A key for secret params (docs/security.md), 32 bytes in base64.
+  KAIROS_SECRET_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
 };
 
 let url: string;
@@ -179,7 +181,8 @@ describe('the web console in Chromium', () => {
         description: 'every setting',
         group: 'reports',
         handler: 'send-report',
-        params: { to: 'ops', nested: { a: [1, 2] } },
+        params: { to: 'ops', nested: { a: [1, 2] }, apiKey: 'form-secret-first' },
+        secretParams: ['apiKey'],
         trigger: { kind: 'cron', cron: '30 2 * * *', timezone: 'Europe/Berlin', dst: 'literal' },
         retry: {
           maxAttempts: 5,
@@ -252,6 +255,22 @@ describe('the web console in Chromium', () => {
     expect(changed.priority).toBe(8);
     expect(changed.trigger).toMatchObject({ dst: 'literal' });
     expect(changed.schedule.calendars).toEqual(['holidays']);
+    // The form shows a secret as "***" (kept when saved as it is); replacing it sets a new value,
+    // which is never shown either.
+    await page.goto(`${url}/#/jobs/form-everything/edit`);
+    const params = page.getByLabel('Params (JSON)');
+    await waitFor(
+      async () => (await params.inputValue()).includes('"apiKey": "***"'),
+      10_000,
+      'the masked secret',
+    );
+    await params.fill(JSON.stringify({ to: 'ops', nested: { a: [1, 2] }, apiKey: 'form-secret-second' }));
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'form-everything', exact: true }).waitFor();
+    const secretSet = await admin.getJob('form-everything');
+    expect(secretSet.version).toBe(changed.version + 1);
+    expect(secretSet.params.apiKey).toBe('***');
+    expect(await page.content()).not.toContain('form-secret');
     for (const spec of specs.reverse()) await admin.deleteJob(spec.name);
   });
 

@@ -20,5 +20,6 @@ export * from './doctor.ts';
 export * from './jobs.ts';
 export * from './runs.ts';
 export * from './schedules.ts';
+export * from './secrets.ts';
 export * from './settings.ts';
 export * from './workers.ts';

@@ -208,6 +208,15 @@ const RoutingBody = closed({
 
 export const RateLimitSpecSchema = closed({ limit: Type.Integer(), per: DurationSchema });
 
+/** Dotted paths into params (`db.password`): each segment a key of letters, digits, `_` and `-`. */
+export const SecretParamsSchema = Type.Array(
+  Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' }),
+  { maxItems: 64 },
+);
+
+/** What the API answers in place of a secret value; sent back in an update, it keeps the stored value. */
+export const SECRET_MASK = '***';
+
 export const JobSpecSchema = closed({
   name: NameSchema,
   description: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -216,6 +225,11 @@ export const JobSpecSchema = closed({
   /** The handler name a worker registered (optional with `task`). */
   handler: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   params: Type.Optional(JsonObjectSchema),
+  /**
+   * Fields of `params` that are secret, as dotted paths (`apiKey`, `db.password`): stored encrypted,
+   * answered as `"***"`, given decrypted only to the worker that claims a run (docs/security.md).
+   */
+  secretParams: Type.Optional(SecretParamsSchema),
   trigger: TriggerSpecSchema,
   retry: Type.Optional(RetrySpecSchema),
   /** Time limit of one attempt. Default `'5m'`. */
@@ -273,7 +287,10 @@ export const JobSchema = Type.Object({
   description: Type.String(),
   group: Type.String(),
   handler: Type.String(),
+  /** Secret fields are answered as `"***"` (see `secretParams`). */
   params: JsonObjectSchema,
+  /** The fields of params that are secret (dotted paths). */
+  secretParams: Type.Array(Type.String()),
   trigger: TriggerAnswer,
   retry: RetryPolicySchema,
   timeout: Type.Integer(),
@@ -317,6 +334,8 @@ export const TriggerRequestSchema = closed({
   /** Replaces the job's params for this run (merged over them when `mergeParams` is true). */
   params: Type.Optional(JsonObjectSchema),
   mergeParams: Type.Optional(Type.Boolean()),
+  /** Fields of this run's params that are secret, besides the job's own `secretParams`. */
+  secretParams: Type.Optional(SecretParamsSchema),
   priority: Type.Optional(Type.Integer()),
   /**
    * A second trigger with the same key and params returns the first run instead of creating another;

@@ -34,6 +34,8 @@ export interface Fields {
   parent: string;
   on: 'success' | 'failure' | 'always';
   params: string;
+  /** Dotted paths of the secret params fields, comma-separated. */
+  secretParams: string;
   priority: string;
   paused: boolean;
   /** Retention: empty takes the node's default. */
@@ -96,6 +98,7 @@ export const EMPTY: Fields = {
   parent: '',
   on: 'success',
   params: '{}',
+  secretParams: '',
   priority: '0',
   paused: false,
   keepFinished: '',
@@ -190,6 +193,7 @@ export function fieldsOf(spec: JobSpec, name: string): Fields {
     parent: t.kind === 'after' ? t.job : '',
     on: t.kind === 'after' ? (t.on ?? 'success') : 'success',
     params: JSON.stringify(spec.params ?? {}, null, 2),
+    secretParams: (spec.secretParams ?? []).join(', '),
     priority: String(spec.priority ?? 0),
     paused: spec.paused ?? false,
     keepFinished: durationText(spec.retention?.finished),
@@ -325,7 +329,9 @@ export function specOf(f: Fields, base: Partial<JobSpec> = {}): JobSpec {
     name: f.name,
     description: f.description,
     group: f.group,
+    // Secret values come as "***": sent back as they are, they keep what is stored.
     params: JSON.parse(f.params) as JsonObject,
+    secretParams: pathsOf(f.secretParams),
     trigger: triggerOf(f),
     retry: {
       maxAttempts: Number(f.maxAttempts),
@@ -385,6 +391,11 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
   } catch (e) {
     errors.params = `not JSON: ${(e as Error).message}`;
   }
+  need(
+    'secretParams',
+    pathsOf(f.secretParams).every((path) => SECRET_PATH.test(path)),
+    'dotted paths into params, comma-separated: apiKey, db.password',
+  );
   const attempts = Number(f.maxAttempts);
   need(
     'maxAttempts',
@@ -445,4 +456,14 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
     );
   }
   return errors;
+}
+
+/** A secret params path: keys of letters, digits, `_` and `-`, joined by dots. */
+const SECRET_PATH = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+function pathsOf(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

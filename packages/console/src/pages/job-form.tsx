@@ -243,6 +243,11 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
             </div>
           )}
           {field('params', 'Params (JSON)', area('params', 4))}
+          {field(
+            'secretParams',
+            'Secret params (stored encrypted, shown as "***": replace "***" to set a new value)',
+            text('secretParams', { placeholder: 'apiKey, db.password' }),
+          )}
           <div className="row">
             {field('priority', 'Priority', text('priority', { inputMode: 'numeric' }))}
             {field('timeout', 'Timeout', text('timeout'))}

@@ -5,6 +5,7 @@ import {
   GroupLimitRequestSchema,
   type Job,
   type JobSpec,
+  type JsonObject,
   type KairosClient,
 } from '@kairos/client';
 import { Value } from '@sinclair/typebox/value';
@@ -12,6 +13,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { compileCalendar } from '../core/calendar.ts';
 import { compileJob, minimalSpec, specFromJob, specOf } from '../core/job.ts';
+import { replaceAtPaths, SECRET_MASK, valueAt } from '../core/secret-params.ts';
 import { KairosError } from '../errors.ts';
 import { printJson } from './format.ts';
 import { clientFrom, type GlobalFlags, UsageError } from './options.ts';
@@ -251,7 +253,21 @@ export async function planApply(
           ...(spec.paused === undefined ? { paused: desired.paused } : {}),
         }),
       );
-    const change = diff('job', spec.name, now, desired);
+    // A secret a file holds in plain text is compared and shown as the node answers it ("***"),
+    // never printed; it is sent, and the node writes it only when it differs from what it keeps.
+    const sent = desired.params === undefined ? [] : plainSecrets(desired.params, desired.secretParams ?? []);
+    const shown = sent.length === 0 ? desired : { ...desired, params: maskSecretsAt(desired.params!, sent) };
+    let change = diff('job', spec.name, now, shown);
+    if (now && sent.length > 0) {
+      change = {
+        ...change,
+        action: 'update',
+        fields: [
+          ...change.fields,
+          `secret params sent: ${sent.join(', ')} (kept by the node where unchanged)`,
+        ],
+      };
+    }
     changes.push(
       current === undefined ? change : { ...change, version: current.version, revision: current.revision },
     );
@@ -286,6 +302,19 @@ async function getJob(client: KairosClient, name: string): Promise<Job | undefin
     if (error.code === 'JOB_NOT_FOUND') return undefined;
     throw error;
   });
+}
+
+/** The secret paths at which params hold a value other than the mask. */
+function plainSecrets(params: JsonObject, paths: readonly string[]): string[] {
+  return paths.filter((path) => {
+    const value = valueAt(params, path);
+    return value !== undefined && value !== SECRET_MASK;
+  });
+}
+
+/** Params with the value at each path replaced by the mask. */
+function maskSecretsAt(params: JsonObject, paths: readonly string[]): JsonObject {
+  return replaceAtPaths(params, paths, () => SECRET_MASK);
 }
 
 function diff(kind: Change['kind'], name: string, now: object | undefined, desired: object): Change {

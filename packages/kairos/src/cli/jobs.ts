@@ -22,6 +22,7 @@ import {
   parseInstant,
   parseIntFlag,
   parseJsonObject,
+  parsePathList,
   UsageError,
 } from './options.ts';
 import { addRetentionFlags } from './retention-flags.ts';
@@ -170,6 +171,7 @@ export function registerJobs(program: Command): void {
     .description('run a job now, or later with --at or --delay; prints the run id')
     .option('--params <json>', "params of this run as a JSON object, replacing the job's")
     .option('--merge', "merge --params over the job's params instead of replacing them")
+    .option('--secret-params <paths>', "fields of this run's params that are secret, besides the job's")
     .option('--priority <n>', 'priority of this run (-1000 to 1000)')
     .option('--at <iso>', 'start the run at this instant, not before, e.g. 2030-01-01T09:00:00Z')
     .option('--delay <dur>', 'start the run this long from now, not before, e.g. 30s, 2h')
@@ -182,6 +184,7 @@ export function registerJobs(program: Command): void {
       const flags = cmd.optsWithGlobals<
         GlobalFlags & {
           params?: string;
+          secretParams?: string;
           merge?: boolean;
           priority?: string;
           idempotencyKey?: string;
@@ -195,6 +198,7 @@ export function registerJobs(program: Command): void {
       const request: TriggerRequest = {};
       if (flags.params !== undefined) request.params = parseJsonObject(flags.params, '--params');
       if (flags.merge) request.mergeParams = true;
+      if (flags.secretParams !== undefined) request.secretParams = parsePathList(flags.secretParams);
       if (flags.priority !== undefined) {
         request.priority = parseIntFlag(flags.priority, '--priority', { min: -1000, max: 1000 });
       }
@@ -268,6 +272,10 @@ function addJobFlags(cmd: Command, mode: 'create' | 'update'): Command {
       .option('--at <iso>', 'trigger: one shot at an instant, e.g. 2025-06-01T09:00:00Z')
       .option('--manual', 'trigger: no schedule, runs only through `kairos jobs trigger`')
       .option('--params <json>', 'params as a JSON object, e.g. \'{"to":"ops"}\'')
+      .option(
+        '--secret-params <paths>',
+        'params fields stored encrypted and shown as "***", comma-separated dotted paths, e.g. apiKey,db.password',
+      )
       .option('--timeout <dur>', 'time limit of one attempt (default 5m)')
       .option('--retries <n>', 'retries after a failed first attempt; 0 disables (default 2)')
       .option('--backoff <kind>', 'retry backoff: fixed or exponential (default exponential)')

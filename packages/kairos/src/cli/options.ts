@@ -30,6 +30,8 @@ export interface GlobalFlags {
 /** Job flags as commander hands them over: raw strings, parsed by {@link jobSpecFromFlags}. */
 export interface JobFlags extends DispatchFlags, RetentionFlags {
   handler?: string;
+  /** `--secret-params apiKey,db.password`. */
+  secretParams?: string;
   group?: string;
   cron?: string;
   tz?: string;
@@ -90,6 +92,14 @@ export function jobPatchFromFlags(flags: JobFlags): JobPatch {
   return patch;
 }
 
+/** `a,b.c` as a list of paths; an empty string is none (`--secret-params ''` clears them). */
+export function parsePathList(text: string): string[] {
+  return text
+    .split(',')
+    .map((path) => path.trim())
+    .filter((path) => path !== '');
+}
+
 /** Every field the job flags set, trigger included; empty when none is given. */
 export function jobFieldsFromFlags(flags: JobFlags): JobPatch {
   const patch: JobPatch = {};
@@ -99,6 +109,7 @@ export function jobFieldsFromFlags(flags: JobFlags): JobPatch {
   if (flags.group !== undefined) patch.group = flags.group;
   if (flags.description !== undefined) patch.description = flags.description;
   if (flags.params !== undefined) patch.params = parseJsonObject(flags.params, '--params');
+  if (flags.secretParams !== undefined) patch.secretParams = parsePathList(flags.secretParams);
   if (flags.timeout !== undefined) patch.timeout = parseDurationFlag(flags.timeout, '--timeout');
   if (flags.priority !== undefined)
     patch.priority = parseIntFlag(flags.priority, '--priority', { min: -1000, max: 1000 });

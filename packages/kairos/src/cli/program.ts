@@ -12,6 +12,7 @@ import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
+import { registerSecrets } from './secrets.ts';
 import { registerServer } from './server.ts';
 import { registerUsers } from './users.ts';
 import { registerWorker } from './worker.ts';
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   registerAlerts(program);
   registerChannels(program);
   registerUsers(program);
+  registerSecrets(program);
   registerFleet(program);
   registerDoctor(program);
   registerImport(program);

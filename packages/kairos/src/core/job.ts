@@ -15,6 +15,7 @@ import { parseDuration } from './duration.ts';
 import { compileRetention, describeRetention, type JobRetention, retentionSpecOf } from './retention.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import { compileSecretPaths, maskSecrets } from './secret-params.ts';
 import { compileTask, handlerOf, type TaskDefinition, taskSpecOf } from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 
@@ -24,7 +25,10 @@ export interface JobDefinition {
   description: string;
   group: string;
   handler: string;
+  /** As stored: the value at each secret path an envelope (`secret-params.ts`). */
   params: JsonObject;
+  /** Dotted paths of the params fields that are secret. */
+  secretParams: string[];
   trigger: Trigger;
   retry: RetryPolicy;
   timeoutMs: number;
@@ -71,6 +75,9 @@ export function compileJob(spec: JobSpec): JobDefinition {
   const task = compileTask(spec.task);
   const handler = handlerOf(spec.handler, task);
   checkName(handler, 'handler', HANDLER_PATTERN);
+  const dispatch = compileDispatch(spec);
+  const secretParams = compileSecretPaths(spec.secretParams, 'secretParams');
+  checkRoutingKeyNotSecret(dispatch, secretParams);
   const priority = spec.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
     throw invalid('priority', `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
@@ -81,6 +88,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     group,
     handler,
     params: checkParams(spec.params ?? {}, 'params'),
+    secretParams,
     trigger: compileTrigger(spec.trigger),
     retry: compileRetry(spec.retry),
     timeoutMs:
@@ -88,7 +96,7 @@ export function compileJob(spec: JobSpec): JobDefinition {
     priority,
     paused: spec.paused ?? false,
     schedule: compileSchedule(spec.schedule),
-    dispatch: compileDispatch(spec),
+    dispatch,
     task,
     retention: compileRetention(spec.retention),
     owner: compileOwner(spec.owner),
@@ -104,6 +112,7 @@ export function specOf(job: JobDefinition): JobSpec {
     group: job.group,
     handler: job.handler,
     params: job.params,
+    ...(job.secretParams.length === 0 ? {} : { secretParams: job.secretParams }),
     trigger: describeTrigger(job.trigger),
     retry: job.retry,
     timeout: job.timeoutMs,
@@ -177,7 +186,9 @@ export function describeJob(job: JobRecord): Job {
     description: job.description,
     group: job.group,
     handler: job.handler,
-    params: job.params,
+    // Secret values never leave the node in an answer: each is "***".
+    params: maskSecrets(job.params),
+    secretParams: job.secretParams,
     trigger: describeTrigger(job.trigger),
     retry: job.retry,
     timeout: job.timeoutMs,
@@ -222,6 +233,7 @@ const DEFINITION_KEYS: Record<keyof JobDefinition, true> = {
   group: true,
   handler: true,
   params: true,
+  secretParams: true,
   trigger: true,
   retry: true,
   timeoutMs: true,
@@ -243,6 +255,19 @@ export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
     a.schedule.startAt === b.schedule.startAt &&
     a.schedule.endAt === b.schedule.endAt
   );
+}
+
+/**
+ * A routing key read from a secret field would hash its ciphertext, which is new for every value
+ * written: runs of one key would not keep to one worker. INVALID_ROUTING.
+ */
+export function checkRoutingKeyNotSecret(dispatch: DispatchPolicy, secretParams: readonly string[]): void {
+  const key = dispatch.routing.key;
+  if (key !== null && secretParams.includes(key)) {
+    throw new KairosError('INVALID_ROUTING', `routing.key: ${JSON.stringify(key)} is a secret field`, {
+      field: 'routing.key',
+    });
+  }
 }
 
 function compileOwner(owner: string | null | undefined): string | null {

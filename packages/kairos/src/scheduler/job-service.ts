@@ -13,6 +13,7 @@ import { firstScheduledFire, planResume, type SkippedRange } from '../core/fire-
 import { parseRfc3339 } from '../core/instant.ts';
 import {
   checkParams,
+  checkRoutingKeyNotSecret,
   compileJob,
   describeJob,
   type JobDefinition,
@@ -21,11 +22,13 @@ import {
   sameDefinition,
   sameSchedule,
 } from '../core/job.ts';
-import { runTiming } from '../core/manual-run.ts';
+import { runTiming, sameRunRequest } from '../core/manual-run.ts';
+import { checkNoEnvelopes, compileSecretPaths, hasSecrets } from '../core/secret-params.ts';
 import { KairosError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import type { RunRecord, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
+import { SecretKeyring } from './secret-keyring.ts';
 
 export const TRIGGER_BATCH_LIMIT = 1000;
 
@@ -36,10 +39,13 @@ export class JobService {
     private readonly clock: Clock,
     /** Told of fires recorded as skipped by a resume (reason `paused`), for metrics. */
     private readonly onSkipped?: (job: string, skipped: SkippedRange) => void,
+    /** Encrypts the secret fields of params before they are stored (docs/security.md). */
+    private readonly keyring: SecretKeyring = new SecretKeyring([]),
   ) {}
 
   async create(spec: JobSpec): Promise<JobRecord> {
-    const job = compileJob(spec);
+    checkNoEnvelopes(spec.params, 'params');
+    const job = this.sealed(compileJob(spec), null);
     await this.checkDependencies(job);
     const now = this.clock.now();
     return this.store.createJob(job, scheduleOf(job, now), now);
@@ -53,6 +59,7 @@ export class JobService {
    */
   async put(spec: JobSpec, condition: EditCondition = {}): Promise<JobRecord> {
     condition = { version: condition.version ?? spec.version };
+    checkNoEnvelopes(spec.params, 'params');
     const job = compileJob(spec);
     await this.checkDependencies(job);
     for (let tries = 0; ; tries++) {
@@ -61,14 +68,15 @@ export class JobService {
         const keepsPause = spec.paused === undefined;
         return this.replace(
           existing,
-          (stored) => (keepsPause ? { ...job, paused: stored.paused } : job),
+          (stored) => this.sealed(keepsPause ? { ...job, paused: stored.paused } : job, stored),
           condition,
         );
       }
       if (condition.version !== undefined) throw notFound(job.name);
       try {
         const now = this.clock.now();
-        return await this.store.createJob(job, scheduleOf(job, now), now);
+        const sealed = this.sealed(job, null);
+        return await this.store.createJob(sealed, scheduleOf(sealed, now), now);
       } catch (error) {
         // Another PUT of the same name won the race: replace what it wrote.
         if (!(error instanceof KairosError && error.code === 'JOB_NAME_TAKEN') || tries > 2) throw error;
@@ -79,8 +87,13 @@ export class JobService {
   /** Applies a partial update, to the job as stored when it writes (see `replace`). */
   async update(name: string, patch: JobPatch, condition: EditCondition = {}): Promise<JobRecord> {
     const { version, ...fields } = patch;
+    checkNoEnvelopes(fields.params, 'params');
     const expected = { version: condition.version ?? version };
-    return this.replace(await this.get(name), (existing) => patchJob(existing, fields), expected);
+    return this.replace(
+      await this.get(name),
+      (existing) => this.sealed(patchJob(existing, fields), existing),
+      expected,
+    );
   }
 
   async get(name: string): Promise<JobRecord> {
@@ -120,13 +133,22 @@ export class JobService {
     const job = await this.get(name);
     const now = this.clock.now();
     const runs = requests.map((request, i) => ({
-      params: checkParams(paramsOf(job.params, request), 'params'),
+      params: this.runParams(job, request, `runs[${i}].`),
       priority: request.priority ?? job.priority,
       idempotencyKey: request.idempotencyKey,
       ...runTiming(request, now, `runs[${i}].`),
       traceContext,
     }));
-    return this.store.enqueueRuns(job.id, runs, now);
+    // Each round takes the envelopes of one more run an idempotency key holds (see `heldSecrets`).
+    for (let round = 0; ; round++) {
+      try {
+        return await this.store.enqueueRuns(job.id, runs, now);
+      } catch (error) {
+        const held = round < runs.length ? await this.heldSecrets(error, runs) : null;
+        if (!held) throw error;
+        runs[held.index]!.params = held.params;
+      }
+    }
   }
 
   /**
@@ -141,27 +163,81 @@ export class JobService {
     traceContext: TraceContext | null = null,
   ): Promise<RunRecord> {
     let params: JsonObject | null = null;
-    if (request.params && request.mergeParams) {
-      params = checkParams(paramsOf((await this.get(name)).params, request), 'params');
-    } else if (request.params) {
-      params = checkParams(request.params, 'params');
+    let priority = request.priority ?? null;
+    if (request.params || request.secretParams) {
+      // The job's secret fields apply to the params a trigger sends: the job is read first.
+      const job = await this.get(name);
+      params = this.runParams(job, request, '');
+      priority ??= job.priority;
     }
     const now = this.clock.now();
     const timing = runTiming(request, now);
-    const run = await this.store.triggerRun(
-      name,
-      {
-        params,
-        priority: request.priority ?? null,
-        idempotencyKey: request.idempotencyKey,
-        ...timing,
-        traceContext,
-      },
-      now,
-      audit,
-    );
-    if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
-    return run;
+    const runRequest = { params, priority, idempotencyKey: request.idempotencyKey, ...timing, traceContext };
+    for (let round = 0; ; round++) {
+      try {
+        const run = await this.store.triggerRun(name, runRequest, now, audit);
+        if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
+        return run;
+      } catch (error) {
+        const held =
+          round === 0 && runRequest.params !== null && priority !== null
+            ? await this.heldSecrets(error, [{ params: runRequest.params, priority }])
+            : null;
+        if (!held) throw error;
+        runRequest.params = held.params;
+      }
+    }
+  }
+
+  /**
+   * A run's params from a trigger: the request's (replacing or merged over the job's), checked, and
+   * sealed: the fields the job or the trigger names secret are encrypted, and `"***"` takes the job's
+   * stored value of that field.
+   */
+  private runParams(job: JobRecord, request: TriggerRequest, prefix: string): JsonObject {
+    checkNoEnvelopes(request.params, `${prefix}params`);
+    const paths = [...job.secretParams, ...compileSecretPaths(request.secretParams, `${prefix}secretParams`)];
+    checkRoutingKeyNotSecret(job.dispatch, paths);
+    const params = checkParams(paramsOf(job.params, request), `${prefix}params`);
+    return this.keyring.seal(params, [...new Set(paths)], job.params);
+  }
+
+  /** A definition with its secret fields encrypted; `stored` is the job as stored, for an edit. */
+  private sealed(job: JobDefinition, stored: JobRecord | null): JobDefinition {
+    const params = this.keyring.seal(job.params, job.secretParams, stored?.params ?? null);
+    return params === job.params ? job : { ...job, params };
+  }
+
+  /**
+   * A trigger's secret fields are encrypted anew each time (a random IV), so a repeated request never
+   * carries the envelopes of the run its idempotency key holds, and the store would answer
+   * IDEMPOTENCY_CONFLICT. When it does, and the held run's params decrypt to the request's (with the
+   * same priority), the request may take the held run's envelopes and be sent again: the store then
+   * answers that run, as for any repeated request. Null when the conflict is a real one.
+   */
+  private async heldSecrets(
+    error: unknown,
+    requests: ReadonlyArray<{ params: JsonObject; priority: number; idempotencyKey?: string | undefined }>,
+  ): Promise<{ index: number; params: JsonObject } | null> {
+    if (!(error instanceof KairosError) || error.code !== 'IDEMPOTENCY_CONFLICT') return null;
+    const details = error.details as { runId?: number; idempotencyKey?: string } | undefined;
+    if (details?.runId === undefined) return null;
+    const index =
+      requests.length === 1 ? 0 : requests.findIndex((r) => r.idempotencyKey === details.idempotencyKey);
+    const request = requests[index];
+    if (!request || !hasSecrets(request.params)) return null;
+    const held = await this.store.getRun(details.runId);
+    if (!held || !hasSecrets(held.params)) return null;
+    try {
+      const same = sameRunRequest(
+        { params: this.keyring.open(held.params), priority: held.priority },
+        this.keyring.open(request.params),
+        request.priority,
+      );
+      return same ? { index, params: held.params } : null;
+    } catch {
+      return null;
+    }
   }
 
   /**

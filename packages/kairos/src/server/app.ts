@@ -11,6 +11,7 @@ import { VERSION } from '../version.ts';
 import { answers } from './answers.ts';
 import { installAudit } from './audit.ts';
 import type { TokenAuth } from './auth.ts';
+import { clientErrorHandler } from './client-errors.ts';
 import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
 import { body, installErrorHandler } from './error-handler.ts';
@@ -25,6 +26,7 @@ import { probeRoutes } from './routes/probes.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { secretRoutes } from './routes/secrets.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { statsRoutes } from './routes/stats.ts';
@@ -49,6 +51,8 @@ export async function buildServer(
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
+    // What Node's HTTP parser refuses (headers too large) answers in the house shape too.
+    clientErrorHandler,
     // Errors of the router (a path with bad percent-encoding) answer in the house shape too.
     frameworkErrors: (error, _request, reply) => {
       const answer =
@@ -126,6 +130,7 @@ export async function buildServer(
   runRetryRoutes(app, context);
   doctorRoutes(app, context);
   settingsRoutes(app, context);
+  secretRoutes(app, context);
   await serveConsole(app);
   return Object.assign(app, { routeTable });
 }

@@ -7,6 +7,7 @@ import type { Clock } from '../scheduler/clock.ts';
 import type { Dispatcher } from '../scheduler/dispatcher.ts';
 import type { JobService } from '../scheduler/job-service.ts';
 import type { Pruner } from '../scheduler/pruner.ts';
+import type { SecretKeyring } from '../scheduler/secret-keyring.ts';
 import type { Store } from '../store/store.ts';
 import type { Role } from './auth.ts';
 import type { Metrics } from './metrics.ts';
@@ -18,6 +19,8 @@ export interface NodeContext {
   clock: Clock;
   logger: Logger;
   jobs: JobService;
+  /** The keys of secret params: the poll decrypts them for the worker that claims a run. */
+  keyring: SecretKeyring;
   ender: AttemptEnder;
   dispatcher: Dispatcher;
   metrics: Metrics;

@@ -1,4 +1,5 @@
-import type { Assignment, Attempt, NodeInfo, Run, RunSummary, WorkerInfo } from '@kairos/client';
+import type { Assignment, Attempt, JsonObject, NodeInfo, Run, RunSummary, WorkerInfo } from '@kairos/client';
+import { maskSecrets } from '../core/secret-params.ts';
 import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
 
@@ -14,7 +15,8 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
     handler: run.handler,
     cause: run.cause,
     fireTime: isoOrNull(run.fireTime),
-    params: run.params,
+    // Secret values never leave the node in an answer: each is "***".
+    params: maskSecrets(run.params),
     priority: run.priority,
     status: run.status,
     attempt: run.attempt,
@@ -71,14 +73,18 @@ export function workerView(worker: WorkerRecord): WorkerInfo {
   };
 }
 
-/** A claimed run as the worker gets it; `now` turns a later start instant into a delay (clock-independent). */
-export function assignmentView(run: ClaimedRun, now: number): Assignment {
+/**
+ * A claimed run as the worker gets it; `now` turns a later start instant into a delay
+ * (clock-independent). `params` are the run's params with their secrets decrypted: the worker that
+ * claims a run is the one receiver of secret values.
+ */
+export function assignmentView(run: ClaimedRun, params: JsonObject, now: number): Assignment {
   return {
     runId: run.runId,
     attempt: run.attempt,
     jobName: run.jobName,
     handler: run.handler,
-    params: run.params,
+    params,
     fireTime: isoOrNull(run.fireTime),
     timeout: run.timeoutMs,
     maxAttempts: run.maxAttempts,

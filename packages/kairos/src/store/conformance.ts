@@ -8,6 +8,7 @@ import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
+import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
 import {
   type AttemptOutcome,
@@ -1648,4 +1649,5 @@ export function describeStoreConformance(
   describeRetentionConformance(dialect, open);
   describeQueueConformance(dialect, open);
   describeTracingConformance(dialect, open);
+  describeSecretsConformance(dialect, open);
 }

@@ -52,6 +52,8 @@ export interface JobRow {
   retention: JsonColumn;
   owner: string | null;
   revision: number | string | null;
+  /** Null on rows written before the secrets migration's default applied (none: it has a default). */
+  secret_params: JsonColumn | null;
 }
 
 export interface RunRow {
@@ -184,6 +186,8 @@ export function jobFromRow(row: JobRow): JobRecord {
     retention: retentionFromColumn(row.retention),
     owner: row.owner ?? null,
     revision: row.revision === null || row.revision === undefined ? null : Number(row.revision),
+    secretParams:
+      row.secret_params === null || row.secret_params === undefined ? [] : json<string[]>(row.secret_params),
   };
 }
 

@@ -93,6 +93,22 @@ export interface Store {
   /** Deletes a job with its runs; with `version`, only while the job is at that version. */
   deleteJob(name: string, version?: number): Promise<boolean>;
 
+  // Secret params (docs/security.md) ---------------------------------------------
+
+  /**
+   * Rows of `table` whose params hold a secret (an envelope, core/secret-params.ts), in id order after
+   * `afterId`, at most `limit`: what a key rotation re-encrypts, batch by batch. Each row comes with its
+   * params as stored (`stored`), to hand back to {@link replaceSecretParams}.
+   */
+  secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]>;
+  /**
+   * Writes `params` over a row's params only while they are still `stored` (as
+   * {@link secretParamsPage} answered them), in one conditional statement: a concurrent edit of the
+   * job (or a run's end) is never overwritten. Changes nothing else: a job's version stays. Answers
+   * whether it applied.
+   */
+  replaceSecretParams(table: SecretTable, id: number, stored: string, params: JsonObject): Promise<boolean>;
+
   // Firing -------------------------------------------------------------------
 
   /** Jobs of the given trigger partitions that are due (`nextFireAt <= now`, not paused), most overdue first. */
@@ -657,6 +673,23 @@ export interface FireResult {
 export interface PollDispatch {
   runs: ClaimedRun[];
   nextAvailableAt: number | null;
+}
+
+/** The tables that hold params: a job's defaults, and each run's own. */
+export type SecretTable = 'jobs' | 'runs';
+export const SECRET_TABLES: readonly SecretTable[] = ['jobs', 'runs'];
+
+/** `table` when it is one of SECRET_TABLES: the only table names the secret queries are built with. */
+export function checkedTable(table: SecretTable): SecretTable {
+  if (!SECRET_TABLES.includes(table)) throw new TypeError(`not a table with params: ${String(table)}`);
+  return table;
+}
+
+/** A row whose params hold a secret: `stored` is its params as the store holds them (opaque). */
+export interface SecretParamsRow {
+  id: number;
+  params: JsonObject;
+  stored: string;
 }
 
 /** One run of {@link Store.triggerRun}: null `params` or `priority` take the job's. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type Assignment,
   EmptySchema,
   type HeartbeatRequest,
   HeartbeatRequestSchema,
@@ -33,7 +34,7 @@ type WorkerParams = Static<typeof WorkerParam>;
 
 /** The worker protocol: workers connect out, register, long-poll for runs, heartbeat and report. */
 export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): void {
-  const { store, clock, config, dispatcher, ender, metrics } = ctx;
+  const { store, clock, config, dispatcher, ender, metrics, keyring } = ctx;
   const worker = { onRequest: ctx.requireRole('worker') };
 
   app.post<{ Body: RegisterRequest }>(
@@ -141,8 +142,32 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
         );
         metrics.claimed.inc(runs.length);
         const now = clock.now();
-        const traced = traceDispatch(runs, request.params.id, request);
-        return { runs: traced.map((run) => assignmentView(run, now)) };
+        // The one place secret params leave the node decrypted: to the worker that claimed the run.
+        const assignments: Assignment[] = [];
+        const unreadable: Report[] = [];
+        for (const run of traceDispatch(runs, request.params.id, request)) {
+          try {
+            assignments.push(assignmentView(run, keyring.open(run.params), now));
+          } catch (error) {
+            if (!(error instanceof KairosError && error.code === 'SECRET_KEY_UNKNOWN')) throw error;
+            // A key removed before its secrets were rotated: the run fails for good, with the reason.
+            unreadable.push({
+              runId: run.runId,
+              attempt: run.attempt,
+              outcome: 'failed',
+              error: { name: 'SecretKeyUnknown', message: error.message },
+              retryable: false,
+            });
+          }
+        }
+        if (unreadable.length > 0) {
+          await ender.report(unreadable, clock.now(), request.params.id);
+          request.log.error(
+            { runs: unreadable.map((r) => r.runId) },
+            'runs failed: their secret params name a key this node does not have',
+          );
+        }
+        return { runs: assignments };
       } finally {
         socket.off('close', onClose);
       }

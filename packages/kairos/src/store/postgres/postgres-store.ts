@@ -107,6 +107,7 @@ import {
   type AttemptOutcome,
   type AttemptRecord,
   type ClaimedRun,
+  checkedTable,
   type DecisionInput,
   type DueJob,
   type EnqueueRequest,
@@ -133,6 +134,8 @@ import {
   type RunProgressRecord,
   type RunQuery,
   type RunRecord,
+  type SecretParamsRow,
+  type SecretTable,
   type SkippedRecord,
   type SkipWritten,
   type Store,
@@ -162,6 +165,7 @@ import {
   startBuffering,
   writeSkipped,
 } from './schedules.ts';
+import * as secrets from './secret-queries.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
 /** A run an idempotency key holds (RUNS_BY_IDEMPOTENCY_KEYS). */
@@ -427,6 +431,7 @@ export class PostgresStore implements Store {
         retentionColumn(job.retention),
         job.owner,
         job.revision,
+        JSON.stringify(job.secretParams),
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -491,6 +496,35 @@ export class PostgresStore implements Store {
     });
     if (deleted) await this.notify([{ type: 'jobs' }]);
     return deleted;
+  }
+
+  // Secret params ------------------------------------------------------------
+
+  async secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]> {
+    const rows = await this.query<{ id: number | string; params: string }>(
+      'secretParamsPage',
+      secrets.secretParamsPage(checkedTable(table)),
+      [afterId, limit],
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      params: JSON.parse(row.params) as JsonObject,
+      stored: row.params,
+    }));
+  }
+
+  async replaceSecretParams(
+    table: SecretTable,
+    id: number,
+    stored: string,
+    params: JsonObject,
+  ): Promise<boolean> {
+    const rows = await this.query('replaceSecretParams', secrets.replaceSecretParams(checkedTable(table)), [
+      id,
+      stored,
+      JSON.stringify(params),
+    ]);
+    return rows.length > 0;
   }
 
   // Firing -------------------------------------------------------------------
@@ -2081,6 +2115,7 @@ function updateValues(
     retentionColumn(job.retention),
     job.owner,
     job.revision,
+    JSON.stringify(job.secretParams),
   ];
 }
 

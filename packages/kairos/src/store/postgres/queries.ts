@@ -8,23 +8,23 @@ const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, de
 
 /**
  * Insert a job. $1..$12 job values, $13 next_fire_at, $14 now, $15 dispatch, $16 schedule_to_start_ms,
- * $17 task, $18 whether its policy buffers runs, $19 retention, $20 owner, $21 revision.
+ * $17 task, $18 whether its policy buffers runs, $19 retention, $20 owner, $21 revision, $22 secret params.
  */
 export const CREATE_JOB = `
-  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, buffers, retention, owner, revision)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18, $19::jsonb, $20, $21)
+  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, buffers, retention, owner, revision, secret_params)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18, $19::jsonb, $20, $21, $22::jsonb)
   RETURNING *`;
 
 /**
  * Replace a job's definition, bumping its version. $1..$12 job values, $13 next_fire_at, $14 now, $15 id,
  * $16 dispatch, $17 schedule_to_start_ms, $18 task; the edit's expectation: $19 version or null, $20
- * whether the next fire is checked, $21 the next fire it read; $22 retention, $23 owner, $24 revision.
+ * whether the next fire is checked, $21 the next fire it read; $22 retention, $23 owner, $24 revision, $25 secret params.
  */
 export const UPDATE_JOB = `
   UPDATE jobs SET name = $1, description = $2, group_name = $3, handler = $4, params = $5::jsonb, trigger = $6::jsonb,
     delay_ms = $7, retry = $8::jsonb, timeout_ms = $9, priority = $10, paused = $11, schedule = $12::jsonb,
     next_fire_at = $13, updated_at = $14, dispatch = $16::jsonb, schedule_to_start_ms = $17, task = $18::jsonb,
-    retention = $22::jsonb, owner = $23, revision = $24, version = version + 1
+    retention = $22::jsonb, owner = $23, revision = $24, secret_params = $25::jsonb, version = version + 1
   WHERE id = $15 AND ($19::integer IS NULL OR version = $19) AND (NOT $20::boolean OR next_fire_at IS NOT DISTINCT FROM $21::bigint)
   RETURNING *`;
 

@@ -103,6 +103,7 @@ import {
   type AttemptOutcome,
   type AttemptRecord,
   type ClaimedRun,
+  checkedTable,
   type DecisionInput,
   type DueJob,
   type EnqueueRequest,
@@ -130,6 +131,8 @@ import {
   type RunQuery,
   type RunRecord,
   type RunTimingRequest,
+  type SecretParamsRow,
+  type SecretTable,
   type SkippedRecord,
   type Store,
   type StoreEvent,
@@ -149,6 +152,7 @@ import {
   hasPolicies,
   recordSkipped,
 } from './schedules.ts';
+import * as secrets from './secret-queries.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -282,8 +286,8 @@ export class SqliteStore implements Store {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
-             owner, revision)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             owner, revision, secret_params)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(
           ...jobValues(job),
           nextFireAt,
@@ -293,6 +297,7 @@ export class SqliteStore implements Store {
           retentionColumn(job.retention),
           job.owner,
           job.revision,
+          JSON.stringify(job.secretParams),
         ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -353,6 +358,32 @@ export class SqliteStore implements Store {
       if (deleted) this.emit({ type: 'jobs' });
       return deleted;
     });
+  }
+
+  // Secret params ------------------------------------------------------------
+
+  async secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]> {
+    return this.run('secretParamsPage', () => {
+      const rows = this.sql(secrets.secretParamsPage(checkedTable(table))).all(afterId, limit) as Array<{
+        id: number;
+        params: string;
+      }>;
+      return rows.map((row) => ({ id: row.id, params: json<JsonObject>(row.params), stored: row.params }));
+    });
+  }
+
+  async replaceSecretParams(
+    table: SecretTable,
+    id: number,
+    stored: string,
+    params: JsonObject,
+  ): Promise<boolean> {
+    return this.run(
+      'replaceSecretParams',
+      () =>
+        this.sql(secrets.replaceSecretParams(checkedTable(table))).run(JSON.stringify(params), id, stored)
+          .changes > 0,
+    );
   }
 
   // Firing -------------------------------------------------------------------
@@ -2052,7 +2083,7 @@ export class SqliteStore implements Store {
  */
 const UPDATE_JOB = `UPDATE jobs SET name = ?, description = ?, group_name = ?, handler = ?, params = ?, trigger = ?,
     delay_ms = ?, retry = ?, timeout_ms = ?, priority = ?, paused = ?, schedule = ?, next_fire_at = ?, updated_at = ?,
-    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, revision = ?, version = version + 1
+    dispatch = ?, schedule_to_start_ms = ?, task = ?, retention = ?, owner = ?, revision = ?, secret_params = ?, version = version + 1
   WHERE id = ? AND (? IS NULL OR version = ?) AND (? = 0 OR next_fire_at IS ?)`;
 
 /** The parameters of UPDATE_JOB, in its order. */
@@ -2071,6 +2102,7 @@ function updateValues(
     retentionColumn(job.retention),
     job.owner,
     job.revision,
+    JSON.stringify(job.secretParams),
     id,
     ...expectationValues(expected),
   ];
