@@ -15,9 +15,26 @@ export interface NewUser {
 
 export interface UserRecord extends NewUser {
   id: number;
+  /**
+   * External users (single sign-on): the OpenID provider's issuer and the user's subject there,
+   * which a login finds the user by; null for local users, who log in with a password.
+   */
+  issuer: string | null;
+  subject: string | null;
   createdAt: number;
   updatedAt: number;
 }
+
+/** A user as an OpenID provider vouched for them at a login, with the role mapped from their claims. */
+export interface ExternalUser {
+  issuer: string;
+  subject: string;
+  name: string;
+  role: UserRole;
+}
+
+/** What an external user's `passwordHash` holds: no password verifies against it (not a scrypt hash). */
+export const EXTERNAL_PASSWORD_HASH = 'external';
 
 export interface UserPatch {
   role?: UserRole | undefined;
@@ -106,6 +123,8 @@ export interface UserRow {
   name: string;
   role: string;
   password_hash: string;
+  issuer: string | null;
+  subject: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -116,6 +135,8 @@ export function userFromRow(row: UserRow): UserRecord {
     name: row.name,
     role: row.role as UserRole,
     passwordHash: row.password_hash,
+    issuer: row.issuer,
+    subject: row.subject,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -24,6 +24,7 @@ import type {
   ApiTokenRecord,
   AuditEntry,
   AuditRecord,
+  ExternalUser,
   FireLateness,
   MinuteCount,
   NewApiToken,
@@ -299,6 +300,13 @@ export interface Store {
    * user does not exist; throws LAST_ADMIN when the change would leave no admin user.
    */
   updateUser(name: string, patch: UserPatch, now: number, audit?: AuditEntry): Promise<UserRecord | null>;
+  /**
+   * Signs in a user of an OpenID provider: the user with that (issuer, subject) gets the given name
+   * and role, or is created (password hash `EXTERNAL_PASSWORD_HASH`). Found by identity, never
+   * by name: throws USER_NAME_TAKEN, writing nothing, when the name belongs to another user (a local
+   * one or another identity). The provider decides the role, so the last-admin rule does not apply.
+   */
+  upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord>;
   /** Deletes a user with their sessions. Throws LAST_ADMIN for the last admin user. */
   deleteUser(name: string, audit?: AuditEntry): Promise<boolean>;
   /** Inserts a session, and removes sessions expired at `now`. */

@@ -14,10 +14,21 @@ export const UPDATE_USER = `
   UPDATE users SET role = coalesce($1, role), password_hash = coalesce($2, password_hash), updated_at = $3
   WHERE name = $4 RETURNING *`;
 
+/**
+ * Signs in an external user: found by (issuer, subject), never by name; their name and role are the
+ * provider's now. A name held by another user violates users.name's UNIQUE constraint.
+ * $1 name, $2 role, $3 password hash (`external`), $4 issuer, $5 subject, $6 now.
+ */
+export const UPSERT_EXTERNAL_USER = `
+  INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $6)
+  ON CONFLICT (issuer, subject) DO UPDATE SET name = excluded.name, role = excluded.role, updated_at = excluded.updated_at
+  RETURNING *`;
+
 /** A session with its user, unless expired. $1 id hash, $2 now. */
 export const GET_SESSION = `
   SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.expires_at,
-    u.id, u.name, u.role, u.password_hash, u.created_at, u.updated_at
+    u.id, u.name, u.role, u.password_hash, u.issuer, u.subject, u.created_at, u.updated_at
   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2`;
 
 /** Inserts a session. $1 id hash, $2 user id, $3 csrf token, $4 now, $5 expiry. */

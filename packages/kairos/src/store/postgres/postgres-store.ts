@@ -26,6 +26,8 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  EXTERNAL_PASSWORD_HASH,
+  type ExternalUser,
   type FireLateness,
   latenessFromSample,
   type MinuteCount,
@@ -1342,6 +1344,28 @@ export class PostgresStore implements Store {
       await this.audit(client, audit);
       return userFromRow(row);
     });
+  }
+
+  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    try {
+      return await this.transaction('upsertExternalUser', async (client) => {
+        const { rows } = await client.query<UserRow>(access.UPSERT_EXTERNAL_USER, [
+          user.name,
+          user.role,
+          EXTERNAL_PASSWORD_HASH,
+          user.issuer,
+          user.subject,
+          now,
+        ]);
+        await this.audit(client, audit);
+        return userFromRow(rows[0]!);
+      });
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
+        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+      }
+      throw error;
+    }
   }
 
   async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {

@@ -27,6 +27,8 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  EXTERNAL_PASSWORD_HASH,
+  type ExternalUser,
   type FireLateness,
   latenessFromSample,
   type MinuteCount,
@@ -1230,6 +1232,39 @@ export class SqliteStore implements Store {
     );
   }
 
+  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return this.run('upsertExternalUser', () =>
+      this.db
+        .transaction(() => {
+          try {
+            // Found by (issuer, subject), never by name: a name held by another user violates users.name's UNIQUE.
+            const row = this.sql(
+              `INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (issuer, subject) DO UPDATE SET name = excluded.name, role = excluded.role, updated_at = excluded.updated_at
+               RETURNING *`,
+            ).get(
+              user.name,
+              user.role,
+              EXTERNAL_PASSWORD_HASH,
+              user.issuer,
+              user.subject,
+              now,
+              now,
+            ) as UserRow;
+            this.audit(audit);
+            return userFromRow(row);
+          } catch (error) {
+            if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+              throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+            }
+            throw error;
+          }
+        })
+        .immediate(),
+    );
+  }
+
   async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
     return this.run('deleteUser', () =>
       this.db
@@ -1263,7 +1298,7 @@ export class SqliteStore implements Store {
     return this.run('getSession', () => {
       const row = this.sql(
         `SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.expires_at,
-           u.id, u.name, u.role, u.password_hash, u.created_at, u.updated_at
+           u.id, u.name, u.role, u.password_hash, u.issuer, u.subject, u.created_at, u.updated_at
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?`,
       ).get(idHash, now) as (SessionRow & UserRow & { s_created_at: number }) | undefined;
       return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
