@@ -55,6 +55,41 @@ export interface SessionRecord extends NewSession {
   user: UserRecord;
 }
 
+/** A login under way at the OpenID provider: what its callback is checked against. */
+export interface NewOidcLogin {
+  /** SHA-256 (hex) of the login cookie's value. */
+  idHash: string;
+  state: string;
+  nonce: string;
+  /** PKCE code verifier; the provider was sent its S256 hash. */
+  codeVerifier: string;
+  expiresAt: number;
+}
+
+export interface OidcLoginRecord extends NewOidcLogin {
+  createdAt: number;
+}
+
+export interface OidcLoginRow {
+  id_hash: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export function oidcLoginFromRow(row: OidcLoginRow): OidcLoginRecord {
+  return {
+    idHash: row.id_hash,
+    state: row.state,
+    nonce: row.nonce,
+    codeVerifier: row.code_verifier,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+  };
+}
+
 export interface NewApiToken {
   name: string;
   /** SHA-256 (hex) of the token. */

@@ -1484,6 +1484,32 @@ export function describeStoreConformance(
         });
       });
 
+      it('logins under way at an OpenID provider: taken once, never after they expired', async () => {
+        const login = (idHash: string, expiresAt: number) => ({
+          idHash,
+          state: `state-${idHash}`,
+          nonce: `nonce-${idHash}`,
+          codeVerifier: `verifier-${idHash}`,
+          expiresAt,
+        });
+        await store.createOidcLogin(login('a', T0 + 600), T0);
+        await store.createOidcLogin(login('b', T0 + 600), T0);
+        expect(await store.takeOidcLogin('a', T0 + 599)).toEqual({ ...login('a', T0 + 600), createdAt: T0 });
+        expect(await store.takeOidcLogin('a', T0 + 599)).toBeNull();
+        expect(await store.takeOidcLogin('nope', T0)).toBeNull();
+        // Expired: not answered, and gone.
+        expect(await store.takeOidcLogin('b', T0 + 600)).toBeNull();
+        expect(await store.takeOidcLogin('b', T0)).toBeNull();
+        // A new login removes those that expired before it.
+        await store.createOidcLogin(login('c', T0 + 10), T0);
+        await store.createOidcLogin(login('d', T0 + 700), T0 + 10);
+        expect(await store.takeOidcLogin('c', T0)).toBeNull();
+        expect(await store.takeOidcLogin('d', T0 + 10)).toMatchObject({
+          state: 'state-d',
+          codeVerifier: 'verifier-d',
+        });
+      });
+
       it('sessions: found with their user until they expire; a new password ends them', async () => {
         const user = await store.createUser({ name: 'ana', role: 'operator', passwordHash: 'h' }, T0);
         await store.createSession(

@@ -28,8 +28,10 @@ import type {
   FireLateness,
   MinuteCount,
   NewApiToken,
+  NewOidcLogin,
   NewSession,
   NewUser,
+  OidcLoginRecord,
   OverviewCounts,
   SessionRecord,
   UserPatch,
@@ -314,6 +316,13 @@ export interface Store {
   /** The session with that id hash and its user, unless it expired at `now`. */
   getSession(idHash: string, now: number): Promise<SessionRecord | null>;
   deleteSession(idHash: string): Promise<void>;
+  /** Records a login under way at the OpenID provider, and removes those expired at `now`. */
+  createOidcLogin(login: NewOidcLogin, now: number): Promise<void>;
+  /**
+   * Takes (deletes and answers) the login under way with that id hash: once only. Null when there
+   * is none or it expired at `now`.
+   */
+  takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null>;
   createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord>;
   /** The token with that SHA-256 hash (hex), or null. */
   findApiToken(tokenHash: string): Promise<ApiTokenRecord | null>;

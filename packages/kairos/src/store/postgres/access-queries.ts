@@ -35,6 +35,15 @@ export const GET_SESSION = `
 export const CREATE_SESSION = `
   INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`;
 
+/** Records a login under way at the provider. $1 id hash, $2 state, $3 nonce, $4 code verifier, $5 now, $6 expiry. */
+export const CREATE_OIDC_LOGIN = `
+  INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, created_at, expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6)`;
+
+/** Takes a login under way: deleted whether or not it expired, answered only when it did not. $1 id hash. */
+export const TAKE_OIDC_LOGIN = `
+  DELETE FROM oidc_logins WHERE id_hash = $1 RETURNING *`;
+
 /** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now. */
 export const CREATE_API_TOKEN = `
   INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at)

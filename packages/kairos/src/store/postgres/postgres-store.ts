@@ -32,9 +32,13 @@ import {
   latenessFromSample,
   type MinuteCount,
   type NewApiToken,
+  type NewOidcLogin,
   type NewSession,
   type NewUser,
+  type OidcLoginRecord,
+  type OidcLoginRow,
   type OverviewCounts,
+  oidcLoginFromRow,
   overviewFromRows,
   type SessionRecord,
   type SessionRow,
@@ -1406,6 +1410,25 @@ export class PostgresStore implements Store {
 
   async deleteSession(idHash: string): Promise<void> {
     await this.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+  }
+
+  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    await this.transaction('createOidcLogin', async (client) => {
+      await client.query('DELETE FROM oidc_logins WHERE expires_at <= $1', [now]);
+      await client.query(access.CREATE_OIDC_LOGIN, [
+        login.idHash,
+        login.state,
+        login.nonce,
+        login.codeVerifier,
+        now,
+        login.expiresAt,
+      ]);
+    });
+  }
+
+  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    const [row] = await this.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
+    return row && Number(row.expires_at) > now ? oidcLoginFromRow(row) : null;
   }
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {

@@ -33,9 +33,13 @@ import {
   latenessFromSample,
   type MinuteCount,
   type NewApiToken,
+  type NewOidcLogin,
   type NewSession,
   type NewUser,
+  type OidcLoginRecord,
+  type OidcLoginRow,
   type OverviewCounts,
+  oidcLoginFromRow,
   overviewFromRows,
   type SessionRecord,
   type SessionRow,
@@ -1307,6 +1311,29 @@ export class SqliteStore implements Store {
 
   async deleteSession(idHash: string): Promise<void> {
     this.run('deleteSession', () => this.sql('DELETE FROM sessions WHERE id_hash = ?').run(idHash));
+  }
+
+  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    this.run('createOidcLogin', () =>
+      this.db
+        .transaction(() => {
+          this.sql('DELETE FROM oidc_logins WHERE expires_at <= ?').run(now);
+          this.sql(
+            'INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(login.idHash, login.state, login.nonce, login.codeVerifier, now, login.expiresAt);
+        })
+        .immediate(),
+    );
+  }
+
+  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    return this.run('takeOidcLogin', () => {
+      // Deleted whether or not it expired: a login is checked once at most.
+      const row = this.sql('DELETE FROM oidc_logins WHERE id_hash = ? RETURNING *').get(idHash) as
+        | OidcLoginRow
+        | undefined;
+      return row && row.expires_at > now ? oidcLoginFromRow(row) : null;
+    });
   }
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
