@@ -164,6 +164,8 @@ export const checks: true[] = [
   true as Same<Ok<'/v1/nodes', 'get', 200>, { items: W.NodeInfo[] }>,
   true as Same<Ok<'/v1/calendars/{name}', 'get', 200>, W.Calendar>,
   true as Same<Ok<'/v1/auth/me', 'get', 200>, W.Me>,
+  true as Same<Ok<'/v1/auth/providers', 'get', 200>, W.AuthProviders>,
+  true as Same<Ok<'/v1/users', 'get', 200>, { items: W.User[] }>,
   true as Same<Ok<'/v1/tokens', 'post', 201>, W.CreatedApiToken>,
   true as Same<Ok<'/v1/groups/{name}', 'put', 200>, W.GroupInfo>,
   true as Same<Ok<'/v1/jobs/{name}/skipped', 'get', 200>, W.Page<W.SkippedFires>>,
