@@ -9,10 +9,12 @@ export interface TestAccount {
 }
 
 export const TEST_CLIENT = { id: 'kairos', secret: 'kairos-client-secret' } as const;
+/** A public client: no secret, PKCE alone. */
+export const TEST_PUBLIC_CLIENT = { id: 'kairos-public' } as const;
 
 /**
- * A real OpenID provider (the `oidc-provider` package) on a free loopback port, with one
- * confidential client for Kairos and its development login and consent pages (any password is
+ * A real OpenID provider (the `oidc-provider` package) on a free loopback port, with a
+ * confidential and a public client for Kairos and its development login and consent pages (any password is
  * accepted for a known account). `accounts` is read at every login, so a test changes a user's
  * groups between logins.
  */
@@ -32,7 +34,15 @@ export async function startTestProvider(
         grant_types: ['authorization_code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: TEST_PUBLIC_CLIENT.id,
+        redirect_uris: redirectUris,
+        response_types: ['code'],
+        grant_types: ['authorization_code'],
+        token_endpoint_auth_method: 'none',
+      },
     ],
+    ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600 },
     scopes: ['openid', 'profile', 'groups'],
     claims: { openid: ['sub'], profile: ['preferred_username'], groups: ['groups'] },
     pkce: { required: () => true },

@@ -5,7 +5,7 @@ import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
 import { freePort } from './net.ts';
-import { startTestProvider, TEST_CLIENT, type TestAccount } from './oidc-provider.ts';
+import { startTestProvider, TEST_CLIENT, TEST_PUBLIC_CLIENT, type TestAccount } from './oidc-provider.ts';
 
 /**
  * Single sign-on against a real OpenID provider (`oidc-provider`, on a free port): the browser's
@@ -112,11 +112,16 @@ let node: KairosNode;
 let admin: KairosClient;
 let provider: Awaited<ReturnType<typeof startTestProvider>>;
 let callbackUrl: string;
+/** A second node, registered at the provider as a public client. */
+let publicNode: KairosNode;
+let publicPort: number;
 
 beforeAll(async () => {
   const port = await freePort();
+  publicPort = await freePort();
   callbackUrl = `http://127.0.0.1:${port}/v1/auth/oidc/callback`;
-  provider = await startTestProvider([callbackUrl], accounts);
+  const publicCallback = `http://127.0.0.1:${publicPort}/v1/auth/oidc/callback`;
+  provider = await startTestProvider([callbackUrl, publicCallback], accounts);
   const config = resolveConfig(
     {
       port,
@@ -135,10 +140,28 @@ beforeAll(async () => {
   );
   node = await startNode(config, { logger: pino({ level: 'silent' }) });
   admin = new KairosClient({ url: node.url, token: 'admin-t' });
+  publicNode = await startNode(
+    resolveConfig(
+      {
+        port: publicPort,
+        dataDir: tempDir(),
+        adminToken: 'admin-t',
+        workerToken: 'worker-t',
+        oidcIssuer: provider.issuer,
+        oidcClientId: TEST_PUBLIC_CLIENT.id,
+        oidcRedirectUrl: publicCallback,
+        oidcScopes: 'openid profile groups',
+        oidcRoles: 'kairos-admins=admin,*=viewer',
+      },
+      {},
+    ),
+    { logger: pino({ level: 'silent' }) },
+  );
 }, 60_000);
 
 afterAll(async () => {
   await node?.stop();
+  await publicNode?.stop();
   await provider?.stop();
 });
 
@@ -242,6 +265,8 @@ describe('single sign-on with a real OpenID provider', () => {
   it('refuses a callback whose state is not the login under way, and a login used once', async () => {
     const jar = new CookieJar();
     const callback = await loginAtProvider(jar, 'ana');
+    const loginCookie = jar.get('kairos_oidc');
+    expect(loginCookie).toBeDefined();
     const forged = new URL(callback);
     forged.searchParams.set('state', 'forged-state');
     const refused = await browse(jar, forged);
@@ -249,7 +274,7 @@ describe('single sign-on with a real OpenID provider', () => {
     expect(JSON.parse(refused.text)).toMatchObject({ error: { code: 'OIDC_STATE_INVALID' } });
     expect(jar.get('kairos_session')).toBeUndefined();
     // The login was taken by the refused callback: the right state does not revive it.
-    const again = await fetch(callback, { headers: { cookie: `kairos_oidc=${'x'.repeat(43)}` } });
+    const again = await fetch(callback, { headers: { cookie: `kairos_oidc=${loginCookie}` } });
     expect(again.status).toBe(400);
     // Without any login cookie (a callback the browser did not start).
     const bare = await fetch(callback);
@@ -331,6 +356,21 @@ describe('single sign-on with a real OpenID provider', () => {
       target: 'oidc:bob',
       details: { code: 'USER_NAME_TAKEN' },
     });
+  });
+});
+
+describe('single sign-on as a public client (no secret, PKCE alone)', () => {
+  it('logs in, and `*` gives a user outside the mapped groups the viewer role', async () => {
+    const jar = new CookieJar();
+    const loginPage = await browse(jar, `${publicNode.url}/v1/auth/oidc/login`);
+    const isPublicCallback = (url: URL) => url.href.startsWith(`${publicNode.url}/v1/auth/oidc/callback`);
+    let page = await submit(jar, loginPage, { login: 'eve', password: 'any' }, isPublicCallback);
+    if (!isPublicCallback(page.url)) page = await submit(jar, page, {}, isPublicCallback);
+    await browse(jar, page.url, {}, (next) => next.pathname === '/');
+    const response = await fetch(`${publicNode.url}/v1/auth/me`, {
+      headers: { cookie: jar.header(new URL(publicNode.url)) },
+    });
+    expect(await response.json()).toMatchObject({ user: 'eve', role: 'viewer' });
   });
 });
 

@@ -1,4 +1,5 @@
 import { type AuthProviders, AuthProvidersSchema } from '@kairos/client';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { UserRecord } from '../../store/access.ts';
@@ -17,6 +18,8 @@ const LOGIN_PATH = '/v1/auth/oidc/login';
 const CALLBACK_PATH = '/v1/auth/oidc/callback';
 /** A user name as `POST /v1/users` takes it. */
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+/** A redirect: no body, a `location` header. */
+const Redirect = Type.Null({ description: 'Redirect (see the location header)' });
 
 /**
  * Single sign-on (docs/security.md#single-sign-on). `GET /v1/auth/oidc/login` records the checks
@@ -24,7 +27,7 @@ const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
  * the browser to the provider; `GET /v1/auth/oidc/callback` takes them back (once), lets the
  * provider's answer be validated, maps the claims to a role, creates or updates the external user
  * and starts the same session a password login starts, then sends the browser to the console.
- * Both are browser routes, left out of the OpenAPI document; their errors answer in the house shape.
+ * Both are browser routes that answer redirects; their errors answer in the house shape.
  * Every callback is audited: `auth.oidc.login`, or `auth.oidc.login_failed` with the code.
  */
 export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
@@ -49,7 +52,14 @@ export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
-  app.get(LOGIN_PATH, { schema: { hide: true } }, async (request, reply) => {
+  const login = {
+    operationId: 'oidcLogin',
+    tags: ['access'],
+    description:
+      'Browser route: redirects to the OpenID provider with a login cookie (docs/security.md#single-sign-on).',
+    response: answers({ 302: Redirect }),
+  };
+  app.get(LOGIN_PATH, { schema: login }, async (request, reply) => {
     if (!client) throw notConfigured();
     const checks = OidcClient.newChecks();
     // The provider first: when it is down nothing is written.
@@ -64,7 +74,14 @@ export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
     return reply.redirect(target.href, 302);
   });
 
-  app.get(CALLBACK_PATH, { schema: { hide: true } }, async (request, reply) => {
+  const callback = {
+    operationId: 'oidcCallback',
+    tags: ['access'],
+    description:
+      "Browser route: the provider's answer (code, state, or error) in the query; starts a session and redirects to the console.",
+    response: answers({ 303: Redirect }),
+  };
+  app.get(CALLBACK_PATH, { schema: callback }, async (request, reply) => {
     if (!client || !config.oidc) throw notConfigured();
     const oidc = config.oidc;
     const query = new URLSearchParams(request.url.slice(request.url.indexOf('?') + 1 || request.url.length));
