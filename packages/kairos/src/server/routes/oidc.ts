@@ -28,7 +28,8 @@ const Redirect = Type.Null({ description: 'Redirect (see the location header)' }
  * provider's answer be validated, maps the claims to a role, creates or updates the external user
  * and starts the same session a password login starts, then sends the browser to the console.
  * Both are browser routes that answer redirects; their errors answer in the house shape.
- * Every callback is audited: `auth.oidc.login`, or `auth.oidc.login_failed` with the code.
+ * Every callback of a login under way is audited: `auth.oidc.login`, or `auth.oidc.login_failed`
+ * with the code.
  */
 export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock, config } = ctx;
@@ -88,9 +89,11 @@ export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
     const loginId = readCookie(request, OIDC_LOGIN_COOKIE);
     setLoginCookie(request, reply, '', 0);
     let identity: { issuer: string; subject: string } | undefined;
+    let underWay = false;
     try {
       const now = clock.now();
       const login = loginId ? await store.takeOidcLogin(sha256Hex(loginId), now) : null;
+      underWay = login !== null;
       if (!login) {
         throw new KairosError(
           'OIDC_STATE_INVALID',
@@ -130,6 +133,9 @@ export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
     } catch (error) {
       const refused = asKairosError(error);
       request.log.warn({ err: error, code: refused.code }, 'single sign-on refused');
+      // Audited when the browser had started a login here: a callback out of nowhere writes nothing,
+      // so that anonymous requests cannot fill the audit log (each login under way is one row first).
+      if (!underWay) throw refused;
       await store
         .appendAudit({
           at: clock.now(),
