@@ -288,6 +288,22 @@ describe('single sign-on with a real OpenID provider', () => {
     expect(audited[0]).toMatchObject({ target: 'oidc:unknown', details: { code: 'OIDC_STATE_INVALID' } });
   });
 
+  it('refuses a code the provider did not issue for this login (a replayed code): OIDC_LOGIN_FAILED', async () => {
+    const jar = new CookieJar();
+    const first = await loginAtProvider(jar, 'ana');
+    await browse(jar, first, {}, (next) => next.pathname === '/');
+    // A new login with its own state, cookie and PKCE verifier, answered with the used code.
+    const started = await fetch(`${node.url}/v1/auth/oidc/login`, { redirect: 'manual' });
+    jar.store(started);
+    const replay = new URL(first);
+    replay.searchParams.set('state', new URL(started.headers.get('location')!).searchParams.get('state')!);
+    const refused = await browse(jar, replay);
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.text)).toMatchObject({
+      error: { code: 'OIDC_LOGIN_FAILED', details: { error: 'invalid_grant' } },
+    });
+  });
+
   it('refuses a user whose groups map to no role, with a clear code and no user', async () => {
     const jar = new CookieJar();
     const refused = await browse(jar, await loginAtProvider(jar, 'eve'));

@@ -40,14 +40,26 @@ export class OidcClient {
   /** Where to send the browser to log in at the provider. */
   async authorizationUrl(checks: OidcChecks): Promise<URL> {
     const configuration = await this.configuration();
-    return oidc.buildAuthorizationUrl(configuration, {
-      redirect_uri: this.config.redirectUrl,
-      scope: this.config.scopes,
-      state: checks.state,
-      nonce: checks.nonce,
-      code_challenge: await oidc.calculatePKCECodeChallenge(checks.codeVerifier),
-      code_challenge_method: 'S256',
-    });
+    try {
+      return oidc.buildAuthorizationUrl(configuration, {
+        redirect_uri: this.config.redirectUrl,
+        scope: this.config.scopes,
+        state: checks.state,
+        nonce: checks.nonce,
+        code_challenge: await oidc.calculatePKCECodeChallenge(checks.codeVerifier),
+        code_challenge_method: 'S256',
+      });
+    } catch (error) {
+      // Metadata without an authorization endpoint: a provider that cannot serve this flow.
+      throw new KairosError(
+        'OIDC_PROVIDER_UNAVAILABLE',
+        `the OpenID provider cannot start a login: ${message(error)}`,
+        undefined,
+        {
+          cause: error,
+        },
+      );
+    }
   }
 
   /**
