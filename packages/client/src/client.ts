@@ -15,6 +15,7 @@ import type {
   ApiToken,
   ApiTokenSpec,
   AuditEntry,
+  AuthProviders,
   BackfillRequest,
   BackfillResponse,
   Calendar,
@@ -393,6 +394,11 @@ export class KairosClient {
   }
 
   // Console and access ------------------------------------------------------
+
+  /** How the node lets users log in: password, single sign-on (public). */
+  authProviders(): Promise<AuthProviders> {
+    return this.request('GET', '/v1/auth/providers');
+  }
 
   /** Console login: sets the session cookie; answers the CSRF token to send on changes. */
   login(request: LoginRequest): Promise<Me> {

@@ -9,6 +9,7 @@ import type {
   ApiTokenSchema,
   ApiTokenSpecSchema,
   AuditEntrySchema,
+  AuthProvidersSchema,
   CreatedApiTokenSchema,
   EndedCountsSchema,
   LoginRequestSchema,
@@ -356,6 +357,8 @@ export type UserSpec = Static<typeof UserSpecSchema>;
 export type UserUpdate = Static<typeof UserUpdateSchema>;
 
 export type LoginRequest = Static<typeof LoginRequestSchema>;
+
+export type AuthProviders = Static<typeof AuthProvidersSchema>;
 
 /** Who the caller is. Session callers get the CSRF token to send in `x-csrf-token` on changes. */
 export type Me = Static<typeof MeSchema>;

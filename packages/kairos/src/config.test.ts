@@ -60,3 +60,79 @@ describe('resolveConfig: retention', () => {
       );
   });
 });
+
+describe('resolveConfig: single sign-on', () => {
+  const sso = {
+    KAIROS_OIDC_ISSUER: 'https://idp.example.com/realms/ops',
+    KAIROS_OIDC_CLIENT_ID: 'kairos',
+    KAIROS_OIDC_REDIRECT_URL: 'https://kairos.example.com/v1/auth/oidc/callback',
+    KAIROS_OIDC_ROLES: 'kairos-admins=admin,kairos-ops=operator,*=viewer',
+  };
+
+  it('is off unless an issuer is set; password login is on by default', () => {
+    expect(resolveConfig(base, {})).toMatchObject({ oidc: null, passwordLogin: true });
+  });
+
+  it('reads the environment, with defaults for scopes, claims and the button', () => {
+    expect(resolveConfig(base, { ...sso, KAIROS_PASSWORD_LOGIN: 'false' })).toMatchObject({
+      passwordLogin: false,
+      oidc: {
+        issuer: 'https://idp.example.com/realms/ops',
+        clientId: 'kairos',
+        clientSecret: undefined,
+        redirectUrl: 'https://kairos.example.com/v1/auth/oidc/callback',
+        scopes: 'openid profile email',
+        roleClaim: 'groups',
+        roles: [
+          { value: 'kairos-admins', role: 'admin' },
+          { value: 'kairos-ops', role: 'operator' },
+          { value: '*', role: 'viewer' },
+        ],
+        nameClaim: 'preferred_username',
+        providerName: 'SSO',
+      },
+    });
+    const file = resolveConfig(
+      {
+        ...base,
+        oidcIssuer: 'http://127.0.0.1:9000',
+        oidcClientId: 'k',
+        oidcClientSecret: 's',
+        oidcRedirectUrl: 'http://localhost:7070/v1/auth/oidc/callback',
+        oidcRoles: { ops: 'operator' },
+        oidcRoleClaim: 'realm_access.roles',
+      },
+      {},
+    );
+    expect(file.oidc).toMatchObject({
+      clientSecret: 's',
+      roleClaim: 'realm_access.roles',
+      roles: [{ value: 'ops', role: 'operator' }],
+    });
+  });
+
+  it('refuses what it cannot use, naming the option', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ KAIROS_OIDC_CLIENT_ID: 'kairos' }, /oidcClientId: set oidcIssuer too/],
+      [
+        { ...sso, KAIROS_OIDC_ISSUER: 'http://idp.example.com' },
+        /oidcIssuer: expected https \(http only on localhost\)/,
+      ],
+      [{ ...sso, KAIROS_OIDC_ISSUER: 'idp' }, /oidcIssuer: expected an absolute URL/],
+      [{ ...sso, KAIROS_OIDC_REDIRECT_URL: '' }, /oidcRedirectUrl: expected an absolute URL/],
+      [{ ...sso, KAIROS_OIDC_CLIENT_ID: '' }, /oidcClientId: expected a non-empty string/],
+      [{ ...sso, KAIROS_OIDC_SCOPES: 'profile email' }, /oidcScopes: expected openid among them/],
+      [{ ...sso, KAIROS_OIDC_ROLES: '' }, /oidcRoles: expected the role of each claim value/],
+      [
+        { ...sso, KAIROS_OIDC_ROLES: 'ops=root' },
+        /oidcRoles: the role of "ops" must be admin, operator or viewer/,
+      ],
+      [{ ...sso, KAIROS_PASSWORD_LOGIN: 'no' }, /passwordLogin: expected true or false, got no/],
+      [{ KAIROS_PASSWORD_LOGIN: 'false' }, /passwordLogin: false needs single sign-on/],
+    ];
+    for (const [env, message] of cases)
+      expect(() => resolveConfig(base, env)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION_FAILED', message: expect.stringMatching(message) }),
+      );
+  });
+});

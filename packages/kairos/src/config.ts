@@ -7,6 +7,7 @@ import { parseDuration } from './core/duration.ts';
 import { MIN_RUN_AGE_MS, RETENTION_MAX_MS, type RetentionConfig } from './core/retention.ts';
 import { KairosError } from './errors.ts';
 import { parseSecretKeys, type SecretKey } from './scheduler/secret-keyring.ts';
+import { parseRoleRules, type RoleRule } from './server/oidc-roles.ts';
 
 /** What a user may set, through flags, `KAIROS_*` environment variables or a JSON config file. */
 export interface KairosOptions {
@@ -60,6 +61,39 @@ export interface KairosOptions {
   secretKeys?: string;
   /** A file of such entries, one a line (`#` comments); used when `secretKeys` is not set. */
   secretKeyFile?: string;
+  /** Single sign-on (docs/security.md#single-sign-on): the OpenID provider's issuer URL. Unset: no SSO. */
+  oidcIssuer?: string;
+  /** The client id Kairos is registered with at the provider. */
+  oidcClientId?: string;
+  /** The client secret; unset for a public client (PKCE alone). */
+  oidcClientSecret?: string;
+  /** Where the provider sends the browser back: `https://kairos.example.com/v1/auth/oidc/callback`. */
+  oidcRedirectUrl?: string;
+  /** The scopes asked for, space-separated; `openid` among them. Default `openid profile email`. */
+  oidcScopes?: string;
+  /** The claim (ID token or userinfo) roles are mapped from; a dotted name is a path. Default `groups`. */
+  oidcRoleClaim?: string;
+  /** Claim values to roles: `kairos-admins=admin,kairos-ops=operator,*=viewer` (or an object in a file). */
+  oidcRoles?: string | Record<string, string>;
+  /** The claim a user's Kairos name is taken from. Default `preferred_username`. */
+  oidcNameClaim?: string;
+  /** The provider's name on the console's button, "Sign in with …". Default `SSO`. */
+  oidcProviderName?: string;
+  /** Whether users may log in with a password (`POST /v1/auth/login`). Default true; false needs SSO. */
+  passwordLogin?: boolean;
+}
+
+/** Single sign-on with an OpenID provider, resolved and validated. */
+export interface OidcConfig {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string | undefined;
+  readonly redirectUrl: string;
+  readonly scopes: string;
+  readonly roleClaim: string;
+  readonly roles: readonly RoleRule[];
+  readonly nameClaim: string;
+  readonly providerName: string;
 }
 
 /** The resolved, validated, frozen configuration a node runs with. */
@@ -88,6 +122,9 @@ export interface KairosConfig {
   readonly adminPassword: string | undefined;
   /** The keys for secret params, the encrypting one first; empty when none is configured. */
   readonly secretKeys: readonly SecretKey[];
+  /** Null: no single sign-on. */
+  readonly oidc: OidcConfig | null;
+  readonly passwordLogin: boolean;
 }
 
 export const DEFAULTS = {
@@ -144,6 +181,16 @@ const ENV: Record<keyof KairosOptions, string> = {
   adminPassword: 'KAIROS_ADMIN_PASSWORD',
   secretKeys: 'KAIROS_SECRET_KEYS',
   secretKeyFile: 'KAIROS_SECRET_KEY_FILE',
+  oidcIssuer: 'KAIROS_OIDC_ISSUER',
+  oidcClientId: 'KAIROS_OIDC_CLIENT_ID',
+  oidcClientSecret: 'KAIROS_OIDC_CLIENT_SECRET',
+  oidcRedirectUrl: 'KAIROS_OIDC_REDIRECT_URL',
+  oidcScopes: 'KAIROS_OIDC_SCOPES',
+  oidcRoleClaim: 'KAIROS_OIDC_ROLE_CLAIM',
+  oidcRoles: 'KAIROS_OIDC_ROLES',
+  oidcNameClaim: 'KAIROS_OIDC_NAME_CLAIM',
+  oidcProviderName: 'KAIROS_OIDC_PROVIDER_NAME',
+  passwordLogin: 'KAIROS_PASSWORD_LOGIN',
 };
 
 /** Options whose value is a duration: a bare number in the environment is milliseconds. */
@@ -167,10 +214,15 @@ const DURATIONS = new Set<string>([
 
 /** Reads options from the environment (`KAIROS_*`). */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): KairosOptions {
-  const options: Record<string, string | number> = {};
+  const options: Record<string, string | number | boolean> = {};
   for (const [key, name] of Object.entries(ENV)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
+    if (key === 'passwordLogin') {
+      // Anything but true or false stays a string, which resolveConfig refuses by name.
+      options[key] = value === 'true' ? true : value === 'false' ? false : value;
+      continue;
+    }
     const numeric =
       key === 'port' ||
       key === 'partitions' ||
@@ -258,7 +310,21 @@ export function resolveConfig(
     adminUser: o.adminUser,
     adminPassword: o.adminPassword,
     secretKeys: Object.freeze(resolveSecretKeys(o)),
+    oidc: resolveOidc(o),
+    passwordLogin: o.passwordLogin ?? true,
   };
+  if (typeof config.passwordLogin !== 'boolean') {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `passwordLogin: expected true or false, got ${o.passwordLogin}`,
+    );
+  }
+  if (!config.passwordLogin && config.oidc === null) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      'passwordLogin: false needs single sign-on (oidcIssuer), or nobody could log in to the console',
+    );
+  }
   if ((config.adminUser === undefined) !== (config.adminPassword === undefined)) {
     throw new KairosError('VALIDATION_FAILED', 'adminUser and adminPassword go together');
   }
@@ -357,4 +423,89 @@ function resolveRetention(o: KairosOptions): RetentionConfig {
     intervalMs,
     batch,
   });
+}
+
+const OIDC_KEYS = [
+  'oidcIssuer',
+  'oidcClientId',
+  'oidcClientSecret',
+  'oidcRedirectUrl',
+  'oidcScopes',
+  'oidcRoleClaim',
+  'oidcRoles',
+  'oidcNameClaim',
+  'oidcProviderName',
+] as const;
+
+/**
+ * Single sign-on: null when `oidcIssuer` is unset (and then no other `oidc*` option may be set).
+ * The issuer and redirect URL are https, or http on a loopback host (a provider on this machine).
+ */
+function resolveOidc(o: KairosOptions): OidcConfig | null {
+  if (o.oidcIssuer === undefined) {
+    const stray = OIDC_KEYS.filter((key) => o[key] !== undefined);
+    if (stray.length > 0) {
+      throw new KairosError('VALIDATION_FAILED', `${stray.join(', ')}: set oidcIssuer too, or none of them`);
+    }
+    return null;
+  }
+  const issuer = secureUrl(o.oidcIssuer, 'oidcIssuer');
+  if (issuer.search || issuer.hash) {
+    throw new KairosError('VALIDATION_FAILED', 'oidcIssuer: expected a URL without a query or fragment');
+  }
+  const redirect = secureUrl(o.oidcRedirectUrl, 'oidcRedirectUrl');
+  if (redirect.hash)
+    throw new KairosError('VALIDATION_FAILED', 'oidcRedirectUrl: expected a URL without a fragment');
+  const text = (value: unknown, key: string, fallback?: string): string => {
+    const given = value ?? fallback;
+    if (typeof given !== 'string' || given.trim() === '') {
+      throw new KairosError('VALIDATION_FAILED', `${key}: expected a non-empty string`);
+    }
+    return given.trim();
+  };
+  const scopes = text(o.oidcScopes, 'oidcScopes', 'openid profile email').split(/\s+/);
+  if (!scopes.includes('openid')) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `oidcScopes: expected openid among them, got ${scopes.join(' ')}`,
+    );
+  }
+  if (o.oidcRoles === undefined) {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      'oidcRoles: expected the role of each claim value, such as kairos-admins=admin,kairos-ops=operator,*=viewer',
+    );
+  }
+  return Object.freeze({
+    // The issuer as written (openid-client compares it with the discovered one, trailing slash included).
+    issuer: o.oidcIssuer,
+    clientId: text(o.oidcClientId, 'oidcClientId'),
+    clientSecret: o.oidcClientSecret === undefined ? undefined : text(o.oidcClientSecret, 'oidcClientSecret'),
+    redirectUrl: redirect.href,
+    scopes: scopes.join(' '),
+    roleClaim: text(o.oidcRoleClaim, 'oidcRoleClaim', 'groups'),
+    roles: Object.freeze(parseRoleRules(o.oidcRoles)),
+    nameClaim: text(o.oidcNameClaim, 'oidcNameClaim', 'preferred_username'),
+    providerName: text(o.oidcProviderName, 'oidcProviderName', 'SSO'),
+  });
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** An absolute https URL, or http on a loopback host. */
+function secureUrl(value: unknown, key: string): URL {
+  let url: URL;
+  try {
+    url = new URL(String(value ?? ''));
+  } catch {
+    throw new KairosError(
+      'VALIDATION_FAILED',
+      `${key}: expected an absolute URL, got ${JSON.stringify(value ?? '')}`,
+    );
+  }
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return url;
+  throw new KairosError(
+    'VALIDATION_FAILED',
+    `${key}: expected https (http only on localhost), got ${url.href}`,
+  );
 }

@@ -25,6 +25,9 @@ import { apiError, tempDir } from './helpers.ts';
 const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/health': 'public',
   'POST /v1/auth/login': 'public',
+  'GET /v1/auth/providers': 'public',
+  'GET /v1/auth/oidc/login': 'public',
+  'GET /v1/auth/oidc/callback': 'public',
   'POST /v1/auth/logout': 'viewer',
   'GET /v1/auth/me': 'viewer',
   'POST /v1/jobs': 'operator',

@@ -6,6 +6,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Receiver, verifyKairosWebhook } from './alert-receiver.ts';
 import { tempDir } from './helpers.ts';
+import { startTestProvider, TEST_CLIENT } from './oidc-provider.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
 
 /**
@@ -33,6 +34,8 @@ let worker: Child;
 let spare: Child | undefined;
 let admin: KairosClient;
 let browser: Browser;
+/** The OpenID provider the node offers single sign-on with; `olga` is in the group mapped to operator. */
+let provider: Awaited<ReturnType<typeof startTestProvider>> | undefined;
 
 beforeAll(async () => {
   // Builds the console when its build is missing or older than its sources.
@@ -42,7 +45,19 @@ beforeAll(async () => {
   }
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], env);
+  provider = await startTestProvider([`${url}/v1/auth/oidc/callback`], {
+    olga: { preferred_username: 'olga', groups: ['kairos-ops'] },
+  });
+  node = spawnKairos(['start', '--port', String(port), '--data-dir', tempDir()], {
+    ...env,
+    KAIROS_OIDC_ISSUER: provider.issuer,
+    KAIROS_OIDC_CLIENT_ID: TEST_CLIENT.id,
+    KAIROS_OIDC_CLIENT_SECRET: TEST_CLIENT.secret,
+    KAIROS_OIDC_REDIRECT_URL: `${url}/v1/auth/oidc/callback`,
+    KAIROS_OIDC_SCOPES: 'openid profile groups',
+    KAIROS_OIDC_ROLES: 'kairos-admins=admin,kairos-ops=operator',
+    KAIROS_OIDC_PROVIDER_NAME: 'Test IdP',
+  });
   admin = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN });
   await waitFor(() => admin.health(), 120_000, `kairos start on ${url}\n${node.output()}`);
   worker = spawnTs(WORKER, [], { ...env, KAIROS_URL: url, WORKER_NAME: 'console-worker' });
@@ -74,6 +89,7 @@ afterAll(async () => {
   await worker?.exited;
   node?.process.kill('SIGTERM');
   expect(await node?.exited).toBe(0);
+  await provider?.stop();
 });
 
 /** Script errors of every page: uncaught exceptions, React warnings, refused content (CSP). */
@@ -619,6 +635,25 @@ describe('the web console in Chromium', () => {
     await admin.deleteUser('vera');
     await viewer.getByRole('button', { name: 'Log in' }).waitFor();
     await viewer.context().close();
+  });
+
+  it("signs in with the provider: the button, the provider's login and consent, the console as the mapped role", async () => {
+    const sso = await newPage();
+    await sso.goto(`${url}/`);
+    await sso.getByRole('link', { name: 'Sign in with Test IdP' }).click();
+    // The provider's own pages (oidc-provider's development login and consent).
+    await sso.locator('input[name="login"]').fill('olga');
+    await sso.locator('input[name="password"]').fill('any-password');
+    await sso.getByRole('button', { name: 'Sign-in' }).click();
+    await sso.getByRole('button', { name: 'Continue' }).click();
+    await sso.getByRole('navigation', { name: 'main' }).waitFor();
+    expect(new URL(sso.url()).origin).toBe(url);
+    await sso.getByTitle('user:olga').getByText('operator', { exact: true }).waitFor();
+    // An operator: may create jobs, may not manage users.
+    await sso.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await sso.getByRole('link', { name: 'New job' }).waitFor();
+    expect(await sso.getByRole('link', { name: 'Users & tokens' }).count()).toBe(0);
+    await sso.context().close();
   });
 
   it('ran without script errors', () => {

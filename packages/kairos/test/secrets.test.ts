@@ -16,7 +16,14 @@ describe('a node keeps its secrets', async () => {
   const dataDir = join(tempDir(), 'data');
   const port = await freePort();
   const password = 'first-admin-password-42';
+  const clientSecret = 'oidc-client-secret-42';
   const node = spawnKairos(['server', '--port', String(port), '--data-dir', dataDir], {
+    // Single sign-on with a provider that is down: its client secret stays out of the log too.
+    KAIROS_OIDC_ISSUER: `http://127.0.0.1:${await freePort()}`,
+    KAIROS_OIDC_CLIENT_ID: 'kairos',
+    KAIROS_OIDC_CLIENT_SECRET: clientSecret,
+    KAIROS_OIDC_REDIRECT_URL: `http://127.0.0.1:${port}/v1/auth/oidc/callback`,
+    KAIROS_OIDC_ROLES: '*=viewer',
     KAIROS_ADMIN_USER: 'root',
     KAIROS_ADMIN_PASSWORD: password,
     KAIROS_LOG_LEVEL: 'debug',
@@ -49,6 +56,8 @@ describe('a node keeps its secrets', async () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'root', password }),
     });
+    expect((await fetch(`${url}/v1/auth/oidc/login`, { redirect: 'manual' })).status).toBe(502);
+    expect((await fetch(`${url}/v1/auth/oidc/callback?code=c&state=s`)).status).toBe(400);
     node.process.kill('SIGTERM');
     expect(await node.exited).toBe(0);
     const output = node.output();
@@ -56,5 +65,6 @@ describe('a node keeps its secrets', async () => {
     expect(output).not.toContain(credentials.adminToken);
     expect(output).not.toContain(credentials.workerToken);
     expect(output).not.toContain(password);
+    expect(output).not.toContain(clientSecret);
   });
 });

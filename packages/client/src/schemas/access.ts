@@ -25,6 +25,8 @@ const Password = Type.String({ minLength: 8, maxLength: 200 });
 export const UserSchema = Type.Object({
   name: Type.String(),
   role: UserRoleSchema,
+  /** A user of single sign-on: the OpenID provider's issuer (their role comes from it at each login); null for a local user. */
+  issuer: nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -48,6 +50,13 @@ export const UserParam = closed({ name: Type.String({ minLength: 1, maxLength: 6
 export const LoginRequestSchema = closed({
   name: Type.String({ minLength: 1, maxLength: 64 }),
   password: Type.String({ maxLength: 200 }),
+});
+
+/** How the console offers to log in: with a password, and/or through an OpenID provider. */
+export const AuthProvidersSchema = Type.Object({
+  password: Type.Boolean(),
+  /** Single sign-on: the provider's name for the button, and where the browser starts the login. */
+  sso: nullable(Type.Object({ name: Type.String(), loginUrl: Type.String() })),
 });
 
 export const MeSchema = Type.Object({

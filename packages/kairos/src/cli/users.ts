@@ -34,8 +34,13 @@ export function registerUsers(program: Command): void {
       if (flags.json) return printJson(items);
       console.log(
         table(
-          ['NAME', 'ROLE', 'CREATED'],
-          items.map((u) => [u.name, u.role, formatTime(u.createdAt)]),
+          ['NAME', 'ROLE', 'SIGNS IN', 'CREATED'],
+          items.map((u) => [
+            u.name,
+            u.role,
+            u.issuer ? `sso ${u.issuer}` : 'password',
+            formatTime(u.createdAt),
+          ]),
         ),
       );
     });

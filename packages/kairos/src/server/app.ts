@@ -22,6 +22,7 @@ import { calendarRoutes } from './routes/calendars.ts';
 import { doctorRoutes } from './routes/doctor.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
+import { oidcRoutes } from './routes/oidc.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
 import { runRoutes } from './routes/runs.ts';
@@ -125,6 +126,7 @@ export async function buildServer(
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);
+  oidcRoutes(app, context);
   userRoutes(app, context);
   statsRoutes(app, context);
   runRetryRoutes(app, context);

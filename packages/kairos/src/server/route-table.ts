@@ -8,8 +8,14 @@ export interface RouteAccess {
   access: Role | 'public';
 }
 
-/** API routes anyone may call: health, login. Everything else under /v1 must name a role. */
-export const PUBLIC_ROUTES = new Set(['GET /v1/health', 'POST /v1/auth/login']);
+/** API routes anyone may call: health, login (password or single sign-on). Everything else under /v1 must name a role. */
+export const PUBLIC_ROUTES = new Set([
+  'GET /v1/health',
+  'POST /v1/auth/login',
+  'GET /v1/auth/providers',
+  'GET /v1/auth/oidc/login',
+  'GET /v1/auth/oidc/callback',
+]);
 
 /** A role check hook remembers its role, so that the route table can be read back from the routes. */
 export type RoleHook = ((...args: never[]) => unknown) & { access?: Role };

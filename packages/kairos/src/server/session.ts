@@ -11,11 +11,16 @@ export function newSecret(): string {
 }
 
 export function readSessionCookie(request: FastifyRequest): string | undefined {
+  return readCookie(request, SESSION_COOKIE);
+}
+
+/** The value of a cookie the request carries; undefined when absent or empty. */
+export function readCookie(request: FastifyRequest, name: string): string | undefined {
   const header = request.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim() || undefined;
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
   }
   return undefined;
 }

@@ -15,9 +15,26 @@ export interface NewUser {
 
 export interface UserRecord extends NewUser {
   id: number;
+  /**
+   * External users (single sign-on): the OpenID provider's issuer and the user's subject there,
+   * which a login finds the user by; null for local users, who log in with a password.
+   */
+  issuer: string | null;
+  subject: string | null;
   createdAt: number;
   updatedAt: number;
 }
+
+/** A user as an OpenID provider vouched for them at a login, with the role mapped from their claims. */
+export interface ExternalUser {
+  issuer: string;
+  subject: string;
+  name: string;
+  role: UserRole;
+}
+
+/** What an external user's `passwordHash` holds: no password verifies against it (not a scrypt hash). */
+export const EXTERNAL_PASSWORD_HASH = 'external';
 
 export interface UserPatch {
   role?: UserRole | undefined;
@@ -36,6 +53,41 @@ export interface NewSession {
 export interface SessionRecord extends NewSession {
   createdAt: number;
   user: UserRecord;
+}
+
+/** A login under way at the OpenID provider: what its callback is checked against. */
+export interface NewOidcLogin {
+  /** SHA-256 (hex) of the login cookie's value. */
+  idHash: string;
+  state: string;
+  nonce: string;
+  /** PKCE code verifier; the provider was sent its S256 hash. */
+  codeVerifier: string;
+  expiresAt: number;
+}
+
+export interface OidcLoginRecord extends NewOidcLogin {
+  createdAt: number;
+}
+
+export interface OidcLoginRow {
+  id_hash: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export function oidcLoginFromRow(row: OidcLoginRow): OidcLoginRecord {
+  return {
+    idHash: row.id_hash,
+    state: row.state,
+    nonce: row.nonce,
+    codeVerifier: row.code_verifier,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+  };
 }
 
 export interface NewApiToken {
@@ -142,6 +194,8 @@ export interface UserRow {
   name: string;
   role: string;
   password_hash: string;
+  issuer: string | null;
+  subject: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -152,6 +206,8 @@ export function userFromRow(row: UserRow): UserRecord {
     name: row.name,
     role: row.role as UserRole,
     passwordHash: row.password_hash,
+    issuer: row.issuer,
+    subject: row.subject,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../core/job.ts';
+import { EXTERNAL_PASSWORD_HASH } from './access.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
@@ -1417,6 +1418,99 @@ export function describeStoreConformance(
         expect(await store.listAudit({ limit: 10 })).toEqual([]);
         await store.createUser({ name: 'second', role: 'admin', passwordHash: 'h' }, T0);
         expect(await store.updateUser('root', { role: 'viewer' }, T0)).toMatchObject({ role: 'viewer' });
+      });
+
+      it('external users: found by issuer and subject, renamed and re-mapped at each login, never taking over a name', async () => {
+        const local = await store.createUser({ name: 'ana', role: 'viewer', passwordHash: 'h' }, T0);
+        expect(local).toMatchObject({ issuer: null, subject: null });
+        const idp = 'https://idp.example';
+        const first = await store.upsertExternalUser(
+          { issuer: idp, subject: 's-1', name: 'ana.sso', role: 'operator' },
+          T0,
+          audit('auth.oidc.login', 'users:ana.sso'),
+        );
+        expect(first).toMatchObject({
+          name: 'ana.sso',
+          role: 'operator',
+          issuer: idp,
+          subject: 's-1',
+          passwordHash: EXTERNAL_PASSWORD_HASH,
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        // The same identity again: the same row, with the provider's name and role of now.
+        const again = await store.upsertExternalUser(
+          { issuer: idp, subject: 's-1', name: 'ana.renamed', role: 'admin' },
+          T0 + 5,
+        );
+        expect(again).toMatchObject({ id: first.id, name: 'ana.renamed', role: 'admin', updatedAt: T0 + 5 });
+        expect(await store.getUser('ana.sso')).toBeNull();
+        // A name held by a local user, or by another identity, is refused and nothing is written.
+        await expect(
+          store.upsertExternalUser(
+            { issuer: idp, subject: 's-2', name: 'ana', role: 'admin' },
+            T0,
+            audit('auth.oidc.login', 'users:ana'),
+          ),
+        ).rejects.toMatchObject({ code: 'USER_NAME_TAKEN' });
+        await expect(
+          store.upsertExternalUser({ issuer: idp, subject: 's-1', name: 'ana', role: 'admin' }, T0),
+        ).rejects.toMatchObject({ code: 'USER_NAME_TAKEN' });
+        await expect(
+          store.upsertExternalUser(
+            { issuer: 'https://other.example', subject: 's-1', name: 'ana.renamed', role: 'viewer' },
+            T0,
+          ),
+        ).rejects.toMatchObject({ code: 'USER_NAME_TAKEN' });
+        expect(await store.getUser('ana')).toMatchObject({
+          id: local.id,
+          role: 'viewer',
+          passwordHash: 'h',
+          issuer: null,
+        });
+        expect(await store.getUser('ana.renamed')).toMatchObject({ id: first.id, subject: 's-1' });
+        // The same subject at another issuer is another user.
+        expect(
+          await store.upsertExternalUser(
+            { issuer: 'https://other.example', subject: 's-1', name: 'ana.other', role: 'viewer' },
+            T0,
+          ),
+        ).toMatchObject({ issuer: 'https://other.example', subject: 's-1' });
+        expect((await store.listAudit({ limit: 10 })).map((e) => e.target)).toEqual(['users:ana.sso']);
+        // Sessions carry the user's identity.
+        await store.createSession(
+          { idHash: 'sx', userId: first.id, csrfToken: 'c', expiresAt: T0 + 1000 },
+          T0,
+        );
+        expect(await store.getSession('sx', T0)).toMatchObject({
+          user: { name: 'ana.renamed', issuer: idp, subject: 's-1' },
+        });
+      });
+
+      it('logins under way at an OpenID provider: taken once, never after they expired', async () => {
+        const login = (idHash: string, expiresAt: number) => ({
+          idHash,
+          state: `state-${idHash}`,
+          nonce: `nonce-${idHash}`,
+          codeVerifier: `verifier-${idHash}`,
+          expiresAt,
+        });
+        await store.createOidcLogin(login('a', T0 + 600), T0);
+        await store.createOidcLogin(login('b', T0 + 600), T0);
+        expect(await store.takeOidcLogin('a', T0 + 599)).toEqual({ ...login('a', T0 + 600), createdAt: T0 });
+        expect(await store.takeOidcLogin('a', T0 + 599)).toBeNull();
+        expect(await store.takeOidcLogin('nope', T0)).toBeNull();
+        // Expired: not answered, and gone.
+        expect(await store.takeOidcLogin('b', T0 + 600)).toBeNull();
+        expect(await store.takeOidcLogin('b', T0)).toBeNull();
+        // A new login removes those that expired before it.
+        await store.createOidcLogin(login('c', T0 + 10), T0);
+        await store.createOidcLogin(login('d', T0 + 700), T0 + 10);
+        expect(await store.takeOidcLogin('c', T0)).toBeNull();
+        expect(await store.takeOidcLogin('d', T0 + 10)).toMatchObject({
+          state: 'state-d',
+          codeVerifier: 'verifier-d',
+        });
       });
 
       it('sessions: found with their user until they expire; a new password ends them', async () => {

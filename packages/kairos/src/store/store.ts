@@ -25,11 +25,14 @@ import type {
   ApiTokenRecord,
   AuditEntry,
   AuditRecord,
+  ExternalUser,
   FireLateness,
   MinuteCount,
   NewApiToken,
+  NewOidcLogin,
   NewSession,
   NewUser,
+  OidcLoginRecord,
   OverviewCounts,
   QueuedRunCount,
   SessionRecord,
@@ -317,6 +320,13 @@ export interface Store {
    * user does not exist; throws LAST_ADMIN when the change would leave no admin user.
    */
   updateUser(name: string, patch: UserPatch, now: number, audit?: AuditEntry): Promise<UserRecord | null>;
+  /**
+   * Signs in a user of an OpenID provider: the user with that (issuer, subject) gets the given name
+   * and role, or is created (password hash `EXTERNAL_PASSWORD_HASH`). Found by identity, never
+   * by name: throws USER_NAME_TAKEN, writing nothing, when the name belongs to another user (a local
+   * one or another identity). The provider decides the role, so the last-admin rule does not apply.
+   */
+  upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord>;
   /** Deletes a user with their sessions. Throws LAST_ADMIN for the last admin user. */
   deleteUser(name: string, audit?: AuditEntry): Promise<boolean>;
   /** Inserts a session, and removes sessions expired at `now`. */
@@ -324,6 +334,13 @@ export interface Store {
   /** The session with that id hash and its user, unless it expired at `now`. */
   getSession(idHash: string, now: number): Promise<SessionRecord | null>;
   deleteSession(idHash: string): Promise<void>;
+  /** Records a login under way at the OpenID provider, and removes those expired at `now`. */
+  createOidcLogin(login: NewOidcLogin, now: number): Promise<void>;
+  /**
+   * Takes (deletes and answers) the login under way with that id hash: once only. Null when there
+   * is none or it expired at `now`.
+   */
+  takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null>;
   createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord>;
   /** The token with that SHA-256 hash (hex), or null. */
   findApiToken(tokenHash: string): Promise<ApiTokenRecord | null>;

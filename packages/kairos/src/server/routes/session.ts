@@ -33,14 +33,26 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const { name, password } = request.body;
+      if (!ctx.config.passwordLogin) {
+        throw new KairosError(
+          'PASSWORD_LOGIN_DISABLED',
+          'password login is switched off on this node: use single sign-on',
+        );
+      }
       const wait = limiter.blockedFor(name, request.ip, mono());
       if (wait > 0) {
         reply.header('retry-after', String(Math.ceil(wait / 1000)));
         throw new KairosError('TOO_MANY_ATTEMPTS', `too many failed logins for ${name}: try again later`);
       }
       const user = await store.getUser(name);
-      // Unknown names cost a hash too, so that timing does not tell which names exist.
-      const ok = await verifyPassword(password, user?.passwordHash ?? UNUSABLE_HASH);
+      // Unknown names and users of single sign-on cost a hash too: timing does not tell them apart.
+      const stored = user && user.issuer === null ? user.passwordHash : UNUSABLE_HASH;
+      const ok = await verifyPassword(password, stored);
+      if (user && user.issuer !== null) {
+        // A user of single sign-on has no password here: their provider decides who they are.
+        limiter.failed(name, request.ip, mono());
+        throw new KairosError('LOGIN_FAILED', `user ${name} signs in with single sign-on, not a password`);
+      }
       if (!user || !ok) {
         limiter.failed(name, request.ip, mono());
         throw new KairosError('LOGIN_FAILED', 'wrong user name or password');

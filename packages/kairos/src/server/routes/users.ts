@@ -89,6 +89,12 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const { role, password } = request.body;
       const { name } = request.params;
       const details = { ...(role ? { role } : {}), ...(password ? { password: 'changed' } : {}) };
+      if (password !== undefined && (await store.getUser(name))?.issuer) {
+        throw new KairosError(
+          'USER_EXTERNAL',
+          `user ${JSON.stringify(name)} signs in through single sign-on and has no password here`,
+        );
+      }
       const user = await store.updateUser(
         name,
         { role, passwordHash: password === undefined ? undefined : await hashPassword(password) },
@@ -210,7 +216,13 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function userView(user: UserRecord): User {
-  return { name: user.name, role: user.role, createdAt: iso(user.createdAt), updatedAt: iso(user.updatedAt) };
+  return {
+    name: user.name,
+    role: user.role,
+    issuer: user.issuer,
+    createdAt: iso(user.createdAt),
+    updatedAt: iso(user.updatedAt),
+  };
 }
 
 function tokenView(token: ApiTokenRecord): ApiToken {

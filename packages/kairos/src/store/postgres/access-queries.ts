@@ -14,15 +14,35 @@ export const UPDATE_USER = `
   UPDATE users SET role = coalesce($1, role), password_hash = coalesce($2, password_hash), updated_at = $3
   WHERE name = $4 RETURNING *`;
 
+/**
+ * Signs in an external user: found by (issuer, subject), never by name; their name and role are the
+ * provider's now. A name held by another user violates users.name's UNIQUE constraint.
+ * $1 name, $2 role, $3 password hash (`external`), $4 issuer, $5 subject, $6 now.
+ */
+export const UPSERT_EXTERNAL_USER = `
+  INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $6)
+  ON CONFLICT (issuer, subject) DO UPDATE SET name = excluded.name, role = excluded.role, updated_at = excluded.updated_at
+  RETURNING *`;
+
 /** A session with its user, unless expired. $1 id hash, $2 now. */
 export const GET_SESSION = `
   SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.expires_at,
-    u.id, u.name, u.role, u.password_hash, u.created_at, u.updated_at
+    u.id, u.name, u.role, u.password_hash, u.issuer, u.subject, u.created_at, u.updated_at
   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2`;
 
 /** Inserts a session. $1 id hash, $2 user id, $3 csrf token, $4 now, $5 expiry. */
 export const CREATE_SESSION = `
   INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`;
+
+/** Records a login under way at the provider. $1 id hash, $2 state, $3 nonce, $4 code verifier, $5 now, $6 expiry. */
+export const CREATE_OIDC_LOGIN = `
+  INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, created_at, expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6)`;
+
+/** Takes a login under way: deleted whether or not it expired, answered only when it did not. $1 id hash. */
+export const TAKE_OIDC_LOGIN = `
+  DELETE FROM oidc_logins WHERE id_hash = $1 RETURNING *`;
 
 /** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now. */
 export const CREATE_API_TOKEN = `

@@ -26,13 +26,19 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  EXTERNAL_PASSWORD_HASH,
+  type ExternalUser,
   type FireLateness,
   latenessFromSample,
   type MinuteCount,
   type NewApiToken,
+  type NewOidcLogin,
   type NewSession,
   type NewUser,
+  type OidcLoginRecord,
+  type OidcLoginRow,
   type OverviewCounts,
+  oidcLoginFromRow,
   overviewFromRows,
   type QueuedRunCount,
   type QueuedRunCountRow,
@@ -1387,6 +1393,28 @@ export class PostgresStore implements Store {
     });
   }
 
+  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    try {
+      return await this.transaction('upsertExternalUser', async (client) => {
+        const { rows } = await client.query<UserRow>(access.UPSERT_EXTERNAL_USER, [
+          user.name,
+          user.role,
+          EXTERNAL_PASSWORD_HASH,
+          user.issuer,
+          user.subject,
+          now,
+        ]);
+        await this.audit(client, audit);
+        return userFromRow(rows[0]!);
+      });
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
+        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+      }
+      throw error;
+    }
+  }
+
   async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
     return this.transaction('deleteUser', async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
@@ -1425,6 +1453,25 @@ export class PostgresStore implements Store {
 
   async deleteSession(idHash: string): Promise<void> {
     await this.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+  }
+
+  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    await this.transaction('createOidcLogin', async (client) => {
+      await client.query('DELETE FROM oidc_logins WHERE expires_at <= $1', [now]);
+      await client.query(access.CREATE_OIDC_LOGIN, [
+        login.idHash,
+        login.state,
+        login.nonce,
+        login.codeVerifier,
+        now,
+        login.expiresAt,
+      ]);
+    });
+  }
+
+  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    const [row] = await this.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
+    return row && Number(row.expires_at) > now ? oidcLoginFromRow(row) : null;
   }
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {

@@ -27,13 +27,19 @@ import {
   type AuditRow,
   apiTokenFromRow,
   auditFromRow,
+  EXTERNAL_PASSWORD_HASH,
+  type ExternalUser,
   type FireLateness,
   latenessFromSample,
   type MinuteCount,
   type NewApiToken,
+  type NewOidcLogin,
   type NewSession,
   type NewUser,
+  type OidcLoginRecord,
+  type OidcLoginRow,
   type OverviewCounts,
+  oidcLoginFromRow,
   overviewFromRows,
   type QueuedRunCount,
   type QueuedRunCountRow,
@@ -1279,6 +1285,39 @@ export class SqliteStore implements Store {
     );
   }
 
+  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return this.run('upsertExternalUser', () =>
+      this.db
+        .transaction(() => {
+          try {
+            // Found by (issuer, subject), never by name: a name held by another user violates users.name's UNIQUE.
+            const row = this.sql(
+              `INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (issuer, subject) DO UPDATE SET name = excluded.name, role = excluded.role, updated_at = excluded.updated_at
+               RETURNING *`,
+            ).get(
+              user.name,
+              user.role,
+              EXTERNAL_PASSWORD_HASH,
+              user.issuer,
+              user.subject,
+              now,
+              now,
+            ) as UserRow;
+            this.audit(audit);
+            return userFromRow(row);
+          } catch (error) {
+            if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+              throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
+            }
+            throw error;
+          }
+        })
+        .immediate(),
+    );
+  }
+
   async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
     return this.run('deleteUser', () =>
       this.db
@@ -1312,7 +1351,7 @@ export class SqliteStore implements Store {
     return this.run('getSession', () => {
       const row = this.sql(
         `SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.expires_at,
-           u.id, u.name, u.role, u.password_hash, u.created_at, u.updated_at
+           u.id, u.name, u.role, u.password_hash, u.issuer, u.subject, u.created_at, u.updated_at
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?`,
       ).get(idHash, now) as (SessionRow & UserRow & { s_created_at: number }) | undefined;
       return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
@@ -1321,6 +1360,29 @@ export class SqliteStore implements Store {
 
   async deleteSession(idHash: string): Promise<void> {
     this.run('deleteSession', () => this.sql('DELETE FROM sessions WHERE id_hash = ?').run(idHash));
+  }
+
+  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    this.run('createOidcLogin', () =>
+      this.db
+        .transaction(() => {
+          this.sql('DELETE FROM oidc_logins WHERE expires_at <= ?').run(now);
+          this.sql(
+            'INSERT INTO oidc_logins (id_hash, state, nonce, code_verifier, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(login.idHash, login.state, login.nonce, login.codeVerifier, now, login.expiresAt);
+        })
+        .immediate(),
+    );
+  }
+
+  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    return this.run('takeOidcLogin', () => {
+      // Deleted whether or not it expired: a login is checked once at most.
+      const row = this.sql('DELETE FROM oidc_logins WHERE id_hash = ? RETURNING *').get(idHash) as
+        | OidcLoginRow
+        | undefined;
+      return row && row.expires_at > now ? oidcLoginFromRow(row) : null;
+    });
   }
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
