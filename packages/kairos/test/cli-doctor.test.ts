@@ -7,7 +7,8 @@ import { startTestNode, tempDir, testWorker } from './helpers.ts';
 
 /** `kairos doctor` against a real node: the table, `--json`, and the exit code. */
 describe('kairos doctor', async () => {
-  const { node, admin } = await startTestNode();
+  // A long partition lease: a node row that stopped heartbeating stays listed for 5 of them.
+  const { node, admin } = await startTestNode({}, { partitionLease: '60s' });
   const lines: string[] = [];
   vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
     lines.push(...args.map(String).join(' ').split('\n'));
@@ -87,6 +88,37 @@ describe('kairos doctor', async () => {
     } finally {
       await worker.stop();
       await admin.deleteJob('resting');
+    }
+  });
+
+  it('names nodes off the store’s clock at their heartbeat, and nodes that stopped heartbeating', async () => {
+    const now = await node.store.databaseTime();
+    const ghost = (id: string, clockSkewMs: number) => ({
+      instance: `${id}:1`,
+      id,
+      address: 'http://127.0.0.1:1',
+      version: '0.2.0',
+      startedAt: now - 600_000,
+      partitions: [],
+      clockSkewMs,
+    });
+    // A live node whose clock was 5 s ahead, and one whose row expired a second ago (kept 5 minutes).
+    await node.store.heartbeatNode(ghost('skewed', 5000), 600_000, now);
+    await node.store.heartbeatNode(ghost('gone', 0), 60_000, now - 61_000);
+    try {
+      const json = await report();
+      expect(check(json, 'clock')).toMatchObject({
+        status: 'warn',
+        items: [expect.stringMatching(/^skewed: \+5000 ms/)],
+      });
+      expect(check(json, 'nodes')).toMatchObject({
+        status: 'warn',
+        items: [expect.stringMatching(/^gone \(last heartbeat/)],
+      });
+      expect(check(json, 'nodes')?.message).toMatch(/^2 live;/);
+    } finally {
+      await node.store.removeNode('skewed:1');
+      await node.store.removeNode('gone:1');
     }
   });
 

@@ -3,7 +3,7 @@ import type { KairosConfig } from '../config.ts';
 import { formatDuration } from '../core/duration.ts';
 import { type CoverageJob, fleetCoverage } from '../core/fleet-coverage.ts';
 import { readMigrations } from '../store/migrations.ts';
-import type { Store } from '../store/store.ts';
+import { GONE_NODE_KEPT_LEASES, type Store } from '../store/store.ts';
 import { VERSION } from '../version.ts';
 
 /** A clock this far off the store's is reported (`warn`): logs and the console show times that are off. */
@@ -16,7 +16,7 @@ const MAX_ITEMS = 50;
 
 /**
  * `GET /v1/doctor`: the node checks its config, its store (reachable, schema version), the clocks of
- * the cluster, and whether the live workers can run the jobs (docs/operations.md, "kairos doctor").
+ * the cluster, the nodes that stopped heartbeating, and whether the live workers can run the jobs (docs/operations.md, "kairos doctor").
  * Never throws for a store that fails: that is a check that fails.
  */
 export async function runDoctor(config: KairosConfig, store: Store): Promise<DoctorReport> {
@@ -77,6 +77,16 @@ export async function runDoctor(config: KairosConfig, store: Store): Promise<Doc
             message: `clocks more than ${CLOCK_WARN_MS} ms off the store's (nodes judge time by the store, so fires and leases are right; times in logs are off)`,
             items: offNodes.slice(0, MAX_ITEMS),
           },
+    );
+    const live = nodes.filter((n) => n.expiresAt > dbTime);
+    const gone = nodes
+      .filter((n) => n.expiresAt <= dbTime)
+      .map((n) => `${n.id} (last heartbeat ${formatDuration(dbTime - n.heartbeatAt)} ago)`);
+    checks.push(
+      listCheck('nodes', 'warn', gone, {
+        ok: `${live.length} live node${live.length === 1 ? '' : 's'}`,
+        bad: `${live.length} live; nodes that stopped heartbeating (listed for ${GONE_NODE_KEPT_LEASES} partition leases, then forgotten)`,
+      }),
     );
     const coverage = fleetCoverage(jobs.items, workers, dbTime);
     const partial = jobs.truncated ? ` (the first ${DOCTOR_MAX_JOBS} jobs checked)` : '';
