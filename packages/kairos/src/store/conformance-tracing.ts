@@ -1,6 +1,7 @@
 import type { TraceContext } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
+import { decideOutcome } from '../core/outcome.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -14,6 +15,14 @@ export function describeTracingConformance(dialect: string, open: () => Promise<
     const LEASE = 5000;
     const A: TraceContext = { traceparent: `00-${'a'.repeat(32)}-${'1'.repeat(16)}-01`, tracestate: 'k=v' };
     const B: TraceContext = { traceparent: `00-${'b'.repeat(32)}-${'2'.repeat(16)}-01` };
+    const RETRY_NONE = {
+      maxAttempts: 1,
+      backoff: 'fixed' as const,
+      delay: 0,
+      maxDelay: 0,
+      jitter: false,
+      nonRetryable: [],
+    };
 
     beforeEach(async () => {
       store = await open();
@@ -98,6 +107,20 @@ export function describeTracingConformance(dialect: string, open: () => Promise<
         ['p', at + 1000, B],
         ['s', at, B],
       ]);
+    });
+
+    it("a run of a job after another continues its parent run's trace context", async () => {
+      const parent = await job('parent');
+      await job('child', { trigger: { kind: 'after', job: 'parent' } });
+      await store.enqueueRuns(parent.id, [{ params: {}, priority: 0, traceContext: A }], T0);
+      const [claimed] = await store.dispatchRuns('w1', 10, T0, 0);
+      const decision = decideOutcome(RETRY_NONE, 1, { kind: 'succeeded', result: null }, T0, 0);
+      await store.finishAttempts(
+        [{ ...decision, runId: claimed!.runId, attempt: claimed!.attempt, group: 'default' }],
+        T0 + 10,
+      );
+      const [child] = await store.dispatchRuns('w1', 10, T0 + 20, 0);
+      expect(child).toMatchObject({ jobName: 'child', traceContext: A });
     });
 
     it('a routed job claimed through its plan and a run claimed ahead keep theirs', async () => {
