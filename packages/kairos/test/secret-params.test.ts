@@ -395,3 +395,34 @@ describe('secret params on PostgreSQL', async () => {
     }
   });
 });
+
+/** Inputs from outside that reach the secret code: answered in the house shape, never a 500. */
+describe('secret params from untrusted input', async () => {
+  const started: KairosNode[] = [];
+  afterAll(async () => {
+    for (const node of started) await node.stop();
+  });
+  const config = resolveConfig(
+    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t', secretKeys: K1 },
+    {},
+  );
+  const node = await startNode(config, { logger: pino({ level: 'silent' }) });
+  started.push(node);
+  const admin = new KairosClient({ url: node.url, token: 'admin-t' });
+
+  it('a secret path named like a property every object inherits (constructor, toString) is only a key', async () => {
+    const job = await admin.createJob({
+      name: 'inherited',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+      params: { region: 'eu', nested: {} },
+      secretParams: ['constructor', 'nested.toString'],
+    });
+    expect(job.params).toEqual({ region: 'eu', nested: {} });
+    const run = await admin.triggerJob('inherited', {
+      params: { toString: RUN_SECRET },
+      secretParams: ['toString', 'hasOwnProperty'],
+    });
+    expect(run.params).toEqual({ toString: '***' });
+  });
+});
