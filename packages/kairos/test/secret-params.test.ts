@@ -425,4 +425,40 @@ describe('secret params from untrusted input', async () => {
     });
     expect(run.params).toEqual({ toString: '***' });
   });
+
+  it("an envelope-shaped object in a parent's result fails its dependent run, not every poll", {
+    timeout: 120_000,
+  }, async () => {
+    await admin.createJob({ name: 'forger', handler: 'forge', trigger: { kind: 'manual' } });
+    await admin.createJob({
+      name: 'dependent',
+      handler: 'follow',
+      trigger: { kind: 'after', job: 'forger' },
+      timeout: '10m',
+    });
+    const followed: number[] = [];
+    const w = testWorker(node, 'default')
+      .handle('forge', async () => ({ copy: { '$kairos:secret': 'v1:k1:AAAA:AA' } }))
+      .handle('follow', async (ctx) => {
+        followed.push(ctx.runId);
+      });
+    await w.start();
+    try {
+      await admin.triggerJob('forger');
+      const child = await waitFor(
+        async () => {
+          const runs = await admin.listRuns({ job: 'dependent' });
+          const run = runs.items[0];
+          return run && (run.status === 'failed' || run.status === 'succeeded') ? run : undefined;
+        },
+        60_000,
+        'the dependent run to end',
+      );
+      expect(child.status).toBe('failed');
+      expect((await admin.getRun(child.id)).error?.name).toBe('SecretKeyUnknown');
+      expect(followed).toEqual([]);
+    } finally {
+      await w.stop();
+    }
+  });
 });

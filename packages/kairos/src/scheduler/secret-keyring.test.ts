@@ -80,6 +80,16 @@ describe('the keyring', () => {
     );
   });
 
+  it('refuses an envelope with an IV or tag of the wrong length as unreadable, not with a crash', () => {
+    const envelope = ring.encrypt('value');
+    const [v, id, iv, sealed] = envelope[ENVELOPE_KEY].split(':') as [string, string, string, string];
+    const bytes = Buffer.from(sealed, 'base64url');
+    const shortTag = bytes.subarray(0, bytes.length - 8).toString('base64url');
+    for (const forged of [`${v}:${id}:AAAA:AA`, `${v}:${id}::${sealed}`, `${v}:${id}:${iv}:${shortTag}`]) {
+      expect(codeOf(() => ring.decrypt({ [ENVELOPE_KEY]: forged }))).toMatch(/^SECRET_KEY_UNKNOWN/);
+    }
+  });
+
   it('seals the values at secret paths; the mask keeps what is stored; an equal value keeps its envelope', () => {
     const stored = ring.seal(
       { apiKey: 'a', db: { password: 'p', host: 'h' } },

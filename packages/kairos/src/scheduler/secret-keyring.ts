@@ -110,11 +110,15 @@ export class SecretKeyring {
         { keyId: id ?? null },
       );
     }
-    const bytes = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-    decipher.setAAD(Buffer.from(`${VERSION}:${id}`));
-    decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+    // Inside the try: an IV or tag of the wrong length (an envelope-shaped object no node made, such
+    // as one a handler's result put into a dependent run's params) is unreadable too, not a crash.
     try {
+      const bytes = Buffer.from(sealed, 'base64url');
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), {
+        authTagLength: 16,
+      });
+      decipher.setAAD(Buffer.from(`${VERSION}:${id}`));
+      decipher.setAuthTag(bytes.subarray(Math.max(0, bytes.length - 16)));
       const text = Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]);
       return JSON.parse(text.toString('utf8')) as Json;
     } catch (error) {
