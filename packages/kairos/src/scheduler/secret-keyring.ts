@@ -149,7 +149,7 @@ export class SecretKeyring {
     // plain value sent for it is stored plain.
     const kept = stored === null ? [] : envelopePaths(stored).filter((path) => !paths.includes(path));
     return replaceAtPaths(params, [...paths, ...kept], (path, slot) => {
-      if (slot.kind === 'envelope') return slot.envelope;
+      if (slot.kind === 'envelope') return this.#underCurrentKey(slot.envelope);
       const before = stored === null ? undefined : valueAt(stored, path);
       if (slot.kind === 'mask') {
         if (before === undefined) {
@@ -159,7 +159,7 @@ export class SecretKeyring {
             { field: `params.${path}` },
           );
         }
-        return isEnvelope(before) ? before : this.encrypt(before);
+        return isEnvelope(before) ? this.#underCurrentKey(before) : this.encrypt(before);
       }
       if (!paths.includes(path)) return slot.value;
       if (
@@ -167,10 +167,21 @@ export class SecretKeyring {
         this.#readable(before) &&
         isDeepStrictEqual(this.decrypt(before), slot.value)
       ) {
-        return before;
+        return this.#underCurrentKey(before);
       }
       return this.encrypt(slot.value);
     });
+  }
+
+  /**
+   * A stored envelope as a write keeps it: encrypted anew with the current key when another (older)
+   * key made it. The params a write keeps were read before it; a rotation that ran in between has
+   * already passed this row, so an old envelope written back would stay under a key about to be
+   * removed. An envelope whose key this node lacks stays as it is.
+   */
+  #underCurrentKey(envelope: SecretEnvelope): SecretEnvelope {
+    if (keyIdOf(envelope) === this.currentKeyId || !this.#readable(envelope)) return envelope;
+    return this.encrypt(this.decrypt(envelope));
   }
 
   /** Whether params hold a secret encrypted with a key other than the current one. */
