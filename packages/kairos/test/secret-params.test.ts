@@ -11,7 +11,11 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../src/cli/program.ts';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
+import { parseSecretKeys, SecretKeyring } from '../src/scheduler/secret-keyring.ts';
+import { rotateSecrets } from '../src/scheduler/secret-rotation.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import type { Store } from '../src/store/store.ts';
 import { apiError, tempDir, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
 
@@ -460,5 +464,59 @@ describe('secret params from untrusted input', async () => {
     } finally {
       await w.stop();
     }
+  });
+});
+
+/** A run retried while the secrets are rotated: the new run's copy is under the new key. */
+describe('secret params of a retried run during a rotation', async () => {
+  const dir = tempDir();
+  const nodeConfig = (secretKeys: string) =>
+    resolveConfig({ port: 0, dataDir: dir, adminToken: 'admin-t', workerToken: 'worker-t', secretKeys }, {});
+  const first = await startNode(nodeConfig(K1), { logger: pino({ level: 'silent' }) });
+  const before = new KairosClient({ url: first.url, token: 'admin-t' });
+  await before.createJob({
+    name: 'charge',
+    handler: 'charge',
+    trigger: { kind: 'manual' },
+    params: { apiKey: API_KEY },
+    secretParams: ['apiKey'],
+  });
+  const queued = await before.triggerJob('charge');
+  await first.stop();
+
+  // The node's store, with a rotation run once right after the retry read the run it copies.
+  const store = new SqliteStore(join(dir, 'kairos.db'));
+  const ring = new SecretKeyring(parseSecretKeys(`${K2},${K1}`, 'test'));
+  let rotateAfterRead = false;
+  const racing = new Proxy(store, {
+    get(target, key, receiver) {
+      if (key !== 'getRun') return Reflect.get(target, key, receiver);
+      return async (id: number) => {
+        const run = await target.getRun(id);
+        if (rotateAfterRead) {
+          rotateAfterRead = false;
+          await rotateSecrets(target, ring);
+        }
+        return run;
+      };
+    },
+  }) as Store;
+  const node = await startNode(nodeConfig(`${K2},${K1}`), {
+    logger: pino({ level: 'silent' }),
+    store: racing,
+  });
+  afterAll(async () => {
+    await node.stop();
+    await store.close().catch(() => undefined);
+  });
+
+  it('writes the copy under the first key, never back under the old one', async () => {
+    const admin = new KairosClient({ url: node.url, token: 'admin-t' });
+    rotateAfterRead = true;
+    const retried = await admin.retryRun(queued.id);
+    const row = (await store.getRun(retried.id))!;
+    const envelope = (row.params.apiKey as Record<string, string>)['$kairos:secret']!;
+    expect(envelope.startsWith('v1:k2:')).toBe(true);
+    expect(new SecretKeyring(parseSecretKeys(K2, 'test')).open(row.params)).toEqual({ apiKey: API_KEY });
   });
 });

@@ -184,6 +184,14 @@ export class SecretKeyring {
     return this.encrypt(this.decrypt(envelope));
   }
 
+  /**
+   * Params a write copies from a row it read (a run retried): every envelope an older key made is
+   * encrypted anew under the current key (see #underCurrentKey), the rest as it is.
+   */
+  underCurrentKey(params: JsonObject): JsonObject {
+    return mapEnvelopes(params, (envelope) => this.#underCurrentKey(envelope)) as JsonObject;
+  }
+
   /** Whether params hold a secret encrypted with a key other than the current one. */
   needsRotation(params: JsonObject): boolean {
     let stale = false;
