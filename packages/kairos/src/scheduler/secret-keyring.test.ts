@@ -115,6 +115,19 @@ describe('the keyring', () => {
     );
   });
 
+  it('a secret path inside another secret path: the worker gets the plain values, not an envelope', () => {
+    const params = { db: { password: 'pw', host: 'h' } };
+    // The inner path first (the job's), then the outer one (a trigger's).
+    const sealed = ring.seal(params, ['db.password', 'db'], null);
+    expect(ring.open(sealed)).toEqual(params);
+    // The outer one marked secret by a trigger that merges over a job's stored inner secret.
+    const job = ring.seal(params, ['db.password'], null);
+    const run = ring.seal({ ...job, extra: 1 }, ['db.password', 'db'], job);
+    expect(ring.open(run)).toEqual({ ...params, extra: 1 });
+    // The mask of the outer one, over a stored value that holds the inner secret.
+    expect(ring.open(ring.seal({ db: '***' }, ['db'], job))).toEqual(params);
+  });
+
   it('rotates every envelope under another key to the first one', () => {
     const stored = ring.seal({ apiKey: 'a', list: [1] }, ['apiKey', 'list'], null);
     const both = new SecretKeyring([k2!, k1!]);

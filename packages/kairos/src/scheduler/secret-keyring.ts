@@ -159,7 +159,7 @@ export class SecretKeyring {
             { field: `params.${path}` },
           );
         }
-        return isEnvelope(before) ? this.#underCurrentKey(before) : this.encrypt(before);
+        return isEnvelope(before) ? this.#underCurrentKey(before) : this.#encryptWhole(before);
       }
       if (!paths.includes(path)) return slot.value;
       if (
@@ -169,8 +169,17 @@ export class SecretKeyring {
       ) {
         return this.#underCurrentKey(before);
       }
-      return this.encrypt(slot.value);
+      return this.#encryptWhole(slot.value);
     });
+  }
+
+  /**
+   * A value encrypted as one secret. The secrets inside it (a path under this one, secret already)
+   * are decrypted first: an envelope inside a ciphertext would reach the worker as an envelope, and
+   * no rotation would reach it.
+   */
+  #encryptWhole(value: Json): SecretEnvelope {
+    return this.encrypt(mapEnvelopes(value, (inner) => this.decrypt(inner)));
   }
 
   /**
