@@ -520,3 +520,43 @@ describe('secret params of a retried run during a rotation', async () => {
     expect(new SecretKeyring(parseSecretKeys(K2, 'test')).open(row.params)).toEqual({ apiKey: API_KEY });
   });
 });
+
+/** `kairos secrets rotate` exits 1 when secrets are left unreadable, with --json too. */
+describe('kairos secrets rotate with unreadable secrets', async () => {
+  const dir = tempDir();
+  const nodeConfig = (secretKeys: string) =>
+    resolveConfig({ port: 0, dataDir: dir, adminToken: 'admin-t', workerToken: 'worker-t', secretKeys }, {});
+  const gone = await startNode(nodeConfig(key('gone')), { logger: pino({ level: 'silent' }) });
+  await new KairosClient({ url: gone.url, token: 'admin-t' }).createJob({
+    name: 'charge',
+    handler: 'charge',
+    trigger: { kind: 'manual' },
+    params: { apiKey: API_KEY },
+    secretParams: ['apiKey'],
+  });
+  await gone.stop();
+  const node = await startNode(nodeConfig(K2), { logger: pino({ level: 'silent' }) });
+  afterAll(() => node.stop());
+
+  it.each([[[]], [['--json']]])('exits 1 (flags %j)', async (flags: string[]) => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const before = process.exitCode;
+    try {
+      await buildProgram().parseAsync([
+        'node',
+        'kairos',
+        '--url',
+        node.url,
+        '--token',
+        'admin-t',
+        ...flags,
+        'secrets',
+        'rotate',
+      ]);
+      expect(process.exitCode).toBe(1);
+    } finally {
+      process.exitCode = before;
+      log.mockRestore();
+    }
+  });
+});
