@@ -430,6 +430,21 @@ describe('secret params from untrusted input', async () => {
     expect(run.params).toEqual({ toString: '***' });
   });
 
+  it('a routing key that holds a secret field is refused too: it would hash a new ciphertext each time', async () => {
+    const routing = { strategy: 'consistent-hash' as const, key: 'tenant' };
+    const job = { name: 'routed', handler: 'h', trigger: { kind: 'manual' as const }, routing };
+    const refused = await apiError(admin.createJob({ ...job, secretParams: ['tenant.token'] }));
+    expect(refused.code).toBe('INVALID_ROUTING');
+    await admin.createJob(job);
+    const trigger = await apiError(
+      admin.triggerJob('routed', {
+        params: { tenant: { id: 'a', token: 't' } },
+        secretParams: ['tenant.token'],
+      }),
+    );
+    expect(trigger.code).toBe('INVALID_ROUTING');
+  });
+
   it("an envelope-shaped object in a parent's result fails its dependent run, not every poll", {
     timeout: 120_000,
   }, async () => {
