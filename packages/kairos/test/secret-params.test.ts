@@ -11,7 +11,11 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../src/cli/program.ts';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
+import { parseSecretKeys, SecretKeyring } from '../src/scheduler/secret-keyring.ts';
+import { rotateSecrets } from '../src/scheduler/secret-rotation.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import type { Store } from '../src/store/store.ts';
 import { apiError, tempDir, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
 
@@ -392,6 +396,182 @@ describe('secret params on PostgreSQL', async () => {
     for (const text of await rawParams()) {
       expect(text).toContain('v1:k2:');
       expect(text).not.toContain('v1:k1:');
+    }
+  });
+});
+
+/** Inputs from outside that reach the secret code: answered in the house shape, never a 500. */
+describe('secret params from untrusted input', async () => {
+  const started: KairosNode[] = [];
+  afterAll(async () => {
+    for (const node of started) await node.stop();
+  });
+  const config = resolveConfig(
+    { port: 0, dataDir: tempDir(), adminToken: 'admin-t', workerToken: 'worker-t', secretKeys: K1 },
+    {},
+  );
+  const node = await startNode(config, { logger: pino({ level: 'silent' }) });
+  started.push(node);
+  const admin = new KairosClient({ url: node.url, token: 'admin-t' });
+
+  it('a secret path named like a property every object inherits (constructor, toString) is only a key', async () => {
+    const job = await admin.createJob({
+      name: 'inherited',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+      params: { region: 'eu', nested: {} },
+      secretParams: ['constructor', 'nested.toString'],
+    });
+    expect(job.params).toEqual({ region: 'eu', nested: {} });
+    const run = await admin.triggerJob('inherited', {
+      params: { toString: RUN_SECRET },
+      secretParams: ['toString', 'hasOwnProperty'],
+    });
+    expect(run.params).toEqual({ toString: '***' });
+  });
+
+  it('a routing key that holds a secret field is refused too: it would hash a new ciphertext each time', async () => {
+    const routing = { strategy: 'consistent-hash' as const, key: 'tenant' };
+    const job = { name: 'routed', handler: 'h', trigger: { kind: 'manual' as const }, routing };
+    const refused = await apiError(admin.createJob({ ...job, secretParams: ['tenant.token'] }));
+    expect(refused.code).toBe('INVALID_ROUTING');
+    await admin.createJob(job);
+    const trigger = await apiError(
+      admin.triggerJob('routed', {
+        params: { tenant: { id: 'a', token: 't' } },
+        secretParams: ['tenant.token'],
+      }),
+    );
+    expect(trigger.code).toBe('INVALID_ROUTING');
+  });
+
+  it("an envelope-shaped object in a parent's result fails its dependent run, not every poll", {
+    timeout: 120_000,
+  }, async () => {
+    await admin.createJob({ name: 'forger', handler: 'forge', trigger: { kind: 'manual' } });
+    await admin.createJob({
+      name: 'dependent',
+      handler: 'follow',
+      trigger: { kind: 'after', job: 'forger' },
+      timeout: '10m',
+    });
+    const followed: number[] = [];
+    const w = testWorker(node, 'default')
+      .handle('forge', async () => ({ copy: { '$kairos:secret': 'v1:k1:AAAA:AA' } }))
+      .handle('follow', async (ctx) => {
+        followed.push(ctx.runId);
+      });
+    await w.start();
+    try {
+      await admin.triggerJob('forger');
+      const child = await waitFor(
+        async () => {
+          const runs = await admin.listRuns({ job: 'dependent' });
+          const run = runs.items[0];
+          return run && (run.status === 'failed' || run.status === 'succeeded') ? run : undefined;
+        },
+        60_000,
+        'the dependent run to end',
+      );
+      expect(child.status).toBe('failed');
+      expect((await admin.getRun(child.id)).error?.name).toBe('SecretKeyUnknown');
+      expect(followed).toEqual([]);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+/** A run retried while the secrets are rotated: the new run's copy is under the new key. */
+describe('secret params of a retried run during a rotation', async () => {
+  const dir = tempDir();
+  const nodeConfig = (secretKeys: string) =>
+    resolveConfig({ port: 0, dataDir: dir, adminToken: 'admin-t', workerToken: 'worker-t', secretKeys }, {});
+  const first = await startNode(nodeConfig(K1), { logger: pino({ level: 'silent' }) });
+  const before = new KairosClient({ url: first.url, token: 'admin-t' });
+  await before.createJob({
+    name: 'charge',
+    handler: 'charge',
+    trigger: { kind: 'manual' },
+    params: { apiKey: API_KEY },
+    secretParams: ['apiKey'],
+  });
+  const queued = await before.triggerJob('charge');
+  await first.stop();
+
+  // The node's store, with a rotation run once right after the retry read the run it copies.
+  const store = new SqliteStore(join(dir, 'kairos.db'));
+  const ring = new SecretKeyring(parseSecretKeys(`${K2},${K1}`, 'test'));
+  let rotateAfterRead = false;
+  const racing = new Proxy(store, {
+    get(target, key, receiver) {
+      if (key !== 'getRun') return Reflect.get(target, key, receiver);
+      return async (id: number) => {
+        const run = await target.getRun(id);
+        if (rotateAfterRead) {
+          rotateAfterRead = false;
+          await rotateSecrets(target, ring);
+        }
+        return run;
+      };
+    },
+  }) as Store;
+  const node = await startNode(nodeConfig(`${K2},${K1}`), {
+    logger: pino({ level: 'silent' }),
+    store: racing,
+  });
+  afterAll(async () => {
+    await node.stop();
+    await store.close().catch(() => undefined);
+  });
+
+  it('writes the copy under the first key, never back under the old one', async () => {
+    const admin = new KairosClient({ url: node.url, token: 'admin-t' });
+    rotateAfterRead = true;
+    const retried = await admin.retryRun(queued.id);
+    const row = (await store.getRun(retried.id))!;
+    const envelope = (row.params.apiKey as Record<string, string>)['$kairos:secret']!;
+    expect(envelope.startsWith('v1:k2:')).toBe(true);
+    expect(new SecretKeyring(parseSecretKeys(K2, 'test')).open(row.params)).toEqual({ apiKey: API_KEY });
+  });
+});
+
+/** `kairos secrets rotate` exits 1 when secrets are left unreadable, with --json too. */
+describe('kairos secrets rotate with unreadable secrets', async () => {
+  const dir = tempDir();
+  const nodeConfig = (secretKeys: string) =>
+    resolveConfig({ port: 0, dataDir: dir, adminToken: 'admin-t', workerToken: 'worker-t', secretKeys }, {});
+  const gone = await startNode(nodeConfig(key('gone')), { logger: pino({ level: 'silent' }) });
+  await new KairosClient({ url: gone.url, token: 'admin-t' }).createJob({
+    name: 'charge',
+    handler: 'charge',
+    trigger: { kind: 'manual' },
+    params: { apiKey: API_KEY },
+    secretParams: ['apiKey'],
+  });
+  await gone.stop();
+  const node = await startNode(nodeConfig(K2), { logger: pino({ level: 'silent' }) });
+  afterAll(() => node.stop());
+
+  it.each([[[]], [['--json']]])('exits 1 (flags %j)', async (flags: string[]) => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const before = process.exitCode;
+    try {
+      await buildProgram().parseAsync([
+        'node',
+        'kairos',
+        '--url',
+        node.url,
+        '--token',
+        'admin-t',
+        ...flags,
+        'secrets',
+        'rotate',
+      ]);
+      expect(process.exitCode).toBe(1);
+    } finally {
+      process.exitCode = before;
+      log.mockRestore();
     }
   });
 });

@@ -14,16 +14,17 @@ export function registerSecrets(program: Command): void {
     .action(async (_options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       const report = await clientFrom(flags).rotateSecrets();
+      // Secrets left under a key this node lacks fail the command, whatever the output form.
+      const unreadable = report.unreadable.jobs + report.unreadable.runs;
+      if (unreadable > 0) process.exitCode = 1;
       if (flags.json) return printJson(report);
       console.log(
         `secrets are under key ${report.keyId}: ${report.rotated.jobs} jobs and ${report.rotated.runs} runs re-encrypted`,
       );
-      const unreadable = report.unreadable.jobs + report.unreadable.runs;
       if (unreadable > 0) {
         console.log(
           `${report.unreadable.jobs} jobs and ${report.unreadable.runs} runs hold secrets under a key this node does not have: give it that key and rotate again`,
         );
-        process.exitCode = 1;
       }
     });
 }

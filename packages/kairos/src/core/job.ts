@@ -263,10 +263,15 @@ export function sameSchedule(a: JobDefinition, b: JobDefinition): boolean {
  */
 export function checkRoutingKeyNotSecret(dispatch: DispatchPolicy, secretParams: readonly string[]): void {
   const key = dispatch.routing.key;
-  if (key !== null && secretParams.includes(key)) {
-    throw new KairosError('INVALID_ROUTING', `routing.key: ${JSON.stringify(key)} is a secret field`, {
-      field: 'routing.key',
-    });
+  // The key's whole value is hashed: a secret field inside it is a new ciphertext at every write too.
+  if (key !== null && secretParams.some((path) => path === key || path.startsWith(`${key}.`))) {
+    throw new KairosError(
+      'INVALID_ROUTING',
+      `routing.key: ${JSON.stringify(key)} is or holds a secret field`,
+      {
+        field: 'routing.key',
+      },
+    );
   }
 }
 

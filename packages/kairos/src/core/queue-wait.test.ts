@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { BUFFERED_AT } from './overlap.ts';
 import { type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -20,6 +21,13 @@ describe('why a queued run waits', () => {
       reason: 'not_yet_available',
       message: expect.stringContaining('2026-01-01T00:01:00.000Z'),
     });
+  });
+
+  it("a run the job's overlap policy buffers waits for the job's previous run, not for a date", () => {
+    const waiting = whyQueued({ ...run, availableAt: BUFFERED_AT }, [worker()], NOW);
+    expect(waiting.reason).toBe('not_yet_available');
+    expect(waiting.message).toMatch(/previous run/);
+    expect(waiting.message).not.toMatch(/275760/);
   });
 
   it('no live worker in its group: none, another group, lease ended, draining or stopped', () => {

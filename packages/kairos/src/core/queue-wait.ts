@@ -1,4 +1,5 @@
 import type { QueueWait } from '@kairos/client';
+import { BUFFERED_AT } from './overlap.ts';
 
 /** What deciding why a queued run waits reads of it. */
 export interface WaitingRun {
@@ -22,7 +23,8 @@ export interface WaitWorker {
 
 /**
  * Why a queued run has not started at `now`, first reason first:
- * - `not_yet_available`: its time has not come (a delay, a retry's backoff, jitter);
+ * - `not_yet_available`: its time has not come (a delay, a retry's backoff, jitter), or the job's
+ *   overlap policy buffers it until the job's previous run ends;
  * - `no_live_worker_in_group`: no live worker (active, lease not expired) serves its group;
  * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
  * - `assigned_worker`: routing chose one worker for it, and that worker takes it when it can;
@@ -31,6 +33,11 @@ export interface WaitWorker {
  *   its group or job, or runs of higher priority, come first.
  */
 export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: number): QueueWait {
+  if (run.availableAt >= BUFFERED_AT)
+    return {
+      reason: 'not_yet_available',
+      message: "buffered by the job's overlap policy: it becomes available when the job's previous run ends",
+    };
   if (run.availableAt > now)
     return {
       reason: 'not_yet_available',

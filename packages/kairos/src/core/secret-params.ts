@@ -130,11 +130,15 @@ export function replaceAtPaths(
     const keys = path.split('.');
     const last = keys.pop()!;
     let parent: Json | undefined = out;
-    for (const key of keys) {
-      parent =
-        typeof parent === 'object' && parent !== null && !Array.isArray(parent) ? parent[key] : undefined;
-    }
-    if (typeof parent !== 'object' || parent === null || Array.isArray(parent) || !(last in parent)) continue;
+    for (const key of keys) parent = ownValue(parent, key);
+    // Own keys only: `constructor` or `toString` is a key of these params, not what every object inherits.
+    if (
+      typeof parent !== 'object' ||
+      parent === null ||
+      Array.isArray(parent) ||
+      !Object.hasOwn(parent, last)
+    )
+      continue;
     const value = parent[last]!;
     const slot: SecretSlot = isEnvelope(value)
       ? { kind: 'envelope', envelope: value }
@@ -163,8 +167,13 @@ export function envelopePaths(params: JsonObject): string[] {
 /** The value at a dotted path, or undefined. */
 export function valueAt(params: JsonObject, path: string): Json | undefined {
   let value: Json | undefined = params;
-  for (const key of path.split('.')) {
-    value = typeof value === 'object' && value !== null && !Array.isArray(value) ? value[key] : undefined;
-  }
+  for (const key of path.split('.')) value = ownValue(value, key);
   return value;
+}
+
+/** The value of an object's own key, or undefined (for a key it only inherits, or a value that is no object). */
+function ownValue(value: Json | undefined, key: string): Json | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.hasOwn(value, key)
+    ? value[key]
+    : undefined;
 }

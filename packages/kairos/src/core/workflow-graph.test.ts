@@ -152,6 +152,14 @@ describe('workflow graph', () => {
     expect(conditionHolds({ path: 'x', equals: 1 }, { ok: false, result: { x: 1 } })).toBe(false);
   });
 
+  it("compares a predicate as JSON: the order of an object's keys does not matter", () => {
+    // PostgreSQL's jsonb answers a stored result with its keys in its own order.
+    const end = { ok: true, result: { target: { region: 'eu', tier: 2 } } };
+    expect(conditionHolds({ path: 'target', equals: { tier: 2, region: 'eu' } }, end)).toBe(true);
+    expect(conditionHolds({ path: 'target', equals: { tier: 3, region: 'eu' } }, end)).toBe(false);
+    expect(conditionHolds({ path: 'target', equals: [{ region: 'eu', tier: 2 }] }, end)).toBe(false);
+  });
+
   it('ignores a second end of a step', () => {
     const graph = new WorkflowGraph([step('a'), step('b', [['a', 'success']])]);
     const { steps } = graph.start();

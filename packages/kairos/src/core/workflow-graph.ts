@@ -172,8 +172,20 @@ export function conditionHolds(on: EdgeCondition, end: StepEnd): boolean {
   return end.ok && sameJson(valueAt(end.result, on.path), on.equals);
 }
 
+/** Equal as JSON values: an object's keys in any order (PostgreSQL's jsonb keeps its own order). */
 function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return JSON.stringify(a, sortedKeys) === JSON.stringify(b, sortedKeys);
+}
+
+/** A JSON.stringify replacer that writes every object's keys in sorted order. */
+function sortedKeys(_key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const object = value as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.keys(object)
+      .sort()
+      .map((key) => [key, object[key]]),
+  );
 }
 
 /** An edge's state given its parent's. */

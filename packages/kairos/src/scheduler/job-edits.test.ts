@@ -11,6 +11,8 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { FakeClock } from './clock.ts';
 import { JobService } from './job-service.ts';
+import { keyIdOf, parseSecretKeys, SecretKeyring } from './secret-keyring.ts';
+import { rotateSecrets } from './secret-rotation.ts';
 import { TriggerLoop } from './trigger-loop.ts';
 
 // Edits that race with the schedule and with each other, on real stores and a fake clock. The
@@ -69,7 +71,7 @@ describe.each(dialects)('job edits that race: %s', (_dialect, open) => {
     const whileReading = (hook: () => Promise<void>) => {
       between = hook;
     };
-    return { store, clock, editor, other, loop, create, whileReading };
+    return { store, racing, clock, editor, other, loop, create, whileReading };
   }
 
   it('an edit made while a fixed-delay run is in flight keeps the next fire its end set', async () => {
@@ -94,6 +96,38 @@ describe.each(dialects)('job edits that race: %s', (_dialect, open) => {
     await s.clock.advance(MIN);
     await s.loop.tick();
     expect(await s.store.listRuns({ limit: 10 })).toHaveLength(2);
+  });
+
+  it('an edit or a trigger made while the secrets are rotated writes them under the new key', async () => {
+    const s = await setup();
+    const key = () =>
+      Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('base64');
+    const [k1, k2] = parseSecretKeys(`k1:${key()},k2:${key()}`, 'test');
+    // A job written while k1 encrypted; then k2 is added first, and the rotation runs.
+    const before = new JobService(s.store, s.clock, undefined, new SecretKeyring([k1!]));
+    const spec = { handler: 'h', trigger: { kind: 'manual' as const }, secretParams: ['token'] };
+    await before.create({ ...spec, name: 'edited', params: { token: 'pw-1' } });
+    const ring = new SecretKeyring([k2!, k1!]);
+    const racing = new JobService(s.racing, s.clock, undefined, ring);
+    // The rotation runs between the edit's (or trigger's) read of the job and its write.
+    const rotateWhileReading = () =>
+      s.whileReading(async () => {
+        await rotateSecrets(s.store, ring);
+      });
+    // The rotation reported nothing left under k1 each time: nothing may be, for k1 can now be removed.
+    const onlyK2 = new SecretKeyring([k2!]);
+    rotateWhileReading();
+    await racing.update('edited', { description: 'edited while rotating' });
+    const job = (await s.store.getJob('edited'))!;
+    expect(keyIdOf(job.params.token as never)).toBe('k2');
+    expect(onlyK2.open(job.params)).toEqual({ token: 'pw-1' });
+    // Another job still under k1 when a trigger reads it (the rotation above would have moved it).
+    await before.create({ ...spec, name: 'triggered', params: { token: 'pw-2' } });
+    rotateWhileReading();
+    const run = await racing.triggerOne('triggered', { params: { token: '***', other: 1 } });
+    const stored = (await s.store.getRun(run.id))!;
+    expect(keyIdOf(stored.params.token as never)).toBe('k2');
+    expect(onlyK2.open(stored.params)).toEqual({ token: 'pw-2', other: 1 });
   });
 
   it('an edit made while another operator pauses the job leaves it paused', async () => {

@@ -80,6 +80,16 @@ describe('the keyring', () => {
     );
   });
 
+  it('refuses an envelope with an IV or tag of the wrong length as unreadable, not with a crash', () => {
+    const envelope = ring.encrypt('value');
+    const [v, id, iv, sealed] = envelope[ENVELOPE_KEY].split(':') as [string, string, string, string];
+    const bytes = Buffer.from(sealed, 'base64url');
+    const shortTag = bytes.subarray(0, bytes.length - 8).toString('base64url');
+    for (const forged of [`${v}:${id}:AAAA:AA`, `${v}:${id}::${sealed}`, `${v}:${id}:${iv}:${shortTag}`]) {
+      expect(codeOf(() => ring.decrypt({ [ENVELOPE_KEY]: forged }))).toMatch(/^SECRET_KEY_UNKNOWN/);
+    }
+  });
+
   it('seals the values at secret paths; the mask keeps what is stored; an equal value keeps its envelope', () => {
     const stored = ring.seal(
       { apiKey: 'a', db: { password: 'p', host: 'h' } },
@@ -103,6 +113,19 @@ describe('the keyring', () => {
     expect(codeOf(() => new SecretKeyring([]).seal({ apiKey: 'a' }, ['apiKey'], null))).toMatch(
       /^SECRET_KEY_MISSING/,
     );
+  });
+
+  it('a secret path inside another secret path: the worker gets the plain values, not an envelope', () => {
+    const params = { db: { password: 'pw', host: 'h' } };
+    // The inner path first (the job's), then the outer one (a trigger's).
+    const sealed = ring.seal(params, ['db.password', 'db'], null);
+    expect(ring.open(sealed)).toEqual(params);
+    // The outer one marked secret by a trigger that merges over a job's stored inner secret.
+    const job = ring.seal(params, ['db.password'], null);
+    const run = ring.seal({ ...job, extra: 1 }, ['db.password', 'db'], job);
+    expect(ring.open(run)).toEqual({ ...params, extra: 1 });
+    // The mask of the outer one, over a stored value that holds the inner secret.
+    expect(ring.open(ring.seal({ db: '***' }, ['db'], job))).toEqual(params);
   });
 
   it('rotates every envelope under another key to the first one', () => {

@@ -110,11 +110,15 @@ export class SecretKeyring {
         { keyId: id ?? null },
       );
     }
-    const bytes = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-    decipher.setAAD(Buffer.from(`${VERSION}:${id}`));
-    decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+    // Inside the try: an IV or tag of the wrong length (an envelope-shaped object no node made, such
+    // as one a handler's result put into a dependent run's params) is unreadable too, not a crash.
     try {
+      const bytes = Buffer.from(sealed, 'base64url');
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), {
+        authTagLength: 16,
+      });
+      decipher.setAAD(Buffer.from(`${VERSION}:${id}`));
+      decipher.setAuthTag(bytes.subarray(Math.max(0, bytes.length - 16)));
       const text = Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]);
       return JSON.parse(text.toString('utf8')) as Json;
     } catch (error) {
@@ -145,7 +149,7 @@ export class SecretKeyring {
     // plain value sent for it is stored plain.
     const kept = stored === null ? [] : envelopePaths(stored).filter((path) => !paths.includes(path));
     return replaceAtPaths(params, [...paths, ...kept], (path, slot) => {
-      if (slot.kind === 'envelope') return slot.envelope;
+      if (slot.kind === 'envelope') return this.#underCurrentKey(slot.envelope);
       const before = stored === null ? undefined : valueAt(stored, path);
       if (slot.kind === 'mask') {
         if (before === undefined) {
@@ -155,7 +159,7 @@ export class SecretKeyring {
             { field: `params.${path}` },
           );
         }
-        return isEnvelope(before) ? before : this.encrypt(before);
+        return isEnvelope(before) ? this.#underCurrentKey(before) : this.#encryptWhole(before);
       }
       if (!paths.includes(path)) return slot.value;
       if (
@@ -163,10 +167,38 @@ export class SecretKeyring {
         this.#readable(before) &&
         isDeepStrictEqual(this.decrypt(before), slot.value)
       ) {
-        return before;
+        return this.#underCurrentKey(before);
       }
-      return this.encrypt(slot.value);
+      return this.#encryptWhole(slot.value);
     });
+  }
+
+  /**
+   * A value encrypted as one secret. The secrets inside it (a path under this one, secret already)
+   * are decrypted first: an envelope inside a ciphertext would reach the worker as an envelope, and
+   * no rotation would reach it.
+   */
+  #encryptWhole(value: Json): SecretEnvelope {
+    return this.encrypt(mapEnvelopes(value, (inner) => this.decrypt(inner)));
+  }
+
+  /**
+   * A stored envelope as a write keeps it: encrypted anew with the current key when another (older)
+   * key made it. The params a write keeps were read before it; a rotation that ran in between has
+   * already passed this row, so an old envelope written back would stay under a key about to be
+   * removed. An envelope whose key this node lacks stays as it is.
+   */
+  #underCurrentKey(envelope: SecretEnvelope): SecretEnvelope {
+    if (keyIdOf(envelope) === this.currentKeyId || !this.#readable(envelope)) return envelope;
+    return this.encrypt(this.decrypt(envelope));
+  }
+
+  /**
+   * Params a write copies from a row it read (a run retried): every envelope an older key made is
+   * encrypted anew under the current key (see #underCurrentKey), the rest as it is.
+   */
+  underCurrentKey(params: JsonObject): JsonObject {
+    return mapEnvelopes(params, (envelope) => this.#underCurrentKey(envelope)) as JsonObject;
   }
 
   /** Whether params hold a secret encrypted with a key other than the current one. */

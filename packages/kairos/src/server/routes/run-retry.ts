@@ -8,7 +8,7 @@ import { runView } from '../views.ts';
 
 /** `POST /v1/runs/:id/retry`: a new manual run of the same job with the same params and priority. */
 export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
-  const { store, clock, metrics } = ctx;
+  const { store, clock, metrics, keyring } = ctx;
   app.post<{ Params: Static<typeof IdParam> }>(
     '/v1/runs/:id/retry',
     {
@@ -25,7 +25,8 @@ export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
       const [id] = await store.enqueueRuns(
         run.jobId,
-        [{ params: run.params, priority: run.priority }],
+        // The run was read before this write: a rotation in between must not leave its copy under an old key.
+        [{ params: keyring.underCurrentKey(run.params), priority: run.priority }],
         clock.now(),
       );
       metrics.runsCreated.inc({ cause: 'manual' });
