@@ -48,10 +48,10 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/worker/:id/poll': 'worker',
   'POST /v1/worker/:id/report': 'worker',
   'POST /v1/worker/:id/unregister': 'worker',
-  'GET /v1/users': 'admin',
-  'POST /v1/users': 'admin',
-  'PATCH /v1/users/:name': 'admin',
-  'DELETE /v1/users/:name': 'admin',
+  'GET /v1/users': 'global-admin',
+  'POST /v1/users': 'global-admin',
+  'PATCH /v1/users/:name': 'global-admin',
+  'DELETE /v1/users/:name': 'global-admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',
@@ -90,12 +90,62 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/worker/:id/logs': 'worker',
   'GET /v1/runs/:id/logs': 'viewer',
   'GET /v1/runs/:id/logs/stream': 'viewer',
+  'GET /v1/namespaces': 'signed-in',
+  'POST /v1/namespaces': 'global-admin',
+  'DELETE /v1/namespaces/:name': 'global-admin',
+  'GET /v1/grants': 'admin',
+  'PUT /v1/grants/:name': 'admin',
+  'DELETE /v1/grants/:name': 'admin',
 };
 
 interface Caller {
   name: string;
   role: 'admin' | 'operator' | 'viewer' | 'worker' | 'anonymous';
   headers: () => Record<string, string>;
+  /** A global admin: admin in every namespace, and of users and namespaces. */
+  global?: boolean;
+  /** Its role in each namespace (docs/tenancy.md); absent: none there. */
+  roles?: Record<string, 'admin' | 'operator' | 'viewer' | 'worker'>;
+}
+
+/**
+ * What a route answers a caller in a namespace: allowed (not 401, 403 or NAMESPACE_NOT_FOUND), 401
+ * without credentials, 404 NAMESPACE_NOT_FOUND where it has no role (names do not leak), 403
+ * FORBIDDEN where its role there lacks the route's.
+ */
+function expectedAnswer(
+  route: { method: string; url: string; access: Role | 'public' },
+  caller: Caller,
+  namespace: string,
+): 'allowed' | 401 | 403 | 404 {
+  if (route.access === 'public') return 'allowed';
+  if (caller.role === 'anonymous') return 401;
+  if (route.access === 'signed-in') return 'allowed';
+  if (route.access === 'global-admin') return caller.global ? 'allowed' : 403;
+  // A worker token speaks the worker protocol in its own namespace, whatever the request names.
+  if (route.access === 'worker' && caller.role === 'worker') return 'allowed';
+  const role = caller.global ? 'admin' : caller.roles?.[namespace];
+  if (!role) return 404;
+  if (!ALLOWED[route.access].includes(role)) return 403;
+  if (!EXISTING_NAMESPACES.includes(namespace)) return 404;
+  // A group's limits bind every namespace that uses its name: set in `default` only.
+  if (route.method === 'PUT' && route.url === '/v1/groups/:name' && namespace !== 'default') return 403;
+  return 'allowed';
+}
+
+const EXISTING_NAMESPACES = ['default', 'blue'];
+
+function answered(
+  route: { url: string },
+  result: { status: number; code: string | undefined },
+): 'allowed' | 401 | 403 | 404 | string {
+  if (result.status === 401 && result.code === 'UNAUTHORIZED') return 401;
+  // Deleting a namespace that does not exist: an allowed call's answer.
+  if (route.url === '/v1/namespaces/:name' && result.code === 'NAMESPACE_NOT_FOUND') return 'allowed';
+  if (result.status === 403 && result.code === 'FORBIDDEN') return 403;
+  if (result.status === 404 && result.code === 'NAMESPACE_NOT_FOUND') return 404;
+  if (result.status === 401 || result.status === 403) return `${result.status} ${result.code}`;
+  return 'allowed';
 }
 
 let node: KairosNode;
@@ -154,25 +204,52 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     const bearer = (token: string) => () => ({ authorization: `Bearer ${token}` });
     callers.push(
       { name: 'anonymous', role: 'anonymous', headers: () => ({}) },
-      { name: 'config admin token', role: 'admin', headers: bearer('config-admin') },
-      { name: 'config worker token', role: 'worker', headers: bearer('config-worker') },
+      { name: 'config admin token', role: 'admin', headers: bearer('config-admin'), global: true },
+      {
+        name: 'config worker token',
+        role: 'worker',
+        headers: bearer('config-worker'),
+        roles: { default: 'worker' },
+      },
     );
     for (const role of ['admin', 'operator', 'viewer', 'worker'] as const) {
+      // An admin token a global admin makes in `default` is global, as admin tokens were before namespaces.
       const { token } = await admin.createToken({ name: `matrix-${role}`, role });
-      callers.push({ name: `${role} API token`, role, headers: bearer(token) });
+      callers.push({
+        name: `${role} API token`,
+        role,
+        headers: bearer(token),
+        ...(role === 'admin' ? { global: true } : { roles: { default: role } }),
+      });
+    }
+    // Callers of namespace `blue`: its tokens (made by a global admin in it) and users granted roles in it.
+    const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
+    await admin.createNamespace({ name: 'blue', description: 'the tenant of the matrix' });
+    for (const role of ['admin', 'operator', 'viewer', 'worker'] as const) {
+      const { token } = await blueAdmin.createToken({ name: `blue-${role}`, role });
+      callers.push({ name: `blue ${role} API token`, role, headers: bearer(token), roles: { blue: role } });
     }
     for (const role of ['operator', 'viewer'] as const)
       await admin.createUser({ name: `matrix-${role}`, role, password: `${role}-password` });
-    for (const [name, password, role] of [
-      ['root', 'root-password', 'admin'],
-      ['matrix-operator', 'operator-password', 'operator'],
-      ['matrix-viewer', 'viewer-password', 'viewer'],
+    for (const role of ['admin', 'operator', 'viewer'] as const) {
+      // A tenant's user: a global role of viewer, which counts only in `default`, and only without grants.
+      await admin.createUser({ name: `blue-${role}`, role: 'viewer', password: `blue-${role}-password` });
+      await blueAdmin.putGrant(`blue-${role}`, { role });
+    }
+    for (const [name, password, role, roles] of [
+      ['root', 'root-password', 'admin', undefined],
+      ['matrix-operator', 'operator-password', 'operator', { default: 'operator' }],
+      ['matrix-viewer', 'viewer-password', 'viewer', { default: 'viewer' }],
+      ['blue-admin', 'blue-admin-password', 'admin', { blue: 'admin' }],
+      ['blue-operator', 'blue-operator-password', 'operator', { blue: 'operator' }],
+      ['blue-viewer', 'blue-viewer-password', 'viewer', { blue: 'viewer' }],
     ] as const) {
       const s = await session(name, password);
       callers.push({
-        name: `${role} session`,
+        name: `${name} session`,
         role,
         headers: () => ({ cookie: s.cookie, 'x-csrf-token': s.csrf }),
+        ...(roles ? { roles } : { global: true }),
       });
     }
   });
@@ -189,7 +266,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       expect(table).toEqual(EXPECTED);
     });
 
-    it('every route × every caller: allowed, or 403 FORBIDDEN (401 without credentials)', async () => {
+    it('every route × every namespace × every caller: allowed, 403 FORBIDDEN, 404 NAMESPACE_NOT_FOUND (401 without credentials)', async () => {
       const routes = node.routes
         .filter((r) => r.url.startsWith('/v1/'))
         // Logging out ends the session callers' sessions: last.
@@ -198,28 +275,31 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       for (const route of routes) {
         // Parameters that name nothing: an allowed call answers 400 or 404 and changes nothing.
         const path = route.url.replace(':name', 'matrix-nope').replace(':id', '999999');
-        for (const caller of callers) {
-          const result = await call(
-            route.method,
-            path,
-            caller.headers(),
-            route.method === 'GET' ? undefined : {},
+        // Logging out ends the sessions: only in the last namespace.
+        const namespaces =
+          route.url === '/v1/auth/logout' ? [undefined] : (['blue', 'nowhere', undefined] as const);
+        for (const namespace of namespaces) {
+          // The callers at once: each is its own principal, and nothing a call changes is read by another.
+          await Promise.all(
+            callers.map(async (caller) => {
+              const headers = {
+                ...caller.headers(),
+                ...(namespace ? { 'kairos-namespace': namespace } : {}),
+              };
+              const result = await call(route.method, path, headers, route.method === 'GET' ? undefined : {});
+              const expected = expectedAnswer(route, caller, namespace ?? 'default');
+              const got = answered(route, result);
+              if (got !== expected)
+                failures.push(
+                  `${route.method} ${route.url} in ${namespace ?? 'default'} as ${caller.name}: ${result.status} ${result.code}, expected ${expected}`,
+                );
+            }),
           );
-          const allowed =
-            route.access === 'public' ||
-            (caller.role !== 'anonymous' && ALLOWED[route.access].includes(caller.role));
-          const ok = allowed
-            ? result.status !== 401 && result.status !== 403
-            : caller.role === 'anonymous'
-              ? result.status === 401 && result.code === 'UNAUTHORIZED'
-              : result.status === 403 && result.code === 'FORBIDDEN';
-          if (!ok)
-            failures.push(`${route.method} ${route.url} as ${caller.name}: ${result.status} ${result.code}`);
         }
       }
-      expect(failures).toEqual([]);
-      expect(routes.length * callers.length).toBeGreaterThan(300);
-    });
+      expect(failures.sort()).toEqual([]);
+      expect(routes.length * callers.length * 3).toBeGreaterThan(1500);
+    }, 600_000);
   });
 
   describe('console sessions', () => {

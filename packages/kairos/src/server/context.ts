@@ -23,4 +23,6 @@ export interface NodeContext {
   /** Sends alert messages (the channels' "send test" action). */
   alertSender: AlertSender;
   requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
+  /** Forgets that a namespace existed (after deleting it), so that this node answers 404 at once. */
+  forgetNamespace?(name: string): void;
 }

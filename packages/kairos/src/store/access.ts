@@ -46,15 +46,23 @@ export interface NewApiToken {
   /** Worker tokens: the groups they may serve; null for every group. */
   groups: string[] | null;
   createdBy: string;
+  /**
+   * The namespace it acts in (docs/tenancy.md); `*` (GLOBAL_NAMESPACE): every namespace, for admin
+   * tokens only. Absent: `default`.
+   */
+  namespace?: string;
 }
 
 export interface ApiTokenRecord extends NewApiToken {
   id: number;
+  namespace: string;
   createdAt: number;
 }
 
 /** One change: who (`user:ana`, `token:ci`, `admin-token`), what (`job.create`), on what (`job:tick`). */
 export interface AuditEntry {
+  /** The namespace of what changed; `*` for users and namespaces themselves. Absent: `default`. */
+  namespace?: string;
   at: number;
   actor: string;
   action: string;
@@ -64,6 +72,7 @@ export interface AuditEntry {
 
 export interface AuditRecord extends AuditEntry {
   id: number;
+  namespace: string;
 }
 
 export interface OverviewCounts {
@@ -123,6 +132,7 @@ export function userFromRow(row: UserRow): UserRecord {
 
 export interface ApiTokenRow {
   id: number;
+  namespace: string;
   name: string;
   token_hash: string;
   role: string;
@@ -134,6 +144,7 @@ export interface ApiTokenRow {
 export function apiTokenFromRow(row: ApiTokenRow): ApiTokenRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     name: row.name,
     tokenHash: row.token_hash,
     role: row.role as TokenRole,
@@ -145,6 +156,7 @@ export function apiTokenFromRow(row: ApiTokenRow): ApiTokenRecord {
 
 export interface AuditRow {
   id: number;
+  namespace: string;
   at: number;
   actor: string;
   action: string;
@@ -155,6 +167,7 @@ export interface AuditRow {
 export function auditFromRow(row: AuditRow): AuditRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     at: row.at,
     actor: row.actor,
     action: row.action,

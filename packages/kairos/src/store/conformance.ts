@@ -5,6 +5,7 @@ import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
+import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import {
@@ -1493,7 +1494,11 @@ export function describeStoreConformance(
           T0,
         );
         await worker();
-        expect(await store.workerIdentity('w1')).toEqual({ group: 'default', registeredBy: '' });
+        expect(await store.workerIdentity('w1')).toEqual({
+          namespace: 'default',
+          group: 'default',
+          registeredBy: '',
+        });
         expect(await store.workerIdentity('nobody')).toBeNull();
         const claimed = await store.claimRuns('w1', 3, T0);
         const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
@@ -1644,4 +1649,5 @@ export function describeStoreConformance(
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
   describeRetentionConformance(dialect, open);
+  describeNamespacesConformance(dialect, open);
 }

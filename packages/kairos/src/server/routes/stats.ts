@@ -46,8 +46,8 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const since = now - (window === '24h' ? MAX_RANGE_MS : HOUR_MS);
       const [counts, failed, timedOut, lateness] = await Promise.all([
         store.overviewCounts(since, now),
-        store.listRuns({ status: 'failed', limit: 10, summary: true }),
-        store.listRuns({ status: 'timed_out', limit: 10, summary: true }),
+        store.listRuns({ namespace: request.namespace, status: 'failed', limit: 10, summary: true }),
+        store.listRuns({ namespace: request.namespace, status: 'timed_out', limit: 10, summary: true }),
         store.fireLateness(since, now, LATENESS_SAMPLE),
       ]);
       const { succeeded, failed: failedCount, timed_out, cancelled } = counts.ended;

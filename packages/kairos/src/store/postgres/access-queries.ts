@@ -24,29 +24,30 @@ export const GET_SESSION = `
 export const CREATE_SESSION = `
   INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`;
 
-/** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now. */
+/** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now, $7 namespace. */
 export const CREATE_API_TOKEN = `
-  INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING *`;
+  INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at, namespace)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING *`;
 
-/** Appends one audit entry. $1 at, $2 actor, $3 action, $4 target, $5 details (jsonb text). */
+/** Appends one audit entry. $1 at, $2 actor, $3 action, $4 target, $5 details (jsonb text), $6 namespace. */
 export const APPEND_AUDIT = `
-  INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5::jsonb)`;
+  INSERT INTO audit_log (at, actor, action, target, details, namespace) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`;
 
 /**
  * Appends one audit entry in a transaction of its own that does not wait for its WAL flush
  * (asynchronous commit, for this transaction only): the entry of a change that the API committed in
  * an earlier transaction, which a crash between the two may lose anyway (server/audit.ts). A crash
- * within the next WAL writer round may lose it too; the change stays. $1..$5 as APPEND_AUDIT.
+ * within the next WAL writer round may lose it too; the change stays. $1..$6 as APPEND_AUDIT.
  */
 export const APPEND_AUDIT_AFTER = `
   WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-  INSERT INTO audit_log (at, actor, action, target, details)
-  SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb FROM async`;
+  INSERT INTO audit_log (at, actor, action, target, details, namespace)
+  SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb, $6::text FROM async`;
 
-/** Audit entries newest first. $1 before id or null, $2 limit. */
+/** Audit entries newest first. $1 before id or null, $2 limit, $3 namespace or null. */
 export const LIST_AUDIT = `
-  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`;
+  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text IS NULL OR namespace = $3)
+  ORDER BY id DESC LIMIT $2`;
 
 /**
  * The overview's counts in one round trip. $1 since, $2 now.
