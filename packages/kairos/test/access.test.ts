@@ -25,8 +25,8 @@ import { apiError, tempDir } from './helpers.ts';
 const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/health': 'public',
   'POST /v1/auth/login': 'public',
-  'POST /v1/auth/logout': 'viewer',
-  'GET /v1/auth/me': 'viewer',
+  'POST /v1/auth/logout': 'signed-in',
+  'GET /v1/auth/me': 'signed-in',
   'POST /v1/jobs': 'operator',
   'GET /v1/jobs': 'viewer',
   'GET /v1/jobs/:name': 'viewer',
@@ -458,6 +458,143 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
           reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],
         }),
       ).toMatchObject({ results: [{ ok: true }] });
+    });
+  });
+
+  describe('namespaces keep their entities apart', () => {
+    it('a caller of one namespace gets 404 for every entity of another, on every route, and changes nothing', async () => {
+      const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
+      const { token: blueToken } = await blueAdmin.createToken({ name: 'apart-admin', role: 'admin' });
+      const { token: blueWorkerToken } = await blueAdmin.createToken({
+        name: 'apart-worker',
+        role: 'worker',
+      });
+      // What `default` holds, and what `blue` holds.
+      await admin.createJob({ name: 'dflt-job', handler: 'h', trigger: { kind: 'manual' } });
+      await admin.putCalendar({ name: 'dflt-cal', dates: ['2030-01-01'] });
+      await admin.putAlertChannel({ name: 'dflt-chan', type: 'webhook', url: 'http://127.0.0.1:9/hook' });
+      await admin.putAlertRule({ name: 'dflt-rule', kind: 'run-failed', channels: ['dflt-chan'] });
+      const dfltRun = await admin.triggerJob('dflt-job', {});
+      const dfltWorker = await new KairosClient({ url: node.url, token: 'config-worker' }).register({
+        group: 'default',
+        handlers: ['h'],
+        capacity: 1,
+      });
+      const { token: dfltTokenValue, id: dfltTokenId } = await admin.createToken({
+        name: 'apart-dflt',
+        role: 'viewer',
+      });
+      expect(dfltTokenValue).toBeTruthy();
+      await blueAdmin.createJob({ name: 'blue-job', handler: 'h', trigger: { kind: 'manual' } });
+      const blueRun = await blueAdmin.triggerJob('blue-job', {});
+      const blueWorkers = new KairosClient({ url: node.url, token: blueWorkerToken });
+      const blueWorker = await blueWorkers.register({ group: 'default', handlers: ['h'], capacity: 5 });
+
+      // Every route that names an entity, with default's entity, as blue's admin and worker tokens.
+      const entityOf: Array<[string, string]> = [
+        ['/v1/jobs/:name', 'dflt-job'],
+        ['/v1/calendars/:name', 'dflt-cal'],
+        ['/v1/alert-rules/:name', 'dflt-rule'],
+        ['/v1/alert-channels/:name', 'dflt-chan'],
+        ['/v1/runs/:id', String(dfltRun.id)],
+        ['/v1/workers/:id', dfltWorker.workerId],
+        ['/v1/worker/:id', dfltWorker.workerId],
+        ['/v1/tokens/:id', String(dfltTokenId)],
+      ];
+      const failures: string[] = [];
+      let checked = 0;
+      for (const route of node.routes) {
+        const entity = entityOf.find(
+          ([prefix]) => route.url === prefix || route.url.startsWith(`${prefix}/`),
+        );
+        if (!entity) continue;
+        const path = route.url.replace(/:name|:id/, encodeURIComponent(entity[1]));
+        const token = route.access === 'worker' ? blueWorkerToken : blueToken;
+        const headers = { authorization: `Bearer ${token}`, 'kairos-namespace': 'blue' };
+        const result = await call(route.method, path, headers, route.method === 'GET' ? undefined : {});
+        checked++;
+        // 404 (the entity is not there for it), or 400 when the body is refused before any lookup.
+        if (result.status !== 404 && result.status !== 400)
+          failures.push(`${route.method} ${path}: ${result.status} ${result.code}`);
+        if (result.status === 404 && result.code === 'NAMESPACE_NOT_FOUND')
+          failures.push(`${route.method} ${path}: ${result.code}`);
+      }
+      expect(failures).toEqual([]);
+      expect(checked).toBeGreaterThan(25);
+      // Nothing of default changed.
+      expect(await admin.getJob('dflt-job')).toMatchObject({ version: 1, paused: false });
+      expect(await admin.getRun(dfltRun.id)).toMatchObject({ status: 'queued' });
+      expect((await admin.listCalendars()).items.map((c) => c.name)).toContain('dflt-cal');
+      expect((await admin.listAlertRules()).items.map((r) => r.name)).toContain('dflt-rule');
+      expect((await admin.listAlertChannels()).items.map((c) => c.name)).toContain('dflt-chan');
+      expect((await admin.listTokens()).items.map((t) => t.id)).toContain(dfltTokenId);
+      expect((await admin.listWorkers()).items.find((w) => w.id === dfltWorker.workerId)?.status).toBe(
+        'active',
+      );
+
+      // Lists show only their namespace.
+      const blueCaller = { authorization: `Bearer ${blueToken}`, 'kairos-namespace': 'blue' };
+      for (const path of [
+        '/v1/jobs',
+        '/v1/runs',
+        '/v1/workers',
+        '/v1/calendars',
+        '/v1/alert-rules',
+        '/v1/alert-channels',
+        '/v1/tokens',
+        '/v1/audit',
+        '/v1/grants',
+        '/v1/stats/overview',
+      ]) {
+        const blue = JSON.stringify((await call('GET', path, blueCaller)).body);
+        expect(blue, path).not.toMatch(/dflt-|apart-dflt/);
+        const dflt = JSON.stringify((await call('GET', path, { authorization: 'Bearer config-admin' })).body);
+        expect(dflt, path).not.toMatch(/blue-job|apart-admin|apart-worker/);
+      }
+      expect((await blueAdmin.listJobs()).items.map((j) => j.name)).toEqual(['blue-job']);
+
+      // A worker of blue claims blue's run only, in the same group as default's queued run.
+      const polled = await blueWorkers.poll(blueWorker.workerId, { max: 5, waitMs: 0 });
+      expect(polled.runs.map((r) => r.runId)).toEqual([blueRun.id]);
+      expect(await admin.getRun(dfltRun.id)).toMatchObject({ status: 'queued' });
+      // Default's counts are its own: blue's running run is not among them. Then leave default as found.
+      expect(await admin.overview()).toMatchObject({ running: 0 });
+      expect(await blueAdmin.overview()).toMatchObject({ running: 1 });
+      await admin.deleteJob('dflt-job');
+    });
+
+    it('namespaces: listed as each caller may see them, created and deleted by global admins only', async () => {
+      const rootList = await admin.listNamespaces();
+      expect(rootList.items.map((n) => [n.name, n.role])).toEqual([
+        ['blue', 'admin'],
+        ['default', 'admin'],
+      ]);
+      // A fresh session: the matrix logged the callers' sessions out.
+      const blueViewer = await session('blue-viewer', 'blue-viewer-password');
+      expect((await call('GET', '/v1/namespaces', { cookie: blueViewer.cookie })).body).toMatchObject({
+        items: [{ name: 'blue', role: 'viewer' }],
+      });
+      await admin.createNamespace({ name: 'short-lived' });
+      await expect(admin.createNamespace({ name: 'short-lived' })).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_TAKEN',
+      });
+      await expect(admin.deleteNamespace('default')).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_NOT_EMPTY',
+      });
+      await expect(admin.deleteNamespace('blue')).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_NOT_EMPTY',
+      });
+      await admin.deleteNamespace('short-lived');
+      await expect(
+        new KairosClient({ url: node.url, token: 'config-admin', namespace: 'short-lived' }).listJobs(),
+      ).rejects.toMatchObject({ status: 404, code: 'NAMESPACE_NOT_FOUND' });
+      await expect(admin.createNamespace({ name: 'Not_Valid' })).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
     });
   });
 

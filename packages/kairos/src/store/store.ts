@@ -342,9 +342,9 @@ export interface Store {
   /** The group of a registered worker (whatever its status) and who registered it, or null. */
   workerIdentity(workerId: string): Promise<WorkerIdentity | null>;
   /** Runs running and queued now, runs ended since `since` by outcome, workers and nodes alive at `now`. */
-  overviewCounts(since: number, now: number): Promise<OverviewCounts>;
+  overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
-  runsPerMinute(since: number): Promise<MinuteCount[]>;
+  runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]>;
   /**
    * How late scheduled runs started against their fire time: `first attempt start − fire time` of
    * runs with cause `schedule` whose first attempt started in [since, now], the newest `limit` of

@@ -62,7 +62,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.post(
     '/v1/auth/logout',
     {
-      onRequest: ctx.requireRole('viewer'),
+      onRequest: ctx.requireRole('signed-in'),
       schema: { operationId: 'logout', tags: ['access'], response: answers({ 200: EmptySchema }) },
     },
     async (request, reply) => {
@@ -76,7 +76,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.get(
     '/v1/auth/me',
     {
-      onRequest: ctx.requireRole('viewer'),
+      onRequest: ctx.requireRole('signed-in'),
       schema: { operationId: 'me', tags: ['access'], response: answers({ 200: MeSchema }) },
     },
     async (request) => {

@@ -1481,14 +1481,18 @@ export class PostgresStore implements Store {
     return row ? { namespace: row.namespace, group: row.group_name, registeredBy: row.registered_by } : null;
   }
 
-  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
     return overviewFromRows(
-      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [since, now]),
+      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
+        since,
+        now,
+        namespace ?? null,
+      ]),
     );
   }
 
-  async runsPerMinute(since: number): Promise<MinuteCount[]> {
-    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since]);
+  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
+    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
   }
 
   async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {

@@ -1401,32 +1401,35 @@ export class SqliteStore implements Store {
     });
   }
 
-  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
     // Left alone, SQLite would group every ended run by status; the range on runs_finished reads
-    // only the last hour's runs.
+    // only the last hour's runs. The namespace filters the rows each range finds.
     return this.run('overviewCounts', () =>
       overviewFromRows(
         this.sql(
-          `SELECT 'running' AS kind, count(*) AS n FROM runs WHERE status = 'running'
-           UNION ALL SELECT 'queued', count(*) FROM runs WHERE status = 'queued'
+          `SELECT 'running' AS kind, count(*) AS n FROM runs
+             WHERE status = 'running' AND (@namespace IS NULL OR namespace = @namespace)
+           UNION ALL SELECT 'queued', count(*) FROM runs
+             WHERE status = 'queued' AND (@namespace IS NULL OR namespace = @namespace)
            UNION ALL SELECT 'ended:' || status, count(*) FROM runs INDEXED BY runs_finished
-             WHERE finished_at >= @since GROUP BY status
+             WHERE finished_at >= @since AND (@namespace IS NULL OR namespace = @namespace) GROUP BY status
            UNION ALL SELECT 'workers', count(*) FROM workers
              WHERE status IN ('active', 'draining') AND lease_expires_at > @now
+               AND (@namespace IS NULL OR namespace = @namespace)
            UNION ALL SELECT 'nodes', count(*) FROM nodes WHERE expires_at > @now`,
-        ).all({ since, now }) as Array<{ kind: string; n: number }>,
+        ).all({ since, now, namespace: namespace ?? null }) as Array<{ kind: string; n: number }>,
       ),
     );
   }
 
-  async runsPerMinute(since: number): Promise<MinuteCount[]> {
+  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
     return this.run(
       'runsPerMinute',
       () =>
         this.sql(
           `SELECT (finished_at / 60000) * 60000 AS minute, status, count(*) AS count
-         FROM runs WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2`,
-        ).all(since) as MinuteCount[],
+         FROM runs WHERE finished_at >= ? AND (? IS NULL OR namespace = ?) GROUP BY 1, 2 ORDER BY 1, 2`,
+        ).all(since, namespace ?? null, namespace ?? null) as MinuteCount[],
     );
   }
 
