@@ -149,13 +149,14 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect((await store.listApiTokens('blue')).map((t) => t.name)).toEqual(['ci']);
       expect((await store.listApiTokens('default')).map((t) => t.name)).toEqual(['old']);
       await store.appendAudit({ at: T0, actor: 'x', action: 'job.create', target: 'job:d', details: {} });
-      expect((await store.listAudit({ namespace: 'blue', limit: 10 })).map((a) => a.action)).toEqual([
+      expect((await store.listAudit({ namespaces: ['blue'], limit: 10 })).map((a) => a.action)).toEqual([
         'token.create',
       ]);
-      expect((await store.listAudit({ namespace: 'default', limit: 10 })).map((a) => a.action)).toEqual([
+      expect((await store.listAudit({ namespaces: ['default'], limit: 10 })).map((a) => a.action)).toEqual([
         'job.create',
       ]);
       expect(await store.listAudit({ limit: 10 })).toHaveLength(2);
+      expect(await store.listAudit({ namespaces: ['blue', 'default'], limit: 10 })).toHaveLength(2);
     });
 
     it('grants users a role per namespace', async () => {
@@ -204,7 +205,7 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.namespaces.get('blue')).toBeNull();
       expect(await store.namespaces.listGrants({})).toEqual([]);
       expect(await store.workerIdentity('wb')).toBeNull();
-      expect((await store.listAudit({ namespace: '*', limit: 5 })).map((a) => a.action)).toEqual([
+      expect((await store.listAudit({ namespaces: ['*'], limit: 5 })).map((a) => a.action)).toEqual([
         'namespace.delete',
       ]);
     });

@@ -333,9 +333,9 @@ export interface Store {
   listApiTokens(namespace?: string): Promise<ApiTokenRecord[]>;
   deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean>;
   appendAudit(entry: AuditEntry): Promise<void>;
-  /** Audit entries newest first, of one namespace or all; `before` is the last id of the previous page. */
+  /** Audit entries newest first, of some namespaces or all; `before` is the last id of the previous page. */
   listAudit(filter: {
-    namespace?: string | undefined;
+    namespaces?: readonly string[] | undefined;
     before?: number | undefined;
     limit: number;
   }): Promise<AuditRecord[]>;

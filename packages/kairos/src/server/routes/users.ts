@@ -224,7 +224,11 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const limit = request.query.limit ?? 100;
       const cursor = request.query.cursor;
       const before = idCursor(cursor);
-      const items = await store.listAudit({ namespace: request.namespace, before, limit });
+      // A global admin also sees the changes made outside any namespace: users and namespaces.
+      const namespaces = isGlobalAdmin(request.principal!)
+        ? [request.namespace, GLOBAL_NAMESPACE]
+        : [request.namespace];
+      const items = await store.listAudit({ namespaces, before, limit });
       return {
         items: items.map(auditView),
         nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,

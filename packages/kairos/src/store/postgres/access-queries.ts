@@ -44,9 +44,9 @@ export const APPEND_AUDIT_AFTER = `
   INSERT INTO audit_log (at, actor, action, target, details, namespace)
   SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb, $6::text FROM async`;
 
-/** Audit entries newest first. $1 before id or null, $2 limit, $3 namespace or null. */
+/** Audit entries newest first. $1 before id or null, $2 limit, $3 namespaces or null (all). */
 export const LIST_AUDIT = `
-  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text IS NULL OR namespace = $3)
+  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text[] IS NULL OR namespace = ANY($3::text[]))
   ORDER BY id DESC LIMIT $2`;
 
 /**

@@ -1459,7 +1459,7 @@ export class PostgresStore implements Store {
   }
 
   async listAudit(filter: {
-    namespace?: string | undefined;
+    namespaces?: readonly string[] | undefined;
     before?: number | undefined;
     limit: number;
   }): Promise<AuditRecord[]> {
@@ -1467,7 +1467,7 @@ export class PostgresStore implements Store {
       await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [
         filter.before ?? null,
         filter.limit,
-        filter.namespace ?? null,
+        filter.namespaces ?? null,
       ])
     ).map(auditFromRow);
   }

@@ -1371,12 +1371,13 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(filter: {
-    namespace?: string | undefined;
+    namespaces?: readonly string[] | undefined;
     before?: number | undefined;
     limit: number;
   }): Promise<AuditRecord[]> {
     // Written only when given, so that a namespace's page walks audit_log_namespace.
-    const inNamespace = filter.namespace === undefined ? '' : ' AND namespace = @namespace';
+    const inNamespace =
+      filter.namespaces === undefined ? '' : ' AND namespace IN (SELECT value FROM json_each(@namespaces))';
     return this.run('listAudit', () =>
       (
         this.sql(
@@ -1384,7 +1385,7 @@ export class SqliteStore implements Store {
         ).all({
           before: filter.before ?? null,
           limit: filter.limit,
-          ...(filter.namespace === undefined ? {} : { namespace: filter.namespace }),
+          ...(filter.namespaces === undefined ? {} : { namespaces: JSON.stringify(filter.namespaces) }),
         }) as AuditRow[]
       ).map(auditFromRow),
     );
