@@ -23,6 +23,8 @@ import type {
   CreatedApiToken,
   DoctorReport,
   ErrorBody,
+  Grant,
+  GrantSpec,
   GroupInfo,
   GroupLimitRequest,
   Health,
@@ -36,6 +38,8 @@ import type {
   LoginRequest,
   Me,
   MinuteStats,
+  Namespace,
+  NamespaceSpec,
   NodeInfo,
   Overview,
   Page,
@@ -70,6 +74,11 @@ export interface ClientOptions {
   url: string;
   /** API or worker token, sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * The namespace every request acts in, sent as `Kairos-Namespace` (docs/tenancy.md). Absent: the
+   * node's `default`. Worker tokens act in their own namespace whatever this says.
+   */
+  namespace?: string;
   /** Per-request time limit in ms (long polls add their wait). Default 30 000. */
   timeoutMs?: number;
   /** Extra headers for each request, read at each call (the console sends its CSRF token this way). */
@@ -124,6 +133,8 @@ type Query = Record<string, string | number | boolean | undefined>;
 export class KairosClient {
   readonly url: string;
   private readonly token: string | undefined;
+  /** The namespace of every request; undefined: `default`. */
+  readonly namespace: string | undefined;
   private readonly timeoutMs: number;
   private readonly headers: (() => Record<string, string>) | undefined;
   private readonly transport: Transport;
@@ -131,6 +142,7 @@ export class KairosClient {
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
+    this.namespace = options.namespace;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.headers = options.headers;
     this.transport = options.transport ?? fetchTransport;
@@ -454,6 +466,34 @@ export class KairosClient {
     return this.request('GET', '/v1/audit', undefined, { ...filter });
   }
 
+  /** The namespaces the caller may see, each with the caller's role in it. */
+  listNamespaces(): Promise<{ items: Namespace[] }> {
+    return this.request('GET', '/v1/namespaces');
+  }
+
+  /** Global admins only. */
+  createNamespace(spec: NamespaceSpec): Promise<Namespace> {
+    return this.request('POST', '/v1/namespaces', spec);
+  }
+
+  /** Global admins only; refused (NAMESPACE_NOT_EMPTY) while anything belongs to it. */
+  async deleteNamespace(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/namespaces/${enc(name)}`);
+  }
+
+  /** Users' roles in the client's namespace (its admins). */
+  listGrants(): Promise<{ items: Grant[] }> {
+    return this.request('GET', '/v1/grants');
+  }
+
+  putGrant(user: string, spec: GrantSpec): Promise<Grant> {
+    return this.request('PUT', `/v1/grants/${enc(user)}`, spec);
+  }
+
+  async deleteGrant(user: string): Promise<void> {
+    await this.request('DELETE', `/v1/grants/${enc(user)}`);
+  }
+
   /** Counts, success rate and fire lateness over the last hour (default) or the last day. */
   overview(window?: StatsWindow): Promise<Overview> {
     return this.request('GET', '/v1/stats/overview', undefined, { window });
@@ -514,6 +554,7 @@ export class KairosClient {
   ): AsyncGenerator<RunLogEvent> {
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.namespace) headers['kairos-namespace'] = this.namespace;
     const response = await fetch(
       `${this.url}/v1/runs/${id}/logs/stream${toQueryString({ after: options.after })}`,
       { headers, signal: options.signal },
@@ -561,6 +602,7 @@ export class KairosClient {
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.namespace) headers['kairos-namespace'] = this.namespace;
     const response = await this.transport({
       method,
       url: this.url + path + toQueryString(query),

@@ -79,6 +79,10 @@ export const ERROR_CODES = {
   ALERT_RULE_NAME_TAKEN: 409,
   CHANNEL_NAME_TAKEN: 409,
   CHANNEL_IN_USE: 409,
+  NAMESPACE_NOT_FOUND: 404,
+  NAMESPACE_TAKEN: 409,
+  NAMESPACE_NOT_EMPTY: 409,
+  NAME_TAKEN: 409,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

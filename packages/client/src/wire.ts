@@ -12,9 +12,13 @@ import type {
   AuthProvidersSchema,
   CreatedApiTokenSchema,
   EndedCountsSchema,
+  GrantSchema,
+  GrantSpecSchema,
   LoginRequestSchema,
   MeSchema,
   MinuteStatsSchema,
+  NamespaceSchema,
+  NamespaceSpecSchema,
   OverviewSchema,
   StatsWindowSchema,
   UserRoleSchema,
@@ -371,6 +375,16 @@ export type ApiTokenSpec = Static<typeof ApiTokenSpecSchema>;
 export type CreatedApiToken = Static<typeof CreatedApiTokenSchema>;
 
 export type AuditEntry = Static<typeof AuditEntrySchema>;
+
+/** A namespace the caller may see, with the caller's role in it (docs/tenancy.md). */
+export type Namespace = Static<typeof NamespaceSchema>;
+
+export type NamespaceSpec = Static<typeof NamespaceSpecSchema>;
+
+/** A user's role in one namespace, beside the user's global role. */
+export type Grant = Static<typeof GrantSchema>;
+
+export type GrantSpec = Static<typeof GrantSpecSchema>;
 
 /** The span the overview's counts and lateness cover: the last hour or the last day. */
 export type StatsWindow = Static<typeof StatsWindowSchema>;

@@ -7,10 +7,30 @@ export function setSession(me: Me | null): void {
   csrfToken = me?.csrfToken ?? null;
 }
 
-/** The console talks to the node that served it, with the session cookie and the CSRF header. */
+const NAMESPACE_KEY = 'kairos.namespace';
+
+/** The namespace every page shows (docs/tenancy.md), kept across reloads; `default` at first. */
+let namespace = window.localStorage.getItem(NAMESPACE_KEY) ?? 'default';
+
+export function currentNamespace(): string {
+  return namespace;
+}
+
+export function setNamespace(name: string): void {
+  namespace = name;
+  window.localStorage.setItem(NAMESPACE_KEY, name);
+}
+
+/**
+ * The console talks to the node that served it, with the session cookie, the CSRF header and the
+ * namespace of the header's switch.
+ */
 export const api = new KairosClient({
   url: window.location.origin,
-  headers: (): Record<string, string> => (csrfToken ? { 'x-csrf-token': csrfToken } : {}),
+  headers: (): Record<string, string> => ({
+    'kairos-namespace': namespace,
+    ...(csrfToken ? { 'x-csrf-token': csrfToken } : {}),
+  }),
 });
 
 export type Level = 'viewer' | 'operator' | 'admin';

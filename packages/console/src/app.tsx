@@ -1,6 +1,6 @@
-import type { Me } from '@kairos/client';
+import type { Me, Namespace } from '@kairos/client';
 import { useCallback, useEffect, useState } from 'react';
-import { api, can, onSessionExpired, setSession } from './api.ts';
+import { api, can, currentNamespace, errorText, onSessionExpired, setNamespace, setSession } from './api.ts';
 import { AlertsPage } from './pages/alerts.tsx';
 import { CalendarsPage } from './pages/calendars.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
@@ -30,7 +30,25 @@ const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [namespaces, setNamespaces] = useState<Namespace[] | string | undefined>(undefined);
+  const [namespace, switchTo] = useState(currentNamespace());
   const route = useRoute();
+
+  // The namespaces the user may see, for the switch; the one shown must be among them.
+  useEffect(() => {
+    if (!me) return;
+    api.listNamespaces().then(
+      ({ items }) => {
+        setNamespaces(items);
+        if (items.length > 0 && !items.some((n) => n.name === currentNamespace())) {
+          const first = items.find((n) => n.name === 'default') ?? items[0]!;
+          setNamespace(first.name);
+          switchTo(first.name);
+        }
+      },
+      (error: unknown) => setNamespaces(errorText(error)),
+    );
+  }, [me]);
 
   useEffect(() => {
     api.me().then(
@@ -69,6 +87,12 @@ export function App() {
       />
     );
 
+  if (namespaces === undefined) return <div className="loading">Loading…</div>;
+  if (typeof namespaces === 'string') return <p className="error">{namespaces}</p>;
+  const shown = namespaces.find((n) => n.name === namespace);
+  if (!shown) return <p>No namespace is open to {me.user ?? me.actor}: ask an admin for a role in one.</p>;
+  // Pages judge what to show by the user's role in the namespace shown.
+  const here: Me = { ...me, role: shown.role };
   const section = route.path[0] ?? 'overview';
   return (
     <div className="shell">
@@ -77,15 +101,32 @@ export function App() {
           Kairos
         </a>
         <nav aria-label="main">
-          {NAV.filter((item) => !item.admin || can(me, 'admin')).map((item) => (
+          {NAV.filter((item) => !item.admin || can(here, 'admin')).map((item) => (
             <a key={item.path} href={`#/${item.path}`} className={section === item.path ? 'active' : ''}>
               {item.label}
             </a>
           ))}
         </nav>
+        <label className="namespace">
+          Namespace{' '}
+          <select
+            aria-label="namespace"
+            value={namespace}
+            onChange={(event) => {
+              setNamespace(event.target.value);
+              switchTo(event.target.value);
+            }}
+          >
+            {namespaces.map((n) => (
+              <option key={n.name} value={n.name}>
+                {n.name}
+              </option>
+            ))}
+          </select>
+        </label>
         <div className="who">
           <span title={me.actor}>
-            {me.user ?? me.actor} · <span className="role">{me.role}</span>
+            {me.user ?? me.actor} · <span className="role">{here.role}</span>
           </span>
           <button type="button" onClick={logout}>
             Log out
@@ -93,7 +134,8 @@ export function App() {
         </div>
       </header>
       <main>
-        <Page route={route} me={me} />
+        {/* A new namespace mounts every page afresh: nothing of the last one stays on screen. */}
+        <Page key={namespace} route={route} me={here} />
       </main>
     </div>
   );

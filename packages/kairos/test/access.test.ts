@@ -28,8 +28,8 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/auth/providers': 'public',
   'GET /v1/auth/oidc/login': 'public',
   'GET /v1/auth/oidc/callback': 'public',
-  'POST /v1/auth/logout': 'viewer',
-  'GET /v1/auth/me': 'viewer',
+  'POST /v1/auth/logout': 'signed-in',
+  'GET /v1/auth/me': 'signed-in',
   'POST /v1/jobs': 'operator',
   'GET /v1/jobs': 'viewer',
   'GET /v1/jobs/:name': 'viewer',
@@ -44,9 +44,9 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/runs/:id': 'viewer',
   'POST /v1/runs/:id/cancel': 'operator',
   'POST /v1/runs/:id/retry': 'operator',
-  'POST /v1/secrets/rotate': 'admin',
+  'POST /v1/secrets/rotate': 'global-admin',
   'GET /v1/nodes': 'viewer',
-  'GET /v1/doctor': 'operator',
+  'GET /v1/doctor': 'global-admin',
   'GET /v1/settings/retention': 'viewer',
   'GET /v1/workers': 'viewer',
   'POST /v1/worker/register': 'worker',
@@ -54,10 +54,10 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/worker/:id/poll': 'worker',
   'POST /v1/worker/:id/report': 'worker',
   'POST /v1/worker/:id/unregister': 'worker',
-  'GET /v1/users': 'admin',
-  'POST /v1/users': 'admin',
-  'PATCH /v1/users/:name': 'admin',
-  'DELETE /v1/users/:name': 'admin',
+  'GET /v1/users': 'global-admin',
+  'POST /v1/users': 'global-admin',
+  'PATCH /v1/users/:name': 'global-admin',
+  'DELETE /v1/users/:name': 'global-admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',
@@ -96,12 +96,62 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/worker/:id/logs': 'worker',
   'GET /v1/runs/:id/logs': 'viewer',
   'GET /v1/runs/:id/logs/stream': 'viewer',
+  'GET /v1/namespaces': 'signed-in',
+  'POST /v1/namespaces': 'global-admin',
+  'DELETE /v1/namespaces/:name': 'global-admin',
+  'GET /v1/grants': 'admin',
+  'PUT /v1/grants/:name': 'admin',
+  'DELETE /v1/grants/:name': 'admin',
 };
 
 interface Caller {
   name: string;
   role: 'admin' | 'operator' | 'viewer' | 'worker' | 'anonymous';
   headers: () => Record<string, string>;
+  /** A global admin: admin in every namespace, and of users and namespaces. */
+  global?: boolean;
+  /** Its role in each namespace (docs/tenancy.md); absent: none there. */
+  roles?: Record<string, 'admin' | 'operator' | 'viewer' | 'worker'>;
+}
+
+/**
+ * What a route answers a caller in a namespace: allowed (not 401, 403 or NAMESPACE_NOT_FOUND), 401
+ * without credentials, 404 NAMESPACE_NOT_FOUND where it has no role (names do not leak), 403
+ * FORBIDDEN where its role there lacks the route's.
+ */
+function expectedAnswer(
+  route: { method: string; url: string; access: Role | 'public' },
+  caller: Caller,
+  namespace: string,
+): 'allowed' | 401 | 403 | 404 {
+  if (route.access === 'public') return 'allowed';
+  if (caller.role === 'anonymous') return 401;
+  if (route.access === 'signed-in') return 'allowed';
+  if (route.access === 'global-admin') return caller.global ? 'allowed' : 403;
+  // A worker token speaks the worker protocol in its own namespace, whatever the request names.
+  if (route.access === 'worker' && caller.role === 'worker') return 'allowed';
+  const role = caller.global ? 'admin' : caller.roles?.[namespace];
+  if (!role) return 404;
+  if (!ALLOWED[route.access].includes(role)) return 403;
+  if (!EXISTING_NAMESPACES.includes(namespace)) return 404;
+  // A group's limits bind every namespace that uses its name: set in `default` only.
+  if (route.method === 'PUT' && route.url === '/v1/groups/:name' && namespace !== 'default') return 403;
+  return 'allowed';
+}
+
+const EXISTING_NAMESPACES = ['default', 'blue'];
+
+function answered(
+  route: { url: string },
+  result: { status: number; code: string | undefined },
+): 'allowed' | 401 | 403 | 404 | string {
+  if (result.status === 401 && result.code === 'UNAUTHORIZED') return 401;
+  // Deleting a namespace that does not exist: an allowed call's answer.
+  if (route.url === '/v1/namespaces/:name' && result.code === 'NAMESPACE_NOT_FOUND') return 'allowed';
+  if (result.status === 403 && result.code === 'FORBIDDEN') return 403;
+  if (result.status === 404 && result.code === 'NAMESPACE_NOT_FOUND') return 404;
+  if (result.status === 401 || result.status === 403) return `${result.status} ${result.code}`;
+  return 'allowed';
 }
 
 let node: KairosNode;
@@ -160,25 +210,52 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     const bearer = (token: string) => () => ({ authorization: `Bearer ${token}` });
     callers.push(
       { name: 'anonymous', role: 'anonymous', headers: () => ({}) },
-      { name: 'config admin token', role: 'admin', headers: bearer('config-admin') },
-      { name: 'config worker token', role: 'worker', headers: bearer('config-worker') },
+      { name: 'config admin token', role: 'admin', headers: bearer('config-admin'), global: true },
+      {
+        name: 'config worker token',
+        role: 'worker',
+        headers: bearer('config-worker'),
+        roles: { default: 'worker' },
+      },
     );
     for (const role of ['admin', 'operator', 'viewer', 'worker'] as const) {
+      // An admin token a global admin makes in `default` is global, as admin tokens were before namespaces.
       const { token } = await admin.createToken({ name: `matrix-${role}`, role });
-      callers.push({ name: `${role} API token`, role, headers: bearer(token) });
+      callers.push({
+        name: `${role} API token`,
+        role,
+        headers: bearer(token),
+        ...(role === 'admin' ? { global: true } : { roles: { default: role } }),
+      });
+    }
+    // Callers of namespace `blue`: its tokens (made by a global admin in it) and users granted roles in it.
+    const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
+    await admin.createNamespace({ name: 'blue', description: 'the tenant of the matrix' });
+    for (const role of ['admin', 'operator', 'viewer', 'worker'] as const) {
+      const { token } = await blueAdmin.createToken({ name: `blue-${role}`, role });
+      callers.push({ name: `blue ${role} API token`, role, headers: bearer(token), roles: { blue: role } });
     }
     for (const role of ['operator', 'viewer'] as const)
       await admin.createUser({ name: `matrix-${role}`, role, password: `${role}-password` });
-    for (const [name, password, role] of [
-      ['root', 'root-password', 'admin'],
-      ['matrix-operator', 'operator-password', 'operator'],
-      ['matrix-viewer', 'viewer-password', 'viewer'],
+    for (const role of ['admin', 'operator', 'viewer'] as const) {
+      // A tenant's user: a global role of viewer, which counts only in `default`, and only without grants.
+      await admin.createUser({ name: `blue-${role}`, role: 'viewer', password: `blue-${role}-password` });
+      await blueAdmin.putGrant(`blue-${role}`, { role });
+    }
+    for (const [name, password, role, roles] of [
+      ['root', 'root-password', 'admin', undefined],
+      ['matrix-operator', 'operator-password', 'operator', { default: 'operator' }],
+      ['matrix-viewer', 'viewer-password', 'viewer', { default: 'viewer' }],
+      ['blue-admin', 'blue-admin-password', 'admin', { blue: 'admin' }],
+      ['blue-operator', 'blue-operator-password', 'operator', { blue: 'operator' }],
+      ['blue-viewer', 'blue-viewer-password', 'viewer', { blue: 'viewer' }],
     ] as const) {
       const s = await session(name, password);
       callers.push({
-        name: `${role} session`,
+        name: `${name} session`,
         role,
         headers: () => ({ cookie: s.cookie, 'x-csrf-token': s.csrf }),
+        ...(roles ? { roles } : { global: true }),
       });
     }
   });
@@ -195,7 +272,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       expect(table).toEqual(EXPECTED);
     });
 
-    it('every route × every caller: allowed, or 403 FORBIDDEN (401 without credentials)', async () => {
+    it('every route × every namespace × every caller: allowed, 403 FORBIDDEN, 404 NAMESPACE_NOT_FOUND (401 without credentials)', async () => {
       const routes = node.routes
         .filter((r) => r.url.startsWith('/v1/'))
         // Logging out ends the session callers' sessions: last.
@@ -204,28 +281,31 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       for (const route of routes) {
         // Parameters that name nothing: an allowed call answers 400 or 404 and changes nothing.
         const path = route.url.replace(':name', 'matrix-nope').replace(':id', '999999');
-        for (const caller of callers) {
-          const result = await call(
-            route.method,
-            path,
-            caller.headers(),
-            route.method === 'GET' ? undefined : {},
+        // Logging out ends the sessions: only in the last namespace.
+        const namespaces =
+          route.url === '/v1/auth/logout' ? [undefined] : (['blue', 'nowhere', undefined] as const);
+        for (const namespace of namespaces) {
+          // The callers at once: each is its own principal, and nothing a call changes is read by another.
+          await Promise.all(
+            callers.map(async (caller) => {
+              const headers = {
+                ...caller.headers(),
+                ...(namespace ? { 'kairos-namespace': namespace } : {}),
+              };
+              const result = await call(route.method, path, headers, route.method === 'GET' ? undefined : {});
+              const expected = expectedAnswer(route, caller, namespace ?? 'default');
+              const got = answered(route, result);
+              if (got !== expected)
+                failures.push(
+                  `${route.method} ${route.url} in ${namespace ?? 'default'} as ${caller.name}: ${result.status} ${result.code}, expected ${expected}`,
+                );
+            }),
           );
-          const allowed =
-            route.access === 'public' ||
-            (caller.role !== 'anonymous' && ALLOWED[route.access].includes(caller.role));
-          const ok = allowed
-            ? result.status !== 401 && result.status !== 403
-            : caller.role === 'anonymous'
-              ? result.status === 401 && result.code === 'UNAUTHORIZED'
-              : result.status === 403 && result.code === 'FORBIDDEN';
-          if (!ok)
-            failures.push(`${route.method} ${route.url} as ${caller.name}: ${result.status} ${result.code}`);
         }
       }
-      expect(failures).toEqual([]);
-      expect(routes.length * callers.length).toBeGreaterThan(300);
-    });
+      expect(failures.sort()).toEqual([]);
+      expect(routes.length * callers.length * 3).toBeGreaterThan(1500);
+    }, 600_000);
   });
 
   describe('console sessions', () => {
@@ -384,6 +464,143 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
           reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],
         }),
       ).toMatchObject({ results: [{ ok: true }] });
+    });
+  });
+
+  describe('namespaces keep their entities apart', () => {
+    it('a caller of one namespace gets 404 for every entity of another, on every route, and changes nothing', async () => {
+      const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
+      const { token: blueToken } = await blueAdmin.createToken({ name: 'apart-admin', role: 'admin' });
+      const { token: blueWorkerToken } = await blueAdmin.createToken({
+        name: 'apart-worker',
+        role: 'worker',
+      });
+      // What `default` holds, and what `blue` holds.
+      await admin.createJob({ name: 'dflt-job', handler: 'h', trigger: { kind: 'manual' } });
+      await admin.putCalendar({ name: 'dflt-cal', dates: ['2030-01-01'] });
+      await admin.putAlertChannel({ name: 'dflt-chan', type: 'webhook', url: 'http://127.0.0.1:9/hook' });
+      await admin.putAlertRule({ name: 'dflt-rule', kind: 'run-failed', channels: ['dflt-chan'] });
+      const dfltRun = await admin.triggerJob('dflt-job', {});
+      const dfltWorker = await new KairosClient({ url: node.url, token: 'config-worker' }).register({
+        group: 'default',
+        handlers: ['h'],
+        capacity: 1,
+      });
+      const { token: dfltTokenValue, id: dfltTokenId } = await admin.createToken({
+        name: 'apart-dflt',
+        role: 'viewer',
+      });
+      expect(dfltTokenValue).toBeTruthy();
+      await blueAdmin.createJob({ name: 'blue-job', handler: 'h', trigger: { kind: 'manual' } });
+      const blueRun = await blueAdmin.triggerJob('blue-job', {});
+      const blueWorkers = new KairosClient({ url: node.url, token: blueWorkerToken });
+      const blueWorker = await blueWorkers.register({ group: 'default', handlers: ['h'], capacity: 5 });
+
+      // Every route that names an entity, with default's entity, as blue's admin and worker tokens.
+      const entityOf: Array<[string, string]> = [
+        ['/v1/jobs/:name', 'dflt-job'],
+        ['/v1/calendars/:name', 'dflt-cal'],
+        ['/v1/alert-rules/:name', 'dflt-rule'],
+        ['/v1/alert-channels/:name', 'dflt-chan'],
+        ['/v1/runs/:id', String(dfltRun.id)],
+        ['/v1/workers/:id', dfltWorker.workerId],
+        ['/v1/worker/:id', dfltWorker.workerId],
+        ['/v1/tokens/:id', String(dfltTokenId)],
+      ];
+      const failures: string[] = [];
+      let checked = 0;
+      for (const route of node.routes) {
+        const entity = entityOf.find(
+          ([prefix]) => route.url === prefix || route.url.startsWith(`${prefix}/`),
+        );
+        if (!entity) continue;
+        const path = route.url.replace(/:name|:id/, encodeURIComponent(entity[1]));
+        const token = route.access === 'worker' ? blueWorkerToken : blueToken;
+        const headers = { authorization: `Bearer ${token}`, 'kairos-namespace': 'blue' };
+        const result = await call(route.method, path, headers, route.method === 'GET' ? undefined : {});
+        checked++;
+        // 404 (the entity is not there for it), or 400 when the body is refused before any lookup.
+        if (result.status !== 404 && result.status !== 400)
+          failures.push(`${route.method} ${path}: ${result.status} ${result.code}`);
+        if (result.status === 404 && result.code === 'NAMESPACE_NOT_FOUND')
+          failures.push(`${route.method} ${path}: ${result.code}`);
+      }
+      expect(failures).toEqual([]);
+      expect(checked).toBeGreaterThan(25);
+      // Nothing of default changed.
+      expect(await admin.getJob('dflt-job')).toMatchObject({ version: 1, paused: false });
+      expect(await admin.getRun(dfltRun.id)).toMatchObject({ status: 'queued' });
+      expect((await admin.listCalendars()).items.map((c) => c.name)).toContain('dflt-cal');
+      expect((await admin.listAlertRules()).items.map((r) => r.name)).toContain('dflt-rule');
+      expect((await admin.listAlertChannels()).items.map((c) => c.name)).toContain('dflt-chan');
+      expect((await admin.listTokens()).items.map((t) => t.id)).toContain(dfltTokenId);
+      expect((await admin.listWorkers()).items.find((w) => w.id === dfltWorker.workerId)?.status).toBe(
+        'active',
+      );
+
+      // Lists show only their namespace.
+      const blueCaller = { authorization: `Bearer ${blueToken}`, 'kairos-namespace': 'blue' };
+      for (const path of [
+        '/v1/jobs',
+        '/v1/runs',
+        '/v1/workers',
+        '/v1/calendars',
+        '/v1/alert-rules',
+        '/v1/alert-channels',
+        '/v1/tokens',
+        '/v1/audit',
+        '/v1/grants',
+        '/v1/stats/overview',
+      ]) {
+        const blue = JSON.stringify((await call('GET', path, blueCaller)).body);
+        expect(blue, path).not.toMatch(/dflt-|apart-dflt/);
+        const dflt = JSON.stringify((await call('GET', path, { authorization: 'Bearer config-admin' })).body);
+        expect(dflt, path).not.toMatch(/blue-job|apart-admin|apart-worker/);
+      }
+      expect((await blueAdmin.listJobs()).items.map((j) => j.name)).toEqual(['blue-job']);
+
+      // A worker of blue claims blue's run only, in the same group as default's queued run.
+      const polled = await blueWorkers.poll(blueWorker.workerId, { max: 5, waitMs: 0 });
+      expect(polled.runs.map((r) => r.runId)).toEqual([blueRun.id]);
+      expect(await admin.getRun(dfltRun.id)).toMatchObject({ status: 'queued' });
+      // Default's counts are its own: blue's running run is not among them. Then leave default as found.
+      expect(await admin.overview()).toMatchObject({ running: 0 });
+      expect(await blueAdmin.overview()).toMatchObject({ running: 1 });
+      await admin.deleteJob('dflt-job');
+    });
+
+    it('namespaces: listed as each caller may see them, created and deleted by global admins only', async () => {
+      const rootList = await admin.listNamespaces();
+      expect(rootList.items.map((n) => [n.name, n.role])).toEqual([
+        ['blue', 'admin'],
+        ['default', 'admin'],
+      ]);
+      // A fresh session: the matrix logged the callers' sessions out.
+      const blueViewer = await session('blue-viewer', 'blue-viewer-password');
+      expect((await call('GET', '/v1/namespaces', { cookie: blueViewer.cookie })).body).toMatchObject({
+        items: [{ name: 'blue', role: 'viewer' }],
+      });
+      await admin.createNamespace({ name: 'short-lived' });
+      await expect(admin.createNamespace({ name: 'short-lived' })).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_TAKEN',
+      });
+      await expect(admin.deleteNamespace('default')).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_NOT_EMPTY',
+      });
+      await expect(admin.deleteNamespace('blue')).rejects.toMatchObject({
+        status: 409,
+        code: 'NAMESPACE_NOT_EMPTY',
+      });
+      await admin.deleteNamespace('short-lived');
+      await expect(
+        new KairosClient({ url: node.url, token: 'config-admin', namespace: 'short-lived' }).listJobs(),
+      ).rejects.toMatchObject({ status: 404, code: 'NAMESPACE_NOT_FOUND' });
+      await expect(admin.createNamespace({ name: 'Not_Valid' })).rejects.toMatchObject({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
     });
   });
 

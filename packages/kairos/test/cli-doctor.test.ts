@@ -138,11 +138,13 @@ describe('kairos doctor', async () => {
     expect(process.exitCode).toBe(1);
   });
 
-  it('needs an operator: a viewer token is refused', async () => {
-    const token = await admin.createToken({ name: 'doctor-viewer', role: 'viewer' });
-    const response = await fetch(`${node.url}/v1/doctor`, {
-      headers: { authorization: `Bearer ${token.token}` },
-    });
-    expect(response.status).toBe(403);
+  it('needs a global admin (it reads every namespace): viewer and operator tokens are refused', async () => {
+    for (const role of ['viewer', 'operator'] as const) {
+      const token = await admin.createToken({ name: `doctor-${role}`, role });
+      const response = await fetch(`${node.url}/v1/doctor`, {
+        headers: { authorization: `Bearer ${token.token}` },
+      });
+      expect(response.status).toBe(403);
+    }
   });
 });

@@ -656,6 +656,35 @@ describe('the web console in Chromium', () => {
     await sso.context().close();
   });
 
+  it('switches namespace: each shows only its own jobs, and a user sees only the namespaces granted', async () => {
+    await admin.createNamespace({ name: 'teal', description: 'a second team' });
+    const teal = new KairosClient({ url, token: env.KAIROS_ADMIN_TOKEN, namespace: 'teal' });
+    await teal.createJob({ name: 'teal-only', handler: 'echo', trigger: { kind: 'manual' } });
+    const ada = await newPage();
+    await login(ada, 'ada', 'ada-secret-1');
+    await ada.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await ada.getByRole('link', { name: 'browser-tick' }).first().waitFor();
+    expect(await ada.getByRole('link', { name: 'teal-only' }).count()).toBe(0);
+    await ada.getByLabel('namespace').selectOption('teal');
+    await ada.getByRole('link', { name: 'teal-only' }).waitFor();
+    expect(await ada.getByRole('link', { name: 'browser-tick' }).count()).toBe(0);
+    await ada.getByLabel('namespace').selectOption('default');
+    await ada.getByRole('link', { name: 'browser-tick' }).first().waitFor();
+    expect(await ada.getByRole('link', { name: 'teal-only' }).count()).toBe(0);
+    await ada.context().close();
+
+    // A user with a role in teal only: the switch offers teal alone, and its pages show teal's jobs.
+    await admin.createUser({ name: 'tom', role: 'viewer', password: 'tom-secret-1' });
+    await teal.putGrant('tom', { role: 'viewer' });
+    const tom = await newPage();
+    await login(tom, 'tom', 'tom-secret-1');
+    expect(await tom.getByLabel('namespace').locator('option').allTextContents()).toEqual(['teal']);
+    await tom.getByRole('link', { name: 'Jobs', exact: true }).click();
+    await tom.getByRole('link', { name: 'teal-only' }).waitFor();
+    expect(await tom.getByRole('link', { name: 'browser-tick' }).count()).toBe(0);
+    await tom.context().close();
+  });
+
   it('ran without script errors', () => {
     expect(scriptErrors).toEqual([]);
   });

@@ -31,6 +31,7 @@ export function requestTimeoutFor(leaseMs: number, heartbeatMs: number): number 
 export class NodePool {
   readonly #urls: readonly string[];
   readonly #token: string | undefined;
+  readonly #namespace: string | undefined;
   readonly #transport: Transport = nodeTransport();
   #clients: KairosClient[];
   readonly #patient: KairosClient[];
@@ -46,9 +47,11 @@ export class NodePool {
     urls: readonly string[],
     token: string | undefined,
     private readonly logger: WorkerLogger,
+    namespace?: string,
   ) {
     this.#urls = urls;
     this.#token = token;
+    this.#namespace = namespace;
     this.#clients = this.#connect(this.#timeoutMs);
     this.#patient = this.#connect(PATIENT_TIMEOUT_MS);
   }
@@ -106,7 +109,14 @@ export class NodePool {
 
   #connect(timeoutMs: number): KairosClient[] {
     return this.#urls.map(
-      (url) => new KairosClient({ url, token: this.#token, timeoutMs, transport: this.#transport }),
+      (url) =>
+        new KairosClient({
+          url,
+          token: this.#token,
+          timeoutMs,
+          transport: this.#transport,
+          ...(this.#namespace ? { namespace: this.#namespace } : {}),
+        }),
     );
   }
 

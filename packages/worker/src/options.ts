@@ -13,7 +13,13 @@ export interface WorkerOptions {
   url: string | string[];
   /** The worker token (`KAIROS_WORKER_TOKEN` of the node), sent as a bearer token. */
   token?: string | undefined;
-  /** The group of jobs this worker runs. Default `'default'`. */
+  /**
+   * The namespace it serves (docs/tenancy.md), sent as `Kairos-Namespace`. A worker token serves
+   * its own namespace whatever this says; a global admin token serves the one named here. Its
+   * declared jobs are written into it. Default: the node's `default`.
+   */
+  namespace?: string | undefined;
+  /** The group of jobs this worker runs (of its namespace). Default `'default'`. */
   group?: string;
   /** How the worker shows in `kairos workers`. Default `<hostname>-<pid>`. */
   name?: string;
@@ -62,6 +68,7 @@ export interface WorkerOptions {
 export interface ResolvedOptions {
   urls: string[];
   token: string | undefined;
+  namespace: string | undefined;
   group: string;
   name: string;
   host: string;
@@ -96,6 +103,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     urls: checkUrls(options.url),
     jobs: optional(options.jobs, 'jobs', (v, what) => checkJobs(v, what, options.group ?? 'default')) ?? null,
     token: optional(options.token, 'token', checkString),
+    namespace: optional(options.namespace, 'namespace', checkString),
     group: optional(options.group, 'group', checkGroup) ?? 'default',
     name: optional(options.name, 'name', checkName) ?? `${host}-${process.pid}`,
     host,

@@ -147,7 +147,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#options = resolveOptions(options);
     this.#log = this.#options.logger;
-    this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log);
+    this.#nodes = new NodePool(this.#options.urls, this.#options.token, this.#log, this.#options.namespace);
     this.#reporter = new Reporter((reports) => this.#sendReports(reports), this.#log);
     // Built-in kinds are handlers too, under names no user handler may take.
     if (this.#options.shell) this.#handlers.set('kairos:shell', shellHandler(this.#options.shell));
@@ -340,7 +340,10 @@ export class Worker {
       };
       for (const [i, url] of this.#options.urls.entries()) {
         try {
-          const job = await new KairosClient({ url, token }).putJob(body);
+          const namespace = this.#options.namespace;
+          const job = await new KairosClient({ url, token, ...(namespace ? { namespace } : {}) }).putJob(
+            body,
+          );
           this.#log.debug('declared job written', { job: job.name, version: job.version });
           break;
         } catch (err) {

@@ -68,6 +68,8 @@ export const MeSchema = Type.Object({
 
 const apiTokenFields = {
   id: Type.Integer(),
+  /** The namespace it acts in; `*` for a global token (admin only). */
+  namespace: Type.String(),
   name: Type.String(),
   role: RoleOrWorker,
   /** Worker tokens: the groups they may serve; null for every group. */
@@ -84,6 +86,8 @@ export const ApiTokenSpecSchema = closed({
   /** Letters, digits and `._:-`, starting with a letter or digit (it names the token in the audit log). */
   name: Type.String({ minLength: 1, maxLength: 100, pattern: NAME_PATTERN.source }),
   role: RoleOrWorker,
+  /** An admin token for every namespace rather than the request's: global admins only. */
+  global: Type.Optional(Type.Boolean()),
   /** Worker tokens only: limit the token to these groups. */
   groups: Type.Optional(
     Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN.source }), {
@@ -96,6 +100,8 @@ export const ApiTokenSpecSchema = closed({
 
 export const AuditEntrySchema = Type.Object({
   id: Type.Integer(),
+  /** The namespace of what changed; `*` for users and namespaces themselves. */
+  namespace: Type.String(),
   at: Type.String(),
   actor: Type.String(),
   action: Type.String(),
@@ -109,6 +115,41 @@ export const AuditQuery = closed({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
   cursor: Type.Optional(Type.String({ maxLength: 32 })),
 });
+
+// Namespaces -----------------------------------------------------------------
+
+/** Lower-case letters, digits and `-`, starting with a letter or digit, at most 63 characters. */
+export const NamespaceName = Type.String({
+  minLength: 1,
+  maxLength: 63,
+  pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+});
+
+export const NamespaceSchema = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  createdAt: Type.String(),
+  /** The caller's role in it. */
+  role: UserRoleSchema,
+});
+export const NamespaceListSchema = ItemsSchema(NamespaceSchema);
+
+export const NamespaceSpecSchema = closed({
+  name: NamespaceName,
+  description: Type.Optional(Type.String({ maxLength: 500 })),
+});
+
+export const NamespaceParam = closed({ name: Type.String({ minLength: 1, maxLength: 63 }) });
+
+/** A user's role in the request's namespace. */
+export const GrantSchema = Type.Object({
+  user: Type.String(),
+  namespace: Type.String(),
+  role: UserRoleSchema,
+  createdAt: Type.String(),
+});
+export const GrantListSchema = ItemsSchema(GrantSchema);
+export const GrantSpecSchema = closed({ role: UserRoleSchema });
 
 // Stats ----------------------------------------------------------------------
 

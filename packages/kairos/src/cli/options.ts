@@ -23,6 +23,8 @@ export class UsageError extends Error {
 export interface GlobalFlags {
   url: string;
   token?: string;
+  /** `--namespace` / `KAIROS_NAMESPACE`: sent as `Kairos-Namespace` on every request. */
+  namespace?: string;
   dataDir?: string;
   json?: boolean;
 }
@@ -258,7 +260,11 @@ export function resolveToken(
 export function clientFrom(flags: GlobalFlags): KairosClient {
   const urls = parseUrls(flags.url);
   if (urls.length > 1) throw new UsageError('--url: this command talks to one node; pass one URL');
-  return new KairosClient({ url: urls[0]!, token: resolveToken(flags, 'admin') });
+  return new KairosClient({
+    url: urls[0]!,
+    token: resolveToken(flags, 'admin'),
+    ...(flags.namespace ? { namespace: flags.namespace } : {}),
+  });
 }
 
 /** The node URLs of `--url` / `KAIROS_URL`: one, or several separated by commas. */

@@ -56,6 +56,11 @@ export function buildProgram(): Command {
         'API token (env KAIROS_TOKEN, else adminToken of <data-dir>/credentials.json)',
       ),
     )
+    .addOption(
+      new Option('-n, --namespace <name>', "namespace to act in (default: the node's default)").env(
+        'KAIROS_NAMESPACE',
+      ),
+    )
     .addOption(new Option('--data-dir <dir>', 'data folder (default .kairos)').env('KAIROS_DATA_DIR'))
     .option('--json', 'print raw JSON instead of tables');
   registerServer(program);

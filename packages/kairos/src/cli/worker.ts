@@ -73,6 +73,7 @@ export function registerWorker(program: Command): void {
       const worker = new Worker({
         url: urls,
         token,
+        ...(flags.namespace ? { namespace: flags.namespace } : {}),
         group: flags.group,
         concurrency,
         labels,

@@ -19,6 +19,7 @@ function rule(
 ): AlertRuleRecord {
   return {
     ...compileAlertRule({ name: `r${++ids}`, channels: ['c'], ...spec }),
+    namespace: 'default',
     id: ids,
     createdAt: T0,
     updatedAt: T0,

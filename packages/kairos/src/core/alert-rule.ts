@@ -21,6 +21,8 @@ export interface AlertRuleDefinition {
 }
 
 export interface AlertRuleRecord extends AlertRuleDefinition {
+  /** The namespace it belongs to; it names channels of that namespace only. */
+  namespace: string;
   id: number;
   createdAt: number;
   updatedAt: number;

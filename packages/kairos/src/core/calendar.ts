@@ -14,6 +14,8 @@ export interface CalendarDefinition {
 }
 
 export interface CalendarRecord extends CalendarDefinition {
+  /** The namespace it belongs to; only that namespace's jobs may name it. */
+  namespace: string;
   createdAt: number;
   updatedAt: number;
 }

@@ -51,6 +51,8 @@ export interface JobDefinition {
 /** A job as the store keeps it. */
 export interface JobRecord extends JobDefinition {
   id: number;
+  /** The namespace the job belongs to (docs/tenancy.md); its runs belong to it too. */
+  namespace: string;
   /** Runs the schedule created so far (what `maxRuns` counts). */
   runsFired: number;
   /** Bumped by every change of the definition or the pause state, never by firing. */

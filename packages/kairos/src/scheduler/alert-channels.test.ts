@@ -31,6 +31,7 @@ const message = (): AlertMessage => ({
 function channel(type: ChannelType, path: string, secret?: string): ChannelRecord {
   return {
     id: 1,
+    namespace: 'default',
     name: type,
     type,
     config: { urlOrigin: receiver.url, smtp: null },
@@ -125,6 +126,7 @@ describe('alert channels against a local receiver that checks signatures as the 
     try {
       const c: ChannelRecord = {
         id: 2,
+        namespace: 'default',
         name: 'mail',
         type: 'email',
         config: {

@@ -26,6 +26,7 @@ import { runTiming, sameRunRequest } from '../core/manual-run.ts';
 import { checkNoEnvelopes, compileSecretPaths, hasSecrets } from '../core/secret-params.ts';
 import { KairosError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
+import { DEFAULT_NAMESPACE } from '../store/namespaces.ts';
 import type { RunRecord, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 import { SecretKeyring } from './secret-keyring.ts';
@@ -43,12 +44,13 @@ export class JobService {
     private readonly keyring: SecretKeyring = new SecretKeyring([]),
   ) {}
 
-  async create(spec: JobSpec): Promise<JobRecord> {
+  /** Creates a job in a namespace (docs/tenancy.md); its calendars must be of that namespace. */
+  async create(spec: JobSpec, namespace = DEFAULT_NAMESPACE): Promise<JobRecord> {
     checkNoEnvelopes(spec.params, 'params');
     const job = this.sealed(compileJob(spec), null);
-    await this.checkDependencies(job);
+    await this.checkDependencies(job, namespace);
     const now = this.clock.now();
-    return this.store.createJob(job, scheduleOf(job, now), now);
+    return this.store.createJob(job, scheduleOf(job, now), now, namespace);
   }
 
   /**
@@ -57,13 +59,15 @@ export class JobService {
    * operator paused). With a `version`, only replaces that version of the job (VERSION_CONFLICT
    * otherwise; JOB_NOT_FOUND when there is no job to replace).
    */
-  async put(spec: JobSpec, condition: EditCondition = {}): Promise<JobRecord> {
+  async put(spec: JobSpec, condition: EditCondition = {}, namespace = DEFAULT_NAMESPACE): Promise<JobRecord> {
     condition = { version: condition.version ?? spec.version };
     checkNoEnvelopes(spec.params, 'params');
     const job = compileJob(spec);
-    await this.checkDependencies(job);
+    await this.checkDependencies(job, namespace);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
+      // A job of that name in another namespace is not this namespace's to replace.
+      if (existing && existing.namespace !== namespace) throw notFound(job.name);
       if (existing) {
         const keepsPause = spec.paused === undefined;
         return this.replace(
@@ -76,7 +80,7 @@ export class JobService {
       try {
         const now = this.clock.now();
         const sealed = this.sealed(job, null);
-        return await this.store.createJob(sealed, scheduleOf(sealed, now), now);
+        return await this.store.createJob(sealed, scheduleOf(sealed, now), now, namespace);
       } catch (error) {
         // Another PUT of the same name won the race: replace what it wrote.
         if (!(error instanceof KairosError && error.code === 'JOB_NAME_TAKEN') || tries > 2) throw error;
@@ -246,10 +250,12 @@ export class JobService {
    * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
    * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
    */
-  private async checkDependencies(job: JobDefinition): Promise<void> {
+  private async checkDependencies(job: JobDefinition, namespace: string): Promise<void> {
     const names = job.schedule.calendars;
     if (names.length > 0) {
-      const found = new Set((await this.store.getCalendars(names)).map((c) => c.name));
+      const found = new Set(
+        (await this.store.getCalendars(names)).filter((c) => c.namespace === namespace).map((c) => c.name),
+      );
       const missing = names.filter((name) => !found.has(name));
       if (missing.length > 0) {
         throw new KairosError(
@@ -337,7 +343,7 @@ export class JobService {
       }
       // Nothing to change: nothing written, the version stays.
       if (sameDefinition(existing, job)) return existing;
-      await this.checkDependencies(job);
+      await this.checkDependencies(job, existing.namespace);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
       // While paused a job keeps its next fire, so that resuming knows which fires it missed.

@@ -28,7 +28,9 @@ describe('compileChannel', () => {
       config: { urlOrigin: 'https://oapi.dingtalk.com', smtp: null },
       secrets: { url: 'https://oapi.dingtalk.com/robot/send?access_token=tok', secret: 'SEC1' },
     });
-    const shown = JSON.stringify(describeChannel({ ...channel, id: 1, createdAt: 0, updatedAt: 0 }));
+    const shown = JSON.stringify(
+      describeChannel({ ...channel, id: 1, namespace: 'default', createdAt: 0, updatedAt: 0 }),
+    );
     expect(shown).not.toContain('tok');
     expect(shown).not.toContain('SEC1');
     expect(shown).toContain('"secretSet":true');
@@ -66,6 +68,7 @@ describe('compileChannel', () => {
   it('a replacement without the URL, secret or password keeps the stored ones, of the same type only', () => {
     const stored: ChannelRecord = {
       id: 1,
+      namespace: 'default',
       name: 'h',
       type: 'webhook',
       config: { urlOrigin: 'https://a.example', smtp: null },
@@ -92,7 +95,7 @@ describe('compileChannel', () => {
     expect(mail.config.smtp).toMatchObject({ secure: true, user: 'u' });
     const kept = compileChannel(
       { name: 'm', type: 'email', smtp: { host: 'h2', port: 587, user: 'u', from: 'a@b.c', to: ['d@e.f'] } },
-      { ...mail, id: 2, createdAt: 0, updatedAt: 0 },
+      { ...mail, id: 2, namespace: 'default', createdAt: 0, updatedAt: 0 },
     );
     expect(kept).toMatchObject({
       secrets: { password: 'p' },

@@ -10,18 +10,20 @@ import Fastify, {
 import { VERSION } from '../version.ts';
 import { answers } from './answers.ts';
 import { installAudit } from './audit.ts';
-import type { TokenAuth } from './auth.ts';
+import { installNamespaceParam, type TokenAuth } from './auth.ts';
 import { clientErrorHandler } from './client-errors.ts';
 import { serveConsole } from './console-assets.ts';
 import type { NodeContext } from './context.ts';
 import { body, installErrorHandler } from './error-handler.ts';
 import { installJsonParser, installNulGuard, installNumberGuard } from './input-guards.ts';
+import { installNamespaceScope } from './namespace-scope.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
 import { doctorRoutes } from './routes/doctor.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { logRoutes } from './routes/logs.ts';
+import { namespaceRoutes } from './routes/namespaces.ts';
 import { oidcRoutes } from './routes/oidc.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { runRetryRoutes } from './routes/run-retry.ts';
@@ -70,8 +72,10 @@ export async function buildServer(
   installNulGuard(app);
   const routeTable = recordRoutes(app);
   app.decorateRequest('principal', null);
+  installNamespaceParam(app);
   installAudit(app, ctx.store, ctx.clock);
   installWorkerScope(app, ctx.store);
+  installNamespaceScope(app, ctx.store);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -92,6 +96,7 @@ export async function buildServer(
   });
   const context: NodeContext = {
     ...ctx,
+    forgetNamespace: (name) => ctx.auth.forgetNamespace(name),
     requireRole: (role) => {
       const hook: RoleHook & ((request: FastifyRequest) => Promise<void>) = async (request) =>
         ctx.auth.check(request, role);
@@ -123,6 +128,7 @@ export async function buildServer(
   workerAdminRoutes(app, context);
   logRoutes(app, context);
   alertRoutes(app, context);
+  namespaceRoutes(app, context);
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);

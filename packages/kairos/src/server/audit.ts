@@ -29,6 +29,7 @@ export function installAudit(app: FastifyInstance, store: Store, clock: Clock): 
     if (url === '/v1/preview') return payload;
     try {
       await store.appendAudit({
+        namespace: request.namespace,
         at: clock.now(),
         actor: request.principal?.actor ?? 'anonymous',
         ...describeChange(request, url),

@@ -29,4 +29,6 @@ export interface NodeContext {
   /** This node's pruner, for what it did lately (Settings → Retention). */
   pruner?: Pick<Pruner, 'state'>;
   requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
+  /** Forgets that a namespace existed (after deleting it), so that this node answers 404 at once. */
+  forgetNamespace?(name: string): void;
 }

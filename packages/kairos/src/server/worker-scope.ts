@@ -2,6 +2,7 @@ import type { AttemptRef } from '@kairos/client';
 import type { FastifyInstance } from 'fastify';
 import { KairosError } from '../errors.ts';
 import type { Store, WorkerIdentity } from '../store/store.ts';
+import { isGlobalAdmin } from './auth.ts';
 
 /** Workers whose identity a node remembers; a worker's group and registering token never change. */
 const REMEMBERED_WORKERS = 10_000;
@@ -12,7 +13,8 @@ const REMEMBERED_WORKERS = 10_000;
  * team's worker token does not steer another team's workers. Worker tokens scoped to groups may
  * also register only in their groups, act only for workers of those groups, and report only runs of
  * those groups. Unscoped tokens (the config's worker token, the admin token) pass the group checks.
- * A preHandler, so it runs after authentication and body validation and before any change; which
+ * A worker acts in its token's namespace only: a worker of another namespace is not found. A
+ * preHandler, so it runs after authentication and body validation and before any change; which
  * attempts a worker holds is checked by the store in the write itself.
  */
 export function installWorkerScope(app: FastifyInstance, store: Store): void {
@@ -46,6 +48,9 @@ export function installWorkerScope(app: FastifyInstance, store: Store): void {
     const workerId = (request.params as { id?: string }).id;
     if (workerId === undefined) return;
     const worker = await identity(workerId);
+    // A worker of another namespace is not found: its id tells nothing, and nothing is done for it.
+    if (worker && worker.namespace !== request.namespace && !isGlobalAdmin(principal))
+      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
     if (worker && groups && !groups.includes(worker.group)) throw deny(worker.group);
     if (worker?.registeredBy && principal.role !== 'admin' && worker.registeredBy !== principal.actor) {
       throw new KairosError(

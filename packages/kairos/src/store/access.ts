@@ -98,15 +98,23 @@ export interface NewApiToken {
   /** Worker tokens: the groups they may serve; null for every group. */
   groups: string[] | null;
   createdBy: string;
+  /**
+   * The namespace it acts in (docs/tenancy.md); `*` (GLOBAL_NAMESPACE): every namespace, for admin
+   * tokens only. Absent: `default`.
+   */
+  namespace?: string;
 }
 
 export interface ApiTokenRecord extends NewApiToken {
   id: number;
+  namespace: string;
   createdAt: number;
 }
 
 /** One change: who (`user:ana`, `token:ci`, `admin-token`), what (`job.create`), on what (`job:tick`). */
 export interface AuditEntry {
+  /** The namespace of what changed; `*` for users and namespaces themselves. Absent: `default`. */
+  namespace?: string;
   at: number;
   actor: string;
   action: string;
@@ -116,6 +124,7 @@ export interface AuditEntry {
 
 export interface AuditRecord extends AuditEntry {
   id: number;
+  namespace: string;
 }
 
 export interface OverviewCounts {
@@ -215,6 +224,7 @@ export function userFromRow(row: UserRow): UserRecord {
 
 export interface ApiTokenRow {
   id: number;
+  namespace: string;
   name: string;
   token_hash: string;
   role: string;
@@ -226,6 +236,7 @@ export interface ApiTokenRow {
 export function apiTokenFromRow(row: ApiTokenRow): ApiTokenRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     name: row.name,
     tokenHash: row.token_hash,
     role: row.role as TokenRole,
@@ -237,6 +248,7 @@ export function apiTokenFromRow(row: ApiTokenRow): ApiTokenRecord {
 
 export interface AuditRow {
   id: number;
+  namespace: string;
   at: number;
   actor: string;
   action: string;
@@ -247,6 +259,7 @@ export interface AuditRow {
 export function auditFromRow(row: AuditRow): AuditRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     at: row.at,
     actor: row.actor,
     action: row.action,

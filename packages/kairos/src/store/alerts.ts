@@ -38,6 +38,7 @@ export interface ChannelDefinition {
 
 export interface ChannelRecord extends ChannelDefinition {
   id: number;
+  namespace: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -104,24 +105,35 @@ export interface AlertCommit {
  * that did not run, a worker lost or back), while an enabled rule of a kind that reads it exists.
  */
 export interface AlertStore {
-  /** Inserts or replaces a rule by name; `create` refuses an existing name (ALERT_RULE_NAME_TAKEN). Every channel must exist (CHANNEL_NOT_FOUND). */
+  /**
+   * Inserts or replaces a rule by name in a namespace (absent: `default`); `create` refuses an
+   * existing name (ALERT_RULE_NAME_TAKEN), a name another namespace holds is refused (NAME_TAKEN).
+   * Every channel must exist in the namespace (CHANNEL_NOT_FOUND).
+   */
   putRule(
     rule: AlertRuleDefinition,
     now: number,
     create: boolean,
+    namespace?: string,
   ): Promise<{ rule: AlertRuleRecord; created: boolean }>;
-  listRules(): Promise<AlertRuleRecord[]>;
+  /** Rules by name: of one namespace, or all. */
+  listRules(namespace?: string): Promise<AlertRuleRecord[]>;
   getRule(name: string): Promise<AlertRuleRecord | null>;
   /** Deletes a rule with its states and silences. */
   deleteRule(name: string): Promise<boolean>;
 
-  /** Inserts or replaces a channel by name; `create` refuses an existing name (CHANNEL_NAME_TAKEN). */
+  /**
+   * Inserts or replaces a channel by name in a namespace (absent: `default`); `create` refuses an
+   * existing name (CHANNEL_NAME_TAKEN), a name another namespace holds is refused (NAME_TAKEN).
+   */
   putChannel(
     channel: ChannelDefinition,
     now: number,
     create: boolean,
+    namespace?: string,
   ): Promise<{ channel: ChannelRecord; created: boolean }>;
-  listChannels(): Promise<ChannelRecord[]>;
+  /** Channels by name: of one namespace, or all. */
+  listChannels(namespace?: string): Promise<ChannelRecord[]>;
   getChannel(name: string): Promise<ChannelRecord | null>;
   /** Deletes a channel; CHANNEL_IN_USE while a rule names it. */
   deleteChannel(name: string): Promise<boolean>;
@@ -172,6 +184,7 @@ export interface AlertStore {
 
 export interface AlertRuleRow {
   id: number | string;
+  namespace: string;
   name: string;
   kind: string;
   enabled: boolean | number;
@@ -185,6 +198,7 @@ export function ruleFromRow(row: AlertRuleRow): AlertRuleRecord {
   return {
     ...definition,
     id: Number(row.id),
+    namespace: row.namespace,
     name: row.name,
     kind: row.kind as AlertRuleRecord['kind'],
     enabled: Boolean(row.enabled),
@@ -201,6 +215,7 @@ export function ruleDefinitionColumn(rule: AlertRuleDefinition): string {
 
 export interface ChannelRow {
   id: number | string;
+  namespace: string;
   name: string;
   type: string;
   config: string | ChannelConfig;
@@ -212,6 +227,7 @@ export interface ChannelRow {
 export function channelFromRow(row: ChannelRow): ChannelRecord {
   return {
     id: Number(row.id),
+    namespace: row.namespace,
     name: row.name,
     type: row.type as ChannelType,
     config: typeof row.config === 'string' ? JSON.parse(row.config) : row.config,

@@ -153,8 +153,16 @@ export function describeFencingConformance(dialect: string, open: () => Promise<
         T0,
       );
       await worker('w-old');
-      expect(await store.workerIdentity('w-bound')).toEqual({ group: 'g2', registeredBy: 'token:team-a' });
-      expect(await store.workerIdentity('w-old')).toEqual({ group: 'default', registeredBy: '' });
+      expect(await store.workerIdentity('w-bound')).toEqual({
+        namespace: 'default',
+        group: 'g2',
+        registeredBy: 'token:team-a',
+      });
+      expect(await store.workerIdentity('w-old')).toEqual({
+        namespace: 'default',
+        group: 'default',
+        registeredBy: '',
+      });
       expect(await store.workerIdentity('nobody')).toBeNull();
     });
 

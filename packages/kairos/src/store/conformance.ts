@@ -6,6 +6,7 @@ import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
+import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
@@ -1590,7 +1591,11 @@ export function describeStoreConformance(
           T0,
         );
         await worker();
-        expect(await store.workerIdentity('w1')).toEqual({ group: 'default', registeredBy: '' });
+        expect(await store.workerIdentity('w1')).toEqual({
+          namespace: 'default',
+          group: 'default',
+          registeredBy: '',
+        });
         expect(await store.workerIdentity('nobody')).toBeNull();
         const claimed = await store.claimRuns('w1', 3, T0);
         const end = (runId: number, status: 'succeeded' | 'failed', at: number) =>
@@ -1744,4 +1749,5 @@ export function describeStoreConformance(
   describeQueueConformance(dialect, open);
   describeTracingConformance(dialect, open);
   describeSecretsConformance(dialect, open);
+  describeNamespacesConformance(dialect, open);
 }

@@ -4,6 +4,7 @@ import type { SkippedRecord } from './store.ts';
 
 /** Row shapes of the Schedules tables, shared by the dialects. */
 export interface CalendarRow {
+  namespace: string;
   name: string;
   definition: JsonColumn;
   created_at: number;
@@ -13,6 +14,7 @@ export interface CalendarRow {
 export function calendarFromRow(row: CalendarRow): CalendarRecord {
   return {
     ...json<CalendarDefinition>(row.definition),
+    namespace: row.namespace,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -31,6 +31,7 @@ import type {
 /** Row shapes shared by the dialects (same column names); JSON columns arrive as text. */
 export interface JobRow {
   id: number;
+  namespace: string;
   name: string;
   description: string;
   group_name: string;
@@ -60,6 +61,7 @@ export interface RunRow {
   id: number;
   job_id: number;
   job_name: string;
+  namespace: string;
   group_name: string;
   handler: string;
   cause: string;
@@ -97,6 +99,7 @@ export interface AttemptRow {
 
 export interface WorkerRow {
   id: string;
+  namespace: string;
   name: string;
   group_name: string;
   handlers: JsonColumn;
@@ -150,7 +153,7 @@ export function nodeFromRow(row: NodeRow): NodeRecord {
 }
 
 /** The run columns every run query selects, with the job's name. */
-export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.group_name, r.handler, r.cause, r.fire_time,
+export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.namespace, r.group_name, r.handler, r.cause, r.fire_time,
   r.params, r.priority, r.status, r.attempt, r.max_attempts, r.timeout_ms, r.worker_id, r.created_at,
   r.available_at, r.started_at, r.finished_at, r.result, r.error,
   r.shard, r.shard_count, r.target_worker_id`;
@@ -164,6 +167,7 @@ export const RUN_SUMMARY_COLUMNS = RUN_COLUMNS.replace('r.params', `'{}' AS para
 export function jobFromRow(row: JobRow): JobRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     name: row.name,
     description: row.description,
     group: row.group_name,
@@ -227,6 +231,7 @@ export function runFromRow(row: RunRow): RunRecord {
     id: row.id,
     jobId: row.job_id,
     jobName: row.job_name,
+    namespace: row.namespace,
     group: row.group_name,
     handler: row.handler,
     cause: row.cause as RunCause,
@@ -298,6 +303,7 @@ export function heartbeatAnswer(
 export function workerFromRow(row: WorkerRow): WorkerRecord {
   return {
     id: row.id,
+    namespace: row.namespace,
     name: row.name,
     group: row.group_name,
     handlers: json<string[]>(row.handlers),

@@ -40,6 +40,7 @@ import type {
   UserRecord,
 } from './access.ts';
 import type { AlertStore } from './alerts.ts';
+import type { NamespaceStore } from './namespaces.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -58,6 +59,8 @@ export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Alert rules, channels, silences, the outbox and the delivery history (store/alerts.ts). */
   readonly alerts: AlertStore;
+  /** Namespaces and the roles users hold in them (store/namespaces.ts). */
+  readonly namespaces: NamespaceStore;
 
   /**
    * Applies pending migrations and records the schema version (`schema_meta`). Safe to call from
@@ -70,8 +73,17 @@ export interface Store {
 
   // Jobs ---------------------------------------------------------------------
 
-  /** Inserts a job. Throws JOB_NAME_TAKEN when the name exists. */
-  createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord>;
+  /**
+   * Inserts a job into a namespace (absent: `default`). Throws JOB_NAME_TAKEN when the name exists:
+   * in this release in any namespace (the global index stays until a contract step; migration
+   * `namespaces`).
+   */
+  createJob(
+    job: JobDefinition,
+    nextFireAt: number | null,
+    now: number,
+    namespace?: string,
+  ): Promise<JobRecord>;
   /**
    * Replaces a job's definition and next fire time and bumps its version, in one conditional write.
    * With `expected`, applies only while the job still has that version and next fire time (what the
@@ -88,6 +100,8 @@ export interface Store {
   getJob(name: string): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
   listJobs(filter: {
+    /** Only jobs of this namespace; absent: every namespace. */
+    namespace?: string | undefined;
     group?: string | undefined;
     after?: string | undefined;
     limit: number;
@@ -195,7 +209,8 @@ export interface Store {
    * it gave up sending) is lost at the reaper's next sweep.
    */
   unregisterWorker(workerId: string, now: number): Promise<void>;
-  listWorkers(): Promise<WorkerRecord[]>;
+  /** Workers of one namespace, or of all. */
+  listWorkers(namespace?: string): Promise<WorkerRecord[]>;
 
   // Ending attempts ----------------------------------------------------------
 
@@ -294,14 +309,19 @@ export interface Store {
     overlap: 'allow' | 'buffer-all',
     now: number,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
-  /** Creates or replaces a calendar; `created` tells which. */
+  /**
+   * Creates or replaces a calendar of a namespace (absent: `default`); `created` tells which. Throws
+   * NAME_TAKEN when another namespace has a calendar of that name.
+   */
   putCalendar(
     calendar: CalendarDefinition,
     now: number,
+    namespace?: string,
   ): Promise<{ calendar: CalendarRecord; created: boolean }>;
   /** The calendars of these names that exist, in name order. */
   getCalendars(names: readonly string[]): Promise<CalendarRecord[]>;
-  listCalendars(): Promise<CalendarRecord[]>;
+  /** Calendars ordered by name: of one namespace, or of all. */
+  listCalendars(namespace?: string): Promise<CalendarRecord[]>;
   /** Deletes a calendar; false when there is none. Throws CALENDAR_IN_USE while a job names it. */
   deleteCalendar(name: string): Promise<boolean>;
 
@@ -344,18 +364,22 @@ export interface Store {
   createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord>;
   /** The token with that SHA-256 hash (hex), or null. */
   findApiToken(tokenHash: string): Promise<ApiTokenRecord | null>;
-  /** Tokens newest first. */
-  listApiTokens(): Promise<ApiTokenRecord[]>;
+  /** Tokens newest first: of one namespace (global tokens are of `*`), or all. */
+  listApiTokens(namespace?: string): Promise<ApiTokenRecord[]>;
   deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean>;
   appendAudit(entry: AuditEntry): Promise<void>;
-  /** Audit entries newest first; `before` is the last id of the previous page. */
-  listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]>;
+  /** Audit entries newest first, of some namespaces or all; `before` is the last id of the previous page. */
+  listAudit(filter: {
+    namespaces?: readonly string[] | undefined;
+    before?: number | undefined;
+    limit: number;
+  }): Promise<AuditRecord[]>;
   /** The group of a registered worker (whatever its status) and who registered it, or null. */
   workerIdentity(workerId: string): Promise<WorkerIdentity | null>;
   /** Runs running and queued now, runs ended since `since` by outcome, workers and nodes alive at `now`. */
-  overviewCounts(since: number, now: number): Promise<OverviewCounts>;
+  overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts>;
   /** Runs ended since `since`, counted by minute (start of the minute, epoch ms) and final status. */
-  runsPerMinute(since: number): Promise<MinuteCount[]>;
+  runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]>;
   /**
    * How late scheduled runs started against their fire time: `first attempt start − fire time` of
    * runs with cause `schedule` whose first attempt started in [since, now], the newest `limit` of
@@ -740,6 +764,8 @@ export interface RunRecord {
   id: number;
   jobId: number;
   jobName: string;
+  /** Its job's namespace, copied when the run was made. */
+  namespace: string;
   group: string;
   handler: string;
   cause: RunCause;
@@ -764,6 +790,8 @@ export interface RunRecord {
 }
 
 export interface RunQuery {
+  /** Only runs of this namespace; absent: every namespace. */
+  namespace?: string | undefined;
   jobId?: number | undefined;
   status?: RunStatus | undefined;
   workerId?: string | undefined;
@@ -821,16 +849,20 @@ export interface WorkerRegistration {
    * registered before this was kept. See {@link Store.workerIdentity}.
    */
   registeredBy?: string;
+  /** The namespace it serves (its token's); absent: `default`. It claims only runs of it. */
+  namespace?: string;
 }
 
 /** Who a worker is, for checking who may act as it. */
 export interface WorkerIdentity {
+  namespace: string;
   group: string;
   /** The actor of the token that registered it; empty: not known (any worker token may act). */
   registeredBy: string;
 }
 
 export interface WorkerRecord extends WorkerRegistration {
+  namespace: string;
   status: WorkerStatus;
   running: number;
   registeredAt: number;

@@ -65,7 +65,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
         response: answers({ 200: AlertRuleListSchema }),
       },
     },
-    async () => ({ items: (await store.alerts.listRules()).map(describeAlertRule) }),
+    async (request) => ({ items: (await store.alerts.listRules(request.namespace)).map(describeAlertRule) }),
   );
 
   app.post<{ Body: AlertRuleSpec }>(
@@ -80,7 +80,12 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const saved = await store.alerts.putRule(compileAlertRule(request.body), clock.now(), true);
+      const saved = await store.alerts.putRule(
+        compileAlertRule(request.body),
+        clock.now(),
+        true,
+        request.namespace,
+      );
       reply.status(201);
       return describeAlertRule(saved.rule);
     },
@@ -118,7 +123,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const rule = compileAlertRule({ ...request.body, name: request.params.name });
-      const saved = await store.alerts.putRule(rule, clock.now(), false);
+      const saved = await store.alerts.putRule(rule, clock.now(), false, request.namespace);
       if (saved.created) reply.status(201);
       return describeAlertRule(saved.rule);
     },
@@ -153,7 +158,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
         response: answers({ 200: AlertChannelListSchema }),
       },
     },
-    async () => ({ items: (await store.alerts.listChannels()).map(describeChannel) }),
+    async (request) => ({ items: (await store.alerts.listChannels(request.namespace)).map(describeChannel) }),
   );
 
   app.post<{ Body: AlertChannelSpec }>(
@@ -168,7 +173,12 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const saved = await store.alerts.putChannel(compileChannel(request.body, null), clock.now(), true);
+      const saved = await store.alerts.putChannel(
+        compileChannel(request.body, null),
+        clock.now(),
+        true,
+        request.namespace,
+      );
       reply.status(201);
       return describeChannel(saved.channel);
     },
@@ -207,7 +217,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request, reply) => {
       const previous = await store.alerts.getChannel(request.params.name);
       const channel = compileChannel({ ...request.body, name: request.params.name }, previous);
-      const saved = await store.alerts.putChannel(channel, clock.now(), false);
+      const saved = await store.alerts.putChannel(channel, clock.now(), false, request.namespace);
       if (saved.created) reply.status(201);
       return describeChannel(saved.channel);
     },

@@ -28,8 +28,8 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
     tags: ['calendars'],
     response: answers({ 200: CalendarListSchema }),
   };
-  app.get('/v1/calendars', { ...read, schema: listCalendars }, async () => ({
-    items: (await store.listCalendars()).map(describeCalendar),
+  app.get('/v1/calendars', { ...read, schema: listCalendars }, async (request) => ({
+    items: (await store.listCalendars(request.namespace)).map(describeCalendar),
   }));
 
   app.post<{ Body: CalendarSpec }>(
@@ -51,7 +51,7 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
           `a calendar named ${JSON.stringify(calendar.name)} exists`,
         );
       }
-      const saved = await store.putCalendar(calendar, clock.now());
+      const saved = await store.putCalendar(calendar, clock.now(), request.namespace);
       reply.status(201);
       return describeCalendar(saved.calendar);
     },
@@ -89,7 +89,7 @@ export function calendarRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const calendar = compileCalendar({ ...request.body, name: request.params.name });
-      const saved = await store.putCalendar(calendar, clock.now());
+      const saved = await store.putCalendar(calendar, clock.now(), request.namespace);
       if (saved.created) reply.status(201);
       return describeCalendar(saved.calendar);
     },

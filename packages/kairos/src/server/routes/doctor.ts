@@ -9,7 +9,7 @@ export function doctorRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.get(
     '/v1/doctor',
     {
-      onRequest: ctx.requireRole('operator'),
+      onRequest: ctx.requireRole('global-admin'),
       schema: { operationId: 'doctor', tags: ['cluster'], response: answers({ 200: DoctorReportSchema }) },
     },
     async () => runDoctor(ctx.config, ctx.store),

@@ -94,7 +94,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       reply.status(201);
-      return describeJob(await jobs.create(request.body));
+      return describeJob(await jobs.create(request.body, request.namespace));
     },
   );
 
@@ -112,7 +112,12 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const limit = request.query.limit ?? 50;
       const after = nameCursor(request.query.cursor);
-      const items = await store.listJobs({ group: request.query.group, after, limit });
+      const items = await store.listJobs({
+        namespace: request.namespace,
+        group: request.query.group,
+        after,
+        limit,
+      });
       const page = fitPage(items, describeJob);
       const last = page.rows[page.rows.length - 1];
       return {
@@ -158,6 +163,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const job = await jobs.put(
         { ...spec, name: request.params.name },
         editCondition(request.headers, version),
+        request.namespace,
       );
       return answerJob(reply, job);
     },
@@ -249,6 +255,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const audit = {
+        namespace: request.namespace,
         at: clock.now(),
         actor: request.principal?.actor ?? 'anonymous',
         ...describeChange(request, '/v1/jobs/:name/trigger'),

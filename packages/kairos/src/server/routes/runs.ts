@@ -46,9 +46,12 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
           until: request.query.until ?? null,
         });
       }
-      const jobId = job === undefined ? undefined : (await jobs.get(job)).id;
+      const named = job === undefined ? undefined : await jobs.get(job);
+      if (named && named.namespace !== request.namespace)
+        throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(job)}`);
       const items = await store.listRuns({
-        jobId,
+        namespace: request.namespace,
+        jobId: named?.id,
         status,
         workerId: worker,
         before,
@@ -127,7 +130,7 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
     { ...read, schema: listWorkers },
     async (request) => ({
       // Lost and stopped workers stay until the reaper prunes them; a list of the fleet hides them.
-      items: (await store.listWorkers())
+      items: (await store.listWorkers(request.namespace))
         .filter((worker) => request.query.all || worker.status === 'active' || worker.status === 'draining')
         .map(workerView),
     }),

@@ -13,7 +13,7 @@ export function secretRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.post(
     '/v1/secrets/rotate',
     {
-      onRequest: ctx.requireRole('admin'),
+      onRequest: ctx.requireRole('global-admin'),
       schema: {
         operationId: 'rotateSecrets',
         tags: ['secrets'],

@@ -74,7 +74,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.post(
     '/v1/auth/logout',
     {
-      onRequest: ctx.requireRole('viewer'),
+      onRequest: ctx.requireRole('signed-in'),
       schema: { operationId: 'logout', tags: ['access'], response: answers({ 200: EmptySchema }) },
     },
     async (request, reply) => {
@@ -88,7 +88,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.get(
     '/v1/auth/me',
     {
-      onRequest: ctx.requireRole('viewer'),
+      onRequest: ctx.requireRole('signed-in'),
       schema: { operationId: 'me', tags: ['access'], response: answers({ 200: MeSchema }) },
     },
     async (request) => {

@@ -45,9 +45,9 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const now = clock.now();
       const since = now - (window === '24h' ? MAX_RANGE_MS : HOUR_MS);
       const [counts, failed, timedOut, lateness] = await Promise.all([
-        store.overviewCounts(since, now),
-        store.listRuns({ status: 'failed', limit: 10, summary: true }),
-        store.listRuns({ status: 'timed_out', limit: 10, summary: true }),
+        store.overviewCounts(since, now, request.namespace),
+        store.listRuns({ namespace: request.namespace, status: 'failed', limit: 10, summary: true }),
+        store.listRuns({ namespace: request.namespace, status: 'timed_out', limit: 10, summary: true }),
         store.fireLateness(since, now, LATENESS_SAMPLE),
       ]);
       const { succeeded, failed: failedCount, timed_out, cancelled } = counts.ended;
@@ -96,7 +96,7 @@ export function statsRoutes(app: FastifyInstance, ctx: NodeContext): void {
         throw new KairosError('VALIDATION_FAILED', 'since: at most 24 hours back', { path: '/since' });
       }
       const byMinute = new Map<number, MinuteStats>();
-      for (const row of await store.runsPerMinute(since)) {
+      for (const row of await store.runsPerMinute(since, request.namespace)) {
         let entry = byMinute.get(row.minute);
         if (!entry) {
           entry = {

@@ -22,18 +22,24 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { ApiTokenRecord, AuditRecord, UserRecord } from '../../store/access.ts';
+import { DEFAULT_NAMESPACE, GLOBAL_NAMESPACE } from '../../store/namespaces.ts';
 import { answers, NoContent } from '../answers.ts';
-import { sha256Hex } from '../auth.ts';
+import { isGlobalAdmin, sha256Hex } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
 import { idCursor } from '../cursor.ts';
 import { hashPassword } from '../passwords.ts';
 import { newSecret } from '../session.ts';
 
-/** Users, API tokens and the audit log: admin only. Each change is audited in its own transaction. */
+/**
+ * Users (global admins), and the API tokens and audit log of the request's namespace (its admins).
+ * Each change is audited in its own transaction.
+ */
 export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock } = ctx;
+  const globalAdmin = { onRequest: ctx.requireRole('global-admin'), config: { auditedInStore: true } };
   const admin = { onRequest: ctx.requireRole('admin'), config: { auditedInStore: true } };
   const audit = (request: FastifyRequest, action: string, target: string, details = {}) => ({
+    namespace: request.url.startsWith('/v1/users') ? GLOBAL_NAMESPACE : request.namespace,
     at: clock.now(),
     actor: request.principal?.actor ?? 'anonymous',
     action,
@@ -46,14 +52,14 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     tags: ['access'],
     response: answers({ 200: UserListSchema }),
   };
-  app.get('/v1/users', { ...admin, schema: listUsers }, async () => ({
+  app.get('/v1/users', { ...globalAdmin, schema: listUsers }, async () => ({
     items: (await store.listUsers()).map(userView),
   }));
 
   app.post<{ Body: UserSpec }>(
     '/v1/users',
     {
-      ...admin,
+      ...globalAdmin,
       schema: {
         operationId: 'createUser',
         tags: ['access'],
@@ -76,7 +82,7 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.patch<{ Params: Static<typeof UserParam>; Body: UserUpdate }>(
     '/v1/users/:name',
     {
-      ...admin,
+      ...globalAdmin,
       schema: {
         operationId: 'updateUser',
         tags: ['access'],
@@ -109,7 +115,7 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.delete<{ Params: Static<typeof UserParam> }>(
     '/v1/users/:name',
     {
-      ...admin,
+      ...globalAdmin,
       schema: {
         operationId: 'deleteUser',
         tags: ['access'],
@@ -130,8 +136,8 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     tags: ['access'],
     response: answers({ 200: ApiTokenListSchema }),
   };
-  app.get('/v1/tokens', { ...admin, schema: listTokens }, async () => ({
-    items: (await store.listApiTokens()).map(tokenView),
+  app.get('/v1/tokens', { ...admin, schema: listTokens }, async (request) => ({
+    items: (await store.listApiTokens(request.namespace)).map(tokenView),
   }));
 
   app.post<{ Body: ApiTokenSpec }>(
@@ -152,6 +158,22 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
           path: '/groups',
         });
       }
+      if (request.body.global && role !== 'admin') {
+        throw new KairosError('VALIDATION_FAILED', 'global: only admin tokens may be global', {
+          path: '/global',
+        });
+      }
+      // An admin token a global admin makes in `default` is global unless it says otherwise: admin
+      // tokens were global before namespaces, and a store of one namespace keeps them so.
+      const global =
+        request.body.global ??
+        (role === 'admin' && isGlobalAdmin(request.principal!) && request.namespace === DEFAULT_NAMESPACE);
+      if (global && !isGlobalAdmin(request.principal!)) {
+        throw new KairosError('FORBIDDEN', 'only a global admin may create a global token', {
+          needed: 'global-admin',
+          role: 'admin',
+        });
+      }
       const token = `kairos_${role}_${newSecret()}`;
       const record = await store.createApiToken(
         {
@@ -160,6 +182,7 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
           role,
           groups: groups ?? null,
           createdBy: request.principal!.actor,
+          namespace: global ? GLOBAL_NAMESPACE : request.namespace,
         },
         clock.now(),
         audit(request, 'tokens.create', `tokens:${name}`, { role, groups: groups ?? null }),
@@ -183,7 +206,10 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!(await store.deleteApiToken(id, audit(request, 'tokens.delete', `tokens:${id}`))))
+      // A token of another namespace is not found; a global token is deleted by global admins only.
+      const token = (await store.listApiTokens()).find((t) => t.id === id);
+      const visible = token && (token.namespace === request.namespace || isGlobalAdmin(request.principal!));
+      if (!visible || !(await store.deleteApiToken(id, audit(request, 'tokens.delete', `tokens:${id}`))))
         throw new KairosError('TOKEN_NOT_FOUND', `no API token ${id}`);
       reply.status(204);
     },
@@ -204,7 +230,11 @@ export function userRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const limit = request.query.limit ?? 100;
       const cursor = request.query.cursor;
       const before = idCursor(cursor);
-      const items = await store.listAudit({ before, limit });
+      // A global admin also sees the changes made outside any namespace: users and namespaces.
+      const namespaces = isGlobalAdmin(request.principal!)
+        ? [request.namespace, GLOBAL_NAMESPACE]
+        : [request.namespace];
+      const items = await store.listAudit({ namespaces, before, limit });
       return {
         items: items.map(auditView),
         nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
@@ -228,6 +258,7 @@ function userView(user: UserRecord): User {
 function tokenView(token: ApiTokenRecord): ApiToken {
   return {
     id: token.id,
+    namespace: token.namespace,
     name: token.name,
     role: token.role,
     groups: token.groups,

@@ -63,6 +63,8 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           version: r.version ?? '',
           host: r.host ?? request.ip,
           registeredBy: request.principal?.actor ?? '',
+          // The token's namespace (a global admin token: the one the request names).
+          namespace: request.namespace,
         },
         config.workerLeaseMs,
         clock.now(),

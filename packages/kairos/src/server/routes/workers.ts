@@ -12,6 +12,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { compileRateLimit } from '../../core/dispatch-policy.ts';
 import { KairosError } from '../../errors.ts';
+import { DEFAULT_NAMESPACE } from '../../store/namespaces.ts';
 import type { GroupLimit } from '../../store/store.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
@@ -81,6 +82,13 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
       },
     },
     async (request) => {
+      // A group's limits count the runs of every namespace that uses its name (docs/tenancy.md):
+      // only the operators of `default` set them, so that no namespace limits another's work.
+      if (request.namespace !== DEFAULT_NAMESPACE)
+        throw new KairosError('FORBIDDEN', 'group limits are set in the default namespace only', {
+          needed: 'operator',
+          role: 'operator',
+        });
       const now = clock.now();
       const limits = {
         maxConcurrency: request.body.maxConcurrency ?? null,

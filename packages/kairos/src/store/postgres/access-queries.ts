@@ -44,46 +44,53 @@ export const CREATE_OIDC_LOGIN = `
 export const TAKE_OIDC_LOGIN = `
   DELETE FROM oidc_logins WHERE id_hash = $1 RETURNING *`;
 
-/** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now. */
+/** Inserts an API token. $1 name, $2 hash, $3 role, $4 groups (jsonb text or null), $5 created by, $6 now, $7 namespace. */
 export const CREATE_API_TOKEN = `
-  INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING *`;
+  INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at, namespace)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) RETURNING *`;
 
-/** Appends one audit entry. $1 at, $2 actor, $3 action, $4 target, $5 details (jsonb text). */
+/** Appends one audit entry. $1 at, $2 actor, $3 action, $4 target, $5 details (jsonb text), $6 namespace. */
 export const APPEND_AUDIT = `
-  INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5::jsonb)`;
+  INSERT INTO audit_log (at, actor, action, target, details, namespace) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`;
 
 /**
  * Appends one audit entry in a transaction of its own that does not wait for its WAL flush
  * (asynchronous commit, for this transaction only): the entry of a change that the API committed in
  * an earlier transaction, which a crash between the two may lose anyway (server/audit.ts). A crash
- * within the next WAL writer round may lose it too; the change stays. $1..$5 as APPEND_AUDIT.
+ * within the next WAL writer round may lose it too; the change stays. $1..$6 as APPEND_AUDIT.
  */
 export const APPEND_AUDIT_AFTER = `
   WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-  INSERT INTO audit_log (at, actor, action, target, details)
-  SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb FROM async`;
+  INSERT INTO audit_log (at, actor, action, target, details, namespace)
+  SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb, $6::text FROM async`;
 
-/** Audit entries newest first. $1 before id or null, $2 limit. */
+/** Audit entries newest first. $1 before id or null, $2 limit, $3 namespaces or null (all). */
 export const LIST_AUDIT = `
-  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`;
+  SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) AND ($3::text[] IS NULL OR namespace = ANY($3::text[]))
+  ORDER BY id DESC LIMIT $2`;
 
 /**
- * The overview's counts in one round trip. $1 since, $2 now.
+ * The overview's counts in one round trip. $1 since, $2 now, $3 namespace (null: all; the namespace
+ * is a filter on the rows each index range finds).
  * Each branch is an index range: runs_status (or the runs_claim partial index) for running and
  * queued, runs_finished for ended runs. 300 000 runs, 1 000 ended in the window: 5 ms.
  */
 export const OVERVIEW_COUNTS = `
-  SELECT 'running' AS kind, count(*) AS n FROM runs WHERE status = 'running'
-  UNION ALL SELECT 'queued', count(*) FROM runs WHERE status = 'queued'
-  UNION ALL SELECT 'ended:' || status, count(*) FROM runs WHERE finished_at >= $1 GROUP BY status
+  SELECT 'running' AS kind, count(*) AS n FROM runs WHERE status = 'running' AND ($3::text IS NULL OR namespace = $3)
+  UNION ALL SELECT 'queued', count(*) FROM runs WHERE status = 'queued' AND ($3::text IS NULL OR namespace = $3)
+  UNION ALL SELECT 'ended:' || status, count(*) FROM runs
+    WHERE finished_at >= $1 AND ($3::text IS NULL OR namespace = $3) GROUP BY status
   UNION ALL SELECT 'workers', count(*) FROM workers WHERE status IN ('active', 'draining') AND lease_expires_at > $2
+    AND ($3::text IS NULL OR namespace = $3)
   UNION ALL SELECT 'nodes', count(*) FROM nodes WHERE expires_at > $2`;
 
-/** Runs ended since $1, by minute and status: a range scan of runs_finished (2 ms for 1 000 of 300 000 runs). */
+/**
+ * Runs ended since $1 (of namespace $2, null: all), by minute and status: a range scan of
+ * runs_finished (2 ms for 1 000 of 300 000 runs).
+ */
 export const RUNS_PER_MINUTE = `
   SELECT (finished_at / 60000) * 60000 AS minute, status, count(*) AS count
-  FROM runs WHERE finished_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2`;
+  FROM runs WHERE finished_at >= $1 AND ($2::text IS NULL OR namespace = $2) GROUP BY 1, 2 ORDER BY 1, 2`;
 
 /**
  * Lateness of scheduled runs whose first attempt started in [$1, $2], newest $3: ended first attempts

@@ -9,10 +9,10 @@
  * other claims. $5 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_AHEAD = `
-  WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
+  WITH w AS (SELECT namespace, group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
   chosen AS (
     SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
-    WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+    WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w) AND r.namespace = (SELECT namespace FROM w)
       AND r.available_at > $2::bigint AND r.available_at <= $3::bigint AND r.target_worker_id IS NULL
       AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
       AND coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'

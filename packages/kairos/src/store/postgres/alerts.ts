@@ -26,6 +26,7 @@ import {
   silenceFromRow,
   stateFromRow,
 } from '../alerts.ts';
+import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
 import { type Lease, LeaseLostError } from '../store.ts';
 import { LOCK_LEASES } from './queries.ts';
 
@@ -37,8 +38,8 @@ export interface PostgresConnection {
   transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T>;
 }
 
-const RULE_COLUMNS = 'id, name, kind, enabled, definition, created_at, updated_at';
-const CHANNEL_COLUMNS = 'id, name, type, config, secrets, created_at, updated_at';
+const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
+const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';
 const DELIVERY_COLUMNS = `id, event_id, rule_name, channel_name, subject, state, title, body, details, status,
   attempts, last_error, created_at, sent_at, next_attempt_at`;
 
@@ -136,25 +137,28 @@ async function syncOutboxTriggers(client: pg.PoolClient): Promise<void> {
 export class PostgresAlerts implements AlertStore {
   constructor(private readonly c: PostgresConnection) {}
 
-  async putRule(rule: AlertRuleDefinition, now: number, create: boolean) {
+  async putRule(rule: AlertRuleDefinition, now: number, create: boolean, namespace = DEFAULT_NAMESPACE) {
     return this.c.transaction('putRule', async (client) => {
       await lockRules(client);
-      await checkChannels(client, rule.channels);
-      const { rows: existing } = await client.query('SELECT id FROM alert_rules WHERE name = $1 FOR UPDATE', [
-        rule.name,
-      ]);
+      await checkChannels(client, rule.channels, namespace);
+      const { rows: existing } = await client.query<{ namespace: string }>(
+        'SELECT namespace FROM alert_rules WHERE name = $1 FOR UPDATE',
+        [rule.name],
+      );
+      if (existing[0] && existing[0].namespace !== namespace)
+        throw nameTakenElsewhere('alert rule', rule.name);
       if (existing.length > 0 && create)
         throw new KairosError(
           'ALERT_RULE_NAME_TAKEN',
           `an alert rule named ${JSON.stringify(rule.name)} exists`,
         );
       const { rows } = await client.query<AlertRuleRow>(
-        `INSERT INTO alert_rules (name, kind, enabled, definition, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
+        `INSERT INTO alert_rules (name, kind, enabled, definition, created_at, updated_at, namespace)
+         VALUES ($1, $2, $3, $4, $5, $5, $6)
          ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, enabled = excluded.enabled,
            definition = excluded.definition, updated_at = excluded.updated_at
          RETURNING ${RULE_COLUMNS}`,
-        [rule.name, rule.kind, rule.enabled, ruleDefinitionColumn(rule), now],
+        [rule.name, rule.kind, rule.enabled, ruleDefinitionColumn(rule), now, namespace],
       );
       const row = rows[0]!;
       // A replaced rule starts over: its states judged the old condition.
@@ -164,11 +168,11 @@ export class PostgresAlerts implements AlertStore {
     });
   }
 
-  async listRules() {
+  async listRules(namespace?: string) {
     const rows = await this.c.query<AlertRuleRow>(
       'listRules',
-      `SELECT ${RULE_COLUMNS} FROM alert_rules ORDER BY name`,
-      [],
+      `SELECT ${RULE_COLUMNS} FROM alert_rules WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name`,
+      [namespace ?? null],
     );
     return rows.map(ruleFromRow);
   }
@@ -189,34 +193,43 @@ export class PostgresAlerts implements AlertStore {
     return rows.length > 0;
   }
 
-  async putChannel(channel: ChannelDefinition, now: number, create: boolean) {
+  async putChannel(channel: ChannelDefinition, now: number, create: boolean, namespace = DEFAULT_NAMESPACE) {
     return this.c.transaction('putChannel', async (client) => {
-      const { rows: existing } = await client.query(
-        'SELECT id FROM alert_channels WHERE name = $1 FOR UPDATE',
+      const { rows: existing } = await client.query<{ namespace: string }>(
+        'SELECT namespace FROM alert_channels WHERE name = $1 FOR UPDATE',
         [channel.name],
       );
+      if (existing[0] && existing[0].namespace !== namespace)
+        throw nameTakenElsewhere('alert channel', channel.name);
       if (existing.length > 0 && create)
         throw new KairosError(
           'CHANNEL_NAME_TAKEN',
           `an alert channel named ${JSON.stringify(channel.name)} exists`,
         );
       const { rows } = await client.query<ChannelRow>(
-        `INSERT INTO alert_channels (name, type, config, secrets, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
+        `INSERT INTO alert_channels (name, type, config, secrets, created_at, updated_at, namespace)
+         VALUES ($1, $2, $3, $4, $5, $5, $6)
          ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config,
            secrets = excluded.secrets, updated_at = excluded.updated_at
          RETURNING ${CHANNEL_COLUMNS}`,
-        [channel.name, channel.type, JSON.stringify(channel.config), JSON.stringify(channel.secrets), now],
+        [
+          channel.name,
+          channel.type,
+          JSON.stringify(channel.config),
+          JSON.stringify(channel.secrets),
+          now,
+          namespace,
+        ],
       );
       return { channel: channelFromRow(rows[0]!), created: existing.length === 0 };
     });
   }
 
-  async listChannels() {
+  async listChannels(namespace?: string) {
     const rows = await this.c.query<ChannelRow>(
       'listChannels',
-      `SELECT ${CHANNEL_COLUMNS} FROM alert_channels ORDER BY name`,
-      [],
+      `SELECT ${CHANNEL_COLUMNS} FROM alert_channels WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name`,
+      [namespace ?? null],
     );
     return rows.map(channelFromRow);
   }
@@ -421,11 +434,15 @@ export class PostgresAlerts implements AlertStore {
   }
 }
 
-async function checkChannels(client: pg.PoolClient, names: readonly string[]): Promise<void> {
+async function checkChannels(
+  client: pg.PoolClient,
+  names: readonly string[],
+  namespace: string,
+): Promise<void> {
   // FOR SHARE: a channel cannot be deleted while a rule that names it commits.
   const { rows } = await client.query<{ name: string }>(
-    'SELECT name FROM alert_channels WHERE name = ANY($1::text[]) FOR SHARE',
-    [names],
+    'SELECT name FROM alert_channels WHERE name = ANY($1::text[]) AND namespace = $2 FOR SHARE',
+    [names, namespace],
   );
   const found = new Set(rows.map((row) => row.name));
   const missing = names.find((name) => !found.has(name));

@@ -2,14 +2,15 @@
 // schedule-to-start timeouts), one statement per constant.
 
 /**
- * The queued runs worker $1 may take, locked: its group ($2) and handlers ($3), available at $4,
- * unassigned, assigned to it, or assigned to a worker that is no longer active; oldest of the
- * highest priority first, up to $5. SKIP LOCKED: concurrent claims on other nodes take other rows.
+ * The queued runs worker $1 may take, locked: its namespace ($6), group ($2) and handlers ($3),
+ * available at $4, unassigned, assigned to it, or assigned to a worker that is no longer active;
+ * oldest of the highest priority first, up to $5. SKIP LOCKED: concurrent claims on other nodes take
+ * other rows.
  */
 export const DISPATCH_CANDIDATES = `
   SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
   FROM runs r JOIN jobs j ON j.id = r.job_id
-  WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint
+  WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
     AND r.handler = ANY($3::text[])
     AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
       SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $4::bigint))
@@ -43,12 +44,12 @@ export const ENSURE_JOB_ROUTING = `
 export const LOCK_JOB_ROUTING = `
   SELECT job_id, state FROM job_routing WHERE job_id = ANY($1::bigint[]) ORDER BY job_id FOR UPDATE`;
 
-/** Live workers of group $1 at $2 with their load: running attempts plus queued runs assigned to them. */
+/** Live workers of group $1 of namespace $3 at $2 with their load: running attempts plus queued runs assigned to them. */
 export const LIVE_WORKERS = `
   SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
     (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
     + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
-  FROM workers w WHERE w.group_name = $1 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;
+  FROM workers w WHERE w.group_name = $1 AND w.namespace = $3 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;
 
 /** Per worker and job ($1 ids): running plus assigned runs. */
 export const LOAD_OF_JOBS = `
@@ -176,7 +177,7 @@ export const PRUNE_LOGS = `
 
 /** Broadcast jobs among $1 (ids). */
 export const BROADCAST_JOBS = `
-  SELECT id, group_name, handler, dispatch FROM jobs
+  SELECT id, namespace, group_name, handler, dispatch FROM jobs
   WHERE id = ANY($1::bigint[]) AND dispatch->'routing'->>'strategy' = 'broadcast'`;
 
 /** Queued runs of job $1 created at $2 that are not sharded yet. */
@@ -193,9 +194,9 @@ export const SHARD_RUNS = `
     UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1]
     WHERE id = ANY($1::bigint[]) RETURNING *)
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context)
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace)
   SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
-    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context, f.namespace
   FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
   ORDER BY f.id, s.shard`;
 
@@ -205,6 +206,7 @@ export const SHARD_RUNS = `
  * active. In both reads of DISPATCH_FAST.
  */
 const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_name FROM w)
+  AND r.namespace = (SELECT namespace FROM w)
   AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w) AND r.available_at <= $2::bigint
   AND (r.target_worker_id IS NULL OR r.target_worker_id = $1 OR NOT EXISTS (
     SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))`;
@@ -223,7 +225,7 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * $1 worker, $2 now, $3 max, $4 window, $5 answer next_at, $6 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_FAST = `
-  WITH w AS (SELECT group_name, handlers, status FROM workers WHERE id = $1),
+  WITH w AS (SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1),
   g AS (
     SELECT 1 FROM group_limits
     WHERE group_name = (SELECT group_name FROM w) AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),

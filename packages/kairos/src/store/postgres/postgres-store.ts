@@ -82,6 +82,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
+import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
 import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
@@ -153,8 +154,9 @@ import {
 } from '../store.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
-import { PostgresAlerts } from './alerts.ts';
+import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
 import * as dq from './dispatch-queries.ts';
+import { PostgresNamespaces } from './namespaces.ts';
 import * as sql from './queries.ts';
 import * as rq from './retention-queries.ts';
 import {
@@ -253,10 +255,14 @@ const MIGRATION_LOCK = 7_245_100_001;
 export class PostgresStore implements Store {
   readonly dialect = 'postgres';
   private readonly pool: pg.Pool;
-  readonly alerts: AlertStore = new PostgresAlerts({
+  private readonly connection: PostgresConnection = {
     query: (operation, text, values) => this.query(operation, text, values),
     transaction: (operation, body) => this.transaction(operation, body),
-  });
+  };
+  readonly alerts: AlertStore = new PostgresAlerts(this.connection);
+  readonly namespaces: NamespaceStore = new PostgresNamespaces(this.connection, (client, entry) =>
+    this.audit(client, entry),
+  );
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
@@ -426,7 +432,12 @@ export class PostgresStore implements Store {
 
   // Jobs ---------------------------------------------------------------------
 
-  async createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord> {
+  async createJob(
+    job: JobDefinition,
+    nextFireAt: number | null,
+    now: number,
+    namespace = DEFAULT_NAMESPACE,
+  ): Promise<JobRecord> {
     try {
       const [row] = await this.query<JobRow>('createJob', sql.CREATE_JOB, [
         ...jobValues(job),
@@ -438,6 +449,7 @@ export class PostgresStore implements Store {
         job.owner,
         job.revision,
         JSON.stringify(job.secretParams),
+        namespace,
       ]);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
@@ -474,6 +486,7 @@ export class PostgresStore implements Store {
   }
 
   async listJobs(filter: {
+    namespace?: string | undefined;
     group?: string | undefined;
     after?: string | undefined;
     limit: number;
@@ -482,6 +495,7 @@ export class PostgresStore implements Store {
       filter.group ?? null,
       filter.after ?? null,
       filter.limit,
+      filter.namespace ?? null,
     ]);
     return rows.map(jobFromRow);
   }
@@ -744,7 +758,8 @@ export class PostgresStore implements Store {
         now,
         CHANNEL,
         this.origin,
-        ...(audit ? auditValues(audit) : [null, null, null, null, null]),
+        // The entry's namespace is the job's (TRIGGER_RUN reads it): the first five values only.
+        ...(audit ? auditValues(audit).slice(0, 5) : [null, null, null, null, null]),
         this.peers,
         this.options.schema ?? null,
         request.availableAt ?? now,
@@ -808,6 +823,7 @@ export class PostgresStore implements Store {
         filter.limit,
         filter.createdSince ?? null,
         filter.createdUntil ?? null,
+        filter.namespace ?? null,
       ],
     );
     return rows.map(runFromRow);
@@ -847,6 +863,7 @@ export class PostgresStore implements Store {
       now,
       now + leaseMs,
       worker.registeredBy ?? '',
+      worker.namespace ?? DEFAULT_NAMESPACE,
     ]);
   }
 
@@ -924,8 +941,10 @@ export class PostgresStore implements Store {
     );
   }
 
-  async listWorkers(): Promise<WorkerRecord[]> {
-    return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [])).map(workerFromRow);
+  async listWorkers(namespace?: string): Promise<WorkerRecord[]> {
+    return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
+      workerFromRow,
+    );
   }
 
   // Ending attempts ----------------------------------------------------------
@@ -1157,13 +1176,16 @@ export class PostgresStore implements Store {
   async putCalendar(
     calendar: CalendarDefinition,
     now: number,
+    namespace = DEFAULT_NAMESPACE,
   ): Promise<{ calendar: CalendarRecord; created: boolean }> {
     const [row] = await this.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
       calendar.name,
       JSON.stringify(calendar),
       now,
+      namespace,
     ]);
-    return { calendar: calendarFromRow(row!), created: row!.created };
+    if (!row) throw nameTakenElsewhere('calendar', calendar.name);
+    return { calendar: calendarFromRow(row), created: row.created };
   }
 
   async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
@@ -1176,10 +1198,14 @@ export class PostgresStore implements Store {
     return rows.map(calendarFromRow);
   }
 
-  async listCalendars(): Promise<CalendarRecord[]> {
-    return (await this.query<CalendarRow>('listCalendars', 'SELECT * FROM calendars ORDER BY name', [])).map(
-      calendarFromRow,
-    );
+  async listCalendars(namespace?: string): Promise<CalendarRecord[]> {
+    return (
+      await this.query<CalendarRow>(
+        'listCalendars',
+        'SELECT * FROM calendars WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name',
+        [namespace ?? null],
+      )
+    ).map(calendarFromRow);
   }
 
   async deleteCalendar(name: string): Promise<boolean> {
@@ -1483,6 +1509,7 @@ export class PostgresStore implements Store {
         token.groups === null ? null : JSON.stringify(token.groups),
         token.createdBy,
         now,
+        token.namespace ?? DEFAULT_NAMESPACE,
       ]);
       await this.audit(client, audit);
       return apiTokenFromRow(rows[0]!);
@@ -1498,9 +1525,13 @@ export class PostgresStore implements Store {
     return row ? apiTokenFromRow(row) : null;
   }
 
-  async listApiTokens(): Promise<ApiTokenRecord[]> {
+  async listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
     return (
-      await this.query<ApiTokenRow>('listApiTokens', 'SELECT * FROM api_tokens ORDER BY id DESC', [])
+      await this.query<ApiTokenRow>(
+        'listApiTokens',
+        'SELECT * FROM api_tokens WHERE ($1::text IS NULL OR namespace = $1) ORDER BY id DESC',
+        [namespace ?? null],
+      )
     ).map(apiTokenFromRow);
   }
 
@@ -1517,29 +1548,41 @@ export class PostgresStore implements Store {
     await this.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
   }
 
-  async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
+  async listAudit(filter: {
+    namespaces?: readonly string[] | undefined;
+    before?: number | undefined;
+    limit: number;
+  }): Promise<AuditRecord[]> {
     return (
-      await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [filter.before ?? null, filter.limit])
+      await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [
+        filter.before ?? null,
+        filter.limit,
+        filter.namespaces ?? null,
+      ])
     ).map(auditFromRow);
   }
 
   async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
-    const [row] = await this.query<{ group_name: string; registered_by: string }>(
+    const [row] = await this.query<{ namespace: string; group_name: string; registered_by: string }>(
       'workerIdentity',
-      'SELECT group_name, registered_by FROM workers WHERE id = $1',
+      'SELECT namespace, group_name, registered_by FROM workers WHERE id = $1',
       [workerId],
     );
-    return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
+    return row ? { namespace: row.namespace, group: row.group_name, registeredBy: row.registered_by } : null;
   }
 
-  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
     return overviewFromRows(
-      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [since, now]),
+      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
+        since,
+        now,
+        namespace ?? null,
+      ]),
     );
   }
 
-  async runsPerMinute(since: number): Promise<MinuteCount[]> {
-    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since]);
+  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
+    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
   }
 
   async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
@@ -1641,8 +1684,8 @@ export class PostgresStore implements Store {
     // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
     const out = await this.transaction('dispatchRuns', async (client) => {
       const [worker] = (
-        await client.query<{ group_name: string; handlers: string; status: string }>(
-          'SELECT group_name, handlers, status FROM workers WHERE id = $1',
+        await client.query<{ namespace: string; group_name: string; handlers: string; status: string }>(
+          'SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1',
           [workerId],
         )
       ).rows;
@@ -1656,6 +1699,7 @@ export class PostgresStore implements Store {
           JSON.parse(worker.handlers) as string[],
           now,
           dispatchWindow(max),
+          worker.namespace,
         ])
       ).rows.map(candidateFromRow);
       if (candidates.length === 0) return { claimed: [], wake: false, group };
@@ -1677,9 +1721,9 @@ export class PostgresStore implements Store {
         for (const row of (await client.query<{ job_id: number; state: string }>(dq.LOCK_JOB_ROUTING, [jobs]))
           .rows)
           states.set(row.job_id, JSON.parse(row.state));
-        const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now])).rows.map(
-          snapshotFromRow,
-        );
+        const live = (
+          await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now, worker.namespace])
+        ).rows.map(snapshotFromRow);
         const loadOfJob = new Map<string, number>();
         for (const row of (
           await client.query<{ w: string; job_id: number; n: number }>(dq.LOAD_OF_JOBS, [jobs])
@@ -1819,17 +1863,20 @@ export class PostgresStore implements Store {
    */
   private async shardNewRuns(client: pg.PoolClient, jobIds: readonly number[], now: number): Promise<void> {
     const broadcast = (
-      await client.query<{ id: number; group_name: string; handler: string; dispatch: string }>(
-        dq.BROADCAST_JOBS,
-        [[...new Set(jobIds)]],
-      )
+      await client.query<{
+        id: number;
+        namespace: string;
+        group_name: string;
+        handler: string;
+        dispatch: string;
+      }>(dq.BROADCAST_JOBS, [[...new Set(jobIds)]])
     ).rows;
     for (const job of broadcast) {
       const runs = (await client.query<{ id: number }>(dq.NEW_UNSHARDED_RUNS, [job.id, now])).rows;
       if (runs.length === 0) continue;
-      const live = (await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now])).rows.map(
-        snapshotFromRow,
-      );
+      const live = (
+        await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now, job.namespace])
+      ).rows.map(snapshotFromRow);
       const targets = shardTargets(live, job.handler, dispatchFromColumn(job.dispatch).routing.selector);
       const total = Math.max(1, targets.length);
       await client.query(dq.SHARD_RUNS, [
@@ -2110,7 +2157,14 @@ function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string)
 }
 
 function auditValues(entry: AuditEntry): unknown[] {
-  return [entry.at, entry.actor, entry.action, entry.target, JSON.stringify(entry.details)];
+  return [
+    entry.at,
+    entry.actor,
+    entry.action,
+    entry.target,
+    JSON.stringify(entry.details),
+    entry.namespace ?? DEFAULT_NAMESPACE,
+  ];
 }
 
 /** Whether a session's `search_path` is the one schema `schema` (quoted or not). */

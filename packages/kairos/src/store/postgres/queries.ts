@@ -8,11 +8,11 @@ const JOB_COLUMNS = `name, description, group_name, handler, params, trigger, de
 
 /**
  * Insert a job. $1..$12 job values, $13 next_fire_at, $14 now, $15 dispatch, $16 schedule_to_start_ms,
- * $17 task, $18 whether its policy buffers runs, $19 retention, $20 owner, $21 revision, $22 secret params.
+ * $17 task, $18 whether its policy buffers runs, $19 retention, $20 owner, $21 revision, $22 secret params, $23 namespace.
  */
 export const CREATE_JOB = `
-  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, buffers, retention, owner, revision, secret_params)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18, $19::jsonb, $20, $21, $22::jsonb)
+  INSERT INTO jobs (${JOB_COLUMNS}, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, buffers, retention, owner, revision, secret_params, namespace)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14, $14, $15::jsonb, $16, $17::jsonb, $18, $19::jsonb, $20, $21, $22::jsonb, $23)
   RETURNING *`;
 
 /**
@@ -31,9 +31,10 @@ export const UPDATE_JOB = `
 /** Resume a paused job (Schedules): as UPDATE_JOB, only while it is still paused. */
 export const RESUME_JOB = `${UPDATE_JOB.replace('WHERE id = $15', 'WHERE id = $15 AND paused')}`;
 
-/** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit. */
+/** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit, $4 namespace or null. */
 export const LIST_JOBS = `
   SELECT * FROM jobs WHERE ($1::text IS NULL OR group_name = $1) AND ($2::text IS NULL OR name > $2)
+    AND ($4::text IS NULL OR namespace = $4)
   ORDER BY name LIMIT $3`;
 
 /** Due jobs of owned partitions, most overdue first, on the jobs_due index. $1 now, $2 partition count, $3 owned, $4 limit. */
@@ -70,13 +71,13 @@ export const FIRE = `
   advanced AS (
     UPDATE jobs j SET next_fire_at = i.next FROM input i
     WHERE j.id = i.job_id AND j.next_fire_at = i.expected AND NOT j.paused
-    RETURNING j.id, j.group_name, j.handler, j.params, j.priority, j.retry, j.timeout_ms),
+    RETURNING j.id, j.group_name, j.handler, j.params, j.priority, j.retry, j.timeout_ms, j.namespace),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-      timeout_ms, created_at, available_at, trace_context)
+      timeout_ms, created_at, available_at, trace_context, namespace)
     SELECT a.id, a.group_name, a.handler, 'schedule', f.fire_time, a.params, a.priority, 'queued',
       (a.retry->>'maxAttempts')::int, a.retry, a.timeout_ms, $3, coalesce(f.available_at, f.fire_time),
-      f.trace_context
+      f.trace_context, a.namespace
     FROM jsonb_to_recordset($2::jsonb) AS f(job_id bigint, fire_time bigint, available_at bigint, trace_context text)
     JOIN advanced a ON a.id = f.job_id
     ORDER BY f.job_id, f.fire_time
@@ -103,9 +104,9 @@ export const ENQUEUE = `
     AS x(i int, params jsonb, priority int, key text, expires bigint, available_at bigint, trace_context text)),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
-      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
+      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context, namespace)
     SELECT j.id, j.group_name, j.handler, 'manual', x.key, x.expires, x.params, x.priority, 'queued',
-      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at, x.trace_context
+      (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, x.available_at, x.trace_context, j.namespace
     FROM input x, jobs j
     WHERE j.id = $1 AND ($6 OR NOT (SELECT broadcast FROM job))
     ORDER BY x.i
@@ -136,15 +137,15 @@ export const ENQUEUE = `
  */
 export const TRIGGER_RUN = `
   WITH job AS (
-    SELECT id, name, group_name, handler, params, priority, retry, timeout_ms,
+    SELECT id, name, group_name, handler, params, priority, retry, timeout_ms, namespace,
       coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE name = $1),
   inserted AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, idempotency_expires_at, params, priority,
-      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
+      status, max_attempts, retry, timeout_ms, created_at, available_at, trace_context, namespace)
     SELECT j.id, j.group_name, j.handler, 'manual', $4::text, $16::bigint, coalesce($2::jsonb, j.params),
       coalesce($3::int, j.priority), 'queued', (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $5::bigint,
-      $15::bigint, $17::text
+      $15::bigint, $17::text, j.namespace
     FROM job j WHERE NOT j.broadcast
     ON CONFLICT DO NOTHING
     RETURNING *),
@@ -158,8 +159,8 @@ export const TRIGGER_RUN = `
       'events', json_build_array(json_build_object('type', 'runs', 'group', group_name)))::text)
     FROM job WHERE NOT broadcast AND $13::boolean AND EXISTS (SELECT 1 FROM inserted)),
   audited AS (
-    INSERT INTO audit_log (at, actor, action, target, details)
-    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL
+    INSERT INTO audit_log (at, actor, action, target, details, namespace)
+    SELECT $8::bigint, $9::text, $10::text, $11::text, $12::jsonb, namespace FROM job WHERE NOT broadcast AND $8::bigint IS NOT NULL
       AND (EXISTS (SELECT 1 FROM inserted) OR EXISTS (SELECT 1 FROM existing WHERE same AND NOT expired)))
   SELECT j.id AS job_id_of_name, j.broadcast AS job_broadcast, (SELECT count(*) FROM notified)::int AS notified,
     (SELECT count(*) FROM inserted)::int AS inserted, r.same AS key_same, r.expired AS key_expired,
@@ -182,7 +183,7 @@ export const RUNS_BY_IDEMPOTENCY_KEYS = `
 
 /**
  * Runs newest first. $1 job id, $2 status, $3 worker id, $4 before id, $6 created since, $7 created
- * until (each null for any), $5 limit. Unnamed statements are planned with their values, so a null
+ * until, $8 namespace (each null for any), $5 limit. Unnamed statements are planned with their values, so a null
  * filter folds away and a time range can use runs_created.
  */
 export const LIST_RUNS = `
@@ -191,6 +192,7 @@ export const LIST_RUNS = `
   WHERE ($1::bigint IS NULL OR r.job_id = $1) AND ($2::text IS NULL OR r.status = $2)
     AND ($3::text IS NULL OR r.worker_id = $3) AND ($4::bigint IS NULL OR r.id < $4)
     AND ($6::bigint IS NULL OR r.created_at >= $6) AND ($7::bigint IS NULL OR r.created_at < $7)
+    AND ($8::text IS NULL OR r.namespace = $8)
   ORDER BY r.id DESC LIMIT $5`;
 
 /** LIST_RUNS without params and results (a list's summaries); the same parameters. */
@@ -243,8 +245,8 @@ export const CANCEL_RUN = `
 /** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end, $11 the registering actor. */
 export const REGISTER_WORKER = `
   INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-    last_heartbeat_at, lease_expires_at, registered_by)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11)
+    last_heartbeat_at, lease_expires_at, registered_by, namespace)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11, $12)
   ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
     capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
     status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;
@@ -273,11 +275,11 @@ export const HEARTBEAT = `
  * attempt, whose row FINISH_ATTEMPTS inserts when it ends.
  */
 export const CLAIM_RUNS = `
-  WITH w AS (SELECT group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
+  WITH w AS (SELECT namespace, group_name, handlers FROM workers WHERE id = $1 AND status = 'active'),
   picked AS (
     SELECT r.id FROM runs r
     WHERE r.status = 'queued' AND r.group_name = (SELECT group_name FROM w) AND r.available_at <= $2::bigint
-      AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
+      AND r.namespace = (SELECT namespace FROM w) AND r.handler IN (SELECT jsonb_array_elements_text(handlers) FROM w)
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $3 FOR UPDATE SKIP LOCKED),
   claimed AS (
@@ -294,7 +296,7 @@ export const CLAIM_RUNS = `
 /** Workers with their running attempts. */
 export const LIST_WORKERS = `
   SELECT w.*, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')::int AS running
-  FROM workers w ORDER BY w.group_name, w.name`;
+  FROM workers w WHERE ($1::text IS NULL OR w.namespace = $1) ORDER BY w.group_name, w.name`;
 
 /**
  * Running attempts at $1 whose worker's lease ended (lost: it stopped heartbeating, was declared lost

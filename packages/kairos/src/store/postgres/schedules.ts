@@ -54,14 +54,14 @@ export const PROMOTE_BUFFERED = `
 export const DEPENDENTS_OF_ENDED = `
   dependents AS (
     INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-      retry, timeout_ms, created_at, available_at, trace_context)
+      retry, timeout_ms, created_at, available_at, trace_context, namespace)
     SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || e.id,
       c.params || jsonb_build_object('parent',
         jsonb_build_object('job', p.name, 'runId', e.id, 'status', e.status, 'result', e.result)),
       c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2::bigint, $2::bigint,
-      (SELECT t.trace_context FROM runs t WHERE t.id = e.id)
+      (SELECT t.trace_context FROM runs t WHERE t.id = e.id), c.namespace
     FROM ended e JOIN jobs p ON p.id = e.job_id
-    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name
+    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name AND c.namespace = p.namespace
     WHERE e.status <> 'queued' AND NOT c.paused
       AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND e.status = 'succeeded')
         OR (c.trigger->>'on' = 'failure' AND e.status IN ('failed', 'timed_out')))
@@ -122,9 +122,9 @@ export const CANCEL_ACTIVE_RUNS = `
  */
 export const INSERT_SCHEDULED_RUNS = `
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at, trace_context)
+    timeout_ms, created_at, available_at, trace_context, namespace)
   SELECT j.id, j.group_name, j.handler, 'schedule', f.fire_time, j.params, j.priority, 'queued',
-    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, f.trace_context
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, f.trace_context, j.namespace
   FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint, trace_context text), jobs j
   WHERE j.id = $1
   ORDER BY f.fire_time
@@ -369,9 +369,9 @@ export function writtenFromRow(row: { job_id: number; reason: string; count: num
 /** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now. */
 export const INSERT_BACKFILL_RUNS = `
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at)
+    timeout_ms, created_at, available_at, namespace)
   SELECT j.id, j.group_name, j.handler, 'backfill', f.fire_time, j.params, j.priority, 'queued',
-    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, j.namespace
   FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
   WHERE j.id = $1
   ORDER BY f.fire_time
@@ -421,10 +421,14 @@ export async function backfill(
   return { created, existing: fireTimes.filter((t) => !made.has(t)), group };
 }
 
-/** Create or replace a calendar, answering whether it was new. $1 name, $2 definition, $3 now. */
+/**
+ * Create or replace a calendar of namespace $4, answering whether it was new; no row when another
+ * namespace has a calendar of that name (left alone). $1 name, $2 definition, $3 now.
+ */
 export const PUT_CALENDAR = `
-  INSERT INTO calendars (name, definition, created_at, updated_at) VALUES ($1, $2::jsonb, $3, $3)
+  INSERT INTO calendars (name, definition, created_at, updated_at, namespace) VALUES ($1, $2::jsonb, $3, $3, $4)
   ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+    WHERE calendars.namespace = excluded.namespace
   RETURNING *, (xmax = 0) AS created`;
 
 /** A job that names the calendar, if any. $1 calendar name. */

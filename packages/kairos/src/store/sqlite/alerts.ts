@@ -26,6 +26,7 @@ import {
   silenceFromRow,
   stateFromRow,
 } from '../alerts.ts';
+import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
 import { type Lease, LeaseLostError } from '../store.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -37,8 +38,8 @@ export interface SqliteConnection {
   run<T>(operation: string, body: () => T): T;
 }
 
-const RULE_COLUMNS = 'id, name, kind, enabled, definition, created_at, updated_at';
-const CHANNEL_COLUMNS = 'id, name, type, config, secrets, created_at, updated_at';
+const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
+const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';
 const DELIVERY_COLUMNS = `id, event_id, rule_name, channel_name, subject, state, title, body, details, status,
   attempts, last_error, created_at, sent_at, next_attempt_at`;
 
@@ -73,12 +74,15 @@ const JOB_FACTS = `
 export class SqliteAlerts implements AlertStore {
   constructor(private readonly c: SqliteConnection) {}
 
-  async putRule(rule: AlertRuleDefinition, now: number, create: boolean) {
+  async putRule(rule: AlertRuleDefinition, now: number, create: boolean, namespace = DEFAULT_NAMESPACE) {
     return this.c.run('putRule', () =>
       this.c.db
         .transaction(() => {
-          this.checkChannels(rule.channels);
-          const existing = this.c.sql('SELECT id FROM alert_rules WHERE name = ?').get(rule.name);
+          this.checkChannels(rule.channels, namespace);
+          const existing = this.c.sql('SELECT namespace FROM alert_rules WHERE name = ?').get(rule.name) as
+            | { namespace: string }
+            | undefined;
+          if (existing && existing.namespace !== namespace) throw nameTakenElsewhere('alert rule', rule.name);
           if (existing && create)
             throw new KairosError(
               'ALERT_RULE_NAME_TAKEN',
@@ -86,8 +90,8 @@ export class SqliteAlerts implements AlertStore {
             );
           const row = this.c
             .sql(
-              `INSERT INTO alert_rules (name, kind, enabled, definition, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?)
+              `INSERT INTO alert_rules (name, kind, enabled, definition, created_at, updated_at, namespace)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, enabled = excluded.enabled,
                  definition = excluded.definition, updated_at = excluded.updated_at
                RETURNING ${RULE_COLUMNS}`,
@@ -99,6 +103,7 @@ export class SqliteAlerts implements AlertStore {
               ruleDefinitionColumn(rule),
               now,
               now,
+              namespace,
             ) as AlertRuleRow;
           // A replaced rule starts over: its states judged the old condition.
           if (existing) this.c.sql('DELETE FROM alert_states WHERE rule_id = ?').run(row.id);
@@ -108,21 +113,23 @@ export class SqliteAlerts implements AlertStore {
     );
   }
 
-  private checkChannels(names: readonly string[]): void {
-    const found = this.c.sql('SELECT 1 FROM alert_channels WHERE name = ?');
+  private checkChannels(names: readonly string[], namespace: string): void {
+    const found = this.c.sql('SELECT 1 FROM alert_channels WHERE name = ? AND namespace = ?');
     for (const name of names) {
-      if (!found.get(name))
+      if (!found.get(name, namespace))
         throw new KairosError('CHANNEL_NOT_FOUND', `no alert channel named ${JSON.stringify(name)}`, {
           field: 'channels',
         });
     }
   }
 
-  async listRules() {
+  async listRules(namespace?: string) {
     return this.c.run('listRules', () =>
-      (this.c.sql(`SELECT ${RULE_COLUMNS} FROM alert_rules ORDER BY name`).all() as AlertRuleRow[]).map(
-        ruleFromRow,
-      ),
+      (
+        this.c
+          .sql(`SELECT ${RULE_COLUMNS} FROM alert_rules WHERE (? IS NULL OR namespace = ?) ORDER BY name`)
+          .all(namespace ?? null, namespace ?? null) as AlertRuleRow[]
+      ).map(ruleFromRow),
     );
   }
 
@@ -142,11 +149,15 @@ export class SqliteAlerts implements AlertStore {
     );
   }
 
-  async putChannel(channel: ChannelDefinition, now: number, create: boolean) {
+  async putChannel(channel: ChannelDefinition, now: number, create: boolean, namespace = DEFAULT_NAMESPACE) {
     return this.c.run('putChannel', () =>
       this.c.db
         .transaction(() => {
-          const existing = this.c.sql('SELECT id FROM alert_channels WHERE name = ?').get(channel.name);
+          const existing = this.c
+            .sql('SELECT namespace FROM alert_channels WHERE name = ?')
+            .get(channel.name) as { namespace: string } | undefined;
+          if (existing && existing.namespace !== namespace)
+            throw nameTakenElsewhere('alert channel', channel.name);
           if (existing && create)
             throw new KairosError(
               'CHANNEL_NAME_TAKEN',
@@ -154,8 +165,8 @@ export class SqliteAlerts implements AlertStore {
             );
           const row = this.c
             .sql(
-              `INSERT INTO alert_channels (name, type, config, secrets, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?)
+              `INSERT INTO alert_channels (name, type, config, secrets, created_at, updated_at, namespace)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config,
                  secrets = excluded.secrets, updated_at = excluded.updated_at
                RETURNING ${CHANNEL_COLUMNS}`,
@@ -167,6 +178,7 @@ export class SqliteAlerts implements AlertStore {
               JSON.stringify(channel.secrets),
               now,
               now,
+              namespace,
             ) as ChannelRow;
           return { channel: channelFromRow(row), created: !existing };
         })
@@ -174,11 +186,15 @@ export class SqliteAlerts implements AlertStore {
     );
   }
 
-  async listChannels() {
+  async listChannels(namespace?: string) {
     return this.c.run('listChannels', () =>
-      (this.c.sql(`SELECT ${CHANNEL_COLUMNS} FROM alert_channels ORDER BY name`).all() as ChannelRow[]).map(
-        channelFromRow,
-      ),
+      (
+        this.c
+          .sql(
+            `SELECT ${CHANNEL_COLUMNS} FROM alert_channels WHERE (? IS NULL OR namespace = ?) ORDER BY name`,
+          )
+          .all(namespace ?? null, namespace ?? null) as ChannelRow[]
+      ).map(channelFromRow),
     );
   }
 

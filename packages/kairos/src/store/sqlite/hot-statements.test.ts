@@ -44,6 +44,7 @@ function plan(sql: string, params: unknown[] | Record<string, unknown>): string[
 }
 
 const claimParams = {
+  namespace: 'default',
   group: 'g',
   now: 0,
   handlers: '[]',

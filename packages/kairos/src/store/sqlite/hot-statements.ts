@@ -3,10 +3,13 @@
 // (a plan that walks a status index instead of the primary key costs 100× on a busy store).
 
 /**
- * A queued run that worker @worker (of @group, serving @handlers) may take at @now: ready, and not
- * routed to another worker that is still alive.
+ * A queued run that worker @worker (of @group in @namespace, serving @handlers) may take at @now: ready,
+ * and not routed to another worker that is still alive. The namespace is a filter on the rows that
+ * runs_claim finds: with one namespace (or a group name used in one namespace only) it passes every
+ * row, so the claim reads what it read before namespaces (docs/tenancy.md).
  */
 export const READY_FOR_WORKER = `r.status = 'queued' AND r.group_name = @group AND r.available_at <= @now
+  AND r.namespace = @namespace
   AND r.handler IN (SELECT value FROM json_each(@handlers))
   AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
     SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > @now))`;
@@ -23,9 +26,9 @@ export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'a
  */
 export const INSERT_MANUAL_RUN = `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key,
     idempotency_expires_at, params, priority, status, max_attempts, retry, timeout_ms, created_at, available_at,
-    trace_context)
+    trace_context, namespace)
   SELECT id, group_name, handler, 'manual', ?, ?, ?, ?, 'queued', json_extract(retry, '$.maxAttempts'), retry,
-    timeout_ms, ?, ?, ?
+    timeout_ms, ?, ?, ?, namespace
   FROM jobs WHERE id = ?
   ON CONFLICT DO NOTHING RETURNING id`;
 
@@ -136,13 +139,13 @@ export const EXPIRED_ATTEMPTS = `SELECT id, attempt, job_id, group_name, cause, 
  * WHERE to parse.)
  */
 export const INSERT_FIRES = `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status,
-    max_attempts, retry, timeout_ms, created_at, available_at, trace_context)
+    max_attempts, retry, timeout_ms, created_at, available_at, trace_context, namespace)
   SELECT j.id, j.group_name, j.handler, 'schedule', v.value ->> 1, j.params, j.priority, 'queued',
-    json_extract(j.retry, '$.maxAttempts'), j.retry, j.timeout_ms, @now, v.value ->> 2, v.value ->> 3
+    json_extract(j.retry, '$.maxAttempts'), j.retry, j.timeout_ms, @now, v.value ->> 2, v.value ->> 3, j.namespace
   FROM json_each(@fires) v CROSS JOIN jobs j ON j.id = v.value ->> 0
   WHERE true
   ON CONFLICT DO NOTHING`;
 
 /** Of the jobs ([id, …]), those whose routing is broadcast: their new runs are sharded. */
-export const BROADCAST_JOBS = `SELECT id, group_name, handler, dispatch FROM jobs
+export const BROADCAST_JOBS = `SELECT id, namespace, group_name, handler, dispatch FROM jobs
   WHERE id IN (SELECT value FROM json_each(?)) AND dispatch ->> '$.routing.strategy' = 'broadcast'`;

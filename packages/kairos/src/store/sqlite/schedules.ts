@@ -135,14 +135,15 @@ function promote(sql: Sql, runId: number, now: number): string[] {
 function triggerDependents(sql: Sql, runIds: readonly number[], now: number): string[] {
   const rows = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, trace_context)
+       retry, timeout_ms, created_at, available_at, trace_context, namespace)
      SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
        json_set(c.params, '$.parent', json_object('job', p.name, 'runId', r.id, 'status', r.status,
          'result', json(coalesce(r.result, 'null')))),
        c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now,
-       r.trace_context
+       r.trace_context, c.namespace
      FROM runs r JOIN jobs p ON p.id = r.job_id
      JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
+       AND c.namespace = p.namespace
      WHERE r.id IN (SELECT value FROM json_each(@runs)) AND c.paused = 0
        AND (json_extract(c.trigger, '$.on') = 'always'
          OR (json_extract(c.trigger, '$.on') = 'success' AND r.status = 'succeeded')
@@ -214,9 +215,9 @@ export function backfill(
   ).get(jobId) as { n: number };
   const insert = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-       timeout_ms, created_at, available_at)
+       timeout_ms, created_at, available_at, namespace)
      SELECT id, group_name, handler, 'backfill', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
-       retry, timeout_ms, ?, ?
+       retry, timeout_ms, ?, ?, namespace
      FROM jobs WHERE id = ?
      ON CONFLICT DO NOTHING RETURNING id, group_name`,
   );

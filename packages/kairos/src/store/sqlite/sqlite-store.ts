@@ -76,6 +76,7 @@ import {
   progressFromRow,
 } from '../log-rows.ts';
 import { planMigrations, readMigrations } from '../migrations.ts';
+import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
 import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
 import {
   type AttemptRow,
@@ -147,8 +148,9 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import { SqliteAlerts } from './alerts.ts';
+import { SqliteAlerts, type SqliteConnection } from './alerts.ts';
 import * as hot from './hot-statements.ts';
+import { SqliteNamespaces } from './namespaces.ts';
 import * as retention from './retention.ts';
 import {
   afterRunsEnded,
@@ -215,6 +217,7 @@ const FIRST_STARTS = `SELECT late FROM (
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
   readonly alerts: AlertStore;
+  readonly namespaces: NamespaceStore;
   private readonly db: Database.Database;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Statement>();
@@ -231,11 +234,13 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.events.setMaxListeners(0);
-    this.alerts = new SqliteAlerts({
+    const connection: SqliteConnection = {
       db: this.db,
       sql: (text) => this.sql(text),
       run: (operation, body) => this.run(operation, body),
-    });
+    };
+    this.alerts = new SqliteAlerts(connection);
+    this.namespaces = new SqliteNamespaces(connection, (entry) => this.audit(entry));
   }
 
   async migrate(): Promise<void> {
@@ -286,14 +291,19 @@ export class SqliteStore implements Store {
 
   // Jobs ---------------------------------------------------------------------
 
-  async createJob(job: JobDefinition, nextFireAt: number | null, now: number): Promise<JobRecord> {
+  async createJob(
+    job: JobDefinition,
+    nextFireAt: number | null,
+    now: number,
+    namespace = DEFAULT_NAMESPACE,
+  ): Promise<JobRecord> {
     return this.run('createJob', () => {
       try {
         const row = this.sql(
           `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
-             owner, revision, secret_params)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+             owner, revision, secret_params, namespace)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         ).get(
           ...jobValues(job),
           nextFireAt,
@@ -304,6 +314,7 @@ export class SqliteStore implements Store {
           job.owner,
           job.revision,
           JSON.stringify(job.secretParams),
+          namespace,
         ) as JobRow;
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
@@ -340,15 +351,23 @@ export class SqliteStore implements Store {
   }
 
   async listJobs(filter: {
+    namespace?: string | undefined;
     group?: string | undefined;
     after?: string | undefined;
     limit: number;
   }): Promise<JobRecord[]> {
     return this.run('listJobs', () => {
+      // Written only when given, so that the plan of a namespace's page walks jobs_namespace_name.
+      const inNamespace = filter.namespace === undefined ? '' : ' AND namespace = @namespace';
       const rows = this.sql(
-        `SELECT * FROM jobs WHERE (@group IS NULL OR group_name = @group) AND (@after IS NULL OR name > @after)
+        `SELECT * FROM jobs WHERE (@group IS NULL OR group_name = @group) AND (@after IS NULL OR name > @after)${inNamespace}
          ORDER BY name LIMIT @limit`,
-      ).all({ group: filter.group ?? null, after: filter.after ?? null, limit: filter.limit }) as JobRow[];
+      ).all({
+        group: filter.group ?? null,
+        after: filter.after ?? null,
+        limit: filter.limit,
+        ...(filter.namespace === undefined ? {} : { namespace: filter.namespace }),
+      }) as JobRow[];
       return rows.map(jobFromRow);
     });
   }
@@ -482,9 +501,9 @@ export class SqliteStore implements Store {
   private fireWithPolicies(entry: FireEntry, group: string, now: number, out: FireResult): void {
     const insert = this.sql(
       `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts,
-         retry, timeout_ms, created_at, available_at, trace_context)
+         retry, timeout_ms, created_at, available_at, trace_context, namespace)
        SELECT id, group_name, handler, 'schedule', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
-         retry, timeout_ms, ?, ?, ?
+         retry, timeout_ms, ?, ?, ?, namespace
        FROM jobs WHERE id = ?
        ON CONFLICT DO NOTHING`,
     );
@@ -649,8 +668,10 @@ export class SqliteStore implements Store {
         `SELECT ${filter.summary ? RUN_SUMMARY_COLUMNS : RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id
          WHERE (@job IS NULL OR r.job_id = @job) AND (@status IS NULL OR r.status = @status)
            AND (@worker IS NULL OR r.worker_id = @worker) AND (@before IS NULL OR r.id < @before)${range}
+           AND (@namespace IS NULL OR r.namespace = @namespace)
          ORDER BY r.id DESC LIMIT @limit`,
       ).all({
+        namespace: filter.namespace ?? null,
         job: filter.jobId ?? null,
         status: filter.status ?? null,
         worker: filter.workerId ?? null,
@@ -694,8 +715,8 @@ export class SqliteStore implements Store {
     this.run('registerWorker', () =>
       this.sql(
         `INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-           last_heartbeat_at, lease_expires_at, registered_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)
+           last_heartbeat_at, lease_expires_at, registered_by, namespace)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
            capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
            status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
@@ -712,6 +733,7 @@ export class SqliteStore implements Store {
         now,
         now + leaseMs,
         worker.registeredBy ?? '',
+        worker.namespace ?? DEFAULT_NAMESPACE,
       ),
     );
   }
@@ -751,16 +773,22 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const worker = this.sql(
-            `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
-          ).get(workerId) as { group_name: string; handlers: string } | undefined;
+            `SELECT namespace, group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+          ).get(workerId) as { namespace: string; group_name: string; handlers: string } | undefined;
           if (!worker) return null;
           const ids = (
             this.sql(
               `SELECT id FROM runs INDEXED BY runs_claim
-               WHERE status = 'queued' AND group_name = @group AND available_at <= @now
+               WHERE status = 'queued' AND group_name = @group AND available_at <= @now AND namespace = @namespace
                  AND handler IN (SELECT value FROM json_each(@handlers))
                ORDER BY priority DESC, available_at, id LIMIT @max`,
-            ).all({ now, group: worker.group_name, handlers: worker.handlers, max }) as Array<{ id: number }>
+            ).all({
+              now,
+              namespace: worker.namespace,
+              group: worker.group_name,
+              handlers: worker.handlers,
+              max,
+            }) as Array<{ id: number }>
           ).map((row) => row.id);
           return this.claimIds(workerId, ids, now, null);
         })
@@ -777,13 +805,13 @@ export class SqliteStore implements Store {
     );
   }
 
-  async listWorkers(): Promise<WorkerRecord[]> {
+  async listWorkers(namespace?: string): Promise<WorkerRecord[]> {
     return this.run('listWorkers', () =>
       (
         this.sql(
           `SELECT w.*, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running') AS running
-           FROM workers w ORDER BY w.group_name, w.name`,
-        ).all() as WorkerRow[]
+           FROM workers w WHERE (? IS NULL OR w.namespace = ?) ORDER BY w.group_name, w.name`,
+        ).all(namespace ?? null, namespace ?? null) as WorkerRow[]
       ).map(workerFromRow),
     );
   }
@@ -1106,16 +1134,20 @@ export class SqliteStore implements Store {
   async putCalendar(
     calendar: CalendarDefinition,
     now: number,
+    namespace = DEFAULT_NAMESPACE,
   ): Promise<{ calendar: CalendarRecord; created: boolean }> {
     return this.run('putCalendar', () =>
       this.db
         .transaction(() => {
           const existed = this.sql('SELECT 1 FROM calendars WHERE name = ?').get(calendar.name) !== undefined;
+          // A calendar of that name in another namespace is left alone: the upsert updates nothing.
           const row = this.sql(
-            `INSERT INTO calendars (name, definition, created_at, updated_at) VALUES (?, ?, ?, ?)
+            `INSERT INTO calendars (name, definition, created_at, updated_at, namespace) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+               WHERE calendars.namespace = excluded.namespace
              RETURNING *`,
-          ).get(calendar.name, JSON.stringify(calendar), now, now) as CalendarRow;
+          ).get(calendar.name, JSON.stringify(calendar), now, now, namespace) as CalendarRow | undefined;
+          if (!row) throw nameTakenElsewhere('calendar', calendar.name);
           return { calendar: calendarFromRow(row), created: !existed };
         })
         .immediate(),
@@ -1133,9 +1165,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  async listCalendars(): Promise<CalendarRecord[]> {
+  async listCalendars(namespace?: string): Promise<CalendarRecord[]> {
     return this.run('listCalendars', () =>
-      (this.sql('SELECT * FROM calendars ORDER BY name').all() as CalendarRow[]).map(calendarFromRow),
+      (
+        this.sql('SELECT * FROM calendars WHERE (? IS NULL OR namespace = ?) ORDER BY name').all(
+          namespace ?? null,
+          namespace ?? null,
+        ) as CalendarRow[]
+      ).map(calendarFromRow),
     );
   }
 
@@ -1390,8 +1427,8 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           const row = this.sql(
-            `INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)
-             RETURNING *`,
+            `INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at, namespace)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
           ).get(
             token.name,
             token.tokenHash,
@@ -1399,6 +1436,7 @@ export class SqliteStore implements Store {
             token.groups === null ? null : JSON.stringify(token.groups),
             token.createdBy,
             now,
+            token.namespace ?? DEFAULT_NAMESPACE,
           ) as ApiTokenRow;
           this.audit(audit);
           return apiTokenFromRow(row);
@@ -1416,9 +1454,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  async listApiTokens(): Promise<ApiTokenRecord[]> {
+  async listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
     return this.run('listApiTokens', () =>
-      (this.sql('SELECT * FROM api_tokens ORDER BY id DESC').all() as ApiTokenRow[]).map(apiTokenFromRow),
+      (
+        this.sql('SELECT * FROM api_tokens WHERE (? IS NULL OR namespace = ?) ORDER BY id DESC').all(
+          namespace ?? null,
+          namespace ?? null,
+        ) as ApiTokenRow[]
+      ).map(apiTokenFromRow),
     );
   }
 
@@ -1438,39 +1481,55 @@ export class SqliteStore implements Store {
     this.run('appendAudit', () => this.audit(entry));
   }
 
-  async listAudit(filter: { before?: number | undefined; limit: number }): Promise<AuditRecord[]> {
+  async listAudit(filter: {
+    namespaces?: readonly string[] | undefined;
+    before?: number | undefined;
+    limit: number;
+  }): Promise<AuditRecord[]> {
+    // Written only when given, so that a namespace's page walks audit_log_namespace.
+    const inNamespace =
+      filter.namespaces === undefined ? '' : ' AND namespace IN (SELECT value FROM json_each(@namespaces))';
     return this.run('listAudit', () =>
       (
         this.sql(
-          'SELECT * FROM audit_log WHERE (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
-        ).all({ before: filter.before ?? null, limit: filter.limit }) as AuditRow[]
+          `SELECT * FROM audit_log WHERE (@before IS NULL OR id < @before)${inNamespace} ORDER BY id DESC LIMIT @limit`,
+        ).all({
+          before: filter.before ?? null,
+          limit: filter.limit,
+          ...(filter.namespaces === undefined ? {} : { namespaces: JSON.stringify(filter.namespaces) }),
+        }) as AuditRow[]
       ).map(auditFromRow),
     );
   }
 
   async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
     return this.run('workerIdentity', () => {
-      const row = this.sql('SELECT group_name, registered_by FROM workers WHERE id = ?').get(workerId) as
-        | { group_name: string; registered_by: string }
-        | undefined;
-      return row ? { group: row.group_name, registeredBy: row.registered_by } : null;
+      const row = this.sql('SELECT namespace, group_name, registered_by FROM workers WHERE id = ?').get(
+        workerId,
+      ) as { namespace: string; group_name: string; registered_by: string } | undefined;
+      return row
+        ? { namespace: row.namespace, group: row.group_name, registeredBy: row.registered_by }
+        : null;
     });
   }
 
-  async overviewCounts(since: number, now: number): Promise<OverviewCounts> {
+  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
     // Left alone, SQLite would group every ended run by status; the range on runs_finished reads
-    // only the last hour's runs.
+    // only the last hour's runs. The namespace filters the rows each range finds.
     return this.run('overviewCounts', () =>
       overviewFromRows(
         this.sql(
-          `SELECT 'running' AS kind, count(*) AS n FROM runs WHERE status = 'running'
-           UNION ALL SELECT 'queued', count(*) FROM runs WHERE status = 'queued'
+          `SELECT 'running' AS kind, count(*) AS n FROM runs
+             WHERE status = 'running' AND (@namespace IS NULL OR namespace = @namespace)
+           UNION ALL SELECT 'queued', count(*) FROM runs
+             WHERE status = 'queued' AND (@namespace IS NULL OR namespace = @namespace)
            UNION ALL SELECT 'ended:' || status, count(*) FROM runs INDEXED BY runs_finished
-             WHERE finished_at >= @since GROUP BY status
+             WHERE finished_at >= @since AND (@namespace IS NULL OR namespace = @namespace) GROUP BY status
            UNION ALL SELECT 'workers', count(*) FROM workers
              WHERE status IN ('active', 'draining') AND lease_expires_at > @now
+               AND (@namespace IS NULL OR namespace = @namespace)
            UNION ALL SELECT 'nodes', count(*) FROM nodes WHERE expires_at > @now`,
-        ).all({ since, now }) as Array<{ kind: string; n: number }>,
+        ).all({ since, now, namespace: namespace ?? null }) as Array<{ kind: string; n: number }>,
       ),
     );
   }
@@ -1499,14 +1558,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  async runsPerMinute(since: number): Promise<MinuteCount[]> {
+  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
     return this.run(
       'runsPerMinute',
       () =>
         this.sql(
           `SELECT (finished_at / 60000) * 60000 AS minute, status, count(*) AS count
-         FROM runs WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2`,
-        ).all(since) as MinuteCount[],
+         FROM runs WHERE finished_at >= ? AND (? IS NULL OR namespace = ?) GROUP BY 1, 2 ORDER BY 1, 2`,
+        ).all(since, namespace ?? null, namespace ?? null) as MinuteCount[],
     );
   }
 
@@ -1522,12 +1581,15 @@ export class SqliteStore implements Store {
 
   private audit(entry: AuditEntry | undefined): void {
     if (!entry) return;
-    this.sql('INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)').run(
+    this.sql(
+      'INSERT INTO audit_log (at, actor, action, target, details, namespace) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(
       entry.at,
       entry.actor,
       entry.action,
       entry.target,
       JSON.stringify(entry.details),
+      entry.namespace ?? DEFAULT_NAMESPACE,
     );
   }
 
@@ -1550,9 +1612,11 @@ export class SqliteStore implements Store {
     const out = this.run('dispatchRuns', () =>
       this.db
         .transaction(() => {
-          const worker = this.sql('SELECT group_name, handlers, status FROM workers WHERE id = ?').get(
-            workerId,
-          ) as { group_name: string; handlers: string; status: string } | undefined;
+          const worker = this.sql(
+            'SELECT namespace, group_name, handlers, status FROM workers WHERE id = ?',
+          ).get(workerId) as
+            | { namespace: string; group_name: string; handlers: string; status: string }
+            | undefined;
           if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
           if (worker.status === 'draining') return { claimed: [], wake: false };
           const group = worker.group_name;
@@ -1570,6 +1634,7 @@ export class SqliteStore implements Store {
             // The common case first: when the first `max` ready runs all belong to plain jobs (no
             // routing, selector or limit), claim them without reading their policies, params or tasks.
             const picked = this.sql(hot.PICK_PLAIN).all({
+              namespace: worker.namespace,
               group,
               now,
               handlers: worker.handlers,
@@ -1600,6 +1665,7 @@ export class SqliteStore implements Store {
                WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
               ).all({
+                namespace: worker.namespace,
                 group,
                 now,
                 handlers: worker.handlers,
@@ -1617,8 +1683,9 @@ export class SqliteStore implements Store {
               `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
                  (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
                  + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
-               FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
-            ).all(group, now) as SnapshotRow[]
+               FROM workers w WHERE w.group_name = ? AND w.namespace = ? AND w.status = 'active'
+                 AND w.lease_expires_at > ?`,
+            ).all(group, worker.namespace, now) as SnapshotRow[]
           ).map(snapshotFromRow);
           const loadOfJob = new Map<string, number>();
           for (const row of this.sql(
@@ -1838,6 +1905,7 @@ export class SqliteStore implements Store {
     // One look at the batch's jobs finds the broadcast ones (most fires have none).
     const broadcast = this.sql(hot.BROADCAST_JOBS).all(JSON.stringify([...new Set(jobIds)])) as Array<{
       id: number;
+      namespace: string;
       group_name: string;
       handler: string;
       dispatch: string;
@@ -1853,17 +1921,17 @@ export class SqliteStore implements Store {
       const live = (
         this.sql(
           `SELECT w.id, w.name, w.handlers, w.labels, w.capacity, 0 AS running
-           FROM workers w WHERE w.group_name = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
-        ).all(job.group_name, now) as SnapshotRow[]
+           FROM workers w WHERE w.group_name = ? AND w.namespace = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
+        ).all(job.group_name, job.namespace, now) as SnapshotRow[]
       ).map(snapshotFromRow);
       const targets = shardTargets(live, job.handler, routing.selector);
       const total = Math.max(1, targets.length);
       const first = this.sql('UPDATE runs SET shard = 0, shard_count = ?, target_worker_id = ? WHERE id = ?');
       const copy = this.sql(
         `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context)
+           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace)
          SELECT job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, ?, ?, ?, trace_context
+           timeout_ms, created_at, available_at, ?, ?, ?, trace_context, namespace
          FROM runs WHERE id = ?`,
       );
       for (const run of runs) {
@@ -2059,8 +2127,8 @@ export class SqliteStore implements Store {
     return this.run('dispatchAhead', () => {
       // Read first, outside a write transaction: most polls find nothing ahead.
       const worker = this.sql(
-        `SELECT group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
-      ).get(workerId) as { group_name: string; handlers: string } | undefined;
+        `SELECT namespace, group_name, handlers FROM workers WHERE id = ? AND status = 'active'`,
+      ).get(workerId) as { namespace: string; group_name: string; handlers: string } | undefined;
       if (!worker) return [];
       const limited = this.sql(
         `SELECT 1 FROM group_limits WHERE group_name = ?
@@ -2073,10 +2141,17 @@ export class SqliteStore implements Store {
         this.sql(
           `SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
            WHERE r.status = 'queued' AND r.group_name = @group AND r.available_at > @now
-             AND r.available_at <= @until AND r.target_worker_id IS NULL
+             AND r.available_at <= @until AND r.target_worker_id IS NULL AND r.namespace = @namespace
              AND r.handler IN (SELECT value FROM json_each(@handlers)) AND ${hot.PLAIN_DISPATCH}
            ORDER BY r.available_at, r.id LIMIT @max`,
-        ).all({ group: worker.group_name, now, until, handlers: worker.handlers, max }) as Array<{
+        ).all({
+          namespace: worker.namespace,
+          group: worker.group_name,
+          now,
+          until,
+          handlers: worker.handlers,
+          max,
+        }) as Array<{
           id: number;
         }>
       ).map((row) => row.id);
