@@ -116,3 +116,29 @@ export function Confirm({
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }
+
+/** A list as a table with one row per item; the `empty` message for no item, nothing while it loads. */
+export function ListTable<T>({
+  label,
+  items,
+  empty,
+  headers,
+  row,
+}: {
+  label: string;
+  items: readonly T[] | undefined;
+  empty: ReactNode;
+  headers: ReactNode;
+  row: (item: T) => ReactNode;
+}) {
+  if (!items) return null;
+  if (items.length === 0) return <Empty>{empty}</Empty>;
+  return (
+    <table aria-label={label}>
+      <thead>
+        <tr>{headers}</tr>
+      </thead>
+      <tbody>{items.map(row)}</tbody>
+    </table>
+  );
+}

@@ -11,7 +11,7 @@ import {
 } from '@kairos/client';
 import { type FormEvent, useState } from 'react';
 import { api, can } from '../api.ts';
-import { Confirm, Empty, ErrorBox, Section, StatusBadge } from '../components.tsx';
+import { Confirm, ErrorBox, ListTable, Section, StatusBadge } from '../components.tsx';
 import { duration, time } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
@@ -43,132 +43,126 @@ export function AlertsPage({ me }: { me: Me }) {
       <h1>Alerts</h1>
       <ErrorBox error={error ?? rules.error ?? channels.error} />
       <Section title="Firing now">
-        {open.data && open.data.items.length === 0 && <Empty>Nothing is firing.</Empty>}
-        {(open.data?.items.length ?? 0) > 0 && (
-          <table aria-label="Firing alerts">
-            <thead>
-              <tr>
-                <th>Rule</th>
-                <th>Subject</th>
-                <th>Since</th>
-                <th>Last notified</th>
-                <th>Occurrences</th>
-              </tr>
-            </thead>
-            <tbody>
-              {open.data?.items.map((a) => (
-                <tr key={`${a.rule} ${a.subject}`}>
-                  <td>{a.rule}</td>
-                  <td>{a.subject}</td>
-                  <td>{time(a.firedAt)}</td>
-                  <td>{time(a.notifiedAt)}</td>
-                  <td>{a.count}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <ListTable
+          label="Firing alerts"
+          items={open.data?.items}
+          empty="Nothing is firing."
+          headers={
+            <>
+              <th>Rule</th>
+              <th>Subject</th>
+              <th>Since</th>
+              <th>Last notified</th>
+              <th>Occurrences</th>
+            </>
+          }
+          row={(a) => (
+            <tr key={`${a.rule} ${a.subject}`}>
+              <td>{a.rule}</td>
+              <td>{a.subject}</td>
+              <td>{time(a.firedAt)}</td>
+              <td>{time(a.notifiedAt)}</td>
+              <td>{a.count}</td>
+            </tr>
+          )}
+        />
       </Section>
 
       <Section title="Rules">
-        {rules.data && rules.data.items.length === 0 && <Empty>No alert rules yet.</Empty>}
-        {(rules.data?.items.length ?? 0) > 0 && (
-          <table aria-label="Alert rules">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Kind</th>
-                <th>Scope</th>
-                <th>Condition</th>
-                <th>Channels</th>
-                <th>Window</th>
-                <th>Enabled</th>
-                {operator && <th />}
-              </tr>
-            </thead>
-            <tbody>
-              {rules.data?.items.map((r) => (
-                <tr key={r.name} data-rule={r.name}>
-                  <td>{r.name}</td>
-                  <td>{r.kind}</td>
-                  <td>{scopeText(r)}</td>
-                  <td>{conditionText(r)}</td>
-                  <td>{r.channels.join(', ')}</td>
-                  <td>{duration(r.window)}</td>
-                  <td>{r.enabled ? 'yes' : 'no'}</td>
-                  {operator && (
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => act(() => api.putAlertRule({ ...specOf(r), enabled: !r.enabled }))}
-                      >
-                        {r.enabled ? 'Disable' : 'Enable'}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => setDeleting({ what: 'rule', name: r.name })}
-                      >
-                        Delete
-                      </button>
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <ListTable
+          label="Alert rules"
+          items={rules.data?.items}
+          empty="No alert rules yet."
+          headers={
+            <>
+              <th>Name</th>
+              <th>Kind</th>
+              <th>Scope</th>
+              <th>Condition</th>
+              <th>Channels</th>
+              <th>Window</th>
+              <th>Enabled</th>
+              {operator && <th />}
+            </>
+          }
+          row={(r) => (
+            <tr key={r.name} data-rule={r.name}>
+              <td>{r.name}</td>
+              <td>{r.kind}</td>
+              <td>{scopeText(r)}</td>
+              <td>{conditionText(r)}</td>
+              <td>{r.channels.join(', ')}</td>
+              <td>{duration(r.window)}</td>
+              <td>{r.enabled ? 'yes' : 'no'}</td>
+              {operator && (
+                <td className="actions">
+                  <button
+                    type="button"
+                    onClick={() => act(() => api.putAlertRule({ ...specOf(r), enabled: !r.enabled }))}
+                  >
+                    {r.enabled ? 'Disable' : 'Enable'}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => setDeleting({ what: 'rule', name: r.name })}
+                  >
+                    Delete
+                  </button>
+                </td>
+              )}
+            </tr>
+          )}
+        />
         {operator && (
           <NewRuleForm channels={channels.data?.items ?? []} onSaved={() => act(async () => undefined)} />
         )}
       </Section>
 
       <Section title="Channels">
-        {channels.data && channels.data.items.length === 0 && <Empty>No channels yet.</Empty>}
-        {(channels.data?.items.length ?? 0) > 0 && (
-          <table aria-label="Alert channels">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Type</th>
-                <th>Target</th>
-                <th>Signed</th>
-                {operator && <th />}
-              </tr>
-            </thead>
-            <tbody>
-              {channels.data?.items.map((c) => (
-                <tr key={c.name} data-channel={c.name}>
-                  <td>{c.name}</td>
-                  <td>{c.type}</td>
-                  <td className="clip">{targetText(c)}</td>
-                  <td>
-                    {c.type === 'email' ? (c.smtp?.passwordSet ? 'login' : '–') : c.secretSet ? 'yes' : '–'}
-                  </td>
-                  {operator && (
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => act(async () => setTested(await api.testAlertChannel(c.name)))}
-                      >
-                        Send test
-                      </button>
-                      {admin && (
-                        <button
-                          type="button"
-                          className="danger"
-                          onClick={() => setDeleting({ what: 'channel', name: c.name })}
-                        >
-                          Delete
-                        </button>
-                      )}
-                    </td>
+        <ListTable
+          label="Alert channels"
+          items={channels.data?.items}
+          empty="No channels yet."
+          headers={
+            <>
+              <th>Name</th>
+              <th>Type</th>
+              <th>Target</th>
+              <th>Signed</th>
+              {operator && <th />}
+            </>
+          }
+          row={(c) => (
+            <tr key={c.name} data-channel={c.name}>
+              <td>{c.name}</td>
+              <td>{c.type}</td>
+              <td className="clip">{targetText(c)}</td>
+              <td>
+                {c.type === 'email' ? (c.smtp?.passwordSet ? 'login' : '–') : c.secretSet ? 'yes' : '–'}
+              </td>
+              {operator && (
+                <td className="actions">
+                  <button
+                    type="button"
+                    onClick={() => act(async () => setTested(await api.testAlertChannel(c.name)))}
+                  >
+                    Send test
+                  </button>
+                  {admin && (
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => setDeleting({ what: 'channel', name: c.name })}
+                    >
+                      Delete
+                    </button>
                   )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+                </td>
+              )}
+            </tr>
+          )}
+        />
         {tested && (
           <div className="notice" role="status">
             Test message to <strong>{tested.channel}</strong>:{' '}
@@ -179,91 +173,87 @@ export function AlertsPage({ me }: { me: Me }) {
       </Section>
 
       <Section title="Silences">
-        {silences.data && silences.data.items.length === 0 && <Empty>No silences.</Empty>}
-        {(silences.data?.items.length ?? 0) > 0 && (
-          <table aria-label="Silences">
-            <thead>
-              <tr>
-                <th>Rule</th>
-                <th>From</th>
-                <th>Until</th>
-                <th>By</th>
-                <th>Comment</th>
-                {operator && <th />}
-              </tr>
-            </thead>
-            <tbody>
-              {silences.data?.items.map((s) => (
-                <tr key={s.id}>
-                  <td>{s.rule ?? 'every rule'}</td>
-                  <td>{time(s.startsAt)}</td>
-                  <td>{time(s.endsAt)}</td>
-                  <td>{s.createdBy}</td>
-                  <td>{s.comment}</td>
-                  {operator && (
-                    <td>
-                      <button type="button" onClick={() => act(() => api.deleteAlertSilence(s.id))}>
-                        End now
-                      </button>
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <ListTable
+          label="Silences"
+          items={silences.data?.items}
+          empty="No silences."
+          headers={
+            <>
+              <th>Rule</th>
+              <th>From</th>
+              <th>Until</th>
+              <th>By</th>
+              <th>Comment</th>
+              {operator && <th />}
+            </>
+          }
+          row={(s) => (
+            <tr key={s.id}>
+              <td>{s.rule ?? 'every rule'}</td>
+              <td>{time(s.startsAt)}</td>
+              <td>{time(s.endsAt)}</td>
+              <td>{s.createdBy}</td>
+              <td>{s.comment}</td>
+              {operator && (
+                <td>
+                  <button type="button" onClick={() => act(() => api.deleteAlertSilence(s.id))}>
+                    End now
+                  </button>
+                </td>
+              )}
+            </tr>
+          )}
+        />
         {operator && (
           <NewSilenceForm rules={rules.data?.items ?? []} onSaved={() => act(async () => undefined)} />
         )}
       </Section>
 
       <Section title="Delivery history">
-        {deliveries.data && deliveries.data.items.length === 0 && <Empty>Nothing sent yet.</Empty>}
-        {(deliveries.data?.items.length ?? 0) > 0 && (
-          <table aria-label="Deliveries">
-            <thead>
-              <tr>
-                <th>When</th>
-                <th>Channel</th>
-                <th>Rule</th>
-                <th>Subject</th>
-                <th>State</th>
-                <th>Status</th>
-                <th>Attempts</th>
-                <th>Message</th>
-              </tr>
-            </thead>
-            <tbody>
-              {deliveries.data?.items.map((d) => (
-                <tr key={d.id} data-status={d.status}>
-                  <td>{time(d.createdAt)}</td>
-                  <td>{d.channel}</td>
-                  <td>{d.rule ?? '–'}</td>
-                  <td>{d.subject}</td>
-                  <td>{d.state}</td>
-                  <td title={d.lastError ?? undefined}>
-                    <StatusBadge
-                      status={
-                        d.status === 'sent'
-                          ? 'succeeded'
-                          : d.status === 'pending'
-                            ? 'queued'
-                            : d.status === 'failed'
-                              ? 'failed'
-                              : 'cancelled'
-                      }
-                    />{' '}
-                    {d.status}
-                  </td>
-                  <td>{d.attempts}</td>
-                  <td className="clip" title={d.text}>
-                    {d.title}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <ListTable
+          label="Deliveries"
+          items={deliveries.data?.items}
+          empty="Nothing sent yet."
+          headers={
+            <>
+              <th>When</th>
+              <th>Channel</th>
+              <th>Rule</th>
+              <th>Subject</th>
+              <th>State</th>
+              <th>Status</th>
+              <th>Attempts</th>
+              <th>Message</th>
+            </>
+          }
+          row={(d) => (
+            <tr key={d.id} data-status={d.status}>
+              <td>{time(d.createdAt)}</td>
+              <td>{d.channel}</td>
+              <td>{d.rule ?? '–'}</td>
+              <td>{d.subject}</td>
+              <td>{d.state}</td>
+              <td title={d.lastError ?? undefined}>
+                <StatusBadge
+                  status={
+                    d.status === 'sent'
+                      ? 'succeeded'
+                      : d.status === 'pending'
+                        ? 'queued'
+                        : d.status === 'failed'
+                          ? 'failed'
+                          : 'cancelled'
+                  }
+                />{' '}
+                {d.status}
+              </td>
+              <td>{d.attempts}</td>
+              <td className="clip" title={d.text}>
+                {d.title}
+              </td>
+            </tr>
+          )}
+        />
       </Section>
 
       <Confirm

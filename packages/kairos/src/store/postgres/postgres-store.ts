@@ -245,6 +245,16 @@ async function readLiveNodes(client: pg.PoolClient): Promise<Array<{ id: string;
   ).rows;
 }
 const MIGRATION_LOCK = 7_245_100_001;
+/** How long a migration waits for one table lock (ms) before it rolls back and tries again. */
+const MIGRATION_LOCK_TIMEOUT = 2000;
+/** Tries of a migration that met running transactions' locks, a few minutes in all at most. */
+const MIGRATION_TRIES = 40;
+
+/** A deadlock (40P01) or a lock wait past lock_timeout (55P03): the migration rolled back whole. */
+function isLockConflict(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return code === '40P01' || code === '55P03';
+}
 
 /**
  * The cluster store on PostgreSQL. Claims use `FOR UPDATE SKIP LOCKED`; batches travel as one
@@ -307,12 +317,35 @@ export class PostgresStore implements Store {
     this.events.setMaxListeners(0);
   }
 
+  /**
+   * Applies the pending migrations in one transaction. On a live cluster (a rolling upgrade) the
+   * migration's table locks meet the running nodes' transactions: it waits at most
+   * {@link MIGRATION_LOCK_TIMEOUT} for each lock, so that a queued ALTER does not stall every query
+   * of its table behind it, and a lock timeout or a deadlock rolls the migration back whole and
+   * runs it again a little later, for up to {@link MIGRATION_TRIES} tries.
+   */
   async migrate(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.migrateOnce();
+        break;
+      } catch (error) {
+        if (attempt >= MIGRATION_TRIES || !isLockConflict((error as { cause?: unknown }).cause)) throw error;
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt) * Math.random()),
+        );
+      }
+    }
+    await this.listen();
+  }
+
+  private async migrateOnce(): Promise<void> {
     await this.withClient('migrate', async (client) => {
       await this.checkSession(client);
       await client.query('BEGIN');
       try {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        await client.query(`SET LOCAL lock_timeout = ${MIGRATION_LOCK_TIMEOUT}`);
         // Under the lock: two nodes that start together would race `IF NOT EXISTS`, and one of them
         // fail on pg_namespace's unique index.
         if (this.options.schema)
@@ -349,7 +382,6 @@ export class PostgresStore implements Store {
         throw error;
       }
     });
-    await this.listen();
   }
 
   /**
