@@ -1327,6 +1327,10 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           try {
+            const before = this.sql('SELECT role FROM users WHERE issuer = ? AND subject = ?').get(
+              user.issuer,
+              user.subject,
+            ) as { role: string } | undefined;
             // Found by (issuer, subject), never by name: a name held by another user violates users.name's UNIQUE.
             const row = this.sql(
               `INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
@@ -1342,6 +1346,7 @@ export class SqliteStore implements Store {
               now,
               now,
             ) as UserRow;
+            this.checkAdminsLeft(before?.role === 'admin' && user.role !== 'admin');
             this.audit(audit);
             return userFromRow(row);
           } catch (error) {
