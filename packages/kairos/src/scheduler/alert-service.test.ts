@@ -186,6 +186,7 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
       true,
     );
     await store.alerts.createSilence({
+      namespace: 'default',
       rule: 'any-failed',
       startsAt: clock.now(),
       endsAt: clock.now() + 60_000,
