@@ -16,6 +16,7 @@ const worker = (
   extra: Partial<WaitWorker> = {},
 ): WaitWorker => ({
   id,
+  namespace: 'default',
   group,
   handlers,
   status: 'active',

@@ -390,7 +390,8 @@ export interface Store {
   /**
    * Queued runs counted by group, job and handler, for the queue metrics and `kairos doctor`: how
    * many, the earliest `availableAt` among those whose time has come, and whether a live worker
-   * (active, lease not expired at `now`) of the group exists and declares the handler. One statement
+   * (active, lease not expired at `now`) of the job's namespace and group exists and declares the
+   * handler (a worker serves its own namespace only). One statement
    * over the `runs_queued_by_job` index; at most `limit` rows, the largest counts first.
    */
   queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]>;
