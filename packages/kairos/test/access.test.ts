@@ -625,6 +625,19 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
         expect(JSON.stringify((await call('GET', path, blueCaller)).body), path).not.toMatch(/al-dflt-/);
       }
 
+      // A live worker of blue in the same group name does not serve default's queued run.
+      await admin.createJob({
+        name: 'al-wait-job',
+        handler: 'h',
+        group: 'al-grp',
+        trigger: { kind: 'manual' },
+      });
+      const blueWorker = await blueAdmin.register({ group: 'al-grp', handlers: ['h'], capacity: 1 });
+      const waiting = await admin.triggerJob('al-wait-job', {});
+      expect((await admin.getRun(waiting.id)).waiting).toMatchObject({ reason: 'no_live_worker_in_group' });
+      await blueAdmin.unregister(blueWorker.workerId);
+      await admin.deleteJob('al-wait-job');
+
       await admin.deleteAlertSilence(dfltSilence.id);
       await blueAdmin.deleteAlertSilence(blueSilence.id);
       await admin.deleteAlertRule('al-dflt-rule');
