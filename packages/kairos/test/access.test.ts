@@ -569,6 +569,84 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       await admin.deleteJob('dflt-job');
     });
 
+    it('alert silences, deliveries and open alerts are of their namespace; a rule sees jobs of its own only', async () => {
+      const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
+      await admin.createJob({ name: 'al-dflt-job', handler: 'h', trigger: { kind: 'manual' } });
+      await admin.putAlertChannel({ name: 'al-dflt-chan', type: 'webhook', url: 'http://127.0.0.1:9/hook' });
+      await admin.putAlertRule({ name: 'al-dflt-rule', kind: 'run-failed', channels: ['al-dflt-chan'] });
+      await blueAdmin.putAlertChannel({
+        name: 'al-blue-chan',
+        type: 'webhook',
+        url: 'http://127.0.0.1:9/hook',
+      });
+      await blueAdmin.putAlertRule({ name: 'al-blue-rule', kind: 'run-failed', channels: ['al-blue-chan'] });
+
+      // A rule may name a job before it exists (as before namespaces): a job of another namespace is
+      // answered as one that does not exist yet, and the rule never sees it (core/alert-engine.ts).
+      for (const job of ['al-dflt-job', 'al-no-such-job']) {
+        const name = `al-blue-${job}`;
+        expect(
+          await blueAdmin.createAlertRule({ name, kind: 'run-failed', job, channels: ['al-blue-chan'] }),
+        ).toMatchObject({ name, job });
+        await blueAdmin.deleteAlertRule(name);
+      }
+
+      // Silences: made, listed and deleted in their namespace; a rule of another namespace is not found.
+      const endsAt = new Date(Date.now() + 3_600_000).toISOString();
+      const dfltSilence = await admin.createAlertSilence({ endsAt, comment: 'al-dflt-silence' });
+      await expect(blueAdmin.createAlertSilence({ rule: 'al-dflt-rule', endsAt })).rejects.toMatchObject({
+        status: 404,
+        code: 'ALERT_RULE_NOT_FOUND',
+      });
+      const blueSilence = await blueAdmin.createAlertSilence({
+        rule: 'al-blue-rule',
+        endsAt,
+        comment: 'al-blue-silence',
+      });
+      expect((await blueAdmin.listAlertSilences()).items.map((s) => s.id)).toEqual([blueSilence.id]);
+      expect((await admin.listAlertSilences()).items.map((s) => s.id)).not.toContain(blueSilence.id);
+      await expect(blueAdmin.deleteAlertSilence(dfltSilence.id)).rejects.toMatchObject({
+        status: 404,
+        code: 'SILENCE_NOT_FOUND',
+      });
+      expect((await admin.listAlertSilences()).items.map((s) => s.id)).toContain(dfltSilence.id);
+
+      // Deliveries: a test message belongs to its channel's namespace.
+      const dfltDelivery = await admin.testAlertChannel('al-dflt-chan');
+      const blueDelivery = await blueAdmin.testAlertChannel('al-blue-chan');
+      const blueHistory = (await blueAdmin.listAlertDeliveries({ limit: 200 })).items.map((d) => d.id);
+      expect(blueHistory).toContain(blueDelivery.id);
+      expect(blueHistory).not.toContain(dfltDelivery.id);
+      const dfltHistory = (await admin.listAlertDeliveries({ limit: 200 })).items.map((d) => d.id);
+      expect(dfltHistory).toContain(dfltDelivery.id);
+      expect(dfltHistory).not.toContain(blueDelivery.id);
+      const blueCaller = { authorization: 'Bearer config-admin', 'kairos-namespace': 'blue' };
+      for (const path of ['/v1/alert-silences', '/v1/alert-deliveries', '/v1/alerts']) {
+        expect(JSON.stringify((await call('GET', path, blueCaller)).body), path).not.toMatch(/al-dflt-/);
+      }
+
+      // A live worker of blue in the same group name does not serve default's queued run.
+      await admin.createJob({
+        name: 'al-wait-job',
+        handler: 'h',
+        group: 'al-grp',
+        trigger: { kind: 'manual' },
+      });
+      const blueWorker = await blueAdmin.register({ group: 'al-grp', handlers: ['h'], capacity: 1 });
+      const waiting = await admin.triggerJob('al-wait-job', {});
+      expect((await admin.getRun(waiting.id)).waiting).toMatchObject({ reason: 'no_live_worker_in_group' });
+      await blueAdmin.unregister(blueWorker.workerId);
+      await admin.deleteJob('al-wait-job');
+
+      await admin.deleteAlertSilence(dfltSilence.id);
+      await blueAdmin.deleteAlertSilence(blueSilence.id);
+      await admin.deleteAlertRule('al-dflt-rule');
+      await blueAdmin.deleteAlertRule('al-blue-rule');
+      await admin.deleteAlertChannel('al-dflt-chan');
+      await blueAdmin.deleteAlertChannel('al-blue-chan');
+      await admin.deleteJob('al-dflt-job');
+    });
+
     it('namespaces: listed as each caller may see them, created and deleted by global admins only', async () => {
       const rootList = await admin.listNamespaces();
       expect(rootList.items.map((n) => [n.name, n.role])).toEqual([

@@ -108,19 +108,21 @@ describe('metrics and the Grafana dashboard', async () => {
       await waitFor(
         async () => {
           text = await (await fetch(`${node.url}/metrics`)).text();
-          return /^kairos_runs_queued_by_job\{group="empty",job="stranded"\} 2$/m.test(text);
+          return /^kairos_runs_queued_by_job\{namespace="default",group="empty",job="stranded"\} 2$/m.test(
+            text,
+          );
         },
         30_000,
         'a scrape that counts the queued runs',
       );
-      expect(text).toMatch(/^kairos_runs_queued_by_job\{group="busy",job="orphan"\} 1$/m);
+      expect(text).toMatch(/^kairos_runs_queued_by_job\{namespace="default",group="busy",job="orphan"\} 1$/m);
       expect(text).toMatch(
-        /^kairos_runs_queued_without_worker\{group="empty",reason="no_worker_in_group"\} 2$/m,
+        /^kairos_runs_queued_without_worker\{namespace="default",group="empty",reason="no_worker_in_group"\} 2$/m,
       );
       expect(text).toMatch(
-        /^kairos_runs_queued_without_worker\{group="busy",reason="no_worker_for_handler"\} 1$/m,
+        /^kairos_runs_queued_without_worker\{namespace="default",group="busy",reason="no_worker_for_handler"\} 1$/m,
       );
-      expect(text).toMatch(/^kairos_runs_queued_oldest_age_seconds\{group="empty"\} \d/m);
+      expect(text).toMatch(/^kairos_runs_queued_oldest_age_seconds\{namespace="default",group="empty"\} \d/m);
     } finally {
       await live.stop();
     }

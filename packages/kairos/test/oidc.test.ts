@@ -248,7 +248,7 @@ describe('single sign-on with a real OpenID provider', () => {
     });
   });
 
-  it('maps the role again at every login', async () => {
+  it('maps the role again at every login, never demoting the last admin user', async () => {
     accounts.ana!.groups = ['kairos-admins'];
     try {
       const jar = new CookieJar();
@@ -257,6 +257,21 @@ describe('single sign-on with a real OpenID provider', () => {
     } finally {
       accounts.ana!.groups = ['kairos-ops', 'staff'];
     }
+    // ana is the only admin user: the provider's new role would demote her, which updateUser
+    // refuses too (LAST_ADMIN); the login is refused, audited, and she stays admin.
+    const refusedJar = new CookieJar();
+    const refused = await browse(refusedJar, await loginAtProvider(refusedJar, 'ana'));
+    expect(refused.status).toBe(409);
+    expect(JSON.parse(refused.text)).toMatchObject({ error: { code: 'LAST_ADMIN' } });
+    expect(refusedJar.get('kairos_session')).toBeUndefined();
+    expect((await admin.listUsers()).items.find((u) => u.name === 'ana')).toMatchObject({ role: 'admin' });
+    expect((await auditActions())[0]).toMatchObject({
+      action: 'auth.oidc.login_failed',
+      target: 'oidc:ana',
+      details: { code: 'LAST_ADMIN' },
+    });
+    // With another admin user, the provider's role applies again.
+    await admin.createUser({ name: 'other-admin', role: 'admin', password: 'other-admin-password' });
     const jar = new CookieJar();
     await browse(jar, await loginAtProvider(jar, 'ana'), {}, (next) => next.pathname === '/');
     expect(await me(jar)).toMatchObject({ body: { role: 'operator' } });
@@ -283,7 +298,11 @@ describe('single sign-on with a real OpenID provider', () => {
       'OIDC_STATE_INVALID',
     ]);
     // The forged state of a login under way is audited; callbacks without one are not (anonymous noise).
-    const audited = (await auditActions()).filter((e) => e.action === 'auth.oidc.login_failed');
+    const audited = (await auditActions()).filter(
+      (e) =>
+        e.action === 'auth.oidc.login_failed' &&
+        (e.details as { code?: string }).code === 'OIDC_STATE_INVALID',
+    );
     expect(audited).toHaveLength(1);
     expect(audited[0]).toMatchObject({ target: 'oidc:unknown', details: { code: 'OIDC_STATE_INVALID' } });
   });

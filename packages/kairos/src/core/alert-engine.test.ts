@@ -79,6 +79,7 @@ describe('eventSignals', () => {
       id: 1,
       type: 'run-ended',
       at: T0,
+      namespace: 'default',
       job: 'a',
       group: 'g',
       runId: 7,
@@ -130,6 +131,7 @@ describe('eventSignals', () => {
       id: 2,
       type: 'fire-skipped',
       at: T0,
+      namespace: 'default',
       job: 'a',
       group: 'g',
       reason: 'overlap',
@@ -147,6 +149,7 @@ describe('eventSignals', () => {
       id: 3,
       type: 'worker-lost',
       at: T0,
+      namespace: 'default',
       workerId: 'w1',
       worker: 'box',
       group: 'etl',
@@ -155,10 +158,43 @@ describe('eventSignals', () => {
     expect(eventSignals([etl], { ...lost, group: 'web' })).toEqual([]);
     expect(eventSignals([etl], { ...lost, type: 'worker-back' })).toMatchObject([{ type: 'recover' }]);
   });
+
+  it('a rule sees only the events of its own namespace', () => {
+    const every = rule({ kind: 'run-failed' });
+    const byJob = rule({ kind: 'run-failed', job: 'a' });
+    const lostRule = rule({ kind: 'worker-lost' });
+    const skippedRule = rule({ kind: 'fire-skipped' });
+    expect(eventSignals([every, byJob], ended('failed', { namespace: 'team-b' }))).toEqual([]);
+    expect(eventSignals([every, byJob], ended('failed'))).toHaveLength(2);
+    const lost: AlertEvent = {
+      id: 3,
+      type: 'worker-lost',
+      at: T0,
+      namespace: 'team-b',
+      workerId: 'w1',
+      worker: 'box',
+      group: 'g',
+    };
+    expect(eventSignals([lostRule], lost)).toEqual([]);
+    const skipped: AlertEvent = {
+      id: 2,
+      type: 'fire-skipped',
+      at: T0,
+      namespace: 'team-b',
+      job: 'a',
+      group: 'g',
+      reason: 'overlap',
+      count: 1,
+      firstFire: T0,
+      lastFire: T0,
+    };
+    expect(eventSignals([skippedRule], skipped)).toEqual([]);
+  });
 });
 
 describe('conditionSignals', () => {
   const job = (facts: Partial<AlertJobFacts> = {}): AlertJobFacts => ({
+    namespace: 'default',
     name: 'a',
     group: 'g',
     handler: 'h',
@@ -177,6 +213,17 @@ describe('conditionSignals', () => {
     ...more,
   });
 
+  it("a job rule judges only its namespace's jobs, served only by its namespace's workers", () => {
+    const queued = rule({ kind: 'run-queued', threshold: '1m' });
+    const theirs = job({ namespace: 'team-b', oldestQueuedAt: T0, queued: 2 });
+    expect(conditionSignals(queued, snapshot([theirs]), [], T0 + 60_000)).toEqual([]);
+    const stuck = job({ oldestQueuedAt: T0, queued: 2 });
+    const otherNamespace = [{ namespace: 'team-b', group: 'g', handlers: ['h'], status: 'active' }];
+    expect(
+      conditionSignals(queued, snapshot([stuck], { workers: otherNamespace }), [], T0 + 60_000),
+    ).toMatchObject([{ details: { noLiveWorker: 'No live worker serves group g' } }]);
+  });
+
   it('run-queued: over the threshold; says why no live worker can take it; unroutableOnly leaves served jobs out', () => {
     const queued = rule({ kind: 'run-queued', threshold: '1m' });
     const stuck = job({ oldestQueuedAt: T0, queued: 2 });
@@ -184,17 +231,17 @@ describe('conditionSignals', () => {
     expect(conditionSignals(queued, snapshot([stuck]), [], T0 + 60_000)).toMatchObject([
       { type: 'trigger', details: { noLiveWorker: 'No live worker serves group g', queued: 2 } },
     ]);
-    const others = [{ group: 'g', handlers: ['other'], status: 'active' }];
+    const others = [{ namespace: 'default', group: 'g', handlers: ['other'], status: 'active' }];
     expect(conditionSignals(queued, snapshot([stuck], { workers: others }), [], T0 + 60_000)).toMatchObject([
       { details: { noLiveWorker: 'No live worker of group g declares handler h' } },
     ]);
-    const served = [{ group: 'g', handlers: ['h'], status: 'active' }];
+    const served = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'active' }];
     expect(conditionSignals(queued, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toMatchObject([
       { details: { noLiveWorker: null } },
     ]);
     const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
     expect(conditionSignals(unroutable, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toEqual([]);
-    const lostWorker = [{ group: 'g', handlers: ['h'], status: 'lost' }];
+    const lostWorker = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'lost' }];
     expect(
       conditionSignals(unroutable, snapshot([stuck], { workers: lostWorker }), [], T0 + 60_000),
     ).toHaveLength(1);

@@ -19,6 +19,8 @@ export type AlertEvent =
       id: number;
       type: 'run-ended';
       at: number;
+      /** The job's namespace: only rules of that namespace see the event. */
+      namespace: string;
       job: string;
       group: string;
       runId: number;
@@ -31,6 +33,7 @@ export type AlertEvent =
       id: number;
       type: 'fire-skipped';
       at: number;
+      namespace: string;
       job: string;
       group: string;
       reason: string;
@@ -42,6 +45,8 @@ export type AlertEvent =
       id: number;
       type: 'worker-lost' | 'worker-back';
       at: number;
+      /** The worker's namespace. */
+      namespace: string;
       workerId: string;
       worker: string;
       group: string;
@@ -106,11 +111,14 @@ export function decideAlert(
   return { state: { ...state, count: state.count + 1 }, notify: null };
 }
 
-/** The signals one event raises or clears, for every enabled event rule that covers it. */
+/**
+ * The signals one event raises or clears, for every enabled event rule that covers it. A rule sees
+ * only the events of its own namespace.
+ */
 export function eventSignals(rules: readonly AlertRuleRecord[], event: AlertEvent): AlertSignal[] {
   const out: AlertSignal[] = [];
   for (const rule of rules) {
-    if (!rule.enabled) continue;
+    if (!rule.enabled || rule.namespace !== event.namespace) continue;
     if (event.type === 'run-ended') {
       if (!ruleCovers(rule, { job: event.job, group: event.group })) continue;
       const subject = `job:${event.job}`;
@@ -209,11 +217,12 @@ export function eventSignals(rules: readonly AlertRuleRecord[], event: AlertEven
 /** What an evaluation reads of the cluster for the rules judged from state. */
 export interface AlertSnapshot {
   jobs: readonly AlertJobFacts[];
-  workers: readonly { group: string; handlers: readonly string[]; status: string }[];
+  workers: readonly { namespace: string; group: string; handlers: readonly string[]; status: string }[];
   nodes: readonly { name: string; expiresAt: number }[];
 }
 
 export interface AlertJobFacts {
+  namespace: string;
   name: string;
   group: string;
   handler: string;
@@ -230,7 +239,8 @@ export interface AlertJobFacts {
 /**
  * The signals of a state rule at `now`: a trigger for each subject whose condition holds, a recover
  * for each firing subject (`firing`) whose condition no longer holds. A lost node recovers only
- * when a node of that name is alive again (its row may simply be gone).
+ * when a node of that name is alive again (its row may simply be gone). A job rule judges only the
+ * jobs of its own namespace, and only that namespace's workers serve them; nodes are the cluster's.
  */
 export function conditionSignals(
   rule: AlertRuleRecord,
@@ -254,7 +264,8 @@ export function conditionSignals(
     }
   } else {
     for (const job of snapshot.jobs) {
-      if (!ruleCovers(rule, { job: job.name, group: job.group })) continue;
+      if (job.namespace !== rule.namespace || !ruleCovers(rule, { job: job.name, group: job.group }))
+        continue;
       const subject = `job:${job.name}`;
       recoverable.add(subject);
       const facts = condition(rule.kind, threshold, rule.unroutableOnly, job, snapshot, now);
@@ -328,12 +339,14 @@ function condition(
   return null;
 }
 
-/** Why no live worker can take a job's runs, or null when one can. */
+/** Why no live worker of the job's namespace can take its runs, or null when one can. */
 export function unroutable(
-  job: Pick<AlertJobFacts, 'group' | 'handler'>,
+  job: Pick<AlertJobFacts, 'namespace' | 'group' | 'handler'>,
   snapshot: AlertSnapshot,
 ): string | null {
-  const live = snapshot.workers.filter((w) => w.status === 'active' && w.group === job.group);
+  const live = snapshot.workers.filter(
+    (w) => w.status === 'active' && w.namespace === job.namespace && w.group === job.group,
+  );
   if (live.length === 0) return `No live worker serves group ${job.group}`;
   if (!live.some((w) => w.handlers.includes(job.handler)))
     return `No live worker of group ${job.group} declares handler ${job.handler}`;

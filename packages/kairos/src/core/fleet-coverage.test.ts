@@ -4,6 +4,7 @@ import type { WaitWorker } from './queue-wait.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 const job = (name: string, group: string, handler: string, paused = false): CoverageJob => ({
+  namespace: 'default',
   name,
   group,
   handler,
@@ -16,6 +17,7 @@ const worker = (
   extra: Partial<WaitWorker> = {},
 ): WaitWorker => ({
   id,
+  namespace: 'default',
   group,
   handlers,
   status: 'active',
@@ -40,6 +42,19 @@ describe('fleet coverage', () => {
       jobsWithoutWorkerGroup: ['c (group empty)'],
       jobsWithoutHandler: ['b (group g, handler missing)'],
       groupsWithoutJobs: ['idle'],
+    });
+  });
+
+  it("a group is a pool of one namespace: another namespace's workers of the same group name serve none of its jobs", () => {
+    const coverage = fleetCoverage(
+      [job('a', 'g', 'h'), { ...job('b', 'g', 'h'), namespace: 'blue' }],
+      [worker('w1', 'g', ['h'], { namespace: 'blue' })],
+      NOW,
+    );
+    expect(coverage).toEqual({
+      jobsWithoutWorkerGroup: ['a (group g)'],
+      jobsWithoutHandler: [],
+      groupsWithoutJobs: [],
     });
   });
 

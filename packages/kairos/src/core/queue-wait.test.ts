@@ -3,9 +3,16 @@ import { BUFFERED_AT } from './overlap.ts';
 import { type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
-const run: WaitingRun = { group: 'g', handler: 'h', availableAt: NOW - 1000, assignedWorkerId: null };
+const run: WaitingRun = {
+  namespace: 'default',
+  group: 'g',
+  handler: 'h',
+  availableAt: NOW - 1000,
+  assignedWorkerId: null,
+};
 const worker = (extra: Partial<WaitWorker> = {}): WaitWorker => ({
   id: 'w1',
+  namespace: 'default',
   group: 'g',
   handlers: ['h'],
   status: 'active',
@@ -30,10 +37,12 @@ describe('why a queued run waits', () => {
     expect(waiting.message).not.toMatch(/275760/);
   });
 
-  it('no live worker in its group: none, another group, lease ended, draining or stopped', () => {
+  it('no live worker in its group: none, another group, another namespace, lease ended, draining or stopped', () => {
     for (const workers of [
       [],
       [worker({ group: 'other' })],
+      // The same group name in another namespace: its workers never claim this run.
+      [worker({ namespace: 'team-b' })],
       [worker({ leaseExpiresAt: NOW })],
       [worker({ status: 'draining' })],
       [worker({ status: 'lost' })],

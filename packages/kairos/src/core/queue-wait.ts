@@ -3,6 +3,7 @@ import { BUFFERED_AT } from './overlap.ts';
 
 /** What deciding why a queued run waits reads of it. */
 export interface WaitingRun {
+  namespace: string;
   group: string;
   handler: string;
   availableAt: number;
@@ -13,6 +14,7 @@ export interface WaitingRun {
 /** What it reads of each worker (live or not: this function judges). */
 export interface WaitWorker {
   id: string;
+  namespace: string;
   group: string;
   handlers: readonly string[];
   status: string;
@@ -25,7 +27,8 @@ export interface WaitWorker {
  * Why a queued run has not started at `now`, first reason first:
  * - `not_yet_available`: its time has not come (a delay, a retry's backoff, jitter), or the job's
  *   overlap policy buffers it until the job's previous run ends;
- * - `no_live_worker_in_group`: no live worker (active, lease not expired) serves its group;
+ * - `no_live_worker_in_group`: no live worker (active, lease not expired) of its namespace serves
+ *   its group (a worker claims the runs of its own namespace only);
  * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
  * - `assigned_worker`: routing chose one worker for it, and that worker takes it when it can;
  * - `all_slots_busy`: the live workers that could take it run as many attempts as their capacity;
@@ -44,7 +47,11 @@ export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: 
       message: `waits until ${new Date(run.availableAt).toISOString()} (a delay, a retry's backoff or jitter)`,
     };
   const live = workers.filter(
-    (w) => w.group === run.group && w.status === 'active' && w.leaseExpiresAt > now,
+    (w) =>
+      w.namespace === run.namespace &&
+      w.group === run.group &&
+      w.status === 'active' &&
+      w.leaseExpiresAt > now,
   );
   if (live.length === 0)
     return { reason: 'no_live_worker_in_group', message: `no live worker in group ${run.group}` };

@@ -98,6 +98,49 @@ async function endRun(job: string, status: 'succeeded' | 'failed'): Promise<numb
 const bodies = () => receiver.received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
 
 describe('AlertService on SQLite with a fake clock and a real webhook receiver', () => {
+  it("a rule sees only its namespace's runs, even when it names another namespace's job; a silence only its namespace's rules", async () => {
+    await store.namespaces.create({ name: 'blue', description: '' }, clock.now());
+    await store.alerts.putChannel(
+      {
+        name: 'blue-hook',
+        type: 'webhook',
+        config: { urlOrigin: receiver.url, smtp: null },
+        secrets: { url: `${receiver.url}/blue`, secret: 'whsec' },
+      },
+      clock.now(),
+      true,
+      'blue',
+    );
+    const put = (name: string, channel: string, namespace: string, job?: string) =>
+      store.alerts.putRule(
+        compileAlertRule({ name, kind: 'run-failed', channels: [channel], ...(job ? { job } : {}) }),
+        clock.now(),
+        true,
+        namespace,
+      );
+    await put('dflt-any', 'hook', 'default');
+    await put('blue-any', 'blue-hook', 'blue');
+    await put('blue-nightly', 'blue-hook', 'blue', 'nightly');
+    // Blue's silence of every rule: blue's rules only.
+    await store.alerts.createSilence({
+      namespace: 'blue',
+      rule: null,
+      startsAt: clock.now(),
+      endsAt: clock.now() + 60_000,
+      comment: '',
+      createdBy: 'admin',
+      createdAt: clock.now(),
+    });
+    await endRun('nightly', 'failed'); // a job of default
+    await service.tick();
+    expect(bodies()).toMatchObject([{ rule: 'dflt-any', subject: 'job:nightly', state: 'firing' }]);
+    expect(receiver.received).toHaveLength(1);
+    const deliveries = await store.alerts.listDeliveries({ limit: 10 });
+    expect(deliveries.map((d) => [d.rule, d.namespace, d.status])).toEqual([['dflt-any', 'default', 'sent']]);
+    const rules = new Map((await store.alerts.listRules()).map((r) => [r.id, r.name]));
+    expect((await store.alerts.firingAlerts()).map((a) => rules.get(a.ruleId))).toEqual(['dflt-any']);
+  });
+
   it('one alert per rule and subject per window, again after the window, and one resolved', async () => {
     await store.alerts.putRule(
       compileAlertRule({
@@ -186,6 +229,7 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
       true,
     );
     await store.alerts.createSilence({
+      namespace: 'default',
       rule: 'any-failed',
       startsAt: clock.now(),
       endsAt: clock.now() + 60_000,

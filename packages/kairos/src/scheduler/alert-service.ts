@@ -141,6 +141,7 @@ export class AlertService {
           (r) =>
             r.enabled &&
             r.kind === 'consecutive-failures' &&
+            r.namespace === event.namespace &&
             ruleCovers(r, { job: event.job, group: event.group }),
         );
         if (counting.length > 0) {
@@ -180,6 +181,7 @@ export class AlertService {
       const silenced = isSilenced(silences, rule, now);
       for (const channel of rule.channels) {
         deliveries.push({
+          namespace: rule.namespace,
           eventId,
           rule: rule.name,
           channel,
@@ -203,23 +205,27 @@ export class AlertService {
   private async snapshot(rules: readonly AlertRuleRecord[], now: number): Promise<AlertSnapshot> {
     const { store } = this.options;
     const jobRules = rules.filter((r) => r.kind !== 'node-lost');
-    // One read of every job when a rule covers everything; otherwise one read per scope.
+    // One read of every job when a rule covers a whole namespace; otherwise one read per scope.
+    // Each scope is of its rule's namespace: a rule never reads another namespace's jobs.
     let jobs: AlertSnapshot['jobs'] = [];
     if (jobRules.some((r) => r.job === null && r.group === null)) {
       jobs = await store.alerts.jobFacts(null, now);
     } else if (jobRules.length > 0) {
-      const scopes = new Map<string, { job?: string; group?: string }>();
+      const scopes = new Map<string, { namespace: string; job?: string; group?: string }>();
       for (const r of jobRules)
         scopes.set(
-          r.job !== null ? `j:${r.job}` : `g:${r.group}`,
-          r.job !== null ? { job: r.job } : { group: r.group ?? '' },
+          JSON.stringify([r.namespace, r.job !== null ? 'j' : 'g', r.job ?? r.group]),
+          r.job !== null
+            ? { namespace: r.namespace, job: r.job }
+            : { namespace: r.namespace, group: r.group ?? '' },
         );
       const seen = new Set<string>();
       const all = [];
       for (const scope of scopes.values()) {
         for (const facts of await store.alerts.jobFacts(scope, now)) {
-          if (seen.has(facts.name)) continue;
-          seen.add(facts.name);
+          const id = `${facts.namespace}\u0000${facts.name}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
           all.push(facts);
         }
       }
@@ -321,6 +327,7 @@ export async function sendTestAlert(
     [
       {
         ...message,
+        namespace: channel.namespace,
         channel: channel.name,
         status: error === undefined ? 'sent' : 'failed',
         ...(error === undefined ? {} : { error }),
@@ -331,9 +338,14 @@ export async function sendTestAlert(
   return delivery ?? null;
 }
 
+/** A silence covers the rules of its own namespace only (all of them when it names no rule). */
 function isSilenced(silences: readonly SilenceRecord[], rule: AlertRuleRecord, now: number): boolean {
   return silences.some(
-    (s) => (s.rule === null || s.rule === rule.name) && s.startsAt <= now && now < s.endsAt,
+    (s) =>
+      s.namespace === rule.namespace &&
+      (s.rule === null || s.rule === rule.name) &&
+      s.startsAt <= now &&
+      now < s.endsAt,
   );
 }
 

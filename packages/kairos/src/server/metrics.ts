@@ -170,37 +170,40 @@ export class Metrics {
       });
     gauge(
       'kairos_runs_queued_by_job',
-      'Runs waiting for a worker, by group and job, cluster-wide',
-      ['group', 'job'],
+      'Runs waiting for a worker, by namespace, group and job, cluster-wide',
+      ['namespace', 'group', 'job'],
       (g, { counts }) => {
-        for (const row of counts) g.inc({ group: row.group, job: row.jobName }, row.queued);
+        for (const row of counts)
+          g.inc({ namespace: row.namespace, group: row.group, job: row.jobName }, row.queued);
       },
     );
     gauge(
       'kairos_runs_queued_oldest_age_seconds',
-      'Age of the oldest queued run whose time has come, by group (seconds since it became available)',
-      ['group'],
+      'Age of the oldest queued run whose time has come, by namespace and group (seconds since it became available)',
+      ['namespace', 'group'],
       (g, { now, counts }) => {
+        // Keyed by the JSON pair [namespace, group]: a group of one namespace is not another's.
         const oldest = new Map<string, number>();
         for (const row of counts) {
           if (row.oldestAvailableAt === null) continue;
-          oldest.set(
-            row.group,
-            Math.min(oldest.get(row.group) ?? row.oldestAvailableAt, row.oldestAvailableAt),
-          );
+          const key = JSON.stringify([row.namespace, row.group]);
+          oldest.set(key, Math.min(oldest.get(key) ?? row.oldestAvailableAt, row.oldestAvailableAt));
         }
-        for (const [group, at] of oldest) g.set({ group }, Math.max(0, (now - at) / 1000));
+        for (const [key, at] of oldest) {
+          const [namespace, group] = JSON.parse(key) as [string, string];
+          g.set({ namespace, group }, Math.max(0, (now - at) / 1000));
+        }
       },
     );
     gauge(
       'kairos_runs_queued_without_worker',
-      'Queued runs no live worker can take, by group and reason (no live worker in the group, or none declares the handler)',
-      ['group', 'reason'],
+      'Queued runs no live worker of their namespace can take, by namespace, group and reason (no live worker in the group, or none declares the handler)',
+      ['namespace', 'group', 'reason'],
       (g, { counts }) => {
         for (const row of counts) {
           if (row.handlerServed) continue;
           const reason = row.groupServed ? 'no_worker_for_handler' : 'no_worker_in_group';
-          g.inc({ group: row.group, reason }, row.queued);
+          g.inc({ namespace: row.namespace, group: row.group, reason }, row.queued);
         }
       },
     );

@@ -138,19 +138,22 @@ export interface OverviewCounts {
 
 /** Queued runs of one group, job and handler (Store.queuedRunCounts). */
 export interface QueuedRunCount {
+  /** The job's namespace: only workers of that namespace serve its group. */
+  namespace: string;
   group: string;
   jobName: string;
   handler: string;
   queued: number;
   /** The earliest `availableAt` (epoch ms) of these runs that has come; null when all wait for later. */
   oldestAvailableAt: number | null;
-  /** A live worker of the group exists (status `active`, lease not expired). */
+  /** A live worker of the namespace and group exists (status `active`, lease not expired). */
   groupServed: boolean;
-  /** A live worker of the group declares the handler. */
+  /** A live worker of the namespace and group declares the handler. */
   handlerServed: boolean;
 }
 
 export interface QueuedRunCountRow {
+  namespace: string;
   group_name: string;
   job_name: string;
   handler: string;
@@ -162,6 +165,7 @@ export interface QueuedRunCountRow {
 
 export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
   return {
+    namespace: row.namespace,
     group: row.group_name,
     jobName: row.job_name,
     handler: row.handler,

@@ -45,6 +45,8 @@ export interface ChannelRecord extends ChannelDefinition {
 
 export interface SilenceRecord {
   id: number;
+  /** The namespace it was made in: it silences that namespace's rules only. */
+  namespace: string;
   /** Null: every rule. */
   rule: string | null;
   startsAt: number;
@@ -57,6 +59,8 @@ export interface SilenceRecord {
 export type DeliveryStatus = 'pending' | 'sent' | 'failed' | 'silenced';
 
 export interface NewDelivery {
+  /** Its rule's namespace (a test message: its channel's). */
+  namespace: string;
   eventId: string;
   rule: string | null;
   channel: string;
@@ -138,21 +142,25 @@ export interface AlertStore {
   /** Deletes a channel; CHANNEL_IN_USE while a rule names it. */
   deleteChannel(name: string): Promise<boolean>;
 
-  /** ALERT_RULE_NOT_FOUND when `rule` names no rule. */
+  /** ALERT_RULE_NOT_FOUND when `rule` names no rule of the silence's namespace. */
   createSilence(silence: Omit<SilenceRecord, 'id'>): Promise<SilenceRecord>;
-  /** Silences that have not ended by `now`, earliest end first. */
-  listSilences(now: number): Promise<SilenceRecord[]>;
-  deleteSilence(id: number): Promise<boolean>;
+  /** Silences that have not ended by `now`, earliest end first: of one namespace, or all. */
+  listSilences(now: number, namespace?: string): Promise<SilenceRecord[]>;
+  /** Deletes a silence (of that namespace only, when one is given). */
+  deleteSilence(id: number, namespace?: string): Promise<boolean>;
 
   /** Up to `limit` outbox rows, oldest first. */
   pendingEvents(limit: number): Promise<StoredAlertEvent[]>;
   /** Failed or timed-out runs in a row of run `runId`'s job, ending with that run, up to `max`. */
   failuresInRow(runId: number, max: number): Promise<number>;
-  /** Every (rule, subject) firing now. */
-  firingAlerts(): Promise<AlertStateRecord[]>;
-  /** Facts at `now` of the jobs of a scope (null: all jobs), for the rules judged from state. */
+  /** Every (rule, subject) firing now: of the rules of one namespace, or of all. */
+  firingAlerts(namespace?: string): Promise<AlertStateRecord[]>;
+  /**
+   * Facts at `now` of the jobs of a scope (null: all jobs of every namespace), for the rules judged
+   * from state; a scope names the namespace of its job or group.
+   */
   jobFacts(
-    scope: { job?: string | undefined; group?: string | undefined } | null,
+    scope: { namespace: string; job?: string | undefined; group?: string | undefined } | null,
     now: number,
   ): Promise<AlertJobFacts[]>;
   /**
@@ -168,8 +176,9 @@ export interface AlertStore {
   dueDeliveries(now: number, limit: number): Promise<DeliveryRecord[]>;
   /** Records a sending attempt of a pending delivery; null when it is no longer pending. */
   recordDelivery(id: number, outcome: DeliveryOutcome, now: number): Promise<DeliveryRecord | null>;
-  /** The history, newest first. */
+  /** The history, newest first: of one namespace, or all. */
   listDeliveries(filter: {
+    namespace?: string | undefined;
     channel?: string | undefined;
     rule?: string | undefined;
     status?: DeliveryStatus | undefined;
@@ -259,6 +268,7 @@ export function stateFromRow(row: StateRow): AlertStateRecord {
 
 export interface SilenceRow {
   id: number | string;
+  namespace: string;
   rule: string | null;
   starts_at: number | string;
   ends_at: number | string;
@@ -270,6 +280,7 @@ export interface SilenceRow {
 export function silenceFromRow(row: SilenceRow): SilenceRecord {
   return {
     id: Number(row.id),
+    namespace: row.namespace,
     rule: row.rule,
     startsAt: Number(row.starts_at),
     endsAt: Number(row.ends_at),
@@ -281,6 +292,7 @@ export function silenceFromRow(row: SilenceRow): SilenceRecord {
 
 export interface DeliveryRow {
   id: number | string;
+  namespace: string;
   event_id: string;
   rule_name: string | null;
   channel_name: string;
@@ -300,6 +312,7 @@ export interface DeliveryRow {
 export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
   return {
     id: Number(row.id),
+    namespace: row.namespace,
     eventId: row.event_id,
     rule: row.rule_name,
     channel: row.channel_name,
@@ -331,7 +344,9 @@ export interface EventRow {
   last_fire: number | string | null;
   job_name: string | null;
   job_group: string | null;
+  job_namespace: string | null;
   worker_name: string | null;
+  worker_namespace: string | null;
   worker_group: string | null;
   error: string | JsonObject | null;
 }
@@ -345,17 +360,20 @@ export function eventFromRow(row: EventRow): StoredAlertEvent {
       id,
       type: row.type,
       at,
+      namespace: row.worker_namespace ?? '',
       workerId: row.worker_id ?? '',
       worker: row.worker_name ?? row.worker_id ?? '',
       group: row.worker_group ?? '',
     };
   }
-  if (row.job_name === null || row.job_group === null) return { id, type: 'gone', at };
+  if (row.job_name === null || row.job_group === null || row.job_namespace === null)
+    return { id, type: 'gone', at };
   if (row.type === 'fire-skipped') {
     return {
       id,
       type: 'fire-skipped',
       at,
+      namespace: row.job_namespace,
       job: row.job_name,
       group: row.job_group,
       reason: row.reason ?? '',
@@ -369,6 +387,7 @@ export function eventFromRow(row: EventRow): StoredAlertEvent {
     id,
     type: 'run-ended',
     at,
+    namespace: row.job_namespace,
     job: row.job_name,
     group: row.job_group,
     runId: Number(row.run_id),
@@ -378,6 +397,7 @@ export function eventFromRow(row: EventRow): StoredAlertEvent {
 }
 
 export interface JobFactsRow {
+  namespace: string;
   name: string;
   group_name: string;
   handler: string;
@@ -394,6 +414,7 @@ export function jobFactsFromRow(row: JobFactsRow): AlertJobFacts {
   const n = (v: number | string | null) => (v === null ? null : Number(v));
   const fireTime = n(row.fire_time);
   return {
+    namespace: row.namespace,
     name: row.name,
     group: row.group_name,
     handler: row.handler,

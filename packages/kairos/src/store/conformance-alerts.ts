@@ -244,6 +244,7 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
       const [event] = await store.alerts.pendingEvents(10);
       const [lease] = await store.acquireLeases(['alerts'], 'node-a', 5000, T0 + 20);
       const delivery: NewDelivery = {
+        namespace: 'default',
         eventId: 'e1',
         rule: 'r1',
         channel: 'ops',
@@ -297,6 +298,7 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
 
     it('sends due deliveries, retries failed ones when told, keeps the history and prunes it by age', async () => {
       const base: NewDelivery = {
+        namespace: 'default',
         eventId: 'e',
         rule: null,
         channel: 'ops',
@@ -372,14 +374,25 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
         },
         { name: 'b', group: 'g2', handler: 'hb', lastSuccessAt: null, queued: 2, oldestQueuedAt: T0 + 50 },
       ]);
-      expect((await store.alerts.jobFacts({ group: 'g2' }, T0 + 100)).map((f) => f.name)).toEqual(['b']);
-      expect((await store.alerts.jobFacts({ job: 'a' }, T0 + 100)).map((f) => f.name)).toEqual(['a']);
+      expect(
+        (await store.alerts.jobFacts({ namespace: 'default', group: 'g2' }, T0 + 100)).map((f) => f.name),
+      ).toEqual(['b']);
+      expect(
+        (await store.alerts.jobFacts({ namespace: 'default', job: 'a' }, T0 + 100)).map((f) => f.name),
+      ).toEqual(['a']);
     });
 
     it('keeps silences until they end; a silence of a rule goes with it', async () => {
       await store.alerts.putChannel(channel('ops'), T0, true);
       await store.alerts.putRule(rule('r1'), T0, true);
-      const s = { startsAt: T0, endsAt: T0 + 1000, comment: 'deploy', createdBy: 'admin', createdAt: T0 };
+      const s = {
+        namespace: 'default',
+        startsAt: T0,
+        endsAt: T0 + 1000,
+        comment: 'deploy',
+        createdBy: 'admin',
+        createdAt: T0,
+      };
       await expect(store.alerts.createSilence({ ...s, rule: 'nope' })).rejects.toMatchObject({
         code: 'ALERT_RULE_NOT_FOUND',
       });
@@ -391,6 +404,89 @@ export function describeAlertsConformance(dialect: string, open: () => Promise<S
       expect(await store.alerts.listSilences(T0)).toEqual([all]);
       expect(await store.alerts.deleteSilence(all.id)).toBe(true);
       expect(await store.alerts.listSilences(T0)).toEqual([]);
+    });
+
+    it('keeps silences, deliveries, firing alerts, events and job facts in their namespace', async () => {
+      await store.namespaces.create({ name: 'blue', description: '' }, T0);
+      await store.alerts.putChannel(channel('ops'), T0, true);
+      await store.alerts.putChannel(channel('blue-ops'), T0, true, 'blue');
+      await store.alerts.putRule(rule('r1'), T0, true);
+      await store.alerts.putRule(rule('b1', { channels: ['blue-ops'] }), T0, true, 'blue');
+      const s = { startsAt: T0, endsAt: T0 + 1000, comment: '', createdBy: 'admin', createdAt: T0 };
+      // A silence names a rule of its own namespace only.
+      await expect(store.alerts.createSilence({ ...s, namespace: 'blue', rule: 'r1' })).rejects.toMatchObject(
+        { code: 'ALERT_RULE_NOT_FOUND' },
+      );
+      const blue = await store.alerts.createSilence({ ...s, namespace: 'blue', rule: 'b1' });
+      const blueAll = await store.alerts.createSilence({ ...s, namespace: 'blue', rule: null });
+      const plain = await store.alerts.createSilence({ ...s, namespace: 'default', rule: null });
+      expect(blue).toMatchObject({ namespace: 'blue', rule: 'b1' });
+      expect(await store.alerts.listSilences(T0, 'blue')).toEqual([blue, blueAll]);
+      expect(await store.alerts.listSilences(T0, 'default')).toEqual([plain]);
+      expect(await store.alerts.listSilences(T0)).toHaveLength(3);
+      expect(await store.alerts.deleteSilence(blue.id, 'default')).toBe(false);
+      expect(await store.alerts.deleteSilence(blue.id, 'blue')).toBe(true);
+
+      const message = {
+        eventId: 'e',
+        subject: 's',
+        state: 'test' as const,
+        title: 't',
+        text: 'x',
+        details: {},
+        status: 'sent' as const,
+      };
+      const [mine, theirs] = await store.alerts.addDeliveries(
+        [
+          { ...message, namespace: 'default', rule: 'r1', channel: 'ops' },
+          { ...message, namespace: 'blue', rule: 'b1', channel: 'blue-ops' },
+        ],
+        T0,
+      );
+      expect(theirs).toMatchObject({ namespace: 'blue', rule: 'b1' });
+      expect(await store.alerts.listDeliveries({ namespace: 'blue', limit: 10 })).toEqual([theirs]);
+      expect(await store.alerts.listDeliveries({ namespace: 'default', limit: 10 })).toEqual([mine]);
+      expect(await store.alerts.listDeliveries({ limit: 10 })).toHaveLength(2);
+
+      // Firing alerts of one namespace are those of its rules.
+      const [lease] = await store.acquireLeases(['alerts'], 'node-a', 5000, T0);
+      const rules = new Map((await store.alerts.listRules()).map((r) => [r.name, r.id]));
+      const firing = (ruleId: number) => ({
+        ruleId,
+        subject: 'job:j',
+        status: 'firing' as const,
+        firedAt: T0,
+        notifiedAt: T0,
+        count: 1,
+      });
+      await store.alerts.commitAlerts(
+        lease!,
+        { consumed: [], states: [firing(rules.get('r1')!), firing(rules.get('b1')!)], deliveries: [] },
+        T0,
+      );
+      expect((await store.alerts.firingAlerts('blue')).map((a) => a.ruleId)).toEqual([rules.get('b1')]);
+      expect((await store.alerts.firingAlerts('default')).map((a) => a.ruleId)).toEqual([rules.get('r1')]);
+      expect(await store.alerts.firingAlerts()).toHaveLength(2);
+
+      // Outbox rows and job facts carry their job's namespace; a scope reads its namespace only.
+      await endRun('j', 'failed', T0 + 10);
+      expect(await store.alerts.pendingEvents(10)).toMatchObject([
+        { type: 'run-ended', namespace: 'default', job: 'j' },
+      ]);
+      await store.createJob(
+        compileJob({ name: 'bj', handler: 'h', trigger: { kind: 'manual' } }),
+        null,
+        T0,
+        'blue',
+      );
+      expect(await store.alerts.jobFacts({ namespace: 'blue' }, T0 + 100)).toMatchObject([
+        { namespace: 'blue', name: 'bj' },
+      ]);
+      expect(await store.alerts.jobFacts({ namespace: 'default', job: 'bj' }, T0 + 100)).toEqual([]);
+      expect((await store.alerts.jobFacts(null, T0 + 100)).map((f) => f.namespace).sort()).toEqual([
+        'blue',
+        'default',
+      ]);
     });
   });
 }

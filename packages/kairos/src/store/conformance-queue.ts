@@ -51,6 +51,7 @@ export function describeQueueConformance(dialect: string, open: () => Promise<St
       const counts = await store.queuedRunCounts(T0 + 1000, 100);
       expect(counts).toEqual([
         {
+          namespace: 'default',
           group: 'alpha',
           jobName: 'a',
           handler: 'ha',
@@ -60,6 +61,7 @@ export function describeQueueConformance(dialect: string, open: () => Promise<St
           handlerServed: false,
         },
         {
+          namespace: 'default',
           group: 'beta',
           jobName: 'b',
           handler: 'hb',
@@ -89,6 +91,31 @@ export function describeQueueConformance(dialect: string, open: () => Promise<St
       // Once its lease ended the worker is not live.
       const afterLease = await store.queuedRunCounts(T0 + LEASE + 1, 100);
       expect(afterLease.find((c) => c.jobName === 'served')).toMatchObject({
+        groupServed: false,
+        handlerServed: false,
+      });
+    });
+
+    it("counts a group as served only by live workers of the job's namespace", async () => {
+      await store.namespaces.create({ name: 'blue', description: '' }, T0);
+      await queue('plain', 'default', 'h', [T0]);
+      const blue = await store.createJob(
+        compileJob({ name: 'blue-job', handler: 'h', group: 'default', trigger: { kind: 'manual' } }),
+        null,
+        T0,
+        'blue',
+      );
+      await store.enqueueRuns(blue.id, [{ params: {}, priority: 0, availableAt: T0 }], T0);
+      // A live worker of blue in group `default` serves blue's job, not default's.
+      await store.registerWorker({ ...worker('wb', 'default', ['h']), namespace: 'blue' }, LEASE, T0);
+      const byJob = new Map((await store.queuedRunCounts(T0 + 1, 100)).map((c) => [c.jobName, c]));
+      expect(byJob.get('blue-job')).toMatchObject({
+        namespace: 'blue',
+        groupServed: true,
+        handlerServed: true,
+      });
+      expect(byJob.get('plain')).toMatchObject({
+        namespace: 'default',
         groupServed: false,
         handlerServed: false,
       });

@@ -1421,6 +1421,22 @@ export function describeStoreConformance(
         expect(await store.updateUser('root', { role: 'viewer' }, T0)).toMatchObject({ role: 'viewer' });
       });
 
+      it('a single sign-on login never demotes the last admin user, and then writes nothing', async () => {
+        const idp = 'https://idp.example';
+        const login = (role: 'admin' | 'viewer', at: number) =>
+          store.upsertExternalUser(
+            { issuer: idp, subject: 's-root', name: 'root.sso', role },
+            at,
+            audit('auth.oidc.login', 'users:root.sso'),
+          );
+        await login('admin', T0);
+        await expect(login('viewer', T0 + 1)).rejects.toMatchObject({ code: 'LAST_ADMIN' });
+        expect(await store.getUser('root.sso')).toMatchObject({ role: 'admin', updatedAt: T0 });
+        expect(await store.listAudit({ limit: 10 })).toHaveLength(1);
+        await store.createUser({ name: 'second', role: 'admin', passwordHash: 'h' }, T0);
+        expect(await login('viewer', T0 + 2)).toMatchObject({ role: 'viewer' });
+      });
+
       it('external users: found by issuer and subject, renamed and re-mapped at each login, never taking over a name', async () => {
         const local = await store.createUser({ name: 'ana', role: 'viewer', passwordHash: 'h' }, T0);
         expect(local).toMatchObject({ issuer: null, subject: null });

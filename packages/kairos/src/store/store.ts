@@ -344,7 +344,8 @@ export interface Store {
    * Signs in a user of an OpenID provider: the user with that (issuer, subject) gets the given name
    * and role, or is created (password hash `EXTERNAL_PASSWORD_HASH`). Found by identity, never
    * by name: throws USER_NAME_TAKEN, writing nothing, when the name belongs to another user (a local
-   * one or another identity). The provider decides the role, so the last-admin rule does not apply.
+   * one or another identity). The provider decides the role, but, as for updateUser, throws
+   * LAST_ADMIN, writing nothing, when the login would demote the last admin user.
    */
   upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord>;
   /** Deletes a user with their sessions. Throws LAST_ADMIN for the last admin user. */
@@ -389,7 +390,8 @@ export interface Store {
   /**
    * Queued runs counted by group, job and handler, for the queue metrics and `kairos doctor`: how
    * many, the earliest `availableAt` among those whose time has come, and whether a live worker
-   * (active, lease not expired at `now`) of the group exists and declares the handler. One statement
+   * (active, lease not expired at `now`) of the job's namespace and group exists and declares the
+   * handler (a worker serves its own namespace only). One statement
    * over the `runs_queued_by_job` index; at most `limit` rows, the largest counts first.
    */
   queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]>;

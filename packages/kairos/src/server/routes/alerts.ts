@@ -277,7 +277,9 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
         response: answers({ 200: AlertSilenceListSchema }),
       },
     },
-    async () => ({ items: (await store.alerts.listSilences(clock.now())).map(silenceView) }),
+    async (request) => ({
+      items: (await store.alerts.listSilences(clock.now(), request.namespace)).map(silenceView),
+    }),
   );
 
   app.post<{ Body: AlertSilenceSpec }>(
@@ -304,6 +306,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
           },
         );
       const silence = await store.alerts.createSilence({
+        namespace: request.namespace,
         rule: request.body.rule ?? null,
         startsAt,
         endsAt,
@@ -328,7 +331,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      if (!(await store.alerts.deleteSilence(request.params.id)))
+      if (!(await store.alerts.deleteSilence(request.params.id, request.namespace)))
         throw new KairosError('SILENCE_NOT_FOUND', `no silence ${request.params.id}`);
       reply.status(204);
     },
@@ -350,6 +353,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const q = request.query;
       const items = await store.alerts.listDeliveries({
+        namespace: request.namespace,
         channel: q.channel,
         rule: q.rule,
         status: q.status,
@@ -370,9 +374,9 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
         response: answers({ 200: AlertOpenListSchema }),
       },
     },
-    async () => {
-      const names = new Map((await store.alerts.listRules()).map((r) => [r.id, r.name]));
-      const firing = await store.alerts.firingAlerts();
+    async (request) => {
+      const names = new Map((await store.alerts.listRules(request.namespace)).map((r) => [r.id, r.name]));
+      const firing = await store.alerts.firingAlerts(request.namespace);
       return {
         items: firing
           .filter((s) => names.has(s.ruleId))

@@ -85,7 +85,8 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
       const view = runView(run, await store.getAttempts(run.id));
-      if (run.status === 'queued') view.waiting = whyQueued(run, await store.listWorkers(), clock.now());
+      if (run.status === 'queued')
+        view.waiting = whyQueued(run, await store.listWorkers(run.namespace), clock.now());
       return view;
     },
   );

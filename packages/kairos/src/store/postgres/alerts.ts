@@ -40,13 +40,13 @@ export interface PostgresConnection {
 
 const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
 const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';
-const DELIVERY_COLUMNS = `id, event_id, rule_name, channel_name, subject, state, title, body, details, status,
+const DELIVERY_COLUMNS = `id, namespace, event_id, rule_name, channel_name, subject, state, title, body, details, status,
   attempts, last_error, created_at, sent_at, next_attempt_at`;
 
 /** Outbox rows, oldest first, with the names of their job or worker. $1 limit. */
 const PENDING_EVENTS = `
-  SELECT e.*, j.name AS job_name, j.group_name AS job_group, w.name AS worker_name,
-    w.group_name AS worker_group, r.error AS error
+  SELECT e.*, j.name AS job_name, j.group_name AS job_group, j.namespace AS job_namespace,
+    w.name AS worker_name, w.group_name AS worker_group, w.namespace AS worker_namespace, r.error AS error
   FROM alert_events e
   LEFT JOIN jobs j ON j.id = e.job_id
   LEFT JOIN runs r ON r.id = e.run_id
@@ -56,10 +56,10 @@ const PENDING_EVENTS = `
 /**
  * Per job of a scope: the last success (walking runs_job back from the newest run, which stops at
  * once for a healthy job), the queued runs (runs_active), and the latest fire due by now (runs_fire).
- * $1 now, $2 job, $3 group (null: any).
+ * $1 now, $2 job, $3 group, $4 namespace (null: any).
  */
 const JOB_FACTS = `
-  SELECT j.name, j.group_name, j.handler, j.paused, j.created_at,
+  SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id AND r.status = 'succeeded'
       ORDER BY r.id DESC LIMIT 1) AS last_success_at,
     (SELECT min(r.available_at) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS oldest_queued_at,
@@ -68,16 +68,17 @@ const JOB_FACTS = `
   FROM jobs j
   LEFT JOIN LATERAL (SELECT r.fire_time, r.started_at FROM runs r WHERE r.job_id = j.id
       AND r.fire_time IS NOT NULL AND r.fire_time <= $1::bigint ORDER BY r.fire_time DESC LIMIT 1) f ON true
-  WHERE ($2::text IS NULL OR j.name = $2::text) AND ($3::text IS NULL OR j.group_name = $3::text)`;
+  WHERE ($2::text IS NULL OR j.name = $2::text) AND ($3::text IS NULL OR j.group_name = $3::text)
+    AND ($4::text IS NULL OR j.namespace = $4::text)`;
 
 const INSERT_DELIVERIES = `
-  INSERT INTO alert_deliveries (event_id, rule_name, channel_name, subject, state, title, body, details,
+  INSERT INTO alert_deliveries (namespace, event_id, rule_name, channel_name, subject, state, title, body, details,
     status, created_at, next_attempt_at, attempts, sent_at, last_error)
-  SELECT d.event_id, d.rule_name, d.channel_name, d.subject, d.state, d.title, d.body, d.details, d.status,
+  SELECT d.namespace, d.event_id, d.rule_name, d.channel_name, d.subject, d.state, d.title, d.body, d.details, d.status,
     $2::bigint, CASE WHEN d.status = 'pending' THEN $2::bigint END,
     CASE WHEN d.status IN ('sent', 'failed') THEN 1 ELSE 0 END,
     CASE WHEN d.status = 'sent' THEN $2::bigint END, d.error
-  FROM jsonb_to_recordset($1::jsonb) AS d(event_id text, rule_name text, channel_name text, subject text,
+  FROM jsonb_to_recordset($1::jsonb) AS d(namespace text, event_id text, rule_name text, channel_name text, subject text,
     state text, title text, body text, details jsonb, status text, error text)
   RETURNING ${DELIVERY_COLUMNS}`;
 
@@ -272,8 +273,8 @@ export class PostgresAlerts implements AlertStore {
       let ruleId: string | null = null;
       if (silence.rule !== null) {
         const { rows } = await client.query<{ id: string }>(
-          'SELECT id FROM alert_rules WHERE name = $1 FOR SHARE',
-          [silence.rule],
+          'SELECT id FROM alert_rules WHERE name = $1 AND namespace = $2 FOR SHARE',
+          [silence.rule, silence.namespace],
         );
         if (!rows[0])
           throw new KairosError(
@@ -283,30 +284,38 @@ export class PostgresAlerts implements AlertStore {
         ruleId = rows[0].id;
       }
       const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO alert_silences (rule_id, starts_at, ends_at, comment, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [ruleId, silence.startsAt, silence.endsAt, silence.comment, silence.createdBy, silence.createdAt],
+        `INSERT INTO alert_silences (rule_id, starts_at, ends_at, comment, created_by, created_at, namespace)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [
+          ruleId,
+          silence.startsAt,
+          silence.endsAt,
+          silence.comment,
+          silence.createdBy,
+          silence.createdAt,
+          silence.namespace,
+        ],
       );
       return { ...silence, id: Number(rows[0]!.id) };
     });
   }
 
-  async listSilences(now: number) {
+  async listSilences(now: number, namespace?: string) {
     const rows = await this.c.query<SilenceRow>(
       'listSilences',
-      `SELECT s.id, r.name AS rule, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at
+      `SELECT s.id, s.namespace, r.name AS rule, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at
        FROM alert_silences s LEFT JOIN alert_rules r ON r.id = s.rule_id
-       WHERE s.ends_at > $1 ORDER BY s.ends_at, s.id`,
-      [now],
+       WHERE s.ends_at > $1 AND ($2::text IS NULL OR s.namespace = $2::text) ORDER BY s.ends_at, s.id`,
+      [now, namespace ?? null],
     );
     return rows.map(silenceFromRow);
   }
 
-  async deleteSilence(id: number) {
+  async deleteSilence(id: number, namespace?: string) {
     const rows = await this.c.query(
       'deleteSilence',
-      'DELETE FROM alert_silences WHERE id = $1 RETURNING id',
-      [id],
+      'DELETE FROM alert_silences WHERE id = $1 AND ($2::text IS NULL OR namespace = $2::text) RETURNING id',
+      [id, namespace ?? null],
     );
     return rows.length > 0;
   }
@@ -328,20 +337,25 @@ export class PostgresAlerts implements AlertStore {
     return success === -1 ? rows.length : success;
   }
 
-  async firingAlerts() {
+  async firingAlerts(namespace?: string) {
     const rows = await this.c.query<StateRow>(
       'firingAlerts',
-      `SELECT * FROM alert_states WHERE status = 'firing'`,
-      [],
+      `SELECT * FROM alert_states WHERE status = 'firing'
+         AND ($1::text IS NULL OR rule_id IN (SELECT id FROM alert_rules WHERE namespace = $1::text))`,
+      [namespace ?? null],
     );
     return rows.map(stateFromRow);
   }
 
-  async jobFacts(scope: { job?: string | undefined; group?: string | undefined } | null, now: number) {
+  async jobFacts(
+    scope: { namespace: string; job?: string | undefined; group?: string | undefined } | null,
+    now: number,
+  ) {
     const rows = await this.c.query<JobFactsRow>('jobFacts', JOB_FACTS, [
       now,
       scope?.job ?? null,
       scope?.group ?? null,
+      scope?.namespace ?? null,
     ]);
     return rows.map(jobFactsFromRow);
   }
@@ -400,6 +414,7 @@ export class PostgresAlerts implements AlertStore {
   }
 
   async listDeliveries(filter: {
+    namespace?: string | undefined;
     channel?: string | undefined;
     rule?: string | undefined;
     status?: string | undefined;
@@ -411,6 +426,7 @@ export class PostgresAlerts implements AlertStore {
       `SELECT ${DELIVERY_COLUMNS} FROM alert_deliveries
        WHERE ($1::text IS NULL OR channel_name = $1::text) AND ($2::text IS NULL OR rule_name = $2::text)
          AND ($3::text IS NULL OR status = $3::text) AND ($4::bigint IS NULL OR id < $4::bigint)
+         AND ($6::text IS NULL OR namespace = $6::text)
        ORDER BY id DESC LIMIT $5`,
       [
         filter.channel ?? null,
@@ -418,6 +434,7 @@ export class PostgresAlerts implements AlertStore {
         filter.status ?? null,
         filter.before ?? null,
         filter.limit,
+        filter.namespace ?? null,
       ],
     );
     return rows.map(deliveryFromRow);
@@ -487,6 +504,7 @@ async function insertDeliveries(
   const { rows } = await db.query<DeliveryRow>(INSERT_DELIVERIES, [
     JSON.stringify(
       deliveries.map((d) => ({
+        namespace: d.namespace,
         event_id: d.eventId,
         rule_name: d.rule,
         channel_name: d.channel,

@@ -1454,6 +1454,11 @@ export class PostgresStore implements Store {
   async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
     try {
       return await this.transaction('upsertExternalUser', async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
+        const before = await client.query<{ role: string }>(
+          'SELECT role FROM users WHERE issuer = $1 AND subject = $2',
+          [user.issuer, user.subject],
+        );
         const { rows } = await client.query<UserRow>(access.UPSERT_EXTERNAL_USER, [
           user.name,
           user.role,
@@ -1462,6 +1467,7 @@ export class PostgresStore implements Store {
           user.subject,
           now,
         ]);
+        await this.checkAdminsLeft(client, before.rows[0]?.role === 'admin' && user.role !== 'admin');
         await this.audit(client, audit);
         return userFromRow(rows[0]!);
       });

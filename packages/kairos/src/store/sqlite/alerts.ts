@@ -40,13 +40,13 @@ export interface SqliteConnection {
 
 const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
 const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';
-const DELIVERY_COLUMNS = `id, event_id, rule_name, channel_name, subject, state, title, body, details, status,
+const DELIVERY_COLUMNS = `id, namespace, event_id, rule_name, channel_name, subject, state, title, body, details, status,
   attempts, last_error, created_at, sent_at, next_attempt_at`;
 
 /** Outbox rows, oldest first, with the names of their job or worker. ? limit. */
 const PENDING_EVENTS = `
-  SELECT e.*, j.name AS job_name, j.group_name AS job_group, w.name AS worker_name,
-    w.group_name AS worker_group, r.error AS error
+  SELECT e.*, j.name AS job_name, j.group_name AS job_group, j.namespace AS job_namespace,
+    w.name AS worker_name, w.group_name AS worker_group, w.namespace AS worker_namespace, r.error AS error
   FROM alert_events e
   LEFT JOIN jobs j ON j.id = e.job_id
   LEFT JOIN runs r ON r.id = e.run_id
@@ -56,10 +56,10 @@ const PENDING_EVENTS = `
 /**
  * Per job of a scope: the last success (walking runs_job back from the newest run, which stops at
  * once for a healthy job), the queued runs (runs_active), and the latest fire due by now (runs_fire).
- * @now, @job, @group (null: any).
+ * @now, @namespace, @job, @group (null: any).
  */
 const JOB_FACTS = `
-  SELECT j.name, j.group_name, j.handler, j.paused, j.created_at,
+  SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id AND r.status = 'succeeded'
       ORDER BY r.id DESC LIMIT 1) AS last_success_at,
     (SELECT min(r.available_at) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS oldest_queued_at,
@@ -68,7 +68,8 @@ const JOB_FACTS = `
   FROM jobs j
   LEFT JOIN runs f ON f.id = (SELECT r.id FROM runs r WHERE r.job_id = j.id AND r.fire_time IS NOT NULL
       AND r.fire_time <= @now ORDER BY r.fire_time DESC LIMIT 1)
-  WHERE (@job IS NULL OR j.name = @job) AND (@group IS NULL OR j.group_name = @group)`;
+  WHERE (@namespace IS NULL OR j.namespace = @namespace) AND (@job IS NULL OR j.name = @job)
+    AND (@group IS NULL OR j.group_name = @group)`;
 
 /** Alerts on the embedded store: every operation one IMMEDIATE transaction of the one writer. */
 export class SqliteAlerts implements AlertStore {
@@ -233,9 +234,9 @@ export class SqliteAlerts implements AlertStore {
         .transaction(() => {
           let ruleId: number | null = null;
           if (silence.rule !== null) {
-            const rule = this.c.sql('SELECT id FROM alert_rules WHERE name = ?').get(silence.rule) as
-              | { id: number }
-              | undefined;
+            const rule = this.c
+              .sql('SELECT id FROM alert_rules WHERE name = ? AND namespace = ?')
+              .get(silence.rule, silence.namespace) as { id: number } | undefined;
             if (!rule)
               throw new KairosError(
                 'ALERT_RULE_NOT_FOUND',
@@ -245,8 +246,8 @@ export class SqliteAlerts implements AlertStore {
           }
           const { id } = this.c
             .sql(
-              `INSERT INTO alert_silences (rule_id, starts_at, ends_at, comment, created_by, created_at)
-               VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+              `INSERT INTO alert_silences (rule_id, starts_at, ends_at, comment, created_by, created_at, namespace)
+               VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
             )
             .get(
               ruleId,
@@ -255,6 +256,7 @@ export class SqliteAlerts implements AlertStore {
               silence.comment,
               silence.createdBy,
               silence.createdAt,
+              silence.namespace,
             ) as {
             id: number;
           };
@@ -264,24 +266,27 @@ export class SqliteAlerts implements AlertStore {
     );
   }
 
-  async listSilences(now: number) {
+  async listSilences(now: number, namespace?: string) {
     return this.c.run('listSilences', () =>
       (
         this.c
           .sql(
-            `SELECT s.id, r.name AS rule, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at
+            `SELECT s.id, s.namespace, r.name AS rule, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at
              FROM alert_silences s LEFT JOIN alert_rules r ON r.id = s.rule_id
-             WHERE s.ends_at > ? ORDER BY s.ends_at, s.id`,
+             WHERE s.ends_at > ? AND (? IS NULL OR s.namespace = ?) ORDER BY s.ends_at, s.id`,
           )
-          .all(now) as SilenceRow[]
+          .all(now, namespace ?? null, namespace ?? null) as SilenceRow[]
       ).map(silenceFromRow),
     );
   }
 
-  async deleteSilence(id: number) {
+  async deleteSilence(id: number, namespace?: string) {
     return this.c.run(
       'deleteSilence',
-      () => this.c.sql('DELETE FROM alert_silences WHERE id = ?').run(id).changes > 0,
+      () =>
+        this.c
+          .sql('DELETE FROM alert_silences WHERE id = ? AND (? IS NULL OR namespace = ?)')
+          .run(id, namespace ?? null, namespace ?? null).changes > 0,
     );
   }
 
@@ -306,20 +311,31 @@ export class SqliteAlerts implements AlertStore {
     });
   }
 
-  async firingAlerts() {
+  async firingAlerts(namespace?: string) {
     return this.c.run('firingAlerts', () =>
-      (this.c.sql(`SELECT * FROM alert_states WHERE status = 'firing'`).all() as StateRow[]).map(
-        stateFromRow,
-      ),
+      (
+        this.c
+          .sql(
+            `SELECT * FROM alert_states WHERE status = 'firing'
+               AND (? IS NULL OR rule_id IN (SELECT id FROM alert_rules WHERE namespace = ?))`,
+          )
+          .all(namespace ?? null, namespace ?? null) as StateRow[]
+      ).map(stateFromRow),
     );
   }
 
-  async jobFacts(scope: { job?: string | undefined; group?: string | undefined } | null, now: number) {
+  async jobFacts(
+    scope: { namespace: string; job?: string | undefined; group?: string | undefined } | null,
+    now: number,
+  ) {
     return this.c.run('jobFacts', () =>
       (
-        this.c
-          .sql(JOB_FACTS)
-          .all({ now, job: scope?.job ?? null, group: scope?.group ?? null }) as JobFactsRow[]
+        this.c.sql(JOB_FACTS).all({
+          now,
+          namespace: scope?.namespace ?? null,
+          job: scope?.job ?? null,
+          group: scope?.group ?? null,
+        }) as JobFactsRow[]
       ).map(jobFactsFromRow),
     );
   }
@@ -364,13 +380,14 @@ export class SqliteAlerts implements AlertStore {
 
   private insertDeliveries(deliveries: readonly NewDelivery[], now: number): DeliveryRecord[] {
     const insert = this.c.sql(
-      `INSERT INTO alert_deliveries (event_id, rule_name, channel_name, subject, state, title, body, details,
+      `INSERT INTO alert_deliveries (namespace, event_id, rule_name, channel_name, subject, state, title, body, details,
          status, created_at, next_attempt_at, attempts, sent_at, last_error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${DELIVERY_COLUMNS}`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${DELIVERY_COLUMNS}`,
     );
     return deliveries.map((d) =>
       deliveryFromRow(
         insert.get(
+          d.namespace,
           d.eventId,
           d.rule,
           d.channel,
@@ -433,6 +450,7 @@ export class SqliteAlerts implements AlertStore {
   }
 
   async listDeliveries(filter: {
+    namespace?: string | undefined;
     channel?: string | undefined;
     rule?: string | undefined;
     status?: string | undefined;
@@ -444,11 +462,13 @@ export class SqliteAlerts implements AlertStore {
         this.c
           .sql(
             `SELECT ${DELIVERY_COLUMNS} FROM alert_deliveries
-             WHERE (@channel IS NULL OR channel_name = @channel) AND (@rule IS NULL OR rule_name = @rule)
+             WHERE (@namespace IS NULL OR namespace = @namespace)
+               AND (@channel IS NULL OR channel_name = @channel) AND (@rule IS NULL OR rule_name = @rule)
                AND (@status IS NULL OR status = @status) AND (@before IS NULL OR id < @before)
              ORDER BY id DESC LIMIT @limit`,
           )
           .all({
+            namespace: filter.namespace ?? null,
             channel: filter.channel ?? null,
             rule: filter.rule ?? null,
             status: filter.status ?? null,

@@ -1327,6 +1327,10 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           try {
+            const before = this.sql('SELECT role FROM users WHERE issuer = ? AND subject = ?').get(
+              user.issuer,
+              user.subject,
+            ) as { role: string } | undefined;
             // Found by (issuer, subject), never by name: a name held by another user violates users.name's UNIQUE.
             const row = this.sql(
               `INSERT INTO users (name, role, password_hash, issuer, subject, created_at, updated_at)
@@ -1342,6 +1346,7 @@ export class SqliteStore implements Store {
               now,
               now,
             ) as UserRow;
+            this.checkAdminsLeft(before?.role === 'admin' && user.role !== 'admin');
             this.audit(audit);
             return userFromRow(row);
           } catch (error) {
@@ -1546,13 +1551,16 @@ export class SqliteStore implements Store {
              FROM runs INDEXED BY runs_queued_by_job WHERE status = 'queued'
              GROUP BY group_name, job_id, handler
              ORDER BY count(*) DESC, group_name, job_id, handler LIMIT @limit),
-           live AS (SELECT group_name, handlers FROM workers WHERE status = 'active' AND lease_expires_at > @now)
-           SELECT q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
-             EXISTS (SELECT 1 FROM live l WHERE l.group_name = q.group_name) AS group_served,
+           live AS (SELECT namespace, group_name, handlers FROM workers
+             WHERE status = 'active' AND lease_expires_at > @now)
+           SELECT j.namespace, q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
+             EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name)
+               AS group_served,
              EXISTS (SELECT 1 FROM live l, json_each(l.handlers) h
-               WHERE l.group_name = q.group_name AND h.value = q.handler) AS handler_served
+               WHERE l.namespace = j.namespace AND l.group_name = q.group_name AND h.value = q.handler)
+               AS handler_served
            FROM queued q JOIN jobs j ON j.id = q.job_id
-           ORDER BY q.group_name, j.name, q.handler`,
+           ORDER BY j.namespace, q.group_name, j.name, q.handler`,
         ).all({ now, limit }) as QueuedRunCountRow[]
       ).map(queuedRunCountFromRow),
     );
