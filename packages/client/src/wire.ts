@@ -17,6 +17,7 @@ import type {
   LoginRequestSchema,
   MeSchema,
   MinuteStatsSchema,
+  NamespaceQuotasSchema,
   NamespaceSchema,
   NamespaceSpecSchema,
   OverviewSchema,
@@ -378,6 +379,7 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 
 /** A namespace the caller may see, with the caller's role in it (docs/tenancy.md). */
 export type Namespace = Static<typeof NamespaceSchema>;
+export type NamespaceQuotas = Static<typeof NamespaceQuotasSchema>;
 
 export type NamespaceSpec = Static<typeof NamespaceSpecSchema>;
 

@@ -21,6 +21,7 @@ import type { RateLimit } from '../core/rate-limit.ts';
 import type { JobRetention, PruneCandidate } from '../core/retention.ts';
 import type { RoutingState } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
+import type { Trigger } from '../core/trigger.ts';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -83,6 +84,7 @@ export interface Store {
     nextFireAt: number | null,
     now: number,
     namespace?: string,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord>;
   /**
    * Replaces a job's definition and next fire time and bumps its version, in one conditional write.
@@ -641,6 +643,14 @@ export interface NodeRecord extends NodeHeartbeat {
   heartbeatAt: number;
   expiresAt: number;
 }
+
+/**
+ * A namespace quota check run inside a job create's transaction, after the namespace's jobs are
+ * locked against other creates (SQLite: the write lock of an immediate transaction; PostgreSQL: the
+ * namespace row `FOR UPDATE`): it gets the triggers of the namespace's jobs and throws to refuse,
+ * and then nothing is written. Two concurrent creates are checked one after the other.
+ */
+export type JobQuotaCheck = (triggers: readonly Trigger[]) => void;
 
 /** What an edit read of a job, that must still hold when it writes (Store.updateJob). */
 export interface JobExpectation {
