@@ -18,6 +18,7 @@ import type {
   MeSchema,
   MinuteStatsSchema,
   NamespaceQuotasSchema,
+  NamespaceQuotasViewSchema,
   NamespaceSchema,
   NamespaceSpecSchema,
   OverviewSchema,
@@ -380,6 +381,7 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 /** A namespace the caller may see, with the caller's role in it (docs/tenancy.md). */
 export type Namespace = Static<typeof NamespaceSchema>;
 export type NamespaceQuotas = Static<typeof NamespaceQuotasSchema>;
+export type NamespaceQuotasView = Static<typeof NamespaceQuotasViewSchema>;
 
 export type NamespaceSpec = Static<typeof NamespaceSpecSchema>;
 

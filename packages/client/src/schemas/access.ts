@@ -149,6 +149,17 @@ export const NamespaceQuotasSchema = closed({
   requestsPerSecond: limit('API requests per second in the namespace, per node.'),
 });
 
+/** Quotas as a namespace answers them: every field, null for unlimited; minInterval a duration string. */
+export const NamespaceQuotasViewSchema = Type.Object({
+  maxJobs: nullable(Type.Integer()),
+  maxFiresPerSecond: nullable(Type.Number()),
+  minInterval: nullable(Type.String()),
+  maxQueuedRuns: nullable(Type.Integer()),
+  maxParamsBytes: nullable(Type.Integer()),
+  maxBackfillRuns: nullable(Type.Integer()),
+  requestsPerSecond: nullable(Type.Integer()),
+});
+
 export const NamespaceSchema = Type.Object({
   name: Type.String(),
   description: Type.String(),
@@ -156,7 +167,7 @@ export const NamespaceSchema = Type.Object({
   /** The caller's role in it. */
   role: UserRoleSchema,
   /** Its quotas; null: none set (unlimited). */
-  quotas: Type.Optional(nullable(NamespaceQuotasSchema)),
+  quotas: Type.Optional(nullable(NamespaceQuotasViewSchema)),
 });
 export const NamespaceListSchema = ItemsSchema(NamespaceSchema);
 

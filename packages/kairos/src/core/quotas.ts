@@ -1,4 +1,4 @@
-import type { JsonObject, NamespaceQuotas } from '@kairos/client';
+import type { JsonObject, NamespaceQuotas, NamespaceQuotasView } from '@kairos/client';
 import { QuotaExceededError } from '../errors.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { nextFireAfter, type Trigger } from './trigger.ts';
@@ -45,7 +45,7 @@ export function compileQuotas(spec: NamespaceQuotas): QuotaConfig {
 }
 
 /** The stored form (the `quotas` JSON column) and the wire form: minInterval as a duration string. */
-export function describeQuotas(quotas: QuotaConfig): NamespaceQuotas & JsonObject {
+export function describeQuotas(quotas: QuotaConfig): NamespaceQuotasView & JsonObject {
   return {
     ...quotas,
     minInterval: quotas.minInterval === null ? null : formatDuration(quotas.minInterval),
