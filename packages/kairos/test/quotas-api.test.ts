@@ -166,6 +166,33 @@ describe('namespace quotas', () => {
     expect(fine.runs).toHaveLength(5);
   });
 
+  it('maxQueuedRuns answers 429 with Retry-After once the namespace has that many queued, and queues nothing', async () => {
+    const client = await namespaceWith('q-queued', { maxQueuedRuns: 3 });
+    await client.createJob(manual('qq'));
+    await client.triggerJob('qq');
+    await client.triggerJobBatch('qq', [{}, {}]);
+    const refused = await apiError(client.triggerJob('qq'));
+    expect(refused).toMatchObject({
+      status: 429,
+      code: 'QUOTA_EXCEEDED',
+      details: { quota: 'maxQueuedRuns', limit: 3, current: 3 },
+    });
+    expect(await apiError(client.triggerJobBatch('qq', [{}]))).toMatchObject({ status: 429 });
+    expect((await client.listRuns({ job: 'qq', limit: 10 })).items).toHaveLength(3);
+    const answer = await fetch(`${node.url}/v1/jobs/qq/trigger`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Bearer admin-t',
+        'kairos-namespace': 'q-queued',
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    expect(answer.status).toBe(429);
+    expect(answer.headers.get('retry-after')).toBe('5');
+    expect(await refusalsCounted('q-queued', 'maxQueuedRuns')).toBe(3);
+  });
+
   it('requestsPerSecond answers 429 with Retry-After in its namespace only, counted', async () => {
     await namespaceWith('q-requests', { requestsPerSecond: 1 });
     const call = (namespace: string) =>

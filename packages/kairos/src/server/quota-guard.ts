@@ -4,6 +4,8 @@ import { QuotaExceededError } from '../errors.ts';
 import type { Clock } from '../scheduler/clock.ts';
 import type { Store } from '../store/store.ts';
 
+/** Seconds a trigger refused for maxQueuedRuns is told to wait. */
+const QUEUED_RETRY_AFTER_S = 5;
 /** How long a node keeps a namespace's quotas before reading them again: a PUT elsewhere applies within it. */
 const QUOTAS_CACHE_MS = 2000;
 
@@ -37,6 +39,26 @@ export class QuotaGuard {
   forget(namespace: string): void {
     this.cached.delete(namespace);
     this.buckets.delete(namespace);
+  }
+
+  /**
+   * Refuses queuing `adding` runs when the namespace's queued runs would pass maxQueuedRuns: 429 with
+   * Retry-After (the queue drains as workers take runs). Counted before the write, not in its
+   * transaction: triggers racing each other can pass the quota by the runs they queue at once.
+   */
+  async admitRuns(namespace: string, adding: number): Promise<void> {
+    const { maxQueuedRuns } = await this.of(namespace);
+    if (maxQueuedRuns === null) return;
+    const queued = await this.store.countQueuedRuns(namespace, maxQueuedRuns + 1);
+    if (queued + adding > maxQueuedRuns) {
+      throw new QuotaExceededError(
+        'maxQueuedRuns',
+        maxQueuedRuns,
+        queued,
+        `the namespace has ${queued} queued runs; its quota is ${maxQueuedRuns}`,
+        QUEUED_RETRY_AFTER_S,
+      );
+    }
   }
 
   /**

@@ -90,6 +90,18 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.getJob('b4')).toBeNull();
     });
 
+    it('counts a namespace`s queued runs, up to a bound', async () => {
+      const blue = await store.createJob(manual('qb'), null, T0, 'blue');
+      const other = await store.createJob(manual('qd'), null, T0);
+      const request = { params: {}, priority: 0, availableAt: T0 };
+      await store.enqueueRuns(blue.id, [request, request, request], T0);
+      await store.enqueueRuns(other.id, [request], T0);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      expect(await store.countQueuedRuns('blue', 2)).toBe(2);
+      expect(await store.countQueuedRuns('default', 100)).toBe(1);
+      expect(await store.countQueuedRuns('red', 100)).toBe(0);
+    });
+
     it('never lets concurrent creates past a count the check enforces', async () => {
       const limit = 3;
       const check = (triggers: readonly unknown[]) => {

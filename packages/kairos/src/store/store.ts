@@ -152,6 +152,12 @@ export interface Store {
    */
   enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
   /**
+   * The queued runs of a namespace's jobs, counted up to `upTo` (a bound on the work: the quota
+   * check needs only to know whether the limit is reached). A pass over the partial index of queued
+   * runs (every namespace's), stopped at `upTo` of this one's.
+   */
+  countQueuedRuns(namespace: string, upTo: number): Promise<number>;
+  /**
    * Queues one run of the job named `name` (manual or API trigger) and answers it, in one write: the
    * job read by name, its defaults applied (`params` or `priority` null take the job's), the run
    * queued or, when its idempotency key holds a run, that run returned (IDEMPOTENCY_CONFLICT with

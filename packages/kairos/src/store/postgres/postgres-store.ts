@@ -1615,6 +1615,16 @@ export class PostgresStore implements Store {
     );
   }
 
+  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    const [row] = await this.query<{ n: string }>(
+      'countQueuedRuns',
+      `SELECT count(*) AS n FROM (SELECT 1 FROM runs
+         WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = $1) LIMIT $2) AS q`,
+      [namespace, upTo],
+    );
+    return Number(row!.n);
+  }
+
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
     const rows = await this.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
       now,

@@ -1547,6 +1547,16 @@ export class SqliteStore implements Store {
     );
   }
 
+  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    return this.run('countQueuedRuns', () => {
+      const { n } = this.sql(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM runs
+           WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = ?) LIMIT ?)`,
+      ).get(namespace, upTo) as { n: number };
+      return n;
+    });
+  }
+
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
     // The count is an ordered pass over runs_queued_by_job (group, job, handler, available_at), which
     // holds every column it reads; live workers are few and read once.
