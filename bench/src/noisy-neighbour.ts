@@ -2,14 +2,16 @@
 // namespace B with 5 jobs firing every second, namespace A first idle, then at its quotas: 20 jobs
 // firing every second (its maxFiresPerSecond of 20 reached) and 8 concurrent loops triggering runs as
 // fast as answers come back, refused by requestsPerSecond (50/s) and maxQueuedRuns (500).
-// Reports B's fire lateness (a run's createdAt − its fireTime) in each phase of the same run, and
-// A's answers and refusals. Writes bench/results/noisy-neighbour-<dialect>-<time>.{json,md}.
-// No worker runs: B's runs stay queued; what is measured is when the node turns B's fires into runs.
+// Reports B's fire lateness in each phase of the same run: when B's worker (an SDK worker of
+// namespace B, in the harness) starts a run, minus the run's fire time — what a user of B sees,
+// through fire ahead, the queue and the claim. A's runs have no worker: they stay queued.
+// Also A's answers and refusals. Writes bench/results/noisy-neighbour-<dialect>-<time>.{json,md}.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KairosClient } from '@kairos/client';
+import { Worker } from '@kairos/worker';
 import { machine } from './environment.ts';
 import { ADMIN_TOKEN, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase, postgresInfo } from './pg.ts';
@@ -33,21 +35,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function latenessOf(b: KairosClient, from: number, to: number): Promise<number[]> {
-  const lateness: number[] = [];
-  for (let i = 0; i < B_JOBS; i++) {
-    let cursor: string | undefined;
-    do {
-      const page = await b.listRuns({ job: `b-${i}`, limit: 500, ...(cursor ? { cursor } : {}) });
-      for (const run of page.items) {
-        if (run.fireTime === null) continue;
-        const fire = Date.parse(run.fireTime);
-        if (fire >= from && fire < to) lateness.push(Date.parse(run.createdAt) - fire);
-      }
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
-  }
-  return lateness.sort((x, y) => x - y);
+/** B's starts: [fire time, lateness] in ms, as B's worker saw them. */
+const starts: Array<[number, number]> = [];
+
+function latenessOf(from: number, to: number): number[] {
+  return starts
+    .filter(([fire]) => fire >= from && fire < to)
+    .map(([, lateness]) => lateness)
+    .sort((x, y) => x - y);
 }
 
 function summary(lateness: number[]) {
@@ -79,6 +74,19 @@ async function main(): Promise<void> {
     handler: 'h',
     trigger: { kind: 'every' as const, every: '1s' },
   });
+  const worker = new Worker({
+    url: node.url,
+    token: ADMIN_TOKEN,
+    namespace: 'b',
+    group: 'default',
+    concurrency: 16,
+    handleSignals: false,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  }).handle('h', async (ctx) => {
+    if (ctx.fireTime) starts.push([ctx.fireTime.getTime(), Date.now() - ctx.fireTime.getTime()]);
+    return 'ok';
+  });
+  await worker.start();
   for (let i = 0; i < B_JOBS; i++) await b.createJob(everySecond(`b-${i}`));
   // Let the first fires settle before measuring.
   await sleep(3000);
@@ -126,8 +134,9 @@ async function main(): Promise<void> {
   await Promise.all(loops);
   await sleep(2000);
 
-  const idle = summary(await latenessOf(b, idleFrom, idleTo));
-  const busy = summary(await latenessOf(b, busyFrom, busyTo));
+  const idle = summary(latenessOf(idleFrom, idleTo));
+  const busy = summary(latenessOf(busyFrom, busyTo));
+  await worker.stop();
   const metrics = await (await fetch(`${node.url}/metrics`)).text();
   const refusals = metrics.split('\n').filter((l) => l.startsWith('kairos_quota_refusals_total{'));
   await stopNodeProcess(node, 'SIGTERM');
