@@ -39,6 +39,7 @@ import type {
   Me,
   MinuteStats,
   Namespace,
+  NamespaceQuotas,
   NamespaceSpec,
   NodeInfo,
   Overview,
@@ -474,6 +475,16 @@ export class KairosClient {
   /** Global admins only. */
   createNamespace(spec: NamespaceSpec): Promise<Namespace> {
     return this.request('POST', '/v1/namespaces', spec);
+  }
+
+  /** One namespace the caller may see, with its quotas. */
+  getNamespace(name: string): Promise<Namespace> {
+    return this.request('GET', `/v1/namespaces/${enc(name)}`);
+  }
+
+  /** Global admins only: replaces a namespace's quotas (docs/tenancy.md#quotas); `{}` removes them all. */
+  putNamespaceQuotas(name: string, quotas: NamespaceQuotas): Promise<Namespace> {
+    return this.request('PUT', `/v1/namespaces/${enc(name)}/quotas`, quotas);
   }
 
   /** Global admins only; refused (NAMESPACE_NOT_EMPTY) while anything belongs to it. */

@@ -83,6 +83,8 @@ export const ERROR_CODES = {
   NAMESPACE_TAKEN: 409,
   NAMESPACE_NOT_EMPTY: 409,
   NAME_TAKEN: 409,
+  // Namespace quotas: 422 for definition limits; 429 (with Retry-After) for rates and queued runs.
+  QUOTA_EXCEEDED: 422,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,6 +17,8 @@ import type {
   LoginRequestSchema,
   MeSchema,
   MinuteStatsSchema,
+  NamespaceQuotasSchema,
+  NamespaceQuotasViewSchema,
   NamespaceSchema,
   NamespaceSpecSchema,
   OverviewSchema,
@@ -378,6 +380,8 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 
 /** A namespace the caller may see, with the caller's role in it (docs/tenancy.md). */
 export type Namespace = Static<typeof NamespaceSchema>;
+export type NamespaceQuotas = Static<typeof NamespaceQuotasSchema>;
+export type NamespaceQuotasView = Static<typeof NamespaceQuotasViewSchema>;
 
 export type NamespaceSpec = Static<typeof NamespaceSpecSchema>;
 

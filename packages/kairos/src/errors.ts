@@ -13,10 +13,32 @@ export class KairosError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: Json,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
-    this.status = ERROR_CODES[code];
+    this.status = options?.status ?? ERROR_CODES[code];
+  }
+}
+
+/**
+ * A namespace quota refused a request (docs/tenancy.md#quotas): 422 for a definition limit (jobs,
+ * fires per second, interval, params bytes, backfill size), 429 with `retryAfterS` for a rate or the
+ * queued runs. Nothing was written.
+ */
+export class QuotaExceededError extends KairosError {
+  constructor(
+    readonly quota: string,
+    limit: number | string,
+    current: number | string | undefined,
+    message: string,
+    readonly retryAfterS?: number,
+  ) {
+    super(
+      'QUOTA_EXCEEDED',
+      message,
+      current === undefined ? { quota, limit } : { quota, limit, current },
+      retryAfterS === undefined ? {} : { status: 429 },
+    );
   }
 }
 

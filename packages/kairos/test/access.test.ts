@@ -99,6 +99,8 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/namespaces': 'signed-in',
   'POST /v1/namespaces': 'global-admin',
   'DELETE /v1/namespaces/:name': 'global-admin',
+  'GET /v1/namespaces/:name': 'signed-in',
+  'PUT /v1/namespaces/:name/quotas': 'global-admin',
   'GET /v1/grants': 'admin',
   'PUT /v1/grants/:name': 'admin',
   'DELETE /v1/grants/:name': 'admin',
@@ -147,7 +149,7 @@ function answered(
 ): 'allowed' | 401 | 403 | 404 | string {
   if (result.status === 401 && result.code === 'UNAUTHORIZED') return 401;
   // Deleting a namespace that does not exist: an allowed call's answer.
-  if (route.url === '/v1/namespaces/:name' && result.code === 'NAMESPACE_NOT_FOUND') return 'allowed';
+  if (route.url.startsWith('/v1/namespaces/:name') && result.code === 'NAMESPACE_NOT_FOUND') return 'allowed';
   if (result.status === 403 && result.code === 'FORBIDDEN') return 403;
   if (result.status === 404 && result.code === 'NAMESPACE_NOT_FOUND') return 404;
   if (result.status === 401 || result.status === 403) return `${result.status} ${result.code}`;

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import {
   closed,
+  DurationSchema,
   ItemsSchema,
   JsonObjectSchema,
   literals,
@@ -125,12 +126,48 @@ export const NamespaceName = Type.String({
   pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
 });
 
+const limit = (description: string) => Type.Optional(nullable(Type.Integer({ minimum: 0, description })));
+
+/**
+ * A namespace's quotas (docs/tenancy.md#quotas): each absent or null is unlimited. Setting them
+ * replaces all of them.
+ */
+export const NamespaceQuotasSchema = closed({
+  maxJobs: limit('Jobs in the namespace.'),
+  maxFiresPerSecond: Type.Optional(
+    nullable(
+      Type.Number({
+        minimum: 0,
+        description: "Sum of the worst-case fire rates of the namespace's cron and every jobs.",
+      }),
+    ),
+  ),
+  minInterval: Type.Optional(Type.Union([...DurationSchema.anyOf, Type.Null()])),
+  maxQueuedRuns: limit('Runs of the namespace waiting in the queue.'),
+  maxParamsBytes: limit("A job's or a run's params, as JSON bytes."),
+  maxBackfillRuns: limit('Runs one backfill may create.'),
+  requestsPerSecond: limit('API requests per second in the namespace, per node.'),
+});
+
+/** Quotas as a namespace answers them: every field, null for unlimited; minInterval a duration string. */
+export const NamespaceQuotasViewSchema = Type.Object({
+  maxJobs: nullable(Type.Integer()),
+  maxFiresPerSecond: nullable(Type.Number()),
+  minInterval: nullable(Type.String()),
+  maxQueuedRuns: nullable(Type.Integer()),
+  maxParamsBytes: nullable(Type.Integer()),
+  maxBackfillRuns: nullable(Type.Integer()),
+  requestsPerSecond: nullable(Type.Integer()),
+});
+
 export const NamespaceSchema = Type.Object({
   name: Type.String(),
   description: Type.String(),
   createdAt: Type.String(),
   /** The caller's role in it. */
   role: UserRoleSchema,
+  /** Its quotas; null: none set (unlimited). */
+  quotas: Type.Optional(nullable(NamespaceQuotasViewSchema)),
 });
 export const NamespaceListSchema = ItemsSchema(NamespaceSchema);
 

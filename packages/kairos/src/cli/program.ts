@@ -10,6 +10,7 @@ import { registerDoctor } from './doctor.ts';
 import { registerFleet } from './fleet.ts';
 import { registerImport } from './import.ts';
 import { registerJobs } from './jobs.ts';
+import { registerNamespaces } from './namespaces.ts';
 import { DEFAULT_URL, UsageError } from './options.ts';
 import { registerRuns } from './runs.ts';
 import { registerSecrets } from './secrets.ts';
@@ -72,6 +73,7 @@ export function buildProgram(): Command {
   registerAlerts(program);
   registerChannels(program);
   registerUsers(program);
+  registerNamespaces(program);
   registerSecrets(program);
   registerFleet(program);
   registerDoctor(program);

@@ -23,11 +23,19 @@ import {
   sameSchedule,
 } from '../core/job.ts';
 import { runTiming, sameRunRequest } from '../core/manual-run.ts';
+import {
+  checkInterval,
+  checkJobCountAndRate,
+  checkParamsBytes,
+  NO_QUOTAS,
+  type QuotaConfig,
+} from '../core/quotas.ts';
 import { checkNoEnvelopes, compileSecretPaths, hasSecrets } from '../core/secret-params.ts';
-import { KairosError } from '../errors.ts';
+import type { Trigger } from '../core/trigger.ts';
+import { KairosError, QuotaExceededError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import { DEFAULT_NAMESPACE } from '../store/namespaces.ts';
-import type { RunRecord, Store } from '../store/store.ts';
+import type { JobQuotaCheck, RunRecord, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 import { SecretKeyring } from './secret-keyring.ts';
 
@@ -45,12 +53,14 @@ export class JobService {
   ) {}
 
   /** Creates a job in a namespace (docs/tenancy.md); its calendars must be of that namespace. */
-  async create(spec: JobSpec, namespace = DEFAULT_NAMESPACE): Promise<JobRecord> {
+  async create(spec: JobSpec, namespace = DEFAULT_NAMESPACE, quotas = NO_QUOTAS): Promise<JobRecord> {
     checkNoEnvelopes(spec.params, 'params');
-    const job = this.sealed(compileJob(spec), null);
+    const compiled = compileJob(spec);
+    checkDefinitionQuotas(quotas, compiled);
+    const job = this.sealed(compiled, null);
     await this.checkDependencies(job, namespace);
     const now = this.clock.now();
-    return this.store.createJob(job, scheduleOf(job, now), now, namespace);
+    return this.store.createJob(job, scheduleOf(job, now), now, namespace, countAndRateCheck(quotas, job));
   }
 
   /**
@@ -59,10 +69,16 @@ export class JobService {
    * operator paused). With a `version`, only replaces that version of the job (VERSION_CONFLICT
    * otherwise; JOB_NOT_FOUND when there is no job to replace).
    */
-  async put(spec: JobSpec, condition: EditCondition = {}, namespace = DEFAULT_NAMESPACE): Promise<JobRecord> {
+  async put(
+    spec: JobSpec,
+    condition: EditCondition = {},
+    namespace = DEFAULT_NAMESPACE,
+    quotas = NO_QUOTAS,
+  ): Promise<JobRecord> {
     condition = { version: condition.version ?? spec.version };
     checkNoEnvelopes(spec.params, 'params');
     const job = compileJob(spec);
+    checkDefinitionQuotas(quotas, job);
     await this.checkDependencies(job, namespace);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
@@ -74,13 +90,20 @@ export class JobService {
           existing,
           (stored) => this.sealed(keepsPause ? { ...job, paused: stored.paused } : job, stored),
           condition,
+          quotas,
         );
       }
       if (condition.version !== undefined) throw notFound(job.name);
       try {
         const now = this.clock.now();
         const sealed = this.sealed(job, null);
-        return await this.store.createJob(sealed, scheduleOf(sealed, now), now, namespace);
+        return await this.store.createJob(
+          sealed,
+          scheduleOf(sealed, now),
+          now,
+          namespace,
+          countAndRateCheck(quotas, sealed),
+        );
       } catch (error) {
         // Another PUT of the same name won the race: replace what it wrote.
         if (!(error instanceof KairosError && error.code === 'JOB_NAME_TAKEN') || tries > 2) throw error;
@@ -89,14 +112,21 @@ export class JobService {
   }
 
   /** Applies a partial update, to the job as stored when it writes (see `replace`). */
-  async update(name: string, patch: JobPatch, condition: EditCondition = {}): Promise<JobRecord> {
+  async update(
+    name: string,
+    patch: JobPatch,
+    condition: EditCondition = {},
+    quotas = NO_QUOTAS,
+  ): Promise<JobRecord> {
     const { version, ...fields } = patch;
     checkNoEnvelopes(fields.params, 'params');
+    if (fields.params) checkParamsBytes(quotas, fields.params);
     const expected = { version: condition.version ?? version };
     return this.replace(
       await this.get(name),
       (existing) => this.sealed(patchJob(existing, fields), existing),
       expected,
+      quotas,
     );
   }
 
@@ -127,6 +157,7 @@ export class JobService {
     name: string,
     requests: readonly TriggerRequest[],
     traceContext: TraceContext | null = null,
+    quotas = NO_QUOTAS,
   ): Promise<number[]> {
     if (requests.length === 0 || requests.length > TRIGGER_BATCH_LIMIT) {
       throw new KairosError(
@@ -134,6 +165,7 @@ export class JobService {
         `runs: expected 1 to ${TRIGGER_BATCH_LIMIT} trigger requests`,
       );
     }
+    for (const request of requests) if (request.params) checkParamsBytes(quotas, request.params);
     const job = await this.get(name);
     const now = this.clock.now();
     const runs = requests.map((request, i) => ({
@@ -165,7 +197,9 @@ export class JobService {
     request: TriggerRequest,
     audit?: AuditEntry,
     traceContext: TraceContext | null = null,
+    quotas = NO_QUOTAS,
   ): Promise<RunRecord> {
+    if (request.params) checkParamsBytes(quotas, request.params);
     let params: JsonObject | null = null;
     let priority = request.priority ?? null;
     if (request.params || request.secretParams) {
@@ -245,6 +279,24 @@ export class JobService {
   }
 
   /**
+   * maxFiresPerSecond on an edit that changes a job's schedule: the other jobs of the namespace read
+   * before the write. Unlike a create this is not under the namespace's lock: two edits at once can
+   * together pass the quota by at most the rate one of them added (docs/tenancy.md#quotas).
+   */
+  private async checkRateOnEdit(quotas: QuotaConfig, existing: JobRecord, job: JobDefinition): Promise<void> {
+    if (quotas.maxFiresPerSecond === null) return;
+    const others: Trigger[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listJobs({ namespace: existing.namespace, after, limit: 1000 });
+      for (const other of page) if (other.id !== existing.id) others.push(other.trigger);
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.name;
+    }
+    checkJobCountAndRate(quotas, job.trigger, others, false);
+  }
+
+  /**
    * Checks what a job refers to: its calendars exist (CALENDAR_NOT_FOUND), and its `after` chain
    * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
    * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
@@ -285,7 +337,7 @@ export class JobService {
   }
 
   /** Runs a job for every fire time of its trigger in a past range (see `backfillFires`). */
-  async backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
+  async backfill(name: string, request: BackfillRequest, quotas = NO_QUOTAS): Promise<BackfillResponse> {
     const job = await this.get(name);
     const now = this.clock.now();
     const { fires, nextFrom } = backfillFires(
@@ -295,6 +347,14 @@ export class JobService {
       request.max ?? BACKFILL_DEFAULT_MAX,
       now,
     );
+    if (quotas.maxBackfillRuns !== null && fires.length > quotas.maxBackfillRuns) {
+      throw new QuotaExceededError(
+        'maxBackfillRuns',
+        quotas.maxBackfillRuns,
+        fires.length,
+        `the backfill would create ${fires.length} runs; the namespace's quota is ${quotas.maxBackfillRuns} (send a smaller max)`,
+      );
+    }
     const { created, existing } = await this.store.backfillRuns(
       job.id,
       fires,
@@ -320,6 +380,7 @@ export class JobService {
     existing: JobRecord,
     build: (existing: JobRecord) => JobDefinition,
     condition: EditCondition,
+    quotas: QuotaConfig = NO_QUOTAS,
   ): Promise<JobRecord> {
     for (let tries = 0; ; tries++) {
       if (condition.version !== undefined && condition.version !== existing.version) {
@@ -343,6 +404,10 @@ export class JobService {
       }
       // Nothing to change: nothing written, the version stays.
       if (sameDefinition(existing, job)) return existing;
+      if (!sameSchedule({ ...existing, paused: job.paused }, job)) {
+        checkInterval(quotas, job.trigger);
+        await this.checkRateOnEdit(quotas, existing, job);
+      }
       await this.checkDependencies(job, existing.namespace);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
@@ -424,4 +489,16 @@ function instant(value: string, field: string): number {
 function paramsOf(base: JsonObject, request: TriggerRequest): JsonObject {
   if (!request.params) return base;
   return request.mergeParams ? { ...base, ...request.params } : request.params;
+}
+
+/** The quotas a job's own definition must meet (422 QUOTA_EXCEEDED): params bytes and interval. */
+function checkDefinitionQuotas(quotas: QuotaConfig, job: JobDefinition): void {
+  checkParamsBytes(quotas, job.params);
+  checkInterval(quotas, job.trigger);
+}
+
+/** The check a create runs under the namespace's lock (Store.createJob), when a count or rate quota is set. */
+function countAndRateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaCheck | undefined {
+  if (quotas.maxJobs === null && quotas.maxFiresPerSecond === null) return undefined;
+  return (triggers) => checkJobCountAndRate(quotas, job.trigger, triggers, true);
 }

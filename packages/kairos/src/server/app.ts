@@ -17,6 +17,7 @@ import type { NodeContext } from './context.ts';
 import { body, installErrorHandler } from './error-handler.ts';
 import { installJsonParser, installNulGuard, installNumberGuard } from './input-guards.ts';
 import { installNamespaceScope } from './namespace-scope.ts';
+import { QuotaGuard } from './quota-guard.ts';
 import { type RoleHook, type RouteAccess, recordRoutes } from './route-table.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { calendarRoutes } from './routes/calendars.ts';
@@ -43,7 +44,7 @@ export { VERSION };
 
 /** The HTTP API of a node: REST API, worker protocol, health, metrics and the OpenAPI document. */
 export async function buildServer(
-  ctx: Omit<NodeContext, 'requireRole'> & { auth: TokenAuth },
+  ctx: Omit<NodeContext, 'requireRole' | 'quotas'> & { auth: TokenAuth },
 ): Promise<FastifyInstance & { routeTable: RouteAccess[] }> {
   const app: FastifyInstance = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
@@ -65,7 +66,7 @@ export async function buildServer(
       (reply as FastifyReply).code(400).send(answer);
     },
   });
-  installErrorHandler(app);
+  installErrorHandler(app, (namespace, quota) => ctx.metrics.quotaRefusals.inc({ namespace, quota }));
   installTracing(app);
   installJsonParser(app);
   installNumberGuard(app);
@@ -94,12 +95,24 @@ export async function buildServer(
       security: [{ bearer: [] }, { session: [] }],
     },
   });
+  const quotas = new QuotaGuard(ctx.store, ctx.clock);
   const context: NodeContext = {
     ...ctx,
-    forgetNamespace: (name) => ctx.auth.forgetNamespace(name),
+    quotas,
+    forgetNamespace: (name) => {
+      ctx.auth.forgetNamespace(name);
+      quotas.forget(name);
+    },
     requireRole: (role) => {
-      const hook: RoleHook & ((request: FastifyRequest) => Promise<void>) = async (request) =>
-        ctx.auth.check(request, role);
+      const hook: RoleHook & ((request: FastifyRequest) => Promise<void>) = async (request) => {
+        await ctx.auth.check(request, role);
+        // A namespace's API requests count against its requestsPerSecond; the worker protocol's
+        // do not (a flood of API calls must not stall the namespace's own workers), nor do global
+        // admins' calls outside namespaces.
+        if (role !== 'worker' && role !== 'global-admin' && role !== 'signed-in') {
+          await quotas.admitRequest(request.namespace);
+        }
+      };
       hook.access = role;
       return hook;
     },

@@ -11,6 +11,7 @@ import type { SecretKeyring } from '../scheduler/secret-keyring.ts';
 import type { Store } from '../store/store.ts';
 import type { Role } from './auth.ts';
 import type { Metrics } from './metrics.ts';
+import type { QuotaGuard } from './quota-guard.ts';
 
 /** What the HTTP layer of a node works with. */
 export interface NodeContext {
@@ -31,4 +32,6 @@ export interface NodeContext {
   requireRole(role: Role): (request: FastifyRequest) => Promise<void>;
   /** Forgets that a namespace existed (after deleting it), so that this node answers 404 at once. */
   forgetNamespace?(name: string): void;
+  /** The quotas of namespaces and the per-node request buckets (docs/tenancy.md#quotas). */
+  quotas: QuotaGuard;
 }

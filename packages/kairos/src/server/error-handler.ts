@@ -1,11 +1,15 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { KairosError, StoreUnavailableError } from '../errors.ts';
+import { KairosError, QuotaExceededError, StoreUnavailableError } from '../errors.ts';
 
 /** Seconds a client should wait before retrying while the store is unavailable. */
 const RETRY_AFTER_S = 2;
 
 /** Every error leaves as `{ error: { code, message, details? } }` with a stable code (docs/errors.md). */
-export function installErrorHandler(app: FastifyInstance): void {
+export function installErrorHandler(
+  app: FastifyInstance,
+  /** Told of every QUOTA_EXCEEDED answer (the refusals metric). */
+  quotaRefused: (namespace: string, quota: string) => void = () => undefined,
+): void {
   app.setNotFoundHandler((request, reply) => {
     reply.status(404).send(body('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
@@ -17,6 +21,10 @@ export function installErrorHandler(app: FastifyInstance): void {
         .status(503)
         .header('retry-after', String(RETRY_AFTER_S))
         .send(body(error.code, error.message));
+    }
+    if (error instanceof QuotaExceededError) {
+      quotaRefused(request.namespace, error.quota);
+      if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
     }
     if (error instanceof KairosError) {
       return reply.status(error.status).send(body(error.code, error.message, error.details));

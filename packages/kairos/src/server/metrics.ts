@@ -24,6 +24,12 @@ export class Metrics {
     labelNames: ['cause'] as const,
     registers: [this.registry],
   });
+  readonly quotaRefusals = new Counter({
+    name: 'kairos_quota_refusals_total',
+    help: 'Requests a namespace quota refused (QUOTA_EXCEEDED), by namespace and quota',
+    labelNames: ['namespace', 'quota'] as const,
+    registers: [this.registry],
+  });
   readonly attemptsEnded = new Counter({
     name: 'kairos_attempts_ended_total',
     help: 'Attempts ended, by how (reported by workers, found by the reaper, or given back at a heartbeat)',

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileCalendar } from '../core/calendar.ts';
 import { compileJob } from '../core/job.ts';
+import { QuotaExceededError } from '../errors.ts';
 import type { Store } from './store.ts';
 
 /**
@@ -53,6 +54,68 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       await expect(store.namespaces.create({ name: 'blue', description: '' }, T0)).rejects.toMatchObject({
         code: 'NAMESPACE_TAKEN',
       });
+    });
+
+    it('sets and clears a namespace`s quotas; null for a namespace that does not exist', async () => {
+      const quotas = { maxJobs: 3, maxFiresPerSecond: 1.5, minInterval: '10s' };
+      expect(await store.namespaces.setQuotas('blue', quotas)).toMatchObject({ name: 'blue', quotas });
+      expect((await store.namespaces.get('blue'))?.quotas).toEqual(quotas);
+      expect((await store.namespaces.list()).find((n) => n.name === 'blue')?.quotas).toEqual(quotas);
+      expect((await store.namespaces.get('default'))?.quotas).toBeNull();
+      expect((await store.namespaces.setQuotas('blue', null))?.quotas).toBeNull();
+      expect(await store.namespaces.setQuotas('red', quotas)).toBeNull();
+    });
+
+    it('checks a job create`s quota with the triggers of its namespace`s jobs, and writes nothing on refusal', async () => {
+      await store.createJob(manual('b1'), null, T0, 'blue');
+      await store.createJob(
+        compileJob({ name: 'b2', handler: 'h', trigger: { kind: 'every', every: '5s' } }),
+        T0 + 5000,
+        T0,
+        'blue',
+      );
+      await store.createJob(manual('d1'), null, T0);
+      const seen: string[][] = [];
+      await store.createJob(manual('b3'), null, T0, 'blue', (triggers) => {
+        seen.push(triggers.map((t) => t.kind).sort());
+      });
+      expect(seen).toEqual([['every', 'manual']]);
+      const refuse = () => {
+        throw new QuotaExceededError('maxJobs', 3, 3, 'full');
+      };
+      await expect(store.createJob(manual('b4'), null, T0, 'blue', refuse)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        status: 422,
+      });
+      expect(await store.getJob('b4')).toBeNull();
+    });
+
+    it('counts a namespace`s queued runs, up to a bound', async () => {
+      const blue = await store.createJob(manual('qb'), null, T0, 'blue');
+      const other = await store.createJob(manual('qd'), null, T0);
+      const request = { params: {}, priority: 0, availableAt: T0 };
+      await store.enqueueRuns(blue.id, [request, request, request], T0);
+      await store.enqueueRuns(other.id, [request], T0);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      expect(await store.countQueuedRuns('blue', 2)).toBe(2);
+      expect(await store.countQueuedRuns('default', 100)).toBe(1);
+      expect(await store.countQueuedRuns('red', 100)).toBe(0);
+    });
+
+    it('never lets concurrent creates past a count the check enforces', async () => {
+      const limit = 3;
+      const check = (triggers: readonly unknown[]) => {
+        if (triggers.length + 1 > limit)
+          throw new QuotaExceededError('maxJobs', limit, triggers.length, 'full');
+      };
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => store.createJob(manual(`race-${i}`), null, T0, 'blue', check)),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(limit);
+      for (const o of outcomes) {
+        if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      }
+      expect(await store.listJobs({ namespace: 'blue', limit: 100 })).toHaveLength(limit);
     });
 
     it('gives each job its namespace and each run its job`s, by every way a run is made', async () => {

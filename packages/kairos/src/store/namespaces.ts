@@ -21,7 +21,7 @@ export interface NewNamespace {
 }
 
 export interface NamespaceRecord extends NewNamespace {
-  /** Reserved for per-namespace quotas (a later release): stored, never read. */
+  /** Its quotas as the API set them (core/quotas.ts reads them); null: none set. */
   quotas: JsonObject | null;
   createdAt: number;
 }
@@ -43,6 +43,8 @@ export interface NamespaceStore {
   get(name: string): Promise<NamespaceRecord | null>;
   /** Namespaces ordered by name. */
   list(): Promise<NamespaceRecord[]>;
+  /** Replaces a namespace's quotas (null: none). Null when the namespace does not exist. */
+  setQuotas(name: string, quotas: JsonObject | null, audit?: AuditEntry): Promise<NamespaceRecord | null>;
   /**
    * Deletes a namespace with its grants and its stopped or lost workers' rows, only while nothing
    * else belongs to it: no job, calendar, live worker, API token, alert rule or channel

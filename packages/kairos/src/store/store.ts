@@ -21,6 +21,7 @@ import type { RateLimit } from '../core/rate-limit.ts';
 import type { JobRetention, PruneCandidate } from '../core/retention.ts';
 import type { RoutingState } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
+import type { Trigger } from '../core/trigger.ts';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -83,6 +84,7 @@ export interface Store {
     nextFireAt: number | null,
     now: number,
     namespace?: string,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord>;
   /**
    * Replaces a job's definition and next fire time and bumps its version, in one conditional write.
@@ -149,6 +151,12 @@ export interface Store {
    * other params throw IDEMPOTENCY_CONFLICT and nothing is queued; an expired key is reused).
    */
   enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
+  /**
+   * The queued runs of a namespace's jobs, counted up to `upTo` (a bound on the work: the quota
+   * check needs only to know whether the limit is reached). A pass over the partial index of queued
+   * runs (every namespace's), stopped at `upTo` of this one's.
+   */
+  countQueuedRuns(namespace: string, upTo: number): Promise<number>;
   /**
    * Queues one run of the job named `name` (manual or API trigger) and answers it, in one write: the
    * job read by name, its defaults applied (`params` or `priority` null take the job's), the run
@@ -643,6 +651,14 @@ export interface NodeRecord extends NodeHeartbeat {
   heartbeatAt: number;
   expiresAt: number;
 }
+
+/**
+ * A namespace quota check run inside a job create's transaction, after the namespace's jobs are
+ * locked against other creates (SQLite: the write lock of an immediate transaction; PostgreSQL: the
+ * namespace row `FOR UPDATE`): it gets the triggers of the namespace's jobs and throws to refuse,
+ * and then nothing is written. Two concurrent creates are checked one after the other.
+ */
+export type JobQuotaCheck = (triggers: readonly Trigger[]) => void;
 
 /** What an edit read of a job, that must still hold when it writes (Store.updateJob). */
 export interface JobExpectation {

@@ -94,7 +94,9 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       reply.status(201);
-      return describeJob(await jobs.create(request.body, request.namespace));
+      return describeJob(
+        await jobs.create(request.body, request.namespace, await ctx.quotas.of(request.namespace)),
+      );
     },
   );
 
@@ -164,6 +166,7 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         { ...spec, name: request.params.name },
         editCondition(request.headers, version),
         request.namespace,
+        await ctx.quotas.of(request.namespace),
       );
       return answerJob(reply, job);
     },
@@ -184,7 +187,12 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const { version, ...patch } = request.body;
-      const job = await jobs.update(request.params.name, patch, editCondition(request.headers, version));
+      const job = await jobs.update(
+        request.params.name,
+        patch,
+        editCondition(request.headers, version),
+        await ctx.quotas.of(request.namespace),
+      );
       return answerJob(reply, job);
     },
   );
@@ -260,11 +268,13 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         actor: request.principal?.actor ?? 'anonymous',
         ...describeChange(request, '/v1/jobs/:name/trigger'),
       };
+      await ctx.quotas.admitRuns(request.namespace, 1);
       const run = await jobs.triggerOne(
         request.params.name,
         request.body ?? {},
         audit,
         requestTraceContext(request),
+        await ctx.quotas.of(request.namespace),
       );
       metrics.runsCreated.inc({ cause: 'manual' });
       reply.status(201);
@@ -285,7 +295,13 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const runIds = await jobs.trigger(request.params.name, request.body.runs, requestTraceContext(request));
+      await ctx.quotas.admitRuns(request.namespace, request.body.runs.length);
+      const runIds = await jobs.trigger(
+        request.params.name,
+        request.body.runs,
+        requestTraceContext(request),
+        await ctx.quotas.of(request.namespace),
+      );
       metrics.runsCreated.inc({ cause: 'manual' }, runIds.length);
       reply.status(201);
       return { runIds };

@@ -7,6 +7,8 @@ import {
   type Namespace,
   NamespaceListSchema,
   NamespaceParam,
+  type NamespaceQuotas,
+  NamespaceQuotasSchema,
   NamespaceSchema,
   type NamespaceSpec,
   NamespaceSpecSchema,
@@ -14,6 +16,7 @@ import {
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { compileQuotas, describeQuotas, quotasFromColumn } from '../../core/quotas.ts';
 import { KairosError } from '../../errors.ts';
 import type { UserRole } from '../../store/access.ts';
 import {
@@ -91,6 +94,53 @@ export function namespaceRoutes(app: FastifyInstance, ctx: NodeContext): void {
       );
       reply.status(201);
       return namespaceView(created, 'admin');
+    },
+  );
+
+  app.get<{ Params: Static<typeof NamespaceParam> }>(
+    '/v1/namespaces/:name',
+    {
+      ...signedIn,
+      schema: {
+        operationId: 'getNamespace',
+        tags: ['access'],
+        params: NamespaceParam,
+        response: answers({ 200: NamespaceSchema }),
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      const role = roleIn(request.principal!, name);
+      if (role === null || role === 'worker') throw namespaceNotFound(name);
+      const namespace = await store.namespaces.get(name);
+      if (!namespace) throw namespaceNotFound(name);
+      return namespaceView(namespace, role);
+    },
+  );
+
+  app.put<{ Params: Static<typeof NamespaceParam>; Body: NamespaceQuotas }>(
+    '/v1/namespaces/:name/quotas',
+    {
+      ...globalAdmin,
+      schema: {
+        operationId: 'putNamespaceQuotas',
+        tags: ['access'],
+        params: NamespaceParam,
+        body: NamespaceQuotasSchema,
+        response: answers({ 200: NamespaceSchema }),
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      const quotas = describeQuotas(compileQuotas(request.body));
+      const updated = await store.namespaces.setQuotas(
+        name,
+        quotas,
+        audit(request, GLOBAL_NAMESPACE, 'namespaces.quotas', `namespaces:${name}`, quotas),
+      );
+      if (!updated) throw namespaceNotFound(name);
+      ctx.quotas.forget(name);
+      return namespaceView(updated, 'admin');
     },
   );
 
@@ -194,6 +244,7 @@ function namespaceView(namespace: NamespaceRecord, role: UserRole): Namespace {
     description: namespace.description,
     createdAt: iso(namespace.createdAt),
     role,
+    quotas: namespace.quotas === null ? null : describeQuotas(quotasFromColumn(namespace.quotas)),
   };
 }
 

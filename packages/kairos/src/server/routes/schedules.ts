@@ -87,7 +87,11 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const result = await jobs.backfill(request.params.name, request.body);
+      const result = await jobs.backfill(
+        request.params.name,
+        request.body,
+        await ctx.quotas.of(request.namespace),
+      );
       ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);
       reply.status(201);
       return result;

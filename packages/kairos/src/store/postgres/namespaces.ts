@@ -1,3 +1,4 @@
+import type { JsonObject } from '@kairos/client';
 import type pg from 'pg';
 import { KairosError } from '../../errors.ts';
 import type { AuditEntry, UserRole } from '../access.ts';
@@ -61,6 +62,22 @@ export class PostgresNamespaces implements NamespaceStore {
         [],
       )
     ).map(namespaceFromRow);
+  }
+
+  async setQuotas(
+    name: string,
+    quotas: JsonObject | null,
+    audit?: AuditEntry,
+  ): Promise<NamespaceRecord | null> {
+    return this.c.transaction('setNamespaceQuotas', async (client) => {
+      const { rows } = await client.query<NamespaceRow>(
+        `UPDATE namespaces SET quotas = $2::jsonb WHERE name = $1 RETURNING ${NAMESPACE_COLUMNS}`,
+        [name, quotas === null ? null : JSON.stringify(quotas)],
+      );
+      if (!rows[0]) return null;
+      await this.audit(client, audit);
+      return namespaceFromRow(rows[0]);
+    });
   }
 
   async delete(name: string, audit?: AuditEntry): Promise<NamespaceDeletion> {

@@ -16,6 +16,7 @@ import {
 } from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
+import type { Trigger } from '../../core/trigger.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -127,6 +128,7 @@ import {
   type HeartbeatAnswer,
   type JobExpectation,
   type JobPruneScan,
+  type JobQuotaCheck,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -469,20 +471,34 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     now: number,
     namespace = DEFAULT_NAMESPACE,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord> {
+    const values = [
+      ...jobValues(job),
+      nextFireAt,
+      now,
+      ...dispatchValues(job),
+      buffersRuns(job),
+      retentionColumn(job.retention),
+      job.owner,
+      job.revision,
+      JSON.stringify(job.secretParams),
+      namespace,
+    ];
     try {
-      const [row] = await this.query<JobRow>('createJob', sql.CREATE_JOB, [
-        ...jobValues(job),
-        nextFireAt,
-        now,
-        ...dispatchValues(job),
-        buffersRuns(job),
-        retentionColumn(job.retention),
-        job.owner,
-        job.revision,
-        JSON.stringify(job.secretParams),
-        namespace,
-      ]);
+      const [row] = quota
+        ? await this.transaction('createJob', async (client) => {
+            // The namespace row locked: a concurrent create in it waits here until this one
+            // commits, then counts this job too (READ COMMITTED reads what committed before it).
+            await client.query('SELECT 1 FROM namespaces WHERE name = $1 FOR UPDATE', [namespace]);
+            const { rows } = await client.query<{ trigger: string }>(
+              'SELECT trigger::text AS trigger FROM jobs WHERE namespace = $1',
+              [namespace],
+            );
+            quota(rows.map((r) => JSON.parse(r.trigger) as Trigger));
+            return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
+          })
+        : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
     } catch (error) {
@@ -1635,6 +1651,16 @@ export class PostgresStore implements Store {
       rows.map((r) => Number(r.late)),
       limit,
     );
+  }
+
+  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    const [row] = await this.query<{ n: string }>(
+      'countQueuedRuns',
+      `SELECT count(*) AS n FROM (SELECT 1 FROM runs
+         WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = $1) LIMIT $2) AS q`,
+      [namespace, upTo],
+    );
+    return Number(row!.n);
   }
 
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {

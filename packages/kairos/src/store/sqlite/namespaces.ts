@@ -1,3 +1,4 @@
+import type { JsonObject } from '@kairos/client';
 import { KairosError } from '../../errors.ts';
 import type { AuditEntry, UserRole } from '../access.ts';
 import {
@@ -55,6 +56,25 @@ export class SqliteNamespaces implements NamespaceStore {
   async list(): Promise<NamespaceRecord[]> {
     return this.c.run('listNamespaces', () =>
       (this.c.sql('SELECT * FROM namespaces ORDER BY name').all() as NamespaceRow[]).map(namespaceFromRow),
+    );
+  }
+
+  async setQuotas(
+    name: string,
+    quotas: JsonObject | null,
+    audit?: AuditEntry,
+  ): Promise<NamespaceRecord | null> {
+    return this.c.run('setNamespaceQuotas', () =>
+      this.c.db
+        .transaction(() => {
+          const row = this.c
+            .sql('UPDATE namespaces SET quotas = ? WHERE name = ? RETURNING *')
+            .get(quotas === null ? null : JSON.stringify(quotas), name) as NamespaceRow | undefined;
+          if (!row) return null;
+          this.audit(audit);
+          return namespaceFromRow(row);
+        })
+        .immediate(),
     );
   }
 

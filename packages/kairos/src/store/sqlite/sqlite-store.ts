@@ -17,6 +17,7 @@ import {
   retentionFromColumn,
 } from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
+import type { Trigger } from '../../core/trigger.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -123,6 +124,7 @@ import {
   type HeartbeatAnswer,
   type JobExpectation,
   type JobPruneScan,
+  type JobQuotaCheck,
   type LateReport,
   type Lease,
   LeaseLostError,
@@ -296,26 +298,37 @@ export class SqliteStore implements Store {
     nextFireAt: number | null,
     now: number,
     namespace = DEFAULT_NAMESPACE,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord> {
-    return this.run('createJob', () => {
-      try {
-        const row = this.sql(
-          `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
+    const insert = () => {
+      // Under the write lock of the immediate transaction: no other create counts in between.
+      if (quota) {
+        const rows = this.sql('SELECT trigger FROM jobs WHERE namespace = ?').all(namespace) as {
+          trigger: string;
+        }[];
+        quota(rows.map((row) => JSON.parse(row.trigger) as Trigger));
+      }
+      return this.sql(
+        `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
              owner, revision, secret_params, namespace)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(
-          ...jobValues(job),
-          nextFireAt,
-          now,
-          now,
-          ...dispatchValues(job),
-          retentionColumn(job.retention),
-          job.owner,
-          job.revision,
-          JSON.stringify(job.secretParams),
-          namespace,
-        ) as JobRow;
+      ).get(
+        ...jobValues(job),
+        nextFireAt,
+        now,
+        now,
+        ...dispatchValues(job),
+        retentionColumn(job.retention),
+        job.owner,
+        job.revision,
+        JSON.stringify(job.secretParams),
+        namespace,
+      ) as JobRow;
+    };
+    return this.run('createJob', () => {
+      try {
+        const row = quota ? this.db.transaction(insert).immediate() : insert();
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -1537,6 +1550,16 @@ export class SqliteStore implements Store {
         ).all({ since, now, namespace: namespace ?? null }) as Array<{ kind: string; n: number }>,
       ),
     );
+  }
+
+  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    return this.run('countQueuedRuns', () => {
+      const { n } = this.sql(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM runs
+           WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = ?) LIMIT ?)`,
+      ).get(namespace, upTo) as { n: number };
+      return n;
+    });
   }
 
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
