@@ -410,6 +410,41 @@ describe.each(['sqlite', 'postgres'] as const)('a NUL anywhere in the input, on 
     );
   });
 
+  it('run ids and attempt numbers past what the store holds answer 400 on every worker call', async () => {
+    const registered = await fetch(`${url}/v1/worker/register`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer worker-t', 'content-type': 'application/json' },
+      body: JSON.stringify({ group: 'default', handlers: ['h'], capacity: 1 }),
+    });
+    const { workerId } = (await registered.json()) as { workerId: string };
+    // The API fuzz found the first: a run id of 1.7e87 in a progress entry answered 500 on PostgreSQL.
+    for (const ref of [
+      { runId: 1.7190854925426264e87, attempt: 1 },
+      { runId: 2 ** 53, attempt: 1 },
+      { runId: 1, attempt: 2 ** 31 },
+    ]) {
+      const calls: Array<[string, unknown]> = [
+        ['logs', { logs: [], progress: [{ ...ref, value: 0 }] }],
+        ['logs', { logs: [{ ...ref, level: 'info', message: 'm', time: '2026-12-05T10:00:00Z' }] }],
+        ['heartbeat', { running: [ref] }],
+        ['report', { reports: [{ ...ref, outcome: 'succeeded' }] }],
+      ];
+      for (const [path, body] of calls) {
+        const response = await fetch(`${url}/v1/worker/${workerId}/${path}`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer worker-t', 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        const text = await response.text();
+        refused(
+          { status: response.status, body: JSON.parse(text), bytes: text.length },
+          400,
+          'VALIDATION_FAILED',
+        );
+      }
+    }
+  });
+
   it.each([
     ['POST', '/v1/auth/login', { name: 'a\u0000b', password: 'whatever-password' }],
     [

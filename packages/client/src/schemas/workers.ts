@@ -19,7 +19,11 @@ export const MAX_CONCURRENCY_LIMIT = 100_000;
 
 export const WorkerParam = closed({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
-const AttemptRefFields = { runId: Type.Integer({ minimum: 1 }), attempt: Type.Integer({ minimum: 1 }) };
+/** A run id is a store's bigint that JSON numbers carry exactly; an attempt number, a 32-bit integer. */
+const AttemptRefFields = {
+  runId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  attempt: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }),
+};
 export const AttemptRefSchema = closed(AttemptRefFields);
 
 export const RegisterRequestSchema = closed({
