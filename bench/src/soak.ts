@@ -76,6 +76,11 @@ async function stack(retentionOn: boolean): Promise<void> {
     KAIROS_RETENTION_WORKERS: AGE,
     KAIROS_RETENTION_INTERVAL: retentionOn ? '10s' : '0',
   });
+  // The parent gone (killed, or a stack failed): take the node along.
+  process.once('disconnect', () => {
+    node.child.kill('SIGKILL');
+    process.exit(1);
+  });
   const client = node.client;
   await client.createJob({
     name: 'load',
@@ -200,6 +205,7 @@ async function stack(retentionOn: boolean): Promise<void> {
   await producer;
   await vacuumer;
   await worker.stop();
+  process.removeAllListeners('disconnect');
   node.child.kill('SIGTERM');
   await new Promise((resolve) => node.child.once('exit', resolve));
   await db?.drop();
