@@ -319,6 +319,12 @@ describe('the chaos checker and machine stalls', () => {
       const verdict = checkChaos(events, store, stallOptions);
       expect({ name, kinds: kinds(verdict) }).toEqual({ name, kinds: ['double-execution'] });
     }
+    // The evidence names the stalls that were too short.
+    const { events: short, store: shortStore } = doubled();
+    short.push(stall('w1', T0 + 100, 2000), stall('w1', T0 + 2200, 2000));
+    expect(checkChaos(short, shortStore, stallOptions).invariants[4]!.violations[0]!.message).toContain(
+      'each shorter than the 4000 ms that can end a lease: 2000 ms, 2000 ms',
+    );
     // Without the heartbeat in the options no stall explains anything.
     const { events, store } = doubled();
     events.push(stall('w1', T0 + 500, 4600));

@@ -389,6 +389,8 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
     const executed = attempts.filter((a) => seen.has(a.attempt));
     const explainedBy: string[] = [];
     const stalledBy: ClassifiedStall[] = [];
+    /** For an unexplained one: the machine stalls its workers had meanwhile, all too short. */
+    const nearStalls: ClassifiedStall[] = [];
     let explained = true;
     for (const a of executed.slice(0, -1)) {
       if (a.status === 'failed') continue; // the handler failed: a retry, not a second execution
@@ -413,7 +415,16 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
             });
       if (cause) explainedBy.push(`${cause.kind} ${cause.targets.join(',')} ${iso(cause.start)}`);
       else if (stall) stalledBy.push(stall);
-      else explained = false;
+      else {
+        explained = false;
+        const to = (a.finishedAt ?? store.takenAt) + options.slackMs;
+        const from = a.startedAt - options.workerLeaseMs - options.slackMs;
+        nearStalls.push(
+          ...stalls.filter(
+            (s) => s.cause === 'machine' && s.process === worker && s.start <= to && s.end >= from,
+          ),
+        );
+      }
     }
     const evidence = {
       runId,
@@ -440,8 +451,12 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
     } else
       executionViolations.push({
         kind: 'double-execution',
-        message: `run ${runId} (${run.job}${run.fireTime === null ? '' : ` @ ${iso(run.fireTime)}`}) executed ${seen.size} times; an earlier attempt was not fenced out by a fault on its worker`,
-        evidence,
+        message: `run ${runId} (${run.job}${run.fireTime === null ? '' : ` @ ${iso(run.fireTime)}`}) executed ${seen.size} times; an earlier attempt was not fenced out by a fault on its worker${
+          nearStalls.length === 0
+            ? ''
+            : ` (its worker's machine stalls meanwhile, each shorter than the ${options.workerLeaseMs - (options.heartbeatMs ?? 0)} ms that can end a lease: ${nearStalls.map((s) => `${s.ms} ms`).join(', ')})`
+        }`,
+        evidence: { ...evidence, workerStalls: nearStalls.map(formatStall) },
       });
   }
 
