@@ -308,6 +308,14 @@ describe('the chaos checker and machine stalls', () => {
     const cases: Array<[string, HistoryEvent[]]> = [
       ['shorter than lease − heartbeat', [stall('w1', T0 + 500, 3900)]],
       ['its own work (on a CPU most of the gap)', [stall('w1', T0 + 500, 4600, 3000)]],
+      [
+        'asleep in the kernel',
+        [{ t: 'stall', process: 'w1', start: T0 + 500, end: T0 + 5100, cpuMs: 50, waitMs: 500 }],
+      ],
+      [
+        'a kernel that does not say',
+        [{ t: 'stall', process: 'w1', start: T0 + 500, end: T0 + 5100, cpuMs: 50, waitMs: null }],
+      ],
       ['another worker', [stall('w2', T0 + 500, 4600)]],
       ['a node', [stall('n1-g0', T0 + 500, 4600)]],
       ['long before the attempt', [stall('w1', T0 - 20_000, 4600)]],
@@ -348,14 +356,22 @@ describe('the chaos checker and machine stalls', () => {
       stall('w1', T0 - 50, 3100),
       stall('w2', T0, 1500, 1400),
       stall('n1-g0', T0, 1500),
+      { t: 'stall', process: 'n2-g0', start: T0, end: T0 + 1500, cpuMs: 100, waitMs: 200 },
     );
     const verdict = checkChaos(events, store, stallOptions);
     expect(verdict.stalls.map((s) => `${s.process} ${s.cause}`)).toEqual([
       'w1 injected',
       'w2 busy',
       'n1-g0 machine',
+      'n2-g0 blocked',
     ]);
-    expect(verdict.machine.stalls).toMatchObject({ recorded: 3, machine: 1, busy: 1, injected: 1 });
+    expect(verdict.machine.stalls).toMatchObject({
+      recorded: 4,
+      machine: 1,
+      busy: 1,
+      blocked: 1,
+      injected: 1,
+    });
   });
 
   it('explains a misfire only when no node could fire it for its whole grace', () => {

@@ -530,7 +530,7 @@ export function formatVerdict(verdict: Verdict, maxPerInvariant = 20): string {
     `machine: ${load.samples} samples; load average (1 min) max ${load.load1Max ?? 'n/a'}; CPU pressure (some) mean ${pct(load.cpuSomePctMean)}, max ${pct(load.cpuSomePctMax)}; I/O pressure (some) max ${pct(load.ioSomePctMax)}`,
     `stalls: ${stalls.recorded} recorded (gaps of 300 ms or more): ${stalls.machine} machine (${stalls.machineLeaseLong} long enough to end a worker lease; longest ${
       stalls.longestMachine ? `${stalls.longestMachine.ms} ms, ${stalls.longestMachine.process}` : 'none'
-    }), ${stalls.busy} busy (the process's own work), ${stalls.injected} during an injected stop`,
+    }), ${stalls.busy} busy (the process's own work), ${stalls.blocked} blocked (asleep in the kernel, or no majority), ${stalls.injected} during an injected stop`,
   ];
   // Machine stalls of a second or more are causes of their own, listed like faults.
   const long = verdict.stalls

@@ -1,14 +1,19 @@
 import type { FaultEvent, LoadEvent, StallEvent } from './history-log.ts';
 
 /**
- * What made a process stall (`stall-probe.ts` records the gaps):
+ * What made a process stall (`stall-probe.ts` records the gaps), by what its main thread did for
+ * most of the gap:
  * - `injected`: the nemesis froze that very process (`node-stop`, `worker-stop`) meanwhile;
- * - `busy`: its main thread was on a CPU for at least half the gap: its own work (a handler that
- *   blocks the event loop, GC, loading code), which Kairos must live with;
- * - `machine`: otherwise. The process was runnable but not scheduled, or blocked in the kernel
- *   (disk, page faults): the machine, not Kairos and not the nemesis, held it.
+ * - `machine`: runnable but waiting for a CPU for at least half the gap: the machine, not Kairos
+ *   and not the nemesis, held it;
+ * - `busy`: on a CPU for at least half the gap: its own work (a handler that blocks the event
+ *   loop, GC, loading code), which Kairos must live with;
+ * - `blocked`: neither: asleep in the kernel (disk, a synchronous child process, page faults), or
+ *   a mix, or a kernel that does not say how long the thread waited. Explains nothing.
+ * A handler that blocks its event loop on a starved machine, getting less than half a CPU, counts
+ * as `machine`: the stall is longer than the handler made it by what it waited for.
  */
-export type StallCause = 'machine' | 'busy' | 'injected';
+export type StallCause = 'machine' | 'busy' | 'blocked' | 'injected';
 
 export interface ClassifiedStall {
   process: string;
@@ -38,7 +43,13 @@ export function classifyStalls(stalls: StallEvent[], faults: FaultEvent[]): Clas
         f.start <= s.end &&
         (f.end ?? Number.POSITIVE_INFINITY) >= s.start,
     );
-    const cause: StallCause = frozen ? 'injected' : s.cpuMs >= ms / 2 ? 'busy' : 'machine';
+    const cause: StallCause = frozen
+      ? 'injected'
+      : s.waitMs !== null && s.waitMs >= ms / 2
+        ? 'machine'
+        : s.cpuMs >= ms / 2
+          ? 'busy'
+          : 'blocked';
     return { process: s.process, start: s.start, end: s.end, ms, cpuMs: s.cpuMs, waitMs: s.waitMs, cause };
   });
 }
@@ -137,6 +148,7 @@ export interface StallSummary {
   recorded: number;
   machine: number;
   busy: number;
+  blocked: number;
   injected: number;
   /** Machine stalls at least as long as the shortest that can end a worker's lease. */
   machineLeaseLong: number;
@@ -149,6 +161,7 @@ export function summarizeStalls(stalls: ClassifiedStall[], leaseLongMs: number):
     recorded: stalls.length,
     machine: machine.length,
     busy: stalls.filter((s) => s.cause === 'busy').length,
+    blocked: stalls.filter((s) => s.cause === 'blocked').length,
     injected: stalls.filter((s) => s.cause === 'injected').length,
     machineLeaseLong: machine.filter((s) => s.ms >= leaseLongMs).length,
     longestMachine: machine.reduce<ClassifiedStall | null>(
