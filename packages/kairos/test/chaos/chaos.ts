@@ -5,6 +5,7 @@ import { type CheckOptions, checkChaos, formatVerdict, type Verdict } from './ch
 import { appendEvent, readEvents } from './history-log.ts';
 import { formatLatency, latencyByFault } from './latency.ts';
 import { FAULTS, type FaultKind, Nemesis, planFaults } from './nemesis.ts';
+import { startLoadSampler, startStallProbe } from './stall-probe.ts';
 import { readPostgresSnapshot, readSqliteSnapshot } from './store-reader.ts';
 import { ADMIN_TOKEN, System, sleep, TIMINGS } from './system.ts';
 
@@ -119,6 +120,10 @@ export async function runChaos(
     log: (line) => log(`  ${line}`),
   });
   const nemesis = new Nemesis(system, history, log);
+  // The machine as the harness sees it: its own stalls and the load, for the checker to tell the
+  // machine's stalls from the nemesis's faults (every node and worker runs a probe of its own).
+  const stopProbe = startStallProbe('harness', (stall) => appendEvent(history, stall));
+  const stopSampler = startLoadSampler((sample) => appendEvent(history, sample));
   system.onWorkerCrash = (member) => {
     const now = Date.now();
     appendEvent(history, {
@@ -162,10 +167,22 @@ export async function runChaos(
       allowedSkips: { 'cron-instant': ['overlap'] },
       misfireGraceMs: MISFIRE_GRACE_MS,
       partitionLeaseMs: TIMINGS.partitionLeaseMs,
+      heartbeatMs: TIMINGS.heartbeatMs,
+      nodes: system.nodeSlots(),
     };
     const verdict = checkChaos(events, snapshot, options);
-    // A fault's effects are charged to it until lease + sweep + a partition renewal after it heals.
-    const latency = latencyByFault(events, snapshot, {
+    // A fault's effects are charged to it until lease + sweep + a partition renewal after it heals;
+    // so are a machine stall's of a second or more (kind `machine-stall`), out of the baseline.
+    const stallCauses = verdict.stalls
+      .filter((s) => s.cause === 'machine' && s.ms >= 1000)
+      .map((s) => ({
+        t: 'fault' as const,
+        kind: 'machine-stall',
+        targets: [s.process],
+        start: s.start,
+        end: s.end,
+      }));
+    const latency = latencyByFault([...events, ...stallCauses], snapshot, {
       afterMs: TIMINGS.workerLeaseMs + TIMINGS.reaperIntervalMs + TIMINGS.partitionLeaseMs,
       from,
       to,
@@ -193,6 +210,8 @@ export async function runChaos(
       log(`--- ${m.name}\n${m.output.join('').slice(-2000)}`);
     throw error;
   } finally {
+    stopProbe();
+    stopSampler();
     await nemesis.healAll().catch(() => undefined);
     await system.shutdown();
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkChaos, type StoreRun, type StoreSnapshot } from './checker.ts';
+import { checkChaos, formatVerdict, type StoreRun, type StoreSnapshot } from './checker.ts';
 import type { HistoryEvent } from './history-log.ts';
 
 // Hand-made histories: the chaos checker must pass a clean one and catch each kind of violation.
@@ -241,5 +241,171 @@ describe('the chaos checker', () => {
     events.push({ t: 'fault', kind: 'db-restart', targets: ['db'], start: T0 + 30_000, end: T0 + 100_000 });
     const history = events.filter((e) => e.t === 'ack' || e.t === 'fault' || [4, 5].includes(runOf(e) ?? 0));
     expect(missing(checkChaos(history, store, options))).toBe(3);
+  });
+});
+
+describe('the chaos checker and machine stalls', () => {
+  // The harness's knobs: worker lease 5 s and heartbeat 1 s, so a stall of 4 s or more can end a
+  // lease; partition lease 3 s (failover 4 s); misfire grace 60 s; nodes n1 and n2.
+  const stallOptions = {
+    ...options,
+    heartbeatMs: 1000,
+    partitionLeaseMs: 3000,
+    misfireGraceMs: 60_000,
+    nodes: ['n1', 'n2'],
+  };
+
+  /** Run 2 executed twice: attempt 1 on w1 declared lost at T0 + 6 s, attempt 2 on w2. */
+  function doubled(): { events: HistoryEvent[]; store: StoreSnapshot } {
+    const { events, store } = clean();
+    store.runs[1] = run(2, {
+      fireTime: T0 + 1000,
+      attempt: 2,
+      workerId: 'id-w2',
+      result: { attempt: 2 },
+      attempts: [
+        { attempt: 1, workerId: 'id-w1', status: 'lost', startedAt: T0 + 20, finishedAt: T0 + 6000 },
+        { attempt: 2, workerId: 'id-w2', status: 'succeeded', startedAt: T0 + 6000, finishedAt: T0 + 6010 },
+      ],
+    });
+    events.push(...executed(2, 2, 'w2'));
+    return { events, store };
+  }
+
+  const stall = (process: string, start: number, ms: number, cpuMs = 50): HistoryEvent => ({
+    t: 'stall',
+    process,
+    start,
+    end: start + ms,
+    cpuMs,
+    waitMs: ms - cpuMs - 100,
+  });
+
+  it('explains a double execution inside a stall of its worker long enough to end the lease', () => {
+    const { events, store } = doubled();
+    events.push(stall('w1', T0 + 500, 4600));
+    const verdict = checkChaos(events, store, stallOptions);
+    expect(kinds(verdict)).toEqual([]);
+    expect(verdict.ok).toBe(true);
+    expect(verdict.counts).toMatchObject({ reexecutionsAfterFence: 1, reexecutionsAfterStall: 1 });
+    expect(verdict.explainedByStalls).toHaveLength(1);
+    expect(verdict.explainedByStalls[0]).toMatchObject({ kind: 're-execution' });
+    // The stall's numbers: which process, when, how long, and how long it waited for a CPU.
+    expect(verdict.explainedByStalls[0]!.message).toContain(
+      `machine stall w1 at ${new Date(T0 + 500).toISOString()}, 4600 ms (run queue 4450 ms, on CPU 50 ms)`,
+    );
+    expect(formatVerdict(verdict)).toContain('verdict: PASS (1 re-executions and 0 missed fires');
+  });
+
+  it('fails the same double execution outside any fault or stall', () => {
+    const { events, store } = doubled();
+    const verdict = checkChaos(events, store, stallOptions);
+    expect(kinds(verdict)).toEqual(['double-execution']);
+    expect(verdict.ok).toBe(false);
+  });
+
+  it('does not take a stall that could not end the lease, or that was not the machine, or not its worker', () => {
+    const cases: Array<[string, HistoryEvent[]]> = [
+      ['shorter than lease − heartbeat', [stall('w1', T0 + 500, 3900)]],
+      ['its own work (on a CPU most of the gap)', [stall('w1', T0 + 500, 4600, 3000)]],
+      [
+        'asleep in the kernel',
+        [{ t: 'stall', process: 'w1', start: T0 + 500, end: T0 + 5100, cpuMs: 50, waitMs: 500 }],
+      ],
+      [
+        'a kernel that does not say',
+        [{ t: 'stall', process: 'w1', start: T0 + 500, end: T0 + 5100, cpuMs: 50, waitMs: null }],
+      ],
+      ['another worker', [stall('w2', T0 + 500, 4600)]],
+      ['a node', [stall('n1-g0', T0 + 500, 4600)]],
+      ['long before the attempt', [stall('w1', T0 - 20_000, 4600)]],
+      ['several short stalls', [stall('w1', T0 + 100, 2000), stall('w1', T0 + 2200, 2000)]],
+    ];
+    for (const [name, extra] of cases) {
+      const { events, store } = doubled();
+      events.push(...extra);
+      const verdict = checkChaos(events, store, stallOptions);
+      expect({ name, kinds: kinds(verdict) }).toEqual({ name, kinds: ['double-execution'] });
+    }
+    // The evidence names the stalls that were too short.
+    const { events: short, store: shortStore } = doubled();
+    short.push(stall('w1', T0 + 100, 2000), stall('w1', T0 + 2200, 2000));
+    expect(checkChaos(short, shortStore, stallOptions).invariants[4]!.violations[0]!.message).toContain(
+      'each shorter than the 4000 ms that can end a lease: 2000 ms, 2000 ms',
+    );
+    // Without the heartbeat in the options no stall explains anything.
+    const { events, store } = doubled();
+    events.push(stall('w1', T0 + 500, 4600));
+    expect(kinds(checkChaos(events, store, options))).toEqual(['double-execution']);
+  });
+
+  it('never explains two accepted outcomes of one run, even inside a stall', () => {
+    const { events, store } = doubled();
+    // Both attempts' successes were accepted: attempt 1's though it was fenced out.
+    store.runs[1]!.attempts[0]!.status = 'succeeded';
+    events.push(stall('w1', T0 + 500, 4600), stall('w2', T0 + 500, 4600));
+    const verdict = checkChaos(events, store, stallOptions);
+    expect(kinds(verdict)).toContain('fenced-write-accepted');
+    expect(verdict.ok).toBe(false);
+  });
+
+  it('counts a stall of a process the nemesis froze as the fault, and its own work as busy', () => {
+    const { events, store } = clean();
+    events.push(
+      { t: 'fault', kind: 'worker-stop', targets: ['worker:w1'], start: T0, end: T0 + 3000 },
+      stall('w1', T0 - 50, 3100),
+      stall('w2', T0, 1500, 1400),
+      stall('n1-g0', T0, 1500),
+      { t: 'stall', process: 'n2-g0', start: T0, end: T0 + 1500, cpuMs: 100, waitMs: 200 },
+    );
+    const verdict = checkChaos(events, store, stallOptions);
+    expect(verdict.stalls.map((s) => `${s.process} ${s.cause}`)).toEqual([
+      'w1 injected',
+      'w2 busy',
+      'n1-g0 machine',
+      'n2-g0 blocked',
+    ]);
+    expect(verdict.machine.stalls).toMatchObject({
+      recorded: 4,
+      machine: 1,
+      busy: 1,
+      blocked: 1,
+      injected: 1,
+    });
+  });
+
+  it('explains a misfire only when no node could fire it for its whole grace', () => {
+    /** Fire T0 + 2000 skipped as a misfire; the other two ran. */
+    const misfired = (extra: HistoryEvent[]) => {
+      const { events, store } = clean();
+      store.runs = store.runs.filter((r) => r.fireTime !== T0 + 2000);
+      store.skipped = [{ job: 'tick', reason: 'misfire', firstFire: T0 + 2000, lastFire: T0 + 2000 }];
+      return checkChaos(
+        [...events.filter((e) => e.t === 'ack' || runOf(e) !== 3), ...extra],
+        store,
+        stallOptions,
+      );
+    };
+    // n1 stalled through the grace (T0 + 2 s .. T0 + 62 s); n2 killed, then stalled: able 3 s in all.
+    let verdict = misfired([
+      stall('n1-g0', T0 + 1000, 62_000),
+      { t: 'fault', kind: 'node-kill', targets: ['node:n2-g0'], start: T0 + 1000, end: T0 + 20_000 },
+      stall('n2-g1', T0 + 23_000, 40_000),
+    ]);
+    expect(kinds(verdict)).toEqual([]);
+    expect(verdict.counts.missedFiresAfterStall).toBe(1);
+    expect(verdict.explainedByStalls[0]).toMatchObject({ kind: 'missed-fire' });
+    // n2 able for 10 s of the grace: it should have fired; the evidence says how long each node could not.
+    verdict = misfired([stall('n1-g0', T0 + 1000, 62_000), stall('n2-g0', T0 + 12_000, 50_000)]);
+    expect(kinds(verdict)).toEqual(['fire-missing']);
+    expect(verdict.invariants[0]!.violations[0]!.message).toContain(
+      'nodes unable n1 60000 ms (60000 stalled), n2 50000 ms (50000 stalled) of 60000 ms',
+    );
+    // Every node down by faults alone: not a machine stall (and no fault excuses a missed fire).
+    verdict = misfired([
+      { t: 'fault', kind: 'node-stop', targets: ['node:n1-g0'], start: T0, end: T0 + 70_000 },
+      { t: 'fault', kind: 'node-stop', targets: ['node:n2-g0'], start: T0, end: T0 + 70_000 },
+    ]);
+    expect(kinds(verdict)).toEqual(['fire-missing']);
   });
 });

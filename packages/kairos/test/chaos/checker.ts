@@ -1,4 +1,24 @@
-import type { AckEvent, EndEvent, ExecEvent, FaultEvent, HistoryEvent } from './history-log.ts';
+import type {
+  AckEvent,
+  EndEvent,
+  ExecEvent,
+  FaultEvent,
+  HistoryEvent,
+  LoadEvent,
+  StallEvent,
+} from './history-log.ts';
+import {
+  type ClassifiedStall,
+  classifyStalls,
+  clusterStalled,
+  formatStall,
+  type LoadSummary,
+  nodeAvailability,
+  type StallSummary,
+  stallEndingLease,
+  summarizeLoad,
+  summarizeStalls,
+} from './stalls.ts';
 
 /** One run as the store holds it at the end of a chaos run. */
 export interface StoreRun {
@@ -53,6 +73,16 @@ export interface CheckOptions {
    */
   misfireGraceMs?: number;
   partitionLeaseMs?: number;
+  /**
+   * The workers' heartbeat: a machine stall of a worker's process at least `workerLeaseMs −
+   * heartbeatMs` long explains its lost attempt. Without it no stall explains a re-execution.
+   */
+  heartbeatMs?: number;
+  /**
+   * The node slots (`n1`…): a missed fire is explained by machine stalls when no node could fire
+   * it (see `nodeAvailability`). Without them (or without the partition lease) no stall explains one.
+   */
+  nodes?: string[];
 }
 
 export interface Violation {
@@ -78,8 +108,15 @@ export interface Verdict {
     faultsInjected: number;
     faultsByKind: Record<string, number>;
     fencedWritesRejected: number;
+    /** Re-executions after a fenced attempt, explained by a fault or by a machine stall. */
     reexecutionsAfterFence: number;
+    /** Of those, the ones only a machine stall explains. */
+    reexecutionsAfterStall: number;
+    /** Fires no node could fire in time because the machine stalled them (not violations). */
+    missedFiresAfterStall: number;
   };
+  /** What the machine did meanwhile: load and pressure samples, and the stalls of every process. */
+  machine: { load: LoadSummary; stalls: StallSummary };
   invariants: InvariantVerdict[];
   /** Executions beyond one per run, each after a fenced attempt that a fault explains. */
   reexecutions: Array<{
@@ -88,7 +125,15 @@ export interface Verdict {
     fireTime: number | null;
     attempts: unknown[];
     faults: string[];
+    stalls: string[];
   }>;
+  /**
+   * Missed fires and re-executions explained by machine stalls, each with the stalls: the machine
+   * held the processes, so the run did not test these promises there. Not violations.
+   */
+  explainedByStalls: Array<{ kind: 'missed-fire' | 're-execution'; message: string; evidence: unknown }>;
+  /** Every stall the probes recorded, classified (`stalls.ts`). */
+  stalls: ClassifiedStall[];
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
@@ -123,12 +168,27 @@ function attemptsOf(run: StoreRun): Attempt[] {
  * - executions: each attempt executed at most once, each execution is an attempt the store knows,
  *   and a run executed more than once only after an attempt was fenced out by a fault that hit
  *   its worker (or the database).
+ *
+ * Machine stalls (`stall-probe.ts`, classified in `stalls.ts`) are causes of their own, as faults
+ * are, and explain two things only, each listed in `explainedByStalls`, not as a violation:
+ * - a re-execution whose earlier attempt was `lost` after its worker's process stalled for at least
+ *   worker lease − heartbeat (a freeze the at-least-once promise allows, as a SIGSTOP);
+ * - a missed fire (a `misfire`, or no run at all) that no node could fire: every node was stalled
+ *   (or down by a fault) for all but less than a failover (P + P/3) from the fire to the end of
+ *   its grace.
+ * Nothing explains a doubled fire, a lost or unfinished enqueue, a stuck run, an accepted write of
+ * a fenced attempt (two committed outcomes of one run) or an attempt executed twice.
  */
 export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options: CheckOptions): Verdict {
   const execs = events.filter((e): e is ExecEvent => e.t === 'exec');
   const ends = events.filter((e): e is EndEvent => e.t === 'end');
   const acks = events.filter((e): e is AckEvent => e.t === 'ack');
   const faults = events.filter((e): e is FaultEvent => e.t === 'fault');
+  const stalls = classifyStalls(
+    events.filter((e): e is StallEvent => e.t === 'stall'),
+    faults,
+  );
+  const explainedByStalls: Verdict['explainedByStalls'] = [];
   const runs = new Map(store.runs.map((r) => [r.id, r]));
   const bound = options.workerLeaseMs + options.reaperIntervalMs + options.slackMs;
   const nameOf = (workerId: string) => store.workerNames[workerId] ?? workerId;
@@ -145,6 +205,27 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
     return outages.some(
       (o) => o.start <= graceEnds && graceEnds <= (o.end ?? Number.POSITIVE_INFINITY) + recovery,
     );
+  };
+  /**
+   * Whether machine stalls (with faults) left no node able to fire a missed fire: from its fire time
+   * to the end of its grace (a `misfire` in the ledger) or to the snapshot (no run, no ledger entry).
+   * Undefined when the options do not allow the question or the ledger gives another reason.
+   */
+  const clusterStalledFor = (fireTime: number, reason: string | null) => {
+    const { nodes, partitionLeaseMs, misfireGraceMs } = options;
+    if (!nodes || partitionLeaseMs === undefined) return undefined;
+    if (reason !== null && (reason !== 'misfire' || misfireGraceMs === undefined)) return undefined;
+    const to = reason === 'misfire' ? fireTime + misfireGraceMs! : store.takenAt;
+    const availability = nodeAvailability(stalls, faults, nodes, fireTime, to);
+    const text = Object.entries(availability.nodes)
+      .map(([slot, n]) => `${slot} ${n.unableMs} ms (${n.stalledMs} stalled)`)
+      .join(', ')
+      .concat(` of ${availability.windowMs} ms`);
+    return {
+      explained: clusterStalled(availability, partitionLeaseMs + partitionLeaseMs / 3),
+      availability,
+      text,
+    };
   };
   const byFire = new Map<string, StoreRun[]>();
   for (const run of store.runs) {
@@ -168,12 +249,22 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
         const ledger = store.skipped.find(
           (s) => s.job === job && s.firstFire <= fireTime && fireTime <= s.lastFire,
         );
-        if (!ledger || !(allowed.includes(ledger.reason) || misfireExpected(ledger.reason, fireTime)))
-          fireViolations.push({
-            kind: 'fire-missing',
-            message: `${job} @ ${iso(fireTime)} has no run${ledger ? ` (ledger: ${ledger.reason})` : ''}`,
-            evidence: { job, fireTime, ledger: ledger ?? null },
-          });
+        if (!ledger || !(allowed.includes(ledger.reason) || misfireExpected(ledger.reason, fireTime))) {
+          const message = `${job} @ ${iso(fireTime)} has no run${ledger ? ` (ledger: ${ledger.reason})` : ''}`;
+          const stalled = clusterStalledFor(fireTime, ledger?.reason ?? null);
+          if (stalled?.explained)
+            explainedByStalls.push({
+              kind: 'missed-fire',
+              message: `${message}: no node could fire it (${stalled.text})`,
+              evidence: { job, fireTime, ledger: ledger ?? null, nodes: stalled.availability },
+            });
+          else
+            fireViolations.push({
+              kind: 'fire-missing',
+              message: stalled ? `${message}; nodes unable ${stalled.text}` : message,
+              evidence: { job, fireTime, ledger: ledger ?? null, nodes: stalled?.availability ?? null },
+            });
+        }
       } else if (!FINAL.has(found[0]!.status)) {
         fireViolations.push({
           kind: 'fire-unfinished',
@@ -297,6 +388,9 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
     // More than one attempt executed: every one but the last must have been fenced out by a fault.
     const executed = attempts.filter((a) => seen.has(a.attempt));
     const explainedBy: string[] = [];
+    const stalledBy: ClassifiedStall[] = [];
+    /** For an unexplained one: the machine stalls its workers had meanwhile, all too short. */
+    const nearStalls: ClassifiedStall[] = [];
     let explained = true;
     for (const a of executed.slice(0, -1)) {
       if (a.status === 'failed') continue; // the handler failed: a retry, not a second execution
@@ -309,8 +403,28 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
               (f.end ?? store.takenAt) >= a.startedAt - options.workerLeaseMs - options.slackMs,
           )
         : undefined;
+      // No fault: a machine stall of the worker's process long enough to end its lease.
+      const stall =
+        cause || a.status !== 'lost' || options.heartbeatMs === undefined
+          ? undefined
+          : stallEndingLease(stalls, worker, a, {
+              workerLeaseMs: options.workerLeaseMs,
+              heartbeatMs: options.heartbeatMs,
+              slackMs: options.slackMs,
+              until: store.takenAt,
+            });
       if (cause) explainedBy.push(`${cause.kind} ${cause.targets.join(',')} ${iso(cause.start)}`);
-      else explained = false;
+      else if (stall) stalledBy.push(stall);
+      else {
+        explained = false;
+        const to = (a.finishedAt ?? store.takenAt) + options.slackMs;
+        const from = a.startedAt - options.workerLeaseMs - options.slackMs;
+        nearStalls.push(
+          ...stalls.filter(
+            (s) => s.cause === 'machine' && s.process === worker && s.start <= to && s.end >= from,
+          ),
+        );
+      }
     }
     const evidence = {
       runId,
@@ -324,13 +438,25 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
         finishedAt: a.finishedAt === null ? null : iso(a.finishedAt),
       })),
       faults: explainedBy,
+      stalls: stalledBy.map(formatStall),
     };
-    if (explained) reexecutions.push(evidence);
-    else
+    if (explained) {
+      reexecutions.push(evidence);
+      if (stalledBy.length > 0)
+        explainedByStalls.push({
+          kind: 're-execution',
+          message: `run ${runId} (${run.job}${run.fireTime === null ? '' : ` @ ${iso(run.fireTime)}`}) executed ${seen.size} times after a lease ended in a machine stall: ${evidence.stalls.join('; ')}`,
+          evidence,
+        });
+    } else
       executionViolations.push({
         kind: 'double-execution',
-        message: `run ${runId} (${run.job}${run.fireTime === null ? '' : ` @ ${iso(run.fireTime)}`}) executed ${seen.size} times; an earlier attempt was not fenced out by a fault on its worker`,
-        evidence,
+        message: `run ${runId} (${run.job}${run.fireTime === null ? '' : ` @ ${iso(run.fireTime)}`}) executed ${seen.size} times; an earlier attempt was not fenced out by a fault on its worker${
+          nearStalls.length === 0
+            ? ''
+            : ` (its worker's machine stalls meanwhile, each shorter than the ${options.workerLeaseMs - (options.heartbeatMs ?? 0)} ms that can end a lease: ${nearStalls.map((s) => `${s.ms} ms`).join(', ')})`
+        }`,
+        evidence: { ...evidence, workerStalls: nearStalls.map(formatStall) },
       });
   }
 
@@ -359,7 +485,7 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
     },
     {
       name: 'a run executes more than once only after a fault fenced an attempt out',
-      checked: `${execs.length} executions of ${execsByRun.size} runs; ${reexecutions.length} re-executions after a fence`,
+      checked: `${execs.length} executions of ${execsByRun.size} runs; ${reexecutions.length} re-executions after a fence (${explainedByStalls.filter((e) => e.kind === 're-execution').length} after a machine stall)`,
       violations: executionViolations,
     },
   ];
@@ -374,15 +500,45 @@ export function checkChaos(events: HistoryEvent[], store: StoreSnapshot, options
       faultsByKind,
       fencedWritesRejected,
       reexecutionsAfterFence: reexecutions.length,
+      reexecutionsAfterStall: explainedByStalls.filter((e) => e.kind === 're-execution').length,
+      missedFiresAfterStall: explainedByStalls.filter((e) => e.kind === 'missed-fire').length,
+    },
+    machine: {
+      load: summarizeLoad(events.filter((e): e is LoadEvent => e.t === 'load')),
+      stalls: summarizeStalls(stalls, options.workerLeaseMs - (options.heartbeatMs ?? 0)),
     },
     invariants,
     reexecutions,
+    explainedByStalls,
+    stalls,
   };
 }
 
 /** The verdict as text: one line per invariant, then each violation with its evidence. */
 export function formatVerdict(verdict: Verdict, maxPerInvariant = 20): string {
-  const lines = [`verdict: ${verdict.ok ? 'PASS' : 'FAIL'}`, `counts: ${JSON.stringify(verdict.counts)}`];
+  const { counts, machine } = verdict;
+  const byStalls = counts.reexecutionsAfterStall + counts.missedFiresAfterStall;
+  const { load, stalls } = machine;
+  const pct = (v: number | null) => (v === null ? 'n/a' : `${v}%`);
+  const lines = [
+    `verdict: ${verdict.ok ? 'PASS' : 'FAIL'}${
+      byStalls === 0
+        ? ''
+        : ` (${counts.reexecutionsAfterStall} re-executions and ${counts.missedFiresAfterStall} missed fires explained only by machine stalls: promises not tested there)`
+    }`,
+    `counts: ${JSON.stringify(counts)}`,
+    `machine: ${load.samples} samples; load average (1 min) max ${load.load1Max ?? 'n/a'}; CPU pressure (some) mean ${pct(load.cpuSomePctMean)}, max ${pct(load.cpuSomePctMax)}; I/O pressure (some) max ${pct(load.ioSomePctMax)}`,
+    `stalls: ${stalls.recorded} recorded (gaps of 300 ms or more): ${stalls.machine} machine (${stalls.machineLeaseLong} long enough to end a worker lease; longest ${
+      stalls.longestMachine ? `${stalls.longestMachine.ms} ms, ${stalls.longestMachine.process}` : 'none'
+    }), ${stalls.busy} busy (the process's own work), ${stalls.blocked} blocked (asleep in the kernel, or no majority), ${stalls.injected} during an injected stop`,
+  ];
+  // Machine stalls of a second or more are causes of their own, listed like faults.
+  const long = verdict.stalls
+    .filter((s) => s.cause === 'machine' && s.ms >= 1000)
+    .sort((a, b) => b.ms - a.ms);
+  for (const s of long.slice(0, maxPerInvariant)) lines.push(`     ${formatStall(s)}`);
+  if (long.length > maxPerInvariant)
+    lines.push(`     … ${long.length - maxPerInvariant} more machine stalls of 1 s or more`);
   for (const inv of verdict.invariants) {
     lines.push(
       `${inv.violations.length === 0 ? 'ok  ' : 'FAIL'} ${inv.name}: checked ${inv.checked}; ${inv.violations.length} violations`,
@@ -392,6 +548,10 @@ export function formatVerdict(verdict: Verdict, maxPerInvariant = 20): string {
     if (inv.violations.length > maxPerInvariant)
       lines.push(`     … ${inv.violations.length - maxPerInvariant} more`);
   }
+  for (const e of verdict.explainedByStalls.slice(0, maxPerInvariant))
+    lines.push(`explained by a machine stall: [${e.kind}] ${e.message}`);
+  if (verdict.explainedByStalls.length > maxPerInvariant)
+    lines.push(`explained by a machine stall: … ${verdict.explainedByStalls.length - maxPerInvariant} more`);
   for (const r of verdict.reexecutions.slice(0, maxPerInvariant))
     lines.push(`re-executed after a fence: ${JSON.stringify(r)}`);
   return lines.join('\n');

@@ -15,6 +15,7 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const WORKER = fileURLToPath(new URL('./chaos-worker.ts', import.meta.url));
 const CLOCK = fileURLToPath(new URL('./clock-offset.ts', import.meta.url));
+const PROBE = fileURLToPath(new URL('./stall-probe.ts', import.meta.url));
 export const ADMIN_TOKEN = 'chaos-admin';
 const WORKER_TOKEN = 'chaos-worker';
 
@@ -138,6 +139,8 @@ export class System {
       KAIROS_REAPER_INTERVAL: String(TIMINGS.reaperIntervalMs),
       KAIROS_PARTITION_LEASE: String(TIMINGS.partitionLeaseMs),
       CHAOS_CLOCK_FILE: this.clockFile(slot),
+      CHAOS_HISTORY: this.options.history,
+      CHAOS_PROCESS: name,
     };
     const databaseUrl = this.databaseUrls.get(slot);
     if (databaseUrl) env.KAIROS_DATABASE_URL = databaseUrl;
@@ -148,6 +151,9 @@ export class System {
       [
         '--import',
         'tsx',
+        // The stall probe before the clock offset: it reads the real wall clock.
+        '--import',
+        PROBE,
         '--import',
         CLOCK,
         CLI,
@@ -175,8 +181,9 @@ export class System {
 
   startWorker(slot: string): Member {
     const name = this.nextName(slot);
-    const member = this.spawn(slot, name, ['--import', 'tsx', WORKER], {
+    const member = this.spawn(slot, name, ['--import', 'tsx', '--import', PROBE, WORKER], {
       KAIROS_WORKER_TOKEN: WORKER_TOKEN,
+      CHAOS_PROCESS: name,
       KAIROS_URLS: JSON.stringify(this.nodeSlots().map((s) => this.url(s))),
       WORKER_NAME: name,
       CHAOS_HISTORY: this.options.history,
