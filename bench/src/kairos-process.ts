@@ -30,7 +30,11 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `kairos server` on `databaseUrl` (sqlite:<path> or postgres://…) and waits until it answers. */
-export async function startNodeProcess(id: string, databaseUrl: string): Promise<NodeProcess> {
+export async function startNodeProcess(
+  id: string,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<NodeProcess> {
   const port = await freePort();
   const started = now();
   // BENCH_NODE_ARGS: extra Node.js flags for the node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
@@ -46,6 +50,7 @@ export async function startNodeProcess(id: string, databaseUrl: string): Promise
         KAIROS_WORKER_TOKEN: 'bench-worker',
         KAIROS_NODE_ID: id,
         KAIROS_LOG_LEVEL: 'error',
+        ...env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     },

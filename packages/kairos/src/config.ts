@@ -81,6 +81,11 @@ export interface KairosOptions {
   oidcProviderName?: string;
   /** Whether users may log in with a password (`POST /v1/auth/login`). Default true; false needs SSO. */
   passwordLogin?: boolean;
+  /**
+   * A bearer token `GET /metrics` asks for (`Authorization: Bearer <token>`): its series name every
+   * namespace's groups and jobs. Unset: `/metrics` answers anyone (keep it on an internal network).
+   */
+  metricsToken?: string;
 }
 
 /** Single sign-on with an OpenID provider, resolved and validated. */
@@ -125,6 +130,8 @@ export interface KairosConfig {
   /** Null: no single sign-on. */
   readonly oidc: OidcConfig | null;
   readonly passwordLogin: boolean;
+  /** Undefined: `/metrics` is open. */
+  readonly metricsToken: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -191,6 +198,7 @@ const ENV: Record<keyof KairosOptions, string> = {
   oidcNameClaim: 'KAIROS_OIDC_NAME_CLAIM',
   oidcProviderName: 'KAIROS_OIDC_PROVIDER_NAME',
   passwordLogin: 'KAIROS_PASSWORD_LOGIN',
+  metricsToken: 'KAIROS_METRICS_TOKEN',
 };
 
 /** Options whose value is a duration: a bare number in the environment is milliseconds. */
@@ -312,7 +320,14 @@ export function resolveConfig(
     secretKeys: Object.freeze(resolveSecretKeys(o)),
     oidc: resolveOidc(o),
     passwordLogin: o.passwordLogin ?? true,
+    metricsToken: o.metricsToken,
   };
+  if (
+    config.metricsToken !== undefined &&
+    (typeof config.metricsToken !== 'string' || config.metricsToken.length < 16)
+  ) {
+    throw new KairosError('VALIDATION_FAILED', 'metricsToken: expected a string of at least 16 characters');
+  }
   if (typeof config.passwordLogin !== 'boolean') {
     throw new KairosError(
       'VALIDATION_FAILED',

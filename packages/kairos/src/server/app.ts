@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import { HealthSchema } from '@kairos/client';
 import Fastify, {
@@ -7,6 +8,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import { KairosError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { answers } from './answers.ts';
 import { installAudit } from './audit.ts';
@@ -127,7 +129,17 @@ export async function buildServer(
     store: ctx.store.dialect,
     nodeId: ctx.config.nodeId,
   }));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  const metricsToken = ctx.config.metricsToken === undefined ? undefined : sha256(ctx.config.metricsToken);
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (metricsToken) {
+      const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+      if (given === undefined || !timingSafeEqual(sha256(given), metricsToken)) {
+        throw new KairosError(
+          'UNAUTHORIZED',
+          'send Authorization: Bearer <the metrics token> (KAIROS_METRICS_TOKEN)',
+        );
+      }
+    }
     reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
@@ -154,4 +166,8 @@ export async function buildServer(
   secretRoutes(app, context);
   await serveConsole(app);
   return Object.assign(app, { routeTable });
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
 }

@@ -1,0 +1,332 @@
+// `npm run bench:soak -- --dialect sqlite|postgres [--runs 2000000] [--age 1m]`: the retention soak.
+// Two stacks run side by side on the same machine, each a real `kairos server` node with its own
+// database, a worker and a producer in a process of its own; one prunes (every age `--age`, a cycle
+// every 10 s), the other never does. Both drain as fast as they can until the pruning stack has ended
+// `--runs` runs. Side by side, the machine's noise (2 shared cores) hits both alike, so the ratio of
+// their drain rates is what retention costs. Every 10 s each stack samples the runs it has ended, the
+// rows of `runs` and the database's size. Writes bench/results/soak-<dialect>-<time>.{json,md}.
+//
+// Load per stack: a closed-loop producer keeps 20,000 runs queued (batches of 1,000 through
+// `trigger-batch`); the worker (concurrency 64) logs one line per run and fails one run in ten.
+// PostgreSQL reuses deleted rows' space only after a VACUUM: where the server runs without
+// autovacuum, each stack runs `VACUUM` on Kairos's tables every 30 s in its place (as in retention.ts).
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Worker } from '@kairos/worker';
+import Database from 'better-sqlite3';
+import { machine } from './environment.ts';
+import { startNodeProcess } from './kairos-process.ts';
+import { createDatabase, type FreshDatabase } from './pg.ts';
+
+const { values } = parseArgs({
+  options: {
+    dialect: { type: 'string', default: 'sqlite' },
+    runs: { type: 'string', default: '2000000' },
+    age: { type: 'string', default: '1m' },
+    stack: { type: 'string' },
+  },
+});
+const dialect = values.dialect === 'postgres' ? 'postgres' : 'sqlite';
+const target = Number(values.runs);
+const AGE = values.age ?? '1m';
+const BACKLOG = 20_000;
+const BATCH = 1000;
+const SAMPLE_MS = 10_000;
+
+interface Sample {
+  atS: number;
+  /** Runs that ended (kairos_runs_ended_total). */
+  ended: number;
+  runs: number;
+  /** SQLite: main file + WAL; PostgreSQL: pg_database_size. */
+  bytes: number;
+  /** SQLite: pages in use; PostgreSQL: the runs table with its indexes and TOAST. */
+  detailBytes: number;
+  pruned: number;
+}
+
+type StackMessage =
+  | { kind: 'sample'; sample: Sample }
+  | { kind: 'done'; vacuumMs: number[]; autovacuum: boolean | null };
+
+/** One stack: node, worker and producer, sampling until the parent says stop. */
+async function stack(retentionOn: boolean): Promise<void> {
+  let db: FreshDatabase | undefined;
+  let databaseUrl: string;
+  let sqliteDir = '';
+  let sqlitePath = '';
+  if (dialect === 'postgres') {
+    db = await createDatabase(`soak_${retentionOn ? 'on' : 'off'}`);
+    databaseUrl = db.url;
+  } else {
+    sqliteDir = mkdtempSync(join(tmpdir(), 'kairos-soak-'));
+    sqlitePath = join(sqliteDir, 'kairos.db');
+    databaseUrl = `sqlite:${sqlitePath}`;
+  }
+  const node = await startNodeProcess(`soak-${retentionOn ? 'on' : 'off'}`, databaseUrl, {
+    KAIROS_RETENTION_FINISHED: AGE,
+    KAIROS_RETENTION_FAILED: AGE,
+    KAIROS_RETENTION_LOGS: AGE,
+    KAIROS_RETENTION_SKIPPED_FIRES: AGE,
+    KAIROS_RETENTION_AUDIT: AGE,
+    KAIROS_RETENTION_WORKERS: AGE,
+    KAIROS_RETENTION_INTERVAL: retentionOn ? '10s' : '0',
+  });
+  const client = node.client;
+  await client.createJob({
+    name: 'load',
+    handler: 'work',
+    trigger: { kind: 'manual' },
+    retry: { maxAttempts: 1 },
+  });
+  let handled = 0;
+  const worker = new Worker({
+    url: node.url,
+    token: 'bench-worker',
+    group: 'default',
+    concurrency: 64,
+    handleSignals: false,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  }).handle('work', async (ctx) => {
+    handled++;
+    ctx.log.info('working', { run: ctx.runId });
+    if (ctx.runId % 10 === 0) throw new Error('one in ten fails');
+    return null;
+  });
+  await worker.start();
+
+  const pool = db?.pool;
+  const sizes = async (): Promise<{ bytes: number; detailBytes: number; runs: number }> => {
+    if (pool) {
+      const { rows } = await pool.query(
+        `SELECT pg_database_size(current_database()) AS db, pg_total_relation_size('runs') AS detail,
+                (SELECT count(*) FROM runs) AS runs`,
+      );
+      return { bytes: Number(rows[0].db), detailBytes: Number(rows[0].detail), runs: Number(rows[0].runs) };
+    }
+    const size = (path: string) => {
+      try {
+        return statSync(path).size;
+      } catch {
+        return 0;
+      }
+    };
+    const lite = new Database(sqlitePath, { readonly: true });
+    try {
+      const pages = lite.pragma('page_count', { simple: true }) as number;
+      const free = lite.pragma('freelist_count', { simple: true }) as number;
+      const pageSize = lite.pragma('page_size', { simple: true }) as number;
+      const runs = (lite.prepare('SELECT count(*) AS n FROM runs').get() as { n: number }).n;
+      return {
+        bytes: size(sqlitePath) + size(`${sqlitePath}-wal`),
+        detailBytes: (pages - free) * pageSize,
+        runs,
+      };
+    } finally {
+      lite.close();
+    }
+  };
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    let total = 0;
+    for (const line of text.split('\n')) {
+      const match = pattern.exec(line);
+      if (match) total += Number(match[1]);
+    }
+    return total;
+  };
+
+  const autovacuum = pool ? (await pool.query('SHOW autovacuum')).rows[0].autovacuum === 'on' : null;
+  const vacuumMs: number[] = [];
+  let running = true;
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const vacuumer = (async () => {
+    if (!pool || autovacuum !== false) return;
+    while (running) {
+      for (let waited = 0; running && waited < 30_000; waited += 500) await pause(500);
+      if (!running) break;
+      const at = Date.now();
+      await pool.query(
+        'VACUUM runs, attempts, run_logs, run_log_state, run_progress, skipped_fires, audit_log, workers',
+      );
+      vacuumMs.push(Date.now() - at);
+    }
+  })();
+  let produced = 0;
+  const producer = (async () => {
+    const batch = Array.from({ length: BATCH }, () => ({}));
+    while (running) {
+      if (produced - handled >= BACKLOG) {
+        await pause(20);
+        continue;
+      }
+      try {
+        await client.triggerJobBatch('load', batch);
+        produced += BATCH;
+      } catch (error) {
+        console.error(`producer: ${(error as Error).message}`);
+        await pause(200);
+      }
+    }
+  })();
+
+  let stopping = false;
+  process.on('message', (message) => {
+    if (message === 'stop') stopping = true;
+  });
+  const started = Date.now();
+  const send = (message: StackMessage) =>
+    new Promise((resolve) => process.send!(message, undefined, {}, resolve));
+  while (!stopping) {
+    const size = await sizes();
+    await send({
+      kind: 'sample',
+      sample: {
+        atS: Math.round((Date.now() - started) / 1000),
+        ended: await metric(/^kairos_runs_ended_total\{[^}]*\} (\d+)/),
+        runs: size.runs,
+        bytes: size.bytes,
+        detailBytes: size.detailBytes,
+        pruned: await metric(/^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
+      },
+    });
+    for (let waited = 0; !stopping && waited < SAMPLE_MS; waited += 100) await pause(100);
+  }
+  running = false;
+  await producer;
+  await vacuumer;
+  await worker.stop();
+  node.child.kill('SIGTERM');
+  await new Promise((resolve) => node.child.once('exit', resolve));
+  await db?.drop();
+  if (sqliteDir) rmSync(sqliteDir, { recursive: true, force: true });
+  await send({ kind: 'done', vacuumMs, autovacuum });
+  process.exit(0);
+}
+
+interface StackResult {
+  samples: Sample[];
+  vacuumMs: number[];
+  autovacuum: boolean | null;
+}
+
+/** Runs both stacks side by side until the pruning one has ended `target` runs. */
+async function main(): Promise<void> {
+  const file = fileURLToPath(import.meta.url);
+  const results: Record<'on' | 'off', StackResult> = {
+    on: { samples: [], vacuumMs: [], autovacuum: null },
+    off: { samples: [], vacuumMs: [], autovacuum: null },
+  };
+  const children: Record<'on' | 'off', ChildProcess> = {} as never;
+  const finished: Promise<void>[] = [];
+  for (const which of ['on', 'off'] as const) {
+    const child = fork(file, ['--stack', which, '--dialect', dialect, '--age', AGE], {
+      execArgv: ['--import', 'tsx', '--conditions=@kairos/source'],
+    });
+    children[which] = child;
+    finished.push(
+      new Promise((resolve, reject) => {
+        child.on('message', (message: StackMessage) => {
+          if (message.kind === 'sample') {
+            results[which].samples.push(message.sample);
+            const s = message.sample;
+            console.log(
+              `${which.padEnd(3)} ${String(s.atS).padStart(5)} s  ended ${s.ended}  runs ${s.runs}  ` +
+                `size ${(s.bytes / 2 ** 20).toFixed(1)} MiB  pruned ${s.pruned}`,
+            );
+            if (which === 'on' && s.ended >= target) for (const c of Object.values(children)) c.send('stop');
+          } else {
+            results[which].vacuumMs = message.vacuumMs;
+            results[which].autovacuum = message.autovacuum;
+          }
+        });
+        child.on('exit', (code) =>
+          code === 0 ? resolve() : reject(new Error(`stack ${which} exited with ${code}`)),
+        );
+      }),
+    );
+  }
+  await Promise.all(finished).catch((error) => {
+    for (const child of Object.values(children)) child.kill('SIGTERM');
+    throw error;
+  });
+
+  // Drain rate: runs ended per second between the first sample after warm-up (30 s) and the last.
+  const rate = (samples: Sample[]) => {
+    const first = samples.find((s) => s.atS >= 30) ?? samples[0]!;
+    const last = samples[samples.length - 1]!;
+    return (last.ended - first.ended) / Math.max(1, last.atS - first.atS);
+  };
+  // Flatness: from the end of the first retention period plus two pruning cycles, the largest size
+  // against the size then.
+  const ageS = Number.parseInt(AGE, 10) * (AGE.endsWith('m') ? 60 : AGE.endsWith('h') ? 3600 : 1);
+  const on = results.on.samples;
+  const settledAt = ageS + 30;
+  const settled = on.find((s) => s.atS >= settledAt) ?? on[on.length - 1]!;
+  const after = on.filter((s) => s.atS >= settled.atS);
+  const maxAfter = Math.max(...after.map((s) => s.bytes));
+  const growth = (maxAfter - settled.bytes) / settled.bytes;
+  const summary = {
+    rateOn: rate(on),
+    rateOff: rate(results.off.samples),
+    endedOn: on[on.length - 1]!.ended,
+    endedOff: results.off.samples[results.off.samples.length - 1]!.ended,
+    settledAtS: settled.atS,
+    bytesSettled: settled.bytes,
+    bytesMaxAfter: maxAfter,
+    bytesEndOn: on[on.length - 1]!.bytes,
+    bytesEndOff: results.off.samples[results.off.samples.length - 1]!.bytes,
+    growthAfterSettled: growth,
+  };
+  const ratio = summary.rateOn / summary.rateOff;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const name = `soak-${dialect}-${stamp}`;
+  const dir = new URL('../results/', import.meta.url);
+  const m = machine();
+  writeFileSync(
+    new URL(`${name}.json`, dir),
+    `${JSON.stringify({ benchmark: 'soak', dialect, target, age: AGE, machine: m, summary, ratio, results }, null, 2)}\n`,
+  );
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const table = (samples: Sample[]) => [
+    '| t (s) | runs ended | rows in runs | database MiB | detail MiB | runs pruned |',
+    '|---|---|---|---|---|---|',
+    ...samples.map(
+      (s) => `| ${s.atS} | ${s.ended} | ${s.runs} | ${mib(s.bytes)} | ${mib(s.detailBytes)} | ${s.pruned} |`,
+    ),
+  ];
+  const vacuumLine = (r: StackResult) =>
+    r.autovacuum === false
+      ? `harness VACUUM every 30 s: ${r.vacuumMs.length} times, ${r.vacuumMs.join(', ')} ms`
+      : '';
+  const md = [
+    `# Retention soak, ${dialect}: ${target.toLocaleString('en')} runs, every age ${AGE}, against retention off`,
+    '',
+    `${m.cpu} × ${m.cores}, ${m.memoryGiB} GiB, ${m.os}, Node.js ${m.node}. Both stacks ran side by side.`,
+    '',
+    `- Drain with retention on: **${summary.rateOn.toFixed(0)} runs/s** (${summary.endedOn.toLocaleString('en')} runs ended); off: **${summary.rateOff.toFixed(0)} runs/s** (${summary.endedOff.toLocaleString('en')}); on/off **${ratio.toFixed(3)}**.`,
+    `- Database with retention on: ${mib(summary.bytesSettled)} MiB at ${summary.settledAtS} s (first retention period and a cycle), at most ${mib(maxAfter)} MiB after (**${(growth * 100).toFixed(1)} %**), ${mib(summary.bytesEndOn)} MiB at the end; retention off ended at ${mib(summary.bytesEndOff)} MiB.`,
+    ...(results.on.autovacuum === false
+      ? [`- The server's autovacuum is off; on: ${vacuumLine(results.on)}; off: ${vacuumLine(results.off)}.`]
+      : []),
+    '',
+    '## Retention on',
+    '',
+    ...table(on),
+    '',
+    '## Retention off',
+    '',
+    ...table(results.off.samples),
+    '',
+  ].join('\n');
+  writeFileSync(new URL(`${name}.md`, dir), md);
+  console.log(md.split('\n').slice(0, 8).join('\n'));
+  console.log(`wrote bench/results/${name}.md`);
+}
+
+if (values.stack) await stack(values.stack === 'on');
+else await main();
