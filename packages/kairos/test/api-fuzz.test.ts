@@ -431,8 +431,8 @@ const SQLITE_FINGERPRINT = `SELECT
   (SELECT group_concat(name || role || password_hash, '|') FROM users),
   (SELECT group_concat(name || role || coalesce(groups, ''), '|') FROM api_tokens),
   (SELECT count(*) || max(registered_at) FROM workers),
-  (SELECT group_concat(group_name || coalesce(max_concurrency, '') || coalesce(rate_limit, '')
-     || coalesce(rate_per_ms, ''), '|') FROM group_limits),
+  (SELECT group_concat(namespace || group_name || coalesce(max_concurrency, '') || coalesce(rate_limit, '')
+     || coalesce(rate_per_ms, ''), '|') FROM namespace_group_limits),
   (SELECT count(*) FROM runs WHERE cause = 'manual'), (SELECT count(*) FROM run_logs),
   (SELECT count(*) FROM audit_log)`;
 
@@ -445,8 +445,8 @@ const POSTGRES_FINGERPRINT = `SELECT
   (SELECT string_agg(name || role || password_hash, '|' ORDER BY name) FROM users),
   (SELECT string_agg(name || role || coalesce(groups::text, ''), '|' ORDER BY id) FROM api_tokens),
   (SELECT count(*) || coalesce(max(registered_at)::text, '') FROM workers),
-  (SELECT string_agg(group_name || coalesce(max_concurrency::text, '') || coalesce(rate_limit::text, '')
-     || coalesce(rate_per_ms::text, ''), '|' ORDER BY group_name) FROM group_limits),
+  (SELECT string_agg(namespace || group_name || coalesce(max_concurrency::text, '') || coalesce(rate_limit::text, '')
+     || coalesce(rate_per_ms::text, ''), '|' ORDER BY namespace, group_name) FROM namespace_group_limits),
   (SELECT count(*) FROM runs WHERE cause = 'manual'), (SELECT count(*) FROM run_logs),
   (SELECT count(*) FROM audit_log)`;
 

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobSpec, KairosClient } from '@kairos/client';
+import { type JobSpec, KairosClient } from '@kairos/client';
 import { describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { carryOut, planApply } from '../src/cli/apply.ts';
@@ -316,6 +316,23 @@ describe('kairos apply and kairos export', async () => {
     await expect(kairos(target.node, 'export', '-o', join(dir, 'mixed.yaml'))).rejects.toThrow(
       /the jobs have several owners \(.*\): export one file per owner with --owner/,
     );
+  });
+
+  it('group limits are applied to and exported from the namespace named, never another', async () => {
+    await target.admin.createNamespace({ name: 'apply-blue', description: '' });
+    const inBlue = new KairosClient({ url: target.node.url, token: 'admin-t', namespace: 'apply-blue' });
+    const file = join(dir, 'blue-groups.json');
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'blue-etl', maxConcurrency: 1 }] }));
+    expect(await kairos(target.node, '--namespace', 'apply-blue', 'apply', '-f', file)).toMatch(
+      /1 to create, 0 to update, 0 to delete, 0 unchanged$/,
+    );
+    expect((await inBlue.listGroups()).items).toMatchObject([
+      { namespace: 'apply-blue', group: 'blue-etl', maxConcurrency: 1 },
+    ]);
+    expect((await target.admin.listGroups()).items.map((g) => g.group)).not.toContain('blue-etl');
+    const exported = join(dir, 'blue-export.yaml');
+    await kairos(target.node, '--namespace', 'apply-blue', 'export', '-o', exported);
+    expect(parse(readFileSync(exported, 'utf8')).groups).toEqual([{ name: 'blue-etl', maxConcurrency: 1 }]);
   });
 
   it('a TypeScript module that exports the definitions', async () => {

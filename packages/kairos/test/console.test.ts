@@ -410,9 +410,14 @@ describe('the web console in Chromium', () => {
 
     // Drain a second worker from the Workers page; the first keeps its Drain button and its runs.
     spare = spawnTs(WORKER, [], { ...env, KAIROS_URL: url, WORKER_NAME: 'spare-worker' });
+    await admin.setGroupLimits('console-etl', { maxConcurrency: 3, rateLimit: { limit: 10, per: '1m' } });
     await page.getByRole('link', { name: 'Workers', exact: true }).click();
     const workers = page.getByRole('table', { name: 'Workers' });
     await workers.getByText('console-worker').waitFor();
+    // The group limits of the namespace shown, under its workers.
+    const limit = page.getByRole('table', { name: 'Group limits' }).locator('tr[data-group="console-etl"]');
+    await limit.getByText('10 per 1m0s').waitFor();
+    expect(await limit.getByText('3', { exact: true }).count()).toBe(1);
     const spareRow = workers.locator('tr[data-worker="spare-worker"]');
     await spareRow.getByRole('button', { name: 'Drain' }).click();
     await page

@@ -1,13 +1,16 @@
-import type { KairosClient } from '@kairos/client';
+import { KairosClient } from '@kairos/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { apiError, startTestNode } from './helpers.ts';
 
 // The fleet routes in process: job dispatch fields, drain, group limits, logs; every refusal with its code.
 let admin: KairosClient;
 let workerClient: KairosClient;
+let url: string;
 
 beforeAll(async () => {
-  ({ admin, workerClient } = await startTestNode());
+  let node: { url: string };
+  ({ node, admin, workerClient } = await startTestNode());
+  url = node.url;
 });
 
 describe('job dispatch fields', () => {
@@ -143,6 +146,66 @@ describe('workers and groups', () => {
     ).toMatchObject({
       code: 'INVALID_DURATION',
     });
+  });
+});
+
+describe('group limits per namespace', () => {
+  it('are set and listed in the request`s namespace: its admin sets its own, a viewer sees only its own', async () => {
+    await admin.createNamespace({ name: 'grp-blue', description: '' });
+    const inBlue = new KairosClient({ url, token: 'admin-t', namespace: 'grp-blue' });
+    const tokenOf = async (client: KairosClient, name: string, role: 'admin' | 'viewer') =>
+      (await client.createToken({ name, role, global: false })).token;
+    const blueAdminToken = await tokenOf(inBlue, 'grp-blue-admin', 'admin');
+    const blueAdmin = new KairosClient({ url, token: blueAdminToken, namespace: 'grp-blue' });
+    const blueViewer = new KairosClient({
+      url,
+      token: await tokenOf(inBlue, 'grp-blue-viewer', 'viewer'),
+      namespace: 'grp-blue',
+    });
+    const defaultViewer = new KairosClient({
+      url,
+      token: await tokenOf(admin, 'grp-default-viewer', 'viewer'),
+    });
+    const etl = async (client: KairosClient) =>
+      (await client.listGroups()).items
+        .filter((g) => g.group === 'etl')
+        .map((g) => [g.namespace, g.maxConcurrency]);
+
+    expect(await blueAdmin.setGroupLimits('etl', { maxConcurrency: 2 })).toMatchObject({
+      namespace: 'grp-blue',
+      group: 'etl',
+      maxConcurrency: 2,
+      rateLimit: null,
+    });
+    expect(await etl(blueViewer)).toEqual([['grp-blue', 2]]);
+    // The group `etl` of `default` is another group: no limit until default's operators set one.
+    expect(await etl(defaultViewer)).toEqual([]);
+    expect(await admin.setGroupLimits('etl', { maxConcurrency: 7 })).toMatchObject({ namespace: 'default' });
+    expect(await etl(defaultViewer)).toEqual([['default', 7]]);
+    expect(await etl(blueViewer)).toEqual([['grp-blue', 2]]);
+    // `?namespace=` names the namespace as the header does.
+    const viaQuery = await fetch(`${url}/v1/groups?namespace=grp-blue`, {
+      headers: { authorization: `Bearer ${blueAdminToken}` },
+    });
+    expect(((await viaQuery.json()) as { items: Array<{ namespace: string }> }).items).toMatchObject([
+      { namespace: 'grp-blue', group: 'etl' },
+    ]);
+
+    // A viewer sets nothing; a namespace's admin sets nothing in another namespace.
+    expect(await apiError(blueViewer.setGroupLimits('etl', {}))).toMatchObject({
+      status: 403,
+      code: 'FORBIDDEN',
+    });
+    const blueAdminInDefault = new KairosClient({ url, token: blueAdminToken, namespace: 'default' });
+    expect(await apiError(blueAdminInDefault.setGroupLimits('etl', {}))).toMatchObject({
+      status: 404,
+      code: 'NAMESPACE_NOT_FOUND',
+    });
+    expect(await apiError(blueAdminInDefault.listGroups())).toMatchObject({
+      status: 404,
+      code: 'NAMESPACE_NOT_FOUND',
+    });
+    expect(await etl(defaultViewer)).toEqual([['default', 7]]);
   });
 });
 

@@ -244,11 +244,14 @@ export const GroupParam = closed({
   name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' }),
 });
 
+/** A group's limits in one namespace: they count and cap only that namespace's runs of the group. */
 export const GroupInfoSchema = Type.Object({
+  /** The namespace whose group this is (the request's). */
+  namespace: Type.String(),
   group: Type.String(),
-  /** The most runs of the group running at once, cluster-wide; null for no limit. */
+  /** The most runs of the group in its namespace running at once, cluster-wide; null for no limit. */
   maxConcurrency: nullable(Type.Integer()),
-  /** The most runs of the group started per `per` (ms), cluster-wide; null for no limit. */
+  /** The most runs of the group in its namespace started per `per` (ms), cluster-wide; null for no limit. */
   rateLimit: nullable(Type.Object({ limit: Type.Integer(), per: Type.Integer() })),
   updatedAt: Type.String(),
 });

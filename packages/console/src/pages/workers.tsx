@@ -1,14 +1,16 @@
-import type { Me, WorkerInfo } from '@kairos/client';
+import type { GroupInfo, Me, WorkerInfo } from '@kairos/client';
 import { useState } from 'react';
 import { api, can } from '../api.ts';
 import { Confirm, Empty, ErrorBox, StatusBadge } from '../components.tsx';
-import { ago } from '../format.ts';
+import { ago, duration, time } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
 export function WorkersPage({ me }: { me: Me }) {
   // Lost and stopped workers stay listed until the reaper prunes them: hidden unless asked for.
   const [showGone, setShowGone] = useState(false);
   const workers = usePoll(() => api.listWorkers({ all: showGone }), [showGone]);
+  // The group limits of the namespace shown: a group of another namespace is another pool.
+  const groups = usePoll(() => api.listGroups(), []);
   const [draining, setDraining] = useState<WorkerInfo | null>(null);
   const [actionError, setActionError] = useState<unknown>();
   const items = workers.data?.items ?? [];
@@ -106,6 +108,7 @@ export function WorkersPage({ me }: { me: Me }) {
           </tbody>
         </table>
       )}
+      <GroupLimits groups={groups.data?.items} error={groups.error} />
       <Confirm
         open={draining !== null}
         title={`Drain ${draining?.name ?? ''}?`}
@@ -117,5 +120,43 @@ export function WorkersPage({ me }: { me: Me }) {
         onClose={() => setDraining(null)}
       />
     </>
+  );
+}
+
+/** The limits of the namespace's groups (`kairos groups set`); only groups that have limits are listed. */
+function GroupLimits({ groups, error }: { groups: GroupInfo[] | undefined; error: unknown }) {
+  const limited = (groups ?? []).filter((g) => g.maxConcurrency !== null || g.rateLimit !== null);
+  return (
+    <section aria-label="Group limits">
+      <h2>Group limits</h2>
+      <ErrorBox error={error} />
+      {groups && limited.length === 0 && (
+        <p className="muted">
+          No group of this namespace has limits. Set them with `kairos groups set GROUP --max-concurrency N`.
+        </p>
+      )}
+      {limited.length > 0 && (
+        <table aria-label="Group limits">
+          <thead>
+            <tr>
+              <th>Group</th>
+              <th>Runs at once</th>
+              <th>Starts</th>
+              <th>Updated</th>
+            </tr>
+          </thead>
+          <tbody>
+            {limited.map((g) => (
+              <tr key={g.group} data-group={g.group}>
+                <td>{g.group}</td>
+                <td>{g.maxConcurrency ?? 'no limit'}</td>
+                <td>{g.rateLimit ? `${g.rateLimit.limit} per ${duration(g.rateLimit.per)}` : 'no limit'}</td>
+                <td>{time(g.updatedAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }

@@ -59,15 +59,16 @@ export function registerFleet(program: Command): void {
       console.log(`worker ${worker.name} (${worker.id}): ${worker.status}, ${worker.running} running`);
     });
 
-  const groups = program.command('groups').description('limits of worker groups');
+  const groups = program.command('groups').description('limits of worker groups, per namespace');
   groups
     .command('list')
-    .description('groups that have limits')
+    .description('groups of the namespace (--namespace) that have limits')
     .action(async (_options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       const { items } = await clientFrom(flags).listGroups();
       if (flags.json) return printJson(items);
-      if (items.length === 0) return console.log('no group limits');
+      if (items.length === 0)
+        return console.log(`no group limits in namespace ${flags.namespace ?? 'default'}`);
       console.log(
         table(
           ['GROUP', 'MAX CONCURRENCY', 'RATE', 'UPDATED'],
@@ -83,12 +84,17 @@ export function registerFleet(program: Command): void {
   groups
     .command('set')
     .argument('<group>', 'group name')
-    .option('--max-concurrency <n>', 'the most runs of the group running at once (default: no limit)')
+    .option(
+      '--max-concurrency <n>',
+      "the most of the namespace's runs of the group running at once (default: no limit)",
+    )
     .option(
       '--rate <n/dur>',
-      'the most runs of the group started per period, e.g. 100/1m (default: no limit)',
+      "the most of the namespace's runs of the group started per period, e.g. 100/1m (default: no limit)",
     )
-    .description("replace a group's limits, across the cluster; a limit not given is removed")
+    .description(
+      "replace a group's limits in the namespace (--namespace), across the cluster; other namespaces' groups of that name keep theirs; a limit not given is removed",
+    )
     .action(async (group: string, _options: unknown, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags & { maxConcurrency?: string; rate?: string }>();
       const limits: GroupLimitRequest = {};
@@ -101,7 +107,9 @@ export function registerFleet(program: Command): void {
       const info = await clientFrom(flags).setGroupLimits(group, limits);
       if (flags.json) return printJson(info);
       const rate = info.rateLimit ? `${info.rateLimit.limit} per ${info.rateLimit.per} ms` : 'none';
-      console.log(`group ${info.group}: max concurrency ${info.maxConcurrency ?? 'none'}, rate ${rate}`);
+      console.log(
+        `group ${info.group} of namespace ${info.namespace}: max concurrency ${info.maxConcurrency ?? 'none'}, rate ${rate}`,
+      );
     });
 }
 

@@ -179,6 +179,103 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect((await store.dispatchAhead('wb', 5, T0 + 2000, T0)).map((c) => c.jobName)).toEqual(['b']);
     });
 
+    // A group is a pool of workers of one namespace; its limits are that namespace's and count only its runs.
+    const etl = (name: string, namespace: string, extra: Partial<Parameters<typeof compileJob>[0]> = {}) =>
+      store.createJob(
+        compileJob({ name, handler: 'h', group: 'etl', trigger: { kind: 'manual' }, ...extra }),
+        null,
+        T0,
+        namespace,
+      );
+    const queue = (jobId: number, n: number, availableAt?: number) =>
+      store.enqueueRuns(
+        jobId,
+        Array.from({ length: n }, () => ({
+          params: {},
+          priority: 0,
+          ...(availableAt ? { availableAt } : {}),
+        })),
+        T0,
+      );
+    const poll = async (workerId: string, now = T0 + 10, max = 10) =>
+      (await store.dispatchForPoll(workerId, max, now, 0)).runs.map((c) => c.runId);
+
+    it('caps a group by its own namespace`s limit, counting only that namespace`s runs', async () => {
+      const blue = await queue((await etl('b', 'blue')).id, 3);
+      const plain = await queue((await etl('d', 'default')).id, 5);
+      await register('wb', 'blue', 'etl');
+      await register('wd', undefined, 'etl');
+      await store.setGroupLimit('etl', { maxConcurrency: 1, rateLimit: null }, T0, 'blue');
+      expect(await store.listGroupLimits('blue')).toEqual([
+        { namespace: 'blue', group: 'etl', maxConcurrency: 1, rateLimit: null, updatedAt: T0 },
+      ]);
+      expect(await store.listGroupLimits('default')).toEqual([]);
+
+      // Blue's limit caps blue's runs of `etl`, and not default's.
+      expect(await poll('wb')).toEqual([blue[0]]);
+      expect(await poll('wb')).toEqual([]);
+      expect(await poll('wd', T0 + 10, 3)).toEqual(plain.slice(0, 3));
+      // Default's limit counts default's running runs (3), not blue's (1).
+      await store.setGroupLimit('etl', { maxConcurrency: 4, rateLimit: null }, T0 + 1);
+      expect(await poll('wd')).toEqual([plain[3]]);
+      expect(await poll('wd')).toEqual([]);
+      expect(await poll('wb')).toEqual([]);
+      expect((await store.listGroupLimits()).map((l) => [l.namespace, l.group, l.maxConcurrency])).toEqual([
+        ['blue', 'etl', 1],
+        ['default', 'etl', 4],
+      ]);
+      // Lifting blue's limit frees blue alone.
+      await store.setGroupLimit('etl', { maxConcurrency: null, rateLimit: null }, T0 + 2, 'blue');
+      expect(await poll('wb')).toEqual(blue.slice(1));
+      expect(await poll('wd')).toEqual([]);
+    });
+
+    it('keeps one token bucket per namespace and group', async () => {
+      const blue = await queue((await etl('b', 'blue')).id, 2);
+      const d = await etl('d', 'default');
+      const plain = await queue(d.id, 2);
+      await register('wb', 'blue', 'etl');
+      await register('wd', undefined, 'etl');
+      const oneIn2s = { maxConcurrency: null, rateLimit: { limit: 1, perMs: 2000 } };
+      await store.setGroupLimit('etl', oneIn2s, T0, 'blue');
+      expect(await poll('wb')).toEqual([blue[0]]);
+      expect(await poll('wb')).toEqual([]);
+      // Default's `etl` has no limit: blue's does not slow it.
+      expect(await poll('wd')).toEqual(plain);
+      // Default's own bucket is full though blue's is empty.
+      await store.setGroupLimit('etl', oneIn2s, T0 + 20);
+      const more = await queue(d.id, 2);
+      expect(await poll('wd', T0 + 30)).toEqual([more[0]]);
+      expect(await poll('wd', T0 + 1500)).toEqual([]);
+      expect(await poll('wb', T0 + 1500)).toEqual([]);
+      expect(await poll('wb', T0 + 2010)).toEqual([blue[1]]);
+      expect(await poll('wd', T0 + 2040)).toEqual([more[1]]);
+    });
+
+    it('takes the limit of the run`s namespace on fire ahead and for broadcast shards', async () => {
+      const b = await etl('b', 'blue');
+      const d = await etl('d', 'default');
+      await register('wb', 'blue', 'etl');
+      await register('wd', undefined, 'etl');
+      await store.setGroupLimit('etl', { maxConcurrency: 1, rateLimit: null }, T0, 'blue');
+      await queue(b.id, 1, T0 + 1000);
+      const [ahead] = await queue(d.id, 1, T0 + 1000);
+      // Fire ahead passes over a group with limits in the worker's namespace, only there.
+      expect(await store.dispatchAhead('wb', 5, T0 + 2000, T0)).toEqual([]);
+      expect((await store.dispatchAhead('wd', 5, T0 + 2000, T0)).map((c) => c.runId)).toEqual([ahead]);
+
+      // A broadcast fire becomes one shard per live worker of the namespace's group; blue's limit
+      // lets one of blue's shards run, and all of default's.
+      await register('wb2', 'blue', 'etl');
+      await register('wd2', undefined, 'etl');
+      const broadcast = { routing: { strategy: 'broadcast' as const } };
+      await queue((await etl('bb', 'blue', broadcast)).id, 1);
+      await queue((await etl('db', 'default', broadcast)).id, 1);
+      const claimed = async (workers: string[]) => (await Promise.all(workers.map((w) => poll(w)))).flat();
+      expect(await claimed(['wb', 'wb2'])).toHaveLength(1);
+      expect(await claimed(['wd', 'wd2'])).toHaveLength(2);
+    });
+
     it('keeps calendars, API tokens and audit entries in their namespace', async () => {
       const calendar = compileCalendar({ name: 'holidays', dates: ['2026-12-25'] });
       const put = await store.putCalendar(calendar, T0, 'blue');
@@ -245,7 +342,7 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.namespaces.listGrants({})).toEqual([]);
     });
 
-    it('deletes only an empty namespace, with its grants and stopped workers', async () => {
+    it('deletes only an empty namespace, with its grants, group limits and stopped workers', async () => {
       expect(await store.namespaces.delete('red')).toBe('not_found');
       const job = await store.createJob(manual('b'), null, T0, 'blue');
       await register('wb', 'blue');
@@ -253,6 +350,8 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.deleteJob(job.name)).toBe(true);
       expect(await store.namespaces.delete('blue')).toBe('not_empty');
       await store.unregisterWorker('wb', T0);
+      await store.setGroupLimit('etl', { maxConcurrency: 2, rateLimit: null }, T0, 'blue');
+      await store.setGroupLimit('etl', { maxConcurrency: 3, rateLimit: null }, T0);
       await store.createUser({ name: 'ana', role: 'viewer', passwordHash: 'h' }, T0);
       await store.namespaces.putGrant('ana', 'blue', 'operator', T0);
       expect(
@@ -268,6 +367,10 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.namespaces.get('blue')).toBeNull();
       expect(await store.namespaces.listGrants({})).toEqual([]);
       expect(await store.workerIdentity('wb')).toBeNull();
+      // Its group limits go with it; other namespaces keep theirs.
+      expect((await store.listGroupLimits()).map((l) => [l.namespace, l.group])).toEqual([
+        ['default', 'etl'],
+      ]);
       expect((await store.listAudit({ namespaces: ['*'], limit: 5 })).map((a) => a.action)).toEqual([
         'namespace.delete',
       ]);

@@ -1030,7 +1030,7 @@ export function describeStoreConformance(
         const runs = await enqueue(plain.id, [{}, {}, {}]);
         await store.setGroupLimit('default', { maxConcurrency: 2, rateLimit: null }, T0);
         expect(await store.listGroupLimits()).toEqual([
-          { group: 'default', maxConcurrency: 2, rateLimit: null, updatedAt: T0 },
+          { namespace: 'default', group: 'default', maxConcurrency: 2, rateLimit: null, updatedAt: T0 },
         ]);
         await worker('w1');
         expect(await ids('w1')).toEqual([runs[0], runs[1]]);

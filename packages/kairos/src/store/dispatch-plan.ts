@@ -43,10 +43,10 @@ export interface DispatchInput {
   loadOfJob: ReadonlyMap<string, number>;
   /** jobId → running runs of the job, cluster-wide. */
   runningOfJob: ReadonlyMap<number, number>;
-  /** Running runs of the group, when the group has a limit. */
+  /** Running runs of the group in its namespace, when the group has a limit. */
   groupRunning: number;
-  group: GroupLimits & { name: string };
-  /** Token buckets of the rate limits in play (`job:<id>`, `group:<name>`); missing ones are full. */
+  group: GroupOfClaim;
+  /** Token buckets of the rate limits in play ({@link jobBucketScope}, {@link groupBucketScope}); missing ones are full. */
   buckets: ReadonlyMap<string, Bucket>;
   now: number;
   states: ReadonlyMap<number, RoutingState>;
@@ -65,6 +65,26 @@ export interface DispatchPlan {
   buckets: Map<string, Bucket>;
 }
 
+/** The group a claim takes from: the claiming worker's, in its namespace, with that group's limits there. */
+export interface GroupOfClaim extends GroupLimits {
+  namespace: string;
+  name: string;
+}
+
+/** The token bucket of a job's rate limit. */
+export function jobBucketScope(jobId: number): string {
+  return `job:${jobId}`;
+}
+
+/**
+ * The token bucket of a group's rate limit in a namespace: `group:<namespace>/<group>`. A group name
+ * has no `/`, so no scope `group:<group>` of the previous release (one bucket per group name, for
+ * every namespace) is ever read as one of these.
+ */
+export function groupBucketScope(namespace: string, group: string): string {
+  return `group:${namespace}/${group}`;
+}
+
 /** Whether the plan needs the live-worker snapshot and locks, or is a plain "oldest first" claim. */
 export function needsSnapshot(candidates: readonly DispatchCandidate[], group: GroupLimits): boolean {
   return (
@@ -74,14 +94,11 @@ export function needsSnapshot(candidates: readonly DispatchCandidate[], group: G
   );
 }
 
-/** The bucket scopes a claim reads: rate-limited jobs among the candidates, and the group's. */
-export function bucketScopes(
-  candidates: readonly DispatchCandidate[],
-  group: GroupLimits & { name: string },
-): string[] {
+/** The bucket scopes a claim reads: rate-limited jobs among the candidates, and the group's in its namespace. */
+export function bucketScopes(candidates: readonly DispatchCandidate[], group: GroupOfClaim): string[] {
   const scopes = new Set<string>();
-  for (const c of candidates) if (c.policy.rateLimit) scopes.add(`job:${c.jobId}`);
-  if (group.rateLimit) scopes.add(`group:${group.name}`);
+  for (const c of candidates) if (c.policy.rateLimit) scopes.add(jobBucketScope(c.jobId));
+  if (group.rateLimit) scopes.add(groupBucketScope(group.namespace, group.name));
   return [...scopes];
 }
 
@@ -116,8 +133,8 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
       return false;
     const taken: Array<[string, Bucket]> = [];
     for (const [scope, rate] of [
-      [`job:${c.jobId}`, c.policy.rateLimit],
-      [`group:${input.group.name}`, input.group.rateLimit],
+      [jobBucketScope(c.jobId), c.policy.rateLimit],
+      [groupBucketScope(input.group.namespace, input.group.name), input.group.rateLimit],
     ] as const) {
       if (!rate) continue;
       const next = takeToken(bucket(scope, rate), rate, input.now);

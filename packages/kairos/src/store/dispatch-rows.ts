@@ -5,7 +5,7 @@ import type { WorkerSnapshot } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { DispatchCandidate } from './dispatch-plan.ts';
 import { type JsonColumn, json } from './rows.ts';
-import type { ClaimedRun, GroupLimits } from './store.ts';
+import type { ClaimedRun, GroupLimit, GroupLimits } from './store.ts';
 
 /** Row shapes of the dispatch claim, shared by the dialects (same column names). */
 
@@ -117,6 +117,21 @@ export function groupLimitsFromRow(row: GroupLimitRow | undefined): GroupLimits 
       row && row.rate_limit !== null && row.rate_per_ms !== null
         ? { limit: row.rate_limit, perMs: Number(row.rate_per_ms) }
         : null,
+  };
+}
+
+export interface NamespaceGroupLimitRow extends GroupLimitRow {
+  namespace: string;
+  group_name: string;
+  updated_at: number;
+}
+
+export function groupLimitFromRow(row: NamespaceGroupLimitRow): GroupLimit {
+  return {
+    namespace: row.namespace,
+    group: row.group_name,
+    ...groupLimitsFromRow(row),
+    updatedAt: Number(row.updated_at),
   };
 }
 

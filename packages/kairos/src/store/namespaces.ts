@@ -46,9 +46,9 @@ export interface NamespaceStore {
   /** Replaces a namespace's quotas (null: none). Null when the namespace does not exist. */
   setQuotas(name: string, quotas: JsonObject | null, audit?: AuditEntry): Promise<NamespaceRecord | null>;
   /**
-   * Deletes a namespace with its grants and its stopped or lost workers' rows, only while nothing
-   * else belongs to it: no job, calendar, live worker, API token, alert rule or channel
-   * (`not_empty`, nothing changed). Audit entries stay.
+   * Deletes a namespace with its grants, its group limits (and their token buckets) and its stopped
+   * or lost workers' rows, only while nothing else belongs to it: no job, calendar, live worker, API
+   * token, alert rule or channel (`not_empty`, nothing changed). Audit entries stay.
    */
   delete(name: string, audit?: AuditEntry): Promise<NamespaceDeletion>;
   /** Gives a user a role in a namespace, or changes it. Null when the user does not exist. */

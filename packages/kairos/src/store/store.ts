@@ -487,9 +487,15 @@ export interface Store {
    * became available (`ScheduleToStartTimeout`); answers the ids, at most `limit`.
    */
   expireQueuedRuns(now: number, limit: number): Promise<number[]>;
-  /** Replaces a group's limits (null: none): runs running at once, and runs started per time, cluster-wide. */
-  setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void>;
-  listGroupLimits(): Promise<GroupLimit[]>;
+  /**
+   * Replaces the limits of a group of one namespace (null: none): its runs running at once, and
+   * started per time, cluster-wide. They count and cap only that namespace's runs of the group
+   * (docs/tenancy.md); every claim path honours them. `default`'s are also written where nodes of
+   * the previous release read them (docs/operations.md, upgrade notes).
+   */
+  setGroupLimit(group: string, limits: GroupLimits, now: number, namespace?: string): Promise<void>;
+  /** Group limits of one namespace, or of all; by namespace, then group. */
+  listGroupLimits(namespace?: string): Promise<GroupLimit[]>;
   /** A job's routing state (round-robin turn, per-worker use), or null before its first routed run. */
   routingState(jobId: number): Promise<RoutingState | null>;
   /**
@@ -589,6 +595,7 @@ export interface GroupLimits {
 }
 
 export interface GroupLimit extends GroupLimits {
+  namespace: string;
   group: string;
   updatedAt: number;
 }

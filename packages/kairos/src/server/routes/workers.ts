@@ -12,7 +12,6 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { compileRateLimit } from '../../core/dispatch-policy.ts';
 import { KairosError } from '../../errors.ts';
-import { DEFAULT_NAMESPACE } from '../../store/namespaces.ts';
 import type { GroupLimit } from '../../store/store.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
@@ -65,8 +64,10 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
     tags: ['workers'],
     response: answers({ 200: GroupListSchema }),
   };
-  app.get('/v1/groups', { ...read, schema: listGroups }, async () => ({
-    items: (await store.listGroupLimits()).map(groupView),
+  // A group is a pool of workers of one namespace, and its limits are that namespace's
+  // (docs/tenancy.md): both routes act in the request's namespace only.
+  app.get('/v1/groups', { ...read, schema: listGroups }, async (request) => ({
+    items: (await store.listGroupLimits(request.namespace)).map(groupView),
   }));
 
   app.put<{ Params: Static<typeof GroupParam>; Body: GroupLimitRequest }>(
@@ -82,26 +83,25 @@ export function workerAdminRoutes(app: FastifyInstance, ctx: NodeContext): void 
       },
     },
     async (request) => {
-      // A group's limits count the runs of every namespace that uses its name (docs/tenancy.md):
-      // only the operators of `default` set them, so that no namespace limits another's work.
-      if (request.namespace !== DEFAULT_NAMESPACE)
-        throw new KairosError('FORBIDDEN', 'group limits are set in the default namespace only', {
-          needed: 'operator',
-          role: 'operator',
-        });
       const now = clock.now();
       const limits = {
         maxConcurrency: request.body.maxConcurrency ?? null,
         rateLimit: compileRateLimit(request.body.rateLimit, 'rateLimit'),
       };
-      await store.setGroupLimit(request.params.name, limits, now);
-      return groupView({ group: request.params.name, ...limits, updatedAt: now });
+      await store.setGroupLimit(request.params.name, limits, now, request.namespace);
+      return groupView({
+        namespace: request.namespace,
+        group: request.params.name,
+        ...limits,
+        updatedAt: now,
+      });
     },
   );
 }
 
 function groupView(limit: GroupLimit): GroupInfo {
   return {
+    namespace: limit.namespace,
     group: limit.group,
     maxConcurrency: limit.maxConcurrency,
     rateLimit: limit.rateLimit && { limit: limit.rateLimit.limit, per: limit.rateLimit.perMs },

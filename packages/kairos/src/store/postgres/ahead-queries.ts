@@ -5,7 +5,7 @@
  * available in ($2, $3], soonest first: each attempt (alive while its worker's lease is; no row until
  * it ends) starts at the run's available_at, and its deadline counts from there. Passed over: runs
  * assigned to a worker, runs of jobs with routing, a selector or limits, and every run of a group
- * with limits (they wait for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the
+ * with limits in the run's namespace (they wait for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the
  * other claims. $5 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_AHEAD = `
@@ -19,7 +19,7 @@ export const DISPATCH_AHEAD = `
       AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
       AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL
       AND NOT EXISTS (
-        SELECT 1 FROM group_limits g WHERE g.group_name = r.group_name
+        SELECT 1 FROM namespace_group_limits g WHERE g.namespace = r.namespace AND g.group_name = r.group_name
           AND (g.max_concurrency IS NOT NULL OR g.rate_limit IS NOT NULL))
     ORDER BY r.available_at, r.id
     LIMIT $4

@@ -18,10 +18,13 @@ export const DISPATCH_CANDIDATES = `
   LIMIT $5
   FOR UPDATE OF r SKIP LOCKED`;
 
-/** A group's limits, locked so that concurrent claims count its runs and take its tokens one at a time. $1 group. */
+/**
+ * The limits of group $2 of namespace $1, locked so that concurrent claims count its runs and take
+ * its tokens one at a time.
+ */
 export const LOCK_GROUP_LIMIT = `
-  SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits
-  WHERE group_name = $1 AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL) FOR UPDATE`;
+  SELECT max_concurrency, rate_limit, rate_per_ms FROM namespace_group_limits
+  WHERE namespace = $1 AND group_name = $2 AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL) FOR UPDATE`;
 
 /** Token buckets of scopes $1. */
 export const READ_BUCKETS = `SELECT scope, tokens, updated_at FROM rate_buckets WHERE scope = ANY($1::text[])`;
@@ -63,8 +66,9 @@ export const LOAD_OF_JOBS = `
 export const RUNNING_OF_JOBS = `
   SELECT job_id, count(*)::int AS n FROM runs WHERE status = 'running' AND job_id = ANY($1::bigint[]) GROUP BY job_id`;
 
-/** Running runs of group $1. */
-export const RUNNING_OF_GROUP = `SELECT count(*)::int AS n FROM runs WHERE status = 'running' AND group_name = $1`;
+/** Running runs of group $2 of namespace $1. */
+export const RUNNING_OF_GROUP = `
+  SELECT count(*)::int AS n FROM runs WHERE status = 'running' AND namespace = $1 AND group_name = $2`;
 
 /** Assign queued runs to workers. $1 [{run_id, worker_id}] (worker_id null: unassigned). */
 export const ASSIGN_RUNS = `
@@ -126,11 +130,26 @@ export const RESUME_WORKER = `
   resumed AS (UPDATE workers SET status = 'active' WHERE id = $1 AND status IN ('active', 'draining'))
   SELECT status, group_name FROM before`;
 
-/** Replace a group's limits. $1 group, $2 max concurrency, $3 rate limit, $4 rate period ms (each null for none), $5 now. */
+/**
+ * Replace the limits of group $1 of namespace $6. $2 max concurrency, $3 rate limit, $4 rate period
+ * ms (each null for none), $5 now. `default`'s are also written into group_limits, which nodes of
+ * the previous release read (by group name alone) during a rolling upgrade.
+ */
 export const SET_GROUP_LIMIT = `
-  INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency, rate_limit = excluded.rate_limit,
-    rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`;
+  WITH old AS (
+    INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at)
+    SELECT $1, $2, $3, $4, $5 WHERE $6 = 'default'
+    ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+      rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at)
+  INSERT INTO namespace_group_limits (namespace, group_name, max_concurrency, rate_limit, rate_per_ms, updated_at)
+  VALUES ($6, $1, $2, $3, $4, $5)
+  ON CONFLICT (namespace, group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+    rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`;
+
+/** Group limits of namespace $1 (null: of all), by namespace and group. */
+export const LIST_GROUP_LIMITS = `
+  SELECT namespace, group_name, max_concurrency, rate_limit, rate_per_ms, updated_at FROM namespace_group_limits
+  WHERE $1::text IS NULL OR namespace = $1 ORDER BY namespace, group_name`;
 
 /**
  * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts (their
@@ -212,7 +231,7 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
     SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > $2::bigint))`;
 
 /**
- * The fast path of a claim, one statement: when the group has no limits and every run in the
+ * The fast path of a claim, one statement: when the group has no limits in the worker's namespace and every run in the
  * window belongs to a plain job (no routing, selector or limit), claim up to $3 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
@@ -227,8 +246,9 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
 export const DISPATCH_FAST = `
   WITH w AS (SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1),
   g AS (
-    SELECT 1 FROM group_limits
-    WHERE group_name = (SELECT group_name FROM w) AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
+    SELECT 1 FROM namespace_group_limits
+    WHERE namespace = (SELECT namespace FROM w) AND group_name = (SELECT group_name FROM w)
+      AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
   seen AS (
     SELECT r.id, r.job_id FROM runs r
     WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}

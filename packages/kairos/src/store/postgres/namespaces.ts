@@ -90,6 +90,8 @@ export class PostgresNamespaces implements NamespaceStore {
       if (rows[0]!.used) return 'not_empty';
       await client.query('DELETE FROM namespace_grants WHERE namespace = $1', [name]);
       await client.query('DELETE FROM workers WHERE namespace = $1', [name]);
+      await client.query('DELETE FROM namespace_group_limits WHERE namespace = $1', [name]);
+      await client.query(`DELETE FROM rate_buckets WHERE scope LIKE 'group:' || $1 || '/%'`, [name]);
       await client.query('DELETE FROM namespaces WHERE name = $1', [name]);
       await this.audit(client, audit);
       return 'deleted';

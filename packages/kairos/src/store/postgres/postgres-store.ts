@@ -69,7 +69,9 @@ import {
   claimedFromRow,
   dispatchWindow,
   type GroupLimitRow,
+  groupLimitFromRow,
   groupLimitsFromRow,
+  type NamespaceGroupLimitRow,
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
@@ -1767,8 +1769,9 @@ export class PostgresStore implements Store {
         ])
       ).rows.map(candidateFromRow);
       if (candidates.length === 0) return { claimed: [], wake: false, group };
-      const [limit] = (await client.query<GroupLimitRow>(dq.LOCK_GROUP_LIMIT, [group])).rows;
-      const groupLimits = { name: group, ...groupLimitsFromRow(limit) };
+      const [limit] = (await client.query<GroupLimitRow>(dq.LOCK_GROUP_LIMIT, [worker.namespace, group]))
+        .rows;
+      const groupLimits = { namespace: worker.namespace, name: group, ...groupLimitsFromRow(limit) };
       let plan: DispatchPlan;
       if (!needsSnapshot(candidates, groupLimits)) {
         plan = {
@@ -1808,7 +1811,7 @@ export class PostgresStore implements Store {
         const groupRunning =
           groupLimits.maxConcurrency === null
             ? 0
-            : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [group])).rows[0]!.n;
+            : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [worker.namespace, group])).rows[0]!.n;
         plan = planDispatch({
           workerId,
           max,
@@ -1895,28 +1898,28 @@ export class PostgresStore implements Store {
     });
   }
 
-  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
+  async setGroupLimit(
+    group: string,
+    limits: GroupLimits,
+    now: number,
+    namespace: string = DEFAULT_NAMESPACE,
+  ): Promise<void> {
     await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
       group,
       limits.maxConcurrency,
       limits.rateLimit?.limit ?? null,
       limits.rateLimit?.perMs ?? null,
       now,
+      namespace,
     ]);
     await this.notify([{ type: 'runs', group }]);
   }
 
-  async listGroupLimits(): Promise<GroupLimit[]> {
-    const rows = await this.query<GroupLimitRow & { group_name: string; updated_at: number }>(
-      'listGroupLimits',
-      'SELECT * FROM group_limits ORDER BY group_name',
-      [],
-    );
-    return rows.map((row) => ({
-      group: row.group_name,
-      ...groupLimitsFromRow(row),
-      updatedAt: row.updated_at,
-    }));
+  async listGroupLimits(namespace?: string): Promise<GroupLimit[]> {
+    const rows = await this.query<NamespaceGroupLimitRow>('listGroupLimits', dq.LIST_GROUP_LIMITS, [
+      namespace ?? null,
+    ]);
+    return rows.map(groupLimitFromRow);
   }
 
   /**

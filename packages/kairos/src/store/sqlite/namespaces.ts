@@ -87,6 +87,8 @@ export class SqliteNamespaces implements NamespaceStore {
           if (used) return 'not_empty';
           this.c.sql('DELETE FROM namespace_grants WHERE namespace = ?').run(name);
           this.c.sql('DELETE FROM workers WHERE namespace = ?').run(name);
+          this.c.sql('DELETE FROM namespace_group_limits WHERE namespace = ?').run(name);
+          this.c.sql(`DELETE FROM rate_buckets WHERE scope LIKE 'group:' || ? || '/%'`).run(name);
           this.c.sql('DELETE FROM namespaces WHERE name = ?').run(name);
           this.audit(audit);
           return 'deleted';

@@ -63,7 +63,9 @@ import {
   claimedFromRow,
   dispatchWindow,
   type GroupLimitRow,
+  groupLimitFromRow,
   groupLimitsFromRow,
+  type NamespaceGroupLimitRow,
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
@@ -1651,13 +1653,15 @@ export class SqliteStore implements Store {
           if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
           if (worker.status === 'draining') return { claimed: [], wake: false };
           const group = worker.group_name;
+          // The group's limits in the worker's namespace: they count and cap only that namespace's runs.
           const groupLimits = {
+            namespace: worker.namespace,
             name: group,
             ...groupLimitsFromRow(
               this.sql(
-                `SELECT max_concurrency, rate_limit, rate_per_ms FROM group_limits WHERE group_name = ?
-                   AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
-              ).get(group) as GroupLimitRow | undefined,
+                `SELECT max_concurrency, rate_limit, rate_per_ms FROM namespace_group_limits
+                 WHERE namespace = ? AND group_name = ? AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
+              ).get(worker.namespace, group) as GroupLimitRow | undefined,
             ),
           };
           const limited = groupLimits.maxConcurrency !== null || groupLimits.rateLimit !== null;
@@ -1750,9 +1754,9 @@ export class SqliteStore implements Store {
             groupLimits.maxConcurrency === null
               ? 0
               : (
-                  this.sql(`SELECT count(*) AS n FROM runs WHERE status = 'running' AND group_name = ?`).get(
-                    group,
-                  ) as { n: number }
+                  this.sql(
+                    `SELECT count(*) AS n FROM runs WHERE status = 'running' AND namespace = ? AND group_name = ?`,
+                  ).get(worker.namespace, group) as { n: number }
                 ).n;
           const plan = planDispatch({
             workerId,
@@ -1899,30 +1903,52 @@ export class SqliteStore implements Store {
     );
   }
 
-  async setGroupLimit(group: string, limits: GroupLimits, now: number): Promise<void> {
+  async setGroupLimit(
+    group: string,
+    limits: GroupLimits,
+    now: number,
+    namespace: string = DEFAULT_NAMESPACE,
+  ): Promise<void> {
+    const values = {
+      namespace,
+      group,
+      maxConcurrency: limits.maxConcurrency,
+      rateLimit: limits.rateLimit?.limit ?? null,
+      ratePerMs: limits.rateLimit?.perMs ?? null,
+      now,
+    };
     this.run('setGroupLimit', () =>
-      this.sql(
-        `INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
-           rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`,
-      ).run(
-        group,
-        limits.maxConcurrency,
-        limits.rateLimit?.limit ?? null,
-        limits.rateLimit?.perMs ?? null,
-        now,
-      ),
+      this.db
+        .transaction(() => {
+          this.sql(
+            `INSERT INTO namespace_group_limits (namespace, group_name, max_concurrency, rate_limit, rate_per_ms, updated_at)
+             VALUES (@namespace, @group, @maxConcurrency, @rateLimit, @ratePerMs, @now)
+             ON CONFLICT (namespace, group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+               rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`,
+          ).run(values);
+          // Nodes of the previous release read `default`'s limits here, by group name alone (the
+          // migration group_limits_per_namespace); no other namespace's.
+          if (namespace === DEFAULT_NAMESPACE)
+            this.sql(
+              `INSERT INTO group_limits (group_name, max_concurrency, rate_limit, rate_per_ms, updated_at)
+               VALUES (@group, @maxConcurrency, @rateLimit, @ratePerMs, @now)
+               ON CONFLICT (group_name) DO UPDATE SET max_concurrency = excluded.max_concurrency,
+                 rate_limit = excluded.rate_limit, rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at`,
+            ).run(values);
+        })
+        .immediate(),
     );
     this.emit({ type: 'runs', group });
   }
 
-  async listGroupLimits(): Promise<GroupLimit[]> {
+  async listGroupLimits(namespace?: string): Promise<GroupLimit[]> {
     return this.run('listGroupLimits', () =>
       (
-        this.sql('SELECT * FROM group_limits ORDER BY group_name').all() as Array<
-          GroupLimitRow & { group_name: string; updated_at: number }
-        >
-      ).map((row) => ({ group: row.group_name, ...groupLimitsFromRow(row), updatedAt: row.updated_at })),
+        this.sql(
+          `SELECT namespace, group_name, max_concurrency, rate_limit, rate_per_ms, updated_at FROM namespace_group_limits
+           WHERE @namespace IS NULL OR namespace = @namespace ORDER BY namespace, group_name`,
+        ).all({ namespace: namespace ?? null }) as NamespaceGroupLimitRow[]
+      ).map(groupLimitFromRow),
     );
   }
 
@@ -2162,9 +2188,9 @@ export class SqliteStore implements Store {
       ).get(workerId) as { namespace: string; group_name: string; handlers: string } | undefined;
       if (!worker) return [];
       const limited = this.sql(
-        `SELECT 1 FROM group_limits WHERE group_name = ?
+        `SELECT 1 FROM namespace_group_limits WHERE namespace = ? AND group_name = ?
            AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)`,
-      ).get(worker.group_name);
+      ).get(worker.namespace, worker.group_name);
       if (limited) return [];
       // Queued runs of plain jobs that become available in (now, until], soonest first, through
       // runs_ahead; runs of jobs with dispatch policies are passed over (they wait for their instant).
