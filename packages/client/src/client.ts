@@ -249,9 +249,14 @@ export class KairosClient {
     return this.request('GET', `/v1/jobs/${enc(name)}/preview`, undefined, { count });
   }
 
-  /** Runs a job for every fire time of its trigger in a past range, with a cap. */
+  /**
+   * Runs a job for every fire time of its trigger in a past range, with a cap. Traced like
+   * {@link triggerJob}: a client span `kairos.backfill`, whose context every run it creates carries.
+   */
   backfill(name: string, request: BackfillRequest): Promise<BackfillResponse> {
-    return this.request('POST', `/v1/jobs/${enc(name)}/backfill`, request);
+    return inClientSpan('kairos.backfill', name, (headers) =>
+      this.request('POST', `/v1/jobs/${enc(name)}/backfill`, request, undefined, { headers }),
+    );
   }
 
   listCalendars(): Promise<{ items: Calendar[] }> {

@@ -124,6 +124,44 @@ describe('tracing with an SDK registered: one trace from the producer to the han
     expect(client!.kind).toBe(SpanKind.CLIENT);
   });
 
+  it('a backfill: each run it creates continues the request → client span → producer, one trace', async () => {
+    await admin.createJob({ name: 'backfilled', handler: 'traced', trigger: { kind: 'every', every: '1h' } });
+    const result = await app.startActiveSpan('backfill-producer', async (span) => {
+      try {
+        return await admin.backfill('backfilled', {
+          from: '2026-03-28T00:00:00Z',
+          to: '2026-03-28T02:00:00Z',
+          overlap: 'allow',
+        });
+      } finally {
+        span.end();
+      }
+    });
+    expect(result.runs).toHaveLength(3);
+    for (const { runId } of result.runs) expect((await finished(admin, runId)).status).toBe('succeeded');
+    const spans = await spansWhen((all) =>
+      result.runs.every(({ runId }) =>
+        all.some((s) => s.name === 'handler-step' && s.attributes.run === runId),
+      ),
+    );
+    for (const { runId } of result.runs) {
+      const handler = spans.find((s) => s.name === 'handler-step' && s.attributes.run === runId)!;
+      const chain = [handler];
+      for (let span = parentOf(handler, spans); span; span = parentOf(span, spans)) chain.push(span);
+      expect(chain.map((s) => s.name)).toEqual([
+        'handler-step',
+        'kairos.attempt',
+        'kairos.dispatch',
+        'POST /v1/jobs/:name/backfill',
+        'kairos.backfill',
+        'backfill-producer',
+      ]);
+      expect(new Set(chain.map((s) => s.spanContext().traceId)).size).toBe(1);
+      expect(chain[4]!.kind).toBe(SpanKind.CLIENT);
+      expect(chain[4]!.attributes).toMatchObject({ 'kairos.job': 'backfilled' });
+    }
+  });
+
   it('a failed attempt records the exception and an error status', async () => {
     const queued = await admin.triggerJob('failing');
     expect((await finished(admin, queued.id)).status).toBe('failed');

@@ -336,8 +336,16 @@ export class JobService {
     }
   }
 
-  /** Runs a job for every fire time of its trigger in a past range (see `backfillFires`). */
-  async backfill(name: string, request: BackfillRequest, quotas = NO_QUOTAS): Promise<BackfillResponse> {
+  /**
+   * Runs a job for every fire time of its trigger in a past range (see `backfillFires`);
+   * `traceContext`: the trace every run continues (the API request's span), as a trigger's do.
+   */
+  async backfill(
+    name: string,
+    request: BackfillRequest,
+    traceContext: TraceContext | null = null,
+    quotas = NO_QUOTAS,
+  ): Promise<BackfillResponse> {
     const job = await this.get(name);
     const now = this.clock.now();
     const { fires, nextFrom } = backfillFires(
@@ -360,6 +368,7 @@ export class JobService {
       fires,
       request.overlap ?? 'buffer-all',
       now,
+      traceContext,
     );
     return {
       runs: created.map((c) => ({ runId: c.runId, fireTime: new Date(c.fireTime).toISOString() })),

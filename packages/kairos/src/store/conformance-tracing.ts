@@ -109,6 +109,29 @@ export function describeTracingConformance(dialect: string, open: () => Promise<
       ]);
     });
 
+    it('backfill runs keep the trace context they were created with, buffered ones too', async () => {
+      const daily = await job('b', { trigger: { kind: 'every', every: '1d' } });
+      const serial = await job('bs', { trigger: { kind: 'every', every: '1d' } });
+      const plain = await job('bp', { trigger: { kind: 'every', every: '1d' } });
+      const fires = [T0 - 2000, T0 - 1000];
+      const traced = await store.backfillRuns(daily.id, fires, 'allow', T0, A);
+      const buffered = await store.backfillRuns(serial.id, fires, 'buffer-all', T0, B);
+      const untraced = await store.backfillRuns(plain.id, fires, 'allow', T0);
+      const byRun = new Map((await store.dispatchRuns('w1', 10, T0, 0)).map((c) => [c.runId, c]));
+      for (const { runId } of traced.created) expect(byRun.get(runId)?.traceContext).toEqual(A);
+      expect(byRun.get(buffered.created[0]!.runId)?.traceContext).toEqual(B);
+      for (const { runId } of untraced.created) expect(byRun.get(runId)).not.toHaveProperty('traceContext');
+      // The buffered one is claimed once the first ends, with its own context.
+      const first = byRun.get(buffered.created[0]!.runId)!;
+      const decision = decideOutcome(RETRY_NONE, 1, { kind: 'succeeded', result: null }, T0, 0);
+      await store.finishAttempts(
+        [{ ...decision, runId: first.runId, attempt: first.attempt, group: 'default' }],
+        T0 + 10,
+      );
+      const [next] = await store.dispatchRuns('w1', 10, T0 + 20, 0);
+      expect(next).toMatchObject({ runId: buffered.created[1]!.runId, traceContext: B });
+    });
+
     it("a run of a job after another continues its parent run's trace context", async () => {
       const parent = await job('parent');
       await job('child', { trigger: { kind: 'after', job: 'parent' } });

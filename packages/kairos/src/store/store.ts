@@ -309,13 +309,15 @@ export interface Store {
    * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
    * time that already has a run keeps it (UNIQUE(job, fire time)) and is answered in `existing`.
    * `buffer-all` queues them behind each other and behind any active run of the job: one runs at a
-   * time, oldest first. Throws JOB_NOT_FOUND.
+   * time, oldest first. Every run created keeps `traceContext` (the API request's span), as a
+   * trigger's runs do. Throws JOB_NOT_FOUND.
    */
   backfillRuns(
     jobId: number,
     fireTimes: readonly number[],
     overlap: 'allow' | 'buffer-all',
     now: number,
+    traceContext?: TraceContext | null,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
   /**
    * Creates or replaces a calendar of a namespace (absent: `default`); `created` tells which. Throws

@@ -21,6 +21,7 @@ import type { SkippedRecord } from '../../store/store.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { idCursor } from '../cursor.ts';
+import { requestTraceContext } from '../tracing.ts';
 
 type NameParams = Static<typeof NameParam>;
 
@@ -90,6 +91,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const result = await jobs.backfill(
         request.params.name,
         request.body,
+        requestTraceContext(request),
         await ctx.quotas.of(request.namespace),
       );
       ctx.metrics.runsCreated.inc({ cause: 'backfill' }, result.runs.length);

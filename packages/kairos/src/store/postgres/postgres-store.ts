@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { AttemptRef, JsonObject } from '@kairos/client';
+import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
 import pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
@@ -1215,9 +1215,10 @@ export class PostgresStore implements Store {
     fireTimes: readonly number[],
     overlap: 'allow' | 'buffer-all',
     now: number,
+    traceContext: TraceContext | null = null,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
     const { created, existing, group } = await this.transaction('backfillRuns', (client) =>
-      backfill(client, jobId, fireTimes, overlap, now),
+      backfill(client, jobId, fireTimes, overlap, now, traceContext),
     );
     if (group) await this.notify([{ type: 'runs', group }]);
     return { created, existing };

@@ -1,6 +1,7 @@
 // Schedules on PostgreSQL: the fire steps for jobs with policies (overlap, jitter, run cap, ledger),
 // one commented statement per constant, and the helpers that run them inside the fire transaction.
 
+import type { TraceContext } from '@kairos/client';
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition } from '../../core/job.ts';
@@ -366,12 +367,12 @@ export function writtenFromRow(row: { job_id: number; reason: string; count: num
   return { jobId: row.job_id, reason: row.reason as SkipWritten['reason'], count: row.count };
 }
 
-/** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now. */
+/** Insert backfill runs. $1 job id, $2 [{fire_time, available_at}], $3 now, $4 their trace context. */
 export const INSERT_BACKFILL_RUNS = `
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at, namespace)
+    timeout_ms, created_at, available_at, trace_context, namespace)
   SELECT j.id, j.group_name, j.handler, 'backfill', f.fire_time, j.params, j.priority, 'queued',
-    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, j.namespace
+    (j.retry->>'maxAttempts')::int, j.retry, j.timeout_ms, $3, f.available_at, $4::text, j.namespace
   FROM jsonb_to_recordset($2::jsonb) AS f(fire_time bigint, available_at bigint), jobs j
   WHERE j.id = $1
   ORDER BY f.fire_time
@@ -385,6 +386,7 @@ export async function backfill(
   fireTimes: readonly number[],
   overlap: 'allow' | 'buffer-all',
   now: number,
+  traceContext: TraceContext | null = null,
 ): Promise<{
   created: Array<{ runId: number; fireTime: number }>;
   existing: number[];
@@ -406,7 +408,7 @@ export async function backfill(
   }));
   const inserted = await client.query<{ id: number; fire_time: number; group_name: string }>(
     INSERT_BACKFILL_RUNS,
-    [jobId, JSON.stringify(input), now],
+    [jobId, JSON.stringify(input), now, traceColumn(traceContext)],
   );
   const created = inserted.rows
     .map((r) => ({ runId: r.id, fireTime: r.fire_time }))

@@ -1,6 +1,8 @@
+import type { TraceContext } from '@kairos/client';
 import type Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
+import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 import { END_ATTEMPTS, type EndedAttempt } from './hot-statements.ts';
 
@@ -209,24 +211,26 @@ export function backfill(
   fireTimes: readonly number[],
   overlap: 'allow' | 'buffer-all',
   now: number,
+  traceContext: TraceContext | null = null,
 ): { created: Array<{ runId: number; fireTime: number }>; existing: number[]; group: string | null } {
   const active = sql(
     `SELECT count(*) AS n FROM runs WHERE job_id = ? AND status IN ('queued', 'running')`,
   ).get(jobId) as { n: number };
   const insert = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-       timeout_ms, created_at, available_at, namespace)
+       timeout_ms, created_at, available_at, trace_context, namespace)
      SELECT id, group_name, handler, 'backfill', ?, params, priority, 'queued', json_extract(retry, '$.maxAttempts'),
-       retry, timeout_ms, ?, ?, namespace
+       retry, timeout_ms, ?, ?, ?, namespace
      FROM jobs WHERE id = ?
      ON CONFLICT DO NOTHING RETURNING id, group_name`,
   );
+  const trace = traceColumn(traceContext);
   let busy = overlap === 'buffer-all' && active.n > 0;
   const created: Array<{ runId: number; fireTime: number }> = [];
   const existing: number[] = [];
   let group: string | null = null;
   for (const fireTime of fireTimes) {
-    const row = insert.get(fireTime, now, busy ? BUFFERED_AT : now, jobId) as
+    const row = insert.get(fireTime, now, busy ? BUFFERED_AT : now, trace, jobId) as
       | { id: number; group_name: string }
       | undefined;
     if (!row) {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AttemptRef, JsonObject } from '@kairos/client';
+import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
@@ -1131,6 +1131,7 @@ export class SqliteStore implements Store {
     fireTimes: readonly number[],
     overlap: 'allow' | 'buffer-all',
     now: number,
+    traceContext: TraceContext | null = null,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
     const { created, existing, group } = this.run('backfillRuns', () =>
       this.db
@@ -1138,7 +1139,7 @@ export class SqliteStore implements Store {
           if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) {
             throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
           }
-          return backfill((text) => this.sql(text), jobId, fireTimes, overlap, now);
+          return backfill((text) => this.sql(text), jobId, fireTimes, overlap, now, traceContext);
         })
         .immediate(),
     );
