@@ -46,11 +46,11 @@ describe.each(['sqlite', 'postgres'] as const)('namespace quotas under concurren
     return (await client.listRuns({ job, status: 'queued', limit: 500 })).items.length;
   }
 
-  it('maxFiresPerSecond holds under 20 concurrent edits (PATCH and PUT)', async () => {
+  it('maxFiresPerSecond holds under 40 concurrent edits (PATCH and PUT)', async () => {
     const client = await namespaceWith('race-edit', { maxFiresPerSecond: 5 });
-    for (let i = 0; i < 20; i++) await client.createJob(manual(`e-${i}`));
+    for (let i = 0; i < 40; i++) await client.createJob(manual(`e-${i}`));
     const { succeeded, codes } = await atOnce(
-      Array.from({ length: 20 }, (_, i) =>
+      Array.from({ length: 40 }, (_, i) =>
         i % 2 === 0
           ? () => client.updateJob(`e-${i}`, { trigger: everySecond })
           : () => client.putJob({ ...manual(`e-${i}`), trigger: everySecond }),
