@@ -220,6 +220,34 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.countQueuedRuns('default', 100)).toBe(1);
     });
 
+    it('counts a broadcast trigger`s shards against maxQueuedRuns', async () => {
+      const job = await store.createJob(
+        compileJob({
+          name: 'bc',
+          handler: 'h',
+          trigger: { kind: 'manual' },
+          routing: { strategy: 'broadcast' },
+        }),
+        null,
+        T0,
+        'blue',
+      );
+      for (const id of ['w1', 'w2', 'w3']) await register(id, 'blue');
+      await store.triggerRun('bc', { params: null, priority: null }, T0, undefined, 4);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      await expect(
+        store.triggerRun('bc', { params: null, priority: null }, T0, undefined, 4),
+      ).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      await expect(store.enqueueRuns(job.id, [{ params: {}, priority: 0 }], T0, 5)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      await store.enqueueRuns(job.id, [{ params: {}, priority: 0 }], T0, 6);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(6);
+    });
+
     it('gives each job its namespace and each run its job`s, by every way a run is made', async () => {
       const plain = await store.createJob(manual('old'), null, T0);
       expect(plain.namespace).toBe('default');

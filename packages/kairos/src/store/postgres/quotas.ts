@@ -55,8 +55,9 @@ export async function checkJobQuota(
 }
 
 /**
- * maxQueuedRuns after a write inserted `inserted` queued runs, in its transaction (the namespace
- * locked first): throws QUOTA_EXCEEDED (429), and the caller's transaction rolls them back.
+ * maxQueuedRuns after a write inserted `inserted` queued runs (and a broadcast job's shards of
+ * them), in its transaction (the namespace locked first): throws QUOTA_EXCEEDED (429) when the
+ * namespace now holds more, and the caller's transaction rolls them back.
  */
 export async function checkQueuedRunsAfter(
   client: pg.PoolClient,

@@ -30,8 +30,9 @@ export function countQueuedRuns(sql: Sql, namespace: string, upTo: number): numb
 }
 
 /**
- * maxQueuedRuns after a write inserted `inserted` queued runs of the job `jobId`, in its transaction:
- * throws QUOTA_EXCEEDED (429), and the transaction rolls them back.
+ * maxQueuedRuns after a write inserted `inserted` queued runs of the job `jobId` (and a broadcast
+ * job's shards of them), in its transaction: throws QUOTA_EXCEEDED (429) when the namespace now
+ * holds more, and the transaction rolls them back.
  */
 export function checkQueuedRunsAfter(sql: Sql, jobId: number, maxQueuedRuns: number, inserted: number): void {
   if (inserted === 0) return;

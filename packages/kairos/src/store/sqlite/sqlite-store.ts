@@ -580,9 +580,10 @@ export class SqliteStore implements Store {
             out.push(run.id);
             if (run.inserted) inserted++;
           }
+          this.shardNewRuns([jobId], now);
+          // After sharding: a broadcast run's shards are queued runs too.
           if (maxQueuedRuns != null)
             quotas.checkQueuedRunsAfter((text) => this.sql(text), jobId, maxQueuedRuns, inserted);
-          this.shardNewRuns([jobId], now);
           return { ids: out, group: job.group_name };
         })
         .immediate(),
@@ -612,9 +613,9 @@ export class SqliteStore implements Store {
             request.priority ?? job.priority,
             now,
           );
+          if (inserted) this.shardNewRuns([job.id], now);
           if (inserted && maxQueuedRuns != null)
             quotas.checkQueuedRunsAfter((text) => this.sql(text), job.id, maxQueuedRuns, 1);
-          if (inserted) this.shardNewRuns([job.id], now);
           this.audit(audit);
           const row = this.sql(
             `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`,
