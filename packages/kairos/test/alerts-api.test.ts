@@ -136,9 +136,63 @@ describe('alerts through the API', () => {
     expect((await apiError(admin.testAlertChannel('nope'))).code).toBe('CHANNEL_NOT_FOUND');
   });
 
+  it('refuses a rule scoped to a job its namespace does not hold (it could never fire); a group is free-form', async () => {
+    const missing = await apiError(
+      admin.createAlertRule({ name: 'ghost', kind: 'run-failed', job: 'no-such-job', channels: ['hook'] }),
+    );
+    expect(missing).toMatchObject({ status: 404, code: 'JOB_NOT_FOUND', details: { field: 'job' } });
+    expect(missing.message).toContain('could never fire');
+    expect(
+      await apiError(
+        admin.putAlertRule({
+          name: 'ghost',
+          kind: 'no-success',
+          threshold: '1h',
+          job: 'no-such-job',
+          channels: ['hook'],
+        }),
+      ),
+    ).toMatchObject({ status: 404, code: 'JOB_NOT_FOUND' });
+    // A job of that name in another namespace is not this namespace's.
+    await admin.createNamespace({ name: 'al-other' });
+    await new KairosClient({ url, token: 'admin-t', namespace: 'al-other' }).createJob({
+      name: 'elsewhere',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+    });
+    expect(
+      await apiError(
+        admin.createAlertRule({ name: 'ghost', kind: 'run-failed', job: 'elsewhere', channels: ['hook'] }),
+      ),
+    ).toMatchObject({ code: 'JOB_NOT_FOUND' });
+    expect((await admin.listAlertRules()).items.map((r) => r.name)).not.toContain('ghost');
+    // Once the job exists the rule is taken; an existing rule edited onto a missing job is refused.
+    await admin.createJob({ name: 'ghost-job', handler: 'h', trigger: { kind: 'manual' } });
+    await admin.createAlertRule({ name: 'ghost', kind: 'run-failed', job: 'ghost-job', channels: ['hook'] });
+    expect(
+      await apiError(
+        admin.putAlertRule({ name: 'ghost', kind: 'run-failed', job: 'gone', channels: ['hook'] }),
+      ),
+    ).toMatchObject({ code: 'JOB_NOT_FOUND' });
+    expect(await admin.getAlertRule('ghost')).toMatchObject({ job: 'ghost-job' });
+    await admin.putAlertRule({
+      name: 'ghost',
+      kind: 'run-failed',
+      group: 'any-group-name',
+      channels: ['hook'],
+    });
+    await admin.deleteAlertRule('ghost');
+  });
+
   it('a job that fails its last attempt: one signed webhook and one email; after it succeeds, one resolved each', async () => {
     receiver.received.length = 0;
     mail.messages.length = 0;
+    await admin.createJob({
+      name: 'billing',
+      handler: 'fail',
+      trigger: { kind: 'manual' },
+      retry: { maxAttempts: 2, delay: '50ms' },
+    });
     const rule = await admin.createAlertRule({
       name: 'billing-failed',
       kind: 'run-failed',
@@ -148,12 +202,6 @@ describe('alerts through the API', () => {
     });
     expect(rule).toMatchObject({ kind: 'run-failed', job: 'billing', window: 3_600_000, enabled: true });
     expect((await apiError(admin.deleteAlertChannel('hook'))).code).toBe('CHANNEL_IN_USE');
-    await admin.createJob({
-      name: 'billing',
-      handler: 'fail',
-      trigger: { kind: 'manual' },
-      retry: { maxAttempts: 2, delay: '50ms' },
-    });
     expect(await finished((await admin.triggerJob('billing')).id)).toMatchObject({
       status: 'failed',
       attempt: 2,

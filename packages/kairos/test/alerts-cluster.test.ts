@@ -76,13 +76,13 @@ describe('alerts on a two-node cluster', () => {
 
   it('a job that fails its last attempt is alerted once, even when the delivering node is killed mid-delivery', async () => {
     const client = cluster.any().client;
-    await client.createAlertRule({ name: 'fail', kind: 'run-failed', job: 'e2e-fail', channels: ['hook'] });
     await client.createJob({
       name: 'e2e-fail',
       handler: 'fail',
       trigger: { kind: 'manual' },
       retry: { maxAttempts: 1 },
     });
+    await client.createAlertRule({ name: 'fail', kind: 'run-failed', job: 'e2e-fail', channels: ['hook'] });
     const victim = await deliveringNode();
     receiver.hold = 1;
     await client.triggerJob('e2e-fail');

@@ -41,6 +41,8 @@ describe('kairos channels and kairos alerts', async () => {
   });
 
   it('puts rules of each kind from flags', async () => {
+    // A rule scoped to a job names a job that exists.
+    await admin.createJob({ name: 'billing', handler: 'h', trigger: { kind: 'manual' } });
     await kairos(
       'alerts',
       'put',

@@ -178,6 +178,12 @@ describe('namespace quotas', () => {
       details: { quota: 'maxQueuedRuns', limit: 3, current: 3 },
     });
     expect(await apiError(client.triggerJobBatch('qq', [{}]))).toMatchObject({ status: 429 });
+    // A retry of a run queues a run too.
+    const [first] = (await client.listRuns({ job: 'qq', limit: 10 })).items;
+    expect(await apiError(client.retryRun(first!.id))).toMatchObject({
+      status: 429,
+      details: { quota: 'maxQueuedRuns' },
+    });
     expect((await client.listRuns({ job: 'qq', limit: 10 })).items).toHaveLength(3);
     const answer = await fetch(`${node.url}/v1/jobs/qq/trigger`, {
       method: 'POST',
@@ -190,7 +196,7 @@ describe('namespace quotas', () => {
     });
     expect(answer.status).toBe(429);
     expect(answer.headers.get('retry-after')).toBe('5');
-    expect(await refusalsCounted('q-queued', 'maxQueuedRuns')).toBe(3);
+    expect(await refusalsCounted('q-queued', 'maxQueuedRuns')).toBe(4);
   });
 
   it('requestsPerSecond answers 429 with Retry-After in its namespace only, counted', async () => {

@@ -164,4 +164,23 @@ export function checkJobCountAndRate(
   }
 }
 
+/** Seconds a write refused for maxQueuedRuns tells its caller to wait: the queue drains as workers take runs. */
+export const QUEUED_RETRY_AFTER_S = 5;
+
+/**
+ * Refuses queuing `adding` runs when the namespace, which holds `queued` queued runs (counted in the
+ * write's transaction, up to maxQueuedRuns + 1 before these), would hold more than maxQueuedRuns:
+ * 429 with Retry-After.
+ */
+export function checkQueuedRuns(maxQueuedRuns: number, queued: number, adding: number): void {
+  if (adding === 0 || queued + adding <= maxQueuedRuns) return;
+  throw new QuotaExceededError(
+    'maxQueuedRuns',
+    maxQueuedRuns,
+    queued,
+    `the namespace has ${queued} queued runs and this would add ${adding}; its quota is ${maxQueuedRuns}`,
+    QUEUED_RETRY_AFTER_S,
+  );
+}
+
 const round = (n: number) => Math.round(n * 1000) / 1000;

@@ -31,7 +31,6 @@ import {
   type QuotaConfig,
 } from '../core/quotas.ts';
 import { checkNoEnvelopes, compileSecretPaths, hasSecrets } from '../core/secret-params.ts';
-import type { Trigger } from '../core/trigger.ts';
 import { KairosError, QuotaExceededError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import { DEFAULT_NAMESPACE } from '../store/namespaces.ts';
@@ -178,7 +177,7 @@ export class JobService {
     // Each round takes the envelopes of one more run an idempotency key holds (see `heldSecrets`).
     for (let round = 0; ; round++) {
       try {
-        return await this.store.enqueueRuns(job.id, runs, now);
+        return await this.store.enqueueRuns(job.id, runs, now, quotas.maxQueuedRuns);
       } catch (error) {
         const held = round < runs.length ? await this.heldSecrets(error, runs) : null;
         if (!held) throw error;
@@ -213,7 +212,7 @@ export class JobService {
     const runRequest = { params, priority, idempotencyKey: request.idempotencyKey, ...timing, traceContext };
     for (let round = 0; ; round++) {
       try {
-        const run = await this.store.triggerRun(name, runRequest, now, audit);
+        const run = await this.store.triggerRun(name, runRequest, now, audit, quotas.maxQueuedRuns);
         if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
         return run;
       } catch (error) {
@@ -276,24 +275,6 @@ export class JobService {
     } catch {
       return null;
     }
-  }
-
-  /**
-   * maxFiresPerSecond on an edit that changes a job's schedule: the other jobs of the namespace read
-   * before the write. Unlike a create this is not under the namespace's lock: two edits at once can
-   * together pass the quota by at most the rate one of them added (docs/tenancy.md#quotas).
-   */
-  private async checkRateOnEdit(quotas: QuotaConfig, existing: JobRecord, job: JobDefinition): Promise<void> {
-    if (quotas.maxFiresPerSecond === null) return;
-    const others: Trigger[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.listJobs({ namespace: existing.namespace, after, limit: 1000 });
-      for (const other of page) if (other.id !== existing.id) others.push(other.trigger);
-      if (page.length < 1000) break;
-      after = page[page.length - 1]!.name;
-    }
-    checkJobCountAndRate(quotas, job.trigger, others, false);
   }
 
   /**
@@ -369,6 +350,7 @@ export class JobService {
       request.overlap ?? 'buffer-all',
       now,
       traceContext,
+      quotas.maxQueuedRuns,
     );
     return {
       runs: created.map((c) => ({ runId: c.runId, fireTime: new Date(c.fireTime).toISOString() })),
@@ -413,17 +395,16 @@ export class JobService {
       }
       // Nothing to change: nothing written, the version stays.
       if (sameDefinition(existing, job)) return existing;
-      if (!sameSchedule({ ...existing, paused: job.paused }, job)) {
-        checkInterval(quotas, job.trigger);
-        await this.checkRateOnEdit(quotas, existing, job);
-      }
+      const scheduleKept = sameSchedule({ ...existing, paused: job.paused }, job);
+      if (!scheduleKept) checkInterval(quotas, job.trigger);
+      // maxFiresPerSecond on a new schedule, judged by the store in the write's transaction under
+      // the namespace's lock, as a create is: concurrent edits never pass it together.
+      const quota = scheduleKept ? undefined : rateCheck(quotas, job);
       await this.checkDependencies(job, existing.namespace);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
       // While paused a job keeps its next fire, so that resuming knows which fires it missed.
-      const next = sameSchedule({ ...existing, paused: job.paused }, job)
-        ? existing.nextFireAt
-        : firstScheduledFire(job.trigger, job.schedule, now);
+      const next = scheduleKept ? existing.nextFireAt : firstScheduledFire(job.trigger, job.schedule, now);
       if (existing.paused && !job.paused) {
         const resume = planResume(job.trigger, job.schedule, next, now);
         const resumed = await this.store.resumeJob(
@@ -433,13 +414,14 @@ export class JobService {
           resume.skipped,
           now,
           expected,
+          quota,
         );
         if (resumed) {
           if (resume.skipped) this.onSkipped?.(job.name, resume.skipped);
           return resumed;
         }
       } else {
-        const updated = await this.store.updateJob(existing.id, job, next, now, expected);
+        const updated = await this.store.updateJob(existing.id, job, next, now, expected, quota);
         if (updated) {
           if (job.paused && !existing.paused) {
             // A pause reaches the fires made ahead of their instant too, those no worker holds yet
@@ -510,4 +492,14 @@ function checkDefinitionQuotas(quotas: QuotaConfig, job: JobDefinition): void {
 function countAndRateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaCheck | undefined {
   if (quotas.maxJobs === null && quotas.maxFiresPerSecond === null) return undefined;
   return (triggers) => checkJobCountAndRate(quotas, job.trigger, triggers, true);
+}
+
+/**
+ * The check an edit that changes a job's schedule runs under the namespace's lock (Store.updateJob,
+ * Store.resumeJob), when maxFiresPerSecond is set: the job's new rate with its namespace's other
+ * jobs'. An edit adds no job: maxJobs is not judged.
+ */
+function rateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaCheck | undefined {
+  if (quotas.maxFiresPerSecond === null) return undefined;
+  return (others) => checkJobCountAndRate(quotas, job.trigger, others, false);
 }

@@ -4,14 +4,13 @@ import { QuotaExceededError } from '../errors.ts';
 import type { Clock } from '../scheduler/clock.ts';
 import type { Store } from '../store/store.ts';
 
-/** Seconds a trigger refused for maxQueuedRuns is told to wait. */
-const QUEUED_RETRY_AFTER_S = 5;
 /** How long a node keeps a namespace's quotas before reading them again: a PUT elsewhere applies within it. */
 const QUOTAS_CACHE_MS = 2000;
 
 /**
  * Reads the quotas of the request's namespace (cached for {@link QUOTAS_CACHE_MS}; this node's own
- * PUT applies at once) and holds the `requestsPerSecond` token buckets. The buckets are per node
+ * PUT applies at once) and holds the `requestsPerSecond` token buckets. The quotas on what the store
+ * holds (jobs, fire rates, queued runs) are checked by the store in the writes' transactions. The buckets are per node
  * (like the login limiter): a cluster of n nodes admits up to n × requestsPerSecond.
  */
 export class QuotaGuard {
@@ -39,26 +38,6 @@ export class QuotaGuard {
   forget(namespace: string): void {
     this.cached.delete(namespace);
     this.buckets.delete(namespace);
-  }
-
-  /**
-   * Refuses queuing `adding` runs when the namespace's queued runs would pass maxQueuedRuns: 429 with
-   * Retry-After (the queue drains as workers take runs). Counted before the write, not in its
-   * transaction: triggers racing each other can pass the quota by the runs they queue at once.
-   */
-  async admitRuns(namespace: string, adding: number): Promise<void> {
-    const { maxQueuedRuns } = await this.of(namespace);
-    if (maxQueuedRuns === null) return;
-    const queued = await this.store.countQueuedRuns(namespace, maxQueuedRuns + 1);
-    if (queued + adding > maxQueuedRuns) {
-      throw new QuotaExceededError(
-        'maxQueuedRuns',
-        maxQueuedRuns,
-        queued,
-        `the namespace has ${queued} queued runs; its quota is ${maxQueuedRuns}`,
-        QUEUED_RETRY_AFTER_S,
-      );
-    }
   }
 
   /**

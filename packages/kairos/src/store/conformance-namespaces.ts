@@ -118,6 +118,143 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.listJobs({ namespace: 'blue', limit: 100 })).toHaveLength(limit);
     });
 
+    it('checks an edit`s quota with the triggers of the namespace`s other jobs; a refused edit writes nothing', async () => {
+      const b1 = await store.createJob(manual('b1'), null, T0, 'blue');
+      await store.createJob(
+        compileJob({ name: 'b2', handler: 'h', trigger: { kind: 'every', every: '5s' } }),
+        T0 + 5000,
+        T0,
+        'blue',
+      );
+      await store.createJob(manual('d1'), null, T0);
+      const faster = compileJob({ name: 'b1', handler: 'h', trigger: { kind: 'every', every: '1s' } });
+      const seen: string[][] = [];
+      const edited = await store.updateJob(b1.id, faster, T0 + 1000, T0, undefined, (triggers) => {
+        seen.push(triggers.map((t) => t.kind));
+      });
+      expect(seen).toEqual([['every']]);
+      expect(edited?.version).toBe(2);
+      const refuse = () => {
+        throw new QuotaExceededError('maxFiresPerSecond', 1, 1.2, 'too fast');
+      };
+      const back = compileJob({ name: 'b1', handler: 'h', trigger: { kind: 'every', every: '2s' } });
+      await expect(store.updateJob(b1.id, back, T0 + 2000, T0, undefined, refuse)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      await store.updateJob(b1.id, { ...faster, paused: true }, T0 + 1000, T0);
+      await expect(
+        store.resumeJob(b1.id, back, T0 + 2000, null, T0, undefined, refuse),
+      ).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      expect(await store.getJob('b1')).toMatchObject({ version: 3, paused: true, trigger: { every: 1000 } });
+      // An edit that does not apply (another version expected) is not judged.
+      expect(await store.updateJob(b1.id, back, T0, T0, { version: 1, nextFireAt: null }, refuse)).toBeNull();
+    });
+
+    it('never lets concurrent edits and resumes past a rate the check enforces', async () => {
+      const limit = 3;
+      const jobs = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.createJob({ ...manual(`e-${i}`), paused: i % 2 === 1 }, null, T0, 'blue'),
+        ),
+      );
+      const check = (triggers: readonly { kind: string }[]) => {
+        const firing = triggers.filter((t) => t.kind === 'every').length;
+        if (firing + 1 > limit) throw new QuotaExceededError('maxFiresPerSecond', limit, firing, 'full');
+      };
+      const outcomes = await Promise.allSettled(
+        jobs.map((job) => {
+          const def = compileJob({ name: job.name, handler: 'h', trigger: { kind: 'every', every: '1s' } });
+          return job.paused
+            ? store.resumeJob(job.id, def, T0 + 1000, null, T0, undefined, check)
+            : store.updateJob(job.id, def, T0 + 1000, T0, undefined, check);
+        }),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(limit);
+      for (const o of outcomes) {
+        if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      }
+      const stored = await store.listJobs({ namespace: 'blue', limit: 100 });
+      expect(stored.filter((j) => j.trigger.kind === 'every')).toHaveLength(limit);
+    });
+
+    it('never lets concurrent triggers, batches and backfills past maxQueuedRuns; keys answer their runs', async () => {
+      const limit = 6;
+      const job = await store.createJob(manual('q'), null, T0, 'blue');
+      const other = await store.createJob(manual('q-default'), null, T0);
+      await store.enqueueRuns(other.id, [{ params: {}, priority: 0 }], T0);
+      const request = { params: {}, priority: 0 };
+      const outcomes = await Promise.allSettled([
+        ...Array.from({ length: 6 }, () =>
+          store.triggerRun('q', { params: null, priority: null }, T0, undefined, limit),
+        ),
+        ...Array.from({ length: 4 }, () => store.enqueueRuns(job.id, [request, request], T0, limit)),
+        ...Array.from({ length: 3 }, (_, i) =>
+          store.backfillRuns(
+            job.id,
+            [T0 - 3000 * (i + 1), T0 - 3000 * (i + 1) - 1000],
+            'allow',
+            T0,
+            null,
+            limit,
+          ),
+        ),
+      ]);
+      for (const o of outcomes) {
+        if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'QUOTA_EXCEEDED', status: 429 });
+      }
+      const queued = await store.countQueuedRuns('blue', 100);
+      expect(queued).toBeLessThanOrEqual(limit);
+      // A refusal comes only when the runs would pass it: single triggers fit until it is reached.
+      const trigger = (idempotencyKey?: string) =>
+        store.triggerRun('q', { params: {}, priority: 0, idempotencyKey }, T0, undefined, limit);
+      for (let n = queued; n < limit; n++) await trigger();
+      await expect(trigger()).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        status: 429,
+        details: { quota: 'maxQueuedRuns', limit, current: limit },
+      });
+      expect(await store.countQueuedRuns('blue', 100)).toBe(limit);
+      // Without the quota (an internal path) a run is queued; then a key that holds a run answers
+      // it, as a repeated request, and only a new key is refused.
+      const key = { params: {}, priority: 0, idempotencyKey: 'k' };
+      const [held] = await store.enqueueRuns(job.id, [key], T0);
+      expect(await store.enqueueRuns(job.id, [key], T0, limit)).toEqual([held]);
+      expect((await trigger('k'))?.id).toBe(held);
+      await expect(trigger('new')).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      expect(await store.countQueuedRuns('blue', 100)).toBe(limit + 1);
+      expect(await store.countQueuedRuns('default', 100)).toBe(1);
+    });
+
+    it('counts a broadcast trigger`s shards against maxQueuedRuns', async () => {
+      const job = await store.createJob(
+        compileJob({
+          name: 'bc',
+          handler: 'h',
+          trigger: { kind: 'manual' },
+          routing: { strategy: 'broadcast' },
+        }),
+        null,
+        T0,
+        'blue',
+      );
+      for (const id of ['w1', 'w2', 'w3']) await register(id, 'blue');
+      await store.triggerRun('bc', { params: null, priority: null }, T0, undefined, 4);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      await expect(
+        store.triggerRun('bc', { params: null, priority: null }, T0, undefined, 4),
+      ).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      await expect(store.enqueueRuns(job.id, [{ params: {}, priority: 0 }], T0, 5)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+      });
+      expect(await store.countQueuedRuns('blue', 100)).toBe(3);
+      await store.enqueueRuns(job.id, [{ params: {}, priority: 0 }], T0, 6);
+      expect(await store.countQueuedRuns('blue', 100)).toBe(6);
+    });
+
     it('gives each job its namespace and each run its job`s, by every way a run is made', async () => {
       const plain = await store.createJob(manual('old'), null, T0);
       expect(plain.namespace).toBe('default');

@@ -77,7 +77,7 @@ export interface Store {
   /**
    * Inserts a job into a namespace (absent: `default`). Throws JOB_NAME_TAKEN when the name exists:
    * in this release in any namespace (the global index stays until a contract step; migration
-   * `namespaces`).
+   * `namespaces`). With `quota`, it is run in the insert's transaction (see {@link JobQuotaCheck}).
    */
   createJob(
     job: JobDefinition,
@@ -91,6 +91,8 @@ export interface Store {
    * With `expected`, applies only while the job still has that version and next fire time (what the
    * edit read and computed from): a concurrent edit, pause, or the schedule moving the next fire
    * makes it change nothing. Null when the job does not exist or no longer matches `expected`.
+   * With `quota`, the write that applies is judged in its transaction with the triggers of the
+   * namespace's other jobs (see {@link JobQuotaCheck}); a refusal writes nothing.
    */
   updateJob(
     id: number,
@@ -98,6 +100,7 @@ export interface Store {
     nextFireAt: number | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null>;
   getJob(name: string): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
@@ -149,8 +152,15 @@ export interface Store {
    * Queues runs of a job outside its schedule (manual or API trigger), all or none. A request whose
    * idempotency key holds a run returns that run instead of a new one (see {@link RunTimingRequest}:
    * other params throw IDEMPOTENCY_CONFLICT and nothing is queued; an expired key is reused).
+   * With `maxQueuedRuns`, the runs it inserts are counted with the namespace's queued runs (see
+   * {@link MaxQueuedRuns}): the runs keys hold count for nothing, so a repeated request is answered.
    */
-  enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]>;
+  enqueueRuns(
+    jobId: number,
+    requests: readonly EnqueueRequest[],
+    now: number,
+    maxQueuedRuns?: MaxQueuedRuns,
+  ): Promise<number[]>;
   /**
    * The queued runs of a namespace's jobs, counted up to `upTo` (a bound on the work: the quota
    * check needs only to know whether the limit is reached). A pass over the partial index of queued
@@ -163,13 +173,14 @@ export interface Store {
    * queued or, when its idempotency key holds a run, that run returned (IDEMPOTENCY_CONFLICT with
    * other params or priority; see {@link RunTimingRequest}), and `audit` committed with it. Null when no job has that name (nothing written). The trigger route's path:
    * one round trip to PostgreSQL where reading the job, inserting, reading the run back and auditing
-   * took four.
+   * took four. `maxQueuedRuns` as for {@link enqueueRuns}.
    */
   triggerRun(
     name: string,
     request: TriggerRunRequest,
     now: number,
     audit?: AuditEntry,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<RunRecord | null>;
   getRun(id: number): Promise<RunRecord | null>;
   /**
@@ -295,7 +306,8 @@ export interface Store {
    * Resumes a paused job, in one transaction: replaces its definition and next fire time and records
    * the fires it missed while paused (`skipped`, reason `paused`), and bumps its version. Applies only
    * if the job is still paused (and matches `expected`, as {@link updateJob}); null otherwise (missing,
-   * or changed or resumed by someone else first: nothing is recorded twice).
+   * or changed or resumed by someone else first: nothing is recorded twice). `quota` as for
+   * {@link updateJob}.
    */
   resumeJob(
     id: number,
@@ -304,13 +316,15 @@ export interface Store {
     skipped: SkippedRange | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null>;
   /**
    * Creates backfill runs (cause `backfill`) for past fire times of a job, in one transaction. A fire
    * time that already has a run keeps it (UNIQUE(job, fire time)) and is answered in `existing`.
    * `buffer-all` queues them behind each other and behind any active run of the job: one runs at a
    * time, oldest first. Every run created keeps `traceContext` (the API request's span), as a
-   * trigger's runs do. Throws JOB_NOT_FOUND.
+   * trigger's runs do. Throws JOB_NOT_FOUND. With `maxQueuedRuns`, the runs it creates are counted
+   * with the namespace's queued runs (see {@link MaxQueuedRuns}).
    */
   backfillRuns(
     jobId: number,
@@ -318,6 +332,7 @@ export interface Store {
     overlap: 'allow' | 'buffer-all',
     now: number,
     traceContext?: TraceContext | null,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }>;
   /**
    * Creates or replaces a calendar of a namespace (absent: `default`); `created` tells which. Throws
@@ -662,12 +677,21 @@ export interface NodeRecord extends NodeHeartbeat {
 }
 
 /**
- * A namespace quota check run inside a job create's transaction, after the namespace's jobs are
- * locked against other creates (SQLite: the write lock of an immediate transaction; PostgreSQL: the
- * namespace row `FOR UPDATE`): it gets the triggers of the namespace's jobs and throws to refuse,
- * and then nothing is written. Two concurrent creates are checked one after the other.
+ * A namespace quota check run inside a job create's or edit's transaction, after the namespace is
+ * locked against other quota-checked writes (SQLite: the write lock of an immediate transaction;
+ * PostgreSQL: the namespace row `FOR UPDATE`, taken first): it gets the triggers of the namespace's
+ * jobs (on an edit, all but the job edited) and throws to refuse, and then nothing is written. Two
+ * concurrent creates or edits are checked one after the other.
  */
 export type JobQuotaCheck = (triggers: readonly Trigger[]) => void;
+
+/**
+ * The namespace's maxQueuedRuns (docs/tenancy.md#quotas), checked inside a write that queues runs,
+ * under the same lock as {@link JobQuotaCheck}: the runs the write inserts, counted with the queued
+ * runs of the job's namespace, may not pass it (QUOTA_EXCEEDED, 429; nothing written). Absent or
+ * null: not checked, no lock taken.
+ */
+export type MaxQueuedRuns = number | null;
 
 /** What an edit read of a job, that must still hold when it writes (Store.updateJob). */
 export interface JobExpectation {

@@ -52,6 +52,22 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
     new KairosError('ALERT_RULE_NOT_FOUND', `no alert rule named ${JSON.stringify(name)}`);
   const channelNotFound = (name: string) =>
     new KairosError('CHANNEL_NOT_FOUND', `no alert channel named ${JSON.stringify(name)}`);
+  /**
+   * A rule scoped to a job must name a job of its namespace: one that names no job could never
+   * fire, a silent gap for whoever is on call. A group scope is free-form (a group exists as soon as
+   * a job or worker names it) and is not checked.
+   */
+  const compileRule = async (spec: AlertRuleSpec, namespace: string) => {
+    const rule = compileAlertRule(spec);
+    if (rule.job !== null && (await store.getJob(rule.job))?.namespace !== namespace) {
+      throw new KairosError(
+        'JOB_NOT_FOUND',
+        `job: no job named ${JSON.stringify(rule.job)} in namespace ${JSON.stringify(namespace)}; a rule scoped to it could never fire (create the job first)`,
+        { field: 'job' },
+      );
+    }
+    return rule;
+  };
 
   // Rules --------------------------------------------------------------------
 
@@ -81,7 +97,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const saved = await store.alerts.putRule(
-        compileAlertRule(request.body),
+        await compileRule(request.body, request.namespace),
         clock.now(),
         true,
         request.namespace,
@@ -122,7 +138,7 @@ export function alertRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      const rule = compileAlertRule({ ...request.body, name: request.params.name });
+      const rule = await compileRule({ ...request.body, name: request.params.name }, request.namespace);
       const saved = await store.alerts.putRule(rule, clock.now(), false, request.namespace);
       if (saved.created) reply.status(201);
       return describeAlertRule(saved.rule);

@@ -268,7 +268,6 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
         actor: request.principal?.actor ?? 'anonymous',
         ...describeChange(request, '/v1/jobs/:name/trigger'),
       };
-      await ctx.quotas.admitRuns(request.namespace, 1);
       const run = await jobs.triggerOne(
         request.params.name,
         request.body ?? {},
@@ -295,7 +294,6 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
       },
     },
     async (request, reply) => {
-      await ctx.quotas.admitRuns(request.namespace, request.body.runs.length);
       const runIds = await jobs.trigger(
         request.params.name,
         request.body.runs,

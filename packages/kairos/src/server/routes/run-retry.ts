@@ -28,6 +28,8 @@ export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
         // The run was read before this write: a rotation in between must not leave its copy under an old key.
         [{ params: keyring.underCurrentKey(run.params), priority: run.priority }],
         clock.now(),
+        // A retry queues a run like a trigger: the namespace's maxQueuedRuns applies (429).
+        (await ctx.quotas.of(request.namespace)).maxQueuedRuns,
       );
       metrics.runsCreated.inc({ cause: 'manual' });
       reply.status(201);

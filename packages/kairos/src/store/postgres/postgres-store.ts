@@ -16,7 +16,6 @@ import {
 } from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
-import type { Trigger } from '../../core/trigger.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -134,6 +133,7 @@ import {
   type LateReport,
   type Lease,
   LeaseLostError,
+  type MaxQueuedRuns,
   type NodeHeartbeat,
   type NodeHeartbeatAnswer,
   type NodeRecord,
@@ -162,6 +162,7 @@ import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
 import * as dq from './dispatch-queries.ts';
 import { PostgresNamespaces } from './namespaces.ts';
 import * as sql from './queries.ts';
+import * as quotas from './quotas.ts';
 import * as rq from './retention-queries.ts';
 import {
   afterRunsEnded,
@@ -188,6 +189,15 @@ interface KeyHolderRow {
   priority: number;
   idempotency_expires_at: number | null;
 }
+
+/** The answer of TRIGGER_RUN: the run inserted or its key's run, and what the statement did. */
+type TriggerRunRow = RunRow & {
+  job_id_of_name: number;
+  job_broadcast: boolean;
+  inserted: number;
+  key_same: boolean | null;
+  key_expired: boolean | null;
+};
 
 interface EnqueuedRow {
   group_name: string;
@@ -490,14 +500,10 @@ export class PostgresStore implements Store {
     try {
       const [row] = quota
         ? await this.transaction('createJob', async (client) => {
-            // The namespace row locked: a concurrent create in it waits here until this one
-            // commits, then counts this job too (READ COMMITTED reads what committed before it).
-            await client.query('SELECT 1 FROM namespaces WHERE name = $1 FOR UPDATE', [namespace]);
-            const { rows } = await client.query<{ trigger: string }>(
-              'SELECT trigger::text AS trigger FROM jobs WHERE namespace = $1',
-              [namespace],
-            );
-            quota(rows.map((r) => JSON.parse(r.trigger) as Trigger));
+            // The namespace row locked: a concurrent create or edit in it waits here until this
+            // one commits, then counts this job too (READ COMMITTED reads what committed before it).
+            await client.query(quotas.LOCK_NAMESPACE, [namespace]);
+            await quotas.checkJobQuota(client, namespace, -1, quota);
             return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
           })
         : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
@@ -517,15 +523,22 @@ export class PostgresStore implements Store {
     nextFireAt: number | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
     const values = updateValues(id, job, nextFireAt, now, expected);
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
-    const [row] = buffersRuns(job)
-      ? await this.transaction('updateJob', async (client) => {
-          await startBuffering(client, id);
-          return (await client.query<JobRow>(sql.UPDATE_JOB, values)).rows;
-        })
-      : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
+    const [row] =
+      buffersRuns(job) || quota
+        ? await this.transaction('updateJob', async (client) => {
+            const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
+            if (buffersRuns(job)) await startBuffering(client, id);
+            const { rows } = await client.query<JobRow>(sql.UPDATE_JOB, values);
+            // Judged only when the edit applies; a refusal rolls it back.
+            if (rows[0] && quota && namespace !== null)
+              await quotas.checkJobQuota(client, namespace, id, quota);
+            return rows;
+          })
+        : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
   }
@@ -669,7 +682,13 @@ export class PostgresStore implements Store {
 
   // Runs ---------------------------------------------------------------------
 
-  async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
+  async enqueueRuns(
+    jobId: number,
+    requests: readonly EnqueueRequest[],
+    now: number,
+    maxQueuedRuns?: MaxQueuedRuns,
+  ): Promise<number[]> {
+    const limit = maxQueuedRuns ?? null;
     const input = requests.map((r, i) => ({
       i,
       params: r.params,
@@ -680,7 +699,8 @@ export class PostgresStore implements Store {
       trace_context: traceColumn(r.traceContext),
     }));
     const keys = [...new Set(input.flatMap((r) => (r.key === null ? [] : [r.key])))];
-    if (keys.length > 0) return this.enqueueKeyedRuns(jobId, requests, input, keys, now);
+    if (keys.length > 0 || limit !== null)
+      return this.enqueueKeyedRuns(jobId, requests, input, keys, now, limit);
     const enqueue = async (db: pg.Pool | pg.PoolClient, broadcast: boolean) => {
       const { rows } = await db.query<EnqueuedRow>({
         name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
@@ -719,7 +739,9 @@ export class PostgresStore implements Store {
    * enqueueRuns with idempotency keys, in one transaction so that a conflict writes nothing: the
    * runs the keys hold are locked and judged first (expired keys taken from their runs, other params
    * refused), then the runs inserted. A key whose run a concurrent request commits meanwhile is
-   * judged against that run; with other params, the whole batch is refused.
+   * judged against that run; with other params, the whole batch is refused. With `maxQueuedRuns`
+   * (with keys or without), the job's namespace is locked first and the runs inserted are counted
+   * with its queued runs before the commit (docs/tenancy.md#quotas).
    */
   private async enqueueKeyedRuns(
     jobId: number,
@@ -727,11 +749,17 @@ export class PostgresStore implements Store {
     input: ReadonlyArray<{ key: string | null }>,
     keys: string[],
     now: number,
+    maxQueuedRuns: number | null,
   ): Promise<number[]> {
     const byKey = new Map<string, { id: number; params: JsonObject; priority: number }>();
     const { group, ids } = await this.transaction('enqueueRuns', async (client) => {
-      const held = await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, keys]);
-      for (const run of held.rows) {
+      byKey.clear();
+      const namespace = maxQueuedRuns === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
+      const held =
+        keys.length === 0
+          ? []
+          : (await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, keys])).rows;
+      for (const run of held) {
         if (run.idempotency_expires_at !== null && Number(run.idempotency_expires_at) <= now) {
           await client.query(sql.RELEASE_IDEMPOTENCY_KEY, [run.id, run.idempotency_key, now]);
         } else {
@@ -757,6 +785,8 @@ export class PostgresStore implements Store {
       const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort(
         (a, b) => a[0] - b[0],
       );
+      if (maxQueuedRuns !== null && namespace !== null)
+        await quotas.checkQueuedRunsAfter(client, namespace, maxQueuedRuns, inserted.length);
       const unkeyed = inserted.filter(([, key]) => key === null).map(([id]) => id);
       for (const [id, key] of inserted) {
         if (key === null) continue;
@@ -789,18 +819,67 @@ export class PostgresStore implements Store {
     request: TriggerRunRequest,
     now: number,
     audit?: AuditEntry,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<RunRecord | null> {
+    const limit = maxQueuedRuns ?? null;
+    const answer =
+      limit === null
+        ? await this.triggerRunRounds(
+            (text, values) => this.query<TriggerRunRow>('triggerRun', text, values),
+            name,
+            request,
+            now,
+            audit,
+          )
+        : // With a quota: the namespace locked first, the run counted before the commit
+          // (docs/tenancy.md#quotas); a refusal rolls back the run, its NOTIFY and its audit entry.
+          await this.transaction('triggerRun', async (client) => {
+            const namespace = await quotas.lockNamespaceOfJob(client, name);
+            if (namespace === null) return null;
+            const answer = await this.triggerRunRounds(
+              async (text, values) => (await client.query<TriggerRunRow>(text, values)).rows,
+              name,
+              request,
+              now,
+              audit,
+            );
+            if (answer !== 'broadcast' && answer?.inserted)
+              await quotas.checkQueuedRunsAfter(client, namespace, limit, 1);
+            return answer;
+          });
+    if (answer === null) return null;
+    if (answer === 'broadcast') {
+      // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
+      const job = await this.getJob(name);
+      if (!job) return null;
+      const [id] = await this.enqueueRuns(
+        job.id,
+        [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
+        now,
+        limit,
+      );
+      if (audit) await this.appendAudit(audit);
+      return this.getRun(id!);
+    }
+    // Other nodes learn through the statement's NOTIFY.
+    if (answer.inserted) this.emit([{ type: 'runs', group: answer.group }]);
+    return answer.run;
+  }
+
+  /**
+   * TRIGGER_RUN, run again after taking an expired idempotency key from its run: the run inserted
+   * or the one its key holds; `broadcast` for a broadcast job (nothing written); null: no such job.
+   */
+  private async triggerRunRounds(
+    query: (text: string, values: unknown[]) => Promise<TriggerRunRow[]>,
+    name: string,
+    request: TriggerRunRequest,
+    now: number,
+    audit: AuditEntry | undefined,
+  ): Promise<{ run: RunRecord; inserted: boolean; group: string } | 'broadcast' | null> {
     const key = request.idempotencyKey ?? null;
     for (let round = 1; ; round++) {
-      const [row] = await this.query<
-        RunRow & {
-          job_id_of_name: number;
-          job_broadcast: boolean;
-          inserted: number;
-          key_same: boolean | null;
-          key_expired: boolean | null;
-        }
-      >('triggerRun', sql.TRIGGER_RUN, [
+      const [row] = await query(sql.TRIGGER_RUN, [
         name,
         request.params === null ? null : JSON.stringify(request.params),
         request.priority,
@@ -817,32 +896,15 @@ export class PostgresStore implements Store {
         traceColumn(request.traceContext),
       ]);
       if (!row) return null;
-      if (row.job_broadcast) {
-        // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
-        const job = await this.getJob(name);
-        if (!job) return null;
-        const [id] = await this.enqueueRuns(
-          job.id,
-          [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
-          now,
-        );
-        if (audit) await this.appendAudit(audit);
-        return this.getRun(id!);
-      }
-      // Other nodes learn through the statement's NOTIFY.
-      if (row.inserted > 0) {
-        this.emit([{ type: 'runs', group: row.group_name }]);
-        return runFromRow(row);
-      }
+      if (row.job_broadcast) return 'broadcast';
+      if (row.inserted > 0) return { run: runFromRow(row), inserted: true, group: row.group_name };
       // Nothing inserted: the key holds a run, committed before this statement began or (no row to
       // show, id null) since; an expired key is taken from its run, and the statement runs again.
       if (row.id !== null && !row.key_expired) {
         if (!row.key_same) throw idempotencyConflict(key!, row.id);
-        return runFromRow(row);
+        return { run: runFromRow(row), inserted: false, group: row.group_name };
       }
-      if (row.id !== null) {
-        await this.query('triggerRun', sql.RELEASE_IDEMPOTENCY_KEY, [row.id, key, now]);
-      }
+      if (row.id !== null) await query(sql.RELEASE_IDEMPOTENCY_KEY, [row.id, key, now]);
       if (round >= 3) throw new StoreUnavailableError('triggerRun', new Error('idempotency key contended'));
     }
   }
@@ -1190,13 +1252,16 @@ export class PostgresStore implements Store {
     skipped: SkippedRange | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
     const row = await this.transaction('resumeJob', async (client) => {
+      const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
       if (buffersRuns(job)) await startBuffering(client, id);
       const { rows } = await client.query<JobRow>(
         sql.RESUME_JOB,
         updateValues(id, job, nextFireAt, now, expected),
       );
+      if (rows[0] && quota && namespace !== null) await quotas.checkJobQuota(client, namespace, id, quota);
       if (rows[0] && skipped) {
         await writeSkipped(
           client,
@@ -1216,10 +1281,16 @@ export class PostgresStore implements Store {
     overlap: 'allow' | 'buffer-all',
     now: number,
     traceContext: TraceContext | null = null,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
-    const { created, existing, group } = await this.transaction('backfillRuns', (client) =>
-      backfill(client, jobId, fireTimes, overlap, now, traceContext),
-    );
+    const { created, existing, group } = await this.transaction('backfillRuns', async (client) => {
+      const limit = maxQueuedRuns ?? null;
+      const namespace = limit === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
+      const out = await backfill(client, jobId, fireTimes, overlap, now, traceContext);
+      if (limit !== null && namespace !== null)
+        await quotas.checkQueuedRunsAfter(client, namespace, limit, out.created.length);
+      return out;
+    });
     if (group) await this.notify([{ type: 'runs', group }]);
     return { created, existing };
   }
@@ -1657,12 +1728,10 @@ export class PostgresStore implements Store {
   }
 
   async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
-    const [row] = await this.query<{ n: string }>(
-      'countQueuedRuns',
-      `SELECT count(*) AS n FROM (SELECT 1 FROM runs
-         WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = $1) LIMIT $2) AS q`,
-      [namespace, upTo],
-    );
+    const [row] = await this.query<{ n: string }>('countQueuedRuns', quotas.COUNT_QUEUED_RUNS, [
+      namespace,
+      upTo,
+    ]);
     return Number(row!.n);
   }
 

@@ -17,7 +17,6 @@ import {
   retentionFromColumn,
 } from '../../core/retention.ts';
 import { type RoutingState, shardTargets } from '../../core/routing.ts';
-import type { Trigger } from '../../core/trigger.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -130,6 +129,7 @@ import {
   type LateReport,
   type Lease,
   LeaseLostError,
+  type MaxQueuedRuns,
   type NodeHeartbeat,
   type NodeHeartbeatAnswer,
   type NodeRecord,
@@ -155,6 +155,7 @@ import {
 import { SqliteAlerts, type SqliteConnection } from './alerts.ts';
 import * as hot from './hot-statements.ts';
 import { SqliteNamespaces } from './namespaces.ts';
+import * as quotas from './quotas.ts';
 import * as retention from './retention.ts';
 import {
   afterRunsEnded,
@@ -303,13 +304,8 @@ export class SqliteStore implements Store {
     quota?: JobQuotaCheck,
   ): Promise<JobRecord> {
     const insert = () => {
-      // Under the write lock of the immediate transaction: no other create counts in between.
-      if (quota) {
-        const rows = this.sql('SELECT trigger FROM jobs WHERE namespace = ?').all(namespace) as {
-          trigger: string;
-        }[];
-        quota(rows.map((row) => JSON.parse(row.trigger) as Trigger));
-      }
+      // Under the write lock of the immediate transaction: no other write counts in between.
+      if (quota) quotas.checkJobQuota((text) => this.sql(text), namespace, -1, quota);
       return this.sql(
         `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
@@ -348,11 +344,18 @@ export class SqliteStore implements Store {
     nextFireAt: number | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
     return this.run('updateJob', () => {
-      const row = this.sql(`${UPDATE_JOB} RETURNING *`).get(
-        ...updateValues(id, job, nextFireAt, now, expected),
-      ) as JobRow | undefined;
+      const update = () => {
+        const row = this.sql(`${UPDATE_JOB} RETURNING *`).get(
+          ...updateValues(id, job, nextFireAt, now, expected),
+        ) as JobRow | undefined;
+        // Judged only when the edit applies, under the write lock; a refusal rolls it back.
+        if (row && quota) quotas.checkJobQuota((text) => this.sql(text), row.namespace, id, quota);
+        return row;
+      };
+      const row = quota ? this.db.transaction(update).immediate() : update();
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -559,7 +562,12 @@ export class SqliteStore implements Store {
 
   // Runs ---------------------------------------------------------------------
 
-  async enqueueRuns(jobId: number, requests: readonly EnqueueRequest[], now: number): Promise<number[]> {
+  async enqueueRuns(
+    jobId: number,
+    requests: readonly EnqueueRequest[],
+    now: number,
+    maxQueuedRuns?: MaxQueuedRuns,
+  ): Promise<number[]> {
     const { ids, group } = this.run('enqueueRuns', () =>
       this.db
         .transaction(() => {
@@ -568,10 +576,16 @@ export class SqliteStore implements Store {
             | undefined;
           if (!job) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
           const out: number[] = [];
+          let inserted = 0;
           for (const request of requests) {
-            out.push(this.insertManualRun(jobId, request, request.params, request.priority, now).id);
+            const run = this.insertManualRun(jobId, request, request.params, request.priority, now);
+            out.push(run.id);
+            if (run.inserted) inserted++;
           }
           this.shardNewRuns([jobId], now);
+          // After sharding: a broadcast run's shards are queued runs too.
+          if (maxQueuedRuns != null)
+            quotas.checkQueuedRunsAfter((text) => this.sql(text), jobId, maxQueuedRuns, inserted);
           return { ids: out, group: job.group_name };
         })
         .immediate(),
@@ -585,6 +599,7 @@ export class SqliteStore implements Store {
     request: TriggerRunRequest,
     now: number,
     audit?: AuditEntry,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<RunRecord | null> {
     const out = this.run('triggerRun', () =>
       this.db
@@ -601,6 +616,8 @@ export class SqliteStore implements Store {
             now,
           );
           if (inserted) this.shardNewRuns([job.id], now);
+          if (inserted && maxQueuedRuns != null)
+            quotas.checkQueuedRunsAfter((text) => this.sql(text), job.id, maxQueuedRuns, 1);
           this.audit(audit);
           const row = this.sql(
             `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`,
@@ -1110,6 +1127,7 @@ export class SqliteStore implements Store {
     skipped: SkippedRange | null,
     now: number,
     expected?: JobExpectation,
+    quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
     const row = this.run('resumeJob', () =>
       this.db
@@ -1117,6 +1135,7 @@ export class SqliteStore implements Store {
           const row = this.sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`).get(
             ...updateValues(id, job, nextFireAt, now, expected),
           ) as JobRow | undefined;
+          if (row && quota) quotas.checkJobQuota((text) => this.sql(text), row.namespace, id, quota);
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
           return row;
         })
@@ -1132,6 +1151,7 @@ export class SqliteStore implements Store {
     overlap: 'allow' | 'buffer-all',
     now: number,
     traceContext: TraceContext | null = null,
+    maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
     const { created, existing, group } = this.run('backfillRuns', () =>
       this.db
@@ -1139,7 +1159,10 @@ export class SqliteStore implements Store {
           if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) {
             throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
           }
-          return backfill((text) => this.sql(text), jobId, fireTimes, overlap, now, traceContext);
+          const out = backfill((text) => this.sql(text), jobId, fireTimes, overlap, now, traceContext);
+          if (maxQueuedRuns != null)
+            quotas.checkQueuedRunsAfter((text) => this.sql(text), jobId, maxQueuedRuns, out.created.length);
+          return out;
         })
         .immediate(),
     );
@@ -1556,13 +1579,9 @@ export class SqliteStore implements Store {
   }
 
   async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
-    return this.run('countQueuedRuns', () => {
-      const { n } = this.sql(
-        `SELECT count(*) AS n FROM (SELECT 1 FROM runs
-           WHERE status = 'queued' AND job_id IN (SELECT id FROM jobs WHERE namespace = ?) LIMIT ?)`,
-      ).get(namespace, upTo) as { n: number };
-      return n;
-    });
+    return this.run('countQueuedRuns', () =>
+      quotas.countQueuedRuns((text) => this.sql(text), namespace, upTo),
+    );
   }
 
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
