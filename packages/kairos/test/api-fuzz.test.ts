@@ -19,6 +19,10 @@ import { startTestNode, tempDir } from './helpers.ts';
  * The counts are printed at the end, to be quoted.
  */
 
+/** Codes docs/errors.md gives a second status: QUOTA_EXCEEDED is 429 for rates and queued runs
+ * (a fuzzed `PUT /v1/namespaces/:name/quotas` may set a small `requestsPerSecond`). */
+const ALSO_ANSWERED_AS: Record<string, number[]> = { QUOTA_EXCEEDED: [429] };
+
 interface Parameter {
   name: string;
   in: 'path' | 'query' | 'header' | 'cookie';
@@ -528,6 +532,15 @@ describe.each(['sqlite', 'postgres'] as const)(
           }
           if (response.status >= 200 && response.status < 300) {
             counts['2xx']++;
+            // Quotas a fuzzed request set would refuse most of what follows (3 requests a second):
+            // take them off again, so that the rest of the run still reaches every route.
+            if (route.method === 'PUT' && route.path.endsWith('/quotas')) {
+              await fetch(`${target.url}${url}`, {
+                method: 'PUT',
+                headers: { authorization: 'Bearer admin-t', 'content-type': 'application/json' },
+                body: '{}',
+              });
+            }
             return;
           }
           if (response.status < 400) {
@@ -545,7 +558,10 @@ describe.each(['sqlite', 'postgres'] as const)(
           const code = parsed.error?.code;
           codes.set(String(code), (codes.get(String(code)) ?? 0) + 1);
           const documented = typeof code === 'string' && code in ERROR_CODES;
-          const statusOk = documented && ERROR_CODES[code as keyof typeof ERROR_CODES] === response.status;
+          const statusOk =
+            documented &&
+            (ERROR_CODES[code as keyof typeof ERROR_CODES] === response.status ||
+              (ALSO_ANSWERED_AS[code] ?? []).includes(response.status));
           if (
             !documented ||
             !statusOk ||
