@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import {
   closed,
   DurationSchema,
@@ -23,6 +23,14 @@ export const EdgeConditionSchema = Type.Union([
     equals: JsonSchema,
   }),
 ]);
+
+/**
+ * An edge condition in an answer: `success`, `failure`, `always`, or `{ path, equals }`. Not a union
+ * (`anyOf`): the serializer would validate each value against every branch.
+ */
+const EdgeConditionViewSchema = Type.Unsafe<Static<typeof EdgeConditionSchema>>({
+  description: "'success', 'failure', 'always', or { path, equals }",
+});
 
 export const WorkflowEdgeSpecSchema = Type.Union([
   /** A parent step's id: runs after its success. */
@@ -64,7 +72,7 @@ export const WorkflowStepSchema = Type.Object({
   retry: Type.Optional(RetryPolicySchema),
   timeout: Type.Optional(Type.Integer()),
   priority: Type.Optional(Type.Integer()),
-  after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionSchema })),
+  after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionViewSchema })),
   join: literals(['all', 'any'] as const),
 });
 

@@ -37,6 +37,7 @@ import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
+import { workflowRoutes } from './routes/workflows.ts';
 import { installTracing } from './tracing.ts';
 import { installWorkerScope } from './worker-scope.ts';
 
@@ -142,6 +143,7 @@ export async function buildServer(
   logRoutes(app, context);
   alertRoutes(app, context);
   namespaceRoutes(app, context);
+  workflowRoutes(app, context);
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);
