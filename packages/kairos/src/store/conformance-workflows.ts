@@ -313,6 +313,25 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       expect(await states(instance!.id)).toEqual({ a: 'failed', b: 'ready' });
     });
 
+    it('deleting a workflow deletes its instances and handler steps` runs; a job step`s run then ends alone', async () => {
+      const job = await store.createJob(
+        compileJob({ name: 'kept', handler: 'j', trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      await define('gone', [handler('a'), { id: 'k', job: 'kept' }, handler('after', ['a', 'k'])]);
+      const instance = await store.workflows.start('default', 'gone', { context: {} }, now);
+      const runs = await claim();
+      expect(await store.workflows.delete('default', 'gone')).toBe(true);
+      expect(await store.workflows.getInstance(instance!.id)).toBeNull();
+      expect(await store.getRun(runs.get('a')!.runId)).toBeNull();
+      expect(await end(runs.get('a')!, true)).toBe(false);
+      expect(await end(runs.get('k')!, true)).toBe(true);
+      expect((await store.getRun(runs.get('k')!.runId))?.status).toBe('succeeded');
+      expect(await store.listRuns({ jobId: job.id, limit: 10 })).toHaveLength(1);
+      expect(await claim()).toEqual(new Map());
+    });
+
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {
       await define('race', [handler('a'), handler('b'), handler('c', ['a', 'b'])]);
       for (let i = 0; i < 5; i++) {
