@@ -116,6 +116,10 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       expect(await store.workflows.delete('blue', 'etl')).toBe(false);
       expect(await store.workflows.get('blue', 'etl')).toBeNull();
       expect(await store.workflows.get('default', 'etl')).not.toBeNull();
+      // Two creates of one name at once: one creates it, the other replaces it.
+      const both = await Promise.all([define('twice', [handler('a')]), define('twice', [handler('b')])]);
+      expect(both.map((p) => p.created).sort()).toEqual([false, true]);
+      expect((await store.workflows.get('default', 'twice'))?.version).toBe(2);
     });
 
     it('runs a diamond with join all, passing parents` results and the context to each step', async () => {
@@ -277,7 +281,17 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
         now,
       );
       expect(again?.id).toBe(first?.id);
-      expect((await claim()).size).toBe(1);
+      const other = await store.workflows.start('default', 'once', { context: {} }, now);
+      const workflow = await store.workflows.get('default', 'once');
+      const listed = await store.workflows.listInstances(workflow!.id, undefined, 10);
+      expect(listed.map((i) => [i.id, i.steps.length])).toEqual([
+        [other!.id, 1],
+        [first!.id, 1],
+      ]);
+      expect((await store.workflows.listInstances(workflow!.id, other!.id, 10)).map((i) => i.id)).toEqual([
+        first!.id,
+      ]);
+      expect(await store.claimRuns('w1', 100, tick())).toHaveLength(2);
       expect(await store.workflows.start('default', 'nope', { context: {} }, now)).toBeNull();
     });
 

@@ -194,12 +194,13 @@ export function planInstance(input: {
   const pending = [...input.ended];
   const runs: StepRunToQueue[] = [];
   const byId = new Map(input.steps.map((s) => [s.id, s]));
+  const withRows = { ...input, rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
   for (;;) {
     for (const { step, end } of pending.splice(0)) ready.push(...graph.advance(steps, step, end).ready);
     if (ready.length === 0) break;
     for (const id of ready.splice(0)) {
       const step = byId.get(id)!;
-      const run = stepRun(input, step, steps);
+      const run = stepRun(withRows, step, steps);
       // A `job` step whose job is gone fails at once, without a run.
       if (run) runs.push(run);
       else pending.push({ step: id, end: { ok: false } });
@@ -215,13 +216,13 @@ export function planInstance(input: {
 
 /** The run of a ready step, or null when its job does not exist (any more). */
 function stepRun(
-  input: Parameters<typeof planInstance>[0],
+  input: Parameters<typeof planInstance>[0] & { rowsById: ReadonlyMap<string, StepRow> },
   step: CompiledStep,
   steps: InstanceSteps,
 ): StepRunToQueue | null {
   const parents: Record<string, Json> = {};
   for (const edge of step.after) {
-    const row = input.rows.find((r) => r.step_id === edge.from);
+    const row = input.rowsById.get(edge.from);
     const parent = steps.get(edge.from);
     parents[edge.from] = {
       runId: row?.run_id ?? null,

@@ -43,6 +43,17 @@ export class PostgresWorkflows implements WorkflowStore {
   ) {}
 
   async put(definition: WorkflowDefinition, namespace: string, now: number) {
+    try {
+      return await this.putOnce(definition, namespace, now);
+    } catch (error) {
+      // Two creates of one name at once: the second's insert waited on the first's unique key and
+      // failed; now the row exists, and the second is a replace.
+      if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
+      return this.putOnce(definition, namespace, now);
+    }
+  }
+
+  private async putOnce(definition: WorkflowDefinition, namespace: string, now: number) {
     return this.c.transaction('putWorkflow', async (client) => {
       const steps = JSON.stringify(definition.steps);
       const updated = await client.query<WorkflowRow>(
@@ -51,8 +62,6 @@ export class PostgresWorkflows implements WorkflowStore {
         [definition.description, steps, now, namespace, definition.name],
       );
       if (updated.rows[0]) return { workflow: workflowFromRow(updated.rows[0]), created: false };
-      // Two creates of one name: the second's job insert waits on the first's unique key, then fails
-      // (23505), and the transaction is not retried: PUT again replaces.
       const job = await client.query<{ id: number }>(
         `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
            updated_at, namespace)
@@ -178,18 +187,28 @@ export class PostgresWorkflows implements WorkflowStore {
   }
 
   async listInstances(workflowId: number, before: number | undefined, limit: number) {
-    const rows = await this.c.query<{ id: number }>(
+    const rows = await this.c.query<InstanceRow>(
       'listWorkflowInstances',
-      `SELECT id FROM workflow_instances WHERE workflow_id = $1 AND ($2::bigint IS NULL OR id < $2)
-       ORDER BY id DESC LIMIT $3`,
+      `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id
+       WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
       [workflowId, before ?? null, limit],
     );
-    const instances: WorkflowInstanceRecord[] = [];
-    for (const { id } of rows) {
-      const instance = await this.getInstance(id);
-      if (instance) instances.push(instance);
-    }
-    return instances;
+    const steps = await this.c.query<{
+      instance_id: number;
+      step_id: string;
+      state: StepRow['state'];
+      run_id: number | null;
+    }>(
+      'listWorkflowInstances',
+      'SELECT instance_id, step_id, state, run_id FROM workflow_steps WHERE instance_id = ANY($1::bigint[])',
+      [rows.map((r) => r.id)],
+    );
+    return rows.map((row) =>
+      instanceFromRow(
+        row,
+        steps.filter((s) => s.instance_id === row.id),
+      ),
+    );
   }
 
   async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {

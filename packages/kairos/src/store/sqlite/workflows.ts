@@ -178,12 +178,29 @@ export class SqliteWorkflows implements WorkflowStore {
 
   async listInstances(workflowId: number, before: number | undefined, limit: number) {
     return this.c.run('listWorkflowInstances', () => {
-      const ids = this.c
+      const rows = this.c
         .sql(
-          `SELECT id FROM workflow_instances WHERE workflow_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?`,
+          `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id
+           WHERE i.workflow_id = ? AND (? IS NULL OR i.id < ?) ORDER BY i.id DESC LIMIT ?`,
         )
-        .all(workflowId, before ?? null, before ?? null, limit) as Array<{ id: number }>;
-      return ids.map(({ id }) => readInstance(this.c.sql, id)!);
+        .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
+      const steps = this.c
+        .sql(
+          `SELECT instance_id, step_id, state, run_id FROM workflow_steps
+           WHERE instance_id IN (SELECT value FROM json_each(?))`,
+        )
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<{
+        instance_id: number;
+        step_id: string;
+        state: StepRow['state'];
+        run_id: number | null;
+      }>;
+      return rows.map((row) =>
+        instanceFromRow(
+          row,
+          steps.filter((s) => s.instance_id === row.id),
+        ),
+      );
     });
   }
 
@@ -379,7 +396,7 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
     ).get(instanceId) as
       | { namespace: string; steps: string; state: string; context: string; job_id: number }
       | undefined;
-    if (!instance) continue; // its workflow was deleted
+    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
     const rows = sql(
       `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
@@ -393,7 +410,6 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
         state.get(e.workflow_step)?.run_id === e.id,
     );
     if (ends.length === 0) continue;
-    if (instance.state !== 'running') continue;
     const steps = JSON.parse(instance.steps) as CompiledStep[];
     const plan = planInstance({
       instanceId,
