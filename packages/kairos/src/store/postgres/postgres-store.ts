@@ -1051,14 +1051,16 @@ export class PostgresStore implements Store {
           const ended = (
             await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
           ).rows;
-          const promoted = await promoteBuffered(
-            client,
-            ended.filter((r) => r.buffering).map((r) => r.job_id),
-            now,
-          );
+          // Instances before jobs (promoteBuffered locks jobs FOR UPDATE; queuing a step's run takes
+          // its job's KEY SHARE lock): every transaction that takes both takes them in this order.
           const advanced = await advanceWorkflows(
             client,
             ended.filter((r) => r.workflow_instance_id !== null && r.status !== 'queued').map((r) => r.id),
+            now,
+          );
+          const promoted = await promoteBuffered(
+            client,
+            ended.filter((r) => r.buffering).map((r) => r.job_id),
             now,
           );
           if (ended[0]) ended[0].groups = [...(ended[0].groups ?? []), ...promoted, ...advanced];

@@ -317,10 +317,12 @@ export async function afterRunsEnded(
     runIds,
     now,
   ]);
+  // Instances before jobs, as in finishAttempts: advancing locks instances, promoting locks jobs.
+  const advanced = await advanceWorkflows(client, runIds, now);
   return [
     ...rows[0]!.groups,
+    ...advanced,
     ...(await promoteBuffered(client, JSON.parse(rows[0]!.buffering), now)),
-    ...(await advanceWorkflows(client, runIds, now)),
   ];
 }
 
