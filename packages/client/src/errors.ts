@@ -85,6 +85,11 @@ export const ERROR_CODES = {
   NAME_TAKEN: 409,
   // Namespace quotas: 422 for definition limits; 429 (with Retry-After) for rates and queued runs.
   QUOTA_EXCEEDED: 422,
+  // Workflows (docs/workflows.md).
+  WORKFLOW_INVALID: 422,
+  WORKFLOW_NOT_FOUND: 404,
+  WORKFLOW_INSTANCE_NOT_FOUND: 404,
+  WORKFLOW_INSTANCE_FINISHED: 409,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

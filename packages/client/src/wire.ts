@@ -118,6 +118,16 @@ import type {
   WorkerLogsResponseSchema,
   WorkerStatusSchema,
 } from './schemas/workers.ts';
+import type {
+  EdgeConditionSchema,
+  WorkflowInstanceSchema,
+  WorkflowInstanceStateSchema,
+  WorkflowSchema,
+  WorkflowSpecSchema,
+  WorkflowStartSchema,
+  WorkflowStepSpecSchema,
+  WorkflowStepStateSchema,
+} from './schemas/workflows.ts';
 
 export type { Json, JsonObject } from './schemas/common.ts';
 
@@ -457,3 +467,15 @@ export type AlertDeliveryFilter = Static<typeof AlertDeliveryQuery>;
 
 /** An alert firing now. */
 export type AlertOpen = Static<typeof AlertOpenSchema>;
+
+/** When a workflow edge lets its child run (docs/workflows.md). */
+export type EdgeCondition = Static<typeof EdgeConditionSchema>;
+/** One step of a workflow: a handler or an existing job, its incoming edges and its join. */
+export type WorkflowStepSpec = Static<typeof WorkflowStepSpecSchema>;
+/** A workflow as `PUT /v1/workflows/:name` takes it. */
+export type WorkflowSpec = Static<typeof WorkflowSpecSchema>;
+export type Workflow = Static<typeof WorkflowSchema>;
+export type WorkflowStart = Static<typeof WorkflowStartSchema>;
+export type WorkflowInstance = Static<typeof WorkflowInstanceSchema>;
+export type WorkflowInstanceState = Static<typeof WorkflowInstanceStateSchema>;
+export type WorkflowStepState = Static<typeof WorkflowStepStateSchema>;

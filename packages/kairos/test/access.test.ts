@@ -104,6 +104,14 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/grants': 'admin',
   'PUT /v1/grants/:name': 'admin',
   'DELETE /v1/grants/:name': 'admin',
+  'PUT /v1/workflows/:name': 'operator',
+  'GET /v1/workflows': 'viewer',
+  'GET /v1/workflows/:name': 'viewer',
+  'DELETE /v1/workflows/:name': 'operator',
+  'POST /v1/workflows/:name/instances': 'operator',
+  'GET /v1/workflows/:name/instances': 'viewer',
+  'GET /v1/workflow-instances/:id': 'viewer',
+  'POST /v1/workflow-instances/:id/cancel': 'operator',
 };
 
 interface Caller {

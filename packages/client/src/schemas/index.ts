@@ -23,3 +23,4 @@ export * from './schedules.ts';
 export * from './secrets.ts';
 export * from './settings.ts';
 export * from './workers.ts';
+export * from './workflows.ts';

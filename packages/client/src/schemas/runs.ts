@@ -20,7 +20,7 @@ export const RunStatusSchema = literals([
   'timed_out',
   'cancelled',
 ] as const);
-export const RunCauseSchema = literals(['schedule', 'manual', 'dependency', 'backfill'] as const);
+export const RunCauseSchema = literals(['schedule', 'manual', 'dependency', 'backfill', 'workflow'] as const);
 export const AttemptStatusSchema = literals([
   'running',
   'succeeded',

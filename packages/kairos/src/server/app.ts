@@ -39,6 +39,7 @@ import { statsRoutes } from './routes/stats.ts';
 import { userRoutes } from './routes/users.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
+import { workflowRoutes } from './routes/workflows.ts';
 import { installTracing } from './tracing.ts';
 import { installWorkerScope } from './worker-scope.ts';
 
@@ -154,6 +155,7 @@ export async function buildServer(
   logRoutes(app, context);
   alertRoutes(app, context);
   namespaceRoutes(app, context);
+  workflowRoutes(app, context);
 
   // Console and access ------------------------------------------------------
   sessionRoutes(app, context);

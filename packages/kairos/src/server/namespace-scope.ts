@@ -45,11 +45,17 @@ const PATH_ENTITIES: readonly PathEntity[] = [
     namespaceOf: async (store, p) => (await store.alerts.getChannel(String(p.name)))?.namespace ?? null,
     notFound: (p) => new KairosError('CHANNEL_NOT_FOUND', `no alert channel named ${quoted(p.name!)}`),
   },
+  {
+    // Workflows themselves are found by (namespace, name): their routes read the request's namespace.
+    path: '/v1/workflow-instances/:id',
+    namespaceOf: async (store, p) => (await store.workflows.getInstance(Number(p.id)))?.namespace ?? null,
+    notFound: (p) => new KairosError('WORKFLOW_INSTANCE_NOT_FOUND', `no workflow instance ${p.id}`),
+  },
 ];
 
 /**
  * Keeps each request in its namespace (docs/tenancy.md): a route whose path names a job, run,
- * worker, calendar, alert rule or channel of another namespace answers that entity's 404, as if
+ * worker, calendar, alert rule or channel, or workflow instance of another namespace answers that entity's 404, as if
  * it did not exist (a 403 would tell that the name is used). Routes that list or create take
  * `request.namespace` themselves. A preHandler: after the role check (which set the namespace)
  * and validation, before any change. The worker protocol is kept by worker-scope.ts.

@@ -12,6 +12,7 @@ import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
+import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
   type AttemptOutcome,
   type ClaimedRun,
@@ -1766,4 +1767,5 @@ export function describeStoreConformance(
   describeTracingConformance(dialect, open);
   describeSecretsConformance(dialect, open);
   describeNamespacesConformance(dialect, open);
+  describeWorkflowsConformance(dialect, open);
 }

@@ -42,6 +42,7 @@ import type {
 } from './access.ts';
 import type { AlertStore } from './alerts.ts';
 import type { NamespaceStore } from './namespaces.ts';
+import type { WorkflowStore } from './workflows.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
@@ -62,6 +63,8 @@ export interface Store {
   readonly alerts: AlertStore;
   /** Namespaces and the roles users hold in them (store/namespaces.ts). */
   readonly namespaces: NamespaceStore;
+  /** Workflow definitions and instances, and how an instance advances (store/workflows.ts). */
+  readonly workflows: WorkflowStore;
 
   /**
    * Applies pending migrations and records the schema version (`schema_meta`). Safe to call from

@@ -156,6 +156,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import type { WorkflowStore } from '../workflows.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
@@ -179,6 +180,7 @@ import {
   writeSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { advanceWorkflows, PostgresWorkflows } from './workflows.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
 /** A run an idempotency key holds (RUNS_BY_IDEMPOTENCY_KEYS). */
@@ -212,6 +214,8 @@ interface FinishedRow {
   job_id: number;
   status: string;
   buffering: boolean;
+  /** Set for a workflow's step run: its end advances the instance. */
+  workflow_instance_id: number | null;
   /** The groups that got runs (on one row of the batch); null for none. */
   groups: string[] | null;
 }
@@ -286,6 +290,11 @@ export class PostgresStore implements Store {
   readonly alerts: AlertStore = new PostgresAlerts(this.connection);
   readonly namespaces: NamespaceStore = new PostgresNamespaces(this.connection, (client, entry) =>
     this.audit(client, entry),
+  );
+  readonly workflows: WorkflowStore = new PostgresWorkflows(
+    this.connection,
+    (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
+    (client, runIds, now) => afterRunsEnded(client, runIds, now),
   );
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
@@ -1106,12 +1115,19 @@ export class PostgresStore implements Store {
           const ended = (
             await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
           ).rows;
+          // Instances before jobs (promoteBuffered locks jobs FOR UPDATE; queuing a step's run takes
+          // its job's KEY SHARE lock): every transaction that takes both takes them in this order.
+          const advanced = await advanceWorkflows(
+            client,
+            ended.filter((r) => r.workflow_instance_id !== null && r.status !== 'queued').map((r) => r.id),
+            now,
+          );
           const promoted = await promoteBuffered(
             client,
             ended.filter((r) => r.buffering).map((r) => r.job_id),
             now,
           );
-          if (ended[0]) ended[0].groups = [...(ended[0].groups ?? []), ...promoted];
+          if (ended[0]) ended[0].groups = [...(ended[0].groups ?? []), ...promoted, ...advanced];
           return ended;
         })),
       ];
@@ -1959,13 +1975,18 @@ export class PostgresStore implements Store {
   }
 
   async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
-    return this.transaction('expireQueuedRuns', async (client) => {
+    const expired = await this.transaction('expireQueuedRuns', async (client) => {
       const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
-      if (due.length === 0) return [];
+      if (due.length === 0) return { ids: [], groups: [] };
       const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
       const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
-      return ended.rows.map((row) => row.id);
+      const ids = ended.rows.map((row) => row.id);
+      return { ids, groups: await advanceWorkflows(client, ids, now) };
     });
+    if (expired.groups.length > 0) {
+      await this.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));
+    }
+    return expired.ids;
   }
 
   async setGroupLimit(

@@ -9,6 +9,7 @@ import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
 import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
+import { advanceWorkflows } from './workflows.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
 export function needsPolicySteps(entry: FireEntry): boolean {
@@ -304,8 +305,8 @@ export async function fireWithPolicies(
 
 /**
  * What the end of runs sets off, inside the transaction that ended them: the jobs that run `after`
- * them get their runs, and buffering jobs with nothing left in flight promote their oldest
- * buffered run. Answers the groups that got runs.
+ * them get their runs, buffering jobs with nothing left in flight promote their oldest buffered
+ * run, and the workflow instances of step runs advance. Answers the groups that got runs.
  */
 export async function afterRunsEnded(
   client: pg.PoolClient,
@@ -317,7 +318,13 @@ export async function afterRunsEnded(
     runIds,
     now,
   ]);
-  return [...rows[0]!.groups, ...(await promoteBuffered(client, JSON.parse(rows[0]!.buffering), now))];
+  // Instances before jobs, as in finishAttempts: advancing locks instances, promoting locks jobs.
+  const advanced = await advanceWorkflows(client, runIds, now);
+  return [
+    ...rows[0]!.groups,
+    ...advanced,
+    ...(await promoteBuffered(client, JSON.parse(rows[0]!.buffering), now)),
+  ];
 }
 
 /**

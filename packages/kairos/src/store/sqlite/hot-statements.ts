@@ -77,7 +77,7 @@ export const END_RUNS = `UPDATE runs SET status = v.value ->> 2, finished_at = @
   FROM json_each(@ends) v
   WHERE runs.id = v.value ->> 0 AND runs.attempt = v.value ->> 1 AND +runs.status = 'running'
     AND (v.value ->> 5 IS NULL OR runs.worker_id = v.value ->> 5)
-  RETURNING runs.id, runs.attempt, runs.job_id, runs.cause, runs.worker_id, runs.started_at`;
+  RETURNING runs.id, runs.attempt, runs.job_id, runs.cause, runs.worker_id, runs.started_at, runs.workflow_instance_id`;
 
 /** A row END_RUNS answers. */
 export interface EndedRunRow {
@@ -87,6 +87,8 @@ export interface EndedRunRow {
   cause: string;
   worker_id: string;
   started_at: number;
+  /** Set for a workflow's step run: its end advances the instance. */
+  workflow_instance_id: number | null;
 }
 
 /**

@@ -5,6 +5,7 @@ import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 import { END_ATTEMPTS, type EndedAttempt } from './hot-statements.ts';
+import { advanceWorkflows } from './workflows.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
@@ -71,6 +72,7 @@ export function applyOverlap(
          WHERE id = ?`,
       ).run(now, CANCELLED_BY_OVERLAP, run.id);
       groups.push(...triggerDependents(sql, [run.id], now));
+      groups.push(...advanceWorkflows(sql, [run.id], now));
     }
   }
   const keep = decision.fires.flatMap((what, i) =>
@@ -83,12 +85,12 @@ export function applyOverlap(
 /**
  * What ended runs set off, in the transaction that ended them: for each of their jobs with nothing
  * left in flight, the oldest buffered run becomes claimable; the jobs that run `after` theirs get
- * their runs. One statement each for the whole batch; per job only where a buffered run exists.
- * Answers the groups that got runs.
+ * their runs; the workflow instances of step runs advance (store/workflows.ts). One statement each
+ * for the whole batch; per job only where a buffered run exists. Answers the groups that got runs.
  */
 export function afterRunsEnded(
   sql: Sql,
-  ended: ReadonlyArray<{ runId: number; jobId: number }>,
+  ended: ReadonlyArray<{ runId: number; jobId: number; workflowInstanceId?: number | null }>,
   now: number,
 ): string[] {
   if (ended.length === 0) return [];
@@ -119,6 +121,8 @@ export function afterRunsEnded(
     const runs = ended.filter((e) => withDependents.has(e.jobId)).map((e) => e.runId);
     groups.push(...triggerDependents(sql, runs, now));
   }
+  const steps = ended.filter((e) => e.workflowInstanceId != null).map((e) => e.runId);
+  groups.push(...advanceWorkflows(sql, steps, now));
   return groups;
 }
 

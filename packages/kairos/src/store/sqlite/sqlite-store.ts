@@ -152,6 +152,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
+import type { WorkflowStore } from '../workflows.ts';
 import { SqliteAlerts, type SqliteConnection } from './alerts.ts';
 import * as hot from './hot-statements.ts';
 import { SqliteNamespaces } from './namespaces.ts';
@@ -166,6 +167,7 @@ import {
   recordSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { SqliteWorkflows } from './workflows.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -223,6 +225,7 @@ export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
   readonly alerts: AlertStore;
   readonly namespaces: NamespaceStore;
+  readonly workflows: WorkflowStore;
   private readonly db: Database.Database;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Statement>();
@@ -246,6 +249,13 @@ export class SqliteStore implements Store {
     };
     this.alerts = new SqliteAlerts(connection);
     this.namespaces = new SqliteNamespaces(connection, (entry) => this.audit(entry));
+    this.workflows = new SqliteWorkflows(
+      connection,
+      (groups) => {
+        for (const group of new Set(groups)) this.emit({ type: 'runs', group });
+      },
+      (ended, now) => afterRunsEnded((text) => this.sql(text), ended, now),
+    );
   }
 
   async migrate(): Promise<void> {
@@ -378,7 +388,7 @@ export class SqliteStore implements Store {
       // Written only when given, so that the plan of a namespace's page walks jobs_namespace_name.
       const inNamespace = filter.namespace === undefined ? '' : ' AND namespace = @namespace';
       const rows = this.sql(
-        `SELECT * FROM jobs WHERE (@group IS NULL OR group_name = @group) AND (@after IS NULL OR name > @after)${inNamespace}
+        `SELECT * FROM jobs WHERE workflow_id IS NULL AND (@group IS NULL OR group_name = @group) AND (@after IS NULL OR name > @after)${inNamespace}
          ORDER BY name LIMIT @limit`,
       ).all({
         group: filter.group ?? null,
@@ -923,7 +933,7 @@ export class SqliteStore implements Store {
                 }) as hot.EndedRunRow[]);
           // By run and attempt: a stale report may name a run that another attempt of it ended here.
           const endedByRef = new Map(endedRows.map((row) => [`${row.id}:${row.attempt}`, row]));
-          const ended: Array<{ runId: number; jobId: number }> = [];
+          const ended: Array<{ runId: number; jobId: number; workflowInstanceId: number | null }> = [];
           const attemptEnds: hot.EndedAttempt[] = [];
           const applied = outcomes.map((o) => {
             if (fenced.has(o)) return false;
@@ -938,7 +948,7 @@ export class SqliteStore implements Store {
               const row = endedByRef.get(`${o.runId}:${o.attempt}`);
               if (!row) return false;
               if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
-              ended.push({ runId: o.runId, jobId: row.job_id });
+              ended.push({ runId: o.runId, jobId: row.job_id, workflowInstanceId: row.workflow_instance_id });
               ran = row;
             }
             attemptEnds.push([o.runId, o.attempt, ran.worker_id, o.attemptStatus, ran.started_at, error]);
@@ -1243,10 +1253,15 @@ export class SqliteStore implements Store {
   private endRun(id: number, status: string, now: number, result: string | null, error: string | null): void {
     const row = this.sql(
       `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, deadline_at = NULL
-       WHERE id = ? RETURNING job_id, cause`,
-    ).get(status, now, result, error, id) as { job_id: number; cause: string };
+       WHERE id = ? RETURNING job_id, cause, workflow_instance_id`,
+    ).get(status, now, result, error, id) as {
+      job_id: number;
+      cause: string;
+      workflow_instance_id: number | null;
+    };
     if (row.cause === 'schedule') this.scheduleAfterDelay(row.job_id, now);
-    for (const group of afterRunsEnded((text) => this.sql(text), [{ runId: id, jobId: row.job_id }], now))
+    const ended = [{ runId: id, jobId: row.job_id, workflowInstanceId: row.workflow_instance_id }];
+    for (const group of afterRunsEnded((text) => this.sql(text), ended, now))
       this.emit({ type: 'runs', group });
   }
 

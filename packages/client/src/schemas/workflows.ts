@@ -1,0 +1,131 @@
+import { type Static, Type } from '@sinclair/typebox';
+import {
+  closed,
+  DurationSchema,
+  JsonObjectSchema,
+  JsonSchema,
+  literals,
+  NameSchema,
+  nullable,
+  PageSchema,
+} from './common.ts';
+import { LimitSchema, RetryPolicySchema, RetrySpecSchema } from './jobs.ts';
+
+/** Schemas of workflows (docs/workflows.md): definitions, instances and their steps. */
+
+/** When an edge lets its child run: how the parent ended, or a value of its result after a success. */
+export const EdgeConditionSchema = Type.Union([
+  literals(['success', 'failure', 'always'] as const),
+  closed({
+    /** A dotted path into the parent's result (`a.b.0`). */
+    path: Type.String({ minLength: 1, maxLength: 256 }),
+    /** The JSON value the result must hold there. */
+    equals: JsonSchema,
+  }),
+]);
+
+/**
+ * An edge condition in an answer: `success`, `failure`, `always`, or `{ path, equals }`. Not a union
+ * (`anyOf`): the serializer would validate each value against every branch.
+ */
+const EdgeConditionViewSchema = Type.Unsafe<Static<typeof EdgeConditionSchema>>({
+  description: "'success', 'failure', 'always', or { path, equals }",
+});
+
+export const WorkflowEdgeSpecSchema = Type.Union([
+  /** A parent step's id: runs after its success. */
+  Type.String({ minLength: 1, maxLength: 64 }),
+  closed({ step: Type.String({ minLength: 1, maxLength: 64 }), on: Type.Optional(EdgeConditionSchema) }),
+]);
+
+export const WorkflowStepSpecSchema = closed({
+  id: Type.String({ minLength: 1, maxLength: 64 }),
+  /** A handler to run (with group, retry, timeout, priority); or `job`. */
+  handler: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** An existing job of the namespace to run, its params merged under the step's; or `handler`. */
+  job: Type.Optional(NameSchema),
+  params: Type.Optional(JsonObjectSchema),
+  group: Type.Optional(NameSchema),
+  retry: Type.Optional(RetrySpecSchema),
+  timeout: Type.Optional(DurationSchema),
+  priority: Type.Optional(Type.Integer()),
+  /** Incoming edges; none: the step runs when the instance starts. */
+  after: Type.Optional(Type.Array(WorkflowEdgeSpecSchema, { maxItems: 1000 })),
+  /** `all` (default): every edge met; `any`: one edge met. */
+  join: Type.Optional(literals(['all', 'any'] as const)),
+});
+
+export const WorkflowSpecSchema = closed({
+  name: NameSchema,
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+  steps: Type.Array(WorkflowStepSpecSchema, { maxItems: 1000 }),
+});
+/** The body of `PUT /v1/workflows/:name`: its name comes from the path. */
+export const WorkflowBody = closed({ ...WorkflowSpecSchema.properties, name: Type.Optional(NameSchema) });
+
+export const WorkflowStepSchema = Type.Object({
+  id: Type.String(),
+  handler: Type.Optional(Type.String()),
+  job: Type.Optional(Type.String()),
+  params: JsonObjectSchema,
+  group: Type.Optional(Type.String()),
+  retry: Type.Optional(RetryPolicySchema),
+  timeout: Type.Optional(Type.Integer()),
+  priority: Type.Optional(Type.Integer()),
+  after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionViewSchema })),
+  join: literals(['all', 'any'] as const),
+});
+
+export const WorkflowSchema = Type.Object({
+  name: Type.String(),
+  namespace: Type.String(),
+  description: Type.String(),
+  /** Bumped by every replace; an instance keeps the version it started with. */
+  version: Type.Integer(),
+  steps: Type.Array(WorkflowStepSchema),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const WorkflowPageSchema = PageSchema(WorkflowSchema);
+
+export const WorkflowInstanceStateSchema = literals(['running', 'succeeded', 'failed', 'cancelled'] as const);
+export const WorkflowStepStateSchema = literals([
+  'waiting',
+  'ready',
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+] as const);
+
+export const WorkflowInstanceSchema = Type.Object({
+  id: Type.Integer(),
+  workflow: Type.String(),
+  namespace: Type.String(),
+  version: Type.Integer(),
+  state: WorkflowInstanceStateSchema,
+  context: JsonObjectSchema,
+  createdAt: Type.String(),
+  startedAt: Type.String(),
+  finishedAt: nullable(Type.String()),
+  /** Each step's state and its run (null until it is queued, and for skipped steps). */
+  steps: Type.Array(
+    Type.Object({ id: Type.String(), state: WorkflowStepStateSchema, runId: nullable(Type.Integer()) }),
+  ),
+});
+
+export const WorkflowStartSchema = closed({
+  /** Given to every step as `params.$workflow.context`. */
+  context: Type.Optional(JsonObjectSchema),
+  /** A second start with the same key answers the instance the first started. */
+  idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});
+
+export const WorkflowInstancePageSchema = PageSchema(WorkflowInstanceSchema);
+
+/** A page of workflows (cursor: the last name) or of one workflow's instances (cursor: the last id). */
+export const WorkflowPageQuery = closed({
+  limit: LimitSchema,
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+});

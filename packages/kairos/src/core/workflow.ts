@@ -1,0 +1,136 @@
+import {
+  HANDLER_PATTERN,
+  type JsonObject,
+  NAME_PATTERN,
+  type RetryPolicy,
+  type EdgeCondition as WireEdgeCondition,
+  type WorkflowSpec,
+  type WorkflowStepSpec,
+} from '@kairos/client';
+import { KairosError } from '../errors.ts';
+import { parseDuration } from './duration.ts';
+import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from './job.ts';
+import { compileRetry } from './retry.ts';
+import { type EdgeCondition, graphProblems, type WorkflowStep } from './workflow-graph.ts';
+
+/**
+ * A workflow definition: named steps joined by conditional edges (core/workflow-graph.ts decides
+ * how an instance advances). What a step runs:
+ * - `handler`: a handler of a worker group, with its own params, retry, timeout and priority;
+ * - `job`: an existing job of the same namespace, run with its handler, task, group, routing,
+ *   retry and timeout as they are when the step is queued, its params merged under the step's.
+ */
+export interface WorkflowDefinition {
+  name: string;
+  description: string;
+  steps: CompiledStep[];
+}
+
+export interface CompiledStep extends WorkflowStep {
+  run: StepTask;
+}
+
+export type StepTask =
+  | {
+      kind: 'handler';
+      handler: string;
+      group: string;
+      params: JsonObject;
+      retry: RetryPolicy;
+      timeoutMs: number;
+      priority: number;
+    }
+  | { kind: 'job'; job: string; params: JsonObject };
+
+/** A step id: like a job name, at most 64 characters. */
+export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Validates a workflow spec from outside. Field errors are VALIDATION_FAILED; a graph that breaks a
+ * rule (cycle, unknown parent, …) is WORKFLOW_INVALID with every problem in `details.problems`.
+ */
+export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
+  if (!NAME_PATTERN.test(spec.name)) throw invalid('name', `a name matching ${NAME_PATTERN}`);
+  const steps = spec.steps.map((step, i) => compileStep(step, `steps[${i}]`));
+  const problems = graphProblems(steps);
+  if (problems.length > 0) {
+    throw new KairosError('WORKFLOW_INVALID', problems.map((p) => p.message).join('; '), {
+      problems: problems.map((p) => ({ kind: p.kind, message: p.message, steps: p.steps })),
+    });
+  }
+  return { name: spec.name, description: spec.description ?? '', steps };
+}
+
+function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
+  if (!STEP_ID_PATTERN.test(spec.id)) throw invalid(`${field}.id`, `a step id matching ${STEP_ID_PATTERN}`);
+  const after = (spec.after ?? []).map((edge) =>
+    typeof edge === 'string'
+      ? { from: edge, on: 'success' as EdgeCondition }
+      : { from: edge.step, on: (edge.on ?? 'success') as EdgeCondition },
+  );
+  const join = spec.join ?? 'all';
+  const params = checkParams(spec.params ?? {}, `${field}.params`);
+  if ((spec.handler === undefined) === (spec.job === undefined)) {
+    throw invalid(field, 'exactly one of `handler` and `job`');
+  }
+  if (spec.job !== undefined) {
+    if (!NAME_PATTERN.test(spec.job)) throw invalid(`${field}.job`, 'a job name');
+    for (const key of ['group', 'retry', 'timeout', 'priority'] as const) {
+      if (spec[key] !== undefined)
+        throw invalid(`${field}.${key}`, 'nothing on a `job` step (the job has its own)');
+    }
+    return { id: spec.id, after, join, run: { kind: 'job', job: spec.job, params } };
+  }
+  const handler = spec.handler!;
+  if (!HANDLER_PATTERN.test(handler)) throw invalid(`${field}.handler`, 'a handler name');
+  const group = spec.group ?? DEFAULT_GROUP;
+  if (!NAME_PATTERN.test(group)) throw invalid(`${field}.group`, 'a group name');
+  const priority = spec.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) {
+    throw invalid(`${field}.priority`, `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
+  }
+  return {
+    id: spec.id,
+    after,
+    join,
+    run: {
+      kind: 'handler',
+      handler,
+      group,
+      params,
+      retry: compileRetry(spec.retry),
+      timeoutMs:
+        spec.timeout === undefined
+          ? DEFAULT_TIMEOUT_MS
+          : parseDuration(spec.timeout, `${field}.timeout`, { min: 1000 }),
+      priority,
+    },
+  };
+}
+
+/** The spec that compiles back into `definition` (what the API answers). */
+export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
+  return {
+    name: definition.name,
+    description: definition.description,
+    steps: definition.steps.map((step) => ({
+      id: step.id,
+      after: step.after.map((edge) => ({ step: edge.from, on: edge.on as WireEdgeCondition })),
+      join: step.join,
+      ...(step.run.kind === 'job'
+        ? { job: step.run.job, params: step.run.params }
+        : {
+            handler: step.run.handler,
+            group: step.run.group,
+            params: step.run.params,
+            retry: step.run.retry,
+            timeout: step.run.timeoutMs,
+            priority: step.run.priority,
+          }),
+    })),
+  };
+}
+
+function invalid(field: string, expected: string): KairosError {
+  return new KairosError('VALIDATION_FAILED', `${field}: expected ${expected}`, { field });
+}

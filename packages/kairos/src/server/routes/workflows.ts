@@ -1,0 +1,248 @@
+import {
+  IdParam,
+  NameParam,
+  type Workflow,
+  WorkflowBody,
+  type WorkflowInstance,
+  WorkflowInstancePageSchema,
+  WorkflowInstanceSchema,
+  WorkflowPageQuery,
+  WorkflowPageSchema,
+  WorkflowSchema,
+  type WorkflowSpec,
+  type WorkflowStart,
+  WorkflowStartSchema,
+} from '@kairos/client';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { checkParams } from '../../core/job.ts';
+import { compileWorkflow, workflowSpecOf } from '../../core/workflow.ts';
+import { KairosError } from '../../errors.ts';
+import type { WorkflowInstanceRecord, WorkflowRecord } from '../../store/workflows.ts';
+import { answers, NoContent } from '../answers.ts';
+import type { NodeContext } from '../context.ts';
+import { idCursor, nameCursor } from '../cursor.ts';
+
+type NameParams = Static<typeof NameParam>;
+type IdParams = Static<typeof IdParam>;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const PageQuery = WorkflowPageQuery;
+type PageQueryType = Static<typeof WorkflowPageQuery>;
+
+export function workflowView(record: WorkflowRecord): Workflow {
+  return {
+    ...(workflowSpecOf(record) as Omit<Workflow, 'namespace' | 'version' | 'createdAt' | 'updatedAt'>),
+    description: record.description,
+    namespace: record.namespace,
+    version: record.version,
+    createdAt: iso(record.createdAt),
+    updatedAt: iso(record.updatedAt),
+  };
+}
+
+export function instanceView(record: WorkflowInstanceRecord): WorkflowInstance {
+  return {
+    id: record.id,
+    workflow: record.workflow,
+    namespace: record.namespace,
+    version: record.version,
+    state: record.state,
+    context: record.context,
+    createdAt: iso(record.createdAt),
+    startedAt: iso(record.startedAt),
+    finishedAt: record.finishedAt === null ? null : iso(record.finishedAt),
+    steps: record.steps,
+  };
+}
+
+/**
+ * `/v1/workflows` and `/v1/workflow-instances` (docs/workflows.md): definitions of the request's
+ * namespace, their instances, starting and cancelling one. Viewers read; operators change.
+ */
+export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
+  const { store, clock } = ctx;
+  const read = { onRequest: ctx.requireRole('viewer') };
+  const write = { onRequest: ctx.requireRole('operator') };
+  const notFound = (name: string) =>
+    new KairosError('WORKFLOW_NOT_FOUND', `no workflow named ${JSON.stringify(name)}`);
+  const instanceNotFound = (id: number) =>
+    new KairosError('WORKFLOW_INSTANCE_NOT_FOUND', `no workflow instance ${id}`);
+
+  app.put<{ Params: NameParams; Body: Omit<WorkflowSpec, 'name'> & { name?: string } }>(
+    '/v1/workflows/:name',
+    {
+      ...write,
+      schema: {
+        operationId: 'putWorkflow',
+        tags: ['workflows'],
+        params: NameParam,
+        body: WorkflowBody,
+        response: answers({ 200: WorkflowSchema, 201: WorkflowSchema }),
+      },
+    },
+    async (request, reply) => {
+      if (request.body.name !== undefined && request.body.name !== request.params.name) {
+        throw new KairosError('VALIDATION_FAILED', 'name: the body names another workflow than the path', {
+          field: 'name',
+        });
+      }
+      const definition = compileWorkflow({ ...request.body, name: request.params.name });
+      const saved = await store.workflows.put(definition, request.namespace, clock.now());
+      if (saved.created) reply.status(201);
+      return workflowView(saved.workflow);
+    },
+  );
+
+  app.get<{ Querystring: PageQueryType }>(
+    '/v1/workflows',
+    {
+      ...read,
+      schema: {
+        operationId: 'listWorkflows',
+        tags: ['workflows'],
+        querystring: PageQuery,
+        response: answers({ 200: WorkflowPageSchema }),
+      },
+    },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      const items = await store.workflows.list({
+        namespace: request.namespace,
+        after: nameCursor(request.query.cursor),
+        limit,
+      });
+      const last = items[items.length - 1];
+      return {
+        items: items.map(workflowView),
+        nextCursor: last && items.length === limit ? last.name : null,
+      };
+    },
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/v1/workflows/:name',
+    {
+      ...read,
+      schema: {
+        operationId: 'getWorkflow',
+        tags: ['workflows'],
+        params: NameParam,
+        response: answers({ 200: WorkflowSchema }),
+      },
+    },
+    async (request) => {
+      const workflow = await store.workflows.get(request.namespace, request.params.name);
+      if (!workflow) throw notFound(request.params.name);
+      return workflowView(workflow);
+    },
+  );
+
+  app.delete<{ Params: NameParams }>(
+    '/v1/workflows/:name',
+    {
+      ...write,
+      schema: {
+        operationId: 'deleteWorkflow',
+        tags: ['workflows'],
+        params: NameParam,
+        response: answers({ 204: NoContent }),
+      },
+    },
+    async (request, reply) => {
+      if (!(await store.workflows.delete(request.namespace, request.params.name))) {
+        throw notFound(request.params.name);
+      }
+      reply.status(204);
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: WorkflowStart | undefined }>(
+    '/v1/workflows/:name/instances',
+    {
+      ...write,
+      schema: {
+        operationId: 'startWorkflow',
+        tags: ['workflows'],
+        params: NameParam,
+        body: Type.Optional(WorkflowStartSchema),
+        response: answers({ 201: WorkflowInstanceSchema }),
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const context = checkParams(body.context ?? {}, 'context');
+      const instance = await store.workflows.start(
+        request.namespace,
+        request.params.name,
+        { context, idempotencyKey: body.idempotencyKey },
+        clock.now(),
+      );
+      if (!instance) throw notFound(request.params.name);
+      reply.status(201);
+      return instanceView(instance);
+    },
+  );
+
+  app.get<{ Params: NameParams; Querystring: PageQueryType }>(
+    '/v1/workflows/:name/instances',
+    {
+      ...read,
+      schema: {
+        operationId: 'listWorkflowInstances',
+        tags: ['workflows'],
+        params: NameParam,
+        querystring: PageQuery,
+        response: answers({ 200: WorkflowInstancePageSchema }),
+      },
+    },
+    async (request) => {
+      const workflow = await store.workflows.get(request.namespace, request.params.name);
+      if (!workflow) throw notFound(request.params.name);
+      const limit = request.query.limit ?? 50;
+      const items = await store.workflows.listInstances(workflow.id, idCursor(request.query.cursor), limit);
+      const last = items[items.length - 1];
+      return {
+        items: items.map(instanceView),
+        nextCursor: last && items.length === limit ? String(last.id) : null,
+      };
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/v1/workflow-instances/:id',
+    {
+      ...read,
+      schema: {
+        operationId: 'getWorkflowInstance',
+        tags: ['workflows'],
+        params: IdParam,
+        response: answers({ 200: WorkflowInstanceSchema }),
+      },
+    },
+    async (request) => {
+      const instance = await store.workflows.getInstance(request.params.id);
+      if (!instance) throw instanceNotFound(request.params.id);
+      return instanceView(instance);
+    },
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/v1/workflow-instances/:id/cancel',
+    {
+      ...write,
+      schema: {
+        operationId: 'cancelWorkflowInstance',
+        tags: ['workflows'],
+        params: IdParam,
+        response: answers({ 200: WorkflowInstanceSchema }),
+      },
+    },
+    async (request) => {
+      const instance = await store.workflows.cancelInstance(request.params.id, clock.now());
+      if (!instance) throw instanceNotFound(request.params.id);
+      return instanceView(instance);
+    },
+  );
+}

@@ -1,0 +1,446 @@
+import type { JsonObject } from '@kairos/client';
+import type pg from 'pg';
+import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { DEFAULT_RETRY } from '../../core/retry.ts';
+import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
+import { KairosError } from '../../errors.ts';
+import {
+  CANCELLED_WITH_INSTANCE,
+  endOf,
+  type InstancePlan,
+  type InstanceRow,
+  instanceFromRow,
+  planInstance,
+  type StepJob,
+  type StepRow,
+  stepJobNames,
+  type WorkflowInstanceRecord,
+  type WorkflowRecord,
+  type WorkflowRow,
+  type WorkflowStore,
+  workflowFromRow,
+  workflowJobName,
+} from '../workflows.ts';
+import type { PostgresConnection } from './alerts.ts';
+
+const WORKFLOW_COLUMNS =
+  'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
+const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps::text AS steps,
+  i.state, i.context::text AS context, i.created_at, i.started_at, i.finished_at`;
+
+/** The workflows part of the PostgreSQL store (store/workflows.ts has the contract). */
+export class PostgresWorkflows implements WorkflowStore {
+  constructor(
+    private readonly c: PostgresConnection,
+    /** Wakes the pollers of groups that got runs (NOTIFY). */
+    private readonly wake: (groups: readonly string[]) => Promise<void>,
+    /** What the end of runs sets off (store/postgres/schedules.ts), in the caller's transaction. */
+    private readonly afterRunsEnded: (
+      client: pg.PoolClient,
+      runIds: readonly number[],
+      now: number,
+    ) => Promise<string[]>,
+  ) {}
+
+  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+    try {
+      return await this.putOnce(definition, namespace, now);
+    } catch (error) {
+      // Two creates of one name at once: the second's insert waited on the first's unique key and
+      // failed; now the row exists, and the second is a replace.
+      if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
+      return this.putOnce(definition, namespace, now);
+    }
+  }
+
+  private async putOnce(definition: WorkflowDefinition, namespace: string, now: number) {
+    return this.c.transaction('putWorkflow', async (client) => {
+      const steps = JSON.stringify(definition.steps);
+      const updated = await client.query<WorkflowRow>(
+        `UPDATE workflows SET description = $1, steps = $2::jsonb, version = version + 1, updated_at = $3
+         WHERE namespace = $4 AND name = $5 RETURNING ${WORKFLOW_COLUMNS}`,
+        [definition.description, steps, now, namespace, definition.name],
+      );
+      if (updated.rows[0]) return { workflow: workflowFromRow(updated.rows[0]), created: false };
+      const job = await client.query<{ id: number }>(
+        `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
+           updated_at, namespace)
+         VALUES ($1, 'default', 'workflow', '{}', '{"kind":"manual"}', $2::jsonb, $3, 0, $4, $4, $5) RETURNING id`,
+        [
+          workflowJobName(namespace, definition.name),
+          JSON.stringify(DEFAULT_RETRY),
+          DEFAULT_TIMEOUT_MS,
+          now,
+          namespace,
+        ],
+      );
+      const jobId = job.rows[0]!.id;
+      const row = await client.query<WorkflowRow>(
+        `INSERT INTO workflows (namespace, name, description, version, steps, job_id, created_at, updated_at)
+         VALUES ($1, $2, $3, 1, $4::jsonb, $5, $6, $6) RETURNING ${WORKFLOW_COLUMNS}`,
+        [namespace, definition.name, definition.description, steps, jobId, now],
+      );
+      await client.query('UPDATE jobs SET workflow_id = $1 WHERE id = $2', [row.rows[0]!.id, jobId]);
+      return { workflow: workflowFromRow(row.rows[0]!), created: true };
+    });
+  }
+
+  async get(namespace: string, name: string): Promise<WorkflowRecord | null> {
+    const [row] = await this.c.query<WorkflowRow>(
+      'getWorkflow',
+      `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE namespace = $1 AND name = $2`,
+      [namespace, name],
+    );
+    return row ? workflowFromRow(row) : null;
+  }
+
+  async list(filter: { namespace?: string | undefined; after?: string | undefined; limit: number }) {
+    const rows = await this.c.query<WorkflowRow>(
+      'listWorkflows',
+      `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE ($1::text IS NULL OR namespace = $1)
+         AND ($2::text IS NULL OR name > $2) ORDER BY name, namespace LIMIT $3`,
+      [filter.namespace ?? null, filter.after ?? null, filter.limit],
+    );
+    return rows.map(workflowFromRow);
+  }
+
+  async delete(namespace: string, name: string): Promise<boolean> {
+    return this.c.transaction('deleteWorkflow', async (client) => {
+      // Runs first, then instances, as ending a step run takes them (see advanceWorkflows).
+      await client.query(
+        `SELECT r.id FROM runs r JOIN workflow_instances i ON i.id = r.workflow_instance_id
+         JOIN workflows w ON w.id = i.workflow_id
+         WHERE w.namespace = $1 AND w.name = $2 AND r.status IN ('queued', 'running') ORDER BY r.id FOR UPDATE OF r`,
+        [namespace, name],
+      );
+      const { rows } = await client.query<{ job_id: number }>(
+        'DELETE FROM workflows WHERE namespace = $1 AND name = $2 RETURNING job_id',
+        [namespace, name],
+      );
+      if (!rows[0]) return false;
+      await client.query('DELETE FROM jobs WHERE id = $1', [rows[0].job_id]);
+      return true;
+    });
+  }
+
+  async start(
+    namespace: string,
+    name: string,
+    request: { context: JsonObject; idempotencyKey?: string | undefined },
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const started = await this.c.transaction('startWorkflow', async (client) => {
+      const workflow = (
+        await client.query<WorkflowRow>(
+          `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE namespace = $1 AND name = $2 FOR SHARE`,
+          [namespace, name],
+        )
+      ).rows[0];
+      if (!workflow) return null;
+      const key = request.idempotencyKey ?? null;
+      // The unique key answers a concurrent start with the same key: it waits, then inserts nothing.
+      const inserted = await client.query<{ id: number }>(
+        `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
+           idempotency_key, created_at, started_at)
+         VALUES ($1, $2, $3, $4::jsonb, 'running', $5::jsonb, $6, $7, $7)
+         ON CONFLICT DO NOTHING RETURNING id`,
+        [workflow.id, namespace, workflow.version, workflow.steps, JSON.stringify(request.context), key, now],
+      );
+      if (!inserted.rows[0]) {
+        const existing = await client.query<{ id: number }>(
+          'SELECT id FROM workflow_instances WHERE workflow_id = $1 AND idempotency_key = $2',
+          [workflow.id, key],
+        );
+        return { id: existing.rows[0]!.id, groups: [] };
+      }
+      const id = inserted.rows[0].id;
+      const steps = JSON.parse(workflow.steps) as CompiledStep[];
+      const plan = planInstance({
+        instanceId: id,
+        steps,
+        context: request.context,
+        rows: [],
+        ended: [],
+        jobs: await stepJobs(client, namespace, steps),
+        carrier: { jobId: workflow.job_id },
+      });
+      return { id, groups: await writePlan(client, id, namespace, plan, now) };
+    });
+    if (!started) return null;
+    await this.wake(started.groups);
+    return this.getInstance(started.id);
+  }
+
+  async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {
+    const [row] = await this.c.query<InstanceRow>(
+      'getWorkflowInstance',
+      `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1`,
+      [id],
+    );
+    if (!row) return null;
+    const steps = await this.c.query<{ step_id: string; state: StepRow['state']; run_id: number | null }>(
+      'getWorkflowInstance',
+      'SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = $1',
+      [id],
+    );
+    return instanceFromRow(row, steps);
+  }
+
+  async listInstances(workflowId: number, before: number | undefined, limit: number) {
+    const rows = await this.c.query<InstanceRow>(
+      'listWorkflowInstances',
+      `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id
+       WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
+      [workflowId, before ?? null, limit],
+    );
+    const steps = await this.c.query<{
+      instance_id: number;
+      step_id: string;
+      state: StepRow['state'];
+      run_id: number | null;
+    }>(
+      'listWorkflowInstances',
+      'SELECT instance_id, step_id, state, run_id FROM workflow_steps WHERE instance_id = ANY($1::bigint[])',
+      [rows.map((r) => r.id)],
+    );
+    return rows.map((row) =>
+      instanceFromRow(
+        row,
+        steps.filter((s) => s.instance_id === row.id),
+      ),
+    );
+  }
+
+  async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {
+    const groups = await this.c.transaction('cancelWorkflowInstance', async (client) => {
+      // The step runs first, then the instance: the order in which ending a step run locks them.
+      const active = (
+        await client.query<{ id: number }>(
+          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+           ORDER BY id FOR UPDATE`,
+          [id],
+        )
+      ).rows.map((r) => r.id);
+      const instance = (
+        await client.query<{ state: string }>(
+          'SELECT state FROM workflow_instances WHERE id = $1 FOR UPDATE',
+          [id],
+        )
+      ).rows[0];
+      if (!instance) return null;
+      if (instance.state !== 'running') {
+        throw new KairosError(
+          'WORKFLOW_INSTANCE_FINISHED',
+          `workflow instance ${id} already ended (${instance.state})`,
+        );
+      }
+      await client.query(
+        `UPDATE workflow_instances SET state = 'cancelled', finished_at = $2 WHERE id = $1`,
+        [id, now],
+      );
+      await client.query(
+        `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
+        [id],
+      );
+      const cancelled = await client.query<{ id: number }>(
+        `WITH active AS (
+           SELECT id, status, attempt, worker_id, started_at FROM runs
+           WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+         attempt_ended AS (
+           INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+           SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+         UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+         FROM active a WHERE r.id = a.id RETURNING r.id`,
+        [active, now, CANCELLED_WITH_INSTANCE],
+      );
+      return this.afterRunsEnded(
+        client,
+        cancelled.rows.map((r) => r.id),
+        now,
+      );
+    });
+    if (groups === null) return null;
+    await this.wake(groups);
+    return this.getInstance(id);
+  }
+}
+
+/** The jobs an instance's `job` steps name, as they are now. */
+async function stepJobs(
+  client: pg.PoolClient,
+  namespace: string,
+  steps: readonly CompiledStep[],
+): Promise<Map<string, StepJob>> {
+  const names = stepJobNames(steps);
+  if (names.length === 0) return new Map();
+  const { rows } = await client.query<{
+    id: number;
+    name: string;
+    group_name: string;
+    handler: string;
+    params: string;
+    retry: string;
+    timeout_ms: number;
+    priority: number;
+  }>(
+    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
+     WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL`,
+    [namespace, names],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.name,
+      {
+        id: r.id,
+        name: r.name,
+        group: r.group_name,
+        handler: r.handler,
+        params: JSON.parse(r.params) as JsonObject,
+        retry: r.retry,
+        maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
+        timeoutMs: r.timeout_ms,
+        priority: r.priority,
+      },
+    ]),
+  );
+}
+
+/**
+ * Writes what {@link planInstance} decided: the runs (one statement), the steps' states (one
+ * statement), the instance's end. Answers the groups that got runs.
+ */
+async function writePlan(
+  client: pg.PoolClient,
+  instanceId: number,
+  namespace: string,
+  plan: InstancePlan,
+  now: number,
+): Promise<string[]> {
+  const runIds = new Map<string, number>();
+  const groups: string[] = [];
+  if (plan.runs.length > 0) {
+    // ON CONFLICT: the key holds the step's run already, never a second one.
+    const { rows } = await client.query<{ id: number; group_name: string; workflow_step: string }>(
+      `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+         retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
+       SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
+         x.max_attempts, x.retry, x.timeout_ms, $2, $2, $3, $4, x.step
+       FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
+         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text)
+       ON CONFLICT DO NOTHING RETURNING id, group_name, workflow_step`,
+      [
+        JSON.stringify(
+          plan.runs.map((r) => ({
+            job_id: r.jobId,
+            group_name: r.group,
+            handler: r.handler,
+            idempotency_key: r.idempotencyKey,
+            params: r.params,
+            priority: r.priority,
+            max_attempts: r.maxAttempts,
+            retry: JSON.parse(r.retry),
+            timeout_ms: r.timeoutMs,
+            step: r.step,
+          })),
+        ),
+        now,
+        namespace,
+        instanceId,
+      ],
+    );
+    for (const row of rows) {
+      runIds.set(row.workflow_step, row.id);
+      groups.push(row.group_name);
+    }
+  }
+  await client.query(
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id)
+     SELECT $1, x.step_id, x.state, x.run_id FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint)
+     ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+    [
+      instanceId,
+      JSON.stringify(
+        [...plan.states].map(([step, state]) => ({ step_id: step, state, run_id: runIds.get(step) ?? null })),
+      ),
+    ],
+  );
+  if (plan.outcome) {
+    await client.query(
+      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'running'`,
+      [plan.outcome, now, instanceId],
+    );
+  }
+  return groups;
+}
+
+/**
+ * Advances the instances of step runs that this transaction ended (see store/workflows.ts), inside
+ * it. Each instance's row is locked (FOR UPDATE, in id order) before its steps are read: a second
+ * transaction ending another step run of the instance waits, then reads what the first wrote (READ
+ * COMMITTED takes a new snapshot per statement), so a step is decided and queued once. Answers the
+ * groups that got runs.
+ */
+export async function advanceWorkflows(
+  client: pg.PoolClient,
+  runIds: readonly number[],
+  now: number,
+): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const { rows: ended } = await client.query<{
+    id: number;
+    workflow_instance_id: number;
+    workflow_step: string;
+    status: string;
+    result: string | null;
+  }>(
+    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result FROM runs
+     WHERE id = ANY($1::bigint[]) AND workflow_instance_id IS NOT NULL
+       AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
+    [runIds],
+  );
+  const groups: string[] = [];
+  const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
+  for (const instanceId of instances) {
+    const instance = (
+      await client.query<{
+        namespace: string;
+        steps: string;
+        state: string;
+        context: string;
+        job_id: number;
+      }>(
+        `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
+         FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
+        [instanceId],
+      )
+    ).rows[0];
+    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
+    const { rows } = await client.query<StepRow>(
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result
+       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+      [instanceId],
+    );
+    const state = new Map(rows.map((r) => [r.step_id, r]));
+    // Only the current run of a ready step ends it; anything else was decided already.
+    const ends = ended.filter(
+      (e) =>
+        e.workflow_instance_id === instanceId &&
+        state.get(e.workflow_step)?.state === 'ready' &&
+        state.get(e.workflow_step)?.run_id === e.id,
+    );
+    if (ends.length === 0) continue;
+    const steps = JSON.parse(instance.steps) as CompiledStep[];
+    const plan = planInstance({
+      instanceId,
+      steps,
+      context: JSON.parse(instance.context) as JsonObject,
+      rows,
+      ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
+      jobs: await stepJobs(client, instance.namespace, steps),
+      carrier: { jobId: instance.job_id },
+    });
+    groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
+  }
+  return groups;
+}

@@ -1,0 +1,426 @@
+import type { JsonObject } from '@kairos/client';
+import type Database from 'better-sqlite3';
+import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { DEFAULT_RETRY } from '../../core/retry.ts';
+import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
+import { KairosError } from '../../errors.ts';
+import {
+  CANCELLED_WITH_INSTANCE,
+  endOf,
+  type InstancePlan,
+  type InstanceRow,
+  instanceFromRow,
+  planInstance,
+  type StepJob,
+  type StepRow,
+  stepJobNames,
+  type WorkflowInstanceRecord,
+  type WorkflowRecord,
+  type WorkflowRow,
+  type WorkflowStore,
+  workflowFromRow,
+  workflowJobName,
+} from '../workflows.ts';
+import type { SqliteConnection } from './alerts.ts';
+import { END_ATTEMPTS } from './hot-statements.ts';
+
+type Sql = (text: string) => Database.Statement<unknown[], unknown>;
+
+const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps, i.state,
+  i.context, i.created_at, i.started_at, i.finished_at`;
+
+/** The workflows part of the SQLite store (store/workflows.ts has the contract). */
+export class SqliteWorkflows implements WorkflowStore {
+  constructor(
+    private readonly c: SqliteConnection,
+    /** Wakes the pollers of groups that got runs. */
+    private readonly wake: (groups: readonly string[]) => void,
+    /** What the end of runs sets off (store/sqlite/schedules.ts), in the caller's transaction. */
+    private readonly afterRunsEnded: (
+      ended: ReadonlyArray<{ runId: number; jobId: number; workflowInstanceId: number | null }>,
+      now: number,
+    ) => string[],
+  ) {}
+
+  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+    return this.c.run('putWorkflow', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          const steps = JSON.stringify(definition.steps);
+          const updated = sql(
+            `UPDATE workflows SET description = ?, steps = ?, version = version + 1, updated_at = ?
+             WHERE namespace = ? AND name = ? RETURNING *`,
+          ).get(definition.description, steps, now, namespace, definition.name) as WorkflowRow | undefined;
+          if (updated) return { workflow: workflowFromRow(updated), created: false };
+          const job = sql(
+            `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
+               updated_at, namespace)
+             VALUES (?, 'default', 'workflow', '{}', '{"kind":"manual"}', ?, ?, 0, ?, ?, ?) RETURNING id`,
+          ).get(
+            workflowJobName(namespace, definition.name),
+            JSON.stringify(DEFAULT_RETRY),
+            DEFAULT_TIMEOUT_MS,
+            now,
+            now,
+            namespace,
+          ) as { id: number };
+          const row = sql(
+            `INSERT INTO workflows (namespace, name, description, version, steps, job_id, created_at, updated_at)
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?) RETURNING *`,
+          ).get(namespace, definition.name, definition.description, steps, job.id, now, now) as WorkflowRow;
+          sql('UPDATE jobs SET workflow_id = ? WHERE id = ?').run(row.id, job.id);
+          return { workflow: workflowFromRow(row), created: true };
+        })
+        .immediate(),
+    );
+  }
+
+  async get(namespace: string, name: string): Promise<WorkflowRecord | null> {
+    return this.c.run('getWorkflow', () => {
+      const row = this.c
+        .sql('SELECT * FROM workflows WHERE namespace = ? AND name = ?')
+        .get(namespace, name) as WorkflowRow | undefined;
+      return row ? workflowFromRow(row) : null;
+    });
+  }
+
+  async list(filter: { namespace?: string | undefined; after?: string | undefined; limit: number }) {
+    return this.c.run('listWorkflows', () =>
+      (
+        this.c
+          .sql(
+            `SELECT * FROM workflows WHERE (@namespace IS NULL OR namespace = @namespace)
+               AND (@after IS NULL OR name > @after) ORDER BY name, namespace LIMIT @limit`,
+          )
+          .all({
+            namespace: filter.namespace ?? null,
+            after: filter.after ?? null,
+            limit: filter.limit,
+          }) as WorkflowRow[]
+      ).map(workflowFromRow),
+    );
+  }
+
+  async delete(namespace: string, name: string): Promise<boolean> {
+    return this.c.run('deleteWorkflow', () =>
+      this.c.db
+        .transaction(() => {
+          const row = this.c
+            .sql('DELETE FROM workflows WHERE namespace = ? AND name = ? RETURNING job_id')
+            .get(namespace, name) as { job_id: number } | undefined;
+          if (!row) return false;
+          this.c.sql('DELETE FROM jobs WHERE id = ?').run(row.job_id);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async start(
+    namespace: string,
+    name: string,
+    request: { context: JsonObject; idempotencyKey?: string | undefined },
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const started = this.c.run('startWorkflow', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          const workflow = sql('SELECT * FROM workflows WHERE namespace = ? AND name = ?').get(
+            namespace,
+            name,
+          ) as WorkflowRow | undefined;
+          if (!workflow) return null;
+          const key = request.idempotencyKey ?? null;
+          if (key !== null) {
+            const existing = sql(
+              'SELECT id FROM workflow_instances WHERE workflow_id = ? AND idempotency_key = ?',
+            ).get(workflow.id, key) as { id: number } | undefined;
+            if (existing) return { id: existing.id, groups: [] };
+          }
+          const { id } = sql(
+            `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
+               idempotency_key, created_at, started_at)
+             VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id`,
+          ).get(
+            workflow.id,
+            namespace,
+            workflow.version,
+            workflow.steps,
+            JSON.stringify(request.context),
+            key,
+            now,
+            now,
+          ) as { id: number };
+          const steps = JSON.parse(workflow.steps) as CompiledStep[];
+          const plan = planInstance({
+            instanceId: id,
+            steps,
+            context: request.context,
+            rows: [],
+            ended: [],
+            jobs: stepJobs(sql, namespace, steps),
+            carrier: { jobId: workflow.job_id },
+          });
+          return { id, groups: writePlan(sql, id, namespace, plan, now) };
+        })
+        .immediate(),
+    );
+    if (!started) return null;
+    this.wake(started.groups);
+    return this.getInstance(started.id);
+  }
+
+  async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {
+    return this.c.run('getWorkflowInstance', () => readInstance(this.c.sql, id));
+  }
+
+  async listInstances(workflowId: number, before: number | undefined, limit: number) {
+    return this.c.run('listWorkflowInstances', () => {
+      const rows = this.c
+        .sql(
+          `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id
+           WHERE i.workflow_id = ? AND (? IS NULL OR i.id < ?) ORDER BY i.id DESC LIMIT ?`,
+        )
+        .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
+      const steps = this.c
+        .sql(
+          `SELECT instance_id, step_id, state, run_id FROM workflow_steps
+           WHERE instance_id IN (SELECT value FROM json_each(?))`,
+        )
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<{
+        instance_id: number;
+        step_id: string;
+        state: StepRow['state'];
+        run_id: number | null;
+      }>;
+      return rows.map((row) =>
+        instanceFromRow(
+          row,
+          steps.filter((s) => s.instance_id === row.id),
+        ),
+      );
+    });
+  }
+
+  async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {
+    const groups = this.c.run('cancelWorkflowInstance', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          const instance = sql('SELECT state FROM workflow_instances WHERE id = ?').get(id) as
+            | { state: string }
+            | undefined;
+          if (!instance) return null;
+          if (instance.state !== 'running') {
+            throw new KairosError(
+              'WORKFLOW_INSTANCE_FINISHED',
+              `workflow instance ${id} already ended (${instance.state})`,
+            );
+          }
+          sql(`UPDATE workflow_instances SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+          sql(
+            `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
+          ).run(id);
+          const active = sql(
+            `SELECT id, job_id, status, attempt, worker_id, started_at FROM runs
+             WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
+          ).all(id) as Array<{
+            id: number;
+            job_id: number;
+            status: string;
+            attempt: number;
+            worker_id: string;
+            started_at: number;
+          }>;
+          const running = active.filter((r) => r.status === 'running');
+          if (running.length > 0) {
+            sql(END_ATTEMPTS).run(
+              now,
+              JSON.stringify(
+                running.map((r) => [
+                  r.id,
+                  r.attempt,
+                  r.worker_id,
+                  'cancelled',
+                  r.started_at,
+                  CANCELLED_WITH_INSTANCE,
+                ]),
+              ),
+            );
+          }
+          const cancel = sql(
+            `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
+          );
+          for (const run of active) cancel.run(now, CANCELLED_WITH_INSTANCE, run.id);
+          return this.afterRunsEnded(
+            active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: id })),
+            now,
+          );
+        })
+        .immediate(),
+    );
+    if (groups === null) return null;
+    this.wake(groups);
+    return this.getInstance(id);
+  }
+}
+
+function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
+  const row = sql(
+    `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
+  ).get(id) as InstanceRow | undefined;
+  if (!row) return null;
+  const steps = sql('SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = ?').all(
+    id,
+  ) as Array<{
+    step_id: string;
+    state: StepRow['state'];
+    run_id: number | null;
+  }>;
+  return instanceFromRow(row, steps);
+}
+
+/** The jobs an instance's `job` steps name, as they are now. */
+function stepJobs(sql: Sql, namespace: string, steps: readonly CompiledStep[]): Map<string, StepJob> {
+  const names = stepJobNames(steps);
+  if (names.length === 0) return new Map();
+  const rows = sql(
+    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
+     WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL`,
+  ).all(namespace, JSON.stringify(names)) as Array<{
+    id: number;
+    name: string;
+    group_name: string;
+    handler: string;
+    params: string;
+    retry: string;
+    timeout_ms: number;
+    priority: number;
+  }>;
+  return new Map(
+    rows.map((r) => [
+      r.name,
+      {
+        id: r.id,
+        name: r.name,
+        group: r.group_name,
+        handler: r.handler,
+        params: JSON.parse(r.params) as JsonObject,
+        retry: r.retry,
+        maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
+        timeoutMs: r.timeout_ms,
+        priority: r.priority,
+      },
+    ]),
+  );
+}
+
+/** Writes what {@link planInstance} decided: the runs, the steps' states, the instance's end. Answers the groups. */
+function writePlan(
+  sql: Sql,
+  instanceId: number,
+  namespace: string,
+  plan: InstancePlan,
+  now: number,
+): string[] {
+  const insert = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
+     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT DO NOTHING RETURNING id, group_name`,
+  );
+  const groups: string[] = [];
+  const runIds = new Map<string, number>();
+  for (const run of plan.runs) {
+    const row = insert.get(
+      run.jobId,
+      run.group,
+      run.handler,
+      run.idempotencyKey,
+      JSON.stringify(run.params),
+      run.priority,
+      run.maxAttempts,
+      run.retry,
+      run.timeoutMs,
+      now,
+      now,
+      namespace,
+      instanceId,
+      run.step,
+    ) as { id: number; group_name: string } | undefined;
+    if (!row) continue; // the key holds the step's run already: never a second one
+    runIds.set(run.step, row.id);
+    groups.push(row.group_name);
+  }
+  const upsert = sql(
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id) VALUES (?, ?, ?, ?)
+     ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+  );
+  for (const [step, state] of plan.states) upsert.run(instanceId, step, state, runIds.get(step) ?? null);
+  if (plan.outcome) {
+    sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
+      plan.outcome,
+      now,
+      instanceId,
+    );
+  }
+  return groups;
+}
+
+/**
+ * Advances the instances of step runs that this transaction ended (see store/workflows.ts).
+ * Answers the groups that got runs. SQLite has one writer: the transaction is the lock.
+ */
+export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: number): string[] {
+  if (runIds.length === 0) return [];
+  const ended = sql(
+    `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
+     WHERE id IN (SELECT value FROM json_each(?)) AND workflow_instance_id IS NOT NULL
+       AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
+  ).all(JSON.stringify(runIds)) as Array<{
+    id: number;
+    workflow_instance_id: number;
+    workflow_step: string;
+    status: string;
+    result: string | null;
+  }>;
+  const groups: string[] = [];
+  const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
+  for (const instanceId of instances) {
+    const instance = sql(
+      `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
+       JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
+    ).get(instanceId) as
+      | { namespace: string; steps: string; state: string; context: string; job_id: number }
+      | undefined;
+    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
+    const rows = sql(
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result
+       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+    ).all(instanceId) as StepRow[];
+    const state = new Map(rows.map((r) => [r.step_id, r]));
+    // Only the current run of a ready step ends it; anything else was decided already.
+    const ends = ended.filter(
+      (e) =>
+        e.workflow_instance_id === instanceId &&
+        state.get(e.workflow_step)?.state === 'ready' &&
+        state.get(e.workflow_step)?.run_id === e.id,
+    );
+    if (ends.length === 0) continue;
+    const steps = JSON.parse(instance.steps) as CompiledStep[];
+    const plan = planInstance({
+      instanceId,
+      steps,
+      context: JSON.parse(instance.context) as JsonObject,
+      rows,
+      ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
+      jobs: stepJobs(sql, instance.namespace, steps),
+      carrier: { jobId: instance.job_id },
+    });
+    groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
+  }
+  return groups;
+}

@@ -1,0 +1,339 @@
+import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
+import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
+
+/**
+ * The workflow part of the Store contract (docs/workflows.md): definitions, instances, and the
+ * advance of an instance when one of its step runs ends.
+ *
+ * A step runs as an ordinary run (cause `workflow`), tied to its instance by
+ * `runs.workflow_instance_id` and `runs.workflow_step`. Whatever ends a step run for good (a report
+ * after the last attempt, a timeout, a lost worker, a cancel) advances the instance in the same
+ * transaction: the instance row is locked, the steps' states read, core/workflow-graph.ts decides
+ * which steps become ready and which are skipped, their runs are queued, and the instance ends when
+ * no step can run any more. A node that dies before the commit leaves nothing; one after it leaves
+ * everything; two ends racing on one instance queue each step once (the lock orders them, and each
+ * step run has the idempotency key `workflow:<instance>:<step>` on top).
+ *
+ * Instance states: running → succeeded | failed | cancelled. Step states: waiting → ready (its run
+ * queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance cancelled).
+ */
+export interface WorkflowStore {
+  /** Creates or replaces a workflow of a namespace (a replace bumps its version). */
+  put(
+    definition: WorkflowDefinition,
+    namespace: string,
+    now: number,
+  ): Promise<{ workflow: WorkflowRecord; created: boolean }>;
+  get(namespace: string, name: string): Promise<WorkflowRecord | null>;
+  /** Workflows ordered by name; `after` is the last name of the previous page. */
+  list(filter: {
+    namespace?: string | undefined;
+    after?: string | undefined;
+    limit: number;
+  }): Promise<WorkflowRecord[]>;
+  /**
+   * Deletes a workflow with its instances and its handler steps' runs (as deleting a job does);
+   * runs of `job` steps stay, ending without advancing anything. False when there is none.
+   */
+  delete(namespace: string, name: string): Promise<boolean>;
+  /**
+   * Starts an instance in one transaction: the instance, its steps, and the runs of its root steps.
+   * With an idempotency key already used for this workflow, answers that instance and writes
+   * nothing. Null when the workflow does not exist.
+   */
+  start(
+    namespace: string,
+    name: string,
+    request: { context: JsonObject; idempotencyKey?: string | undefined },
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null>;
+  getInstance(id: number): Promise<WorkflowInstanceRecord | null>;
+  /** A workflow's instances, newest first; `before` is the last id of the previous page. */
+  listInstances(
+    workflowId: number,
+    before: number | undefined,
+    limit: number,
+  ): Promise<WorkflowInstanceRecord[]>;
+  /**
+   * Cancels a running instance in one transaction: its queued and running step runs are cancelled,
+   * its waiting and ready steps become `cancelled`, and it ends `cancelled`. Throws
+   * WORKFLOW_INSTANCE_FINISHED when it already ended; null when there is none.
+   */
+  cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null>;
+}
+
+export interface WorkflowRecord extends WorkflowDefinition {
+  id: number;
+  namespace: string;
+  version: number;
+  /** The workflow's own job: its handler steps' runs belong to it (hidden from job lists). */
+  jobId: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface WorkflowInstanceRecord {
+  id: number;
+  workflowId: number;
+  workflow: string;
+  namespace: string;
+  /** The workflow's version when it started; its steps are that version's. */
+  version: number;
+  state: WorkflowInstanceState;
+  context: JsonObject;
+  createdAt: number;
+  startedAt: number;
+  finishedAt: number | null;
+  steps: Array<{ id: string; state: WorkflowStepState; runId: number | null }>;
+}
+
+/** The name of a workflow's own job: `/` is not allowed in job names, so no job can take it. */
+export function workflowJobName(namespace: string, name: string): string {
+  return `workflow/${namespace}/${name}`;
+}
+
+/** An instance's step as the store keeps it, with its run's end when it has one. */
+export interface StepRow {
+  step_id: string;
+  state: WorkflowStepState;
+  run_id: number | null;
+  run_status: string | null;
+  /** The run's result, JSON text. */
+  run_result: string | null;
+}
+
+/** A step run that this transaction ended. */
+export interface EndedStepRun {
+  runId: number;
+  instanceId: number;
+  step: string;
+}
+
+/** What the runs of `job` steps are made from: the job as it is when the step is queued. */
+export interface StepJob {
+  id: number;
+  name: string;
+  group: string;
+  handler: string;
+  params: JsonObject;
+  retry: string;
+  maxAttempts: number;
+  timeoutMs: number;
+  priority: number;
+}
+
+/** One run to queue for a step. */
+export interface StepRunToQueue {
+  step: string;
+  jobId: number;
+  group: string;
+  handler: string;
+  params: JsonObject;
+  priority: number;
+  maxAttempts: number;
+  /** The retry policy, JSON text. */
+  retry: string;
+  timeoutMs: number;
+  idempotencyKey: string;
+}
+
+/** What one transaction writes for one instance. */
+export interface InstancePlan {
+  /** Steps whose state changes (queued steps included, as `ready`). */
+  states: Map<string, WorkflowStepState>;
+  runs: StepRunToQueue[];
+  /** The instance's end, or null while it runs. */
+  outcome: 'succeeded' | 'failed' | null;
+}
+
+/** How a run status ends a step: only a success is `ok`; a cancel counts as a failure. */
+export function endOf(status: string, result: string | null): StepEnd {
+  return status === 'succeeded'
+    ? { ok: true, result: result === null ? null : JSON.parse(result) }
+    : { ok: false };
+}
+
+function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
+  const steps: InstanceSteps = new Map();
+  for (const row of rows) {
+    const state = row.state === 'cancelled' ? 'failed' : row.state;
+    const ended = state === 'succeeded' || state === 'failed';
+    steps.set(row.step_id, {
+      state,
+      ...(ended && row.run_status ? { end: endOf(row.run_status, row.run_result) } : {}),
+    });
+  }
+  return steps;
+}
+
+/**
+ * Decides what an instance does next: its steps as stored (`rows`; empty for a new instance), the
+ * step runs that just ended (`ended`, with how), and the jobs its `job` steps name (a missing one
+ * fails its step at once, without a run). Pure: the dialects read, call this, and write.
+ */
+export function planInstance(input: {
+  instanceId: number;
+  steps: readonly CompiledStep[];
+  context: JsonObject;
+  rows: readonly StepRow[];
+  ended: ReadonlyArray<{ step: string; end: StepEnd }>;
+  jobs: ReadonlyMap<string, StepJob>;
+  carrier: { jobId: number };
+}): InstancePlan {
+  const graph = new WorkflowGraph(input.steps);
+  const fresh = input.rows.length === 0;
+  let steps: InstanceSteps;
+  const ready: string[] = [];
+  if (fresh) {
+    const started = graph.start();
+    steps = started.steps;
+    ready.push(...started.ready);
+  } else steps = stepsFrom(input.rows);
+  const before = new Map([...steps].map(([id, s]) => [id, s.state]));
+  const pending = [...input.ended];
+  const runs: StepRunToQueue[] = [];
+  const byId = new Map(input.steps.map((s) => [s.id, s]));
+  const withRows = { ...input, rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
+  for (;;) {
+    for (const { step, end } of pending.splice(0)) ready.push(...graph.advance(steps, step, end).ready);
+    if (ready.length === 0) break;
+    for (const id of ready.splice(0)) {
+      const step = byId.get(id)!;
+      const run = stepRun(withRows, step, steps);
+      // A `job` step whose job is gone fails at once, without a run.
+      if (run) runs.push(run);
+      else pending.push({ step: id, end: { ok: false } });
+    }
+  }
+  const states = new Map<string, WorkflowStepState>();
+  for (const [id, { state }] of steps) {
+    if (fresh || before.get(id) !== state) states.set(id, state);
+  }
+  const outcome = graph.outcome(steps);
+  return { states, runs, outcome: outcome === 'running' ? null : outcome };
+}
+
+/** The run of a ready step, or null when its job does not exist (any more). */
+function stepRun(
+  input: Parameters<typeof planInstance>[0] & { rowsById: ReadonlyMap<string, StepRow> },
+  step: CompiledStep,
+  steps: InstanceSteps,
+): StepRunToQueue | null {
+  const parents: Record<string, Json> = {};
+  for (const edge of step.after) {
+    const row = input.rowsById.get(edge.from);
+    const parent = steps.get(edge.from);
+    parents[edge.from] = {
+      runId: row?.run_id ?? null,
+      state: parent?.state ?? 'waiting',
+      result: (parent?.end?.result ?? null) as Json,
+    };
+  }
+  const workflow = { instanceId: input.instanceId, step: step.id, context: input.context, parents };
+  const key = `workflow:${input.instanceId}:${step.id}`;
+  if (step.run.kind === 'job') {
+    const job = input.jobs.get(step.run.job);
+    if (!job) return null;
+    return {
+      step: step.id,
+      jobId: job.id,
+      group: job.group,
+      handler: job.handler,
+      params: { ...job.params, ...step.run.params, $workflow: workflow },
+      priority: job.priority,
+      maxAttempts: job.maxAttempts,
+      retry: job.retry,
+      timeoutMs: job.timeoutMs,
+      idempotencyKey: key,
+    };
+  }
+  return {
+    step: step.id,
+    jobId: input.carrier.jobId,
+    group: step.run.group,
+    handler: step.run.handler,
+    params: { ...step.run.params, $workflow: workflow },
+    priority: step.run.priority,
+    maxAttempts: step.run.retry.maxAttempts,
+    retry: JSON.stringify(step.run.retry),
+    timeoutMs: step.run.timeoutMs,
+    idempotencyKey: key,
+  };
+}
+
+/** The job names an instance's `job` steps refer to. */
+export function stepJobNames(steps: readonly CompiledStep[]): string[] {
+  return [...new Set(steps.flatMap((s) => (s.run.kind === 'job' ? [s.run.job] : [])))];
+}
+
+export interface WorkflowRow {
+  id: number;
+  namespace: string;
+  name: string;
+  description: string;
+  version: number;
+  steps: string;
+  job_id: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export function workflowFromRow(row: WorkflowRow): WorkflowRecord {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    name: row.name,
+    description: row.description,
+    version: row.version,
+    steps: JSON.parse(row.steps) as CompiledStep[],
+    jobId: row.job_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export interface InstanceRow {
+  id: number;
+  workflow_id: number;
+  workflow_name: string;
+  namespace: string;
+  workflow_version: number;
+  steps: string;
+  state: WorkflowInstanceState;
+  context: string;
+  created_at: number;
+  started_at: number;
+  finished_at: number | null;
+}
+
+export function instanceFromRow(
+  row: InstanceRow,
+  steps: ReadonlyArray<{ step_id: string; state: WorkflowStepState; run_id: number | null }>,
+): WorkflowInstanceRecord {
+  const order = (JSON.parse(row.steps) as CompiledStep[]).map((s) => s.id);
+  const byId = new Map(steps.map((s) => [s.step_id, s]));
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    workflow: row.workflow_name,
+    namespace: row.namespace,
+    version: row.workflow_version,
+    state: row.state,
+    context: JSON.parse(row.context) as JsonObject,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    steps: order.map((id) => ({
+      id,
+      state: byId.get(id)?.state ?? 'waiting',
+      runId: byId.get(id)?.run_id ?? null,
+    })),
+  };
+}
+
+/** The error a cancelled step run carries. */
+export const CANCELLED_WITH_INSTANCE = JSON.stringify({
+  name: 'Cancelled',
+  message: 'cancelled with its workflow instance',
+});
