@@ -48,6 +48,29 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     await store?.close();
   });
 
+  /** A session of a user (a console login): a client that sends its cookie and CSRF token. */
+  async function login(name: string, password: string, namespace?: string) {
+    const response = await fetch(`${node.url}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name, password }),
+    });
+    expect(response.status).toBe(200);
+    const cookie = response.headers.get('set-cookie')!.split(';')[0]!;
+    const { csrfToken } = (await response.json()) as { csrfToken: string };
+    return (method: string, path: string, body?: unknown) =>
+      fetch(`${node.url}${path}`, {
+        method,
+        headers: {
+          cookie,
+          'x-csrf-token': csrfToken,
+          ...(namespace ? { 'kairos-namespace': namespace } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+  }
+
   it("a preview in one namespace does not read another namespace's calendar", async () => {
     // `default` keeps a calendar that excludes every Monday; `red` previews a schedule naming it.
     await admin.createCalendar({ name: 'default-mondays', weekdays: [1] });
@@ -68,6 +91,40 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     const unknown = await redViewer.preview({ ...request, schedule: { calendars: ['no-such-calendar'] } });
     expect(fromRed).toEqual(unknown);
     expect(fromRed.skipped).toEqual([]);
+  });
+
+  it("a namespace admin cannot take a user's last grant, which would give them their global role in default", async () => {
+    await admin.createJob({ name: 'default-only', handler: 'h', trigger: { kind: 'manual' } });
+    // A tenant's user: a global role of operator (it counts in `default` only while they have no grant).
+    await admin.createUser({ name: 'red-boss', role: 'operator', password: 'red-boss-password' });
+    await admin.createUser({ name: 'red-member', role: 'operator', password: 'red-member-password' });
+    await redAdmin.putGrant('red-boss', { role: 'admin' });
+    await redAdmin.putGrant('red-member', { role: 'viewer' });
+    const boss = await login('red-boss', 'red-boss-password', 'red');
+    const inDefault = await login('red-boss', 'red-boss-password');
+    expect((await inDefault('GET', '/v1/jobs/default-only')).status).toBe(404);
+
+    // Neither the member's last grant nor the admin's own: both are refused, nothing changes.
+    for (const user of ['red-member', 'red-boss']) {
+      const answer = await boss('DELETE', `/v1/grants/${user}`);
+      expect(answer.status).toBe(403);
+      expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
+    }
+    expect((await redAdmin.listGrants()).items.map((g) => [g.user, g.role])).toEqual([
+      ['red-boss', 'admin'],
+      ['red-member', 'viewer'],
+    ]);
+    expect((await inDefault('GET', '/v1/jobs/default-only')).status).toBe(404);
+    expect((await inDefault('POST', '/v1/jobs/default-only/trigger', {})).status).toBe(404);
+
+    // A grant that is not the user's last may go; a global admin may take the last one.
+    await admin.createNamespace({ name: 'red-two' });
+    await new KairosClient({ url: node.url, token: 'admin-t', namespace: 'red-two' }).putGrant('red-member', {
+      role: 'viewer',
+    });
+    expect((await boss('DELETE', '/v1/grants/red-member')).status).toBe(204);
+    await redAdmin.deleteGrant('red-boss');
+    expect((await inDefault('GET', '/v1/jobs/default-only')).status).toBe(200);
   });
 });
 
