@@ -126,6 +126,17 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     await redAdmin.deleteGrant('red-boss');
     expect((await inDefault('GET', '/v1/jobs/default-only')).status).toBe(200);
   });
+
+  it('a change outside namespaces (secrets rotate) is audited outside them, not in the namespace the request named', async () => {
+    const { token } = await redAdmin.createToken({ name: 'red-admin', role: 'admin' });
+    const redNamespaceAdmin = new KairosClient({ url: node.url, token, namespace: 'red' });
+    // A global admin that happens to name `red`.
+    await redAdmin.rotateSecrets();
+    expect((await redNamespaceAdmin.listAudit()).items.map((e) => e.action)).not.toContain('secrets.rotate');
+    // A global admin reads it in every namespace, with users and namespaces.
+    const global = (await admin.listAudit()).items.find((e) => e.action === 'secrets.rotate');
+    expect(global).toMatchObject({ actor: 'admin-token', namespace: '*' });
+  });
 });
 
 afterAll(dropTestSchemas);
