@@ -7,7 +7,7 @@ import { type KairosNode, startNode } from '../src/node.ts';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import type { Store } from '../src/store/store.ts';
-import { tempDir } from './helpers.ts';
+import { apiError, tempDir } from './helpers.ts';
 
 /**
  * A caller of one namespace neither reads nor changes another's, nor gains a role outside its own
@@ -136,6 +136,27 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     // A global admin reads it in every namespace, with users and namespaces.
     const global = (await admin.listAudit()).items.find((e) => e.action === 'secrets.rotate');
     expect(global).toMatchObject({ actor: 'admin-token', namespace: '*' });
+  });
+
+  it("a job's after-chain is walked within its namespace: another namespace's jobs neither refuse nor show", async () => {
+    // `red` keeps a job that runs after a name `default` then takes.
+    await redAdmin.createJob({
+      name: 'red-after',
+      handler: 'h',
+      trigger: { kind: 'after', job: 'default-parent' },
+    });
+    const created = await admin.createJob({
+      name: 'default-parent',
+      handler: 'h',
+      trigger: { kind: 'after', job: 'red-after' },
+    });
+    expect(created.trigger).toMatchObject({ kind: 'after', job: 'red-after' });
+    // A real cycle inside one namespace is still refused.
+    await admin.createJob({ name: 'loop-a', handler: 'h', trigger: { kind: 'after', job: 'loop-b' } });
+    const cycle = await apiError(
+      admin.createJob({ name: 'loop-b', handler: 'h', trigger: { kind: 'after', job: 'loop-a' } }),
+    );
+    expect(cycle.code).toBe('DEPENDENCY_CYCLE');
   });
 });
 
