@@ -34,6 +34,8 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
         dataDir: tempDir(),
         adminToken: 'admin-t',
         workerToken: 'worker-t',
+        adminUser: 'root',
+        adminPassword: 'root-password',
         secretKeys: `k1:${randomBytes(32).toString('base64')}`,
       },
       {},
@@ -136,6 +138,22 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     // A global admin reads it in every namespace, with users and namespaces.
     const global = (await admin.listAudit()).items.find((e) => e.action === 'secrets.rotate');
     expect(global).toMatchObject({ actor: 'admin-token', namespace: '*' });
+    // Nor does an admin of `default` only read the users the node's config created.
+    const { token: defaultToken } = await admin.createToken({
+      name: 'default-admin',
+      role: 'admin',
+      global: false,
+    });
+    const defaultAdmin = new KairosClient({ url: node.url, token: defaultToken });
+    const inDefault = (await defaultAdmin.listAudit()).items.map((e) => e.action);
+    expect(inDefault).toContain('tokens.create');
+    expect(inDefault.filter((action) => action.startsWith('users.') || action === 'secrets.rotate')).toEqual(
+      [],
+    );
+    expect((await admin.listAudit({ limit: 500 })).items.find((e) => e.actor === 'config')).toMatchObject({
+      actor: 'config',
+      namespace: '*',
+    });
   });
 
   it("a job's after-chain is walked within its namespace: another namespace's jobs neither refuse nor show", async () => {
