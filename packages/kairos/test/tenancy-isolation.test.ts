@@ -176,6 +176,24 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     );
     expect(cycle.code).toBe('DEPENDENCY_CYCLE');
   });
+
+  it('a worker token cannot share its name with another of its namespace, which would drive its workers', async () => {
+    // Workers are bound to the token that registered them by its name (`token:<name>`).
+    const first = await redAdmin.createToken({ name: 'etl', role: 'worker' });
+    const worker = new KairosClient({ url: node.url, token: first.token });
+    const { workerId } = await worker.register({ group: 'default', handlers: ['h'], capacity: 1 });
+    const second = await apiError(redAdmin.createToken({ name: 'etl', role: 'worker', groups: ['default'] }));
+    expect({ status: second.status, code: second.code }).toEqual({ status: 409, code: 'TOKEN_NAME_TAKEN' });
+    expect((await redAdmin.listTokens()).items.filter((t) => t.name === 'etl')).toHaveLength(1);
+    // Another namespace may use the name: its tokens act only as its own workers.
+    const other = await admin.createToken({ name: 'etl', role: 'worker' });
+    const stranger = new KairosClient({ url: node.url, token: other.token });
+    expect((await apiError(stranger.heartbeat(workerId, { running: [] }))).code).toBe('WORKER_NOT_FOUND');
+    // Once the first is deleted, its name may be given again.
+    const id = (await redAdmin.listTokens()).items.find((t) => t.name === 'etl')!.id;
+    await redAdmin.deleteToken(id);
+    await redAdmin.createToken({ name: 'etl', role: 'worker' });
+  });
 });
 
 afterAll(dropTestSchemas);

@@ -47,6 +47,7 @@ import {
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
+  tokenNameTaken,
   type UserPatch,
   type UserRecord,
   type UserRow,
@@ -1556,6 +1557,14 @@ export class PostgresStore implements Store {
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
     return this.transaction('createApiToken', async (client) => {
+      const namespace = token.namespace ?? DEFAULT_NAMESPACE;
+      // One create per namespace at a time (no unique index: names taken twice before this check stay).
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`api_tokens:${namespace}`]);
+      const { rowCount } = await client.query('SELECT 1 FROM api_tokens WHERE name = $1 AND namespace = $2', [
+        token.name,
+        namespace,
+      ]);
+      if (rowCount) throw tokenNameTaken(token.name);
       const { rows } = await client.query<ApiTokenRow>(access.CREATE_API_TOKEN, [
         token.name,
         token.tokenHash,

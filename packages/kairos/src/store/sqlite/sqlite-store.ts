@@ -48,6 +48,7 @@ import {
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
+  tokenNameTaken,
   type UserPatch,
   type UserRecord,
   type UserRow,
@@ -1444,6 +1445,11 @@ export class SqliteStore implements Store {
     return this.run('createApiToken', () =>
       this.db
         .transaction(() => {
+          const namespace = token.namespace ?? DEFAULT_NAMESPACE;
+          if (
+            this.sql('SELECT 1 FROM api_tokens WHERE name = ? AND namespace = ?').get(token.name, namespace)
+          )
+            throw tokenNameTaken(token.name);
           const row = this.sql(
             `INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at, namespace)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
