@@ -194,6 +194,30 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     await redAdmin.deleteToken(id);
     await redAdmin.createToken({ name: 'etl', role: 'worker' });
   });
+
+  it("a worker's progress applies only while it holds the attempt: not after the run ended", async () => {
+    await redAdmin.createJob({ name: 'red-progress', handler: 'p', trigger: { kind: 'manual' } });
+    const run = await redAdmin.triggerJob('red-progress');
+    const { token } = await redAdmin.createToken({ name: 'red-progress-worker', role: 'worker' });
+    const worker = new KairosClient({ url: node.url, token });
+    const { workerId } = await worker.register({ group: 'default', handlers: ['p'], capacity: 1 });
+    expect((await worker.poll(workerId, { max: 1, waitMs: 0 })).runs.map((r) => r.runId)).toEqual([run.id]);
+    const time = () => new Date().toISOString();
+    await worker.sendLogs(workerId, {
+      logs: [],
+      progress: [{ runId: run.id, attempt: 1, value: 1, message: 'done' }],
+    });
+    await worker.report(workerId, { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] });
+    // After its end: a late line of the attempt is kept (history), a progress is not (it is the run's state).
+    const late = await worker.sendLogs(workerId, {
+      logs: [{ runId: run.id, attempt: 1, time: time(), level: 'info', message: 'late line' }],
+      progress: [{ runId: run.id, attempt: 1, value: 0.1, message: 'stale' }],
+    });
+    expect(late.accepted).toBe(1);
+    const page = await redAdmin.runLogs(run.id);
+    expect(page.progress).toMatchObject({ attempt: 1, value: 1, message: 'done' });
+    expect(page.items.map((line) => line.message)).toEqual(['late line']);
+  });
 });
 
 afterAll(dropTestSchemas);

@@ -2030,7 +2030,21 @@ export class PostgresStore implements Store {
         if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
         await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
       }
-      const progress = batch.progress.filter(mine);
+      // Progress is the run's current state: only from the attempt that holds the run now.
+      const refsOf = (entries: readonly { runId: number; attempt: number }[]) =>
+        JSON.stringify(entries.map((p) => ({ run_id: p.runId, attempt: p.attempt })));
+      const held =
+        batch.progress.length === 0
+          ? new Set<string>()
+          : new Set(
+              (
+                await client.query<{ run_id: number; attempt: number }>(dq.HELD_ATTEMPTS, [
+                  refsOf(batch.progress),
+                  workerId,
+                ])
+              ).rows.map((r) => `${r.run_id}:${r.attempt}`),
+            );
+      const progress = batch.progress.filter((p) => held.has(`${p.runId}:${p.attempt}`));
       if (progress.length > 0) {
         await client.query(dq.SAVE_PROGRESS, [
           // The last entry per run wins: one row per run in one INSERT.

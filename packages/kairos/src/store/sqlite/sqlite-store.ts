@@ -189,6 +189,9 @@ const LATE_REPORTS = `INSERT INTO late_reports (run_id, attempt, outcome, report
   WHERE a.worker_id = @worker AND a.status IN ('lost', 'timed_out', 'cancelled') AND a.status <> v.value ->> 2
   ON CONFLICT DO NOTHING`;
 
+/** Whether @worker holds @attempt of @run now: the run's current attempt, running on it. */
+const HELD_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'`;
+
 /** Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones. */
 const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'
   UNION ALL SELECT 1 FROM attempts WHERE run_id = @run AND attempt = @attempt AND worker_id = @worker`;
@@ -2042,8 +2045,10 @@ export class SqliteStore implements Store {
                message = excluded.message, updated_at = excluded.updated_at
              WHERE excluded.attempt >= run_progress.attempt`,
           );
+          // Progress is the run's current state: only from the attempt that holds the run now.
+          const held = this.sql(HELD_ATTEMPT);
           for (const p of batch.progress) {
-            if (!mine(p.runId, p.attempt)) continue;
+            if (!held.get({ run: p.runId, attempt: p.attempt, worker: workerId })) continue;
             progress.run(p.runId, p.attempt, p.value, p.message, now);
             touched.add(p.runId);
           }
