@@ -218,6 +218,22 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
     expect(page.progress).toMatchObject({ attempt: 1, value: 1, message: 'done' });
     expect(page.items.map((line) => line.message)).toEqual(['late line']);
   });
+
+  it("an open log stream ends when its caller's token is deleted", async () => {
+    await redAdmin.createJob({ name: 'red-followed', handler: 'nobody-serves', trigger: { kind: 'manual' } });
+    // Queued, and no worker serves it: only the caller's access can end the stream.
+    const run = await redAdmin.triggerJob('red-followed');
+    const { token, id } = await redAdmin.createToken({ name: 'red-follower', role: 'viewer' });
+    const response = await fetch(`${node.url}/v1/runs/${run.id}/logs/stream?namespace=red`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(response.status).toBe(200);
+    await redAdmin.deleteToken(id);
+    const text = await response.text();
+    expect(text).toContain('event: error');
+    expect(text).toContain('"code":"UNAUTHORIZED"');
+    expect(text).not.toContain('event: end');
+  }, 60_000);
 });
 
 afterAll(dropTestSchemas);
