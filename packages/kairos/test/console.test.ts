@@ -687,8 +687,21 @@ describe('the web console in Chromium', () => {
     await tom.getByRole('link', { name: 'Jobs', exact: true }).click();
     await tom.getByRole('link', { name: 'teal-only' }).waitFor();
     expect(await tom.getByRole('link', { name: 'browser-tick' }).count()).toBe(0);
+
+    // A run of teal's, with a log line from a worker of teal: the run page's live log tail follows it.
+    const run = await teal.triggerJob('teal-only');
+    const { workerId } = await teal.register({ group: 'default', handlers: ['echo'], capacity: 1 });
+    expect((await teal.poll(workerId, { max: 1, waitMs: 0 })).runs.map((r) => r.runId)).toEqual([run.id]);
+    const time = new Date().toISOString();
+    await teal.sendLogs(workerId, {
+      logs: [{ runId: run.id, attempt: 1, time, level: 'info', message: 'teal says hello' }],
+    });
+    await tom.goto(`${url}/#/runs/${run.id}`);
+    await tom.getByRole('log', { name: 'Run log' }).getByText('teal says hello').waitFor();
+    await teal.report(workerId, { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] });
+    await teal.unregister(workerId);
     await tom.context().close();
-  });
+  }, 90_000);
 
   it('ran without script errors', () => {
     expect(scriptErrors).toEqual([]);

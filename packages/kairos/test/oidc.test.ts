@@ -187,7 +187,9 @@ async function me(jar: CookieJar) {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-async function auditActions(): Promise<Array<{ action: string; target: string; details: unknown }>> {
+async function auditActions(): Promise<
+  Array<{ action: string; target: string; details: unknown; namespace: string }>
+> {
   return (await admin.listAudit({ limit: 100 })).items.filter((e) => e.action.startsWith('auth.oidc'));
 }
 
@@ -246,6 +248,18 @@ describe('single sign-on with a real OpenID provider', () => {
       target: 'users:ana',
       details: { issuer: provider.issuer, subject: 'ana', role: 'operator' },
     });
+  });
+
+  it("keeps logins in the audit outside namespaces: default's own admins do not read who signed in", async () => {
+    const jar = new CookieJar();
+    await browse(jar, await loginAtProvider(jar, 'ana'), {}, (next) => next.pathname === '/');
+    // An admin of `default` only (not global), as a namespace admin of it is.
+    const { token } = await admin.createToken({ name: 'default-admin', role: 'admin', global: false });
+    const defaultAdmin = new KairosClient({ url: node.url, token });
+    const seen = (await defaultAdmin.listAudit({ limit: 100 })).items.map((e) => e.action);
+    expect(seen).toContain('tokens.create');
+    expect(seen.filter((action) => action.startsWith('auth.oidc'))).toEqual([]);
+    expect((await auditActions())[0]).toMatchObject({ action: 'auth.oidc.login', namespace: '*' });
   });
 
   it('maps the role again at every login, never demoting the last admin user', async () => {

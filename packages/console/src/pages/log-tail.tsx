@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
+import { currentNamespace } from '../api.ts';
 
 /** One log line as the run-logs stream sends it (`event: log`). */
 interface LogLine {
@@ -33,7 +34,10 @@ export function LogTail({ runId }: { runId: number }) {
     setLines([]);
     setProgress(null);
     setState('connecting');
-    const source = new EventSource(`/v1/runs/${runId}/logs/stream`);
+    // EventSource sends no headers of ours: the namespace goes in the query (docs/tenancy.md).
+    const source = new EventSource(
+      `/v1/runs/${runId}/logs/stream?namespace=${encodeURIComponent(currentNamespace())}`,
+    );
     let opened = false;
     source.onopen = () => {
       opened = true;

@@ -282,6 +282,7 @@ export class JobService {
    * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
    * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
    * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
+   * The chain is walked within the job's namespace.
    */
   private async checkDependencies(job: JobDefinition, namespace: string): Promise<void> {
     const names = job.schedule.calendars;
@@ -312,7 +313,9 @@ export class JobService {
       }
       chain.push(trigger.job);
       const parent = await this.store.getJob(trigger.job);
-      if (!parent) return;
+      // A job of another namespace never sets this one off (dependents run within their namespace):
+      // to this namespace it is a parent that does not exist, and its own chain is not read.
+      if (!parent || parent.namespace !== namespace) return;
       trigger = parent.trigger;
     }
   }

@@ -182,8 +182,13 @@ export class TokenAuth {
       needed === 'global-admin' ? (isGlobalAdmin(principal) ? 'admin' : null) : roleIn(principal, named);
     if (role === null && needed !== 'global-admin') throw namespaceNotFound(named);
     if (role !== null && ALLOWED[needed].includes(role)) {
-      // Users and namespaces are in no namespace: what the request names does not matter there.
-      if (needed !== 'global-admin' && !(await this.namespaceExists(named))) throw namespaceNotFound(named);
+      // Users, namespaces and the node's secrets are in no namespace: what the request names does not
+      // matter there, and what such a route changes is audited outside every namespace.
+      if (needed === 'global-admin') {
+        request.namespace = GLOBAL_NAMESPACE;
+        return;
+      }
+      if (!(await this.namespaceExists(named))) throw namespaceNotFound(named);
       request.namespace = named;
       return;
     }

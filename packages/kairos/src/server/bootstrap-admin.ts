@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../scheduler/clock.ts';
+import { GLOBAL_NAMESPACE } from '../store/namespaces.ts';
 import type { Store } from '../store/store.ts';
 import { hashPassword } from './passwords.ts';
 
@@ -26,6 +27,8 @@ export async function bootstrapAdmin(
       { name: admin.name, role: 'admin', passwordHash: await hashPassword(admin.password) },
       now,
       {
+        // Users are in no namespace: audited with them, as POST /v1/users is.
+        namespace: GLOBAL_NAMESPACE,
         at: now,
         actor: 'config',
         action: 'users.create',

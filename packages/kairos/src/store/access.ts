@@ -1,4 +1,5 @@
 import type { JsonObject, RunStatus } from '@kairos/client';
+import { KairosError } from '../errors.ts';
 
 /** Types of the access part of the Store contract: users, sessions, API tokens, audit, console counts. */
 
@@ -235,6 +236,21 @@ export interface ApiTokenRow {
   groups: string | null;
   created_by: string;
   created_at: number;
+}
+
+/**
+ * An API token's name is taken in its namespace (global tokens: among global tokens). Workers are
+ * bound to the token that registered them by its name (`token:<name>`): two live tokens of one
+ * name in a namespace could drive each other's workers.
+ */
+export function tokenNameTaken(name: string): KairosError {
+  return new KairosError(
+    'TOKEN_NAME_TAKEN',
+    `an API token named ${JSON.stringify(name)} exists in this namespace`,
+    {
+      name,
+    },
+  );
 }
 
 export function apiTokenFromRow(row: ApiTokenRow): ApiTokenRecord {

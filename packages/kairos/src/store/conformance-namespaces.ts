@@ -479,6 +479,26 @@ export function describeNamespacesConformance(dialect: string, open: () => Promi
       expect(await store.namespaces.listGrants({})).toEqual([]);
     });
 
+    it('keeps a user`s last grant when asked to, even against concurrent deletes', async () => {
+      await store.createUser({ name: 'bo', role: 'viewer', passwordHash: 'h' }, T0);
+      await store.namespaces.create({ name: 'green', description: '' }, T0);
+      await store.namespaces.putGrant('bo', 'blue', 'admin', T0);
+      await store.namespaces.putGrant('bo', 'green', 'admin', T0);
+      // Both at once: one may go, the other is the last and stays.
+      const outcomes = await Promise.allSettled([
+        store.namespaces.deleteGrant('bo', 'blue', undefined, { keepLast: true }),
+        store.namespaces.deleteGrant('bo', 'green', undefined, { keepLast: true }),
+      ]);
+      expect(outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value)).toEqual([true]);
+      const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      expect(refused.reason).toMatchObject({ code: 'FORBIDDEN' });
+      expect(await store.namespaces.listGrants({ user: 'bo' })).toHaveLength(1);
+      expect(await store.namespaces.deleteGrant('nobody', 'blue', undefined, { keepLast: true })).toBe(false);
+      // Without keepLast the last grant goes.
+      const [left] = await store.namespaces.listGrants({ user: 'bo' });
+      expect(await store.namespaces.deleteGrant('bo', left!.namespace)).toBe(true);
+    });
+
     it('deletes only an empty namespace, with its grants, group limits and stopped workers', async () => {
       expect(await store.namespaces.delete('red')).toBe('not_found');
       const job = await store.createJob(manual('b'), null, T0, 'blue');

@@ -59,8 +59,18 @@ export interface NamespaceStore {
     now: number,
     audit?: AuditEntry,
   ): Promise<GrantRecord | null>;
-  /** Takes a user's role in a namespace away; false when there was none. */
-  deleteGrant(user: string, namespace: string, audit?: AuditEntry): Promise<boolean>;
+  /**
+   * Takes a user's role in a namespace away; false when there was none. With `keepLast`, refuses
+   * (403 FORBIDDEN, nothing changed) when it is the user's last grant: without grants a
+   * user's global role applies in `default` (docs/tenancy.md), so taking the last one is for global
+   * admins. Checked in the transaction of the delete, the user's row locked against another delete.
+   */
+  deleteGrant(
+    user: string,
+    namespace: string,
+    audit?: AuditEntry,
+    options?: { keepLast?: boolean },
+  ): Promise<boolean>;
   /** Grants of a user, or of a namespace, or all; ordered by namespace, then user. */
   listGrants(filter: { user?: string | undefined; namespace?: string | undefined }): Promise<GrantRecord[]>;
 }
@@ -112,6 +122,15 @@ export function namespaceInUse(placeholder: string): string {
 }
 
 export const GRANT_COLUMNS = 'u.name AS user_name, g.namespace, g.role, g.created_at';
+
+/** A namespace admin asked to take a user's last grant (see {@link NamespaceStore.deleteGrant}). */
+export function lastGrantForbidden(user: string): KairosError {
+  return new KairosError(
+    'FORBIDDEN',
+    `${JSON.stringify(user)} has no other grant: without one their global role applies in default, so only a global admin takes the last`,
+    { needed: 'global-admin', role: 'admin' },
+  );
+}
 
 /** A calendar, alert rule or channel name that another namespace holds (names stay global in this release). */
 export function nameTakenElsewhere(kind: string, name: string): KairosError {

@@ -27,6 +27,13 @@ const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
 const STREAM_BACKSTOP_MS = 1000;
 /** An idle stream sends a comment this often, so that proxies keep it open. */
 const STREAM_PING_MS = 15_000;
+/**
+ * An open stream checks its caller's credential and role again this often: a deleted token, an
+ * ended session or a role taken away ends it (`error` event), not only the run's end.
+ */
+const STREAM_REAUTH_MS = 5000;
+/** What ends a stream when the caller is checked again: no credential, no role, no namespace. */
+const ACCESS_ENDED = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'NAMESPACE_NOT_FOUND', 'CSRF_FAILED']);
 const STREAM_PAGE = 1000;
 /** The stream's answer, for the OpenAPI document (the route writes it itself). */
 const LogStream = {
@@ -129,12 +136,28 @@ export function logRoutes(app: FastifyInstance, ctx: NodeContext): void {
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
+      // The answer's head now, not with the first event: a follower of a quiet run learns at once
+      // that the stream is open.
+      res.flushHeaders();
+      // The caller as checked when the stream opened; checked again while it stays open.
+      const stillAllowed = async (): Promise<boolean> => {
+        request.principal = null;
+        try {
+          await ctx.requireRole('viewer')(request);
+          return true;
+        } catch (error) {
+          if (error instanceof KairosError && ACCESS_ENDED.has(error.code)) return false;
+          // A store outage or a quota refusal says nothing of the caller's access: follow on.
+          return true;
+        }
+      };
       try {
         await follow(
           store,
           id,
           after,
           gone.signal,
+          stillAllowed,
           (event, data, seq) => {
             res.write(
               `${seq === undefined ? '' : `id: ${seq}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
@@ -157,14 +180,16 @@ export function logRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
 /**
  * Sends a run's lines after `after` as they are stored, and its progress when it changes, until
- * the run has ended and every line was sent (`end`), or `signal` aborts.
+ * the run has ended and every line was sent (`end`), `signal` aborts, or the caller may no longer
+ * read it (`error`, checked every STREAM_REAUTH_MS).
  */
 async function follow(
   store: Store,
   runId: number,
   after: number,
   signal: AbortSignal,
-  send: (event: 'log' | 'progress' | 'end', data: unknown, seq?: number) => void,
+  stillAllowed: () => Promise<boolean>,
+  send: (event: 'log' | 'progress' | 'end' | 'error', data: unknown, seq?: number) => void,
   ping: () => void,
 ): Promise<void> {
   let wake: (() => void) | undefined;
@@ -176,8 +201,16 @@ async function follow(
   let cursor = after;
   let progressAt = -1;
   let idleSince = Date.now();
+  let checkedAt = Date.now();
   try {
     while (!signal.aborted) {
+      if (Date.now() - checkedAt >= STREAM_REAUTH_MS) {
+        if (!(await stillAllowed())) {
+          send('error', { code: 'UNAUTHORIZED', message: 'access to this run ended: the stream is closed' });
+          return;
+        }
+        checkedAt = Date.now();
+      }
       // Read the status first: lines stored before it ended are all read below.
       const run = await store.getRun(runId);
       const ended = !run || FINAL.has(run.status);

@@ -26,7 +26,7 @@ import {
   type NamespaceRecord,
 } from '../../store/namespaces.ts';
 import { answers, NoContent } from '../answers.ts';
-import { namespaceNotFound, roleIn } from '../auth.ts';
+import { isGlobalAdmin, namespaceNotFound, roleIn } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
 
 /**
@@ -224,10 +224,13 @@ export function namespaceRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request, reply) => {
       const { name } = request.params;
+      // A user without grants has their global role in `default`: a namespace admin taking a user's
+      // last grant (their own too) would give them a role in a namespace it does not administer.
       const deleted = await store.namespaces.deleteGrant(
         name,
         request.namespace,
         audit(request, request.namespace, 'grants.delete', `users:${name}`),
+        { keepLast: !isGlobalAdmin(request.principal!) },
       );
       if (!deleted)
         throw new KairosError('USER_NOT_FOUND', `user ${JSON.stringify(name)} has no role in this namespace`);

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KairosError } from '../../errors.ts';
 import type { UserRecord } from '../../store/access.ts';
+import { GLOBAL_NAMESPACE } from '../../store/namespaces.ts';
 import { answers } from '../answers.ts';
 import { sha256Hex } from '../auth.ts';
 import type { NodeContext } from '../context.ts';
@@ -138,6 +139,8 @@ export function oidcRoutes(app: FastifyInstance, ctx: NodeContext): void {
       if (!underWay) throw refused;
       await store
         .appendAudit({
+          // A login is no namespace's change: audited with users, outside every namespace.
+          namespace: GLOBAL_NAMESPACE,
           at: clock.now(),
           actor: 'anonymous',
           action: 'auth.oidc.login_failed',
@@ -163,6 +166,7 @@ async function upsert(
 ): Promise<UserRecord> {
   try {
     return await ctx.store.upsertExternalUser(user, now, {
+      namespace: GLOBAL_NAMESPACE,
       at: now,
       actor: `user:${user.name}`,
       action: 'auth.oidc.login',

@@ -114,7 +114,10 @@ export function scheduleRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const { trigger, schedule, count, from } = request.body;
       const policy = compileSchedule(schedule);
-      const calendars = await store.getCalendars(policy.calendars);
+      // Only the request's namespace's calendars: another's is as unknown as one that does not exist.
+      const calendars = (await store.getCalendars(policy.calendars)).filter(
+        (calendar) => calendar.namespace === request.namespace,
+      );
       return previewFires(
         { trigger: compileTrigger(trigger), schedule: policy, calendars },
         from === undefined ? clock.now() : instant(from),

@@ -155,6 +155,12 @@ export const LIST_GROUP_LIMITS = `
  * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts (their
  * runs' rows) and its ended ones (their attempt rows).
  */
+/** Of the attempts $1 ([{run_id, attempt}]), those worker $2 holds now: the run's current one, running. */
+export const HELD_ATTEMPTS = `
+  WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
+  SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt
+  WHERE r.worker_id = $2 AND r.status = 'running'`;
+
 export const OWNED_ATTEMPTS = `
   WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
   SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt

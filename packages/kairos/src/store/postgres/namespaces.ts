@@ -7,6 +7,7 @@ import {
   type GrantRecord,
   type GrantRow,
   grantFromRow,
+  lastGrantForbidden,
   type NamespaceDeletion,
   type NamespaceRecord,
   type NamespaceRow,
@@ -121,13 +122,32 @@ export class PostgresNamespaces implements NamespaceStore {
     });
   }
 
-  async deleteGrant(user: string, namespace: string, audit?: AuditEntry): Promise<boolean> {
+  async deleteGrant(
+    user: string,
+    namespace: string,
+    audit?: AuditEntry,
+    options: { keepLast?: boolean } = {},
+  ): Promise<boolean> {
     return this.c.transaction('deleteGrant', async (client) => {
+      // The user's row locked: two deletes of a user's last two grants cannot both see another left.
+      const { rows: users } = await client.query<{ id: number }>(
+        'SELECT id FROM users WHERE name = $1 FOR UPDATE',
+        [user],
+      );
+      if (!users[0]) return false;
       const { rowCount } = await client.query(
-        'DELETE FROM namespace_grants WHERE namespace = $1 AND user_id = (SELECT id FROM users WHERE name = $2)',
-        [namespace, user],
+        'DELETE FROM namespace_grants WHERE namespace = $1 AND user_id = $2',
+        [namespace, users[0].id],
       );
       if (!rowCount) return false;
+      if (options.keepLast) {
+        const { rows } = await client.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM namespace_grants WHERE user_id = $1',
+          [users[0].id],
+        );
+        // Thrown inside the transaction: the delete rolls back.
+        if (rows[0]!.n === 0) throw lastGrantForbidden(user);
+      }
       await this.audit(client, audit);
       return true;
     });

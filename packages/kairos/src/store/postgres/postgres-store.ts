@@ -46,6 +46,7 @@ import {
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
+  tokenNameTaken,
   type UserPatch,
   type UserRecord,
   type UserRow,
@@ -1646,6 +1647,14 @@ export class PostgresStore implements Store {
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
     return this.transaction('createApiToken', async (client) => {
+      const namespace = token.namespace ?? DEFAULT_NAMESPACE;
+      // One create per namespace at a time (no unique index: names taken twice before this check stay).
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`api_tokens:${namespace}`]);
+      const { rowCount } = await client.query('SELECT 1 FROM api_tokens WHERE name = $1 AND namespace = $2', [
+        token.name,
+        namespace,
+      ]);
+      if (rowCount) throw tokenNameTaken(token.name);
       const { rows } = await client.query<ApiTokenRow>(access.CREATE_API_TOKEN, [
         token.name,
         token.tokenHash,
@@ -2115,7 +2124,21 @@ export class PostgresStore implements Store {
         if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
         await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
       }
-      const progress = batch.progress.filter(mine);
+      // Progress is the run's current state: only from the attempt that holds the run now.
+      const refsOf = (entries: readonly { runId: number; attempt: number }[]) =>
+        JSON.stringify(entries.map((p) => ({ run_id: p.runId, attempt: p.attempt })));
+      const held =
+        batch.progress.length === 0
+          ? new Set<string>()
+          : new Set(
+              (
+                await client.query<{ run_id: number; attempt: number }>(dq.HELD_ATTEMPTS, [
+                  refsOf(batch.progress),
+                  workerId,
+                ])
+              ).rows.map((r) => `${r.run_id}:${r.attempt}`),
+            );
+      const progress = batch.progress.filter((p) => held.has(`${p.runId}:${p.attempt}`));
       if (progress.length > 0) {
         await client.query(dq.SAVE_PROGRESS, [
           // The last entry per run wins: one row per run in one INSERT.

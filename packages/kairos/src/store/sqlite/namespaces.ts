@@ -6,6 +6,7 @@ import {
   type GrantRecord,
   type GrantRow,
   grantFromRow,
+  lastGrantForbidden,
   type NamespaceDeletion,
   type NamespaceRecord,
   type NamespaceRow,
@@ -130,7 +131,12 @@ export class SqliteNamespaces implements NamespaceStore {
     );
   }
 
-  async deleteGrant(user: string, namespace: string, audit?: AuditEntry): Promise<boolean> {
+  async deleteGrant(
+    user: string,
+    namespace: string,
+    audit?: AuditEntry,
+    options: { keepLast?: boolean } = {},
+  ): Promise<boolean> {
     return this.c.run('deleteGrant', () =>
       this.c.db
         .transaction(() => {
@@ -141,6 +147,15 @@ export class SqliteNamespaces implements NamespaceStore {
             )
             .run(namespace, user).changes;
           if (deleted === 0) return false;
+          if (options.keepLast) {
+            const left = this.c
+              .sql(
+                `SELECT count(*) AS n FROM namespace_grants WHERE user_id = (SELECT id FROM users WHERE name = ?)`,
+              )
+              .get(user) as { n: number };
+            // Thrown inside the transaction: the delete rolls back.
+            if (left.n === 0) throw lastGrantForbidden(user);
+          }
           this.audit(audit);
           return true;
         })

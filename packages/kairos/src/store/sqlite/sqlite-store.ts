@@ -47,6 +47,7 @@ import {
   type SessionRecord,
   type SessionRow,
   sessionFromRow,
+  tokenNameTaken,
   type UserPatch,
   type UserRecord,
   type UserRow,
@@ -192,6 +193,9 @@ const LATE_REPORTS = `INSERT INTO late_reports (run_id, attempt, outcome, report
   FROM json_each(@reports) v JOIN attempts a ON a.run_id = v.value ->> 0 AND a.attempt = v.value ->> 1
   WHERE a.worker_id = @worker AND a.status IN ('lost', 'timed_out', 'cancelled') AND a.status <> v.value ->> 2
   ON CONFLICT DO NOTHING`;
+
+/** Whether @worker holds @attempt of @run now: the run's current attempt, running on it. */
+const HELD_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'`;
 
 /** Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones. */
 const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'
@@ -1485,6 +1489,11 @@ export class SqliteStore implements Store {
     return this.run('createApiToken', () =>
       this.db
         .transaction(() => {
+          const namespace = token.namespace ?? DEFAULT_NAMESPACE;
+          if (
+            this.sql('SELECT 1 FROM api_tokens WHERE name = ? AND namespace = ?').get(token.name, namespace)
+          )
+            throw tokenNameTaken(token.name);
           const row = this.sql(
             `INSERT INTO api_tokens (name, token_hash, role, groups, created_by, created_at, namespace)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
@@ -2097,8 +2106,10 @@ export class SqliteStore implements Store {
                message = excluded.message, updated_at = excluded.updated_at
              WHERE excluded.attempt >= run_progress.attempt`,
           );
+          // Progress is the run's current state: only from the attempt that holds the run now.
+          const held = this.sql(HELD_ATTEMPT);
           for (const p of batch.progress) {
-            if (!mine(p.runId, p.attempt)) continue;
+            if (!held.get({ run: p.runId, attempt: p.attempt, worker: workerId })) continue;
             progress.run(p.runId, p.attempt, p.value, p.message, now);
             touched.add(p.runId);
           }
