@@ -1,14 +1,17 @@
 // `npm run bench:neighbour -- --dialect sqlite|postgres [--seconds 60]`: one real `kairos server` node,
 // namespace B with 5 jobs firing every second, namespace A first idle, then at its quotas: 20 jobs
 // firing every second (its maxFiresPerSecond of 20 reached) and 8 concurrent loops triggering runs as
-// fast as answers come back, refused by requestsPerSecond (50/s) and maxQueuedRuns (500).
+// fast as answers come back (in a process of their own), refused by requestsPerSecond (50/s) and
+// maxQueuedRuns (500).
 // Reports B's fire lateness in each phase of the same run: when B's worker (an SDK worker of
 // namespace B, in the harness) starts a run, minus the run's fire time — what a user of B sees,
 // through fire ahead, the queue and the claim. A's runs have no worker: they stay queued.
 // Also A's answers and refusals. Writes bench/results/noisy-neighbour-<dialect>-<time>.{json,md}.
+import { fork } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KairosClient } from '@kairos/client';
 import { Worker } from '@kairos/worker';
@@ -21,6 +24,7 @@ const { values } = parseArgs({
   options: {
     dialect: { type: 'string', default: 'sqlite' },
     seconds: { type: 'string', default: '60' },
+    flood: { type: 'string' },
   },
 });
 const dialect = values.dialect === 'postgres' ? 'postgres' : 'sqlite';
@@ -52,6 +56,36 @@ function summary(lateness: number[]) {
     p99Ms: percentile(lateness, 99),
     maxMs: lateness.at(-1) ?? Number.NaN,
   };
+}
+
+/** The flood process: FLOOD_LOOPS loops triggering A's manual job until told to stop; sends back the answers by status. */
+async function flood(url: string): Promise<void> {
+  const answers: Record<string, number> = {};
+  let flooding = true;
+  process.once('message', () => {
+    flooding = false;
+  });
+  const loop = async () => {
+    while (flooding) {
+      const answer = await fetch(`${url}/v1/jobs/a-manual/trigger`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          'kairos-namespace': 'a',
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      });
+      const code =
+        answer.status === 201
+          ? '201'
+          : `${answer.status} ${((await answer.json()) as { error?: { details?: { quota?: string } } }).error?.details?.quota ?? ''}`;
+      if (answer.status === 201) await answer.arrayBuffer().catch(() => undefined);
+      answers[code] = (answers[code] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: FLOOD_LOOPS }, loop));
+  process.send!(answers, undefined, {}, () => process.exit(0));
 }
 
 async function main(): Promise<void> {
@@ -104,34 +138,20 @@ async function main(): Promise<void> {
     refusedJob = (error as { code?: string }).code ?? String(error);
   }
   await a.createJob({ name: 'a-manual', handler: 'h', trigger: { kind: 'manual' } });
-  const answers: Record<string, number> = {};
-  let flooding = true;
-  const flood = async () => {
-    while (flooding) {
-      const answer = await fetch(`${node.url}/v1/jobs/a-manual/trigger`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${ADMIN_TOKEN}`,
-          'kairos-namespace': 'a',
-          'content-type': 'application/json',
-        },
-        body: '{}',
-      });
-      const code =
-        answer.status === 201
-          ? '201'
-          : `${answer.status} ${((await answer.json()) as { error?: { details?: { quota?: string } } }).error?.details?.quota ?? ''}`;
-      if (answer.status === 201) await answer.arrayBuffer().catch(() => undefined);
-      answers[code] = (answers[code] ?? 0) + 1;
-    }
-  };
   await sleep(2000);
+  // A's clients run in a process of their own, as another tenant's would: in the harness's process
+  // their thousands of answers a second would delay B's worker there and count as B's lateness.
+  const flooder = fork(fileURLToPath(import.meta.url), ['--flood', node.url], {
+    execArgv: ['--import', 'tsx', '--conditions=@kairos/source'],
+  });
+  const answered = new Promise<Record<string, number>>((resolve) =>
+    flooder.once('message', (message) => resolve(message as Record<string, number>)),
+  );
   const busyFrom = Date.now();
-  const loops = Array.from({ length: FLOOD_LOOPS }, flood);
   await sleep(phaseMs);
   const busyTo = Date.now();
-  flooding = false;
-  await Promise.all(loops);
+  flooder.send('stop');
+  const answers = await answered;
   await sleep(2000);
 
   const idle = summary(latenessOf(idleFrom, idleTo));
@@ -176,7 +196,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(answers));
 }
 
-main().catch((error) => {
+(values.flood ? flood(values.flood) : main()).catch((error) => {
   console.error(error);
   process.exit(1);
 });
