@@ -168,6 +168,28 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
     });
   });
 
+  it("keeps a workflow's own job out of the job routes (404 JOB_NOT_FOUND, nothing changed)", async () => {
+    await put('hidden', { steps: [{ id: 'a', handler: 'h', group: 'empty' }] });
+    const path = `/v1/jobs/${encodeURIComponent('workflow/default/hidden')}`;
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['DELETE', ''],
+      ['POST', '/trigger'],
+      ['POST', '/pause'],
+      ['PATCH', ''],
+      ['GET', '/preview'],
+    ] as const) {
+      const answer = await admin.request(method, `${path}${suffix}`, method === 'GET' ? undefined : {}).then(
+        () => 'ok',
+        (error: { status?: number; code?: string }) => `${error.status} ${error.code}`,
+      );
+      expect(answer, `${method} ${suffix}`).toBe('404 JOB_NOT_FOUND');
+    }
+    const started = await start('hidden');
+    expect(started.steps[0]).toMatchObject({ state: 'ready' });
+    await admin.request('DELETE', '/v1/workflows/hidden');
+  });
+
   it('keeps workflows and instances in their namespace', async () => {
     await admin.createNamespace({ name: `wf-${dialect}`, description: '' });
     const other = new KairosClient({ url: node.url, token: 'admin-t', namespace: `wf-${dialect}` });

@@ -554,7 +554,12 @@ export class PostgresStore implements Store {
   }
 
   async getJob(name: string): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>('getJob', 'SELECT * FROM jobs WHERE name = $1', [name]);
+    const [row] = await this.query<JobRow>(
+      'getJob',
+      // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
+      'SELECT * FROM jobs WHERE name = $1 AND workflow_id IS NULL',
+      [name],
+    );
     return row ? jobFromRow(row) : null;
   }
 
@@ -581,7 +586,7 @@ export class PostgresStore implements Store {
       return (
         (
           await client.query(
-            'DELETE FROM jobs WHERE name = $1 AND ($2::integer IS NULL OR version = $2) RETURNING id',
+            'DELETE FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2) RETURNING id',
             [name, version ?? null],
           )
         ).rows.length > 0

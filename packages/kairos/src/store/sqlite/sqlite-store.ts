@@ -377,7 +377,10 @@ export class SqliteStore implements Store {
 
   async getJob(name: string): Promise<JobRecord | null> {
     return this.run('getJob', () => {
-      const row = this.sql('SELECT * FROM jobs WHERE name = ?').get(name) as JobRow | undefined;
+      // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
+      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND workflow_id IS NULL').get(name) as
+        | JobRow
+        | undefined;
       return row ? jobFromRow(row) : null;
     });
   }
@@ -407,11 +410,9 @@ export class SqliteStore implements Store {
   async deleteJob(name: string, version?: number): Promise<boolean> {
     return this.run('deleteJob', () => {
       const deleted =
-        this.sql('DELETE FROM jobs WHERE name = ? AND (? IS NULL OR version = ?)').run(
-          name,
-          version ?? null,
-          version ?? null,
-        ).changes > 0;
+        this.sql(
+          'DELETE FROM jobs WHERE name = ? AND workflow_id IS NULL AND (? IS NULL OR version = ?)',
+        ).run(name, version ?? null, version ?? null).changes > 0;
       if (deleted) this.emit({ type: 'jobs' });
       return deleted;
     });
