@@ -346,6 +346,26 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       expect(await claim()).toEqual(new Map());
     });
 
+    it('deleting a job that a step is running fails that step: its instance advances, nothing waits', async () => {
+      for (const claimed of [false, true]) {
+        const name = claimed ? 'busy-running' : 'busy-queued';
+        await store.createJob(compileJob({ name, handler: 'j', trigger: { kind: 'manual' } }), null, now);
+        await define(`uses-${name}`, [
+          { id: 'k', job: name },
+          handler('cleanup', [{ step: 'k', on: 'failure' }]),
+          handler('next', ['k']),
+        ]);
+        const instance = await store.workflows.start('default', `uses-${name}`, { context: {} }, now);
+        const k = claimed ? (await claim()).get('k')! : null;
+        expect(await store.deleteJob(name, undefined, tick())).toBe(true);
+        expect(await states(instance!.id)).toEqual({ k: 'failed', cleanup: 'ready', next: 'skipped' });
+        if (k) expect(await end(k, true)).toBe(false);
+        const cleanup = (await claim()).get('cleanup')!;
+        await end(cleanup, true);
+        expect(await store.workflows.getInstance(instance!.id)).toMatchObject({ state: 'succeeded' });
+      }
+    });
+
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {
       await define('race', [handler('a'), handler('b'), handler('c', ['a', 'b'])]);
       for (let i = 0; i < 5; i++) {

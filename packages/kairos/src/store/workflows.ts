@@ -337,3 +337,6 @@ export const CANCELLED_WITH_INSTANCE = JSON.stringify({
   name: 'Cancelled',
   message: 'cancelled with its workflow instance',
 });
+
+/** The error a step run carries when the job it ran was deleted. */
+export const JOB_DELETED = JSON.stringify({ name: 'Cancelled', message: 'its job was deleted' });

@@ -157,7 +157,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import type { WorkflowStore } from '../workflows.ts';
+import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
@@ -578,22 +578,39 @@ export class PostgresStore implements Store {
     return rows.map(jobFromRow);
   }
 
-  async deleteJob(name: string, version?: number): Promise<boolean> {
+  async deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
     const deleted = await this.transaction('deleteJob', async (client) => {
       // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
       // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
       await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
-      return (
-        (
-          await client.query(
-            'DELETE FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2) RETURNING id',
-            [name, version ?? null],
-          )
-        ).rows.length > 0
+      const job = (
+        await client.query<{ id: number }>(
+          'SELECT id FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2)',
+          [name, version ?? null],
+        )
+      ).rows[0];
+      if (!job) return null;
+      // Its workflow step runs end first, so that their instances advance (store/workflows.ts):
+      // the runs are locked above, the instances next, as every run end takes them.
+      const steps = await client.query<{ id: number }>(sql.CANCEL_STEP_RUNS_OF_JOB, [
+        job.id,
+        now,
+        JOB_DELETED,
+      ]);
+      const groups = await advanceWorkflows(
+        client,
+        steps.rows.map((r) => r.id),
+        now,
       );
+      await client.query('DELETE FROM jobs WHERE id = $1', [job.id]);
+      return groups;
     });
-    if (deleted) await this.notify([{ type: 'jobs' }]);
-    return deleted;
+    if (deleted === null) return false;
+    await this.notify([
+      { type: 'jobs' },
+      ...[...new Set(deleted)].map((group) => ({ type: 'runs' as const, group })),
+    ]);
+    return true;
   }
 
   // Secret params ------------------------------------------------------------
