@@ -214,13 +214,11 @@ export class PostgresWorkflows implements WorkflowStore {
   async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {
     const groups = await this.c.transaction('cancelWorkflowInstance', async (client) => {
       // The step runs first, then the instance: the order in which ending a step run locks them.
-      const active = (
-        await client.query<{ id: number }>(
-          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
-           ORDER BY id FOR UPDATE`,
-          [id],
-        )
-      ).rows.map((r) => r.id);
+      await client.query(
+        `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+         ORDER BY id FOR UPDATE`,
+        [id],
+      );
       const instance = (
         await client.query<{ state: string }>(
           'SELECT state FROM workflow_instances WHERE id = $1 FOR UPDATE',
@@ -242,16 +240,19 @@ export class PostgresWorkflows implements WorkflowStore {
         `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
         [id],
       );
+      // The instance's active runs read again, now that it is locked: an end of a step run that
+      // held one of the runs locked above has committed meanwhile and may have queued a next
+      // step's run, which the first read did not see (it would run after the cancel).
       const cancelled = await client.query<{ id: number }>(
         `WITH active AS (
            SELECT id, status, attempt, worker_id, started_at FROM runs
-           WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+           WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')),
          attempt_ended AS (
            INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
            SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
          UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
-         FROM active a WHERE r.id = a.id RETURNING r.id`,
-        [active, now, CANCELLED_WITH_INSTANCE],
+         FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+        [id, now, CANCELLED_WITH_INSTANCE],
       );
       return this.afterRunsEnded(
         client,
