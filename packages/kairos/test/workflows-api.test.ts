@@ -187,6 +187,13 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
     }
     const started = await start('hidden');
     expect(started.steps[0]).toMatchObject({ state: 'ready' });
+    // A step run is the instance's: retrying it alone would queue a run of the workflow's own job
+    // (handler `workflow`, tied to no instance).
+    const retried = await admin.request('POST', `/v1/runs/${started.steps[0]!.runId}/retry`).then(
+      () => 'ok',
+      (error: { status?: number; code?: string }) => `${error.status} ${error.code}`,
+    );
+    expect(retried).toBe('409 WORKFLOW_STEP_RUN');
     await admin.request('DELETE', '/v1/workflows/hidden');
   });
 
