@@ -366,6 +366,27 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       }
     });
 
+    it('a parent whose run retention deleted still decides its edges and hands its result on', async () => {
+      await define('pruned', [
+        handler('a'),
+        handler('b'),
+        handler('big', [{ step: 'a', on: { path: 'kind', equals: 'big' } }, 'b']),
+      ]);
+      const instance = await store.workflows.start('default', 'pruned', { context: {} }, now);
+      const roots = await claim();
+      await end(roots.get('a')!, true, { kind: 'big' });
+      // The retention of a's job (a job step's job may keep its runs for minutes) deletes a's run
+      // while the instance still waits on b.
+      expect(await store.deleteFinishedRuns([roots.get('a')!.runId])).toBe(1);
+      await end(roots.get('b')!, true, { n: 2 });
+      expect(await states(instance!.id)).toMatchObject({ big: 'ready' });
+      const big = (await claim()).get('big')!;
+      expect((big.params.$workflow as { parents: JsonObject }).parents).toMatchObject({
+        a: { state: 'succeeded', result: { kind: 'big' } },
+        b: { state: 'succeeded', result: { n: 2 } },
+      });
+    });
+
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {
       await define('race', [handler('a'), handler('b'), handler('c', ['a', 'b'])]);
       for (let i = 0; i < 5; i++) {

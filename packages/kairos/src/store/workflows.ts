@@ -101,6 +101,8 @@ export interface StepRow {
   run_status: string | null;
   /** The run's result, JSON text. */
   run_result: string | null;
+  /** The result kept on the step's row when it ended (its run may be gone since), JSON text. */
+  result?: string | null;
 }
 
 /** A step run that this transaction ended. */
@@ -142,6 +144,8 @@ export interface StepRunToQueue {
 export interface InstancePlan {
   /** Steps whose state changes (queued steps included, as `ready`). */
   states: Map<string, WorkflowStepState>;
+  /** The results of the steps that ended with one here, JSON text: kept on their rows. */
+  results: Map<string, string>;
   runs: StepRunToQueue[];
   /** The instance's end, or null while it runs. */
   outcome: 'succeeded' | 'failed' | null;
@@ -159,10 +163,14 @@ function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
   for (const row of rows) {
     const state = row.state === 'cancelled' ? 'failed' : row.state;
     const ended = state === 'succeeded' || state === 'failed';
-    steps.set(row.step_id, {
-      state,
-      ...(ended && row.run_status ? { end: endOf(row.run_status, row.run_result) } : {}),
-    });
+    // The step's row keeps its result; a row from before it did reads the run's (when not pruned).
+    const end =
+      row.result != null
+        ? { ok: state === 'succeeded', result: JSON.parse(row.result) }
+        : row.run_status
+          ? endOf(row.run_status, row.run_result)
+          : { ok: state === 'succeeded', result: null };
+    steps.set(row.step_id, { state, ...(ended ? { end } : {}) });
   }
   return steps;
 }
@@ -210,8 +218,13 @@ export function planInstance(input: {
   for (const [id, { state }] of steps) {
     if (fresh || before.get(id) !== state) states.set(id, state);
   }
+  const results = new Map<string, string>();
+  for (const { step, end } of input.ended) {
+    if (end.ok && end.result !== undefined && end.result !== null)
+      results.set(step, JSON.stringify(end.result));
+  }
   const outcome = graph.outcome(steps);
-  return { states, runs, outcome: outcome === 'running' ? null : outcome };
+  return { states, runs, results, outcome: outcome === 'running' ? null : outcome };
 }
 
 /** The run of a ready step, or null when its job does not exist (any more). */

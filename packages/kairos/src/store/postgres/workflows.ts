@@ -355,14 +355,21 @@ async function writePlan(
     }
   }
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id)
-     SELECT $1, x.step_id, x.state, x.run_id FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb
+     FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
-       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id),
+       result = coalesce(excluded.result, workflow_steps.result)`,
     [
       instanceId,
       JSON.stringify(
-        [...plan.states].map(([step, state]) => ({ step_id: step, state, run_id: runIds.get(step) ?? null })),
+        [...plan.states].map(([step, state]) => ({
+          step_id: step,
+          state,
+          run_id: runIds.get(step) ?? null,
+          result: plan.results.get(step) ?? null,
+        })),
       ),
     ],
   );
@@ -418,7 +425,8 @@ export async function advanceWorkflows(
     ).rows[0];
     if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
     const { rows } = await client.query<StepRow>(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
+         s.result::text AS result
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
       [instanceId],
     );

@@ -355,11 +355,13 @@ function writePlan(
     groups.push(row.group_name);
   }
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id) VALUES (?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
-       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id),
+       result = coalesce(excluded.result, workflow_steps.result)`,
   );
-  for (const [step, state] of plan.states) upsert.run(instanceId, step, state, runIds.get(step) ?? null);
+  for (const [step, state] of plan.states)
+    upsert.run(instanceId, step, state, runIds.get(step) ?? null, plan.results.get(step) ?? null);
   if (plan.outcome) {
     sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
       plan.outcome,
@@ -398,7 +400,7 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
       | undefined;
     if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
     const rows = sql(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
     ).all(instanceId) as StepRow[];
     const state = new Map(rows.map((r) => [r.step_id, r]));
