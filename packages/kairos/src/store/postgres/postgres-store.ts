@@ -2012,7 +2012,8 @@ export class PostgresStore implements Store {
       const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
       const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
       const ids = ended.rows.map((row) => row.id);
-      return { ids, groups: await advanceWorkflows(client, ids, now) };
+      // What any run end sets off: the jobs after them, their workflow instances, buffered runs.
+      return { ids, groups: await afterRunsEnded(client, ids, now) };
     });
     if (expired.groups.length > 0) {
       await this.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));
