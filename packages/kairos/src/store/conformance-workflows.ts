@@ -387,6 +387,38 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       });
     });
 
+    it('a start judges maxQueuedRuns in its write: a refusal writes nothing, a key already used answers its instance', async () => {
+      await define('flood', [handler('a'), handler('b'), handler('c', ['a'])]);
+      const first = await store.workflows.start(
+        'default',
+        'flood',
+        { context: {}, idempotencyKey: 'k' },
+        now,
+        3,
+      );
+      expect(first?.steps.filter((s) => s.state === 'ready')).toHaveLength(2);
+      await expect(store.workflows.start('default', 'flood', { context: {} }, now, 3)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        quota: 'maxQueuedRuns',
+      });
+      const workflow = await store.workflows.get('default', 'flood');
+      expect((await store.workflows.listInstances(workflow!.id, undefined, 10)).map((i) => i.id)).toEqual([
+        first!.id,
+      ]);
+      expect(await store.listRuns({ status: 'queued', limit: 10 })).toHaveLength(2);
+      const again = await store.workflows.start(
+        'default',
+        'flood',
+        { context: {}, idempotencyKey: 'k' },
+        now,
+        1,
+      );
+      expect(again?.id).toBe(first?.id);
+      expect((await store.workflows.start('default', 'flood', { context: {} }, now, null))?.state).toBe(
+        'running',
+      );
+    });
+
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {
       await define('race', [handler('a'), handler('b'), handler('c', ['a', 'b'])]);
       for (let i = 0; i < 5; i++) {

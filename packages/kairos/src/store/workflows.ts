@@ -40,13 +40,16 @@ export interface WorkflowStore {
   /**
    * Starts an instance in one transaction: the instance, its steps, and the runs of its root steps.
    * With an idempotency key already used for this workflow, answers that instance and writes
-   * nothing. Null when the workflow does not exist.
+   * nothing. Null when the workflow does not exist. With `maxQueuedRuns` (the namespace's quota,
+   * docs/tenancy.md#quotas), the root steps' runs are judged in the transaction (PostgreSQL: the
+   * namespace locked first) and a refusal (QUOTA_EXCEEDED, 429) writes nothing.
    */
   start(
     namespace: string,
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns?: number | null,
   ): Promise<WorkflowInstanceRecord | null>;
   getInstance(id: number): Promise<WorkflowInstanceRecord | null>;
   /** A workflow's instances, newest first; `before` is the last id of the previous page. */

@@ -178,6 +178,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         request.params.name,
         { context, idempotencyKey: body.idempotencyKey },
         clock.now(),
+        // A start queues its root steps' runs like a trigger: the namespace's maxQueuedRuns applies (429).
+        (await ctx.quotas.of(request.namespace)).maxQueuedRuns,
       );
       if (!instance) throw notFound(request.params.name);
       reply.status(201);

@@ -22,6 +22,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
+import { checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 
 const WORKFLOW_COLUMNS =
   'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
@@ -128,8 +129,11 @@ export class PostgresWorkflows implements WorkflowStore {
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const started = await this.c.transaction('startWorkflow', async (client) => {
+      // With the quota, the namespace is locked before anything else (store/postgres/quotas.ts).
+      if (maxQueuedRuns !== null) await client.query(LOCK_NAMESPACE, [namespace]);
       const workflow = (
         await client.query<WorkflowRow>(
           `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE namespace = $1 AND name = $2 FOR SHARE`,
@@ -164,7 +168,9 @@ export class PostgresWorkflows implements WorkflowStore {
         jobs: await stepJobs(client, namespace, steps),
         carrier: { jobId: workflow.job_id },
       });
-      return { id, groups: await writePlan(client, id, namespace, plan, now) };
+      const groups = await writePlan(client, id, namespace, plan, now);
+      if (maxQueuedRuns !== null) await checkQueuedRunsAfter(client, namespace, maxQueuedRuns, groups.length);
+      return { id, groups };
     });
     if (!started) return null;
     await this.wake(started.groups);

@@ -23,6 +23,7 @@ import {
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
+import { checkQueuedRunsAfter } from './quotas.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
@@ -122,6 +123,7 @@ export class SqliteWorkflows implements WorkflowStore {
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const started = this.c.run('startWorkflow', () =>
       this.c.db
@@ -163,7 +165,11 @@ export class SqliteWorkflows implements WorkflowStore {
             jobs: stepJobs(sql, namespace, steps),
             carrier: { jobId: workflow.job_id },
           });
-          return { id, groups: writePlan(sql, id, namespace, plan, now) };
+          const groups = writePlan(sql, id, namespace, plan, now);
+          // One writer: nothing else writes between the count and the commit; a refusal rolls back.
+          if (maxQueuedRuns !== null)
+            checkQueuedRunsAfter(sql, workflow.job_id, maxQueuedRuns, groups.length);
+          return { id, groups };
         })
         .immediate(),
     );
