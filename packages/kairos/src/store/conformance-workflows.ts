@@ -1,6 +1,8 @@
 import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
+import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
+import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
@@ -417,6 +419,25 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       expect((await store.workflows.start('default', 'flood', { context: {} }, now, null))?.state).toBe(
         'running',
       );
+    });
+
+    it('creating a workflow judges maxJobs in its write (its own job is one); a replace adds none', async () => {
+      await store.createJob(
+        compileJob({ name: 'one', handler: 'j', trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      const quotas = { ...NO_QUOTAS, maxJobs: 2 };
+      const check = (triggers: readonly Trigger[]) =>
+        checkJobCountAndRate(quotas, { kind: 'manual' }, triggers, true);
+      const wf = (name: string) => compileWorkflow({ name, steps: [handler('a')] });
+      expect((await store.workflows.put(wf('first'), 'default', now, check)).created).toBe(true);
+      await expect(store.workflows.put(wf('second'), 'default', now, check)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        quota: 'maxJobs',
+      });
+      expect(await store.workflows.get('default', 'second')).toBeNull();
+      expect((await store.workflows.put(wf('first'), 'default', now, check)).created).toBe(false);
     });
 
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {

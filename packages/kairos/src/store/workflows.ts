@@ -1,4 +1,5 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
 
@@ -19,11 +20,16 @@ import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflo
  * queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance cancelled).
  */
 export interface WorkflowStore {
-  /** Creates or replaces a workflow of a namespace (a replace bumps its version). */
+  /**
+   * Creates or replaces a workflow of a namespace (a replace bumps its version). A create adds the
+   * workflow's own job: `quota` (the namespace's maxJobs) judges it with the namespace's jobs in the
+   * transaction (PostgreSQL: the namespace locked first), and a refusal writes nothing.
+   */
   put(
     definition: WorkflowDefinition,
     namespace: string,
     now: number,
+    quota?: (triggers: readonly Trigger[]) => void,
   ): Promise<{ workflow: WorkflowRecord; created: boolean }>;
   get(namespace: string, name: string): Promise<WorkflowRecord | null>;
   /** Workflows ordered by name; `after` is the last name of the previous page. */

@@ -4,6 +4,7 @@ import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
+import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   endOf,
@@ -22,7 +23,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
-import { checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
+import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 
 const WORKFLOW_COLUMNS =
   'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
@@ -43,19 +44,27 @@ export class PostgresWorkflows implements WorkflowStore {
     ) => Promise<string[]>,
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
     try {
-      return await this.putOnce(definition, namespace, now);
+      return await this.putOnce(definition, namespace, now, quota);
     } catch (error) {
       // Two creates of one name at once: the second's insert waited on the first's unique key and
       // failed; now the row exists, and the second is a replace.
       if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
-      return this.putOnce(definition, namespace, now);
+      return this.putOnce(definition, namespace, now, quota);
     }
   }
 
-  private async putOnce(definition: WorkflowDefinition, namespace: string, now: number) {
+  private async putOnce(
+    definition: WorkflowDefinition,
+    namespace: string,
+    now: number,
+    quota?: JobQuotaCheck,
+  ) {
     return this.c.transaction('putWorkflow', async (client) => {
+      // With the quota, the namespace is locked before anything else (store/postgres/quotas.ts): a
+      // concurrent create in it waits, then counts this workflow's job.
+      if (quota) await client.query(LOCK_NAMESPACE, [namespace]);
       const steps = JSON.stringify(definition.steps);
       const updated = await client.query<WorkflowRow>(
         `UPDATE workflows SET description = $1, steps = $2::jsonb, version = version + 1, updated_at = $3
@@ -63,6 +72,7 @@ export class PostgresWorkflows implements WorkflowStore {
         [definition.description, steps, now, namespace, definition.name],
       );
       if (updated.rows[0]) return { workflow: workflowFromRow(updated.rows[0]), created: false };
+      if (quota) await checkJobQuota(client, namespace, -1, quota);
       const job = await client.query<{ id: number }>(
         `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
            updated_at, namespace)

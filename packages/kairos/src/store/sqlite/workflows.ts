@@ -4,6 +4,7 @@ import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
+import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   endOf,
@@ -23,7 +24,7 @@ import {
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
-import { checkQueuedRunsAfter } from './quotas.ts';
+import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
@@ -43,7 +44,7 @@ export class SqliteWorkflows implements WorkflowStore {
     ) => string[],
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
     return this.c.run('putWorkflow', () =>
       this.c.db
         .transaction(() => {
@@ -54,6 +55,7 @@ export class SqliteWorkflows implements WorkflowStore {
              WHERE namespace = ? AND name = ? RETURNING *`,
           ).get(definition.description, steps, now, namespace, definition.name) as WorkflowRow | undefined;
           if (updated) return { workflow: workflowFromRow(updated), created: false };
+          if (quota) checkJobQuota(sql, namespace, -1, quota);
           const job = sql(
             `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
                updated_at, namespace)
