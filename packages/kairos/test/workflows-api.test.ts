@@ -166,6 +166,19 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
       status: 404,
       code: 'WORKFLOW_INSTANCE_NOT_FOUND',
     });
+    // An id past what the store counts is no instance either (PostgreSQL's bigint): never a 500.
+    for (const id of ['99999999999999999999', '9007199254740993']) {
+      for (const [method, suffix] of [
+        ['GET', ''],
+        ['POST', '/cancel'],
+      ] as const) {
+        const answer = await admin.request(method, `/v1/workflow-instances/${id}${suffix}`).then(
+          () => 'ok',
+          (error: { status?: number }) => error.status,
+        );
+        expect([400, 404], `${method} ${id}${suffix}`).toContain(answer);
+      }
+    }
   });
 
   it("keeps a workflow's own job out of the job routes (404 JOB_NOT_FOUND, nothing changed)", async () => {
