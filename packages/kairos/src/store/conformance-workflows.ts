@@ -356,14 +356,24 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
           { id: 'k', job: name },
           handler('cleanup', [{ step: 'k', on: 'failure' }]),
           handler('next', ['k']),
+          // The same job again, due when k fails: it is gone too, so this step fails without a run.
+          { id: 'again', job: name, after: [{ step: 'k', on: 'failure' }] },
+          handler('after-again', [{ step: 'again', on: 'failure' }]),
         ]);
         const instance = await store.workflows.start('default', `uses-${name}`, { context: {} }, now);
         const k = claimed ? (await claim()).get('k')! : null;
         expect(await store.deleteJob(name, undefined, tick())).toBe(true);
-        expect(await states(instance!.id)).toEqual({ k: 'failed', cleanup: 'ready', next: 'skipped' });
+        expect(await states(instance!.id)).toEqual({
+          k: 'failed',
+          cleanup: 'ready',
+          next: 'skipped',
+          again: 'failed',
+          'after-again': 'ready',
+        });
         if (k) expect(await end(k, true)).toBe(false);
-        const cleanup = (await claim()).get('cleanup')!;
-        await end(cleanup, true);
+        const rest = await claim();
+        expect([...rest.keys()].sort()).toEqual(['after-again', 'cleanup']);
+        for (const run of rest.values()) await end(run, true);
         expect(await store.workflows.getInstance(instance!.id)).toMatchObject({ state: 'succeeded' });
       }
     });

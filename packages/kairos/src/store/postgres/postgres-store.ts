@@ -601,6 +601,7 @@ export class PostgresStore implements Store {
         client,
         steps.rows.map((r) => r.id),
         now,
+        job.id,
       );
       await client.query('DELETE FROM jobs WHERE id = $1', [job.id]);
       return groups;

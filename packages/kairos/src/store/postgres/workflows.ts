@@ -287,6 +287,7 @@ async function stepJobs(
   client: pg.PoolClient,
   namespace: string,
   steps: readonly CompiledStep[],
+  goneJobId: number | null = null,
 ): Promise<Map<string, StepJob>> {
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
@@ -301,8 +302,8 @@ async function stepJobs(
     priority: number;
   }>(
     `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
-     WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL`,
-    [namespace, names],
+     WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL AND id IS DISTINCT FROM $3::bigint`,
+    [namespace, names, goneJobId],
   );
   return new Map(
     rows.map((r) => [
@@ -409,6 +410,8 @@ export async function advanceWorkflows(
   client: pg.PoolClient,
   runIds: readonly number[],
   now: number,
+  /** A job this transaction deletes: a step naming it fails without a run, as for a missing job. */
+  goneJobId: number | null = null,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
   const { rows: ended } = await client.query<{
@@ -462,7 +465,7 @@ export async function advanceWorkflows(
       context: JSON.parse(instance.context) as JsonObject,
       rows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
-      jobs: await stepJobs(client, instance.namespace, steps),
+      jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
     });
     groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));

@@ -443,6 +443,7 @@ export class SqliteStore implements Store {
             (text) => this.sql(text),
             steps.map((r) => r.id),
             now,
+            job.id,
           );
           this.sql('DELETE FROM jobs WHERE id = ?').run(job.id);
           return groups;

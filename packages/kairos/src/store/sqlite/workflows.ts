@@ -291,13 +291,18 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
 }
 
 /** The jobs an instance's `job` steps name, as they are now. */
-function stepJobs(sql: Sql, namespace: string, steps: readonly CompiledStep[]): Map<string, StepJob> {
+function stepJobs(
+  sql: Sql,
+  namespace: string,
+  steps: readonly CompiledStep[],
+  goneJobId: number | null = null,
+): Map<string, StepJob> {
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
   const rows = sql(
     `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
-     WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL`,
-  ).all(namespace, JSON.stringify(names)) as Array<{
+     WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL AND id IS NOT ?`,
+  ).all(namespace, JSON.stringify(names), goneJobId) as Array<{
     id: number;
     name: string;
     group_name: string;
@@ -384,7 +389,13 @@ function writePlan(
  * Advances the instances of step runs that this transaction ended (see store/workflows.ts).
  * Answers the groups that got runs. SQLite has one writer: the transaction is the lock.
  */
-export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: number): string[] {
+export function advanceWorkflows(
+  sql: Sql,
+  runIds: readonly number[],
+  now: number,
+  /** A job this transaction deletes: a step naming it fails without a run, as for a missing job. */
+  goneJobId: number | null = null,
+): string[] {
   if (runIds.length === 0) return [];
   const ended = sql(
     `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
@@ -427,7 +438,7 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
       context: JSON.parse(instance.context) as JsonObject,
       rows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
-      jobs: stepJobs(sql, instance.namespace, steps),
+      jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
     });
     groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
