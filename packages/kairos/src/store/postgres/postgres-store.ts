@@ -583,15 +583,18 @@ export class PostgresStore implements Store {
       // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
       // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
       await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
+      // The job's row locked: a run of it that another transaction inserted (an advance queuing a
+      // `job` step) holds it until that commits, and the next statement then sees the run.
       const job = (
         await client.query<{ id: number }>(
-          'SELECT id FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2)',
+          `SELECT id FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2)
+           FOR UPDATE`,
           [name, version ?? null],
         )
       ).rows[0];
       if (!job) return null;
-      // Its workflow step runs end first, so that their instances advance (store/workflows.ts):
-      // the runs are locked above, the instances next, as every run end takes them.
+      // Its workflow step runs end first, so that their instances advance (store/workflows.ts).
+      // A deadlock with a run end (instances, then jobs) is retried whole.
       const steps = await client.query<{ id: number }>(sql.CANCEL_STEP_RUNS_OF_JOB, [
         job.id,
         now,

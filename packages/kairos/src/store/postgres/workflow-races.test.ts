@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileJob } from '../../core/job.ts';
 import { decideOutcome } from '../../core/outcome.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome } from '../store.ts';
@@ -109,5 +110,46 @@ describe('PostgreSQL workflow instances, concurrently', () => {
     expect(b.runId).not.toBeNull();
     expect((await store.getRun(b.runId!))?.status).toBe('cancelled');
     expect(await store.claimRuns('w', 10, T0 + 4)).toEqual([]);
+  });
+  it('a job deleted while an advance queues a step run of it fails that step: never a step left waiting', async () => {
+    const job = await store.createJob(
+      compileJob({ name: 'x', handler: 'h', trigger: { kind: 'manual' } }),
+      null,
+      T0,
+    );
+    await store.workflows.put(
+      compileWorkflow({
+        name: 'uses-x',
+        steps: [
+          { id: 'a', handler: 'h' },
+          { id: 'k', job: 'x', after: ['a'] },
+          { id: 'cleanup', handler: 'h', after: [{ step: 'k', on: 'failure' }] },
+        ],
+      }),
+      'default',
+      T0,
+    );
+    const instance = (await store.workflows.start('default', 'uses-x', { context: {} }, T0))!;
+    const [a] = await store.claimRuns('w', 10, T0 + 1);
+    // `other` holds k's step row: a's end queues k's run of job x, then waits to write k's state.
+    await other.query('BEGIN');
+    await other.query(`SELECT 1 FROM workflow_steps WHERE instance_id = $1 AND step_id = 'k' FOR UPDATE`, [
+      instance.id,
+    ]);
+    const ending = store.finishAttempts([succeeded(a!.runId, T0 + 2)], T0 + 2);
+    await waitingBehindOther(1);
+    // The delete waits on that uncommitted run's hold on job x.
+    const deleting = store.deleteJob('x', undefined, T0 + 3);
+    await waitingBehindOther(2);
+    await other.query('COMMIT');
+    expect(await ending).toEqual([true]);
+    expect(await deleting).toBe(true);
+    expect(await store.listRuns({ jobId: job.id, limit: 10 })).toEqual([]);
+    const after = await store.workflows.getInstance(instance.id);
+    expect(Object.fromEntries(after!.steps.map((s) => [s.id, s.state]))).toEqual({
+      a: 'succeeded',
+      k: 'failed',
+      cleanup: 'ready',
+    });
   });
 });
