@@ -91,6 +91,7 @@ export const ERROR_CODES = {
   WORKFLOW_NOT_FOUND: 404,
   WORKFLOW_INSTANCE_NOT_FOUND: 404,
   WORKFLOW_INSTANCE_FINISHED: 409,
+  WORKFLOW_STEP_RUN: 409,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -166,6 +166,48 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
       status: 404,
       code: 'WORKFLOW_INSTANCE_NOT_FOUND',
     });
+    // An id past what the store counts is no instance either (PostgreSQL's bigint): never a 500.
+    for (const id of ['99999999999999999999', '9007199254740993']) {
+      for (const [method, suffix] of [
+        ['GET', ''],
+        ['POST', '/cancel'],
+      ] as const) {
+        const answer = await admin.request(method, `/v1/workflow-instances/${id}${suffix}`).then(
+          () => 'ok',
+          (error: { status?: number }) => error.status,
+        );
+        expect([400, 404], `${method} ${id}${suffix}`).toContain(answer);
+      }
+    }
+  });
+
+  it("keeps a workflow's own job out of the job routes (404 JOB_NOT_FOUND, nothing changed)", async () => {
+    await put('hidden', { steps: [{ id: 'a', handler: 'h', group: 'empty' }] });
+    const path = `/v1/jobs/${encodeURIComponent('workflow/default/hidden')}`;
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['DELETE', ''],
+      ['POST', '/trigger'],
+      ['POST', '/pause'],
+      ['PATCH', ''],
+      ['GET', '/preview'],
+    ] as const) {
+      const answer = await admin.request(method, `${path}${suffix}`, method === 'GET' ? undefined : {}).then(
+        () => 'ok',
+        (error: { status?: number; code?: string }) => `${error.status} ${error.code}`,
+      );
+      expect(answer, `${method} ${suffix}`).toBe('404 JOB_NOT_FOUND');
+    }
+    const started = await start('hidden');
+    expect(started.steps[0]).toMatchObject({ state: 'ready' });
+    // A step run is the instance's: retrying it alone would queue a run of the workflow's own job
+    // (handler `workflow`, tied to no instance).
+    const retried = await admin.request('POST', `/v1/runs/${started.steps[0]!.runId}/retry`).then(
+      () => 'ok',
+      (error: { status?: number; code?: string }) => `${error.status} ${error.code}`,
+    );
+    expect(retried).toBe('409 WORKFLOW_STEP_RUN');
+    await admin.request('DELETE', '/v1/workflows/hidden');
   });
 
   it('keeps workflows and instances in their namespace', async () => {

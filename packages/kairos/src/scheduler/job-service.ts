@@ -137,7 +137,7 @@ export class JobService {
 
   /** Deletes a job and its runs; with `condition.version`, only that version (VERSION_CONFLICT otherwise). */
   async delete(name: string, condition: EditCondition = {}): Promise<void> {
-    if (await this.store.deleteJob(name, condition.version)) return;
+    if (await this.store.deleteJob(name, condition.version, this.clock.now())) return;
     const current = condition.version === undefined ? null : await this.store.getJob(name);
     if (current && condition.version !== undefined) throw versionConflict(current, condition.version);
     throw notFound(name);

@@ -10,6 +10,8 @@ interface PathEntity {
   path: string;
   namespaceOf(store: Store, params: Record<string, string | number>): Promise<string | null>;
   notFound(params: Record<string, string | number>): KairosError;
+  /** True when the path names an entity that no route may reach (it answers `notFound`). */
+  hidden?(params: Record<string, string | number>): boolean;
 }
 
 const quoted = (value: string | number) => JSON.stringify(String(value));
@@ -19,6 +21,9 @@ const PATH_ENTITIES: readonly PathEntity[] = [
     path: '/v1/jobs/:name',
     namespaceOf: async (store, p) => (await store.getJob(String(p.name)))?.namespace ?? null,
     notFound: (p) => new KairosError('JOB_NOT_FOUND', `no job named ${quoted(p.name!)}`),
+    // A workflow's own job, `workflow/<namespace>/<name>` (docs/workflows.md), is no job of the
+    // API's; no other job name holds a `/`.
+    hidden: (p) => String(p.name).includes('/'),
   },
   {
     path: '/v1/runs/:id',
@@ -67,6 +72,7 @@ export function installNamespaceScope(app: FastifyInstance, store: Store): void 
     const entity = PATH_ENTITIES.find((e) => url === e.path || url.startsWith(`${e.path}/`));
     if (!entity) return;
     const params = request.params as Record<string, string | number>;
+    if (entity.hidden?.(params)) throw entity.notFound(params);
     const namespace = await entity.namespaceOf(store, params);
     if (namespace !== null && namespace !== request.namespace) throw entity.notFound(params);
   });

@@ -350,6 +350,23 @@ export function describeSchedulesConformance(dialect: string, open: () => Promis
       ]);
     });
 
+    it('a queued run failed by its schedule-to-start timeout sets off the jobs after it, as any failure', async () => {
+      const parent = await store.createJob(
+        job('late-parent', { trigger: { kind: 'manual' }, scheduleToStartTimeout: '5s' }),
+        null,
+        T0,
+      );
+      await store.createJob(
+        job('after-late', { trigger: { kind: 'after', job: 'late-parent', on: 'failure' } }),
+        null,
+        T0,
+      );
+      const [run] = await store.enqueueRuns(parent.id, [{ params: {}, priority: 0 }], T0);
+      expect(await store.expireQueuedRuns(T0 + 5000, 10)).toEqual([run]);
+      const queued = await store.listRuns({ status: 'queued', limit: 10 });
+      expect(queued.map((r) => [r.jobName, r.cause])).toEqual([['after-late', 'dependency']]);
+    });
+
     it('backfills past fire times once, serially behind an active run, keeping fires that already ran', async () => {
       const a = await store.createJob(job('a'), T0, T0);
       await worker(T0);

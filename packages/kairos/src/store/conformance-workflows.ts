@@ -1,6 +1,8 @@
 import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
+import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
+import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
@@ -344,6 +346,108 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       expect((await store.getRun(runs.get('k')!.runId))?.status).toBe('succeeded');
       expect(await store.listRuns({ jobId: job.id, limit: 10 })).toHaveLength(1);
       expect(await claim()).toEqual(new Map());
+    });
+
+    it('deleting a job that a step is running fails that step: its instance advances, nothing waits', async () => {
+      for (const claimed of [false, true]) {
+        const name = claimed ? 'busy-running' : 'busy-queued';
+        await store.createJob(compileJob({ name, handler: 'j', trigger: { kind: 'manual' } }), null, now);
+        await define(`uses-${name}`, [
+          { id: 'k', job: name },
+          handler('cleanup', [{ step: 'k', on: 'failure' }]),
+          handler('next', ['k']),
+          // The same job again, due when k fails: it is gone too, so this step fails without a run.
+          { id: 'again', job: name, after: [{ step: 'k', on: 'failure' }] },
+          handler('after-again', [{ step: 'again', on: 'failure' }]),
+        ]);
+        const instance = await store.workflows.start('default', `uses-${name}`, { context: {} }, now);
+        const k = claimed ? (await claim()).get('k')! : null;
+        expect(await store.deleteJob(name, undefined, tick())).toBe(true);
+        expect(await states(instance!.id)).toEqual({
+          k: 'failed',
+          cleanup: 'ready',
+          next: 'skipped',
+          again: 'failed',
+          'after-again': 'ready',
+        });
+        if (k) expect(await end(k, true)).toBe(false);
+        const rest = await claim();
+        expect([...rest.keys()].sort()).toEqual(['after-again', 'cleanup']);
+        for (const run of rest.values()) await end(run, true);
+        expect(await store.workflows.getInstance(instance!.id)).toMatchObject({ state: 'succeeded' });
+      }
+    });
+
+    it('a parent whose run retention deleted still decides its edges and hands its result on', async () => {
+      await define('pruned', [
+        handler('a'),
+        handler('b'),
+        handler('big', [{ step: 'a', on: { path: 'kind', equals: 'big' } }, 'b']),
+      ]);
+      const instance = await store.workflows.start('default', 'pruned', { context: {} }, now);
+      const roots = await claim();
+      await end(roots.get('a')!, true, { kind: 'big' });
+      // The retention of a's job (a job step's job may keep its runs for minutes) deletes a's run
+      // while the instance still waits on b.
+      expect(await store.deleteFinishedRuns([roots.get('a')!.runId])).toBe(1);
+      await end(roots.get('b')!, true, { n: 2 });
+      expect(await states(instance!.id)).toMatchObject({ big: 'ready' });
+      const big = (await claim()).get('big')!;
+      expect((big.params.$workflow as { parents: JsonObject }).parents).toMatchObject({
+        a: { state: 'succeeded', result: { kind: 'big' } },
+        b: { state: 'succeeded', result: { n: 2 } },
+      });
+    });
+
+    it('a start judges maxQueuedRuns in its write: a refusal writes nothing, a key already used answers its instance', async () => {
+      await define('flood', [handler('a'), handler('b'), handler('c', ['a'])]);
+      const first = await store.workflows.start(
+        'default',
+        'flood',
+        { context: {}, idempotencyKey: 'k' },
+        now,
+        3,
+      );
+      expect(first?.steps.filter((s) => s.state === 'ready')).toHaveLength(2);
+      await expect(store.workflows.start('default', 'flood', { context: {} }, now, 3)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        quota: 'maxQueuedRuns',
+      });
+      const workflow = await store.workflows.get('default', 'flood');
+      expect((await store.workflows.listInstances(workflow!.id, undefined, 10)).map((i) => i.id)).toEqual([
+        first!.id,
+      ]);
+      expect(await store.listRuns({ status: 'queued', limit: 10 })).toHaveLength(2);
+      const again = await store.workflows.start(
+        'default',
+        'flood',
+        { context: {}, idempotencyKey: 'k' },
+        now,
+        1,
+      );
+      expect(again?.id).toBe(first?.id);
+      expect((await store.workflows.start('default', 'flood', { context: {} }, now, null))?.state).toBe(
+        'running',
+      );
+    });
+
+    it('creating a workflow judges maxJobs in its write (its own job is one); a replace adds none', async () => {
+      await store.createJob(
+        compileJob({ name: 'one', handler: 'j', trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      const quotas = { ...NO_QUOTAS, maxJobs: 2 };
+      const check = (triggers: readonly Trigger[]) =>
+        checkJobCountAndRate(quotas, { kind: 'manual' }, triggers, true);
+      const wf = (name: string) => compileWorkflow({ name, steps: [handler('a')] });
+      expect((await store.workflows.put(wf('first'), 'default', now, check)).created).toBe(true);
+      await expect(store.workflows.put(wf('second'), 'default', now, check)).rejects.toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        quota: 'maxJobs',
+      });
+      expect(await store.workflows.get('default', 'second')).toBeNull();
+      expect((await store.workflows.put(wf('first'), 'default', now, check)).created).toBe(false);
     });
 
     it('queues a join`s step once when its parents` runs end in two transactions at once', async () => {

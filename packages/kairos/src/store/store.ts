@@ -114,9 +114,13 @@ export interface Store {
     after?: string | undefined;
     limit: number;
   }): Promise<JobRecord[]>;
-  /** Deletes a job with its runs and attempts; attempts still on workers become stale. */
-  /** Deletes a job with its runs; with `version`, only while the job is at that version. */
-  deleteJob(name: string, version?: number): Promise<boolean>;
+  /**
+   * Deletes a job with its runs and attempts (attempts still on workers become stale); with
+   * `version`, only while the job is at that version. A workflow step's queued or running run of
+   * the job ends `cancelled` first, at `now`, in the same transaction, so its instance advances
+   * (the step fails, docs/workflows.md) rather than wait on a run that is gone.
+   */
+  deleteJob(name: string, version?: number, now?: number): Promise<boolean>;
 
   // Secret params (docs/security.md) ---------------------------------------------
 

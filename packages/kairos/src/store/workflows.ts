@@ -1,4 +1,5 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
 
@@ -19,11 +20,16 @@ import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflo
  * queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance cancelled).
  */
 export interface WorkflowStore {
-  /** Creates or replaces a workflow of a namespace (a replace bumps its version). */
+  /**
+   * Creates or replaces a workflow of a namespace (a replace bumps its version). A create adds the
+   * workflow's own job: `quota` (the namespace's maxJobs) judges it with the namespace's jobs in the
+   * transaction (PostgreSQL: the namespace locked first), and a refusal writes nothing.
+   */
   put(
     definition: WorkflowDefinition,
     namespace: string,
     now: number,
+    quota?: (triggers: readonly Trigger[]) => void,
   ): Promise<{ workflow: WorkflowRecord; created: boolean }>;
   get(namespace: string, name: string): Promise<WorkflowRecord | null>;
   /** Workflows ordered by name; `after` is the last name of the previous page. */
@@ -40,13 +46,16 @@ export interface WorkflowStore {
   /**
    * Starts an instance in one transaction: the instance, its steps, and the runs of its root steps.
    * With an idempotency key already used for this workflow, answers that instance and writes
-   * nothing. Null when the workflow does not exist.
+   * nothing. Null when the workflow does not exist. With `maxQueuedRuns` (the namespace's quota,
+   * docs/tenancy.md#quotas), the root steps' runs are judged in the transaction (PostgreSQL: the
+   * namespace locked first) and a refusal (QUOTA_EXCEEDED, 429) writes nothing.
    */
   start(
     namespace: string,
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns?: number | null,
   ): Promise<WorkflowInstanceRecord | null>;
   getInstance(id: number): Promise<WorkflowInstanceRecord | null>;
   /** A workflow's instances, newest first; `before` is the last id of the previous page. */
@@ -101,6 +110,8 @@ export interface StepRow {
   run_status: string | null;
   /** The run's result, JSON text. */
   run_result: string | null;
+  /** The result kept on the step's row when it ended (its run may be gone since), JSON text. */
+  result?: string | null;
 }
 
 /** A step run that this transaction ended. */
@@ -142,6 +153,8 @@ export interface StepRunToQueue {
 export interface InstancePlan {
   /** Steps whose state changes (queued steps included, as `ready`). */
   states: Map<string, WorkflowStepState>;
+  /** The results of the steps that ended with one here, JSON text: kept on their rows. */
+  results: Map<string, string>;
   runs: StepRunToQueue[];
   /** The instance's end, or null while it runs. */
   outcome: 'succeeded' | 'failed' | null;
@@ -159,10 +172,14 @@ function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
   for (const row of rows) {
     const state = row.state === 'cancelled' ? 'failed' : row.state;
     const ended = state === 'succeeded' || state === 'failed';
-    steps.set(row.step_id, {
-      state,
-      ...(ended && row.run_status ? { end: endOf(row.run_status, row.run_result) } : {}),
-    });
+    // The step's row keeps its result; a row from before it did reads the run's (when not pruned).
+    const end =
+      row.result != null
+        ? { ok: state === 'succeeded', result: JSON.parse(row.result) }
+        : row.run_status
+          ? endOf(row.run_status, row.run_result)
+          : { ok: state === 'succeeded', result: null };
+    steps.set(row.step_id, { state, ...(ended ? { end } : {}) });
   }
   return steps;
 }
@@ -210,8 +227,13 @@ export function planInstance(input: {
   for (const [id, { state }] of steps) {
     if (fresh || before.get(id) !== state) states.set(id, state);
   }
+  const results = new Map<string, string>();
+  for (const { step, end } of input.ended) {
+    if (end.ok && end.result !== undefined && end.result !== null)
+      results.set(step, JSON.stringify(end.result));
+  }
   const outcome = graph.outcome(steps);
-  return { states, runs, outcome: outcome === 'running' ? null : outcome };
+  return { states, runs, results, outcome: outcome === 'running' ? null : outcome };
 }
 
 /** The run of a ready step, or null when its job does not exist (any more). */
@@ -337,3 +359,6 @@ export const CANCELLED_WITH_INSTANCE = JSON.stringify({
   name: 'Cancelled',
   message: 'cancelled with its workflow instance',
 });
+
+/** The error a step run carries when the job it ran was deleted. */
+export const JOB_DELETED = JSON.stringify({ name: 'Cancelled', message: 'its job was deleted' });

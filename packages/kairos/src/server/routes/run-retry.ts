@@ -23,6 +23,14 @@ export function runRetryRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request, reply) => {
       const run = await store.getRun(request.params.id);
       if (!run) throw new KairosError('RUN_NOT_FOUND', `no run ${request.params.id}`);
+      // A step's run belongs to its instance (docs/workflows.md): a copy would advance nothing, and
+      // a handler step's job is the workflow's own (handler `workflow`), which no worker runs.
+      if (run.cause === 'workflow') {
+        throw new KairosError(
+          'WORKFLOW_STEP_RUN',
+          `run ${run.id} is a workflow step's run: start a new instance of its workflow instead`,
+        );
+      }
       const [id] = await store.enqueueRuns(
         run.jobId,
         // The run was read before this write: a rotation in between must not leave its copy under an old key.

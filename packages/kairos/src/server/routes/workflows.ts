@@ -16,6 +16,8 @@ import {
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { checkParams } from '../../core/job.ts';
+import { checkJobCountAndRate } from '../../core/quotas.ts';
+import type { Trigger } from '../../core/trigger.ts';
 import { compileWorkflow, workflowSpecOf } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
 import type { WorkflowInstanceRecord, WorkflowRecord } from '../../store/workflows.ts';
@@ -89,7 +91,13 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         });
       }
       const definition = compileWorkflow({ ...request.body, name: request.params.name });
-      const saved = await store.workflows.put(definition, request.namespace, clock.now());
+      // A create adds the workflow's own job: the namespace's maxJobs judges it (422).
+      const quotas = await ctx.quotas.of(request.namespace);
+      const quota =
+        quotas.maxJobs === null
+          ? undefined
+          : (others: readonly Trigger[]) => checkJobCountAndRate(quotas, { kind: 'manual' }, others, true);
+      const saved = await store.workflows.put(definition, request.namespace, clock.now(), quota);
       if (saved.created) reply.status(201);
       return workflowView(saved.workflow);
     },
@@ -178,6 +186,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         request.params.name,
         { context, idempotencyKey: body.idempotencyKey },
         clock.now(),
+        // A start queues its root steps' runs like a trigger: the namespace's maxQueuedRuns applies (429).
+        (await ctx.quotas.of(request.namespace)).maxQueuedRuns,
       );
       if (!instance) throw notFound(request.params.name);
       reply.status(201);

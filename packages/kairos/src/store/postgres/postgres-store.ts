@@ -157,7 +157,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import type { WorkflowStore } from '../workflows.ts';
+import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
@@ -554,7 +554,12 @@ export class PostgresStore implements Store {
   }
 
   async getJob(name: string): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>('getJob', 'SELECT * FROM jobs WHERE name = $1', [name]);
+    const [row] = await this.query<JobRow>(
+      'getJob',
+      // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
+      'SELECT * FROM jobs WHERE name = $1 AND workflow_id IS NULL',
+      [name],
+    );
     return row ? jobFromRow(row) : null;
   }
 
@@ -573,22 +578,43 @@ export class PostgresStore implements Store {
     return rows.map(jobFromRow);
   }
 
-  async deleteJob(name: string, version?: number): Promise<boolean> {
+  async deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
     const deleted = await this.transaction('deleteJob', async (client) => {
       // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
       // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
       await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
-      return (
-        (
-          await client.query(
-            'DELETE FROM jobs WHERE name = $1 AND ($2::integer IS NULL OR version = $2) RETURNING id',
-            [name, version ?? null],
-          )
-        ).rows.length > 0
+      // The job's row locked: a run of it that another transaction inserted (an advance queuing a
+      // `job` step) holds it until that commits, and the next statement then sees the run.
+      const job = (
+        await client.query<{ id: number }>(
+          `SELECT id FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2)
+           FOR UPDATE`,
+          [name, version ?? null],
+        )
+      ).rows[0];
+      if (!job) return null;
+      // Its workflow step runs end first, so that their instances advance (store/workflows.ts).
+      // A deadlock with a run end (instances, then jobs) is retried whole.
+      const steps = await client.query<{ id: number }>(sql.CANCEL_STEP_RUNS_OF_JOB, [
+        job.id,
+        now,
+        JOB_DELETED,
+      ]);
+      const groups = await advanceWorkflows(
+        client,
+        steps.rows.map((r) => r.id),
+        now,
+        job.id,
       );
+      await client.query('DELETE FROM jobs WHERE id = $1', [job.id]);
+      return groups;
     });
-    if (deleted) await this.notify([{ type: 'jobs' }]);
-    return deleted;
+    if (deleted === null) return false;
+    await this.notify([
+      { type: 'jobs' },
+      ...[...new Set(deleted)].map((group) => ({ type: 'runs' as const, group })),
+    ]);
+    return true;
   }
 
   // Secret params ------------------------------------------------------------
@@ -1990,7 +2016,8 @@ export class PostgresStore implements Store {
       const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
       const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
       const ids = ended.rows.map((row) => row.id);
-      return { ids, groups: await advanceWorkflows(client, ids, now) };
+      // What any run end sets off: the jobs after them, their workflow instances, buffered runs.
+      return { ids, groups: await afterRunsEnded(client, ids, now) };
     });
     if (expired.groups.length > 0) {
       await this.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));

@@ -441,3 +441,17 @@ export const HEARTBEAT_NODE = `
 export const LOCK_ACTIVE_RUNS_OF_JOB = `
   SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE j.name = $1 AND r.status IN ('queued', 'running') ORDER BY r.id FOR UPDATE OF r`;
+
+/**
+ * End job $1's queued and running workflow step runs (locked by the caller) as cancelled at $2 with
+ * error $3, a running one's attempt with its row; answers their ids. The job is being deleted.
+ */
+export const CANCEL_STEP_RUNS_OF_JOB = `
+  WITH active AS (
+    SELECT id, status, attempt, worker_id, started_at FROM runs
+    WHERE job_id = $1 AND workflow_instance_id IS NOT NULL AND status IN ('queued', 'running')),
+  attempt_ended AS (
+    INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+    SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+  UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+  FROM active a WHERE r.id = a.id RETURNING r.id`;

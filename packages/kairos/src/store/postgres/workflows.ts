@@ -4,6 +4,7 @@ import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
+import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   endOf,
@@ -22,6 +23,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
+import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 
 const WORKFLOW_COLUMNS =
   'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
@@ -42,19 +44,27 @@ export class PostgresWorkflows implements WorkflowStore {
     ) => Promise<string[]>,
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
     try {
-      return await this.putOnce(definition, namespace, now);
+      return await this.putOnce(definition, namespace, now, quota);
     } catch (error) {
       // Two creates of one name at once: the second's insert waited on the first's unique key and
       // failed; now the row exists, and the second is a replace.
       if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
-      return this.putOnce(definition, namespace, now);
+      return this.putOnce(definition, namespace, now, quota);
     }
   }
 
-  private async putOnce(definition: WorkflowDefinition, namespace: string, now: number) {
+  private async putOnce(
+    definition: WorkflowDefinition,
+    namespace: string,
+    now: number,
+    quota?: JobQuotaCheck,
+  ) {
     return this.c.transaction('putWorkflow', async (client) => {
+      // With the quota, the namespace is locked before anything else (store/postgres/quotas.ts): a
+      // concurrent create in it waits, then counts this workflow's job.
+      if (quota) await client.query(LOCK_NAMESPACE, [namespace]);
       const steps = JSON.stringify(definition.steps);
       const updated = await client.query<WorkflowRow>(
         `UPDATE workflows SET description = $1, steps = $2::jsonb, version = version + 1, updated_at = $3
@@ -62,6 +72,7 @@ export class PostgresWorkflows implements WorkflowStore {
         [definition.description, steps, now, namespace, definition.name],
       );
       if (updated.rows[0]) return { workflow: workflowFromRow(updated.rows[0]), created: false };
+      if (quota) await checkJobQuota(client, namespace, -1, quota);
       const job = await client.query<{ id: number }>(
         `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
            updated_at, namespace)
@@ -128,8 +139,11 @@ export class PostgresWorkflows implements WorkflowStore {
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const started = await this.c.transaction('startWorkflow', async (client) => {
+      // With the quota, the namespace is locked before anything else (store/postgres/quotas.ts).
+      if (maxQueuedRuns !== null) await client.query(LOCK_NAMESPACE, [namespace]);
       const workflow = (
         await client.query<WorkflowRow>(
           `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE namespace = $1 AND name = $2 FOR SHARE`,
@@ -164,7 +178,9 @@ export class PostgresWorkflows implements WorkflowStore {
         jobs: await stepJobs(client, namespace, steps),
         carrier: { jobId: workflow.job_id },
       });
-      return { id, groups: await writePlan(client, id, namespace, plan, now) };
+      const groups = await writePlan(client, id, namespace, plan, now);
+      if (maxQueuedRuns !== null) await checkQueuedRunsAfter(client, namespace, maxQueuedRuns, groups.length);
+      return { id, groups };
     });
     if (!started) return null;
     await this.wake(started.groups);
@@ -214,13 +230,11 @@ export class PostgresWorkflows implements WorkflowStore {
   async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {
     const groups = await this.c.transaction('cancelWorkflowInstance', async (client) => {
       // The step runs first, then the instance: the order in which ending a step run locks them.
-      const active = (
-        await client.query<{ id: number }>(
-          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
-           ORDER BY id FOR UPDATE`,
-          [id],
-        )
-      ).rows.map((r) => r.id);
+      await client.query(
+        `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+         ORDER BY id FOR UPDATE`,
+        [id],
+      );
       const instance = (
         await client.query<{ state: string }>(
           'SELECT state FROM workflow_instances WHERE id = $1 FOR UPDATE',
@@ -242,16 +256,19 @@ export class PostgresWorkflows implements WorkflowStore {
         `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
         [id],
       );
+      // The instance's active runs read again, now that it is locked: an end of a step run that
+      // held one of the runs locked above has committed meanwhile and may have queued a next
+      // step's run, which the first read did not see (it would run after the cancel).
       const cancelled = await client.query<{ id: number }>(
         `WITH active AS (
            SELECT id, status, attempt, worker_id, started_at FROM runs
-           WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+           WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')),
          attempt_ended AS (
            INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
            SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
          UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
-         FROM active a WHERE r.id = a.id RETURNING r.id`,
-        [active, now, CANCELLED_WITH_INSTANCE],
+         FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+        [id, now, CANCELLED_WITH_INSTANCE],
       );
       return this.afterRunsEnded(
         client,
@@ -270,6 +287,7 @@ async function stepJobs(
   client: pg.PoolClient,
   namespace: string,
   steps: readonly CompiledStep[],
+  goneJobId: number | null = null,
 ): Promise<Map<string, StepJob>> {
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
@@ -284,8 +302,8 @@ async function stepJobs(
     priority: number;
   }>(
     `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
-     WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL`,
-    [namespace, names],
+     WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL AND id IS DISTINCT FROM $3::bigint`,
+    [namespace, names, goneJobId],
   );
   return new Map(
     rows.map((r) => [
@@ -354,14 +372,21 @@ async function writePlan(
     }
   }
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id)
-     SELECT $1, x.step_id, x.state, x.run_id FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb
+     FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
-       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id),
+       result = coalesce(excluded.result, workflow_steps.result)`,
     [
       instanceId,
       JSON.stringify(
-        [...plan.states].map(([step, state]) => ({ step_id: step, state, run_id: runIds.get(step) ?? null })),
+        [...plan.states].map(([step, state]) => ({
+          step_id: step,
+          state,
+          run_id: runIds.get(step) ?? null,
+          result: plan.results.get(step) ?? null,
+        })),
       ),
     ],
   );
@@ -385,6 +410,8 @@ export async function advanceWorkflows(
   client: pg.PoolClient,
   runIds: readonly number[],
   now: number,
+  /** A job this transaction deletes: a step naming it fails without a run, as for a missing job. */
+  goneJobId: number | null = null,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
   const { rows: ended } = await client.query<{
@@ -417,7 +444,8 @@ export async function advanceWorkflows(
     ).rows[0];
     if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
     const { rows } = await client.query<StepRow>(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
+         s.result::text AS result
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
       [instanceId],
     );
@@ -437,7 +465,7 @@ export async function advanceWorkflows(
       context: JSON.parse(instance.context) as JsonObject,
       rows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
-      jobs: await stepJobs(client, instance.namespace, steps),
+      jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
     });
     groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));

@@ -153,7 +153,7 @@ import {
   type WorkerRecord,
   type WorkerRegistration,
 } from '../store.ts';
-import type { WorkflowStore } from '../workflows.ts';
+import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import { SqliteAlerts, type SqliteConnection } from './alerts.ts';
 import * as hot from './hot-statements.ts';
 import { SqliteNamespaces } from './namespaces.ts';
@@ -168,7 +168,7 @@ import {
   recordSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
-import { SqliteWorkflows } from './workflows.ts';
+import { advanceWorkflows, SqliteWorkflows } from './workflows.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -377,7 +377,10 @@ export class SqliteStore implements Store {
 
   async getJob(name: string): Promise<JobRecord | null> {
     return this.run('getJob', () => {
-      const row = this.sql('SELECT * FROM jobs WHERE name = ?').get(name) as JobRow | undefined;
+      // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
+      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND workflow_id IS NULL').get(name) as
+        | JobRow
+        | undefined;
       return row ? jobFromRow(row) : null;
     });
   }
@@ -404,16 +407,52 @@ export class SqliteStore implements Store {
     });
   }
 
-  async deleteJob(name: string, version?: number): Promise<boolean> {
+  async deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
     return this.run('deleteJob', () => {
-      const deleted =
-        this.sql('DELETE FROM jobs WHERE name = ? AND (? IS NULL OR version = ?)').run(
-          name,
-          version ?? null,
-          version ?? null,
-        ).changes > 0;
-      if (deleted) this.emit({ type: 'jobs' });
-      return deleted;
+      const deleted = this.db
+        .transaction(() => {
+          const job = this.sql(
+            'SELECT id FROM jobs WHERE name = ? AND workflow_id IS NULL AND (? IS NULL OR version = ?)',
+          ).get(name, version ?? null, version ?? null) as { id: number } | undefined;
+          if (!job) return null;
+          // Its workflow step runs end first, so that their instances advance (store/workflows.ts).
+          const steps = this.sql(
+            `SELECT id, status, attempt, worker_id, started_at FROM runs
+             WHERE job_id = ? AND workflow_instance_id IS NOT NULL AND status IN ('queued', 'running')`,
+          ).all(job.id) as Array<{
+            id: number;
+            status: string;
+            attempt: number;
+            worker_id: string;
+            started_at: number;
+          }>;
+          const running = steps.filter((r) => r.status === 'running');
+          if (running.length > 0) {
+            this.sql(hot.END_ATTEMPTS).run(
+              now,
+              JSON.stringify(
+                running.map((r) => [r.id, r.attempt, r.worker_id, 'cancelled', r.started_at, JOB_DELETED]),
+              ),
+            );
+          }
+          const cancel = this.sql(
+            `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
+          );
+          for (const run of steps) cancel.run(now, JOB_DELETED, run.id);
+          const groups = advanceWorkflows(
+            (text) => this.sql(text),
+            steps.map((r) => r.id),
+            now,
+            job.id,
+          );
+          this.sql('DELETE FROM jobs WHERE id = ?').run(job.id);
+          return groups;
+        })
+        .immediate();
+      if (deleted === null) return false;
+      this.emit({ type: 'jobs' });
+      for (const group of new Set(deleted)) this.emit({ type: 'runs', group });
+      return true;
     });
   }
 

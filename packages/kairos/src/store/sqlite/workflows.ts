@@ -4,6 +4,7 @@ import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
+import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   endOf,
@@ -23,6 +24,7 @@ import {
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
+import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
@@ -42,7 +44,7 @@ export class SqliteWorkflows implements WorkflowStore {
     ) => string[],
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number) {
+  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
     return this.c.run('putWorkflow', () =>
       this.c.db
         .transaction(() => {
@@ -53,6 +55,7 @@ export class SqliteWorkflows implements WorkflowStore {
              WHERE namespace = ? AND name = ? RETURNING *`,
           ).get(definition.description, steps, now, namespace, definition.name) as WorkflowRow | undefined;
           if (updated) return { workflow: workflowFromRow(updated), created: false };
+          if (quota) checkJobQuota(sql, namespace, -1, quota);
           const job = sql(
             `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
                updated_at, namespace)
@@ -122,6 +125,7 @@ export class SqliteWorkflows implements WorkflowStore {
     name: string,
     request: { context: JsonObject; idempotencyKey?: string | undefined },
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const started = this.c.run('startWorkflow', () =>
       this.c.db
@@ -163,7 +167,11 @@ export class SqliteWorkflows implements WorkflowStore {
             jobs: stepJobs(sql, namespace, steps),
             carrier: { jobId: workflow.job_id },
           });
-          return { id, groups: writePlan(sql, id, namespace, plan, now) };
+          const groups = writePlan(sql, id, namespace, plan, now);
+          // One writer: nothing else writes between the count and the commit; a refusal rolls back.
+          if (maxQueuedRuns !== null)
+            checkQueuedRunsAfter(sql, workflow.job_id, maxQueuedRuns, groups.length);
+          return { id, groups };
         })
         .immediate(),
     );
@@ -283,13 +291,18 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
 }
 
 /** The jobs an instance's `job` steps name, as they are now. */
-function stepJobs(sql: Sql, namespace: string, steps: readonly CompiledStep[]): Map<string, StepJob> {
+function stepJobs(
+  sql: Sql,
+  namespace: string,
+  steps: readonly CompiledStep[],
+  goneJobId: number | null = null,
+): Map<string, StepJob> {
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
   const rows = sql(
     `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
-     WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL`,
-  ).all(namespace, JSON.stringify(names)) as Array<{
+     WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL AND id IS NOT ?`,
+  ).all(namespace, JSON.stringify(names), goneJobId) as Array<{
     id: number;
     name: string;
     group_name: string;
@@ -355,11 +368,13 @@ function writePlan(
     groups.push(row.group_name);
   }
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id) VALUES (?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
-       run_id = coalesce(excluded.run_id, workflow_steps.run_id)`,
+       run_id = coalesce(excluded.run_id, workflow_steps.run_id),
+       result = coalesce(excluded.result, workflow_steps.result)`,
   );
-  for (const [step, state] of plan.states) upsert.run(instanceId, step, state, runIds.get(step) ?? null);
+  for (const [step, state] of plan.states)
+    upsert.run(instanceId, step, state, runIds.get(step) ?? null, plan.results.get(step) ?? null);
   if (plan.outcome) {
     sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
       plan.outcome,
@@ -374,7 +389,13 @@ function writePlan(
  * Advances the instances of step runs that this transaction ended (see store/workflows.ts).
  * Answers the groups that got runs. SQLite has one writer: the transaction is the lock.
  */
-export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: number): string[] {
+export function advanceWorkflows(
+  sql: Sql,
+  runIds: readonly number[],
+  now: number,
+  /** A job this transaction deletes: a step naming it fails without a run, as for a missing job. */
+  goneJobId: number | null = null,
+): string[] {
   if (runIds.length === 0) return [];
   const ended = sql(
     `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
@@ -398,7 +419,7 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
       | undefined;
     if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
     const rows = sql(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result
+      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
     ).all(instanceId) as StepRow[];
     const state = new Map(rows.map((r) => [r.step_id, r]));
@@ -417,7 +438,7 @@ export function advanceWorkflows(sql: Sql, runIds: readonly number[], now: numbe
       context: JSON.parse(instance.context) as JsonObject,
       rows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
-      jobs: stepJobs(sql, instance.namespace, steps),
+      jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
     });
     groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
