@@ -577,7 +577,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       await admin.deleteJob('dflt-job');
     });
 
-    it('alert silences, deliveries and open alerts are of their namespace; a rule sees jobs of its own only', async () => {
+    it('alert silences, deliveries and open alerts are of their namespace; a rule names jobs of its own only', async () => {
       const blueAdmin = new KairosClient({ url: node.url, token: 'config-admin', namespace: 'blue' });
       await admin.createJob({ name: 'al-dflt-job', handler: 'h', trigger: { kind: 'manual' } });
       await admin.putAlertChannel({ name: 'al-dflt-chan', type: 'webhook', url: 'http://127.0.0.1:9/hook' });
@@ -589,15 +589,21 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       });
       await blueAdmin.putAlertRule({ name: 'al-blue-rule', kind: 'run-failed', channels: ['al-blue-chan'] });
 
-      // A rule may name a job before it exists (as before namespaces): a job of another namespace is
-      // answered as one that does not exist yet, and the rule never sees it (core/alert-engine.ts).
+      // A rule names a job of its own namespace: a job of another namespace is answered as one that
+      // does not exist (404 JOB_NOT_FOUND, the same answer), so the refusal tells nothing of it.
+      const refusals: string[] = [];
       for (const job of ['al-dflt-job', 'al-no-such-job']) {
         const name = `al-blue-${job}`;
-        expect(
-          await blueAdmin.createAlertRule({ name, kind: 'run-failed', job, channels: ['al-blue-chan'] }),
-        ).toMatchObject({ name, job });
-        await blueAdmin.deleteAlertRule(name);
+        const refused = await blueAdmin
+          .createAlertRule({ name, kind: 'run-failed', job, channels: ['al-blue-chan'] })
+          .then(
+            () => null,
+            (error: { status: number; code: string; message: string }) => error,
+          );
+        expect(refused).toMatchObject({ status: 404, code: 'JOB_NOT_FOUND' });
+        refusals.push(refused!.message.replace(job, '<job>'));
       }
+      expect(refusals[0]).toBe(refusals[1]);
 
       // Silences: made, listed and deleted in their namespace; a rule of another namespace is not found.
       const endsAt = new Date(Date.now() + 3_600_000).toISOString();
