@@ -9,15 +9,15 @@
 // PostgreSQL reuses the space of deleted rows only after a VACUUM: where the server runs without
 // autovacuum (`SHOW autovacuum` is off), the harness runs `VACUUM` on Kairos's tables every 30 s in its
 // place, as autovacuum would on a default server; the result says which it was.
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from '@kairos/worker';
-import Database from 'better-sqlite3';
 import { machine } from './environment.ts';
 import { startNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
+import { metricSum, rowCount, storeSize } from './store-size.ts';
 
 const { values } = parseArgs({
   options: {
@@ -99,49 +99,6 @@ async function main(): Promise<void> {
   await worker.start();
 
   const pool = db?.pool;
-  const count = async (table: string): Promise<number> => {
-    if (pool) return Number((await pool.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
-    const lite = new Database(sqlitePath, { readonly: true });
-    try {
-      return (lite.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-    } finally {
-      lite.close();
-    }
-  };
-  const sizes = async (): Promise<{ bytes: number; detailBytes: number }> => {
-    if (pool) {
-      const { rows } = await pool.query(
-        `SELECT pg_database_size(current_database()) AS db, pg_total_relation_size('runs') AS runs`,
-      );
-      return { bytes: Number(rows[0].db), detailBytes: Number(rows[0].runs) };
-    }
-    const size = (path: string) => {
-      try {
-        return statSync(path).size;
-      } catch {
-        return 0;
-      }
-    };
-    const lite = new Database(sqlitePath, { readonly: true });
-    try {
-      const pages = lite.pragma('page_count', { simple: true }) as number;
-      const free = lite.pragma('freelist_count', { simple: true }) as number;
-      const pageSize = lite.pragma('page_size', { simple: true }) as number;
-      return { bytes: size(sqlitePath) + size(`${sqlitePath}-wal`), detailBytes: (pages - free) * pageSize };
-    } finally {
-      lite.close();
-    }
-  };
-  const metric = async (pattern: RegExp): Promise<number> => {
-    const text = await (await fetch(`${node.url}/metrics`)).text();
-    let total = 0;
-    for (const line of text.split('\n')) {
-      const match = pattern.exec(line);
-      if (match) total += Number(match[1]);
-    }
-    return total;
-  };
-
   const autovacuum = pool ? (await pool.query('SHOW autovacuum')).rows[0].autovacuum === 'on' : null;
   const vacuums: number[] = [];
   let vacuuming = pool !== undefined && autovacuum === false;
@@ -180,14 +137,14 @@ async function main(): Promise<void> {
   const end = started + minutes * 60_000;
   for (;;) {
     const rows: Record<string, number> = {};
-    for (const table of TABLES) rows[table] = await count(table);
-    const size = await sizes();
+    for (const table of TABLES) rows[table] = await rowCount(pool, sqlitePath, table);
+    const size = await storeSize(pool, sqlitePath);
     const sample: Sample = {
       atS: Math.round((Date.now() - started) / 1000),
       rows,
       ...size,
-      prunedRuns: await metric(/^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
-      runsCreated: await metric(/^kairos_runs_created_total\{[^}]*\} (\d+)/),
+      prunedRuns: await metricSum(node.url, /^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
+      runsCreated: await metricSum(node.url, /^kairos_runs_created_total\{[^}]*\} (\d+)/),
     };
     samples.push(sample);
     console.log(

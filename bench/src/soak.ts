@@ -11,16 +11,16 @@
 // PostgreSQL reuses deleted rows' space only after a VACUUM: where the server runs without
 // autovacuum, each stack runs `VACUUM (ANALYZE)` on Kairos's tables every 30 s in its place (as in retention.ts).
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from '@kairos/worker';
-import Database from 'better-sqlite3';
 import { machine } from './environment.ts';
 import { startNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
+import { metricSum, rowCount, storeSize } from './store-size.ts';
 
 const { values } = parseArgs({
   options: {
@@ -105,46 +105,6 @@ async function stack(retentionOn: boolean): Promise<void> {
   await worker.start();
 
   const pool = db?.pool;
-  const sizes = async (): Promise<{ bytes: number; detailBytes: number; runs: number }> => {
-    if (pool) {
-      const { rows } = await pool.query(
-        `SELECT pg_database_size(current_database()) AS db, pg_total_relation_size('runs') AS detail,
-                (SELECT count(*) FROM runs) AS runs`,
-      );
-      return { bytes: Number(rows[0].db), detailBytes: Number(rows[0].detail), runs: Number(rows[0].runs) };
-    }
-    const size = (path: string) => {
-      try {
-        return statSync(path).size;
-      } catch {
-        return 0;
-      }
-    };
-    const lite = new Database(sqlitePath, { readonly: true });
-    try {
-      const pages = lite.pragma('page_count', { simple: true }) as number;
-      const free = lite.pragma('freelist_count', { simple: true }) as number;
-      const pageSize = lite.pragma('page_size', { simple: true }) as number;
-      const runs = (lite.prepare('SELECT count(*) AS n FROM runs').get() as { n: number }).n;
-      return {
-        bytes: size(sqlitePath) + size(`${sqlitePath}-wal`),
-        detailBytes: (pages - free) * pageSize,
-        runs,
-      };
-    } finally {
-      lite.close();
-    }
-  };
-  const metric = async (pattern: RegExp): Promise<number> => {
-    const text = await (await fetch(`${node.url}/metrics`)).text();
-    let total = 0;
-    for (const line of text.split('\n')) {
-      const match = pattern.exec(line);
-      if (match) total += Number(match[1]);
-    }
-    return total;
-  };
-
   const autovacuum = pool ? (await pool.query('SHOW autovacuum')).rows[0].autovacuum === 'on' : null;
   const vacuumMs: number[] = [];
   let running = true;
@@ -187,16 +147,16 @@ async function stack(retentionOn: boolean): Promise<void> {
   const send = (message: StackMessage) =>
     new Promise((resolve) => process.send!(message, undefined, {}, resolve));
   while (!stopping) {
-    const size = await sizes();
+    const size = await storeSize(pool, sqlitePath);
     await send({
       kind: 'sample',
       sample: {
         atS: Math.round((Date.now() - started) / 1000),
-        ended: await metric(/^kairos_runs_ended_total\{[^}]*\} (\d+)/),
-        runs: size.runs,
+        ended: await metricSum(node.url, /^kairos_runs_ended_total\{[^}]*\} (\d+)/),
+        runs: await rowCount(pool, sqlitePath, 'runs'),
         bytes: size.bytes,
         detailBytes: size.detailBytes,
-        pruned: await metric(/^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
+        pruned: await metricSum(node.url, /^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
       },
     });
     for (let waited = 0; !stopping && waited < SAMPLE_MS; waited += 100) await pause(100);
