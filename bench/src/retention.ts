@@ -17,7 +17,7 @@ import { Worker } from '@kairos/worker';
 import { machine } from './environment.ts';
 import { startNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
-import { metricSum, rowCount, storeSize } from './store-size.ts';
+import { metricSum, retentionEnv, rowCount, storeSize } from './store-size.ts';
 
 const { values } = parseArgs({
   options: {
@@ -54,16 +54,7 @@ async function main(): Promise<void> {
     sqlitePath = join(mkdtempSync(join(tmpdir(), 'kairos-retention-')), 'kairos.db');
     databaseUrl = `sqlite:${sqlitePath}`;
   }
-  Object.assign(process.env, {
-    KAIROS_RETENTION_FINISHED: AGE,
-    KAIROS_RETENTION_FAILED: AGE,
-    KAIROS_RETENTION_LOGS: AGE,
-    KAIROS_RETENTION_SKIPPED_FIRES: AGE,
-    KAIROS_RETENTION_AUDIT: AGE,
-    KAIROS_RETENTION_WORKERS: AGE,
-    KAIROS_RETENTION_INTERVAL: retentionOn ? '10s' : '0',
-  });
-  const node = await startNodeProcess('retention', databaseUrl);
+  const node = await startNodeProcess('retention', databaseUrl, retentionEnv(AGE, retentionOn));
   const client = node.client;
   await client.createJob({
     name: 'load',

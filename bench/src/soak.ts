@@ -20,7 +20,7 @@ import { Worker } from '@kairos/worker';
 import { machine } from './environment.ts';
 import { startNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
-import { metricSum, rowCount, storeSize } from './store-size.ts';
+import { metricSum, retentionEnv, rowCount, storeSize } from './store-size.ts';
 
 const { values } = parseArgs({
   options: {
@@ -67,15 +67,11 @@ async function stack(retentionOn: boolean): Promise<void> {
     sqlitePath = join(sqliteDir, 'kairos.db');
     databaseUrl = `sqlite:${sqlitePath}`;
   }
-  const node = await startNodeProcess(`soak-${retentionOn ? 'on' : 'off'}`, databaseUrl, {
-    KAIROS_RETENTION_FINISHED: AGE,
-    KAIROS_RETENTION_FAILED: AGE,
-    KAIROS_RETENTION_LOGS: AGE,
-    KAIROS_RETENTION_SKIPPED_FIRES: AGE,
-    KAIROS_RETENTION_AUDIT: AGE,
-    KAIROS_RETENTION_WORKERS: AGE,
-    KAIROS_RETENTION_INTERVAL: retentionOn ? '10s' : '0',
-  });
+  const node = await startNodeProcess(
+    `soak-${retentionOn ? 'on' : 'off'}`,
+    databaseUrl,
+    retentionEnv(AGE, retentionOn),
+  );
   // The parent gone (killed, or a stack failed): take the node along.
   process.once('disconnect', () => {
     node.child.kill('SIGKILL');

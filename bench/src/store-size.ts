@@ -1,4 +1,4 @@
-// What the retention benchmarks (retention.ts, soak.ts) read of a node's store and metrics.
+// What the retention benchmarks (retention.ts, soak.ts) set on a node and read of its store and metrics.
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type pg from 'pg';
@@ -60,4 +60,17 @@ export async function metricSum(url: string, pattern: RegExp): Promise<number> {
     if (match) total += Number(match[1]);
   }
   return total;
+}
+
+/** A node's environment for every retention age at `age`, pruning every 10 s (or never). */
+export function retentionEnv(age: string, on: boolean): Record<string, string> {
+  return {
+    KAIROS_RETENTION_FINISHED: age,
+    KAIROS_RETENTION_FAILED: age,
+    KAIROS_RETENTION_LOGS: age,
+    KAIROS_RETENTION_SKIPPED_FIRES: age,
+    KAIROS_RETENTION_AUDIT: age,
+    KAIROS_RETENTION_WORKERS: age,
+    KAIROS_RETENTION_INTERVAL: on ? '10s' : '0',
+  };
 }
