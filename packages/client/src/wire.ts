@@ -122,6 +122,7 @@ import type {
   EdgeConditionSchema,
   WorkflowInstanceSchema,
   WorkflowInstanceStateSchema,
+  WorkflowMapSpecSchema,
   WorkflowSchema,
   WorkflowSpecSchema,
   WorkflowStartSchema,
@@ -472,6 +473,8 @@ export type AlertOpen = Static<typeof AlertOpenSchema>;
 export type EdgeCondition = Static<typeof EdgeConditionSchema>;
 /** One step of a workflow: a handler or an existing job, its incoming edges and its join. */
 export type WorkflowStepSpec = Static<typeof WorkflowStepSpecSchema>;
+/** How a map step fans out over a list (docs/workflows.md#map-and-reduce). */
+export type WorkflowMapSpec = Static<typeof WorkflowMapSpecSchema>;
 /** A workflow as `PUT /v1/workflows/:name` takes it. */
 export type WorkflowSpec = Static<typeof WorkflowSpecSchema>;
 export type Workflow = Static<typeof WorkflowSchema>;

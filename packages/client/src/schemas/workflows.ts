@@ -38,6 +38,23 @@ export const WorkflowEdgeSpecSchema = Type.Union([
   closed({ step: Type.String({ minLength: 1, maxLength: 64 }), on: Type.Optional(EdgeConditionSchema) }),
 ]);
 
+/**
+ * A map step (docs/workflows.md#map-and-reduce): one run per item of a list, at most `maxParallel`
+ * queued or running at once; the step's result is the items' results in index order.
+ */
+export const WorkflowMapSpecSchema = closed({
+  /** The parent step whose result holds the list, or `$context` (the instance context). */
+  from: Type.String({ minLength: 1, maxLength: 64 }),
+  /** A dotted path into that result (`a.b`); none: the result itself is the list. */
+  path: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  /** How many item runs may be queued or running at once. Default 10, at most 1,000. */
+  maxParallel: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  /** The most items the list may hold (a longer list fails the step). Default and at most 10,000. */
+  maxItems: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+  /** How many items may fail with the step still succeeding (their results are null). Default 0. */
+  tolerateFailures: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
+});
+
 export const WorkflowStepSpecSchema = closed({
   id: Type.String({ minLength: 1, maxLength: 64 }),
   /** A handler to run (with group, retry, timeout, priority); or `job`. */
@@ -53,6 +70,8 @@ export const WorkflowStepSpecSchema = closed({
   after: Type.Optional(Type.Array(WorkflowEdgeSpecSchema, { maxItems: 1000 })),
   /** `all` (default): every edge met; `any`: one edge met. */
   join: Type.Optional(literals(['all', 'any'] as const)),
+  /** Runs the step once per item of a list (a map step). */
+  map: Type.Optional(WorkflowMapSpecSchema),
 });
 
 export const WorkflowSpecSchema = closed({
@@ -74,6 +93,15 @@ export const WorkflowStepSchema = Type.Object({
   priority: Type.Optional(Type.Integer()),
   after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionViewSchema })),
   join: literals(['all', 'any'] as const),
+  map: Type.Optional(
+    Type.Object({
+      from: Type.String(),
+      path: Type.Optional(Type.String()),
+      maxParallel: Type.Integer(),
+      maxItems: Type.Integer(),
+      tolerateFailures: Type.Integer(),
+    }),
+  ),
 });
 
 export const WorkflowSchema = Type.Object({
@@ -109,9 +137,18 @@ export const WorkflowInstanceSchema = Type.Object({
   createdAt: Type.String(),
   startedAt: Type.String(),
   finishedAt: nullable(Type.String()),
-  /** Each step's state and its run (null until it is queued, and for skipped steps). */
+  /**
+   * Each step's state and its run (null until it is queued, for skipped steps, and for map steps,
+   * whose runs are their items'); `error` says why a step failed without a failed run of its own
+   * (docs/errors.md#workflow-step-failures), null otherwise.
+   */
   steps: Type.Array(
-    Type.Object({ id: Type.String(), state: WorkflowStepStateSchema, runId: nullable(Type.Integer()) }),
+    Type.Object({
+      id: Type.String(),
+      state: WorkflowStepStateSchema,
+      runId: nullable(Type.Integer()),
+      error: Type.Optional(nullable(Type.Object({ code: Type.String(), message: Type.String() }))),
+    }),
   ),
 });
 

@@ -1,3 +1,5 @@
+import type { StepFailure } from './workflow-failures.ts';
+
 /**
  * The graph of a workflow and how an instance advances through it: which steps run, which are
  * skipped, and when the instance is over. Pure: the store applies {@link advance} in the same
@@ -41,6 +43,8 @@ export interface WorkflowStep {
 export interface StepEnd {
   ok: boolean;
   result?: unknown;
+  /** Why the step failed without a failed run of its own (core/workflow-failures.ts). */
+  error?: StepFailure;
 }
 
 export type StepState = 'waiting' | 'ready' | 'succeeded' | 'failed' | 'skipped';
@@ -57,7 +61,8 @@ export interface GraphProblem {
     | 'duplicate-edge'
     | 'cycle'
     | 'no-steps'
-    | 'too-many-steps';
+    | 'too-many-steps'
+    | 'map-source';
   message: string;
   /** The steps concerned; for a cycle, its path from a step back to it. */
   steps: string[];

@@ -11,7 +11,8 @@ import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from './job.ts';
 import { compileRetry } from './retry.ts';
-import { type EdgeCondition, graphProblems, type WorkflowStep } from './workflow-graph.ts';
+import { type EdgeCondition, type GraphProblem, graphProblems, type WorkflowStep } from './workflow-graph.ts';
+import { CONTEXT_SOURCE, compileMap, type MapConfig } from './workflow-map.ts';
 
 /**
  * A workflow definition: named steps joined by conditional edges (core/workflow-graph.ts decides
@@ -28,6 +29,8 @@ export interface WorkflowDefinition {
 
 export interface CompiledStep extends WorkflowStep {
   run: StepTask;
+  /** A map step: one run of `run` per item of a list (core/workflow-map.ts). */
+  map?: MapConfig;
 }
 
 export type StepTask =
@@ -52,7 +55,7 @@ export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
   if (!NAME_PATTERN.test(spec.name)) throw invalid('name', `a name matching ${NAME_PATTERN}`);
   const steps = spec.steps.map((step, i) => compileStep(step, `steps[${i}]`));
-  const problems = graphProblems(steps);
+  const problems = [...graphProblems(steps), ...mapProblems(steps)];
   if (problems.length > 0) {
     throw new KairosError('WORKFLOW_INVALID', problems.map((p) => p.message).join('; '), {
       problems: problems.map((p) => ({ kind: p.kind, message: p.message, steps: p.steps })),
@@ -61,7 +64,27 @@ export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
   return { name: spec.name, description: spec.description ?? '', steps };
 }
 
+/** A map's `from` must be one of its step's parents, or the context. */
+function mapProblems(steps: readonly CompiledStep[]): GraphProblem[] {
+  return steps.flatMap((step) =>
+    step.map && step.map.from !== CONTEXT_SOURCE && !step.after.some((e) => e.from === step.map!.from)
+      ? [
+          {
+            kind: 'map-source' as const,
+            message: `map step '${step.id}' takes its list from '${step.map.from}', which is neither one of its parents nor ${CONTEXT_SOURCE}`,
+            steps: [step.id, step.map.from],
+          },
+        ]
+      : [],
+  );
+}
+
 function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
+  const step = compileTask(spec, field);
+  return spec.map === undefined ? step : { ...step, map: compileMap(spec.map, `${field}.map`) };
+}
+
+function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
   if (!STEP_ID_PATTERN.test(spec.id)) throw invalid(`${field}.id`, `a step id matching ${STEP_ID_PATTERN}`);
   const after = (spec.after ?? []).map((edge) =>
     typeof edge === 'string'
@@ -117,6 +140,17 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
       id: step.id,
       after: step.after.map((edge) => ({ step: edge.from, on: edge.on as WireEdgeCondition })),
       join: step.join,
+      ...(step.map
+        ? {
+            map: {
+              from: step.map.from,
+              ...(step.map.path === null ? {} : { path: step.map.path }),
+              maxParallel: step.map.maxParallel,
+              maxItems: step.map.maxItems,
+              tolerateFailures: step.map.tolerateFailures,
+            },
+          }
+        : {}),
       ...(step.run.kind === 'job'
         ? { job: step.run.job, params: step.run.params }
         : {

@@ -1,7 +1,10 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
 import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
+import { writeContext } from '../core/workflow-context.ts';
+import { type StepFailure, stepFailure } from '../core/workflow-failures.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
+import { CONTEXT_SOURCE, itemFields, mapItems } from '../core/workflow-map.ts';
 
 /**
  * The workflow part of the Store contract (docs/workflows.md): definitions, instances, and the
@@ -94,7 +97,7 @@ export interface WorkflowInstanceRecord {
   createdAt: number;
   startedAt: number;
   finishedAt: number | null;
-  steps: Array<{ id: string; state: WorkflowStepState; runId: number | null }>;
+  steps: Array<{ id: string; state: WorkflowStepState; runId: number | null; error: StepFailure | null }>;
 }
 
 /** The name of a workflow's own job: `/` is not allowed in job names, so no job can take it. */
@@ -147,6 +150,8 @@ export interface StepRunToQueue {
   retry: string;
   timeoutMs: number;
   idempotencyKey: string;
+  /** A map step's item: its index (the run's key ends with it). */
+  index?: number;
 }
 
 /** What one transaction writes for one instance. */
@@ -158,7 +163,19 @@ export interface InstancePlan {
   runs: StepRunToQueue[];
   /** The instance's end, or null while it runs. */
   outcome: 'succeeded' | 'failed' | null;
+  /**
+   * Map steps that became ready with items: every item is written, the first ones `ready` with
+   * their runs (those of `runs` with the step and an `index`), the others `waiting`.
+   */
+  maps: Array<{ step: string; items: Json[] }>;
+  /** Why steps failed without a failed run of their own: kept on their rows. */
+  errors: Map<string, StepFailure>;
+  /** The instance context after the context writes of the steps that ended here; null: unchanged. */
+  context: JsonObject | null;
 }
+
+/** The most the parents' results handed to one step run may weigh, in bytes of JSON. */
+export const PARENTS_LIMIT_BYTES = 1024 * 1024;
 
 /** How a run status ends a step: only a success is `ok`; a cancel counts as a failure. */
 export function endOf(status: string, result: string | null): StepEnd {
@@ -208,19 +225,45 @@ export function planInstance(input: {
     ready.push(...started.ready);
   } else steps = stepsFrom(input.rows);
   const before = new Map([...steps].map(([id, s]) => [id, s.state]));
-  const pending = [...input.ended];
+  let context = input.context;
+  let contextWritten = false;
+  // Context writes first, in the order given: a write that fails fails its step instead.
+  const pending = input.ended.map(({ step, end }) => {
+    if (!end.ok) return { step, end };
+    const written = writeContext(context, end.result);
+    if ('error' in written) return { step, end: { ok: false, error: written.error } };
+    if ('context' in written) {
+      context = written.context;
+      contextWritten = true;
+    }
+    return { step, end };
+  });
+  const ends: Array<{ step: string; end: StepEnd }> = [];
   const runs: StepRunToQueue[] = [];
+  const maps: InstancePlan['maps'] = [];
   const byId = new Map(input.steps.map((s) => [s.id, s]));
-  const withRows = { ...input, rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
+  const withRows = { ...input, context, rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
   for (;;) {
-    for (const { step, end } of pending.splice(0)) ready.push(...graph.advance(steps, step, end).ready);
+    for (const ended of pending.splice(0)) {
+      ends.push(ended);
+      ready.push(...graph.advance(steps, ended.step, ended.end).ready);
+    }
     if (ready.length === 0) break;
     for (const id of ready.splice(0)) {
       const step = byId.get(id)!;
+      if (step.map) {
+        const started = startMap(withRows, step, steps);
+        if ('end' in started) pending.push({ step: id, end: started.end });
+        else {
+          maps.push({ step: id, items: started.items });
+          runs.push(...started.runs);
+        }
+        continue;
+      }
       const run = stepRun(withRows, step, steps);
-      // A `job` step whose job is gone fails at once, without a run.
-      if (run) runs.push(run);
-      else pending.push({ step: id, end: { ok: false } });
+      // A `job` step whose job is gone fails at once, without a run; so does one given too much.
+      if ('run' in run) runs.push(run.run);
+      else pending.push({ step: id, end: { ok: false, error: run.error } });
     }
   }
   const states = new Map<string, WorkflowStepState>();
@@ -228,36 +271,118 @@ export function planInstance(input: {
     if (fresh || before.get(id) !== state) states.set(id, state);
   }
   const results = new Map<string, string>();
-  for (const { step, end } of input.ended) {
+  const errors = new Map<string, StepFailure>();
+  for (const { step, end } of ends) {
     if (end.ok && end.result !== undefined && end.result !== null)
       results.set(step, JSON.stringify(end.result));
+    if (!end.ok && end.error) errors.set(step, end.error);
   }
   const outcome = graph.outcome(steps);
-  return { states, runs, results, outcome: outcome === 'running' ? null : outcome };
+  return {
+    states,
+    runs,
+    results,
+    outcome: outcome === 'running' ? null : outcome,
+    maps,
+    errors,
+    context: contextWritten ? context : null,
+  };
 }
 
-/** The run of a ready step, or null when its job does not exist (any more). */
-function stepRun(
-  input: Parameters<typeof planInstance>[0] & { rowsById: ReadonlyMap<string, StepRow> },
+/** What queuing a map step's next items needs: the instance as planInstance reads it. */
+export type MapInput = Omit<Parameters<typeof planInstance>[0], 'ended'>;
+
+type PlanInput = Parameters<typeof planInstance>[0] & { rowsById: ReadonlyMap<string, StepRow> };
+
+/**
+ * A map step that became ready: its items and the runs of the first `maxParallel` of them, or its
+ * end when it ends at once (an empty list succeeds with `[]`; a list that is not one, too wide, or
+ * whose item runs cannot be made fails it).
+ */
+function startMap(
+  input: PlanInput,
   step: CompiledStep,
   steps: InstanceSteps,
-): StepRunToQueue | null {
+): { end: StepEnd } | { items: Json[]; runs: StepRunToQueue[] } {
+  const map = step.map!;
+  const source = map.from === CONTEXT_SOURCE ? input.context : steps.get(map.from)?.end?.result;
+  const listed = mapItems(map, source ?? null);
+  if ('error' in listed) return { end: { ok: false, error: listed.error } };
+  if (listed.items.length === 0) return { end: { ok: true, result: [] } };
+  const runs: StepRunToQueue[] = [];
+  for (let index = 0; index < Math.min(map.maxParallel, listed.items.length); index++) {
+    const run = stepRun(input, step, steps, { item: listed.items[index]!, index });
+    if ('error' in run) return { end: { ok: false, error: run.error } };
+    runs.push(run.run);
+  }
+  return { items: listed.items, runs };
+}
+
+/**
+ * The runs of a map step's next items, queued when earlier items end (store/workflow-maps.ts):
+ * built as the step's first item runs were, with the context as it is now. Null when the step's
+ * job is gone (its items then fail without runs).
+ */
+export function itemRuns(
+  input: MapInput,
+  step: CompiledStep,
+  items: ReadonlyArray<{ index: number; item: Json }>,
+): StepRunToQueue[] | null {
+  const withRows = { ...input, ended: [], rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
+  const steps = stepsFrom(input.rows);
+  const runs: StepRunToQueue[] = [];
+  for (const { index, item } of items) {
+    const run = stepRun(withRows, step, steps, { item, index });
+    if ('error' in run) return null;
+    runs.push(run.run);
+  }
+  return runs;
+}
+
+/**
+ * The run of a ready step (of one item of a map step), or why it has none: its job does not exist
+ * (any more), or its parents' results weigh more than {@link PARENTS_LIMIT_BYTES}. An item run's
+ * `parents` leave out the result its list came from (it holds every item): its item is `item`.
+ */
+function stepRun(
+  input: PlanInput,
+  step: CompiledStep,
+  steps: InstanceSteps,
+  item?: { item: Json; index: number },
+): { run: StepRunToQueue } | { error: StepFailure } {
   const parents: Record<string, Json> = {};
   for (const edge of step.after) {
     const row = input.rowsById.get(edge.from);
     const parent = steps.get(edge.from);
+    const listed = item !== undefined && step.map?.from === edge.from;
     parents[edge.from] = {
       runId: row?.run_id ?? null,
       state: parent?.state ?? 'waiting',
-      result: (parent?.end?.result ?? null) as Json,
+      result: listed ? null : ((parent?.end?.result ?? null) as Json),
     };
   }
-  const workflow = { instanceId: input.instanceId, step: step.id, context: input.context, parents };
-  const key = `workflow:${input.instanceId}:${step.id}`;
+  const size = step.after.length === 0 ? 0 : Buffer.byteLength(JSON.stringify(parents));
+  if (size > PARENTS_LIMIT_BYTES) {
+    return {
+      error: stepFailure(
+        'PARENTS_TOO_LARGE',
+        `its parents' results weigh ${size} bytes, over the ${PARENTS_LIMIT_BYTES} a step run receives`,
+      ),
+    };
+  }
+  const workflow = {
+    instanceId: input.instanceId,
+    step: step.id,
+    context: input.context,
+    parents,
+    ...(item ? itemFields(item.item, item.index) : {}),
+  };
+  const key = `workflow:${input.instanceId}:${step.id}${item ? `:${item.index}` : ''}`;
+  const index = item ? { index: item.index } : {};
   if (step.run.kind === 'job') {
     const job = input.jobs.get(step.run.job);
-    if (!job) return null;
-    return {
+    if (!job) return { error: stepFailure('STEP_JOB_MISSING', `its job '${step.run.job}' does not exist`) };
+    const run: StepRunToQueue = {
       step: step.id,
       jobId: job.id,
       group: job.group,
@@ -268,9 +393,11 @@ function stepRun(
       retry: job.retry,
       timeoutMs: job.timeoutMs,
       idempotencyKey: key,
+      ...index,
     };
+    return { run };
   }
-  return {
+  const run: StepRunToQueue = {
     step: step.id,
     jobId: input.carrier.jobId,
     group: step.run.group,
@@ -281,7 +408,9 @@ function stepRun(
     retry: JSON.stringify(step.run.retry),
     timeoutMs: step.run.timeoutMs,
     idempotencyKey: key,
+    ...index,
   };
+  return { run };
 }
 
 /** The job names an instance's `job` steps refer to. */
@@ -329,10 +458,15 @@ export interface InstanceRow {
   finished_at: number | null;
 }
 
-export function instanceFromRow(
-  row: InstanceRow,
-  steps: ReadonlyArray<{ step_id: string; state: WorkflowStepState; run_id: number | null }>,
-): WorkflowInstanceRecord {
+/** A step's row as an instance answer reads it; `error` is JSON text. */
+export interface InstanceStepRow {
+  step_id: string;
+  state: WorkflowStepState;
+  run_id: number | null;
+  error: string | null;
+}
+
+export function instanceFromRow(row: InstanceRow, steps: readonly InstanceStepRow[]): WorkflowInstanceRecord {
   const order = (JSON.parse(row.steps) as CompiledStep[]).map((s) => s.id);
   const byId = new Map(steps.map((s) => [s.step_id, s]));
   return {
@@ -350,6 +484,7 @@ export function instanceFromRow(
       id,
       state: byId.get(id)?.state ?? 'waiting',
       runId: byId.get(id)?.run_id ?? null,
+      error: parseError(byId.get(id)?.error ?? null),
     })),
   };
 }
@@ -362,3 +497,7 @@ export const CANCELLED_WITH_INSTANCE = JSON.stringify({
 
 /** The error a step run carries when the job it ran was deleted. */
 export const JOB_DELETED = JSON.stringify({ name: 'Cancelled', message: 'its job was deleted' });
+
+function parseError(text: string | null): StepFailure | null {
+  return text === null ? null : (JSON.parse(text) as StepFailure);
+}

@@ -10,6 +10,7 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
+  type InstanceStepRow,
   instanceFromRow,
   planInstance,
   type StepJob,
@@ -24,6 +25,8 @@ import {
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
+import { cancelMapItems, endMapItems, writeMapItems } from './workflow-maps.ts';
+import { insertStepRuns } from './workflow-runs.ts';
 
 const WORKFLOW_COLUMNS =
   'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
@@ -194,9 +197,9 @@ export class PostgresWorkflows implements WorkflowStore {
       [id],
     );
     if (!row) return null;
-    const steps = await this.c.query<{ step_id: string; state: StepRow['state']; run_id: number | null }>(
+    const steps = await this.c.query<InstanceStepRow>(
       'getWorkflowInstance',
-      'SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = $1',
+      'SELECT step_id, state, run_id, error::text AS error FROM workflow_steps WHERE instance_id = $1',
       [id],
     );
     return instanceFromRow(row, steps);
@@ -209,14 +212,10 @@ export class PostgresWorkflows implements WorkflowStore {
        WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
       [workflowId, before ?? null, limit],
     );
-    const steps = await this.c.query<{
-      instance_id: number;
-      step_id: string;
-      state: StepRow['state'];
-      run_id: number | null;
-    }>(
+    const steps = await this.c.query<InstanceStepRow & { instance_id: number }>(
       'listWorkflowInstances',
-      'SELECT instance_id, step_id, state, run_id FROM workflow_steps WHERE instance_id = ANY($1::bigint[])',
+      `SELECT instance_id, step_id, state, run_id, error::text AS error FROM workflow_steps
+       WHERE instance_id = ANY($1::bigint[])`,
       [rows.map((r) => r.id)],
     );
     return rows.map((row) =>
@@ -256,6 +255,7 @@ export class PostgresWorkflows implements WorkflowStore {
         `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
         [id],
       );
+      await cancelMapItems(client, id);
       // The instance's active runs read again, now that it is locked: an end of a step run that
       // held one of the runs locked above has committed meanwhile and may have queued a next
       // step's run, which the first read did not see (it would run after the cancel).
@@ -324,8 +324,8 @@ async function stepJobs(
 }
 
 /**
- * Writes what {@link planInstance} decided: the runs (one statement), the steps' states (one
- * statement), the instance's end. Answers the groups that got runs.
+ * Writes what {@link planInstance} decided: the runs (one statement), the items of map steps, the
+ * steps' states (one statement), the context, the instance's end. Answers the groups that got runs.
  */
 async function writePlan(
   client: pg.PoolClient,
@@ -334,50 +334,31 @@ async function writePlan(
   plan: InstancePlan,
   now: number,
 ): Promise<string[]> {
+  const inserted = await insertStepRuns(client, instanceId, namespace, plan.runs, now);
   const runIds = new Map<string, number>();
-  const groups: string[] = [];
-  if (plan.runs.length > 0) {
-    // ON CONFLICT: the key holds the step's run already, never a second one.
-    const { rows } = await client.query<{ id: number; group_name: string; workflow_step: string }>(
-      `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-         retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
-       SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-         x.max_attempts, x.retry, x.timeout_ms, $2, $2, $3, $4, x.step
-       FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text)
-       ON CONFLICT DO NOTHING RETURNING id, group_name, workflow_step`,
-      [
-        JSON.stringify(
-          plan.runs.map((r) => ({
-            job_id: r.jobId,
-            group_name: r.group,
-            handler: r.handler,
-            idempotency_key: r.idempotencyKey,
-            params: r.params,
-            priority: r.priority,
-            max_attempts: r.maxAttempts,
-            retry: JSON.parse(r.retry),
-            timeout_ms: r.timeoutMs,
-            step: r.step,
-          })),
-        ),
-        now,
-        namespace,
-        instanceId,
-      ],
+  for (const run of plan.runs) {
+    const row = inserted.get(run.idempotencyKey);
+    if (row && run.index === undefined) runIds.set(run.step, row.id);
+  }
+  const groups = [...inserted.values()].map((r) => r.group);
+  for (const map of plan.maps) {
+    const items = plan.runs.filter((r) => r.step === map.step && r.index !== undefined);
+    await writeMapItems(
+      client,
+      instanceId,
+      map.step,
+      map.items,
+      items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
     );
-    for (const row of rows) {
-      runIds.set(row.workflow_step, row.id);
-      groups.push(row.group_name);
-    }
   }
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result)
-     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb
-     FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb, x.error
+     FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text, error jsonb)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       error = coalesce(excluded.error, workflow_steps.error)`,
     [
       instanceId,
       JSON.stringify(
@@ -386,10 +367,17 @@ async function writePlan(
           state,
           run_id: runIds.get(step) ?? null,
           result: plan.results.get(step) ?? null,
+          error: plan.errors.get(step) ?? null,
         })),
       ),
     ],
   );
+  if (plan.context) {
+    await client.query('UPDATE workflow_instances SET context = $1::jsonb WHERE id = $2', [
+      JSON.stringify(plan.context),
+      instanceId,
+    ]);
+  }
   if (plan.outcome) {
     await client.query(
       `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'running'`,
@@ -450,23 +438,33 @@ export async function advanceWorkflows(
       [instanceId],
     );
     const state = new Map(rows.map((r) => [r.step_id, r]));
-    // Only the current run of a ready step ends it; anything else was decided already.
-    const ends = ended.filter(
-      (e) =>
-        e.workflow_instance_id === instanceId &&
-        state.get(e.workflow_step)?.state === 'ready' &&
-        state.get(e.workflow_step)?.run_id === e.id,
-    );
-    if (ends.length === 0) continue;
     const steps = JSON.parse(instance.steps) as CompiledStep[];
-    const plan = planInstance({
+    const maps = new Set(steps.filter((s) => s.map).map((s) => s.id));
+    // Only the current run of a ready step ends it; anything else was decided already. A map
+    // step's runs are its items' (store/postgres/workflow-maps.ts).
+    const mine = ended.filter(
+      (e) => e.workflow_instance_id === instanceId && state.get(e.workflow_step)?.state === 'ready',
+    );
+    const ends = mine.filter(
+      (e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id,
+    );
+    const itemEnds = mine.filter((e) => maps.has(e.workflow_step));
+    if (ends.length === 0 && itemEnds.length === 0) continue;
+    const jobs = await stepJobs(client, instance.namespace, steps, goneJobId);
+    const input = {
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
       rows,
-      ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
-      jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
+      jobs,
       carrier: { jobId: instance.job_id },
+    };
+    const items = await endMapItems(client, input, instance.namespace, itemEnds, now);
+    groups.push(...items.groups);
+    if (ends.length === 0 && items.ends.length === 0) continue;
+    const plan = planInstance({
+      ...input,
+      ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
     groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
   }

@@ -10,6 +10,7 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
+  type InstanceStepRow,
   instanceFromRow,
   planInstance,
   type StepJob,
@@ -25,8 +26,8 @@ import {
 import type { SqliteConnection } from './alerts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
-
-type Sql = (text: string) => Database.Statement<unknown[], unknown>;
+import { cancelMapItems, endMapItems, writeMapItems } from './workflow-maps.ts';
+import { insertStepRuns, type Sql } from './workflow-runs.ts';
 
 const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps, i.state,
   i.context, i.created_at, i.started_at, i.finished_at`;
@@ -194,15 +195,10 @@ export class SqliteWorkflows implements WorkflowStore {
         .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
       const steps = this.c
         .sql(
-          `SELECT instance_id, step_id, state, run_id FROM workflow_steps
+          `SELECT instance_id, step_id, state, run_id, error FROM workflow_steps
            WHERE instance_id IN (SELECT value FROM json_each(?))`,
         )
-        .all(JSON.stringify(rows.map((r) => r.id))) as Array<{
-        instance_id: number;
-        step_id: string;
-        state: StepRow['state'];
-        run_id: number | null;
-      }>;
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<InstanceStepRow & { instance_id: number }>;
       return rows.map((row) =>
         instanceFromRow(
           row,
@@ -231,6 +227,7 @@ export class SqliteWorkflows implements WorkflowStore {
           sql(
             `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
           ).run(id);
+          cancelMapItems(sql, id);
           const active = sql(
             `SELECT id, job_id, status, attempt, worker_id, started_at FROM runs
              WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
@@ -280,13 +277,9 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
     `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as InstanceRow | undefined;
   if (!row) return null;
-  const steps = sql('SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = ?').all(
+  const steps = sql('SELECT step_id, state, run_id, error FROM workflow_steps WHERE instance_id = ?').all(
     id,
-  ) as Array<{
-    step_id: string;
-    state: StepRow['state'];
-    run_id: number | null;
-  }>;
+  ) as InstanceStepRow[];
   return instanceFromRow(row, steps);
 }
 
@@ -330,7 +323,7 @@ function stepJobs(
   );
 }
 
-/** Writes what {@link planInstance} decided: the runs, the steps' states, the instance's end. Answers the groups. */
+/** Writes what {@link planInstance} decided: the runs, map items, the steps' states, the context, the instance's end. Answers the groups. */
 function writePlan(
   sql: Sql,
   instanceId: number,
@@ -338,43 +331,47 @@ function writePlan(
   plan: InstancePlan,
   now: number,
 ): string[] {
-  const insert = sql(
-    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
-     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT DO NOTHING RETURNING id, group_name`,
-  );
-  const groups: string[] = [];
+  const inserted = insertStepRuns(sql, instanceId, namespace, plan.runs, now);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
-    const row = insert.get(
-      run.jobId,
-      run.group,
-      run.handler,
-      run.idempotencyKey,
-      JSON.stringify(run.params),
-      run.priority,
-      run.maxAttempts,
-      run.retry,
-      run.timeoutMs,
-      now,
-      now,
-      namespace,
+    const row = inserted.get(run.idempotencyKey);
+    if (row && run.index === undefined) runIds.set(run.step, row.id);
+  }
+  const groups = [...inserted.values()].map((r) => r.group);
+  for (const map of plan.maps) {
+    const items = plan.runs.filter((r) => r.step === map.step && r.index !== undefined);
+    writeMapItems(
+      sql,
       instanceId,
-      run.step,
-    ) as { id: number; group_name: string } | undefined;
-    if (!row) continue; // the key holds the step's run already: never a second one
-    runIds.set(run.step, row.id);
-    groups.push(row.group_name);
+      map.step,
+      map.items,
+      items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
+    );
   }
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result) VALUES (?, ?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       error = coalesce(excluded.error, workflow_steps.error)`,
   );
-  for (const [step, state] of plan.states)
-    upsert.run(instanceId, step, state, runIds.get(step) ?? null, plan.results.get(step) ?? null);
+  for (const [step, state] of plan.states) {
+    const error = plan.errors.get(step);
+    upsert.run(
+      instanceId,
+      step,
+      state,
+      runIds.get(step) ?? null,
+      plan.results.get(step) ?? null,
+      error ? JSON.stringify(error) : null,
+    );
+  }
+  if (plan.context) {
+    sql('UPDATE workflow_instances SET context = ? WHERE id = ?').run(
+      JSON.stringify(plan.context),
+      instanceId,
+    );
+  }
   if (plan.outcome) {
     sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
       plan.outcome,
@@ -423,23 +420,32 @@ export function advanceWorkflows(
        FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
     ).all(instanceId) as StepRow[];
     const state = new Map(rows.map((r) => [r.step_id, r]));
-    // Only the current run of a ready step ends it; anything else was decided already.
-    const ends = ended.filter(
-      (e) =>
-        e.workflow_instance_id === instanceId &&
-        state.get(e.workflow_step)?.state === 'ready' &&
-        state.get(e.workflow_step)?.run_id === e.id,
-    );
-    if (ends.length === 0) continue;
     const steps = JSON.parse(instance.steps) as CompiledStep[];
-    const plan = planInstance({
+    const maps = new Set(steps.filter((s) => s.map).map((s) => s.id));
+    // Only the current run of a ready step ends it; anything else was decided already. A map
+    // step's runs are its items' (store/sqlite/workflow-maps.ts).
+    const mine = ended.filter(
+      (e) => e.workflow_instance_id === instanceId && state.get(e.workflow_step)?.state === 'ready',
+    );
+    const ends = mine.filter(
+      (e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id,
+    );
+    const itemEnds = mine.filter((e) => maps.has(e.workflow_step));
+    if (ends.length === 0 && itemEnds.length === 0) continue;
+    const input = {
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
       rows,
-      ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+    };
+    const items = endMapItems(sql, input, instance.namespace, itemEnds, now);
+    groups.push(...items.groups);
+    if (ends.length === 0 && items.ends.length === 0) continue;
+    const plan = planInstance({
+      ...input,
+      ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
     groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
   }

@@ -1,0 +1,42 @@
+import type Database from 'better-sqlite3';
+import type { StepRunToQueue } from '../workflows.ts';
+
+export type Sql = (text: string) => Database.Statement<unknown[], unknown>;
+
+/** Inserts step runs; answers the inserted ones by idempotency key, with their groups. */
+export function insertStepRuns(
+  sql: Sql,
+  instanceId: number,
+  namespace: string,
+  runs: readonly StepRunToQueue[],
+  now: number,
+): Map<string, { id: number; group: string }> {
+  const insert = sql(
+    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
+     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT DO NOTHING RETURNING id, group_name`,
+  );
+  const inserted = new Map<string, { id: number; group: string }>();
+  for (const run of runs) {
+    const row = insert.get(
+      run.jobId,
+      run.group,
+      run.handler,
+      run.idempotencyKey,
+      JSON.stringify(run.params),
+      run.priority,
+      run.maxAttempts,
+      run.retry,
+      run.timeoutMs,
+      now,
+      now,
+      namespace,
+      instanceId,
+      run.step,
+    ) as { id: number; group_name: string } | undefined;
+    // No row: the key holds the step's (item's) run already, never a second one.
+    if (row) inserted.set(run.idempotencyKey, { id: row.id, group: row.group_name });
+  }
+  return inserted;
+}
