@@ -202,7 +202,8 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
       ]);
       const instance = await start('cancel', { ids: [1, 2, 3, 4] });
       const [a] = await claim();
-      await store.workflows.cancelInstance(instance.id, (now += 1000));
+      now += 1000;
+      await store.workflows.cancelInstance(instance.id, now);
       expect(await end(a!, true)).toBe(false);
       expect(await claim()).toEqual([]);
       expect(await stepOf(instance.id, 'one')).toMatchObject({ state: 'cancelled' });

@@ -1,5 +1,4 @@
 import type { JsonObject } from '@kairos/client';
-import type Database from 'better-sqlite3';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
