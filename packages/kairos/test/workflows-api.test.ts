@@ -1,5 +1,6 @@
 import type { Json, JsonObject, Workflow, WorkflowInstance } from '@kairos/client';
 import { KairosClient } from '@kairos/client';
+import { type WorkflowStepParams, withContext, workflowOf } from '@kairos/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
@@ -148,6 +149,113 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
     } finally {
       await worker.stop();
     }
+  });
+
+  it('runs list → map → reduce on a real worker: at most maxParallel items at once, the results in order; a context write reaches later steps', async () => {
+    const group = `map-${dialect}`;
+    let running = 0;
+    let most = 0;
+    let reduced: WorkflowStepParams | null = null;
+    let reported: WorkflowStepParams | null = null;
+    const calls: number[] = [];
+    const worker = testWorker(node, group, { concurrency: 10 })
+      .handle('list', async () =>
+        withContext({ images: Array.from({ length: 20 }, (_, i) => `img-${i}`) }, { bucket: 'thumbs' }),
+      )
+      .handle('resize-one', async (ctx) => {
+        running++;
+        most = Math.max(most, running);
+        try {
+          // Held a moment, so that the worker (10 slots) has the chance to run more than 3 at once.
+          await new Promise((resolve) => setTimeout(resolve, 25));
+          const step = workflowOf<{ bucket: string }, string>(ctx)!;
+          calls.push(step.index!);
+          return { thumb: `${step.context.bucket}/${step.item}`, index: step.index! };
+        } finally {
+          running--;
+        }
+      })
+      .handle('reduce', async (ctx) => {
+        reduced = workflowOf(ctx);
+        const results = reduced!.parents.resize!.result as Array<{ thumb: string }>;
+        return withContext({ count: results.length }, { thumbs: results.length });
+      })
+      .handle('report', async (ctx) => {
+        reported = workflowOf(ctx);
+        return null;
+      })
+      .handle('nothing', async () => ({ rows: 0 }));
+    await worker.start();
+    try {
+      await put('thumbnails', {
+        steps: [
+          { id: 'list', handler: 'list', group },
+          {
+            id: 'resize',
+            handler: 'resize-one',
+            group,
+            after: ['list'],
+            map: { from: 'list', path: 'images', maxParallel: 3 },
+          },
+          { id: 'reduce', handler: 'reduce', group, after: ['resize'] },
+          { id: 'report', handler: 'report', group, after: ['reduce'] },
+        ],
+      });
+      const started = await start('thumbnails', { context: { day: '2026-12-05' } });
+      const done = await ended(started.id);
+      expect(done.steps.map((s) => [s.id, s.state, s.error ?? null])).toEqual([
+        ['list', 'succeeded', null],
+        ['resize', 'succeeded', null],
+        ['reduce', 'succeeded', null],
+        ['report', 'succeeded', null],
+      ]);
+      expect(done.state).toBe('succeeded');
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(3);
+      expect(reduced!.parents.resize).toMatchObject({ runId: null, state: 'succeeded' });
+      expect(reduced!.parents.resize!.result).toEqual(
+        Array.from({ length: 20 }, (_, i) => ({ thumb: `thumbs/img-${i}`, index: i })),
+      );
+      expect(reduced!.context).toEqual({ day: '2026-12-05', bucket: 'thumbs' });
+      expect(reported!.context).toEqual({ day: '2026-12-05', bucket: 'thumbs', thumbs: 20 });
+      expect(done.context).toEqual({ day: '2026-12-05', bucket: 'thumbs', thumbs: 20 });
+      // Each item had one run: 20 calls, each index once.
+      expect(calls.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+
+      // A map over something that is not a list fails its step with its reason.
+      await put('not-a-list', {
+        steps: [
+          { id: 'list', handler: 'nothing', group },
+          {
+            id: 'resize',
+            handler: 'resize-one',
+            group,
+            after: ['list'],
+            map: { from: 'list', path: 'nope' },
+          },
+        ],
+      });
+      const failed = await ended((await start('not-a-list', { context: {} })).id);
+      expect(failed.state).toBe('failed');
+      expect(failed.steps[1]).toMatchObject({
+        state: 'failed',
+        runId: null,
+        error: { code: 'MAP_NOT_A_LIST' },
+      });
+    } finally {
+      await worker.stop();
+    }
+    const broken = await apiError(
+      put('broken-map', { steps: [{ id: 'm', handler: 'h', map: { from: 'elsewhere' } }] }),
+    );
+    expect(broken).toMatchObject({ status: 422, code: 'WORKFLOW_INVALID' });
+    expect(
+      await apiError(
+        put('broken-map', {
+          steps: [{ id: 'm', handler: 'h', map: { from: '$context', maxItems: 10_001 } }],
+        }),
+      ),
+    ).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
   });
 
   it('cancels a running instance; a second cancel is 409 WORKFLOW_INSTANCE_FINISHED', async () => {

@@ -6,3 +6,4 @@ export type { LogFields, WorkerLogger } from './logger.ts';
 export { createKairosLogger, fromPino, type KairosLoggerOptions } from './logger.ts';
 export type { WorkerOptions } from './options.ts';
 export { Worker } from './worker.ts';
+export { type WorkflowStepParams, withContext, workflowOf } from './workflow.ts';

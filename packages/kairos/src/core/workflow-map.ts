@@ -65,7 +65,14 @@ export function mapItems(map: MapConfig, source: unknown): { items: Json[] } | {
   const where = `${map.from === CONTEXT_SOURCE ? 'the context' : `the result of '${map.from}'`}${map.path === null ? '' : ` at '${map.path}'`}`;
   const list = map.path === null ? source : valueAt(source, map.path);
   if (!Array.isArray(list)) {
-    const kind = list === undefined ? 'nothing' : list === null ? 'null' : `a ${typeof list}`;
+    const kind =
+      list === undefined
+        ? 'nothing'
+        : list === null
+          ? 'null'
+          : typeof list === 'object'
+            ? 'an object'
+            : `a ${typeof list}`;
     return { error: stepFailure('MAP_NOT_A_LIST', `${where} is ${kind}, not a list`) };
   }
   if (list.length > map.maxItems) {
