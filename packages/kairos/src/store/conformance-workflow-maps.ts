@@ -1,5 +1,6 @@
 import type { Json, JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileJob } from '../core/job.ts';
 import { compileWorkflow } from '../core/workflow.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
@@ -193,6 +194,43 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
           code: 'MAP_ITEMS_FAILED',
           message: '4 of 5 items failed or were not run, more than the 0 tolerated',
         },
+      });
+    });
+
+    it('maps a `job` step over items with the job`s handler; deleting the job fails the rest of the items and the step', async () => {
+      await store.createJob(
+        compileJob({ name: 'thumb', handler: 'h', params: { size: 64 }, trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      await define('jobs', [
+        { id: 'one', job: 'thumb', map: { from: '$context', path: 'ids', maxParallel: 2 } },
+        { id: 'on-failure', handler: 'h', after: [{ step: 'one', on: 'failure' }] },
+      ]);
+      const instance = await start('jobs', { ids: ['a', 'b', 'c', 'd'] });
+      const [a, b] = await claim();
+      expect(a!.params).toMatchObject({ size: 64, $workflow: { item: 'a', index: 0 } });
+      await end(a!, true, 1);
+      const [c] = await claim();
+      expect(wf(c!).item).toBe('c');
+      now += 1000;
+      expect(await store.deleteJob('thumb', undefined, now)).toBe(true);
+      const rest = await claim();
+      expect(rest.map((r) => wf(r).step)).toEqual(['on-failure']);
+      expect(await stepOf(instance.id, 'one')).toMatchObject({
+        state: 'failed',
+        error: { code: 'MAP_ITEMS_FAILED' },
+      });
+      expect(await end(b!, true)).toBe(false);
+    });
+
+    it('a map step whose job is missing when it is due fails without items', async () => {
+      await define('no-job', [{ id: 'one', job: 'nowhere', map: { from: '$context', path: 'ids' } }]);
+      const instance = await start('no-job', { ids: [1] });
+      expect(await claim()).toEqual([]);
+      expect(await stepOf(instance.id, 'one')).toMatchObject({
+        state: 'failed',
+        error: { code: 'STEP_JOB_MISSING' },
       });
     });
 
