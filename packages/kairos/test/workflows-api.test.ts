@@ -187,7 +187,7 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
       .handle('nothing', async () => ({ rows: 0 }));
     await worker.start();
     try {
-      await put('thumbnails', {
+      const defined = await put('thumbnails', {
         steps: [
           { id: 'list', handler: 'list', group },
           {
@@ -200,6 +200,13 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
           { id: 'reduce', handler: 'reduce', group, after: ['resize'] },
           { id: 'report', handler: 'report', group, after: ['reduce'] },
         ],
+      });
+      expect(defined.steps[1]!.map).toEqual({
+        from: 'list',
+        path: 'images',
+        maxParallel: 3,
+        maxItems: 10_000,
+        tolerateFailures: 0,
       });
       const started = await start('thumbnails', { context: { day: '2026-12-05' } });
       const done = await ended(started.id);
