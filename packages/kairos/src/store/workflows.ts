@@ -19,6 +19,11 @@ import { CONTEXT_SOURCE, itemFields, mapItems } from '../core/workflow-map.ts';
  * everything; two ends racing on one instance queue each step once (the lock orders them, and each
  * step run has the idempotency key `workflow:<instance>:<step>` on top).
  *
+ * The same transaction merges a succeeded step's `$context` into the instance context
+ * (core/workflow-context.ts). A map step (core/workflow-map.ts) writes its items when it becomes
+ * ready and queues the first `maxParallel`; each item run's end, under the same lock, ends its item
+ * and queues the next (store/{sqlite,postgres}/workflow-maps.ts); the last item's end ends the step.
+ *
  * Instance states: running → succeeded | failed | cancelled. Step states: waiting → ready (its run
  * queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance cancelled).
  */
