@@ -111,7 +111,17 @@ export const WorkflowInstanceSchema = Type.Object({
   finishedAt: nullable(Type.String()),
   /** Each step's state and its run (null until it is queued, and for skipped steps). */
   steps: Type.Array(
-    Type.Object({ id: Type.String(), state: WorkflowStepStateSchema, runId: nullable(Type.Integer()) }),
+    Type.Object({
+      id: Type.String(),
+      state: WorkflowStepStateSchema,
+      runId: nullable(Type.Integer()),
+      /** When its run's first attempt started; null before, and when the run is gone (retention). */
+      startedAt: nullable(Type.String()),
+      /** When its run ended for good; null while it may still run, and when the run is gone. */
+      finishedAt: nullable(Type.String()),
+      /** The attempts its run has started: 0 before its first, and when the run is gone. */
+      attempts: Type.Integer(),
+    }),
   ),
 });
 

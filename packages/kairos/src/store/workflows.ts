@@ -94,7 +94,19 @@ export interface WorkflowInstanceRecord {
   createdAt: number;
   startedAt: number;
   finishedAt: number | null;
-  steps: Array<{ id: string; state: WorkflowStepState; runId: number | null }>;
+  steps: WorkflowStepRecord[];
+}
+
+/** A step of an instance as read: its state, and its run's times and attempts (null, 0: no run, or gone). */
+export interface WorkflowStepRecord {
+  id: string;
+  state: WorkflowStepState;
+  runId: number | null;
+  /** When its run's first attempt started. */
+  startedAt: number | null;
+  /** When its run ended for good (null while it may run again). */
+  finishedAt: number | null;
+  attempts: number;
 }
 
 /** The name of a workflow's own job: `/` is not allowed in job names, so no job can take it. */
@@ -329,10 +341,26 @@ export interface InstanceRow {
   finished_at: number | null;
 }
 
-export function instanceFromRow(
-  row: InstanceRow,
-  steps: ReadonlyArray<{ step_id: string; state: WorkflowStepState; run_id: number | null }>,
-): WorkflowInstanceRecord {
+/**
+ * The columns of an instance's steps as read, with their runs' times (both dialects; `s` the steps,
+ * `r` their runs LEFT JOINed, so a pruned run reads as none). A run's first start is its first
+ * attempt's (an attempt's row is written when it ends; a running first attempt is the run's row).
+ */
+export const STEP_READ_COLUMNS = `s.step_id, s.state, s.run_id,
+  coalesce((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = r.id), r.started_at) AS run_started_at,
+  CASE WHEN r.status IN ('succeeded', 'failed', 'timed_out', 'cancelled') THEN r.finished_at END AS run_finished_at,
+  coalesce(r.attempt, 0) AS run_attempts`;
+
+export interface StepReadRow {
+  step_id: string;
+  state: WorkflowStepState;
+  run_id: number | null;
+  run_started_at: number | null;
+  run_finished_at: number | null;
+  run_attempts: number;
+}
+
+export function instanceFromRow(row: InstanceRow, steps: readonly StepReadRow[]): WorkflowInstanceRecord {
   const order = (JSON.parse(row.steps) as CompiledStep[]).map((s) => s.id);
   const byId = new Map(steps.map((s) => [s.step_id, s]));
   return {
@@ -346,11 +374,17 @@ export function instanceFromRow(
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
-    steps: order.map((id) => ({
-      id,
-      state: byId.get(id)?.state ?? 'waiting',
-      runId: byId.get(id)?.run_id ?? null,
-    })),
+    steps: order.map((id) => {
+      const step = byId.get(id);
+      return {
+        id,
+        state: step?.state ?? 'waiting',
+        runId: step?.run_id ?? null,
+        startedAt: step?.run_started_at ?? null,
+        finishedAt: step?.run_finished_at ?? null,
+        attempts: step?.run_attempts ?? 0,
+      };
+    }),
   };
 }
 

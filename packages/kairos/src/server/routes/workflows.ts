@@ -55,7 +55,11 @@ export function instanceView(record: WorkflowInstanceRecord): WorkflowInstance {
     createdAt: iso(record.createdAt),
     startedAt: iso(record.startedAt),
     finishedAt: record.finishedAt === null ? null : iso(record.finishedAt),
-    steps: record.steps,
+    steps: record.steps.map((step) => ({
+      ...step,
+      startedAt: step.startedAt === null ? null : iso(step.startedAt),
+      finishedAt: step.finishedAt === null ? null : iso(step.finishedAt),
+    })),
   };
 }
 

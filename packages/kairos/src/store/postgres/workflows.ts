@@ -12,7 +12,9 @@ import {
   type InstanceRow,
   instanceFromRow,
   planInstance,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
@@ -194,9 +196,9 @@ export class PostgresWorkflows implements WorkflowStore {
       [id],
     );
     if (!row) return null;
-    const steps = await this.c.query<{ step_id: string; state: StepRow['state']; run_id: number | null }>(
+    const steps = await this.c.query<StepReadRow>(
       'getWorkflowInstance',
-      'SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = $1',
+      `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
       [id],
     );
     return instanceFromRow(row, steps);
@@ -209,14 +211,10 @@ export class PostgresWorkflows implements WorkflowStore {
        WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
       [workflowId, before ?? null, limit],
     );
-    const steps = await this.c.query<{
-      instance_id: number;
-      step_id: string;
-      state: StepRow['state'];
-      run_id: number | null;
-    }>(
+    const steps = await this.c.query<StepReadRow & { instance_id: number }>(
       'listWorkflowInstances',
-      'SELECT instance_id, step_id, state, run_id FROM workflow_steps WHERE instance_id = ANY($1::bigint[])',
+      `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+       WHERE s.instance_id = ANY($1::bigint[])`,
       [rows.map((r) => r.id)],
     );
     return rows.map((row) =>

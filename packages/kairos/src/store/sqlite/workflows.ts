@@ -12,7 +12,9 @@ import {
   type InstanceRow,
   instanceFromRow,
   planInstance,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
@@ -194,15 +196,10 @@ export class SqliteWorkflows implements WorkflowStore {
         .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
       const steps = this.c
         .sql(
-          `SELECT instance_id, step_id, state, run_id FROM workflow_steps
-           WHERE instance_id IN (SELECT value FROM json_each(?))`,
+          `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+           WHERE s.instance_id IN (SELECT value FROM json_each(?))`,
         )
-        .all(JSON.stringify(rows.map((r) => r.id))) as Array<{
-        instance_id: number;
-        step_id: string;
-        state: StepRow['state'];
-        run_id: number | null;
-      }>;
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<StepReadRow & { instance_id: number }>;
       return rows.map((row) =>
         instanceFromRow(
           row,
@@ -280,13 +277,9 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
     `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as InstanceRow | undefined;
   if (!row) return null;
-  const steps = sql('SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = ?').all(
-    id,
-  ) as Array<{
-    step_id: string;
-    state: StepRow['state'];
-    run_id: number | null;
-  }>;
+  const steps = sql(
+    `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepReadRow[];
   return instanceFromRow(row, steps);
 }
 
