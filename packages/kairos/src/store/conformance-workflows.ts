@@ -4,6 +4,7 @@ import { compileJob } from '../core/job.ts';
 import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
 import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
+import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 /**
@@ -482,4 +483,5 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       }
     });
   });
+  describeWorkflowRepairConformance(dialect, open);
 }
