@@ -182,6 +182,53 @@ describe('PostgreSQL workflow instances, concurrently', () => {
     }
   });
 
+  it('a re-run racing the end of a step after it: the late end never advances the instance, the step runs once', async () => {
+    for (const first of ['end', 'rerun'] as const) {
+      const name = `rerun-after-${first}`;
+      await store.workflows.put(
+        compileWorkflow({
+          name,
+          steps: [
+            { id: 'a', handler: 'h' },
+            { id: 'b', handler: 'h', after: ['a'] },
+            { id: 'c', handler: 'h', after: ['b'] },
+          ],
+        }),
+        'default',
+        T0,
+      );
+      const instance = (await store.workflows.start('default', name, { context: {} }, T0))!;
+      const [a] = await store.claimRuns('w', 10, T0 + 1);
+      await store.finishAttempts([succeeded(a!.runId, T0 + 2)], T0 + 2);
+      const [b] = await store.claimRuns('w', 10, T0 + 3);
+      await store.finishAttempts([succeeded(b!.runId, T0 + 4)], T0 + 4);
+      const [c] = await store.claimRuns('w', 10, T0 + 5);
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM workflow_instances WHERE id = $1 FOR UPDATE', [instance.id]);
+      const ending = () => store.finishAttempts([succeeded(c!.runId, T0 + 6)], T0 + 6);
+      const rerunning = () =>
+        store.workflows.repairInstance(instance.id, { kind: 'rerun', step: 'b' }, T0 + 7);
+      const one = first === 'end' ? ending() : rerunning();
+      await waitingBehindOther(1);
+      const two = first === 'end' ? rerunning() : ending();
+      await waitingBehindOther(2);
+      await other.query('COMMIT');
+      const [end, rerun] = first === 'end' ? [await one, await two] : [await two, await one];
+      expect(end).toEqual([first === 'end']);
+      expect(rerun).toMatchObject({
+        state: 'running',
+        finishedAt: null,
+        steps: [{ state: 'succeeded' }, { state: 'ready' }, { state: 'waiting', runId: null }],
+      });
+      const next = await store.claimRuns('w', 10, T0 + 8);
+      expect(next.map((r) => (r.params.$workflow as { step: string }).step)).toEqual(['b']);
+      expect(next[0]!.runId).not.toBe(b!.runId);
+      expect(await store.getRun(c!.runId)).toMatchObject({
+        status: first === 'end' ? 'succeeded' : 'cancelled',
+      });
+    }
+  });
+
   it('a cancel that waits on a step run’s end also cancels the run that end queued', async () => {
     await store.workflows.put(
       compileWorkflow({
