@@ -160,6 +160,26 @@ describe('workflow graph', () => {
     expect(conditionHolds({ path: 'target', equals: [{ region: 'eu', tier: 2 }] }, end)).toBe(false);
   });
 
+  it('settles waiting steps parents first: ready where edges are met, skips carried down; lists descendants', () => {
+    const graph = new WorkflowGraph([
+      step('d', [['b', 'success']]),
+      step('b', [['a', 'success']]),
+      step('a'),
+      step('c', [['a', 'failure']]),
+      step('e', [['c', 'success']]),
+    ]);
+    const { steps } = graph.start();
+    graph.advance(steps, 'a', { ok: true, result: 1 });
+    // A repair puts every step but a back to waiting: settle decides them again, in order.
+    for (const id of ['b', 'c', 'd', 'e']) steps.set(id, { state: 'waiting' });
+    expect(graph.settle(steps)).toEqual({ ready: ['b'], skipped: ['c', 'e'] });
+    expect(graph.settle(steps)).toEqual({ ready: [], skipped: [] });
+    expect([...graph.descendants('a')].sort()).toEqual(['b', 'c', 'd', 'e']);
+    expect([...graph.descendants('d')]).toEqual([]);
+    // end() ends a step whatever its state (a skip by hand): its children are decided.
+    expect(graph.end(steps, 'b', { ok: true, result: null })).toEqual({ ready: ['d'], skipped: [] });
+  });
+
   it('ignores a second end of a step', () => {
     const graph = new WorkflowGraph([step('a'), step('b', [['a', 'success']])]);
     const { steps } = graph.start();

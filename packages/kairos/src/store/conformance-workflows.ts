@@ -4,6 +4,7 @@ import { compileJob } from '../core/job.ts';
 import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
 import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
+import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 /**
@@ -538,4 +539,5 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       }
     });
   });
+  describeWorkflowRepairConformance(dialect, open);
 }

@@ -12,6 +12,9 @@ import {
   type InstanceRow,
   instanceFromRow,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
   STEP_READ_COLUMNS,
   type StepJob,
   type StepReadRow,
@@ -19,6 +22,7 @@ import {
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
@@ -240,7 +244,7 @@ export class PostgresWorkflows implements WorkflowStore {
         )
       ).rows[0];
       if (!instance) return null;
-      if (instance.state !== 'running') {
+      if (instance.state !== 'running' && instance.state !== 'paused') {
         throw new KairosError(
           'WORKFLOW_INSTANCE_FINISHED',
           `workflow instance ${id} already ended (${instance.state})`,
@@ -278,6 +282,127 @@ export class PostgresWorkflows implements WorkflowStore {
     await this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = await this.c.transaction('repairWorkflowInstance', async (client) => {
+      // A re-run or a skip may cancel step runs: the instance's active runs are locked first, then
+      // the instance, the order in which ending a step run locks them (as cancelInstance does). A
+      // report racing the repair either ended its run before (the repair then reads its step ended)
+      // or finds it cancelled after, and changes nothing.
+      if (action.kind === 'rerun' || action.kind === 'skip') {
+        await client.query(
+          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+           ORDER BY id FOR UPDATE`,
+          [id],
+        );
+      }
+      const instance = await lockInstance(client, id);
+      if (!instance) return null;
+      const steps = JSON.parse(instance.steps) as CompiledStep[];
+      const repair = planRepair({
+        instanceId: id,
+        state: instance.state as WorkflowInstanceRecord['state'],
+        steps,
+        context: JSON.parse(instance.context) as JsonObject,
+        rows: await readSteps(client, id),
+        jobs: await stepJobs(client, instance.namespace, steps),
+        carrier: { jobId: instance.job_id },
+        action,
+      });
+      if (!repair) return [];
+      return writeRepair(client, id, instance.namespace, repair, now, this.afterRunsEnded);
+    });
+    if (groups === null) return null;
+    await this.wake(groups);
+    return this.getInstance(id);
+  }
+}
+
+/** An instance's row, locked (FOR UPDATE), with what advancing it needs. */
+async function lockInstance(client: pg.PoolClient, id: number) {
+  const { rows } = await client.query<{
+    namespace: string;
+    steps: string;
+    state: string;
+    context: string;
+    job_id: number;
+  }>(
+    `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
+     FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** An instance's steps with their runs' ends (read with the instance locked). */
+async function readSteps(client: pg.PoolClient, id: number): Promise<StepRow[]> {
+  const { rows } = await client.query<StepRow>(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
+       s.result::text AS result, s.run_count, s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+    [id],
+  );
+  return rows;
+}
+
+/**
+ * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+ * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+ * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+ */
+async function writeRepair(
+  client: pg.PoolClient,
+  id: number,
+  namespace: string,
+  repair: RepairPlan,
+  now: number,
+  afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
+): Promise<string[]> {
+  if (repair.reset.length > 0) {
+    await client.query(
+      `UPDATE workflow_steps s SET state = 'waiting', run_id = NULL, result = NULL, hand_skipped = false,
+         run_count = x.run_count
+       FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, run_count int)
+       WHERE s.instance_id = $1 AND s.step_id = x.step_id`,
+      [id, JSON.stringify(repair.reset.map((r) => ({ step_id: r.step, run_count: r.runCount })))],
+    );
+  }
+  const groups = await writePlan(client, id, namespace, repair.plan, now);
+  if (repair.handSkipped !== null) {
+    await client.query(
+      'UPDATE workflow_steps SET hand_skipped = true, result = NULL WHERE instance_id = $1 AND step_id = $2',
+      [id, repair.handSkipped],
+    );
+  }
+  await client.query('UPDATE workflow_instances SET state = $2, finished_at = $3 WHERE id = $1', [
+    id,
+    repair.state,
+    repair.ended ? now : null,
+  ]);
+  if (repair.cancel.length === 0) return groups;
+  const cancelled = await client.query<{ id: number }>(
+    `WITH active AS (
+       SELECT id, status, attempt, worker_id, started_at FROM runs
+       WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+     attempt_ended AS (
+       INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+       SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+     UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+     FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+    [repair.cancel, now, REPLACED_BY_REPAIR],
+  );
+  return [
+    ...groups,
+    ...(await afterRunsEnded(
+      client,
+      cancelled.rows.map((r) => r.id),
+      now,
+    )),
+  ];
 }
 
 /** The jobs an instance's `job` steps name, as they are now. */
@@ -370,12 +495,13 @@ async function writePlan(
     }
   }
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result)
-     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb, CASE WHEN x.run_id IS NULL THEN 0 ELSE 1 END
      FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       run_count = workflow_steps.run_count + excluded.run_count`,
     [
       instanceId,
       JSON.stringify(
@@ -390,7 +516,7 @@ async function writePlan(
   );
   if (plan.outcome) {
     await client.query(
-      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'running'`,
+      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state IN ('running', 'paused')`,
       [plan.outcome, now, instanceId],
     );
   }
@@ -427,26 +553,10 @@ export async function advanceWorkflows(
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = (
-      await client.query<{
-        namespace: string;
-        steps: string;
-        state: string;
-        context: string;
-        job_id: number;
-      }>(
-        `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
-         FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
-        [instanceId],
-      )
-    ).rows[0];
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const { rows } = await client.query<StepRow>(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
-         s.result::text AS result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
-      [instanceId],
-    );
+    const instance = await lockInstance(client, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const rows = await readSteps(client, instanceId);
     const state = new Map(rows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
@@ -465,6 +575,7 @@ export async function advanceWorkflows(
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     });
     groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
   }

@@ -12,6 +12,9 @@ import {
   type InstanceRow,
   instanceFromRow,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
   STEP_READ_COLUMNS,
   type StepJob,
   type StepReadRow,
@@ -19,6 +22,7 @@ import {
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
@@ -218,7 +222,7 @@ export class SqliteWorkflows implements WorkflowStore {
             | { state: string }
             | undefined;
           if (!instance) return null;
-          if (instance.state !== 'running') {
+          if (instance.state !== 'running' && instance.state !== 'paused') {
             throw new KairosError(
               'WORKFLOW_INSTANCE_FINISHED',
               `workflow instance ${id} already ended (${instance.state})`,
@@ -229,38 +233,15 @@ export class SqliteWorkflows implements WorkflowStore {
             `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
           ).run(id);
           const active = sql(
-            `SELECT id, job_id, status, attempt, worker_id, started_at FROM runs
-             WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
-          ).all(id) as Array<{
-            id: number;
-            job_id: number;
-            status: string;
-            attempt: number;
-            worker_id: string;
-            started_at: number;
-          }>;
-          const running = active.filter((r) => r.status === 'running');
-          if (running.length > 0) {
-            sql(END_ATTEMPTS).run(
-              now,
-              JSON.stringify(
-                running.map((r) => [
-                  r.id,
-                  r.attempt,
-                  r.worker_id,
-                  'cancelled',
-                  r.started_at,
-                  CANCELLED_WITH_INSTANCE,
-                ]),
-              ),
-            );
-          }
-          const cancel = sql(
-            `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
-          );
-          for (const run of active) cancel.run(now, CANCELLED_WITH_INSTANCE, run.id);
+            `SELECT id FROM runs WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
+          ).all(id) as Array<{ id: number }>;
           return this.afterRunsEnded(
-            active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: id })),
+            cancelRuns(
+              sql,
+              active.map((r) => r.id),
+              now,
+              CANCELLED_WITH_INSTANCE,
+            ),
             now,
           );
         })
@@ -270,6 +251,120 @@ export class SqliteWorkflows implements WorkflowStore {
     this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = this.c.run('repairWorkflowInstance', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          // One writer: the transaction holds the instance, no run ends meanwhile.
+          const instance = readForAdvance(sql, id);
+          if (!instance) return null;
+          const steps = JSON.parse(instance.steps) as CompiledStep[];
+          const repair = planRepair({
+            instanceId: id,
+            state: instance.state as WorkflowInstanceRecord['state'],
+            steps,
+            context: JSON.parse(instance.context) as JsonObject,
+            rows: readSteps(sql, id),
+            jobs: stepJobs(sql, instance.namespace, steps),
+            carrier: { jobId: instance.job_id },
+            action,
+          });
+          if (!repair) return [];
+          return this.writeRepair(sql, id, instance.namespace, repair, now);
+        })
+        .immediate(),
+    );
+    if (groups === null) return null;
+    this.wake(groups);
+    return this.getInstance(id);
+  }
+
+  /**
+   * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+   * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+   * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+   */
+  private writeRepair(sql: Sql, id: number, namespace: string, repair: RepairPlan, now: number): string[] {
+    const reset = sql(
+      `UPDATE workflow_steps SET state = 'waiting', run_id = NULL, result = NULL, hand_skipped = 0, run_count = ?
+       WHERE instance_id = ? AND step_id = ?`,
+    );
+    for (const { step, runCount } of repair.reset) reset.run(runCount, id, step);
+    const groups = writePlan(sql, id, namespace, repair.plan, now);
+    if (repair.handSkipped !== null) {
+      sql(
+        'UPDATE workflow_steps SET hand_skipped = 1, result = NULL WHERE instance_id = ? AND step_id = ?',
+      ).run(id, repair.handSkipped);
+    }
+    sql('UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ?').run(
+      repair.state,
+      repair.ended ? now : null,
+      id,
+    );
+    return [...groups, ...this.afterRunsEnded(cancelRuns(sql, repair.cancel, now, REPLACED_BY_REPAIR), now)];
+  }
+}
+
+/**
+ * Cancels the runs of these ids that are still queued or running (their running attempts end
+ * `cancelled` with `error`). Answers them, for afterRunsEnded.
+ */
+function cancelRuns(
+  sql: Sql,
+  ids: readonly number[],
+  now: number,
+  error: string,
+): Array<{ runId: number; jobId: number; workflowInstanceId: number | null }> {
+  if (ids.length === 0) return [];
+  const active = sql(
+    `SELECT id, job_id, status, attempt, worker_id, started_at, workflow_instance_id FROM runs
+     WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running')`,
+  ).all(JSON.stringify(ids)) as Array<{
+    id: number;
+    job_id: number;
+    status: string;
+    attempt: number;
+    worker_id: string;
+    started_at: number;
+    workflow_instance_id: number | null;
+  }>;
+  const running = active.filter((r) => r.status === 'running');
+  if (running.length > 0) {
+    sql(END_ATTEMPTS).run(
+      now,
+      JSON.stringify(running.map((r) => [r.id, r.attempt, r.worker_id, 'cancelled', r.started_at, error])),
+    );
+  }
+  const cancel = sql(
+    `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
+  );
+  for (const run of active) cancel.run(now, error, run.id);
+  return active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: r.workflow_instance_id }));
+}
+
+/** An instance with what advancing it needs. */
+function readForAdvance(sql: Sql, id: number) {
+  return sql(
+    `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
+     JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
+  ).get(id) as
+    | { namespace: string; steps: string; state: string; context: string; job_id: number }
+    | undefined;
+}
+
+/** An instance's steps with their runs' ends. */
+function readSteps(sql: Sql, id: number): StepRow[] {
+  return sql(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result, s.run_count,
+       s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepRow[];
 }
 
 function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
@@ -361,19 +456,20 @@ function writePlan(
     groups.push(row.group_name);
   }
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result) VALUES (?, ?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       run_count = workflow_steps.run_count + excluded.run_count`,
   );
-  for (const [step, state] of plan.states)
-    upsert.run(instanceId, step, state, runIds.get(step) ?? null, plan.results.get(step) ?? null);
+  for (const [step, state] of plan.states) {
+    const runId = runIds.get(step) ?? null;
+    upsert.run(instanceId, step, state, runId, plan.results.get(step) ?? null, runId === null ? 0 : 1);
+  }
   if (plan.outcome) {
-    sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
-      plan.outcome,
-      now,
-      instanceId,
-    );
+    sql(
+      `UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state IN ('running', 'paused')`,
+    ).run(plan.outcome, now, instanceId);
   }
   return groups;
 }
@@ -404,17 +500,10 @@ export function advanceWorkflows(
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = sql(
-      `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
-       JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
-    ).get(instanceId) as
-      | { namespace: string; steps: string; state: string; context: string; job_id: number }
-      | undefined;
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const rows = sql(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
-    ).all(instanceId) as StepRow[];
+    const instance = readForAdvance(sql, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const rows = readSteps(sql, instanceId);
     const state = new Map(rows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
@@ -433,6 +522,7 @@ export function advanceWorkflows(
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     });
     groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
   }
