@@ -164,9 +164,8 @@ export class JobService {
         `runs: expected 1 to ${TRIGGER_BATCH_LIMIT} trigger requests`,
       );
     }
-    requests.forEach((request, i) =>
-      checkIdempotencyKey(request.idempotencyKey, `runs[${i}].idempotencyKey`),
-    );
+    for (const [i, request] of requests.entries())
+      checkIdempotencyKey(request.idempotencyKey, `runs[${i}].idempotencyKey`);
     for (const request of requests) if (request.params) checkParamsBytes(quotas, request.params);
     const job = await this.get(name);
     const now = this.clock.now();
