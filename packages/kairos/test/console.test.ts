@@ -830,3 +830,124 @@ describe('the web console in Chromium', () => {
     expect(scriptErrors).toEqual([]);
   });
 });
+
+describe('the workflow repair buttons in Chromium', () => {
+  let page: Page;
+  type Instance = {
+    id: number;
+    state: string;
+    steps: Array<{ id: string; state: string; runId: number | null; skipped?: boolean }>;
+  };
+  const getInstance = (id: number) => admin.request<Instance>('GET', `/v1/workflow-instances/${id}`);
+
+  beforeAll(async () => {
+    page = await newPage();
+    await login(page, 'ada', env.KAIROS_ADMIN_PASSWORD);
+  });
+
+  it('pauses a running instance and resumes it: each button only when it applies', async () => {
+    await admin.request('PUT', '/v1/workflows/browser-pause', {
+      steps: [
+        { id: 'nap', handler: 'sleep', params: { ms: 3000 }, retry: { maxAttempts: 1 } },
+        { id: 'wake', handler: 'echo', after: ['nap'] },
+      ],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-pause/instances', {});
+    await page.goto(`${url}/#/workflows/browser-pause/instances/${started.id}`);
+    await page.locator('[data-testid="step-nap"][data-state="ready"]').waitFor();
+    expect(await page.getByRole('button', { name: 'Resume', exact: true }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.getByTestId('instance-state').filter({ hasText: 'paused' }).waitFor();
+    expect((await getInstance(started.id)).state).toBe('paused');
+    expect(await page.getByRole('button', { name: 'Pause', exact: true }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await page.getByTestId('instance-state').filter({ hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="step-wake"][data-state="succeeded"]').waitFor();
+  }, 60_000);
+
+  it('retries a failed instance after a confirm', async () => {
+    await admin.request('PUT', '/v1/workflows/browser-retry', {
+      steps: [{ id: 'once', handler: 'fail', retry: { maxAttempts: 1 } }],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-retry/instances', {});
+    await page.goto(`${url}/#/workflows/browser-retry/instances/${started.id}`);
+    await page.getByTestId('instance-state').filter({ hasText: 'failed' }).waitFor();
+    const before = (await getInstance(started.id)).steps[0]!;
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
+    await page
+      .getByRole('dialog', { name: `Retry instance #${started.id}?` })
+      .getByRole('button', { name: 'Retry instance' })
+      .click();
+    // The step ran again (a new run, or another attempt of its run), and `fail` fails it again.
+    await waitFor(
+      async () => {
+        const step = (await getInstance(started.id)).steps[0]!;
+        return step.runId !== before.runId || (step as { attempts?: number }).attempts! > 1 || undefined;
+      },
+      20_000,
+      'the step to run again',
+    );
+    await page.getByTestId('instance-state').filter({ hasText: 'failed' }).waitFor();
+  }, 60_000);
+
+  it('re-runs an ended step, and skips a waiting one by hand', async () => {
+    // Re-run: extract of a finished browser-etl instance gets a new run.
+    const { items } = await admin.request<{ items: Instance[] }>(
+      'GET',
+      '/v1/workflows/browser-etl/instances',
+    );
+    const done = items.find((i) => i.state === 'succeeded')!;
+    const extract = done.steps.find((s) => s.id === 'extract')!;
+    await page.goto(`${url}/#/workflows/browser-etl/instances/${done.id}`);
+    await page
+      .getByRole('table', { name: 'Steps' })
+      .locator('tr[data-step="extract"]')
+      .getByRole('button', { name: 'Re-run' })
+      .click();
+    await page
+      .getByRole('dialog', { name: 'Re-run step extract?' })
+      .getByRole('button', { name: 'Re-run step' })
+      .click();
+    await waitFor(
+      async () =>
+        (await getInstance(done.id)).steps.find((s) => s.id === 'extract')!.runId !== extract.runId ||
+        undefined,
+      20_000,
+      'a new run of extract',
+    );
+
+    // Skip: the long step is skipped by hand, the step after it runs.
+    await admin.request('PUT', '/v1/workflows/browser-skip', {
+      steps: [
+        { id: 'nap', handler: 'sleep', params: { ms: 120000 }, retry: { maxAttempts: 1 } },
+        { id: 'wake', handler: 'echo', after: ['nap'] },
+      ],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-skip/instances', {});
+    await page.goto(`${url}/#/workflows/browser-skip/instances/${started.id}`);
+    const wakeRow = page.getByRole('table', { name: 'Steps' }).locator('tr[data-step="wake"]');
+    await wakeRow.getByRole('button', { name: 'Skip' }).waitFor();
+    expect(await wakeRow.getByRole('button', { name: 'Re-run' }).count()).toBe(0);
+    await page
+      .getByRole('table', { name: 'Steps' })
+      .locator('tr[data-step="nap"]')
+      .getByRole('button', { name: 'Skip' })
+      .click();
+    await page
+      .getByRole('dialog', { name: 'Skip step nap?' })
+      .getByRole('button', { name: 'Skip step' })
+      .click();
+    await page
+      .locator('[data-testid="step-nap"][data-state="hand-skipped"]')
+      .getByText('skipped by hand')
+      .waitFor();
+    await page.locator('[data-testid="step-wake"][data-state="succeeded"]').waitFor();
+    const skipped = await getInstance(started.id);
+    expect(skipped.steps[0]).toMatchObject({ id: 'nap', state: 'succeeded', skipped: true });
+    expect(skipped.state).toBe('succeeded');
+  }, 90_000);
+
+  it('ran without script errors', () => {
+    expect(scriptErrors).toEqual([]);
+  });
+});

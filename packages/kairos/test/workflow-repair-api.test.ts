@@ -207,7 +207,7 @@ describe.each(['sqlite', 'postgres'] as const)('workflow repairs through the API
         code: 'WORKFLOW_STEP_NOT_ENDED',
       });
       const skipped = await act(started.id, 'steps/stuck/skip');
-      expect(skipped.steps[0]).toEqual({
+      expect(skipped.steps[0]).toMatchObject({
         id: 'stuck',
         state: 'succeeded',
         runId: started.steps[0]!.runId,

@@ -154,12 +154,20 @@ function findCycle(byId: Map<string, WorkflowStep>): string[] | null {
   return null;
 }
 
-/** The value at a dotted path of a result (`a.b.0`), or undefined. */
+/**
+ * The value at a dotted path of a result (`a.b.0`), or undefined. Each segment names a JSON member:
+ * an object's own key, or an array's index (digits, no leading zero); never a property that
+ * JavaScript adds (an array's `length`, an object's `__proto__` or `constructor`).
+ */
 export function valueAt(result: unknown, path: string): unknown {
   let value = result;
   for (const key of path.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[key];
+    if (Array.isArray(value)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key)) return undefined;
+      value = value[Number(key)];
+    } else if (value !== null && typeof value === 'object' && Object.hasOwn(value, key))
+      value = (value as Record<string, unknown>)[key];
+    else return undefined;
   }
   return value;
 }

@@ -164,6 +164,8 @@ export class JobService {
         `runs: expected 1 to ${TRIGGER_BATCH_LIMIT} trigger requests`,
       );
     }
+    for (const [i, request] of requests.entries())
+      checkIdempotencyKey(request.idempotencyKey, `runs[${i}].idempotencyKey`);
     for (const request of requests) if (request.params) checkParamsBytes(quotas, request.params);
     const job = await this.get(name);
     const now = this.clock.now();
@@ -198,6 +200,7 @@ export class JobService {
     traceContext: TraceContext | null = null,
     quotas = NO_QUOTAS,
   ): Promise<RunRecord> {
+    checkIdempotencyKey(request.idempotencyKey, 'idempotencyKey');
     if (request.params) checkParamsBytes(quotas, request.params);
     let params: JsonObject | null = null;
     let priority = request.priority ?? null;
@@ -505,4 +508,16 @@ function countAndRateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaChe
 function rateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaCheck | undefined {
   if (quotas.maxFiresPerSecond === null) return undefined;
   return (others) => checkJobCountAndRate(quotas, job.trigger, others, false);
+}
+
+/**
+ * A trigger's idempotency key must not take the form of a workflow step run's key
+ * (`workflow:<instance>:<step>`, store/workflows.ts): that step's run would then not be inserted
+ * (the key's unique index) and its instance would wait for it forever. `workflow:` is reserved.
+ */
+function checkIdempotencyKey(key: string | undefined, field: string): void {
+  if (key?.startsWith('workflow:'))
+    throw new KairosError('VALIDATION_FAILED', `${field}: keys starting with 'workflow:' are reserved`, {
+      field,
+    });
 }
