@@ -57,7 +57,7 @@ export class JobService {
     const compiled = compileJob(spec);
     checkDefinitionQuotas(quotas, compiled);
     const job = this.sealed(compiled, null);
-    await this.checkDependencies(job, namespace);
+    await this.checkCalendars(job, namespace);
     const now = this.clock.now();
     return this.store.createJob(job, scheduleOf(job, now), now, namespace, countAndRateCheck(quotas, job));
   }
@@ -78,7 +78,7 @@ export class JobService {
     checkNoEnvelopes(spec.params, 'params');
     const job = compileJob(spec);
     checkDefinitionQuotas(quotas, job);
-    await this.checkDependencies(job, namespace);
+    await this.checkCalendars(job, namespace);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
       // A job of that name in another namespace is not this namespace's to replace.
@@ -281,45 +281,23 @@ export class JobService {
   }
 
   /**
-   * Checks what a job refers to: its calendars exist (CALENDAR_NOT_FOUND), and its `after` chain
-   * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
-   * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
-   * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
-   * The chain is walked within the job's namespace.
+   * Checks that a job's calendars exist in its namespace (CALENDAR_NOT_FOUND). Its `after` chain is
+   * checked by the store, inside the transaction that writes the job (DEPENDENCY_CYCLE), so that two
+   * concurrent definitions cannot close a cycle between them (docs/schedules.md#dependencies).
    */
-  private async checkDependencies(job: JobDefinition, namespace: string): Promise<void> {
+  private async checkCalendars(job: JobDefinition, namespace: string): Promise<void> {
     const names = job.schedule.calendars;
-    if (names.length > 0) {
-      const found = new Set(
-        (await this.store.getCalendars(names)).filter((c) => c.namespace === namespace).map((c) => c.name),
+    if (names.length === 0) return;
+    const found = new Set(
+      (await this.store.getCalendars(names)).filter((c) => c.namespace === namespace).map((c) => c.name),
+    );
+    const missing = names.filter((name) => !found.has(name));
+    if (missing.length > 0) {
+      throw new KairosError(
+        'CALENDAR_NOT_FOUND',
+        `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
+        { missing },
       );
-      const missing = names.filter((name) => !found.has(name));
-      if (missing.length > 0) {
-        throw new KairosError(
-          'CALENDAR_NOT_FOUND',
-          `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
-          {
-            missing,
-          },
-        );
-      }
-    }
-    const chain = [job.name];
-    let trigger = job.trigger;
-    while (trigger.kind === 'after') {
-      if (chain.includes(trigger.job)) {
-        throw new KairosError(
-          'DEPENDENCY_CYCLE',
-          `${chain.join(' → ')} → ${trigger.job}: a job cannot run after itself`,
-          { cycle: [...chain, trigger.job] },
-        );
-      }
-      chain.push(trigger.job);
-      const parent = await this.store.getJob(trigger.job);
-      // A job of another namespace never sets this one off (dependents run within their namespace):
-      // to this namespace it is a parent that does not exist, and its own chain is not read.
-      if (!parent || parent.namespace !== namespace) return;
-      trigger = parent.trigger;
     }
   }
 
@@ -406,7 +384,7 @@ export class JobService {
       // maxFiresPerSecond on a new schedule, judged by the store in the write's transaction under
       // the namespace's lock, as a create is: concurrent edits never pass it together.
       const quota = scheduleKept ? undefined : rateCheck(quotas, job);
-      await this.checkDependencies(job, existing.namespace);
+      await this.checkCalendars(job, existing.namespace);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
       // While paused a job keeps its next fire, so that resuming knows which fires it missed.

@@ -171,6 +171,8 @@ export interface StepJob {
   maxAttempts: number;
   timeoutMs: number;
   priority: number;
+  /** A paused job's step run is queued held, until the job is resumed (docs/workflows.md). */
+  paused: boolean;
 }
 
 /** One run to queue for a step. */
@@ -186,6 +188,8 @@ export interface StepRunToQueue {
   retry: string;
   timeoutMs: number;
   idempotencyKey: string;
+  /** Queued held (HELD_WHILE_PAUSED_AT): its job is paused. */
+  held: boolean;
 }
 
 /** What one transaction writes for one instance. */
@@ -474,6 +478,7 @@ function stepRun(
       retry: job.retry,
       timeoutMs: job.timeoutMs,
       idempotencyKey: key,
+      held: job.paused,
     };
   }
   return {
@@ -487,6 +492,7 @@ function stepRun(
     retry: JSON.stringify(step.run.retry),
     timeoutMs: step.run.timeoutMs,
     idempotencyKey: key,
+    held: false,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import type pg from 'pg';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -29,6 +30,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 
 const WORKFLOW_COLUMNS =
@@ -423,8 +425,9 @@ async function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: boolean;
   }>(
-    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL AND id IS DISTINCT FROM $3::bigint`,
     [namespace, names, goneJobId],
   );
@@ -441,6 +444,7 @@ async function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused,
       },
     ]),
   );
@@ -465,9 +469,9 @@ async function writePlan(
       `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
          retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
        SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-         x.max_attempts, x.retry, x.timeout_ms, $2, $2, $3, $4, x.step
+         x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $2::bigint END, $3, $4, x.step
        FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text)
+         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean)
        ON CONFLICT DO NOTHING RETURNING id, group_name, workflow_step`,
       [
         JSON.stringify(
@@ -482,17 +486,25 @@ async function writePlan(
             retry: JSON.parse(r.retry),
             timeout_ms: r.timeoutMs,
             step: r.step,
+            held: r.held,
           })),
         ),
         now,
         namespace,
         instanceId,
+        HELD_WHILE_PAUSED_AT,
       ],
     );
     for (const row of rows) {
       runIds.set(row.workflow_step, row.id);
       groups.push(row.group_name);
     }
+    // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+    await shardNewRuns(
+      client,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
   }
   await client.query(
     `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count)
@@ -538,26 +550,43 @@ export async function advanceWorkflows(
   goneJobId: number | null = null,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const { rows: ended } = await client.query<{
+  const { rows } = await client.query<{
     id: number;
     workflow_instance_id: number;
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>(
-    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result FROM runs
+    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result, broadcast_run_id FROM runs
      WHERE id = ANY($1::bigint[]) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
     [runIds],
   );
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/postgres/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of await endedBroadcasts(
+      client,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
     const instance = await lockInstance(client, instanceId);
     // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
     if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
-    const rows = await readSteps(client, instanceId);
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const stepRows = await readSteps(client, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
       (e) =>
@@ -571,7 +600,7 @@ export async function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },

@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import type Database from 'better-sqlite3';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -29,6 +30,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 
@@ -388,7 +390,7 @@ function stepJobs(
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
   const rows = sql(
-    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL AND id IS NOT ?`,
   ).all(namespace, JSON.stringify(names), goneJobId) as Array<{
     id: number;
@@ -399,6 +401,7 @@ function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: number;
   }>;
   return new Map(
     rows.map((r) => [
@@ -413,6 +416,7 @@ function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused === 1,
       },
     ]),
   );
@@ -446,7 +450,7 @@ function writePlan(
       run.retry,
       run.timeoutMs,
       now,
-      now,
+      run.held ? HELD_WHILE_PAUSED_AT : now,
       namespace,
       instanceId,
       run.step,
@@ -455,6 +459,13 @@ function writePlan(
     runIds.set(run.step, row.id);
     groups.push(row.group_name);
   }
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (plan.runs.length > 0)
+    shardNewRuns(
+      sql,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
   const upsert = sql(
     `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
@@ -486,8 +497,8 @@ export function advanceWorkflows(
   goneJobId: number | null = null,
 ): string[] {
   if (runIds.length === 0) return [];
-  const ended = sql(
-    `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
+  const rows = sql(
+    `SELECT id, workflow_instance_id, workflow_step, status, result, broadcast_run_id FROM runs
      WHERE id IN (SELECT value FROM json_each(?)) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
   ).all(JSON.stringify(runIds)) as Array<{
@@ -496,15 +507,32 @@ export function advanceWorkflows(
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>;
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/sqlite/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of endedBroadcasts(
+      sql,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
     const instance = readForAdvance(sql, instanceId);
     // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
     if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
-    const rows = readSteps(sql, instanceId);
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const stepRows = readSteps(sql, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
       (e) =>
@@ -518,7 +546,7 @@ export function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
