@@ -98,6 +98,8 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
       await end(list!, true, { images: ['a', 'b', 'c', 'd', 'e'] });
       const seen: number[] = [];
       let batch = await claim();
+      const firstItemStart = now;
+      let lastItemEnd = 0;
       while (batch.length > 0 && wf(batch[0]!).step === 'one') {
         expect(batch.length).toBeLessThanOrEqual(2);
         const queued = await store.listRuns({ status: 'queued', limit: 100 });
@@ -112,6 +114,7 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
         }
         // End them in reverse order: the results still come back in index order.
         for (const run of [...batch].reverse()) await end(run, true, { size: wf(run).index! * 10 });
+        lastItemEnd = now;
         batch = await claim();
       }
       expect(seen).toEqual([0, 1, 2, 3, 4]);
@@ -123,10 +126,14 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
       });
       await end(batch[0]!, true);
       expect(await store.workflows.getInstance(instance.id)).toMatchObject({ state: 'succeeded' });
+      // A map step's times are its items': the first item's start to the last item's end.
       expect(await stepOf(instance.id, 'one')).toEqual({
         id: 'one',
         state: 'succeeded',
         runId: null,
+        startedAt: firstItemStart,
+        finishedAt: lastItemEnd,
+        attempts: 5,
         error: null,
       });
     });

@@ -5,6 +5,7 @@ import { EXTERNAL_PASSWORD_HASH } from './access.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
+import { describeDependenciesConformance } from './conformance-dependencies.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
@@ -12,6 +13,7 @@ import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
+import { describeWorkflowMapRepairConformance } from './conformance-workflow-map-repair.ts';
 import { describeWorkflowMapsConformance } from './conformance-workflow-maps.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
@@ -1770,4 +1772,6 @@ export function describeStoreConformance(
   describeNamespacesConformance(dialect, open);
   describeWorkflowsConformance(dialect, open);
   describeWorkflowMapsConformance(dialect, open);
+  describeWorkflowMapRepairConformance(dialect, open);
+  describeDependenciesConformance(dialect, open);
 }

@@ -43,9 +43,7 @@ export async function endMapItems(
   ended: ReadonlyArray<{ id: number; workflow_step: string; status: string; result: string | null }>,
   now: number,
 ): Promise<{ ends: Array<{ step: string; end: StepEnd }>; groups: string[] }> {
-  const ends: Array<{ step: string; end: StepEnd }> = [];
-  const groups: string[] = [];
-  if (ended.length === 0) return { ends, groups };
+  if (ended.length === 0) return { ends: [], groups: [] };
   const touched = new Set<string>();
   for (const run of [...ended].sort((a, b) => a.id - b.id)) {
     const end = endOf(run.status, run.result);
@@ -62,7 +60,25 @@ export async function endMapItems(
     );
     if ((marked.rowCount ?? 0) > 0) touched.add(run.workflow_step);
   }
-  for (const stepId of touched) {
+  return settleMaps(client, input, namespace, touched, now);
+}
+
+/**
+ * Queues the next waiting items of these map steps (as many as `maxParallel` allows, in index
+ * order; none while the instance is paused: they stay waiting, held, until the resume settles them
+ * again), and answers the map steps whose items all ended, with their end. With more items failed
+ * than tolerated, the waiting items are skipped. The caller holds the instance's row lock.
+ */
+export async function settleMaps(
+  client: pg.PoolClient,
+  input: MapInput,
+  namespace: string,
+  stepIds: Iterable<string>,
+  now: number,
+): Promise<{ ends: Array<{ step: string; end: StepEnd }>; groups: string[] }> {
+  const ends: Array<{ step: string; end: StepEnd }> = [];
+  const groups: string[] = [];
+  for (const stepId of stepIds) {
     const step = input.steps.find((s) => s.id === stepId)!;
     const map = step.map!;
     const counts = await client.query<{ ready: number; failed: number; waiting: boolean }>(
@@ -74,11 +90,14 @@ export async function endMapItems(
     );
     const { ready, failed, waiting } = counts.rows[0]!;
     let active = ready;
+    let held = false;
     if (waiting && failed > map.tolerateFailures) {
       await client.query(
         `UPDATE workflow_map_items SET state = 'skipped' WHERE instance_id = $1 AND step_id = $2 AND state = 'waiting'`,
         [input.instanceId, stepId],
       );
+    } else if (waiting && input.paused) {
+      held = true;
     } else if (waiting && ready < map.maxParallel) {
       const next = await client.query<{ idx: number; item: string }>(
         `SELECT idx, item::text AS item FROM workflow_map_items
@@ -114,7 +133,7 @@ export async function endMapItems(
         active += runs.length;
       }
     }
-    if (active > 0) continue;
+    if (active > 0 || held) continue;
     const items = await client.query<{ state: string; result: string | null }>(
       `SELECT state, result::text AS result FROM workflow_map_items
        WHERE instance_id = $1 AND step_id = $2 ORDER BY idx`,
@@ -133,6 +152,39 @@ export async function endMapItems(
     });
   }
   return { ends, groups };
+}
+
+/**
+ * A repair's part in map steps (docs/workflows.md#repair): the items of the steps it puts back
+ * (`reset`: a re-run, a retry) are deleted, so that the step fans out again with new run keys; those
+ * of a step skipped by hand are cancelled. Answers their queued or running item runs, for the
+ * repair to cancel: their late ends find no item of theirs and advance nothing.
+ */
+export async function replaceMapItems(
+  client: pg.PoolClient,
+  instanceId: number,
+  reset: readonly string[],
+  skipped: string | null,
+): Promise<number[]> {
+  const steps = [...reset, ...(skipped === null ? [] : [skipped])];
+  if (steps.length === 0) return [];
+  const active = await client.query<{ run_id: number }>(
+    `SELECT run_id FROM workflow_map_items WHERE instance_id = $1 AND step_id = ANY($2::text[])
+       AND state = 'ready' AND run_id IS NOT NULL`,
+    [instanceId, steps],
+  );
+  await client.query('DELETE FROM workflow_map_items WHERE instance_id = $1 AND step_id = ANY($2::text[])', [
+    instanceId,
+    reset,
+  ]);
+  if (skipped !== null) {
+    await client.query(
+      `UPDATE workflow_map_items SET state = 'cancelled'
+       WHERE instance_id = $1 AND step_id = $2 AND state IN ('waiting', 'ready')`,
+      [instanceId, skipped],
+    );
+  }
+  return active.rows.map((r) => r.run_id);
 }
 
 /** Cancels a cancelled instance's waiting and ready items. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { StepRunToQueue } from '../workflows.ts';
 
 /**
@@ -18,9 +19,9 @@ export async function insertStepRuns(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
        retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
      SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-       x.max_attempts, x.retry, x.timeout_ms, $2, $2, $3, $4, x.step
+       x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $2::bigint END, $3, $4, x.step
      FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text)
+       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean)
      ON CONFLICT DO NOTHING RETURNING id, group_name, idempotency_key`,
     [
       JSON.stringify(
@@ -35,11 +36,13 @@ export async function insertStepRuns(
           retry: JSON.parse(r.retry),
           timeout_ms: r.timeoutMs,
           step: r.step,
+          held: r.held,
         })),
       ),
       now,
       namespace,
       instanceId,
+      HELD_WHILE_PAUSED_AT,
     ],
   );
   for (const row of rows) inserted.set(row.idempotency_key, { id: row.id, group: row.group_name });

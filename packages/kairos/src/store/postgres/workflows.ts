@@ -10,22 +10,29 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
-  type InstanceStepRow,
   instanceFromRow,
+  type MapInput,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
-import { cancelMapItems, endMapItems, writeMapItems } from './workflow-maps.ts';
+import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';
 import { insertStepRuns } from './workflow-runs.ts';
 
 const WORKFLOW_COLUMNS =
@@ -197,9 +204,9 @@ export class PostgresWorkflows implements WorkflowStore {
       [id],
     );
     if (!row) return null;
-    const steps = await this.c.query<InstanceStepRow>(
+    const steps = await this.c.query<StepReadRow>(
       'getWorkflowInstance',
-      'SELECT step_id, state, run_id, error::text AS error FROM workflow_steps WHERE instance_id = $1',
+      `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
       [id],
     );
     return instanceFromRow(row, steps);
@@ -212,10 +219,10 @@ export class PostgresWorkflows implements WorkflowStore {
        WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
       [workflowId, before ?? null, limit],
     );
-    const steps = await this.c.query<InstanceStepRow & { instance_id: number }>(
+    const steps = await this.c.query<StepReadRow & { instance_id: number }>(
       'listWorkflowInstances',
-      `SELECT instance_id, step_id, state, run_id, error::text AS error FROM workflow_steps
-       WHERE instance_id = ANY($1::bigint[])`,
+      `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+       WHERE s.instance_id = ANY($1::bigint[])`,
       [rows.map((r) => r.id)],
     );
     return rows.map((row) =>
@@ -241,7 +248,7 @@ export class PostgresWorkflows implements WorkflowStore {
         )
       ).rows[0];
       if (!instance) return null;
-      if (instance.state !== 'running') {
+      if (instance.state !== 'running' && instance.state !== 'paused') {
         throw new KairosError(
           'WORKFLOW_INSTANCE_FINISHED',
           `workflow instance ${id} already ended (${instance.state})`,
@@ -280,6 +287,155 @@ export class PostgresWorkflows implements WorkflowStore {
     await this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = await this.c.transaction('repairWorkflowInstance', async (client) => {
+      // A re-run or a skip may cancel step runs: the instance's active runs are locked first, then
+      // the instance, the order in which ending a step run locks them (as cancelInstance does). A
+      // report racing the repair either ended its run before (the repair then reads its step ended)
+      // or finds it cancelled after, and changes nothing.
+      if (action.kind === 'rerun' || action.kind === 'skip') {
+        await client.query(
+          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+           ORDER BY id FOR UPDATE`,
+          [id],
+        );
+      }
+      const instance = await lockInstance(client, id);
+      if (!instance) return null;
+      const steps = JSON.parse(instance.steps) as CompiledStep[];
+      const input = {
+        instanceId: id,
+        steps,
+        context: JSON.parse(instance.context) as JsonObject,
+        rows: await readSteps(client, id),
+        jobs: await stepJobs(client, instance.namespace, steps),
+        carrier: { jobId: instance.job_id },
+      };
+      const repair = planRepair({
+        ...input,
+        state: instance.state as WorkflowInstanceRecord['state'],
+        action,
+      });
+      if (!repair) return [];
+      return writeRepair(client, input, instance.namespace, repair, now, this.afterRunsEnded);
+    });
+    if (groups === null) return null;
+    await this.wake(groups);
+    return this.getInstance(id);
+  }
+}
+
+/** An instance's row, locked (FOR UPDATE), with what advancing it needs. */
+async function lockInstance(client: pg.PoolClient, id: number) {
+  const { rows } = await client.query<{
+    namespace: string;
+    steps: string;
+    state: string;
+    context: string;
+    job_id: number;
+  }>(
+    `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
+     FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** An instance's steps with their runs' ends (read with the instance locked). */
+async function readSteps(client: pg.PoolClient, id: number): Promise<StepRow[]> {
+  const { rows } = await client.query<StepRow>(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
+       s.result::text AS result, s.run_count, s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+    [id],
+  );
+  return rows;
+}
+
+/**
+ * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+ * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+ * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+ *
+ * Map steps: the items of the steps put back are deleted first (the step fans out again with new
+ * keys), those of a skipped step cancelled, and their item runs cancelled with the others. Once the
+ * instance runs (a resume), its ready map steps queue the items the pause held.
+ */
+async function writeRepair(
+  client: pg.PoolClient,
+  input: Omit<MapInput, 'paused'>,
+  namespace: string,
+  repair: RepairPlan,
+  now: number,
+  afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
+): Promise<string[]> {
+  const id = input.instanceId;
+  const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
+  const skippedMap = repair.handSkipped !== null && maps.has(repair.handSkipped) ? repair.handSkipped : null;
+  const itemRunIds = await replaceMapItems(
+    client,
+    id,
+    repair.reset.map((r) => r.step).filter((s) => maps.has(s)),
+    skippedMap,
+  );
+  if (repair.reset.length > 0) {
+    await client.query(
+      `UPDATE workflow_steps s SET state = 'waiting', run_id = NULL, result = NULL, error = NULL, hand_skipped = false,
+         run_count = x.run_count
+       FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, run_count int)
+       WHERE s.instance_id = $1 AND s.step_id = x.step_id`,
+      [id, JSON.stringify(repair.reset.map((r) => ({ step_id: r.step, run_count: r.runCount })))],
+    );
+  }
+  const groups = await writePlan(client, id, namespace, repair.plan, now);
+  if (repair.handSkipped !== null) {
+    await client.query(
+      'UPDATE workflow_steps SET hand_skipped = true, result = NULL, error = NULL WHERE instance_id = $1 AND step_id = $2',
+      [id, repair.handSkipped],
+    );
+  }
+  await client.query('UPDATE workflow_instances SET state = $2, finished_at = $3 WHERE id = $1', [
+    id,
+    repair.state,
+    repair.ended ? now : null,
+  ]);
+  if (repair.state === 'running' && maps.size > 0) {
+    const rows = await readSteps(client, id);
+    const ready = rows.filter((r) => r.state === 'ready' && maps.has(r.step_id)).map((r) => r.step_id);
+    const mapInput = { ...input, rows, paused: false };
+    const settled = await settleMaps(client, mapInput, namespace, ready, now);
+    groups.push(...settled.groups);
+    if (settled.ends.length > 0) {
+      const plan = planInstance({ ...mapInput, ended: settled.ends });
+      groups.push(...(await writePlan(client, id, namespace, plan, now)));
+    }
+  }
+  const cancel = [...repair.cancel, ...itemRunIds];
+  if (cancel.length === 0) return groups;
+  const cancelled = await client.query<{ id: number }>(
+    `WITH active AS (
+       SELECT id, status, attempt, worker_id, started_at FROM runs
+       WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+     attempt_ended AS (
+       INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+       SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+     UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+     FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+    [cancel, now, REPLACED_BY_REPAIR],
+  );
+  return [
+    ...groups,
+    ...(await afterRunsEnded(
+      client,
+      cancelled.rows.map((r) => r.id),
+      now,
+    )),
+  ];
 }
 
 /** The jobs an instance's `job` steps name, as they are now. */
@@ -300,8 +456,9 @@ async function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: boolean;
   }>(
-    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL AND id IS DISTINCT FROM $3::bigint`,
     [namespace, names, goneJobId],
   );
@@ -318,6 +475,7 @@ async function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused,
       },
     ]),
   );
@@ -351,14 +509,26 @@ async function writePlan(
       items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
     );
   }
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (plan.runs.length > 0) {
+    await shardNewRuns(
+      client,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
+  }
+  // A step's run, or a map step's fan-out, counts one more run (its next keys count on from it).
+  const fannedOut = new Set(plan.maps.map((m) => m.step));
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error)
-     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb, x.error
-     FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text, error jsonb)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error, run_count)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb, x.error, x.run_count
+     FROM jsonb_to_recordset($2::jsonb)
+       AS x(step_id text, state text, run_id bigint, result text, error jsonb, run_count int)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
        result = coalesce(excluded.result, workflow_steps.result),
-       error = coalesce(excluded.error, workflow_steps.error)`,
+       error = coalesce(excluded.error, workflow_steps.error),
+       run_count = workflow_steps.run_count + excluded.run_count`,
     [
       instanceId,
       JSON.stringify(
@@ -368,6 +538,7 @@ async function writePlan(
           run_id: runIds.get(step) ?? null,
           result: plan.results.get(step) ?? null,
           error: plan.errors.get(step) ?? null,
+          run_count: runIds.has(step) || fannedOut.has(step) ? 1 : 0,
         })),
       ),
     ],
@@ -380,7 +551,7 @@ async function writePlan(
   }
   if (plan.outcome) {
     await client.query(
-      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'running'`,
+      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state IN ('running', 'paused')`,
       [plan.outcome, now, instanceId],
     );
   }
@@ -402,42 +573,43 @@ export async function advanceWorkflows(
   goneJobId: number | null = null,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const { rows: ended } = await client.query<{
+  const { rows } = await client.query<{
     id: number;
     workflow_instance_id: number;
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>(
-    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result FROM runs
+    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result, broadcast_run_id FROM runs
      WHERE id = ANY($1::bigint[]) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
     [runIds],
   );
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/postgres/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of await endedBroadcasts(
+      client,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = (
-      await client.query<{
-        namespace: string;
-        steps: string;
-        state: string;
-        context: string;
-        job_id: number;
-      }>(
-        `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
-         FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
-        [instanceId],
-      )
-    ).rows[0];
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const { rows } = await client.query<StepRow>(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
-         s.result::text AS result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
-      [instanceId],
-    );
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const instance = await lockInstance(client, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const stepRows = await readSteps(client, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     const steps = JSON.parse(instance.steps) as CompiledStep[];
     const maps = new Set(steps.filter((s) => s.map).map((s) => s.id));
     // Only the current run of a ready step ends it; anything else was decided already. A map
@@ -455,9 +627,10 @@ export async function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       jobs,
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     };
     const items = await endMapItems(client, input, instance.namespace, itemEnds, now);
     groups.push(...items.groups);

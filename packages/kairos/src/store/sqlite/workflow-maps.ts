@@ -47,9 +47,7 @@ export function endMapItems(
   ended: ReadonlyArray<{ id: number; workflow_step: string; status: string; result: string | null }>,
   now: number,
 ): { ends: Array<{ step: string; end: StepEnd }>; groups: string[] } {
-  const ends: Array<{ step: string; end: StepEnd }> = [];
-  const groups: string[] = [];
-  if (ended.length === 0) return { ends, groups };
+  if (ended.length === 0) return { ends: [], groups: [] };
   const touched = new Set<string>();
   const mark = sql(
     `UPDATE workflow_map_items SET state = ?, result = ?
@@ -66,7 +64,25 @@ export function endMapItems(
     );
     if (marked.changes > 0) touched.add(run.workflow_step);
   }
-  for (const stepId of touched) {
+  return settleMaps(sql, input, namespace, touched, now);
+}
+
+/**
+ * Queues the next waiting items of these map steps (as many as `maxParallel` allows, in index
+ * order; none while the instance is paused: they stay waiting, held, until the resume settles them
+ * again), and answers the map steps whose items all ended, with their end. With more items failed
+ * than tolerated, the waiting items are skipped.
+ */
+export function settleMaps(
+  sql: Sql,
+  input: MapInput,
+  namespace: string,
+  stepIds: Iterable<string>,
+  now: number,
+): { ends: Array<{ step: string; end: StepEnd }>; groups: string[] } {
+  const ends: Array<{ step: string; end: StepEnd }> = [];
+  const groups: string[] = [];
+  for (const stepId of stepIds) {
     const step = input.steps.find((s) => s.id === stepId)!;
     const map = step.map!;
     const { ready, failed, waiting } = sql(
@@ -76,10 +92,13 @@ export function endMapItems(
          EXISTS (SELECT 1 FROM workflow_map_items WHERE instance_id = @i AND step_id = @s AND state = 'waiting') AS waiting`,
     ).get({ i: input.instanceId, s: stepId }) as { ready: number; failed: number; waiting: number };
     let active = ready;
+    let held = false;
     if (waiting && failed > map.tolerateFailures) {
       sql(
         `UPDATE workflow_map_items SET state = 'skipped' WHERE instance_id = ? AND step_id = ? AND state = 'waiting'`,
       ).run(input.instanceId, stepId);
+    } else if (waiting && input.paused) {
+      held = true;
     } else if (waiting && ready < map.maxParallel) {
       const next = sql(
         `SELECT idx, item FROM workflow_map_items
@@ -107,7 +126,7 @@ export function endMapItems(
         active += runs.length;
       }
     }
-    if (active > 0) continue;
+    if (active > 0 || held) continue;
     const items = sql(
       'SELECT state, result FROM workflow_map_items WHERE instance_id = ? AND step_id = ? ORDER BY idx',
     ).all(input.instanceId, stepId) as Array<{ state: string; result: string | null }>;
@@ -124,6 +143,36 @@ export function endMapItems(
     });
   }
   return { ends, groups };
+}
+
+/**
+ * A repair's part in map steps (docs/workflows.md#repair): the items of the steps it puts back
+ * (`reset`: a re-run, a retry) are deleted, so that the step fans out again with new run keys; those
+ * of a step skipped by hand are cancelled. Answers their queued or running item runs, for the
+ * repair to cancel: their late ends find no item of theirs and advance nothing.
+ */
+export function replaceMapItems(
+  sql: Sql,
+  instanceId: number,
+  reset: readonly string[],
+  skipped: string | null,
+): number[] {
+  const steps = [...reset, ...(skipped === null ? [] : [skipped])];
+  if (steps.length === 0) return [];
+  const active = sql(
+    `SELECT run_id FROM workflow_map_items WHERE instance_id = ? AND step_id IN (SELECT value FROM json_each(?))
+       AND state = 'ready' AND run_id IS NOT NULL`,
+  ).all(instanceId, JSON.stringify(steps)) as Array<{ run_id: number }>;
+  sql(
+    `DELETE FROM workflow_map_items WHERE instance_id = ? AND step_id IN (SELECT value FROM json_each(?))`,
+  ).run(instanceId, JSON.stringify(reset));
+  if (skipped !== null) {
+    sql(
+      `UPDATE workflow_map_items SET state = 'cancelled'
+       WHERE instance_id = ? AND step_id = ? AND state IN ('waiting', 'ready')`,
+    ).run(instanceId, skipped);
+  }
+  return active.map((r) => r.run_id);
 }
 
 /** Cancels a cancelled instance's waiting and ready items. */

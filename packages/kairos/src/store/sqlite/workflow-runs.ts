@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { StepRunToQueue } from '../workflows.ts';
 
 export type Sql = (text: string) => Database.Statement<unknown[], unknown>;
@@ -30,7 +31,7 @@ export function insertStepRuns(
       run.retry,
       run.timeoutMs,
       now,
-      now,
+      run.held ? HELD_WHILE_PAUSED_AT : now,
       namespace,
       instanceId,
       run.step,

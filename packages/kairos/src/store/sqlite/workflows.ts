@@ -9,23 +9,30 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
-  type InstanceStepRow,
   instanceFromRow,
+  type MapInput,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
-import { cancelMapItems, endMapItems, writeMapItems } from './workflow-maps.ts';
+import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';
 import { insertStepRuns, type Sql } from './workflow-runs.ts';
 
 const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps, i.state,
@@ -194,10 +201,10 @@ export class SqliteWorkflows implements WorkflowStore {
         .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
       const steps = this.c
         .sql(
-          `SELECT instance_id, step_id, state, run_id, error FROM workflow_steps
-           WHERE instance_id IN (SELECT value FROM json_each(?))`,
+          `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+           WHERE s.instance_id IN (SELECT value FROM json_each(?))`,
         )
-        .all(JSON.stringify(rows.map((r) => r.id))) as Array<InstanceStepRow & { instance_id: number }>;
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<StepReadRow & { instance_id: number }>;
       return rows.map((row) =>
         instanceFromRow(
           row,
@@ -216,7 +223,7 @@ export class SqliteWorkflows implements WorkflowStore {
             | { state: string }
             | undefined;
           if (!instance) return null;
-          if (instance.state !== 'running') {
+          if (instance.state !== 'running' && instance.state !== 'paused') {
             throw new KairosError(
               'WORKFLOW_INSTANCE_FINISHED',
               `workflow instance ${id} already ended (${instance.state})`,
@@ -228,38 +235,15 @@ export class SqliteWorkflows implements WorkflowStore {
           ).run(id);
           cancelMapItems(sql, id);
           const active = sql(
-            `SELECT id, job_id, status, attempt, worker_id, started_at FROM runs
-             WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
-          ).all(id) as Array<{
-            id: number;
-            job_id: number;
-            status: string;
-            attempt: number;
-            worker_id: string;
-            started_at: number;
-          }>;
-          const running = active.filter((r) => r.status === 'running');
-          if (running.length > 0) {
-            sql(END_ATTEMPTS).run(
-              now,
-              JSON.stringify(
-                running.map((r) => [
-                  r.id,
-                  r.attempt,
-                  r.worker_id,
-                  'cancelled',
-                  r.started_at,
-                  CANCELLED_WITH_INSTANCE,
-                ]),
-              ),
-            );
-          }
-          const cancel = sql(
-            `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
-          );
-          for (const run of active) cancel.run(now, CANCELLED_WITH_INSTANCE, run.id);
+            `SELECT id FROM runs WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
+          ).all(id) as Array<{ id: number }>;
           return this.afterRunsEnded(
-            active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: id })),
+            cancelRuns(
+              sql,
+              active.map((r) => r.id),
+              now,
+              CANCELLED_WITH_INSTANCE,
+            ),
             now,
           );
         })
@@ -269,6 +253,156 @@ export class SqliteWorkflows implements WorkflowStore {
     this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = this.c.run('repairWorkflowInstance', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          // One writer: the transaction holds the instance, no run ends meanwhile.
+          const instance = readForAdvance(sql, id);
+          if (!instance) return null;
+          const steps = JSON.parse(instance.steps) as CompiledStep[];
+          const input = {
+            instanceId: id,
+            steps,
+            context: JSON.parse(instance.context) as JsonObject,
+            rows: readSteps(sql, id),
+            jobs: stepJobs(sql, instance.namespace, steps),
+            carrier: { jobId: instance.job_id },
+          };
+          const repair = planRepair({
+            ...input,
+            state: instance.state as WorkflowInstanceRecord['state'],
+            action,
+          });
+          if (!repair) return [];
+          return this.writeRepair(sql, input, instance.namespace, repair, now);
+        })
+        .immediate(),
+    );
+    if (groups === null) return null;
+    this.wake(groups);
+    return this.getInstance(id);
+  }
+
+  /**
+   * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+   * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+   * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+   *
+   * Map steps: the items of the steps put back are deleted first (the step fans out again with new
+   * keys), those of a skipped step cancelled, and their item runs cancelled with the others. Once the
+   * instance runs (a resume), its ready map steps queue the items the pause held.
+   */
+  private writeRepair(
+    sql: Sql,
+    input: Omit<MapInput, 'paused'>,
+    namespace: string,
+    repair: RepairPlan,
+    now: number,
+  ): string[] {
+    const id = input.instanceId;
+    const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
+    const skippedMap =
+      repair.handSkipped !== null && maps.has(repair.handSkipped) ? repair.handSkipped : null;
+    const itemRunIds = replaceMapItems(
+      sql,
+      id,
+      repair.reset.map((r) => r.step).filter((s) => maps.has(s)),
+      skippedMap,
+    );
+    const reset = sql(
+      `UPDATE workflow_steps SET state = 'waiting', run_id = NULL, result = NULL, error = NULL, hand_skipped = 0,
+         run_count = ?
+       WHERE instance_id = ? AND step_id = ?`,
+    );
+    for (const { step, runCount } of repair.reset) reset.run(runCount, id, step);
+    const groups = writePlan(sql, id, namespace, repair.plan, now);
+    if (repair.handSkipped !== null) {
+      sql(
+        'UPDATE workflow_steps SET hand_skipped = 1, result = NULL, error = NULL WHERE instance_id = ? AND step_id = ?',
+      ).run(id, repair.handSkipped);
+    }
+    sql('UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ?').run(
+      repair.state,
+      repair.ended ? now : null,
+      id,
+    );
+    if (repair.state === 'running' && maps.size > 0) {
+      const rows = readSteps(sql, id);
+      const ready = rows.filter((r) => r.state === 'ready' && maps.has(r.step_id)).map((r) => r.step_id);
+      const mapInput = { ...input, rows, paused: false };
+      const settled = settleMaps(sql, mapInput, namespace, ready, now);
+      groups.push(...settled.groups);
+      if (settled.ends.length > 0) {
+        const plan = planInstance({ ...mapInput, ended: settled.ends });
+        groups.push(...writePlan(sql, id, namespace, plan, now));
+      }
+    }
+    const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
+    return [...groups, ...this.afterRunsEnded(cancelled, now)];
+  }
+}
+
+/**
+ * Cancels the runs of these ids that are still queued or running (their running attempts end
+ * `cancelled` with `error`). Answers them, for afterRunsEnded.
+ */
+function cancelRuns(
+  sql: Sql,
+  ids: readonly number[],
+  now: number,
+  error: string,
+): Array<{ runId: number; jobId: number; workflowInstanceId: number | null }> {
+  if (ids.length === 0) return [];
+  const active = sql(
+    `SELECT id, job_id, status, attempt, worker_id, started_at, workflow_instance_id FROM runs
+     WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running')`,
+  ).all(JSON.stringify(ids)) as Array<{
+    id: number;
+    job_id: number;
+    status: string;
+    attempt: number;
+    worker_id: string;
+    started_at: number;
+    workflow_instance_id: number | null;
+  }>;
+  const running = active.filter((r) => r.status === 'running');
+  if (running.length > 0) {
+    sql(END_ATTEMPTS).run(
+      now,
+      JSON.stringify(running.map((r) => [r.id, r.attempt, r.worker_id, 'cancelled', r.started_at, error])),
+    );
+  }
+  const cancel = sql(
+    `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
+  );
+  for (const run of active) cancel.run(now, error, run.id);
+  return active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: r.workflow_instance_id }));
+}
+
+/** An instance with what advancing it needs. */
+function readForAdvance(sql: Sql, id: number) {
+  return sql(
+    `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
+     JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
+  ).get(id) as
+    | { namespace: string; steps: string; state: string; context: string; job_id: number }
+    | undefined;
+}
+
+/** An instance's steps with their runs' ends. */
+function readSteps(sql: Sql, id: number): StepRow[] {
+  return sql(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result, s.run_count,
+       s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepRow[];
 }
 
 function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
@@ -276,9 +410,9 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
     `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as InstanceRow | undefined;
   if (!row) return null;
-  const steps = sql('SELECT step_id, state, run_id, error FROM workflow_steps WHERE instance_id = ?').all(
-    id,
-  ) as InstanceStepRow[];
+  const steps = sql(
+    `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepReadRow[];
   return instanceFromRow(row, steps);
 }
 
@@ -292,7 +426,7 @@ function stepJobs(
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
   const rows = sql(
-    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL AND id IS NOT ?`,
   ).all(namespace, JSON.stringify(names), goneJobId) as Array<{
     id: number;
@@ -303,6 +437,7 @@ function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: number;
   }>;
   return new Map(
     rows.map((r) => [
@@ -317,6 +452,7 @@ function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused === 1,
       },
     ]),
   );
@@ -347,22 +483,35 @@ function writePlan(
       items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
     );
   }
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (plan.runs.length > 0)
+    shardNewRuns(
+      sql,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error) VALUES (?, ?, ?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error, run_count)
+     VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
        result = coalesce(excluded.result, workflow_steps.result),
-       error = coalesce(excluded.error, workflow_steps.error)`,
+       error = coalesce(excluded.error, workflow_steps.error),
+       run_count = workflow_steps.run_count + excluded.run_count`,
   );
+  // A step's run, or a map step's fan-out, counts one more run (its next keys count on from it).
+  const fannedOut = new Set(plan.maps.map((m) => m.step));
   for (const [step, state] of plan.states) {
+    const runId = runIds.get(step) ?? null;
     const error = plan.errors.get(step);
     upsert.run(
       instanceId,
       step,
       state,
-      runIds.get(step) ?? null,
+      runId,
       plan.results.get(step) ?? null,
       error ? JSON.stringify(error) : null,
+      runId !== null || fannedOut.has(step) ? 1 : 0,
     );
   }
   if (plan.context) {
@@ -372,11 +521,9 @@ function writePlan(
     );
   }
   if (plan.outcome) {
-    sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
-      plan.outcome,
-      now,
-      instanceId,
-    );
+    sql(
+      `UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state IN ('running', 'paused')`,
+    ).run(plan.outcome, now, instanceId);
   }
   return groups;
 }
@@ -393,8 +540,8 @@ export function advanceWorkflows(
   goneJobId: number | null = null,
 ): string[] {
   if (runIds.length === 0) return [];
-  const ended = sql(
-    `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
+  const rows = sql(
+    `SELECT id, workflow_instance_id, workflow_step, status, result, broadcast_run_id FROM runs
      WHERE id IN (SELECT value FROM json_each(?)) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
   ).all(JSON.stringify(runIds)) as Array<{
@@ -403,22 +550,32 @@ export function advanceWorkflows(
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>;
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/sqlite/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of endedBroadcasts(
+      sql,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = sql(
-      `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
-       JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
-    ).get(instanceId) as
-      | { namespace: string; steps: string; state: string; context: string; job_id: number }
-      | undefined;
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const rows = sql(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
-    ).all(instanceId) as StepRow[];
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const instance = readForAdvance(sql, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const stepRows = readSteps(sql, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     const steps = JSON.parse(instance.steps) as CompiledStep[];
     const maps = new Set(steps.filter((s) => s.map).map((s) => s.id));
     // Only the current run of a ready step ends it; anything else was decided already. A map
@@ -435,9 +592,10 @@ export function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     };
     const items = endMapItems(sql, input, instance.namespace, itemEnds, now);
     groups.push(...items.groups);
