@@ -183,6 +183,44 @@ describe('PostgreSQL workflow instances, concurrently', () => {
     }
   });
 
+  it('a resume racing an item end of a paused map: each next item is queued once, never past maxParallel, in either order', async () => {
+    for (const first of ['end', 'resume'] as const) {
+      const name = `map-resume-after-${first}`;
+      await store.workflows.put(
+        compileWorkflow({
+          name,
+          steps: [
+            { id: 'list', handler: 'h' },
+            { id: 'one', handler: 'h', after: ['list'], map: { from: 'list', maxParallel: 2 } },
+          ],
+        }),
+        'default',
+        T0,
+      );
+      const instance = (await store.workflows.start('default', name, { context: {} }, T0))!;
+      const [list] = await store.claimRuns('w', 10, T0 + 1);
+      await store.finishAttempts([{ ...succeeded(list!.runId, T0 + 2), result: [1, 2, 3, 4] }], T0 + 2);
+      const items = await store.claimRuns('w', 10, T0 + 3);
+      expect(items).toHaveLength(2);
+      await store.workflows.repairInstance(instance.id, { kind: 'pause' }, T0 + 4);
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM workflow_instances WHERE id = $1 FOR UPDATE', [instance.id]);
+      const ending = () => store.finishAttempts([succeeded(items[0]!.runId, T0 + 5)], T0 + 5);
+      const resuming = () => store.workflows.repairInstance(instance.id, { kind: 'resume' }, T0 + 6);
+      // Both wait on the instance's lock, and get it in the order they asked.
+      const one = first === 'end' ? ending() : resuming();
+      await waitersOnOther(1);
+      const two = first === 'end' ? resuming() : ending();
+      await waitersOnOther(2);
+      await other.query('COMMIT');
+      await Promise.all([one, two]);
+      // One item runs still, one ended: exactly one next item (index 2) is queued.
+      const next = await store.claimRuns('w', 10, T0 + 7);
+      expect(next.map((r) => (r.params.$workflow as { index: number }).index)).toEqual([2]);
+      expect(await store.claimRuns('w', 10, T0 + 8)).toEqual([]);
+    }
+  });
+
   it('a re-run racing the end of a step after it: the late end never advances the instance, the step runs once', async () => {
     for (const first of ['end', 'rerun'] as const) {
       const name = `rerun-after-${first}`;
