@@ -147,6 +147,11 @@ export interface StepRunToQueue {
   retry: string;
   timeoutMs: number;
   idempotencyKey: string;
+  /**
+   * A handler step's own request (core/resources.ts), JSON text, kept on the run (`runs.resources`);
+   * null for none and for `job` steps, whose job's request applies.
+   */
+  resources: string | null;
 }
 
 /** What one transaction writes for one instance. */
@@ -268,6 +273,7 @@ function stepRun(
       retry: job.retry,
       timeoutMs: job.timeoutMs,
       idempotencyKey: key,
+      resources: null,
     };
   }
   return {
@@ -281,6 +287,7 @@ function stepRun(
     retry: JSON.stringify(step.run.retry),
     timeoutMs: step.run.timeoutMs,
     idempotencyKey: key,
+    resources: step.run.resources ? JSON.stringify(step.run.resources) : null,
   };
 }
 
