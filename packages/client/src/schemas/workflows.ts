@@ -8,6 +8,8 @@ import {
   NameSchema,
   nullable,
   PageSchema,
+  ResourceAmountsSchema,
+  ResourceSpecSchema,
 } from './common.ts';
 import { LimitSchema, RetryPolicySchema, RetrySpecSchema } from './jobs.ts';
 
@@ -49,6 +51,8 @@ export const WorkflowStepSpecSchema = closed({
   retry: Type.Optional(RetrySpecSchema),
   timeout: Type.Optional(DurationSchema),
   priority: Type.Optional(Type.Integer()),
+  /** `handler` steps: what the step's run needs free on its worker (as a job's `resources`). */
+  resources: Type.Optional(ResourceSpecSchema),
   /** Incoming edges; none: the step runs when the instance starts. */
   after: Type.Optional(Type.Array(WorkflowEdgeSpecSchema, { maxItems: 1000 })),
   /** `all` (default): every edge met; `any`: one edge met. */
@@ -72,6 +76,7 @@ export const WorkflowStepSchema = Type.Object({
   retry: Type.Optional(RetryPolicySchema),
   timeout: Type.Optional(Type.Integer()),
   priority: Type.Optional(Type.Integer()),
+  resources: Type.Optional(ResourceAmountsSchema),
   after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionViewSchema })),
   join: literals(['all', 'any'] as const),
 });

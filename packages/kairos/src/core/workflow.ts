@@ -10,6 +10,7 @@ import {
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from './job.ts';
+import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { compileRetry } from './retry.ts';
 import { type EdgeCondition, graphProblems, type WorkflowStep } from './workflow-graph.ts';
 
@@ -39,6 +40,8 @@ export type StepTask =
       retry: RetryPolicy;
       timeoutMs: number;
       priority: number;
+      /** What the step's run needs free on its worker (core/resources.ts); null: nothing. */
+      resources: Resources | null;
     }
   | { kind: 'job'; job: string; params: JsonObject };
 
@@ -75,7 +78,7 @@ function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
   }
   if (spec.job !== undefined) {
     if (!NAME_PATTERN.test(spec.job)) throw invalid(`${field}.job`, 'a job name');
-    for (const key of ['group', 'retry', 'timeout', 'priority'] as const) {
+    for (const key of ['group', 'retry', 'timeout', 'priority', 'resources'] as const) {
       if (spec[key] !== undefined)
         throw invalid(`${field}.${key}`, 'nothing on a `job` step (the job has its own)');
     }
@@ -104,6 +107,7 @@ function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
           ? DEFAULT_TIMEOUT_MS
           : parseDuration(spec.timeout, `${field}.timeout`, { min: 1000 }),
       priority,
+      resources: compileResources(spec.resources, `${field}.resources`),
     },
   };
 }
@@ -126,6 +130,7 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
             retry: step.run.retry,
             timeout: step.run.timeoutMs,
             priority: step.run.priority,
+            ...(step.run.resources ? { resources: resourceSpecOf(step.run.resources) } : {}),
           }),
     })),
   };

@@ -9,6 +9,7 @@ import { describeDependenciesConformance } from './conformance-dependencies.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
+import { describeResourceConformance } from './conformance-resources.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
@@ -1217,12 +1218,14 @@ export function describeStoreConformance(
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
           maxConcurrency: 3,
           scheduleToStartTimeout: '1m',
+          resources: { cpu: 0.25, memory: '1Gi', licence: 2 },
         });
         const expected = {
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
           maxConcurrency: 3,
           scheduleToStartMs: 60_000,
           rateLimit: null,
+          resources: { cpu: 250, memory: 2 ** 30, licence: 2 },
         };
         expect(created.dispatch).toEqual(expected);
         expect((await store.getJob('policy'))?.dispatch).toEqual(expected);
@@ -1237,6 +1240,7 @@ export function describeStoreConformance(
           maxConcurrency: null,
           scheduleToStartMs: null,
           rateLimit: null,
+          resources: null,
         });
       });
     });
@@ -1760,6 +1764,7 @@ export function describeStoreConformance(
   });
   describeSchedulesConformance(dialect, open);
   describeFireAheadConformance(dialect, open);
+  describeResourceConformance(dialect, open);
   describeAttemptsConformance(dialect, open, probe);
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);

@@ -18,8 +18,9 @@ import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 import type { RateLimit } from '../core/rate-limit.ts';
+import type { Resources } from '../core/resources.ts';
 import type { JobRetention, PruneCandidate } from '../core/retention.ts';
-import type { RoutingState } from '../core/routing.ts';
+import type { RoutingState, WorkerLoad } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type {
@@ -223,6 +224,8 @@ export interface Store {
     leaseMs: number,
     now: number,
     polled?: number | null,
+    /** The host's load the worker reports (kept on its row for `least-loaded`); absent: keep the last. */
+    load?: WorkerLoad | null,
   ): Promise<HeartbeatAnswer | null>;
   /**
    * Claims up to `max` queued runs of the worker's group and handlers whose time has come,
@@ -443,6 +446,11 @@ export interface Store {
    * `claimSeq` is the number of the worker's poll that claims (null: not numbered), kept with each
    * attempt claimed, for {@link heartbeat}'s `polled`; every claim writes it.
    */
+  /**
+   * Resource-based scheduling: how long the oldest run that fits no live worker's free capacity
+   * waits before one worker reserves for it (store/dispatch-plan.ts). Default 30 s.
+   */
+  reserveAfterMs: number;
   dispatchRuns(
     workerId: string,
     max: number,
@@ -845,6 +853,8 @@ export interface RunRecord {
   shard: { index: number; total: number } | null;
   /** Workers at scale: the worker a queued routed run waits for; null when any may take it. */
   assignedWorkerId: string | null;
+  /** What the run requests (core/resources.ts): its own (a workflow step's), else its job's; null: nothing. */
+  resources?: Resources | null;
 }
 
 export interface RunQuery {
@@ -909,6 +919,10 @@ export interface WorkerRegistration {
   registeredBy?: string;
   /** The namespace it serves (its token's); absent: `default`. It claims only runs of it. */
   namespace?: string;
+  /** What it advertised (core/resources.ts: cpu in millicores, memory in bytes); absent or null: none. */
+  resources?: Resources | null;
+  /** The host's load it last reported; null: never. */
+  load?: WorkerLoad | null;
 }
 
 /** Who a worker is, for checking who may act as it. */

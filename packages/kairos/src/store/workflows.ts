@@ -190,6 +190,11 @@ export interface StepRunToQueue {
   idempotencyKey: string;
   /** Queued held (HELD_WHILE_PAUSED_AT): its job is paused. */
   held: boolean;
+  /**
+   * A handler step's own request (core/resources.ts), JSON text, kept on the run (`runs.resources`);
+   * null for none and for `job` steps, whose job's request applies.
+   */
+  resources: string | null;
 }
 
 /** What one transaction writes for one instance. */
@@ -479,6 +484,7 @@ function stepRun(
       timeoutMs: job.timeoutMs,
       idempotencyKey: key,
       held: job.paused,
+      resources: null,
     };
   }
   return {
@@ -493,6 +499,7 @@ function stepRun(
     timeoutMs: step.run.timeoutMs,
     idempotencyKey: key,
     held: false,
+    resources: step.run.resources ? JSON.stringify(step.run.resources) : null,
   };
 }
 

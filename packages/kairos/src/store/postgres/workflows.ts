@@ -467,11 +467,11 @@ async function writePlan(
     // ON CONFLICT: the key holds the step's run already, never a second one.
     const { rows } = await client.query<{ id: number; group_name: string; workflow_step: string }>(
       `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-         retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
+         retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
        SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-         x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $2::bigint END, $3, $4, x.step
+         x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $2::bigint END, $3, $4, x.step, x.resources
        FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean)
+         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean, resources jsonb)
        ON CONFLICT DO NOTHING RETURNING id, group_name, workflow_step`,
       [
         JSON.stringify(
@@ -487,6 +487,7 @@ async function writePlan(
             timeout_ms: r.timeoutMs,
             step: r.step,
             held: r.held,
+            resources: r.resources === null ? null : JSON.parse(r.resources),
           })),
         ),
         now,

@@ -432,8 +432,8 @@ function writePlan(
 ): string[] {
   const insert = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
-     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
+     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT DO NOTHING RETURNING id, group_name`,
   );
   const groups: string[] = [];
@@ -454,6 +454,7 @@ function writePlan(
       namespace,
       instanceId,
       run.step,
+      run.resources,
     ) as { id: number; group_name: string } | undefined;
     if (!row) continue; // the key holds the step's run already: never a second one
     runIds.set(run.step, row.id);
