@@ -12,6 +12,7 @@ import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
+import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
   type AttemptOutcome,
@@ -1768,4 +1769,5 @@ export function describeStoreConformance(
   describeSecretsConformance(dialect, open);
   describeNamespacesConformance(dialect, open);
   describeWorkflowsConformance(dialect, open);
+  describeWorkflowTriggersConformance(dialect, open);
 }
