@@ -110,6 +110,9 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'DELETE /v1/workflows/:name': 'operator',
   'POST /v1/workflows/:name/instances': 'operator',
   'GET /v1/workflows/:name/instances': 'viewer',
+  'POST /v1/workflows/:name/pause': 'operator',
+  'POST /v1/workflows/:name/resume': 'operator',
+  'GET /v1/workflows/:name/skipped': 'viewer',
   'GET /v1/workflow-instances/:id': 'viewer',
   'POST /v1/workflow-instances/:id/cancel': 'operator',
 };

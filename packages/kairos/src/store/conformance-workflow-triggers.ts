@@ -91,7 +91,7 @@ export function describeWorkflowTriggersConformance(dialect: string, open: () =>
         state: 'running',
         cause: 'schedule',
         scheduledFor: T0 + 1000,
-        context: {},
+        context: { scheduledFor: new Date(T0 + 1000).toISOString() },
         steps: [
           { id: 'a', state: 'ready' },
           { id: 'b', state: 'waiting', runId: null },

@@ -297,6 +297,7 @@ export class PostgresStore implements Store {
     this.connection,
     (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
     (client, runIds, now) => afterRunsEnded(client, runIds, now),
+    () => this.notify([{ type: 'jobs' }]),
   );
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();

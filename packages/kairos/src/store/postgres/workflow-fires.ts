@@ -49,7 +49,8 @@ export async function fireWorkflow(
       client,
       workflow,
       {
-        context: {},
+        // What a step reads of its fire: `$workflow.context.scheduledFor`.
+        context: { scheduledFor: new Date(fireTime).toISOString() },
         idempotencyKey: null,
         cause: 'schedule',
         scheduledFor: fireTime,

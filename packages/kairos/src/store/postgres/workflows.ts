@@ -46,6 +46,8 @@ export class PostgresWorkflows implements WorkflowStore {
       runIds: readonly number[],
       now: number,
     ) => Promise<string[]>,
+    /** Tells the trigger loops that a workflow's job (its trigger) changed (NOTIFY). */
+    private readonly jobsChanged: () => Promise<void> = async () => {},
   ) {}
 
   async put(
@@ -55,14 +57,17 @@ export class PostgresWorkflows implements WorkflowStore {
     quota?: JobQuotaCheck,
     schedule: WorkflowSchedule = { next: null },
   ) {
+    let saved: Awaited<ReturnType<typeof this.putOnce>>;
     try {
-      return await this.putOnce(definition, namespace, now, quota, schedule);
+      saved = await this.putOnce(definition, namespace, now, quota, schedule);
     } catch (error) {
       // Two creates of one name at once: the second's insert waited on the first's unique key and
       // failed; now the row exists, and the second is a replace.
       if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
-      return this.putOnce(definition, namespace, now, quota, schedule);
+      saved = await this.putOnce(definition, namespace, now, quota, schedule);
     }
+    await this.jobsChanged();
+    return saved;
   }
 
   private async putOnce(

@@ -260,6 +260,7 @@ export class SqliteStore implements Store {
         for (const group of new Set(groups)) this.emit({ type: 'runs', group });
       },
       (ended, now) => afterRunsEnded((text) => this.sql(text), ended, now),
+      () => this.emit({ type: 'jobs' }),
     );
   }
 

@@ -42,7 +42,8 @@ export function fireWorkflow(
       sql,
       workflow,
       {
-        context: {},
+        // What a step reads of its fire: `$workflow.context.scheduledFor`.
+        context: { scheduledFor: new Date(fireTime).toISOString() },
         idempotencyKey: null,
         cause: 'schedule',
         scheduledFor: fireTime,

@@ -47,6 +47,8 @@ export class SqliteWorkflows implements WorkflowStore {
       ended: ReadonlyArray<{ runId: number; jobId: number; workflowInstanceId: number | null }>,
       now: number,
     ) => string[],
+    /** Tells the trigger loops that a workflow's job (its trigger) changed. */
+    private readonly jobsChanged: () => void = () => {},
   ) {}
 
   async put(
@@ -56,7 +58,7 @@ export class SqliteWorkflows implements WorkflowStore {
     quota?: JobQuotaCheck,
     schedule: { next: number | null; rateQuota?: JobQuotaCheck } = { next: null },
   ) {
-    return this.c.run('putWorkflow', () =>
+    const saved = this.c.run('putWorkflow', () =>
       this.c.db
         .transaction(() => {
           const sql = this.c.sql;
@@ -116,6 +118,8 @@ export class SqliteWorkflows implements WorkflowStore {
         })
         .immediate(),
     );
+    this.jobsChanged();
+    return saved;
   }
 
   async get(namespace: string, name: string): Promise<WorkflowRecord | null> {
