@@ -49,7 +49,7 @@ describe.each(['sqlite', 'postgres'] as const)(
       for (const instance of started) {
         expect(instance).toMatchObject({ cause: 'schedule', state: 'running' });
         expect(Date.parse(instance.scheduledFor!) % 1000).toBe(0);
-      expect(instance.context).toEqual({ scheduledFor: instance.scheduledFor });
+        expect(instance.context).toEqual({ scheduledFor: instance.scheduledFor });
       }
       const fires = started.map((i) => i.scheduledFor);
       expect(new Set(fires).size).toBe(fires.length);
