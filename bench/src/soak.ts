@@ -20,7 +20,7 @@ import { Worker } from '@kairos/worker';
 import { machine } from './environment.ts';
 import { startNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
-import { metricSum, retentionEnv, rowCount, storeSize } from './store-size.ts';
+import { metricSum, retentionEnv, rowCount, storeSize, tableSizes } from './store-size.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,11 +28,15 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '2000000' },
     age: { type: 'string', default: '1m' },
     stack: { type: 'string' },
+    rate: { type: 'string' },
   },
 });
 const dialect = values.dialect === 'postgres' ? 'postgres' : 'sqlite';
 const target = Number(values.runs);
 const AGE = values.age ?? '1m';
+/** Runs a second each producer triggers; without it, a closed loop keeps BACKLOG runs queued. */
+const RATE = values.rate === undefined ? null : Number(values.rate);
+if (RATE !== null && !(RATE > 0)) throw new Error('--rate: expected runs per second above 0');
 const BACKLOG = 20_000;
 const BATCH = 1000;
 const SAMPLE_MS = 10_000;
@@ -47,6 +51,8 @@ interface Sample {
   /** SQLite: pages in use; PostgreSQL: the runs table with its indexes and TOAST. */
   detailBytes: number;
   pruned: number;
+  /** PostgreSQL: each of Kairos's tables with its indexes and TOAST, in bytes. */
+  tables?: Record<string, number>;
 }
 
 type StackMessage =
@@ -118,10 +124,14 @@ async function stack(retentionOn: boolean): Promise<void> {
     }
   })();
   let produced = 0;
+  const producing = Date.now();
   const producer = (async () => {
     const batch = Array.from({ length: BATCH }, () => ({}));
     while (running) {
-      if (produced - handled >= BACKLOG) {
+      // At a fixed rate the next batch is due when the clock reaches it; either way at most
+      // BACKLOG runs wait, so a stack that falls behind is not buried.
+      const due = RATE === null ? 0 : producing + ((produced + BATCH) / RATE) * 1000;
+      if (produced - handled >= BACKLOG || Date.now() < due) {
         await pause(20);
         continue;
       }
@@ -153,6 +163,7 @@ async function stack(retentionOn: boolean): Promise<void> {
         bytes: size.bytes,
         detailBytes: size.detailBytes,
         pruned: await metricSum(node.url, /^kairos_pruned_rows_total\{kind="runs"\} (\d+)/),
+        ...(pool ? { tables: await tableSizes(pool) } : {}),
       },
     });
     for (let waited = 0; !stopping && waited < SAMPLE_MS; waited += 100) await pause(100);
@@ -186,7 +197,9 @@ async function main(): Promise<void> {
   const children: Record<'on' | 'off', ChildProcess> = {} as never;
   const finished: Promise<void>[] = [];
   for (const which of ['on', 'off'] as const) {
-    const child = fork(file, ['--stack', which, '--dialect', dialect, '--age', AGE], {
+    const args = ['--stack', which, '--dialect', dialect, '--age', AGE];
+    if (RATE !== null) args.push('--rate', String(RATE));
+    const child = fork(file, args, {
       execArgv: ['--import', 'tsx', '--conditions=@kairos/source'],
     });
     children[which] = child;
@@ -251,7 +264,7 @@ async function main(): Promise<void> {
   const m = machine();
   writeFileSync(
     new URL(`${name}.json`, dir),
-    `${JSON.stringify({ benchmark: 'soak', dialect, target, age: AGE, machine: m, summary, ratio, results }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: 'soak', dialect, target, age: AGE, rate: RATE, machine: m, summary, ratio, results }, null, 2)}\n`,
   );
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   const table = (samples: Sample[]) => [
@@ -268,7 +281,7 @@ async function main(): Promise<void> {
   const md = [
     `# Retention soak, ${dialect}: ${target.toLocaleString('en')} runs, every age ${AGE}, against retention off`,
     '',
-    `${m.cpu} × ${m.cores}, ${m.memoryGiB} GiB, ${m.os}, Node.js ${m.node}. Both stacks ran side by side.`,
+    `${m.cpu} × ${m.cores}, ${m.memoryGiB} GiB, ${m.os}, Node.js ${m.node}. Both stacks ran side by side; ${RATE === null ? `each producer kept ${BACKLOG.toLocaleString('en')} runs queued` : `each producer triggered ${RATE} runs/s (at most ${BACKLOG.toLocaleString('en')} queued)`}.`,
     '',
     `- Drain with retention on: **${summary.rateOn.toFixed(0)} runs/s** (${summary.endedOn.toLocaleString('en')} runs ended); off: **${summary.rateOff.toFixed(0)} runs/s** (${summary.endedOff.toLocaleString('en')}); on/off **${ratio.toFixed(3)}**.`,
     `- Database with retention on: ${mib(summary.bytesSettled)} MiB at ${summary.settledAtS} s (first retention period and a cycle), at most ${mib(maxAfter)} MiB after (**${(growth * 100).toFixed(1)} %**), ${mib(summary.bytesEndOn)} MiB at the end; retention off ended at ${mib(summary.bytesEndOff)} MiB.`,

@@ -74,3 +74,14 @@ export function retentionEnv(age: string, on: boolean): Record<string, string> {
     KAIROS_RETENTION_INTERVAL: on ? '10s' : '0',
   };
 }
+
+/** Each table of a PostgreSQL store with its indexes and TOAST, in bytes, largest first. */
+export async function tableSizes(pool: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await pool.query(
+    `SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND n.nspname = current_schema()
+      ORDER BY 2 DESC`,
+  );
+  return Object.fromEntries(rows.map((row) => [row.name as string, Number(row.bytes)]));
+}

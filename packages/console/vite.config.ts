@@ -7,7 +7,17 @@ import { defaultClientConditions, defineConfig } from 'vite';
 export default defineConfig({
   base: '/',
   resolve: { conditions: ['@kairos/source', ...defaultClientConditions] },
-  build: { outDir: '../kairos/dist/console', emptyOutDir: true, chunkSizeWarningLimit: 600 },
+  build: {
+    outDir: '../kairos/dist/console',
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 600,
+    rolldownOptions: {
+      // React Flow marks itself "use client" (for server components, which the console has none of).
+      onLog(level, log, handler) {
+        if (log.code !== 'MODULE_LEVEL_DIRECTIVE') handler(level, log);
+      },
+    },
+  },
   server: {
     proxy: { '/v1': process.env.KAIROS_URL ?? 'http://127.0.0.1:7070' },
   },

@@ -68,6 +68,10 @@ import type {
   WorkerInfo,
   WorkerLogsRequest,
   WorkerLogsResponse,
+  Workflow,
+  WorkflowInstance,
+  WorkflowSpec,
+  WorkflowStart,
 } from './wire.ts';
 
 export interface ClientOptions {
@@ -411,6 +415,105 @@ export class KairosClient {
     await this.request('POST', `/v1/worker/${enc(workerId)}/unregister`, {});
   }
 
+  // Workflows (docs/workflows.md) ------------------------------------------
+
+  /**
+   * Creates the workflow or replaces it (its `version` + 1); instances already started keep the
+   * version they started with. A broken graph answers 422 `WORKFLOW_INVALID`, every problem in
+   * `details.problems`.
+   *
+   * @example
+   * await kairos.putWorkflow(workflow('nightly-etl').step('extract', { handler: 'extract' }).build());
+   */
+  putWorkflow(spec: WorkflowSpec): Promise<Workflow> {
+    return this.request('PUT', `/v1/workflows/${enc(spec.name)}`, spec);
+  }
+
+  /** One workflow with its steps, as stored (defaults written out). */
+  getWorkflow(name: string): Promise<Workflow> {
+    return this.request('GET', `/v1/workflows/${enc(name)}`);
+  }
+
+  /** The namespace's workflows by name, one page (`nextCursor` for the next). */
+  listWorkflows(filter: PageFilter = {}): Promise<Page<Workflow>> {
+    return this.request('GET', '/v1/workflows', undefined, { ...filter });
+  }
+
+  /** Deletes a workflow with its instances and its handler steps' runs. */
+  async deleteWorkflow(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/workflows/${enc(name)}`);
+  }
+
+  /**
+   * Starts an instance: its root steps' runs are queued at once. A second start with the same
+   * `idempotencyKey` answers the instance the first started, whatever its `context`.
+   *
+   * @example
+   * const instance = await kairos.startWorkflow('nightly-etl', { context: { day: '2026-12-05' } });
+   */
+  startWorkflow(name: string, request: WorkflowStart = {}): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflows/${enc(name)}/instances`, request);
+  }
+
+  /** A workflow's instances, newest first, one page. */
+  listWorkflowInstances(name: string, filter: PageFilter = {}): Promise<Page<WorkflowInstance>> {
+    return this.request('GET', `/v1/workflows/${enc(name)}/instances`, undefined, { ...filter });
+  }
+
+  /** An instance with each step's state and run id. */
+  getWorkflowInstance(id: number): Promise<WorkflowInstance> {
+    return this.request('GET', `/v1/workflow-instances/${id}`);
+  }
+
+  /**
+   * Cancels a running instance: its queued and running step runs are cancelled, its waiting and
+   * ready steps end `cancelled`. An instance that ended answers 409 `WORKFLOW_INSTANCE_FINISHED`.
+   */
+  cancelWorkflowInstance(id: number): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/cancel`, {});
+  }
+
+  /**
+   * Pauses a running instance (state `paused`): runs already queued go on, but no further step is
+   * queued until {@link resumeWorkflowInstance}. An ended instance answers 409
+   * `WORKFLOW_INSTANCE_FINISHED`.
+   */
+  pauseWorkflowInstance(id: number): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/pause`, {});
+  }
+
+  /** Resumes a paused instance (state `running`): the steps held while it was paused are queued. */
+  resumeWorkflowInstance(id: number): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/resume`, {});
+  }
+
+  /**
+   * Retries a failed or cancelled instance from where it stopped: its failed and cancelled steps,
+   * and the steps skipped because of them, run again as their edges decide. Another state answers
+   * 409 `WORKFLOW_INSTANCE_NOT_RETRYABLE`.
+   */
+  retryWorkflowInstance(id: number): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/retry`, {});
+  }
+
+  /**
+   * Runs an ended step again, with a new run, and the steps after it as their edges then decide. A
+   * step still waiting or ready answers 409 `WORKFLOW_STEP_NOT_ENDED`; an unknown one 404
+   * `WORKFLOW_STEP_NOT_FOUND`.
+   */
+  rerunWorkflowStep(id: number, step: string): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/steps/${enc(step)}/rerun`, {});
+  }
+
+  /**
+   * Skips a step by hand: it ends as a success with a null result (`skipped: true` on its entry; a
+   * run of it is cancelled), and its children go on. A step that cannot be skipped answers 409
+   * `WORKFLOW_STEP_NOT_SKIPPABLE`.
+   */
+  skipWorkflowStep(id: number, step: string): Promise<WorkflowInstance> {
+    return this.request('POST', `/v1/workflow-instances/${id}/steps/${enc(step)}/skip`, {});
+  }
+
   // Console and access ------------------------------------------------------
 
   /** How the node lets users log in: password, single sign-on (public). */
@@ -645,6 +748,12 @@ export class KairosClient {
     }
     throw new KairosApiError(response.status, 'HTTP_' + response.status, text || response.statusText);
   }
+}
+
+/** One page of a list: at most `limit` items after `cursor` (the previous page's `nextCursor`). */
+export interface PageFilter {
+  limit?: number | undefined;
+  cursor?: string | undefined;
 }
 
 /** Options of the calls that change a job. */

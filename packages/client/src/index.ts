@@ -3,6 +3,7 @@ export {
   fetchTransport,
   type JobEditOptions,
   KairosClient,
+  type PageFilter,
   type Transport,
   type TransportRequest,
   type TransportResponse,
@@ -25,3 +26,10 @@ export {
 } from './tasks.ts';
 export { contextOfTrace, type TraceContext, traceContextOf, tracerFor } from './tracing.ts';
 export type * from './wire.ts';
+export {
+  type WorkflowBuilder,
+  type WorkflowBuilderOptions,
+  type WorkflowEdge,
+  type WorkflowStepOptions,
+  workflow,
+} from './workflow-builder.ts';

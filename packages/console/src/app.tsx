@@ -14,12 +14,15 @@ import { RunsPage } from './pages/runs.tsx';
 import { RetentionSettingsPage } from './pages/settings.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { WorkersPage } from './pages/workers.tsx';
+import { WorkflowInstancePage } from './pages/workflow-instance.tsx';
+import { WorkflowPage, WorkflowsPage } from './pages/workflows.tsx';
 import { type Route, useRoute } from './router.ts';
 
 const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
   { path: 'overview', label: 'Overview' },
   { path: 'jobs', label: 'Jobs' },
   { path: 'calendars', label: 'Calendars' },
+  { path: 'workflows', label: 'Workflows' },
   { path: 'runs', label: 'Runs' },
   { path: 'workers', label: 'Workers' },
   { path: 'cluster', label: 'Cluster' },
@@ -142,7 +145,7 @@ export function App() {
 }
 
 function Page({ route, me }: { route: Route; me: Me }) {
-  const [section, id, sub] = route.path;
+  const [section, id, sub, subId] = route.path;
   switch (section) {
     case undefined:
     case 'overview':
@@ -155,6 +158,11 @@ function Page({ route, me }: { route: Route; me: Me }) {
     case 'runs':
       if (id) return <RunDetailPage me={me} id={Number(id)} />;
       return <RunsPage query={route.query} />;
+    case 'workflows':
+      if (id && sub === 'instances' && subId)
+        return <WorkflowInstancePage me={me} name={id} id={Number(subId)} />;
+      if (id) return <WorkflowPage me={me} name={id} />;
+      return <WorkflowsPage />;
     case 'workers':
       return <WorkersPage me={me} />;
     case 'cluster':

@@ -115,6 +115,11 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'GET /v1/workflows/:name/skipped': 'viewer',
   'GET /v1/workflow-instances/:id': 'viewer',
   'POST /v1/workflow-instances/:id/cancel': 'operator',
+  'POST /v1/workflow-instances/:id/pause': 'operator',
+  'POST /v1/workflow-instances/:id/resume': 'operator',
+  'POST /v1/workflow-instances/:id/retry': 'operator',
+  'POST /v1/workflow-instances/:id/steps/:step/rerun': 'operator',
+  'POST /v1/workflow-instances/:id/steps/:step/skip': 'operator',
 };
 
 interface Caller {

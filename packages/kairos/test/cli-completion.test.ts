@@ -45,6 +45,19 @@ describe('kairos completion', async () => {
     expect(complete('jobs', 'create', 'nightly', '--cro')).toEqual(['--cron']);
     expect(complete('jobs', 'create', 'nightly', '--cron', '0 2 * * *', '--ti')).toEqual(['--timeout']);
     expect(complete('import', 'crontab', '--dr')).toEqual(['--dry-run']);
+    expect(complete('workflows', '')).toEqual(
+      expect.arrayContaining([
+        'list',
+        'get',
+        'apply',
+        'start',
+        'instances',
+        'instance',
+        'cancel',
+        'rerun-step',
+      ]),
+    );
+    expect(complete('workflows', 'start', 'etl', '--id')).toEqual(['--idempotency-key']);
   });
 
   it('zsh through bashcompinit; fish with its own commands; another shell is a usage error', async () => {

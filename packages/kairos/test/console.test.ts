@@ -79,7 +79,7 @@ beforeAll(async () => {
       '--disable-sync',
     ],
   });
-}, 60_000);
+});
 
 afterAll(async () => {
   await browser?.close();
@@ -531,6 +531,122 @@ describe('the web console in Chromium', () => {
     await admin.deleteJob('browser-stranded');
   });
 
+  it('workflows: lists them, draws the graph, follows an instance live to its end, opens a step run, cancels an instance', async () => {
+    // A join (load after clean and stats) and a failure edge (page after load fails); report is
+    // after load's success, so it is skipped, and the instance succeeds: the failure is handled.
+    await admin.request('PUT', '/v1/workflows/browser-etl', {
+      description: 'extract, two branches, a join that fails, the failure handled',
+      steps: [
+        { id: 'extract', handler: 'echo' },
+        { id: 'clean', handler: 'echo', after: ['extract'] },
+        { id: 'stats', handler: 'flaky', after: ['extract'], retry: { maxAttempts: 2, delay: 0 } },
+        { id: 'load', handler: 'fail', after: ['clean', 'stats'], retry: { maxAttempts: 1 } },
+        { id: 'page', handler: 'echo', after: [{ step: 'load', on: 'failure' }] },
+        { id: 'report', handler: 'echo', after: ['load'] },
+      ],
+    });
+    const ids = ['extract', 'clean', 'stats', 'load', 'page', 'report'];
+    await page.getByRole('link', { name: 'Workflows', exact: true }).click();
+    const listed = page
+      .getByRole('table', { name: 'Workflows' })
+      .getByRole('row')
+      .filter({ hasText: 'browser-etl' });
+    await listed.getByRole('cell', { name: '6', exact: true }).waitFor();
+    await listed.getByRole('link', { name: 'browser-etl' }).click();
+    await page.getByRole('heading', { name: 'browser-etl' }).waitFor();
+    // The definition: a node per step, laid out by ELK, drawn by React Flow (each edge a path).
+    const graph = page.getByRole('figure', { name: 'Workflow graph' });
+    for (const id of ids) await graph.getByTestId(`step-${id}`).waitFor();
+    expect(await graph.locator('.react-flow__edge').count()).toBe(6);
+    await graph.getByText('on failure').waitFor();
+    // ELK placed them: extract first, the join after both its parents.
+    const x = async (id: string) => (await graph.getByTestId(`step-${id}`).boundingBox())!.x;
+    expect(await x('extract')).toBeLessThan(await x('clean'));
+    expect(await x('stats')).toBeLessThan(await x('load'));
+    expect(await x('load')).toBeLessThan(await x('page'));
+
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Start browser-etl' });
+    await dialog.getByLabel('Context (JSON)').fill('[1]');
+    await dialog.getByRole('alert').filter({ hasText: 'must be a JSON object' }).waitFor();
+    await dialog.getByLabel('Context (JSON)').fill('{"day": "2026-12-05"}');
+    await dialog.getByRole('button', { name: 'Start instance' }).click();
+    await page.getByRole('heading', { name: /^Instance #\d+/ }).waitFor();
+    const instanceId = Number(page.url().split('/').pop());
+    expect(
+      (await admin.request<{ context: unknown }>('GET', `/v1/workflow-instances/${instanceId}`)).context,
+    ).toEqual({
+      day: '2026-12-05',
+    });
+
+    // The states follow the worker without a reload, to the instance's end.
+    const live = page.getByRole('figure', { name: 'Workflow graph' });
+    const expected: Record<string, string> = {
+      extract: 'succeeded',
+      clean: 'succeeded',
+      stats: 'succeeded',
+      load: 'failed',
+      page: 'succeeded',
+      report: 'skipped',
+    };
+    for (const [id, state] of Object.entries(expected)) {
+      await live.locator(`[data-testid="step-${id}"][data-state="${state}"]`).getByText(state).waitFor();
+    }
+    await page.getByTestId('instance-state').filter({ hasText: 'succeeded' }).waitFor();
+    // The timeline: a bar per step that ran; stats took two attempts (flaky fails its first).
+    const timeline = page.getByRole('list', { name: 'Step timeline' });
+    expect(await timeline.locator('.timeline-bar').count()).toBe(5);
+    await timeline.locator('li[data-step="stats"]').getByText('2 attempts').waitFor();
+    expect(await page.getByRole('button', { name: 'Cancel', exact: true }).count()).toBe(0);
+    await shot(page, 'workflow-instance');
+
+    // One click from a step to its run.
+    const steps = (
+      await admin.request<{ steps: Array<{ id: string; runId: number | null }> }>(
+        'GET',
+        `/v1/workflow-instances/${instanceId}`,
+      )
+    ).steps;
+    const loadRun = steps.find((s) => s.id === 'load')!.runId!;
+    await live.getByRole('link', { name: `step load: run #${loadRun}` }).click();
+    await page.getByRole('heading', { name: `Run #${loadRun}` }).waitFor();
+    await page.getByTestId('run-status').filter({ hasText: 'failed' }).waitFor();
+    await page.getByText('always fails').first().waitFor();
+
+    await page.goto(`${url}/#/workflows/browser-etl`);
+    const instances = page.getByRole('table', { name: 'Instances' });
+    await instances.getByRole('link', { name: `#${instanceId}` }).waitFor();
+    await instances.locator('tr[data-state="succeeded"]').first().waitFor();
+    await page.getByRole('figure', { name: 'Workflow graph' }).getByTestId('step-report').waitFor();
+    await shot(page, 'workflow');
+
+    // Cancel from the console: a step that sleeps, and one waiting after it.
+    await admin.request('PUT', '/v1/workflows/browser-slow', {
+      steps: [
+        { id: 'nap', handler: 'sleep', params: { ms: 120000 }, retry: { maxAttempts: 1 } },
+        { id: 'wake', handler: 'echo', after: ['nap'] },
+      ],
+    });
+    const slow = await admin.request<{ id: number }>('POST', '/v1/workflows/browser-slow/instances', {});
+    await page.goto(`${url}/#/workflows/browser-slow/instances/${slow.id}`);
+    await page.locator('[data-testid="step-nap"][data-state="ready"]').waitFor();
+    await page.locator('[data-testid="step-wake"][data-state="waiting"]').waitFor();
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await page
+      .getByRole('dialog', { name: `Cancel instance #${slow.id}?` })
+      .getByRole('button', { name: 'Cancel instance' })
+      .click();
+    await page.getByTestId('instance-state').filter({ hasText: 'cancelled' }).waitFor();
+    await page.locator('[data-testid="step-nap"][data-state="cancelled"]').waitFor();
+    await page.locator('[data-testid="step-wake"][data-state="cancelled"]').waitFor();
+    const cancelled = await admin.request<{ state: string; steps: Array<{ runId: number | null }> }>(
+      'GET',
+      `/v1/workflow-instances/${slow.id}`,
+    );
+    expect(cancelled.state).toBe('cancelled');
+    expect((await admin.getRun(cancelled.steps[0]!.runId!)).status).toBe('cancelled');
+  }, 120_000);
+
   it('alerts: adds a signed webhook channel, sends a test, adds a rule and shows its alert and deliveries', async () => {
     const receiver = await new Receiver().start();
     try {
@@ -618,6 +734,13 @@ describe('the web console in Chromium', () => {
     expect(await viewer.getByRole('button', { name: 'Send test' }).count()).toBe(0);
     expect(await viewer.getByRole('form', { name: 'New alert rule' }).count()).toBe(0);
 
+    await viewer.getByRole('link', { name: 'Workflows', exact: true }).click();
+    await viewer.getByRole('link', { name: 'browser-etl' }).click();
+    await viewer.getByRole('figure', { name: 'Workflow graph' }).getByTestId('step-load').waitFor();
+    await viewer.getByRole('table', { name: 'Instances' }).getByRole('link').first().click();
+    await viewer.getByTestId('instance-state').filter({ hasText: 'succeeded' }).waitFor();
+    expect(await viewer.getByRole('button', { name: /Start|Retry|Re-run|Skip/ }).count()).toBe(0);
+
     await viewer.goto(`${url}/#/jobs/new`);
     await viewer.getByText('can look at jobs but not change them').waitFor();
 
@@ -701,6 +824,127 @@ describe('the web console in Chromium', () => {
     await teal.report(workerId, { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] });
     await teal.unregister(workerId);
     await tom.context().close();
+  }, 90_000);
+
+  it('ran without script errors', () => {
+    expect(scriptErrors).toEqual([]);
+  });
+});
+
+describe('the workflow repair buttons in Chromium', () => {
+  let page: Page;
+  type Instance = {
+    id: number;
+    state: string;
+    steps: Array<{ id: string; state: string; runId: number | null; skipped?: boolean }>;
+  };
+  const getInstance = (id: number) => admin.request<Instance>('GET', `/v1/workflow-instances/${id}`);
+
+  beforeAll(async () => {
+    page = await newPage();
+    await login(page, 'ada', env.KAIROS_ADMIN_PASSWORD);
+  });
+
+  it('pauses a running instance and resumes it: each button only when it applies', async () => {
+    await admin.request('PUT', '/v1/workflows/browser-pause', {
+      steps: [
+        { id: 'nap', handler: 'sleep', params: { ms: 3000 }, retry: { maxAttempts: 1 } },
+        { id: 'wake', handler: 'echo', after: ['nap'] },
+      ],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-pause/instances', {});
+    await page.goto(`${url}/#/workflows/browser-pause/instances/${started.id}`);
+    await page.locator('[data-testid="step-nap"][data-state="ready"]').waitFor();
+    expect(await page.getByRole('button', { name: 'Resume', exact: true }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.getByTestId('instance-state').filter({ hasText: 'paused' }).waitFor();
+    expect((await getInstance(started.id)).state).toBe('paused');
+    expect(await page.getByRole('button', { name: 'Pause', exact: true }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await page.getByTestId('instance-state').filter({ hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="step-wake"][data-state="succeeded"]').waitFor();
+  }, 60_000);
+
+  it('retries a failed instance after a confirm', async () => {
+    await admin.request('PUT', '/v1/workflows/browser-retry', {
+      steps: [{ id: 'once', handler: 'fail', retry: { maxAttempts: 1 } }],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-retry/instances', {});
+    await page.goto(`${url}/#/workflows/browser-retry/instances/${started.id}`);
+    await page.getByTestId('instance-state').filter({ hasText: 'failed' }).waitFor();
+    const before = (await getInstance(started.id)).steps[0]!;
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
+    await page
+      .getByRole('dialog', { name: `Retry instance #${started.id}?` })
+      .getByRole('button', { name: 'Retry instance' })
+      .click();
+    // The step ran again (a new run, or another attempt of its run), and `fail` fails it again.
+    await waitFor(
+      async () => {
+        const step = (await getInstance(started.id)).steps[0]!;
+        return step.runId !== before.runId || (step as { attempts?: number }).attempts! > 1 || undefined;
+      },
+      20_000,
+      'the step to run again',
+    );
+    await page.getByTestId('instance-state').filter({ hasText: 'failed' }).waitFor();
+  }, 60_000);
+
+  it('re-runs an ended step, and skips a waiting one by hand', async () => {
+    // Re-run: extract of a finished browser-etl instance gets a new run.
+    const { items } = await admin.request<{ items: Instance[] }>(
+      'GET',
+      '/v1/workflows/browser-etl/instances',
+    );
+    const done = items.find((i) => i.state === 'succeeded')!;
+    const extract = done.steps.find((s) => s.id === 'extract')!;
+    await page.goto(`${url}/#/workflows/browser-etl/instances/${done.id}`);
+    await page
+      .getByRole('table', { name: 'Steps' })
+      .locator('tr[data-step="extract"]')
+      .getByRole('button', { name: 'Re-run' })
+      .click();
+    await page
+      .getByRole('dialog', { name: 'Re-run step extract?' })
+      .getByRole('button', { name: 'Re-run step' })
+      .click();
+    await waitFor(
+      async () =>
+        (await getInstance(done.id)).steps.find((s) => s.id === 'extract')!.runId !== extract.runId ||
+        undefined,
+      20_000,
+      'a new run of extract',
+    );
+
+    // Skip: the long step is skipped by hand, the step after it runs.
+    await admin.request('PUT', '/v1/workflows/browser-skip', {
+      steps: [
+        { id: 'nap', handler: 'sleep', params: { ms: 120000 }, retry: { maxAttempts: 1 } },
+        { id: 'wake', handler: 'echo', after: ['nap'] },
+      ],
+    });
+    const started = await admin.request<Instance>('POST', '/v1/workflows/browser-skip/instances', {});
+    await page.goto(`${url}/#/workflows/browser-skip/instances/${started.id}`);
+    const wakeRow = page.getByRole('table', { name: 'Steps' }).locator('tr[data-step="wake"]');
+    await wakeRow.getByRole('button', { name: 'Skip' }).waitFor();
+    expect(await wakeRow.getByRole('button', { name: 'Re-run' }).count()).toBe(0);
+    await page
+      .getByRole('table', { name: 'Steps' })
+      .locator('tr[data-step="nap"]')
+      .getByRole('button', { name: 'Skip' })
+      .click();
+    await page
+      .getByRole('dialog', { name: 'Skip step nap?' })
+      .getByRole('button', { name: 'Skip step' })
+      .click();
+    await page
+      .locator('[data-testid="step-nap"][data-state="hand-skipped"]')
+      .getByText('skipped by hand')
+      .waitFor();
+    await page.locator('[data-testid="step-wake"][data-state="succeeded"]').waitFor();
+    const skipped = await getInstance(started.id);
+    expect(skipped.steps[0]).toMatchObject({ id: 'nap', state: 'succeeded', skipped: true });
+    expect(skipped.state).toBe('succeeded');
   }, 90_000);
 
   it('ran without script errors', () => {

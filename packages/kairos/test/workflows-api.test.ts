@@ -226,4 +226,32 @@ describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s
     const page = await other.request<{ items: Workflow[] }>('GET', '/v1/workflows');
     expect(page.items.map((w) => [w.name, w.steps[0]!.id])).toEqual([['shared-name', 'b']]);
   });
+
+  it("refuses a trigger's idempotency key of the form a step's run takes: the step would get no run", async () => {
+    // Before: the trigger took `workflow:<instance>:<step>`, the step's run then hit the key's
+    // unique index (ON CONFLICT DO NOTHING), and the step stayed `ready` without a run: the
+    // instance never ended.
+    await admin.request('POST', '/v1/jobs', {
+      name: 'keyed-load',
+      handler: 'h',
+      trigger: { kind: 'manual' },
+    });
+    await put('keyed', {
+      steps: [
+        { id: 'gate', handler: 'no-worker-runs-this' },
+        { id: 'load', job: 'keyed-load', after: ['gate'] },
+      ],
+    });
+    const started = await start('keyed');
+    const key = `workflow:${started.id}:load`;
+    for (const request of [
+      admin.request('POST', '/v1/jobs/keyed-load/trigger', { idempotencyKey: key }),
+      admin.request('POST', '/v1/jobs/keyed-load/trigger', { runs: [{}, { idempotencyKey: key }] }),
+    ]) {
+      const refused = await apiError(request);
+      expect(refused).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    }
+    expect((await admin.listRuns({ job: 'keyed-load' })).items).toEqual([]);
+    await admin.request('POST', `/v1/workflow-instances/${started.id}/cancel`);
+  });
 });

@@ -107,7 +107,13 @@ export const WorkflowSchema = Type.Object({
 
 export const WorkflowPageSchema = PageSchema(WorkflowSchema);
 
-export const WorkflowInstanceStateSchema = literals(['running', 'succeeded', 'failed', 'cancelled'] as const);
+export const WorkflowInstanceStateSchema = literals([
+  'running',
+  'paused',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const);
 export const WorkflowStepStateSchema = literals([
   'waiting',
   'ready',
@@ -131,10 +137,31 @@ export const WorkflowInstanceSchema = Type.Object({
   createdAt: Type.String(),
   startedAt: Type.String(),
   finishedAt: nullable(Type.String()),
-  /** Each step's state and its run (null until it is queued, and for skipped steps). */
+  /**
+   * Each step's state and its run (null until it is queued, and for skipped steps; a retry puts it
+   * back to null). `skipped: true` on a step skipped by hand (`succeeded`, result null).
+   */
   steps: Type.Array(
-    Type.Object({ id: Type.String(), state: WorkflowStepStateSchema, runId: nullable(Type.Integer()) }),
+    Type.Object({
+      id: Type.String(),
+      state: WorkflowStepStateSchema,
+      runId: nullable(Type.Integer()),
+      /** When its run's first attempt started; null before, and when the run is gone (retention). */
+      startedAt: nullable(Type.String()),
+      /** When its run ended for good; null while it may still run, and when the run is gone. */
+      finishedAt: nullable(Type.String()),
+      /** The attempts its run has started: 0 before its first, and when the run is gone. */
+      attempts: Type.Integer(),
+      /** True when an operator skipped it by hand (it counts as succeeded with a null result). */
+      skipped: Type.Optional(Type.Boolean()),
+    }),
   ),
+});
+
+/** The path of a step's repair: `/v1/workflow-instances/:id/steps/:step/{rerun,skip}`. */
+export const WorkflowStepParam = closed({
+  id: Type.Integer({ minimum: 1 }),
+  step: Type.String({ minLength: 1, maxLength: 64 }),
 });
 
 export const WorkflowStartSchema = closed({

@@ -7,6 +7,8 @@ import {
   type JobSpec,
   type JsonObject,
   type KairosClient,
+  type Workflow,
+  type WorkflowSpec,
 } from '@kairos/client';
 import { Value } from '@sinclair/typebox/value';
 import type { Command } from 'commander';
@@ -15,9 +17,13 @@ import { compileCalendar } from '../core/calendar.ts';
 import { compileJob, minimalSpec, specFromJob, specOf } from '../core/job.ts';
 import { replaceAtPaths, SECRET_MASK, valueAt } from '../core/secret-params.ts';
 import { KairosError } from '../errors.ts';
+import { type Change, diff, printPlan } from './change.ts';
 import { printJson } from './format.ts';
 import { clientFrom, type GlobalFlags, UsageError } from './options.ts';
 import { importModule } from './worker.ts';
+import { checkWorkflows, exportWorkflow, planWorkflows, putWorkflows } from './workflow-plan.ts';
+
+export type { Change } from './change.ts';
 
 /** A file of definitions: what `kairos apply` takes and `kairos export` writes. */
 export interface Definitions {
@@ -27,25 +33,14 @@ export interface Definitions {
   /** Group limits: `{ name, maxConcurrency?, rateLimit? }`. */
   groups?: GroupDefinition[];
   jobs?: JobSpec[];
+  /** Workflows (docs/workflows.md), each the body of `PUT /v1/workflows/:name` with its name. */
+  workflows?: WorkflowSpec[];
 }
 
 interface GroupDefinition {
   name: string;
   maxConcurrency?: number;
   rateLimit?: { limit: number; per: string | number };
-}
-
-/** One change `apply` makes (or would make). */
-export interface Change {
-  kind: 'calendar' | 'group' | 'job';
-  name: string;
-  action: 'create' | 'update' | 'unchanged' | 'delete';
-  /** The fields that differ, `field: before → after`. */
-  fields: string[];
-  /** The job's version the diff was read from: the update applies only over it (If-Match). */
-  version?: number;
-  /** The job's revision as stored (its declaring code's): kept when the file gives none. */
-  revision?: number | null;
 }
 
 interface ApplyFlags {
@@ -71,7 +66,7 @@ export function registerApply(program: Command): void {
   program
     .command('apply')
     .description(
-      'make the cluster match a file of jobs, calendars and group limits (YAML, JSON, or a JavaScript/TypeScript module): a diff first, then the changes',
+      'make the cluster match a file of jobs, workflows, calendars and group limits (YAML, JSON, or a JavaScript/TypeScript module): a diff first, then the changes',
     )
     .requiredOption('-f, --file <file>', 'the definitions: .yaml, .yml, .json, .js, .mjs or .ts')
     .option('--dry-run', 'print the diff, change nothing')
@@ -97,10 +92,10 @@ export function registerApply(program: Command): void {
   program
     .command('export')
     .description(
-      'write every job, calendar and group limit as a file that `kairos apply -f` takes back unchanged',
+      'write every job, workflow, calendar and group limit as a file that `kairos apply -f` takes back unchanged',
     )
     .option('-o, --output <file>', 'write to this file (.yaml, .yml or .json) instead of standard output')
-    .option('--job <name...>', 'only these jobs (and no calendars or groups)')
+    .option('--job <name...>', 'only these jobs (and no workflows, calendars or groups)')
     .option('--owner <name>', 'only the jobs this owner manages, as its file (with its owner key)')
     .action(async (options: { output?: string; job?: string[]; owner?: string }, cmd: Command) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
@@ -115,6 +110,11 @@ export function registerApply(program: Command): void {
 
 /** Reads and checks a definitions file; every error names the entry. */
 export async function loadDefinitions(file: string): Promise<Definitions> {
+  return checkDefinitions(await readDefinitionsFile(file), file);
+}
+
+/** The value a file of definitions holds: YAML, JSON, or a module's default export; unchecked. */
+export async function readDefinitionsFile(file: string): Promise<unknown> {
   const path = resolve(file);
   if (!existsSync(path)) throw new UsageError(`-f: no such file ${file}`);
   const ext = extname(path);
@@ -130,19 +130,28 @@ export async function loadDefinitions(file: string): Promise<Definitions> {
     const module = await importModule(path, file, '-f');
     value = module.default ?? module;
   } else throw new UsageError(`-f: ${file}: expected .yaml, .yml, .json, .js, .mjs or .ts`);
-  return checkDefinitions(value, file);
+  return value;
 }
 
 function checkDefinitions(value: unknown, file: string): Definitions {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new UsageError(`-f: ${file}: expected an object with jobs, calendars and groups`);
-  const { jobs = [], calendars = [], groups = [], owner, ...rest } = value as Record<string, unknown>;
+    throw new UsageError(`-f: ${file}: expected an object with jobs, workflows, calendars and groups`);
+  const {
+    jobs = [],
+    workflows = [],
+    calendars = [],
+    groups = [],
+    owner,
+    ...rest
+  } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0)
-    throw new UsageError(`-f: ${file}: unknown key ${unknown[0]} (expected owner, jobs, calendars, groups)`);
-  for (const [key, list] of Object.entries({ jobs, calendars, groups }))
+    throw new UsageError(
+      `-f: ${file}: unknown key ${unknown[0]} (expected owner, jobs, workflows, calendars, groups)`,
+    );
+  for (const [key, list] of Object.entries({ jobs, workflows, calendars, groups }))
     if (!Array.isArray(list)) throw new UsageError(`-f: ${file}: ${key} must be a list`);
-  const definitions = { jobs, calendars, groups } as Required<Definitions>;
+  const definitions = { jobs, workflows, calendars, groups } as Required<Definitions>;
   if (owner !== undefined) definitions.owner = checkOwner(owner, `-f: ${file}: owner`);
   for (const job of definitions.jobs as Array<JobSpec | undefined>)
     if (job && 'owner' in job)
@@ -176,6 +185,7 @@ function checkDefinitions(value: unknown, file: string): Definitions {
       throw at('job', job?.name, error);
     }
   }
+  checkWorkflows(definitions.workflows, file);
   for (const calendar of definitions.calendars) {
     try {
       compileCalendar(calendar);
@@ -283,6 +293,8 @@ export async function planApply(
           `job ${spec.name} runs after ${spec.trigger.job}, which --prune would delete: keep ${spec.trigger.job} in the file, or change ${spec.name}`,
         );
   }
+  // Workflows have no owner: they are created and replaced, never pruned.
+  changes.push(...(await planWorkflows(client, definitions.workflows ?? [])));
   return changes;
 }
 
@@ -295,6 +307,17 @@ async function allJobs(client: KairosClient): Promise<Job[]> {
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   return jobs;
+}
+
+async function allWorkflows(client: KairosClient): Promise<Workflow[]> {
+  const workflows: Workflow[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listWorkflows({ limit: 500, cursor });
+    workflows.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return workflows;
 }
 
 async function getJob(client: KairosClient, name: string): Promise<Job | undefined> {
@@ -317,16 +340,6 @@ function maskSecretsAt(params: JsonObject, paths: readonly string[]): JsonObject
   return replaceAtPaths(params, paths, () => SECRET_MASK);
 }
 
-function diff(kind: Change['kind'], name: string, now: object | undefined, desired: object): Change {
-  if (now === undefined) return { kind, name, action: 'create', fields: [] };
-  const before = now as Record<string, unknown>;
-  const after = desired as Record<string, unknown>;
-  const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])]
-    .filter((key) => key !== 'name' && JSON.stringify(before[key]) !== JSON.stringify(after[key]))
-    .map((key) => `${key}: ${JSON.stringify(before[key]) ?? '-'} → ${JSON.stringify(after[key]) ?? '-'}`);
-  return { kind, name, action: fields.length === 0 ? 'unchanged' : 'update', fields };
-}
-
 function perMs(per: string | number): number {
   return typeof per === 'number'
     ? per
@@ -334,7 +347,10 @@ function perMs(per: string | number): number {
         .dispatch.rateLimit!.perMs;
 }
 
-/** Calendars and groups first (jobs name them), then jobs, parents before their `after` children. */
+/**
+ * Calendars and groups first (jobs name them), then jobs, parents before their `after` children,
+ * then workflows (their `job` steps name jobs), then the prunes.
+ */
 export async function carryOut(
   client: KairosClient,
   definitions: Definitions,
@@ -371,29 +387,13 @@ export async function carryOut(
     }
     done.add(job!.name);
   }
+  await putWorkflows(client, definitions.workflows ?? [], plan);
   // Only the version the plan read: a job edited or taken over since is not deleted.
   for (const change of plan)
     if (change.action === 'delete') await client.deleteJob(change.name, { ifMatch: change.version });
 }
 
-function printPlan(plan: Change[], dryRun: boolean): void {
-  const verb = {
-    create: dryRun ? 'would create' : 'created',
-    update: dryRun ? 'would update' : 'updated',
-    delete: dryRun ? 'would delete' : 'deleted',
-    unchanged: 'unchanged',
-  };
-  for (const change of plan) {
-    console.log(`${verb[change.action]} ${change.kind} ${change.name}`);
-    for (const field of change.fields) console.log(`    ${field}`);
-  }
-  const count = (action: Change['action']) => plan.filter((c) => c.action === action).length;
-  console.log(
-    `${count('create')} to create, ${count('update')} to update, ${count('delete')} to delete, ${count('unchanged')} unchanged${dryRun ? ' (dry run: nothing changed)' : ''}`,
-  );
-}
-
-/** Every job (or the named ones), calendar and group limit, as `apply` takes them. */
+/** Every job (or the named ones), workflow, calendar and group limit, as `apply` takes them. */
 export async function exportDefinitions(
   client: KairosClient,
   only?: string[],
@@ -444,5 +444,9 @@ export async function exportDefinitions(
       const { owner: _owner, revision: _revision, ...spec } = minimalSpec(specFromJob(job));
       return spec;
     });
+  if (!only && owner === undefined) {
+    const workflows = await allWorkflows(client);
+    if (workflows.length > 0) out.workflows = workflows.map(exportWorkflow);
+  }
   return out;
 }

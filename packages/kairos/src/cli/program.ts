@@ -18,6 +18,7 @@ import { registerServer } from './server.ts';
 import { registerUsers } from './users.ts';
 import { registerWorker } from './worker.ts';
 import { registerWorkers } from './workers.ts';
+import { registerWorkflows } from './workflows.ts';
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -68,6 +69,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerJobs(program);
   registerRuns(program);
+  registerWorkflows(program);
   registerWorkers(program);
   registerCalendars(program);
   registerAlerts(program);

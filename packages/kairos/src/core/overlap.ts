@@ -6,6 +6,13 @@ import type { OverlapPolicy } from '@kairos/client';
  */
 export const BUFFERED_AT = 8_640_000_000_000_000;
 
+/**
+ * The available time of a workflow `job` step's run queued while its job is paused: queued, never
+ * claimable until the job is resumed, which makes it available in the resume's transaction
+ * (docs/workflows.md). A valid date, and not BUFFERED_AT: no overlap promotion releases it.
+ */
+export const HELD_WHILE_PAUSED_AT = BUFFERED_AT - 1;
+
 /** A job's active runs as the fire transaction reads them from the store. */
 export interface ActiveRuns {
   /** Queued (claimable) or running. */

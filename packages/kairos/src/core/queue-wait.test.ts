@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BUFFERED_AT } from './overlap.ts';
+import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from './overlap.ts';
 import { type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -35,6 +35,14 @@ describe('why a queued run waits', () => {
     expect(waiting.reason).toBe('not_yet_available');
     expect(waiting.message).toMatch(/previous run/);
     expect(waiting.message).not.toMatch(/275760/);
+  });
+
+  it('a workflow step run of a paused job waits for the job to be resumed, not for a date', () => {
+    const waiting = whyQueued({ ...run, availableAt: HELD_WHILE_PAUSED_AT }, [worker()], NOW);
+    expect(waiting).toEqual({
+      reason: 'not_yet_available',
+      message: "a workflow step's run of a paused job: it becomes available when the job is resumed",
+    });
   });
 
   it('no live worker in its group: none, another group, another namespace, lease ended, draining or stopped', () => {

@@ -1,5 +1,5 @@
 import type { QueueWait } from '@kairos/client';
-import { BUFFERED_AT } from './overlap.ts';
+import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from './overlap.ts';
 
 /** What deciding why a queued run waits reads of it. */
 export interface WaitingRun {
@@ -26,7 +26,8 @@ export interface WaitWorker {
 /**
  * Why a queued run has not started at `now`, first reason first:
  * - `not_yet_available`: its time has not come (a delay, a retry's backoff, jitter), or the job's
- *   overlap policy buffers it until the job's previous run ends;
+ *   overlap policy buffers it until the job's previous run ends, or it is a workflow step's run
+ *   of a paused job, held until the job is resumed;
  * - `no_live_worker_in_group`: no live worker (active, lease not expired) of its namespace serves
  *   its group (a worker claims the runs of its own namespace only);
  * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
@@ -36,6 +37,11 @@ export interface WaitWorker {
  *   its group or job, or runs of higher priority, come first.
  */
 export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: number): QueueWait {
+  if (run.availableAt === HELD_WHILE_PAUSED_AT)
+    return {
+      reason: 'not_yet_available',
+      message: "a workflow step's run of a paused job: it becomes available when the job is resumed",
+    };
   if (run.availableAt >= BUFFERED_AT)
     return {
       reason: 'not_yet_available',

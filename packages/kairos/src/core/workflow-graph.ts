@@ -154,12 +154,20 @@ function findCycle(byId: Map<string, WorkflowStep>): string[] | null {
   return null;
 }
 
-/** The value at a dotted path of a result (`a.b.0`), or undefined. */
+/**
+ * The value at a dotted path of a result (`a.b.0`), or undefined. Each segment names a JSON member:
+ * an object's own key, or an array's index (digits, no leading zero); never a property that
+ * JavaScript adds (an array's `length`, an object's `__proto__` or `constructor`).
+ */
 export function valueAt(result: unknown, path: string): unknown {
   let value = result;
   for (const key of path.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[key];
+    if (Array.isArray(value)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key)) return undefined;
+      value = value[Number(key)];
+    } else if (value !== null && typeof value === 'object' && Object.hasOwn(value, key))
+      value = (value as Record<string, unknown>)[key];
+    else return undefined;
   }
   return value;
 }
@@ -219,6 +227,8 @@ function decide(step: WorkflowStep, steps: InstanceSteps): 'ready' | 'skipped' |
 export class WorkflowGraph {
   readonly steps: ReadonlyMap<string, WorkflowStep>;
   readonly #children = new Map<string, string[]>();
+  /** The steps with every parent before its children (for {@link settle}). */
+  readonly #order: string[] = [];
 
   /** Fails on a graph with problems ({@link graphProblems}): check it first. */
   constructor(steps: readonly WorkflowStep[], limits = DEFAULT_GRAPH_LIMITS) {
@@ -231,6 +241,17 @@ export class WorkflowGraph {
         const list = this.#children.get(edge.from) ?? [];
         list.push(step.id);
         this.#children.set(edge.from, list);
+      }
+    }
+    const parents = new Map(steps.map((s) => [s.id, s.after.length]));
+    const next = steps.filter((s) => s.after.length === 0).map((s) => s.id);
+    while (next.length > 0) {
+      const id = next.shift()!;
+      this.#order.push(id);
+      for (const child of this.#children.get(id) ?? []) {
+        const left = parents.get(child)! - 1;
+        parents.set(child, left);
+        if (left === 0) next.push(child);
       }
     }
   }
@@ -256,6 +277,16 @@ export class WorkflowGraph {
     const ready: string[] = [];
     const skipped: string[] = [];
     if (steps.get(stepId)?.state !== 'ready') return { ready, skipped };
+    return this.end(steps, stepId, end);
+  }
+
+  /**
+   * Ends a step whatever its state (a repair: a step skipped by hand ends as a success) and decides
+   * its waiting descendants, as {@link advance} does.
+   */
+  end(steps: InstanceSteps, stepId: string, end: StepEnd): { ready: string[]; skipped: string[] } {
+    const ready: string[] = [];
+    const skipped: string[] = [];
     steps.set(stepId, { state: end.ok ? 'succeeded' : 'failed', end });
     const queue = [...(this.#children.get(stepId) ?? [])];
     while (queue.length > 0) {
@@ -271,6 +302,42 @@ export class WorkflowGraph {
       }
     }
     return { ready, skipped };
+  }
+
+  /**
+   * Decides every waiting step from its edges, parents first (a repair put steps back to waiting,
+   * or a paused instance held the steps that became ready): the steps that become ready, and those
+   * skipped, transitively.
+   */
+  settle(steps: InstanceSteps): { ready: string[]; skipped: string[] } {
+    const ready: string[] = [];
+    const skipped: string[] = [];
+    for (const id of this.#order) {
+      if (steps.get(id)?.state !== 'waiting') continue;
+      const decision = decide(this.steps.get(id)!, steps);
+      if (decision === 'waiting') continue;
+      steps.set(id, { state: decision });
+      (decision === 'ready' ? ready : skipped).push(id);
+    }
+    return { ready, skipped };
+  }
+
+  /** The steps downstream of a step (its children, theirs, …), without it. */
+  descendants(stepId: string): Set<string> {
+    const found = new Set<string>();
+    const queue = [...(this.#children.get(stepId) ?? [])];
+    while (queue.length > 0) {
+      const id = queue.shift()!;
+      if (found.has(id)) continue;
+      found.add(id);
+      queue.push(...(this.#children.get(id) ?? []));
+    }
+    return found;
+  }
+
+  /** A step's children. */
+  children(stepId: string): readonly string[] {
+    return this.#children.get(stepId) ?? [];
   }
 
   /**

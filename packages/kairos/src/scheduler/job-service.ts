@@ -57,7 +57,7 @@ export class JobService {
     const compiled = compileJob(spec);
     checkDefinitionQuotas(quotas, compiled);
     const job = this.sealed(compiled, null);
-    await this.checkDependencies(job, namespace);
+    await this.checkCalendars(job, namespace);
     const now = this.clock.now();
     return this.store.createJob(job, scheduleOf(job, now), now, namespace, countAndRateCheck(quotas, job));
   }
@@ -78,7 +78,7 @@ export class JobService {
     checkNoEnvelopes(spec.params, 'params');
     const job = compileJob(spec);
     checkDefinitionQuotas(quotas, job);
-    await this.checkDependencies(job, namespace);
+    await this.checkCalendars(job, namespace);
     for (let tries = 0; ; tries++) {
       const existing = await this.store.getJob(job.name);
       // A job of that name in another namespace is not this namespace's to replace.
@@ -176,6 +176,8 @@ export class JobService {
         `runs: expected 1 to ${TRIGGER_BATCH_LIMIT} trigger requests`,
       );
     }
+    for (const [i, request] of requests.entries())
+      checkIdempotencyKey(request.idempotencyKey, `runs[${i}].idempotencyKey`);
     for (const request of requests) if (request.params) checkParamsBytes(quotas, request.params);
     const job = await this.get(name);
     const now = this.clock.now();
@@ -210,6 +212,7 @@ export class JobService {
     traceContext: TraceContext | null = null,
     quotas = NO_QUOTAS,
   ): Promise<RunRecord> {
+    checkIdempotencyKey(request.idempotencyKey, 'idempotencyKey');
     if (request.params) checkParamsBytes(quotas, request.params);
     let params: JsonObject | null = null;
     let priority = request.priority ?? null;
@@ -290,45 +293,23 @@ export class JobService {
   }
 
   /**
-   * Checks what a job refers to: its calendars exist (CALENDAR_NOT_FOUND), and its `after` chain
-   * does not lead back to itself (DEPENDENCY_CYCLE): each run would set
-   * off the next forever. A job has one trigger, so its ancestors form a chain, walked to its end.
-   * A parent that does not exist yet is allowed (jobs may be defined in any order); it fires nothing.
-   * The chain is walked within the job's namespace.
+   * Checks that a job's calendars exist in its namespace (CALENDAR_NOT_FOUND). Its `after` chain is
+   * checked by the store, inside the transaction that writes the job (DEPENDENCY_CYCLE), so that two
+   * concurrent definitions cannot close a cycle between them (docs/schedules.md#dependencies).
    */
-  private async checkDependencies(job: JobDefinition, namespace: string): Promise<void> {
+  private async checkCalendars(job: JobDefinition, namespace: string): Promise<void> {
     const names = job.schedule.calendars;
-    if (names.length > 0) {
-      const found = new Set(
-        (await this.store.getCalendars(names)).filter((c) => c.namespace === namespace).map((c) => c.name),
+    if (names.length === 0) return;
+    const found = new Set(
+      (await this.store.getCalendars(names)).filter((c) => c.namespace === namespace).map((c) => c.name),
+    );
+    const missing = names.filter((name) => !found.has(name));
+    if (missing.length > 0) {
+      throw new KairosError(
+        'CALENDAR_NOT_FOUND',
+        `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
+        { missing },
       );
-      const missing = names.filter((name) => !found.has(name));
-      if (missing.length > 0) {
-        throw new KairosError(
-          'CALENDAR_NOT_FOUND',
-          `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
-          {
-            missing,
-          },
-        );
-      }
-    }
-    const chain = [job.name];
-    let trigger = job.trigger;
-    while (trigger.kind === 'after') {
-      if (chain.includes(trigger.job)) {
-        throw new KairosError(
-          'DEPENDENCY_CYCLE',
-          `${chain.join(' → ')} → ${trigger.job}: a job cannot run after itself`,
-          { cycle: [...chain, trigger.job] },
-        );
-      }
-      chain.push(trigger.job);
-      const parent = await this.store.getJob(trigger.job);
-      // A job of another namespace never sets this one off (dependents run within their namespace):
-      // to this namespace it is a parent that does not exist, and its own chain is not read.
-      if (!parent || parent.namespace !== namespace) return;
-      trigger = parent.trigger;
     }
   }
 
@@ -415,7 +396,7 @@ export class JobService {
       // maxFiresPerSecond on a new schedule, judged by the store in the write's transaction under
       // the namespace's lock, as a create is: concurrent edits never pass it together.
       const quota = scheduleKept ? undefined : rateCheck(quotas, job);
-      await this.checkDependencies(job, existing.namespace);
+      await this.checkCalendars(job, existing.namespace);
       const now = this.clock.now();
       const expected = { version: existing.version, nextFireAt: existing.nextFireAt };
       // While paused a job keeps its next fire, so that resuming knows which fires it missed.
@@ -518,4 +499,16 @@ function countAndRateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaChe
 function rateCheck(quotas: QuotaConfig, job: JobDefinition): JobQuotaCheck | undefined {
   if (quotas.maxFiresPerSecond === null) return undefined;
   return (others) => checkJobCountAndRate(quotas, job.trigger, others, false);
+}
+
+/**
+ * A trigger's idempotency key must not take the form of a workflow step run's key
+ * (`workflow:<instance>:<step>`, store/workflows.ts): that step's run would then not be inserted
+ * (the key's unique index) and its instance would wait for it forever. `workflow:` is reserved.
+ */
+function checkIdempotencyKey(key: string | undefined, field: string): void {
+  if (key?.startsWith('workflow:'))
+    throw new KairosError('VALIDATION_FAILED', `${field}: keys starting with 'workflow:' are reserved`, {
+      field,
+    });
 }

@@ -54,6 +54,8 @@ export function describeChange(
   const id = params.name ?? params.id ?? (typeof body.name === 'string' ? body.name : '');
   const action = `${collection}.${verb || { POST: 'create', PUT: 'put', PATCH: 'update', DELETE: 'delete' }[request.method] || request.method.toLowerCase()}`;
   const details: JsonObject = {};
+  // A step of a workflow instance (`workflow-instances.steps.rerun` on `workflow-instances:17`).
+  if (params.step !== undefined) details.step = String(params.step);
   if (request.method === 'PATCH' || request.method === 'PUT') details.fields = Object.keys(body);
   return { action, target: `${collection}:${id}`, details };
 }

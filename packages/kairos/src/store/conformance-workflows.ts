@@ -4,6 +4,7 @@ import { compileJob } from '../core/job.ts';
 import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
 import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
+import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 /**
@@ -225,6 +226,62 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
           { id: 'a', state: 'failed', runId: first.runId },
           { id: 'b', state: 'skipped', runId: null },
         ],
+      });
+    });
+
+    it('reads each step with its run`s first start, final end and attempts; none when the run is gone', async () => {
+      await define('timed', [handler('a', [], { retry: { maxAttempts: 3, delay: 0 } }), handler('b', ['a'])]);
+      const instance = await store.workflows.start('default', 'timed', { context: {} }, now);
+      expect(instance!.steps).toEqual([
+        {
+          id: 'a',
+          state: 'ready',
+          runId: expect.any(Number),
+          startedAt: null,
+          finishedAt: null,
+          attempts: 0,
+        },
+        { id: 'b', state: 'waiting', runId: null, startedAt: null, finishedAt: null, attempts: 0 },
+      ]);
+      const first = (await claim()).get('a')!;
+      const firstStart = now;
+      await end(first, false, null, true);
+      const second = (await claim()).get('a')!;
+      // Running its second attempt: the run started with its first, and has not ended.
+      expect((await store.workflows.getInstance(instance!.id))!.steps[0]).toMatchObject({
+        startedAt: firstStart,
+        finishedAt: null,
+        attempts: 2,
+      });
+      await end(second, true, { ok: 1 });
+      const aEnd = now;
+      const b = (await claim()).get('b')!;
+      const bStart = now;
+      await end(b, true);
+      const done = await store.workflows.getInstance(instance!.id);
+      expect(done).toMatchObject({ state: 'succeeded' });
+      expect(done!.steps).toEqual([
+        {
+          id: 'a',
+          state: 'succeeded',
+          runId: first.runId,
+          startedAt: firstStart,
+          finishedAt: aEnd,
+          attempts: 2,
+        },
+        { id: 'b', state: 'succeeded', runId: b.runId, startedAt: bStart, finishedAt: now, attempts: 1 },
+      ]);
+      const [listed] = await store.workflows.listInstances(instance!.workflowId, undefined, 10);
+      expect(listed!.steps).toEqual(done!.steps);
+      // Retention deleted a's run: its step keeps its state and run id, without times.
+      expect(await store.deleteFinishedRuns([first.runId])).toBe(1);
+      expect((await store.workflows.getInstance(instance!.id))!.steps[0]).toEqual({
+        id: 'a',
+        state: 'succeeded',
+        runId: first.runId,
+        startedAt: null,
+        finishedAt: null,
+        attempts: 0,
       });
     });
 
@@ -482,4 +539,5 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       }
     });
   });
+  describeWorkflowRepairConformance(dialect, open);
 }

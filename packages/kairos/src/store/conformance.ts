@@ -5,6 +5,7 @@ import { EXTERNAL_PASSWORD_HASH } from './access.ts';
 import { describeFireAheadConformance } from './conformance-ahead.ts';
 import { describeAlertsConformance } from './conformance-alerts.ts';
 import { describeAttemptsConformance } from './conformance-attempts.ts';
+import { describeDependenciesConformance } from './conformance-dependencies.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
@@ -1769,5 +1770,6 @@ export function describeStoreConformance(
   describeSecretsConformance(dialect, open);
   describeNamespacesConformance(dialect, open);
   describeWorkflowsConformance(dialect, open);
+  describeDependenciesConformance(dialect, open);
   describeWorkflowTriggersConformance(dialect, open);
 }

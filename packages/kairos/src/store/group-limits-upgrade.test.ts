@@ -53,7 +53,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
           },
         },
         rewind:
-          'DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps; DROP TABLE workflow_instances; DROP TABLE workflows; DROP TRIGGER group_limits_update_default; DROP TRIGGER group_limits_insert_default; DROP TABLE namespace_group_limits; PRAGMA user_version = 25',
+          'DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps; DROP TABLE workflow_instances; DROP TABLE workflows; DROP TRIGGER group_limits_update_default; DROP TRIGGER group_limits_insert_default; DROP TABLE namespace_group_limits; PRAGMA user_version = 25',
       };
     },
   },
@@ -82,7 +82,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
           rows: query,
         },
         rewind:
-          'DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps, workflow_instances, workflows; DROP TRIGGER group_limits_to_default ON group_limits; DROP FUNCTION kairos_group_limits_to_default(); DROP TABLE namespace_group_limits; DELETE FROM kairos_migrations WHERE version >= 27',
+          'DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps, workflow_instances, workflows; DROP TRIGGER group_limits_to_default ON group_limits; DROP FUNCTION kairos_group_limits_to_default(); DROP TABLE namespace_group_limits; DELETE FROM kairos_migrations WHERE version >= 27',
       };
     },
   },

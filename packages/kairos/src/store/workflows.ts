@@ -3,6 +3,7 @@ import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.t
 import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
+import { KairosError } from '../errors.ts';
 
 /**
  * The workflow part of the Store contract (docs/workflows.md): definitions, instances, and the
@@ -17,8 +18,11 @@ import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflo
  * everything; two ends racing on one instance queue each step once (the lock orders them, and each
  * step run has the idempotency key `workflow:<instance>:<step>` on top).
  *
- * Instance states: running → succeeded | failed | cancelled. Step states: waiting → ready (its run
- * queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance cancelled).
+ * Instance states: running ⇄ paused; running | paused → succeeded | failed | cancelled; a repair
+ * (retry, re-run, skip) brings an ended instance back to running. Step states: waiting → ready (its
+ * run queued) → succeeded | failed; waiting → skipped; waiting | ready → cancelled (instance
+ * cancelled); a repair puts ended steps back to waiting, or ends one as succeeded (skipped by hand).
+ * While an instance is paused, the steps whose edges are met stay waiting (held) until it resumes.
  */
 export interface WorkflowStore {
   /**
@@ -77,7 +81,24 @@ export interface WorkflowStore {
    * WORKFLOW_INSTANCE_FINISHED when it already ended; null when there is none.
    */
   cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null>;
+  /**
+   * Repairs an instance in one transaction, its row locked ({@link planRepair} says what each action
+   * does): the steps it puts back to waiting, the runs it replaces (cancelled: a late report of one
+   * changes nothing), the runs it queues, the instance's new state. Throws the action's refusal
+   * (WORKFLOW_INSTANCE_FINISHED, WORKFLOW_INSTANCE_NOT_RETRYABLE, WORKFLOW_STEP_NOT_FOUND,
+   * WORKFLOW_STEP_NOT_ENDED, WORKFLOW_STEP_NOT_SKIPPABLE) having written nothing; null when there is
+   * no such instance. Answers the instance as it is after (unchanged for a pause of a paused one).
+   */
+  repairInstance(id: number, action: WorkflowRepair, now: number): Promise<WorkflowInstanceRecord | null>;
 }
+
+/** A repair of an instance (docs/workflows.md#repair). */
+export type WorkflowRepair =
+  | { kind: 'pause' }
+  | { kind: 'resume' }
+  | { kind: 'retry' }
+  | { kind: 'rerun'; step: string }
+  | { kind: 'skip'; step: string };
 
 export interface WorkflowRecord extends WorkflowDefinition {
   id: number;
@@ -109,7 +130,21 @@ export interface WorkflowInstanceRecord {
   createdAt: number;
   startedAt: number;
   finishedAt: number | null;
-  steps: Array<{ id: string; state: WorkflowStepState; runId: number | null }>;
+  steps: WorkflowStepRecord[];
+}
+
+/** A step of an instance as read: its state, and its run's times and attempts (null, 0: no run, or gone). */
+export interface WorkflowStepRecord {
+  id: string;
+  state: WorkflowStepState;
+  runId: number | null;
+  /** When its run's first attempt started. */
+  startedAt: number | null;
+  /** When its run ended for good (null while it may run again). */
+  finishedAt: number | null;
+  attempts: number;
+  /** Skipped by hand: it counts as succeeded with a null result. */
+  skipped?: boolean;
 }
 
 export type WorkflowInstanceCause = 'manual' | 'schedule';
@@ -140,6 +175,10 @@ export interface StepRow {
   run_result: string | null;
   /** The result kept on the step's row when it ended (its run may be gone since), JSON text. */
   result?: string | null;
+  /** How many runs the step had queued (its next run's key counts on from it). */
+  run_count?: number;
+  /** Ended by hand as a success (a skip): its run, if any, was cancelled. */
+  hand_skipped?: boolean | number;
 }
 
 /** A step run that this transaction ended. */
@@ -160,6 +199,8 @@ export interface StepJob {
   maxAttempts: number;
   timeoutMs: number;
   priority: number;
+  /** A paused job's step run is queued held, until the job is resumed (docs/workflows.md). */
+  paused: boolean;
 }
 
 /** One run to queue for a step. */
@@ -175,6 +216,8 @@ export interface StepRunToQueue {
   retry: string;
   timeoutMs: number;
   idempotencyKey: string;
+  /** Queued held (HELD_WHILE_PAUSED_AT): its job is paused. */
+  held: boolean;
 }
 
 /** What one transaction writes for one instance. */
@@ -201,8 +244,10 @@ function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
     const state = row.state === 'cancelled' ? 'failed' : row.state;
     const ended = state === 'succeeded' || state === 'failed';
     // The step's row keeps its result; a row from before it did reads the run's (when not pruned).
-    const end =
-      row.result != null
+    // A step skipped by hand succeeded with no result, whatever its cancelled run says.
+    const end = row.hand_skipped
+      ? { ok: true, result: null }
+      : row.result != null
         ? { ok: state === 'succeeded', result: JSON.parse(row.result) }
         : row.run_status
           ? endOf(row.run_status, row.run_result)
@@ -215,7 +260,8 @@ function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
 /**
  * Decides what an instance does next: its steps as stored (`rows`; empty for a new instance), the
  * step runs that just ended (`ended`, with how), and the jobs its `job` steps name (a missing one
- * fails its step at once, without a run). Pure: the dialects read, call this, and write.
+ * fails its step at once, without a run). A repair adds what it does ({@link planRepair}). Pure:
+ * the dialects read, call this, and write.
  */
 export function planInstance(input: {
   instanceId: number;
@@ -225,6 +271,14 @@ export function planInstance(input: {
   ended: ReadonlyArray<{ step: string; end: StepEnd }>;
   jobs: ReadonlyMap<string, StepJob>;
   carrier: { jobId: number };
+  /** The instance is paused: the steps whose edges are met stay waiting (held), without a run. */
+  paused?: boolean;
+  /** A step skipped by hand: it ends as a success with result null, whatever its state. */
+  skip?: string | undefined;
+  /** Steps queued whatever their edges (a re-run). */
+  force?: readonly string[];
+  /** Decide every waiting step from its edges (a repair put steps back, or a resume). */
+  settle?: boolean;
 }): InstancePlan {
   const graph = new WorkflowGraph(input.steps);
   const fresh = input.rows.length === 0;
@@ -237,12 +291,23 @@ export function planInstance(input: {
   } else steps = stepsFrom(input.rows);
   const before = new Map([...steps].map(([id, s]) => [id, s.state]));
   const pending = [...input.ended];
+  if (input.skip !== undefined) ready.push(...graph.end(steps, input.skip, { ok: true, result: null }).ready);
+  for (const id of input.force ?? []) {
+    steps.set(id, { state: 'ready' });
+    ready.push(id);
+  }
+  if (input.settle) ready.push(...graph.settle(steps).ready);
   const runs: StepRunToQueue[] = [];
   const byId = new Map(input.steps.map((s) => [s.id, s]));
   const withRows = { ...input, rowsById: new Map(input.rows.map((r) => [r.step_id, r])) };
   for (;;) {
     for (const { step, end } of pending.splice(0)) ready.push(...graph.advance(steps, step, end).ready);
     if (ready.length === 0) break;
+    if (input.paused) {
+      // Held: still waiting; the resume decides them again (WorkflowGraph.settle) and queues them.
+      for (const id of ready.splice(0)) steps.set(id, { state: 'waiting' });
+      break;
+    }
     for (const id of ready.splice(0)) {
       const step = byId.get(id)!;
       const run = stepRun(withRows, step, steps);
@@ -264,6 +329,149 @@ export function planInstance(input: {
   return { states, runs, results, outcome: outcome === 'running' ? null : outcome };
 }
 
+/** What a repair writes, in this order, in one transaction with the instance's row locked. */
+export interface RepairPlan {
+  /** Steps back to waiting: no run, no result, not skipped; `run_count` as given (their runs so far). */
+  reset: ReadonlyArray<{ step: string; runCount: number }>;
+  /** The steps' states, the runs to queue (the instance's end is {@link state}). */
+  plan: InstancePlan;
+  /** The step ended by hand (a skip). */
+  handSkipped: string | null;
+  /** Runs of the steps put back or skipped that may still be queued or running: cancelled. */
+  cancel: number[];
+  state: WorkflowInstanceState;
+  /** The instance ended with this repair (finishedAt = now), or runs again (finishedAt = null). */
+  ended: boolean;
+}
+
+const ENDED_STEP: ReadonlySet<WorkflowStepState> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+
+/**
+ * Decides a repair of an instance (docs/workflows.md#repair); null when it changes nothing (pausing a
+ * paused instance, resuming a running one). Throws the action's refusal. Pure, as {@link planInstance}:
+ * - pause: a running instance becomes paused; its queued and running step runs go on, and their ends
+ *   still advance it, but the steps that become ready then stay waiting (held);
+ * - resume: a paused instance runs again: its held steps are decided again and queued;
+ * - retry: a failed or cancelled instance runs again: its failed and cancelled steps, and the steps
+ *   skipped because of them, go back to waiting and are decided again; succeeded steps keep their
+ *   results;
+ * - rerun: an ended step and every step downstream of it go back to waiting (their queued or running
+ *   runs cancelled), the step is queued at once, the instance runs;
+ * - skip: a waiting, ready (its run cancelled) or failed step ends as a success with result null,
+ *   the steps skipped because of its failure go back to waiting, and the instance advances.
+ */
+export function planRepair(input: {
+  instanceId: number;
+  state: WorkflowInstanceState;
+  steps: readonly CompiledStep[];
+  context: JsonObject;
+  rows: readonly StepRow[];
+  jobs: ReadonlyMap<string, StepJob>;
+  carrier: { jobId: number };
+  action: WorkflowRepair;
+}): RepairPlan | null {
+  const { action, state, instanceId } = input;
+  const over = state === 'succeeded' || state === 'failed' || state === 'cancelled';
+  const finished = () =>
+    new KairosError('WORKFLOW_INSTANCE_FINISHED', `workflow instance ${instanceId} already ended (${state})`);
+  const noChange = { states: new Map(), results: new Map(), runs: [], outcome: null } satisfies InstancePlan;
+  const base = { reset: [], plan: noChange, handSkipped: null, cancel: [], ended: false };
+  if (action.kind === 'pause') {
+    if (over) throw finished();
+    return state === 'paused' ? null : { ...base, state: 'paused' };
+  }
+  const graph = new WorkflowGraph(input.steps);
+  const rowsById = new Map(input.rows.map((r) => [r.step_id, r]));
+  const reset = new Set<string>();
+  /** The steps skipped below `id` (through skipped steps only): skipped because of it. */
+  const skippedBelow = (id: string) => {
+    const queue = [...graph.children(id)];
+    while (queue.length > 0) {
+      const child = queue.shift()!;
+      if (reset.has(child) || rowsById.get(child)?.state !== 'skipped') continue;
+      reset.add(child);
+      queue.push(...graph.children(child));
+    }
+  };
+  let force: string[] = [];
+  let skip: string | undefined;
+  let paused = false;
+  if (action.kind === 'resume') {
+    if (over) throw finished();
+    if (state === 'running') return null;
+  } else if (action.kind === 'retry') {
+    if (state !== 'failed' && state !== 'cancelled') {
+      throw new KairosError(
+        'WORKFLOW_INSTANCE_NOT_RETRYABLE',
+        `workflow instance ${instanceId} is ${state}: only a failed or cancelled instance is retried`,
+      );
+    }
+    for (const row of input.rows)
+      if (row.state === 'failed' || row.state === 'cancelled') reset.add(row.step_id);
+    for (const id of [...reset]) skippedBelow(id);
+  } else {
+    const row = rowsById.get(action.step);
+    if (!graph.steps.has(action.step) || !row) {
+      throw new KairosError(
+        'WORKFLOW_STEP_NOT_FOUND',
+        `workflow instance ${instanceId} has no step ${JSON.stringify(action.step)}`,
+      );
+    }
+    if (action.kind === 'rerun') {
+      if (!ENDED_STEP.has(row.state)) {
+        throw new KairosError(
+          'WORKFLOW_STEP_NOT_ENDED',
+          `step ${JSON.stringify(action.step)} of workflow instance ${instanceId} is ${row.state}: only an ended step is re-run`,
+        );
+      }
+      reset.add(action.step);
+      for (const id of graph.descendants(action.step)) reset.add(id);
+      force = [action.step];
+    } else {
+      if (state === 'cancelled') throw finished();
+      if (row.state !== 'waiting' && row.state !== 'ready' && row.state !== 'failed') {
+        throw new KairosError(
+          'WORKFLOW_STEP_NOT_SKIPPABLE',
+          `step ${JSON.stringify(action.step)} of workflow instance ${instanceId} is ${row.state}: only a waiting, ready or failed step is skipped`,
+        );
+      }
+      if (row.state === 'failed') skippedBelow(action.step);
+      skip = action.step;
+      paused = state === 'paused';
+    }
+  }
+  const cancel: number[] = [];
+  const rows = input.rows.map((row): StepRow => {
+    const replaced = reset.has(row.step_id) || row.step_id === skip;
+    if (replaced && row.state === 'ready' && row.run_id !== null) cancel.push(row.run_id);
+    if (!reset.has(row.step_id)) return row;
+    // A row written before run_count was kept had its one run: the next run's key counts on from it.
+    const runCount = Math.max(row.run_count ?? 0, row.run_id === null ? 0 : 1);
+    return {
+      ...row,
+      state: 'waiting',
+      run_id: null,
+      run_status: null,
+      run_result: null,
+      result: null,
+      run_count: runCount,
+      hand_skipped: false,
+    };
+  });
+  const plan = planInstance({ ...input, rows, ended: [], paused, skip, force, settle: true });
+  const ended = plan.outcome !== null;
+  return {
+    reset: rows
+      .filter((r) => reset.has(r.step_id))
+      .map((r) => ({ step: r.step_id, runCount: r.run_count ?? 0 })),
+    plan: { ...plan, outcome: null },
+    handSkipped: skip ?? null,
+    cancel,
+    state: plan.outcome ?? (paused ? 'paused' : 'running'),
+    ended,
+  };
+}
+
 /** The run of a ready step, or null when its job does not exist (any more). */
 function stepRun(
   input: Parameters<typeof planInstance>[0] & { rowsById: ReadonlyMap<string, StepRow> },
@@ -281,7 +489,9 @@ function stepRun(
     };
   }
   const workflow = { instanceId: input.instanceId, step: step.id, context: input.context, parents };
-  const key = `workflow:${input.instanceId}:${step.id}`;
+  // A step's first run has the key `workflow:<instance>:<step>`; a repair's next ones `…:<n>`, n ≥ 2.
+  const runs = input.rowsById.get(step.id)?.run_count ?? 0;
+  const key = `workflow:${input.instanceId}:${step.id}${runs > 0 ? `:${runs + 1}` : ''}`;
   if (step.run.kind === 'job') {
     const job = input.jobs.get(step.run.job);
     if (!job) return null;
@@ -296,6 +506,7 @@ function stepRun(
       retry: job.retry,
       timeoutMs: job.timeoutMs,
       idempotencyKey: key,
+      held: job.paused,
     };
   }
   return {
@@ -309,6 +520,7 @@ function stepRun(
     retry: JSON.stringify(step.run.retry),
     timeoutMs: step.run.timeoutMs,
     idempotencyKey: key,
+    held: false,
   };
 }
 
@@ -368,10 +580,27 @@ export interface InstanceRow {
   finished_at: number | null;
 }
 
-export function instanceFromRow(
-  row: InstanceRow,
-  steps: ReadonlyArray<{ step_id: string; state: WorkflowStepState; run_id: number | null }>,
-): WorkflowInstanceRecord {
+/**
+ * The columns of an instance's steps as read, with their runs' times (both dialects; `s` the steps,
+ * `r` their runs LEFT JOINed, so a pruned run reads as none). A run's first start is its first
+ * attempt's (an attempt's row is written when it ends; a running first attempt is the run's row).
+ */
+export const STEP_READ_COLUMNS = `s.step_id, s.state, s.run_id,
+  coalesce((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = r.id), r.started_at) AS run_started_at,
+  CASE WHEN r.status IN ('succeeded', 'failed', 'timed_out', 'cancelled') THEN r.finished_at END AS run_finished_at,
+  coalesce(r.attempt, 0) AS run_attempts, s.hand_skipped`;
+
+export interface StepReadRow {
+  step_id: string;
+  state: WorkflowStepState;
+  run_id: number | null;
+  run_started_at: number | null;
+  run_finished_at: number | null;
+  run_attempts: number;
+  hand_skipped?: boolean | number;
+}
+
+export function instanceFromRow(row: InstanceRow, steps: readonly StepReadRow[]): WorkflowInstanceRecord {
   const order = (JSON.parse(row.steps) as CompiledStep[]).map((s) => s.id);
   const byId = new Map(steps.map((s) => [s.step_id, s]));
   return {
@@ -387,11 +616,18 @@ export function instanceFromRow(
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
-    steps: order.map((id) => ({
-      id,
-      state: byId.get(id)?.state ?? 'waiting',
-      runId: byId.get(id)?.run_id ?? null,
-    })),
+    steps: order.map((id) => {
+      const step = byId.get(id);
+      return {
+        id,
+        state: step?.state ?? 'waiting',
+        runId: step?.run_id ?? null,
+        startedAt: step?.run_started_at ?? null,
+        finishedAt: step?.run_finished_at ?? null,
+        attempts: step?.run_attempts ?? 0,
+        ...(step?.hand_skipped ? { skipped: true } : {}),
+      };
+    }),
   };
 }
 
@@ -399,6 +635,12 @@ export function instanceFromRow(
 export const CANCELLED_WITH_INSTANCE = JSON.stringify({
   name: 'Cancelled',
   message: 'cancelled with its workflow instance',
+});
+
+/** The error a step run carries when a repair (re-run, skip) replaced it. */
+export const REPLACED_BY_REPAIR = JSON.stringify({
+  name: 'Cancelled',
+  message: 'replaced by a repair of its workflow instance',
 });
 
 /** The error a step run carries when the job it ran was deleted. */

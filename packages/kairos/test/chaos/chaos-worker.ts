@@ -8,7 +8,7 @@ const name = process.env.WORKER_NAME ?? 'chaos';
 const history = process.env.CHAOS_HISTORY ?? '';
 if (!history) throw new Error('CHAOS_HISTORY names the history file');
 
-function started(ctx: RunContext): void {
+function started(ctx: RunContext, workflow?: { instanceId: number; step: string }): void {
   appendEvent(history, {
     t: 'exec',
     runId: ctx.runId,
@@ -17,6 +17,7 @@ function started(ctx: RunContext): void {
     fireTime: ctx.fireTime?.getTime() ?? null,
     worker: name,
     at: Date.now(),
+    ...(workflow ? { workflow } : {}),
   });
 }
 
@@ -82,6 +83,23 @@ const worker = new Worker({
       // busy
     }
     return ended(ctx, true);
+  })
+  .handle('wf-step', async (ctx) => {
+    // A workflow step (workflows-chaos.test.ts): fails when its params say so (`always`, or `odd`
+    // for an instance of an odd `variant`); otherwise returns the instance's parity, which
+    // predicate edges test.
+    const { instanceId, step, context } = ctx.params.$workflow as {
+      instanceId: number;
+      step: string;
+      context: { variant: number };
+    };
+    started(ctx, { instanceId, step });
+    const ok = await work(ctx, between(20, 150));
+    const result = finish(ctx, ok);
+    const odd = context.variant % 2 === 1;
+    if (ctx.params.fail === 'always' || (ctx.params.fail === 'odd' && odd))
+      throw new Error(`step ${step} fails as planned`);
+    return { ...result, kind: odd ? 'odd' : 'even' };
   })
   .handle('poison', async (ctx) => {
     // A poison run: takes its worker down every time it runs.

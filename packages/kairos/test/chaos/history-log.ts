@@ -21,6 +21,8 @@ export interface ExecEvent {
   /** The worker process's name (`w1-g0`): the nemesis names its targets the same way. */
   worker: string;
   at: number;
+  /** A workflow step's run: its instance and step (test/chaos/workflows-chaos.test.ts). */
+  workflow?: { instanceId: number; step: string };
 }
 
 /** A handler returned (`ok`) or threw. */

@@ -14,6 +14,7 @@ import {
   type WorkflowSpec,
   type WorkflowStart,
   WorkflowStartSchema,
+  WorkflowStepParam,
 } from '@kairos/client';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
@@ -24,7 +25,12 @@ import { describeSchedule } from '../../core/schedule-policy.ts';
 import { describeTrigger, type Trigger } from '../../core/trigger.ts';
 import { compileWorkflow, workflowSpecOf } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
-import { type WorkflowInstanceRecord, type WorkflowRecord, workflowJobName } from '../../store/workflows.ts';
+import {
+  type WorkflowInstanceRecord,
+  type WorkflowRecord,
+  type WorkflowRepair,
+  workflowJobName,
+} from '../../store/workflows.ts';
 import { answers, NoContent } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { idCursor, nameCursor } from '../cursor.ts';
@@ -32,6 +38,7 @@ import { skippedView } from './schedules.ts';
 
 type NameParams = Static<typeof NameParam>;
 type IdParams = Static<typeof IdParam>;
+type StepParams = Static<typeof WorkflowStepParam>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -66,13 +73,18 @@ export function instanceView(record: WorkflowInstanceRecord): WorkflowInstance {
     createdAt: iso(record.createdAt),
     startedAt: iso(record.startedAt),
     finishedAt: record.finishedAt === null ? null : iso(record.finishedAt),
-    steps: record.steps,
+    steps: record.steps.map((step) => ({
+      ...step,
+      startedAt: step.startedAt === null ? null : iso(step.startedAt),
+      finishedAt: step.finishedAt === null ? null : iso(step.finishedAt),
+    })),
   };
 }
 
 /**
  * `/v1/workflows` and `/v1/workflow-instances` (docs/workflows.md): definitions of the request's
- * namespace, their instances, starting and cancelling one. Viewers read; operators change.
+ * namespace, their instances, starting, cancelling and repairing one (pause, resume, retry, re-run
+ * or skip a step). Viewers read; operators change. Every change is audited (server/audit.ts).
  */
 export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock } = ctx;
@@ -338,6 +350,51 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
       return instanceView(instance);
     },
   );
+
+  // Repairs (docs/workflows.md#repair): each one transaction with the instance locked; each
+  // answers the instance as it is after.
+  const repair = async (id: number, action: WorkflowRepair) => {
+    const instance = await store.workflows.repairInstance(id, action, clock.now());
+    if (!instance) throw instanceNotFound(id);
+    return instanceView(instance);
+  };
+  for (const [verb, operationId] of [
+    ['pause', 'pauseWorkflowInstance'],
+    ['resume', 'resumeWorkflowInstance'],
+    ['retry', 'retryWorkflowInstance'],
+  ] as const) {
+    app.post<{ Params: IdParams }>(
+      `/v1/workflow-instances/:id/${verb}`,
+      {
+        ...write,
+        schema: {
+          operationId,
+          tags: ['workflows'],
+          params: IdParam,
+          response: answers({ 200: WorkflowInstanceSchema }),
+        },
+      },
+      async (request) => repair(request.params.id, { kind: verb }),
+    );
+  }
+  for (const [verb, operationId] of [
+    ['rerun', 'rerunWorkflowStep'],
+    ['skip', 'skipWorkflowStep'],
+  ] as const) {
+    app.post<{ Params: StepParams }>(
+      `/v1/workflow-instances/:id/steps/:step/${verb}`,
+      {
+        ...write,
+        schema: {
+          operationId,
+          tags: ['workflows'],
+          params: WorkflowStepParam,
+          response: answers({ 200: WorkflowInstanceSchema }),
+        },
+      },
+      async (request) => repair(request.params.id, { kind: verb, step: request.params.step }),
+    );
+  }
 }
 
 /** The calendars a workflow's schedule names must be of its namespace (CALENDAR_NOT_FOUND), as a job's. */

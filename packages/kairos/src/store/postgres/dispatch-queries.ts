@@ -212,16 +212,20 @@ export const NEW_UNSHARDED_RUNS = `
 
 /**
  * Make runs $1 shard 0 of $2, assigned to the first of workers $3 (text[], [null] for none), and
- * insert shards 1..$2-1 as copies assigned to the others.
+ * insert shards 1..$2-1 as copies assigned to the others. Every shard names the first one
+ * (broadcast_run_id), and a workflow step's shards belong to its step: the broadcast ends once,
+ * when its last shard ends (store/postgres/broadcasts.ts).
  */
 export const SHARD_RUNS = `
   WITH first AS (
-    UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1]
+    UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1], broadcast_run_id = id
     WHERE id = ANY($1::bigint[]) RETURNING *)
   INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace)
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace,
+    broadcast_run_id, workflow_instance_id, workflow_step)
   SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
-    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context, f.namespace
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context, f.namespace,
+    f.id, f.workflow_instance_id, f.workflow_step
   FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
   ORDER BY f.id, s.shard`;
 

@@ -3,10 +3,10 @@ import { EventEmitter } from 'node:events';
 import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
 import pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
-import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import {
   type JobRetention,
@@ -14,7 +14,7 @@ import {
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
-import { type RoutingState, shardTargets } from '../../core/routing.ts';
+import type { RoutingState } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
@@ -161,6 +161,8 @@ import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
+import { shardNewRuns } from './broadcasts.ts';
+import { checkDependencyCycle, lockNamespaceEdits, NAMESPACE_OF_JOB } from './dependencies.ts';
 import * as dq from './dispatch-queries.ts';
 import { PostgresNamespaces } from './namespaces.ts';
 import * as sql from './queries.ts';
@@ -169,6 +171,7 @@ import * as rq from './retention-queries.ts';
 import {
   afterRunsEnded,
   backfill,
+  broadcastDependents,
   buffersRuns,
   CALENDAR_USER,
   fireWithPolicies,
@@ -218,6 +221,8 @@ interface FinishedRow {
   buffering: boolean;
   /** Set for a workflow's step run: its end advances the instance. */
   workflow_instance_id: number | null;
+  /** Set for a shard of a broadcast: the first shard's id. */
+  broadcast_run_id: number | null;
   /** The groups that got runs (on one row of the batch); null for none. */
   groups: string[] | null;
 }
@@ -509,16 +514,20 @@ export class PostgresStore implements Store {
       JSON.stringify(job.secretParams),
       namespace,
     ];
+    const dependent = job.trigger.kind === 'after';
     try {
-      const [row] = quota
-        ? await this.transaction('createJob', async (client) => {
-            // The namespace row locked: a concurrent create or edit in it waits here until this
-            // one commits, then counts this job too (READ COMMITTED reads what committed before it).
-            await client.query(quotas.LOCK_NAMESPACE, [namespace]);
-            await quotas.checkJobQuota(client, namespace, -1, quota);
-            return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
-          })
-        : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
+      const [row] =
+        quota || dependent
+          ? await this.transaction('createJob', async (client) => {
+              // The namespace row locked: a concurrent create or edit in it waits here until this
+              // one commits, then counts this job too (READ COMMITTED reads what committed before it),
+              // and reads its `after` trigger when walking a chain.
+              await lockNamespaceEdits(client, namespace);
+              if (quota) await quotas.checkJobQuota(client, namespace, -1, quota);
+              if (dependent) await checkDependencyCycle(client, namespace, job);
+              return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
+            })
+          : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
       await this.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
     } catch (error) {
@@ -538,10 +547,13 @@ export class PostgresStore implements Store {
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
     const values = updateValues(id, job, nextFireAt, now, expected);
+    const dependent = job.trigger.kind === 'after';
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] =
-      buffersRuns(job) || quota
+      buffersRuns(job) || quota || dependent
         ? await this.transaction('updateJob', async (client) => {
+            // The namespace first, then the job (startBuffering), as every such write does.
+            if (dependent) await this.lockDependencyEdit(client, id, job);
             const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
             if (buffersRuns(job)) await startBuffering(client, id);
             const { rows } = await client.query<JobRow>(sql.UPDATE_JOB, values);
@@ -553,6 +565,14 @@ export class PostgresStore implements Store {
         : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
     if (row) await this.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
+  }
+
+  /** An edit of job `id` to an `after` trigger: its namespace locked, its chain checked (DEPENDENCY_CYCLE). */
+  private async lockDependencyEdit(client: pg.PoolClient, id: number, job: JobDefinition): Promise<void> {
+    const { rows } = await client.query<{ namespace: string }>(NAMESPACE_OF_JOB, [id]);
+    if (!rows[0]) return;
+    await lockNamespaceEdits(client, rows[0].namespace);
+    await checkDependencyCycle(client, rows[0].namespace, job);
   }
 
   async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
@@ -701,7 +721,7 @@ export class PostgresStore implements Store {
       if (ledger.length > 0) {
         out.skipped.push(...(await writeSkipped(client, ledger, now)));
       }
-      await this.shardNewRuns(
+      await shardNewRuns(
         client,
         entries.map((e) => e.jobId),
         now,
@@ -762,7 +782,7 @@ export class PostgresStore implements Store {
     if (row.broadcast) {
       row = await this.transaction('enqueueRuns', async (client) => {
         const row = await enqueue(client, true);
-        await this.shardNewRuns(client, [jobId], now);
+        await shardNewRuns(client, [jobId], now);
         return row;
       });
     }
@@ -819,7 +839,7 @@ export class PostgresStore implements Store {
       ]);
       const row = rows[0];
       if (!row) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-      if (row.broadcast) await this.shardNewRuns(client, [jobId], now);
+      if (row.broadcast) await shardNewRuns(client, [jobId], now);
       const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort(
         (a, b) => a[0] - b[0],
       );
@@ -1144,6 +1164,14 @@ export class PostgresStore implements Store {
           const ended = (
             await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
           ).rows;
+          // A broadcast's last shard sets off its dependents (its first shard locked first: runs,
+          // then instances, then jobs).
+          const shards = ended.filter((r) => r.broadcast_run_id !== null && r.status !== 'queued');
+          const broadcast = await broadcastDependents(
+            client,
+            shards.map((r) => r.id),
+            now,
+          );
           // Instances before jobs (promoteBuffered locks jobs FOR UPDATE; queuing a step's run takes
           // its job's KEY SHARE lock): every transaction that takes both takes them in this order.
           const advanced = await advanceWorkflows(
@@ -1156,7 +1184,8 @@ export class PostgresStore implements Store {
             ended.filter((r) => r.buffering).map((r) => r.job_id),
             now,
           );
-          if (ended[0]) ended[0].groups = [...(ended[0].groups ?? []), ...promoted, ...advanced];
+          if (ended[0])
+            ended[0].groups = [...(ended[0].groups ?? []), ...broadcast, ...promoted, ...advanced];
           return ended;
         })),
       ];
@@ -1299,7 +1328,8 @@ export class PostgresStore implements Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
-    const row = await this.transaction('resumeJob', async (client) => {
+    const resumed = await this.transaction('resumeJob', async (client) => {
+      if (job.trigger.kind === 'after') await this.lockDependencyEdit(client, id, job);
       const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
       if (buffersRuns(job)) await startBuffering(client, id);
       const { rows } = await client.query<JobRow>(
@@ -1314,9 +1344,21 @@ export class PostgresStore implements Store {
           now,
         );
       }
-      return rows[0];
+      if (!rows[0]) return null;
+      // The workflow step runs held while the job was paused become available with the resume.
+      const released = await client.query<{ group_name: string }>(sql.RELEASE_HELD_RUNS, [
+        id,
+        now,
+        HELD_WHILE_PAUSED_AT,
+      ]);
+      return { row: rows[0], groups: [...new Set(released.rows.map((r) => r.group_name))] };
     });
-    if (row) await this.notify([{ type: 'jobs' }]);
+    if (!resumed) return null;
+    await this.notify([
+      { type: 'jobs' },
+      ...resumed.groups.map((group) => ({ type: 'runs' as const, group })),
+    ]);
+    const row = resumed.row;
     return row ? jobFromRow(row) : null;
   }
 
@@ -2049,38 +2091,6 @@ export class PostgresStore implements Store {
       namespace ?? null,
     ]);
     return rows.map(groupLimitFromRow);
-  }
-
-  /**
-   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
-   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
-   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
-   * whichever worker comes first.
-   */
-  private async shardNewRuns(client: pg.PoolClient, jobIds: readonly number[], now: number): Promise<void> {
-    const broadcast = (
-      await client.query<{
-        id: number;
-        namespace: string;
-        group_name: string;
-        handler: string;
-        dispatch: string;
-      }>(dq.BROADCAST_JOBS, [[...new Set(jobIds)]])
-    ).rows;
-    for (const job of broadcast) {
-      const runs = (await client.query<{ id: number }>(dq.NEW_UNSHARDED_RUNS, [job.id, now])).rows;
-      if (runs.length === 0) continue;
-      const live = (
-        await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now, job.namespace])
-      ).rows.map(snapshotFromRow);
-      const targets = shardTargets(live, job.handler, dispatchFromColumn(job.dispatch).routing.selector);
-      const total = Math.max(1, targets.length);
-      await client.query(dq.SHARD_RUNS, [
-        runs.map((r) => r.id),
-        total,
-        targets.length > 0 ? targets : [null],
-      ]);
-    }
   }
 
   async routingState(jobId: number): Promise<RoutingState | null> {

@@ -31,6 +31,14 @@ export const UPDATE_JOB = `
 /** Resume a paused job (Schedules): as UPDATE_JOB, only while it is still paused. */
 export const RESUME_JOB = `${UPDATE_JOB.replace('WHERE id = $15', 'WHERE id = $15 AND paused')}`;
 
+/**
+ * Make job $1's queued runs held while it was paused (workflow step runs, at $3) available at $2,
+ * in the resume's transaction. Answers their groups.
+ */
+export const RELEASE_HELD_RUNS = `
+  UPDATE runs SET available_at = $2 WHERE job_id = $1 AND status = 'queued' AND available_at = $3
+  RETURNING group_name`;
+
 /** Jobs by name, one page. $1 group or null, $2 name to start after or null, $3 limit, $4 namespace or null. */
 export const LIST_JOBS = `
   SELECT * FROM jobs WHERE ($1::text IS NULL OR group_name = $1) AND ($2::text IS NULL OR name > $2)
@@ -343,8 +351,9 @@ export const RUNS_FOR_DECISION = `
  * runs); schedule the next fire of fixed-delay jobs whose scheduled run ended; and
  * create the runs of the ended runs' dependents. One row per ended run, `buffering` when its end
  * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
- * $3 true leaves such runs alone, and the final ends of workflow step runs (the caller ends them in
- * a transaction that also promotes or advances the instance, store/workflows.ts): the others end
+ * $3 true leaves such runs alone, and the final ends of workflow step runs and of broadcast shards
+ * (the caller ends them in a transaction that also promotes, advances the instance,
+ * store/workflows.ts, or judges whether the broadcast is over, broadcasts.ts): the others end
  * here in one statement, its own transaction. A step run is known by a column of the row the
  * statement updates anyway, so the check costs other runs nothing.
  * $1 [{run_id, attempt, run_status, available_at, result, error, attempt_status, lease_ended_by,
@@ -367,9 +376,10 @@ export const FINISH_ATTEMPTS = `
       AND (i.worker_id IS NULL OR r.worker_id = i.worker_id)
       AND (i.lease_ended_by IS NULL OR NOT EXISTS (
         SELECT 1 FROM workers w WHERE w.id = r.worker_id AND w.lease_expires_at > i.lease_ended_by))
-      AND (NOT $3::boolean OR i.run_status = 'queued' OR NOT (p.buffers OR r.promotes OR r.workflow_instance_id IS NOT NULL))
+      AND (NOT $3::boolean OR i.run_status = 'queued'
+        OR NOT (p.buffers OR r.promotes OR r.workflow_instance_id IS NOT NULL OR r.broadcast_run_id IS NOT NULL))
     RETURNING r.id, r.attempt, r.job_id, r.cause, r.status, r.result, r.worker_id, r.started_at, r.workflow_instance_id,
-      i.attempt_status, i.error, i.run_status <> 'queued' AND (p.buffers OR r.promotes) AS buffering),
+      r.broadcast_run_id, i.attempt_status, i.error, i.run_status <> 'queued' AND (p.buffers OR r.promotes) AS buffering),
   attempts_ended AS (
     INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
     SELECT id, attempt, worker_id, attempt_status, started_at, $2::bigint, error FROM ended),
@@ -378,7 +388,7 @@ export const FINISH_ATTEMPTS = `
     FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e
     WHERE j.id = e.job_id AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused),
   ${DEPENDENTS_OF_ENDED.trim()}
-  SELECT id, attempt, job_id, status, buffering, workflow_instance_id,
+  SELECT id, attempt, job_id, status, buffering, workflow_instance_id, broadcast_run_id,
     (SELECT array_agg(group_name) FROM dependents) AS groups
   FROM ended`;
 

@@ -9,6 +9,7 @@ import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
 import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
+import { endedBroadcasts } from './broadcasts.ts';
 import { advanceWorkflows } from './workflows.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
@@ -47,11 +48,23 @@ export const PROMOTE_BUFFERED = `
   WHERE r.id = n.id
   RETURNING r.group_name`;
 
+/** The jobs (alias c) that run `after` the job of ended run e (alias p its job), when its end matches their condition. */
+const AFTER_MATCH = `
+  FROM ended e JOIN jobs p ON p.id = e.job_id
+    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name AND c.namespace = p.namespace
+    WHERE e.status <> 'queued' AND e.broadcast_run_id IS NULL
+      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND e.status = 'succeeded')
+        OR (c.trigger->>'on' = 'failure' AND e.status IN ('failed', 'timed_out')))`;
+
 /**
- * The runs of the jobs that run `after` the runs of CTE `ended` (id, job_id, status, result), as a
- * CTE `dependents` to append to a statement's WITH list: one run per dependent job whose condition
- * the end matches, with the parent under params.parent (`after:<run id>` as idempotency key keeps
- * it once). The jobs_after index finds no dependent at once for most jobs. $2 now.
+ * The runs of the jobs that run `after` the runs of CTE `ended` (id, job_id, status, result,
+ * broadcast_run_id), as CTEs `dependents` (and the ledger's) to append to a statement's WITH list:
+ * one run per dependent job whose condition the end matches, with the parent under params.parent
+ * (`after:<run id>` as idempotency key keeps it once). A shard of a broadcast (broadcast_run_id set)
+ * sets off nothing alone: the broadcast does, once, when its last shard ends (ENDED_BROADCASTS).
+ * A paused dependent gets no run but a ledger row, reason `paused`: the first such end since the job
+ * was paused (its updated_at) starts the row at the parent's end time, later ones extend it and
+ * count. The jobs_after index finds no dependent at once for most jobs. $2 now.
  */
 export const DEPENDENTS_OF_ENDED = `
   dependents AS (
@@ -62,25 +75,66 @@ export const DEPENDENTS_OF_ENDED = `
         jsonb_build_object('job', p.name, 'runId', e.id, 'status', e.status, 'result', e.result)),
       c.priority, 'queued', (c.retry->>'maxAttempts')::int, c.retry, c.timeout_ms, $2::bigint, $2::bigint,
       (SELECT t.trace_context FROM runs t WHERE t.id = e.id), c.namespace
-    FROM ended e JOIN jobs p ON p.id = e.job_id
-    JOIN jobs c ON c.trigger->>'kind' = 'after' AND c.trigger->>'job' = p.name AND c.namespace = p.namespace
-    WHERE e.status <> 'queued' AND NOT c.paused
-      AND (c.trigger->>'on' = 'always' OR (c.trigger->>'on' = 'success' AND e.status = 'succeeded')
-        OR (c.trigger->>'on' = 'failure' AND e.status IN ('failed', 'timed_out')))
+    ${AFTER_MATCH.trim()} AND NOT c.paused
     ON CONFLICT DO NOTHING
-    RETURNING group_name)`;
+    RETURNING group_name),
+  paused_dependents AS (
+    SELECT c.id AS job_id, c.updated_at, count(*) AS n
+    ${AFTER_MATCH.trim()} AND c.paused
+    GROUP BY c.id, c.updated_at),
+  paused_extended AS (
+    UPDATE skipped_fires s SET last_fire = greatest(s.last_fire, $2::bigint), count = s.count + d.n,
+      recorded_at = $2::bigint
+    FROM paused_dependents d
+    WHERE s.id = (SELECT max(x.id) FROM skipped_fires x
+      WHERE x.job_id = d.job_id AND x.reason = 'paused' AND x.recorded_at >= d.updated_at)),
+  paused_recorded AS (
+    INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+    SELECT d.job_id, 'paused', $2::bigint, $2::bigint, d.n, $2::bigint FROM paused_dependents d
+    WHERE NOT EXISTS (SELECT 1 FROM skipped_fires x
+      WHERE x.job_id = d.job_id AND x.reason = 'paused' AND x.recorded_at >= d.updated_at)
+    ON CONFLICT DO NOTHING)`;
 
 /**
- * What runs that this transaction ended set off, first step: the runs of their dependents, and the
- * jobs whose buffered runs may need a promotion (see {@link promoteBuffered}). $1 ended run ids, $2 now.
+ * What runs that this transaction ended set off, first step: the runs of their dependents, the
+ * jobs whose buffered runs may need a promotion (see {@link promoteBuffered}), and whether one is
+ * a shard of a broadcast (see {@link endedBroadcasts}). $1 ended run ids, $2 now.
  */
 export const TRIGGER_DEPENDENTS = `
   WITH ended AS (
-    SELECT r.id, r.job_id, r.status, r.result, p.buffers OR r.promotes AS buffering
+    SELECT r.id, r.job_id, r.status, r.result, r.broadcast_run_id, p.buffers OR r.promotes AS buffering
     FROM runs r JOIN jobs p ON p.id = r.job_id WHERE r.id = ANY($1::bigint[])),
   ${DEPENDENTS_OF_ENDED.trim()}
   SELECT coalesce((SELECT json_agg(DISTINCT job_id) FROM ended WHERE buffering), '[]') AS buffering,
-    coalesce((SELECT array_agg(group_name) FROM dependents), '{}') AS groups`;
+    coalesce((SELECT array_agg(group_name) FROM dependents), '{}') AS groups,
+    coalesce((SELECT bool_or(broadcast_run_id IS NOT NULL) FROM ended), false) AS broadcasts`;
+
+/** The runs of the jobs `after` broadcasts that ended ($1 [EndedBroadcast]), as DEPENDENTS_OF_ENDED. $2 now. */
+export const BROADCAST_DEPENDENTS = `
+  WITH ended AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+      AS x(id bigint, job_id bigint, status text, result jsonb, broadcast_run_id bigint)),
+  ${DEPENDENTS_OF_ENDED.trim()}
+  SELECT coalesce((SELECT array_agg(group_name) FROM dependents), '{}') AS groups`;
+
+/**
+ * The jobs `after` the broadcasts among `runIds` (just ended in this transaction) whose last shard
+ * ended, each run once (see {@link endedBroadcasts}). Answers the groups that got runs.
+ */
+export async function broadcastDependents(
+  client: pg.PoolClient,
+  runIds: readonly number[],
+  now: number,
+): Promise<string[]> {
+  const ended = await endedBroadcasts(client, runIds);
+  if (ended.length === 0) return [];
+  const input = ended.map((e) => ({ ...e, result: JSON.parse(e.result) as unknown }));
+  const { rows } = await client.query<{ groups: string[] }>(BROADCAST_DEPENDENTS, [
+    JSON.stringify(input),
+    now,
+  ]);
+  return rows[0]!.groups;
+}
 
 /**
  * Lock jobs whose ended runs may promote a buffered run ($1, sorted ids), so that a fire or
@@ -314,14 +368,16 @@ export async function afterRunsEnded(
   now: number,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const { rows } = await client.query<{ buffering: string; groups: string[] }>(TRIGGER_DEPENDENTS, [
-    runIds,
-    now,
-  ]);
+  const { rows } = await client.query<{ buffering: string; groups: string[]; broadcasts: boolean }>(
+    TRIGGER_DEPENDENTS,
+    [runIds, now],
+  );
+  const broadcast = rows[0]!.broadcasts ? await broadcastDependents(client, runIds, now) : [];
   // Instances before jobs, as in finishAttempts: advancing locks instances, promoting locks jobs.
   const advanced = await advanceWorkflows(client, runIds, now);
   return [
     ...rows[0]!.groups,
+    ...broadcast,
     ...advanced,
     ...(await promoteBuffered(client, JSON.parse(rows[0]!.buffering), now)),
   ];

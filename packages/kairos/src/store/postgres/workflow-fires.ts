@@ -8,8 +8,8 @@ import { startInstance } from './workflows.ts';
 /** The workflow that a job carries, as a fire starts its instances. $1 job id. */
 const WORKFLOW_OF_JOB = `SELECT id, namespace, version, steps::text AS steps, job_id FROM workflows WHERE job_id = $1`;
 
-/** The workflow's running instances, for the overlap policy (workflow_instances_running). $1 workflow id. */
-const RUNNING_INSTANCES = `SELECT count(*)::int AS n FROM workflow_instances WHERE workflow_id = $1 AND state = 'running'`;
+/** The workflow's unfinished (running or paused) instances, for the overlap policy (workflow_instances_running). $1 workflow id. */
+const RUNNING_INSTANCES = `SELECT count(*)::int AS n FROM workflow_instances WHERE workflow_id = $1 AND state IN ('running', 'paused')`;
 
 /**
  * The fires of a workflow's job (docs/workflows.md#triggers), inside the fire transaction: the

@@ -79,6 +79,157 @@ describe('PostgreSQL workflow instances, concurrently', () => {
     }
   }
 
+  /** Resolves once `count` sessions wait on `other`, directly or behind one that does. */
+  async function waitersOnOther(count: number): Promise<void> {
+    const pid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    for (;;) {
+      const { rows } = await probe.query<{ n: number }>(
+        `WITH RECURSIVE behind(pid) AS (
+           SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))
+           UNION
+           SELECT a.pid FROM pg_stat_activity a JOIN behind b ON b.pid = ANY(pg_blocking_pids(a.pid)))
+         SELECT count(*)::int AS n FROM behind`,
+        [pid],
+      );
+      if (rows[0]!.n >= count) return;
+      await probe.query('SELECT pg_sleep(0.005)');
+    }
+  }
+
+  async function chain(name: string) {
+    await store.workflows.put(
+      compileWorkflow({
+        name,
+        steps: [
+          { id: 'a', handler: 'h' },
+          { id: 'b', handler: 'h', after: ['a'] },
+        ],
+      }),
+      'default',
+      T0,
+    );
+    const instance = (await store.workflows.start('default', name, { context: {} }, T0))!;
+    const [a] = await store.claimRuns('w', 10, T0 + 1);
+    return { instance, a: a! };
+  }
+
+  it('a skip racing its step’s own end: whichever is first, the step ends once and its child is queued once', async () => {
+    for (const first of ['end', 'skip'] as const) {
+      const { instance, a } = await chain(`skip-after-${first}`);
+      // `other` holds the instance. The first of the two waits on it, holding a's run; the second
+      // waits on a's run (the end updates it, the skip locks it first).
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM workflow_instances WHERE id = $1 FOR UPDATE', [instance.id]);
+      const settle = <T>(p: Promise<T>) =>
+        p.then(
+          (value) => ({ value }),
+          (error: { code?: string }) => ({ error: error.code }),
+        );
+      const ending = () => settle(store.finishAttempts([succeeded(a.runId, T0 + 2)], T0 + 2));
+      const skipping = () =>
+        settle(store.workflows.repairInstance(instance.id, { kind: 'skip', step: 'a' }, T0 + 3));
+      const one = first === 'end' ? ending() : skipping();
+      await waitingBehindOther(1);
+      const two = first === 'end' ? skipping() : ending();
+      await waitingBehindOther(2);
+      await other.query('COMMIT');
+      const [end, skip] = first === 'end' ? [await one, await two] : [await two, await one];
+      const after = (await store.workflows.getInstance(instance.id))!;
+      if (first === 'end') {
+        expect(end).toEqual({ value: [true] });
+        expect(skip).toEqual({ error: 'WORKFLOW_STEP_NOT_SKIPPABLE' });
+        expect(after.steps[0]).toMatchObject({ id: 'a', state: 'succeeded', runId: a.runId });
+        expect(after.steps[0]!.skipped).toBeUndefined();
+        expect(await store.getRun(a.runId)).toMatchObject({ status: 'succeeded' });
+      } else {
+        expect(skip).toMatchObject({ value: { state: 'running' } });
+        expect(end).toEqual({ value: [false] });
+        expect(after.steps[0]).toMatchObject({ id: 'a', state: 'succeeded', runId: a.runId, skipped: true });
+        expect(await store.getRun(a.runId)).toMatchObject({ status: 'cancelled' });
+      }
+      const next = await store.claimRuns('w', 10, T0 + 4);
+      expect(next.map((r) => [r.runId, (r.params.$workflow as { step: string }).step])).toEqual([
+        [after.steps[1]!.runId, 'b'],
+      ]);
+      await store.finishAttempts([succeeded(next[0]!.runId, T0 + 5)], T0 + 5);
+      expect(await store.workflows.getInstance(instance.id)).toMatchObject({ state: 'succeeded' });
+    }
+  });
+
+  it('a resume racing the end of a paused instance’s step: the held child is queued once, in either order', async () => {
+    for (const first of ['end', 'resume'] as const) {
+      const { instance, a } = await chain(`resume-after-${first}`);
+      await store.workflows.repairInstance(instance.id, { kind: 'pause' }, T0 + 1);
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM workflow_instances WHERE id = $1 FOR UPDATE', [instance.id]);
+      const ending = () => store.finishAttempts([succeeded(a.runId, T0 + 2)], T0 + 2);
+      const resuming = () => store.workflows.repairInstance(instance.id, { kind: 'resume' }, T0 + 3);
+      // Both wait on the instance's lock, and get it in the order they asked.
+      const one = first === 'end' ? ending() : resuming();
+      await waitersOnOther(1);
+      const two = first === 'end' ? resuming() : ending();
+      await waitersOnOther(2);
+      await other.query('COMMIT');
+      await Promise.all([one, two]);
+      const after = (await store.workflows.getInstance(instance.id))!;
+      expect(after).toMatchObject({ state: 'running', steps: [{ state: 'succeeded' }, { state: 'ready' }] });
+      const next = await store.claimRuns('w', 10, T0 + 4);
+      expect(next.map((r) => [r.runId, (r.params.$workflow as { step: string }).step])).toEqual([
+        [after.steps[1]!.runId, 'b'],
+      ]);
+      expect(
+        (await store.listRuns({ limit: 10 })).filter((r) => r.cause === 'workflow' && r.status === 'queued'),
+      ).toEqual([]);
+    }
+  });
+
+  it('a re-run racing the end of a step after it: the late end never advances the instance, the step runs once', async () => {
+    for (const first of ['end', 'rerun'] as const) {
+      const name = `rerun-after-${first}`;
+      await store.workflows.put(
+        compileWorkflow({
+          name,
+          steps: [
+            { id: 'a', handler: 'h' },
+            { id: 'b', handler: 'h', after: ['a'] },
+            { id: 'c', handler: 'h', after: ['b'] },
+          ],
+        }),
+        'default',
+        T0,
+      );
+      const instance = (await store.workflows.start('default', name, { context: {} }, T0))!;
+      const [a] = await store.claimRuns('w', 10, T0 + 1);
+      await store.finishAttempts([succeeded(a!.runId, T0 + 2)], T0 + 2);
+      const [b] = await store.claimRuns('w', 10, T0 + 3);
+      await store.finishAttempts([succeeded(b!.runId, T0 + 4)], T0 + 4);
+      const [c] = await store.claimRuns('w', 10, T0 + 5);
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM workflow_instances WHERE id = $1 FOR UPDATE', [instance.id]);
+      const ending = () => store.finishAttempts([succeeded(c!.runId, T0 + 6)], T0 + 6);
+      const rerunning = () =>
+        store.workflows.repairInstance(instance.id, { kind: 'rerun', step: 'b' }, T0 + 7);
+      const one = first === 'end' ? ending() : rerunning();
+      await waitingBehindOther(1);
+      const two = first === 'end' ? rerunning() : ending();
+      await waitingBehindOther(2);
+      await other.query('COMMIT');
+      const [end, rerun] = first === 'end' ? [await one, await two] : [await two, await one];
+      expect(end).toEqual([first === 'end']);
+      expect(rerun).toMatchObject({
+        state: 'running',
+        finishedAt: null,
+        steps: [{ state: 'succeeded' }, { state: 'ready' }, { state: 'waiting', runId: null }],
+      });
+      const next = await store.claimRuns('w', 10, T0 + 8);
+      expect(next.map((r) => (r.params.$workflow as { step: string }).step)).toEqual(['b']);
+      expect(next[0]!.runId).not.toBe(b!.runId);
+      expect(await store.getRun(c!.runId)).toMatchObject({
+        status: first === 'end' ? 'succeeded' : 'cancelled',
+      });
+    }
+  });
+
   it('a cancel that waits on a step run’s end also cancels the run that end queued', async () => {
     await store.workflows.put(
       compileWorkflow({

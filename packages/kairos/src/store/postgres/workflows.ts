@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import type pg from 'pg';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -13,17 +14,24 @@ import {
   type InstanceStart,
   instanceFromRow,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 
 const WORKFLOW_COLUMNS =
@@ -219,9 +227,9 @@ export class PostgresWorkflows implements WorkflowStore {
       [id],
     );
     if (!row) return null;
-    const steps = await this.c.query<{ step_id: string; state: StepRow['state']; run_id: number | null }>(
+    const steps = await this.c.query<StepReadRow>(
       'getWorkflowInstance',
-      'SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = $1',
+      `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
       [id],
     );
     return instanceFromRow(row, steps);
@@ -234,14 +242,10 @@ export class PostgresWorkflows implements WorkflowStore {
        WHERE i.workflow_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3`,
       [workflowId, before ?? null, limit],
     );
-    const steps = await this.c.query<{
-      instance_id: number;
-      step_id: string;
-      state: StepRow['state'];
-      run_id: number | null;
-    }>(
+    const steps = await this.c.query<StepReadRow & { instance_id: number }>(
       'listWorkflowInstances',
-      'SELECT instance_id, step_id, state, run_id FROM workflow_steps WHERE instance_id = ANY($1::bigint[])',
+      `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+       WHERE s.instance_id = ANY($1::bigint[])`,
       [rows.map((r) => r.id)],
     );
     return rows.map((row) =>
@@ -267,7 +271,7 @@ export class PostgresWorkflows implements WorkflowStore {
         )
       ).rows[0];
       if (!instance) return null;
-      if (instance.state !== 'running') {
+      if (instance.state !== 'running' && instance.state !== 'paused') {
         throw new KairosError(
           'WORKFLOW_INSTANCE_FINISHED',
           `workflow instance ${id} already ended (${instance.state})`,
@@ -305,6 +309,127 @@ export class PostgresWorkflows implements WorkflowStore {
     await this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = await this.c.transaction('repairWorkflowInstance', async (client) => {
+      // A re-run or a skip may cancel step runs: the instance's active runs are locked first, then
+      // the instance, the order in which ending a step run locks them (as cancelInstance does). A
+      // report racing the repair either ended its run before (the repair then reads its step ended)
+      // or finds it cancelled after, and changes nothing.
+      if (action.kind === 'rerun' || action.kind === 'skip') {
+        await client.query(
+          `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+           ORDER BY id FOR UPDATE`,
+          [id],
+        );
+      }
+      const instance = await lockInstance(client, id);
+      if (!instance) return null;
+      const steps = JSON.parse(instance.steps) as CompiledStep[];
+      const repair = planRepair({
+        instanceId: id,
+        state: instance.state as WorkflowInstanceRecord['state'],
+        steps,
+        context: JSON.parse(instance.context) as JsonObject,
+        rows: await readSteps(client, id),
+        jobs: await stepJobs(client, instance.namespace, steps),
+        carrier: { jobId: instance.job_id },
+        action,
+      });
+      if (!repair) return [];
+      return writeRepair(client, id, instance.namespace, repair, now, this.afterRunsEnded);
+    });
+    if (groups === null) return null;
+    await this.wake(groups);
+    return this.getInstance(id);
+  }
+}
+
+/** An instance's row, locked (FOR UPDATE), with what advancing it needs. */
+async function lockInstance(client: pg.PoolClient, id: number) {
+  const { rows } = await client.query<{
+    namespace: string;
+    steps: string;
+    state: string;
+    context: string;
+    job_id: number;
+  }>(
+    `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
+     FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** An instance's steps with their runs' ends (read with the instance locked). */
+async function readSteps(client: pg.PoolClient, id: number): Promise<StepRow[]> {
+  const { rows } = await client.query<StepRow>(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
+       s.result::text AS result, s.run_count, s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+    [id],
+  );
+  return rows;
+}
+
+/**
+ * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+ * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+ * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+ */
+async function writeRepair(
+  client: pg.PoolClient,
+  id: number,
+  namespace: string,
+  repair: RepairPlan,
+  now: number,
+  afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
+): Promise<string[]> {
+  if (repair.reset.length > 0) {
+    await client.query(
+      `UPDATE workflow_steps s SET state = 'waiting', run_id = NULL, result = NULL, hand_skipped = false,
+         run_count = x.run_count
+       FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, run_count int)
+       WHERE s.instance_id = $1 AND s.step_id = x.step_id`,
+      [id, JSON.stringify(repair.reset.map((r) => ({ step_id: r.step, run_count: r.runCount })))],
+    );
+  }
+  const groups = await writePlan(client, id, namespace, repair.plan, now);
+  if (repair.handSkipped !== null) {
+    await client.query(
+      'UPDATE workflow_steps SET hand_skipped = true, result = NULL WHERE instance_id = $1 AND step_id = $2',
+      [id, repair.handSkipped],
+    );
+  }
+  await client.query('UPDATE workflow_instances SET state = $2, finished_at = $3 WHERE id = $1', [
+    id,
+    repair.state,
+    repair.ended ? now : null,
+  ]);
+  if (repair.cancel.length === 0) return groups;
+  const cancelled = await client.query<{ id: number }>(
+    `WITH active AS (
+       SELECT id, status, attempt, worker_id, started_at FROM runs
+       WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+     attempt_ended AS (
+       INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+       SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+     UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+     FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+    [repair.cancel, now, REPLACED_BY_REPAIR],
+  );
+  return [
+    ...groups,
+    ...(await afterRunsEnded(
+      client,
+      cancelled.rows.map((r) => r.id),
+      now,
+    )),
+  ];
 }
 
 type WorkflowSchedule = { next: number | null; rateQuota?: JobQuotaCheck | undefined };
@@ -387,8 +512,9 @@ async function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: boolean;
   }>(
-    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params::text AS params, retry::text AS retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = $1 AND name = ANY($2::text[]) AND workflow_id IS NULL AND id IS DISTINCT FROM $3::bigint`,
     [namespace, names, goneJobId],
   );
@@ -405,6 +531,7 @@ async function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused,
       },
     ]),
   );
@@ -431,9 +558,9 @@ async function writePlan(
       `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
          retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
        SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-         x.max_attempts, x.retry, x.timeout_ms, $2, $5, $3, $4, x.step
+         x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $6::bigint END, $3, $4, x.step
        FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text)
+         params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean)
        ON CONFLICT DO NOTHING RETURNING id, group_name, workflow_step`,
       [
         JSON.stringify(
@@ -448,11 +575,13 @@ async function writePlan(
             retry: JSON.parse(r.retry),
             timeout_ms: r.timeoutMs,
             step: r.step,
+            held: r.held,
           })),
         ),
         now,
         namespace,
         instanceId,
+        HELD_WHILE_PAUSED_AT,
         availableAt,
       ],
     );
@@ -460,14 +589,21 @@ async function writePlan(
       runIds.set(row.workflow_step, row.id);
       groups.push(row.group_name);
     }
+    // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+    await shardNewRuns(
+      client,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
   }
   await client.query(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result)
-     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count)
+     SELECT $1, x.step_id, x.state, x.run_id, x.result::jsonb, CASE WHEN x.run_id IS NULL THEN 0 ELSE 1 END
      FROM jsonb_to_recordset($2::jsonb) AS x(step_id text, state text, run_id bigint, result text)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       run_count = workflow_steps.run_count + excluded.run_count`,
     [
       instanceId,
       JSON.stringify(
@@ -482,7 +618,7 @@ async function writePlan(
   );
   if (plan.outcome) {
     await client.query(
-      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'running'`,
+      `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state IN ('running', 'paused')`,
       [plan.outcome, now, instanceId],
     );
   }
@@ -504,42 +640,43 @@ export async function advanceWorkflows(
   goneJobId: number | null = null,
 ): Promise<string[]> {
   if (runIds.length === 0) return [];
-  const { rows: ended } = await client.query<{
+  const { rows } = await client.query<{
     id: number;
     workflow_instance_id: number;
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>(
-    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result FROM runs
+    `SELECT id, workflow_instance_id, workflow_step, status, result::text AS result, broadcast_run_id FROM runs
      WHERE id = ANY($1::bigint[]) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
     [runIds],
   );
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/postgres/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of await endedBroadcasts(
+      client,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = (
-      await client.query<{
-        namespace: string;
-        steps: string;
-        state: string;
-        context: string;
-        job_id: number;
-      }>(
-        `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
-         FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
-        [instanceId],
-      )
-    ).rows[0];
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const { rows } = await client.query<StepRow>(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
-         s.result::text AS result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
-      [instanceId],
-    );
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const instance = await lockInstance(client, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const stepRows = await readSteps(client, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
       (e) =>
@@ -553,10 +690,11 @@ export async function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: await stepJobs(client, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     });
     groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
   }

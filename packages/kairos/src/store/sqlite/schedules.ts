@@ -4,6 +4,7 @@ import type { SkippedRange } from '../../core/fire-plan.ts';
 import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
 import { traceColumn } from '../rows.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
+import { ENDED_BROADCASTS } from './broadcasts.ts';
 import { END_ATTEMPTS, type EndedAttempt } from './hot-statements.ts';
 import { advanceWorkflows } from './workflows.ts';
 
@@ -133,31 +134,69 @@ function promote(sql: Sql, runId: number, now: number): string[] {
   return row ? [row.group_name] : [];
 }
 
+/** The ended runs @runs that set off their dependents alone: not shards of a broadcast. */
+const ENDED_RUNS = `
+  SELECT id, job_id, status, result, trace_context FROM runs
+  WHERE id IN (SELECT value FROM json_each(@runs)) AND broadcast_run_id IS NULL`;
+
+/** The jobs (c) that run `after` the job (p) of an ended run (e), when its end matches their condition. */
+const AFTER_MATCH = `
+  FROM ended e JOIN jobs p ON p.id = e.job_id
+  JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
+    AND c.namespace = p.namespace
+  WHERE (json_extract(c.trigger, '$.on') = 'always'
+    OR (json_extract(c.trigger, '$.on') = 'success' AND e.status = 'succeeded')
+    OR (json_extract(c.trigger, '$.on') = 'failure' AND e.status IN ('failed', 'timed_out')))`;
+
 /**
  * Runs of the jobs whose trigger is `after` the ended run's job, when its end matches their
  * condition. Each gets the parent's job, run id, status and result under `params.parent`; the
- * idempotency key `after:<run id>` makes a second call for the same end create nothing.
+ * idempotency key `after:<run id>` makes a second call for the same end create nothing. A shard of
+ * a broadcast sets off nothing alone: the broadcast does, once, when its last shard ends, as one
+ * run (ENDED_BROADCASTS). A paused dependent gets no run but a ledger row (see {@link recordPaused}).
  */
 function triggerDependents(sql: Sql, runIds: readonly number[], now: number): string[] {
-  const rows = sql(
-    `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, trace_context, namespace)
-     SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || r.id,
-       json_set(c.params, '$.parent', json_object('job', p.name, 'runId', r.id, 'status', r.status,
-         'result', json(coalesce(r.result, 'null')))),
-       c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now,
-       r.trace_context, c.namespace
-     FROM runs r JOIN jobs p ON p.id = r.job_id
-     JOIN jobs c ON json_extract(c.trigger, '$.kind') = 'after' AND json_extract(c.trigger, '$.job') = p.name
-       AND c.namespace = p.namespace
-     WHERE r.id IN (SELECT value FROM json_each(@runs)) AND c.paused = 0
-       AND (json_extract(c.trigger, '$.on') = 'always'
-         OR (json_extract(c.trigger, '$.on') = 'success' AND r.status = 'succeeded')
-         OR (json_extract(c.trigger, '$.on') = 'failure' AND r.status IN ('failed', 'timed_out')))
-     ON CONFLICT DO NOTHING
-     RETURNING group_name`,
-  ).all({ runs: JSON.stringify(runIds), now }) as Array<{ group_name: string }>;
-  return rows.map((row) => row.group_name);
+  const groups: string[] = [];
+  for (const ended of [ENDED_RUNS, ENDED_BROADCASTS]) {
+    const params = { runs: JSON.stringify(runIds), now };
+    const rows = sql(
+      `WITH ended AS (${ended})
+       INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
+         retry, timeout_ms, created_at, available_at, trace_context, namespace)
+       SELECT c.id, c.group_name, c.handler, 'dependency', 'after:' || e.id,
+         json_set(c.params, '$.parent', json_object('job', p.name, 'runId', e.id, 'status', e.status,
+           'result', json(coalesce(e.result, 'null')))),
+         c.priority, 'queued', json_extract(c.retry, '$.maxAttempts'), c.retry, c.timeout_ms, @now, @now,
+         e.trace_context, c.namespace
+       ${AFTER_MATCH} AND c.paused = 0
+       ON CONFLICT DO NOTHING
+       RETURNING group_name`,
+    ).all(params) as Array<{ group_name: string }>;
+    groups.push(...rows.map((row) => row.group_name));
+    const paused = sql(
+      `WITH ended AS (${ended})
+       SELECT c.id AS job_id, c.updated_at, count(*) AS n ${AFTER_MATCH} AND c.paused = 1 GROUP BY c.id`,
+    ).all(params) as Array<{ job_id: number; updated_at: number; n: number }>;
+    for (const job of paused) recordPaused(sql, job, now);
+  }
+  return groups;
+}
+
+/**
+ * A parent's end that would have queued `n` runs of a paused job: its ledger row, reason `paused`.
+ * The first such end since the job was paused (its updated_at) starts a row at the parent's end
+ * time; later ones extend it and count.
+ */
+function recordPaused(sql: Sql, job: { job_id: number; updated_at: number; n: number }, now: number): void {
+  const extended = sql(
+    `UPDATE skipped_fires SET last_fire = max(last_fire, @now), count = count + @n, recorded_at = @now
+     WHERE id = (SELECT max(id) FROM skipped_fires WHERE job_id = @job AND reason = 'paused' AND recorded_at >= @since)`,
+  ).run({ now, n: job.n, job: job.job_id, since: job.updated_at });
+  if (extended.changes > 0) return;
+  sql(
+    `INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+     VALUES (?, 'paused', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  ).run(job.job_id, now, now, job.n, now);
 }
 
 /** The fires an overlap policy dropped as one ledger range, continuing the row of the fire before. */

@@ -4,11 +4,10 @@ import { dirname } from 'node:path';
 import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
-import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
-import { BUFFERED_AT } from '../../core/overlap.ts';
+import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import {
   type JobRetention,
@@ -16,7 +15,7 @@ import {
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
-import { type RoutingState, shardTargets } from '../../core/routing.ts';
+import type { RoutingState } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -155,6 +154,8 @@ import {
 } from '../store.ts';
 import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import { SqliteAlerts, type SqliteConnection } from './alerts.ts';
+import { shardNewRuns } from './broadcasts.ts';
+import { checkDependencyCycle } from './dependencies.ts';
 import * as hot from './hot-statements.ts';
 import { SqliteNamespaces } from './namespaces.ts';
 import * as quotas from './quotas.ts';
@@ -322,6 +323,7 @@ export class SqliteStore implements Store {
     const insert = () => {
       // Under the write lock of the immediate transaction: no other write counts in between.
       if (quota) quotas.checkJobQuota((text) => this.sql(text), namespace, -1, quota);
+      checkDependencyCycle((text) => this.sql(text), namespace, job);
       return this.sql(
         `INSERT INTO jobs (name, description, group_name, handler, params, trigger, delay_ms, retry, timeout_ms,
              priority, paused, schedule, next_fire_at, created_at, updated_at, dispatch, schedule_to_start_ms, task, retention,
@@ -342,7 +344,8 @@ export class SqliteStore implements Store {
     };
     return this.run('createJob', () => {
       try {
-        const row = quota ? this.db.transaction(insert).immediate() : insert();
+        const row =
+          quota || job.trigger.kind === 'after' ? this.db.transaction(insert).immediate() : insert();
         this.emit({ type: 'jobs' });
         return jobFromRow(row);
       } catch (error) {
@@ -369,9 +372,10 @@ export class SqliteStore implements Store {
         ) as JobRow | undefined;
         // Judged only when the edit applies, under the write lock; a refusal rolls it back.
         if (row && quota) quotas.checkJobQuota((text) => this.sql(text), row.namespace, id, quota);
+        if (row) checkDependencyCycle((text) => this.sql(text), row.namespace, job);
         return row;
       };
-      const row = quota ? this.db.transaction(update).immediate() : update();
+      const row = quota || job.trigger.kind === 'after' ? this.db.transaction(update).immediate() : update();
       if (row) this.emit({ type: 'jobs' });
       return row ? jobFromRow(row) : null;
     });
@@ -568,7 +572,8 @@ export class SqliteStore implements Store {
               out.groups.push(advanced.group_name);
           }
           flush();
-          this.shardNewRuns(
+          shardNewRuns(
+            (text) => this.sql(text),
             entries.map((e) => e.jobId),
             now,
           );
@@ -647,7 +652,7 @@ export class SqliteStore implements Store {
             out.push(run.id);
             if (run.inserted) inserted++;
           }
-          this.shardNewRuns([jobId], now);
+          shardNewRuns((text) => this.sql(text), [jobId], now);
           // After sharding: a broadcast run's shards are queued runs too.
           if (maxQueuedRuns != null)
             quotas.checkQueuedRunsAfter((text) => this.sql(text), jobId, maxQueuedRuns, inserted);
@@ -680,7 +685,7 @@ export class SqliteStore implements Store {
             request.priority ?? job.priority,
             now,
           );
-          if (inserted) this.shardNewRuns([job.id], now);
+          if (inserted) shardNewRuns((text) => this.sql(text), [job.id], now);
           if (inserted && maxQueuedRuns != null)
             quotas.checkQueuedRunsAfter((text) => this.sql(text), job.id, maxQueuedRuns, 1);
           this.audit(audit);
@@ -1194,19 +1199,29 @@ export class SqliteStore implements Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
-    const row = this.run('resumeJob', () =>
+    const resumed = this.run('resumeJob', () =>
       this.db
         .transaction(() => {
           const row = this.sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`).get(
             ...updateValues(id, job, nextFireAt, now, expected),
           ) as JobRow | undefined;
           if (row && quota) quotas.checkJobQuota((text) => this.sql(text), row.namespace, id, quota);
+          if (row) checkDependencyCycle((text) => this.sql(text), row.namespace, job);
           if (row && skipped) recordSkipped((text) => this.sql(text), id, [skipped], now);
-          return row;
+          // The workflow step runs held while the job was paused become available with the resume.
+          const released = row
+            ? (this.sql(
+                `UPDATE runs SET available_at = ? WHERE job_id = ? AND status = 'queued' AND available_at = ?
+                 RETURNING group_name`,
+              ).all(now, id, HELD_WHILE_PAUSED_AT) as Array<{ group_name: string }>)
+            : [];
+          return row ? { row, groups: released.map((r) => r.group_name) } : undefined;
         })
         .immediate(),
     );
+    const row = resumed?.row;
     if (row) this.emit({ type: 'jobs' });
+    for (const group of new Set(resumed?.groups ?? [])) this.emit({ type: 'runs', group });
     return row ? jobFromRow(row) : null;
   }
 
@@ -2045,52 +2060,6 @@ export class SqliteStore implements Store {
         ).all({ namespace: namespace ?? null }) as NamespaceGroupLimitRow[]
       ).map(groupLimitFromRow),
     );
-  }
-
-  /**
-   * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
-   * a broadcast job becomes shard 0 of N, N the eligible live workers of its group, and N - 1
-   * copies are the other shards, each assigned to its worker. No live worker: one shard, for
-   * whichever worker comes first.
-   */
-  private shardNewRuns(jobIds: readonly number[], now: number): void {
-    // One look at the batch's jobs finds the broadcast ones (most fires have none).
-    const broadcast = this.sql(hot.BROADCAST_JOBS).all(JSON.stringify([...new Set(jobIds)])) as Array<{
-      id: number;
-      namespace: string;
-      group_name: string;
-      handler: string;
-      dispatch: string;
-    }>;
-    for (const job of broadcast) {
-      const jobId = job.id;
-      const { routing } = dispatchFromColumn(job.dispatch);
-      if (routing.strategy !== 'broadcast') continue;
-      const runs = this.sql(
-        `SELECT id FROM runs WHERE job_id = ? AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = ?`,
-      ).all(jobId, now) as Array<{ id: number }>;
-      if (runs.length === 0) continue;
-      const live = (
-        this.sql(
-          `SELECT w.id, w.name, w.handlers, w.labels, w.capacity, 0 AS running
-           FROM workers w WHERE w.group_name = ? AND w.namespace = ? AND w.status = 'active' AND w.lease_expires_at > ?`,
-        ).all(job.group_name, job.namespace, now) as SnapshotRow[]
-      ).map(snapshotFromRow);
-      const targets = shardTargets(live, job.handler, routing.selector);
-      const total = Math.max(1, targets.length);
-      const first = this.sql('UPDATE runs SET shard = 0, shard_count = ?, target_worker_id = ? WHERE id = ?');
-      const copy = this.sql(
-        `INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace)
-         SELECT job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
-           timeout_ms, created_at, available_at, ?, ?, ?, trace_context, namespace
-         FROM runs WHERE id = ?`,
-      );
-      for (const run of runs) {
-        first.run(total, targets[0] ?? null, run.id);
-        for (let shard = 1; shard < total; shard++) copy.run(shard, total, targets[shard]!, run.id);
-      }
-    }
   }
 
   async routingState(jobId: number): Promise<RoutingState | null> {

@@ -26,7 +26,7 @@ export function fireWorkflow(
     ? (
         sql(
           `SELECT count(*) AS n FROM workflow_instances INDEXED BY workflow_instances_running
-           WHERE workflow_id = ? AND state = 'running'`,
+           WHERE workflow_id = ? AND state IN ('running', 'paused')`,
         ).get(workflow.id) as { n: number }
       ).n
     : 0;

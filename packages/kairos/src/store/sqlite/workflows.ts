@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { JsonObject } from '@kairos/client';
 import type Database from 'better-sqlite3';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -14,17 +15,24 @@ import {
   type InstanceStart,
   instanceFromRow,
   planInstance,
+  planRepair,
+  REPLACED_BY_REPAIR,
+  type RepairPlan,
+  STEP_READ_COLUMNS,
   type StepJob,
+  type StepReadRow,
   type StepRow,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
+  type WorkflowRepair,
   type WorkflowRow,
   type WorkflowStore,
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
+import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 
@@ -220,15 +228,10 @@ export class SqliteWorkflows implements WorkflowStore {
         .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
       const steps = this.c
         .sql(
-          `SELECT instance_id, step_id, state, run_id FROM workflow_steps
-           WHERE instance_id IN (SELECT value FROM json_each(?))`,
+          `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+           WHERE s.instance_id IN (SELECT value FROM json_each(?))`,
         )
-        .all(JSON.stringify(rows.map((r) => r.id))) as Array<{
-        instance_id: number;
-        step_id: string;
-        state: StepRow['state'];
-        run_id: number | null;
-      }>;
+        .all(JSON.stringify(rows.map((r) => r.id))) as Array<StepReadRow & { instance_id: number }>;
       return rows.map((row) =>
         instanceFromRow(
           row,
@@ -247,7 +250,7 @@ export class SqliteWorkflows implements WorkflowStore {
             | { state: string }
             | undefined;
           if (!instance) return null;
-          if (instance.state !== 'running') {
+          if (instance.state !== 'running' && instance.state !== 'paused') {
             throw new KairosError(
               'WORKFLOW_INSTANCE_FINISHED',
               `workflow instance ${id} already ended (${instance.state})`,
@@ -258,38 +261,15 @@ export class SqliteWorkflows implements WorkflowStore {
             `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
           ).run(id);
           const active = sql(
-            `SELECT id, job_id, status, attempt, worker_id, started_at FROM runs
-             WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
-          ).all(id) as Array<{
-            id: number;
-            job_id: number;
-            status: string;
-            attempt: number;
-            worker_id: string;
-            started_at: number;
-          }>;
-          const running = active.filter((r) => r.status === 'running');
-          if (running.length > 0) {
-            sql(END_ATTEMPTS).run(
-              now,
-              JSON.stringify(
-                running.map((r) => [
-                  r.id,
-                  r.attempt,
-                  r.worker_id,
-                  'cancelled',
-                  r.started_at,
-                  CANCELLED_WITH_INSTANCE,
-                ]),
-              ),
-            );
-          }
-          const cancel = sql(
-            `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
-          );
-          for (const run of active) cancel.run(now, CANCELLED_WITH_INSTANCE, run.id);
+            `SELECT id FROM runs WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
+          ).all(id) as Array<{ id: number }>;
           return this.afterRunsEnded(
-            active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: id })),
+            cancelRuns(
+              sql,
+              active.map((r) => r.id),
+              now,
+              CANCELLED_WITH_INSTANCE,
+            ),
             now,
           );
         })
@@ -299,6 +279,120 @@ export class SqliteWorkflows implements WorkflowStore {
     this.wake(groups);
     return this.getInstance(id);
   }
+
+  async repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+  ): Promise<WorkflowInstanceRecord | null> {
+    const groups = this.c.run('repairWorkflowInstance', () =>
+      this.c.db
+        .transaction(() => {
+          const sql = this.c.sql;
+          // One writer: the transaction holds the instance, no run ends meanwhile.
+          const instance = readForAdvance(sql, id);
+          if (!instance) return null;
+          const steps = JSON.parse(instance.steps) as CompiledStep[];
+          const repair = planRepair({
+            instanceId: id,
+            state: instance.state as WorkflowInstanceRecord['state'],
+            steps,
+            context: JSON.parse(instance.context) as JsonObject,
+            rows: readSteps(sql, id),
+            jobs: stepJobs(sql, instance.namespace, steps),
+            carrier: { jobId: instance.job_id },
+            action,
+          });
+          if (!repair) return [];
+          return this.writeRepair(sql, id, instance.namespace, repair, now);
+        })
+        .immediate(),
+    );
+    if (groups === null) return null;
+    this.wake(groups);
+    return this.getInstance(id);
+  }
+
+  /**
+   * Writes what {@link planRepair} decided: the steps put back to waiting, the plan (steps and runs),
+   * the step skipped by hand, the instance's state; then cancels the runs it replaced, whose ends
+   * advance nothing (their steps no longer hold them). Answers the groups that got runs.
+   */
+  private writeRepair(sql: Sql, id: number, namespace: string, repair: RepairPlan, now: number): string[] {
+    const reset = sql(
+      `UPDATE workflow_steps SET state = 'waiting', run_id = NULL, result = NULL, hand_skipped = 0, run_count = ?
+       WHERE instance_id = ? AND step_id = ?`,
+    );
+    for (const { step, runCount } of repair.reset) reset.run(runCount, id, step);
+    const groups = writePlan(sql, id, namespace, repair.plan, now);
+    if (repair.handSkipped !== null) {
+      sql(
+        'UPDATE workflow_steps SET hand_skipped = 1, result = NULL WHERE instance_id = ? AND step_id = ?',
+      ).run(id, repair.handSkipped);
+    }
+    sql('UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ?').run(
+      repair.state,
+      repair.ended ? now : null,
+      id,
+    );
+    return [...groups, ...this.afterRunsEnded(cancelRuns(sql, repair.cancel, now, REPLACED_BY_REPAIR), now)];
+  }
+}
+
+/**
+ * Cancels the runs of these ids that are still queued or running (their running attempts end
+ * `cancelled` with `error`). Answers them, for afterRunsEnded.
+ */
+function cancelRuns(
+  sql: Sql,
+  ids: readonly number[],
+  now: number,
+  error: string,
+): Array<{ runId: number; jobId: number; workflowInstanceId: number | null }> {
+  if (ids.length === 0) return [];
+  const active = sql(
+    `SELECT id, job_id, status, attempt, worker_id, started_at, workflow_instance_id FROM runs
+     WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running')`,
+  ).all(JSON.stringify(ids)) as Array<{
+    id: number;
+    job_id: number;
+    status: string;
+    attempt: number;
+    worker_id: string;
+    started_at: number;
+    workflow_instance_id: number | null;
+  }>;
+  const running = active.filter((r) => r.status === 'running');
+  if (running.length > 0) {
+    sql(END_ATTEMPTS).run(
+      now,
+      JSON.stringify(running.map((r) => [r.id, r.attempt, r.worker_id, 'cancelled', r.started_at, error])),
+    );
+  }
+  const cancel = sql(
+    `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, deadline_at = NULL WHERE id = ?`,
+  );
+  for (const run of active) cancel.run(now, error, run.id);
+  return active.map((r) => ({ runId: r.id, jobId: r.job_id, workflowInstanceId: r.workflow_instance_id }));
+}
+
+/** An instance with what advancing it needs. */
+function readForAdvance(sql: Sql, id: number) {
+  return sql(
+    `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
+     JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
+  ).get(id) as
+    | { namespace: string; steps: string; state: string; context: string; job_id: number }
+    | undefined;
+}
+
+/** An instance's steps with their runs' ends. */
+function readSteps(sql: Sql, id: number): StepRow[] {
+  return sql(
+    `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result, s.run_count,
+       s.hand_skipped
+     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepRow[];
 }
 
 function readWorkflow(sql: Sql, id: number): WorkflowRecord | null {
@@ -369,13 +463,9 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
     `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as InstanceRow | undefined;
   if (!row) return null;
-  const steps = sql('SELECT step_id, state, run_id FROM workflow_steps WHERE instance_id = ?').all(
-    id,
-  ) as Array<{
-    step_id: string;
-    state: StepRow['state'];
-    run_id: number | null;
-  }>;
+  const steps = sql(
+    `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+  ).all(id) as StepReadRow[];
   return instanceFromRow(row, steps);
 }
 
@@ -389,7 +479,7 @@ function stepJobs(
   const names = stepJobNames(steps);
   if (names.length === 0) return new Map();
   const rows = sql(
-    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority FROM jobs
+    `SELECT id, name, group_name, handler, params, retry, timeout_ms, priority, paused FROM jobs
      WHERE namespace = ? AND name IN (SELECT value FROM json_each(?)) AND workflow_id IS NULL AND id IS NOT ?`,
   ).all(namespace, JSON.stringify(names), goneJobId) as Array<{
     id: number;
@@ -400,6 +490,7 @@ function stepJobs(
     retry: string;
     timeout_ms: number;
     priority: number;
+    paused: number;
   }>;
   return new Map(
     rows.map((r) => [
@@ -414,6 +505,7 @@ function stepJobs(
         maxAttempts: (JSON.parse(r.retry) as { maxAttempts: number }).maxAttempts,
         timeoutMs: r.timeout_ms,
         priority: r.priority,
+        paused: r.paused === 1,
       },
     ]),
   );
@@ -449,7 +541,7 @@ function writePlan(
       run.retry,
       run.timeoutMs,
       now,
-      availableAt,
+      run.held ? HELD_WHILE_PAUSED_AT : availableAt,
       namespace,
       instanceId,
       run.step,
@@ -458,20 +550,28 @@ function writePlan(
     runIds.set(run.step, row.id);
     groups.push(row.group_name);
   }
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (plan.runs.length > 0)
+    shardNewRuns(
+      sql,
+      plan.runs.map((r) => r.jobId),
+      now,
+    );
   const upsert = sql(
-    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result) VALUES (?, ?, ?, ?, ?)
+    `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, run_count) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (instance_id, step_id) DO UPDATE SET state = excluded.state,
        run_id = coalesce(excluded.run_id, workflow_steps.run_id),
-       result = coalesce(excluded.result, workflow_steps.result)`,
+       result = coalesce(excluded.result, workflow_steps.result),
+       run_count = workflow_steps.run_count + excluded.run_count`,
   );
-  for (const [step, state] of plan.states)
-    upsert.run(instanceId, step, state, runIds.get(step) ?? null, plan.results.get(step) ?? null);
+  for (const [step, state] of plan.states) {
+    const runId = runIds.get(step) ?? null;
+    upsert.run(instanceId, step, state, runId, plan.results.get(step) ?? null, runId === null ? 0 : 1);
+  }
   if (plan.outcome) {
-    sql(`UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'`).run(
-      plan.outcome,
-      now,
-      instanceId,
-    );
+    sql(
+      `UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state IN ('running', 'paused')`,
+    ).run(plan.outcome, now, instanceId);
   }
   return groups;
 }
@@ -488,8 +588,8 @@ export function advanceWorkflows(
   goneJobId: number | null = null,
 ): string[] {
   if (runIds.length === 0) return [];
-  const ended = sql(
-    `SELECT id, workflow_instance_id, workflow_step, status, result FROM runs
+  const rows = sql(
+    `SELECT id, workflow_instance_id, workflow_step, status, result, broadcast_run_id FROM runs
      WHERE id IN (SELECT value FROM json_each(?)) AND workflow_instance_id IS NOT NULL
        AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
   ).all(JSON.stringify(runIds)) as Array<{
@@ -498,22 +598,32 @@ export function advanceWorkflows(
     workflow_step: string;
     status: string;
     result: string | null;
+    broadcast_run_id: number | null;
   }>;
+  // A broadcast step ends once, when its last shard ends, as its first shard (store/sqlite/broadcasts.ts).
+  const ended = rows.filter((r) => r.broadcast_run_id === null);
+  if (ended.length < rows.length) {
+    for (const b of endedBroadcasts(
+      sql,
+      rows.map((r) => r.id),
+    )) {
+      if (b.workflow_instance_id === null || b.workflow_step === null) continue;
+      ended.push({
+        ...b,
+        workflow_instance_id: b.workflow_instance_id,
+        workflow_step: b.workflow_step,
+        broadcast_run_id: null,
+      });
+    }
+  }
   const groups: string[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
-    const instance = sql(
-      `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
-       JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
-    ).get(instanceId) as
-      | { namespace: string; steps: string; state: string; context: string; job_id: number }
-      | undefined;
-    if (instance?.state !== 'running') continue; // ended, or its workflow was deleted
-    const rows = sql(
-      `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result
-       FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
-    ).all(instanceId) as StepRow[];
-    const state = new Map(rows.map((r) => [r.step_id, r]));
+    const instance = readForAdvance(sql, instanceId);
+    // Ended, or its workflow was deleted. A paused instance advances, holding what becomes ready.
+    if (instance?.state !== 'running' && instance?.state !== 'paused') continue;
+    const stepRows = readSteps(sql, instanceId);
+    const state = new Map(stepRows.map((r) => [r.step_id, r]));
     // Only the current run of a ready step ends it; anything else was decided already.
     const ends = ended.filter(
       (e) =>
@@ -527,10 +637,11 @@ export function advanceWorkflows(
       instanceId,
       steps,
       context: JSON.parse(instance.context) as JsonObject,
-      rows,
+      rows: stepRows,
       ended: ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })),
       jobs: stepJobs(sql, instance.namespace, steps, goneJobId),
       carrier: { jobId: instance.job_id },
+      paused: instance.state === 'paused',
     });
     groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
   }

@@ -6,5 +6,6 @@ ALTER TABLE workflow_instances ADD COLUMN cause TEXT NOT NULL DEFAULT 'manual';
 ALTER TABLE workflow_instances ADD COLUMN scheduled_for bigint;
 CREATE UNIQUE INDEX workflow_instances_fire ON workflow_instances (workflow_id, scheduled_for)
   WHERE scheduled_for IS NOT NULL;
--- The overlap policy `skip` asks, at each fire, whether an instance of the workflow is running.
-CREATE INDEX workflow_instances_running ON workflow_instances (workflow_id) WHERE state = 'running';
+-- The overlap policy `skip` asks, at each fire, whether an instance of the workflow is unfinished
+-- (running, or paused by hand).
+CREATE INDEX workflow_instances_running ON workflow_instances (workflow_id) WHERE state IN ('running', 'paused');

@@ -1,0 +1,94 @@
+import type { EdgeCondition, WorkflowSpec, WorkflowStepSpec } from './wire.ts';
+
+/** An incoming edge of a step: a parent's id (runs after its success), or `{ step, on }`. */
+export type WorkflowEdge<Ids extends string> = Ids | { step: Ids; on?: EdgeCondition };
+
+interface StepBase<Ids extends string> extends Pick<WorkflowStepSpec, 'params' | 'join'> {
+  /** Parents declared by earlier `.step(…)` calls; none: the step runs when the instance starts. */
+  after?: readonly WorkflowEdge<Ids>[];
+}
+
+/** A step that runs a handler, with its own group, retry, timeout and priority. */
+interface HandlerStep<Ids extends string>
+  extends StepBase<Ids>,
+    Pick<WorkflowStepSpec, 'group' | 'retry' | 'timeout' | 'priority'> {
+  handler: string;
+  job?: never;
+}
+
+/** A step that runs an existing job of the namespace, with that job's group, retry and timeout. */
+interface JobStep<Ids extends string> extends StepBase<Ids> {
+  job: string;
+  handler?: never;
+  group?: never;
+  retry?: never;
+  timeout?: never;
+  priority?: never;
+}
+
+/** What `.step(id, options)` takes: `handler` or `job` (never both), `after` naming earlier steps. */
+export type WorkflowStepOptions<Ids extends string = string> = HandlerStep<Ids> | JobStep<Ids>;
+
+export interface WorkflowBuilderOptions {
+  description?: string;
+}
+
+/**
+ * Builds a {@link WorkflowSpec} step by step. Its type parameter holds the ids declared so far, so
+ * that `after` takes only those: a typo, or a parent declared later, is a type error. An id
+ * declared twice is one too. Each call answers a new builder; none is changed.
+ */
+export interface WorkflowBuilder<Ids extends string = never> {
+  step<const Id extends string>(
+    id: Id & (Id extends Ids ? { 'step id declared twice': Id } : unknown),
+    options: WorkflowStepOptions<Ids>,
+  ): WorkflowBuilder<Ids | Id>;
+  /** The spec, for `KairosClient.putWorkflow` or a `workflows:` list of `kairos apply`. */
+  build(): WorkflowSpec;
+}
+
+/**
+ * Starts a typed workflow definition (docs/workflows.md#typescript-builder).
+ *
+ * @example
+ * const etl = workflow('nightly-etl')
+ *   .step('extract', { handler: 'extract', retry: { maxAttempts: 3 } })
+ *   .step('load', { job: 'warehouse-load', after: ['extract'] })
+ *   .step('page', { handler: 'page-on-call', after: [{ step: 'load', on: 'failure' }] })
+ *   .build();
+ * await kairos.putWorkflow(etl);
+ */
+export function workflow(name: string, options: WorkflowBuilderOptions = {}): WorkflowBuilder {
+  return builder(name, options, []);
+}
+
+function builder(
+  name: string,
+  options: WorkflowBuilderOptions,
+  steps: readonly WorkflowStepSpec[],
+): WorkflowBuilder<string> {
+  return {
+    // The types catch a repeated id or an unknown parent; these checks catch code that is not typed.
+    step(id: string, step: WorkflowStepOptions) {
+      if (steps.some((s) => s.id === id)) throw new Error(`workflow ${name}: step ${id} is declared twice`);
+      for (const edge of step.after ?? []) {
+        const parent = typeof edge === 'string' ? edge : edge.step;
+        if (!steps.some((s) => s.id === parent))
+          throw new Error(
+            `workflow ${name}: step ${id} runs after ${parent}, which is not declared before it`,
+          );
+      }
+      const { after, ...rest } = step;
+      const copy: WorkflowStepSpec = { id, ...rest };
+      if (after) copy.after = after.map((edge) => (typeof edge === 'string' ? edge : { ...edge }));
+      return builder(name, options, [...steps, copy]);
+    },
+    build() {
+      return {
+        name,
+        ...(options.description === undefined ? {} : { description: options.description }),
+        steps: steps.map((step) => ({ ...step, ...(step.after ? { after: [...step.after] } : {}) })),
+      };
+    },
+  };
+}
