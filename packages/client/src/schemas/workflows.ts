@@ -11,7 +11,15 @@ import {
   ResourceAmountsSchema,
   ResourceSpecSchema,
 } from './common.ts';
-import { LimitSchema, RetryPolicySchema, RetrySpecSchema } from './jobs.ts';
+import {
+  LimitSchema,
+  RetryPolicySchema,
+  RetrySpecSchema,
+  SchedulePolicySchema,
+  ScheduleSpecSchema,
+  TriggerAnswer,
+  TriggerSpecSchema,
+} from './jobs.ts';
 
 /** Schemas of workflows (docs/workflows.md): definitions, instances and their steps. */
 
@@ -63,6 +71,10 @@ export const WorkflowSpecSchema = closed({
   name: NameSchema,
   description: Type.Optional(Type.String({ maxLength: 2000 })),
   steps: Type.Array(WorkflowStepSpecSchema, { maxItems: 1000 }),
+  /** When instances start by themselves: a job's trigger but `after` and `delay`; default manual. */
+  trigger: Type.Optional(TriggerSpecSchema),
+  /** Misfire, overlap (`allow` or `skip`), window, jitter, maxRuns, calendars, as for a job. */
+  schedule: Type.Optional(ScheduleSpecSchema),
 });
 /** The body of `PUT /v1/workflows/:name`: its name comes from the path. */
 export const WorkflowBody = closed({ ...WorkflowSpecSchema.properties, name: Type.Optional(NameSchema) });
@@ -88,6 +100,12 @@ export const WorkflowSchema = Type.Object({
   /** Bumped by every replace; an instance keeps the version it started with. */
   version: Type.Integer(),
   steps: Type.Array(WorkflowStepSchema),
+  trigger: TriggerAnswer,
+  schedule: SchedulePolicySchema,
+  /** A paused workflow's trigger does not fire (`POST /v1/workflows/:name/pause`); starts through the API still work. */
+  paused: Type.Boolean(),
+  /** The next fire time, or null when the trigger has no more fires (or is manual). */
+  nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -117,6 +135,10 @@ export const WorkflowInstanceSchema = Type.Object({
   version: Type.Integer(),
   state: WorkflowInstanceStateSchema,
   context: JsonObjectSchema,
+  /** What started it: `manual` (the API) or `schedule` (a fire of the workflow's trigger). */
+  cause: literals(['manual', 'schedule'] as const),
+  /** The fire time that started it; null for a `manual` start. */
+  scheduledFor: nullable(Type.String()),
   createdAt: Type.String(),
   startedAt: Type.String(),
   finishedAt: nullable(Type.String()),

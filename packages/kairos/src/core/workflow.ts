@@ -12,6 +12,8 @@ import { parseDuration } from './duration.ts';
 import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from './job.ts';
 import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { compileRetry } from './retry.ts';
+import { compileSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 import { type EdgeCondition, graphProblems, type WorkflowStep } from './workflow-graph.ts';
 
 /**
@@ -25,7 +27,18 @@ export interface WorkflowDefinition {
   name: string;
   description: string;
   steps: CompiledStep[];
+  /** When instances start by themselves (docs/workflows.md#triggers); `manual`: only through the API. */
+  trigger: Trigger;
+  /** The schedule policy of the trigger, as a job's (overlap: `allow` or `skip` only). */
+  schedule: SchedulePolicy;
 }
+
+/**
+ * The overlap policies a workflow's schedule takes. The others are refused: `buffer-one` and
+ * `buffer-all` would hold fires behind a running instance, and `cancel-previous` would cancel it,
+ * and neither is built for instances yet (docs/workflows.md#triggers).
+ */
+export const WORKFLOW_OVERLAP_POLICIES = ['allow', 'skip'] as const;
 
 export interface CompiledStep extends WorkflowStep {
   run: StepTask;
@@ -61,7 +74,41 @@ export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
       problems: problems.map((p) => ({ kind: p.kind, message: p.message, steps: p.steps })),
     });
   }
-  return { name: spec.name, description: spec.description ?? '', steps };
+  return {
+    name: spec.name,
+    description: spec.description ?? '',
+    steps,
+    trigger: compileWorkflowTrigger(spec.trigger ?? { kind: 'manual' }),
+    schedule: compileWorkflowSchedule(spec.schedule),
+  };
+}
+
+/**
+ * A job's trigger, but `after` (a workflow's steps have joins and edges for that) and `delay`
+ * (which counts from the end of the previous run, and a workflow's steps are runs of its own job).
+ */
+function compileWorkflowTrigger(spec: NonNullable<WorkflowSpec['trigger']>): Trigger {
+  if (spec.kind === 'after' || spec.kind === 'delay') {
+    throw new KairosError(
+      'INVALID_TRIGGER',
+      `trigger.kind: a workflow takes a cron, every, at or manual trigger, not ${JSON.stringify(spec.kind)}` +
+        (spec.kind === 'after' ? ' (steps run after other steps with `after` edges)' : ''),
+      { field: 'trigger.kind' },
+    );
+  }
+  return compileTrigger(spec);
+}
+
+function compileWorkflowSchedule(spec: WorkflowSpec['schedule']): SchedulePolicy {
+  const schedule = compileSchedule(spec);
+  if (!(WORKFLOW_OVERLAP_POLICIES as readonly string[]).includes(schedule.overlap)) {
+    throw new KairosError(
+      'INVALID_SCHEDULE',
+      `schedule.overlap: a workflow takes ${WORKFLOW_OVERLAP_POLICIES.join(' or ')}, not ${JSON.stringify(schedule.overlap)}`,
+      { field: 'schedule.overlap' },
+    );
+  }
+  return schedule;
 }
 
 function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
@@ -117,6 +164,8 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
   return {
     name: definition.name,
     description: definition.description,
+    trigger: describeTrigger(definition.trigger),
+    schedule: scheduleSpecOf(definition.schedule),
     steps: definition.steps.map((step) => ({
       id: step.id,
       after: step.after.map((edge) => ({ step: edge.from, on: edge.on as WireEdgeCondition })),

@@ -14,6 +14,7 @@ import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
+import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
   type AttemptOutcome,
@@ -1775,4 +1776,5 @@ export function describeStoreConformance(
   describeNamespacesConformance(dialect, open);
   describeWorkflowsConformance(dialect, open);
   describeDependenciesConformance(dialect, open);
+  describeWorkflowTriggersConformance(dialect, open);
 }

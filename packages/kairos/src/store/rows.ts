@@ -202,9 +202,14 @@ export function jobFromRow(row: JobRow): JobRecord {
 }
 
 /** The job columns firing reads (Store.dueJobs): a storm reads 100,000 rows, 3× faster than `*`. */
-export const DUE_JOB_COLUMNS = 'id, name, trigger, schedule, runs_fired, next_fire_at';
+export const DUE_JOB_COLUMNS = 'id, name, trigger, schedule, runs_fired, next_fire_at, workflow_id';
 
-export type DueJobRow = Pick<JobRow, 'id' | 'name' | 'trigger' | 'schedule' | 'runs_fired' | 'next_fire_at'>;
+export type DueJobRow = Pick<
+  JobRow,
+  'id' | 'name' | 'trigger' | 'schedule' | 'runs_fired' | 'next_fire_at'
+> & {
+  workflow_id?: number | null;
+};
 
 /** Due jobs from their rows; each distinct trigger and schedule text is parsed once (see DueJob). */
 export function dueJobsFromRows(rows: readonly DueJobRow[]): DueJob[] {
@@ -228,6 +233,7 @@ export function dueJobsFromRows(rows: readonly DueJobRow[]): DueJob[] {
       schedule,
       runsFired: row.runs_fired,
       nextFireAt: row.next_fire_at,
+      workflowId: row.workflow_id ?? null,
     };
   });
 }

@@ -106,7 +106,11 @@ export interface Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null>;
-  getJob(name: string): Promise<JobRecord | null>;
+  /**
+   * A job by name. A workflow's own job (store/workflows.ts) is found only with `workflowJobs`: it
+   * is no job of the API's, but its pause and resume are a job's (scheduler/job-service.ts).
+   */
+  getJob(name: string, options?: { workflowJobs?: boolean }): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
   listJobs(filter: {
     /** Only jobs of this namespace; absent: every namespace. */
@@ -719,7 +723,10 @@ export interface JobExpectation {
  * What firing reads of a due job. Jobs of one answer that have the same trigger or schedule may
  * share one object for it (a storm of one pattern parses it once): read them, never change them.
  */
-export type DueJob = Pick<JobRecord, 'id' | 'name' | 'trigger' | 'schedule' | 'runsFired' | 'nextFireAt'>;
+export type DueJob = Pick<JobRecord, 'id' | 'name' | 'trigger' | 'schedule' | 'runsFired' | 'nextFireAt'> & {
+  /** Set for a workflow's own job: its fires start instances of that workflow (docs/workflows.md#triggers). */
+  workflowId?: number | null;
+};
 
 export interface Partitions {
   count: number;
@@ -763,6 +770,12 @@ export interface FireEntry {
   previousFire?: number | undefined;
   /** Tracing: the trace context of each fire's span, parallel to `fires`, kept on its run; absent: not traced. */
   traceContexts?: ReadonlyArray<TraceContext | null> | undefined;
+  /**
+   * The job is a workflow's own job: each fire that runs starts an instance of the workflow (cause
+   * `schedule`, one per fire time), never a run of the job; the overlap policy judges its running
+   * instances and `countRuns` counts instances (store/workflows.ts).
+   */
+  workflow?: boolean | undefined;
 }
 
 export interface FireResult {

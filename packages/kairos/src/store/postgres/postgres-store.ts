@@ -188,6 +188,7 @@ import {
   writeSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { fireWorkflow } from './workflow-fires.ts';
 import { advanceWorkflows, PostgresWorkflows } from './workflows.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
@@ -305,6 +306,7 @@ export class PostgresStore implements Store {
     this.connection,
     (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
     (client, runIds, now) => afterRunsEnded(client, runIds, now),
+    () => this.notify([{ type: 'jobs' }]),
   );
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
@@ -579,12 +581,12 @@ export class PostgresStore implements Store {
     await checkDependencyCycle(client, rows[0].namespace, job);
   }
 
-  async getJob(name: string): Promise<JobRecord | null> {
+  async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
     const [row] = await this.query<JobRow>(
       'getJob',
       // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
-      'SELECT * FROM jobs WHERE name = $1 AND workflow_id IS NULL',
-      [name],
+      'SELECT * FROM jobs WHERE name = $1 AND (workflow_id IS NULL OR $2::boolean)',
+      [name, options.workflowJobs === true],
     );
     return row ? jobFromRow(row) : null;
   }
@@ -2331,7 +2333,10 @@ async function firePolicyEntries(
 ): Promise<{ runs: number; conflicts: number; groups: string[]; skipped: SkipWritten[] }> {
   const out = { runs: 0, conflicts: 0, groups: [] as string[], skipped: [] as SkipWritten[] };
   for (const entry of entries) {
-    const fired = await fireWithPolicies(client, entry, now);
+    // A workflow's job: its fires start instances (store/postgres/workflow-fires.ts).
+    const fired = entry.workflow
+      ? await fireWorkflow(client, entry, now)
+      : await fireWithPolicies(client, entry, now);
     if (!fired.advanced) out.conflicts++;
     out.runs += fired.runs;
     for (const group of fired.groups) if (!out.groups.includes(group)) out.groups.push(group);

@@ -178,6 +178,7 @@ import {
   recordSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { fireWorkflow } from './workflow-fires.ts';
 import { advanceWorkflows, SqliteWorkflows } from './workflows.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -270,6 +271,7 @@ export class SqliteStore implements Store {
         for (const group of new Set(groups)) this.emit({ type: 'runs', group });
       },
       (ended, now) => afterRunsEnded((text) => this.sql(text), ended, now),
+      () => this.emit({ type: 'jobs' }),
     );
   }
 
@@ -389,12 +391,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async getJob(name: string): Promise<JobRecord | null> {
+  async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
     return this.run('getJob', () => {
       // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
-      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND workflow_id IS NULL').get(name) as
-        | JobRow
-        | undefined;
+      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND (workflow_id IS NULL OR ?)').get(
+        name,
+        options.workflowJobs ? 1 : 0,
+      ) as JobRow | undefined;
       return row ? jobFromRow(row) : null;
     });
   }
@@ -551,6 +554,15 @@ export class SqliteStore implements Store {
               | undefined;
             if (!advanced) {
               out.conflicts++;
+              continue;
+            }
+            if (entry.workflow) {
+              // A workflow's job: its fires start instances (store/sqlite/workflow-fires.ts).
+              flush();
+              const fired = fireWorkflow((text) => this.sql(text), entry, now);
+              out.runs += fired.runs;
+              for (const g of fired.groups) if (!out.groups.includes(g)) out.groups.push(g);
+              if (fired.skipped.length > 0) out.skipped = [...(out.skipped ?? []), ...fired.skipped];
               continue;
             }
             if (hasPolicies(entry)) {
