@@ -40,7 +40,7 @@ import type {
   AlertSilenceSchema,
   AlertSilenceSpecSchema,
 } from './schemas/alerts.ts';
-import type { DurationSchema, ErrorBodySchema } from './schemas/common.ts';
+import type { DurationSchema, ErrorBodySchema, ResourceSpecSchema } from './schemas/common.ts';
 import type { DoctorCheckSchema, DoctorReportSchema, DoctorStatusSchema } from './schemas/doctor.ts';
 import type {
   DependencyConditionSchema,
@@ -181,6 +181,7 @@ export type RoutingStrategyName = Static<typeof RoutingStrategyNameSchema>;
 export type RateLimitSpec = Static<typeof RateLimitSpecSchema>;
 
 export type RoutingSpec = Static<typeof RoutingSpecSchema>;
+export type ResourceSpec = Static<typeof ResourceSpecSchema>;
 
 /** A partial update of a job; absent fields keep their value. */
 export type JobPatch = Partial<Omit<JobSpec, 'name'>>;

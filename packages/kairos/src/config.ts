@@ -25,6 +25,8 @@ export interface KairosOptions {
   workerLease?: Duration;
   reaperInterval?: Duration;
   pollWait?: Duration;
+  /** Resource-based scheduling: a run that fits no worker's free capacity this long gets a reservation. */
+  resourceReserveAfter?: Duration;
   partitionLease?: Duration;
   partitions?: number;
   misfireGrace?: Duration;
@@ -116,6 +118,7 @@ export interface KairosConfig {
   readonly workerLeaseMs: number;
   readonly reaperIntervalMs: number;
   readonly pollWaitMs: number;
+  readonly resourceReserveAfterMs: number;
   readonly partitionLeaseMs: number;
   readonly partitions: number;
   readonly misfireGraceMs: number;
@@ -143,6 +146,7 @@ export const DEFAULTS = {
   workerLease: '5s',
   reaperInterval: '1s',
   pollWait: '30s',
+  resourceReserveAfter: '30s',
   partitionLease: '3s',
   partitions: 16,
   misfireGrace: '60s',
@@ -171,6 +175,7 @@ const ENV: Record<keyof KairosOptions, string> = {
   workerLease: 'KAIROS_WORKER_LEASE',
   reaperInterval: 'KAIROS_REAPER_INTERVAL',
   pollWait: 'KAIROS_POLL_WAIT',
+  resourceReserveAfter: 'KAIROS_RESOURCE_RESERVE_AFTER',
   partitionLease: 'KAIROS_PARTITION_LEASE',
   partitions: 'KAIROS_PARTITIONS',
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
@@ -207,6 +212,7 @@ const DURATIONS = new Set<string>([
   'workerLease',
   'reaperInterval',
   'pollWait',
+  'resourceReserveAfter',
   'partitionLease',
   'misfireGrace',
   'fireAhead',
@@ -305,6 +311,11 @@ export function resolveConfig(
       min: 50,
     }),
     pollWaitMs: parseDuration(o.pollWait ?? DEFAULTS.pollWait, 'pollWait', { min: 0, max: 120_000 }),
+    resourceReserveAfterMs: parseDuration(
+      o.resourceReserveAfter ?? DEFAULTS.resourceReserveAfter,
+      'resourceReserveAfter',
+      { min: 0, max: 86_400_000 },
+    ),
     partitionLeaseMs: parseDuration(o.partitionLease ?? DEFAULTS.partitionLease, 'partitionLease', {
       min: 500,
     }),

@@ -99,7 +99,12 @@ export interface NodeDependencies {
 /** Starts a node: migrates the store, starts the loops, then listens. */
 export async function startNode(config: KairosConfig, deps: NodeDependencies = {}): Promise<KairosNode> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? openStore(config.database, { partitionLeaseMs: config.partitionLeaseMs });
+  const store =
+    deps.store ??
+    openStore(config.database, {
+      partitionLeaseMs: config.partitionLeaseMs,
+      resourceReserveAfterMs: config.resourceReserveAfterMs,
+    });
   try {
     await untilReachable(() => store.migrate(), logger);
   } catch (error) {
@@ -120,7 +125,10 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     () => store.overviewCounts(clock.now(), clock.now()),
     async () => {
       const now = clock.now();
-      return { now, counts: await store.queuedRunCounts(now, QUEUE_SERIES_LIMIT) };
+      const counts = await store.queuedRunCounts(now, QUEUE_SERIES_LIMIT);
+      // Workers are read only when some queued job requests resources (kairos_runs_unplaceable).
+      const workers = counts.some((c) => c.resources) ? await store.listWorkers() : [];
+      return { now, counts, workers };
     },
   );
   if (storeClock) metrics.clockSkew.set(storeClock.skewMs / 1000);

@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { NAME_PATTERN } from '@kairos/client';
 import type { HttpConfig } from './http-task.ts';
 import { createConsoleLogger, guarded, type WorkerLogger } from './logger.ts';
@@ -35,6 +35,14 @@ export interface WorkerOptions {
   prefetch?: number;
   /** Free-form labels shown with the worker. */
   labels?: Record<string, string>;
+  /**
+   * What this worker has for runs that request resources (docs/workers.md#resource-based-scheduling):
+   * `cpu` in cores, `memory` in bytes or as `'16Gi'`, and countable resources of your own
+   * (`{ gpu: 2, licence: 1 }`). `cpu` and `memory` default to what the host has
+   * (`os.availableParallelism()`, `os.totalmem()`); `false` advertises nothing. Also
+   * `KAIROS_WORKER_RESOURCES` (`cpu=4,memory=8Gi,gpu=1`), which these options override.
+   */
+  resources?: Record<string, number | string> | false;
   /** The version of your application, shown with the worker. */
   version?: string;
   /** Longest wait of one poll for work, in ms; the node may cap it lower. Default 30 000. */
@@ -75,6 +83,8 @@ export interface ResolvedOptions {
   concurrency: number;
   prefetch: number;
   labels: Record<string, string>;
+  /** What it advertises (spec form); null: nothing. */
+  resources: Record<string, number | string> | null;
   version: string | undefined;
   pollWaitMs: number;
   shutdownGraceMs: number;
@@ -112,6 +122,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
       optional(options.prefetch, 'prefetch', (v, what) => checkInteger(v, what, 0, MAX_PREFETCH)) ??
       Math.min(5 * concurrency, MAX_PREFETCH),
     labels: optional(options.labels, 'labels', checkLabels) ?? {},
+    resources: resolveResources(options.resources, process.env.KAIROS_WORKER_RESOURCES),
     version: optional(options.version, 'version', checkName),
     pollWaitMs:
       optional(options.pollWaitMs, 'pollWaitMs', (v, what) => checkInteger(v, what, 0, MAX_TIMER_MS)) ??
@@ -270,4 +281,31 @@ function show(value: unknown): string {
   } catch {
     return typeof value;
   }
+}
+
+/**
+ * The resources a worker advertises: what the host has (cores, memory), then
+ * `KAIROS_WORKER_RESOURCES` (`cpu=4,memory=8Gi,gpu=1`), then the `resources` option; `false`: none.
+ * Names and amounts are checked by the node (INVALID_RESOURCES); here only their shape.
+ */
+export function resolveResources(
+  option: WorkerOptions['resources'],
+  env: string | undefined,
+): Record<string, number | string> | null {
+  if (option === false) return null;
+  if (option !== undefined && (typeof option !== 'object' || option === null || Array.isArray(option)))
+    fail('resources', 'an object of resource amounts, or false', option);
+  const out: Record<string, number | string> = { cpu: availableParallelism(), memory: totalmem() };
+  for (const part of (env ?? '').split(',')) {
+    if (part.trim() === '') continue;
+    const [name, value] = part.split('=').map((s) => s.trim());
+    if (!name || !value) fail('KAIROS_WORKER_RESOURCES', 'name=amount pairs, comma separated', env);
+    out[name] = /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  }
+  for (const [name, value] of Object.entries(option ?? {})) {
+    if (typeof value !== 'number' && typeof value !== 'string')
+      fail(`resources.${name}`, 'a number or a size like 16Gi', value);
+    out[name] = value;
+  }
+  return out;
 }

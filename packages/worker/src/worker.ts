@@ -1,3 +1,4 @@
+import { availableParallelism, freemem, loadavg, totalmem } from 'node:os';
 import { clearTimeout, setTimeout } from 'node:timers';
 import type {
   Assignment,
@@ -142,6 +143,10 @@ export class Worker {
   #polledSeq = 0;
   /** The node refused `seq` / `polled` (it predates them): not sent from then on. */
   #seqRefused = false;
+  /** The node refused `resources` at registration (older node): not sent again. */
+  #resourcesRefused = false;
+  /** The node refused `load` in a heartbeat (older node): not sent again. */
+  #loadRefused = false;
 
   /** @throws TypeError when an option is invalid. */
   constructor(options: WorkerOptions) {
@@ -425,7 +430,7 @@ export class Worker {
    * (4xx) is thrown on the first registration and retried on later ones, which must not give up.
    */
   async #register(signal: AbortSignal, first: boolean): Promise<Session | null> {
-    const { name, group, concurrency, labels, version, host } = this.#options;
+    const { name, group, concurrency, labels, version, host, resources } = this.#options;
     const request: RegisterRequest = {
       name,
       group,
@@ -435,6 +440,7 @@ export class Worker {
       host,
     };
     if (version !== undefined) request.version = version;
+    if (resources !== null && !this.#resourcesRefused) request.resources = resources;
     const backoff = new Backoff();
     let refused = false;
     while (!signal.aborted) {
@@ -458,6 +464,13 @@ export class Worker {
         this.#lease.registered(sentAt, session.leaseMs, session.heartbeatMs);
         return session;
       } catch (err) {
+        if (request.resources !== undefined && isValidationFailed(err) && namesField(err, 'resources')) {
+          // A node from before resource-based scheduling: register without, and take only runs that request none.
+          this.#resourcesRefused = true;
+          delete request.resources;
+          this.#log.warn('the node does not know resources; registering without them');
+          continue;
+        }
         if (first && !isConnectionError(err)) throw err;
         refused = this.#noteRefusal('registration', err, refused);
         await sleep(backoff.next(), signal);
@@ -611,6 +624,11 @@ export class Worker {
           wait = 0;
           continue;
         }
+        if (request.load !== undefined && isValidationFailed(err) && namesField(err, 'load')) {
+          this.#loadRefused = true;
+          wait = 0;
+          continue;
+        }
         if (request.polled !== undefined && isValidationFailed(err)) {
           this.#seqRefused = true;
           wait = 0;
@@ -634,8 +652,11 @@ export class Worker {
     refs.push(...this.#ending.values());
     refs.push(...this.#held.refs());
     refs.push(...this.#reporter.pending());
-    if (refs.length > MAX_HEARTBEAT) return { running: refs.slice(0, MAX_HEARTBEAT) };
-    return this.#seqRefused ? { running: refs } : { running: refs, polled: this.#polledSeq };
+    const load = this.#loadRefused ? {} : { load: hostLoad() };
+    if (refs.length > MAX_HEARTBEAT) return { running: refs.slice(0, MAX_HEARTBEAT), ...load };
+    return this.#seqRefused
+      ? { running: refs, ...load }
+      : { running: refs, polled: this.#polledSeq, ...load };
   }
 
   /** Starts held attempts whose instant came, in order, while slots are free and the lease is live. */
@@ -853,4 +874,14 @@ function keyOf(ref: AttemptRef): string {
 
 function positive(value: number, fallback: number): number {
   return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+/** The host's load as a heartbeat reports it (`least-loaded` routing weighs it). */
+function hostLoad(): { loadAverage: number; cpus: number; freeMemory: number; totalMemory: number } {
+  return {
+    loadAverage: Math.round(loadavg()[0]! * 100) / 100,
+    cpus: availableParallelism(),
+    freeMemory: freemem(),
+    totalMemory: totalmem(),
+  };
 }

@@ -119,3 +119,17 @@ export function kindsAnswer<T extends TObject[]>(variants: [...T]): TUnsafe<Stat
 function kindsOf(variants: TObject[]): TSchema {
   return literals(variants.map((variant) => (variant.properties.kind as TSchema).const as string));
 }
+
+/**
+ * Resources a run requests or a worker has (docs/workers.md#resource-based-scheduling): `cpu` in
+ * cores (fractions allowed), `memory` in bytes or as `'512Mi'`/`'2Gi'`, other names (`gpu`,
+ * `licence`) whole units. Names and amounts are checked by the node (`INVALID_RESOURCES`).
+ */
+export const ResourceSpecSchema = Type.Record(
+  Type.String({ minLength: 1, maxLength: 64 }),
+  Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 32 })]),
+  { maxProperties: 64 },
+);
+
+/** Resources as the node answers them: `cpu` in cores, `memory` in bytes, others in units. */
+export const ResourceAmountsSchema = Type.Record(Type.String(), Type.Number());

@@ -15,6 +15,8 @@ export {
   NAME_PATTERN,
   NameSchema,
   PageSchema,
+  ResourceAmountsSchema,
+  ResourceSpecSchema,
 } from './common.ts';
 export * from './doctor.ts';
 export * from './jobs.ts';

@@ -10,6 +10,8 @@ import {
   nullable,
   oneObjectOfKinds,
   PageSchema,
+  ResourceAmountsSchema,
+  ResourceSpecSchema,
 } from './common.ts';
 
 /** Schemas of jobs: specs as users send them, jobs as the API answers them. */
@@ -247,6 +249,11 @@ export const JobSpecSchema = closed({
   rateLimit: Type.Optional(RateLimitSpecSchema),
   /** A run that no worker started within this time after it became ready fails. */
   scheduleToStartTimeout: Type.Optional(DurationSchema),
+  /**
+   * What each run needs free on its worker: `{ cpu: 2, memory: '4Gi', gpu: 1 }`. A run is placed
+   * only on a worker whose free capacity fits it. Default: nothing (slots only).
+   */
+  resources: Type.Optional(ResourceSpecSchema),
   /** A built-in task instead of a handler of yours: a shell command or an HTTP call. */
   task: Type.Optional(TaskSpecSchema),
   /**
@@ -314,6 +321,8 @@ export const JobSchema = Type.Object({
   rateLimit: nullable(Type.Object({ limit: Type.Integer(), per: Type.Integer() })),
   /** In ms; null when runs wait for a worker as long as it takes. */
   scheduleToStartTimeout: nullable(Type.Integer()),
+  /** What each run requests (`cpu` in cores, `memory` in bytes); null: nothing. */
+  resources: nullable(ResourceAmountsSchema),
   /** The built-in task, durations in ms; null for a handler of yours. */
   task: nullable(TaskAnswer),
   /** The job's own retention (ms); null fields take the node's default. */

@@ -7,6 +7,7 @@ import {
   NameSchema,
   nullable,
   PageSchema,
+  ResourceAmountsSchema,
 } from './common.ts';
 import { LimitSchema } from './jobs.ts';
 
@@ -66,12 +67,18 @@ export const QueueWaitSchema = Type.Object({
     'not_yet_available',
     'no_live_worker_in_group',
     'no_live_worker_for_handler',
+    'no_worker_with_resources',
     'assigned_worker',
     'all_slots_busy',
     'next_poll',
   ] as const),
   /** The reason for people: `no live worker in group reports`. */
   message: Type.String(),
+  /**
+   * `no_worker_with_resources`: what the run requests, and per resource how much more it needs than
+   * the live worker that has the most of it (`cpu` in cores, `memory` in bytes).
+   */
+  resources: Type.Optional(Type.Object({ request: ResourceAmountsSchema, missing: ResourceAmountsSchema })),
 });
 
 export const RunSchema = Type.Object({

@@ -8,6 +8,8 @@ import {
   literals,
   NameSchema,
   nullable,
+  ResourceAmountsSchema,
+  ResourceSpecSchema,
 } from './common.ts';
 import { TaskAnswer } from './jobs.ts';
 import { LOG_MESSAGE_MAX_CHARS, LogLevelSchema, ShardSchema } from './runs.ts';
@@ -34,6 +36,23 @@ export const RegisterRequestSchema = closed({
   labels: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }))),
   version: Type.Optional(Type.String({ maxLength: 64 })),
   host: Type.Optional(Type.String({ maxLength: 256 })),
+  /**
+   * What the worker has for runs that request resources: `{ cpu: 8, memory: 17179869184, gpu: 2 }`
+   * (cpu in cores, memory in bytes or `'16Gi'`, custom resources in units). Absent: nothing, so it
+   * takes only runs that request none (docs/workers.md#resource-based-scheduling).
+   */
+  resources: Type.Optional(ResourceSpecSchema),
+});
+
+/** A host's load, as a worker's heartbeat reports it. */
+export const WorkerLoadSchema = closed({
+  /** The 1-minute load average. */
+  loadAverage: Type.Number({ minimum: 0, maximum: 1_000_000 }),
+  /** CPUs of the host. */
+  cpus: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /** Bytes. */
+  freeMemory: Type.Number({ minimum: 0, maximum: 2 ** 53 }),
+  totalMemory: Type.Number({ minimum: 0, maximum: 2 ** 53 }),
 });
 
 export const RegisterResponseSchema = Type.Object({
@@ -58,6 +77,8 @@ export const HeartbeatRequestSchema = closed({
    * that `running` does not name, whose answer never reached it. Absent: nothing is given back.
    */
   polled: Type.Optional(PollSeqSchema),
+  /** The host's load now: `least-loaded` routing weighs it (docs/workers.md#resource-based-scheduling). */
+  load: Type.Optional(WorkerLoadSchema),
 });
 
 export const HeartbeatResponseSchema = Type.Object({
@@ -187,6 +208,10 @@ export const WorkerInfoSchema = Type.Object({
   running: Type.Integer(),
   registeredAt: Type.String(),
   lastHeartbeatAt: Type.String(),
+  /** What it advertised (`cpu` in cores, `memory` in bytes); null: nothing. */
+  resources: Type.Optional(nullable(ResourceAmountsSchema)),
+  /** The host's load it last reported; null: never. */
+  load: Type.Optional(nullable(WorkerLoadSchema)),
 });
 
 export const WorkerListSchema = ItemsSchema(WorkerInfoSchema);

@@ -8,8 +8,18 @@ import {
   NameSchema,
   nullable,
   PageSchema,
+  ResourceAmountsSchema,
+  ResourceSpecSchema,
 } from './common.ts';
-import { LimitSchema, RetryPolicySchema, RetrySpecSchema } from './jobs.ts';
+import {
+  LimitSchema,
+  RetryPolicySchema,
+  RetrySpecSchema,
+  SchedulePolicySchema,
+  ScheduleSpecSchema,
+  TriggerAnswer,
+  TriggerSpecSchema,
+} from './jobs.ts';
 
 /** Schemas of workflows (docs/workflows.md): definitions, instances and their steps. */
 
@@ -66,6 +76,8 @@ export const WorkflowStepSpecSchema = closed({
   retry: Type.Optional(RetrySpecSchema),
   timeout: Type.Optional(DurationSchema),
   priority: Type.Optional(Type.Integer()),
+  /** `handler` steps: what the step's run needs free on its worker (as a job's `resources`). */
+  resources: Type.Optional(ResourceSpecSchema),
   /** Incoming edges; none: the step runs when the instance starts. */
   after: Type.Optional(Type.Array(WorkflowEdgeSpecSchema, { maxItems: 1000 })),
   /** `all` (default): every edge met; `any`: one edge met. */
@@ -78,6 +90,10 @@ export const WorkflowSpecSchema = closed({
   name: NameSchema,
   description: Type.Optional(Type.String({ maxLength: 2000 })),
   steps: Type.Array(WorkflowStepSpecSchema, { maxItems: 1000 }),
+  /** When instances start by themselves: a job's trigger but `after` and `delay`; default manual. */
+  trigger: Type.Optional(TriggerSpecSchema),
+  /** Misfire, overlap (`allow` or `skip`), window, jitter, maxRuns, calendars, as for a job. */
+  schedule: Type.Optional(ScheduleSpecSchema),
 });
 /** The body of `PUT /v1/workflows/:name`: its name comes from the path. */
 export const WorkflowBody = closed({ ...WorkflowSpecSchema.properties, name: Type.Optional(NameSchema) });
@@ -91,6 +107,7 @@ export const WorkflowStepSchema = Type.Object({
   retry: Type.Optional(RetryPolicySchema),
   timeout: Type.Optional(Type.Integer()),
   priority: Type.Optional(Type.Integer()),
+  resources: Type.Optional(ResourceAmountsSchema),
   after: Type.Array(Type.Object({ step: Type.String(), on: EdgeConditionViewSchema })),
   join: literals(['all', 'any'] as const),
   map: Type.Optional(
@@ -111,6 +128,12 @@ export const WorkflowSchema = Type.Object({
   /** Bumped by every replace; an instance keeps the version it started with. */
   version: Type.Integer(),
   steps: Type.Array(WorkflowStepSchema),
+  trigger: TriggerAnswer,
+  schedule: SchedulePolicySchema,
+  /** A paused workflow's trigger does not fire (`POST /v1/workflows/:name/pause`); starts through the API still work. */
+  paused: Type.Boolean(),
+  /** The next fire time, or null when the trigger has no more fires (or is manual). */
+  nextFireAt: nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -140,6 +163,10 @@ export const WorkflowInstanceSchema = Type.Object({
   version: Type.Integer(),
   state: WorkflowInstanceStateSchema,
   context: JsonObjectSchema,
+  /** What started it: `manual` (the API) or `schedule` (a fire of the workflow's trigger). */
+  cause: literals(['manual', 'schedule'] as const),
+  /** The fire time that started it; null for a `manual` start. */
+  scheduledFor: nullable(Type.String()),
   createdAt: Type.String(),
   startedAt: Type.String(),
   finishedAt: nullable(Type.String()),

@@ -13,6 +13,7 @@ describe('job flags of workers at scale', () => {
         maxConcurrency: '4',
         rate: '10/1m',
         scheduleToStart: '5m',
+        resources: 'cpu=0.5, memory=512Mi,gpu=1',
       }),
     ).toEqual({
       name: 'j',
@@ -22,7 +23,12 @@ describe('job flags of workers at scale', () => {
       maxConcurrency: 4,
       rateLimit: { limit: 10, per: '1m' },
       scheduleToStartTimeout: '5m',
+      resources: { cpu: 0.5, memory: '512Mi', gpu: 1 },
     });
+  });
+
+  it('refuse a --resources list that is not name=amount pairs', () => {
+    expect(() => jobSpecFromFlags('j', { handler: 'h', manual: true, resources: 'cpu' })).toThrow(UsageError);
   });
 
   it('build a shell or http task without --handler', () => {

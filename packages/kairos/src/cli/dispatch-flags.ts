@@ -10,6 +10,7 @@ export interface DispatchFlags {
   maxConcurrency?: string;
   rate?: string;
   scheduleToStart?: string;
+  resources?: string;
   shell?: string;
   arg?: string[];
   http?: string;
@@ -29,6 +30,10 @@ export function addDispatchFlags(cmd: Command): Command {
     .option('--max-concurrency <n>', 'the most runs of the job running at once, cluster-wide')
     .option('--rate <n/dur>', 'the most runs of the job started per period, e.g. 10/1m')
     .option('--schedule-to-start <dur>', 'fail a run no worker started within this time, e.g. 5m')
+    .option(
+      '--resources <list>',
+      'what each run needs free on its worker, e.g. cpu=2,memory=4Gi,gpu=1 (docs/workers.md#resource-based-scheduling)',
+    )
     .option('--shell <command>', 'task: run this command on a worker that enabled shell (no --handler)')
     .option(
       '--arg <value>',
@@ -62,8 +67,29 @@ export function dispatchFromFlags(flags: DispatchFlags): JobPatch {
   }
   if (flags.scheduleToStart !== undefined)
     out.scheduleToStartTimeout = parseDurationFlag(flags.scheduleToStart, '--schedule-to-start');
+  if (flags.resources !== undefined) out.resources = parseResourcesFlag(flags.resources, '--resources');
   const task = taskFromFlags(flags);
   if (task) out.task = task;
+  return out;
+}
+
+/**
+ * `cpu=2,memory=4Gi,gpu=1` → `{ cpu: 2, memory: '4Gi', gpu: 1 }`: numbers as numbers, sizes as
+ * strings; names and amounts are checked by the node (INVALID_RESOURCES).
+ */
+export function parseResourcesFlag(text: string, flag: string): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue;
+    const at = part.indexOf('=');
+    const name = part.slice(0, at).trim();
+    const value = part.slice(at + 1).trim();
+    if (at < 1 || value === '')
+      throw new UsageError(
+        `${flag}: expected name=amount pairs like cpu=2,memory=4Gi, got ${JSON.stringify(text)}`,
+      );
+    out[name] = /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  }
   return out;
 }
 

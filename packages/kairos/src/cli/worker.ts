@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from '@kairos/worker';
 import type { Command } from 'commander';
+import { parseResourcesFlag } from './dispatch-flags.ts';
 import { type GlobalFlags, parseIntFlag, parseUrls, resolveToken, UsageError } from './options.ts';
 
 /** A handler function as `Worker.handle` takes it. */
@@ -14,6 +15,7 @@ interface WorkerFlags extends GlobalFlags, WorkerTaskFlags {
   concurrency: string;
   name?: string;
   label?: string[];
+  resources?: string;
 }
 
 /** Flags that enable built-in task kinds. */
@@ -38,6 +40,10 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <n>', 'runs at the same time', '4')
     .option('--name <name>', 'how the worker shows in `kairos workers list` (routing orders by it)')
     .option('--label <key=value>', 'a label job selectors match, e.g. region=eu (repeat for several)', repeat)
+    .option(
+      '--resources <list>',
+      'what it has for runs that request resources, e.g. gpu=2 or cpu=8,memory=32Gi (cpu and memory default to the host; also KAIROS_WORKER_RESOURCES)',
+    )
     .option('--shell', 'run shell tasks: any command')
     .option('--shell-allow <command>', 'run shell tasks: only this command (repeat for several)', repeat)
     .option('--http-allow <url-prefix>', 'run http tasks under this URL prefix (repeat for several)', repeat)
@@ -79,6 +85,9 @@ export function registerWorker(program: Command): void {
         labels,
         ...(flags.name === undefined ? {} : { name: flags.name }),
         ...(tasks ? { tasks } : {}),
+        ...(flags.resources === undefined
+          ? {}
+          : { resources: parseResourcesFlag(flags.resources, '--resources') }),
       });
       for (const [name, fn] of Object.entries(handlers)) worker.handle(name, fn);
       console.error(

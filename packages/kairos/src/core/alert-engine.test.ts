@@ -224,6 +224,30 @@ describe('conditionSignals', () => {
     ).toMatchObject([{ details: { noLiveWorker: 'No live worker serves group g' } }]);
   });
 
+  it('run-queued: a job that requests more resources than any live worker has is unroutable, and says what is missing', () => {
+    const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
+    const big = job({ oldestQueuedAt: T0, queued: 1, resources: { cpu: 8000, gpu: 1 } });
+    const small = [
+      {
+        namespace: 'default',
+        group: 'g',
+        handlers: ['h'],
+        status: 'active',
+        resources: { cpu: 4000, gpu: 1 },
+      },
+    ];
+    expect(conditionSignals(unroutable, snapshot([big], { workers: small }), [], T0 + 60_000)).toMatchObject([
+      {
+        details: {
+          noLiveWorker:
+            'No live worker of group g declaring handler h has cpu 8, gpu 1 in all (short of the largest: cpu 4)',
+        },
+      },
+    ]);
+    const large = [{ ...small[0]!, resources: { cpu: 8000, gpu: 2 } }];
+    expect(conditionSignals(unroutable, snapshot([big], { workers: large }), [], T0 + 60_000)).toEqual([]);
+  });
+
   it('run-queued: over the threshold; says why no live worker can take it; unroutableOnly leaves served jobs out', () => {
     const queued = rule({ kind: 'run-queued', threshold: '1m' });
     const stuck = job({ oldestQueuedAt: T0, queued: 2 });

@@ -1,6 +1,8 @@
 import type { JsonObject, RunStatus } from '@kairos/client';
 import { type AlertRuleRecord, ruleCovers } from './alert-rule.ts';
 import { formatDuration } from './duration.ts';
+import { missingResources } from './queue-wait.ts';
+import { describeResources, fits, type Resources } from './resources.ts';
 
 /**
  * The rule engine of alerts: pure functions from events and snapshots of the cluster to signals,
@@ -217,7 +219,14 @@ export function eventSignals(rules: readonly AlertRuleRecord[], event: AlertEven
 /** What an evaluation reads of the cluster for the rules judged from state. */
 export interface AlertSnapshot {
   jobs: readonly AlertJobFacts[];
-  workers: readonly { namespace: string; group: string; handlers: readonly string[]; status: string }[];
+  workers: readonly {
+    namespace: string;
+    group: string;
+    handlers: readonly string[];
+    status: string;
+    /** What it advertised (core/resources.ts); null or absent: nothing. */
+    resources?: Resources | null;
+  }[];
   nodes: readonly { name: string; expiresAt: number }[];
 }
 
@@ -234,6 +243,8 @@ export interface AlertJobFacts {
   queued: number;
   /** The latest scheduled run: its fire time and when its first attempt started (null: not yet). */
   lastFire: { fireTime: number; startedAt: number | null } | null;
+  /** What each run of the job requests (core/resources.ts); null or absent: nothing. */
+  resources?: Resources | null;
 }
 
 /**
@@ -341,15 +352,20 @@ function condition(
 
 /** Why no live worker of the job's namespace can take its runs, or null when one can. */
 export function unroutable(
-  job: Pick<AlertJobFacts, 'namespace' | 'group' | 'handler'>,
+  job: Pick<AlertJobFacts, 'namespace' | 'group' | 'handler' | 'resources'>,
   snapshot: AlertSnapshot,
 ): string | null {
   const live = snapshot.workers.filter(
     (w) => w.status === 'active' && w.namespace === job.namespace && w.group === job.group,
   );
   if (live.length === 0) return `No live worker serves group ${job.group}`;
-  if (!live.some((w) => w.handlers.includes(job.handler)))
-    return `No live worker of group ${job.group} declares handler ${job.handler}`;
+  const able = live.filter((w) => w.handlers.includes(job.handler));
+  if (able.length === 0) return `No live worker of group ${job.group} declares handler ${job.handler}`;
+  const request = job.resources ?? null;
+  if (request !== null && !able.some((w) => fits(request, w.resources ?? {}))) {
+    const missing = describeResources(missingResources(request, able));
+    return `No live worker of group ${job.group} declaring handler ${job.handler} has ${describeResources(request)} in all (short of the largest: ${missing || 'each is on some worker, never all on one'})`;
+  }
   return null;
 }
 

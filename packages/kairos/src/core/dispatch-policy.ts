@@ -2,6 +2,7 @@ import { type JobSpec, MAX_CONCURRENCY_LIMIT, type RateLimitSpec, type RoutingSp
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import type { RateLimit } from './rate-limit.ts';
+import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { DEFAULT_ROUTING, ROUTING_STRATEGIES, type Routing, type RoutingStrategy } from './routing.ts';
 
 /** How a job's runs reach workers: routing, a concurrency limit and a schedule-to-start timeout. */
@@ -13,6 +14,8 @@ export interface DispatchPolicy {
   scheduleToStartMs: number | null;
   /** At most `limit` runs of the job started per `perMs`, cluster-wide; null for none. */
   rateLimit: RateLimit | null;
+  /** What each run needs free on its worker (core/resources.ts); null: nothing but a slot. */
+  resources: Resources | null;
 }
 
 export const DEFAULT_DISPATCH: DispatchPolicy = Object.freeze({
@@ -20,6 +23,7 @@ export const DEFAULT_DISPATCH: DispatchPolicy = Object.freeze({
   maxConcurrency: null,
   scheduleToStartMs: null,
   rateLimit: null,
+  resources: null,
 });
 
 export { MAX_CONCURRENCY_LIMIT };
@@ -27,10 +31,13 @@ export { MAX_CONCURRENCY_LIMIT };
 const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$/;
 const KEY_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
-/** Validates the dispatch fields of a job spec; throws INVALID_ROUTING or VALIDATION_FAILED with the field. */
-export function compileDispatch(
-  spec: Pick<JobSpec, 'routing' | 'maxConcurrency' | 'scheduleToStartTimeout' | 'rateLimit'>,
-): DispatchPolicy {
+type DispatchFields = 'routing' | 'maxConcurrency' | 'scheduleToStartTimeout' | 'rateLimit' | 'resources';
+
+/**
+ * Validates the dispatch fields of a job spec; throws INVALID_ROUTING, INVALID_RESOURCES or
+ * VALIDATION_FAILED with the field.
+ */
+export function compileDispatch(spec: Pick<JobSpec, DispatchFields>): DispatchPolicy {
   const max = spec.maxConcurrency;
   if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > MAX_CONCURRENCY_LIMIT)) {
     throw new KairosError(
@@ -47,6 +54,7 @@ export function compileDispatch(
         ? null
         : parseDuration(spec.scheduleToStartTimeout, 'scheduleToStartTimeout', { min: 1000 }),
     rateLimit: compileRateLimit(spec.rateLimit, 'rateLimit'),
+    resources: compileResources(spec.resources, 'resources'),
   };
 }
 
@@ -86,10 +94,8 @@ function compileRouting(spec: RoutingSpec | undefined): Routing {
 }
 
 /** The spec fields that compile back into `policy` (absent where the default applies). */
-export function dispatchSpecOf(
-  policy: DispatchPolicy,
-): Pick<JobSpec, 'routing' | 'maxConcurrency' | 'scheduleToStartTimeout' | 'rateLimit'> {
-  const out: Pick<JobSpec, 'routing' | 'maxConcurrency' | 'scheduleToStartTimeout' | 'rateLimit'> = {};
+export function dispatchSpecOf(policy: DispatchPolicy): Pick<JobSpec, DispatchFields> {
+  const out: Pick<JobSpec, DispatchFields> = {};
   const { routing } = policy;
   if (routing.strategy !== 'any' || Object.keys(routing.selector).length > 0) {
     out.routing = { strategy: routing.strategy, selector: routing.selector };
@@ -99,12 +105,17 @@ export function dispatchSpecOf(
   if (policy.scheduleToStartMs !== null) out.scheduleToStartTimeout = policy.scheduleToStartMs;
   if (policy.rateLimit !== null)
     out.rateLimit = { limit: policy.rateLimit.limit, per: policy.rateLimit.perMs };
+  if (policy.resources !== null) out.resources = resourceSpecOf(policy.resources);
   return out;
 }
 
-/** Whether a run of this job can take the fast claim path (no routing, no limit). */
+/**
+ * Whether a run of this job can take the fast claim path (no routing, no limit, no resources). A
+ * run may also request resources of its own (a workflow step's): see DispatchCandidate.resources.
+ */
 export function isPlainDispatch(policy: DispatchPolicy): boolean {
   return (
+    policy.resources === null &&
     policy.routing.strategy === 'any' &&
     Object.keys(policy.routing.selector).length === 0 &&
     policy.maxConcurrency === null &&
@@ -124,5 +135,6 @@ export function dispatchFromColumn(text: string): DispatchPolicy {
     maxConcurrency: stored.maxConcurrency ?? null,
     scheduleToStartMs: stored.scheduleToStartMs ?? null,
     rateLimit: stored.rateLimit ?? null,
+    resources: stored.resources ?? null,
   };
 }

@@ -12,6 +12,7 @@ import {
 import { KairosError } from '../errors.ts';
 import { compileDispatch, type DispatchPolicy, dispatchSpecOf } from './dispatch-policy.ts';
 import { parseDuration } from './duration.ts';
+import { resourceSpecOf } from './resources.ts';
 import { compileRetention, describeRetention, type JobRetention, retentionSpecOf } from './retention.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, describeSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
@@ -203,6 +204,7 @@ export function describeJob(job: JobRecord): Job {
       per: job.dispatch.rateLimit.perMs,
     },
     scheduleToStartTimeout: job.dispatch.scheduleToStartMs,
+    resources: job.dispatch.resources && resourceSpecOf(job.dispatch.resources),
     task: job.task ? taskSpecOf(job.task) : null,
     retention: describeRetention(job.retention),
     owner: job.owner,

@@ -1,5 +1,6 @@
 import type { QueueWait } from '@kairos/client';
 import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from './overlap.ts';
+import { describeResources, fits, type Resources, resourceSpecOf } from './resources.ts';
 
 /** What deciding why a queued run waits reads of it. */
 export interface WaitingRun {
@@ -9,6 +10,8 @@ export interface WaitingRun {
   availableAt: number;
   /** The worker routing chose for it, if any. */
   assignedWorkerId: string | null;
+  /** What it requests (core/resources.ts); null or absent: nothing. */
+  resources?: Resources | null;
 }
 
 /** What it reads of each worker (live or not: this function judges). */
@@ -21,6 +24,8 @@ export interface WaitWorker {
   capacity: number;
   running: number;
   leaseExpiresAt: number;
+  /** What it advertised; null or absent: nothing. */
+  resources?: Resources | null;
 }
 
 /**
@@ -31,6 +36,8 @@ export interface WaitWorker {
  * - `no_live_worker_in_group`: no live worker (active, lease not expired) of its namespace serves
  *   its group (a worker claims the runs of its own namespace only);
  * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
+ * - `no_worker_with_resources`: none of those has as much as the run requests in all (free or not):
+ *   it is unplaceable until a bigger worker joins (`resources.missing` says by how much);
  * - `assigned_worker`: routing chose one worker for it, and that worker takes it when it can;
  * - `all_slots_busy`: the live workers that could take it run as many attempts as their capacity;
  * - `next_poll`: a worker has a free slot; it starts at that worker's next poll unless a limit of
@@ -67,6 +74,15 @@ export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: 
       reason: 'no_live_worker_for_handler',
       message: `no live worker in group ${run.group} declares handler ${run.handler}`,
     };
+  const request = run.resources ?? null;
+  if (request !== null && !able.some((w) => fits(request, w.resources ?? {}))) {
+    const missing = missingResources(request, able);
+    return {
+      reason: 'no_worker_with_resources',
+      message: `no live worker in group ${run.group} declaring handler ${run.handler} has ${describeResources(request)} in all (short of the largest: ${describeResources(missing) || 'each is on some worker, never all on one'})`,
+      resources: { request: resourceSpecOf(request), missing: resourceSpecOf(missing) },
+    };
+  }
   if (run.assignedWorkerId !== null)
     return {
       reason: 'assigned_worker',
@@ -83,4 +99,17 @@ export function whyQueued(run: WaitingRun, workers: readonly WaitWorker[], now: 
     message:
       'a live worker has a free slot: it starts at that worker’s next poll, unless a limit of its group or job or runs of higher priority come first',
   };
+}
+
+/** Per resource, how much `request` exceeds what the worker with the most of it has (absent: enough). */
+export function missingResources(
+  request: Resources,
+  workers: ReadonlyArray<{ resources?: Resources | null }>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, amount] of Object.entries(request)) {
+    const most = Math.max(0, ...workers.map((w) => w.resources?.[name] ?? 0));
+    if (most < amount) out[name] = amount - most;
+  }
+  return out;
 }

@@ -8,6 +8,7 @@
  * The strategies' names (and what each does) are listed once, in `@kairos/client`.
  */
 import { type JsonObject, ROUTING_STRATEGIES } from '@kairos/client';
+import { fits, type Resources } from './resources.ts';
 
 export { ROUTING_STRATEGIES };
 
@@ -35,6 +36,41 @@ export interface WorkerSnapshot {
   running: number;
   /** Attempts of the job being routed running on it now. */
   runningOfJob: number;
+  /** What it advertised (core/resources.ts); `{}` for a worker that advertised nothing. */
+  resources?: Resources;
+  /** The requests of the runs it holds (its running attempts, held ones included); not assigned ones. */
+  used?: Resources;
+  /** What it last reported of its host's load; absent: never reported. */
+  load?: WorkerLoad | null;
+}
+
+/** A worker's host load, as its heartbeats report it. */
+export interface WorkerLoad {
+  /** The 1-minute load average. */
+  loadAverage: number;
+  /** CPUs the host has (the load average's scale). */
+  cpus: number;
+  freeMemory: number;
+  totalMemory: number;
+}
+
+/**
+ * How busy a worker's host is, from 0 to 1: the highest of its load average per CPU, the part of
+ * its memory in use, and the part of each advertised resource its runs requested; 0 where nothing
+ * is known.
+ */
+export function pressure(worker: WorkerSnapshot): number {
+  let p = 0;
+  const load = worker.load;
+  if (load) {
+    if (load.cpus > 0) p = Math.max(p, load.loadAverage / load.cpus);
+    if (load.totalMemory > 0) p = Math.max(p, 1 - load.freeMemory / load.totalMemory);
+  }
+  for (const [name, amount] of Object.entries(worker.used ?? {})) {
+    const capacity = worker.resources?.[name] ?? 0;
+    if (capacity > 0) p = Math.max(p, amount / capacity);
+  }
+  return Math.min(1, Math.max(0, p));
 }
 
 /**
@@ -60,6 +96,8 @@ export interface RouteInput {
   state: RoutingState;
   /** A number in [0, 1) for `random`. */
   random: number;
+  /** What the run requests: only workers whose whole capacity fits it are candidates. */
+  resources?: Resources | null;
 }
 
 export interface RouteDecision {
@@ -68,18 +106,26 @@ export interface RouteDecision {
   state: RoutingState;
 }
 
-/** Whether a worker may run a job's runs at all: it has the handler and matches the selector. */
-export function eligible(worker: WorkerSnapshot, handler: string, selector: Routing['selector']): boolean {
+/**
+ * Whether a worker may run a job's runs at all: it has the handler, matches the selector and, for a
+ * run that requests resources, has at least that much in all (free or not).
+ */
+export function eligible(
+  worker: WorkerSnapshot,
+  handler: string,
+  selector: Routing['selector'],
+  resources: Resources | null = null,
+): boolean {
   if (!worker.handlers.includes(handler)) return false;
   for (const [label, value] of Object.entries(selector)) if (worker.labels[label] !== value) return false;
-  return true;
+  return resources === null || fits(resources, worker.resources ?? {});
 }
 
 /** Picks the worker for one run among `workers` (the live workers of the job's group). */
 export function route(workers: readonly WorkerSnapshot[], input: RouteInput): RouteDecision {
   const { routing, state } = input;
   const candidates = workers
-    .filter((w) => eligible(w, input.handler, routing.selector))
+    .filter((w) => eligible(w, input.handler, routing.selector, input.resources ?? null))
     .sort((a, b) => compare(a.name, b.name) || compare(a.id, b.id));
   const identity = identities(workers);
   const chosen = choose(candidates, input, (w) => identity.get(w.id)!);
@@ -124,7 +170,11 @@ function choose(
     case 'least-frequently-used':
       return maxBy(workers, (w) => -(state.uses[identity(w)] ?? 0));
     case 'least-loaded':
-      return maxBy(workers, (w) => w.capacity - w.running);
+      // Free slots, scaled down by what the host reports of its load (where it reports it).
+      return maxBy(workers, (w) => {
+        const free = w.capacity - w.running;
+        return free > 0 ? free * (1 - pressure(w)) : free;
+      });
     case 'failover':
       return workers.find((w) => w.running < w.capacity);
     case 'busy-over':

@@ -13,12 +13,14 @@ describe('job dispatch policy', () => {
       maxConcurrency: 4,
       scheduleToStartTimeout: '30s',
       rateLimit: { limit: 10, per: '1m' },
+      resources: { cpu: 0.5, memory: '512Mi', gpu: 1 },
     });
     expect(job.dispatch).toEqual({
       routing: { strategy: 'consistent-hash', key: 'customer', selector: { region: 'eu' } },
       maxConcurrency: 4,
       scheduleToStartMs: 30_000,
       rateLimit: { limit: 10, perMs: 60_000 },
+      resources: { cpu: 500, memory: 512 * 2 ** 20, gpu: 1 },
     });
     expect(compileJob(specOf(job))).toEqual(job);
   });
@@ -33,6 +35,10 @@ describe('job dispatch policy', () => {
     ],
     [{ maxConcurrency: 0 }, 'VALIDATION_FAILED', 'maxConcurrency'],
     [{ rateLimit: { limit: 0, per: '1s' } }, 'VALIDATION_FAILED', 'rateLimit.limit'],
+    [{ resources: { cpu: 0 } }, 'INVALID_RESOURCES', 'resources.cpu'],
+    [{ resources: { memory: '2 lots' } }, 'INVALID_RESOURCES', 'resources.memory'],
+    [{ resources: { GPU: 1 } }, 'INVALID_RESOURCES', 'resources.GPU'],
+    [{ resources: { gpu: 1.5 } }, 'INVALID_RESOURCES', 'resources.gpu'],
     [{ rateLimit: { limit: 1, per: '10ms' } }, 'INVALID_DURATION', 'rateLimit.per'],
     [{ scheduleToStartTimeout: '10ms' }, 'INVALID_DURATION', 'scheduleToStartTimeout'],
   ])('refuses %j with %s', (extra, code, field) => {

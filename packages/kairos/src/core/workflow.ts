@@ -10,7 +10,10 @@ import {
 import { KairosError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from './job.ts';
+import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { compileRetry } from './retry.ts';
+import { compileSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 import { type EdgeCondition, type GraphProblem, graphProblems, type WorkflowStep } from './workflow-graph.ts';
 import { CONTEXT_SOURCE, compileMap, type MapConfig } from './workflow-map.ts';
 
@@ -25,7 +28,18 @@ export interface WorkflowDefinition {
   name: string;
   description: string;
   steps: CompiledStep[];
+  /** When instances start by themselves (docs/workflows.md#triggers); `manual`: only through the API. */
+  trigger: Trigger;
+  /** The schedule policy of the trigger, as a job's (overlap: `allow` or `skip` only). */
+  schedule: SchedulePolicy;
 }
+
+/**
+ * The overlap policies a workflow's schedule takes. The others are refused: `buffer-one` and
+ * `buffer-all` would hold fires behind a running instance, and `cancel-previous` would cancel it,
+ * and neither is built for instances yet (docs/workflows.md#triggers).
+ */
+export const WORKFLOW_OVERLAP_POLICIES = ['allow', 'skip'] as const;
 
 export interface CompiledStep extends WorkflowStep {
   run: StepTask;
@@ -42,6 +56,8 @@ export type StepTask =
       retry: RetryPolicy;
       timeoutMs: number;
       priority: number;
+      /** What the step's run needs free on its worker (core/resources.ts); null: nothing. */
+      resources: Resources | null;
     }
   | { kind: 'job'; job: string; params: JsonObject };
 
@@ -61,7 +77,41 @@ export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
       problems: problems.map((p) => ({ kind: p.kind, message: p.message, steps: p.steps })),
     });
   }
-  return { name: spec.name, description: spec.description ?? '', steps };
+  return {
+    name: spec.name,
+    description: spec.description ?? '',
+    steps,
+    trigger: compileWorkflowTrigger(spec.trigger ?? { kind: 'manual' }),
+    schedule: compileWorkflowSchedule(spec.schedule),
+  };
+}
+
+/**
+ * A job's trigger, but `after` (a workflow's steps have joins and edges for that) and `delay`
+ * (which counts from the end of the previous run, and a workflow's steps are runs of its own job).
+ */
+function compileWorkflowTrigger(spec: NonNullable<WorkflowSpec['trigger']>): Trigger {
+  if (spec.kind === 'after' || spec.kind === 'delay') {
+    throw new KairosError(
+      'INVALID_TRIGGER',
+      `trigger.kind: a workflow takes a cron, every, at or manual trigger, not ${JSON.stringify(spec.kind)}` +
+        (spec.kind === 'after' ? ' (steps run after other steps with `after` edges)' : ''),
+      { field: 'trigger.kind' },
+    );
+  }
+  return compileTrigger(spec);
+}
+
+function compileWorkflowSchedule(spec: WorkflowSpec['schedule']): SchedulePolicy {
+  const schedule = compileSchedule(spec);
+  if (!(WORKFLOW_OVERLAP_POLICIES as readonly string[]).includes(schedule.overlap)) {
+    throw new KairosError(
+      'INVALID_SCHEDULE',
+      `schedule.overlap: a workflow takes ${WORKFLOW_OVERLAP_POLICIES.join(' or ')}, not ${JSON.stringify(schedule.overlap)}`,
+      { field: 'schedule.overlap' },
+    );
+  }
+  return schedule;
 }
 
 /** A map's `from` must be one of its step's parents, or the context. */
@@ -98,7 +148,7 @@ function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
   }
   if (spec.job !== undefined) {
     if (!NAME_PATTERN.test(spec.job)) throw invalid(`${field}.job`, 'a job name');
-    for (const key of ['group', 'retry', 'timeout', 'priority'] as const) {
+    for (const key of ['group', 'retry', 'timeout', 'priority', 'resources'] as const) {
       if (spec[key] !== undefined)
         throw invalid(`${field}.${key}`, 'nothing on a `job` step (the job has its own)');
     }
@@ -127,6 +177,7 @@ function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
           ? DEFAULT_TIMEOUT_MS
           : parseDuration(spec.timeout, `${field}.timeout`, { min: 1000 }),
       priority,
+      resources: compileResources(spec.resources, `${field}.resources`),
     },
   };
 }
@@ -136,6 +187,8 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
   return {
     name: definition.name,
     description: definition.description,
+    trigger: describeTrigger(definition.trigger),
+    schedule: scheduleSpecOf(definition.schedule),
     steps: definition.steps.map((step) => ({
       id: step.id,
       after: step.after.map((edge) => ({ step: edge.from, on: edge.on as WireEdgeCondition })),
@@ -160,6 +213,7 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
             retry: step.run.retry,
             timeout: step.run.timeoutMs,
             priority: step.run.priority,
+            ...(step.run.resources ? { resources: resourceSpecOf(step.run.resources) } : {}),
           }),
     })),
   };

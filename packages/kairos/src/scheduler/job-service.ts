@@ -151,6 +151,18 @@ export class JobService {
     return this.update(name, { paused: false }, condition);
   }
 
+  /**
+   * Pauses or resumes a workflow's own job (docs/workflows.md#triggers), by the job's own path: a
+   * pause keeps the next fire, a resume records the fires missed meanwhile (`paused`).
+   */
+  async setWorkflowPaused(jobName: string, paused: boolean): Promise<JobRecord> {
+    const job = await this.store.getJob(jobName, { workflowJobs: true });
+    if (!job) throw notFound(jobName);
+    // Only the pause state changes: the job was written whole by the workflow (not a job spec, whose
+    // name could not hold the `/` of its name).
+    return this.replace(job, (existing) => ({ ...existing, paused }), {});
+  }
+
   /** Queues runs of a job; `traceContext`: the trace they continue (the API request's span). */
   async trigger(
     name: string,
@@ -417,7 +429,8 @@ export class JobService {
         }
       }
       // Changed or deleted by someone else since we read it: judge again from what is stored now.
-      const current = await this.store.getJob(existing.name);
+      // (A job's name never holds a `/`: only a workflow's own job is found by `workflowJobs`.)
+      const current = await this.store.getJob(existing.name, { workflowJobs: true });
       if (!current || current.id !== existing.id) throw notFound(existing.name);
       // Each round lost to a write that landed; a job edited this fast by others is a conflict.
       if (tries >= EDIT_ROUNDS) throw versionConflict(current, condition.version ?? existing.version);

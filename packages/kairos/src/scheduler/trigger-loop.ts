@@ -172,7 +172,8 @@ export class TriggerLoop {
       let fires = 0;
       let cut = false;
       for (const job of due) {
-        const aheadMs = job.schedule.overlap === 'allow' ? this.aheadMs : 0;
+        // A workflow's fire starts an instance at its instant: its steps' runs are not made ahead.
+        const aheadMs = job.schedule.overlap === 'allow' && !job.workflowId ? this.aheadMs : 0;
         if (job.nextFireAt! > now + aheadMs) {
           heldBack = Math.min(heldBack ?? job.nextFireAt!, job.nextFireAt!);
           continue;
@@ -336,6 +337,7 @@ function fireEntryOf(job: DueJob, plan: FirePlan): FireEntry {
     }
   }
   if (job.schedule.maxRuns !== null) entry.countRuns = true;
+  if (job.workflowId) entry.workflow = true;
   return entry;
 }
 

@@ -1,4 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { WaitWorker } from '../core/queue-wait.ts';
+import { fits } from '../core/resources.ts';
 import type { OverviewCounts, QueuedRunCount } from '../store/access.ts';
 
 /** The most (group, job, handler) rows of queued runs one scrape reads: a bound on series and work. */
@@ -8,6 +10,8 @@ export const QUEUE_SERIES_LIMIT = 1000;
 export interface QueueSnapshot {
   now: number;
   counts: QueuedRunCount[];
+  /** The workers, when some count requests resources (for kairos_runs_unplaceable); else may be empty. */
+  workers?: WaitWorker[];
 }
 
 /**
@@ -210,6 +214,27 @@ export class Metrics {
           if (row.handlerServed) continue;
           const reason = row.groupServed ? 'no_worker_for_handler' : 'no_worker_in_group';
           g.inc({ namespace: row.namespace, group: row.group, reason }, row.queued);
+        }
+      },
+    );
+    gauge(
+      'kairos_runs_unplaceable',
+      'Queued runs whose job requests more resources than any live worker of their group that declares the handler has in all (free or not), by namespace and group: they wait until a bigger worker joins',
+      ['namespace', 'group'],
+      (g, { now, counts, workers = [] }) => {
+        for (const row of counts) {
+          if (!row.resources || !row.handlerServed) continue;
+          const request = row.resources;
+          const placeable = workers.some(
+            (w) =>
+              w.status === 'active' &&
+              w.leaseExpiresAt > now &&
+              w.namespace === row.namespace &&
+              w.group === row.group &&
+              w.handlers.includes(row.handler) &&
+              fits(request, w.resources ?? {}),
+          );
+          if (!placeable) g.inc({ namespace: row.namespace, group: row.group }, row.queued);
         }
       },
     );

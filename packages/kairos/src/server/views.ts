@@ -1,4 +1,5 @@
 import type { Assignment, Attempt, JsonObject, NodeInfo, Run, RunSummary, WorkerInfo } from '@kairos/client';
+import { resourceSpecOf } from '../core/resources.ts';
 import { maskSecrets } from '../core/secret-params.ts';
 import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
@@ -70,6 +71,8 @@ export function workerView(worker: WorkerRecord): WorkerInfo {
     running: worker.running,
     registeredAt: iso(worker.registeredAt),
     lastHeartbeatAt: iso(worker.lastHeartbeatAt),
+    resources: worker.resources ? resourceSpecOf(worker.resources) : null,
+    load: worker.load ?? null,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { JsonObject, RunStatus } from '@kairos/client';
+import type { Resources } from '../core/resources.ts';
 import { KairosError } from '../errors.ts';
 
 /** Types of the access part of the Store contract: users, sessions, API tokens, audit, console counts. */
@@ -151,6 +152,8 @@ export interface QueuedRunCount {
   groupServed: boolean;
   /** A live worker of the namespace and group declares the handler. */
   handlerServed: boolean;
+  /** What each run of the job requests (core/resources.ts); null: nothing. */
+  resources?: Resources | null;
 }
 
 export interface QueuedRunCountRow {
@@ -162,6 +165,7 @@ export interface QueuedRunCountRow {
   oldest: number | string | null;
   group_served: number | boolean;
   handler_served: number | boolean;
+  resources?: string | null;
 }
 
 export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
@@ -174,6 +178,7 @@ export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
     oldestAvailableAt: row.oldest === null ? null : Number(row.oldest),
     groupServed: Boolean(row.group_served),
     handlerServed: Boolean(row.handler_served),
+    resources: row.resources ? (JSON.parse(row.resources) as Resources | null) : null,
   };
 }
 

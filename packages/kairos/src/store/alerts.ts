@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import type { AlertEvent, AlertJobFacts, AlertStateRecord } from '../core/alert-engine.ts';
 import type { AlertRuleDefinition, AlertRuleRecord } from '../core/alert-rule.ts';
+import type { Resources } from '../core/resources.ts';
 import type { Lease } from './store.ts';
 
 /** Channel types (`@kairos/client` CHANNEL_TYPES). */
@@ -408,6 +409,7 @@ export interface JobFactsRow {
   queued: number | string;
   fire_time: number | string | null;
   started_at: number | string | null;
+  resources?: string | null;
 }
 
 export function jobFactsFromRow(row: JobFactsRow): AlertJobFacts {
@@ -424,5 +426,6 @@ export function jobFactsFromRow(row: JobFactsRow): AlertJobFacts {
     oldestQueuedAt: n(row.oldest_queued_at),
     queued: Number(row.queued),
     lastFire: fireTime === null ? null : { fireTime, startedAt: n(row.started_at) },
+    resources: row.resources ? (JSON.parse(row.resources) as Resources | null) : null,
   };
 }

@@ -59,6 +59,7 @@ export function describeQueueConformance(dialect: string, open: () => Promise<St
           oldestAvailableAt: T0 + 10,
           groupServed: false,
           handlerServed: false,
+          resources: null,
         },
         {
           namespace: 'default',
@@ -69,6 +70,7 @@ export function describeQueueConformance(dialect: string, open: () => Promise<St
           oldestAvailableAt: T0 + 5,
           groupServed: false,
           handlerServed: false,
+          resources: null,
         },
       ]);
     });

@@ -9,12 +9,14 @@ import { describeDependenciesConformance } from './conformance-dependencies.ts';
 import { describeFencingConformance } from './conformance-fencing.ts';
 import { describeNamespacesConformance } from './conformance-namespaces.ts';
 import { describeQueueConformance } from './conformance-queue.ts';
+import { describeResourceConformance } from './conformance-resources.ts';
 import { describeRetentionConformance } from './conformance-retention.ts';
 import { describeSchedulesConformance } from './conformance-schedules.ts';
 import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
 import { describeWorkflowMapRepairConformance } from './conformance-workflow-map-repair.ts';
 import { describeWorkflowMapsConformance } from './conformance-workflow-maps.ts';
+import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
   type AttemptOutcome,
@@ -1219,12 +1221,14 @@ export function describeStoreConformance(
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
           maxConcurrency: 3,
           scheduleToStartTimeout: '1m',
+          resources: { cpu: 0.25, memory: '1Gi', licence: 2 },
         });
         const expected = {
           routing: { strategy: 'consistent-hash', key: 'k', selector: { region: 'eu' } },
           maxConcurrency: 3,
           scheduleToStartMs: 60_000,
           rateLimit: null,
+          resources: { cpu: 250, memory: 2 ** 30, licence: 2 },
         };
         expect(created.dispatch).toEqual(expected);
         expect((await store.getJob('policy'))?.dispatch).toEqual(expected);
@@ -1239,6 +1243,7 @@ export function describeStoreConformance(
           maxConcurrency: null,
           scheduleToStartMs: null,
           rateLimit: null,
+          resources: null,
         });
       });
     });
@@ -1762,6 +1767,7 @@ export function describeStoreConformance(
   });
   describeSchedulesConformance(dialect, open);
   describeFireAheadConformance(dialect, open);
+  describeResourceConformance(dialect, open);
   describeAttemptsConformance(dialect, open, probe);
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
@@ -1774,4 +1780,5 @@ export function describeStoreConformance(
   describeWorkflowMapsConformance(dialect, open);
   describeWorkflowMapRepairConformance(dialect, open);
   describeDependenciesConformance(dialect, open);
+  describeWorkflowTriggersConformance(dialect, open);
 }

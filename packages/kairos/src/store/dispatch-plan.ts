@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import { type DispatchPolicy, isPlainDispatch } from '../core/dispatch-policy.ts';
 import { type Bucket, fullBucket, type RateLimit, take as takeToken } from '../core/rate-limit.ts';
+import { addResources, distance, fits, type Resources } from '../core/resources.ts';
 import {
   EMPTY_ROUTING_STATE,
   eligible,
@@ -27,7 +28,17 @@ export interface DispatchCandidate {
   targetWorkerId: string | null;
   policy: DispatchPolicy;
   task: TaskDefinition | null;
+  /** What the run requests: its own (a workflow step's) or its job's; null: nothing but a slot. */
+  resources: Resources | null;
+  /** When it became available (it has waited since). */
+  availableAt: number;
 }
+
+/**
+ * How long the oldest run that fits no worker's free capacity (but some worker's whole capacity)
+ * waits before one worker reserves for it: see {@link planDispatch}.
+ */
+export const DEFAULT_RESERVE_AFTER_MS = 30_000;
 
 export interface DispatchInput {
   /** The claiming worker (active). */
@@ -52,6 +63,8 @@ export interface DispatchInput {
   states: ReadonlyMap<number, RoutingState>;
   /** A number in [0, 1) that seeds `random` routing. */
   random: number;
+  /** Resource reservations start after a run waited this long (default {@link DEFAULT_RESERVE_AFTER_MS}). */
+  reserveAfterMs?: number;
 }
 
 export interface DispatchPlan {
@@ -90,8 +103,13 @@ export function needsSnapshot(candidates: readonly DispatchCandidate[], group: G
   return (
     group.maxConcurrency !== null ||
     group.rateLimit !== null ||
-    candidates.some((c) => !isPlainDispatch(c.policy))
+    candidates.some((c) => !isPlainDispatch(c.policy) || c.resources !== null)
   );
+}
+
+/** Whether any candidate requests resources: the claim then locks the claiming worker's row. */
+export function requestsResources(candidates: readonly DispatchCandidate[]): boolean {
+  return candidates.some((c) => c.resources !== null);
 }
 
 /** The bucket scopes a claim reads: rate-limited jobs among the candidates, and the group's in its namespace. */
@@ -102,17 +120,75 @@ export function bucketScopes(candidates: readonly DispatchCandidate[], group: Gr
   return [...scopes];
 }
 
-/** The job ids whose routing row a claim must lock: routed jobs and jobs with a concurrency limit. */
+/**
+ * The job ids whose routing row a claim must lock: routed jobs and jobs with a concurrency or rate
+ * limit. A request of resources alone needs no job row: it is held per worker, under the claiming
+ * worker's row (so claims of one such job on many workers run side by side).
+ */
 export function lockedJobs(candidates: readonly DispatchCandidate[]): number[] {
   const ids = new Set<number>();
-  for (const c of candidates) if (!isPlainDispatch(c.policy)) ids.add(c.jobId);
+  for (const c of candidates) if (!isPlainDispatch({ ...c.policy, resources: null })) ids.add(c.jobId);
   return [...ids].sort((a, b) => a - b);
 }
 
+/**
+ * Decides a claim. Resources (core/resources.ts): a run that requests some is taken only when it
+ * fits the claiming worker's free capacity (what it advertised minus the requests of the runs it
+ * holds, minus any reservation on it), and routed only among workers whose whole capacity fits it;
+ * a run that fits no live worker's whole capacity is left queued (unplaceable, see queue-wait.ts).
+ *
+ * Starvation: runs are looked at oldest first (within a priority), so a big run that does not fit
+ * now would see smaller ones behind it take every resource it waits for, again and again. Once the
+ * oldest such run has waited `reserveAfterMs` and fits no live worker's free capacity, one worker
+ * reserves for it: its assigned worker if routing chose one, else the eligible worker closest to
+ * fitting it ({@link distance}, then by name). That worker takes no run whose request does not fit
+ * in its free capacity minus the reservation, so what its runs give back accumulates until the big
+ * run fits. Runs that request nothing, or only resources the big run does not need, still run there.
+ * Every claim derives the reservations again from the store's rows, so every node agrees.
+ */
 export function planDispatch(input: DispatchInput): DispatchPlan {
   const plan: DispatchPlan = { claim: [], assign: [], states: new Map(), buckets: new Map() };
   const me = input.live.find((w) => w.id === input.workerId);
-  const live = new Map(input.live.map((w) => [w.id, { ...w }]));
+  const live = new Map(input.live.map((w) => [w.id, { ...w, used: { ...(w.used ?? {}) } }]));
+  const reserveAfterMs = input.reserveAfterMs ?? DEFAULT_RESERVE_AFTER_MS;
+  /** Worker id → resources reserved on it for older runs. */
+  const reserved = new Map<string, Resources>();
+  const free = (w: WorkerSnapshot): Resources => {
+    const left = addResources(w.resources ?? {}, w.used ?? {}, -1);
+    const held = reserved.get(w.id);
+    return held ? addResources(left, held, -1) : left;
+  };
+  /** Whether `c`'s request (if any) fits worker `id`'s free capacity now. */
+  const fitsFree = (c: DispatchCandidate, id: string) => {
+    if (c.resources === null) return true;
+    const w = live.get(id);
+    return w !== undefined && fits(c.resources, free(w));
+  };
+  const hold = (id: string, c: DispatchCandidate) => {
+    const w = live.get(id);
+    if (w && c.resources) w.used = addResources(w.used ?? {}, c.resources);
+  };
+  /**
+   * A run that requests resources and cannot be placed now: reserve for it on `target` (or on the
+   * eligible worker closest to fitting it) once it waited long enough and no worker has it free.
+   */
+  const reserveFor = (c: DispatchCandidate, target: string | null) => {
+    if (c.resources === null || input.now - c.availableAt < reserveAfterMs) return;
+    const holders = [...live.values()].filter((w) =>
+      eligible(w, c.handler, c.policy.routing.selector, c.resources),
+    );
+    if (holders.length === 0 || holders.some((w) => fits(c.resources!, free(w)))) return;
+    let chosen = target === null ? undefined : holders.find((w) => w.id === target);
+    if (!chosen) {
+      chosen = holders.sort(
+        (a, b) =>
+          distance(c.resources!, free(a), a.resources ?? {}) -
+            distance(c.resources!, free(b), b.resources ?? {}) ||
+          (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1),
+      )[0]!;
+    }
+    reserved.set(chosen.id, addResources(reserved.get(chosen.id) ?? {}, c.resources));
+  };
   const loadOfJob = new Map(input.loadOfJob);
   const runningOfJob = new Map(input.runningOfJob);
   const next = seeded(input.random);
@@ -153,30 +229,36 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
   for (const c of input.candidates) {
     if (plan.claim.length >= input.max) break;
     const { routing } = c.policy;
+    const request = c.resources;
     if (routing.strategy === 'broadcast') {
       // A shard belongs to its worker while that one lives; then to any eligible worker.
       const owner = c.targetWorkerId === null ? undefined : live.get(c.targetWorkerId);
-      if (owner && eligible(owner, c.handler, routing.selector)) {
-        if (owner.id === input.workerId && underLimits(c)) take(c);
+      if (owner && eligible(owner, c.handler, routing.selector, request)) {
+        if (owner.id === input.workerId && fitsFree(c, owner.id) && underLimits(c)) {
+          take(c);
+          hold(owner.id, c);
+        } else reserveFor(c, owner.id);
         continue;
       }
-      if (me && eligible(me, c.handler, routing.selector) && underLimits(c)) {
+      if (me && eligible(me, c.handler, routing.selector, request) && fitsFree(c, me.id) && underLimits(c)) {
         take(c);
         load(me.id, c.jobId, 1);
-      }
+        hold(me.id, c);
+      } else reserveFor(c, null);
       continue;
     }
     if (routing.strategy === 'any') {
-      // Unrouted: whoever asks first, if the selector lets it.
-      if (me && eligible(me, c.handler, routing.selector) && underLimits(c)) {
+      // Unrouted: whoever asks first, if the selector lets it and its request fits.
+      if (me && eligible(me, c.handler, routing.selector, request) && fitsFree(c, me.id) && underLimits(c)) {
         take(c);
         load(me.id, c.jobId, 1);
-      }
+        hold(me.id, c);
+      } else reserveFor(c, null);
       continue;
     }
     let target = c.targetWorkerId;
     const current = target === null ? undefined : live.get(target);
-    if (!current || !eligible(current, c.handler, routing.selector)) {
+    if (!current || !eligible(current, c.handler, routing.selector, request)) {
       // Unassigned, or its worker died, drains or no longer fits: route it (again).
       const workers = [...live.values()].map((w) => ({
         ...w,
@@ -189,15 +271,19 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
         params: c.params,
         state: plan.states.get(c.jobId) ?? input.states.get(c.jobId) ?? EMPTY_ROUTING_STATE,
         random: next(),
+        resources: request,
       });
       if (decision.workerId !== null) plan.states.set(c.jobId, decision.state);
       if (decision.workerId !== target) plan.assign.push({ runId: c.runId, workerId: decision.workerId });
       target = decision.workerId;
       if (target !== null) load(target, c.jobId, 1);
     }
-    if (target === input.workerId && underLimits(c)) {
+    if (target === input.workerId && fitsFree(c, target) && underLimits(c)) {
       take(c);
-      // The assignment becomes a running attempt: the worker's load is unchanged.
+      // The assignment becomes a running attempt: the worker's load is unchanged; its request is held.
+      hold(target, c);
+    } else if (target !== null) {
+      reserveFor(c, target);
     }
   }
   return plan;

@@ -1,7 +1,8 @@
 import type { JsonObject, RunError, TraceContext } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import { formatDuration } from '../core/duration.ts';
-import type { WorkerSnapshot } from '../core/routing.ts';
+import { addResources, type Resources } from '../core/resources.ts';
+import type { WorkerLoad, WorkerSnapshot } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { DispatchCandidate } from './dispatch-plan.ts';
 import { type JsonColumn, json } from './rows.ts';
@@ -18,9 +19,13 @@ export interface CandidateRow {
   target_worker_id: string | null;
   dispatch: JsonColumn;
   task: JsonColumn | null;
+  /** The run's own request (a workflow step's), or null: its job's applies. */
+  resources: JsonColumn | null;
+  available_at: number | string;
 }
 
 export function candidateFromRow(row: CandidateRow): DispatchCandidate {
+  const policy = dispatchFromColumn(row.dispatch);
   return {
     runId: row.id,
     jobId: row.job_id,
@@ -28,8 +33,10 @@ export function candidateFromRow(row: CandidateRow): DispatchCandidate {
     handler: row.handler,
     params: json<JsonObject>(row.params),
     targetWorkerId: row.target_worker_id,
-    policy: dispatchFromColumn(row.dispatch),
+    policy,
     task: row.task === null ? null : json<TaskDefinition>(row.task),
+    resources: row.resources === null ? policy.resources : json<Resources>(row.resources),
+    availableAt: Number(row.available_at),
   };
 }
 
@@ -40,6 +47,9 @@ export interface SnapshotRow {
   labels: JsonColumn;
   capacity: number;
   running: number;
+  /** The worker's advertised resources (null: none; absent: not read, as for broadcast shards). */
+  resources?: JsonColumn | null;
+  load?: JsonColumn | null;
 }
 
 export function snapshotFromRow(row: SnapshotRow): WorkerSnapshot {
@@ -51,7 +61,27 @@ export function snapshotFromRow(row: SnapshotRow): WorkerSnapshot {
     capacity: row.capacity,
     running: Number(row.running),
     runningOfJob: 0,
+    resources: row.resources ? (json<Resources | null>(row.resources) ?? {}) : {},
+    used: {},
+    load: row.load ? json<WorkerLoad | null>(row.load) : null,
   };
+}
+
+/** One running run's request on a live worker ({@link addUsed}); `request` null: nothing. */
+export interface UsedRow {
+  worker_id: string;
+  request: JsonColumn | null;
+}
+
+/** Adds the requests of the runs live workers hold to their snapshots' `used`. */
+export function addUsed(live: WorkerSnapshot[], rows: readonly UsedRow[]): void {
+  const byId = new Map(live.map((w) => [w.id, w]));
+  for (const row of rows) {
+    const w = byId.get(row.worker_id);
+    const request = row.request === null ? null : json<Resources | null>(row.request);
+    if (!w || request === null) continue;
+    w.used = addResources(w.used ?? {}, request);
+  }
 }
 
 export interface ClaimRow {

@@ -8,7 +8,16 @@ import type { Store } from './store.ts';
  * A `schema` query parameter on a PostgreSQL URL keeps Kairos in a schema of its own. A PostgreSQL
  * session idle inside a transaction for longer than the partition lease is ended by the server.
  */
-export function openStore(database: string, options: { partitionLeaseMs?: number } = {}): Store {
+export function openStore(
+  database: string,
+  options: { partitionLeaseMs?: number; resourceReserveAfterMs?: number } = {},
+): Store {
+  const store = open(database, options);
+  if (options.resourceReserveAfterMs !== undefined) store.reserveAfterMs = options.resourceReserveAfterMs;
+  return store;
+}
+
+function open(database: string, options: { partitionLeaseMs?: number }): Store {
   if (database.startsWith('sqlite:')) return new SqliteStore(database.slice('sqlite:'.length));
   if (/^postgres(ql)?:\/\//.test(database)) {
     const url = new URL(database);

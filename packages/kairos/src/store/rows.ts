@@ -12,7 +12,9 @@ import type {
 } from '@kairos/client';
 import { dispatchFromColumn } from '../core/dispatch-policy.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
+import type { Resources } from '../core/resources.ts';
 import { retentionFromColumn } from '../core/retention.ts';
+import type { WorkerLoad } from '../core/routing.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
@@ -82,6 +84,8 @@ export interface RunRow {
   shard: number;
   shard_count: number;
   target_worker_id: string | null;
+  /** What the run requests: its own, else its job's (JSON; null or `null`: nothing). */
+  resources?: JsonColumn | null;
 }
 
 export interface AttemptRow {
@@ -112,6 +116,8 @@ export interface WorkerRow {
   registered_at: number;
   last_heartbeat_at: number;
   lease_expires_at: number;
+  resources?: JsonColumn | null;
+  load?: JsonColumn | null;
 }
 
 /** A JSON column as text: every dialect hands JSON over unparsed (PostgreSQL's jsonb parser is off). */
@@ -156,7 +162,7 @@ export function nodeFromRow(row: NodeRow): NodeRecord {
 export const RUN_COLUMNS = `r.id, r.job_id, j.name AS job_name, r.namespace, r.group_name, r.handler, r.cause, r.fire_time,
   r.params, r.priority, r.status, r.attempt, r.max_attempts, r.timeout_ms, r.worker_id, r.created_at,
   r.available_at, r.started_at, r.finished_at, r.result, r.error,
-  r.shard, r.shard_count, r.target_worker_id`;
+  r.shard, r.shard_count, r.target_worker_id, coalesce(r.resources, j.dispatch -> 'resources') AS resources`;
 
 /** RUN_COLUMNS without the params and result, as `'{}'` and NULL (text, like the JSON columns). */
 export const RUN_SUMMARY_COLUMNS = RUN_COLUMNS.replace('r.params', `'{}' AS params`).replace(
@@ -196,9 +202,14 @@ export function jobFromRow(row: JobRow): JobRecord {
 }
 
 /** The job columns firing reads (Store.dueJobs): a storm reads 100,000 rows, 3× faster than `*`. */
-export const DUE_JOB_COLUMNS = 'id, name, trigger, schedule, runs_fired, next_fire_at';
+export const DUE_JOB_COLUMNS = 'id, name, trigger, schedule, runs_fired, next_fire_at, workflow_id';
 
-export type DueJobRow = Pick<JobRow, 'id' | 'name' | 'trigger' | 'schedule' | 'runs_fired' | 'next_fire_at'>;
+export type DueJobRow = Pick<
+  JobRow,
+  'id' | 'name' | 'trigger' | 'schedule' | 'runs_fired' | 'next_fire_at'
+> & {
+  workflow_id?: number | null;
+};
 
 /** Due jobs from their rows; each distinct trigger and schedule text is parsed once (see DueJob). */
 export function dueJobsFromRows(rows: readonly DueJobRow[]): DueJob[] {
@@ -222,6 +233,7 @@ export function dueJobsFromRows(rows: readonly DueJobRow[]): DueJob[] {
       schedule,
       runsFired: row.runs_fired,
       nextFireAt: row.next_fire_at,
+      workflowId: row.workflow_id ?? null,
     };
   });
 }
@@ -251,6 +263,7 @@ export function runFromRow(row: RunRow): RunRecord {
     error: jsonOrNull<RunError>(row.error),
     shard: row.shard_count > 0 ? { index: row.shard, total: row.shard_count } : null,
     assignedWorkerId: row.target_worker_id,
+    resources: row.resources ? json<Resources | null>(row.resources) : null,
   };
 }
 
@@ -316,6 +329,8 @@ export function workerFromRow(row: WorkerRow): WorkerRecord {
     registeredAt: row.registered_at,
     lastHeartbeatAt: row.last_heartbeat_at,
     leaseExpiresAt: row.lease_expires_at,
+    resources: row.resources ? json<Resources>(row.resources) : null,
+    load: row.load ? json<WorkerLoad>(row.load) : null,
   };
 }
 

@@ -18,8 +18,9 @@ import type { SkippedRange } from '../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 import type { RateLimit } from '../core/rate-limit.ts';
+import type { Resources } from '../core/resources.ts';
 import type { JobRetention, PruneCandidate } from '../core/retention.ts';
-import type { RoutingState } from '../core/routing.ts';
+import type { RoutingState, WorkerLoad } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type {
@@ -105,7 +106,11 @@ export interface Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null>;
-  getJob(name: string): Promise<JobRecord | null>;
+  /**
+   * A job by name. A workflow's own job (store/workflows.ts) is found only with `workflowJobs`: it
+   * is no job of the API's, but its pause and resume are a job's (scheduler/job-service.ts).
+   */
+  getJob(name: string, options?: { workflowJobs?: boolean }): Promise<JobRecord | null>;
   /** Jobs ordered by name; `after` is the last name of the previous page. */
   listJobs(filter: {
     /** Only jobs of this namespace; absent: every namespace. */
@@ -223,6 +228,8 @@ export interface Store {
     leaseMs: number,
     now: number,
     polled?: number | null,
+    /** The host's load the worker reports (kept on its row for `least-loaded`); absent: keep the last. */
+    load?: WorkerLoad | null,
   ): Promise<HeartbeatAnswer | null>;
   /**
    * Claims up to `max` queued runs of the worker's group and handlers whose time has come,
@@ -443,6 +450,11 @@ export interface Store {
    * `claimSeq` is the number of the worker's poll that claims (null: not numbered), kept with each
    * attempt claimed, for {@link heartbeat}'s `polled`; every claim writes it.
    */
+  /**
+   * Resource-based scheduling: how long the oldest run that fits no live worker's free capacity
+   * waits before one worker reserves for it (store/dispatch-plan.ts). Default 30 s.
+   */
+  reserveAfterMs: number;
   dispatchRuns(
     workerId: string,
     max: number,
@@ -711,7 +723,10 @@ export interface JobExpectation {
  * What firing reads of a due job. Jobs of one answer that have the same trigger or schedule may
  * share one object for it (a storm of one pattern parses it once): read them, never change them.
  */
-export type DueJob = Pick<JobRecord, 'id' | 'name' | 'trigger' | 'schedule' | 'runsFired' | 'nextFireAt'>;
+export type DueJob = Pick<JobRecord, 'id' | 'name' | 'trigger' | 'schedule' | 'runsFired' | 'nextFireAt'> & {
+  /** Set for a workflow's own job: its fires start instances of that workflow (docs/workflows.md#triggers). */
+  workflowId?: number | null;
+};
 
 export interface Partitions {
   count: number;
@@ -755,6 +770,12 @@ export interface FireEntry {
   previousFire?: number | undefined;
   /** Tracing: the trace context of each fire's span, parallel to `fires`, kept on its run; absent: not traced. */
   traceContexts?: ReadonlyArray<TraceContext | null> | undefined;
+  /**
+   * The job is a workflow's own job: each fire that runs starts an instance of the workflow (cause
+   * `schedule`, one per fire time), never a run of the job; the overlap policy judges its running
+   * instances and `countRuns` counts instances (store/workflows.ts).
+   */
+  workflow?: boolean | undefined;
 }
 
 export interface FireResult {
@@ -845,6 +866,8 @@ export interface RunRecord {
   shard: { index: number; total: number } | null;
   /** Workers at scale: the worker a queued routed run waits for; null when any may take it. */
   assignedWorkerId: string | null;
+  /** What the run requests (core/resources.ts): its own (a workflow step's), else its job's; null: nothing. */
+  resources?: Resources | null;
 }
 
 export interface RunQuery {
@@ -909,6 +932,10 @@ export interface WorkerRegistration {
   registeredBy?: string;
   /** The namespace it serves (its token's); absent: `default`. It claims only runs of it. */
   namespace?: string;
+  /** What it advertised (core/resources.ts: cpu in millicores, memory in bytes); absent or null: none. */
+  resources?: Resources | null;
+  /** The host's load it last reported; null: never. */
+  load?: WorkerLoad | null;
 }
 
 /** Who a worker is, for checking who may act as it. */

@@ -40,6 +40,7 @@ it('plans an instance as the reference evaluation, whatever ends together and wh
           retry: DEFAULT_RETRY,
           timeoutMs: 60_000,
           priority: 0,
+          resources: null,
         },
       }));
       const rows = new Map<string, Omit<StepRow, 'run_status' | 'run_result'>>();

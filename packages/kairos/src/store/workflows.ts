@@ -1,4 +1,5 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
 import { writeContext } from '../core/workflow-context.ts';
@@ -38,12 +39,18 @@ export interface WorkflowStore {
    * Creates or replaces a workflow of a namespace (a replace bumps its version). A create adds the
    * workflow's own job: `quota` (the namespace's maxJobs) judges it with the namespace's jobs in the
    * transaction (PostgreSQL: the namespace locked first), and a refusal writes nothing.
+   *
+   * The workflow's trigger and schedule are its job's (docs/workflows.md#triggers): the trigger
+   * loop fires that job, and a fire starts an instance. `next` is the first fire of the trigger and
+   * schedule from now; a replace that keeps both keeps the job's next fire (and a pause).
+   * `rateQuota` judges a replace that changes the trigger with the namespace's other jobs.
    */
   put(
     definition: WorkflowDefinition,
     namespace: string,
     now: number,
     quota?: (triggers: readonly Trigger[]) => void,
+    schedule?: { next: number | null; rateQuota?: (triggers: readonly Trigger[]) => void },
   ): Promise<{ workflow: WorkflowRecord; created: boolean }>;
   get(namespace: string, name: string): Promise<WorkflowRecord | null>;
   /** Workflows ordered by name; `after` is the last name of the previous page. */
@@ -109,6 +116,10 @@ export interface WorkflowRecord extends WorkflowDefinition {
   version: number;
   /** The workflow's own job: its handler steps' runs belong to it (hidden from job lists). */
   jobId: number;
+  /** Its job's: a paused workflow's trigger does not fire. */
+  paused: boolean;
+  /** Its job's next fire time (kept while paused). */
+  nextFireAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -122,6 +133,10 @@ export interface WorkflowInstanceRecord {
   version: number;
   state: WorkflowInstanceState;
   context: JsonObject;
+  /** What started it: the API (`manual`) or a fire of the workflow's trigger (`schedule`). */
+  cause: WorkflowInstanceCause;
+  /** The fire time of a `schedule` start; null for a manual one. */
+  scheduledFor: number | null;
   createdAt: number;
   startedAt: number;
   finishedAt: number | null;
@@ -142,6 +157,19 @@ export interface WorkflowStepRecord {
   skipped?: boolean;
   /** Why it failed without a failed run of its own (docs/errors.md#workflow-step-failures). */
   error: StepFailure | null;
+}
+
+export type WorkflowInstanceCause = 'manual' | 'schedule';
+
+/** How an instance is started: by the API, or by a fire of its workflow's trigger. */
+export interface InstanceStart {
+  context: JsonObject;
+  idempotencyKey: string | null;
+  cause: WorkflowInstanceCause;
+  /** The fire time (a `schedule` start): one instance per fire time, by a unique key. */
+  scheduledFor: number | null;
+  /** When the root steps' runs become available: the fire time plus its jitter; default now. */
+  availableAt?: number | undefined;
 }
 
 /** The name of a workflow's own job: `/` is not allowed in job names, so no job can take it. */
@@ -204,6 +232,11 @@ export interface StepRunToQueue {
   index?: number;
   /** Queued held (HELD_WHILE_PAUSED_AT): its job is paused. */
   held: boolean;
+  /**
+   * A handler step's own request (core/resources.ts), JSON text, kept on the run (`runs.resources`);
+   * null for none and for `job` steps, whose job's request applies.
+   */
+  resources: string | null;
 }
 
 /** What one transaction writes for one instance. */
@@ -630,6 +663,7 @@ function stepRun(
       idempotencyKey: key,
       ...index,
       held: job.paused,
+      resources: null,
     };
     return { run };
   }
@@ -646,6 +680,7 @@ function stepRun(
     idempotencyKey: key,
     ...index,
     held: false,
+    resources: step.run.resources ? JSON.stringify(step.run.resources) : null,
   };
   return { run };
 }
@@ -665,6 +700,11 @@ export interface WorkflowRow {
   job_id: number;
   created_at: number;
   updated_at: number;
+  /** The workflow's job's columns (JSON text; 0/1 or a boolean), read with a join. */
+  trigger: string;
+  schedule: string;
+  paused: number | boolean;
+  next_fire_at: number | null;
 }
 
 export function workflowFromRow(row: WorkflowRow): WorkflowRecord {
@@ -675,6 +715,10 @@ export function workflowFromRow(row: WorkflowRow): WorkflowRecord {
     description: row.description,
     version: row.version,
     steps: JSON.parse(row.steps) as CompiledStep[],
+    trigger: JSON.parse(row.trigger) as Trigger,
+    schedule: { ...DEFAULT_SCHEDULE, ...(JSON.parse(row.schedule) as Partial<SchedulePolicy>) },
+    paused: Boolean(row.paused),
+    nextFireAt: row.next_fire_at,
     jobId: row.job_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -690,6 +734,8 @@ export interface InstanceRow {
   steps: string;
   state: WorkflowInstanceState;
   context: string;
+  cause: WorkflowInstanceCause;
+  scheduled_for: number | null;
   created_at: number;
   started_at: number;
   finished_at: number | null;
@@ -740,6 +786,8 @@ export function instanceFromRow(row: InstanceRow, steps: readonly StepReadRow[])
     version: row.workflow_version,
     state: row.state,
     context: JSON.parse(row.context) as JsonObject,
+    cause: row.cause,
+    scheduledFor: row.scheduled_for,
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,

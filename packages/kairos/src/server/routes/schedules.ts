@@ -139,7 +139,7 @@ function instant(value: string): number {
   }
 }
 
-function skippedView(record: SkippedRecord): SkippedFires {
+export function skippedView(record: SkippedRecord): SkippedFires {
   return {
     id: record.id,
     jobName: record.jobName,

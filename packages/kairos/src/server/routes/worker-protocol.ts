@@ -20,6 +20,7 @@ import {
 } from '@kairos/client';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { compileResources } from '../../core/resources.ts';
 import { checkRegistration } from '../../core/worker-registration.ts';
 import { KairosError } from '../../errors.ts';
 import { answers } from '../answers.ts';
@@ -51,6 +52,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
     async (request) => {
       const r = request.body;
       checkRegistration(r);
+      const resources = compileResources(r.resources, 'resources', { zero: true });
       const id = randomUUID();
       await store.registerWorker(
         {
@@ -65,6 +67,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           registeredBy: request.principal?.actor ?? '',
           // The token's namespace (a global admin token: the one the request names).
           namespace: request.namespace,
+          resources,
         },
         config.workerLeaseMs,
         clock.now(),
@@ -100,6 +103,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
         config.workerLeaseMs,
         clock.now(),
         request.body.polled ?? null,
+        request.body.load ?? null,
       );
       if (answer === null) throw unknownWorker(id);
       if (answer.unheld.length > 0) {

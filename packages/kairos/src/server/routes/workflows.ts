@@ -1,6 +1,8 @@
 import {
   IdParam,
   NameParam,
+  SkippedPageSchema,
+  SkippedQuery,
   type Workflow,
   WorkflowBody,
   type WorkflowInstance,
@@ -16,15 +18,23 @@ import {
 } from '@kairos/client';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { firstScheduledFire } from '../../core/fire-plan.ts';
 import { checkParams } from '../../core/job.ts';
-import { checkJobCountAndRate } from '../../core/quotas.ts';
-import type { Trigger } from '../../core/trigger.ts';
+import { checkInterval, checkJobCountAndRate } from '../../core/quotas.ts';
+import { describeSchedule } from '../../core/schedule-policy.ts';
+import { describeTrigger, type Trigger } from '../../core/trigger.ts';
 import { compileWorkflow, workflowSpecOf } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
-import type { WorkflowInstanceRecord, WorkflowRecord, WorkflowRepair } from '../../store/workflows.ts';
+import {
+  type WorkflowInstanceRecord,
+  type WorkflowRecord,
+  type WorkflowRepair,
+  workflowJobName,
+} from '../../store/workflows.ts';
 import { answers, NoContent } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { idCursor, nameCursor } from '../cursor.ts';
+import { skippedView } from './schedules.ts';
 
 type NameParams = Static<typeof NameParam>;
 type IdParams = Static<typeof IdParam>;
@@ -37,8 +47,12 @@ type PageQueryType = Static<typeof WorkflowPageQuery>;
 
 export function workflowView(record: WorkflowRecord): Workflow {
   return {
-    ...(workflowSpecOf(record) as Omit<Workflow, 'namespace' | 'version' | 'createdAt' | 'updatedAt'>),
+    ...(workflowSpecOf(record) as Pick<Workflow, 'name' | 'steps'>),
     description: record.description,
+    trigger: describeTrigger(record.trigger),
+    schedule: describeSchedule(record.schedule),
+    paused: record.paused,
+    nextFireAt: record.nextFireAt === null ? null : iso(record.nextFireAt),
     namespace: record.namespace,
     version: record.version,
     createdAt: iso(record.createdAt),
@@ -54,6 +68,8 @@ export function instanceView(record: WorkflowInstanceRecord): WorkflowInstance {
     version: record.version,
     state: record.state,
     context: record.context,
+    cause: record.cause,
+    scheduledFor: record.scheduledFor === null ? null : iso(record.scheduledFor),
     createdAt: iso(record.createdAt),
     startedAt: iso(record.startedAt),
     finishedAt: record.finishedAt === null ? null : iso(record.finishedAt),
@@ -98,13 +114,25 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         });
       }
       const definition = compileWorkflow({ ...request.body, name: request.params.name });
-      // A create adds the workflow's own job: the namespace's maxJobs judges it (422).
+      await checkCalendars(ctx, definition.schedule.calendars, request.namespace);
+      // A create adds the workflow's own job, which carries its trigger: the namespace's maxJobs,
+      // maxFiresPerSecond and minInterval judge it as a job's (422); a replace that changes the
+      // trigger is judged for the rate only.
       const quotas = await ctx.quotas.of(request.namespace);
+      checkInterval(quotas, definition.trigger);
       const quota =
-        quotas.maxJobs === null
+        quotas.maxJobs === null && quotas.maxFiresPerSecond === null
           ? undefined
-          : (others: readonly Trigger[]) => checkJobCountAndRate(quotas, { kind: 'manual' }, others, true);
-      const saved = await store.workflows.put(definition, request.namespace, clock.now(), quota);
+          : (others: readonly Trigger[]) => checkJobCountAndRate(quotas, definition.trigger, others, true);
+      const rateQuota =
+        quotas.maxFiresPerSecond === null
+          ? undefined
+          : (others: readonly Trigger[]) => checkJobCountAndRate(quotas, definition.trigger, others, false);
+      const now = clock.now();
+      const saved = await store.workflows.put(definition, request.namespace, now, quota, {
+        next: firstScheduledFire(definition.trigger, definition.schedule, now),
+        rateQuota,
+      });
       if (saved.created) reply.status(201);
       return workflowView(saved.workflow);
     },
@@ -170,6 +198,66 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         throw notFound(request.params.name);
       }
       reply.status(204);
+    },
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post<{ Params: NameParams }>(
+      `/v1/workflows/:name/${action}`,
+      {
+        ...write,
+        schema: {
+          operationId: action === 'pause' ? 'pauseWorkflow' : 'resumeWorkflow',
+          tags: ['workflows'],
+          params: NameParam,
+          response: answers({ 200: WorkflowSchema }),
+        },
+      },
+      async (request) => {
+        const workflow = await store.workflows.get(request.namespace, request.params.name);
+        if (!workflow) throw notFound(request.params.name);
+        // The workflow's job carries its trigger: pausing it is a job's pause, and a resume records
+        // the fires missed meanwhile in the ledger (`paused`), as for any job (docs/schedules.md).
+        const name = workflowJobName(request.namespace, request.params.name);
+        try {
+          await ctx.jobs.setWorkflowPaused(name, action === 'pause');
+        } catch (error) {
+          // Deleted since it was read.
+          if (error instanceof KairosError && error.code === 'JOB_NOT_FOUND')
+            throw notFound(request.params.name);
+          throw error;
+        }
+        const updated = await store.workflows.get(request.namespace, request.params.name);
+        if (!updated) throw notFound(request.params.name);
+        return workflowView(updated);
+      },
+    );
+  }
+
+  app.get<{ Params: NameParams; Querystring: Static<typeof SkippedQuery> }>(
+    '/v1/workflows/:name/skipped',
+    {
+      ...read,
+      schema: {
+        operationId: 'listWorkflowSkipped',
+        tags: ['workflows'],
+        params: NameParam,
+        querystring: SkippedQuery,
+        response: answers({ 200: SkippedPageSchema }),
+      },
+    },
+    async (request) => {
+      const workflow = await store.workflows.get(request.namespace, request.params.name);
+      if (!workflow) throw notFound(request.params.name);
+      const limit = request.query.limit ?? 50;
+      const items = await store.listSkipped(workflow.jobId, {
+        before: idCursor(request.query.cursor),
+        limit,
+      });
+      return {
+        items: items.map(skippedView),
+        nextCursor: items.length === limit ? String(items[items.length - 1]!.id) : null,
+      };
     },
   );
 
@@ -305,6 +393,24 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
         },
       },
       async (request) => repair(request.params.id, { kind: verb, step: request.params.step }),
+    );
+  }
+}
+
+/** The calendars a workflow's schedule names must be of its namespace (CALENDAR_NOT_FOUND), as a job's. */
+async function checkCalendars(ctx: NodeContext, names: readonly string[], namespace: string): Promise<void> {
+  if (names.length === 0) return;
+  const found = new Set(
+    (await ctx.store.getCalendars([...names])).filter((c) => c.namespace === namespace).map((c) => c.name),
+  );
+  const missing = names.filter((name) => !found.has(name));
+  if (missing.length > 0) {
+    throw new KairosError(
+      'CALENDAR_NOT_FOUND',
+      `no calendar named ${missing.map((n) => JSON.stringify(n)).join(', ')}`,
+      {
+        missing,
+      },
     );
   }
 }

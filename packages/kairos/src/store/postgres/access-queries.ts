@@ -124,6 +124,7 @@ export const QUEUED_RUN_COUNTS = `
     ORDER BY count(*) DESC, group_name, job_id, handler LIMIT $2),
   live AS (SELECT namespace, group_name, handlers FROM workers WHERE status = 'active' AND lease_expires_at > $1)
   SELECT j.namespace, q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
+    j.dispatch->'resources' AS resources,
     EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name) AS group_served,
     EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name
       AND l.handlers ? q.handler) AS handler_served

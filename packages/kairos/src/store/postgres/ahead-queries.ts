@@ -4,7 +4,7 @@
  * Claim for worker $1 (active), at $2, up to $4 queued runs of its group and handlers that become
  * available in ($2, $3], soonest first: each attempt (alive while its worker's lease is; no row until
  * it ends) starts at the run's available_at, and its deadline counts from there. Passed over: runs
- * assigned to a worker, runs of jobs with routing, a selector or limits, and every run of a group
+ * assigned to a worker, runs of jobs with routing, a selector, limits or resources (and runs with a request of their own), and every run of a group
  * with limits in the run's namespace (they wait for their instant and DISPATCH_FAST). Uses runs_ahead; SKIP LOCKED as the
  * other claims. $5 the worker's poll number (null: not numbered).
  */
@@ -18,6 +18,7 @@ export const DISPATCH_AHEAD = `
       AND coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
       AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
       AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL
+      AND j.dispatch->>'resources' IS NULL AND r.resources IS NULL
       AND NOT EXISTS (
         SELECT 1 FROM namespace_group_limits g WHERE g.namespace = r.namespace AND g.group_name = r.group_name
           AND (g.max_concurrency IS NOT NULL OR g.rate_limit IS NOT NULL))

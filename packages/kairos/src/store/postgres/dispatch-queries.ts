@@ -8,7 +8,8 @@
  * other rows.
  */
 export const DISPATCH_CANDIDATES = `
-  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
+    r.resources, r.available_at
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
     AND r.handler = ANY($3::text[])
@@ -49,10 +50,24 @@ export const LOCK_JOB_ROUTING = `
 
 /** Live workers of group $1 of namespace $3 at $2 with their load: running attempts plus queued runs assigned to them. */
 export const LIVE_WORKERS = `
-  SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+  SELECT w.id, w.name, w.handlers, w.labels, w.capacity, w.resources, w.load,
     (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
     + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
   FROM workers w WHERE w.group_name = $1 AND w.namespace = $3 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;
+
+/** Lock worker $1's row: claims of runs that request resources place them on it one at a time. */
+export const LOCK_WORKER = `SELECT 1 FROM workers WHERE id = $1 FOR UPDATE`;
+
+/**
+ * The requests of the running runs of workers $1 (text[]) that request anything: the run's own (a
+ * workflow step's) or its job's. Through runs_worker; read only by claims of runs that request
+ * resources.
+ */
+export const USED_BY_WORKERS = `
+  SELECT r.worker_id, coalesce(r.resources, j.dispatch->'resources') AS request
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.status = 'running' AND r.worker_id = ANY($1::text[])
+    AND (r.resources IS NOT NULL OR j.dispatch->>'resources' IS NOT NULL)`;
 
 /** Per worker and job ($1 ids): running plus assigned runs. */
 export const LOAD_OF_JOBS = `
@@ -242,7 +257,7 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
 
 /**
  * The fast path of a claim, one statement: when the group has no limits in the worker's namespace and every run in the
- * window belongs to a plain job (no routing, selector or limit), claim up to $3 of them like
+ * window belongs to a plain job (no routing, selector, limit or resources) and requests no resources of its own, claim up to $3 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
  * long-poll path runs on every wake-up. The window is read without locks, and each of its jobs'
@@ -260,16 +275,17 @@ export const DISPATCH_FAST = `
     WHERE namespace = (SELECT namespace FROM w) AND group_name = (SELECT group_name FROM w)
       AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)),
   seen AS (
-    SELECT r.id, r.job_id FROM runs r
+    SELECT r.id, r.job_id, r.resources IS NOT NULL AS requests FROM runs r
     WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $4),
   simple AS (
-    SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (
+    SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM seen WHERE requests) AND NOT EXISTS (
       SELECT 1 FROM jobs j WHERE j.id IN (SELECT job_id FROM seen)
         AND NOT (coalesce(j.dispatch->'routing'->>'strategy', 'any') = 'any'
           AND coalesce(j.dispatch->'routing'->'selector', '{}'::jsonb) = '{}'::jsonb
-          AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL)) AS ok),
+          AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL
+          AND j.dispatch->>'resources' IS NULL)) AS ok),
   chosen AS (
     SELECT r.id FROM runs r
     WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)

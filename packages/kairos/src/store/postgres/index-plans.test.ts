@@ -150,6 +150,7 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
     const text = query.replace(/\$(\d+)(::\w+)?/g, (_, i: string) => {
       n = Math.max(n, Number(i));
       const value = values[Number(i) - 1];
+      if (value === null) return 'NULL';
       return typeof value === 'string' ? `'${value}'::text` : `${value}::bigint`;
     });
     expect(n).toBe(values.length);
@@ -183,7 +184,7 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
   });
 
   it('the heartbeat reads the worker’s running runs through runs_worker and writes no run', async () => {
-    const text = await plan(sql.HEARTBEAT, ['w1', NOW, 5000]);
+    const text = await plan(sql.HEARTBEAT, ['w1', NOW, 5000, null]);
     expect(text).toMatch(/Update on workers/);
     expect(text).not.toMatch(/Update on runs/);
     expect(scansOfRuns(text)).toEqual(["runs_worker: (worker_id = 'w1'::text)"]);

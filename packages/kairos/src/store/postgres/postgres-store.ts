@@ -14,7 +14,7 @@ import {
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
-import type { RoutingState } from '../../core/routing.ts';
+import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
@@ -56,12 +56,15 @@ import type { AlertStore } from '../alerts.ts';
 import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import {
   bucketScopes,
+  DEFAULT_RESERVE_AFTER_MS,
   type DispatchPlan,
   lockedJobs,
   needsSnapshot,
   planDispatch,
+  requestsResources,
 } from '../dispatch-plan.ts';
 import {
+  addUsed,
   type BucketRow,
   type CandidateRow,
   type ClaimRow,
@@ -75,6 +78,7 @@ import {
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
+  type UsedRow,
 } from '../dispatch-rows.ts';
 import {
   groupByRun,
@@ -184,6 +188,7 @@ import {
   writeSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { fireWorkflow } from './workflow-fires.ts';
 import { advanceWorkflows, PostgresWorkflows } from './workflows.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
@@ -301,6 +306,7 @@ export class PostgresStore implements Store {
     this.connection,
     (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
     (client, runIds, now) => afterRunsEnded(client, runIds, now),
+    () => this.notify([{ type: 'jobs' }]),
   );
   private readonly events = new EventEmitter();
   private readonly origin = randomUUID();
@@ -323,6 +329,8 @@ export class PostgresStore implements Store {
   private readonly idleMs: number;
   /** The startup parameter `options` that sets this node's session settings. */
   private readonly startupOptions: string | undefined;
+
+  reserveAfterMs = DEFAULT_RESERVE_AFTER_MS;
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
@@ -573,12 +581,12 @@ export class PostgresStore implements Store {
     await checkDependencyCycle(client, rows[0].namespace, job);
   }
 
-  async getJob(name: string): Promise<JobRecord | null> {
+  async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
     const [row] = await this.query<JobRow>(
       'getJob',
       // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
-      'SELECT * FROM jobs WHERE name = $1 AND workflow_id IS NULL',
-      [name],
+      'SELECT * FROM jobs WHERE name = $1 AND (workflow_id IS NULL OR $2::boolean)',
+      [name, options.workflowJobs === true],
     );
     return row ? jobFromRow(row) : null;
   }
@@ -1032,6 +1040,7 @@ export class PostgresStore implements Store {
       now + leaseMs,
       worker.registeredBy ?? '',
       worker.namespace ?? DEFAULT_NAMESPACE,
+      worker.resources ? JSON.stringify(worker.resources) : null,
     ]);
   }
 
@@ -1041,11 +1050,13 @@ export class PostgresStore implements Store {
     leaseMs: number,
     now: number,
     polled: number | null = null,
+    load: WorkerLoad | null = null,
   ): Promise<HeartbeatAnswer | null> {
     const [row] = await this.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
       workerId,
       now,
       leaseMs,
+      load === null ? null : JSON.stringify(load),
     ]);
     if (!row || row.alive === 0) return null;
     const current = JSON.parse(row.running) as Array<[number, number, number | null]>;
@@ -1954,6 +1965,13 @@ export class PostgresStore implements Store {
         const live = (
           await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now, worker.namespace])
         ).rows.map(snapshotFromRow);
+        if (requestsResources(candidates)) {
+          // The claiming worker's row, locked: two claims for it (a poll on each of two nodes) place
+          // runs one after the other, each counting what the other took. Other workers' requests are
+          // read unlocked: they only steer reservations and routing, never a placement on them.
+          await client.query(dq.LOCK_WORKER, [workerId]);
+          addUsed(live, (await client.query<UsedRow>(dq.USED_BY_WORKERS, [live.map((w) => w.id)])).rows);
+        }
         const loadOfJob = new Map<string, number>();
         for (const row of (
           await client.query<{ w: string; job_id: number; n: number }>(dq.LOAD_OF_JOBS, [jobs])
@@ -1988,6 +2006,7 @@ export class PostgresStore implements Store {
           now,
           states,
           random,
+          reserveAfterMs: this.reserveAfterMs,
         });
       }
       if (plan.assign.length > 0)
@@ -2314,7 +2333,10 @@ async function firePolicyEntries(
 ): Promise<{ runs: number; conflicts: number; groups: string[]; skipped: SkipWritten[] }> {
   const out = { runs: 0, conflicts: 0, groups: [] as string[], skipped: [] as SkipWritten[] };
   for (const entry of entries) {
-    const fired = await fireWithPolicies(client, entry, now);
+    // A workflow's job: its fires start instances (store/postgres/workflow-fires.ts).
+    const fired = entry.workflow
+      ? await fireWorkflow(client, entry, now)
+      : await fireWithPolicies(client, entry, now);
     if (!fired.advanced) out.conflicts++;
     out.runs += fired.runs;
     for (const group of fired.groups) if (!out.groups.includes(group)) out.groups.push(group);

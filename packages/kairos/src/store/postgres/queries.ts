@@ -145,7 +145,7 @@ export const ENQUEUE = `
  */
 export const TRIGGER_RUN = `
   WITH job AS (
-    SELECT id, name, group_name, handler, params, priority, retry, timeout_ms, namespace,
+    SELECT id, name, group_name, handler, params, priority, retry, timeout_ms, namespace, dispatch,
       coalesce(dispatch->'routing'->>'strategy' = 'broadcast', false) AS broadcast
     FROM jobs WHERE name = $1),
   inserted AS (
@@ -250,13 +250,17 @@ export const CANCEL_RUN = `
   UPDATE jobs j SET next_fire_at = $3::bigint + j.delay_ms FROM ended e
   WHERE j.id = e.job_id AND e.cause = 'schedule' AND j.delay_ms IS NOT NULL AND j.next_fire_at IS NULL AND NOT j.paused`;
 
-/** Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end, $11 the registering actor. */
+/**
+ * Insert or refresh a worker. $1 id … $8 host, $9 now, $10 lease end, $11 the registering actor,
+ * $12 namespace, $13 advertised resources (JSON, null: none).
+ */
 export const REGISTER_WORKER = `
   INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-    last_heartbeat_at, lease_expires_at, registered_by, namespace)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11, $12)
+    last_heartbeat_at, lease_expires_at, registered_by, namespace, resources)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, 'active', $9, $9, $10, $11, $12, $13::jsonb)
   ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
     capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
+    resources = excluded.resources,
     status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`;
 
 /**
@@ -265,12 +269,12 @@ export const REGISTER_WORKER = `
  * answer which attempts are running, with the number of the poll that claimed each, read through
  * runs_worker. A lease never moves back: a heartbeat that a node sent before its link to the
  * database hung and that lands after a later one (through another node) leaves the later lease.
- * $1 worker, $2 now, $3 lease ms.
+ * $1 worker, $2 now, $3 lease ms, $4 the host's load it reports (JSON; null keeps the last).
  */
 export const HEARTBEAT = `
   WITH w AS (
     UPDATE workers SET last_heartbeat_at = greatest(last_heartbeat_at, $2::bigint),
-      lease_expires_at = greatest(lease_expires_at, $2::bigint + $3::bigint)
+      lease_expires_at = greatest(lease_expires_at, $2::bigint + $3::bigint), load = coalesce($4::jsonb, load)
     WHERE id = $1 AND status IN ('active', 'draining') RETURNING id)
   SELECT (SELECT count(*) FROM w)::int AS alive, coalesce((
     SELECT json_agg(json_build_array(id, attempt, claim_seq)) FROM runs

@@ -14,7 +14,7 @@ import { advanceWorkflows } from './workflows.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
 export function needsPolicySteps(entry: FireEntry): boolean {
-  return entry.overlap !== undefined || entry.countRuns === true;
+  return entry.overlap !== undefined || entry.countRuns === true || entry.workflow === true;
 }
 
 /** Compare-and-set one job's next fire time. $1 job id, $2 expected, $3 next. */

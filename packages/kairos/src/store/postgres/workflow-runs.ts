@@ -12,16 +12,18 @@ export async function insertStepRuns(
   namespace: string,
   runs: readonly StepRunToQueue[],
   now: number,
+  /** When the runs become available (a scheduled start's jitter); default now. */
+  availableAt = now,
 ): Promise<Map<string, { id: number; group: string }>> {
   const inserted = new Map<string, { id: number; group: string }>();
   if (runs.length === 0) return inserted;
   const { rows } = await client.query<{ id: number; group_name: string; idempotency_key: string }>(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
      SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-       x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $2::bigint END, $3, $4, x.step
+       x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $6::bigint END, $3, $4, x.step, x.resources
      FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean)
+       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean, resources jsonb)
      ON CONFLICT DO NOTHING RETURNING id, group_name, idempotency_key`,
     [
       JSON.stringify(
@@ -37,12 +39,14 @@ export async function insertStepRuns(
           timeout_ms: r.timeoutMs,
           step: r.step,
           held: r.held,
+          resources: r.resources === null ? null : JSON.parse(r.resources),
         })),
       ),
       now,
       namespace,
       instanceId,
       HELD_WHILE_PAUSED_AT,
+      availableAt,
     ],
   );
   for (const row of rows) inserted.set(row.idempotency_key, { id: row.id, group: row.group_name });

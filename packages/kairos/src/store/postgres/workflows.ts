@@ -10,6 +10,7 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
+  type InstanceStart,
   instanceFromRow,
   type MapInput,
   planInstance,
@@ -37,8 +38,11 @@ import { insertStepRuns } from './workflow-runs.ts';
 
 const WORKFLOW_COLUMNS =
   'id, namespace, name, description, version, steps::text AS steps, job_id, created_at, updated_at';
+/** A workflow with its job's trigger, schedule, pause and next fire (`workflows w JOIN jobs j`). */
+const WORKFLOW_JOB_COLUMNS = `w.id, w.namespace, w.name, w.description, w.version, w.steps::text AS steps, w.job_id,
+  w.created_at, w.updated_at, j.trigger::text AS trigger, j.schedule::text AS schedule, j.paused, j.next_fire_at`;
 const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps::text AS steps,
-  i.state, i.context::text AS context, i.created_at, i.started_at, i.finished_at`;
+  i.state, i.context::text AS context, i.cause, i.scheduled_for, i.created_at, i.started_at, i.finished_at`;
 
 /** The workflows part of the PostgreSQL store (store/workflows.ts has the contract). */
 export class PostgresWorkflows implements WorkflowStore {
@@ -52,64 +56,99 @@ export class PostgresWorkflows implements WorkflowStore {
       runIds: readonly number[],
       now: number,
     ) => Promise<string[]>,
+    /** Tells the trigger loops that a workflow's job (its trigger) changed (NOTIFY). */
+    private readonly jobsChanged: () => Promise<void> = async () => {},
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
+  async put(
+    definition: WorkflowDefinition,
+    namespace: string,
+    now: number,
+    quota?: JobQuotaCheck,
+    schedule: WorkflowSchedule = { next: null },
+  ) {
+    let saved: Awaited<ReturnType<typeof this.putOnce>>;
     try {
-      return await this.putOnce(definition, namespace, now, quota);
+      saved = await this.putOnce(definition, namespace, now, quota, schedule);
     } catch (error) {
       // Two creates of one name at once: the second's insert waited on the first's unique key and
       // failed; now the row exists, and the second is a replace.
       if ((error as { cause?: { code?: string } }).cause?.code !== '23505') throw error;
-      return this.putOnce(definition, namespace, now, quota);
+      saved = await this.putOnce(definition, namespace, now, quota, schedule);
     }
+    await this.jobsChanged();
+    return saved;
   }
 
   private async putOnce(
     definition: WorkflowDefinition,
     namespace: string,
     now: number,
-    quota?: JobQuotaCheck,
+    quota: JobQuotaCheck | undefined,
+    schedule: WorkflowSchedule,
   ) {
     return this.c.transaction('putWorkflow', async (client) => {
       // With the quota, the namespace is locked before anything else (store/postgres/quotas.ts): a
       // concurrent create in it waits, then counts this workflow's job.
-      if (quota) await client.query(LOCK_NAMESPACE, [namespace]);
+      if (quota || schedule.rateQuota) await client.query(LOCK_NAMESPACE, [namespace]);
       const steps = JSON.stringify(definition.steps);
-      const updated = await client.query<WorkflowRow>(
+      const trigger = JSON.stringify(definition.trigger);
+      const policy = JSON.stringify(definition.schedule);
+      const updated = await client.query<{ id: number; job_id: number }>(
         `UPDATE workflows SET description = $1, steps = $2::jsonb, version = version + 1, updated_at = $3
-         WHERE namespace = $4 AND name = $5 RETURNING ${WORKFLOW_COLUMNS}`,
+         WHERE namespace = $4 AND name = $5 RETURNING id, job_id`,
         [definition.description, steps, now, namespace, definition.name],
       );
-      if (updated.rows[0]) return { workflow: workflowFromRow(updated.rows[0]), created: false };
+      if (updated.rows[0]) {
+        const { id, job_id: jobId } = updated.rows[0];
+        // The job carries the trigger: the same trigger and schedule keep its next fire (and a pause
+        // keeps it too); a new one starts from `next`. The version moves, so that an edit of the job
+        // decided on what it was (a pause) is made anew (scheduler/job-service.ts).
+        const job = await client.query<{ kept: boolean }>(
+          'SELECT trigger = $2::jsonb AND schedule = $3::jsonb AS kept FROM jobs WHERE id = $1 FOR UPDATE',
+          [jobId, trigger, policy],
+        );
+        const kept = job.rows[0]!.kept;
+        if (!kept && schedule.rateQuota) await checkJobQuota(client, namespace, jobId, schedule.rateQuota);
+        await client.query(
+          `UPDATE jobs SET trigger = $2::jsonb, schedule = $3::jsonb, version = version + 1, updated_at = $4,
+             next_fire_at = CASE WHEN $5::boolean THEN next_fire_at ELSE $6::bigint END WHERE id = $1`,
+          [jobId, trigger, policy, now, kept, schedule.next],
+        );
+        return { workflow: (await readWorkflow(client, id))!, created: false };
+      }
       if (quota) await checkJobQuota(client, namespace, -1, quota);
       const job = await client.query<{ id: number }>(
-        `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
-           updated_at, namespace)
-         VALUES ($1, 'default', 'workflow', '{}', '{"kind":"manual"}', $2::jsonb, $3, 0, $4, $4, $5) RETURNING id`,
+        `INSERT INTO jobs (name, group_name, handler, params, trigger, schedule, next_fire_at, retry, timeout_ms,
+           priority, created_at, updated_at, namespace)
+         VALUES ($1, 'default', 'workflow', '{}', $6::jsonb, $7::jsonb, $8, $2::jsonb, $3, 0, $4, $4, $5) RETURNING id`,
         [
           workflowJobName(namespace, definition.name),
           JSON.stringify(DEFAULT_RETRY),
           DEFAULT_TIMEOUT_MS,
           now,
           namespace,
+          trigger,
+          policy,
+          schedule.next,
         ],
       );
       const jobId = job.rows[0]!.id;
-      const row = await client.query<WorkflowRow>(
+      const row = await client.query<{ id: number }>(
         `INSERT INTO workflows (namespace, name, description, version, steps, job_id, created_at, updated_at)
-         VALUES ($1, $2, $3, 1, $4::jsonb, $5, $6, $6) RETURNING ${WORKFLOW_COLUMNS}`,
+         VALUES ($1, $2, $3, 1, $4::jsonb, $5, $6, $6) RETURNING id`,
         [namespace, definition.name, definition.description, steps, jobId, now],
       );
       await client.query('UPDATE jobs SET workflow_id = $1 WHERE id = $2', [row.rows[0]!.id, jobId]);
-      return { workflow: workflowFromRow(row.rows[0]!), created: true };
+      return { workflow: (await readWorkflow(client, row.rows[0]!.id))!, created: true };
     });
   }
 
   async get(namespace: string, name: string): Promise<WorkflowRecord | null> {
     const [row] = await this.c.query<WorkflowRow>(
       'getWorkflow',
-      `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE namespace = $1 AND name = $2`,
+      `SELECT ${WORKFLOW_JOB_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id
+       WHERE w.namespace = $1 AND w.name = $2`,
       [namespace, name],
     );
     return row ? workflowFromRow(row) : null;
@@ -118,8 +157,9 @@ export class PostgresWorkflows implements WorkflowStore {
   async list(filter: { namespace?: string | undefined; after?: string | undefined; limit: number }) {
     const rows = await this.c.query<WorkflowRow>(
       'listWorkflows',
-      `SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE ($1::text IS NULL OR namespace = $1)
-         AND ($2::text IS NULL OR name > $2) ORDER BY name, namespace LIMIT $3`,
+      `SELECT ${WORKFLOW_JOB_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id
+       WHERE ($1::text IS NULL OR w.namespace = $1) AND ($2::text IS NULL OR w.name > $2)
+       ORDER BY w.name, w.namespace LIMIT $3`,
       [filter.namespace ?? null, filter.after ?? null, filter.limit],
     );
     return rows.map(workflowFromRow);
@@ -161,34 +201,19 @@ export class PostgresWorkflows implements WorkflowStore {
         )
       ).rows[0];
       if (!workflow) return null;
-      const key = request.idempotencyKey ?? null;
-      // The unique key answers a concurrent start with the same key: it waits, then inserts nothing.
-      const inserted = await client.query<{ id: number }>(
-        `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
-           idempotency_key, created_at, started_at)
-         VALUES ($1, $2, $3, $4::jsonb, 'running', $5::jsonb, $6, $7, $7)
-         ON CONFLICT DO NOTHING RETURNING id`,
-        [workflow.id, namespace, workflow.version, workflow.steps, JSON.stringify(request.context), key, now],
+      const started = await startInstance(
+        client,
+        workflow,
+        {
+          context: request.context,
+          idempotencyKey: request.idempotencyKey ?? null,
+          cause: 'manual',
+          scheduledFor: null,
+        },
+        now,
       );
-      if (!inserted.rows[0]) {
-        const existing = await client.query<{ id: number }>(
-          'SELECT id FROM workflow_instances WHERE workflow_id = $1 AND idempotency_key = $2',
-          [workflow.id, key],
-        );
-        return { id: existing.rows[0]!.id, groups: [] };
-      }
-      const id = inserted.rows[0].id;
-      const steps = JSON.parse(workflow.steps) as CompiledStep[];
-      const plan = planInstance({
-        instanceId: id,
-        steps,
-        context: request.context,
-        rows: [],
-        ended: [],
-        jobs: await stepJobs(client, namespace, steps),
-        carrier: { jobId: workflow.job_id },
-      });
-      const groups = await writePlan(client, id, namespace, plan, now);
+      if (!started.created) return { id: started.id, groups: [] };
+      const { id, groups } = started;
       if (maxQueuedRuns !== null) await checkQueuedRunsAfter(client, namespace, maxQueuedRuns, groups.length);
       return { id, groups };
     });
@@ -438,6 +463,68 @@ async function writeRepair(
   ];
 }
 
+type WorkflowSchedule = { next: number | null; rateQuota?: JobQuotaCheck | undefined };
+
+async function readWorkflow(client: pg.PoolClient, id: number): Promise<WorkflowRecord | null> {
+  const { rows } = await client.query<WorkflowRow>(
+    `SELECT ${WORKFLOW_JOB_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id WHERE w.id = $1`,
+    [id],
+  );
+  return rows[0] ? workflowFromRow(rows[0]) : null;
+}
+
+/**
+ * Starts an instance of `workflow` inside the caller's transaction: the instance, its steps, and
+ * its root steps' runs. An idempotency key or a fire time that started one before answers that
+ * instance (`created: false`) and writes nothing; a concurrent start with the same key or fire
+ * time waits on the unique key, then inserts nothing.
+ */
+export async function startInstance(
+  client: pg.PoolClient,
+  workflow: Pick<WorkflowRow, 'id' | 'namespace' | 'version' | 'steps' | 'job_id'>,
+  start: InstanceStart,
+  now: number,
+): Promise<{ id: number; created: boolean; groups: string[] }> {
+  const inserted = await client.query<{ id: number }>(
+    `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
+       idempotency_key, cause, scheduled_for, created_at, started_at)
+     VALUES ($1, $2, $3, $4::jsonb, 'running', $5::jsonb, $6, $7, $8, $9, $9)
+     ON CONFLICT DO NOTHING RETURNING id`,
+    [
+      workflow.id,
+      workflow.namespace,
+      workflow.version,
+      workflow.steps,
+      JSON.stringify(start.context),
+      start.idempotencyKey,
+      start.cause,
+      start.scheduledFor,
+      now,
+    ],
+  );
+  if (!inserted.rows[0]) {
+    const existing = await client.query<{ id: number }>(
+      `SELECT id FROM workflow_instances WHERE workflow_id = $1
+         AND (idempotency_key = $2 OR scheduled_for = $3::bigint)`,
+      [workflow.id, start.idempotencyKey, start.scheduledFor],
+    );
+    return { id: existing.rows[0]!.id, created: false, groups: [] };
+  }
+  const id = inserted.rows[0].id;
+  const steps = JSON.parse(workflow.steps) as CompiledStep[];
+  const plan = planInstance({
+    instanceId: id,
+    steps,
+    context: start.context,
+    rows: [],
+    ended: [],
+    jobs: await stepJobs(client, workflow.namespace, steps),
+    carrier: { jobId: workflow.job_id },
+  });
+  const groups = await writePlan(client, id, workflow.namespace, plan, now, start.availableAt);
+  return { id, created: true, groups };
+}
+
 /** The jobs an instance's `job` steps name, as they are now. */
 async function stepJobs(
   client: pg.PoolClient,
@@ -491,8 +578,10 @@ async function writePlan(
   namespace: string,
   plan: InstancePlan,
   now: number,
+  /** When the runs become available (a scheduled start's jitter); default now. */
+  availableAt = now,
 ): Promise<string[]> {
-  const inserted = await insertStepRuns(client, instanceId, namespace, plan.runs, now);
+  const inserted = await insertStepRuns(client, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
     const row = inserted.get(run.idempotencyKey);

@@ -59,7 +59,7 @@ const PENDING_EVENTS = `
  * @now, @namespace, @job, @group (null: any).
  */
 const JOB_FACTS = `
-  SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at,
+  SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at, j.dispatch -> '$.resources' AS resources,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id AND r.status = 'succeeded'
       ORDER BY r.id DESC LIMIT 1) AS last_success_at,
     (SELECT min(r.available_at) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS oldest_queued_at,

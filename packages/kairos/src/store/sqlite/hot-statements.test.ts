@@ -21,6 +21,7 @@ beforeAll(async () => {
     { maxConcurrency: 2 },
     { rateLimit: { limit: 5, per: '1s' } },
     { scheduleToStartTimeout: '30s' },
+    { resources: { cpu: 1 } },
   ];
   for (const [i, spec] of specs.entries()) {
     await store.createJob(
@@ -144,12 +145,14 @@ describe('SQLite hot statements', () => {
   });
 
   it('say a job dispatches plainly exactly when the core does', () => {
-    const rows = db.prepare(`SELECT j.dispatch, ${hot.PLAIN_DISPATCH} AS plain FROM jobs j`).all() as Array<{
+    const rows = db
+      .prepare(`SELECT j.dispatch, ${hot.PLAIN_DISPATCH} AS plain FROM jobs j, (SELECT NULL AS resources) r`)
+      .all() as Array<{
       dispatch: string;
       plain: number;
     }>;
-    expect(rows).toHaveLength(6);
+    expect(rows).toHaveLength(7);
     for (const row of rows) expect(row.plain === 1).toBe(isPlainDispatch(dispatchFromColumn(row.dispatch)));
-    expect(rows.map((row) => row.plain)).toEqual([1, 0, 0, 0, 0, 1]);
+    expect(rows.map((row) => row.plain)).toEqual([1, 0, 0, 0, 0, 1, 0]);
   });
 });

@@ -14,10 +14,14 @@ export const READY_FOR_WORKER = `r.status = 'queued' AND r.group_name = @group A
   AND (r.target_worker_id IS NULL OR r.target_worker_id = @worker OR NOT EXISTS (
     SELECT 1 FROM workers t WHERE t.id = r.target_worker_id AND t.status = 'active' AND t.lease_expires_at > @now))`;
 
-/** isPlainDispatch (core/dispatch-policy.ts) of job `j`, in SQL: no routing, selector or limit. */
+/**
+ * isPlainDispatch (core/dispatch-policy.ts) of job `j`, in SQL: no routing, selector, limit or
+ * resources; and run `r` requests no resources of its own (a workflow step's).
+ */
 export const PLAIN_DISPATCH = `(coalesce(j.dispatch ->> '$.routing.strategy', 'any') = 'any'
   AND coalesce(j.dispatch -> '$.routing.selector', '{}') = '{}'
-  AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL)`;
+  AND j.dispatch ->> '$.maxConcurrency' IS NULL AND j.dispatch ->> '$.rateLimit' IS NULL
+  AND j.dispatch ->> '$.resources' IS NULL AND r.resources IS NULL)`;
 
 /**
  * A run of a job triggered by hand or through the API, with the job's group, handler, retry and time
@@ -151,3 +155,13 @@ export const INSERT_FIRES = `INSERT INTO runs (job_id, group_name, handler, caus
 /** Of the jobs ([id, …]), those whose routing is broadcast: their new runs are sharded. */
 export const BROADCAST_JOBS = `SELECT id, namespace, group_name, handler, dispatch FROM jobs
   WHERE id IN (SELECT value FROM json_each(?)) AND dispatch ->> '$.routing.strategy' = 'broadcast'`;
+
+/**
+ * The requests of the running runs of workers (JSON array of ids) that request anything: the run's
+ * own (a workflow step's) or its job's. Through runs_worker; read only by claims of runs that
+ * request resources.
+ */
+export const USED_BY_WORKERS = `SELECT r.worker_id, coalesce(r.resources, j.dispatch -> '$.resources') AS request
+  FROM runs r JOIN jobs j ON j.id = r.job_id
+  WHERE r.status = 'running' AND r.worker_id IN (SELECT value FROM json_each(?))
+    AND (r.resources IS NOT NULL OR j.dispatch ->> '$.resources' IS NOT NULL)`;

@@ -15,7 +15,7 @@ import {
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
-import type { RoutingState } from '../../core/routing.ts';
+import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import {
@@ -53,8 +53,16 @@ import {
   userFromRow,
 } from '../access.ts';
 import type { AlertStore } from '../alerts.ts';
-import { bucketScopes, type DispatchCandidate, lockedJobs, planDispatch } from '../dispatch-plan.ts';
 import {
+  bucketScopes,
+  DEFAULT_RESERVE_AFTER_MS,
+  type DispatchCandidate,
+  lockedJobs,
+  planDispatch,
+  requestsResources,
+} from '../dispatch-plan.ts';
+import {
+  addUsed,
   type BucketRow,
   type CandidateRow,
   type ClaimRow,
@@ -68,6 +76,7 @@ import {
   type SnapshotRow,
   scheduleToStartError,
   snapshotFromRow,
+  type UsedRow,
 } from '../dispatch-rows.ts';
 import {
   groupByRun,
@@ -169,6 +178,7 @@ import {
   recordSkipped,
 } from './schedules.ts';
 import * as secrets from './secret-queries.ts';
+import { fireWorkflow } from './workflow-fires.ts';
 import { advanceWorkflows, SqliteWorkflows } from './workflows.ts';
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -234,6 +244,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly events = new EventEmitter();
   private readonly statements = new Map<string, Statement>();
+  reserveAfterMs = DEFAULT_RESERVE_AFTER_MS;
 
   constructor(readonly path: string) {
     if (path !== ':memory:') createPrivateFile(path);
@@ -260,6 +271,7 @@ export class SqliteStore implements Store {
         for (const group of new Set(groups)) this.emit({ type: 'runs', group });
       },
       (ended, now) => afterRunsEnded((text) => this.sql(text), ended, now),
+      () => this.emit({ type: 'jobs' }),
     );
   }
 
@@ -379,12 +391,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async getJob(name: string): Promise<JobRecord | null> {
+  async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
     return this.run('getJob', () => {
       // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
-      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND workflow_id IS NULL').get(name) as
-        | JobRow
-        | undefined;
+      const row = this.sql('SELECT * FROM jobs WHERE name = ? AND (workflow_id IS NULL OR ?)').get(
+        name,
+        options.workflowJobs ? 1 : 0,
+      ) as JobRow | undefined;
       return row ? jobFromRow(row) : null;
     });
   }
@@ -541,6 +554,15 @@ export class SqliteStore implements Store {
               | undefined;
             if (!advanced) {
               out.conflicts++;
+              continue;
+            }
+            if (entry.workflow) {
+              // A workflow's job: its fires start instances (store/sqlite/workflow-fires.ts).
+              flush();
+              const fired = fireWorkflow((text) => this.sql(text), entry, now);
+              out.runs += fired.runs;
+              for (const g of fired.groups) if (!out.groups.includes(g)) out.groups.push(g);
+              if (fired.skipped.length > 0) out.skipped = [...(out.skipped ?? []), ...fired.skipped];
               continue;
             }
             if (hasPolicies(entry)) {
@@ -805,10 +827,11 @@ export class SqliteStore implements Store {
     this.run('registerWorker', () =>
       this.sql(
         `INSERT INTO workers (id, name, group_name, handlers, capacity, labels, version, host, status, registered_at,
-           last_heartbeat_at, lease_expires_at, registered_by, namespace)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)
+           last_heartbeat_at, lease_expires_at, registered_by, namespace, resources)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, group_name = excluded.group_name, handlers = excluded.handlers,
            capacity = excluded.capacity, labels = excluded.labels, version = excluded.version, host = excluded.host,
+           resources = excluded.resources,
            status = 'active', last_heartbeat_at = excluded.last_heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
       ).run(
         worker.id,
@@ -824,6 +847,7 @@ export class SqliteStore implements Store {
         now + leaseMs,
         worker.registeredBy ?? '',
         worker.namespace ?? DEFAULT_NAMESPACE,
+        worker.resources ? JSON.stringify(worker.resources) : null,
       ),
     );
   }
@@ -834,15 +858,17 @@ export class SqliteStore implements Store {
     leaseMs: number,
     now: number,
     polled: number | null = null,
+    load: WorkerLoad | null = null,
   ): Promise<HeartbeatAnswer | null> {
     return this.run('heartbeat', () =>
       this.db
         .transaction(() => {
           const alive = this.sql(
             // A lease never moves back (a heartbeat applied after a later one leaves the later lease).
-            `UPDATE workers SET last_heartbeat_at = max(last_heartbeat_at, ?), lease_expires_at = max(lease_expires_at, ?)
+            `UPDATE workers SET last_heartbeat_at = max(last_heartbeat_at, ?), lease_expires_at = max(lease_expires_at, ?),
+               load = coalesce(?, load)
              WHERE id = ? AND status IN ('active', 'draining')`,
-          ).run(now, now + leaseMs, workerId).changes;
+          ).run(now, now + leaseMs, load === null ? null : JSON.stringify(load), workerId).changes;
           if (!alive) return null;
           // No run is written: a running attempt lives as long as its worker's lease.
           const current = (
@@ -1677,6 +1703,7 @@ export class SqliteStore implements Store {
            live AS (SELECT namespace, group_name, handlers FROM workers
              WHERE status = 'active' AND lease_expires_at > @now)
            SELECT j.namespace, q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
+             j.dispatch -> '$.resources' AS resources,
              EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name)
                AS group_served,
              EXISTS (SELECT 1 FROM live l, json_each(l.handlers) h
@@ -1793,7 +1820,8 @@ export class SqliteStore implements Store {
           const read = (window: number) =>
             (
               this.sql(
-                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task
+                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
+                 r.resources, r.available_at
                FROM runs r INDEXED BY runs_claim JOIN jobs j ON j.id = r.job_id
                WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
@@ -1813,13 +1841,20 @@ export class SqliteStore implements Store {
           const jobs = JSON.stringify(lockedJobs(candidates));
           const live = (
             this.sql(
-              `SELECT w.id, w.name, w.handlers, w.labels, w.capacity,
+              `SELECT w.id, w.name, w.handlers, w.labels, w.capacity, w.resources, w.load,
                  (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
                  + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
                FROM workers w WHERE w.group_name = ? AND w.namespace = ? AND w.status = 'active'
                  AND w.lease_expires_at > ?`,
             ).all(group, worker.namespace, now) as SnapshotRow[]
           ).map(snapshotFromRow);
+          // Requests held by the live workers: read only when a candidate requests resources (the
+          // one writer makes it exact; runs without a request never pay for it).
+          if (requestsResources(candidates))
+            addUsed(
+              live,
+              this.sql(hot.USED_BY_WORKERS).all(JSON.stringify(live.map((w) => w.id))) as UsedRow[],
+            );
           const loadOfJob = new Map<string, number>();
           for (const row of this.sql(
             `SELECT worker_id AS w, job_id, count(*) AS n FROM runs
@@ -1869,6 +1904,7 @@ export class SqliteStore implements Store {
             now,
             states,
             random,
+            reserveAfterMs: this.reserveAfterMs,
           });
           const assign = this.sql('UPDATE runs SET target_worker_id = ? WHERE id = ?');
           for (const a of plan.assign) assign.run(a.workerId, a.runId);

@@ -11,11 +11,13 @@ export function insertStepRuns(
   namespace: string,
   runs: readonly StepRunToQueue[],
   now: number,
+  /** When the runs become available (a scheduled start's jitter); default now. */
+  availableAt = now,
 ): Map<string, { id: number; group: string }> {
   const insert = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step)
-     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
+     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT DO NOTHING RETURNING id, group_name`,
   );
   const inserted = new Map<string, { id: number; group: string }>();
@@ -31,10 +33,11 @@ export function insertStepRuns(
       run.retry,
       run.timeoutMs,
       now,
-      run.held ? HELD_WHILE_PAUSED_AT : now,
+      run.held ? HELD_WHILE_PAUSED_AT : availableAt,
       namespace,
       instanceId,
       run.step,
+      run.resources,
     ) as { id: number; group_name: string } | undefined;
     // No row: the key holds the step's (item's) run already, never a second one.
     if (row) inserted.set(run.idempotencyKey, { id: row.id, group: row.group_name });

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { JsonObject } from '@kairos/client';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
@@ -9,6 +10,7 @@ import {
   endOf,
   type InstancePlan,
   type InstanceRow,
+  type InstanceStart,
   instanceFromRow,
   type MapInput,
   planInstance,
@@ -36,7 +38,10 @@ import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems
 import { insertStepRuns, type Sql } from './workflow-runs.ts';
 
 const INSTANCE_COLUMNS = `i.id, i.workflow_id, w.name AS workflow_name, i.namespace, i.workflow_version, i.steps, i.state,
-  i.context, i.created_at, i.started_at, i.finished_at`;
+  i.context, i.cause, i.scheduled_for, i.created_at, i.started_at, i.finished_at`;
+/** A workflow with its job's trigger, schedule, pause and next fire (`workflows w JOIN jobs j`). */
+const WORKFLOW_COLUMNS = `w.id, w.namespace, w.name, w.description, w.version, w.steps, w.job_id, w.created_at,
+  w.updated_at, j.trigger, j.schedule, j.paused, j.next_fire_at`;
 
 /** The workflows part of the SQLite store (store/workflows.ts has the contract). */
 export class SqliteWorkflows implements WorkflowStore {
@@ -49,26 +54,60 @@ export class SqliteWorkflows implements WorkflowStore {
       ended: ReadonlyArray<{ runId: number; jobId: number; workflowInstanceId: number | null }>,
       now: number,
     ) => string[],
+    /** Tells the trigger loops that a workflow's job (its trigger) changed. */
+    private readonly jobsChanged: () => void = () => {},
   ) {}
 
-  async put(definition: WorkflowDefinition, namespace: string, now: number, quota?: JobQuotaCheck) {
-    return this.c.run('putWorkflow', () =>
+  async put(
+    definition: WorkflowDefinition,
+    namespace: string,
+    now: number,
+    quota?: JobQuotaCheck,
+    schedule: { next: number | null; rateQuota?: JobQuotaCheck } = { next: null },
+  ) {
+    const saved = this.c.run('putWorkflow', () =>
       this.c.db
         .transaction(() => {
           const sql = this.c.sql;
           const steps = JSON.stringify(definition.steps);
+          const trigger = JSON.stringify(definition.trigger);
+          const policy = JSON.stringify(definition.schedule);
           const updated = sql(
             `UPDATE workflows SET description = ?, steps = ?, version = version + 1, updated_at = ?
-             WHERE namespace = ? AND name = ? RETURNING *`,
-          ).get(definition.description, steps, now, namespace, definition.name) as WorkflowRow | undefined;
-          if (updated) return { workflow: workflowFromRow(updated), created: false };
+             WHERE namespace = ? AND name = ? RETURNING id, job_id`,
+          ).get(definition.description, steps, now, namespace, definition.name) as
+            | { id: number; job_id: number }
+            | undefined;
+          if (updated) {
+            // The job carries the trigger: the same trigger and schedule keep its next fire (and a
+            // pause keeps it too); a new one starts from `next`. The version moves, so that an edit
+            // of the job decided on what it was (a pause) is made anew (scheduler/job-service.ts).
+            const job = sql('SELECT trigger, schedule FROM jobs WHERE id = ?').get(updated.job_id) as {
+              trigger: string;
+              schedule: string;
+            };
+            // Compared as values: an edit of the job (a pause) writes them back in another key order.
+            const kept =
+              isDeepStrictEqual(JSON.parse(job.trigger), definition.trigger) &&
+              isDeepStrictEqual(JSON.parse(job.schedule), definition.schedule);
+            if (!kept && schedule.rateQuota)
+              checkJobQuota(sql, namespace, updated.job_id, schedule.rateQuota);
+            sql(
+              `UPDATE jobs SET trigger = ?, schedule = ?, version = version + 1, updated_at = ?,
+                 next_fire_at = CASE WHEN ? THEN next_fire_at ELSE ? END WHERE id = ?`,
+            ).run(trigger, policy, now, kept ? 1 : 0, schedule.next, updated.job_id);
+            return { workflow: readWorkflow(sql, updated.id)!, created: false };
+          }
           if (quota) checkJobQuota(sql, namespace, -1, quota);
           const job = sql(
-            `INSERT INTO jobs (name, group_name, handler, params, trigger, retry, timeout_ms, priority, created_at,
-               updated_at, namespace)
-             VALUES (?, 'default', 'workflow', '{}', '{"kind":"manual"}', ?, ?, 0, ?, ?, ?) RETURNING id`,
+            `INSERT INTO jobs (name, group_name, handler, params, trigger, schedule, next_fire_at, retry, timeout_ms,
+               priority, created_at, updated_at, namespace)
+             VALUES (?, 'default', 'workflow', '{}', ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id`,
           ).get(
             workflowJobName(namespace, definition.name),
+            trigger,
+            policy,
+            schedule.next,
             JSON.stringify(DEFAULT_RETRY),
             DEFAULT_TIMEOUT_MS,
             now,
@@ -77,19 +116,24 @@ export class SqliteWorkflows implements WorkflowStore {
           ) as { id: number };
           const row = sql(
             `INSERT INTO workflows (namespace, name, description, version, steps, job_id, created_at, updated_at)
-             VALUES (?, ?, ?, 1, ?, ?, ?, ?) RETURNING *`,
-          ).get(namespace, definition.name, definition.description, steps, job.id, now, now) as WorkflowRow;
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?) RETURNING id`,
+          ).get(namespace, definition.name, definition.description, steps, job.id, now, now) as {
+            id: number;
+          };
           sql('UPDATE jobs SET workflow_id = ? WHERE id = ?').run(row.id, job.id);
-          return { workflow: workflowFromRow(row), created: true };
+          return { workflow: readWorkflow(sql, row.id)!, created: true };
         })
         .immediate(),
     );
+    this.jobsChanged();
+    return saved;
   }
 
   async get(namespace: string, name: string): Promise<WorkflowRecord | null> {
     return this.c.run('getWorkflow', () => {
       const row = this.c
-        .sql('SELECT * FROM workflows WHERE namespace = ? AND name = ?')
+        .sql(`SELECT ${WORKFLOW_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id
+              WHERE w.namespace = ? AND w.name = ?`)
         .get(namespace, name) as WorkflowRow | undefined;
       return row ? workflowFromRow(row) : null;
     });
@@ -100,8 +144,9 @@ export class SqliteWorkflows implements WorkflowStore {
       (
         this.c
           .sql(
-            `SELECT * FROM workflows WHERE (@namespace IS NULL OR namespace = @namespace)
-               AND (@after IS NULL OR name > @after) ORDER BY name, namespace LIMIT @limit`,
+            `SELECT ${WORKFLOW_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id
+             WHERE (@namespace IS NULL OR w.namespace = @namespace)
+               AND (@after IS NULL OR w.name > @after) ORDER BY w.name, w.namespace LIMIT @limit`,
           )
           .all({
             namespace: filter.namespace ?? null,
@@ -143,38 +188,19 @@ export class SqliteWorkflows implements WorkflowStore {
             name,
           ) as WorkflowRow | undefined;
           if (!workflow) return null;
-          const key = request.idempotencyKey ?? null;
-          if (key !== null) {
-            const existing = sql(
-              'SELECT id FROM workflow_instances WHERE workflow_id = ? AND idempotency_key = ?',
-            ).get(workflow.id, key) as { id: number } | undefined;
-            if (existing) return { id: existing.id, groups: [] };
-          }
-          const { id } = sql(
-            `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
-               idempotency_key, created_at, started_at)
-             VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id`,
-          ).get(
-            workflow.id,
-            namespace,
-            workflow.version,
-            workflow.steps,
-            JSON.stringify(request.context),
-            key,
+          const started = startInstance(
+            sql,
+            workflow,
+            {
+              context: request.context,
+              idempotencyKey: request.idempotencyKey ?? null,
+              cause: 'manual',
+              scheduledFor: null,
+            },
             now,
-            now,
-          ) as { id: number };
-          const steps = JSON.parse(workflow.steps) as CompiledStep[];
-          const plan = planInstance({
-            instanceId: id,
-            steps,
-            context: request.context,
-            rows: [],
-            ended: [],
-            jobs: stepJobs(sql, namespace, steps),
-            carrier: { jobId: workflow.job_id },
-          });
-          const groups = writePlan(sql, id, namespace, plan, now);
+          );
+          if (!started.created) return { id: started.id, groups: [] };
+          const { id, groups } = started;
           // One writer: nothing else writes between the count and the commit; a refusal rolls back.
           if (maxQueuedRuns !== null)
             checkQueuedRunsAfter(sql, workflow.job_id, maxQueuedRuns, groups.length);
@@ -405,6 +431,69 @@ function readSteps(sql: Sql, id: number): StepRow[] {
   ).all(id) as StepRow[];
 }
 
+function readWorkflow(sql: Sql, id: number): WorkflowRecord | null {
+  const row = sql(
+    `SELECT ${WORKFLOW_COLUMNS} FROM workflows w JOIN jobs j ON j.id = w.job_id WHERE w.id = ?`,
+  ).get(id) as WorkflowRow | undefined;
+  return row ? workflowFromRow(row) : null;
+}
+
+/**
+ * Starts an instance of `workflow` inside the caller's transaction: the instance, its steps, and
+ * its root steps' runs. An idempotency key or a fire time that started one before answers that
+ * instance (`created: false`) and writes nothing.
+ */
+export function startInstance(
+  sql: Sql,
+  workflow: Pick<WorkflowRow, 'id' | 'namespace' | 'version' | 'steps' | 'job_id'>,
+  start: InstanceStart,
+  now: number,
+): { id: number; created: boolean; groups: string[] } {
+  const key = start.idempotencyKey;
+  if (key !== null) {
+    const existing = sql(
+      'SELECT id FROM workflow_instances WHERE workflow_id = ? AND idempotency_key = ?',
+    ).get(workflow.id, key) as { id: number } | undefined;
+    if (existing) return { id: existing.id, created: false, groups: [] };
+  }
+  const inserted = sql(
+    `INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context,
+       idempotency_key, cause, scheduled_for, created_at, started_at)
+     VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+  ).get(
+    workflow.id,
+    workflow.namespace,
+    workflow.version,
+    workflow.steps,
+    JSON.stringify(start.context),
+    key,
+    start.cause,
+    start.scheduledFor,
+    now,
+    now,
+  ) as { id: number } | undefined;
+  if (!inserted) {
+    // The fire started its instance before (the unique key of workflow and fire time).
+    const existing = sql('SELECT id FROM workflow_instances WHERE workflow_id = ? AND scheduled_for = ?').get(
+      workflow.id,
+      start.scheduledFor,
+    ) as { id: number };
+    return { id: existing.id, created: false, groups: [] };
+  }
+  const { id } = inserted;
+  const steps = JSON.parse(workflow.steps) as CompiledStep[];
+  const plan = planInstance({
+    instanceId: id,
+    steps,
+    context: start.context,
+    rows: [],
+    ended: [],
+    jobs: stepJobs(sql, workflow.namespace, steps),
+    carrier: { jobId: workflow.job_id },
+  });
+  return { id, created: true, groups: writePlan(sql, id, workflow.namespace, plan, now, start.availableAt) };
+}
+
 function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
   const row = sql(
     `SELECT ${INSTANCE_COLUMNS} FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
@@ -465,8 +554,10 @@ function writePlan(
   namespace: string,
   plan: InstancePlan,
   now: number,
+  /** When the runs become available (a scheduled start's jitter); default now. */
+  availableAt = now,
 ): string[] {
-  const inserted = insertStepRuns(sql, instanceId, namespace, plan.runs, now);
+  const inserted = insertStepRuns(sql, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
     const row = inserted.get(run.idempotencyKey);

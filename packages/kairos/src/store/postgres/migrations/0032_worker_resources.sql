@@ -1,0 +1,9 @@
+-- migration: expand; release: 0.2.0
+-- Resource-based scheduling (docs/workers.md#resource-based-scheduling). A worker's advertised
+-- capacity (cpu in millicores, memory in bytes, custom resources in units; NULL: none) and its
+-- last reported load (free memory, load average, cpus; NULL: never reported). A run's own request
+-- (same units), written for workflow handler steps; NULL: its job's request
+-- (jobs.dispatch->'resources') applies, or none.
+ALTER TABLE workers ADD COLUMN resources jsonb;
+ALTER TABLE workers ADD COLUMN load jsonb;
+ALTER TABLE runs ADD COLUMN resources jsonb;
