@@ -88,6 +88,19 @@ describe('routing strategies over a fixed snapshot', () => {
     expect(pick('least-loaded', {}, [worker('x', { capacity: 10, running: 5 }), worker('y')])).toBe('id-x');
   });
 
+  it('least-loaded weighs free slots by host load, and workers of one overloaded host still spread by slots', () => {
+    const busy = { loadAverage: 6, cpus: 2, freeMemory: 1, totalMemory: 10 };
+    const idle = { loadAverage: 0, cpus: 2, freeMemory: 9, totalMemory: 10 };
+    // Same host, saturated: the slots decide (before, every score was 0 and the first worker won).
+    expect(
+      pick('least-loaded', {}, [worker('a', { running: 3, load: busy }), worker('b', { load: busy })]),
+    ).toBe('id-b');
+    // A loaded host's free slots count less than an idle one's.
+    expect(
+      pick('least-loaded', {}, [worker('a', { load: busy }), worker('b', { running: 1, load: idle })]),
+    ).toBe('id-b');
+  });
+
   it('failover takes the first worker in order that has a free slot', () => {
     expect(pick('failover')).toBe('id-a');
     const full = [worker('a', { running: 4 }), worker('b', { running: 4 }), worker('c', { running: 2 })];
