@@ -1,4 +1,4 @@
-// `npm run bench:workflows -- [--dialect sqlite|postgres] [--reps 3] [--chains 20] [--chain 100]`: steps a second
+// `npm run bench:workflows -- [--dialect sqlite|postgres] [--reps 3] [--chains 20] [--chain 100] [--items 10000]`: steps a second
 // through workflows, Kairos beside BullMQ's FlowProducer with the same shape, in one run.
 //
 // Shapes (each repetition runs every shape on both contestants, in an order that alternates):
@@ -8,6 +8,9 @@
 // - `dag` (Kairos only: a BullMQ flow is a tree, it has no joins): one 1,000-step DAG, 10 layers of
 //   100 steps where each step waits for 3 steps of the layer before; its time and the node's peak
 //   memory.
+// - `map`: a step returns a list of `--items` numbers (10,000), a map step runs one run per item,
+//   64 at once, and a reduce step after it receives every result; BullMQ: a flow whose parent has
+//   10,000 children (it runs once they all completed). Items/s, and the node's peak memory.
 // BullMQ's chain is a flow nested 100 deep (a parent runs after its child), on Redis with AOF
 // (`appendfsync everysec`, as the BullMQ contestant of `npm run bench` sets it).
 // Kairos: a `kairos server` node (embedded SQLite or a fresh PostgreSQL database) and an SDK worker
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     chains: { type: 'string', default: '20' },
     chain: { type: 'string', default: '100' },
+    items: { type: 'string', default: '10000' },
   },
 });
 const dialect = values.dialect === 'postgres' ? 'postgres' : 'sqlite';
@@ -37,6 +41,7 @@ const REPS = Number(values.reps);
 const CHAINS = Number(values.chains);
 const CHAIN = Number(values.chain);
 const CONCURRENCY = 64;
+const MAP_ITEMS = Number(values.items);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 
 interface Measured {
@@ -49,7 +54,12 @@ interface Measured {
   nodePeakMiB?: number;
 }
 
-type StepSpec = { id: string; handler: string; after?: string[] };
+type StepSpec = {
+  id: string;
+  handler: string;
+  after?: string[];
+  map?: { from: string; path: string; maxParallel: number };
+};
 
 function chainSteps(length: number): StepSpec[] {
   return Array.from({ length }, (_, i) => ({
@@ -57,6 +67,20 @@ function chainSteps(length: number): StepSpec[] {
     handler: 'step',
     ...(i > 0 ? { after: [`s${i - 1}`] } : {}),
   }));
+}
+
+/** A list of MAP_ITEMS numbers, a map over it (CONCURRENCY items at once), and a reduce. */
+function mapSteps(): StepSpec[] {
+  return [
+    { id: 'list', handler: 'list' },
+    {
+      id: 'each',
+      handler: 'step',
+      after: ['list'],
+      map: { from: 'list', path: 'items', maxParallel: CONCURRENCY },
+    },
+    { id: 'reduce', handler: 'step', after: ['each'] },
+  ];
 }
 
 /** 10 layers of 100; each step after 3 steps of the layer before (a join of 3). */
@@ -95,10 +119,15 @@ async function kairosStack() {
     concurrency: CONCURRENCY,
     handleSignals: false,
     logger: { debug() {}, info() {}, warn() {}, error() {} },
-  }).handle('step', async () => {
-    handled++;
-    return { ok: 1 };
-  });
+  })
+    .handle('step', async () => {
+      handled++;
+      return { ok: 1 };
+    })
+    .handle('list', async () => {
+      handled++;
+      return { items: Array.from({ length: MAP_ITEMS }, (_, i) => i) };
+    });
   await worker.start();
   const api = async (method: string, path: string, body?: unknown) => {
     const response = await fetch(`${node.url}${path}`, {
@@ -115,7 +144,7 @@ async function kairosStack() {
   };
   return {
     /** Defines `name`, starts `instances` of it at once and waits until every one ended. */
-    async run(name: string, steps: StepSpec[], instances: number): Promise<number> {
+    async run(name: string, steps: StepSpec[], instances: number, calls = steps.length): Promise<number> {
       await api('PUT', `/v1/workflows/${name}`, { steps });
       const before = handled;
       const started = now();
@@ -136,8 +165,8 @@ async function kairosStack() {
         }
       }
       const ms = now() - started;
-      if (handled - before !== steps.length * instances)
-        throw new Error(`kairos ran ${handled - before} steps, expected ${steps.length * instances}`);
+      if (handled - before !== calls * instances)
+        throw new Error(`kairos ran ${handled - before} handler calls, expected ${calls * instances}`);
       return ms;
     },
     peakMiB: () => memoryOf(node.child.pid!).peakMiB,
@@ -210,6 +239,25 @@ async function bullmqStack() {
         throw new Error(`bullmq ran ${handled - before} steps, expected ${length * instances}`);
       return ms;
     },
+    /** One parent with `items` children (the map) that runs once they all completed (the reduce). */
+    async fanOut(items: number): Promise<number> {
+      const before = handled;
+      const started = now();
+      const rootId = `f${flowsMade++}-reduce`;
+      const done = new Promise<void>((resolve) => roots.set(rootId, resolve));
+      await flows.add({
+        name: 'step',
+        queueName: 'wf',
+        data: {},
+        opts: { jobId: rootId },
+        children: Array.from({ length: items }, (_, i) => ({ name: 'step', queueName: 'wf', data: { i } })),
+      });
+      await done;
+      const ms = now() - started;
+      if (handled - before !== items + 1)
+        throw new Error(`bullmq ran ${handled - before} jobs, expected ${items + 1}`);
+      return ms;
+    },
     async close() {
       await worker.close();
       await flows.close();
@@ -250,6 +298,8 @@ async function main(): Promise<void> {
           });
           const ms = await kairos.run('dag', dagSteps(), 1);
           record({ shape: 'dag', contestant, steps: 1000, ms, nodePeakMiB: kairos.peakMiB() });
+          const mapMs = await kairos.run('map', mapSteps(), 1, MAP_ITEMS + 2);
+          record({ shape: 'map', contestant, steps: MAP_ITEMS, ms: mapMs, nodePeakMiB: kairos.peakMiB() });
         } else {
           record({ shape: 'chain', contestant, steps: CHAIN, ms: await bullmq.chain(CHAIN, 1) });
           record({
@@ -258,6 +308,7 @@ async function main(): Promise<void> {
             steps: CHAIN * CHAINS,
             ms: await bullmq.chain(CHAIN, CHAINS),
           });
+          record({ shape: 'map', contestant, steps: MAP_ITEMS, ms: await bullmq.fanOut(MAP_ITEMS) });
         }
       }
     }
@@ -267,7 +318,7 @@ async function main(): Promise<void> {
   }
 
   const m = machine();
-  const summary = ['chain', 'chains', 'dag'].flatMap((shape) =>
+  const summary = ['chain', 'chains', 'dag', 'map'].flatMap((shape) =>
     (['kairos', 'bullmq'] as const).flatMap((contestant) => {
       const runs = results.filter((r) => r.shape === shape && r.contestant === contestant);
       if (runs.length === 0) return [];
