@@ -46,6 +46,12 @@ export interface DispatchInput {
   max: number;
   candidates: readonly DispatchCandidate[];
   /**
+   * Queued runs of the group that request resources and waited `reserveAfterMs`, read without
+   * locks (PostgreSQL: the candidates skip rows another claim holds, which may be the very run a
+   * reservation is for). Those older than every candidate reserve first; never claimed here.
+   */
+  waiting?: readonly DispatchCandidate[];
+  /**
    * The live workers of the group (active, lease not expired), the claimer included; `running`
    * counts running attempts plus queued runs assigned to the worker, `runningOfJob` is ignored.
    */
@@ -225,6 +231,18 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
     groupRunning++;
     runningOfJob.set(c.jobId, (runningOfJob.get(c.jobId) ?? 0) + 1);
   };
+
+  // Waiting runs older than every candidate are runs another claim holds locked: they come first.
+  // Newer ones are left to the candidates' own order (else they would reserve ahead of older runs).
+  const first = input.candidates[0];
+  for (const c of input.waiting ?? []) {
+    if (
+      first &&
+      (c.availableAt > first.availableAt || (c.availableAt === first.availableAt && c.runId >= first.runId))
+    )
+      break;
+    reserveFor(c, c.targetWorkerId);
+  }
 
   for (const c of input.candidates) {
     if (plan.claim.length >= input.max) break;

@@ -20,6 +20,26 @@ export const DISPATCH_CANDIDATES = `
   FOR UPDATE OF r SKIP LOCKED`;
 
 /**
+ * Queued runs of group $2 (namespace $6, handlers $3) that request resources (their own, or their
+ * job's) and became available
+ * by $4 (now minus the reservation delay), oldest first within a priority, at most $5, read WITHOUT
+ * locks: only to reserve for them (DISPATCH_CANDIDATES skips rows another claim holds). Read only
+ * when a claim's candidates request resources; it walks at most $5 × 4 queued runs.
+ */
+export const RESOURCE_WAITERS = `
+  SELECT * FROM (
+    SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
+      r.resources, r.available_at, r.priority
+    FROM runs r JOIN jobs j ON j.id = r.job_id
+    WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
+      AND r.handler = ANY($3::text[]) AND $1::text IS NOT NULL
+    ORDER BY r.priority DESC, r.available_at, r.id
+    LIMIT $5 * 4) w
+  WHERE w.resources IS NOT NULL OR w.dispatch->>'resources' IS NOT NULL
+  ORDER BY w.priority DESC, w.available_at, w.id
+  LIMIT $5`;
+
+/**
  * The limits of group $2 of namespace $1, locked so that concurrent claims count its runs and take
  * its tokens one at a time.
  */

@@ -57,6 +57,7 @@ import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
 import {
   bucketScopes,
   DEFAULT_RESERVE_AFTER_MS,
+  type DispatchCandidate,
   type DispatchPlan,
   lockedJobs,
   needsSnapshot,
@@ -1965,12 +1966,25 @@ export class PostgresStore implements Store {
         const live = (
           await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now, worker.namespace])
         ).rows.map(snapshotFromRow);
+        let waiting: DispatchCandidate[] = [];
         if (requestsResources(candidates)) {
           // The claiming worker's row, locked: two claims for it (a poll on each of two nodes) place
           // runs one after the other, each counting what the other took. Other workers' requests are
           // read unlocked: they only steer reservations and routing, never a placement on them.
           await client.query(dq.LOCK_WORKER, [workerId]);
           addUsed(live, (await client.query<UsedRow>(dq.USED_BY_WORKERS, [live.map((w) => w.id)])).rows);
+          // Runs that waited long enough to be reserved for, locked or not: a big run another
+          // node's claim holds at this instant must still hold back the small runs behind it.
+          waiting = (
+            await client.query<CandidateRow>(dq.RESOURCE_WAITERS, [
+              workerId,
+              group,
+              JSON.parse(worker.handlers) as string[],
+              now - this.reserveAfterMs,
+              dispatchWindow(max),
+              worker.namespace,
+            ])
+          ).rows.map(candidateFromRow);
         }
         const loadOfJob = new Map<string, number>();
         for (const row of (
@@ -2007,6 +2021,7 @@ export class PostgresStore implements Store {
           states,
           random,
           reserveAfterMs: this.reserveAfterMs,
+          waiting,
         });
       }
       if (plan.assign.length > 0)
