@@ -88,17 +88,19 @@ describe('routing strategies over a fixed snapshot', () => {
     expect(pick('least-loaded', {}, [worker('x', { capacity: 10, running: 5 }), worker('y')])).toBe('id-x');
   });
 
-  it('least-loaded weighs free slots by host load, and workers of one overloaded host still spread by slots', () => {
+  it('least-loaded takes the most free slots, the least loaded host between equal ones', () => {
     const busy = { loadAverage: 6, cpus: 2, freeMemory: 1, totalMemory: 10 };
     const idle = { loadAverage: 0, cpus: 2, freeMemory: 9, totalMemory: 10 };
     // Same host, saturated: the slots decide (before, every score was 0 and the first worker won).
     expect(
       pick('least-loaded', {}, [worker('a', { running: 3, load: busy }), worker('b', { load: busy })]),
     ).toBe('id-b');
-    // A loaded host's free slots count less than an idle one's.
+    // Equal free slots: the idle host. More free slots win whatever the load (workers of one host
+    // report their load at different instants; weighing slots by it spread a burst unevenly).
+    expect(pick('least-loaded', {}, [worker('a', { load: busy }), worker('b', { load: idle })])).toBe('id-b');
     expect(
       pick('least-loaded', {}, [worker('a', { load: busy }), worker('b', { running: 1, load: idle })]),
-    ).toBe('id-b');
+    ).toBe('id-a');
   });
 
   it('failover takes the first worker in order that has a free slot', () => {

@@ -170,12 +170,12 @@ function choose(
     case 'least-frequently-used':
       return maxBy(workers, (w) => -(state.uses[identity(w)] ?? 0));
     case 'least-loaded':
-      // Free slots, weighed by what the host reports of its load (where it reports it): a host at
-      // full pressure counts its free slots half. Never zero, so that workers of one saturated host
-      // still spread by their slots (scaling by 1 − pressure made every score 0 there).
+      // The most free slots; between equal ones, the host that reports the least load. Load only
+      // breaks ties (pressure ≤ 1 moves a score by at most half a slot): workers of one host
+      // report their load at different instants, and weighing slots by it spread a burst unevenly.
       return maxBy(workers, (w) => {
         const free = w.capacity - w.running;
-        return free > 0 ? free / (1 + pressure(w)) : free;
+        return free > 0 ? free - pressure(w) / 2 : free;
       });
     case 'failover':
       return workers.find((w) => w.running < w.capacity);
