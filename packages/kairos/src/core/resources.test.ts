@@ -98,11 +98,13 @@ describe('least-loaded with real load', () => {
       resources,
     }).workerId;
 
-  it('weighs free slots by the load a host reports; without reports, free slots alone', () => {
+  it('takes the most free slots; the load a host reports only breaks ties', () => {
     expect(pick([w('a', { running: 2 }), w('b', { running: 4 })])).toBe('a');
     const busy = { loadAverage: 3.8, cpus: 4, freeMemory: 1, totalMemory: 10 };
     const idle = { loadAverage: 0.2, cpus: 4, freeMemory: 9, totalMemory: 10 };
-    expect(pick([w('a', { running: 2, load: busy }), w('b', { running: 4, load: idle })])).toBe('b');
+    expect(pick([w('a', { running: 2, load: busy }), w('b', { running: 4, load: idle })])).toBe('a');
+    expect(pick([w('a', { running: 3, load: busy }), w('b', { running: 3, load: idle })])).toBe('b');
+    expect(pick([w('a', { running: 3, load: idle }), w('b', { running: 3, load: busy })])).toBe('a');
   });
 
   it('routes only to workers whose whole capacity fits the request', () => {
