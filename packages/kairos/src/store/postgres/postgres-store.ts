@@ -14,6 +14,7 @@ import {
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
+import type { Resources } from '../../core/resources.ts';
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
@@ -80,6 +81,7 @@ import {
   scheduleToStartError,
   snapshotFromRow,
   type UsedRow,
+  usedByWorker,
 } from '../dispatch-rows.ts';
 import {
   groupByRun,
@@ -1125,6 +1127,11 @@ export class PostgresStore implements Store {
     return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
       workerFromRow,
     );
+  }
+
+  async resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
+    if (workerIds.length === 0) return new Map();
+    return usedByWorker(await this.query<UsedRow>('resourcesInUse', dq.USED_BY_WORKERS, [[...workerIds]]));
   }
 
   // Ending attempts ----------------------------------------------------------
