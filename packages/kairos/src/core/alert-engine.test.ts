@@ -220,7 +220,9 @@ describe('conditionSignals', () => {
     const theirs = job({ namespace: 'team-b', oldestQueuedAt: T0, queued: 2 });
     expect(conditionSignals(queued, snapshot([theirs]), [], T0 + 60_000)).toEqual([]);
     const stuck = job({ oldestQueuedAt: T0, queued: 2 });
-    const otherNamespace = [{ namespace: 'team-b', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE }];
+    const otherNamespace = [
+      { namespace: 'team-b', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(
       conditionSignals(queued, snapshot([stuck], { workers: otherNamespace }), [], T0 + 60_000),
     ).toMatchObject([{ details: { noLiveWorker: 'No live worker in group g' } }]);
@@ -253,7 +255,13 @@ describe('conditionSignals', () => {
 
   it("run-queued judges the oldest queued run: a workflow step's own group, handler and request", () => {
     const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
-    const worker = { namespace: 'default', group: 'ml', handlers: ['train'], status: 'active', leaseExpiresAt: LIVE };
+    const worker = {
+      namespace: 'default',
+      group: 'ml',
+      handlers: ['train'],
+      status: 'active',
+      leaseExpiresAt: LIVE,
+    };
     const workers = [{ ...worker, resources: { cpu: 8000 } }];
     // The workflow's job requests nothing and names no step's group; its step run asks for a GPU.
     const step = job({
@@ -285,17 +293,23 @@ describe('conditionSignals', () => {
     expect(conditionSignals(queued, snapshot([stuck]), [], T0 + 60_000)).toMatchObject([
       { type: 'trigger', details: { noLiveWorker: 'No live worker in group g', queued: 2 } },
     ]);
-    const others = [{ namespace: 'default', group: 'g', handlers: ['other'], status: 'active', leaseExpiresAt: LIVE }];
+    const others = [
+      { namespace: 'default', group: 'g', handlers: ['other'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(conditionSignals(queued, snapshot([stuck], { workers: others }), [], T0 + 60_000)).toMatchObject([
       { details: { noLiveWorker: 'No live worker in group g declares handler h' } },
     ]);
-    const served = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE }];
+    const served = [
+      { namespace: 'default', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(conditionSignals(queued, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toMatchObject([
       { details: { noLiveWorker: null } },
     ]);
     const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
     expect(conditionSignals(unroutable, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toEqual([]);
-    const lostWorker = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'lost', leaseExpiresAt: LIVE }];
+    const lostWorker = [
+      { namespace: 'default', group: 'g', handlers: ['h'], status: 'lost', leaseExpiresAt: LIVE },
+    ];
     expect(
       conditionSignals(unroutable, snapshot([stuck], { workers: lostWorker }), [], T0 + 60_000),
     ).toHaveLength(1);

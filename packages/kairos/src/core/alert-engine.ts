@@ -358,7 +358,11 @@ export function unroutable(
   snapshot: AlertSnapshot,
   now: number,
 ): string | null {
-  const run = job.oldestQueued ?? { group: job.group, handler: job.handler, resources: job.resources ?? null };
+  const run = job.oldestQueued ?? {
+    group: job.group,
+    handler: job.handler,
+    resources: job.resources ?? null,
+  };
   const why = unplaceable({ namespace: job.namespace, ...run }, snapshot.workers, now);
   return why === null ? null : why.message.charAt(0).toUpperCase() + why.message.slice(1);
 }

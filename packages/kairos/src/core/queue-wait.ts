@@ -121,7 +121,11 @@ function liveWorkers<W extends PlacementWorker>(run: PlacedRun, workers: readonl
  * the metric `kairos_runs_unplaceable` and the `run-queued` alert rule. Like a claim (store/
  * dispatch-plan.ts), it places a run only on a worker whose whole capacity fits its request.
  */
-export function unplaceable(run: PlacedRun, workers: readonly PlacementWorker[], now: number): Unplaceable | null {
+export function unplaceable(
+  run: PlacedRun,
+  workers: readonly PlacementWorker[],
+  now: number,
+): Unplaceable | null {
   const live = liveWorkers(run, workers, now);
   if (live.length === 0)
     return { reason: 'no_live_worker_in_group', message: `no live worker in group ${run.group}` };

@@ -218,7 +218,7 @@ export class Metrics {
     );
     gauge(
       'kairos_runs_unplaceable',
-      'Queued runs that request more resources (their own, a workflow step\'s, else their job\'s) than any live worker of their group that declares the handler has in all (free or not), by namespace and group: they wait until a bigger worker joins',
+      "Queued runs that request more resources (their own, a workflow step's, else their job's) than any live worker of their group that declares the handler has in all (free or not), by namespace and group: they wait until a bigger worker joins",
       ['namespace', 'group'],
       (g, { now, counts, workers = [] }) => {
         for (const row of counts) {

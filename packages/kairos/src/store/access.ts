@@ -165,7 +165,9 @@ export interface QueuedRunCount {
  * The queued runs of a count by what each requests: those with a request of their own, then the
  * rest with the job's (left out when none is left).
  */
-export function queuedByRequest(count: QueuedRunCount): Array<{ resources: Resources | null; queued: number }> {
+export function queuedByRequest(
+  count: QueuedRunCount,
+): Array<{ resources: Resources | null; queued: number }> {
   const own = count.ownRequests ?? [];
   const rest = count.queued - own.reduce((sum, o) => sum + o.queued, 0);
   return [...own, ...(rest > 0 ? [{ resources: count.resources ?? null, queued: rest }] : [])];
@@ -201,7 +203,9 @@ export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
   };
 }
 
-function ownRequestsOf(column: QueuedRunCountRow['own_requests']): Array<{ resources: Resources; queued: number }> {
+function ownRequestsOf(
+  column: QueuedRunCountRow['own_requests'],
+): Array<{ resources: Resources; queued: number }> {
   if (column === null || column === undefined) return [];
   const list = (typeof column === 'string' ? JSON.parse(column) : column) as Array<{
     resources: Resources | string;

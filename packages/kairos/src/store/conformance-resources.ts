@@ -184,7 +184,7 @@ export function describeResourceConformance(dialect: string, open: () => Promise
       expect(await store.heartbeat('w', [], LEASE, T0 + 2, null)).not.toBeNull();
       expect((await store.listWorkers()).find((w) => w.id === 'w')?.load).toEqual(load);
     });
-  
+
     it("a workflow step's own request: queue counts and alert facts carry it, and workers' runs use it", async () => {
       const big = await job('big', { cpu: 2 });
       const [bigRun] = await queue(big.id, 1);

@@ -9,13 +9,13 @@ import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import type { Resources } from '../../core/resources.ts';
 import {
   type JobRetention,
   type PruneCandidate,
   retentionColumn,
   retentionFromColumn,
 } from '../../core/retention.ts';
-import type { Resources } from '../../core/resources.ts';
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
