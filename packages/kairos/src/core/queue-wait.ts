@@ -38,6 +38,7 @@ export interface WaitWorker {
  * - `no_live_worker_for_handler`: live workers serve the group, none declares its handler;
  * - `no_worker_with_resources`: none of those has as much as the run requests in all (free or not):
  *   it is unplaceable until a bigger worker joins (`resources.missing` says by how much);
+ *   these three are {@link unplaceable}'s, the metric's and the alert's too;
  * - `assigned_worker`: routing chose one worker for it, and that worker takes it when it can;
  * - `all_slots_busy`: the live workers that could take it run as many attempts as their capacity;
  * - `next_poll`: a worker has a free slot; it starts at that worker's next poll unless a limit of
