@@ -40,6 +40,7 @@ export function jobToSpec(job: Job): JobSpec {
     ...(job.maxConcurrency === null ? {} : { maxConcurrency: job.maxConcurrency }),
     ...(job.rateLimit === null ? {} : { rateLimit: job.rateLimit }),
     ...(job.scheduleToStartTimeout === null ? {} : { scheduleToStartTimeout: job.scheduleToStartTimeout }),
+    ...(job.resources ? { resources: job.resources } : {}),
   };
   if (job.task === null) spec.handler = job.handler;
   else spec.task = job.task;

@@ -100,3 +100,24 @@ export function dependencyVerb(on: string | undefined): string {
 }
 
 export const FINAL: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled'];
+
+/** An amount of a resource as the API answers it (`cpu` in cores, `memory` in bytes): `1.5`, `512 MiB`, `2`. */
+export function amountText(name: string, amount: number): string {
+  if (name !== 'memory') return `${Math.round(amount * 1000) / 1000}`;
+  for (const [unit, size] of [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
+    if (amount >= size) return `${Math.round((amount / size) * 100) / 100} ${unit}`;
+  }
+  return `${amount} B`;
+}
+
+/** Resources as people read them: `cpu 2, memory 4 GiB, gpu 1`; `–` for none. */
+export function resourcesText(resources: Record<string, number> | null | undefined): string {
+  const entries = Object.entries(resources ?? {});
+  if (entries.length === 0) return '–';
+  return entries.map(([name, amount]) => `${name} ${amountText(name, amount)}`).join(', ');
+}

@@ -126,8 +126,10 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     async () => {
       const now = clock.now();
       const counts = await store.queuedRunCounts(now, QUEUE_SERIES_LIMIT);
-      // Workers are read only when some queued job requests resources (kairos_runs_unplaceable).
-      const workers = counts.some((c) => c.resources) ? await store.listWorkers() : [];
+      // Workers are read only when some queued run requests resources (kairos_runs_unplaceable).
+      const workers = counts.some((c) => c.resources || c.ownRequests?.length)
+        ? await store.listWorkers()
+        : [];
       return { now, counts, workers };
     },
   );

@@ -130,7 +130,7 @@ describe('alerts on a two-node cluster', () => {
       state: 'firing',
       rule: 'stuck',
       subject: 'job:orphan',
-      details: { noLiveWorker: 'No live worker serves group nobody-here' },
+      details: { noLiveWorker: 'No live worker in group nobody-here' },
     });
   });
 });

@@ -40,6 +40,7 @@ const JOBS: JobSpec[] = [
     maxConcurrency: 2,
     rateLimit: { limit: 10, per: '1m' },
     scheduleToStartTimeout: '30s',
+    resources: { cpu: 2, memory: '4Gi', gpu: 1 },
   },
   { name: 'rate', handler: 'tick', trigger: { kind: 'every', every: '90s' }, paused: true },
   { name: 'gap', handler: 'tick', trigger: { kind: 'delay', delay: '10s' } },

@@ -224,6 +224,7 @@ describe('the web console in Chromium', () => {
         maxConcurrency: 2,
         rateLimit: { limit: 10, per: '1m' },
         scheduleToStartTimeout: '30s',
+        resources: { cpu: 0.5, memory: '512Mi', gpu: 1 },
       },
       {
         name: 'form-shell',
@@ -287,6 +288,24 @@ describe('the web console in Chromium', () => {
     expect(secretSet.version).toBe(changed.version + 1);
     expect(secretSet.params.apiKey).toBe('***');
     expect(await page.content()).not.toContain('form-secret');
+    // Resources per run: the job's page shows them; the form changes them and refuses a bad amount.
+    await page.getByTestId('job-resources').filter({ hasText: 'cpu 0.5, memory 512 MiB, gpu 1' }).waitFor();
+    await page.goto(`${url}/#/jobs/form-everything/edit`);
+    await page.getByText('Routing and limits').click();
+    const resources = page.getByLabel(/^Resources per run/);
+    await waitFor(
+      async () => (await resources.inputValue()) === 'cpu=0.5, memory=512Mi, gpu=1',
+      10_000,
+      'the resources field',
+    );
+    await resources.fill('cpu=1, memory=lots');
+    await page.getByText('name=amount, separated by commas').waitFor();
+    expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(false);
+    await resources.fill('cpu=1, memory=1Gi');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'form-everything', exact: true }).waitFor();
+    await page.getByTestId('job-resources').filter({ hasText: 'cpu 1, memory 1 GiB' }).waitFor();
+    expect((await admin.getJob('form-everything')).resources).toEqual({ cpu: 1, memory: 2 ** 30 });
     for (const spec of specs.reverse()) await admin.deleteJob(spec.name);
   });
 
@@ -427,10 +446,21 @@ describe('the web console in Chromium', () => {
     await spareRow.getByText('draining').waitFor();
     expect(await spareRow.getByRole('button', { name: 'Drain' }).count()).toBe(0);
     expect((await admin.listWorkers()).items.find((w) => w.name === 'spare-worker')?.status).toBe('draining');
-    await workers
-      .locator('tr[data-worker="console-worker"]')
-      .getByRole('button', { name: 'Drain' })
+    const workerRow = workers.locator('tr[data-worker="console-worker"]');
+    await workerRow.getByRole('button', { name: 'Drain' }).waitFor();
+    // What the worker has (cpu and memory of its host) with what its running runs use of it, and
+    // the host's load its heartbeats report.
+    await workerRow
+      .getByTestId('worker-resources')
+      .locator('[data-resource="cpu"]')
+      .filter({ hasText: /^cpu [\d.]+ \/ [\d.]+$/ })
       .waitFor();
+    await workerRow
+      .getByTestId('worker-resources')
+      .locator('[data-resource="memory"]')
+      .filter({ hasText: /^memory .+ \/ [\d.]+ [KMGT]iB$/ })
+      .waitFor();
+    await workerRow.getByTestId('worker-load').filter({ hasText: 'per CPU' }).waitFor();
     await shot(page, 'workers');
 
     await page.getByRole('link', { name: 'Cluster', exact: true }).click();
@@ -510,6 +540,27 @@ describe('the web console in Chromium', () => {
       .getByTestId('run-waiting')
       .filter({ hasText: 'no live worker in group empty-group' })
       .waitFor();
+    expect(await page.getByTestId('run-waiting').getAttribute('data-reason')).toBe('no_live_worker_in_group');
+    await page.getByTestId('run-resources').filter({ hasText: 'none (a slot only)' }).waitFor();
+
+    // A run bigger than every live worker: its page says no worker can take it, and what it lacks.
+    await admin.createJob({
+      name: 'browser-too-big',
+      handler: 'echo',
+      trigger: { kind: 'manual' },
+      resources: { gpu: 4 },
+    });
+    const big = await admin.triggerJob('browser-too-big');
+    await page.goto(`${url}/#/runs/${big.id}`);
+    const waiting = page.getByTestId('run-waiting');
+    await waiting.filter({ hasText: 'No live worker can take it' }).waitFor();
+    expect(await waiting.getAttribute('data-reason')).toBe('no_worker_with_resources');
+    expect(await waiting.textContent()).toContain('has gpu 4 in all');
+    await page.getByTestId('run-missing').filter({ hasText: 'gpu 4' }).waitFor();
+    await page.getByTestId('run-resources').filter({ hasText: 'gpu 4' }).waitFor();
+    await shot(page, 'run-unplaceable');
+    await admin.cancelRun(big.id);
+    await admin.deleteJob('browser-too-big');
 
     await page.getByRole('link', { name: 'Settings', exact: true }).click();
     await page.getByRole('heading', { name: 'Settings · Retention' }).waitFor();

@@ -109,8 +109,16 @@ export const RunSchema = Type.Object({
   shard: Type.Optional(ShardSchema),
   /** A queued routed run: the worker it waits for (routing decided it). */
   assignedWorkerId: Type.Optional(Type.String()),
+  /**
+   * What the run needs free on its worker: its own request (a workflow step's `resources`), else
+   * its job's (`cpu` in cores, `memory` in bytes). Absent: nothing but a slot.
+   */
+  resources: Type.Optional(ResourceAmountsSchema),
   attempts: Type.Optional(Type.Array(AttemptSchema)),
-  /** A queued run, read alone (`GET /v1/runs/:id`): why it has not started yet. */
+  /**
+   * A queued run, read alone (`GET /v1/runs/:id`): why it has not started yet. `no_live_worker_in_group`,
+   * `no_live_worker_for_handler` and `no_worker_with_resources` say no live worker can take it.
+   */
   waiting: Type.Optional(QueueWaitSchema),
 });
 

@@ -210,6 +210,11 @@ export const WorkerInfoSchema = Type.Object({
   lastHeartbeatAt: Type.String(),
   /** What it advertised (`cpu` in cores, `memory` in bytes); null: nothing. */
   resources: Type.Optional(nullable(ResourceAmountsSchema)),
+  /**
+   * An active or draining worker that advertised resources: what the runs it runs now request in
+   * all (each its own or its job's request), as a claim subtracts it from `resources`. `{}`: none.
+   */
+  resourcesInUse: Type.Optional(ResourceAmountsSchema),
   /** The host's load it last reported; null: never. */
   load: Type.Optional(nullable(WorkerLoadSchema)),
 });

@@ -4,7 +4,7 @@ import type uPlot from 'uplot';
 import { api } from '../api.ts';
 import { Chart, COLORS } from '../chart.tsx';
 import { Empty, ErrorBox, JsonView, Section } from '../components.tsx';
-import { duration, time, timeIn, triggerText } from '../format.ts';
+import { duration, resourcesText, time, timeIn, triggerText } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 import { JobActions } from './job-actions.tsx';
 import { RunsTable } from './runs-table.tsx';
@@ -55,6 +55,10 @@ export function JobDetailPage({ me, name }: { me: Me; name: string }) {
                 {j.routing.strategy}
                 {j.maxConcurrency !== null ? `, at most ${j.maxConcurrency} at once` : ''}
                 {j.rateLimit ? `, ${j.rateLimit.limit} per ${duration(j.rateLimit.per)}` : ''}
+              </dd>
+              <dt>Resources per run</dt>
+              <dd data-testid="job-resources">
+                {j.resources ? resourcesText(j.resources) : 'none (a slot only)'}
               </dd>
               <dt>Retention</dt>
               <dd>

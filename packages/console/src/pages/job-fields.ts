@@ -67,6 +67,8 @@ export interface Fields {
   maxConcurrency: string;
   rate: string;
   scheduleToStart: string;
+  /** What each run needs free on its worker: `cpu=2, memory=4Gi, gpu=1`; empty: nothing but a slot. */
+  resources: string;
   // shell task
   command: string;
   args: string;
@@ -126,6 +128,7 @@ export const EMPTY: Fields = {
   maxConcurrency: '',
   rate: '',
   scheduleToStart: '',
+  resources: '',
   command: '',
   args: '[]',
   env: '',
@@ -223,6 +226,7 @@ export function fieldsOf(spec: JobSpec, name: string): Fields {
     maxConcurrency: spec.maxConcurrency === undefined ? '' : String(spec.maxConcurrency),
     rate: spec.rateLimit ? `${spec.rateLimit.limit}/${durationText(spec.rateLimit.per)}` : '',
     scheduleToStart: durationText(spec.scheduleToStartTimeout),
+    resources: resourcesFieldText(spec.resources),
     command: task?.kind === 'shell' ? task.command : '',
     args: task?.kind === 'shell' ? JSON.stringify(task.args ?? []) : '[]',
     env:
@@ -244,6 +248,32 @@ export function fieldsOf(spec: JobSpec, name: string): Fields {
     httpTimeout: task?.kind === 'http' ? durationText(task.timeout ?? 30_000) : '30s',
     expectStatus: task?.kind === 'http' ? (task.expectStatus ?? []).join(', ') : '',
   };
+}
+
+/** A request as the field shows it: `cpu=2, memory=4Gi, gpu=1` (memory in the largest exact binary unit). */
+export function resourcesFieldText(resources: JobSpec['resources']): string {
+  return Object.entries(resources ?? {})
+    .map(([name, value]) => {
+      if (name !== 'memory' || typeof value !== 'number') return `${name}=${value}`;
+      const unit = (
+        [
+          ['Ti', 2 ** 40],
+          ['Gi', 2 ** 30],
+          ['Mi', 2 ** 20],
+          ['Ki', 2 ** 10],
+        ] as const
+      ).find(([, size]) => value >= size && value % size === 0);
+      return `memory=${unit ? `${value / unit[1]}${unit[0]}` : value}`;
+    })
+    .join(', ');
+}
+
+/** The field's `name=value` pairs as a request: `cpu` and custom resources as numbers, memory as typed. */
+function resourcesOf(text: string): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const [name, value] of Object.entries(pairs(text, '=', 'labels')))
+    out[name] = name === 'memory' && !/^\d+$/.test(value) ? value : Number(value);
+  return out;
 }
 
 /** A duration as typed: digits alone are milliseconds. */
@@ -364,9 +394,11 @@ export function specOf(f: Fields, base: Partial<JobSpec> = {}): JobSpec {
   delete spec.maxConcurrency;
   delete spec.rateLimit;
   delete spec.scheduleToStartTimeout;
+  delete spec.resources;
   if (f.maxConcurrency) spec.maxConcurrency = Number(f.maxConcurrency);
   if (rate) spec.rateLimit = { limit: Number(rate[1]), per: duration(rate[2]!) };
   if (f.scheduleToStart) spec.scheduleToStartTimeout = duration(f.scheduleToStart);
+  if (f.resources.trim()) spec.resources = resourcesOf(f.resources);
   return spec;
 }
 
@@ -427,6 +459,15 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
   );
   need('scheduleToStart', f.scheduleToStart === '' || isDuration(f.scheduleToStart), 'a duration, or empty');
   need(
+    'resources',
+    f.resources.trim() === '' ||
+      f.resources
+        .split(/[\n,]/)
+        .filter((p) => p.trim() !== '')
+        .every((p) => RESOURCE.test(p.trim())),
+    'name=amount, separated by commas: cpu=1.5 (cores), memory=512Mi (or bytes), gpu=1',
+  );
+  need(
     'selector',
     f.selector.trim() === '' ||
       f.selector.split(/[\n,]/).every((p) => p.trim() === '' || /^[^=]+=.*$/.test(p)),
@@ -457,6 +498,10 @@ export function localErrors(f: Fields): Partial<Record<keyof Fields, string>> {
   }
   return errors;
 }
+
+/** One resource of a request: cpu in cores, memory in bytes or with a unit, a custom one in whole units. */
+const RESOURCE =
+  /^(cpu\s*=\s*\d+(\.\d+)?|memory\s*=\s*\d+(\.\d+)?\s*(K|M|G|T|Ki|Mi|Gi|Ti)?|(?!(cpu|memory)\s*=)[a-z][a-z0-9_-]{0,31}\s*=\s*\d+)$/;
 
 /** A secret params path: keys of letters, digits, `_` and `-`, joined by dots. */
 const SECRET_PATH = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;

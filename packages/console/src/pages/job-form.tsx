@@ -349,6 +349,11 @@ export function JobFormPage({ me, name, cloneOf }: { me: Me; name?: string; clon
                 field('routingKey', 'Key (a params field)', text('routingKey'))}
             </div>
             {field('selector', 'Worker labels (key=value, comma-separated)', text('selector'))}
+            {field(
+              'resources',
+              'Resources per run (cpu=1.5, memory=512Mi, gpu=1; empty: a slot only)',
+              text('resources', { placeholder: 'none', spellCheck: false }),
+            )}
             <div className="row">
               {field('maxConcurrency', 'Runs at once', text('maxConcurrency', { placeholder: 'no limit' }))}
               {field('rate', 'Rate (runs/time)', text('rate', { placeholder: '10/1m' }))}

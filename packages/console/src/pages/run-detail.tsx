@@ -2,10 +2,17 @@ import type { Attempt, Me, Run } from '@kairos/client';
 import { useState } from 'react';
 import { api, can } from '../api.ts';
 import { Confirm, ErrorBox, JsonView, Section, StatusBadge } from '../components.tsx';
-import { duration, FINAL, runDuration, time } from '../format.ts';
+import { duration, FINAL, resourcesText, runDuration, time } from '../format.ts';
 import { usePoll, useWorkerNames } from '../hooks.ts';
 import { navigate } from '../router.ts';
 import { LogTail } from './log-tail.tsx';
+
+/** The reasons of a queued run's `waiting` that say no live worker can take it (core/queue-wait.ts). */
+const UNPLACEABLE: ReadonlySet<string> = new Set([
+  'no_live_worker_in_group',
+  'no_live_worker_for_handler',
+  'no_worker_with_resources',
+]);
 
 export function RunDetailPage({ me, id }: { me: Me; id: number }) {
   const run = usePoll(() => api.getRun(id), [id], 1000);
@@ -69,11 +76,26 @@ export function RunDetailPage({ me, id }: { me: Me; id: number }) {
                 {r.waiting && (
                   <>
                     <dt>Waiting</dt>
-                    <dd data-testid="run-waiting" title={r.waiting.reason}>
+                    <dd
+                      data-testid="run-waiting"
+                      data-reason={r.waiting.reason}
+                      title={r.waiting.reason}
+                      className={UNPLACEABLE.has(r.waiting.reason) ? 'error' : undefined}
+                    >
+                      {UNPLACEABLE.has(r.waiting.reason) && <strong>No live worker can take it: </strong>}
                       {r.waiting.message}
+                      {r.waiting.resources && (
+                        <div data-testid="run-missing">
+                          Missing on the largest worker: {resourcesText(r.waiting.resources.missing)}
+                        </div>
+                      )}
                     </dd>
                   </>
                 )}
+                <dt>Resources</dt>
+                <dd data-testid="run-resources">
+                  {r.resources ? resourcesText(r.resources) : 'none (a slot only)'}
+                </dd>
                 <dt>Cause</dt>
                 <dd>{r.cause}</dd>
                 <dt>Fire time</dt>

@@ -2,7 +2,7 @@ import type { GroupInfo, Me, WorkerInfo } from '@kairos/client';
 import { useState } from 'react';
 import { api, can } from '../api.ts';
 import { Confirm, Empty, ErrorBox, StatusBadge } from '../components.tsx';
-import { ago, duration, time } from '../format.ts';
+import { ago, amountText, duration, time } from '../format.ts';
 import { usePoll } from '../hooks.ts';
 
 export function WorkersPage({ me }: { me: Me }) {
@@ -52,6 +52,8 @@ export function WorkersPage({ me }: { me: Me }) {
               <th>Group</th>
               <th>Status</th>
               <th>Slots</th>
+              <th>Resources (in use / has)</th>
+              <th>Host load</th>
               <th>Labels</th>
               <th>Version</th>
               <th>Host</th>
@@ -77,6 +79,10 @@ export function WorkersPage({ me }: { me: Me }) {
                   </div>
                   {w.running}/{w.capacity}
                 </td>
+                <td data-testid="worker-resources">
+                  <WorkerResources worker={w} />
+                </td>
+                <td data-testid="worker-load">{loadText(w.load)}</td>
                 <td>
                   {Object.entries(w.labels).map(([k, v]) => (
                     <span key={k} className="label">
@@ -121,6 +127,43 @@ export function WorkersPage({ me }: { me: Me }) {
       />
     </>
   );
+}
+
+/**
+ * Each resource the worker advertised, with what its running runs request of it when the node
+ * says (`resourcesInUse`): `cpu 1.5 / 2`. Reservations for a starved run are decided anew at each
+ * claim and kept nowhere, so they are not shown.
+ */
+function WorkerResources({ worker }: { worker: WorkerInfo }) {
+  const has = Object.entries(worker.resources ?? {});
+  if (has.length === 0) return <span className="muted">none (runs that request nothing only)</span>;
+  const used = worker.resourcesInUse;
+  return (
+    <>
+      {has.map(([name, amount]) => {
+        const inUse = used?.[name];
+        const text =
+          inUse === undefined && used === undefined
+            ? `${name} ${amountText(name, amount)}`
+            : `${name} ${amountText(name, inUse ?? 0)} / ${amountText(name, amount)}`;
+        return (
+          <span key={name} className="label" data-resource={name}>
+            {text}
+          </span>
+        );
+      })}
+    </>
+  );
+}
+
+/** The host's load the worker last reported: load average per CPU and memory in use. */
+function loadText(load: WorkerInfo['load']): string {
+  if (!load) return '–';
+  const perCpu = load.loadAverage / load.cpus;
+  const memory = load.totalMemory > 0 ? (1 - load.freeMemory / load.totalMemory) * 100 : null;
+  return `${perCpu.toFixed(2)} per CPU (${load.loadAverage.toFixed(2)} on ${load.cpus})${
+    memory === null ? '' : `, memory ${Math.round(memory)}% used`
+  }`;
 }
 
 /** The limits of the namespace's groups (`kairos groups set`); only groups that have limits are listed. */

@@ -206,6 +206,8 @@ describe('conditionSignals', () => {
     lastFire: null,
     ...facts,
   });
+  /** A lease that outlasts every instant these cases judge at. */
+  const LIVE = T0 + 3_600_000;
   const snapshot = (jobs: AlertJobFacts[], more: Partial<AlertSnapshot> = {}): AlertSnapshot => ({
     jobs,
     workers: [],
@@ -218,10 +220,12 @@ describe('conditionSignals', () => {
     const theirs = job({ namespace: 'team-b', oldestQueuedAt: T0, queued: 2 });
     expect(conditionSignals(queued, snapshot([theirs]), [], T0 + 60_000)).toEqual([]);
     const stuck = job({ oldestQueuedAt: T0, queued: 2 });
-    const otherNamespace = [{ namespace: 'team-b', group: 'g', handlers: ['h'], status: 'active' }];
+    const otherNamespace = [
+      { namespace: 'team-b', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(
       conditionSignals(queued, snapshot([stuck], { workers: otherNamespace }), [], T0 + 60_000),
-    ).toMatchObject([{ details: { noLiveWorker: 'No live worker serves group g' } }]);
+    ).toMatchObject([{ details: { noLiveWorker: 'No live worker in group g' } }]);
   });
 
   it('run-queued: a job that requests more resources than any live worker has is unroutable, and says what is missing', () => {
@@ -233,6 +237,7 @@ describe('conditionSignals', () => {
         group: 'g',
         handlers: ['h'],
         status: 'active',
+        leaseExpiresAt: LIVE,
         resources: { cpu: 4000, gpu: 1 },
       },
     ];
@@ -240,7 +245,7 @@ describe('conditionSignals', () => {
       {
         details: {
           noLiveWorker:
-            'No live worker of group g declaring handler h has cpu 8, gpu 1 in all (short of the largest: cpu 4)',
+            'No live worker in group g declaring handler h has cpu 8, gpu 1 in all (short of the largest: cpu 4)',
         },
       },
     ]);
@@ -248,24 +253,63 @@ describe('conditionSignals', () => {
     expect(conditionSignals(unroutable, snapshot([big], { workers: large }), [], T0 + 60_000)).toEqual([]);
   });
 
+  it("run-queued judges the oldest queued run: a workflow step's own group, handler and request", () => {
+    const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
+    const worker = {
+      namespace: 'default',
+      group: 'ml',
+      handlers: ['train'],
+      status: 'active',
+      leaseExpiresAt: LIVE,
+    };
+    const workers = [{ ...worker, resources: { cpu: 8000 } }];
+    // The workflow's job requests nothing and names no step's group; its step run asks for a GPU.
+    const step = job({
+      oldestQueuedAt: T0,
+      queued: 1,
+      oldestQueued: { group: 'ml', handler: 'train', resources: { gpu: 1 } },
+    });
+    expect(conditionSignals(unroutable, snapshot([step], { workers }), [], T0 + 60_000)).toMatchObject([
+      {
+        details: {
+          noLiveWorker:
+            'No live worker in group ml declaring handler train has gpu 1 in all (short of the largest: gpu 1)',
+        },
+      },
+    ]);
+    const gpu = [{ ...worker, resources: { cpu: 8000, gpu: 1 } }];
+    expect(conditionSignals(unroutable, snapshot([step], { workers: gpu }), [], T0 + 60_000)).toEqual([]);
+    // A worker whose lease ended is not live, whatever its status says.
+    const expired = [{ ...gpu[0]!, leaseExpiresAt: T0 + 60_000 }];
+    expect(
+      conditionSignals(unroutable, snapshot([step], { workers: expired }), [], T0 + 60_000),
+    ).toMatchObject([{ details: { noLiveWorker: 'No live worker in group ml' } }]);
+  });
+
   it('run-queued: over the threshold; says why no live worker can take it; unroutableOnly leaves served jobs out', () => {
     const queued = rule({ kind: 'run-queued', threshold: '1m' });
     const stuck = job({ oldestQueuedAt: T0, queued: 2 });
     expect(conditionSignals(queued, snapshot([stuck]), [], T0 + 59_999)).toEqual([]);
     expect(conditionSignals(queued, snapshot([stuck]), [], T0 + 60_000)).toMatchObject([
-      { type: 'trigger', details: { noLiveWorker: 'No live worker serves group g', queued: 2 } },
+      { type: 'trigger', details: { noLiveWorker: 'No live worker in group g', queued: 2 } },
     ]);
-    const others = [{ namespace: 'default', group: 'g', handlers: ['other'], status: 'active' }];
+    const others = [
+      { namespace: 'default', group: 'g', handlers: ['other'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(conditionSignals(queued, snapshot([stuck], { workers: others }), [], T0 + 60_000)).toMatchObject([
-      { details: { noLiveWorker: 'No live worker of group g declares handler h' } },
+      { details: { noLiveWorker: 'No live worker in group g declares handler h' } },
     ]);
-    const served = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'active' }];
+    const served = [
+      { namespace: 'default', group: 'g', handlers: ['h'], status: 'active', leaseExpiresAt: LIVE },
+    ];
     expect(conditionSignals(queued, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toMatchObject([
       { details: { noLiveWorker: null } },
     ]);
     const unroutable = rule({ kind: 'run-queued', threshold: '1m', unroutableOnly: true });
     expect(conditionSignals(unroutable, snapshot([stuck], { workers: served }), [], T0 + 60_000)).toEqual([]);
-    const lostWorker = [{ namespace: 'default', group: 'g', handlers: ['h'], status: 'lost' }];
+    const lostWorker = [
+      { namespace: 'default', group: 'g', handlers: ['h'], status: 'lost', leaseExpiresAt: LIVE },
+    ];
     expect(
       conditionSignals(unroutable, snapshot([stuck], { workers: lostWorker }), [], T0 + 60_000),
     ).toHaveLength(1);

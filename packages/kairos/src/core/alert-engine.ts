@@ -1,8 +1,8 @@
 import type { JsonObject, RunStatus } from '@kairos/client';
 import { type AlertRuleRecord, ruleCovers } from './alert-rule.ts';
 import { formatDuration } from './duration.ts';
-import { missingResources } from './queue-wait.ts';
-import { describeResources, fits, type Resources } from './resources.ts';
+import { type PlacementWorker, unplaceable } from './queue-wait.ts';
+import type { Resources } from './resources.ts';
 
 /**
  * The rule engine of alerts: pure functions from events and snapshots of the cluster to signals,
@@ -219,14 +219,8 @@ export function eventSignals(rules: readonly AlertRuleRecord[], event: AlertEven
 /** What an evaluation reads of the cluster for the rules judged from state. */
 export interface AlertSnapshot {
   jobs: readonly AlertJobFacts[];
-  workers: readonly {
-    namespace: string;
-    group: string;
-    handlers: readonly string[];
-    status: string;
-    /** What it advertised (core/resources.ts); null or absent: nothing. */
-    resources?: Resources | null;
-  }[];
+  /** The workers, live or not (core/queue-wait.ts judges which are live). */
+  workers: readonly PlacementWorker[];
   nodes: readonly { name: string; expiresAt: number }[];
 }
 
@@ -245,6 +239,11 @@ export interface AlertJobFacts {
   lastFire: { fireTime: number; startedAt: number | null } | null;
   /** What each run of the job requests (core/resources.ts); null or absent: nothing. */
   resources?: Resources | null;
+  /**
+   * The oldest queued run's group, handler and request (its own, a workflow step's, else the job's):
+   * the run `run-queued` judges. Null or absent: none queued, or read as the job's own.
+   */
+  oldestQueued?: { group: string; handler: string; resources: Resources | null } | null;
 }
 
 /**
@@ -325,7 +324,7 @@ function condition(
   }
   if (kind === 'run-queued') {
     if (job.oldestQueuedAt === null || now - job.oldestQueuedAt < threshold) return null;
-    const why = unroutable(job, snapshot);
+    const why = unroutable(job, snapshot, now);
     if (unroutableOnly && why === null) return null;
     return {
       title: `Job ${job.name}: runs queued longer than ${formatDuration(threshold)}${why ? ' (no live worker can take them)' : ''}`,
@@ -350,23 +349,22 @@ function condition(
   return null;
 }
 
-/** Why no live worker of the job's namespace can take its runs, or null when one can. */
+/**
+ * Why no live worker of the job's namespace can take its oldest queued run (core/queue-wait.ts
+ * {@link unplaceable}, as a run's `waiting` and the metric decide it), or null when one can.
+ */
 export function unroutable(
-  job: Pick<AlertJobFacts, 'namespace' | 'group' | 'handler' | 'resources'>,
+  job: Pick<AlertJobFacts, 'namespace' | 'group' | 'handler' | 'resources' | 'oldestQueued'>,
   snapshot: AlertSnapshot,
+  now: number,
 ): string | null {
-  const live = snapshot.workers.filter(
-    (w) => w.status === 'active' && w.namespace === job.namespace && w.group === job.group,
-  );
-  if (live.length === 0) return `No live worker serves group ${job.group}`;
-  const able = live.filter((w) => w.handlers.includes(job.handler));
-  if (able.length === 0) return `No live worker of group ${job.group} declares handler ${job.handler}`;
-  const request = job.resources ?? null;
-  if (request !== null && !able.some((w) => fits(request, w.resources ?? {}))) {
-    const missing = describeResources(missingResources(request, able));
-    return `No live worker of group ${job.group} declaring handler ${job.handler} has ${describeResources(request)} in all (short of the largest: ${missing || 'each is on some worker, never all on one'})`;
-  }
-  return null;
+  const run = job.oldestQueued ?? {
+    group: job.group,
+    handler: job.handler,
+    resources: job.resources ?? null,
+  };
+  const why = unplaceable({ namespace: job.namespace, ...run }, snapshot.workers, now);
+  return why === null ? null : why.message.charAt(0).toUpperCase() + why.message.slice(1);
 }
 
 function iso(ms: number): string {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from './overlap.ts';
-import { type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
+import { unplaceable, type WaitingRun, type WaitWorker, whyQueued } from './queue-wait.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 const run: WaitingRun = {
@@ -86,5 +86,25 @@ describe('why a queued run waits', () => {
       reason: 'assigned_worker',
       message: expect.stringContaining('w1'),
     });
+  });
+});
+
+describe('unplaceable: whether no live worker can take a queued run', () => {
+  it('null when a live worker can, busy or not; else the first reason, as whyQueued answers it', () => {
+    const step = { ...run, resources: { cpu: 2000, gpu: 1 } };
+    const big = worker({ running: 2, resources: { cpu: 4000, gpu: 1 } });
+    expect(unplaceable(step, [big], NOW)).toBeNull();
+    const small = worker({ resources: { cpu: 1000, gpu: 1 } });
+    const why = unplaceable(step, [small], NOW);
+    expect(why).toEqual({
+      reason: 'no_worker_with_resources',
+      message: expect.stringContaining('short of the largest: cpu 1'),
+      resources: { request: { cpu: 2, gpu: 1 }, missing: { cpu: 1 } },
+    });
+    expect(whyQueued(step, [small], NOW)).toEqual(why);
+    // A worker whose lease ended, or of another namespace, is not live.
+    expect(unplaceable(step, [{ ...big, leaseExpiresAt: NOW }], NOW)?.reason).toBe('no_live_worker_in_group');
+    expect(unplaceable(step, [{ ...big, namespace: 'blue' }], NOW)?.reason).toBe('no_live_worker_in_group');
+    expect(unplaceable(step, [{ ...big, handlers: ['x'] }], NOW)?.reason).toBe('no_live_worker_for_handler');
   });
 });

@@ -294,7 +294,7 @@ describe('AlertService on SQLite with a fake clock and a real webhook receiver',
       {
         state: 'firing',
         subject: 'job:orphan',
-        details: { noLiveWorker: 'No live worker serves group lonely' },
+        details: { noLiveWorker: 'No live worker in group lonely' },
       },
     ]);
     await service.tick();

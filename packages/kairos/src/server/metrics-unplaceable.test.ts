@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Resources } from '../core/resources.ts';
 import { Metrics } from './metrics.ts';
 
 describe('kairos_runs_unplaceable', () => {
@@ -40,5 +41,44 @@ describe('kairos_runs_unplaceable', () => {
     expect(text).toMatch(/^kairos_runs_unplaceable\{namespace="default",group="gpu"\} 3$/m);
     expect(text).not.toMatch(/^kairos_runs_unplaceable\{[^}]*group="cpu"/m);
     expect(text).not.toMatch(/^kairos_runs_unplaceable\{[^}]*group="plain"/m);
+  });
+
+  it("counts a workflow step's run by its own request, not its job's", async () => {
+    const now = 1_000_000;
+    const live = {
+      id: 'w',
+      namespace: 'default',
+      group: 'ml',
+      handlers: ['train'],
+      status: 'active',
+      capacity: 4,
+      running: 0,
+      leaseExpiresAt: now + 5000,
+      resources: { cpu: 8000 },
+    };
+    const metrics = new Metrics(undefined, async () => ({
+      now,
+      counts: [
+        {
+          namespace: 'default',
+          group: 'ml',
+          jobName: 'workflow-job',
+          handler: 'train',
+          // Five queued: two steps ask for a GPU, one for 4 cores, two request what the job does (nothing).
+          queued: 5,
+          oldestAvailableAt: now - 1000,
+          groupServed: true,
+          handlerServed: true,
+          resources: null,
+          ownRequests: [
+            { resources: { gpu: 1 } as Resources, queued: 2 },
+            { resources: { cpu: 4000 } as Resources, queued: 1 },
+          ],
+        },
+      ],
+      workers: [live],
+    }));
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^kairos_runs_unplaceable\{namespace="default",group="ml"\} 2$/m);
   });
 });

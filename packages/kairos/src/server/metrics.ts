@@ -1,7 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { WaitWorker } from '../core/queue-wait.ts';
-import { fits } from '../core/resources.ts';
-import type { OverviewCounts, QueuedRunCount } from '../store/access.ts';
+import { type PlacementWorker, unplaceable } from '../core/queue-wait.ts';
+import { type OverviewCounts, type QueuedRunCount, queuedByRequest } from '../store/access.ts';
 
 /** The most (group, job, handler) rows of queued runs one scrape reads: a bound on series and work. */
 export const QUEUE_SERIES_LIMIT = 1000;
@@ -11,7 +10,7 @@ export interface QueueSnapshot {
   now: number;
   counts: QueuedRunCount[];
   /** The workers, when some count requests resources (for kairos_runs_unplaceable); else may be empty. */
-  workers?: WaitWorker[];
+  workers?: PlacementWorker[];
 }
 
 /**
@@ -219,22 +218,16 @@ export class Metrics {
     );
     gauge(
       'kairos_runs_unplaceable',
-      'Queued runs whose job requests more resources than any live worker of their group that declares the handler has in all (free or not), by namespace and group: they wait until a bigger worker joins',
+      "Queued runs that request more resources (their own, a workflow step's, else their job's) than any live worker of their group that declares the handler has in all (free or not), by namespace and group: they wait until a bigger worker joins",
       ['namespace', 'group'],
       (g, { now, counts, workers = [] }) => {
         for (const row of counts) {
-          if (!row.resources || !row.handlerServed) continue;
-          const request = row.resources;
-          const placeable = workers.some(
-            (w) =>
-              w.status === 'active' &&
-              w.leaseExpiresAt > now &&
-              w.namespace === row.namespace &&
-              w.group === row.group &&
-              w.handlers.includes(row.handler) &&
-              fits(request, w.resources ?? {}),
-          );
-          if (!placeable) g.inc({ namespace: row.namespace, group: row.group }, row.queued);
+          for (const { resources, queued } of queuedByRequest(row)) {
+            if (resources === null) continue;
+            const run = { namespace: row.namespace, group: row.group, handler: row.handler, resources };
+            if (unplaceable(run, workers, now)?.reason === 'no_worker_with_resources')
+              g.inc({ namespace: row.namespace, group: row.group }, queued);
+          }
         }
       },
     );

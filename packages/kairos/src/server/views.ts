@@ -1,5 +1,5 @@
 import type { Assignment, Attempt, JsonObject, NodeInfo, Run, RunSummary, WorkerInfo } from '@kairos/client';
-import { resourceSpecOf } from '../core/resources.ts';
+import { type Resources, resourceSpecOf } from '../core/resources.ts';
 import { maskSecrets } from '../core/secret-params.ts';
 import { taskSpecOf } from '../core/task.ts';
 import type { AttemptRecord, ClaimedRun, NodeRecord, RunRecord, WorkerRecord } from '../store/store.ts';
@@ -33,6 +33,7 @@ export function runView(run: RunRecord, attempts?: AttemptRecord[]): Run {
   };
   if (run.shard) view.shard = run.shard;
   if (run.assignedWorkerId) view.assignedWorkerId = run.assignedWorkerId;
+  if (run.resources) view.resources = resourceSpecOf(run.resources);
   if (attempts) view.attempts = attempts.map(attemptView);
   return view;
 }
@@ -57,8 +58,9 @@ function attemptView(attempt: AttemptRecord): Attempt {
   return view;
 }
 
-export function workerView(worker: WorkerRecord): WorkerInfo {
-  return {
+/** A worker as the fleet list shows it; `inUse`: what its running runs request (the store's `resourcesInUse`). */
+export function workerView(worker: WorkerRecord, inUse?: Resources): WorkerInfo {
+  const view: WorkerInfo = {
     id: worker.id,
     name: worker.name,
     group: worker.group,
@@ -74,6 +76,8 @@ export function workerView(worker: WorkerRecord): WorkerInfo {
     resources: worker.resources ? resourceSpecOf(worker.resources) : null,
     load: worker.load ?? null,
   };
+  if (inUse) view.resourcesInUse = resourceSpecOf(inUse);
+  return view;
 }
 
 /**

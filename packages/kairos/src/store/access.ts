@@ -152,8 +152,25 @@ export interface QueuedRunCount {
   groupServed: boolean;
   /** A live worker of the namespace and group declares the handler. */
   handlerServed: boolean;
-  /** What each run of the job requests (core/resources.ts); null: nothing. */
+  /** What the job requests for each run (core/resources.ts); null: nothing. */
   resources?: Resources | null;
+  /**
+   * Those of the runs that request resources of their own (a workflow step's `resources`), counted
+   * by request; the others request the job's. Absent or empty: none.
+   */
+  ownRequests?: Array<{ resources: Resources; queued: number }>;
+}
+
+/**
+ * The queued runs of a count by what each requests: those with a request of their own, then the
+ * rest with the job's (left out when none is left).
+ */
+export function queuedByRequest(
+  count: QueuedRunCount,
+): Array<{ resources: Resources | null; queued: number }> {
+  const own = count.ownRequests ?? [];
+  const rest = count.queued - own.reduce((sum, o) => sum + o.queued, 0);
+  return [...own, ...(rest > 0 ? [{ resources: count.resources ?? null, queued: rest }] : [])];
 }
 
 export interface QueuedRunCountRow {
@@ -166,9 +183,12 @@ export interface QueuedRunCountRow {
   group_served: number | boolean;
   handler_served: number | boolean;
   resources?: string | null;
+  /** JSON array of `{resources, queued}`, or null. */
+  own_requests?: string | Array<{ resources: Resources; queued: number | string }> | null;
 }
 
 export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
+  const own = ownRequestsOf(row.own_requests);
   return {
     namespace: row.namespace,
     group: row.group_name,
@@ -179,7 +199,22 @@ export function queuedRunCountFromRow(row: QueuedRunCountRow): QueuedRunCount {
     groupServed: Boolean(row.group_served),
     handlerServed: Boolean(row.handler_served),
     resources: row.resources ? (JSON.parse(row.resources) as Resources | null) : null,
+    ...(own.length > 0 ? { ownRequests: own } : {}),
   };
+}
+
+function ownRequestsOf(
+  column: QueuedRunCountRow['own_requests'],
+): Array<{ resources: Resources; queued: number }> {
+  if (column === null || column === undefined) return [];
+  const list = (typeof column === 'string' ? JSON.parse(column) : column) as Array<{
+    resources: Resources | string;
+    queued: number | string;
+  }>;
+  return list.map((o) => ({
+    resources: (typeof o.resources === 'string' ? JSON.parse(o.resources) : o.resources) as Resources,
+    queued: Number(o.queued),
+  }));
 }
 
 /** Fire lateness of scheduled runs over a sample: nearest-rank percentiles, in ms. */

@@ -410,6 +410,9 @@ export interface JobFactsRow {
   fire_time: number | string | null;
   started_at: number | string | null;
   resources?: string | null;
+  oldest_group?: string | null;
+  oldest_handler?: string | null;
+  oldest_resources?: string | null;
 }
 
 export function jobFactsFromRow(row: JobFactsRow): AlertJobFacts {
@@ -427,5 +430,13 @@ export function jobFactsFromRow(row: JobFactsRow): AlertJobFacts {
     queued: Number(row.queued),
     lastFire: fireTime === null ? null : { fireTime, startedAt: n(row.started_at) },
     resources: row.resources ? (JSON.parse(row.resources) as Resources | null) : null,
+    oldestQueued:
+      row.oldest_group === null || row.oldest_group === undefined
+        ? null
+        : {
+            group: row.oldest_group,
+            handler: row.oldest_handler ?? row.handler,
+            resources: row.oldest_resources ? (JSON.parse(row.oldest_resources) as Resources | null) : null,
+          },
   };
 }

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
 import { compileResources } from '../core/resources.ts';
+import { compileWorkflow } from '../core/workflow.ts';
+import { queuedByRequest } from './access.ts';
 import type { AttemptOutcome, ClaimedRun, Store } from './store.ts';
 
 /**
@@ -181,6 +183,61 @@ export function describeResourceConformance(dialect: string, open: () => Promise
       expect(await store.heartbeat('w', [], LEASE, T0 + 1, null, load)).not.toBeNull();
       expect(await store.heartbeat('w', [], LEASE, T0 + 2, null)).not.toBeNull();
       expect((await store.listWorkers()).find((w) => w.id === 'w')?.load).toEqual(load);
+    });
+
+    it("a workflow step's own request: queue counts and alert facts carry it, and workers' runs use it", async () => {
+      const big = await job('big', { cpu: 2 });
+      const [bigRun] = await queue(big.id, 1);
+      await store.workflows.put(
+        compileWorkflow({
+          name: 'gpu-flow',
+          steps: [
+            { id: 'a', handler: 'h', resources: { gpu: 2 } },
+            { id: 'b', handler: 'h', after: ['a'] },
+          ],
+        }),
+        'default',
+        T0,
+      );
+      await store.workflows.start('default', 'gpu-flow', { context: {} }, T0 + 1);
+      await store.workflows.start('default', 'gpu-flow', { context: {} }, T0 + 2);
+
+      const counts = await store.queuedRunCounts(T0 + 10, 100);
+      const bigCount = counts.find((c) => c.jobName === 'big')!;
+      expect(bigCount).toMatchObject({ queued: 1, resources: { cpu: 2000 } });
+      expect(queuedByRequest(bigCount)).toEqual([{ resources: { cpu: 2000 }, queued: 1 }]);
+      const flowCount = counts.find((c) => c.jobName !== 'big')!;
+      expect(flowCount).toMatchObject({ queued: 2, handler: 'h', resources: null });
+      expect(queuedByRequest(flowCount)).toEqual([{ resources: { gpu: 2 }, queued: 2 }]);
+
+      // The alert rule judges each job's oldest queued run: the step's request, else the job's.
+      const facts = await store.alerts.jobFacts(null, T0 + 10);
+      expect(facts.find((f) => f.name === 'big')?.oldestQueued).toEqual({
+        group: 'default',
+        handler: 'h',
+        resources: { cpu: 2000 },
+      });
+      expect(facts.find((f) => f.name !== 'big')?.oldestQueued).toEqual({
+        group: 'default',
+        handler: 'h',
+        resources: { gpu: 2 },
+      });
+
+      // What running runs use, per worker: the job's request on one, the step's own on the other.
+      await worker('w', { cpu: 4, gpu: 1 });
+      await worker('g', { gpu: 2 });
+      expect(await store.resourcesInUse(['w', 'g'])).toEqual(new Map());
+      expect(ids(await store.dispatchRuns('w', 10, T0 + 20, 0))).toEqual([bigRun]);
+      expect(await store.dispatchRuns('g', 10, T0 + 30, 0)).toHaveLength(1);
+      expect(await store.resourcesInUse(['w', 'g', 'nobody'])).toEqual(
+        new Map([
+          ['w', { cpu: 2000 }],
+          ['g', { gpu: 2 }],
+        ]),
+      );
+      expect(await store.resourcesInUse([])).toEqual(new Map());
+      const left = (await store.queuedRunCounts(T0 + 40, 100)).find((c) => c.jobName !== 'big')!;
+      expect(queuedByRequest(left)).toEqual([{ resources: { gpu: 2 }, queued: 1 }]);
     });
   });
 }

@@ -73,6 +73,16 @@ export interface UsedRow {
   request: JsonColumn | null;
 }
 
+/** The requests of the rows ({@link UsedRow}) summed per worker. */
+export function usedByWorker(rows: readonly UsedRow[]): Map<string, Resources> {
+  const out = new Map<string, Resources>();
+  for (const row of rows) {
+    const request = row.request === null ? null : json<Resources | null>(row.request);
+    if (request !== null) out.set(row.worker_id, addResources(out.get(row.worker_id) ?? {}, request));
+  }
+  return out;
+}
+
 /** Adds the requests of the runs live workers hold to their snapshots' `used`. */
 export function addUsed(live: WorkerSnapshot[], rows: readonly UsedRow[]): void {
   const byId = new Map(live.map((w) => [w.id, w]));

@@ -244,6 +244,12 @@ export interface Store {
   unregisterWorker(workerId: string, now: number): Promise<void>;
   /** Workers of one namespace, or of all. */
   listWorkers(namespace?: string): Promise<WorkerRecord[]>;
+  /**
+   * What the running runs of each of these workers request in all (each its own, a workflow step's,
+   * else its job's; core/resources.ts units): what a claim subtracts from the worker's advertised
+   * capacity. A worker that runs nothing with a request is absent.
+   */
+  resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>>;
 
   // Ending attempts ----------------------------------------------------------
 

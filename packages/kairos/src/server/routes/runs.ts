@@ -129,11 +129,20 @@ export function runRoutes(app: FastifyInstance, ctx: NodeContext): void {
   app.get<{ Querystring: Static<typeof WorkerQuery> }>(
     '/v1/workers',
     { ...read, schema: listWorkers },
-    async (request) => ({
+    async (request) => {
       // Lost and stopped workers stay until the reaper prunes them; a list of the fleet hides them.
-      items: (await store.listWorkers(request.namespace))
-        .filter((worker) => request.query.all || worker.status === 'active' || worker.status === 'draining')
-        .map(workerView),
-    }),
+      const workers = (await store.listWorkers(request.namespace)).filter(
+        (worker) => request.query.all || worker.status === 'active' || worker.status === 'draining',
+      );
+      // What the runs of the workers that can hold requests use: read only for those.
+      const holders = workers.filter(
+        (w) => w.resources && (w.status === 'active' || w.status === 'draining'),
+      );
+      const inUse = await store.resourcesInUse(holders.map((w) => w.id));
+      const held = new Set(holders.map((w) => w.id));
+      return {
+        items: workers.map((w) => workerView(w, held.has(w.id) ? (inUse.get(w.id) ?? {}) : undefined)),
+      };
+    },
   );
 }

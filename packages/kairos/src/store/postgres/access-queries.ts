@@ -113,7 +113,8 @@ export const FIRE_LATENESS = `
 /**
  * Queued runs by group, job and handler, the largest counts first. $1 now, $2 limit.
  * The count is an ordered pass over runs_queued_by_job (group, job, handler, available_at), which
- * holds every column it reads; live workers are few and read once.
+ * holds every column it reads; live workers are few and read once. Runs with a request of their
+ * own (workflow steps) are counted by request through runs_queued_requests, which holds only them.
  */
 export const QUEUED_RUN_COUNTS = `
   WITH queued AS (
@@ -125,6 +126,11 @@ export const QUEUED_RUN_COUNTS = `
   live AS (SELECT namespace, group_name, handlers FROM workers WHERE status = 'active' AND lease_expires_at > $1)
   SELECT j.namespace, q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
     j.dispatch->'resources' AS resources,
+    (SELECT jsonb_agg(jsonb_build_object('resources', o.resources, 'queued', o.n))
+      FROM (SELECT r.resources, count(*) AS n FROM runs r
+        WHERE r.status = 'queued' AND r.resources IS NOT NULL AND r.group_name = q.group_name
+          AND r.job_id = q.job_id AND r.handler = q.handler
+        GROUP BY r.resources) o) AS own_requests,
     EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name) AS group_served,
     EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name
       AND l.handlers ? q.handler) AS handler_served

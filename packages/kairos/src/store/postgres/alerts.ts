@@ -55,17 +55,21 @@ const PENDING_EVENTS = `
 
 /**
  * Per job of a scope: the last success (walking runs_job back from the newest run, which stops at
- * once for a healthy job), the queued runs (runs_active), and the latest fire due by now (runs_fire).
+ * once for a healthy job), the queued runs (runs_active) with the oldest one's group, handler and
+ * request (its own, a workflow step's, else the job's), and the latest fire due by now (runs_fire).
  * $1 now, $2 job, $3 group, $4 namespace (null: any).
  */
 const JOB_FACTS = `
   SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at, j.dispatch->'resources' AS resources,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id AND r.status = 'succeeded'
       ORDER BY r.id DESC LIMIT 1) AS last_success_at,
-    (SELECT min(r.available_at) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS oldest_queued_at,
+    o.available_at AS oldest_queued_at, o.group_name AS oldest_group, o.handler AS oldest_handler,
+    coalesce(o.resources, j.dispatch->'resources') AS oldest_resources,
     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS queued,
     f.fire_time, f.started_at
   FROM jobs j
+  LEFT JOIN LATERAL (SELECT r.available_at, r.group_name, r.handler, r.resources FROM runs r
+      WHERE r.job_id = j.id AND r.status = 'queued' ORDER BY r.available_at, r.id LIMIT 1) o ON true
   LEFT JOIN LATERAL (SELECT r.fire_time, r.started_at FROM runs r WHERE r.job_id = j.id
       AND r.fire_time IS NOT NULL AND r.fire_time <= $1::bigint ORDER BY r.fire_time DESC LIMIT 1) f ON true
   WHERE ($2::text IS NULL OR j.name = $2::text) AND ($3::text IS NULL OR j.group_name = $3::text)

@@ -8,6 +8,7 @@ import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import type { Resources } from '../../core/resources.ts';
 import {
   type JobRetention,
   type PruneCandidate,
@@ -80,6 +81,7 @@ import {
   scheduleToStartError,
   snapshotFromRow,
   type UsedRow,
+  usedByWorker,
 } from '../dispatch-rows.ts';
 import {
   groupByRun,
@@ -1125,6 +1127,11 @@ export class PostgresStore implements Store {
     return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
       workerFromRow,
     );
+  }
+
+  async resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
+    if (workerIds.length === 0) return new Map();
+    return usedByWorker(await this.query<UsedRow>('resourcesInUse', dq.USED_BY_WORKERS, [[...workerIds]]));
   }
 
   // Ending attempts ----------------------------------------------------------

@@ -55,17 +55,21 @@ const PENDING_EVENTS = `
 
 /**
  * Per job of a scope: the last success (walking runs_job back from the newest run, which stops at
- * once for a healthy job), the queued runs (runs_active), and the latest fire due by now (runs_fire).
+ * once for a healthy job), the queued runs (runs_active) with the oldest one's group, handler and
+ * request (its own, a workflow step's, else the job's), and the latest fire due by now (runs_fire).
  * @now, @namespace, @job, @group (null: any).
  */
 const JOB_FACTS = `
   SELECT j.namespace, j.name, j.group_name, j.handler, j.paused, j.created_at, j.dispatch -> '$.resources' AS resources,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id AND r.status = 'succeeded'
       ORDER BY r.id DESC LIMIT 1) AS last_success_at,
-    (SELECT min(r.available_at) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS oldest_queued_at,
+    o.available_at AS oldest_queued_at, o.group_name AS oldest_group, o.handler AS oldest_handler,
+    coalesce(o.resources, j.dispatch -> '$.resources') AS oldest_resources,
     (SELECT count(*) FROM runs r WHERE r.job_id = j.id AND r.status = 'queued') AS queued,
     f.fire_time, f.started_at
   FROM jobs j
+  LEFT JOIN runs o ON o.id = (SELECT r.id FROM runs r WHERE r.job_id = j.id AND r.status = 'queued'
+      ORDER BY r.available_at, r.id LIMIT 1)
   LEFT JOIN runs f ON f.id = (SELECT r.id FROM runs r WHERE r.job_id = j.id AND r.fire_time IS NOT NULL
       AND r.fire_time <= @now ORDER BY r.fire_time DESC LIMIT 1)
   WHERE (@namespace IS NULL OR j.namespace = @namespace) AND (@job IS NULL OR j.name = @job)

@@ -9,6 +9,7 @@ import type { JobDefinition, JobRecord } from '../../core/job.ts';
 import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
 import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
+import type { Resources } from '../../core/resources.ts';
 import {
   type JobRetention,
   type PruneCandidate,
@@ -77,6 +78,7 @@ import {
   scheduleToStartError,
   snapshotFromRow,
   type UsedRow,
+  usedByWorker,
 } from '../dispatch-rows.ts';
 import {
   groupByRun,
@@ -932,6 +934,13 @@ export class SqliteStore implements Store {
     );
   }
 
+  async resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
+    if (workerIds.length === 0) return new Map();
+    return this.run('resourcesInUse', () =>
+      usedByWorker(this.sql(hot.USED_BY_WORKERS).all(JSON.stringify(workerIds)) as UsedRow[]),
+    );
+  }
+
   // Ending attempts ----------------------------------------------------------
 
   async recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
@@ -1690,7 +1699,8 @@ export class SqliteStore implements Store {
 
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
     // The count is an ordered pass over runs_queued_by_job (group, job, handler, available_at), which
-    // holds every column it reads; live workers are few and read once.
+    // holds every column it reads; live workers are few and read once. Runs with a request of their
+    // own (workflow steps) are counted by request from runs_queued_requests, which holds only them.
     return this.run('queuedRunCounts', () =>
       (
         this.sql(
@@ -1704,6 +1714,11 @@ export class SqliteStore implements Store {
              WHERE status = 'active' AND lease_expires_at > @now)
            SELECT j.namespace, q.group_name, j.name AS job_name, q.handler, q.queued, q.oldest,
              j.dispatch -> '$.resources' AS resources,
+             (SELECT json_group_array(json_object('resources', json(o.resources), 'queued', o.n))
+               FROM (SELECT r.resources, count(*) AS n FROM runs r INDEXED BY runs_queued_requests
+                 WHERE r.status = 'queued' AND r.resources IS NOT NULL AND r.group_name = q.group_name
+                   AND r.job_id = q.job_id AND r.handler = q.handler
+                 GROUP BY r.resources) o) AS own_requests,
              EXISTS (SELECT 1 FROM live l WHERE l.namespace = j.namespace AND l.group_name = q.group_name)
                AS group_served,
              EXISTS (SELECT 1 FROM live l, json_each(l.handlers) h
