@@ -69,9 +69,9 @@ interface Unit {
 }
 
 /** From a per-minute contestant's schedule run's start to the earliest opening of its window: a fresh
- * store and client, the schedule workers, the schedules' creation and the window's 3 s settling (an
- * estimate: 6–8 s were measured when the run also held the crash scenario up to its kill, 2–3 s of
- * that); the estimate may be off by {@link ONCE_LEAD_ERROR_MS}. */
+ * store and client, the schedule workers, the schedules' creation and the window's 3 s settling. An
+ * estimate: 6–8 s were measured when such a run also held the crash scenario up to its kill (2–3 s of
+ * it), which it no longer does; it may be off by {@link ONCE_LEAD_ERROR_MS}. */
 const ONCE_LEAD_MS = 6000;
 const ONCE_LEAD_ERROR_MS = 3000;
 /** How long a schedule run may wait for its window's minute when another run could go first. */

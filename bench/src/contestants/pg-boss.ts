@@ -15,11 +15,14 @@ const WORK = {
 };
 
 /** Fast recovery (the `crash-tuned` scenario): the queue expects a heartbeat every 10 s (the least
- * pg-boss accepts; workers send one every 5 s, half of it, by default) and the worker processes'
+ * pg-boss accepts; workers send one every 5 s, half of it, by default); the worker processes'
  * instances look for jobs whose heartbeat stopped every second (supervise and monitor intervals; the
- * defaults are 60 s, and jobs without a heartbeat expire after 15 min). */
+ * defaults are 60 s, and jobs without a heartbeat expire after 15 min); and their workers poll every
+ * second: a job failed by its heartbeat goes back to `retry` without a NOTIFY, and with NOTIFY on,
+ * a worker otherwise polls only every 30 s (`notifyPollingIntervalSeconds` default). */
 const FAST_QUEUE = { heartbeatSeconds: 10 };
 const FAST_INSTANCE = { superviseIntervalSeconds: 1, monitorIntervalSeconds: 1 };
+const FAST_WORK = { notifyPollingIntervalSeconds: 1 };
 
 /** pg-boss as a contestant. */
 export function create(): Contestant {
@@ -62,7 +65,7 @@ export function create(): Contestant {
     recovery: 'active jobs expire after 15 min and are retried (expireInSeconds default)',
     recoverySeconds: 15 * 60, // expireInSeconds
     fastRecovery: {
-      recovery: `queue heartbeatSeconds ${FAST_QUEUE.heartbeatSeconds}; worker instances superviseIntervalSeconds ${FAST_INSTANCE.superviseIntervalSeconds}, monitorIntervalSeconds ${FAST_INSTANCE.monitorIntervalSeconds}`,
+      recovery: `queue heartbeatSeconds ${FAST_QUEUE.heartbeatSeconds}; worker instances superviseIntervalSeconds ${FAST_INSTANCE.superviseIntervalSeconds}, monitorIntervalSeconds ${FAST_INSTANCE.monitorIntervalSeconds}; work() notifyPollingIntervalSeconds ${FAST_WORK.notifyPollingIntervalSeconds}`,
       recoverySeconds: FAST_QUEUE.heartbeatSeconds + FAST_INSTANCE.superviseIntervalSeconds,
     },
     version: () => packageVersion('pg-boss'),
@@ -113,7 +116,8 @@ export function create(): Contestant {
       const instance = await boss(env, queue);
       return {
         async start() {
-          await instance.work<unknown>(queue, WORK, async (jobs) => {
+          const work = queue === FAST_RECOVERY_QUEUE ? { ...WORK, ...FAST_WORK } : WORK;
+          await instance.work<unknown>(queue, work, async (jobs) => {
             // A cron job carries no nominal instant: it is the minute the job started in (the cron
             // monitor sends each minute's jobs within that minute).
             const minute = queue === 'schedule' ? Math.floor(Date.now() / 60_000) * 60_000 : undefined;
