@@ -6,6 +6,7 @@
 // p99 start, first → last start, and the process's CPU time between the first and the last start per
 // start. The first bursts warm up and are left out. No store, no other load of its own: the SDK's
 // start path alone, for comparing changes to it (`--cpu-prof` shows where a start's time goes).
+// Result: bench/results/burst-<timestamp>.json.
 //   node --import tsx --conditions=@kairos/source src/burst.ts [--runs 1000] [--concurrency 200] [--bursts 12] [--warmup 3] [--ahead 300]
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Assignment, Report } from '@kairos/client';
 import { Worker } from '@kairos/worker';
+import { saveResult } from './results.ts';
 
 const { values } = parseArgs({
   options: {
@@ -193,3 +195,13 @@ console.log(
 );
 const early = rows.reduce((sum, row) => sum + row.early, 0);
 if (early > 0 || !rows.every((row) => row.inOrder)) console.log(`started early: ${early}; in order: no`);
+saveResult('burst', {
+  settings: { runs, concurrency, bursts, warmup, aheadMs },
+  bursts: rows,
+  median: {
+    late: median(rows.map((r) => r.late)),
+    p99: median(rows.map((r) => r.p99)),
+    last: median(rows.map((r) => r.last)),
+    cpuPerStart: median(rows.map((r) => r.cpuPerStart)),
+  },
+});

@@ -2,12 +2,15 @@
 // limit (`npm run bench:ceiling -w bench`, and part of `--all`):
 // - PostgreSQL: pgbench with a single-row UPDATE per commit (the cost of one durable write), 8 clients;
 // - Redis: redis-benchmark SET and GET, 50 clients, no pipelining.
+// Alone, it writes bench/results/ceiling-<timestamp>.json with the servers' settings.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { serviceSettings } from './environment.ts';
 import { createDatabase } from './pg.ts';
+import { saveResult } from './results.ts';
 import { Timings } from './timings.ts';
 
 export interface CeilingResult {
@@ -70,5 +73,10 @@ export function describeCeiling(r: CeilingResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
-  console.log(describeCeiling(await ceiling()));
+  const result = await ceiling();
+  console.log(describeCeiling(result));
+  saveResult('ceiling', {
+    result,
+    services: { postgres: await serviceSettings('postgres'), redis: await serviceSettings('redis') },
+  });
 }

@@ -35,7 +35,7 @@ function newestResult(): string {
 /** The data points of `result`: for each figure that `panelOf` puts in a panel, one per contestant. */
 function data(result: ComparisonResult, panelOf: (figure: Figure) => string | undefined): Datum[] {
   const rows: Datum[] = [];
-  const all = figures(result.sizes.latencyRate);
+  const all = figures(result.sizes.latencyRate, result.sizes.largeDrainJobs);
   for (const contestant of result.contestants) {
     all.forEach((figure, order) => {
       const panel = panelOf(figure);
@@ -59,6 +59,7 @@ function throughputSpec(result: ComparisonResult): TopLevelSpec {
   const panels: Record<string, string> = {
     'drain.enqueuePerSecond': 'drain: enqueue (bulk API)',
     'drain.processPerSecond': 'drain: process',
+    'largeDrain.processPerSecond': 'drain 100,000: process',
     'steady.enqueuePerSecond': 'steady: enqueue one by one',
     'steady.completedPerSecond': 'steady: completed',
   };

@@ -27,7 +27,7 @@ async function clientOperations(contestant: Contestant, env: Env, queues: string
 }
 
 async function workerOperations(contestant: Contestant, env: Env, queue: string): Promise<Operations> {
-  const probe = new Probe(process.env.BENCH_HANG === '1');
+  const probe = new Probe(process.env.BENCH_HANG === '1', process.env.BENCH_RECORD_STARTS === '1');
   const consumer = await contestant.consume(env, queue, probe.handle);
   return {
     go: () => consumer.start(),

@@ -2,16 +2,25 @@
 import { performance } from 'node:perf_hooks';
 import { ceiling } from './ceiling.ts';
 import { loadContestant } from './contestants/index.ts';
-import { describeContestants, machine, services } from './environment.ts';
+import { describeContestants, machine } from './environment.ts';
 import { failover } from './failover.ts';
 import { summarise } from './figures.ts';
 import { IdleWork } from './idle.ts';
+import { contestantOrders } from './order.ts';
 import { type ComparisonResult, markdownTable, writeComparison } from './report.ts';
+import { source } from './results.ts';
 import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
 import { scale } from './scale.ts';
 import { suitsWindow } from './scenarios/schedule.ts';
 import { describePhases, Timings } from './timings.ts';
 import { message } from './util.ts';
+
+/** Each contestant's service settings, as its first run read them before its teardown. */
+function firstServices(runs: ContestantRun[]): Record<string, Record<string, string>> {
+  const found: Record<string, Record<string, string>> = {};
+  for (const run of runs) if (run.service && !found[run.contestant]) found[run.contestant] = run.service;
+  return found;
+}
 
 /** The Kairos-only and machine sections that run once after the contestants. */
 export const EXTRAS = ['failover', 'scale', 'ceiling'] as const;
@@ -26,11 +35,16 @@ export interface CompareOptions {
   workers: number;
   sizes: Sizes;
   extras: readonly ExtraName[];
+  /** Seed of the contestants' order in each repetition (see order.ts). */
+  seed: number;
 }
 
 function line(run: ContestantRun): string {
   const parts = [
-    run.drain && `drain ${run.drain.enqueuePerSecond}/${run.drain.processPerSecond} jobs/s`,
+    run.drain &&
+      `drain ${run.drain.enqueuePerSecond}/${run.drain.processPerSecond} jobs/s (10–90 % ${run.drain.steadyPerSecond})`,
+    run.largeDrain &&
+      `large drain ${run.largeDrain.enqueuePerSecond}/${run.largeDrain.processPerSecond} jobs/s (10–90 % ${run.largeDrain.steadyPerSecond})`,
     run.steady &&
       `steady ${run.steady.completedPerSecond} jobs/s p50 ${run.steady.p50} p99 ${run.steady.p99} ms`,
     run.latency && `latency p50 ${run.latency.p50} p99 ${run.latency.p99} ms`,
@@ -38,6 +52,8 @@ function line(run: ContestantRun): string {
       `schedule p99 ${run.schedule.p99} ms missed ${run.schedule.missing} doubled ${run.schedule.duplicates}` +
         (run.schedule.offSchedule ? ` off-schedule ${run.schedule.offSchedule}` : ''),
     run.crash && `crash ${run.crash.complete ? `${run.crash.seconds} s` : `> ${run.crash.limitSeconds} s`}`,
+    run.crashTuned &&
+      `crash, tuned ${run.crashTuned.complete ? `${run.crashTuned.seconds} s` : `> ${run.crashTuned.limitSeconds} s`}`,
     ...run.errors.map((e) => `ERROR ${e}`),
   ];
   return parts.filter(Boolean).join(' · ');
@@ -52,28 +68,27 @@ interface Unit {
   after?: Unit | undefined;
 }
 
-/** From a once-only run's start to the earliest opening of its schedule window: a fresh store and
- * client, the crash scenario up to its kill, the schedule workers, the schedules' creation and the
- * window's 3 s settling (6–8 s measured); the estimate may be off by {@link ONCE_LEAD_ERROR_MS}. */
-const ONCE_LEAD_MS = 8000;
+/** From a per-minute contestant's schedule run's start to the earliest opening of its window: a fresh
+ * store and client, the schedule workers, the schedules' creation and the window's 3 s settling. An
+ * estimate: 6–8 s were measured when such a run also held the crash scenario up to its kill (2–3 s of
+ * it), which it no longer does; it may be off by {@link ONCE_LEAD_ERROR_MS}. */
+const ONCE_LEAD_MS = 6000;
 const ONCE_LEAD_ERROR_MS = 3000;
-/** How long a once-only run may wait for its window's minute when another run could go first. */
+/** How long a schedule run may wait for its window's minute when another run could go first. */
 const ONCE_MAX_WAIT_MS = 5000;
-/** How long a per-minute contestant takes to run its minute's fires, at most (pg-boss: up to 11 s). */
-const MINUTE_FIRES_S = 12;
-/** Runs that must be left for a once-only run to wait for room after its minute as well. */
-const ROOM_RUNS_LEFT = 6;
 
-/** The runs in order: repetition r starts with the r-th contestant. In the first repetition a
- * contestant's once-only scenarios (schedule, crash) run on the same store after its other scenarios,
- * except where its schedules fire once a minute: those run on a fresh store of their own, deferred
- * until the clock suits their window. */
-async function plan(options: CompareOptions): Promise<{ regular: Unit[]; deferred: Unit[] }> {
+/** The runs in order: repetition r runs the contestants in `orders[r − 1]`. In the first repetition
+ * a contestant's once-only scenarios (crash, crash-tuned, schedule) run on the same store after its
+ * other scenarios, except where its schedules fire once a minute: its schedule scenario runs on a
+ * fresh store of its own, deferred until the clock suits its window. */
+async function plan(
+  options: CompareOptions,
+  orders: string[][],
+): Promise<{ regular: Unit[]; deferred: Unit[] }> {
   const regular: Unit[] = [];
   const deferred: Unit[] = [];
-  for (let rep = 1; rep <= options.reps; rep++) {
-    const shift = (rep - 1) % options.contestants.length;
-    const order = [...options.contestants.slice(shift), ...options.contestants.slice(0, shift)];
+  for (const [index, order] of orders.entries()) {
+    const rep = index + 1;
     for (const name of order) {
       const scenarios =
         rep === 1 ? [...options.scenarios] : options.scenarios.filter((s) => !ONCE.includes(s));
@@ -82,20 +97,20 @@ async function plan(options: CompareOptions): Promise<{ regular: Unit[]; deferre
         (contestant) => contestant.schedules?.periodMs ?? 0,
         () => 0,
       );
-      const perMinute = period >= 60_000;
-      if (rep === 1 && perMinute && scenarios.includes('schedule')) {
-        const speed = scenarios.filter((s) => !ONCE.includes(s));
-        const first = speed.length ? { name, rep, scenarios: speed } : undefined;
+      if (period >= 60_000 && scenarios.includes('schedule')) {
+        const rest = scenarios.filter((s) => s !== 'schedule');
+        const first = rest.length ? { name, rep, scenarios: rest } : undefined;
         if (first) regular.push(first);
-        deferred.push({ name, rep, scenarios: scenarios.filter((s) => ONCE.includes(s)), after: first });
+        deferred.push({ name, rep, scenarios: ['schedule'], after: first });
       } else if (scenarios.length) regular.push({ name, rep, scenarios });
     }
   }
   return { regular, deferred };
 }
 
-/** Runs the comparison, writes its results and prints the table. Repetition r starts with the r-th
- * contestant, so that no contestant always runs first (on a cold machine) or right after the same one. */
+/** Runs the comparison, writes its results and prints the table. The contestants' order in each
+ * repetition is a row of a random Latin square drawn from `options.seed` (see order.ts), so that no
+ * contestant always runs first (on a cold machine) or right after the same one. */
 export async function compare(options: CompareOptions): Promise<ComparisonResult> {
   const started = performance.now();
   const contestants = await describeContestants(options.contestants);
@@ -113,8 +128,8 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
       console.log(`${name.padEnd(24)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s`);
     }
   };
-  // The failover and ceiling sections run in the idle part of a per-minute schedule window, or in the
-  // scale section's wait for its storm, where they fit (see idle.ts), else at the end.
+  // The failover and ceiling sections run in the scale section's wait for its storm, where they fit
+  // (see idle.ts), else at the end; never while a contestant's scenario runs.
   const idle = new IdleWork(
     [
       {
@@ -144,7 +159,6 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
         scenarios,
         workers: options.workers,
         extra: {},
-        idle,
       });
     } catch (error) {
       run = { contestant: name, rep, errors: [`setup: ${message(error)}`] };
@@ -157,21 +171,17 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     );
     if (run.phases) console.log(`    ${describePhases(run.phases)}`);
   };
-  const { regular, deferred } = await plan(options);
-  // A per-minute contestant's once-only run (fresh store: crash and schedule scenarios) starts when its
-  // window would open without waiting long for its minute; until then the regular runs go on (each
-  // moves the clock on by about half a minute), and it waits only when none is left.
+  const orders = contestantOrders(options.contestants, options.reps, options.seed);
+  console.log(`contestant order (seed ${options.seed}): ${orders.map((o) => o.join(' ')).join(' | ')}`);
+  const { regular, deferred } = await plan(options, orders);
+  // A per-minute contestant's schedule run (fresh store) starts when its window would open without
+  // waiting long for its minute; until then the regular runs go on (each moves the clock on by about
+  // half a minute), and it waits only when none is left.
   const ran = new Set<Unit>();
-  // While once-only sections wait for idle time, and enough runs are left to wait for the clock, the
-  // window is also to leave the largest of them room after its minute's fires.
   const suits = () =>
     suitsWindow(Date.now() + ONCE_LEAD_MS, 60_000, options.sizes.scheduleSeconds * 1000, {
       maxWaitMs: ONCE_MAX_WAIT_MS,
       errorMs: ONCE_LEAD_ERROR_MS,
-      roomMs:
-        regular.length >= ROOM_RUNS_LEFT && idle.largestPending()
-          ? (idle.largestPending() + MINUTE_FIRES_S) * 1000
-          : 0,
     });
   while (regular.length || deferred.length) {
     const eligible = deferred.filter((unit) => !unit.after || ran.has(unit.after));
@@ -180,7 +190,7 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     else {
       for (const waiting of eligible)
         console.log(
-          `    ${waiting.name}'s once-only run waits for its window's time of the minute: another run goes first`,
+          `    ${waiting.name}'s schedule run waits for its window's time of the minute: another run goes first`,
         );
       unit = regular[0];
     }
@@ -202,11 +212,13 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
     reps: options.reps,
     workers: options.workers,
     sizes: options.sizes,
+    order: { seed: options.seed, reps: orders },
+    source: source(),
     machine: machine(),
-    services: await services(options.contestants),
+    services: firstServices(runs),
     contestants,
     runs,
-    summary: summarise(runs, options.sizes.latencyRate),
+    summary: summarise(runs, options.sizes.latencyRate, options.sizes.largeDrainJobs),
     extras,
     seconds: (performance.now() - started) / 1000,
   };

@@ -44,6 +44,14 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
+/** The queue of the worker-crash scenario run with settings tuned for fast recovery (scenario
+ * `crash-tuned`): a contestant gives its jobs, queue and workers there its {@link Contestant.fastRecovery}
+ * settings, and its defaults everywhere else. */
+export const FAST_RECOVERY_QUEUE = 'crash-tuned';
+
+/** A contestant's settings for recovering a dead worker's jobs fast, or why it has none to set. */
+export type FastRecovery = { recovery: string; recoverySeconds: number } | { unavailable: string };
+
 /** The benchmark's handler: records the job (see probe.ts); `fireTime` is the nominal instant of a
  * scheduled job (epoch ms). It never throws. It returns a promise only in a worker that the worker-crash
  * scenario dooms: that promise never settles, so the jobs stay in flight until the process is killed. */
@@ -70,6 +78,9 @@ export interface Contestant {
    * (from the contestant's documentation). Beyond the crash scenario's limit, its wait is idle time,
    * which the comparison overlaps with the schedule scenario (see run.ts). */
   readonly recoverySeconds: number;
+  /** The settings of the `crash-tuned` scenario (on {@link FAST_RECOVERY_QUEUE}), from the contestant's
+   * current options, or why there are none. */
+  readonly fastRecovery: FastRecovery;
   /** The version under test, e.g. `12.38.0`. */
   version(): string;
 

@@ -36,6 +36,10 @@ export interface ContestantInfo {
   /** The database server its jobs live in; absent for an embedded store. */
   server?: Server;
   settings: Record<string, string | number | boolean>;
+  /** How a dead worker's jobs come back by default, and with the fast-recovery settings (or why there
+   * are none); absent in older result files. */
+  recovery?: string;
+  fastRecovery?: string;
 }
 
 /** Name, label, version, runtime and settings of each contestant in `names`. */
@@ -50,10 +54,16 @@ export async function describeContestants(names: string[]): Promise<ContestantIn
         node: nodeVersion(c.runtime),
         ...(c.server ? { server: c.server } : {}),
         settings: c.settings,
+        recovery: c.recovery,
+        fastRecovery:
+          'unavailable' in c.fastRecovery ? `none: ${c.fastRecovery.unavailable}` : c.fastRecovery.recovery,
       };
     }),
   );
 }
+
+/** The Redis settings that bear on a queue's speed and durability. */
+export const REDIS_SETTINGS = ['appendonly', 'appendfsync', 'maxmemory', 'maxmemory-policy', 'save'] as const;
 
 async function redisInfo(): Promise<Record<string, string>> {
   const { Redis } = await import('ioredis');
@@ -61,26 +71,22 @@ async function redisInfo(): Promise<Record<string, string>> {
   try {
     const version = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
     const info: Record<string, string> = { redis_version: version };
-    for (const key of ['appendonly', 'appendfsync', 'maxmemory-policy']) {
-      info[key] = ((await redis.config('GET', key)) as string[])[1] ?? '?';
-    }
+    for (const key of REDIS_SETTINGS) info[key] = ((await redis.config('GET', key)) as string[])[1] ?? '?';
     return info;
   } finally {
     redis.disconnect();
   }
 }
 
-/** Versions and settings of the servers the chosen contestants use (PostgreSQL, Redis). */
-export async function services(names: string[]): Promise<Record<string, Record<string, string>>> {
-  const found: Record<string, Record<string, string>> = {};
-  const ask = async (key: string, get: () => Promise<Record<string, string>>) => {
-    try {
-      found[key] = await get();
-    } catch (error) {
-      found[key] = { error: message(error) };
-    }
-  };
-  if (names.includes('pg-boss') || names.includes('graphile-worker')) await ask('postgres', postgresInfo);
-  if (names.includes('bullmq')) await ask('redis', redisInfo);
-  return found;
+/**
+ * The settings of `server` as the live service reports them (CONFIG GET, current_setting), read while a
+ * contestant's run still has it set up: BullMQ's runs switch Redis's AOF on and back off at teardown, so
+ * settings read after the run would be the machine's, not the run's. Errors are recorded, not thrown.
+ */
+export async function serviceSettings(server: Server): Promise<Record<string, string>> {
+  try {
+    return server === 'postgres' ? await postgresInfo() : await redisInfo();
+  } catch (error) {
+    return { error: message(error) };
+  }
 }

@@ -2,10 +2,13 @@
 // of `--all`). Two `kairos server` nodes share a database; one job fires every second. Each round
 // waits for a fire, then stops the node that owns the job's partition, and measures the time from
 // the stop to the next run the survivor creates, and how late that run was against its nominal fire
-// time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each (3 by default).
+// time. `kill -9` (crash) and SIGTERM (clean stop), `rounds` times each (3 by default). Alone, it
+// writes bench/results/failover-<timestamp>.json.
 import { pathToFileURL } from 'node:url';
+import { serviceSettings } from './environment.ts';
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { SERVER_URL, serverClient } from './pg.ts';
+import { saveResult } from './results.ts';
 import { round } from './stats.ts';
 import { Timings } from './timings.ts';
 import { sleep } from './util.ts';
@@ -115,5 +118,7 @@ export function describeFailover(result: FailoverResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
-  console.log(describeFailover(await failover(Number(process.env.ROUNDS ?? 3))));
+  const result = await failover(Number(process.env.ROUNDS ?? 3));
+  console.log(describeFailover(result));
+  saveResult('failover', { result, services: { postgres: await serviceSettings('postgres') } });
 }

@@ -1,46 +1,68 @@
 // The figures of the comparison, how to read each from a run, and their spread over the repetitions.
-import type { ContestantRun } from './run.ts';
+import type { ContestantRun, ScenarioName } from './run.ts';
 import { type Spread, spread } from './stats.ts';
 
 /** One reported figure. */
 export interface Figure {
   key: string;
+  /** The scenario it comes from. */
+  scenario: ScenarioName;
   label: string;
   unit: 'jobs/s' | 'ms' | 's' | 'count';
   better: 'higher' | 'lower';
   read(run: ContestantRun): number | undefined;
 }
 
-/** Every figure, in table order. `rate` is the fixed rate of the latency scenario. */
-export function figures(rate: number): Figure[] {
-  const jobs = (key: string, label: string, read: Figure['read']): Figure => ({
-    key,
-    label,
-    unit: 'jobs/s',
-    better: 'higher',
-    read,
-  });
-  const ms = (key: string, label: string, read: Figure['read']): Figure => ({
-    key,
-    label,
-    unit: 'ms',
-    better: 'lower',
-    read,
-  });
-  const count = (key: string, label: string, read: Figure['read']): Figure => ({
-    key,
-    label,
-    unit: 'count',
-    better: 'lower',
-    read,
-  });
+/** Every figure, in table order. `rate` is the fixed rate of the latency scenario; `large` the jobs of
+ * the large drain (100,000). */
+export function figures(rate: number, large = 100_000): Figure[] {
+  const make =
+    (unit: Figure['unit'], better: Figure['better']) =>
+    (key: string, label: string, read: Figure['read']): Figure => ({
+      key,
+      scenario: scenarioOf(key),
+      label,
+      unit,
+      better,
+      read,
+    });
+  const jobs = make('jobs/s', 'higher');
+  const ms = make('ms', 'lower');
+  const count = make('count', 'lower');
+  const seconds = make('s', 'lower');
+  const n = large.toLocaleString('en-US');
   return [
     jobs('drain.enqueuePerSecond', 'drain: enqueue, bulk API (jobs/s)', (r) => r.drain?.enqueuePerSecond),
     jobs('drain.processPerSecond', 'drain: process (jobs/s)', (r) => r.drain?.processPerSecond),
+    jobs(
+      'drain.steadyPerSecond',
+      'drain: process, 10 %→90 % of starts (jobs/s)',
+      (r) => r.drain?.steadyPerSecond,
+    ),
     ms(
       'drain.serverCpuMsPer1k',
       'drain: database server CPU per 1,000 jobs (ms)',
       (r) => r.drain?.serverCpuMsPer1k,
+    ),
+    jobs(
+      'largeDrain.enqueuePerSecond',
+      `drain ${n}: enqueue, bulk API (jobs/s)`,
+      (r) => r.largeDrain?.enqueuePerSecond,
+    ),
+    jobs(
+      'largeDrain.processPerSecond',
+      `drain ${n}: process (jobs/s)`,
+      (r) => r.largeDrain?.processPerSecond,
+    ),
+    jobs(
+      'largeDrain.steadyPerSecond',
+      `drain ${n}: process, 10 %→90 % of starts (jobs/s)`,
+      (r) => r.largeDrain?.steadyPerSecond,
+    ),
+    ms(
+      'largeDrain.serverCpuMsPer1k',
+      `drain ${n}: database server CPU per 1,000 jobs (ms)`,
+      (r) => r.largeDrain?.serverCpuMsPer1k,
     ),
     jobs(
       'steady.enqueuePerSecond',
@@ -59,14 +81,25 @@ export function figures(rate: number): Figure[] {
     ms('schedule.max', 'schedules: fire → start lateness max (ms)', (r) => r.schedule?.max),
     count('schedule.missing', 'schedules: fires missed', (r) => r.schedule?.missing),
     count('schedule.duplicates', 'schedules: fires doubled', (r) => r.schedule?.duplicates),
-    {
-      key: 'crash.seconds',
-      label: 'worker kill -9: its jobs done elsewhere after (s)',
-      unit: 's',
-      better: 'lower',
-      read: (r) => r.crash?.seconds,
-    },
+    seconds(
+      'crash.seconds',
+      'worker kill -9, defaults: its jobs done elsewhere after (s)',
+      (r) => r.crash?.seconds,
+    ),
+    seconds(
+      'crashTuned.seconds',
+      'worker kill -9, fast-recovery settings: its jobs done elsewhere after (s)',
+      (r) => r.crashTuned?.seconds,
+    ),
   ];
+}
+
+/** The scenario of a figure's key (`largeDrain.…` → `large-drain`). */
+function scenarioOf(key: string): ScenarioName {
+  const field = key.split('.')[0]!;
+  if (field === 'largeDrain') return 'large-drain';
+  if (field === 'crashTuned') return 'crash-tuned';
+  return field as ScenarioName;
 }
 
 /** Jobs lost and run twice, summed over every scenario and repetition of one contestant. */
@@ -84,17 +117,17 @@ export interface Summary {
 }
 
 /** Summarises the runs of each contestant. */
-export function summarise(runs: ContestantRun[], rate: number): Record<string, Summary> {
+export function summarise(runs: ContestantRun[], rate: number, large?: number): Record<string, Summary> {
   const summary: Record<string, Summary> = {};
   for (const name of new Set(runs.map((r) => r.contestant))) {
     const mine = runs.filter((r) => r.contestant === name);
     // The crash scenario's lost jobs are its measurement (recovery not within the limit), not a fault.
     const parts = mine
-      .flatMap((r) => [r.drain, r.steady, r.latency, r.schedule])
+      .flatMap((r) => [r.drain, r.largeDrain, r.steady, r.latency, r.schedule])
       .filter((p) => p !== undefined);
     summary[name] = {
       figures: Object.fromEntries(
-        figures(rate).map((f) => [f.key, spread(mine.map((r) => f.read(r) ?? Number.NaN))]),
+        figures(rate, large).map((f) => [f.key, spread(mine.map((r) => f.read(r) ?? Number.NaN))]),
       ),
       integrity: {
         missing: parts.reduce((sum, p) => sum + p.missing, 0),

@@ -1,7 +1,6 @@
-// Work that can share the machine with a scenario's idle time. In a per-minute schedule window, every
-// schedule fires once, at the minute; once all have run, the rest of the window only watches for
-// doubled fires, and the comparison's once-only sections that fit in it run there (see schedule.ts).
-// Whatever no window took runs after the contestants.
+// Once-only sections that wait for idle time: the scale section's wait for its storm, when nothing is
+// measured (see scale.ts). No contestant's scenario shares its time with them: measurement windows run
+// alone. Whatever the wait did not take runs after the scale section.
 import { now } from './util.ts';
 
 /** A once-only section, with how long it takes at most (so that it ends inside the window). */
@@ -33,11 +32,6 @@ export class IdleWork {
   /** How long the queued tasks take together, by their estimates (seconds). */
   pendingSeconds(): number {
     return this.tasks.reduce((sum, task) => sum + task.seconds, 0);
-  }
-
-  /** The longest queued task, by its estimate (seconds; 0 when none is queued). */
-  largestPending(): number {
-    return Math.max(0, ...this.tasks.map((task) => task.seconds));
   }
 
   /** Runs the tasks that no idle time took. */

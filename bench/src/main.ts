@@ -1,11 +1,14 @@
 // `npm run bench`: Kairos alone on SQLite and PostgreSQL (drain and fixed-rate latency).
 //   --store sqlite|postgres  one store only
-//   --runs N (20000) --concurrency N (200 worker slots) --rate N (200/s) --seconds N (10 of latency)
+//   --runs N (20000) --large-runs N (100000; 0: none) --concurrency N (200 worker slots) --rate N (200/s)
+//   --seconds N (10 of latency); result in bench/results/kairos-<timestamp>.json
 // `npm run bench -- --all`: Kairos against pg-boss, Graphile Worker and BullMQ, every scenario, 3 repetitions,
 // contestants alternating; results in bench/results/<timestamp>.json and .md.
 //   --only kairos,pg-boss   these contestants only (implies the comparison)
 //   --reps N                repetitions (3)
-//   --scenarios drain,…     a subset of drain, steady, latency, crash, schedule (run in that order)
+//   --seed N                seed of the contestants' order per repetition (random; recorded in the result)
+//   --scenarios drain,…     a subset of drain, large-drain, steady, latency, crash, crash-tuned, schedule
+//                           (run in that order)
 //   --extras failover,…     a subset of failover, scale, ceiling, run once after the contestants ('' for none)
 //   --workers N             worker processes per scenario (1)
 //   --quick                 small sizes, for development and CI (Kairos-only without --all/--only)
@@ -16,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { compare, EXTRAS, type ExtraName } from './compare.ts';
 import { CONTESTANTS } from './contestants/index.ts';
 import { kairosOnly } from './legacy.ts';
+import { newSeed } from './order.ts';
 import { SCENARIOS, type ScenarioName } from './run.ts';
 
 const { values: flags } = parseArgs({
@@ -23,6 +27,7 @@ const { values: flags } = parseArgs({
     all: { type: 'boolean', default: false },
     only: { type: 'string' },
     reps: { type: 'string', default: '3' },
+    seed: { type: 'string' },
     quick: { type: 'boolean', default: false },
     workers: { type: 'string', default: '1' },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
@@ -30,6 +35,7 @@ const { values: flags } = parseArgs({
     // The Kairos-only benchmark's knobs.
     store: { type: 'string', default: 'sqlite,postgres' },
     runs: { type: 'string', default: '20000' },
+    'large-runs': { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '200' },
     rate: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '10' },
@@ -45,10 +51,18 @@ if (flags.help) {
   process.exit(0);
 }
 
-/** `value` as a whole number ≥ 1, or an error naming the flag. */
-function count(flag: string, value: string): number {
+/** `value` as a whole number ≥ `min` (1), or an error naming the flag. */
+function count(flag: string, value: string, min = 1): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} expects a whole number ≥ 1, got ${value}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${flag} expects a whole number ≥ ${min}, got ${value}`);
+  return n;
+}
+
+/** `value` as a seed: a whole number in [0, 2³²). */
+function whole(flag: string, value: string): number {
+  const n = count(flag, value, 0);
+  if (n >= 2 ** 32) throw new Error(`--${flag} expects a whole number below 2^32, got ${value}`);
   return n;
 }
 
@@ -75,11 +89,13 @@ if (flags.all || flags.only) {
     // Always in the order of SCENARIOS, whatever the order given.
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
     reps: count('reps', flags.reps),
+    seed: flags.seed === undefined ? newSeed() : whole('seed', flags.seed),
     quick,
     workers,
     sizes: quick
       ? {
           drainJobs: 2000,
+          largeDrainJobs: 5000,
           steadySeconds: 3,
           latencyRate: 200,
           latencySeconds: 3,
@@ -90,6 +106,8 @@ if (flags.all || flags.only) {
         }
       : {
           drainJobs: 20_000,
+          // Beside 20,000: a drain long enough that start-up weighs little (see drain.ts).
+          largeDrainJobs: 100_000,
           steadySeconds: 20,
           latencyRate: 200,
           // 1,000 samples at 200/s: the p99 rests on the 10 slowest (see docs/benchmarks.md).
@@ -112,6 +130,7 @@ if (flags.all || flags.only) {
     stores: stores as ('sqlite' | 'postgres')[],
     workers,
     runs: quick ? 2000 : count('runs', flags.runs),
+    largeRuns: quick ? 5000 : count('large-runs', flags['large-runs'], 0),
     concurrency: count('concurrency', flags.concurrency),
     rate: count('rate', flags.rate),
     seconds: quick ? 3 : count('seconds', flags.seconds),

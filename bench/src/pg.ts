@@ -55,20 +55,34 @@ export async function createDatabase(prefix: string): Promise<FreshDatabase> {
   };
 }
 
-/** The server's version and the settings that bear on a queue's speed. */
+/** The PostgreSQL settings that bear on a queue's speed and durability, as the live server reports them. */
+export const POSTGRES_SETTINGS = [
+  'server_version',
+  'synchronous_commit',
+  'fsync',
+  'full_page_writes',
+  'wal_level',
+  'wal_sync_method',
+  'commit_delay',
+  'shared_buffers',
+  'work_mem',
+  'effective_cache_size',
+  'max_wal_size',
+  'checkpoint_timeout',
+  'autovacuum',
+  'autovacuum_naptime',
+  'max_connections',
+  'jit',
+  'shared_preload_libraries',
+] as const;
+
+/** The server's version and {@link POSTGRES_SETTINGS}, read from the live server. */
 export async function postgresInfo(): Promise<Record<string, string>> {
   return admin(async (client) => {
-    const info: Record<string, string> = {};
-    for (const setting of [
-      'server_version',
-      'synchronous_commit',
-      'fsync',
-      'shared_buffers',
-      'max_connections',
-    ]) {
-      const { rows } = await client.query<Record<string, string>>(`SHOW ${setting}`);
-      info[setting] = rows[0]?.[setting] ?? '?';
-    }
-    return info;
+    const { rows } = await client.query<{ name: string; value: string }>(
+      'SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name',
+      [POSTGRES_SETTINGS],
+    );
+    return Object.fromEntries(rows.map((row) => [row.name, row.value]));
   });
 }

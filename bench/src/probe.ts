@@ -13,6 +13,8 @@ export interface ProbeReport {
   latencies: number[];
   /** Scheduled jobs: `[schedule number, nominal fire time, handler start − fire time]`, one per call. */
   fires: [number, number, number][];
+  /** The instant (epoch ms) each distinct job first started, where the probe records them. */
+  starts: number[];
 }
 
 function isPayload(value: unknown): value is Payload {
@@ -25,10 +27,15 @@ export class Probe {
   private readonly seen = new Set<number>();
   private readonly latencies: number[] = [];
   private readonly fires: [number, number, number][] = [];
+  private readonly starts: number[] = [];
   private malformed = 0;
 
-  /** `hang`: every handler call stays in flight forever (the doomed worker of the crash scenario). */
-  constructor(private readonly hang = false) {}
+  /** `hang`: every handler call stays in flight forever (the doomed worker of the crash scenario).
+   * `recordStarts`: remember when each distinct job first started (the drain's steady-state rate). */
+  constructor(
+    private readonly hang = false,
+    private readonly recordStarts = false,
+  ) {}
 
   /** The handler body: one call per job run. */
   readonly handle = (payload: unknown, fireTime?: number): void | Promise<void> => {
@@ -38,6 +45,7 @@ export class Probe {
       this.malformed++;
       return;
     }
+    if (this.recordStarts && !this.seen.has(payload.i)) this.starts.push(start);
     this.seen.add(payload.i);
     if (typeof payload.t === 'number') this.latencies.push(start - payload.t);
     if (fireTime !== undefined) this.fires.push([payload.i, fireTime, start - fireTime]);
@@ -61,6 +69,7 @@ export class Probe {
       ids: [...this.seen],
       latencies: this.latencies,
       fires: this.fires,
+      starts: this.starts,
       malformed: this.malformed,
     };
   }

@@ -1,15 +1,13 @@
 // The comparison's result file (JSON) and its Markdown table.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type CeilingResult, describeCeiling } from './ceiling.ts';
 import type { ContestantInfo, Machine } from './environment.ts';
 import { describeFailover, type FailoverResult } from './failover.ts';
 import { type Figure, figures, type Summary } from './figures.ts';
+import { type Source, stamp, type Written, writeResult } from './results.ts';
 import type { ContestantRun, Sizes } from './run.ts';
 import { describeScale, type ScaleResult } from './scale.ts';
 import type { Spread } from './stats.ts';
 import type { Phases } from './timings.ts';
-import { BENCH_DIR } from './util.ts';
 
 /** Everything one `--all` (or `--only`) invocation measured. */
 export interface ComparisonResult {
@@ -19,7 +17,14 @@ export interface ComparisonResult {
   /** Worker processes per scenario. */
   workers: number;
   sizes: Sizes;
+  /** The contestants' order in each repetition and the seed it was drawn from (absent in older files,
+   * whose repetition r started with the r-th contestant). */
+  order?: { seed: number; reps: string[][] };
+  /** The code measured (absent in older files). */
+  source?: Source;
   machine: Machine;
+  /** Per contestant, the settings of its database server, read from the live service before its first
+   * run's teardown (older files: per server, read after every run, when BullMQ's AOF was off again). */
   services: Record<string, Record<string, string>>;
   contestants: ContestantInfo[];
   /** In the order they ran. */
@@ -56,13 +61,16 @@ function cell(spread: Spread | undefined, unit: Figure['unit'], absent = '—'):
 /** What a cell without a value says: why the figure is missing. */
 function absent(result: ComparisonResult, name: string, figure: Figure): string {
   const mine = result.runs.filter((r) => r.contestant === name);
-  const scenario = figure.key.split('.')[0]!;
+  const { scenario } = figure;
   const why = mine.find((r) => r.unsupported?.[scenario])?.unsupported?.[scenario];
   if (why) return `n/a (${why})`;
   const info = result.contestants.find((c) => c.name === name);
-  if (figure.key === 'drain.serverCpuMsPer1k' && info && !info.server) return 'n/a (embedded: in the node)';
-  const crash = mine.find((r) => r.crash && !r.crash.complete)?.crash;
-  if (scenario === 'crash' && crash) return `> ${crash.limitSeconds} (not within the limit)`;
+  if (figure.key.endsWith('.serverCpuMsPer1k') && info && !info.server) return 'n/a (embedded: in the node)';
+  const crashes = mine.map((r) =>
+    scenario === 'crash' ? r.crash : scenario === 'crash-tuned' ? r.crashTuned : undefined,
+  );
+  const crash = crashes.find((c) => c && !c.complete);
+  if (crash) return `> ${crash.limitSeconds} (not within the limit)`;
   return '—';
 }
 
@@ -73,7 +81,7 @@ export function markdownTable(result: ComparisonResult): string {
     `| figure | ${result.contestants.map((c) => `${c.label} ${c.version}`).join(' | ')} |`,
     `|---|${names.map(() => '---:').join('|')}|`,
   ];
-  for (const figure of figures(result.sizes.latencyRate)) {
+  for (const figure of figures(result.sizes.latencyRate, result.sizes.largeDrainJobs)) {
     const cells = names.map((n) =>
       cell(result.summary[n]?.figures[figure.key], figure.unit, absent(result, n, figure)),
     );
@@ -110,7 +118,15 @@ export function markdownReport(result: ComparisonResult): string {
     `# Kairos vs peers — ${result.date}${result.quick ? ' (quick)' : ''}`,
     '',
     `Median of ${result.reps} repetition(s), (min–max) when more than one. ${result.workers} worker process(es) per scenario.`,
-    `Drain ${result.sizes.drainJobs} jobs; steady load ${result.sizes.steadySeconds} s; fixed rate ${result.sizes.latencyRate} jobs/s for ${result.sizes.latencySeconds} s; ${result.sizes.schedules} schedules for ${result.sizes.scheduleSeconds} s and a worker crash with ${result.sizes.crashJobs} jobs in flight (limit ${result.sizes.crashLimitSeconds} s), in the first repetition only. Whole run: ${Math.round(result.seconds)} s.`,
+    `Drain ${result.sizes.drainJobs} and ${result.sizes.largeDrainJobs ?? '—'} jobs; steady load ${result.sizes.steadySeconds} s; fixed rate ${result.sizes.latencyRate} jobs/s for ${result.sizes.latencySeconds} s; ${result.sizes.schedules} schedules for ${result.sizes.scheduleSeconds} s and a worker crash with ${result.sizes.crashJobs} jobs in flight (limit ${result.sizes.crashLimitSeconds} s), with defaults and with fast-recovery settings, in the first repetition only. Whole run: ${Math.round(result.seconds)} s.`,
+    ...(result.order
+      ? [
+          `Contestant order per repetition (Latin square, seed ${result.order.seed}): ${result.order.reps.map((o) => o.join(', ')).join(' / ')}.`,
+        ]
+      : []),
+    ...(result.source
+      ? [`Code: ${result.source.commit}${result.source.dirty ? ' (with uncommitted changes)' : ''}.`]
+      : []),
     '',
     markdownTable(result),
     '',
@@ -118,7 +134,7 @@ export function markdownReport(result: ComparisonResult): string {
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}.`,
     ...Object.entries(result.services).map(
       ([name, info]) =>
-        `${name}: ${Object.entries(info)
+        `${name}'s service, before its teardown: ${Object.entries(info)
           .map(([k, v]) => `${k} ${v}`)
           .join(', ')}.`,
     ),
@@ -129,20 +145,15 @@ export function markdownReport(result: ComparisonResult): string {
   for (const c of result.contestants) {
     out.push(`- **${c.label} ${c.version}** on Node ${c.node}:`);
     for (const [key, value] of Object.entries(c.settings)) out.push(`  - ${key}: ${value}`);
+    if (c.recovery) out.push(`  - recovery of a dead worker's jobs: ${c.recovery}`);
+    if (c.fastRecovery) out.push(`  - fast-recovery settings (crash-tuned): ${c.fastRecovery}`);
   }
   const errors = result.runs.flatMap((r) => r.errors.map((e) => `- ${r.contestant} rep ${r.rep}: ${e}`));
   if (errors.length) out.push('', '## Errors', '', ...errors);
   return `${out.join('\n')}\n`;
 }
 
-/** Writes `bench/results/<stamp>.json` and `.md`; returns their paths. */
-export function writeComparison(result: ComparisonResult): { json: string; md: string } {
-  const dir = join(BENCH_DIR, 'results');
-  mkdirSync(dir, { recursive: true });
-  const stamp = result.date.replace(/[:.]/g, '-') + (result.quick ? '-quick' : '');
-  const json = join(dir, `${stamp}.json`);
-  const md = join(dir, `${stamp}.md`);
-  writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(md, markdownReport(result));
-  return { json, md };
+/** Writes `bench/results/<stamp>.json` and `.md` (never over an existing file); returns their paths. */
+export function writeComparison(result: ComparisonResult): Written {
+  return writeResult(stamp(result.date) + (result.quick ? '-quick' : ''), result, markdownReport(result));
 }

@@ -1,6 +1,7 @@
 // One contestant run: a fresh store, a client process, the chosen scenarios in order, teardown.
+import { FAST_RECOVERY_QUEUE } from './contestant.ts';
 import { loadContestant } from './contestants/index.ts';
-import type { IdleWork } from './idle.ts';
+import { serviceSettings } from './environment.ts';
 import { spawnChild } from './processes.ts';
 import { nodeFor } from './runtime.ts';
 import { type CrashResult, crash } from './scenarios/crash.ts';
@@ -12,17 +13,28 @@ import { type Phases, Timings } from './timings.ts';
 import { message } from './util.ts';
 import type { RunContext } from './workers.ts';
 
-/** The scenarios, in the order they run. The schedule scenario comes last, so that its 1,000 schedules
- * need not be removed before a later scenario (the store is dropped after the run). */
-export const SCENARIOS = ['drain', 'steady', 'latency', 'crash', 'schedule'] as const;
+/** The scenarios, in the order they run, each on a queue of its name. The schedule scenario comes last,
+ * so that its 1,000 schedules need not be removed before a later scenario (the store is dropped after
+ * the run). `crash-tuned` is the worker crash with each contestant's settings for fast recovery. */
+export const SCENARIOS = [
+  'drain',
+  'large-drain',
+  'steady',
+  'latency',
+  'crash',
+  FAST_RECOVERY_QUEUE,
+  'schedule',
+] as const;
 /** One of {@link SCENARIOS}. */
 export type ScenarioName = (typeof SCENARIOS)[number];
-/** Scenarios that a comparison runs in its first repetition only: each takes a minute. */
-export const ONCE: readonly ScenarioName[] = ['schedule', 'crash'];
+/** Scenarios that a comparison runs in its first repetition only: each takes up to a minute. */
+export const ONCE: readonly ScenarioName[] = ['schedule', 'crash', FAST_RECOVERY_QUEUE];
 
 /** How big each scenario is. */
 export interface Sizes {
   drainJobs: number;
+  /** Jobs of the `large-drain` scenario (absent in older result files). */
+  largeDrainJobs?: number;
   steadySeconds: number;
   latencyRate: number;
   latencySeconds: number;
@@ -38,10 +50,16 @@ export interface ContestantRun {
   contestant: string;
   rep: number;
   drain?: DrainResult;
+  largeDrain?: DrainResult;
   steady?: SteadyResult;
   latency?: LatencyResult;
   schedule?: ScheduleResult;
   crash?: CrashResult;
+  /** The worker crash with the contestant's settings for fast recovery. */
+  crashTuned?: CrashResult;
+  /** Settings of the contestant's database server (PostgreSQL, Redis), read from the live service
+   * before the run's teardown (absent for an embedded store and in older result files). */
+  service?: Record<string, string>;
   /** Scenarios the contestant cannot run, with why. */
   unsupported?: Record<string, string>;
   errors: string[];
@@ -58,8 +76,6 @@ export interface RunOptions {
   workers: number;
   /** Extra environment for the child processes. */
   extra: Record<string, string>;
-  /** Once-only sections that may run in the idle part of a per-minute schedule window. */
-  idle?: IdleWork;
 }
 
 /** Runs `options.scenarios` for contestant `name` on a fresh store; a failing scenario is recorded in
@@ -99,54 +115,16 @@ async function scenarios(run: ContestantRun, timings: Timings, options: RunOptio
       extra: options.extra,
       spawned: [],
       timings,
-      idle: options.idle,
     };
     const { sizes } = options;
-    // A contestant that cannot recover a dead worker's jobs within the crash scenario's limit leaves
-    // that wait idle: the schedule scenario runs in it instead of after it.
-    const alongside =
-      options.scenarios.includes('crash') &&
-      options.scenarios.includes('schedule') &&
-      contestant.recoverySeconds > sizes.crashLimitSeconds;
-    const phases = options.scenarios.filter((s) => !(alongside && s === 'schedule'));
     // The schedules are removed only where a scenario still runs on the store after theirs.
-    const home = alongside ? 'crash' : 'schedule';
-    const removeSchedules = phases.indexOf(home) < phases.length - 1;
-    const runSchedule = async () => {
-      if (contestant.schedules)
-        run.schedule = await schedule(ctx, sizes.schedules, sizes.scheduleSeconds, removeSchedules);
-      else run.unsupported = { ...run.unsupported, schedule: 'no schedules finer than a minute' };
-    };
+    const removeSchedules = options.scenarios.indexOf('schedule') < options.scenarios.length - 1;
     try {
-      for (const scenario of phases) {
-        const phase = alongside && scenario === 'crash' ? 'crash + schedule' : scenario;
-        await timings.time(phase, async () => {
+      // Each scenario runs alone: no other measurement, and no idle wait of another, shares its time.
+      for (const scenario of options.scenarios) {
+        await timings.time(scenario, async () => {
           try {
-            if (scenario === 'drain') run.drain = await drain(ctx, sizes.drainJobs);
-            if (scenario === 'steady') run.steady = await steady(ctx, sizes.steadySeconds);
-            if (scenario === 'latency')
-              run.latency = await latency(ctx, sizes.latencyRate, sizes.latencySeconds);
-            if (scenario === 'schedule') await runSchedule();
-            if (scenario === 'crash') {
-              let scheduled = false;
-              const meanwhile = async () => {
-                scheduled = true;
-                await runSchedule().catch((error: unknown) => {
-                  run.errors.push(`schedule: ${message(error)}`);
-                });
-              };
-              try {
-                run.crash = await crash(
-                  ctx,
-                  sizes.crashJobs,
-                  sizes.crashLimitSeconds,
-                  alongside ? meanwhile : undefined,
-                );
-              } finally {
-                // A crash scenario that failed before its kill did not start the schedule scenario.
-                if (alongside && !scheduled) await meanwhile();
-              }
-            }
+            await runScenario(run, ctx, sizes, scenario, removeSchedules);
           } catch (error) {
             run.errors.push(`${scenario}: ${message(error)}`);
           } finally {
@@ -159,6 +137,46 @@ async function scenarios(run: ContestantRun, timings: Timings, options: RunOptio
       await timings.time('teardown', () => client.stop());
     }
   } finally {
+    if (contestant.server) run.service = await serviceSettings(contestant.server);
     await timings.time('teardown', () => contestant.teardown());
+  }
+}
+
+async function runScenario(
+  run: ContestantRun,
+  ctx: RunContext,
+  sizes: Sizes,
+  scenario: ScenarioName,
+  removeSchedules: boolean,
+): Promise<void> {
+  const { contestant } = ctx;
+  const unsupported = (why: string) => {
+    run.unsupported = { ...run.unsupported, [scenario]: why };
+  };
+  switch (scenario) {
+    case 'drain':
+      run.drain = await drain(ctx, sizes.drainJobs);
+      return;
+    case 'large-drain':
+      if (sizes.largeDrainJobs) run.largeDrain = await drain(ctx, sizes.largeDrainJobs, 'large-drain');
+      return;
+    case 'steady':
+      run.steady = await steady(ctx, sizes.steadySeconds);
+      return;
+    case 'latency':
+      run.latency = await latency(ctx, sizes.latencyRate, sizes.latencySeconds);
+      return;
+    case 'crash':
+      run.crash = await crash(ctx, sizes.crashJobs, sizes.crashLimitSeconds);
+      return;
+    case FAST_RECOVERY_QUEUE:
+      if ('unavailable' in contestant.fastRecovery) unsupported(contestant.fastRecovery.unavailable);
+      else run.crashTuned = await crash(ctx, sizes.crashJobs, sizes.crashLimitSeconds, FAST_RECOVERY_QUEUE);
+      return;
+    case 'schedule':
+      if (contestant.schedules)
+        run.schedule = await schedule(ctx, sizes.schedules, sizes.scheduleSeconds, removeSchedules);
+      else unsupported('no schedules finer than a minute');
+      return;
   }
 }

@@ -2,6 +2,7 @@
 // The jobs are written to a fresh store first; then a `kairos server` process starts on it (time to
 // ready), every job fires at the same second of the minute (`S * * * * *`), and the store tells how
 // late each run was created against that instant. The node's resident memory is read from /proc after the storm.
+// Alone, it writes bench/results/scale-<timestamp>.json.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { compileJob, firstFire, openStore } from '@kairos/server';
 import type { IdleWork } from './idle.ts';
 import { memoryOf, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { saveResult } from './results.ts';
 import { latencyStats, round } from './stats.ts';
 import { Timings } from './timings.ts';
 import { sleep } from './util.ts';
@@ -130,5 +132,7 @@ export function describeScale(r: ScaleResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
-  console.log(describeScale(await scale(Number(process.env.JOBS ?? 100_000))));
+  const result = await scale(Number(process.env.JOBS ?? 100_000));
+  console.log(describeScale(result));
+  saveResult('scale', { result });
 }

@@ -52,3 +52,14 @@ export function serverCpuMs(server: Server): number | null {
   }
   return ticks * TICK_MS;
 }
+
+/** Time on CPU of process `pid` so far, in ns: /proc/<pid>/schedstat (ns), else utime + stime of
+ * /proc/<pid>/stat (10-ms ticks); null once the process is gone. */
+export function processCpuNs(pid: number): number | null {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    const s = stat(String(pid));
+    return s ? s.own * TICK_MS * 1e6 : null;
+  }
+}

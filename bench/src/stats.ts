@@ -48,3 +48,32 @@ export function spread(values: number[]): Spread | undefined {
   const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   return { median, min: sorted[0]!, max: sorted.at(-1)!, n: sorted.length };
 }
+
+/** The part of a drain between two fractions of its jobs' first starts. */
+export interface MiddleRate {
+  /** Jobs per second between the start at `from` and the start at `to` of all starts. */
+  perSecond: number;
+  /** When those two starts came, in ms after `origin`. */
+  fromMs: number;
+  toMs: number;
+}
+
+/**
+ * The rate between the `from` and `to` fractions (10 % and 90 %) of `starts` (epoch ms, any order):
+ * the drain's steady state, without the workers' start-up before it or the last stragglers after.
+ * NaN figures when fewer than two starts fall between.
+ */
+export function middleRate(starts: number[], origin: number, from = 0.1, to = 0.9): MiddleRate {
+  const sorted = [...starts].sort((a, b) => a - b);
+  const i = Math.floor(from * sorted.length);
+  const j = Math.ceil(to * sorted.length) - 1;
+  const first = sorted[i];
+  const last = sorted[j];
+  if (first === undefined || last === undefined || j <= i || last === first)
+    return { perSecond: Number.NaN, fromMs: Number.NaN, toMs: Number.NaN };
+  return {
+    perSecond: Math.round(((j - i) / (last - first)) * 1000),
+    fromMs: round(first - origin),
+    toMs: round(last - origin),
+  };
+}

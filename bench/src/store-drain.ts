@@ -1,19 +1,33 @@
-// `npm run bench:store`: the SQLite store's own cost per run, without HTTP or worker processes.
-// N runs are queued through the store, then claimed in batches of 200 for one worker and reported
-// succeeded through the node's AttemptEnder, until none is left; prints the CPU time per 1,000
-// runs of the claims and of the reports. One process, no other load of its own: steadier than the
-// full drain, for comparing changes to the store's statements and indexes.
+// `npm run bench:store`: the store's own cost per run, without HTTP or worker processes, on SQLite
+// (`--dialect sqlite`, the default: a file in a temporary folder) or on PostgreSQL (`--dialect postgres`:
+// a fresh database of the local server, BENCH_DATABASE_URL). N runs are queued through the store, then
+// claimed in batches of 200 for one worker and reported succeeded through the node's AttemptEnder,
+// until none is left; prints the CPU time per 1,000 runs of the claims and of the reports. One process,
+// no other load of its own: steadier than the full drain, for comparing changes to the store's
+// statements and indexes.
+// On PostgreSQL that CPU is the client's side (the store's code and the driver, in this process); the
+// server's side is measured apart, for claims and for reports: the time on CPU of the store's backends
+// (found by their application_name in pg_stat_activity; /proc/<pid>/schedstat, in ns) read before and
+// after each call. pg_stat_statements is not used for it: it times statements by the wall clock, and the
+// local server does not load it (shared_preload_libraries); the result file records whether it could.
 // `--alert-rule`: with an enabled run-failed alert rule, so that every run end also writes its alert
 // outbox row (the cost of alerts on the hot path).
-//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--runs 60000] [--batch 200] [--reps 3] [--alert-rule]
+// Result: bench/results/store-<dialect>-<timestamp>.json.
+//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--dialect sqlite|postgres] [--runs 60000] [--batch 200] [--reps 3] [--alert-rule]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AttemptEnder, compileJob, SqliteStore } from '@kairos/server';
+import { AttemptEnder, compileJob, openStore, type Store } from '@kairos/server';
+import { serviceSettings } from './environment.ts';
+import { createDatabase, type FreshDatabase } from './pg.ts';
+import { saveResult } from './results.ts';
+import { processCpuNs } from './server-cpu.ts';
+import { message } from './util.ts';
 
 const { values } = parseArgs({
   options: {
+    dialect: { type: 'string', default: 'sqlite' },
     runs: { type: 'string', default: '60000' },
     batch: { type: 'string', default: '200' },
     reps: { type: 'string', default: '3' },
@@ -22,10 +36,93 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const batch = Number(values.batch);
+const dialect = values.dialect;
+if (dialect !== 'sqlite' && dialect !== 'postgres')
+  throw new Error(`--dialect expects sqlite or postgres, got ${dialect}`);
 
-async function once(): Promise<{ claim: number; report: number }> {
+/** The application_name of the store's connections, by which its backends are found. */
+const APP = 'kairos-bench-store';
+
+/** One repetition: CPU per 1,000 runs (ms) of the claims and of the reports, in this process and, on
+ * PostgreSQL, in the server's backends. */
+interface Rep {
+  claim: number;
+  report: number;
+  serverClaim?: number;
+  serverReport?: number;
+}
+
+/** The store under test, and how to read its server's CPU (ns) so far; null for SQLite. */
+interface Subject {
+  store: Store;
+  serverNs: () => Promise<Map<number, number>> | null;
+  close(): Promise<void>;
+}
+
+async function sqlite(): Promise<Subject> {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-store-drain-'));
-  const store = new SqliteStore(join(dir, 'kairos.db'));
+  const store = openStore(`sqlite:${join(dir, 'kairos.db')}`);
+  return {
+    store,
+    serverNs: () => null,
+    async close() {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postgres(): Promise<Subject> {
+  const database = await createDatabase('store');
+  const url = new URL(database.url);
+  url.searchParams.set('schema', 'kairos');
+  url.searchParams.set('application_name', APP);
+  const store = openStore(url.toString());
+  const name = url.pathname.slice(1);
+  return {
+    store,
+    // Every backend of the store, on each read: the pool may open one between two reads.
+    serverNs: async () => {
+      const { rows } = await database.pool.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2',
+        [name, APP],
+      );
+      const ns = new Map<number, number>();
+      for (const { pid } of rows) {
+        const cpu = processCpuNs(pid);
+        if (cpu !== null) ns.set(pid, cpu);
+      }
+      return ns;
+    },
+    async close() {
+      await store.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Server CPU (ns) between two reads: backends seen at both, and new ones from their start. */
+function spentNs(before: Map<number, number> | null, after: Map<number, number> | null): number {
+  if (!before || !after) return 0;
+  let ns = 0;
+  for (const [pid, cpu] of after) ns += cpu - (before.get(pid) ?? 0);
+  return ns;
+}
+
+/** Whether pg_stat_statements can be created and read in `database`, or why not. */
+async function statStatements(database: FreshDatabase): Promise<string> {
+  try {
+    await database.pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await database.pool.query('SELECT count(*) FROM pg_stat_statements');
+    return 'usable';
+  } catch (error) {
+    return `not usable: ${message(error)}`;
+  }
+}
+
+async function once(): Promise<Rep> {
+  const subject = dialect === 'sqlite' ? await sqlite() : await postgres();
+  const { store } = subject;
   try {
     await store.migrate();
     if (values['alert-rule']) {
@@ -80,13 +177,19 @@ async function once(): Promise<{ claim: number; report: number }> {
     const ender = new AttemptEnder(store);
     let claimUs = 0;
     let reportUs = 0;
+    let serverClaimNs = 0;
+    let serverReportNs = 0;
     let done = 0;
     for (;;) {
+      let server = await subject.serverNs();
       let mark = process.cpuUsage();
       const claimed = await store.dispatchRuns('w', batch, Date.now(), 0.5);
       let spent = process.cpuUsage(mark);
       claimUs += spent.user + spent.system;
+      let next = await subject.serverNs();
+      serverClaimNs += spentNs(server, next);
       if (claimed.length === 0) break;
+      server = next;
       mark = process.cpuUsage();
       const results = await ender.report(
         claimed.map((run) => ({ runId: run.runId, attempt: run.attempt, outcome: 'succeeded' as const })),
@@ -94,23 +197,55 @@ async function once(): Promise<{ claim: number; report: number }> {
       );
       spent = process.cpuUsage(mark);
       reportUs += spent.user + spent.system;
+      next = await subject.serverNs();
+      serverReportNs += spentNs(server, next);
       done += results.filter((r) => r.ok).length;
     }
     if (done !== runs) throw new Error(`drained ${done} of ${runs} runs`);
-    return { claim: claimUs / runs, report: reportUs / runs };
+    return {
+      claim: claimUs / runs,
+      report: reportUs / runs,
+      ...(dialect === 'postgres'
+        ? { serverClaim: serverClaimNs / 1000 / runs, serverReport: serverReportNs / 1000 / runs }
+        : {}),
+    };
   } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await subject.close();
   }
 }
 
+const label = dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL';
 console.log(
-  `SQLite store: ${runs} runs, claimed ${batch} at a time, reported succeeded (CPU ms per 1,000 runs)` +
-    (values['alert-rule'] ? ', with an alert rule (an outbox row per run end)' : ''),
+  `${label} store: ${runs} runs, claimed ${batch} at a time, reported succeeded (CPU ms per 1,000 runs)` +
+    (values['alert-rule'] ? ', with an alert rule (an outbox row per run end)' : '') +
+    (dialect === 'postgres' ? '; this process, then the server' : ''),
 );
+const reps: Rep[] = [];
 for (let rep = 0; rep < Number(values.reps); rep++) {
-  const { claim, report } = await once();
+  const r = await once();
+  reps.push(r);
+  const server =
+    r.serverClaim === undefined
+      ? ''
+      : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}`;
   console.log(
-    `  claim ${claim.toFixed(2)}  report ${report.toFixed(2)}  total ${(claim + report).toFixed(2)}`,
+    `  claim ${r.claim.toFixed(2)}  report ${r.report.toFixed(2)}  total ${(r.claim + r.report).toFixed(2)}${server}`,
   );
 }
+let pgStatStatements: string | undefined;
+if (dialect === 'postgres') {
+  const database = await createDatabase('statements');
+  try {
+    pgStatStatements = await statStatements(database);
+  } finally {
+    await database.drop();
+  }
+}
+saveResult(`store-${dialect}`, {
+  settings: { runs, batch, alertRule: values['alert-rule'] },
+  unit: 'CPU ms per 1,000 runs',
+  reps,
+  ...(dialect === 'postgres'
+    ? { services: { postgres: await serviceSettings('postgres') }, pgStatStatements }
+    : {}),
+});

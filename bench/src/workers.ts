@@ -1,6 +1,5 @@
 // A contestant's worker processes for one scenario, and the wait for a queue to be fully processed.
 import type { Contestant, Env } from './contestant.ts';
-import type { IdleWork } from './idle.ts';
 import type { ProbeReport } from './probe.ts';
 import { type Child, spawnChild } from './processes.ts';
 import type { Timings } from './timings.ts';
@@ -22,8 +21,6 @@ export interface RunContext {
   spawned: Child[];
   /** Where the run adds up the time its worker processes take to start and to stop. */
   timings: Timings;
-  /** Once-only sections that may run in the idle part of a per-minute schedule window. */
-  idle?: IdleWork | undefined;
 }
 
 /** What the worker processes of a scenario saw, merged. */
@@ -35,6 +32,8 @@ export interface Handled {
   latencies: number[];
   /** Scheduled jobs: `[schedule number, nominal fire time, lateness ms]`, one per handler call. */
   fires: [number, number, number][];
+  /** When each distinct job first started, per process (see Probe), not sorted. */
+  starts: number[];
   malformed: number;
 }
 
@@ -92,6 +91,7 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
         distinct: ids.size,
         latencies: reports.flatMap((r) => r.latencies),
         fires: reports.flatMap((r) => r.fires),
+        starts: reports.flatMap((r) => r.starts),
         malformed: reports.reduce((sum, r) => sum + r.malformed, 0),
       };
     },

@@ -1,12 +1,16 @@
 // BullMQ on Redis, with the settings of its "going to production" guide: AOF persistence with fsync every
 // second (switched on for BullMQ's runs, and back off after), auto-removal of finished jobs, a worker
 // connection that retries forever, a producer connection that fails fast.
-import type { Contestant, Env } from '../contestant.ts';
+import { type Contestant, type Env, FAST_RECOVERY_QUEUE } from '../contestant.ts';
 import { packageVersion, sleep } from '../util.ts';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 const CONCURRENCY = 200;
 const JOB_OPTIONS = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } };
+/** Worker options for fast recovery (the `crash-tuned` scenario): a lock of 5 s (renewed every 2.5 s,
+ * half of it, by default) and a stalled-job check every second, like Kairos's lease of 5 s and reaper
+ * sweep of 1 s. Defaults: lockDuration 30,000, stalledInterval 30,000. */
+const FAST_RECOVERY = { lockDuration: 5000, stalledInterval: 1000 };
 const UNFINISHED = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
 function connection(env: Env) {
@@ -38,6 +42,10 @@ export function create(): Contestant {
     },
     recovery: 'stalled-job check every 30 s, lock 30 s (defaults)',
     recoverySeconds: 30, // the stalled-job check interval: a job comes back at a check after its lock expired
+    fastRecovery: {
+      recovery: `worker lockDuration ${FAST_RECOVERY.lockDuration} ms, stalledInterval ${FAST_RECOVERY.stalledInterval} ms`,
+      recoverySeconds: (FAST_RECOVERY.lockDuration + FAST_RECOVERY.stalledInterval) / 1000,
+    },
     version: () => packageVersion('bullmq'),
 
     async setup(queues) {
@@ -117,6 +125,7 @@ export function create(): Contestant {
           autorun: false,
           removeOnComplete: JOB_OPTIONS.removeOnComplete,
           removeOnFail: JOB_OPTIONS.removeOnFail,
+          ...(queue === FAST_RECOVERY_QUEUE ? FAST_RECOVERY : {}),
         },
       );
       worker.on('error', (error) => console.error(`bullmq worker: ${error.message}`));

@@ -35,6 +35,10 @@ export function create(): Contestant {
     },
     recovery: 'jobs locked by a dead worker are unlocked after 4 h (fixed)',
     recoverySeconds: 4 * 60 * 60, // the fixed unlock delay
+    fastRecovery: {
+      unavailable:
+        "no option shortens the fixed 4-h expiry of a dead worker's locks (forceUnlockWorkers needs the dead worker's id from outside)",
+    },
     version: () => packageVersion('graphile-worker'),
 
     async setup() {

@@ -97,6 +97,9 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
     },
     recovery: 'worker lease 5 s, reaper sweep 1 s (defaults)',
     recoverySeconds: 5, // the worker lease
+    fastRecovery: {
+      unavailable: 'its defaults are its fast-recovery settings (worker lease 5 s, reaper sweep 1 s)',
+    },
     version: () => packageVersion('@kairos/server'),
 
     async setup(queues) {

@@ -1,6 +1,6 @@
 // pg-boss on PostgreSQL. Its library runs only in the client and worker processes (on Node 22); the
 // harness counts jobs with plain SQL.
-import type { Contestant } from '../contestant.ts';
+import { type Contestant, FAST_RECOVERY_QUEUE } from '../contestant.ts';
 import { createDatabase, type FreshDatabase } from '../pg.ts';
 import { packageVersion } from '../util.ts';
 
@@ -14,19 +14,30 @@ const WORK = {
   burstWhenBatchFull: true,
 };
 
+/** Fast recovery (the `crash-tuned` scenario): the queue expects a heartbeat every 10 s (the least
+ * pg-boss accepts; workers send one every 5 s, half of it, by default); the worker processes'
+ * instances look for jobs whose heartbeat stopped every second (supervise and monitor intervals; the
+ * defaults are 60 s, and jobs without a heartbeat expire after 15 min); and their workers poll every
+ * second: a job failed by its heartbeat goes back to `retry` without a NOTIFY, and with NOTIFY on,
+ * a worker otherwise polls only every 30 s (`notifyPollingIntervalSeconds` default). */
+const FAST_QUEUE = { heartbeatSeconds: 10 };
+const FAST_INSTANCE = { superviseIntervalSeconds: 1, monitorIntervalSeconds: 1 };
+const FAST_WORK = { notifyPollingIntervalSeconds: 1 };
+
 /** pg-boss as a contestant. */
 export function create(): Contestant {
   let db: FreshDatabase | undefined;
-  const options = (env: Record<string, string>) => ({
+  const options = (env: Record<string, string>, queue?: string) => ({
+    ...(queue === FAST_RECOVERY_QUEUE ? FAST_INSTANCE : {}),
     connectionString: env.DATABASE_URL!,
     useListenNotify: true,
     // The tightest cron settings the docs allow (defaults 30 s and 5 s), for the schedule scenario.
     cronMonitorIntervalSeconds: 1,
     cronWorkerIntervalSeconds: 1,
   });
-  async function boss(env: Record<string, string>) {
+  async function boss(env: Record<string, string>, queue?: string) {
     const { PgBoss } = await import('pg-boss');
-    const instance = new PgBoss(options(env));
+    const instance = new PgBoss(options(env, queue));
     instance.on('error', (error) => console.error(`pg-boss: ${error.message}`));
     await instance.start();
     return instance;
@@ -53,6 +64,10 @@ export function create(): Contestant {
     },
     recovery: 'active jobs expire after 15 min and are retried (expireInSeconds default)',
     recoverySeconds: 15 * 60, // expireInSeconds
+    fastRecovery: {
+      recovery: `queue heartbeatSeconds ${FAST_QUEUE.heartbeatSeconds}; worker instances superviseIntervalSeconds ${FAST_INSTANCE.superviseIntervalSeconds}, monitorIntervalSeconds ${FAST_INSTANCE.monitorIntervalSeconds}; work() notifyPollingIntervalSeconds ${FAST_WORK.notifyPollingIntervalSeconds}`,
+      recoverySeconds: FAST_QUEUE.heartbeatSeconds + FAST_INSTANCE.superviseIntervalSeconds,
+    },
     version: () => packageVersion('pg-boss'),
 
     async setup() {
@@ -72,7 +87,11 @@ export function create(): Contestant {
 
     async connect(env, queues) {
       const instance = await boss(env);
-      for (const queue of queues) await instance.createQueue(queue, { notify: true });
+      for (const queue of queues)
+        await instance.createQueue(queue, {
+          notify: true,
+          ...(queue === FAST_RECOVERY_QUEUE ? FAST_QUEUE : {}),
+        });
       return {
         async enqueueBulk(queue, payloads) {
           await instance.insert(
@@ -94,10 +113,11 @@ export function create(): Contestant {
       };
     },
     async consume(env, queue, handle) {
-      const instance = await boss(env);
+      const instance = await boss(env, queue);
       return {
         async start() {
-          await instance.work<unknown>(queue, WORK, async (jobs) => {
+          const work = queue === FAST_RECOVERY_QUEUE ? { ...WORK, ...FAST_WORK } : WORK;
+          await instance.work<unknown>(queue, work, async (jobs) => {
             // A cron job carries no nominal instant: it is the minute the job started in (the cron
             // monitor sends each minute's jobs within that minute).
             const minute = queue === 'schedule' ? Math.floor(Date.now() / 60_000) * 60_000 : undefined;

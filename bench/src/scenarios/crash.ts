@@ -1,8 +1,8 @@
 // Worker crash: one worker process takes `jobs` jobs (or as many as it holds) whose handlers never finish; a second worker
 // process waits beside it; then the first is killed with SIGKILL. The clock runs from the kill until
 // the store counts every job completed, which takes the contestant's own recovery of a dead worker's jobs.
-// Where the contestant cannot recover within the limit (its documented recovery is longer), the wait
-// is idle time: the comparison runs the schedule scenario in it (`meanwhile`, see run.ts).
+// It runs twice: on queue `crash` with the contestant's defaults, and on queue `crash-tuned` with its
+// settings for fast recovery (see Contestant.fastRecovery). Nothing else runs during its wait.
 import { round } from '../stats.ts';
 import { now, until } from '../util.ts';
 import { type RunContext, startWorkers, waitProcessed } from '../workers.ts';
@@ -18,20 +18,16 @@ export interface CrashResult {
   complete: boolean;
 }
 
-/** Runs the worker-crash scenario on queue `crash`; `meanwhile` starts right after the kill and the
- * scenario ends when both it and the wait for recovery have ended. */
+/** Runs the worker-crash scenario on `queue` (`crash` or `crash-tuned`). */
 export async function crash(
   ctx: RunContext,
   jobs: number,
   limitSeconds: number,
-  meanwhile?: () => Promise<void>,
+  queue = 'crash',
 ): Promise<CrashResult> {
-  const doomed = await startWorkers(
-    { ...ctx, workers: 1, extra: { ...ctx.extra, BENCH_HANG: '1' } },
-    'crash',
-  );
+  const doomed = await startWorkers({ ...ctx, workers: 1, extra: { ...ctx.extra, BENCH_HANG: '1' } }, queue);
   await doomed.go();
-  await ctx.client.call('bulk', { queue: 'crash', n: jobs });
+  await ctx.client.call('bulk', { queue, n: jobs });
   // The first worker takes what it will: all of them, or as many as it runs at once while it holds
   // the rest (Graphile Worker runs 24 and keeps the others locked in its local queue). Either way
   // every job is then held by a process that is about to die.
@@ -47,16 +43,12 @@ export async function crash(
     30_000,
   );
   if (!settled) throw new Error(`the first worker took no job within 30 s`);
-  const rescuers = await startWorkers({ ...ctx, workers: 1 }, 'crash');
+  const rescuers = await startWorkers({ ...ctx, workers: 1 }, queue);
   await rescuers.go();
   await doomed.kill();
   const killedAt = now();
-  // Alongside another scenario, the wait polls ten times less often: a recovery it could see would
-  // take longer than the limit anyway.
-  const waited = waitProcessed(ctx, rescuers, 'crash', jobs, limitSeconds * 1000, meanwhile ? 100 : 10).then(
-    async (done) => ({ done, handled: await rescuers.finish() }),
-  );
-  const [{ done, handled }] = await Promise.all([waited, meanwhile?.()]);
+  const done = await waitProcessed(ctx, rescuers, queue, jobs, limitSeconds * 1000);
+  const handled = await rescuers.finish();
   return {
     jobs,
     seconds: done.complete ? round((done.at - killedAt) / 1000) : Number.NaN,

@@ -1,8 +1,11 @@
 // Drain: N jobs are enqueued through the bulk API while no worker runs; then the workers start and the
-// clock runs until the store counts every job completed.
+// clock runs until the store counts every job completed. The comparison drains 20,000 jobs (queue
+// `drain`) and 100,000 (queue `large-drain`). Besides the rate over the whole drain, the steady-state
+// rate: jobs per second between the first starts of 10 % and of 90 % of the jobs, which leaves out the
+// workers' start-up and the last reports.
 import type { Produced } from '../producer.ts';
 import { serverCpuMs } from '../server-cpu.ts';
-import { round } from '../stats.ts';
+import { middleRate, round } from '../stats.ts';
 import { now } from '../util.ts';
 import { type RunContext, startWorkers, waitProcessed } from '../workers.ts';
 
@@ -19,6 +22,11 @@ export interface DrainResult {
   /** Jobs enqueued that no handler ran. */
   missing: number;
   complete: boolean;
+  /** Jobs per second between the first starts of 10 % and of 90 % of the jobs (absent in older files). */
+  steadyPerSecond?: number;
+  /** When 10 % and 90 % of the jobs had started, in ms after the workers were told to start. */
+  tenthAtMs?: number;
+  ninetiethAtMs?: number;
   /**
    * CPU time of the harness process during the drain, per 1,000 jobs (ms). For Kairos the node runs
    * in the harness, so this is the node's cost per run, steadier than the wall clock on a shared machine.
@@ -31,20 +39,26 @@ export interface DrainResult {
   serverCpuMsPer1k?: number;
 }
 
-/** Runs the drain scenario with `jobs` jobs on queue `drain`. */
-export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000): Promise<DrainResult> {
-  const enqueued = await ctx.client.call<Produced>('bulk', { queue: 'drain', n: jobs });
-  const workers = await startWorkers(ctx, 'drain');
+/** Runs the drain scenario with `jobs` jobs on `queue` (`drain` or `large-drain`). */
+export async function drain(
+  ctx: RunContext,
+  jobs: number,
+  queue = 'drain',
+  timeoutMs = 300_000,
+): Promise<DrainResult> {
+  const enqueued = await ctx.client.call<Produced>('bulk', { queue, n: jobs });
+  const workers = await startWorkers({ ...ctx, extra: { ...ctx.extra, BENCH_RECORD_STARTS: '1' } }, queue);
   const start = now();
   const { server } = ctx.contestant;
   const serverBefore = server ? serverCpuMs(server) : null;
   const cpuBefore = process.cpuUsage();
   await workers.go();
-  const done = await waitProcessed(ctx, workers, 'drain', jobs, timeoutMs);
+  const done = await waitProcessed(ctx, workers, queue, jobs, timeoutMs);
   const cpu = process.cpuUsage(cpuBefore);
   const serverAfter = server ? serverCpuMs(server) : null;
   const seconds = (done.at - start) / 1000;
   const handled = await workers.finish();
+  const middle = middleRate(handled.starts, start);
   return {
     jobs,
     enqueuePerSecond: Math.round(jobs / (enqueued.ms / 1000)),
@@ -54,6 +68,9 @@ export async function drain(ctx: RunContext, jobs: number, timeoutMs = 180_000):
     duplicates: handled.calls - handled.distinct,
     missing: jobs - handled.distinct,
     complete: done.complete,
+    steadyPerSecond: middle.perSecond,
+    tenthAtMs: middle.fromMs,
+    ninetiethAtMs: middle.toMs,
     harnessCpuMsPer1k: round((cpu.user + cpu.system) / jobs),
     ...(serverBefore !== null && serverAfter !== null
       ? { serverCpuMsPer1k: round(((serverAfter - serverBefore) * 1000) / jobs) }

@@ -3,7 +3,7 @@
 // per schedule: a nominal instant of the window with no handler call is missing, one with two is doubled.
 import { countFires } from '../fires.ts';
 import { latencyStats } from '../stats.ts';
-import { now, sleep, until } from '../util.ts';
+import { now, sleep } from '../util.ts';
 import { type RunContext, startWorkers } from '../workers.ts';
 
 /** Figures of one schedule-accuracy run (milliseconds). */
@@ -31,9 +31,6 @@ const SETTLE_MS = 3000;
 /** A per-minute window holds its minute at least this long before it closes, so that late fires still
  * fall in it (pg-boss's came up to 10.4 s late). */
 const LATE_ALLOWANCE_MS = 30_000;
-
-/** Once-only sections that run before a per-minute window's minute end at least this long before it. */
-const IDLE_GUARD_MS = 2000;
 
 /** When the window opens, at `earliest` or later. Per-minute schedules: the window holds one minute
  * start, at least a second after it opens (so that no fire of that minute comes before the window) and
@@ -85,19 +82,6 @@ export async function schedule(
   );
   const from = windowStart(now() + SETTLE_MS, periodMs, seconds * 1000);
   const to = from + seconds * 1000;
-  // Per-minute schedules fire once in the window, at its minute: until shortly before the minute
-  // nothing fires, and once every schedule has run, the rest of the window only watches for doubled
-  // fires. Once-only sections that end (by their estimate) {@link IDLE_GUARD_MS} before the minute, or
-  // before the window closes, run in that idle time.
-  if (ctx.idle && periodMs >= 60_000) {
-    const minute = Math.ceil(from / periodMs) * periodMs;
-    await ctx.idle.fill(
-      Math.max(from, minute - IDLE_GUARD_MS),
-      `the wait for ${ctx.contestant.name}'s scheduled minute`,
-    );
-    if (await until(async () => (await workers.firedSince(from)) >= count, 250, to - now()))
-      await ctx.idle.fill(to, `${ctx.contestant.name}'s schedule window, after its minute's fires`);
-  }
   // The last fires of the window get a second to run before the schedules go.
   await sleep(Math.max(0, to - now() + 1000));
   if (remove)
