@@ -27,7 +27,7 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
     });
   });
 
-  it('takes task steps: a shell command or an HTTP call with the step\'s own group, retry and timeout', () => {
+  it("takes task steps: a shell command or an HTTP call with the step's own group, retry and timeout", () => {
     const spec = workflow('w')
       .step('dump', {
         task: { kind: 'shell', command: 'pg_dump', args: ['-Fc', 'app'], env: { PGHOST: 'db' } },

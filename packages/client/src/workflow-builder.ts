@@ -97,7 +97,9 @@ function builder(
       if (steps.some((s) => s.id === id)) throw new Error(`workflow ${name}: step ${id} is declared twice`);
       const runs = (['handler', 'task', 'job'] as const).filter((key) => step[key] !== undefined);
       if (runs.length !== 1)
-        throw new Error(`workflow ${name}: step ${id} takes one of handler, task and job, not ${runs.join(' and ') || 'none'}`);
+        throw new Error(
+          `workflow ${name}: step ${id} takes one of handler, task and job, not ${runs.join(' and ') || 'none'}`,
+        );
       for (const edge of step.after ?? []) {
         const parent = typeof edge === 'string' ? edge : edge.step;
         if (!steps.some((s) => s.id === parent))

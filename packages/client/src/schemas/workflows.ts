@@ -104,7 +104,10 @@ export const WorkflowSpecSchema = closed({
   schedule: Type.Optional(ScheduleSpecSchema),
 });
 /** The request form of a step: its task in the request form, checked by the node (`INVALID_TASK`). */
-export const WorkflowStepBody = closed({ ...WorkflowStepSpecSchema.properties, task: Type.Optional(TaskBody) });
+export const WorkflowStepBody = closed({
+  ...WorkflowStepSpecSchema.properties,
+  task: Type.Optional(TaskBody),
+});
 /** The body of `PUT /v1/workflows/:name`: its name comes from the path. */
 export const WorkflowBody = closed({
   ...WorkflowSpecSchema.properties,

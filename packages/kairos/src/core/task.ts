@@ -91,15 +91,7 @@ function compileShell(spec: ShellTaskSpec, invalid: Invalid): ShellTask {
 function compileHttp(spec: HttpTaskSpec, field: string, invalid: Invalid): HttpTask {
   onlyFields(
     spec as unknown as Record<string, unknown>,
-    [
-    'kind',
-    'method',
-    'url',
-    'headers',
-    'body',
-    'timeout',
-      'expectStatus',
-    ],
+    ['kind', 'method', 'url', 'headers', 'body', 'timeout', 'expectStatus'],
     invalid,
   );
   const method = spec.method ?? 'GET';

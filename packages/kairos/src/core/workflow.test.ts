@@ -31,7 +31,12 @@ describe('task steps: a shell command or an HTTP call as a workflow step (docs/w
         },
         {
           id: 'notify',
-          task: { kind: 'http' as const, method: 'POST' as const, url: 'https://hooks.example.com/x', body: '{}' },
+          task: {
+            kind: 'http' as const,
+            method: 'POST' as const,
+            url: 'https://hooks.example.com/x',
+            body: '{}',
+          },
           after: ['dump'],
         },
       ],
@@ -80,7 +85,12 @@ describe('task steps: a shell command or an HTTP call as a workflow step (docs/w
       code: 'INVALID_TASK',
       field: 'steps[0].handler',
     });
-    expect(refusal([{ id: 'a', handler: 'h' }, { id: 'b', task: shell, job: 'j' }])).toMatchObject({
+    expect(
+      refusal([
+        { id: 'a', handler: 'h' },
+        { id: 'b', task: shell, job: 'j' },
+      ]),
+    ).toMatchObject({
       code: 'INVALID_TASK',
       field: 'steps[1].job',
     });

@@ -13,7 +13,12 @@ import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from '
 import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
-import { BUILT_IN_PREFIX, compileTask as compileBuiltInTask, type TaskDefinition, taskSpecOf } from './task.ts';
+import {
+  BUILT_IN_PREFIX,
+  compileTask as compileBuiltInTask,
+  type TaskDefinition,
+  taskSpecOf,
+} from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 import { type EdgeCondition, type GraphProblem, graphProblems, type WorkflowStep } from './workflow-graph.ts';
 import { CONTEXT_SOURCE, compileMap, type MapConfig } from './workflow-map.ts';
