@@ -9,7 +9,11 @@ function refusal(steps: unknown[]): { code: string; field: unknown; message: str
     compileWorkflow({ name: 'w', steps: steps as WorkflowStepSpec[] });
   } catch (error) {
     if (!(error instanceof KairosError)) throw error;
-    return { code: error.code, field: error.details?.field, message: error.message };
+    return {
+      code: error.code,
+      field: (error.details as { field?: unknown } | undefined)?.field,
+      message: error.message,
+    };
   }
   throw new Error('compiled');
 }
