@@ -27,6 +27,35 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
     });
   });
 
+  it("takes task steps: a shell command or an HTTP call with the step's own group, retry and timeout", () => {
+    const spec = workflow('w')
+      .step('dump', {
+        task: { kind: 'shell', command: 'pg_dump', args: ['-Fc', 'app'], env: { PGHOST: 'db' } },
+        group: 'ops',
+        retry: { maxAttempts: 2 },
+        timeout: '1h',
+      })
+      .step('notify', {
+        task: { kind: 'http', method: 'POST', url: 'https://hooks.example.com/etl', body: '{}' },
+        after: ['dump'],
+      })
+      .build();
+    expect(spec.steps).toEqual([
+      {
+        id: 'dump',
+        task: { kind: 'shell', command: 'pg_dump', args: ['-Fc', 'app'], env: { PGHOST: 'db' } },
+        group: 'ops',
+        retry: { maxAttempts: 2 },
+        timeout: '1h',
+      },
+      {
+        id: 'notify',
+        task: { kind: 'http', method: 'POST', url: 'https://hooks.example.com/etl', body: '{}' },
+        after: ['dump'],
+      },
+    ]);
+  });
+
   it('knows the ids declared so far: after takes only those', () => {
     const two = workflow('w')
       .step('a', { handler: 'h' })
@@ -52,7 +81,21 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
       'workflow w: step extract is declared twice',
     );
     // @ts-expect-error: handler or job, not both.
-    one.step('both', { handler: 'h', job: 'j' });
+    expect(() => one.step('both', { handler: 'h', job: 'j' })).toThrow(
+      'workflow w: step both takes one of handler, task and job, not handler and job',
+    );
+    // @ts-expect-error: a task step runs its task, not a handler.
+    expect(() => one.step('both', { handler: 'h', task: { kind: 'shell', command: 'true' } })).toThrow(
+      /not handler and task/,
+    );
+    // @ts-expect-error: nor a job.
+    expect(() => one.step('both', { job: 'j', task: { kind: 'shell', command: 'true' } })).toThrow(
+      /not task and job/,
+    );
+    // @ts-expect-error: a step runs something.
+    expect(() => one.step('none', { after: ['extract'] })).toThrow(/not none/);
+    // @ts-expect-error: a task step is no map step (its command would be the same for every item).
+    one.step('each', { task: { kind: 'shell', command: 'true' }, map: { from: 'extract' } });
     // @ts-expect-error: a job step runs with its job's retry.
     one.step('job', { job: 'j', retry: { maxAttempts: 2 } });
     // @ts-expect-error: an edge condition is success, failure, always or { path, equals }.

@@ -1,4 +1,4 @@
-import type { EdgeCondition, WorkflowSpec, WorkflowStepSpec } from './wire.ts';
+import type { EdgeCondition, TaskSpec, WorkflowSpec, WorkflowStepSpec } from './wire.ts';
 
 /** An incoming edge of a step: a parent's id (runs after its success), or `{ step, on }`. */
 export type WorkflowEdge<Ids extends string> = Ids | { step: Ids; on?: EdgeCondition };
@@ -8,26 +8,49 @@ interface StepBase<Ids extends string> extends Pick<WorkflowStepSpec, 'params' |
   after?: readonly WorkflowEdge<Ids>[];
 }
 
-/** A step that runs a handler, with its own group, retry, timeout and priority. */
+/** A step that runs a handler, with its own group, retry, timeout, priority and resources. */
 interface HandlerStep<Ids extends string>
   extends StepBase<Ids>,
-    Pick<WorkflowStepSpec, 'group' | 'retry' | 'timeout' | 'priority'> {
+    Pick<WorkflowStepSpec, 'group' | 'retry' | 'timeout' | 'priority' | 'resources' | 'map'> {
   handler: string;
   job?: never;
+  task?: never;
+}
+
+/**
+ * A step that runs a built-in task, a shell command or an HTTP call (as a job's `task`), on a
+ * worker of its group that enabled the kind, with its own retry, timeout, priority and resources.
+ * Not a map step: the command or request would be the same for every item.
+ */
+interface TaskStep<Ids extends string>
+  extends StepBase<Ids>,
+    Pick<WorkflowStepSpec, 'group' | 'retry' | 'timeout' | 'priority' | 'resources'> {
+  task: TaskSpec;
+  handler?: never;
+  job?: never;
+  map?: never;
 }
 
 /** A step that runs an existing job of the namespace, with that job's group, retry and timeout. */
-interface JobStep<Ids extends string> extends StepBase<Ids> {
+interface JobStep<Ids extends string> extends StepBase<Ids>, Pick<WorkflowStepSpec, 'map'> {
   job: string;
   handler?: never;
+  task?: never;
   group?: never;
   retry?: never;
   timeout?: never;
   priority?: never;
+  resources?: never;
 }
 
-/** What `.step(id, options)` takes: `handler` or `job` (never both), `after` naming earlier steps. */
-export type WorkflowStepOptions<Ids extends string = string> = HandlerStep<Ids> | JobStep<Ids>;
+/**
+ * What `.step(id, options)` takes: one of `handler`, `task` and `job`, `after` naming earlier
+ * steps.
+ */
+export type WorkflowStepOptions<Ids extends string = string> =
+  | HandlerStep<Ids>
+  | TaskStep<Ids>
+  | JobStep<Ids>;
 
 export interface WorkflowBuilderOptions {
   description?: string;
@@ -54,6 +77,7 @@ export interface WorkflowBuilder<Ids extends string = never> {
  * const etl = workflow('nightly-etl')
  *   .step('extract', { handler: 'extract', retry: { maxAttempts: 3 } })
  *   .step('load', { job: 'warehouse-load', after: ['extract'] })
+ *   .step('notify', { task: { kind: 'http', method: 'POST', url: 'https://hooks.example.com/etl' }, after: ['load'] })
  *   .step('page', { handler: 'page-on-call', after: [{ step: 'load', on: 'failure' }] })
  *   .build();
  * await kairos.putWorkflow(etl);
@@ -71,6 +95,11 @@ function builder(
     // The types catch a repeated id or an unknown parent; these checks catch code that is not typed.
     step(id: string, step: WorkflowStepOptions) {
       if (steps.some((s) => s.id === id)) throw new Error(`workflow ${name}: step ${id} is declared twice`);
+      const runs = (['handler', 'task', 'job'] as const).filter((key) => step[key] !== undefined);
+      if (runs.length !== 1)
+        throw new Error(
+          `workflow ${name}: step ${id} takes one of handler, task and job, not ${runs.join(' and ') || 'none'}`,
+        );
       for (const edge of step.after ?? []) {
         const parent = typeof edge === 'string' ? edge : edge.step;
         if (!steps.some((s) => s.id === parent))

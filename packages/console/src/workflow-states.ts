@@ -17,7 +17,10 @@ export function edgeText(on: WorkflowStep['after'][number]['on']): string {
   return `${on.path} = ${JSON.stringify(on.equals)}`;
 }
 
-/** What a step runs: its handler, or the job it names. */
+/** What a step runs: its handler, its task by kind (`shell backup.sh`, `http POST https://…`), or the job it names. */
 export function stepRuns(step: WorkflowStep): string {
-  return step.job ? `job ${step.job}` : (step.handler ?? '');
+  if (step.job) return `job ${step.job}`;
+  if (step.task?.kind === 'shell') return `shell ${step.task.command}`;
+  if (step.task?.kind === 'http') return `http ${step.task.method ?? 'GET'} ${step.task.url}`;
+  return step.handler ?? '';
 }

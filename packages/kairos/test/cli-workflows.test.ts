@@ -221,4 +221,55 @@ describe('kairos workflows', async () => {
     const bad = file('bad.yaml', { ...definitions, workflows: [{ name: 'x', steps: [{ id: 'a' }] }] });
     await expect(kairos('apply', '-f', bad)).rejects.toThrow(/bad.yaml: workflow x: VALIDATION_FAILED/);
   });
+
+  it('task steps: get names their kind; apply, export and apply again change nothing; a changed task is named', async () => {
+    const backup: WorkflowSpec = {
+      name: 'backup',
+      steps: [
+        {
+          id: 'dump',
+          task: { kind: 'shell', command: '/usr/local/bin/dump', args: ['--all'] },
+          group: 'ops',
+          timeout: '1h',
+        },
+        {
+          id: 'notify',
+          task: { kind: 'http', method: 'POST', url: 'https://hooks.example.com/x' },
+          after: ['dump'],
+        },
+      ],
+    };
+    expect(await kairos('workflows', 'apply', '-f', file('backup.yaml', backup))).toMatch(
+      /^created workflow backup/,
+    );
+    const get = (await kairos('workflows', 'get', 'backup')).split('\n');
+    const rows = get
+      .slice(get.findIndex((line) => line.startsWith('STEP')))
+      .map((row) => row.split(/\s{2,}/));
+    expect(rows).toEqual([
+      ['STEP', 'RUNS', 'AFTER', 'JOIN'],
+      ['dump', 'shell /usr/local/bin/dump (group ops)', '-', '-'],
+      ['notify', 'http POST https://hooks.example.com/x', 'dump', '-'],
+    ]);
+    const exported = join(dir, 'backup-exported.yaml');
+    await kairos('export', '-o', exported);
+    const back = parse(readFileSync(exported, 'utf8'));
+    const step = back.workflows.find((w: { name: string }) => w.name === 'backup').steps[0];
+    expect(step).toMatchObject({
+      id: 'dump',
+      group: 'ops',
+      timeout: 3_600_000,
+      task: { command: '/usr/local/bin/dump' },
+    });
+    expect(step).not.toHaveProperty('handler');
+    expect(await kairos('apply', '-f', exported)).not.toMatch(/^(created|updated)/m);
+    const changed = {
+      ...backup,
+      steps: backup.steps.map((s) =>
+        s.id === 'dump' ? { ...s, task: { kind: 'shell', command: '/usr/local/bin/dump' } } : s,
+      ),
+    };
+    const out = await kairos('workflows', 'apply', '-f', file('backup-changed.yaml', changed), '--dry-run');
+    expect(out).toMatch(/^would update workflow backup\n {4}steps\.dump\.task/);
+  });
 });

@@ -17,6 +17,9 @@ import {
   RetrySpecSchema,
   SchedulePolicySchema,
   ScheduleSpecSchema,
+  TaskAnswer,
+  TaskBody,
+  TaskSpecSchema,
   TriggerAnswer,
   TriggerSpecSchema,
 } from './jobs.ts';
@@ -67,16 +70,21 @@ export const WorkflowMapSpecSchema = closed({
 
 export const WorkflowStepSpecSchema = closed({
   id: Type.String({ minLength: 1, maxLength: 64 }),
-  /** A handler to run (with group, retry, timeout, priority); or `job`. */
+  /** A handler to run (with group, retry, timeout, priority); or `job`, or `task`. */
   handler: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  /** An existing job of the namespace to run, its params merged under the step's; or `handler`. */
+  /** An existing job of the namespace to run, its params merged under the step's; or `handler`, or `task`. */
   job: Type.Optional(NameSchema),
+  /**
+   * A built-in task to run, a shell command or an HTTP call (as a job's `task`), with the step's
+   * own group, retry, timeout and priority; or `handler`, or `job`. Not on a map step.
+   */
+  task: Type.Optional(TaskSpecSchema),
   params: Type.Optional(JsonObjectSchema),
   group: Type.Optional(NameSchema),
   retry: Type.Optional(RetrySpecSchema),
   timeout: Type.Optional(DurationSchema),
   priority: Type.Optional(Type.Integer()),
-  /** `handler` steps: what the step's run needs free on its worker (as a job's `resources`). */
+  /** `handler` and `task` steps: what the step's run needs free on its worker (as a job's `resources`). */
   resources: Type.Optional(ResourceSpecSchema),
   /** Incoming edges; none: the step runs when the instance starts. */
   after: Type.Optional(Type.Array(WorkflowEdgeSpecSchema, { maxItems: 1000 })),
@@ -95,13 +103,24 @@ export const WorkflowSpecSchema = closed({
   /** Misfire, overlap (`allow` or `skip`), window, jitter, maxRuns, calendars, as for a job. */
   schedule: Type.Optional(ScheduleSpecSchema),
 });
+/** The request form of a step: its task in the request form, checked by the node (`INVALID_TASK`). */
+export const WorkflowStepBody = closed({
+  ...WorkflowStepSpecSchema.properties,
+  task: Type.Optional(TaskBody),
+});
 /** The body of `PUT /v1/workflows/:name`: its name comes from the path. */
-export const WorkflowBody = closed({ ...WorkflowSpecSchema.properties, name: Type.Optional(NameSchema) });
+export const WorkflowBody = closed({
+  ...WorkflowSpecSchema.properties,
+  steps: Type.Array(WorkflowStepBody, { maxItems: 1000 }),
+  name: Type.Optional(NameSchema),
+});
 
 export const WorkflowStepSchema = Type.Object({
   id: Type.String(),
   handler: Type.Optional(Type.String()),
   job: Type.Optional(Type.String()),
+  /** A built-in task (`shell` or `http`); its run's handler is `kairos:<kind>`. */
+  task: Type.Optional(TaskAnswer),
   params: JsonObjectSchema,
   group: Type.Optional(Type.String()),
   retry: Type.Optional(RetryPolicySchema),

@@ -104,7 +104,11 @@ export function exportWorkflow(workflow: Workflow): WorkflowSpec {
       compileWorkflow({
         name: workflow.name,
         steps: [
-          step.job === undefined ? { id: step.id, handler: step.handler } : { id: step.id, job: step.job },
+          step.job !== undefined
+            ? { id: step.id, job: step.job }
+            : step.task !== undefined
+              ? { id: step.id, task: step.task }
+              : { id: step.id, handler: step.handler },
         ],
       }),
     ).steps[0] as Record<string, unknown>;
@@ -115,6 +119,7 @@ export function exportWorkflow(workflow: Workflow): WorkflowSpec {
         key === 'id' ||
         key === 'handler' ||
         key === 'job' ||
+        key === 'task' ||
         JSON.stringify(value) !== JSON.stringify(bare[key])
       )
         out[key] = value;

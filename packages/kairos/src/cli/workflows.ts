@@ -269,12 +269,18 @@ function stateOf(step: InstanceStep): string {
   return 'skipped' in step && step.skipped === true ? 'skipped by hand' : step.state;
 }
 
-/** What a step runs: `handler extract (group etl)` or `job warehouse-load`. */
+/**
+ * What a step runs: `handler extract (group etl)`, `shell pg_dump`, `http POST https://…` or
+ * `job warehouse-load`.
+ */
 function runsOf(step: Step): string {
   if (step.job !== undefined) return `job ${step.job}`;
-  return step.group === undefined || step.group === 'default'
-    ? `handler ${step.handler}`
-    : `handler ${step.handler} (group ${step.group})`;
+  const runs = step.task
+    ? step.task.kind === 'shell'
+      ? `shell ${step.task.command}`
+      : `http ${step.task.method ?? 'GET'} ${step.task.url}`
+    : `handler ${step.handler}`;
+  return step.group === undefined || step.group === 'default' ? runs : `${runs} (group ${step.group})`;
 }
 
 /** An edge: `extract`, `load on failure`, `stats if kind = "big"`. */

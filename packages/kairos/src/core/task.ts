@@ -45,18 +45,28 @@ const HEADER_VALUE_FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 const URL_FORBIDDEN = /[\u0000-\u0020\u007f]/;
 const BODY_LIMIT = 64 * 1024;
 
-/** Validates a job's task; throws INVALID_TASK naming the field. */
-export function compileTask(spec: TaskSpec | undefined): TaskDefinition | null {
+/**
+ * Validates a job's task (or a workflow step's: `field` is where it sits, `steps[2].task`); throws
+ * INVALID_TASK naming the field.
+ */
+export function compileTask(spec: TaskSpec | undefined, field = 'task'): TaskDefinition | null {
   if (spec === undefined) return null;
-  if (spec.kind === 'shell') return compileShell(spec);
-  if (spec.kind === 'http') return compileHttp(spec);
-  throw invalid('task.kind', `one of ${TASK_KINDS.join(', ')}`);
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw new KairosError('INVALID_TASK', `${field}: expected an object with a kind`, { field });
+  }
+  const invalid = (name: string, expected: string) => invalidAt(`${field}${name}`, expected);
+  if (spec.kind === 'shell') return compileShell(spec, invalid);
+  if (spec.kind === 'http') return compileHttp(spec, field, invalid);
+  throw invalid('.kind', `one of ${TASK_KINDS.join(', ')}`);
 }
 
-function compileShell(spec: ShellTaskSpec): ShellTask {
-  onlyFields(spec as unknown as Record<string, unknown>, ['kind', 'command', 'args', 'env', 'cwd']);
+/** An INVALID_TASK error for a field of the task, named from the task's own place (`.command`). */
+type Invalid = (name: string, expected: string) => KairosError;
+
+function compileShell(spec: ShellTaskSpec, invalid: Invalid): ShellTask {
+  onlyFields(spec as unknown as Record<string, unknown>, ['kind', 'command', 'args', 'env', 'cwd'], invalid);
   if (typeof spec.command !== 'string' || spec.command.trim() === '' || spec.command.length > 1024) {
-    throw invalid('task.command', 'a command (a program name or path), at most 1024 characters');
+    throw invalid('.command', 'a command (a program name or path), at most 1024 characters');
   }
   const args = spec.args ?? [];
   if (
@@ -64,44 +74,40 @@ function compileShell(spec: ShellTaskSpec): ShellTask {
     args.length > 256 ||
     args.some((a) => typeof a !== 'string' || a.length > 8192)
   ) {
-    throw invalid('task.args', 'at most 256 strings');
+    throw invalid('.args', 'at most 256 strings');
   }
   const env = spec.env ?? {};
   for (const [name, value] of Object.entries(env)) {
     if (!ENV_NAME.test(name) || typeof value !== 'string' || value.length > 8192) {
-      throw invalid(`task.env.${name}`, 'a variable name and a string value');
+      throw invalid(`.env.${name}`, 'a variable name and a string value');
     }
   }
   if (spec.cwd !== undefined && (typeof spec.cwd !== 'string' || spec.cwd === '' || spec.cwd.length > 1024)) {
-    throw invalid('task.cwd', 'a directory path');
+    throw invalid('.cwd', 'a directory path');
   }
   return { kind: 'shell', command: spec.command, args: [...args], env: { ...env }, cwd: spec.cwd ?? null };
 }
 
-function compileHttp(spec: HttpTaskSpec): HttpTask {
-  onlyFields(spec as unknown as Record<string, unknown>, [
-    'kind',
-    'method',
-    'url',
-    'headers',
-    'body',
-    'timeout',
-    'expectStatus',
-  ]);
+function compileHttp(spec: HttpTaskSpec, field: string, invalid: Invalid): HttpTask {
+  onlyFields(
+    spec as unknown as Record<string, unknown>,
+    ['kind', 'method', 'url', 'headers', 'body', 'timeout', 'expectStatus'],
+    invalid,
+  );
   const method = spec.method ?? 'GET';
-  if (!(METHODS as readonly string[]).includes(method)) throw invalid('task.method', METHODS.join(', '));
+  if (!(METHODS as readonly string[]).includes(method)) throw invalid('.method', METHODS.join(', '));
   // The URL parser drops tabs and line breaks silently and encodes spaces: refuse them instead.
   if (typeof spec.url !== 'string' || URL_FORBIDDEN.test(spec.url)) {
-    throw invalid('task.url', 'an absolute http: or https: URL without spaces or control characters');
+    throw invalid('.url', 'an absolute http: or https: URL without spaces or control characters');
   }
   let url: URL;
   try {
     url = new URL(spec.url);
   } catch {
-    throw invalid('task.url', 'an absolute http: or https: URL');
+    throw invalid('.url', 'an absolute http: or https: URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw invalid('task.url', 'an absolute http: or https: URL');
+    throw invalid('.url', 'an absolute http: or https: URL');
   }
   const headers = spec.headers ?? {};
   for (const [name, value] of Object.entries(headers)) {
@@ -111,17 +117,17 @@ function compileHttp(spec: HttpTaskSpec): HttpTask {
       HEADER_VALUE_FORBIDDEN.test(value) ||
       value.length > 8192
     ) {
-      throw invalid(`task.headers.${name}`, 'a header name and a one-line value');
+      throw invalid(`.headers.${name}`, 'a header name and a one-line value');
     }
   }
   if (
     spec.body !== undefined &&
     (typeof spec.body !== 'string' || Buffer.byteLength(spec.body) > BODY_LIMIT)
   ) {
-    throw invalid('task.body', `a string of at most ${BODY_LIMIT} bytes`);
+    throw invalid('.body', `a string of at most ${BODY_LIMIT} bytes`);
   }
   if (spec.body !== undefined && (method === 'GET' || method === 'HEAD')) {
-    throw invalid('task.body', `no body with ${method}`);
+    throw invalid('.body', `no body with ${method}`);
   }
   const expectStatus = spec.expectStatus ?? [];
   if (
@@ -129,7 +135,7 @@ function compileHttp(spec: HttpTaskSpec): HttpTask {
     expectStatus.length > 50 ||
     expectStatus.some((s) => !Number.isInteger(s) || s < 100 || s > 599)
   ) {
-    throw invalid('task.expectStatus', 'HTTP status codes from 100 to 599');
+    throw invalid('.expectStatus', 'HTTP status codes from 100 to 599');
   }
   return {
     kind: 'http',
@@ -140,7 +146,7 @@ function compileHttp(spec: HttpTaskSpec): HttpTask {
     timeoutMs:
       spec.timeout === undefined
         ? 30_000
-        : parseDuration(spec.timeout, 'task.timeout', { min: 100, max: 86_400_000 }),
+        : parseDuration(spec.timeout, `${field}.timeout`, { min: 100, max: 86_400_000 }),
     expectStatus: [...expectStatus],
   };
 }
@@ -172,7 +178,7 @@ export function handlerOf(handler: string | undefined, task: TaskDefinition | nu
   if (task) {
     const builtIn = taskHandler(task.kind);
     if (handler !== undefined && handler !== builtIn) {
-      throw invalid('handler', `${builtIn} (or no handler) for a ${task.kind} task`);
+      throw invalidAt('handler', `${builtIn} (or no handler) for a ${task.kind} task`);
     }
     return builtIn;
   }
@@ -180,7 +186,7 @@ export function handlerOf(handler: string | undefined, task: TaskDefinition | nu
     throw new KairosError('VALIDATION_FAILED', 'handler: required (or a task)', { field: 'handler' });
   }
   if (handler.startsWith(BUILT_IN_PREFIX)) {
-    throw invalid(
+    throw invalidAt(
       'handler',
       `a name that does not start with ${BUILT_IN_PREFIX} (built-in kinds need a task)`,
     );
@@ -188,12 +194,12 @@ export function handlerOf(handler: string | undefined, task: TaskDefinition | nu
   return handler;
 }
 
-function onlyFields(spec: Record<string, unknown>, allowed: readonly string[]): void {
+function onlyFields(spec: Record<string, unknown>, allowed: readonly string[], invalid: Invalid): void {
   for (const key of Object.keys(spec)) {
-    if (!allowed.includes(key)) throw invalid(`task.${key}`, `no ${key} in a ${String(spec.kind)} task`);
+    if (!allowed.includes(key)) throw invalid(`.${key}`, `no ${key} in a ${String(spec.kind)} task`);
   }
 }
 
-function invalid(field: string, expected: string): KairosError {
+function invalidAt(field: string, expected: string): KairosError {
   return new KairosError('INVALID_TASK', `${field}: expected ${expected}`, { field });
 }

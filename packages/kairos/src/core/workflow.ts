@@ -13,6 +13,12 @@ import { checkParams, DEFAULT_GROUP, DEFAULT_TIMEOUT_MS, PRIORITY_LIMIT } from '
 import { compileResources, type Resources, resourceSpecOf } from './resources.ts';
 import { compileRetry } from './retry.ts';
 import { compileSchedule, type SchedulePolicy, scheduleSpecOf } from './schedule-policy.ts';
+import {
+  BUILT_IN_PREFIX,
+  compileTask as compileBuiltInTask,
+  type TaskDefinition,
+  taskSpecOf,
+} from './task.ts';
 import { compileTrigger, describeTrigger, type Trigger } from './trigger.ts';
 import { type EdgeCondition, type GraphProblem, graphProblems, type WorkflowStep } from './workflow-graph.ts';
 import { CONTEXT_SOURCE, compileMap, type MapConfig } from './workflow-map.ts';
@@ -21,6 +27,9 @@ import { CONTEXT_SOURCE, compileMap, type MapConfig } from './workflow-map.ts';
  * A workflow definition: named steps joined by conditional edges (core/workflow-graph.ts decides
  * how an instance advances). What a step runs:
  * - `handler`: a handler of a worker group, with its own params, retry, timeout and priority;
+ * - `task`: a built-in task (a shell command or an HTTP call, core/task.ts), run as a job's task is
+ *   (handler `kairos:<kind>`, the task on the run) with the step's own group, params, retry,
+ *   timeout and priority;
  * - `job`: an existing job of the same namespace, run with its handler, task, group, routing,
  *   retry and timeout as they are when the step is queued, its params merged under the step's.
  */
@@ -47,18 +56,21 @@ export interface CompiledStep extends WorkflowStep {
   map?: MapConfig;
 }
 
+/** What a `handler` or `task` step's runs are made with (a `job` step's come from its job). */
+export interface StepRunPolicy {
+  group: string;
+  params: JsonObject;
+  retry: RetryPolicy;
+  timeoutMs: number;
+  priority: number;
+  /** What the step's run needs free on its worker (core/resources.ts); null: nothing. */
+  resources: Resources | null;
+}
+
 export type StepTask =
-  | {
-      kind: 'handler';
-      handler: string;
-      group: string;
-      params: JsonObject;
-      retry: RetryPolicy;
-      timeoutMs: number;
-      priority: number;
-      /** What the step's run needs free on its worker (core/resources.ts); null: nothing. */
-      resources: Resources | null;
-    }
+  | ({ kind: 'handler'; handler: string } & StepRunPolicy)
+  /** A built-in task: its run's handler is `kairos:<kind>` and the run carries the task. */
+  | ({ kind: 'task'; task: TaskDefinition } & StepRunPolicy)
   | { kind: 'job'; job: string; params: JsonObject };
 
 /** A step id: like a job name, at most 64 characters. */
@@ -130,11 +142,19 @@ function mapProblems(steps: readonly CompiledStep[]): GraphProblem[] {
 }
 
 function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {
-  const step = compileTask(spec, field);
+  const step = compileRun(spec, field);
+  if (spec.map !== undefined && step.run.kind === 'task') {
+    // Each item run would run the same command or request: a task reads no params, so no item.
+    throw new KairosError(
+      'INVALID_TASK',
+      `${field}.map: expected no map on a task step (a task's command or request is the same for every item; map a handler or a job step)`,
+      { field: `${field}.map` },
+    );
+  }
   return spec.map === undefined ? step : { ...step, map: compileMap(spec.map, `${field}.map`) };
 }
 
-function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
+function compileRun(spec: WorkflowStepSpec, field: string): CompiledStep {
   if (!STEP_ID_PATTERN.test(spec.id)) throw invalid(`${field}.id`, `a step id matching ${STEP_ID_PATTERN}`);
   const after = (spec.after ?? []).map((edge) =>
     typeof edge === 'string'
@@ -143,8 +163,22 @@ function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
   );
   const join = spec.join ?? 'all';
   const params = checkParams(spec.params ?? {}, `${field}.params`);
+  if (spec.task !== undefined) {
+    // As a job that names a task and another handler: INVALID_TASK, naming what stands beside it.
+    for (const key of ['handler', 'job'] as const) {
+      if (spec[key] !== undefined) {
+        throw new KairosError(
+          'INVALID_TASK',
+          `${field}.${key}: expected no ${key} on a task step (its run's handler is the task's built-in kind)`,
+          { field: `${field}.${key}` },
+        );
+      }
+    }
+    const task = compileBuiltInTask(spec.task, `${field}.task`)!;
+    return { id: spec.id, after, join, run: { kind: 'task', task, ...runPolicy(spec, field, params) } };
+  }
   if ((spec.handler === undefined) === (spec.job === undefined)) {
-    throw invalid(field, 'exactly one of `handler` and `job`');
+    throw invalid(field, 'exactly one of `handler`, `job` and `task`');
   }
   if (spec.job !== undefined) {
     if (!NAME_PATTERN.test(spec.job)) throw invalid(`${field}.job`, 'a job name');
@@ -156,6 +190,18 @@ function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
   }
   const handler = spec.handler!;
   if (!HANDLER_PATTERN.test(handler)) throw invalid(`${field}.handler`, 'a handler name');
+  if (handler.startsWith(BUILT_IN_PREFIX)) {
+    // A built-in kind's run needs its task: without one, the worker could only fail it.
+    throw invalid(
+      `${field}.handler`,
+      `a handler name that does not start with ${BUILT_IN_PREFIX} (a built-in kind is a \`task\`)`,
+    );
+  }
+  return { id: spec.id, after, join, run: { kind: 'handler', handler, ...runPolicy(spec, field, params) } };
+}
+
+/** The group, retry, timeout, priority and resources of a `handler` or `task` step. */
+function runPolicy(spec: WorkflowStepSpec, field: string, params: JsonObject): StepRunPolicy {
   const group = spec.group ?? DEFAULT_GROUP;
   if (!NAME_PATTERN.test(group)) throw invalid(`${field}.group`, 'a group name');
   const priority = spec.priority ?? 0;
@@ -163,22 +209,15 @@ function compileTask(spec: WorkflowStepSpec, field: string): CompiledStep {
     throw invalid(`${field}.priority`, `a whole number from -${PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`);
   }
   return {
-    id: spec.id,
-    after,
-    join,
-    run: {
-      kind: 'handler',
-      handler,
-      group,
-      params,
-      retry: compileRetry(spec.retry),
-      timeoutMs:
-        spec.timeout === undefined
-          ? DEFAULT_TIMEOUT_MS
-          : parseDuration(spec.timeout, `${field}.timeout`, { min: 1000 }),
-      priority,
-      resources: compileResources(spec.resources, `${field}.resources`),
-    },
+    group,
+    params,
+    retry: compileRetry(spec.retry),
+    timeoutMs:
+      spec.timeout === undefined
+        ? DEFAULT_TIMEOUT_MS
+        : parseDuration(spec.timeout, `${field}.timeout`, { min: 1000 }),
+    priority,
+    resources: compileResources(spec.resources, `${field}.resources`),
   };
 }
 
@@ -207,7 +246,9 @@ export function workflowSpecOf(definition: WorkflowDefinition): WorkflowSpec {
       ...(step.run.kind === 'job'
         ? { job: step.run.job, params: step.run.params }
         : {
-            handler: step.run.handler,
+            ...(step.run.kind === 'task'
+              ? { task: taskSpecOf(step.run.task) }
+              : { handler: step.run.handler }),
             group: step.run.group,
             params: step.run.params,
             retry: step.run.retry,

@@ -5,6 +5,7 @@ import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
 import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
 import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
+import { describeWorkflowTasksConformance } from './conformance-workflow-tasks.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 /**
@@ -559,4 +560,5 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
     });
   });
   describeWorkflowRepairConformance(dialect, open);
+  describeWorkflowTasksConformance(dialect, open);
 }

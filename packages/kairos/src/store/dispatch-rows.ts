@@ -106,6 +106,8 @@ export interface ClaimRow {
   shard_count: number;
   /** JSON of a TraceContext, or null (see Store RunTimingRequest.traceContext). */
   trace_context: string | null;
+  /** The run's own task (a workflow task step's), when the claim read it; null: its job's applies. */
+  run_task?: JsonColumn | null;
 }
 
 export function claimedFromRow(
@@ -113,7 +115,7 @@ export function claimedFromRow(
   candidate: Pick<DispatchCandidate, 'jobName' | 'task'>,
 ): ClaimedRun {
   return {
-    task: candidate.task,
+    task: row.run_task == null ? candidate.task : json<TaskDefinition>(row.run_task),
     ...(row.shard_count > 0 ? { shard: { index: row.shard, total: row.shard_count } } : {}),
     runId: row.id,
     attempt: row.attempt,

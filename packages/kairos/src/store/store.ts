@@ -970,7 +970,7 @@ export interface ClaimedRun {
   fireTime: number | null;
   timeoutMs: number;
   maxAttempts: number;
-  /** Workers at scale: the built-in task of the job, if any. */
+  /** Workers at scale: the built-in task of the run (a workflow task step's) or of its job, if any. */
   task?: TaskDefinition | null;
   /** Workers at scale: a shard of a broadcast fire. */
   shard?: { index: number; total: number };

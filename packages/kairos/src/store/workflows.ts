@@ -1,5 +1,6 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
+import { taskHandler } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
 import { writeContext } from '../core/workflow-context.ts';
@@ -114,7 +115,7 @@ export interface WorkflowRecord extends WorkflowDefinition {
   id: number;
   namespace: string;
   version: number;
-  /** The workflow's own job: its handler steps' runs belong to it (hidden from job lists). */
+  /** The workflow's own job: its handler and task steps' runs belong to it (hidden from job lists). */
   jobId: number;
   /** Its job's: a paused workflow's trigger does not fire. */
   paused: boolean;
@@ -237,6 +238,12 @@ export interface StepRunToQueue {
    * null for none and for `job` steps, whose job's request applies.
    */
   resources: string | null;
+  /**
+   * A `task` step's built-in task (core/task.ts), JSON text, kept on the run (`runs.task`) and
+   * delivered with each claim as a job's task is; null for the others (a `job` step's run takes
+   * its job's task at the claim).
+   */
+  task: string | null;
 }
 
 /** What one transaction writes for one instance. */
@@ -664,6 +671,7 @@ function stepRun(
       ...index,
       held: job.paused,
       resources: null,
+      task: null,
     };
     return { run };
   }
@@ -671,7 +679,9 @@ function stepRun(
     step: step.id,
     jobId: input.carrier.jobId,
     group: step.run.group,
-    handler: step.run.handler,
+    // A task step runs as a job with that task does: the built-in kind's handler, which only
+    // workers that enabled the kind register, so no other worker claims it.
+    handler: step.run.kind === 'task' ? taskHandler(step.run.task.kind) : step.run.handler,
     params: { ...step.run.params, $workflow: workflow },
     priority: step.run.priority,
     maxAttempts: step.run.retry.maxAttempts,
@@ -681,6 +691,7 @@ function stepRun(
     ...index,
     held: false,
     resources: step.run.resources ? JSON.stringify(step.run.resources) : null,
+    task: step.run.kind === 'task' ? JSON.stringify(step.run.task) : null,
   };
   return { run };
 }

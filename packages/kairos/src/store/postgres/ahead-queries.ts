@@ -30,9 +30,9 @@ export const DISPATCH_AHEAD = `
       deadline_at = r.available_at + r.timeout_ms, finished_at = NULL, claim_seq = $5::bigint
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.available_at, r.trace_context)
+      r.shard_count, r.available_at, r.trace_context, r.task)
   SELECT c.id, c.attempt, c.handler, c.params, c.fire_time, c.timeout_ms, c.max_attempts, c.shard, c.shard_count,
-    c.available_at, j.name AS job_name, j.task, c.trace_context
+    c.available_at, j.name AS job_name, coalesce(c.task, j.task) AS task, c.trace_context
   FROM claimed c JOIN jobs j ON j.id = c.job_id
   ORDER BY c.available_at, c.id`;
 

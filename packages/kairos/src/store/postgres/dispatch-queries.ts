@@ -8,8 +8,8 @@
  * other rows.
  */
 export const DISPATCH_CANDIDATES = `
-  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
-    r.resources, r.available_at
+  SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch,
+    coalesce(r.task, j.task) AS task, r.resources, r.available_at
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
     AND r.handler = ANY($3::text[])
@@ -28,8 +28,8 @@ export const DISPATCH_CANDIDATES = `
  */
 export const RESOURCE_WAITERS = `
   SELECT * FROM (
-    SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
-      r.resources, r.available_at, r.priority
+    SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch,
+      coalesce(r.task, j.task) AS task, r.resources, r.available_at, r.priority
     FROM runs r JOIN jobs j ON j.id = r.job_id
     WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
       AND r.handler = ANY($3::text[]) AND $1::text IS NOT NULL
@@ -318,14 +318,14 @@ export const DISPATCH_FAST = `
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.priority, r.available_at, r.trace_context)
+      r.shard_count, r.priority, r.available_at, r.trace_context, r.task)
   SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
     (SELECT count(*) FROM seen)::int AS picked,
     coalesce((
       SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempt, 'handler', c.handler,
         'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
-        'job_name', j.name, 'task', j.task::text, 'trace_context', c.trace_context) ORDER BY c.priority DESC, c.available_at, c.id)
+        'job_name', j.name, 'task', coalesce(c.task, j.task)::text, 'trace_context', c.trace_context) ORDER BY c.priority DESC, c.available_at, c.id)
       FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed,
     CASE WHEN $5::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
       SELECT min(available_at) FROM runs

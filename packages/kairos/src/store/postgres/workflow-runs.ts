@@ -19,11 +19,13 @@ export async function insertStepRuns(
   if (runs.length === 0) return inserted;
   const { rows } = await client.query<{ id: number; group_name: string; idempotency_key: string }>(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources, task)
      SELECT x.job_id, x.group_name, x.handler, 'workflow', x.idempotency_key, x.params, x.priority, 'queued',
-       x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $6::bigint END, $3, $4, x.step, x.resources
+       x.max_attempts, x.retry, x.timeout_ms, $2::bigint, CASE WHEN x.held THEN $5::bigint ELSE $6::bigint END, $3, $4, x.step, x.resources,
+       x.task
      FROM jsonb_to_recordset($1::jsonb) AS x(job_id bigint, group_name text, handler text, idempotency_key text,
-       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean, resources jsonb)
+       params jsonb, priority int, max_attempts int, retry jsonb, timeout_ms bigint, step text, held boolean, resources jsonb,
+       task jsonb)
      ON CONFLICT DO NOTHING RETURNING id, group_name, idempotency_key`,
     [
       JSON.stringify(
@@ -40,6 +42,7 @@ export async function insertStepRuns(
           step: r.step,
           held: r.held,
           resources: r.resources === null ? null : JSON.parse(r.resources),
+          task: r.task === null ? null : JSON.parse(r.task),
         })),
       ),
       now,

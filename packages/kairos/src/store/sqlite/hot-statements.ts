@@ -63,7 +63,7 @@ export const CLAIM_IDS = `UPDATE runs SET status = 'running', attempt = attempt 
     deadline_at = max(@now, available_at) + timeout_ms, finished_at = NULL, target_worker_id = NULL
   WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
   RETURNING id, job_id, attempt, handler, params, fire_time, timeout_ms, max_attempts, shard, shard_count,
-    available_at, started_at, trace_context`;
+    available_at, started_at, trace_context, task AS run_task`;
 
 /** What deciding the ends of reported attempts needs: ([[run id, attempt], …]); the refs drive, by id. */
 export const DECISION_INPUTS = `SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id

@@ -1835,8 +1835,8 @@ export class SqliteStore implements Store {
           const read = (window: number) =>
             (
               this.sql(
-                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch, j.task,
-                 r.resources, r.available_at
+                `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch,
+                 coalesce(r.task, j.task) AS task, r.resources, r.available_at
                FROM runs r INDEXED BY runs_claim JOIN jobs j ON j.id = r.job_id
                WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
@@ -1955,7 +1955,8 @@ export class SqliteStore implements Store {
   /**
    * Claims the queued runs `ids` for a worker in two statements (not two per run: a poll of 200 runs
    * is one claim), answered in the order of `ids`. Job names and tasks come from `candidates` when
-   * the caller has read them, else from one read of the claimed runs' jobs.
+   * the caller has read them, else from one read of the claimed runs' jobs; a run's own task (a
+   * workflow task step's, `runs.task`) comes with the claim and goes before its job's.
    */
   private claimIds(
     workerId: string,

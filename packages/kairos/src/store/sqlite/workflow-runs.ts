@@ -16,8 +16,8 @@ export function insertStepRuns(
 ): Map<string, { id: number; group: string }> {
   const insert = sql(
     `INSERT INTO runs (job_id, group_name, handler, cause, idempotency_key, params, priority, status, max_attempts,
-       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources)
-     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       retry, timeout_ms, created_at, available_at, namespace, workflow_instance_id, workflow_step, resources, task)
+     VALUES (?, ?, ?, 'workflow', ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT DO NOTHING RETURNING id, group_name`,
   );
   const inserted = new Map<string, { id: number; group: string }>();
@@ -38,6 +38,7 @@ export function insertStepRuns(
       instanceId,
       run.step,
       run.resources,
+      run.task,
     ) as { id: number; group_name: string } | undefined;
     // No row: the key holds the step's (item's) run already, never a second one.
     if (row) inserted.set(run.idempotencyKey, { id: row.id, group: row.group_name });
