@@ -30,11 +30,15 @@ export interface ReaperOptions {
  * blocked for seconds) or its store failed, the heartbeats of that time could not land, and a sweep right after would end the attempts of live workers, which then run
  * twice. So after either, it holds: for one lease it ends no attempt and marks no worker lost
  * (deadlines wait too; the worker enforces its own time limit). Other nodes' reapers are not held.
+ * Shorter stalls, many of them on an overloaded node, move the judgement back by their sum within
+ * the last lease ({@link Reaper.stalledMs}).
  */
 export class Reaper {
   private readonly loop = new BackgroundLoop(() => this.run());
   /** No lease or deadline is judged before this instant (see the class comment). */
   private holdUntil = Number.NEGATIVE_INFINITY;
+  /** This node's own stalls seen by its sweeps (a sweep later than its interval), newest last. */
+  private stalls: Array<{ at: number; ms: number }> = [];
 
   constructor(private readonly options: ReaperOptions) {}
 
@@ -46,13 +50,27 @@ export class Reaper {
     await this.loop.stop();
   }
 
+  /**
+   * How long this node itself stood still within the last lease: the sum of its sweeps' delays
+   * (each sweep later than its interval, by a blocked event loop or a starved process). Leases
+   * are judged that much in the past: a heartbeat that waited in this node's queue meanwhile was
+   * late by this node's doing, not its worker's. An overloaded node that answered slowly for a
+   * while, without one stall long enough for a hold, declared live workers lost.
+   */
+  stalledMs(now: number): number {
+    const since = now - this.leaseMs();
+    this.stalls = this.stalls.filter((stall) => stall.at > since);
+    return this.stalls.reduce((sum, stall) => sum + stall.ms, 0);
+  }
+
   /** One sweep; returns the number of attempts it ended. */
   async tick(): Promise<number> {
     const { store, clock, ender, logger } = this.options;
     let ended = 0;
     const holding = clock.now() < this.holdUntil;
+    const stalled = this.stalledMs(clock.now());
     while (!holding) {
-      const count = await ender.expire(clock.now(), 500);
+      const count = await ender.expire(clock.now() - stalled, 500);
       ended += count;
       if (count < 500) break;
       await yieldToEventLoop();
@@ -63,7 +81,7 @@ export class Reaper {
         { runs: expired },
         'runs failed: no worker started them within their schedule-to-start timeout',
       );
-    const lost = holding ? [] : await store.markLostWorkers(clock.now());
+    const lost = holding ? [] : await store.markLostWorkers(clock.now() - stalled);
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');
     return ended;
@@ -80,6 +98,7 @@ export class Reaper {
       lastSweep = now;
       if (gap > intervalMs * 1.5 + this.leaseMs() / 2)
         this.hold(now, { reason: 'this node stood still', gapMs: gap - intervalMs });
+      else if (gap > intervalMs) this.stalls.push({ at: now, ms: gap - intervalMs });
       try {
         await this.tick();
       } catch (error) {
