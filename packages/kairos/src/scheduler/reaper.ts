@@ -37,7 +37,7 @@ export class Reaper {
   private readonly loop = new BackgroundLoop(() => this.run());
   /** No lease or deadline is judged before this instant (see the class comment). */
   private holdUntil = Number.NEGATIVE_INFINITY;
-  /** This node's own stalls seen by its sweeps (a sweep later than its interval), newest last. */
+  /** This node's own stalls, as its sweep timer saw them (how late it woke), newest last. */
   private stalls: Array<{ at: number; ms: number }> = [];
 
   constructor(private readonly options: ReaperOptions) {}
@@ -51,11 +51,11 @@ export class Reaper {
   }
 
   /**
-   * How long this node itself stood still within the last lease: the sum of its sweeps' delays
-   * (each sweep later than its interval, by a blocked event loop or a starved process). Leases
+   * How long this node itself stood still within the last lease: the sum of its sweep timer's
+   * delays (a blocked event loop or a starved process wakes it late). Leases
    * are judged that much in the past: a heartbeat that waited in this node's queue meanwhile was
    * late by this node's doing, not its worker's. An overloaded node that answered slowly for a
-   * while, without one stall long enough for a hold, declared live workers lost.
+   * while, without one stall long enough for a hold, could declare live workers lost.
    */
   stalledMs(now: number): number {
     const since = now - this.leaseMs();
@@ -98,14 +98,18 @@ export class Reaper {
       lastSweep = now;
       if (gap > intervalMs * 1.5 + this.leaseMs() / 2)
         this.hold(now, { reason: 'this node stood still', gapMs: gap - intervalMs });
-      else if (gap > intervalMs) this.stalls.push({ at: now, ms: gap - intervalMs });
       try {
         await this.tick();
       } catch (error) {
         logger.warn({ err: error }, 'reaper sweep failed; retrying');
         this.hold(clock.now(), { reason: 'the store failed' });
       }
+      const sleptAt = clock.now();
       await clock.sleep(intervalMs, this.loop.signal);
+      // How late its timer woke: the time nothing on this node ran (its own sweep excluded: on
+      // PostgreSQL a sweep's queries do not keep heartbeats from landing).
+      const late = clock.now() - sleptAt - intervalMs;
+      if (late > 0 && this.loop.running) this.stalls.push({ at: clock.now(), ms: late });
     }
   }
 
