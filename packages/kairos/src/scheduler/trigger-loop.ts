@@ -196,7 +196,10 @@ export class TriggerLoop {
       // Between batches too: a storm that takes longer than a lease must not lose its partitions midway.
       await this.maintainLeases();
       const owned = this.owned;
-      if (owned.length === 0) return null;
+      if (owned.length === 0) {
+        this.caughtUp();
+        return null;
+      }
       partitions = { count: this.options.partitions, owned };
       const now = clock.now();
       const started = performance.now();
