@@ -35,6 +35,13 @@ export interface KairosOptions {
    * and start them on the instant. `0` fires at the instant. Default 500 ms.
    */
   fireAhead?: Duration;
+  /**
+   * Overload shedding: when the trigger loop has fired this long without catching up and its
+   * oldest due fire is this late, each recurring job runs only its latest due fire until the loop
+   * catches up; the older ones are recorded as `overloaded` (docs/operations.md). `0`: never.
+   * Default 10 s.
+   */
+  overloadAfter?: Duration;
   /** How long alert deliveries stay in the history (docs/alerts.md). Default 30 days. */
   alertHistory?: Duration;
   /** Retention (docs/retention.md): succeeded and cancelled runs are deleted this long after they ended. Default 30 days. */
@@ -123,6 +130,7 @@ export interface KairosConfig {
   readonly partitions: number;
   readonly misfireGraceMs: number;
   readonly fireAheadMs: number;
+  readonly overloadAfterMs: number;
   readonly alertHistoryMs: number;
   /** `intervalMs` 0: the pruner is off. */
   readonly retention: RetentionConfig;
@@ -151,6 +159,7 @@ export const DEFAULTS = {
   partitions: 16,
   misfireGrace: '60s',
   fireAhead: '500ms',
+  overloadAfter: '10s',
   alertHistory: '30d',
   retentionFinished: '30d',
   retentionFailed: '90d',
@@ -180,6 +189,7 @@ const ENV: Record<keyof KairosOptions, string> = {
   partitions: 'KAIROS_PARTITIONS',
   misfireGrace: 'KAIROS_MISFIRE_GRACE',
   fireAhead: 'KAIROS_FIRE_AHEAD',
+  overloadAfter: 'KAIROS_OVERLOAD_AFTER',
   alertHistory: 'KAIROS_ALERT_HISTORY',
   retentionFinished: 'KAIROS_RETENTION_FINISHED',
   retentionFailed: 'KAIROS_RETENTION_FAILED',
@@ -216,6 +226,7 @@ const DURATIONS = new Set<string>([
   'partitionLease',
   'misfireGrace',
   'fireAhead',
+  'overloadAfter',
   'alertHistory',
   'retentionFinished',
   'retentionFailed',
@@ -322,6 +333,7 @@ export function resolveConfig(
     partitions,
     misfireGraceMs: parseDuration(o.misfireGrace ?? DEFAULTS.misfireGrace, 'misfireGrace'),
     fireAheadMs: parseDuration(o.fireAhead ?? DEFAULTS.fireAhead, 'fireAhead', { min: 0, max: 60_000 }),
+    overloadAfterMs: parseDuration(o.overloadAfter ?? DEFAULTS.overloadAfter, 'overloadAfter', { min: 0 }),
     alertHistoryMs: parseDuration(o.alertHistory ?? DEFAULTS.alertHistory, 'alertHistory', {
       min: 3_600_000,
     }),

@@ -212,10 +212,19 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     partitionLeaseMs: config.partitionLeaseMs,
     misfireGraceMs: config.misfireGraceMs,
     fireAheadMs: config.fireAheadMs,
+    overloadAfterMs: config.overloadAfterMs,
     node: { address: url, version: VERSION, startedAt, clockSkewMs: () => storeClock?.skewMs ?? 0 },
     onFenced: () => metrics.fencedFires.inc(),
     onSkipped: (skipped) => {
-      for (const s of skipped) metrics.skippedFires.inc({ job: s.job, reason: s.reason }, s.count ?? 1);
+      // Overload sheds are counted without a series per job (kairos_overload_shed_fires_total).
+      for (const s of skipped)
+        if (s.reason !== 'overloaded')
+          metrics.skippedFires.inc({ job: s.job, reason: s.reason }, s.count ?? 1);
+    },
+    onBacklog: ({ backlogMs, overloaded, shed }) => {
+      metrics.triggerBacklog.set(backlogMs / 1000);
+      metrics.triggerOverloaded.set(overloaded ? 1 : 0);
+      if (shed > 0) metrics.overloadShed.inc(shed);
     },
     onFired: ({ runs, conflicts, lateness }) => {
       metrics.runsCreated.inc({ cause: 'schedule' }, runs);

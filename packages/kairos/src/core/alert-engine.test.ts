@@ -141,6 +141,10 @@ describe('eventSignals', () => {
     };
     expect(eventSignals([misfires, all], skipped).map((s) => s.ruleId)).toEqual([all.id]);
     expect(eventSignals([misfires, all], skipped)[0]!.title).toBe('Job a: 3 fires did not run (overlap)');
+    // An overload sheds fires of every job at once: only a rule that names the reason alerts.
+    const overloads = rule({ kind: 'fire-skipped', reasons: ['overloaded'] });
+    const shed: AlertEvent = { ...skipped, reason: 'overloaded' };
+    expect(eventSignals([misfires, all, overloads], shed).map((s) => s.ruleId)).toEqual([overloads.id]);
   });
 
   it('a lost worker, by group; back again clears it', () => {

@@ -167,7 +167,8 @@ export function eventSignals(rules: readonly AlertRuleRecord[], event: AlertEven
       }
     } else if (event.type === 'fire-skipped') {
       if (rule.kind !== 'fire-skipped' || !ruleCovers(rule, { job: event.job, group: event.group })) continue;
-      if (rule.reasons && !rule.reasons.includes(event.reason)) continue;
+      // An overload sheds fires of every job at once: one alert per job only when asked for by name.
+      if (rule.reasons ? !rule.reasons.includes(event.reason) : event.reason === 'overloaded') continue;
       const fires =
         event.count === null ? 'many fires' : event.count === 1 ? '1 fire' : `${event.count} fires`;
       out.push({

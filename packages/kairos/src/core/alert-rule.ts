@@ -12,7 +12,7 @@ export interface AlertRuleDefinition {
   threshold: number | null;
   /** `consecutive-failures`. */
   count: number | null;
-  /** `fire-skipped`: the reasons that alert; null: all. */
+  /** `fire-skipped`: the reasons that alert; null: all but `overloaded` (it alerts only when listed). */
   reasons: string[] | null;
   unroutableOnly: boolean;
   channels: string[];

@@ -181,3 +181,47 @@ describe('fire ahead', () => {
     expect(plan.next).toBe(T0 + 62_000);
   });
 });
+
+describe('overload (the node is far behind)', () => {
+  const everySecond = (misfire?: Parameters<typeof compileSchedule>[0]) => ({
+    id: 7,
+    trigger: perSecond,
+    schedule: compileSchedule(misfire),
+  });
+  const overloaded = { ...options, overloaded: true };
+
+  it('runs only the latest due fire and sheds the older ones as one counted overloaded range', () => {
+    const plan = planFires(everySecond(), T0, T0 + 5500, overloaded);
+    expect(plan.fires).toEqual([T0 + 5000]);
+    expect(plan.skipped).toEqual([{ reason: 'overloaded', first: T0, last: T0 + 4000, count: 5 }]);
+    expect(plan.next).toBe(T0 + 6000);
+  });
+
+  it('sheds nothing when one fire is due, and nothing when the node is not overloaded', () => {
+    expect(planFires(everySecond(), T0, T0 + 500, overloaded)).toMatchObject({ fires: [T0], skipped: [] });
+    expect(planFires(everySecond(), T0, T0 + 5500, options).fires).toHaveLength(6);
+  });
+
+  it('leaves the misfire policy first: skip drops what is past the grace, the overload sheds the rest', () => {
+    const plan = planFires(everySecond(), T0, T0 + 2 * MIN, overloaded);
+    expect(plan.fires).toEqual([T0 + 2 * MIN]);
+    expect(plan.skipped).toEqual([
+      { reason: 'misfire', first: T0, last: T0 + MIN - 1000, count: 60 },
+      { reason: 'overloaded', first: T0 + MIN, last: T0 + 2 * MIN - 1000, count: 60 },
+    ]);
+  });
+
+  it('never sheds a catch-up job: it asked for its missed fires', () => {
+    const plan = planFires(everySecond({ misfire: { policy: 'catch-up' } }), T0, T0 + 5500, overloaded);
+    expect(plan.fires).toHaveLength(6);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('sheds up to endAt only; what is after it stays outside the window', () => {
+    const job = { ...everySecond(), schedule: compileSchedule({ endAt: new Date(T0 + 3000).toISOString() }) };
+    const plan = planFires(job, T0, T0 + 5500, overloaded);
+    expect(plan.fires).toEqual([T0 + 3000]);
+    expect(plan.skipped[0]).toEqual({ reason: 'overloaded', first: T0, last: T0 + 2000, count: 3 });
+    expect(plan.next).toBeNull();
+  });
+});

@@ -15,6 +15,13 @@ export interface FirePlanOptions {
    * become available at their fire time). Default 0. Misfires are still judged against `now`.
    */
   aheadMs?: number;
+  /**
+   * The node is overloaded (its trigger loop is far behind): a recurring job with several due
+   * fires runs only the latest one at or before `now`; the older ones are shed as `overloaded`.
+   * Fires beyond the misfire grace are still decided by the job's misfire policy first, and a job
+   * whose misfire policy is `catch-up` is never shed: it asked for its missed fires.
+   */
+  overloaded?: boolean;
 }
 
 /** What a plan needs to know of a job. */
@@ -94,6 +101,13 @@ export function planFires(job: FirePlanJob, due: number, now: number, options: F
       fires = misfire.fires;
       next = misfire.next;
       if (misfire.skipped) skipped.push(misfire.skipped);
+    }
+    if (options.overloaded && next !== null && schedule.misfire.policy !== 'catch-up') {
+      const shed = shedOverload(trigger, next, Math.min(now, schedule.endAt ?? now));
+      if (shed) {
+        skipped.push(shed.skipped);
+        next = shed.next;
+      }
     }
     while (next !== null && next <= until && fires.length < options.maxFires) {
       fires.push(next);
@@ -228,6 +242,21 @@ function planMisfire(
       return { fires: [], next, skipped: range(trigger, 'misfire', due, (next ?? now + 1) - 1) };
     }
   }
+}
+
+/**
+ * Overload: of the due fires from `next` up to `until`, only the latest runs; the ones before it
+ * are one `overloaded` range. Null when at most one fire is due. O(log) like the misfire policies.
+ */
+function shedOverload(
+  trigger: Trigger,
+  next: number,
+  until: number,
+): { next: number; skipped: SkippedRange } | null {
+  const latest = latestFireIn(trigger, next, until);
+  if (latest === null || latest <= next) return null;
+  const skipped = range(trigger, 'overloaded', next, latest - 1);
+  return skipped ? { next: latest, skipped } : null;
 }
 
 /** The skipped range of fires in `[from, to]`, or null when it holds none. */

@@ -164,6 +164,30 @@ describe('Reaper and AttemptEnder', () => {
       expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost' });
     });
 
+    it('a node that keeps stalling for less than a hold judges leases as far back as it stalled', async () => {
+      const runId = await triggered();
+      await register('w1');
+      await store.claimRuns('w1', 1, clock.now());
+      looping.start();
+      await beat(runId, 5);
+      // The last heartbeat that landed; the next ones wait in the node's queue (overloaded: its
+      // sweeps wake 1.5 s late, each stall too short for a hold).
+      await store.heartbeat('w1', [{ runId, attempt: 1 }], LEASE, clock.now());
+      const leaseEnds = clock.now() + LEASE;
+      for (let i = 0; i < 2; i++) await clock.jump(2500);
+      expect(clock.now()).toBeGreaterThanOrEqual(leaseEnds);
+      expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'active' });
+      expect(await store.getRun(runId)).toMatchObject({ status: 'running', attempt: 1 });
+      // The queued heartbeat lands: the worker was alive all along.
+      await beat(runId, 6);
+      expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'active' });
+      // A worker that really stopped is still lost, later by what the node stalled meanwhile.
+      for (let i = 0; i < 2; i++) await clock.jump(2500);
+      for (let i = 0; i < LEASE / 1000 + 1; i++) await clock.advance(1000);
+      expect((await store.listWorkers())[0]).toMatchObject({ id: 'w1', status: 'lost' });
+      expect(await store.getRun(runId)).toMatchObject({ status: 'queued', attempt: 1 });
+    });
+
     it('a sweep that failed on the store holds judgements for one lease after it', async () => {
       const runId = await triggered();
       await register('w1');

@@ -30,11 +30,15 @@ export interface ReaperOptions {
  * blocked for seconds) or its store failed, the heartbeats of that time could not land, and a sweep right after would end the attempts of live workers, which then run
  * twice. So after either, it holds: for one lease it ends no attempt and marks no worker lost
  * (deadlines wait too; the worker enforces its own time limit). Other nodes' reapers are not held.
+ * Shorter stalls, many of them on an overloaded node, move the judgement back by their sum within
+ * the last lease ({@link Reaper.stalledMs}).
  */
 export class Reaper {
   private readonly loop = new BackgroundLoop(() => this.run());
   /** No lease or deadline is judged before this instant (see the class comment). */
   private holdUntil = Number.NEGATIVE_INFINITY;
+  /** This node's own stalls, as its sweep timer saw them (how late it woke), newest last. */
+  private stalls: Array<{ at: number; ms: number }> = [];
 
   constructor(private readonly options: ReaperOptions) {}
 
@@ -46,13 +50,27 @@ export class Reaper {
     await this.loop.stop();
   }
 
+  /**
+   * How long this node itself stood still within the last lease: the sum of its sweep timer's
+   * delays (a blocked event loop or a starved process wakes it late). Leases
+   * are judged that much in the past: a heartbeat that waited in this node's queue meanwhile was
+   * late by this node's doing, not its worker's. An overloaded node that answered slowly for a
+   * while, without one stall long enough for a hold, could declare live workers lost.
+   */
+  stalledMs(now: number): number {
+    const since = now - this.leaseMs();
+    this.stalls = this.stalls.filter((stall) => stall.at > since);
+    return this.stalls.reduce((sum, stall) => sum + stall.ms, 0);
+  }
+
   /** One sweep; returns the number of attempts it ended. */
   async tick(): Promise<number> {
     const { store, clock, ender, logger } = this.options;
     let ended = 0;
     const holding = clock.now() < this.holdUntil;
+    const stalled = this.stalledMs(clock.now());
     while (!holding) {
-      const count = await ender.expire(clock.now(), 500);
+      const count = await ender.expire(clock.now() - stalled, 500);
       ended += count;
       if (count < 500) break;
       await yieldToEventLoop();
@@ -63,7 +81,7 @@ export class Reaper {
         { runs: expired },
         'runs failed: no worker started them within their schedule-to-start timeout',
       );
-    const lost = holding ? [] : await store.markLostWorkers(clock.now());
+    const lost = holding ? [] : await store.markLostWorkers(clock.now() - stalled);
     if (lost.length > 0) logger.warn({ workers: lost }, 'workers lost: no heartbeat within their lease');
     if (ended > 0) logger.info({ attempts: ended }, 'reaper ended expired attempts');
     return ended;
@@ -86,7 +104,12 @@ export class Reaper {
         logger.warn({ err: error }, 'reaper sweep failed; retrying');
         this.hold(clock.now(), { reason: 'the store failed' });
       }
+      const sleptAt = clock.now();
       await clock.sleep(intervalMs, this.loop.signal);
+      // How late its timer woke: the time nothing on this node ran (its own sweep excluded: on
+      // PostgreSQL a sweep's queries do not keep heartbeats from landing).
+      const late = clock.now() - sleptAt - intervalMs;
+      if (late > 0 && this.loop.running) this.stalls.push({ at: clock.now(), ms: late });
     }
   }
 

@@ -344,4 +344,66 @@ describe('TriggerLoop', () => {
       }
     });
   });
+  it('sheds for overload only past its threshold, accounts for every fire, and recovers when caught up', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const start = Date.UTC(2026, 0, 1);
+    const clock = new FakeClock(start);
+    const jobs = new JobService(store, clock);
+    const names = Array.from({ length: 40 }, (_, i) => `every-${i}`);
+    for (const name of names)
+      await jobs.create({ name, handler: 'h', trigger: { kind: 'every', every: '1s' } });
+    // 30 s behind; the first 8 fire transactions take a second each, later ones no time: the loop
+    // falls behind past the 2 s threshold, then catches up.
+    let slow = 8;
+    const slowStore = new Proxy(store, {
+      get(target, key) {
+        if (key === 'fire') {
+          return async (...args: Parameters<Store['fire']>) => {
+            const result = await target.fire(...args);
+            if (slow-- > 0) await clock.advance(1000);
+            return result;
+          };
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const states: boolean[] = [];
+    let shed = 0;
+    const l = loop(slowStore, clock, 'a', false, {
+      batchSize: 10,
+      batchBudgetMs: Number.POSITIVE_INFINITY,
+      overloadAfterMs: 2000,
+      onBacklog: (state) => {
+        states.push(state.overloaded);
+        shed += state.shed;
+      },
+    });
+    await clock.setTime(start + 30_000);
+    await l.tick();
+    // Overloaded from the fourth batch (3 s into the tick) until the tick caught up.
+    expect(states.slice(0, 3)).toEqual([false, false, false]);
+    expect(states).toContain(true);
+    expect(states.at(-1)).toBe(false);
+    expect(l.isOverloaded).toBe(false);
+    expect(shed).toBeGreaterThan(0);
+
+    let ledger = 0;
+    for (const name of names) {
+      const job = (await store.getJob(name))!;
+      const runs = (await store.listRuns({ jobId: job.id, limit: 1000 })).map((r) => r.fireTime!);
+      const skipped = await store.listSkipped(job.id, { limit: 1000 });
+      expect(skipped.every((s) => s.reason === 'overloaded' && s.count !== null)).toBe(true);
+      ledger += skipped.reduce((sum, s) => sum + s.count!, 0);
+      // Every fire from the first (1 s after creation) up to the next one ran or was shed, not both.
+      const due = Array.from(
+        { length: (job.nextFireAt! - start) / 1000 - 1 },
+        (_, i) => start + 1000 * (i + 1),
+      );
+      const shedTimes = due.filter((t) => skipped.some((s) => t >= s.first && t <= s.last));
+      expect(new Set(runs).size).toBe(runs.length);
+      expect([...runs, ...shedTimes].sort((a, b) => a - b)).toEqual(due);
+    }
+    expect(ledger).toBe(shed);
+  });
 });

@@ -27,8 +27,24 @@ export interface TriggerLoopOptions {
    * worker can hold them and start them on the instant (see the dispatcher's `ahead`).
    */
   fireAheadMs?: number;
-  /** Jobs fired in one store transaction. */
+  /** Jobs fired in one store transaction, at most (see `batchBudgetMs`). */
   batchSize?: number;
+  /**
+   * How long one fire transaction may take, in ms of real time (default 100). A batch that took
+   * longer halves the next batch's size (down to 16 jobs), one that took less than a quarter of it
+   * doubles it again (up to `batchSize`): on SQLite a transaction holds the event loop, and with it
+   * health probes, heartbeats and claims, for as long as it runs.
+   */
+  batchBudgetMs?: number;
+  /**
+   * Overload shedding (0: never, the default here; the node passes its `overloadAfter`). When the
+   * loop has fired for longer than this without catching up and the oldest due fire of a batch is
+   * later than this, the loop is overloaded until it catches up: meanwhile a recurring job with several due
+   * fires runs only the latest and the older ones go to the ledger as `overloaded` (see
+   * `planFires`). So each job's visit costs one run, every job keeps firing, and the time a job
+   * waits for its turn stays the time of one pass over the due jobs.
+   */
+  overloadAfterMs?: number;
   /**
    * Fires (runs) written in one store transaction, however many jobs they come from (default
    * 2000). A batch of jobs catching up on missed fires is cut there: on SQLite a transaction holds
@@ -48,6 +64,11 @@ export interface TriggerLoopOptions {
   onSkipped?: (skipped: Array<{ job: string; reason: SkipReason; count: number | null }>) => void;
   /** Called after each batch of fires, for metrics. */
   onFired?: (fired: { runs: number; conflicts: number; lateness: number[] }) => void;
+  /**
+   * Called after each batch and when the loop caught up, for metrics: how late the oldest due fire
+   * was (0 when caught up), whether the loop is overloaded, and the fires it shed in the batch.
+   */
+  onBacklog?: (state: { backlogMs: number; overloaded: boolean; shed: number }) => void;
 }
 
 /**
@@ -74,15 +95,29 @@ export class TriggerLoop {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly batchSize: number;
+  /** The size of the next batch: `batchSize`, less while batches take longer than their budget. */
+  private batchNow: number;
+  private readonly batchBudgetMs: number;
   private readonly maxFiresPerBatch: number;
+  /** When the current tick began, or the overload it is in (see `overloadAfterMs`). */
+  private busySince: number;
+  private overloaded = false;
   private readonly aheadMs: number;
   private readonly allPartitions: number[];
 
   constructor(private readonly options: TriggerLoopOptions) {
     this.batchSize = options.batchSize ?? 500;
+    this.batchNow = this.batchSize;
+    this.batchBudgetMs = options.batchBudgetMs ?? 100;
+    this.busySince = options.clock.now();
     this.maxFiresPerBatch = options.maxFiresPerBatch ?? 2000;
     this.aheadMs = options.fireAheadMs ?? 0;
     this.allPartitions = Array.from({ length: options.partitions }, (_, i) => i);
+  }
+
+  /** Whether the loop is shedding fires for overload now (see `overloadAfterMs`). */
+  get isOverloaded(): boolean {
+    return this.overloaded;
   }
 
   /** The partitions this loop may fire now. */
@@ -155,15 +190,24 @@ export class TriggerLoop {
     let partitions: Partitions;
     /** The earliest fire time of a job inside the window that waits for its instant. */
     let heldBack: number | null = null;
+    // A tick ends when nothing more is due: the time it has run is how long the loop is behind.
+    if (!this.overloaded) this.busySince = clock.now();
     for (;;) {
       // Between batches too: a storm that takes longer than a lease must not lose its partitions midway.
       await this.maintainLeases();
       const owned = this.owned;
-      if (owned.length === 0) return null;
+      if (owned.length === 0) {
+        this.caughtUp();
+        return null;
+      }
       partitions = { count: this.options.partitions, owned };
       const now = clock.now();
-      const due = await store.dueJobs(partitions, now + this.aheadMs, this.batchSize);
+      const started = performance.now();
+      const batchSize = this.batchNow;
+      const due = await store.dueJobs(partitions, now + this.aheadMs, batchSize);
       if (due.length === 0) break;
+      this.judgeOverload(due, now);
+      const overloaded = this.overloaded;
       const entries: FireEntry[] = [];
       const lateness: number[] = [];
       const spans = new FireSpans();
@@ -186,6 +230,7 @@ export class TriggerLoop {
             misfireGraceMs: this.options.misfireGraceMs,
             maxFires: 100,
             aheadMs,
+            overloaded,
           },
         );
         if (fires > 0 && fires + plan.fires.length > this.maxFiresPerBatch) {
@@ -212,22 +257,64 @@ export class TriggerLoop {
         spans.end();
         this.options.onFired?.({ runs: result.runs, conflicts: result.conflicts, lateness });
         if (result.skipped && result.skipped.length > 0) this.reportSkipped(due, result.skipped);
+        let shed = 0;
+        for (const s of result.skipped ?? []) if (s.reason === 'overloaded') shed += s.count ?? 1;
+        this.options.onBacklog?.({ backlogMs: Math.max(0, now - due[0]!.nextFireAt!), overloaded, shed });
       } catch (error) {
         if (!(error instanceof LeaseLostError)) throw error;
         this.options.onFenced?.();
         this.options.logger.warn({ err: error }, 'partition lease lost; fenced out, re-acquiring');
         this.leases = [];
         this.leasesRenewedAt = Number.NEGATIVE_INFINITY;
+        // Whatever it was behind on belongs to the partitions' next holder now.
+        this.overloaded = false;
         return null;
       }
-      if (due.length < this.batchSize && !cut) break;
+      this.fitBatch(performance.now() - started);
+      if (due.length < batchSize && !cut) break;
       // Let requests in between transactions: better-sqlite3 answers synchronously, so without this a
       // storm of fires (10,000 every-second jobs) held the event loop for minutes.
       await yieldToEventLoop();
     }
+    // Nothing more is due now (held-back jobs wait for their instant): caught up.
+    this.caughtUp();
     if (heldBack !== null) return heldBack;
     const next = await store.nextFireAt(partitions);
     return next === null ? null : next - this.aheadMs;
+  }
+
+  /**
+   * Enters overload when the current tick has fired for longer than `overloadAfterMs` without
+   * catching up and the oldest due fire of this batch is later than that; it stays overloaded
+   * until a tick catches up. Both, because a backlog worked off within that time (a node back
+   * after a restart or a freeze, a few jobs catching up a minute) is run in full within the misfire
+   * grace: only a backlog the loop cannot work off is shed.
+   */
+  private judgeOverload(due: readonly DueJob[], now: number): void {
+    const after = this.options.overloadAfterMs ?? 0;
+    if (after <= 0 || this.overloaded) return;
+    const backlog = now - due[0]!.nextFireAt!;
+    if (backlog > after && now - this.busySince > after) {
+      this.overloaded = true;
+      this.options.logger.warn(
+        { backlogMs: backlog, busyMs: now - this.busySince },
+        'trigger loop overloaded: each job runs only its latest due fire, older ones are recorded as overloaded',
+      );
+    }
+  }
+
+  private caughtUp(): void {
+    if (this.overloaded) {
+      this.overloaded = false;
+      this.options.logger.warn('trigger loop caught up: overload over');
+    }
+    this.options.onBacklog?.({ backlogMs: 0, overloaded: false, shed: 0 });
+  }
+
+  /** Sizes the next batch by the time this one took (see `batchBudgetMs`). */
+  private fitBatch(tookMs: number): void {
+    if (tookMs > this.batchBudgetMs) this.batchNow = Math.max(MIN_BATCH, Math.floor(this.batchNow / 2));
+    else if (tookMs < this.batchBudgetMs / 4) this.batchNow = Math.min(this.batchSize, this.batchNow * 2);
   }
 
   /** The calendars the due jobs name, one store read per batch (none when no job has any). */
@@ -266,7 +353,9 @@ export class TriggerLoop {
       reason: s.reason,
       count: s.count,
     }));
-    for (const skip of named) this.options.logger.info(skip, 'fires skipped');
+    // Overload sheds are logged once when the overload begins and ends, not once per job.
+    for (const skip of named)
+      if (skip.reason !== 'overloaded') this.options.logger.info(skip, 'fires skipped');
     this.options.onSkipped?.(named);
   }
 
@@ -321,6 +410,9 @@ export class TriggerLoop {
     this.leases = held;
   }
 }
+
+/** The smallest batch a slow store shrinks the batches to. */
+const MIN_BATCH = 16;
 
 /** How often a node repeats that another live node has its id, while it lasts. */
 const NAMESAKE_WARN_EVERY_MS = 60_000;

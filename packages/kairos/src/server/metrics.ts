@@ -60,6 +60,21 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60],
     registers: [this.registry],
   });
+  readonly triggerBacklog = new Gauge({
+    name: 'kairos_trigger_backlog_seconds',
+    help: 'How late the oldest due fire of the last trigger-loop batch was (0 when the loop caught up)',
+    registers: [this.registry],
+  });
+  readonly triggerOverloaded = new Gauge({
+    name: 'kairos_trigger_overloaded',
+    help: '1 while the trigger loop sheds fires for overload (each job runs only its latest due fire), else 0',
+    registers: [this.registry],
+  });
+  readonly overloadShed = new Counter({
+    name: 'kairos_overload_shed_fires_total',
+    help: 'Fires shed for overload (ledger reason overloaded); not by job: an overload touches every job',
+    registers: [this.registry],
+  });
   readonly claimed = new Counter({
     name: 'kairos_runs_claimed_total',
     help: 'Attempts handed to workers',

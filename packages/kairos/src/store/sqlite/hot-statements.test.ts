@@ -124,6 +124,10 @@ describe('SQLite hot statements', () => {
       'SEARCH j USING INTEGER PRIMARY KEY (rowid=?)',
     ]);
     expect(plan(hot.BROADCAST_JOBS, ['[]'])).toContain('SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)');
+    // A batch's ledger rows: one pass over the input, nothing else read.
+    expect(plan(hot.INSERT_SKIPPED, { now: 0, rows: '[]' })).toEqual([
+      expect.stringMatching(/^SCAN v VIRTUAL TABLE/),
+    ]);
   });
 
   it('find the run an idempotency key holds (to compare its params) in the partial runs_idempotency index', () => {

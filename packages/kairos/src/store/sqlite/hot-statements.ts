@@ -152,6 +152,19 @@ export const INSERT_FIRES = `INSERT INTO runs (job_id, group_name, handler, caus
   WHERE true
   ON CONFLICT DO NOTHING`;
 
+/**
+ * Ledger rows of a fire batch's plain entries, in one statement (@now, @rows = [[job id, reason,
+ * first fire, last fire, count or null], …]); answers the rows written. Only ranges that extend no
+ * earlier row come here (see `hasPolicies`): under overload every job's visit sheds a range, and
+ * one statement per range made shedding slower than firing.
+ */
+export const INSERT_SKIPPED = `INSERT INTO skipped_fires (job_id, reason, first_fire, last_fire, count, recorded_at)
+  SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, @now
+  FROM json_each(@rows) v
+  WHERE true
+  ON CONFLICT DO NOTHING
+  RETURNING job_id, reason, count`;
+
 /** Of the jobs ([id, …]), those whose routing is broadcast: their new runs are sharded. */
 export const BROADCAST_JOBS = `SELECT id, namespace, group_name, handler, dispatch FROM jobs
   WHERE id IN (SELECT value FROM json_each(?)) AND dispatch ->> '$.routing.strategy' = 'broadcast'`;

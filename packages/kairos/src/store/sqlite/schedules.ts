@@ -27,7 +27,11 @@ const CANCELLED_BY_OVERLAP = JSON.stringify({
 
 /** Whether an entry needs the schedule-policy steps of the fire transaction. */
 export function hasPolicies(entry: FireEntry): boolean {
-  return entry.overlap !== undefined || entry.countRuns === true || (entry.skipped?.length ?? 0) > 0;
+  return (
+    entry.overlap !== undefined ||
+    entry.countRuns === true ||
+    (entry.skipped?.some((range) => range.after !== undefined) ?? false)
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
+import type { AttemptRef, JsonObject, SkipReason, TraceContext } from '@kairos/client';
 import Database from 'better-sqlite3';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
@@ -550,6 +550,10 @@ export class SqliteStore implements Store {
             out.runs += this.sql(hot.INSERT_FIRES).run({ now, fires: JSON.stringify(pending) }).changes;
             pending.length = 0;
           };
+          /** The ledger rows of plain entries, written in one statement at the end. */
+          const ledger: Array<
+            [jobId: number, reason: string, first: number, last: number, count: number | null]
+          > = [];
           for (const entry of entries) {
             const advanced = advance.get(entry.next, entry.jobId, entry.expected) as
               | { group_name: string }
@@ -572,6 +576,8 @@ export class SqliteStore implements Store {
               this.fireWithPolicies(entry, advanced.group_name, now, out);
               continue;
             }
+            for (const range of entry.skipped ?? [])
+              ledger.push([entry.jobId, range.reason, range.first, range.last, range.count]);
             entry.fires.forEach((fireTime, i) => {
               pending.push([
                 entry.jobId,
@@ -584,6 +590,17 @@ export class SqliteStore implements Store {
               out.groups.push(advanced.group_name);
           }
           flush();
+          if (ledger.length > 0) {
+            const written = this.sql(hot.INSERT_SKIPPED).all({ now, rows: JSON.stringify(ledger) }) as Array<{
+              job_id: number;
+              reason: SkipReason;
+              count: number | null;
+            }>;
+            out.skipped = [
+              ...(out.skipped ?? []),
+              ...written.map((row) => ({ jobId: row.job_id, reason: row.reason, count: row.count })),
+            ];
+          }
           shardNewRuns(
             (text) => this.sql(text),
             entries.map((e) => e.jobId),
