@@ -238,6 +238,56 @@ export function describeWorkflowReview(dialect: string, open: () => Promise<Stor
         { id: 'each', handler: 'h', after: ['list', 'other'], map: { from: 'list' } },
       ]);
     });
+    it('a step whose run key another run holds fails with STEP_RUN_CONFLICT, and its instance goes on', async () => {
+      // A run of the step's job holds `workflow:1:k` (the key of the first instance's step k): the
+      // step run is not inserted. The step fails with a stable reason instead of staying ready without
+      // a run for ever; its failure edge is followed.
+      const kept = await store.createJob(
+        compileJob({ name: 'kept', handler: 'j', trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      await store.enqueueRuns(kept.id, [{ params: {}, priority: 0, idempotencyKey: 'workflow:1:k' }], tick());
+      await define('wf', [
+        { id: 'k', job: 'kept' },
+        { id: 'onFailure', handler: 'h', after: [{ step: 'k', on: 'failure' }] },
+      ]);
+      const instance = await store.workflows.start('default', 'wf', { context: {} }, tick());
+      expect(instance!.id).toBe(1);
+      expect(instance!.steps).toMatchObject([
+        { id: 'k', state: 'failed', runId: null, error: { code: 'STEP_RUN_CONFLICT' } },
+        { id: 'onFailure', state: 'ready' },
+      ]);
+    });
+    it('a map step whose next item run key another run holds fails with STEP_RUN_CONFLICT', async () => {
+      const kept = await store.createJob(
+        compileJob({ name: 'kept', handler: 'j', trigger: { kind: 'manual' } }),
+        null,
+        now,
+      );
+      await store.enqueueRuns(
+        kept.id,
+        [{ params: {}, priority: 0, idempotencyKey: 'workflow:1:each:1' }],
+        tick(),
+      );
+      await define('fan', [
+        { id: 'list', handler: 'h' },
+        { id: 'each', job: 'kept', after: ['list'], map: { from: 'list', maxParallel: 1 } },
+      ]);
+      const instance = await store.workflows.start('default', 'fan', { context: {} }, tick());
+      expect(instance!.id).toBe(1);
+      const list = (await claim()).find((r) => stepOf(r) === 'list')!;
+      expect(await end(list, true, [10, 20])).toBe(true);
+      const first = (await claim()).find((r) => stepOf(r) === 'each')!;
+      expect(await end(first, true, 1)).toBe(true);
+      const after = await store.workflows.getInstance(instance!.id);
+      expect(after!.steps[1]).toMatchObject({
+        id: 'each',
+        state: 'failed',
+        error: { code: 'STEP_RUN_CONFLICT' },
+      });
+      expect(after!.state).toBe('failed');
+    });
     it('skipping a ready `job` step of a broadcast job cancels every shard of its run, not only the first', async () => {
       // planRepair cancels `row.run_id` of a replaced ready step: the first shard. The other shards
       // (broadcast_run_id = the first) keep running on their workers.

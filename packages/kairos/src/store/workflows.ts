@@ -556,6 +556,31 @@ export function planRepair(input: {
   };
 }
 
+/**
+ * The steps whose run, or one of whose item runs, the insert did not write: its key is held by
+ * another run already (SQLite reuses the ids of deleted instances). Each fails with
+ * STEP_RUN_CONFLICT (the dialects decide their instance again with these ends), rather than stay
+ * ready without a run for ever. Both dialects' writePlan and settleMaps.
+ */
+export function runConflicts(
+  runs: readonly StepRunToQueue[],
+  inserted: ReadonlyMap<string, unknown>,
+): Array<{ step: string; end: StepEnd }> {
+  const keys = new Map<string, string>();
+  for (const run of runs)
+    if (!inserted.has(run.idempotencyKey) && !keys.has(run.step)) keys.set(run.step, run.idempotencyKey);
+  return [...keys].map(([step, key]) => ({
+    step,
+    end: {
+      ok: false,
+      error: stepFailure('STEP_RUN_CONFLICT', `the key of its run, '${key}', is held by another run`),
+    },
+  }));
+}
+
+/** What writing a plan needs to decide the instance again (a run that could not be queued). */
+export type PlanContext = Omit<MapInput, 'rows'>;
+
 /** What queuing a map step's next items needs: the instance as planInstance reads it. */
 export type MapInput = Omit<Parameters<typeof planInstance>[0], 'ended'>;
 

@@ -14,10 +14,12 @@ import {
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type PlanContext,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
   type RepairPlan,
+  runConflicts,
   STEP_READ_COLUMNS,
   STEP_RUN_JOIN,
   type StepJob,
@@ -424,7 +426,13 @@ async function writeRepair(
       [id, JSON.stringify(repair.reset.map((r) => ({ step_id: r.step, run_count: r.runCount })))],
     );
   }
-  const groups = await writePlan(client, id, namespace, repair.plan, now);
+  const groups = await writePlan(
+    client,
+    { ...input, paused: repair.state === 'paused' },
+    namespace,
+    repair.plan,
+    now,
+  );
   if (repair.handSkipped !== null) {
     await client.query(
       'UPDATE workflow_steps SET hand_skipped = true, result = NULL, error = NULL WHERE instance_id = $1 AND step_id = $2',
@@ -444,7 +452,7 @@ async function writeRepair(
     groups.push(...settled.groups);
     if (settled.ends.length > 0) {
       const plan = planInstance({ ...mapInput, ended: settled.ends });
-      groups.push(...(await writePlan(client, id, namespace, plan, now)));
+      groups.push(...(await writePlan(client, mapInput, namespace, plan, now)));
     }
   }
   // The replaced runs, with every shard of a broadcast whose first shard they are.
@@ -520,16 +528,15 @@ export async function startInstance(
   }
   const id = inserted.rows[0].id;
   const steps = JSON.parse(workflow.steps) as CompiledStep[];
-  const plan = planInstance({
+  const input = {
     instanceId: id,
     steps,
     context: start.context,
-    rows: [],
-    ended: [],
     jobs: await stepJobs(client, workflow.namespace, steps),
     carrier: { jobId: workflow.job_id },
-  });
-  const groups = await writePlan(client, id, workflow.namespace, plan, now, start.availableAt);
+  };
+  const plan = planInstance({ ...input, rows: [], ended: [] });
+  const groups = await writePlan(client, input, workflow.namespace, plan, now, start.availableAt);
   return { id, created: true, groups };
 }
 
@@ -582,13 +589,15 @@ async function stepJobs(
  */
 async function writePlan(
   client: pg.PoolClient,
-  instanceId: number,
+  /** The instance as planned: decided again when a run could not be queued ({@link runConflicts}). */
+  input: PlanContext,
   namespace: string,
   plan: InstancePlan,
   now: number,
   /** When the runs become available (a scheduled start's jitter); default now. */
   availableAt = now,
 ): Promise<string[]> {
+  const instanceId = input.instanceId;
   const inserted = await insertStepRuns(client, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
@@ -643,6 +652,13 @@ async function writePlan(
       `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state IN ('running', 'paused')`,
       [plan.outcome, now, instanceId],
     );
+  }
+  // A run not queued (its key held by another run) fails its step: the instance is decided again.
+  const conflicts = runConflicts(plan.runs, inserted);
+  if (conflicts.length > 0) {
+    const next = { ...input, context: plan.context ?? input.context };
+    const replanned = planInstance({ ...next, rows: await readSteps(client, instanceId), ended: conflicts });
+    groups.push(...(await writePlan(client, next, namespace, replanned, now, availableAt)));
   }
   return groups;
 }
@@ -729,7 +745,7 @@ export async function advanceWorkflows(
       ...input,
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
-    groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
+    groups.push(...(await writePlan(client, input, instance.namespace, plan, now)));
   }
   return groups;
 }

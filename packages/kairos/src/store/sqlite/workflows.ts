@@ -14,10 +14,12 @@ import {
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type PlanContext,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
   type RepairPlan,
+  runConflicts,
   STEP_READ_COLUMNS,
   STEP_RUN_JOIN,
   type StepJob,
@@ -352,7 +354,13 @@ export class SqliteWorkflows implements WorkflowStore {
        WHERE instance_id = ? AND step_id = ?`,
     );
     for (const { step, runCount } of repair.reset) reset.run(runCount, id, step);
-    const groups = writePlan(sql, id, namespace, repair.plan, now);
+    const groups = writePlan(
+      sql,
+      { ...input, paused: repair.state === 'paused' },
+      namespace,
+      repair.plan,
+      now,
+    );
     if (repair.handSkipped !== null) {
       sql(
         'UPDATE workflow_steps SET hand_skipped = 1, result = NULL, error = NULL WHERE instance_id = ? AND step_id = ?',
@@ -371,7 +379,7 @@ export class SqliteWorkflows implements WorkflowStore {
       groups.push(...settled.groups);
       if (settled.ends.length > 0) {
         const plan = planInstance({ ...mapInput, ended: settled.ends });
-        groups.push(...writePlan(sql, id, namespace, plan, now));
+        groups.push(...writePlan(sql, mapInput, namespace, plan, now));
       }
     }
     const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
@@ -488,16 +496,19 @@ export function startInstance(
   }
   const { id } = inserted;
   const steps = JSON.parse(workflow.steps) as CompiledStep[];
-  const plan = planInstance({
+  const input = {
     instanceId: id,
     steps,
     context: start.context,
-    rows: [],
-    ended: [],
     jobs: stepJobs(sql, workflow.namespace, steps),
     carrier: { jobId: workflow.job_id },
-  });
-  return { id, created: true, groups: writePlan(sql, id, workflow.namespace, plan, now, start.availableAt) };
+  };
+  const plan = planInstance({ ...input, rows: [], ended: [] });
+  return {
+    id,
+    created: true,
+    groups: writePlan(sql, input, workflow.namespace, plan, now, start.availableAt),
+  };
 }
 
 function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
@@ -556,13 +567,15 @@ function stepJobs(
 /** Writes what {@link planInstance} decided: the runs, map items, the steps' states, the context, the instance's end. Answers the groups. */
 function writePlan(
   sql: Sql,
-  instanceId: number,
+  /** The instance as planned: decided again when a run could not be queued ({@link runConflicts}). */
+  input: PlanContext,
   namespace: string,
   plan: InstancePlan,
   now: number,
   /** When the runs become available (a scheduled start's jitter); default now. */
   availableAt = now,
 ): string[] {
+  const instanceId = input.instanceId;
   const inserted = insertStepRuns(sql, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
@@ -614,6 +627,13 @@ function writePlan(
     sql(
       `UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state IN ('running', 'paused')`,
     ).run(plan.outcome, now, instanceId);
+  }
+  // A run not queued (its key held by another run) fails its step: the instance is decided again.
+  const conflicts = runConflicts(plan.runs, inserted);
+  if (conflicts.length > 0) {
+    const next = { ...input, context: plan.context ?? input.context };
+    const replanned = planInstance({ ...next, rows: readSteps(sql, instanceId), ended: conflicts });
+    groups.push(...writePlan(sql, next, namespace, replanned, now, availableAt));
   }
   return groups;
 }
@@ -695,7 +715,7 @@ export function advanceWorkflows(
       ...input,
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
-    groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
+    groups.push(...writePlan(sql, input, instance.namespace, plan, now));
   }
   return groups;
 }
