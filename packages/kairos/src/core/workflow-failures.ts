@@ -10,6 +10,7 @@ export const STEP_FAILURE_CODES = [
   'CONTEXT_INVALID',
   'CONTEXT_TOO_LARGE',
   'PARENTS_TOO_LARGE',
+  'STEP_RUN_CONFLICT',
 ] as const;
 
 export type StepFailureCode = (typeof STEP_FAILURE_CODES)[number];

@@ -62,8 +62,11 @@ export interface GraphProblem {
     | 'cycle'
     | 'no-steps'
     | 'too-many-steps'
-    | 'map-source';
+    | 'map-source'
+    | 'map-source-unended';
   message: string;
+  /** The field at fault, when one is (`steps[i].map.from`). */
+  field?: string;
   /** The steps concerned; for a cycle, its path from a step back to it. */
   steps: string[];
 }

@@ -86,7 +86,12 @@ export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
   const problems = [...graphProblems(steps), ...mapProblems(steps)];
   if (problems.length > 0) {
     throw new KairosError('WORKFLOW_INVALID', problems.map((p) => p.message).join('; '), {
-      problems: problems.map((p) => ({ kind: p.kind, message: p.message, steps: p.steps })),
+      problems: problems.map((p) => ({
+        kind: p.kind,
+        message: p.message,
+        steps: p.steps,
+        ...(p.field === undefined ? {} : { field: p.field }),
+      })),
     });
   }
   return {
@@ -126,19 +131,36 @@ function compileWorkflowSchedule(spec: WorkflowSpec['schedule']): SchedulePolicy
   return schedule;
 }
 
-/** A map's `from` must be one of its step's parents, or the context. */
+/**
+ * A map's `from` must be one of its step's parents, or the context; and that parent must have
+ * ended with a result when the step becomes ready: the step joins `all` and its edge from `from`
+ * is `success` or a predicate (which needs a success). Otherwise the step could be ready while its
+ * list's parent runs, or failed, and fail with MAP_NOT_A_LIST for no fault of the list.
+ */
 function mapProblems(steps: readonly CompiledStep[]): GraphProblem[] {
-  return steps.flatMap((step) =>
-    step.map && step.map.from !== CONTEXT_SOURCE && !step.after.some((e) => e.from === step.map!.from)
-      ? [
-          {
-            kind: 'map-source' as const,
-            message: `map step '${step.id}' takes its list from '${step.map.from}', which is neither one of its parents nor ${CONTEXT_SOURCE}`,
-            steps: [step.id, step.map.from],
-          },
-        ]
-      : [],
-  );
+  return steps.flatMap((step, i): GraphProblem[] => {
+    if (!step.map || step.map.from === CONTEXT_SOURCE) return [];
+    const from = step.map.from;
+    const edge = step.after.find((e) => e.from === from);
+    if (!edge) {
+      return [
+        {
+          kind: 'map-source' as const,
+          message: `map step '${step.id}' takes its list from '${from}', which is neither one of its parents nor ${CONTEXT_SOURCE}`,
+          steps: [step.id, from],
+        },
+      ];
+    }
+    if (step.join === 'all' && (edge.on === 'success' || typeof edge.on === 'object')) return [];
+    return [
+      {
+        kind: 'map-source-unended' as const,
+        message: `map step '${step.id}' takes its list from '${from}', which may not have succeeded when the step is ready: a map step takes its list from a parent only with join 'all' and a 'success' (or predicate) edge from it`,
+        steps: [step.id, from],
+        field: `steps[${i}].map.from`,
+      },
+    ];
+  });
 }
 
 function compileStep(spec: WorkflowStepSpec, field: string): CompiledStep {

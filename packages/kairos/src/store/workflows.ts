@@ -62,7 +62,8 @@ export interface WorkflowStore {
   }): Promise<WorkflowRecord[]>;
   /**
    * Deletes a workflow with its instances and its handler steps' runs (as deleting a job does);
-   * runs of `job` steps stay, ending without advancing anything. False when there is none.
+   * runs of `job` steps stay, detached ({@link detachJobStepRuns}), ending without advancing
+   * anything. False when there is none.
    */
   delete(namespace: string, name: string): Promise<boolean>;
   /**
@@ -281,15 +282,20 @@ function stepsFrom(rows: readonly StepRow[]): InstanceSteps {
   for (const row of rows) {
     const state = row.state === 'cancelled' ? 'failed' : row.state;
     const ended = state === 'succeeded' || state === 'failed';
-    // The step's row keeps its result; a row from before it did reads the run's (when not pruned).
-    // A step skipped by hand succeeded with no result, whatever its cancelled run says.
-    const end = row.hand_skipped
-      ? { ok: true, result: null }
-      : row.result != null
-        ? { ok: state === 'succeeded', result: JSON.parse(row.result) }
-        : row.run_status
-          ? endOf(row.run_status, row.run_result)
-          : { ok: state === 'succeeded', result: null };
+    // Its state says how it ended: a step whose run succeeded may have failed after (its context
+    // write refused). The step's row keeps its result; a row from before it did reads its run's (when
+    // not pruned), and only when the step succeeded. A step skipped by hand succeeded with no result,
+    // whatever its cancelled run says.
+    const ok = Boolean(row.hand_skipped) || state === 'succeeded';
+    const result =
+      !ok || row.hand_skipped
+        ? null
+        : row.result != null
+          ? JSON.parse(row.result)
+          : row.run_status === 'succeeded' && row.run_result !== null
+            ? JSON.parse(row.run_result)
+            : null;
+    const end = ok ? { ok: true, result } : { ok: false };
     steps.set(row.step_id, { state, ...(ended ? { end } : {}) });
   }
   return steps;
@@ -411,7 +417,10 @@ export interface RepairPlan {
   plan: InstancePlan;
   /** The step ended by hand (a skip). */
   handSkipped: string | null;
-  /** Runs of the steps put back or skipped that may still be queued or running: cancelled. */
+  /**
+   * Runs of the steps put back or skipped that may still be queued or running: cancelled, with the
+   * other shards of a broadcast whose first shard one is (a `job` step of a broadcast job).
+   */
   cancel: number[];
   state: WorkflowInstanceState;
   /** The instance ended with this repair (finishedAt = now), or runs again (finishedAt = null). */
@@ -553,6 +562,31 @@ export function planRepair(input: {
     ended,
   };
 }
+
+/**
+ * The steps whose run, or one of whose item runs, the insert did not write: its key is held by
+ * another run already (SQLite reuses the ids of deleted instances). Each fails with
+ * STEP_RUN_CONFLICT (the dialects decide their instance again with these ends), rather than stay
+ * ready without a run for ever. Both dialects' writePlan and settleMaps.
+ */
+export function runConflicts(
+  runs: readonly StepRunToQueue[],
+  inserted: ReadonlyMap<string, unknown>,
+): Array<{ step: string; end: StepEnd }> {
+  const keys = new Map<string, string>();
+  for (const run of runs)
+    if (!inserted.has(run.idempotencyKey) && !keys.has(run.step)) keys.set(run.step, run.idempotencyKey);
+  return [...keys].map(([step, key]) => ({
+    step,
+    end: {
+      ok: false,
+      error: stepFailure('STEP_RUN_CONFLICT', `the key of its run, '${key}', is held by another run`),
+    },
+  }));
+}
+
+/** What writing a plan needs to decide the instance again (a run that could not be queued). */
+export type PlanContext = Omit<MapInput, 'rows'>;
 
 /** What queuing a map step's next items needs: the instance as planInstance reads it. */
 export type MapInput = Omit<Parameters<typeof planInstance>[0], 'ended'>;
@@ -763,16 +797,24 @@ export interface InstanceRow {
 export const STEP_READ_COLUMNS = `s.step_id, s.state, s.run_id,
   coalesce((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = r.id), r.started_at,
     (SELECT min(coalesce((SELECT min(a.started_at) FROM attempts a WHERE a.run_id = mr.id), mr.started_at))
-     FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id
+     FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id AND mr.workflow_instance_id = m.instance_id
      WHERE s.run_id IS NULL AND m.instance_id = s.instance_id AND m.step_id = s.step_id)) AS run_started_at,
   CASE WHEN r.status IN ('succeeded', 'failed', 'timed_out', 'cancelled') THEN r.finished_at
     WHEN s.run_id IS NULL AND s.state IN ('succeeded', 'failed', 'cancelled') THEN
-      (SELECT max(mr.finished_at) FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id
+      (SELECT max(mr.finished_at) FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id AND mr.workflow_instance_id = m.instance_id
        WHERE m.instance_id = s.instance_id AND m.step_id = s.step_id) END AS run_finished_at,
   coalesce(r.attempt,
-    (SELECT CAST(sum(mr.attempt) AS INTEGER) FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id
+    (SELECT CAST(sum(mr.attempt) AS INTEGER) FROM workflow_map_items m JOIN runs mr ON mr.id = m.run_id AND mr.workflow_instance_id = m.instance_id
      WHERE s.run_id IS NULL AND m.instance_id = s.instance_id AND m.step_id = s.step_id), 0) AS run_attempts,
   s.hand_skipped, CAST(s.error AS TEXT) AS error`;
+
+/**
+ * How a step's row is joined to its run (`s` the steps, `r` the run), in both dialects: by its id,
+ * and only a run of this instance's step. SQLite hands the id of a deleted run to the next one: an
+ * unrelated run is never read as the step's.
+ */
+export const STEP_RUN_JOIN =
+  'LEFT JOIN runs r ON r.id = s.run_id AND r.workflow_instance_id = s.instance_id AND r.workflow_step = s.step_id';
 
 export interface StepReadRow {
   step_id: string;
@@ -816,6 +858,19 @@ export function instanceFromRow(row: InstanceRow, steps: readonly StepReadRow[])
       };
     }),
   };
+}
+
+/**
+ * Detaches the runs of a deleted workflow's `job` steps (they stay, as runs of their jobs), both
+ * dialects: no instance, no step, no `workflow:` key. SQLite hands a deleted instance's id to the
+ * next instance: a key left behind would hold that instance's step run, which then could not be
+ * queued. `param` spells the dialect's parameters: the workflow's id, and its own job's id.
+ */
+export function detachJobStepRuns(param: (name: 'workflow' | 'job') => string): string {
+  return `UPDATE runs SET workflow_instance_id = NULL, workflow_step = NULL,
+    idempotency_key = CASE WHEN idempotency_key LIKE 'workflow:%' THEN NULL ELSE idempotency_key END
+  WHERE workflow_instance_id IN (SELECT id FROM workflow_instances WHERE workflow_id = ${param('workflow')})
+    AND job_id <> ${param('job')}`;
 }
 
 /** The error a cancelled step run carries. */

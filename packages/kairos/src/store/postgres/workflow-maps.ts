@@ -2,7 +2,7 @@ import type { Json } from '@kairos/client';
 import type pg from 'pg';
 import type { StepEnd } from '../../core/workflow-graph.ts';
 import { mapOutcome } from '../../core/workflow-map.ts';
-import { endOf, itemRuns, type MapInput } from '../workflows.ts';
+import { endOf, itemRuns, type MapInput, runConflicts } from '../workflows.ts';
 import { insertStepRuns } from './workflow-runs.ts';
 
 /**
@@ -126,11 +126,20 @@ export async function settleMaps(
             input.instanceId,
             stepId,
             JSON.stringify(
-              runs.map((r) => ({ idx: r.index, run_id: inserted.get(r.idempotencyKey)?.id ?? null })),
+              runs.flatMap((r) => {
+                const run = inserted.get(r.idempotencyKey);
+                return run ? [{ idx: r.index, run_id: run.id }] : [];
+              }),
             ),
           ],
         );
-        active += runs.length;
+        active += inserted.size;
+        // An item run not queued (its key held by another run) fails the step.
+        const conflicts = runConflicts(runs, inserted);
+        if (conflicts.length > 0) {
+          ends.push(...conflicts);
+          continue;
+        }
       }
     }
     if (active > 0 || held) continue;

@@ -1,10 +1,13 @@
 import type pg from 'pg';
 import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { StepRunToQueue } from '../workflows.ts';
+import { shardNewRuns } from './broadcasts.ts';
 
 /**
  * Inserts step runs in one statement (ON CONFLICT: a run's key holds its step's, or item's, run
- * already, never a second one). Answers the inserted runs by idempotency key, with their groups.
+ * already, never a second one), and shards those of broadcast jobs: each becomes the first shard
+ * of its broadcast (store/postgres/broadcasts.ts). Answers the inserted runs by idempotency key,
+ * with their groups.
  */
 export async function insertStepRuns(
   client: pg.PoolClient,
@@ -53,5 +56,12 @@ export async function insertStepRuns(
     ],
   );
   for (const row of rows) inserted.set(row.idempotency_key, { id: row.id, group: row.group_name });
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (inserted.size > 0)
+    await shardNewRuns(
+      client,
+      runs.map((r) => r.jobId),
+      now,
+    );
   return inserted;
 }

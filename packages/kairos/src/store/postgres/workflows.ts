@@ -7,17 +7,21 @@ import { KairosError } from '../../errors.ts';
 import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
+  detachJobStepRuns,
   endOf,
   type InstancePlan,
   type InstanceRow,
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type PlanContext,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
   type RepairPlan,
+  runConflicts,
   STEP_READ_COLUMNS,
+  STEP_RUN_JOIN,
   type StepJob,
   type StepReadRow,
   type StepRow,
@@ -31,7 +35,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { PostgresConnection } from './alerts.ts';
-import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
+import { endedBroadcasts } from './broadcasts.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';
 import { insertStepRuns } from './workflow-runs.ts';
@@ -174,11 +178,16 @@ export class PostgresWorkflows implements WorkflowStore {
          WHERE w.namespace = $1 AND w.name = $2 AND r.status IN ('queued', 'running') ORDER BY r.id FOR UPDATE OF r`,
         [namespace, name],
       );
-      const { rows } = await client.query<{ job_id: number }>(
-        'DELETE FROM workflows WHERE namespace = $1 AND name = $2 RETURNING job_id',
+      const { rows } = await client.query<{ id: number; job_id: number }>(
+        'SELECT id, job_id FROM workflows WHERE namespace = $1 AND name = $2 FOR UPDATE',
         [namespace, name],
       );
       if (!rows[0]) return false;
+      await client.query(
+        detachJobStepRuns((name) => (name === 'workflow' ? '$1' : '$2')),
+        [rows[0].id, rows[0].job_id],
+      );
+      await client.query('DELETE FROM workflows WHERE id = $1', [rows[0].id]);
       await client.query('DELETE FROM jobs WHERE id = $1', [rows[0].job_id]);
       return true;
     });
@@ -231,7 +240,7 @@ export class PostgresWorkflows implements WorkflowStore {
     if (!row) return null;
     const steps = await this.c.query<StepReadRow>(
       'getWorkflowInstance',
-      `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+      `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s ${STEP_RUN_JOIN} WHERE s.instance_id = $1`,
       [id],
     );
     return instanceFromRow(row, steps);
@@ -246,7 +255,7 @@ export class PostgresWorkflows implements WorkflowStore {
     );
     const steps = await this.c.query<StepReadRow & { instance_id: number }>(
       'listWorkflowInstances',
-      `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+      `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s ${STEP_RUN_JOIN}
        WHERE s.instance_id = ANY($1::bigint[])`,
       [rows.map((r) => r.id)],
     );
@@ -376,7 +385,7 @@ async function readSteps(client: pg.PoolClient, id: number): Promise<StepRow[]> 
   const { rows } = await client.query<StepRow>(
     `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result::text AS run_result,
        s.result::text AS result, s.run_count, s.hand_skipped
-     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = $1`,
+     FROM workflow_steps s ${STEP_RUN_JOIN} WHERE s.instance_id = $1`,
     [id],
   );
   return rows;
@@ -417,7 +426,13 @@ async function writeRepair(
       [id, JSON.stringify(repair.reset.map((r) => ({ step_id: r.step, run_count: r.runCount })))],
     );
   }
-  const groups = await writePlan(client, id, namespace, repair.plan, now);
+  const groups = await writePlan(
+    client,
+    { ...input, paused: repair.state === 'paused' },
+    namespace,
+    repair.plan,
+    now,
+  );
   if (repair.handSkipped !== null) {
     await client.query(
       'UPDATE workflow_steps SET hand_skipped = true, result = NULL, error = NULL WHERE instance_id = $1 AND step_id = $2',
@@ -437,15 +452,16 @@ async function writeRepair(
     groups.push(...settled.groups);
     if (settled.ends.length > 0) {
       const plan = planInstance({ ...mapInput, ended: settled.ends });
-      groups.push(...(await writePlan(client, id, namespace, plan, now)));
+      groups.push(...(await writePlan(client, mapInput, namespace, plan, now)));
     }
   }
+  // The replaced runs, with every shard of a broadcast whose first shard they are.
   const cancel = [...repair.cancel, ...itemRunIds];
   if (cancel.length === 0) return groups;
   const cancelled = await client.query<{ id: number }>(
     `WITH active AS (
        SELECT id, status, attempt, worker_id, started_at FROM runs
-       WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')),
+       WHERE (id = ANY($1::bigint[]) OR broadcast_run_id = ANY($1::bigint[])) AND status IN ('queued', 'running')),
      attempt_ended AS (
        INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
        SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
@@ -512,16 +528,15 @@ export async function startInstance(
   }
   const id = inserted.rows[0].id;
   const steps = JSON.parse(workflow.steps) as CompiledStep[];
-  const plan = planInstance({
+  const input = {
     instanceId: id,
     steps,
     context: start.context,
-    rows: [],
-    ended: [],
     jobs: await stepJobs(client, workflow.namespace, steps),
     carrier: { jobId: workflow.job_id },
-  });
-  const groups = await writePlan(client, id, workflow.namespace, plan, now, start.availableAt);
+  };
+  const plan = planInstance({ ...input, rows: [], ended: [] });
+  const groups = await writePlan(client, input, workflow.namespace, plan, now, start.availableAt);
   return { id, created: true, groups };
 }
 
@@ -574,13 +589,15 @@ async function stepJobs(
  */
 async function writePlan(
   client: pg.PoolClient,
-  instanceId: number,
+  /** The instance as planned: decided again when a run could not be queued ({@link runConflicts}). */
+  input: PlanContext,
   namespace: string,
   plan: InstancePlan,
   now: number,
   /** When the runs become available (a scheduled start's jitter); default now. */
   availableAt = now,
 ): Promise<string[]> {
+  const instanceId = input.instanceId;
   const inserted = await insertStepRuns(client, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
@@ -596,14 +613,6 @@ async function writePlan(
       map.step,
       map.items,
       items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
-    );
-  }
-  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
-  if (plan.runs.length > 0) {
-    await shardNewRuns(
-      client,
-      plan.runs.map((r) => r.jobId),
-      now,
     );
   }
   // A step's run, or a map step's fan-out, counts one more run (its next keys count on from it).
@@ -643,6 +652,13 @@ async function writePlan(
       `UPDATE workflow_instances SET state = $1, finished_at = $2 WHERE id = $3 AND state IN ('running', 'paused')`,
       [plan.outcome, now, instanceId],
     );
+  }
+  // A run not queued (its key held by another run) fails its step: the instance is decided again.
+  const conflicts = runConflicts(plan.runs, inserted);
+  if (conflicts.length > 0) {
+    const next = { ...input, context: plan.context ?? input.context };
+    const replanned = planInstance({ ...next, rows: await readSteps(client, instanceId), ended: conflicts });
+    groups.push(...(await writePlan(client, next, namespace, replanned, now, availableAt)));
   }
   return groups;
 }
@@ -706,9 +722,10 @@ export async function advanceWorkflows(
     const mine = ended.filter(
       (e) => e.workflow_instance_id === instanceId && state.get(e.workflow_step)?.state === 'ready',
     );
-    const ends = mine.filter(
-      (e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id,
-    );
+    // In run id order: their context writes apply in that order (docs/workflows.md).
+    const ends = mine
+      .filter((e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id)
+      .sort((a, b) => a.id - b.id);
     const itemEnds = mine.filter((e) => maps.has(e.workflow_step));
     if (ends.length === 0 && itemEnds.length === 0) continue;
     const jobs = await stepJobs(client, instance.namespace, steps, goneJobId);
@@ -728,7 +745,7 @@ export async function advanceWorkflows(
       ...input,
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
-    groups.push(...(await writePlan(client, instanceId, instance.namespace, plan, now)));
+    groups.push(...(await writePlan(client, input, instance.namespace, plan, now)));
   }
   return groups;
 }

@@ -1,7 +1,7 @@
 import type { Json } from '@kairos/client';
 import type { StepEnd } from '../../core/workflow-graph.ts';
 import { mapOutcome } from '../../core/workflow-map.ts';
-import { endOf, itemRuns, type MapInput } from '../workflows.ts';
+import { endOf, itemRuns, type MapInput, runConflicts } from '../workflows.ts';
 import { insertStepRuns, type Sql } from './workflow-runs.ts';
 
 /**
@@ -121,9 +121,17 @@ export function settleMaps(
           `UPDATE workflow_map_items SET state = 'ready', run_id = ?
            WHERE instance_id = ? AND step_id = ? AND idx = ? AND state = 'waiting'`,
         );
-        for (const run of runs)
-          queue.run(inserted.get(run.idempotencyKey)?.id ?? null, input.instanceId, stepId, run.index);
-        active += runs.length;
+        for (const run of runs) {
+          const row = inserted.get(run.idempotencyKey);
+          if (row) queue.run(row.id, input.instanceId, stepId, run.index);
+        }
+        active += inserted.size;
+        // An item run not queued (its key held by another run) fails the step.
+        const conflicts = runConflicts(runs, inserted);
+        if (conflicts.length > 0) {
+          ends.push(...conflicts);
+          continue;
+        }
       }
     }
     if (active > 0 || held) continue;

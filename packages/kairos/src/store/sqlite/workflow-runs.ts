@@ -1,10 +1,15 @@
 import type Database from 'better-sqlite3';
 import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { StepRunToQueue } from '../workflows.ts';
+import { shardNewRuns } from './broadcasts.ts';
 
 export type Sql = (text: string) => Database.Statement<unknown[], unknown>;
 
-/** Inserts step runs; answers the inserted ones by idempotency key, with their groups. */
+/**
+ * Inserts step runs (a step's, or a map step's items'), and shards those of broadcast jobs: each
+ * becomes the first shard of its broadcast (store/sqlite/broadcasts.ts). Answers the inserted ones
+ * by idempotency key, with their groups; a run whose key is held already is not inserted.
+ */
 export function insertStepRuns(
   sql: Sql,
   instanceId: number,
@@ -43,5 +48,12 @@ export function insertStepRuns(
     // No row: the key holds the step's (item's) run already, never a second one.
     if (row) inserted.set(run.idempotencyKey, { id: row.id, group: row.group_name });
   }
+  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
+  if (inserted.size > 0)
+    shardNewRuns(
+      sql,
+      runs.map((r) => r.jobId),
+      now,
+    );
   return inserted;
 }

@@ -7,17 +7,21 @@ import { KairosError } from '../../errors.ts';
 import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
+  detachJobStepRuns,
   endOf,
   type InstancePlan,
   type InstanceRow,
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type PlanContext,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
   type RepairPlan,
+  runConflicts,
   STEP_READ_COLUMNS,
+  STEP_RUN_JOIN,
   type StepJob,
   type StepReadRow,
   type StepRow,
@@ -31,7 +35,7 @@ import {
   workflowJobName,
 } from '../workflows.ts';
 import type { SqliteConnection } from './alerts.ts';
-import { endedBroadcasts, shardNewRuns } from './broadcasts.ts';
+import { endedBroadcasts } from './broadcasts.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';
@@ -162,9 +166,11 @@ export class SqliteWorkflows implements WorkflowStore {
       this.c.db
         .transaction(() => {
           const row = this.c
-            .sql('DELETE FROM workflows WHERE namespace = ? AND name = ? RETURNING job_id')
-            .get(namespace, name) as { job_id: number } | undefined;
+            .sql('SELECT id, job_id FROM workflows WHERE namespace = ? AND name = ?')
+            .get(namespace, name) as { id: number; job_id: number } | undefined;
           if (!row) return false;
+          this.c.sql(detachJobStepRuns((name) => `@${name}`)).run({ workflow: row.id, job: row.job_id });
+          this.c.sql('DELETE FROM workflows WHERE id = ?').run(row.id);
           this.c.sql('DELETE FROM jobs WHERE id = ?').run(row.job_id);
           return true;
         })
@@ -227,7 +233,7 @@ export class SqliteWorkflows implements WorkflowStore {
         .all(workflowId, before ?? null, before ?? null, limit) as InstanceRow[];
       const steps = this.c
         .sql(
-          `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id
+          `SELECT s.instance_id, ${STEP_READ_COLUMNS} FROM workflow_steps s ${STEP_RUN_JOIN}
            WHERE s.instance_id IN (SELECT value FROM json_each(?))`,
         )
         .all(JSON.stringify(rows.map((r) => r.id))) as Array<StepReadRow & { instance_id: number }>;
@@ -348,7 +354,13 @@ export class SqliteWorkflows implements WorkflowStore {
        WHERE instance_id = ? AND step_id = ?`,
     );
     for (const { step, runCount } of repair.reset) reset.run(runCount, id, step);
-    const groups = writePlan(sql, id, namespace, repair.plan, now);
+    const groups = writePlan(
+      sql,
+      { ...input, paused: repair.state === 'paused' },
+      namespace,
+      repair.plan,
+      now,
+    );
     if (repair.handSkipped !== null) {
       sql(
         'UPDATE workflow_steps SET hand_skipped = 1, result = NULL, error = NULL WHERE instance_id = ? AND step_id = ?',
@@ -367,7 +379,7 @@ export class SqliteWorkflows implements WorkflowStore {
       groups.push(...settled.groups);
       if (settled.ends.length > 0) {
         const plan = planInstance({ ...mapInput, ended: settled.ends });
-        groups.push(...writePlan(sql, id, namespace, plan, now));
+        groups.push(...writePlan(sql, mapInput, namespace, plan, now));
       }
     }
     const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
@@ -376,8 +388,9 @@ export class SqliteWorkflows implements WorkflowStore {
 }
 
 /**
- * Cancels the runs of these ids that are still queued or running (their running attempts end
- * `cancelled` with `error`). Answers them, for afterRunsEnded.
+ * Cancels the runs of these ids that are still queued or running, with every shard of a broadcast
+ * whose first shard they are (their running attempts end `cancelled` with `error`). Answers them,
+ * for afterRunsEnded.
  */
 function cancelRuns(
   sql: Sql,
@@ -388,8 +401,9 @@ function cancelRuns(
   if (ids.length === 0) return [];
   const active = sql(
     `SELECT id, job_id, status, attempt, worker_id, started_at, workflow_instance_id FROM runs
-     WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('queued', 'running')`,
-  ).all(JSON.stringify(ids)) as Array<{
+     WHERE (id IN (SELECT value FROM json_each(@ids)) OR broadcast_run_id IN (SELECT value FROM json_each(@ids)))
+       AND status IN ('queued', 'running')`,
+  ).all({ ids: JSON.stringify(ids) }) as Array<{
     id: number;
     job_id: number;
     status: string;
@@ -427,7 +441,7 @@ function readSteps(sql: Sql, id: number): StepRow[] {
   return sql(
     `SELECT s.step_id, s.state, s.run_id, r.status AS run_status, r.result AS run_result, s.result, s.run_count,
        s.hand_skipped
-     FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+     FROM workflow_steps s ${STEP_RUN_JOIN} WHERE s.instance_id = ?`,
   ).all(id) as StepRow[];
 }
 
@@ -482,16 +496,19 @@ export function startInstance(
   }
   const { id } = inserted;
   const steps = JSON.parse(workflow.steps) as CompiledStep[];
-  const plan = planInstance({
+  const input = {
     instanceId: id,
     steps,
     context: start.context,
-    rows: [],
-    ended: [],
     jobs: stepJobs(sql, workflow.namespace, steps),
     carrier: { jobId: workflow.job_id },
-  });
-  return { id, created: true, groups: writePlan(sql, id, workflow.namespace, plan, now, start.availableAt) };
+  };
+  const plan = planInstance({ ...input, rows: [], ended: [] });
+  return {
+    id,
+    created: true,
+    groups: writePlan(sql, input, workflow.namespace, plan, now, start.availableAt),
+  };
 }
 
 function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
@@ -500,7 +517,7 @@ function readInstance(sql: Sql, id: number): WorkflowInstanceRecord | null {
   ).get(id) as InstanceRow | undefined;
   if (!row) return null;
   const steps = sql(
-    `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ?`,
+    `SELECT ${STEP_READ_COLUMNS} FROM workflow_steps s ${STEP_RUN_JOIN} WHERE s.instance_id = ?`,
   ).all(id) as StepReadRow[];
   return instanceFromRow(row, steps);
 }
@@ -550,13 +567,15 @@ function stepJobs(
 /** Writes what {@link planInstance} decided: the runs, map items, the steps' states, the context, the instance's end. Answers the groups. */
 function writePlan(
   sql: Sql,
-  instanceId: number,
+  /** The instance as planned: decided again when a run could not be queued ({@link runConflicts}). */
+  input: PlanContext,
   namespace: string,
   plan: InstancePlan,
   now: number,
   /** When the runs become available (a scheduled start's jitter); default now. */
   availableAt = now,
 ): string[] {
+  const instanceId = input.instanceId;
   const inserted = insertStepRuns(sql, instanceId, namespace, plan.runs, now, availableAt);
   const runIds = new Map<string, number>();
   for (const run of plan.runs) {
@@ -574,13 +593,6 @@ function writePlan(
       items.map((r) => inserted.get(r.idempotencyKey)?.id ?? null),
     );
   }
-  // A `job` step of a broadcast job runs as a broadcast: its run becomes the first shard.
-  if (plan.runs.length > 0)
-    shardNewRuns(
-      sql,
-      plan.runs.map((r) => r.jobId),
-      now,
-    );
   const upsert = sql(
     `INSERT INTO workflow_steps (instance_id, step_id, state, run_id, result, error, run_count)
      VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -615,6 +627,13 @@ function writePlan(
     sql(
       `UPDATE workflow_instances SET state = ?, finished_at = ? WHERE id = ? AND state IN ('running', 'paused')`,
     ).run(plan.outcome, now, instanceId);
+  }
+  // A run not queued (its key held by another run) fails its step: the instance is decided again.
+  const conflicts = runConflicts(plan.runs, inserted);
+  if (conflicts.length > 0) {
+    const next = { ...input, context: plan.context ?? input.context };
+    const replanned = planInstance({ ...next, rows: readSteps(sql, instanceId), ended: conflicts });
+    groups.push(...writePlan(sql, next, namespace, replanned, now, availableAt));
   }
   return groups;
 }
@@ -674,9 +693,10 @@ export function advanceWorkflows(
     const mine = ended.filter(
       (e) => e.workflow_instance_id === instanceId && state.get(e.workflow_step)?.state === 'ready',
     );
-    const ends = mine.filter(
-      (e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id,
-    );
+    // In run id order: their context writes apply in that order (docs/workflows.md).
+    const ends = mine
+      .filter((e) => !maps.has(e.workflow_step) && state.get(e.workflow_step)?.run_id === e.id)
+      .sort((a, b) => a.id - b.id);
     const itemEnds = mine.filter((e) => maps.has(e.workflow_step));
     if (ends.length === 0 && itemEnds.length === 0) continue;
     const input = {
@@ -695,7 +715,7 @@ export function advanceWorkflows(
       ...input,
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
-    groups.push(...writePlan(sql, instanceId, instance.namespace, plan, now));
+    groups.push(...writePlan(sql, input, instance.namespace, plan, now));
   }
   return groups;
 }
