@@ -49,7 +49,10 @@ describe('decideWorkflowOverlap: unfinished instances in flight, held fires buff
   const running = { unfinished: 1, held: 0 };
   it('buffer-one holds one fire behind an unfinished instance; the next ones are skipped', () => {
     expect(decideWorkflowOverlap('buffer-one', 1, running).fires).toEqual(['buffer']);
-    expect(decideWorkflowOverlap('buffer-one', 2, { unfinished: 1, held: 1 }).fires).toEqual(['skip', 'skip']);
+    expect(decideWorkflowOverlap('buffer-one', 2, { unfinished: 1, held: 1 }).fires).toEqual([
+      'skip',
+      'skip',
+    ]);
     expect(decideWorkflowOverlap('buffer-one', 3, { unfinished: 0, held: 0 }).fires).toEqual([
       'run',
       'buffer',

@@ -115,7 +115,9 @@ export function describeWorkflowOverlapConformance(dialect: string, open: () => 
       expect(await store.listSkipped(workflow.jobId, { limit: 10 })).toMatchObject([
         { reason: 'overlap', first: T0 + 3000, last: T0 + 4000, count: 2 },
       ]);
-      expect(await instances(workflow.id)).toEqual([{ id: expect.any(Number), scheduledFor: 1000, state: 'running' }]);
+      expect(await instances(workflow.id)).toEqual([
+        { id: expect.any(Number), scheduledFor: 1000, state: 'running' },
+      ]);
 
       const first = await claim();
       expect(first.size).toBe(1);
@@ -143,11 +145,15 @@ export function describeWorkflowOverlapConformance(dialect: string, open: () => 
 
     it('buffer-all: every fire is held; they start one at a time, in fire order, as instances end (a cancel too)', async () => {
       const { workflow } = await define('all', 'buffer-all');
-      expect(await fire(workflow.jobId, 'buffer-all', [T0 + 1000], { countRuns: true })).toMatchObject({ runs: 1 });
+      expect(await fire(workflow.jobId, 'buffer-all', [T0 + 1000], { countRuns: true })).toMatchObject({
+        runs: 1,
+      });
       expect(
         await fire(workflow.jobId, 'buffer-all', [T0 + 2000, T0 + 3000], { countRuns: true }),
       ).toMatchObject({ runs: 0 });
-      expect(await fire(workflow.jobId, 'buffer-all', [T0 + 4000], { countRuns: true })).toMatchObject({ runs: 0 });
+      expect(await fire(workflow.jobId, 'buffer-all', [T0 + 4000], { countRuns: true })).toMatchObject({
+        runs: 0,
+      });
       expect(await store.listSkipped(workflow.jobId, { limit: 10 })).toEqual([]);
       const order: number[] = [];
       for (let i = 0; i < 3; i++) {
@@ -174,9 +180,9 @@ export function describeWorkflowOverlapConformance(dialect: string, open: () => 
         [1000, 'succeeded'],
       ]);
       // maxRuns counts the fires held as it counts the instances started.
-      expect(
-        (await store.getJob(workflowJobName('default', 'all'), { workflowJobs: true }))!.runsFired,
-      ).toBe(4);
+      expect((await store.getJob(workflowJobName('default', 'all'), { workflowJobs: true }))!.runsFired).toBe(
+        4,
+      );
     });
 
     it('cancel-previous: the fire cancels the unfinished instance (its runs, audited as the schedule) and starts its own', async () => {
@@ -231,7 +237,8 @@ export function describeWorkflowOverlapConformance(dialect: string, open: () => 
         [1000, 'failed', 1],
       ]);
       // A retry makes the failed instance unfinished again: the next fire is held behind both.
-      await store.workflows.repairInstance(started[1]!.id, { kind: 'retry' }, (now += 10));
+      now += 10;
+      await store.workflows.repairInstance(started[1]!.id, { kind: 'retry' }, now);
       expect(await fire(workflow.jobId, 'buffer-one', [T0 + 3000])).toMatchObject({ runs: 0 });
       const runs = await claim();
       expect(await end(runs.get(started[0]!.id)!)).toBe(true);

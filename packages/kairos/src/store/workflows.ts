@@ -1,4 +1,5 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import type { SkippedRange } from '../core/fire-plan.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import type { Trigger } from '../core/trigger.ts';
 import type { CompiledStep, WorkflowDefinition } from '../core/workflow.ts';
@@ -7,7 +8,6 @@ import { type StepFailure, stepFailure } from '../core/workflow-failures.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
 import { CONTEXT_SOURCE, itemFields, mapItems } from '../core/workflow-map.ts';
 import { KairosError } from '../errors.ts';
-import type { SkippedRange } from '../core/fire-plan.ts';
 import type { AuditEntry } from './access.ts';
 
 /**

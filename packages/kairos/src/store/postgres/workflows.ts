@@ -17,12 +17,12 @@ import {
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
-  scheduledStart,
   type RepairPlan,
   STEP_READ_COLUMNS,
   type StepJob,
   type StepReadRow,
   type StepRow,
+  scheduledStart,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
@@ -352,7 +352,10 @@ export async function cancelInstanceIn(
   if (!instance) return null;
   if (instance.state !== 'running' && instance.state !== 'paused') {
     if (finished === 'skip') return null;
-    throw new KairosError('WORKFLOW_INSTANCE_FINISHED', `workflow instance ${id} already ended (${instance.state})`);
+    throw new KairosError(
+      'WORKFLOW_INSTANCE_FINISHED',
+      `workflow instance ${id} already ended (${instance.state})`,
+    );
   }
   await client.query(`UPDATE workflow_instances SET state = 'cancelled', finished_at = $2 WHERE id = $1`, [
     id,
@@ -434,7 +437,9 @@ export async function startHeldFires(
           [workflowId],
         )
       ).rows[0]!;
-      groups.push(...(await startInstance(client, workflow, scheduledStart(held.fire_time, now), now)).groups);
+      groups.push(
+        ...(await startInstance(client, workflow, scheduledStart(held.fire_time, now), now)).groups,
+      );
     }
   }
   return groups;

@@ -59,9 +59,9 @@ export function fireWorkflow(
         if (cancelled) cancelGroups.push(...cancelled.groups);
         writeAudit(sql, cancelledByFire(workflow.namespace, id, workflow.name, newest, now));
       }
-      const dropped = sql(
-        'DELETE FROM workflow_held_fires WHERE workflow_id = ? RETURNING fire_time',
-      ).all(workflow.id) as Array<{ fire_time: number }>;
+      const dropped = sql('DELETE FROM workflow_held_fires WHERE workflow_id = ? RETURNING fire_time').all(
+        workflow.id,
+      ) as Array<{ fire_time: number }>;
       const range = heldRange(dropped.map((d) => d.fire_time));
       if (range) ranges.push(range);
     }
@@ -104,9 +104,7 @@ export function fireWorkflow(
 }
 
 function writeAudit(sql: Sql, entry: ReturnType<typeof cancelledByFire>): void {
-  sql(
-    'INSERT INTO audit_log (at, actor, action, target, details, namespace) VALUES (?, ?, ?, ?, ?, ?)',
-  ).run(
+  sql('INSERT INTO audit_log (at, actor, action, target, details, namespace) VALUES (?, ?, ?, ?, ?, ?)').run(
     entry.at,
     entry.actor,
     entry.action,

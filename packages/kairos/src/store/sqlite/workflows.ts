@@ -17,12 +17,12 @@ import {
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
-  scheduledStart,
   type RepairPlan,
   STEP_READ_COLUMNS,
   type StepJob,
   type StepReadRow,
   type StepRow,
+  scheduledStart,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
@@ -386,7 +386,10 @@ export function cancelInstanceIn(
     | undefined;
   if (!instance) return null;
   if (instance.state !== 'running' && instance.state !== 'paused') {
-    throw new KairosError('WORKFLOW_INSTANCE_FINISHED', `workflow instance ${id} already ended (${instance.state})`);
+    throw new KairosError(
+      'WORKFLOW_INSTANCE_FINISHED',
+      `workflow instance ${id} already ended (${instance.state})`,
+    );
   }
   sql(`UPDATE workflow_instances SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
   sql(
@@ -487,7 +490,14 @@ function readForAdvance(sql: Sql, id: number) {
     `SELECT i.namespace, i.steps, i.state, i.context, w.job_id, i.workflow_id FROM workflow_instances i
      JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as
-    | { namespace: string; steps: string; state: string; context: string; job_id: number; workflow_id: number }
+    | {
+        namespace: string;
+        steps: string;
+        state: string;
+        context: string;
+        job_id: number;
+        workflow_id: number;
+      }
     | undefined;
 }
 
