@@ -100,7 +100,7 @@ export const WorkflowSpecSchema = closed({
   steps: Type.Array(WorkflowStepSpecSchema, { maxItems: 1000 }),
   /** When instances start by themselves: a job's trigger but `after` and `delay`; default manual. */
   trigger: Type.Optional(TriggerSpecSchema),
-  /** Misfire, overlap (`allow` or `skip`), window, jitter, maxRuns, calendars, as for a job. */
+  /** Misfire, overlap, window, jitter, maxRuns, calendars, as for a job (overlap judges unfinished instances). */
   schedule: Type.Optional(ScheduleSpecSchema),
 });
 /** The request form of a step: its task in the request form, checked by the node (`INVALID_TASK`). */

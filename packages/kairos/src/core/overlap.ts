@@ -72,3 +72,34 @@ export function decideOverlap(policy: OverlapPolicy, fires: number, active: Acti
     }
   }
 }
+
+/** A workflow's unfinished instances (running, or paused by hand) and held fires, as a fire or an end reads them. */
+export interface WorkflowOverlap {
+  unfinished: number;
+  held: number;
+}
+
+/**
+ * The overlap decision for the fires of a workflow (docs/workflows.md#triggers): the rules of a
+ * job's runs, with the workflow's unfinished instances in flight and its held fires buffered. A
+ * `buffer` fire is held (a row of its own, no instance yet); `cancelActive` cancels the unfinished
+ * instances and drops the held fires to the ledger; `promoteOldest` starts the oldest held fire
+ * first (nothing is unfinished although fires are held: an end that should have started it did not
+ * commit that start, so the fire does).
+ */
+export function decideWorkflowOverlap(
+  policy: OverlapPolicy,
+  fires: number,
+  state: WorkflowOverlap,
+): OverlapDecision {
+  return decideOverlap(policy, fires, { inFlight: state.unfinished, buffered: state.held });
+}
+
+/**
+ * Whether the transaction that ended an instance starts the workflow's oldest held fire: fires are
+ * held and no instance of the workflow is unfinished any more (after this end). One at a time: the
+ * instance it starts is unfinished, and the next held fire waits for its end.
+ */
+export function startsHeldFire(state: WorkflowOverlap): boolean {
+  return state.unfinished === 0 && state.held > 0;
+}

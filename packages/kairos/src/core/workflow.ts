@@ -39,16 +39,12 @@ export interface WorkflowDefinition {
   steps: CompiledStep[];
   /** When instances start by themselves (docs/workflows.md#triggers); `manual`: only through the API. */
   trigger: Trigger;
-  /** The schedule policy of the trigger, as a job's (overlap: `allow` or `skip` only). */
+  /**
+   * The schedule policy of the trigger, as a job's: overlap judges the workflow's unfinished
+   * instances (docs/workflows.md#triggers).
+   */
   schedule: SchedulePolicy;
 }
-
-/**
- * The overlap policies a workflow's schedule takes. The others are refused: `buffer-one` and
- * `buffer-all` would hold fires behind a running instance, and `cancel-previous` would cancel it,
- * and neither is built for instances yet (docs/workflows.md#triggers).
- */
-export const WORKFLOW_OVERLAP_POLICIES = ['allow', 'skip'] as const;
 
 export interface CompiledStep extends WorkflowStep {
   run: StepTask;
@@ -99,7 +95,7 @@ export function compileWorkflow(spec: WorkflowSpec): WorkflowDefinition {
     description: spec.description ?? '',
     steps,
     trigger: compileWorkflowTrigger(spec.trigger ?? { kind: 'manual' }),
-    schedule: compileWorkflowSchedule(spec.schedule),
+    schedule: compileSchedule(spec.schedule),
   };
 }
 
@@ -117,18 +113,6 @@ function compileWorkflowTrigger(spec: NonNullable<WorkflowSpec['trigger']>): Tri
     );
   }
   return compileTrigger(spec);
-}
-
-function compileWorkflowSchedule(spec: WorkflowSpec['schedule']): SchedulePolicy {
-  const schedule = compileSchedule(spec);
-  if (!(WORKFLOW_OVERLAP_POLICIES as readonly string[]).includes(schedule.overlap)) {
-    throw new KairosError(
-      'INVALID_SCHEDULE',
-      `schedule.overlap: a workflow takes ${WORKFLOW_OVERLAP_POLICIES.join(' or ')}, not ${JSON.stringify(schedule.overlap)}`,
-      { field: 'schedule.overlap' },
-    );
-  }
-  return schedule;
 }
 
 /**

@@ -101,6 +101,33 @@ describe('workflow triggers in the trigger loop', () => {
     ]);
   });
 
+  it('overlap buffer-one: one fire is held, later ones go to the ledger; a pause keeps the held fire, and the end starts it', async () => {
+    const { store, clock, loop, workflow, instances } = await setup({
+      trigger: { kind: 'every', every: '1s' },
+      schedule: { overlap: 'buffer-one' },
+    });
+    for (let i = 0; i < 4; i++) {
+      await clock.advance(1000);
+      await loop.tick();
+    }
+    expect(await instances()).toEqual([{ at: 1000, cause: 'schedule' }]);
+    const ledger = await store.listSkipped(workflow.jobId, { limit: 10 });
+    expect(ledger.map((s) => [s.reason, s.first - clock.now() + 4000, s.count])).toEqual([
+      ['overlap', 3000, 2],
+    ]);
+    // Paused, the workflow fires nothing more; the fire held before the pause starts at the end.
+    await new JobService(store, clock).setWorkflowPaused(workflowJobName('default', 'wf'), true);
+    const [running] = await store.workflows.listInstances(workflow.id, undefined, 10);
+    await store.workflows.cancelInstance(running!.id, clock.now());
+    expect(await instances()).toEqual([
+      { at: 1000, cause: 'schedule' },
+      { at: 2000, cause: 'schedule' },
+    ]);
+    await clock.advance(3000);
+    await loop.tick();
+    expect(await instances()).toHaveLength(2);
+  });
+
   it('paused through its job, it does not fire; the resume records the missed fires (paused)', async () => {
     const { store, clock, loop, workflow, instances } = await setup({
       trigger: { kind: 'every', every: '1s' },

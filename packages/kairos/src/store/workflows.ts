@@ -1,4 +1,5 @@
 import type { Json, JsonObject, WorkflowInstanceState, WorkflowStepState } from '@kairos/client';
+import type { SkippedRange } from '../core/fire-plan.ts';
 import { DEFAULT_SCHEDULE, type SchedulePolicy } from '../core/schedule-policy.ts';
 import { taskHandler } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
@@ -8,6 +9,7 @@ import { type StepFailure, stepFailure } from '../core/workflow-failures.ts';
 import { type InstanceSteps, type StepEnd, WorkflowGraph } from '../core/workflow-graph.ts';
 import { CONTEXT_SOURCE, itemFields, mapItems } from '../core/workflow-map.ts';
 import { KairosError } from '../errors.ts';
+import type { AuditEntry } from './access.ts';
 
 /**
  * The workflow part of the Store contract (docs/workflows.md): definitions, instances, and the
@@ -172,6 +174,50 @@ export interface InstanceStart {
   scheduledFor: number | null;
   /** When the root steps' runs become available: the fire time plus its jitter; default now. */
   availableAt?: number | undefined;
+}
+
+/**
+ * How a fire of the workflow's trigger starts an instance: cause `schedule`, the fire time (one
+ * instance per fire time, by a unique key), and the context a step reads it from,
+ * `$workflow.context.scheduledFor`. `availableAt`: when its root steps' runs become available (the
+ * fire time plus its jitter; a held fire's, the instant it starts).
+ */
+export function scheduledStart(fireTime: number, availableAt: number): InstanceStart {
+  return {
+    context: { scheduledFor: new Date(fireTime).toISOString() },
+    idempotencyKey: null,
+    cause: 'schedule',
+    scheduledFor: fireTime,
+    availableAt,
+  };
+}
+
+/**
+ * The audit entry of an instance that a newer fire cancelled (overlap `cancel-previous`), written
+ * in the fire's transaction: the actor is the schedule, as the API's cancel is its caller's.
+ */
+export function cancelledByFire(
+  namespace: string,
+  instanceId: number,
+  workflow: string,
+  fireTime: number,
+  now: number,
+): AuditEntry {
+  return {
+    namespace,
+    at: now,
+    actor: 'schedule',
+    action: 'workflow-instances.cancel',
+    target: `workflow-instances:${instanceId}`,
+    details: { reason: 'overlap', workflow, scheduledFor: new Date(fireTime).toISOString() },
+  };
+}
+
+/** The held fires that a `cancel-previous` fire dropped, as one ledger range (reason `overlap`). */
+export function heldRange(fireTimes: readonly number[]): SkippedRange | null {
+  if (fireTimes.length === 0) return null;
+  const sorted = [...fireTimes].sort((a, b) => a - b);
+  return { reason: 'overlap', first: sorted[0]!, last: sorted[sorted.length - 1]!, count: sorted.length };
 }
 
 /** The name of a workflow's own job: `/` is not allowed in job names, so no job can take it. */
@@ -877,6 +923,12 @@ export function detachJobStepRuns(param: (name: 'workflow' | 'job') => string): 
 export const CANCELLED_WITH_INSTANCE = JSON.stringify({
   name: 'Cancelled',
   message: 'cancelled with its workflow instance',
+});
+
+/** The error a step run carries when a newer fire cancelled its instance (overlap `cancel-previous`). */
+export const CANCELLED_BY_NEWER_FIRE = JSON.stringify({
+  name: 'Cancelled',
+  message: 'cancelled with its workflow instance by the overlap policy (cancel-previous) of a newer fire',
 });
 
 /** The error a step run carries when a repair (re-run, skip) replaced it. */

@@ -1,6 +1,7 @@
 import type { JsonObject } from '@kairos/client';
 import type pg from 'pg';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { startsHeldFire } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -25,6 +26,7 @@ import {
   type StepJob,
   type StepReadRow,
   type StepRow,
+  scheduledStart,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
@@ -269,53 +271,17 @@ export class PostgresWorkflows implements WorkflowStore {
 
   async cancelInstance(id: number, now: number): Promise<WorkflowInstanceRecord | null> {
     const groups = await this.c.transaction('cancelWorkflowInstance', async (client) => {
-      // The step runs first, then the instance: the order in which ending a step run locks them.
-      await client.query(
-        `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
-         ORDER BY id FOR UPDATE`,
-        [id],
-      );
-      const instance = (
-        await client.query<{ state: string }>(
-          'SELECT state FROM workflow_instances WHERE id = $1 FOR UPDATE',
-          [id],
-        )
-      ).rows[0];
-      if (!instance) return null;
-      if (instance.state !== 'running' && instance.state !== 'paused') {
-        throw new KairosError(
-          'WORKFLOW_INSTANCE_FINISHED',
-          `workflow instance ${id} already ended (${instance.state})`,
-        );
-      }
-      await client.query(
-        `UPDATE workflow_instances SET state = 'cancelled', finished_at = $2 WHERE id = $1`,
-        [id, now],
-      );
-      await client.query(
-        `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
-        [id],
-      );
-      await cancelMapItems(client, id);
-      // The instance's active runs read again, now that it is locked: an end of a step run that
-      // held one of the runs locked above has committed meanwhile and may have queued a next
-      // step's run, which the first read did not see (it would run after the cancel).
-      const cancelled = await client.query<{ id: number }>(
-        `WITH active AS (
-           SELECT id, status, attempt, worker_id, started_at FROM runs
-           WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')),
-         attempt_ended AS (
-           INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
-           SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
-         UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
-         FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
-        [id, now, CANCELLED_WITH_INSTANCE],
-      );
-      return this.afterRunsEnded(
+      const cancelled = await cancelInstanceIn(
         client,
-        cancelled.rows.map((r) => r.id),
+        id,
         now,
+        CANCELLED_WITH_INSTANCE,
+        this.afterRunsEnded,
+        'throw',
       );
+      if (cancelled === null) return null;
+      // The workflow's oldest held fire starts when this was its last unfinished instance.
+      return [...cancelled.groups, ...(await startHeldFires(client, [cancelled.workflowId], now))];
     });
     if (groups === null) return null;
     await this.wake(groups);
@@ -364,6 +330,130 @@ export class PostgresWorkflows implements WorkflowStore {
   }
 }
 
+/**
+ * Cancels an unfinished instance inside the caller's transaction (the instance cancel API, and a
+ * newer fire's `cancel-previous`): its queued and running step runs are cancelled with `error`,
+ * its waiting and ready steps become `cancelled`, and it ends `cancelled`. The step runs are locked
+ * first, then the instance, the order in which ending a step run locks them. An instance that
+ * already ended: WORKFLOW_INSTANCE_FINISHED (`finished: 'throw'`), or nothing (`'skip'`, a fire
+ * that read it unfinished before an end committed). Null when there is none. Starts no held fire:
+ * the caller decides.
+ */
+export async function cancelInstanceIn(
+  client: pg.PoolClient,
+  id: number,
+  now: number,
+  error: string,
+  afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
+  finished: 'throw' | 'skip',
+): Promise<{ workflowId: number; groups: string[] } | null> {
+  await client.query(
+    `SELECT id FROM runs WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')
+     ORDER BY id FOR UPDATE`,
+    [id],
+  );
+  const instance = (
+    await client.query<{ state: string; workflow_id: number }>(
+      'SELECT state, workflow_id FROM workflow_instances WHERE id = $1 FOR UPDATE',
+      [id],
+    )
+  ).rows[0];
+  if (!instance) return null;
+  if (instance.state !== 'running' && instance.state !== 'paused') {
+    if (finished === 'skip') return null;
+    throw new KairosError(
+      'WORKFLOW_INSTANCE_FINISHED',
+      `workflow instance ${id} already ended (${instance.state})`,
+    );
+  }
+  await client.query(`UPDATE workflow_instances SET state = 'cancelled', finished_at = $2 WHERE id = $1`, [
+    id,
+    now,
+  ]);
+  await client.query(
+    `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = $1 AND state IN ('waiting', 'ready')`,
+    [id],
+  );
+  await cancelMapItems(client, id);
+  // The instance's active runs read again, now that it is locked: an end of a step run that held
+  // one of the runs locked above has committed meanwhile and may have queued a next step's run,
+  // which the first read did not see (it would run after the cancel).
+  const cancelled = await client.query<{ id: number }>(
+    `WITH active AS (
+       SELECT id, status, attempt, worker_id, started_at FROM runs
+       WHERE workflow_instance_id = $1 AND status IN ('queued', 'running')),
+     attempt_ended AS (
+       INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
+       SELECT id, attempt, worker_id, 'cancelled', started_at, $2::bigint, $3::jsonb FROM active WHERE status = 'running')
+     UPDATE runs r SET status = 'cancelled', finished_at = $2::bigint, error = $3::jsonb, deadline_at = NULL
+     FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
+    [id, now, error],
+  );
+  const groups = await afterRunsEnded(
+    client,
+    cancelled.rows.map((r) => r.id),
+    now,
+  );
+  return { workflowId: instance.workflow_id, groups };
+}
+
+/** The oldest held fire of a workflow, locked. $1 workflow id. */
+const OLDEST_HELD_FIRE = `
+  SELECT fire_time FROM workflow_held_fires WHERE workflow_id = $1 ORDER BY fire_time LIMIT 1 FOR UPDATE`;
+
+/** How many instances of a workflow are unfinished (workflow_instances_running). $1 workflow id. */
+const UNFINISHED_INSTANCES = `
+  SELECT count(*)::int AS n FROM workflow_instances WHERE workflow_id = $1 AND state IN ('running', 'paused')`;
+
+/**
+ * Starts the held fires of these workflows (docs/workflows.md#triggers) in the caller's
+ * transaction, the one that ended an instance: while a workflow has held fires and no unfinished
+ * instance, its oldest held fire is deleted and its instance started (cause `schedule`, the held
+ * fire's time; its root steps' runs available now). One at a time: the instance started is
+ * unfinished, unless it ended at once (its steps' jobs are gone), and then the next one starts.
+ *
+ * Why it starts each held fire once, and never leaves one behind:
+ * - the oldest held fire's row is locked first: two transactions that end the last two unfinished
+ *   instances of a workflow queue on it, and the second counts the unfinished instances (a new
+ *   statement, a new snapshot) after the first committed, so one of them sees none left; a second
+ *   that waited on a row the first deleted reads no row, and the instance the first started is
+ *   unfinished anyway;
+ * - a fire that holds a fire locks the unfinished instances first (FOR SHARE, in fireWorkflow): an
+ *   end that locked its instance before makes the fire wait and count again after it; an end that
+ *   comes after waits for the fire's commit and reads its held fire here;
+ * - the instance's unique key (workflow, fire time) keeps one instance per fire on top.
+ * Locks in order: instances (the caller's), then held fires, as the fire takes them after its job.
+ */
+export async function startHeldFires(
+  client: pg.PoolClient,
+  workflowIds: Iterable<number>,
+  now: number,
+): Promise<string[]> {
+  const groups: string[] = [];
+  for (const workflowId of [...new Set(workflowIds)].sort((a, b) => a - b)) {
+    for (;;) {
+      const held = (await client.query<{ fire_time: number }>(OLDEST_HELD_FIRE, [workflowId])).rows[0];
+      if (!held) break;
+      const unfinished = (await client.query<{ n: number }>(UNFINISHED_INSTANCES, [workflowId])).rows[0]!.n;
+      if (!startsHeldFire({ unfinished, held: 1 })) break;
+      await client.query('DELETE FROM workflow_held_fires WHERE workflow_id = $1 AND fire_time = $2', [
+        workflowId,
+        held.fire_time,
+      ]);
+      const workflow = (
+        await client.query<Pick<WorkflowRow, 'id' | 'namespace' | 'version' | 'steps' | 'job_id'>>(
+          'SELECT id, namespace, version, steps::text AS steps, job_id FROM workflows WHERE id = $1',
+          [workflowId],
+        )
+      ).rows[0]!;
+      groups.push(
+        ...(await startInstance(client, workflow, scheduledStart(held.fire_time, now), now)).groups,
+      );
+    }
+  }
+  return groups;
+}
+
 /** An instance's row, locked (FOR UPDATE), with what advancing it needs. */
 async function lockInstance(client: pg.PoolClient, id: number) {
   const { rows } = await client.query<{
@@ -372,8 +462,9 @@ async function lockInstance(client: pg.PoolClient, id: number) {
     state: string;
     context: string;
     job_id: number;
+    workflow_id: number;
   }>(
-    `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id
+    `SELECT i.namespace, i.steps::text AS steps, i.state, i.context::text AS context, w.job_id, i.workflow_id
      FROM workflow_instances i JOIN workflows w ON w.id = i.workflow_id WHERE i.id = $1 FOR UPDATE OF i`,
     [id],
   );
@@ -457,7 +548,28 @@ async function writeRepair(
   }
   // The replaced runs, with every shard of a broadcast whose first shard they are.
   const cancel = [...repair.cancel, ...itemRunIds];
-  if (cancel.length === 0) return groups;
+  if (cancel.length > 0) groups.push(...(await cancelReplaced(client, cancel, now, afterRunsEnded)));
+  // A repair that ended the instance (a skip, a resume with nothing left to run) starts the
+  // workflow's oldest held fire when it was the last unfinished one.
+  const after = (
+    await client.query<{ state: string; workflow_id: number }>(
+      'SELECT state, workflow_id FROM workflow_instances WHERE id = $1',
+      [id],
+    )
+  ).rows[0]!;
+  if (after.state !== 'running' && after.state !== 'paused') {
+    groups.push(...(await startHeldFires(client, [after.workflow_id], now)));
+  }
+  return groups;
+}
+
+/** Cancels the runs a repair replaced; their ends advance nothing (their steps no longer hold them). */
+async function cancelReplaced(
+  client: pg.PoolClient,
+  cancel: readonly number[],
+  now: number,
+  afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
+): Promise<string[]> {
   const cancelled = await client.query<{ id: number }>(
     `WITH active AS (
        SELECT id, status, attempt, worker_id, started_at FROM runs
@@ -469,14 +581,11 @@ async function writeRepair(
      FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
     [cancel, now, REPLACED_BY_REPAIR],
   );
-  return [
-    ...groups,
-    ...(await afterRunsEnded(
-      client,
-      cancelled.rows.map((r) => r.id),
-      now,
-    )),
-  ];
+  return afterRunsEnded(
+    client,
+    cancelled.rows.map((r) => r.id),
+    now,
+  );
 }
 
 type WorkflowSchedule = { next: number | null; rateQuota?: JobQuotaCheck | undefined };
@@ -708,6 +817,8 @@ export async function advanceWorkflows(
     }
   }
   const groups: string[] = [];
+  /** Workflows an instance of which ended here: their held fires may start, once every instance is locked. */
+  const endedWorkflows: number[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
     const instance = await lockInstance(client, instanceId);
@@ -746,6 +857,8 @@ export async function advanceWorkflows(
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
     groups.push(...(await writePlan(client, input, instance.namespace, plan, now)));
+    if (plan.outcome) endedWorkflows.push(instance.workflow_id);
   }
+  groups.push(...(await startHeldFires(client, endedWorkflows, now)));
   return groups;
 }

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { JsonObject } from '@kairos/client';
 import { DEFAULT_TIMEOUT_MS } from '../../core/job.ts';
+import { startsHeldFire } from '../../core/overlap.ts';
 import { DEFAULT_RETRY } from '../../core/retry.ts';
 import type { CompiledStep, WorkflowDefinition } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
@@ -25,6 +26,7 @@ import {
   type StepJob,
   type StepReadRow,
   type StepRow,
+  scheduledStart,
   stepJobNames,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
@@ -251,33 +253,10 @@ export class SqliteWorkflows implements WorkflowStore {
       this.c.db
         .transaction(() => {
           const sql = this.c.sql;
-          const instance = sql('SELECT state FROM workflow_instances WHERE id = ?').get(id) as
-            | { state: string }
-            | undefined;
-          if (!instance) return null;
-          if (instance.state !== 'running' && instance.state !== 'paused') {
-            throw new KairosError(
-              'WORKFLOW_INSTANCE_FINISHED',
-              `workflow instance ${id} already ended (${instance.state})`,
-            );
-          }
-          sql(`UPDATE workflow_instances SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
-          sql(
-            `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
-          ).run(id);
-          cancelMapItems(sql, id);
-          const active = sql(
-            `SELECT id FROM runs WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
-          ).all(id) as Array<{ id: number }>;
-          return this.afterRunsEnded(
-            cancelRuns(
-              sql,
-              active.map((r) => r.id),
-              now,
-              CANCELLED_WITH_INSTANCE,
-            ),
-            now,
-          );
+          const cancelled = cancelInstanceIn(sql, id, now, CANCELLED_WITH_INSTANCE, this.afterRunsEnded);
+          if (cancelled === null) return null;
+          // The workflow's oldest held fire starts when this was its last unfinished instance.
+          return [...cancelled.groups, ...startHeldFires(sql, [cancelled.workflowId], now)];
         })
         .immediate(),
     );
@@ -383,8 +362,101 @@ export class SqliteWorkflows implements WorkflowStore {
       }
     }
     const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
-    return [...groups, ...this.afterRunsEnded(cancelled, now)];
+    groups.push(...this.afterRunsEnded(cancelled, now));
+    // A repair that ended the instance (a skip, a resume with nothing left to run) starts the
+    // workflow's oldest held fire when it was the last unfinished one.
+    const after = sql('SELECT state, workflow_id FROM workflow_instances WHERE id = ?').get(id) as {
+      state: string;
+      workflow_id: number;
+    };
+    if (after.state !== 'running' && after.state !== 'paused') {
+      groups.push(...startHeldFires(sql, [after.workflow_id], now));
+    }
+    return groups;
   }
+}
+
+/**
+ * Cancels an unfinished instance inside the caller's transaction (the instance cancel API, and a
+ * newer fire's `cancel-previous`): its queued and running step runs are cancelled with `error`,
+ * its waiting and ready steps become `cancelled`, and it ends `cancelled`. Throws
+ * WORKFLOW_INSTANCE_FINISHED when it already ended; null when there is none. Starts no held fire:
+ * the caller decides.
+ */
+export function cancelInstanceIn(
+  sql: Sql,
+  id: number,
+  now: number,
+  error: string,
+  afterRunsEnded: (
+    ended: ReadonlyArray<{ runId: number; jobId: number; workflowInstanceId: number | null }>,
+    now: number,
+  ) => string[],
+): { workflowId: number; groups: string[] } | null {
+  const instance = sql('SELECT state, workflow_id FROM workflow_instances WHERE id = ?').get(id) as
+    | { state: string; workflow_id: number }
+    | undefined;
+  if (!instance) return null;
+  if (instance.state !== 'running' && instance.state !== 'paused') {
+    throw new KairosError(
+      'WORKFLOW_INSTANCE_FINISHED',
+      `workflow instance ${id} already ended (${instance.state})`,
+    );
+  }
+  sql(`UPDATE workflow_instances SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+  sql(
+    `UPDATE workflow_steps SET state = 'cancelled' WHERE instance_id = ? AND state IN ('waiting', 'ready')`,
+  ).run(id);
+  cancelMapItems(sql, id);
+  const active = sql(
+    `SELECT id FROM runs WHERE workflow_instance_id = ? AND status IN ('queued', 'running')`,
+  ).all(id) as Array<{ id: number }>;
+  const groups = afterRunsEnded(
+    cancelRuns(
+      sql,
+      active.map((r) => r.id),
+      now,
+      error,
+    ),
+    now,
+  );
+  return { workflowId: instance.workflow_id, groups };
+}
+
+/**
+ * Starts the held fires of these workflows (docs/workflows.md#triggers) in the caller's
+ * transaction, the one that ended an instance: while a workflow has held fires and no unfinished
+ * instance, its oldest held fire is deleted and its instance started (cause `schedule`, the held
+ * fire's time; its root steps' runs available now). One at a time: the instance started is
+ * unfinished, unless it ended at once (its steps' jobs are gone), and then the next one starts.
+ * SQLite has one writer: nothing fires or ends between the reads and the writes.
+ */
+export function startHeldFires(sql: Sql, workflowIds: Iterable<number>, now: number): string[] {
+  const groups: string[] = [];
+  for (const workflowId of new Set(workflowIds)) {
+    for (;;) {
+      const held = sql(
+        'SELECT fire_time FROM workflow_held_fires WHERE workflow_id = ? ORDER BY fire_time LIMIT 1',
+      ).get(workflowId) as { fire_time: number } | undefined;
+      if (!held) break;
+      const unfinished = (
+        sql(
+          `SELECT count(*) AS n FROM workflow_instances INDEXED BY workflow_instances_running
+           WHERE workflow_id = ? AND state IN ('running', 'paused')`,
+        ).get(workflowId) as { n: number }
+      ).n;
+      if (!startsHeldFire({ unfinished, held: 1 })) break;
+      sql('DELETE FROM workflow_held_fires WHERE workflow_id = ? AND fire_time = ?').run(
+        workflowId,
+        held.fire_time,
+      );
+      const workflow = sql('SELECT id, namespace, version, steps, job_id FROM workflows WHERE id = ?').get(
+        workflowId,
+      ) as Pick<WorkflowRow, 'id' | 'namespace' | 'version' | 'steps' | 'job_id'>;
+      groups.push(...startInstance(sql, workflow, scheduledStart(held.fire_time, now), now).groups);
+    }
+  }
+  return groups;
 }
 
 /**
@@ -429,10 +501,17 @@ function cancelRuns(
 /** An instance with what advancing it needs. */
 function readForAdvance(sql: Sql, id: number) {
   return sql(
-    `SELECT i.namespace, i.steps, i.state, i.context, w.job_id FROM workflow_instances i
+    `SELECT i.namespace, i.steps, i.state, i.context, w.job_id, i.workflow_id FROM workflow_instances i
      JOIN workflows w ON w.id = i.workflow_id WHERE i.id = ?`,
   ).get(id) as
-    | { namespace: string; steps: string; state: string; context: string; job_id: number }
+    | {
+        namespace: string;
+        steps: string;
+        state: string;
+        context: string;
+        job_id: number;
+        workflow_id: number;
+      }
     | undefined;
 }
 
@@ -679,6 +758,8 @@ export function advanceWorkflows(
     }
   }
   const groups: string[] = [];
+  /** Workflows an instance of which ended here: their held fires may start. */
+  const endedWorkflows: number[] = [];
   const instances = [...new Set(ended.map((e) => e.workflow_instance_id))].sort((a, b) => a - b);
   for (const instanceId of instances) {
     const instance = readForAdvance(sql, instanceId);
@@ -716,6 +797,8 @@ export function advanceWorkflows(
       ended: [...ends.map((e) => ({ step: e.workflow_step, end: endOf(e.status, e.result) })), ...items.ends],
     });
     groups.push(...writePlan(sql, input, instance.namespace, plan, now));
+    if (plan.outcome) endedWorkflows.push(instance.workflow_id);
   }
+  groups.push(...startHeldFires(sql, endedWorkflows, now));
   return groups;
 }
