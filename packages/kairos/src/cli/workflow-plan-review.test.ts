@@ -1,0 +1,40 @@
+import type { KairosClient, WorkflowSpec } from '@kairos/client';
+import { describe, expect, it } from 'vitest';
+import { compileWorkflow } from '../core/workflow.ts';
+import { workflowView } from '../server/routes/workflows.ts';
+import { exportWorkflow, planWorkflows } from './workflow-plan.ts';
+
+const spec = (cron: string): WorkflowSpec => ({
+  name: 'nightly',
+  trigger: { kind: 'cron', cron, timezone: 'Europe/Berlin' },
+  schedule: { overlap: 'skip' },
+  steps: [{ id: 'a', handler: 'h' }],
+});
+
+/** What the node answers for a workflow put with `spec`. */
+const stored = (s: WorkflowSpec) =>
+  workflowView({
+    ...compileWorkflow(s),
+    id: 1,
+    namespace: 'default',
+    version: 1,
+    jobId: 1,
+    paused: false,
+    nextFireAt: null,
+    createdAt: 0,
+    updatedAt: 0,
+  });
+
+describe('workflows as code: trigger and schedule', () => {
+  it('`workflows apply` sees a changed trigger as a change (it is put), not `unchanged`', async () => {
+    const client = { getWorkflow: async () => stored(spec('0 3 * * *')) } as unknown as KairosClient;
+    const [change] = await planWorkflows(client, [spec('0 4 * * *')]);
+    expect(change).toMatchObject({ kind: 'workflow', name: 'nightly', action: 'update' });
+  });
+
+  it('`kairos export` writes a workflow`s trigger and schedule, so that `apply` takes it back unchanged', () => {
+    const exported = exportWorkflow(stored(spec('0 3 * * *')));
+    expect(exported.trigger).toMatchObject({ kind: 'cron', cron: '0 3 * * *' });
+    expect(exported.schedule).toMatchObject({ overlap: 'skip' });
+  });
+});
