@@ -37,4 +37,21 @@ describe('workflows as code: trigger and schedule', () => {
     expect(exported.trigger).toMatchObject({ kind: 'cron', cron: '0 3 * * *' });
     expect(exported.schedule).toMatchObject({ overlap: 'skip' });
   });
+
+  it('an exported workflow plans as unchanged against what the node holds; defaults are left out', async () => {
+    const held = stored(spec('0 3 * * *'));
+    const client = { getWorkflow: async () => held } as unknown as KairosClient;
+    const [change] = await planWorkflows(client, [exportWorkflow(held)]);
+    expect(change).toMatchObject({ action: 'unchanged', fields: [] });
+    const manual = exportWorkflow(stored({ name: 'plain', steps: [{ id: 'a', handler: 'h' }] }));
+    expect(manual).toEqual({ name: 'plain', steps: [{ id: 'a', handler: 'h' }] });
+  });
+
+  it('a changed schedule is a change', async () => {
+    const client = { getWorkflow: async () => stored(spec('0 3 * * *')) } as unknown as KairosClient;
+    const [change] = await planWorkflows(client, [{ ...spec('0 3 * * *'), schedule: { overlap: 'allow' } }]);
+    expect(change?.action).toBe('update');
+    expect(change?.fields.some((f) => f.startsWith('schedule:'))).toBe(true);
+  });
 });
+
