@@ -55,3 +55,23 @@ describe('workflows as code: trigger and schedule', () => {
   });
 });
 
+describe('the typed builder', () => {
+  it('builds a spec with trigger, schedule, resources and map that the node compiles', async () => {
+    const { workflow } = await import('@kairos/client');
+    const built = workflow('per-file', {
+      trigger: { kind: 'cron', cron: '0 3 * * *' },
+      schedule: { overlap: 'skip' },
+    })
+      .step('list', { handler: 'list-files' })
+      .step('each', {
+        handler: 'process-file',
+        resources: { cpu: 1, memory: '512Mi' },
+        after: ['list'],
+        map: { from: 'list', path: 'files', maxParallel: 5 },
+      })
+      .build();
+    const compiled = compileWorkflow(built);
+    expect(compiled.trigger.kind).toBe('cron');
+    expect(compiled.steps[1]?.map?.maxParallel).toBe(5);
+  });
+});
