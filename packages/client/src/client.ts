@@ -474,6 +474,24 @@ export class KairosClient {
   }
 
   /**
+   * Pauses a workflow's trigger: it no longer fires (`paused: true`); starts through the API still
+   * work, and instances already running go on. Not an instance's pause ({@link pauseWorkflowInstance}).
+   */
+  pauseWorkflow(name: string): Promise<Workflow> {
+    return this.request('POST', `/v1/workflows/${enc(name)}/pause`, {});
+  }
+
+  /** Resumes a workflow's trigger; the fires missed meanwhile are recorded in its ledger (`paused`). */
+  resumeWorkflow(name: string): Promise<Workflow> {
+    return this.request('POST', `/v1/workflows/${enc(name)}/resume`, {});
+  }
+
+  /** The ledger of a workflow's trigger: fires that did not start an instance, with the reason, newest first. */
+  listWorkflowSkipped(name: string, filter: SkippedFilter = {}): Promise<Page<SkippedFires>> {
+    return this.request('GET', `/v1/workflows/${enc(name)}/skipped`, undefined, { ...filter });
+  }
+
+  /**
    * Pauses a running instance (state `paused`): runs already queued go on, but no further step is
    * queued until {@link resumeWorkflowInstance}. An ended instance answers 409
    * `WORKFLOW_INSTANCE_FINISHED`.

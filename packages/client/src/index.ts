@@ -27,9 +27,11 @@ export {
 export { contextOfTrace, type TraceContext, traceContextOf, tracerFor } from './tracing.ts';
 export type * from './wire.ts';
 export {
+  WORKFLOW_CONTEXT_SOURCE,
   type WorkflowBuilder,
   type WorkflowBuilderOptions,
   type WorkflowEdge,
+  type WorkflowMapOptions,
   type WorkflowStepOptions,
   workflow,
 } from './workflow-builder.ts';

@@ -97,7 +97,9 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
     // @ts-expect-error: a task step is no map step (its command would be the same for every item).
     one.step('each', { task: { kind: 'shell', command: 'true' }, map: { from: 'extract' } });
     // @ts-expect-error: a job step runs with its job's retry.
-    one.step('job', { job: 'j', retry: { maxAttempts: 2 } });
+    expect(() => one.step('job', { job: 'j', retry: { maxAttempts: 2 } })).toThrow(/has its own retry/);
+    // @ts-expect-error: and with its own resources.
+    expect(() => one.step('job', { job: 'j', resources: { cpu: 1 } })).toThrow(/has its own resources/);
     // @ts-expect-error: an edge condition is success, failure, always or { path, equals }.
     one.step('odd', { handler: 'h', after: [{ step: 'extract', on: 'sometimes' }] });
   });
@@ -114,5 +116,40 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
     spec.steps[1]!.after!.push('x');
     expect(left.build().steps[1]!.after).toEqual(['a']);
     expect(after).toEqual(['a']);
+  });
+
+  it('takes a trigger, a schedule policy, resources and map steps; map.from names a parent or $context', () => {
+    const spec = workflow('fan-out', {
+      trigger: { kind: 'cron', cron: '0 3 * * *', timezone: 'Europe/Berlin' },
+      schedule: { overlap: 'skip' },
+    })
+      .step('list', { handler: 'list-files', resources: { cpu: 0.5, memory: '256Mi' } })
+      .step('each', {
+        handler: 'process-file',
+        after: ['list'],
+        map: { from: 'list', path: 'files', maxParallel: 5, tolerateFailures: 1 },
+      })
+      .step('ctx', { handler: 'h', map: { from: '$context', path: 'items' } })
+      .build();
+    expect(spec).toEqual({
+      name: 'fan-out',
+      trigger: { kind: 'cron', cron: '0 3 * * *', timezone: 'Europe/Berlin' },
+      schedule: { overlap: 'skip' },
+      steps: [
+        { id: 'list', handler: 'list-files', resources: { cpu: 0.5, memory: '256Mi' } },
+        {
+          id: 'each',
+          handler: 'process-file',
+          after: ['list'],
+          map: { from: 'list', path: 'files', maxParallel: 5, tolerateFailures: 1 },
+        },
+        { id: 'ctx', handler: 'h', map: { from: '$context', path: 'items' } },
+      ],
+    });
+    const one = workflow('w').step('a', { handler: 'h' });
+    // @ts-expect-error: map.from is a declared step or $context.
+    expect(() => one.step('m', { handler: 'h', after: ['a'], map: { from: 'nope' } })).toThrow(/map step m/);
+    // Declared, but not one of its parents: the API refuses it, so does the call.
+    expect(() => one.step('m', { handler: 'h', map: { from: 'a' } })).toThrow(/neither one of its parents/);
   });
 });

@@ -55,6 +55,9 @@ describe('kairos completion', async () => {
         'instance',
         'cancel',
         'rerun-step',
+        'pause-trigger',
+        'resume-trigger',
+        'skipped',
       ]),
     );
     expect(complete('workflows', 'start', 'etl', '--id')).toEqual(['--idempotency-key']);

@@ -44,7 +44,8 @@ export function checkWorkflows(list: readonly unknown[], file: string): Workflow
 }
 
 /**
- * What putting each workflow would change: `description`, `steps.<id>: added | removed`, and
+ * What putting each workflow would change: `description`, `trigger`, `schedule`,
+ * `steps.<id>: added | removed`, and
  * `steps.<id>.<field>: before → after`, both sides read the same way (`30s` equals `30000`).
  */
 export async function planWorkflows(client: KairosClient, specs: readonly WorkflowSpec[]): Promise<Change[]> {
@@ -63,8 +64,8 @@ export async function planWorkflows(client: KairosClient, specs: readonly Workfl
     const fields = diff(
       'workflow',
       spec.name,
-      { description: before.description },
-      { description: after.description },
+      { description: before.description, trigger: before.trigger, schedule: before.schedule },
+      { description: after.description, trigger: after.trigger, schedule: after.schedule },
     ).fields;
     const steps = (s: WorkflowSpec) => new Map(s.steps.map(({ id, ...step }) => [id, step]));
     const was = steps(before);
@@ -131,9 +132,16 @@ export function exportWorkflow(workflow: Workflow): WorkflowSpec {
     if (after.length > 0) out.after = after;
     return out as WorkflowStepSpec;
   });
+  const defaults = workflowSpecOf(compileWorkflow({ name: workflow.name, steps: canonical.steps }));
+  const schedule: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(canonical.schedule ?? {}))
+    if (JSON.stringify(value) !== JSON.stringify((defaults.schedule as Record<string, unknown>)[key]))
+      schedule[key] = value;
   return {
     name: workflow.name,
     ...(workflow.description ? { description: workflow.description } : {}),
+    ...(canonical.trigger && canonical.trigger.kind !== 'manual' ? { trigger: canonical.trigger } : {}),
+    ...(Object.keys(schedule).length > 0 ? { schedule: schedule as WorkflowSpec['schedule'] } : {}),
     steps,
   };
 }
@@ -147,10 +155,25 @@ function unknownKeys(value: unknown, known: ReadonlySet<string>): string[] {
     : [];
 }
 
+/** The spec of a workflow as the node answers it: its trigger and its schedule policy included. */
 function specOfWorkflow(workflow: Workflow): WorkflowSpec {
+  const { schedule } = workflow;
   return {
     name: workflow.name,
     description: workflow.description,
+    trigger: workflow.trigger as WorkflowSpec['trigger'],
+    schedule: {
+      misfire:
+        schedule.misfire.policy === 'catch-up'
+          ? { ...schedule.misfire }
+          : { policy: schedule.misfire.policy },
+      overlap: schedule.overlap,
+      jitter: schedule.jitter,
+      ...(schedule.startAt === null ? {} : { startAt: schedule.startAt }),
+      ...(schedule.endAt === null ? {} : { endAt: schedule.endAt }),
+      ...(schedule.maxRuns === null ? {} : { maxRuns: schedule.maxRuns }),
+      ...(schedule.calendars.length === 0 ? {} : { calendars: schedule.calendars }),
+    } as WorkflowSpec['schedule'],
     steps: workflow.steps as WorkflowStepSpec[],
   };
 }

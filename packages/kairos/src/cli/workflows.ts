@@ -1,8 +1,18 @@
-import type { KairosClient, Workflow, WorkflowInstance, WorkflowStart } from '@kairos/client';
+import type { KairosClient, SkippedFires, Workflow, WorkflowInstance, WorkflowStart } from '@kairos/client';
 import type { Command } from 'commander';
 import { readDefinitionsFile } from './apply.ts';
 import { printPlan } from './change.ts';
-import { compactJson, elapsed, formatTime, keyValues, printJson, table, truncate } from './format.ts';
+import {
+  compactJson,
+  elapsed,
+  formatTime,
+  formatTrigger,
+  keyValues,
+  printJson,
+  table,
+  truncate,
+  zoneOf,
+} from './format.ts';
 import { clientFrom, type GlobalFlags, parseIntFlag, parseJsonObject } from './options.ts';
 import { checkWorkflows, planWorkflows, putWorkflows } from './workflow-plan.ts';
 
@@ -11,8 +21,8 @@ type InstanceStep = WorkflowInstance['steps'][number];
 
 /**
  * Registers `kairos workflows …` (docs/workflows.md#cli): definitions (list, get, apply, delete),
- * instances (start, instances, instance) and the actions on an instance (cancel, pause, resume,
- * retry, rerun-step, skip-step).
+ * their trigger (pause-trigger, resume-trigger, skipped), instances (start, instances, instance)
+ * and the actions on an instance (cancel, pause, resume, retry, rerun-step, skip-step).
  */
 export function registerWorkflows(program: Command): void {
   const workflows = program
@@ -57,24 +67,31 @@ export function registerWorkflows(program: Command): void {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       const workflow = await clientFrom(flags).getWorkflow(name);
       if (flags.json) return printJson(workflow);
+      const manual = workflow.trigger.kind === 'manual';
       console.log(
         keyValues([
           ['name', workflow.name],
           ['description', workflow.description || undefined],
           ['version', String(workflow.version)],
+          ['trigger', formatTrigger(workflow.trigger)],
+          ['overlap', manual ? undefined : workflow.schedule.overlap],
+          ['paused', manual ? undefined : workflow.paused ? 'yes (pause-trigger)' : 'no'],
+          ['next fire', manual ? undefined : formatTime(workflow.nextFireAt, zoneOf(workflow.trigger))],
           ['created', formatTime(workflow.createdAt)],
           ['updated', formatTime(workflow.updatedAt)],
         ]),
       );
       console.log('');
+      const maps = workflow.steps.some((step) => step.map !== undefined);
       console.log(
         table(
-          ['STEP', 'RUNS', 'AFTER', 'JOIN'],
+          ['STEP', 'RUNS', 'AFTER', 'JOIN', ...(maps ? ['MAP'] : [])],
           workflow.steps.map((step) => [
             step.id,
             runsOf(step),
             step.after.map(formatEdge).join(', ') || '-',
             step.after.length > 1 ? step.join : '-',
+            ...(maps ? [formatMap(step)] : []),
           ]),
         ),
       );
@@ -108,6 +125,60 @@ export function registerWorkflows(program: Command): void {
       await clientFrom(flags).deleteWorkflow(name);
       if (flags.json) return printJson({ deleted: name });
       console.log(`deleted workflow ${name}`);
+    });
+
+  const triggerAction = (name: string, description: string, paused: boolean) =>
+    workflows
+      .command(name)
+      .argument('<name>', 'workflow name')
+      .description(description)
+      .action(async (workflowName: string, _options: unknown, cmd: Command) => {
+        const flags = cmd.optsWithGlobals<GlobalFlags>();
+        const client = clientFrom(flags);
+        const workflow = paused
+          ? await client.pauseWorkflow(workflowName)
+          : await client.resumeWorkflow(workflowName);
+        if (flags.json) return printJson(workflow);
+        console.log(
+          `workflow ${workflow.name}: trigger ${workflow.paused ? 'paused' : 'resumed'}` +
+            (workflow.trigger.kind === 'manual' ? ' (it is manual: it never fires)' : ''),
+        );
+      });
+  triggerAction(
+    'pause-trigger',
+    "stop a workflow's trigger from firing (starts by hand still work; instances go on)",
+    true,
+  );
+  triggerAction(
+    'resume-trigger',
+    "let a workflow's trigger fire again; the fires missed meanwhile go to its ledger",
+    false,
+  );
+
+  workflows
+    .command('skipped')
+    .argument('<name>', 'workflow name')
+    .description("fires of a workflow's trigger that started no instance, with the reason, newest first")
+    .option('--limit <n>', 'the most entries to show (default 50)')
+    .action(async (name: string, _options: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags & { limit?: string }>();
+      const limit =
+        flags.limit === undefined ? 50 : parseIntFlag(flags.limit, '--limit', { min: 1, max: 500 });
+      const page = await clientFrom(flags).listWorkflowSkipped(name, { limit });
+      if (flags.json) return printJson(page.items);
+      if (page.items.length === 0) return console.log(`no skipped fires for workflow ${name}`);
+      console.log(
+        table(
+          ['REASON', 'FIRST FIRE', 'LAST FIRE', 'COUNT', 'RECORDED'],
+          page.items.map((entry: SkippedFires) => [
+            entry.reason,
+            formatTime(entry.firstFireTime),
+            formatTime(entry.lastFireTime),
+            entry.count === null ? 'many' : String(entry.count),
+            formatTime(entry.recordedAt),
+          ]),
+        ),
+      );
     });
 
   workflows
@@ -281,6 +352,14 @@ function runsOf(step: Step): string {
       : `http ${step.task.method ?? 'GET'} ${step.task.url}`
     : `handler ${step.handler}`;
   return step.group === undefined || step.group === 'default' ? runs : `${runs} (group ${step.group})`;
+}
+
+/** A map step's settings: `from list.files, 5 parallel, at most 10000 items, 1 may fail`; `-` for others. */
+function formatMap(step: Step): string {
+  const map = step.map;
+  if (!map) return '-';
+  const from = map.path === undefined ? map.from : `${map.from}.${map.path}`;
+  return `from ${from}, ${map.maxParallel} parallel, at most ${map.maxItems} items, ${map.tolerateFailures} may fail`;
 }
 
 /** An edge: `extract`, `load on failure`, `stats if kind = "big"`. */

@@ -1,6 +1,6 @@
 import type { QueueWait } from '@kairos/client';
 import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from './overlap.ts';
-import { describeResources, fits, type Resources, resourceSpecOf } from './resources.ts';
+import { amountOf, describeResources, fits, type Resources, resourceSpecOf } from './resources.ts';
 
 /** What deciding why a queued run waits reads of it. */
 export interface WaitingRun {
@@ -155,7 +155,7 @@ export function missingResources(
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, amount] of Object.entries(request)) {
-    const most = Math.max(0, ...workers.map((w) => w.resources?.[name] ?? 0));
+    const most = Math.max(0, ...workers.map((w) => amountOf(w.resources, name)));
     if (most < amount) out[name] = amount - most;
   }
   return out;

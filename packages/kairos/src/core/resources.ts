@@ -124,9 +124,18 @@ export function formatAmount(name: string, amount: number): string {
   return `${amount} B`;
 }
 
+/**
+ * The amount of `name` in `resources` (absent: 0). Reads own properties only: a custom resource may
+ * be named like a member of every object (`constructor`, `toString`), which a plain `resources[name]`
+ * would find on the prototype.
+ */
+export function amountOf(resources: Resources | null | undefined, name: string): number {
+  return resources && Object.hasOwn(resources, name) ? (resources[name] ?? 0) : 0;
+}
+
 /** Whether `request` fits in `available` on every resource it names (a resource not listed: none). */
 export function fits(request: Resources, available: Resources): boolean {
-  for (const [name, amount] of Object.entries(request)) if ((available[name] ?? 0) < amount) return false;
+  for (const [name, amount] of Object.entries(request)) if (amountOf(available, name) < amount) return false;
   return true;
 }
 
@@ -134,7 +143,7 @@ export function fits(request: Resources, available: Resources): boolean {
 export function shortfall(request: Resources, available: Resources): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, amount] of Object.entries(request)) {
-    const have = available[name] ?? 0;
+    const have = amountOf(available, name);
     if (have < amount) out[name] = amount - have;
   }
   return out;
@@ -143,7 +152,7 @@ export function shortfall(request: Resources, available: Resources): Record<stri
 /** `a + b`, or `a - b` with `sign` -1, on every resource of either. */
 export function addResources(a: Resources, b: Resources, sign = 1): Record<string, number> {
   const out: Record<string, number> = { ...a };
-  for (const [name, amount] of Object.entries(b)) out[name] = (out[name] ?? 0) + sign * amount;
+  for (const [name, amount] of Object.entries(b)) out[name] = amountOf(out, name) + sign * amount;
   return out;
 }
 
@@ -154,7 +163,7 @@ export function addResources(a: Resources, b: Resources, sign = 1): Record<strin
 export function distance(request: Resources, free: Resources, capacity: Resources): number {
   let sum = 0;
   for (const [name, missing] of Object.entries(shortfall(request, free))) {
-    sum += missing / Math.max(1, capacity[name] ?? 0);
+    sum += missing / Math.max(1, amountOf(capacity, name));
   }
   return sum;
 }

@@ -8,7 +8,7 @@
  * The strategies' names (and what each does) are listed once, in `@kairos/client`.
  */
 import { type JsonObject, ROUTING_STRATEGIES } from '@kairos/client';
-import { fits, type Resources } from './resources.ts';
+import { amountOf, fits, type Resources } from './resources.ts';
 
 export { ROUTING_STRATEGIES };
 
@@ -67,7 +67,7 @@ export function pressure(worker: WorkerSnapshot): number {
     if (load.totalMemory > 0) p = Math.max(p, 1 - load.freeMemory / load.totalMemory);
   }
   for (const [name, amount] of Object.entries(worker.used ?? {})) {
-    const capacity = worker.resources?.[name] ?? 0;
+    const capacity = amountOf(worker.resources, name);
     if (capacity > 0) p = Math.max(p, amount / capacity);
   }
   return Math.min(1, Math.max(0, p));
@@ -222,7 +222,8 @@ function maxBy<T>(items: readonly T[], score: (item: T) => number): T | undefine
   return best;
 }
 
-function compare(a: string, b: string): number {
+/** Byte order of two strings (not locale order: every node sorts alike). */
+export function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -26,6 +26,7 @@ const run = (runId: number, cpu: number, availableAt: number): DispatchCandidate
   task: null,
   resources: { cpu },
   availableAt,
+  priority: 0,
 });
 
 const input = (candidates: DispatchCandidate[], waiting: DispatchCandidate[] = []): DispatchInput => ({

@@ -3,6 +3,7 @@ import { type DispatchPolicy, isPlainDispatch } from '../core/dispatch-policy.ts
 import { type Bucket, fullBucket, type RateLimit, take as takeToken } from '../core/rate-limit.ts';
 import { addResources, distance, fits, type Resources } from '../core/resources.ts';
 import {
+  compare,
   EMPTY_ROUTING_STATE,
   eligible,
   type RoutingState,
@@ -32,6 +33,13 @@ export interface DispatchCandidate {
   resources: Resources | null;
   /** When it became available (it has waited since). */
   availableAt: number;
+  /** The run's priority: higher first, then older ({@link claimOrder}). */
+  priority: number;
+}
+
+/** Claim order: priority descending, then available earlier, then run id (the candidate SQL's ORDER BY). */
+export function claimOrder(a: DispatchCandidate, b: DispatchCandidate): number {
+  return b.priority - a.priority || a.availableAt - b.availableAt || a.runId - b.runId;
 }
 
 /**
@@ -48,7 +56,9 @@ export interface DispatchInput {
   /**
    * Queued runs of the group that request resources and waited `reserveAfterMs`, read without
    * locks (PostgreSQL: the candidates skip rows another claim holds, which may be the very run a
-   * reservation is for). Those older than every candidate reserve first; never claimed here.
+   * reservation is for). Each one that is not a candidate reserves at its place in claim order
+   * ({@link claimOrder}): before every candidate it comes before, after those that come before it.
+   * Never claimed here.
    */
   waiting?: readonly DispatchCandidate[];
   /**
@@ -190,7 +200,8 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
         (a, b) =>
           distance(c.resources!, free(a), a.resources ?? {}) -
             distance(c.resources!, free(b), b.resources ?? {}) ||
-          (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1),
+          compare(a.name, b.name) ||
+          compare(a.id, b.id),
       )[0]!;
     }
     reserved.set(chosen.id, addResources(reserved.get(chosen.id) ?? {}, c.resources));
@@ -232,20 +243,22 @@ export function planDispatch(input: DispatchInput): DispatchPlan {
     runningOfJob.set(c.jobId, (runningOfJob.get(c.jobId) ?? 0) + 1);
   };
 
-  // Waiting runs older than every candidate are runs another claim holds locked: they come first.
-  // Newer ones are left to the candidates' own order (else they would reserve ahead of older runs).
-  const first = input.candidates[0];
-  for (const c of input.waiting ?? []) {
-    if (
-      first &&
-      (c.availableAt > first.availableAt || (c.availableAt === first.availableAt && c.runId >= first.runId))
-    )
-      break;
-    reserveFor(c, c.targetWorkerId);
-  }
+  // Waiting runs another claim holds locked (not candidates here) reserve at their place in claim
+  // order: a run of higher priority, or as high and older, reserves before the candidates behind it;
+  // one of lower priority never holds back a candidate of higher priority.
+  const candidateIds = new Set(input.candidates.map((c) => c.runId));
+  const waiting = (input.waiting ?? []).filter((c) => !candidateIds.has(c.runId)).sort(claimOrder);
+  let nextWaiting = 0;
+  const reserveWaitingBefore = (c: DispatchCandidate) => {
+    while (nextWaiting < waiting.length && claimOrder(waiting[nextWaiting]!, c) < 0) {
+      const w = waiting[nextWaiting++]!;
+      reserveFor(w, w.targetWorkerId);
+    }
+  };
 
   for (const c of input.candidates) {
     if (plan.claim.length >= input.max) break;
+    reserveWaitingBefore(c);
     const { routing } = c.policy;
     const request = c.resources;
     if (routing.strategy === 'broadcast') {

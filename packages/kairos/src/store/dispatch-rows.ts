@@ -22,6 +22,7 @@ export interface CandidateRow {
   /** The run's own request (a workflow step's), or null: its job's applies. */
   resources: JsonColumn | null;
   available_at: number | string;
+  priority: number | string;
 }
 
 export function candidateFromRow(row: CandidateRow): DispatchCandidate {
@@ -37,6 +38,7 @@ export function candidateFromRow(row: CandidateRow): DispatchCandidate {
     task: row.task === null ? null : json<TaskDefinition>(row.task),
     resources: row.resources === null ? policy.resources : json<Resources>(row.resources),
     availableAt: Number(row.available_at),
+    priority: Number(row.priority),
   };
 }
 

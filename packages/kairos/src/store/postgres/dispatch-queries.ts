@@ -9,7 +9,7 @@
  */
 export const DISPATCH_CANDIDATES = `
   SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch,
-    coalesce(r.task, j.task) AS task, r.resources, r.available_at
+    coalesce(r.task, j.task) AS task, r.resources, r.available_at, r.priority
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE r.status = 'queued' AND r.group_name = $2 AND r.available_at <= $4::bigint AND r.namespace = $6
     AND r.handler = ANY($3::text[])

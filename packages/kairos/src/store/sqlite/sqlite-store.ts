@@ -1853,7 +1853,7 @@ export class SqliteStore implements Store {
             (
               this.sql(
                 `SELECT r.id, r.job_id, j.name AS job_name, r.handler, r.params, r.target_worker_id, j.dispatch,
-                 coalesce(r.task, j.task) AS task, r.resources, r.available_at
+                 coalesce(r.task, j.task) AS task, r.resources, r.available_at, r.priority
                FROM runs r INDEXED BY runs_claim JOIN jobs j ON j.id = r.job_id
                WHERE ${hot.READY_FOR_WORKER}
                ORDER BY r.priority DESC, r.available_at, r.id LIMIT @window`,
