@@ -94,8 +94,14 @@ describe('workflow(): a typed builder of a WorkflowSpec', () => {
     );
     // @ts-expect-error: a step runs something.
     expect(() => one.step('none', { after: ['extract'] })).toThrow(/not none/);
-    // @ts-expect-error: a task step is no map step (its command would be the same for every item).
-    one.step('each', { task: { kind: 'shell', command: 'true' }, map: { from: 'extract' } });
+    expect(() =>
+      one.step('each', {
+        task: { kind: 'shell', command: 'true' },
+        after: ['extract'],
+        // @ts-expect-error: a task step is no map step (its command would be the same for every item).
+        map: { from: 'extract' },
+      }),
+    ).toThrow(/no map step/);
     // @ts-expect-error: a job step runs with its job's retry.
     expect(() => one.step('job', { job: 'j', retry: { maxAttempts: 2 } })).toThrow(/has its own retry/);
     // @ts-expect-error: and with its own resources.

@@ -122,6 +122,10 @@ function builder(
         throw new Error(
           `workflow ${name}: step ${id} takes one of handler, task and job, not ${runs.join(' and ') || 'none'}`,
         );
+      if (step.task !== undefined && step.map !== undefined)
+        throw new Error(
+          `workflow ${name}: step ${id} runs a task, which is no map step (the same command for every item)`,
+        );
       const fields = step as unknown as Record<string, unknown>;
       if (step.job !== undefined)
         for (const key of JOB_STEP_REFUSES)
