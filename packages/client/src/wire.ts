@@ -122,6 +122,9 @@ import type {
   EdgeConditionSchema,
   WorkflowInstanceSchema,
   WorkflowInstanceStateSchema,
+  WorkflowMapItemPageSchema,
+  WorkflowMapItemSchema,
+  WorkflowMapItemStateSchema,
   WorkflowMapSpecSchema,
   WorkflowSchema,
   WorkflowSpecSchema,
@@ -483,3 +486,7 @@ export type WorkflowStart = Static<typeof WorkflowStartSchema>;
 export type WorkflowInstance = Static<typeof WorkflowInstanceSchema>;
 export type WorkflowInstanceState = Static<typeof WorkflowInstanceStateSchema>;
 export type WorkflowStepState = Static<typeof WorkflowStepStateSchema>;
+/** One item of a map step (`GET /v1/workflow-instances/:id/steps/:step/items`). */
+export type WorkflowMapItem = Static<typeof WorkflowMapItemSchema>;
+export type WorkflowMapItemState = Static<typeof WorkflowMapItemStateSchema>;
+export type WorkflowMapItemPage = Static<typeof WorkflowMapItemPageSchema>;

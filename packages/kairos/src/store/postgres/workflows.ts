@@ -7,12 +7,18 @@ import { KairosError } from '../../errors.ts';
 import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
+  checkMapStep,
   endOf,
   type InstancePlan,
   type InstanceRow,
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type MapItemRow,
+  type MapItemState,
+  type MapItemsPage,
+  mapItemCounts,
+  mapItemFromRow,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
@@ -220,6 +226,35 @@ export class PostgresWorkflows implements WorkflowStore {
     if (!started) return null;
     await this.wake(started.groups);
     return this.getInstance(started.id);
+  }
+
+  async mapItems(
+    instanceId: number,
+    step: string,
+    filter: { from: number; limit: number; state?: MapItemState | undefined },
+  ): Promise<MapItemsPage | null> {
+    const [instance] = await this.c.query<{ steps: string }>(
+      'workflowMapItems',
+      'SELECT steps::text AS steps FROM workflow_instances WHERE id = $1',
+      [instanceId],
+    );
+    if (!instance) return null;
+    checkMapStep(instanceId, instance.steps, step);
+    // A range of the items' primary key, or of workflow_map_items_state with a state.
+    const rows = await this.c.query<MapItemRow>(
+      'workflowMapItems',
+      `SELECT m.idx, m.state, m.run_id, r.attempt AS run_attempt, m.result::text AS result, r.error::text AS run_error
+       FROM workflow_map_items m LEFT JOIN runs r ON r.id = m.run_id
+       WHERE m.instance_id = $1 AND m.step_id = $2 AND m.idx >= $3 AND ($4::text IS NULL OR m.state = $4)
+       ORDER BY m.idx LIMIT $5`,
+      [instanceId, step, filter.from, filter.state ?? null, filter.limit],
+    );
+    const counts = await this.c.query<{ state: string; n: string }>(
+      'workflowMapItems',
+      'SELECT state, count(*) AS n FROM workflow_map_items WHERE instance_id = $1 AND step_id = $2 GROUP BY state',
+      [instanceId, step],
+    );
+    return { items: rows.map(mapItemFromRow), counts: mapItemCounts(counts) };
   }
 
   async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {

@@ -7,12 +7,18 @@ import { KairosError } from '../../errors.ts';
 import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
+  checkMapStep,
   endOf,
   type InstancePlan,
   type InstanceRow,
   type InstanceStart,
   instanceFromRow,
   type MapInput,
+  type MapItemRow,
+  type MapItemState,
+  type MapItemsPage,
+  mapItemCounts,
+  mapItemFromRow,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
@@ -211,6 +217,33 @@ export class SqliteWorkflows implements WorkflowStore {
     if (!started) return null;
     this.wake(started.groups);
     return this.getInstance(started.id);
+  }
+
+  async mapItems(
+    instanceId: number,
+    step: string,
+    filter: { from: number; limit: number; state?: MapItemState | undefined },
+  ): Promise<MapItemsPage | null> {
+    return this.c.run('workflowMapItems', () => {
+      const sql = this.c.sql;
+      const instance = sql('SELECT steps FROM workflow_instances WHERE id = ?').get(instanceId) as
+        | { steps: string }
+        | undefined;
+      if (!instance) return null;
+      checkMapStep(instanceId, instance.steps, step);
+      const state = filter.state ?? null;
+      // A range of the items' primary key, or of workflow_map_items_state with a state.
+      const rows = sql(
+        `SELECT m.idx, m.state, m.run_id, r.attempt AS run_attempt, m.result, r.error AS run_error
+         FROM workflow_map_items m LEFT JOIN runs r ON r.id = m.run_id
+         WHERE m.instance_id = ? AND m.step_id = ? AND m.idx >= ? AND (? IS NULL OR m.state = ?)
+         ORDER BY m.idx LIMIT ?`,
+      ).all(instanceId, step, filter.from, state, state, filter.limit) as MapItemRow[];
+      const counts = sql(
+        'SELECT state, count(*) AS n FROM workflow_map_items WHERE instance_id = ? AND step_id = ? GROUP BY state',
+      ).all(instanceId, step) as Array<{ state: string; n: number }>;
+      return { items: rows.map(mapItemFromRow), counts: mapItemCounts(counts) };
+    });
   }
 
   async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {
