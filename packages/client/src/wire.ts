@@ -329,7 +329,8 @@ export type RetentionPolicy = Static<typeof RetentionPolicySchema>;
 /**
  * Why a fire did not become a run: `misfire` (no node could fire it in time), `overlap` (a previous
  * run was still active), `paused`, `max-runs` (the cap was reached), `outside-window` (after
- * `endAt`), `calendar` (an excluded date).
+ * `endAt`), `calendar` (an excluded date), `quota` (a workflow's scheduled start while its namespace
+ * held `maxQueuedRuns` queued runs).
  */
 export type SkipReason = Static<typeof SkipReasonSchema>;
 

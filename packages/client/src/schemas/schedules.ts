@@ -4,7 +4,15 @@ import { ScheduleSpecSchema, TriggerBody, TriggerSpecSchema } from './jobs.ts';
 
 /** Schemas of schedules: the ledger of fires that did not run, previews, backfills, calendars. */
 
-const SKIP_REASONS = ['misfire', 'overlap', 'paused', 'max-runs', 'outside-window', 'calendar'] as const;
+const SKIP_REASONS = [
+  'misfire',
+  'overlap',
+  'paused',
+  'max-runs',
+  'outside-window',
+  'calendar',
+  'quota',
+] as const;
 export const SkipReasonSchema = literals(SKIP_REASONS);
 
 export const SkippedFiresSchema = Type.Object({

@@ -16,6 +16,7 @@ import { describeSecretsConformance } from './conformance-secrets.ts';
 import { describeTracingConformance } from './conformance-tracing.ts';
 import { describeWorkflowMapRepairConformance } from './conformance-workflow-map-repair.ts';
 import { describeWorkflowMapsConformance } from './conformance-workflow-maps.ts';
+import { describeWorkflowQuotasConformance } from './conformance-workflow-quotas.ts';
 import { describeWorkflowRetentionConformance } from './conformance-workflow-retention.ts';
 import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
@@ -1783,4 +1784,5 @@ export function describeStoreConformance(
   describeDependenciesConformance(dialect, open);
   describeWorkflowTriggersConformance(dialect, open);
   describeWorkflowRetentionConformance(dialect, open);
+  describeWorkflowQuotasConformance(dialect, open);
 }

@@ -98,8 +98,16 @@ export interface WorkflowStore {
    * (WORKFLOW_INSTANCE_FINISHED, WORKFLOW_INSTANCE_NOT_RETRYABLE, WORKFLOW_STEP_NOT_FOUND,
    * WORKFLOW_STEP_NOT_ENDED, WORKFLOW_STEP_NOT_SKIPPABLE) having written nothing; null when there is
    * no such instance. Answers the instance as it is after (unchanged for a pause of a paused one).
+   * With `maxQueuedRuns` (the namespace's quota, docs/tenancy.md#quotas), the runs the repair queues
+   * are judged in its transaction (PostgreSQL: the namespace locked first) and a refusal
+   * (QUOTA_EXCEEDED, 429) writes nothing; a repair that queues no run (a pause) is never refused.
    */
-  repairInstance(id: number, action: WorkflowRepair, now: number): Promise<WorkflowInstanceRecord | null>;
+  repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+    maxQueuedRuns?: number | null,
+  ): Promise<WorkflowInstanceRecord | null>;
   /**
    * The items of a map step of an instance (docs/workflows.md#the-items-of-a-map-step): in index
    * order from index `from`, at most `limit`, only those in `state` when it is given; each with its

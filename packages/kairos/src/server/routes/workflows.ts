@@ -389,8 +389,15 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   // Repairs (docs/workflows.md#repair): each one transaction with the instance locked; each
   // answers the instance as it is after.
-  const repair = async (id: number, action: WorkflowRepair) => {
-    const instance = await store.workflows.repairInstance(id, action, clock.now());
+  const repair = async (id: number, action: WorkflowRepair, namespace: string) => {
+    const instance = await store.workflows.repairInstance(
+      id,
+      action,
+      clock.now(),
+      // A repair queues runs at an operator's request, as a start does: the namespace's
+      // maxQueuedRuns applies (429). Step ends that advance an instance are never judged.
+      (await ctx.quotas.of(namespace)).maxQueuedRuns,
+    );
     if (!instance) throw instanceNotFound(id);
     return instanceView(instance);
   };
@@ -410,7 +417,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
           response: answers({ 200: WorkflowInstanceSchema }),
         },
       },
-      async (request) => repair(request.params.id, { kind: verb }),
+      async (request) => repair(request.params.id, { kind: verb }, request.namespace),
     );
   }
   for (const [verb, operationId] of [
@@ -428,7 +435,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
           response: answers({ 200: WorkflowInstanceSchema }),
         },
       },
-      async (request) => repair(request.params.id, { kind: verb, step: request.params.step }),
+      async (request) =>
+        repair(request.params.id, { kind: verb, step: request.params.step }, request.namespace),
     );
   }
 }

@@ -1,12 +1,17 @@
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { decideOverlap } from '../../core/overlap.ts';
+import { scheduledStartFits, storedMaxQueuedRuns } from '../../core/quotas.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
+import { COUNT_QUEUED_RUNS } from './quotas.ts';
 import { ADVANCE_JOB, COUNT_RUNS, skippedInput, writeSkipped } from './schedules.ts';
 import { startInstance } from './workflows.ts';
 
 /** The workflow that a job carries, as a fire starts its instances. $1 job id. */
 const WORKFLOW_OF_JOB = `SELECT id, namespace, version, steps::text AS steps, job_id FROM workflows WHERE job_id = $1`;
+
+/** The maxQueuedRuns quota of namespace $1, as stored (JSON: a number, or none). */
+const NAMESPACE_MAX_QUEUED = `SELECT quotas -> 'maxQueuedRuns' AS n FROM namespaces WHERE name = $1`;
 
 /** The workflow's unfinished (running or paused) instances, for the overlap policy (workflow_instances_running). $1 workflow id. */
 const RUNNING_INSTANCES = `SELECT count(*)::int AS n FROM workflow_instances WHERE workflow_id = $1 AND state IN ('running', 'paused')`;
@@ -17,8 +22,9 @@ const RUNNING_INSTANCES = `SELECT count(*)::int AS n FROM workflow_instances WHE
  * nodes firing it at once write one instance: the loser's compare-and-set finds the next fire moved
  * and writes nothing), then each fire that runs starts an instance (cause `schedule`; the unique key
  * of workflow and fire time keeps one per fire on top), never a plain run of the job. The overlap
- * policy judges the workflow's running instances; `maxRuns` counts instances; the ledger is the
- * job's, as for any job.
+ * policy judges the workflow's running instances; `maxRuns` counts instances; the namespace's
+ * `maxQueuedRuns` turns a fire into a ledger row (`quota`) while that many runs are queued; the
+ * ledger is the job's, as for any job.
  */
 export async function fireWorkflow(
   client: pg.PoolClient,
@@ -41,10 +47,28 @@ export async function fireWorkflow(
     inFlight: running,
     buffered: 0,
   }).fires;
+  // The namespace's maxQueuedRuns (docs/workflows.md#queued-runs-and-the-namespaces-quota): a fire
+  // while the namespace holds that many queued runs starts nothing and goes to the ledger. Counted
+  // without the namespace's lock: the fire transaction holds the job's row already, and a trigger
+  // takes the namespace's lock before a job's (an edit), so waiting for it here could deadlock.
+  const quota = (await client.query<{ n: unknown }>(NAMESPACE_MAX_QUEUED, [workflow.namespace])).rows[0];
+  const maxQueuedRuns = storedMaxQueuedRuns(quota?.n);
+  let queued =
+    maxQueuedRuns === null
+      ? 0
+      : Number(
+          (await client.query<{ n: string }>(COUNT_QUEUED_RUNS, [workflow.namespace, maxQueuedRuns + 1]))
+            .rows[0]!.n,
+        );
+  const overQuota: number[] = [];
   const groups: string[] = [];
   let started = 0;
   for (const [i, fireTime] of entry.fires.entries()) {
     if (decision[i] !== 'run') continue;
+    if (!scheduledStartFits(maxQueuedRuns, queued)) {
+      overQuota.push(fireTime);
+      continue;
+    }
     const instance = await startInstance(
       client,
       workflow,
@@ -60,16 +84,20 @@ export async function fireWorkflow(
     );
     if (!instance.created) continue;
     started++;
+    queued += instance.groups.length;
     groups.push(...instance.groups);
   }
   if (entry.countRuns && started > 0) await client.query(COUNT_RUNS, [entry.jobId, started]);
   const ranges: SkippedRange[] = [...(entry.skipped ?? [])];
-  const dropped = entry.fires.filter((_, i) => decision[i] === 'skip');
-  if (dropped.length > 0) {
+  for (const [reason, dropped] of [
+    ['overlap', entry.fires.filter((_, i) => decision[i] === 'skip')],
+    ['quota', overQuota],
+  ] as const) {
+    if (dropped.length === 0) continue;
     // As for a job (fireWithPolicies): one range, continuing the ledger row of the fire before.
     const index = entry.fires.indexOf(dropped[0]!);
     ranges.push({
-      reason: 'overlap',
+      reason,
       first: dropped[0]!,
       last: dropped[dropped.length - 1]!,
       count: dropped.length,

@@ -352,8 +352,21 @@ export class PostgresWorkflows implements WorkflowStore {
     id: number,
     action: WorkflowRepair,
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const groups = await this.c.transaction('repairWorkflowInstance', async (client) => {
+      // With the quota, the instance's namespace (which never changes) is locked before anything
+      // else, as every quota-checked write locks it (store/postgres/quotas.ts).
+      let namespace: string | null = null;
+      if (maxQueuedRuns !== null) {
+        const { rows } = await client.query<{ namespace: string }>(
+          'SELECT namespace FROM workflow_instances WHERE id = $1',
+          [id],
+        );
+        if (!rows[0]) return null;
+        namespace = rows[0].namespace;
+        await client.query(LOCK_NAMESPACE, [namespace]);
+      }
       // A re-run or a skip may cancel step runs: the instance's active runs are locked first, then
       // the instance, the order in which ending a step run locks them (as cancelInstance does). A
       // report racing the repair either ended its run before (the repair then reads its step ended)
@@ -382,7 +395,12 @@ export class PostgresWorkflows implements WorkflowStore {
         action,
       });
       if (!repair) return [];
-      return writeRepair(client, input, instance.namespace, repair, now, this.afterRunsEnded);
+      const written = await writeRepair(client, input, instance.namespace, repair, now, this.afterRunsEnded);
+      // A repair queues runs at an operator's request, as a start does: judged, and a refusal rolls
+      // the whole repair back (429 QUOTA_EXCEEDED, nothing written).
+      if (namespace !== null && maxQueuedRuns !== null)
+        await checkQueuedRunsAfter(client, namespace, maxQueuedRuns, written.queued);
+      return written.groups;
     });
     if (groups === null) return null;
     await this.wake(groups);
@@ -433,7 +451,7 @@ async function writeRepair(
   repair: RepairPlan,
   now: number,
   afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
-): Promise<string[]> {
+): Promise<{ groups: string[]; queued: number }> {
   const id = input.instanceId;
   const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
   const skippedMap = repair.handSkipped !== null && maps.has(repair.handSkipped) ? repair.handSkipped : null;
@@ -475,8 +493,10 @@ async function writeRepair(
       groups.push(...(await writePlan(client, id, namespace, plan, now)));
     }
   }
+  // The runs this repair queued (one group per run): what the namespace's maxQueuedRuns judges.
+  const queued = groups.length;
   const cancel = [...repair.cancel, ...itemRunIds];
-  if (cancel.length === 0) return groups;
+  if (cancel.length === 0) return { groups, queued };
   const cancelled = await client.query<{ id: number }>(
     `WITH active AS (
        SELECT id, status, attempt, worker_id, started_at FROM runs
@@ -488,14 +508,17 @@ async function writeRepair(
      FROM active a WHERE r.id = a.id AND r.status IN ('queued', 'running') RETURNING r.id`,
     [cancel, now, REPLACED_BY_REPAIR],
   );
-  return [
-    ...groups,
-    ...(await afterRunsEnded(
-      client,
-      cancelled.rows.map((r) => r.id),
-      now,
-    )),
-  ];
+  return {
+    groups: [
+      ...groups,
+      ...(await afterRunsEnded(
+        client,
+        cancelled.rows.map((r) => r.id),
+        now,
+      )),
+    ],
+    queued,
+  };
 }
 
 type WorkflowSchedule = { next: number | null; rateQuota?: JobQuotaCheck | undefined };

@@ -317,6 +317,7 @@ export class SqliteWorkflows implements WorkflowStore {
     id: number,
     action: WorkflowRepair,
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const groups = this.c.run('repairWorkflowInstance', () =>
       this.c.db
@@ -340,7 +341,13 @@ export class SqliteWorkflows implements WorkflowStore {
             action,
           });
           if (!repair) return [];
-          return this.writeRepair(sql, input, instance.namespace, repair, now);
+          const written = this.writeRepair(sql, input, instance.namespace, repair, now);
+          // A repair queues runs at an operator's request, as a start does: judged, and a refusal
+          // rolls the whole repair back (429 QUOTA_EXCEEDED, nothing written). One writer: nothing
+          // else writes between the count and the commit.
+          if (maxQueuedRuns !== null)
+            checkQueuedRunsAfter(sql, instance.job_id, maxQueuedRuns, written.queued);
+          return written.groups;
         })
         .immediate(),
     );
@@ -364,7 +371,7 @@ export class SqliteWorkflows implements WorkflowStore {
     namespace: string,
     repair: RepairPlan,
     now: number,
-  ): string[] {
+  ): { groups: string[]; queued: number } {
     const id = input.instanceId;
     const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
     const skippedMap =
@@ -403,8 +410,10 @@ export class SqliteWorkflows implements WorkflowStore {
         groups.push(...writePlan(sql, id, namespace, plan, now));
       }
     }
+    // The runs this repair queued (one group per run): what the namespace's maxQueuedRuns judges.
+    const queued = groups.length;
     const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
-    return [...groups, ...this.afterRunsEnded(cancelled, now)];
+    return { groups: [...groups, ...this.afterRunsEnded(cancelled, now)], queued };
   }
 }
 
