@@ -10,8 +10,8 @@ import { startInstance } from './workflows.ts';
 /** The workflow that a job carries, as a fire starts its instances. $1 job id. */
 const WORKFLOW_OF_JOB = `SELECT id, namespace, version, steps::text AS steps, job_id FROM workflows WHERE job_id = $1`;
 
-/** The maxQueuedRuns quota of namespace $1, as stored (JSON: a number, or none). */
-const NAMESPACE_MAX_QUEUED = `SELECT quotas -> 'maxQueuedRuns' AS n FROM namespaces WHERE name = $1`;
+/** The maxQueuedRuns quota of namespace $1 as text (JSON columns are read as text here), or null. */
+const NAMESPACE_MAX_QUEUED = `SELECT (quotas -> 'maxQueuedRuns')::text AS n FROM namespaces WHERE name = $1`;
 
 /** The workflow's unfinished (running or paused) instances, for the overlap policy (workflow_instances_running). $1 workflow id. */
 const RUNNING_INSTANCES = `SELECT count(*)::int AS n FROM workflow_instances WHERE workflow_id = $1 AND state IN ('running', 'paused')`;
@@ -51,8 +51,8 @@ export async function fireWorkflow(
   // while the namespace holds that many queued runs starts nothing and goes to the ledger. Counted
   // without the namespace's lock: the fire transaction holds the job's row already, and a trigger
   // takes the namespace's lock before a job's (an edit), so waiting for it here could deadlock.
-  const quota = (await client.query<{ n: unknown }>(NAMESPACE_MAX_QUEUED, [workflow.namespace])).rows[0];
-  const maxQueuedRuns = storedMaxQueuedRuns(quota?.n);
+  const quota = (await client.query<{ n: string | null }>(NAMESPACE_MAX_QUEUED, [workflow.namespace])).rows[0];
+  const maxQueuedRuns = storedMaxQueuedRuns(quota?.n == null ? null : JSON.parse(quota.n));
   let queued =
     maxQueuedRuns === null
       ? 0
