@@ -10,10 +10,13 @@ export const ENDED_INSTANCE_SQL = `('succeeded', 'failed', 'cancelled')`;
 
 /**
  * A condition on a run row (`runs`, unaliased) that keeps the step runs of a workflow instance that
- * is still running or paused: its steps may still read them (a primary key probe per step run).
+ * is still running or paused: its steps may still read them. A scalar subquery, so that each run of
+ * the batch probes its instance's key; as `NOT EXISTS` PostgreSQL hashed every unfinished instance
+ * (a walk of workflow_instances_running) for each delete, whatever the batch.
  */
-export const NOT_OF_UNFINISHED_INSTANCE = `(runs.workflow_instance_id IS NULL OR NOT EXISTS (
-    SELECT 1 FROM workflow_instances wi WHERE wi.id = runs.workflow_instance_id AND wi.state IN ('running', 'paused')))`;
+export const NOT_OF_UNFINISHED_INSTANCE = `(runs.workflow_instance_id IS NULL OR coalesce(
+    (SELECT wi.state FROM workflow_instances wi WHERE wi.id = runs.workflow_instance_id), 'gone')
+    NOT IN ('running', 'paused'))`;
 
 /** An ended workflow instance as the pruner reads it, in either dialect. */
 export interface InstancePruneRow {

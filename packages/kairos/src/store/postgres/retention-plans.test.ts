@@ -107,9 +107,8 @@ describe('PostgreSQL: the pruner’s statements read ranges of indexes', () => {
     await client.query('ANALYZE');
     const read = await plan(rq.INSTANCES_TO_PRUNE, ['10000::bigint', '1000::bigint', '999::bigint', '1000']);
     expect(read).toMatch(/Index Scan using workflow_instances_finished on workflow_instances i/);
-    expect(read).toMatch(
-      /Index Only Scan using workflow_steps_pkey on workflow_steps s|Index Scan using workflow_steps_pkey/,
-    );
+    // Each instance's steps: a range of their primary key (a bitmap scan of 3 rows, or an index scan).
+    expect(read).toMatch(/(Index Only Scan using|Index Scan using|Bitmap Index Scan on) workflow_steps_pkey/);
     expect(read).not.toMatch(/Seq Scan/);
     const items = await plan(rq.PRUNE_MAP_ITEMS, ["'{1,2,3}'", '1000']);
     expect(items).toMatch(/Tid Scan on workflow_map_items/);
