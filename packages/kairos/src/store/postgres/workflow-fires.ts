@@ -51,7 +51,8 @@ export async function fireWorkflow(
   // while the namespace holds that many queued runs starts nothing and goes to the ledger. Counted
   // without the namespace's lock: the fire transaction holds the job's row already, and a trigger
   // takes the namespace's lock before a job's (an edit), so waiting for it here could deadlock.
-  const quota = (await client.query<{ n: string | null }>(NAMESPACE_MAX_QUEUED, [workflow.namespace])).rows[0];
+  const quota = (await client.query<{ n: string | null }>(NAMESPACE_MAX_QUEUED, [workflow.namespace]))
+    .rows[0];
   const maxQueuedRuns = storedMaxQueuedRuns(quota?.n == null ? null : JSON.parse(quota.n));
   let queued =
     maxQueuedRuns === null
