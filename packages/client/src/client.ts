@@ -70,6 +70,8 @@ import type {
   WorkerLogsResponse,
   Workflow,
   WorkflowInstance,
+  WorkflowMapItemPage,
+  WorkflowMapItemState,
   WorkflowSpec,
   WorkflowStart,
 } from './wire.ts';
@@ -463,6 +465,27 @@ export class KairosClient {
   /** An instance with each step's state and run id. */
   getWorkflowInstance(id: number): Promise<WorkflowInstance> {
     return this.request('GET', `/v1/workflow-instances/${id}`);
+  }
+
+  /**
+   * A page of a map step's items, in index order (docs/workflows.md#the-items-of-a-map-step): each
+   * item's state, run id, attempts, result size and error, and `counts` of all its items by state.
+   * `state` keeps the items in that state; `include: 'result'` adds each item's result. A step that
+   * is not a map step answers 409 `WORKFLOW_STEP_NOT_MAP`; one the instance does not have, 404
+   * `WORKFLOW_STEP_NOT_FOUND`.
+   *
+   * ```ts
+   * const failed = await kairos.listWorkflowMapItems(17, 'resize', { state: 'failed', limit: 100 });
+   * ```
+   */
+  listWorkflowMapItems(
+    id: number,
+    step: string,
+    filter: PageFilter & { state?: WorkflowMapItemState | undefined; include?: 'result' | undefined } = {},
+  ): Promise<WorkflowMapItemPage> {
+    return this.request('GET', `/v1/workflow-instances/${id}/steps/${enc(step)}/items`, undefined, {
+      ...filter,
+    });
   }
 
   /**

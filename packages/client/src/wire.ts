@@ -122,6 +122,9 @@ import type {
   EdgeConditionSchema,
   WorkflowInstanceSchema,
   WorkflowInstanceStateSchema,
+  WorkflowMapItemPageSchema,
+  WorkflowMapItemSchema,
+  WorkflowMapItemStateSchema,
   WorkflowMapSpecSchema,
   WorkflowSchema,
   WorkflowSpecSchema,
@@ -327,7 +330,8 @@ export type RetentionPolicy = Static<typeof RetentionPolicySchema>;
  * Why a fire did not become a run: `misfire` (no node could fire it in time), `overlap` (a previous
  * run was still active), `paused`, `max-runs` (the cap was reached), `outside-window` (after
  * `endAt`), `calendar` (an excluded date), `overloaded` (the node was behind and ran only the
- * latest of several due fires of the job).
+ * latest of several due fires of the job), `quota` (a workflow's scheduled start while its
+ * namespace held `maxQueuedRuns` queued runs).
  */
 export type SkipReason = Static<typeof SkipReasonSchema>;
 
@@ -484,3 +488,7 @@ export type WorkflowStart = Static<typeof WorkflowStartSchema>;
 export type WorkflowInstance = Static<typeof WorkflowInstanceSchema>;
 export type WorkflowInstanceState = Static<typeof WorkflowInstanceStateSchema>;
 export type WorkflowStepState = Static<typeof WorkflowStepStateSchema>;
+/** One item of a map step (`GET /v1/workflow-instances/:id/steps/:step/items`). */
+export type WorkflowMapItem = Static<typeof WorkflowMapItemSchema>;
+export type WorkflowMapItemState = Static<typeof WorkflowMapItemStateSchema>;
+export type WorkflowMapItemPage = Static<typeof WorkflowMapItemPageSchema>;

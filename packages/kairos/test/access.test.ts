@@ -114,6 +114,7 @@ const EXPECTED: Record<string, Role | 'public'> = {
   'POST /v1/workflows/:name/resume': 'operator',
   'GET /v1/workflows/:name/skipped': 'viewer',
   'GET /v1/workflow-instances/:id': 'viewer',
+  'GET /v1/workflow-instances/:id/steps/:step/items': 'viewer',
   'POST /v1/workflow-instances/:id/cancel': 'operator',
   'POST /v1/workflow-instances/:id/pause': 'operator',
   'POST /v1/workflow-instances/:id/resume': 'operator',

@@ -199,6 +199,42 @@ describe('namespace quotas', () => {
     expect(await refusalsCounted('q-queued', 'maxQueuedRuns')).toBe(4);
   });
 
+  it('maxQueuedRuns on workflows: a start and a repair that queue past it answer 429 and change nothing; a pause passes', async () => {
+    const client = await namespaceWith('q-flows', { maxQueuedRuns: 1 });
+    // A group no worker serves: step runs stay queued.
+    await client.putWorkflow({ name: 'wf', steps: [{ id: 'a', handler: 'h', group: 'nobody' }] });
+    const first = await client.startWorkflow('wf');
+    const cancelled = await client.cancelWorkflowInstance(first.id);
+    const second = await client.startWorkflow('wf');
+    expect(await apiError(client.startWorkflow('wf'))).toMatchObject({
+      status: 429,
+      code: 'QUOTA_EXCEEDED',
+      details: { quota: 'maxQueuedRuns', limit: 1, current: 1 },
+    });
+    for (const repair of [
+      () => client.retryWorkflowInstance(first.id),
+      () => client.rerunWorkflowStep(first.id, 'a'),
+    ]) {
+      expect(await apiError(repair())).toMatchObject({
+        status: 429,
+        code: 'QUOTA_EXCEEDED',
+        details: { quota: 'maxQueuedRuns', limit: 1 },
+      });
+    }
+    expect(await client.getWorkflowInstance(first.id)).toEqual(cancelled);
+    const answer = await fetch(`${node.url}/v1/workflow-instances/${first.id}/retry`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-t', 'kairos-namespace': 'q-flows' },
+    });
+    expect(answer.status).toBe(429);
+    expect(answer.headers.get('retry-after')).toBe('5');
+    // A pause queues nothing; once the queue is under the quota, the retry goes through.
+    expect((await client.pauseWorkflowInstance(second.id)).state).toBe('paused');
+    await client.cancelWorkflowInstance(second.id);
+    expect((await client.retryWorkflowInstance(first.id)).state).toBe('running');
+    expect(await refusalsCounted('q-flows', 'maxQueuedRuns')).toBe(4);
+  });
+
   it('requestsPerSecond answers 429 with Retry-After in its namespace only, counted', async () => {
     await namespaceWith('q-requests', { requestsPerSecond: 1 });
     const call = (namespace: string) =>

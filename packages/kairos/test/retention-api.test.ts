@@ -105,6 +105,8 @@ describe('retention through the API', () => {
       'runs',
       'skipped_fires',
       'workers',
+      'workflow_instances',
+      'workflow_map_items',
     ]);
     expect(Date.parse(lastCycle!.endedAt)).toBeGreaterThanOrEqual(Date.parse(lastTryAt!));
     expect(Date.parse(nextCycleAt!) - Date.parse(lastCycle!.endedAt)).toBe(60_000);

@@ -12,6 +12,7 @@ const SKIP_REASONS = [
   'outside-window',
   'calendar',
   'overloaded',
+  'quota',
 ] as const;
 export const SkipReasonSchema = literals(SKIP_REASONS);
 

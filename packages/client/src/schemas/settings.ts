@@ -10,6 +10,10 @@ export const PrunedRowsSchema = Type.Object({
   skipped_fires: Type.Integer(),
   audit_log: Type.Integer(),
   workers: Type.Integer(),
+  /** Ended workflow instances (their step rows go with them, uncounted). */
+  workflow_instances: Type.Integer(),
+  /** Items of their map steps, deleted in batches before their instances. */
+  workflow_map_items: Type.Integer(),
 });
 
 /**

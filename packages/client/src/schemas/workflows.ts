@@ -233,3 +233,54 @@ export const WorkflowPageQuery = closed({
   limit: LimitSchema,
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 });
+
+/** A map step's item state (docs/workflows.md#the-items-of-a-map-step). */
+export const WorkflowMapItemStateSchema = literals([
+  'waiting',
+  'ready',
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+] as const);
+
+/** `GET /v1/workflow-instances/:id/steps/:step/items`: a page of a map step's items, in index order. */
+export const WorkflowMapItemQuery = closed({
+  limit: LimitSchema,
+  /** The `nextCursor` of the previous page: the index the page starts from. */
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  /** Only the items in this state. */
+  state: Type.Optional(WorkflowMapItemStateSchema),
+  /** `result`: each item carries its result (a page then ends early at its size bound). */
+  include: Type.Optional(literals(['result'] as const)),
+});
+
+export const WorkflowMapItemSchema = Type.Object({
+  /** Its place in the list, from 0. */
+  index: Type.Integer(),
+  state: WorkflowMapItemStateSchema,
+  /** Its run (in the step's current fan-out); null while waiting and for an item that never ran. */
+  runId: nullable(Type.Integer()),
+  /** Attempts its run started; 0 before its first, and once retention deleted the run. */
+  attempts: Type.Integer(),
+  /** The size of its result in bytes of JSON once it succeeded; null otherwise. */
+  resultBytes: nullable(Type.Integer()),
+  /** Its result, with `include=result` only. */
+  result: Type.Optional(JsonSchema),
+  /** Why its run failed (the run's error); null otherwise, and once retention deleted the run. */
+  error: nullable(Type.Object({ name: Type.String(), message: Type.String() })),
+});
+
+export const WorkflowMapItemPageSchema = Type.Object({
+  items: Type.Array(WorkflowMapItemSchema),
+  nextCursor: nullable(Type.String()),
+  /** Every item of the step by state, whatever the page and its filter. */
+  counts: Type.Object({
+    waiting: Type.Integer(),
+    ready: Type.Integer(),
+    succeeded: Type.Integer(),
+    failed: Type.Integer(),
+    skipped: Type.Integer(),
+    cancelled: Type.Integer(),
+  }),
+});

@@ -14,6 +14,8 @@ const TABLES: Array<[keyof RetentionSettings['pruner']['prunedSinceStart'], stri
   ['skipped_fires', 'skipped-fire ledger rows'],
   ['audit_log', 'audit entries'],
   ['workers', 'gone workers'],
+  ['workflow_instances', 'ended workflow instances (with their steps)'],
+  ['workflow_map_items', 'items of their map steps'],
 ];
 
 /** Settings → Retention: the node's global retention and what its pruner did (docs/retention.md). */

@@ -184,3 +184,19 @@ export function checkQueuedRuns(maxQueuedRuns: number, queued: number, adding: n
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;
+
+/**
+ * Whether a workflow's fire starts an instance under the namespace's maxQueuedRuns
+ * (docs/workflows.md#queued-runs-and-the-namespaces-quota): while the namespace holds fewer queued
+ * runs than the quota (`queued`, with those that earlier starts of the same fire plan queued); the
+ * others go to the ledger (reason `quota`). Without a quota every fire starts. A start is never cut
+ * short: the queue may stand above the quota by one instance's root runs.
+ */
+export function scheduledStartFits(maxQueuedRuns: number | null, queued: number): boolean {
+  return maxQueuedRuns === null || queued < maxQueuedRuns;
+}
+
+/** The namespace's maxQueuedRuns as its stored quotas hold it (JSON), or null: none, or not a count. */
+export function storedMaxQueuedRuns(value: unknown): number | null {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : null;
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   compileRetention,
+  instancePrunable,
   MIN_RUN_AGE_MS,
   type PruneCandidate,
   prunable,
@@ -65,5 +66,32 @@ describe('retention decisions', () => {
       expect(() => compileRetention({ keepLast })).toThrow(
         expect.objectContaining({ code: 'VALIDATION_FAILED' }),
       );
+  });
+});
+
+describe('workflow instance retention', () => {
+  const instance = (extra: Partial<Parameters<typeof instancePrunable>[0]> = {}) => ({
+    id: 1,
+    state: 'succeeded' as const,
+    finishedAt: NOW - 11 * HOUR,
+    steps: 3,
+    ...extra,
+  });
+
+  it('deletes an ended instance past the age of its state, a failed one by the longer age', () => {
+    expect(instancePrunable(instance(), DEFAULTS, NOW)).toBe(true);
+    expect(instancePrunable(instance({ state: 'cancelled' }), DEFAULTS, NOW)).toBe(true);
+    expect(instancePrunable(instance({ state: 'failed' }), DEFAULTS, NOW)).toBe(false);
+    expect(instancePrunable(instance({ state: 'failed', finishedAt: NOW - 21 * HOUR }), DEFAULTS, NOW)).toBe(
+      true,
+    );
+    expect(instancePrunable(instance({ finishedAt: NOW - 9 * HOUR }), DEFAULTS, NOW)).toBe(false);
+  });
+
+  it('never deletes a running or paused instance, nor one ended less than a minute ago', () => {
+    expect(instancePrunable(instance({ state: 'running', finishedAt: null }), DEFAULTS, NOW)).toBe(false);
+    expect(instancePrunable(instance({ state: 'paused' }), DEFAULTS, NOW)).toBe(false);
+    const short = { finishedMs: 1, failedMs: 1 };
+    expect(instancePrunable(instance({ finishedAt: NOW - MIN_RUN_AGE_MS + 1 }), short, NOW)).toBe(false);
   });
 });

@@ -151,3 +151,31 @@ export function prunable(
   if (beyondKeepLast && !FAILED.has(run.status)) return true;
   return age > ageLimitMs(run.status, run.retention, defaults);
 }
+
+/** An ended workflow instance as the pruner reads it (`Store.workflowInstancesToPrune`). */
+export interface InstancePruneCandidate {
+  id: number;
+  state: 'succeeded' | 'failed' | 'cancelled' | 'running' | 'paused';
+  finishedAt: number | null;
+  /** Its step rows: what deleting it takes with it (its map items go first, in batches of their own). */
+  steps: number;
+}
+
+/**
+ * Whether the pruner deletes this workflow instance at `now`: ended (succeeded, failed, cancelled),
+ * at least {@link MIN_RUN_AGE_MS} ago, and past the node's age limit for its state (`failedMs` for a
+ * failed instance, `finishedMs` otherwise), as a run of that state would be. A running or paused
+ * instance is never deleted, however old.
+ */
+export function instancePrunable(
+  instance: InstancePruneCandidate,
+  defaults: RetentionDefaults,
+  now: number,
+): boolean {
+  if (instance.finishedAt === null) return false;
+  if (instance.state !== 'succeeded' && instance.state !== 'failed' && instance.state !== 'cancelled')
+    return false;
+  const age = now - instance.finishedAt;
+  if (age < MIN_RUN_AGE_MS) return false;
+  return age > (instance.state === 'failed' ? defaults.failedMs : defaults.finishedMs);
+}

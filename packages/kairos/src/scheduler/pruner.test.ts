@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
 import { compileJob } from '../core/job.ts';
 import type { RetentionConfig } from '../core/retention.ts';
+import { compileWorkflow } from '../core/workflow.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../store/postgres/test-database.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -357,7 +358,15 @@ for (const [dialect, open] of DIALECTS) {
       await s.worker('gone');
       await s.store.unregisterWorker('gone', T0);
       await s.clock.advance(2 * HOUR - 1);
-      expect(await s.cycle()).toEqual({ runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 });
+      expect(await s.cycle()).toEqual({
+        runs: 0,
+        run_logs: 0,
+        skipped_fires: 0,
+        audit_log: 0,
+        workers: 0,
+        workflow_instances: 0,
+        workflow_map_items: 0,
+      });
       await s.clock.advance(2);
       expect(await s.cycle()).toMatchObject({ run_logs: 1, audit_log: 0 });
       await s.clock.advance(4 * HOUR);
@@ -478,6 +487,58 @@ for (const [dialect, open] of DIALECTS) {
       expect(await s.store.getRun(a!)).toBeNull();
       const [b] = await s.jobs.trigger('k', [{ idempotencyKey: 'order-1' }]);
       expect(b).not.toBe(a);
+    });
+
+    it('workflow instances: ended ones go after their state’s age with their steps and map items, in batches; step runs of an unfinished instance stay', async () => {
+      const s = await setup({ batch: 3 });
+      const define = (name: string, steps: Parameters<typeof compileWorkflow>[0]['steps']) =>
+        s.store.workflows.put(compileWorkflow({ name, steps }), 'default', s.clock.now());
+      const start = async (name: string, context = {}) =>
+        (await s.store.workflows.start('default', name, { context }, s.clock.now()))!;
+      await define('fan', [
+        { id: 'one', handler: 'h', map: { from: '$context', path: 'items', maxParallel: 2 } },
+      ]);
+      await define('solo', [{ id: 'a', handler: 'h' }]);
+      await define('chain', [
+        { id: 'a', handler: 'h' },
+        { id: 'b', handler: 'h', after: ['a'] },
+      ]);
+      const fan = await start('fan', { items: [1, 2, 3, 4, 5, 6, 7] });
+      const failed = await start('solo');
+      const paused = await start('chain');
+      await s.store.workflows.repairInstance(paused.id, { kind: 'pause' }, s.clock.now());
+      const failedRun = failed.steps[0]!.runId;
+      while ((await s.finishAll((id) => (id === failedRun ? 'failed' : 'succeeded'))).length > 0);
+      expect((await s.store.workflows.getInstance(fan.id))!.state).toBe('succeeded');
+      expect((await s.store.workflows.getInstance(failed.id))!.state).toBe('failed');
+      const pausedA = (await s.store.workflows.getInstance(paused.id))!.steps[0]!;
+      expect(pausedA).toMatchObject({ state: 'succeeded' });
+      expect(await s.count('workflow_map_items')).toBe(7);
+
+      await s.clock.advance(7 * HOUR);
+      expect(await s.cycle()).toMatchObject({ workflow_instances: 1, workflow_map_items: 7 });
+      expect(await s.store.workflows.getInstance(fan.id)).toBeNull();
+      expect(await s.count('workflow_map_items')).toBe(0);
+      expect(await s.count('workflow_instances')).toBe(2);
+      expect(await s.count('workflow_steps')).toBe(3);
+      // The paused instance's ended step keeps its run, however old.
+      expect(await s.store.getRun(pausedA.runId!)).not.toBeNull();
+      await s.clock.advance(6 * HOUR);
+      expect(await s.cycle()).toMatchObject({ workflow_instances: 1 });
+      expect(await s.store.workflows.getInstance(failed.id)).toBeNull();
+
+      await s.store.workflows.repairInstance(paused.id, { kind: 'resume' }, s.clock.now());
+      while ((await s.finishAll()).length > 0);
+      expect((await s.store.workflows.getInstance(paused.id))!.state).toBe('succeeded');
+      const running = await start('solo');
+      await s.clock.advance(7 * HOUR);
+      expect(await s.cycle()).toMatchObject({ workflow_instances: 1 });
+      expect(await s.store.getRun(pausedA.runId!)).toBeNull();
+      // The running instance stays, its queued run too, whatever its age.
+      await s.clock.advance(30 * DAY);
+      await s.cycle();
+      expect((await s.store.workflows.getInstance(running.id))!.state).toBe('running');
+      expect(await s.store.getRun(running.steps[0]!.runId!)).toMatchObject({ status: 'queued' });
     });
   });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import {
+  instancePrunable,
   MIN_RUN_AGE_MS,
   type PruneCandidate,
   prunable,
@@ -11,7 +12,24 @@ import { BackgroundLoop } from './background-loop.ts';
 import { type Clock, yieldToEventLoop } from './clock.ts';
 
 /** What the pruner deletes, as the `kind` label of `kairos_pruned_rows_total`. */
-export type PruneKind = 'runs' | 'run_logs' | 'skipped_fires' | 'audit_log' | 'workers';
+export type PruneKind =
+  | 'runs'
+  | 'run_logs'
+  | 'skipped_fires'
+  | 'audit_log'
+  | 'workers'
+  | 'workflow_instances'
+  | 'workflow_map_items';
+
+const NO_COUNTS: Readonly<PruneCounts> = Object.freeze({
+  runs: 0,
+  run_logs: 0,
+  skipped_fires: 0,
+  audit_log: 0,
+  workers: 0,
+  workflow_instances: 0,
+  workflow_map_items: 0,
+});
 
 export type PruneCounts = Record<PruneKind, number>;
 
@@ -57,7 +75,10 @@ export interface PrunerOptions {
  * the two default ages, in end order from a cursor: runs it keeps (a job's longer retention, failed
  * runs kept longer, the newest run of a job) are read once per cycle, never again in it. The job
  * pass walks the runs of each job with a retention of its own by id, oldest first, and stops at the
- * first run created after the job's shorter age that its `keepLast` does not take.
+ * first run created after the job's shorter age that its `keepLast` does not take. A step run of
+ * a workflow instance that is still running or paused stays whatever its age (the store's delete
+ * keeps it); ended instances go after the same ages as runs of their state, with their steps and
+ * map items (see {@link Pruner.workflowInstances}).
  */
 export class Pruner {
   private readonly loop = new BackgroundLoop(() => this.run());
@@ -66,13 +87,7 @@ export class Pruner {
   private lastTry: PrunerState['lastTry'] = null;
   private lastCycle: PrunerState['lastCycle'] = null;
   private nextCycleAt: number | null = null;
-  private prunedSinceStart: PruneCounts = {
-    runs: 0,
-    run_logs: 0,
-    skipped_fires: 0,
-    audit_log: 0,
-    workers: 0,
-  };
+  private prunedSinceStart: PruneCounts = { ...NO_COUNTS };
 
   constructor(private readonly options: PrunerOptions) {}
 
@@ -112,13 +127,14 @@ export class Pruner {
     this.lastTry = { at: startedAt, heldLease: this.lease !== null };
     if (!this.lease) return null;
     this.renewedAt = startedAt;
-    const counts: PruneCounts = { runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 };
+    const counts: PruneCounts = { ...NO_COUNTS };
     try {
       await this.runsByAge(counts);
       for (const { jobId, retention: own } of await store.jobsWithRetention()) {
         await this.runsOfJob(jobId, own.keepLast, counts);
         await this.nextBatch();
       }
+      await this.workflowInstances(counts);
       const now = clock.now();
       await this.batches('run_logs', counts, (limit) => store.pruneRunLogs(now - retention.logsMs, limit));
       await this.batches('skipped_fires', counts, (limit) =>
@@ -180,6 +196,51 @@ export class Pruner {
       const last = scan.runs.at(-1);
       if (done || !last) return;
       after = last.id;
+      await this.nextBatch();
+    }
+  }
+
+  /**
+   * The pass over ended workflow instances: a walk of their end times from a cursor, up to the
+   * shorter of the two default ages, as the age pass over runs. An instance goes with its step rows
+   * and its map steps' items; the items go first, `batch` rows per statement, then the instances in
+   * groups whose step rows add up to about `batch` (one instance at least: 1,000 steps at most), each
+   * group one short transaction. An instance a repair brought back meanwhile is left whole but for
+   * the items already deleted (only its page shows them: a succeeded map step keeps its result).
+   */
+  private async workflowInstances(counts: PruneCounts): Promise<void> {
+    const { store, clock, retention } = this.options;
+    const now = clock.now();
+    const until = now - Math.max(MIN_RUN_AGE_MS, Math.min(retention.finishedMs, retention.failedMs));
+    let cursor: PruneCursor | null = null;
+    for (;;) {
+      const instances = await store.workflowInstancesToPrune(cursor, until, retention.batch);
+      const doomed = instances.filter((instance) => instancePrunable(instance, retention, now));
+      if (doomed.length > 0) {
+        const ids = doomed.map((instance) => instance.id);
+        for (;;) {
+          const items = await store.pruneWorkflowMapItems(ids, retention.batch);
+          this.count('workflow_map_items', items, counts);
+          if (items < retention.batch) break;
+          await this.nextBatch();
+        }
+        let group: number[] = [];
+        let rows = 0;
+        for (const instance of doomed) {
+          if (group.length > 0 && rows + instance.steps > retention.batch) {
+            this.count('workflow_instances', await store.deleteEndedWorkflowInstances(group), counts);
+            await this.nextBatch();
+            group = [];
+            rows = 0;
+          }
+          group.push(instance.id);
+          rows += instance.steps + 1;
+        }
+        this.count('workflow_instances', await store.deleteEndedWorkflowInstances(group), counts);
+      }
+      const last = instances.at(-1);
+      if (!last || instances.length < retention.batch) return;
+      cursor = { finishedAt: last.finishedAt ?? until, id: last.id };
       await this.nextBatch();
     }
   }

@@ -87,6 +87,77 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
       return (await store.workflows.getInstance(instanceId))!.steps.find((s) => s.id === id)!;
     }
 
+    it('lists a map step’s items by page, from an index, by state, with counts of all of them', async () => {
+      await define('listed', [
+        { id: 'list', handler: 'h' },
+        {
+          id: 'one',
+          handler: 'h',
+          after: ['list'],
+          map: { from: 'list', maxParallel: 2, tolerateFailures: 5 },
+        },
+      ]);
+      const instance = await start('listed');
+      await expect(
+        store.workflows.mapItems(instance.id, 'list', { from: 0, limit: 10 }),
+      ).rejects.toMatchObject({
+        code: 'WORKFLOW_STEP_NOT_MAP',
+      });
+      await expect(
+        store.workflows.mapItems(instance.id, 'gone', { from: 0, limit: 10 }),
+      ).rejects.toMatchObject({
+        code: 'WORKFLOW_STEP_NOT_FOUND',
+      });
+      expect(await store.workflows.mapItems(instance.id + 1000, 'one', { from: 0, limit: 10 })).toBeNull();
+      // Before the list: no items yet.
+      expect(await store.workflows.mapItems(instance.id, 'one', { from: 0, limit: 10 })).toEqual({
+        items: [],
+        counts: { waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },
+      });
+      const [list] = await claim();
+      await end(list!, true, ['a', 'b', 'c', 'd', 'e']);
+      const [first, second] = await claim();
+      await end(first!, true, { n: 1 });
+      await end(second!, false);
+      const page = (await store.workflows.mapItems(instance.id, 'one', { from: 0, limit: 10 }))!;
+      expect(page.counts).toEqual({
+        waiting: 1,
+        ready: 2,
+        succeeded: 1,
+        failed: 1,
+        skipped: 0,
+        cancelled: 0,
+      });
+      expect(page.items.map((i) => [i.index, i.state])).toEqual([
+        [0, 'succeeded'],
+        [1, 'failed'],
+        [2, 'ready'],
+        [3, 'ready'],
+        [4, 'waiting'],
+      ]);
+      expect(page.items[0]).toEqual({
+        index: 0,
+        state: 'succeeded',
+        runId: first!.runId,
+        attempts: 1,
+        result: expect.any(String),
+        error: null,
+      });
+      expect(JSON.parse(page.items[0]!.result!)).toEqual({ n: 1 });
+      expect(page.items[1]).toMatchObject({ runId: second!.runId, result: null, error: { message: 'boom' } });
+      expect(page.items[2]).toMatchObject({ runId: expect.any(Number), attempts: 0, error: null });
+      expect(page.items[4]).toMatchObject({ runId: null, attempts: 0, result: null, error: null });
+      const from = await store.workflows.mapItems(instance.id, 'one', { from: 2, limit: 2 });
+      expect(from!.items.map((i) => i.index)).toEqual([2, 3]);
+      const ready = await store.workflows.mapItems(instance.id, 'one', {
+        from: 3,
+        limit: 10,
+        state: 'ready',
+      });
+      expect(ready!.items.map((i) => i.index)).toEqual([3]);
+      expect(ready!.counts.ready).toBe(2);
+    });
+
     it('fans a list out, never more than maxParallel at once, and hands the results in index order to a reduce', async () => {
       await define('resize', [
         { id: 'list', handler: 'h' },

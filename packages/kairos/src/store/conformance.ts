@@ -17,6 +17,8 @@ import { describeTracingConformance } from './conformance-tracing.ts';
 import { describeWorkflowMapRepairConformance } from './conformance-workflow-map-repair.ts';
 import { describeWorkflowMapsConformance } from './conformance-workflow-maps.ts';
 import { describeWorkflowOverlapConformance } from './conformance-workflow-overlap.ts';
+import { describeWorkflowQuotasConformance } from './conformance-workflow-quotas.ts';
+import { describeWorkflowRetentionConformance } from './conformance-workflow-retention.ts';
 import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
 import { describeWorkflowsConformance } from './conformance-workflows.ts';
 import {
@@ -1783,4 +1785,6 @@ export function describeStoreConformance(
   describeDependenciesConformance(dialect, open);
   describeWorkflowTriggersConformance(dialect, open);
   describeWorkflowOverlapConformance(dialect, open);
+  describeWorkflowRetentionConformance(dialect, open);
+  describeWorkflowQuotasConformance(dialect, open);
 }

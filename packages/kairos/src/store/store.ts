@@ -19,7 +19,7 @@ import type { JobDefinition, JobRecord } from '../core/job.ts';
 import type { AttemptDecision } from '../core/outcome.ts';
 import type { RateLimit } from '../core/rate-limit.ts';
 import type { Resources } from '../core/resources.ts';
-import type { JobRetention, PruneCandidate } from '../core/retention.ts';
+import type { InstancePruneCandidate, JobRetention, PruneCandidate } from '../core/retention.ts';
 import type { RoutingState, WorkerLoad } from '../core/routing.ts';
 import type { TaskDefinition } from '../core/task.ts';
 import type { Trigger } from '../core/trigger.ts';
@@ -574,10 +574,33 @@ export interface Store {
   jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>>;
   /**
    * Deletes the runs named that are finished (succeeded, failed, timed out, cancelled), with their
-   * attempts, log lines, progress and late reports; a run that is not finished stays. Answers how
+   * attempts, log lines, progress and late reports; a run that is not finished stays, and so does a
+   * step run of a workflow instance that is still running or paused (its instance may read it). Answers how
    * many runs went. One short transaction: the caller passes a bounded batch.
    */
   deleteFinishedRuns(ids: readonly number[]): Promise<number>;
+  /**
+   * The pruner's pass over workflow instances: instances that ended (`finished_at`) before `until`,
+   * in end order after `after`, at most `limit` (one range of `workflow_instances_finished`), each
+   * with its state and its number of step rows. A running or paused instance has no end time.
+   */
+  workflowInstancesToPrune(
+    after: PruneCursor | null,
+    until: number,
+    limit: number,
+  ): Promise<InstancePruneCandidate[]>;
+  /**
+   * Deletes up to `limit` map item rows of the instances named that are still ended (succeeded,
+   * failed, cancelled); answers how many. One short statement: a repair that brought an instance back
+   * meanwhile keeps its items.
+   */
+  pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number>;
+  /**
+   * Deletes the instances named that are still ended and hold no map item any more, with their step
+   * rows, in one short transaction; answers how many instances went. Their runs stay, under the
+   * runs' own retention.
+   */
+  deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number>;
   /** Deletes up to `limit` rows of the skipped-fire ledger last written before `before`; answers how many. */
   pruneSkippedFires(before: number, limit: number): Promise<number>;
   /** Deletes up to `limit` audit entries written before `before`; answers how many. */

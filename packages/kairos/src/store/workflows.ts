@@ -102,8 +102,119 @@ export interface WorkflowStore {
    * (WORKFLOW_INSTANCE_FINISHED, WORKFLOW_INSTANCE_NOT_RETRYABLE, WORKFLOW_STEP_NOT_FOUND,
    * WORKFLOW_STEP_NOT_ENDED, WORKFLOW_STEP_NOT_SKIPPABLE) having written nothing; null when there is
    * no such instance. Answers the instance as it is after (unchanged for a pause of a paused one).
+   * With `maxQueuedRuns` (the namespace's quota, docs/tenancy.md#quotas), the runs the repair queues
+   * are judged in its transaction (PostgreSQL: the namespace locked first) and a refusal
+   * (QUOTA_EXCEEDED, 429) writes nothing; a repair that queues no run (a pause) is never refused.
    */
-  repairInstance(id: number, action: WorkflowRepair, now: number): Promise<WorkflowInstanceRecord | null>;
+  repairInstance(
+    id: number,
+    action: WorkflowRepair,
+    now: number,
+    maxQueuedRuns?: number | null,
+  ): Promise<WorkflowInstanceRecord | null>;
+  /**
+   * The items of a map step of an instance (docs/workflows.md#the-items-of-a-map-step): in index
+   * order from index `from`, at most `limit`, only those in `state` when it is given; each with its
+   * run's id, attempts and error (read from the run: none once retention deleted it) and its result
+   * as kept on the item. `counts` is the step's items by state, all of them. Null when there is no
+   * such instance; throws WORKFLOW_STEP_NOT_FOUND for a step its version does not have and
+   * WORKFLOW_STEP_NOT_MAP for a step that is not a map step. One read: no lock.
+   */
+  mapItems(
+    instanceId: number,
+    step: string,
+    filter: { from: number; limit: number; state?: MapItemState | undefined },
+  ): Promise<MapItemsPage | null>;
+}
+
+/** A map step's item: waiting → ready (its run queued) → succeeded | failed; skipped; cancelled. */
+export type MapItemState = 'waiting' | 'ready' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+export const MAP_ITEM_STATES: readonly MapItemState[] = [
+  'waiting',
+  'ready',
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+];
+
+/** One item of a map step as read (see {@link WorkflowStore.mapItems}). */
+export interface MapItemRecord {
+  index: number;
+  state: MapItemState;
+  /** Its run (the current fan-out's); null while waiting, and for an item skipped or cancelled before it ran. */
+  runId: number | null;
+  /** Attempts its run started: 0 before the first, and once the run is gone. */
+  attempts: number;
+  /** Its result, JSON text, once it succeeded (null otherwise). */
+  result: string | null;
+  /** Why its run failed (the run's error), null otherwise and once the run is gone. */
+  error: { name: string; message: string } | null;
+}
+
+export interface MapItemsPage {
+  items: MapItemRecord[];
+  counts: Record<MapItemState, number>;
+}
+
+/** An item row as both dialects read it: the item with its run's attempt and error (JSON text). */
+export interface MapItemRow {
+  idx: number;
+  state: MapItemState;
+  run_id: number | null;
+  run_attempt: number | null;
+  result: string | null;
+  run_error: string | null;
+}
+
+export function mapItemFromRow(row: MapItemRow): MapItemRecord {
+  const error =
+    row.run_error === null ? null : (JSON.parse(row.run_error) as { name?: string; message?: string });
+  return {
+    index: Number(row.idx),
+    state: row.state,
+    runId: row.run_id === null ? null : Number(row.run_id),
+    attempts: row.run_attempt === null ? 0 : Number(row.run_attempt),
+    result: row.result,
+    error:
+      error === null || row.state !== 'failed'
+        ? null
+        : { name: String(error.name ?? 'Error'), message: String(error.message ?? '') },
+  };
+}
+
+/** The step's item counts from rows of (state, n); every state present, 0 when it has none. */
+export function mapItemCounts(
+  rows: ReadonlyArray<{ state: string; n: number | string }>,
+): Record<MapItemState, number> {
+  const counts = Object.fromEntries(MAP_ITEM_STATES.map((state) => [state, 0])) as Record<
+    MapItemState,
+    number
+  >;
+  for (const row of rows) if (row.state in counts) counts[row.state as MapItemState] = Number(row.n);
+  return counts;
+}
+
+/**
+ * Checks that `step` is a map step of an instance's version (its `steps` column, JSON text):
+ * WORKFLOW_STEP_NOT_FOUND or WORKFLOW_STEP_NOT_MAP otherwise.
+ */
+export function checkMapStep(instanceId: number, steps: string | CompiledStep[], step: string): void {
+  const compiled = typeof steps === 'string' ? (JSON.parse(steps) as CompiledStep[]) : steps;
+  const found = compiled.find((s) => s.id === step);
+  if (!found) {
+    throw new KairosError(
+      'WORKFLOW_STEP_NOT_FOUND',
+      `workflow instance ${instanceId} has no step ${JSON.stringify(step)}`,
+    );
+  }
+  if (!found.map) {
+    throw new KairosError(
+      'WORKFLOW_STEP_NOT_MAP',
+      `step ${JSON.stringify(step)} of workflow instance ${instanceId} is not a map step: it has no items`,
+    );
+  }
 }
 
 /** A repair of an instance (docs/workflows.md#repair). */

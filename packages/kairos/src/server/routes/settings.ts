@@ -25,7 +25,15 @@ export function settingsRoutes(app: FastifyInstance, ctx: NodeContext): void {
         lastTry: null,
         lastCycle: null,
         nextCycleAt: null,
-        prunedSinceStart: { runs: 0, run_logs: 0, skipped_fires: 0, audit_log: 0, workers: 0 },
+        prunedSinceStart: {
+          runs: 0,
+          run_logs: 0,
+          skipped_fires: 0,
+          audit_log: 0,
+          workers: 0,
+          workflow_instances: 0,
+          workflow_map_items: 0,
+        },
       };
       return {
         enabled: retention.intervalMs > 0,

@@ -1,5 +1,6 @@
 import {
   IdParam,
+  type Json,
   NameParam,
   SkippedPageSchema,
   SkippedQuery,
@@ -8,6 +9,9 @@ import {
   type WorkflowInstance,
   WorkflowInstancePageSchema,
   WorkflowInstanceSchema,
+  type WorkflowMapItem,
+  WorkflowMapItemPageSchema,
+  WorkflowMapItemQuery,
   WorkflowPageQuery,
   WorkflowPageSchema,
   WorkflowSchema,
@@ -26,6 +30,7 @@ import { describeTrigger, type Trigger } from '../../core/trigger.ts';
 import { compileWorkflow, workflowSpecOf } from '../../core/workflow.ts';
 import { KairosError } from '../../errors.ts';
 import {
+  type MapItemRecord,
   type WorkflowInstanceRecord,
   type WorkflowRecord,
   type WorkflowRepair,
@@ -34,6 +39,7 @@ import {
 import { answers, NoContent } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { idCursor, nameCursor } from '../cursor.ts';
+import { fitPage } from '../page-budget.ts';
 import { skippedView } from './schedules.ts';
 
 type NameParams = Static<typeof NameParam>;
@@ -333,6 +339,36 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
+  app.get<{ Params: StepParams; Querystring: Static<typeof WorkflowMapItemQuery> }>(
+    '/v1/workflow-instances/:id/steps/:step/items',
+    {
+      ...read,
+      schema: {
+        operationId: 'listWorkflowMapItems',
+        tags: ['workflows'],
+        params: WorkflowStepParam,
+        querystring: WorkflowMapItemQuery,
+        response: answers({ 200: WorkflowMapItemPageSchema }),
+      },
+    },
+    async (request) => {
+      const { id, step } = request.params;
+      const limit = request.query.limit ?? 50;
+      // The cursor is the index the page starts from: the previous page's last index + 1.
+      const from = idCursor(request.query.cursor) ?? 0;
+      const page = await store.workflows.mapItems(id, step, { from, limit, state: request.query.state });
+      if (!page) throw instanceNotFound(id);
+      const withResult = request.query.include === 'result';
+      const fitted = fitPage(page.items, (item) => mapItemView(item, withResult));
+      const last = fitted.rows[fitted.rows.length - 1];
+      return {
+        items: fitted.items,
+        nextCursor: last && (fitted.cut || page.items.length === limit) ? String(last.index + 1) : null,
+        counts: page.counts,
+      };
+    },
+  );
+
   app.post<{ Params: IdParams }>(
     '/v1/workflow-instances/:id/cancel',
     {
@@ -353,8 +389,15 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
 
   // Repairs (docs/workflows.md#repair): each one transaction with the instance locked; each
   // answers the instance as it is after.
-  const repair = async (id: number, action: WorkflowRepair) => {
-    const instance = await store.workflows.repairInstance(id, action, clock.now());
+  const repair = async (id: number, action: WorkflowRepair, namespace: string) => {
+    const instance = await store.workflows.repairInstance(
+      id,
+      action,
+      clock.now(),
+      // A repair queues runs at an operator's request, as a start does: the namespace's
+      // maxQueuedRuns applies (429). Step ends that advance an instance are never judged.
+      (await ctx.quotas.of(namespace)).maxQueuedRuns,
+    );
     if (!instance) throw instanceNotFound(id);
     return instanceView(instance);
   };
@@ -374,7 +417,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
           response: answers({ 200: WorkflowInstanceSchema }),
         },
       },
-      async (request) => repair(request.params.id, { kind: verb }),
+      async (request) => repair(request.params.id, { kind: verb }, request.namespace),
     );
   }
   for (const [verb, operationId] of [
@@ -392,9 +435,25 @@ export function workflowRoutes(app: FastifyInstance, ctx: NodeContext): void {
           response: answers({ 200: WorkflowInstanceSchema }),
         },
       },
-      async (request) => repair(request.params.id, { kind: verb, step: request.params.step }),
+      async (request) =>
+        repair(request.params.id, { kind: verb, step: request.params.step }, request.namespace),
     );
   }
+}
+
+/** A map step's item as the API answers it: its result's size, and the result itself when asked. */
+export function mapItemView(item: MapItemRecord, withResult: boolean): WorkflowMapItem {
+  const result = item.result === null ? undefined : (JSON.parse(item.result) as Json);
+  return {
+    index: item.index,
+    state: item.state,
+    runId: item.runId,
+    attempts: item.attempts,
+    // Measured as compact JSON: the dialects keep the text differently (PostgreSQL's jsonb spaces it).
+    resultBytes: result === undefined ? null : Buffer.byteLength(JSON.stringify(result)),
+    ...(withResult && result !== undefined ? { result } : {}),
+    error: item.error,
+  };
 }
 
 /** The calendars a workflow's schedule names must be of its namespace (CALENDAR_NOT_FOUND), as a job's. */

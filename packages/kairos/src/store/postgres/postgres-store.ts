@@ -10,6 +10,7 @@ import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import type { Resources } from '../../core/resources.ts';
 import {
+  type InstancePruneCandidate,
   type JobRetention,
   type PruneCandidate,
   retentionColumn,
@@ -93,7 +94,12 @@ import {
 } from '../log-rows.ts';
 import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
 import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
-import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
+import {
+  type InstancePruneRow,
+  instancePruneCandidateFromRow,
+  type PruneRow,
+  pruneCandidateFromRow,
+} from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -2295,6 +2301,31 @@ export class PostgresStore implements Store {
   async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
     if (ids.length === 0) return 0;
     return (await this.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
+  }
+
+  async workflowInstancesToPrune(
+    after: PruneCursor | null,
+    until: number,
+    limit: number,
+  ): Promise<InstancePruneCandidate[]> {
+    const rows = await this.query<InstancePruneRow>('workflowInstancesToPrune', rq.INSTANCES_TO_PRUNE, [
+      until,
+      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+      after?.id ?? 0,
+      limit,
+    ]);
+    return rows.map(instancePruneCandidateFromRow);
+  }
+
+  async pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
+    if (instanceIds.length === 0) return 0;
+    return (await this.query('pruneWorkflowMapItems', rq.PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
+  }
+
+  async deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
+    if (instanceIds.length === 0) return 0;
+    return (await this.query('deleteEndedWorkflowInstances', rq.DELETE_ENDED_INSTANCES, [instanceIds]))
+      .length;
   }
 
   async pruneSkippedFires(before: number, limit: number): Promise<number> {

@@ -86,6 +86,41 @@ describe('PostgreSQL: the pruner’s statements read ranges of indexes', () => {
     expect(audit).toMatch(/Index Scan using audit_log_pkey on audit_log/);
     expect(audit).not.toMatch(/Seq Scan/);
   });
+
+  it('workflow instances: a range of workflow_instances_finished, their steps and items by key', async () => {
+    // 20,000 instances, most ended, each with 3 steps and 5 map items.
+    await client.query(`
+      INSERT INTO workflows (namespace, name, version, steps, job_id, created_at, updated_at)
+      VALUES ('default', 'w', 1, '[]', 1, 0, 0)`);
+    await client.query(`
+      INSERT INTO workflow_instances (workflow_id, namespace, workflow_version, steps, state, context, created_at,
+        started_at, finished_at)
+      SELECT (SELECT id FROM workflows), 'default', 1, '[]', CASE WHEN i > 19000 THEN 'running' ELSE 'succeeded' END,
+        '{}', i, i, CASE WHEN i > 19000 THEN NULL ELSE i + 1 END
+      FROM generate_series(1, 20000) AS i`);
+    await client.query(`
+      INSERT INTO workflow_steps (instance_id, step_id, state) SELECT id, s, 'succeeded'
+      FROM workflow_instances, unnest(ARRAY['a', 'b', 'c']) AS s`);
+    await client.query(`
+      INSERT INTO workflow_map_items (instance_id, step_id, idx, item, state) SELECT id, 'c', k, '1', 'succeeded'
+      FROM workflow_instances, generate_series(0, 4) AS k`);
+    await client.query('ANALYZE');
+    const read = await plan(rq.INSTANCES_TO_PRUNE, ['10000::bigint', '1000::bigint', '999::bigint', '1000']);
+    expect(read).toMatch(/Index Scan using workflow_instances_finished on workflow_instances i/);
+    // Each instance's steps: a range of their primary key (a bitmap scan of 3 rows, or an index scan).
+    expect(read).toMatch(/(Index Only Scan using|Index Scan using|Bitmap Index Scan on) workflow_steps_pkey/);
+    expect(read).not.toMatch(/Seq Scan/);
+    const items = await plan(rq.PRUNE_MAP_ITEMS, ["'{1,2,3}'", '1000']);
+    expect(items).toMatch(/Tid Scan on workflow_map_items/);
+    expect(items).not.toMatch(/Seq Scan on workflow_map_items/);
+    const instances = await plan(rq.DELETE_ENDED_INSTANCES, ["'{1,2,3}'"]);
+    expect(instances).toMatch(/Index Scan using workflow_instances_pkey on workflow_instances i/);
+    expect(instances).not.toMatch(/Seq Scan/);
+    // The guard on step runs of unfinished instances: a probe of the instance by its key.
+    expect(await plan(rq.DELETE_FINISHED_RUNS, ["'{1,2,3}'"])).toMatch(
+      /Index Scan using workflow_instances_pkey on workflow_instances wi/,
+    );
+  });
 });
 
 // One job with every run and a backlog of queued ones: the planner once read the runs table from the

@@ -1,7 +1,7 @@
 // Retention on PostgreSQL: the pruner's reads and its bounded deletes (docs/retention.md). Each is
 // one statement outside any explicit transaction; the pruner (scheduler/pruner.ts) decides what goes.
 
-import { FINISHED_SQL } from '../retention-rows.ts';
+import { ENDED_INSTANCE_SQL, FINISHED_SQL, NOT_OF_UNFINISHED_INSTANCE } from '../retention-rows.ts';
 
 /**
  * Finished runs in end order after a cursor, with their job's retention and whether a later finished
@@ -48,7 +48,38 @@ export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retenti
  * hot-path statement, 14 % more per run in all (docs/retention.md).
  */
 export const DELETE_FINISHED_RUNS = `
-  DELETE FROM runs WHERE id = ANY($1::bigint[]) AND status IN ${FINISHED_SQL} RETURNING 1`;
+  DELETE FROM runs WHERE id = ANY($1::bigint[]) AND status IN ${FINISHED_SQL} AND ${NOT_OF_UNFINISHED_INSTANCE}
+  RETURNING 1`;
+
+/**
+ * Ended workflow instances in end order after a cursor, with their number of step rows: one range of
+ * workflow_instances_finished, one range of the steps' primary key per instance.
+ * $1 end time bound, $2/$3 the cursor (finished_at, id), $4 limit.
+ */
+export const INSTANCES_TO_PRUNE = `
+  SELECT i.id, i.state, i.finished_at, (SELECT count(*) FROM workflow_steps s WHERE s.instance_id = i.id) AS steps
+  FROM workflow_instances i
+  WHERE i.finished_at IS NOT NULL AND i.finished_at < $1 AND i.finished_at >= $2 AND (i.finished_at > $2 OR i.id > $3)
+  ORDER BY i.finished_at, i.id LIMIT $4`;
+
+/**
+ * Delete up to $2 map items of the instances among $1 that are still ended: the rows picked by a
+ * range of the items' primary key per instance, then deleted by their ctid (a TID scan), as the
+ * ledger's prune deletes by key rather than hashing a sub-select against the whole table.
+ */
+export const PRUNE_MAP_ITEMS = `
+  DELETE FROM workflow_map_items WHERE ctid = ANY(ARRAY(
+    SELECT m.ctid FROM workflow_map_items m JOIN workflow_instances i ON i.id = m.instance_id
+    WHERE i.id = ANY($1::bigint[]) AND i.state IN ${ENDED_INSTANCE_SQL} LIMIT $2)) RETURNING 1`;
+
+/**
+ * Delete the instances among $1 that are still ended and hold no map item; cascades to their step
+ * rows. One statement: its own transaction.
+ */
+export const DELETE_ENDED_INSTANCES = `
+  DELETE FROM workflow_instances i WHERE i.id = ANY($1::bigint[]) AND i.state IN ${ENDED_INSTANCE_SQL}
+    AND i.finished_at IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM workflow_map_items m WHERE m.instance_id = i.id) RETURNING 1`;
 
 /**
  * Delete up to $2 ledger rows last written before $1, on skipped_fires_recorded, then by primary key.

@@ -1,14 +1,19 @@
 import type pg from 'pg';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { decideWorkflowOverlap } from '../../core/overlap.ts';
+import { scheduledStartFits, storedMaxQueuedRuns } from '../../core/quotas.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 import { CANCELLED_BY_NEWER_FIRE, cancelledByFire, heldRange, scheduledStart } from '../workflows.ts';
 import { APPEND_AUDIT } from './access-queries.ts';
+import { COUNT_QUEUED_RUNS } from './quotas.ts';
 import { ADVANCE_JOB, afterRunsEnded, COUNT_RUNS, skippedInput, writeSkipped } from './schedules.ts';
 import { cancelInstanceIn, startHeldFires, startInstance } from './workflows.ts';
 
 /** The workflow that a job carries, as a fire starts its instances. $1 job id. */
 const WORKFLOW_OF_JOB = `SELECT id, namespace, name, version, steps::text AS steps, job_id FROM workflows WHERE job_id = $1`;
+
+/** The maxQueuedRuns quota of namespace $1 as text (JSON columns are read as text here), or null. */
+const NAMESPACE_MAX_QUEUED = `SELECT (quotas -> 'maxQueuedRuns')::text AS n FROM namespaces WHERE name = $1`;
 
 /** The workflow's unfinished (running or paused) instances, for the overlap policy (workflow_instances_running). $1 workflow id. */
 const UNFINISHED_INSTANCES = `
@@ -50,7 +55,8 @@ const DROP_HELD_FIRES = `DELETE FROM workflow_held_fires WHERE workflow_id = $1 
  * buffered fire is held (workflow_held_fires) until the transaction that ends the last unfinished
  * instance starts it (startHeldFires); `cancel-previous` cancels the unfinished instances (audited,
  * actor `schedule`) and drops the held fires to the ledger. `maxRuns` counts instances started and
- * fires held; the ledger is the job's, as for any job.
+ * fires held; the namespace's `maxQueuedRuns` turns a fire that would start an instance into a
+ * ledger row (`quota`) while that many runs are queued; the ledger is the job's, as for any job.
  *
  * Locks: the job (compare-and-set), then the instances (FOR SHARE to hold a fire; a cancel locks
  * each one's step runs, then it, as the instance cancel does), then held fires: the order of an
@@ -74,6 +80,21 @@ export async function fireWorkflow(
     }>(WORKFLOW_OF_JOB, [entry.jobId])
   ).rows[0];
   if (!workflow) return { advanced: true, runs: 0, groups: [], skipped: [] };
+  // The namespace's maxQueuedRuns (docs/workflows.md#queued-runs-and-the-namespaces-quota): a fire
+  // while the namespace holds that many queued runs starts nothing and goes to the ledger. Counted
+  // without the namespace's lock: the fire transaction holds the job's row already, and a trigger
+  // takes the namespace's lock before a job's (an edit), so waiting for it here could deadlock.
+  const quota = (await client.query<{ n: string | null }>(NAMESPACE_MAX_QUEUED, [workflow.namespace]))
+    .rows[0];
+  const maxQueuedRuns = storedMaxQueuedRuns(quota?.n == null ? null : JSON.parse(quota.n));
+  let queued =
+    maxQueuedRuns === null
+      ? 0
+      : Number(
+          (await client.query<{ n: string }>(COUNT_QUEUED_RUNS, [workflow.namespace, maxQueuedRuns + 1]))
+            .rows[0]!.n,
+        );
+  const overQuota: number[] = [];
   const groups: string[] = [];
   /** The groups of runs that the cancels set off (dependents), not the fire's own. */
   const cancelGroups: string[] = [];
@@ -126,6 +147,10 @@ export async function fireWorkflow(
       continue;
     }
     if (decision[i] !== 'run') continue;
+    if (!scheduledStartFits(maxQueuedRuns, queued)) {
+      overQuota.push(fireTime);
+      continue;
+    }
     const instance = await startInstance(
       client,
       workflow,
@@ -134,17 +159,21 @@ export async function fireWorkflow(
     );
     if (!instance.created) continue;
     counted++;
+    queued += instance.groups.length;
     groups.push(...instance.groups);
   }
   // An instance that ended as it started (its steps' jobs are gone) leaves nothing unfinished.
   if (decision.includes('buffer')) groups.push(...(await startHeldFires(client, [workflow.id], now)));
   if (entry.countRuns && counted > 0) await client.query(COUNT_RUNS, [entry.jobId, counted]);
-  const dropped = entry.fires.filter((_, i) => decision[i] === 'skip');
-  if (dropped.length > 0) {
+  for (const [reason, dropped] of [
+    ['overlap', entry.fires.filter((_, i) => decision[i] === 'skip')],
+    ['quota', overQuota],
+  ] as const) {
+    if (dropped.length === 0) continue;
     // As for a job (fireWithPolicies): one range, continuing the ledger row of the fire before.
     const index = entry.fires.indexOf(dropped[0]!);
     ranges.push({
-      reason: 'overlap',
+      reason,
       first: dropped[0]!,
       last: dropped[dropped.length - 1]!,
       count: dropped.length,

@@ -9,6 +9,7 @@ import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   detachJobStepRuns,
+  checkMapStep,
   endOf,
   type InstancePlan,
   type InstanceRow,
@@ -16,6 +17,11 @@ import {
   instanceFromRow,
   type MapInput,
   type PlanContext,
+  type MapItemRow,
+  type MapItemState,
+  type MapItemsPage,
+  mapItemCounts,
+  mapItemFromRow,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
@@ -233,6 +239,35 @@ export class PostgresWorkflows implements WorkflowStore {
     return this.getInstance(started.id);
   }
 
+  async mapItems(
+    instanceId: number,
+    step: string,
+    filter: { from: number; limit: number; state?: MapItemState | undefined },
+  ): Promise<MapItemsPage | null> {
+    const [instance] = await this.c.query<{ steps: string }>(
+      'workflowMapItems',
+      'SELECT steps::text AS steps FROM workflow_instances WHERE id = $1',
+      [instanceId],
+    );
+    if (!instance) return null;
+    checkMapStep(instanceId, instance.steps, step);
+    // A range of the items' primary key, or of workflow_map_items_state with a state.
+    const rows = await this.c.query<MapItemRow>(
+      'workflowMapItems',
+      `SELECT m.idx, m.state, m.run_id, r.attempt AS run_attempt, m.result::text AS result, r.error::text AS run_error
+       FROM workflow_map_items m LEFT JOIN runs r ON r.id = m.run_id
+       WHERE m.instance_id = $1 AND m.step_id = $2 AND m.idx >= $3 AND ($4::text IS NULL OR m.state = $4)
+       ORDER BY m.idx LIMIT $5`,
+      [instanceId, step, filter.from, filter.state ?? null, filter.limit],
+    );
+    const counts = await this.c.query<{ state: string; n: string }>(
+      'workflowMapItems',
+      'SELECT state, count(*) AS n FROM workflow_map_items WHERE instance_id = $1 AND step_id = $2 GROUP BY state',
+      [instanceId, step],
+    );
+    return { items: rows.map(mapItemFromRow), counts: mapItemCounts(counts) };
+  }
+
   async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {
     const [row] = await this.c.query<InstanceRow>(
       'getWorkflowInstance',
@@ -292,8 +327,21 @@ export class PostgresWorkflows implements WorkflowStore {
     id: number,
     action: WorkflowRepair,
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const groups = await this.c.transaction('repairWorkflowInstance', async (client) => {
+      // With the quota, the instance's namespace (which never changes) is locked before anything
+      // else, as every quota-checked write locks it (store/postgres/quotas.ts).
+      let namespace: string | null = null;
+      if (maxQueuedRuns !== null) {
+        const { rows } = await client.query<{ namespace: string }>(
+          'SELECT namespace FROM workflow_instances WHERE id = $1',
+          [id],
+        );
+        if (!rows[0]) return null;
+        namespace = rows[0].namespace;
+        await client.query(LOCK_NAMESPACE, [namespace]);
+      }
       // A re-run or a skip may cancel step runs: the instance's active runs are locked first, then
       // the instance, the order in which ending a step run locks them (as cancelInstance does). A
       // report racing the repair either ended its run before (the repair then reads its step ended)
@@ -322,7 +370,12 @@ export class PostgresWorkflows implements WorkflowStore {
         action,
       });
       if (!repair) return [];
-      return writeRepair(client, input, instance.namespace, repair, now, this.afterRunsEnded);
+      const written = await writeRepair(client, input, instance.namespace, repair, now, this.afterRunsEnded);
+      // A repair queues runs at an operator's request, as a start does: judged, and a refusal rolls
+      // the whole repair back (429 QUOTA_EXCEEDED, nothing written).
+      if (namespace !== null && maxQueuedRuns !== null)
+        await checkQueuedRunsAfter(client, namespace, maxQueuedRuns, written.queued);
+      return written.groups;
     });
     if (groups === null) return null;
     await this.wake(groups);
@@ -498,7 +551,7 @@ async function writeRepair(
   repair: RepairPlan,
   now: number,
   afterRunsEnded: (client: pg.PoolClient, runIds: readonly number[], now: number) => Promise<string[]>,
-): Promise<string[]> {
+): Promise<{ groups: string[]; queued: number }> {
   const id = input.instanceId;
   const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
   const skippedMap = repair.handSkipped !== null && maps.has(repair.handSkipped) ? repair.handSkipped : null;
@@ -546,6 +599,8 @@ async function writeRepair(
       groups.push(...(await writePlan(client, mapInput, namespace, plan, now)));
     }
   }
+  // The runs this repair queued (one group per run): what the namespace's maxQueuedRuns judges.
+  const queued = groups.length;
   // The replaced runs, with every shard of a broadcast whose first shard they are.
   const cancel = [...repair.cancel, ...itemRunIds];
   if (cancel.length > 0) groups.push(...(await cancelReplaced(client, cancel, now, afterRunsEnded)));
@@ -560,7 +615,7 @@ async function writeRepair(
   if (after.state !== 'running' && after.state !== 'paused') {
     groups.push(...(await startHeldFires(client, [after.workflow_id], now)));
   }
-  return groups;
+  return { groups, queued };
 }
 
 /** Cancels the runs a repair replaced; their ends advance nothing (their steps no longer hold them). */

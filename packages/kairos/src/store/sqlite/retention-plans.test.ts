@@ -66,4 +66,19 @@ describe('SQLite: the pruner’s statements read ranges of indexes', () => {
       'SEARCH audit_log USING COVERING INDEX audit_log_at (at<?)',
     );
   });
+  it('workflow instances: a range of workflow_instances_finished, their steps and items by key', () => {
+    const read = plan(retention.INSTANCES_TO_PRUNE, { until: 0, at: 0, id: 0, limit: 10 });
+    expect(read[0]).toBe(
+      'SEARCH i USING INDEX workflow_instances_finished (finished_at>? AND finished_at<?)',
+    );
+    expect(read.filter((d) => /^SCAN|TEMP B-TREE/.test(d))).toEqual([]);
+    const items = plan(retention.PRUNE_MAP_ITEMS, ['[]', 10]);
+    expect(items.filter((d) => /^SCAN (m|i|workflow)|TEMP B-TREE/.test(d))).toEqual([]);
+    const instances = plan(retention.DELETE_ENDED_INSTANCES, ['[]']);
+    expect(instances.filter((d) => /^SCAN (m|workflow)/.test(d))).toEqual([]);
+    // The guard on step runs of unfinished instances: a probe of the instance by its key.
+    expect(plan(retention.DELETE_FINISHED_RUNS, ['[]'])).toContain(
+      'SEARCH wi USING INTEGER PRIMARY KEY (rowid=?)',
+    );
+  });
 });

@@ -1,7 +1,7 @@
 // Retention on SQLite: the pruner's reads and its bounded deletes (docs/retention.md). Each is one
 // short statement or transaction; the pruner (scheduler/pruner.ts) decides what goes.
 
-import { FINISHED_SQL } from '../retention-rows.ts';
+import { ENDED_INSTANCE_SQL, FINISHED_SQL, NOT_OF_UNFINISHED_INSTANCE } from '../retention-rows.ts';
 
 /**
  * Finished runs in end order after a cursor, with their job's retention and whether a later finished
@@ -28,9 +28,39 @@ export const JOB_RUNS = `
 /** Jobs with a retention of their own. */
 export const JOBS_WITH_RETENTION = `SELECT id, retention FROM jobs WHERE retention <> '{}'`;
 
-/** Delete the finished runs among ?1 (a JSON array of ids); cascades to attempts, logs, progress, late reports. */
+/**
+ * Delete the finished runs among ?1 (a JSON array of ids), but the step runs of a running or paused
+ * workflow instance; cascades to attempts, logs, progress, late reports.
+ */
 export const DELETE_FINISHED_RUNS = `
-  DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND status IN ${FINISHED_SQL}`;
+  DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND status IN ${FINISHED_SQL}
+    AND ${NOT_OF_UNFINISHED_INSTANCE}`;
+
+/**
+ * Ended workflow instances in end order after a cursor, with their number of step rows: one range of
+ * workflow_instances_finished, one range of the steps' primary key per instance.
+ * @until end time bound, @at/@id the cursor, @limit.
+ */
+export const INSTANCES_TO_PRUNE = `
+  SELECT i.id, i.state, i.finished_at, (SELECT count(*) FROM workflow_steps s WHERE s.instance_id = i.id) AS steps
+  FROM workflow_instances i INDEXED BY workflow_instances_finished
+  WHERE i.finished_at IS NOT NULL AND i.finished_at < @until AND i.finished_at >= @at AND (i.finished_at > @at OR i.id > @id)
+  ORDER BY i.finished_at, i.id LIMIT @limit`;
+
+/** Delete up to ?2 map items of the instances among ?1 (a JSON array of ids) that are still ended. */
+export const PRUNE_MAP_ITEMS = `
+  DELETE FROM workflow_map_items WHERE rowid IN (
+    SELECT m.rowid FROM workflow_map_items m JOIN workflow_instances i ON i.id = m.instance_id
+    WHERE i.id IN (SELECT value FROM json_each(?)) AND i.state IN ${ENDED_INSTANCE_SQL} LIMIT ?)`;
+
+/**
+ * Delete the instances among ?1 (a JSON array of ids) that are still ended and hold no map item;
+ * cascades to their step rows.
+ */
+export const DELETE_ENDED_INSTANCES = `
+  DELETE FROM workflow_instances WHERE id IN (SELECT value FROM json_each(?)) AND state IN ${ENDED_INSTANCE_SQL}
+    AND finished_at IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM workflow_map_items m WHERE m.instance_id = workflow_instances.id)`;
 
 /** Delete up to ?2 ledger rows last written before ?1, on skipped_fires_recorded. */
 export const PRUNE_SKIPPED_FIRES = `

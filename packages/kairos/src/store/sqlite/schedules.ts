@@ -204,11 +204,15 @@ function recordPaused(sql: Sql, job: { job_id: number; updated_at: number; n: nu
 }
 
 /** The fires an overlap policy dropped as one ledger range, continuing the row of the fire before. */
-export function overlapRange(entry: FireEntry, dropped: readonly number[]): SkippedRange | null {
+export function overlapRange(
+  entry: FireEntry,
+  dropped: readonly number[],
+  reason: SkippedRange['reason'] = 'overlap',
+): SkippedRange | null {
   if (dropped.length === 0) return null;
   const index = entry.fires.indexOf(dropped[0]!);
   return {
-    reason: 'overlap',
+    reason,
     first: dropped[0]!,
     last: dropped[dropped.length - 1]!,
     count: dropped.length,

@@ -11,6 +11,7 @@ import { BUFFERED_AT, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import type { Bucket } from '../../core/rate-limit.ts';
 import type { Resources } from '../../core/resources.ts';
 import {
+  type InstancePruneCandidate,
   type JobRetention,
   type PruneCandidate,
   retentionColumn,
@@ -90,7 +91,12 @@ import {
 } from '../log-rows.ts';
 import { planMigrations, readMigrations } from '../migrations.ts';
 import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
-import { type PruneRow, pruneCandidateFromRow } from '../retention-rows.ts';
+import {
+  type InstancePruneRow,
+  instancePruneCandidateFromRow,
+  type PruneRow,
+  pruneCandidateFromRow,
+} from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -2270,6 +2276,39 @@ export class SqliteStore implements Store {
     return this.run(
       'deleteFinishedRuns',
       () => this.sql(retention.DELETE_FINISHED_RUNS).run(JSON.stringify(ids)).changes,
+    );
+  }
+
+  async workflowInstancesToPrune(
+    after: PruneCursor | null,
+    until: number,
+    limit: number,
+  ): Promise<InstancePruneCandidate[]> {
+    return this.run('workflowInstancesToPrune', () =>
+      (
+        this.sql(retention.INSTANCES_TO_PRUNE).all({
+          until,
+          at: after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+          id: after?.id ?? 0,
+          limit,
+        }) as InstancePruneRow[]
+      ).map(instancePruneCandidateFromRow),
+    );
+  }
+
+  async pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
+    if (instanceIds.length === 0) return 0;
+    return this.run(
+      'pruneWorkflowMapItems',
+      () => this.sql(retention.PRUNE_MAP_ITEMS).run(JSON.stringify(instanceIds), limit).changes,
+    );
+  }
+
+  async deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
+    if (instanceIds.length === 0) return 0;
+    return this.run(
+      'deleteEndedWorkflowInstances',
+      () => this.sql(retention.DELETE_ENDED_INSTANCES).run(JSON.stringify(instanceIds)).changes,
     );
   }
 

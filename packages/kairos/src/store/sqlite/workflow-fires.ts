@@ -1,8 +1,10 @@
 import type Database from 'better-sqlite3';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import { decideWorkflowOverlap } from '../../core/overlap.ts';
+import { scheduledStartFits, storedMaxQueuedRuns } from '../../core/quotas.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 import { CANCELLED_BY_NEWER_FIRE, cancelledByFire, heldRange, scheduledStart } from '../workflows.ts';
+import { countQueuedRuns } from './quotas.ts';
 import { afterRunsEnded, countRuns, overlapRange, recordSkipped } from './schedules.ts';
 import { cancelInstanceIn, startHeldFires, startInstance } from './workflows.ts';
 
@@ -16,8 +18,9 @@ type Sql = (text: string) => Database.Statement<unknown[], unknown>;
  * buffered fire is held (workflow_held_fires) until the transaction that ends the last unfinished
  * instance starts it (startHeldFires); `cancel-previous` cancels the unfinished instances (audited,
  * actor `schedule`) and drops the held fires to the ledger. `maxRuns` counts instances started and
- * fires held; the ledger is the job's, as for any job. Answers the root steps' runs, their groups
- * and the ledger rows written.
+ * fires held; the namespace's `maxQueuedRuns` turns a fire that would start an instance into a
+ * ledger row (`quota`) while that many runs are queued; the ledger is the job's, as for any job.
+ * Answers the root steps' runs, their groups and the ledger rows written.
  */
 export function fireWorkflow(
   sql: Sql,
@@ -30,6 +33,15 @@ export function fireWorkflow(
     | { id: number; namespace: string; name: string; version: number; steps: string; job_id: number }
     | undefined;
   if (!workflow) return { runs: 0, groups: [], skipped: [] };
+  // The namespace's maxQueuedRuns (docs/workflows.md#queued-runs-and-the-namespaces-quota): a
+  // fire while the namespace holds that many queued runs starts nothing and goes to the ledger. Read
+  // in the fire's transaction (one writer: nothing else writes until it commits).
+  const quota = sql(`SELECT json_extract(quotas, '$.maxQueuedRuns') AS n FROM namespaces WHERE name = ?`).get(
+    workflow.namespace,
+  ) as { n: unknown } | undefined;
+  const maxQueuedRuns = storedMaxQueuedRuns(quota?.n);
+  let queued = maxQueuedRuns === null ? 0 : countQueuedRuns(sql, workflow.namespace, maxQueuedRuns + 1);
+  const overQuota: number[] = [];
   const groups: string[] = [];
   /** The groups of runs that the cancels set off (dependents), not the fire's own. */
   const cancelGroups: string[] = [];
@@ -78,6 +90,10 @@ export function fireWorkflow(
       return;
     }
     if (decision[i] !== 'run') return;
+    if (!scheduledStartFits(maxQueuedRuns, queued)) {
+      overQuota.push(fireTime);
+      return;
+    }
     const instance = startInstance(
       sql,
       workflow,
@@ -86,6 +102,7 @@ export function fireWorkflow(
     );
     if (!instance.created) return;
     counted++;
+    queued += instance.groups.length;
     groups.push(...instance.groups);
   });
   // An instance that ended as it started (its steps' jobs are gone) leaves nothing unfinished.
@@ -96,6 +113,8 @@ export function fireWorkflow(
     entry.fires.filter((_, i) => decision[i] === 'skip'),
   );
   if (dropped) ranges.push(dropped);
+  const refused = overlapRange(entry, overQuota, 'quota');
+  if (refused) ranges.push(refused);
   return {
     runs: groups.length,
     groups: [...groups, ...cancelGroups],

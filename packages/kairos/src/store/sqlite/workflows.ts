@@ -9,6 +9,7 @@ import type { JobQuotaCheck } from '../store.ts';
 import {
   CANCELLED_WITH_INSTANCE,
   detachJobStepRuns,
+  checkMapStep,
   endOf,
   type InstancePlan,
   type InstanceRow,
@@ -16,6 +17,11 @@ import {
   instanceFromRow,
   type MapInput,
   type PlanContext,
+  type MapItemRow,
+  type MapItemState,
+  type MapItemsPage,
+  mapItemCounts,
+  mapItemFromRow,
   planInstance,
   planRepair,
   REPLACED_BY_REPAIR,
@@ -221,6 +227,33 @@ export class SqliteWorkflows implements WorkflowStore {
     return this.getInstance(started.id);
   }
 
+  async mapItems(
+    instanceId: number,
+    step: string,
+    filter: { from: number; limit: number; state?: MapItemState | undefined },
+  ): Promise<MapItemsPage | null> {
+    return this.c.run('workflowMapItems', () => {
+      const sql = this.c.sql;
+      const instance = sql('SELECT steps FROM workflow_instances WHERE id = ?').get(instanceId) as
+        | { steps: string }
+        | undefined;
+      if (!instance) return null;
+      checkMapStep(instanceId, instance.steps, step);
+      const state = filter.state ?? null;
+      // A range of the items' primary key, or of workflow_map_items_state with a state.
+      const rows = sql(
+        `SELECT m.idx, m.state, m.run_id, r.attempt AS run_attempt, m.result, r.error AS run_error
+         FROM workflow_map_items m LEFT JOIN runs r ON r.id = m.run_id
+         WHERE m.instance_id = ? AND m.step_id = ? AND m.idx >= ? AND (? IS NULL OR m.state = ?)
+         ORDER BY m.idx LIMIT ?`,
+      ).all(instanceId, step, filter.from, state, state, filter.limit) as MapItemRow[];
+      const counts = sql(
+        'SELECT state, count(*) AS n FROM workflow_map_items WHERE instance_id = ? AND step_id = ? GROUP BY state',
+      ).all(instanceId, step) as Array<{ state: string; n: number }>;
+      return { items: rows.map(mapItemFromRow), counts: mapItemCounts(counts) };
+    });
+  }
+
   async getInstance(id: number): Promise<WorkflowInstanceRecord | null> {
     return this.c.run('getWorkflowInstance', () => readInstance(this.c.sql, id));
   }
@@ -269,6 +302,7 @@ export class SqliteWorkflows implements WorkflowStore {
     id: number,
     action: WorkflowRepair,
     now: number,
+    maxQueuedRuns: number | null = null,
   ): Promise<WorkflowInstanceRecord | null> {
     const groups = this.c.run('repairWorkflowInstance', () =>
       this.c.db
@@ -292,7 +326,13 @@ export class SqliteWorkflows implements WorkflowStore {
             action,
           });
           if (!repair) return [];
-          return this.writeRepair(sql, input, instance.namespace, repair, now);
+          const written = this.writeRepair(sql, input, instance.namespace, repair, now);
+          // A repair queues runs at an operator's request, as a start does: judged, and a refusal
+          // rolls the whole repair back (429 QUOTA_EXCEEDED, nothing written). One writer: nothing
+          // else writes between the count and the commit.
+          if (maxQueuedRuns !== null)
+            checkQueuedRunsAfter(sql, instance.job_id, maxQueuedRuns, written.queued);
+          return written.groups;
         })
         .immediate(),
     );
@@ -316,7 +356,7 @@ export class SqliteWorkflows implements WorkflowStore {
     namespace: string,
     repair: RepairPlan,
     now: number,
-  ): string[] {
+  ): { groups: string[]; queued: number } {
     const id = input.instanceId;
     const maps = new Set(input.steps.filter((s) => s.map).map((s) => s.id));
     const skippedMap =
@@ -361,6 +401,8 @@ export class SqliteWorkflows implements WorkflowStore {
         groups.push(...writePlan(sql, mapInput, namespace, plan, now));
       }
     }
+    // The runs this repair queued (one group per run): what the namespace's maxQueuedRuns judges.
+    const queued = groups.length;
     const cancelled = cancelRuns(sql, [...repair.cancel, ...itemRunIds], now, REPLACED_BY_REPAIR);
     groups.push(...this.afterRunsEnded(cancelled, now));
     // A repair that ended the instance (a skip, a resume with nothing left to run) starts the
@@ -372,7 +414,7 @@ export class SqliteWorkflows implements WorkflowStore {
     if (after.state !== 'running' && after.state !== 'paused') {
       groups.push(...startHeldFires(sql, [after.workflow_id], now));
     }
-    return groups;
+    return { groups, queued };
   }
 }
 
