@@ -2,6 +2,7 @@ import type { Json, JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
 import { compileWorkflow } from '../core/workflow.ts';
+import { openWithWorker } from './conformance-workflow-setup.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 type Steps = WorkflowSpec['steps'];
@@ -26,23 +27,8 @@ export function describeWorkflowMapsConformance(dialect: string, open: () => Pro
     let now = T0;
 
     beforeEach(async () => {
-      store = await open();
-      await store.migrate();
       now = T0;
-      await store.registerWorker(
-        {
-          id: 'w1',
-          name: 'w1',
-          group: 'default',
-          handlers: ['h'],
-          capacity: 1000,
-          labels: {},
-          version: 't',
-          host: 'h',
-        },
-        3_600_000,
-        T0,
-      );
+      store = await openWithWorker(open, T0, { capacity: 1_000 });
     });
     afterEach(async () => {
       await store.close();

@@ -1,6 +1,7 @@
 import type { WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileWorkflow } from '../core/workflow.ts';
+import { openWithWorker } from './conformance-workflow-setup.ts';
 import type { ClaimedRun, FireEntry, Store } from './store.ts';
 import { workflowJobName } from './workflows.ts';
 
@@ -18,23 +19,8 @@ export function describeWorkflowOverlapConformance(dialect: string, open: () => 
     let now = T0;
 
     beforeEach(async () => {
-      store = await open();
-      await store.migrate();
       now = T0;
-      await store.registerWorker(
-        {
-          id: 'w1',
-          name: 'w1',
-          group: 'default',
-          handlers: ['h'],
-          capacity: 100,
-          labels: {},
-          version: 't',
-          host: 'h',
-        },
-        3_600_000,
-        T0,
-      );
+      store = await openWithWorker(open, T0);
     });
     afterEach(async () => {
       await store.close();

@@ -2,6 +2,7 @@ import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../core/job.ts';
 import { compileWorkflow } from '../core/workflow.ts';
+import { openWithWorker } from './conformance-workflow-setup.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
 /**
@@ -17,23 +18,8 @@ export function describeWorkflowRepairConformance(dialect: string, open: () => P
     let now = T0;
 
     beforeEach(async () => {
-      store = await open();
-      await store.migrate();
       now = T0;
-      await store.registerWorker(
-        {
-          id: 'w1',
-          name: 'w1',
-          group: 'default',
-          handlers: ['h', 'j'],
-          capacity: 100,
-          labels: {},
-          version: 't',
-          host: 'h',
-        },
-        3_600_000,
-        T0,
-      );
+      store = await openWithWorker(open, T0, { handlers: ['h', 'j'] });
     });
     afterEach(async () => {
       await store.close();

@@ -5,6 +5,7 @@ import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
 import type { Trigger } from '../core/trigger.ts';
 import { compileWorkflow } from '../core/workflow.ts';
 import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
+import { openWithWorker } from './conformance-workflow-setup.ts';
 import { describeWorkflowTasksConformance } from './conformance-workflow-tasks.ts';
 import type { ClaimedRun, Store } from './store.ts';
 
@@ -21,23 +22,8 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
     let now = T0;
 
     beforeEach(async () => {
-      store = await open();
-      await store.migrate();
       now = T0;
-      await store.registerWorker(
-        {
-          id: 'w1',
-          name: 'w1',
-          group: 'default',
-          handlers: ['h', 'j'],
-          capacity: 100,
-          labels: {},
-          version: 't',
-          host: 'h',
-        },
-        3_600_000,
-        T0,
-      );
+      store = await openWithWorker(open, T0, { handlers: ['h', 'j'] });
     });
     afterEach(async () => {
       await store.close();
