@@ -1,10 +1,9 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../../core/job.ts';
-import { decideOutcome } from '../../core/outcome.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
+import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 
@@ -14,20 +13,7 @@ afterAll(dropTestSchemas);
 describe('PostgreSQL dependencies, concurrently', () => {
   const T0 = Date.UTC(2026, 0, 1);
   const ROUNDS = 25;
-  const retry = {
-    maxAttempts: 1,
-    backoff: 'fixed' as const,
-    delay: 0,
-    maxDelay: 0,
-    jitter: false,
-    nonRetryable: [],
-  };
-  const ended = (runId: number, now: number): AttemptOutcome => ({
-    ...decideOutcome(retry, 1, { kind: 'succeeded', result: null }, now, 0),
-    runId,
-    attempt: 1,
-    group: 'default',
-  });
+  const ended = (runId: number, now: number): AttemptOutcome => succeededOutcome(runId, now);
   let one: PostgresStore;
   let two: PostgresStore;
 

@@ -1,11 +1,10 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob, type JobDefinition } from '../../core/job.ts';
-import { decideOutcome } from '../../core/outcome.ts';
 import type { AttemptOutcome } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { backfill } from './schedules.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
+import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 
@@ -54,22 +53,7 @@ describe('PostgreSQL run ends and triggers, concurrently', () => {
     return id!;
   }
 
-  function succeeded(runId: number, now: number): AttemptOutcome {
-    const retry = {
-      maxAttempts: 1,
-      backoff: 'fixed' as const,
-      delay: 0,
-      maxDelay: 0,
-      jitter: false,
-      nonRetryable: [],
-    };
-    return {
-      ...decideOutcome(retry, 1, { kind: 'succeeded', result: null }, now, 0),
-      runId,
-      attempt: 1,
-      group: 'default',
-    };
-  }
+  const succeeded = (runId: number, now: number): AttemptOutcome => succeededOutcome(runId, now);
 
   /** Resolves once a statement of another session waits for a lock that `other` holds. */
   async function blockedByOther(): Promise<void> {

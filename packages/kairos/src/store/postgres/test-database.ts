@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { decideOutcome } from '../../core/outcome.ts';
+import type { AttemptOutcome } from '../store.ts';
 
 const created: string[] = [];
 let counter = 0;
@@ -24,4 +26,26 @@ export async function dropTestSchemas(): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The outcome of a run's first and only attempt, succeeded with a null result at `now`, for the race
+ * tests that end runs by hand; `workerId` binds the report to the worker that holds the run.
+ */
+export function succeededOutcome(runId: number, now: number, workerId?: string): AttemptOutcome {
+  const retry = {
+    maxAttempts: 1,
+    backoff: 'fixed' as const,
+    delay: 0,
+    maxDelay: 0,
+    jitter: false,
+    nonRetryable: [],
+  };
+  return {
+    ...decideOutcome(retry, 1, { kind: 'succeeded', result: null }, now, 0),
+    runId,
+    attempt: 1,
+    group: 'default',
+    ...(workerId === undefined ? {} : { workerId }),
+  };
 }

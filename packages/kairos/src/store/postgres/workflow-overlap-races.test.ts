@@ -1,11 +1,10 @@
 import type { OverlapPolicy } from '@kairos/client';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decideOutcome } from '../../core/outcome.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome, FireEntry } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
+import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 
@@ -49,23 +48,7 @@ describe('PostgreSQL workflow overlap: held fires, concurrently', () => {
     await Promise.all([store.close(), peer.close()]);
   });
 
-  function succeeded(runId: number, now: number): AttemptOutcome {
-    const retry = {
-      maxAttempts: 1,
-      backoff: 'fixed' as const,
-      delay: 0,
-      maxDelay: 0,
-      jitter: false,
-      nonRetryable: [],
-    };
-    return {
-      ...decideOutcome(retry, 1, { kind: 'succeeded', result: null }, now, 0),
-      runId,
-      attempt: 1,
-      group: 'default',
-      workerId: 'w',
-    };
-  }
+  const succeeded = (runId: number, now: number): AttemptOutcome => succeededOutcome(runId, now, 'w');
 
   /** Resolves once `count` sessions wait on `other`, directly or behind one that does. */
   async function waitersOnOther(count: number): Promise<void> {

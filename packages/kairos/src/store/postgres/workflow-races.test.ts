@@ -1,11 +1,10 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compileJob } from '../../core/job.ts';
-import { decideOutcome } from '../../core/outcome.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
+import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 
@@ -45,23 +44,7 @@ describe('PostgreSQL workflow instances, concurrently', () => {
     await store.close();
   });
 
-  function succeeded(runId: number, now: number): AttemptOutcome {
-    const retry = {
-      maxAttempts: 1,
-      backoff: 'fixed' as const,
-      delay: 0,
-      maxDelay: 0,
-      jitter: false,
-      nonRetryable: [],
-    };
-    return {
-      ...decideOutcome(retry, 1, { kind: 'succeeded', result: null }, now, 0),
-      runId,
-      attempt: 1,
-      group: 'default',
-      workerId: 'w',
-    };
-  }
+  const succeeded = (runId: number, now: number): AttemptOutcome => succeededOutcome(runId, now, 'w');
 
   /** Resolves once `depth` sessions wait in a chain behind `other` (1: one waits on it; 2: one more on that one). */
   async function waitingBehindOther(depth: 1 | 2): Promise<void> {
