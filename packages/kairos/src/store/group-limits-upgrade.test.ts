@@ -3,8 +3,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './postgres/test-database.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 
