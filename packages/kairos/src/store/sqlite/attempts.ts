@@ -4,8 +4,7 @@
 import type { AttemptRef } from '@kairos/client';
 import { type DecisionRow, decisionFromRow, toJson } from '../rows.ts';
 import type { AttemptOutcome, DecisionInput, ExpiredAttempt, LateReport } from '../store.ts';
-import type { SqliteConnection } from './connection.ts';
-import { scheduleAfterDelay } from './connection.ts';
+import { type SqliteConnection, scheduleAfterDelay } from './connection.ts';
 import * as hot from './hot-statements.ts';
 import { afterRunsEnded } from './schedules.ts';
 

@@ -42,8 +42,7 @@ import type {
   WorkerRecord,
   WorkerRegistration,
 } from '../store.ts';
-import type { SqliteConnection } from './connection.ts';
-import { endRun } from './connection.ts';
+import { endRun, type SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 
 export function registerWorker(

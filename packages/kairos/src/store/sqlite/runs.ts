@@ -28,8 +28,7 @@ import type {
 } from '../store.ts';
 import { writeAudit } from './access.ts';
 import { shardNewRuns } from './broadcasts.ts';
-import type { SqliteConnection } from './connection.ts';
-import { endRun } from './connection.ts';
+import { endRun, type SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 import * as quotas from './quotas.ts';
 
