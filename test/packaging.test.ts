@@ -176,7 +176,7 @@ describe('the tarballs', () => {
           !/^(package\.json|README\.md|LICENSE|bin\/[^/]+\.js|dist\/.+)$/.test(file) ||
           /(^|\/)(test|tests|__tests__|fixtures?)\//.test(file) ||
           /\.(test|spec)\.[cm]?[jt]s/.test(file) ||
-          /conformance|test-database/.test(file) ||
+          /conformance|test-database|workflow-review/.test(file) ||
           (file.endsWith('.ts') && !file.endsWith('.d.ts')),
       );
       expect(strays).toEqual([]);

@@ -7,9 +7,9 @@ import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
 import { ALLOWED, type Role } from '../src/server/auth.ts';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import type { Store } from '../src/store/store.ts';
 import { apiError, tempDir } from './helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Access control through the HTTP API of a real node, on SQLite and on PostgreSQL: the role of every route, for every

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { Receiver, verifyKairosWebhook } from './alert-receiver.ts';
 import { Cluster, TOKENS } from './cluster-harness.ts';
 import { type Child, spawnTs, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Alerts end to end with real processes: two `kairos server` nodes on one PostgreSQL, a worker

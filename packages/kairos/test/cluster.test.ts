@@ -2,10 +2,10 @@ import { fileURLToPath } from 'node:url';
 import { KairosClient } from '@kairos/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { Cluster, TOKENS } from './cluster-harness.ts';
 import { checkHistory, readHistory } from './history.ts';
 import { type Child, spawnTs, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // Multi-process cluster tests on the machine's PostgreSQL: nodes are `kairos server` processes
 // killed with real signals; the verdict comes from the run history in the store.

@@ -2,9 +2,9 @@ import { fileURLToPath } from 'node:url';
 import { KairosClient, type Run } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive } from '../../worker/src/process-probe.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // One node and four worker processes, started once for every test of the file:
 // a and b in region eu, c in region us, d in region ap.

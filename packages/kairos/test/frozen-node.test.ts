@@ -1,10 +1,10 @@
 import { type Attempt, KairosClient } from '@kairos/client';
 import { Worker } from '@kairos/worker';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { Cluster, TOKENS } from './cluster-harness.ts';
 import { checkHistory, readHistory } from './history.ts';
 import { waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // A node that accepts connections but never answers (SIGSTOP: a VM freeze, a long GC) for longer
 // than the worker lease. The workers attached to it must move to the other node well within their

@@ -1,8 +1,8 @@
 import type { KairosClient } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KairosNode } from '../src/node.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { startTestNode } from './helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Reproductions of what hostile testing of the API found (issue 15): each answered a 500, stored

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { KairosClient } from '@kairos/client';
 import { Worker } from '@kairos/worker';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // A node dies (kill -9) after a poll's claim committed and before its answer reached the worker.
 // The worker keeps its registration across the restart and keeps heartbeating: the node must give

@@ -1,8 +1,8 @@
 import { KairosClient, type NodeInfo } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { TOKENS } from './cluster-harness.ts';
 import { type Child, freePort, spawnKairos, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // Node identity and membership in real processes on PostgreSQL (issue #13, defect 4): two
 // `kairos server` processes started with the same KAIROS_NODE_ID, and a node killed with -9.

@@ -7,9 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/scheduler/clock.ts';
 import { JobService } from '../src/scheduler/job-service.ts';
 import { openStore } from '../src/store/open.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { tempDir } from './helpers.ts';
 import { freePort, spawnKairos, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Every-second jobs with no worker: each has BACKLOG_MS of due fires when the node starts. Fewer on

@@ -1,8 +1,8 @@
 import { type KairosApiError, KairosClient } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KairosNode } from '../src/node.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { startTestNode, tempDir } from './helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Namespace quotas are hard limits under concurrency (docs/tenancy.md#quotas), through the HTTP API

@@ -7,7 +7,7 @@ import { apiError, startTestNode } from './helpers.ts';
  * Namespace quotas through the HTTP API of a real node on SQLite (docs/tenancy.md#quotas): set by a
  * global admin, each quota refusing with QUOTA_EXCEEDED and its limit, nothing written on refusal,
  * concurrent creates never past maxJobs, refusals counted in /metrics. The store's part runs on both
- * dialects in the conformance suite (conformance-namespaces.ts).
+ * dialects in the conformance suite (test/conformance/namespaces.ts).
  */
 
 let node: KairosNode;

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { KairosClient, type Run } from '@kairos/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { Cluster, TOKENS } from './cluster-harness.ts';
 import { tempDir } from './helpers.ts';
 import { type Child, freePort, spawnKairos, spawnTs, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // Resource-based scheduling with real processes (docs/workers.md#resource-based-scheduling):
 // workers of 1, 2 and 4 cores with 16 slots each; on PostgreSQL three nodes, each worker on its own.

@@ -13,11 +13,11 @@ import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
 import { parseSecretKeys, SecretKeyring } from '../src/scheduler/secret-keyring.ts';
 import { rotateSecrets } from '../src/scheduler/secret-rotation.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { apiError, tempDir, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 const key = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
 const K1 = key('k1');

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.ts';
 import { type KairosNode, startNode } from '../src/node.ts';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import type { Store } from '../src/store/store.ts';
 import { apiError, tempDir } from './helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * A caller of one namespace neither reads nor changes another's, nor gains a role outside its own

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { VERSION } from '../src/version.ts';
 import { Cluster, TOKENS } from './cluster-harness.ts';
 import { checkHistory, type RunHistory, readHistory } from './history.ts';
@@ -13,6 +12,7 @@ import {
   type PreviousReleaseCheckout,
 } from './previous-release.ts';
 import { type Child, freePort, spawnTs, waitFor } from './processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // A rolling upgrade from the previous release to this code, as docs/operations.md prescribes it:
 // three nodes of the previous release (its git tag, checked out and installed in a temporary

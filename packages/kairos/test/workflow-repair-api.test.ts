@@ -2,9 +2,9 @@ import type { JsonObject, WorkflowInstance } from '@kairos/client';
 import { KairosClient } from '@kairos/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { apiError, startTestNode, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
+import { testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * The repairs of workflow instances through the API (docs/workflows.md#repair): pause, resume,

@@ -4,9 +4,9 @@ import type { Json, JsonObject, Workflow, WorkflowInstance } from '@kairos/clien
 import { workflowOf } from '@kairos/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { apiError, startTestNode, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
+import { testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Workflow task steps end to end (docs/workflows.md#task-steps): a shell step and an HTTP step run

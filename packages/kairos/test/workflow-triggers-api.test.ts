@@ -1,9 +1,9 @@
 import type { JsonObject, SkippedFires, Workflow, WorkflowInstance } from '@kairos/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { apiError, startTestNode } from './helpers.ts';
 import { waitFor } from './processes.ts';
+import { testDatabaseUrl, testSchema } from './test-database.ts';
 
 /**
  * Workflow triggers through the API of a real node (docs/workflows.md#triggers): its trigger loop

@@ -3,9 +3,9 @@ import { KairosClient } from '@kairos/client';
 import { type WorkflowStepParams, withContext, workflowOf } from '@kairos/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { testDatabaseUrl, testSchema } from '../src/store/postgres/test-database.ts';
 import { apiError, startTestNode, testWorker } from './helpers.ts';
 import { waitFor } from './processes.ts';
+import { testDatabaseUrl, testSchema } from './test-database.ts';
 
 /** `/v1/workflows` and `/v1/workflow-instances` (docs/workflows.md), with real workers, on both dialects. */
 describe.each(['sqlite', 'postgres'] as const)('workflows through the API, on %s', async (dialect) => {

@@ -1,10 +1,10 @@
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Receiver, verifyKairosWebhook } from '../../test/alert-receiver.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { compileAlertRule } from '../core/alert-rule.ts';
 import { compileJob } from '../core/job.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../store/postgres/test-database.ts';
 import type { Store } from '../store/store.ts';
 import { createAlertSender } from './alert-channels.ts';
 import { AlertService } from './alert-service.ts';

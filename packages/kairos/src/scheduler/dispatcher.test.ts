@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { compileJob } from '../core/job.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../store/postgres/test-database.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { systemClock } from './clock.ts';

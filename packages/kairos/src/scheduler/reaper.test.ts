@@ -195,7 +195,7 @@ describe('Reaper and AttemptEnder', () => {
       looping.start();
       await beat(runId, 2);
       // The store takes no writes for 7 s (a full disk): heartbeats and sweeps fail alike.
-      const db = (store as unknown as { db: { pragma(sql: string): unknown } }).db;
+      const db = (store as unknown as { c: { db: { pragma(sql: string): unknown } } }).c.db;
       db.pragma('query_only = ON');
       for (let i = 0; i < 7; i++) await clock.advance(1000);
       db.pragma('query_only = OFF');

@@ -3,9 +3,9 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { compileJob } from '../core/job.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './postgres/test-database.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { AttemptOutcome, Store } from './store.ts';
 

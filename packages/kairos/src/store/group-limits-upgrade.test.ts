@@ -3,8 +3,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './postgres/test-database.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 
@@ -53,7 +53,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
           },
         },
         rewind:
-          'DROP INDEX workflow_instances_finished; DROP TABLE workflow_held_fires; ALTER TABLE runs DROP COLUMN task; DROP INDEX runs_queued_requests; DROP TABLE workflow_map_items; ALTER TABLE workflow_steps DROP COLUMN error; DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE runs DROP COLUMN resources; ALTER TABLE workers DROP COLUMN load; ALTER TABLE workers DROP COLUMN resources; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps; DROP TABLE workflow_instances; DROP TABLE workflows; DROP TRIGGER group_limits_update_default; DROP TRIGGER group_limits_insert_default; DROP TABLE namespace_group_limits; PRAGMA user_version = 25',
+          'DROP INDEX workflow_instances_finished; DROP TABLE workflow_held_fires; ALTER TABLE runs DROP COLUMN task; DROP INDEX runs_queued_requests; DROP TABLE workflow_map_items; ALTER TABLE workflow_steps DROP COLUMN error; DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE runs DROP COLUMN resources; ALTER TABLE workers DROP COLUMN load; ALTER TABLE workers DROP COLUMN resources; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps; DROP TABLE workflow_instances; DROP TABLE workflows; DROP TRIGGER group_limits_update_default; DROP TRIGGER group_limits_insert_default; DROP TABLE namespace_group_limits; PRAGMA user_version = 26',
       };
     },
   },

@@ -156,6 +156,21 @@ describe('migration declarations', () => {
       expect(compareVersions(plan.meta!.minCodeVersion, PREVIOUS_RELEASE.version)).toBeLessThanOrEqual(0);
     });
   });
+
+  it(`a migration new since ${PREVIOUS_RELEASE.tag} has the same number in both dialects`, () => {
+    // The released ones keep their numbers (PostgreSQL's are one ahead); SQLite's 0012 is empty
+    // so that the later ones line up.
+    const unreleased = (dialect: 'sqlite' | 'postgres') => {
+      const released = previousReleaseFiles(`packages/kairos/src/store/${dialect}/migrations`).length;
+      return readMigrations(dialect)
+        .slice(released)
+        .map((m) => m.name);
+    };
+    const sqlite = unreleased('sqlite');
+    const postgres = unreleased('postgres');
+    expect(sqlite[0]).toBe('0012_align_with_postgresql.sql');
+    expect(sqlite.slice(1)).toEqual(postgres);
+  });
 });
 
 describe('planMigrations', () => {

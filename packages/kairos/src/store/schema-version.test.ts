@@ -4,12 +4,12 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
 import { spawnKairos } from '../../test/processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { compileJob } from '../core/job.ts';
 import { KairosError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { readMigrations } from './migrations.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './postgres/test-database.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 

@@ -47,7 +47,7 @@ import type { WorkflowStore } from './workflows.ts';
 
 /**
  * The storage contract of Kairos. Every dialect (SQLite, PostgreSQL) implements it and passes the
- * one conformance suite in `store/conformance.ts` unchanged.
+ * one conformance suite in `test/conformance/suite.ts` unchanged.
  *
  * Rules every operation keeps:
  * - Each operation is one transaction: it happens whole or not at all.

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { PostgresStore } from './postgres-store.ts';
 import * as sql from './queries.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

@@ -5,9 +5,9 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers.ts';
 import { freePort, spawnKairos, waitFor } from '../../../test/processes.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { KairosError } from '../../errors.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 // A real PgBouncer between the node and PostgreSQL (scripts/ensure-test-tools.mjs installs the
 // Debian package). Kairos needs session state, so transaction pooling must be refused at start.

@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeStoreConformance, type StoredAttempt } from '../../../test/conformance/suite.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { compileJob } from '../../core/job.ts';
-import { describeStoreConformance, type StoredAttempt } from '../conformance.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

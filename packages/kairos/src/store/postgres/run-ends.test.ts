@@ -1,10 +1,15 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  dropTestSchemas,
+  succeededOutcome,
+  testDatabaseUrl,
+  testSchema,
+} from '../../../test/test-database.ts';
 import { compileJob, type JobDefinition } from '../../core/job.ts';
 import type { AttemptOutcome } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { backfill } from './schedules.ts';
-import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

@@ -1,11 +1,11 @@
 import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { firstScheduledFire } from '../../core/fire-plan.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import { FakeClock } from '../../scheduler/clock.ts';
 import { TriggerLoop } from '../../scheduler/trigger-loop.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

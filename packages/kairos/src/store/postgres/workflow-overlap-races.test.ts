@@ -1,10 +1,15 @@
 import type { OverlapPolicy } from '@kairos/client';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  dropTestSchemas,
+  succeededOutcome,
+  testDatabaseUrl,
+  testSchema,
+} from '../../../test/test-database.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome, FireEntry } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

@@ -1,10 +1,15 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  dropTestSchemas,
+  succeededOutcome,
+  testDatabaseUrl,
+  testSchema,
+} from '../../../test/test-database.ts';
 import { compileJob } from '../../core/job.ts';
 import { compileWorkflow } from '../../core/workflow.ts';
 import type { AttemptOutcome } from '../store.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, succeededOutcome, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 

@@ -1,7 +1,7 @@
 import { afterAll } from 'vitest';
-import { describeWorkflowReview } from '../workflow-review.ts';
+import { describeWorkflowReview } from '../../../test/conformance/workflow-review.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { PostgresStore } from './postgres-store.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
 describeWorkflowReview(

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import type { AlertStateRecord } from '../../core/alert-engine.ts';
 import type { AlertRuleDefinition } from '../../core/alert-rule.ts';
 import { KairosError } from '../../errors.ts';
@@ -28,15 +27,7 @@ import {
 } from '../alerts.ts';
 import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
 import { type Lease, LeaseLostError } from '../store.ts';
-
-type Statement = Database.Statement<unknown[], unknown>;
-
-/** What the alerts section borrows from its store: the connection, its statement cache, its error wrapper. */
-export interface SqliteConnection {
-  db: Database.Database;
-  sql(text: string): Statement;
-  run<T>(operation: string, body: () => T): T;
-}
+import type { SqliteConnection } from './connection.ts';
 
 const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
 const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';

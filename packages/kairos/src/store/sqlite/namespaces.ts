@@ -15,7 +15,7 @@ import {
   namespaceFromRow,
   namespaceInUse,
 } from '../namespaces.ts';
-import type { SqliteConnection } from './alerts.ts';
+import type { SqliteConnection } from './connection.ts';
 
 /** The namespaces part of the SQLite store (store/namespaces.ts has the contract). */
 export class SqliteNamespaces implements NamespaceStore {

@@ -1,7 +1,23 @@
 // Retention on SQLite: the pruner's reads and its bounded deletes (docs/retention.md). Each is one
 // short statement or transaction; the pruner (scheduler/pruner.ts) decides what goes.
 
-import { ENDED_INSTANCE_SQL, FINISHED_SQL, NOT_OF_UNFINISHED_INSTANCE } from '../retention-rows.ts';
+import {
+  type InstancePruneCandidate,
+  type JobRetention,
+  type PruneCandidate,
+  retentionFromColumn,
+} from '../../core/retention.ts';
+import {
+  ENDED_INSTANCE_SQL,
+  FINISHED_SQL,
+  type InstancePruneRow,
+  instancePruneCandidateFromRow,
+  NOT_OF_UNFINISHED_INSTANCE,
+  type PruneRow,
+  pruneCandidateFromRow,
+} from '../retention-rows.ts';
+import type { JobPruneScan, PruneCursor } from '../store.ts';
+import type { SqliteConnection } from './connection.ts';
 
 /**
  * Finished runs in end order after a cursor, with their job's retention and whether a later finished
@@ -71,3 +87,110 @@ export const PRUNE_SKIPPED_FIRES = `
 export const PRUNE_AUDIT_LOG = `
   DELETE FROM audit_log WHERE id IN (
     SELECT id FROM audit_log INDEXED BY audit_log_at WHERE at < ? ORDER BY at LIMIT ?)`;
+
+export function runsToPrune(
+  c: SqliteConnection,
+  after: PruneCursor | null,
+  until: number,
+  limit: number,
+): PruneCandidate[] {
+  return c.run('runsToPrune', () =>
+    (
+      c.sql(RUNS_TO_PRUNE).all({
+        until,
+        at: after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+        id: after?.id ?? 0,
+        limit,
+      }) as PruneRow[]
+    ).map((row) => pruneCandidateFromRow(row)),
+  );
+}
+
+export function jobRunsToPrune(
+  c: SqliteConnection,
+  jobId: number,
+  keepLast: number,
+  after: number,
+  limit: number,
+): JobPruneScan {
+  return c.run('jobRunsToPrune', () => {
+    const keep = c.sql(KEEP_FROM).get(jobId, keepLast - 1) as { id: number } | undefined;
+    const keepFrom = keep?.id ?? null;
+    const rows = c.sql(JOB_RUNS).all({ job: jobId, after, limit }) as PruneRow[];
+    return {
+      runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+      keepFrom,
+    };
+  });
+}
+
+export function jobsWithRetention(c: SqliteConnection): Array<{ jobId: number; retention: JobRetention }> {
+  return c.run('jobsWithRetention', () =>
+    (c.sql(JOBS_WITH_RETENTION).all() as Array<{ id: number; retention: string }>).map((row) => ({
+      jobId: row.id,
+      retention: retentionFromColumn(row.retention),
+    })),
+  );
+}
+
+export function deleteFinishedRuns(c: SqliteConnection, ids: readonly number[]): number {
+  if (ids.length === 0) return 0;
+  return c.run('deleteFinishedRuns', () => c.sql(DELETE_FINISHED_RUNS).run(JSON.stringify(ids)).changes);
+}
+
+export function workflowInstancesToPrune(
+  c: SqliteConnection,
+  after: PruneCursor | null,
+  until: number,
+  limit: number,
+): InstancePruneCandidate[] {
+  return c.run('workflowInstancesToPrune', () =>
+    (
+      c.sql(INSTANCES_TO_PRUNE).all({
+        until,
+        at: after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+        id: after?.id ?? 0,
+        limit,
+      }) as InstancePruneRow[]
+    ).map(instancePruneCandidateFromRow),
+  );
+}
+
+export function pruneWorkflowMapItems(
+  c: SqliteConnection,
+  instanceIds: readonly number[],
+  limit: number,
+): number {
+  if (instanceIds.length === 0) return 0;
+  return c.run(
+    'pruneWorkflowMapItems',
+    () => c.sql(PRUNE_MAP_ITEMS).run(JSON.stringify(instanceIds), limit).changes,
+  );
+}
+
+export function deleteEndedWorkflowInstances(c: SqliteConnection, instanceIds: readonly number[]): number {
+  if (instanceIds.length === 0) return 0;
+  return c.run(
+    'deleteEndedWorkflowInstances',
+    () => c.sql(DELETE_ENDED_INSTANCES).run(JSON.stringify(instanceIds)).changes,
+  );
+}
+
+export function pruneSkippedFires(c: SqliteConnection, before: number, limit: number): number {
+  return c.run('pruneSkippedFires', () => c.sql(PRUNE_SKIPPED_FIRES).run(before, limit).changes);
+}
+
+export function pruneAuditLog(c: SqliteConnection, before: number, limit: number): number {
+  return c.run('pruneAuditLog', () => c.sql(PRUNE_AUDIT_LOG).run(before, limit).changes);
+}
+
+export function reclaimSpace(c: SqliteConnection, maxPages: number, minFreeShare: number): number {
+  return c.run('reclaimSpace', () => {
+    if ((c.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
+    const free = c.db.pragma('freelist_count', { simple: true }) as number;
+    const pages = c.db.pragma('page_count', { simple: true }) as number;
+    if (free === 0 || free < pages * minFreeShare) return 0;
+    c.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+    return free - (c.db.pragma('freelist_count', { simple: true }) as number);
+  });
+}

@@ -1,11 +1,27 @@
 import type { TraceContext } from '@kairos/client';
 import type Database from 'better-sqlite3';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
-import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
-import { traceColumn } from '../rows.ts';
-import type { FireEntry, SkipWritten } from '../store.ts';
+import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { BUFFERED_AT, decideOverlap, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
+import { KairosError } from '../../errors.ts';
+import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
+import { type JobRow, jobFromRow, traceColumn } from '../rows.ts';
+import { type CalendarRow, calendarFromRow, type SkippedRow, skippedFromRow } from '../rows-schedules.ts';
+import type {
+  FireEntry,
+  JobExpectation,
+  JobQuotaCheck,
+  MaxQueuedRuns,
+  SkippedRecord,
+  SkipWritten,
+} from '../store.ts';
 import { ENDED_BROADCASTS } from './broadcasts.ts';
+import type { SqliteConnection } from './connection.ts';
+import { checkDependencyCycle } from './dependencies.ts';
 import { END_ATTEMPTS, type EndedAttempt } from './hot-statements.ts';
+import { UPDATE_JOB, updateValues } from './jobs.ts';
+import * as quotas from './quotas.ts';
 import { advanceWorkflows } from './workflows.ts';
 
 type Sql = (text: string) => Database.Statement<unknown[], unknown>;
@@ -293,4 +309,157 @@ export function backfill(
     busy = overlap === 'buffer-all';
   }
   return { created, existing, group };
+}
+
+export function listSkipped(
+  c: SqliteConnection,
+  jobId: number,
+  query: { before?: number | undefined; limit: number },
+): SkippedRecord[] {
+  return c.run('listSkipped', () =>
+    (
+      c
+        .sql(
+          `SELECT s.*, j.name AS job_name FROM skipped_fires s JOIN jobs j ON j.id = s.job_id
+           WHERE s.job_id = @job AND (@before IS NULL OR s.id < @before) ORDER BY s.id DESC LIMIT @limit`,
+        )
+        .all({ job: jobId, before: query.before ?? null, limit: query.limit }) as SkippedRow[]
+    ).map(skippedFromRow),
+  );
+}
+
+export function resumeJob(
+  c: SqliteConnection,
+  id: number,
+  job: JobDefinition,
+  nextFireAt: number | null,
+  skipped: SkippedRange | null,
+  now: number,
+  expected?: JobExpectation,
+  quota?: JobQuotaCheck,
+): JobRecord | null {
+  const resumed = c.run('resumeJob', () =>
+    c.db
+      .transaction(() => {
+        const row = c
+          .sql(`${UPDATE_JOB} AND paused = 1 RETURNING *`)
+          .get(...updateValues(id, job, nextFireAt, now, expected)) as JobRow | undefined;
+        if (row && quota) quotas.checkJobQuota((text) => c.sql(text), row.namespace, id, quota);
+        if (row) checkDependencyCycle((text) => c.sql(text), row.namespace, job);
+        if (row && skipped) recordSkipped((text) => c.sql(text), id, [skipped], now);
+        // The workflow step runs held while the job was paused become available with the resume.
+        const released = row
+          ? (c
+              .sql(
+                `UPDATE runs SET available_at = ? WHERE job_id = ? AND status = 'queued' AND available_at = ?
+                 RETURNING group_name`,
+              )
+              .all(now, id, HELD_WHILE_PAUSED_AT) as Array<{ group_name: string }>)
+          : [];
+        return row ? { row, groups: released.map((r) => r.group_name) } : undefined;
+      })
+      .immediate(),
+  );
+  const row = resumed?.row;
+  if (row) c.emit({ type: 'jobs' });
+  for (const group of new Set(resumed?.groups ?? [])) c.emit({ type: 'runs', group });
+  return row ? jobFromRow(row) : null;
+}
+
+export function backfillRuns(
+  c: SqliteConnection,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+  traceContext: TraceContext | null = null,
+  maxQueuedRuns?: MaxQueuedRuns,
+): { created: Array<{ runId: number; fireTime: number }>; existing: number[] } {
+  const { created, existing, group } = c.run('backfillRuns', () =>
+    c.db
+      .transaction(() => {
+        if (!c.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) {
+          throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
+        }
+        const out = backfill((text) => c.sql(text), jobId, fireTimes, overlap, now, traceContext);
+        if (maxQueuedRuns != null)
+          quotas.checkQueuedRunsAfter((text) => c.sql(text), jobId, maxQueuedRuns, out.created.length);
+        return out;
+      })
+      .immediate(),
+  );
+  if (group) c.emit({ type: 'runs', group });
+  return { created, existing };
+}
+
+export function putCalendar(
+  c: SqliteConnection,
+  calendar: CalendarDefinition,
+  now: number,
+  namespace = DEFAULT_NAMESPACE,
+): { calendar: CalendarRecord; created: boolean } {
+  return c.run('putCalendar', () =>
+    c.db
+      .transaction(() => {
+        const existed = c.sql('SELECT 1 FROM calendars WHERE name = ?').get(calendar.name) !== undefined;
+        // A calendar of that name in another namespace is left alone: the upsert updates nothing.
+        const row = c
+          .sql(
+            `INSERT INTO calendars (name, definition, created_at, updated_at, namespace) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+               WHERE calendars.namespace = excluded.namespace
+             RETURNING *`,
+          )
+          .get(calendar.name, JSON.stringify(calendar), now, now, namespace) as CalendarRow | undefined;
+        if (!row) throw nameTakenElsewhere('calendar', calendar.name);
+        return { calendar: calendarFromRow(row), created: !existed };
+      })
+      .immediate(),
+  );
+}
+
+export function getCalendars(c: SqliteConnection, names: readonly string[]): CalendarRecord[] {
+  if (names.length === 0) return [];
+  return c.run('getCalendars', () =>
+    (
+      c
+        .sql('SELECT * FROM calendars WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name')
+        .all(JSON.stringify(names)) as CalendarRow[]
+    ).map(calendarFromRow),
+  );
+}
+
+export function listCalendars(c: SqliteConnection, namespace?: string): CalendarRecord[] {
+  return c.run('listCalendars', () =>
+    (
+      c
+        .sql('SELECT * FROM calendars WHERE (? IS NULL OR namespace = ?) ORDER BY name')
+        .all(namespace ?? null, namespace ?? null) as CalendarRow[]
+    ).map(calendarFromRow),
+  );
+}
+
+export function deleteCalendar(c: SqliteConnection, name: string): boolean {
+  return c.run('deleteCalendar', () =>
+    c.db
+      .transaction(() => {
+        const user = c
+          .sql(
+            `SELECT name FROM jobs WHERE EXISTS (SELECT 1 FROM json_each(jobs.schedule, '$.calendars') WHERE value = ?)
+             ORDER BY name LIMIT 1`,
+          )
+          .get(name) as { name: string } | undefined;
+        if (user) {
+          throw new KairosError(
+            'CALENDAR_IN_USE',
+            `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.name)}`,
+            {
+              job: user.name,
+            },
+          );
+        }
+        return c.sql('DELETE FROM calendars WHERE name = ?').run(name).changes > 0;
+      })
+      .immediate(),
+  );
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { describeStoreConformance, type StoredAttempt } from '../../../test/conformance/suite.ts';
 import { tempDir } from '../../../test/helpers.ts';
-import { describeStoreConformance, type StoredAttempt } from '../conformance.ts';
 import { SqliteStore } from './sqlite-store.ts';
 
 const dir = tempDir();

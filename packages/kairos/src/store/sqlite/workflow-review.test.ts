@@ -1,6 +1,6 @@
 import { join } from 'node:path';
+import { describeWorkflowReview } from '../../../test/conformance/workflow-review.ts';
 import { tempDir } from '../../../test/helpers.ts';
-import { describeWorkflowReview } from '../workflow-review.ts';
 import { SqliteStore } from './sqlite-store.ts';
 
 const dir = tempDir();

@@ -42,8 +42,8 @@ import {
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
-import type { SqliteConnection } from './alerts.ts';
 import { endedBroadcasts } from './broadcasts.ts';
+import type { SqliteConnection } from './connection.ts';
 import { END_ATTEMPTS } from './hot-statements.ts';
 import { checkJobQuota, checkQueuedRunsAfter } from './quotas.ts';
 import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';

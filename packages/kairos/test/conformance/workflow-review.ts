@@ -1,8 +1,8 @@
 import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import type { ClaimedRun, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, Store } from '../../src/store/store.ts';
 
 /**
  * Defects found in review of the workflow store; each test states what docs/workflows.md says and

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import type { Store, WorkerRegistration } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import type { Store, WorkerRegistration } from '../../src/store/store.ts';
 
 /**
  * The queue part of the store conformance suite: what the queue metrics and `kairos doctor` read

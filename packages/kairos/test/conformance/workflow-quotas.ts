@@ -1,7 +1,7 @@
 import type { WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileWorkflow } from '../core/workflow.ts';
-import type { ClaimedRun, FireEntry, Store } from './store.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, FireEntry, Store } from '../../src/store/store.ts';
 
 /**
  * The namespace's maxQueuedRuns on what workflows queue, in the store conformance suite

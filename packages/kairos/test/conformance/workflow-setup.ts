@@ -1,4 +1,4 @@
-import type { Store } from './store.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The set-up the workflow conformance files share: a migrated store with one worker, `w1` of the

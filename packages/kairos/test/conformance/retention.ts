@@ -1,7 +1,7 @@
 import type { RunStatus } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import type { AttemptOutcome, Store } from './store.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import type { AttemptOutcome, Store } from '../../src/store/store.ts';
 
 /**
  * The retention part of the store conformance suite: what the pruner reads and the bounded deletes

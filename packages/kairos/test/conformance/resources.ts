@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { compileResources } from '../core/resources.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import { queuedByRequest } from './access.ts';
-import type { AttemptOutcome, ClaimedRun, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { compileResources } from '../../src/core/resources.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import { queuedByRequest } from '../../src/store/access.ts';
+import type { AttemptOutcome, ClaimedRun, Store } from '../../src/store/store.ts';
 
 /**
  * The resource-based scheduling part of the store conformance suite (docs/workers.md#resource-based-scheduling),

@@ -1,8 +1,8 @@
 import type { Json, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileWorkflow } from '../core/workflow.ts';
-import { openWithWorker } from './conformance-workflow-setup.ts';
-import type { ClaimedRun, Store } from './store.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, Store } from '../../src/store/store.ts';
+import { openWithWorker } from './workflow-setup.ts';
 
 type Steps = WorkflowSpec['steps'];
 

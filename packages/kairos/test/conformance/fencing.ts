@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import type { AttemptOutcome, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import type { AttemptOutcome, Store } from '../../src/store/store.ts';
 
 /**
  * What the store keeps so that no work is lost or doubled unseen when a node freezes or dies with an

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import type { StoreProbe } from './conformance.ts';
-import type { AttemptOutcome, Store } from './store.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import type { AttemptOutcome, Store } from '../../src/store/store.ts';
+import type { StoreProbe } from './suite.ts';
 
 /**
  * The attempts part of the store conformance suite: an attempt's row is written once, when the

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type AlertRuleDefinition, compileAlertRule } from '../core/alert-rule.ts';
-import { compileJob } from '../core/job.ts';
-import type { ChannelDefinition, NewDelivery } from './alerts.ts';
-import { LeaseLostError, type Store } from './store.ts';
+import { type AlertRuleDefinition, compileAlertRule } from '../../src/core/alert-rule.ts';
+import { compileJob } from '../../src/core/job.ts';
+import type { ChannelDefinition, NewDelivery } from '../../src/store/alerts.ts';
+import { LeaseLostError, type Store } from '../../src/store/store.ts';
 
 /**
  * The alerts part of the store conformance suite: rules and channels by name, the outbox the store

@@ -1,9 +1,9 @@
 import type { JsonObject } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import { decideOutcome } from '../core/outcome.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import type { ClaimedRun, Store } from './store.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import { decideOutcome } from '../../src/core/outcome.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, Store } from '../../src/store/store.ts';
 
 const RETRY_NONE = {
   maxAttempts: 1,

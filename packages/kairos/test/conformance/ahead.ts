@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import type { Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The fire-ahead part of the store conformance suite (`Store.dispatchAhead`), run by

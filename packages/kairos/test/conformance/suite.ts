@@ -1,33 +1,33 @@
 import type { JsonObject } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import { EXTERNAL_PASSWORD_HASH } from './access.ts';
-import { describeFireAheadConformance } from './conformance-ahead.ts';
-import { describeAlertsConformance } from './conformance-alerts.ts';
-import { describeAttemptsConformance } from './conformance-attempts.ts';
-import { describeDependenciesConformance } from './conformance-dependencies.ts';
-import { describeFencingConformance } from './conformance-fencing.ts';
-import { describeNamespacesConformance } from './conformance-namespaces.ts';
-import { describeQueueConformance } from './conformance-queue.ts';
-import { describeResourceConformance } from './conformance-resources.ts';
-import { describeRetentionConformance } from './conformance-retention.ts';
-import { describeSchedulesConformance } from './conformance-schedules.ts';
-import { describeSecretsConformance } from './conformance-secrets.ts';
-import { describeTracingConformance } from './conformance-tracing.ts';
-import { describeWorkflowMapRepairConformance } from './conformance-workflow-map-repair.ts';
-import { describeWorkflowMapsConformance } from './conformance-workflow-maps.ts';
-import { describeWorkflowOverlapConformance } from './conformance-workflow-overlap.ts';
-import { describeWorkflowQuotasConformance } from './conformance-workflow-quotas.ts';
-import { describeWorkflowRetentionConformance } from './conformance-workflow-retention.ts';
-import { describeWorkflowTriggersConformance } from './conformance-workflow-triggers.ts';
-import { describeWorkflowsConformance } from './conformance-workflows.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import { EXTERNAL_PASSWORD_HASH } from '../../src/store/access.ts';
 import {
   type AttemptOutcome,
   type ClaimedRun,
   GONE_NODE_KEPT_LEASES,
   LeaseLostError,
   type Store,
-} from './store.ts';
+} from '../../src/store/store.ts';
+import { describeFireAheadConformance } from './ahead.ts';
+import { describeAlertsConformance } from './alerts.ts';
+import { describeAttemptsConformance } from './attempts.ts';
+import { describeDependenciesConformance } from './dependencies.ts';
+import { describeFencingConformance } from './fencing.ts';
+import { describeNamespacesConformance } from './namespaces.ts';
+import { describeQueueConformance } from './queue.ts';
+import { describeResourceConformance } from './resources.ts';
+import { describeRetentionConformance } from './retention.ts';
+import { describeSchedulesConformance } from './schedules.ts';
+import { describeSecretsConformance } from './secrets.ts';
+import { describeTracingConformance } from './tracing.ts';
+import { describeWorkflowMapRepairConformance } from './workflow-map-repair.ts';
+import { describeWorkflowMapsConformance } from './workflow-maps.ts';
+import { describeWorkflowOverlapConformance } from './workflow-overlap.ts';
+import { describeWorkflowQuotasConformance } from './workflow-quotas.ts';
+import { describeWorkflowRetentionConformance } from './workflow-retention.ts';
+import { describeWorkflowTriggersConformance } from './workflow-triggers.ts';
+import { describeWorkflowsConformance } from './workflows.ts';
 
 /**
  * What the suite reads below the contract, from the last store `open` made: a property the contract

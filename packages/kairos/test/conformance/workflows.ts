@@ -1,13 +1,13 @@
 import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { checkJobCountAndRate, NO_QUOTAS } from '../core/quotas.ts';
-import type { Trigger } from '../core/trigger.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import { describeWorkflowRepairConformance } from './conformance-workflow-repair.ts';
-import { openWithWorker } from './conformance-workflow-setup.ts';
-import { describeWorkflowTasksConformance } from './conformance-workflow-tasks.ts';
-import type { ClaimedRun, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { checkJobCountAndRate, NO_QUOTAS } from '../../src/core/quotas.ts';
+import type { Trigger } from '../../src/core/trigger.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, Store } from '../../src/store/store.ts';
+import { describeWorkflowRepairConformance } from './workflow-repair.ts';
+import { openWithWorker } from './workflow-setup.ts';
+import { describeWorkflowTasksConformance } from './workflow-tasks.ts';
 
 /**
  * The workflows part of the store conformance suite (docs/workflows.md): definitions, instances,
@@ -453,7 +453,7 @@ export function describeWorkflowsConformance(dialect: string, open: () => Promis
       // The retention of a's job (a job step's job may keep its runs for minutes) would delete a's
       // run while the instance still waits on b: the delete leaves every step run of an unfinished
       // instance (docs/retention.md#workflow-instances). A run gone all the same (a step's result on
-      // its row) is read by conformance-workflow-retention.ts and the planner's property test.
+      // its row) is read by workflow-retention.ts and the planner's property test.
       expect(await store.deleteFinishedRuns([roots.get('a')!.runId])).toBe(0);
       await end(roots.get('b')!, true, { n: 2 });
       expect(await states(instance!.id)).toMatchObject({ big: 'ready' });

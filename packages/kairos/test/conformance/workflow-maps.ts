@@ -1,9 +1,9 @@
 import type { Json, JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import { openWithWorker } from './conformance-workflow-setup.ts';
-import type { ClaimedRun, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, Store } from '../../src/store/store.ts';
+import { openWithWorker } from './workflow-setup.ts';
 
 type Steps = WorkflowSpec['steps'];
 type WorkflowParams = {

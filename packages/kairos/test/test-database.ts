@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { decideOutcome } from '../../core/outcome.ts';
-import type { AttemptOutcome } from '../store.ts';
+import { decideOutcome } from '../src/core/outcome.ts';
+import type { AttemptOutcome } from '../src/store/store.ts';
 
 const created: string[] = [];
 let counter = 0;

@@ -1,9 +1,9 @@
 import type { RunStatus } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileCalendar } from '../core/calendar.ts';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import { decideOutcome } from '../core/outcome.ts';
-import type { Store } from './store.ts';
+import { compileCalendar } from '../../src/core/calendar.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import { decideOutcome } from '../../src/core/outcome.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The Schedules part of the store conformance suite (ledger, overlap, jitter, run cap, resume),

@@ -1,9 +1,9 @@
 import type { WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileWorkflow } from '../core/workflow.ts';
-import { openWithWorker } from './conformance-workflow-setup.ts';
-import type { ClaimedRun, FireEntry, Store } from './store.ts';
-import { workflowJobName } from './workflows.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { ClaimedRun, FireEntry, Store } from '../../src/store/store.ts';
+import { workflowJobName } from '../../src/store/workflows.ts';
+import { openWithWorker } from './workflow-setup.ts';
 
 /**
  * The overlap policies that hold or cancel for workflows, in the store conformance suite

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob, type JobDefinition } from '../core/job.ts';
-import { ENVELOPE_KEY, type SecretEnvelope, valueAt } from '../core/secret-params.ts';
-import { keyIdOf, type SecretKey, SecretKeyring } from '../scheduler/secret-keyring.ts';
-import { rotateSecrets } from '../scheduler/secret-rotation.ts';
-import type { Store } from './store.ts';
+import { compileJob, type JobDefinition } from '../../src/core/job.ts';
+import { ENVELOPE_KEY, type SecretEnvelope, valueAt } from '../../src/core/secret-params.ts';
+import { keyIdOf, type SecretKey, SecretKeyring } from '../../src/scheduler/secret-keyring.ts';
+import { rotateSecrets } from '../../src/scheduler/secret-rotation.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The secret-params part of the store conformance suite (docs/security.md): the store keeps a job's

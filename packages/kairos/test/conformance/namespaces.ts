@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileCalendar } from '../core/calendar.ts';
-import { compileJob } from '../core/job.ts';
-import { QuotaExceededError } from '../errors.ts';
-import type { Store } from './store.ts';
+import { compileCalendar } from '../../src/core/calendar.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { QuotaExceededError } from '../../src/errors.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The namespaces part of the store conformance suite (docs/tenancy.md): the namespaces and grants

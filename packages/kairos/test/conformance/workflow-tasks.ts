@@ -1,9 +1,9 @@
 import type { JsonObject, WorkflowSpec } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { compileResources } from '../core/resources.ts';
-import { compileWorkflow } from '../core/workflow.ts';
-import type { AttemptOutcome, ClaimedRun, Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { compileResources } from '../../src/core/resources.ts';
+import { compileWorkflow } from '../../src/core/workflow.ts';
+import type { AttemptOutcome, ClaimedRun, Store } from '../../src/store/store.ts';
 
 /**
  * Workflow task steps (docs/workflows.md#steps) in the store conformance suite: a step that names

@@ -1,8 +1,8 @@
 import type { TraceContext } from '@kairos/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compileJob } from '../core/job.ts';
-import { decideOutcome } from '../core/outcome.ts';
-import type { Store } from './store.ts';
+import { compileJob } from '../../src/core/job.ts';
+import { decideOutcome } from '../../src/core/outcome.ts';
+import type { Store } from '../../src/store/store.ts';
 
 /**
  * The tracing part of the store conformance suite, run by `describeStoreConformance` on every

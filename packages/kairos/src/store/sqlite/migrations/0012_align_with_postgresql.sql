@@ -1,0 +1,3 @@
+-- migration: expand; release: 0.2.0
+-- No statement: PostgreSQL has one migration more up to 0012 (its 0007 and 0009 against SQLite's
+-- 0008), and this number keeps every later migration at the same number in both dialects.
