@@ -1,0 +1,3 @@
+-- migration: expand; release: 0.2.0
+-- No statement: PostgreSQL's 0039 sets autovacuum thresholds on the run tables; SQLite gives
+-- freed pages back through incremental vacuum (docs/retention.md). Numbered alike in both dialects.
