@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
-import pg from 'pg';
+import type pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
@@ -19,7 +17,6 @@ import {
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
-import { VERSION } from '../../version.ts';
 import {
   type ApiTokenRecord,
   type ApiTokenRow,
@@ -92,7 +89,6 @@ import {
   planLogAppend,
   progressFromRow,
 } from '../log-rows.ts';
-import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
 import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
 import {
   type InstancePruneRow,
@@ -173,8 +169,9 @@ import {
 import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
 import * as access from './access-queries.ts';
 import * as ahead from './ahead-queries.ts';
-import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
+import { PostgresAlerts } from './alerts.ts';
 import { shardNewRuns } from './broadcasts.ts';
+import { CHANNEL, hash, PostgresConnection, type PostgresStoreOptions } from './connection.ts';
 import { checkDependencyCycle, lockNamespaceEdits, NAMESPACE_OF_JOB } from './dependencies.ts';
 import * as dq from './dispatch-queries.ts';
 import { PostgresNamespaces } from './namespaces.ts';
@@ -199,6 +196,8 @@ import {
 import * as secrets from './secret-queries.ts';
 import { fireWorkflow } from './workflow-fires.ts';
 import { advanceWorkflows, PostgresWorkflows } from './workflows.ts';
+
+export type { PostgresStoreOptions } from './connection.ts';
 
 /** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
 /** A run an idempotency key holds (RUNS_BY_IDEMPOTENCY_KEYS). */
@@ -240,275 +239,42 @@ interface FinishedRow {
   groups: string[] | null;
 }
 
-export interface PostgresStoreOptions {
-  /** `postgres://user@host:port/database`. */
-  connectionString: string;
-  /** A schema of its own (created by `migrate()`); default: the connection's search path. */
-  schema?: string;
-  /** Pool size. Default 10. */
-  poolSize?: number;
-  /**
-   * PostgreSQL ends a session of this node that sits idle inside a transaction for longer, releasing
-   * its locks (`idle_in_transaction_session_timeout`): a node frozen mid-fire (a stopped process, a
-   * paused VM) must not hold its partition leases locked. The node passes its partition lease.
-   * Default 5,000 ms; 0 turns it off.
-   */
-  idleInTransactionTimeoutMs?: number;
-}
-
-const CHANNEL = 'kairos_events';
-
-/** What to do when the connection cannot carry a node's session (STORE_UNSUPPORTED). */
-const POOLER_ADVICE =
-  'Kairos keeps session state (advisory locks, LISTEN/NOTIFY, search_path and session settings), which transaction pooling does not carry: connect the node directly to PostgreSQL, or through a pool in session mode (PgBouncer: pool_mode = session, ignore_startup_parameters = options, and the settings on the role with ALTER ROLE … SET); see docs/operations.md, "Connection poolers"';
-
-/** The schema's `schema_meta` row; null before the migration that creates it. */
-async function readSchemaMeta(client: pg.PoolClient): Promise<SchemaMeta | null> {
-  if (!(await client.query("SELECT to_regclass('schema_meta') AS t")).rows[0].t) return null;
-  const [row] = (
-    await client.query('SELECT schema_version, min_code_version, migrated_by FROM schema_meta WHERE id = 1')
-  ).rows;
-  return row
-    ? { schemaVersion: row.schema_version, minCodeVersion: row.min_code_version, migratedBy: row.migrated_by }
-    : null;
-}
-
-/** The nodes whose membership lease has not ended, on the database's clock (none before the table exists). */
-async function readLiveNodes(client: pg.PoolClient): Promise<Array<{ id: string; version: string }>> {
-  if (!(await client.query("SELECT to_regclass('nodes') AS t")).rows[0].t) return [];
-  return (
-    await client.query(
-      'SELECT id, version FROM nodes WHERE expires_at > extract(epoch FROM clock_timestamp()) * 1000',
-    )
-  ).rows;
-}
-const MIGRATION_LOCK = 7_245_100_001;
-/** How long a migration waits for one table lock (ms) before it rolls back and tries again. */
-const MIGRATION_LOCK_TIMEOUT = 2000;
-/** Tries of a migration that met running transactions' locks, a few minutes in all at most. */
-const MIGRATION_TRIES = 40;
-
-/** A deadlock (40P01) or a lock wait past lock_timeout (55P03): the migration rolled back whole. */
-function isLockConflict(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === '40P01' || code === '55P03';
-}
-
 /**
  * The cluster store on PostgreSQL. Claims use `FOR UPDATE SKIP LOCKED`; batches travel as one
  * jsonb parameter (`jsonb_to_recordset`) so that a batch is one statement; events cross nodes
- * through LISTEN/NOTIFY. int8 and jsonb come back unparsed-to-number / as text so that rows map
- * the same way as SQLite's.
+ * through LISTEN/NOTIFY (connection.ts).
  */
 export class PostgresStore implements Store {
   readonly dialect = 'postgres';
-  private readonly pool: pg.Pool;
-  private readonly connection: PostgresConnection = {
-    query: (operation, text, values) => this.query(operation, text, values),
-    transaction: (operation, body) => this.transaction(operation, body),
-  };
-  readonly alerts: AlertStore = new PostgresAlerts(this.connection);
-  readonly namespaces: NamespaceStore = new PostgresNamespaces(this.connection, (client, entry) =>
-    this.audit(client, entry),
-  );
-  readonly workflows: WorkflowStore = new PostgresWorkflows(
-    this.connection,
-    (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
-    (client, runIds, now) => afterRunsEnded(client, runIds, now),
-    () => this.notify([{ type: 'jobs' }]),
-  );
-  private readonly events = new EventEmitter();
-  private readonly origin = randomUUID();
-  private listener: pg.Client | undefined;
-  /**
-   * Whether another node may be listening: false once this node's heartbeat found it alone, true
-   * again at a heartbeat that counts another node or at a notification from one of its schema (a
-   * node announces itself when its first heartbeat finds others). Events are NOTIFYed only then: a commit that
-   * sends a NOTIFY takes PostgreSQL's one notify lock, for the whole cluster, and holds it until
-   * its WAL flush, so every NOTIFYing commit, of any database on the server, waits for the one
-   * before it. A node alone skips that on each trigger. A node that joins may miss events until
-   * the others hear of it, which costs its polls at most one backstop interval, never a run.
-   */
-  private peers = true;
-  private announced = false;
-  private listening = false;
-  private closed = false;
-
-  /** `idle_in_transaction_session_timeout` that this node's sessions ask for; 0: none. */
-  private readonly idleMs: number;
-  /** The startup parameter `options` that sets this node's session settings. */
-  private readonly startupOptions: string | undefined;
-
+  private readonly c: PostgresConnection;
+  readonly alerts: AlertStore;
+  readonly namespaces: NamespaceStore;
+  readonly workflows: WorkflowStore;
   reserveAfterMs = DEFAULT_RESERVE_AFTER_MS;
 
-  constructor(private readonly options: PostgresStoreOptions) {
-    this.idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
-    const settings = [
-      ...(options.schema ? [`-c search_path=${quoteIdent(options.schema)}`] : []),
-      ...(this.idleMs > 0 ? [`-c idle_in_transaction_session_timeout=${this.idleMs}`] : []),
-    ];
-    this.startupOptions = settings.length > 0 ? settings.join(' ') : undefined;
-    this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.poolSize ?? 10,
-      options: this.startupOptions,
-      types: { getTypeParser },
-      connectionTimeoutMillis: 5000,
-    });
-    // A client that loses its connection must not crash the node. The pool listens for errors of idle
-    // clients only: a checked-out one (inside a transaction) gets a listener of its own; its statement
-    // fails (STORE_UNAVAILABLE), the pool drops it when it is released, and the next query reconnects.
-    this.pool.on('error', () => {});
-    this.pool.on('connect', (client) => client.on('error', () => {}));
-    this.events.setMaxListeners(0);
-  }
-
-  /**
-   * Applies the pending migrations in one transaction. On a live cluster (a rolling upgrade) the
-   * migration's table locks meet the running nodes' transactions: it waits at most
-   * {@link MIGRATION_LOCK_TIMEOUT} for each lock, so that a queued ALTER does not stall every query
-   * of its table behind it, and a lock timeout or a deadlock rolls the migration back whole and
-   * runs it again a little later, for up to {@link MIGRATION_TRIES} tries.
-   */
-  async migrate(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.migrateOnce();
-        break;
-      } catch (error) {
-        if (attempt >= MIGRATION_TRIES || !isLockConflict((error as { cause?: unknown }).cause)) throw error;
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt) * Math.random()),
-        );
-      }
-    }
-    await this.listen();
-  }
-
-  private async migrateOnce(): Promise<void> {
-    await this.withClient('migrate', async (client) => {
-      await this.checkSession(client);
-      await client.query('BEGIN');
-      try {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-        await client.query(`SET LOCAL lock_timeout = ${MIGRATION_LOCK_TIMEOUT}`);
-        // Under the lock: two nodes that start together would race `IF NOT EXISTS`, and one of them
-        // fail on pg_namespace's unique index.
-        if (this.options.schema)
-          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
-        await client.query(
-          'CREATE TABLE IF NOT EXISTS kairos_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-        );
-        const applied = (await client.query('SELECT version FROM kairos_migrations')).rows.map(
-          (r) => r.version as number,
-        );
-        const plan = planMigrations({
-          known: readMigrations('postgres'),
-          applied,
-          meta: await readSchemaMeta(client),
-          codeVersion: VERSION,
-          liveNodes: await readLiveNodes(client),
-        });
-        for (const migration of plan.pending) {
-          await client.query(migration.sql);
-          await client.query('INSERT INTO kairos_migrations (version, name) VALUES ($1, $2)', [
-            migration.version,
-            migration.name,
-          ]);
-        }
-        if (plan.meta)
-          await client.query(
-            `INSERT INTO schema_meta (id, schema_version, min_code_version, migrated_by) VALUES (1, $1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET schema_version = $1, min_code_version = $2, migrated_by = $3`,
-            [plan.meta.schemaVersion, plan.meta.minCodeVersion, plan.meta.migratedBy],
-          );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-    });
-  }
-
-  /**
-   * Refuses (STORE_UNSUPPORTED), before anything is written, a connection that cannot carry this
-   * node's session: the schema and settings it asked for are missing (a pooler dropped the startup
-   * parameter), or two of its sessions share one server process (transaction pooling: advisory locks,
-   * LISTEN and session settings would land on whichever session serves the next transaction).
-   */
-  private async checkSession(client: pg.PoolClient): Promise<void> {
-    const asked = (): string => `this node asked for ${this.askedSettings()}`;
-    const row = (
-      await client.query(
-        `SELECT current_setting('search_path') AS search_path, pg_backend_pid() AS pid,
-           (SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout') AS idle_ms`,
-      )
-    ).rows[0] as { search_path: string; pid: number; idle_ms: string };
-    const wrong: string[] = [];
-    const schema = this.options.schema;
-    if (schema && !searchPathIs(row.search_path, schema))
-      wrong.push(`search_path is ${row.search_path}, not ${schema}`);
-    if (this.idleMs > 0 && Number(row.idle_ms) !== this.idleMs)
-      wrong.push(`idle_in_transaction_session_timeout is ${row.idle_ms} ms, not ${this.idleMs} ms`);
-    if (wrong.length > 0)
-      throw new KairosError(
-        'STORE_UNSUPPORTED',
-        `the database session does not carry the settings this node set in the startup parameter "options" (${wrong.join('; ')}): a connection pooler dropped them (PgBouncer with ignore_startup_parameters = options?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
-      );
-    // A second session, inside a transaction, while the first is idle: a pooler in transaction
-    // mode hands it the server process the first just used (or the first moves to another one).
-    const other = new pg.Client({
-      connectionString: this.options.connectionString,
-      options: this.startupOptions,
-      connectionTimeoutMillis: 5000,
-    });
-    other.on('error', () => {});
-    let shared: boolean;
-    try {
-      await other.connect();
-      await other.query('BEGIN');
-      const otherPid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-      const pidAgain = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-      shared = otherPid === row.pid || pidAgain !== row.pid;
-      await other.query('ROLLBACK');
-    } finally {
-      await other.end().catch(() => undefined);
-    }
-    if (shared)
-      throw new KairosError(
-        'STORE_UNSUPPORTED',
-        `two sessions of this node share one PostgreSQL server process: a connection pooler in transaction (or statement) pooling mode sits between the node and PostgreSQL (PgBouncer pool_mode = transaction?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
-      );
-  }
-
-  /** The settings this node's sessions ask for, for messages. */
-  private askedSettings(): string {
-    const settings = [
-      ...(this.options.schema ? [`search_path = ${this.options.schema}`] : []),
-      ...(this.idleMs > 0 ? [`idle_in_transaction_session_timeout = ${this.idleMs}`] : []),
-    ];
-    return settings.length > 0 ? settings.join(', ') : 'no session settings';
-  }
-
-  /** STORE_UNSUPPORTED for a connection that the server (a pooler) refused for a startup parameter. */
-  private refusedParameter(error: unknown): KairosError | undefined {
-    const message = (error as Error | undefined)?.message ?? '';
-    if (!/unsupported startup parameter/i.test(message)) return undefined;
-    return new KairosError(
-      'STORE_UNSUPPORTED',
-      `the server refused this node's connection: ${message} (a connection pooler such as PgBouncer refuses the startup parameter "options" that sets the node's session settings); nothing was written. ${POOLER_ADVICE} (this node asks for ${this.askedSettings()})`,
-      undefined,
-      { cause: error },
+  constructor(options: PostgresStoreOptions) {
+    this.c = new PostgresConnection(options);
+    this.alerts = new PostgresAlerts(this.c);
+    this.namespaces = new PostgresNamespaces(this.c, (client, entry) => this.audit(client, entry));
+    this.workflows = new PostgresWorkflows(
+      this.c,
+      (groups) => this.c.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
+      (client, runIds, now) => afterRunsEnded(client, runIds, now),
+      () => this.c.notify([{ type: 'jobs' }]),
     );
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.listener?.end().catch(() => undefined);
-    await this.pool.end();
+  migrate(): Promise<void> {
+    return this.c.migrate();
   }
 
-  // Jobs ---------------------------------------------------------------------
+  close(): Promise<void> {
+    return this.c.close();
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.c.subscribe(listener);
+  }
 
   async createJob(
     job: JobDefinition,
@@ -533,7 +299,7 @@ export class PostgresStore implements Store {
     try {
       const [row] =
         quota || dependent
-          ? await this.transaction('createJob', async (client) => {
+          ? await this.c.transaction('createJob', async (client) => {
               // The namespace row locked: a concurrent create or edit in it waits here until this
               // one commits, then counts this job too (READ COMMITTED reads what committed before it),
               // and reads its `after` trigger when walking a chain.
@@ -542,8 +308,8 @@ export class PostgresStore implements Store {
               if (dependent) await checkDependencyCycle(client, namespace, job);
               return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
             })
-          : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
-      await this.notify([{ type: 'jobs' }]);
+          : await this.c.query<JobRow>('createJob', sql.CREATE_JOB, values);
+      await this.c.notify([{ type: 'jobs' }]);
       return jobFromRow(row!);
     } catch (error) {
       if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
@@ -566,7 +332,7 @@ export class PostgresStore implements Store {
     // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
     const [row] =
       buffersRuns(job) || quota || dependent
-        ? await this.transaction('updateJob', async (client) => {
+        ? await this.c.transaction('updateJob', async (client) => {
             // The namespace first, then the job (startBuffering), as every such write does.
             if (dependent) await this.lockDependencyEdit(client, id, job);
             const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
@@ -577,8 +343,8 @@ export class PostgresStore implements Store {
               await quotas.checkJobQuota(client, namespace, id, quota);
             return rows;
           })
-        : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
-    if (row) await this.notify([{ type: 'jobs' }]);
+        : await this.c.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
+    if (row) await this.c.notify([{ type: 'jobs' }]);
     return row ? jobFromRow(row) : null;
   }
 
@@ -591,7 +357,7 @@ export class PostgresStore implements Store {
   }
 
   async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>(
+    const [row] = await this.c.query<JobRow>(
       'getJob',
       // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
       'SELECT * FROM jobs WHERE name = $1 AND (workflow_id IS NULL OR $2::boolean)',
@@ -606,7 +372,7 @@ export class PostgresStore implements Store {
     after?: string | undefined;
     limit: number;
   }): Promise<JobRecord[]> {
-    const rows = await this.query<JobRow>('listJobs', sql.LIST_JOBS, [
+    const rows = await this.c.query<JobRow>('listJobs', sql.LIST_JOBS, [
       filter.group ?? null,
       filter.after ?? null,
       filter.limit,
@@ -616,7 +382,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
-    const deleted = await this.transaction('deleteJob', async (client) => {
+    const deleted = await this.c.transaction('deleteJob', async (client) => {
       // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
       // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
       await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
@@ -647,17 +413,15 @@ export class PostgresStore implements Store {
       return groups;
     });
     if (deleted === null) return false;
-    await this.notify([
+    await this.c.notify([
       { type: 'jobs' },
       ...[...new Set(deleted)].map((group) => ({ type: 'runs' as const, group })),
     ]);
     return true;
   }
 
-  // Secret params ------------------------------------------------------------
-
   async secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]> {
-    const rows = await this.query<{ id: number | string; params: string }>(
+    const rows = await this.c.query<{ id: number | string; params: string }>(
       'secretParamsPage',
       secrets.secretParamsPage(checkedTable(table)),
       [afterId, limit],
@@ -675,7 +439,7 @@ export class PostgresStore implements Store {
     stored: string,
     params: JsonObject,
   ): Promise<boolean> {
-    const rows = await this.query('replaceSecretParams', secrets.replaceSecretParams(checkedTable(table)), [
+    const rows = await this.c.query('replaceSecretParams', secrets.replaceSecretParams(checkedTable(table)), [
       id,
       stored,
       JSON.stringify(params),
@@ -683,10 +447,8 @@ export class PostgresStore implements Store {
     return rows.length > 0;
   }
 
-  // Firing -------------------------------------------------------------------
-
   async dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]> {
-    const rows = await this.query<DueJobRow>('dueJobs', sql.DUE_JOBS, [
+    const rows = await this.c.query<DueJobRow>('dueJobs', sql.DUE_JOBS, [
       now,
       partitions.count,
       partitions.owned,
@@ -696,7 +458,7 @@ export class PostgresStore implements Store {
   }
 
   async nextFireAt(partitions: Partitions): Promise<number | null> {
-    const [row] = await this.query<{ next_fire_at: number }>('nextFireAt', sql.NEXT_FIRE_AT, [
+    const [row] = await this.c.query<{ next_fire_at: number }>('nextFireAt', sql.NEXT_FIRE_AT, [
       partitions.count,
       partitions.owned,
     ]);
@@ -708,7 +470,7 @@ export class PostgresStore implements Store {
     leases: readonly Lease[] | null,
     now: number,
   ): Promise<FireResult> {
-    const result = await this.transaction('fire', async (client) => {
+    const result = await this.c.transaction('fire', async (client) => {
       if (leases && leases.length > 0) {
         const held = await client.query(sql.LOCK_LEASES, [JSON.stringify(leases.map(leaseKey)), now]);
         if ((held.rowCount ?? 0) < leases.length) {
@@ -749,11 +511,9 @@ export class PostgresStore implements Store {
       if (out.skipped.length > 0) fired.skipped = out.skipped;
       return fired;
     });
-    await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
+    await this.c.notify(result.groups.map((group) => ({ type: 'runs', group })));
     return result;
   }
-
-  // Runs ---------------------------------------------------------------------
 
   async enqueueRuns(
     jobId: number,
@@ -783,19 +543,19 @@ export class PostgresStore implements Store {
           JSON.stringify(input),
           now,
           CHANNEL,
-          this.origin,
+          this.c.origin,
           broadcast,
-          this.peers,
-          this.options.schema ?? null,
+          this.c.peers,
+          this.c.options.schema ?? null,
         ],
       });
       if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
       return rows[0]!;
     };
     // One statement, its own transaction; a broadcast job's runs are sharded in a transaction.
-    let row = await this.retrying('enqueueRuns', () => enqueue(this.pool, false));
+    let row = await this.c.retrying('enqueueRuns', () => enqueue(this.c.pool, false));
     if (row.broadcast) {
-      row = await this.transaction('enqueueRuns', async (client) => {
+      row = await this.c.transaction('enqueueRuns', async (client) => {
         const row = await enqueue(client, true);
         await shardNewRuns(client, [jobId], now);
         return row;
@@ -804,7 +564,7 @@ export class PostgresStore implements Store {
     // Sequence numbers follow the insert order, which follows the input order (no keys here).
     const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort((a, b) => a[0] - b[0]);
     // Other nodes learn through the statement's NOTIFY.
-    this.emit([{ type: 'runs', group: row.group_name }]);
+    this.c.emit([{ type: 'runs', group: row.group_name }]);
     return inserted.map(([id]) => id);
   }
 
@@ -825,7 +585,7 @@ export class PostgresStore implements Store {
     maxQueuedRuns: number | null,
   ): Promise<number[]> {
     const byKey = new Map<string, { id: number; params: JsonObject; priority: number }>();
-    const { group, ids } = await this.transaction('enqueueRuns', async (client) => {
+    const { group, ids } = await this.c.transaction('enqueueRuns', async (client) => {
       byKey.clear();
       const namespace = maxQueuedRuns === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
       const held =
@@ -847,10 +607,10 @@ export class PostgresStore implements Store {
         JSON.stringify(fresh.map(({ i }) => input[i])),
         now,
         CHANNEL,
-        this.origin,
+        this.c.origin,
         true,
-        this.peers,
-        this.options.schema ?? null,
+        this.c.peers,
+        this.c.options.schema ?? null,
       ]);
       const row = rows[0];
       if (!row) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
@@ -883,7 +643,7 @@ export class PostgresStore implements Store {
       return { group: row.group_name, ids };
     });
     // Other nodes learn through the statement's NOTIFY.
-    this.emit([{ type: 'runs', group }]);
+    this.c.emit([{ type: 'runs', group }]);
     return ids;
   }
 
@@ -898,7 +658,7 @@ export class PostgresStore implements Store {
     const answer =
       limit === null
         ? await this.triggerRunRounds(
-            (text, values) => this.query<TriggerRunRow>('triggerRun', text, values),
+            (text, values) => this.c.query<TriggerRunRow>('triggerRun', text, values),
             name,
             request,
             now,
@@ -906,7 +666,7 @@ export class PostgresStore implements Store {
           )
         : // With a quota: the namespace locked first, the run counted before the commit
           // (docs/tenancy.md#quotas); a refusal rolls back the run, its NOTIFY and its audit entry.
-          await this.transaction('triggerRun', async (client) => {
+          await this.c.transaction('triggerRun', async (client) => {
             const namespace = await quotas.lockNamespaceOfJob(client, name);
             if (namespace === null) return null;
             const answer = await this.triggerRunRounds(
@@ -935,7 +695,7 @@ export class PostgresStore implements Store {
       return this.getRun(id!);
     }
     // Other nodes learn through the statement's NOTIFY.
-    if (answer.inserted) this.emit([{ type: 'runs', group: answer.group }]);
+    if (answer.inserted) this.c.emit([{ type: 'runs', group: answer.group }]);
     return answer.run;
   }
 
@@ -959,11 +719,11 @@ export class PostgresStore implements Store {
         key,
         now,
         CHANNEL,
-        this.origin,
+        this.c.origin,
         // The entry's namespace is the job's (TRIGGER_RUN reads it): the first five values only.
         ...(audit ? auditValues(audit).slice(0, 5) : [null, null, null, null, null]),
-        this.peers,
-        this.options.schema ?? null,
+        this.c.peers,
+        this.c.options.schema ?? null,
         request.availableAt ?? now,
         key === null ? null : (request.idempotencyExpiresAt ?? null),
         traceColumn(request.traceContext),
@@ -983,7 +743,7 @@ export class PostgresStore implements Store {
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
-    const [row] = await this.query<RunRow>(
+    const [row] = await this.c.query<RunRow>(
       'getRun',
       `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1`,
       [id],
@@ -992,12 +752,12 @@ export class PostgresStore implements Store {
   }
 
   async getAttempts(runId: number): Promise<AttemptRecord[]> {
-    const rows = await this.query<AttemptRow>('getAttempts', sql.ATTEMPTS_OF_RUN, [runId]);
+    const rows = await this.c.query<AttemptRow>('getAttempts', sql.ATTEMPTS_OF_RUN, [runId]);
     return rows.map(attemptFromRow);
   }
 
   async listRuns(filter: RunQuery): Promise<RunRecord[]> {
-    const rows = await this.query<RunRow>(
+    const rows = await this.c.query<RunRow>(
       'listRuns',
       filter.summary ? sql.LIST_RUN_SUMMARIES : sql.LIST_RUNS,
       [
@@ -1015,7 +775,7 @@ export class PostgresStore implements Store {
   }
 
   async cancelRun(id: number, now: number): Promise<RunRecord | null> {
-    const found = await this.transaction('cancelRun', async (client) => {
+    const found = await this.c.transaction('cancelRun', async (client) => {
       const { rows } = await client.query<{ status: string; attempt: number; job_id: number }>(
         'SELECT status, attempt, job_id FROM runs WHERE id = $1 FOR UPDATE',
         [id],
@@ -1029,14 +789,12 @@ export class PostgresStore implements Store {
       await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
       return afterRunsEnded(client, [id], now);
     });
-    if (found) await this.notify(found.map((group) => ({ type: 'runs', group })));
+    if (found) await this.c.notify(found.map((group) => ({ type: 'runs', group })));
     return found ? this.getRun(id) : null;
   }
 
-  // Worker protocol ----------------------------------------------------------
-
   async registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void> {
-    await this.query('registerWorker', sql.REGISTER_WORKER, [
+    await this.c.query('registerWorker', sql.REGISTER_WORKER, [
       worker.id,
       worker.name,
       worker.group,
@@ -1061,7 +819,7 @@ export class PostgresStore implements Store {
     polled: number | null = null,
     load: WorkerLoad | null = null,
   ): Promise<HeartbeatAnswer | null> {
-    const [row] = await this.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
+    const [row] = await this.c.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
       workerId,
       now,
       leaseMs,
@@ -1074,7 +832,7 @@ export class PostgresStore implements Store {
 
   async recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
     if (reports.length === 0) return 0;
-    const rows = await this.query('recordLateReports', sql.LATE_REPORTS, [
+    const rows = await this.c.query('recordLateReports', sql.LATE_REPORTS, [
       workerId,
       JSON.stringify(
         reports.map((r) => ({ run_id: r.runId, attempt: r.attempt, outcome: r.outcome, error: r.error })),
@@ -1085,7 +843,7 @@ export class PostgresStore implements Store {
   }
 
   async claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
-    const rows = await this.query<{
+    const rows = await this.c.query<{
       id: number;
       attempt: number;
       job_name: string;
@@ -1097,7 +855,7 @@ export class PostgresStore implements Store {
       trace_context: string | null;
     }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max, null]);
     if (rows.length === 0) {
-      const alive = await this.query(
+      const alive = await this.c.query(
         'claimRuns',
         `SELECT 1 FROM workers WHERE id = $1 AND status = 'active'`,
         [workerId],
@@ -1122,7 +880,7 @@ export class PostgresStore implements Store {
   }
 
   async unregisterWorker(workerId: string, now: number): Promise<void> {
-    await this.query(
+    await this.c.query(
       'unregisterWorker',
       `UPDATE workers SET status = 'stopped', lease_expires_at = $2 WHERE id = $1`,
       [workerId, now],
@@ -1130,20 +888,18 @@ export class PostgresStore implements Store {
   }
 
   async listWorkers(namespace?: string): Promise<WorkerRecord[]> {
-    return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
+    return (await this.c.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
       workerFromRow,
     );
   }
 
   async resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
     if (workerIds.length === 0) return new Map();
-    return usedByWorker(await this.query<UsedRow>('resourcesInUse', dq.USED_BY_WORKERS, [[...workerIds]]));
+    return usedByWorker(await this.c.query<UsedRow>('resourcesInUse', dq.USED_BY_WORKERS, [[...workerIds]]));
   }
 
-  // Ending attempts ----------------------------------------------------------
-
   async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
-    const rows = await this.query<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>(
+    const rows = await this.c.query<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>(
       'expiredAttempts',
       sql.EXPIRED_ATTEMPTS,
       [now, limit],
@@ -1152,7 +908,7 @@ export class PostgresStore implements Store {
   }
 
   async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
-    const rows = await this.query<DecisionRow>('runsForDecision', sql.RUNS_FOR_DECISION, [
+    const rows = await this.c.query<DecisionRow>('runsForDecision', sql.RUNS_FOR_DECISION, [
       JSON.stringify(refs.map((r) => ({ run_id: r.runId, attempt: r.attempt }))),
     ]);
     return rows.map(decisionFromRow);
@@ -1173,7 +929,7 @@ export class PostgresStore implements Store {
     // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
     // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale
     // attempt, a run whose job began to buffer meanwhile) end in a transaction that also promotes.
-    let rows = await this.query<FinishedRow>('finishAttempts', sql.FINISH_ATTEMPTS, [
+    let rows = await this.c.query<FinishedRow>('finishAttempts', sql.FINISH_ATTEMPTS, [
       JSON.stringify(input),
       now,
       true,
@@ -1183,7 +939,7 @@ export class PostgresStore implements Store {
     if (rest.length > 0) {
       rows = [
         ...rows,
-        ...(await this.transaction('finishAttempts', async (client) => {
+        ...(await this.c.transaction('finishAttempts', async (client) => {
           const ended = (
             await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
           ).rows;
@@ -1219,12 +975,12 @@ export class PostgresStore implements Store {
       ...outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
       ...rows.flatMap((r) => r.groups ?? []),
     ]);
-    await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
+    await this.c.notify([...requeued].map((group) => ({ type: 'runs', group })));
     return result;
   }
 
   async markLostWorkers(now: number): Promise<string[]> {
-    const rows = await this.query<{ id: string }>(
+    const rows = await this.c.query<{ id: string }>(
       'markLostWorkers',
       `UPDATE workers SET status = 'lost' WHERE status IN ('active', 'draining') AND lease_expires_at <= $1 RETURNING id`,
       [now],
@@ -1233,15 +989,13 @@ export class PostgresStore implements Store {
   }
 
   async pruneWorkers(before: number, limit: number): Promise<number> {
-    const rows = await this.query('pruneWorkers', sql.PRUNE_WORKERS, [before, limit]);
+    const rows = await this.c.query('pruneWorkers', sql.PRUNE_WORKERS, [before, limit]);
     return rows.length;
   }
 
-  // Leases -------------------------------------------------------------------
-
   async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
     // Sorted, so that two nodes taking overlapping sets lock rows in the same order.
-    const rows = await this.query<LeaseRow>('acquireLeases', sql.ACQUIRE_LEASES, [
+    const rows = await this.c.query<LeaseRow>('acquireLeases', sql.ACQUIRE_LEASES, [
       [...names].sort(),
       owner,
       now + ttlMs,
@@ -1252,7 +1006,7 @@ export class PostgresStore implements Store {
 
   async renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]> {
     if (leases.length === 0) return [];
-    const rows = await this.query<LeaseRow>('renewLeases', sql.RENEW_LEASES, [
+    const rows = await this.c.query<LeaseRow>('renewLeases', sql.RENEW_LEASES, [
       now + ttlMs,
       JSON.stringify(leases.map(leaseKey)),
       now,
@@ -1262,14 +1016,12 @@ export class PostgresStore implements Store {
 
   async releaseLeases(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return;
-    await this.query('releaseLeases', sql.RELEASE_LEASES, [JSON.stringify(leases.map(leaseKey))]);
-    await this.notify([{ type: 'leases' }]);
+    await this.c.query('releaseLeases', sql.RELEASE_LEASES, [JSON.stringify(leases.map(leaseKey))]);
+    await this.c.notify([{ type: 'leases' }]);
   }
 
-  // Cluster membership -------------------------------------------------------
-
   async databaseTime(): Promise<number> {
-    const [row] = await this.query<{ now: number }>(
+    const [row] = await this.c.query<{ now: number }>(
       'databaseTime',
       'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
       [],
@@ -1278,7 +1030,7 @@ export class PostgresStore implements Store {
   }
 
   async schemaVersion(): Promise<number> {
-    const [row] = await this.query<{ version: number }>(
+    const [row] = await this.c.query<{ version: number }>(
       'schemaVersion',
       'SELECT coalesce(max(version), 0)::integer AS version FROM kairos_migrations',
       [],
@@ -1287,7 +1039,7 @@ export class PostgresStore implements Store {
   }
 
   async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer> {
-    const [row] = await this.query<NodeHeartbeatAnswer>('heartbeatNode', sql.HEARTBEAT_NODE, [
+    const [row] = await this.c.query<NodeHeartbeatAnswer>('heartbeatNode', sql.HEARTBEAT_NODE, [
       node.instance,
       node.address,
       node.version,
@@ -1299,23 +1051,23 @@ export class PostgresStore implements Store {
       node.id,
       now - GONE_NODE_KEPT_LEASES * ttlMs,
     ]);
-    this.peers = row!.alive > 1;
-    if (this.peers && !this.announced) {
+    this.c.peers = row!.alive > 1;
+    if (this.c.peers && !this.c.announced) {
       // Tell nodes that found themselves alone to NOTIFY again.
-      this.announced = true;
-      await this.notify([{ type: 'leases' }]);
+      this.c.announced = true;
+      await this.c.notify([{ type: 'leases' }]);
     }
     return { alive: row!.alive, namesakes: row!.namesakes };
   }
 
   async removeNode(instance: string): Promise<void> {
-    await this.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [instance]);
-    await this.notify([{ type: 'leases' }]);
+    await this.c.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [instance]);
+    await this.c.notify([{ type: 'leases' }]);
   }
 
   async listNodes(): Promise<NodeRecord[]> {
     return (
-      await this.query<NodeRow>(
+      await this.c.query<NodeRow>(
         'listNodes',
         `SELECT * FROM nodes ORDER BY coalesce(nullif(name, ''), id), id`,
         [],
@@ -1323,18 +1075,11 @@ export class PostgresStore implements Store {
     ).map(nodeFromRow);
   }
 
-  subscribe(listener: (event: StoreEvent) => void): () => void {
-    this.events.on('event', listener);
-    return () => this.events.off('event', listener);
-  }
-
-  // Schedules ----------------------------------------------------------------
-
   async listSkipped(
     jobId: number,
     query: { before?: number | undefined; limit: number },
   ): Promise<SkippedRecord[]> {
-    const rows = await this.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
+    const rows = await this.c.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
       jobId,
       query.before ?? null,
       query.limit,
@@ -1351,7 +1096,7 @@ export class PostgresStore implements Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
-    const resumed = await this.transaction('resumeJob', async (client) => {
+    const resumed = await this.c.transaction('resumeJob', async (client) => {
       if (job.trigger.kind === 'after') await this.lockDependencyEdit(client, id, job);
       const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
       if (buffersRuns(job)) await startBuffering(client, id);
@@ -1377,7 +1122,7 @@ export class PostgresStore implements Store {
       return { row: rows[0], groups: [...new Set(released.rows.map((r) => r.group_name))] };
     });
     if (!resumed) return null;
-    await this.notify([
+    await this.c.notify([
       { type: 'jobs' },
       ...resumed.groups.map((group) => ({ type: 'runs' as const, group })),
     ]);
@@ -1393,7 +1138,7 @@ export class PostgresStore implements Store {
     traceContext: TraceContext | null = null,
     maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
-    const { created, existing, group } = await this.transaction('backfillRuns', async (client) => {
+    const { created, existing, group } = await this.c.transaction('backfillRuns', async (client) => {
       const limit = maxQueuedRuns ?? null;
       const namespace = limit === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
       const out = await backfill(client, jobId, fireTimes, overlap, now, traceContext);
@@ -1401,7 +1146,7 @@ export class PostgresStore implements Store {
         await quotas.checkQueuedRunsAfter(client, namespace, limit, out.created.length);
       return out;
     });
-    if (group) await this.notify([{ type: 'runs', group }]);
+    if (group) await this.c.notify([{ type: 'runs', group }]);
     return { created, existing };
   }
 
@@ -1410,7 +1155,7 @@ export class PostgresStore implements Store {
     now: number,
     namespace = DEFAULT_NAMESPACE,
   ): Promise<{ calendar: CalendarRecord; created: boolean }> {
-    const [row] = await this.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
+    const [row] = await this.c.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
       calendar.name,
       JSON.stringify(calendar),
       now,
@@ -1422,7 +1167,7 @@ export class PostgresStore implements Store {
 
   async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
     if (names.length === 0) return [];
-    const rows = await this.query<CalendarRow>(
+    const rows = await this.c.query<CalendarRow>(
       'getCalendars',
       'SELECT * FROM calendars WHERE name = ANY($1::text[]) ORDER BY name',
       [names],
@@ -1432,7 +1177,7 @@ export class PostgresStore implements Store {
 
   async listCalendars(namespace?: string): Promise<CalendarRecord[]> {
     return (
-      await this.query<CalendarRow>(
+      await this.c.query<CalendarRow>(
         'listCalendars',
         'SELECT * FROM calendars WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name',
         [namespace ?? null],
@@ -1441,7 +1186,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteCalendar(name: string): Promise<boolean> {
-    return this.transaction('deleteCalendar', async (client) => {
+    return this.c.transaction('deleteCalendar', async (client) => {
       const user = await client.query<{ name: string }>(CALENDAR_USER, [name]);
       if (user.rows[0]) {
         throw new KairosError(
@@ -1454,152 +1199,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  // Notifications ------------------------------------------------------------
-
-  /** Tells this process at once and the other nodes through NOTIFY (delivered after commit). */
-  private async notify(events: StoreEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    this.emit(events);
-    if (!this.peers) return;
-    // Best effort, and not awaited: the change is committed and this node's waiters already know;
-    // a lost notification costs other nodes at most one backstop interval, never correctness.
-    void this.pool
-      .query('SELECT pg_notify($1, $2)', [
-        CHANNEL,
-        JSON.stringify({ origin: this.origin, schema: this.options.schema ?? null, events }),
-      ])
-      .catch(() => undefined);
-  }
-
-  /** Tells this process only: for changes whose statement sent the NOTIFY itself. */
-  private emit(events: StoreEvent[]): void {
-    for (const event of events) this.events.emit('event', event);
-  }
-
-  /** One dedicated connection LISTENs for other nodes' events; it reconnects by itself. */
-  private async listen(): Promise<void> {
-    if (this.listening || this.closed) return;
-    this.listening = true;
-    let delay = 100;
-    const connect = async (): Promise<void> => {
-      if (this.closed) return;
-      const client = new pg.Client({
-        connectionString: this.options.connectionString,
-        options: this.options.schema ? `-c search_path=${quoteIdent(this.options.schema)}` : undefined,
-      });
-      client.on('notification', (message) => {
-        if (!message.payload) return;
-        const { origin, schema, events } = JSON.parse(message.payload) as {
-          origin: string;
-          schema?: string | null;
-          events: StoreEvent[];
-        };
-        if (origin === this.origin) return;
-        // The channel is shared by every schema of the server: another schema's events are another
-        // cluster's (a payload without one comes from a node older than this rule: heard as before).
-        if (schema !== undefined) {
-          if (schema !== (this.options.schema ?? null)) return;
-          this.peers = true;
-        }
-        for (const event of events) this.events.emit('event', event);
-      });
-      client.on('error', () => {});
-      client.on('end', () => {
-        if (this.closed) return;
-        setTimeout(() => void connect(), delay).unref();
-        delay = Math.min(delay * 2, 5000);
-      });
-      try {
-        await client.connect();
-        await client.query(`LISTEN ${CHANNEL}`);
-        // Closed while connecting: close() ended the previous connection, not this one.
-        if (this.closed) {
-          await client.end();
-          return;
-        }
-        this.listener = client;
-        delay = 100;
-        // Whatever happened while we were deaf: let every loop look again.
-        this.events.emit('event', { type: 'jobs' } satisfies StoreEvent);
-      } catch {
-        await client.end().catch(() => undefined);
-      }
-    };
-    await connect();
-  }
-
-  // Helpers ------------------------------------------------------------------
-
-  /** One statement (its own transaction), retried like {@link transaction} when PostgreSQL aborts it. */
-  private query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
-    return this.retrying(
-      operation,
-      async () =>
-        (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[],
-    );
-  }
-
-  /** Runs `work` (one statement), again when PostgreSQL aborted it as a deadlock or serialization failure. */
-  private async retrying<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        if (attempt < RETRIES && isRetryable(error)) {
-          await backoff(attempt);
-          continue;
-        }
-        throw wrap(operation, error);
-      }
-    }
-  }
-
-  private async withClient<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw this.refusedParameter(error) ?? wrap(operation, error);
-    }
-    try {
-      return await body(client);
-    } catch (error) {
-      throw wrap(operation, error);
-    } finally {
-      client.release();
-    }
-  }
-
-  /** BEGIN … COMMIT, retried on deadlock or serialization failure (nothing of it stays until COMMIT). */
-  private async transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.withClient(operation, async (client) => {
-          await client.query('BEGIN');
-          try {
-            const result = await body(client);
-            await client.query('COMMIT');
-            return result;
-          } catch (error) {
-            await client.query('ROLLBACK').catch(() => undefined);
-            throw error;
-          }
-        });
-      } catch (error) {
-        if (attempt < RETRIES && isRetryable((error as { cause?: unknown }).cause)) {
-          await backoff(attempt);
-          continue;
-        }
-        throw error;
-      }
-    }
-  }
-
-  // Access -------------------------------------------------------------------
-
   async createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
     try {
-      return await this.transaction('createUser', async (client) => {
+      return await this.c.transaction('createUser', async (client) => {
         const { rows } = await client.query<UserRow>(access.CREATE_USER, [
           user.name,
           user.role,
@@ -1618,12 +1220,14 @@ export class PostgresStore implements Store {
   }
 
   async getUser(name: string): Promise<UserRecord | null> {
-    const [row] = await this.query<UserRow>('getUser', 'SELECT * FROM users WHERE name = $1', [name]);
+    const [row] = await this.c.query<UserRow>('getUser', 'SELECT * FROM users WHERE name = $1', [name]);
     return row ? userFromRow(row) : null;
   }
 
   async listUsers(): Promise<UserRecord[]> {
-    return (await this.query<UserRow>('listUsers', 'SELECT * FROM users ORDER BY name', [])).map(userFromRow);
+    return (await this.c.query<UserRow>('listUsers', 'SELECT * FROM users ORDER BY name', [])).map(
+      userFromRow,
+    );
   }
 
   async updateUser(
@@ -1632,7 +1236,7 @@ export class PostgresStore implements Store {
     now: number,
     audit?: AuditEntry,
   ): Promise<UserRecord | null> {
-    return this.transaction('updateUser', async (client) => {
+    return this.c.transaction('updateUser', async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
       const before = await client.query<{ role: string }>('SELECT role FROM users WHERE name = $1', [name]);
       if (before.rows.length === 0) return null;
@@ -1653,7 +1257,7 @@ export class PostgresStore implements Store {
 
   async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
     try {
-      return await this.transaction('upsertExternalUser', async (client) => {
+      return await this.c.transaction('upsertExternalUser', async (client) => {
         await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
         const before = await client.query<{ role: string }>(
           'SELECT role FROM users WHERE issuer = $1 AND subject = $2',
@@ -1680,7 +1284,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
-    return this.transaction('deleteUser', async (client) => {
+    return this.c.transaction('deleteUser', async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
       const { rows } = await client.query<{ role: string }>(
         'DELETE FROM users WHERE name = $1 RETURNING role',
@@ -1694,7 +1298,7 @@ export class PostgresStore implements Store {
   }
 
   async createSession(session: NewSession, now: number): Promise<void> {
-    await this.transaction('createSession', async (client) => {
+    await this.c.transaction('createSession', async (client) => {
       await client.query('DELETE FROM sessions WHERE expires_at <= $1', [now]);
       await client.query(access.CREATE_SESSION, [
         session.idHash,
@@ -1707,7 +1311,7 @@ export class PostgresStore implements Store {
   }
 
   async getSession(idHash: string, now: number): Promise<SessionRecord | null> {
-    const [row] = await this.query<SessionRow & UserRow & { s_created_at: number }>(
+    const [row] = await this.c.query<SessionRow & UserRow & { s_created_at: number }>(
       'getSession',
       access.GET_SESSION,
       [idHash, now],
@@ -1716,11 +1320,11 @@ export class PostgresStore implements Store {
   }
 
   async deleteSession(idHash: string): Promise<void> {
-    await this.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+    await this.c.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
   }
 
   async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
-    await this.transaction('createOidcLogin', async (client) => {
+    await this.c.transaction('createOidcLogin', async (client) => {
       await client.query('DELETE FROM oidc_logins WHERE expires_at <= $1', [now]);
       await client.query(access.CREATE_OIDC_LOGIN, [
         login.idHash,
@@ -1734,12 +1338,12 @@ export class PostgresStore implements Store {
   }
 
   async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
-    const [row] = await this.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
+    const [row] = await this.c.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
     return row && Number(row.expires_at) > now ? oidcLoginFromRow(row) : null;
   }
 
   async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
-    return this.transaction('createApiToken', async (client) => {
+    return this.c.transaction('createApiToken', async (client) => {
       const namespace = token.namespace ?? DEFAULT_NAMESPACE;
       // One create per namespace at a time (no unique index: names taken twice before this check stay).
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`api_tokens:${namespace}`]);
@@ -1763,7 +1367,7 @@ export class PostgresStore implements Store {
   }
 
   async findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
-    const [row] = await this.query<ApiTokenRow>(
+    const [row] = await this.c.query<ApiTokenRow>(
       'findApiToken',
       'SELECT * FROM api_tokens WHERE token_hash = $1',
       [tokenHash],
@@ -1773,7 +1377,7 @@ export class PostgresStore implements Store {
 
   async listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
     return (
-      await this.query<ApiTokenRow>(
+      await this.c.query<ApiTokenRow>(
         'listApiTokens',
         'SELECT * FROM api_tokens WHERE ($1::text IS NULL OR namespace = $1) ORDER BY id DESC',
         [namespace ?? null],
@@ -1782,7 +1386,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
-    return this.transaction('deleteApiToken', async (client) => {
+    return this.c.transaction('deleteApiToken', async (client) => {
       const { rowCount } = await client.query('DELETE FROM api_tokens WHERE id = $1', [id]);
       if (!rowCount) return false;
       await this.audit(client, audit);
@@ -1791,7 +1395,7 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
+    await this.c.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
   }
 
   async listAudit(filter: {
@@ -1800,7 +1404,7 @@ export class PostgresStore implements Store {
     limit: number;
   }): Promise<AuditRecord[]> {
     return (
-      await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [
+      await this.c.query<AuditRow>('listAudit', access.LIST_AUDIT, [
         filter.before ?? null,
         filter.limit,
         filter.namespaces ?? null,
@@ -1809,7 +1413,7 @@ export class PostgresStore implements Store {
   }
 
   async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
-    const [row] = await this.query<{ namespace: string; group_name: string; registered_by: string }>(
+    const [row] = await this.c.query<{ namespace: string; group_name: string; registered_by: string }>(
       'workerIdentity',
       'SELECT namespace, group_name, registered_by FROM workers WHERE id = $1',
       [workerId],
@@ -1819,7 +1423,7 @@ export class PostgresStore implements Store {
 
   async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
     return overviewFromRows(
-      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
+      await this.c.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
         since,
         now,
         namespace ?? null,
@@ -1828,13 +1432,13 @@ export class PostgresStore implements Store {
   }
 
   async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
-    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
+    return this.c.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
   }
 
   async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
     // The same bounded sample as SQLite, folded by the same helper: percentile_cont over the whole
     // window would interpolate, and the two dialects would answer differently.
-    const rows = await this.query<{ late: string | number }>('fireLateness', access.FIRE_LATENESS, [
+    const rows = await this.c.query<{ late: string | number }>('fireLateness', access.FIRE_LATENESS, [
       since,
       now,
       limit,
@@ -1846,7 +1450,7 @@ export class PostgresStore implements Store {
   }
 
   async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
-    const [row] = await this.query<{ n: string }>('countQueuedRuns', quotas.COUNT_QUEUED_RUNS, [
+    const [row] = await this.c.query<{ n: string }>('countQueuedRuns', quotas.COUNT_QUEUED_RUNS, [
       namespace,
       upTo,
     ]);
@@ -1854,7 +1458,7 @@ export class PostgresStore implements Store {
   }
 
   async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
-    const rows = await this.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
+    const rows = await this.c.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
       now,
       limit,
     ]);
@@ -1874,8 +1478,6 @@ export class PostgresStore implements Store {
     if (Number(rows[0]!.n) === 0)
       throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
   }
-
-  // Workers at scale ----
 
   async dispatchRuns(
     workerId: string,
@@ -1911,7 +1513,7 @@ export class PostgresStore implements Store {
     next: boolean,
     claimSeq: number | null,
   ): Promise<{ runs: ClaimedRun[]; nextAvailableAt?: number | null }> {
-    const [fast] = await this.query<{
+    const [fast] = await this.c.query<{
       worker_status: string | null;
       simple: boolean | null;
       picked: number;
@@ -1936,7 +1538,7 @@ export class PostgresStore implements Store {
       return { runs, nextAvailableAt: runs.length > 0 ? null : nextAvailableAt };
     }
     // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
-    const out = await this.transaction('dispatchRuns', async (client) => {
+    const out = await this.c.transaction('dispatchRuns', async (client) => {
       const [worker] = (
         await client.query<{ namespace: string; group_name: string; handlers: string; status: string }>(
           'SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1',
@@ -2068,7 +1670,7 @@ export class PostgresStore implements Store {
     if (out === null)
       throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
     // Runs were assigned to other workers: wake their polls, on every node.
-    if (out.wake) await this.notify([{ type: 'runs', group: out.group }]);
+    if (out.wake) await this.c.notify([{ type: 'runs', group: out.group }]);
     return { runs: out.claimed };
   }
 
@@ -2089,17 +1691,19 @@ export class PostgresStore implements Store {
     workerId: string,
     verb: string,
   ): Promise<WorkerRecord | null> {
-    const [row] = await this.query<{ status: string; group_name: string }>(operation, statement, [workerId]);
+    const [row] = await this.c.query<{ status: string; group_name: string }>(operation, statement, [
+      workerId,
+    ]);
     if (!row) return null;
     if (row.status !== 'active' && row.status !== 'draining') {
       throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to ${verb}`);
     }
-    await this.notify([{ type: 'runs', group: row.group_name }]);
+    await this.c.notify([{ type: 'runs', group: row.group_name }]);
     return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
   }
 
   async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
-    const expired = await this.transaction('expireQueuedRuns', async (client) => {
+    const expired = await this.c.transaction('expireQueuedRuns', async (client) => {
       const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
       if (due.length === 0) return { ids: [], groups: [] };
       const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
@@ -2109,7 +1713,7 @@ export class PostgresStore implements Store {
       return { ids, groups: await afterRunsEnded(client, ids, now) };
     });
     if (expired.groups.length > 0) {
-      await this.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));
+      await this.c.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));
     }
     return expired.ids;
   }
@@ -2120,7 +1724,7 @@ export class PostgresStore implements Store {
     now: number,
     namespace: string = DEFAULT_NAMESPACE,
   ): Promise<void> {
-    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
+    await this.c.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
       group,
       limits.maxConcurrency,
       limits.rateLimit?.limit ?? null,
@@ -2128,18 +1732,18 @@ export class PostgresStore implements Store {
       now,
       namespace,
     ]);
-    await this.notify([{ type: 'runs', group }]);
+    await this.c.notify([{ type: 'runs', group }]);
   }
 
   async listGroupLimits(namespace?: string): Promise<GroupLimit[]> {
-    const rows = await this.query<NamespaceGroupLimitRow>('listGroupLimits', dq.LIST_GROUP_LIMITS, [
+    const rows = await this.c.query<NamespaceGroupLimitRow>('listGroupLimits', dq.LIST_GROUP_LIMITS, [
       namespace ?? null,
     ]);
     return rows.map(groupLimitFromRow);
   }
 
   async routingState(jobId: number): Promise<RoutingState | null> {
-    const [row] = await this.query<{ state: string }>(
+    const [row] = await this.c.query<{ state: string }>(
       'routingState',
       'SELECT state FROM job_routing WHERE job_id = $1',
       [jobId],
@@ -2152,7 +1756,7 @@ export class PostgresStore implements Store {
     for (const r of [...batch.logs, ...batch.progress])
       refs.set(`${r.runId}:${r.attempt}`, { run_id: r.runId, attempt: r.attempt });
     if (refs.size === 0) return 0;
-    const { count, touched } = await this.transaction('appendRunLogs', async (client) => {
+    const { count, touched } = await this.c.transaction('appendRunLogs', async (client) => {
       const owned = new Set(
         (
           await client.query<{ run_id: number; attempt: number }>(dq.OWNED_ATTEMPTS, [
@@ -2240,12 +1844,12 @@ export class PostgresStore implements Store {
       }
       return { count, touched };
     });
-    await this.notify([...touched].map((runId) => ({ type: 'logs', runId })));
+    await this.c.notify([...touched].map((runId) => ({ type: 'logs', runId })));
     return count;
   }
 
   async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
-    const rows = await this.query<LogRow>(
+    const rows = await this.c.query<LogRow>(
       'runLogs',
       'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
       [runId, after, limit],
@@ -2254,7 +1858,7 @@ export class PostgresStore implements Store {
   }
 
   async runProgress(runId: number): Promise<RunProgressRecord | null> {
-    const [row] = await this.query<ProgressRow>(
+    const [row] = await this.c.query<ProgressRow>(
       'runProgress',
       'SELECT * FROM run_progress WHERE run_id = $1',
       [runId],
@@ -2263,14 +1867,12 @@ export class PostgresStore implements Store {
   }
 
   async pruneRunLogs(before: number, limit: number): Promise<number> {
-    const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
+    const rows = await this.c.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
     return rows.length;
   }
 
-  // Retention ----
-
   async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
-    const rows = await this.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
+    const rows = await this.c.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
       until,
       after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
       after?.id ?? 0,
@@ -2280,9 +1882,9 @@ export class PostgresStore implements Store {
   }
 
   async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
-    const [keep] = await this.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
+    const [keep] = await this.c.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
     const keepFrom = keep?.id ?? null;
-    const rows = await this.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
+    const rows = await this.c.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
     return {
       runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
       keepFrom,
@@ -2290,7 +1892,7 @@ export class PostgresStore implements Store {
   }
 
   async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
-    const rows = await this.query<{ id: number; retention: string }>(
+    const rows = await this.c.query<{ id: number; retention: string }>(
       'jobsWithRetention',
       rq.JOBS_WITH_RETENTION,
       [],
@@ -2300,7 +1902,7 @@ export class PostgresStore implements Store {
 
   async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return (await this.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
+    return (await this.c.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
   }
 
   async workflowInstancesToPrune(
@@ -2308,7 +1910,7 @@ export class PostgresStore implements Store {
     until: number,
     limit: number,
   ): Promise<InstancePruneCandidate[]> {
-    const rows = await this.query<InstancePruneRow>('workflowInstancesToPrune', rq.INSTANCES_TO_PRUNE, [
+    const rows = await this.c.query<InstancePruneRow>('workflowInstancesToPrune', rq.INSTANCES_TO_PRUNE, [
       until,
       after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
       after?.id ?? 0,
@@ -2319,29 +1921,27 @@ export class PostgresStore implements Store {
 
   async pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
     if (instanceIds.length === 0) return 0;
-    return (await this.query('pruneWorkflowMapItems', rq.PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
+    return (await this.c.query('pruneWorkflowMapItems', rq.PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
   }
 
   async deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
     if (instanceIds.length === 0) return 0;
-    return (await this.query('deleteEndedWorkflowInstances', rq.DELETE_ENDED_INSTANCES, [instanceIds]))
+    return (await this.c.query('deleteEndedWorkflowInstances', rq.DELETE_ENDED_INSTANCES, [instanceIds]))
       .length;
   }
 
   async pruneSkippedFires(before: number, limit: number): Promise<number> {
-    return (await this.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
+    return (await this.c.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
   }
 
   async pruneAuditLog(before: number, limit: number): Promise<number> {
-    return (await this.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
+    return (await this.c.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
   }
 
   /** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
   async reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
     return 0;
   }
-
-  // Fire ahead ----
 
   async dispatchAhead(
     workerId: string,
@@ -2350,7 +1950,7 @@ export class PostgresStore implements Store {
     now: number,
     claimSeq: number | null = null,
   ): Promise<ClaimedRun[]> {
-    const rows = await this.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
+    const rows = await this.c.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
       workerId,
       now,
       until,
@@ -2362,7 +1962,7 @@ export class PostgresStore implements Store {
 
   async withdrawFiresAhead(jobId: number, after: number): Promise<number> {
     // The runs first, then the job: the lock order of every path that ends or deletes runs.
-    const [row] = await this.query<{ n: number }>('withdrawFiresAhead', ahead.WITHDRAW_FIRES_AHEAD, [
+    const [row] = await this.c.query<{ n: number }>('withdrawFiresAhead', ahead.WITHDRAW_FIRES_AHEAD, [
       jobId,
       after,
     ]);
@@ -2370,7 +1970,7 @@ export class PostgresStore implements Store {
   }
 
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
-    const [row] = await this.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
+    const [row] = await this.c.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
       workerId,
       now,
     ]);
@@ -2396,94 +1996,6 @@ async function firePolicyEntries(
     out.skipped.push(...fired.skipped);
   }
   return out;
-}
-
-/** Tries of a statement or transaction that PostgreSQL aborted as a deadlock or serialization failure. */
-const RETRIES = 5;
-
-/** A deadlock (40P01) or serialization failure (40001): the work was rolled back whole and can run again. */
-function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === '40P01' || code === '40001';
-}
-
-/** A few random milliseconds, growing with the try, so that the transactions that collided do not collide again. */
-function backoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * 2 ** attempt));
-}
-
-/** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */
-function wrap(operation: string, error: unknown): Error {
-  if (error instanceof KairosError || error instanceof LeaseLostError) return error;
-  if (error instanceof Error && error.message.startsWith('postgres ')) return error;
-  if (isUnavailable(error)) return new StoreUnavailableError(operation, error);
-  return new Error(`postgres ${operation}: ${(error as Error).message}`, { cause: error });
-}
-
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  '57P01',
-  '57P02',
-  '57P03',
-  '53300',
-  '53400',
-]);
-
-function isUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
-  const message = (error as Error).message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
-    message,
-  );
-}
-
-function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
-  if (oid === 20) return Number; // int8: epoch ms and ids stay below 2^53
-  if (oid === 3802 || oid === 114) return (value: string) => value; // jsonb/json as text, like SQLite
-  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
-}
-
-function auditValues(entry: AuditEntry): unknown[] {
-  return [
-    entry.at,
-    entry.actor,
-    entry.action,
-    entry.target,
-    JSON.stringify(entry.details),
-    entry.namespace ?? DEFAULT_NAMESPACE,
-  ];
-}
-
-/** Whether a session's `search_path` is the one schema `schema` (quoted or not). */
-function searchPathIs(searchPath: string, schema: string): boolean {
-  const names = searchPath.split(',').map((name) => name.trim().replace(/^"(.*)"$/, '$1'));
-  return names.length === 1 && names[0] === schema;
-}
-
-function quoteIdent(name: string): string {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name))
-    throw new KairosError('VALIDATION_FAILED', `invalid schema name ${JSON.stringify(name)}`);
-  return `"${name}"`;
-}
-
-/** Hashes of statement texts, which are constants of this module: each is hashed once. */
-const hashes = new Map<string, string>();
-
-function hash(text: string): string {
-  let known = hashes.get(text);
-  if (known === undefined) {
-    let h = 0;
-    for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
-    known = (h >>> 0).toString(36);
-    hashes.set(text, known);
-  }
-  return known;
 }
 
 function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
@@ -2531,5 +2043,16 @@ function jobValues(job: JobDefinition): unknown[] {
     job.priority,
     job.paused,
     JSON.stringify(job.schedule),
+  ];
+}
+
+function auditValues(entry: AuditEntry): unknown[] {
+  return [
+    entry.at,
+    entry.actor,
+    entry.action,
+    entry.target,
+    JSON.stringify(entry.details),
+    entry.namespace ?? DEFAULT_NAMESPACE,
   ];
 }
