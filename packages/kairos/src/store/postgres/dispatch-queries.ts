@@ -186,55 +186,6 @@ export const LIST_GROUP_LIMITS = `
   SELECT namespace, group_name, max_concurrency, rate_limit, rate_per_ms, updated_at FROM namespace_group_limits
   WHERE $1::text IS NULL OR namespace = $1 ORDER BY namespace, group_name`;
 
-/**
- * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts (their
- * runs' rows) and its ended ones (their attempt rows).
- */
-/** Of the attempts $1 ([{run_id, attempt}]), those worker $2 holds now: the run's current one, running. */
-export const HELD_ATTEMPTS = `
-  WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
-  SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt
-  WHERE r.worker_id = $2 AND r.status = 'running'`;
-
-export const OWNED_ATTEMPTS = `
-  WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
-  SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt
-  WHERE r.worker_id = $2 AND r.status = 'running'
-  UNION ALL
-  SELECT a.run_id, a.attempt FROM attempts a JOIN x ON a.run_id = x.run_id AND a.attempt = x.attempt
-  WHERE a.worker_id = $2`;
-
-/** Create-or-lock the log state rows of runs $1 (sorted ids), answering lines stored and dropped. */
-export const LOCK_LOG_STATE = `
-  INSERT INTO run_log_state (run_id, lines, dropped) SELECT id, 0, 0 FROM unnest($1::bigint[]) AS id
-  ON CONFLICT (run_id) DO UPDATE SET lines = run_log_state.lines
-  RETURNING run_id, lines, dropped`;
-
-/** Insert log lines. $1 [{run_id, seq, attempt, time, level, message, fields}], $2 now. */
-export const INSERT_LOGS = `
-  INSERT INTO run_logs (run_id, seq, attempt, time, stored_at, level, message, fields)
-  SELECT x.run_id, x.seq, x.attempt, x.time, $2, x.level, x.message, x.fields
-  FROM jsonb_to_recordset($1::jsonb)
-    AS x(run_id bigint, seq int, attempt int, time bigint, level text, message text, fields jsonb)`;
-
-/** Save log states. $1 [{run_id, lines, dropped}]. */
-export const SAVE_LOG_STATE = `
-  UPDATE run_log_state s SET lines = x.lines, dropped = x.dropped
-  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, lines int, dropped int) WHERE s.run_id = x.run_id`;
-
-/** Upsert progress (one entry per run), never going back to an older attempt's. $1 [{run_id, attempt, value, message}], $2 now. */
-export const SAVE_PROGRESS = `
-  INSERT INTO run_progress (run_id, attempt, value, message, updated_at)
-  SELECT x.run_id, x.attempt, x.value, x.message, $2
-  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int, value float8, message text)
-  ON CONFLICT (run_id) DO UPDATE SET attempt = excluded.attempt, value = excluded.value, message = excluded.message,
-    updated_at = excluded.updated_at
-  WHERE excluded.attempt >= run_progress.attempt`;
-
-/** Delete up to $2 log lines stored before $1 (retention). */
-export const PRUNE_LOGS = `
-  DELETE FROM run_logs WHERE ctid IN (SELECT ctid FROM run_logs WHERE stored_at < $1 LIMIT $2)`;
-
 /** Broadcast jobs among $1 (ids). */
 export const BROADCAST_JOBS = `
   SELECT id, namespace, group_name, handler, dispatch FROM jobs

@@ -12,44 +12,27 @@ import {
   type JobRetention,
   type PruneCandidate,
   retentionColumn,
-  retentionFromColumn,
 } from '../../core/retention.ts';
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
 import type { TaskDefinition } from '../../core/task.ts';
 import { KairosError, StoreUnavailableError } from '../../errors.ts';
-import {
-  type ApiTokenRecord,
-  type ApiTokenRow,
-  type AuditEntry,
-  type AuditRecord,
-  type AuditRow,
-  apiTokenFromRow,
-  auditFromRow,
-  EXTERNAL_PASSWORD_HASH,
-  type ExternalUser,
-  type FireLateness,
-  latenessFromSample,
-  type MinuteCount,
-  type NewApiToken,
-  type NewOidcLogin,
-  type NewSession,
-  type NewUser,
-  type OidcLoginRecord,
-  type OidcLoginRow,
-  type OverviewCounts,
-  oidcLoginFromRow,
-  overviewFromRows,
-  type QueuedRunCount,
-  type QueuedRunCountRow,
-  queuedRunCountFromRow,
-  type SessionRecord,
-  type SessionRow,
-  sessionFromRow,
-  tokenNameTaken,
-  type UserPatch,
-  type UserRecord,
-  type UserRow,
-  userFromRow,
+import type {
+  ApiTokenRecord,
+  AuditEntry,
+  AuditRecord,
+  ExternalUser,
+  FireLateness,
+  MinuteCount,
+  NewApiToken,
+  NewOidcLogin,
+  NewSession,
+  NewUser,
+  OidcLoginRecord,
+  OverviewCounts,
+  QueuedRunCount,
+  SessionRecord,
+  UserPatch,
+  UserRecord,
 } from '../access.ts';
 import type { AlertStore } from '../alerts.ts';
 import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
@@ -81,21 +64,7 @@ import {
   type UsedRow,
   usedByWorker,
 } from '../dispatch-rows.ts';
-import {
-  groupByRun,
-  type LogRow,
-  logFromRow,
-  type ProgressRow,
-  planLogAppend,
-  progressFromRow,
-} from '../log-rows.ts';
 import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
-import {
-  type InstancePruneRow,
-  instancePruneCandidateFromRow,
-  type PruneRow,
-  pruneCandidateFromRow,
-} from '../retention-rows.ts';
 import {
   type AttemptRow,
   attemptFromRow,
@@ -167,17 +136,20 @@ import {
   type WorkerRegistration,
 } from '../store.ts';
 import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
-import * as access from './access-queries.ts';
+import * as access from './access.ts';
+import { auditValues } from './access.ts';
 import * as ahead from './ahead-queries.ts';
 import { PostgresAlerts } from './alerts.ts';
 import { shardNewRuns } from './broadcasts.ts';
 import { CHANNEL, hash, PostgresConnection, type PostgresStoreOptions } from './connection.ts';
 import { checkDependencyCycle, lockNamespaceEdits, NAMESPACE_OF_JOB } from './dependencies.ts';
 import * as dq from './dispatch-queries.ts';
+import * as logs from './logs.ts';
 import { PostgresNamespaces } from './namespaces.ts';
+import * as overview from './overview.ts';
 import * as sql from './queries.ts';
 import * as quotas from './quotas.ts';
-import * as rq from './retention-queries.ts';
+import * as retention from './retention.ts';
 import {
   afterRunsEnded,
   backfill,
@@ -255,7 +227,7 @@ export class PostgresStore implements Store {
   constructor(options: PostgresStoreOptions) {
     this.c = new PostgresConnection(options);
     this.alerts = new PostgresAlerts(this.c);
-    this.namespaces = new PostgresNamespaces(this.c, (client, entry) => this.audit(client, entry));
+    this.namespaces = new PostgresNamespaces(this.c, (client, entry) => access.writeAudit(client, entry));
     this.workflows = new PostgresWorkflows(
       this.c,
       (groups) => this.c.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
@@ -1199,284 +1171,104 @@ export class PostgresStore implements Store {
     });
   }
 
-  async createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
-    try {
-      return await this.c.transaction('createUser', async (client) => {
-        const { rows } = await client.query<UserRow>(access.CREATE_USER, [
-          user.name,
-          user.role,
-          user.passwordHash,
-          now,
-        ]);
-        await this.audit(client, audit);
-        return userFromRow(rows[0]!);
-      });
-    } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
-        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
-      }
-      throw error;
-    }
+  // Access (access.ts) ----------------------------------------------------------------------------------
+
+  createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return access.createUser(this.c, user, now, audit);
   }
 
-  async getUser(name: string): Promise<UserRecord | null> {
-    const [row] = await this.c.query<UserRow>('getUser', 'SELECT * FROM users WHERE name = $1', [name]);
-    return row ? userFromRow(row) : null;
+  getUser(name: string): Promise<UserRecord | null> {
+    return access.getUser(this.c, name);
   }
 
-  async listUsers(): Promise<UserRecord[]> {
-    return (await this.c.query<UserRow>('listUsers', 'SELECT * FROM users ORDER BY name', [])).map(
-      userFromRow,
-    );
+  listUsers(): Promise<UserRecord[]> {
+    return access.listUsers(this.c);
   }
 
-  async updateUser(
-    name: string,
-    patch: UserPatch,
-    now: number,
-    audit?: AuditEntry,
-  ): Promise<UserRecord | null> {
-    return this.c.transaction('updateUser', async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-      const before = await client.query<{ role: string }>('SELECT role FROM users WHERE name = $1', [name]);
-      if (before.rows.length === 0) return null;
-      const { rows } = await client.query<UserRow>(access.UPDATE_USER, [
-        patch.role ?? null,
-        patch.passwordHash ?? null,
-        now,
-        name,
-      ]);
-      const row = rows[0]!;
-      await this.checkAdminsLeft(client, before.rows[0]!.role === 'admin' && row.role !== 'admin');
-      if (patch.passwordHash !== undefined)
-        await client.query('DELETE FROM sessions WHERE user_id = $1', [row.id]);
-      await this.audit(client, audit);
-      return userFromRow(row);
-    });
+  updateUser(name: string, patch: UserPatch, now: number, audit?: AuditEntry): Promise<UserRecord | null> {
+    return access.updateUser(this.c, name, patch, now, audit);
   }
 
-  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
-    try {
-      return await this.c.transaction('upsertExternalUser', async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-        const before = await client.query<{ role: string }>(
-          'SELECT role FROM users WHERE issuer = $1 AND subject = $2',
-          [user.issuer, user.subject],
-        );
-        const { rows } = await client.query<UserRow>(access.UPSERT_EXTERNAL_USER, [
-          user.name,
-          user.role,
-          EXTERNAL_PASSWORD_HASH,
-          user.issuer,
-          user.subject,
-          now,
-        ]);
-        await this.checkAdminsLeft(client, before.rows[0]?.role === 'admin' && user.role !== 'admin');
-        await this.audit(client, audit);
-        return userFromRow(rows[0]!);
-      });
-    } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
-        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
-      }
-      throw error;
-    }
+  upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return access.upsertExternalUser(this.c, user, now, audit);
   }
 
-  async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
-    return this.c.transaction('deleteUser', async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-      const { rows } = await client.query<{ role: string }>(
-        'DELETE FROM users WHERE name = $1 RETURNING role',
-        [name],
-      );
-      if (rows.length === 0) return false;
-      await this.checkAdminsLeft(client, rows[0]!.role === 'admin');
-      await this.audit(client, audit);
-      return true;
-    });
+  deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
+    return access.deleteUser(this.c, name, audit);
   }
 
-  async createSession(session: NewSession, now: number): Promise<void> {
-    await this.c.transaction('createSession', async (client) => {
-      await client.query('DELETE FROM sessions WHERE expires_at <= $1', [now]);
-      await client.query(access.CREATE_SESSION, [
-        session.idHash,
-        session.userId,
-        session.csrfToken,
-        now,
-        session.expiresAt,
-      ]);
-    });
+  createSession(session: NewSession, now: number): Promise<void> {
+    return access.createSession(this.c, session, now);
   }
 
-  async getSession(idHash: string, now: number): Promise<SessionRecord | null> {
-    const [row] = await this.c.query<SessionRow & UserRow & { s_created_at: number }>(
-      'getSession',
-      access.GET_SESSION,
-      [idHash, now],
-    );
-    return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
+  getSession(idHash: string, now: number): Promise<SessionRecord | null> {
+    return access.getSession(this.c, idHash, now);
   }
 
-  async deleteSession(idHash: string): Promise<void> {
-    await this.c.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+  deleteSession(idHash: string): Promise<void> {
+    return access.deleteSession(this.c, idHash);
   }
 
-  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
-    await this.c.transaction('createOidcLogin', async (client) => {
-      await client.query('DELETE FROM oidc_logins WHERE expires_at <= $1', [now]);
-      await client.query(access.CREATE_OIDC_LOGIN, [
-        login.idHash,
-        login.state,
-        login.nonce,
-        login.codeVerifier,
-        now,
-        login.expiresAt,
-      ]);
-    });
+  createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    return access.createOidcLogin(this.c, login, now);
   }
 
-  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
-    const [row] = await this.c.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
-    return row && Number(row.expires_at) > now ? oidcLoginFromRow(row) : null;
+  takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    return access.takeOidcLogin(this.c, idHash, now);
   }
 
-  async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
-    return this.c.transaction('createApiToken', async (client) => {
-      const namespace = token.namespace ?? DEFAULT_NAMESPACE;
-      // One create per namespace at a time (no unique index: names taken twice before this check stay).
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`api_tokens:${namespace}`]);
-      const { rowCount } = await client.query('SELECT 1 FROM api_tokens WHERE name = $1 AND namespace = $2', [
-        token.name,
-        namespace,
-      ]);
-      if (rowCount) throw tokenNameTaken(token.name);
-      const { rows } = await client.query<ApiTokenRow>(access.CREATE_API_TOKEN, [
-        token.name,
-        token.tokenHash,
-        token.role,
-        token.groups === null ? null : JSON.stringify(token.groups),
-        token.createdBy,
-        now,
-        token.namespace ?? DEFAULT_NAMESPACE,
-      ]);
-      await this.audit(client, audit);
-      return apiTokenFromRow(rows[0]!);
-    });
+  createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
+    return access.createApiToken(this.c, token, now, audit);
   }
 
-  async findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
-    const [row] = await this.c.query<ApiTokenRow>(
-      'findApiToken',
-      'SELECT * FROM api_tokens WHERE token_hash = $1',
-      [tokenHash],
-    );
-    return row ? apiTokenFromRow(row) : null;
+  findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
+    return access.findApiToken(this.c, tokenHash);
   }
 
-  async listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
-    return (
-      await this.c.query<ApiTokenRow>(
-        'listApiTokens',
-        'SELECT * FROM api_tokens WHERE ($1::text IS NULL OR namespace = $1) ORDER BY id DESC',
-        [namespace ?? null],
-      )
-    ).map(apiTokenFromRow);
+  listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
+    return access.listApiTokens(this.c, namespace);
   }
 
-  async deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
-    return this.c.transaction('deleteApiToken', async (client) => {
-      const { rowCount } = await client.query('DELETE FROM api_tokens WHERE id = $1', [id]);
-      if (!rowCount) return false;
-      await this.audit(client, audit);
-      return true;
-    });
+  deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
+    return access.deleteApiToken(this.c, id, audit);
   }
 
-  async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.c.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
+  appendAudit(entry: AuditEntry): Promise<void> {
+    return access.appendAudit(this.c, entry);
   }
 
-  async listAudit(filter: {
+  listAudit(filter: {
     namespaces?: readonly string[] | undefined;
     before?: number | undefined;
     limit: number;
   }): Promise<AuditRecord[]> {
-    return (
-      await this.c.query<AuditRow>('listAudit', access.LIST_AUDIT, [
-        filter.before ?? null,
-        filter.limit,
-        filter.namespaces ?? null,
-      ])
-    ).map(auditFromRow);
+    return access.listAudit(this.c, filter);
   }
 
-  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
-    const [row] = await this.c.query<{ namespace: string; group_name: string; registered_by: string }>(
-      'workerIdentity',
-      'SELECT namespace, group_name, registered_by FROM workers WHERE id = $1',
-      [workerId],
-    );
-    return row ? { namespace: row.namespace, group: row.group_name, registeredBy: row.registered_by } : null;
+  workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    return access.workerIdentity(this.c, workerId);
   }
 
-  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
-    return overviewFromRows(
-      await this.c.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
-        since,
-        now,
-        namespace ?? null,
-      ]),
-    );
+  // Overview and queue counts (overview.ts) -------------------------------------------------------------
+
+  overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
+    return overview.overviewCounts(this.c, since, now, namespace);
   }
 
-  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
-    return this.c.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
+  runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
+    return overview.runsPerMinute(this.c, since, namespace);
   }
 
-  async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
-    // The same bounded sample as SQLite, folded by the same helper: percentile_cont over the whole
-    // window would interpolate, and the two dialects would answer differently.
-    const rows = await this.c.query<{ late: string | number }>('fireLateness', access.FIRE_LATENESS, [
-      since,
-      now,
-      limit,
-    ]);
-    return latenessFromSample(
-      rows.map((r) => Number(r.late)),
-      limit,
-    );
+  fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
+    return overview.fireLateness(this.c, since, now, limit);
   }
 
-  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
-    const [row] = await this.c.query<{ n: string }>('countQueuedRuns', quotas.COUNT_QUEUED_RUNS, [
-      namespace,
-      upTo,
-    ]);
-    return Number(row!.n);
+  countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    return overview.countQueuedRuns(this.c, namespace, upTo);
   }
 
-  async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
-    const rows = await this.c.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
-      now,
-      limit,
-    ]);
-    return rows.map(queuedRunCountFromRow);
-  }
-
-  private async audit(client: pg.PoolClient, entry: AuditEntry | undefined): Promise<void> {
-    if (entry) await client.query(access.APPEND_AUDIT, auditValues(entry));
-  }
-
-  /** Throws LAST_ADMIN (rolling the transaction back) when an admin was removed and none is left. */
-  private async checkAdminsLeft(client: pg.PoolClient, removedAnAdmin: boolean): Promise<void> {
-    if (!removedAnAdmin) return;
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(*) AS n FROM users WHERE role = 'admin'`,
-    );
-    if (Number(rows[0]!.n) === 0)
-      throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
+  queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
+    return overview.queuedRunCounts(this.c, now, limit);
   }
 
   async dispatchRuns(
@@ -1751,196 +1543,68 @@ export class PostgresStore implements Store {
     return row ? (JSON.parse(row.state) as RoutingState) : null;
   }
 
-  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
-    const refs = new Map<string, { run_id: number; attempt: number }>();
-    for (const r of [...batch.logs, ...batch.progress])
-      refs.set(`${r.runId}:${r.attempt}`, { run_id: r.runId, attempt: r.attempt });
-    if (refs.size === 0) return 0;
-    const { count, touched } = await this.c.transaction('appendRunLogs', async (client) => {
-      const owned = new Set(
-        (
-          await client.query<{ run_id: number; attempt: number }>(dq.OWNED_ATTEMPTS, [
-            JSON.stringify([...refs.values()]),
-            workerId,
-          ])
-        ).rows.map((r) => `${r.run_id}:${r.attempt}`),
-      );
-      const mine = (r: { runId: number; attempt: number }) => owned.has(`${r.runId}:${r.attempt}`);
-      const byRun = groupByRun(batch.logs.filter(mine));
-      const touched = new Set<number>(byRun.keys());
-      let count = 0;
-      if (byRun.size > 0) {
-        const runIds = [...byRun.keys()].sort((a, b) => a - b);
-        const states = new Map(
-          (
-            await client.query<{ run_id: number; lines: number; dropped: number }>(dq.LOCK_LOG_STATE, [
-              runIds,
-            ])
-          ).rows.map((r) => [r.run_id, r]),
-        );
-        const rows: unknown[] = [];
-        const saved: unknown[] = [];
-        for (const [runId, lines] of byRun) {
-          const before = states.get(runId)!;
-          const plan = planLogAppend(before, lines.length, maxLines);
-          lines.slice(0, plan.keep).forEach((line, i) => {
-            rows.push({
-              run_id: runId,
-              seq: before.lines + i + 1,
-              attempt: line.attempt,
-              time: line.time,
-              level: line.level,
-              message: line.message,
-              fields: line.fields,
-            });
-          });
-          if (plan.marker) {
-            const last = lines[lines.length - 1]!;
-            rows.push({
-              run_id: runId,
-              seq: plan.lines,
-              attempt: last.attempt,
-              time: last.time,
-              level: 'warn',
-              message: plan.marker,
-              fields: null,
-            });
-          }
-          saved.push({ run_id: runId, lines: plan.lines, dropped: plan.dropped });
-          count += plan.keep;
-        }
-        if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
-        await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
-      }
-      // Progress is the run's current state: only from the attempt that holds the run now.
-      const refsOf = (entries: readonly { runId: number; attempt: number }[]) =>
-        JSON.stringify(entries.map((p) => ({ run_id: p.runId, attempt: p.attempt })));
-      const held =
-        batch.progress.length === 0
-          ? new Set<string>()
-          : new Set(
-              (
-                await client.query<{ run_id: number; attempt: number }>(dq.HELD_ATTEMPTS, [
-                  refsOf(batch.progress),
-                  workerId,
-                ])
-              ).rows.map((r) => `${r.run_id}:${r.attempt}`),
-            );
-      const progress = batch.progress.filter((p) => held.has(`${p.runId}:${p.attempt}`));
-      if (progress.length > 0) {
-        await client.query(dq.SAVE_PROGRESS, [
-          // The last entry per run wins: one row per run in one INSERT.
-          JSON.stringify([
-            ...new Map(
-              progress.map((p) => [
-                p.runId,
-                { run_id: p.runId, attempt: p.attempt, value: p.value, message: p.message },
-              ]),
-            ).values(),
-          ]),
-          now,
-        ]);
-        for (const p of progress) touched.add(p.runId);
-      }
-      return { count, touched };
-    });
-    await this.c.notify([...touched].map((runId) => ({ type: 'logs', runId })));
-    return count;
+  // Run logs and progress (logs.ts) ---------------------------------------------------------------------
+
+  appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    return logs.appendRunLogs(this.c, workerId, batch, maxLines, now);
   }
 
-  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
-    const rows = await this.c.query<LogRow>(
-      'runLogs',
-      'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-      [runId, after, limit],
-    );
-    return rows.map(logFromRow);
+  runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    return logs.runLogs(this.c, runId, after, limit);
   }
 
-  async runProgress(runId: number): Promise<RunProgressRecord | null> {
-    const [row] = await this.c.query<ProgressRow>(
-      'runProgress',
-      'SELECT * FROM run_progress WHERE run_id = $1',
-      [runId],
-    );
-    return row ? progressFromRow(row) : null;
+  runProgress(runId: number): Promise<RunProgressRecord | null> {
+    return logs.runProgress(this.c, runId);
   }
 
-  async pruneRunLogs(before: number, limit: number): Promise<number> {
-    const rows = await this.c.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
-    return rows.length;
+  pruneRunLogs(before: number, limit: number): Promise<number> {
+    return logs.pruneRunLogs(this.c, before, limit);
   }
 
-  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
-    const rows = await this.c.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
-      until,
-      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
-      after?.id ?? 0,
-      limit,
-    ]);
-    return rows.map((row) => pruneCandidateFromRow(row));
+  // Retention (retention.ts) ----------------------------------------------------------------------------
+
+  runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    return retention.runsToPrune(this.c, after, until, limit);
   }
 
-  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
-    const [keep] = await this.c.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
-    const keepFrom = keep?.id ?? null;
-    const rows = await this.c.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
-    return {
-      runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
-      keepFrom,
-    };
+  jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    return retention.jobRunsToPrune(this.c, jobId, keepLast, after, limit);
   }
 
-  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
-    const rows = await this.c.query<{ id: number; retention: string }>(
-      'jobsWithRetention',
-      rq.JOBS_WITH_RETENTION,
-      [],
-    );
-    return rows.map((row) => ({ jobId: row.id, retention: retentionFromColumn(row.retention) }));
+  jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    return retention.jobsWithRetention(this.c);
   }
 
-  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
-    if (ids.length === 0) return 0;
-    return (await this.c.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
+  deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    return retention.deleteFinishedRuns(this.c, ids);
   }
 
-  async workflowInstancesToPrune(
+  workflowInstancesToPrune(
     after: PruneCursor | null,
     until: number,
     limit: number,
   ): Promise<InstancePruneCandidate[]> {
-    const rows = await this.c.query<InstancePruneRow>('workflowInstancesToPrune', rq.INSTANCES_TO_PRUNE, [
-      until,
-      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
-      after?.id ?? 0,
-      limit,
-    ]);
-    return rows.map(instancePruneCandidateFromRow);
+    return retention.workflowInstancesToPrune(this.c, after, until, limit);
   }
 
-  async pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
-    if (instanceIds.length === 0) return 0;
-    return (await this.c.query('pruneWorkflowMapItems', rq.PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
+  pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
+    return retention.pruneWorkflowMapItems(this.c, instanceIds, limit);
   }
 
-  async deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
-    if (instanceIds.length === 0) return 0;
-    return (await this.c.query('deleteEndedWorkflowInstances', rq.DELETE_ENDED_INSTANCES, [instanceIds]))
-      .length;
+  deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
+    return retention.deleteEndedWorkflowInstances(this.c, instanceIds);
   }
 
-  async pruneSkippedFires(before: number, limit: number): Promise<number> {
-    return (await this.c.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
+  pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return retention.pruneSkippedFires(this.c, before, limit);
   }
 
-  async pruneAuditLog(before: number, limit: number): Promise<number> {
-    return (await this.c.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
+  pruneAuditLog(before: number, limit: number): Promise<number> {
+    return retention.pruneAuditLog(this.c, before, limit);
   }
 
-  /** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
-  async reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
-    return 0;
+  reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
+    return retention.reclaimSpace(this.c, _maxPages, _minFreeShare);
   }
 
   async dispatchAhead(
@@ -2043,16 +1707,5 @@ function jobValues(job: JobDefinition): unknown[] {
     job.priority,
     job.paused,
     JSON.stringify(job.schedule),
-  ];
-}
-
-function auditValues(entry: AuditEntry): unknown[] {
-  return [
-    entry.at,
-    entry.actor,
-    entry.action,
-    entry.target,
-    JSON.stringify(entry.details),
-    entry.namespace ?? DEFAULT_NAMESPACE,
   ];
 }

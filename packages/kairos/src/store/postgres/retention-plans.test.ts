@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from './postgres-store.ts';
-import * as rq from './retention-queries.ts';
+import * as rq from './retention.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from './test-database.ts';
 
 afterAll(dropTestSchemas);
