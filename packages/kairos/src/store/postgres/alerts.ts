@@ -28,8 +28,8 @@ import {
 } from '../alerts.ts';
 import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
 import { type Lease, LeaseLostError } from '../store.ts';
+import { LOCK_LEASES } from './cluster.ts';
 import type { PostgresConnection } from './connection.ts';
-import { LOCK_LEASES } from './queries.ts';
 
 type Db = pg.Pool | pg.PoolClient;
 
