@@ -28,15 +28,10 @@ import {
 } from '../alerts.ts';
 import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
 import { type Lease, LeaseLostError } from '../store.ts';
-import { LOCK_LEASES } from './queries.ts';
+import { LOCK_LEASES } from './cluster.ts';
+import type { PostgresConnection } from './connection.ts';
 
 type Db = pg.Pool | pg.PoolClient;
-
-/** What the alerts section borrows from its store: one-statement queries and transactions, both retried and wrapped. */
-export interface PostgresConnection {
-  query<R>(operation: string, text: string, values: unknown[]): Promise<R[]>;
-  transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-}
 
 const RULE_COLUMNS = 'id, namespace, name, kind, enabled, definition, created_at, updated_at';
 const CHANNEL_COLUMNS = 'id, namespace, name, type, config, secrets, created_at, updated_at';

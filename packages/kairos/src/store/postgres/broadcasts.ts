@@ -7,7 +7,6 @@ import type pg from 'pg';
 import { dispatchFromColumn } from '../../core/dispatch-policy.ts';
 import { shardTargets } from '../../core/routing.ts';
 import { type SnapshotRow, snapshotFromRow } from '../dispatch-rows.ts';
-import * as dq from './dispatch-queries.ts';
 
 /**
  * Sharding broadcast, inside the transaction that created runs at `now`: each new queued run of
@@ -27,17 +26,17 @@ export async function shardNewRuns(
       group_name: string;
       handler: string;
       dispatch: string;
-    }>(dq.BROADCAST_JOBS, [[...new Set(jobIds)]])
+    }>(BROADCAST_JOBS, [[...new Set(jobIds)]])
   ).rows;
   for (const job of broadcast) {
-    const runs = (await client.query<{ id: number }>(dq.NEW_UNSHARDED_RUNS, [job.id, now])).rows;
+    const runs = (await client.query<{ id: number }>(NEW_UNSHARDED_RUNS, [job.id, now])).rows;
     if (runs.length === 0) continue;
     const live = (
-      await client.query<SnapshotRow>(dq.LIVE_WORKERS, [job.group_name, now, job.namespace])
+      await client.query<SnapshotRow>(LIVE_WORKERS, [job.group_name, now, job.namespace])
     ).rows.map(snapshotFromRow);
     const targets = shardTargets(live, job.handler, dispatchFromColumn(job.dispatch).routing.selector);
     const total = Math.max(1, targets.length);
-    await client.query(dq.SHARD_RUNS, [runs.map((r) => r.id), total, targets.length > 0 ? targets : [null]]);
+    await client.query(SHARD_RUNS, [runs.map((r) => r.id), total, targets.length > 0 ? targets : [null]]);
   }
 }
 
@@ -98,3 +97,39 @@ export async function endedBroadcasts(
   const { rows } = await client.query<EndedBroadcast>(ENDED_BROADCASTS, [locked.rows.map((r) => r.id)]);
   return rows;
 }
+
+/** Broadcast jobs among $1 (ids). */
+const BROADCAST_JOBS = `
+  SELECT id, namespace, group_name, handler, dispatch FROM jobs
+  WHERE id = ANY($1::bigint[]) AND dispatch->'routing'->>'strategy' = 'broadcast'`;
+
+/** Queued runs of job $1 created at $2 that are not sharded yet. */
+const NEW_UNSHARDED_RUNS = `
+  SELECT id FROM runs WHERE job_id = $1 AND shard_count = 0 AND status = 'queued' AND attempt = 0 AND created_at = $2
+  FOR UPDATE`;
+
+/**
+ * Make runs $1 shard 0 of $2, assigned to the first of workers $3 (text[], [null] for none), and
+ * insert shards 1..$2-1 as copies assigned to the others. Every shard names the first one
+ * (broadcast_run_id), and a workflow step's shards belong to its step: the broadcast ends once,
+ * when its last shard ends (store/postgres/broadcasts.ts).
+ */
+const SHARD_RUNS = `
+  WITH first AS (
+    UPDATE runs SET shard = 0, shard_count = $2, target_worker_id = ($3::text[])[1], broadcast_run_id = id
+    WHERE id = ANY($1::bigint[]) RETURNING *)
+  INSERT INTO runs (job_id, group_name, handler, cause, fire_time, params, priority, status, max_attempts, retry,
+    timeout_ms, created_at, available_at, shard, shard_count, target_worker_id, trace_context, namespace,
+    broadcast_run_id, workflow_instance_id, workflow_step)
+  SELECT f.job_id, f.group_name, f.handler, f.cause, f.fire_time, f.params, f.priority, f.status, f.max_attempts,
+    f.retry, f.timeout_ms, f.created_at, f.available_at, s.shard, $2, ($3::text[])[s.shard + 1], f.trace_context, f.namespace,
+    f.id, f.workflow_instance_id, f.workflow_step
+  FROM first f CROSS JOIN generate_series(1, $2 - 1) AS s(shard)
+  ORDER BY f.id, s.shard`;
+
+/** Live workers of group $1 of namespace $3 at $2 with their load: running attempts plus queued runs assigned to them. */
+export const LIVE_WORKERS = `
+  SELECT w.id, w.name, w.handlers, w.labels, w.capacity, w.resources, w.load,
+    (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.status = 'running')
+    + (SELECT count(*) FROM runs r WHERE r.target_worker_id = w.id AND r.status = 'queued') AS running
+  FROM workers w WHERE w.group_name = $1 AND w.namespace = $3 AND w.status = 'active' AND w.lease_expires_at > $2::bigint`;

@@ -1,8 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
+import { EXPIRED_ATTEMPTS } from './attempts.ts';
+import { HEARTBEAT } from './dispatch.ts';
 import { PostgresStore } from './postgres-store.ts';
-import * as sql from './queries.ts';
+import { LIST_RUNS } from './runs.ts';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 
 afterAll(dropTestSchemas);
 
@@ -31,7 +33,7 @@ describe('PostgreSQL: run lists by status', () => {
     // Without rows the planner would take any plan; forbidding sequential scans asks which indexes apply.
     await client.query('SET enable_seqscan = off');
     const { rows } = await client.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN ${sql.LIST_RUNS.replace(/\$(\d)/g, (_, n: string) =>
+      `EXPLAIN ${LIST_RUNS.replace(/\$(\d)/g, (_, n: string) =>
         n === '2' ? `'${status}'::text` : n === '5' ? '50' : 'NULL',
       )}`,
     );
@@ -176,7 +178,7 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
   }
 
   it('the reaper reads the workers, then runs_worker for the lost and runs_deadline for the timed out', async () => {
-    const text = await plan(sql.EXPIRED_ATTEMPTS, [NOW, 500]);
+    const text = await plan(EXPIRED_ATTEMPTS, [NOW, 500]);
     expect(scansOfRuns(text)).toEqual([
       'runs_worker: (worker_id = w.id)',
       "runs_deadline: (deadline_at <= '1000000'::bigint)",
@@ -184,7 +186,7 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
   });
 
   it('the heartbeat reads the worker’s running runs through runs_worker and writes no run', async () => {
-    const text = await plan(sql.HEARTBEAT, ['w1', NOW, 5000, null]);
+    const text = await plan(HEARTBEAT, ['w1', NOW, 5000, null]);
     expect(text).toMatch(/Update on workers/);
     expect(text).not.toMatch(/Update on runs/);
     expect(scansOfRuns(text)).toEqual(["runs_worker: (worker_id = 'w1'::text)"]);

@@ -16,7 +16,7 @@ import {
   namespaceFromRow,
   namespaceInUse,
 } from '../namespaces.ts';
-import type { PostgresConnection } from './alerts.ts';
+import type { PostgresConnection } from './connection.ts';
 
 /** Namespace rows with `quotas` as text, like every JSON column of the store. */
 const NAMESPACE_COLUMNS = 'name, description, quotas::text AS quotas, created_at';

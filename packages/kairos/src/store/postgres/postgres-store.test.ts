@@ -238,7 +238,7 @@ describe('PostgreSQL store: a node frozen inside a transaction', () => {
     const survivor = await open();
     expect(await frozen.acquireLeases(names, 'frozen', 1000, T0)).toHaveLength(3);
     // One of the frozen store's own pooled sessions, stopped between two statements of a fire.
-    const client = await (frozen as unknown as { pool: pg.Pool }).pool.connect();
+    const client = await (frozen as unknown as { c: { pool: pg.Pool } }).c.pool.connect();
     const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
     try {
       await holdAsAFire(client, 'trigger/1');

@@ -1,559 +1,144 @@
-import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { AttemptRef, JsonObject, TraceContext } from '@kairos/client';
-import pg from 'pg';
 import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
 import type { JobDefinition, JobRecord } from '../../core/job.ts';
-import { idempotencyConflict, sameRunRequest } from '../../core/manual-run.ts';
-import { HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
-import type { Bucket } from '../../core/rate-limit.ts';
 import type { Resources } from '../../core/resources.ts';
-import {
-  type InstancePruneCandidate,
-  type JobRetention,
-  type PruneCandidate,
-  retentionColumn,
-  retentionFromColumn,
-} from '../../core/retention.ts';
+import type { InstancePruneCandidate, JobRetention, PruneCandidate } from '../../core/retention.ts';
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
-import type { TaskDefinition } from '../../core/task.ts';
-import { KairosError, StoreUnavailableError } from '../../errors.ts';
-import { VERSION } from '../../version.ts';
-import {
-  type ApiTokenRecord,
-  type ApiTokenRow,
-  type AuditEntry,
-  type AuditRecord,
-  type AuditRow,
-  apiTokenFromRow,
-  auditFromRow,
-  EXTERNAL_PASSWORD_HASH,
-  type ExternalUser,
-  type FireLateness,
-  latenessFromSample,
-  type MinuteCount,
-  type NewApiToken,
-  type NewOidcLogin,
-  type NewSession,
-  type NewUser,
-  type OidcLoginRecord,
-  type OidcLoginRow,
-  type OverviewCounts,
-  oidcLoginFromRow,
-  overviewFromRows,
-  type QueuedRunCount,
-  type QueuedRunCountRow,
-  queuedRunCountFromRow,
-  type SessionRecord,
-  type SessionRow,
-  sessionFromRow,
-  tokenNameTaken,
-  type UserPatch,
-  type UserRecord,
-  type UserRow,
-  userFromRow,
+import type {
+  ApiTokenRecord,
+  AuditEntry,
+  AuditRecord,
+  ExternalUser,
+  FireLateness,
+  MinuteCount,
+  NewApiToken,
+  NewOidcLogin,
+  NewSession,
+  NewUser,
+  OidcLoginRecord,
+  OverviewCounts,
+  QueuedRunCount,
+  SessionRecord,
+  UserPatch,
+  UserRecord,
 } from '../access.ts';
 import type { AlertStore } from '../alerts.ts';
-import { type AheadRow, aheadClaimedFromRow } from '../dispatch-ahead.ts';
-import {
-  bucketScopes,
-  DEFAULT_RESERVE_AFTER_MS,
-  type DispatchCandidate,
-  type DispatchPlan,
-  lockedJobs,
-  needsSnapshot,
-  planDispatch,
-  requestsResources,
-} from '../dispatch-plan.ts';
-import {
-  addUsed,
-  type BucketRow,
-  type CandidateRow,
-  type ClaimRow,
-  candidateFromRow,
-  claimedFromRow,
-  dispatchWindow,
-  type GroupLimitRow,
-  groupLimitFromRow,
-  groupLimitsFromRow,
-  type NamespaceGroupLimitRow,
-  type SnapshotRow,
-  scheduleToStartError,
-  snapshotFromRow,
-  type UsedRow,
-  usedByWorker,
-} from '../dispatch-rows.ts';
-import {
-  groupByRun,
-  type LogRow,
-  logFromRow,
-  type ProgressRow,
-  planLogAppend,
-  progressFromRow,
-} from '../log-rows.ts';
-import { planMigrations, readMigrations, type SchemaMeta } from '../migrations.ts';
-import { DEFAULT_NAMESPACE, type NamespaceStore, nameTakenElsewhere } from '../namespaces.ts';
-import {
-  type InstancePruneRow,
-  instancePruneCandidateFromRow,
-  type PruneRow,
-  pruneCandidateFromRow,
-} from '../retention-rows.ts';
-import {
-  type AttemptRow,
-  attemptFromRow,
-  type DecisionRow,
-  type DueJobRow,
-  decisionFromRow,
-  delayOf,
-  dispatchValues,
-  dueJobsFromRows,
-  heartbeatAnswer,
-  type JobRow,
-  type JsonColumn,
-  jobFromRow,
-  json,
-  type LeaseRow,
-  leaseFromRow,
-  type NodeRow,
-  nodeFromRow,
-  RUN_COLUMNS,
-  type RunRow,
-  runFromRow,
-  traceColumn,
-  type WorkerRow,
-  workerFromRow,
-} from '../rows.ts';
-import { type CalendarRow, calendarFromRow, type SkippedRow, skippedFromRow } from '../rows-schedules.ts';
-import {
-  type AttemptOutcome,
-  type AttemptRecord,
-  type ClaimedRun,
-  checkedTable,
-  type DecisionInput,
-  type DueJob,
-  type EnqueueRequest,
-  type ExpiredAttempt,
-  type FireEntry,
-  type FireResult,
-  GONE_NODE_KEPT_LEASES,
-  type GroupLimit,
-  type GroupLimits,
-  type HeartbeatAnswer,
-  type JobExpectation,
-  type JobPruneScan,
-  type JobQuotaCheck,
-  type LateReport,
-  type Lease,
-  LeaseLostError,
-  type MaxQueuedRuns,
-  type NodeHeartbeat,
-  type NodeHeartbeatAnswer,
-  type NodeRecord,
-  type Partitions,
-  type PollDispatch,
-  type PruneCursor,
-  type RunLogBatch,
-  type RunLogRecord,
-  type RunProgressRecord,
-  type RunQuery,
-  type RunRecord,
-  type SecretParamsRow,
-  type SecretTable,
-  type SkippedRecord,
-  type SkipWritten,
-  type Store,
-  type StoreEvent,
-  type TriggerRunRequest,
-  type WorkerIdentity,
-  type WorkerRecord,
-  type WorkerRegistration,
+import { DEFAULT_RESERVE_AFTER_MS } from '../dispatch-plan.ts';
+import { DEFAULT_NAMESPACE, type NamespaceStore } from '../namespaces.ts';
+import type {
+  AttemptOutcome,
+  AttemptRecord,
+  ClaimedRun,
+  DecisionInput,
+  DueJob,
+  EnqueueRequest,
+  ExpiredAttempt,
+  FireEntry,
+  FireResult,
+  GroupLimit,
+  GroupLimits,
+  HeartbeatAnswer,
+  JobExpectation,
+  JobPruneScan,
+  JobQuotaCheck,
+  LateReport,
+  Lease,
+  MaxQueuedRuns,
+  NodeHeartbeat,
+  NodeHeartbeatAnswer,
+  NodeRecord,
+  Partitions,
+  PollDispatch,
+  PruneCursor,
+  RunLogBatch,
+  RunLogRecord,
+  RunProgressRecord,
+  RunQuery,
+  RunRecord,
+  SecretParamsRow,
+  SecretTable,
+  SkippedRecord,
+  Store,
+  StoreEvent,
+  TriggerRunRequest,
+  WorkerIdentity,
+  WorkerRecord,
+  WorkerRegistration,
 } from '../store.ts';
-import { JOB_DELETED, type WorkflowStore } from '../workflows.ts';
-import * as access from './access-queries.ts';
-import * as ahead from './ahead-queries.ts';
-import { PostgresAlerts, type PostgresConnection } from './alerts.ts';
-import { shardNewRuns } from './broadcasts.ts';
-import { checkDependencyCycle, lockNamespaceEdits, NAMESPACE_OF_JOB } from './dependencies.ts';
-import * as dq from './dispatch-queries.ts';
+import type { WorkflowStore } from '../workflows.ts';
+import * as access from './access.ts';
+import { PostgresAlerts } from './alerts.ts';
+import * as attempts from './attempts.ts';
+import * as cluster from './cluster.ts';
+import { PostgresConnection, type PostgresStoreOptions } from './connection.ts';
+import * as dispatch from './dispatch.ts';
+import * as fires from './fires.ts';
+import * as jobs from './jobs.ts';
+import * as logs from './logs.ts';
 import { PostgresNamespaces } from './namespaces.ts';
-import * as sql from './queries.ts';
-import * as quotas from './quotas.ts';
-import * as rq from './retention-queries.ts';
-import {
-  afterRunsEnded,
-  backfill,
-  broadcastDependents,
-  buffersRuns,
-  CALENDAR_USER,
-  fireWithPolicies,
-  LIST_SKIPPED,
-  needsPolicySteps,
-  PUT_CALENDAR,
-  promoteBuffered,
-  skippedInput,
-  startBuffering,
-  writeSkipped,
-} from './schedules.ts';
-import * as secrets from './secret-queries.ts';
-import { fireWorkflow } from './workflow-fires.ts';
-import { advanceWorkflows, PostgresWorkflows } from './workflows.ts';
+import * as overview from './overview.ts';
+import * as retention from './retention.ts';
+import * as runs from './runs.ts';
+import * as schedules from './schedules.ts';
+import { afterRunsEnded } from './schedules.ts';
+import { PostgresWorkflows } from './workflows.ts';
 
-/** The answer of ENQUEUE: the job's group, and [id, idempotency key] pairs as JSON. */
-/** A run an idempotency key holds (RUNS_BY_IDEMPOTENCY_KEYS). */
-interface KeyHolderRow {
-  id: number;
-  idempotency_key: string;
-  params: JsonColumn;
-  priority: number;
-  idempotency_expires_at: number | null;
-}
-
-/** The answer of TRIGGER_RUN: the run inserted or its key's run, and what the statement did. */
-type TriggerRunRow = RunRow & {
-  job_id_of_name: number;
-  job_broadcast: boolean;
-  inserted: number;
-  key_same: boolean | null;
-  key_expired: boolean | null;
-};
-
-interface EnqueuedRow {
-  group_name: string;
-  broadcast: boolean;
-  inserted: string;
-}
-
-/** A run that FINISH_ATTEMPTS ended (or queued again), with what its end set off. */
-interface FinishedRow {
-  id: number;
-  attempt: number;
-  job_id: number;
-  status: string;
-  buffering: boolean;
-  /** Set for a workflow's step run: its end advances the instance. */
-  workflow_instance_id: number | null;
-  /** Set for a shard of a broadcast: the first shard's id. */
-  broadcast_run_id: number | null;
-  /** The groups that got runs (on one row of the batch); null for none. */
-  groups: string[] | null;
-}
-
-export interface PostgresStoreOptions {
-  /** `postgres://user@host:port/database`. */
-  connectionString: string;
-  /** A schema of its own (created by `migrate()`); default: the connection's search path. */
-  schema?: string;
-  /** Pool size. Default 10. */
-  poolSize?: number;
-  /**
-   * PostgreSQL ends a session of this node that sits idle inside a transaction for longer, releasing
-   * its locks (`idle_in_transaction_session_timeout`): a node frozen mid-fire (a stopped process, a
-   * paused VM) must not hold its partition leases locked. The node passes its partition lease.
-   * Default 5,000 ms; 0 turns it off.
-   */
-  idleInTransactionTimeoutMs?: number;
-}
-
-const CHANNEL = 'kairos_events';
-
-/** What to do when the connection cannot carry a node's session (STORE_UNSUPPORTED). */
-const POOLER_ADVICE =
-  'Kairos keeps session state (advisory locks, LISTEN/NOTIFY, search_path and session settings), which transaction pooling does not carry: connect the node directly to PostgreSQL, or through a pool in session mode (PgBouncer: pool_mode = session, ignore_startup_parameters = options, and the settings on the role with ALTER ROLE … SET); see docs/operations.md, "Connection poolers"';
-
-/** The schema's `schema_meta` row; null before the migration that creates it. */
-async function readSchemaMeta(client: pg.PoolClient): Promise<SchemaMeta | null> {
-  if (!(await client.query("SELECT to_regclass('schema_meta') AS t")).rows[0].t) return null;
-  const [row] = (
-    await client.query('SELECT schema_version, min_code_version, migrated_by FROM schema_meta WHERE id = 1')
-  ).rows;
-  return row
-    ? { schemaVersion: row.schema_version, minCodeVersion: row.min_code_version, migratedBy: row.migrated_by }
-    : null;
-}
-
-/** The nodes whose membership lease has not ended, on the database's clock (none before the table exists). */
-async function readLiveNodes(client: pg.PoolClient): Promise<Array<{ id: string; version: string }>> {
-  if (!(await client.query("SELECT to_regclass('nodes') AS t")).rows[0].t) return [];
-  return (
-    await client.query(
-      'SELECT id, version FROM nodes WHERE expires_at > extract(epoch FROM clock_timestamp()) * 1000',
-    )
-  ).rows;
-}
-const MIGRATION_LOCK = 7_245_100_001;
-/** How long a migration waits for one table lock (ms) before it rolls back and tries again. */
-const MIGRATION_LOCK_TIMEOUT = 2000;
-/** Tries of a migration that met running transactions' locks, a few minutes in all at most. */
-const MIGRATION_TRIES = 40;
-
-/** A deadlock (40P01) or a lock wait past lock_timeout (55P03): the migration rolled back whole. */
-function isLockConflict(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === '40P01' || code === '55P03';
-}
+export type { PostgresStoreOptions } from './connection.ts';
 
 /**
  * The cluster store on PostgreSQL. Claims use `FOR UPDATE SKIP LOCKED`; batches travel as one
  * jsonb parameter (`jsonb_to_recordset`) so that a batch is one statement; events cross nodes
- * through LISTEN/NOTIFY. int8 and jsonb come back unparsed-to-number / as text so that rows map
- * the same way as SQLite's.
+ * through LISTEN/NOTIFY. This class is the index of the contract (store/store.ts): each method
+ * hands its call to the file of its section, which holds the statements it runs.
  */
 export class PostgresStore implements Store {
   readonly dialect = 'postgres';
-  private readonly pool: pg.Pool;
-  private readonly connection: PostgresConnection = {
-    query: (operation, text, values) => this.query(operation, text, values),
-    transaction: (operation, body) => this.transaction(operation, body),
-  };
-  readonly alerts: AlertStore = new PostgresAlerts(this.connection);
-  readonly namespaces: NamespaceStore = new PostgresNamespaces(this.connection, (client, entry) =>
-    this.audit(client, entry),
-  );
-  readonly workflows: WorkflowStore = new PostgresWorkflows(
-    this.connection,
-    (groups) => this.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
-    (client, runIds, now) => afterRunsEnded(client, runIds, now),
-    () => this.notify([{ type: 'jobs' }]),
-  );
-  private readonly events = new EventEmitter();
-  private readonly origin = randomUUID();
-  private listener: pg.Client | undefined;
-  /**
-   * Whether another node may be listening: false once this node's heartbeat found it alone, true
-   * again at a heartbeat that counts another node or at a notification from one of its schema (a
-   * node announces itself when its first heartbeat finds others). Events are NOTIFYed only then: a commit that
-   * sends a NOTIFY takes PostgreSQL's one notify lock, for the whole cluster, and holds it until
-   * its WAL flush, so every NOTIFYing commit, of any database on the server, waits for the one
-   * before it. A node alone skips that on each trigger. A node that joins may miss events until
-   * the others hear of it, which costs its polls at most one backstop interval, never a run.
-   */
-  private peers = true;
-  private announced = false;
-  private listening = false;
-  private closed = false;
-
-  /** `idle_in_transaction_session_timeout` that this node's sessions ask for; 0: none. */
-  private readonly idleMs: number;
-  /** The startup parameter `options` that sets this node's session settings. */
-  private readonly startupOptions: string | undefined;
-
+  private readonly c: PostgresConnection;
+  readonly alerts: AlertStore;
+  readonly namespaces: NamespaceStore;
+  readonly workflows: WorkflowStore;
   reserveAfterMs = DEFAULT_RESERVE_AFTER_MS;
 
-  constructor(private readonly options: PostgresStoreOptions) {
-    this.idleMs = Math.ceil(options.idleInTransactionTimeoutMs ?? 5000);
-    const settings = [
-      ...(options.schema ? [`-c search_path=${quoteIdent(options.schema)}`] : []),
-      ...(this.idleMs > 0 ? [`-c idle_in_transaction_session_timeout=${this.idleMs}`] : []),
-    ];
-    this.startupOptions = settings.length > 0 ? settings.join(' ') : undefined;
-    this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.poolSize ?? 10,
-      options: this.startupOptions,
-      types: { getTypeParser },
-      connectionTimeoutMillis: 5000,
-    });
-    // A client that loses its connection must not crash the node. The pool listens for errors of idle
-    // clients only: a checked-out one (inside a transaction) gets a listener of its own; its statement
-    // fails (STORE_UNAVAILABLE), the pool drops it when it is released, and the next query reconnects.
-    this.pool.on('error', () => {});
-    this.pool.on('connect', (client) => client.on('error', () => {}));
-    this.events.setMaxListeners(0);
-  }
-
-  /**
-   * Applies the pending migrations in one transaction. On a live cluster (a rolling upgrade) the
-   * migration's table locks meet the running nodes' transactions: it waits at most
-   * {@link MIGRATION_LOCK_TIMEOUT} for each lock, so that a queued ALTER does not stall every query
-   * of its table behind it, and a lock timeout or a deadlock rolls the migration back whole and
-   * runs it again a little later, for up to {@link MIGRATION_TRIES} tries.
-   */
-  async migrate(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.migrateOnce();
-        break;
-      } catch (error) {
-        if (attempt >= MIGRATION_TRIES || !isLockConflict((error as { cause?: unknown }).cause)) throw error;
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt) * Math.random()),
-        );
-      }
-    }
-    await this.listen();
-  }
-
-  private async migrateOnce(): Promise<void> {
-    await this.withClient('migrate', async (client) => {
-      await this.checkSession(client);
-      await client.query('BEGIN');
-      try {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-        await client.query(`SET LOCAL lock_timeout = ${MIGRATION_LOCK_TIMEOUT}`);
-        // Under the lock: two nodes that start together would race `IF NOT EXISTS`, and one of them
-        // fail on pg_namespace's unique index.
-        if (this.options.schema)
-          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
-        await client.query(
-          'CREATE TABLE IF NOT EXISTS kairos_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-        );
-        const applied = (await client.query('SELECT version FROM kairos_migrations')).rows.map(
-          (r) => r.version as number,
-        );
-        const plan = planMigrations({
-          known: readMigrations('postgres'),
-          applied,
-          meta: await readSchemaMeta(client),
-          codeVersion: VERSION,
-          liveNodes: await readLiveNodes(client),
-        });
-        for (const migration of plan.pending) {
-          await client.query(migration.sql);
-          await client.query('INSERT INTO kairos_migrations (version, name) VALUES ($1, $2)', [
-            migration.version,
-            migration.name,
-          ]);
-        }
-        if (plan.meta)
-          await client.query(
-            `INSERT INTO schema_meta (id, schema_version, min_code_version, migrated_by) VALUES (1, $1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET schema_version = $1, min_code_version = $2, migrated_by = $3`,
-            [plan.meta.schemaVersion, plan.meta.minCodeVersion, plan.meta.migratedBy],
-          );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-    });
-  }
-
-  /**
-   * Refuses (STORE_UNSUPPORTED), before anything is written, a connection that cannot carry this
-   * node's session: the schema and settings it asked for are missing (a pooler dropped the startup
-   * parameter), or two of its sessions share one server process (transaction pooling: advisory locks,
-   * LISTEN and session settings would land on whichever session serves the next transaction).
-   */
-  private async checkSession(client: pg.PoolClient): Promise<void> {
-    const asked = (): string => `this node asked for ${this.askedSettings()}`;
-    const row = (
-      await client.query(
-        `SELECT current_setting('search_path') AS search_path, pg_backend_pid() AS pid,
-           (SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout') AS idle_ms`,
-      )
-    ).rows[0] as { search_path: string; pid: number; idle_ms: string };
-    const wrong: string[] = [];
-    const schema = this.options.schema;
-    if (schema && !searchPathIs(row.search_path, schema))
-      wrong.push(`search_path is ${row.search_path}, not ${schema}`);
-    if (this.idleMs > 0 && Number(row.idle_ms) !== this.idleMs)
-      wrong.push(`idle_in_transaction_session_timeout is ${row.idle_ms} ms, not ${this.idleMs} ms`);
-    if (wrong.length > 0)
-      throw new KairosError(
-        'STORE_UNSUPPORTED',
-        `the database session does not carry the settings this node set in the startup parameter "options" (${wrong.join('; ')}): a connection pooler dropped them (PgBouncer with ignore_startup_parameters = options?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
-      );
-    // A second session, inside a transaction, while the first is idle: a pooler in transaction
-    // mode hands it the server process the first just used (or the first moves to another one).
-    const other = new pg.Client({
-      connectionString: this.options.connectionString,
-      options: this.startupOptions,
-      connectionTimeoutMillis: 5000,
-    });
-    other.on('error', () => {});
-    let shared: boolean;
-    try {
-      await other.connect();
-      await other.query('BEGIN');
-      const otherPid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-      const pidAgain = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-      shared = otherPid === row.pid || pidAgain !== row.pid;
-      await other.query('ROLLBACK');
-    } finally {
-      await other.end().catch(() => undefined);
-    }
-    if (shared)
-      throw new KairosError(
-        'STORE_UNSUPPORTED',
-        `two sessions of this node share one PostgreSQL server process: a connection pooler in transaction (or statement) pooling mode sits between the node and PostgreSQL (PgBouncer pool_mode = transaction?); nothing was written. ${POOLER_ADVICE} (${asked()})`,
-      );
-  }
-
-  /** The settings this node's sessions ask for, for messages. */
-  private askedSettings(): string {
-    const settings = [
-      ...(this.options.schema ? [`search_path = ${this.options.schema}`] : []),
-      ...(this.idleMs > 0 ? [`idle_in_transaction_session_timeout = ${this.idleMs}`] : []),
-    ];
-    return settings.length > 0 ? settings.join(', ') : 'no session settings';
-  }
-
-  /** STORE_UNSUPPORTED for a connection that the server (a pooler) refused for a startup parameter. */
-  private refusedParameter(error: unknown): KairosError | undefined {
-    const message = (error as Error | undefined)?.message ?? '';
-    if (!/unsupported startup parameter/i.test(message)) return undefined;
-    return new KairosError(
-      'STORE_UNSUPPORTED',
-      `the server refused this node's connection: ${message} (a connection pooler such as PgBouncer refuses the startup parameter "options" that sets the node's session settings); nothing was written. ${POOLER_ADVICE} (this node asks for ${this.askedSettings()})`,
-      undefined,
-      { cause: error },
+  constructor(options: PostgresStoreOptions) {
+    this.c = new PostgresConnection(options);
+    this.alerts = new PostgresAlerts(this.c);
+    this.namespaces = new PostgresNamespaces(this.c, (client, entry) => access.writeAudit(client, entry));
+    this.workflows = new PostgresWorkflows(
+      this.c,
+      (groups) => this.c.notify([...new Set(groups)].map((group) => ({ type: 'runs', group }))),
+      (client, runIds, now) => afterRunsEnded(client, runIds, now),
+      () => this.c.notify([{ type: 'jobs' }]),
     );
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.listener?.end().catch(() => undefined);
-    await this.pool.end();
+  // Connection (connection.ts): migrations, and change events (Notifications) ---------------------------
+
+  migrate(): Promise<void> {
+    return this.c.migrate();
   }
 
-  // Jobs ---------------------------------------------------------------------
+  close(): Promise<void> {
+    return this.c.close();
+  }
 
-  async createJob(
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.c.subscribe(listener);
+  }
+
+  // Jobs and secret params (jobs.ts) --------------------------------------------------------------------
+
+  createJob(
     job: JobDefinition,
     nextFireAt: number | null,
     now: number,
     namespace = DEFAULT_NAMESPACE,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord> {
-    const values = [
-      ...jobValues(job),
-      nextFireAt,
-      now,
-      ...dispatchValues(job),
-      buffersRuns(job),
-      retentionColumn(job.retention),
-      job.owner,
-      job.revision,
-      JSON.stringify(job.secretParams),
-      namespace,
-    ];
-    const dependent = job.trigger.kind === 'after';
-    try {
-      const [row] =
-        quota || dependent
-          ? await this.transaction('createJob', async (client) => {
-              // The namespace row locked: a concurrent create or edit in it waits here until this
-              // one commits, then counts this job too (READ COMMITTED reads what committed before it),
-              // and reads its `after` trigger when walking a chain.
-              await lockNamespaceEdits(client, namespace);
-              if (quota) await quotas.checkJobQuota(client, namespace, -1, quota);
-              if (dependent) await checkDependencyCycle(client, namespace, job);
-              return (await client.query<JobRow>(sql.CREATE_JOB, values)).rows;
-            })
-          : await this.query<JobRow>('createJob', sql.CREATE_JOB, values);
-      await this.notify([{ type: 'jobs' }]);
-      return jobFromRow(row!);
-    } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
-        throw new KairosError('JOB_NAME_TAKEN', `a job named ${JSON.stringify(job.name)} exists`);
-      }
-      throw error;
-    }
+    return jobs.createJob(this.c, job, nextFireAt, now, namespace, quota);
   }
 
-  async updateJob(
+  updateJob(
     id: number,
     job: JobDefinition,
     nextFireAt: number | null,
@@ -561,499 +146,120 @@ export class PostgresStore implements Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
-    const values = updateValues(id, job, nextFireAt, now, expected);
-    const dependent = job.trigger.kind === 'after';
-    // A policy that buffers runs: the job's runs in flight learn it first (startBuffering).
-    const [row] =
-      buffersRuns(job) || quota || dependent
-        ? await this.transaction('updateJob', async (client) => {
-            // The namespace first, then the job (startBuffering), as every such write does.
-            if (dependent) await this.lockDependencyEdit(client, id, job);
-            const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
-            if (buffersRuns(job)) await startBuffering(client, id);
-            const { rows } = await client.query<JobRow>(sql.UPDATE_JOB, values);
-            // Judged only when the edit applies; a refusal rolls it back.
-            if (rows[0] && quota && namespace !== null)
-              await quotas.checkJobQuota(client, namespace, id, quota);
-            return rows;
-          })
-        : await this.query<JobRow>('updateJob', sql.UPDATE_JOB, values);
-    if (row) await this.notify([{ type: 'jobs' }]);
-    return row ? jobFromRow(row) : null;
+    return jobs.updateJob(this.c, id, job, nextFireAt, now, expected, quota);
   }
 
-  /** An edit of job `id` to an `after` trigger: its namespace locked, its chain checked (DEPENDENCY_CYCLE). */
-  private async lockDependencyEdit(client: pg.PoolClient, id: number, job: JobDefinition): Promise<void> {
-    const { rows } = await client.query<{ namespace: string }>(NAMESPACE_OF_JOB, [id]);
-    if (!rows[0]) return;
-    await lockNamespaceEdits(client, rows[0].namespace);
-    await checkDependencyCycle(client, rows[0].namespace, job);
+  getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
+    return jobs.getJob(this.c, name, options);
   }
 
-  async getJob(name: string, options: { workflowJobs?: boolean } = {}): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>(
-      'getJob',
-      // A workflow's own job (store/workflows.ts) is no job of the API's: its name is never found.
-      'SELECT * FROM jobs WHERE name = $1 AND (workflow_id IS NULL OR $2::boolean)',
-      [name, options.workflowJobs === true],
-    );
-    return row ? jobFromRow(row) : null;
-  }
-
-  async listJobs(filter: {
+  listJobs(filter: {
     namespace?: string | undefined;
     group?: string | undefined;
     after?: string | undefined;
     limit: number;
   }): Promise<JobRecord[]> {
-    const rows = await this.query<JobRow>('listJobs', sql.LIST_JOBS, [
-      filter.group ?? null,
-      filter.after ?? null,
-      filter.limit,
-      filter.namespace ?? null,
-    ]);
-    return rows.map(jobFromRow);
+    return jobs.listJobs(this.c, filter);
   }
 
-  async deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
-    const deleted = await this.transaction('deleteJob', async (client) => {
-      // Ending a run locks the run, then its job (finishAttempts); deleting the job must take its
-      // locks in that order too, or a report arriving meanwhile deadlocks with the cascade.
-      await client.query(sql.LOCK_ACTIVE_RUNS_OF_JOB, [name]);
-      // The job's row locked: a run of it that another transaction inserted (an advance queuing a
-      // `job` step) holds it until that commits, and the next statement then sees the run.
-      const job = (
-        await client.query<{ id: number }>(
-          `SELECT id FROM jobs WHERE name = $1 AND workflow_id IS NULL AND ($2::integer IS NULL OR version = $2)
-           FOR UPDATE`,
-          [name, version ?? null],
-        )
-      ).rows[0];
-      if (!job) return null;
-      // Its workflow step runs end first, so that their instances advance (store/workflows.ts).
-      // A deadlock with a run end (instances, then jobs) is retried whole.
-      const steps = await client.query<{ id: number }>(sql.CANCEL_STEP_RUNS_OF_JOB, [
-        job.id,
-        now,
-        JOB_DELETED,
-      ]);
-      const groups = await advanceWorkflows(
-        client,
-        steps.rows.map((r) => r.id),
-        now,
-        job.id,
-      );
-      await client.query('DELETE FROM jobs WHERE id = $1', [job.id]);
-      return groups;
-    });
-    if (deleted === null) return false;
-    await this.notify([
-      { type: 'jobs' },
-      ...[...new Set(deleted)].map((group) => ({ type: 'runs' as const, group })),
-    ]);
-    return true;
+  deleteJob(name: string, version?: number, now = Date.now()): Promise<boolean> {
+    return jobs.deleteJob(this.c, name, version, now);
   }
 
-  // Secret params ------------------------------------------------------------
-
-  async secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]> {
-    const rows = await this.query<{ id: number | string; params: string }>(
-      'secretParamsPage',
-      secrets.secretParamsPage(checkedTable(table)),
-      [afterId, limit],
-    );
-    return rows.map((row) => ({
-      id: Number(row.id),
-      params: JSON.parse(row.params) as JsonObject,
-      stored: row.params,
-    }));
+  secretParamsPage(table: SecretTable, afterId: number, limit: number): Promise<SecretParamsRow[]> {
+    return jobs.secretParamsPage(this.c, table, afterId, limit);
   }
 
-  async replaceSecretParams(
-    table: SecretTable,
-    id: number,
-    stored: string,
-    params: JsonObject,
-  ): Promise<boolean> {
-    const rows = await this.query('replaceSecretParams', secrets.replaceSecretParams(checkedTable(table)), [
-      id,
-      stored,
-      JSON.stringify(params),
-    ]);
-    return rows.length > 0;
+  replaceSecretParams(table: SecretTable, id: number, stored: string, params: JsonObject): Promise<boolean> {
+    return jobs.replaceSecretParams(this.c, table, id, stored, params);
   }
 
-  // Firing -------------------------------------------------------------------
+  // Firing, and fire ahead (fires.ts) -------------------------------------------------------------------
 
-  async dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]> {
-    const rows = await this.query<DueJobRow>('dueJobs', sql.DUE_JOBS, [
-      now,
-      partitions.count,
-      partitions.owned,
-      limit,
-    ]);
-    return dueJobsFromRows(rows);
+  dueJobs(partitions: Partitions, now: number, limit: number): Promise<DueJob[]> {
+    return fires.dueJobs(this.c, partitions, now, limit);
   }
 
-  async nextFireAt(partitions: Partitions): Promise<number | null> {
-    const [row] = await this.query<{ next_fire_at: number }>('nextFireAt', sql.NEXT_FIRE_AT, [
-      partitions.count,
-      partitions.owned,
-    ]);
-    return row?.next_fire_at ?? null;
+  nextFireAt(partitions: Partitions): Promise<number | null> {
+    return fires.nextFireAt(this.c, partitions);
   }
 
-  async fire(
-    entries: readonly FireEntry[],
-    leases: readonly Lease[] | null,
+  fire(entries: readonly FireEntry[], leases: readonly Lease[] | null, now: number): Promise<FireResult> {
+    return fires.fire(this.c, entries, leases, now);
+  }
+
+  dispatchAhead(
+    workerId: string,
+    max: number,
+    until: number,
     now: number,
-  ): Promise<FireResult> {
-    const result = await this.transaction('fire', async (client) => {
-      if (leases && leases.length > 0) {
-        const held = await client.query(sql.LOCK_LEASES, [JSON.stringify(leases.map(leaseKey)), now]);
-        if ((held.rowCount ?? 0) < leases.length) {
-          throw new LeaseLostError(`partition leases of ${leases[0]!.owner} are no longer held (fenced out)`);
-        }
-      }
-      const out = await firePolicyEntries(client, entries.filter(needsPolicySteps), now);
-      const batch = entries.filter((e) => !needsPolicySteps(e));
-      const { rows } = await client.query<{ advanced: number; runs: number; groups: string[] }>(sql.FIRE, [
-        JSON.stringify(batch.map((e) => ({ job_id: e.jobId, expected: e.expected, next: e.next }))),
-        JSON.stringify(
-          batch.flatMap((e) =>
-            e.fires.map((fireTime, i) => ({
-              job_id: e.jobId,
-              fire_time: fireTime,
-              available_at: e.availableAt?.[i] ?? fireTime,
-              trace_context: traceColumn(e.traceContexts?.[i]),
-            })),
-          ),
-        ),
-        now,
-      ]);
-      const row = rows[0]!;
-      const ledger = batch.flatMap((e) => skippedInput(e, e.skipped ?? []));
-      if (ledger.length > 0) {
-        out.skipped.push(...(await writeSkipped(client, ledger, now)));
-      }
-      await shardNewRuns(
-        client,
-        entries.map((e) => e.jobId),
-        now,
-      );
-      const fired: FireResult = {
-        runs: row.runs + out.runs,
-        conflicts: batch.length - row.advanced + out.conflicts,
-        groups: [...new Set([...row.groups, ...out.groups])],
-      };
-      if (out.skipped.length > 0) fired.skipped = out.skipped;
-      return fired;
-    });
-    await this.notify(result.groups.map((group) => ({ type: 'runs', group })));
-    return result;
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
+    return fires.dispatchAhead(this.c, workerId, max, until, now, claimSeq);
   }
 
-  // Runs ---------------------------------------------------------------------
+  withdrawFiresAhead(jobId: number, after: number): Promise<number> {
+    return fires.withdrawFiresAhead(this.c, jobId, after);
+  }
 
-  async enqueueRuns(
+  dispatchForPoll(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<PollDispatch> {
+    return fires.dispatchForPoll(this.c, workerId, max, now, random, claimSeq, this.reserveAfterMs);
+  }
+
+  nextAvailableAt(workerId: string, now: number): Promise<number | null> {
+    return fires.nextAvailableAt(this.c, workerId, now);
+  }
+
+  // Runs (runs.ts) --------------------------------------------------------------------------------------
+
+  enqueueRuns(
     jobId: number,
     requests: readonly EnqueueRequest[],
     now: number,
     maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<number[]> {
-    const limit = maxQueuedRuns ?? null;
-    const input = requests.map((r, i) => ({
-      i,
-      params: r.params,
-      priority: r.priority,
-      key: r.idempotencyKey ?? null,
-      expires: r.idempotencyKey === undefined ? null : (r.idempotencyExpiresAt ?? null),
-      available_at: r.availableAt ?? now,
-      trace_context: traceColumn(r.traceContext),
-    }));
-    const keys = [...new Set(input.flatMap((r) => (r.key === null ? [] : [r.key])))];
-    if (keys.length > 0 || limit !== null)
-      return this.enqueueKeyedRuns(jobId, requests, input, keys, now, limit);
-    const enqueue = async (db: pg.Pool | pg.PoolClient, broadcast: boolean) => {
-      const { rows } = await db.query<EnqueuedRow>({
-        name: `kairos_enqueueRuns_${hash(sql.ENQUEUE)}`,
-        text: sql.ENQUEUE,
-        values: [
-          jobId,
-          JSON.stringify(input),
-          now,
-          CHANNEL,
-          this.origin,
-          broadcast,
-          this.peers,
-          this.options.schema ?? null,
-        ],
-      });
-      if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-      return rows[0]!;
-    };
-    // One statement, its own transaction; a broadcast job's runs are sharded in a transaction.
-    let row = await this.retrying('enqueueRuns', () => enqueue(this.pool, false));
-    if (row.broadcast) {
-      row = await this.transaction('enqueueRuns', async (client) => {
-        const row = await enqueue(client, true);
-        await shardNewRuns(client, [jobId], now);
-        return row;
-      });
-    }
-    // Sequence numbers follow the insert order, which follows the input order (no keys here).
-    const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort((a, b) => a[0] - b[0]);
-    // Other nodes learn through the statement's NOTIFY.
-    this.emit([{ type: 'runs', group: row.group_name }]);
-    return inserted.map(([id]) => id);
+    return runs.enqueueRuns(this.c, jobId, requests, now, maxQueuedRuns);
   }
 
-  /**
-   * enqueueRuns with idempotency keys, in one transaction so that a conflict writes nothing: the
-   * runs the keys hold are locked and judged first (expired keys taken from their runs, other params
-   * refused), then the runs inserted. A key whose run a concurrent request commits meanwhile is
-   * judged against that run; with other params, the whole batch is refused. With `maxQueuedRuns`
-   * (with keys or without), the job's namespace is locked first and the runs inserted are counted
-   * with its queued runs before the commit (docs/tenancy.md#quotas).
-   */
-  private async enqueueKeyedRuns(
-    jobId: number,
-    requests: readonly EnqueueRequest[],
-    input: ReadonlyArray<{ key: string | null }>,
-    keys: string[],
-    now: number,
-    maxQueuedRuns: number | null,
-  ): Promise<number[]> {
-    const byKey = new Map<string, { id: number; params: JsonObject; priority: number }>();
-    const { group, ids } = await this.transaction('enqueueRuns', async (client) => {
-      byKey.clear();
-      const namespace = maxQueuedRuns === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
-      const held =
-        keys.length === 0
-          ? []
-          : (await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, keys])).rows;
-      for (const run of held) {
-        if (run.idempotency_expires_at !== null && Number(run.idempotency_expires_at) <= now) {
-          await client.query(sql.RELEASE_IDEMPOTENCY_KEY, [run.id, run.idempotency_key, now]);
-        } else {
-          byKey.set(run.idempotency_key, { ...run, params: json<JsonObject>(run.params) });
-        }
-      }
-      const fresh = requests
-        .map((request, i) => ({ request, i }))
-        .filter(({ request }) => request.idempotencyKey === undefined || !byKey.has(request.idempotencyKey));
-      const { rows } = await client.query<EnqueuedRow>(sql.ENQUEUE, [
-        jobId,
-        JSON.stringify(fresh.map(({ i }) => input[i])),
-        now,
-        CHANNEL,
-        this.origin,
-        true,
-        this.peers,
-        this.options.schema ?? null,
-      ]);
-      const row = rows[0];
-      if (!row) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
-      if (row.broadcast) await shardNewRuns(client, [jobId], now);
-      const inserted = (JSON.parse(row.inserted) as Array<[number, string | null]>).sort(
-        (a, b) => a[0] - b[0],
-      );
-      if (maxQueuedRuns !== null && namespace !== null)
-        await quotas.checkQueuedRunsAfter(client, namespace, maxQueuedRuns, inserted.length);
-      const unkeyed = inserted.filter(([, key]) => key === null).map(([id]) => id);
-      for (const [id, key] of inserted) {
-        if (key === null) continue;
-        const first = fresh.find(({ request }) => request.idempotencyKey === key)!.request;
-        byKey.set(key, { id, params: first.params, priority: first.priority });
-      }
-      const missing = keys.filter((key) => !byKey.has(key));
-      if (missing.length > 0) {
-        // Keys that a concurrent request committed after this transaction read them.
-        const late = await client.query<KeyHolderRow>(sql.RUNS_BY_IDEMPOTENCY_KEYS, [jobId, missing]);
-        for (const run of late.rows)
-          byKey.set(run.idempotency_key, { ...run, params: json<JsonObject>(run.params) });
-      }
-      const ids = requests.map((request) => {
-        if (request.idempotencyKey === undefined) return unkeyed.shift()!;
-        const run = byKey.get(request.idempotencyKey)!;
-        if (!sameRunRequest(run, request.params, request.priority))
-          throw idempotencyConflict(request.idempotencyKey, run.id);
-        return run.id;
-      });
-      return { group: row.group_name, ids };
-    });
-    // Other nodes learn through the statement's NOTIFY.
-    this.emit([{ type: 'runs', group }]);
-    return ids;
-  }
-
-  async triggerRun(
+  triggerRun(
     name: string,
     request: TriggerRunRequest,
     now: number,
     audit?: AuditEntry,
     maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<RunRecord | null> {
-    const limit = maxQueuedRuns ?? null;
-    const answer =
-      limit === null
-        ? await this.triggerRunRounds(
-            (text, values) => this.query<TriggerRunRow>('triggerRun', text, values),
-            name,
-            request,
-            now,
-            audit,
-          )
-        : // With a quota: the namespace locked first, the run counted before the commit
-          // (docs/tenancy.md#quotas); a refusal rolls back the run, its NOTIFY and its audit entry.
-          await this.transaction('triggerRun', async (client) => {
-            const namespace = await quotas.lockNamespaceOfJob(client, name);
-            if (namespace === null) return null;
-            const answer = await this.triggerRunRounds(
-              async (text, values) => (await client.query<TriggerRunRow>(text, values)).rows,
-              name,
-              request,
-              now,
-              audit,
-            );
-            if (answer !== 'broadcast' && answer?.inserted)
-              await quotas.checkQueuedRunsAfter(client, namespace, limit, 1);
-            return answer;
-          });
-    if (answer === null) return null;
-    if (answer === 'broadcast') {
-      // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
-      const job = await this.getJob(name);
-      if (!job) return null;
-      const [id] = await this.enqueueRuns(
-        job.id,
-        [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
-        now,
-        limit,
-      );
-      if (audit) await this.appendAudit(audit);
-      return this.getRun(id!);
-    }
-    // Other nodes learn through the statement's NOTIFY.
-    if (answer.inserted) this.emit([{ type: 'runs', group: answer.group }]);
-    return answer.run;
+    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns);
   }
 
-  /**
-   * TRIGGER_RUN, run again after taking an expired idempotency key from its run: the run inserted
-   * or the one its key holds; `broadcast` for a broadcast job (nothing written); null: no such job.
-   */
-  private async triggerRunRounds(
-    query: (text: string, values: unknown[]) => Promise<TriggerRunRow[]>,
-    name: string,
-    request: TriggerRunRequest,
-    now: number,
-    audit: AuditEntry | undefined,
-  ): Promise<{ run: RunRecord; inserted: boolean; group: string } | 'broadcast' | null> {
-    const key = request.idempotencyKey ?? null;
-    for (let round = 1; ; round++) {
-      const [row] = await query(sql.TRIGGER_RUN, [
-        name,
-        request.params === null ? null : JSON.stringify(request.params),
-        request.priority,
-        key,
-        now,
-        CHANNEL,
-        this.origin,
-        // The entry's namespace is the job's (TRIGGER_RUN reads it): the first five values only.
-        ...(audit ? auditValues(audit).slice(0, 5) : [null, null, null, null, null]),
-        this.peers,
-        this.options.schema ?? null,
-        request.availableAt ?? now,
-        key === null ? null : (request.idempotencyExpiresAt ?? null),
-        traceColumn(request.traceContext),
-      ]);
-      if (!row) return null;
-      if (row.job_broadcast) return 'broadcast';
-      if (row.inserted > 0) return { run: runFromRow(row), inserted: true, group: row.group_name };
-      // Nothing inserted: the key holds a run, committed before this statement began or (no row to
-      // show, id null) since; an expired key is taken from its run, and the statement runs again.
-      if (row.id !== null && !row.key_expired) {
-        if (!row.key_same) throw idempotencyConflict(key!, row.id);
-        return { run: runFromRow(row), inserted: false, group: row.group_name };
-      }
-      if (row.id !== null) await query(sql.RELEASE_IDEMPOTENCY_KEY, [row.id, key, now]);
-      if (round >= 3) throw new StoreUnavailableError('triggerRun', new Error('idempotency key contended'));
-    }
+  getRun(id: number): Promise<RunRecord | null> {
+    return runs.getRun(this.c, id);
   }
 
-  async getRun(id: number): Promise<RunRecord | null> {
-    const [row] = await this.query<RunRow>(
-      'getRun',
-      `SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1`,
-      [id],
-    );
-    return row ? runFromRow(row) : null;
+  getAttempts(runId: number): Promise<AttemptRecord[]> {
+    return runs.getAttempts(this.c, runId);
   }
 
-  async getAttempts(runId: number): Promise<AttemptRecord[]> {
-    const rows = await this.query<AttemptRow>('getAttempts', sql.ATTEMPTS_OF_RUN, [runId]);
-    return rows.map(attemptFromRow);
+  listRuns(filter: RunQuery): Promise<RunRecord[]> {
+    return runs.listRuns(this.c, filter);
   }
 
-  async listRuns(filter: RunQuery): Promise<RunRecord[]> {
-    const rows = await this.query<RunRow>(
-      'listRuns',
-      filter.summary ? sql.LIST_RUN_SUMMARIES : sql.LIST_RUNS,
-      [
-        filter.jobId ?? null,
-        filter.status ?? null,
-        filter.workerId ?? null,
-        filter.before ?? null,
-        filter.limit,
-        filter.createdSince ?? null,
-        filter.createdUntil ?? null,
-        filter.namespace ?? null,
-      ],
-    );
-    return rows.map(runFromRow);
+  cancelRun(id: number, now: number): Promise<RunRecord | null> {
+    return runs.cancelRun(this.c, id, now);
   }
 
-  async cancelRun(id: number, now: number): Promise<RunRecord | null> {
-    const found = await this.transaction('cancelRun', async (client) => {
-      const { rows } = await client.query<{ status: string; attempt: number; job_id: number }>(
-        'SELECT status, attempt, job_id FROM runs WHERE id = $1 FOR UPDATE',
-        [id],
-      );
-      const run = rows[0];
-      if (!run) return null;
-      if (run.status !== 'queued' && run.status !== 'running') {
-        throw new KairosError('RUN_FINISHED', `run ${id} already ended (${run.status})`);
-      }
-      const error = JSON.stringify({ name: 'Cancelled', message: 'cancelled through the API' });
-      await client.query(sql.CANCEL_RUN, [id, run.attempt, now, error]);
-      return afterRunsEnded(client, [id], now);
-    });
-    if (found) await this.notify(found.map((group) => ({ type: 'runs', group })));
-    return found ? this.getRun(id) : null;
+  // Worker protocol, group limits, routing (dispatch.ts) ------------------------------------------------
+
+  registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void> {
+    return dispatch.registerWorker(this.c, worker, leaseMs, now);
   }
 
-  // Worker protocol ----------------------------------------------------------
-
-  async registerWorker(worker: WorkerRegistration, leaseMs: number, now: number): Promise<void> {
-    await this.query('registerWorker', sql.REGISTER_WORKER, [
-      worker.id,
-      worker.name,
-      worker.group,
-      JSON.stringify(worker.handlers),
-      worker.capacity,
-      JSON.stringify(worker.labels),
-      worker.version,
-      worker.host,
-      now,
-      now + leaseMs,
-      worker.registeredBy ?? '',
-      worker.namespace ?? DEFAULT_NAMESPACE,
-      worker.resources ? JSON.stringify(worker.resources) : null,
-    ]);
-  }
-
-  async heartbeat(
+  heartbeat(
     workerId: string,
     running: readonly AttemptRef[],
     leaseMs: number,
@@ -1061,288 +267,134 @@ export class PostgresStore implements Store {
     polled: number | null = null,
     load: WorkerLoad | null = null,
   ): Promise<HeartbeatAnswer | null> {
-    const [row] = await this.query<{ alive: number; running: string }>('heartbeat', sql.HEARTBEAT, [
-      workerId,
-      now,
-      leaseMs,
-      load === null ? null : JSON.stringify(load),
-    ]);
-    if (!row || row.alive === 0) return null;
-    const current = JSON.parse(row.running) as Array<[number, number, number | null]>;
-    return heartbeatAnswer(current, running, polled);
+    return dispatch.heartbeat(this.c, workerId, running, leaseMs, now, polled, load);
   }
 
-  async recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
-    if (reports.length === 0) return 0;
-    const rows = await this.query('recordLateReports', sql.LATE_REPORTS, [
-      workerId,
-      JSON.stringify(
-        reports.map((r) => ({ run_id: r.runId, attempt: r.attempt, outcome: r.outcome, error: r.error })),
-      ),
-      now,
-    ]);
-    return rows.length;
+  claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
+    return dispatch.claimRuns(this.c, workerId, max, now);
   }
 
-  async claimRuns(workerId: string, max: number, now: number): Promise<ClaimedRun[]> {
-    const rows = await this.query<{
-      id: number;
-      attempt: number;
-      job_name: string;
-      handler: string;
-      params: string;
-      fire_time: number | null;
-      timeout_ms: number;
-      max_attempts: number;
-      trace_context: string | null;
-    }>('claimRuns', sql.CLAIM_RUNS, [workerId, now, max, null]);
-    if (rows.length === 0) {
-      const alive = await this.query(
-        'claimRuns',
-        `SELECT 1 FROM workers WHERE id = $1 AND status = 'active'`,
-        [workerId],
-      );
-      if (alive.length === 0)
-        throw new KairosError(
-          'WORKER_NOT_FOUND',
-          `worker ${workerId} is not registered or was declared lost`,
-        );
-    }
-    return rows.map((row) => ({
-      runId: row.id,
-      attempt: row.attempt,
-      jobName: row.job_name,
-      handler: row.handler,
-      params: JSON.parse(row.params),
-      fireTime: row.fire_time,
-      timeoutMs: row.timeout_ms,
-      maxAttempts: row.max_attempts,
-      ...(row.trace_context ? { traceContext: JSON.parse(row.trace_context) } : {}),
-    }));
+  dispatchRuns(
+    workerId: string,
+    max: number,
+    now: number,
+    random: number,
+    claimSeq: number | null = null,
+  ): Promise<ClaimedRun[]> {
+    return dispatch.dispatchRuns(this.c, workerId, max, now, random, claimSeq, this.reserveAfterMs);
   }
 
-  async unregisterWorker(workerId: string, now: number): Promise<void> {
-    await this.query(
-      'unregisterWorker',
-      `UPDATE workers SET status = 'stopped', lease_expires_at = $2 WHERE id = $1`,
-      [workerId, now],
-    );
+  unregisterWorker(workerId: string, now: number): Promise<void> {
+    return dispatch.unregisterWorker(this.c, workerId, now);
   }
 
-  async listWorkers(namespace?: string): Promise<WorkerRecord[]> {
-    return (await this.query<WorkerRow>('listWorkers', sql.LIST_WORKERS, [namespace ?? null])).map(
-      workerFromRow,
-    );
+  listWorkers(namespace?: string): Promise<WorkerRecord[]> {
+    return dispatch.listWorkers(this.c, namespace);
   }
 
-  async resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
-    if (workerIds.length === 0) return new Map();
-    return usedByWorker(await this.query<UsedRow>('resourcesInUse', dq.USED_BY_WORKERS, [[...workerIds]]));
+  resourcesInUse(workerIds: readonly string[]): Promise<Map<string, Resources>> {
+    return dispatch.resourcesInUse(this.c, workerIds);
   }
 
-  // Ending attempts ----------------------------------------------------------
-
-  async expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
-    const rows = await this.query<DecisionRow & { worker_id: string; reason: 'lost' | 'timed_out' }>(
-      'expiredAttempts',
-      sql.EXPIRED_ATTEMPTS,
-      [now, limit],
-    );
-    return rows.map((row) => ({ ...decisionFromRow(row), reason: row.reason, workerId: row.worker_id }));
+  drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    return dispatch.drainWorker(this.c, workerId, _now);
   }
 
-  async runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
-    const rows = await this.query<DecisionRow>('runsForDecision', sql.RUNS_FOR_DECISION, [
-      JSON.stringify(refs.map((r) => ({ run_id: r.runId, attempt: r.attempt }))),
-    ]);
-    return rows.map(decisionFromRow);
+  resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
+    return dispatch.resumeWorker(this.c, workerId, _now);
   }
 
-  async finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]> {
-    const input = outcomes.map((o) => ({
-      run_id: o.runId,
-      attempt: o.attempt,
-      run_status: o.run.status,
-      available_at: o.run.status === 'queued' ? o.run.availableAt : null,
-      result: o.result,
-      error: o.error,
-      attempt_status: o.attemptStatus,
-      lease_ended_by: o.leaseEndedBy ?? null,
-      worker_id: o.workerId ?? null,
-    }));
-    // Schedules: what the ended runs set off (dependents, buffered runs) commits with them. Most
-    // runs end in one statement; the runs of jobs that buffer runs (and any left over: a stale
-    // attempt, a run whose job began to buffer meanwhile) end in a transaction that also promotes.
-    let rows = await this.query<FinishedRow>('finishAttempts', sql.FINISH_ATTEMPTS, [
-      JSON.stringify(input),
-      now,
-      true,
-    ]);
-    const done = new Set(rows.map((r) => r.id));
-    const rest = input.filter((r) => !done.has(r.run_id));
-    if (rest.length > 0) {
-      rows = [
-        ...rows,
-        ...(await this.transaction('finishAttempts', async (client) => {
-          const ended = (
-            await client.query<FinishedRow>(sql.FINISH_ATTEMPTS, [JSON.stringify(rest), now, false])
-          ).rows;
-          // A broadcast's last shard sets off its dependents (its first shard locked first: runs,
-          // then instances, then jobs).
-          const shards = ended.filter((r) => r.broadcast_run_id !== null && r.status !== 'queued');
-          const broadcast = await broadcastDependents(
-            client,
-            shards.map((r) => r.id),
-            now,
-          );
-          // Instances before jobs (promoteBuffered locks jobs FOR UPDATE; queuing a step's run takes
-          // its job's KEY SHARE lock): every transaction that takes both takes them in this order.
-          const advanced = await advanceWorkflows(
-            client,
-            ended.filter((r) => r.workflow_instance_id !== null && r.status !== 'queued').map((r) => r.id),
-            now,
-          );
-          const promoted = await promoteBuffered(
-            client,
-            ended.filter((r) => r.buffering).map((r) => r.job_id),
-            now,
-          );
-          if (ended[0])
-            ended[0].groups = [...(ended[0].groups ?? []), ...broadcast, ...promoted, ...advanced];
-          return ended;
-        })),
-      ];
-    }
-    const applied = new Set(rows.map((r) => `${r.id}:${r.attempt}`));
-    const result = outcomes.map((o) => applied.has(`${o.runId}:${o.attempt}`));
-    const requeued = new Set([
-      ...outcomes.filter((o, i) => result[i] && o.run.status === 'queued').map((o) => o.group),
-      ...rows.flatMap((r) => r.groups ?? []),
-    ]);
-    await this.notify([...requeued].map((group) => ({ type: 'runs', group })));
-    return result;
+  expireQueuedRuns(now: number, limit: number): Promise<number[]> {
+    return dispatch.expireQueuedRuns(this.c, now, limit);
   }
 
-  async markLostWorkers(now: number): Promise<string[]> {
-    const rows = await this.query<{ id: string }>(
-      'markLostWorkers',
-      `UPDATE workers SET status = 'lost' WHERE status IN ('active', 'draining') AND lease_expires_at <= $1 RETURNING id`,
-      [now],
-    );
-    return rows.map((r) => r.id);
+  setGroupLimit(
+    group: string,
+    limits: GroupLimits,
+    now: number,
+    namespace: string = DEFAULT_NAMESPACE,
+  ): Promise<void> {
+    return dispatch.setGroupLimit(this.c, group, limits, now, namespace);
   }
 
-  async pruneWorkers(before: number, limit: number): Promise<number> {
-    const rows = await this.query('pruneWorkers', sql.PRUNE_WORKERS, [before, limit]);
-    return rows.length;
+  listGroupLimits(namespace?: string): Promise<GroupLimit[]> {
+    return dispatch.listGroupLimits(this.c, namespace);
   }
 
-  // Leases -------------------------------------------------------------------
-
-  async acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
-    // Sorted, so that two nodes taking overlapping sets lock rows in the same order.
-    const rows = await this.query<LeaseRow>('acquireLeases', sql.ACQUIRE_LEASES, [
-      [...names].sort(),
-      owner,
-      now + ttlMs,
-      now,
-    ]);
-    return rows.map(leaseFromRow);
+  routingState(jobId: number): Promise<RoutingState | null> {
+    return dispatch.routingState(this.c, jobId);
   }
 
-  async renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]> {
-    if (leases.length === 0) return [];
-    const rows = await this.query<LeaseRow>('renewLeases', sql.RENEW_LEASES, [
-      now + ttlMs,
-      JSON.stringify(leases.map(leaseKey)),
-      now,
-    ]);
-    return rows.map(leaseFromRow);
+  // Ending attempts (attempts.ts) -----------------------------------------------------------------------
+
+  recordLateReports(workerId: string, reports: readonly LateReport[], now: number): Promise<number> {
+    return attempts.recordLateReports(this.c, workerId, reports, now);
   }
 
-  async releaseLeases(leases: readonly Lease[]): Promise<void> {
-    if (leases.length === 0) return;
-    await this.query('releaseLeases', sql.RELEASE_LEASES, [JSON.stringify(leases.map(leaseKey))]);
-    await this.notify([{ type: 'leases' }]);
+  expiredAttempts(now: number, limit: number): Promise<ExpiredAttempt[]> {
+    return attempts.expiredAttempts(this.c, now, limit);
   }
 
-  // Cluster membership -------------------------------------------------------
-
-  async databaseTime(): Promise<number> {
-    const [row] = await this.query<{ now: number }>(
-      'databaseTime',
-      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
-      [],
-    );
-    return row!.now;
+  runsForDecision(refs: readonly AttemptRef[]): Promise<DecisionInput[]> {
+    return attempts.runsForDecision(this.c, refs);
   }
 
-  async schemaVersion(): Promise<number> {
-    const [row] = await this.query<{ version: number }>(
-      'schemaVersion',
-      'SELECT coalesce(max(version), 0)::integer AS version FROM kairos_migrations',
-      [],
-    );
-    return row!.version;
+  finishAttempts(outcomes: readonly AttemptOutcome[], now: number): Promise<boolean[]> {
+    return attempts.finishAttempts(this.c, outcomes, now);
   }
 
-  async heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer> {
-    const [row] = await this.query<NodeHeartbeatAnswer>('heartbeatNode', sql.HEARTBEAT_NODE, [
-      node.instance,
-      node.address,
-      node.version,
-      node.startedAt,
-      now,
-      now + ttlMs,
-      JSON.stringify(node.partitions),
-      node.clockSkewMs,
-      node.id,
-      now - GONE_NODE_KEPT_LEASES * ttlMs,
-    ]);
-    this.peers = row!.alive > 1;
-    if (this.peers && !this.announced) {
-      // Tell nodes that found themselves alone to NOTIFY again.
-      this.announced = true;
-      await this.notify([{ type: 'leases' }]);
-    }
-    return { alive: row!.alive, namesakes: row!.namesakes };
+  markLostWorkers(now: number): Promise<string[]> {
+    return attempts.markLostWorkers(this.c, now);
   }
 
-  async removeNode(instance: string): Promise<void> {
-    await this.query('removeNode', 'DELETE FROM nodes WHERE id = $1', [instance]);
-    await this.notify([{ type: 'leases' }]);
+  pruneWorkers(before: number, limit: number): Promise<number> {
+    return attempts.pruneWorkers(this.c, before, limit);
   }
 
-  async listNodes(): Promise<NodeRecord[]> {
-    return (
-      await this.query<NodeRow>(
-        'listNodes',
-        `SELECT * FROM nodes ORDER BY coalesce(nullif(name, ''), id), id`,
-        [],
-      )
-    ).map(nodeFromRow);
+  // Trigger partition leases and cluster membership (cluster.ts) ----------------------------------------
+
+  acquireLeases(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<Lease[]> {
+    return cluster.acquireLeases(this.c, names, owner, ttlMs, now);
   }
 
-  subscribe(listener: (event: StoreEvent) => void): () => void {
-    this.events.on('event', listener);
-    return () => this.events.off('event', listener);
+  renewLeases(leases: readonly Lease[], ttlMs: number, now: number): Promise<Lease[]> {
+    return cluster.renewLeases(this.c, leases, ttlMs, now);
   }
 
-  // Schedules ----------------------------------------------------------------
+  releaseLeases(leases: readonly Lease[]): Promise<void> {
+    return cluster.releaseLeases(this.c, leases);
+  }
 
-  async listSkipped(
+  databaseTime(): Promise<number> {
+    return cluster.databaseTime(this.c);
+  }
+
+  schemaVersion(): Promise<number> {
+    return cluster.schemaVersion(this.c);
+  }
+
+  heartbeatNode(node: NodeHeartbeat, ttlMs: number, now: number): Promise<NodeHeartbeatAnswer> {
+    return cluster.heartbeatNode(this.c, node, ttlMs, now);
+  }
+
+  removeNode(instance: string): Promise<void> {
+    return cluster.removeNode(this.c, instance);
+  }
+
+  listNodes(): Promise<NodeRecord[]> {
+    return cluster.listNodes(this.c);
+  }
+
+  // Schedules (schedules.ts) ----------------------------------------------------------------------------
+
+  listSkipped(
     jobId: number,
     query: { before?: number | undefined; limit: number },
   ): Promise<SkippedRecord[]> {
-    const rows = await this.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
-      jobId,
-      query.before ?? null,
-      query.limit,
-    ]);
-    return rows.map(skippedFromRow);
+    return schedules.listSkipped(this.c, jobId, query);
   }
 
-  async resumeJob(
+  resumeJob(
     id: number,
     job: JobDefinition,
     nextFireAt: number | null,
@@ -1351,41 +403,10 @@ export class PostgresStore implements Store {
     expected?: JobExpectation,
     quota?: JobQuotaCheck,
   ): Promise<JobRecord | null> {
-    const resumed = await this.transaction('resumeJob', async (client) => {
-      if (job.trigger.kind === 'after') await this.lockDependencyEdit(client, id, job);
-      const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
-      if (buffersRuns(job)) await startBuffering(client, id);
-      const { rows } = await client.query<JobRow>(
-        sql.RESUME_JOB,
-        updateValues(id, job, nextFireAt, now, expected),
-      );
-      if (rows[0] && quota && namespace !== null) await quotas.checkJobQuota(client, namespace, id, quota);
-      if (rows[0] && skipped) {
-        await writeSkipped(
-          client,
-          skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped]),
-          now,
-        );
-      }
-      if (!rows[0]) return null;
-      // The workflow step runs held while the job was paused become available with the resume.
-      const released = await client.query<{ group_name: string }>(sql.RELEASE_HELD_RUNS, [
-        id,
-        now,
-        HELD_WHILE_PAUSED_AT,
-      ]);
-      return { row: rows[0], groups: [...new Set(released.rows.map((r) => r.group_name))] };
-    });
-    if (!resumed) return null;
-    await this.notify([
-      { type: 'jobs' },
-      ...resumed.groups.map((group) => ({ type: 'runs' as const, group })),
-    ]);
-    const row = resumed.row;
-    return row ? jobFromRow(row) : null;
+    return schedules.resumeJob(this.c, id, job, nextFireAt, skipped, now, expected, quota);
   }
 
-  async backfillRuns(
+  backfillRuns(
     jobId: number,
     fireTimes: readonly number[],
     overlap: 'allow' | 'buffer-all',
@@ -1393,1143 +414,190 @@ export class PostgresStore implements Store {
     traceContext: TraceContext | null = null,
     maxQueuedRuns?: MaxQueuedRuns,
   ): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
-    const { created, existing, group } = await this.transaction('backfillRuns', async (client) => {
-      const limit = maxQueuedRuns ?? null;
-      const namespace = limit === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
-      const out = await backfill(client, jobId, fireTimes, overlap, now, traceContext);
-      if (limit !== null && namespace !== null)
-        await quotas.checkQueuedRunsAfter(client, namespace, limit, out.created.length);
-      return out;
-    });
-    if (group) await this.notify([{ type: 'runs', group }]);
-    return { created, existing };
+    return schedules.backfillRuns(this.c, jobId, fireTimes, overlap, now, traceContext, maxQueuedRuns);
   }
 
-  async putCalendar(
+  putCalendar(
     calendar: CalendarDefinition,
     now: number,
     namespace = DEFAULT_NAMESPACE,
   ): Promise<{ calendar: CalendarRecord; created: boolean }> {
-    const [row] = await this.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
-      calendar.name,
-      JSON.stringify(calendar),
-      now,
-      namespace,
-    ]);
-    if (!row) throw nameTakenElsewhere('calendar', calendar.name);
-    return { calendar: calendarFromRow(row), created: row.created };
+    return schedules.putCalendar(this.c, calendar, now, namespace);
   }
 
-  async getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
-    if (names.length === 0) return [];
-    const rows = await this.query<CalendarRow>(
-      'getCalendars',
-      'SELECT * FROM calendars WHERE name = ANY($1::text[]) ORDER BY name',
-      [names],
-    );
-    return rows.map(calendarFromRow);
+  getCalendars(names: readonly string[]): Promise<CalendarRecord[]> {
+    return schedules.getCalendars(this.c, names);
   }
 
-  async listCalendars(namespace?: string): Promise<CalendarRecord[]> {
-    return (
-      await this.query<CalendarRow>(
-        'listCalendars',
-        'SELECT * FROM calendars WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name',
-        [namespace ?? null],
-      )
-    ).map(calendarFromRow);
+  listCalendars(namespace?: string): Promise<CalendarRecord[]> {
+    return schedules.listCalendars(this.c, namespace);
   }
 
-  async deleteCalendar(name: string): Promise<boolean> {
-    return this.transaction('deleteCalendar', async (client) => {
-      const user = await client.query<{ name: string }>(CALENDAR_USER, [name]);
-      if (user.rows[0]) {
-        throw new KairosError(
-          'CALENDAR_IN_USE',
-          `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.rows[0].name)}`,
-          { job: user.rows[0].name },
-        );
-      }
-      return ((await client.query('DELETE FROM calendars WHERE name = $1', [name])).rowCount ?? 0) > 0;
-    });
+  deleteCalendar(name: string): Promise<boolean> {
+    return schedules.deleteCalendar(this.c, name);
   }
 
-  // Notifications ------------------------------------------------------------
+  // Access (access.ts) ----------------------------------------------------------------------------------
 
-  /** Tells this process at once and the other nodes through NOTIFY (delivered after commit). */
-  private async notify(events: StoreEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    this.emit(events);
-    if (!this.peers) return;
-    // Best effort, and not awaited: the change is committed and this node's waiters already know;
-    // a lost notification costs other nodes at most one backstop interval, never correctness.
-    void this.pool
-      .query('SELECT pg_notify($1, $2)', [
-        CHANNEL,
-        JSON.stringify({ origin: this.origin, schema: this.options.schema ?? null, events }),
-      ])
-      .catch(() => undefined);
+  createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return access.createUser(this.c, user, now, audit);
   }
 
-  /** Tells this process only: for changes whose statement sent the NOTIFY itself. */
-  private emit(events: StoreEvent[]): void {
-    for (const event of events) this.events.emit('event', event);
+  getUser(name: string): Promise<UserRecord | null> {
+    return access.getUser(this.c, name);
   }
 
-  /** One dedicated connection LISTENs for other nodes' events; it reconnects by itself. */
-  private async listen(): Promise<void> {
-    if (this.listening || this.closed) return;
-    this.listening = true;
-    let delay = 100;
-    const connect = async (): Promise<void> => {
-      if (this.closed) return;
-      const client = new pg.Client({
-        connectionString: this.options.connectionString,
-        options: this.options.schema ? `-c search_path=${quoteIdent(this.options.schema)}` : undefined,
-      });
-      client.on('notification', (message) => {
-        if (!message.payload) return;
-        const { origin, schema, events } = JSON.parse(message.payload) as {
-          origin: string;
-          schema?: string | null;
-          events: StoreEvent[];
-        };
-        if (origin === this.origin) return;
-        // The channel is shared by every schema of the server: another schema's events are another
-        // cluster's (a payload without one comes from a node older than this rule: heard as before).
-        if (schema !== undefined) {
-          if (schema !== (this.options.schema ?? null)) return;
-          this.peers = true;
-        }
-        for (const event of events) this.events.emit('event', event);
-      });
-      client.on('error', () => {});
-      client.on('end', () => {
-        if (this.closed) return;
-        setTimeout(() => void connect(), delay).unref();
-        delay = Math.min(delay * 2, 5000);
-      });
-      try {
-        await client.connect();
-        await client.query(`LISTEN ${CHANNEL}`);
-        // Closed while connecting: close() ended the previous connection, not this one.
-        if (this.closed) {
-          await client.end();
-          return;
-        }
-        this.listener = client;
-        delay = 100;
-        // Whatever happened while we were deaf: let every loop look again.
-        this.events.emit('event', { type: 'jobs' } satisfies StoreEvent);
-      } catch {
-        await client.end().catch(() => undefined);
-      }
-    };
-    await connect();
+  listUsers(): Promise<UserRecord[]> {
+    return access.listUsers(this.c);
   }
 
-  // Helpers ------------------------------------------------------------------
-
-  /** One statement (its own transaction), retried like {@link transaction} when PostgreSQL aborts it. */
-  private query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
-    return this.retrying(
-      operation,
-      async () =>
-        (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[],
-    );
+  updateUser(name: string, patch: UserPatch, now: number, audit?: AuditEntry): Promise<UserRecord | null> {
+    return access.updateUser(this.c, name, patch, now, audit);
   }
 
-  /** Runs `work` (one statement), again when PostgreSQL aborted it as a deadlock or serialization failure. */
-  private async retrying<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        if (attempt < RETRIES && isRetryable(error)) {
-          await backoff(attempt);
-          continue;
-        }
-        throw wrap(operation, error);
-      }
-    }
+  upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
+    return access.upsertExternalUser(this.c, user, now, audit);
   }
 
-  private async withClient<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw this.refusedParameter(error) ?? wrap(operation, error);
-    }
-    try {
-      return await body(client);
-    } catch (error) {
-      throw wrap(operation, error);
-    } finally {
-      client.release();
-    }
+  deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
+    return access.deleteUser(this.c, name, audit);
   }
 
-  /** BEGIN … COMMIT, retried on deadlock or serialization failure (nothing of it stays until COMMIT). */
-  private async transaction<T>(operation: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.withClient(operation, async (client) => {
-          await client.query('BEGIN');
-          try {
-            const result = await body(client);
-            await client.query('COMMIT');
-            return result;
-          } catch (error) {
-            await client.query('ROLLBACK').catch(() => undefined);
-            throw error;
-          }
-        });
-      } catch (error) {
-        if (attempt < RETRIES && isRetryable((error as { cause?: unknown }).cause)) {
-          await backoff(attempt);
-          continue;
-        }
-        throw error;
-      }
-    }
+  createSession(session: NewSession, now: number): Promise<void> {
+    return access.createSession(this.c, session, now);
   }
 
-  // Access -------------------------------------------------------------------
-
-  async createUser(user: NewUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
-    try {
-      return await this.transaction('createUser', async (client) => {
-        const { rows } = await client.query<UserRow>(access.CREATE_USER, [
-          user.name,
-          user.role,
-          user.passwordHash,
-          now,
-        ]);
-        await this.audit(client, audit);
-        return userFromRow(rows[0]!);
-      });
-    } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
-        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
-      }
-      throw error;
-    }
+  getSession(idHash: string, now: number): Promise<SessionRecord | null> {
+    return access.getSession(this.c, idHash, now);
   }
 
-  async getUser(name: string): Promise<UserRecord | null> {
-    const [row] = await this.query<UserRow>('getUser', 'SELECT * FROM users WHERE name = $1', [name]);
-    return row ? userFromRow(row) : null;
+  deleteSession(idHash: string): Promise<void> {
+    return access.deleteSession(this.c, idHash);
   }
 
-  async listUsers(): Promise<UserRecord[]> {
-    return (await this.query<UserRow>('listUsers', 'SELECT * FROM users ORDER BY name', [])).map(userFromRow);
+  createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
+    return access.createOidcLogin(this.c, login, now);
   }
 
-  async updateUser(
-    name: string,
-    patch: UserPatch,
-    now: number,
-    audit?: AuditEntry,
-  ): Promise<UserRecord | null> {
-    return this.transaction('updateUser', async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-      const before = await client.query<{ role: string }>('SELECT role FROM users WHERE name = $1', [name]);
-      if (before.rows.length === 0) return null;
-      const { rows } = await client.query<UserRow>(access.UPDATE_USER, [
-        patch.role ?? null,
-        patch.passwordHash ?? null,
-        now,
-        name,
-      ]);
-      const row = rows[0]!;
-      await this.checkAdminsLeft(client, before.rows[0]!.role === 'admin' && row.role !== 'admin');
-      if (patch.passwordHash !== undefined)
-        await client.query('DELETE FROM sessions WHERE user_id = $1', [row.id]);
-      await this.audit(client, audit);
-      return userFromRow(row);
-    });
+  takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
+    return access.takeOidcLogin(this.c, idHash, now);
   }
 
-  async upsertExternalUser(user: ExternalUser, now: number, audit?: AuditEntry): Promise<UserRecord> {
-    try {
-      return await this.transaction('upsertExternalUser', async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-        const before = await client.query<{ role: string }>(
-          'SELECT role FROM users WHERE issuer = $1 AND subject = $2',
-          [user.issuer, user.subject],
-        );
-        const { rows } = await client.query<UserRow>(access.UPSERT_EXTERNAL_USER, [
-          user.name,
-          user.role,
-          EXTERNAL_PASSWORD_HASH,
-          user.issuer,
-          user.subject,
-          now,
-        ]);
-        await this.checkAdminsLeft(client, before.rows[0]?.role === 'admin' && user.role !== 'admin');
-        await this.audit(client, audit);
-        return userFromRow(rows[0]!);
-      });
-    } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === '23505') {
-        throw new KairosError('USER_NAME_TAKEN', `a user named ${JSON.stringify(user.name)} exists`);
-      }
-      throw error;
-    }
+  createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
+    return access.createApiToken(this.c, token, now, audit);
   }
 
-  async deleteUser(name: string, audit?: AuditEntry): Promise<boolean> {
-    return this.transaction('deleteUser', async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [access.ADMIN_LOCK]);
-      const { rows } = await client.query<{ role: string }>(
-        'DELETE FROM users WHERE name = $1 RETURNING role',
-        [name],
-      );
-      if (rows.length === 0) return false;
-      await this.checkAdminsLeft(client, rows[0]!.role === 'admin');
-      await this.audit(client, audit);
-      return true;
-    });
+  findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
+    return access.findApiToken(this.c, tokenHash);
   }
 
-  async createSession(session: NewSession, now: number): Promise<void> {
-    await this.transaction('createSession', async (client) => {
-      await client.query('DELETE FROM sessions WHERE expires_at <= $1', [now]);
-      await client.query(access.CREATE_SESSION, [
-        session.idHash,
-        session.userId,
-        session.csrfToken,
-        now,
-        session.expiresAt,
-      ]);
-    });
+  listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
+    return access.listApiTokens(this.c, namespace);
   }
 
-  async getSession(idHash: string, now: number): Promise<SessionRecord | null> {
-    const [row] = await this.query<SessionRow & UserRow & { s_created_at: number }>(
-      'getSession',
-      access.GET_SESSION,
-      [idHash, now],
-    );
-    return row ? sessionFromRow({ ...row, created_at: row.s_created_at }, row) : null;
+  deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
+    return access.deleteApiToken(this.c, id, audit);
   }
 
-  async deleteSession(idHash: string): Promise<void> {
-    await this.query('deleteSession', 'DELETE FROM sessions WHERE id_hash = $1', [idHash]);
+  appendAudit(entry: AuditEntry): Promise<void> {
+    return access.appendAudit(this.c, entry);
   }
 
-  async createOidcLogin(login: NewOidcLogin, now: number): Promise<void> {
-    await this.transaction('createOidcLogin', async (client) => {
-      await client.query('DELETE FROM oidc_logins WHERE expires_at <= $1', [now]);
-      await client.query(access.CREATE_OIDC_LOGIN, [
-        login.idHash,
-        login.state,
-        login.nonce,
-        login.codeVerifier,
-        now,
-        login.expiresAt,
-      ]);
-    });
-  }
-
-  async takeOidcLogin(idHash: string, now: number): Promise<OidcLoginRecord | null> {
-    const [row] = await this.query<OidcLoginRow>('takeOidcLogin', access.TAKE_OIDC_LOGIN, [idHash]);
-    return row && Number(row.expires_at) > now ? oidcLoginFromRow(row) : null;
-  }
-
-  async createApiToken(token: NewApiToken, now: number, audit?: AuditEntry): Promise<ApiTokenRecord> {
-    return this.transaction('createApiToken', async (client) => {
-      const namespace = token.namespace ?? DEFAULT_NAMESPACE;
-      // One create per namespace at a time (no unique index: names taken twice before this check stay).
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`api_tokens:${namespace}`]);
-      const { rowCount } = await client.query('SELECT 1 FROM api_tokens WHERE name = $1 AND namespace = $2', [
-        token.name,
-        namespace,
-      ]);
-      if (rowCount) throw tokenNameTaken(token.name);
-      const { rows } = await client.query<ApiTokenRow>(access.CREATE_API_TOKEN, [
-        token.name,
-        token.tokenHash,
-        token.role,
-        token.groups === null ? null : JSON.stringify(token.groups),
-        token.createdBy,
-        now,
-        token.namespace ?? DEFAULT_NAMESPACE,
-      ]);
-      await this.audit(client, audit);
-      return apiTokenFromRow(rows[0]!);
-    });
-  }
-
-  async findApiToken(tokenHash: string): Promise<ApiTokenRecord | null> {
-    const [row] = await this.query<ApiTokenRow>(
-      'findApiToken',
-      'SELECT * FROM api_tokens WHERE token_hash = $1',
-      [tokenHash],
-    );
-    return row ? apiTokenFromRow(row) : null;
-  }
-
-  async listApiTokens(namespace?: string): Promise<ApiTokenRecord[]> {
-    return (
-      await this.query<ApiTokenRow>(
-        'listApiTokens',
-        'SELECT * FROM api_tokens WHERE ($1::text IS NULL OR namespace = $1) ORDER BY id DESC',
-        [namespace ?? null],
-      )
-    ).map(apiTokenFromRow);
-  }
-
-  async deleteApiToken(id: number, audit?: AuditEntry): Promise<boolean> {
-    return this.transaction('deleteApiToken', async (client) => {
-      const { rowCount } = await client.query('DELETE FROM api_tokens WHERE id = $1', [id]);
-      if (!rowCount) return false;
-      await this.audit(client, audit);
-      return true;
-    });
-  }
-
-  async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.query('appendAudit', access.APPEND_AUDIT_AFTER, auditValues(entry));
-  }
-
-  async listAudit(filter: {
+  listAudit(filter: {
     namespaces?: readonly string[] | undefined;
     before?: number | undefined;
     limit: number;
   }): Promise<AuditRecord[]> {
-    return (
-      await this.query<AuditRow>('listAudit', access.LIST_AUDIT, [
-        filter.before ?? null,
-        filter.limit,
-        filter.namespaces ?? null,
-      ])
-    ).map(auditFromRow);
+    return access.listAudit(this.c, filter);
   }
 
-  async workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
-    const [row] = await this.query<{ namespace: string; group_name: string; registered_by: string }>(
-      'workerIdentity',
-      'SELECT namespace, group_name, registered_by FROM workers WHERE id = $1',
-      [workerId],
-    );
-    return row ? { namespace: row.namespace, group: row.group_name, registeredBy: row.registered_by } : null;
+  workerIdentity(workerId: string): Promise<WorkerIdentity | null> {
+    return access.workerIdentity(this.c, workerId);
   }
 
-  async overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
-    return overviewFromRows(
-      await this.query<{ kind: string; n: number }>('overviewCounts', access.OVERVIEW_COUNTS, [
-        since,
-        now,
-        namespace ?? null,
-      ]),
-    );
+  // Overview and queue counts (overview.ts) -------------------------------------------------------------
+
+  overviewCounts(since: number, now: number, namespace?: string): Promise<OverviewCounts> {
+    return overview.overviewCounts(this.c, since, now, namespace);
   }
 
-  async runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
-    return this.query<MinuteCount>('runsPerMinute', access.RUNS_PER_MINUTE, [since, namespace ?? null]);
+  countQueuedRuns(namespace: string, upTo: number): Promise<number> {
+    return overview.countQueuedRuns(this.c, namespace, upTo);
   }
 
-  async fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
-    // The same bounded sample as SQLite, folded by the same helper: percentile_cont over the whole
-    // window would interpolate, and the two dialects would answer differently.
-    const rows = await this.query<{ late: string | number }>('fireLateness', access.FIRE_LATENESS, [
-      since,
-      now,
-      limit,
-    ]);
-    return latenessFromSample(
-      rows.map((r) => Number(r.late)),
-      limit,
-    );
+  queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
+    return overview.queuedRunCounts(this.c, now, limit);
   }
 
-  async countQueuedRuns(namespace: string, upTo: number): Promise<number> {
-    const [row] = await this.query<{ n: string }>('countQueuedRuns', quotas.COUNT_QUEUED_RUNS, [
-      namespace,
-      upTo,
-    ]);
-    return Number(row!.n);
+  runsPerMinute(since: number, namespace?: string): Promise<MinuteCount[]> {
+    return overview.runsPerMinute(this.c, since, namespace);
   }
 
-  async queuedRunCounts(now: number, limit: number): Promise<QueuedRunCount[]> {
-    const rows = await this.query<QueuedRunCountRow>('queuedRunCounts', access.QUEUED_RUN_COUNTS, [
-      now,
-      limit,
-    ]);
-    return rows.map(queuedRunCountFromRow);
+  fireLateness(since: number, now: number, limit: number): Promise<FireLateness> {
+    return overview.fireLateness(this.c, since, now, limit);
   }
 
-  private async audit(client: pg.PoolClient, entry: AuditEntry | undefined): Promise<void> {
-    if (entry) await client.query(access.APPEND_AUDIT, auditValues(entry));
+  // Run logs and progress (logs.ts) ---------------------------------------------------------------------
+
+  appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
+    return logs.appendRunLogs(this.c, workerId, batch, maxLines, now);
   }
 
-  /** Throws LAST_ADMIN (rolling the transaction back) when an admin was removed and none is left. */
-  private async checkAdminsLeft(client: pg.PoolClient, removedAnAdmin: boolean): Promise<void> {
-    if (!removedAnAdmin) return;
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(*) AS n FROM users WHERE role = 'admin'`,
-    );
-    if (Number(rows[0]!.n) === 0)
-      throw new KairosError('LAST_ADMIN', 'the last admin user cannot be removed or demoted');
+  runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
+    return logs.runLogs(this.c, runId, after, limit);
   }
 
-  // Workers at scale ----
-
-  async dispatchRuns(
-    workerId: string,
-    max: number,
-    now: number,
-    random: number,
-    claimSeq: number | null = null,
-  ): Promise<ClaimedRun[]> {
-    return (await this.dispatch(workerId, max, now, random, false, claimSeq)).runs;
+  runProgress(runId: number): Promise<RunProgressRecord | null> {
+    return logs.runProgress(this.c, runId);
   }
 
-  async dispatchForPoll(
-    workerId: string,
-    max: number,
-    now: number,
-    random: number,
-    claimSeq: number | null = null,
-  ): Promise<PollDispatch> {
-    const out = await this.dispatch(workerId, max, now, random, true, claimSeq);
-    if (out.runs.length > 0 || out.nextAvailableAt !== undefined) {
-      return { runs: out.runs, nextAvailableAt: out.nextAvailableAt ?? null };
-    }
-    // The planner's path (routing, selectors, limits) took nothing: ask apart.
-    return { runs: [], nextAvailableAt: await this.nextAvailableAt(workerId, now) };
+  pruneRunLogs(before: number, limit: number): Promise<number> {
+    return logs.pruneRunLogs(this.c, before, limit);
   }
 
-  /** dispatchRuns; with `next`, a fast-path claim that takes nothing also answers nextAvailableAt. */
-  private async dispatch(
-    workerId: string,
-    max: number,
-    now: number,
-    random: number,
-    next: boolean,
-    claimSeq: number | null,
-  ): Promise<{ runs: ClaimedRun[]; nextAvailableAt?: number | null }> {
-    const [fast] = await this.query<{
-      worker_status: string | null;
-      simple: boolean | null;
-      picked: number;
-      claimed: string;
-      next_at: number | null;
-    }>('dispatchRuns', dq.DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next, claimSeq]);
-    const status = fast?.worker_status ?? null;
-    if (status !== 'active' && status !== 'draining') {
-      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
-    }
-    const nextAvailableAt = next ? fast!.next_at : undefined;
-    if (status === 'draining' || fast!.picked === 0) return { runs: [], nextAvailableAt };
-    if (fast!.simple) {
-      const runs = (
-        JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>
-      ).map((row) =>
-        claimedFromRow(row, {
-          jobName: row.job_name,
-          task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
-        }),
-      );
-      return { runs, nextAvailableAt: runs.length > 0 ? null : nextAvailableAt };
-    }
-    // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.
-    const out = await this.transaction('dispatchRuns', async (client) => {
-      const [worker] = (
-        await client.query<{ namespace: string; group_name: string; handlers: string; status: string }>(
-          'SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1',
-          [workerId],
-        )
-      ).rows;
-      if (!worker || (worker.status !== 'active' && worker.status !== 'draining')) return null;
-      const group = worker.group_name;
-      if (worker.status === 'draining') return { claimed: [], wake: false, group };
-      const candidates = (
-        await client.query<CandidateRow>(dq.DISPATCH_CANDIDATES, [
-          workerId,
-          group,
-          JSON.parse(worker.handlers) as string[],
-          now,
-          dispatchWindow(max),
-          worker.namespace,
-        ])
-      ).rows.map(candidateFromRow);
-      if (candidates.length === 0) return { claimed: [], wake: false, group };
-      const [limit] = (await client.query<GroupLimitRow>(dq.LOCK_GROUP_LIMIT, [worker.namespace, group]))
-        .rows;
-      const groupLimits = { namespace: worker.namespace, name: group, ...groupLimitsFromRow(limit) };
-      let plan: DispatchPlan;
-      if (!needsSnapshot(candidates, groupLimits)) {
-        plan = {
-          claim: candidates.slice(0, max).map((c) => c.runId),
-          assign: [],
-          states: new Map(),
-          buckets: new Map(),
-        };
-      } else {
-        const jobs = lockedJobs(candidates);
-        // Locks first, then counts: a concurrent claim of the same job commits before we count.
-        await client.query(dq.ENSURE_JOB_ROUTING, [jobs]);
-        const states = new Map<number, RoutingState>();
-        for (const row of (await client.query<{ job_id: number; state: string }>(dq.LOCK_JOB_ROUTING, [jobs]))
-          .rows)
-          states.set(row.job_id, JSON.parse(row.state));
-        const live = (
-          await client.query<SnapshotRow>(dq.LIVE_WORKERS, [group, now, worker.namespace])
-        ).rows.map(snapshotFromRow);
-        let waiting: DispatchCandidate[] = [];
-        if (requestsResources(candidates)) {
-          // The claiming worker's row, locked: two claims for it (a poll on each of two nodes) place
-          // runs one after the other, each counting what the other took. Other workers' requests are
-          // read unlocked: they only steer reservations and routing, never a placement on them.
-          await client.query(dq.LOCK_WORKER, [workerId]);
-          addUsed(live, (await client.query<UsedRow>(dq.USED_BY_WORKERS, [live.map((w) => w.id)])).rows);
-          // Runs that waited long enough to be reserved for, locked or not: a big run another
-          // node's claim holds at this instant must still hold back the small runs behind it.
-          waiting = (
-            await client.query<CandidateRow>(dq.RESOURCE_WAITERS, [
-              workerId,
-              group,
-              JSON.parse(worker.handlers) as string[],
-              now - this.reserveAfterMs,
-              dispatchWindow(max),
-              worker.namespace,
-            ])
-          ).rows.map(candidateFromRow);
-        }
-        const loadOfJob = new Map<string, number>();
-        for (const row of (
-          await client.query<{ w: string; job_id: number; n: number }>(dq.LOAD_OF_JOBS, [jobs])
-        ).rows) {
-          const key = `${row.w}:${row.job_id}`;
-          loadOfJob.set(key, (loadOfJob.get(key) ?? 0) + row.n);
-        }
-        const runningOfJob = new Map<number, number>();
-        for (const row of (await client.query<{ job_id: number; n: number }>(dq.RUNNING_OF_JOBS, [jobs]))
-          .rows)
-          runningOfJob.set(row.job_id, row.n);
-        // Buckets need no lock of their own: the job's routing row and the group's limit row are locked.
-        const buckets = new Map<string, Bucket>();
-        for (const row of (
-          await client.query<BucketRow>(dq.READ_BUCKETS, [bucketScopes(candidates, groupLimits)])
-        ).rows)
-          buckets.set(row.scope, { tokens: row.tokens, updatedAt: row.updated_at });
-        const groupRunning =
-          groupLimits.maxConcurrency === null
-            ? 0
-            : (await client.query<{ n: number }>(dq.RUNNING_OF_GROUP, [worker.namespace, group])).rows[0]!.n;
-        plan = planDispatch({
-          workerId,
-          max,
-          candidates,
-          live,
-          loadOfJob,
-          runningOfJob,
-          groupRunning,
-          group: groupLimits,
-          buckets,
-          now,
-          states,
-          random,
-          reserveAfterMs: this.reserveAfterMs,
-          waiting,
-        });
-      }
-      if (plan.assign.length > 0)
-        await client.query(dq.ASSIGN_RUNS, [
-          JSON.stringify(plan.assign.map((a) => ({ run_id: a.runId, worker_id: a.workerId }))),
-        ]);
-      if (plan.states.size > 0)
-        await client.query(dq.SAVE_JOB_ROUTING, [
-          JSON.stringify([...plan.states].map(([job_id, state]) => ({ job_id, state }))),
-        ]);
-      if (plan.buckets.size > 0)
-        await client.query(dq.SAVE_BUCKETS, [
-          JSON.stringify(
-            [...plan.buckets].map(([scope, b]) => ({ scope, tokens: b.tokens, updated_at: b.updatedAt })),
-          ),
-        ]);
-      let claimed: ClaimedRun[] = [];
-      if (plan.claim.length > 0) {
-        const rows = (await client.query<ClaimRow>(dq.CLAIM_PLANNED, [workerId, plan.claim, now, claimSeq]))
-          .rows;
-        const byId = new Map(rows.map((row) => [row.id, row]));
-        const byRun = new Map(candidates.map((c) => [c.runId, c]));
-        claimed = plan.claim.map((id) => claimedFromRow(byId.get(id)!, byRun.get(id)!));
-      }
-      return {
-        claimed,
-        wake: plan.assign.some((a) => a.workerId !== null && a.workerId !== workerId),
-        group,
-      };
-    });
-    if (out === null)
-      throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
-    // Runs were assigned to other workers: wake their polls, on every node.
-    if (out.wake) await this.notify([{ type: 'runs', group: out.group }]);
-    return { runs: out.claimed };
+  // Retention (retention.ts) ----------------------------------------------------------------------------
+
+  runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
+    return retention.runsToPrune(this.c, after, until, limit);
   }
 
-  async drainWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    // Runs assigned to it are routed again by the next claim of another worker.
-    return this.setWorkerStatus('drainWorker', dq.DRAIN_WORKER, workerId, 'drain');
+  jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
+    return retention.jobRunsToPrune(this.c, jobId, keepLast, after, limit);
   }
 
-  async resumeWorker(workerId: string, _now: number): Promise<WorkerRecord | null> {
-    // Its long polls, and those of its group, claim again.
-    return this.setWorkerStatus('resumeWorker', dq.RESUME_WORKER, workerId, 'resume');
+  jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+    return retention.jobsWithRetention(this.c);
   }
 
-  /** Drains or resumes a worker that is active or draining; its group's waiters hear of it. */
-  private async setWorkerStatus(
-    operation: string,
-    statement: string,
-    workerId: string,
-    verb: string,
-  ): Promise<WorkerRecord | null> {
-    const [row] = await this.query<{ status: string; group_name: string }>(operation, statement, [workerId]);
-    if (!row) return null;
-    if (row.status !== 'active' && row.status !== 'draining') {
-      throw new KairosError('WORKER_NOT_ACTIVE', `worker ${workerId} is ${row.status}: nothing to ${verb}`);
-    }
-    await this.notify([{ type: 'runs', group: row.group_name }]);
-    return (await this.listWorkers()).find((w) => w.id === workerId) ?? null;
+  deleteFinishedRuns(ids: readonly number[]): Promise<number> {
+    return retention.deleteFinishedRuns(this.c, ids);
   }
 
-  async expireQueuedRuns(now: number, limit: number): Promise<number[]> {
-    const expired = await this.transaction('expireQueuedRuns', async (client) => {
-      const due = (await client.query<{ id: number; ms: number }>(dq.DUE_QUEUED, [now, limit])).rows;
-      if (due.length === 0) return { ids: [], groups: [] };
-      const input = due.map((row) => ({ id: row.id, error: scheduleToStartError(row.ms) }));
-      const ended = await client.query<{ id: number }>(dq.FAIL_QUEUED, [now, JSON.stringify(input)]);
-      const ids = ended.rows.map((row) => row.id);
-      // What any run end sets off: the jobs after them, their workflow instances, buffered runs.
-      return { ids, groups: await afterRunsEnded(client, ids, now) };
-    });
-    if (expired.groups.length > 0) {
-      await this.notify([...new Set(expired.groups)].map((group) => ({ type: 'runs', group })));
-    }
-    return expired.ids;
-  }
-
-  async setGroupLimit(
-    group: string,
-    limits: GroupLimits,
-    now: number,
-    namespace: string = DEFAULT_NAMESPACE,
-  ): Promise<void> {
-    await this.query('setGroupLimit', dq.SET_GROUP_LIMIT, [
-      group,
-      limits.maxConcurrency,
-      limits.rateLimit?.limit ?? null,
-      limits.rateLimit?.perMs ?? null,
-      now,
-      namespace,
-    ]);
-    await this.notify([{ type: 'runs', group }]);
-  }
-
-  async listGroupLimits(namespace?: string): Promise<GroupLimit[]> {
-    const rows = await this.query<NamespaceGroupLimitRow>('listGroupLimits', dq.LIST_GROUP_LIMITS, [
-      namespace ?? null,
-    ]);
-    return rows.map(groupLimitFromRow);
-  }
-
-  async routingState(jobId: number): Promise<RoutingState | null> {
-    const [row] = await this.query<{ state: string }>(
-      'routingState',
-      'SELECT state FROM job_routing WHERE job_id = $1',
-      [jobId],
-    );
-    return row ? (JSON.parse(row.state) as RoutingState) : null;
-  }
-
-  async appendRunLogs(workerId: string, batch: RunLogBatch, maxLines: number, now: number): Promise<number> {
-    const refs = new Map<string, { run_id: number; attempt: number }>();
-    for (const r of [...batch.logs, ...batch.progress])
-      refs.set(`${r.runId}:${r.attempt}`, { run_id: r.runId, attempt: r.attempt });
-    if (refs.size === 0) return 0;
-    const { count, touched } = await this.transaction('appendRunLogs', async (client) => {
-      const owned = new Set(
-        (
-          await client.query<{ run_id: number; attempt: number }>(dq.OWNED_ATTEMPTS, [
-            JSON.stringify([...refs.values()]),
-            workerId,
-          ])
-        ).rows.map((r) => `${r.run_id}:${r.attempt}`),
-      );
-      const mine = (r: { runId: number; attempt: number }) => owned.has(`${r.runId}:${r.attempt}`);
-      const byRun = groupByRun(batch.logs.filter(mine));
-      const touched = new Set<number>(byRun.keys());
-      let count = 0;
-      if (byRun.size > 0) {
-        const runIds = [...byRun.keys()].sort((a, b) => a - b);
-        const states = new Map(
-          (
-            await client.query<{ run_id: number; lines: number; dropped: number }>(dq.LOCK_LOG_STATE, [
-              runIds,
-            ])
-          ).rows.map((r) => [r.run_id, r]),
-        );
-        const rows: unknown[] = [];
-        const saved: unknown[] = [];
-        for (const [runId, lines] of byRun) {
-          const before = states.get(runId)!;
-          const plan = planLogAppend(before, lines.length, maxLines);
-          lines.slice(0, plan.keep).forEach((line, i) => {
-            rows.push({
-              run_id: runId,
-              seq: before.lines + i + 1,
-              attempt: line.attempt,
-              time: line.time,
-              level: line.level,
-              message: line.message,
-              fields: line.fields,
-            });
-          });
-          if (plan.marker) {
-            const last = lines[lines.length - 1]!;
-            rows.push({
-              run_id: runId,
-              seq: plan.lines,
-              attempt: last.attempt,
-              time: last.time,
-              level: 'warn',
-              message: plan.marker,
-              fields: null,
-            });
-          }
-          saved.push({ run_id: runId, lines: plan.lines, dropped: plan.dropped });
-          count += plan.keep;
-        }
-        if (rows.length > 0) await client.query(dq.INSERT_LOGS, [JSON.stringify(rows), now]);
-        await client.query(dq.SAVE_LOG_STATE, [JSON.stringify(saved)]);
-      }
-      // Progress is the run's current state: only from the attempt that holds the run now.
-      const refsOf = (entries: readonly { runId: number; attempt: number }[]) =>
-        JSON.stringify(entries.map((p) => ({ run_id: p.runId, attempt: p.attempt })));
-      const held =
-        batch.progress.length === 0
-          ? new Set<string>()
-          : new Set(
-              (
-                await client.query<{ run_id: number; attempt: number }>(dq.HELD_ATTEMPTS, [
-                  refsOf(batch.progress),
-                  workerId,
-                ])
-              ).rows.map((r) => `${r.run_id}:${r.attempt}`),
-            );
-      const progress = batch.progress.filter((p) => held.has(`${p.runId}:${p.attempt}`));
-      if (progress.length > 0) {
-        await client.query(dq.SAVE_PROGRESS, [
-          // The last entry per run wins: one row per run in one INSERT.
-          JSON.stringify([
-            ...new Map(
-              progress.map((p) => [
-                p.runId,
-                { run_id: p.runId, attempt: p.attempt, value: p.value, message: p.message },
-              ]),
-            ).values(),
-          ]),
-          now,
-        ]);
-        for (const p of progress) touched.add(p.runId);
-      }
-      return { count, touched };
-    });
-    await this.notify([...touched].map((runId) => ({ type: 'logs', runId })));
-    return count;
-  }
-
-  async runLogs(runId: number, after: number, limit: number): Promise<RunLogRecord[]> {
-    const rows = await this.query<LogRow>(
-      'runLogs',
-      'SELECT seq, attempt, time, level, message, fields FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-      [runId, after, limit],
-    );
-    return rows.map(logFromRow);
-  }
-
-  async runProgress(runId: number): Promise<RunProgressRecord | null> {
-    const [row] = await this.query<ProgressRow>(
-      'runProgress',
-      'SELECT * FROM run_progress WHERE run_id = $1',
-      [runId],
-    );
-    return row ? progressFromRow(row) : null;
-  }
-
-  async pruneRunLogs(before: number, limit: number): Promise<number> {
-    const rows = await this.query('pruneRunLogs', `${dq.PRUNE_LOGS} RETURNING 1`, [before, limit]);
-    return rows.length;
-  }
-
-  // Retention ----
-
-  async runsToPrune(after: PruneCursor | null, until: number, limit: number): Promise<PruneCandidate[]> {
-    const rows = await this.query<PruneRow>('runsToPrune', rq.RUNS_TO_PRUNE, [
-      until,
-      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
-      after?.id ?? 0,
-      limit,
-    ]);
-    return rows.map((row) => pruneCandidateFromRow(row));
-  }
-
-  async jobRunsToPrune(jobId: number, keepLast: number, after: number, limit: number): Promise<JobPruneScan> {
-    const [keep] = await this.query<{ id: number }>('jobRunsToPrune', rq.KEEP_FROM, [jobId, keepLast - 1]);
-    const keepFrom = keep?.id ?? null;
-    const rows = await this.query<PruneRow>('jobRunsToPrune', rq.JOB_RUNS, [jobId, after, limit]);
-    return {
-      runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
-      keepFrom,
-    };
-  }
-
-  async jobsWithRetention(): Promise<Array<{ jobId: number; retention: JobRetention }>> {
-    const rows = await this.query<{ id: number; retention: string }>(
-      'jobsWithRetention',
-      rq.JOBS_WITH_RETENTION,
-      [],
-    );
-    return rows.map((row) => ({ jobId: row.id, retention: retentionFromColumn(row.retention) }));
-  }
-
-  async deleteFinishedRuns(ids: readonly number[]): Promise<number> {
-    if (ids.length === 0) return 0;
-    return (await this.query('deleteFinishedRuns', rq.DELETE_FINISHED_RUNS, [ids])).length;
-  }
-
-  async workflowInstancesToPrune(
+  workflowInstancesToPrune(
     after: PruneCursor | null,
     until: number,
     limit: number,
   ): Promise<InstancePruneCandidate[]> {
-    const rows = await this.query<InstancePruneRow>('workflowInstancesToPrune', rq.INSTANCES_TO_PRUNE, [
-      until,
-      after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
-      after?.id ?? 0,
-      limit,
-    ]);
-    return rows.map(instancePruneCandidateFromRow);
+    return retention.workflowInstancesToPrune(this.c, after, until, limit);
   }
 
-  async pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
-    if (instanceIds.length === 0) return 0;
-    return (await this.query('pruneWorkflowMapItems', rq.PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
+  pruneWorkflowMapItems(instanceIds: readonly number[], limit: number): Promise<number> {
+    return retention.pruneWorkflowMapItems(this.c, instanceIds, limit);
   }
 
-  async deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
-    if (instanceIds.length === 0) return 0;
-    return (await this.query('deleteEndedWorkflowInstances', rq.DELETE_ENDED_INSTANCES, [instanceIds]))
-      .length;
+  deleteEndedWorkflowInstances(instanceIds: readonly number[]): Promise<number> {
+    return retention.deleteEndedWorkflowInstances(this.c, instanceIds);
   }
 
-  async pruneSkippedFires(before: number, limit: number): Promise<number> {
-    return (await this.query('pruneSkippedFires', rq.PRUNE_SKIPPED_FIRES, [before, limit])).length;
+  pruneSkippedFires(before: number, limit: number): Promise<number> {
+    return retention.pruneSkippedFires(this.c, before, limit);
   }
 
-  async pruneAuditLog(before: number, limit: number): Promise<number> {
-    return (await this.query('pruneAuditLog', rq.PRUNE_AUDIT_LOG, [before, limit])).length;
+  pruneAuditLog(before: number, limit: number): Promise<number> {
+    return retention.pruneAuditLog(this.c, before, limit);
   }
 
-  /** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
-  async reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
-    return 0;
+  reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
+    return retention.reclaimSpace(this.c, _maxPages, _minFreeShare);
   }
-
-  // Fire ahead ----
-
-  async dispatchAhead(
-    workerId: string,
-    max: number,
-    until: number,
-    now: number,
-    claimSeq: number | null = null,
-  ): Promise<ClaimedRun[]> {
-    const rows = await this.query<AheadRow>('dispatchAhead', ahead.DISPATCH_AHEAD, [
-      workerId,
-      now,
-      until,
-      max,
-      claimSeq,
-    ]);
-    return rows.map(aheadClaimedFromRow);
-  }
-
-  async withdrawFiresAhead(jobId: number, after: number): Promise<number> {
-    // The runs first, then the job: the lock order of every path that ends or deletes runs.
-    const [row] = await this.query<{ n: number }>('withdrawFiresAhead', ahead.WITHDRAW_FIRES_AHEAD, [
-      jobId,
-      after,
-    ]);
-    return row?.n ?? 0;
-  }
-
-  async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
-    const [row] = await this.query<{ at: number | null }>('nextAvailableAt', ahead.NEXT_AVAILABLE_AT, [
-      workerId,
-      now,
-    ]);
-    return row?.at ?? null;
-  }
-}
-
-/** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */
-async function firePolicyEntries(
-  client: pg.PoolClient,
-  entries: readonly FireEntry[],
-  now: number,
-): Promise<{ runs: number; conflicts: number; groups: string[]; skipped: SkipWritten[] }> {
-  const out = { runs: 0, conflicts: 0, groups: [] as string[], skipped: [] as SkipWritten[] };
-  for (const entry of entries) {
-    // A workflow's job: its fires start instances (store/postgres/workflow-fires.ts).
-    const fired = entry.workflow
-      ? await fireWorkflow(client, entry, now)
-      : await fireWithPolicies(client, entry, now);
-    if (!fired.advanced) out.conflicts++;
-    out.runs += fired.runs;
-    for (const group of fired.groups) if (!out.groups.includes(group)) out.groups.push(group);
-    out.skipped.push(...fired.skipped);
-  }
-  return out;
-}
-
-/** Tries of a statement or transaction that PostgreSQL aborted as a deadlock or serialization failure. */
-const RETRIES = 5;
-
-/** A deadlock (40P01) or serialization failure (40001): the work was rolled back whole and can run again. */
-function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === '40P01' || code === '40001';
-}
-
-/** A few random milliseconds, growing with the try, so that the transactions that collided do not collide again. */
-function backoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * 2 ** attempt));
-}
-
-/** Errors of the connection become STORE_UNAVAILABLE (503); anything else keeps its cause under the operation's name. */
-function wrap(operation: string, error: unknown): Error {
-  if (error instanceof KairosError || error instanceof LeaseLostError) return error;
-  if (error instanceof Error && error.message.startsWith('postgres ')) return error;
-  if (isUnavailable(error)) return new StoreUnavailableError(operation, error);
-  return new Error(`postgres ${operation}: ${(error as Error).message}`, { cause: error });
-}
-
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  '57P01',
-  '57P02',
-  '57P03',
-  '53300',
-  '53400',
-]);
-
-function isUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
-  const message = (error as Error).message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(
-    message,
-  );
-}
-
-function getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
-  if (oid === 20) return Number; // int8: epoch ms and ids stay below 2^53
-  if (oid === 3802 || oid === 114) return (value: string) => value; // jsonb/json as text, like SQLite
-  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
-}
-
-function auditValues(entry: AuditEntry): unknown[] {
-  return [
-    entry.at,
-    entry.actor,
-    entry.action,
-    entry.target,
-    JSON.stringify(entry.details),
-    entry.namespace ?? DEFAULT_NAMESPACE,
-  ];
-}
-
-/** Whether a session's `search_path` is the one schema `schema` (quoted or not). */
-function searchPathIs(searchPath: string, schema: string): boolean {
-  const names = searchPath.split(',').map((name) => name.trim().replace(/^"(.*)"$/, '$1'));
-  return names.length === 1 && names[0] === schema;
-}
-
-function quoteIdent(name: string): string {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name))
-    throw new KairosError('VALIDATION_FAILED', `invalid schema name ${JSON.stringify(name)}`);
-  return `"${name}"`;
-}
-
-/** Hashes of statement texts, which are constants of this module: each is hashed once. */
-const hashes = new Map<string, string>();
-
-function hash(text: string): string {
-  let known = hashes.get(text);
-  if (known === undefined) {
-    let h = 0;
-    for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
-    known = (h >>> 0).toString(36);
-    hashes.set(text, known);
-  }
-  return known;
-}
-
-function leaseKey(lease: Lease): { name: string; owner: string; epoch: number } {
-  return { name: lease.name, owner: lease.owner, epoch: lease.epoch };
-}
-
-/** The edit's expectation as UPDATE_JOB's $19..$21. */
-/** The parameters of UPDATE_JOB (and RESUME_JOB), in their order. */
-function updateValues(
-  id: number,
-  job: JobDefinition,
-  nextFireAt: number | null,
-  now: number,
-  expected: JobExpectation | undefined,
-): unknown[] {
-  return [
-    ...jobValues(job),
-    nextFireAt,
-    now,
-    id,
-    ...dispatchValues(job),
-    ...expectationValues(expected),
-    retentionColumn(job.retention),
-    job.owner,
-    job.revision,
-    JSON.stringify(job.secretParams),
-  ];
-}
-
-function expectationValues(expected: JobExpectation | undefined): unknown[] {
-  return expected ? [expected.version, true, expected.nextFireAt] : [null, false, null];
-}
-
-function jobValues(job: JobDefinition): unknown[] {
-  return [
-    job.name,
-    job.description,
-    job.group,
-    job.handler,
-    JSON.stringify(job.params),
-    JSON.stringify(job.trigger),
-    delayOf(job.trigger),
-    JSON.stringify(job.retry),
-    job.timeoutMs,
-    job.priority,
-    job.paused,
-    JSON.stringify(job.schedule),
-  ];
 }

@@ -3,13 +3,26 @@
 
 import type { TraceContext } from '@kairos/client';
 import type pg from 'pg';
+import type { CalendarDefinition, CalendarRecord } from '../../core/calendar.ts';
 import type { SkippedRange } from '../../core/fire-plan.ts';
-import type { JobDefinition } from '../../core/job.ts';
-import { BUFFERED_AT, decideOverlap } from '../../core/overlap.ts';
+import type { JobDefinition, JobRecord } from '../../core/job.ts';
+import { BUFFERED_AT, decideOverlap, HELD_WHILE_PAUSED_AT } from '../../core/overlap.ts';
 import { KairosError } from '../../errors.ts';
-import { traceColumn } from '../rows.ts';
-import type { FireEntry, SkipWritten } from '../store.ts';
+import { DEFAULT_NAMESPACE, nameTakenElsewhere } from '../namespaces.ts';
+import { type JobRow, jobFromRow, traceColumn } from '../rows.ts';
+import { type CalendarRow, calendarFromRow, type SkippedRow, skippedFromRow } from '../rows-schedules.ts';
+import type {
+  FireEntry,
+  JobExpectation,
+  JobQuotaCheck,
+  MaxQueuedRuns,
+  SkippedRecord,
+  SkipWritten,
+} from '../store.ts';
 import { endedBroadcasts } from './broadcasts.ts';
+import type { PostgresConnection } from './connection.ts';
+import { lockDependencyEdit, RESUME_JOB, updateValues } from './jobs.ts';
+import * as quotas from './quotas.ts';
 import { advanceWorkflows } from './workflows.ts';
 
 /** Whether an entry needs the per-job policy steps; entries without them stay in the one-statement batch. */
@@ -498,3 +511,138 @@ export const PUT_CALENDAR = `
 
 /** A job that names the calendar, if any. $1 calendar name. */
 export const CALENDAR_USER = `SELECT name FROM jobs WHERE schedule->'calendars' ? $1 ORDER BY name LIMIT 1`;
+
+// The Store contract's "Schedules" section ---------------------------------------------------
+
+/**
+ * Make job $1's queued runs held while it was paused (workflow step runs, at $3) available at $2,
+ * in the resume's transaction. Answers their groups.
+ */
+export const RELEASE_HELD_RUNS = `
+  UPDATE runs SET available_at = $2 WHERE job_id = $1 AND status = 'queued' AND available_at = $3
+  RETURNING group_name`;
+
+export async function listSkipped(
+  c: PostgresConnection,
+  jobId: number,
+  query: { before?: number | undefined; limit: number },
+): Promise<SkippedRecord[]> {
+  const rows = await c.query<SkippedRow>('listSkipped', LIST_SKIPPED, [
+    jobId,
+    query.before ?? null,
+    query.limit,
+  ]);
+  return rows.map(skippedFromRow);
+}
+
+export async function resumeJob(
+  c: PostgresConnection,
+  id: number,
+  job: JobDefinition,
+  nextFireAt: number | null,
+  skipped: SkippedRange | null,
+  now: number,
+  expected?: JobExpectation,
+  quota?: JobQuotaCheck,
+): Promise<JobRecord | null> {
+  const resumed = await c.transaction('resumeJob', async (client) => {
+    if (job.trigger.kind === 'after') await lockDependencyEdit(client, id, job);
+    const namespace = quota ? await quotas.lockNamespaceOfJob(client, id) : null;
+    if (buffersRuns(job)) await startBuffering(client, id);
+    const { rows } = await client.query<JobRow>(RESUME_JOB, updateValues(id, job, nextFireAt, now, expected));
+    if (rows[0] && quota && namespace !== null) await quotas.checkJobQuota(client, namespace, id, quota);
+    if (rows[0] && skipped) {
+      await writeSkipped(
+        client,
+        skippedInput({ jobId: id, expected: 0, next: nextFireAt, fires: [] }, [skipped]),
+        now,
+      );
+    }
+    if (!rows[0]) return null;
+    // The workflow step runs held while the job was paused become available with the resume.
+    const released = await client.query<{ group_name: string }>(RELEASE_HELD_RUNS, [
+      id,
+      now,
+      HELD_WHILE_PAUSED_AT,
+    ]);
+    return { row: rows[0], groups: [...new Set(released.rows.map((r) => r.group_name))] };
+  });
+  if (!resumed) return null;
+  await c.notify([{ type: 'jobs' }, ...resumed.groups.map((group) => ({ type: 'runs' as const, group }))]);
+  const row = resumed.row;
+  return row ? jobFromRow(row) : null;
+}
+
+export async function backfillRuns(
+  c: PostgresConnection,
+  jobId: number,
+  fireTimes: readonly number[],
+  overlap: 'allow' | 'buffer-all',
+  now: number,
+  traceContext: TraceContext | null = null,
+  maxQueuedRuns?: MaxQueuedRuns,
+): Promise<{ created: Array<{ runId: number; fireTime: number }>; existing: number[] }> {
+  const { created, existing, group } = await c.transaction('backfillRuns', async (client) => {
+    const limit = maxQueuedRuns ?? null;
+    const namespace = limit === null ? null : await quotas.lockNamespaceOfJob(client, jobId);
+    const out = await backfill(client, jobId, fireTimes, overlap, now, traceContext);
+    if (limit !== null && namespace !== null)
+      await quotas.checkQueuedRunsAfter(client, namespace, limit, out.created.length);
+    return out;
+  });
+  if (group) await c.notify([{ type: 'runs', group }]);
+  return { created, existing };
+}
+
+export async function putCalendar(
+  c: PostgresConnection,
+  calendar: CalendarDefinition,
+  now: number,
+  namespace = DEFAULT_NAMESPACE,
+): Promise<{ calendar: CalendarRecord; created: boolean }> {
+  const [row] = await c.query<CalendarRow & { created: boolean }>('putCalendar', PUT_CALENDAR, [
+    calendar.name,
+    JSON.stringify(calendar),
+    now,
+    namespace,
+  ]);
+  if (!row) throw nameTakenElsewhere('calendar', calendar.name);
+  return { calendar: calendarFromRow(row), created: row.created };
+}
+
+export async function getCalendars(
+  c: PostgresConnection,
+  names: readonly string[],
+): Promise<CalendarRecord[]> {
+  if (names.length === 0) return [];
+  const rows = await c.query<CalendarRow>(
+    'getCalendars',
+    'SELECT * FROM calendars WHERE name = ANY($1::text[]) ORDER BY name',
+    [names],
+  );
+  return rows.map(calendarFromRow);
+}
+
+export async function listCalendars(c: PostgresConnection, namespace?: string): Promise<CalendarRecord[]> {
+  return (
+    await c.query<CalendarRow>(
+      'listCalendars',
+      'SELECT * FROM calendars WHERE ($1::text IS NULL OR namespace = $1) ORDER BY name',
+      [namespace ?? null],
+    )
+  ).map(calendarFromRow);
+}
+
+export async function deleteCalendar(c: PostgresConnection, name: string): Promise<boolean> {
+  return c.transaction('deleteCalendar', async (client) => {
+    const user = await client.query<{ name: string }>(CALENDAR_USER, [name]);
+    if (user.rows[0]) {
+      throw new KairosError(
+        'CALENDAR_IN_USE',
+        `calendar ${JSON.stringify(name)} is used by job ${JSON.stringify(user.rows[0].name)}`,
+        { job: user.rows[0].name },
+      );
+    }
+    return ((await client.query('DELETE FROM calendars WHERE name = $1', [name])).rowCount ?? 0) > 0;
+  });
+}

@@ -4,7 +4,7 @@ import { decideWorkflowOverlap } from '../../core/overlap.ts';
 import { scheduledStartFits, storedMaxQueuedRuns } from '../../core/quotas.ts';
 import type { FireEntry, SkipWritten } from '../store.ts';
 import { CANCELLED_BY_NEWER_FIRE, cancelledByFire, heldRange, scheduledStart } from '../workflows.ts';
-import { APPEND_AUDIT } from './access-queries.ts';
+import { APPEND_AUDIT } from './access.ts';
 import { COUNT_QUEUED_RUNS } from './quotas.ts';
 import { ADVANCE_JOB, afterRunsEnded, COUNT_RUNS, skippedInput, writeSkipped } from './schedules.ts';
 import { cancelInstanceIn, startHeldFires, startInstance } from './workflows.ts';

@@ -42,8 +42,8 @@ import {
   workflowFromRow,
   workflowJobName,
 } from '../workflows.ts';
-import type { PostgresConnection } from './alerts.ts';
 import { endedBroadcasts } from './broadcasts.ts';
+import type { PostgresConnection } from './connection.ts';
 import { checkJobQuota, checkQueuedRunsAfter, LOCK_NAMESPACE } from './quotas.ts';
 import { cancelMapItems, endMapItems, replaceMapItems, settleMaps, writeMapItems } from './workflow-maps.ts';
 import { insertStepRuns } from './workflow-runs.ts';

@@ -1,7 +1,23 @@
 // Retention on PostgreSQL: the pruner's reads and its bounded deletes (docs/retention.md). Each is
 // one statement outside any explicit transaction; the pruner (scheduler/pruner.ts) decides what goes.
 
-import { ENDED_INSTANCE_SQL, FINISHED_SQL, NOT_OF_UNFINISHED_INSTANCE } from '../retention-rows.ts';
+import {
+  type InstancePruneCandidate,
+  type JobRetention,
+  type PruneCandidate,
+  retentionFromColumn,
+} from '../../core/retention.ts';
+import {
+  ENDED_INSTANCE_SQL,
+  FINISHED_SQL,
+  type InstancePruneRow,
+  instancePruneCandidateFromRow,
+  NOT_OF_UNFINISHED_INSTANCE,
+  type PruneRow,
+  pruneCandidateFromRow,
+} from '../retention-rows.ts';
+import type { JobPruneScan, PruneCursor } from '../store.ts';
+import type { PostgresConnection } from './connection.ts';
 
 /**
  * Finished runs in end order after a cursor, with their job's retention and whether a later finished
@@ -92,3 +108,99 @@ export const PRUNE_SKIPPED_FIRES = `
 /** Delete up to $2 audit entries written before $1, on audit_log_at, then by primary key. */
 export const PRUNE_AUDIT_LOG = `
   DELETE FROM audit_log WHERE id = ANY(ARRAY(SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)) RETURNING 1`;
+
+export async function runsToPrune(
+  c: PostgresConnection,
+  after: PruneCursor | null,
+  until: number,
+  limit: number,
+): Promise<PruneCandidate[]> {
+  const rows = await c.query<PruneRow>('runsToPrune', RUNS_TO_PRUNE, [
+    until,
+    after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+    after?.id ?? 0,
+    limit,
+  ]);
+  return rows.map((row) => pruneCandidateFromRow(row));
+}
+
+export async function jobRunsToPrune(
+  c: PostgresConnection,
+  jobId: number,
+  keepLast: number,
+  after: number,
+  limit: number,
+): Promise<JobPruneScan> {
+  const [keep] = await c.query<{ id: number }>('jobRunsToPrune', KEEP_FROM, [jobId, keepLast - 1]);
+  const keepFrom = keep?.id ?? null;
+  const rows = await c.query<PruneRow>('jobRunsToPrune', JOB_RUNS, [jobId, after, limit]);
+  return {
+    runs: rows.map((row) => pruneCandidateFromRow(row, keepFrom !== null && row.id < keepFrom)),
+    keepFrom,
+  };
+}
+
+export async function jobsWithRetention(
+  c: PostgresConnection,
+): Promise<Array<{ jobId: number; retention: JobRetention }>> {
+  const rows = await c.query<{ id: number; retention: string }>('jobsWithRetention', JOBS_WITH_RETENTION, []);
+  return rows.map((row) => ({ jobId: row.id, retention: retentionFromColumn(row.retention) }));
+}
+
+export async function deleteFinishedRuns(c: PostgresConnection, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return (await c.query('deleteFinishedRuns', DELETE_FINISHED_RUNS, [ids])).length;
+}
+
+export async function workflowInstancesToPrune(
+  c: PostgresConnection,
+  after: PruneCursor | null,
+  until: number,
+  limit: number,
+): Promise<InstancePruneCandidate[]> {
+  const rows = await c.query<InstancePruneRow>('workflowInstancesToPrune', INSTANCES_TO_PRUNE, [
+    until,
+    after?.finishedAt ?? Number.MIN_SAFE_INTEGER,
+    after?.id ?? 0,
+    limit,
+  ]);
+  return rows.map(instancePruneCandidateFromRow);
+}
+
+export async function pruneWorkflowMapItems(
+  c: PostgresConnection,
+  instanceIds: readonly number[],
+  limit: number,
+): Promise<number> {
+  if (instanceIds.length === 0) return 0;
+  return (await c.query('pruneWorkflowMapItems', PRUNE_MAP_ITEMS, [instanceIds, limit])).length;
+}
+
+export async function deleteEndedWorkflowInstances(
+  c: PostgresConnection,
+  instanceIds: readonly number[],
+): Promise<number> {
+  if (instanceIds.length === 0) return 0;
+  return (await c.query('deleteEndedWorkflowInstances', DELETE_ENDED_INSTANCES, [instanceIds])).length;
+}
+
+export async function pruneSkippedFires(
+  c: PostgresConnection,
+  before: number,
+  limit: number,
+): Promise<number> {
+  return (await c.query('pruneSkippedFires', PRUNE_SKIPPED_FIRES, [before, limit])).length;
+}
+
+export async function pruneAuditLog(c: PostgresConnection, before: number, limit: number): Promise<number> {
+  return (await c.query('pruneAuditLog', PRUNE_AUDIT_LOG, [before, limit])).length;
+}
+
+/** PostgreSQL reuses and returns space through (auto)vacuum: nothing to do here. */
+export async function reclaimSpace(
+  _c: PostgresConnection,
+  _maxPages: number,
+  _minFreeShare: number,
+): Promise<number> {
+  return 0;
+}
