@@ -4,7 +4,7 @@
 // process, under the same load at the same time, so the machine's noise hits both:
 //
 // - `delete`: Kairos's schema (its own migrations) and Kairos's own pruner (scheduler/pruner.ts, the
-//   batched deletes of store/postgres/retention-queries.ts), a cycle every 10 s, every age 1 minute.
+//   batched deletes of store/postgres/retention.ts), a cycle every 10 s, every age 1 minute.
 // - `partition`: the same migrations, then runs, attempts, run_logs, run_log_state, run_progress and
 //   late_reports partitioned by run id, one range per 20-second slot (partitioned-schema.ts); retention
 //   detaches and drops a slot's partitions once its newest run ended more than a minute ago and none

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { EXPIRED_ATTEMPTS } from './attempts.ts';
 import { HEARTBEAT } from './dispatch.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { LIST_RUNS } from './runs.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 
 afterAll(dropTestSchemas);
 

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 import { PostgresStore } from './postgres-store.ts';
 import * as rq from './retention.ts';
-import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
 
 afterAll(dropTestSchemas);
 
