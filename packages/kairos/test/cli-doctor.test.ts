@@ -39,6 +39,7 @@ describe('kairos doctor', async () => {
       'config',
       'store',
       'schema',
+      'store-space',
       'clock',
       'host-clock',
       'job-groups',

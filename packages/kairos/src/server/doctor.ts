@@ -52,6 +52,16 @@ export async function runDoctor(config: KairosConfig, store: Store): Promise<Doc
   checks.push({ name: 'store', status: 'ok', message: `${store.dialect} answers` });
   checks.push(schemaCheck(code, storeVersion));
   try {
+    const upkeep = await store.spaceUpkeep();
+    checks.push(
+      upkeep.ok
+        ? { name: 'store-space', status: 'ok', message: upkeep.detail }
+        : { name: 'store-space', status: 'warn', message: `${upkeep.detail} (docs/retention.md)` },
+    );
+  } catch (error) {
+    checks.push({ name: 'store-space', status: 'warn', message: `cannot read: ${(error as Error).message}` });
+  }
+  try {
     const [nodes, workers, jobs] = await Promise.all([
       store.listNodes(),
       store.listWorkers(),

@@ -612,6 +612,18 @@ export interface Store {
    * PostgreSQL: nothing (autovacuum's work). Answers the pages given back.
    */
   reclaimSpace(maxPages: number, minFreeShare: number): Promise<number>;
+  /**
+   * Whether the space of the rows retention deletes is reused and given back (docs/retention.md), for
+   * `kairos doctor`. SQLite: the database was created with `auto_vacuum = INCREMENTAL` (every database
+   * since 0.2.0). PostgreSQL: autovacuum is on, with the statistics that drive it (`track_counts`).
+   */
+  spaceUpkeep(): Promise<SpaceUpkeep>;
+}
+
+/** What {@link Store.spaceUpkeep} read: `ok` false when the database grows however much is pruned. */
+export interface SpaceUpkeep {
+  ok: boolean;
+  detail: string;
 }
 
 /** Where the age pass of the pruner stopped: the last run it read, in end order. */

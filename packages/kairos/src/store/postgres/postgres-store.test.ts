@@ -69,6 +69,26 @@ describe('PostgreSQL store: migrations of nodes that start together', () => {
   });
 });
 
+describe('PostgreSQL store: space upkeep', () => {
+  it('says whether autovacuum reuses the space of deleted rows, as the server is set', async () => {
+    const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema: testSchema() });
+    const direct = new pg.Client({ connectionString: testDatabaseUrl() });
+    await direct.connect();
+    try {
+      await store.migrate();
+      const { rows } = await direct.query(
+        "SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS on",
+      );
+      const upkeep = await store.spaceUpkeep();
+      expect(upkeep.ok).toBe(rows[0].on);
+      expect(upkeep.detail).toMatch(rows[0].on ? /^autovacuum on \(naptime / : /never reused/);
+    } finally {
+      await direct.end();
+      await store.close();
+    }
+  });
+});
+
 // A connection that PostgreSQL ends (a restart, a failover, `pg_terminate_backend`) must cost the node
 // at most the statement in flight: neither a client checked out of the pool nor the LISTEN connection
 // may end the process with an unhandled 'error' event.

@@ -59,6 +59,7 @@ import type {
   SecretParamsRow,
   SecretTable,
   SkippedRecord,
+  SpaceUpkeep,
   Store,
   StoreEvent,
   TriggerRunRequest,
@@ -597,7 +598,11 @@ export class PostgresStore implements Store {
     return retention.pruneAuditLog(this.c, before, limit);
   }
 
-  reclaimSpace(_maxPages: number, _minFreeShare: number): Promise<number> {
-    return retention.reclaimSpace(this.c, _maxPages, _minFreeShare);
+  reclaimSpace(maxPages: number, minFreeShare: number): Promise<number> {
+    return retention.reclaimSpace(this.c, maxPages, minFreeShare);
+  }
+
+  spaceUpkeep(): Promise<SpaceUpkeep> {
+    return retention.spaceUpkeep(this.c);
   }
 }

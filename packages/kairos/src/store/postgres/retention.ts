@@ -16,7 +16,7 @@ import {
   type PruneRow,
   pruneCandidateFromRow,
 } from '../retention-rows.ts';
-import type { JobPruneScan, PruneCursor } from '../store.ts';
+import type { JobPruneScan, PruneCursor, SpaceUpkeep } from '../store.ts';
 import type { PostgresConnection } from './connection.ts';
 
 /**
@@ -203,4 +203,23 @@ export async function reclaimSpace(
   _minFreeShare: number,
 ): Promise<number> {
   return 0;
+}
+
+/** The settings that decide whether deleted rows' space is reused: autovacuum and its statistics. */
+export const VACUUM_SETTINGS = `
+  SELECT current_setting('autovacuum') AS autovacuum, current_setting('track_counts') AS track_counts,
+         current_setting('autovacuum_naptime') AS naptime`;
+
+export async function spaceUpkeep(c: PostgresConnection): Promise<SpaceUpkeep> {
+  const [row] = await c.query<{ autovacuum: string; track_counts: string; naptime: string }>(
+    'spaceUpkeep',
+    VACUUM_SETTINGS,
+    [],
+  );
+  if (row?.autovacuum === 'on' && row.track_counts === 'on')
+    return { ok: true, detail: `autovacuum on (naptime ${row.naptime})` };
+  return {
+    ok: false,
+    detail: `autovacuum is ${row?.autovacuum === 'on' ? 'on but track_counts is off' : 'off'}: the space of deleted rows is never reused, and the database grows however much is pruned`,
+  };
 }

@@ -81,6 +81,7 @@ describe('SQLite: giving space back after retention', () => {
     const store = await storeWithFreedRuns(path);
     const before = pages(path);
     expect(before.mode).toBe(2);
+    expect((await store.spaceUpkeep()).ok).toBe(true);
     expect(before.free).toBeGreaterThan(before.total / 2);
     // Under the share asked for: nothing moves.
     expect(await store.reclaimSpace(4096, 0.99)).toBe(0);
@@ -105,5 +106,7 @@ describe('SQLite: giving space back after retention', () => {
     const store = await storeWithFreedRuns(path);
     expect(pages(path).mode).toBe(0);
     expect(await store.reclaimSpace(4096, 0)).toBe(0);
+    // `kairos doctor` says so.
+    expect(await store.spaceUpkeep()).toMatchObject({ ok: false, detail: /not incremental/ });
   });
 });

@@ -16,7 +16,7 @@ import {
   type PruneRow,
   pruneCandidateFromRow,
 } from '../retention-rows.ts';
-import type { JobPruneScan, PruneCursor } from '../store.ts';
+import type { JobPruneScan, PruneCursor, SpaceUpkeep } from '../store.ts';
 import type { SqliteConnection } from './connection.ts';
 
 /**
@@ -193,4 +193,16 @@ export function reclaimSpace(c: SqliteConnection, maxPages: number, minFreeShare
     c.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
     return free - (c.db.pragma('freelist_count', { simple: true }) as number);
   });
+}
+
+export function spaceUpkeep(c: SqliteConnection): SpaceUpkeep {
+  return c.run('spaceUpkeep', () =>
+    (c.db.pragma('auto_vacuum', { simple: true }) as number) === 2
+      ? { ok: true, detail: 'auto_vacuum incremental: the pruner gives free pages back to the file system' }
+      : {
+          ok: false,
+          detail:
+            'auto_vacuum is not incremental (a database created before 0.2.0): freed pages are reused, but the file never shrinks',
+        },
+  );
 }

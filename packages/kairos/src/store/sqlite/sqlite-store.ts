@@ -62,6 +62,7 @@ import type {
   SecretParamsRow,
   SecretTable,
   SkippedRecord,
+  SpaceUpkeep,
   Store,
   StoreEvent,
   TriggerRunRequest,
@@ -592,6 +593,10 @@ export class SqliteStore implements Store {
 
   async reclaimSpace(maxPages: number, minFreeShare: number): Promise<number> {
     return retention.reclaimSpace(this.c, maxPages, minFreeShare);
+  }
+
+  async spaceUpkeep(): Promise<SpaceUpkeep> {
+    return retention.spaceUpkeep(this.c);
   }
 
   // Fire ahead ----
