@@ -63,3 +63,17 @@ export function processCpuNs(pid: number): number | null {
     return s ? s.own * TICK_MS * 1e6 : null;
   }
 }
+
+/** The whole machine's CPU time so far, in ms, from /proc/stat: busy (all but idle and iowait) and
+ * in all, summed over the cores. */
+export function machineCpuMs(): { busyMs: number; totalMs: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  const idle = ticks[3]! + ticks[4]!;
+  return { busyMs: (total - idle) * TICK_MS, totalMs: total * TICK_MS };
+}
