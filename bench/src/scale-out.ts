@@ -1,4 +1,4 @@
-// `npm run bench:scale-out -w bench -- [--runs 50000] [--workers 4] [--repetitions 2] [--nodes 1,3]
+// `npm run bench:scale-out -w bench -- [--runs 50000 (0: no drain)] [--workers 4] [--repetitions 2] [--nodes 1,3]
 //   [--step-seconds 15] [--steps 1000,2000,…]`
 //
 // Scale-out on one PostgreSQL: the same work with 1 `kairos server` node and with 3, each node count
@@ -241,7 +241,8 @@ async function once(nodeCount: number, repetition: number) {
       )),
     );
     log(`${nodeCount} node(s) started`);
-    const drained = await drain(nodes, db.pool);
+    // `--runs 0`: the fires alone.
+    const drained = runs > 0 ? await drain(nodes, db.pool) : null;
     log(`${nodeCount} node(s), drain: ${JSON.stringify(drained)}`);
     return { nodes: nodeCount, repetition, drain: drained, fires: await fires(nodes, db.url) };
   } finally {
@@ -266,12 +267,12 @@ const results: Run[] = [];
 for (const [i, n] of order.entries()) results.push(await once(n, Math.floor(i / nodeCounts.length) + 1));
 
 const figures: Array<[string, (r: Run) => number | undefined]> = [
-  ['drain, first claim → last end (runs/s)', (r) => r.drain.runsPerSecond],
-  ['drain, steady state 10–90 % of claims (runs/s)', (r) => r.drain.steadyState.perSecond],
-  ['drain: PostgreSQL CPU per 1,000 runs (ms)', (r) => r.drain.cpuMsPer1000Runs.postgres],
-  ['drain: node processes CPU per 1,000 runs (ms)', (r) => r.drain.cpuMsPer1000Runs.nodes],
-  ['drain: worker processes CPU per 1,000 runs (ms)', (r) => r.drain.cpuMsPer1000Runs.workers],
-  ['drain: whole machine CPU per 1,000 runs (ms)', (r) => r.drain.cpuMsPer1000Runs.machine],
+  ['drain, first claim → last end (runs/s)', (r) => r.drain?.runsPerSecond],
+  ['drain, steady state 10–90 % of claims (runs/s)', (r) => r.drain?.steadyState.perSecond],
+  ['drain: PostgreSQL CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.postgres],
+  ['drain: node processes CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.nodes],
+  ['drain: worker processes CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.workers],
+  ['drain: whole machine CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.machine],
   ['fires: highest sustained step (every-second jobs)', (r) => r.fires.highestSustained?.jobs ?? 0],
   ['fires: fires/s at that step', (r) => r.fires.highestSustained?.firesPerSecond],
   ['fires: p99 lateness at that step (ms)', (r) => r.fires.highestSustained?.p99Ms],
