@@ -34,7 +34,7 @@ const { values } = parseArgs({
     repetitions: { type: 'string', default: '2' },
     nodes: { type: 'string', default: '1,3' },
     'step-seconds': { type: 'string', default: '15' },
-    steps: { type: 'string', default: '1000,2000,3000,4000,6000,8000,11000,15000,20000' },
+    steps: { type: 'string', default: '1000,2000,3000,4000,6000,8000,11000,15000,20000,28000,40000' },
   },
 });
 const runs = Number(values.runs);
