@@ -16,14 +16,13 @@
 //    the whole machine over each step's window.
 // Writes bench/results/scale-out-<time>.{json,md}.
 import { parseArgs } from 'node:util';
-import type pg from 'pg';
 import { serviceSettings } from './environment.ts';
 import { BulkJobs, type FireWindow, fireWindow, isSustained, postgresReader } from './fire-window.ts';
 import { type NodeProcess, settledPartitions, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
 import { type Child, spawnChild } from './processes.ts';
 import { saveResult } from './results.ts';
-import { machineCpuMs, processCpuNs, serverCpuMs } from './server-cpu.ts';
+import { databaseBackendsNs, machineCpuMs, processCpuNs, serverCpuMs, spentNs } from './server-cpu.ts';
 import { middleRate, round, spread } from './stats.ts';
 import { packageVersion, sleep, until } from './util.ts';
 
@@ -67,17 +66,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
 /** CPU time so far of each kind of process, in ms, and when it was read. */
 interface CpuMark {
   at: number;
+  /** Every PostgreSQL process on the machine, other databases' backends included. */
   postgres: number;
+  /** This run's database's backends, ns by pid. */
+  backends: Map<number, number>;
   nodes: number;
   workers: number;
   machineBusy: number;
 }
 
-function cpuMark(nodes: number[], workers: number[]): CpuMark {
+async function cpuMark(db: FreshDatabase, nodes: number[], workers: number[]): Promise<CpuMark> {
   const ms = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuNs(pid) ?? Number.NaN) / 1e6, 0);
   return {
     at: Date.now(),
     postgres: serverCpuMs('postgres') ?? Number.NaN,
+    backends: await databaseBackendsNs(db.pool, new URL(db.url).pathname.slice(1)),
     nodes: ms(nodes),
     workers: ms(workers),
     machineBusy: machineCpuMs().busyMs,
@@ -89,6 +92,7 @@ function cpuSpent(a: CpuMark, b: CpuMark) {
   return {
     wallMs: b.at - a.at,
     postgres: b.postgres - a.postgres,
+    backends: spentNs(a.backends, b.backends) / 1e6,
     nodes: b.nodes - a.nodes,
     workers: b.workers - a.workers,
     machineBusy: b.machineBusy - a.machineBusy,
@@ -99,11 +103,17 @@ function cpuSpent(a: CpuMark, b: CpuMark) {
 function cpuShare(a: CpuMark, b: CpuMark) {
   const spent = cpuSpent(a, b);
   const cores = (ms: number) => round(ms / spent.wallMs);
-  return { postgres: cores(spent.postgres), nodes: cores(spent.nodes), machine: cores(spent.machineBusy) };
+  return {
+    postgres: cores(spent.postgres),
+    backends: cores(spent.backends),
+    nodes: cores(spent.nodes),
+    machine: cores(spent.machineBusy),
+  };
 }
 type CpuShare = ReturnType<typeof cpuShare>;
 
-async function drain(nodes: NodeProcess[], pool: pg.Pool) {
+async function drain(nodes: NodeProcess[], db: FreshDatabase) {
+  const { pool } = db;
   const admin = nodes[0]!.client;
   const job = await admin.createJob({
     name: 'drain',
@@ -136,7 +146,7 @@ async function drain(nodes: NodeProcess[], pool: pg.Pool) {
     log(`${workerCount} worker processes ready`);
     const nodePids = nodes.map((n) => n.child.pid!);
     const workerPids = workers.map((w) => w.pid);
-    const before = cpuMark(nodePids, workerPids);
+    const before = await cpuMark(db, nodePids, workerPids);
     await Promise.all(workers.map((w) => w.call('go')));
     log('workers started');
     const distinct = async () =>
@@ -152,7 +162,7 @@ async function drain(nodes: NodeProcess[], pool: pg.Pool) {
     const complete =
       (await until(async () => (await distinct()) >= runs, 20, 300_000)) &&
       (await until(async () => (await unfinished()) === 0, 20, 60_000));
-    const after = cpuMark(nodePids, workerPids);
+    const after = await cpuMark(db, nodePids, workerPids);
     if (!complete) throw new Error(`drain incomplete: ${await unfinished()} of ${runs} runs unfinished`);
     const reports = await Promise.all(workers.map((w) => w.call<{ calls: number; ids: number[] }>('report')));
     const calls = reports.reduce((s, r) => s + r.calls, 0);
@@ -173,6 +183,7 @@ async function drain(nodes: NodeProcess[], pool: pg.Pool) {
       wallMs: spent.wallMs,
       cpuMsPer1000Runs: {
         postgres: per1000(spent.postgres),
+        backends: per1000(spent.backends),
         nodes: per1000(spent.nodes),
         workers: per1000(spent.workers),
         machine: per1000(spent.machineBusy),
@@ -192,7 +203,8 @@ interface Step extends FireWindow {
   sustained: boolean;
 }
 
-async function fires(nodes: NodeProcess[], databaseUrl: string) {
+async function fires(nodes: NodeProcess[], db: FreshDatabase) {
+  const databaseUrl = db.url;
   const partitions = Object.fromEntries((await settledPartitions(nodes)).map((n) => [n.id, n.partitions]));
   log(`partitions settled: ${JSON.stringify(partitions)}`);
   const reader = await postgresReader(databaseUrl);
@@ -206,9 +218,9 @@ async function fires(nodes: NodeProcess[], databaseUrl: string) {
       const createMs = Date.now() - created;
       await sleep(SETTLE_MS);
       const from = Date.now();
-      const before = cpuMark(nodePids, []);
+      const before = await cpuMark(db, nodePids, []);
       await sleep(Math.max(1000, stepMs - SETTLE_MS));
-      const cpu = cpuShare(before, cpuMark(nodePids, []));
+      const cpu = cpuShare(before, await cpuMark(db, nodePids, []));
       const fired = await fireWindow(reader, from, Date.now());
       const step = { jobs, createMs, ...fired, cpu, sustained: isSustained(jobs, fired) };
       ramp.push(step);
@@ -242,9 +254,9 @@ async function once(nodeCount: number, repetition: number) {
     );
     log(`${nodeCount} node(s) started`);
     // `--runs 0`: the fires alone.
-    const drained = runs > 0 ? await drain(nodes, db.pool) : null;
+    const drained = runs > 0 ? await drain(nodes, db) : null;
     log(`${nodeCount} node(s), drain: ${JSON.stringify(drained)}`);
-    return { nodes: nodeCount, repetition, drain: drained, fires: await fires(nodes, db.url) };
+    return { nodes: nodeCount, repetition, drain: drained, fires: await fires(nodes, db) };
   } finally {
     // Killed, not stopped: a node behind on its fires would finish its batch first, and the database
     // is dropped next.
@@ -269,18 +281,33 @@ for (const [i, n] of order.entries()) results.push(await once(n, Math.floor(i / 
 const figures: Array<[string, (r: Run) => number | undefined]> = [
   ['drain, first claim → last end (runs/s)', (r) => r.drain?.runsPerSecond],
   ['drain, steady state 10–90 % of claims (runs/s)', (r) => r.drain?.steadyState.perSecond],
-  ['drain: PostgreSQL CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.postgres],
+  [
+    "drain: PostgreSQL, this database's backends, CPU per 1,000 runs (ms)",
+    (r) => r.drain?.cpuMsPer1000Runs.backends,
+  ],
+  ['drain: PostgreSQL, every process, CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.postgres],
   ['drain: node processes CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.nodes],
   ['drain: worker processes CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.workers],
   ['drain: whole machine CPU per 1,000 runs (ms)', (r) => r.drain?.cpuMsPer1000Runs.machine],
   ['fires: highest sustained step (every-second jobs)', (r) => r.fires.highestSustained?.jobs ?? 0],
   ['fires: fires/s at that step', (r) => r.fires.highestSustained?.firesPerSecond],
   ['fires: p99 lateness at that step (ms)', (r) => r.fires.highestSustained?.p99Ms],
-  ['fires, top step: PostgreSQL CPU (cores)', (r) => r.fires.highestSustained?.cpu.postgres],
+  [
+    "fires, top step: PostgreSQL, this database's backends (cores)",
+    (r) => r.fires.highestSustained?.cpu.backends,
+  ],
+  ['fires, top step: PostgreSQL, every process (cores)', (r) => r.fires.highestSustained?.cpu.postgres],
   ['fires, top step: node processes CPU (cores)', (r) => r.fires.highestSustained?.cpu.nodes],
   ['fires, top step: whole machine busy (cores)', (r) => r.fires.highestSustained?.cpu.machine],
   ['fires, first step not sustained: fires/s', (r) => r.fires.firstNotSustained?.firesPerSecond],
-  ['fires, first step not sustained: PostgreSQL CPU (cores)', (r) => r.fires.firstNotSustained?.cpu.postgres],
+  [
+    "fires, first step not sustained: PostgreSQL, this database's backends (cores)",
+    (r) => r.fires.firstNotSustained?.cpu.backends,
+  ],
+  [
+    'fires, first step not sustained: PostgreSQL, every process (cores)',
+    (r) => r.fires.firstNotSustained?.cpu.postgres,
+  ],
   ['fires, first step not sustained: nodes CPU (cores)', (r) => r.fires.firstNotSustained?.cpu.nodes],
 ];
 const medians = Object.fromEntries(
@@ -316,7 +343,7 @@ const markdown = [
       )
       .join('; '),
   '',
-  'Steps per run (jobs: fires/s, p99 ms, PostgreSQL / nodes / machine cores):',
+  "Steps per run (jobs: fires/s, p99 ms, cores of this database's backends / every PostgreSQL process / nodes / machine):",
   '',
   ...results.map(
     (r) =>
@@ -324,7 +351,7 @@ const markdown = [
       r.fires.ramp
         .map(
           (s) =>
-            `${s.jobs}: ${s.firesPerSecond}, ${s.lateness.p99Ms}, ${s.cpu.postgres}/${s.cpu.nodes}/${s.cpu.machine}${s.sustained ? '' : ' (not sustained)'}`,
+            `${s.jobs}: ${s.firesPerSecond}, ${s.lateness.p99Ms}, ${s.cpu.backends}/${s.cpu.postgres}/${s.cpu.nodes}/${s.cpu.machine}${s.sustained ? '' : ' (not sustained)'}`,
         )
         .join('; '),
   ),

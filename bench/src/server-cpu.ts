@@ -77,3 +77,27 @@ export function machineCpuMs(): { busyMs: number; totalMs: number } {
   const idle = ticks[3]! + ticks[4]!;
   return { busyMs: (total - idle) * TICK_MS, totalMs: total * TICK_MS };
 }
+
+/** Server CPU (ns) between two reads of backends' CPU by pid: backends seen at both, and new ones
+ * from their start (one that ended between the reads is lost). */
+export function spentNs(before: Map<number, number> | null, after: Map<number, number> | null): number {
+  if (!before || !after) return 0;
+  let ns = 0;
+  for (const [pid, cpu] of after) ns += cpu - (before.get(pid) ?? 0);
+  return ns;
+}
+
+/** CPU so far (ns) of each PostgreSQL backend connected to database `name`, by pid (from
+ * pg_stat_activity, through `pool`: a server on this machine). */
+export async function databaseBackendsNs(
+  pool: { query(sql: string, params: unknown[]): Promise<{ rows: Array<{ pid: number }> }> },
+  name: string,
+): Promise<Map<number, number>> {
+  const { rows } = await pool.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+  const ns = new Map<number, number>();
+  for (const { pid } of rows) {
+    const cpu = processCpuNs(pid);
+    if (cpu !== null) ns.set(pid, cpu);
+  }
+  return ns;
+}
