@@ -22,7 +22,7 @@ import { type NodeProcess, settledPartitions, startNodeProcess, stopNodeProcess 
 import { createDatabase, type FreshDatabase } from './pg.ts';
 import { type Child, spawnChild } from './processes.ts';
 import { saveResult } from './results.ts';
-import { databaseBackendsNs, machineCpuMs, processCpuNs, serverCpuMs, spentNs } from './server-cpu.ts';
+import { databaseBackendsNs, machineCpuMs, processTreeCpuMs, serverCpuMs, spentNs } from './server-cpu.ts';
 import { middleRate, round, spread } from './stats.ts';
 import { packageVersion, sleep, until } from './util.ts';
 
@@ -76,7 +76,7 @@ interface CpuMark {
 }
 
 async function cpuMark(db: FreshDatabase, nodes: number[], workers: number[]): Promise<CpuMark> {
-  const ms = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuNs(pid) ?? Number.NaN) / 1e6, 0);
+  const ms = (pids: number[]) => pids.reduce((sum, pid) => sum + (processTreeCpuMs(pid) ?? Number.NaN), 0);
   return {
     at: Date.now(),
     postgres: serverCpuMs('postgres') ?? Number.NaN,

@@ -101,3 +101,11 @@ export async function databaseBackendsNs(
   }
   return ns;
 }
+
+/** CPU time of process `pid` so far, all its threads, in ms: utime + stime of /proc/<pid>/stat
+ * (10-ms ticks); null once the process is gone. A Node.js process's GC and libuv threads count here,
+ * not in the main thread's schedstat ({@link processCpuNs}). */
+export function processTreeCpuMs(pid: number): number | null {
+  const s = stat(String(pid));
+  return s ? s.own * TICK_MS : null;
+}
