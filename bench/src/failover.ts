@@ -6,7 +6,7 @@
 // writes bench/results/failover-<timestamp>.json.
 import { pathToFileURL } from 'node:url';
 import { serviceSettings } from './environment.ts';
-import { type NodeProcess, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
+import { type NodeProcess, settledPartitions, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { SERVER_URL, serverClient } from './pg.ts';
 import { saveResult } from './results.ts';
 import { round } from './stats.ts';
@@ -42,17 +42,8 @@ export async function failover(rounds: number, timings = new Timings()): Promise
 
   /** The node that owns partition `partition`, once the nodes have settled their shares. */
   async function ownerOf(partition: number): Promise<NodeProcess> {
-    for (;;) {
-      const alive = (await nodes[0]!.client.listNodes()).items.filter(
-        (n) => n.status === 'alive' && nodes.some((x) => x.id === n.id),
-      );
-      const owned = alive.flatMap((n) => n.partitions);
-      if (alive.length === nodes.length && new Set(owned).size === 16 && owned.length === 16) {
-        const owner = alive.find((n) => n.partitions.includes(partition))!;
-        return nodes.find((n) => n.id === owner.id)!;
-      }
-      await sleep(50);
-    }
+    const owner = (await settledPartitions(nodes)).find((n) => n.partitions.includes(partition))!;
+    return nodes.find((n) => n.id === owner.id)!;
   }
 
   async function measure(signal: NodeJS.Signals, jobId: number): Promise<FailoverFigures> {

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { KairosClient } from '@kairos/client';
+import { KairosClient, type NodeInfo } from '@kairos/client';
 import { now, sleep } from './util.ts';
 
 const CLI = fileURLToPath(new URL('../../packages/kairos/src/cli/main.ts', import.meta.url));
@@ -89,4 +89,28 @@ export async function stopNodeProcess(node: NodeProcess, signal: NodeJS.Signals)
   const exited = new Promise((resolve) => node.child.once('exit', resolve));
   node.child.kill(signal);
   await exited;
+}
+
+/**
+ * Waits until `nodes` have settled their trigger partitions: every one alive, each of the
+ * `partitions` held by exactly one of them, none holding more than its share (ceil(partitions /
+ * nodes), what a node takes; nodes that start together may hold more until the next renewal).
+ * Resolves with the nodes as they report themselves.
+ */
+export async function settledPartitions(nodes: NodeProcess[], partitions = 16): Promise<NodeInfo[]> {
+  const share = Math.ceil(partitions / nodes.length);
+  for (;;) {
+    const alive = (await nodes[0]!.client.listNodes()).items.filter(
+      (n) => n.status === 'alive' && nodes.some((x) => x.id === n.id),
+    );
+    const owned = alive.flatMap((n) => n.partitions);
+    if (
+      alive.length === nodes.length &&
+      new Set(owned).size === partitions &&
+      owned.length === partitions &&
+      alive.every((n) => n.partitions.length <= share)
+    )
+      return alive;
+    await sleep(50);
+  }
 }

@@ -17,11 +17,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compileJob, firstFire, openStore } from '@kairos/server';
 import { Worker } from '@kairos/worker';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { machine } from './environment.ts';
+import {
+  BulkJobs,
+  type FireWindow,
+  fireWindow,
+  isSustained,
+  percentile,
+  postgresReader,
+  sqliteReader,
+} from './fire-window.ts';
 import { ADMIN_TOKEN, startNodeProcess, stopNodeProcess } from './kairos-process.ts';
 import { createDatabase, type FreshDatabase, postgresInfo } from './pg.ts';
 import { sleep } from './util.ts';
@@ -40,80 +46,8 @@ const stepMs = Number(values['step-seconds']) * 1000;
 const overloadMs = Number(values['overload-seconds']) * 1000;
 const steps = values.steps!.split(',').map(Number);
 const factor = Number(values.factor);
-/** A window's fires are read this long after it ends. */
-const READ_AFTER_MS = 2000;
 /** The first seconds of a step are not measured: jobs just created settle into their second. */
 const SETTLE_MS = 5000;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** Reads the store directly (SQLite: a read-only connection, which never waits for the node's writes). */
-interface StoreReader {
-  all(sql: string, params: number[]): Promise<Array<Record<string, unknown>>>;
-  close(): Promise<void>;
-}
-
-function sqliteReader(path: string): StoreReader {
-  const db = new Database(path, { readonly: true });
-  return {
-    all: async (sql, params) =>
-      db.prepare(sql.replace(/\$\d+/g, '?')).all(...params) as Array<Record<string, unknown>>,
-    close: async () => {
-      db.close();
-    },
-  };
-}
-
-async function postgresReader(url: string): Promise<StoreReader> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', (error) => console.error(`bench reader: ${error.message}`));
-  await client.connect();
-  return {
-    all: async (sql, params) => (await client.query(sql, params)).rows,
-    close: () => client.end(),
-  };
-}
-
-/**
- * What the store says of the bulk jobs' fires due in [from, to), cut to whole seconds (every fire
- * is on a whole second), read 2 s after the window: a fire not made by then counts as missing.
- */
-async function window(reader: StoreReader, windowFrom: number, windowTo: number) {
-  const from = Math.ceil(windowFrom / 1000) * 1000;
-  const to = Math.max(from + 1000, Math.floor(windowTo / 1000) * 1000);
-  await sleep(Math.max(0, to + READ_AFTER_MS - Date.now()));
-  const lateness = (
-    await reader.all(
-      `SELECT created_at - fire_time AS late FROM runs
-       WHERE fire_time >= $1 AND fire_time < $2 AND cause = 'schedule' AND group_name = 'bulk'`,
-      [from, to],
-    )
-  )
-    .map((row) => Math.max(0, Number(row.late)))
-    .sort((a, b) => a - b);
-  const shed = Object.fromEntries(
-    (
-      await reader.all(
-        `SELECT reason, sum(coalesce(count, 1)) AS n FROM skipped_fires
-         WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY reason`,
-        [from, to],
-      )
-    ).map((row) => [String(row.reason), Number(row.n)]),
-  ) as Record<string, number>;
-  const seconds = (to - from) / 1000;
-  return {
-    firesPerSecond: Math.round(lateness.length / seconds),
-    lateness: {
-      p50Ms: percentile(lateness, 50),
-      p99Ms: percentile(lateness, 99),
-      maxMs: lateness.at(-1) ?? Number.NaN,
-    },
-    shedPerSecond: Object.fromEntries(Object.entries(shed).map(([k, v]) => [k, Math.round(v / seconds)])),
-  };
-}
 
 async function main(): Promise<void> {
   let db: FreshDatabase | undefined;
@@ -188,48 +122,21 @@ async function main(): Promise<void> {
     return { starts: inWindow.length, p99LatenessMs: percentile(late, 99), maxGapMs: gap };
   };
 
-  // The bulk jobs are written by the harness into the store, as another node would (through the API
-  // the node created ~55 jobs/s on a busy 2-core machine: a ramp to 40,000 jobs would take minutes).
-  const writer = openStore(databaseUrl);
-  let created = 0;
-  const bulkJob = (i: number, paused = false) =>
-    compileJob({
-      name: `bulk-${i}`,
-      handler: 'h',
-      group: 'bulk',
-      trigger: { kind: 'every', every: '1s' },
-      paused,
-    });
-  async function createJobs(target: number): Promise<void> {
-    for (let i = created; i < target; i++) {
-      const job = bulkJob(i);
-      await writer.createJob(job, firstFire(job.trigger, Date.now()), Date.now());
-    }
-    created = Math.max(created, target);
-  }
-  // The surplus is paused, as an operator would, not deleted: a delete takes each job's runs with it
-  // (every run of a bulk job stays queued), a write that grows with the overload's length.
-  async function pauseJobs(from: number): Promise<void> {
-    for (let i = from; i < created; i++) {
-      const stored = await writer.getJob(`bulk-${i}`);
-      if (stored) await writer.updateJob(stored.id, bulkJob(i, true), stored.nextFireAt, Date.now());
-    }
-  }
+  const bulk = new BulkJobs(databaseUrl);
 
   const ramp: Array<Record<string, unknown>> = [];
   let best = 0;
   let bestFires = 0;
   for (const jobs of steps) {
     const createdFrom = Date.now();
-    await createJobs(jobs);
+    await bulk.grow(jobs);
     const createMs = Date.now() - createdFrom;
     await sleep(SETTLE_MS);
     const from = Date.now();
     await sleep(Math.max(1000, stepMs - SETTLE_MS));
     const to = Date.now();
-    const fired = await window(reader, from, to);
-    const shedding = Object.values(fired.shedPerSecond).some((n) => n > 0);
-    const sustained = fired.firesPerSecond >= 0.95 * jobs && fired.lateness.p99Ms <= 1000 && !shedding;
+    const fired = await fireWindow(reader, from, to);
+    const sustained = isSustained(jobs, fired);
     const step = {
       jobs,
       createMs,
@@ -246,15 +153,15 @@ async function main(): Promise<void> {
   }
 
   // Overload: factor × the largest sustained step (at least the step that was not).
-  const overloadJobs = Math.max(Math.round(factor * best), created);
-  await createJobs(overloadJobs);
+  const overloadJobs = Math.max(Math.round(factor * best), bulk.created);
+  await bulk.grow(overloadJobs);
   const overloadFrom = Date.now();
   const slices: Array<Record<string, unknown>> = [];
   for (let at = overloadFrom; at < overloadFrom + overloadMs; at += 5000) {
     await sleep(Math.max(0, at + 5000 - Date.now()));
     const slice = {
       second: Math.round((at - overloadFrom) / 1000),
-      ...(await window(reader, at, at + 5000)),
+      ...(await fireWindow(reader, at, at + 5000)),
     };
     slices.push({ ...slice, health: healthOf(at, at + 5000) });
     console.log(JSON.stringify(slices.at(-1)));
@@ -263,7 +170,7 @@ async function main(): Promise<void> {
   const overload = {
     jobs: overloadJobs,
     seconds: overloadMs / 1000,
-    ...(await window(reader, overloadFrom, overloadTo)),
+    ...(await fireWindow(reader, overloadFrom, overloadTo)),
     health: healthOf(overloadFrom, overloadTo),
     canary: canaryOf(overloadFrom, overloadTo),
     slices,
@@ -271,12 +178,12 @@ async function main(): Promise<void> {
 
   // Recovery: back to the largest sustained step; how long until a 5-s slice is on time again.
   const recoveryFrom = Date.now();
-  await pauseJobs(best);
+  await bulk.pause(best);
   const pausedMs = Date.now() - recoveryFrom;
   let recoveredAfterMs: number | null = null;
   for (let at = Date.now(); at < recoveryFrom + 120_000; at += 5000) {
     await sleep(Math.max(0, at + 5000 - Date.now()));
-    const slice = await window(reader, at, at + 5000);
+    const slice = await fireWindow(reader, at, at + 5000);
     if (slice.lateness.p99Ms <= 1000 && !((slice.shedPerSecond.overloaded ?? 0) > 0)) {
       recoveredAfterMs = at + 5000 - recoveryFrom;
       break;
@@ -296,7 +203,7 @@ async function main(): Promise<void> {
   await prober;
   await worker.stop();
   await stopNodeProcess(node, 'SIGTERM');
-  await writer.close();
+  await bulk.close();
   await reader.close();
   const postgres = dialect === 'postgres' ? await postgresInfo() : undefined;
   await db?.drop();
@@ -316,7 +223,7 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const base = new URL(`../results/overload-${dialect}-${stamp}`, import.meta.url).pathname;
   writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  const row = (name: string, s: Record<string, unknown> & Awaited<ReturnType<typeof window>>, h: unknown) =>
+  const row = (name: string, s: Record<string, unknown> & FireWindow, h: unknown) =>
     `| ${name} | ${s.firesPerSecond} | ${s.lateness.p50Ms} | ${s.lateness.p99Ms} | ${s.lateness.maxMs} | ${JSON.stringify(s.shedPerSecond)} | ${JSON.stringify(h)} |`;
   writeFileSync(
     `${base}.md`,

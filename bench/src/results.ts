@@ -54,18 +54,16 @@ export function writeResult(name: string, body: unknown, markdown?: string): Wri
 
 /**
  * Writes the result of one standalone benchmark run (`npm run bench:<name>`) as
- * `bench/results/<benchmark>-<timestamp>.json`, with the date, the code and the machine, and prints
- * where it went.
+ * `bench/results/<benchmark>-<timestamp>.json` (and `.md` when `markdown` is given), with the date,
+ * the code and the machine, and prints where it went.
  */
-export function saveResult(benchmark: string, body: Record<string, unknown>): Written {
+export function saveResult(benchmark: string, body: Record<string, unknown>, markdown?: string): Written {
   const date = new Date().toISOString();
-  const written = writeResult(`${benchmark}-${stamp(date)}`, {
-    benchmark,
-    date,
-    source: source(),
-    machine: machine(),
-    ...body,
-  });
-  console.log(`wrote ${written.json}`);
+  const written = writeResult(
+    `${benchmark}-${stamp(date)}`,
+    { benchmark, date, source: source(), machine: machine(), ...body },
+    markdown,
+  );
+  console.log(`wrote ${written.json}${written.md ? ` and ${written.md}` : ''}`);
   return written;
 }

@@ -63,3 +63,49 @@ export function processCpuNs(pid: number): number | null {
     return s ? s.own * TICK_MS * 1e6 : null;
   }
 }
+
+/** The whole machine's CPU time so far, in ms, from /proc/stat: busy (all but idle and iowait) and
+ * in all, summed over the cores. */
+export function machineCpuMs(): { busyMs: number; totalMs: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  const idle = ticks[3]! + ticks[4]!;
+  return { busyMs: (total - idle) * TICK_MS, totalMs: total * TICK_MS };
+}
+
+/** Server CPU (ns) between two reads of backends' CPU by pid: backends seen at both, and new ones
+ * from their start (one that ended between the reads is lost). */
+export function spentNs(before: Map<number, number> | null, after: Map<number, number> | null): number {
+  if (!before || !after) return 0;
+  let ns = 0;
+  for (const [pid, cpu] of after) ns += cpu - (before.get(pid) ?? 0);
+  return ns;
+}
+
+/** CPU so far (ns) of each PostgreSQL backend connected to database `name`, by pid (from
+ * pg_stat_activity, through `pool`: a server on this machine). */
+export async function databaseBackendsNs(
+  pool: { query(sql: string, params: unknown[]): Promise<{ rows: Array<{ pid: number }> }> },
+  name: string,
+): Promise<Map<number, number>> {
+  const { rows } = await pool.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+  const ns = new Map<number, number>();
+  for (const { pid } of rows) {
+    const cpu = processCpuNs(pid);
+    if (cpu !== null) ns.set(pid, cpu);
+  }
+  return ns;
+}
+
+/** CPU time of process `pid` so far, all its threads, in ms: utime + stime of /proc/<pid>/stat
+ * (10-ms ticks); null once the process is gone. A Node.js process's GC and libuv threads count here,
+ * not in the main thread's schedstat ({@link processCpuNs}). */
+export function processTreeCpuMs(pid: number): number | null {
+  const s = stat(String(pid));
+  return s ? s.own * TICK_MS : null;
+}

@@ -22,7 +22,7 @@ import { AttemptEnder, compileJob, openStore, type Store } from '@kairos/server'
 import { serviceSettings } from './environment.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
 import { saveResult } from './results.ts';
-import { processCpuNs } from './server-cpu.ts';
+import { processCpuNs, spentNs } from './server-cpu.ts';
 import { message } from './util.ts';
 
 const { values } = parseArgs({
@@ -99,14 +99,6 @@ async function postgres(): Promise<Subject> {
       await database.drop();
     },
   };
-}
-
-/** Server CPU (ns) between two reads: backends seen at both, and new ones from their start. */
-function spentNs(before: Map<number, number> | null, after: Map<number, number> | null): number {
-  if (!before || !after) return 0;
-  let ns = 0;
-  for (const [pid, cpu] of after) ns += cpu - (before.get(pid) ?? 0);
-  return ns;
 }
 
 /** Whether pg_stat_statements can be created and read in `database`, or why not. */
