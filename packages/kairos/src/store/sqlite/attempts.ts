@@ -4,7 +4,7 @@
 import type { AttemptRef } from '@kairos/client';
 import { type DecisionRow, decisionFromRow, toJson } from '../rows.ts';
 import type { AttemptOutcome, DecisionInput, ExpiredAttempt, LateReport } from '../store.ts';
-import { type SqliteConnection, scheduleAfterDelay } from './connection.ts';
+import type { SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 import { afterRunsEnded } from './schedules.ts';
 
@@ -159,4 +159,43 @@ export function pruneWorkers(c: SqliteConnection, before: number, limit: number)
         )
         .run(before, limit).changes,
   );
+}
+
+// Run ends that other sections make too (a cancel, an expiry) ----------------
+
+/**
+ * Ends run @id inside the caller's transaction (a cancel, an expiry): its fixed-delay job's next
+ * fire, its dependents and its workflow instance follow, and their groups hear of it.
+ */
+export function endRun(
+  c: SqliteConnection,
+  id: number,
+  status: string,
+  now: number,
+  result: string | null,
+  error: string | null,
+): void {
+  const row = c
+    .sql(
+      `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, deadline_at = NULL
+       WHERE id = ? RETURNING job_id, cause, workflow_instance_id`,
+    )
+    .get(status, now, result, error, id) as {
+    job_id: number;
+    cause: string;
+    workflow_instance_id: number | null;
+  };
+  if (row.cause === 'schedule') scheduleAfterDelay(c, row.job_id, now);
+  const ended = [{ runId: id, jobId: row.job_id, workflowInstanceId: row.workflow_instance_id }];
+  for (const group of afterRunsEnded((text) => c.sql(text), ended, now)) c.emit({ type: 'runs', group });
+}
+
+/** A fixed-delay job waits for its scheduled run to end, then fires `delay` later. */
+export function scheduleAfterDelay(c: SqliteConnection, jobId: number, now: number): void {
+  const changed = c
+    .sql(
+      `UPDATE jobs SET next_fire_at = ? + delay_ms WHERE id = ? AND delay_ms IS NOT NULL AND next_fire_at IS NULL AND paused = 0`,
+    )
+    .run(now, jobId).changes;
+  if (changed) c.emit({ type: 'jobs' });
 }

@@ -9,7 +9,6 @@ import { KairosError, StoreUnavailableError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import { planMigrations, readMigrations } from '../migrations.ts';
 import { LeaseLostError, type StoreEvent } from '../store.ts';
-import { afterRunsEnded } from './schedules.ts';
 
 export type Statement = Database.Statement<unknown[], unknown>;
 
@@ -117,45 +116,6 @@ export function migrate(c: SqliteConnection): void {
 
 export function close(c: SqliteConnection): void {
   c.db.close();
-}
-
-// Helpers of several sections ------------------------------------------------
-
-/**
- * Ends run @id inside the caller's transaction (a cancel, an expiry): its fixed-delay job's next
- * fire, its dependents and its workflow instance follow, and their groups hear of it.
- */
-export function endRun(
-  c: SqliteConnection,
-  id: number,
-  status: string,
-  now: number,
-  result: string | null,
-  error: string | null,
-): void {
-  const row = c
-    .sql(
-      `UPDATE runs SET status = ?, finished_at = ?, result = ?, error = ?, deadline_at = NULL
-       WHERE id = ? RETURNING job_id, cause, workflow_instance_id`,
-    )
-    .get(status, now, result, error, id) as {
-    job_id: number;
-    cause: string;
-    workflow_instance_id: number | null;
-  };
-  if (row.cause === 'schedule') scheduleAfterDelay(c, row.job_id, now);
-  const ended = [{ runId: id, jobId: row.job_id, workflowInstanceId: row.workflow_instance_id }];
-  for (const group of afterRunsEnded((text) => c.sql(text), ended, now)) c.emit({ type: 'runs', group });
-}
-
-/** A fixed-delay job waits for its scheduled run to end, then fires `delay` later. */
-export function scheduleAfterDelay(c: SqliteConnection, jobId: number, now: number): void {
-  const changed = c
-    .sql(
-      `UPDATE jobs SET next_fire_at = ? + delay_ms WHERE id = ? AND delay_ms IS NOT NULL AND next_fire_at IS NULL AND paused = 0`,
-    )
-    .run(now, jobId).changes;
-  if (changed) c.emit({ type: 'jobs' });
 }
 
 /**

@@ -42,7 +42,8 @@ import type {
   WorkerRecord,
   WorkerRegistration,
 } from '../store.ts';
-import { endRun, type SqliteConnection } from './connection.ts';
+import { endRun } from './attempts.ts';
+import type { SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 
 export function registerWorker(

@@ -27,8 +27,9 @@ import type {
   TriggerRunRequest,
 } from '../store.ts';
 import { writeAudit } from './access.ts';
+import { endRun } from './attempts.ts';
 import { shardNewRuns } from './broadcasts.ts';
-import { endRun, type SqliteConnection } from './connection.ts';
+import type { SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 import * as quotas from './quotas.ts';
 
