@@ -12,13 +12,22 @@
 // local server does not load it (shared_preload_libraries); the result file records whether it could.
 // `--alert-rule`: with an enabled run-failed alert rule, so that every run end also writes its alert
 // outbox row (the cost of alerts on the hot path).
+// `--variants base,drop-index:runs_created,…`: what a change of the schema would buy, measured before
+// it is built, each variant a fresh store changed after its migrations (`+` joins changes), the
+// variants of a repetition in a rotated order (a Latin square over the repetitions):
+//   base                      the schema as migrated
+//   drop-index:NAME           without that index (SQLite: only indexes no statement names in INDEXED BY)
+//   no-attempts-fk            PostgreSQL: without the attempts → runs foreign key
+//   skip-succeeded-attempt    no attempt row for an attempt that succeeded (a BEFORE INSERT trigger
+//                             drops it: the saving less the trigger's own cost)
 // Result: bench/results/store-<dialect>-<timestamp>.json.
-//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--dialect sqlite|postgres] [--runs 60000] [--batch 200] [--reps 3] [--alert-rule]
+//   node --import tsx --conditions=@kairos/source src/store-drain.ts [--dialect sqlite|postgres] [--runs 60000] [--batch 200] [--reps 3] [--alert-rule] [--variants base,…]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AttemptEnder, compileJob, openStore, type Store } from '@kairos/server';
+import Database from 'better-sqlite3';
 import { serviceSettings } from './environment.ts';
 import { createDatabase, type FreshDatabase } from './pg.ts';
 import { saveResult } from './results.ts';
@@ -32,8 +41,10 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '200' },
     reps: { type: 'string', default: '3' },
     'alert-rule': { type: 'boolean', default: false },
+    variants: { type: 'string', default: 'base' },
   },
 });
+const variants = values.variants!.split(',').filter(Boolean);
 const runs = Number(values.runs);
 const batch = Number(values.batch);
 const dialect = values.dialect;
@@ -56,15 +67,50 @@ interface Rep {
 interface Subject {
   store: Store;
   serverNs: () => Promise<Map<number, number>> | null;
+  /** Runs statements on the store's schema, beside the store. */
+  exec(statements: string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The statements that make a variant's schema out of the migrated one. */
+function variantSql(variant: string): string[] {
+  return variant
+    .split('+')
+    .filter((change) => change !== 'base')
+    .flatMap((change) => {
+      if (change.startsWith('drop-index:')) return [`DROP INDEX ${change.slice('drop-index:'.length)}`];
+      if (change === 'no-attempts-fk') {
+        if (dialect !== 'postgres') throw new Error('no-attempts-fk: PostgreSQL only');
+        return ['ALTER TABLE attempts DROP CONSTRAINT attempts_run_id_fkey'];
+      }
+      if (change === 'skip-succeeded-attempt')
+        return dialect === 'postgres'
+          ? [
+              `CREATE FUNCTION bench_skip_attempt() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RETURN NULL; END $$`,
+              `CREATE TRIGGER bench_skip_attempt BEFORE INSERT ON attempts FOR EACH ROW
+                 WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION bench_skip_attempt()`,
+            ]
+          : [
+              `CREATE TRIGGER bench_skip_attempt BEFORE INSERT ON attempts
+                 WHEN NEW.status = 'succeeded' BEGIN SELECT RAISE(IGNORE); END`,
+            ];
+      throw new Error(`unknown variant change: ${change}`);
+    });
 }
 
 async function sqlite(): Promise<Subject> {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-store-drain-'));
-  const store = openStore(`sqlite:${join(dir, 'kairos.db')}`);
+  const path = join(dir, 'kairos.db');
+  const store = openStore(`sqlite:${path}`);
   return {
     store,
     serverNs: () => null,
+    async exec(statements) {
+      const db = new Database(path);
+      for (const statement of statements) db.exec(statement);
+      db.close();
+    },
     async close() {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -94,6 +140,15 @@ async function postgres(): Promise<Subject> {
       }
       return ns;
     },
+    async exec(statements) {
+      const client = await database.pool.connect();
+      try {
+        await client.query('SET search_path TO kairos');
+        for (const statement of statements) await client.query(statement);
+      } finally {
+        client.release();
+      }
+    },
     async close() {
       await store.close();
       await database.drop();
@@ -112,11 +167,12 @@ async function statStatements(database: FreshDatabase): Promise<string> {
   }
 }
 
-async function once(): Promise<Rep> {
+async function once(variant: string): Promise<Rep> {
   const subject = dialect === 'sqlite' ? await sqlite() : await postgres();
   const { store } = subject;
   try {
     await store.migrate();
+    await subject.exec(variantSql(variant));
     if (values['alert-rule']) {
       const now = Date.now();
       await store.alerts.putChannel(
@@ -212,17 +268,33 @@ console.log(
     (values['alert-rule'] ? ', with an alert rule (an outbox row per run end)' : '') +
     (dialect === 'postgres' ? '; this process, then the server' : ''),
 );
-const reps: Rep[] = [];
+const reps: Array<Rep & { variant: string }> = [];
+const line = (r: Rep) =>
+  `claim ${r.claim.toFixed(2)}  report ${r.report.toFixed(2)}  total ${(r.claim + r.report).toFixed(2)}` +
+  (r.serverClaim === undefined
+    ? ''
+    : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}`);
 for (let rep = 0; rep < Number(values.reps); rep++) {
-  const r = await once();
-  reps.push(r);
-  const server =
-    r.serverClaim === undefined
-      ? ''
-      : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}`;
-  console.log(
-    `  claim ${r.claim.toFixed(2)}  report ${r.report.toFixed(2)}  total ${(r.claim + r.report).toFixed(2)}${server}`,
-  );
+  for (let k = 0; k < variants.length; k++) {
+    const variant = variants[(rep + k) % variants.length]!;
+    const r = await once(variant);
+    reps.push({ variant, ...r });
+    console.log(`  ${variants.length > 1 ? `${variant.padEnd(40)} ` : ''}${line(r)}`);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const medians = variants.map((variant) => {
+  const of = reps.filter((r) => r.variant === variant);
+  const pick = (key: keyof Rep) =>
+    of[0]![key] === undefined ? undefined : Number(median(of.map((r) => r[key] as number)).toFixed(2));
+  const m: Rep = { claim: pick('claim')!, report: pick('report')! };
+  if (dialect === 'postgres')
+    Object.assign(m, { serverClaim: pick('serverClaim'), serverReport: pick('serverReport') });
+  return { variant, ...m };
+});
+if (variants.length > 1) {
+  console.log('medians:');
+  for (const m of medians) console.log(`  ${m.variant.padEnd(40)} ${line(m)}`);
 }
 let pgStatStatements: string | undefined;
 if (dialect === 'postgres') {
@@ -234,9 +306,10 @@ if (dialect === 'postgres') {
   }
 }
 saveResult(`store-${dialect}`, {
-  settings: { runs, batch, alertRule: values['alert-rule'] },
+  settings: { runs, batch, alertRule: values['alert-rule'], variants },
   unit: 'CPU ms per 1,000 runs',
   reps,
+  medians,
   ...(dialect === 'postgres'
     ? { services: { postgres: await serviceSettings('postgres') }, pgStatStatements }
     : {}),

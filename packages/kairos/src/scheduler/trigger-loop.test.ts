@@ -242,6 +242,37 @@ describe('TriggerLoop', () => {
     expect(created.sort((a, b) => a - b)).toEqual([0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]);
   });
 
+  it('stops between batches while behind: a stop does not wait for the loop to catch up', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const jobs = new JobService(store, clock);
+    for (let i = 0; i < 12; i++)
+      await jobs.create({ name: `due-${i}`, handler: 'h', trigger: { kind: 'every', every: '1m' } });
+    const minute = Date.UTC(2026, 0, 1, 0, 1, 0);
+    await clock.setTime(minute);
+    // Batches of 3: the stop comes while the first batch's runs are written, 9 jobs still due.
+    let stopped: Promise<void> | undefined;
+    let batches = 0;
+    const l = loop(store, clock, 'a', true, {
+      batchSize: 3,
+      onFired: () => {
+        batches++;
+        stopped ??= l.stop();
+      },
+    });
+    l.start();
+    await vi.waitFor(() => expect(stopped).toBeDefined());
+    await stopped;
+    expect(batches).toBe(1);
+    expect((await fireCounts(store)).size).toBe(3);
+    // Its partitions are handed over: another loop fires the rest at once.
+    const other = loop(store, clock, 'b');
+    await other.tick();
+    const counts = await fireCounts(store);
+    expect(counts.size).toBe(12);
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+  });
+
   it('skips fires older than the misfire grace without enumerating them', async () => {
     const [store] = await twoStoresOnOneFile();
     const clock = new FakeClock(Date.UTC(2026, 0, 1));

@@ -93,6 +93,8 @@ export class TriggerLoop {
   private running = false;
   private wake = new AbortController();
   private loop: Promise<void> | undefined;
+  /** Set by stop(): the tick in progress ends at its next batch. */
+  private stopping = false;
   private unsubscribe: (() => void) | undefined;
   private readonly batchSize: number;
   /** The size of the next batch: `batchSize`, less while batches take longer than their budget. */
@@ -129,6 +131,7 @@ export class TriggerLoop {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = false;
     this.unsubscribe = this.options.store.subscribe((event) => {
       // A node released its partitions: take our share now, not at the next renewal.
       if (event.type === 'leases') this.leasesRenewedAt = Number.NEGATIVE_INFINITY;
@@ -141,6 +144,7 @@ export class TriggerLoop {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.stopping = true;
     this.unsubscribe?.();
     this.wake.abort();
     await this.loop;
@@ -193,6 +197,9 @@ export class TriggerLoop {
     // A tick ends when nothing more is due: the time it has run is how long the loop is behind.
     if (!this.overloaded) this.busySince = clock.now();
     for (;;) {
+      // A stop comes between batches: a loop far behind (overloaded) would otherwise stop only when
+      // caught up. What is still due belongs to the partitions' next holder.
+      if (this.stopping) return null;
       // Between batches too: a storm that takes longer than a lease must not lose its partitions midway.
       await this.maintainLeases();
       const owned = this.owned;
