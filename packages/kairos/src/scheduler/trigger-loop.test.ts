@@ -273,6 +273,49 @@ describe('TriggerLoop', () => {
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
   });
 
+  it('sizes each batch to take its budget from the last one’s time per job; none on PostgreSQL', async () => {
+    const [store] = await twoStoresOnOneFile();
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const jobs = new JobService(store, clock);
+    for (let i = 0; i < 600; i++)
+      await jobs.create({ name: `due-${i}`, handler: 'h', trigger: { kind: 'every', every: '1m' } });
+    // A fire transaction takes 30 ms plus 1 ms per job: 70 jobs fit a budget of 100 ms. Halving
+    // and doubling stayed at 50 jobs (80 ms: over a quarter of the budget, under all of it).
+    const sizing = (dialect: 'sqlite' | 'postgres') => {
+      let elapsed = 0;
+      const limits: number[] = [];
+      const timed = new Proxy(store, {
+        get(target, key) {
+          if (key === 'dialect') return dialect;
+          if (key === 'dueJobs')
+            return (...args: Parameters<Store['dueJobs']>) => {
+              limits.push(args[2]);
+              return target.dueJobs(...args);
+            };
+          if (key === 'fire')
+            return async (...args: Parameters<Store['fire']>) => {
+              elapsed += 30 + args[0].length;
+              return target.fire(...args);
+            };
+          const value = Reflect.get(target, key);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      return { loop: loop(timed, clock, dialect, false, { batchSize: 200, stopwatch: () => elapsed }), limits };
+    };
+    await clock.setTime(Date.UTC(2026, 0, 1, 0, 1, 0));
+    const onSqlite = sizing('sqlite');
+    await onSqlite.loop.tick();
+    expect(onSqlite.limits.slice(0, 3)).toEqual([200, 86, 74]);
+    expect(onSqlite.limits.slice(3, -1).every((n) => n >= 69 && n <= 71)).toBe(true);
+    expect((await fireCounts(store)).size).toBe(600);
+
+    await clock.setTime(Date.UTC(2026, 0, 1, 0, 2, 0));
+    const onPostgres = sizing('postgres');
+    await onPostgres.loop.tick();
+    expect(onPostgres.limits).toEqual([200, 200, 200, 200]);
+  });
+
   it('skips fires older than the misfire grace without enumerating them', async () => {
     const [store] = await twoStoresOnOneFile();
     const clock = new FakeClock(Date.UTC(2026, 0, 1));
