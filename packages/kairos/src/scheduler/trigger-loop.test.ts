@@ -301,7 +301,10 @@ describe('TriggerLoop', () => {
           return typeof value === 'function' ? value.bind(target) : value;
         },
       });
-      return { loop: loop(timed, clock, dialect, false, { batchSize: 200, stopwatch: () => elapsed }), limits };
+      return {
+        loop: loop(timed, clock, dialect, false, { batchSize: 200, stopwatch: () => elapsed }),
+        limits,
+      };
     };
     await clock.setTime(Date.UTC(2026, 0, 1, 0, 1, 0));
     const onSqlite = sizing('sqlite');
