@@ -453,14 +453,7 @@ export function expireQueuedRuns(c: SqliteConnection, now: number, limit: number
   return c.run('expireQueuedRuns', () =>
     c.db
       .transaction(() => {
-        const rows = c
-          .sql(
-            `SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j
-             JOIN runs r ON r.job_id = j.id AND r.status = 'queued'
-             WHERE j.schedule_to_start_ms IS NOT NULL AND r.available_at + j.schedule_to_start_ms <= ?
-             ORDER BY r.id LIMIT ?`,
-          )
-          .all(now, limit) as Array<{ id: number; ms: number }>;
+        const rows = c.sql(hot.EXPIRED_QUEUED).all({ now, limit }) as Array<{ id: number; ms: number }>;
         for (const row of rows) {
           const error = JSON.stringify(scheduleToStartError(row.ms));
           c.sql(`UPDATE runs SET target_worker_id = NULL WHERE id = ?`).run(row.id);

@@ -96,6 +96,14 @@ describe('SQLite hot statements', () => {
     );
   });
 
+  it('find queued runs past their schedule-to-start timeout per job that has one, never walking the queue', () => {
+    expect(plan(hot.EXPIRED_QUEUED, { now: 0, limit: 1 })).toEqual([
+      'SCAN j USING INDEX jobs_schedule_to_start',
+      'SEARCH r USING INDEX runs_active (job_id=? AND available_at<?)',
+      'USE TEMP B-TREE FOR ORDER BY',
+    ]);
+  });
+
   it('write no attempt row at a claim: a running attempt is its run’s row', () => {
     expect(Object.values(hot).filter((v) => typeof v === 'string' && /INSERT INTO attempts/.test(v))).toEqual(
       [hot.END_ATTEMPTS],

@@ -178,3 +178,17 @@ export const USED_BY_WORKERS = `SELECT r.worker_id, coalesce(r.resources, j.disp
   FROM runs r JOIN jobs j ON j.id = r.job_id
   WHERE r.status = 'running' AND r.worker_id IN (SELECT value FROM json_each(?))
     AND (r.resources IS NOT NULL OR j.dispatch ->> '$.resources' IS NOT NULL)`;
+
+/**
+ * Queued runs that waited past their job's schedule-to-start timeout since they became available
+ * (@now, @limit): the jobs that have one (jobs_schedule_to_start, few), then per job the range of
+ * runs_active that became available before its timeout: only expired runs (and the job's running
+ * ones) are read. Left to itself the planner walked every run (without statistics) or every queued
+ * run (with them), on every reaper sweep: an overloaded node with millions of queued runs spent 30 %
+ * of its CPU here, seconds at a time with its event loop held.
+ */
+export const EXPIRED_QUEUED = `SELECT r.id, j.schedule_to_start_ms AS ms FROM jobs j INDEXED BY jobs_schedule_to_start
+  CROSS JOIN runs r INDEXED BY runs_active
+  WHERE j.schedule_to_start_ms IS NOT NULL AND r.job_id = j.id AND r.status IN ('queued', 'running')
+    AND r.available_at <= @now - j.schedule_to_start_ms AND r.status = 'queued'
+  ORDER BY r.id LIMIT @limit`;
