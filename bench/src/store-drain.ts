@@ -10,6 +10,10 @@
 // (found by their application_name in pg_stat_activity; /proc/<pid>/schedstat, in ns) read before and
 // after each call. pg_stat_statements is not used for it: it times statements by the wall clock, and the
 // local server does not load it (shared_preload_libraries); the result file records whether it could.
+// Also on PostgreSQL: the WAL bytes per run that the claims and the reports wrote (the insert position
+// before and after each call; server-wide, so nothing else may write meanwhile). They count the writes
+// themselves (heap rows, index entries, commit records) and barely move with the machine's load, where
+// the CPU times of a variant moved by ±25 % between repetitions on the shared 2-core machine.
 // `--alert-rule`: with an enabled run-failed alert rule, so that every run end also writes its alert
 // outbox row (the cost of alerts on the hot path).
 // `--variants base,drop-index:runs_created,…`: what a change of the schema would buy, measured before
@@ -61,12 +65,18 @@ interface Rep {
   report: number;
   serverClaim?: number;
   serverReport?: number;
+  /** PostgreSQL: WAL bytes per run written by the claims and by the reports (the writes themselves:
+   * heap rows, index entries, commits; steadier than CPU time on a shared machine). */
+  walClaim?: number;
+  walReport?: number;
 }
 
 /** The store under test, and how to read its server's CPU (ns) so far; null for SQLite. */
 interface Subject {
   store: Store;
   serverNs: () => Promise<Map<number, number>> | null;
+  /** The server's WAL insert position in bytes (null: SQLite). */
+  walBytes: () => Promise<number | null>;
   /** Runs statements on the store's schema, beside the store. */
   exec(statements: string[]): Promise<void>;
   close(): Promise<void>;
@@ -106,6 +116,7 @@ async function sqlite(): Promise<Subject> {
   return {
     store,
     serverNs: () => null,
+    walBytes: async () => null,
     async exec(statements) {
       const db = new Database(path);
       for (const statement of statements) db.exec(statement);
@@ -139,6 +150,12 @@ async function postgres(): Promise<Subject> {
         if (cpu !== null) ns.set(pid, cpu);
       }
       return ns;
+    },
+    walBytes: async () => {
+      const { rows } = await database.pool.query<{ b: number }>(
+        "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8 AS b",
+      );
+      return rows[0]!.b;
     },
     async exec(statements) {
       const client = await database.pool.connect();
@@ -227,17 +244,23 @@ async function once(variant: string): Promise<Rep> {
     let reportUs = 0;
     let serverClaimNs = 0;
     let serverReportNs = 0;
+    let walClaim = 0;
+    let walReport = 0;
     let done = 0;
     for (;;) {
       let server = await subject.serverNs();
+      let wal = await subject.walBytes();
       let mark = process.cpuUsage();
       const claimed = await store.dispatchRuns('w', batch, Date.now(), 0.5);
       let spent = process.cpuUsage(mark);
       claimUs += spent.user + spent.system;
       let next = await subject.serverNs();
+      let walNext = await subject.walBytes();
       serverClaimNs += spentNs(server, next);
+      if (wal !== null) walClaim += walNext! - wal;
       if (claimed.length === 0) break;
       server = next;
+      wal = walNext;
       mark = process.cpuUsage();
       const results = await ender.report(
         claimed.map((run) => ({ runId: run.runId, attempt: run.attempt, outcome: 'succeeded' as const })),
@@ -246,7 +269,9 @@ async function once(variant: string): Promise<Rep> {
       spent = process.cpuUsage(mark);
       reportUs += spent.user + spent.system;
       next = await subject.serverNs();
+      walNext = await subject.walBytes();
       serverReportNs += spentNs(server, next);
+      if (wal !== null) walReport += walNext! - wal;
       done += results.filter((r) => r.ok).length;
     }
     if (done !== runs) throw new Error(`drained ${done} of ${runs} runs`);
@@ -254,7 +279,12 @@ async function once(variant: string): Promise<Rep> {
       claim: claimUs / runs,
       report: reportUs / runs,
       ...(dialect === 'postgres'
-        ? { serverClaim: serverClaimNs / 1000 / runs, serverReport: serverReportNs / 1000 / runs }
+        ? {
+            serverClaim: serverClaimNs / 1000 / runs,
+            serverReport: serverReportNs / 1000 / runs,
+            walClaim: walClaim / runs,
+            walReport: walReport / runs,
+          }
         : {}),
     };
   } finally {
@@ -273,7 +303,8 @@ const line = (r: Rep) =>
   `claim ${r.claim.toFixed(2)}  report ${r.report.toFixed(2)}  total ${(r.claim + r.report).toFixed(2)}` +
   (r.serverClaim === undefined
     ? ''
-    : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}`);
+    : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}` +
+      `  · WAL bytes/run: claim ${r.walClaim!.toFixed(0)}  report ${r.walReport!.toFixed(0)}`);
 for (let rep = 0; rep < Number(values.reps); rep++) {
   for (let k = 0; k < variants.length; k++) {
     const variant = variants[(rep + k) % variants.length]!;
@@ -289,7 +320,12 @@ const medians = variants.map((variant) => {
     of[0]![key] === undefined ? undefined : Number(median(of.map((r) => r[key] as number)).toFixed(2));
   const m: Rep = { claim: pick('claim')!, report: pick('report')! };
   if (dialect === 'postgres')
-    Object.assign(m, { serverClaim: pick('serverClaim'), serverReport: pick('serverReport') });
+    Object.assign(m, {
+      serverClaim: pick('serverClaim'),
+      serverReport: pick('serverReport'),
+      walClaim: pick('walClaim'),
+      walReport: pick('walReport'),
+    });
   return { variant, ...m };
 });
 if (variants.length > 1) {

@@ -91,8 +91,12 @@ export async function readHistory(connectionString: string, schema: string): Pro
       SELECT r.id, j.name AS job, r.fire_time, r.status, r.created_at,
         coalesce((SELECT json_agg(a ORDER BY a.attempt) FROM (
           SELECT attempt, worker_id, status, started_at, finished_at FROM attempts WHERE run_id = r.id
-          -- A running attempt has no row until it ends: its run describes it.
-          UNION ALL SELECT r.attempt, r.worker_id, 'running', r.started_at, NULL WHERE r.status = 'running') a),
+          -- A running attempt has no row until it ends, and one that succeeded none at all (since
+          -- 0.2.0): its run describes it.
+          UNION ALL SELECT r.attempt, r.worker_id, 'running', r.started_at, NULL WHERE r.status = 'running'
+          UNION ALL SELECT r.attempt, r.worker_id, 'succeeded', r.started_at, r.finished_at
+            WHERE r.status = 'succeeded' AND r.worker_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM attempts x WHERE x.run_id = r.id AND x.attempt = r.attempt)) a),
           '[]') AS attempts
       FROM runs r JOIN jobs j ON j.id = r.job_id ORDER BY r.id`);
     return rows.map((row) => ({

@@ -139,11 +139,20 @@ describe.each(dialects)('upgrading a $name store with running attempts', ({ open
       expect(await store.finishAttempts([end(a, 'succeeded')], T0 + 20)).toEqual([true]);
       await store.cancelRun(b, T0 + 30);
       expect(await store.finishAttempts([end(c, 'lost')], T0 + 40)).toEqual([true]);
+      // The success is its run's row; the others have rows of their own.
       expect(await raw.attempts()).toEqual([
-        { run_id: a, attempt: 1, worker_id: 'w1', status: 'succeeded' },
         { run_id: b, attempt: 1, worker_id: 'w1', status: 'cancelled' },
         { run_id: c, attempt: 1, worker_id: 'w1', status: 'lost' },
       ]);
+      const listed = await store.getAttempts(a);
+      expect(listed).toMatchObject([
+        { attempt: 1, workerId: 'w1', status: 'succeeded', finishedAt: T0 + 20 },
+      ]);
+      // A success that an earlier version ended has its row: listed once.
+      await raw.exec(
+        `INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at) VALUES (${a}, 1, 'w1', 'succeeded', ${T0 + 10}, ${T0 + 20})`,
+      );
+      expect(await store.getAttempts(a)).toEqual(listed);
     } finally {
       await store.close();
     }

@@ -3,11 +3,11 @@ import pg from 'pg';
 import type { StoreRun, StoreSnapshot } from './checker.ts';
 
 // Reads what the checker needs straight from the store (never through the API, which a fault
-// may still be bending): every run with its ended attempts, the ledger of skipped fires, and the
+// may still be bending): every run with its ended attempts (a success from its run's row), the ledger of skipped fires, and the
 // worker ids with their process names.
 
 const RUNS = `SELECT r.id, j.name AS job, r.fire_time, r.status, r.attempt, r.worker_id, r.started_at,
-  r.created_at, r.result FROM runs r JOIN jobs j ON j.id = r.job_id ORDER BY r.id`;
+  r.finished_at, r.created_at, r.result FROM runs r JOIN jobs j ON j.id = r.job_id ORDER BY r.id`;
 const ATTEMPTS = `SELECT run_id, attempt, worker_id, status, started_at, finished_at FROM attempts ORDER BY run_id, attempt`;
 const SKIPPED = `SELECT j.name AS job, s.reason, s.first_fire, s.last_fire FROM skipped_fires s JOIN jobs j ON j.id = s.job_id`;
 const WORKERS = 'SELECT id, name FROM workers';
@@ -32,6 +32,21 @@ function snapshot(
       status: String(a.status),
       startedAt: Number(a.started_at),
       finishedAt: num(a.finished_at),
+    });
+    byRun.set(id, list);
+  }
+  // An attempt that succeeded has no row (since 0.2.0): its run's row is it, as the store reads it.
+  for (const r of runs) {
+    const id = Number(r.id);
+    const list = byRun.get(id) ?? [];
+    if (r.status !== 'succeeded' || r.worker_id === null || list.some((a) => a.attempt === Number(r.attempt)))
+      continue;
+    list.push({
+      attempt: Number(r.attempt),
+      workerId: String(r.worker_id),
+      status: 'succeeded',
+      startedAt: Number(r.started_at),
+      finishedAt: num(r.finished_at),
     });
     byRun.set(id, list);
   }

@@ -119,7 +119,7 @@ export interface WorkflowSnapshot {
     attempt: number;
     maxAttempts: number;
     result: unknown;
-    /** Rows of the run's ended attempts. */
+    /** Rows of the run's ended attempts (an attempt that succeeded has none: its run is it). */
     attempts: number;
     /** Its attempts that a killed worker lost. */
     lost: number;

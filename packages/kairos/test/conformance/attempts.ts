@@ -91,19 +91,46 @@ export function describeAttemptsConformance(
       ]);
     });
 
-    it('a report writes the attempt’s one row; a stale second report adds none', async () => {
+    it('a success writes no attempt row: the run’s row lists it; a stale second report adds none', async () => {
       const runId = await queuedRun('a');
       await worker('w1');
       await store.claimRuns('w1', 1, T0 + 10);
       expect(await store.finishAttempts([outcome(runId, 1, 'succeeded')], T0 + 20)).toEqual([true]);
-      const ended = [
-        { attempt: 1, workerId: 'w1', status: 'succeeded', startedAt: T0 + 10, finishedAt: T0 + 20 },
+      expect(await probe.attemptRows(runId)).toEqual([]);
+      const listed = [
+        {
+          runId,
+          attempt: 1,
+          workerId: 'w1',
+          status: 'succeeded',
+          startedAt: T0 + 10,
+          finishedAt: T0 + 20,
+          error: null,
+          lateReport: null,
+        },
       ];
-      expect(await probe.attemptRows(runId)).toEqual(ended);
+      expect(await store.getAttempts(runId)).toEqual(listed);
       expect(await store.finishAttempts([outcome(runId, 1, 'succeeded')], T0 + 30)).toEqual([false]);
       expect(await store.finishAttempts([outcome(runId, 1, 'retry')], T0 + 30)).toEqual([false]);
-      expect(await probe.attemptRows(runId)).toEqual(ended);
-      expect(await store.getAttempts(runId)).toMatchObject(ended);
+      expect(await probe.attemptRows(runId)).toEqual([]);
+      expect(await store.getAttempts(runId)).toEqual(listed);
+    });
+
+    it('a failed attempt gets its row; the success after it is listed from the run', async () => {
+      const runId = await queuedRun('a');
+      await worker('w1');
+      await worker('w2');
+      await store.claimRuns('w1', 1, T0 + 10);
+      await store.finishAttempts([outcome(runId, 1, 'retry')], T0 + 20);
+      await store.claimRuns('w2', 1, T0 + 200);
+      await store.finishAttempts([outcome(runId, 2, 'succeeded')], T0 + 300);
+      expect(await probe.attemptRows(runId)).toEqual([
+        { attempt: 1, workerId: 'w1', status: 'failed', startedAt: T0 + 10, finishedAt: T0 + 20 },
+      ]);
+      expect(await store.getAttempts(runId)).toMatchObject([
+        { attempt: 1, workerId: 'w1', status: 'failed', startedAt: T0 + 10, finishedAt: T0 + 20 },
+        { attempt: 2, workerId: 'w2', status: 'succeeded', startedAt: T0 + 200, finishedAt: T0 + 300 },
+      ]);
     });
 
     it('a retried run lists attempt 1 ended and attempt 2 running, on its new worker', async () => {
@@ -224,14 +251,19 @@ export function describeAttemptsConformance(
       await store.claimRuns('w2', 1, T0 + 100);
       expect(await store.appendRunLogs('w2', line(2, 'second'), 100, T0 + 101)).toBe(1);
       expect(await store.appendRunLogs('w1', line(2, 'not mine'), 100, T0 + 101)).toBe(0);
+      // Its attempt that succeeded has no row of its own: the run's row says whose it was.
+      await store.finishAttempts([outcome(runId, 2, 'succeeded')], T0 + 102);
+      expect(await store.appendRunLogs('w2', line(2, 'after the end'), 100, T0 + 103)).toBe(1);
+      expect(await store.appendRunLogs('w1', line(2, 'still not mine'), 100, T0 + 103)).toBe(0);
       expect((await store.runLogs(runId, 0, 10)).map((l) => l.message)).toEqual([
         'running',
         'late',
         'second',
+        'after the end',
       ]);
     });
 
-    it('fire lateness counts first attempts that ended and first attempts still running', async () => {
+    it('fire lateness counts first attempts that ended, that succeeded (no row), and still running', async () => {
       const every = await store.createJob(job('e', { trigger: { kind: 'every', every: '1s' } }), T0, T0);
       await worker('w1');
       const fires = [T0, T0 + 1000, T0 + 2000];

@@ -56,7 +56,8 @@ export const RUNS_FOR_DECISION = `
  * insert the ended attempts' rows (written once, at the end: worker and start come from the run row,
  * which the end leaves; a stale or second end updates no run, so inserts nothing; an INSERT at the
  * claim and an UPDATE here cost the 40,000-run drain ~53 against ~46 ms of server CPU per 1,000
- * runs); schedule the next fire of fixed-delay jobs whose scheduled run ended; and
+ * runs), but for an attempt that succeeded: its run's row, which it ended, says all its row would
+ * (ATTEMPTS_OF_RUN); schedule the next fire of fixed-delay jobs whose scheduled run ended; and
  * create the runs of the ended runs' dependents. One row per ended run, `buffering` when its end
  * may have to promote a buffered run (afterRunsEnded), with the groups that got dependent runs.
  * $3 true leaves such runs alone, and the final ends of workflow step runs and of broadcast shards
@@ -90,7 +91,8 @@ export const FINISH_ATTEMPTS = `
       r.broadcast_run_id, i.attempt_status, i.error, i.run_status <> 'queued' AND (p.buffers OR r.promotes) AS buffering),
   attempts_ended AS (
     INSERT INTO attempts (run_id, attempt, worker_id, status, started_at, finished_at, error)
-    SELECT id, attempt, worker_id, attempt_status, started_at, $2::bigint, error FROM ended),
+    SELECT id, attempt, worker_id, attempt_status, started_at, $2::bigint, error FROM ended
+    WHERE NOT (attempt_status = 'succeeded' AND status = 'succeeded')),
   rescheduled AS (
     UPDATE jobs j SET next_fire_at = $2::bigint + j.delay_ms
     FROM (SELECT DISTINCT job_id FROM ended WHERE cause = 'schedule' AND status <> 'queued') e

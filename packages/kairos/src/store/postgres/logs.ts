@@ -13,13 +13,13 @@ import type { RunLogBatch, RunLogRecord, RunProgressRecord } from '../store.ts';
 import type { PostgresConnection } from './connection.ts';
 
 /**
- * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts (their
- * runs' rows) and its ended ones (their attempt rows).
+ * Which of the given attempts ($1 [{run_id, attempt}]) worker $2 ran: its running attempts and the
+ * one that succeeded (their runs' rows) and its other ended ones (their attempt rows).
  */
 export const OWNED_ATTEMPTS = `
   WITH x AS (SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int))
   SELECT r.id AS run_id, r.attempt FROM runs r JOIN x ON r.id = x.run_id AND r.attempt = x.attempt
-  WHERE r.worker_id = $2 AND r.status = 'running'
+  WHERE r.worker_id = $2 AND r.status IN ('running', 'succeeded')
   UNION ALL
   SELECT a.run_id, a.attempt FROM attempts a JOIN x ON a.run_id = x.run_id AND a.attempt = x.attempt
   WHERE a.worker_id = $2`;

@@ -38,8 +38,10 @@ export const RUNS_PER_MINUTE = `
 
 /**
  * Lateness of scheduled runs whose first attempt started in [$1, $2], newest $3: ended first attempts
- * by a backward range scan of attempts_first_start, each joined to its run by primary key, and first
- * attempts still running (they have no attempt row yet) from their runs, which are few.
+ * by a backward range scan of attempts_first_start, each joined to its run by primary key; first
+ * attempts that succeeded (no attempt row: their run's row) by a backward range of runs_finished,
+ * the newest $3 by their end (a run that started in the window ended in it); and first attempts
+ * still running (they have no attempt row yet) from their runs, which are few.
  */
 export const FIRE_LATENESS = `
   SELECT late FROM (
@@ -48,6 +50,13 @@ export const FIRE_LATENESS = `
       WHERE a.attempt = 1 AND a.started_at >= $1 AND a.started_at <= $2
         AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
       ORDER BY a.started_at DESC LIMIT $3)
+    UNION ALL
+    (SELECT r.started_at, r.started_at - r.fire_time FROM runs r
+      WHERE r.finished_at >= $1 AND r.status = 'succeeded' AND r.attempt = 1
+        AND r.started_at >= $1 AND r.started_at <= $2
+        AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id AND a.attempt = 1)
+      ORDER BY r.finished_at DESC LIMIT $3)
     UNION ALL
     SELECT started_at, started_at - fire_time FROM runs
     WHERE status = 'running' AND attempt = 1 AND started_at >= $1 AND started_at <= $2

@@ -146,7 +146,9 @@ export const LIST_RUN_SUMMARIES = LIST_RUNS.replace(RUN_COLUMNS, RUN_SUMMARY_COL
 
 /**
  * The attempts of run $1 in order: the ended ones' rows, then the running one from the run row (an
- * attempt's row is written once, when it ends).
+ * attempt's row is written once, when it ends), and the one that succeeded from the run row too (an
+ * attempt that succeeds ends its run and gets no row of its own; runs that succeeded before that
+ * have one).
  */
 export const ATTEMPTS_OF_RUN = `
   SELECT a.run_id, a.attempt, a.worker_id, a.status, a.started_at, a.finished_at, a.error,
@@ -155,6 +157,10 @@ export const ATTEMPTS_OF_RUN = `
   UNION ALL
   SELECT id, attempt, worker_id, 'running', started_at, NULL::bigint, NULL::jsonb, NULL, NULL::bigint, NULL::jsonb
   FROM runs WHERE id = $1 AND status = 'running'
+  UNION ALL
+  SELECT r.id, r.attempt, r.worker_id, 'succeeded', r.started_at, r.finished_at, NULL::jsonb, NULL, NULL::bigint, NULL::jsonb
+  FROM runs r WHERE r.id = $1 AND r.status = 'succeeded' AND r.worker_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id AND a.attempt = r.attempt)
   ORDER BY attempt`;
 
 /**

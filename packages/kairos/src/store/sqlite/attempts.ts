@@ -118,7 +118,10 @@ export function finishAttempts(
             ended.push({ runId: o.runId, jobId: row.job_id, workflowInstanceId: row.workflow_instance_id });
             ran = row;
           }
-          attemptEnds.push([o.runId, o.attempt, ran.worker_id, o.attemptStatus, ran.started_at, error]);
+          // An attempt that succeeded ended its run, whose row keeps what the attempt's would hold
+          // (worker, start, end): no row of its own (see ATTEMPTS_OF_RUN).
+          if (!(o.attemptStatus === 'succeeded' && o.run.status === 'succeeded'))
+            attemptEnds.push([o.runId, o.attempt, ran.worker_id, o.attemptStatus, ran.started_at, error]);
           return true;
         });
         if (attemptEnds.length > 0) {

@@ -15,8 +15,12 @@ import type { SqliteConnection } from './connection.ts';
 /** Whether @worker holds @attempt of @run now: the run's current attempt, running on it. */
 const HELD_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'`;
 
-/** Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones. */
-const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker AND status = 'running'
+/**
+ * Whether @worker ran @attempt of @run: its running attempt, or one of its ended ones (the one that
+ * succeeded is its run's row: it has no attempt row).
+ */
+const OWNED_ATTEMPT = `SELECT 1 FROM runs WHERE id = @run AND attempt = @attempt AND worker_id = @worker
+    AND status IN ('running', 'succeeded')
   UNION ALL SELECT 1 FROM attempts WHERE run_id = @run AND attempt = @attempt AND worker_id = @worker`;
 
 export function appendRunLogs(

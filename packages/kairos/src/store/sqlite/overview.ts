@@ -16,8 +16,11 @@ import * as quotas from './quotas.ts';
 
 /**
  * Lateness (first attempt's start − fire time) of scheduled runs whose first attempt started in
- * [@since, @now], the newest @limit: ended first attempts through attempts_first_start, and first
- * attempts still running from their runs (runs_worker holds every running run; they are few).
+ * [@since, @now], the newest @limit: ended first attempts through attempts_first_start; first
+ * attempts that succeeded (no attempt row: their run's row) through a backward range of
+ * runs_finished, the newest @limit of them by their end (a run that started in the window ended in
+ * it); and first attempts still running from their runs (runs_worker holds every running run; they
+ * are few).
  */
 const FIRST_STARTS = `SELECT late FROM (
     SELECT * FROM (
@@ -26,6 +29,14 @@ const FIRST_STARTS = `SELECT late FROM (
       WHERE a.attempt = 1 AND a.started_at >= @since AND a.started_at <= @now
         AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
       ORDER BY a.started_at DESC LIMIT @limit)
+    UNION ALL
+    SELECT * FROM (
+      SELECT r.started_at, r.started_at - r.fire_time FROM runs r INDEXED BY runs_finished
+      WHERE r.finished_at >= @since AND r.status = 'succeeded' AND r.attempt = 1
+        AND r.started_at >= @since AND r.started_at <= @now
+        AND r.cause = 'schedule' AND r.fire_time IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id AND a.attempt = 1)
+      ORDER BY r.finished_at DESC LIMIT @limit)
     UNION ALL
     SELECT started_at, started_at - fire_time FROM runs INDEXED BY runs_worker
     WHERE status = 'running' AND attempt = 1 AND started_at >= @since AND started_at <= @now

@@ -33,13 +33,21 @@ import type { SqliteConnection } from './connection.ts';
 import * as hot from './hot-statements.ts';
 import * as quotas from './quotas.ts';
 
-/** The attempts of run @run in order: the ended ones' rows, then the running one from the run row. */
+/**
+ * The attempts of run @run in order: the ended ones' rows, then the running one from the run row,
+ * and the one that succeeded from the run row too (an attempt that succeeds ends its run and gets no
+ * row of its own; runs that succeeded before that have one).
+ */
 const ATTEMPTS_OF_RUN = `SELECT a.run_id, a.attempt, a.worker_id, a.status, a.started_at, a.finished_at, a.error,
     l.outcome AS late_outcome, l.reported_at AS late_reported_at, l.error AS late_error
   FROM attempts a LEFT JOIN late_reports l ON l.run_id = a.run_id AND l.attempt = a.attempt WHERE a.run_id = @run
   UNION ALL
   SELECT id, attempt, worker_id, 'running', started_at, NULL, NULL, NULL, NULL, NULL FROM runs
   WHERE id = @run AND status = 'running'
+  UNION ALL
+  SELECT r.id, r.attempt, r.worker_id, 'succeeded', r.started_at, r.finished_at, NULL, NULL, NULL, NULL FROM runs r
+  WHERE r.id = @run AND r.status = 'succeeded' AND r.worker_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id AND a.attempt = r.attempt)
   ORDER BY attempt`;
 
 export function enqueueRuns(
