@@ -69,6 +69,8 @@ interface Rep {
    * heap rows, index entries, commits; steadier than CPU time on a shared machine). */
   walClaim?: number;
   walReport?: number;
+  /** PostgreSQL: WAL bytes per run of the enqueue (1,000 runs a call), not timed. */
+  walEnqueue?: number;
 }
 
 /** The store under test, and how to read its server's CPU (ns) so far; null for SQLite. */
@@ -225,6 +227,7 @@ async function once(variant: string): Promise<Rep> {
       null,
       Date.now(),
     );
+    const walBefore = await subject.walBytes();
     for (let queued = 0; queued < runs; queued += 1000) {
       const n = Math.min(1000, runs - queued);
       await store.enqueueRuns(
@@ -233,6 +236,7 @@ async function once(variant: string): Promise<Rep> {
         Date.now(),
       );
     }
+    const walQueued = await subject.walBytes();
     const worker = { id: 'w', name: 'w', group: job.group, handlers: [job.handler], capacity: batch };
     await store.registerWorker(
       { ...worker, labels: {}, version: '', host: 'localhost' },
@@ -282,6 +286,7 @@ async function once(variant: string): Promise<Rep> {
         ? {
             serverClaim: serverClaimNs / 1000 / runs,
             serverReport: serverReportNs / 1000 / runs,
+            walEnqueue: (walQueued! - walBefore!) / runs,
             walClaim: walClaim / runs,
             walReport: walReport / runs,
           }
@@ -304,7 +309,7 @@ const line = (r: Rep) =>
   (r.serverClaim === undefined
     ? ''
     : `  · server: claim ${r.serverClaim.toFixed(2)}  report ${r.serverReport!.toFixed(2)}  total ${(r.serverClaim + r.serverReport!).toFixed(2)}` +
-      `  · WAL bytes/run: claim ${r.walClaim!.toFixed(0)}  report ${r.walReport!.toFixed(0)}`);
+      `  · WAL bytes/run: enqueue ${r.walEnqueue!.toFixed(0)}  claim ${r.walClaim!.toFixed(0)}  report ${r.walReport!.toFixed(0)}`);
 for (let rep = 0; rep < Number(values.reps); rep++) {
   for (let k = 0; k < variants.length; k++) {
     const variant = variants[(rep + k) % variants.length]!;
@@ -323,6 +328,7 @@ const medians = variants.map((variant) => {
     Object.assign(m, {
       serverClaim: pick('serverClaim'),
       serverReport: pick('serverReport'),
+      walEnqueue: pick('walEnqueue'),
       walClaim: pick('walClaim'),
       walReport: pick('walReport'),
     });

@@ -1,0 +1,4 @@
+-- migration: contract; release: 0.2.0; oldest code: 0.1.0
+-- No statement: PostgreSQL's 0040 turns runs_created into a block range index, as its updates of a
+-- run enter every B-tree anew. SQLite writes an index only when a column it holds changes, and
+-- created_at never does: its B-tree costs one entry at the insert. Numbered alike in both dialects.
