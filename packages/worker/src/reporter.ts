@@ -8,10 +8,8 @@ import { settlesWithin, sleep } from './timing.ts';
 export const MAX_BATCH = 500;
 
 /**
- * The queue of attempt reports. One request at a time, sent in the event loop's next turn after
- * something is queued (so that the attempts that end together, as a poll's worth of short handlers
- * does, go in one request: sent at once, the first report went alone and the rest in a second);
- * what piles up meanwhile goes in the next request. A failed request is retried with backoff: a report
+ * The queue of attempt reports. One request at a time, sent as soon as something is queued; what
+ * piles up meanwhile goes in the next request. A failed request is retried with backoff: a report
  * is never dropped while the worker runs (the node would otherwise let the attempt time out and
  * run it again).
  */
@@ -76,7 +74,6 @@ export class Reporter {
   async #sendAll(): Promise<void> {
     const backoff = new Backoff();
     let failing = false;
-    await new Promise<void>((resolve) => setImmediate(resolve));
     while (this.#queue.length > 0 && !this.#closed.signal.aborted) {
       const batch = this.#queue.splice(0, this.#batchSize);
       this.#inFlight = batch;
