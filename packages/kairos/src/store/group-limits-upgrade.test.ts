@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers.ts';
+import { undoSinceGroupLimits } from '../../test/rewind.ts';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-database.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
@@ -52,8 +53,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
             return withDb((db) => db.prepare(sql).all() as Array<Record<string, unknown>>);
           },
         },
-        rewind:
-          'DROP INDEX workflow_instances_finished; DROP TABLE workflow_held_fires; ALTER TABLE runs DROP COLUMN task; DROP INDEX runs_queued_requests; DROP TABLE workflow_map_items; ALTER TABLE workflow_steps DROP COLUMN error; DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE runs DROP COLUMN resources; ALTER TABLE workers DROP COLUMN load; ALTER TABLE workers DROP COLUMN resources; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps; DROP TABLE workflow_instances; DROP TABLE workflows; DROP TRIGGER group_limits_update_default; DROP TRIGGER group_limits_insert_default; DROP TABLE namespace_group_limits; PRAGMA user_version = 26',
+        rewind: `${undoSinceGroupLimits('sqlite')}; PRAGMA user_version = 26`,
       };
     },
   },
@@ -81,8 +81,7 @@ const dialects: Array<{ name: string; open: () => { store: Store; raw: Raw; rewi
           },
           rows: query,
         },
-        rewind:
-          'DROP INDEX runs_created; CREATE INDEX runs_created ON runs (created_at); ALTER TABLE runs RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_analyze_scale_factor); ALTER TABLE attempts RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_analyze_scale_factor); ALTER TABLE run_logs RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_analyze_scale_factor); ALTER TABLE run_log_state RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_analyze_scale_factor); DROP INDEX workflow_instances_finished; DROP TABLE workflow_held_fires; ALTER TABLE runs DROP COLUMN task; DROP INDEX runs_queued_requests; DROP TABLE workflow_map_items; ALTER TABLE workflow_steps DROP COLUMN error; DROP INDEX workflow_instances_running; DROP INDEX workflow_instances_fire; ALTER TABLE workflow_instances DROP COLUMN scheduled_for; ALTER TABLE workflow_instances DROP COLUMN cause; ALTER TABLE runs DROP COLUMN resources; ALTER TABLE workers DROP COLUMN load; ALTER TABLE workers DROP COLUMN resources; DROP INDEX runs_broadcast; ALTER TABLE runs DROP COLUMN broadcast_run_id; ALTER TABLE workflow_steps DROP COLUMN hand_skipped; ALTER TABLE workflow_steps DROP COLUMN run_count; ALTER TABLE workflow_steps DROP COLUMN result; DROP INDEX runs_workflow_instance; ALTER TABLE runs DROP COLUMN workflow_step; ALTER TABLE runs DROP COLUMN workflow_instance_id; ALTER TABLE jobs DROP COLUMN workflow_id; DROP TABLE workflow_steps, workflow_instances, workflows; DROP TRIGGER group_limits_to_default ON group_limits; DROP FUNCTION kairos_group_limits_to_default(); DROP TABLE namespace_group_limits; DELETE FROM kairos_migrations WHERE version >= 27',
+        rewind: `${undoSinceGroupLimits('postgres')}; DELETE FROM kairos_migrations WHERE version >= 27`,
       };
     },
   },
