@@ -72,6 +72,9 @@ export interface Contestant {
   readonly schedules?: { periodMs: number; note: string };
   /** The database server its jobs live in, whose CPU the drain measures; none for an embedded store. */
   readonly server?: Server;
+  /** True where a scheduler node of the contestant runs in the harness process (Kairos): the drain
+   * then reports the harness's CPU as the node's. Peers have no node: their workers use the store. */
+  readonly nodeInHarness?: boolean;
   /** How a dead worker's jobs come back (the setting, and whether it is the default). */
   readonly recovery: string;
   /** The earliest, in seconds after a worker dies, that its jobs can run elsewhere with these settings

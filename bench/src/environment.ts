@@ -35,6 +35,8 @@ export interface ContestantInfo {
   node: string;
   /** The database server its jobs live in; absent for an embedded store. */
   server?: Server;
+  /** True where its node runs in the harness process (Kairos); absent for peers and in older files. */
+  nodeInHarness?: boolean;
   settings: Record<string, string | number | boolean>;
   /** How a dead worker's jobs come back by default, and with the fast-recovery settings (or why there
    * are none); absent in older result files. */
@@ -53,6 +55,7 @@ export async function describeContestants(names: string[]): Promise<ContestantIn
         version: c.version(),
         node: nodeVersion(c.runtime),
         ...(c.server ? { server: c.server } : {}),
+        ...(c.nodeInHarness ? { nodeInHarness: true } : {}),
         settings: c.settings,
         recovery: c.recovery,
         fastRecovery:

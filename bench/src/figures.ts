@@ -1,6 +1,7 @@
 // The figures of the comparison, how to read each from a run, and their spread over the repetitions.
 import type { ContestantRun, ScenarioName } from './run.ts';
-import { type Spread, spread } from './stats.ts';
+import type { DrainResult } from './scenarios/drain.ts';
+import { round, type Spread, spread } from './stats.ts';
 
 /** One reported figure. */
 export interface Figure {
@@ -39,6 +40,13 @@ export function figures(rate: number, large = 100_000): Figure[] {
       'drain: process, 10 %→90 % of starts (jobs/s)',
       (r) => r.drain?.steadyPerSecond,
     ),
+    ms('drain.nodeCpuMsPer1k', `drain: node CPU per 1,000 jobs (ms)`, (r) => r.drain?.nodeCpuMsPer1k),
+    ms(
+      'drain.workersCpuMsPer1k',
+      `drain: worker processes CPU per 1,000 jobs (ms)`,
+      (r) => r.drain?.workersCpuMsPer1k,
+    ),
+    ms('drain.totalCpuMsPer1k', `drain: CPU per 1,000 jobs, all of it (ms)`, (r) => totalCpu(r.drain)),
     ms(
       'drain.serverCpuMsPer1k',
       'drain: database server CPU per 1,000 jobs (ms)',
@@ -58,6 +66,19 @@ export function figures(rate: number, large = 100_000): Figure[] {
       'largeDrain.steadyPerSecond',
       `drain ${n}: process, 10 %→90 % of starts (jobs/s)`,
       (r) => r.largeDrain?.steadyPerSecond,
+    ),
+    ms(
+      'largeDrain.nodeCpuMsPer1k',
+      `drain ${n}: node CPU per 1,000 jobs (ms)`,
+      (r) => r.largeDrain?.nodeCpuMsPer1k,
+    ),
+    ms(
+      'largeDrain.workersCpuMsPer1k',
+      `drain ${n}: worker processes CPU per 1,000 jobs (ms)`,
+      (r) => r.largeDrain?.workersCpuMsPer1k,
+    ),
+    ms('largeDrain.totalCpuMsPer1k', `drain ${n}: CPU per 1,000 jobs, all of it (ms)`, (r) =>
+      totalCpu(r.largeDrain),
     ),
     ms(
       'largeDrain.serverCpuMsPer1k',
@@ -92,6 +113,14 @@ export function figures(rate: number, large = 100_000): Figure[] {
       (r) => r.crashTuned?.seconds,
     ),
   ];
+}
+
+/** A drain's CPU per 1,000 jobs in every process that serves it: the node (where there is one),
+ * the workers and the database server (where it is one); undefined without the workers' figure. */
+function totalCpu(drain: DrainResult | undefined): number | undefined {
+  if (drain?.workersCpuMsPer1k === undefined) return undefined;
+  const sum = (drain.nodeCpuMsPer1k ?? 0) + drain.workersCpuMsPer1k + (drain.serverCpuMsPer1k ?? 0);
+  return round(sum, 1);
 }
 
 /** The scenario of a figure's key (`largeDrain.…` → `large-drain`). */

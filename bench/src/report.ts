@@ -66,6 +66,8 @@ function absent(result: ComparisonResult, name: string, figure: Figure): string 
   if (why) return `n/a (${why})`;
   const info = result.contestants.find((c) => c.name === name);
   if (figure.key.endsWith('.serverCpuMsPer1k') && info && !info.server) return 'n/a (embedded: in the node)';
+  if (figure.key.endsWith('.nodeCpuMsPer1k') && info && !info.nodeInHarness)
+    return 'n/a (no node: its workers use the store)';
   const crashes = mine.map((r) =>
     scenario === 'crash' ? r.crash : scenario === 'crash-tuned' ? r.crashTuned : undefined,
   );

@@ -2,6 +2,7 @@
 import type { Contestant, Env } from './contestant.ts';
 import type { ProbeReport } from './probe.ts';
 import { type Child, spawnChild } from './processes.ts';
+import { processTreeCpuMs } from './server-cpu.ts';
 import type { Timings } from './timings.ts';
 import { now, until } from './util.ts';
 
@@ -45,6 +46,8 @@ export interface WorkerSet {
   distinct(): Promise<number>;
   /** How many schedules fired at a nominal instant at or after `since` (epoch ms), in any process. */
   firedSince(since: number): Promise<number>;
+  /** CPU time so far of the processes, all their threads, summed (ms); the processes must be alive. */
+  cpuMs(): number;
   /** Collects the reports and stops the processes. */
   finish(): Promise<Handled>;
   /** `kill -9` of every process of the set. */
@@ -79,6 +82,9 @@ export async function startWorkers(ctx: RunContext, queue: string): Promise<Work
     async firedSince(since) {
       const fired = await Promise.all(children.map((child) => child.call<number[]>('firedSince', { since })));
       return new Set(fired.flat()).size;
+    },
+    cpuMs() {
+      return children.reduce((sum, child) => sum + (processTreeCpuMs(child.pid) ?? 0), 0);
     },
     async finish() {
       const reports = await Promise.all(

@@ -79,6 +79,7 @@ export function create(dialect: 'sqlite' | 'postgres' = 'sqlite'): Contestant {
     label: dialect === 'sqlite' ? 'Kairos (SQLite)' : 'Kairos (PostgreSQL)',
     runtime: 'project',
     ...(dialect === 'postgres' ? { server: 'postgres' as const } : {}),
+    nodeInHarness: true,
     bulkSize: 1000,
     settings: {
       store:

@@ -32,6 +32,14 @@ export interface DrainResult {
    * in the harness, so this is the node's cost per run, steadier than the wall clock on a shared machine.
    */
   harnessCpuMsPer1k: number;
+  /** The harness's CPU per 1,000 jobs where it is the contestant's node (Kairos; see
+   * {@link Contestant.nodeInHarness}); absent for peers and in older files. */
+  nodeCpuMsPer1k?: number;
+  /**
+   * CPU time of the worker processes during the drain (all their threads: the handlers' side, the
+   * driver or HTTP client, GC), per 1,000 jobs (ms); absent in older files.
+   */
+  workersCpuMsPer1k?: number;
   /**
    * CPU time of the contestant's database server (PostgreSQL, Redis) during the drain, per 1,000 jobs
    * (ms); absent for an embedded store (SQLite runs inside the node) or where it cannot be read.
@@ -49,12 +57,14 @@ export async function drain(
   const enqueued = await ctx.client.call<Produced>('bulk', { queue, n: jobs });
   const workers = await startWorkers({ ...ctx, extra: { ...ctx.extra, BENCH_RECORD_STARTS: '1' } }, queue);
   const start = now();
-  const { server } = ctx.contestant;
+  const { server, nodeInHarness } = ctx.contestant;
   const serverBefore = server ? serverCpuMs(server) : null;
   const cpuBefore = process.cpuUsage();
+  const workersBefore = workers.cpuMs();
   await workers.go();
   const done = await waitProcessed(ctx, workers, queue, jobs, timeoutMs);
   const cpu = process.cpuUsage(cpuBefore);
+  const workersCpuMs = workers.cpuMs() - workersBefore;
   const serverAfter = server ? serverCpuMs(server) : null;
   const seconds = (done.at - start) / 1000;
   const handled = await workers.finish();
@@ -72,6 +82,8 @@ export async function drain(
     tenthAtMs: middle.fromMs,
     ninetiethAtMs: middle.toMs,
     harnessCpuMsPer1k: round((cpu.user + cpu.system) / jobs),
+    ...(nodeInHarness ? { nodeCpuMsPer1k: round((cpu.user + cpu.system) / jobs) } : {}),
+    workersCpuMsPer1k: round((workersCpuMs * 1000) / jobs),
     ...(serverBefore !== null && serverAfter !== null
       ? { serverCpuMsPer1k: round(((serverAfter - serverBefore) * 1000) / jobs) }
       : {}),
