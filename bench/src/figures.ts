@@ -46,12 +46,12 @@ export function figures(rate: number, large = 100_000): Figure[] {
       `drain: worker processes CPU per 1,000 jobs (ms)`,
       (r) => r.drain?.workersCpuMsPer1k,
     ),
-    ms('drain.totalCpuMsPer1k', `drain: CPU per 1,000 jobs, all of it (ms)`, (r) => totalCpu(r.drain)),
     ms(
       'drain.serverCpuMsPer1k',
       'drain: database server CPU per 1,000 jobs (ms)',
       (r) => r.drain?.serverCpuMsPer1k,
     ),
+    ms('drain.totalCpuMsPer1k', `drain: CPU per 1,000 jobs, all of it (ms)`, (r) => totalCpu(r.drain)),
     jobs(
       'largeDrain.enqueuePerSecond',
       `drain ${n}: enqueue, bulk API (jobs/s)`,
@@ -77,13 +77,13 @@ export function figures(rate: number, large = 100_000): Figure[] {
       `drain ${n}: worker processes CPU per 1,000 jobs (ms)`,
       (r) => r.largeDrain?.workersCpuMsPer1k,
     ),
-    ms('largeDrain.totalCpuMsPer1k', `drain ${n}: CPU per 1,000 jobs, all of it (ms)`, (r) =>
-      totalCpu(r.largeDrain),
-    ),
     ms(
       'largeDrain.serverCpuMsPer1k',
       `drain ${n}: database server CPU per 1,000 jobs (ms)`,
       (r) => r.largeDrain?.serverCpuMsPer1k,
+    ),
+    ms('largeDrain.totalCpuMsPer1k', `drain ${n}: CPU per 1,000 jobs, all of it (ms)`, (r) =>
+      totalCpu(r.largeDrain),
     ),
     jobs(
       'steady.enqueuePerSecond',
