@@ -144,7 +144,8 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
  * lock is a write, and a poll of 200 locked 800. With $4, a claim that takes nothing also answers
  * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
- * there were two on every poll that finds nothing ready (runs_ahead, one index probe).
+ * there were two on every poll that finds nothing ready (runs_ahead, one index probe). The claimed
+ * runs' job names and tasks come from their jobs read once each (seen_jobs), not once per run.
  * $1 worker, $2 now, $3 max, $4 answer next_at, $5 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_FAST = `
@@ -177,7 +178,8 @@ export const DISPATCH_FAST = `
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
-      r.shard_count, r.priority, r.available_at, r.trace_context, r.task)
+      r.shard_count, r.priority, r.available_at, r.trace_context, r.task),
+  seen_jobs AS MATERIALIZED (SELECT id, name, task FROM jobs WHERE id IN (SELECT job_id FROM seen))
   SELECT (SELECT status FROM w) AS worker_status, (SELECT ok FROM simple) AS simple,
     (SELECT count(*) FROM seen)::int AS picked,
     coalesce((
@@ -185,7 +187,7 @@ export const DISPATCH_FAST = `
         'params', c.params::text, 'fire_time', c.fire_time, 'timeout_ms', c.timeout_ms,
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
         'job_name', j.name, 'task', coalesce(c.task, j.task)::text, 'trace_context', c.trace_context) ORDER BY c.priority DESC, c.available_at, c.id)
-      FROM claimed c JOIN jobs j ON j.id = c.job_id), '[]') AS claimed,
+      FROM claimed c JOIN seen_jobs j ON j.id = c.job_id), '[]') AS claimed,
     CASE WHEN $4::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
       SELECT min(available_at) FROM runs
       WHERE status = 'queued' AND group_name = (SELECT group_name FROM w) AND available_at > $2::bigint)

@@ -1,8 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../../test/test-database.ts';
-import { EXPIRED_ATTEMPTS } from './attempts.ts';
-import { DUE_QUEUED, HEARTBEAT } from './dispatch.ts';
+import { compileJob } from '../../core/job.ts';
+import { AttemptEnder } from '../../scheduler/attempts.ts';
+import { EXPIRED_ATTEMPTS, FINISH_ATTEMPTS } from './attempts.ts';
+import { DISPATCH_FAST, DUE_QUEUED, HEARTBEAT } from './dispatch.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { LIST_RUNS } from './runs.ts';
 
@@ -231,5 +233,121 @@ describe('PostgreSQL: schedule-to-start expiry', () => {
       /Index Scan using runs_active on runs r .*\n\s+Index Cond: \(\(job_id = j\.id\) AND \(available_at <=/,
     );
     expect(plan.match(/\w+ Scan[^\n]* on runs/g)).toEqual(['Index Scan using runs_active on runs']);
+  });
+});
+
+// A claim and an end of attempts, each for 200 runs of one job, after 1,000 runs went through (whose
+// runs_worker entries stay until a vacuum; the suite's server runs none): the statements read each
+// job once, not once per run, and find the ended runs by id without walking runs_worker. Asserted on
+// the plans as run (EXPLAIN ANALYZE, rolled back), since both read CTEs of the rows they write.
+describe('PostgreSQL: the claim and the end of a batch read each job once', () => {
+  const schema = testSchema();
+  const store = new PostgresStore({ connectionString: testDatabaseUrl(), schema });
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    await store.migrate();
+    const job = await store.createJob(
+      compileJob({ name: 'plain', handler: 'h', trigger: { kind: 'manual' } }),
+      null,
+      Date.now(),
+    );
+    await store.enqueueRuns(
+      job.id,
+      Array.from({ length: 1400 }, () => ({ params: {}, priority: 0 })),
+      Date.now(),
+    );
+    await store.registerWorker(
+      {
+        id: 'w',
+        name: 'w',
+        group: job.group,
+        handlers: ['h'],
+        capacity: 200,
+        labels: {},
+        version: '',
+        host: 'h',
+      },
+      600_000,
+      Date.now(),
+    );
+    const ender = new AttemptEnder(store);
+    for (let i = 0; i < 5; i++) {
+      const claimed = await store.dispatchRuns('w', 200, Date.now(), 0.5);
+      await ender.report(
+        claimed.map((run) => ({ runId: run.runId, attempt: run.attempt, outcome: 'succeeded' as const })),
+        Date.now(),
+        'w',
+      );
+    }
+    client = new pg.Client({ connectionString: testDatabaseUrl(), options: `-c search_path=${schema}` });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.end();
+    await store.close();
+  });
+
+  interface PlanNode {
+    'Node Type': string;
+    'Relation Name'?: string;
+    'Index Name'?: string;
+    'Actual Loops': number;
+    Plans?: PlanNode[];
+  }
+
+  /** Every node of the plan of `query` as run with `values`, rolled back. */
+  async function nodes(query: string, values: unknown[]): Promise<PlanNode[]> {
+    await client.query('BEGIN');
+    try {
+      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${query}`,
+        values,
+      );
+      const all: PlanNode[] = [];
+      const walk = (node: PlanNode) => {
+        all.push(node);
+        for (const child of node.Plans ?? []) walk(child);
+      };
+      walk(rows[0]!['QUERY PLAN'][0]!.Plan);
+      return all;
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  }
+
+  it('a claim reads the job of the runs it takes once', async () => {
+    const plan = await nodes(DISPATCH_FAST, ['w', Date.now(), 200, true, null]);
+    const reads = plan.filter((n) => n['Relation Name'] === 'jobs' && n['Node Type'] !== 'Update');
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.map((n) => n['Actual Loops'])).toEqual(reads.map(() => 1));
+  });
+
+  it('an end finds its runs by id and looks up the dependents of their job once', async () => {
+    const claimed = await store.dispatchRuns('w', 200, Date.now(), 0.5);
+    expect(claimed).toHaveLength(200);
+    const input = claimed.map((run) => ({
+      run_id: run.runId,
+      attempt: run.attempt,
+      run_status: 'succeeded',
+      available_at: null,
+      result: null,
+      error: null,
+      attempt_status: 'succeeded',
+      lease_ended_by: null,
+      worker_id: 'w',
+    }));
+    const plan = await nodes(FINISH_ATTEMPTS, [
+      JSON.stringify(input),
+      Date.now(),
+      true,
+      input.map((r) => r.run_id),
+    ]);
+    expect(plan.filter((n) => n['Index Name'] === 'runs_worker')).toEqual([]);
+    const after = plan.filter(
+      (n) => n['Index Name'] === 'jobs_after' || n['Index Name'] === 'jobs_namespace_name',
+    );
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.map((n) => n['Actual Loops'])).toEqual(after.map(() => 1));
   });
 });
