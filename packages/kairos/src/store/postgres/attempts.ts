@@ -42,11 +42,11 @@ export const EXPIRED_ATTEMPTS = `
     FROM runs WHERE status = 'running' AND deadline_at <= $1) expired
   ORDER BY id LIMIT $2`;
 
-/** Runs still running with the given attempts. $1 [{run_id, attempt}]. */
+/** Runs still running with the given attempts, found by id as FINISH_ATTEMPTS finds them. $1 [{run_id, attempt}], $2 bigint[] the run ids. */
 export const RUNS_FOR_DECISION = `
   SELECT r.id, r.attempt, r.job_id, r.group_name, r.cause, r.retry, r.worker_id
   FROM runs r JOIN jsonb_to_recordset($1::jsonb) AS x(run_id bigint, attempt int) ON r.id = x.run_id AND r.attempt = x.attempt
-  WHERE r.status = 'running'`;
+  WHERE r.id = ANY($2::bigint[]) AND (r.status = 'running') IS TRUE`;
 
 /**
  * End attempts as decided, each only if its run is still running with that attempt (fencing) and,
@@ -169,6 +169,7 @@ export async function runsForDecision(
 ): Promise<DecisionInput[]> {
   const rows = await c.query<DecisionRow>('runsForDecision', RUNS_FOR_DECISION, [
     JSON.stringify(refs.map((r) => ({ run_id: r.runId, attempt: r.attempt }))),
+    refs.map((r) => r.runId),
   ]);
   return rows.map(decisionFromRow);
 }
