@@ -21,6 +21,7 @@
 // variants of a repetition in a rotated order (a Latin square over the repetitions):
 //   base                      the schema as migrated
 //   drop-index:NAME           without that index (SQLite: only indexes no statement names in INDEXED BY)
+//   fillfactor:N              PostgreSQL: runs filled to N % (room on each page for its rows' next versions)
 //   no-attempts-fk            PostgreSQL: without the attempts → runs foreign key
 //   skip-succeeded-attempt    no attempt row for an attempt that succeeded (a BEFORE INSERT trigger
 //                             drops it: the saving less the trigger's own cost)
@@ -91,6 +92,10 @@ function variantSql(variant: string): string[] {
     .filter((change) => change !== 'base')
     .flatMap((change) => {
       if (change.startsWith('drop-index:')) return [`DROP INDEX ${change.slice('drop-index:'.length)}`];
+      if (change.startsWith('fillfactor:')) {
+        if (dialect !== 'postgres') throw new Error('fillfactor: PostgreSQL only');
+        return [`ALTER TABLE runs SET (fillfactor = ${Number(change.slice('fillfactor:'.length))})`];
+      }
       if (change === 'no-attempts-fk') {
         if (dialect !== 'postgres') throw new Error('no-attempts-fk: PostgreSQL only');
         return ['ALTER TABLE attempts DROP CONSTRAINT attempts_run_id_fkey'];
