@@ -146,9 +146,6 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
  * there were two on every poll that finds nothing ready (runs_ahead, one index probe). The claimed
  * runs' job names and tasks come from their jobs read once each (seen_jobs), not once per run.
- * The update finds each chosen run by the ctid its lock returned (a TID scan, not a second walk of
- * runs_pkey; the id still checks it): a locked row stays where it is, and the lock returns a row's
- * newest version, which this statement's snapshot may not see, so that run is simply not claimed.
  * $1 worker, $2 now, $3 max, $4 answer next_at, $5 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_FAST = `
@@ -170,7 +167,7 @@ export const DISPATCH_FAST = `
           AND j.dispatch->>'maxConcurrency' IS NULL AND j.dispatch->>'rateLimit' IS NULL
           AND j.dispatch->>'resources' IS NULL)) AS ok),
   chosen AS (
-    SELECT r.id, r.ctid FROM runs r
+    SELECT r.id FROM runs r
     WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $3
@@ -179,7 +176,7 @@ export const DISPATCH_FAST = `
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
       deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $5::bigint,
       target_worker_id = NULL
-    FROM chosen WHERE r.ctid = chosen.ctid AND r.id = chosen.id
+    FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
       r.shard_count, r.priority, r.available_at, r.trace_context, r.task),
   seen_jobs AS MATERIALIZED (SELECT id, name, task FROM jobs WHERE id IN (SELECT job_id FROM seen))
