@@ -74,6 +74,7 @@ import type { WorkflowStore } from '../workflows.ts';
 import * as access from './access.ts';
 import { SqliteAlerts } from './alerts.ts';
 import * as attempts from './attempts.ts';
+import { WalCheckpoints } from './checkpointer.ts';
 import * as cluster from './cluster.ts';
 import { close, migrate, openConnection, type SqliteConnection } from './connection.ts';
 import * as dispatch from './dispatch.ts';
@@ -100,10 +101,13 @@ export class SqliteStore implements Store {
   readonly namespaces: NamespaceStore;
   readonly workflows: WorkflowStore;
   private readonly c: SqliteConnection;
+  /** Checkpoints the write-ahead log off the event loop (a database in a file). */
+  private readonly checkpoints: WalCheckpoints | null;
   reserveAfterMs = DEFAULT_RESERVE_AFTER_MS;
 
   constructor(readonly path: string) {
     this.c = openConnection(path);
+    this.checkpoints = path === ':memory:' ? null : new WalCheckpoints(this.c.db, path);
     this.alerts = new SqliteAlerts(this.c);
     this.namespaces = new SqliteNamespaces(this.c, (entry) => access.writeAudit(this.c, entry));
     this.workflows = new SqliteWorkflows(
@@ -121,6 +125,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpoints?.stop();
     close(this.c);
   }
 
