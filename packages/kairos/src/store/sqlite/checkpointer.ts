@@ -27,16 +27,11 @@ const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
-let busy = false;
 const timer = setInterval(() => {
-  if (busy) return;
-  busy = true;
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
   } catch (error) {
     parentPort.postMessage({ error: String(error && error.message || error) });
-  } finally {
-    busy = false;
   }
 }, workerData.everyMs);
 parentPort.on('message', () => {
