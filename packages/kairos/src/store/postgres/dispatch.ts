@@ -137,16 +137,18 @@ const FAST_CLAIMABLE = `r.status = 'queued' AND r.group_name = (SELECT group_nam
  * window belongs to a plain job (no routing, selector, limit or resources) and requests no resources of its own, claim up to $3 of them like
  * CLAIM_RUNS does; otherwise claim nothing and say so (`simple` false), and the caller takes the
  * transaction with the planner. One round trip instead of six for the common case, which the
- * long-poll path runs on every wake-up. The window is the first $3 claimable runs, as SQLite's
- * PICK_PLAIN (the planner's path reads a wider one, dispatchWindow: routing and limits pass runs
- * over; here none does). It is read without locks, and each of its jobs'
- * policies once; then the claimable runs of those jobs are read again from the top of the index and
- * only the runs taken are locked (SKIP LOCKED passes those that a concurrent claim holds): a row
- * lock is a write, and a poll of 200 locked 800. With $4, a claim that takes nothing also answers
+ * long-poll path runs on every wake-up. The window ($4, dispatchWindow: wider than $3) is read
+ * without locks, and each of its jobs' policies once; then the claimable runs of those jobs are read
+ * again from the top of the index and only the runs taken are locked (SKIP LOCKED passes those that
+ * a concurrent claim holds): a row lock is a write, and a poll of 200 locked 800. The window is
+ * wider than the claim because a concurrent claim may hold its first runs: a window of $3 runs of
+ * one job, all held, left runs of other jobs ready and the claim empty. Past the window, the second
+ * read takes only runs that request nothing of their own (one that does goes through the planner,
+ * which places it by its request). With $5, a claim that takes nothing also answers
  * NEXT_AVAILABLE_AT (`next_at`), which a long poll asks next before it waits: one round trip where
  * there were two on every poll that finds nothing ready (runs_ahead, one index probe). The claimed
  * runs' job names and tasks come from their jobs read once each (seen_jobs), not once per run.
- * $1 worker, $2 now, $3 max, $4 answer next_at, $5 the worker's poll number (null: not numbered).
+ * $1 worker, $2 now, $3 max, $4 window, $5 answer next_at, $6 the worker's poll number (null: not numbered).
  */
 export const DISPATCH_FAST = `
   WITH w AS (SELECT namespace, group_name, handlers, status FROM workers WHERE id = $1),
@@ -158,7 +160,7 @@ export const DISPATCH_FAST = `
     SELECT r.id, r.job_id, r.resources IS NOT NULL AS requests FROM runs r
     WHERE (SELECT status FROM w) = 'active' AND ${FAST_CLAIMABLE}
     ORDER BY r.priority DESC, r.available_at, r.id
-    LIMIT $3),
+    LIMIT $4),
   simple AS (
     SELECT NOT EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM seen WHERE requests) AND NOT EXISTS (
       SELECT 1 FROM jobs j WHERE j.id IN (SELECT job_id FROM seen)
@@ -169,12 +171,13 @@ export const DISPATCH_FAST = `
   chosen AS (
     SELECT r.id FROM runs r
     WHERE (SELECT ok FROM simple) AND ${FAST_CLAIMABLE} AND r.job_id IN (SELECT job_id FROM seen)
+      AND r.resources IS NULL
     ORDER BY r.priority DESC, r.available_at, r.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED),
   claimed AS (
     UPDATE runs r SET status = 'running', attempt = r.attempt + 1, worker_id = $1, started_at = $2::bigint,
-      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $5::bigint,
+      deadline_at = $2::bigint + r.timeout_ms, finished_at = NULL, claim_seq = $6::bigint,
       target_worker_id = NULL
     FROM chosen WHERE r.id = chosen.id
     RETURNING r.id, r.attempt, r.job_id, r.handler, r.params, r.fire_time, r.timeout_ms, r.max_attempts, r.shard,
@@ -188,7 +191,7 @@ export const DISPATCH_FAST = `
         'max_attempts', c.max_attempts, 'shard', c.shard, 'shard_count', c.shard_count,
         'job_name', j.name, 'task', coalesce(c.task, j.task)::text, 'trace_context', c.trace_context) ORDER BY c.priority DESC, c.available_at, c.id)
       FROM claimed c JOIN seen_jobs j ON j.id = c.job_id), '[]') AS claimed,
-    CASE WHEN $4::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
+    CASE WHEN $5::boolean AND NOT EXISTS (SELECT 1 FROM claimed) THEN (
       SELECT min(available_at) FROM runs
       WHERE status = 'queued' AND group_name = (SELECT group_name FROM w) AND available_at > $2::bigint)
     END AS next_at`;
@@ -497,7 +500,7 @@ export async function dispatch(
     picked: number;
     claimed: string;
     next_at: number | null;
-  }>('dispatchRuns', DISPATCH_FAST, [workerId, now, max, next, claimSeq]);
+  }>('dispatchRuns', DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next, claimSeq]);
   const status = fast?.worker_status ?? null;
   if (status !== 'active' && status !== 'draining') {
     throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);

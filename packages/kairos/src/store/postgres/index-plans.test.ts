@@ -317,7 +317,7 @@ describe('PostgreSQL: the claim and the end of a batch read each job once', () =
   }
 
   it('a claim reads the job of the runs it takes once', async () => {
-    const plan = await nodes(DISPATCH_FAST, ['w', Date.now(), 200, true, null]);
+    const plan = await nodes(DISPATCH_FAST, ['w', Date.now(), 200, 800, true, null]);
     const reads = plan.filter((n) => n['Relation Name'] === 'jobs' && n['Node Type'] !== 'Update');
     expect(reads.length).toBeGreaterThan(0);
     expect(reads.map((n) => n['Actual Loops'])).toEqual(reads.map(() => 1));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FALLBACK_PAGES, WalCheckpoints } from './checkpointer.ts';
+import { Checkpointer, FALLBACK_PAGES, WalCheckpoints } from './checkpointer.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -59,7 +59,7 @@ describe('SQLite: write-ahead log checkpoints off the event loop', () => {
     const reopened = new Database(path, { readonly: true });
     expect(reopened.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 600 });
     reopened.close();
-  });
+  }, 90_000);
 
   it('start no thread for a store that writes little, and stop at once', async () => {
     const { db, path } = database();
@@ -70,4 +70,24 @@ describe('SQLite: write-ahead log checkpoints off the event loop', () => {
     await checkpoints.stop();
     db.close();
   });
+
+  it('give the checkpoints back to the node’s connection, with a warning, when the thread fails', async () => {
+    const { db, path } = database();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => {
+      if (warning.code === 'KAIROS_SQLITE_CHECKPOINTS') warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    // The thread's connection cannot open a file that is not there.
+    const checkpointer = new Checkpointer(db, `${path}.missing`);
+    try {
+      expect(await until(() => warnings.length > 0, 30_000)).toBe(true);
+      expect(warnings[0]).toContain("back on the node's thread");
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    } finally {
+      process.off('warning', onWarning);
+      await checkpointer.stop();
+      db.close();
+    }
+  }, 60_000);
 });

@@ -6,7 +6,8 @@
 // (1,000 by default): on the node's one thread, whose event loop then waits for two fsyncs and the
 // copy. Here a second connection, on a worker thread, checkpoints every `everyMs` in PASSIVE mode
 // (it copies what no reader still needs, never waits for the writer), and the node's connection
-// checkpoints itself only past FALLBACK_PAGES, should that thread fall behind or stop. The thread
+// checkpoints itself only past FALLBACK_PAGES, should that thread fall behind; should it fail, the
+// node's connection goes back to SQLite's own 1,000 pages (and warns once). The thread
 // starts once the log passes WATCH_BYTES (a store that writes little, a test's or a command's, never
 // starts one).
 
@@ -17,6 +18,15 @@ import type Database from 'better-sqlite3';
 
 /** The node's own connection checkpoints only past this many log pages (~40 MiB of 4-KiB pages). */
 export const FALLBACK_PAGES = 10_000;
+
+/** SQLite's own threshold, which the node's connection goes back to should the thread fail. */
+const SQLITE_DEFAULT_PAGES = 1000;
+
+function warn(path: string, message: string): void {
+  process.emitWarning(`SQLite checkpoints of ${path} are back on the node's thread: ${message}`, {
+    code: 'KAIROS_SQLITE_CHECKPOINTS',
+  });
+}
 
 /** The log's size past which the thread starts: a quarter of SQLite's own 1,000-page checkpoint. */
 const WATCH_BYTES = 1 << 20;
@@ -48,9 +58,15 @@ export class WalCheckpoints {
 
   constructor(db: Database.Database, path: string) {
     this.#watch = setInterval(() => {
-      if ((statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0) <= WATCH_BYTES) return;
-      clearInterval(this.#watch);
-      this.#checkpointer = new Checkpointer(db, path);
+      try {
+        if ((statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0) <= WATCH_BYTES) return;
+        clearInterval(this.#watch);
+        this.#checkpointer = new Checkpointer(db, path);
+      } catch (error) {
+        // SQLite's own checkpoints go on as before; a timer's throw would end the process.
+        clearInterval(this.#watch);
+        warn(path, `the checkpoint thread did not start: ${(error as Error).message}`);
+      }
     }, WATCH_EVERY_MS);
     this.#watch.unref();
   }
@@ -71,30 +87,41 @@ export class Checkpointer {
   readonly #worker: Worker;
   readonly #exited: Promise<void>;
 
+  #stopping = false;
+
   constructor(db: Database.Database, path: string, everyMs = 250) {
-    db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
-    let warned = false;
-    const onError = (message: string) => {
-      if (warned) return;
-      warned = true;
-      process.emitWarning(
-        `SQLite checkpoints of ${path} fall back to the node's thread (past ${FALLBACK_PAGES} log pages): ${message}`,
-        { code: 'KAIROS_SQLITE_CHECKPOINTS' },
-      );
-    };
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.#worker = new Worker(THREAD, { eval: true, workerData: { driver, path, everyMs } });
+    db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
+    let failed = false;
+    // The thread failed: the node's connection checkpoints as SQLite does by default again.
+    const fail = (message: string) => {
+      if (failed) return;
+      failed = true;
+      try {
+        if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+      } catch {
+        // The store is closing.
+      }
+      warn(path, message);
+    };
     this.#worker.on('message', (message: { error?: string }) => {
-      if (message.error) onError(message.error);
+      if (message.error) fail(message.error);
     });
-    this.#worker.on('error', (error) => onError(error.message));
-    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+    this.#worker.on('error', (error) => fail(error.message));
+    this.#exited = new Promise((resolve) =>
+      this.#worker.once('exit', () => {
+        if (!this.#stopping) fail('the checkpoint thread exited');
+        resolve();
+      }),
+    );
     // A store left open does not keep the process alive for its checkpoints.
     this.#worker.unref();
   }
 
   /** Stops the thread and waits for it to close its connection. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#worker.ref();
     this.#worker.postMessage('stop');
     await this.#exited;
