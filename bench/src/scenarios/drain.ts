@@ -64,6 +64,7 @@ export async function drain(
   await workers.go();
   const done = await waitProcessed(ctx, workers, queue, jobs, timeoutMs);
   const cpu = process.cpuUsage(cpuBefore);
+  const harnessCpuMsPer1k = round((cpu.user + cpu.system) / jobs);
   const workersCpuMs = workers.cpuMs() - workersBefore;
   const serverAfter = server ? serverCpuMs(server) : null;
   const seconds = (done.at - start) / 1000;
@@ -81,8 +82,8 @@ export async function drain(
     steadyPerSecond: middle.perSecond,
     tenthAtMs: middle.fromMs,
     ninetiethAtMs: middle.toMs,
-    harnessCpuMsPer1k: round((cpu.user + cpu.system) / jobs),
-    ...(nodeInHarness ? { nodeCpuMsPer1k: round((cpu.user + cpu.system) / jobs) } : {}),
+    harnessCpuMsPer1k,
+    ...(nodeInHarness ? { nodeCpuMsPer1k: harnessCpuMsPer1k } : {}),
     workersCpuMsPer1k: round((workersCpuMs * 1000) / jobs),
     ...(serverBefore !== null && serverAfter !== null
       ? { serverCpuMsPer1k: round(((serverAfter - serverBefore) * 1000) / jobs) }
