@@ -78,6 +78,19 @@ describe('a worker acts only on the attempts it holds', () => {
         results: [{ runId: run.id, attempt: 1, ok: false, code: 'ATTEMPT_NOT_HELD' }],
       });
     }
+    // Nor does the report apply when it rides with the peer's poll: the poll is answered, the report refused.
+    const withPoll = await call('POST', `/v1/worker/${peer.workerId}/poll`, {
+      token: 'worker-t',
+      body: {
+        max: 1,
+        waitMs: 0,
+        reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: { forged: true } }],
+      },
+    });
+    expect(withPoll).toMatchObject({
+      status: 200,
+      body: { runs: [], results: [{ runId: run.id, attempt: 1, ok: false, code: 'ATTEMPT_NOT_HELD' }] },
+    });
     expect(await admin.getRun(run.id)).toMatchObject({
       status: 'running',
       attempt: 1,
@@ -104,11 +117,43 @@ describe('a worker acts only on the attempts it holds', () => {
     expect(page.items).toEqual([]);
     expect(page.progress).toBeNull();
 
-    const own = await workerClient.report(holder.workerId, {
+    const own = await workerClient.poll(holder.workerId, {
+      max: 1,
+      waitMs: 0,
       reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: { ok: 1 } }],
     });
-    expect(own.results).toEqual([{ runId: run.id, attempt: 1, ok: true }]);
+    expect(own).toEqual({ runs: [], results: [{ runId: run.id, attempt: 1, ok: true }] });
     expect(await admin.getRun(run.id)).toMatchObject({ status: 'succeeded', result: { ok: 1 } });
+    // Sent again (its answer lost), the report is stale and changes nothing.
+    const again = await workerClient.report(holder.workerId, {
+      reports: [{ runId: run.id, attempt: 1, outcome: 'failed', error: { name: 'Late', message: 'x' } }],
+    });
+    expect(again.results).toEqual([{ runId: run.id, attempt: 1, ok: false, code: 'ATTEMPT_STALE' }]);
+    expect(await admin.getRun(run.id)).toMatchObject({ status: 'succeeded', result: { ok: 1 } });
+  });
+
+  it('a poll carrying an invalid report is refused whole: nothing ended, nothing claimed', async () => {
+    await admin.createJob({ name: 'whole', handler: 'whole-h', trigger: { kind: 'manual' } });
+    const first = await admin.triggerJob('whole');
+    const worker = await workerClient.register({ group: 'default', handlers: ['whole-h'], capacity: 2 });
+    expect((await workerClient.poll(worker.workerId, { max: 1, waitMs: 0 })).runs).toMatchObject([
+      { runId: first.id },
+    ]);
+    const second = await admin.triggerJob('whole');
+    const answer = await call('POST', `/v1/worker/${worker.workerId}/poll`, {
+      token: 'worker-t',
+      body: {
+        max: 1,
+        waitMs: 0,
+        reports: [
+          { runId: first.id, attempt: 1, outcome: 'succeeded' },
+          { runId: first.id, attempt: 1, outcome: 'failed', error: { name: 'E'.repeat(201), message: 'x' } },
+        ],
+      },
+    });
+    refused(answer, 400, 'VALIDATION_FAILED');
+    expect(await admin.getRun(first.id)).toMatchObject({ status: 'running', workerId: worker.workerId });
+    expect(await admin.getRun(second.id)).toMatchObject({ status: 'queued' });
   });
 
   it('a worker token scoped to groups cannot act for a worker or run of another group', async () => {
@@ -148,11 +193,19 @@ describe('a worker acts only on the attempts it holds', () => {
         'GROUP_FORBIDDEN',
       );
     }
-    // Its own worker naming a run of the other group.
+    // Its own worker naming a run of the other group, alone or with a poll.
     refused(
       await call('POST', `/v1/worker/${mineId}/report`, {
         token: scoped.token,
         body: { reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] },
+      }),
+      403,
+      'GROUP_FORBIDDEN',
+    );
+    refused(
+      await call('POST', `/v1/worker/${mineId}/poll`, {
+        token: scoped.token,
+        body: { max: 1, waitMs: 0, reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }] },
       }),
       403,
       'GROUP_FORBIDDEN',

@@ -160,3 +160,14 @@ export function namesField(err: unknown, field: string): boolean {
   const text = `${err.message} ${JSON.stringify(err.details ?? null)}`;
   return new RegExp(`\\b${field}\\b`).test(text);
 }
+
+/** Whether a refusal is a node's closed schema rejecting the request field `field` it does not know. */
+export function isUnknownField(err: unknown, field: string): boolean {
+  if (!isValidationFailed(err)) return false;
+  const details = (err as KairosApiError).details;
+  if (!Array.isArray(details)) return false;
+  return details.some((d) => {
+    const entry = d as { path?: unknown; message?: unknown } | null;
+    return entry?.path === `/${field}` && entry.message === 'unknown field';
+  });
+}

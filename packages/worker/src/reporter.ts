@@ -8,14 +8,21 @@ import { settlesWithin, sleep } from './timing.ts';
 export const MAX_BATCH = 500;
 
 /**
- * The queue of attempt reports. One request at a time, sent as soon as something is queued; what
- * piles up meanwhile goes in the next request. A failed request is retried with backoff: a report
- * is never dropped while the worker runs (the node would otherwise let the attempt time out and
- * run it again).
+ * The queue of attempt reports. One request at a time, sent in the turn of the event loop after
+ * something is queued (the reports of handlers that end together go in one request); what piles up
+ * meanwhile goes in the next request. A poll about to be sent may take the queued reports instead
+ * (`take`): they ride with it, and come back here if it fails. A failed request is retried with
+ * backoff: a report is never dropped while the worker runs (the node would otherwise let the
+ * attempt time out and run it again).
  */
 export class Reporter {
+  /** Reports not sent yet: the next request takes them, or a poll (`take`). */
   #queue: Report[] = [];
+  /** Reports a request or a poll failed to deliver: only this queue's own requests send them again. */
+  #retry: Report[] = [];
   #inFlight: Report[] = [];
+  /** Reports riding with a poll that has not been answered. */
+  #riding = new Set<Report>();
   #draining: Promise<void> | null = null;
   /** Lowered while bisecting a batch the node rejected, back to MAX_BATCH after a success. */
   #batchSize = MAX_BATCH;
@@ -37,7 +44,39 @@ export class Reporter {
 
   /** Attempts whose report the node has not acknowledged yet: still leased to this worker. */
   pending(): AttemptRef[] {
-    return [...this.#inFlight, ...this.#queue].map(({ runId, attempt }) => ({ runId, attempt }));
+    return [...this.#inFlight, ...this.#riding, ...this.#retry, ...this.#queue].map(({ runId, attempt }) => ({
+      runId,
+      attempt,
+    }));
+  }
+
+  /**
+   * Up to `max` queued reports for a poll to carry. They stay pending until the poll settles:
+   * `carried` when answered, `giveBack` when it failed.
+   */
+  take(max = MAX_BATCH): Report[] {
+    if (this.#closed.signal.aborted || this.#queue.length === 0) return [];
+    const taken = this.#queue.splice(0, max);
+    for (const report of taken) this.#riding.add(report);
+    return taken;
+  }
+
+  /** A poll carried `reports` and the node answered `results` (absent: it did not apply them). */
+  carried(reports: Report[], results: ReportResponse['results'] | undefined): void {
+    if (results === undefined) {
+      this.giveBack(reports);
+      return;
+    }
+    for (const report of reports) this.#riding.delete(report);
+    this.#logRejected(results);
+  }
+
+  /** A poll that carried `reports` failed: this queue sends them in a request of their own. */
+  giveBack(reports: Report[]): void {
+    for (const report of reports) this.#riding.delete(report);
+    if (this.#closed.signal.aborted) return;
+    this.#retry.push(...reports);
+    this.#drain();
   }
 
   /** Waits until every queued report was sent: true, or false when `timeoutMs` passed first. */
@@ -53,29 +92,31 @@ export class Reporter {
   /** Stops sending and retrying; answers how many reports were left unsent. */
   close(): number {
     this.#closed.abort();
-    const left = this.#queue.length + this.#inFlight.length;
+    const left = this.#queue.length + this.#retry.length + this.#inFlight.length + this.#riding.size;
     this.#queue = [];
+    this.#retry = [];
     return left;
   }
 
   #drain(): void {
     if (this.#draining) return;
-    this.#draining = this.#sendAll()
+    this.#draining = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#sendAll())
       .catch((err: unknown) =>
         this.logger.error('report queue failed unexpectedly', { err: errorField(err) }),
       )
       .finally(() => {
         this.#draining = null;
         // A report added between the last check of the loop and here.
-        if (this.#queue.length > 0 && !this.#closed.signal.aborted) this.#drain();
+        if (this.#queue.length + this.#retry.length > 0 && !this.#closed.signal.aborted) this.#drain();
       });
   }
 
   async #sendAll(): Promise<void> {
     const backoff = new Backoff();
     let failing = false;
-    while (this.#queue.length > 0 && !this.#closed.signal.aborted) {
-      const batch = this.#queue.splice(0, this.#batchSize);
+    while (this.#queue.length + this.#retry.length > 0 && !this.#closed.signal.aborted) {
+      const batch = (this.#retry.length > 0 ? this.#retry : this.#queue).splice(0, this.#batchSize);
       this.#inFlight = batch;
       let answer: ReportResponse | undefined;
       try {
@@ -87,7 +128,7 @@ export class Reporter {
           this.#bisect(batch, err);
           continue;
         }
-        this.#queue.unshift(...batch);
+        this.#retry.unshift(...batch);
         // Connection errors are logged by the node pool; anything else (401...) once per streak here.
         if (!failing && !isConnectionError(err)) {
           this.logger.error('reports refused; retrying', { err: errorField(err) });
@@ -100,7 +141,7 @@ export class Reporter {
       backoff.reset();
       failing = false;
       this.#batchSize = MAX_BATCH;
-      this.#logRejected(answer);
+      this.#logRejected(answer?.results);
     }
   }
 
@@ -112,7 +153,7 @@ export class Reporter {
   #bisect(batch: Report[], err: KairosApiError): void {
     if (batch.length > 1) {
       this.#batchSize = Math.ceil(batch.length / 2);
-      this.#queue.unshift(...batch);
+      this.#retry.unshift(...batch);
       return;
     }
     const [report] = batch;
@@ -127,7 +168,7 @@ export class Reporter {
       attempt,
       err: errorField(err),
     });
-    this.#queue.unshift({
+    this.#retry.unshift({
       runId,
       attempt,
       outcome: 'failed',
@@ -139,8 +180,8 @@ export class Reporter {
     });
   }
 
-  #logRejected(answer: ReportResponse | undefined): void {
-    for (const result of answer?.results ?? []) {
+  #logRejected(results: ReportResponse['results'] | undefined): void {
+    for (const result of results ?? []) {
       // Usually ATTEMPT_STALE: a timeout, a cancel or a retry ended the attempt first.
       if (!result.ok) {
         this.logger.debug('report not applied', {

@@ -244,7 +244,9 @@ describe('Reporter', () => {
     results: reports.map(({ runId, attempt }) => ({ runId, attempt, ok: true })),
   });
 
-  it('sends at once, one request at a time, coalescing what piles up meanwhile', async () => {
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('sends in the next turn of the event loop, one request at a time, coalescing what piles up meanwhile', async () => {
     const batches: number[][] = [];
     let release: () => void = () => {};
     const reporter = new Reporter(async (reports) => {
@@ -254,12 +256,61 @@ describe('Reporter', () => {
     }, recordingLogger());
     reporter.add(succeeded(1));
     reporter.add(succeeded(2));
+    expect(batches).toEqual([]);
+    await turn();
+    expect(batches).toEqual([[1, 2]]);
     reporter.add(succeeded(3));
-    expect(batches).toEqual([[1]]);
-    expect(reporter.pending().map((r) => r.runId)).toEqual([1, 2, 3]);
+    reporter.add(succeeded(4));
+    await turn();
+    expect(batches).toEqual([[1, 2]]);
+    expect(reporter.pending().map((r) => r.runId)).toEqual([1, 2, 3, 4]);
     release();
     expect(await reporter.flush(1000)).toBe(true);
-    expect(batches).toEqual([[1], [2, 3]]);
+    expect(batches).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    expect(reporter.pending()).toEqual([]);
+  });
+
+  it('lets a poll carry the queued reports: pending until the poll is answered, not sent again', async () => {
+    const batches: number[][] = [];
+    const reporter = new Reporter(async (reports) => {
+      batches.push(reports.map((r) => r.runId));
+      return ok(reports);
+    }, recordingLogger());
+    reporter.add(succeeded(1));
+    reporter.add(succeeded(2));
+    const carried = reporter.take();
+    expect(carried.map((r) => r.runId)).toEqual([1, 2]);
+    expect(reporter.take()).toEqual([]);
+    await turn();
+    expect(batches).toEqual([]);
+    expect(reporter.pending().map((r) => r.runId)).toEqual([1, 2]);
+    reporter.carried(carried, ok(carried).results);
+    expect(reporter.pending()).toEqual([]);
+    expect(await reporter.flush(1000)).toBe(true);
+    expect(batches).toEqual([]);
+  });
+
+  it("sends on its own what a failed poll carried, and what a poll's answer did not acknowledge", async () => {
+    const batches: number[][] = [];
+    const reporter = new Reporter(async (reports) => {
+      batches.push(reports.map((r) => r.runId));
+      return ok(reports);
+    }, recordingLogger());
+    reporter.add(succeeded(1));
+    const failed = reporter.take();
+    reporter.giveBack(failed);
+    // Given back, a report is this queue's alone: the next poll does not take it again.
+    expect(reporter.take()).toEqual([]);
+    expect(reporter.pending().map((r) => r.runId)).toEqual([1]);
+    expect(await reporter.flush(1000)).toBe(true);
+    reporter.add(succeeded(2));
+    const unacknowledged = reporter.take();
+    reporter.carried(unacknowledged, undefined);
+    expect(await reporter.flush(1000)).toBe(true);
+    expect(batches).toEqual([[1], [2]]);
     expect(reporter.pending()).toEqual([]);
   });
 

@@ -33,7 +33,14 @@ import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolat
 import { WorkerLease } from './lease.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
-import { isConnectionError, isValidationFailed, isWorkerNotFound, NodePool, namesField } from './nodes.ts';
+import {
+  isConnectionError,
+  isUnknownField,
+  isValidationFailed,
+  isWorkerNotFound,
+  NodePool,
+  namesField,
+} from './nodes.ts';
 import { type ResolvedOptions, resolveOptions, type WorkerOptions } from './options.ts';
 import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
@@ -143,6 +150,8 @@ export class Worker {
   #polledSeq = 0;
   /** The node refused `seq` / `polled` (it predates them): not sent from then on. */
   #seqRefused = false;
+  /** The node refused `reports` in a poll (it predates them): reports go in requests of their own. */
+  #pollReportsRefused = false;
   /** The node refused `resources` at registration (older node): not sent again. */
   #resourcesRefused = false;
   /** The node refused `load` in a heartbeat (older node): not sent again. */
@@ -536,6 +545,9 @@ export class Worker {
       if (ahead > 0) request.ahead = ahead;
       const seq = ++this.#pollSeq;
       if (!this.#seqRefused) request.seq = seq;
+      // Reports of attempts that ended ride with the poll: one request where there were two.
+      const reports = this.#pollReportsRefused ? [] : this.#reporter.take();
+      if (reports.length > 0) request.reports = reports;
       const askedAt = Date.now();
       try {
         let answer: PollResponse;
@@ -544,11 +556,15 @@ export class Worker {
             (client, abort) => client.poll(id, request, abort, this.#nodes.pollTimeoutMs),
             signal,
           );
+        } catch (err) {
+          if (reports.length > 0) this.#reporter.giveBack(reports);
+          throw err;
         } finally {
           // Answered or abandoned: whatever this poll claimed and did not hand over is not ours.
           // (On an answer, its runs are held before anything reads this.)
           if (seq > this.#polledSeq) this.#polledSeq = seq;
         }
+        if (reports.length > 0) this.#reporter.carried(reports, answer?.results);
         backoff.reset();
         refused = false;
         const runs = answer?.runs ?? [];
@@ -558,6 +574,9 @@ export class Worker {
         this.#startDue();
         if (runs.length === 0 && waitMs === longest && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
           await sleep(EMPTY_POLL_PAUSE_MS, signal);
+        } else if (runs.length > 0) {
+          // Handlers that end at once report before the next poll, which then carries their reports.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } catch (err) {
         if (signal.aborted) return;
@@ -566,6 +585,16 @@ export class Worker {
           continue;
         }
         // An older node refuses the field it does not know; without a name, the newest goes first.
+        if (reports.length > 0 && isUnknownField(err, 'reports')) {
+          this.#pollReportsRefused = true;
+          this.#log.warn('the node does not take reports with polls; they go in requests of their own', {
+            err: errorField(err),
+          });
+          continue;
+        }
+        // A report the node refused (invalid, or the body too large) is the reporter's to resolve,
+        // alone: it went back there; the poll goes again without it.
+        if (reports.length > 0 && refusesReports(err)) continue;
         if (
           request.seq !== undefined &&
           isValidationFailed(err) &&
@@ -884,4 +913,10 @@ function hostLoad(): { loadAverage: number; cpus: number; freeMemory: number; to
     freeMemory: freemem(),
     totalMemory: totalmem(),
   };
+}
+
+/** A poll refused for the reports it carried: one of them invalid, or the body too large. */
+function refusesReports(err: unknown): boolean {
+  if (!(err instanceof KairosApiError)) return false;
+  return err.status === 413 || (isValidationFailed(err) && namesField(err, 'reports'));
 }

@@ -86,43 +86,6 @@ export const HeartbeatResponseSchema = Type.Object({
   cancel: Type.Array(Type.Object({ runId: Type.Integer(), attempt: Type.Integer() })),
 });
 
-export const PollRequestSchema = closed({
-  /** Free slots: the most runs to hand out. */
-  max: Type.Integer({ minimum: 1, maximum: 1000 }),
-  /** How long to wait for work when none is ready; capped by the node. */
-  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
-  /** Fire ahead: up to this many runs that become available within the node's fire-ahead window. */
-  ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
-  /**
-   * The worker's number of this poll, increasing from 1: the node keeps it with each attempt the
-   * poll claims, so that a heartbeat's `polled` can tell the claims whose answer was lost.
-   */
-  seq: Type.Optional(PollSeqSchema),
-});
-
-export const AssignmentSchema = Type.Object({
-  runId: Type.Integer(),
-  attempt: Type.Integer(),
-  jobName: Type.String(),
-  handler: Type.String(),
-  params: JsonObjectSchema,
-  fireTime: nullable(Type.String()),
-  /** Time limit of this attempt in ms. */
-  timeout: Type.Integer(),
-  maxAttempts: Type.Integer(),
-  /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
-  task: Type.Optional(TaskAnswer),
-  /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
-  shard: Type.Optional(ShardSchema),
-  /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
-  startInMs: Type.Optional(Type.Integer()),
-  /** W3C trace context of the attempt's parent span (the dispatch); absent when the run is not traced. */
-  traceparent: Type.Optional(Type.String()),
-  tracestate: Type.Optional(Type.String()),
-});
-
-export const PollResponseSchema = Type.Object({ runs: Type.Array(AssignmentSchema) });
-
 export const ReportErrorSchema = closed({
   name: Type.String({ maxLength: 200 }),
   message: Type.String({ maxLength: LOG_MESSAGE_MAX_CHARS }),
@@ -161,6 +124,52 @@ export const ReportResultSchema = Type.Object({
 export const ReportResponseSchema = Type.Object({
   /** One entry per report, in order: `ok`, or the code of why it changed nothing. */
   results: Type.Array(ReportResultSchema),
+});
+
+export const PollRequestSchema = closed({
+  /** Free slots: the most runs to hand out. */
+  max: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** How long to wait for work when none is ready; capped by the node. */
+  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
+  /** Fire ahead: up to this many runs that become available within the node's fire-ahead window. */
+  ahead: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  /**
+   * The worker's number of this poll, increasing from 1: the node keeps it with each attempt the
+   * poll claims, so that a heartbeat's `polled` can tell the claims whose answer was lost.
+   */
+  seq: Type.Optional(PollSeqSchema),
+  /**
+   * Reports of attempts that ended, sent with the poll instead of a request of their own: the node
+   * applies them as `POST …/report` does, before it claims, and answers their `results`.
+   */
+  reports: Type.Optional(Type.Array(ReportSchema, { minItems: 1, maxItems: 1000 })),
+});
+
+export const AssignmentSchema = Type.Object({
+  runId: Type.Integer(),
+  attempt: Type.Integer(),
+  jobName: Type.String(),
+  handler: Type.String(),
+  params: JsonObjectSchema,
+  fireTime: nullable(Type.String()),
+  /** Time limit of this attempt in ms. */
+  timeout: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  /** A built-in task (`handler` is `kairos:shell` or `kairos:http`), durations in ms. */
+  task: Type.Optional(TaskAnswer),
+  /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
+  shard: Type.Optional(ShardSchema),
+  /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
+  startInMs: Type.Optional(Type.Integer()),
+  /** W3C trace context of the attempt's parent span (the dispatch); absent when the run is not traced. */
+  traceparent: Type.Optional(Type.String()),
+  tracestate: Type.Optional(Type.String()),
+});
+
+export const PollResponseSchema = Type.Object({
+  runs: Type.Array(AssignmentSchema),
+  /** The poll's `reports`, one entry each, in order: `ok`, or the code of why it changed nothing. */
+  results: Type.Optional(Type.Array(ReportResultSchema)),
 });
 
 export const WorkerLogEntrySchema = closed({

@@ -12,7 +12,7 @@ const REMEMBERED_WORKERS = 10_000;
  * with the token that registered it, or the admin token: a worker id is not a credential, and one
  * team's worker token does not steer another team's workers. Worker tokens scoped to groups may
  * also register only in their groups, act only for workers of those groups, and report only runs of
- * those groups. Unscoped tokens (the config's worker token, the admin token) pass the group checks.
+ * those groups (alone or with a poll). Unscoped tokens (the config's worker token, the admin token) pass the group checks.
  * A worker acts in its token's namespace only: a worker of another namespace is not found. A
  * preHandler, so it runs after authentication and body validation and before any change; which
  * attempts a worker holds is checked by the store in the write itself.
@@ -58,8 +58,9 @@ export function installWorkerScope(app: FastifyInstance, store: Store): void {
         `worker ${workerId} was registered with another token: only that token may act as it`,
       );
     }
-    if (groups && url === '/v1/worker/:id/report') {
-      const refs: AttemptRef[] = (request.body as { reports: AttemptRef[] }).reports;
+    // Reports come alone or with a poll.
+    const refs = (request.body as { reports?: AttemptRef[] } | undefined)?.reports;
+    if (groups && refs && (url === '/v1/worker/:id/report' || url === '/v1/worker/:id/poll')) {
       for (const run of await store.runsForDecision(refs))
         if (!groups.includes(run.group)) throw deny(run.group);
     }

@@ -23,6 +23,7 @@ import type { FastifyInstance } from 'fastify';
 import { compileResources } from '../../core/resources.ts';
 import { checkRegistration } from '../../core/worker-registration.ts';
 import { KairosError } from '../../errors.ts';
+import type { ReportResult } from '../../scheduler/attempts.ts';
 import { answers } from '../answers.ts';
 import type { NodeContext } from '../context.ts';
 import { body } from '../error-handler.ts';
@@ -37,6 +38,15 @@ type WorkerParams = Static<typeof WorkerParam>;
 export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock, config, dispatcher, ender, metrics, keyring } = ctx;
   const worker = { onRequest: ctx.requireRole('worker') };
+
+  /** Ends the attempts that `reports` name, fenced by the worker and attempt: one result each. */
+  async function applyReports(reports: Report[], workerId: string): Promise<ReportResult[]> {
+    const results = await ender.report(reports.map(limitResult), clock.now(), workerId);
+    const accepted = results.filter((r) => r.ok).length;
+    metrics.attemptsEnded.inc({ source: 'worker', ok: 'true' }, accepted);
+    metrics.staleReports.inc(results.length - accepted);
+    return results;
+  }
 
   app.post<{ Body: RegisterRequest }>(
     '/v1/worker/register',
@@ -132,6 +142,8 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       },
     },
     async (request) => {
+      // Reports that came with the poll end their attempts first: their slots count as free.
+      const results = request.body.reports && (await applyReports(request.body.reports, request.params.id));
       // Stop waiting when the worker hangs up (shutdown, network cut).
       const gone = new AbortController();
       const socket = request.raw.socket;
@@ -173,7 +185,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
             'runs failed: their secret params name a key this node does not have',
           );
         }
-        return { runs: assignments };
+        return results ? { runs: assignments, results } : { runs: assignments };
       } finally {
         socket.off('close', onClose);
       }
@@ -193,12 +205,8 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       },
     },
     async (request, reply) => {
-      const reports = request.body.reports.map(limitResult);
-      const results = await ender.report(reports, clock.now(), request.params.id);
-      const accepted = results.filter((r) => r.ok).length;
-      metrics.attemptsEnded.inc({ source: 'worker', ok: 'true' }, accepted);
-      metrics.staleReports.inc(results.length - accepted);
-      if (accepted === 0) {
+      const results = await applyReports(request.body.reports, request.params.id);
+      if (!results.some((r) => r.ok)) {
         if (results.some((r) => r.code === 'ATTEMPT_NOT_HELD')) {
           // A worker named attempts another worker holds: a peer, or a guessed run id.
           return reply.status(409).send(

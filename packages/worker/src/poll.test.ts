@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net';
 import type { Assignment, Report } from '@kairos/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimeoutError } from './errors.ts';
+import type { WorkerLogger } from './logger.ts';
 import { Worker } from './worker.ts';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 type Send = (json: unknown, status?: number) => void;
 
@@ -164,5 +165,120 @@ describe('Worker prefetch', () => {
     expect(reasons.every((reason) => reason instanceof TimeoutError)).toBe(true);
     expect(reports.filter((report) => report.outcome === 'failed')).toHaveLength(42);
     expect(reports.filter((report) => report.outcome === 'succeeded')).toHaveLength(252);
+  });
+});
+
+/** A node that hands out one run at the first poll, then answers polls after `waitMs`; records requests. */
+function oneRunNode(
+  seen: { polls: Array<Record<string, unknown>>; reports: Report[][] },
+  poll: (body: Record<string, unknown>, send: Send) => boolean = () => false,
+): Promise<Server> {
+  let handed = false;
+  return fakeNode((path, body, send) => {
+    if (path.endsWith('/register'))
+      return send({ workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 100 });
+    if (path.endsWith('/poll')) {
+      const request = JSON.parse(body) as Record<string, unknown> & { reports?: Report[] };
+      seen.polls.push(request);
+      if (poll(request, send)) return;
+      const results = request.reports?.map(({ runId, attempt }) => ({ runId, attempt, ok: true }));
+      if (!handed) {
+        handed = true;
+        return send({ runs: [{ ...assignment, runId: 1 }], ...(results ? { results } : {}) });
+      }
+      return setTimeout(() => send({ runs: [], ...(results ? { results } : {}) }), 50);
+    }
+    if (path.endsWith('/report')) {
+      const batch = (JSON.parse(body) as { reports: Report[] }).reports;
+      seen.reports.push(batch);
+      return send({ results: batch.map(({ runId, attempt }) => ({ runId, attempt, ok: true })) });
+    }
+    return send({});
+  });
+}
+
+const assignment: Assignment = {
+  runId: 1,
+  attempt: 1,
+  jobName: 'j',
+  handler: 'h',
+  params: {},
+  fireTime: null,
+  timeout: 60_000,
+  maxAttempts: 1,
+};
+
+/** Runs a worker with a handler that ends at once until `done` holds, then stops it. */
+async function runUntil(url: string, done: () => boolean, logger = quiet): Promise<void> {
+  const worker = new Worker({ url, concurrency: 4, prefetch: 0, handleSignals: false, logger }).handle(
+    'h',
+    () => 'ok',
+  );
+  await worker.start();
+  const deadline = Date.now() + 5000;
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  await worker.stop();
+}
+
+describe('Worker reports with polls', () => {
+  let server: Server | undefined;
+  afterEach(() => server?.close());
+
+  const url = () => `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+  const carried = (polls: Array<Record<string, unknown>>) =>
+    polls.flatMap((poll) => (poll.reports as Report[] | undefined) ?? []);
+
+  it('sends the report of a run that ended at once with the next poll: one request, not two', async () => {
+    const seen = { polls: [] as Array<Record<string, unknown>>, reports: [] as Report[][] };
+    server = await oneRunNode(seen);
+    // Until the poll that carried it was answered (a third poll follows).
+    await runUntil(url(), () => seen.polls.length > 2);
+    expect(carried(seen.polls)).toEqual([{ runId: 1, attempt: 1, outcome: 'succeeded', result: 'ok' }]);
+    // The poll after the answer carried it, and nothing else sent it.
+    expect(seen.polls[1]?.reports).toHaveLength(1);
+    expect(seen.reports).toEqual([]);
+  });
+
+  it('reports alone to a node that refuses reports in polls, and stops attaching them', async () => {
+    const seen = { polls: [] as Array<Record<string, unknown>>, reports: [] as Report[][] };
+    const warnings: string[] = [];
+    // A node from before reports rode with polls: its closed schema names the field it does not know.
+    server = await oneRunNode(seen, (request, send) => {
+      if (!('reports' in request)) return false;
+      send(
+        {
+          error: {
+            code: 'VALIDATION_FAILED',
+            message: 'body/reports: unknown field',
+            details: [{ path: '/reports', message: 'unknown field' }],
+          },
+        },
+        400,
+      );
+      return true;
+    });
+    await runUntil(url(), () => seen.reports.length > 0 && seen.polls.length > 3, {
+      ...quiet,
+      warn: (message: string) => void warnings.push(message),
+    });
+    expect(seen.reports.flat()).toMatchObject([{ runId: 1, attempt: 1, outcome: 'succeeded' }]);
+    const refusedAt = seen.polls.findIndex((poll) => 'reports' in poll);
+    expect(refusedAt).toBeGreaterThan(0);
+    expect(seen.polls.slice(refusedAt + 1).some((poll) => 'reports' in poll)).toBe(false);
+    expect(warnings).toEqual(['the node does not take reports with polls; they go in requests of their own']);
+  });
+
+  it('sends on their own the reports of a poll that failed, and polls on', async () => {
+    const seen = { polls: [] as Array<Record<string, unknown>>, reports: [] as Report[][] };
+    server = await oneRunNode(seen, (request, send) => {
+      if (!('reports' in request)) return false;
+      send({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' } }, 413);
+      return true;
+    });
+    await runUntil(url(), () => seen.reports.length > 0 && seen.polls.length > 3);
+    expect(seen.reports).toMatchObject([[{ runId: 1, attempt: 1, outcome: 'succeeded' }]]);
+    // Refused for its reports, the poll went again at once, without them; later polls may carry others.
+    const refusedAt = seen.polls.findIndex((poll) => 'reports' in poll);
+    expect(seen.polls[refusedAt + 1]).not.toHaveProperty('reports');
   });
 });
