@@ -140,7 +140,7 @@ export const PollRequestSchema = closed({
   seq: Type.Optional(PollSeqSchema),
   /**
    * Reports of attempts that ended, sent with the poll instead of a request of their own: the node
-   * applies them as `POST …/report` does, before it claims, and answers their `results`.
+   * applies them as `POST …/report` does, beside the claim, and answers their `results`.
    */
   reports: Type.Optional(Type.Array(ReportSchema, { minItems: 1, maxItems: 1000 })),
 });

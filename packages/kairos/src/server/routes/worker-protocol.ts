@@ -142,13 +142,16 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       },
     },
     async (request) => {
-      // Reports that came with the poll end their attempts first: their slots count as free.
-      const results = request.body.reports && (await applyReports(request.body.reports, request.params.id));
       // Stop waiting when the worker hangs up (shutdown, network cut).
       const gone = new AbortController();
       const socket = request.raw.socket;
       const onClose = () => gone.abort();
       socket.once('close', onClose);
+      // Reports that came with the poll are written beside the claim, not before it (on PostgreSQL
+      // on another connection, at the same time). If they fail, the poll stops waiting and answers
+      // the error: the worker sends them again, and a heartbeat gives back what the claim took.
+      const reporting = request.body.reports && applyReports(request.body.reports, request.params.id);
+      reporting?.catch(() => gone.abort());
       try {
         const runs = await dispatcher.poll(
           request.params.id,
@@ -158,6 +161,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           request.body.ahead ?? 0,
           request.body.seq ?? null,
         );
+        const results = await reporting;
         metrics.claimed.inc(runs.length);
         const now = clock.now();
         // The one place secret params leave the node decrypted: to the worker that claimed the run.
