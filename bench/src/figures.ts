@@ -91,6 +91,12 @@ export function figures(rate: number, large = 100_000): Figure[] {
       (r) => r.steady?.enqueuePerSecond,
     ),
     jobs('steady.completedPerSecond', 'steady: completed (jobs/s)', (r) => r.steady?.completedPerSecond),
+    ms('steady.nodeCpuMsPer1k', 'steady: node CPU per 1,000 jobs (ms)', (r) => r.steady?.nodeCpuMsPer1k),
+    ms(
+      'steady.workersCpuMsPer1k',
+      'steady: worker processes CPU per 1,000 jobs (ms)',
+      (r) => r.steady?.workersCpuMsPer1k,
+    ),
     ms('steady.p50', 'steady: enqueue → start p50 (ms)', (r) => r.steady?.p50),
     ms('steady.p99', 'steady: enqueue → start p99 (ms)', (r) => r.steady?.p99),
     ms('latency.p50', `${rate} jobs/s: enqueue → start p50 (ms)`, (r) => r.latency?.p50),

@@ -20,13 +20,21 @@ export interface SteadyResult {
   missing: number;
   enqueueErrors: number;
   complete: boolean;
+  /** The node's CPU per 1,000 jobs enqueued in the window (user + system), where the node runs in the harness. */
+  nodeCpuMsPer1k?: number;
+  /** The worker processes' CPU per 1,000 jobs enqueued in the window. */
+  workersCpuMsPer1k: number;
 }
 
 /** Runs the steady-load scenario for `seconds` on queue `steady`. */
 export async function steady(ctx: RunContext, seconds: number, timeoutMs = 60_000): Promise<SteadyResult> {
   const workers = await startWorkers(ctx, 'steady');
   await workers.go();
+  const cpuBefore = process.cpuUsage();
+  const workersBefore = workers.cpuMs();
   const produced = await ctx.client.call<Produced>('flood', { queue: 'steady', seconds });
+  const cpu = process.cpuUsage(cpuBefore);
+  const workersCpuMs = workers.cpuMs() - workersBefore;
   const backlog = await ctx.contestant.unfinished('steady');
   const window = produced.ms / 1000;
   const done = await waitProcessed(ctx, workers, 'steady', produced.count, timeoutMs);
@@ -45,5 +53,9 @@ export async function steady(ctx: RunContext, seconds: number, timeoutMs = 60_00
     missing: produced.count - handled.distinct,
     enqueueErrors: produced.errors,
     complete: done.complete,
+    ...(ctx.contestant.nodeInHarness
+      ? { nodeCpuMsPer1k: round((cpu.user + cpu.system) / produced.count) }
+      : {}),
+    workersCpuMsPer1k: round((workersCpuMs * 1000) / produced.count),
   };
 }
