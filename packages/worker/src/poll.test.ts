@@ -268,17 +268,75 @@ describe('Worker reports with polls', () => {
     expect(warnings).toEqual(['the node does not take reports with polls; they go in requests of their own']);
   });
 
-  it('sends on their own the reports of a poll that failed, and polls on', async () => {
+  it.each([
+    ['too large', 413, { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' }],
+    [
+      'invalid',
+      400,
+      {
+        code: 'VALIDATION_FAILED',
+        message: 'body/reports/0/result: must not be a function',
+        details: [{ path: '/reports/0/result', message: 'must not be a function' }],
+      },
+    ],
+  ])(
+    'sends on their own the reports of a poll refused for them (%s), and polls on as before',
+    async (_, status, error) => {
+      const seen = { polls: [] as Array<Record<string, unknown>>, reports: [] as Report[][] };
+      server = await oneRunNode(seen, (request, send) => {
+        if (!('reports' in request)) return false;
+        send({ error }, status);
+        return true;
+      });
+      const complaints: string[] = [];
+      const logger = {
+        ...quiet,
+        warn: (m: string) => void complaints.push(m),
+        error: (m: string) => void complaints.push(m),
+      };
+      await runUntil(url(), () => seen.reports.length > 0 && seen.polls.length > 3, logger);
+      expect(seen.reports).toMatchObject([[{ runId: 1, attempt: 1, outcome: 'succeeded' }]]);
+      // Refused for its reports, the poll went again without them, its number kept (the refusal is
+      // not the node's not knowing `seq`), and nothing was logged as a refused poll.
+      const refusedAt = seen.polls.findIndex((poll) => 'reports' in poll);
+      expect(seen.polls[refusedAt + 1]).not.toHaveProperty('reports');
+      expect(seen.polls.slice(refusedAt).every((poll) => typeof poll.seq === 'number')).toBe(true);
+      expect(complaints).toEqual([]);
+    },
+  );
+});
+
+describe('Worker stop', () => {
+  let server: Server | undefined;
+  afterEach(() => server?.close());
+
+  it('with no grace, still sends the report of a handler it abandons', async () => {
     const seen = { polls: [] as Array<Record<string, unknown>>, reports: [] as Report[][] };
-    server = await oneRunNode(seen, (request, send) => {
-      if (!('reports' in request)) return false;
-      send({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' } }, 413);
-      return true;
+    server = await oneRunNode(seen);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
     });
-    await runUntil(url(), () => seen.reports.length > 0 && seen.polls.length > 3);
-    expect(seen.reports).toMatchObject([[{ runId: 1, attempt: 1, outcome: 'succeeded' }]]);
-    // Refused for its reports, the poll went again at once, without them; later polls may carry others.
-    const refusedAt = seen.polls.findIndex((poll) => 'reports' in poll);
-    expect(seen.polls[refusedAt + 1]).not.toHaveProperty('reports');
+    const worker = new Worker({
+      url,
+      concurrency: 1,
+      prefetch: 0,
+      handleSignals: false,
+      logger: quiet,
+      shutdownGraceMs: 0,
+    }).handle('h', (ctx) => {
+      started();
+      return new Promise((_, reject) =>
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+      );
+    });
+    await worker.start();
+    await running;
+    await worker.stop();
+    // The request left before the reporter closed; its answer may come after stop.
+    const deadline = Date.now() + 5000;
+    while (seen.reports.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(seen.reports.flat()).toMatchObject([{ runId: 1, attempt: 1, outcome: 'failed' }]);
   });
 });

@@ -24,6 +24,10 @@ export class Reporter {
   /** Reports riding with a poll that has not been answered. */
   #riding = new Set<Report>();
   #draining: Promise<void> | null = null;
+  /** Starts a drain that waits for its turn now (set while one waits). */
+  #startNow: (() => void) | null = null;
+  /** Set by `flush`: the worker is stopping, and every report goes out at once. */
+  #urgent = false;
   /** Lowered while bisecting a batch the node rejected, back to MAX_BATCH after a success. */
   #batchSize = MAX_BATCH;
   readonly #closed = new AbortController();
@@ -74,13 +78,18 @@ export class Reporter {
   /** A poll that carried `reports` failed: this queue sends them in a request of their own. */
   giveBack(reports: Report[]): void {
     for (const report of reports) this.#riding.delete(report);
-    if (this.#closed.signal.aborted) return;
+    if (this.#closed.signal.aborted) {
+      this.logger.debug('reports given back after shutdown dropped', { count: reports.length });
+      return;
+    }
     this.#retry.push(...reports);
     this.#drain();
   }
 
   /** Waits until every queued report was sent: true, or false when `timeoutMs` passed first. */
   async flush(timeoutMs: number): Promise<boolean> {
+    this.#urgent = true;
+    this.#startNow?.();
     const deadline = Date.now() + timeoutMs;
     while (this.#draining) {
       const left = deadline - Date.now();
@@ -100,8 +109,15 @@ export class Reporter {
 
   #drain(): void {
     if (this.#draining) return;
-    this.#draining = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#sendAll())
+    this.#draining = new Promise<void>((resolve) => {
+      this.#startNow = resolve;
+      if (this.#urgent) resolve();
+      else setImmediate(resolve);
+    })
+      .then(() => {
+        this.#startNow = null;
+        return this.#sendAll();
+      })
       .catch((err: unknown) =>
         this.logger.error('report queue failed unexpectedly', { err: errorField(err) }),
       )

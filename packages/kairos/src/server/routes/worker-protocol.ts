@@ -149,9 +149,17 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
       socket.once('close', onClose);
       // Reports that came with the poll are written beside the claim, not before it (on PostgreSQL
       // on another connection, at the same time). If they fail, the poll stops waiting and answers
-      // the error: the worker sends them again, and a heartbeat gives back what the claim took.
-      const reporting = request.body.reports && applyReports(request.body.reports, request.params.id);
-      reporting?.catch(() => gone.abort());
+      // what it claimed without their results: the worker sends them again, on their own.
+      const reporting =
+        request.body.reports &&
+        applyReports(request.body.reports, request.params.id).catch((err: unknown) => {
+          request.log.warn(
+            { err },
+            'reports that came with a poll were not written; the worker sends them again',
+          );
+          gone.abort();
+          return undefined;
+        });
       try {
         const runs = await dispatcher.poll(
           request.params.id,
