@@ -7,7 +7,9 @@ import { KairosError } from '../errors.ts';
  * query strings and paths that Ajv's coercion reads as `Infinity` (`Infinity`, `1e309`: an integer
  * bound is not checked on a value that is not finite) or reads loosely (`0x10`, `' 5'`, `1e3`), and
  * NUL characters (U+0000), which PostgreSQL cannot hold in text or jsonb (a NUL in a job name in a
- * path answered 500 there, and SQLite kept it): refused everywhere, on both dialects alike.
+ * path answered 500 there, and SQLite kept it): refused everywhere, on both dialects alike; and
+ * lone surrogates (`"\ud800"` without its pair: not Unicode), which PostgreSQL's jsonb refuses (a
+ * job's params answered 500 there): refused in bodies likewise.
  */
 
 /** The deepest a JSON body may nest (objects and arrays); deeper answers JSON_TOO_DEEP. */
@@ -51,23 +53,41 @@ export function installJsonParser(app: FastifyInstance): void {
       );
       return;
     }
-    // A NUL can only come in escaped (JSON has no raw control characters in strings).
-    if (!/\\u0000/i.test(text)) {
+    // A NUL or a surrogate can only come in escaped (JSON has no raw control characters in strings,
+    // and the body's bytes were decoded as UTF-8, where a surrogate's bytes become U+FFFD).
+    if (!/\\u(0000|d[89a-f])/i.test(text)) {
       parse(request, text, done);
       return;
     }
     parse(request, text, (error, value) => {
-      const nul = error ? null : nulPath(value);
-      if (nul === null) done(error as Error, value);
+      const bad = error ? null : unstorablePath(value);
+      if (bad === null) done(error as Error, value);
       // A worker's reports and log lines are its handlers' output (error messages, results, lines):
-      // a NUL in them is kept as U+FFFD rather than refusing the batch and losing its neighbours.
-      else if (HANDLER_OUTPUT.has(request.routeOptions.url ?? '')) done(null, withoutNul(value));
-      else done(nulError('body', nul), undefined);
+      // a NUL or a lone surrogate in them is kept as U+FFFD rather than refusing the batch and
+      // losing its neighbours.
+      else if (HANDLER_OUTPUT.has(request.routeOptions.url ?? '')) done(null, storable(value));
+      else done(unstorableError('body', bad), undefined);
     });
   });
 }
 
-const HANDLER_OUTPUT = new Set(['/v1/worker/:id/report', '/v1/worker/:id/logs']);
+/** Routes whose bodies carry handlers' output (a poll may carry reports). */
+const HANDLER_OUTPUT = new Set(['/v1/worker/:id/report', '/v1/worker/:id/poll', '/v1/worker/:id/logs']);
+
+/** A surrogate without its pair: high not followed by low, or low not preceded by high. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/u;
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'gu');
+
+/** What a store cannot hold in a string: a NUL, or a lone surrogate. */
+function unstorableIn(text: string): 'nul' | 'surrogate' | null {
+  if (text.includes('\u0000')) return 'nul';
+  return LONE_SURROGATE.test(text) ? 'surrogate' : null;
+}
+
+/** `text` with every NUL and lone surrogate replaced by U+FFFD. */
+function storableText(text: string): string {
+  return text.replaceAll('\u0000', '\ufffd').replace(LONE_SURROGATES, '\ufffd');
+}
 
 /** Path and query values with a NUL answer VALIDATION_FAILED (bodies are checked when parsed). */
 export function installNulGuard(app: FastifyInstance): void {
@@ -86,18 +106,20 @@ export function installNulGuard(app: FastifyInstance): void {
   });
 }
 
-/** The JSON pointer of the first string or key holding a NUL, or null. */
-function nulPath(value: unknown): string | null {
+/** The JSON pointer of the first string or key a store cannot hold, and why; or null. */
+function unstorablePath(value: unknown): { path: string; why: 'nul' | 'surrogate' } | null {
   const stack: Array<[unknown, string]> = [[value, '']];
   while (stack.length > 0) {
     const [item, path] = stack.pop()!;
     if (typeof item === 'string') {
-      if (item.includes('\u0000')) return path || '/';
+      const why = unstorableIn(item);
+      if (why) return { path: path || '/', why };
     } else if (Array.isArray(item)) {
       for (let i = 0; i < item.length; i++) stack.push([item[i], `${path}/${i}`]);
     } else if (item && typeof item === 'object') {
       for (const [key, child] of Object.entries(item)) {
-        if (key.includes('\u0000')) return `${path}/${key.replaceAll('\u0000', '\\u0000')}`;
+        const why = unstorableIn(key);
+        if (why) return { path: `${path}/${JSON.stringify(key).slice(1, -1)}`, why };
         stack.push([child, `${path}/${key}`]);
       }
     }
@@ -105,16 +127,26 @@ function nulPath(value: unknown): string | null {
   return null;
 }
 
-/** The value with every NUL in its strings and keys replaced by U+FFFD. */
-function withoutNul(value: unknown): unknown {
-  if (typeof value === 'string') return value.replaceAll('\u0000', '\ufffd');
-  if (Array.isArray(value)) return value.map(withoutNul);
+/** The value with every NUL and lone surrogate in its strings and keys replaced by U+FFFD. */
+function storable(value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value);
+  if (Array.isArray(value)) return value.map(storable);
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, child]) => [key.replaceAll('\u0000', '\ufffd'), withoutNul(child)]),
+      Object.entries(value).map(([key, child]) => [storableText(key), storable(child)]),
     );
   }
   return value;
+}
+
+function unstorableError(where: string, bad: { path: string; why: 'nul' | 'surrogate' }): KairosError {
+  return bad.why === 'nul'
+    ? nulError(where, bad.path)
+    : new KairosError(
+        'VALIDATION_FAILED',
+        `${where}${bad.path}: must be Unicode text: a lone surrogate (U+D800–U+DFFF without its pair) cannot be stored`,
+        [{ path: bad.path, message: 'must not contain a lone surrogate' }],
+      );
 }
 
 function nulError(where: string, path: string): KairosError {
