@@ -10,6 +10,18 @@ const quiet: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 type Send = (json: unknown, status?: number) => void;
 
+/** The run the stand-in nodes below hand out. */
+const assignment: Assignment = {
+  runId: 1,
+  attempt: 1,
+  jobName: 'j',
+  handler: 'h',
+  params: {},
+  fireTime: null,
+  timeout: 60_000,
+  maxAttempts: 1,
+};
+
 /** A stand-in node: `route` answers each request from its path and body. */
 function fakeNode(route: (path: string, body: string, send: Send) => void): Promise<Server> {
   const server = createServer((req, res) => {
@@ -41,20 +53,7 @@ function olderNode(polls: Array<Record<string, unknown>>): Promise<Server> {
           { error: { code: 'VALIDATION_FAILED', message: "body must NOT have property 'ahead'" } },
           400,
         );
-      const runs = handed
-        ? []
-        : [
-            {
-              runId: 1,
-              attempt: 1,
-              jobName: 'j',
-              handler: 'h',
-              params: {},
-              fireTime: null,
-              timeout: 60_000,
-              maxAttempts: 1,
-            },
-          ];
+      const runs = handed ? [] : [assignment];
       handed = true;
       return send({ runs });
     }
@@ -196,17 +195,6 @@ function oneRunNode(
     return send({});
   });
 }
-
-const assignment: Assignment = {
-  runId: 1,
-  attempt: 1,
-  jobName: 'j',
-  handler: 'h',
-  params: {},
-  fireTime: null,
-  timeout: 60_000,
-  maxAttempts: 1,
-};
 
 /** Runs a worker with a handler that ends at once until `done` holds, then stops it. */
 async function runUntil(url: string, done: () => boolean, logger = quiet): Promise<void> {

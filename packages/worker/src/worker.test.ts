@@ -245,6 +245,15 @@ describe('Reporter', () => {
   });
 
   const turn = () => new Promise((resolve) => setImmediate(resolve));
+  /** A reporter whose node acknowledges every report; `batches` records the run ids of each request. */
+  const acknowledging = () => {
+    const batches: number[][] = [];
+    const reporter = new Reporter(async (reports) => {
+      batches.push(reports.map((r) => r.runId));
+      return ok(reports);
+    }, recordingLogger());
+    return { reporter, batches };
+  };
 
   it('sends in the next turn of the event loop, one request at a time, coalescing what piles up meanwhile', async () => {
     const batches: number[][] = [];
@@ -274,11 +283,7 @@ describe('Reporter', () => {
   });
 
   it('lets a poll carry the queued reports: pending until the poll is answered, not sent again', async () => {
-    const batches: number[][] = [];
-    const reporter = new Reporter(async (reports) => {
-      batches.push(reports.map((r) => r.runId));
-      return ok(reports);
-    }, recordingLogger());
+    const { reporter, batches } = acknowledging();
     reporter.add(succeeded(1));
     reporter.add(succeeded(2));
     const carried = reporter.take();
@@ -294,11 +299,7 @@ describe('Reporter', () => {
   });
 
   it("sends on its own what a failed poll carried, and what a poll's answer did not acknowledge", async () => {
-    const batches: number[][] = [];
-    const reporter = new Reporter(async (reports) => {
-      batches.push(reports.map((r) => r.runId));
-      return ok(reports);
-    }, recordingLogger());
+    const { reporter, batches } = acknowledging();
     reporter.add(succeeded(1));
     const failed = reporter.take();
     reporter.giveBack(failed);
