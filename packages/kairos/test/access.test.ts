@@ -474,8 +474,8 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (dialect) => {
       expect((await admin.listWorkers()).items.find((w) => w.id === theirs.workerId)?.status).toBe('active');
 
       // Its own group works; the config's worker token still serves every group.
-      expect(await scoped.heartbeat(mine.workerId, { running: [] })).toEqual({ cancel: [] });
-      expect(await scoped.poll(mine.workerId, { max: 1, waitMs: 0 })).toEqual({ runs: [] });
+      expect(await scoped.heartbeat(mine.workerId, { running: [] })).toMatchObject({ cancel: [] });
+      expect(await scoped.poll(mine.workerId, { max: 1, waitMs: 0 })).toMatchObject({ runs: [] });
       expect(
         await any.report(theirs.workerId, {
           reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded', result: 1 }],

@@ -198,7 +198,7 @@ describe('worker protocol', () => {
     const second = await admin.triggerJob('wp-late');
     await workerClient.poll(workerId, { max: 1, waitMs: 0, seq: 2 });
     expect((await admin.getRun(second.id)).status).toBe('running');
-    expect(await workerClient.heartbeat(workerId, { running: [], polled: 2 })).toEqual({ cancel: [] });
+    expect(await workerClient.heartbeat(workerId, { running: [], polled: 2 })).toMatchObject({ cancel: [] });
     expect(await admin.getRun(second.id)).toMatchObject({
       status: 'queued',
       attempts: [{ attempt: 1, status: 'lost', error: { name: 'WorkerLost' } }],
@@ -226,11 +226,14 @@ describe('worker protocol', () => {
     await admin.createJob({ name: 'wp', handler: 'wp-h', trigger: { kind: 'manual' } });
     const [runId] = (await admin.triggerJobBatch('wp', [{ params: { i: 1 } }])).runIds;
     const { workerId } = await workerClient.register({ group: 'default', handlers: ['wp-h'], capacity: 2 });
-    const { runs } = await workerClient.poll(workerId, { max: 2, waitMs: 0 });
+    const { runs, nodeTime } = await workerClient.poll(workerId, { max: 2, waitMs: 0 });
     expect(runs).toMatchObject([{ runId, attempt: 1, handler: 'wp-h', params: { i: 1 } }]);
-    expect(await workerClient.heartbeat(workerId, { running: [{ runId: runId!, attempt: 1 }] })).toEqual({
-      cancel: [],
-    });
+    expect(Math.abs(nodeTime! - Date.now())).toBeLessThan(1000);
+    // Each answer carries the node's clock as it answered: the worker maps held runs' instants with it.
+    const before = Date.now();
+    const beat = await workerClient.heartbeat(workerId, { running: [{ runId: runId!, attempt: 1 }] });
+    expect(beat).toEqual({ cancel: [], nodeTime: expect.any(Number) });
+    expect(Math.abs(beat.nodeTime! - before)).toBeLessThan(1000);
     // The same attempt twice in one batch: the first report wins, the repeat is stale.
     const ok = await workerClient.report(workerId, {
       reports: [

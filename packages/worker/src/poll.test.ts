@@ -165,6 +165,53 @@ describe('Worker prefetch', () => {
     expect(reports.filter((report) => report.outcome === 'failed')).toHaveLength(42);
     expect(reports.filter((report) => report.outcome === 'succeeded')).toHaveLength(252);
   });
+
+  it("starts a held run at its instant on the node's clock, not the slow way back of its answer later", async () => {
+    // The node's clock runs an hour ahead of the worker's; heartbeats carry it. The poll that
+    // hands out the run reads the node's clock, then takes a second to reach the worker.
+    const ahead = 3_600_000;
+    const startInMs = 1500;
+    const slowWayBack = 1000;
+    let heartbeats = 0;
+    let instant = 0;
+    server = await fakeNode((path, _body, send) => {
+      if (path.endsWith('/register'))
+        return send({ workerId: 'w', heartbeatMs: 20, leaseMs: 120_000, pollWaitMs: 50 });
+      if (path.endsWith('/heartbeat')) {
+        heartbeats++;
+        return send({ cancel: [], nodeTime: Date.now() + ahead });
+      }
+      if (path.endsWith('/poll')) {
+        if (heartbeats < 3 || instant !== 0)
+          return setTimeout(() => send({ runs: [], nodeTime: Date.now() + ahead }), 20);
+        const read = Date.now();
+        instant = read + startInMs;
+        return setTimeout(
+          () => send({ runs: [{ ...assignment, startInMs }], nodeTime: read + ahead }),
+          slowWayBack,
+        );
+      }
+      return send({ results: [{ runId: 1, attempt: 1, ok: true }] });
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let started!: (at: number) => void;
+    const start = new Promise<number>((resolve) => {
+      started = resolve;
+    });
+    const worker = new Worker({ url, concurrency: 2, handleSignals: false, logger: quiet }).handle(
+      'h',
+      () => {
+        started(Date.now());
+        return null;
+      },
+    );
+    await worker.start();
+    const at = await start;
+    await worker.stop();
+    // Never before its instant; counted from the answer's arrival it would start a second later.
+    expect(at).toBeGreaterThanOrEqual(instant);
+    expect(at - instant).toBeLessThan(slowWayBack - 300);
+  });
 });
 
 /** A node that hands out one run at the first poll, then answers polls after `waitMs`; records requests. */

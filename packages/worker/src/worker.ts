@@ -33,6 +33,7 @@ import { compileIsolated, type IsolatedHandler, isolatedHandler } from './isolat
 import { WorkerLease } from './lease.ts';
 import { LogShipper } from './log-shipper.ts';
 import { errorField, type WorkerLogger } from './logger.ts';
+import { NodeClock } from './node-clock.ts';
 import {
   isConnectionError,
   isUnknownField,
@@ -122,6 +123,8 @@ export class Worker {
   readonly #limits = new TimeLimits<RunningAttempt>((running) => this.#timedOut(running));
   /** Claimed attempts not started yet: before their instant (fire ahead), or waiting for a slot. */
   readonly #held = new HeldRuns(() => this.#startDue());
+  /** Maps held runs' instants from each node's clock to this process's. */
+  readonly #nodeClock = new NodeClock();
   readonly #slotFreed = new Wakeup();
   /** Aborted when stop() begins: no new work. */
   readonly #stopPolling = new AbortController();
@@ -551,11 +554,12 @@ export class Worker {
       const askedAt = Date.now();
       try {
         let answer: PollResponse;
+        let node = '';
         try {
-          answer = await this.#nodes.call(
-            (client, abort) => client.poll(id, request, abort, this.#nodes.pollTimeoutMs),
-            signal,
-          );
+          answer = await this.#nodes.call((client, abort) => {
+            node = client.url;
+            return client.poll(id, request, abort, this.#nodes.pollTimeoutMs);
+          }, signal);
         } catch (err) {
           if (reports.length > 0) this.#reporter.giveBack(reports);
           throw err;
@@ -568,9 +572,16 @@ export class Worker {
         backoff.reset();
         refused = false;
         const runs = answer?.runs ?? [];
-        // `startInMs` counts from the answer: no clock of the node is compared with ours.
+        // `startInMs` counts from the node's clock at `nodeTime`, mapped to ours (node-clock.ts).
         const answeredAt = Date.now();
-        for (const assignment of runs) this.#held.add(assignment, answeredAt + (assignment.startInMs ?? 0));
+        this.#nodeClock.sample(node, askedAt, answer?.nodeTime, answeredAt);
+        for (const assignment of runs) {
+          const startAt =
+            assignment.startInMs === undefined
+              ? answeredAt
+              : this.#nodeClock.startAt(node, assignment.startInMs, answer?.nodeTime, askedAt, answeredAt);
+          this.#held.add(assignment, startAt);
+        }
         this.#startDue();
         if (runs.length === 0 && waitMs === longest && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
           await sleep(EMPTY_POLL_PAUSE_MS, signal);
@@ -635,8 +646,14 @@ export class Worker {
       const every = session?.heartbeatMs ?? wait;
       const request = this.#heartbeatRequest();
       const sentAt = this.#lease.mark();
+      const askedAt = Date.now();
       try {
-        const answer = await this.#nodes.call((client) => client.heartbeat(id, request));
+        let node = '';
+        const answer = await this.#nodes.call((client) => {
+          node = client.url;
+          return client.heartbeat(id, request);
+        });
+        this.#nodeClock.sample(node, askedAt, answer?.nodeTime, Date.now());
         backoff.reset();
         refused = false;
         wait = every;

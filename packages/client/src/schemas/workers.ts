@@ -81,9 +81,16 @@ export const HeartbeatRequestSchema = closed({
   load: Type.Optional(WorkerLoadSchema),
 });
 
+/**
+ * The node's clock (epoch ms) as it answered: with the instants the request left and its answer
+ * arrived, it bounds the offset between the node's clock and the worker's (docs/worker-protocol.md).
+ */
+const NodeTimeSchema = Type.Integer({ minimum: 0 });
+
 export const HeartbeatResponseSchema = Type.Object({
   /** Attempts the worker should stop: cancelled, or no longer its own (fenced out). */
   cancel: Type.Array(Type.Object({ runId: Type.Integer(), attempt: Type.Integer() })),
+  nodeTime: Type.Optional(NodeTimeSchema),
 });
 
 export const ReportErrorSchema = closed({
@@ -159,7 +166,10 @@ export const AssignmentSchema = Type.Object({
   task: Type.Optional(TaskAnswer),
   /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
   shard: Type.Optional(ShardSchema),
-  /** Fire ahead: start the handler this many ms after the answer arrived. Absent: start at once. */
+  /**
+   * Fire ahead: start the handler this many ms after the answer's `nodeTime` (on the node's clock;
+   * without `nodeTime`, after the answer arrived). Absent: start at once.
+   */
   startInMs: Type.Optional(Type.Integer()),
   /** W3C trace context of the attempt's parent span (the dispatch); absent when the run is not traced. */
   traceparent: Type.Optional(Type.String()),
@@ -170,6 +180,8 @@ export const PollResponseSchema = Type.Object({
   runs: Type.Array(AssignmentSchema),
   /** The poll's `reports`, one entry each, in order: `ok`, or the code of why it changed nothing. */
   results: Type.Optional(Type.Array(ReportResultSchema)),
+  /** The node's clock when it counted the runs' `startInMs`. */
+  nodeTime: Type.Optional(NodeTimeSchema),
 });
 
 export const WorkerLogEntrySchema = closed({

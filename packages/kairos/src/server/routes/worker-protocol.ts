@@ -125,7 +125,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           'attempts the worker never received given back (lost)',
         );
       }
-      return { cancel: answer.cancel };
+      return { cancel: answer.cancel, nodeTime: clock.now() };
     },
   );
 
@@ -197,7 +197,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
             'runs failed: their secret params name a key this node does not have',
           );
         }
-        return results ? { runs: assignments, results } : { runs: assignments };
+        return results ? { runs: assignments, results, nodeTime: now } : { runs: assignments, nodeTime: now };
       } finally {
         socket.off('close', onClose);
       }
