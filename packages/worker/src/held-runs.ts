@@ -1,4 +1,4 @@
-import { clearTimeout, setTimeout } from 'node:timers';
+import { clearImmediate, clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import type { Assignment, AttemptRef } from '@kairos/client';
 import { Wakeup } from './timing.ts';
 
@@ -21,6 +21,7 @@ export interface HeldRun {
 export class HeldRuns {
   #runs: HeldRun[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   readonly #emptied = new Wakeup();
 
@@ -104,20 +105,35 @@ export class HeldRuns {
     this.#arm(now);
   }
 
-  /** One timer, for the earliest instant still to come (none when every held run is due, or none is held). */
+  /**
+   * One timer, for the earliest instant still to come (none when every held run is due, or none is
+   * held). A Node timer counts from the event loop's cached time, so it may fire early (the loop was
+   * busy when it was set), and it fires up to a millisecond late on its own: it is set a millisecond
+   * short, and the last millisecond is checked on each turn of the event loop (`setImmediate`), so
+   * that held runs start within the millisecond of their instant, never before it.
+   */
   #arm(now: number): void {
     const next = this.nextStart(now);
     if (next === this.#timerAt) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#disarm();
     this.#timerAt = next;
     if (next === Number.POSITIVE_INFINITY) return;
-    this.#timer = setTimeout(() => {
+    const due = () => {
       this.#timer = undefined;
+      this.#immediate = undefined;
       this.#timerAt = Number.POSITIVE_INFINITY;
       this.onDue();
-      // A timer may fire a little before its instant: the run is then still waiting, so re-arm.
+      // Early, the run is still waiting: set again for what is left.
       this.#arm(Date.now());
-    }, next - now);
+    };
+    if (next - now <= 1) this.#immediate = setImmediate(due);
+    else this.#timer = setTimeout(due, next - now - 1);
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
   }
 }
