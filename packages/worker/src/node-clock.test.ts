@@ -13,14 +13,16 @@ describe('NodeClock', () => {
     expect(clock.startAt(URL_A, 500, 1020 + AHEAD, 1000, 1040)).toBe(1540);
   });
 
-  it('maps the instant through the answer with the shortest round trip, not the late arrival of a slow one', () => {
+  it('maps the instant through the highest bound of the answers, not the late arrival of a slow one', () => {
     const clock = new NodeClock();
-    // A heartbeat: left at 1000, the node read 1001 + AHEAD, arrived at 1002.
+    // A heartbeat: left at 1000, the node read 1001 + AHEAD, arrived at 1002 (the node leads by AHEAD − 1 at least).
     clock.sample(URL_A, 1000, 1001 + AHEAD, 1002);
-    // A slow answer (the node read its clock at 1100 + AHEAD, the answer arrived 30 ms later): its
-    // run's instant is the node's 1100 + 500, here at most 1602 − 1 (the heartbeat's bound).
+    // One with a longer round trip but a quicker way back: the node leads by AHEAD at least.
+    clock.sample(URL_A, 1010, 1013 + AHEAD, 1013);
+    // A slow answer (the node read its clock at 1100 + AHEAD, the answer arrived 31 ms later): its
+    // run's instant is the node's 1100 + 500, here 1600 at most.
     clock.sample(URL_A, 1050, 1100 + AHEAD, 1131);
-    expect(clock.startAt(URL_A, 500, 1100 + AHEAD, 1050, 1131)).toBe(1601);
+    expect(clock.startAt(URL_A, 500, 1100 + AHEAD, 1050, 1131)).toBe(1600);
   });
 
   it('never starts a run later than its answer alone allows', () => {

@@ -10,33 +10,32 @@
  * started apart.
  *
  * Every answer that carries `nodeTime` (polls, heartbeats) bounds the offset between the two clocks
- * the same way, to within its round trip. The answer with the shortest round trip of the last
- * {@link WINDOW_MS} or so (a heartbeat: a small answer, often well under a millisecond) bounds it
- * best; a run then starts at its instant mapped through that offset's upper bound, late by at most
- * that round trip (and the clocks' drift since). The answer's own bounds still hold: never later
- * than the upper bound, and an offset that would start a run before the lower bound (a clock
- * stepped since) is dropped.
+ * the same way: the node's clock leads ours by at least `nodeTime` minus the answer's arrival. The
+ * highest such bound of the last {@link WINDOW_MS} or so is the tightest; a run then starts at its
+ * instant mapped through it, late by at most the way back of the answer that gave it (and the
+ * clocks' drift since). The answer's own bounds still hold: never later than the upper bound, and
+ * an offset that would start a run before the lower bound (a clock stepped) is dropped.
  */
 export class NodeClock {
-  /** Per node URL, the best answers of the current window and of the one before (a windowed minimum). */
+  /** Per node URL, the highest bound of the current window and of the one before (a windowed maximum). */
   readonly #nodes = new Map<string, { current: Sample; previous: Sample | null }>();
 
   /** An answer of node `url` that left at `askedAt`, arrived at `answeredAt` and carried `nodeTime`. */
   sample(url: string, askedAt: number, nodeTime: number | undefined, answeredAt: number): void {
     if (nodeTime === undefined || answeredAt < askedAt) return;
-    const sample: Sample = { lead: nodeTime - answeredAt, roundTrip: answeredAt - askedAt, at: answeredAt };
+    const lead = nodeTime - answeredAt;
     const best = this.#nodes.get(url);
     if (!best) {
-      this.#nodes.set(url, { current: sample, previous: null });
+      this.#nodes.set(url, { current: { lead, at: answeredAt }, previous: null });
       return;
     }
     if (answeredAt - best.current.at >= WINDOW_MS) {
-      // A new window: the last one's best stays for one more, so that the estimate never rests on
+      // A new window: the last one's bound stays for one more, so that the estimate never rests on
       // the first answer of a window alone.
       best.previous = best.current;
-      best.current = sample;
-    } else if (sample.roundTrip <= best.current.roundTrip) {
-      best.current = { ...sample, at: best.current.at };
+      best.current = { lead, at: answeredAt };
+    } else if (lead > best.current.lead) {
+      best.current.lead = lead;
     }
   }
 
@@ -69,17 +68,16 @@ export class NodeClock {
     const { current, previous } = best;
     if (now - current.at >= 2 * WINDOW_MS) return null;
     if (previous === null || now - previous.at >= 2 * WINDOW_MS) return current;
-    return previous.roundTrip < current.roundTrip ? previous : current;
+    return previous.lead > current.lead ? previous : current;
   }
 }
 
 /** How long an answer's bound on the offset is used (one to two windows): clocks drift apart, slowly (at 100 ppm, 1 ms in 10 s). */
 export const WINDOW_MS = 5000;
 
-/** One answer's bound on a node's clock: `lead`, how far it is ahead of ours at least (its `nodeTime` minus the arrival). */
+/** The bound of a window: how far the node's clock leads ours at least (an answer's `nodeTime` minus its arrival). */
 interface Sample {
   lead: number;
-  roundTrip: number;
   /** When its window began (the arrival of the window's first answer). */
   at: number;
 }
