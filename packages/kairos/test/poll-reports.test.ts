@@ -53,7 +53,7 @@ it('answers what the poll claimed, without the results of reports it could not w
   const answer = await worker.poll(workerId, { max: 1, waitMs: 0, reports: [report] });
   expect(answer).toEqual({
     runs: [expect.objectContaining({ runId: second.id, attempt: 1 })],
-    nodeTime: expect.any(Number),
+    nodeClock: expect.any(Object),
   });
   expect(await admin.getRun(first.id)).toMatchObject({ status: 'running', attempt: 1 });
   expect(await admin.getRun(second.id)).toMatchObject({ status: 'running', attempt: 1, workerId });
@@ -78,6 +78,6 @@ it('stops waiting when the reports fail: a poll with nothing to claim answers at
     waitMs: 120_000,
     reports: [{ runId: run.id, attempt: 1, outcome: 'succeeded' }],
   });
-  expect(answer).toEqual({ runs: [], nodeTime: expect.any(Number) });
+  expect(answer).toEqual({ runs: [], nodeClock: expect.any(Object) });
   expect(await admin.getRun(run.id)).toMatchObject({ status: 'running' });
 });

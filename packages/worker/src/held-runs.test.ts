@@ -1,6 +1,7 @@
 import type { Assignment } from '@kairos/client';
 import { describe, expect, it } from 'vitest';
 import { HeldRuns } from './held-runs.ts';
+import { monotonicNow } from './timing.ts';
 
 function assignment(runId: number): Assignment {
   return {
@@ -18,7 +19,7 @@ function assignment(runId: number): Assignment {
 describe('HeldRuns', () => {
   it('keeps runs in start order and hands out only those whose instant came', () => {
     const held = new HeldRuns(() => {});
-    const now = Date.now();
+    const now = monotonicNow();
     held.add(assignment(3), now + 60_000);
     held.add(assignment(1), now - 10);
     held.add(assignment(2), now + 30_000);
@@ -44,11 +45,11 @@ describe('HeldRuns', () => {
     let held: HeldRuns;
     const called = new Promise<void>((resolve) => {
       held = new HeldRuns(() => {
-        due.push(Date.now());
-        if (held.takeDue(Date.now(), 1).length > 0) resolve();
+        due.push(monotonicNow());
+        if (held.takeDue(monotonicNow(), 1).length > 0) resolve();
       });
     });
-    const startAt = Date.now() + 40;
+    const startAt = monotonicNow() + 40;
     held!.add(assignment(1), startAt);
     const empty = held!.whenEmpty(new AbortController().signal);
     await called;
@@ -56,5 +57,26 @@ describe('HeldRuns', () => {
     expect(due[due.length - 1]).toBeGreaterThanOrEqual(startAt);
     await empty;
     expect(held!.size).toBe(0);
+  });
+
+  it('calls back again for a run whose instant came while it was calling back early', async () => {
+    const calls: number[] = [];
+    let held: HeldRuns;
+    const startAt = monotonicNow() + 0.5;
+    const taken = new Promise<void>((resolve) => {
+      held = new HeldRuns(() => {
+        calls.push(monotonicNow());
+        // The first call, early: the owner takes nothing and is busy until past the instant.
+        if (calls.length === 1 && calls[0]! < startAt) {
+          while (monotonicNow() <= startAt + 0.5) {}
+          return;
+        }
+        if (held.takeDue(monotonicNow(), 1).length > 0) resolve();
+      });
+    });
+    held!.add(assignment(1), startAt);
+    await taken;
+    expect(held!.size).toBe(0);
+    expect(calls[calls.length - 1]).toBeGreaterThanOrEqual(startAt);
   });
 });

@@ -1,11 +1,11 @@
 import { clearImmediate, clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import type { Assignment, AttemptRef } from '@kairos/client';
-import { Wakeup } from './timing.ts';
+import { monotonicNow, Wakeup } from './timing.ts';
 
 /** One claimed attempt whose handler has not started. */
 export interface HeldRun {
   assignment: Assignment;
-  /** When its handler may start, on this process's clock (epoch ms). */
+  /** When its handler may start, on this process's monotonic clock ({@link monotonicNow}). */
   startAt: number;
 }
 
@@ -38,7 +38,7 @@ export class HeldRuns {
     let i = this.#runs.length;
     while (i > 0 && this.#runs[i - 1]!.startAt > startAt) i--;
     this.#runs.splice(i, 0, { assignment, startAt });
-    this.#arm(Date.now());
+    this.#arm(monotonicNow());
   }
 
   /** How many held attempts may start now (they wait for a slot). */
@@ -79,7 +79,7 @@ export class HeldRuns {
     );
     if (i < 0) return false;
     this.#runs.splice(i, 1);
-    this.#changed(Date.now());
+    this.#changed(monotonicNow());
     return true;
   }
 
@@ -91,7 +91,7 @@ export class HeldRuns {
   drain(): HeldRun[] {
     const runs = this.#runs;
     this.#runs = [];
-    this.#changed(Date.now());
+    this.#changed(monotonicNow());
     return runs;
   }
 
@@ -119,12 +119,15 @@ export class HeldRuns {
     this.#timerAt = next;
     if (next === Number.POSITIVE_INFINITY) return;
     const due = () => {
+      // Read before the call: a run whose instant comes while onDue runs is armed again below (with
+      // a later reading it would count as due, and nothing would call back for it).
+      const at = monotonicNow();
       this.#timer = undefined;
       this.#immediate = undefined;
       this.#timerAt = Number.POSITIVE_INFINITY;
       this.onDue();
       // Early, the run is still waiting: set again for what is left.
-      this.#arm(Date.now());
+      this.#arm(at);
     };
     if (next - now <= 1) this.#immediate = setImmediate(due);
     else this.#timer = setTimeout(due, next - now - 1);

@@ -1,83 +1,132 @@
 /**
- * When, on this process's clock, a held run starts: the node says its instant as a delay
- * (`startInMs`) from its own clock's `nodeTime`, and the worker maps that to its clock.
+ * When, on this process's monotonic clock, a held run starts: the node says its instant as a delay
+ * (`startInMs`) from its clock's `time` (`nodeClock` of the poll answer), and the worker maps that
+ * to its own clock.
  *
- * The answer alone bounds the instant: the node read `nodeTime` after the request left and before
+ * The answer alone bounds the instant: the node read its clock after the request left and before
  * its answer arrived, so the instant lies between `askedAt + startInMs` and `answeredAt + startInMs`.
  * The upper bound never starts a run early, but it is late by the answer's whole way back (the node
  * writing a large answer, the network, the worker's event loop), which on a busy machine was 2–19
  * ms for an answer of 500 runs, and different for each answer: the halves of one instant's runs
  * started apart.
  *
- * Every answer that carries `nodeTime` (polls, heartbeats) bounds the offset between the two clocks
- * the same way: the node's clock leads ours by at least `nodeTime` minus the answer's arrival. The
- * highest such bound of the last {@link WINDOW_MS} or so is the tightest; a run then starts at its
- * instant mapped through it, late by at most the way back of the answer that gave it (and the
- * clocks' drift since). The answer's own bounds still hold: never later than the upper bound, and
- * an offset that would start a run before the lower bound (a clock stepped) is dropped.
+ * Every answer that carries the node's clock (polls, heartbeats) bounds the offset between the two
+ * clocks the same way: the node's clock leads ours by at least `time − answeredAt` and at most
+ * `time − askedAt`. The highest lower bound of the last {@link WINDOW_MS} or so is the tightest; a
+ * run then starts at its instant mapped through it, late by at most the way back of the answer
+ * that gave it. Both clocks are monotonic (they never step), so the offset moves only as fast as
+ * the clocks' rates differ: a bound loses {@link DRIFT} of its age. If the highest lower bound
+ * passes the lowest upper bound, they came from clocks that moved apart: the bounds start afresh
+ * from the newest answer. Clocks are told apart by the node's `id` (one per node process), not by
+ * URL: behind a load balancer one URL reaches several.
  */
 export class NodeClock {
-  /** Per node URL, the highest bound of the current window and of the one before (a windowed maximum). */
-  readonly #nodes = new Map<string, { current: Sample; previous: Sample | null }>();
+  /** Per node clock id, the tightest bounds of the current window and of the one before. */
+  readonly #clocks = new Map<string, { current: Window; previous: Window | null }>();
 
-  /** An answer of node `url` that left at `askedAt`, arrived at `answeredAt` and carried `nodeTime`. */
-  sample(url: string, askedAt: number, nodeTime: number | undefined, answeredAt: number): void {
-    if (nodeTime === undefined || answeredAt < askedAt) return;
-    const lead = nodeTime - answeredAt;
-    const best = this.#nodes.get(url);
-    if (!best) {
-      this.#nodes.set(url, { current: { lead, at: answeredAt }, previous: null });
+  /** An answer that left at `askedAt`, arrived at `answeredAt` (this process's monotonic clock) and carried `clock`. */
+  sample(askedAt: number, clock: NodeClockReading | undefined, answeredAt: number): void {
+    if (!isReading(clock) || !(answeredAt >= askedAt)) return;
+    const fresh = (): Window => ({
+      start: answeredAt,
+      lower: { value: clock.time - answeredAt, at: answeredAt },
+      upper: { value: clock.time - askedAt, at: answeredAt },
+    });
+    const known = this.#clocks.get(clock.id);
+    if (!known) {
+      this.#clocks.set(clock.id, { current: fresh(), previous: null });
       return;
     }
-    if (answeredAt - best.current.at >= WINDOW_MS) {
-      // A new window: the last one's bound stays for one more, so that the estimate never rests on
+    const window = fresh();
+    if (answeredAt - known.current.start >= WINDOW_MS) {
+      // A new window: the last one's bounds stay for one more, so that the estimate never rests on
       // the first answer of a window alone.
-      best.previous = best.current;
-      best.current = { lead, at: answeredAt };
-    } else if (lead > best.current.lead) {
-      best.current.lead = lead;
+      known.previous = known.current;
+      known.current = window;
+    } else {
+      if (aged(window.lower, -1, answeredAt) >= aged(known.current.lower, -1, answeredAt))
+        known.current.lower = window.lower;
+      if (aged(window.upper, 1, answeredAt) <= aged(known.current.upper, 1, answeredAt))
+        known.current.upper = window.upper;
+    }
+    if (this.#lead(known, answeredAt) > this.#most(known, answeredAt)) {
+      // The bounds no longer meet: a clock was not what it seemed. The newest answer alone decides.
+      this.#clocks.set(clock.id, { current: window, previous: null });
     }
   }
 
   /**
-   * This clock's instant for a run that starts `startInMs` after `nodeTime` on the clock of node
-   * `url`, in an answer to a request that left at `askedAt` and arrived at `answeredAt`.
+   * This process's monotonic instant for a run that starts `startInMs` after `clock`, in an answer
+   * that left at `askedAt` and arrived at `answeredAt` (given to {@link sample} first).
    */
   startAt(
-    url: string,
     startInMs: number,
-    nodeTime: number | undefined,
+    clock: NodeClockReading | undefined,
     askedAt: number,
     answeredAt: number,
   ): number {
     const latest = answeredAt + startInMs;
-    const best = this.#best(url, answeredAt);
-    if (nodeTime === undefined || best === null) return latest;
-    const mapped = nodeTime + startInMs - best.lead;
-    if (mapped < askedAt + startInMs) {
-      // Not possible with the offset of that answer: a clock moved since. Start afresh.
-      this.#nodes.delete(url);
-      return latest;
-    }
+    if (!isReading(clock)) return latest;
+    const known = this.#clocks.get(clock.id);
+    if (!known) return latest;
+    const mapped = clock.time + startInMs - this.#lead(known, answeredAt);
+    // Not before the answer's own lower bound (its bounds were checked against the others in sample).
+    if (!(mapped >= askedAt + startInMs)) return latest;
     return Math.min(mapped, latest);
   }
 
-  #best(url: string, now: number): Sample | null {
-    const best = this.#nodes.get(url);
-    if (!best) return null;
-    const { current, previous } = best;
-    if (now - current.at >= 2 * WINDOW_MS) return null;
-    if (previous === null || now - previous.at >= 2 * WINDOW_MS) return current;
-    return previous.lead > current.lead ? previous : current;
+  /** How far the node's clock leads ours at least, at `now` (−∞ when no bound is recent enough). */
+  #lead(known: { current: Window; previous: Window | null }, now: number): number {
+    let lead = Number.NEGATIVE_INFINITY;
+    for (const window of [known.current, known.previous]) {
+      if (window && now - window.start < 2 * WINDOW_MS) lead = Math.max(lead, aged(window.lower, -1, now));
+    }
+    return lead;
+  }
+
+  /** How far the node's clock leads ours at most, at `now` (+∞ when no bound is recent enough). */
+  #most(known: { current: Window; previous: Window | null }, now: number): number {
+    let most = Number.POSITIVE_INFINITY;
+    for (const window of [known.current, known.previous]) {
+      if (window && now - window.start < 2 * WINDOW_MS) most = Math.min(most, aged(window.upper, 1, now));
+    }
+    return most;
   }
 }
 
-/** How long an answer's bound on the offset is used (one to two windows): clocks drift apart, slowly (at 100 ppm, 1 ms in 10 s). */
+/** A node's clock as an answer carries it (`nodeClock`). */
+export interface NodeClockReading {
+  id: string;
+  time: number;
+}
+
+/** How long an answer's bounds are used (one to two windows). */
 export const WINDOW_MS = 5000;
 
-/** The bound of a window: how far the node's clock leads ours at least (an answer's `nodeTime` minus its arrival). */
-interface Sample {
-  lead: number;
-  /** When its window began (the arrival of the window's first answer). */
+/**
+ * How fast two monotonic clocks may move apart: 500 ppm, the most NTP slews a clock by. A bound
+ * loses that much of its age (0.5 ms after a second).
+ */
+export const DRIFT = 0.0005;
+
+/** A bound on the offset as it was at `at`. */
+interface Bound {
+  value: number;
   at: number;
+}
+
+/** The tightest bounds of one window, which began at `start`. */
+interface Window {
+  start: number;
+  lower: Bound;
+  upper: Bound;
+}
+
+/** A bound at `now`, widened by the drift since it was taken: `side` −1 for a lower bound, +1 for an upper. */
+function aged(bound: Bound, side: -1 | 1, now: number): number {
+  return bound.value + side * DRIFT * Math.max(0, now - bound.at);
+}
+
+function isReading(clock: NodeClockReading | undefined): clock is NodeClockReading {
+  return clock !== undefined && typeof clock.id === 'string' && Number.isFinite(clock.time);
 }

@@ -4,6 +4,7 @@ import type { Assignment, Report } from '@kairos/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimeoutError } from './errors.ts';
 import type { WorkerLogger } from './logger.ts';
+import { monotonicNow } from './timing.ts';
 import { Worker } from './worker.ts';
 
 const quiet: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -172,6 +173,7 @@ describe('Worker prefetch', () => {
     const ahead = 3_600_000;
     const startInMs = 1500;
     const slowWayBack = 1000;
+    const nodeClock = () => ({ id: 'node', time: monotonicNow() + ahead });
     let heartbeats = 0;
     let instant = 0;
     server = await fakeNode((path, _body, send) => {
@@ -179,17 +181,14 @@ describe('Worker prefetch', () => {
         return send({ workerId: 'w', heartbeatMs: 20, leaseMs: 120_000, pollWaitMs: 50 });
       if (path.endsWith('/heartbeat')) {
         heartbeats++;
-        return send({ cancel: [], nodeTime: Date.now() + ahead });
+        return send({ cancel: [], nodeClock: nodeClock() });
       }
       if (path.endsWith('/poll')) {
         if (heartbeats < 3 || instant !== 0)
-          return setTimeout(() => send({ runs: [], nodeTime: Date.now() + ahead }), 20);
-        const read = Date.now();
-        instant = read + startInMs;
-        return setTimeout(
-          () => send({ runs: [{ ...assignment, startInMs }], nodeTime: read + ahead }),
-          slowWayBack,
-        );
+          return setTimeout(() => send({ runs: [], nodeClock: nodeClock() }), 20);
+        const read = nodeClock();
+        instant = read.time - ahead + startInMs;
+        return setTimeout(() => send({ runs: [{ ...assignment, startInMs }], nodeClock: read }), slowWayBack);
       }
       return send({ results: [{ runId: 1, attempt: 1, ok: true }] });
     });
@@ -201,7 +200,7 @@ describe('Worker prefetch', () => {
     const worker = new Worker({ url, concurrency: 2, handleSignals: false, logger: quiet }).handle(
       'h',
       () => {
-        started(Date.now());
+        started(monotonicNow());
         return null;
       },
     );

@@ -53,3 +53,12 @@ export class Wakeup {
     for (const done of [...this.#waiters]) done();
   }
 }
+
+/**
+ * Milliseconds on this process's monotonic clock, counted from its wall-clock start: a clock that
+ * never steps (NTP, a changed system time). Held runs' instants and the offsets of nodes' clocks
+ * are kept on it.
+ */
+export function monotonicNow(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -47,7 +47,7 @@ import { classifyOutcome, type Settlement } from './outcome.ts';
 import { Reporter } from './reporter.ts';
 import { shellHandler } from './shell.ts';
 import { TimeLimits } from './time-limits.ts';
-import { settlesWithin, sleep, Wakeup } from './timing.ts';
+import { monotonicNow, settlesWithin, sleep, Wakeup } from './timing.ts';
 
 /** The node refuses polls for more runs than this. */
 const MAX_POLL = 1000;
@@ -531,7 +531,7 @@ export class Worker {
     let refused = false;
     while (!signal.aborted) {
       // Held runs whose instant came take the next free slots.
-      const free = this.#options.concurrency - this.#running.size - this.#held.dueCount(Date.now());
+      const free = this.#options.concurrency - this.#running.size - this.#held.dueCount(monotonicNow());
       if (free <= 0) {
         await this.#slotFreed.wait(signal);
         continue;
@@ -541,7 +541,7 @@ export class Worker {
       const longest = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
       // A poll sized while runs are held ends when the next of them starts: the next poll asks
       // again for what it may hold then (else it would wait with the room of a full hold).
-      const untilHeldStarts = this.#held.nextStart(Date.now()) - Date.now();
+      const untilHeldStarts = this.#held.nextStart(monotonicNow()) - monotonicNow();
       const waitMs = Math.max(0, Math.min(longest, untilHeldStarts));
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
       const ahead = this.#aheadRefused ? 0 : this.#options.prefetch - this.#held.size;
@@ -551,15 +551,14 @@ export class Worker {
       // Reports of attempts that ended ride with the poll: one request where there were two.
       const reports = this.#pollReportsRefused ? [] : this.#reporter.take();
       if (reports.length > 0) request.reports = reports;
-      const askedAt = Date.now();
+      const askedAt = monotonicNow();
       try {
         let answer: PollResponse;
-        let node = '';
         try {
-          answer = await this.#nodes.call((client, abort) => {
-            node = client.url;
-            return client.poll(id, request, abort, this.#nodes.pollTimeoutMs);
-          }, signal);
+          answer = await this.#nodes.call(
+            (client, abort) => client.poll(id, request, abort, this.#nodes.pollTimeoutMs),
+            signal,
+          );
         } catch (err) {
           if (reports.length > 0) this.#reporter.giveBack(reports);
           throw err;
@@ -572,18 +571,18 @@ export class Worker {
         backoff.reset();
         refused = false;
         const runs = answer?.runs ?? [];
-        // `startInMs` counts from the node's clock at `nodeTime`, mapped to ours (node-clock.ts).
-        const answeredAt = Date.now();
-        this.#nodeClock.sample(node, askedAt, answer?.nodeTime, answeredAt);
+        // `startInMs` counts from the node's clock, mapped to ours (node-clock.ts).
+        const answeredAt = monotonicNow();
+        this.#nodeClock.sample(askedAt, answer?.nodeClock, answeredAt);
         for (const assignment of runs) {
           const startAt =
             assignment.startInMs === undefined
               ? answeredAt
-              : this.#nodeClock.startAt(node, assignment.startInMs, answer?.nodeTime, askedAt, answeredAt);
+              : this.#nodeClock.startAt(assignment.startInMs, answer?.nodeClock, askedAt, answeredAt);
           this.#held.add(assignment, startAt);
         }
         this.#startDue();
-        if (runs.length === 0 && waitMs === longest && Date.now() - askedAt < QUICK_EMPTY_POLL_MS) {
+        if (runs.length === 0 && waitMs === longest && monotonicNow() - askedAt < QUICK_EMPTY_POLL_MS) {
           await sleep(EMPTY_POLL_PAUSE_MS, signal);
         } else if (runs.length > 0) {
           // Handlers that end at once report before the next poll, which then carries their reports.
@@ -646,14 +645,10 @@ export class Worker {
       const every = session?.heartbeatMs ?? wait;
       const request = this.#heartbeatRequest();
       const sentAt = this.#lease.mark();
-      const askedAt = Date.now();
+      const askedAt = monotonicNow();
       try {
-        let node = '';
-        const answer = await this.#nodes.call((client) => {
-          node = client.url;
-          return client.heartbeat(id, request);
-        });
-        this.#nodeClock.sample(node, askedAt, answer?.nodeTime, Date.now());
+        const answer = await this.#nodes.call((client) => client.heartbeat(id, request));
+        this.#nodeClock.sample(askedAt, answer?.nodeClock, monotonicNow());
         backoff.reset();
         refused = false;
         wait = every;
@@ -707,12 +702,12 @@ export class Worker {
 
   /** Starts held attempts whose instant came, in order, while slots are free and the lease is live. */
   #startDue(): void {
-    if (this.#held.dueCount(Date.now()) === 0) return;
+    if (this.#held.dueCount(monotonicNow()) === 0) return;
     if (!this.#lease.live()) {
       if (!this.#waitingForLease) {
         this.#waitingForLease = true;
         this.#log.warn('held runs wait: no heartbeat acknowledged within the lease', {
-          due: this.#held.dueCount(Date.now()),
+          due: this.#held.dueCount(monotonicNow()),
         });
       }
       return;
@@ -722,7 +717,7 @@ export class Worker {
       const free = this.#options.concurrency - this.#running.size;
       if (free <= 0) return;
       // As many as the free slots in one take; then again, for those whose instant came meanwhile.
-      const due = this.#held.takeDue(Date.now(), free);
+      const due = this.#held.takeDue(monotonicNow(), free);
       if (due.length === 0) return;
       for (const assignment of due) this.#startAttempt(assignment);
     }
@@ -839,7 +834,7 @@ export class Worker {
         attempt: assignment.attempt,
         outcome: 'failed',
         error: { name: 'WorkerShutdown', message: 'the worker shut down before the run started' },
-        retryAfterMs: Math.max(0, startAt - Date.now()),
+        retryAfterMs: Math.max(0, Math.ceil(startAt - monotonicNow())),
       });
     }
     for (const running of this.#running.values()) {

@@ -82,15 +82,20 @@ export const HeartbeatRequestSchema = closed({
 });
 
 /**
- * The node's clock (epoch ms) as it answered: with the instants the request left and its answer
- * arrived, it bounds the offset between the node's clock and the worker's (docs/worker-protocol.md).
+ * The node's clock as it answered: `time`, milliseconds on a clock of the node process that never
+ * steps, and `id`, which names that clock (one per node process). With the instants the request
+ * left and its answer arrived, each answer bounds the offset between the node's clock and the
+ * worker's (docs/workers.md#fire-ahead-prefetch).
  */
-const NodeTimeSchema = Type.Integer({ minimum: 0 });
+const NodeClockSchema = Type.Object({
+  id: Type.String({ maxLength: 64 }),
+  time: Type.Number({ minimum: 0 }),
+});
 
 export const HeartbeatResponseSchema = Type.Object({
   /** Attempts the worker should stop: cancelled, or no longer its own (fenced out). */
   cancel: Type.Array(Type.Object({ runId: Type.Integer(), attempt: Type.Integer() })),
-  nodeTime: Type.Optional(NodeTimeSchema),
+  nodeClock: Type.Optional(NodeClockSchema),
 });
 
 export const ReportErrorSchema = closed({
@@ -167,8 +172,8 @@ export const AssignmentSchema = Type.Object({
   /** A shard of a broadcast fire: this run's index from 0, and how many shards the fire has. */
   shard: Type.Optional(ShardSchema),
   /**
-   * Fire ahead: start the handler this many ms after the answer's `nodeTime` (on the node's clock;
-   * without `nodeTime`, after the answer arrived). Absent: start at once.
+   * Fire ahead: start the handler this many ms after the answer's `nodeClock.time` (without
+   * `nodeClock`, after the answer arrived). Absent: start at once.
    */
   startInMs: Type.Optional(Type.Integer()),
   /** W3C trace context of the attempt's parent span (the dispatch); absent when the run is not traced. */
@@ -181,7 +186,7 @@ export const PollResponseSchema = Type.Object({
   /** The poll's `reports`, one entry each, in order: `ok`, or the code of why it changed nothing. */
   results: Type.Optional(Type.Array(ReportResultSchema)),
   /** The node's clock when it counted the runs' `startInMs`. */
-  nodeTime: Type.Optional(NodeTimeSchema),
+  nodeClock: Type.Optional(NodeClockSchema),
 });
 
 export const WorkerLogEntrySchema = closed({

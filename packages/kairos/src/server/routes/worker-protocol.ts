@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   type Assignment,
   EmptySchema,
@@ -38,6 +38,10 @@ type WorkerParams = Static<typeof WorkerParam>;
 export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const { store, clock, config, dispatcher, ender, metrics, keyring } = ctx;
   const worker = { onRequest: ctx.requireRole('worker') };
+  // This process's clock for workers (docs/workers.md#fire-ahead-prefetch): one that never steps,
+  // named so that a worker never mixes the clocks of two processes (a restart, a load balancer).
+  const clockId = randomBytes(8).toString('hex');
+  const nodeClock = () => ({ id: clockId, time: performance.timeOrigin + performance.now() });
 
   /** Ends the attempts that `reports` name, fenced by the worker and attempt: one result each. */
   async function applyReports(reports: Report[], workerId: string): Promise<ReportResult[]> {
@@ -125,7 +129,7 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
           'attempts the worker never received given back (lost)',
         );
       }
-      return { cancel: answer.cancel, nodeTime: clock.now() };
+      return { cancel: answer.cancel, nodeClock: nodeClock() };
     },
   );
 
@@ -171,7 +175,10 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
         );
         const results = await reporting;
         metrics.claimed.inc(runs.length);
+        // Read together: the runs' delays count from `now`, which the worker places on its own clock
+        // through `stamp`.
         const now = clock.now();
+        const stamp = nodeClock();
         // The one place secret params leave the node decrypted: to the worker that claimed the run.
         const assignments: Assignment[] = [];
         const unreadable: Report[] = [];
@@ -197,7 +204,9 @@ export function workerProtocolRoutes(app: FastifyInstance, ctx: NodeContext): vo
             'runs failed: their secret params name a key this node does not have',
           );
         }
-        return results ? { runs: assignments, results, nodeTime: now } : { runs: assignments, nodeTime: now };
+        return results
+          ? { runs: assignments, results, nodeClock: stamp }
+          : { runs: assignments, nodeClock: stamp };
       } finally {
         socket.off('close', onClose);
       }
