@@ -26,7 +26,11 @@ export class HeldRuns {
   readonly #emptied = new Wakeup();
 
   /** `onDue` is called when a waiting run's instant comes (the worker then takes the due ones). */
-  constructor(private readonly onDue: () => void) {}
+  constructor(
+    private readonly onDue: () => void,
+    /** This process's monotonic clock; tests pass their own. */
+    private readonly now: () => number = monotonicNow,
+  ) {}
 
   /** Held attempts, due or waiting. */
   get size(): number {
@@ -38,7 +42,7 @@ export class HeldRuns {
     let i = this.#runs.length;
     while (i > 0 && this.#runs[i - 1]!.startAt > startAt) i--;
     this.#runs.splice(i, 0, { assignment, startAt });
-    this.#arm(monotonicNow());
+    this.#arm(this.now());
   }
 
   /** How many held attempts may start now (they wait for a slot). */
@@ -79,7 +83,7 @@ export class HeldRuns {
     );
     if (i < 0) return false;
     this.#runs.splice(i, 1);
-    this.#changed(monotonicNow());
+    this.#changed(this.now());
     return true;
   }
 
@@ -91,7 +95,7 @@ export class HeldRuns {
   drain(): HeldRun[] {
     const runs = this.#runs;
     this.#runs = [];
-    this.#changed(monotonicNow());
+    this.#changed(this.now());
     return runs;
   }
 
@@ -121,7 +125,7 @@ export class HeldRuns {
     const due = () => {
       // Read before the call: a run whose instant comes while onDue runs is armed again below (with
       // a later reading it would count as due, and nothing would call back for it).
-      const at = monotonicNow();
+      const at = this.now();
       this.#timer = undefined;
       this.#immediate = undefined;
       this.#timerAt = Number.POSITIVE_INFINITY;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DRIFT, NodeClock, type NodeClockReading, WINDOW_MS } from './node-clock.ts';
+import { DRIFT, MAX_AHEAD_OF_ARRIVAL_MS, NodeClock, type NodeClockReading, WINDOW_MS } from './node-clock.ts';
 
 /** The nodes' clocks run an hour ahead of the worker's: nothing assumes they agree. */
 const AHEAD = 3_600_000;
@@ -21,10 +21,21 @@ describe('NodeClock', () => {
     clock.sample(1000, on(1001 + AHEAD), 1002);
     // One with a longer round trip but a quicker way back: the node leads by AHEAD at least.
     clock.sample(1010, on(1013 + AHEAD), 1013);
-    // A slow answer (the node read its clock at 1100 + AHEAD, the answer arrived 31 ms later): its
-    // run's instant is the node's 1100 + 500, here 1600 and a little drift at most.
-    clock.sample(1050, on(1100 + AHEAD), 1131);
-    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1131)).toBeCloseTo(1600 + DRIFT * (1131 - 1013), 9);
+    // A slow answer (the node read its clock at 1100 + AHEAD, the answer arrived 20 ms later): its
+    // run's instant is the node's 1100 + 500, here 1600 and the drift since the bound and over the wait.
+    clock.sample(1050, on(1100 + AHEAD), 1120);
+    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1120)).toBeCloseTo(
+      1600 + DRIFT * (1120 - 1013) + DRIFT * 500,
+      9,
+    );
+  });
+
+  it('moves a start at most MAX_AHEAD_OF_ARRIVAL_MS ahead of its answer alone', () => {
+    const clock = new NodeClock();
+    clock.sample(1000, on(1001 + AHEAD), 1002);
+    // An answer 400 ms on its way back: mapped, its run would start 399 ms before arrival + delay.
+    clock.sample(1050, on(1100 + AHEAD), 1500);
+    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1500)).toBe(2000 - MAX_AHEAD_OF_ARRIVAL_MS);
   });
 
   it('never starts a run later than its answer alone allows', () => {
@@ -51,11 +62,11 @@ describe('NodeClock', () => {
     const clock = new NodeClock();
     clock.sample(1000, on(1001 + AHEAD, 'a'), 1002);
     clock.sample(1000, on(1001 - AHEAD, 'b'), 1002);
-    const mapped = 1601 + DRIFT * (1131 - 1002);
-    expect(clock.startAt(500, on(1100 + AHEAD, 'a'), 1050, 1131)).toBeCloseTo(mapped, 9);
-    expect(clock.startAt(500, on(1100 - AHEAD, 'b'), 1050, 1131)).toBeCloseTo(mapped, 9);
+    const mapped = 1601 + DRIFT * (1120 - 1002) + DRIFT * 500;
+    expect(clock.startAt(500, on(1100 + AHEAD, 'a'), 1050, 1120)).toBeCloseTo(mapped, 9);
+    expect(clock.startAt(500, on(1100 - AHEAD, 'b'), 1050, 1120)).toBeCloseTo(mapped, 9);
     // A process that restarted has another id: its answers alone count until it has bounds.
-    expect(clock.startAt(500, on(1100 + AHEAD, 'c'), 1050, 1131)).toBe(1631);
+    expect(clock.startAt(500, on(1100 + AHEAD, 'c'), 1050, 1120)).toBe(1620);
   });
 
   it('widens a bound by the drift the clocks may have had since it was taken', () => {
@@ -66,7 +77,7 @@ describe('NodeClock', () => {
     // The heartbeat's bound, AHEAD − 1, is worth AHEAD − 1 − DRIFT × its age now.
     const lead = AHEAD - 1 - DRIFT * (later - 1002);
     expect(clock.startAt(500, on(later - 31 + AHEAD), later - 40, later)).toBeCloseTo(
-      later - 31 + AHEAD + 500 - lead,
+      later - 31 + AHEAD + 500 - lead + DRIFT * 500,
       9,
     );
   });
@@ -87,7 +98,7 @@ describe('NodeClock', () => {
     clock.sample(next - 30, on(next - 10 + AHEAD), next);
     const lead = AHEAD - 1 - DRIFT * WINDOW_MS;
     expect(clock.startAt(500, on(next - 10 + AHEAD), next - 30, next)).toBeCloseTo(
-      next - 10 + AHEAD + 500 - lead,
+      next - 10 + AHEAD + 500 - lead + DRIFT * 500,
       9,
     );
   });

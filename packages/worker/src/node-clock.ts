@@ -15,7 +15,8 @@
  * `time − askedAt`. The highest lower bound of the last {@link WINDOW_MS} or so is the tightest; a
  * run then starts at its instant mapped through it, late by at most the way back of the answer
  * that gave it. Both clocks are monotonic (they never step), so the offset moves only as fast as
- * the clocks' rates differ: a bound loses {@link DRIFT} of its age. If the highest lower bound
+ * the clocks' rates differ: a bound loses {@link DRIFT} of its age, and a run of its wait. A start
+ * moves at most {@link MAX_AHEAD_OF_ARRIVAL_MS} ahead of the answer's own bound. If the highest lower bound
  * passes the lowest upper bound, they came from clocks that moved apart: the bounds start afresh
  * from the newest answer. Clocks are told apart by the node's `id` (one per node process), not by
  * URL: behind a load balancer one URL reaches several.
@@ -34,6 +35,9 @@ export class NodeClock {
     });
     const known = this.#clocks.get(clock.id);
     if (!known) {
+      // A node process not seen before: forget those whose bounds have all expired (restarted nodes).
+      for (const [id, old] of this.#clocks)
+        if (answeredAt - old.current.start >= 2 * WINDOW_MS) this.#clocks.delete(id);
       this.#clocks.set(clock.id, { current: fresh(), previous: null });
       return;
     }
@@ -69,10 +73,12 @@ export class NodeClock {
     if (!isReading(clock)) return latest;
     const known = this.#clocks.get(clock.id);
     if (!known) return latest;
-    const mapped = clock.time + startInMs - this.#lead(known, answeredAt);
+    // The offset may shrink by the drift while the run is held, too.
+    const mapped = clock.time + startInMs - this.#lead(known, answeredAt) + DRIFT * startInMs;
     // Not before the answer's own lower bound (its bounds were checked against the others in sample).
     if (!(mapped >= askedAt + startInMs)) return latest;
-    return Math.min(mapped, latest);
+    // However wrong a model of the clocks may be, it moves a start at most this far ahead.
+    return Math.max(Math.min(mapped, latest), latest - MAX_AHEAD_OF_ARRIVAL_MS);
   }
 
   /** How far the node's clock leads ours at least, at `now` (−∞ when no bound is recent enough). */
@@ -104,10 +110,19 @@ export interface NodeClockReading {
 export const WINDOW_MS = 5000;
 
 /**
- * How fast two monotonic clocks may move apart: 500 ppm, the most NTP slews a clock by. A bound
- * loses that much of its age (0.5 ms after a second).
+ * How fast the two monotonic clocks are assumed to move apart at most: 1,000 ppm, two clocks each
+ * slewed by ntpd's limit of 500 ppm in opposite directions. A bound loses that much of its age (1 ms
+ * after a second), and a held run that much of its wait. A daemon that slews faster (chrony, after a
+ * VM pause) breaks the assumption; {@link MAX_AHEAD_OF_ARRIVAL_MS} bounds what that costs.
  */
-export const DRIFT = 0.0005;
+export const DRIFT = 0.001;
+
+/**
+ * The most the mapping starts a run ahead of its answer's arrival plus `startInMs`, whatever the
+ * bounds say: what a wrong model of the clocks can cost. The way back of an answer of 500 runs on a
+ * busy machine measured 2–19 ms; a slow network adds its latency.
+ */
+export const MAX_AHEAD_OF_ARRIVAL_MS = 250;
 
 /** A bound on the offset as it was at `at`. */
 interface Bound {

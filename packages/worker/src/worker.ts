@@ -542,7 +542,8 @@ export class Worker {
       // A poll sized while runs are held ends when the next of them starts: the next poll asks
       // again for what it may hold then (else it would wait with the room of a full hold).
       const untilHeldStarts = this.#held.nextStart(monotonicNow()) - monotonicNow();
-      const waitMs = Math.max(0, Math.min(longest, untilHeldStarts));
+      // Whole milliseconds, as the node takes them (instants are fractional on the monotonic clock).
+      const waitMs = Math.max(0, Math.ceil(Math.min(longest, untilHeldStarts)));
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
       const ahead = this.#aheadRefused ? 0 : this.#options.prefetch - this.#held.size;
       if (ahead > 0) request.ahead = ahead;

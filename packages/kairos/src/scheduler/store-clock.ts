@@ -22,8 +22,9 @@ export class StoreClock implements Clock {
 
   constructor(private readonly store: Store) {}
 
+  /** Whole milliseconds, truncated as `Date.now()` is: a delay counted from it is never short. */
   now(): number {
-    return Math.round(this.anchorStore + (performance.now() - this.anchorMonotonic));
+    return Math.floor(this.anchorStore + (performance.now() - this.anchorMonotonic));
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
