@@ -11,8 +11,8 @@ function on(time: number, id = 'a'): NodeClockReading {
 describe('NodeClock', () => {
   it('without the node clock, or before any answer of it, starts a run its delay after the answer arrived', () => {
     const clock = new NodeClock();
-    expect(clock.startAt(500, undefined, 1000, 1040)).toBe(1540);
-    expect(clock.startAt(500, on(1020 + AHEAD), 1000, 1040)).toBe(1540);
+    expect(clock.startAt(500, undefined, 1000, 1040)).toBe(1540 + DRIFT * 500);
+    expect(clock.startAt(500, on(1020 + AHEAD), 1000, 1040)).toBe(1540 + DRIFT * 500);
   });
 
   it('maps the instant through the highest bound of the answers, not the late arrival of a slow one', () => {
@@ -35,15 +35,17 @@ describe('NodeClock', () => {
     clock.sample(1000, on(1001 + AHEAD), 1002);
     // An answer 400 ms on its way back: mapped, its run would start 399 ms before arrival + delay.
     clock.sample(1050, on(1100 + AHEAD), 1500);
-    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1500)).toBe(2000 - MAX_AHEAD_OF_ARRIVAL_MS);
+    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1500)).toBe(
+      2000 + DRIFT * 500 - MAX_AHEAD_OF_ARRIVAL_MS,
+    );
   });
 
   it('never starts a run later than its answer alone allows', () => {
     const clock = new NodeClock();
     clock.sample(1000, on(1000 + AHEAD - 40), 1040);
-    // This answer arrived 5 ms after the node read its clock: the instant is 1505 at most.
+    // This answer arrived 5 ms after the node read its clock: the instant is 1505 at most, and the drift over the wait.
     clock.sample(990, on(1000 + AHEAD), 1005);
-    expect(clock.startAt(500, on(1000 + AHEAD), 990, 1005)).toBe(1505);
+    expect(clock.startAt(500, on(1000 + AHEAD), 990, 1005)).toBe(1505 + DRIFT * 500);
   });
 
   it('starts afresh from the newest answer when the bounds no longer meet', () => {
@@ -55,7 +57,7 @@ describe('NodeClock', () => {
     // A long poll that waited since 0 cannot tell by itself; the bounds of the heartbeat after the
     // step do: the run starts at the node's 2100 − 800 + 500, not 800 ms before.
     clock.sample(0, on(2100 + AHEAD - 800), 2101);
-    expect(clock.startAt(500, on(2100 + AHEAD - 800), 0, 2101)).toBeCloseTo(2601, 9);
+    expect(clock.startAt(500, on(2100 + AHEAD - 800), 0, 2101)).toBeCloseTo(2601 + DRIFT * 500, 9);
   });
 
   it('keeps the clocks of node processes apart, whatever URL reached them', () => {
@@ -66,7 +68,7 @@ describe('NodeClock', () => {
     expect(clock.startAt(500, on(1100 + AHEAD, 'a'), 1050, 1120)).toBeCloseTo(mapped, 9);
     expect(clock.startAt(500, on(1100 - AHEAD, 'b'), 1050, 1120)).toBeCloseTo(mapped, 9);
     // A process that restarted has another id: its answers alone count until it has bounds.
-    expect(clock.startAt(500, on(1100 + AHEAD, 'c'), 1050, 1120)).toBe(1620);
+    expect(clock.startAt(500, on(1100 + AHEAD, 'c'), 1050, 1120)).toBe(1620 + DRIFT * 500);
   });
 
   it('widens a bound by the drift the clocks may have had since it was taken', () => {
@@ -88,7 +90,7 @@ describe('NodeClock', () => {
     const later = 1002 + 2 * WINDOW_MS;
     clock.sample(later - 30, on(later - 10 + AHEAD), later);
     // The quick answer of two windows ago no longer counts; the slow one of now does.
-    expect(clock.startAt(500, on(later - 10 + AHEAD), later - 30, later)).toBe(later + 500);
+    expect(clock.startAt(500, on(later - 10 + AHEAD), later - 30, later)).toBe(later + 500 + DRIFT * 500);
   });
 
   it("keeps the last window's bound into the next one", () => {
@@ -107,7 +109,9 @@ describe('NodeClock', () => {
     const clock = new NodeClock();
     clock.sample(1000, on(Number.NaN), 1002);
     clock.sample(1000, { time: 1001 + AHEAD } as NodeClockReading, 1002);
-    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1131)).toBe(1631);
-    expect(clock.startAt(500, on(Number.POSITIVE_INFINITY), 1050, 1131)).toBe(1631);
+    expect(clock.startAt(500, on(1100 + AHEAD), 1050, 1131)).toBe(1631 + DRIFT * 500);
+    expect(clock.startAt(500, on(Number.POSITIVE_INFINITY), 1050, 1131)).toBe(1631 + DRIFT * 500);
+    clock.sample(1000, null, 1002);
+    expect(clock.startAt(500, null, 1050, 1131)).toBe(1631 + DRIFT * 500);
   });
 });

@@ -26,7 +26,7 @@ export class NodeClock {
   readonly #clocks = new Map<string, { current: Window; previous: Window | null }>();
 
   /** An answer that left at `askedAt`, arrived at `answeredAt` (this process's monotonic clock) and carried `clock`. */
-  sample(askedAt: number, clock: NodeClockReading | undefined, answeredAt: number): void {
+  sample(askedAt: number, clock: NodeClockReading | null | undefined, answeredAt: number): void {
     if (!isReading(clock) || !(answeredAt >= askedAt)) return;
     const fresh = (): Window => ({
       start: answeredAt,
@@ -65,18 +65,19 @@ export class NodeClock {
    */
   startAt(
     startInMs: number,
-    clock: NodeClockReading | undefined,
+    clock: NodeClockReading | null | undefined,
     askedAt: number,
     answeredAt: number,
   ): number {
-    const latest = answeredAt + startInMs;
+    // Even counted from the answer's arrival, a wait may run short by the drift over it.
+    const latest = answeredAt + startInMs + DRIFT * startInMs;
     if (!isReading(clock)) return latest;
     const known = this.#clocks.get(clock.id);
     if (!known) return latest;
     // The offset may shrink by the drift while the run is held, too.
     const mapped = clock.time + startInMs - this.#lead(known, answeredAt) + DRIFT * startInMs;
     // Not before the answer's own lower bound (its bounds were checked against the others in sample).
-    if (!(mapped >= askedAt + startInMs)) return latest;
+    if (!(mapped >= askedAt + startInMs + DRIFT * startInMs)) return latest;
     // However wrong a model of the clocks may be, it moves a start at most this far ahead.
     return Math.max(Math.min(mapped, latest), latest - MAX_AHEAD_OF_ARRIVAL_MS);
   }
@@ -142,6 +143,9 @@ function aged(bound: Bound, side: -1 | 1, now: number): number {
   return bound.value + side * DRIFT * Math.max(0, now - bound.at);
 }
 
-function isReading(clock: NodeClockReading | undefined): clock is NodeClockReading {
-  return clock !== undefined && typeof clock.id === 'string' && Number.isFinite(clock.time);
+/** A reading to use: from a node that sent one in the shape this worker knows. */
+function isReading(clock: NodeClockReading | null | undefined): clock is NodeClockReading {
+  return (
+    typeof clock === 'object' && clock !== null && typeof clock.id === 'string' && Number.isFinite(clock.time)
+  );
 }
