@@ -40,7 +40,10 @@ function fakeNode(route: (path: string, body: string, send: Send) => void): Prom
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-/** A node from before fire ahead: its closed poll schema refuses `ahead`. */
+/**
+ * A node from before fire ahead and poll numbers: its closed poll schema refuses `seq` and `ahead`,
+ * the first it meets, as Kairos nodes since 0.1.0 refuse a field they do not know.
+ */
 function olderNode(polls: Array<Record<string, unknown>>): Promise<Server> {
   let handed = false;
   return fakeNode((path, body, send) => {
@@ -49,9 +52,16 @@ function olderNode(polls: Array<Record<string, unknown>>): Promise<Server> {
     if (path.endsWith('/poll')) {
       const poll = JSON.parse(body) as Record<string, unknown>;
       polls.push(poll);
-      if ('ahead' in poll)
+      const unknown = ['seq', 'ahead'].find((field) => field in poll);
+      if (unknown)
         return send(
-          { error: { code: 'VALIDATION_FAILED', message: "body must NOT have property 'ahead'" } },
+          {
+            error: {
+              code: 'VALIDATION_FAILED',
+              message: `body/${unknown}: unknown field`,
+              details: [{ path: `/${unknown}`, message: 'unknown field' }],
+            },
+          },
           400,
         );
       const runs = handed ? [] : [assignment];
@@ -106,8 +116,59 @@ describe('Worker prefetch', () => {
     await worker.start();
     await handled;
     await worker.stop();
-    expect(polls[0]).toMatchObject({ max: 2, ahead: 10 });
-    expect(polls.slice(1).every((poll) => !('ahead' in poll))).toBe(true);
+    expect(polls[0]).toMatchObject({ max: 2, ahead: 10, seq: 1 });
+    const aheadOff = polls.findIndex((poll) => !('ahead' in poll));
+    expect(aheadOff).toBeGreaterThan(0);
+    expect(polls.slice(aheadOff).every((poll) => !('ahead' in poll) && !('seq' in poll))).toBe(true);
+  });
+
+  it('keeps poll numbers and prefetch when the node refuses a poll for a bad value, not an unknown field', async () => {
+    const polls: Array<Record<string, unknown>> = [];
+    let handed = false;
+    server = await fakeNode((path, body, send) => {
+      if (path.endsWith('/register'))
+        return send({ workerId: 'w', heartbeatMs: 60_000, leaseMs: 120_000, pollWaitMs: 200 });
+      if (path.endsWith('/poll')) {
+        polls.push(JSON.parse(body) as Record<string, unknown>);
+        if (polls.length <= 2)
+          return send(
+            {
+              error: {
+                code: 'VALIDATION_FAILED',
+                message: 'body/waitMs: must be integer',
+                details: [{ path: '/waitMs', message: 'must be integer' }],
+              },
+            },
+            400,
+          );
+        const runs = handed ? [] : [assignment];
+        handed = true;
+        return setTimeout(() => send({ runs }), runs.length > 0 ? 0 : 50);
+      }
+      if (path.endsWith('/report')) return send({ results: [{ runId: 1, attempt: 1, ok: true }] });
+      return send({ cancel: [] });
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const complaints: string[] = [];
+    let ran!: () => void;
+    const handled = new Promise<void>((resolve) => {
+      ran = resolve;
+    });
+    const worker = new Worker({
+      url,
+      concurrency: 2,
+      handleSignals: false,
+      logger: { ...quiet, warn: (m) => void complaints.push(m), error: (m) => void complaints.push(m) },
+    }).handle('h', () => {
+      ran();
+      return null;
+    });
+    await worker.start();
+    await handled;
+    await worker.stop();
+    expect(polls.length).toBeGreaterThan(2);
+    expect(polls.every((poll) => typeof poll.seq === 'number' && typeof poll.ahead === 'number')).toBe(true);
+    expect(complaints).toContain('poll refused by the node; retrying');
   });
 
   it('starts a burst of held runs in order, none before its instant, and times out those that overrun', async () => {

@@ -606,11 +606,9 @@ export class Worker {
         // A report the node refused (invalid, or the body too large) is the reporter's to resolve,
         // alone: it went back there; the poll goes again without it.
         if (reports.length > 0 && refusesReports(err)) continue;
-        if (
-          request.seq !== undefined &&
-          isValidationFailed(err) &&
-          (namesField(err, 'seq') || !namesField(err, 'ahead'))
-        ) {
+        // Only a refusal that names the field as unknown turns it off: any other (a bad value) is
+        // a refused poll, logged and retried, never a feature silently lost.
+        if (request.seq !== undefined && isUnknownField(err, 'seq')) {
           this.#seqRefused = true;
           this.#log.warn(
             'the node does not take poll numbers; it cannot give back runs whose answer was lost',
@@ -620,7 +618,7 @@ export class Worker {
           );
           continue;
         }
-        if (request.ahead !== undefined && isValidationFailed(err)) {
+        if (request.ahead !== undefined && isUnknownField(err, 'ahead')) {
           this.#aheadRefused = true;
           this.#log.warn('the node does not hand out runs ahead of their instant; prefetch is off', {
             err: errorField(err),
