@@ -28,20 +28,19 @@ export class NodeClock {
   /** An answer that left at `askedAt`, arrived at `answeredAt` (this process's monotonic clock) and carried `clock`. */
   sample(askedAt: number, clock: NodeClockReading | null | undefined, answeredAt: number): void {
     if (!isReading(clock) || !(answeredAt >= askedAt)) return;
-    const fresh = (): Window => ({
+    const window: Window = {
       start: answeredAt,
       lower: { value: clock.time - answeredAt, at: answeredAt },
       upper: { value: clock.time - askedAt, at: answeredAt },
-    });
+    };
     const known = this.#clocks.get(clock.id);
     if (!known) {
       // A node process not seen before: forget those whose bounds have all expired (restarted nodes).
       for (const [id, old] of this.#clocks)
         if (answeredAt - old.current.start >= 2 * WINDOW_MS) this.#clocks.delete(id);
-      this.#clocks.set(clock.id, { current: fresh(), previous: null });
+      this.#clocks.set(clock.id, { current: window, previous: null });
       return;
     }
-    const window = fresh();
     if (answeredAt - known.current.start >= WINDOW_MS) {
       // A new window: the last one's bounds stay for one more, so that the estimate never rests on
       // the first answer of a window alone.
@@ -53,7 +52,7 @@ export class NodeClock {
       if (aged(window.upper, 1, answeredAt) <= aged(known.current.upper, 1, answeredAt))
         known.current.upper = window.upper;
     }
-    if (this.#lead(known, answeredAt) > this.#most(known, answeredAt)) {
+    if (bound(known, -1, answeredAt) > bound(known, 1, answeredAt)) {
       // The bounds no longer meet: a clock was not what it seemed. The newest answer alone decides.
       this.#clocks.set(clock.id, { current: window, previous: null });
     }
@@ -70,37 +69,18 @@ export class NodeClock {
     answeredAt: number,
   ): number {
     // Even counted from the answer's arrival, a wait may run short by the drift over it.
-    const latest = answeredAt + startInMs + DRIFT * startInMs;
+    const wait = startInMs * (1 + DRIFT);
+    const latest = answeredAt + wait;
     if (!isReading(clock)) return latest;
     const known = this.#clocks.get(clock.id);
     if (!known) return latest;
-    // The offset may shrink by the drift while the run is held, too.
-    const mapped = clock.time + startInMs - this.#lead(known, answeredAt) + DRIFT * startInMs;
+    const mapped = clock.time + wait - bound(known, -1, answeredAt);
     // Not before the answer's own lower bound (its bounds were checked against the others in sample).
-    if (!(mapped >= askedAt + startInMs + DRIFT * startInMs)) return latest;
+    if (!(mapped >= askedAt + wait)) return latest;
     // However wrong a model of the clocks may be, it moves a start at most this far ahead.
     return Math.max(Math.min(mapped, latest), latest - MAX_AHEAD_OF_ARRIVAL_MS);
   }
-
-  /** How far the node's clock leads ours at least, at `now` (−∞ when no bound is recent enough). */
-  #lead(known: { current: Window; previous: Window | null }, now: number): number {
-    let lead = Number.NEGATIVE_INFINITY;
-    for (const window of [known.current, known.previous]) {
-      if (window && now - window.start < 2 * WINDOW_MS) lead = Math.max(lead, aged(window.lower, -1, now));
-    }
-    return lead;
-  }
-
-  /** How far the node's clock leads ours at most, at `now` (+∞ when no bound is recent enough). */
-  #most(known: { current: Window; previous: Window | null }, now: number): number {
-    let most = Number.POSITIVE_INFINITY;
-    for (const window of [known.current, known.previous]) {
-      if (window && now - window.start < 2 * WINDOW_MS) most = Math.min(most, aged(window.upper, 1, now));
-    }
-    return most;
-  }
 }
-
 /** A node's clock as an answer carries it (`nodeClock`). */
 export interface NodeClockReading {
   id: string;
@@ -136,6 +116,20 @@ interface Window {
   start: number;
   lower: Bound;
   upper: Bound;
+}
+
+/**
+ * How far the node's clock leads ours at `now`: at least (`side` −1, −∞ when no bound is recent
+ * enough) or at most (+1, +∞), over the recent windows.
+ */
+function bound(known: { current: Window; previous: Window | null }, side: -1 | 1, now: number): number {
+  let tightest = side * Number.POSITIVE_INFINITY;
+  for (const window of [known.current, known.previous]) {
+    if (!window || now - window.start >= 2 * WINDOW_MS) continue;
+    const value = aged(side === -1 ? window.lower : window.upper, side, now);
+    tightest = side === -1 ? Math.max(tightest, value) : Math.min(tightest, value);
+  }
+  return tightest;
 }
 
 /** A bound at `now`, widened by the drift since it was taken: `side` −1 for a lower bound, +1 for an upper. */

@@ -541,7 +541,8 @@ export class Worker {
       const longest = Math.min(this.#options.pollWaitMs, this.#session?.pollWaitMs ?? 0);
       // A poll sized while runs are held ends when the next of them starts: the next poll asks
       // again for what it may hold then (else it would wait with the room of a full hold).
-      const untilHeldStarts = this.#held.nextStart(monotonicNow()) - monotonicNow();
+      const now = monotonicNow();
+      const untilHeldStarts = this.#held.nextStart(now) - now;
       // Whole milliseconds, as the node takes them (instants are fractional on the monotonic clock).
       const waitMs = Math.max(0, Math.ceil(Math.min(longest, untilHeldStarts)));
       const request: PollRequest = { max: Math.min(free, MAX_POLL), waitMs };
