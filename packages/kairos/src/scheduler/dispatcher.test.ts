@@ -5,7 +5,7 @@ import { dropTestSchemas, testDatabaseUrl, testSchema } from '../../test/test-da
 import { compileJob } from '../core/job.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
-import type { Store } from '../store/store.ts';
+import type { ClaimedRun, Store } from '../store/store.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 
@@ -97,3 +97,149 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
     expect(held.map((c) => [c.fireTime, c.startAt])).toEqual([[now + 3000, now + 3000]]);
   });
 });
+
+// Many waiting polls of one group: an event wakes one, which passes the wake on only while runs may
+// be left for the others. Claims are counted on the real store (a Proxy that counts and forwards).
+describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) => {
+  let store: Store;
+  let dispatcher: Dispatcher;
+  /** The worker of each claim since the last reset. */
+  let claims: string[] = [];
+  /** Claims that have answered, since the start. */
+  let answered = 0;
+  /** Workers whose next claim fails (a store outage), once. */
+  const failing = new Set<string>();
+  const pending = new Set<Promise<unknown>>();
+
+  afterEach(async () => {
+    dispatcher.close();
+    await Promise.allSettled(pending);
+    await store.close();
+    claims = [];
+    answered = 0;
+    failing.clear();
+    pending.clear();
+  });
+
+  async function setUp(workers: Record<string, string[]>) {
+    const real = open();
+    await real.migrate();
+    store = new Proxy(real, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (key !== 'dispatchForPoll') return value.apply(target, args);
+          const worker = args[0] as string;
+          claims.push(worker);
+          if (failing.delete(worker)) return Promise.reject(new Error('store unavailable'));
+          return (value.apply(target, args) as Promise<unknown>).finally(() => answered++);
+        };
+      },
+    });
+    // A backstop far beyond the test: only events and passed-on wakes may wake a poll.
+    dispatcher = new Dispatcher({ store, clock: systemClock, pollWaitMs: 60_000, backstopMs: 60_000 });
+    for (const [id, handlers] of Object.entries(workers)) {
+      await store.registerWorker(
+        { id, name: id, group: 'default', handlers, capacity: 4, labels: {}, version: '', host: '' },
+        60_000,
+        Date.now(),
+      );
+      dispatcher.registered(id, 'default');
+    }
+  }
+
+  /** Starts a long poll of `worker` and waits until its first claim has answered (nothing) and it waits;
+   * the poll comes back in an array (an async function would wait for a promise it returned). */
+  async function waiting(worker: string, max = 4): Promise<[Promise<ClaimedRun[]>]> {
+    const before = answered;
+    const poll = dispatcher.poll(worker, max, 60_000, new AbortController().signal);
+    pending.add(poll);
+    await until(() => answered > before);
+    await settled();
+    return [poll];
+  }
+
+  async function enqueue(handler: string, n = 1) {
+    const job = await store.createJob(
+      compileJob({ name: `job-${handler}-${n}-${Date.now()}`, handler, trigger: { kind: 'manual' } }),
+      null,
+      Date.now(),
+    );
+    await store.enqueueRuns(
+      job.id,
+      Array.from({ length: n }, () => ({ params: {}, priority: 0 })),
+      Date.now(),
+    );
+  }
+
+  it('one queued run costs one claim, not one per waiting poll', async () => {
+    await setUp({ a: ['h'], b: ['h'], c: ['h'], d: ['h'] });
+    const polls = [];
+    for (const w of ['a', 'b', 'c', 'd']) polls.push(...(await waiting(w)));
+    claims = [];
+    await enqueue('h');
+    const [first] = await Promise.race(polls.map((p, i) => p.then((runs) => [i, runs] as const)));
+    await settled();
+    // The first poll took it, and asked the store (one read) whether any run was left: none.
+    expect(first).toBe(0);
+    expect(claims).toEqual(['a']);
+  });
+
+  it('a run the woken poll may not take reaches the poll that may', async () => {
+    await setUp({ x: ['x'], y: ['y'] });
+    const [px] = await waiting('x');
+    const [py] = await waiting('y');
+    claims = [];
+    await enqueue('y');
+    const runs = await py;
+    expect(runs).toHaveLength(1);
+    expect(claims).toEqual(['x', 'y']);
+    // The poll of x had its turn and waits on.
+    expect(await Promise.race([px.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
+  });
+
+  it('a burst of runs reaches every poll that has room', async () => {
+    await setUp({ a: ['h'], b: ['h'], c: ['h'] });
+    const polls = [];
+    for (const w of ['a', 'b', 'c']) polls.push(...(await waiting(w, 2)));
+    await enqueue('h', 6);
+    const answers = await Promise.all(polls);
+    expect(answers.map((runs) => runs.length)).toEqual([2, 2, 2]);
+  });
+
+  it('a woken poll whose claim fails passes the wake on', async () => {
+    await setUp({ a: ['h'], b: ['h'] });
+    const [pa] = await waiting('a');
+    const [pb] = await waiting('b');
+    failing.add('a');
+    await enqueue('h');
+    await expect(pa).rejects.toThrow('store unavailable');
+    expect(await pb).toHaveLength(1);
+  });
+
+  it('a run no waiting poll may take visits each once, then the wake ends', async () => {
+    await setUp({ a: ['h'], b: ['h'], c: ['h'] });
+    for (const w of ['a', 'b', 'c']) await waiting(w);
+    claims = [];
+    await enqueue('nobody');
+    await until(() => claims.length >= 3);
+    // Had the wake gone round again, claims would keep coming.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(claims.sort()).toEqual(['a', 'b', 'c']);
+  });
+});
+
+/** A few turns of the event loop: every claim a wake started has been called by then. */
+async function settled(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits for `condition`, checking every 5 ms, up to 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const stop = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > stop) throw new Error('condition not met within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

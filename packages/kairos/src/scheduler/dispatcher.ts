@@ -13,6 +13,17 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
+/** One wake travelling through the waiting polls of a group: each poll at most once. */
+interface Wake {
+  readonly visited: Set<object>;
+}
+
+/** A poll listening for its group's events; `wake` null: every listener is woken (close, unknown group). */
+interface Listener {
+  readonly poll: object;
+  onEvent(wake: Wake | null): void;
+}
+
 /**
  * Hands queued runs to workers' long polls. A poll claims at once when runs are ready; otherwise
  * it waits for a store event of its group (runs queued, retries due), the backstop, or the instant
@@ -20,9 +31,16 @@ export interface DispatcherOptions {
  * again, until its wait is over. A poll with `ahead` that finds no run ready takes up to that many
  * runs that become available within `fireAheadMs`, which the worker holds until their instant
  * (a worker with ready runs has no use for them yet: it polls again as soon as it has a free slot).
+ *
+ * An event wakes one waiting poll of its group, not all of them: with many workers, one queued run
+ * cost a claim per waiting poll. The woken poll passes the wake on to the next one that has not had
+ * it when it took as many runs as it asked for (more may be ready), or when it took fewer and a
+ * queued run of the group is still available before the next backstop (one that it may not take:
+ * another handler, a target, a limit); and whenever it leaves without a claim after the wake
+ * (aborted, closed, an error). A run available later is found by every poll's backstop.
  */
 export class Dispatcher {
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<Listener>>();
   private readonly groups = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly unsubscribe: () => void;
@@ -32,6 +50,10 @@ export class Dispatcher {
     this.unsubscribe = options.store.subscribe((event) => {
       if (event.type === 'runs') this.wake(event.group);
     });
+  }
+
+  private get backstopMs(): number {
+    return this.options.backstopMs ?? 2000;
   }
 
   /** Remembers a worker's group so its polls wait on that group's events only. */
@@ -54,32 +76,49 @@ export class Dispatcher {
     const wait = Math.min(Math.max(0, waitMs), this.options.pollWaitMs);
     const deadline = clock.now() + wait;
     const group = this.groups.get(workerId);
-    for (;;) {
-      // A worker that hung up gets nothing: runs claimed for it now would wait for its lease to end.
-      if (signal.aborted || this.closed) return [];
-      // Listen before claiming: an event that comes while the store is read is not lost.
-      const listening = this.listen(group);
-      let wakeInMs: number | undefined;
-      try {
-        // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
-        const now = clock.now();
-        const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random(), seq);
-        if (runs.length > 0) return runs;
-        // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
-        // no event then, so the wait ends at the next of them, on whichever node made it; those
-        // within the fire-ahead window go now to a poll that holds runs ahead.
-        const next = nextAvailableAt ?? Number.POSITIVE_INFINITY;
-        if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
-          const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now, seq);
-          if (held.length > 0) return held;
+    // This poll, as the wakes that reach it know it; the wakes it has not settled yet.
+    const self = {};
+    const owed: Wake[] = [];
+    try {
+      for (;;) {
+        // A worker that hung up gets nothing: runs claimed for it now would wait for its lease to end.
+        if (signal.aborted || this.closed) return [];
+        // Listen before claiming: an event that comes while the store is read is not lost.
+        const listening = this.listen(group, self, owed);
+        // The wakes that came before this claim, which it answers; later ones wait for the next.
+        const answered = owed.length;
+        let wakeInMs: number | undefined;
+        try {
+          // Job dispatch policies (routing, limits, draining) apply here: see Store.dispatchRuns.
+          const now = clock.now();
+          const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random(), seq);
+          if (runs.length > 0) {
+            await this.settle(group, owed, owed.length, max > 0 && runs.length >= max);
+            return runs;
+          }
+          // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
+          // no event then, so the wait ends at the next of them, on whichever node made it; those
+          // within the fire-ahead window go now to a poll that holds runs ahead.
+          const next = nextAvailableAt ?? Number.POSITIVE_INFINITY;
+          if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
+            const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now, seq);
+            if (held.length > 0) {
+              await this.settle(group, owed, owed.length, held.length >= ahead);
+              return held;
+            }
+          }
+          await this.settle(group, owed, answered, false);
+          const remaining = deadline - clock.now();
+          if (remaining <= 0 || signal.aborted || this.closed) return [];
+          wakeInMs = Math.min(remaining, this.backstopMs, next - clock.now());
+        } finally {
+          if (wakeInMs === undefined) listening.stop();
         }
-        const remaining = deadline - clock.now();
-        if (remaining <= 0 || signal.aborted || this.closed) return [];
-        wakeInMs = Math.min(remaining, this.options.backstopMs ?? 2000, next - clock.now());
-      } finally {
-        if (wakeInMs === undefined) listening.stop();
+        await listening.wait(wakeInMs, signal);
       }
-      await listening.wait(wakeInMs, signal);
+    } finally {
+      // Leaving with wakes no claim answered (aborted, closed, an error): the next poll takes them.
+      if (group !== undefined) for (const wake of owed.splice(0)) this.passOn(group, wake);
     }
   }
 
@@ -103,37 +142,94 @@ export class Dispatcher {
     this.closed = true;
     this.unsubscribe();
     for (const timer of this.timers) clearTimeout(timer);
-    for (const set of this.waiters.values()) for (const wake of set) wake();
+    const all = [...this.waiters.values()].flatMap((set) => [...set]);
+    this.waiters.clear();
+    for (const listener of all) listener.onEvent(null);
   }
 
+  /** An event of `group`: its first waiting poll, and every poll of a worker whose group is not known. */
   private wake(group: string): void {
-    for (const key of [group, '*']) {
-      const set = this.waiters.get(key);
-      if (!set) continue;
-      this.waiters.delete(key);
-      for (const wake of set) wake();
+    const unknown = this.waiters.get('*');
+    if (unknown) {
+      this.waiters.delete('*');
+      for (const listener of unknown) listener.onEvent(null);
     }
+    this.passOn(group, { visited: new Set() });
+  }
+
+  /** Hands `wake` to the next waiting poll of `group` that has not had it, if any. */
+  private passOn(group: string, wake: Wake): void {
+    const listener = this.nextListener(group, wake);
+    if (!listener) return;
+    wake.visited.add(listener.poll);
+    this.remove(group, listener);
+    listener.onEvent(wake);
+  }
+
+  private nextListener(group: string, wake: Wake): Listener | undefined {
+    for (const listener of this.waiters.get(group) ?? [])
+      if (!wake.visited.has(listener.poll)) return listener;
+    return undefined;
   }
 
   /**
-   * Listens for the next event of a group (any group when unknown): `wait` resolves at once when
-   * one came since `listen`, else at the next one, after `ms`, or when `signal` aborts.
+   * Settles the first `count` wakes a poll owes after its claim: passed on when the claim was
+   * `full`, or when another poll could have them and a queued run of the group is available before
+   * the next backstop; else they end here.
    */
-  private listen(group: string | undefined): {
+  private async settle(group: string | undefined, owed: Wake[], count: number, full: boolean): Promise<void> {
+    if (group === undefined || count === 0) return;
+    const wakes = owed.splice(0, count);
+    let pass = full;
+    if (!pass && wakes.some((wake) => this.nextListener(group, wake))) {
+      const until = this.options.clock.now() + this.backstopMs;
+      try {
+        pass = await this.options.store.hasQueuedRuns(group, until);
+      } catch {
+        // Not known: pass them on, as every waiting poll would have woken.
+        pass = true;
+      }
+    }
+    if (pass) for (const wake of wakes) this.passOn(group, wake);
+  }
+
+  private remove(key: string, listener: Listener): void {
+    const set = this.waiters.get(key);
+    if (!set?.delete(listener)) return;
+    if (set.size === 0) this.waiters.delete(key);
+  }
+
+  /**
+   * Listens for the next event of a group (any group when unknown) on behalf of `poll`: `wait`
+   * resolves at once when one came since `listen`, else at the next one, after `ms`, or when
+   * `signal` aborts. The wakes it receives go to `owed`.
+   */
+  private listen(
+    group: string | undefined,
+    poll: object,
+    owed: Wake[],
+  ): {
     wait(ms: number, signal: AbortSignal): Promise<void>;
     stop(): void;
   } {
     const key = group ?? '*';
     let fired = false;
     let wakeWaiter: (() => void) | undefined;
-    const onEvent = () => {
-      fired = true;
-      wakeWaiter?.();
+    const listener: Listener = {
+      poll,
+      onEvent: (wake) => {
+        fired = true;
+        if (wake) owed.push(wake);
+        wakeWaiter?.();
+      },
     };
-    const set = this.waiters.get(key) ?? new Set();
-    this.waiters.set(key, set);
-    set.add(onEvent);
-    const stop = () => this.waiters.get(key)?.delete(onEvent);
+    let set = this.waiters.get(key);
+    if (!set) {
+      set = new Set();
+      this.waiters.set(key, set);
+    }
+    set.add(listener);
+    const stop = () => this.remove(key, listener);
     return {
       stop,
       wait: (ms, signal) =>

@@ -503,6 +503,12 @@ export interface Store {
    */
   nextAvailableAt(workerId: string, now: number): Promise<number | null>;
   /**
+   * Whether a queued run of `group` (any namespace) is available at or before `until`: ready now or
+   * soon. The dispatcher asks it before it passes a wake on from a poll that took less than it
+   * could to the next waiting poll of the group. One probe of an index of queued runs.
+   */
+  hasQueuedRuns(group: string, until: number): Promise<boolean>;
+  /**
    * Takes back the fires of a paused job that were made ahead of time, are due after `after` and
    * that no worker holds: its scheduled runs still queued and never claimed at this moment (fenced:
    * a claim in flight wins, and its run stays) are deleted, and the job's next fire moves back to the

@@ -107,6 +107,20 @@ export function describeFireAheadConformance(dialect: string, open: () => Promis
       expect(await store.nextAvailableAt('nobody', F - 500)).toBeNull();
     });
 
+    it('answers whether a queued run of a group is available by an instant, whichever worker may take it', async () => {
+      await firedAhead('a', [F, F + 1000]);
+      await firedAhead('other', [F - 200], { group: 'g2' });
+      expect(await store.hasQueuedRuns('default', F - 1)).toBe(false);
+      expect(await store.hasQueuedRuns('default', F)).toBe(true);
+      expect(await store.hasQueuedRuns('g2', F - 200)).toBe(true);
+      expect(await store.hasQueuedRuns('nobody', F + 5000)).toBe(false);
+      // A claimed run is no longer queued: only the later one is left.
+      await worker();
+      await store.dispatchAhead('w1', 1, F, F - 500);
+      expect(await store.hasQueuedRuns('default', F + 999)).toBe(false);
+      expect(await store.hasQueuedRuns('default', F + 1000)).toBe(true);
+    });
+
     it('a poll’s claim answers the next available instant when it takes nothing', async () => {
       await firedAhead('a', [F, F + 1000]);
       await firedAhead('other', [F - 200], { group: 'g2' });

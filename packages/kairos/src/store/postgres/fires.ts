@@ -101,6 +101,10 @@ export const NEXT_AVAILABLE_AT = `
   SELECT min(available_at) AS at FROM runs
   WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;
 
+/** hasQueuedRuns: a queued run of group $1 available by $2 (an index of queued runs). */
+export const HAS_QUEUED_RUNS = `
+  SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'queued' AND group_name = $1 AND available_at <= $2::bigint) AS found`;
+
 /**
  * withdrawFiresAhead: deletes the paused job's scheduled runs fired after $2 that are queued and
  * never claimed, later than every run of the job after $2 that stays (held by a worker, started,
@@ -251,6 +255,11 @@ export async function nextAvailableAt(
 ): Promise<number | null> {
   const [row] = await c.query<{ at: number | null }>('nextAvailableAt', NEXT_AVAILABLE_AT, [workerId, now]);
   return row?.at ?? null;
+}
+
+export async function hasQueuedRuns(c: PostgresConnection, group: string, until: number): Promise<boolean> {
+  const [row] = await c.query<{ found: boolean }>('hasQueuedRuns', HAS_QUEUED_RUNS, [group, until]);
+  return row?.found ?? false;
 }
 
 /** Fires the entries that need policy steps, one job at a time, inside the caller's transaction. */

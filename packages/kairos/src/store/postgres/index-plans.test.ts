@@ -5,6 +5,7 @@ import { compileJob } from '../../core/job.ts';
 import { AttemptEnder } from '../../scheduler/attempts.ts';
 import { EXPIRED_ATTEMPTS, FINISH_ATTEMPTS } from './attempts.ts';
 import { DISPATCH_FAST, DUE_QUEUED, HEARTBEAT } from './dispatch.ts';
+import { HAS_QUEUED_RUNS } from './fires.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { LIST_RUNS } from './runs.ts';
 
@@ -192,6 +193,13 @@ describe('PostgreSQL: attempts live on their worker’s lease', () => {
     expect(text).toMatch(/Update on workers/);
     expect(text).not.toMatch(/Update on runs/);
     expect(scansOfRuns(text)).toEqual(["runs_worker: (worker_id = 'w1'::text)"]);
+  });
+
+  it('the dispatcher’s probe before passing a wake on reads an index of queued runs only', async () => {
+    const scans = scansOfRuns(await plan(HAS_QUEUED_RUNS, ['g', NOW]));
+    // runs_ahead or runs_queued_by_job: both hold queued runs only, led by the group.
+    expect(scans).toHaveLength(1);
+    expect(scans[0]).toMatch(/^runs_(ahead|queued_by_job): \(\(group_name = 'g'::text\)/);
   });
 
   it('keeps no run lease', async () => {

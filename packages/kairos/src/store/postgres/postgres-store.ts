@@ -217,6 +217,10 @@ export class PostgresStore implements Store {
     return fires.nextAvailableAt(this.c, workerId, now);
   }
 
+  hasQueuedRuns(group: string, until: number): Promise<boolean> {
+    return fires.hasQueuedRuns(this.c, group, until);
+  }
+
   // Runs (runs.ts) --------------------------------------------------------------------------------------
 
   enqueueRuns(

@@ -280,6 +280,20 @@ export function dispatchForPoll(
   return { runs, nextAvailableAt: runs.length > 0 ? null : nextAvailableAt(c, workerId, now) };
 }
 
+export function hasQueuedRuns(c: SqliteConnection, group: string, until: number): boolean {
+  return c.run('hasQueuedRuns', () =>
+    Boolean(
+      c
+        .sql(
+          `SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_ahead
+             WHERE status = 'queued' AND group_name = ? AND available_at <= ?) AS found`,
+        )
+        .pluck()
+        .get(group, until),
+    ),
+  );
+}
+
 export function nextAvailableAt(c: SqliteConnection, workerId: string, now: number): number | null {
   return c.run('nextAvailableAt', () => {
     const row = c

@@ -633,4 +633,8 @@ export class SqliteStore implements Store {
   async nextAvailableAt(workerId: string, now: number): Promise<number | null> {
     return fires.nextAvailableAt(this.c, workerId, now);
   }
+
+  async hasQueuedRuns(group: string, until: number): Promise<boolean> {
+    return fires.hasQueuedRuns(this.c, group, until);
+  }
 }
