@@ -121,7 +121,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     pending.clear();
   });
 
-  async function setUp(workers: Record<string, string[]>) {
+  async function setUp(workers: Record<string, string[]>, fireAheadMs?: number) {
     const real = open();
     await real.migrate();
     store = new Proxy(real, {
@@ -138,7 +138,13 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
       },
     });
     // A backstop far beyond the test: only events and passed-on wakes may wake a poll.
-    dispatcher = new Dispatcher({ store, clock: systemClock, pollWaitMs: 60_000, backstopMs: 60_000 });
+    dispatcher = new Dispatcher({
+      store,
+      clock: systemClock,
+      pollWaitMs: 60_000,
+      backstopMs: 60_000,
+      ...(fireAheadMs === undefined ? {} : { fireAheadMs }),
+    });
     for (const [id, handlers] of Object.entries(workers)) {
       await store.registerWorker(
         { id, name: id, group: 'default', handlers, capacity: 4, labels: {}, version: '', host: '' },
@@ -151,9 +157,9 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
 
   /** Starts a long poll of `worker` and waits until its first claim has answered (nothing) and it waits;
    * the poll comes back in an array (an async function would wait for a promise it returned). */
-  async function waiting(worker: string, max = 4): Promise<[Promise<ClaimedRun[]>]> {
+  async function waiting(worker: string, max = 4, ahead = 0): Promise<[Promise<ClaimedRun[]>]> {
     const before = answered;
-    const poll = dispatcher.poll(worker, max, 60_000, new AbortController().signal);
+    const poll = dispatcher.poll(worker, max, 60_000, new AbortController().signal, ahead);
     pending.add(poll);
     await until(() => answered > before);
     await settled();
@@ -216,6 +222,25 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     await enqueue('h');
     await expect(pa).rejects.toThrow('store unavailable');
     expect(await pb).toHaveLength(1);
+  });
+
+  it('a run fired ahead further than the backstop reaches the poll that holds runs ahead', async () => {
+    // Fire ahead 120 s, backstop 60 s: a run due in 90 s is for a poll with ahead now, whichever
+    // poll the event wakes first (the test's time limit is far below the backstop).
+    await setUp({ plain: ['h'], holder: ['h'] }, 120_000);
+    const [plain] = await waiting('plain');
+    const [holder] = await waiting('holder', 4, 1);
+    const F = Date.now() + 90_000;
+    const job = await store.createJob(
+      compileJob({ name: 'ahead', handler: 'h', trigger: { kind: 'every', every: '1h' } }),
+      F,
+      Date.now(),
+    );
+    await store.fire([{ jobId: job.id, expected: F, next: F + 3_600_000, fires: [F] }], null, Date.now());
+    expect((await holder).map((c) => c.startAt)).toEqual([F]);
+    expect(await Promise.race([plain.then(() => 'answered'), settled().then(() => 'waiting')])).toBe(
+      'waiting',
+    );
   });
 
   it('a run no waiting poll may take visits each once, then the wake ends', async () => {

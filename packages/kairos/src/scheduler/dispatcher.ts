@@ -13,14 +13,19 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-/** One wake travelling through the waiting polls of a group: each poll at most once. */
+/**
+ * One wake travelling through the waiting polls of a group: each poll at most once, and only polls
+ * begun before it (`upTo`): a later one claims after the event's change anyway.
+ */
 interface Wake {
-  readonly visited: Set<object>;
+  readonly upTo: number;
+  readonly visited: Set<number>;
 }
 
 /** A poll listening for its group's events; `wake` null: every listener is woken (close, unknown group). */
 interface Listener {
-  readonly poll: object;
+  /** The poll's number, in the order polls began. */
+  readonly poll: number;
   onEvent(wake: Wake | null): void;
 }
 
@@ -35,14 +40,17 @@ interface Listener {
  * An event wakes one waiting poll of its group, not all of them: with many workers, one queued run
  * cost a claim per waiting poll. The woken poll passes the wake on to the next one that has not had
  * it when it took as many runs as it asked for (more may be ready), or when it took fewer and a
- * queued run of the group is still available before the next backstop (one that it may not take:
- * another handler, a target, a limit); and whenever it leaves without a claim after the wake
- * (aborted, closed, an error). A run available later is found by every poll's backstop.
+ * queued run of the group is available before the next backstop or within the fire-ahead window
+ * (one that it may not take: another handler, a target, a limit, no room to hold it); and whenever
+ * it leaves without a claim after the wake (aborted, closed, an error). A wake visits only polls
+ * begun before it, each once. A run available later is found by every poll's backstop.
  */
 export class Dispatcher {
   private readonly waiters = new Map<string, Set<Listener>>();
   private readonly groups = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The number of the last poll begun. */
+  private polls = 0;
   private readonly unsubscribe: () => void;
   private closed = false;
 
@@ -77,7 +85,7 @@ export class Dispatcher {
     const deadline = clock.now() + wait;
     const group = this.groups.get(workerId);
     // This poll, as the wakes that reach it know it; the wakes it has not settled yet.
-    const self = {};
+    const self = ++this.polls;
     const owed: Wake[] = [];
     try {
       for (;;) {
@@ -93,7 +101,8 @@ export class Dispatcher {
           const now = clock.now();
           const { runs, nextAvailableAt } = await store.dispatchForPoll(workerId, max, now, random(), seq);
           if (runs.length > 0) {
-            await this.settle(group, owed, owed.length, max > 0 && runs.length >= max);
+            // Not awaited: the runs go to the worker while the store is asked (settle never throws).
+            void this.settle(group, owed, owed.length, max > 0 && runs.length >= max);
             return runs;
           }
           // Nothing ready: the runs that become available next (fired ahead, retries, jitter) raise
@@ -103,7 +112,7 @@ export class Dispatcher {
           if (ahead > 0 && aheadMs > 0 && next <= now + aheadMs) {
             const held = await store.dispatchAhead(workerId, ahead, now + aheadMs, now, seq);
             if (held.length > 0) {
-              await this.settle(group, owed, owed.length, held.length >= ahead);
+              void this.settle(group, owed, owed.length, held.length >= ahead);
               return held;
             }
           }
@@ -154,7 +163,7 @@ export class Dispatcher {
       this.waiters.delete('*');
       for (const listener of unknown) listener.onEvent(null);
     }
-    this.passOn(group, { visited: new Set() });
+    this.passOn(group, { upTo: this.polls, visited: new Set() });
   }
 
   /** Hands `wake` to the next waiting poll of `group` that has not had it, if any. */
@@ -168,21 +177,22 @@ export class Dispatcher {
 
   private nextListener(group: string, wake: Wake): Listener | undefined {
     for (const listener of this.waiters.get(group) ?? [])
-      if (!wake.visited.has(listener.poll)) return listener;
+      if (listener.poll <= wake.upTo && !wake.visited.has(listener.poll)) return listener;
     return undefined;
   }
 
   /**
-   * Settles the first `count` wakes a poll owes after its claim: passed on when the claim was
-   * `full`, or when another poll could have them and a queued run of the group is available before
-   * the next backstop; else they end here.
+   * Settles the first `count` wakes a poll owes after its claim (taken from `owed` at once, before
+   * the first await): passed on when the claim was `full`, or when another poll could have them and
+   * a queued run of the group is available before the next backstop or within the fire-ahead
+   * window (a poll that holds runs ahead takes those now); else they end here. Never throws.
    */
   private async settle(group: string | undefined, owed: Wake[], count: number, full: boolean): Promise<void> {
     if (group === undefined || count === 0) return;
     const wakes = owed.splice(0, count);
     let pass = full;
     if (!pass && wakes.some((wake) => this.nextListener(group, wake))) {
-      const until = this.options.clock.now() + this.backstopMs;
+      const until = this.options.clock.now() + Math.max(this.backstopMs, this.options.fireAheadMs ?? 0);
       try {
         pass = await this.options.store.hasQueuedRuns(group, until);
       } catch {
@@ -206,7 +216,7 @@ export class Dispatcher {
    */
   private listen(
     group: string | undefined,
-    poll: object,
+    poll: number,
     owed: Wake[],
   ): {
     wait(ms: number, signal: AbortSignal): Promise<void>;

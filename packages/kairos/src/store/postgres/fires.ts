@@ -101,9 +101,15 @@ export const NEXT_AVAILABLE_AT = `
   SELECT min(available_at) AS at FROM runs
   WHERE status = 'queued' AND group_name = (SELECT group_name FROM workers WHERE id = $1) AND available_at > $2::bigint`;
 
-/** hasQueuedRuns: a queued run of group $1 available by $2 (an index of queued runs). */
+/**
+ * hasQueuedRuns: whether the first queued run of group $1 is available by $2. Asked in the order of
+ * runs_ahead (group, available_at), so that the plan takes that index and reads one entry (a plain
+ * EXISTS could walk runs_queued_by_job through every queued run of the group when none is due).
+ */
 export const HAS_QUEUED_RUNS = `
-  SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'queued' AND group_name = $1 AND available_at <= $2::bigint) AS found`;
+  SELECT coalesce((
+    SELECT available_at FROM runs WHERE status = 'queued' AND group_name = $1 ORDER BY available_at LIMIT 1
+  ) <= $2::bigint, false) AS found`;
 
 /**
  * withdrawFiresAhead: deletes the paused job's scheduled runs fired after $2 that are queued and
