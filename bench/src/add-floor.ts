@@ -137,7 +137,16 @@ async function storeFloor(): Promise<Record<string, number>> {
       Date.now(),
     );
     await store.registerWorker(
-      { id: 'w', name: 'w', group: job.group, handlers: ['noop'], capacity: 200, labels: {}, version: '', host: '' },
+      {
+        id: 'w',
+        name: 'w',
+        group: job.group,
+        handlers: ['noop'],
+        capacity: 200,
+        labels: {},
+        version: '',
+        host: '',
+      },
       600_000,
       Date.now(),
     );
@@ -157,7 +166,10 @@ async function storeFloor(): Promise<Record<string, number>> {
       const claimed = await timed('claim', () => store.dispatchRuns('w', 1, Date.now(), 0.5));
       if (claimed.length !== 1) throw new Error(`claimed ${claimed.length} runs, not 1`);
       await timed('end', () =>
-        ender.report([{ runId: claimed[0]!.runId, attempt: claimed[0]!.attempt, outcome: 'succeeded' }], Date.now()),
+        ender.report(
+          [{ runId: claimed[0]!.runId, attempt: claimed[0]!.attempt, outcome: 'succeeded' }],
+          Date.now(),
+        ),
       );
     }
     const perOp = Object.fromEntries(Object.entries(spent).map(([key, us]) => [key, round(us / adds)]));
