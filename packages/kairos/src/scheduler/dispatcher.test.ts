@@ -121,7 +121,8 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     pending.clear();
   });
 
-  async function setUp(workers: Record<string, string[]>, fireAheadMs?: number) {
+  /** `unknown`: workers the dispatcher is not told the group of (registered on another node). */
+  async function setUp(workers: Record<string, string[]>, fireAheadMs?: number, unknown: string[] = []) {
     const real = open();
     await real.migrate();
     store = new Proxy(real, {
@@ -151,7 +152,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
         60_000,
         Date.now(),
       );
-      dispatcher.registered(id, 'default');
+      if (!unknown.includes(id)) dispatcher.registered(id, 'default');
     }
   }
 
@@ -241,6 +242,18 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     expect(await Promise.race([plain.then(() => 'answered'), settled().then(() => 'waiting')])).toBe(
       'waiting',
     );
+  });
+
+  it('a poll whose group the node does not know wakes at every event, beside one poll of the group', async () => {
+    await setUp({ a: ['x'], stranger: ['h'] }, undefined, ['stranger']);
+    const [pa] = await waiting('a');
+    const [ps] = await waiting('stranger');
+    claims = [];
+    await enqueue('h');
+    expect(await ps).toHaveLength(1);
+    await settled();
+    expect(claims.sort()).toEqual(['a', 'stranger']);
+    expect(await Promise.race([pa.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
   });
 
   it('a run no waiting poll may take visits each once, then the wake ends', async () => {
