@@ -9,15 +9,18 @@ describe('windowStart', () => {
     expect(windowStart(T + 0.5, 1000, 60_000)).toBe(T + 0.5);
   });
 
-  it('holds the minute between 1 s after opening and 30 s before closing', () => {
-    for (let at = T; at < T + MINUTE; at += 700) {
-      const from = windowStart(at, MINUTE, 60_000);
-      const minute = Math.ceil(from / MINUTE) * MINUTE;
-      expect(from).toBeGreaterThanOrEqual(at);
-      expect(minute - from).toBeGreaterThanOrEqual(1000);
-      expect(from + 60_000 - minute).toBeGreaterThanOrEqual(30_000);
-    }
-  });
+  it.each([30_000, 60_000])(
+    'holds the minute between 1 s after opening and 15 s before closing (%i ms)',
+    (windowMs) => {
+      for (let at = T; at < T + MINUTE; at += 700) {
+        const from = windowStart(at, MINUTE, windowMs);
+        const minute = Math.ceil(from / MINUTE) * MINUTE;
+        expect(from).toBeGreaterThanOrEqual(at);
+        expect(minute - from).toBeGreaterThanOrEqual(1000);
+        expect(from + windowMs - minute).toBeGreaterThanOrEqual(15_000);
+      }
+    },
+  );
 });
 
 describe('suitsWindow', () => {
@@ -28,8 +31,8 @@ describe('suitsWindow', () => {
     expect(suitsWindow(minute - 20_000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(true);
     // The minute 2 s ahead: 3 s later it has passed, and the window waits for the next one.
     expect(suitsWindow(minute - 2000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(false);
-    // The minute 45 s ahead: the window waits 15 s.
-    expect(suitsWindow(minute - 45_000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(false);
+    // The minute 55 s ahead: the window (opening 45 s before it) waits 10 s.
+    expect(suitsWindow(minute - 55_000, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 3000 })).toBe(false);
   });
 
   it('asks for room after the minute: the minute early in the window', () => {
@@ -38,6 +41,13 @@ describe('suitsWindow', () => {
     expect(suitsWindow(minute - 8000, MINUTE, 60_000, options)).toBe(true);
     // The minute 20 s in: 40 s after it.
     expect(suitsWindow(minute - 20_000, MINUTE, 60_000, options)).toBe(false);
+  });
+
+  it('finds instants that suit a window of 30 s, 13 s of every minute', () => {
+    let suiting = 0;
+    for (let at = T; at < T + MINUTE; at += 250)
+      if (suitsWindow(at, MINUTE, 30_000, { maxWaitMs: 5000, errorMs: 3000 })) suiting += 250;
+    expect(suiting).toBe(13_250);
   });
 
   it('agrees with windowStart at every instant of a minute', () => {

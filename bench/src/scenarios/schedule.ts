@@ -31,7 +31,7 @@ export interface ScheduleResult {
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 3000);
 /** A per-minute window holds its minute at least this long before it closes, so that late fires still
  * fall in it (pg-boss's came up to 10.4 s late). */
-const LATE_ALLOWANCE_MS = 30_000;
+const LATE_ALLOWANCE_MS = 15_000;
 
 /** When the window opens, at `earliest` or later. Per-minute schedules: the window holds one minute
  * start, at least a second after it opens (so that no fire of that minute comes before the window) and

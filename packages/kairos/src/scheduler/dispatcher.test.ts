@@ -109,6 +109,8 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
   let answered = 0;
   /** Workers whose next claim fails (a store outage), once. */
   const failing = new Set<string>();
+  /** Workers whose next claim waits for the promise given (a slow store), once. */
+  const gated = new Map<string, Promise<void>>();
   const pending = new Set<Promise<unknown>>();
 
   afterEach(async () => {
@@ -118,6 +120,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     claims = [];
     answered = 0;
     failing.clear();
+    gated.clear();
     pending.clear();
   });
 
@@ -134,7 +137,11 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
           const worker = args[0] as string;
           claims.push(worker);
           if (failing.delete(worker)) return Promise.reject(new Error('store unavailable'));
-          return (value.apply(target, args) as Promise<unknown>).finally(() => answered++);
+          const gate = gated.get(worker);
+          gated.delete(worker);
+          return (gate ?? Promise.resolve())
+            .then(() => value.apply(target, args) as Promise<unknown>)
+            .finally(() => answered++);
         };
       },
     });
@@ -158,9 +165,14 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
 
   /** Starts a long poll of `worker` and waits until its first claim has answered (nothing) and it waits;
    * the poll comes back in an array (an async function would wait for a promise it returned). */
-  async function waiting(worker: string, max = 4, ahead = 0): Promise<[Promise<ClaimedRun[]>]> {
+  async function waiting(
+    worker: string,
+    max = 4,
+    ahead = 0,
+    signal = new AbortController().signal,
+  ): Promise<[Promise<ClaimedRun[]>]> {
     const before = answered;
-    const poll = dispatcher.poll(worker, max, 60_000, new AbortController().signal, ahead);
+    const poll = dispatcher.poll(worker, max, 60_000, signal, ahead);
     pending.add(poll);
     await until(() => answered > before);
     await settled();
@@ -223,6 +235,44 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     await enqueue('h');
     await expect(pa).rejects.toThrow('store unavailable');
     expect(await pb).toHaveLength(1);
+  });
+
+  it('a woken poll that is aborted before its claim passes the wake on', async () => {
+    await setUp({ a: ['h'], b: ['h'] });
+    const hangUp = new AbortController();
+    const [pa] = await waiting('a', 4, 0, hangUp.signal);
+    const [pb] = await waiting('b');
+    // The worker of a hangs up right after the event reached a (the dispatcher hears it first).
+    store.subscribe((event) => {
+      if (event.type === 'runs') hangUp.abort();
+    });
+    claims = [];
+    await enqueue('h');
+    expect(await pa).toEqual([]);
+    // Without the pass-on, b would wait for its backstop (60 s, beyond the test's time limit).
+    expect(await pb).toHaveLength(1);
+    expect(claims).toEqual(['b']);
+  });
+
+  it('a wake reaches only the polls begun before its event', async () => {
+    await setUp({ a: ['h'], b: ['h'], late: ['x'] });
+    const [pa] = await waiting('a', 1);
+    const [pb] = await waiting('b', 1);
+    // a's claim after the event waits, so that a poll begins between the event and the wake's pass-on.
+    let open = () => {};
+    gated.set('a', new Promise((resolve) => (open = resolve)));
+    claims = [];
+    await enqueue('h', 3);
+    await until(() => claims.includes('a'));
+    const [pl] = await waiting('late');
+    open();
+    // Each took its one run and, full, passed the wake on: a to b, b to nobody (late began after the
+    // event: its one claim is the one it began with).
+    expect(await pa).toHaveLength(1);
+    expect(await pb).toHaveLength(1);
+    await settled();
+    expect(claims).toEqual(['a', 'late', 'b']);
+    expect(await Promise.race([pl.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
   });
 
   it('a run fired ahead further than the backstop reaches the poll that holds runs ahead', async () => {
