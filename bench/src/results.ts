@@ -12,8 +12,7 @@ export interface Source {
   dirty: boolean;
 }
 
-/** The commit of the repository `bench/` lives in; `unknown` outside a git checkout. */
-export function source(): Source {
+function readSource(): Source {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: BENCH_DIR, encoding: 'utf8' }).trim();
   try {
     return {
@@ -23,6 +22,16 @@ export function source(): Source {
   } catch {
     return { commit: 'unknown', dirty: false };
   }
+}
+
+/** Read when the benchmark's process loads this module, before it measures anything: files edited
+ * while a long run goes on are not what it measured. */
+const atStart = readSource();
+
+/** The commit of the repository `bench/` lives in when the benchmark began, and whether files
+ * differed from it then; `unknown` outside a git checkout. */
+export function source(): Source {
+  return atStart;
 }
 
 /** `2026-12-06T01-02-03-456Z`: an ISO instant usable in a file name. */
