@@ -116,7 +116,7 @@ if (flags.all || flags.only) {
           latencySeconds: 5,
           schedules: 1000,
           // 30,000 fires of every-second schedules (the p99 rests on the 300 latest); a per-minute
-          // window holds its minute a second after it opens, and 29 s for its late fires.
+          // window holds its minute 1–15 s after it opens and at least 15 s before it closes.
           scheduleSeconds: 30,
           crashJobs: 100,
           // Kairos's target is 7 s; the peers document 30 s (BullMQ) to hours, beyond this limit, and

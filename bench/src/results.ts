@@ -24,14 +24,21 @@ function readSource(): Source {
   }
 }
 
-/** Read when the benchmark's process loads this module, before it measures anything: files edited
- * while a long run goes on are not what it measured. */
+/** Read when the benchmark's process loads this module, before it measures anything. */
 const atStart = readSource();
 
-/** The commit of the repository `bench/` lives in when the benchmark began, and whether files
- * differed from it then; `unknown` outside a git checkout. */
+/**
+ * The commit of the repository `bench/` lives in when the benchmark began, and whether the code it
+ * measured may differ from that commit: dirty when tracked files differed from it when the benchmark
+ * began or when it ended, or when the commit changed in between (processes forked during a run load
+ * the files as they are then); `unknown` outside a git checkout.
+ */
 export function source(): Source {
-  return atStart;
+  const atEnd = readSource();
+  return {
+    commit: atStart.commit,
+    dirty: atStart.dirty || atEnd.dirty || atEnd.commit !== atStart.commit,
+  };
 }
 
 /** `2026-12-06T01-02-03-456Z`: an ISO instant usable in a file name. */

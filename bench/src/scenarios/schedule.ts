@@ -30,7 +30,7 @@ export interface ScheduleResult {
  * environment's SETTLE_MS overrides it, to measure the lateness once the first seconds are past. */
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 3000);
 /** A per-minute window holds its minute at least this long before it closes, so that late fires still
- * fall in it (pg-boss's came up to 10.4 s late). */
+ * fall in it (pg-boss's came up to 10.9 s late). */
 const LATE_ALLOWANCE_MS = 15_000;
 
 /** When the window opens, at `earliest` or later. Per-minute schedules: the window holds one minute
