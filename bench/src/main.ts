@@ -108,8 +108,8 @@ if (flags.all || flags.only) {
           drainJobs: 20_000,
           // Beside 20,000: a drain long enough that start-up weighs little (see drain.ts).
           largeDrainJobs: 100_000,
-          // 10 s: 2,000 to 40,000 enqueue → start samples per contestant (its p99 rests on the 20 to 400
-          // slowest), and the enqueue rate of 10 one-second slices (see docs/benchmarks.md).
+          // 10 s: 3,000 to 60,000 enqueue → start samples per contestant at their rates of 2026-12-06
+          // (its p99 rests on the 30 to 600 slowest; see docs/benchmarks.md).
           steadySeconds: 10,
           latencyRate: 200,
           // 1,000 samples at 200/s: the p99 rests on the 10 slowest (see docs/benchmarks.md).
