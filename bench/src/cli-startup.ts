@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ADMIN_TOKEN, startNodeProcess } from './kairos-process.ts';
+import { ADMIN_TOKEN, CLI, startNodeProcess } from './kairos-process.ts';
 import { saveResult } from './results.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' } } });
@@ -20,7 +20,6 @@ const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 2)
   throw new Error(`--runs expects a whole number ≥ 2, got ${values.runs}`);
 
-const source = fileURLToPath(new URL('../../packages/kairos/src/cli/main.ts', import.meta.url));
 const built = fileURLToPath(new URL('../../packages/kairos/dist/cli/main.js', import.meta.url));
 if (!existsSync(built)) throw new Error(`${built} is missing: build the packages first (npm install)`);
 
@@ -37,7 +36,7 @@ interface HyperfineRun {
 const dir = mkdtempSync(join(tmpdir(), 'kairos-cli-'));
 const node = await startNodeProcess('cli', `sqlite:${join(dir, 'kairos.db')}`);
 try {
-  const tsx = `${process.execPath} --import tsx --conditions=@kairos/source ${source}`;
+  const tsx = `${process.execPath} --import tsx --conditions=@kairos/source ${CLI}`;
   const dist = `${process.execPath} ${built}`;
   const list = `--url ${node.url} --token ${ADMIN_TOKEN} jobs list`;
   const commands: Array<[string, string]> = [

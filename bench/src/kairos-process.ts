@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { KairosClient, type NodeInfo } from '@kairos/client';
 import { now, sleep } from './util.ts';
 
-const CLI = fileURLToPath(new URL('../../packages/kairos/src/cli/main.ts', import.meta.url));
+/** The CLI's TypeScript entry, run through tsx. */
+export const CLI = fileURLToPath(new URL('../../packages/kairos/src/cli/main.ts', import.meta.url));
 export const ADMIN_TOKEN = 'bench-admin';
 
 /** A running node process. */
