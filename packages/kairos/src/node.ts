@@ -157,6 +157,7 @@ export async function startNode(config: KairosConfig, deps: NodeDependencies = {
     clock,
     (job, skipped) => metrics.skippedFires.inc({ job, reason: skipped.reason }, skipped.count ?? 1),
     keyring,
+    dispatcher,
   );
   const reaper = new Reaper({
     store,

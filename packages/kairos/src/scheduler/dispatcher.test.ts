@@ -306,6 +306,119 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     expect(await Promise.race([pa.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
   });
 
+  async function manualJob(handler: string) {
+    const name = `trigger-${handler}-${n++}`;
+    await store.createJob(compileJob({ name, handler, trigger: { kind: 'manual' } }), null, Date.now());
+    return name;
+  }
+
+  it('a trigger hands its run to the oldest waiting poll: no event, no claim of the poll`s own', async () => {
+    await setUp({ a: ['h'], b: ['h'] });
+    const [pa] = await waiting('a');
+    const [pb] = await waiting('b');
+    const name = await manualJob('h');
+    claims = [];
+    const events: unknown[] = [];
+    store.subscribe((event) => {
+      if (event.type === 'runs') events.push(event);
+    });
+    const run = await store.triggerRun(
+      name,
+      { params: null, priority: null },
+      Date.now(),
+      undefined,
+      undefined,
+      dispatcher,
+    );
+    expect(run).toMatchObject({ status: 'running', workerId: 'a', attempt: 1 });
+    expect((await pa).map((c) => c.runId)).toEqual([run!.id]);
+    await settled();
+    expect(claims).toEqual([]);
+    expect(events).toEqual([]);
+    expect(await Promise.race([pb.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
+  });
+
+  it('a poll the hand-off gave nothing claims again; the run`s event reaches a poll that may take it', async () => {
+    await setUp({ a: ['h'], b: ['x'] });
+    const [pa] = await waiting('a');
+    const [pb] = await waiting('b');
+    const name = await manualJob('x');
+    claims = [];
+    const run = await store.triggerRun(
+      name,
+      { params: null, priority: null },
+      Date.now(),
+      undefined,
+      undefined,
+      dispatcher,
+    );
+    expect(run).toMatchObject({ status: 'queued' });
+    expect((await pb).map((c) => c.runId)).toEqual([run!.id]);
+    await until(() => claims.includes('a'));
+    expect(await Promise.race([pa.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
+  });
+
+  it('a poll taken for a hand-off waits past its time until it is given, then claims again', async () => {
+    await setUp({ a: ['h'] });
+    const before = answered;
+    const poll = dispatcher.poll('a', 4, 100, new AbortController().signal);
+    pending.add(poll);
+    await until(() => answered > before);
+    await settled();
+    const taken = dispatcher.take('default');
+    expect(taken).toMatchObject({ workerId: 'a', max: 4, seq: null });
+    // Nothing else is taken: the group's one poll is out of the waiting.
+    expect(dispatcher.take('default')).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await Promise.race([poll.then(() => 'answered'), settled().then(() => 'waiting')])).toBe(
+      'waiting',
+    );
+    claims = [];
+    taken!.give([]);
+    // Its time is over: one claim more (nothing), and it answers.
+    expect(await poll).toEqual([]);
+    expect(claims).toEqual(['a']);
+  });
+
+  it('a poll taken and then aborted answers nothing; what is given after is dropped', async () => {
+    await setUp({ a: ['h'] });
+    const hangUp = new AbortController();
+    const [pa] = await waiting('a', 4, 0, hangUp.signal);
+    const taken = dispatcher.take('default');
+    expect(taken).not.toBeNull();
+    hangUp.abort();
+    expect(await pa).toEqual([]);
+    taken!.give([
+      {
+        runId: 1,
+        attempt: 1,
+        jobName: 'j',
+        handler: 'h',
+        params: {},
+        fireTime: null,
+        timeoutMs: 1,
+        maxAttempts: 1,
+      },
+    ]);
+  });
+
+  it('a poll whose claim is under way is not taken, nor one of another group', async () => {
+    await setUp({ a: ['h'] });
+    let open!: () => void;
+    gated.set('a', new Promise<void>((resolve) => (open = resolve)));
+    const poll = dispatcher.poll('a', 4, 60_000, new AbortController().signal);
+    pending.add(poll);
+    await until(() => claims.includes('a'));
+    expect(dispatcher.take('default')).toBeNull();
+    open();
+    await until(() => answered > 0);
+    await settled();
+    expect(dispatcher.take('other')).toBeNull();
+    const taken = dispatcher.take('default');
+    expect(taken).not.toBeNull();
+    taken!.give([]);
+  });
+
   it('a run no waiting poll may take visits each once, then the wake ends', async () => {
     await setUp({ a: ['h'], b: ['h'], c: ['h'] });
     for (const w of ['a', 'b', 'c']) await waiting(w);

@@ -1,4 +1,4 @@
-import type { ClaimedRun, Store } from '../store/store.ts';
+import type { ClaimedRun, PollHandOff, Store, WaitingPoll } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 
 export interface DispatcherOptions {
@@ -26,7 +26,18 @@ interface Wake {
 interface Listener {
   /** The poll's number, in the order polls began. */
   readonly poll: number;
+  readonly request: PollRequest;
   onEvent(wake: Wake | null): void;
+  /** Takes the poll for a trigger's hand-off when it waits (see `Dispatcher.take`); null: it does not. */
+  take(): ((runs: ClaimedRun[]) => void) | null;
+}
+
+/** Whose a poll is and what it asks for. */
+interface PollRequest {
+  readonly poll: number;
+  readonly workerId: string;
+  readonly max: number;
+  readonly seq: number | null;
 }
 
 /**
@@ -44,8 +55,12 @@ interface Listener {
  * (one that it may not take: another handler, a target, a limit, no room to hold it); and whenever
  * it leaves without a claim after the wake (aborted, closed, an error). A wake visits only polls
  * begun before it, each once. A run available later is found by every poll's backstop.
+ *
+ * A trigger hands its run to a waiting poll itself (`take`, see `Store.triggerRun`): the store
+ * claims for the poll's worker in the trigger's transaction and the poll answers what it was given,
+ * with no event, no wake and no claim of its own.
  */
-export class Dispatcher {
+export class Dispatcher implements PollHandOff {
   private readonly waiters = new Map<string, Set<Listener>>();
   private readonly groups = new Map<string, string>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -92,7 +107,7 @@ export class Dispatcher {
         // A worker that hung up gets nothing: runs claimed for it now would wait for its lease to end.
         if (signal.aborted || this.closed) return [];
         // Listen before claiming: an event that comes while the store is read is not lost.
-        const listening = this.listen(group, self, owed);
+        const listening = this.listen(group, { poll: self, workerId, max, seq }, owed);
         // The wakes that came before this claim, which it answers; later ones wait for the next.
         const answered = owed.length;
         let wakeInMs: number | undefined;
@@ -123,12 +138,35 @@ export class Dispatcher {
         } finally {
           if (wakeInMs === undefined) listening.stop();
         }
-        await listening.wait(wakeInMs, signal);
+        const handed = await listening.wait(wakeInMs, signal);
+        if (handed) {
+          void this.settle(group, owed, owed.length, handed.length >= max);
+          return handed;
+        }
       }
     } finally {
       // Leaving with wakes no claim answered (aborted, closed, an error): the next poll takes them.
       if (group !== undefined) for (const wake of owed.splice(0)) this.passOn(group, wake);
     }
+  }
+
+  anyWaiting(): boolean {
+    return this.waiters.size > 0;
+  }
+
+  /**
+   * The oldest poll of `group` that waits for runs and asks for some, taken from the waiting: no
+   * event reaches it and its wait does not end until `give` (or its worker hangs up).
+   */
+  take(group: string): WaitingPoll | null {
+    if (this.closed) return null;
+    for (const listener of this.waiters.get(group) ?? []) {
+      const give = listener.take();
+      if (!give) continue;
+      this.remove(group, listener);
+      return { ...listener.request, random: (this.options.random ?? Math.random)(), give };
+    }
+    return null;
   }
 
   /** Wakes the polls of a group when a retry becomes available at `at`. */
@@ -210,27 +248,39 @@ export class Dispatcher {
   }
 
   /**
-   * Listens for the next event of a group (any group when unknown) on behalf of `poll`: `wait`
-   * resolves at once when one came since `listen`, else at the next one, after `ms`, or when
-   * `signal` aborts. The wakes it receives go to `owed`.
+   * Listens for the next event of a group (any group when unknown) on behalf of a poll: `wait`
+   * resolves at once when one came since `listen`, else at the next one, after `ms`, when `signal`
+   * aborts, or with the runs a trigger handed to the poll. The wakes it receives go to `owed`.
    */
   private listen(
     group: string | undefined,
-    poll: number,
+    request: PollRequest,
     owed: Wake[],
   ): {
-    wait(ms: number, signal: AbortSignal): Promise<void>;
+    wait(ms: number, signal: AbortSignal): Promise<ClaimedRun[] | undefined>;
     stop(): void;
   } {
     const key = group ?? '*';
     let fired = false;
-    let wakeWaiter: (() => void) | undefined;
+    // Set while the poll waits: ends the wait, with runs handed to it or without.
+    let end: ((handed?: ClaimedRun[]) => void) | undefined;
+    let taken = false;
+    let timer: NodeJS.Timeout | undefined;
     const listener: Listener = {
-      poll,
+      poll: request.poll,
+      request,
       onEvent: (wake) => {
         fired = true;
         if (wake) owed.push(wake);
-        wakeWaiter?.();
+        end?.();
+      },
+      take: () => {
+        if (!end || fired || taken || request.max <= 0 || group === undefined) return null;
+        taken = true;
+        const give = end;
+        // The wait now lasts until the trigger's commit gives the runs (or the worker hangs up).
+        clearTimeout(timer);
+        return (runs) => give(runs.length > 0 ? runs : undefined);
       },
     };
     let set = this.waiters.get(key);
@@ -246,18 +296,21 @@ export class Dispatcher {
         new Promise((resolve) => {
           if (fired || signal.aborted || this.closed) {
             stop();
-            resolve();
+            resolve(undefined);
             return;
           }
-          const done = () => {
+          const done = (handed?: ClaimedRun[]) => {
+            if (!end) return;
+            end = undefined;
             clearTimeout(timer);
-            signal.removeEventListener('abort', done);
+            signal.removeEventListener('abort', abort);
             stop();
-            resolve();
+            resolve(handed);
           };
-          wakeWaiter = done;
-          const timer = setTimeout(done, ms);
-          signal.addEventListener('abort', done, { once: true });
+          const abort = () => done();
+          end = done;
+          timer = setTimeout(abort, ms);
+          signal.addEventListener('abort', abort, { once: true });
         }),
     };
   }

@@ -34,7 +34,7 @@ import { checkNoEnvelopes, compileSecretPaths, hasSecrets } from '../core/secret
 import { KairosError, QuotaExceededError } from '../errors.ts';
 import type { AuditEntry } from '../store/access.ts';
 import { DEFAULT_NAMESPACE } from '../store/namespaces.ts';
-import type { JobQuotaCheck, RunRecord, Store } from '../store/store.ts';
+import type { JobQuotaCheck, PollHandOff, RunRecord, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 import { SecretKeyring } from './secret-keyring.ts';
 
@@ -49,6 +49,8 @@ export class JobService {
     private readonly onSkipped?: (job: string, skipped: SkippedRange) => void,
     /** Encrypts the secret fields of params before they are stored (docs/security.md). */
     private readonly keyring: SecretKeyring = new SecretKeyring([]),
+    /** Where a trigger finds a waiting poll to hand its run to (the dispatcher; see Store.triggerRun). */
+    private readonly handOff?: PollHandOff,
   ) {}
 
   /** Creates a job in a namespace (docs/tenancy.md); its calendars must be of that namespace. */
@@ -227,7 +229,14 @@ export class JobService {
     const runRequest = { params, priority, idempotencyKey: request.idempotencyKey, ...timing, traceContext };
     for (let round = 0; ; round++) {
       try {
-        const run = await this.store.triggerRun(name, runRequest, now, audit, quotas.maxQueuedRuns);
+        const run = await this.store.triggerRun(
+          name,
+          runRequest,
+          now,
+          audit,
+          quotas.maxQueuedRuns,
+          this.handOff,
+        );
         if (!run) throw new KairosError('JOB_NOT_FOUND', `no job named ${JSON.stringify(name)}`);
         return run;
       } catch (error) {

@@ -186,6 +186,14 @@ export interface Store {
    * other params or priority; see {@link RunTimingRequest}), and `audit` committed with it. Null when no job has that name (nothing written). The trigger route's path:
    * one round trip to PostgreSQL where reading the job, inserting, reading the run back and auditing
    * took four. `maxQueuedRuns` as for {@link enqueueRuns}.
+   *
+   * With `handOff`, a run inserted and available at `now` goes straight to a poll of its group that
+   * waits, when there is one: the store asks `handOff` for it by the run's group, claims for that
+   * poll's worker in the same transaction (as {@link dispatchRuns} would; the run may go to another
+   * worker, or nowhere, as routing and limits say), and hands what it claimed to the poll after the
+   * commit (`give`, called exactly once for a poll taken, with nothing when the write failed). A run
+   * handed is answered running; one that stays queued raises the group's event as without it. One
+   * claim and one commit fewer between a trigger and its start.
    */
   triggerRun(
     name: string,
@@ -193,6 +201,7 @@ export interface Store {
     now: number,
     audit?: AuditEntry,
     maxQueuedRuns?: MaxQueuedRuns,
+    handOff?: PollHandOff,
   ): Promise<RunRecord | null>;
   getRun(id: number): Promise<RunRecord | null>;
   /**
@@ -859,6 +868,26 @@ export interface SecretParamsRow {
   stored: string;
 }
 
+/** Where {@link Store.triggerRun} finds a waiting poll for the run it inserts (the dispatcher). */
+export interface PollHandOff {
+  /** Whether any poll waits (of any group): a trigger that finds none writes as without a hand-off. */
+  anyWaiting(): boolean;
+  /** A poll of `group` waiting for runs, taken from the waiting (no event reaches it); null: none. */
+  take(group: string): WaitingPoll | null;
+}
+
+/** A poll taken by {@link PollHandOff.take}: whose it is, what it asks for, and its answer. */
+export interface WaitingPoll {
+  readonly workerId: string;
+  readonly max: number;
+  /** The worker's number of the poll (`claimSeq`). */
+  readonly seq: number | null;
+  /** For `random` routing. */
+  readonly random: number;
+  /** After the commit: what was claimed for the poll. Nothing: the poll claims again itself. */
+  give(runs: ClaimedRun[]): void;
+}
+
 /** One run of {@link Store.triggerRun}: null `params` or `priority` take the job's. */
 export interface TriggerRunRequest extends RunTimingRequest {
   params: JsonObject | null;
@@ -1057,4 +1086,13 @@ export interface AttemptOutcome extends AttemptDecision {
    * (a peer in its group, a guessed run id) changes nothing.
    */
   workerId?: string;
+}
+
+/**
+ * Whether a trigger's hand-off left nothing for another poll: the run went to the poll, which took
+ * fewer than it asked for (a poll that took as many may have left more behind). Else the trigger
+ * raises its group's event, as without a hand-off.
+ */
+export function handedAll(runId: number, handed: readonly ClaimedRun[], poll: WaitingPoll | null): boolean {
+  return poll !== null && handed.length < poll.max && handed.some((run) => run.runId === runId);
 }

@@ -14,6 +14,7 @@ import { describeAlertsConformance } from './alerts.ts';
 import { describeAttemptsConformance } from './attempts.ts';
 import { describeDependenciesConformance } from './dependencies.ts';
 import { describeFencingConformance } from './fencing.ts';
+import { describeHandOffConformance } from './hand-off.ts';
 import { describeNamespacesConformance } from './namespaces.ts';
 import { describeQueueConformance } from './queue.ts';
 import { describeResourceConformance } from './resources.ts';
@@ -1774,6 +1775,7 @@ export function describeStoreConformance(
   describeAttemptsConformance(dialect, open, probe);
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
+  describeHandOffConformance(dialect, open);
   describeRetentionConformance(dialect, open);
   describeQueueConformance(dialect, open);
   describeTracingConformance(dialect, open);

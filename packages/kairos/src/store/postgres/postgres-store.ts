@@ -50,6 +50,7 @@ import type {
   NodeRecord,
   Partitions,
   PollDispatch,
+  PollHandOff,
   PruneCursor,
   RunLogBatch,
   RunLogRecord,
@@ -238,8 +239,9 @@ export class PostgresStore implements Store {
     now: number,
     audit?: AuditEntry,
     maxQueuedRuns?: MaxQueuedRuns,
+    handOff?: PollHandOff,
   ): Promise<RunRecord | null> {
-    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns);
+    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns, handOff);
   }
 
   getRun(id: number): Promise<RunRecord | null> {

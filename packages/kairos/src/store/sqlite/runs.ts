@@ -17,19 +17,24 @@ import {
   runFromRow,
   traceColumn,
 } from '../rows.ts';
-import type {
-  AttemptRecord,
-  EnqueueRequest,
-  MaxQueuedRuns,
-  RunQuery,
-  RunRecord,
-  RunTimingRequest,
-  TriggerRunRequest,
+import {
+  type AttemptRecord,
+  type ClaimedRun,
+  type EnqueueRequest,
+  handedAll,
+  type MaxQueuedRuns,
+  type PollHandOff,
+  type RunQuery,
+  type RunRecord,
+  type RunTimingRequest,
+  type TriggerRunRequest,
+  type WaitingPoll,
 } from '../store.ts';
 import { writeAudit } from './access.ts';
 import { endRun } from './attempts.ts';
 import { shardNewRuns } from './broadcasts.ts';
 import type { SqliteConnection } from './connection.ts';
+import { dispatchRuns } from './dispatch.ts';
 import * as hot from './hot-statements.ts';
 import * as quotas from './quotas.ts';
 
@@ -90,35 +95,63 @@ export function triggerRun(
   now: number,
   audit?: AuditEntry,
   maxQueuedRuns?: MaxQueuedRuns,
+  handOff?: PollHandOff,
+  reserveAfterMs = 0,
 ): RunRecord | null {
-  const out = c.run('triggerRun', () =>
-    c.db
-      .transaction(() => {
-        const job = c.sql('SELECT id, group_name, params, priority FROM jobs WHERE name = ?').get(name) as
-          | { id: number; group_name: string; params: string; priority: number }
-          | undefined;
-        if (!job) return null;
-        const { id, inserted } = insertManualRun(
-          c,
-          job.id,
-          request,
-          request.params ?? json<JsonObject>(job.params),
-          request.priority ?? job.priority,
-          now,
-        );
-        if (inserted) shardNewRuns((text) => c.sql(text), [job.id], now);
-        if (inserted && maxQueuedRuns != null)
-          quotas.checkQueuedRunsAfter((text) => c.sql(text), job.id, maxQueuedRuns, 1);
-        writeAudit(c, audit);
-        const row = c
-          .sql(`SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`)
-          .get(id) as RunRow;
-        return { run: runFromRow(row), group: inserted ? job.group_name : null };
-      })
-      .immediate(),
-  );
-  if (out?.group) c.emit({ type: 'runs', group: out.group });
-  return out?.run ?? null;
+  let poll: WaitingPoll | null = null;
+  let handed: ClaimedRun[] = [];
+  try {
+    const out = c.run('triggerRun', () =>
+      c.db
+        .transaction(() => {
+          const job = c.sql('SELECT id, group_name, params, priority FROM jobs WHERE name = ?').get(name) as
+            | { id: number; group_name: string; params: string; priority: number }
+            | undefined;
+          if (!job) return null;
+          const { id, inserted } = insertManualRun(
+            c,
+            job.id,
+            request,
+            request.params ?? json<JsonObject>(job.params),
+            request.priority ?? job.priority,
+            now,
+          );
+          if (inserted) shardNewRuns((text) => c.sql(text), [job.id], now);
+          if (inserted && maxQueuedRuns != null)
+            quotas.checkQueuedRunsAfter((text) => c.sql(text), job.id, maxQueuedRuns, 1);
+          writeAudit(c, audit);
+          if (inserted && (request.availableAt ?? now) <= now) poll = handOff?.take(job.group_name) ?? null;
+          if (poll) handed = claimForPoll(c, poll, now, reserveAfterMs);
+          const row = c
+            .sql(`SELECT ${RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?`)
+            .get(id) as RunRow;
+          return { run: runFromRow(row), group: inserted ? job.group_name : null };
+        })
+        .immediate(),
+    );
+    if (out?.group && !handedAll(out.run.id, handed, poll)) c.emit({ type: 'runs', group: out.group });
+    return out?.run ?? null;
+  } catch (error) {
+    handed = [];
+    throw error;
+  } finally {
+    (poll as WaitingPoll | null)?.give(handed);
+  }
+}
+
+/** A waiting poll's claim inside the trigger's transaction; nothing when its worker is gone. */
+function claimForPoll(
+  c: SqliteConnection,
+  poll: WaitingPoll,
+  now: number,
+  reserveAfterMs: number,
+): ClaimedRun[] {
+  try {
+    return dispatchRuns(c, poll.workerId, poll.max, now, poll.random, poll.seq, reserveAfterMs);
+  } catch (error) {
+    if (error instanceof KairosError && error.code === 'WORKER_NOT_FOUND') return [];
+    throw error;
+  }
 }
 
 /**

@@ -53,6 +53,7 @@ import type {
   NodeRecord,
   Partitions,
   PollDispatch,
+  PollHandOff,
   PruneCursor,
   RunLogBatch,
   RunLogRecord,
@@ -219,8 +220,9 @@ export class SqliteStore implements Store {
     now: number,
     audit?: AuditEntry,
     maxQueuedRuns?: MaxQueuedRuns,
+    handOff?: PollHandOff,
   ): Promise<RunRecord | null> {
-    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns);
+    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns, handOff, this.reserveAfterMs);
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
