@@ -100,7 +100,7 @@ describe.each(dialects)('Dispatcher, fire ahead: %s', (_dialect, open) => {
 
 // Many waiting polls of one group: an event wakes one, which passes the wake on only while runs may
 // be left for the others. Claims are counted on the real store (a Proxy that counts and forwards).
-describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) => {
+describe.each(dialects)('Dispatcher, many waiting polls: %s', (dialect, open) => {
   let store: Store;
   let dispatcher: Dispatcher;
   /** The worker of each claim since the last reset. */
@@ -312,7 +312,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
     return name;
   }
 
-  it('a trigger hands its run to the oldest waiting poll: no event, no claim of the poll`s own', async () => {
+  it('a trigger hands its run to the oldest waiting poll (SQLite: no event, no claim of the poll`s own)', async () => {
     await setUp({ a: ['h'], b: ['h'] });
     const [pa] = await waiting('a');
     const [pb] = await waiting('b');
@@ -330,11 +330,18 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (_dialect, open) =
       undefined,
       dispatcher,
     );
-    expect(run).toMatchObject({ status: 'running', workerId: 'a', attempt: 1 });
     expect((await pa).map((c) => c.runId)).toEqual([run!.id]);
     await settled();
-    expect(claims).toEqual([]);
-    expect(events).toEqual([]);
+    if (dialect === 'sqlite') {
+      expect(run).toMatchObject({ status: 'running', workerId: 'a', attempt: 1 });
+      expect(claims).toEqual([]);
+      expect(events).toEqual([]);
+    } else {
+      // PostgreSQL leaves the hand-off aside (Store.triggerRun): the run's event wakes the poll.
+      expect(run).toMatchObject({ status: 'queued' });
+      expect(claims).toEqual(['a']);
+      expect(events).toEqual([{ type: 'runs', group: 'default' }]);
+    }
     expect(await Promise.race([pb.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
   });
 

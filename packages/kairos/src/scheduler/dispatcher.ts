@@ -56,9 +56,9 @@ interface PollRequest {
  * it leaves without a claim after the wake (aborted, closed, an error). A wake visits only polls
  * begun before it, each once. A run available later is found by every poll's backstop.
  *
- * A trigger hands its run to a waiting poll itself (`take`, see `Store.triggerRun`): the store
- * claims for the poll's worker in the trigger's transaction and the poll answers what it was given,
- * with no event, no wake and no claim of its own.
+ * A trigger hands its run to a waiting poll itself (`take`, see `Store.triggerRun`; SQLite): the
+ * store claims for the poll's worker in the trigger's transaction and the poll answers what it was
+ * given, with no event, no wake and no claim of its own.
  */
 export class Dispatcher implements PollHandOff {
   private readonly waiters = new Map<string, Set<Listener>>();
@@ -148,10 +148,6 @@ export class Dispatcher implements PollHandOff {
       // Leaving with wakes no claim answered (aborted, closed, an error): the next poll takes them.
       if (group !== undefined) for (const wake of owed.splice(0)) this.passOn(group, wake);
     }
-  }
-
-  anyWaiting(): boolean {
-    return this.waiters.size > 0;
   }
 
   /**

@@ -7,7 +7,11 @@ import type { ClaimedRun, PollHandOff, Store, StoreEvent, WaitingPoll } from '..
  * poll's worker in the trigger's transaction, given to the poll after the commit, and no event for
  * it. Run by `describeStoreConformance` on every dialect, unchanged.
  */
-export function describeHandOffConformance(dialect: string, open: () => Promise<Store>): void {
+export function describeHandOffConformance(
+  dialect: string,
+  open: () => Promise<Store>,
+  handsOff: boolean,
+): void {
   describe(`Store conformance, a trigger's hand-off to a waiting poll: ${dialect}`, () => {
     let store: Store;
     let events: StoreEvent[];
@@ -48,7 +52,6 @@ export function describeHandOffConformance(dialect: string, open: () => Promise<
       const poll: WaitingPoll = { workerId, max, seq: 7, random: 0, give: (runs) => given.push(runs) };
       let taken = false;
       const handOff: PollHandOff = {
-        anyWaiting: () => !taken,
         take: (group) => {
           asked.push(group);
           if (taken) return null;
@@ -57,6 +60,27 @@ export function describeHandOffConformance(dialect: string, open: () => Promise<
         },
       };
       return { handOff, given, asked };
+    }
+
+    if (!handsOff) {
+      it('leaves the hand-off aside: the run queued, its event, no poll asked for', async () => {
+        await worker('w1');
+        await manualJob('now');
+        const { handOff, given, asked } = waiting('w1');
+        const run = await store.triggerRun(
+          'now',
+          { params: null, priority: null },
+          T0 + 10,
+          undefined,
+          undefined,
+          handOff,
+        );
+        expect(run).toMatchObject({ status: 'queued', attempt: 0, workerId: null });
+        expect(asked).toEqual([]);
+        expect(given).toEqual([]);
+        expect(events).toEqual([{ type: 'runs', group: 'g' }]);
+      });
+      return;
     }
 
     it('hands the run to the waiting poll in the trigger`s write: running, its worker`s, no event', async () => {

@@ -42,6 +42,8 @@ export interface StoreProbe {
   runRowVersion(runId: number): Promise<string>;
   /** The stored attempt rows of run `runId` (ended attempts only: a running one is its run's row). */
   attemptRows(runId: number): Promise<StoredAttempt[]>;
+  /** Whether `Store.triggerRun` hands a run to a waiting poll (SQLite) or leaves `handOff` aside (PostgreSQL). */
+  handsOff: boolean;
 }
 
 /** An attempt's row as stored, for {@link StoreProbe.attemptRows}. */
@@ -1775,7 +1777,7 @@ export function describeStoreConformance(
   describeAttemptsConformance(dialect, open, probe);
   describeAlertsConformance(dialect, open);
   describeFencingConformance(dialect, open);
-  describeHandOffConformance(dialect, open);
+  describeHandOffConformance(dialect, open, probe.handsOff);
   describeRetentionConformance(dialect, open);
   describeQueueConformance(dialect, open);
   describeTracingConformance(dialect, open);

@@ -348,11 +348,7 @@ export class PostgresConnection {
 
   /** One statement (its own transaction), retried like {@link transaction} when PostgreSQL aborts it. */
   query<R>(operation: string, text: string, values: unknown[]): Promise<R[]> {
-    return this.retrying(
-      operation,
-      async () =>
-        (await this.pool.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[],
-    );
+    return this.retrying(operation, async () => preparedQuery<R>(this.pool, operation, text, values));
   }
 
   /** Runs `work` (one statement), again when PostgreSQL aborted it as a deadlock or serialization failure. */
@@ -477,6 +473,19 @@ function quoteIdent(name: string): string {
 
 /** Hashes of statement texts, which are constants of the store's modules: each is hashed once. */
 const hashes = new Map<string, string>();
+
+/**
+ * One statement prepared once per connection under a name of its operation and text, then only
+ * bound and run: a statement planned anew each time (an unnamed one) costs a large CTE ~1 ms.
+ */
+export async function preparedQuery<R>(
+  db: pg.Pool | pg.PoolClient,
+  operation: string,
+  text: string,
+  values: unknown[],
+): Promise<R[]> {
+  return (await db.query({ name: `kairos_${operation}_${hash(text)}`, text, values })).rows as R[];
+}
 
 export function hash(text: string): string {
   let known = hashes.get(text);

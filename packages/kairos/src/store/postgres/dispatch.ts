@@ -4,7 +4,6 @@
 // timeouts.
 
 import type { AttemptRef } from '@kairos/client';
-import type pg from 'pg';
 import type { Bucket } from '../../core/rate-limit.ts';
 import type { Resources } from '../../core/resources.ts';
 import type { RoutingState, WorkerLoad } from '../../core/routing.ts';
@@ -44,7 +43,6 @@ import type {
   GroupLimit,
   GroupLimits,
   HeartbeatAnswer,
-  WaitingPoll,
   WorkerRecord,
   WorkerRegistration,
 } from '../store.ts';
@@ -485,48 +483,6 @@ export async function dispatchRuns(
   return (await dispatch(c, workerId, max, now, random, false, claimSeq, reserveAfterMs)).runs;
 }
 
-/** A row of DISPATCH_FAST. */
-interface FastRow {
-  worker_status: string | null;
-  simple: boolean | null;
-  picked: number;
-  claimed: string;
-  next_at: number | null;
-}
-
-function fastClaimed(row: FastRow): ClaimedRun[] {
-  return (JSON.parse(row.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>).map((run) =>
-    claimedFromRow(run, {
-      jobName: run.job_name,
-      task: run.task === null ? null : (JSON.parse(run.task) as TaskDefinition),
-    }),
-  );
-}
-
-/**
- * A waiting poll's claim inside a trigger's transaction (Store.triggerRun's hand-off): the fast
- * path's one statement, which sees the run the transaction inserted. Nothing when the worker is not
- * active or the runs need the planner (routing, selectors, limits, resources): the trigger's event
- * wakes a poll for those, as without a hand-off.
- */
-export async function claimForPoll(
-  client: pg.PoolClient,
-  poll: WaitingPoll,
-  now: number,
-): Promise<ClaimedRun[]> {
-  const [fast] = (
-    await client.query<FastRow>(DISPATCH_FAST, [
-      poll.workerId,
-      now,
-      poll.max,
-      dispatchWindow(poll.max),
-      false,
-      poll.seq,
-    ])
-  ).rows;
-  return fast?.worker_status === 'active' && fast.simple ? fastClaimed(fast) : [];
-}
-
 /** dispatchRuns (and dispatchForPoll); with `next`, a fast-path claim that takes nothing also answers nextAvailableAt. */
 export async function dispatch(
   c: PostgresConnection,
@@ -538,14 +494,13 @@ export async function dispatch(
   claimSeq: number | null,
   reserveAfterMs: number,
 ): Promise<{ runs: ClaimedRun[]; nextAvailableAt?: number | null }> {
-  const [fast] = await c.query<FastRow>('dispatchRuns', DISPATCH_FAST, [
-    workerId,
-    now,
-    max,
-    dispatchWindow(max),
-    next,
-    claimSeq,
-  ]);
+  const [fast] = await c.query<{
+    worker_status: string | null;
+    simple: boolean | null;
+    picked: number;
+    claimed: string;
+    next_at: number | null;
+  }>('dispatchRuns', DISPATCH_FAST, [workerId, now, max, dispatchWindow(max), next, claimSeq]);
   const status = fast?.worker_status ?? null;
   if (status !== 'active' && status !== 'draining') {
     throw new KairosError('WORKER_NOT_FOUND', `worker ${workerId} is not registered or was declared lost`);
@@ -553,7 +508,14 @@ export async function dispatch(
   const nextAvailableAt = next ? fast!.next_at : undefined;
   if (status === 'draining' || fast!.picked === 0) return { runs: [], nextAvailableAt };
   if (fast!.simple) {
-    const runs = fastClaimed(fast!);
+    const runs = (
+      JSON.parse(fast!.claimed) as Array<ClaimRow & { job_name: string; task: string | null }>
+    ).map((row) =>
+      claimedFromRow(row, {
+        jobName: row.job_name,
+        task: row.task === null ? null : (JSON.parse(row.task) as TaskDefinition),
+      }),
+    );
     return { runs, nextAvailableAt: runs.length > 0 ? null : nextAvailableAt };
   }
   // Routing, selectors or limits in play: the planner, in a transaction with the rows it needs locked.

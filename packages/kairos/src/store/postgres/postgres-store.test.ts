@@ -32,6 +32,7 @@ describeStoreConformance(
         await client.end();
       }
     },
+    handsOff: false,
     async attemptRows(runId) {
       const client = new pg.Client({
         connectionString: testDatabaseUrl(),

@@ -50,7 +50,6 @@ import type {
   NodeRecord,
   Partitions,
   PollDispatch,
-  PollHandOff,
   PruneCursor,
   RunLogBatch,
   RunLogRecord,
@@ -239,9 +238,8 @@ export class PostgresStore implements Store {
     now: number,
     audit?: AuditEntry,
     maxQueuedRuns?: MaxQueuedRuns,
-    handOff?: PollHandOff,
   ): Promise<RunRecord | null> {
-    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns, handOff);
+    return runs.triggerRun(this.c, name, request, now, audit, maxQueuedRuns);
   }
 
   getRun(id: number): Promise<RunRecord | null> {

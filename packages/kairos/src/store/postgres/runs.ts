@@ -17,22 +17,17 @@ import {
   runFromRow,
   traceColumn,
 } from '../rows.ts';
-import {
-  type AttemptRecord,
-  type ClaimedRun,
-  type EnqueueRequest,
-  handedAll,
-  type MaxQueuedRuns,
-  type PollHandOff,
-  type RunQuery,
-  type RunRecord,
-  type TriggerRunRequest,
-  type WaitingPoll,
+import type {
+  AttemptRecord,
+  EnqueueRequest,
+  MaxQueuedRuns,
+  RunQuery,
+  RunRecord,
+  TriggerRunRequest,
 } from '../store.ts';
 import { appendAudit, auditValues } from './access.ts';
 import { shardNewRuns } from './broadcasts.ts';
-import { CHANNEL, hash, type PostgresConnection } from './connection.ts';
-import { claimForPoll } from './dispatch.ts';
+import { CHANNEL, hash, type PostgresConnection, preparedQuery } from './connection.ts';
 import { getJob } from './jobs.ts';
 import * as quotas from './quotas.ts';
 import { afterRunsEnded } from './schedules.ts';
@@ -349,83 +344,56 @@ export async function triggerRun(
   now: number,
   audit?: AuditEntry,
   maxQueuedRuns?: MaxQueuedRuns,
-  handOff?: PollHandOff,
 ): Promise<RunRecord | null> {
+  // No hand-off to a waiting poll here (Store.triggerRun): a transaction around the trigger and the
+  // claim takes four round trips where the two statements take two, and cost more than the commit
+  // it saves (docs/benchmarks.md, Levers).
   const limit = maxQueuedRuns ?? null;
-  let poll: WaitingPoll | null = null;
-  let handed: ClaimedRun[] = [];
-  try {
-    const answer =
-      limit === null && !handOff?.anyWaiting()
-        ? await triggerRunRounds(
+  const answer =
+    limit === null
+      ? await triggerRunRounds(
+          c,
+          (text, values) => c.query<TriggerRunRow>('triggerRun', text, values),
+          name,
+          request,
+          now,
+          audit,
+        )
+      : // With a quota: the namespace locked first, the run counted before the commit
+        // (docs/tenancy.md#quotas); a refusal rolls back the run, its NOTIFY and its audit entry.
+        await c.transaction('triggerRun', async (client) => {
+          const namespace = await quotas.lockNamespaceOfJob(client, name);
+          if (namespace === null) return null;
+          const answer = await triggerRunRounds(
             c,
-            (text, values) => c.query<TriggerRunRow>('triggerRun', text, values),
+            (text, values) => preparedQuery<TriggerRunRow>(client, 'triggerRun', text, values),
             name,
             request,
             now,
             audit,
-          )
-        : // With a quota: the namespace locked first, the run counted before the commit
-          // (docs/tenancy.md#quotas); a refusal rolls back the run, its NOTIFY and its audit entry.
-          // With a poll waiting: the run claimed for it before the one commit.
-          await c.transaction('triggerRun', async (client) => {
-            handed = [];
-            const namespace = limit === null ? null : await quotas.lockNamespaceOfJob(client, name);
-            if (limit !== null && namespace === null) return null;
-            const answer = await triggerRunRounds(
-              c,
-              async (text, values) => (await client.query<TriggerRunRow>(text, values)).rows,
-              name,
-              request,
-              now,
-              audit,
-            );
-            if (answer === 'broadcast' || !answer?.inserted) return answer;
-            if (limit !== null) await quotas.checkQueuedRunsAfter(client, namespace!, limit, 1);
-            // Taken once: a transaction retried after a deadlock claims again for the same poll.
-            if (handOff && (request.availableAt ?? now) <= now) poll ??= handOff.take(answer.group);
-            handed = poll ? await claimForPoll(client, poll, now) : [];
-            return answer;
-          });
-    if (answer === null) return null;
-    if (answer === 'broadcast') {
-      // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
-      const job = await getJob(c, name);
-      if (!job) return null;
-      const [id] = await enqueueRuns(
-        c,
-        job.id,
-        [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
-        now,
-        limit,
-      );
-      if (audit) await appendAudit(c, audit);
-      return getRun(c, id!);
-    }
-    // Other nodes learn through the statement's NOTIFY.
-    if (answer.inserted && !handedAll(answer.run.id, handed, poll))
-      c.emit([{ type: 'runs', group: answer.group }]);
-    const claimed = handed.find((run) => run.runId === answer.run.id);
-    return claimed && poll ? handedRun(answer.run, claimed, (poll as WaitingPoll).workerId, now) : answer.run;
-  } catch (error) {
-    handed = [];
-    throw error;
-  } finally {
-    (poll as WaitingPoll | null)?.give(handed);
+          );
+          if (answer !== 'broadcast' && answer?.inserted)
+            await quotas.checkQueuedRunsAfter(client, namespace, limit, 1);
+          return answer;
+        });
+  if (answer === null) return null;
+  if (answer === 'broadcast') {
+    // A broadcast job's run is sharded in a transaction of its own (enqueueRuns).
+    const job = await getJob(c, name);
+    if (!job) return null;
+    const [id] = await enqueueRuns(
+      c,
+      job.id,
+      [{ ...request, params: request.params ?? job.params, priority: request.priority ?? job.priority }],
+      now,
+      limit,
+    );
+    if (audit) await appendAudit(c, audit);
+    return getRun(c, id!);
   }
-}
-
-/** The trigger's queued run as the hand-off's claim left it (the claim's UPDATE, as a record). */
-function handedRun(run: RunRecord, claimed: ClaimedRun, workerId: string, now: number): RunRecord {
-  return {
-    ...run,
-    status: 'running',
-    attempt: claimed.attempt,
-    workerId,
-    startedAt: now,
-    finishedAt: null,
-    assignedWorkerId: null,
-  };
+  // Other nodes learn through the statement's NOTIFY.
+  if (answer.inserted) c.emit([{ type: 'runs', group: answer.group }]);
+  return answer.run;
 }
 
 /**

@@ -25,6 +25,7 @@ describeStoreConformance(
         db.close();
       }
     },
+    handsOff: true,
     async attemptRows(runId) {
       const db = new Database(path);
       try {
