@@ -192,8 +192,10 @@ export interface Store {
    * for that poll's worker in the same transaction (as {@link dispatchRuns} would; the run may go to
    * another worker, or nowhere, as routing and limits say), and hands what it claimed to the poll
    * after the commit (`give`, called exactly once for a poll taken, with nothing when the write
-   * failed). A run handed is answered running; one that stays queued raises the group's event as
-   * without it. One claim, one commit and one wake fewer between a trigger and its start.
+   * failed; a claim that failed leaves the trigger written and gives nothing). A run handed is
+   * answered running; the group's event goes out as without a hand-off unless the run went to the
+   * poll, alone (not a broadcast's shards) and with room to spare in the poll (see
+   * {@link handedAll}). One claim, one commit and one wake fewer between a trigger and its start.
    * PostgreSQL ignores `handOff`: a transaction around the two statements takes four round trips
    * where they take two alone, and costs more than the commit it saves.
    */
@@ -870,9 +872,19 @@ export interface SecretParamsRow {
   stored: string;
 }
 
-/** Where {@link Store.triggerRun} finds a waiting poll for the run it inserts (the dispatcher). */
+/**
+ * Where {@link Store.triggerRun} finds a waiting poll for the run it inserts (the dispatcher). A
+ * poll taken is out of the waiting, and its wait has no end, until `give`: the store takes it, claims
+ * and gives with no await between (SQLite's one synchronous transaction), so no hang-up, close or
+ * timer comes between. Runs given after the poll ended anyway are dropped, as a lost poll answer is,
+ * and the worker's next heartbeat gives them back (`unheld`).
+ */
 export interface PollHandOff {
-  /** A poll of `group` waiting for runs, taken from the waiting (no event reaches it); null: none. */
+  /**
+   * A poll of `group` waiting for runs, taken from the waiting (no event reaches it); null: none.
+   * By group alone: a poll whose worker may not take the run (another namespace or handler) is
+   * given nothing and claims again itself.
+   */
   take(group: string): WaitingPoll | null;
 }
 
@@ -1089,10 +1101,13 @@ export interface AttemptOutcome extends AttemptDecision {
 }
 
 /**
- * Whether a trigger's hand-off left nothing for another poll: the run went to the poll, which took
- * fewer than it asked for (a poll that took as many may have left more behind). Else the trigger
- * raises its group's event, as without a hand-off.
+ * Whether a trigger's hand-off left nothing for another poll: its one run (not a broadcast's first
+ * shard, whose other shards wait for other workers) went to the poll, which took fewer than it
+ * asked for (a poll that took as many may have left more behind). Else the trigger raises its
+ * group's event, as without a hand-off.
  */
-export function handedAll(runId: number, handed: readonly ClaimedRun[], poll: WaitingPoll | null): boolean {
-  return poll !== null && handed.length < poll.max && handed.some((run) => run.runId === runId);
+export function handedAll(run: RunRecord, handed: readonly ClaimedRun[], poll: WaitingPoll | null): boolean {
+  return (
+    poll !== null && run.shard === null && handed.length < poll.max && handed.some((c) => c.runId === run.id)
+  );
 }

@@ -168,6 +168,28 @@ export function describeHandOffConformance(
       ).toBe(1);
     });
 
+    it('a broadcast`s first shard handed to its worker: the other shards` event still goes out', async () => {
+      await worker('w1');
+      await worker('w2');
+      await manualJob('bc', { routing: { strategy: 'broadcast' } });
+      const { handOff, given } = waiting('w1');
+      const run = await store.triggerRun(
+        'bc',
+        { params: null, priority: null },
+        T0 + 10,
+        undefined,
+        undefined,
+        handOff,
+      );
+      expect(run).toMatchObject({ shard: { index: 0, total: 2 }, status: 'running', workerId: 'w1' });
+      expect(given[0]!.map((c) => c.runId)).toEqual([run!.id]);
+      // Without it, w2's poll would wait for its backstop.
+      expect(events).toEqual([{ type: 'runs', group: 'g' }]);
+      expect((await store.dispatchRuns('w2', 5, T0 + 20, 0)).map((c) => c.shard)).toEqual([
+        { index: 1, total: 2 },
+      ]);
+    });
+
     it('asks for no poll for a run triggered for later, nor for a key`s earlier run', async () => {
       await worker('w1');
       await manualJob('later');

@@ -98,10 +98,12 @@ export function triggerRun(
   handOff?: PollHandOff,
   reserveAfterMs = 0,
 ): RunRecord | null {
-  let poll: WaitingPoll | null = null;
+  // Assigned inside the transaction (not narrowed to null here).
+  let poll = null as WaitingPoll | null;
   let handed: ClaimedRun[] = [];
+  let out: { run: RunRecord; group: string | null } | null;
   try {
-    const out = c.run('triggerRun', () =>
+    out = c.run('triggerRun', () =>
       c.db
         .transaction(() => {
           const job = c.sql('SELECT id, group_name, params, priority FROM jobs WHERE name = ?').get(name) as
@@ -129,17 +131,22 @@ export function triggerRun(
         })
         .immediate(),
     );
-    if (out?.group && !handedAll(out.run.id, handed, poll)) c.emit({ type: 'runs', group: out.group });
-    return out?.run ?? null;
   } catch (error) {
-    handed = [];
+    // Nothing was written: the poll claims again itself.
+    poll?.give([]);
     throw error;
-  } finally {
-    (poll as WaitingPoll | null)?.give(handed);
   }
+  // Committed: the poll has its runs before anything else can throw.
+  poll?.give(handed);
+  if (out?.group && !handedAll(out.run, handed, poll)) c.emit({ type: 'runs', group: out.group });
+  return out?.run ?? null;
 }
 
-/** A waiting poll's claim inside the trigger's transaction; nothing when its worker is gone. */
+/**
+ * A waiting poll's claim inside the trigger's transaction (a savepoint of it). Nothing when its
+ * worker is gone, or when the claim fails and the trigger's transaction goes on (the savepoint
+ * rolled back): the trigger is written all the same, and the poll, given nothing, claims itself.
+ */
 function claimForPoll(
   c: SqliteConnection,
   poll: WaitingPoll,
@@ -149,7 +156,7 @@ function claimForPoll(
   try {
     return dispatchRuns(c, poll.workerId, poll.max, now, poll.random, poll.seq, reserveAfterMs);
   } catch (error) {
-    if (error instanceof KairosError && error.code === 'WORKER_NOT_FOUND') return [];
+    if (c.db.inTransaction) return [];
     throw error;
   }
 }
