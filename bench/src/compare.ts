@@ -11,7 +11,7 @@ import { type ComparisonResult, markdownTable, writeComparison } from './report.
 import { source } from './results.ts';
 import { type ContestantRun, ONCE, runContestant, type ScenarioName, type Sizes } from './run.ts';
 import { scale } from './scale.ts';
-import { suitsWindow } from './scenarios/schedule.ts';
+import { waitToSuit } from './scenarios/schedule.ts';
 import { describePhases, Timings } from './timings.ts';
 import { message } from './util.ts';
 
@@ -76,6 +76,8 @@ const ONCE_LEAD_MS = 6000;
 const ONCE_LEAD_ERROR_MS = 3000;
 /** How long a schedule run may wait for its window's minute when another run could go first. */
 const ONCE_MAX_WAIT_MS = 5000;
+/** A schedule run waits this long at most, between two other runs, for the clock to suit it. */
+const SUIT_WAIT_MS = 15_000;
 
 /** The runs in order: repetition r runs the contestants in `orders[r − 1]`. In the first repetition
  * a contestant's once-only scenarios (crash, crash-tuned, schedule) run on the same store after its
@@ -178,16 +180,26 @@ export async function compare(options: CompareOptions): Promise<ComparisonResult
   // waiting long for its minute; until then the regular runs go on (each moves the clock on by about
   // half a minute), and it waits only when none is left.
   const ran = new Set<Unit>();
-  const suits = () =>
-    suitsWindow(Date.now() + ONCE_LEAD_MS, 60_000, options.sizes.scheduleSeconds * 1000, {
-      maxWaitMs: ONCE_MAX_WAIT_MS,
-      errorMs: ONCE_LEAD_ERROR_MS,
-    });
+  // The wait until the clock suits a schedule run, when it is short: a minute has 13 s that suit a
+  // 30-s window, and a check only between runs (about half a minute apart) missed them all in a
+  // run of 2026-12-06, which then waited for its minutes at the end.
+  const suitIn = () =>
+    waitToSuit(
+      Date.now(),
+      ONCE_LEAD_MS,
+      60_000,
+      options.sizes.scheduleSeconds * 1000,
+      { maxWaitMs: ONCE_MAX_WAIT_MS, errorMs: ONCE_LEAD_ERROR_MS },
+      SUIT_WAIT_MS,
+    );
   while (regular.length || deferred.length) {
     const eligible = deferred.filter((unit) => !unit.after || ran.has(unit.after));
     let unit: Unit | undefined;
-    if (eligible.length && (regular.length === 0 || suits())) unit = eligible[0]!;
-    else {
+    const wait = eligible.length ? (regular.length === 0 ? 0 : suitIn()) : null;
+    if (wait !== null) {
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      unit = eligible[0]!;
+    } else {
       for (const waiting of eligible)
         console.log(
           `    ${waiting.name}'s schedule run waits for its window's time of the minute: another run goes first`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { suitsWindow, windowStart } from './schedule.ts';
+import { suitsWindow, waitToSuit, windowStart } from './schedule.ts';
 
 const MINUTE = 60_000;
 const T = 1_700_000_020_000; // 40 s past a minute (28,333,333 minutes and 40 s since the epoch)
@@ -55,5 +55,20 @@ describe('suitsWindow', () => {
       const soon = suitsWindow(at, MINUTE, 60_000, { maxWaitMs: 5000, errorMs: 0 });
       expect(soon).toBe(windowStart(at, MINUTE, 60_000) - at <= 5000);
     }
+  });
+});
+
+describe('waitToSuit', () => {
+  const minute = Math.ceil(T / MINUTE) * MINUTE; // 20 s after T
+  const options = { maxWaitMs: 5000, errorMs: 3000 };
+
+  it('is 0 when the instant suits, the wait to the next that suits within the limit, else null', () => {
+    // A window opening 20 s before its minute suits (above); 2 s before it does not.
+    expect(waitToSuit(minute - 20_000, 0, MINUTE, 60_000, options, 15_000)).toBe(0);
+    const wait = waitToSuit(minute - 2000, 0, MINUTE, 30_000, options, 60_000);
+    expect(wait).not.toBeNull();
+    expect(suitsWindow(minute - 2000 + wait!, MINUTE, 30_000, options)).toBe(true);
+    expect(suitsWindow(minute - 2000 + wait! - 250, MINUTE, 30_000, options)).toBe(false);
+    expect(waitToSuit(minute - 2000, 0, MINUTE, 30_000, options, wait! - 250)).toBeNull();
   });
 });

@@ -62,6 +62,21 @@ export function suitsWindow(
   return true;
 }
 
+/** How long from `now` until {@link suitsWindow} holds for a window that may open `leadMs` after
+ * that instant: 0 when it holds now, null when not within `withinMs` (looked at every 250 ms). */
+export function waitToSuit(
+  now: number,
+  leadMs: number,
+  periodMs: number,
+  windowMs: number,
+  options: { maxWaitMs: number; errorMs: number; roomMs?: number },
+  withinMs: number,
+): number | null {
+  for (let wait = 0; wait <= withinMs; wait += 250)
+    if (suitsWindow(now + wait + leadMs, periodMs, windowMs, options)) return wait;
+  return null;
+}
+
 /** Runs the schedule-accuracy scenario on queue `schedule`; `remove`: the schedules are removed after
  * the window (else they keep firing until the run's teardown drops the store). */
 export async function schedule(
