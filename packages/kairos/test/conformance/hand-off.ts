@@ -62,19 +62,16 @@ export function describeHandOffConformance(
       return { handOff, given, asked };
     }
 
+    /** Triggers job `name` now (T0 + 10 unless `at`), with `handOff`. */
+    const trigger = (name: string, handOff: PollHandOff, at = T0 + 10) =>
+      store.triggerRun(name, { params: null, priority: null }, at, undefined, undefined, handOff);
+
     if (!handsOff) {
       it('leaves the hand-off aside: the run queued, its event, no poll asked for', async () => {
         await worker('w1');
         await manualJob('now');
         const { handOff, given, asked } = waiting('w1');
-        const run = await store.triggerRun(
-          'now',
-          { params: null, priority: null },
-          T0 + 10,
-          undefined,
-          undefined,
-          handOff,
-        );
+        const run = await trigger('now', handOff);
         expect(run).toMatchObject({ status: 'queued', attempt: 0, workerId: null });
         expect(asked).toEqual([]);
         expect(given).toEqual([]);
@@ -87,14 +84,7 @@ export function describeHandOffConformance(
       await worker('w1');
       await manualJob('now', { params: { a: 1 } });
       const { handOff, given, asked } = waiting('w1');
-      const run = await store.triggerRun(
-        'now',
-        { params: null, priority: null },
-        T0 + 10,
-        undefined,
-        undefined,
-        handOff,
-      );
+      const run = await trigger('now', handOff);
       expect(asked).toEqual(['g']);
       expect(run).toMatchObject({ status: 'running', attempt: 1, workerId: 'w1', startedAt: T0 + 10 });
       expect(await store.getRun(run!.id)).toEqual(run);
@@ -117,14 +107,7 @@ export function describeHandOffConformance(
       const [older] = await store.enqueueRuns(created.id, [{ params: {}, priority: 0 }], T0);
       events.length = 0;
       const { handOff, given } = waiting('w1', 2);
-      const run = await store.triggerRun(
-        'many',
-        { params: null, priority: null },
-        T0 + 10,
-        undefined,
-        undefined,
-        handOff,
-      );
+      const run = await trigger('many', handOff);
       expect(given[0]!.map((c) => c.runId)).toEqual([older, run!.id]);
       // The poll took as many as it asked for: more may be ready, so the group's event goes out.
       expect(events).toEqual([{ type: 'runs', group: 'g' }]);
@@ -133,14 +116,7 @@ export function describeHandOffConformance(
     it('a poll of a worker that is gone gets nothing; the run stays queued and raises its event', async () => {
       await manualJob('nobody');
       const { handOff, given } = waiting('ghost');
-      const run = await store.triggerRun(
-        'nobody',
-        { params: null, priority: null },
-        T0 + 10,
-        undefined,
-        undefined,
-        handOff,
-      );
+      const run = await trigger('nobody', handOff);
       expect(run).toMatchObject({ status: 'queued', attempt: 0, workerId: null });
       expect(given).toEqual([[]]);
       expect(events).toEqual([{ type: 'runs', group: 'g' }]);
@@ -150,14 +126,7 @@ export function describeHandOffConformance(
       await worker('w1', { region: 'us' });
       await manualJob('eu', { routing: { strategy: 'any', selector: { region: 'eu' } } });
       const { handOff, given } = waiting('w1');
-      const run = await store.triggerRun(
-        'eu',
-        { params: null, priority: null },
-        T0 + 10,
-        undefined,
-        undefined,
-        handOff,
-      );
+      const run = await trigger('eu', handOff);
       expect(run).toMatchObject({ status: 'queued', workerId: null });
       expect(given).toEqual([[]]);
       expect(events).toEqual([{ type: 'runs', group: 'g' }]);
@@ -173,14 +142,7 @@ export function describeHandOffConformance(
       await worker('w2');
       await manualJob('bc', { routing: { strategy: 'broadcast' } });
       const { handOff, given } = waiting('w1');
-      const run = await store.triggerRun(
-        'bc',
-        { params: null, priority: null },
-        T0 + 10,
-        undefined,
-        undefined,
-        handOff,
-      );
+      const run = await trigger('bc', handOff);
       expect(run).toMatchObject({ shard: { index: 0, total: 2 }, status: 'running', workerId: 'w1' });
       expect(given[0]!.map((c) => c.runId)).toEqual([run!.id]);
       // Without it, w2's poll would wait for its backstop.
