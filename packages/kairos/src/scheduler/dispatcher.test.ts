@@ -306,6 +306,10 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (dialect, open) =>
     expect(await Promise.race([pa.then(() => 'answered'), settled().then(() => 'waiting')])).toBe('waiting');
   });
 
+  /** Triggers job `name` now, the dispatcher as its hand-off (Store.triggerRun). */
+  const trigger = (name: string) =>
+    store.triggerRun(name, { params: null, priority: null }, Date.now(), undefined, undefined, dispatcher);
+
   async function manualJob(handler: string) {
     const name = `trigger-${handler}-${n++}`;
     await store.createJob(compileJob({ name, handler, trigger: { kind: 'manual' } }), null, Date.now());
@@ -322,14 +326,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (dialect, open) =>
     store.subscribe((event) => {
       if (event.type === 'runs') events.push(event);
     });
-    const run = await store.triggerRun(
-      name,
-      { params: null, priority: null },
-      Date.now(),
-      undefined,
-      undefined,
-      dispatcher,
-    );
+    const run = await trigger(name);
     expect((await pa).map((c) => c.runId)).toEqual([run!.id]);
     await settled();
     if (dialect === 'sqlite') {
@@ -351,14 +348,7 @@ describe.each(dialects)('Dispatcher, many waiting polls: %s', (dialect, open) =>
     const [pb] = await waiting('b');
     const name = await manualJob('x');
     claims = [];
-    const run = await store.triggerRun(
-      name,
-      { params: null, priority: null },
-      Date.now(),
-      undefined,
-      undefined,
-      dispatcher,
-    );
+    const run = await trigger(name);
     expect(run).toMatchObject({ status: 'queued' });
     expect((await pb).map((c) => c.runId)).toEqual([run!.id]);
     await until(() => claims.includes('a'));

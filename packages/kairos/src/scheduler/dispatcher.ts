@@ -24,8 +24,6 @@ interface Wake {
 
 /** A poll listening for its group's events; `wake` null: every listener is woken (close, unknown group). */
 interface Listener {
-  /** The poll's number, in the order polls began. */
-  readonly poll: number;
   readonly request: PollRequest;
   onEvent(wake: Wake | null): void;
   /** Takes the poll for a trigger's hand-off when it waits (see `Dispatcher.take`); null: it does not. */
@@ -34,6 +32,7 @@ interface Listener {
 
 /** Whose a poll is and what it asks for. */
 interface PollRequest {
+  /** The poll's number, in the order polls began. */
   readonly poll: number;
   readonly workerId: string;
   readonly max: number;
@@ -58,7 +57,7 @@ interface PollRequest {
  *
  * A trigger hands its run to a waiting poll itself (`take`, see `Store.triggerRun`; SQLite): the
  * store claims for the poll's worker in the trigger's transaction and the poll answers what it was
- * given, with no event, no wake and no claim of its own.
+ * given, with no wake and no claim of its own.
  */
 export class Dispatcher implements PollHandOff {
   private readonly waiters = new Map<string, Set<Listener>>();
@@ -151,7 +150,7 @@ export class Dispatcher implements PollHandOff {
   }
 
   /**
-   * The oldest poll of `group` that waits for runs and asks for some, taken from the waiting: no
+   * The poll of `group` waiting longest since its last claim that asks for runs, taken from the waiting: no
    * event reaches it and its wait does not end until `give` (or its worker hangs up).
    */
   take(group: string): WaitingPoll | null {
@@ -204,14 +203,14 @@ export class Dispatcher implements PollHandOff {
   private passOn(group: string, wake: Wake): void {
     const listener = this.nextListener(group, wake);
     if (!listener) return;
-    wake.visited.add(listener.poll);
+    wake.visited.add(listener.request.poll);
     this.remove(group, listener);
     listener.onEvent(wake);
   }
 
   private nextListener(group: string, wake: Wake): Listener | undefined {
     for (const listener of this.waiters.get(group) ?? [])
-      if (listener.poll <= wake.upTo && !wake.visited.has(listener.poll)) return listener;
+      if (listener.request.poll <= wake.upTo && !wake.visited.has(listener.request.poll)) return listener;
     return undefined;
   }
 
@@ -263,7 +262,6 @@ export class Dispatcher implements PollHandOff {
     let taken = false;
     let timer: NodeJS.Timeout | undefined;
     const listener: Listener = {
-      poll: request.poll,
       request,
       onEvent: (wake) => {
         fired = true;

@@ -194,8 +194,7 @@ export interface Store {
    * after the commit (`give`, called exactly once for a poll taken, with nothing when the write
    * failed; a claim that failed leaves the trigger written and gives nothing). A run handed is
    * answered running; the group's event goes out as without a hand-off unless the run went to the
-   * poll, alone (not a broadcast's shards) and with room to spare in the poll (see
-   * {@link handedAll}). One claim, one commit and one wake fewer between a trigger and its start.
+   * poll, alone (not a broadcast's shards) and with room to spare in the poll. One claim, one commit and one wake fewer between a trigger and its start.
    * PostgreSQL ignores `handOff`: a transaction around the two statements takes four round trips
    * where they take two alone, and costs more than the commit it saves.
    */
@@ -1098,16 +1097,4 @@ export interface AttemptOutcome extends AttemptDecision {
    * (a peer in its group, a guessed run id) changes nothing.
    */
   workerId?: string;
-}
-
-/**
- * Whether a trigger's hand-off left nothing for another poll: its one run (not a broadcast's first
- * shard, whose other shards wait for other workers) went to the poll, which took fewer than it
- * asked for (a poll that took as many may have left more behind). Else the trigger raises its
- * group's event, as without a hand-off.
- */
-export function handedAll(run: RunRecord, handed: readonly ClaimedRun[], poll: WaitingPoll | null): boolean {
-  return (
-    poll !== null && run.shard === null && handed.length < poll.max && handed.some((c) => c.runId === run.id)
-  );
 }

@@ -27,7 +27,7 @@ import type {
 } from '../store.ts';
 import { appendAudit, auditValues } from './access.ts';
 import { shardNewRuns } from './broadcasts.ts';
-import { CHANNEL, hash, type PostgresConnection, preparedQuery } from './connection.ts';
+import { CHANNEL, type PostgresConnection, preparedQuery } from './connection.ts';
 import { getJob } from './jobs.ts';
 import * as quotas from './quotas.ts';
 import { afterRunsEnded } from './schedules.ts';
@@ -226,20 +226,16 @@ export async function enqueueRuns(
   const keys = [...new Set(input.flatMap((r) => (r.key === null ? [] : [r.key])))];
   if (keys.length > 0 || limit !== null) return enqueueKeyedRuns(c, jobId, requests, input, keys, now, limit);
   const enqueue = async (db: pg.Pool | pg.PoolClient, broadcast: boolean) => {
-    const { rows } = await db.query<EnqueuedRow>({
-      name: `kairos_enqueueRuns_${hash(ENQUEUE)}`,
-      text: ENQUEUE,
-      values: [
-        jobId,
-        JSON.stringify(input),
-        now,
-        CHANNEL,
-        c.origin,
-        broadcast,
-        c.peers,
-        c.options.schema ?? null,
-      ],
-    });
+    const rows = await preparedQuery<EnqueuedRow>(db, 'enqueueRuns', ENQUEUE, [
+      jobId,
+      JSON.stringify(input),
+      now,
+      CHANNEL,
+      c.origin,
+      broadcast,
+      c.peers,
+      c.options.schema ?? null,
+    ]);
     if (rows.length === 0) throw new KairosError('JOB_NOT_FOUND', `job ${jobId} does not exist`);
     return rows[0]!;
   };

@@ -17,18 +17,17 @@ import {
   runFromRow,
   traceColumn,
 } from '../rows.ts';
-import {
-  type AttemptRecord,
-  type ClaimedRun,
-  type EnqueueRequest,
-  handedAll,
-  type MaxQueuedRuns,
-  type PollHandOff,
-  type RunQuery,
-  type RunRecord,
-  type RunTimingRequest,
-  type TriggerRunRequest,
-  type WaitingPoll,
+import type {
+  AttemptRecord,
+  ClaimedRun,
+  EnqueueRequest,
+  MaxQueuedRuns,
+  PollHandOff,
+  RunQuery,
+  RunRecord,
+  RunTimingRequest,
+  TriggerRunRequest,
+  WaitingPoll,
 } from '../store.ts';
 import { writeAudit } from './access.ts';
 import { endRun } from './attempts.ts';
@@ -140,6 +139,18 @@ export function triggerRun(
   poll?.give(handed);
   if (out?.group && !handedAll(out.run, handed, poll)) c.emit({ type: 'runs', group: out.group });
   return out?.run ?? null;
+}
+
+/**
+ * Whether a trigger's hand-off left nothing for another poll: its one run (not a broadcast's first
+ * shard, whose other shards wait for other workers) went to the poll, which took fewer than it
+ * asked for (a poll that took as many may have left more behind). Else the trigger raises its
+ * group's event, as without a hand-off.
+ */
+function handedAll(run: RunRecord, handed: readonly ClaimedRun[], poll: WaitingPoll | null): boolean {
+  return (
+    poll !== null && run.shard === null && handed.length < poll.max && handed.some((c) => c.runId === run.id)
+  );
 }
 
 /**
